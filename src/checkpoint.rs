@@ -1,0 +1,110 @@
+//! Checkpoints: C2SP tlog-checkpoint bodies signed as C2SP signed notes with the ledger's
+//! Ed25519 key, byte-compatible with Go's sumdb/note (DESIGN 3.3). Signing and verifying notes
+//! is Cloudflare's `signed_note`; this module binds it to our origin and key. Cosignatures of
+//! witnesses (C2SP tlog-cosignature) are kept in the note untouched. Not the place for trees.
+
+use crate::keys::KeyPair;
+use crate::merkle::{Hash, HashB64};
+use signed_note::{Note, Signer, StandardVerifier, VerifierList};
+
+/// A checkpoint body: what the ledger signs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreeHead {
+    pub tree_size: u64,
+    pub root_hash: Hash,
+}
+
+/// A checkpoint that verified under a verifier key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedCheckpoint {
+    pub origin: String,
+    pub head: TreeHead,
+    /// The note as it was given (with every signature, cosignatures included).
+    pub note: Vec<u8>,
+}
+
+/// Why a checkpoint note is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("malformed signed note: {0}")]
+    MalformedNote(String),
+    #[error("no valid signature by {0}")]
+    Unverified(String),
+    #[error("malformed checkpoint body")]
+    MalformedBody,
+    #[error("checkpoint origin {got:?} is not the ledger's {want:?}")]
+    WrongOrigin { got: String, want: String },
+    #[error("malformed verifier key: {0}")]
+    MalformedVerifierKey(String),
+}
+
+/// The ledger's note signer: key name = the ledger's origin.
+pub struct LedgerSigner {
+    name: String,
+    key: KeyPair,
+    id: u32,
+}
+
+impl LedgerSigner {
+    pub fn new(origin: &str, key: KeyPair) -> Self {
+        let mut pk = vec![0x01];
+        pk.extend_from_slice(&key.public());
+        let id = signed_note::key_id(origin, &pk);
+        Self { name: origin.to_owned(), key, id }
+    }
+
+    /// `<name>+<hex key id>+<base64(0x01 || public key)>`.
+    pub fn verifier_key(&self) -> String {
+        signed_note::new_ed25519_verifier_key(&self.name, &self.key.verifying_key())
+    }
+
+    /// Signs the checkpoint of `head`; returns the whole note.
+    pub fn sign(&self, head: &TreeHead) -> Vec<u8> {
+        let body = checkpoint_body(&self.name, head);
+        let mut note = Note::new(body.as_bytes(), &[]).expect("checkpoint body is a valid note text");
+        note.add_sigs(&[self]).expect("ledger key name is a valid note key name");
+        note.to_bytes()
+    }
+}
+
+impl Signer for LedgerSigner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn key_id(&self) -> u32 {
+        self.id
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+}
+
+/// `<origin>\n<tree size>\n<base64 root hash>\n`.
+pub fn checkpoint_body(origin: &str, head: &TreeHead) -> String {
+    format!("{origin}\n{}\n{}\n", head.tree_size, head.root_hash.to_b64())
+}
+
+/// Verifies a checkpoint note with `vkey` and checks its origin.
+pub fn verify_checkpoint(note: &[u8], vkey: &str, origin: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
+    let verifier = StandardVerifier::new(vkey).map_err(|e| CheckpointError::MalformedVerifierKey(e.to_string()))?;
+    let name = signed_note::Verifier::name(&verifier).to_owned();
+    let parsed = Note::from_bytes(note).map_err(|e| CheckpointError::MalformedNote(e.to_string()))?;
+    let list = VerifierList::new(vec![Box::new(verifier)]);
+    parsed.verify(&list).map_err(|_| CheckpointError::Unverified(name))?;
+    let body = tlog_tiles::Checkpoint::from_bytes(parsed.text()).map_err(|_| CheckpointError::MalformedBody)?;
+    if body.origin() != origin {
+        return Err(CheckpointError::WrongOrigin { got: body.origin().to_owned(), want: origin.to_owned() });
+    }
+    Ok(VerifiedCheckpoint {
+        origin: body.origin().to_owned(),
+        head: TreeHead { tree_size: body.size(), root_hash: *body.hash() },
+        note: note.to_vec(),
+    })
+}
+
+/// Reads origin and tree head from a note without verifying it (for reports on bad notes).
+pub fn parse_unverified(note: &[u8]) -> Option<(String, TreeHead)> {
+    let parsed = Note::from_bytes(note).ok()?;
+    let body = tlog_tiles::Checkpoint::from_bytes(parsed.text()).ok()?;
+    Some((body.origin().to_owned(), TreeHead { tree_size: body.size(), root_hash: *body.hash() }))
+}

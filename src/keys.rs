@@ -1,0 +1,230 @@
+//! Ed25519 keys as zachetka names them: author keys as `did:key`, the ledger's note key, and the
+//! one signature acceptance rule (ed25519-dalek's `verify_strict`). Not the place for authority:
+//! whether a key may write something is decided by the rules, not here.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// The multicodec prefix of an Ed25519 public key (varint 0xed, 0x01).
+const MULTICODEC_ED25519_PUB: [u8; 2] = [0xed, 0x01];
+
+/// Why a key or signature is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("author is not a did:key Ed25519 identifier: {0}")]
+    MalformedDid(String),
+    #[error("public key is not a point on the curve")]
+    NotOnCurve,
+    #[error("public key has small order (a weak key signs almost any message)")]
+    WeakKey,
+    #[error("signature is not 64 bytes of standard padded base64")]
+    MalformedSignature,
+    #[error("signature does not verify under the strict rule")]
+    BadSignature,
+    #[error("key file is malformed: {0}")]
+    MalformedKeyFile(String),
+}
+
+/// The `did:key` of an Ed25519 public key.
+pub fn did_from_public(key: &[u8; 32]) -> String {
+    let mut bytes = Vec::with_capacity(34);
+    bytes.extend_from_slice(&MULTICODEC_ED25519_PUB);
+    bytes.extend_from_slice(key);
+    format!("did:key:z{}", bs58::encode(bytes).into_string())
+}
+
+/// The 32-byte public key named by a `did:key` (syntax only; the point is checked by
+/// [`verifying_key`]).
+pub fn public_from_did(did: &str) -> Result<[u8; 32], KeyError> {
+    let bad = || KeyError::MalformedDid(did.chars().take(80).collect());
+    let b58 = did.strip_prefix("did:key:z").ok_or_else(bad)?;
+    if b58.len() > 64 {
+        return Err(bad());
+    }
+    let bytes = bs58::decode(b58).into_vec().map_err(|_| bad())?;
+    if bytes.len() != 34 || bytes[..2] != MULTICODEC_ED25519_PUB {
+        return Err(bad());
+    }
+    Ok(bytes[2..].try_into().expect("length checked above"))
+}
+
+/// Decompresses a public key and refuses small-order (weak) keys.
+pub fn verifying_key(public: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+    let key = VerifyingKey::from_bytes(public).map_err(|_| KeyError::NotOnCurve)?;
+    if key.is_weak() {
+        return Err(KeyError::WeakKey);
+    }
+    Ok(key)
+}
+
+/// Decodes a transported signature: standard padded base64 of exactly 64 bytes.
+pub fn decode_signature(b64: &str) -> Result<Signature, KeyError> {
+    if b64.len() != 88 {
+        return Err(KeyError::MalformedSignature);
+    }
+    let bytes = B64.decode(b64).map_err(|_| KeyError::MalformedSignature)?;
+    let bytes: [u8; 64] = bytes.try_into().map_err(|_| KeyError::MalformedSignature)?;
+    Ok(Signature::from_bytes(&bytes))
+}
+
+/// The acceptance rule for every signature zachetka stores: `verify_strict` (canonical S,
+/// neither A nor R of small order, cofactorless equation). Every faster path must accept
+/// exactly this set.
+pub fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
+    key.verify_strict(msg, sig).map_err(|_| KeyError::BadSignature)
+}
+
+/// Decompressed verifying keys by public key bytes, so a teacher who signs ten thousand grades
+/// pays for the point decompression once. Safe to share between threads.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: RwLock<HashMap<[u8; 32], VerifyingKey>>,
+}
+
+/// How many keys the cache holds before it starts over (a bound, not an LRU: the working set of
+/// authors in one region is far below it).
+const KEY_CACHE_LEN_MAX: usize = 200_000;
+
+impl KeyCache {
+    /// The verifying key for `public`, decompressed and checked once.
+    pub fn get(&self, public: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+        if let Some(k) = self.keys.read().expect("key cache lock poisoned").get(public) {
+            return Ok(*k);
+        }
+        let key = verifying_key(public)?;
+        let mut keys = self.keys.write().expect("key cache lock poisoned");
+        if keys.len() >= KEY_CACHE_LEN_MAX {
+            keys.clear();
+        }
+        keys.insert(*public, key);
+        Ok(key)
+    }
+}
+
+/// A signing key held by a zachetka process (an author's or the ledger's).
+#[derive(Clone)]
+pub struct KeyPair {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyPair({})", self.did())
+    }
+}
+
+impl KeyPair {
+    /// A key from its 32-byte RFC 8032 seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self { signing: SigningKey::from_bytes(seed) }
+    }
+
+    /// A fresh key from the operating system's randomness.
+    pub fn generate() -> Self {
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        Self::from_seed(&seed)
+    }
+
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    pub fn did(&self) -> String {
+        did_from_public(&self.public())
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        self.signing.sign(msg)
+    }
+
+    /// The key file format: a JSON object with the hex seed and the did (for humans).
+    pub fn to_key_file(&self) -> String {
+        let seed: String = self.seed().iter().map(|b| format!("{b:02x}")).collect();
+        format!("{{\"did\":\"{}\",\"seed_hex\":\"{}\"}}\n", self.did(), seed)
+    }
+
+    pub fn from_key_file(text: &str) -> Result<Self, KeyError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| KeyError::MalformedKeyFile(e.to_string()))?;
+        let hex = v
+            .get("seed_hex")
+            .and_then(|s| s.as_str())
+            .ok_or_else(|| KeyError::MalformedKeyFile("no seed_hex".into()))?;
+        let seed = decode_hex32(hex).ok_or_else(|| KeyError::MalformedKeyFile("seed_hex is not 64 hex digits".into()))?;
+        let key = Self::from_seed(&seed);
+        if let Some(did) = v.get("did").and_then(|d| d.as_str()) {
+            if did != key.did() {
+                return Err(KeyError::MalformedKeyFile("did does not match the seed".into()));
+            }
+        }
+        Ok(key)
+    }
+}
+
+/// Parses 64 hex digits.
+pub fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Standard padded base64, the one encoding of signatures and hashes in our formats.
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+/// Decodes standard padded base64 (strict: no whitespace, canonical padding).
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    B64.decode(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_round_trips_and_rejects_garbage() {
+        let k = KeyPair::from_seed(&[7u8; 32]);
+        let did = k.did();
+        assert!(did.starts_with("did:key:z6Mk"), "{did}");
+        assert_eq!(public_from_did(&did).unwrap(), k.public());
+        for bad in ["did:key:", "did:web:x", "did:key:z111", "did:key:zzzz0OIl"] {
+            assert!(public_from_did(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        // The identity point (y = 1) has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(verifying_key(&identity).unwrap_err(), KeyError::WeakKey);
+    }
+
+    #[test]
+    fn signatures_must_be_padded_standard_base64_of_64_bytes() {
+        let k = KeyPair::from_seed(&[1u8; 32]);
+        let s = b64(&k.sign(b"m").to_bytes());
+        assert!(decode_signature(&s).is_ok());
+        assert!(decode_signature(s.trim_end_matches('=')).is_err());
+        assert!(decode_signature(&s.replace('+', "-")).is_err() || !s.contains('+'));
+        assert!(decode_signature(&b64(&[0u8; 63])).is_err());
+    }
+}

@@ -1,0 +1,577 @@
+//! The ledger: the append pipeline and the reads built on one store. Decode and verify run on
+//! every core (bounded by the caller's batch and the queue), one sequencer thread orders, group
+//! commits (one durable flush per batch) and signs one checkpoint per batch, then acknowledges.
+//! Not the place for HTTP or for the education rules.
+
+use crate::checkpoint::{LedgerSigner, TreeHead};
+use crate::event::{self, EntryMeta, VerifiedEvent, ENTRY_BYTES_MAX};
+use crate::keys::{KeyCache, KeyPair};
+use crate::merkle::{self, Hash, HashB64, HashReader};
+use crate::refusal::{Code, Refusal};
+use crate::store::{BatchEntry, CommitBatch, IdRecord, LedgerConfig, Store, StoreError, StoreHashes, StreamHead};
+use crate::time::Clock;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What an acknowledged append returns (DESIGN 3.5): the entry's position and the size of the
+/// first checkpoint that covers it, so it is provable at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Receipt {
+    pub seq: u64,
+    #[serde(serialize_with = "ser_hash")]
+    pub leaf_hash: Hash,
+    pub stream_version: u64,
+    pub tree_size: u64,
+}
+
+fn ser_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&h.to_b64())
+}
+
+/// Limits of the pipeline. Every queue and batch is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most events one commit batch holds (one flush, one checkpoint).
+    pub batch_len_max: usize,
+    /// Most submissions waiting for the sequencer before appends are refused as `busy`.
+    pub queue_depth_max: usize,
+    /// Most events one request may carry.
+    pub request_len_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { batch_len_max: 8192, queue_depth_max: 1024, request_len_max: 10_000 }
+    }
+}
+
+/// Errors of opening or creating a ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store holds no ledger; run `zachetka init` first")]
+    NotInitialized,
+    #[error("the ledger key does not match the store's verifier key {0}")]
+    WrongLedgerKey(String),
+    #[error("the head checkpoint does not verify: {0}")]
+    BadHead(String),
+}
+
+type Reply = tokio::sync::oneshot::Sender<Vec<Result<Receipt, Refusal>>>;
+
+struct Submission {
+    events: Vec<VerifiedEvent>,
+    reply: Reply,
+}
+
+struct Shared {
+    config: LedgerConfig,
+    store: Arc<dyn Store>,
+    keys: KeyCache,
+    head: RwLock<(TreeHead, Arc<Vec<u8>>)>,
+    head_watch: tokio::sync::watch::Sender<u64>,
+    /// Set when a commit failed: the ledger stops writing and keeps serving reads.
+    failed: AtomicBool,
+    queued: AtomicU64,
+    limits: Limits,
+}
+
+/// A ledger open for appends and reads. Cheap to clone; all clones share one sequencer.
+#[derive(Clone)]
+pub struct Ledger {
+    shared: Arc<Shared>,
+    tx: SyncSender<Submission>,
+    _sequencer: Arc<SequencerHandle>,
+}
+
+struct SequencerHandle {
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for SequencerHandle {
+    fn drop(&mut self) {
+        // The last Ledger clone is gone; its sender dropped first, so the thread drains and ends.
+        if let Some(t) = self.thread.lock().expect("sequencer handle lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Creates a ledger in an empty store and signs the checkpoint of the empty tree.
+pub fn init_store(store: &dyn Store, origin: &str, ledger_key: &KeyPair, authority_did: &str) -> Result<LedgerConfig, LedgerError> {
+    let signer = LedgerSigner::new(origin, ledger_key.clone());
+    let config = LedgerConfig { origin: origin.to_owned(), authority: authority_did.to_owned(), verifier_key: signer.verifier_key() };
+    store.init(&config)?;
+    Ok(config)
+}
+
+impl Ledger {
+    /// Opens the ledger in `store` with its key; starts the sequencer thread.
+    pub fn open(store: Arc<dyn Store>, ledger_key: KeyPair, clock: Arc<dyn Clock>, limits: Limits) -> Result<Self, LedgerError> {
+        let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
+        let signer = LedgerSigner::new(&config.origin, ledger_key);
+        if signer.verifier_key() != config.verifier_key {
+            return Err(LedgerError::WrongLedgerKey(config.verifier_key.clone()));
+        }
+        let head = match store.head()? {
+            Some((head, note)) => {
+                let v = crate::checkpoint::verify_checkpoint(&note, &config.verifier_key, &config.origin)
+                    .map_err(|e| LedgerError::BadHead(e.to_string()))?;
+                if v.head != head {
+                    return Err(LedgerError::BadHead("checkpoint body differs from the stored head".into()));
+                }
+                (head, Arc::new(note))
+            }
+            None => {
+                let head = TreeHead { tree_size: 0, root_hash: merkle::EMPTY_ROOT };
+                (head, Arc::new(signer.sign(&head)))
+            }
+        };
+        let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            keys: KeyCache::default(),
+            head: RwLock::new(head),
+            head_watch,
+            failed: AtomicBool::new(false),
+            queued: AtomicU64::new(0),
+            limits,
+        });
+        let (tx, rx) = sync_channel(limits.queue_depth_max);
+        let seq_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("zachetka-sequencer".into())
+            .spawn(move || Sequencer::new(seq_shared, signer, clock).run(rx))
+            .expect("spawn sequencer thread");
+        Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
+    }
+
+    pub fn config(&self) -> &LedgerConfig {
+        &self.shared.config
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Whether a failed commit stopped writes.
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// The latest tree head and its checkpoint note.
+    pub fn head(&self) -> (TreeHead, Arc<Vec<u8>>) {
+        self.shared.head.read().expect("head lock").clone()
+    }
+
+    /// Watches the committed tree size (feeds follow it).
+    pub fn watch_tree_size(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.head_watch.subscribe()
+    }
+
+    /// Verifies transported signed events on every core; in order.
+    pub fn verify(&self, signed: Vec<serde_json::Value>) -> Vec<Result<VerifiedEvent, Refusal>> {
+        let origin = self.shared.config.origin.as_str();
+        let keys = &self.shared.keys;
+        signed.into_par_iter().with_min_len(16).map(|v| event::verify_signed(v, origin, keys)).collect()
+    }
+
+    /// Verifies and appends signed events; one receipt or refusal per event, in order. Blocks
+    /// until the batch holding them is durable. Call from a blocking context.
+    pub fn append_blocking(&self, signed: Vec<serde_json::Value>) -> Vec<Result<Receipt, Refusal>> {
+        match self.submit(signed) {
+            Ok(pending) => pending.wait_blocking(),
+            Err(r) => vec![Err(r)],
+        }
+    }
+
+    /// Verifies the events (on the calling thread and rayon's pool) and queues the valid ones
+    /// for the sequencer. `Err` refuses the whole request (`busy`, `unavailable`, `batch_too_long`).
+    pub fn submit(&self, signed: Vec<serde_json::Value>) -> Result<Pending, Refusal> {
+        let n = signed.len();
+        if n > self.shared.limits.request_len_max {
+            return Err(Refusal::new(Code::BatchTooLong, format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max)));
+        }
+        if self.is_failed() {
+            return Err(Refusal::new(Code::Unavailable, "a commit failed; the ledger stopped writing (reads continue)"));
+        }
+        let verified = self.verify(signed);
+        let mut results: Vec<Option<Result<Receipt, Refusal>>> = Vec::with_capacity(n);
+        let mut valid = Vec::with_capacity(n);
+        for v in verified {
+            match v {
+                Ok(ev) => {
+                    valid.push(ev);
+                    results.push(None);
+                }
+                Err(r) => results.push(Some(Err(r))),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(Pending { results, rx: None });
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(Submission { events: valid, reply }) {
+            Ok(()) => Ok(Pending { results, rx: Some(rx) }),
+            Err(TrySendError::Full(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Refusal::new(Code::Busy, "the sequencer queue is full; retry shortly"))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Refusal::new(Code::Unavailable, "the sequencer stopped"))
+            }
+        }
+    }
+
+    /// Submissions waiting for the sequencer.
+    pub fn queue_depth(&self) -> u64 {
+        self.shared.queued.load(Ordering::SeqCst)
+    }
+
+    /// Canonical bytes of entries `from..from+limit` (within the committed tree).
+    pub fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let size = self.head().0.tree_size;
+        if from >= size {
+            return Ok(vec![]);
+        }
+        self.shared.store.entries(from, limit.min(size - from))
+    }
+
+    /// Inclusion proof of `leaf_index` in the tree of `tree_size` (at most the current size).
+    pub fn prove_inclusion(&self, leaf_index: u64, tree_size: u64) -> Result<Vec<Hash>, merkle::ProofError> {
+        self.check_size(tree_size)?;
+        merkle::prove_inclusion(leaf_index, tree_size, &StoreHashes(&*self.shared.store))
+    }
+
+    /// Consistency proof between two tree sizes (at most the current size).
+    pub fn prove_consistency(&self, first: u64, second: u64) -> Result<Vec<Hash>, merkle::ProofError> {
+        self.check_size(second)?;
+        merkle::prove_consistency(first, second, &StoreHashes(&*self.shared.store))
+    }
+
+    /// Root hash of the tree of `tree_size` (at most the current size).
+    pub fn root(&self, tree_size: u64) -> Result<Hash, merkle::ProofError> {
+        self.check_size(tree_size)?;
+        merkle::root(tree_size, &StoreHashes(&*self.shared.store))
+    }
+
+    fn check_size(&self, tree_size: u64) -> Result<(), merkle::ProofError> {
+        let log_size = self.head().0.tree_size;
+        if tree_size > log_size {
+            return Err(merkle::ProofError::BeyondLog { tree_size, log_size });
+        }
+        Ok(())
+    }
+
+    /// A hash tile of the current tree, or `None` if it does not exist at that width.
+    pub fn hash_tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Vec<u8>>, merkle::ProofError> {
+        let size = self.head().0.tree_size;
+        merkle::read_hash_tile(level, index, width, size, &StoreHashes(&*self.shared.store))
+    }
+
+    /// An entry bundle (C2SP tlog-tiles): each entry as a big-endian u16 length and its bytes.
+    pub fn entry_bundle(&self, index: u64, width: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let size = self.head().0.tree_size;
+        let Some(start) = index.checked_mul(merkle::TILE_WIDTH) else { return Ok(None) };
+        if start.checked_add(width).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        let entries = self.shared.store.entries(start, width)?;
+        let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
+        for e in entries {
+            assert!(e.len() <= ENTRY_BYTES_MAX, "entries are bounded at append");
+            out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+            out.extend_from_slice(&e);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Receipts still on their way from the sequencer.
+pub struct Pending {
+    results: Vec<Option<Result<Receipt, Refusal>>>,
+    rx: Option<tokio::sync::oneshot::Receiver<Vec<Result<Receipt, Refusal>>>>,
+}
+
+impl Pending {
+    fn merge(mut self, got: Option<Vec<Result<Receipt, Refusal>>>) -> Vec<Result<Receipt, Refusal>> {
+        let mut got = got.map(|g| g.into_iter());
+        self.results
+            .drain(..)
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => match got.as_mut().and_then(Iterator::next) {
+                    Some(r) => r,
+                    None => Err(Refusal::new(Code::Unavailable, "the sequencer stopped before answering")),
+                },
+            })
+            .collect()
+    }
+
+    pub fn wait_blocking(mut self) -> Vec<Result<Receipt, Refusal>> {
+        let got = self.rx.take().map(|rx| rx.blocking_recv().ok()).unwrap_or(None);
+        self.merge(got)
+    }
+
+    pub async fn wait(mut self) -> Vec<Result<Receipt, Refusal>> {
+        let got = match self.rx.take() {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        self.merge(got)
+    }
+}
+
+/// The single writer. Owns the in-memory stream-head cache and the next seq.
+struct Sequencer {
+    shared: Arc<Shared>,
+    signer: LedgerSigner,
+    clock: Arc<dyn Clock>,
+    stream_cache: HashMap<String, StreamHead>,
+}
+
+const STREAM_CACHE_LEN_MAX: usize = 1_000_000;
+
+/// A batch being assembled: new stored hashes overlay the store's.
+struct Draft<'a> {
+    store: &'a dyn Store,
+    first_seq: u64,
+    /// Stored hashes of this batch, from `stored_hash_index_of_leaf(first_seq)`.
+    hashes: Vec<Hash>,
+    base_index: u64,
+    entries: Vec<BatchEntry>,
+    streams: HashMap<String, StreamHead>,
+    ids: HashMap<String, usize>,
+}
+
+impl HashReader for Draft<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        let old: Vec<u64> = indexes.iter().copied().filter(|i| *i < self.base_index).collect();
+        let mut old = if old.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.store.read_hashes(&old).map_err(|_| tlog_tiles::Error::IndexesNotInTree)?.into_iter()
+        };
+        indexes
+            .iter()
+            .map(|i| {
+                if *i < self.base_index {
+                    old.next().ok_or(tlog_tiles::Error::IndexesNotInTree)
+                } else {
+                    self.hashes.get((*i - self.base_index) as usize).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)
+                }
+            })
+            .collect()
+    }
+}
+
+enum Outcome {
+    /// Index of the new entry in the draft.
+    New(usize),
+    /// The same event is already in the log (or earlier in this batch).
+    Existing(Receipt),
+    /// Same event earlier in this batch: its draft index.
+    SameInBatch(usize),
+    Refused(Refusal),
+}
+
+impl Sequencer {
+    fn new(shared: Arc<Shared>, signer: LedgerSigner, clock: Arc<dyn Clock>) -> Self {
+        Self { shared, signer, clock, stream_cache: HashMap::new() }
+    }
+
+    fn run(mut self, rx: Receiver<Submission>) {
+        let batch_len_max = self.shared.limits.batch_len_max;
+        while let Ok(first) = rx.recv() {
+            let mut n = first.events.len();
+            let mut subs = vec![first];
+            // Group commit: take whatever queued while the previous batch was flushing.
+            while n < batch_len_max {
+                match rx.try_recv() {
+                    Ok(s) => {
+                        n += s.events.len();
+                        subs.push(s);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.shared.queued.fetch_sub(subs.len() as u64, Ordering::SeqCst);
+            self.process(subs);
+        }
+    }
+
+    fn stream_head(&mut self, draft: &Draft, stream: &str) -> Result<Option<StreamHead>, StoreError> {
+        if let Some(h) = draft.streams.get(stream) {
+            return Ok(Some(*h));
+        }
+        if let Some(h) = self.stream_cache.get(stream) {
+            return Ok(Some(*h));
+        }
+        let h = self.shared.store.stream_head(stream)?;
+        if let Some(h) = h {
+            if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
+                self.stream_cache.clear();
+            }
+            self.stream_cache.insert(stream.to_owned(), h);
+        }
+        Ok(h)
+    }
+
+    fn admit(&mut self, draft: &mut Draft, ev: VerifiedEvent, recorded_at: i64) -> Result<Outcome, StoreError> {
+        let digest = ev.content_digest();
+        if let Some(&i) = draft.ids.get(&ev.id) {
+            return Ok(if draft.entries[i].id_record.digest == digest {
+                Outcome::SameInBatch(i)
+            } else {
+                Outcome::Refused(Refusal::new(Code::EventIdConflict, format!("event id {} was used earlier in this batch for other content", ev.id)))
+            });
+        }
+        if let Some(rec) = self.shared.store.id_record(&ev.id)? {
+            return Ok(if rec.digest == digest {
+                Outcome::Existing(Receipt { seq: rec.seq, leaf_hash: rec.leaf_hash, stream_version: rec.stream_version, tree_size: rec.tree_size })
+            } else {
+                Outcome::Refused(Refusal::new(Code::EventIdConflict, format!("event id {} is already entry {} with other content", ev.id, rec.seq)))
+            });
+        }
+        let head = self.stream_head(draft, &ev.stream)?;
+        let stream_version = head.map(|h| h.len).unwrap_or(0);
+        if let Some(expected) = ev.expected_version {
+            if expected != stream_version {
+                return Ok(Outcome::Refused(Refusal::new(
+                    Code::StreamVersionConflict,
+                    format!("stream {} has {stream_version} entries; the event expected {expected}", ev.stream),
+                )));
+            }
+        }
+        let seq = draft.first_seq + draft.entries.len() as u64;
+        let meta = EntryMeta { seq, recorded_at_unix: recorded_at, stream_version, stream_prev: head.map(|h| h.last_leaf_hash) };
+        let bytes = event::entry_bytes(&meta, &ev.canonical, &ev.sig);
+        if bytes.len() > ENTRY_BYTES_MAX {
+            return Ok(Outcome::Refused(Refusal::new(
+                Code::EntryTooLarge,
+                format!("the entry would be {} bytes, the limit is {ENTRY_BYTES_MAX}", bytes.len()),
+            )));
+        }
+        let leaf = merkle::leaf_hash(&bytes);
+        let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| StoreError::Io(e.to_string()))?;
+        draft.hashes.extend_from_slice(&new_hashes);
+        let i = draft.entries.len();
+        draft.streams.insert(ev.stream.clone(), StreamHead { len: stream_version + 1, last_leaf_hash: leaf, last_seq: seq });
+        draft.ids.insert(ev.id.clone(), i);
+        draft.entries.push(BatchEntry {
+            bytes,
+            hashes: new_hashes,
+            id: ev.id,
+            id_record: IdRecord { seq, stream_version, tree_size: 0, leaf_hash: leaf, digest },
+            stream: ev.stream,
+        });
+        Ok(Outcome::New(i))
+    }
+
+    fn process(&mut self, subs: Vec<Submission>) {
+        let store = self.shared.store.clone();
+        let first_seq = self.shared.head.read().expect("head lock").0.tree_size;
+        let mut draft = Draft {
+            store: &*store,
+            first_seq,
+            hashes: Vec::new(),
+            base_index: merkle::stored_hash_index_of_leaf(first_seq),
+            entries: Vec::new(),
+            streams: HashMap::new(),
+            ids: HashMap::new(),
+        };
+        let recorded_at = self.clock.now_unix();
+        let mut outcomes: Vec<(Reply, Vec<Outcome>)> = Vec::with_capacity(subs.len());
+        let mut failure: Option<String> = None;
+        for sub in subs {
+            let mut outs = Vec::with_capacity(sub.events.len());
+            for ev in sub.events {
+                if failure.is_some() || self.shared.failed.load(Ordering::SeqCst) {
+                    outs.push(Outcome::Refused(Refusal::new(Code::Unavailable, "the ledger stopped writing")));
+                    continue;
+                }
+                match self.admit(&mut draft, ev, recorded_at) {
+                    Ok(o) => outs.push(o),
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        outs.push(Outcome::Refused(Refusal::new(Code::Unavailable, format!("couldn't read the store: {e}"))));
+                    }
+                }
+            }
+            outcomes.push((sub.reply, outs));
+        }
+        let tree_size = first_seq + draft.entries.len() as u64;
+        if failure.is_none() && !draft.entries.is_empty() {
+            match self.commit(&mut draft, tree_size) {
+                Ok(()) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = &failure {
+            // Nothing of this batch was acknowledged; stop writing, keep serving reads.
+            tracing::error!(error = %e, first_seq, "commit failed; the ledger stops writing");
+            self.shared.failed.store(true, Ordering::SeqCst);
+            self.stream_cache.clear();
+        } else {
+            for (stream, head) in draft.streams.drain() {
+                if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
+                    self.stream_cache.clear();
+                }
+                self.stream_cache.insert(stream, head);
+            }
+        }
+        for (reply, outs) in outcomes {
+            let results = outs
+                .into_iter()
+                .map(|o| match o {
+                    _ if failure.is_some() => match o {
+                        Outcome::Refused(r) if r.code != Code::Unavailable => Err(r),
+                        _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
+                    },
+                    Outcome::New(i) | Outcome::SameInBatch(i) => {
+                        let r = &draft.entries[i].id_record;
+                        Ok(Receipt { seq: r.seq, leaf_hash: r.leaf_hash, stream_version: r.stream_version, tree_size })
+                    }
+                    Outcome::Existing(r) => Ok(r),
+                    Outcome::Refused(r) => Err(r),
+                })
+                .collect();
+            let _ = reply.send(results);
+        }
+    }
+
+    fn commit(&mut self, draft: &mut Draft, tree_size: u64) -> Result<(), String> {
+        let root = merkle::root(tree_size, &*draft).map_err(|e| e.to_string())?;
+        let head = TreeHead { tree_size, root_hash: root };
+        let checkpoint = self.signer.sign(&head);
+        for e in &mut draft.entries {
+            e.id_record.tree_size = tree_size;
+        }
+        let batch = CommitBatch {
+            first_seq: draft.first_seq,
+            entries: std::mem::take(&mut draft.entries),
+            stream_heads: draft.streams.iter().map(|(s, h)| (s.clone(), *h)).collect(),
+            head,
+            checkpoint,
+        };
+        let result = self.shared.store.commit(&batch);
+        draft.entries = batch.entries;
+        result.map_err(|e| e.to_string())?;
+        // Durable: publish the new head, then acknowledge (the caller does).
+        *self.shared.head.write().expect("head lock") = (head, Arc::new(batch.checkpoint));
+        self.shared.head_watch.send_replace(tree_size);
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Refusals are data: one stable snake_case code per reason an append is refused, and the one
+//! place where a code becomes an HTTP status. Not the place for the reasons' logic.
+
+use serde::Serialize;
+
+/// Every reason zachetka refuses an event or a request. The code strings are a stable contract:
+/// clients branch on them. Add codes; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// The body is not JSON, or not a signed event / array of them.
+    MalformedJson,
+    /// The request body exceeds the byte limit.
+    BodyTooLarge,
+    /// More events in one request than the batch limit.
+    BatchTooLong,
+    /// The event object lacks a field, has an unknown one, or a field has the wrong shape.
+    EventMalformed,
+    /// A signed payload carries a float, boolean or null (integers and strings only).
+    PayloadTypeNotAllowed,
+    /// The event's canonical form exceeds 32 KiB.
+    EventTooLarge,
+    /// The stored entry would exceed what one tlog-tiles entry bundle slot holds.
+    EntryTooLarge,
+    /// The event names another ledger (no cross-ledger replay).
+    WrongLedger,
+    /// `author` is not an Ed25519 `did:key`, or not a point on the curve.
+    AuthorMalformed,
+    /// The author key has small order.
+    KeyWeak,
+    /// `sig` is not 64 bytes of standard padded base64.
+    SignatureMalformed,
+    /// The signature does not verify under the strict rule.
+    SignatureInvalid,
+    /// The event id is not a lowercase UUID.
+    EventIdMalformed,
+    /// The event id was already used for different content.
+    EventIdConflict,
+    /// `expected_version` does not match the stream's length.
+    StreamVersionConflict,
+    /// The author's key is not granted any right in this ledger.
+    KeyUnknown,
+    /// The author's key was revoked before the event.
+    KeyRevoked,
+    /// The author's key lacks the role or scope for this event.
+    NotAuthorized,
+    /// The event breaks a domain rule (the message says which).
+    RuleViolated,
+    /// The sequencer queue is full: retry after the given delay (retryable).
+    Busy,
+    /// The store failed; the ledger stopped writing and keeps serving reads.
+    Unavailable,
+}
+
+impl Code {
+    /// The HTTP status for this code: the only mapping in the code base.
+    pub fn http_status(self) -> u16 {
+        use Code::*;
+        match self {
+            MalformedJson | EventMalformed | PayloadTypeNotAllowed | EventIdMalformed | AuthorMalformed
+            | SignatureMalformed | BatchTooLong => 400,
+            BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
+            KeyUnknown | KeyRevoked | NotAuthorized => 403,
+            EventIdConflict | StreamVersionConflict => 409,
+            WrongLedger | KeyWeak | SignatureInvalid | RuleViolated => 422,
+            Busy | Unavailable => 503,
+        }
+    }
+
+    /// Whether the same request may succeed later unchanged.
+    pub fn retryable(self) -> bool {
+        matches!(self, Code::Busy | Code::Unavailable)
+    }
+
+    /// The stable code string (the same one serde writes).
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            MalformedJson => "malformed_json",
+            BodyTooLarge => "body_too_large",
+            BatchTooLong => "batch_too_long",
+            EventMalformed => "event_malformed",
+            PayloadTypeNotAllowed => "payload_type_not_allowed",
+            EventTooLarge => "event_too_large",
+            EntryTooLarge => "entry_too_large",
+            WrongLedger => "wrong_ledger",
+            AuthorMalformed => "author_malformed",
+            KeyWeak => "key_weak",
+            SignatureMalformed => "signature_malformed",
+            SignatureInvalid => "signature_invalid",
+            EventIdMalformed => "event_id_malformed",
+            EventIdConflict => "event_id_conflict",
+            StreamVersionConflict => "stream_version_conflict",
+            KeyUnknown => "key_unknown",
+            KeyRevoked => "key_revoked",
+            NotAuthorized => "not_authorized",
+            RuleViolated => "rule_violated",
+            Busy => "busy",
+            Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A refusal: a stable code and a precise, human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}

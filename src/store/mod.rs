@@ -1,0 +1,171 @@
+//! The store contract every backend keeps (sled now, PostgreSQL next), and the records it holds.
+//! Not the place for sequencing, signatures or rules: a store keeps bytes durably and in order.
+//!
+//! **Contract** (tested by `tests/store_contract.rs` against every backend):
+//! - *Durability*: once [`Store::commit`] returns `Ok`, the batch survives a crash or power loss.
+//! - *Atomicity*: a batch is visible (and survives) whole or not at all; readers never see part.
+//! - *Ordering*: batches are committed in `first_seq` order with no gap; `commit` refuses a batch
+//!   whose `first_seq` is not the current tree size (`StoreError::NotContiguous`).
+//! - *Concurrency*: one writer at a time calls `commit` (the ledger's sequencer); any number of
+//!   readers may call the read methods concurrently with it and with each other.
+//! - *Recovery*: `open` leaves exactly the committed batches; a torn tail is dropped, and damage
+//!   below the head is an error naming its position, never a panic.
+
+pub mod sled;
+
+use crate::checkpoint::TreeHead;
+use crate::merkle::Hash;
+
+/// The ledger's constants, written once by `init`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerConfig {
+    /// The log origin, also the checkpoint key name.
+    pub origin: String,
+    /// The region authority key (did:key) that established the ledger.
+    pub authority: String,
+    /// The checkpoint verifier key string.
+    pub verifier_key: String,
+}
+
+/// What the id index remembers of an appended event, enough to answer a retry with the same
+/// receipt and to refuse the same id with other content.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IdRecord {
+    pub seq: u64,
+    pub stream_version: u64,
+    /// The tree size of the checkpoint that first covered the entry.
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    /// SHA-256 of the canonical event.
+    pub digest: [u8; 32],
+}
+
+/// The end of one stream's hash chain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamHead {
+    /// Number of entries in the stream, the `stream_version` the next one takes.
+    pub len: u64,
+    pub last_leaf_hash: Hash,
+    pub last_seq: u64,
+}
+
+/// One entry in a commit batch.
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    /// Canonical entry bytes.
+    pub bytes: Vec<u8>,
+    /// The stored hashes this leaf adds (leaf hash first, then completed subtrees, level by level).
+    pub hashes: Vec<Hash>,
+    pub id: String,
+    pub id_record: IdRecord,
+    pub stream: String,
+}
+
+/// Everything one group commit writes, atomically.
+#[derive(Debug, Clone)]
+pub struct CommitBatch {
+    pub first_seq: u64,
+    pub entries: Vec<BatchEntry>,
+    /// New heads of the streams this batch touched.
+    pub stream_heads: Vec<(String, StreamHead)>,
+    /// The tree head after the batch, and its signed checkpoint note.
+    pub head: TreeHead,
+    pub checkpoint: Vec<u8>,
+}
+
+/// Sizes for the "bytes on disk per entry" figure.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub bytes_on_disk: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("batch starts at seq {got}, the log has {want} entries")]
+    NotContiguous { got: u64, want: u64 },
+    #[error("corrupt {what} at {position}: {detail}")]
+    Corrupt { what: &'static str, position: u64, detail: String },
+    #[error("ledger is already initialized")]
+    AlreadyInitialized,
+}
+
+/// A durable, ordered home for entries, stored hashes, indexes and checkpoints. See the module
+/// docs for the contract.
+pub trait Store: Send + Sync + 'static {
+    fn config(&self) -> Result<Option<LedgerConfig>, StoreError>;
+    /// Writes the config once, durably; `AlreadyInitialized` if one exists.
+    fn init(&self, config: &LedgerConfig) -> Result<(), StoreError>;
+    /// The latest committed tree head and its checkpoint note (`None` before the first commit).
+    fn head(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError>;
+    /// Commits a batch atomically and durably (see the contract).
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Canonical bytes of entries `from..from+limit` that exist.
+    fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Stored Merkle hashes by stored-hash index (RFC 9162 tree, Go tlog layout).
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
+    fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError>;
+    fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError>;
+    /// Seqs of a stream's entries from `from_version`, at most `limit`.
+    fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError>;
+    /// Checkpoint notes with tree size >= `from_size`, ascending, at most `limit`.
+    fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+}
+
+/// A [`tlog_tiles::HashReader`] over a store.
+pub struct StoreHashes<'a>(pub &'a dyn Store);
+
+impl tlog_tiles::HashReader for StoreHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        self.0.read_hashes(indexes).map_err(|_| tlog_tiles::Error::IndexesNotInTree)
+    }
+}
+
+impl IdRecord {
+    pub const LEN: usize = 8 * 3 + 32 + 32;
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0..8].copy_from_slice(&self.seq.to_be_bytes());
+        b[8..16].copy_from_slice(&self.stream_version.to_be_bytes());
+        b[16..24].copy_from_slice(&self.tree_size.to_be_bytes());
+        b[24..56].copy_from_slice(&self.leaf_hash.0);
+        b[56..88].copy_from_slice(&self.digest);
+        b
+    }
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let u = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
+        Some(Self {
+            seq: u(0..8),
+            stream_version: u(8..16),
+            tree_size: u(16..24),
+            leaf_hash: Hash(b[24..56].try_into().ok()?),
+            digest: b[56..88].try_into().ok()?,
+        })
+    }
+}
+
+impl StreamHead {
+    pub const LEN: usize = 8 + 32 + 8;
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0..8].copy_from_slice(&self.len.to_be_bytes());
+        b[8..40].copy_from_slice(&self.last_leaf_hash.0);
+        b[40..48].copy_from_slice(&self.last_seq.to_be_bytes());
+        b
+    }
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        Some(Self {
+            len: u64::from_be_bytes(b[0..8].try_into().ok()?),
+            last_leaf_hash: Hash(b[8..40].try_into().ok()?),
+            last_seq: u64::from_be_bytes(b[40..48].try_into().ok()?),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! Known-answer vectors (../shared/testdata copied into tests/vectors).
