@@ -302,3 +302,18 @@ mod tests {
         }
     }
 }
+
+/// A fresh random event id (UUID version 4).
+pub fn new_event_id() -> String {
+    let mut b = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    uuid_from_bytes(b)
+}
+
+/// Formats 16 bytes as a version-4 UUID (sets the version and variant bits).
+pub fn uuid_from_bytes(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}

@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod demo;
 pub mod event;
+pub mod http;
 pub mod jcs;
 pub mod keys;
 pub mod ledger;

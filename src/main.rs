@@ -1,1 +1,464 @@
-fn main(){}
+//! The `zachetka` command: init, keygen, sign, append, checkpoint, prove, serve, audit, demo.
+//! A thin shell over the library; every verb's flags are documented by `--help`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zachetka::keys::KeyPair;
+use zachetka::ledger::{Ledger, Limits};
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
+
+#[derive(Parser)]
+#[command(name = "zachetka", version, about = "A region's education records as a signed, append-only, verifiable log")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a ledger in a directory: its key, its store, and print its verifier key.
+    Init {
+        /// Ledger directory (created; must not hold a ledger).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The log origin, e.g. ru-47.edu.example (also the checkpoint key name).
+        #[arg(long)]
+        origin: String,
+        /// The region authority's did:key. Without it, a new authority key is written to
+        /// <dir>/authority.key (fine for trials; keep a real one off the server).
+        #[arg(long)]
+        authority_did: Option<String>,
+    },
+    /// Generate an Ed25519 key file and print its did:key.
+    Keygen {
+        /// Where to write the key file (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign an event object (file or stdin); fills author, id and occurred_at when absent.
+    Sign {
+        /// The author's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The ledger origin to put in `ledger` when absent.
+        #[arg(long)]
+        ledger: Option<String>,
+        /// The event JSON file; `-` or absent reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Append signed events (JSON lines or arrays, files or stdin); print one receipt or refusal per line.
+    Append {
+        #[command(flatten)]
+        target: Target,
+        /// Files of signed events; none reads stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Print the latest checkpoint note.
+    Checkpoint {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print an inclusion or consistency proof as JSON.
+    Prove {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        proof: ProofKind,
+    },
+    /// Serve the HTTP API over a ledger directory.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8047")]
+        listen: String,
+    },
+    /// Audit a ledger directory: signatures, hashes, roots, checkpoints, chains, indexes.
+    /// Exits 1 if anything is wrong, naming every position.
+    Audit {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a demo region ledger (synthetic, deterministic) and serve it.
+    Demo {
+        /// Ledger directory (created if absent; reused if it holds the demo).
+        #[arg(long, default_value = "demo-region")]
+        dir: PathBuf,
+        #[arg(long, default_value = "ru-47.edu.example")]
+        origin: String,
+        /// Learners in the region.
+        #[arg(long, default_value_t = 2000)]
+        learners: u64,
+        /// Teachers in the region.
+        #[arg(long, default_value_t = 150)]
+        teachers: u64,
+        /// Journal events to write.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Address to serve on after building.
+        #[arg(long, default_value = "127.0.0.1:8047")]
+        listen: String,
+        /// Build only; do not serve.
+        #[arg(long)]
+        no_serve: bool,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// A local ledger directory.
+    #[arg(long, conflicts_with = "server")]
+    dir: Option<PathBuf>,
+    /// A running server's base URL, e.g. http://127.0.0.1:8047.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ProofKind {
+    /// Inclusion of one leaf in a tree.
+    Inclusion {
+        #[arg(long)]
+        leaf_index: u64,
+        #[arg(long)]
+        tree_size: u64,
+    },
+    /// Consistency of two tree sizes.
+    Consistency {
+        #[arg(long)]
+        first: u64,
+        #[arg(long)]
+        second: u64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zachetka: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn store_dir(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+fn open_store(dir: &Path) -> Result<Arc<SledStore>> {
+    if !dir.join("ledger.key").exists() {
+        bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());
+    }
+    SledStore::open(&store_dir(dir))
+        .map(Arc::new)
+        .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))
+}
+
+fn open_ledger(dir: &Path) -> Result<Ledger> {
+    let key = read_key(&dir.join("ledger.key"))?;
+    let store = open_store(dir)?;
+    Ok(Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default())?)
+}
+
+fn read_key(path: &Path) -> Result<KeyPair> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("couldn't read key file {}", path.display()))?;
+    Ok(KeyPair::from_key_file(&text)?)
+}
+
+fn write_new_file(path: &Path, text: &str) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("couldn't create {} (it must not exist)", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Creates a ledger directory; returns the verifier key.
+fn init(dir: &Path, origin: &str, authority_did: Option<String>) -> Result<String> {
+    if !signed_note_name_ok(origin) {
+        bail!("origin {origin:?} must be non-empty without spaces or '+'");
+    }
+    std::fs::create_dir_all(dir)?;
+    let authority = match authority_did {
+        Some(did) => {
+            zachetka::keys::public_from_did(&did)?;
+            did
+        }
+        None => {
+            let k = KeyPair::generate();
+            write_new_file(&dir.join("authority.key"), &k.to_key_file())?;
+            k.did()
+        }
+    };
+    let key = KeyPair::generate();
+    write_new_file(&dir.join("ledger.key"), &key.to_key_file())?;
+    let store = SledStore::open(&store_dir(dir))?;
+    let config = zachetka::ledger::init_store(&store, origin, &key, &authority)?;
+    Ok(config.verifier_key)
+}
+
+fn signed_note_name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(char::is_whitespace) && !name.contains('+')
+}
+
+/// Reads signed events from JSON lines (each a signed event or an array of them).
+fn read_signed(files: &[PathBuf]) -> Result<Vec<serde_json::Value>> {
+    let mut readers: Vec<Box<dyn BufRead>> = Vec::new();
+    if files.is_empty() {
+        readers.push(Box::new(std::io::stdin().lock()));
+    }
+    for f in files {
+        readers.push(Box::new(std::io::BufReader::new(std::fs::File::open(f).with_context(|| format!("couldn't open {}", f.display()))?)));
+    }
+    let mut out = Vec::new();
+    for r in readers {
+        let mut text = String::new();
+        for line in r.lines() {
+            text.push_str(&line?);
+            text.push('\n');
+        }
+        let de = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+        for v in de {
+            match v.context("input is not a sequence of JSON values")? {
+                serde_json::Value::Array(items) => out.extend(items),
+                v => out.push(v),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match cli.command {
+        Command::Init { dir, origin, authority_did } => {
+            let vkey = init(&dir, &origin, authority_did)?;
+            println!("{vkey}");
+        }
+        Command::Keygen { out } => {
+            let k = KeyPair::generate();
+            write_new_file(&out, &k.to_key_file())?;
+            println!("{}", k.did());
+        }
+        Command::Sign { key, ledger, file } => {
+            let key = read_key(&key)?;
+            let text = match file.as_deref() {
+                None => std::io::read_to_string(std::io::stdin())?,
+                Some(p) if p == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
+                Some(p) => std::fs::read_to_string(p)?,
+            };
+            let mut event: serde_json::Value = zachetka::jcs::parse_strict(text.as_bytes()).context("event is not JSON")?;
+            let obj = event.as_object_mut().ok_or_else(|| anyhow!("the event must be a JSON object"))?;
+            obj.entry("author").or_insert_with(|| key.did().into());
+            obj.entry("id").or_insert_with(|| zachetka::event::new_event_id().into());
+            obj.entry("occurred_at").or_insert_with(|| zachetka::time::format_rfc3339(zachetka::time::Clock::now_unix(&zachetka::time::SystemClock)).into());
+            if let Some(l) = ledger {
+                obj.entry("ledger").or_insert_with(|| l.into());
+            }
+            if obj.get("author").and_then(|a| a.as_str()) != Some(key.did().as_str()) {
+                bail!("event.author is not the did of the signing key");
+            }
+            let signed = zachetka::event::sign_event(&event, &key)?;
+            println!("{signed}");
+        }
+        Command::Append { target, files } => {
+            let events = read_signed(&files)?;
+            let mut refused = 0;
+            let mut print = |r: serde_json::Value| {
+                if r.get("code").is_some() {
+                    refused += 1;
+                }
+                println!("{r}");
+            };
+            match (target.dir, target.server) {
+                (Some(dir), _) => {
+                    let ledger = open_ledger(&dir)?;
+                    for chunk in events.chunks(ledger.limits().request_len_max) {
+                        for r in ledger.append_blocking(chunk.to_vec()) {
+                            print(match r {
+                                Ok(receipt) => serde_json::to_value(receipt)?,
+                                Err(refusal) => serde_json::to_value(refusal)?,
+                            });
+                        }
+                    }
+                }
+                (None, Some(server)) => {
+                    for chunk in events.chunks(1000) {
+                        let url = format!("{}/v1/events", server.trim_end_matches('/'));
+                        let resp = ureq::post(&url).send_json(serde_json::Value::Array(chunk.to_vec()));
+                        let body: serde_json::Value = match resp {
+                            Ok(r) => r.into_json()?,
+                            Err(ureq::Error::Status(_, r)) => r.into_json()?,
+                            Err(e) => bail!("couldn't reach {url}: {e}"),
+                        };
+                        match body {
+                            serde_json::Value::Array(items) => items.into_iter().for_each(&mut print),
+                            other => print(other),
+                        }
+                    }
+                }
+                (None, None) => bail!("say where to append: --dir or --server"),
+            }
+            if refused > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Checkpoint { target } => match (target.dir, target.server) {
+            (Some(dir), _) => {
+                let store = open_store(&dir)?;
+                let (_, note) = store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
+                print!("{}", String::from_utf8_lossy(&note));
+            }
+            (None, Some(server)) => {
+                let text = ureq::get(&format!("{}/checkpoint", server.trim_end_matches('/'))).call()?.into_string()?;
+                print!("{text}");
+            }
+            (None, None) => bail!("say which ledger: --dir or --server"),
+        },
+        Command::Prove { target, proof } => {
+            let (path, query) = match proof {
+                ProofKind::Inclusion { leaf_index, tree_size } => ("inclusion", format!("leaf_index={leaf_index}&tree_size={tree_size}")),
+                ProofKind::Consistency { first, second } => ("consistency", format!("first={first}&second={second}")),
+            };
+            match (target.dir, target.server) {
+                (Some(dir), _) => {
+                    let ledger = open_ledger(&dir)?;
+                    let out = match proof {
+                        ProofKind::Inclusion { leaf_index, tree_size } => serde_json::to_string(&zachetka::merkle::InclusionProof {
+                            leaf_index,
+                            tree_size,
+                            hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_inclusion(leaf_index, tree_size)?),
+                        })?,
+                        ProofKind::Consistency { first, second } => serde_json::to_string(&zachetka::merkle::ConsistencyProof {
+                            first,
+                            second,
+                            hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_consistency(first, second)?),
+                        })?,
+                    };
+                    println!("{out}");
+                }
+                (None, Some(server)) => {
+                    let url = format!("{}/v1/proofs/{path}?{query}", server.trim_end_matches('/'));
+                    let text = match ureq::get(&url).call() {
+                        Ok(r) => r.into_string()?,
+                        Err(ureq::Error::Status(_, r)) => bail!("{}", r.into_string()?),
+                        Err(e) => bail!("couldn't reach {url}: {e}"),
+                    };
+                    println!("{}", text.trim_end());
+                }
+                (None, None) => bail!("say which ledger: --dir or --server"),
+            }
+        }
+        Command::Serve { dir, listen } => serve(open_ledger(&dir)?, &listen)?,
+        Command::Audit { dir, json } => {
+            let store = open_store(&dir)?;
+            let report = audit_with_progress(&*store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for v in &report.violations {
+                    println!("{}: {}: {}", v.position, v.code, v.message);
+                }
+                println!(
+                    "audited {} entries, {} signatures, {} checkpoints, {} streams of {}: {}",
+                    report.entries_checked,
+                    report.signatures_checked,
+                    report.checkpoints_checked,
+                    report.streams_checked,
+                    report.origin,
+                    if report.is_clean() { "clean".to_owned() } else { format!("{} violations", report.violations.len()) }
+                );
+            }
+            if !report.is_clean() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve } => {
+            if !dir.join("ledger.key").exists() {
+                let vkey = init(&dir, &origin, None)?;
+                eprintln!("created {} with verifier key {vkey}", dir.display());
+            }
+            let ledger = open_ledger(&dir)?;
+            if ledger.config().origin != origin {
+                bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
+            }
+            build_demo(&ledger, zachetka::demo::DemoSize { learners, teachers, events })?;
+            if !no_serve {
+                serve(ledger, &listen)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template("audit {bar:40} {pos}/{len} entries {per_sec} eta {eta}").expect("valid template"));
+    let report = zachetka::audit::audit(store, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
+    let have = ledger.head().0.tree_size;
+    if have >= size.events {
+        eprintln!("demo ledger already holds {have} entries");
+        return Ok(());
+    }
+    let mut region = zachetka::demo::DemoRegion::new(&ledger.config().origin, size);
+    let bar = indicatif::ProgressBar::new(size.events);
+    bar.set_style(indicatif::ProgressStyle::with_template("demo {bar:40} {pos}/{len} events {per_sec} eta {eta}").expect("valid template"));
+    let started = std::time::Instant::now();
+    let mut appended = 0u64;
+    loop {
+        let batch = region.next_batch(2000);
+        if batch.is_empty() {
+            break;
+        }
+        let n = batch.len() as u64;
+        for r in ledger.append_blocking(batch) {
+            if let Err(refusal) = r {
+                bail!("demo event refused: {refusal}");
+            }
+        }
+        appended += n;
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s); {}", appended as f64 / secs, zachetka::http::head_summary(ledger));
+    Ok(())
+}
+
+fn serve(ledger: Ledger, listen: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
+        eprintln!("serving {} on http://{} ({})", ledger.config().origin, listener.local_addr()?, zachetka::http::head_summary(&ledger));
+        eprintln!("verifier key: {}", ledger.config().verifier_key);
+        axum::serve(listener, zachetka::http::router(ledger))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
+}

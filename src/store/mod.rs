@@ -61,6 +61,14 @@ pub struct BatchEntry {
     pub stream: String,
 }
 
+/// An entry as a store holds it: the key it is stored under, its bytes and its stored hashes.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    pub hashes: Vec<Hash>,
+}
+
 /// Everything one group commit writes, atomically.
 #[derive(Debug, Clone)]
 pub struct CommitBatch {
@@ -101,8 +109,12 @@ pub trait Store: Send + Sync + 'static {
     fn head(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError>;
     /// Commits a batch atomically and durably (see the contract).
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Entries `from..from+limit` that exist, with their seq and stored hashes, ascending.
+    fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError>;
     /// Canonical bytes of entries `from..from+limit` that exist.
-    fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.raw_entries(from, limit)?.into_iter().map(|e| e.bytes).collect())
+    }
     /// Stored Merkle hashes by stored-hash index (RFC 9162 tree, Go tlog layout).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError>;

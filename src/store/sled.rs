@@ -9,7 +9,7 @@
 //! - `i` event id -> [`IdRecord`]
 //! - `s` stream 0x00 version -> seq; `S` stream -> [`StreamHead`]
 
-use super::{CommitBatch, IdRecord, LedgerConfig, Store, StoreError, StoreStats, StreamHead};
+use super::{CommitBatch, IdRecord, RawEntry, LedgerConfig, Store, StoreError, StoreStats, StreamHead};
 use crate::checkpoint::TreeHead;
 use crate::merkle::{self, Hash};
 use std::path::Path;
@@ -201,7 +201,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -210,7 +210,8 @@ impl Store for SledStore {
         for kv in self.db.range(key_u64(b'e', from)..=key_u64(b'e', end)) {
             let (k, v) = kv.map_err(io)?;
             let seq = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
-            out.push(split_record(seq, &v)?.1.to_vec());
+            let (hashes, bytes) = split_record(seq, &v)?;
+            out.push(RawEntry { seq, bytes: bytes.to_vec(), hashes });
         }
         Ok(out)
     }
