@@ -72,7 +72,10 @@ const CHUNK_LEN: u64 = 4096;
 
 struct StreamState {
     len: u64,
+    /// The predecessor's leaf hash from its bytes, and as stored (equal unless one was altered;
+    /// the chain may name either, so an alteration is blamed once, at its own entry).
     last_leaf: Hash,
+    last_stored_leaf: Hash,
     last_seq: u64,
 }
 
@@ -109,6 +112,9 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
 
     let keys = KeyCache::default();
     let mut tree = MemoryTree::default();
+    let mut stored_tree = MemoryTree::default();
+    // Stored leaf hashes of entries reported as altered or unreadable.
+    let mut altered: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
     let mut streams: HashMap<String, StreamState> = HashMap::new();
     let mut ids: HashMap<String, u64> = HashMap::new();
     let mut expected_seq = 0u64;
@@ -142,16 +148,37 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                 // A missing leaf breaks the tree from here on; keep auditing with a placeholder
                 // so later positions stay aligned and every other fault is still found.
                 tree.push(Hash([0u8; 32]));
+                stored_tree.push(Hash([0u8; 32]));
                 expected_seq += 1;
             }
             expected_seq = seq + 1;
-            let recomputed = tree.push(c.leaf).to_vec();
-            if recomputed != r.hashes {
+            // Two trees: `tree` from the entries' bytes (checked against the signed checkpoints)
+            // and `stored_tree` from the stored leaf hashes. The stored interior hashes (which
+            // proofs and tiles are served from) must agree with one of them, so an altered entry
+            // or an altered stored hash is blamed at its own position and nowhere else.
+            let true_hashes = tree.push(c.leaf).to_vec();
+            let stored_leaf = r.hashes.first().copied().unwrap_or(c.leaf);
+            let stored_view = stored_tree.push(stored_leaf).to_vec();
+            let interior_ok = r.hashes.len() == true_hashes.len() && (r.hashes[1..] == true_hashes[1..] || r.hashes[1..] == stored_view[1..]);
+            if r.damaged.is_some() || stored_leaf != c.leaf || c.parsed.is_err() {
+                altered.insert(stored_leaf.0);
+                altered.insert(c.leaf.0);
+            }
+            if let Some(detail) = &r.damaged {
+                report.push(at.clone(), "record_malformed", detail.clone());
+            } else if stored_leaf != c.leaf {
+                report.push(at.clone(), "leaf_hash_mismatch", "the entry's bytes do not hash to the leaf hash committed for it");
+            } else if !interior_ok {
                 report.push(at.clone(), "stored_hash_mismatch", "the stored Merkle hashes of this entry differ from the recomputed ones");
             }
             report.entries_checked += 1;
+            let bytes_altered = r.damaged.is_some() || stored_leaf != c.leaf;
             match &c.parsed {
-                Err(e) => report.push(at.clone(), "entry_malformed", e.clone()),
+                Err(e) if !bytes_altered => report.push(at.clone(), "entry_malformed", e.clone()),
+                // Altered bytes are reported once, above; their content is not evidence of
+                // anything else (a flipped id would otherwise blame an innocent entry).
+                _ if bytes_altered => {}
+                Err(_) => unreachable!("handled above"),
                 Ok(p) => {
                     if p.meta.seq != seq {
                         report.push(at.clone(), "seq_mismatch", format!("entry stored at {seq} says seq {}", p.meta.seq));
@@ -160,9 +187,16 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     if let Err((code, msg)) = &c.signature {
                         report.push(at.clone(), if *code == "signature_invalid" { "signature_invalid" } else { "event_invalid" }, format!("{code}: {msg}"));
                     }
-                    let st = streams.entry(p.stream().to_owned()).or_insert(StreamState { len: 0, last_leaf: Hash([0; 32]), last_seq: 0 });
+                    let st = streams.entry(p.stream().to_owned()).or_insert(StreamState { len: 0, last_leaf: Hash([0; 32]), last_stored_leaf: Hash([0; 32]), last_seq: 0 });
                     let want_prev = if st.len == 0 { None } else { Some(st.last_leaf) };
-                    if p.meta.stream_version != st.len || p.meta.stream_prev != want_prev {
+                    let alt_prev = if st.len == 0 { None } else { Some(st.last_stored_leaf) };
+                    let chained = p.meta.stream_version == st.len && (p.meta.stream_prev == want_prev || p.meta.stream_prev == alt_prev);
+                    // A predecessor already reported as altered cannot be trusted to say which
+                    // stream it was in: resynchronise on it instead of blaming this entry too.
+                    let after_altered = p.meta.stream_prev.is_some_and(|h| altered.contains(&h.0));
+                    if after_altered && !chained {
+                        st.len = p.meta.stream_version;
+                    } else if !chained {
                         report.push(
                             at.clone(),
                             "stream_chain_broken",
@@ -182,6 +216,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     }
                     st.len += 1;
                     st.last_leaf = c.leaf;
+                    st.last_stored_leaf = stored_leaf;
                     st.last_seq = seq;
                     let earlier = ids.insert(p.id().to_owned(), seq);
                     if let Some(first) = earlier {
@@ -232,7 +267,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         let st = &streams[name];
         report.streams_checked += 1;
         match store.stream_head(name)? {
-            Some(h) if h.len == st.len && h.last_leaf_hash == st.last_leaf && h.last_seq == st.last_seq => {}
+            Some(h) if h.len == st.len && (h.last_leaf_hash == st.last_leaf || h.last_leaf_hash == st.last_stored_leaf) && h.last_seq == st.last_seq => {}
             other => report.push(Position::Stream { stream: name.clone() }, "stream_head_mismatch", format!("indexed head {:?} differs from the chain (len {}, last seq {})", other.map(|h| (h.len, h.last_seq)), st.len, st.last_seq)),
         }
     }

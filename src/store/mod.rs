@@ -67,6 +67,9 @@ pub struct RawEntry {
     pub seq: u64,
     pub bytes: Vec<u8>,
     pub hashes: Vec<Hash>,
+    /// Set when the stored record itself cannot be split into hashes and bytes (then `bytes`
+    /// holds the whole record and `hashes` is empty). Readers refuse it; the audit reports it.
+    pub damaged: Option<String>,
 }
 
 /// Everything one group commit writes, atomically.
@@ -113,7 +116,13 @@ pub trait Store: Send + Sync + 'static {
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError>;
     /// Canonical bytes of entries `from..from+limit` that exist.
     fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(self.raw_entries(from, limit)?.into_iter().map(|e| e.bytes).collect())
+        self.raw_entries(from, limit)?
+            .into_iter()
+            .map(|e| match e.damaged {
+                None => Ok(e.bytes),
+                Some(detail) => Err(StoreError::Corrupt { what: "entry record", position: e.seq, detail }),
+            })
+            .collect()
     }
     /// Stored Merkle hashes by stored-hash index (RFC 9162 tree, Go tlog layout).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;

@@ -61,6 +61,20 @@ pub fn split_record(seq: u64, rec: &[u8]) -> Result<(Vec<Hash>, &[u8]), StoreErr
     Ok((hashes, &rec[1 + 32 * m..]))
 }
 
+/// For the audit only: when a record's count byte is damaged, finds the split at which the rest
+/// is a well-formed entry, so the fault is reported at this record and the hashes still serve
+/// to check the records after it.
+fn salvage_record(rec: &[u8]) -> Option<(Vec<Hash>, &[u8])> {
+    (1..=64usize).find_map(|m| {
+        let body = rec.get(1 + 32 * m..)?;
+        if body.first() != Some(&b'{') || crate::event::parse_entry(body).is_err() {
+            return None;
+        }
+        let hashes = (0..m).map(|i| Hash(rec[1 + 32 * i..33 + 32 * i].try_into().expect("32 bytes"))).collect();
+        Some((hashes, body))
+    })
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir` and runs recovery (see [`SledStore::recover`]).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -210,8 +224,13 @@ impl Store for SledStore {
         for kv in self.db.range(key_u64(b'e', from)..=key_u64(b'e', end)) {
             let (k, v) = kv.map_err(io)?;
             let seq = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
-            let (hashes, bytes) = split_record(seq, &v)?;
-            out.push(RawEntry { seq, bytes: bytes.to_vec(), hashes });
+            out.push(match split_record(seq, &v) {
+                Ok((hashes, bytes)) => RawEntry { seq, bytes: bytes.to_vec(), hashes, damaged: None },
+                Err(e) => match salvage_record(&v) {
+                    Some((hashes, bytes)) => RawEntry { seq, bytes: bytes.to_vec(), hashes, damaged: Some(e.to_string()) },
+                    None => RawEntry { seq, bytes: v.to_vec(), hashes: vec![], damaged: Some(e.to_string()) },
+                },
+            });
         }
         Ok(out)
     }

@@ -1,3 +1,9 @@
 //! The integration tests: one binary, one module per area.
 
+mod audit;
+mod crash;
+mod http;
+mod pipeline;
+mod store_contract;
+mod support;
 mod vectors;

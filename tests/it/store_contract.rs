@@ -1,0 +1,199 @@
+//! The store contract (src/store/mod.rs), run against every backend. A new backend adds one
+//! `#[test]` that calls [`run_contract`] with its factory.
+
+use std::path::Path;
+use std::sync::Arc;
+use zachetka::checkpoint::{LedgerSigner, TreeHead};
+use zachetka::merkle::MemoryTree;
+use zachetka::store::{BatchEntry, CommitBatch, IdRecord, LedgerConfig, Store, StoreError, StreamHead};
+
+use super::support::{ledger_key, ORIGIN};
+
+/// Opens (or reopens) a backend's store at `dir`.
+pub trait Backend {
+    fn open(&self, dir: &Path) -> Arc<dyn Store>;
+}
+
+struct Sled;
+
+impl Backend for Sled {
+    fn open(&self, dir: &Path) -> Arc<dyn Store> {
+        Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap())
+    }
+}
+
+/// Builds a consistent batch of `n` entries after `tree` (fake but well-formed entries).
+fn batch(tree: &mut MemoryTree, n: u64, stream: &str, heads: &mut std::collections::HashMap<String, StreamHead>) -> CommitBatch {
+    let first_seq = tree.size();
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let seq = first_seq + i;
+        let bytes = format!("{{\"entry\":{seq}}}").into_bytes();
+        let leaf = zachetka::merkle::leaf_hash(&bytes);
+        let hashes = tree.push(leaf).to_vec();
+        let h = heads.entry(stream.to_owned()).or_insert(StreamHead { len: 0, last_leaf_hash: leaf, last_seq: seq });
+        let version = h.len;
+        *h = StreamHead { len: version + 1, last_leaf_hash: leaf, last_seq: seq };
+        entries.push(BatchEntry {
+            bytes,
+            hashes,
+            id: super::support::id(seq),
+            id_record: IdRecord { seq, stream_version: version, tree_size: first_seq + n, leaf_hash: leaf, digest: [seq as u8; 32] },
+            stream: stream.to_owned(),
+        });
+    }
+    let head = TreeHead { tree_size: tree.size(), root_hash: tree.root() };
+    let checkpoint = LedgerSigner::new(ORIGIN, ledger_key()).sign(&head);
+    CommitBatch { first_seq, entries, stream_heads: vec![(stream.to_owned(), heads[stream])], head, checkpoint }
+}
+
+fn config() -> LedgerConfig {
+    LedgerConfig { origin: ORIGIN.into(), authority: "did:key:z6Mk".into(), verifier_key: LedgerSigner::new(ORIGIN, ledger_key()).verifier_key() }
+}
+
+/// Every clause of the contract, in order, on a fresh directory.
+pub fn run_contract(backend: &dyn Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = MemoryTree::default();
+    let mut heads = std::collections::HashMap::new();
+    {
+        let store = backend.open(dir.path());
+        // Empty.
+        assert!(store.config().unwrap().is_none());
+        assert!(store.head().unwrap().is_none());
+        assert!(store.raw_entries(0, 10).unwrap().is_empty());
+        // Init once.
+        store.init(&config()).unwrap();
+        assert!(matches!(store.init(&config()), Err(StoreError::AlreadyInitialized)));
+        assert_eq!(store.config().unwrap(), Some(config()));
+        // Ordering: the first batch must start at 0.
+        let mut t2 = tree.clone();
+        let mut h2 = heads.clone();
+        t2.push(zachetka::merkle::leaf_hash(b"skip"));
+        let wrong = batch(&mut t2, 2, "s/a", &mut h2);
+        assert!(matches!(store.commit(&wrong), Err(StoreError::NotContiguous { got: 1, want: 0 })));
+        assert!(store.head().unwrap().is_none(), "a refused batch leaves nothing");
+        // Two batches.
+        let b1 = batch(&mut tree, 3, "s/a", &mut heads);
+        store.commit(&b1).unwrap();
+        let b2 = batch(&mut tree, 2, "s/b", &mut heads);
+        store.commit(&b2).unwrap();
+        assert!(matches!(store.commit(&b1), Err(StoreError::NotContiguous { got: 0, want: 5 })));
+        check_state(&*store, &tree, &b2);
+    }
+    // Durability: everything committed is there after reopening.
+    {
+        let store = backend.open(dir.path());
+        let b2 = batch(&mut tree.clone(), 0, "s/b", &mut heads.clone());
+        check_state(&*store, &tree, &b2);
+        // Concurrency: readers during commits never see a head without its entries.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let store = store.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || rounds == 0 {
+                    if let Some((h, _)) = store.head().unwrap() {
+                        assert_eq!(store.raw_entries(0, h.tree_size).unwrap().len() as u64, h.tree_size);
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        };
+        for _ in 0..20 {
+            let b = batch(&mut tree, 7, "s/c", &mut heads);
+            store.commit(&b).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(store.head().unwrap().unwrap().0.tree_size, 145);
+        assert_eq!(store.stream_seqs("s/c", 0, 1000).unwrap(), (5..145).collect::<Vec<u64>>());
+        assert!(store.stats().unwrap().bytes_on_disk > 0);
+    }
+}
+
+fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
+    let (head, note) = store.head().unwrap().unwrap();
+    assert_eq!(head.tree_size, 5);
+    assert_eq!(head.root_hash, tree.root());
+    assert_eq!(note, last.checkpoint);
+    let raw = store.raw_entries(0, 100).unwrap();
+    assert_eq!(raw.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(raw[3].bytes, b"{\"entry\":3}");
+    assert_eq!(store.entries(1, 2).unwrap(), vec![b"{\"entry\":1}".to_vec(), b"{\"entry\":2}".to_vec()]);
+    // Stored hashes serve roots and proofs exactly as the reference tree.
+    let reader = zachetka::store::StoreHashes(store);
+    for n in 1..=5 {
+        assert_eq!(zachetka::merkle::root(n, &reader).unwrap(), tree.root_at(n));
+    }
+    assert_eq!(zachetka::merkle::prove_inclusion(1, 5, &reader).unwrap(), zachetka::merkle::prove_inclusion(1, 5, tree).unwrap());
+    let rec = store.id_record(&super::support::id(3)).unwrap().unwrap();
+    assert_eq!((rec.seq, rec.stream_version, rec.tree_size), (3, 0, 5));
+    assert!(store.id_record(&super::support::id(99)).unwrap().is_none());
+    assert_eq!(store.stream_head("s/a").unwrap().unwrap().len, 3);
+    assert_eq!(store.stream_head("s/b").unwrap().unwrap().last_seq, 4);
+    assert!(store.stream_head("s/none").unwrap().is_none());
+    assert_eq!(store.stream_seqs("s/a", 1, 10).unwrap(), vec![1, 2]);
+    assert_eq!(store.stream_seqs("s/a", 0, 1).unwrap(), vec![0]);
+    let cps = store.checkpoints(0, 10).unwrap();
+    assert_eq!(cps.iter().map(|c| c.0).collect::<Vec<_>>(), vec![3, 5]);
+    assert_eq!(store.checkpoints(4, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn sled_store_keeps_the_contract() {
+    run_contract(&Sled);
+}
+
+#[test]
+fn sled_recovery_refuses_damage_below_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+        store.init(&config()).unwrap();
+        let mut tree = MemoryTree::default();
+        let mut heads = std::collections::HashMap::new();
+        store.commit(&batch(&mut tree, 4, "s/a", &mut heads)).unwrap();
+        // Damage the last entry's bytes (its stored leaf hash stays).
+        let mut key = vec![b'e'];
+        key.extend_from_slice(&3u64.to_be_bytes());
+        let mut rec = store.raw().get(&key).unwrap().unwrap().to_vec();
+        let last = rec.len() - 2;
+        rec[last] ^= 1;
+        store.raw().insert(key, rec).unwrap();
+        store.raw().flush().unwrap();
+    }
+    match zachetka::store::sled::SledStore::open(dir.path()) {
+        Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("entry", 3)),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a damaged head entry must not be served"),
+    }
+}
+
+#[test]
+fn sled_recovery_drops_entries_beyond_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = MemoryTree::default();
+    let mut heads = std::collections::HashMap::new();
+    {
+        let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+        store.init(&config()).unwrap();
+        store.commit(&batch(&mut tree, 4, "s/a", &mut heads)).unwrap();
+        // A torn tail: an entry written without its head (as a non-atomic writer could leave).
+        let b = batch(&mut tree.clone(), 1, "s/a", &mut heads.clone());
+        let mut key = vec![b'e'];
+        key.extend_from_slice(&4u64.to_be_bytes());
+        let mut rec = vec![b.entries[0].hashes.len() as u8];
+        for h in &b.entries[0].hashes {
+            rec.extend_from_slice(&h.0);
+        }
+        rec.extend_from_slice(&b.entries[0].bytes);
+        store.raw().insert(key, rec).unwrap();
+        store.raw().flush().unwrap();
+    }
+    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.raw_entries(0, 100).unwrap().len(), 4, "the torn tail is dropped, never served");
+    assert_eq!(store.head().unwrap().unwrap().0.tree_size, 4);
+}

@@ -1,0 +1,170 @@
+//! Shared fixtures: a ledger in a temporary directory with fixed keys and a fixed clock,
+//! signed-event builders, and a store wrapper that injects faults.
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use zachetka::checkpoint::TreeHead;
+use zachetka::keys::KeyPair;
+use zachetka::ledger::{Ledger, Limits};
+use zachetka::merkle::Hash;
+use zachetka::store::sled::SledStore;
+use zachetka::store::{CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreStats, StreamHead};
+use zachetka::time::FixedClock;
+
+pub const ORIGIN: &str = "ru-47.edu.example";
+
+pub fn ledger_key() -> KeyPair {
+    KeyPair::from_seed(&[0x11; 32])
+}
+
+pub fn teacher() -> KeyPair {
+    KeyPair::from_seed(&[0x22; 32])
+}
+
+pub fn authority() -> KeyPair {
+    KeyPair::from_seed(&[0x33; 32])
+}
+
+/// A deterministic event id from a number.
+pub fn id(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+/// A signed grade event for `stream`.
+pub fn grade(n: u64, stream: &str, expected_version: Option<u64>) -> Value {
+    grade_by(&teacher(), n, stream, expected_version, 5)
+}
+
+pub fn grade_by(key: &KeyPair, n: u64, stream: &str, expected_version: Option<u64>, mark: i64) -> Value {
+    let mut ev = json!({
+        "ledger": ORIGIN, "stream": stream, "type": "journal.grade_recorded", "id": id(n),
+        "occurred_at": "2026-11-23T08:00:00Z", "author": key.did(),
+        "data": {"subject": "Математика", "mark": mark, "weight": 3}
+    });
+    if let Some(v) = expected_version {
+        ev["expected_version"] = json!(v);
+    }
+    zachetka::event::sign_event(&ev, key).unwrap()
+}
+
+/// Creates an initialized sled store in `dir`.
+pub fn new_store(dir: &std::path::Path) -> Arc<SledStore> {
+    let store = Arc::new(SledStore::open(dir).unwrap());
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority().did()).unwrap();
+    store
+}
+
+pub fn open_ledger(store: Arc<dyn Store>, limits: Limits) -> Ledger {
+    Ledger::open(store, ledger_key(), Arc::new(FixedClock::at(1_795_000_000)), limits).unwrap()
+}
+
+/// A fresh ledger in a temporary directory (kept alive by the returned guard).
+pub fn temp_ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let ledger = open_ledger(store, Limits::default());
+    (dir, ledger)
+}
+
+/// What a [`FaultStore`] does on its next commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Refuse before writing anything.
+    FailBeforeWrite,
+    /// Write the batch durably, then report failure.
+    FailAfterWrite,
+    /// Block inside commit until released (to saturate the queue deterministically).
+    Block,
+}
+
+/// A store that delegates to sled and injects faults into `commit`.
+pub struct FaultStore {
+    pub inner: Arc<SledStore>,
+    pub fault: Mutex<Fault>,
+    pub commits: AtomicUsize,
+    /// Signals that a commit entered the block; the test sends on `release` to let it go.
+    pub entered: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    pub release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl FaultStore {
+    pub fn new(inner: Arc<SledStore>) -> Self {
+        Self { inner, fault: Mutex::new(Fault::None), commits: AtomicUsize::new(0), entered: Mutex::new(None), release: Mutex::new(None) }
+    }
+    pub fn set(&self, f: Fault) {
+        *self.fault.lock().unwrap() = f;
+    }
+}
+
+impl Store for FaultStore {
+    fn config(&self) -> Result<Option<LedgerConfig>, StoreError> {
+        self.inner.config()
+    }
+    fn init(&self, c: &LedgerConfig) -> Result<(), StoreError> {
+        self.inner.init(c)
+    }
+    fn head(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {
+        self.inner.head()
+    }
+    fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        let fault = *self.fault.lock().unwrap();
+        match fault {
+            Fault::None => self.inner.commit(b),
+            Fault::FailBeforeWrite => Err(StoreError::Io("injected: disk full before write".into())),
+            Fault::FailAfterWrite => {
+                self.inner.commit(b)?;
+                Err(StoreError::Io("injected: fsync reported failure after write".into()))
+            }
+            Fault::Block => {
+                if let Some(tx) = self.entered.lock().unwrap().as_ref() {
+                    tx.send(()).unwrap();
+                }
+                let rx = self.release.lock().unwrap().take();
+                if let Some(rx) = rx {
+                    rx.recv().unwrap();
+                }
+                self.inner.commit(b)
+            }
+        }
+    }
+    fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
+        self.inner.raw_entries(from, limit)
+    }
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        self.inner.read_hashes(indexes)
+    }
+    fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError> {
+        self.inner.id_record(id)
+    }
+    fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {
+        self.inner.stream_head(stream)
+    }
+    fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError> {
+        self.inner.stream_seqs(stream, from_version, limit)
+    }
+    fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.checkpoints(from_size, limit)
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+}
+
+/// Re-verifies everything after a step (sunlight's CheckLog): the audit is clean, the head
+/// checkpoint verifies, and every entry's inclusion proof verifies against it.
+pub fn check_log(ledger: &Ledger) {
+    let report = zachetka::audit::audit(&**ledger.store(), &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "audit found: {:#?}", report.violations);
+    let (head, note) = ledger.head();
+    let v = zachetka::checkpoint::verify_checkpoint(&note, &ledger.config().verifier_key, ORIGIN).unwrap();
+    assert_eq!(v.head, head);
+    let entries = ledger.entries(0, head.tree_size).unwrap();
+    assert_eq!(entries.len() as u64, head.tree_size);
+    for (i, e) in entries.iter().enumerate() {
+        let proof = ledger.prove_inclusion(i as u64, head.tree_size).unwrap();
+        zachetka::merkle::verify_inclusion(i as u64, head.tree_size, zachetka::merkle::leaf_hash(e), &proof, head.root_hash).unwrap();
+    }
+}
