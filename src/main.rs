@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zachetka::keys::KeyPair;
@@ -216,31 +216,26 @@ fn signed_note_name_ok(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(char::is_whitespace) && !name.contains('+')
 }
 
-/// Reads signed events from JSON lines (each a signed event or an array of them).
-fn read_signed(files: &[PathBuf]) -> Result<Vec<serde_json::Value>> {
-    let mut readers: Vec<Box<dyn BufRead>> = Vec::new();
+/// Calls `each` with the signed events of every JSON value in the inputs (a signed event or an
+/// array of them), as soon as the value is complete: a pipe is appended as it flows.
+fn for_each_input(files: &[PathBuf], mut each: impl FnMut(Vec<serde_json::Value>) -> Result<()>) -> Result<()> {
+    let mut readers: Vec<Box<dyn std::io::Read>> = Vec::new();
     if files.is_empty() {
-        readers.push(Box::new(std::io::stdin().lock()));
+        readers.push(Box::new(std::io::stdin()));
     }
     for f in files {
-        readers.push(Box::new(std::io::BufReader::new(std::fs::File::open(f).with_context(|| format!("couldn't open {}", f.display()))?)));
+        readers.push(Box::new(std::fs::File::open(f).with_context(|| format!("couldn't open {}", f.display()))?));
     }
-    let mut out = Vec::new();
     for r in readers {
-        let mut text = String::new();
-        for line in r.lines() {
-            text.push_str(&line?);
-            text.push('\n');
-        }
-        let de = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
-        for v in de {
+        let values = serde_json::Deserializer::from_reader(std::io::BufReader::new(r)).into_iter::<serde_json::Value>();
+        for v in values {
             match v.context("input is not a sequence of JSON values")? {
-                serde_json::Value::Array(items) => out.extend(items),
-                v => out.push(v),
+                serde_json::Value::Array(items) => each(items)?,
+                v => each(vec![v])?,
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
@@ -277,40 +272,51 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             println!("{signed}");
         }
         Command::Append { target, files } => {
-            let events = read_signed(&files)?;
-            let mut refused = 0;
-            let mut print = |r: serde_json::Value| {
+            let mut refused = 0u64;
+            let mut out = std::io::stdout().lock();
+            let mut print = |r: serde_json::Value| -> Result<()> {
                 if r.get("code").is_some() {
                     refused += 1;
                 }
-                println!("{r}");
+                writeln!(out, "{r}")?;
+                Ok(())
             };
             match (target.dir, target.server) {
                 (Some(dir), _) => {
                     let ledger = open_ledger(&dir)?;
-                    for chunk in events.chunks(ledger.limits().request_len_max) {
-                        for r in ledger.append_blocking(chunk.to_vec()) {
-                            print(match r {
-                                Ok(receipt) => serde_json::to_value(receipt)?,
-                                Err(refusal) => serde_json::to_value(refusal)?,
-                            });
+                    let chunk_len = ledger.limits().request_len_max;
+                    for_each_input(&files, |events| {
+                        for chunk in events.chunks(chunk_len) {
+                            // Printed only once durable: a receipt on stdout is an acknowledgement.
+                            for r in ledger.append_blocking(chunk.to_vec()) {
+                                print(match r {
+                                    Ok(receipt) => serde_json::to_value(receipt)?,
+                                    Err(refusal) => serde_json::to_value(refusal)?,
+                                })?;
+                            }
                         }
-                    }
+                        std::io::stdout().flush()?;
+                        Ok(())
+                    })?;
                 }
                 (None, Some(server)) => {
-                    for chunk in events.chunks(1000) {
-                        let url = format!("{}/v1/events", server.trim_end_matches('/'));
-                        let resp = ureq::post(&url).send_json(serde_json::Value::Array(chunk.to_vec()));
-                        let body: serde_json::Value = match resp {
-                            Ok(r) => r.into_json()?,
-                            Err(ureq::Error::Status(_, r)) => r.into_json()?,
-                            Err(e) => bail!("couldn't reach {url}: {e}"),
-                        };
-                        match body {
-                            serde_json::Value::Array(items) => items.into_iter().for_each(&mut print),
-                            other => print(other),
+                    let url = format!("{}/v1/events", server.trim_end_matches('/'));
+                    for_each_input(&files, |events| {
+                        for chunk in events.chunks(1000) {
+                            let resp = ureq::post(&url).send_json(serde_json::Value::Array(chunk.to_vec()));
+                            let body: serde_json::Value = match resp {
+                                Ok(r) => r.into_json()?,
+                                Err(ureq::Error::Status(_, r)) => r.into_json()?,
+                                Err(e) => bail!("couldn't reach {url}: {e}"),
+                            };
+                            match body {
+                                serde_json::Value::Array(items) => items.into_iter().try_for_each(&mut print)?,
+                                other => print(other)?,
+                            }
                         }
-                    }
+                        std::io::stdout().flush()?;
+                        Ok(())
+                    })?;
                 }
                 (None, None) => bail!("say where to append: --dir or --server"),
             }

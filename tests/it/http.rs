@@ -1,0 +1,257 @@
+//! The HTTP surface end to end on a real socket: writes with per-event receipts and refusals,
+//! saturation, C2SP tlog-tiles read by the generic `tlog_tiles` client, proofs, pages, the feed.
+
+use super::support::*;
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::sync::Arc;
+use zachetka::ledger::{Ledger, Limits};
+use zachetka::merkle::{Hash, HashB64, MemoryTree};
+
+struct Server {
+    base: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn serve(ledger: Ledger) -> Server {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, zachetka::http::router(ledger)).await.unwrap() });
+    Server { base, _rt: rt }
+}
+
+fn post(base: &str, body: &str) -> (u16, Value, Option<String>) {
+    match ureq::post(&format!("{base}/v1/events")).set("content-type", "application/json").send_string(body) {
+        Ok(r) => (r.status(), r.into_json().unwrap(), None),
+        Err(ureq::Error::Status(code, r)) => {
+            let retry = r.header("retry-after").map(str::to_owned);
+            (code, r.into_json().unwrap(), retry)
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn get(base: &str, path: &str) -> (u16, Vec<u8>) {
+    match ureq::get(&format!("{base}{path}")).call() {
+        Ok(r) => {
+            let status = r.status();
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut r.into_reader(), &mut v).unwrap();
+            (status, v)
+        }
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap().into_bytes()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn get_json(base: &str, path: &str) -> (u16, Value) {
+    let (s, b) = get(base, path);
+    (s, serde_json::from_slice(&b).unwrap_or_else(|_| panic!("{path}: {}", String::from_utf8_lossy(&b))))
+}
+
+#[test]
+fn writes_answer_receipts_and_refusals_with_their_statuses() {
+    let (_d, ledger) = temp_ledger();
+    let srv = serve(ledger);
+    let (s, r, _) = post(&srv.base, &grade(1, "learner/a", Some(0)).to_string());
+    assert_eq!(s, 200);
+    assert_eq!((r["seq"].as_u64(), r["stream_version"].as_u64(), r["tree_size"].as_u64()), (Some(0), Some(0), Some(1)));
+    let mut bad = grade(2, "learner/a", None);
+    bad["event"]["data"]["mark"] = json!(3);
+    let (s, r, _) = post(&srv.base, &bad.to_string());
+    assert_eq!((s, r["code"].as_str()), (422, Some("signature_invalid")));
+    let (s, r, _) = post(&srv.base, &grade(3, "learner/a", Some(0)).to_string());
+    assert_eq!((s, r["code"].as_str()), (409, Some("stream_version_conflict")));
+    let (s, r, _) = post(&srv.base, "{\"event\":");
+    assert_eq!((s, r["code"].as_str()), (400, Some("malformed_json")));
+    let (s, r, _) = post(&srv.base, &format!("{{\"event\":{{}},\"event\":{{}},\"sig\":\"{}\"}}", "A".repeat(10)));
+    assert_eq!((s, r["code"].as_str()), (400, Some("malformed_json")), "duplicate keys are refused");
+    // A batch: one answer per event, in order, HTTP 200.
+    let batch = json!([grade(4, "learner/b", None), bad, grade(1, "learner/a", Some(0))]);
+    let (s, r, _) = post(&srv.base, &batch.to_string());
+    assert_eq!(s, 200);
+    let r = r.as_array().unwrap();
+    assert_eq!(r[0]["seq"].as_u64(), Some(1));
+    assert_eq!(r[1]["code"].as_str(), Some("signature_invalid"));
+    assert_eq!(r[2]["seq"].as_u64(), Some(0), "a retried event gets its original receipt");
+    let (s, r, _) = post(&srv.base, &" ".repeat(zachetka::http::BODY_BYTES_MAX + 1));
+    assert_eq!((s, r["code"].as_str()), (413, Some("body_too_large")));
+}
+
+#[test]
+fn a_saturated_server_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultStore::new(new_store(dir.path())));
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    *store.entered.lock().unwrap() = Some(entered_tx);
+    *store.release.lock().unwrap() = Some(release_rx);
+    store.set(Fault::Block);
+    let ledger = open_ledger(store.clone(), Limits { queue_depth_max: 1, ..Limits::default() });
+    let probe = ledger.clone();
+    let srv = serve(ledger);
+    let base = srv.base.clone();
+    let first = std::thread::spawn(move || post(&base, &grade(1, "s/a", None).to_string()));
+    entered_rx.recv().unwrap();
+    let base = srv.base.clone();
+    let second = std::thread::spawn(move || post(&base, &grade(2, "s/a", None).to_string()));
+    // Wait until the second request sits in the queue (an observed state, not a sleep).
+    while probe.queue_depth() < 1 {
+        std::thread::yield_now();
+    }
+    let (s, r, retry) = post(&srv.base, &grade(3, "s/a", None).to_string());
+    assert_eq!((s, r["code"].as_str(), retry.as_deref()), (503, Some("busy"), Some("1")));
+    store.set(Fault::None);
+    release_tx.send(()).unwrap();
+    assert_eq!(first.join().unwrap().0, 200);
+    assert_eq!(second.join().unwrap().0, 200);
+    let (_, m) = get(&srv.base, "/metrics");
+    let m = String::from_utf8(m).unwrap();
+    assert!(m.contains("zachetka_requests_busy_total 1"), "{m}");
+    assert!(m.contains("zachetka_tree_size 2"), "{m}");
+}
+
+/// Fetches C2SP tlog-tiles from the server for the generic `tlog_tiles` client.
+struct HttpTiles(String);
+
+impl tlog_tiles::TileReader for HttpTiles {
+    fn height(&self) -> u8 {
+        8
+    }
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let mut path = format!("/tile/{}/{}", t.level(), zachetka::merkle::tile_index_path(t.level_index()));
+                if t.width() < 256 {
+                    path.push_str(&format!(".p/{}", t.width()));
+                }
+                let (s, b) = get(&self.0, &path);
+                if s == 200 {
+                    Ok(b)
+                } else {
+                    Err(tlog_tiles::Error::InvalidTile)
+                }
+            })
+            .collect()
+    }
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
+#[test]
+fn tiles_checkpoint_and_proofs_serve_a_generic_tlog_client() {
+    let (_d, ledger) = temp_ledger();
+    for b in 0..6u64 {
+        let batch = (0..100u64).map(|i| grade(b * 100 + i, &format!("learner/{}", i % 9), None)).collect();
+        assert!(ledger.append_blocking(batch).iter().all(Result::is_ok));
+    }
+    let vkey = ledger.config().verifier_key.clone();
+    let srv = serve(ledger);
+    let (s, note) = get(&srv.base, "/checkpoint");
+    assert_eq!(s, 200);
+    let cp = zachetka::checkpoint::verify_checkpoint(&note, &vkey, ORIGIN).unwrap();
+    assert_eq!(cp.head.tree_size, 600);
+    // The reference: recompute from the entries served by the entry bundles.
+    let mut entries = Vec::new();
+    for (n, w) in [(0u64, None), (1, None), (2, Some(88u64))] {
+        let path = match w {
+            None => format!("/tile/entries/{:03}", n),
+            Some(w) => format!("/tile/entries/{:03}.p/{w}", n),
+        };
+        let (s, bundle) = get(&srv.base, &path);
+        assert_eq!(s, 200, "{path}");
+        let mut rest = &bundle[..];
+        while !rest.is_empty() {
+            let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            entries.push(rest[2..2 + len].to_vec());
+            rest = &rest[2 + len..];
+        }
+    }
+    assert_eq!(entries.len(), 600);
+    let mut tree = MemoryTree::default();
+    for e in &entries {
+        tree.push(zachetka::merkle::leaf_hash(e));
+    }
+    assert_eq!(tree.root(), cp.head.root_hash);
+    // A tlog-tiles client authenticates tiles against the checkpoint and proves from them.
+    let reader = HttpTiles(srv.base.clone());
+    let hashes = tlog_tiles::TileHashReader::new(600, cp.head.root_hash, &reader);
+    assert_eq!(tlog_tiles::tree_hash(600, &hashes).unwrap(), cp.head.root_hash);
+    let proof = tlog_tiles::prove_record(600, 421, &hashes).unwrap();
+    tlog_tiles::check_record(&proof, 600, cp.head.root_hash, 421, zachetka::merkle::leaf_hash(&entries[421])).unwrap();
+    // Tiles that do not exist (yet) are 404.
+    for path in ["/tile/0/003", "/tile/0/002.p/89", "/tile/0/002", "/tile/2/000.p/1", "/tile/entries/003", "/tile/0/x000/001", "/tile/junk"] {
+        assert_eq!(get(&srv.base, path).0, 404, "{path}");
+    }
+    assert_eq!(get(&srv.base, "/tile/1/000.p/2").1.len(), 64);
+    // JSON proofs (DESIGN 3.5) verify against the checkpoint.
+    let (s, p) = get_json(&srv.base, "/v1/proofs/inclusion?leaf_index=421&tree_size=600");
+    assert_eq!(s, 200);
+    let p: zachetka::merkle::InclusionProof = serde_json::from_value(p).unwrap();
+    let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
+    zachetka::merkle::verify_inclusion(421, 600, zachetka::merkle::leaf_hash(&entries[421]), &hashes, cp.head.root_hash).unwrap();
+    let (s, p) = get_json(&srv.base, "/v1/proofs/consistency?first=100&second=600");
+    assert_eq!(s, 200);
+    let p: zachetka::merkle::ConsistencyProof = serde_json::from_value(p).unwrap();
+    let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
+    zachetka::merkle::verify_consistency(100, 600, tree.root_at(100), cp.head.root_hash, &hashes).unwrap();
+    for bad in ["/v1/proofs/inclusion?leaf_index=600&tree_size=600", "/v1/proofs/inclusion?leaf_index=1&tree_size=601", "/v1/proofs/consistency?first=0&second=10", "/v1/proofs/consistency?first=10&second=9"] {
+        let (s, v) = get_json(&srv.base, bad);
+        assert_eq!((s, v["code"].as_str()), (400, Some("proof_out_of_range")), "{bad}");
+    }
+    // Pages of entries and of a stream.
+    let (_, page) = get_json(&srv.base, "/v1/entries?from=590&limit=50");
+    assert_eq!(page["tree_size"].as_u64(), Some(600));
+    let page = page["entries"].as_array().unwrap();
+    assert_eq!(page.len(), 10);
+    assert_eq!(serde_json::to_vec(&page[0]).unwrap().len(), entries[590].len());
+    let (_, stream) = get_json(&srv.base, "/v1/streams/learner/3?from_version=2&limit=5");
+    assert_eq!(stream["stream_len"].as_u64(), Some(66));
+    let versions: Vec<u64> = stream["entries"].as_array().unwrap().iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, vec![2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn the_feed_catches_up_then_follows_live() {
+    let (_d, ledger) = temp_ledger();
+    ledger.append_blocking((0..5u64).map(|i| grade(i, "learner/a", None)).collect());
+    let writer = ledger.clone();
+    let srv = serve(ledger);
+    let resp = ureq::get(&format!("{}/v1/feed?from=2", srv.base)).call().unwrap();
+    assert_eq!(resp.header("content-type"), Some("application/x-ndjson"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let seq_of = |line: String| serde_json::from_str::<Value>(&line).unwrap()["seq"].as_u64().unwrap();
+    let timeout = std::time::Duration::from_secs(30); // a failure guard, not synchronization
+    for want in 2..5 {
+        assert_eq!(seq_of(rx.recv_timeout(timeout).unwrap()), want);
+    }
+    writer.append_blocking((5..8u64).map(|i| grade(i, "learner/b", None)).collect());
+    for want in 5..8 {
+        assert_eq!(seq_of(rx.recv_timeout(timeout).unwrap()), want, "live entries follow the catch-up");
+    }
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let (_d, ledger) = temp_ledger();
+    let srv = serve(ledger);
+    let (s, doc) = get_json(&srv.base, "/openapi.json");
+    assert_eq!(s, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    for p in ["/v1/events", "/checkpoint", "/tile/{path}", "/v1/proofs/inclusion", "/v1/proofs/consistency", "/v1/entries", "/v1/streams/{stream}", "/v1/feed", "/metrics", "/openapi.json"] {
+        assert!(paths.contains_key(p), "{p} missing from openapi.json");
+    }
+    // And every route the router serves answers something other than 404/405 for a GET of its doc path.
+    let src = include_str!("../../src/http.rs");
+    let routes = src.matches(".route(\"").count();
+    assert_eq!(routes, paths.len(), "routes in src/http.rs and paths in openapi.json differ");
+    let _ = Hash([0; 32]).to_b64();
+}
