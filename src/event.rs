@@ -166,12 +166,11 @@ pub fn verify_signed(signed: Value, ledger: &str, cache: &KeyCache) -> Result<Ve
         return Err(refuse(Code::EventTooLarge, format!("canonical event is {} bytes, the limit is {EVENT_BYTES_MAX}", canonical.len())));
     }
     let signature = keys::decode_signature(&sig).map_err(|e| refuse(Code::SignatureMalformed, e.to_string()))?;
-    let key = cache.get(&author).map_err(|e| match e {
+    cache.verify(&author, &signing_input(&canonical), &signature).map_err(|e| match e {
         KeyError::WeakKey => refuse(Code::KeyWeak, e.to_string()),
+        KeyError::BadSignature => refuse(Code::SignatureInvalid, format!("signature of event {id} does not verify for its author")),
         _ => refuse(Code::AuthorMalformed, e.to_string()),
     })?;
-    keys::verify_strict(&key, &signing_input(&canonical), &signature)
-        .map_err(|_| refuse(Code::SignatureInvalid, format!("signature of event {id} does not verify for its author")))?;
     let (ledger, stream, event_type, id) = (event_ledger.to_owned(), stream.to_owned(), event_type.to_owned(), id.to_owned());
     Ok(VerifiedEvent { ledger, stream, event_type, id, occurred_at_unix, author, expected_version, event, canonical, sig })
 }

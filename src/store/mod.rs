@@ -77,7 +77,8 @@ pub struct RawEntry {
 pub struct CommitBatch {
     pub first_seq: u64,
     pub entries: Vec<BatchEntry>,
-    /// New heads of the streams this batch touched.
+    /// New heads of the streams this batch touched (a backend may index them or, like sled,
+    /// derive heads from its stream index).
     pub stream_heads: Vec<(String, StreamHead)>,
     /// The tree head after the batch, and its signed checkpoint note.
     pub head: TreeHead,

@@ -7,7 +7,7 @@
 //! - `e` seq -> record: stored-hash count (1) + stored hashes (32 each) + canonical entry bytes
 //! - `k` tree size -> checkpoint note
 //! - `i` event id -> [`IdRecord`]
-//! - `s` stream 0x00 version -> seq; `S` stream -> [`StreamHead`]
+//! - `s` stream 0x00 version -> seq (a stream's head is its last key here)
 
 use super::{CommitBatch, IdRecord, RawEntry, LedgerConfig, Store, StoreError, StoreStats, StreamHead};
 use crate::checkpoint::TreeHead;
@@ -200,9 +200,8 @@ impl Store for SledStore {
             batch.insert(key_str(b'i', &e.id), &e.id_record.encode()[..]);
             batch.insert(key_stream_version(&e.stream, e.id_record.stream_version), &seq.to_be_bytes());
         }
-        for (stream, head) in &b.stream_heads {
-            batch.insert(key_str(b'S', stream), &head.encode()[..]);
-        }
+        // Stream heads are not written: they are the last key of each stream's index (one
+        // random-key insert less per entry, the dominant cost of a sled commit).
         batch.insert(&key_u64(b'k', b.head.tree_size), b.checkpoint.as_slice());
         batch.insert(b"H", &encode_head(&b.head)[..]);
         // At this point nothing of the batch is on disk; a crash loses it, and it was never
@@ -270,12 +269,16 @@ impl Store for SledStore {
     }
 
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {
-        match self.db.get(key_str(b'S', stream)).map_err(io)? {
-            None => Ok(None),
-            Some(v) => StreamHead::decode(&v)
-                .map(Some)
-                .ok_or(StoreError::Corrupt { what: "stream head", position: 0, detail: format!("for stream {stream}") }),
-        }
+        let mut prefix = key_str(b's', stream);
+        prefix.push(0);
+        let Some(kv) = self.db.scan_prefix(&prefix).next_back() else { return Ok(None) };
+        let (k, v) = kv.map_err(io)?;
+        let corrupt = || StoreError::Corrupt { what: "stream index", position: 0, detail: format!("for stream {stream}") };
+        let version = u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| corrupt())?);
+        let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt())?);
+        let rec = self.db.get(key_u64(b'e', seq)).map_err(io)?.ok_or_else(corrupt)?;
+        let (hashes, _) = split_record(seq, &rec)?;
+        Ok(Some(StreamHead { len: version + 1, last_leaf_hash: hashes[0], last_seq: seq }))
     }
 
     fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError> {

@@ -3,6 +3,7 @@
 //! implementations and public test suites.
 
 mod ed25519;
+mod fast_verify;
 mod jcs;
 mod log;
 mod merkle;

@@ -1,0 +1,224 @@
+//! The ledger core's figures (issue 2), one harness-free binary. Figures it is meant to reach on
+//! the 2-core reference machine, and why:
+//! - signed, verified, durably committed appends through the library pipeline: >= 25,000
+//!   events/s with ~500-byte payloads (a region's school day in minutes), reported beside the
+//!   machine's strict-verify rate on both cores and raw sled group-commit inserts/s;
+//! - durable single-event append latency (one event, one flush): p50 < 2 ms (a teacher's click);
+//! - audit of a 1,000,000-entry ledger: >= 25,000 entries/s (an auditor's run in under a minute);
+//! - inclusion and consistency proofs on 1,000,000 entries: p99 < 1 ms;
+//! - bytes on disk per entry against the entry's canonical size.
+//!
+//! Run: `cargo bench --bench ledger -- [--entries N] [--rounds R]` (defaults 1,000,000 and 5).
+//! Reports medians over rounds and ratios; the machine is shared and noisy.
+
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use zachetka::keys::{KeyCache, KeyPair};
+use zachetka::ledger::{Ledger, Limits};
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
+
+const ORIGIN: &str = "ru-47.edu.example";
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// `n` signed events with ~500-byte canonical forms, signed on every core.
+fn signed_events(teachers: &[KeyPair], first: u64, n: u64) -> Vec<Value> {
+    (first..first + n)
+        .into_par_iter()
+        .map(|i| {
+            let key = &teachers[(i % teachers.len() as u64) as usize];
+            let ev = json!({
+                "ledger": ORIGIN,
+                "stream": format!("learner/47-{:06}", i % 175_000),
+                "type": "journal.grade_recorded",
+                "id": zachetka::event::uuid_from_bytes((i as u128).to_be_bytes()),
+                "occurred_at": "2026-11-23T08:00:00Z",
+                "author": key.did(),
+                "data": {"v": 1, "subject": "Математика", "mark": 2 + (i % 4) as i64, "weight": 3, "kind": "контрольная",
+                         "scale": "five_point", "lesson_date": "2026-11-23", "class": "5А", "institution": "sch-0042",
+                         "lesson": format!("lesson-{}", i / 30), "comment": "работа у доски"}
+            });
+            zachetka::event::sign_event(&ev, key).unwrap()
+        })
+        .collect()
+}
+
+fn new_ledger(dir: &std::path::Path) -> Ledger {
+    let store = Arc::new(SledStore::open(dir).unwrap());
+    let key = KeyPair::from_seed(&[1; 32]);
+    zachetka::ledger::init_store(&*store, ORIGIN, &key, &KeyPair::from_seed(&[2; 32]).did()).unwrap();
+    Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default()).unwrap()
+}
+
+/// Appends `events` from `submitters` threads in requests of `request_len`; returns events/s.
+fn pipeline_rate(ledger: &Ledger, events: Vec<Value>, submitters: usize, request_len: usize) -> f64 {
+    let n = events.len();
+    let chunks: Vec<Vec<Value>> = events.chunks(request_len).map(<[Value]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..submitters {
+            let queue = queue.clone();
+            s.spawn(move || loop {
+                let Some(chunk) = queue.lock().unwrap().next() else { return };
+                for r in ledger.append_blocking(chunk) {
+                    r.expect("bench events are valid");
+                }
+            });
+        }
+    });
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let entries = arg("--entries", 1_000_000);
+    let rounds = arg("--rounds", 5) as usize;
+    let teachers: Vec<KeyPair> = (0..500u64).map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap())).collect();
+    println!("zachetka ledger bench: {} cores, {entries} entries for the audit/proof figures, {rounds} rounds", rayon::current_num_threads());
+
+    // 1. Strict verification on every core (the ceiling for verified appends).
+    let sample = signed_events(&teachers, 0, 40_000);
+    let canonical_len = {
+        let v = zachetka::event::verify_signed(sample[0].clone(), ORIGIN, &KeyCache::default()).unwrap();
+        v.canonical.len()
+    };
+    let mut verify_rates = Vec::new();
+    for _ in 0..rounds {
+        let cache = KeyCache::default();
+        let started = Instant::now();
+        let ok = sample.par_iter().filter(|v| zachetka::event::verify_signed((*v).clone(), ORIGIN, &cache).is_ok()).count();
+        assert_eq!(ok, sample.len());
+        verify_rates.push(sample.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    let verify_rate = median(&mut verify_rates);
+    println!("strict verify (decode + JCS + verify_strict), both cores: {verify_rate:.0} events/s (canonical event {canonical_len} bytes)");
+
+    // 2. Raw sled group commit: same record sizes, one apply_batch + flush per 4096.
+    let mut raw_rates = Vec::new();
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).mode(sled::Mode::HighThroughput).open().unwrap();
+        let record = vec![7u8; canonical_len + 300];
+        let started = Instant::now();
+        for b in 0..10u64 {
+            let mut batch = sled::Batch::default();
+            for i in 0..4096u64 {
+                let k = (b * 4096 + i).to_be_bytes();
+                batch.insert([b"e".as_slice(), &k].concat(), record.clone());
+                batch.insert([b"i".as_slice(), &k, &[0u8; 28]].concat(), &[0u8; 88][..]);
+                batch.insert([b"s".as_slice(), &k, &[0u8; 12]].concat(), &k[..]);
+            }
+            db.apply_batch(batch).unwrap();
+            db.flush().unwrap();
+        }
+        raw_rates.push(40_960.0 / started.elapsed().as_secs_f64());
+    }
+    let raw_rate = median(&mut raw_rates);
+    println!("raw sled group-commit inserts (3 keys per entry, flush per 4096): {raw_rate:.0} entries/s");
+
+    // 3. The pipeline: signed events in, durable receipts out.
+    let mut pipe_rates = Vec::new();
+    for r in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = new_ledger(dir.path());
+        let events = signed_events(&teachers, 1_000_000 * (r as u64 + 1), 100_000);
+        pipe_rates.push(pipeline_rate(&ledger, events, 8, 500));
+    }
+    let pipe_rate = median(&mut pipe_rates);
+    println!(
+        "pipeline appends (verify + sequence + group commit + checkpoint per batch), 8 submitters x 500: {pipe_rate:.0} events/s = {:.2} x strict verify, {:.2} x raw sled",
+        pipe_rate / verify_rate,
+        pipe_rate / raw_rate
+    );
+
+    // 4. Durable single-event latency: one event, one batch, one flush, sequentially.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = new_ledger(dir.path());
+    let singles = signed_events(&teachers, 50_000_000, 2000);
+    let mut lat = Vec::with_capacity(singles.len());
+    for ev in singles {
+        let started = Instant::now();
+        ledger.append_blocking(vec![ev])[0].as_ref().unwrap();
+        lat.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("single-event durable append latency: p50 {:.3} ms, p99 {:.3} ms", percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    drop(ledger);
+
+    // 5. A large ledger: build, then bytes per entry, proofs, audit.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = new_ledger(dir.path());
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < entries {
+        let n = (entries - done).min(200_000);
+        let events = signed_events(&teachers, 100_000_000 + done, n);
+        pipeline_rate(&ledger, events, 8, 1000);
+        done += n;
+    }
+    println!("built {entries} entries in {:.1} s (signing included)", started.elapsed().as_secs_f64());
+    let size = ledger.head().0.tree_size;
+    assert_eq!(size, entries);
+    let canonical_entry: f64 = ledger.entries(size / 2, 1000).unwrap().iter().map(|e| e.len() as f64).sum::<f64>() / 1000.0;
+    ledger.store().stats().unwrap();
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut incl = Vec::new();
+    let mut cons = Vec::new();
+    for _ in 0..20_000 {
+        let i = next(size);
+        let started = Instant::now();
+        ledger.prove_inclusion(i, size).unwrap();
+        incl.push(started.elapsed().as_secs_f64() * 1e3);
+        let m = 1 + next(size - 1);
+        let started = Instant::now();
+        ledger.prove_consistency(m, size).unwrap();
+        cons.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "inclusion proof on {size} entries: p50 {:.4} ms, p99 {:.4} ms; consistency: p50 {:.4} ms, p99 {:.4} ms",
+        percentile(&mut incl, 0.5),
+        percentile(&mut incl, 0.99),
+        percentile(&mut cons, 0.5),
+        percentile(&mut cons, 0.99)
+    );
+    let store: Arc<dyn Store> = ledger.store().clone();
+    drop(ledger);
+    // sled compacts lazily; flush so the figure is what a restart would find.
+    let bytes = store.stats().unwrap().bytes_on_disk as f64;
+    println!(
+        "bytes on disk per entry: {:.0} (canonical entry {:.0} bytes, ratio {:.2})",
+        bytes / size as f64,
+        canonical_entry,
+        bytes / size as f64 / canonical_entry
+    );
+    let started = Instant::now();
+    let report = zachetka::audit::audit(&*store, &|_, _| {}).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert!(report.is_clean(), "{:?}", &report.violations[..report.violations.len().min(5)]);
+    println!(
+        "audit of {size} entries: {secs:.1} s = {:.0} entries/s = {:.2} x strict verify",
+        size as f64 / secs,
+        size as f64 / secs / verify_rate
+    );
+}
