@@ -89,9 +89,18 @@ fn pipeline_rate(ledger: &Ledger, events: Vec<Value>, submitters: usize, request
 fn main() {
     let entries = arg("--entries", 1_000_000);
     let rounds = arg("--rounds", 5) as usize;
+    // `--pipeline-only` runs just the pipeline figure (for profiling).
+    let pipeline_only = std::env::args().any(|a| a == "--pipeline-only");
     let teachers: Vec<KeyPair> = (0..500u64).map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap())).collect();
     println!("zachetka ledger bench: {} cores, {entries} entries for the audit/proof figures, {rounds} rounds", rayon::current_num_threads());
 
+    if pipeline_only {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = new_ledger(dir.path());
+        let events = signed_events(&teachers, 1_000_000, 200_000);
+        println!("pipeline appends: {:.0} events/s", pipeline_rate(&ledger, events, 8, 500));
+        return;
+    }
     // 1. Strict verification on every core (the ceiling for verified appends).
     let sample = signed_events(&teachers, 0, 40_000);
     let canonical_len = {

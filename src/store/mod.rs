@@ -67,8 +67,8 @@ pub struct RawEntry {
     pub seq: u64,
     pub bytes: Vec<u8>,
     pub hashes: Vec<Hash>,
-    /// Set when the stored record itself cannot be split into hashes and bytes (then `bytes`
-    /// holds the whole record and `hashes` is empty). Readers refuse it; the audit reports it.
+    /// Set when the store cannot locate the entry's bytes (its offsets are damaged); `bytes` is
+    /// then empty. Readers refuse it; the audit reports it.
     pub damaged: Option<String>,
 }
 

@@ -25,21 +25,46 @@ fn key(prefix: u8, n: u64) -> Vec<u8> {
     k
 }
 
+fn file(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap()
+}
+
+fn read_at(path: &std::path::Path, at: u64, len: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len as usize];
+    file(path).read_exact_at(&mut b, at).unwrap();
+    b
+}
+
+fn write_at(path: &std::path::Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    file(path).write_all_at(bytes, at).unwrap();
+}
+
+/// Every byte an entry occupies: its bytes in entries.dat and its stored hashes in hashes.dat.
+fn entry_bytes_on_disk(store: &SledStore, seq: u64) -> Vec<(std::path::PathBuf, u64)> {
+    let paths = store.paths();
+    let (at, len) = store.entry_span(seq).unwrap();
+    let mut out: Vec<_> = (at..at + len).map(|o| (paths.entries.clone(), o)).collect();
+    let first = zachetka::merkle::stored_hash_index_of_leaf(seq) * 32;
+    let end = zachetka::merkle::stored_hash_index_of_leaf(seq + 1) * 32;
+    out.extend((first..end).map(|o| (paths.hashes.clone(), o)));
+    out
+}
+
 #[test]
 fn every_flipped_byte_of_an_entry_is_pinpointed() {
     let dir = tampering_ground();
     let store = SledStore::open(dir.path()).unwrap();
     for seq in [0u64, 13, 39] {
-        let k = key(b'e', seq);
-        let original = store.raw().get(&k).unwrap().unwrap().to_vec();
-        for pos in 0..original.len() {
-            let mut bytes = original.clone();
-            bytes[pos] ^= 0x01;
-            store.raw().insert(&k, bytes).unwrap();
+        for (path, pos) in entry_bytes_on_disk(&store, seq) {
+            let original = read_at(&path, pos, 1);
+            write_at(&path, pos, &[original[0] ^ 0x01]);
             let report = audit(&store, &|_, _| {}).unwrap();
-            assert!(!report.is_clean(), "flip at byte {pos} of entry {seq} went unnoticed");
+            write_at(&path, pos, &original);
+            assert!(!report.is_clean(), "flip at {}:{pos} (entry {seq}) went unnoticed", path.display());
             let first = &report.violations[0];
-            assert_eq!(first.position, Position::Entry { seq }, "flip at byte {pos} of entry {seq}: {:#?}", report.violations);
+            assert_eq!(first.position, Position::Entry { seq }, "flip at {}:{pos} of entry {seq}: {:#?}", path.display(), report.violations);
             for v in &report.violations {
                 match &v.position {
                     Position::Entry { seq: s } => assert_eq!(*s, seq, "only the altered entry is blamed: {v:?}"),
@@ -49,7 +74,6 @@ fn every_flipped_byte_of_an_entry_is_pinpointed() {
                 }
             }
         }
-        store.raw().insert(&k, original).unwrap();
     }
     assert!(audit(&store, &|_, _| {}).unwrap().is_clean());
 }
@@ -82,22 +106,27 @@ fn every_flipped_byte_of_a_checkpoint_is_pinpointed() {
 fn a_missing_entry_and_a_rewritten_history_are_reported() {
     let dir = tampering_ground();
     let store = SledStore::open(dir.path()).unwrap();
-    // An operator deletes entry 5.
-    let k = key(b'e', 5);
-    let original = store.raw().get(&k).unwrap().unwrap();
-    store.raw().remove(&k).unwrap();
+    let paths = store.paths();
+    // An operator damages the offset of entry 5 so that it points outside the file.
+    let original = read_at(&paths.offsets, 5 * 8, 8);
+    write_at(&paths.offsets, 5 * 8, &u64::MAX.to_be_bytes());
     let report = audit(&store, &|_, _| {}).unwrap();
-    assert_eq!(report.violations[0].position, Position::Entry { seq: 5 });
-    assert_eq!(report.violations[0].code, "entry_missing");
-    store.raw().insert(&k, original).unwrap();
-    // An operator re-signs nothing but swaps two entries' bytes (both signatures stay valid).
-    let (a, b) = (key(b'e', 20), key(b'e', 21));
-    let (va, vb) = (store.raw().get(&a).unwrap().unwrap(), store.raw().get(&b).unwrap().unwrap());
-    store.raw().insert(&a, vb.clone()).unwrap();
-    store.raw().insert(&b, va.clone()).unwrap();
+    write_at(&paths.offsets, 5 * 8, &original);
+    // Entry 5's offset is also entry 4's end: both are unreadable, nothing else is blamed.
+    assert_eq!(report.violations[0].position, Position::Entry { seq: 4 }, "{:#?}", report.violations);
+    assert_eq!(report.violations[0].code, "record_malformed");
+    assert_eq!(report.violations[1].position, Position::Entry { seq: 5 }, "{:#?}", report.violations);
+    assert!(report.violations.iter().all(|v| !matches!(v.position, Position::Entry { seq } if seq != 4 && seq != 5)), "{:#?}", report.violations);
+    // An operator swaps two entries' bytes (both signatures stay valid).
+    let (a, la) = store.entry_span(20).unwrap();
+    let (b, lb) = store.entry_span(21).unwrap();
+    let (va, vb) = (read_at(&paths.entries, a, la), read_at(&paths.entries, b, lb));
+    write_at(&paths.entries, a, &[vb.clone(), va.clone()].concat());
+    write_at(&paths.offsets, 21 * 8, &(a + lb).to_be_bytes());
     let report = audit(&store, &|_, _| {}).unwrap();
     assert_eq!(report.violations[0].position, Position::Entry { seq: 20 });
-    assert!(report.violations.iter().any(|v| v.code == "seq_mismatch"));
+    let blamed: Vec<_> = report.violations.iter().filter(|v| matches!(v.position, Position::Entry { .. })).map(|v| (v.position.clone(), v.code)).collect();
+    assert_eq!(blamed, vec![(Position::Entry { seq: 20 }, "leaf_hash_mismatch"), (Position::Entry { seq: 21 }, "leaf_hash_mismatch")]);
 }
 
 #[test]

@@ -147,24 +147,31 @@ fn sled_store_keeps_the_contract() {
     run_contract(&Sled);
 }
 
+fn flip_byte(path: &std::path::Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 1;
+    f.write_all_at(&b, at).unwrap();
+}
+
+fn committed_store(dir: &Path, n: u64) -> MemoryTree {
+    let store = zachetka::store::sled::SledStore::open(dir).unwrap();
+    store.init(&config()).unwrap();
+    let mut tree = MemoryTree::default();
+    let mut heads = std::collections::HashMap::new();
+    store.commit(&batch(&mut tree, n, "s/a", &mut heads)).unwrap();
+    tree
+}
+
 #[test]
 fn sled_recovery_refuses_damage_below_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
-        store.init(&config()).unwrap();
-        let mut tree = MemoryTree::default();
-        let mut heads = std::collections::HashMap::new();
-        store.commit(&batch(&mut tree, 4, "s/a", &mut heads)).unwrap();
-        // Damage the last entry's bytes (its stored leaf hash stays).
-        let mut key = vec![b'e'];
-        key.extend_from_slice(&3u64.to_be_bytes());
-        let mut rec = store.raw().get(&key).unwrap().unwrap().to_vec();
-        let last = rec.len() - 2;
-        rec[last] ^= 1;
-        store.raw().insert(key, rec).unwrap();
-        store.raw().flush().unwrap();
-    }
+    committed_store(dir.path(), 4);
+    let paths = zachetka::store::sled::StorePaths::of(dir.path());
+    let len = std::fs::metadata(&paths.entries).unwrap().len();
+    flip_byte(&paths.entries, len - 2);
     match zachetka::store::sled::SledStore::open(dir.path()) {
         Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("entry", 3)),
         Err(e) => panic!("wrong error {e}"),
@@ -173,27 +180,40 @@ fn sled_recovery_refuses_damage_below_the_head() {
 }
 
 #[test]
-fn sled_recovery_drops_entries_beyond_the_head() {
+fn sled_recovery_refuses_files_shorter_than_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    let mut tree = MemoryTree::default();
-    let mut heads = std::collections::HashMap::new();
-    {
-        let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
-        store.init(&config()).unwrap();
-        store.commit(&batch(&mut tree, 4, "s/a", &mut heads)).unwrap();
-        // A torn tail: an entry written without its head (as a non-atomic writer could leave).
-        let b = batch(&mut tree.clone(), 1, "s/a", &mut heads.clone());
-        let mut key = vec![b'e'];
-        key.extend_from_slice(&4u64.to_be_bytes());
-        let mut rec = vec![b.entries[0].hashes.len() as u8];
-        for h in &b.entries[0].hashes {
-            rec.extend_from_slice(&h.0);
-        }
-        rec.extend_from_slice(&b.entries[0].bytes);
-        store.raw().insert(key, rec).unwrap();
-        store.raw().flush().unwrap();
+    committed_store(dir.path(), 4);
+    let paths = zachetka::store::sled::StorePaths::of(dir.path());
+    let f = std::fs::OpenOptions::new().write(true).open(&paths.offsets).unwrap();
+    f.set_len(3 * 8).unwrap();
+    match zachetka::store::sled::SledStore::open(dir.path()) {
+        Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("log file", 4)),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("lost acknowledged data must not be papered over"),
+    }
+}
+
+/// A batch whose files were written (even fsynced) but whose index commit never happened is a
+/// torn tail: dropped on open, never served, and the next batch takes its place.
+#[test]
+fn sled_recovery_drops_a_torn_tail() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = committed_store(dir.path(), 4);
+    let paths = zachetka::store::sled::StorePaths::of(dir.path());
+    let sizes = |p: &zachetka::store::sled::StorePaths| {
+        [&p.entries, &p.offsets, &p.hashes].map(|f| std::fs::metadata(f).unwrap().len())
+    };
+    let before = sizes(&paths);
+    for (f, junk) in [(&paths.entries, 700), (&paths.offsets, 13), (&paths.hashes, 64 + 5)] {
+        std::fs::OpenOptions::new().append(true).open(f).unwrap().write_all(&vec![0xAB; junk]).unwrap();
     }
     let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
-    assert_eq!(store.raw_entries(0, 100).unwrap().len(), 4, "the torn tail is dropped, never served");
-    assert_eq!(store.head().unwrap().unwrap().0.tree_size, 4);
+    assert_eq!(sizes(&paths), before, "the torn tail is truncated");
+    assert_eq!(store.raw_entries(0, 100).unwrap().len(), 4, "and never served");
+    let mut heads = std::collections::HashMap::new();
+    heads.insert("s/a".to_owned(), store.stream_head("s/a").unwrap().unwrap());
+    store.commit(&batch(&mut tree, 2, "s/a", &mut heads)).unwrap();
+    assert_eq!(store.head().unwrap().unwrap().0.tree_size, 6);
+    assert_eq!(store.entries(4, 2).unwrap(), vec![b"{\"entry\":4}".to_vec(), b"{\"entry\":5}".to_vec()]);
 }
