@@ -1,0 +1,421 @@
+//! Region-specific lists as data: benefit categories and tiers, attendance codes, grade scales and
+//! weights, commission sizes, enrolment windows. `RegionConfig::default()` holds DOMAIN.md's
+//! values (the Leningrad oblast profile) and equals `projections/region-default.json`.
+//! Not the rules themselves: they live in the subsystem modules and only read this.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A grade scale: its marks (integers are written as their decimal string) and which of them
+/// are unsatisfactory (they open an academic debt and fail a retake).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    pub marks: Vec<String>,
+    pub unsatisfactory: Vec<String>,
+}
+
+/// Academic debt: how many retakes, within how many days of opening, from which attempt a
+/// commission is needed and how many distinct members it has at least.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetakeRules {
+    pub retakes_max: i64,
+    pub within_days: i64,
+    pub commission_from_attempt: i64,
+    pub commission_members_min: i64,
+}
+
+/// A kindergarten age group: whole months of age on 1 September of the target year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeGroup {
+    pub code: String,
+    pub months_min: i64,
+    pub months_max: i64,
+}
+
+/// The kindergarten queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRules {
+    /// Tiers in allocation order; the last one is the general tier.
+    pub tiers: Vec<String>,
+    /// Benefit category -> tier.
+    pub benefit_categories: BTreeMap<String, String>,
+    /// The tier of a sibling already attending a preferred kindergarten (преимущественное право).
+    pub sibling_tier: String,
+    pub age_groups: Vec<AgeGroup>,
+    pub group_types: Vec<String>,
+    pub preferred_max: i64,
+    /// The only reasons admission may be refused (DOMAIN: only for lack of places).
+    pub admission_refusal_reasons: Vec<String>,
+}
+
+/// A window of the year as `MM-DD` bounds, both inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+    /// The bases (grounds) an application may claim in this window.
+    pub bases: Vec<String>,
+}
+
+/// 1st-grade enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstGradeRules {
+    pub window_1: Window,
+    pub window_2: Window,
+    /// Youngest age on 1 September in whole months (6.5 years = 78).
+    pub age_months_min: i64,
+    /// The age on 1 September a child must not have reached (8 years = 96).
+    pub age_months_limit: i64,
+}
+
+/// Teacher attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRules {
+    /// Category (including the fitness check) -> minimum distinct commission members voting.
+    pub quorum: BTreeMap<String, i64>,
+    /// Categories that require a current `highest_category`.
+    pub requires_highest: Vec<String>,
+    pub highest_category: String,
+    /// Categories granted on or after this date (`YYYY-MM-DD`) have no end date.
+    pub unlimited_since: String,
+    /// The term in years of a category granted before `unlimited_since`, and of a fitness check.
+    pub term_years: i64,
+    /// The mandatory check of fitness for the post (always `term_years`).
+    pub fitness_check: String,
+}
+
+/// The whole region profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// The region's clocks, minutes ahead of UTC (dates of windows and ages are local dates).
+    pub utc_offset_minutes: i64,
+    pub roles: Vec<String>,
+    /// Roles an institution admin may grant within its institution.
+    pub admin_delegable_roles: Vec<String>,
+    pub institution_kinds: Vec<String>,
+    pub scales: BTreeMap<String, Scale>,
+    /// Institution kind -> scales its grades may use (a kind absent here records no grades).
+    pub scales_by_kind: BTreeMap<String, Vec<String>>,
+    /// School years (the number in a class name like "1А") in which no marks are given.
+    pub years_without_marks: Vec<i64>,
+    /// Kind of work -> weight (the weighted average is sum(mark x weight) / sum(weight)).
+    pub grade_weights: BTreeMap<String, i64>,
+    /// Attendance code -> meaning.
+    pub attendance_codes: BTreeMap<String, String>,
+    pub terms_max: i64,
+    pub retakes: RetakeRules,
+    /// College/university assessment form -> allowed scales.
+    pub exam_forms: BTreeMap<String, Vec<String>>,
+    /// Final attestation exam -> the highest score.
+    pub final_exams: BTreeMap<String, i64>,
+    pub certificate_levels: Vec<String>,
+    pub diploma_levels: Vec<String>,
+    pub promotion_bases: Vec<String>,
+    pub queue: QueueRules,
+    pub first_grade: FirstGradeRules,
+    pub attestation: AttestationRules,
+    pub achievement_kinds: Vec<String>,
+    pub achievement_levels: Vec<String>,
+    /// Words that mark a data field as personal data when they appear as a `_`-separated part of
+    /// its name (`first_name`, `snils`, `home_address`...). `birth_month` is the one exception.
+    pub personal_data_words: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn map<V: Clone>(items: &[(&str, V)]) -> BTreeMap<String, V> {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        let age = |code: &str, months_min, months_max| AgeGroup {
+            code: code.into(),
+            months_min,
+            months_max,
+        };
+        Self {
+            utc_offset_minutes: 180,
+            roles: strings(&[
+                "authority",
+                "institution_admin",
+                "teacher",
+                "class_teacher",
+                "queue_operator",
+                "commission_member",
+                "commission_secretary",
+                "achievement_issuer",
+                "registrar",
+            ]),
+            admin_delegable_roles: strings(&[
+                "teacher",
+                "class_teacher",
+                "commission_member",
+                "commission_secretary",
+                "achievement_issuer",
+                "registrar",
+            ]),
+            institution_kinds: strings(&[
+                "kindergarten",
+                "school",
+                "college",
+                "university",
+                "additional_education",
+                "attestation_commission",
+            ]),
+            scales: map(&[
+                (
+                    "five_point",
+                    Scale {
+                        marks: strings(&["2", "3", "4", "5"]),
+                        unsatisfactory: strings(&["2"]),
+                    },
+                ),
+                (
+                    "pass_fail",
+                    Scale {
+                        marks: strings(&["зачтено", "не зачтено"]),
+                        unsatisfactory: strings(&["не зачтено"]),
+                    },
+                ),
+                (
+                    "four_level",
+                    Scale {
+                        marks: strings(&[
+                            "отлично",
+                            "хорошо",
+                            "удовлетворительно",
+                            "неудовлетворительно",
+                        ]),
+                        unsatisfactory: strings(&["неудовлетворительно"]),
+                    },
+                ),
+            ]),
+            scales_by_kind: map(&[
+                ("school", strings(&["five_point"])),
+                (
+                    "college",
+                    strings(&["five_point", "pass_fail", "four_level"]),
+                ),
+                ("university", strings(&["pass_fail", "four_level"])),
+            ]),
+            years_without_marks: vec![1],
+            grade_weights: map(&[("test", 5), ("classwork", 3), ("homework", 1)]),
+            attendance_codes: map(&[
+                ("Н", "absent".to_owned()),
+                ("Б", "illness".to_owned()),
+                ("УП", "valid_reason".to_owned()),
+                ("ОП", "late".to_owned()),
+            ]),
+            terms_max: 4,
+            retakes: RetakeRules {
+                retakes_max: 2,
+                within_days: 365,
+                commission_from_attempt: 2,
+                commission_members_min: 3,
+            },
+            exam_forms: map(&[
+                ("exam", strings(&["four_level", "five_point"])),
+                ("credit", strings(&["pass_fail"])),
+                (
+                    "differentiated_credit",
+                    strings(&["four_level", "five_point"]),
+                ),
+            ]),
+            final_exams: map(&[("oge", 100), ("ege", 100), ("gve", 100)]),
+            certificate_levels: strings(&["basic_general", "secondary_general"]),
+            diploma_levels: strings(&["secondary_vocational", "bachelor", "specialist", "master"]),
+            promotion_bases: strings(&["full", "conditional"]),
+            queue: QueueRules {
+                tiers: strings(&["extraordinary", "first_priority", "advantage", "general"]),
+                benefit_categories: map(&[
+                    ("prosecutor", "extraordinary".to_owned()),
+                    ("judge", "extraordinary".to_owned()),
+                    ("investigative_committee", "extraordinary".to_owned()),
+                    ("chernobyl", "extraordinary".to_owned()),
+                    ("special_military_operation", "extraordinary".to_owned()),
+                    ("military", "first_priority".to_owned()),
+                    ("police", "first_priority".to_owned()),
+                    ("large_family", "first_priority".to_owned()),
+                    ("disabled_child", "first_priority".to_owned()),
+                    ("disabled_parent", "first_priority".to_owned()),
+                ]),
+                sibling_tier: "advantage".into(),
+                age_groups: vec![
+                    age("0-1", 2, 11),
+                    age("1-2", 12, 23),
+                    age("2-3", 24, 35),
+                    age("3-4", 36, 47),
+                    age("4-5", 48, 59),
+                    age("5-6", 60, 71),
+                    age("6-7", 72, 95),
+                ],
+                group_types: strings(&[
+                    "general",
+                    "compensating",
+                    "combined",
+                    "health",
+                    "short_stay",
+                ]),
+                preferred_max: 5,
+                admission_refusal_reasons: strings(&["no_free_places"]),
+            },
+            first_grade: FirstGradeRules {
+                window_1: Window {
+                    from: "04-01".into(),
+                    to: "06-30".into(),
+                    bases: strings(&["priority", "sibling", "territory"]),
+                },
+                window_2: Window {
+                    from: "07-06".into(),
+                    to: "09-05".into(),
+                    bases: strings(&["priority", "sibling", "territory", "general"]),
+                },
+                age_months_min: 78,
+                age_months_limit: 96,
+            },
+            attestation: AttestationRules {
+                quorum: map(&[
+                    ("fitness", 5),
+                    ("first", 5),
+                    ("highest", 5),
+                    ("methodist", 7),
+                    ("mentor", 7),
+                ]),
+                requires_highest: strings(&["methodist", "mentor"]),
+                highest_category: "highest".into(),
+                unlimited_since: "2023-09-01".into(),
+                term_years: 5,
+                fitness_check: "fitness".into(),
+            },
+            achievement_kinds: strings(&[
+                "olympiad",
+                "competition",
+                "sport",
+                "gto",
+                "volunteering",
+                "creative",
+                "research",
+            ]),
+            achievement_levels: strings(&[
+                "school",
+                "municipal",
+                "regional",
+                "federal",
+                "international",
+            ]),
+            personal_data_words: strings(&[
+                "name",
+                "names",
+                "surname",
+                "patronymic",
+                "fio",
+                "birth",
+                "birthday",
+                "birthdate",
+                "dob",
+                "snils",
+                "address",
+                "passport",
+                "phone",
+                "email",
+                "inn",
+            ]),
+        }
+    }
+}
+
+impl RegionConfig {
+    /// Reads a region profile from JSON and checks that its lists agree with each other.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let config: Self = serde_json::from_str(text).map_err(|e| format!("region config: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks cross-references (tiers named by categories exist, windows parse, scales exist...).
+    pub fn validate(&self) -> Result<(), String> {
+        let q = &self.queue;
+        if q.tiers.is_empty() {
+            return Err("region config: queue.tiers is empty".into());
+        }
+        for (cat, tier) in q
+            .benefit_categories
+            .iter()
+            .chain([(&"sibling".to_owned(), &q.sibling_tier)])
+        {
+            if !q.tiers.contains(tier) {
+                return Err(format!(
+                    "region config: benefit {cat} names unknown tier {tier}"
+                ));
+            }
+        }
+        for (kind, scales) in self.scales_by_kind.iter().chain(&self.exam_forms) {
+            if let Some(s) = scales.iter().find(|s| !self.scales.contains_key(*s)) {
+                return Err(format!("region config: {kind} names unknown scale {s}"));
+            }
+        }
+        for (name, s) in &self.scales {
+            if s.unsatisfactory.iter().any(|m| !s.marks.contains(m)) {
+                return Err(format!(
+                    "region config: scale {name} has an unsatisfactory mark outside its marks"
+                ));
+            }
+        }
+        if let Some((k, w)) = self.grade_weights.iter().find(|(_, w)| **w <= 0) {
+            return Err(format!(
+                "region config: grade weight of {k} is {w}, must be positive"
+            ));
+        }
+        for w in [&self.first_grade.window_1, &self.first_grade.window_2] {
+            if crate::time::parse_month_day(&w.from).is_none()
+                || crate::time::parse_month_day(&w.to).is_none()
+            {
+                return Err(format!(
+                    "region config: window {}..{} is not MM-DD",
+                    w.from, w.to
+                ));
+            }
+        }
+        if crate::time::parse_date(&self.attestation.unlimited_since).is_none() {
+            return Err("region config: attestation.unlimited_since is not YYYY-MM-DD".into());
+        }
+        if !self
+            .attestation
+            .quorum
+            .contains_key(&self.attestation.highest_category)
+            || !self
+                .attestation
+                .quorum
+                .contains_key(&self.attestation.fitness_check)
+        {
+            return Err(
+                "region config: attestation.quorum lacks the highest category or the fitness check"
+                    .into(),
+            );
+        }
+        if let Some(r) = self
+            .admin_delegable_roles
+            .iter()
+            .find(|r| !self.roles.contains(r) || *r == "authority")
+        {
+            return Err(format!(
+                "region config: delegable role {r} is unknown or the authority"
+            ));
+        }
+        Ok(())
+    }
+}

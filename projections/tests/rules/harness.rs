@@ -1,0 +1,316 @@
+//! The test harness: a log in memory that indexes accepted events for `Lookup`, appends through
+//! `check` then `apply`, and a standard small region (institutions and staff keys) to start from.
+//! Not a ledger: no signatures, no Merkle tree.
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use zachetka_projections::{Envelope, Lookup, RegionConfig, RuleRefusal, Rules};
+
+pub const AUTH: &str = "did:key:z6MkAuthority";
+pub const ADMIN: &str = "did:key:z6MkAdminSch1";
+pub const ADMIN2: &str = "did:key:z6MkAdminSch2";
+pub const TEACHER: &str = "did:key:z6MkTeacherSch1";
+pub const TEACHER_5A: &str = "did:key:z6MkTeacher5A";
+pub const CLASS_5A: &str = "did:key:z6MkClassTeacher5A";
+pub const TEACHER_1A: &str = "did:key:z6MkTeacher1A";
+pub const REGISTRAR: &str = "did:key:z6MkRegistrarSch1";
+pub const OPERATOR: &str = "did:key:z6MkOperatorTikhvin";
+pub const OPERATOR_LUGA: &str = "did:key:z6MkOperatorLuga";
+pub const COL_TEACHER: &str = "did:key:z6MkCollegeTeacher";
+pub const COL_REGISTRAR: &str = "did:key:z6MkCollegeRegistrar";
+pub const ADO_REGISTRAR: &str = "did:key:z6MkAdoRegistrar";
+pub const ISSUER: &str = "did:key:z6MkIssuerAdo";
+pub const SECRETARY: &str = "did:key:z6MkCommissionSecretary";
+pub const TEACHER2: &str = "did:key:z6MkTeacherSch2";
+
+/// A member of commission com-001 (`i` in 0..9), held by person `m-<i>`.
+pub fn member(i: usize) -> String {
+    format!("did:key:z6MkMember{i}")
+}
+
+/// Refuses keys whose text says "weak" (stands in for the root crate's small-order check).
+pub fn toy_key_check(did: &str) -> Result<(), String> {
+    if did.contains("Weak") {
+        Err("small-order public key".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct Index(HashMap<String, (String, String)>);
+
+impl Lookup for Index {
+    fn event(&self, id: &str) -> Option<(String, String)> {
+        self.0.get(id).cloned()
+    }
+}
+
+pub struct Harness {
+    pub rules: Rules,
+    pub index: Index,
+    pub seq: u64,
+    /// `occurred_at` of the next events.
+    pub now: String,
+}
+
+impl Harness {
+    /// Rules with the default region, not yet established.
+    pub fn bare() -> Self {
+        Self::with_config(RegionConfig::default())
+    }
+
+    pub fn with_config(config: RegionConfig) -> Self {
+        Self {
+            rules: Rules::new(AUTH, config).with_key_check(toy_key_check),
+            index: Index::default(),
+            seq: 0,
+            now: "2026-09-01T06:00:00Z".into(),
+        }
+    }
+
+    pub fn at(&mut self, t: &str) -> &mut Self {
+        self.now = t.to_owned();
+        self
+    }
+
+    /// Checks then applies an event; `data` gets `"v": 1` unless it has a `v`. Returns the id.
+    pub fn append(
+        &mut self,
+        author: &str,
+        stream: &str,
+        ty: &str,
+        mut data: Value,
+    ) -> Result<String, RuleRefusal> {
+        if let Some(o) = data.as_object_mut() {
+            o.entry("v").or_insert(json!(1));
+        }
+        let id = format!("00000000-0000-4000-8000-{:012x}", self.seq);
+        let e = Envelope {
+            seq: self.seq,
+            stream,
+            event_type: ty,
+            id: &id,
+            occurred_at: &self.now,
+            author,
+            data: &data,
+        };
+        self.rules.check(&e, &self.index)?;
+        self.rules.apply(&e);
+        self.index
+            .0
+            .insert(id.clone(), (stream.to_owned(), ty.to_owned()));
+        self.seq += 1;
+        Ok(id)
+    }
+
+    #[track_caller]
+    pub fn ok(&mut self, author: &str, stream: &str, ty: &str, data: Value) -> String {
+        match self.append(author, stream, ty, data) {
+            Ok(id) => id,
+            Err(r) => panic!("{ty} refused: {r}"),
+        }
+    }
+
+    /// Asserts a refusal with `code` and that nothing changed; returns the message.
+    #[track_caller]
+    pub fn refused(
+        &mut self,
+        code: &str,
+        author: &str,
+        stream: &str,
+        ty: &str,
+        data: Value,
+    ) -> String {
+        match self.append(author, stream, ty, data) {
+            Ok(_) => panic!("{ty} was accepted, expected {code}"),
+            Err(r) => {
+                assert_eq!(r.code, code, "{ty}: {}", r.message);
+                assert!(
+                    !r.message.is_empty() && !r.message.ends_with('.'),
+                    "message style: {}",
+                    r.message
+                );
+                assert!(
+                    !r.message.starts_with(|c: char| c.is_ascii_uppercase()),
+                    "message style: {}",
+                    r.message
+                );
+                r.message
+            }
+        }
+    }
+
+    pub fn grant(&mut self, by: &str, key: &str, holder: &str, roles: &[&str], scope: Value) {
+        self.ok(by, "registry", "keys.granted", json!({"key": key, "holder": holder, "roles": roles, "scope": scope, "valid_from": "2026-01-01T00:00:00Z"}));
+    }
+
+    /// The standard region: ledger, institutions of every kind, staff keys.
+    pub fn region() -> Self {
+        let mut h = Self::bare();
+        h.at("2026-08-01T06:00:00Z");
+        h.ok(
+            AUTH,
+            "registry",
+            "ledger.established",
+            json!({"origin": "ru-47.edu.example", "authority": AUTH}),
+        );
+        for (id, kind, terr) in [
+            ("sch-001", "school", "tikhvin"),
+            ("sch-002", "school", "tikhvin"),
+            ("col-001", "college", "tikhvin"),
+            ("uni-001", "university", "spb"),
+            ("kg-001", "kindergarten", "tikhvin"),
+            ("kg-002", "kindergarten", "tikhvin"),
+            ("kg-009", "kindergarten", "luga"),
+            ("ado-001", "additional_education", "tikhvin"),
+            ("com-001", "attestation_commission", "region"),
+        ] {
+            h.ok(
+                AUTH,
+                "registry",
+                "registry.institution_registered",
+                json!({"institution": id, "kind": kind, "territory": terr}),
+            );
+        }
+        h.grant(
+            AUTH,
+            ADMIN,
+            "p-admin1",
+            &["institution_admin"],
+            json!({"institution": "sch-001"}),
+        );
+        h.grant(
+            AUTH,
+            ADMIN2,
+            "p-admin2",
+            &["institution_admin"],
+            json!({"institution": "sch-002"}),
+        );
+        h.grant(
+            ADMIN,
+            TEACHER,
+            "t-0001",
+            &["teacher"],
+            json!({"institution": "sch-001"}),
+        );
+        h.grant(
+            ADMIN,
+            TEACHER_5A,
+            "t-0002",
+            &["teacher"],
+            json!({"institution": "sch-001", "class": "5А"}),
+        );
+        h.grant(
+            ADMIN,
+            CLASS_5A,
+            "t-0003",
+            &["class_teacher", "teacher"],
+            json!({"institution": "sch-001", "class": "5А"}),
+        );
+        h.grant(
+            ADMIN,
+            TEACHER_1A,
+            "t-0004",
+            &["teacher"],
+            json!({"institution": "sch-001", "class": "1А"}),
+        );
+        h.grant(
+            ADMIN,
+            REGISTRAR,
+            "p-reg1",
+            &["registrar"],
+            json!({"institution": "sch-001"}),
+        );
+        h.grant(
+            ADMIN2,
+            TEACHER2,
+            "t-0005",
+            &["teacher"],
+            json!({"institution": "sch-002"}),
+        );
+        h.grant(
+            AUTH,
+            OPERATOR,
+            "p-op1",
+            &["queue_operator"],
+            json!({"territory": "tikhvin"}),
+        );
+        h.grant(
+            AUTH,
+            OPERATOR_LUGA,
+            "p-op2",
+            &["queue_operator"],
+            json!({"territory": "luga"}),
+        );
+        h.grant(
+            AUTH,
+            COL_TEACHER,
+            "t-0100",
+            &["teacher"],
+            json!({"institution": "col-001"}),
+        );
+        h.grant(
+            AUTH,
+            COL_REGISTRAR,
+            "p-reg2",
+            &["registrar"],
+            json!({"institution": "col-001"}),
+        );
+        h.grant(
+            AUTH,
+            ADO_REGISTRAR,
+            "p-reg3",
+            &["registrar"],
+            json!({"institution": "ado-001"}),
+        );
+        h.grant(
+            AUTH,
+            ISSUER,
+            "p-iss1",
+            &["achievement_issuer"],
+            json!({"institution": "ado-001"}),
+        );
+        h.grant(
+            AUTH,
+            SECRETARY,
+            "p-sec",
+            &["commission_secretary"],
+            json!({"institution": "com-001"}),
+        );
+        for i in 0..9 {
+            h.grant(
+                AUTH,
+                &member(i),
+                &format!("m-{i}"),
+                &["commission_member"],
+                json!({"institution": "com-001"}),
+            );
+        }
+        h.at("2026-09-01T06:00:00Z");
+        h
+    }
+}
+
+/// A five-point grade for learner L1 in sch-001, class 5А (fields overridable).
+pub fn grade(overrides: Value) -> Value {
+    let mut g = json!({"institution": "sch-001", "class": "5А", "subject": "math", "mark": 5, "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2026-09-01"});
+    merge(&mut g, overrides);
+    g
+}
+
+/// Shallow merge: keys of `b` replace those of `a`; a `"-"` value deletes the key.
+pub fn merge(a: &mut Value, b: Value) {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        for (k, v) in b {
+            if v == json!("-") {
+                a.remove(&k);
+            } else {
+                a.insert(k, v);
+            }
+        }
+    }
+}
+
+pub const L1: &str = "learner/47-000001";
+pub const L2: &str = "learner/47-000002";

@@ -1,0 +1,14 @@
+//! The rules' test binary: for every rule an accepted case and each refused case with its code,
+//! grouped by subsystem, plus the region profile, the vocabulary and a randomized history test.
+//! Not the root crate's pipeline tests (they live in /tests of the root package).
+
+mod harness;
+
+mod attestation;
+mod authority;
+mod enrolment;
+mod journal;
+mod portfolio;
+mod queue;
+mod randomized;
+mod vocabulary;
