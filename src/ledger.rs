@@ -334,19 +334,37 @@ impl Pending {
     }
 }
 
-/// The single writer. Owns the in-memory stream-head cache and the next seq.
+/// The sequencer: one thread that orders and prepares batches (admit), one that makes them
+/// durable and answers (commit). Admission of batch N+1 overlaps the fsyncs of batch N; the
+/// admit thread sees N's effects through its pending overlay, and answers for N+1 leave only
+/// after N+1 (hence N) is durable.
 struct Sequencer {
     shared: Arc<Shared>,
     signer: LedgerSigner,
     clock: Arc<dyn Clock>,
+    /// Stream heads of committed batches (a bounded cache of the store's).
     stream_cache: HashMap<String, StreamHead>,
+    /// Batches prepared but maybe not yet committed, oldest first.
+    pending: std::collections::VecDeque<PendingBatch>,
+    /// The seq the next admitted entry takes.
+    next_seq: u64,
 }
 
 const STREAM_CACHE_LEN_MAX: usize = 1_000_000;
 
-/// A batch being assembled: new stored hashes overlay the store's.
+/// What the admit thread must remember of a batch until the committer has made it durable.
+struct PendingBatch {
+    end_seq: u64,
+    base_index: u64,
+    hashes: Vec<Hash>,
+    streams: HashMap<String, StreamHead>,
+    ids: HashMap<String, IdRecord>,
+}
+
+/// A batch being assembled.
 struct Draft<'a> {
     store: &'a dyn Store,
+    pending: &'a std::collections::VecDeque<PendingBatch>,
     first_seq: u64,
     /// Stored hashes of this batch, from `stored_hash_index_of_leaf(first_seq)`.
     hashes: Vec<Hash>,
@@ -358,7 +376,8 @@ struct Draft<'a> {
 
 impl HashReader for Draft<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
-        let old: Vec<u64> = indexes.iter().copied().filter(|i| *i < self.base_index).collect();
+        let in_pending = |i: u64| self.pending.iter().find(|p| i >= p.base_index && i < p.base_index + p.hashes.len() as u64);
+        let old: Vec<u64> = indexes.iter().copied().filter(|&i| i < self.base_index && in_pending(i).is_none()).collect();
         let mut old = if old.is_empty() {
             Vec::new().into_iter()
         } else {
@@ -366,11 +385,13 @@ impl HashReader for Draft<'_> {
         };
         indexes
             .iter()
-            .map(|i| {
-                if *i < self.base_index {
-                    old.next().ok_or(tlog_tiles::Error::IndexesNotInTree)
+            .map(|&i| {
+                if i >= self.base_index {
+                    self.hashes.get((i - self.base_index) as usize).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)
+                } else if let Some(p) = in_pending(i) {
+                    Ok(p.hashes[(i - p.base_index) as usize])
                 } else {
-                    self.hashes.get((*i - self.base_index) as usize).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)
+                    old.next().ok_or(tlog_tiles::Error::IndexesNotInTree)
                 }
             })
             .collect()
@@ -378,26 +399,38 @@ impl HashReader for Draft<'_> {
 }
 
 enum Outcome {
-    /// Index of the new entry in the draft.
-    New(usize),
-    /// The same event is already in the log (or earlier in this batch).
+    /// Index of the entry (new, or the same event earlier in this batch) in the draft.
+    InBatch(usize),
+    /// The same event is already in the log (or in a pending batch).
     Existing(Receipt),
-    /// Same event earlier in this batch: its draft index.
-    SameInBatch(usize),
     Refused(Refusal),
+}
+
+/// A prepared batch on its way to the committer.
+struct Prepared {
+    /// `None` when nothing new is in it (all refused or already present).
+    batch: Option<CommitBatch>,
+    replies: Vec<(Reply, Vec<Result<Receipt, Refusal>>)>,
 }
 
 impl Sequencer {
     fn new(shared: Arc<Shared>, signer: LedgerSigner, clock: Arc<dyn Clock>) -> Self {
-        Self { shared, signer, clock, stream_cache: HashMap::new() }
+        let next_seq = shared.head.read().expect("head lock").0.tree_size;
+        Self { shared, signer, clock, stream_cache: HashMap::new(), pending: Default::default(), next_seq }
     }
 
     fn run(mut self, rx: Receiver<Submission>) {
         let batch_len_max = self.shared.limits.batch_len_max;
+        let (to_committer, committed) = sync_channel::<Prepared>(1);
+        let shared = self.shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("zachetka-committer".into())
+            .spawn(move || commit_loop(&shared, committed))
+            .expect("spawn committer thread");
         while let Ok(first) = rx.recv() {
             let mut n = first.events.len();
             let mut subs = vec![first];
-            // Group commit: take whatever queued while the previous batch was flushing.
+            // Group commit: take whatever queued while earlier batches were being made durable.
             while n < batch_len_max {
                 match rx.try_recv() {
                     Ok(s) => {
@@ -408,12 +441,20 @@ impl Sequencer {
                 }
             }
             self.shared.queued.fetch_sub(subs.len() as u64, Ordering::SeqCst);
-            self.process(subs);
+            let prepared = self.prepare(subs);
+            if to_committer.send(prepared).is_err() {
+                break;
+            }
         }
+        drop(to_committer);
+        let _ = committer.join();
     }
 
     fn stream_head(&mut self, draft: &Draft, stream: &str) -> Result<Option<StreamHead>, StoreError> {
         if let Some(h) = draft.streams.get(stream) {
+            return Ok(Some(*h));
+        }
+        if let Some(h) = draft.pending.iter().rev().find_map(|p| p.streams.get(stream)) {
             return Ok(Some(*h));
         }
         if let Some(h) = self.stream_cache.get(stream) {
@@ -433,12 +474,16 @@ impl Sequencer {
         let digest = ev.content_digest();
         if let Some(&i) = draft.ids.get(&ev.id) {
             return Ok(if draft.entries[i].id_record.digest == digest {
-                Outcome::SameInBatch(i)
+                Outcome::InBatch(i)
             } else {
                 Outcome::Refused(Refusal::new(Code::EventIdConflict, format!("event id {} was used earlier in this batch for other content", ev.id)))
             });
         }
-        if let Some(rec) = self.shared.store.id_record(&ev.id)? {
+        let known = match draft.pending.iter().rev().find_map(|p| p.ids.get(&ev.id)) {
+            Some(rec) => Some(*rec),
+            None => self.shared.store.id_record(&ev.id)?,
+        };
+        if let Some(rec) = known {
             return Ok(if rec.digest == digest {
                 Outcome::Existing(Receipt { seq: rec.seq, leaf_hash: rec.leaf_hash, stream_version: rec.stream_version, tree_size: rec.tree_size })
             } else {
@@ -477,14 +522,27 @@ impl Sequencer {
             id_record: IdRecord { seq, stream_version, tree_size: 0, leaf_hash: leaf, digest },
             stream: ev.stream,
         });
-        Ok(Outcome::New(i))
+        Ok(Outcome::InBatch(i))
     }
 
-    fn process(&mut self, subs: Vec<Submission>) {
+    /// Orders a group of submissions into one batch and signs its checkpoint. Nothing is
+    /// written here: a crash loses the batch, which nobody has been told about.
+    fn prepare(&mut self, subs: Vec<Submission>) -> Prepared {
+        // Batches the committer has made durable are in the store now.
+        let committed = self.shared.head.read().expect("head lock").0.tree_size;
+        while self.pending.front().is_some_and(|p| p.end_seq <= committed) {
+            let p = self.pending.pop_front().expect("checked above");
+            if self.stream_cache.len() + p.streams.len() > STREAM_CACHE_LEN_MAX {
+                self.stream_cache.clear();
+            }
+            self.stream_cache.extend(p.streams);
+        }
         let store = self.shared.store.clone();
-        let first_seq = self.shared.head.read().expect("head lock").0.tree_size;
+        let pending = std::mem::take(&mut self.pending);
+        let first_seq = self.next_seq;
         let mut draft = Draft {
             store: &*store,
+            pending: &pending,
             first_seq,
             hashes: Vec::new(),
             base_index: merkle::stored_hash_index_of_leaf(first_seq),
@@ -502,6 +560,7 @@ impl Sequencer {
                     outs.push(Outcome::Refused(Refusal::new(Code::Unavailable, "the ledger stopped writing")));
                     continue;
                 }
+                // `self.pending` is moved into the draft's view while the batch is assembled.
                 match self.admit(&mut draft, ev, recorded_at) {
                     Ok(o) => outs.push(o),
                     Err(e) => {
@@ -513,65 +572,101 @@ impl Sequencer {
             outcomes.push((sub.reply, outs));
         }
         let tree_size = first_seq + draft.entries.len() as u64;
+        let mut batch = None;
         if failure.is_none() && !draft.entries.is_empty() {
-            match self.commit(&mut draft, tree_size) {
-                Ok(()) => {}
-                Err(e) => failure = Some(e),
-            }
-        }
-        if let Some(e) = &failure {
-            // Nothing of this batch was acknowledged; stop writing, keep serving reads.
-            tracing::error!(error = %e, first_seq, "commit failed; the ledger stops writing");
-            self.shared.failed.store(true, Ordering::SeqCst);
-            self.stream_cache.clear();
-        } else {
-            for (stream, head) in draft.streams.drain() {
-                if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
-                    self.stream_cache.clear();
-                }
-                self.stream_cache.insert(stream, head);
-            }
-        }
-        for (reply, outs) in outcomes {
-            let results = outs
-                .into_iter()
-                .map(|o| match o {
-                    _ if failure.is_some() => match o {
-                        Outcome::Refused(r) if r.code != Code::Unavailable => Err(r),
-                        _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
-                    },
-                    Outcome::New(i) | Outcome::SameInBatch(i) => {
-                        let r = &draft.entries[i].id_record;
-                        Ok(Receipt { seq: r.seq, leaf_hash: r.leaf_hash, stream_version: r.stream_version, tree_size })
+            match merkle::root(tree_size, &draft) {
+                Ok(root) => {
+                    let head = TreeHead { tree_size, root_hash: root };
+                    let checkpoint = self.signer.sign(&head);
+                    for e in &mut draft.entries {
+                        e.id_record.tree_size = tree_size;
                     }
-                    Outcome::Existing(r) => Ok(r),
-                    Outcome::Refused(r) => Err(r),
-                })
-                .collect();
+                    batch = Some(CommitBatch {
+                        first_seq,
+                        entries: std::mem::take(&mut draft.entries),
+                        stream_heads: draft.streams.iter().map(|(s, h)| (s.clone(), *h)).collect(),
+                        head,
+                        checkpoint,
+                    });
+                }
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        let entries: &[BatchEntry] = batch.as_ref().map(|b| b.entries.as_slice()).unwrap_or(&[]);
+        let replies = outcomes
+            .into_iter()
+            .map(|(reply, outs)| {
+                let results = outs
+                    .into_iter()
+                    .map(|o| match o {
+                        _ if failure.is_some() => match o {
+                            Outcome::Refused(r) if r.code != Code::Unavailable => Err(r),
+                            _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
+                        },
+                        Outcome::InBatch(i) => {
+                            let r = &entries[i].id_record;
+                            Ok(Receipt { seq: r.seq, leaf_hash: r.leaf_hash, stream_version: r.stream_version, tree_size })
+                        }
+                        Outcome::Existing(r) => Ok(r),
+                        Outcome::Refused(r) => Err(r),
+                    })
+                    .collect();
+                (reply, results)
+            })
+            .collect();
+        let draft_hashes = std::mem::take(&mut draft.hashes);
+        let draft_streams = std::mem::take(&mut draft.streams);
+        drop(draft);
+        self.pending = pending;
+        if let Some(e) = failure {
+            tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");
+            self.shared.failed.store(true, Ordering::SeqCst);
+        } else if let Some(b) = &batch {
+            self.next_seq = tree_size;
+            self.pending.push_back(PendingBatch {
+                end_seq: tree_size,
+                base_index: merkle::stored_hash_index_of_leaf(first_seq),
+                hashes: draft_hashes,
+                streams: draft_streams,
+                ids: b.entries.iter().map(|e| (e.id.clone(), e.id_record)).collect(),
+            });
+        }
+        Prepared { batch, replies }
+    }
+}
+
+/// The committer: makes prepared batches durable in order, publishes the head, answers.
+fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
+    while let Ok(Prepared { batch, replies }) = rx.recv() {
+        let mut ok = !shared.failed.load(Ordering::SeqCst);
+        if let (true, Some(batch)) = (ok, &batch) {
+            match shared.store.commit(batch) {
+                Ok(()) => {
+                    // Durable: publish the new head, then acknowledge.
+                    *shared.head.write().expect("head lock") = (batch.head, Arc::new(batch.checkpoint.clone()));
+                    shared.head_watch.send_replace(batch.head.tree_size);
+                }
+                Err(e) => {
+                    // Nothing of this batch was acknowledged; stop writing, keep serving reads.
+                    tracing::error!(error = %e, first_seq = batch.first_seq, "commit failed; the ledger stops writing");
+                    shared.failed.store(true, Ordering::SeqCst);
+                    ok = false;
+                }
+            }
+        }
+        for (reply, results) in replies {
+            let results = if ok {
+                results
+            } else {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Err(r) if r.code != Code::Unavailable => Err(r),
+                        _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
+                    })
+                    .collect()
+            };
             let _ = reply.send(results);
         }
-    }
-
-    fn commit(&mut self, draft: &mut Draft, tree_size: u64) -> Result<(), String> {
-        let root = merkle::root(tree_size, &*draft).map_err(|e| e.to_string())?;
-        let head = TreeHead { tree_size, root_hash: root };
-        let checkpoint = self.signer.sign(&head);
-        for e in &mut draft.entries {
-            e.id_record.tree_size = tree_size;
-        }
-        let batch = CommitBatch {
-            first_seq: draft.first_seq,
-            entries: std::mem::take(&mut draft.entries),
-            stream_heads: draft.streams.iter().map(|(s, h)| (s.clone(), *h)).collect(),
-            head,
-            checkpoint,
-        };
-        let result = self.shared.store.commit(&batch);
-        draft.entries = batch.entries;
-        result.map_err(|e| e.to_string())?;
-        // Durable: publish the new head, then acknowledge (the caller does).
-        *self.shared.head.write().expect("head lock") = (head, Arc::new(batch.checkpoint));
-        self.shared.head_watch.send_replace(tree_size);
-        Ok(())
     }
 }

@@ -148,21 +148,31 @@ fn a_saturated_sequencer_answers_busy_and_loses_nothing() {
     *store.release.lock().unwrap() = Some(release_rx);
     store.set(Fault::Block);
     let ledger = open_ledger(store.clone(), Limits { queue_depth_max: 1, ..Limits::default() });
-    // The first submission reaches the sequencer, which blocks inside commit.
-    let p1 = ledger.submit(vec![grade(1, "s/a", None)]).unwrap();
+    // The first submission reaches the committer, which blocks inside commit.
+    let mut pending = vec![ledger.submit(vec![grade(0, "s/a", None)]).unwrap()];
     entered_rx.recv().unwrap();
-    // The second fills the queue; the third finds it full.
-    let p2 = ledger.submit(vec![grade(2, "s/a", None)]).unwrap();
-    let busy = ledger.submit(vec![grade(3, "s/a", None)]).err().unwrap();
+    // Behind it, the sequencer prepares batches until its hand-off to the committer is full and
+    // then the queue fills: from there on every submission is refused as busy, at once.
+    let mut n = 1;
+    let busy = loop {
+        match ledger.submit(vec![grade(n, "s/a", None)]) {
+            Ok(p) => pending.push(p),
+            Err(r) => break r,
+        }
+        n += 1;
+        assert!(n < 10, "the pipeline holds at most a few batches before it answers busy");
+    };
     assert_eq!(busy.code, Code::Busy);
     assert!(busy.code.retryable());
     assert_eq!(busy.code.http_status(), 503);
+    assert_eq!(ledger.submit(vec![grade(n, "s/a", None)]).err().map(|r| r.code), Some(Code::Busy), "still busy while blocked");
     store.set(Fault::None);
     release_tx.send(()).unwrap();
-    assert!(p1.wait_blocking()[0].is_ok());
-    assert!(p2.wait_blocking()[0].is_ok());
-    assert!(ledger.append_blocking(vec![grade(3, "s/a", None)])[0].is_ok(), "the refused event can be retried");
-    assert_eq!(ledger.head().0.tree_size, 3);
+    for p in pending {
+        assert!(p.wait_blocking()[0].is_ok());
+    }
+    assert!(ledger.append_blocking(vec![grade(n, "s/a", None)])[0].is_ok(), "the refused event can be retried");
+    assert_eq!(ledger.head().0.tree_size, n + 1);
     check_log(&ledger);
 }
 
