@@ -111,8 +111,13 @@ fn main() {
     let rounds = arg("--rounds", 5) as usize;
     // `--pipeline-only` runs just the pipeline figure (for profiling).
     let pipeline_only = std::env::args().any(|a| a == "--pipeline-only");
-    let teachers: Vec<KeyPair> = (0..500u64).map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap())).collect();
-    println!("zachetka ledger bench: {} cores, {entries} entries for the audit/proof figures, {rounds} rounds", rayon::current_num_threads());
+    let teachers: Vec<KeyPair> = (0..500u64)
+        .map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap()))
+        .collect();
+    println!(
+        "zachetka ledger bench: {} cores, {entries} entries for the audit/proof figures, {rounds} rounds",
+        rayon::current_num_threads()
+    );
 
     if pipeline_only {
         let (cold, warm) = pipeline_round(&teachers, 0);
@@ -123,7 +128,8 @@ fn main() {
     //    and keys decoded beforehand), and our verification path (decode + JCS + strict rule
     //    through the key cache) on the same events.
     let sample = signed_events(&teachers, 0, 40_000);
-    let canonical_len = zachetka::event::verify_signed(sample[0].clone(), ORIGIN, &KeyCache::default()).unwrap().canonical.len();
+    let canonical_len =
+        zachetka::event::verify_signed(sample[0].clone(), ORIGIN, &KeyCache::default()).unwrap().canonical.len();
     let decoded: Vec<(ed25519_dalek::VerifyingKey, Vec<u8>, ed25519_dalek::Signature)> = sample
         .iter()
         .map(|v| {
@@ -143,7 +149,8 @@ fn main() {
         sample.par_iter().for_each(|v| drop(zachetka::event::verify_signed(v.clone(), ORIGIN, &cache)));
         sample.par_iter().for_each(|v| drop(zachetka::event::verify_signed(v.clone(), ORIGIN, &cache)));
         let started = Instant::now();
-        let ok = sample.par_iter().filter(|v| zachetka::event::verify_signed((*v).clone(), ORIGIN, &cache).is_ok()).count();
+        let ok =
+            sample.par_iter().filter(|v| zachetka::event::verify_signed((*v).clone(), ORIGIN, &cache).is_ok()).count();
         assert_eq!(ok, sample.len());
         path_rates.push(sample.len() as f64 / started.elapsed().as_secs_f64());
     }
@@ -197,7 +204,11 @@ fn main() {
         ledger.append_blocking(vec![ev])[0].as_ref().unwrap();
         lat.push(started.elapsed().as_secs_f64() * 1e3);
     }
-    println!("single-event durable append latency: p50 {:.3} ms, p99 {:.3} ms", percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    println!(
+        "single-event durable append latency: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
     drop(ledger);
 
     // 5. A large ledger: build, then bytes per entry, proofs, audit.
@@ -214,7 +225,8 @@ fn main() {
     println!("built {entries} entries in {:.1} s (signing included)", started.elapsed().as_secs_f64());
     let size = ledger.head().0.tree_size;
     assert_eq!(size, entries);
-    let canonical_entry: f64 = ledger.entries(size / 2, 1000).unwrap().iter().map(|e| e.len() as f64).sum::<f64>() / 1000.0;
+    let canonical_entry: f64 =
+        ledger.entries(size / 2, 1000).unwrap().iter().map(|e| e.len() as f64).sum::<f64>() / 1000.0;
     ledger.store().stats().unwrap();
     let mut rng = 0x9E3779B97F4A7C15u64;
     let mut next = move |n: u64| {

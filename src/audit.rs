@@ -131,7 +131,9 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                 let leaf = merkle::leaf_hash(&r.bytes);
                 let parsed = event::parse_entry(&r.bytes).map_err(|e| e.to_string());
                 let signature = match &parsed {
-                    Ok(p) => p.verify_event(&config.origin, &keys).map(|_| ()).map_err(|r| (r.code.as_str(), r.message)),
+                    Ok(p) => {
+                        p.verify_event(&config.origin, &keys).map(|_| ()).map_err(|r| (r.code.as_str(), r.message))
+                    }
                     Err(_) => Ok(()),
                 };
                 CheckedEntry { leaf, parsed, signature }
@@ -141,10 +143,18 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
             let seq = r.seq;
             let at = Position::Entry { seq };
             if seq >= head_size {
-                report.push(at.clone(), "entry_beyond_head", format!("entry {seq} is beyond the head's tree size {head_size}"));
+                report.push(
+                    at.clone(),
+                    "entry_beyond_head",
+                    format!("entry {seq} is beyond the head's tree size {head_size}"),
+                );
             }
             while expected_seq < seq {
-                report.push(Position::Entry { seq: expected_seq }, "entry_missing", format!("entry {expected_seq} is missing (seq must be dense)"));
+                report.push(
+                    Position::Entry { seq: expected_seq },
+                    "entry_missing",
+                    format!("entry {expected_seq} is missing (seq must be dense)"),
+                );
                 // A missing leaf breaks the tree from here on; keep auditing with a placeholder
                 // so later positions stay aligned and every other fault is still found.
                 tree.push(Hash([0u8; 32]));
@@ -159,7 +169,8 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
             let true_hashes = tree.push(c.leaf).to_vec();
             let stored_leaf = r.hashes.first().copied().unwrap_or(c.leaf);
             let stored_view = stored_tree.push(stored_leaf).to_vec();
-            let interior_ok = r.hashes.len() == true_hashes.len() && (r.hashes[1..] == true_hashes[1..] || r.hashes[1..] == stored_view[1..]);
+            let interior_ok = r.hashes.len() == true_hashes.len()
+                && (r.hashes[1..] == true_hashes[1..] || r.hashes[1..] == stored_view[1..]);
             if r.damaged.is_some() || stored_leaf != c.leaf || c.parsed.is_err() {
                 altered.insert(stored_leaf.0);
                 altered.insert(c.leaf.0);
@@ -167,9 +178,17 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
             if let Some(detail) = &r.damaged {
                 report.push(at.clone(), "record_malformed", detail.clone());
             } else if stored_leaf != c.leaf {
-                report.push(at.clone(), "leaf_hash_mismatch", "the entry's bytes do not hash to the leaf hash committed for it");
+                report.push(
+                    at.clone(),
+                    "leaf_hash_mismatch",
+                    "the entry's bytes do not hash to the leaf hash committed for it",
+                );
             } else if !interior_ok {
-                report.push(at.clone(), "stored_hash_mismatch", "the stored Merkle hashes of this entry differ from the recomputed ones");
+                report.push(
+                    at.clone(),
+                    "stored_hash_mismatch",
+                    "the stored Merkle hashes of this entry differ from the recomputed ones",
+                );
             }
             report.entries_checked += 1;
             let bytes_altered = r.damaged.is_some() || stored_leaf != c.leaf;
@@ -181,16 +200,30 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                 Err(_) => unreachable!("handled above"),
                 Ok(p) => {
                     if p.meta.seq != seq {
-                        report.push(at.clone(), "seq_mismatch", format!("entry stored at {seq} says seq {}", p.meta.seq));
+                        report.push(
+                            at.clone(),
+                            "seq_mismatch",
+                            format!("entry stored at {seq} says seq {}", p.meta.seq),
+                        );
                     }
                     report.signatures_checked += 1;
                     if let Err((code, msg)) = &c.signature {
-                        report.push(at.clone(), if *code == "signature_invalid" { "signature_invalid" } else { "event_invalid" }, format!("{code}: {msg}"));
+                        report.push(
+                            at.clone(),
+                            if *code == "signature_invalid" { "signature_invalid" } else { "event_invalid" },
+                            format!("{code}: {msg}"),
+                        );
                     }
-                    let st = streams.entry(p.stream().to_owned()).or_insert(StreamState { len: 0, last_leaf: Hash([0; 32]), last_stored_leaf: Hash([0; 32]), last_seq: 0 });
+                    let st = streams.entry(p.stream().to_owned()).or_insert(StreamState {
+                        len: 0,
+                        last_leaf: Hash([0; 32]),
+                        last_stored_leaf: Hash([0; 32]),
+                        last_seq: 0,
+                    });
                     let want_prev = if st.len == 0 { None } else { Some(st.last_leaf) };
                     let alt_prev = if st.len == 0 { None } else { Some(st.last_stored_leaf) };
-                    let chained = p.meta.stream_version == st.len && (p.meta.stream_prev == want_prev || p.meta.stream_prev == alt_prev);
+                    let chained = p.meta.stream_version == st.len
+                        && (p.meta.stream_prev == want_prev || p.meta.stream_prev == alt_prev);
                     // A predecessor already reported as altered cannot be trusted to say which
                     // stream it was in: resynchronise on it instead of blaming this entry too.
                     let after_altered = p.meta.stream_prev.is_some_and(|h| altered.contains(&h.0));
@@ -212,7 +245,11 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     }
                     match store.stream_seqs(p.stream(), p.meta.stream_version, 1)?.first() {
                         Some(s) if *s == seq => {}
-                        other => report.push(at.clone(), "stream_index_mismatch", format!("stream index for version {} points to {other:?}", p.meta.stream_version)),
+                        other => report.push(
+                            at.clone(),
+                            "stream_index_mismatch",
+                            format!("stream index for version {} points to {other:?}", p.meta.stream_version),
+                        ),
                     }
                     st.len += 1;
                     st.last_leaf = c.leaf;
@@ -220,13 +257,21 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     st.last_seq = seq;
                     let earlier = ids.insert(p.id().to_owned(), seq);
                     if let Some(first) = earlier {
-                        report.push(at.clone(), "duplicate_event_id", format!("event id {} is also entry {first}", p.id()));
+                        report.push(
+                            at.clone(),
+                            "duplicate_event_id",
+                            format!("event id {} is also entry {first}", p.id()),
+                        );
                     }
                     match store.id_record(p.id())? {
                         Some(rec) if rec.seq == seq && rec.leaf_hash == c.leaf => {}
                         // A duplicate's index points at the first occurrence; reported above.
                         Some(rec) if earlier == Some(rec.seq) => {}
-                        other => report.push(at.clone(), "id_index_mismatch", format!("the id index holds {:?} for this entry", other.map(|r| r.seq))),
+                        other => report.push(
+                            at.clone(),
+                            "id_index_mismatch",
+                            format!("the id index holds {:?} for this entry", other.map(|r| r.seq)),
+                        ),
                     }
                 }
             }
@@ -240,7 +285,11 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         progress(tree.size(), head_size);
     }
     while expected_seq < head_size {
-        report.push(Position::Entry { seq: expected_seq }, "entry_missing", format!("entry {expected_seq} is missing below the head"));
+        report.push(
+            Position::Entry { seq: expected_seq },
+            "entry_missing",
+            format!("entry {expected_seq} is missing below the head"),
+        );
         tree.push(Hash([0u8; 32]));
         expected_seq += 1;
     }
@@ -248,17 +297,29 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         if *size <= tree.size() {
             check_checkpoint(&mut report, &config, &tree, *size, note, &mut last_good);
         } else {
-            report.push(Position::Checkpoint { tree_size: *size }, "checkpoint_beyond_log", format!("checkpoint for size {size}, the log has {}", tree.size()));
+            report.push(
+                Position::Checkpoint { tree_size: *size },
+                "checkpoint_beyond_log",
+                format!("checkpoint for size {size}, the log has {}", tree.size()),
+            );
         }
     }
     if let Some((h, note)) = &head {
         if h.tree_size != tree.size() {
-            report.push(Position::Head, "head_size_mismatch", format!("head says {} entries, the log has {}", h.tree_size, tree.size()));
+            report.push(
+                Position::Head,
+                "head_size_mismatch",
+                format!("head says {} entries, the log has {}", h.tree_size, tree.size()),
+            );
         } else if h.root_hash != tree.root() {
             report.push(Position::Head, "head_root_mismatch", "the head's root differs from the recomputed root");
         }
         if checkpoints.iter().all(|(s, n)| *s != h.tree_size || n != note) {
-            report.push(Position::Head, "head_checkpoint_missing", "the head's checkpoint is not among the stored checkpoints");
+            report.push(
+                Position::Head,
+                "head_checkpoint_missing",
+                "the head's checkpoint is not among the stored checkpoints",
+            );
         }
     }
     let mut names: Vec<&String> = streams.keys().collect();
@@ -267,15 +328,34 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         let st = &streams[name];
         report.streams_checked += 1;
         match store.stream_head(name)? {
-            Some(h) if h.len == st.len && (h.last_leaf_hash == st.last_leaf || h.last_leaf_hash == st.last_stored_leaf) && h.last_seq == st.last_seq => {}
-            other => report.push(Position::Stream { stream: name.clone() }, "stream_head_mismatch", format!("indexed head {:?} differs from the chain (len {}, last seq {})", other.map(|h| (h.len, h.last_seq)), st.len, st.last_seq)),
+            Some(h)
+                if h.len == st.len
+                    && (h.last_leaf_hash == st.last_leaf || h.last_leaf_hash == st.last_stored_leaf)
+                    && h.last_seq == st.last_seq => {}
+            other => report.push(
+                Position::Stream { stream: name.clone() },
+                "stream_head_mismatch",
+                format!(
+                    "indexed head {:?} differs from the chain (len {}, last seq {})",
+                    other.map(|h| (h.len, h.last_seq)),
+                    st.len,
+                    st.last_seq
+                ),
+            ),
         }
     }
     progress(tree.size(), head_size);
     Ok(report)
 }
 
-fn check_checkpoint(report: &mut AuditReport, config: &crate::store::LedgerConfig, tree: &MemoryTree, size: u64, note: &[u8], last_good: &mut Option<VerifiedCheckpoint>) {
+fn check_checkpoint(
+    report: &mut AuditReport,
+    config: &crate::store::LedgerConfig,
+    tree: &MemoryTree,
+    size: u64,
+    note: &[u8],
+    last_good: &mut Option<VerifiedCheckpoint>,
+) {
     let at = Position::Checkpoint { tree_size: size };
     report.checkpoints_checked += 1;
     let v = match checkpoint::verify_checkpoint(note, &config.verifier_key, &config.origin) {
@@ -286,11 +366,19 @@ fn check_checkpoint(report: &mut AuditReport, config: &crate::store::LedgerConfi
         }
     };
     if v.head.tree_size != size {
-        report.push(at, "checkpoint_size_mismatch", format!("stored under size {size}, the note says {}", v.head.tree_size));
+        report.push(
+            at,
+            "checkpoint_size_mismatch",
+            format!("stored under size {size}, the note says {}", v.head.tree_size),
+        );
         return;
     }
     if v.head.root_hash != tree.root_at(size) {
-        report.push(at, "checkpoint_root_mismatch", "the signed root differs from the root recomputed from the entries");
+        report.push(
+            at,
+            "checkpoint_root_mismatch",
+            "the signed root differs from the root recomputed from the entries",
+        );
         return;
     }
     if let Some(prev) = last_good.as_ref() {

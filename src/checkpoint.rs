@@ -101,7 +101,8 @@ impl StrictNoteVerifier {
         // <name>+<id>+<base64 key>: names hold no '+', base64 may.
         let key64 = vkey.splitn(3, '+').nth(2).ok_or_else(|| bad("no key".into()))?;
         let key = crate::keys::b64_decode(key64).ok_or_else(|| bad("key is not base64".into()))?;
-        let public: [u8; 32] = key.get(1..).and_then(|k| k.try_into().ok()).ok_or_else(|| bad("not an Ed25519 key".into()))?;
+        let public: [u8; 32] =
+            key.get(1..).and_then(|k| k.try_into().ok()).ok_or_else(|| bad("not an Ed25519 key".into()))?;
         let key = crate::keys::verifying_key(&public).map_err(|e| bad(e.to_string()))?;
         Ok(Self { name, id, key })
     }

@@ -58,13 +58,14 @@ impl DemoRegion {
         let occurred_at = crate::time::format_rfc3339(day * 86_400 + 8 * 3600 + i64::from(h[9]) * 60);
         let mut id = [0u8; 16];
         id.copy_from_slice(&h[16..32]);
-        let data = if h[10] % 5 == 0 {
+        let data = if h[10].is_multiple_of(5) {
             json!({"subject": subject, "lesson_date": lesson_date, "class": class, "code": "Н"})
         } else {
             let (kind, weight) = KINDS[(h[11] % 3) as usize];
             json!({"subject": subject, "lesson_date": lesson_date, "class": class, "mark": 2 + i64::from(h[12] % 4), "weight": weight, "kind": kind})
         };
-        let event_type = if data.get("code").is_some() { "journal.attendance_marked" } else { "journal.grade_recorded" };
+        let event_type =
+            if data.get("code").is_some() { "journal.attendance_marked" } else { "journal.grade_recorded" };
         let event = json!({
             "ledger": self.origin,
             "stream": format!("learner/47-{learner:06}"),

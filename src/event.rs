@@ -105,7 +105,9 @@ pub fn is_stream_name(s: &str) -> bool {
 }
 
 fn is_type_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= TYPE_BYTES_MAX && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'.')
+    !s.is_empty()
+        && s.len() <= TYPE_BYTES_MAX
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'.')
 }
 
 /// Checks one transported signed event `{"event":..,"sig":..}` for `ledger`: shape, canonical
@@ -135,7 +137,10 @@ pub fn verify_signed(signed: Value, ledger: &str, cache: &KeyCache) -> Result<Ve
     }
     let stream = str_field(ev, "stream")?;
     if !is_stream_name(stream) {
-        return Err(refuse(Code::EventMalformed, "event.stream must be 1-200 bytes of [A-Za-z0-9._:/-] without empty segments"));
+        return Err(refuse(
+            Code::EventMalformed,
+            "event.stream must be 1-200 bytes of [A-Za-z0-9._:/-] without empty segments",
+        ));
     }
     let event_type = str_field(ev, "type")?;
     if !is_type_name(event_type) {
@@ -143,19 +148,24 @@ pub fn verify_signed(signed: Value, ledger: &str, cache: &KeyCache) -> Result<Ve
     }
     let id = str_field(ev, "id")?;
     if !is_uuid(id) {
-        return Err(refuse(Code::EventIdMalformed, format!("event.id {:?} is not a lowercase UUID", id.chars().take(40).collect::<String>())));
+        return Err(refuse(
+            Code::EventIdMalformed,
+            format!("event.id {:?} is not a lowercase UUID", id.chars().take(40).collect::<String>()),
+        ));
     }
     let occurred_at = str_field(ev, "occurred_at")?;
-    let occurred_at_unix = crate::time::parse_rfc3339(occurred_at)
-        .ok_or_else(|| refuse(Code::EventMalformed, "event.occurred_at must be RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS[.f]Z)"))?;
+    let occurred_at_unix = crate::time::parse_rfc3339(occurred_at).ok_or_else(|| {
+        refuse(Code::EventMalformed, "event.occurred_at must be RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS[.f]Z)")
+    })?;
     let author_did = str_field(ev, "author")?;
     let author = keys::public_from_did(author_did).map_err(|e| refuse(Code::AuthorMalformed, e.to_string()))?;
-    let expected_version = match ev.get("expected_version") {
-        None => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n <= jcs::SAFE_INTEGER_MAX as u64).ok_or_else(|| {
-            refuse(Code::EventMalformed, "event.expected_version must be a non-negative integer")
-        })?),
-    };
+    let expected_version =
+        match ev.get("expected_version") {
+            None => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n <= jcs::SAFE_INTEGER_MAX as u64).ok_or_else(|| {
+                refuse(Code::EventMalformed, "event.expected_version must be a non-negative integer")
+            })?),
+        };
     match ev.get("data") {
         Some(Value::Object(_)) => {}
         Some(_) => return Err(refuse(Code::EventMalformed, "event.data must be an object")),
@@ -163,21 +173,39 @@ pub fn verify_signed(signed: Value, ledger: &str, cache: &KeyCache) -> Result<Ve
     }
     let canonical = jcs::to_canonical(&event, Profile::Event).map_err(canon_refusal)?;
     if canonical.len() > EVENT_BYTES_MAX {
-        return Err(refuse(Code::EventTooLarge, format!("canonical event is {} bytes, the limit is {EVENT_BYTES_MAX}", canonical.len())));
+        return Err(refuse(
+            Code::EventTooLarge,
+            format!("canonical event is {} bytes, the limit is {EVENT_BYTES_MAX}", canonical.len()),
+        ));
     }
     let signature = keys::decode_signature(&sig).map_err(|e| refuse(Code::SignatureMalformed, e.to_string()))?;
     cache.verify(&author, &signing_input(&canonical), &signature).map_err(|e| match e {
         KeyError::WeakKey => refuse(Code::KeyWeak, e.to_string()),
-        KeyError::BadSignature => refuse(Code::SignatureInvalid, format!("signature of event {id} does not verify for its author")),
+        KeyError::BadSignature => {
+            refuse(Code::SignatureInvalid, format!("signature of event {id} does not verify for its author"))
+        }
         _ => refuse(Code::AuthorMalformed, e.to_string()),
     })?;
-    let (ledger, stream, event_type, id) = (event_ledger.to_owned(), stream.to_owned(), event_type.to_owned(), id.to_owned());
-    Ok(VerifiedEvent { ledger, stream, event_type, id, occurred_at_unix, author, expected_version, event, canonical, sig })
+    let (ledger, stream, event_type, id) =
+        (event_ledger.to_owned(), stream.to_owned(), event_type.to_owned(), id.to_owned());
+    Ok(VerifiedEvent {
+        ledger,
+        stream,
+        event_type,
+        id,
+        occurred_at_unix,
+        author,
+        expected_version,
+        event,
+        canonical,
+        sig,
+    })
 }
 
 /// Parses and verifies transported bytes of one signed event.
 pub fn verify_signed_bytes(bytes: &[u8], ledger: &str, cache: &KeyCache) -> Result<VerifiedEvent, Refusal> {
-    let v = jcs::parse_strict(bytes).map_err(|e| refuse(Code::MalformedJson, format!("signed event is not JSON: {e}")))?;
+    let v =
+        jcs::parse_strict(bytes).map_err(|e| refuse(Code::MalformedJson, format!("signed event is not JSON: {e}")))?;
     verify_signed(v, ledger, cache)
 }
 
@@ -282,6 +310,21 @@ impl ParsedEntry {
     }
 }
 
+/// A fresh random event id (UUID version 4).
+pub fn new_event_id() -> String {
+    let mut b = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    uuid_from_bytes(b)
+}
+
+/// Formats 16 bytes as a version-4 UUID (sets the version and variant bits).
+pub fn uuid_from_bytes(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,19 +343,4 @@ mod tests {
             assert_eq!(parsed.meta, meta);
         }
     }
-}
-
-/// A fresh random event id (UUID version 4).
-pub fn new_event_id() -> String {
-    let mut b = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    uuid_from_bytes(b)
-}
-
-/// Formats 16 bytes as a version-4 UUID (sets the version and variant bits).
-pub fn uuid_from_bytes(mut b: [u8; 16]) -> String {
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -90,7 +90,12 @@ fn result_json(r: &Result<Receipt, Refusal>) -> serde_json::Value {
 async fn post_events(State(state): State<AppState>, body: Body) -> Response {
     let bytes = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
         Ok(b) => b,
-        Err(_) => return refusal_response(&Refusal::new(Code::BodyTooLarge, format!("request body exceeds {BODY_BYTES_MAX} bytes"))),
+        Err(_) => {
+            return refusal_response(&Refusal::new(
+                Code::BodyTooLarge,
+                format!("request body exceeds {BODY_BYTES_MAX} bytes"),
+            ))
+        }
     };
     let parsed = match crate::jcs::parse_strict(&bytes) {
         Ok(v) => v,
@@ -182,8 +187,12 @@ async fn get_inclusion(State(state): State<AppState>, Query(q): Query<InclusionQ
     match tokio::task::spawn_blocking(move || ledger.prove_inclusion(q.leaf_index, q.tree_size)).await {
         Ok(Ok(hashes)) => json_response(
             200,
-            serde_json::to_string(&merkle::InclusionProof { leaf_index: q.leaf_index, tree_size: q.tree_size, hashes: merkle::hashes_to_b64(&hashes) })
-                .expect("proof serializes"),
+            serde_json::to_string(&merkle::InclusionProof {
+                leaf_index: q.leaf_index,
+                tree_size: q.tree_size,
+                hashes: merkle::hashes_to_b64(&hashes),
+            })
+            .expect("proof serializes"),
         ),
         Ok(Err(e @ merkle::ProofError::Storage(_))) => unavailable(e),
         Ok(Err(e)) => bad_request("proof_out_of_range", e.to_string()),
@@ -202,8 +211,12 @@ async fn get_consistency(State(state): State<AppState>, Query(q): Query<Consiste
     match tokio::task::spawn_blocking(move || ledger.prove_consistency(q.first, q.second)).await {
         Ok(Ok(hashes)) => json_response(
             200,
-            serde_json::to_string(&merkle::ConsistencyProof { first: q.first, second: q.second, hashes: merkle::hashes_to_b64(&hashes) })
-                .expect("proof serializes"),
+            serde_json::to_string(&merkle::ConsistencyProof {
+                first: q.first,
+                second: q.second,
+                hashes: merkle::hashes_to_b64(&hashes),
+            })
+            .expect("proof serializes"),
         ),
         Ok(Err(e @ merkle::ProofError::Storage(_))) => unavailable(e),
         Ok(Err(e)) => bad_request("proof_out_of_range", e.to_string()),
@@ -249,7 +262,11 @@ struct StreamQuery {
     limit: Option<u64>,
 }
 
-async fn get_stream(State(state): State<AppState>, Path(stream): Path<String>, Query(q): Query<StreamQuery>) -> Response {
+async fn get_stream(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    Query(q): Query<StreamQuery>,
+) -> Response {
     if !crate::event::is_stream_name(&stream) {
         return bad_request("stream_malformed", "stream names are 1-200 bytes of [A-Za-z0-9._:/-]".into());
     }

@@ -56,12 +56,10 @@ fn write_value(v: &Value, profile: Profile, out: &mut String, depth: usize) -> R
         },
         Value::Bool(_) => return Err(CanonError::TypeNotAllowed("a boolean")),
         Value::Number(n) => {
-            let i = n
-                .as_i64()
-                .ok_or_else(|| match n.as_u64() {
-                    Some(_) => CanonError::IntegerOutOfRange(n.to_string()),
-                    None => CanonError::NotAnInteger(n.to_string()),
-                })?;
+            let i = n.as_i64().ok_or_else(|| match n.as_u64() {
+                Some(_) => CanonError::IntegerOutOfRange(n.to_string()),
+                None => CanonError::NotAnInteger(n.to_string()),
+            })?;
             if !(-SAFE_INTEGER_MAX..=SAFE_INTEGER_MAX).contains(&i) {
                 return Err(CanonError::IntegerOutOfRange(n.to_string()));
             }
@@ -109,9 +107,7 @@ fn write_string(s: &str, out: &mut String) {
             '\u{0A}' => out.push_str("\\n"),
             '\u{0C}' => out.push_str("\\f"),
             '\u{0D}' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail")
-            }
+            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail"),
             c => out.push(c),
         }
     }
@@ -152,8 +148,14 @@ mod tests {
     #[test]
     fn refuses_what_the_profile_excludes() {
         assert!(matches!(to_canonical(&json!({"a": 1.5}), Profile::Event), Err(CanonError::NotAnInteger(_))));
-        assert!(matches!(to_canonical(&json!({"a": 9007199254740992u64}), Profile::Event), Err(CanonError::IntegerOutOfRange(_))));
-        assert!(matches!(to_canonical(&json!({"a": -9007199254740992i64}), Profile::Event), Err(CanonError::IntegerOutOfRange(_))));
+        assert!(matches!(
+            to_canonical(&json!({"a": 9007199254740992u64}), Profile::Event),
+            Err(CanonError::IntegerOutOfRange(_))
+        ));
+        assert!(matches!(
+            to_canonical(&json!({"a": -9007199254740992i64}), Profile::Event),
+            Err(CanonError::IntegerOutOfRange(_))
+        ));
         assert!(matches!(to_canonical(&json!({"a": true}), Profile::Event), Err(CanonError::TypeNotAllowed(_))));
         assert!(matches!(to_canonical(&json!({"a": null}), Profile::Event), Err(CanonError::TypeNotAllowed(_))));
         assert_eq!(to_canonical(&json!({"a": null}), Profile::Entry).unwrap(), br#"{"a":null}"#);

@@ -4,11 +4,11 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha512};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -90,7 +90,12 @@ pub fn verify_strict(key: &VerifyingKey, msg: &[u8], sig: &Signature) -> Result<
 /// the vector tests run every Wycheproof, CCTV and RFC 8032 case through both and require equal
 /// outcomes. About 1.35x faster on this machine; a key's table costs ~1 ms and 30 KiB, so it is
 /// built only for keys that sign often.
-pub fn verify_strict_with_table(table: &EdwardsBasepointTable, key: &VerifyingKey, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
+pub fn verify_strict_with_table(
+    table: &EdwardsBasepointTable,
+    key: &VerifyingKey,
+    msg: &[u8],
+    sig: &Signature,
+) -> Result<(), KeyError> {
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*sig.s_bytes())).ok_or(KeyError::BadSignature)?;
     let r = CompressedEdwardsY(*sig.r_bytes()).decompress().ok_or(KeyError::BadSignature)?;
     if r.is_small_order() || key.is_weak() {
@@ -234,13 +239,13 @@ impl KeyPair {
     }
 
     pub fn from_key_file(text: &str) -> Result<Self, KeyError> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| KeyError::MalformedKeyFile(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| KeyError::MalformedKeyFile(e.to_string()))?;
         let hex = v
             .get("seed_hex")
             .and_then(|s| s.as_str())
             .ok_or_else(|| KeyError::MalformedKeyFile("no seed_hex".into()))?;
-        let seed = decode_hex32(hex).ok_or_else(|| KeyError::MalformedKeyFile("seed_hex is not 64 hex digits".into()))?;
+        let seed =
+            decode_hex32(hex).ok_or_else(|| KeyError::MalformedKeyFile("seed_hex is not 64 hex digits".into()))?;
         let key = Self::from_seed(&seed);
         if let Some(did) = v.get("did").and_then(|d| d.as_str()) {
             if did != key.did() {

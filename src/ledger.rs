@@ -103,16 +103,30 @@ impl Drop for SequencerHandle {
 }
 
 /// Creates a ledger in an empty store and signs the checkpoint of the empty tree.
-pub fn init_store(store: &dyn Store, origin: &str, ledger_key: &KeyPair, authority_did: &str) -> Result<LedgerConfig, LedgerError> {
+pub fn init_store(
+    store: &dyn Store,
+    origin: &str,
+    ledger_key: &KeyPair,
+    authority_did: &str,
+) -> Result<LedgerConfig, LedgerError> {
     let signer = LedgerSigner::new(origin, ledger_key.clone());
-    let config = LedgerConfig { origin: origin.to_owned(), authority: authority_did.to_owned(), verifier_key: signer.verifier_key() };
+    let config = LedgerConfig {
+        origin: origin.to_owned(),
+        authority: authority_did.to_owned(),
+        verifier_key: signer.verifier_key(),
+    };
     store.init(&config)?;
     Ok(config)
 }
 
 impl Ledger {
     /// Opens the ledger in `store` with its key; starts the sequencer thread.
-    pub fn open(store: Arc<dyn Store>, ledger_key: KeyPair, clock: Arc<dyn Clock>, limits: Limits) -> Result<Self, LedgerError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        ledger_key: KeyPair,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Result<Self, LedgerError> {
         let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
         let signer = LedgerSigner::new(&config.origin, ledger_key);
         if signer.verifier_key() != config.verifier_key {
@@ -200,10 +214,16 @@ impl Ledger {
     pub fn submit(&self, signed: Vec<serde_json::Value>) -> Result<Pending, Refusal> {
         let n = signed.len();
         if n > self.shared.limits.request_len_max {
-            return Err(Refusal::new(Code::BatchTooLong, format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max)));
+            return Err(Refusal::new(
+                Code::BatchTooLong,
+                format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max),
+            ));
         }
         if self.is_failed() {
-            return Err(Refusal::new(Code::Unavailable, "a commit failed; the ledger stopped writing (reads continue)"));
+            return Err(Refusal::new(
+                Code::Unavailable,
+                "a commit failed; the ledger stopped writing (reads continue)",
+            ));
         }
         let verified = self.verify(signed);
         let mut results: Vec<Option<Result<Receipt, Refusal>>> = Vec::with_capacity(n);
@@ -376,8 +396,10 @@ struct Draft<'a> {
 
 impl HashReader for Draft<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
-        let in_pending = |i: u64| self.pending.iter().find(|p| i >= p.base_index && i < p.base_index + p.hashes.len() as u64);
-        let old: Vec<u64> = indexes.iter().copied().filter(|&i| i < self.base_index && in_pending(i).is_none()).collect();
+        let in_pending =
+            |i: u64| self.pending.iter().find(|p| i >= p.base_index && i < p.base_index + p.hashes.len() as u64);
+        let old: Vec<u64> =
+            indexes.iter().copied().filter(|&i| i < self.base_index && in_pending(i).is_none()).collect();
         let mut old = if old.is_empty() {
             Vec::new().into_iter()
         } else {
@@ -476,7 +498,10 @@ impl Sequencer {
             return Ok(if draft.entries[i].id_record.digest == digest {
                 Outcome::InBatch(i)
             } else {
-                Outcome::Refused(Refusal::new(Code::EventIdConflict, format!("event id {} was used earlier in this batch for other content", ev.id)))
+                Outcome::Refused(Refusal::new(
+                    Code::EventIdConflict,
+                    format!("event id {} was used earlier in this batch for other content", ev.id),
+                ))
             });
         }
         let known = match draft.pending.iter().rev().find_map(|p| p.ids.get(&ev.id)) {
@@ -485,9 +510,17 @@ impl Sequencer {
         };
         if let Some(rec) = known {
             return Ok(if rec.digest == digest {
-                Outcome::Existing(Receipt { seq: rec.seq, leaf_hash: rec.leaf_hash, stream_version: rec.stream_version, tree_size: rec.tree_size })
+                Outcome::Existing(Receipt {
+                    seq: rec.seq,
+                    leaf_hash: rec.leaf_hash,
+                    stream_version: rec.stream_version,
+                    tree_size: rec.tree_size,
+                })
             } else {
-                Outcome::Refused(Refusal::new(Code::EventIdConflict, format!("event id {} is already entry {} with other content", ev.id, rec.seq)))
+                Outcome::Refused(Refusal::new(
+                    Code::EventIdConflict,
+                    format!("event id {} is already entry {} with other content", ev.id, rec.seq),
+                ))
             });
         }
         let head = self.stream_head(draft, &ev.stream)?;
@@ -501,7 +534,12 @@ impl Sequencer {
             }
         }
         let seq = draft.first_seq + draft.entries.len() as u64;
-        let meta = EntryMeta { seq, recorded_at_unix: recorded_at, stream_version, stream_prev: head.map(|h| h.last_leaf_hash) };
+        let meta = EntryMeta {
+            seq,
+            recorded_at_unix: recorded_at,
+            stream_version,
+            stream_prev: head.map(|h| h.last_leaf_hash),
+        };
         let bytes = event::entry_bytes(&meta, &ev.canonical, &ev.sig);
         if bytes.len() > ENTRY_BYTES_MAX {
             return Ok(Outcome::Refused(Refusal::new(
@@ -513,7 +551,9 @@ impl Sequencer {
         let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| StoreError::Io(e.to_string()))?;
         draft.hashes.extend_from_slice(&new_hashes);
         let i = draft.entries.len();
-        draft.streams.insert(ev.stream.clone(), StreamHead { len: stream_version + 1, last_leaf_hash: leaf, last_seq: seq });
+        draft
+            .streams
+            .insert(ev.stream.clone(), StreamHead { len: stream_version + 1, last_leaf_hash: leaf, last_seq: seq });
         draft.ids.insert(ev.id.clone(), i);
         draft.entries.push(BatchEntry {
             bytes,
@@ -565,7 +605,10 @@ impl Sequencer {
                     Ok(o) => outs.push(o),
                     Err(e) => {
                         failure = Some(e.to_string());
-                        outs.push(Outcome::Refused(Refusal::new(Code::Unavailable, format!("couldn't read the store: {e}"))));
+                        outs.push(Outcome::Refused(Refusal::new(
+                            Code::Unavailable,
+                            format!("couldn't read the store: {e}"),
+                        )));
                     }
                 }
             }
@@ -601,11 +644,19 @@ impl Sequencer {
                     .map(|o| match o {
                         _ if failure.is_some() => match o {
                             Outcome::Refused(r) if r.code != Code::Unavailable => Err(r),
-                            _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
+                            _ => Err(Refusal::new(
+                                Code::Unavailable,
+                                "the commit failed; nothing of this batch was written",
+                            )),
                         },
                         Outcome::InBatch(i) => {
                             let r = &entries[i].id_record;
-                            Ok(Receipt { seq: r.seq, leaf_hash: r.leaf_hash, stream_version: r.stream_version, tree_size })
+                            Ok(Receipt {
+                                seq: r.seq,
+                                leaf_hash: r.leaf_hash,
+                                stream_version: r.stream_version,
+                                tree_size,
+                            })
                         }
                         Outcome::Existing(r) => Ok(r),
                         Outcome::Refused(r) => Err(r),
@@ -662,7 +713,9 @@ fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
                     .into_iter()
                     .map(|r| match r {
                         Err(r) if r.code != Code::Unavailable => Err(r),
-                        _ => Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written")),
+                        _ => {
+                            Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written"))
+                        }
                     })
                     .collect()
             };

@@ -262,11 +262,14 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 Some(p) if p == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
                 Some(p) => std::fs::read_to_string(p)?,
             };
-            let mut event: serde_json::Value = zachetka::jcs::parse_strict(text.as_bytes()).context("event is not JSON")?;
+            let mut event: serde_json::Value =
+                zachetka::jcs::parse_strict(text.as_bytes()).context("event is not JSON")?;
             let obj = event.as_object_mut().ok_or_else(|| anyhow!("the event must be a JSON object"))?;
             obj.entry("author").or_insert_with(|| key.did().into());
             obj.entry("id").or_insert_with(|| zachetka::event::new_event_id().into());
-            obj.entry("occurred_at").or_insert_with(|| zachetka::time::format_rfc3339(zachetka::time::Clock::now_unix(&zachetka::time::SystemClock)).into());
+            obj.entry("occurred_at").or_insert_with(|| {
+                zachetka::time::format_rfc3339(zachetka::time::Clock::now_unix(&zachetka::time::SystemClock)).into()
+            });
             if let Some(l) = ledger {
                 obj.entry("ledger").or_insert_with(|| l.into());
             }
@@ -332,7 +335,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Checkpoint { target } => match (target.dir, target.server) {
             (Some(dir), _) => {
                 let store = open_store(&dir)?;
-                let (_, note) = store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
+                let (_, note) =
+                    store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
                 print!("{}", String::from_utf8_lossy(&note));
             }
             (None, Some(server)) => {
@@ -343,23 +347,31 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         },
         Command::Prove { target, proof } => {
             let (path, query) = match proof {
-                ProofKind::Inclusion { leaf_index, tree_size } => ("inclusion", format!("leaf_index={leaf_index}&tree_size={tree_size}")),
+                ProofKind::Inclusion { leaf_index, tree_size } => {
+                    ("inclusion", format!("leaf_index={leaf_index}&tree_size={tree_size}"))
+                }
                 ProofKind::Consistency { first, second } => ("consistency", format!("first={first}&second={second}")),
             };
             match (target.dir, target.server) {
                 (Some(dir), _) => {
                     let ledger = open_ledger(&dir)?;
                     let out = match proof {
-                        ProofKind::Inclusion { leaf_index, tree_size } => serde_json::to_string(&zachetka::merkle::InclusionProof {
-                            leaf_index,
-                            tree_size,
-                            hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_inclusion(leaf_index, tree_size)?),
-                        })?,
-                        ProofKind::Consistency { first, second } => serde_json::to_string(&zachetka::merkle::ConsistencyProof {
-                            first,
-                            second,
-                            hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_consistency(first, second)?),
-                        })?,
+                        ProofKind::Inclusion { leaf_index, tree_size } => {
+                            serde_json::to_string(&zachetka::merkle::InclusionProof {
+                                leaf_index,
+                                tree_size,
+                                hashes: zachetka::merkle::hashes_to_b64(
+                                    &ledger.prove_inclusion(leaf_index, tree_size)?,
+                                ),
+                            })?
+                        }
+                        ProofKind::Consistency { first, second } => {
+                            serde_json::to_string(&zachetka::merkle::ConsistencyProof {
+                                first,
+                                second,
+                                hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_consistency(first, second)?),
+                            })?
+                        }
                     };
                     println!("{out}");
                 }
@@ -392,7 +404,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     report.checkpoints_checked,
                     report.streams_checked,
                     report.origin,
-                    if report.is_clean() { "clean".to_owned() } else { format!("{} violations", report.violations.len()) }
+                    if report.is_clean() {
+                        "clean".to_owned()
+                    } else {
+                        format!("{} violations", report.violations.len())
+                    }
                 );
             }
             if !report.is_clean() {
@@ -419,7 +435,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
 
 fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(indicatif::ProgressStyle::with_template("audit {bar:40} {pos}/{len} entries {per_sec} eta {eta}").expect("valid template"));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("audit {bar:40} {pos}/{len} entries {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
     let report = zachetka::audit::audit(store, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -436,7 +455,10 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     }
     let mut region = zachetka::demo::DemoRegion::new(&ledger.config().origin, size);
     let bar = indicatif::ProgressBar::new(size.events);
-    bar.set_style(indicatif::ProgressStyle::with_template("demo {bar:40} {pos}/{len} events {per_sec} eta {eta}").expect("valid template"));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("demo {bar:40} {pos}/{len} events {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
     let started = std::time::Instant::now();
     let mut appended = 0u64;
     loop {
@@ -455,15 +477,25 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s); {}", appended as f64 / secs, zachetka::http::head_summary(ledger));
+    eprintln!(
+        "demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s); {}",
+        appended as f64 / secs,
+        zachetka::http::head_summary(ledger)
+    );
     Ok(())
 }
 
 fn serve(ledger: Ledger, listen: &str) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
-        eprintln!("serving {} on http://{} ({})", ledger.config().origin, listener.local_addr()?, zachetka::http::head_summary(&ledger));
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
+        eprintln!(
+            "serving {} on http://{} ({})",
+            ledger.config().origin,
+            listener.local_addr()?,
+            zachetka::http::head_summary(&ledger)
+        );
         eprintln!("verifier key: {}", ledger.config().verifier_key);
         axum::serve(listener, zachetka::http::router(ledger))
             .with_graceful_shutdown(async {

@@ -5,8 +5,8 @@
 //! decide, and the stored-hash layout both backends share. Not the place for storage.
 
 use serde::{Deserialize, Serialize};
-pub use tlog_tiles::{Hash, HashReader, Tile};
 use tlog_tiles::{check_record, check_tree, prove_record, prove_tree, stored_hashes_for_record_hash, tree_hash};
+pub use tlog_tiles::{Hash, HashReader, Tile};
 
 /// Tile height of C2SP tlog-tiles (256 hashes a tile).
 pub const TILE_HEIGHT: u8 = 8;
@@ -104,7 +104,13 @@ pub fn prove_consistency(first: u64, second: u64, r: &impl HashReader) -> Result
 }
 
 /// Checks that `leaf` is leaf `leaf_index` of the tree of `tree_size` leaves with `root`.
-pub fn verify_inclusion(leaf_index: u64, tree_size: u64, leaf: Hash, proof: &[Hash], root: Hash) -> Result<(), ProofError> {
+pub fn verify_inclusion(
+    leaf_index: u64,
+    tree_size: u64,
+    leaf: Hash,
+    proof: &[Hash],
+    root: Hash,
+) -> Result<(), ProofError> {
     if leaf_index >= tree_size {
         return Err(ProofError::LeafOutOfRange { leaf_index, tree_size });
     }
@@ -114,7 +120,13 @@ pub fn verify_inclusion(leaf_index: u64, tree_size: u64, leaf: Hash, proof: &[Ha
 /// Checks that the tree of `second` leaves with `second_root` extends the tree of `first`
 /// leaves with `first_root`. A proof from the empty tree is refused as meaningless (RFC 9162
 /// 2.1.4.2 starts from 0 < first), as transparency-dev does.
-pub fn verify_consistency(first: u64, second: u64, first_root: Hash, second_root: Hash, proof: &[Hash]) -> Result<(), ProofError> {
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_root: Hash,
+    second_root: Hash,
+    proof: &[Hash],
+) -> Result<(), ProofError> {
     if first == 0 || first > second {
         return Err(ProofError::SizesOutOfRange { first, second });
     }
@@ -252,7 +264,13 @@ pub fn tile_index_path(mut n: u64) -> String {
 
 /// The bytes of a hash tile of `tree_size`, or `None` when the tile is not (yet) in the tree at
 /// that width.
-pub fn read_hash_tile(level: u8, index: u64, width: u64, tree_size: u64, r: &impl HashReader) -> Result<Option<Vec<u8>>, ProofError> {
+pub fn read_hash_tile(
+    level: u8,
+    index: u64,
+    width: u64,
+    tree_size: u64,
+    r: &impl HashReader,
+) -> Result<Option<Vec<u8>>, ProofError> {
     let shift = u32::from(TILE_HEIGHT) * (u32::from(level) + 1);
     if shift >= 64 {
         return Ok(None);
@@ -274,14 +292,23 @@ mod tests {
     #[test]
     fn tile_paths_parse_strictly() {
         assert_eq!(parse_tile_path("0/000"), Some(TileRequest::Hashes { level: 0, index: 0, width: 256 }));
-        assert_eq!(parse_tile_path("1/x001/x234/067.p/8"), Some(TileRequest::Hashes { level: 1, index: 1_234_067, width: 8 }));
+        assert_eq!(
+            parse_tile_path("1/x001/x234/067.p/8"),
+            Some(TileRequest::Hashes { level: 1, index: 1_234_067, width: 8 })
+        );
         assert_eq!(parse_tile_path("entries/x001/002"), Some(TileRequest::Entries { index: 1002, width: 256 }));
-        for bad in ["0/0", "0/x000/001", "0/001.p/0", "0/001.p/256", "0/001.p/08", "00/001", "x/001", "0/001/", "entries/1000"] {
+        for bad in
+            ["0/0", "0/x000/001", "0/001.p/0", "0/001.p/256", "0/001.p/08", "00/001", "x/001", "0/001/", "entries/1000"]
+        {
             assert_eq!(parse_tile_path(bad), None, "{bad}");
         }
         for n in [0u64, 7, 999, 1000, 1_234_067, u64::MAX / 256] {
             let p = tile_index_path(n);
-            assert_eq!(parse_tile_path(&format!("0/{p}")), Some(TileRequest::Hashes { level: 0, index: n, width: 256 }), "{p}");
+            assert_eq!(
+                parse_tile_path(&format!("0/{p}")),
+                Some(TileRequest::Hashes { level: 0, index: n, width: 256 }),
+                "{p}"
+            );
         }
     }
 }

@@ -57,8 +57,13 @@ impl Code {
     pub fn http_status(self) -> u16 {
         use Code::*;
         match self {
-            MalformedJson | EventMalformed | PayloadTypeNotAllowed | EventIdMalformed | AuthorMalformed
-            | SignatureMalformed | BatchTooLong => 400,
+            MalformedJson
+            | EventMalformed
+            | PayloadTypeNotAllowed
+            | EventIdMalformed
+            | AuthorMalformed
+            | SignatureMalformed
+            | BatchTooLong => 400,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
             KeyUnknown | KeyRevoked | NotAuthorized => 403,
             EventIdConflict | StreamVersionConflict => 409,

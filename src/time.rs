@@ -15,10 +15,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }
 }
 
@@ -70,7 +67,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
     let (h, mi, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
     let rest = &b[19..b.len() - 1];
-    if !rest.is_empty() && (rest[0] != b'.' || rest.len() < 2 || rest.len() > 10 || !rest[1..].iter().all(u8::is_ascii_digit)) {
+    if !rest.is_empty()
+        && (rest[0] != b'.' || rest.len() < 2 || rest.len() > 10 || !rest[1..].iter().all(u8::is_ascii_digit))
+    {
         return None;
     }
     if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59 {
@@ -122,7 +121,14 @@ mod tests {
         let t = parse_rfc3339("2026-11-23T08:00:01Z").unwrap();
         assert_eq!(format_rfc3339(t), "2026-11-23T08:00:01Z");
         assert_eq!(parse_rfc3339("2024-02-29T23:59:59.123Z"), Some(parse_rfc3339("2024-02-29T23:59:59Z").unwrap()));
-        for bad in ["2023-02-29T00:00:00Z", "2026-11-23 08:00:01Z", "2026-11-23T08:00:01+03:00", "2026-13-01T00:00:00Z", "2026-11-23T08:00:01.Z", "2026-11-23T24:00:00Z"] {
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2026-11-23 08:00:01Z",
+            "2026-11-23T08:00:01+03:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T08:00:01.Z",
+            "2026-11-23T24:00:00Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         for days in [-1000, 0, 1, 19_000, 20_780, 100_000] {

@@ -25,32 +25,19 @@ impl Additional {
     pub fn apply(&mut self, a: &Applied, ev: &Event) {
         match ev {
             Event::AdditionalCertificateIssued(d) => {
-                self.certificates
-                    .entry(d.certificate_id.clone())
-                    .or_insert_with(|| a.e.stream.to_owned());
+                self.certificates.entry(d.certificate_id.clone()).or_insert_with(|| a.e.stream.to_owned());
             }
             Event::ProgramRegistered(d) => {
-                let p = Program {
-                    capacity: d.capacity,
-                    learners: HashSet::new(),
-                };
-                self.programs
-                    .entry((a.sid.to_owned(), d.program_id.clone()))
-                    .or_insert(p);
+                let p = Program { capacity: d.capacity, learners: HashSet::new() };
+                self.programs.entry((a.sid.to_owned(), d.program_id.clone())).or_insert(p);
             }
             Event::ProgramEnrolled(d) => {
-                if let Some(p) = self
-                    .programs
-                    .get_mut(&(d.institution.clone(), d.program_id.clone()))
-                {
+                if let Some(p) = self.programs.get_mut(&(d.institution.clone(), d.program_id.clone())) {
                     p.learners.insert(a.e.stream.to_owned());
                 }
             }
             Event::ProgramLeft(d) => {
-                if let Some(p) = self
-                    .programs
-                    .get_mut(&(d.institution.clone(), d.program_id.clone()))
-                {
+                if let Some(p) = self.programs.get_mut(&(d.institution.clone(), d.program_id.clone())) {
                     p.learners.remove(a.e.stream);
                 }
             }
@@ -66,44 +53,27 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         state
             .programs
             .get(&(inst.to_owned(), id.to_owned()))
-            .ok_or_else(|| {
-                RuleRefusal::new("program_unknown", format!("{inst} has no program {id}"))
-            })
+            .ok_or_else(|| RuleRefusal::new("program_unknown", format!("{inst} has no program {id}")))
     };
     match ev {
         Event::AdditionalCertificateIssued(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
             auth.institution(&d.institution)?;
             if state.certificates.contains_key(&d.certificate_id) {
-                return refuse(
-                    "certificate_duplicate",
-                    format!("certificate {} was already issued", d.certificate_id),
-                );
+                return refuse("certificate_duplicate", format!("certificate {} was already issued", d.certificate_id));
             }
             Ok(())
         }
         Event::ProgramRegistered(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, ctx.sid))?;
-            auth.institution_of_kind(
-                ctx.sid,
-                &["additional_education", "school"],
-                "an additional-education program",
-            )?;
+            auth.institution_of_kind(ctx.sid, &["additional_education", "school"], "an additional-education program")?;
             if !(1..=crate::queue::PLACES_MAX).contains(&d.capacity) {
                 return refuse(
                     "capacity_invalid",
                     format!("capacity {} is not a positive number of places", d.capacity),
                 );
             }
-            if state
-                .programs
-                .contains_key(&(ctx.sid.to_owned(), d.program_id.clone()))
-            {
+            if state.programs.contains_key(&(ctx.sid.to_owned(), d.program_id.clone())) {
                 return refuse(
                     "program_already_registered",
                     format!("{} already has program {}", ctx.sid, d.program_id),
@@ -112,12 +82,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             Ok(())
         }
         Event::ProgramEnrolled(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
             let p = program(&d.institution, &d.program_id)?;
             if p.learners.contains(ctx.e.stream) {
                 return refuse(
@@ -126,39 +91,19 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 );
             }
             if p.learners.len() as i64 >= p.capacity {
-                return refuse(
-                    "program_full",
-                    format!(
-                        "program {} has all {} places taken",
-                        d.program_id, p.capacity
-                    ),
-                );
+                return refuse("program_full", format!("program {} has all {} places taken", d.program_id, p.capacity));
             }
             if let Some(c) = &d.certificate_id {
                 if state.certificates.get(c).map(String::as_str) != Some(ctx.e.stream) {
-                    return refuse(
-                        "certificate_unknown",
-                        format!("certificate {c} was not issued to this learner"),
-                    );
+                    return refuse("certificate_unknown", format!("certificate {c} was not issued to this learner"));
                 }
             }
             Ok(())
         }
         Event::ProgramLeft(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
-            if !program(&d.institution, &d.program_id)?
-                .learners
-                .contains(ctx.e.stream)
-            {
-                return refuse(
-                    "not_enrolled_in_program",
-                    format!("the learner is not enrolled in {}", d.program_id),
-                );
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
+            if !program(&d.institution, &d.program_id)?.learners.contains(ctx.e.stream) {
+                return refuse("not_enrolled_in_program", format!("the learner is not enrolled in {}", d.program_id));
             }
             Ok(())
         }

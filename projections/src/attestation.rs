@@ -24,16 +24,11 @@ pub struct CategoryHeld {
 impl CategoryHeld {
     /// Whether it is in force on `date` (`YYYY-MM-DD`).
     pub fn is_current(&self, date: &str) -> bool {
-        let (Some(d), Some(from)) = (time::parse_date(date), time::parse_date(&self.granted_on))
-        else {
+        let (Some(d), Some(from)) = (time::parse_date(date), time::parse_date(&self.granted_on)) else {
             return false;
         };
         from <= d
-            && self
-                .valid_until
-                .as_deref()
-                .and_then(time::parse_date)
-                .map_or(self.valid_until.is_none(), |u| d < u)
+            && self.valid_until.as_deref().and_then(time::parse_date).map_or(self.valid_until.is_none(), |u| d < u)
     }
 }
 
@@ -67,12 +62,7 @@ pub(crate) struct Attestations {
 
 fn has_current(teacher: Option<&Teacher>, category: &str, on: Days) -> bool {
     let date = time::format_date(on);
-    teacher.is_some_and(|t| {
-        t.status
-            .held
-            .iter()
-            .any(|h| h.category == category && h.is_current(&date))
-    })
+    teacher.is_some_and(|t| t.status.held.iter().any(|h| h.category == category && h.is_current(&date)))
 }
 
 impl Attestations {
@@ -120,8 +110,7 @@ impl Attestations {
                     return;
                 }
                 let rules = &cfg.attestation;
-                let unlimited =
-                    time::parse_date(&rules.unlimited_since).is_some_and(|since| on >= since);
+                let unlimited = time::parse_date(&rules.unlimited_since).is_some_and(|since| on >= since);
                 let valid_until = (app.category == rules.fitness_check || !unlimited)
                     .then(|| time::format_date(time::add_years(on, rules.term_years)));
                 teacher.status.held.push(CategoryHeld {
@@ -137,27 +126,18 @@ impl Attestations {
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
-    let (auth, cfg, sid, who, at, ty) = (
-        ctx.auth(),
-        ctx.cfg(),
-        ctx.sid,
-        ctx.e.author,
-        ctx.at,
-        ctx.e.event_type,
-    );
+    let (auth, cfg, sid, who, at, ty) = (ctx.auth(), ctx.cfg(), ctx.sid, ctx.e.author, ctx.at, ctx.e.event_type);
     let rules = &cfg.attestation;
     let teacher = ctx.rules.attestation.teachers.get(sid);
     let application = |id: &str| {
         let app = teacher.and_then(|t| t.apps.get(id));
         match app {
-            None => refuse(
-                "attestation_application_unknown",
-                format!("teacher {sid} has no attestation application {id}"),
-            ),
-            Some(a) if a.decided => refuse(
-                "attestation_already_decided",
-                format!("application {id} was already decided"),
-            ),
+            None => {
+                refuse("attestation_application_unknown", format!("teacher {sid} has no attestation application {id}"))
+            }
+            Some(a) if a.decided => {
+                refuse("attestation_already_decided", format!("application {id} was already decided"))
+            }
             Some(a) => Ok(a),
         }
     };
@@ -167,22 +147,12 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 who,
                 at,
                 ty,
-                &Need::in_institution(
-                    &["teacher", "class_teacher", "institution_admin"],
-                    &d.institution,
-                ),
+                &Need::in_institution(&["teacher", "class_teacher", "institution_admin"], &d.institution),
             )?;
             if !g.has_role("institution_admin") && g.holder != sid {
-                return refuse(
-                    "not_authorized",
-                    format!("key {who} belongs to {}, not to teacher {sid}", g.holder),
-                );
+                return refuse("not_authorized", format!("key {who} belongs to {}, not to teacher {sid}", g.holder));
             }
-            auth.institution_of_kind(
-                &d.commission,
-                &["attestation_commission"],
-                "an attestation application",
-            )?;
+            auth.institution_of_kind(&d.commission, &["attestation_commission"], "an attestation application")?;
             if !rules.quorum.contains_key(&d.category) {
                 let known: Vec<&str> = rules.quorum.keys().map(String::as_str).collect();
                 return refuse(
@@ -191,37 +161,22 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 );
             }
             if teacher.is_some_and(|t| t.apps.contains_key(&d.application_id)) {
-                return refuse(
-                    "application_duplicate",
-                    format!("application {} already exists", d.application_id),
-                );
+                return refuse("application_duplicate", format!("application {} already exists", d.application_id));
             }
-            if rules.requires_highest.contains(&d.category)
-                && !has_current(teacher, &rules.highest_category, ctx.date)
+            if rules.requires_highest.contains(&d.category) && !has_current(teacher, &rules.highest_category, ctx.date)
             {
                 return refuse(
                     "requires_highest_category",
-                    format!(
-                        "category {} requires a current {} category",
-                        d.category, rules.highest_category
-                    ),
+                    format!("category {} requires a current {} category", d.category, rules.highest_category),
                 );
             }
             Ok(())
         }
         Event::VoteCast(d) => {
             let app = application(&d.application_id)?;
-            let g = auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(&["commission_member"], &app.commission),
-            )?;
+            let g = auth.authorize(who, at, ty, &Need::in_institution(&["commission_member"], &app.commission))?;
             if d.vote != "granted" && d.vote != "refused" {
-                return refuse(
-                    "vote_invalid",
-                    format!("vote {} is not granted or refused", d.vote),
-                );
+                return refuse("vote_invalid", format!("vote {} is not granted or refused", d.vote));
             }
             if app.votes.iter().any(|(h, _)| *h == g.holder) {
                 return refuse(
@@ -233,17 +188,9 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         }
         Event::DecisionRecorded(d) => {
             let app = application(&d.application_id)?;
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(&["commission_secretary"], &app.commission),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(&["commission_secretary"], &app.commission))?;
             if d.decision != "granted" && d.decision != "refused" {
-                return refuse(
-                    "decision_invalid",
-                    format!("decision {} is not granted or refused", d.decision),
-                );
+                return refuse("decision_invalid", format!("decision {} is not granted or refused", d.decision));
             }
             let on = date_field(&d.decided_on, "decided_on")?;
             let quorum = rules.quorum.get(&app.category).copied().unwrap_or(i64::MAX);
@@ -251,15 +198,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if votes < quorum {
                 return refuse(
                     "quorum_not_met",
-                    format!("{votes} distinct authorised members of {} voted; category {} needs at least {quorum}", app.commission, app.category),
+                    format!(
+                        "{votes} distinct authorised members of {} voted; category {} needs at least {quorum}",
+                        app.commission, app.category
+                    ),
                 );
             }
             let yes = app.votes.iter().filter(|(_, v)| *v).count() as i64;
-            let majority = if 2 * yes > votes {
-                "granted"
-            } else {
-                "refused"
-            };
+            let majority = if 2 * yes > votes { "granted" } else { "refused" };
             if d.decision != majority {
                 return refuse(
                     "decision_contradicts_votes",
@@ -272,10 +218,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             {
                 return refuse(
                     "requires_highest_category",
-                    format!(
-                        "category {} requires a current {} category",
-                        app.category, rules.highest_category
-                    ),
+                    format!("category {} requires a current {} category", app.category, rules.highest_category),
                 );
             }
             Ok(())

@@ -67,31 +67,16 @@ pub(crate) struct Need<'a> {
 
 impl<'a> Need<'a> {
     pub fn roles(roles: &'a [&'a str]) -> Self {
-        Need {
-            roles,
-            institution: None,
-            class: None,
-            territory: None,
-        }
+        Need { roles, institution: None, class: None, territory: None }
     }
     pub fn in_institution(roles: &'a [&'a str], institution: &'a str) -> Self {
-        Need {
-            institution: Some(institution),
-            ..Need::roles(roles)
-        }
+        Need { institution: Some(institution), ..Need::roles(roles) }
     }
     pub fn in_class(roles: &'a [&'a str], institution: &'a str, class: &'a str) -> Self {
-        Need {
-            institution: Some(institution),
-            class: Some(class),
-            ..Need::roles(roles)
-        }
+        Need { institution: Some(institution), class: Some(class), ..Need::roles(roles) }
     }
     pub fn in_territory(roles: &'a [&'a str], territory: &'a str) -> Self {
-        Need {
-            territory: Some(territory),
-            ..Need::roles(roles)
-        }
+        Need { territory: Some(territory), ..Need::roles(roles) }
     }
 
     fn matched_by(&self, g: &Grant) -> bool {
@@ -169,34 +154,19 @@ impl Authority {
             return refuse("key_unknown", format!("key {key} was never granted"));
         };
         if g.revoked_at.is_some_and(|r| r <= at) {
-            return refuse(
-                "key_revoked",
-                format!("key {key} was revoked before this event"),
-            );
+            return refuse("key_revoked", format!("key {key} was revoked before this event"));
         }
         if at < g.valid_from {
-            return refuse(
-                "key_not_yet_valid",
-                format!("key {key} is not valid yet at this time"),
-            );
+            return refuse("key_not_yet_valid", format!("key {key} is not valid yet at this time"));
         }
         if g.valid_until.is_some_and(|u| at >= u) {
-            return refuse(
-                "key_expired",
-                format!("key {key} expired before this event"),
-            );
+            return refuse("key_expired", format!("key {key} expired before this event"));
         }
         Ok(g)
     }
 
     /// The author's grant if it is in force and matches `need`.
-    pub fn authorize(
-        &self,
-        key: &str,
-        at: Nanos,
-        event_type: &str,
-        need: &Need,
-    ) -> Result<&Grant, RuleRefusal> {
+    pub fn authorize(&self, key: &str, at: Nanos, event_type: &str, need: &Need) -> Result<&Grant, RuleRefusal> {
         let g = self.valid_grant(key, at)?;
         if need.matched_by(g) {
             return Ok(g);
@@ -213,13 +183,7 @@ impl Authority {
     }
 
     /// Like `authorize`, trying each alternative; the refusal names the first.
-    pub fn authorize_any(
-        &self,
-        key: &str,
-        at: Nanos,
-        event_type: &str,
-        needs: &[Need],
-    ) -> Result<&Grant, RuleRefusal> {
+    pub fn authorize_any(&self, key: &str, at: Nanos, event_type: &str, needs: &[Need]) -> Result<&Grant, RuleRefusal> {
         let g = self.valid_grant(key, at)?;
         if needs.iter().any(|n| n.matched_by(g)) {
             return Ok(g);
@@ -244,32 +208,20 @@ impl Authority {
     }
 
     pub fn institution(&self, id: &str) -> Result<&Institution, RuleRefusal> {
-        self.institutions.get(id).ok_or_else(|| {
-            RuleRefusal::new(
-                "institution_unknown",
-                format!("institution {id} is not registered"),
-            )
-        })
+        self.institutions
+            .get(id)
+            .ok_or_else(|| RuleRefusal::new("institution_unknown", format!("institution {id} is not registered")))
     }
 
     /// A registered institution of one of `kinds`.
-    pub fn institution_of_kind(
-        &self,
-        id: &str,
-        kinds: &[&str],
-        what: &str,
-    ) -> Result<&Institution, RuleRefusal> {
+    pub fn institution_of_kind(&self, id: &str, kinds: &[&str], what: &str) -> Result<&Institution, RuleRefusal> {
         let i = self.institution(id)?;
         if kinds.contains(&i.kind.as_str()) {
             Ok(i)
         } else {
             refuse(
                 "institution_kind_mismatch",
-                format!(
-                    "{what} needs an institution of kind {}, {id} is a {}",
-                    kinds.join(" or "),
-                    i.kind
-                ),
+                format!("{what} needs an institution of kind {}, {id} is a {}", kinds.join(" or "), i.kind),
             )
         }
     }
@@ -281,19 +233,13 @@ impl Authority {
                 self.origin = Some(d.origin.clone());
             }
             Event::InstitutionRegistered(d) => {
-                let i = Institution {
-                    id: d.institution.clone(),
-                    kind: d.kind.clone(),
-                    territory: d.territory.clone(),
-                };
+                let i = Institution { id: d.institution.clone(), kind: d.kind.clone(), territory: d.territory.clone() };
                 self.institutions.entry(d.institution.clone()).or_insert(i);
             }
             Event::KeysGranted(d) => {
                 let (Some(from), until) = (
                     crate::time::parse_instant(&d.valid_from),
-                    d.valid_until
-                        .as_deref()
-                        .and_then(crate::time::parse_instant),
+                    d.valid_until.as_deref().and_then(crate::time::parse_instant),
                 ) else {
                     return;
                 };
@@ -312,21 +258,13 @@ impl Authority {
                 self.grants.entry(d.key.clone()).or_insert(g);
             }
             Event::KeysRevoked(d) => {
-                let when = d
-                    .effective_at
-                    .as_deref()
-                    .and_then(crate::time::parse_instant)
-                    .unwrap_or(a.at);
+                let when = d.effective_at.as_deref().and_then(crate::time::parse_instant).unwrap_or(a.at);
                 if let Some(g) = self.grants.get_mut(&d.key) {
                     g.revoked_at.get_or_insert(when);
                 }
             }
             Event::KeysRotated(d) => {
-                let when = d
-                    .effective_at
-                    .as_deref()
-                    .and_then(crate::time::parse_instant)
-                    .unwrap_or(a.at);
+                let when = d.effective_at.as_deref().and_then(crate::time::parse_instant).unwrap_or(a.at);
                 let Some(old) = self.grants.get_mut(&d.old_key) else {
                     return;
                 };
@@ -346,14 +284,8 @@ impl Authority {
     }
 }
 
-const INSTITUTION_ROLES: &[&str] = &[
-    "institution_admin",
-    "teacher",
-    "class_teacher",
-    "registrar",
-    "commission_member",
-    "commission_secretary",
-];
+const INSTITUTION_ROLES: &[&str] =
+    &["institution_admin", "teacher", "class_teacher", "registrar", "commission_member", "commission_secretary"];
 
 /// A key that may be granted: `did:key:z...`, passing the caller's strict check, not granted yet.
 fn check_new_key(ctx: &Ctx, key: &str) -> Result<(), RuleRefusal> {
@@ -366,10 +298,7 @@ fn check_new_key(ctx: &Ctx, key: &str) -> Result<(), RuleRefusal> {
         }
     }
     if ctx.auth().grants.contains_key(key) {
-        return refuse(
-            "key_already_granted",
-            format!("key {key} was already granted (keys are never reused)"),
-        );
+        return refuse("key_already_granted", format!("key {key} was already granted (keys are never reused)"));
     }
     Ok(())
 }
@@ -381,10 +310,7 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
         return refuse("event_malformed", "data.roles is empty");
     }
     if let Some(r) = d.roles.iter().find(|r| !ctx.cfg().roles.contains(r)) {
-        return refuse(
-            "role_unknown",
-            format!("role {r} is not a role of this region"),
-        );
+        return refuse("role_unknown", format!("role {r} is not a role of this region"));
     }
     if d.roles.iter().any(|r| r == "authority") {
         return refuse(
@@ -398,71 +324,38 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
         None => None,
     };
     if institution.is_none() && scope.territory.is_none() {
-        return refuse(
-            "scope_invalid",
-            "a grant names an institution or a territory",
-        );
+        return refuse("scope_invalid", "a grant names an institution or a territory");
     }
     if scope.class.is_some() && institution.is_none() {
         return refuse("scope_invalid", "a class scope needs its institution");
     }
-    if let Some(r) = d
-        .roles
-        .iter()
-        .find(|r| INSTITUTION_ROLES.contains(&r.as_str()))
-    {
+    if let Some(r) = d.roles.iter().find(|r| INSTITUTION_ROLES.contains(&r.as_str())) {
         if institution.is_none() {
-            return refuse(
-                "scope_invalid",
-                format!("role {r} needs an institution in its scope"),
-            );
+            return refuse("scope_invalid", format!("role {r} needs an institution in its scope"));
         }
     }
     if d.roles.iter().any(|r| r == "class_teacher") && scope.class.is_none() {
-        return refuse(
-            "scope_invalid",
-            "role class_teacher needs a class in its scope",
-        );
+        return refuse("scope_invalid", "role class_teacher needs a class in its scope");
     }
     if d.roles.iter().any(|r| r == "queue_operator") && scope.territory.is_none() {
-        return refuse(
-            "scope_invalid",
-            "role queue_operator needs a territory in its scope",
-        );
+        return refuse("scope_invalid", "role queue_operator needs a territory in its scope");
     }
     if d.roles.iter().any(|r| r.starts_with("commission_"))
         && institution.is_some_and(|i| i.kind != "attestation_commission")
     {
-        return refuse(
-            "scope_invalid",
-            "commission roles are granted within an attestation commission",
-        );
+        return refuse("scope_invalid", "commission roles are granted within an attestation commission");
     }
     if !granter.has_role("authority") {
-        let Some(admin_of) = granter
-            .institution
-            .as_deref()
-            .filter(|_| granter.has_role("institution_admin"))
-        else {
+        let Some(admin_of) = granter.institution.as_deref().filter(|_| granter.has_role("institution_admin")) else {
             return refuse(
                 "not_authorized",
-                format!(
-                    "key {} may not grant keys: only the authority and institution admins may",
-                    ctx.e.author
-                ),
+                format!("key {} may not grant keys: only the authority and institution admins may", ctx.e.author),
             );
         };
         if scope.institution.as_deref() != Some(admin_of) {
-            return refuse(
-                "not_authorized",
-                format!("an admin of {admin_of} grants keys only within {admin_of}"),
-            );
+            return refuse("not_authorized", format!("an admin of {admin_of} grants keys only within {admin_of}"));
         }
-        if let Some(r) = d
-            .roles
-            .iter()
-            .find(|r| !ctx.cfg().admin_delegable_roles.contains(r))
-        {
+        if let Some(r) = d.roles.iter().find(|r| !ctx.cfg().admin_delegable_roles.contains(r)) {
             return refuse(
                 "not_authorized",
                 format!("role {r} is granted by the authority, not by an institution admin"),
@@ -470,10 +363,7 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
         }
         if let (Some(t), Some(i)) = (&scope.territory, institution) {
             if *t != i.territory {
-                return refuse(
-                    "not_authorized",
-                    format!("an admin of {admin_of} may not grant territory {t}"),
-                );
+                return refuse("not_authorized", format!("an admin of {admin_of} may not grant territory {t}"));
             }
         }
     }
@@ -481,10 +371,7 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
     let from = instant_field(&d.valid_from, "valid_from")?;
     if let Some(until) = &d.valid_until {
         if instant_field(until, "valid_until")? <= from {
-            return refuse(
-                "validity_invalid",
-                "data.valid_until is not after data.valid_from",
-            );
+            return refuse("validity_invalid", "data.valid_until is not after data.valid_from");
         }
     }
     Ok(())
@@ -497,24 +384,12 @@ fn may_manage(ctx: &Ctx, target: &Grant) -> Result<(), RuleRefusal> {
     if me.has_role("authority") || me.key == target.key {
         return Ok(());
     }
-    let delegable = target
-        .roles
-        .iter()
-        .all(|r| ctx.cfg().admin_delegable_roles.contains(r));
-    if me.has_role("institution_admin")
-        && me.institution.is_some()
-        && me.institution == target.institution
-        && delegable
+    let delegable = target.roles.iter().all(|r| ctx.cfg().admin_delegable_roles.contains(r));
+    if me.has_role("institution_admin") && me.institution.is_some() && me.institution == target.institution && delegable
     {
         return Ok(());
     }
-    refuse(
-        "not_authorized",
-        format!(
-            "key {} may not revoke or rotate key {}",
-            ctx.e.author, target.key
-        ),
-    )
+    refuse("not_authorized", format!("key {} may not revoke or rotate key {}", ctx.e.author, target.key))
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
@@ -522,43 +397,23 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     match ev {
         Event::LedgerEstablished(d) => {
             if auth.established {
-                return refuse(
-                    "ledger_already_established",
-                    "the ledger was already established",
-                );
+                return refuse("ledger_already_established", "the ledger was already established");
             }
-            auth.authorize(
-                ctx.e.author,
-                ctx.at,
-                ctx.e.event_type,
-                &Need::roles(&["authority"]),
-            )?;
+            auth.authorize(ctx.e.author, ctx.at, ctx.e.event_type, &Need::roles(&["authority"]))?;
             if d.authority != auth.authority {
                 return refuse(
                     "authority_mismatch",
-                    format!(
-                        "data.authority {} is not the ledger's authority {}",
-                        d.authority, auth.authority
-                    ),
+                    format!("data.authority {} is not the ledger's authority {}", d.authority, auth.authority),
                 );
             }
             Ok(())
         }
         Event::InstitutionRegistered(d) => {
-            auth.authorize(
-                ctx.e.author,
-                ctx.at,
-                ctx.e.event_type,
-                &Need::roles(&["authority"]),
-            )?;
+            auth.authorize(ctx.e.author, ctx.at, ctx.e.event_type, &Need::roles(&["authority"]))?;
             if !ctx.cfg().institution_kinds.contains(&d.kind) {
                 return refuse(
                     "institution_kind_unknown",
-                    format!(
-                        "institution kind {} is not one of {}",
-                        d.kind,
-                        ctx.cfg().institution_kinds.join(", ")
-                    ),
+                    format!("institution kind {} is not one of {}", d.kind, ctx.cfg().institution_kinds.join(", ")),
                 );
             }
             if auth.institutions.contains_key(&d.institution) {
@@ -572,23 +427,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         Event::KeysGranted(d) => check_grant(ctx, d),
         Event::KeysRevoked(d) => {
             let Some(target) = auth.grants.get(&d.key) else {
-                return refuse(
-                    "revoked_key_unknown",
-                    format!("key {} was never granted", d.key),
-                );
+                return refuse("revoked_key_unknown", format!("key {} was never granted", d.key));
             };
             if target.has_role("authority") {
-                return refuse(
-                    "not_authorized",
-                    "the authority key is rotated (keys.rotated), never revoked",
-                );
+                return refuse("not_authorized", "the authority key is rotated (keys.rotated), never revoked");
             }
             may_manage(ctx, target)?;
             if target.revoked_at.is_some() {
-                return refuse(
-                    "key_already_revoked",
-                    format!("key {} is already revoked", d.key),
-                );
+                return refuse("key_already_revoked", format!("key {} is already revoked", d.key));
             }
             if let Some(t) = &d.effective_at {
                 instant_field(t, "effective_at")?;
@@ -597,20 +443,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         }
         Event::KeysRotated(d) => {
             let Some(old) = auth.grants.get(&d.old_key) else {
-                return refuse(
-                    "rotated_key_unknown",
-                    format!("key {} was never granted", d.old_key),
-                );
+                return refuse("rotated_key_unknown", format!("key {} was never granted", d.old_key));
             };
             may_manage(ctx, old)?;
             if old.has_role("authority") && ctx.e.author != old.key {
                 return refuse("not_authorized", "only the authority key rotates itself");
             }
             if old.revoked_at.is_some() {
-                return refuse(
-                    "key_already_revoked",
-                    format!("key {} is already revoked", d.old_key),
-                );
+                return refuse("key_already_revoked", format!("key {} is already revoked", d.old_key));
             }
             check_new_key(ctx, &d.new_key)?;
             if let Some(t) = &d.effective_at {

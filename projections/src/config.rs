@@ -134,19 +134,12 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 fn map<V: Clone>(items: &[(&str, V)]) -> BTreeMap<String, V> {
-    items
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+    items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
 impl Default for RegionConfig {
     fn default() -> Self {
-        let age = |code: &str, months_min, months_max| AgeGroup {
-            code: code.into(),
-            months_min,
-            months_max,
-        };
+        let age = |code: &str, months_min, months_max| AgeGroup { code: code.into(), months_min, months_max };
         Self {
             utc_offset_minutes: 180,
             roles: strings(&[
@@ -177,39 +170,24 @@ impl Default for RegionConfig {
                 "attestation_commission",
             ]),
             scales: map(&[
-                (
-                    "five_point",
-                    Scale {
-                        marks: strings(&["2", "3", "4", "5"]),
-                        unsatisfactory: strings(&["2"]),
-                    },
-                ),
+                ("five_point", Scale { marks: strings(&["2", "3", "4", "5"]), unsatisfactory: strings(&["2"]) }),
                 (
                     "pass_fail",
                     Scale {
-                        marks: strings(&["зачтено", "не зачтено"]),
-                        unsatisfactory: strings(&["не зачтено"]),
+                        marks: strings(&["зачтено", "не зачтено"]), unsatisfactory: strings(&["не зачтено"])
                     },
                 ),
                 (
                     "four_level",
                     Scale {
-                        marks: strings(&[
-                            "отлично",
-                            "хорошо",
-                            "удовлетворительно",
-                            "неудовлетворительно",
-                        ]),
+                        marks: strings(&["отлично", "хорошо", "удовлетворительно", "неудовлетворительно"]),
                         unsatisfactory: strings(&["неудовлетворительно"]),
                     },
                 ),
             ]),
             scales_by_kind: map(&[
                 ("school", strings(&["five_point"])),
-                (
-                    "college",
-                    strings(&["five_point", "pass_fail", "four_level"]),
-                ),
+                ("college", strings(&["five_point", "pass_fail", "four_level"])),
                 ("university", strings(&["pass_fail", "four_level"])),
             ]),
             years_without_marks: vec![1],
@@ -230,10 +208,7 @@ impl Default for RegionConfig {
             exam_forms: map(&[
                 ("exam", strings(&["four_level", "five_point"])),
                 ("credit", strings(&["pass_fail"])),
-                (
-                    "differentiated_credit",
-                    strings(&["four_level", "five_point"]),
-                ),
+                ("differentiated_credit", strings(&["four_level", "five_point"])),
             ]),
             final_exams: map(&[("oge", 100), ("ege", 100), ("gve", 100)]),
             certificate_levels: strings(&["basic_general", "secondary_general"]),
@@ -263,13 +238,7 @@ impl Default for RegionConfig {
                     age("5-6", 60, 71),
                     age("6-7", 72, 95),
                 ],
-                group_types: strings(&[
-                    "general",
-                    "compensating",
-                    "combined",
-                    "health",
-                    "short_stay",
-                ]),
+                group_types: strings(&["general", "compensating", "combined", "health", "short_stay"]),
                 preferred_max: 5,
                 admission_refusal_reasons: strings(&["no_free_places"]),
             },
@@ -288,13 +257,7 @@ impl Default for RegionConfig {
                 age_months_limit: 96,
             },
             attestation: AttestationRules {
-                quorum: map(&[
-                    ("fitness", 5),
-                    ("first", 5),
-                    ("highest", 5),
-                    ("methodist", 7),
-                    ("mentor", 7),
-                ]),
+                quorum: map(&[("fitness", 5), ("first", 5), ("highest", 5), ("methodist", 7), ("mentor", 7)]),
                 requires_highest: strings(&["methodist", "mentor"]),
                 highest_category: "highest".into(),
                 unlimited_since: "2023-09-01".into(),
@@ -310,13 +273,7 @@ impl Default for RegionConfig {
                 "creative",
                 "research",
             ]),
-            achievement_levels: strings(&[
-                "school",
-                "municipal",
-                "regional",
-                "federal",
-                "international",
-            ]),
+            achievement_levels: strings(&["school", "municipal", "regional", "federal", "international"]),
             personal_data_words: strings(&[
                 "name",
                 "names",
@@ -352,15 +309,9 @@ impl RegionConfig {
         if q.tiers.is_empty() {
             return Err("region config: queue.tiers is empty".into());
         }
-        for (cat, tier) in q
-            .benefit_categories
-            .iter()
-            .chain([(&"sibling".to_owned(), &q.sibling_tier)])
-        {
+        for (cat, tier) in q.benefit_categories.iter().chain([(&"sibling".to_owned(), &q.sibling_tier)]) {
             if !q.tiers.contains(tier) {
-                return Err(format!(
-                    "region config: benefit {cat} names unknown tier {tier}"
-                ));
+                return Err(format!("region config: benefit {cat} names unknown tier {tier}"));
             }
         }
         for (kind, scales) in self.scales_by_kind.iter().chain(&self.exam_forms) {
@@ -370,51 +321,27 @@ impl RegionConfig {
         }
         for (name, s) in &self.scales {
             if s.unsatisfactory.iter().any(|m| !s.marks.contains(m)) {
-                return Err(format!(
-                    "region config: scale {name} has an unsatisfactory mark outside its marks"
-                ));
+                return Err(format!("region config: scale {name} has an unsatisfactory mark outside its marks"));
             }
         }
         if let Some((k, w)) = self.grade_weights.iter().find(|(_, w)| **w <= 0) {
-            return Err(format!(
-                "region config: grade weight of {k} is {w}, must be positive"
-            ));
+            return Err(format!("region config: grade weight of {k} is {w}, must be positive"));
         }
         for w in [&self.first_grade.window_1, &self.first_grade.window_2] {
-            if crate::time::parse_month_day(&w.from).is_none()
-                || crate::time::parse_month_day(&w.to).is_none()
-            {
-                return Err(format!(
-                    "region config: window {}..{} is not MM-DD",
-                    w.from, w.to
-                ));
+            if crate::time::parse_month_day(&w.from).is_none() || crate::time::parse_month_day(&w.to).is_none() {
+                return Err(format!("region config: window {}..{} is not MM-DD", w.from, w.to));
             }
         }
         if crate::time::parse_date(&self.attestation.unlimited_since).is_none() {
             return Err("region config: attestation.unlimited_since is not YYYY-MM-DD".into());
         }
-        if !self
-            .attestation
-            .quorum
-            .contains_key(&self.attestation.highest_category)
-            || !self
-                .attestation
-                .quorum
-                .contains_key(&self.attestation.fitness_check)
+        if !self.attestation.quorum.contains_key(&self.attestation.highest_category)
+            || !self.attestation.quorum.contains_key(&self.attestation.fitness_check)
         {
-            return Err(
-                "region config: attestation.quorum lacks the highest category or the fitness check"
-                    .into(),
-            );
+            return Err("region config: attestation.quorum lacks the highest category or the fitness check".into());
         }
-        if let Some(r) = self
-            .admin_delegable_roles
-            .iter()
-            .find(|r| !self.roles.contains(r) || *r == "authority")
-        {
-            return Err(format!(
-                "region config: delegable role {r} is unknown or the authority"
-            ));
+        if let Some(r) = self.admin_delegable_roles.iter().find(|r| !self.roles.contains(r) || *r == "authority") {
+            return Err(format!("region config: delegable role {r} is unknown or the authority"));
         }
         Ok(())
     }

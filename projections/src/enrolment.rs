@@ -34,10 +34,7 @@ impl FirstGrade {
                 school.places.insert(d.target_year, d.places);
             }
             Event::FirstGradeApplicationSubmitted(d) => {
-                school
-                    .apps
-                    .entry(d.application_id.clone())
-                    .or_insert((d.target_year, false));
+                school.apps.entry(d.application_id.clone()).or_insert((d.target_year, false));
             }
             Event::EnrolmentOrderIssued(d) => {
                 school.orders.insert(d.order_id.clone());
@@ -55,12 +52,7 @@ impl FirstGrade {
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     let (auth, cfg, sid) = (ctx.auth(), ctx.cfg(), ctx.sid);
-    auth.authorize(
-        ctx.e.author,
-        ctx.at,
-        ctx.e.event_type,
-        &Need::in_institution(REGISTRARS, sid),
-    )?;
+    auth.authorize(ctx.e.author, ctx.at, ctx.e.event_type, &Need::in_institution(REGISTRARS, sid))?;
     auth.institution_of_kind(sid, &["school"], "1st-grade enrolment")?;
     let empty = School::default();
     let school = ctx.rules.first_grade.schools.get(sid).unwrap_or(&empty);
@@ -71,27 +63,18 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         _ => 2000,
     };
     if !(YEAR_MIN..=YEAR_MAX).contains(&year) {
-        return refuse(
-            "event_malformed",
-            format!("data.target_year {year} is not between {YEAR_MIN} and {YEAR_MAX}"),
-        );
+        return refuse("event_malformed", format!("data.target_year {year} is not between {YEAR_MIN} and {YEAR_MAX}"));
     }
     match ev {
         Event::FirstGradePlacesPublished(d) => {
             if d.places > crate::queue::PLACES_MAX {
-                return refuse(
-                    "places_invalid",
-                    format!("{} places is more than one school declares", d.places),
-                );
+                return refuse("places_invalid", format!("{} places is more than one school declares", d.places));
             }
             let enrolled = school.enrolled.get(&d.target_year).copied().unwrap_or(0);
             if d.places < enrolled {
                 return refuse(
                     "places_invalid",
-                    format!(
-                        "{} places for {}, but {enrolled} already enrolled",
-                        d.places, d.target_year
-                    ),
+                    format!("{} places for {}, but {enrolled} already enrolled", d.places, d.target_year),
                 );
             }
             Ok(())
@@ -107,22 +90,12 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             let window = match d.window {
                 1 => &fg.window_1,
                 2 => &fg.window_2,
-                w => {
-                    return refuse(
-                        "window_unknown",
-                        format!("enrolment window {w} is not 1 or 2"),
-                    )
-                }
+                w => return refuse("window_unknown", format!("enrolment window {w} is not 1 or 2")),
             };
             let bound = |md: &str| {
                 time::parse_month_day(md)
                     .map(|(m, dd)| time::days_from_civil(d.target_year, m, dd))
-                    .ok_or_else(|| {
-                        RuleRefusal::new(
-                            "config_invalid",
-                            format!("window bound {md} is not MM-DD"),
-                        )
-                    })
+                    .ok_or_else(|| RuleRefusal::new("config_invalid", format!("window bound {md} is not MM-DD")))
             };
             let (from, to) = (bound(&window.from)?, bound(&window.to)?);
             if ctx.date < from || ctx.date > to {
@@ -141,25 +114,15 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if !window.bases.contains(&d.basis) {
                 return refuse(
                     "basis_not_allowed_in_window",
-                    format!(
-                        "basis {} is not accepted in window {} ({})",
-                        d.basis,
-                        d.window,
-                        window.bases.join(", ")
-                    ),
+                    format!("basis {} is not accepted in window {} ({})", d.basis, d.window, window.bases.join(", ")),
                 );
             }
             let Some(birth) = time::parse_year_month(&d.birth_month) else {
-                return refuse(
-                    "event_malformed",
-                    format!("data.birth_month {} is not YYYY-MM", d.birth_month),
-                );
+                return refuse("event_malformed", format!("data.birth_month {} is not YYYY-MM", d.birth_month));
             };
             let (young, old) = time::age_months_on_sept1(birth, d.target_year);
             // The birth day is not in the log: refuse only an age certainly out of range.
-            if d.founder_permission_ref.is_none()
-                && (old < fg.age_months_min || young >= fg.age_months_limit)
-            {
+            if d.founder_permission_ref.is_none() && (old < fg.age_months_min || young >= fg.age_months_limit) {
                 return refuse(
                     "age_out_of_range",
                     format!(
@@ -173,10 +136,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         Event::EnrolmentOrderIssued(d) => {
             date_field(&d.order_date, "order_date")?;
             if school.orders.contains(&d.order_id) {
-                return refuse(
-                    "order_duplicate",
-                    format!("order {} was already issued", d.order_id),
-                );
+                return refuse("order_duplicate", format!("order {} was already issued", d.order_id));
             }
             if d.applications.is_empty() {
                 return refuse("event_malformed", "data.applications is empty");
@@ -184,10 +144,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             let mut seen = HashSet::new();
             for id in &d.applications {
                 if !seen.insert(id) {
-                    return refuse(
-                        "event_malformed",
-                        format!("data.applications lists {id} twice"),
-                    );
+                    return refuse("event_malformed", format!("data.applications lists {id} twice"));
                 }
                 match school.apps.get(id) {
                     Some((year, _)) if *year != d.target_year => {
@@ -197,18 +154,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                         )
                     }
                     Some((_, true)) => {
-                        return refuse(
-                            "already_enrolled",
-                            format!("application {id} is already enrolled"),
-                        )
+                        return refuse("already_enrolled", format!("application {id} is already enrolled"))
                     }
                     Some(_) => {}
-                    None => {
-                        return refuse(
-                            "application_unknown",
-                            format!("{sid} has no application {id}"),
-                        )
-                    }
+                    None => return refuse("application_unknown", format!("{sid} has no application {id}")),
                 }
             }
             let Some(places) = school.places.get(&d.target_year) else {

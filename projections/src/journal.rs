@@ -49,10 +49,7 @@ fn school_year(class: &str) -> Result<i64, RuleRefusal> {
     let digits: String = class.chars().take_while(char::is_ascii_digit).collect();
     match digits.parse::<i64>() {
         Ok(y) if (1..=11).contains(&y) => Ok(y),
-        _ => refuse(
-            "class_malformed",
-            format!("class {class} does not start with a school year 1 to 11"),
-        ),
+        _ => refuse("class_malformed", format!("class {class} does not start with a school year 1 to 11")),
     }
 }
 
@@ -67,26 +64,16 @@ fn check_mark(
     let Some(allowed) = cfg.scales_by_kind.get(&inst.kind) else {
         return refuse(
             "institution_kind_mismatch",
-            format!(
-                "institution {} is a {}, which records no marks",
-                inst.id, inst.kind
-            ),
+            format!("institution {} is a {}, which records no marks", inst.id, inst.kind),
         );
     };
     let Some(s) = cfg.scales.get(scale) else {
-        return refuse(
-            "scale_unknown",
-            format!("scale {scale} is not a scale of this region"),
-        );
+        return refuse("scale_unknown", format!("scale {scale} is not a scale of this region"));
     };
     if !allowed.iter().any(|a| a == scale) {
         return refuse(
             "scale_not_allowed",
-            format!(
-                "scale {scale} is not used in a {} (allowed: {})",
-                inst.kind,
-                allowed.join(", ")
-            ),
+            format!("scale {scale} is not used in a {} (allowed: {})", inst.kind, allowed.join(", ")),
         );
     }
     if inst.kind == "school" {
@@ -103,11 +90,7 @@ fn check_mark(
     if !s.marks.contains(&mark.0) {
         return refuse(
             "grade_out_of_scale",
-            format!(
-                "mark {} is not on scale {scale} ({})",
-                mark.0,
-                s.marks.join(", ")
-            ),
+            format!("mark {} is not on scale {scale} ({})", mark.0, s.marks.join(", ")),
         );
     }
     Ok(())
@@ -117,10 +100,7 @@ fn check_term(term: i64, max: i64) -> Result<(), RuleRefusal> {
     if (1..=max).contains(&term) {
         Ok(())
     } else {
-        refuse(
-            "term_out_of_range",
-            format!("term {term} is not between 1 and {max}"),
-        )
+        refuse("term_out_of_range", format!("term {term} is not between 1 and {max}"))
     }
 }
 
@@ -140,12 +120,7 @@ impl Journal {
                 }
                 self.debts.insert(
                     d.debt_id.clone(),
-                    Debt {
-                        stream: a.e.stream.to_owned(),
-                        opened_on,
-                        retakes: 0,
-                        closed: false,
-                    },
+                    Debt { stream: a.e.stream.to_owned(), opened_on, retakes: 0, closed: false },
                 );
                 *self.open_debts.entry(a.e.stream.to_owned()).or_default() += 1;
             }
@@ -166,12 +141,10 @@ impl Journal {
                 }
             }
             Event::CertificateIssued(d) => {
-                self.documents
-                    .insert((d.institution.clone(), d.number.clone()));
+                self.documents.insert((d.institution.clone(), d.number.clone()));
             }
             Event::DiplomaIssued(d) => {
-                self.documents
-                    .insert((d.institution.clone(), d.number.clone()));
+                self.documents.insert((d.institution.clone(), d.number.clone()));
             }
             _ => {}
         }
@@ -179,13 +152,7 @@ impl Journal {
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
-    let (auth, cfg, who, at, ty) = (
-        ctx.auth(),
-        ctx.cfg(),
-        ctx.e.author,
-        ctx.at,
-        ctx.e.event_type,
-    );
+    let (auth, cfg, who, at, ty) = (ctx.auth(), ctx.cfg(), ctx.e.author, ctx.at, ctx.e.event_type);
     let journal = &ctx.rules.journal;
     match ev {
         Event::LessonHeld(d) => {
@@ -195,12 +162,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             Ok(())
         }
         Event::GradeRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
             let Some(weight) = cfg.grade_weights.get(&d.kind) else {
@@ -211,204 +173,130 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 );
             };
             if d.weight != *weight {
-                return refuse(
-                    "grade_weight_mismatch",
-                    format!("a {} weighs {weight}, not {}", d.kind, d.weight),
-                );
+                return refuse("grade_weight_mismatch", format!("a {} weighs {weight}, not {}", d.kind, d.weight));
             }
             date_field(&d.lesson_date, "lesson_date")?;
             Ok(())
         }
         Event::AttendanceMarked(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             auth.institution(&d.institution)?;
             if !cfg.attendance_codes.contains_key(&d.code) {
                 let codes: Vec<&str> = cfg.attendance_codes.keys().map(String::as_str).collect();
                 return refuse(
                     "attendance_code_unknown",
-                    format!(
-                        "attendance code {} is not one of {}",
-                        d.code,
-                        codes.join(", ")
-                    ),
+                    format!("attendance code {} is not one of {}", d.code, codes.join(", ")),
                 );
             }
             date_field(&d.lesson_date, "lesson_date")?;
             Ok(())
         }
         Event::RecordCorrected(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             let Some((stream, kind)) = ctx.lookup.event(&d.corrected_event_id) else {
-                return refuse(
-                    "corrected_event_unknown",
-                    format!("no event {} in the log", d.corrected_event_id),
-                );
+                return refuse("corrected_event_unknown", format!("no event {} in the log", d.corrected_event_id));
             };
             if stream != ctx.e.stream {
                 return refuse(
                     "corrected_event_other_learner",
-                    format!(
-                        "event {} is in stream {stream}, not {}",
-                        d.corrected_event_id, ctx.e.stream
-                    ),
+                    format!("event {} is in stream {stream}, not {}", d.corrected_event_id, ctx.e.stream),
                 );
             }
             if !CORRECTABLE.contains(&kind.as_str()) {
                 return refuse(
                     "corrected_event_not_correctable",
-                    format!(
-                        "event {} is a {kind}, which a correction does not change",
-                        d.corrected_event_id
-                    ),
+                    format!("event {} is a {kind}, which a correction does not change", d.corrected_event_id),
                 );
             }
-            let authoriser = Need::in_class(
-                &["institution_admin", "class_teacher"],
-                &d.institution,
-                &d.class,
-            );
+            let authoriser = Need::in_class(&["institution_admin", "class_teacher"], &d.institution, &d.class);
             if auth.holds(&d.authorised_by, at, &authoriser).is_none() {
                 return refuse(
                     "authoriser_not_authorized",
-                    format!("{} is not an institution admin or the class teacher of {} in {} at this time", d.authorised_by, d.class, d.institution),
+                    format!(
+                        "{} is not an institution admin or the class teacher of {} in {} at this time",
+                        d.authorised_by, d.class, d.institution
+                    ),
                 );
             }
             match (&d.mark, &d.scale, &d.code) {
-                (Some(_), _, Some(_)) => refuse(
-                    "event_malformed",
-                    "data.mark and data.code exclude each other",
-                ),
-                (Some(_), None, None) => refuse(
-                    "event_malformed",
-                    "data.scale is missing (required with data.mark)",
-                ),
-                (Some(mark), Some(scale), None) => {
-                    check_mark(cfg, inst, Some(&d.class), scale, mark)
+                (Some(_), _, Some(_)) => refuse("event_malformed", "data.mark and data.code exclude each other"),
+                (Some(_), None, None) => refuse("event_malformed", "data.scale is missing (required with data.mark)"),
+                (Some(mark), Some(scale), None) => check_mark(cfg, inst, Some(&d.class), scale, mark),
+                (None, _, Some(code)) if !cfg.attendance_codes.contains_key(code) => {
+                    refuse("attendance_code_unknown", format!("attendance code {code} is not a code of this region"))
                 }
-                (None, _, Some(code)) if !cfg.attendance_codes.contains_key(code) => refuse(
-                    "attendance_code_unknown",
-                    format!("attendance code {code} is not a code of this region"),
-                ),
                 _ => Ok(()),
             }
         }
         Event::TermGradeSet(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_term(d.term, cfg.terms_max)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
         }
         Event::YearGradeSet(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
         }
         Event::IntermediateAttestationRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
         }
         Event::AcademicDebtOpened(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             auth.institution(&d.institution)?;
             date_field(&d.opened_on, "opened_on")?;
             match ctx.lookup.event(&d.attestation_event_id) {
-                Some((stream, kind)) if stream == ctx.e.stream && kind == "journal.intermediate_attestation_recorded" => {}
+                Some((stream, kind))
+                    if stream == ctx.e.stream && kind == "journal.intermediate_attestation_recorded" => {}
                 Some((stream, kind)) => {
                     return refuse(
                         "attestation_event_unknown",
-                        format!("event {} is a {kind} in {stream}, not an intermediate attestation of this learner", d.attestation_event_id),
+                        format!(
+                            "event {} is a {kind} in {stream}, not an intermediate attestation of this learner",
+                            d.attestation_event_id
+                        ),
                     )
                 }
-                None => return refuse("attestation_event_unknown", format!("no event {} in the log", d.attestation_event_id)),
+                None => {
+                    return refuse(
+                        "attestation_event_unknown",
+                        format!("no event {} in the log", d.attestation_event_id),
+                    )
+                }
             }
             if journal.debts.contains_key(&d.debt_id) {
-                return refuse(
-                    "debt_already_opened",
-                    format!("debt {} is already open", d.debt_id),
-                );
+                return refuse("debt_already_opened", format!("debt {} is already open", d.debt_id));
             }
             Ok(())
         }
         Event::RetakeRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            let Some(debt) = journal
-                .debts
-                .get(&d.debt_id)
-                .filter(|debt| debt.stream == ctx.e.stream)
-            else {
-                return refuse(
-                    "debt_unknown",
-                    format!("learner stream {} has no debt {}", ctx.e.stream, d.debt_id),
-                );
+            let Some(debt) = journal.debts.get(&d.debt_id).filter(|debt| debt.stream == ctx.e.stream) else {
+                return refuse("debt_unknown", format!("learner stream {} has no debt {}", ctx.e.stream, d.debt_id));
             };
             if debt.closed {
-                return refuse(
-                    "debt_closed",
-                    format!("debt {} was already closed by a passed retake", d.debt_id),
-                );
+                return refuse("debt_closed", format!("debt {} was already closed by a passed retake", d.debt_id));
             }
             let rules = &cfg.retakes;
             if debt.retakes >= rules.retakes_max {
                 return refuse(
                     "retake_limit_reached",
-                    format!(
-                        "debt {} already had {} retakes (at most {})",
-                        d.debt_id, debt.retakes, rules.retakes_max
-                    ),
+                    format!("debt {} already had {} retakes (at most {})", d.debt_id, debt.retakes, rules.retakes_max),
                 );
             }
             let held_on = date_field(&d.held_on, "held_on")?;
             if held_on < debt.opened_on {
-                return refuse(
-                    "retake_before_debt",
-                    format!("a retake on {} precedes the debt it retakes", d.held_on),
-                );
+                return refuse("retake_before_debt", format!("a retake on {} precedes the debt it retakes", d.held_on));
             }
             if held_on > debt.opened_on.saturating_add(rules.within_days) {
                 return refuse(
                     "retake_after_deadline",
-                    format!(
-                        "retakes are held within {} days of the debt",
-                        rules.within_days
-                    ),
+                    format!("retakes are held within {} days of the debt", rules.within_days),
                 );
             }
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
@@ -418,9 +306,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     .commission
                     .iter()
                     .flatten()
-                    .filter_map(|k| {
-                        auth.holds(k, at, &Need::in_institution(TEACHERS_ADMIN, &d.institution))
-                    })
+                    .filter_map(|k| auth.holds(k, at, &Need::in_institution(TEACHERS_ADMIN, &d.institution)))
                     .map(|g| g.holder.as_str())
                     .collect();
                 holders.sort_unstable();
@@ -444,40 +330,26 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 who,
                 at,
                 ty,
-                &Need::in_class(
-                    &["class_teacher", "institution_admin"],
-                    &d.institution,
-                    &d.from_class,
-                ),
+                &Need::in_class(&["class_teacher", "institution_admin"], &d.institution, &d.from_class),
             )?;
             auth.institution_of_kind(&d.institution, &["school"], "a promotion")?;
             let open = journal.open_debts_of(ctx.e.stream);
             match d.basis.as_str() {
                 b if !cfg.promotion_bases.iter().any(|p| p == b) => refuse(
                     "promotion_basis_unknown",
-                    format!(
-                        "promotion basis {b} is not one of {}",
-                        cfg.promotion_bases.join(", ")
-                    ),
+                    format!("promotion basis {b} is not one of {}", cfg.promotion_bases.join(", ")),
                 ),
-                "conditional" if open == 0 => refuse(
-                    "conditional_promotion_without_debt",
-                    "a conditional promotion needs an open academic debt",
-                ),
-                "full" if open > 0 => refuse(
-                    "open_debt_blocks_promotion",
-                    format!("the learner has {open} open academic debts"),
-                ),
+                "conditional" if open == 0 => {
+                    refuse("conditional_promotion_without_debt", "a conditional promotion needs an open academic debt")
+                }
+                "full" if open > 0 => {
+                    refuse("open_debt_blocks_promotion", format!("the learner has {open} open academic debts"))
+                }
                 _ => Ok(()),
             }
         }
         Event::FinalAttestationRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
             auth.institution_of_kind(&d.institution, &["school"], "a final attestation")?;
             let Some(max) = cfg.final_exams.get(&d.exam) else {
                 return refuse(
@@ -485,69 +357,35 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!(
                         "final exam {} is not one of {}",
                         d.exam,
-                        cfg.final_exams
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        cfg.final_exams.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 );
             };
             if !(0..=*max).contains(&d.score) {
-                return refuse(
-                    "score_out_of_range",
-                    format!("score {} is not between 0 and {max}", d.score),
-                );
+                return refuse("score_out_of_range", format!("score {} is not between 0 and {max}", d.score));
             }
             Ok(())
         }
         Event::CertificateIssued(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
             auth.institution_of_kind(&d.institution, &["school"], "a school certificate")?;
             if !cfg.certificate_levels.contains(&d.level) {
                 return refuse(
                     "certificate_level_unknown",
-                    format!(
-                        "certificate level {} is not one of {}",
-                        d.level,
-                        cfg.certificate_levels.join(", ")
-                    ),
+                    format!("certificate level {} is not one of {}", d.level, cfg.certificate_levels.join(", ")),
                 );
             }
             check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)
         }
         Event::CourseResultRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.group),
-            )?;
-            let inst = auth.institution_of_kind(
-                &d.institution,
-                &["college", "university"],
-                "a course result",
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
+            let inst = auth.institution_of_kind(&d.institution, &["college", "university"], "a course result")?;
             check_term(d.term, SEMESTERS_MAX)?;
             check_mark(cfg, inst, None, &d.scale, &d.mark)
         }
         Event::ExamRecorded(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_class(TEACHERS, &d.institution, &d.group),
-            )?;
-            let inst = auth.institution_of_kind(
-                &d.institution,
-                &["college", "university"],
-                "an exam or credit",
-            )?;
+            auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
+            let inst = auth.institution_of_kind(&d.institution, &["college", "university"], "an exam or credit")?;
             check_term(d.term, SEMESTERS_MAX)?;
             let Some(scales) = cfg.exam_forms.get(&d.form) else {
                 return refuse(
@@ -555,43 +393,25 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!(
                         "assessment form {} is not one of {}",
                         d.form,
-                        cfg.exam_forms
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        cfg.exam_forms.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 );
             };
             if !scales.contains(&d.scale) {
                 return refuse(
                     "scale_not_allowed",
-                    format!(
-                        "a {} is marked on {}, not {}",
-                        d.form,
-                        scales.join(" or "),
-                        d.scale
-                    ),
+                    format!("a {} is marked on {}, not {}", d.form, scales.join(" or "), d.scale),
                 );
             }
             check_mark(cfg, inst, None, &d.scale, &d.mark)
         }
         Event::DiplomaIssued(d) => {
-            auth.authorize(
-                who,
-                at,
-                ty,
-                &Need::in_institution(REGISTRARS, &d.institution),
-            )?;
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
             auth.institution_of_kind(&d.institution, &["college", "university"], "a diploma")?;
             if !cfg.diploma_levels.contains(&d.level) {
                 return refuse(
                     "diploma_level_unknown",
-                    format!(
-                        "diploma level {} is not one of {}",
-                        d.level,
-                        cfg.diploma_levels.join(", ")
-                    ),
+                    format!("diploma level {} is not one of {}", d.level, cfg.diploma_levels.join(", ")),
                 );
             }
             check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)
@@ -610,19 +430,10 @@ fn check_document(
 ) -> Result<(), RuleRefusal> {
     let open = journal.open_debts_of(ctx.e.stream);
     if open > 0 {
-        return refuse(
-            "open_debt_blocks_certificate",
-            format!("the learner has {open} open academic debts"),
-        );
+        return refuse("open_debt_blocks_certificate", format!("the learner has {open} open academic debts"));
     }
-    if journal
-        .documents
-        .contains(&(institution.to_owned(), number.to_owned()))
-    {
-        return refuse(
-            "document_number_duplicate",
-            format!("{institution} already issued document number {number}"),
-        );
+    if journal.documents.contains(&(institution.to_owned(), number.to_owned())) {
+        return refuse("document_number_duplicate", format!("{institution} already issued document number {number}"));
     }
     date_field(issued_on, "issued_on")?;
     Ok(())

@@ -51,10 +51,7 @@ pub struct RuleRefusal {
 
 impl RuleRefusal {
     pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -189,14 +186,7 @@ impl Rules {
     /// Would this event be accepted now? Pure: no state change.
     pub fn check(&self, e: &Envelope, lookup: &dyn Lookup) -> Result<(), RuleRefusal> {
         let (ev, at, sid) = self.read(e)?;
-        let ctx = Ctx {
-            rules: self,
-            e,
-            lookup,
-            at,
-            date: time::local_date(at, self.config.utc_offset_minutes),
-            sid,
-        };
+        let ctx = Ctx { rules: self, e, lookup, at, date: time::local_date(at, self.config.utc_offset_minutes), sid };
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
             "ledger" | "registry" | "keys" => authority::check(&ctx, &ev),
             "queue" => queue::check(&ctx, &ev),
@@ -242,11 +232,7 @@ impl Rules {
     }
 
     /// `check`, and `apply` when it passes.
-    pub fn check_and_apply(
-        &mut self,
-        e: &Envelope,
-        lookup: &dyn Lookup,
-    ) -> Result<(), RuleRefusal> {
+    pub fn check_and_apply(&mut self, e: &Envelope, lookup: &dyn Lookup) -> Result<(), RuleRefusal> {
         self.check(e, lookup)?;
         self.apply(e);
         Ok(())
@@ -256,10 +242,7 @@ impl Rules {
     /// version, no personal data, a readable `occurred_at`, an established ledger, its stream.
     fn read<'e>(&self, e: &Envelope<'e>) -> Result<(Event, Nanos, &'e str), RuleRefusal> {
         let Some(info) = vocabulary::type_info(e.event_type) else {
-            return refuse(
-                "unknown_event_type",
-                format!("event type {} is not in the vocabulary", e.event_type),
-            );
+            return refuse("unknown_event_type", format!("event type {} is not in the vocabulary", e.event_type));
         };
         let Some(obj) = e.data.as_object() else {
             return refuse("event_malformed", "data must be an object");
@@ -273,10 +256,7 @@ impl Rules {
             Some(v) => {
                 return refuse(
                     "schema_version_unsupported",
-                    format!(
-                        "{} has schema version {}, not {v}",
-                        e.event_type, info.version
-                    ),
+                    format!("{} has schema version {}, not {v}", e.event_type, info.version),
                 )
             }
             None => {
@@ -286,22 +266,14 @@ impl Rules {
                 )
             }
         }
-        if let Some(message) =
-            vocabulary::find_personal_data(e.data, &self.config.personal_data_words, &mut path)
-        {
+        if let Some(message) = vocabulary::find_personal_data(e.data, &self.config.personal_data_words, &mut path) {
             return refuse("personal_data_in_log", message);
         }
         let Some(at) = time::parse_instant(e.occurred_at) else {
-            return refuse(
-                "event_malformed",
-                format!("occurred_at {} is not an rfc 3339 time", e.occurred_at),
-            );
+            return refuse("event_malformed", format!("occurred_at {} is not an rfc 3339 time", e.occurred_at));
         };
         if !self.auth.established && info.name != "ledger.established" {
-            return refuse(
-                "ledger_not_established",
-                "the first event of a ledger is ledger.established",
-            );
+            return refuse("ledger_not_established", "the first event of a ledger is ledger.established");
         }
         let Some(sid) = info.stream.id_of(e.stream) else {
             let shape = if info.stream == StreamKind::Registry {
@@ -309,40 +281,20 @@ impl Rules {
             } else {
                 format!("{}<id>", info.stream.prefix())
             };
-            return refuse(
-                "stream_mismatch",
-                format!(
-                    "{} belongs in stream {shape}, not {}",
-                    e.event_type, e.stream
-                ),
-            );
+            return refuse("stream_mismatch", format!("{} belongs in stream {shape}, not {}", e.event_type, e.stream));
         };
         match vocabulary::parse(e.event_type, obj) {
             Some(Ok(ev)) => Ok((ev, at, sid)),
             Some(Err(message)) => refuse("event_malformed", message),
-            None => refuse(
-                "unknown_event_type",
-                format!("event type {} is not in the vocabulary", e.event_type),
-            ),
+            None => refuse("unknown_event_type", format!("event type {} is not in the vocabulary", e.event_type)),
         }
     }
 
     /// A learner's position in a territory's kindergarten queue for an age group, with the reasons
     /// (tier and why, application time and number, who is ahead). `None` if the application is not
     /// waiting in that queue.
-    pub fn queue_position(
-        &self,
-        territory: &str,
-        age_group: &str,
-        application_id: &str,
-    ) -> Option<(u64, Vec<String>)> {
-        self.queue.position(
-            &self.config,
-            self.today,
-            territory,
-            age_group,
-            application_id,
-        )
+    pub fn queue_position(&self, territory: &str, age_group: &str, application_id: &str) -> Option<(u64, Vec<String>)> {
+        self.queue.position(&self.config, self.today, territory, age_group, application_id)
     }
 
     /// A teacher's categories and fitness checks with their terms, and pending applications.
@@ -353,20 +305,12 @@ impl Rules {
 
 /// Parses a date field or refuses naming it.
 pub(crate) fn date_field(value: &str, field: &str) -> Result<Days, RuleRefusal> {
-    time::parse_date(value).ok_or_else(|| {
-        RuleRefusal::new(
-            "event_malformed",
-            format!("data.{field} {value} is not a date (YYYY-MM-DD)"),
-        )
-    })
+    time::parse_date(value)
+        .ok_or_else(|| RuleRefusal::new("event_malformed", format!("data.{field} {value} is not a date (YYYY-MM-DD)")))
 }
 
 /// Parses an instant field or refuses naming it.
 pub(crate) fn instant_field(value: &str, field: &str) -> Result<Nanos, RuleRefusal> {
-    time::parse_instant(value).ok_or_else(|| {
-        RuleRefusal::new(
-            "event_malformed",
-            format!("data.{field} {value} is not an rfc 3339 time"),
-        )
-    })
+    time::parse_instant(value)
+        .ok_or_else(|| RuleRefusal::new("event_malformed", format!("data.{field} {value} is not an rfc 3339 time")))
 }

@@ -23,18 +23,13 @@ impl Portfolio {
     pub fn apply(&mut self, auth: &Authority, a: &Applied, ev: &Event) {
         match ev {
             Event::AchievementAttested(d) => {
-                let issuer_institution = auth
-                    .grants
-                    .get(a.e.author)
-                    .and_then(|g| g.institution.clone());
-                self.achievements
-                    .entry(d.achievement_id.clone())
-                    .or_insert_with(|| Achievement {
-                        stream: a.e.stream.to_owned(),
-                        issuer_key: a.e.author.to_owned(),
-                        issuer_institution,
-                        revoked: false,
-                    });
+                let issuer_institution = auth.grants.get(a.e.author).and_then(|g| g.institution.clone());
+                self.achievements.entry(d.achievement_id.clone()).or_insert_with(|| Achievement {
+                    stream: a.e.stream.to_owned(),
+                    issuer_key: a.e.author.to_owned(),
+                    issuer_institution,
+                    revoked: false,
+                });
             }
             Event::AchievementRevoked(d) => {
                 if let Some(x) = self.achievements.get_mut(&d.achievement_id) {
@@ -47,50 +42,30 @@ impl Portfolio {
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
-    let (auth, cfg, who, at, ty) = (
-        ctx.auth(),
-        ctx.cfg(),
-        ctx.e.author,
-        ctx.at,
-        ctx.e.event_type,
-    );
+    let (auth, cfg, who, at, ty) = (ctx.auth(), ctx.cfg(), ctx.e.author, ctx.at, ctx.e.event_type);
     let state = &ctx.rules.portfolio;
     match ev {
         Event::AchievementAttested(d) => {
             let g = auth.valid_grant(who, at)?;
             if !g.has_role("achievement_issuer") {
-                return refuse(
-                    "issuer_not_registered",
-                    format!("key {who} is not a registered achievement issuer"),
-                );
+                return refuse("issuer_not_registered", format!("key {who} is not a registered achievement issuer"));
             }
             if !cfg.achievement_kinds.contains(&d.kind) {
                 return refuse(
                     "achievement_kind_unknown",
-                    format!(
-                        "achievement kind {} is not one of {}",
-                        d.kind,
-                        cfg.achievement_kinds.join(", ")
-                    ),
+                    format!("achievement kind {} is not one of {}", d.kind, cfg.achievement_kinds.join(", ")),
                 );
             }
             if !cfg.achievement_levels.contains(&d.level) {
                 return refuse(
                     "achievement_level_unknown",
-                    format!(
-                        "level {} is not one of {}",
-                        d.level,
-                        cfg.achievement_levels.join(", ")
-                    ),
+                    format!("level {} is not one of {}", d.level, cfg.achievement_levels.join(", ")),
                 );
             }
             if date_field(&d.date, "date")? > ctx.date {
                 return refuse(
                     "achievement_date_in_future",
-                    format!(
-                        "an achievement dated {} is attested before it happened",
-                        d.date
-                    ),
+                    format!("an achievement dated {} is attested before it happened", d.date),
                 );
             }
             if state.achievements.contains_key(&d.achievement_id) {
@@ -103,25 +78,15 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         }
         Event::AchievementRevoked(d) => {
             let g = auth.valid_grant(who, at)?;
-            let Some(x) = state
-                .achievements
-                .get(&d.achievement_id)
-                .filter(|x| x.stream == ctx.e.stream)
-            else {
-                return refuse(
-                    "achievement_unknown",
-                    format!("the learner has no achievement {}", d.achievement_id),
-                );
+            let Some(x) = state.achievements.get(&d.achievement_id).filter(|x| x.stream == ctx.e.stream) else {
+                return refuse("achievement_unknown", format!("the learner has no achievement {}", d.achievement_id));
             };
-            let same_issuer = x.issuer_key == who
-                || (x.issuer_institution.is_some() && g.institution == x.issuer_institution);
+            let same_issuer =
+                x.issuer_key == who || (x.issuer_institution.is_some() && g.institution == x.issuer_institution);
             if !(g.has_role("achievement_issuer") && same_issuer) {
                 return refuse(
                     "not_authorized",
-                    format!(
-                        "only the issuer of achievement {} may revoke it",
-                        d.achievement_id
-                    ),
+                    format!("only the issuer of achievement {} may revoke it", d.achievement_id),
                 );
             }
             if x.revoked {

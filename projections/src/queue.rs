@@ -68,16 +68,9 @@ pub(crate) struct Queues {
 
 /// The age group on 1 September of the academic year of `desired_date`, from the birth month.
 /// The youngest bound is used (birth on the month's last day): the ledger never overstates age.
-fn age_group(
-    cfg: &RegionConfig,
-    birth_month: &str,
-    desired_date: &str,
-) -> Result<String, RuleRefusal> {
+fn age_group(cfg: &RegionConfig, birth_month: &str, desired_date: &str) -> Result<String, RuleRefusal> {
     let Some(birth) = time::parse_year_month(birth_month) else {
-        return refuse(
-            "event_malformed",
-            format!("data.birth_month {birth_month} is not YYYY-MM"),
-        );
+        return refuse("event_malformed", format!("data.birth_month {birth_month} is not YYYY-MM"));
     };
     let desired = date_field(desired_date, "desired_date")?;
     let year = time::academic_year_of(desired);
@@ -87,48 +80,47 @@ fn age_group(
         .iter()
         .find(|g| (g.months_min..=g.months_max).contains(&young))
         .map(|g| g.code.clone())
-        .ok_or_else(|| RuleRefusal::new("age_out_of_range", format!("a child born {birth_month} is {young} months old on 1 september {year}: no age group")))
+        .ok_or_else(|| {
+            RuleRefusal::new(
+                "age_out_of_range",
+                format!("a child born {birth_month} is {young} months old on 1 september {year}: no age group"),
+            )
+        })
 }
 
 impl App {
     /// The tier index (into `cfg.queue.tiers`) and why.
     fn tier(&self, cfg: &RegionConfig, today: Days) -> (usize, Vec<String>) {
         let tiers = &cfg.queue.tiers;
-        let index = |t: &str| {
-            tiers
-                .iter()
-                .position(|x| x == t)
-                .unwrap_or(tiers.len().saturating_sub(1))
-        };
+        let index = |t: &str| tiers.iter().position(|x| x == t).unwrap_or(tiers.len().saturating_sub(1));
         let mut best = tiers.len().saturating_sub(1);
         let mut why = Vec::new();
         for c in &self.claims {
-            let tier = cfg
-                .queue
-                .benefit_categories
-                .get(&c.category)
-                .map_or("general", String::as_str);
+            let tier = cfg.queue.benefit_categories.get(&c.category).map_or("general", String::as_str);
             match c.state {
                 ClaimState::Confirmed if c.recheck_on >= today => {
                     best = best.min(index(tier));
-                    why.push(format!("benefit {} confirmed: tier {tier} until re-check on {}", c.category, time::format_date(c.recheck_on)));
+                    why.push(format!(
+                        "benefit {} confirmed: tier {tier} until re-check on {}",
+                        c.category,
+                        time::format_date(c.recheck_on)
+                    ));
                 }
                 ClaimState::Confirmed => why.push(format!(
                     "benefit {} re-check date {} has passed: counts as general until confirmed again",
                     c.category,
                     time::format_date(c.recheck_on)
                 )),
-                ClaimState::Claimed => why.push(format!("benefit {} claimed, not yet confirmed: counts as general", c.category)),
+                ClaimState::Claimed => {
+                    why.push(format!("benefit {} claimed, not yet confirmed: counts as general", c.category))
+                }
                 ClaimState::Rejected => why.push(format!("benefit {} rejected", c.category)),
             }
         }
         for kg in &self.siblings {
             if self.preferred.contains(kg) {
                 best = best.min(index(&cfg.queue.sibling_tier));
-                why.push(format!(
-                    "a sibling attends preferred kindergarten {kg}: tier {}",
-                    cfg.queue.sibling_tier
-                ));
+                why.push(format!("a sibling attends preferred kindergarten {kg}: tier {}", cfg.queue.sibling_tier));
             }
         }
         (best, why)
@@ -145,10 +137,7 @@ impl Queues {
         id: &str,
     ) -> Option<(u64, Vec<String>)> {
         let t = self.territories.get(territory)?;
-        let me = t
-            .apps
-            .get(id)
-            .filter(|a| a.age_group == age_group && a.status == Status::Waiting)?;
+        let me = t.apps.get(id).filter(|a| a.age_group == age_group && a.status == Status::Waiting)?;
         let (my_tier, mut why) = me.tier(cfg, today);
         let my_key = (my_tier, me.submitted_at, me.number.as_str());
         let (mut higher, mut same_earlier) = (0u64, 0u64);
@@ -165,26 +154,10 @@ impl Queues {
                 }
             }
         }
-        let tier_name = cfg
-            .queue
-            .tiers
-            .get(my_tier)
-            .map_or("general", String::as_str);
-        why.insert(
-            0,
-            format!(
-                "tier {tier_name} ({} of {} in allocation order)",
-                my_tier + 1,
-                cfg.queue.tiers.len()
-            ),
-        );
-        why.push(format!(
-            "applied at {}, number {}",
-            me.submitted_text, me.number
-        ));
-        why.push(format!(
-            "ahead: {higher} in a higher tier, {same_earlier} in the same tier applied earlier"
-        ));
+        let tier_name = cfg.queue.tiers.get(my_tier).map_or("general", String::as_str);
+        why.insert(0, format!("tier {tier_name} ({} of {} in allocation order)", my_tier + 1, cfg.queue.tiers.len()));
+        why.push(format!("applied at {}, number {}", me.submitted_text, me.number));
+        why.push(format!("ahead: {higher} in a higher tier, {same_earlier} in the same tier applied earlier"));
         Some((higher + same_earlier + 1, why))
     }
 
@@ -208,10 +181,9 @@ impl Queues {
                 });
             }
             Event::BenefitClaimed(d) => {
-                if let (Some(app), Some(recheck_on)) = (
-                    terr.apps.get_mut(&d.application_id),
-                    time::parse_date(&d.recheck_on),
-                ) {
+                if let (Some(app), Some(recheck_on)) =
+                    (terr.apps.get_mut(&d.application_id), time::parse_date(&d.recheck_on))
+                {
                     app.claims.push(Claim {
                         id: d.claim_id.clone(),
                         category: d.category.clone(),
@@ -220,12 +192,8 @@ impl Queues {
                     });
                 }
             }
-            Event::BenefitConfirmed(d) => {
-                set_claim(terr, &d.application_id, &d.claim_id, ClaimState::Confirmed)
-            }
-            Event::BenefitRejected(d) => {
-                set_claim(terr, &d.application_id, &d.claim_id, ClaimState::Rejected)
-            }
+            Event::BenefitConfirmed(d) => set_claim(terr, &d.application_id, &d.claim_id, ClaimState::Confirmed),
+            Event::BenefitRejected(d) => set_claim(terr, &d.application_id, &d.claim_id, ClaimState::Rejected),
             Event::SiblingLinked(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
                     app.siblings.push(d.kindergarten.clone());
@@ -236,11 +204,7 @@ impl Queues {
                     if let Status::Offered { kindergarten, .. } = &app.status {
                         *terr
                             .free
-                            .entry((
-                                kindergarten.clone(),
-                                app.age_group.clone(),
-                                app.group_type.clone(),
-                            ))
+                            .entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
                             .or_default() += 1;
                     }
                     app.status = Status::Withdrawn;
@@ -249,14 +213,8 @@ impl Queues {
             Event::AllocationStarted(d) => {
                 terr.run = Some((d.run_id.clone(), d.kind == "main"));
                 for row in &d.places {
-                    terr.free.insert(
-                        (
-                            row.kindergarten.clone(),
-                            row.age_group.clone(),
-                            row.group_type.clone(),
-                        ),
-                        row.places,
-                    );
+                    terr.free
+                        .insert((row.kindergarten.clone(), row.age_group.clone(), row.group_type.clone()), row.places);
                 }
             }
             Event::AllocationFinished(_) => terr.run = None,
@@ -264,47 +222,25 @@ impl Queues {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
                     *terr
                         .free
-                        .entry((
-                            d.kindergarten.clone(),
-                            app.age_group.clone(),
-                            app.group_type.clone(),
-                        ))
+                        .entry((d.kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
                         .or_default() -= 1;
-                    app.status = Status::Offered {
-                        offer: d.offer_id.clone(),
-                        kindergarten: d.kindergarten.clone(),
-                    };
-                    terr.offers
-                        .insert(d.offer_id.clone(), d.application_id.clone());
+                    app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
+                    terr.offers.insert(d.offer_id.clone(), d.application_id.clone());
                 }
             }
             Event::OfferAccepted(d) => {
-                if let Some(app) = terr
-                    .offers
-                    .get(&d.offer_id)
-                    .and_then(|id| terr.apps.get_mut(id))
-                {
+                if let Some(app) = terr.offers.get(&d.offer_id).and_then(|id| terr.apps.get_mut(id)) {
                     if let Status::Offered { kindergarten, .. } = &app.status {
-                        app.status = Status::Accepted {
-                            kindergarten: kindergarten.clone(),
-                        };
+                        app.status = Status::Accepted { kindergarten: kindergarten.clone() };
                     }
                 }
             }
             Event::OfferRefused(d) => {
-                if let Some(app) = terr
-                    .offers
-                    .get(&d.offer_id)
-                    .and_then(|id| terr.apps.get_mut(id))
-                {
+                if let Some(app) = terr.offers.get(&d.offer_id).and_then(|id| terr.apps.get_mut(id)) {
                     if let Status::Offered { kindergarten, .. } = &app.status {
                         *terr
                             .free
-                            .entry((
-                                kindergarten.clone(),
-                                app.age_group.clone(),
-                                app.group_type.clone(),
-                            ))
+                            .entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
                             .or_default() += 1;
                         app.status = Status::Waiting;
                     }
@@ -312,25 +248,15 @@ impl Queues {
             }
             Event::KindergartenEnrolled(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
-                    app.status = Status::Enrolled {
-                        kindergarten: d.kindergarten.clone(),
-                    };
+                    app.status = Status::Enrolled { kindergarten: d.kindergarten.clone() };
                 }
             }
             Event::KindergartenTransferred(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
                     let (g, ty) = (app.age_group.clone(), app.group_type.clone());
-                    *terr
-                        .free
-                        .entry((d.from_kindergarten.clone(), g.clone(), ty.clone()))
-                        .or_default() += 1;
-                    *terr
-                        .free
-                        .entry((d.to_kindergarten.clone(), g, ty))
-                        .or_default() -= 1;
-                    app.status = Status::Enrolled {
-                        kindergarten: d.to_kindergarten.clone(),
-                    };
+                    *terr.free.entry((d.from_kindergarten.clone(), g.clone(), ty.clone())).or_default() += 1;
+                    *terr.free.entry((d.to_kindergarten.clone(), g, ty)).or_default() -= 1;
+                    app.status = Status::Enrolled { kindergarten: d.to_kindergarten.clone() };
                 }
             }
             _ => {}
@@ -339,11 +265,7 @@ impl Queues {
 }
 
 fn set_claim(terr: &mut Territory, app: &str, claim: &str, state: ClaimState) {
-    if let Some(c) = terr
-        .apps
-        .get_mut(app)
-        .and_then(|a| a.claims.iter_mut().find(|c| c.id == claim))
-    {
+    if let Some(c) = terr.apps.get_mut(app).and_then(|a| a.claims.iter_mut().find(|c| c.id == claim)) {
         c.state = state;
     }
 }
@@ -354,18 +276,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     let empty = Territory::default();
     let terr = ctx.rules.queue.territories.get(sid).unwrap_or(&empty);
     let frozen = || match &terr.run {
-        Some((run, true)) => refuse(
-            "queue_frozen",
-            format!("the queue of {sid} is frozen during main allocation run {run}"),
-        ),
+        Some((run, true)) => {
+            refuse("queue_frozen", format!("the queue of {sid} is frozen during main allocation run {run}"))
+        }
         _ => Ok(()),
     };
     let app = |id: &str| {
         terr.apps.get(id).ok_or_else(|| {
-            RuleRefusal::new(
-                "application_unknown",
-                format!("the queue of {sid} has no application {id}"),
-            )
+            RuleRefusal::new("application_unknown", format!("the queue of {sid} has no application {id}"))
         })
     };
     let kindergarten = |kg: &str| -> Result<(), RuleRefusal> {
@@ -373,19 +291,13 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         if i.territory != sid {
             return refuse(
                 "kindergarten_other_territory",
-                format!(
-                    "kindergarten {kg} is in territory {}, not {sid}",
-                    i.territory
-                ),
+                format!("kindergarten {kg} is in territory {}, not {sid}", i.territory),
             );
         }
         Ok(())
     };
     let free = |kg: &str, a: &App| {
-        terr.free
-            .get(&(kg.to_owned(), a.age_group.clone(), a.group_type.clone()))
-            .copied()
-            .unwrap_or(0)
+        terr.free.get(&(kg.to_owned(), a.age_group.clone(), a.group_type.clone())).copied().unwrap_or(0)
     };
     let (who, at, ty) = (ctx.e.author, ctx.at, ctx.e.event_type);
     match ev {
@@ -395,30 +307,20 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if terr.apps.contains_key(&d.application_id) {
                 return refuse(
                     "application_duplicate",
-                    format!(
-                        "application {} is already in the queue of {sid}",
-                        d.application_id
-                    ),
+                    format!("application {} is already in the queue of {sid}", d.application_id),
                 );
             }
             if d.preferred.is_empty() || d.preferred.len() as i64 > cfg.queue.preferred_max {
                 return refuse(
                     "preferred_invalid",
-                    format!(
-                        "an application names 1 to {} preferred kindergartens",
-                        cfg.queue.preferred_max
-                    ),
+                    format!("an application names 1 to {} preferred kindergartens", cfg.queue.preferred_max),
                 );
             }
             d.preferred.iter().try_for_each(|kg| kindergarten(kg))?;
             if !cfg.queue.group_types.contains(&d.group_type) {
                 return refuse(
                     "group_type_unknown",
-                    format!(
-                        "group type {} is not one of {}",
-                        d.group_type,
-                        cfg.queue.group_types.join(", ")
-                    ),
+                    format!("group type {} is not one of {}", d.group_type, cfg.queue.group_types.join(", ")),
                 );
             }
             age_group(cfg, &d.birth_month, &d.desired_date)?;
@@ -431,47 +333,27 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if !cfg.queue.benefit_categories.contains_key(&d.category) {
                 return refuse(
                     "benefit_category_unknown",
-                    format!(
-                        "benefit category {} is not a category of this region",
-                        d.category
-                    ),
+                    format!("benefit category {} is not a category of this region", d.category),
                 );
             }
             if a.claims.iter().any(|c| c.id == d.claim_id) {
-                return refuse(
-                    "claim_duplicate",
-                    format!("claim {} already exists", d.claim_id),
-                );
+                return refuse("claim_duplicate", format!("claim {} already exists", d.claim_id));
             }
             if date_field(&d.recheck_on, "recheck_on")? <= ctx.date {
-                return refuse(
-                    "recheck_date_past",
-                    format!("re-check date {} is not after the claim", d.recheck_on),
-                );
+                return refuse("recheck_date_past", format!("re-check date {} is not after the claim", d.recheck_on));
             }
             Ok(())
         }
-        Event::BenefitConfirmed(crate::vocabulary::BenefitConfirmed {
-            application_id,
-            claim_id,
-        })
-        | Event::BenefitRejected(crate::vocabulary::BenefitRejected {
-            application_id,
-            claim_id,
-            ..
-        }) => {
+        Event::BenefitConfirmed(crate::vocabulary::BenefitConfirmed { application_id, claim_id })
+        | Event::BenefitRejected(crate::vocabulary::BenefitRejected { application_id, claim_id, .. }) => {
             auth.authorize(who, at, ty, &operator)?;
             frozen()?;
             let a = app(application_id)?;
             match a.claims.iter().find(|c| &c.id == claim_id) {
-                None => refuse(
-                    "claim_unknown",
-                    format!("application {application_id} has no claim {claim_id}"),
-                ),
-                Some(c) if c.state != ClaimState::Claimed => refuse(
-                    "claim_already_decided",
-                    format!("claim {claim_id} was already decided"),
-                ),
+                None => refuse("claim_unknown", format!("application {application_id} has no claim {claim_id}")),
+                Some(c) if c.state != ClaimState::Claimed => {
+                    refuse("claim_already_decided", format!("claim {claim_id} was already decided"))
+                }
                 Some(_) => Ok(()),
             }
         }
@@ -495,10 +377,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         Event::AllocationStarted(d) => {
             auth.authorize(who, at, ty, &operator)?;
             if let Some((run, _)) = &terr.run {
-                return refuse(
-                    "allocation_already_running",
-                    format!("allocation run {run} is still open in {sid}"),
-                );
+                return refuse("allocation_already_running", format!("allocation run {run} is still open in {sid}"));
             }
             if d.kind != "main" && d.kind != "additional" {
                 return refuse(
@@ -517,18 +396,11 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 if !cfg.queue.group_types.contains(&row.group_type) {
                     return refuse(
                         "group_type_unknown",
-                        format!(
-                            "group type {} is not one of {}",
-                            row.group_type,
-                            cfg.queue.group_types.join(", ")
-                        ),
+                        format!("group type {} is not one of {}", row.group_type, cfg.queue.group_types.join(", ")),
                     );
                 }
                 if !(0..=PLACES_MAX).contains(&row.places) {
-                    return refuse(
-                        "places_invalid",
-                        format!("{} free places in {}", row.places, row.kindergarten),
-                    );
+                    return refuse("places_invalid", format!("{} free places in {}", row.places, row.kindergarten));
                 }
             }
             Ok(())
@@ -537,33 +409,20 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             auth.authorize(who, at, ty, &operator)?;
             match &terr.run {
                 Some((run, _)) if *run == d.run_id => Ok(()),
-                _ => refuse(
-                    "allocation_run_unknown",
-                    format!("allocation run {} is not open in {sid}", d.run_id),
-                ),
+                _ => refuse("allocation_run_unknown", format!("allocation run {} is not open in {sid}", d.run_id)),
             }
         }
         Event::PlaceOffered(d) => {
             auth.authorize(who, at, ty, &operator)?;
-            let Some(a) = terr
-                .apps
-                .get(&d.application_id)
-                .filter(|a| a.status == Status::Waiting)
-            else {
+            let Some(a) = terr.apps.get(&d.application_id).filter(|a| a.status == Status::Waiting) else {
                 return refuse(
                     "application_not_in_queue",
-                    format!(
-                        "application {} is not waiting in the queue of {sid}",
-                        d.application_id
-                    ),
+                    format!("application {} is not waiting in the queue of {sid}", d.application_id),
                 );
             };
             kindergarten(&d.kindergarten)?;
             if terr.offers.contains_key(&d.offer_id) {
-                return refuse(
-                    "offer_duplicate",
-                    format!("offer {} already exists", d.offer_id),
-                );
+                return refuse("offer_duplicate", format!("offer {} already exists", d.offer_id));
             }
             if free(&d.kindergarten, a) <= 0 {
                 return refuse(
@@ -580,32 +439,19 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         | Event::OfferRefused(crate::vocabulary::OfferRefused { offer_id, .. }) => {
             auth.authorize(who, at, ty, &operator)?;
             let Some(a) = terr.offers.get(offer_id).and_then(|id| terr.apps.get(id)) else {
-                return refuse(
-                    "offer_unknown",
-                    format!("the queue of {sid} has no offer {offer_id}"),
-                );
+                return refuse("offer_unknown", format!("the queue of {sid} has no offer {offer_id}"));
             };
             match &a.status {
                 Status::Offered { offer, .. } if offer == offer_id => Ok(()),
-                _ => refuse(
-                    "offer_not_pending",
-                    format!("offer {offer_id} was already answered or withdrawn"),
-                ),
+                _ => refuse("offer_not_pending", format!("offer {offer_id} was already answered or withdrawn")),
             }
         }
         Event::AdmissionRefused(d) => {
             auth.authorize(who, at, ty, &operator)?;
-            let Some(a) = terr
-                .apps
-                .get(&d.application_id)
-                .filter(|a| a.status == Status::Waiting)
-            else {
+            let Some(a) = terr.apps.get(&d.application_id).filter(|a| a.status == Status::Waiting) else {
                 return refuse(
                     "application_not_in_queue",
-                    format!(
-                        "application {} is not waiting in the queue of {sid}",
-                        d.application_id
-                    ),
+                    format!("application {} is not waiting in the queue of {sid}", d.application_id),
                 );
             };
             kindergarten(&d.kindergarten)?;
@@ -622,10 +468,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if n > 0 {
                 return refuse(
                     "refusal_with_free_places",
-                    format!(
-                        "kindergarten {} has {n} free places for this application",
-                        d.kindergarten
-                    ),
+                    format!("kindergarten {} has {n} free places for this application", d.kindergarten),
                 );
             }
             Ok(())
@@ -637,10 +480,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 Status::Accepted { kindergarten } if *kindergarten == d.kindergarten => Ok(()),
                 _ => refuse(
                     "offer_not_accepted",
-                    format!(
-                        "application {} has no accepted offer of {}",
-                        d.application_id, d.kindergarten
-                    ),
+                    format!("application {} has no accepted offer of {}", d.application_id, d.kindergarten),
                 ),
             }
         }
@@ -652,10 +492,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 _ => {
                     return refuse(
                         "not_enrolled",
-                        format!(
-                            "application {} is not enrolled in {}",
-                            d.application_id, d.from_kindergarten
-                        ),
+                        format!("application {} is not enrolled in {}", d.application_id, d.from_kindergarten),
                     )
                 }
             }
@@ -663,10 +500,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if free(&d.to_kindergarten, a) <= 0 {
                 return refuse(
                     "no_free_place",
-                    format!(
-                        "kindergarten {} has no free place in age group {}",
-                        d.to_kindergarten, a.age_group
-                    ),
+                    format!("kindergarten {} has no free place in age group {}", d.to_kindergarten, a.age_group),
                 );
             }
             Ok(())

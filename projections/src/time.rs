@@ -31,15 +31,7 @@ pub fn civil_from_days(z: Days) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 /// Days in a month of a year.
@@ -57,9 +49,7 @@ fn digits(b: &[u8]) -> Option<i64> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    b.iter().try_fold(0i64, |acc, c| {
-        acc.checked_mul(10)?.checked_add(i64::from(c - b'0'))
-    })
+    b.iter().try_fold(0i64, |acc, c| acc.checked_mul(10)?.checked_add(i64::from(c - b'0')))
 }
 
 /// Parses `YYYY-MM-DD` (exactly, a real calendar day) into a day number.
@@ -92,10 +82,7 @@ pub fn parse_month_day(s: &str) -> Option<(u32, u32)> {
     if b.len() != 5 || b[2] != b'-' {
         return None;
     }
-    let (m, d) = (
-        u32::try_from(digits(&b[0..2])?).ok()?,
-        u32::try_from(digits(&b[3..5])?).ok()?,
-    );
+    let (m, d) = (u32::try_from(digits(&b[0..2])?).ok()?, u32::try_from(digits(&b[3..5])?).ok()?);
     ((1..=12).contains(&m) && d >= 1 && d <= days_in_month(2000, m)).then_some((m, d))
 }
 
@@ -107,11 +94,7 @@ pub fn parse_instant(s: &str) -> Option<Nanos> {
         return None;
     }
     let day = parse_date(std::str::from_utf8(&b[0..10]).ok()?)?;
-    let (h, mi, sec) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
+    let (h, mi, sec) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
     if h > 23 || mi > 59 || sec > 59 {
         return None;
     }
@@ -212,10 +195,7 @@ mod tests {
     fn instants_parse_with_fraction_and_offset() {
         let z = parse_instant("2026-11-22T09:10:00Z").unwrap();
         assert_eq!(parse_instant("2026-11-22T12:10:00+03:00"), Some(z));
-        assert_eq!(
-            parse_instant("2026-11-22T09:10:00.5Z"),
-            Some(z + 500_000_000)
-        );
+        assert_eq!(parse_instant("2026-11-22T09:10:00.5Z"), Some(z + 500_000_000));
         assert_eq!(parse_instant("2026-11-22T09:10:00.000000001Z"), Some(z + 1));
         for bad in [
             "2026-11-22T09:10:00",
@@ -236,9 +216,6 @@ mod tests {
         assert_eq!(format_date(local_date(at, 180)), "2026-07-01");
         assert_eq!(age_months_on_sept1((2020, 3), 2026), (77, 78));
         assert_eq!(academic_year_of(parse_date("2027-01-15").unwrap()), 2026);
-        assert_eq!(
-            format_date(add_years(parse_date("2024-02-29").unwrap(), 1)),
-            "2025-02-28"
-        );
+        assert_eq!(format_date(add_years(parse_date("2024-02-29").unwrap(), 1)), "2025-02-28");
     }
 }

@@ -221,23 +221,13 @@ record!(
     /// A benefit is claimed with a reference to its evidence (kept outside the log).
     BenefitClaimed { application_id: String, claim_id: String, category: String, evidence_ref: String, recheck_on: String }
 );
-record!(BenefitConfirmed {
-    application_id: String,
-    claim_id: String
-});
-record!(BenefitRejected {
-    application_id: String,
-    claim_id: String,
-    reason: String
-});
+record!(BenefitConfirmed { application_id: String, claim_id: String });
+record!(BenefitRejected { application_id: String, claim_id: String, reason: String });
 record!(
     /// A sibling attends `kindergarten` (преимущественное право there).
     SiblingLinked { application_id: String, kindergarten: String, sibling: String }
 );
-record!(QueueApplicationWithdrawn {
-    application_id: String,
-    reason: String
-});
+record!(QueueApplicationWithdrawn { application_id: String, reason: String });
 record!(
     /// Free places in one kindergarten group, declared by an allocation run.
     PlacesRow { kindergarten: String, age_group: String, group_type: String, places: i64 }
@@ -247,37 +237,15 @@ record!(
     AllocationStarted { run_id: String, kind: String, places: Vec<PlacesRow> }
 );
 record!(AllocationFinished { run_id: String });
-record!(PlaceOffered {
-    offer_id: String,
-    application_id: String,
-    kindergarten: String
-});
+record!(PlaceOffered { offer_id: String, application_id: String, kindergarten: String });
 record!(OfferAccepted { offer_id: String });
-record!(OfferRefused {
-    offer_id: String,
-    reason: String
-});
-record!(AdmissionRefused {
-    application_id: String,
-    kindergarten: String,
-    reason: String
-});
-record!(KindergartenEnrolled {
-    application_id: String,
-    kindergarten: String,
-    order_ref: String
-});
-record!(KindergartenTransferred {
-    application_id: String,
-    from_kindergarten: String,
-    to_kindergarten: String
-});
+record!(OfferRefused { offer_id: String, reason: String });
+record!(AdmissionRefused { application_id: String, kindergarten: String, reason: String });
+record!(KindergartenEnrolled { application_id: String, kindergarten: String, order_ref: String });
+record!(KindergartenTransferred { application_id: String, from_kindergarten: String, to_kindergarten: String });
 
 // ---- 1st grade (stream `institution/<school>`) ----
-record!(FirstGradePlacesPublished {
-    target_year: i64,
-    places: i64
-});
+record!(FirstGradePlacesPublished { target_year: i64, places: i64 });
 record!(
     /// A 1st-grade application in window 1 or 2 on a basis (priority, sibling, territory, general).
     FirstGradeApplicationSubmitted {
@@ -368,13 +336,7 @@ record!(
         commission: Option<Vec<String>>,
     }
 );
-record!(Promoted {
-    institution: String,
-    from_class: String,
-    to_class: String,
-    academic_year: i64,
-    basis: String
-});
+record!(Promoted { institution: String, from_class: String, to_class: String, academic_year: i64, basis: String });
 record!(FinalAttestationRecorded {
     institution: String,
     exam: String,
@@ -382,26 +344,13 @@ record!(FinalAttestationRecorded {
     academic_year: i64,
     score: i64
 });
-record!(CertificateIssued {
-    institution: String,
-    level: String,
-    number: String,
-    issued_on: String
-});
+record!(CertificateIssued { institution: String, level: String, number: String, issued_on: String });
 
 // ---- additional education ----
-record!(AdditionalCertificateIssued {
-    certificate_id: String,
-    institution: String,
-    year: i64
-});
+record!(AdditionalCertificateIssued { certificate_id: String, institution: String, year: i64 });
 record!(ProgramRegistered { program_id: String, capacity: i64, focus: Option<String> });
 record!(ProgramEnrolled { institution: String, program_id: String, certificate_id: Option<String> });
-record!(ProgramLeft {
-    institution: String,
-    program_id: String,
-    reason: String
-});
+record!(ProgramLeft { institution: String, program_id: String, reason: String });
 
 // ---- college and university ----
 record!(CourseResultRecorded {
@@ -421,12 +370,7 @@ record!(ExamRecorded {
     mark: Mark,
     scale: String
 });
-record!(DiplomaIssued {
-    institution: String,
-    level: String,
-    number: String,
-    issued_on: String
-});
+record!(DiplomaIssued { institution: String, level: String, number: String, issued_on: String });
 
 // ---- teacher attestation (stream `teacher/<teacher id>`) ----
 record!(AttestationApplicationSubmitted {
@@ -453,10 +397,7 @@ record!(AchievementAttested {
     result: String,
     contest_ref: Option<String>,
 });
-record!(AchievementRevoked {
-    achievement_id: String,
-    reason: String
-});
+record!(AchievementRevoked { achievement_id: String, reason: String });
 record!(LearnerTransferred { from_institution: String, to_institution: String, to_region: Option<String>, transferred_on: String });
 
 macro_rules! vocabulary {
@@ -551,34 +492,18 @@ pub fn parse(event_type: &str, data: &Map<String, Value>) -> Option<Result<Event
 
 /// Scans a data value for what a signed payload may not carry: floats, booleans, nulls, and
 /// nesting deeper than `DEPTH_MAX`. Returns (code, message).
-pub fn scan_payload(
-    v: &Value,
-    path: &mut String,
-    depth: usize,
-) -> Result<(), (&'static str, String)> {
+pub fn scan_payload(v: &Value, path: &mut String, depth: usize) -> Result<(), (&'static str, String)> {
     if depth > DEPTH_MAX {
-        return Err((
-            "event_malformed",
-            format!("{path} nests deeper than {DEPTH_MAX} levels"),
-        ));
+        return Err(("event_malformed", format!("{path} nests deeper than {DEPTH_MAX} levels")));
     }
     match v {
-        Value::Null => Err((
-            "payload_type_not_allowed",
-            format!("{path} is null (integers and strings only)"),
-        )),
-        Value::Bool(_) => Err((
-            "payload_type_not_allowed",
-            format!("{path} is a boolean (integers and strings only)"),
-        )),
-        Value::Number(n) if !(n.is_i64() || n.is_u64()) => Err((
-            "payload_type_not_allowed",
-            format!("{path} is a float (integers and strings only)"),
-        )),
+        Value::Null => Err(("payload_type_not_allowed", format!("{path} is null (integers and strings only)"))),
+        Value::Bool(_) => Err(("payload_type_not_allowed", format!("{path} is a boolean (integers and strings only)"))),
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => {
+            Err(("payload_type_not_allowed", format!("{path} is a float (integers and strings only)")))
+        }
         Value::Number(_) | Value::String(_) => Ok(()),
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|item| scan_payload(item, path, depth + 1)),
+        Value::Array(items) => items.iter().try_for_each(|item| scan_payload(item, path, depth + 1)),
         Value::Object(o) => o.iter().try_for_each(|(k, item)| {
             let len = path.len();
             path.push('.');
@@ -599,10 +524,7 @@ pub fn find_personal_data(v: &Value, words: &[String], path: &mut String) -> Opt
             let len = path.len();
             path.push('.');
             path.push_str(k);
-            let hit = lower != "birth_month"
-                && lower
-                    .split(['_', '-'])
-                    .any(|w| words.iter().any(|p| p == w));
+            let hit = lower != "birth_month" && lower.split(['_', '-']).any(|w| words.iter().any(|p| p == w));
             let r = if hit {
                 Some(format!("{path} is named like personal data"))
             } else {
@@ -611,12 +533,8 @@ pub fn find_personal_data(v: &Value, words: &[String], path: &mut String) -> Opt
             path.truncate(len);
             r
         }),
-        Value::Array(items) => items
-            .iter()
-            .find_map(|item| find_personal_data(item, words, path)),
-        Value::String(s) if looks_like_snils(s) => {
-            Some(format!("{path} holds what looks like a SNILS number"))
-        }
+        Value::Array(items) => items.iter().find_map(|item| find_personal_data(item, words, path)),
+        Value::String(s) if looks_like_snils(s) => Some(format!("{path} holds what looks like a SNILS number")),
         _ => None,
     }
 }
@@ -647,35 +565,23 @@ mod tests {
         for t in TYPES {
             assert_eq!(schema_version(t.name), Some(t.version));
             let (head, tail) = t.name.split_once('.').unwrap();
-            assert!(
-                !head.is_empty() && tail.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{}",
-                t.name
-            );
+            assert!(!head.is_empty() && tail.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", t.name);
         }
     }
 
     #[test]
     fn field_errors_name_the_field() {
         let o = json!({"key": "did:key:z6Mk", "holder": "p-1", "roles": ["teacher"], "scope": {"institution": 5}, "valid_from": "2026-01-01T00:00:00Z"});
-        let err = parse("keys.granted", o.as_object().unwrap())
-            .unwrap()
-            .unwrap_err();
+        let err = parse("keys.granted", o.as_object().unwrap()).unwrap().unwrap_err();
         assert_eq!(err, "data.scope.institution must be a string");
         let o = json!({"key": "k", "holder": "p", "roles": ["teacher", 1], "scope": {}, "valid_from": "x"});
-        let err = parse("keys.granted", o.as_object().unwrap())
-            .unwrap()
-            .unwrap_err();
+        let err = parse("keys.granted", o.as_object().unwrap()).unwrap().unwrap_err();
         assert_eq!(err, "data.roles must be a string (item 1)");
         let o = json!({"offer_id": "o", "extra": "x"});
-        let err = parse("queue.offer_accepted", o.as_object().unwrap())
-            .unwrap()
-            .unwrap_err();
+        let err = parse("queue.offer_accepted", o.as_object().unwrap()).unwrap().unwrap_err();
         assert_eq!(err, "data.extra is not a field of this record");
         let o = json!({});
-        let err = parse("queue.offer_accepted", o.as_object().unwrap())
-            .unwrap()
-            .unwrap_err();
+        let err = parse("queue.offer_accepted", o.as_object().unwrap()).unwrap().unwrap_err();
         assert_eq!(err, "data.offer_id is missing");
         assert!(parse("no.such", o.as_object().unwrap()).is_none());
     }
@@ -684,35 +590,15 @@ mod tests {
     fn personal_data_and_payload_types_are_found() {
         let words = crate::RegionConfig::default().personal_data_words;
         let mut p = String::from("data");
-        assert!(
-            find_personal_data(&json!({"child": {"first_name": "x"}}), &words, &mut p)
-                .unwrap()
-                .contains("data.child.first_name")
-        );
+        assert!(find_personal_data(&json!({"child": {"first_name": "x"}}), &words, &mut p)
+            .unwrap()
+            .contains("data.child.first_name"));
         assert!(find_personal_data(&json!({"birth_date": "2020-01-01"}), &words, &mut p).is_some());
         assert!(find_personal_data(&json!({"ref": "123-456-789 01"}), &words, &mut p).is_some());
-        assert!(find_personal_data(
-            &json!({"birth_month": "2020-01", "nameless": 1}),
-            &words,
-            &mut p
-        )
-        .is_none());
-        assert_eq!(
-            scan_payload(&json!({"a": [1, 2.5]}), &mut p, 0)
-                .unwrap_err()
-                .0,
-            "payload_type_not_allowed"
-        );
-        assert_eq!(
-            scan_payload(&json!({"a": true}), &mut p, 0).unwrap_err().0,
-            "payload_type_not_allowed"
-        );
-        assert_eq!(
-            scan_payload(&json!({"a": [[[[["x"]]]]]}), &mut p, 0)
-                .unwrap_err()
-                .0,
-            "event_malformed"
-        );
+        assert!(find_personal_data(&json!({"birth_month": "2020-01", "nameless": 1}), &words, &mut p).is_none());
+        assert_eq!(scan_payload(&json!({"a": [1, 2.5]}), &mut p, 0).unwrap_err().0, "payload_type_not_allowed");
+        assert_eq!(scan_payload(&json!({"a": true}), &mut p, 0).unwrap_err().0, "payload_type_not_allowed");
+        assert_eq!(scan_payload(&json!({"a": [[[[["x"]]]]]}), &mut p, 0).unwrap_err().0, "event_malformed");
         assert!(scan_payload(&json!({"a": [1, "x", {"b": -3}]}), &mut p, 0).is_ok());
     }
 }

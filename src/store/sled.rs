@@ -90,14 +90,24 @@ fn encode_head(h: &TreeHead, data_len: u64) -> [u8; HEAD_LEN] {
 
 fn decode_head(b: &[u8]) -> Result<(TreeHead, u64), StoreError> {
     if b.len() != HEAD_LEN {
-        return Err(StoreError::Corrupt { what: "head", position: 0, detail: format!("{} bytes, want {HEAD_LEN}", b.len()) });
+        return Err(StoreError::Corrupt {
+            what: "head",
+            position: 0,
+            detail: format!("{} bytes, want {HEAD_LEN}", b.len()),
+        });
     }
     let u = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
     Ok((TreeHead { tree_size: u(0..8), root_hash: Hash(b[8..40].try_into().expect("32 bytes")) }, u(40..48)))
 }
 
 fn open_file(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| fio(&path.display().to_string(), e))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| fio(&path.display().to_string(), e))
 }
 
 /// The files of a store directory (for tests that play the attacker, and for operators).
@@ -111,7 +121,12 @@ pub struct StorePaths {
 
 impl StorePaths {
     pub fn of(dir: &Path) -> Self {
-        Self { entries: dir.join("entries.dat"), offsets: dir.join("offsets.dat"), hashes: dir.join("hashes.dat"), index: dir.join("index") }
+        Self {
+            entries: dir.join("entries.dat"),
+            offsets: dir.join("offsets.dat"),
+            hashes: dir.join("hashes.dat"),
+            index: dir.join("index"),
+        }
     }
 }
 
@@ -120,7 +135,12 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| fio(&dir.display().to_string(), e))?;
         let paths = StorePaths::of(dir);
-        let db = sled::Config::new().path(&paths.index).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput).open().map_err(io)?;
+        let db = sled::Config::new()
+            .path(&paths.index)
+            .cache_capacity(256 << 20)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(io)?;
         let store = Self {
             db,
             dir: dir.to_owned(),
@@ -156,7 +176,8 @@ impl SledStore {
     fn read_offsets(&self, from: u64, n: u64, ext: Extent) -> Result<Vec<u64>, StoreError> {
         let mut buf = vec![0u8; (n * 8) as usize];
         self.offsets.read_exact_at(&mut buf, from * 8).map_err(|e| fio("offsets.dat", e))?;
-        let mut out: Vec<u64> = buf.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+        let mut out: Vec<u64> =
+            buf.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
         out.push(if from + n == ext.tree_size {
             ext.data_len
         } else {
@@ -186,10 +207,19 @@ impl SledStore {
         for (file, name, len) in want {
             let have = file.metadata().map_err(|e| fio(name, e))?.len();
             if have < len {
-                return Err(StoreError::Corrupt { what: "log file", position: size, detail: format!("{name} has {have} bytes, the head needs {len}") });
+                return Err(StoreError::Corrupt {
+                    what: "log file",
+                    position: size,
+                    detail: format!("{name} has {have} bytes, the head needs {len}"),
+                });
             }
             if have > len {
-                tracing::warn!(file = name, dropped_bytes = have - len, tree_size = size, "dropping a torn tail beyond the committed head");
+                tracing::warn!(
+                    file = name,
+                    dropped_bytes = have - len,
+                    tree_size = size,
+                    "dropping a torn tail beyond the committed head"
+                );
                 file.set_len(len).map_err(|e| fio(name, e))?;
                 file.sync_all().map_err(|e| fio(name, e))?;
             }
@@ -198,13 +228,29 @@ impl SledStore {
         if size == 0 {
             return Ok(());
         }
-        let last = self.raw_entries(size - 1, 1)?.pop().ok_or(StoreError::Corrupt { what: "log", position: size - 1, detail: "head's last entry is missing".into() })?;
+        let last = self.raw_entries(size - 1, 1)?.pop().ok_or(StoreError::Corrupt {
+            what: "log",
+            position: size - 1,
+            detail: "head's last entry is missing".into(),
+        })?;
         if last.damaged.is_some() || merkle::leaf_hash(&last.bytes) != last.hashes[0] {
-            return Err(StoreError::Corrupt { what: "entry", position: size - 1, detail: "leaf hash differs from the stored one".into() });
+            return Err(StoreError::Corrupt {
+                what: "entry",
+                position: size - 1,
+                detail: "leaf hash differs from the stored one".into(),
+            });
         }
-        let root = merkle::root(size, &super::StoreHashes(self)).map_err(|e| StoreError::Corrupt { what: "stored hashes", position: size, detail: e.to_string() })?;
+        let root = merkle::root(size, &super::StoreHashes(self)).map_err(|e| StoreError::Corrupt {
+            what: "stored hashes",
+            position: size,
+            detail: e.to_string(),
+        })?;
         if root != head.root_hash {
-            return Err(StoreError::Corrupt { what: "tree head", position: size, detail: "root from stored hashes differs from the head".into() });
+            return Err(StoreError::Corrupt {
+                what: "tree head",
+                position: size,
+                detail: "root from stored hashes differs from the head".into(),
+            });
         }
         Ok(())
     }
@@ -214,13 +260,20 @@ impl Store for SledStore {
     fn config(&self) -> Result<Option<LedgerConfig>, StoreError> {
         match self.db.get(b"c").map_err(io)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt { what: "config", position: 0, detail: e.to_string() }),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt {
+                what: "config",
+                position: 0,
+                detail: e.to_string(),
+            }),
         }
     }
 
     fn init(&self, config: &LedgerConfig) -> Result<(), StoreError> {
         let v = serde_json::to_vec(config).expect("config serializes");
-        self.db.compare_and_swap(b"c", None as Option<&[u8]>, Some(v)).map_err(io)?.map_err(|_| StoreError::AlreadyInitialized)?;
+        self.db
+            .compare_and_swap(b"c", None as Option<&[u8]>, Some(v))
+            .map_err(io)?
+            .map_err(|_| StoreError::AlreadyInitialized)?;
         self.db.flush().map_err(io)?;
         Ok(())
     }
@@ -260,7 +313,11 @@ impl Store for SledStore {
             index.insert(key_stream_version(&e.stream, e.id_record.stream_version), &seq.to_be_bytes()[..]);
         }
         let hashes_at = merkle::stored_hash_count(b.first_seq) * 32;
-        assert_eq!(hashes_at + hashes.len() as u64, merkle::stored_hash_count(b.head.tree_size) * 32, "batch must carry exactly its stored hashes");
+        assert_eq!(
+            hashes_at + hashes.len() as u64,
+            merkle::stored_hash_count(b.head.tree_size) * 32,
+            "batch must carry exactly its stored hashes"
+        );
         let data_len = ext.data_len + data.len() as u64;
         // Nothing of the batch is written yet; a crash loses it, and it was never acknowledged.
         self.entries.write_all_at(&data, ext.data_len).map_err(|e| fio("entries.dat", e))?;
@@ -278,7 +335,8 @@ impl Store for SledStore {
         // files' tail is torn and truncated), never part of it. Still unacknowledged.
         self.db.flush().map_err(io)?;
         // Durable: publish to readers. The caller may acknowledge now.
-        *self.committed.write().expect("extent lock") = Extent { tree_size: b.head.tree_size, data_len, root_hash: b.head.root_hash };
+        *self.committed.write().expect("extent lock") =
+            Extent { tree_size: b.head.tree_size, data_len, root_hash: b.head.root_hash };
         Ok(())
     }
 
@@ -307,17 +365,29 @@ impl Store for SledStore {
         for i in 0..n {
             let seq = from + i;
             let m = merkle::stored_hash_index_of_leaf(seq + 1) - merkle::stored_hash_index_of_leaf(seq);
-            let hashes = (0..m as usize).map(|j| Hash(hash_bytes[(h + j) * 32..(h + j + 1) * 32].try_into().expect("32 bytes"))).collect();
+            let hashes = (0..m as usize)
+                .map(|j| Hash(hash_bytes[(h + j) * 32..(h + j + 1) * 32].try_into().expect("32 bytes")))
+                .collect();
             h += m as usize;
             let (a, z) = (offs[i as usize], offs[i as usize + 1]);
             out.push(if sane {
-                RawEntry { seq, bytes: data[(a - start) as usize..(z - start) as usize].to_vec(), hashes, damaged: None }
+                RawEntry {
+                    seq,
+                    bytes: data[(a - start) as usize..(z - start) as usize].to_vec(),
+                    hashes,
+                    damaged: None,
+                }
             } else if a <= z && z <= ext.data_len {
                 let mut bytes = vec![0u8; (z - a) as usize];
                 self.entries.read_exact_at(&mut bytes, a).map_err(|e| fio("entries.dat", e))?;
                 RawEntry { seq, bytes, hashes, damaged: None }
             } else {
-                RawEntry { seq, bytes: vec![], hashes, damaged: Some(format!("offsets {a}..{z} are outside entries.dat (0..{})", ext.data_len)) }
+                RawEntry {
+                    seq,
+                    bytes: vec![],
+                    hashes,
+                    damaged: Some(format!("offsets {a}..{z} are outside entries.dat (0..{})", ext.data_len)),
+                }
             });
         }
         Ok(out)
@@ -329,7 +399,11 @@ impl Store for SledStore {
             .iter()
             .map(|&index| {
                 if index >= count {
-                    return Err(StoreError::Corrupt { what: "stored hash", position: index, detail: format!("beyond the {count} committed hashes") });
+                    return Err(StoreError::Corrupt {
+                        what: "stored hash",
+                        position: index,
+                        detail: format!("beyond the {count} committed hashes"),
+                    });
                 }
                 let mut h = [0u8; 32];
                 self.hashes.read_exact_at(&mut h, index * 32).map_err(|e| fio("hashes.dat", e))?;
@@ -343,7 +417,11 @@ impl Store for SledStore {
         match self.db.get(key_str(b'i', id)).map_err(io)? {
             None => Ok(None),
             Some(v) => {
-                let rec = IdRecord::decode(&v).ok_or(StoreError::Corrupt { what: "id record", position: 0, detail: format!("for id {id}") })?;
+                let rec = IdRecord::decode(&v).ok_or(StoreError::Corrupt {
+                    what: "id record",
+                    position: 0,
+                    detail: format!("for id {id}"),
+                })?;
                 Ok((rec.seq < size).then_some(rec))
             }
         }
@@ -353,7 +431,8 @@ impl Store for SledStore {
         let mut prefix = key_str(b's', stream);
         prefix.push(0);
         let size = self.committed.read().expect("extent lock").tree_size;
-        let corrupt = || StoreError::Corrupt { what: "stream index", position: 0, detail: format!("for stream {stream}") };
+        let corrupt =
+            || StoreError::Corrupt { what: "stream index", position: 0, detail: format!("for stream {stream}") };
         // The last committed key: a commit in flight may have indexed later ones already.
         let mut last = None;
         for kv in self.db.scan_prefix(&prefix).rev() {
@@ -374,7 +453,11 @@ impl Store for SledStore {
         let end = key_stream_version(stream, u64::MAX);
         for kv in self.db.range(key_stream_version(stream, from_version)..=end).take(limit as usize) {
             let (_, v) = kv.map_err(io)?;
-            let seq: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt { what: "stream index", position: 0, detail: format!("for stream {stream}") })?;
+            let seq: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                what: "stream index",
+                position: 0,
+                detail: format!("for stream {stream}"),
+            })?;
             out.push(u64::from_be_bytes(seq));
         }
         let size = self.committed.read().expect("extent lock").tree_size;
@@ -393,7 +476,10 @@ impl Store for SledStore {
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let files: u64 = [&self.entries, &self.offsets, &self.hashes].iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum();
+        let files: u64 = [&self.entries, &self.offsets, &self.hashes]
+            .iter()
+            .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
         Ok(StoreStats { bytes_on_disk: files + self.db.size_on_disk().map_err(io)? })
     }
 }

@@ -64,7 +64,13 @@ fn every_flipped_byte_of_an_entry_is_pinpointed() {
             write_at(&path, pos, &original);
             assert!(!report.is_clean(), "flip at {}:{pos} (entry {seq}) went unnoticed", path.display());
             let first = &report.violations[0];
-            assert_eq!(first.position, Position::Entry { seq }, "flip at {}:{pos} of entry {seq}: {:#?}", path.display(), report.violations);
+            assert_eq!(
+                first.position,
+                Position::Entry { seq },
+                "flip at {}:{pos} of entry {seq}: {:#?}",
+                path.display(),
+                report.violations
+            );
             for v in &report.violations {
                 match &v.position {
                     Position::Entry { seq: s } => assert_eq!(*s, seq, "only the altered entry is blamed: {v:?}"),
@@ -95,7 +101,11 @@ fn every_flipped_byte_of_a_checkpoint_is_pinpointed() {
                 "flip at byte {pos} of checkpoint {size}: {:#?}",
                 report.violations
             );
-            assert!(report.violations.iter().all(|v| !matches!(v.position, Position::Entry { .. })), "{:#?}", report.violations);
+            assert!(
+                report.violations.iter().all(|v| !matches!(v.position, Position::Entry { .. })),
+                "{:#?}",
+                report.violations
+            );
         }
         store.raw().insert(&k, original).unwrap();
     }
@@ -116,7 +126,11 @@ fn a_missing_entry_and_a_rewritten_history_are_reported() {
     assert_eq!(report.violations[0].position, Position::Entry { seq: 4 }, "{:#?}", report.violations);
     assert_eq!(report.violations[0].code, "record_malformed");
     assert_eq!(report.violations[1].position, Position::Entry { seq: 5 }, "{:#?}", report.violations);
-    assert!(report.violations.iter().all(|v| !matches!(v.position, Position::Entry { seq } if seq != 4 && seq != 5)), "{:#?}", report.violations);
+    assert!(
+        report.violations.iter().all(|v| !matches!(v.position, Position::Entry { seq } if seq != 4 && seq != 5)),
+        "{:#?}",
+        report.violations
+    );
     // An operator swaps two entries' bytes (both signatures stay valid).
     let (a, la) = store.entry_span(20).unwrap();
     let (b, lb) = store.entry_span(21).unwrap();
@@ -125,8 +139,16 @@ fn a_missing_entry_and_a_rewritten_history_are_reported() {
     write_at(&paths.offsets, 21 * 8, &(a + lb).to_be_bytes());
     let report = audit(&store, &|_, _| {}).unwrap();
     assert_eq!(report.violations[0].position, Position::Entry { seq: 20 });
-    let blamed: Vec<_> = report.violations.iter().filter(|v| matches!(v.position, Position::Entry { .. })).map(|v| (v.position.clone(), v.code)).collect();
-    assert_eq!(blamed, vec![(Position::Entry { seq: 20 }, "leaf_hash_mismatch"), (Position::Entry { seq: 21 }, "leaf_hash_mismatch")]);
+    let blamed: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| matches!(v.position, Position::Entry { .. }))
+        .map(|v| (v.position.clone(), v.code))
+        .collect();
+    assert_eq!(
+        blamed,
+        vec![(Position::Entry { seq: 20 }, "leaf_hash_mismatch"), (Position::Entry { seq: 21 }, "leaf_hash_mismatch")]
+    );
 }
 
 #[test]
@@ -136,5 +158,8 @@ fn audit_agrees_with_a_ledger_reopened_after_tampering_elsewhere() {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(SledStore::open(dir.path()).unwrap());
     let report = audit(&*store, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
-    assert_eq!((report.entries_checked, report.signatures_checked, report.checkpoints_checked, report.streams_checked), (40, 40, 5, 3));
+    assert_eq!(
+        (report.entries_checked, report.signatures_checked, report.checkpoints_checked, report.streams_checked),
+        (40, 40, 5, 3)
+    );
 }

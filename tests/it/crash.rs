@@ -45,7 +45,9 @@ fn sigkill_during_appends_loses_no_acknowledged_entry() {
         next_id += 100_000;
         let writer = std::thread::spawn(move || {
             for line in 0..10_000u64 {
-                let batch: Vec<_> = (0..10).map(|i| grade(first + line * 10 + i, &format!("learner/{}", (line + i) % 13), None)).collect();
+                let batch: Vec<_> = (0..10)
+                    .map(|i| grade(first + line * 10 + i, &format!("learner/{}", (line + i) % 13), None))
+                    .collect();
                 let mut text = serde_json::to_string(&batch).unwrap();
                 text.push('\n');
                 if stdin.write_all(text.as_bytes()).is_err() {
@@ -72,7 +74,11 @@ fn sigkill_during_appends_loses_no_acknowledged_entry() {
         let store = SledStore::open(&dir.path().join("store")).unwrap();
         let (head, _) = store.head().unwrap().unwrap();
         for (seq, leaf) in &acked {
-            assert!(*seq < head.tree_size, "round {round}: acknowledged entry {seq} is beyond the head {}", head.tree_size);
+            assert!(
+                *seq < head.tree_size,
+                "round {round}: acknowledged entry {seq} is beyond the head {}",
+                head.tree_size
+            );
             let entry = &store.entries(*seq, 1).unwrap()[0];
             assert_eq!(zachetka::merkle::leaf_hash(entry), *leaf, "round {round}: entry {seq} changed");
         }

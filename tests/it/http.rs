@@ -185,7 +185,15 @@ fn tiles_checkpoint_and_proofs_serve_a_generic_tlog_client() {
     let proof = tlog_tiles::prove_record(600, 421, &hashes).unwrap();
     tlog_tiles::check_record(&proof, 600, cp.head.root_hash, 421, zachetka::merkle::leaf_hash(&entries[421])).unwrap();
     // Tiles that do not exist (yet) are 404.
-    for path in ["/tile/0/003", "/tile/0/002.p/89", "/tile/0/002", "/tile/2/000.p/1", "/tile/entries/003", "/tile/0/x000/001", "/tile/junk"] {
+    for path in [
+        "/tile/0/003",
+        "/tile/0/002.p/89",
+        "/tile/0/002",
+        "/tile/2/000.p/1",
+        "/tile/entries/003",
+        "/tile/0/x000/001",
+        "/tile/junk",
+    ] {
         assert_eq!(get(&srv.base, path).0, 404, "{path}");
     }
     assert_eq!(get(&srv.base, "/tile/1/000.p/2").1.len(), 64);
@@ -194,13 +202,25 @@ fn tiles_checkpoint_and_proofs_serve_a_generic_tlog_client() {
     assert_eq!(s, 200);
     let p: zachetka::merkle::InclusionProof = serde_json::from_value(p).unwrap();
     let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
-    zachetka::merkle::verify_inclusion(421, 600, zachetka::merkle::leaf_hash(&entries[421]), &hashes, cp.head.root_hash).unwrap();
+    zachetka::merkle::verify_inclusion(
+        421,
+        600,
+        zachetka::merkle::leaf_hash(&entries[421]),
+        &hashes,
+        cp.head.root_hash,
+    )
+    .unwrap();
     let (s, p) = get_json(&srv.base, "/v1/proofs/consistency?first=100&second=600");
     assert_eq!(s, 200);
     let p: zachetka::merkle::ConsistencyProof = serde_json::from_value(p).unwrap();
     let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
     zachetka::merkle::verify_consistency(100, 600, tree.root_at(100), cp.head.root_hash, &hashes).unwrap();
-    for bad in ["/v1/proofs/inclusion?leaf_index=600&tree_size=600", "/v1/proofs/inclusion?leaf_index=1&tree_size=601", "/v1/proofs/consistency?first=0&second=10", "/v1/proofs/consistency?first=10&second=9"] {
+    for bad in [
+        "/v1/proofs/inclusion?leaf_index=600&tree_size=600",
+        "/v1/proofs/inclusion?leaf_index=1&tree_size=601",
+        "/v1/proofs/consistency?first=0&second=10",
+        "/v1/proofs/consistency?first=10&second=9",
+    ] {
         let (s, v) = get_json(&srv.base, bad);
         assert_eq!((s, v["code"].as_str()), (400, Some("proof_out_of_range")), "{bad}");
     }
@@ -212,7 +232,8 @@ fn tiles_checkpoint_and_proofs_serve_a_generic_tlog_client() {
     assert_eq!(serde_json::to_vec(&page[0]).unwrap().len(), entries[590].len());
     let (_, stream) = get_json(&srv.base, "/v1/streams/learner/3?from_version=2&limit=5");
     assert_eq!(stream["stream_len"].as_u64(), Some(66));
-    let versions: Vec<u64> = stream["entries"].as_array().unwrap().iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
+    let versions: Vec<u64> =
+        stream["entries"].as_array().unwrap().iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
     assert_eq!(versions, vec![2, 3, 4, 5, 6]);
 }
 
@@ -250,7 +271,18 @@ fn openapi_lists_every_route() {
     let (s, doc) = get_json(&srv.base, "/openapi.json");
     assert_eq!(s, 200);
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/v1/events", "/checkpoint", "/tile/{path}", "/v1/proofs/inclusion", "/v1/proofs/consistency", "/v1/entries", "/v1/streams/{stream}", "/v1/feed", "/metrics", "/openapi.json"] {
+    for p in [
+        "/v1/events",
+        "/checkpoint",
+        "/tile/{path}",
+        "/v1/proofs/inclusion",
+        "/v1/proofs/consistency",
+        "/v1/entries",
+        "/v1/streams/{stream}",
+        "/v1/feed",
+        "/metrics",
+        "/openapi.json",
+    ] {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }
     // And every route the router serves answers something other than 404/405 for a GET of its doc path.

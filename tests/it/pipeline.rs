@@ -50,7 +50,10 @@ fn the_same_id_with_other_content_is_refused() {
     ledger.append_blocking(vec![grade_by(&teacher(), 1, "learner/a", None, 5)]);
     let r = ledger.append_blocking(vec![grade_by(&teacher(), 1, "learner/a", None, 4)]);
     assert_eq!(codes(&r), vec![Some(Code::EventIdConflict)]);
-    let r = ledger.append_blocking(vec![grade_by(&teacher(), 7, "learner/a", None, 5), grade_by(&teacher(), 7, "learner/a", None, 3)]);
+    let r = ledger.append_blocking(vec![
+        grade_by(&teacher(), 7, "learner/a", None, 5),
+        grade_by(&teacher(), 7, "learner/a", None, 3),
+    ]);
     assert_eq!(codes(&r), vec![None, Some(Code::EventIdConflict)]);
     assert_eq!(ledger.head().0.tree_size, 2);
     check_log(&ledger);
@@ -59,9 +62,17 @@ fn the_same_id_with_other_content_is_refused() {
 #[test]
 fn expected_version_is_optimistic_concurrency_on_the_stream() {
     let (_d, ledger) = temp_ledger();
-    let r = ledger.append_blocking(vec![grade(1, "learner/a", Some(0)), grade(2, "learner/a", Some(1)), grade(3, "learner/b", Some(0))]);
+    let r = ledger.append_blocking(vec![
+        grade(1, "learner/a", Some(0)),
+        grade(2, "learner/a", Some(1)),
+        grade(3, "learner/b", Some(0)),
+    ]);
     assert_eq!(codes(&r), vec![None, None, None]);
-    let r = ledger.append_blocking(vec![grade(4, "learner/a", Some(1)), grade(5, "learner/a", Some(3)), grade(6, "learner/a", Some(2))]);
+    let r = ledger.append_blocking(vec![
+        grade(4, "learner/a", Some(1)),
+        grade(5, "learner/a", Some(3)),
+        grade(6, "learner/a", Some(2)),
+    ]);
     assert_eq!(codes(&r), vec![Some(Code::StreamVersionConflict), Some(Code::StreamVersionConflict), None]);
     assert_eq!(r[2].as_ref().unwrap().stream_version, 2);
     // The chain: each entry names its predecessor's leaf hash.
@@ -165,7 +176,11 @@ fn a_saturated_sequencer_answers_busy_and_loses_nothing() {
     assert_eq!(busy.code, Code::Busy);
     assert!(busy.code.retryable());
     assert_eq!(busy.code.http_status(), 503);
-    assert_eq!(ledger.submit(vec![grade(n, "s/a", None)]).err().map(|r| r.code), Some(Code::Busy), "still busy while blocked");
+    assert_eq!(
+        ledger.submit(vec![grade(n, "s/a", None)]).err().map(|r| r.code),
+        Some(Code::Busy),
+        "still busy while blocked"
+    );
     store.set(Fault::None);
     release_tx.send(()).unwrap();
     for p in pending {
@@ -213,7 +228,10 @@ fn store_faults_never_lose_an_acknowledged_entry() {
         let ledger = open_ledger(sled, Limits::default());
         assert_eq!(ledger.head().0.tree_size, 2 + row.extra_after_reopen, "{:?}", row.fault);
         for (i, a) in acked.iter().enumerate() {
-            assert_eq!(zachetka::merkle::leaf_hash(&ledger.entries(i as u64, 1).unwrap()[0]), a.as_ref().unwrap().leaf_hash);
+            assert_eq!(
+                zachetka::merkle::leaf_hash(&ledger.entries(i as u64, 1).unwrap()[0]),
+                a.as_ref().unwrap().leaf_hash
+            );
         }
         // The client's retry of the unacknowledged events succeeds either way.
         let retry = ledger.append_blocking(vec![grade(3, "s/a", None), grade(4, "s/c", None)]);
@@ -247,7 +265,8 @@ fn concurrent_submitters_get_dense_unique_seqs() {
             std::thread::spawn(move || {
                 let mut seqs = Vec::new();
                 for b in 0..10u64 {
-                    let batch = (0..25u64).map(|i| grade(t * 1000 + b * 25 + i, &format!("learner/{}", i % 7), None)).collect();
+                    let batch =
+                        (0..25u64).map(|i| grade(t * 1000 + b * 25 + i, &format!("learner/{}", i % 7), None)).collect();
                     for r in ledger.append_blocking(batch) {
                         seqs.push(r.unwrap().seq);
                     }

@@ -23,7 +23,12 @@ impl Backend for Sled {
 }
 
 /// Builds a consistent batch of `n` entries after `tree` (fake but well-formed entries).
-fn batch(tree: &mut MemoryTree, n: u64, stream: &str, heads: &mut std::collections::HashMap<String, StreamHead>) -> CommitBatch {
+fn batch(
+    tree: &mut MemoryTree,
+    n: u64,
+    stream: &str,
+    heads: &mut std::collections::HashMap<String, StreamHead>,
+) -> CommitBatch {
     let first_seq = tree.size();
     let mut entries = Vec::new();
     for i in 0..n {
@@ -38,7 +43,13 @@ fn batch(tree: &mut MemoryTree, n: u64, stream: &str, heads: &mut std::collectio
             bytes,
             hashes,
             id: super::support::id(seq),
-            id_record: IdRecord { seq, stream_version: version, tree_size: first_seq + n, leaf_hash: leaf, digest: [seq as u8; 32] },
+            id_record: IdRecord {
+                seq,
+                stream_version: version,
+                tree_size: first_seq + n,
+                leaf_hash: leaf,
+                digest: [seq as u8; 32],
+            },
             stream: stream.to_owned(),
         });
     }
@@ -48,7 +59,11 @@ fn batch(tree: &mut MemoryTree, n: u64, stream: &str, heads: &mut std::collectio
 }
 
 fn config() -> LedgerConfig {
-    LedgerConfig { origin: ORIGIN.into(), authority: "did:key:z6Mk".into(), verifier_key: LedgerSigner::new(ORIGIN, ledger_key()).verifier_key() }
+    LedgerConfig {
+        origin: ORIGIN.into(),
+        authority: "did:key:z6Mk".into(),
+        verifier_key: LedgerSigner::new(ORIGIN, ledger_key()).verifier_key(),
+    }
 }
 
 /// Every clause of the contract, in order, on a fresh directory.
@@ -128,7 +143,10 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
     for n in 1..=5 {
         assert_eq!(zachetka::merkle::root(n, &reader).unwrap(), tree.root_at(n));
     }
-    assert_eq!(zachetka::merkle::prove_inclusion(1, 5, &reader).unwrap(), zachetka::merkle::prove_inclusion(1, 5, tree).unwrap());
+    assert_eq!(
+        zachetka::merkle::prove_inclusion(1, 5, &reader).unwrap(),
+        zachetka::merkle::prove_inclusion(1, 5, tree).unwrap()
+    );
     let rec = store.id_record(&super::support::id(3)).unwrap().unwrap();
     assert_eq!((rec.seq, rec.stream_version, rec.tree_size), (3, 0, 5));
     assert!(store.id_record(&super::support::id(99)).unwrap().is_none());

@@ -91,7 +91,13 @@ pub struct FaultStore {
 
 impl FaultStore {
     pub fn new(inner: Arc<SledStore>) -> Self {
-        Self { inner, fault: Mutex::new(Fault::None), commits: AtomicUsize::new(0), entered: Mutex::new(None), release: Mutex::new(None) }
+        Self {
+            inner,
+            fault: Mutex::new(Fault::None),
+            commits: AtomicUsize::new(0),
+            entered: Mutex::new(None),
+            release: Mutex::new(None),
+        }
     }
     pub fn set(&self, f: Fault) {
         *self.fault.lock().unwrap() = f;
@@ -165,6 +171,13 @@ pub fn check_log(ledger: &Ledger) {
     assert_eq!(entries.len() as u64, head.tree_size);
     for (i, e) in entries.iter().enumerate() {
         let proof = ledger.prove_inclusion(i as u64, head.tree_size).unwrap();
-        zachetka::merkle::verify_inclusion(i as u64, head.tree_size, zachetka::merkle::leaf_hash(e), &proof, head.root_hash).unwrap();
+        zachetka::merkle::verify_inclusion(
+            i as u64,
+            head.tree_size,
+            zachetka::merkle::leaf_hash(e),
+            &proof,
+            head.root_hash,
+        )
+        .unwrap();
     }
 }

@@ -75,31 +75,16 @@ impl Harness {
     }
 
     /// Checks then applies an event; `data` gets `"v": 1` unless it has a `v`. Returns the id.
-    pub fn append(
-        &mut self,
-        author: &str,
-        stream: &str,
-        ty: &str,
-        mut data: Value,
-    ) -> Result<String, RuleRefusal> {
+    pub fn append(&mut self, author: &str, stream: &str, ty: &str, mut data: Value) -> Result<String, RuleRefusal> {
         if let Some(o) = data.as_object_mut() {
             o.entry("v").or_insert(json!(1));
         }
         let id = format!("00000000-0000-4000-8000-{:012x}", self.seq);
-        let e = Envelope {
-            seq: self.seq,
-            stream,
-            event_type: ty,
-            id: &id,
-            occurred_at: &self.now,
-            author,
-            data: &data,
-        };
+        let e =
+            Envelope { seq: self.seq, stream, event_type: ty, id: &id, occurred_at: &self.now, author, data: &data };
         self.rules.check(&e, &self.index)?;
         self.rules.apply(&e);
-        self.index
-            .0
-            .insert(id.clone(), (stream.to_owned(), ty.to_owned()));
+        self.index.0.insert(id.clone(), (stream.to_owned(), ty.to_owned()));
         self.seq += 1;
         Ok(id)
     }
@@ -114,47 +99,32 @@ impl Harness {
 
     /// Asserts a refusal with `code` and that nothing changed; returns the message.
     #[track_caller]
-    pub fn refused(
-        &mut self,
-        code: &str,
-        author: &str,
-        stream: &str,
-        ty: &str,
-        data: Value,
-    ) -> String {
+    pub fn refused(&mut self, code: &str, author: &str, stream: &str, ty: &str, data: Value) -> String {
         match self.append(author, stream, ty, data) {
             Ok(_) => panic!("{ty} was accepted, expected {code}"),
             Err(r) => {
                 assert_eq!(r.code, code, "{ty}: {}", r.message);
-                assert!(
-                    !r.message.is_empty() && !r.message.ends_with('.'),
-                    "message style: {}",
-                    r.message
-                );
-                assert!(
-                    !r.message.starts_with(|c: char| c.is_ascii_uppercase()),
-                    "message style: {}",
-                    r.message
-                );
+                assert!(!r.message.is_empty() && !r.message.ends_with('.'), "message style: {}", r.message);
+                assert!(!r.message.starts_with(|c: char| c.is_ascii_uppercase()), "message style: {}", r.message);
                 r.message
             }
         }
     }
 
     pub fn grant(&mut self, by: &str, key: &str, holder: &str, roles: &[&str], scope: Value) {
-        self.ok(by, "registry", "keys.granted", json!({"key": key, "holder": holder, "roles": roles, "scope": scope, "valid_from": "2026-01-01T00:00:00Z"}));
+        self.ok(
+            by,
+            "registry",
+            "keys.granted",
+            json!({"key": key, "holder": holder, "roles": roles, "scope": scope, "valid_from": "2026-01-01T00:00:00Z"}),
+        );
     }
 
     /// The standard region: ledger, institutions of every kind, staff keys.
     pub fn region() -> Self {
         let mut h = Self::bare();
         h.at("2026-08-01T06:00:00Z");
-        h.ok(
-            AUTH,
-            "registry",
-            "ledger.established",
-            json!({"origin": "ru-47.edu.example", "authority": AUTH}),
-        );
+        h.ok(AUTH, "registry", "ledger.established", json!({"origin": "ru-47.edu.example", "authority": AUTH}));
         for (id, kind, terr) in [
             ("sch-001", "school", "tikhvin"),
             ("sch-002", "school", "tikhvin"),
@@ -173,34 +143,10 @@ impl Harness {
                 json!({"institution": id, "kind": kind, "territory": terr}),
             );
         }
-        h.grant(
-            AUTH,
-            ADMIN,
-            "p-admin1",
-            &["institution_admin"],
-            json!({"institution": "sch-001"}),
-        );
-        h.grant(
-            AUTH,
-            ADMIN2,
-            "p-admin2",
-            &["institution_admin"],
-            json!({"institution": "sch-002"}),
-        );
-        h.grant(
-            ADMIN,
-            TEACHER,
-            "t-0001",
-            &["teacher"],
-            json!({"institution": "sch-001"}),
-        );
-        h.grant(
-            ADMIN,
-            TEACHER_5A,
-            "t-0002",
-            &["teacher"],
-            json!({"institution": "sch-001", "class": "5А"}),
-        );
+        h.grant(AUTH, ADMIN, "p-admin1", &["institution_admin"], json!({"institution": "sch-001"}));
+        h.grant(AUTH, ADMIN2, "p-admin2", &["institution_admin"], json!({"institution": "sch-002"}));
+        h.grant(ADMIN, TEACHER, "t-0001", &["teacher"], json!({"institution": "sch-001"}));
+        h.grant(ADMIN, TEACHER_5A, "t-0002", &["teacher"], json!({"institution": "sch-001", "class": "5А"}));
         h.grant(
             ADMIN,
             CLASS_5A,
@@ -208,84 +154,18 @@ impl Harness {
             &["class_teacher", "teacher"],
             json!({"institution": "sch-001", "class": "5А"}),
         );
-        h.grant(
-            ADMIN,
-            TEACHER_1A,
-            "t-0004",
-            &["teacher"],
-            json!({"institution": "sch-001", "class": "1А"}),
-        );
-        h.grant(
-            ADMIN,
-            REGISTRAR,
-            "p-reg1",
-            &["registrar"],
-            json!({"institution": "sch-001"}),
-        );
-        h.grant(
-            ADMIN2,
-            TEACHER2,
-            "t-0005",
-            &["teacher"],
-            json!({"institution": "sch-002"}),
-        );
-        h.grant(
-            AUTH,
-            OPERATOR,
-            "p-op1",
-            &["queue_operator"],
-            json!({"territory": "tikhvin"}),
-        );
-        h.grant(
-            AUTH,
-            OPERATOR_LUGA,
-            "p-op2",
-            &["queue_operator"],
-            json!({"territory": "luga"}),
-        );
-        h.grant(
-            AUTH,
-            COL_TEACHER,
-            "t-0100",
-            &["teacher"],
-            json!({"institution": "col-001"}),
-        );
-        h.grant(
-            AUTH,
-            COL_REGISTRAR,
-            "p-reg2",
-            &["registrar"],
-            json!({"institution": "col-001"}),
-        );
-        h.grant(
-            AUTH,
-            ADO_REGISTRAR,
-            "p-reg3",
-            &["registrar"],
-            json!({"institution": "ado-001"}),
-        );
-        h.grant(
-            AUTH,
-            ISSUER,
-            "p-iss1",
-            &["achievement_issuer"],
-            json!({"institution": "ado-001"}),
-        );
-        h.grant(
-            AUTH,
-            SECRETARY,
-            "p-sec",
-            &["commission_secretary"],
-            json!({"institution": "com-001"}),
-        );
+        h.grant(ADMIN, TEACHER_1A, "t-0004", &["teacher"], json!({"institution": "sch-001", "class": "1А"}));
+        h.grant(ADMIN, REGISTRAR, "p-reg1", &["registrar"], json!({"institution": "sch-001"}));
+        h.grant(ADMIN2, TEACHER2, "t-0005", &["teacher"], json!({"institution": "sch-002"}));
+        h.grant(AUTH, OPERATOR, "p-op1", &["queue_operator"], json!({"territory": "tikhvin"}));
+        h.grant(AUTH, OPERATOR_LUGA, "p-op2", &["queue_operator"], json!({"territory": "luga"}));
+        h.grant(AUTH, COL_TEACHER, "t-0100", &["teacher"], json!({"institution": "col-001"}));
+        h.grant(AUTH, COL_REGISTRAR, "p-reg2", &["registrar"], json!({"institution": "col-001"}));
+        h.grant(AUTH, ADO_REGISTRAR, "p-reg3", &["registrar"], json!({"institution": "ado-001"}));
+        h.grant(AUTH, ISSUER, "p-iss1", &["achievement_issuer"], json!({"institution": "ado-001"}));
+        h.grant(AUTH, SECRETARY, "p-sec", &["commission_secretary"], json!({"institution": "com-001"}));
         for i in 0..9 {
-            h.grant(
-                AUTH,
-                &member(i),
-                &format!("m-{i}"),
-                &["commission_member"],
-                json!({"institution": "com-001"}),
-            );
+            h.grant(AUTH, &member(i), &format!("m-{i}"), &["commission_member"], json!({"institution": "com-001"}));
         }
         h.at("2026-09-01T06:00:00Z");
         h

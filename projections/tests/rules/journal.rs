@@ -8,48 +8,15 @@ use serde_json::json;
 fn grades_follow_scale_weight_and_year() {
     let mut h = Harness::region();
     for mark in [json!(2), json!(3), json!(4), json!(5), json!("4")] {
-        h.ok(
-            TEACHER,
-            L1,
-            "journal.grade_recorded",
-            grade(json!({"mark": mark})),
-        );
+        h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": mark})));
     }
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"kind": "homework", "weight": 1})),
-    );
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"kind": "classwork", "weight": 3})),
-    );
+    h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"kind": "homework", "weight": 1})));
+    h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"kind": "classwork", "weight": 3})));
     assert!(h
-        .refused(
-            "grade_out_of_scale",
-            TEACHER,
-            L1,
-            "journal.grade_recorded",
-            grade(json!({"mark": 6}))
-        )
+        .refused("grade_out_of_scale", TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": 6})))
         .contains("five_point"));
-    h.refused(
-        "grade_out_of_scale",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"mark": 1})),
-    );
-    h.refused(
-        "grade_out_of_scale",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"mark": "отлично"})),
-    );
+    h.refused("grade_out_of_scale", TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": 1})));
+    h.refused("grade_out_of_scale", TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": "отлично"})));
     h.refused(
         "scale_not_allowed",
         TEACHER,
@@ -57,81 +24,21 @@ fn grades_follow_scale_weight_and_year() {
         "journal.grade_recorded",
         grade(json!({"mark": "отлично", "scale": "four_level"})),
     );
-    h.refused(
-        "scale_unknown",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"scale": "ten_point"})),
-    );
-    h.refused(
-        "grade_weight_mismatch",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"weight": 3})),
-    );
-    h.refused(
-        "grade_kind_unknown",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"kind": "essay"})),
-    );
-    h.refused(
-        "no_marks_in_first_grade",
-        TEACHER_1A,
-        L2,
-        "journal.grade_recorded",
-        grade(json!({"class": "1А"})),
-    );
+    h.refused("scale_unknown", TEACHER, L1, "journal.grade_recorded", grade(json!({"scale": "ten_point"})));
+    h.refused("grade_weight_mismatch", TEACHER, L1, "journal.grade_recorded", grade(json!({"weight": 3})));
+    h.refused("grade_kind_unknown", TEACHER, L1, "journal.grade_recorded", grade(json!({"kind": "essay"})));
+    h.refused("no_marks_in_first_grade", TEACHER_1A, L2, "journal.grade_recorded", grade(json!({"class": "1А"})));
     h.refused("no_marks_in_first_grade", TEACHER, L2, "journal.term_grade_set", json!({"institution": "sch-001", "class": "1Б", "subject": "math", "academic_year": 2026, "term": 1, "mark": 5, "scale": "five_point"}));
-    h.refused(
-        "class_malformed",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"class": "пятый"})),
-    );
-    h.refused(
-        "class_malformed",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"class": "12А"})),
-    );
+    h.refused("class_malformed", TEACHER, L1, "journal.grade_recorded", grade(json!({"class": "пятый"})));
+    h.refused("class_malformed", TEACHER, L1, "journal.grade_recorded", grade(json!({"class": "12А"})));
     assert!(h
-        .refused(
-            "event_malformed",
-            TEACHER,
-            L1,
-            "journal.grade_recorded",
-            grade(json!({"mark": "-"}))
-        )
+        .refused("event_malformed", TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": "-"})))
         .contains("data.mark"));
     assert!(h
-        .refused(
-            "event_malformed",
-            TEACHER,
-            L1,
-            "journal.grade_recorded",
-            grade(json!({"lesson_date": "2026-02-30"}))
-        )
+        .refused("event_malformed", TEACHER, L1, "journal.grade_recorded", grade(json!({"lesson_date": "2026-02-30"})))
         .contains("data.lesson_date"));
-    h.refused(
-        "payload_type_not_allowed",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"weight": 5.0})),
-    );
-    h.refused(
-        "stream_mismatch",
-        TEACHER,
-        "institution/sch-001",
-        "journal.grade_recorded",
-        grade(json!({})),
-    );
+    h.refused("payload_type_not_allowed", TEACHER, L1, "journal.grade_recorded", grade(json!({"weight": 5.0})));
+    h.refused("stream_mismatch", TEACHER, "institution/sch-001", "journal.grade_recorded", grade(json!({})));
 }
 
 #[test]
@@ -141,74 +48,34 @@ fn attendance_codes_are_data() {
     for code in ["Н", "Б", "УП", "ОП"] {
         h.ok(TEACHER_1A, L2, "journal.attendance_marked", att(code));
     }
-    h.refused(
-        "attendance_code_unknown",
-        TEACHER_1A,
-        L2,
-        "journal.attendance_marked",
-        att("X"),
-    );
+    h.refused("attendance_code_unknown", TEACHER_1A, L2, "journal.attendance_marked", att("X"));
     let mut config = zachetka_projections::RegionConfig::default();
     config.attendance_codes.insert("X".into(), "remote".into());
     let mut h2 = Harness::with_config(config);
-    h2.ok(
-        AUTH,
-        "registry",
-        "ledger.established",
-        json!({"origin": "o", "authority": AUTH}),
-    );
+    h2.ok(AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": AUTH}));
     h2.ok(
         AUTH,
         "registry",
         "registry.institution_registered",
         json!({"institution": "sch-001", "kind": "school", "territory": "t"}),
     );
-    h2.grant(
-        AUTH,
-        TEACHER,
-        "t-1",
-        &["teacher"],
-        json!({"institution": "sch-001"}),
-    );
+    h2.grant(AUTH, TEACHER, "t-1", &["teacher"], json!({"institution": "sch-001"}));
     h2.ok(TEACHER, L2, "journal.attendance_marked", att("X"));
 }
 
 #[test]
 fn lessons_are_held_in_the_teachers_institution() {
     let mut h = Harness::region();
-    let lesson =
-        json!({"lesson_id": "l-1", "class": "5А", "subject": "math", "lesson_date": "2026-09-01"});
-    h.ok(
-        TEACHER_5A,
-        "institution/sch-001",
-        "journal.lesson_held",
-        lesson.clone(),
-    );
-    h.refused(
-        "not_authorized",
-        TEACHER_5A,
-        "institution/sch-002",
-        "journal.lesson_held",
-        lesson.clone(),
-    );
-    h.refused(
-        "stream_mismatch",
-        TEACHER_5A,
-        "institution/",
-        "journal.lesson_held",
-        lesson,
-    );
+    let lesson = json!({"lesson_id": "l-1", "class": "5А", "subject": "math", "lesson_date": "2026-09-01"});
+    h.ok(TEACHER_5A, "institution/sch-001", "journal.lesson_held", lesson.clone());
+    h.refused("not_authorized", TEACHER_5A, "institution/sch-002", "journal.lesson_held", lesson.clone());
+    h.refused("stream_mismatch", TEACHER_5A, "institution/", "journal.lesson_held", lesson);
 }
 
 #[test]
 fn corrections_name_an_event_of_the_same_learner() {
     let mut h = Harness::region();
-    let g1 = h.ok(
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"mark": 3})),
-    );
+    let g1 = h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": 3})));
     let g2 = h.ok(TEACHER, L2, "journal.grade_recorded", grade(json!({})));
     let a1 = h.ok(
         TEACHER,
@@ -222,24 +89,9 @@ fn corrections_name_an_event_of_the_same_learner() {
         merge(&mut c, extra);
         c
     };
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&g1, json!({"mark": 4, "scale": "five_point"})),
-    );
-    h.ok(
-        CLASS_5A,
-        L1,
-        "journal.record_corrected",
-        corr(&a1, json!({"code": "УП", "authorised_by": CLASS_5A})),
-    );
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&g1, json!({})),
-    );
+    h.ok(TEACHER, L1, "journal.record_corrected", corr(&g1, json!({"mark": 4, "scale": "five_point"})));
+    h.ok(CLASS_5A, L1, "journal.record_corrected", corr(&a1, json!({"code": "УП", "authorised_by": CLASS_5A})));
+    h.ok(TEACHER, L1, "journal.record_corrected", corr(&g1, json!({})));
     h.refused(
         "corrected_event_unknown",
         TEACHER,
@@ -247,20 +99,8 @@ fn corrections_name_an_event_of_the_same_learner() {
         "journal.record_corrected",
         corr("00000000-0000-4000-8000-ffffffffffff", json!({})),
     );
-    h.refused(
-        "corrected_event_other_learner",
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&g2, json!({})),
-    );
-    h.refused(
-        "corrected_event_not_correctable",
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&ach, json!({})),
-    );
+    h.refused("corrected_event_other_learner", TEACHER, L1, "journal.record_corrected", corr(&g2, json!({})));
+    h.refused("corrected_event_not_correctable", TEACHER, L1, "journal.record_corrected", corr(&ach, json!({})));
     h.refused(
         "authoriser_not_authorized",
         TEACHER,
@@ -282,13 +122,7 @@ fn corrections_name_an_event_of_the_same_learner() {
         "journal.record_corrected",
         corr(&g1, json!({"mark": 7, "scale": "five_point"})),
     );
-    h.refused(
-        "event_malformed",
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&g1, json!({"mark": 4})),
-    );
+    h.refused("event_malformed", TEACHER, L1, "journal.record_corrected", corr(&g1, json!({"mark": 4})));
     h.refused(
         "event_malformed",
         TEACHER,
@@ -296,20 +130,8 @@ fn corrections_name_an_event_of_the_same_learner() {
         "journal.record_corrected",
         corr(&g1, json!({"mark": 4, "scale": "five_point", "code": "Н"})),
     );
-    h.refused(
-        "attendance_code_unknown",
-        TEACHER,
-        L1,
-        "journal.record_corrected",
-        corr(&a1, json!({"code": "?"})),
-    );
-    h.refused(
-        "not_authorized",
-        TEACHER_5A,
-        L1,
-        "journal.record_corrected",
-        corr(&g1, json!({"class": "6Б"})),
-    );
+    h.refused("attendance_code_unknown", TEACHER, L1, "journal.record_corrected", corr(&a1, json!({"code": "?"})));
+    h.refused("not_authorized", TEACHER_5A, L1, "journal.record_corrected", corr(&g1, json!({"class": "6Б"})));
 }
 
 #[test]
@@ -318,44 +140,15 @@ fn term_year_and_intermediate_grades() {
     let tg = |term: i64| json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": 2026, "term": term, "mark": 4, "scale": "five_point"});
     h.ok(CLASS_5A, L1, "journal.term_grade_set", tg(1));
     h.ok(CLASS_5A, L1, "journal.term_grade_set", tg(4));
-    h.refused(
-        "term_out_of_range",
-        CLASS_5A,
-        L1,
-        "journal.term_grade_set",
-        tg(5),
-    );
-    h.refused(
-        "term_out_of_range",
-        CLASS_5A,
-        L1,
-        "journal.term_grade_set",
-        tg(0),
-    );
+    h.refused("term_out_of_range", CLASS_5A, L1, "journal.term_grade_set", tg(5));
+    h.refused("term_out_of_range", CLASS_5A, L1, "journal.term_grade_set", tg(0));
     let yg = json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": 2026, "mark": 4, "scale": "five_point"});
     h.ok(TEACHER, L1, "journal.year_grade_set", yg.clone());
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.intermediate_attestation_recorded",
-        yg.clone(),
-    );
+    h.ok(TEACHER, L1, "journal.intermediate_attestation_recorded", yg.clone());
     let mut bad = yg;
     bad["mark"] = json!(0);
-    h.refused(
-        "grade_out_of_scale",
-        TEACHER,
-        L1,
-        "journal.intermediate_attestation_recorded",
-        bad.clone(),
-    );
-    h.refused(
-        "grade_out_of_scale",
-        TEACHER,
-        L1,
-        "journal.year_grade_set",
-        bad,
-    );
+    h.refused("grade_out_of_scale", TEACHER, L1, "journal.intermediate_attestation_recorded", bad.clone());
+    h.refused("grade_out_of_scale", TEACHER, L1, "journal.year_grade_set", bad);
 }
 
 fn fail_attestation(h: &mut Harness, stream: &str) -> String {
@@ -380,67 +173,15 @@ fn debts_allow_two_retakes_the_second_before_a_commission() {
     h.at("2027-05-30T09:00:00Z");
     let att = fail_attestation(&mut h, L1);
     let g = h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({})));
-    h.refused(
-        "attestation_event_unknown",
-        CLASS_5A,
-        L1,
-        "journal.academic_debt_opened",
-        debt("d-1", &g),
-    );
-    h.refused(
-        "attestation_event_unknown",
-        CLASS_5A,
-        L1,
-        "journal.academic_debt_opened",
-        debt("d-1", "nope"),
-    );
-    h.refused(
-        "attestation_event_unknown",
-        CLASS_5A,
-        L2,
-        "journal.academic_debt_opened",
-        debt("d-1", &att),
-    );
-    h.ok(
-        CLASS_5A,
-        L1,
-        "journal.academic_debt_opened",
-        debt("d-1", &att),
-    );
-    h.refused(
-        "debt_already_opened",
-        CLASS_5A,
-        L1,
-        "journal.academic_debt_opened",
-        debt("d-1", &att),
-    );
-    h.refused(
-        "debt_unknown",
-        TEACHER,
-        L2,
-        "journal.retake_recorded",
-        retake("d-1", "2027-06-10", 3, &[]),
-    );
-    h.refused(
-        "retake_before_debt",
-        TEACHER,
-        L1,
-        "journal.retake_recorded",
-        retake("d-1", "2027-05-01", 3, &[]),
-    );
-    h.refused(
-        "retake_after_deadline",
-        TEACHER,
-        L1,
-        "journal.retake_recorded",
-        retake("d-1", "2028-06-10", 3, &[]),
-    );
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.retake_recorded",
-        retake("d-1", "2027-06-10", 2, &[]),
-    );
+    h.refused("attestation_event_unknown", CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", &g));
+    h.refused("attestation_event_unknown", CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", "nope"));
+    h.refused("attestation_event_unknown", CLASS_5A, L2, "journal.academic_debt_opened", debt("d-1", &att));
+    h.ok(CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", &att));
+    h.refused("debt_already_opened", CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", &att));
+    h.refused("debt_unknown", TEACHER, L2, "journal.retake_recorded", retake("d-1", "2027-06-10", 3, &[]));
+    h.refused("retake_before_debt", TEACHER, L1, "journal.retake_recorded", retake("d-1", "2027-05-01", 3, &[]));
+    h.refused("retake_after_deadline", TEACHER, L1, "journal.retake_recorded", retake("d-1", "2028-06-10", 3, &[]));
+    h.ok(TEACHER, L1, "journal.retake_recorded", retake("d-1", "2027-06-10", 2, &[]));
     h.refused(
         "retake_requires_commission",
         TEACHER,
@@ -463,12 +204,7 @@ fn debts_allow_two_retakes_the_second_before_a_commission() {
         "journal.retake_recorded",
         retake("d-1", "2027-09-10", 2, &[TEACHER, CLASS_5A, TEACHER2]),
     );
-    h.ok(
-        TEACHER,
-        L1,
-        "journal.retake_recorded",
-        retake("d-1", "2027-09-10", 2, &[TEACHER, CLASS_5A, ADMIN]),
-    );
+    h.ok(TEACHER, L1, "journal.retake_recorded", retake("d-1", "2027-09-10", 2, &[TEACHER, CLASS_5A, ADMIN]));
     h.refused(
         "retake_limit_reached",
         TEACHER,
@@ -478,25 +214,9 @@ fn debts_allow_two_retakes_the_second_before_a_commission() {
     );
     // A passed retake closes the debt.
     let att2 = fail_attestation(&mut h, L2);
-    h.ok(
-        CLASS_5A,
-        L2,
-        "journal.academic_debt_opened",
-        debt("d-2", &att2),
-    );
-    h.ok(
-        TEACHER,
-        L2,
-        "journal.retake_recorded",
-        retake("d-2", "2027-06-10", 4, &[]),
-    );
-    h.refused(
-        "debt_closed",
-        TEACHER,
-        L2,
-        "journal.retake_recorded",
-        retake("d-2", "2027-06-11", 5, &[]),
-    );
+    h.ok(CLASS_5A, L2, "journal.academic_debt_opened", debt("d-2", &att2));
+    h.ok(TEACHER, L2, "journal.retake_recorded", retake("d-2", "2027-06-10", 4, &[]));
+    h.refused("debt_closed", TEACHER, L2, "journal.retake_recorded", retake("d-2", "2027-06-11", 5, &[]));
 }
 
 #[test]
@@ -504,138 +224,55 @@ fn promotion_and_documents_depend_on_open_debts() {
     let mut h = Harness::region();
     h.at("2027-05-30T09:00:00Z");
     let promo = |basis: &str| json!({"institution": "sch-001", "from_class": "5А", "to_class": "6А", "academic_year": 2026, "basis": basis});
-    let cert = |n: &str| json!({"institution": "sch-001", "level": "basic_general", "number": n, "issued_on": "2027-06-25"});
-    h.refused(
-        "conditional_promotion_without_debt",
-        CLASS_5A,
-        L1,
-        "journal.promoted",
-        promo("conditional"),
-    );
-    h.refused(
-        "promotion_basis_unknown",
-        CLASS_5A,
-        L1,
-        "journal.promoted",
-        promo("sideways"),
-    );
-    h.refused(
-        "not_authorized",
-        TEACHER_5A,
-        L1,
-        "journal.promoted",
-        promo("full"),
-    );
+    let cert =
+        |n: &str| json!({"institution": "sch-001", "level": "basic_general", "number": n, "issued_on": "2027-06-25"});
+    h.refused("conditional_promotion_without_debt", CLASS_5A, L1, "journal.promoted", promo("conditional"));
+    h.refused("promotion_basis_unknown", CLASS_5A, L1, "journal.promoted", promo("sideways"));
+    h.refused("not_authorized", TEACHER_5A, L1, "journal.promoted", promo("full"));
     h.ok(CLASS_5A, L2, "journal.promoted", promo("full"));
     let att = fail_attestation(&mut h, L1);
-    h.ok(
-        CLASS_5A,
-        L1,
-        "journal.academic_debt_opened",
-        debt("d-1", &att),
-    );
-    h.refused(
-        "open_debt_blocks_promotion",
-        CLASS_5A,
-        L1,
-        "journal.promoted",
-        promo("full"),
-    );
+    h.ok(CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", &att));
+    h.refused("open_debt_blocks_promotion", CLASS_5A, L1, "journal.promoted", promo("full"));
     h.ok(CLASS_5A, L1, "journal.promoted", promo("conditional"));
-    h.refused(
-        "open_debt_blocks_certificate",
-        REGISTRAR,
-        L1,
-        "journal.certificate_issued",
-        cert("A-1"),
-    );
+    h.refused("open_debt_blocks_certificate", REGISTRAR, L1, "journal.certificate_issued", cert("A-1"));
     h.ok(REGISTRAR, L2, "journal.certificate_issued", cert("A-1"));
+    h.refused("document_number_duplicate", REGISTRAR, "learner/47-000003", "journal.certificate_issued", cert("A-1"));
     h.refused(
-        "document_number_duplicate",
+        "certificate_level_unknown",
         REGISTRAR,
-        "learner/47-000003",
-        "journal.certificate_issued",
-        cert("A-1"),
-    );
-    h.refused("certificate_level_unknown", REGISTRAR, L2, "journal.certificate_issued", json!({"institution": "sch-001", "level": "gold", "number": "A-2", "issued_on": "2027-06-25"}));
-    h.refused(
-        "not_authorized",
-        TEACHER,
         L2,
         "journal.certificate_issued",
-        cert("A-3"),
+        json!({"institution": "sch-001", "level": "gold", "number": "A-2", "issued_on": "2027-06-25"}),
     );
-    h.refused("institution_kind_mismatch", COL_REGISTRAR, L2, "journal.certificate_issued", json!({"institution": "col-001", "level": "basic_general", "number": "A-2", "issued_on": "2027-06-25"}));
+    h.refused("not_authorized", TEACHER, L2, "journal.certificate_issued", cert("A-3"));
+    h.refused(
+        "institution_kind_mismatch",
+        COL_REGISTRAR,
+        L2,
+        "journal.certificate_issued",
+        json!({"institution": "col-001", "level": "basic_general", "number": "A-2", "issued_on": "2027-06-25"}),
+    );
 }
 
 #[test]
 fn final_attestation_scores() {
     let mut h = Harness::region();
     let fa = |exam: &str, score: i64| json!({"institution": "sch-001", "exam": exam, "subject": "math", "academic_year": 2026, "score": score});
-    h.ok(
-        REGISTRAR,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("ege", 87),
-    );
-    h.ok(
-        ADMIN,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("oge", 0),
-    );
-    h.refused(
-        "score_out_of_range",
-        REGISTRAR,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("ege", 101),
-    );
-    h.refused(
-        "score_out_of_range",
-        REGISTRAR,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("ege", -1),
-    );
-    h.refused(
-        "exam_kind_unknown",
-        REGISTRAR,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("sat", 50),
-    );
-    h.refused(
-        "not_authorized",
-        TEACHER,
-        L1,
-        "journal.final_attestation_recorded",
-        fa("ege", 50),
-    );
+    h.ok(REGISTRAR, L1, "journal.final_attestation_recorded", fa("ege", 87));
+    h.ok(ADMIN, L1, "journal.final_attestation_recorded", fa("oge", 0));
+    h.refused("score_out_of_range", REGISTRAR, L1, "journal.final_attestation_recorded", fa("ege", 101));
+    h.refused("score_out_of_range", REGISTRAR, L1, "journal.final_attestation_recorded", fa("ege", -1));
+    h.refused("exam_kind_unknown", REGISTRAR, L1, "journal.final_attestation_recorded", fa("sat", 50));
+    h.refused("not_authorized", TEACHER, L1, "journal.final_attestation_recorded", fa("ege", 50));
 }
 
 #[test]
 fn college_record_book() {
     let mut h = Harness::region();
     let cr = |mark: serde_json::Value, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "mark": mark, "scale": scale});
-    h.ok(
-        COL_TEACHER,
-        L1,
-        "college.course_result_recorded",
-        cr(json!("хорошо"), "four_level"),
-    );
-    h.ok(
-        COL_TEACHER,
-        L1,
-        "college.course_result_recorded",
-        cr(json!(5), "five_point"),
-    );
-    h.ok(
-        COL_TEACHER,
-        L1,
-        "college.course_result_recorded",
-        cr(json!("не зачтено"), "pass_fail"),
-    );
+    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!("хорошо"), "four_level"));
+    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!(5), "five_point"));
+    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!("не зачтено"), "pass_fail"));
     h.refused(
         "grade_out_of_scale",
         COL_TEACHER,
@@ -643,65 +280,20 @@ fn college_record_book() {
         "college.course_result_recorded",
         cr(json!("отлично"), "pass_fail"),
     );
-    h.refused(
-        "not_authorized",
-        TEACHER,
-        L1,
-        "college.course_result_recorded",
-        cr(json!(5), "five_point"),
-    );
+    h.refused("not_authorized", TEACHER, L1, "college.course_result_recorded", cr(json!(5), "five_point"));
     let mut school = cr(json!(5), "five_point");
     school["institution"] = json!("sch-001");
-    h.refused(
-        "institution_kind_mismatch",
-        TEACHER,
-        L1,
-        "college.course_result_recorded",
-        school,
-    );
+    h.refused("institution_kind_mismatch", TEACHER, L1, "college.course_result_recorded", school);
     let mut t = cr(json!(5), "five_point");
     t["term"] = json!(13);
-    h.refused(
-        "term_out_of_range",
-        COL_TEACHER,
-        L1,
-        "college.course_result_recorded",
-        t,
-    );
+    h.refused("term_out_of_range", COL_TEACHER, L1, "college.course_result_recorded", t);
     let ex = |form: &str, mark: &str, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "form": form, "mark": mark, "scale": scale});
-    h.ok(
-        COL_TEACHER,
-        L1,
-        "college.exam_recorded",
-        ex("exam", "отлично", "four_level"),
-    );
-    h.ok(
-        COL_TEACHER,
-        L1,
-        "college.exam_recorded",
-        ex("credit", "зачтено", "pass_fail"),
-    );
-    h.refused(
-        "scale_not_allowed",
-        COL_TEACHER,
-        L1,
-        "college.exam_recorded",
-        ex("credit", "отлично", "four_level"),
-    );
-    h.refused(
-        "exam_form_unknown",
-        COL_TEACHER,
-        L1,
-        "college.exam_recorded",
-        ex("quiz", "зачтено", "pass_fail"),
-    );
+    h.ok(COL_TEACHER, L1, "college.exam_recorded", ex("exam", "отлично", "four_level"));
+    h.ok(COL_TEACHER, L1, "college.exam_recorded", ex("credit", "зачтено", "pass_fail"));
+    h.refused("scale_not_allowed", COL_TEACHER, L1, "college.exam_recorded", ex("credit", "отлично", "four_level"));
+    h.refused("exam_form_unknown", COL_TEACHER, L1, "college.exam_recorded", ex("quiz", "зачтено", "pass_fail"));
     let dip = |level: &str, n: &str| json!({"institution": "col-001", "level": level, "number": n, "issued_on": "2027-06-30"});
-    h.ok(
-        COL_REGISTRAR,
-        L1,
-        "college.diploma_issued",
-        dip("secondary_vocational", "D-1"),
-    );
+    h.ok(COL_REGISTRAR, L1, "college.diploma_issued", dip("secondary_vocational", "D-1"));
     h.refused(
         "document_number_duplicate",
         COL_REGISTRAR,
@@ -709,18 +301,6 @@ fn college_record_book() {
         "college.diploma_issued",
         dip("secondary_vocational", "D-1"),
     );
-    h.refused(
-        "diploma_level_unknown",
-        COL_REGISTRAR,
-        L2,
-        "college.diploma_issued",
-        dip("phd", "D-2"),
-    );
-    h.refused(
-        "not_authorized",
-        COL_TEACHER,
-        L2,
-        "college.diploma_issued",
-        dip("bachelor", "D-2"),
-    );
+    h.refused("diploma_level_unknown", COL_REGISTRAR, L2, "college.diploma_issued", dip("phd", "D-2"));
+    h.refused("not_authorized", COL_TEACHER, L2, "college.diploma_issued", dip("bachelor", "D-2"));
 }

@@ -12,26 +12,9 @@ fn ach(id: &str, extra: Value) -> Value {
 #[test]
 fn achievements_are_attested_by_registered_issuers() {
     let mut h = Harness::region();
-    h.ok(
-        ISSUER,
-        L1,
-        "portfolio.achievement_attested",
-        ach("ac-1", json!({})),
-    );
-    h.refused(
-        "issuer_not_registered",
-        TEACHER,
-        L1,
-        "portfolio.achievement_attested",
-        ach("ac-2", json!({})),
-    );
-    h.refused(
-        "key_unknown",
-        "did:key:z6MkStranger",
-        L1,
-        "portfolio.achievement_attested",
-        ach("ac-2", json!({})),
-    );
+    h.ok(ISSUER, L1, "portfolio.achievement_attested", ach("ac-1", json!({})));
+    h.refused("issuer_not_registered", TEACHER, L1, "portfolio.achievement_attested", ach("ac-2", json!({})));
+    h.refused("key_unknown", "did:key:z6MkStranger", L1, "portfolio.achievement_attested", ach("ac-2", json!({})));
     h.refused(
         "achievement_level_unknown",
         ISSUER,
@@ -53,13 +36,7 @@ fn achievements_are_attested_by_registered_issuers() {
         "portfolio.achievement_attested",
         ach("ac-2", json!({"date": "2026-09-02"})),
     );
-    h.refused(
-        "achievement_duplicate",
-        ISSUER,
-        L2,
-        "portfolio.achievement_attested",
-        ach("ac-1", json!({})),
-    );
+    h.refused("achievement_duplicate", ISSUER, L2, "portfolio.achievement_attested", ach("ac-1", json!({})));
     h.refused(
         "personal_data_in_log",
         ISSUER,
@@ -68,13 +45,7 @@ fn achievements_are_attested_by_registered_issuers() {
         ach("ac-2", json!({"winner_name": "Иванов"})),
     );
     // Revocation by the issuer (or its institution's issuers) only.
-    h.grant(
-        AUTH,
-        "did:key:z6MkIssuer2",
-        "p-iss2",
-        &["achievement_issuer"],
-        json!({"institution": "sch-001"}),
-    );
+    h.grant(AUTH, "did:key:z6MkIssuer2", "p-iss2", &["achievement_issuer"], json!({"institution": "sch-001"}));
     h.refused(
         "not_authorized",
         "did:key:z6MkIssuer2",
@@ -89,12 +60,7 @@ fn achievements_are_attested_by_registered_issuers() {
         "portfolio.achievement_revoked",
         json!({"achievement_id": "ac-1", "reason": "x"}),
     );
-    h.ok(
-        ISSUER,
-        L1,
-        "portfolio.achievement_revoked",
-        json!({"achievement_id": "ac-1", "reason": "disqualified"}),
-    );
+    h.ok(ISSUER, L1, "portfolio.achievement_revoked", json!({"achievement_id": "ac-1", "reason": "disqualified"}));
     h.refused(
         "achievement_already_revoked",
         ISSUER,
@@ -115,40 +81,11 @@ fn transfers_between_institutions_and_regions() {
         t
     };
     h.ok(REGISTRAR, L1, "learner.transferred", tr("sch-002", None));
-    h.ok(
-        ADMIN,
-        L1,
-        "learner.transferred",
-        tr("78-sch-0500", Some("ru-78")),
-    );
-    h.refused(
-        "institution_unknown",
-        REGISTRAR,
-        L1,
-        "learner.transferred",
-        tr("sch-404", None),
-    );
-    h.refused(
-        "transfer_to_same_institution",
-        REGISTRAR,
-        L1,
-        "learner.transferred",
-        tr("sch-001", None),
-    );
-    h.refused(
-        "not_authorized",
-        TEACHER,
-        L1,
-        "learner.transferred",
-        tr("sch-002", None),
-    );
-    h.refused(
-        "not_authorized",
-        ADMIN2,
-        L1,
-        "learner.transferred",
-        tr("sch-002", None),
-    );
+    h.ok(ADMIN, L1, "learner.transferred", tr("78-sch-0500", Some("ru-78")));
+    h.refused("institution_unknown", REGISTRAR, L1, "learner.transferred", tr("sch-404", None));
+    h.refused("transfer_to_same_institution", REGISTRAR, L1, "learner.transferred", tr("sch-001", None));
+    h.refused("not_authorized", TEACHER, L1, "learner.transferred", tr("sch-002", None));
+    h.refused("not_authorized", ADMIN2, L1, "learner.transferred", tr("sch-002", None));
 }
 
 #[test]
@@ -209,33 +146,10 @@ fn additional_education_programs() {
         }
         e
     };
-    h.refused(
-        "certificate_unknown",
-        ADO_REGISTRAR,
-        L2,
-        "additional.enrolled",
-        enrol(Some("pfdo-1")),
-    );
-    h.ok(
-        ADO_REGISTRAR,
-        L1,
-        "additional.enrolled",
-        enrol(Some("pfdo-1")),
-    );
-    h.refused(
-        "already_enrolled_in_program",
-        ADO_REGISTRAR,
-        L1,
-        "additional.enrolled",
-        enrol(None),
-    );
-    h.refused(
-        "program_full",
-        ADO_REGISTRAR,
-        L2,
-        "additional.enrolled",
-        enrol(None),
-    );
+    h.refused("certificate_unknown", ADO_REGISTRAR, L2, "additional.enrolled", enrol(Some("pfdo-1")));
+    h.ok(ADO_REGISTRAR, L1, "additional.enrolled", enrol(Some("pfdo-1")));
+    h.refused("already_enrolled_in_program", ADO_REGISTRAR, L1, "additional.enrolled", enrol(None));
+    h.refused("program_full", ADO_REGISTRAR, L2, "additional.enrolled", enrol(None));
     h.refused(
         "program_unknown",
         ADO_REGISTRAR,
@@ -244,13 +158,7 @@ fn additional_education_programs() {
         json!({"institution": "ado-001", "program_id": "ballet"}),
     );
     let left = json!({"institution": "ado-001", "program_id": "robotics", "reason": "moved"});
-    h.refused(
-        "not_enrolled_in_program",
-        ADO_REGISTRAR,
-        L2,
-        "additional.left",
-        left.clone(),
-    );
+    h.refused("not_enrolled_in_program", ADO_REGISTRAR, L2, "additional.left", left.clone());
     h.ok(ADO_REGISTRAR, L1, "additional.left", left);
     h.ok(ADO_REGISTRAR, L2, "additional.enrolled", enrol(None));
 }

@@ -67,14 +67,7 @@ impl World {
         self.n += 1;
         let mut data = data;
         data["v"] = json!(1);
-        Step {
-            author: author.into(),
-            stream: stream.into(),
-            ty,
-            data,
-            at: self.at(),
-            expect,
-        }
+        Step { author: author.into(), stream: stream.into(), ty, data, at: self.at(), expect }
     }
 
     fn grade(inst: &str, class: &str, mark: i64) -> Value {
@@ -83,13 +76,8 @@ impl World {
 
     /// The setup: institutions and teacher keys with class scopes.
     fn setup(&mut self) -> Vec<Step> {
-        let mut s = vec![self.step(
-            AUTH,
-            "registry",
-            "ledger.established",
-            json!({"origin": "o", "authority": AUTH}),
-            None,
-        )];
+        let mut s =
+            vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": AUTH}), None)];
         for i in 0..3 {
             let inst = format!("sch-{i}");
             s.push(self.step(
@@ -131,16 +119,16 @@ impl World {
         let learner = format!("learner/47-{:06}", self.rng.below(50));
         let mark = 2 + self.rng.below(4) as i64;
         match self.rng.below(12) {
-            0..=4 => vec![self.step(
-                &key,
-                &learner,
-                "journal.grade_recorded",
-                Self::grade(&inst, &class, mark),
-                None,
-            )],
+            0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
             5 => {
                 let code = ["Н", "Б", "УП", "ОП"][self.rng.below(4)];
-                vec![self.step(&key, &learner, "journal.attendance_marked", json!({"institution": inst, "class": class, "lesson_date": "2026-09-02", "code": code}), None)]
+                vec![self.step(
+                    &key,
+                    &learner,
+                    "journal.attendance_marked",
+                    json!({"institution": inst, "class": class, "lesson_date": "2026-09-02", "code": code}),
+                    None,
+                )]
             }
             6 => {
                 // Out-of-scope class or other institution.
@@ -151,13 +139,7 @@ impl World {
                 } else {
                     Self::grade(other_inst, &class, mark)
                 };
-                vec![self.step(
-                    &key,
-                    &learner,
-                    "journal.grade_recorded",
-                    data,
-                    Some("not_authorized"),
-                )]
+                vec![self.step(&key, &learner, "journal.grade_recorded", data, Some("not_authorized"))]
             }
             7 => {
                 // Wrong key (never granted), or a mark off the scale.
@@ -185,13 +167,7 @@ impl World {
                 let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
                 self.revoked.push(key.clone());
                 vec![
-                    self.step(
-                        &admin,
-                        "registry",
-                        "keys.revoked",
-                        json!({"key": key, "reason": "left"}),
-                        None,
-                    ),
+                    self.step(&admin, "registry", "keys.revoked", json!({"key": key, "reason": "left"}), None),
                     self.step(
                         &key,
                         &learner,
@@ -207,7 +183,13 @@ impl World {
                 let app = format!("ap-{}", self.n);
                 let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
                 let votes = 3 + self.rng.below(4);
-                let mut s = vec![self.step(&admin, &teacher, "attestation.application_submitted", json!({"application_id": app, "commission": "com", "institution": inst, "category": "first"}), None)];
+                let mut s = vec![self.step(
+                    &admin,
+                    &teacher,
+                    "attestation.application_submitted",
+                    json!({"application_id": app, "commission": "com", "institution": inst, "category": "first"}),
+                    None,
+                )];
                 for m in 0..votes {
                     s.push(self.step(
                         &format!("did:key:z6MkM{m}"),
@@ -226,25 +208,29 @@ impl World {
                         Some("vote_already_cast"),
                     ));
                 }
-                let expect = if votes < 5 {
-                    Some("quorum_not_met")
-                } else {
-                    None
-                };
-                s.push(self.step("did:key:z6MkSec", &teacher, "attestation.decision_recorded", json!({"application_id": app, "decision": "granted", "decided_on": "2026-10-01"}), expect));
+                let expect = if votes < 5 { Some("quorum_not_met") } else { None };
+                s.push(self.step(
+                    "did:key:z6MkSec",
+                    &teacher,
+                    "attestation.decision_recorded",
+                    json!({"application_id": app, "decision": "granted", "decided_on": "2026-10-01"}),
+                    expect,
+                ));
                 s
             }
             10 if !self.revoked.is_empty() => {
                 let k = self.revoked[self.rng.below(self.revoked.len())].clone();
-                vec![self.step(&k, &learner, "journal.attendance_marked", json!({"institution": inst, "class": class, "lesson_date": "2026-09-02", "code": "Н"}), Some("key_revoked"))]
+                vec![self.step(
+                    &k,
+                    &learner,
+                    "journal.attendance_marked",
+                    json!({"institution": inst, "class": class, "lesson_date": "2026-09-02", "code": "Н"}),
+                    Some("key_revoked"),
+                )]
             }
             _ => {
                 // A correction of an earlier grade of the same learner, or of another learner's.
-                match self
-                    .grades
-                    .get(self.rng.below(self.grades.len().max(1)))
-                    .cloned()
-                {
+                match self.grades.get(self.rng.below(self.grades.len().max(1))).cloned() {
                     Some((id, stream)) => {
                         let (expect, target) = if self.rng.below(3) == 0 && stream != learner {
                             (Some("corrected_event_other_learner"), learner)
@@ -278,14 +264,7 @@ impl Lookup for Index2 {
 }
 
 fn run(seed: u64, steps: usize) -> Result<(), String> {
-    let mut world = World {
-        rng: Rng(seed),
-        teachers: vec![],
-        revoked: vec![],
-        day: 0,
-        n: 0,
-        grades: vec![],
-    };
+    let mut world = World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] };
     let mut rules = Rules::new(AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut log = Log::default();
     let mut batch = world.setup();
@@ -311,9 +290,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             }
             if got.is_ok() {
                 rules.apply(&e);
-                log.index
-                    .0
-                    .insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
+                log.index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
                 if s.ty == "journal.grade_recorded" {
                     world.grades.push((id.clone(), s.stream.clone()));
                 }
@@ -339,33 +316,21 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             author: &s.author,
             data: &s.data,
         };
-        audit
-            .check(&e, &index)
-            .map_err(|r| format!("audit refused entry {seq} ({}): {r}", s.ty))?;
+        audit.check(&e, &index).map_err(|r| format!("audit refused entry {seq} ({}): {r}", s.ty))?;
         audit.apply(&e);
-        index
-            .0
-            .insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
+        index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
     }
     if accepted < steps / 2 || refused == 0 {
-        return Err(format!(
-            "degenerate history: {accepted} accepted, {refused} refused"
-        ));
+        return Err(format!("degenerate history: {accepted} accepted, {refused} refused"));
     }
     Ok(())
 }
 
 #[test]
 fn mutations_are_refused_exactly_and_the_audit_agrees() {
-    let base = std::env::var("ZACHETKA_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let base = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
     for i in 0..40 {
         let seed = base.wrapping_add(i);
         if let Err(e) = run(seed, 400) {
@@ -378,12 +343,7 @@ fn mutations_are_refused_exactly_and_the_audit_agrees() {
 fn an_audit_catches_an_entry_that_bypassed_the_rules() {
     // An operator writes a grade by a revoked key straight into the store: the replay refuses it.
     let mut h = Harness::region();
-    h.ok(
-        ADMIN,
-        "registry",
-        "keys.revoked",
-        json!({"key": TEACHER, "reason": "left"}),
-    );
+    h.ok(ADMIN, "registry", "keys.revoked", json!({"key": TEACHER, "reason": "left"}));
     let mut data = grade(json!({}));
     data["v"] = json!(1);
     let e = Envelope {
@@ -444,22 +404,14 @@ fn garbage_data_is_refused_without_panics() {
         "level",
         "date",
     ];
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
     // Shown only if the test fails (a panic inside the rules).
     eprintln!("garbage seed {seed}");
     let mut rng = Rng(seed);
     let mut h = Harness::region();
     let authors = [AUTH, ADMIN, TEACHER, OPERATOR, REGISTRAR, SECRETARY, ISSUER];
-    let streams = [
-        "registry",
-        L1,
-        "institution/sch-001",
-        "queue/kg/tikhvin",
-        "teacher/t-0001",
-    ];
+    let streams = ["registry", L1, "institution/sch-001", "queue/kg/tikhvin", "teacher/t-0001"];
     for _ in 0..20_000 {
         let mut data = serde_json::Map::new();
         data.insert("v".into(), json!(1));

@@ -7,10 +7,7 @@ use zachetka_projections::{event_types, schema_version, Envelope, RegionConfig};
 #[test]
 fn region_default_json_equals_the_default() {
     let text = include_str!("../../region-default.json");
-    assert_eq!(
-        RegionConfig::from_json(text).unwrap(),
-        RegionConfig::default()
-    );
+    assert_eq!(RegionConfig::from_json(text).unwrap(), RegionConfig::default());
     RegionConfig::default().validate().unwrap();
 }
 
@@ -22,19 +19,13 @@ fn region_profiles_are_validated() {
         f(&mut v);
         RegionConfig::from_json(&v.to_string()).unwrap_err()
     };
-    assert!(
-        bad(&|v| v["queue"]["benefit_categories"]["x"] = json!("vip")).contains("unknown tier vip")
-    );
-    assert!(
-        bad(&|v| v["scales_by_kind"]["school"] = json!(["ten_point"])).contains("unknown scale")
-    );
+    assert!(bad(&|v| v["queue"]["benefit_categories"]["x"] = json!("vip")).contains("unknown tier vip"));
+    assert!(bad(&|v| v["scales_by_kind"]["school"] = json!(["ten_point"])).contains("unknown scale"));
     assert!(bad(&|v| v["first_grade"]["window_1"]["to"] = json!("06-31")).contains("window"));
     assert!(bad(&|v| v["grade_weights"]["test"] = json!(0)).contains("must be positive"));
     assert!(bad(&|v| v["colour"] = json!("red")).contains("unknown field"));
-    assert!(
-        bad(&|v| v["admin_delegable_roles"] = json!(["institution_admin", "authority"]))
-            .contains("delegable role authority")
-    );
+    assert!(bad(&|v| v["admin_delegable_roles"] = json!(["institution_admin", "authority"]))
+        .contains("delegable role authority"));
 }
 
 #[test]
@@ -63,41 +54,11 @@ fn the_vocabulary_covers_every_subsystem() {
 #[test]
 fn every_event_passes_the_common_checks() {
     let mut h = Harness::region();
-    h.refused(
-        "unknown_event_type",
-        TEACHER,
-        L1,
-        "journal.grade_deleted",
-        json!({}),
-    );
-    h.refused(
-        "schema_version_unsupported",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"v": 2})),
-    );
-    h.refused(
-        "schema_version_unsupported",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"v": "1"})),
-    );
-    h.refused(
-        "payload_type_not_allowed",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"extra": true})),
-    );
-    h.refused(
-        "payload_type_not_allowed",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"extra": null})),
-    );
+    h.refused("unknown_event_type", TEACHER, L1, "journal.grade_deleted", json!({}));
+    h.refused("schema_version_unsupported", TEACHER, L1, "journal.grade_recorded", grade(json!({"v": 2})));
+    h.refused("schema_version_unsupported", TEACHER, L1, "journal.grade_recorded", grade(json!({"v": "1"})));
+    h.refused("payload_type_not_allowed", TEACHER, L1, "journal.grade_recorded", grade(json!({"extra": true})));
+    h.refused("payload_type_not_allowed", TEACHER, L1, "journal.grade_recorded", grade(json!({"extra": null})));
     assert!(h
         .refused(
             "personal_data_in_log",
@@ -107,36 +68,12 @@ fn every_event_passes_the_common_checks() {
             grade(json!({"note": "123-456-789 01"}))
         )
         .contains("data.note"));
-    h.refused(
-        "personal_data_in_log",
-        TEACHER,
-        L1,
-        "journal.grade_recorded",
-        grade(json!({"Surname": "x"})),
-    );
+    h.refused("personal_data_in_log", TEACHER, L1, "journal.grade_recorded", grade(json!({"Surname": "x"})));
     assert!(h
-        .refused(
-            "event_malformed",
-            TEACHER,
-            L1,
-            "journal.grade_recorded",
-            grade(json!({"extra": "x"}))
-        )
+        .refused("event_malformed", TEACHER, L1, "journal.grade_recorded", grade(json!({"extra": "x"})))
         .contains("data.extra"));
-    h.refused(
-        "stream_mismatch",
-        TEACHER,
-        "learner/a/b",
-        "journal.grade_recorded",
-        grade(json!({})),
-    );
-    h.refused(
-        "stream_mismatch",
-        TEACHER,
-        "registry",
-        "journal.grade_recorded",
-        grade(json!({})),
-    );
+    h.refused("stream_mismatch", TEACHER, "learner/a/b", "journal.grade_recorded", grade(json!({})));
+    h.refused("stream_mismatch", TEACHER, "registry", "journal.grade_recorded", grade(json!({})));
     // Without the helper's `v`: a missing version, a data value that is not an object, a bad time.
     let check = |h: &Harness, data: &Value, at: &str| {
         let e = Envelope {
@@ -152,21 +89,12 @@ fn every_event_passes_the_common_checks() {
     };
     let mut no_v = grade(json!({}));
     no_v.as_object_mut().unwrap().remove("v");
-    assert_eq!(
-        check(&h, &no_v, "2026-09-01T09:00:00Z"),
-        Err("schema_version_unsupported")
-    );
-    assert_eq!(
-        check(&h, &json!([1]), "2026-09-01T09:00:00Z"),
-        Err("event_malformed")
-    );
+    assert_eq!(check(&h, &no_v, "2026-09-01T09:00:00Z"), Err("schema_version_unsupported"));
+    assert_eq!(check(&h, &json!([1]), "2026-09-01T09:00:00Z"), Err("event_malformed"));
     let mut ok = grade(json!({}));
     ok["v"] = json!(1);
     assert_eq!(check(&h, &ok, "2026-09-01T09:00:00Z"), Ok(()));
-    assert_eq!(
-        check(&h, &ok, "2026-09-01 09:00:00"),
-        Err("event_malformed")
-    );
+    assert_eq!(check(&h, &ok, "2026-09-01 09:00:00"), Err("event_malformed"));
 }
 
 #[test]
@@ -190,8 +118,5 @@ fn check_is_pure_and_apply_ignores_malformed_events() {
     assert!(h.rules.grant("did:key:z6MkPure").is_none());
     h.rules.check_and_apply(&e, &h.index).unwrap();
     assert!(h.rules.grant("did:key:z6MkPure").is_some());
-    assert_eq!(
-        h.rules.check_and_apply(&e, &h.index).unwrap_err().code,
-        "key_already_granted"
-    );
+    assert_eq!(h.rules.check_and_apply(&e, &h.index).unwrap_err().code, "key_already_granted");
 }

@@ -25,15 +25,8 @@ fn accepts(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 fn sign_and_check(seed: &[u8; 32], public: &[u8], msg: &[u8], sig: &[u8], what: &str) {
     let key = KeyPair::from_seed(seed);
     assert_eq!(key.public().as_slice(), public, "{what}: public key");
-    assert_eq!(
-        key.sign(msg).to_bytes().as_slice(),
-        sig,
-        "{what}: signature"
-    );
-    assert!(
-        accepts(public, msg, sig),
-        "{what}: strict verification refused a known-good signature"
-    );
+    assert_eq!(key.sign(msg).to_bytes().as_slice(), sig, "{what}: signature");
+    assert!(accepts(public, msg, sig), "{what}: strict verification refused a known-good signature");
 }
 
 #[test]
@@ -41,10 +34,7 @@ fn rfc8032_section_7_1() {
     let v = json("rfc8032/rfc8032_ed25519.json");
     let tests = v["tests"].as_array().unwrap();
     let names: Vec<&str> = tests.iter().map(|t| str_of(t, "name")).collect();
-    assert_eq!(
-        names,
-        ["TEST 1", "TEST 2", "TEST 3", "TEST 1024", "TEST SHA(abc)"]
-    );
+    assert_eq!(names, ["TEST 1", "TEST 2", "TEST 3", "TEST 1024", "TEST SHA(abc)"]);
     for t in tests {
         let msg = hex(str_of(t, "message"));
         sign_and_check(
@@ -82,13 +72,7 @@ fn djb_sign_input_first_128_lines() {
         );
         if i < 3 {
             let t = &rfc["tests"][i];
-            assert_eq!(
-                hex(str_of(t, "signature")),
-                &sigmsg[..64],
-                "line {} is RFC 8032 TEST {}",
-                i + 1,
-                i + 1
-            );
+            assert_eq!(hex(str_of(t, "signature")), &sigmsg[..64], "line {} is RFC 8032 TEST {}", i + 1, i + 1);
         }
         n += 1;
     }
@@ -119,19 +103,12 @@ fn wycheproof_accepts_exactly_the_valid() {
                 // to be decided and pinned here, not silently allowed either way.
                 other => {
                     acceptable += 1;
-                    wrong.push(format!(
-                        "tcId {}: result {other:?} needs a decision (we accept={got})",
-                        t["tcId"]
-                    ));
+                    wrong.push(format!("tcId {}: result {other:?} needs a decision (we accept={got})", t["tcId"]));
                     continue;
                 }
             };
             if got != want {
-                wrong.push(format!(
-                    "tcId {} ({}): got accept={got}",
-                    t["tcId"],
-                    str_of(t, "comment")
-                ));
+                wrong.push(format!("tcId {} ({}): got accept={got}", t["tcId"], str_of(t, "comment")));
             }
         }
     }
@@ -147,13 +124,8 @@ fn wycheproof_accepts_exactly_the_valid() {
 /// cofactorless). The counts pin the policy: any change of verifier behaviour fails here.
 #[test]
 fn cctv_edge_cases_follow_the_strict_policy() {
-    const REJECTING: [&str; 5] = [
-        "low_order_A",
-        "low_order_R",
-        "non_canonical_A",
-        "non_canonical_R",
-        "low_order_residue",
-    ];
+    const REJECTING: [&str; 5] =
+        ["low_order_A", "low_order_R", "non_canonical_A", "non_canonical_R", "low_order_residue"];
     let v = json("cctv-ed25519/ed25519vectors.json");
     let vectors = v.as_array().unwrap();
     assert_eq!(vectors.len(), 914);
@@ -161,32 +133,20 @@ fn cctv_edge_cases_follow_the_strict_policy() {
     let mut wrong = Vec::new();
     for (i, t) in vectors.iter().enumerate() {
         assert_eq!(t["number"].as_u64(), Some(i as u64));
-        let flags: Vec<&str> = t["flags"]
-            .as_array()
-            .map(|f| f.iter().map(|x| x.as_str().unwrap()).collect())
-            .unwrap_or_default();
+        let flags: Vec<&str> =
+            t["flags"].as_array().map(|f| f.iter().map(|x| x.as_str().unwrap()).collect()).unwrap_or_default();
         let predicted = !flags.iter().any(|f| REJECTING.contains(f));
-        let got = accepts(
-            &hex(str_of(t, "key")),
-            str_of(t, "msg").as_bytes(),
-            &hex(str_of(t, "sig")),
-        );
+        let got = accepts(&hex(str_of(t, "key")), str_of(t, "msg").as_bytes(), &hex(str_of(t, "sig")));
         if got {
             accepted += 1;
         } else {
             rejected += 1;
         }
         if got != predicted {
-            wrong.push(format!(
-                "#{i} flags {flags:?}: accepted={got}, predicted {predicted}"
-            ));
+            wrong.push(format!("#{i} flags {flags:?}: accepted={got}, predicted {predicted}"));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} vectors off the predicate: {wrong:#?}",
-        wrong.len()
-    );
+    assert!(wrong.is_empty(), "{} vectors off the predicate: {wrong:#?}", wrong.len());
     assert_eq!((accepted, rejected), (CCTV_ACCEPTED, CCTV_REJECTED));
 }
 

@@ -17,10 +17,18 @@ fn all_cases() -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         }
     }
     for t in json("cctv-ed25519/ed25519vectors.json").as_array().unwrap() {
-        cases.push((hex(t["key"].as_str().unwrap()), t["msg"].as_str().unwrap().as_bytes().to_vec(), hex(t["sig"].as_str().unwrap())));
+        cases.push((
+            hex(t["key"].as_str().unwrap()),
+            t["msg"].as_str().unwrap().as_bytes().to_vec(),
+            hex(t["sig"].as_str().unwrap()),
+        ));
     }
     for t in json("rfc8032/rfc8032_ed25519.json")["tests"].as_array().unwrap() {
-        cases.push((hex(t["public_key"].as_str().unwrap()), hex(t["message"].as_str().unwrap()), hex(t["signature"].as_str().unwrap())));
+        cases.push((
+            hex(t["public_key"].as_str().unwrap()),
+            hex(t["message"].as_str().unwrap()),
+            hex(t["signature"].as_str().unwrap()),
+        ));
     }
     cases
 }
@@ -36,7 +44,9 @@ fn the_table_path_decides_every_vector_as_verify_strict_does() {
         let Ok(sig): Result<[u8; 64], _> = sig.as_slice().try_into() else { continue };
         let sig = Signature::from_bytes(&sig);
         let strict = verifying_key(&pk).map(|k| verify_strict(&k, msg, &sig).is_ok()).unwrap_or(false);
-        let table = verifying_key(&pk).map(|k| verify_strict_with_table(&negated_key_table(&k), &k, msg, &sig).is_ok()).unwrap_or(false);
+        let table = verifying_key(&pk)
+            .map(|k| verify_strict_with_table(&negated_key_table(&k), &k, msg, &sig).is_ok())
+            .unwrap_or(false);
         let cached = match cache.verify(&pk, msg, &sig) {
             Ok(()) => true,
             Err(KeyError::BadSignature | KeyError::WeakKey | KeyError::NotOnCurve) => false,

@@ -4,29 +4,22 @@
 
 use super::{author_keys, b64d, json, str_of, LEDGER};
 use serde_json::Value;
-use zachetka::event::{
-    sign_event, signing_input, verify_signed, verify_signed_bytes, EVENT_SIGNING_PREFIX,
-};
+use zachetka::event::{sign_event, signing_input, verify_signed, verify_signed_bytes, EVENT_SIGNING_PREFIX};
 use zachetka::jcs::{parse_strict, to_canonical, Profile};
 use zachetka::keys::{b64, did_from_public, public_from_did, KeyCache, KeyPair};
 use zachetka::refusal::Code;
 
 fn cases() -> Vec<Value> {
     let v = json("zachetka/events.json");
-    assert_eq!(
-        str_of(&v, "event_prefix_utf8").as_bytes(),
-        EVENT_SIGNING_PREFIX
-    );
+    assert_eq!(str_of(&v, "event_prefix_utf8").as_bytes(), EVENT_SIGNING_PREFIX);
     let cases = v["cases"].as_array().expect("cases").clone();
     assert_eq!(cases.len(), 3, "events.json changed: review this module");
     cases
 }
 
 fn key_for(did: &str) -> KeyPair {
-    let (_, seed) = author_keys()
-        .into_iter()
-        .find(|(d, _)| d == did)
-        .unwrap_or_else(|| panic!("no test key for {did}"));
+    let (_, seed) =
+        author_keys().into_iter().find(|(d, _)| d == did).unwrap_or_else(|| panic!("no test key for {did}"));
     KeyPair::from_seed(&seed)
 }
 
@@ -45,22 +38,10 @@ fn canonical_form_is_byte_exact() {
     for case in cases() {
         let name = str_of(&case, "name");
         let want = str_of(&case, "jcs_utf8").as_bytes();
-        assert_eq!(
-            to_canonical(&case["event"], Profile::Event).unwrap(),
-            want,
-            "{name}"
-        );
-        assert_eq!(
-            to_canonical(&case["signed"]["event"], Profile::Event).unwrap(),
-            want,
-            "{name}"
-        );
+        assert_eq!(to_canonical(&case["event"], Profile::Event).unwrap(), want, "{name}");
+        assert_eq!(to_canonical(&case["signed"]["event"], Profile::Event).unwrap(), want, "{name}");
         // The canonical form is a fixed point.
-        assert_eq!(
-            to_canonical(&parse_strict(want).unwrap(), Profile::Event).unwrap(),
-            want,
-            "{name}"
-        );
+        assert_eq!(to_canonical(&parse_strict(want).unwrap(), Profile::Event).unwrap(), want, "{name}");
     }
 }
 
@@ -68,12 +49,7 @@ fn canonical_form_is_byte_exact() {
 fn signing_input_is_byte_exact() {
     for case in cases() {
         let canonical = to_canonical(&case["event"], Profile::Event).unwrap();
-        assert_eq!(
-            signing_input(&canonical),
-            b64d(str_of(&case, "signing_input_b64")),
-            "{}",
-            str_of(&case, "name")
-        );
+        assert_eq!(signing_input(&canonical), b64d(str_of(&case, "signing_input_b64")), "{}", str_of(&case, "name"));
     }
 }
 
@@ -95,24 +71,14 @@ fn transport_form_verifies() {
     let cache = KeyCache::default();
     for case in cases() {
         let name = str_of(&case, "name");
-        let v = verify_signed(case["signed"].clone(), LEDGER, &cache)
-            .unwrap_or_else(|r| panic!("{name}: {r}"));
+        let v = verify_signed(case["signed"].clone(), LEDGER, &cache).unwrap_or_else(|r| panic!("{name}: {r}"));
         assert_eq!(v.canonical, str_of(&case, "jcs_utf8").as_bytes(), "{name}");
         assert_eq!(v.sig, str_of(&case["signed"], "sig"), "{name}");
         assert_eq!(v.id, str_of(&case["event"], "id"));
-        assert_eq!(
-            v.author,
-            public_from_did(str_of(&case["event"], "author")).unwrap()
-        );
-        assert_eq!(
-            v.expected_version,
-            case["event"]["expected_version"].as_u64()
-        );
+        assert_eq!(v.author, public_from_did(str_of(&case["event"], "author")).unwrap());
+        assert_eq!(v.expected_version, case["event"]["expected_version"].as_u64());
         let bytes = serde_json::to_vec(&case["signed"]).unwrap();
-        assert!(
-            verify_signed_bytes(&bytes, LEDGER, &cache).is_ok(),
-            "{name}"
-        );
+        assert!(verify_signed_bytes(&bytes, LEDGER, &cache).is_ok(), "{name}");
     }
 }
 
@@ -123,18 +89,12 @@ fn non_canonical_trailing_bits(sig: &str) -> String {
     assert!(sig.len() == 88 && sig.ends_with("=="));
     let last = sig.as_bytes()[85];
     let v = ALPHABET.iter().position(|c| *c == last).unwrap();
-    assert_eq!(
-        v & 0xf,
-        0,
-        "64 bytes leave four zero bits in the last digit"
-    );
+    assert_eq!(v & 0xf, 0, "64 bytes leave four zero bits in the last digit");
     format!("{}{}==", &sig[..85], ALPHABET[v | 1] as char)
 }
 
 fn code_of(signed: Value) -> Code {
-    verify_signed(signed, LEDGER, &KeyCache::default())
-        .expect_err("tampered event was accepted")
-        .code
+    verify_signed(signed, LEDGER, &KeyCache::default()).expect_err("tampered event was accepted").code
 }
 
 /// The value with one bit of one of its bytes flipped (strings keep valid UTF-8).
@@ -159,21 +119,14 @@ fn tampered_data_is_refused_as_signature_invalid() {
         for field in data.keys() {
             let mut t = case["signed"].clone();
             t["event"]["data"][field] = flip(&t["event"]["data"][field]);
-            assert_eq!(
-                code_of(t),
-                Code::SignatureInvalid,
-                "{}: data.{field}",
-                str_of(&case, "name")
-            );
+            assert_eq!(code_of(t), Code::SignatureInvalid, "{}: data.{field}", str_of(&case, "name"));
             tried += 1;
         }
         for field in ["id", "occurred_at", "stream", "type"] {
             let mut t = case["signed"].clone();
             let s = str_of(&t["event"], field).to_owned();
             // Keep the field well-formed: change one digit or lowercase letter to a neighbour.
-            let pos = s
-                .rfind(|c: char| c.is_ascii_digit() || c.is_ascii_lowercase())
-                .unwrap();
+            let pos = s.rfind(|c: char| c.is_ascii_digit() || c.is_ascii_lowercase()).unwrap();
             let c = s.as_bytes()[pos];
             let repl = match c {
                 b'0' => b'1',
@@ -183,12 +136,7 @@ fn tampered_data_is_refused_as_signature_invalid() {
             let mut b = s.into_bytes();
             b[pos] = repl;
             t["event"][field] = Value::String(String::from_utf8(b).unwrap());
-            assert_eq!(
-                code_of(t),
-                Code::SignatureInvalid,
-                "{}: {field}",
-                str_of(&case, "name")
-            );
+            assert_eq!(code_of(t), Code::SignatureInvalid, "{}: {field}", str_of(&case, "name"));
             tried += 1;
         }
         // Adding or dropping expected_version changes the signed content too.
@@ -197,12 +145,7 @@ fn tampered_data_is_refused_as_signature_invalid() {
         if ev.remove("expected_version").is_none() {
             ev.insert("expected_version".into(), Value::from(0));
         }
-        assert_eq!(
-            code_of(t),
-            Code::SignatureInvalid,
-            "{}: expected_version",
-            str_of(&case, "name")
-        );
+        assert_eq!(code_of(t), Code::SignatureInvalid, "{}: expected_version", str_of(&case, "name"));
     }
     assert!(tried >= 20, "{tried}");
 }
@@ -218,22 +161,14 @@ fn tampered_signature_is_refused() {
                 s[i] ^= 1 << bit;
                 let mut t = case["signed"].clone();
                 t["sig"] = Value::String(b64(&s));
-                assert_eq!(
-                    code_of(t),
-                    Code::SignatureInvalid,
-                    "{name}: byte {i} bit {bit}"
-                );
+                assert_eq!(code_of(t), Code::SignatureInvalid, "{name}: byte {i} bit {bit}");
             }
         }
         let good = str_of(&case["signed"], "sig").to_owned();
         let malformed = [
             good.trim_end_matches('=').to_owned(),
             format!("!{}", &good[1..]),
-            good.replace('+', "-").replace('/', "_").replacen(
-                |c: char| c.is_ascii_alphabetic(),
-                "-",
-                1,
-            ),
+            good.replace('+', "-").replace('/', "_").replacen(|c: char| c.is_ascii_alphabetic(), "-", 1),
             format!(" {good}"),
             non_canonical_trailing_bits(&good),
             b64(&sig[..63]),
@@ -255,22 +190,14 @@ fn tampered_signature_is_refused() {
 fn another_ledger_is_refused() {
     for case in cases() {
         let name = str_of(&case, "name");
-        let refusal = verify_signed(
-            case["signed"].clone(),
-            "ru-78.edu.example",
-            &KeyCache::default(),
-        )
-        .unwrap_err();
+        let refusal = verify_signed(case["signed"].clone(), "ru-78.edu.example", &KeyCache::default()).unwrap_err();
         assert_eq!(refusal.code, Code::WrongLedger, "{name}");
         // Re-signed for another ledger: a valid signature, still not ours.
         let mut ev = case["event"].clone();
         ev["ledger"] = Value::from("ru-78.edu.example");
         let signed = sign_event(&ev, &key_for(str_of(&ev, "author"))).unwrap();
         assert_eq!(code_of(signed.clone()), Code::WrongLedger, "{name}");
-        assert!(
-            verify_signed(signed, "ru-78.edu.example", &KeyCache::default()).is_ok(),
-            "{name}"
-        );
+        assert!(verify_signed(signed, "ru-78.edu.example", &KeyCache::default()).is_ok(), "{name}");
         // Or the ledger field edited after signing.
         let mut t = case["signed"].clone();
         t["event"]["ledger"] = Value::from("ru-78.edu.example");

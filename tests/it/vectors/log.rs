@@ -9,8 +9,8 @@ use zachetka::event::{entry_bytes, leaf_hash, parse_entry, EntryError, EntryMeta
 use zachetka::jcs::{self, to_canonical, Profile};
 use zachetka::keys::KeyCache;
 use zachetka::merkle::{
-    hashes_from_b64, hashes_to_b64, prove_consistency, prove_inclusion, verify_consistency,
-    verify_inclusion, ConsistencyProof, Hash, HashB64, InclusionProof, MemoryTree,
+    hashes_from_b64, hashes_to_b64, prove_consistency, prove_inclusion, verify_consistency, verify_inclusion,
+    ConsistencyProof, Hash, HashB64, InclusionProof, MemoryTree,
 };
 
 fn log() -> Value {
@@ -55,45 +55,19 @@ fn entries_parse_and_rebuild_byte_exact() {
         assert_eq!(parsed.event, entry["event"], "entry {i}");
         assert_eq!(parsed.sig, str_of(entry, "sig"), "entry {i}");
         let canonical_event = to_canonical(&entry["event"], Profile::Event).unwrap();
-        assert_eq!(
-            entry_bytes(&meta, &canonical_event, str_of(entry, "sig")),
-            bytes,
-            "entry {i}"
-        );
-        assert_eq!(
-            to_canonical(entry, Profile::Entry).unwrap(),
-            bytes,
-            "entry {i}"
-        );
-        let verified = parsed
-            .verify_event(LEDGER, &cache)
-            .unwrap_or_else(|r| panic!("entry {i}: {r}"));
+        assert_eq!(entry_bytes(&meta, &canonical_event, str_of(entry, "sig")), bytes, "entry {i}");
+        assert_eq!(to_canonical(entry, Profile::Entry).unwrap(), bytes, "entry {i}");
+        let verified = parsed.verify_event(LEDGER, &cache).unwrap_or_else(|r| panic!("entry {i}: {r}"));
         assert_eq!(verified.canonical, canonical_event);
         // The same JSON value in a non-canonical spelling is refused: a space, a trailing
         // newline, a character written as a \u escape.
         let text = str_of(e, "jcs_utf8");
-        assert!(
-            parse_entry(text.replacen(',', ", ", 1).as_bytes()).is_err(),
-            "entry {i}"
-        );
-        assert!(
-            parse_entry(format!("{text}\n").as_bytes()).is_err(),
-            "entry {i}"
-        );
-        let c = text
-            .chars()
-            .find(|c| !c.is_ascii())
-            .expect("every vector entry has Cyrillic text");
+        assert!(parse_entry(text.replacen(',', ", ", 1).as_bytes()).is_err(), "entry {i}");
+        assert!(parse_entry(format!("{text}\n").as_bytes()).is_err(), "entry {i}");
+        let c = text.chars().find(|c| !c.is_ascii()).expect("every vector entry has Cyrillic text");
         let escaped = text.replacen(c, &format!("\\u{:04x}", c as u32), 1);
-        assert_eq!(
-            jcs::parse_strict(escaped.as_bytes()).unwrap(),
-            jcs::parse_strict(bytes).unwrap()
-        );
-        assert_eq!(
-            parse_entry(escaped.as_bytes()).unwrap_err(),
-            EntryError::NotCanonical,
-            "entry {i}"
-        );
+        assert_eq!(jcs::parse_strict(escaped.as_bytes()).unwrap(), jcs::parse_strict(bytes).unwrap());
+        assert_eq!(parse_entry(escaped.as_bytes()).unwrap_err(), EntryError::NotCanonical, "entry {i}");
     }
 }
 
@@ -138,23 +112,13 @@ fn inclusion_proof_leaf_3_size_10() {
     let want: InclusionProof = serde_json::from_value(p.clone()).unwrap();
     assert_eq!((want.leaf_index, want.tree_size), (3, 10));
     let ours = prove_inclusion(3, 10, &t).unwrap();
-    let got = InclusionProof {
-        leaf_index: 3,
-        tree_size: 10,
-        hashes: hashes_to_b64(&ours),
-    };
+    let got = InclusionProof { leaf_index: 3, tree_size: 10, hashes: hashes_to_b64(&ours) };
     assert_eq!(got, want);
     // Our JSON is the vector's object without its extra fields.
     let mut shape = p.clone();
-    shape
-        .as_object_mut()
-        .unwrap()
-        .retain(|k, _| ["leaf_index", "tree_size", "hashes"].contains(&k.as_str()));
+    shape.as_object_mut().unwrap().retain(|k, _| ["leaf_index", "tree_size", "hashes"].contains(&k.as_str()));
     assert_eq!(serde_json::to_value(&got).unwrap(), shape);
-    assert_eq!(
-        serde_json::from_str::<InclusionProof>(&serde_json::to_string(&got).unwrap()).unwrap(),
-        got
-    );
+    assert_eq!(serde_json::from_str::<InclusionProof>(&serde_json::to_string(&got).unwrap()).unwrap(), got);
     let leaf = hash_b64(str_of(p, "leaf_hash"));
     assert_eq!(leaf.to_b64(), str_of(&entries(&v)[3], "leaf_hash_b64"));
     assert_eq!(hash_b64(str_of(p, "root_hash")), root(&v, 10));
@@ -173,26 +137,13 @@ fn consistency_proof_4_to_10() {
     let want: ConsistencyProof = serde_json::from_value(p.clone()).unwrap();
     assert_eq!((want.first, want.second), (4, 10));
     let ours = prove_consistency(4, 10, &t).unwrap();
-    let got = ConsistencyProof {
-        first: 4,
-        second: 10,
-        hashes: hashes_to_b64(&ours),
-    };
+    let got = ConsistencyProof { first: 4, second: 10, hashes: hashes_to_b64(&ours) };
     assert_eq!(got, want);
     let mut shape = p.clone();
-    shape
-        .as_object_mut()
-        .unwrap()
-        .retain(|k, _| ["first", "second", "hashes"].contains(&k.as_str()));
+    shape.as_object_mut().unwrap().retain(|k, _| ["first", "second", "hashes"].contains(&k.as_str()));
     assert_eq!(serde_json::to_value(&got).unwrap(), shape);
-    assert_eq!(
-        serde_json::from_str::<ConsistencyProof>(&serde_json::to_string(&got).unwrap()).unwrap(),
-        got
-    );
-    let (r1, r2) = (
-        hash_b64(str_of(p, "first_root")),
-        hash_b64(str_of(p, "second_root")),
-    );
+    assert_eq!(serde_json::from_str::<ConsistencyProof>(&serde_json::to_string(&got).unwrap()).unwrap(), got);
+    let (r1, r2) = (hash_b64(str_of(p, "first_root")), hash_b64(str_of(p, "second_root")));
     assert_eq!((r1, r2), (root(&v, 4), root(&v, 10)));
     let hashes = hashes_from_b64(&want.hashes).unwrap();
     assert_eq!(verify_consistency(4, 10, r1, r2, &hashes), Ok(()));

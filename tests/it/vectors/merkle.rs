@@ -8,8 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use zachetka::merkle::{
-    leaf_hash, prove_consistency, prove_inclusion, verify_consistency, verify_inclusion, Hash,
-    MemoryTree, EMPTY_ROOT,
+    leaf_hash, prove_consistency, prove_inclusion, verify_consistency, verify_inclusion, Hash, MemoryTree, EMPTY_ROOT,
 };
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -46,10 +45,7 @@ fn vectors(kind: &str) -> Vec<(String, Value)> {
         .into_iter()
         .map(|p| {
             let name = p.strip_prefix(&root).unwrap().display().to_string();
-            (
-                name,
-                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
-            )
+            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
         })
         .collect()
 }
@@ -62,21 +58,8 @@ fn transparency_dev_inclusion_vectors() {
     let mut happy = 0;
     for (name, v) in &vs {
         let ok = (|| {
-            let (leaf, root, proof) = (
-                hash(&v["leafHash"])?,
-                hash(&v["root"])?,
-                proof(&v["proof"])?,
-            );
-            Some(
-                verify_inclusion(
-                    v["leafIdx"].as_u64()?,
-                    v["treeSize"].as_u64()?,
-                    leaf,
-                    &proof,
-                    root,
-                )
-                .is_ok(),
-            )
+            let (leaf, root, proof) = (hash(&v["leafHash"])?, hash(&v["root"])?, proof(&v["proof"])?);
+            Some(verify_inclusion(v["leafIdx"].as_u64()?, v["treeSize"].as_u64()?, leaf, &proof, root).is_ok())
         })()
         .unwrap_or(false);
         let want_err = v["wantErr"].as_bool().unwrap();
@@ -103,18 +86,8 @@ fn transparency_dev_consistency_vectors() {
     let mut happy = 0;
     for (name, v) in &vs {
         let ok = (|| {
-            let (root1, root2, proof) =
-                (hash(&v["root1"])?, hash(&v["root2"])?, proof(&v["proof"])?);
-            Some(
-                verify_consistency(
-                    v["size1"].as_u64()?,
-                    v["size2"].as_u64()?,
-                    root1,
-                    root2,
-                    &proof,
-                )
-                .is_ok(),
-            )
+            let (root1, root2, proof) = (hash(&v["root1"])?, hash(&v["root2"])?, proof(&v["proof"])?);
+            Some(verify_consistency(v["size1"].as_u64()?, v["size2"].as_u64()?, root1, root2, &proof).is_ok())
         })()
         .unwrap_or(false);
         let want_err = v["wantErr"].as_bool().unwrap();
@@ -123,21 +96,9 @@ fn transparency_dev_consistency_vectors() {
             wrong.push(name.clone());
         }
     }
+    assert_eq!(wrong, [CONSISTENCY_NOT_A_HASH], "vectors whose outcome differs from !wantErr");
     assert_eq!(
-        wrong,
-        [CONSISTENCY_NOT_A_HASH],
-        "vectors whose outcome differs from !wantErr"
-    );
-    assert_eq!(
-        b64d(
-            vs.iter()
-                .find(|(n, _)| n == CONSISTENCY_NOT_A_HASH)
-                .unwrap()
-                .1["root1"]
-                .as_str()
-                .unwrap()
-        )
-        .len(),
+        b64d(vs.iter().find(|(n, _)| n == CONSISTENCY_NOT_A_HASH).unwrap().1["root1"].as_str().unwrap()).len(),
         12
     );
     assert_eq!(happy, 6, "happy-path vectors (0-4 and additional)");
@@ -146,16 +107,8 @@ fn transparency_dev_consistency_vectors() {
 /// RFC 6962 / certificate-transparency reference tree: leaves and roots for sizes 1-8.
 #[test]
 fn ct_reference_tree() {
-    const LEAVES: [&str; 8] = [
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    ];
+    const LEAVES: [&str; 8] =
+        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
     const ROOTS: [&str; 8] = [
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
         "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -166,10 +119,7 @@ fn ct_reference_tree() {
         "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
         "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
     ];
-    assert_eq!(
-        EMPTY_ROOT.0.as_slice(),
-        hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    );
+    assert_eq!(EMPTY_ROOT.0.as_slice(), hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     let mut tree = MemoryTree::default();
     assert_eq!(tree.root(), EMPTY_ROOT);
     for (i, leaf) in LEAVES.iter().enumerate() {
@@ -177,12 +127,7 @@ fn ct_reference_tree() {
         assert_eq!(tree.root().0.as_slice(), hex(ROOTS[i]), "size {}", i + 1);
     }
     for (i, want) in ROOTS.iter().enumerate() {
-        assert_eq!(
-            tree.root_at(i as u64 + 1).0.as_slice(),
-            hex(want),
-            "root_at({})",
-            i + 1
-        );
+        assert_eq!(tree.root_at(i as u64 + 1).0.as_slice(), hex(want), "root_at({})", i + 1);
     }
 }
 
@@ -190,11 +135,7 @@ fn ct_reference_tree() {
 fn mth(leaves: &[Vec<u8>]) -> [u8; 32] {
     match leaves.len() {
         0 => Sha256::digest(b"").into(),
-        1 => Sha256::new()
-            .chain_update([0u8])
-            .chain_update(&leaves[0])
-            .finalize()
-            .into(),
+        1 => Sha256::new().chain_update([0u8]).chain_update(&leaves[0]).finalize().into(),
         n => {
             let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros()); // largest power of 2 < n
             Sha256::new()
@@ -246,17 +187,10 @@ fn every_inclusion_proof_up_to_300_verifies() {
         for i in 0..n {
             let proof = prove_inclusion(i, n, &tree).unwrap();
             let leaf = leaves[i as usize];
-            assert_eq!(
-                verify_inclusion(i, n, leaf, &proof, root),
-                Ok(()),
-                "leaf {i} of {n}"
-            );
+            assert_eq!(verify_inclusion(i, n, leaf, &proof, root), Ok(()), "leaf {i} of {n}");
             if !proof.is_empty() {
                 let bad = flip_bit(&proof, (i * 31 + n) as usize);
-                assert!(
-                    verify_inclusion(i, n, leaf, &bad, root).is_err(),
-                    "flipped proof of leaf {i} of {n}"
-                );
+                assert!(verify_inclusion(i, n, leaf, &bad, root).is_err(), "flipped proof of leaf {i} of {n}");
             }
             if n > 1 {
                 assert!(
@@ -278,20 +212,13 @@ fn every_consistency_proof_up_to_200_verifies() {
         for m in 1..=n {
             let proof = prove_consistency(m, n, &tree).unwrap();
             let (r1, r2) = (roots[m as usize], roots[n as usize]);
-            assert_eq!(
-                verify_consistency(m, n, r1, r2, &proof),
-                Ok(()),
-                "{m} -> {n}"
-            );
+            assert_eq!(verify_consistency(m, n, r1, r2, &proof), Ok(()), "{m} -> {n}");
             if m == n {
                 assert!(proof.is_empty());
                 continue;
             }
             let bad = flip_bit(&proof, (m * 37 + n) as usize);
-            assert!(
-                verify_consistency(m, n, r1, r2, &bad).is_err(),
-                "flipped proof {m} -> {n}"
-            );
+            assert!(verify_consistency(m, n, r1, r2, &bad).is_err(), "flipped proof {m} -> {n}");
             assert!(
                 verify_consistency(m, n, roots[m as usize - 1], r2, &proof).is_err(),
                 "wrong first root {m} -> {n}"

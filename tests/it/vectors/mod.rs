@@ -31,22 +31,14 @@ pub fn json(rel: &str) -> Value {
 
 pub fn hex(s: &str) -> Vec<u8> {
     let digits = s.as_bytes().chunks_exact(2);
-    assert!(
-        digits.remainder().is_empty() && s.is_ascii(),
-        "odd or non-ASCII hex {s:?}"
-    );
+    assert!(digits.remainder().is_empty() && s.is_ascii(), "odd or non-ASCII hex {s:?}");
     digits
-        .map(|d| {
-            u8::from_str_radix(std::str::from_utf8(d).unwrap(), 16)
-                .unwrap_or_else(|_| panic!("bad hex {s:?}"))
-        })
+        .map(|d| u8::from_str_radix(std::str::from_utf8(d).unwrap(), 16).unwrap_or_else(|_| panic!("bad hex {s:?}")))
         .collect()
 }
 
 pub fn hex32(s: &str) -> [u8; 32] {
-    hex(s)
-        .try_into()
-        .unwrap_or_else(|_| panic!("{s:?} is not 32 bytes"))
+    hex(s).try_into().unwrap_or_else(|_| panic!("{s:?} is not 32 bytes"))
 }
 
 pub fn b64d(s: &str) -> Vec<u8> {
@@ -54,17 +46,11 @@ pub fn b64d(s: &str) -> Vec<u8> {
 }
 
 pub fn hash_b64(s: &str) -> Hash {
-    Hash(
-        b64d(s)
-            .try_into()
-            .unwrap_or_else(|_| panic!("{s:?} is not a 32-byte hash")),
-    )
+    Hash(b64d(s).try_into().unwrap_or_else(|_| panic!("{s:?} is not a 32-byte hash")))
 }
 
 pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+    v[key].as_str().unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
 /// The test keys of zachetka/events.json: (did, seed) of the authority and the teacher.
