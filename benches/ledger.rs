@@ -70,7 +70,7 @@ fn signed_events(teachers: &[KeyPair], first: u64, n: u64) -> Vec<Value> {
 fn new_ledger(dir: &std::path::Path) -> Ledger {
     let store = Arc::new(SledStore::open(dir).unwrap());
     let key = KeyPair::from_seed(&[1; 32]);
-    zachetka::ledger::init_store(&*store, ORIGIN, &key, &KeyPair::from_seed(&[2; 32]).did()).unwrap();
+    zachetka::ledger::init_store(&*store, ORIGIN, &key, &KeyPair::from_seed(&[2; 32]).did(), None).unwrap();
     Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default()).unwrap()
 }
 

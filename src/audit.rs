@@ -55,6 +55,8 @@ pub struct AuditReport {
     pub signatures_checked: u64,
     pub checkpoints_checked: u64,
     pub streams_checked: u64,
+    /// Whether the ledger's education rules were replayed over every entry.
+    pub rules_replayed: bool,
     pub violations: Vec<Violation>,
 }
 
@@ -69,6 +71,16 @@ impl AuditReport {
 
 /// Entries read and verified per round.
 const CHUNK_LEN: u64 = 4096;
+
+/// Stream and type of the entries the rules accepted so far, by event id.
+#[derive(Default)]
+struct Accepted(HashMap<String, (String, String)>);
+
+impl crate::rules::Lookup for Accepted {
+    fn event(&self, id: &str) -> Option<(String, String)> {
+        self.0.get(id).cloned()
+    }
+}
 
 struct StreamState {
     len: u64,
@@ -111,6 +123,16 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
     let mut last_good: Option<VerifiedCheckpoint> = None;
 
     let keys = KeyCache::default();
+    // The rules, replayed as the append path runs them: check, then apply only what passes.
+    let mut rules = match crate::rules::from_config(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            report.push(Position::Head, "rules_config_invalid", e);
+            None
+        }
+    };
+    let mut accepted = Accepted::default();
+    report.rules_replayed = rules.is_some();
     let mut tree = MemoryTree::default();
     let mut stored_tree = MemoryTree::default();
     // Stored leaf hashes of entries reported as altered or unreadable.
@@ -207,6 +229,24 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                         );
                     }
                     report.signatures_checked += 1;
+                    if let (Some(rules), Ok(())) = (rules.as_mut(), &c.signature) {
+                        match crate::rules::envelope(seq, &p.event) {
+                            None => report.push(at.clone(), "event_invalid", "the event lacks an envelope field"),
+                            Some(env) => match rules.check(&env, &accepted) {
+                                Ok(()) => {
+                                    rules.apply(&env);
+                                    accepted
+                                        .0
+                                        .insert(env.id.to_owned(), (env.stream.to_owned(), env.event_type.to_owned()));
+                                }
+                                Err(r) => report.push(
+                                    at.clone(),
+                                    r.code,
+                                    format!("the rules refuse this entry: {}", r.message),
+                                ),
+                            },
+                        }
+                    }
                     if let Err((code, msg)) = &c.signature {
                         report.push(
                             at.clone(),

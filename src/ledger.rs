@@ -60,6 +60,17 @@ pub enum LedgerError {
     WrongLedgerKey(String),
     #[error("the head checkpoint does not verify: {0}")]
     BadHead(String),
+    #[error("the ledger's rules cannot be built: {0}")]
+    Rules(String),
+}
+
+/// Whether appends are checked against the ledger's rules. Only tests bypass them, to play an
+/// operator who writes around the API (the audit must catch what that lets in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RulesMode {
+    #[default]
+    Enforce,
+    Bypass,
 }
 
 type Reply = tokio::sync::oneshot::Sender<Vec<Result<Receipt, Refusal>>>;
@@ -103,18 +114,23 @@ impl Drop for SequencerHandle {
 }
 
 /// Creates a ledger in an empty store and signs the checkpoint of the empty tree.
+/// `rules` is the region config (JSON) of the education rules to enforce, or `None` for a bare
+/// signed log.
 pub fn init_store(
     store: &dyn Store,
     origin: &str,
     ledger_key: &KeyPair,
     authority_did: &str,
+    rules: Option<serde_json::Value>,
 ) -> Result<LedgerConfig, LedgerError> {
     let signer = LedgerSigner::new(origin, ledger_key.clone());
     let config = LedgerConfig {
         origin: origin.to_owned(),
         authority: authority_did.to_owned(),
         verifier_key: signer.verifier_key(),
+        rules,
     };
+    crate::rules::from_config(&config).map_err(LedgerError::Rules)?;
     store.init(&config)?;
     Ok(config)
 }
@@ -126,6 +142,18 @@ impl Ledger {
         ledger_key: KeyPair,
         clock: Arc<dyn Clock>,
         limits: Limits,
+    ) -> Result<Self, LedgerError> {
+        Self::open_with(store, ledger_key, clock, limits, RulesMode::Enforce)
+    }
+
+    /// [`Ledger::open`] with the rules mode spelled out. Opening replays the log through the
+    /// rules (their state is not stored yet; snapshots will bound this).
+    pub fn open_with(
+        store: Arc<dyn Store>,
+        ledger_key: KeyPair,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+        mode: RulesMode,
     ) -> Result<Self, LedgerError> {
         let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
         let signer = LedgerSigner::new(&config.origin, ledger_key);
@@ -146,6 +174,16 @@ impl Ledger {
                 (head, Arc::new(signer.sign(&head)))
             }
         };
+        let rules = match (mode, crate::rules::from_config(&config).map_err(LedgerError::Rules)?) {
+            (RulesMode::Enforce, Some(rules)) => {
+                let (rules, failed) = crate::rules::replay(rules, &*store)?;
+                if failed > 0 {
+                    tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
+                }
+                Some(rules)
+            }
+            _ => None,
+        };
         let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
         let shared = Arc::new(Shared {
             config,
@@ -161,7 +199,7 @@ impl Ledger {
         let seq_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zachetka-sequencer".into())
-            .spawn(move || Sequencer::new(seq_shared, signer, clock).run(rx))
+            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules).run(rx))
             .expect("spawn sequencer thread");
         Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
     }
@@ -368,6 +406,8 @@ struct Sequencer {
     pending: std::collections::VecDeque<PendingBatch>,
     /// The seq the next admitted entry takes.
     next_seq: u64,
+    /// The education rules, when the ledger enforces them; their state includes pending batches.
+    rules: Option<crate::rules::Rules>,
 }
 
 const STREAM_CACHE_LEN_MAX: usize = 1_000_000;
@@ -379,6 +419,8 @@ struct PendingBatch {
     hashes: Vec<Hash>,
     streams: HashMap<String, StreamHead>,
     ids: HashMap<String, IdRecord>,
+    /// Stream and type by id, for the rules' lookups.
+    kinds: HashMap<String, (String, String)>,
 }
 
 /// A batch being assembled.
@@ -392,6 +434,20 @@ struct Draft<'a> {
     entries: Vec<BatchEntry>,
     streams: HashMap<String, StreamHead>,
     ids: HashMap<String, usize>,
+    /// Stream and type by id of this batch's entries, for the rules' lookups.
+    kinds: HashMap<String, (String, String)>,
+}
+
+impl crate::rules::Lookup for Draft<'_> {
+    fn event(&self, id: &str) -> Option<(String, String)> {
+        if let Some(k) = self.kinds.get(id) {
+            return Some(k.clone());
+        }
+        if let Some(k) = self.pending.iter().rev().find_map(|p| p.kinds.get(id)) {
+            return Some(k.clone());
+        }
+        crate::rules::store_lookup(self.store, id)
+    }
 }
 
 impl HashReader for Draft<'_> {
@@ -436,9 +492,14 @@ struct Prepared {
 }
 
 impl Sequencer {
-    fn new(shared: Arc<Shared>, signer: LedgerSigner, clock: Arc<dyn Clock>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        signer: LedgerSigner,
+        clock: Arc<dyn Clock>,
+        rules: Option<crate::rules::Rules>,
+    ) -> Self {
         let next_seq = shared.head.read().expect("head lock").0.tree_size;
-        Self { shared, signer, clock, stream_cache: HashMap::new(), pending: Default::default(), next_seq }
+        Self { shared, signer, clock, stream_cache: HashMap::new(), pending: Default::default(), next_seq, rules }
     }
 
     fn run(mut self, rx: Receiver<Submission>) {
@@ -534,6 +595,12 @@ impl Sequencer {
             }
         }
         let seq = draft.first_seq + draft.entries.len() as u64;
+        if let Some(rules) = &self.rules {
+            let env = crate::rules::envelope(seq, &ev.event).expect("a verified event has every envelope field");
+            if let Err(r) = rules.check(&env, &*draft) {
+                return Ok(Outcome::Refused(Refusal::new(Code::Rule(r.code), r.message)));
+            }
+        }
         let meta = EntryMeta {
             seq,
             recorded_at_unix: recorded_at,
@@ -546,6 +613,10 @@ impl Sequencer {
                 Code::EntryTooLarge,
                 format!("the entry would be {} bytes, the limit is {ENTRY_BYTES_MAX}", bytes.len()),
             )));
+        }
+        if let Some(rules) = &mut self.rules {
+            rules.apply(&crate::rules::envelope(seq, &ev.event).expect("checked above"));
+            draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));
         }
         let leaf = merkle::leaf_hash(&bytes);
         let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| StoreError::Io(e.to_string()))?;
@@ -589,6 +660,7 @@ impl Sequencer {
             entries: Vec::new(),
             streams: HashMap::new(),
             ids: HashMap::new(),
+            kinds: HashMap::new(),
         };
         let recorded_at = self.clock.now_unix();
         let mut outcomes: Vec<(Reply, Vec<Outcome>)> = Vec::with_capacity(subs.len());
@@ -667,6 +739,7 @@ impl Sequencer {
             .collect();
         let draft_hashes = std::mem::take(&mut draft.hashes);
         let draft_streams = std::mem::take(&mut draft.streams);
+        let draft_kinds = std::mem::take(&mut draft.kinds);
         drop(draft);
         self.pending = pending;
         if let Some(e) = failure {
@@ -680,6 +753,7 @@ impl Sequencer {
                 hashes: draft_hashes,
                 streams: draft_streams,
                 ids: b.entries.iter().map(|e| (e.id.clone(), e.id_record)).collect(),
+                kinds: draft_kinds,
             });
         }
         Prepared { batch, replies }

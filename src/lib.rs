@@ -15,5 +15,6 @@ pub mod keys;
 pub mod ledger;
 pub mod merkle;
 pub mod refusal;
+pub mod rules;
 pub mod store;
 pub mod time;

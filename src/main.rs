@@ -37,6 +37,11 @@ enum Command {
         /// <dir>/authority.key (fine for trials; keep a real one off the server).
         #[arg(long)]
         authority_did: Option<String>,
+        /// The rules the ledger enforces, fixed for its life: `education` (the education rules
+        /// with the default region lists), a path to a region config JSON (see
+        /// projections/region-default.json), or `none` for a bare signed log.
+        #[arg(long, default_value = "education")]
+        rules: String,
     },
     /// Generate an Ed25519 key file and print its did:key.
     Keygen {
@@ -194,7 +199,21 @@ fn write_new_file(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Creates a ledger directory; returns the verifier key.
-fn init(dir: &Path, origin: &str, authority_did: Option<String>) -> Result<String> {
+fn rules_config(rules: &str) -> Result<Option<serde_json::Value>> {
+    Ok(match rules {
+        "none" => None,
+        "education" => Some(zachetka::rules::default_region()),
+        path => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("couldn't read region config {path}"))?;
+            let region =
+                zachetka::rules::RegionConfig::from_json(&text).map_err(|e| anyhow!("region config {path}: {e}"))?;
+            Some(serde_json::to_value(region)?)
+        }
+    })
+}
+
+fn init(dir: &Path, origin: &str, authority_did: Option<String>, rules: &str) -> Result<String> {
+    let rules = rules_config(rules)?;
     if !signed_note_name_ok(origin) {
         bail!("origin {origin:?} must be non-empty without spaces or '+'");
     }
@@ -213,7 +232,7 @@ fn init(dir: &Path, origin: &str, authority_did: Option<String>) -> Result<Strin
     let key = KeyPair::generate();
     write_new_file(&dir.join("ledger.key"), &key.to_key_file())?;
     let store = SledStore::open(&store_dir(dir))?;
-    let config = zachetka::ledger::init_store(&store, origin, &key, &authority)?;
+    let config = zachetka::ledger::init_store(&store, origin, &key, &authority, rules)?;
     Ok(config.verifier_key)
 }
 
@@ -246,8 +265,8 @@ fn for_each_input(files: &[PathBuf], mut each: impl FnMut(Vec<serde_json::Value>
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     use std::process::ExitCode;
     match cli.command {
-        Command::Init { dir, origin, authority_did } => {
-            let vkey = init(&dir, &origin, authority_did)?;
+        Command::Init { dir, origin, authority_did, rules } => {
+            let vkey = init(&dir, &origin, authority_did, &rules)?;
             println!("{vkey}");
         }
         Command::Keygen { out } => {
@@ -417,7 +436,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Demo { dir, origin, learners, teachers, events, listen, no_serve } => {
             if !dir.join("ledger.key").exists() {
-                let vkey = init(&dir, &origin, None)?;
+                let authority = zachetka::demo::demo_key(&origin, "authority").did();
+                let vkey = init(&dir, &origin, Some(authority), "education")?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
             let ledger = open_ledger(&dir)?;
@@ -449,36 +469,46 @@ fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport
 
 fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     let have = ledger.head().0.tree_size;
-    if have >= size.events {
-        eprintln!("demo ledger already holds {have} entries");
+    if have > 0 {
+        eprintln!("the demo ledger already holds {have} entries; serving it as it is");
         return Ok(());
     }
     let mut region = zachetka::demo::DemoRegion::new(&ledger.config().origin, size);
-    let bar = indicatif::ProgressBar::new(size.events);
+    if region.authority_did() != ledger.config().authority {
+        bail!("the ledger's authority is not the demo authority; use a fresh --dir");
+    }
+    let bar = indicatif::ProgressBar::new(region.remaining());
     bar.set_style(
         indicatif::ProgressStyle::with_template("demo {bar:40} {pos}/{len} events {per_sec} eta {eta}")
             .expect("valid template"),
     );
     let started = std::time::Instant::now();
     let mut appended = 0u64;
-    loop {
-        let batch = region.next_batch(2000);
-        if batch.is_empty() {
-            break;
-        }
-        let n = batch.len() as u64;
-        for r in ledger.append_blocking(batch) {
-            if let Err(refusal) = r {
-                bail!("demo event refused: {refusal}");
+    // Two batches in flight: one being signed while the ledger appends the other.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<serde_json::Value>>(2);
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(move || loop {
+            let batch = region.next_batch(4000);
+            if batch.is_empty() || tx.send(batch).is_err() {
+                return;
             }
+        });
+        for batch in rx {
+            let n = batch.len() as u64;
+            for r in ledger.append_blocking(batch) {
+                if let Err(refusal) = r {
+                    bail!("demo event refused: {refusal}");
+                }
+            }
+            appended += n;
+            bar.inc(n);
         }
-        appended += n;
-        bar.inc(n);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s); {}",
+        "demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s, signing and rules included); {}",
         appended as f64 / secs,
         zachetka::http::head_summary(ledger)
     );

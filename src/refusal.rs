@@ -5,8 +5,7 @@ use serde::Serialize;
 
 /// Every reason zachetka refuses an event or a request. The code strings are a stable contract:
 /// clients branch on them. Add codes; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// The body is not JSON, or not a signed event / array of them.
     MalformedJson,
@@ -38,18 +37,33 @@ pub enum Code {
     EventIdConflict,
     /// `expected_version` does not match the stream's length.
     StreamVersionConflict,
-    /// The author's key is not granted any right in this ledger.
-    KeyUnknown,
-    /// The author's key was revoked before the event.
-    KeyRevoked,
-    /// The author's key lacks the role or scope for this event.
-    NotAuthorized,
-    /// The event breaks a domain rule (the message says which).
-    RuleViolated,
+    /// An authority or domain rule of `zachetka-projections` refused the event; the code is the
+    /// rule's own stable code (`key_unknown`, `not_authorized`, `grade_out_of_scale`, ...; the
+    /// list is in projections/README.md).
+    Rule(&'static str),
     /// The sequencer queue is full: retry after the given delay (retryable).
     Busy,
     /// The store failed; the ledger stopped writing and keeps serving reads.
     Unavailable,
+}
+
+/// Rule codes that mean "this key has no right to write this": HTTP 403; other rule codes are
+/// broken invariants of well-authorised writes: 422.
+const RIGHTS_CODES: [&str; 8] = [
+    "key_unknown",
+    "key_revoked",
+    "key_expired",
+    "key_not_yet_valid",
+    "not_authorized",
+    "authority_mismatch",
+    "authoriser_not_authorized",
+    "issuer_not_registered",
+];
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Code {
@@ -65,9 +79,9 @@ impl Code {
             | SignatureMalformed
             | BatchTooLong => 400,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
-            KeyUnknown | KeyRevoked | NotAuthorized => 403,
+            Rule(code) if RIGHTS_CODES.contains(&code) => 403,
             EventIdConflict | StreamVersionConflict => 409,
-            WrongLedger | KeyWeak | SignatureInvalid | RuleViolated => 422,
+            WrongLedger | KeyWeak | SignatureInvalid | Rule(_) => 422,
             Busy | Unavailable => 503,
         }
     }
@@ -96,10 +110,7 @@ impl Code {
             EventIdMalformed => "event_id_malformed",
             EventIdConflict => "event_id_conflict",
             StreamVersionConflict => "stream_version_conflict",
-            KeyUnknown => "key_unknown",
-            KeyRevoked => "key_revoked",
-            NotAuthorized => "not_authorized",
-            RuleViolated => "rule_violated",
+            Rule(code) => code,
             Busy => "busy",
             Unavailable => "unavailable",
         }

@@ -25,6 +25,10 @@ pub struct LedgerConfig {
     pub authority: String,
     /// The checkpoint verifier key string.
     pub verifier_key: String,
+    /// The education rules this ledger enforces (a `zachetka_projections::RegionConfig` as
+    /// JSON), or `None` for a bare signed log. Fixed at init, so append and audit use the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<serde_json::Value>,
 }
 
 /// What the id index remembers of an appended event, enough to answer a retry with the same

@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod http;
 mod pipeline;
+mod rules;
 mod store_contract;
 mod support;
 mod vectors;

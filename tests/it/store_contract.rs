@@ -63,6 +63,7 @@ fn config() -> LedgerConfig {
         origin: ORIGIN.into(),
         authority: "did:key:z6Mk".into(),
         verifier_key: LedgerSigner::new(ORIGIN, ledger_key()).verifier_key(),
+        rules: None,
     }
 }
 

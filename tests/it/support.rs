@@ -51,7 +51,7 @@ pub fn grade_by(key: &KeyPair, n: u64, stream: &str, expected_version: Option<u6
 /// Creates an initialized sled store in `dir`.
 pub fn new_store(dir: &std::path::Path) -> Arc<SledStore> {
     let store = Arc::new(SledStore::open(dir).unwrap());
-    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority().did()).unwrap();
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority().did(), None).unwrap();
     store
 }
 

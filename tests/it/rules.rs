@@ -1,0 +1,136 @@
+//! The education rules on the append path and in the audit: the same decisions, with the same
+//! codes. An operator who writes around the rules (here: a ledger opened in bypass mode) gets
+//! exactly the refused events in, and the audit names each one with the code the API gave.
+
+use super::support::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use zachetka::audit::{audit, Position};
+use zachetka::demo::{DemoRegion, DemoSize};
+use zachetka::ledger::{Ledger, Limits, RulesMode};
+use zachetka::refusal::Code;
+
+const DEMO_ORIGIN: &str = ORIGIN;
+
+fn region() -> DemoRegion {
+    DemoRegion::new(DEMO_ORIGIN, DemoSize { learners: 200, teachers: 40, events: 300 })
+}
+
+/// A ledger enforcing the default education rules, with the demo region's set-up and journal.
+fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
+    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
+    if store.config().unwrap().is_none() {
+        let authority = region().authority_did();
+        zachetka::ledger::init_store(
+            &*store,
+            DEMO_ORIGIN,
+            &ledger_key(),
+            &authority,
+            Some(zachetka::rules::default_region()),
+        )
+        .unwrap();
+    }
+    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
+    Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
+}
+
+fn teacher_of_school_1() -> zachetka::keys::KeyPair {
+    // Teacher 0 is granted in sch-001 (teacher i is in school i % schools + 1; 40 teachers, 2 schools).
+    zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/0")
+}
+
+fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64) -> Value {
+    let ev = json!({"ledger": DEMO_ORIGIN, "stream": format!("learner/t-{n}"), "type": "journal.grade_recorded", "id": id(n),
+        "occurred_at": "2026-10-01T09:00:00Z", "author": key.did(),
+        "data": {"v": 1, "institution": institution, "class": class, "subject": "Физика", "mark": mark,
+                 "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2026-10-01"}});
+    zachetka::event::sign_event(&ev, key).unwrap()
+}
+
+/// Events the rules refuse, each with the code the API must give.
+fn mutations() -> Vec<(Value, &'static str)> {
+    let t = teacher_of_school_1();
+    let stranger = zachetka::keys::KeyPair::from_seed(&[0x77; 32]);
+    vec![
+        (grade_event(900_001, &stranger, "sch-001", "5А", 5), "key_unknown"),
+        (grade_event(900_002, &t, "sch-002", "5А", 5), "not_authorized"),
+        (grade_event(900_003, &t, "sch-001", "5А", 7), "grade_out_of_scale"),
+        (grade_event(900_004, &t, "sch-001", "1А", 4), "no_marks_in_first_grade"),
+    ]
+}
+
+#[test]
+fn the_demo_region_passes_the_rules_and_refusals_carry_rule_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+    let mut region = region();
+    loop {
+        let batch = region.next_batch(500);
+        if batch.is_empty() {
+            break;
+        }
+        for r in ledger.append_blocking(batch) {
+            r.unwrap();
+        }
+    }
+    assert!(ledger.append_blocking(vec![grade_event(1, &teacher_of_school_1(), "sch-001", "5А", 5)])[0].is_ok());
+    for (ev, code) in mutations() {
+        let r = ledger.append_blocking(vec![ev]);
+        let refusal = r[0].as_ref().unwrap_err();
+        assert_eq!(refusal.code, Code::Rule(code), "{refusal}");
+        assert_eq!(refusal.code.as_str(), code);
+        let status = refusal.code.http_status();
+        assert_eq!(status, if code == "key_unknown" || code == "not_authorized" { 403 } else { 422 }, "{code}");
+        assert_eq!(serde_json::to_value(refusal).unwrap()["code"], json!(code));
+    }
+    let report = audit(&**ledger.store(), &|_, _| {}).unwrap();
+    assert!(report.rules_replayed);
+    assert!(report.is_clean(), "{:#?}", report.violations);
+}
+
+#[test]
+fn the_audit_catches_what_an_operator_writes_around_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+        let mut region = region();
+        loop {
+            let batch = region.next_batch(500);
+            if batch.is_empty() {
+                break;
+            }
+            assert!(ledger.append_blocking(batch).iter().all(Result::is_ok));
+        }
+        // The API refuses each mutation...
+        for (ev, code) in mutations() {
+            assert_eq!(ledger.append_blocking(vec![ev])[0].as_ref().unwrap_err().code, Code::Rule(code));
+        }
+    }
+    {
+        // ...an operator bypassing the rules gets them in, between valid entries...
+        let ledger = education_ledger(dir.path(), RulesMode::Bypass);
+        for (i, (ev, code)) in mutations().into_iter().enumerate() {
+            let seq = ledger.append_blocking(vec![ev])[0].as_ref().unwrap().seq;
+            expected.push((seq, code));
+            let ok = grade_event(800_000 + i as u64, &teacher_of_school_1(), "sch-001", "5А", 4);
+            assert!(ledger.append_blocking(vec![ok])[0].is_ok());
+        }
+    }
+    // ...and the audit names each one, at its position, with the code the API gave.
+    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+    let report = audit(&store, &|_, _| {}).unwrap();
+    let got: Vec<(u64, &str)> = report
+        .violations
+        .iter()
+        .map(|v| match v.position {
+            Position::Entry { seq } => (seq, v.code),
+            ref other => panic!("unexpected violation at {other}: {v:?}"),
+        })
+        .collect();
+    assert_eq!(got, expected);
+    drop(store);
+    // A ledger reopened with the rules on still opens (and the replay leaves the bad ones out).
+    let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+    assert!(ledger.append_blocking(vec![grade_event(5, &teacher_of_school_1(), "sch-001", "5А", 3)])[0].is_ok());
+}
