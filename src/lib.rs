@@ -14,6 +14,7 @@ pub mod jcs;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;
+pub mod personal;
 pub mod refusal;
 pub mod rules;
 pub mod store;

@@ -96,6 +96,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
+    /// record. Sealed per subject in <dir>/personal; never in the signed log.
+    Personal {
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        action: PersonalAction,
+    },
     /// Build a demo region ledger (synthetic, deterministic) and serve it.
     Demo {
         /// Ledger directory (created if absent; reused if it holds the demo).
@@ -129,6 +137,16 @@ struct Target {
     /// A running server's base URL, e.g. http://127.0.0.1:8047.
     #[arg(long)]
     server: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PersonalAction {
+    /// Store a subject's record: a JSON object of strings from a file (or stdin).
+    Put { subject: String, file: Option<PathBuf> },
+    /// Print a subject's record (nothing if none or erased).
+    Get { subject: String },
+    /// Erase a subject's record; the log and its proofs are untouched.
+    Erase { subject: String },
 }
 
 #[derive(Subcommand)]
@@ -432,6 +450,27 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             if !report.is_clean() {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Personal { dir, action } => {
+            let store = zachetka::personal::PersonalStore::open(&dir.join("personal"))?;
+            match action {
+                PersonalAction::Put { subject, file } => {
+                    let text = match file {
+                        Some(p) => std::fs::read_to_string(p)?,
+                        None => std::io::read_to_string(std::io::stdin())?,
+                    };
+                    let record: serde_json::Value = serde_json::from_str(&text).context("the record is not JSON")?;
+                    store.put(&subject, &record)?;
+                }
+                PersonalAction::Get { subject } => match store.get(&subject)? {
+                    Some(r) => println!("{r}"),
+                    None => return Ok(ExitCode::from(1)),
+                },
+                PersonalAction::Erase { subject } => {
+                    let had = store.erase(&subject)?;
+                    eprintln!("{}", if had { "erased" } else { "nothing to erase" });
+                }
             }
         }
         Command::Demo { dir, origin, learners, teachers, events, listen, no_serve } => {

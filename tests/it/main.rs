@@ -3,6 +3,7 @@
 mod audit;
 mod crash;
 mod http;
+mod personal;
 mod pipeline;
 mod rules;
 mod store_contract;
