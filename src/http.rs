@@ -182,22 +182,28 @@ struct InclusionQuery {
     tree_size: u64,
 }
 
-async fn get_inclusion(State(state): State<AppState>, Query(q): Query<InclusionQuery>) -> Response {
-    let ledger = state.ledger.clone();
-    match tokio::task::spawn_blocking(move || ledger.prove_inclusion(q.leaf_index, q.tree_size)).await {
-        Ok(Ok(hashes)) => json_response(
-            200,
-            serde_json::to_string(&merkle::InclusionProof {
-                leaf_index: q.leaf_index,
-                tree_size: q.tree_size,
-                hashes: merkle::hashes_to_b64(&hashes),
-            })
-            .expect("proof serializes"),
-        ),
+/// Runs a proof off the async workers and answers it as JSON (DESIGN 3.5 shapes).
+async fn proof_response<T: serde::Serialize>(
+    prove: impl FnOnce() -> Result<Vec<merkle::Hash>, merkle::ProofError> + Send + 'static,
+    shape: impl FnOnce(Vec<String>) -> T,
+) -> Response {
+    match tokio::task::spawn_blocking(prove).await {
+        Ok(Ok(hashes)) => {
+            json_response(200, serde_json::to_string(&shape(merkle::hashes_to_b64(&hashes))).expect("proof serializes"))
+        }
         Ok(Err(e @ merkle::ProofError::Storage(_))) => unavailable(e),
         Ok(Err(e)) => bad_request("proof_out_of_range", e.to_string()),
         Err(e) => unavailable(e),
     }
+}
+
+async fn get_inclusion(State(state): State<AppState>, Query(q): Query<InclusionQuery>) -> Response {
+    let ledger = state.ledger.clone();
+    proof_response(
+        move || ledger.prove_inclusion(q.leaf_index, q.tree_size),
+        |hashes| merkle::InclusionProof { leaf_index: q.leaf_index, tree_size: q.tree_size, hashes },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -208,20 +214,11 @@ struct ConsistencyQuery {
 
 async fn get_consistency(State(state): State<AppState>, Query(q): Query<ConsistencyQuery>) -> Response {
     let ledger = state.ledger.clone();
-    match tokio::task::spawn_blocking(move || ledger.prove_consistency(q.first, q.second)).await {
-        Ok(Ok(hashes)) => json_response(
-            200,
-            serde_json::to_string(&merkle::ConsistencyProof {
-                first: q.first,
-                second: q.second,
-                hashes: merkle::hashes_to_b64(&hashes),
-            })
-            .expect("proof serializes"),
-        ),
-        Ok(Err(e @ merkle::ProofError::Storage(_))) => unavailable(e),
-        Ok(Err(e)) => bad_request("proof_out_of_range", e.to_string()),
-        Err(e) => unavailable(e),
-    }
+    proof_response(
+        move || ledger.prove_consistency(q.first, q.second),
+        |hashes| merkle::ConsistencyProof { first: q.first, second: q.second, hashes },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,6 @@
 use super::support::*;
 use serde_json::{json, Value};
 use std::io::BufRead;
-use std::sync::Arc;
 use zachetka::ledger::{Ledger, Limits};
 use zachetka::merkle::{Hash, HashB64, MemoryTree};
 
@@ -82,26 +81,17 @@ fn writes_answer_receipts_and_refusals_with_their_statuses() {
 #[test]
 fn a_saturated_server_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FaultStore::new(new_store(dir.path())));
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel();
-    *store.entered.lock().unwrap() = Some(entered_tx);
-    *store.release.lock().unwrap() = Some(release_rx);
-    store.set(Fault::Block);
+    let (store, entered_rx, release_tx) = blocking_store(dir.path());
     let ledger = open_ledger(store.clone(), Limits { queue_depth_max: 1, ..Limits::default() });
     let filler = ledger.clone();
     let srv = serve(ledger);
     let base = srv.base.clone();
+    // The first request's event blocks the sequencer while it is admitted; a second fills the
+    // queue (depth 1); from then on a request is refused at once.
     let first = std::thread::spawn(move || post(&base, &grade(1, "s/a", None).to_string()));
     entered_rx.recv().unwrap();
-    // Fill the pipeline behind the blocked commit until the library itself answers busy.
-    let mut pending = Vec::new();
-    let mut n = 10;
-    while let Ok(p) = filler.submit(vec![grade(n, "s/a", None)]) {
-        pending.push(p);
-        n += 1;
-        assert!(n < 20);
-    }
+    let pending = vec![filler.submit(vec![grade(10, "s/a", None)]).unwrap()];
+    let n = 11;
     let (s, r, retry) = post(&srv.base, &grade(3, "s/a", None).to_string());
     assert_eq!((s, r["code"].as_str(), retry.as_deref()), (503, Some("busy"), Some("1")));
     store.set(Fault::None);

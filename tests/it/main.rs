@@ -2,6 +2,7 @@
 
 mod audit;
 mod crash;
+mod demo;
 mod http;
 mod personal;
 mod pipeline;

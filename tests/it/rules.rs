@@ -34,6 +34,20 @@ fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
 }
 
+/// Appends the whole demo region; every event must be accepted.
+fn append_region(ledger: &Ledger) {
+    let mut region = region();
+    loop {
+        let batch = region.next_batch(500);
+        if batch.is_empty() {
+            return;
+        }
+        for r in ledger.append_blocking(batch) {
+            r.unwrap();
+        }
+    }
+}
+
 fn teacher_of_school_1() -> zachetka::keys::KeyPair {
     // Teacher 0 is granted in sch-001 (teacher i is in school i % schools + 1; 40 teachers, 2 schools).
     zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/0")
@@ -63,16 +77,7 @@ fn mutations() -> Vec<(Value, &'static str)> {
 fn the_demo_region_passes_the_rules_and_refusals_carry_rule_codes() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = education_ledger(dir.path(), RulesMode::Enforce);
-    let mut region = region();
-    loop {
-        let batch = region.next_batch(500);
-        if batch.is_empty() {
-            break;
-        }
-        for r in ledger.append_blocking(batch) {
-            r.unwrap();
-        }
-    }
+    append_region(&ledger);
     assert!(ledger.append_blocking(vec![grade_event(1, &teacher_of_school_1(), "sch-001", "5А", 5)])[0].is_ok());
     for (ev, code) in mutations() {
         let r = ledger.append_blocking(vec![ev]);
@@ -94,14 +99,7 @@ fn the_audit_catches_what_an_operator_writes_around_the_rules() {
     let mut expected = Vec::new();
     {
         let ledger = education_ledger(dir.path(), RulesMode::Enforce);
-        let mut region = region();
-        loop {
-            let batch = region.next_batch(500);
-            if batch.is_empty() {
-                break;
-            }
-            assert!(ledger.append_blocking(batch).iter().all(Result::is_ok));
-        }
+        append_region(&ledger);
         // The API refuses each mutation...
         for (ev, code) in mutations() {
             assert_eq!(ledger.append_blocking(vec![ev])[0].as_ref().unwrap_err().code, Code::Rule(code));

@@ -75,8 +75,9 @@ pub enum Fault {
     FailBeforeWrite,
     /// Write the batch durably, then report failure.
     FailAfterWrite,
-    /// Block inside commit until released (to saturate the queue deterministically).
-    Block,
+    /// Block the sequencer's first store read (an id lookup while admitting) until released:
+    /// it then holds one submission and pulls no other, so the queue fills deterministically.
+    BlockAdmit,
 }
 
 /// A store that delegates to sled and injects faults into `commit`.
@@ -102,6 +103,17 @@ impl FaultStore {
     pub fn set(&self, f: Fault) {
         *self.fault.lock().unwrap() = f;
     }
+
+    /// Tells the test a call entered the block, then waits for its release (once).
+    fn block_here(&self) {
+        if let Some(tx) = self.entered.lock().unwrap().as_ref() {
+            let _ = tx.send(());
+        }
+        let rx = self.release.lock().unwrap().take();
+        if let Some(rx) = rx {
+            rx.recv().unwrap();
+        }
+    }
 }
 
 impl Store for FaultStore {
@@ -124,16 +136,7 @@ impl Store for FaultStore {
                 self.inner.commit(b)?;
                 Err(StoreError::Io("injected: fsync reported failure after write".into()))
             }
-            Fault::Block => {
-                if let Some(tx) = self.entered.lock().unwrap().as_ref() {
-                    tx.send(()).unwrap();
-                }
-                let rx = self.release.lock().unwrap().take();
-                if let Some(rx) = rx {
-                    rx.recv().unwrap();
-                }
-                self.inner.commit(b)
-            }
+            Fault::BlockAdmit => self.inner.commit(b),
         }
     }
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
@@ -143,6 +146,9 @@ impl Store for FaultStore {
         self.inner.read_hashes(indexes)
     }
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError> {
+        if *self.fault.lock().unwrap() == Fault::BlockAdmit {
+            self.block_here();
+        }
         self.inner.id_record(id)
     }
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {
@@ -157,6 +163,20 @@ impl Store for FaultStore {
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.inner.stats()
     }
+}
+
+/// A fault store whose sequencer blocks while admitting its next submission until the returned
+/// sender releases it; the receiver hears when it has entered the block.
+pub fn blocking_store(
+    dir: &std::path::Path,
+) -> (Arc<FaultStore>, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let store = Arc::new(FaultStore::new(new_store(dir)));
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    *store.entered.lock().unwrap() = Some(entered_tx);
+    *store.release.lock().unwrap() = Some(release_rx);
+    store.set(Fault::BlockAdmit);
+    (store, entered_rx, release_tx)
 }
 
 /// Re-verifies everything after a step (sunlight's CheckLog): the audit is clean, the head
