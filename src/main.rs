@@ -532,15 +532,29 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
                 return;
             }
         });
-        for batch in rx {
-            let n = batch.len() as u64;
-            for r in ledger.append_blocking(batch) {
+        // Up to four batches in the ledger at once: batch N+1 is verified while N commits.
+        let mut in_flight: std::collections::VecDeque<(u64, zachetka::ledger::Pending)> = Default::default();
+        let mut settle = |(n, pending): (u64, zachetka::ledger::Pending)| -> Result<()> {
+            for r in pending.wait_blocking() {
                 if let Err(refusal) = r {
                     bail!("demo event refused: {refusal}");
                 }
             }
             appended += n;
             bar.inc(n);
+            Ok(())
+        };
+        for batch in rx {
+            let n = batch.len() as u64;
+            // Four submissions never fill the sequencer's queue, so `busy` cannot happen here.
+            let pending = ledger.submit(batch).map_err(|r| anyhow!("demo batch refused: {r}"))?;
+            in_flight.push_back((n, pending));
+            if in_flight.len() >= 4 {
+                settle(in_flight.pop_front().expect("non-empty"))?;
+            }
+        }
+        while let Some(b) = in_flight.pop_front() {
+            settle(b)?;
         }
         Ok(())
     })?;
