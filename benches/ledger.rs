@@ -125,11 +125,42 @@ fn rules_round(origin_authority: &str, events: &[Value], mode: zachetka::ledger:
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What the education rules add: the demo region's events (authority chain, grades, attendance,
+/// every subsystem), appended with the rules enforced and bypassed.
+fn rules_figure(rounds: usize) {
+    let mut region = zachetka::demo::DemoRegion::new(
+        ORIGIN,
+        zachetka::demo::DemoSize { learners: 50_000, teachers: 500, events: 100_000 },
+    );
+    let authority = region.authority_did();
+    let mut demo_events = Vec::new();
+    loop {
+        let b = region.next_batch(10_000);
+        if b.is_empty() {
+            break;
+        }
+        demo_events.extend(b);
+    }
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        with.push(rules_round(&authority, &demo_events, zachetka::ledger::RulesMode::Enforce));
+        without.push(rules_round(&authority, &demo_events, zachetka::ledger::RulesMode::Bypass));
+    }
+    let (with, without) = (median(&mut with), median(&mut without));
+    println!(
+        "education rules on {} demo events (one submitter, in order): {with:.0} events/s enforced, {without:.0} without = {:.1}% added cost",
+        demo_events.len(),
+        (without / with - 1.0) * 100.0
+    );
+}
+
 fn main() {
     let entries = arg("--entries", 1_000_000);
     let rounds = arg("--rounds", 5) as usize;
     // `--pipeline-only` runs just the pipeline figure (for profiling).
     let pipeline_only = std::env::args().any(|a| a == "--pipeline-only");
+    // `--rules-only` runs just the rules' added-cost figure.
+    let rules_only = std::env::args().any(|a| a == "--rules-only");
     let teachers: Vec<KeyPair> = (0..500u64)
         .map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap()))
         .collect();
@@ -141,6 +172,10 @@ fn main() {
     if pipeline_only {
         let (cold, warm) = pipeline_round(&teachers, 0);
         println!("pipeline appends: cold {cold:.0} events/s, warm {warm:.0} events/s");
+        return;
+    }
+    if rules_only {
+        rules_figure(rounds);
         return;
     }
     // 1. The machine's strict-verify rate: ed25519-dalek verify_strict on both cores (messages
@@ -213,32 +248,8 @@ fn main() {
         warm / raw_rate
     );
 
-    // 3b. What the education rules add: the demo region's events (authority chain, grades,
-    //     attendance, every subsystem), appended with the rules enforced and bypassed.
-    let mut region = zachetka::demo::DemoRegion::new(
-        ORIGIN,
-        zachetka::demo::DemoSize { learners: 50_000, teachers: 500, events: 100_000 },
-    );
-    let authority = region.authority_did();
-    let mut demo_events = Vec::new();
-    loop {
-        let b = region.next_batch(10_000);
-        if b.is_empty() {
-            break;
-        }
-        demo_events.extend(b);
-    }
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        with.push(rules_round(&authority, &demo_events, zachetka::ledger::RulesMode::Enforce));
-        without.push(rules_round(&authority, &demo_events, zachetka::ledger::RulesMode::Bypass));
-    }
-    let (with, without) = (median(&mut with), median(&mut without));
-    println!(
-        "education rules on {} demo events (one submitter, in order): {with:.0} events/s enforced, {without:.0} without = {:.1}% added cost",
-        demo_events.len(),
-        (without / with - 1.0) * 100.0
-    );
+    // 3b. What the education rules add.
+    rules_figure(rounds);
 
     // 4. Durable single-event latency: one event, one batch, one flush, sequentially.
     let dir = tempfile::tempdir().unwrap();
