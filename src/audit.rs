@@ -171,18 +171,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     format!("entry {seq} is beyond the head's tree size {head_size}"),
                 );
             }
-            while expected_seq < seq {
-                report.push(
-                    Position::Entry { seq: expected_seq },
-                    "entry_missing",
-                    format!("entry {expected_seq} is missing (seq must be dense)"),
-                );
-                // A missing leaf breaks the tree from here on; keep auditing with a placeholder
-                // so later positions stay aligned and every other fault is still found.
-                tree.push(Hash([0u8; 32]));
-                stored_tree.push(Hash([0u8; 32]));
-                expected_seq += 1;
-            }
+            report_missing(&mut report, [&mut tree, &mut stored_tree], &mut expected_seq, seq);
             expected_seq = seq + 1;
             // Two trees: `tree` from the entries' bytes (checked against the signed checkpoints)
             // and `stored_tree` from the stored leaf hashes. The stored interior hashes (which
@@ -324,15 +313,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         }
         progress(tree.size(), head_size);
     }
-    while expected_seq < head_size {
-        report.push(
-            Position::Entry { seq: expected_seq },
-            "entry_missing",
-            format!("entry {expected_seq} is missing below the head"),
-        );
-        tree.push(Hash([0u8; 32]));
-        expected_seq += 1;
-    }
+    report_missing(&mut report, [&mut tree, &mut stored_tree], &mut expected_seq, head_size);
     for (size, note) in &checkpoints[next_checkpoint..] {
         if *size <= tree.size() {
             check_checkpoint(&mut report, &config, &tree, *size, note, &mut last_good);
@@ -386,6 +367,23 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
     }
     progress(tree.size(), head_size);
     Ok(report)
+}
+
+/// Reports entries `*next..end` as missing (seq must be dense). A missing leaf breaks the tree
+/// from there on; auditing goes on with placeholders so later positions stay aligned and every
+/// other fault is still found.
+fn report_missing(report: &mut AuditReport, trees: [&mut MemoryTree; 2], next: &mut u64, end: u64) {
+    let [tree, stored_tree] = trees;
+    while *next < end {
+        report.push(
+            Position::Entry { seq: *next },
+            "entry_missing",
+            format!("entry {next} is missing (seq must be dense)"),
+        );
+        tree.push(Hash([0u8; 32]));
+        stored_tree.push(Hash([0u8; 32]));
+        *next += 1;
+    }
 }
 
 fn check_checkpoint(
