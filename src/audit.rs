@@ -280,6 +280,19 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                             format!("stream index for version {} points to {other:?}", p.meta.stream_version),
                         ),
                     }
+                    // An entry the sequencer would have refused: its author expected another
+                    // stream length than the one it was written at.
+                    let expected = p.event.get("expected_version").and_then(serde_json::Value::as_u64);
+                    if expected.is_some_and(|e| e != p.meta.stream_version) {
+                        report.push(
+                            at.clone(),
+                            "stream_version_conflict",
+                            format!(
+                                "the event expected version {expected:?}, it was written at {}",
+                                p.meta.stream_version
+                            ),
+                        );
+                    }
                     st.len += 1;
                     st.last_leaf = c.leaf;
                     st.last_stored_leaf = stored_leaf;

@@ -163,3 +163,38 @@ fn audit_agrees_with_a_ledger_reopened_after_tampering_elsewhere() {
         (40, 40, 5, 3)
     );
 }
+
+/// An entry written by hand around the sequencer, at a stream version its author did not expect,
+/// is reported (the sequencer would have refused it with `stream_version_conflict`).
+#[test]
+fn an_entry_at_an_unexpected_stream_version_is_reported() {
+    use zachetka::store::{BatchEntry, CommitBatch, IdRecord, Store};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open_ledger(new_store(dir.path()), Limits::default());
+        assert!(ledger.append_blocking(vec![grade(1, "learner/a", Some(0))])[0].is_ok());
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    // Rebuild the tree from the stored entries, then commit a hand-made second entry.
+    let mut tree = zachetka::merkle::MemoryTree::default();
+    let first = store.entries(0, 1).unwrap().remove(0);
+    tree.push(zachetka::merkle::leaf_hash(&first));
+    let v = zachetka::event::verify_signed(grade(2, "learner/a", Some(0)), ORIGIN, &Default::default()).unwrap();
+    let meta = zachetka::event::EntryMeta {
+        seq: 1,
+        recorded_at_unix: 1_795_000_000,
+        stream_version: 1,
+        stream_prev: Some(zachetka::merkle::leaf_hash(&first)),
+    };
+    let bytes = zachetka::event::entry_bytes(&meta, &v.canonical, &v.sig);
+    let leaf = zachetka::merkle::leaf_hash(&bytes);
+    let hashes = tree.push(leaf).to_vec();
+    let head = zachetka::checkpoint::TreeHead { tree_size: 2, root_hash: tree.root() };
+    let checkpoint = zachetka::checkpoint::LedgerSigner::new(ORIGIN, ledger_key()).sign(&head);
+    let id_record = IdRecord { seq: 1, stream_version: 1, tree_size: 2, leaf_hash: leaf, digest: v.content_digest() };
+    let entry = BatchEntry { bytes, hashes, id: v.id.clone(), id_record, stream: v.stream.clone() };
+    store.commit(&CommitBatch { first_seq: 1, entries: vec![entry], stream_heads: vec![], head, checkpoint }).unwrap();
+    let report = audit(&store, &|_, _| {}).unwrap();
+    let got: Vec<_> = report.violations.iter().map(|v| (v.position.clone(), v.code)).collect();
+    assert_eq!(got, vec![(Position::Entry { seq: 1 }, "stream_version_conflict")]);
+}

@@ -132,3 +132,87 @@ fn the_audit_catches_what_an_operator_writes_around_the_rules() {
     let ledger = education_ledger(dir.path(), RulesMode::Enforce);
     assert!(ledger.append_blocking(vec![grade_event(5, &teacher_of_school_1(), "sch-001", "5А", 3)])[0].is_ok());
 }
+
+/// Randomized histories: valid grades interleaved with mutations of five kinds (unknown key,
+/// revoked key, another school, off-scale mark, a mark in 1st grade). The API refuses exactly
+/// the mutations, each with its code; written around the API, the audit names exactly them, at
+/// their positions, with the same codes. A failure prints its seed.
+#[test]
+fn randomized_mutations_append_and_audit_agree() {
+    let seed: u64 = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("randomized_mutations_append_and_audit_agree seed={seed} (rerun with ZACHETKA_SEED={seed})");
+    let mut rng = seed;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    // 40 teachers over 2 schools: teacher i teaches in sch-00{i % 2 + 1}.
+    let teacher = |i: u64| zachetka::demo::demo_key(DEMO_ORIGIN, &format!("teacher/{i}"));
+    let school = |i: u64| format!("sch-{:03}", i % 2 + 1);
+    let revoked = 5u64;
+    let stranger = zachetka::keys::KeyPair::from_seed(&[0x5a; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut history: Vec<(Value, Option<&'static str>)> = Vec::new();
+    for n in 0..80u64 {
+        let t = loop {
+            let t = next(40);
+            if t != revoked {
+                break t;
+            }
+        };
+        let class = format!("{}А", 2 + next(10));
+        let event = match next(8) {
+            0 => (grade_event(700_000 + n, &stranger, &school(t), &class, 4), Some("key_unknown")),
+            1 => (grade_event(700_000 + n, &teacher(revoked), &school(revoked), &class, 4), Some("key_revoked")),
+            2 => (grade_event(700_000 + n, &teacher(t), &school(t + 1), &class, 4), Some("not_authorized")),
+            3 => (
+                grade_event(700_000 + n, &teacher(t), &school(t), &class, 1 + 5 * (next(2) as i64)),
+                Some("grade_out_of_scale"),
+            ),
+            4 => (grade_event(700_000 + n, &teacher(t), &school(t), "1Б", 3), Some("no_marks_in_first_grade")),
+            _ => (grade_event(700_000 + n, &teacher(t), &school(t), &class, 2 + next(4) as i64), None),
+        };
+        history.push(event);
+    }
+    let revocation = {
+        let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(699_999),
+            "occurred_at": "2026-09-20T00:00:00Z", "author": authority.did(),
+            "data": {"v": 1, "key": teacher(revoked).did(), "reason": "уволен", "effective_at": "2026-09-20T00:00:00Z"}});
+        zachetka::event::sign_event(&ev, &authority).unwrap()
+    };
+    // Through the API: exactly the mutations are refused, with their codes.
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+        append_region(&ledger);
+        assert!(ledger.append_blocking(vec![revocation])[0].is_ok());
+        for (i, (ev, want)) in history.iter().enumerate() {
+            let got = ledger.append_blocking(vec![ev.clone()]).remove(0).err().map(|r| r.code.as_str());
+            assert_eq!(got, *want, "seed {seed}, event {i}");
+        }
+    }
+    // Around the API: the refused ones get in too, and the audit names exactly them.
+    let mut expected = Vec::new();
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Bypass);
+        for (ev, want) in history.iter().filter(|(_, want)| want.is_some()) {
+            let seq = ledger.append_blocking(vec![ev.clone()]).remove(0).unwrap().seq;
+            expected.push((seq, want.unwrap()));
+        }
+    }
+    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+    let report = audit(&store, &|_, _| {}).unwrap();
+    let got: Vec<(u64, &str)> = report
+        .violations
+        .iter()
+        .map(|v| match v.position {
+            Position::Entry { seq } => (seq, v.code),
+            ref other => panic!("seed {seed}: unexpected violation at {other}: {v:?}"),
+        })
+        .collect();
+    assert_eq!(got, expected, "seed {seed}");
+}
