@@ -38,7 +38,7 @@ const NONCE_LEN: usize = 12;
 
 impl PersonalStore {
     pub fn open(dir: &Path) -> Result<Self, PersonalError> {
-        let db = sled::open(dir).map_err(io)?;
+        let db = crate::store::sled::open_sled(&sled::Config::new().path(dir)).map_err(io)?;
         let keys = db.open_tree("keys").map_err(io)?;
         let records = db.open_tree("records").map_err(io)?;
         Ok(Self { db, keys, records })

@@ -113,6 +113,27 @@ fn open_file(path: &Path) -> Result<File, StoreError> {
         .map_err(|e| fio(&path.display().to_string(), e))
 }
 
+/// Opens a sled database, waiting up to ~5 s for its file lock. sled releases the lock of a
+/// dropped database from its I/O threads a moment after the drop, so a process that closes and
+/// reopens a store (a restart in place, the tests) may find it still held; another process that
+/// really holds it makes this fail after the wait, with sled's "could not acquire lock" error.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let mut wait = std::time::Duration::from_millis(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match config.open() {
+            // sled reports the lock as ErrorKind::Other with this text (sled 0.34 config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The files of a store directory (for tests that play the attacker, and for operators).
 #[derive(Debug, Clone)]
 pub struct StorePaths {
@@ -138,12 +159,8 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| fio(&dir.display().to_string(), e))?;
         let paths = StorePaths::of(dir);
-        let db = sled::Config::new()
-            .path(&paths.index)
-            .cache_capacity(256 << 20)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(io)?;
+        let config = sled::Config::new().path(&paths.index).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput);
+        let db = open_sled(&config).map_err(io)?;
         let store = Self {
             db,
             dir: dir.to_owned(),

@@ -269,17 +269,7 @@ fn concurrent_submitters_get_dense_unique_seqs() {
 /// event, and reuse of an id for other content.
 #[test]
 fn randomized_histories_match_the_model() {
-    let seed: u64 = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
-    eprintln!("randomized_histories_match_the_model seed={seed} (rerun with ZACHETKA_SEED={seed})");
-    let mut rng = seed;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let (seed, mut next) = seeded("randomized_histories_match_the_model");
     let (_d, ledger) = temp_ledger();
     // The model: stream lengths and the accepted events by id number.
     let mut lens = std::collections::HashMap::<String, u64>::new();

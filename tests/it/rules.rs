@@ -34,6 +34,20 @@ fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
 }
 
+/// The audit's violations of the ledger in `dir`, as (seq, code); any other position fails.
+fn entry_violations(dir: &std::path::Path) -> Vec<(u64, &'static str)> {
+    let store = zachetka::store::sled::SledStore::open(dir).unwrap();
+    let report = audit(&store, &|_, _| {}).unwrap();
+    report
+        .violations
+        .iter()
+        .map(|v| match v.position {
+            Position::Entry { seq } => (seq, v.code),
+            ref other => panic!("unexpected violation at {other}: {v:?}"),
+        })
+        .collect()
+}
+
 /// Appends the whole demo region; every event must be accepted.
 fn append_region(ledger: &Ledger) {
     let mut region = region();
@@ -116,18 +130,7 @@ fn the_audit_catches_what_an_operator_writes_around_the_rules() {
         }
     }
     // ...and the audit names each one, at its position, with the code the API gave.
-    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
-    let report = audit(&store, &|_, _| {}).unwrap();
-    let got: Vec<(u64, &str)> = report
-        .violations
-        .iter()
-        .map(|v| match v.position {
-            Position::Entry { seq } => (seq, v.code),
-            ref other => panic!("unexpected violation at {other}: {v:?}"),
-        })
-        .collect();
-    assert_eq!(got, expected);
-    drop(store);
+    assert_eq!(entry_violations(dir.path()), expected);
     // A ledger reopened with the rules on still opens (and the replay leaves the bad ones out).
     let ledger = education_ledger(dir.path(), RulesMode::Enforce);
     assert!(ledger.append_blocking(vec![grade_event(5, &teacher_of_school_1(), "sch-001", "5А", 3)])[0].is_ok());
@@ -139,17 +142,7 @@ fn the_audit_catches_what_an_operator_writes_around_the_rules() {
 /// their positions, with the same codes. A failure prints its seed.
 #[test]
 fn randomized_mutations_append_and_audit_agree() {
-    let seed: u64 = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
-    eprintln!("randomized_mutations_append_and_audit_agree seed={seed} (rerun with ZACHETKA_SEED={seed})");
-    let mut rng = seed;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let (seed, mut next) = seeded("randomized_mutations_append_and_audit_agree");
     // 40 teachers over 2 schools: teacher i teaches in sch-00{i % 2 + 1}.
     let teacher = |i: u64| zachetka::demo::demo_key(DEMO_ORIGIN, &format!("teacher/{i}"));
     let school = |i: u64| format!("sch-{:03}", i % 2 + 1);
@@ -204,15 +197,5 @@ fn randomized_mutations_append_and_audit_agree() {
             expected.push((seq, want.unwrap()));
         }
     }
-    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
-    let report = audit(&store, &|_, _| {}).unwrap();
-    let got: Vec<(u64, &str)> = report
-        .violations
-        .iter()
-        .map(|v| match v.position {
-            Position::Entry { seq } => (seq, v.code),
-            ref other => panic!("seed {seed}: unexpected violation at {other}: {v:?}"),
-        })
-        .collect();
-    assert_eq!(got, expected, "seed {seed}");
+    assert_eq!(entry_violations(dir.path()), expected, "seed {seed}");
 }

@@ -179,6 +179,23 @@ pub fn blocking_store(
     (store, entered_rx, release_tx)
 }
 
+/// A seeded xorshift generator for randomized tests: the seed comes from `ZACHETKA_SEED` or the
+/// clock and is printed, so a failure can be replayed. `next(n)` is uniform enough below `n`.
+pub fn seeded(test: &str) -> (u64, impl FnMut(u64) -> u64) {
+    let seed: u64 = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("{test} seed={seed} (rerun with ZACHETKA_SEED={seed})");
+    let mut rng = seed;
+    let next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    (seed, next)
+}
+
 /// Re-verifies everything after a step (sunlight's CheckLog): the audit is clean, the head
 /// checkpoint verifies, and every entry's inclusion proof verifies against it.
 pub fn check_log(ledger: &Ledger) {
