@@ -167,19 +167,7 @@ impl Authority {
 
     /// The author's grant if it is in force and matches `need`.
     pub fn authorize(&self, key: &str, at: Nanos, event_type: &str, need: &Need) -> Result<&Grant, RuleRefusal> {
-        let g = self.valid_grant(key, at)?;
-        if need.matched_by(g) {
-            return Ok(g);
-        }
-        refuse(
-            "not_authorized",
-            format!(
-                "key {key} holds [{}] in {}; {event_type} needs {}",
-                g.roles.join(", "),
-                g.scope_text(),
-                need.text()
-            ),
-        )
+        self.authorize_any(key, at, event_type, std::slice::from_ref(need))
     }
 
     /// Like `authorize`, trying each alternative; the refusal names the first.

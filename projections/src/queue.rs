@@ -50,6 +50,13 @@ struct App {
     status: Status,
 }
 
+/// If `app` holds an offer, gives its place back to the free places; says whether it did.
+fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, app: &App) -> bool {
+    let Status::Offered { kindergarten, .. } = &app.status else { return false };
+    *free.entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone())).or_default() += 1;
+    true
+}
+
 #[derive(Default)]
 struct Territory {
     apps: HashMap<String, App>,
@@ -201,12 +208,7 @@ impl Queues {
             }
             Event::QueueApplicationWithdrawn(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
-                    if let Status::Offered { kindergarten, .. } = &app.status {
-                        *terr
-                            .free
-                            .entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
-                            .or_default() += 1;
-                    }
+                    release_offered_place(&mut terr.free, app);
                     app.status = Status::Withdrawn;
                 }
             }
@@ -237,11 +239,7 @@ impl Queues {
             }
             Event::OfferRefused(d) => {
                 if let Some(app) = terr.offers.get(&d.offer_id).and_then(|id| terr.apps.get_mut(id)) {
-                    if let Status::Offered { kindergarten, .. } = &app.status {
-                        *terr
-                            .free
-                            .entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
-                            .or_default() += 1;
+                    if release_offered_place(&mut terr.free, app) {
                         app.status = Status::Waiting;
                     }
                 }
