@@ -284,6 +284,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             RuleRefusal::new("application_unknown", format!("the queue of {sid} has no application {id}"))
         })
     };
+    let waiting = |id: &str| {
+        terr.apps.get(id).filter(|a| a.status == Status::Waiting).ok_or_else(|| {
+            RuleRefusal::new(
+                "application_not_in_queue",
+                format!("application {id} is not waiting in the queue of {sid}"),
+            )
+        })
+    };
     let kindergarten = |kg: &str| -> Result<(), RuleRefusal> {
         let i = auth.institution_of_kind(kg, &["kindergarten"], "a kindergarten place")?;
         if i.territory != sid {
@@ -412,12 +420,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         }
         Event::PlaceOffered(d) => {
             auth.authorize(who, at, ty, &operator)?;
-            let Some(a) = terr.apps.get(&d.application_id).filter(|a| a.status == Status::Waiting) else {
-                return refuse(
-                    "application_not_in_queue",
-                    format!("application {} is not waiting in the queue of {sid}", d.application_id),
-                );
-            };
+            let a = waiting(&d.application_id)?;
             kindergarten(&d.kindergarten)?;
             if terr.offers.contains_key(&d.offer_id) {
                 return refuse("offer_duplicate", format!("offer {} already exists", d.offer_id));
@@ -446,12 +449,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         }
         Event::AdmissionRefused(d) => {
             auth.authorize(who, at, ty, &operator)?;
-            let Some(a) = terr.apps.get(&d.application_id).filter(|a| a.status == Status::Waiting) else {
-                return refuse(
-                    "application_not_in_queue",
-                    format!("application {} is not waiting in the queue of {sid}", d.application_id),
-                );
-            };
+            let a = waiting(&d.application_id)?;
             kindergarten(&d.kindergarten)?;
             if !cfg.queue.admission_refusal_reasons.contains(&d.reason) {
                 return refuse(
