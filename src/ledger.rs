@@ -1,6 +1,11 @@
 //! The ledger: the append pipeline and the reads built on one store. Decode and verify run on
 //! every core (bounded by the caller's batch and the queue), one sequencer thread orders, group
 //! commits (one durable flush per batch) and signs one checkpoint per batch, then acknowledges.
+//!
+//! Over a store with one writer (sled) admitting batch N+1 overlaps committing batch N. Over a
+//! shared store (PostgreSQL, several nodes) every batch begins by taking the store's append lock,
+//! catches up with what other nodes committed (stream heads, rule state), and commits before the
+//! next batch begins; a follower thread publishes other nodes' commits to readers and feeds.
 //! Not the place for HTTP or for the education rules.
 
 use crate::checkpoint::{LedgerSigner, TreeHead};
@@ -64,6 +69,10 @@ pub enum LedgerError {
     Rules(String),
 }
 
+/// How long a follower waits for a commit notification before it reads the head anyway: the
+/// bound on how stale an idle node's head can be if a notification is lost.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whether appends are checked against the ledger's rules. Only tests bypass them, to play an
 /// operator who writes around the API (the audit must catch what that lets in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,6 +101,61 @@ struct Shared {
     limits: Limits,
 }
 
+impl Shared {
+    /// Publishes a committed head to readers and feeds, unless a newer one is already out.
+    fn publish(&self, head: TreeHead, note: Arc<Vec<u8>>) {
+        let mut current = self.head.write().expect("head lock");
+        if head.tree_size > current.0.tree_size {
+            *current = (head, note);
+            self.head_watch.send_replace(head.tree_size);
+        }
+    }
+
+    /// Publishes the store's head if another writer moved it past ours, once its checkpoint
+    /// verifies under this ledger's key (a node never serves a head it cannot vouch for).
+    fn follow(&self) -> Result<(), StoreError> {
+        let Some((head, note)) = self.store.head()? else { return Ok(()) };
+        if head.tree_size <= self.head.read().expect("head lock").0.tree_size {
+            return Ok(());
+        }
+        match crate::checkpoint::verify_checkpoint(&note, &self.config.verifier_key, &self.config.origin) {
+            Ok(v) if v.head == head => {
+                self.publish(head, Arc::new(note));
+                Ok(())
+            }
+            _ => Err(StoreError::Corrupt {
+                what: "head checkpoint",
+                position: head.tree_size,
+                detail: "does not verify under the ledger key".into(),
+            }),
+        }
+    }
+}
+
+/// Follows commits made by other writers of a shared store until the ledger is dropped.
+fn follow_loop(shared: std::sync::Weak<Shared>) {
+    let mut failing = false;
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let (store, known) = (s.store.clone(), s.head.read().expect("head lock").0.tree_size);
+        drop(s);
+        let result = store.wait_for_commit(known, FOLLOW_POLL).and_then(|()| match shared.upgrade() {
+            Some(s) => s.follow(),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "can't follow the store's head; retrying");
+                }
+                failing = true;
+                // Back off before reconnecting (a retry delay, not a synchronization).
+                std::thread::sleep(FOLLOW_POLL);
+            }
+        }
+    }
+}
 /// A ledger open for appends and reads. Cheap to clone; all clones share one sequencer.
 #[derive(Clone)]
 pub struct Ledger {
@@ -174,12 +238,16 @@ impl Ledger {
                 (head, Arc::new(signer.sign(&head)))
             }
         };
+        // The sequencer's view starts where the rules' replay ended (on a shared store other
+        // nodes may append during it); it catches up from there under the append lock.
+        let mut next_seq = head.0.tree_size;
         let rules = match (mode, crate::rules::from_config(&config).map_err(LedgerError::Rules)?) {
-            (RulesMode::Enforce, Some(rules)) => {
-                let (rules, failed) = crate::rules::replay(rules, &*store)?;
+            (RulesMode::Enforce, Some(mut rules)) => {
+                let (end, failed) = crate::rules::replay_from(&mut rules, &*store, 0)?;
                 if failed > 0 {
                     tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
                 }
+                next_seq = end;
                 Some(rules)
             }
             _ => None,
@@ -199,8 +267,15 @@ impl Ledger {
         let seq_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zachetka-sequencer".into())
-            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules).run(rx))
+            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules, next_seq).run(rx))
             .expect("spawn sequencer thread");
+        if shared.store.is_shared() {
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("zachetka-follower".into())
+                .spawn(move || follow_loop(weak))
+                .expect("spawn follower thread");
+        }
         Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
     }
 
@@ -408,6 +483,9 @@ struct Sequencer {
     next_seq: u64,
     /// The education rules, when the ledger enforces them; their state includes pending batches.
     rules: Option<crate::rules::Rules>,
+    /// Set when a batch on a shared store failed in a way that leaves it unknown whether it was
+    /// committed: the next batch rebuilds the rule state and stream heads from the store.
+    resync: bool,
 }
 
 const STREAM_CACHE_LEN_MAX: usize = 1_000_000;
@@ -436,6 +514,18 @@ struct Draft<'a> {
     ids: HashMap<String, usize>,
     /// Stream and type by id of this batch's entries, for the rules' lookups.
     kinds: HashMap<String, (String, String)>,
+    /// Id records and stream heads read for the whole batch in one go (shared stores).
+    known_ids: HashMap<String, Option<IdRecord>>,
+    known_streams: HashMap<String, Option<StreamHead>>,
+    /// The store error behind the last failed hash read (the hash reader's error type cannot
+    /// carry it), so that a store that is unavailable is not mistaken for a damaged one.
+    read_error: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl Draft<'_> {
+    fn hash_error(&self, e: merkle::ProofError) -> StoreError {
+        self.read_error.borrow_mut().take().unwrap_or_else(|| StoreError::Io(e.to_string()))
+    }
 }
 
 impl crate::rules::Lookup for Draft<'_> {
@@ -459,7 +549,13 @@ impl HashReader for Draft<'_> {
         let mut old = if old.is_empty() {
             Vec::new().into_iter()
         } else {
-            self.store.read_hashes(&old).map_err(|_| tlog_tiles::Error::IndexesNotInTree)?.into_iter()
+            self.store
+                .read_hashes(&old)
+                .map_err(|e| {
+                    *self.read_error.borrow_mut() = Some(e);
+                    tlog_tiles::Error::IndexesNotInTree
+                })?
+                .into_iter()
         };
         indexes
             .iter()
@@ -497,13 +593,47 @@ impl Sequencer {
         signer: LedgerSigner,
         clock: Arc<dyn Clock>,
         rules: Option<crate::rules::Rules>,
+        next_seq: u64,
     ) -> Self {
-        let next_seq = shared.head.read().expect("head lock").0.tree_size;
-        Self { shared, signer, clock, stream_cache: HashMap::new(), pending: Default::default(), next_seq, rules }
+        Self {
+            shared,
+            signer,
+            clock,
+            stream_cache: HashMap::new(),
+            pending: Default::default(),
+            next_seq,
+            rules,
+            resync: false,
+        }
     }
 
-    fn run(mut self, rx: Receiver<Submission>) {
-        let batch_len_max = self.shared.limits.batch_len_max;
+    /// Group commit: the first submission and whatever queued behind it, up to a batch.
+    fn gather(&self, rx: &Receiver<Submission>, first: Submission) -> Vec<Submission> {
+        let mut n = first.events.len();
+        let mut subs = vec![first];
+        while n < self.shared.limits.batch_len_max {
+            match rx.try_recv() {
+                Ok(s) => {
+                    n += s.events.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        self.shared.queued.fetch_sub(subs.len() as u64, Ordering::SeqCst);
+        subs
+    }
+
+    fn run(self, rx: Receiver<Submission>) {
+        if self.shared.store.is_shared() {
+            self.run_shared(rx)
+        } else {
+            self.run_pipelined(rx)
+        }
+    }
+
+    /// One writer: admit batch N+1 while the committer thread makes batch N durable.
+    fn run_pipelined(mut self, rx: Receiver<Submission>) {
         let (to_committer, committed) = sync_channel::<Prepared>(1);
         let shared = self.shared.clone();
         let committer = std::thread::Builder::new()
@@ -511,19 +641,7 @@ impl Sequencer {
             .spawn(move || commit_loop(&shared, committed))
             .expect("spawn committer thread");
         while let Ok(first) = rx.recv() {
-            let mut n = first.events.len();
-            let mut subs = vec![first];
-            // Group commit: take whatever queued while earlier batches were being made durable.
-            while n < batch_len_max {
-                match rx.try_recv() {
-                    Ok(s) => {
-                        n += s.events.len();
-                        subs.push(s);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.shared.queued.fetch_sub(subs.len() as u64, Ordering::SeqCst);
+            let subs = self.gather(&rx, first);
             let prepared = self.prepare(subs);
             if to_committer.send(prepared).is_err() {
                 break;
@@ -531,6 +649,126 @@ impl Sequencer {
         }
         drop(to_committer);
         let _ = committer.join();
+    }
+
+    /// Several writers over one store: each batch takes the store's append lock, catches up with
+    /// other writers' commits, is admitted and committed, and releases the lock.
+    fn run_shared(mut self, rx: Receiver<Submission>) {
+        while let Ok(first) = rx.recv() {
+            let subs = self.gather(&rx, first);
+            if let Err(e) = self.begin_shared() {
+                self.shared.store.abort_append();
+                let transient = e.is_transient();
+                tracing::warn!(error = %e, transient, "couldn't begin an append");
+                if !transient {
+                    self.shared.failed.store(true, Ordering::SeqCst);
+                }
+                let refusal = Refusal::new(Code::Unavailable, format!("the store is unavailable: {e}"));
+                for sub in subs {
+                    let _ = sub.reply.send(sub.events.iter().map(|_| Err(refusal.clone())).collect());
+                }
+                continue;
+            }
+            let prepared = self.prepare(subs);
+            match commit_prepared(&self.shared, prepared) {
+                Ok(()) => {
+                    for p in self.pending.drain(..) {
+                        self.stream_cache.extend(p.streams);
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "a commit failed; resyncing from the store before the next batch");
+                    self.resync = true;
+                }
+                Err(_) => self.shared.failed.store(true, Ordering::SeqCst),
+            }
+            self.pending.clear();
+        }
+    }
+
+    /// Takes the shared store's append lock and brings this node's view (next seq, stream
+    /// heads, rule state) up to the head committed under it.
+    fn begin_shared(&mut self) -> Result<(), StoreError> {
+        if self.resync {
+            // Rules may hold a batch whose commit is unknown: rebuild them from the store.
+            self.stream_cache.clear();
+            if let Some(rules) = &mut self.rules {
+                let fresh = crate::rules::from_config(&self.shared.config)
+                    .map_err(|e| StoreError::Io(e.to_string()))?
+                    .expect("the ledger has rules");
+                *rules = fresh;
+                self.next_seq = crate::rules::replay_from(rules, &*self.shared.store, 0)?.0;
+            } else {
+                self.next_seq = self.shared.store.head()?.map(|h| h.0.tree_size).unwrap_or(0);
+            }
+            self.resync = false;
+        }
+        let head = self.shared.store.begin_append()?;
+        let size = head.as_ref().map(|h| h.0.tree_size).unwrap_or(0);
+        if size < self.next_seq {
+            self.resync = true;
+            return Err(StoreError::Corrupt {
+                what: "head",
+                position: size,
+                detail: format!("the store's head went back below the {} entries this node has seen", self.next_seq),
+            });
+        }
+        self.catch_up(size)?;
+        if let Some((head, note)) = head {
+            self.shared.publish(head, Arc::new(note));
+        }
+        Ok(())
+    }
+
+    /// Applies entries other writers committed, `next_seq..to`, to the stream heads and rules.
+    fn catch_up(&mut self, to: u64) -> Result<(), StoreError> {
+        let store = self.shared.store.clone();
+        while self.next_seq < to {
+            let page = store.raw_entries(self.next_seq, (to - self.next_seq).min(4096))?;
+            let Some(first) = page.first() else {
+                return Err(StoreError::Corrupt {
+                    what: "entry",
+                    position: self.next_seq,
+                    detail: "missing below the head".into(),
+                });
+            };
+            debug_assert_eq!(first.seq, self.next_seq);
+            for e in page {
+                let entry = event::parse_entry(&e.bytes).map_err(|err| StoreError::Corrupt {
+                    what: "entry",
+                    position: e.seq,
+                    detail: err.to_string(),
+                })?;
+                let head =
+                    StreamHead { len: entry.meta.stream_version + 1, last_leaf_hash: e.hashes[0], last_seq: e.seq };
+                if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
+                    self.stream_cache.clear();
+                }
+                self.stream_cache.insert(entry.stream().to_owned(), head);
+                if let Some(rules) = &mut self.rules {
+                    crate::rules::apply_entry(rules, e.seq, &entry, &*store);
+                }
+                self.next_seq = e.seq + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the id records and stream heads a batch needs in one round trip each.
+    fn prefetch(&self, draft: &mut Draft, subs: &[Submission]) -> Result<(), StoreError> {
+        let events = subs.iter().flat_map(|s| s.events.iter());
+        let mut ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut streams: Vec<&str> =
+            events.map(|e| e.stream.as_str()).filter(|s| !self.stream_cache.contains_key(*s)).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let recs = self.shared.store.id_records(&ids)?;
+        draft.known_ids = ids.iter().map(|s| s.to_string()).zip(recs).collect();
+        let heads = self.shared.store.stream_heads(&streams)?;
+        draft.known_streams = streams.iter().map(|s| s.to_string()).zip(heads).collect();
+        Ok(())
     }
 
     fn stream_head(&mut self, draft: &Draft, stream: &str) -> Result<Option<StreamHead>, StoreError> {
@@ -543,7 +781,10 @@ impl Sequencer {
         if let Some(h) = self.stream_cache.get(stream) {
             return Ok(Some(*h));
         }
-        let h = self.shared.store.stream_head(stream)?;
+        let h = match draft.known_streams.get(stream) {
+            Some(h) => *h,
+            None => self.shared.store.stream_head(stream)?,
+        };
         if let Some(h) = h {
             if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
                 self.stream_cache.clear();
@@ -567,7 +808,10 @@ impl Sequencer {
         }
         let known = match draft.pending.iter().rev().find_map(|p| p.ids.get(&ev.id)) {
             Some(rec) => Some(*rec),
-            None => self.shared.store.id_record(&ev.id)?,
+            None => match draft.known_ids.get(&ev.id) {
+                Some(rec) => *rec,
+                None => self.shared.store.id_record(&ev.id)?,
+            },
         };
         if let Some(rec) = known {
             return Ok(if rec.digest == digest {
@@ -619,7 +863,7 @@ impl Sequencer {
             draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));
         }
         let leaf = merkle::leaf_hash(&bytes);
-        let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| StoreError::Io(e.to_string()))?;
+        let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| draft.hash_error(e))?;
         draft.hashes.extend_from_slice(&new_hashes);
         let i = draft.entries.len();
         draft
@@ -661,10 +905,16 @@ impl Sequencer {
             streams: HashMap::new(),
             ids: HashMap::new(),
             kinds: HashMap::new(),
+            read_error: Default::default(),
+            known_ids: HashMap::new(),
+            known_streams: HashMap::new(),
         };
         let recorded_at = self.clock.now_unix();
         let mut outcomes: Vec<(Reply, Vec<Outcome>)> = Vec::with_capacity(subs.len());
-        let mut failure: Option<String> = None;
+        let mut failure: Option<StoreError> = None;
+        if store.is_shared() {
+            failure = self.prefetch(&mut draft, &subs).err();
+        }
         for sub in subs {
             let mut outs = Vec::with_capacity(sub.events.len());
             for ev in sub.events {
@@ -676,11 +926,11 @@ impl Sequencer {
                 match self.admit(&mut draft, ev, recorded_at) {
                     Ok(o) => outs.push(o),
                     Err(e) => {
-                        failure = Some(e.to_string());
                         outs.push(Outcome::Refused(Refusal::new(
                             Code::Unavailable,
                             format!("couldn't read the store: {e}"),
                         )));
+                        failure = Some(e);
                     }
                 }
             }
@@ -704,7 +954,7 @@ impl Sequencer {
                         checkpoint,
                     });
                 }
-                Err(e) => failure = Some(e.to_string()),
+                Err(e) => failure = Some(draft.hash_error(e)),
             }
         }
         let entries: &[BatchEntry] = batch.as_ref().map(|b| b.entries.as_slice()).unwrap_or(&[]);
@@ -743,8 +993,13 @@ impl Sequencer {
         drop(draft);
         self.pending = pending;
         if let Some(e) = failure {
-            tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");
-            self.shared.failed.store(true, Ordering::SeqCst);
+            if e.is_transient() && store.is_shared() {
+                tracing::warn!(error = %e, first_seq, "preparing a batch failed; resyncing before the next");
+                self.resync = true;
+            } else {
+                tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");
+                self.shared.failed.store(true, Ordering::SeqCst);
+            }
         } else if let Some(b) = &batch {
             self.next_seq = tree_size;
             self.pending.push_back(PendingBatch {
@@ -760,40 +1015,50 @@ impl Sequencer {
     }
 }
 
-/// The committer: makes prepared batches durable in order, publishes the head, answers.
+/// The committer: makes prepared batches durable in order, publishes the head, answers. The
+/// first failure stops writes (one writer cannot tell what a failed write left behind).
 fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
-    while let Ok(Prepared { batch, replies }) = rx.recv() {
-        let mut ok = !shared.failed.load(Ordering::SeqCst);
-        if let (true, Some(batch)) = (ok, &batch) {
-            match shared.store.commit(batch) {
-                Ok(()) => {
-                    // Durable: publish the new head, then acknowledge.
-                    *shared.head.write().expect("head lock") = (batch.head, Arc::new(batch.checkpoint.clone()));
-                    shared.head_watch.send_replace(batch.head.tree_size);
-                }
-                Err(e) => {
-                    // Nothing of this batch was acknowledged; stop writing, keep serving reads.
-                    tracing::error!(error = %e, first_seq = batch.first_seq, "commit failed; the ledger stops writing");
-                    shared.failed.store(true, Ordering::SeqCst);
-                    ok = false;
-                }
-            }
-        }
-        for (reply, results) in replies {
-            let results = if ok {
-                results
-            } else {
-                results
-                    .into_iter()
-                    .map(|r| match r {
-                        Err(r) if r.code != Code::Unavailable => Err(r),
-                        _ => {
-                            Err(Refusal::new(Code::Unavailable, "the commit failed; nothing of this batch was written"))
-                        }
-                    })
-                    .collect()
-            };
-            let _ = reply.send(results);
+    while let Ok(prepared) = rx.recv() {
+        if let Err(e) = commit_prepared(shared, prepared) {
+            tracing::error!(error = %e, "commit failed; the ledger stops writing");
+            shared.failed.store(true, Ordering::SeqCst);
         }
     }
+}
+
+/// Commits one prepared batch (or releases the append if it holds nothing new), publishes the
+/// head, and answers: receipts only once the batch is durable.
+fn commit_prepared(shared: &Shared, Prepared { batch, replies }: Prepared) -> Result<(), StoreError> {
+    let result = match &batch {
+        _ if shared.failed.load(Ordering::SeqCst) => {
+            shared.store.abort_append();
+            Err(StoreError::Io("the ledger stopped writing".into()))
+        }
+        Some(batch) => shared.store.commit(batch).map(|()| {
+            // Durable: publish the new head, then acknowledge.
+            shared.publish(batch.head, Arc::new(batch.checkpoint.clone()));
+        }),
+        None => {
+            shared.store.abort_append();
+            Ok(())
+        }
+    };
+    for (reply, results) in replies {
+        let results = if result.is_ok() {
+            results
+        } else {
+            results
+                .into_iter()
+                .map(|r| match r {
+                    Err(r) if r.code != Code::Unavailable => Err(r),
+                    _ => Err(Refusal::new(
+                        Code::Unavailable,
+                        "the commit did not complete; retry: an event that was written returns its receipt",
+                    )),
+                })
+                .collect()
+        };
+        let _ = reply.send(results);
+    }
+    result
 }

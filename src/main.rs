@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zachetka::keys::KeyPair;
 use zachetka::ledger::{Ledger, Limits};
+use zachetka::store::postgres::PgStore;
 use zachetka::store::sled::SledStore;
 use zachetka::store::Store;
 
@@ -19,6 +20,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "zachetka", version, about = "A region's education records as a signed, append-only, verifiable log")]
 struct Cli {
+    /// Keep the log in PostgreSQL instead of the embedded store in <dir>/store, e.g.
+    /// `host=/run/postgresql dbname=zachetka` or `postgres://user@host/db`. Several servers may
+    /// share one database; each needs the ledger's key (<dir>/ledger.key).
+    #[arg(long, global = true, env = "ZACHETKA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -186,18 +192,22 @@ fn store_dir(dir: &Path) -> PathBuf {
     dir.join("store")
 }
 
-fn open_store(dir: &Path) -> Result<Arc<SledStore>> {
+/// The store of a ledger: PostgreSQL when a database is named, else the embedded store in `dir`.
+fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        return Ok(Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?));
+    }
     if !dir.join("ledger.key").exists() {
         bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());
     }
     SledStore::open(&store_dir(dir))
-        .map(Arc::new)
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
         .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))
 }
 
-fn open_ledger(dir: &Path) -> Result<Ledger> {
+fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
     let key = read_key(&dir.join("ledger.key"))?;
-    let store = open_store(dir)?;
+    let store = open_store(dir, database)?;
     Ok(Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default())?)
 }
 
@@ -231,7 +241,13 @@ fn rules_config(rules: &str) -> Result<Option<serde_json::Value>> {
     })
 }
 
-fn init(dir: &Path, origin: &str, authority_did: Option<String>, rules: &str) -> Result<String> {
+fn init(
+    dir: &Path,
+    database: Option<&str>,
+    origin: &str,
+    authority_did: Option<String>,
+    rules: &str,
+) -> Result<String> {
     let rules = rules_config(rules)?;
     if !signed_note_name_ok(origin) {
         bail!("origin {origin:?} must be non-empty without spaces or '+'");
@@ -250,8 +266,11 @@ fn init(dir: &Path, origin: &str, authority_did: Option<String>, rules: &str) ->
     };
     let key = KeyPair::generate();
     write_new_file(&dir.join("ledger.key"), &key.to_key_file())?;
-    let store = SledStore::open(&store_dir(dir))?;
-    let config = zachetka::ledger::init_store(&store, origin, &key, &authority, rules)?;
+    let store: Arc<dyn Store> = match database {
+        Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
+        None => Arc::new(SledStore::open(&store_dir(dir))?),
+    };
+    let config = zachetka::ledger::init_store(&*store, origin, &key, &authority, rules)?;
     Ok(config.verifier_key)
 }
 
@@ -283,9 +302,10 @@ fn for_each_input(files: &[PathBuf], mut each: impl FnMut(Vec<serde_json::Value>
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     use std::process::ExitCode;
+    let db = cli.database_url.as_deref();
     match cli.command {
         Command::Init { dir, origin, authority_did, rules } => {
-            let vkey = init(&dir, &origin, authority_did, &rules)?;
+            let vkey = init(&dir, db, &origin, authority_did, &rules)?;
             println!("{vkey}");
         }
         Command::Keygen { out } => {
@@ -329,7 +349,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             match (target.dir, target.server) {
                 (Some(dir), _) => {
-                    let ledger = open_ledger(&dir)?;
+                    let ledger = open_ledger(&dir, db)?;
                     let chunk_len = ledger.limits().request_len_max;
                     for_each_input(&files, |events| {
                         for chunk in events.chunks(chunk_len) {
@@ -372,7 +392,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Checkpoint { target } => match (target.dir, target.server) {
             (Some(dir), _) => {
-                let store = open_store(&dir)?;
+                let store = open_store(&dir, db)?;
                 let (_, note) =
                     store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
                 print!("{}", String::from_utf8_lossy(&note));
@@ -392,7 +412,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             match (target.dir, target.server) {
                 (Some(dir), _) => {
-                    let ledger = open_ledger(&dir)?;
+                    let ledger = open_ledger(&dir, db)?;
                     let out = match proof {
                         ProofKind::Inclusion { leaf_index, tree_size } => {
                             serde_json::to_string(&zachetka::merkle::InclusionProof {
@@ -425,9 +445,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen } => serve(open_ledger(&dir)?, &listen)?,
+        Command::Serve { dir, listen } => serve(open_ledger(&dir, db)?, &listen)?,
         Command::Audit { dir, json } => {
-            let store = open_store(&dir)?;
+            let store = open_store(&dir, db)?;
             let report = audit_with_progress(&*store)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -477,10 +497,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Demo { dir, origin, learners, teachers, events, listen, no_serve } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
-                let vkey = init(&dir, &origin, Some(authority), "education")?;
+                let vkey = init(&dir, db, &origin, Some(authority), "education")?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
-            let ledger = open_ledger(&dir)?;
+            let ledger = open_ledger(&dir, db)?;
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }

@@ -62,28 +62,37 @@ impl Lookup for StoreLookup<'_> {
 /// the audit does; an entry that fails is counted and left out). Returns the rules and how many
 /// entries failed.
 pub fn replay(mut rules: Rules, store: &dyn Store) -> Result<(Rules, u64), crate::store::StoreError> {
-    let mut from = 0u64;
+    let (_, failed) = replay_from(&mut rules, store, 0)?;
+    Ok((rules, failed))
+}
+
+/// Applies the entries from `from` to the end of the log to `rules`. Returns the size it reached
+/// and how many entries failed their check.
+pub fn replay_from(rules: &mut Rules, store: &dyn Store, from: u64) -> Result<(u64, u64), crate::store::StoreError> {
+    let mut from = from;
     let mut failed = 0u64;
     loop {
         let page = store.entries(from, 4096)?;
         if page.is_empty() {
-            return Ok((rules, failed));
+            return Ok((from, failed));
         }
         for (i, bytes) in page.iter().enumerate() {
-            let seq = from + i as u64;
-            let Ok(entry) = crate::event::parse_entry(bytes) else {
-                failed += 1;
-                continue;
-            };
-            let Some(env) = envelope(seq, &entry.event) else {
-                failed += 1;
-                continue;
-            };
-            match rules.check(&env, &StoreLookup(store)) {
-                Ok(()) => rules.apply(&env),
-                Err(_) => failed += 1,
-            }
+            let applied =
+                crate::event::parse_entry(bytes).is_ok_and(|e| apply_entry(rules, from + i as u64, &e, store));
+            failed += u64::from(!applied);
         }
         from += page.len() as u64;
+    }
+}
+
+/// Applies one committed entry to `rules` if its check passes; returns whether it did.
+pub fn apply_entry(rules: &mut Rules, seq: u64, entry: &crate::event::ParsedEntry, store: &dyn Store) -> bool {
+    let Some(env) = envelope(seq, &entry.event) else { return false };
+    match rules.check(&env, &StoreLookup(store)) {
+        Ok(()) => {
+            rules.apply(&env);
+            true
+        }
+        Err(_) => false,
     }
 }

@@ -7,10 +7,14 @@
 //! - *Ordering*: batches are committed in `first_seq` order with no gap; `commit` refuses a batch
 //!   whose `first_seq` is not the current tree size (`StoreError::NotContiguous`).
 //! - *Concurrency*: one writer at a time calls `commit` (the ledger's sequencer); any number of
-//!   readers may call the read methods concurrently with it and with each other.
+//!   readers may call the read methods concurrently with it and with each other. A *shared*
+//!   store ([`Store::is_shared`], PostgreSQL) also serializes writers in different processes:
+//!   between [`Store::begin_append`] and `commit` no other writer commits, and the head that
+//!   `begin_append` returns is the one the batch must follow.
 //! - *Recovery*: `open` leaves exactly the committed batches; a torn tail is dropped, and damage
 //!   below the head is an error naming its position, never a panic.
 
+pub mod postgres;
 pub mod sled;
 
 use crate::checkpoint::TreeHead;
@@ -105,6 +109,17 @@ pub enum StoreError {
     Corrupt { what: &'static str, position: u64, detail: String },
     #[error("ledger is already initialized")]
     AlreadyInitialized,
+    /// The store cannot be reached now (a database restarting, a lost connection); retry later.
+    /// After a failed `commit` with this error the batch may or may not be in the store.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the store itself is not known to be damaged).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// A durable, ordered home for entries, stored hashes, indexes and checkpoints. See the module
@@ -132,12 +147,38 @@ pub trait Store: Send + Sync + 'static {
     /// Stored Merkle hashes by stored-hash index (RFC 9162 tree, Go tlog layout).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError>;
+    /// [`Store::id_record`] of many ids at once (one round trip where the store is remote).
+    fn id_records(&self, ids: &[&str]) -> Result<Vec<Option<IdRecord>>, StoreError> {
+        ids.iter().map(|id| self.id_record(id)).collect()
+    }
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError>;
+    /// [`Store::stream_head`] of many streams at once.
+    fn stream_heads(&self, streams: &[&str]) -> Result<Vec<Option<StreamHead>>, StoreError> {
+        streams.iter().map(|s| self.stream_head(s)).collect()
+    }
     /// Seqs of a stream's entries from `from_version`, at most `limit`.
     fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError>;
     /// Checkpoint notes with tree size >= `from_size`, ascending, at most `limit`.
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Whether writers in other processes may commit to this store (see the contract).
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Starts an append: until `commit` or [`Store::abort_append`], no other writer commits.
+    /// Returns the committed head under that exclusion. A store with one writer just reads it.
+    fn begin_append(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {
+        self.head()
+    }
+    /// Ends an append begun with `begin_append` without committing anything.
+    fn abort_append(&self) {}
+    /// Returns when the committed head may have grown beyond `tree_size` (another writer
+    /// committed), or after `timeout`. A store with one writer has nothing to wait for.
+    fn wait_for_commit(&self, tree_size: u64, timeout: std::time::Duration) -> Result<(), StoreError> {
+        let _ = (tree_size, timeout);
+        Ok(())
+    }
 }
 
 /// A [`tlog_tiles::HashReader`] over a store.

@@ -6,6 +6,7 @@ mod demo;
 mod http;
 mod personal;
 mod pipeline;
+mod postgres;
 mod rules;
 mod store_contract;
 mod support;

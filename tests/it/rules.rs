@@ -10,9 +10,9 @@ use zachetka::demo::{DemoRegion, DemoSize};
 use zachetka::ledger::{Ledger, Limits, RulesMode};
 use zachetka::refusal::Code;
 
-const DEMO_ORIGIN: &str = ORIGIN;
+pub(super) const DEMO_ORIGIN: &str = ORIGIN;
 
-fn region() -> DemoRegion {
+pub(super) fn region() -> DemoRegion {
     DemoRegion::new(DEMO_ORIGIN, DemoSize { learners: 200, teachers: 40, events: 300 })
 }
 
@@ -49,7 +49,7 @@ fn entry_violations(dir: &std::path::Path) -> Vec<(u64, &'static str)> {
 }
 
 /// Appends the whole demo region; every event must be accepted.
-fn append_region(ledger: &Ledger) {
+pub(super) fn append_region(ledger: &Ledger) {
     let mut region = region();
     loop {
         let batch = region.next_batch(500);
@@ -62,12 +62,12 @@ fn append_region(ledger: &Ledger) {
     }
 }
 
-fn teacher_of_school_1() -> zachetka::keys::KeyPair {
+pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {
     // Teacher 0 is granted in sch-001 (teacher i is in school i % schools + 1; 40 teachers, 2 schools).
     zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/0")
 }
 
-fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64) -> Value {
+pub(super) fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64) -> Value {
     let ev = json!({"ledger": DEMO_ORIGIN, "stream": format!("learner/t-{n}"), "type": "journal.grade_recorded", "id": id(n),
         "occurred_at": "2026-10-01T09:00:00Z", "author": key.did(),
         "data": {"v": 1, "institution": institution, "class": class, "subject": "Физика", "mark": mark,
@@ -76,7 +76,7 @@ fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: 
 }
 
 /// Events the rules refuse, each with the code the API must give.
-fn mutations() -> Vec<(Value, &'static str)> {
+pub(super) fn mutations() -> Vec<(Value, &'static str)> {
     let t = teacher_of_school_1();
     let stranger = zachetka::keys::KeyPair::from_seed(&[0x77; 32]);
     vec![

@@ -166,6 +166,21 @@ fn sled_store_keeps_the_contract() {
     run_contract(&Sled);
 }
 
+/// One PostgreSQL schema; reopening connects again to the same schema.
+struct Postgres(String);
+
+impl Backend for Postgres {
+    fn open(&self, _dir: &Path) -> Arc<dyn Store> {
+        Arc::new(zachetka::store::postgres::PgStore::open(&self.0).unwrap())
+    }
+}
+
+#[test]
+fn postgres_store_keeps_the_contract() {
+    let Some(url) = super::support::pg_url() else { return };
+    run_contract(&Postgres(super::support::pg_schema(&url)));
+}
+
 fn flip_byte(path: &std::path::Path, at: u64) {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();

@@ -218,3 +218,38 @@ pub fn check_log(ledger: &Ledger) {
         .unwrap();
     }
 }
+
+/// The PostgreSQL server the tests use (`ZACHETKA_TEST_DATABASE_URL`, set by `scripts/test`,
+/// which starts a private cluster). Without it a test says so and does nothing; under CI that is
+/// a failure, never a silent skip.
+pub fn pg_url() -> Option<String> {
+    match std::env::var("ZACHETKA_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("ZACHETKA_TEST_DATABASE_URL is not set: run the tests with `bash scripts/test`, which starts PostgreSQL")
+        }
+        _ => {
+            eprintln!("NOT RUN: no PostgreSQL (set ZACHETKA_TEST_DATABASE_URL or run `bash scripts/test`)");
+            None
+        }
+    }
+}
+
+/// A connection string for a fresh, empty schema of its own in the test server: one ledger.
+pub fn pg_schema(url: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let schema = format!("zt_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("connect to the test PostgreSQL");
+    admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).unwrap();
+    with_schema(url, &schema)
+}
+
+/// `url` with its search path set to `schema` (both connection-string forms).
+pub fn with_schema(url: &str, schema: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-csearch_path%3D{schema}")
+    } else {
+        format!("{url} options='-c search_path={schema}'")
+    }
+}

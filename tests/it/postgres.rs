@@ -1,0 +1,397 @@
+//! The PostgreSQL store with several nodes: ledgers in one process (each with its own store and
+//! connections, as separate servers would have) or separate `zachetka` processes, all appending
+//! to one database. Sequencing is the database's: no gap, no duplicate, every conflict refused,
+//! rule state and heads followed across nodes, nothing acknowledged lost to a SIGKILL or to a
+//! database restart. The store contract itself runs in `store_contract`.
+
+use super::support::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use zachetka::ledger::{Ledger, Limits, Receipt};
+use zachetka::merkle::{Hash, HashB64};
+use zachetka::refusal::Code;
+use zachetka::store::postgres::{PgStore, MIGRATIONS};
+use zachetka::store::Store;
+
+/// A node: a ledger over its own connection to the database.
+fn node(url: &str) -> Ledger {
+    let store: Arc<dyn Store> = Arc::new(PgStore::open(url).unwrap());
+    open_ledger(store, Limits::default())
+}
+
+/// A fresh bare ledger (no education rules) in its own schema; returns its connection string.
+fn bare_ledger(url: &str) -> String {
+    let url = pg_schema(url);
+    let store = PgStore::open(&url).unwrap();
+    zachetka::ledger::init_store(&store, ORIGIN, &ledger_key(), &authority().did(), None).unwrap();
+    url
+}
+
+/// Waits (bounded) until `ledger` publishes a head of at least `size`.
+fn await_size(ledger: &Ledger, size: u64) {
+    let mut watch = ledger.watch_tree_size();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|s| *s >= size)).await })
+        .unwrap_or_else(|_| panic!("the node did not reach size {size} within 10 s (at {})", ledger.head().0.tree_size))
+        .unwrap();
+}
+
+/// What one submitter thread saw: receipts and refusals by event, in submission order.
+type Outcomes = Vec<(Value, Result<Receipt, zachetka::refusal::Refusal>)>;
+
+/// Runs `nodes` nodes with two submitter threads each. Each thread appends to a stream of its
+/// own (expected versions, always accepted), to one stream all share with expected versions
+/// (conflicts), to one they share without, and events whose ids every thread uses (idempotency).
+fn concurrent_nodes(nodes: usize) {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let ledgers: Vec<Ledger> = (0..nodes).map(|_| node(&url)).collect();
+    const ROUNDS: u64 = 40;
+    let threads: Vec<_> = (0..nodes * 2)
+        .map(|t| {
+            let ledger = ledgers[t / 2].clone();
+            std::thread::spawn(move || {
+                let mut seen: Outcomes = Vec::new();
+                let mut own_version = 0;
+                let mut shared_guess = 0;
+                for round in 0..ROUNDS {
+                    let base = (t as u64 + 1) * 1_000_000 + round * 100;
+                    let mut batch = Vec::new();
+                    for k in 0..5 {
+                        batch.push(grade(base + k, &format!("own/{t}"), Some(own_version + k)));
+                    }
+                    batch.push(grade(base + 10, "shared/ordered", Some(shared_guess)));
+                    for k in 0..5 {
+                        batch.push(grade(base + 20 + k, "shared/unordered", None));
+                    }
+                    // The same event (same id, same signature) from every thread.
+                    batch.push(grade(round, &format!("dup/{}", round % 3), None));
+                    let results = ledger.append_blocking(batch.clone());
+                    for (signed, r) in batch.into_iter().zip(results) {
+                        let ev = signed["event"].clone();
+                        if let Ok(receipt) = &r {
+                            if ev["stream"] == format!("own/{t}") {
+                                own_version = receipt.stream_version + 1;
+                            }
+                            if ev["stream"] == "shared/ordered" {
+                                shared_guess = receipt.stream_version + 1;
+                            }
+                        } else if ev["stream"] == "shared/ordered" {
+                            shared_guess = ledger.store().stream_head("shared/ordered").unwrap().map_or(0, |h| h.len);
+                        }
+                        seen.push((ev, r));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let outcomes: Vec<Outcomes> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+
+    // Every accepted event has one position; positions are dense; the same id has one receipt.
+    let mut by_id: HashMap<String, Receipt> = HashMap::new();
+    let mut by_seq: BTreeMap<u64, String> = BTreeMap::new();
+    let mut ordered_accepted = 0u64;
+    let mut conflicts = 0u64;
+    for (ev, r) in outcomes.iter().flatten() {
+        let id = ev["id"].as_str().unwrap().to_owned();
+        match r {
+            Ok(receipt) => {
+                if let Some(earlier) = by_id.insert(id.clone(), *receipt) {
+                    assert_eq!(earlier, *receipt, "event {id} got two different receipts");
+                }
+                if let Some(other) = by_seq.insert(receipt.seq, id.clone()) {
+                    assert_eq!(other, id, "seq {} was given to two events", receipt.seq);
+                }
+                if let Some(expected) = ev.get("expected_version") {
+                    assert_eq!(receipt.stream_version, expected.as_u64().unwrap(), "{id} landed off its version");
+                }
+                ordered_accepted += u64::from(ev["stream"] == "shared/ordered");
+            }
+            Err(refusal) => {
+                assert_eq!(ev["stream"], "shared/ordered", "only the contended stream may refuse: {refusal}");
+                assert_eq!(refusal.code, Code::StreamVersionConflict, "{refusal}");
+                conflicts += 1;
+            }
+        }
+    }
+    let threads = (nodes * 2) as u64;
+    assert_eq!(by_id.len() as u64, threads * ROUNDS * 11 - conflicts + ROUNDS);
+    assert_eq!(by_seq.len(), by_id.len());
+    assert_eq!(by_seq.keys().copied().collect::<Vec<_>>(), (0..by_seq.len() as u64).collect::<Vec<_>>(), "a gap");
+    eprintln!("{nodes} nodes: {} entries, {conflicts} version conflicts refused", by_seq.len());
+
+    // A conflict across nodes, deterministically: the second node must see the first's append.
+    let size = by_seq.len() as u64;
+    let first = ledgers[0].append_blocking(vec![grade(900_000_001, "race/0", Some(0))]);
+    let second = ledgers[1].append_blocking(vec![grade(900_000_002, "race/0", Some(0))]);
+    assert_eq!(first[0].as_ref().unwrap().seq, size);
+    assert_eq!(second[0].as_ref().unwrap_err().code, Code::StreamVersionConflict);
+
+    // Every node follows to the final head; the log audits clean and every proof verifies.
+    let store = ledgers[0].store();
+    assert_eq!(store.stream_head("shared/ordered").unwrap().map_or(0, |h| h.len), ordered_accepted);
+    for ledger in &ledgers {
+        await_size(ledger, size + 1);
+    }
+    check_log(&ledgers[nodes - 1]);
+}
+
+#[test]
+fn two_nodes_append_concurrently_without_gap_or_duplicate() {
+    concurrent_nodes(2);
+}
+
+#[test]
+fn three_nodes_append_concurrently_without_gap_or_duplicate() {
+    concurrent_nodes(3);
+}
+
+#[test]
+fn an_idle_node_follows_commits_made_by_another() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let (writer, idle) = (node(&url), node(&url));
+    let feed = idle.watch_tree_size();
+    for r in writer.append_blocking((0..20).map(|n| grade(n, "learner/1", None)).collect()) {
+        r.unwrap();
+    }
+    await_size(&idle, 20);
+    assert!(feed.has_changed().unwrap(), "the idle node's feed was not woken");
+    assert_eq!(idle.head(), writer.head());
+    assert_eq!(idle.entries(0, 100).unwrap().len(), 20);
+    idle.prove_inclusion(19, 20).unwrap();
+}
+
+#[test]
+fn rule_state_follows_commits_made_by_other_nodes() {
+    use super::rules::{append_region, grade_event, mutations, region, teacher_of_school_1, DEMO_ORIGIN};
+    let Some(url) = pg_url() else { return };
+    let url = pg_schema(&url);
+    let store = PgStore::open(&url).unwrap();
+    let rules = Some(zachetka::rules::default_region());
+    zachetka::ledger::init_store(&store, DEMO_ORIGIN, &ledger_key(), &region().authority_did(), rules).unwrap();
+    let (a, b) = (node(&url), node(&url));
+    // The authority, institutions and staff keys go in through node A ...
+    append_region(&a);
+    // ... and node B, which has not appended since it opened, honours them at once.
+    let ok = b.append_blocking(vec![grade_event(800_001, &teacher_of_school_1(), "sch-001", "5А", 5)]);
+    ok[0].as_ref().unwrap();
+    for (event, code) in mutations() {
+        let r = b.append_blocking(vec![event]);
+        assert_eq!(r[0].as_ref().unwrap_err().code.as_str(), code);
+    }
+    // A node opened later replays the rules from the database.
+    let c = node(&url);
+    let r = c.append_blocking(vec![grade_event(800_002, &teacher_of_school_1(), "sch-001", "5А", 4)]);
+    r[0].as_ref().unwrap();
+    await_size(&a, c.head().0.tree_size);
+    check_log(&a);
+}
+
+#[test]
+fn migrations_apply_once_under_concurrent_starts_and_a_newer_database_is_refused() {
+    let Some(url) = pg_url() else { return };
+    let url = pg_schema(&url);
+    // A database at version 1 (an older build) with a ledger in it ...
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    zachetka::store::postgres::migrate(&mut client, &MIGRATIONS[..1]).unwrap();
+    let count =
+        |c: &mut postgres::Client| -> i64 { c.query_one("SELECT count(*) FROM zt_schema", &[]).unwrap().get(0) };
+    assert_eq!(count(&mut client), 1);
+    // ... upgraded by four nodes of this build starting at once: each migration applied once.
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version().unwrap()))
+        })
+        .collect();
+    for s in starts {
+        assert_eq!(s.join().unwrap().unwrap(), MIGRATIONS.last().unwrap().0);
+    }
+    assert_eq!(count(&mut client), MIGRATIONS.len() as i64);
+    // The upgraded schema works: init, append, and the head trigger wakes followers.
+    let store = PgStore::open(&url).unwrap();
+    zachetka::ledger::init_store(&store, ORIGIN, &ledger_key(), &authority().did(), None).unwrap();
+    let a = node(&url);
+    a.append_blocking(vec![grade(1, "learner/1", None)])[0].as_ref().unwrap();
+    // A database migrated by a newer build is refused, not misread.
+    client.execute("INSERT INTO zt_schema (version) VALUES (9999)", &[]).unwrap();
+    let err = PgStore::open(&url).err().expect("a newer database must be refused");
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+/// A private PostgreSQL cluster this test may crash and restart (`scripts/pg-cluster`).
+struct Cluster(tempfile::TempDir);
+
+impl Cluster {
+    fn start() -> (Self, String) {
+        let dir = tempfile::Builder::new().prefix("zachetka-pg-").tempdir().unwrap();
+        let url = Self::run("start", dir.path());
+        (Self(dir), url)
+    }
+
+    fn run(cmd: &str, dir: &std::path::Path) -> String {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+            .arg(cmd)
+            .arg(dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scripts/pg-cluster {cmd} failed");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+            .arg("stop")
+            .arg(self.0.path())
+            .output();
+    }
+}
+
+#[test]
+fn a_database_restart_under_load_is_reported_and_recovered_without_operator_action() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (cluster, url) = Cluster::start();
+    let url = bare_ledger(&url);
+    let nodes = [node(&url), node(&url)];
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let ledger = nodes[t % 2].clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut acked, mut unavailable) = (Vec::new(), 0u64);
+                let mut n = (t as u64 + 1) << 40;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let batch: Vec<_> =
+                        (0..10).map(|k| grade(n + k, &format!("learner/{}", (n + k) % 7), None)).collect();
+                    n += 10;
+                    for r in ledger.append_blocking(batch) {
+                        match r {
+                            Ok(receipt) => acked.push(receipt),
+                            Err(refusal) => {
+                                assert_eq!(refusal.code, Code::Unavailable, "{refusal}");
+                                unavailable += 1;
+                            }
+                        }
+                    }
+                }
+                (acked, unavailable)
+            })
+        })
+        .collect();
+    let size_now = || nodes[0].head().0.tree_size;
+    let wait_growth = |from: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while size_now() < from + 200 {
+            assert!(std::time::Instant::now() < deadline, "appends did not resume (at {})", size_now());
+            await_size(&nodes[0], size_now() + 1);
+        }
+    };
+    wait_growth(0);
+    // Crash the database (no shutdown checkpoint) under load, then bring it back.
+    Cluster::run("crash", cluster.0.path());
+    let down_at = size_now();
+    Cluster::run("start", cluster.0.path());
+    wait_growth(down_at);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut acked, mut unavailable) = (Vec::new(), 0);
+    for t in threads {
+        let (a, u) = t.join().unwrap();
+        acked.extend(a);
+        unavailable += u;
+    }
+    eprintln!("{} acknowledged, {unavailable} refused as unavailable", acked.len());
+    assert!(unavailable > 0, "appends during the outage must be refused as unavailable");
+    assert!(!nodes[0].is_failed() && !nodes[1].is_failed(), "a node stopped writing for good");
+    // Nothing acknowledged was lost; the log audits clean.
+    let store = PgStore::open(&url).unwrap();
+    for r in &acked {
+        let entry = &store.entries(r.seq, 1).unwrap()[0];
+        assert_eq!(zachetka::merkle::leaf_hash(entry), r.leaf_hash, "entry {} changed", r.seq);
+    }
+    let report = zachetka::audit::audit(&store, &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+}
+
+#[test]
+fn sigkill_of_a_node_mid_batch_loses_nothing_acknowledged() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
+    let (seed, mut rng) = seeded("pg sigkill");
+    // One node runs throughout; the other is killed and restarted each round.
+    let spawn = |first_id: u64| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["append", "--dir"])
+            .arg(dir.path())
+            .env("ZACHETKA_DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for line in 0..100_000u64 {
+                let batch: Vec<_> = (0..10)
+                    .map(|i| grade(first_id + line * 10 + i, &format!("learner/{}", (line + i) % 13), None))
+                    .collect();
+                let mut text = serde_json::to_string(&batch).unwrap();
+                text.push('\n');
+                if stdin.write_all(text.as_bytes()).is_err() {
+                    return; // the node is gone
+                }
+            }
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        (child, writer, stdout)
+    };
+    let read_receipts = |stdout: &mut BufReader<std::process::ChildStdout>, n: usize, acked: &mut Vec<(u64, Hash)>| {
+        let mut line = String::new();
+        for _ in 0..n {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "a node stopped early");
+            let receipt: Value = serde_json::from_str(&line).unwrap();
+            let seq = receipt["seq"].as_u64().unwrap_or_else(|| panic!("refusal {line}"));
+            acked.push((seq, Hash::from_b64(receipt["leaf_hash"].as_str().unwrap()).unwrap()));
+        }
+    };
+    let mut acked = Vec::new();
+    let (mut steady, steady_writer, mut steady_out) = spawn(1 << 40);
+    for round in 0..4u64 {
+        let (mut victim, writer, mut out) = spawn((round + 2) << 40);
+        read_receipts(&mut out, 10 + rng(200) as usize, &mut acked);
+        read_receipts(&mut steady_out, 5, &mut acked);
+        // SIGKILL: no destructor, no flush; most likely inside a batch's transaction.
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        let _ = writer.join();
+    }
+    read_receipts(&mut steady_out, 20, &mut acked);
+    steady.kill().unwrap();
+    steady.wait().unwrap();
+    let _ = steady_writer.join();
+
+    let store = PgStore::open(&url).unwrap();
+    let (head, _) = store.head().unwrap().unwrap();
+    for (seq, leaf) in &acked {
+        assert!(*seq < head.tree_size, "seed {seed}: acknowledged entry {seq} is beyond the head {}", head.tree_size);
+        let entry = &store.entries(*seq, 1).unwrap()[0];
+        assert_eq!(zachetka::merkle::leaf_hash(entry), *leaf, "seed {seed}: entry {seq} changed");
+    }
+    let report = zachetka::audit::audit(&store, &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "seed {seed}: {:#?}", report.violations);
+}
