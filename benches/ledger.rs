@@ -18,7 +18,7 @@ use rayon::prelude::*;
 // The allocator the `zachetka` binary uses, so the figures are the server's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use zachetka::keys::{KeyCache, KeyPair};
@@ -26,73 +26,14 @@ use zachetka::ledger::{Ledger, Limits};
 use zachetka::store::sled::SledStore;
 use zachetka::store::Store;
 
-const ORIGIN: &str = "ru-47.edu.example";
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Learner streams the pipeline figure spreads events over (a large municipality's journals).
-const LEARNERS: u64 = 50_000;
-
-/// `n` signed events with ~500-byte canonical forms, signed on every core.
-fn signed_events(teachers: &[KeyPair], first: u64, n: u64) -> Vec<Value> {
-    (first..first + n)
-        .into_par_iter()
-        .map(|i| {
-            let key = &teachers[(i % teachers.len() as u64) as usize];
-            let ev = json!({
-                "ledger": ORIGIN,
-                "stream": format!("learner/47-{:06}", i % LEARNERS),
-                "type": "journal.grade_recorded",
-                "id": zachetka::event::uuid_from_bytes((i as u128).to_be_bytes()),
-                "occurred_at": "2026-11-23T08:00:00Z",
-                "author": key.did(),
-                "data": {"v": 1, "subject": "Математика", "mark": 2 + (i % 4) as i64, "weight": 3, "kind": "контрольная",
-                         "scale": "five_point", "lesson_date": "2026-11-23", "class": "5А", "institution": "sch-0042",
-                         "lesson": format!("lesson-{}", i / 30), "comment": "работа у доски"}
-            });
-            zachetka::event::sign_event(&ev, key).unwrap()
-        })
-        .collect()
-}
+mod common;
+use common::*;
 
 fn new_ledger(dir: &std::path::Path) -> Ledger {
     let store = Arc::new(SledStore::open(dir).unwrap());
     let key = KeyPair::from_seed(&[1; 32]);
     zachetka::ledger::init_store(&*store, ORIGIN, &key, &KeyPair::from_seed(&[2; 32]).did(), None).unwrap();
     Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default()).unwrap()
-}
-
-/// Appends `events` from `submitters` threads in requests of `request_len`; returns events/s.
-fn pipeline_rate(ledger: &Ledger, events: Vec<Value>, submitters: usize, request_len: usize) -> f64 {
-    let n = events.len();
-    let chunks: Vec<Vec<Value>> = events.chunks(request_len).map(<[Value]>::to_vec).collect();
-    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..submitters {
-            let queue = queue.clone();
-            s.spawn(move || loop {
-                let Some(chunk) = queue.lock().unwrap().next() else { return };
-                for r in ledger.append_blocking(chunk) {
-                    r.expect("bench events are valid");
-                }
-            });
-        }
-    });
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// One pipeline figure on a fresh ledger: `cold`, the first 100,000 events (every author key
@@ -102,8 +43,8 @@ fn pipeline_round(teachers: &[KeyPair], round: u64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let ledger = new_ledger(dir.path());
     let first = 1_000_000 * (round + 1);
-    let cold = pipeline_rate(&ledger, signed_events(teachers, first, 100_000), 256, 50);
-    let warm = pipeline_rate(&ledger, signed_events(teachers, first + 100_000, 100_000), 256, 50);
+    let cold = pipeline_rate(std::slice::from_ref(&ledger), signed_events(teachers, first, 100_000), 256, 50);
+    let warm = pipeline_rate(std::slice::from_ref(&ledger), signed_events(teachers, first + 100_000, 100_000), 256, 50);
     (cold, warm)
 }
 
@@ -161,9 +102,7 @@ fn main() {
     let pipeline_only = std::env::args().any(|a| a == "--pipeline-only");
     // `--rules-only` runs just the rules' added-cost figure.
     let rules_only = std::env::args().any(|a| a == "--rules-only");
-    let teachers: Vec<KeyPair> = (0..500u64)
-        .map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap()))
-        .collect();
+    let teachers = teachers();
     println!(
         "zachetka ledger bench: {} cores, {entries} entries for the audit/proof figures, {rounds} rounds",
         rayon::current_num_threads()
@@ -276,7 +215,7 @@ fn main() {
     while done < entries {
         let n = (entries - done).min(200_000);
         let events = signed_events(&teachers, 100_000_000 + done, n);
-        pipeline_rate(&ledger, events, 64, 500);
+        pipeline_rate(std::slice::from_ref(&ledger), events, 64, 500);
         done += n;
     }
     println!("built {entries} entries in {:.1} s (signing included)", started.elapsed().as_secs_f64());

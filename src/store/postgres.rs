@@ -269,7 +269,8 @@ pub fn migrate(client: &mut Client, migrations: &[(i32, &str)]) -> Result<(), St
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('zachetka-migrate ' || current_schema()))", &[])
             .map_err(pg)?;
         tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS zt_schema (
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS zt_schema (
                 version integer PRIMARY KEY,
                 applied_at timestamptz NOT NULL DEFAULT now()
             )",

@@ -46,7 +46,7 @@ fn records_are_sealed_per_subject_and_erasure_is_final() {
     assert_eq!(store.get(subject).unwrap(), None);
     assert!(!store.erase(subject).unwrap(), "nothing left to erase");
     drop(store);
-    let db = sled::open(dir.path()).unwrap();
+    let db = zachetka::store::sled::open_sled(&sled::Config::new().path(dir.path())).unwrap();
     db.open_tree("records").unwrap().insert(subject, sealed).unwrap();
     db.open_tree("records").unwrap().insert("learner/47-000124", other.clone()).unwrap();
     drop(db);
