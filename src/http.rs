@@ -337,7 +337,8 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
          # TYPE zachetka_requests_busy_total counter\nzachetka_requests_busy_total {}\n\
          # TYPE zachetka_http_requests_total counter\nzachetka_http_requests_total {}\n\
          # TYPE zachetka_sequencer_queue_depth gauge\nzachetka_sequencer_queue_depth {}\n\
-         # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n",
+         # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n\
+         # TYPE zachetka_store_unavailable gauge\nzachetka_store_unavailable {}\n",
         head.tree_size,
         m.appended.load(Ordering::Relaxed),
         m.refused.load(Ordering::Relaxed),
@@ -345,6 +346,7 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
         m.requests.load(Ordering::Relaxed),
         state.ledger.queue_depth(),
         u8::from(state.ledger.is_failed()),
+        u8::from(state.ledger.is_store_unavailable()),
     );
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

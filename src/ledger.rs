@@ -97,6 +97,9 @@ struct Shared {
     head_watch: tokio::sync::watch::Sender<u64>,
     /// Set when a commit failed: the ledger stops writing and keeps serving reads.
     failed: AtomicBool,
+    /// Whether the last append found a shared store unreachable (appends answer `unavailable`
+    /// until it is back; the node recovers by itself).
+    store_unavailable: AtomicBool,
     queued: AtomicU64,
     limits: Limits,
 }
@@ -260,6 +263,7 @@ impl Ledger {
             head: RwLock::new(head),
             head_watch,
             failed: AtomicBool::new(false),
+            store_unavailable: AtomicBool::new(false),
             queued: AtomicU64::new(0),
             limits,
         });
@@ -294,6 +298,11 @@ impl Ledger {
     /// Whether a failed commit stopped writes.
     pub fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the last append found the (shared) store unreachable.
+    pub fn is_store_unavailable(&self) -> bool {
+        self.shared.store_unavailable.load(Ordering::SeqCst)
     }
 
     /// The latest tree head and its checkpoint note.
@@ -656,7 +665,9 @@ impl Sequencer {
     fn run_shared(mut self, rx: Receiver<Submission>) {
         while let Ok(first) = rx.recv() {
             let subs = self.gather(&rx, first);
-            if let Err(e) = self.begin_shared() {
+            let begun = self.begin_shared();
+            self.shared.store_unavailable.store(begun.as_ref().is_err_and(StoreError::is_transient), Ordering::SeqCst);
+            if let Err(e) = begun {
                 self.shared.store.abort_append();
                 let transient = e.is_transient();
                 tracing::warn!(error = %e, transient, "couldn't begin an append");
@@ -678,6 +689,7 @@ impl Sequencer {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, "a commit failed; resyncing from the store before the next batch");
+                    self.shared.store_unavailable.store(true, Ordering::SeqCst);
                     self.resync = true;
                 }
                 Err(_) => self.shared.failed.store(true, Ordering::SeqCst),
@@ -995,6 +1007,7 @@ impl Sequencer {
         if let Some(e) = failure {
             if e.is_transient() && store.is_shared() {
                 tracing::warn!(error = %e, first_seq, "preparing a batch failed; resyncing before the next");
+                self.shared.store_unavailable.store(true, Ordering::SeqCst);
                 self.resync = true;
             } else {
                 tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");

@@ -21,7 +21,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// The migrations, in order. A migration is never edited once released: add a new one.
@@ -68,17 +68,22 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
 
 /// The channel the head trigger notifies.
 const HEAD_CHANNEL: &str = "zachetka_head";
-/// Idle connections kept for readers.
-const IDLE_MAX: usize = 16;
+/// Most connections one store (one node) holds open at once: the writer, the follower's
+/// listener and readers. A reader beyond it waits for one to come back.
+pub const CONNECTIONS_MAX: usize = 24;
+/// How long a reader waits for a connection before the store answers `Unavailable`.
+const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL ledger store (see the module docs).
 pub struct PgStore {
     config: postgres::Config,
     idle: Mutex<Vec<Conn>>,
+    /// Connections open (idle or in use), bounded by [`CONNECTIONS_MAX`].
+    open: Arc<(Mutex<usize>, Condvar)>,
     /// The append in progress: its connection holds an open transaction and the head row lock.
     writer: Mutex<Option<Writer>>,
     /// The connection that listens for commits (followers).
-    listener: Mutex<Option<Client>>,
+    listener: Mutex<Option<Conn>>,
 }
 
 struct Writer {
@@ -91,6 +96,18 @@ struct Writer {
 struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    _permit: Permit,
+}
+
+/// One of the store's [`CONNECTIONS_MAX`] connections; given back when its connection drops.
+struct Permit(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (open, freed) = &*self.0;
+        *open.lock().expect("pool lock") -= 1;
+        freed.notify_one();
+    }
 }
 
 impl Conn {
@@ -162,33 +179,62 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        config.application_name("zachetka");
-        let store = Self { config, idle: Mutex::new(Vec::new()), writer: Mutex::new(None), listener: Mutex::new(None) };
-        let mut conn = store.connect()?;
+        if config.get_application_name().is_none() {
+            config.application_name("zachetka");
+        }
+        let store = Self {
+            config,
+            idle: Mutex::new(Vec::new()),
+            open: Arc::new((Mutex::new(0), Condvar::new())),
+            writer: Mutex::new(None),
+            listener: Mutex::new(None),
+        };
+        let mut conn = store.get()?;
         migrate(&mut conn.client, MIGRATIONS)?;
         store.put(conn);
         Ok(store)
     }
 
-    fn connect(&self) -> Result<Conn, StoreError> {
-        let client = self.config.connect(NoTls).map_err(pg)?;
-        Ok(Conn { client, statements: HashMap::new() })
-    }
-
+    /// A pooled connection, or a new one while fewer than [`CONNECTIONS_MAX`] are open; else
+    /// waits for one to come back, at most [`CONNECTION_WAIT`].
     fn get(&self) -> Result<Conn, StoreError> {
+        let deadline = std::time::Instant::now() + CONNECTION_WAIT;
+        let (open, freed) = &*self.open;
+        let mut n = open.lock().expect("pool lock");
         loop {
-            let Some(c) = self.idle.lock().expect("pool lock").pop() else { return self.connect() };
-            if !c.client.is_closed() {
-                return Ok(c);
+            let idle = self.idle.lock().expect("pool lock").pop();
+            if let Some(c) = idle {
+                drop(n);
+                if !c.client.is_closed() {
+                    return Ok(c);
+                }
+                drop(c); // closed: its place is free again
+                n = open.lock().expect("pool lock");
+                continue;
             }
+            if *n < CONNECTIONS_MAX {
+                *n += 1;
+                drop(n);
+                let permit = Permit(self.open.clone());
+                let client = self.config.connect(NoTls).map_err(pg)?;
+                return Ok(Conn { client, statements: HashMap::new(), _permit: permit });
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Unavailable(format!("all {CONNECTIONS_MAX} connections are busy")));
+            }
+            n = freed.wait_timeout(n, left).expect("pool lock").0;
         }
     }
 
     fn put(&self, conn: Conn) {
-        let mut idle = self.idle.lock().expect("pool lock");
-        if !conn.client.is_closed() && idle.len() < IDLE_MAX {
-            idle.push(conn);
+        if conn.client.is_closed() {
+            return; // dropped: its place is free again
         }
+        self.idle.lock().expect("pool lock").push(conn);
+        // Under the count's lock, so a reader about to wait cannot miss it.
+        let _open = self.open.0.lock().expect("pool lock");
+        self.open.1.notify_one();
     }
 
     /// Runs `f` on a pooled connection; a connection that failed is dropped, not pooled.
@@ -529,16 +575,17 @@ impl Store for PgStore {
 
     fn wait_for_commit(&self, tree_size: u64, timeout: Duration) -> Result<(), StoreError> {
         let mut listener = self.listener.lock().expect("listener lock");
-        if listener.as_ref().is_none_or(Client::is_closed) {
-            let mut c = self.connect()?.client;
-            c.batch_execute(&format!("LISTEN {HEAD_CHANNEL}")).map_err(pg)?;
+        if listener.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *listener = None;
+            let mut c = self.get()?;
+            c.client.batch_execute(&format!("LISTEN {HEAD_CHANNEL}")).map_err(pg)?;
             *listener = Some(c);
         }
         // Listening before reading the head: a commit between the two still wakes us.
         if self.head()?.is_some_and(|h| h.0.tree_size > tree_size) {
             return Ok(());
         }
-        let client = listener.as_mut().expect("connected above");
+        let client = &mut listener.as_mut().expect("connected above").client;
         let mut notifications = client.notifications();
         let mut waiting = notifications.timeout_iter(timeout);
         let woke = waiting.next().map(|_| ());

@@ -104,6 +104,7 @@ fn a_saturated_server_answers_503_with_retry_after() {
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zachetka_requests_busy_total 1"), "{m}");
     assert!(m.contains(&format!("zachetka_tree_size {}", 1 + n - 10)), "{m}");
+    assert!(m.contains("zachetka_writes_stopped 0") && m.contains("zachetka_store_unavailable 0"), "{m}");
 }
 
 /// Fetches C2SP tlog-tiles from the server for the generic `tlog_tiles` client.

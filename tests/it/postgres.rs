@@ -223,6 +223,50 @@ fn migrations_apply_once_under_concurrent_starts_and_a_newer_database_is_refused
     assert!(err.to_string().contains("newer than this build"), "{err}");
 }
 
+#[test]
+fn many_concurrent_readers_share_a_bounded_number_of_connections() {
+    use zachetka::store::postgres::CONNECTIONS_MAX;
+    let Some(url) = pg_url() else { return };
+    let name = format!("zt_pool_{}", std::process::id());
+    let url = format!("{} application_name={name}", bare_ledger(&url));
+    let ledger = node(&url);
+    for r in ledger.append_blocking((0..50).map(|n| grade(n, "learner/1", None)).collect()) {
+        r.unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor = {
+        let (stop, url) = (stop.clone(), url.clone());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url.replace(&name, "zt_pool_monitor"), postgres::NoTls).unwrap();
+            let mut most = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let n: i64 = c
+                    .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&name])
+                    .unwrap()
+                    .get(0);
+                most = most.max(n);
+            }
+            most
+        })
+    };
+    std::thread::scope(|s| {
+        for t in 0..4 * CONNECTIONS_MAX as u64 {
+            let ledger = &ledger;
+            s.spawn(move || {
+                for k in 0..20 {
+                    let i = (t + k) % 50;
+                    assert_eq!(ledger.entries(i, 1).unwrap().len(), 1);
+                    ledger.prove_inclusion(i, 50).unwrap();
+                }
+            });
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let most = monitor.join().unwrap();
+    assert!(most as usize <= CONNECTIONS_MAX, "{most} connections open, the bound is {CONNECTIONS_MAX}");
+    assert!(most > 2, "the readers should have used several connections, saw {most}");
+}
+
 /// A private PostgreSQL cluster this test may crash and restart (`scripts/pg-cluster`).
 struct Cluster(tempfile::TempDir);
 
@@ -300,8 +344,13 @@ fn a_database_restart_under_load_is_reported_and_recovered_without_operator_acti
     // Crash the database (no shutdown checkpoint) under load, then bring it back.
     Cluster::run("crash", cluster.0.path());
     let down_at = size_now();
+    let refused = nodes[0].append_blocking(vec![grade(1, "learner/1", None)]);
+    assert_eq!(refused[0].as_ref().unwrap_err().code, Code::Unavailable);
+    assert!(nodes[0].is_store_unavailable(), "the node reports the database as unavailable");
     Cluster::run("start", cluster.0.path());
     wait_growth(down_at);
+    nodes[0].append_blocking(vec![grade(2, "learner/1", None)])[0].as_ref().unwrap();
+    assert!(!nodes[0].is_store_unavailable(), "the node recovered by itself");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (mut acked, mut unavailable) = (Vec::new(), 0);
     for t in threads {
