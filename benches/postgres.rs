@@ -113,6 +113,7 @@ fn main() {
         rayon::current_num_threads()
     );
     let (mut sled_rates, mut pg_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut one_rates, mut latencies) = (Vec::new(), Vec::new());
     for round in 0..rounds as u64 {
         let first = 10_000_000 * (round + 1);
         let warmup = signed_events(&teachers, first, events);
@@ -135,6 +136,20 @@ fn main() {
         sled_rates.push(pipeline_rate(std::slice::from_ref(&node), measured.clone(), SUBMITTERS, REQUEST_LEN));
         drop(node);
 
+        // PostgreSQL, one node: how much the second node adds or costs.
+        let url_one = schema(&mut admin, &url, &format!("bench_one_{round}"));
+        init(&PgStore::open(&url_one).unwrap());
+        let one = open(Arc::new(PgStore::open(&url_one).unwrap()));
+        pipeline_rate(std::slice::from_ref(&one), warmup.clone(), SUBMITTERS, REQUEST_LEN);
+        one_rates.push(pipeline_rate(std::slice::from_ref(&one), measured.clone(), SUBMITTERS, REQUEST_LEN));
+        // A teacher's click: one event, one batch transaction.
+        for ev in signed_events(&teachers, first + 3 * events, 300) {
+            let started = Instant::now();
+            one.append_blocking(vec![ev])[0].as_ref().unwrap();
+            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        drop(one);
+
         // PostgreSQL, two nodes (each its own store and connections), submitters split evenly.
         let url_round = schema(&mut admin, &url, &format!("bench_{round}"));
         init(&PgStore::open(&url_round).unwrap());
@@ -154,12 +169,19 @@ fn main() {
         let rows = vec![canonical; 2 * events as usize];
         raw_rates.push(raw_insert_rate(&raw_url, &rows, batch_len));
         println!(
-            "round {round}: sled 1 node {:.0}/s, PostgreSQL 2 nodes {rate:.0}/s (mean batch {batch_len}), raw inserts {:.0} rows/s",
+            "round {round}: sled 1 node {:.0}/s, PostgreSQL 1 node {:.0}/s, 2 nodes {rate:.0}/s (mean batch {batch_len}), raw inserts {:.0} rows/s",
             sled_rates.last().unwrap(),
+            one_rates.last().unwrap(),
             raw_rates.last().unwrap()
         );
     }
     let (sled, pg, raw) = (median(&mut sled_rates), median(&mut pg_rates), median(&mut raw_rates));
+    println!("signed appends, PostgreSQL, 1 node: {:.0} events/s", median(&mut one_rates));
+    println!(
+        "single-event durable append on PostgreSQL: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&mut latencies, 0.5),
+        percentile(&mut latencies, 0.99)
+    );
     println!(
         "signed appends, PostgreSQL, 2 nodes: {pg:.0} events/s = {:.2} x sled (1 node, {sled:.0}/s) = {:.2} x raw batched inserts ({raw:.0} rows/s)",
         pg / sled,

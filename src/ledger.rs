@@ -341,6 +341,12 @@ impl Ledger {
                 format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max),
             ));
         }
+        if self.shared.store.is_read_only() {
+            return Err(Refusal::new(
+                Code::ReadOnly,
+                "this node serves a read-only replica; send appends to a node on the primary",
+            ));
+        }
         if self.is_failed() {
             return Err(Refusal::new(
                 Code::Unavailable,

@@ -45,6 +45,8 @@ pub enum Code {
     Busy,
     /// The store failed; the ledger stopped writing and keeps serving reads.
     Unavailable,
+    /// This node serves a read replica: send appends to a node on the primary.
+    ReadOnly,
 }
 
 /// Rule codes that mean "this key has no right to write this": HTTP 403; other rule codes are
@@ -82,7 +84,7 @@ impl Code {
             Rule(code) if RIGHTS_CODES.contains(&code) => 403,
             EventIdConflict | StreamVersionConflict => 409,
             WrongLedger | KeyWeak | SignatureInvalid | Rule(_) => 422,
-            Busy | Unavailable => 503,
+            Busy | Unavailable | ReadOnly => 503,
         }
     }
 
@@ -113,6 +115,7 @@ impl Code {
             Rule(code) => code,
             Busy => "busy",
             Unavailable => "unavailable",
+            ReadOnly => "read_only",
         }
     }
 }

@@ -166,6 +166,10 @@ pub trait Store: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+    /// Whether this store only reads (a database replica): the ledger refuses appends.
+    fn is_read_only(&self) -> bool {
+        false
+    }
     /// Starts an append: until `commit` or [`Store::abort_append`], no other writer commits.
     /// Returns the committed head under that exclusion. A store with one writer just reads it.
     fn begin_append(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {

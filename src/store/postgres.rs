@@ -12,6 +12,10 @@
 //! under an advisory lock in its own transaction, so nodes of different versions starting at once
 //! are safe; a node older than its database refuses to start.
 //!
+//! A streaming replica (a server in recovery) opens read-only: no migrations (its primary's are
+//! replicated; the schema must be this build's), no appends, and commits are followed by polling,
+//! since a standby cannot `LISTEN`.
+//!
 //! Not the place for sequencing decisions (the ledger makes them) or for choosing the database.
 
 use super::{CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreStats, StreamHead};
@@ -73,6 +77,8 @@ const HEAD_CHANNEL: &str = "zachetka_head";
 pub const CONNECTIONS_MAX: usize = 24;
 /// How long a reader waits for a connection before the store answers `Unavailable`.
 const CONNECTION_WAIT: Duration = Duration::from_secs(10);
+/// How often a read-only store (a replica, which cannot `LISTEN`) looks for new commits.
+const REPLICA_POLL: Duration = Duration::from_millis(200);
 
 /// A PostgreSQL ledger store (see the module docs).
 pub struct PgStore {
@@ -84,6 +90,8 @@ pub struct PgStore {
     writer: Mutex<Option<Writer>>,
     /// The connection that listens for commits (followers).
     listener: Mutex<Option<Conn>>,
+    /// Opened on a replica (a server in recovery): reads only.
+    read_only: bool,
 }
 
 struct Writer {
@@ -188,11 +196,17 @@ impl PgStore {
             open: Arc::new((Mutex::new(0), Condvar::new())),
             writer: Mutex::new(None),
             listener: Mutex::new(None),
+            read_only: false,
         };
         let mut conn = store.get()?;
-        migrate(&mut conn.client, MIGRATIONS)?;
+        let in_recovery: bool = conn.client.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
+        if in_recovery {
+            check_replica_schema(&mut conn.client)?;
+        } else {
+            migrate(&mut conn.client, MIGRATIONS)?;
+        }
         store.put(conn);
-        Ok(store)
+        Ok(Self { read_only: in_recovery, ..store })
     }
 
     /// A pooled connection, or a new one while fewer than [`CONNECTIONS_MAX`] are open; else
@@ -306,6 +320,24 @@ impl PgStore {
     }
 }
 
+/// A replica's schema must be exactly this build's: it cannot migrate, and a newer one could be
+/// misread.
+fn check_replica_schema(client: &mut Client) -> Result<(), StoreError> {
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let exists: bool = client.query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[]).map_err(pg)?.get(0);
+    let current: i32 = if exists {
+        client.query_one("SELECT coalesce(max(version), 0) FROM zt_schema", &[]).map_err(pg)?.get(0)
+    } else {
+        0
+    };
+    if current != latest {
+        return Err(StoreError::Io(format!(
+            "this replica's schema is at version {current}, this build needs {latest}: open the primary with this build first"
+        )));
+    }
+    Ok(())
+}
+
 /// Applies `migrations` this database lacks, each in its own transaction under an advisory lock
 /// (so concurrent starts apply each once); refuses a database newer than `migrations`.
 pub fn migrate(client: &mut Client, migrations: &[(i32, &str)]) -> Result<(), StoreError> {
@@ -384,7 +416,14 @@ impl Store for PgStore {
         true
     }
 
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn begin_append(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::Io("a replica is read-only; append through a node on the primary".into()));
+        }
         self.abort_append();
         let mut conn = self.get()?;
         let locked = (|| {
@@ -574,6 +613,14 @@ impl Store for PgStore {
     }
 
     fn wait_for_commit(&self, tree_size: u64, timeout: Duration) -> Result<(), StoreError> {
+        if self.read_only {
+            // A standby cannot LISTEN: poll, at most REPLICA_POLL behind the replica's replay.
+            if self.head()?.is_some_and(|h| h.0.tree_size > tree_size) {
+                return Ok(());
+            }
+            std::thread::sleep(timeout.min(REPLICA_POLL));
+            return Ok(());
+        }
         let mut listener = self.listener.lock().expect("listener lock");
         if listener.as_ref().is_none_or(|c| c.client.is_closed()) {
             *listener = None;

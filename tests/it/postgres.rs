@@ -289,6 +289,23 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A streaming replica of `primary`, started.
+    fn replica(primary: &Cluster) -> (Self, String) {
+        let dir = tempfile::Builder::new().prefix("zachetka-pg-replica-").tempdir().unwrap();
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+            .arg("replica")
+            .arg(dir.path())
+            .arg(primary.0.path())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scripts/pg-cluster replica failed");
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        (Self(dir), url)
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
@@ -443,4 +460,33 @@ fn sigkill_of_a_node_mid_batch_loses_nothing_acknowledged() {
     }
     let report = zachetka::audit::audit(&store, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "seed {seed}: {:#?}", report.violations);
+}
+
+#[test]
+fn a_node_over_a_read_replica_follows_serves_reads_and_refuses_appends() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (primary, url) = Cluster::start();
+    let schema_url = bare_ledger(&url);
+    let (replica, replica_url) = Cluster::replica(&primary);
+    let replica_url = schema_url.replace(&url, &replica_url);
+    let writer = node(&schema_url);
+    let reader = node(&replica_url);
+    assert!(reader.store().is_read_only() && !writer.store().is_read_only());
+    for r in writer.append_blocking((0..30).map(|n| grade(n, "learner/1", None)).collect()) {
+        r.unwrap();
+    }
+    // The replica node follows the primary's commits, and serves entries and proofs.
+    await_size(&reader, 30);
+    assert_eq!(reader.head(), writer.head());
+    assert_eq!(reader.entries(0, 100).unwrap(), writer.entries(0, 100).unwrap());
+    assert_eq!(reader.prove_inclusion(7, 30).unwrap(), writer.prove_inclusion(7, 30).unwrap());
+    // Appends are refused whole, with a code that says where to go.
+    let refused = reader.append_blocking(vec![grade(99, "learner/1", None)]);
+    assert_eq!(refused[0].as_ref().unwrap_err().code, Code::ReadOnly);
+    assert!(!reader.is_failed());
+    let report = zachetka::audit::audit(&**reader.store(), &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    drop((reader, replica));
 }
