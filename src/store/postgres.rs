@@ -429,9 +429,7 @@ impl Store for PgStore {
         let locked = (|| {
             // A writer that stalls while holding the lock (a frozen process, a half-open
             // connection) is ended by the server instead of blocking every other node forever.
-            conn.client
-                .batch_execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = '60s'")
-                .map_err(pg)?;
+            conn.client.batch_execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = '60s'").map_err(pg)?;
             Self::head_on(&mut conn, "SELECT tree_size, root, checkpoint FROM zt_head WHERE id = 1 FOR UPDATE")
         })();
         match locked {

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use zachetka::ledger::{Ledger, Limits, Receipt};
-use zachetka::merkle::{Hash, HashB64};
 use zachetka::refusal::Code;
 use zachetka::store::postgres::{PgStore, MIGRATIONS};
 use zachetka::store::Store;
@@ -273,36 +272,27 @@ struct Cluster(tempfile::TempDir);
 impl Cluster {
     fn start() -> (Self, String) {
         let dir = tempfile::Builder::new().prefix("zachetka-pg-").tempdir().unwrap();
-        let url = Self::run("start", dir.path());
+        let url = Self::run(&["start"], dir.path());
         (Self(dir), url)
     }
 
-    fn run(cmd: &str, dir: &std::path::Path) -> String {
+    /// A streaming replica of `primary`, started.
+    fn replica(primary: &Cluster) -> (Self, String) {
+        let dir = tempfile::Builder::new().prefix("zachetka-pg-replica-").tempdir().unwrap();
+        let url = Self::run(&["replica", dir.path().to_str().unwrap()], primary.0.path());
+        (Self(dir), url)
+    }
+
+    /// `scripts/pg-cluster CMD [DIR] CLUSTER_DIR` (the replica's directory comes before its primary's).
+    fn run(args: &[&str], dir: &std::path::Path) -> String {
         let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
-            .arg(cmd)
+            .args(args)
             .arg(dir)
             .stderr(std::process::Stdio::inherit())
             .output()
             .unwrap();
-        assert!(out.status.success(), "scripts/pg-cluster {cmd} failed");
+        assert!(out.status.success(), "scripts/pg-cluster {args:?} failed");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-}
-
-impl Cluster {
-    /// A streaming replica of `primary`, started.
-    fn replica(primary: &Cluster) -> (Self, String) {
-        let dir = tempfile::Builder::new().prefix("zachetka-pg-replica-").tempdir().unwrap();
-        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
-            .arg("replica")
-            .arg(dir.path())
-            .arg(primary.0.path())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "scripts/pg-cluster replica failed");
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        (Self(dir), url)
     }
 }
 
@@ -359,12 +349,12 @@ fn a_database_restart_under_load_is_reported_and_recovered_without_operator_acti
     };
     wait_growth(0);
     // Crash the database (no shutdown checkpoint) under load, then bring it back.
-    Cluster::run("crash", cluster.0.path());
+    Cluster::run(&["crash"], cluster.0.path());
     let down_at = size_now();
     let refused = nodes[0].append_blocking(vec![grade(1, "learner/1", None)]);
     assert_eq!(refused[0].as_ref().unwrap_err().code, Code::Unavailable);
     assert!(nodes[0].is_store_unavailable(), "the node reports the database as unavailable");
-    Cluster::run("start", cluster.0.path());
+    Cluster::run(&["start"], cluster.0.path());
     wait_growth(down_at);
     nodes[0].append_blocking(vec![grade(2, "learner/1", None)])[0].as_ref().unwrap();
     assert!(!nodes[0].is_store_unavailable(), "the node recovered by itself");
@@ -390,76 +380,24 @@ fn a_database_restart_under_load_is_reported_and_recovered_without_operator_acti
 
 #[test]
 fn sigkill_of_a_node_mid_batch_loses_nothing_acknowledged() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     let Some(url) = pg_url() else { return };
     let url = bare_ledger(&url);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
     let (seed, mut rng) = seeded("pg sigkill");
-    // One node runs throughout; the other is killed and restarted each round.
-    let spawn = |first_id: u64| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zachetka"))
-            .args(["append", "--dir"])
-            .arg(dir.path())
-            .env("ZACHETKA_DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            for line in 0..100_000u64 {
-                let batch: Vec<_> = (0..10)
-                    .map(|i| grade(first_id + line * 10 + i, &format!("learner/{}", (line + i) % 13), None))
-                    .collect();
-                let mut text = serde_json::to_string(&batch).unwrap();
-                text.push('\n');
-                if stdin.write_all(text.as_bytes()).is_err() {
-                    return; // the node is gone
-                }
-            }
-        });
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        (child, writer, stdout)
-    };
-    let read_receipts = |stdout: &mut BufReader<std::process::ChildStdout>, n: usize, acked: &mut Vec<(u64, Hash)>| {
-        let mut line = String::new();
-        for _ in 0..n {
-            line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "a node stopped early");
-            let receipt: Value = serde_json::from_str(&line).unwrap();
-            let seq = receipt["seq"].as_u64().unwrap_or_else(|| panic!("refusal {line}"));
-            acked.push((seq, Hash::from_b64(receipt["leaf_hash"].as_str().unwrap()).unwrap()));
-        }
-    };
+    let env = [("ZACHETKA_DATABASE_URL", url.as_str())];
     let mut acked = Vec::new();
-    let (mut steady, steady_writer, mut steady_out) = spawn(1 << 40);
+    // One node runs throughout; another is killed and a new one started each round.
+    let mut steady = AppendNode::spawn(dir.path(), &env, 1 << 40);
     for round in 0..4u64 {
-        let (mut victim, writer, mut out) = spawn((round + 2) << 40);
-        read_receipts(&mut out, 10 + rng(200) as usize, &mut acked);
-        read_receipts(&mut steady_out, 5, &mut acked);
-        // SIGKILL: no destructor, no flush; most likely inside a batch's transaction.
-        victim.kill().unwrap();
-        victim.wait().unwrap();
-        let _ = writer.join();
+        let mut victim = AppendNode::spawn(dir.path(), &env, (round + 2) << 40);
+        victim.read_receipts(10 + rng(200) as usize, &mut acked);
+        steady.read_receipts(5, &mut acked);
+        victim.kill();
     }
-    read_receipts(&mut steady_out, 20, &mut acked);
-    steady.kill().unwrap();
-    steady.wait().unwrap();
-    let _ = steady_writer.join();
-
-    let store = PgStore::open(&url).unwrap();
-    let (head, _) = store.head().unwrap().unwrap();
-    for (seq, leaf) in &acked {
-        assert!(*seq < head.tree_size, "seed {seed}: acknowledged entry {seq} is beyond the head {}", head.tree_size);
-        let entry = &store.entries(*seq, 1).unwrap()[0];
-        assert_eq!(zachetka::merkle::leaf_hash(entry), *leaf, "seed {seed}: entry {seq} changed");
-    }
-    let report = zachetka::audit::audit(&store, &|_, _| {}).unwrap();
-    assert!(report.is_clean(), "seed {seed}: {:#?}", report.violations);
+    steady.read_receipts(20, &mut acked);
+    steady.kill();
+    check_acknowledged(&PgStore::open(&url).unwrap(), &acked, &format!("seed {seed}"));
 }
 
 #[test]

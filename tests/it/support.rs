@@ -253,3 +253,77 @@ pub fn with_schema(url: &str, schema: &str) -> String {
         format!("{url} options='-c search_path={schema}'")
     }
 }
+
+/// A `zachetka append --dir` process (one ledger node) fed on stdin, by a thread, with requests
+/// of 10 signed grades (ids from `first_id`, streams `learner/0..12`) until it dies. A receipt
+/// on its stdout is an acknowledgement.
+pub struct AppendNode {
+    child: std::process::Child,
+    writer: Option<std::thread::JoinHandle<()>>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl AppendNode {
+    pub fn spawn(dir: &std::path::Path, envs: &[(&str, &str)], first_id: u64) -> Self {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["append", "--dir"])
+            .arg(dir)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for line in 0..100_000u64 {
+                let batch: Vec<_> = (0..10)
+                    .map(|i| grade(first_id + line * 10 + i, &format!("learner/{}", (line + i) % 13), None))
+                    .collect();
+                let mut text = serde_json::to_string(&batch).unwrap();
+                text.push('\n');
+                if stdin.write_all(text.as_bytes()).is_err() {
+                    return; // the node is gone
+                }
+            }
+        });
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Self { child, writer: Some(writer), stdout }
+    }
+
+    /// Reads `n` receipts into `acked` as (seq, leaf hash); a refusal or an early end fails.
+    pub fn read_receipts(&mut self, n: usize, acked: &mut Vec<(u64, Hash)>) {
+        use std::io::BufRead;
+        use zachetka::merkle::HashB64;
+        let mut line = String::new();
+        for _ in 0..n {
+            line.clear();
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "the node stopped early");
+            let receipt: Value = serde_json::from_str(&line).unwrap();
+            let seq = receipt["seq"].as_u64().unwrap_or_else(|| panic!("refusal {line}"));
+            acked.push((seq, Hash::from_b64(receipt["leaf_hash"].as_str().unwrap()).unwrap()));
+        }
+    }
+
+    /// SIGKILL: no destructor, no flush; most of the time inside a batch.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let _ = self.writer.take().map(std::thread::JoinHandle::join);
+    }
+}
+
+/// Every acknowledged (seq, leaf hash) is in `store` with the same leaf, and the audit is clean.
+pub fn check_acknowledged(store: &dyn Store, acked: &[(u64, Hash)], context: &str) {
+    let (head, _) = store.head().unwrap().unwrap();
+    for (seq, leaf) in acked {
+        assert!(*seq < head.tree_size, "{context}: acknowledged entry {seq} is beyond the head {}", head.tree_size);
+        let entry = &store.entries(*seq, 1).unwrap()[0];
+        assert_eq!(zachetka::merkle::leaf_hash(entry), *leaf, "{context}: entry {seq} changed");
+    }
+    let report = zachetka::audit::audit(store, &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "{context}: {:#?}", report.violations);
+}
