@@ -282,3 +282,39 @@ fn openapi_lists_every_route() {
     assert_eq!(routes, paths.len(), "routes in src/http.rs and paths in openapi.json differ");
     let _ = Hash([0; 32]).to_b64();
 }
+
+#[test]
+fn two_nodes_over_postgres_serve_one_log_and_each_feed_follows_the_other() {
+    let Some(url) = pg_url() else { return };
+    let url = super::postgres::bare_ledger(&url);
+    let node_a = super::postgres::node(&url);
+    let (a, b) = (serve(node_a.clone()), serve(super::postgres::node(&url)));
+    // A feed on node B, opened before anything is written ...
+    let resp = ureq::get(&format!("{}/v1/feed?from=0", b.base)).call().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // ... sees what is appended through node A, live.
+    let batch: Vec<Value> = (0..3u64).map(|i| grade(i, "learner/a", Some(i))).collect();
+    let (s, r, _) = post(&a.base, &Value::Array(batch).to_string());
+    assert_eq!(s, 200, "{r}");
+    let timeout = std::time::Duration::from_secs(30); // a failure guard, not synchronization
+    for want in 0..3 {
+        let line = rx.recv_timeout(timeout).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["seq"].as_u64(), Some(want));
+    }
+    // Node B decides versions against node A's commits, and both serve the same checkpoint.
+    let (s, r, _) = post(&b.base, &grade(10, "learner/a", Some(0)).to_string());
+    assert_eq!((s, r["code"].as_str()), (409, Some("stream_version_conflict")));
+    let (s, r, _) = post(&b.base, &grade(11, "learner/a", Some(3)).to_string());
+    assert_eq!((s, r["seq"].as_u64()), (200, Some(3)));
+    let line = rx.recv_timeout(timeout).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["seq"].as_u64(), Some(3));
+    super::postgres::await_size(&node_a, 4);
+    assert_eq!(get(&a.base, "/checkpoint"), get(&b.base, "/checkpoint"));
+}

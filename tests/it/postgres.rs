@@ -15,13 +15,13 @@ use zachetka::store::postgres::{PgStore, MIGRATIONS};
 use zachetka::store::Store;
 
 /// A node: a ledger over its own connection to the database.
-fn node(url: &str) -> Ledger {
+pub(super) fn node(url: &str) -> Ledger {
     let store: Arc<dyn Store> = Arc::new(PgStore::open(url).unwrap());
     open_ledger(store, Limits::default())
 }
 
 /// A fresh bare ledger (no education rules) in its own schema; returns its connection string.
-fn bare_ledger(url: &str) -> String {
+pub(super) fn bare_ledger(url: &str) -> String {
     let url = pg_schema(url);
     let store = PgStore::open(&url).unwrap();
     zachetka::ledger::init_store(&store, ORIGIN, &ledger_key(), &authority().did(), None).unwrap();
@@ -29,7 +29,7 @@ fn bare_ledger(url: &str) -> String {
 }
 
 /// Waits (bounded) until `ledger` publishes a head of at least `size`.
-fn await_size(ledger: &Ledger, size: u64) {
+pub(super) fn await_size(ledger: &Ledger, size: u64) {
     let mut watch = ledger.watch_tree_size();
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|s| *s >= size)).await })
