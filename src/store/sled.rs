@@ -143,10 +143,11 @@ type IndexWrite = (Vec<u8>, Vec<u8>);
 /// A journal record: everything one batch adds to the index, with the head it commits.
 ///
 /// Layout (big-endian): `len` u64 (bytes after it, checksum included), then the body: the
-/// batch's first seq (u64), the head (48 bytes, as in `H`), the note's length (u32) and bytes, the number of index writes (u32),
-/// each as key length (u32), key, value length (u32), value; then the first 16 bytes of the
-/// body's SHA-256. A record that is short or whose checksum differs is torn.
-#[derive(Debug, PartialEq)]
+/// batch's first seq (u64), the head (48 bytes, as in `H`), the note's length (u32) and bytes,
+/// the number of index writes (u32), each as key length (u32), key, value length (u32), value;
+/// then the first 16 bytes of the body's SHA-256. A record that is short or whose checksum
+/// differs is torn; one whose checksum holds but whose body does not parse is corrupt.
+#[derive(Debug)]
 struct JournalRecord {
     first_seq: u64,
     head: TreeHead,
@@ -217,9 +218,10 @@ fn decode_body(body: &[u8]) -> Option<JournalRecord> {
     c.0.is_empty().then_some(JournalRecord { first_seq, head, data_len, note, writes })
 }
 
-/// The records of a journal's bytes, in order, and where the valid ones end: the rest (a record
-/// cut short by a crash, or garbage after it) is a torn tail.
-fn decode_journal(bytes: &[u8]) -> (Vec<JournalRecord>, u64) {
+/// The records of a journal's bytes, in order, and where the whole ones end: the rest (a record
+/// cut short by a crash, or garbage after it) is a torn tail. A record whose checksum holds but
+/// whose body does not parse was written whole by a different encoder: an error, not a tear.
+fn decode_journal(bytes: &[u8]) -> Result<(Vec<JournalRecord>, u64), StoreError> {
     let (mut records, mut at) = (Vec::new(), 0usize);
     while let Some(len) = bytes.get(at..at + 8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))) {
         let end = match usize::try_from(len).ok().and_then(|l| (at + 8).checked_add(l)) {
@@ -230,11 +232,15 @@ fn decode_journal(bytes: &[u8]) -> (Vec<JournalRecord>, u64) {
         if Sha256::digest(body)[..CHECKSUM_LEN] != *sum {
             break;
         }
-        let Some(record) = decode_body(body) else { break };
+        let record = decode_body(body).ok_or_else(|| StoreError::Corrupt {
+            what: "journal record",
+            position: at as u64,
+            detail: "the checksum holds but the record does not parse".into(),
+        })?;
         records.push(record);
         at = end;
     }
-    (records, at as u64)
+    Ok((records, at as u64))
 }
 
 /// Opens a sled database, waiting up to ~5 s for its file lock. sled releases the lock of a
@@ -380,7 +386,7 @@ impl SledStore {
         };
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut &self.journal, &mut bytes).map_err(|e| fio("journal.dat", e))?;
-        let (records, valid_len) = decode_journal(&bytes);
+        let (records, valid_len) = decode_journal(&bytes)?;
         if valid_len < bytes.len() as u64 {
             tracing::warn!(
                 dropped_bytes = bytes.len() as u64 - valid_len,
@@ -724,5 +730,55 @@ impl Store for SledStore {
             .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
         Ok(StoreStats { bytes_on_disk: files + self.db.size_on_disk().map_err(io)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(first_seq: u64, writes: &[IndexWrite]) -> Vec<u8> {
+        let batch = CommitBatch {
+            first_seq,
+            entries: vec![],
+            stream_heads: vec![],
+            head: TreeHead { tree_size: first_seq + 2, root_hash: Hash([first_seq as u8; 32]) },
+            checkpoint: format!("note {first_seq}\n").into_bytes(),
+        };
+        let mut out = Vec::new();
+        encode_record(&mut out, &batch, 100 * first_seq, writes);
+        out
+    }
+
+    #[test]
+    fn journal_records_round_trip_and_a_tear_ends_them() {
+        let writes = vec![(b"ia".to_vec(), vec![1u8; 88]), (b"sa\0".to_vec(), vec![])];
+        let (a, b) = (record(4, &writes), record(6, &[]));
+        let both = [a.clone(), b.clone()].concat();
+        let (records, end) = decode_journal(&both).unwrap();
+        assert_eq!(end, both.len() as u64);
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[0].first_seq, records[0].head.tree_size, records[0].data_len), (4, 6, 400));
+        assert_eq!((records[0].note.as_slice(), &records[0].writes), (&b"note 4\n"[..], &writes));
+        assert_eq!((records[1].first_seq, records[1].writes.len()), (6, 0));
+        for cut in [1, 8, b.len() / 2, b.len() - 1] {
+            let (records, end) = decode_journal(&both[..both.len() - cut]).unwrap();
+            assert_eq!((records.len(), end), (1, a.len() as u64), "cut {cut}");
+        }
+        let mut flipped = both.clone();
+        flipped[a.len() + 20] ^= 1;
+        assert_eq!(decode_journal(&flipped).unwrap().1, a.len() as u64);
+    }
+
+    #[test]
+    fn a_whole_record_that_does_not_parse_is_corrupt_not_torn() {
+        let mut bad = record(4, &[]);
+        // Claim one more index write than the record holds, and make the checksum agree.
+        let count_at = 8 + 8 + HEAD_LEN + 4 + b"note 4\n".len();
+        bad[count_at + 3] = 1;
+        let body_end = bad.len() - CHECKSUM_LEN;
+        let sum = Sha256::digest(&bad[8..body_end]);
+        bad[body_end..].copy_from_slice(&sum[..CHECKSUM_LEN]);
+        assert!(matches!(decode_journal(&bad), Err(StoreError::Corrupt { what: "journal record", position: 0, .. })));
     }
 }
