@@ -8,7 +8,7 @@
 //! generated sequentially and signed on every core. Not the vocabulary (that is
 //! `zachetka-projections`).
 
-use crate::event::{sign_event, uuid_from_bytes};
+use crate::event::{sign_event_owned, uuid_v7};
 use crate::keys::KeyPair;
 use crate::time::{civil_from_days, days_from_civil, format_rfc3339};
 use rayon::prelude::*;
@@ -84,9 +84,12 @@ pub fn demo_key(origin: &str, label: &str) -> KeyPair {
     KeyPair::from_seed(&seed)
 }
 
-fn event_id(origin: &str, n: u64) -> String {
+/// The id of event number `n`, occurring at `at` (unix seconds): a UUIDv7, as README recommends
+/// to every client, so ids arrive nearly in time order and the id index grows at its end.
+fn event_id(origin: &str, n: u64, at: i64) -> String {
     let h: [u8; 32] = Sha256::digest(format!("{origin}\nid\n{n}")).into();
-    uuid_from_bytes(h[..16].try_into().expect("16 bytes"))
+    let ms = u64::try_from(at).expect("demo events occur after 1970") * 1000;
+    uuid_v7(ms, h[..10].try_into().expect("10 bytes"))
 }
 
 /// A deterministic hash of (tag, a, b) within a region.
@@ -279,7 +282,7 @@ impl Script<'_> {
     fn push(&mut self, at: i64, stream: &str, ty: &str, signer: usize, mut data: Value) -> String {
         data.as_object_mut().expect("event data is an object").insert("v".into(), json!(1));
         self.n += 1;
-        let id = event_id(self.origin, self.n);
+        let id = event_id(self.origin, self.n, at);
         let event = json!({
             "ledger": self.origin, "stream": stream, "type": ty, "id": id,
             "occurred_at": format_rfc3339(at), "author": self.dids[signer], "data": data,
@@ -1014,7 +1017,7 @@ impl DemoRegion {
                 if kind == SchoolKind::Grade || kind == SchoolKind::Attendance {
                     let (_, _, _, author) = self.school_record(&ph, pd, &p);
                     let mut data = json!({"v": 1, "institution": sch(p.school), "class": p.class(),
-                        "corrected_event_id": event_id(&self.origin, i - 1),
+                        "corrected_event_id": event_id(&self.origin, i - 1, pat),
                         "authorised_by": self.dids[c.class_authority(&p)]});
                     if kind == SchoolKind::Grade {
                         let old = 2 + i64::from(ph[12] % 4);
@@ -1118,7 +1121,7 @@ impl DemoRegion {
 
     fn item(&self, n: u64, stream: &str, ty: &str, at: i64, signer: usize, data: Value) -> Item {
         let event = json!({
-            "ledger": self.origin, "stream": stream, "type": ty, "id": event_id(&self.origin, n),
+            "ledger": self.origin, "stream": stream, "type": ty, "id": event_id(&self.origin, n, at),
             "occurred_at": format_rfc3339(at), "author": self.dids[signer], "data": data,
         });
         Item { at, event, signer }
@@ -1144,7 +1147,7 @@ impl DemoRegion {
         let unsigned: Vec<(Value, usize)> = (0..n).map_while(|_| self.next_unsigned()).collect();
         unsigned
             .into_par_iter()
-            .map(|(ev, signer)| sign_event(&ev, &self.keys[signer]).expect("demo events are canonicalizable"))
+            .map(|(ev, signer)| sign_event_owned(ev, &self.keys[signer]).expect("demo events are canonicalizable"))
             .collect()
     }
 

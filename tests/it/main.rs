@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod demo;
 mod http;
+mod journal;
 mod personal;
 mod pipeline;
 mod postgres;

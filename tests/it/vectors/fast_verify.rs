@@ -1,10 +1,13 @@
 //! The faster verification path (per-key precomputed tables, `KeyCache`) accepts exactly the
-//! signatures `verify_strict` accepts: every Wycheproof, CCTV and RFC 8032 case goes through
-//! both, and through the cache as the append pipeline calls it.
+//! signatures `verify_strict` accepts, and so does the path without a table: every Wycheproof,
+//! CCTV and RFC 8032 case goes through each, and through the cache as the append pipeline calls it.
 
 use super::{hex, json};
 use ed25519_dalek::Signature;
-use zachetka::keys::{negated_key_table, verify_strict, verify_strict_with_table, verifying_key, KeyCache, KeyError};
+use zachetka::keys::{
+    negated_key_table, verify_strict, verify_strict_with_table, verify_strict_without_table, verifying_key, KeyCache,
+    KeyError,
+};
 
 /// (public key, message, signature) of every public vector we hold.
 fn all_cases() -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
@@ -34,7 +37,7 @@ fn all_cases() -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
 }
 
 #[test]
-fn the_table_path_decides_every_vector_as_verify_strict_does() {
+fn both_fast_paths_decide_every_vector_as_verify_strict_does() {
     let cases = all_cases();
     assert!(cases.len() > 1000, "{}", cases.len());
     let cache = KeyCache::with_table_after(0);
@@ -47,17 +50,18 @@ fn the_table_path_decides_every_vector_as_verify_strict_does() {
         let table = verifying_key(&pk)
             .map(|k| verify_strict_with_table(&negated_key_table(&k), &k, msg, &sig).is_ok())
             .unwrap_or(false);
+        let without = verifying_key(&pk).map(|k| verify_strict_without_table(&k, msg, &sig).is_ok()).unwrap_or(false);
         let cached = match cache.verify(&pk, msg, &sig) {
             Ok(()) => true,
             Err(KeyError::BadSignature | KeyError::WeakKey | KeyError::NotOnCurve) => false,
             Err(e) => panic!("case {i}: {e}"),
         };
-        if strict != table || strict != cached {
-            disagreements.push((i, strict, table, cached));
+        if strict != table || strict != without || strict != cached {
+            disagreements.push((i, strict, table, without, cached));
         }
         accepted += usize::from(strict);
     }
-    assert!(disagreements.is_empty(), "(case, strict, table, cache): {disagreements:?}");
+    assert!(disagreements.is_empty(), "(case, strict, table, without table, cache): {disagreements:?}");
     assert!(accepted > 100, "{accepted}");
 }
 
