@@ -428,3 +428,43 @@ fn a_node_over_a_read_replica_follows_serves_reads_and_refuses_appends() {
     assert!(report.is_clean(), "{:#?}", report.violations);
     drop((reader, replica));
 }
+
+#[test]
+fn the_audit_names_rows_altered_or_removed_in_the_database() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let ledger = node(&url);
+    for r in ledger.append_blocking((0..40).map(|n| grade(n, &format!("learner/{}", n % 4), None)).collect()) {
+        r.unwrap();
+    }
+    drop(ledger);
+    let audit = || {
+        let report = zachetka::audit::audit(&PgStore::open(&url).unwrap(), &|_, _| {}).unwrap();
+        report.violations.iter().map(|v| (v.position.to_string(), v.code)).collect::<Vec<_>>()
+    };
+    assert!(audit().is_empty());
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    // An operator changes a mark in place: the entry's bytes no longer hash to its leaf.
+    let changed = db
+        .execute(
+            "UPDATE zt_entries SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), '\"mark\":5', '\"mark\":2'), 'UTF8')
+             WHERE seq = 17",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let found = audit();
+    assert!(!found.is_empty(), "an altered entry must be reported");
+    assert!(found.contains(&("entry 17".to_owned(), "leaf_hash_mismatch")), "{found:?}");
+    // Nothing before it is blamed: no other entry, no checkpoint that does not cover it.
+    for (pos, _) in &found {
+        let blamed_entry = pos.starts_with("entry ") && pos != "entry 17";
+        let early_checkpoint =
+            pos.strip_prefix("checkpoint at tree size ").is_some_and(|n| n.parse::<u64>().unwrap() <= 17);
+        assert!(!blamed_entry && !early_checkpoint, "blamed elsewhere: {found:?}");
+    }
+    // An operator deletes an entry: the gap is named.
+    db.execute("DELETE FROM zt_entries WHERE seq = 30", &[]).unwrap();
+    let found = audit();
+    assert!(found.iter().any(|(pos, code)| pos.contains("30") && *code == "entry_missing"), "{found:?}");
+}
