@@ -721,6 +721,14 @@ impl Sequencer {
             }
             self.resync = false;
         }
+        // Catch up with what is committed now before taking the lock, so that the lock is held
+        // only for what others commit meanwhile (and a node that was away long does not hold
+        // every other node up while it reads).
+        if let Some((head, _)) = self.shared.store.head()? {
+            if head.tree_size > self.next_seq {
+                self.catch_up(head.tree_size)?;
+            }
+        }
         let head = self.shared.store.begin_append()?;
         let size = head.as_ref().map(|h| h.0.tree_size).unwrap_or(0);
         if size < self.next_seq {

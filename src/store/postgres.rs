@@ -146,8 +146,9 @@ fn pg(e: postgres::Error) -> StoreError {
     let code = db.code().code();
     let message = format!("PostgreSQL {code}: {}", db.message());
     // 08: connection exception; 57: operator intervention (shutdown, starting up); 53:
-    // insufficient resources (too many connections); 40: transaction rollback (serialization).
-    if e.is_closed() || ["08", "57", "53", "40"].iter().any(|c| code.starts_with(c)) {
+    // insufficient resources (too many connections); 40: transaction rollback (serialization);
+    // 25P03: the server ended a transaction left idle too long (a stalled writer).
+    if e.is_closed() || code == "25P03" || ["08", "57", "53", "40"].iter().any(|c| code.starts_with(c)) {
         StoreError::Unavailable(message)
     } else {
         StoreError::Io(message)
