@@ -49,6 +49,7 @@ pub fn router(ledger: Ledger) -> Router {
         .route("/v1/entries", get(get_entries))
         .route("/v1/streams/{*stream}", get(get_stream))
         .route("/v1/feed", get(get_feed))
+        .route("/v1/status", get(get_status))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(get_openapi))
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
@@ -325,6 +326,22 @@ async fn get_feed(State(state): State<AppState>, Query(q): Query<FeedQuery>) -> 
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     resp
+}
+
+/// What a load balancer needs to route: whether this node takes appends now, and why not.
+async fn get_status(State(state): State<AppState>) -> Response {
+    let ledger = &state.ledger;
+    let (read_only, unavailable, stopped) =
+        (ledger.store().is_read_only(), ledger.is_store_unavailable(), ledger.is_failed());
+    let status = serde_json::json!({
+        "origin": ledger.config().origin,
+        "tree_size": ledger.head().0.tree_size,
+        "accepting_appends": !(read_only || unavailable || stopped),
+        "read_only": read_only,
+        "store_unavailable": unavailable,
+        "writes_stopped": stopped,
+    });
+    json_response(200, status.to_string())
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {

@@ -7,12 +7,12 @@ use std::io::BufRead;
 use zachetka::ledger::{Ledger, Limits};
 use zachetka::merkle::{Hash, HashB64, MemoryTree};
 
-struct Server {
-    base: String,
+pub(super) struct Server {
+    pub(super) base: String,
     _rt: tokio::runtime::Runtime,
 }
 
-fn serve(ledger: Ledger) -> Server {
+pub(super) fn serve(ledger: Ledger) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -44,7 +44,7 @@ fn get(base: &str, path: &str) -> (u16, Vec<u8>) {
     }
 }
 
-fn get_json(base: &str, path: &str) -> (u16, Value) {
+pub(super) fn get_json(base: &str, path: &str) -> (u16, Value) {
     let (s, b) = get(base, path);
     (s, serde_json::from_slice(&b).unwrap_or_else(|_| panic!("{path}: {}", String::from_utf8_lossy(&b))))
 }
@@ -317,4 +317,10 @@ fn two_nodes_over_postgres_serve_one_log_and_each_feed_follows_the_other() {
     assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["seq"].as_u64(), Some(3));
     super::postgres::await_size(&node_a, 4);
     assert_eq!(get(&a.base, "/checkpoint"), get(&b.base, "/checkpoint"));
+    for srv in [&a, &b] {
+        let (s, status) = get_json(&srv.base, "/v1/status");
+        assert_eq!(s, 200);
+        assert_eq!(status["tree_size"], 4);
+        assert_eq!(status["accepting_appends"], true, "{status}");
+    }
 }

@@ -425,6 +425,10 @@ fn a_node_over_a_read_replica_follows_serves_reads_and_refuses_appends() {
     let refused = reader.append_blocking(vec![grade(99, "learner/1", None)]);
     assert_eq!(refused[0].as_ref().unwrap_err().code, Code::ReadOnly);
     assert!(!reader.is_failed());
+    // Its status tells a load balancer not to send it appends.
+    let srv = super::http::serve(reader.clone());
+    let (_, status) = super::http::get_json(&srv.base, "/v1/status");
+    assert_eq!((status["accepting_appends"].as_bool(), status["read_only"].as_bool()), (Some(false), Some(true)));
     let report = zachetka::audit::audit(&**reader.store(), &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
     drop((reader, replica));
