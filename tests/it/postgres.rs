@@ -473,3 +473,58 @@ fn the_audit_names_rows_altered_or_removed_in_the_database() {
     let found = audit();
     assert!(found.iter().any(|(pos, code)| pos.contains("30") && *code == "entry_missing"), "{found:?}");
 }
+
+#[test]
+fn a_revocation_through_one_node_binds_every_node_from_its_position_on() {
+    use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};
+    let Some(url) = pg_url() else { return };
+    let url = pg_schema(&url);
+    let store = PgStore::open(&url).unwrap();
+    let rules = Some(zachetka::rules::default_region());
+    zachetka::ledger::init_store(&store, DEMO_ORIGIN, &ledger_key(), &region().authority_did(), rules).unwrap();
+    let (a, b) = (node(&url), node(&url));
+    append_region(&a);
+    let teacher = teacher_of_school_1();
+    let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
+    assert_eq!(authority.did(), region().authority_did());
+    // A teacher grades through node A, one event per batch, while the authority revokes the
+    // teacher's key through node B (effective before the grades' time).
+    let (started, grading) = std::sync::mpsc::channel();
+    let grader = {
+        let (a, teacher) = (a.clone(), teacher.clone());
+        std::thread::spawn(move || {
+            (0..150u64)
+                .map(|n| {
+                    let r = a.append_blocking(vec![grade_event(700_000 + n, &teacher, "sch-001", "5А", 4)]).remove(0);
+                    if n == 30 {
+                        started.send(()).unwrap();
+                    }
+                    r
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    grading.recv().unwrap();
+    let revocation = zachetka::event::sign_event(
+        &serde_json::json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(990_001),
+            "occurred_at": "2026-09-30T00:00:00Z", "author": authority.did(),
+            "data": {"v": 1, "key": teacher.did(), "reason": "left the school"}}),
+        &authority,
+    )
+    .unwrap();
+    let revoked_at = b.append_blocking(vec![revocation]).remove(0).unwrap().seq;
+    // Every grade before the revocation's position was accepted, every one after refused.
+    let results = grader.join().unwrap();
+    for r in &results {
+        match r {
+            Ok(receipt) => assert!(receipt.seq < revoked_at, "a grade accepted after the revocation"),
+            Err(refusal) => assert_eq!(refusal.code.as_str(), "key_revoked", "{refusal}"),
+        }
+    }
+    let refused = results.iter().filter(|r| r.is_err()).count();
+    eprintln!("revocation at {revoked_at}: {} grades accepted before it, {refused} refused after", 150 - refused);
+    let after = a.append_blocking(vec![grade_event(799_999, &teacher, "sch-001", "5А", 4)]).remove(0);
+    assert_eq!(after.unwrap_err().code.as_str(), "key_revoked", "node A must know node B's revocation");
+    await_size(&a, revoked_at + 1);
+    check_log(&a);
+}
