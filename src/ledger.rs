@@ -687,18 +687,23 @@ impl Sequencer {
                 continue;
             }
             let prepared = self.prepare(subs);
-            match commit_prepared(&self.shared, prepared) {
+            let shared = self.shared.clone();
+            let committed = commit_prepared(&shared, prepared, |e| {
+                if e.is_transient() {
+                    tracing::warn!(error = %e, "a commit failed; resyncing from the store before the next batch");
+                    shared.store_unavailable.store(true, Ordering::SeqCst);
+                } else {
+                    tracing::error!(error = %e, "commit failed; the ledger stops writing");
+                    shared.failed.store(true, Ordering::SeqCst);
+                }
+            });
+            match committed {
                 Ok(()) => {
                     for p in self.pending.drain(..) {
                         self.stream_cache.extend(p.streams);
                     }
                 }
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "a commit failed; resyncing from the store before the next batch");
-                    self.shared.store_unavailable.store(true, Ordering::SeqCst);
-                    self.resync = true;
-                }
-                Err(_) => self.shared.failed.store(true, Ordering::SeqCst),
+                Err(e) => self.resync = e.is_transient(),
             }
             self.pending.clear();
         }
@@ -1046,18 +1051,25 @@ impl Sequencer {
 /// first failure stops writes (one writer cannot tell what a failed write left behind).
 fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
     while let Ok(prepared) = rx.recv() {
-        if let Err(e) = commit_prepared(shared, prepared) {
+        let _ = commit_prepared(shared, prepared, |e| {
             tracing::error!(error = %e, "commit failed; the ledger stops writing");
             shared.failed.store(true, Ordering::SeqCst);
-        }
+        });
     }
 }
 
 /// Commits one prepared batch (or releases the append if it holds nothing new), publishes the
 /// head, and answers: receipts only once the batch is durable.
-fn commit_prepared(shared: &Shared, Prepared { batch, replies }: Prepared) -> Result<(), StoreError> {
+/// `on_failure` runs before anyone is answered, so a client that hears of a failure sees the
+/// ledger's state already changed by it.
+fn commit_prepared(
+    shared: &Shared,
+    Prepared { batch, replies }: Prepared,
+    on_failure: impl FnOnce(&StoreError),
+) -> Result<(), StoreError> {
+    let stopped = shared.failed.load(Ordering::SeqCst);
     let result = match &batch {
-        _ if shared.failed.load(Ordering::SeqCst) => {
+        _ if stopped => {
             shared.store.abort_append();
             Err(StoreError::Io("the ledger stopped writing".into()))
         }
@@ -1070,6 +1082,9 @@ fn commit_prepared(shared: &Shared, Prepared { batch, replies }: Prepared) -> Re
             Ok(())
         }
     };
+    if let (Err(e), false) = (&result, stopped) {
+        on_failure(e);
+    }
     for (reply, results) in replies {
         let results = if result.is_ok() {
             results
