@@ -699,8 +699,8 @@ impl Sequencer {
             });
             match committed {
                 Ok(()) => {
-                    for p in self.pending.drain(..) {
-                        self.stream_cache.extend(p.streams);
+                    while let Some(p) = self.pending.pop_front() {
+                        self.cache_streams(p.streams);
                     }
                 }
                 Err(e) => self.resync = e.is_transient(),
@@ -772,10 +772,7 @@ impl Sequencer {
                 })?;
                 let head =
                     StreamHead { len: entry.meta.stream_version + 1, last_leaf_hash: e.hashes[0], last_seq: e.seq };
-                if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
-                    self.stream_cache.clear();
-                }
-                self.stream_cache.insert(entry.stream().to_owned(), head);
+                self.cache_streams([(entry.stream().to_owned(), head)]);
                 if let Some(rules) = &mut self.rules {
                     crate::rules::apply_entry(rules, e.seq, &entry, &*store);
                 }
@@ -817,12 +814,20 @@ impl Sequencer {
             None => self.shared.store.stream_head(stream)?,
         };
         if let Some(h) = h {
+            self.cache_streams([(stream.to_owned(), h)]);
+        }
+        Ok(h)
+    }
+
+    /// Remembers committed stream heads, within [`STREAM_CACHE_LEN_MAX`] (it starts over when
+    /// full: a bound, not an LRU).
+    fn cache_streams(&mut self, heads: impl IntoIterator<Item = (String, StreamHead)>) {
+        for (stream, head) in heads {
             if self.stream_cache.len() >= STREAM_CACHE_LEN_MAX {
                 self.stream_cache.clear();
             }
-            self.stream_cache.insert(stream.to_owned(), h);
+            self.stream_cache.insert(stream, head);
         }
-        Ok(h)
     }
 
     fn admit(&mut self, draft: &mut Draft, ev: VerifiedEvent, recorded_at: i64) -> Result<Outcome, StoreError> {
@@ -918,10 +923,7 @@ impl Sequencer {
         let committed = self.shared.head.read().expect("head lock").0.tree_size;
         while self.pending.front().is_some_and(|p| p.end_seq <= committed) {
             let p = self.pending.pop_front().expect("checked above");
-            if self.stream_cache.len() + p.streams.len() > STREAM_CACHE_LEN_MAX {
-                self.stream_cache.clear();
-            }
-            self.stream_cache.extend(p.streams);
+            self.cache_streams(p.streams);
         }
         let store = self.shared.store.clone();
         let pending = std::mem::take(&mut self.pending);

@@ -28,6 +28,17 @@ pub(super) fn bare_ledger(url: &str) -> String {
     url
 }
 
+/// A fresh ledger under the default education rules, with the demo region's authority, in its
+/// own schema; returns its connection string.
+fn education_ledger(url: &str) -> String {
+    use super::rules::{region, DEMO_ORIGIN};
+    let url = pg_schema(url);
+    let store = PgStore::open(&url).unwrap();
+    let rules = Some(zachetka::rules::default_region());
+    zachetka::ledger::init_store(&store, DEMO_ORIGIN, &ledger_key(), &region().authority_did(), rules).unwrap();
+    url
+}
+
 /// Waits (bounded) until `ledger` publishes a head of at least `size`.
 pub(super) fn await_size(ledger: &Ledger, size: u64) {
     let mut watch = ledger.watch_tree_size();
@@ -166,12 +177,9 @@ fn an_idle_node_follows_commits_made_by_another() {
 
 #[test]
 fn rule_state_follows_commits_made_by_other_nodes() {
-    use super::rules::{append_region, grade_event, mutations, region, teacher_of_school_1, DEMO_ORIGIN};
+    use super::rules::{append_region, grade_event, mutations, teacher_of_school_1};
     let Some(url) = pg_url() else { return };
-    let url = pg_schema(&url);
-    let store = PgStore::open(&url).unwrap();
-    let rules = Some(zachetka::rules::default_region());
-    zachetka::ledger::init_store(&store, DEMO_ORIGIN, &ledger_key(), &region().authority_did(), rules).unwrap();
+    let url = education_ledger(&url);
     let (a, b) = (node(&url), node(&url));
     // The authority, institutions and staff keys go in through node A ...
     append_region(&a);
@@ -478,10 +486,7 @@ fn the_audit_names_rows_altered_or_removed_in_the_database() {
 fn a_revocation_through_one_node_binds_every_node_from_its_position_on() {
     use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};
     let Some(url) = pg_url() else { return };
-    let url = pg_schema(&url);
-    let store = PgStore::open(&url).unwrap();
-    let rules = Some(zachetka::rules::default_region());
-    zachetka::ledger::init_store(&store, DEMO_ORIGIN, &ledger_key(), &region().authority_did(), rules).unwrap();
+    let url = education_ledger(&url);
     let (a, b) = (node(&url), node(&url));
     append_region(&a);
     let teacher = teacher_of_school_1();
