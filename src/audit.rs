@@ -24,6 +24,8 @@ pub enum Position {
     Head,
     /// The head of a stream's chain, as indexed.
     Stream { stream: String },
+    /// A byte offset in one of the store's files.
+    File { file: String, offset: u64 },
 }
 
 impl std::fmt::Display for Position {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Position {
             Position::Checkpoint { tree_size } => write!(f, "checkpoint at tree size {tree_size}"),
             Position::Head => write!(f, "head"),
             Position::Stream { stream } => write!(f, "stream {stream}"),
+            Position::File { file, offset } => write!(f, "{file} at offset {offset}"),
         }
     }
 }
@@ -100,6 +103,13 @@ struct CheckedEntry {
 /// Audits the whole store. `progress` is told how many entries are done, out of how many.
 pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditReport, StoreError> {
     let mut report = AuditReport::default();
+    for f in store.findings() {
+        let position = match f.tree_size {
+            Some(tree_size) => Position::Checkpoint { tree_size },
+            None => Position::File { file: f.file, offset: f.offset },
+        };
+        report.push(position, f.code, f.message);
+    }
     let Some(config) = store.config()? else {
         report.push(Position::Head, "not_initialized", "the store holds no ledger config");
         return Ok(report);

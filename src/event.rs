@@ -253,6 +253,16 @@ pub fn entry_bytes(meta: &EntryMeta, canonical_event: &[u8], sig: &str) -> Vec<u
     out
 }
 
+/// The canonical event inside canonical entry bytes: `event` sorts first in JCS, and nothing
+/// after the event holds `,"recorded_at":"`, so the event is the bytes between. `None` if the
+/// bytes are not shaped so (they are then not a canonical entry).
+pub fn canonical_event_of_entry(entry: &[u8]) -> Option<&[u8]> {
+    const HEAD: &[u8] = b"{\"event\":";
+    const TAIL: &[u8] = b",\"recorded_at\":\"";
+    let end = entry.windows(TAIL.len()).rposition(|w| w == TAIL)?;
+    (entry.starts_with(HEAD) && end >= HEAD.len()).then(|| &entry[HEAD.len()..end])
+}
+
 /// RFC 9162 leaf hash of an entry: SHA-256(0x00 || JCS(entry)).
 pub fn leaf_hash(entry_bytes: &[u8]) -> Hash {
     crate::merkle::leaf_hash(entry_bytes)

@@ -93,8 +93,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8047")]
         listen: String,
     },
+    /// Rebuild what is derived from the log: the store's index (event ids, stream positions,
+    /// checkpoint offsets), from the log files alone. For an index you no longer trust; an
+    /// unreadable one is rebuilt on open by itself. Stop the server first.
+    Rebuild {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Audit a ledger directory: signatures, hashes, roots, checkpoints, chains, indexes.
-    /// Exits 1 if anything is wrong, naming every position.
+    /// Reads only: no byte of the ledger changes, and it runs on a copy or a stopped ledger.
+    /// Exits 0 if clean, 1 if anything is wrong (naming every position), 2 if it could not run.
     Audit {
         #[arg(long)]
         dir: PathBuf,
@@ -446,17 +454,33 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Serve { dir, listen } => serve(open_ledger(&dir, db)?, &listen)?,
+        Command::Rebuild { dir } => {
+            if db.is_some() {
+                bail!("a PostgreSQL store keeps its indexes in the database; there is nothing to rebuild");
+            }
+            let store = SledStore::rebuild_index(&store_dir(&dir))
+                .with_context(|| format!("couldn't rebuild the index in {} (is a server using it?)", dir.display()))?;
+            let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
+            eprintln!("rebuilt the index of {size} entries from the log");
+        }
         Command::Audit { dir, json } => {
-            let store = open_store(&dir, db)?;
+            let store: Arc<dyn Store> = match db {
+                Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
+                None => Arc::new(
+                    SledStore::open_read_only(&store_dir(&dir))
+                        .with_context(|| format!("couldn't read the store in {}", dir.display()))?,
+                ),
+            };
             let report = audit_with_progress(&*store)?;
+            let mut out = String::new();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out = serde_json::to_string_pretty(&report)? + "\n";
             } else {
                 for v in &report.violations {
-                    println!("{}: {}: {}", v.position, v.code, v.message);
+                    out += &format!("{}: {}: {}\n", v.position, v.code, v.message);
                 }
-                println!(
-                    "audited {} entries, {} signatures, {} checkpoints, {} streams of {}: {}",
+                out += &format!(
+                    "audited {} entries, {} signatures, {} checkpoints, {} streams of {}: {}\n",
                     report.entries_checked,
                     report.signatures_checked,
                     report.checkpoints_checked,
@@ -469,6 +493,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     }
                 );
             }
+            print_out(&out)?;
             if !report.is_clean() {
                 return Ok(ExitCode::from(1));
             }
@@ -511,6 +536,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a reader that went away (`zachetka audit | head`) ends the output quietly.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()).and_then(|()| std::io::stdout().flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {

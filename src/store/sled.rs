@@ -1,70 +1,252 @@
-//! The embedded default store, one directory: the log itself in append-only files, and sled for
-//! what must be found by key. Not a cache and not an index of projections.
+//! The embedded default store, one directory: the log in append-only files, and sled for what
+//! must be found by key. The files are the truth; sled is an index derived from them, rebuilt
+//! from the files whenever it lags, is unreadable, or is asked to (`zachetka rebuild`). Not a
+//! cache of projections, and never the judge of what the log holds.
 //!
+//! - `ledger.json`: the ledger's config, written once by `init`, with its checksum;
 //! - `entries.dat`: canonical entry bytes, concatenated in seq order;
 //! - `offsets.dat`: where entry `seq` starts in `entries.dat` (big-endian u64 per entry);
 //! - `hashes.dat`: the stored Merkle hashes, 32 bytes at `32 * stored_hash_index` (Go tlog
 //!   layout), so proofs and tiles are positional reads;
-//! - `journal.dat`: one checksummed record per batch committed since the index was last flushed:
-//!   the batch's index writes, its head (tree size, root hash, bytes in `entries.dat`) and its
-//!   checkpoint note. Emptied after each index flush;
-//! - `index/` (sled, one tree, one-byte prefixes, big-endian numbers): `c` config, `H` head as of
-//!   the last index flush, `k` tree size -> checkpoint note, `i` event id -> [`IdRecord`],
-//!   `s` stream 0x00 version -> seq (a stream's head is its last key there).
+//! - `checkpoints.dat`: one framed record per committed batch, append-only and never emptied:
+//!   the batch's first seq, the tree head after it, the length of `entries.dat` it covers, and
+//!   its signed checkpoint note. **A batch is committed once its record is durable.**
+//! - `head.dat`: two slots of [`SLOT_LEN`] bytes written in turn, each a copy of one record with
+//!   its offset in `checkpoints.dat`: a second home of the latest commit, so that a damaged,
+//!   truncated or deleted `checkpoints.dat` cannot make the store forget a checkpoint it signed;
+//! - `index/` (sled, one tree, one-byte prefixes, big-endian numbers): `H` how far the index is
+//!   durable (flushed), `k` tree size -> record offset in `checkpoints.dat`, `i` event id ->
+//!   [`IdRecord`], `s` stream 0x00 version -> seq (a stream's head is its last key there).
+//!
+//! A frame is `len` (u32, the body's bytes), the body, then the first 16 bytes of
+//! SHA-256(len || body).
 //!
 //! **Commit order** (the crash states are narrated in [`SledStore::commit`]): the log files,
-//! fsynced; then the batch's journal record, fsynced: **the journal record is the commit point**.
-//! The index is then updated in sled without a flush; sled is flushed (and the journal emptied)
-//! only every [`JOURNAL_BYTES_FLUSH`] bytes of journal. On open, journal records beyond sled's
-//! head are replayed into the index (writes are idempotent), a torn last record is dropped, and
-//! log file bytes beyond the head are a torn tail, truncated and never served.
+//! fsynced; then the record in `checkpoints.dat` and in a `head.dat` slot, fsynced; then the
+//! index in sled, unflushed. sled is flushed every [`INDEX_FLUSH_BYTES`] of entries.
+//!
+//! **Recovery** ([`SledStore::open`]) never repairs by deleting what was committed. The head is
+//! the last whole record of `checkpoints.dat`, checked against `head.dat`: a final record that is
+//! cut short or unreadable, with no whole record after it, is a torn batch (dropped, unless
+//! `head.dat` holds it whole, when it is written back from there); a bad record followed by a
+//! good one, a `head.dat` that names a checkpoint `checkpoints.dat` does not hold, an index that
+//! has seen more than the log holds, log files shorter than the head, or more bytes beyond the
+//! head than one batch writes: corruption, refused with its file and position, and nothing is
+//! changed. The index is then brought up to the head from the entries themselves.
 //!
 //! Why not entries in sled too: a sled insert costs ~5-9 us and every one lands on the single
-//! committer thread; the files cost ~1 us per entry (README, Decisions). Why not one atomic sled
-//! batch per commit, flushed: it was the commit point before, and a batch applies its writes in
-//! hash order, which also leaves the tree slow to read; sorted single inserts, unflushed, cost
-//! about a third less per entry (two inserts and the sequencer's lookup: ~23 us -> ~16 us here),
-//! and sled was ~20% of a demo run's CPU.
+//! committer thread; the files cost ~1 us per entry (README, Decisions). Why sled is flushed only
+//! now and then: a flushed sled batch per commit was ~20% of a demo run's CPU.
 
-use super::{CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreStats, StreamHead};
+use super::{CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreFinding, StoreStats, StreamHead};
 use crate::checkpoint::TreeHead;
 use crate::merkle::{self, Hash};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// The journal is emptied (after a sled flush) once it holds this many bytes: ~50,000 entries,
-/// which bounds what an open after a crash replays into the index (well under a second).
-pub const JOURNAL_BYTES_FLUSH: u64 = 8 << 20;
+/// sled is flushed (its `H` advanced) once this many bytes of entries were committed since the
+/// last flush: ~45,000 entries, which bounds what an open after a crash re-indexes from the
+/// entries (a few hundred milliseconds).
+pub const INDEX_FLUSH_BYTES: u64 = 32 << 20;
+
+/// The most entries one batch may hold. Entries beyond the head are a torn batch only up to
+/// this many; more is corruption.
+pub const BATCH_LEN_MAX: u64 = 65_536;
+
+/// The size of a `head.dat` slot, and so the largest record (a note with ~40 cosignatures fits).
+pub const SLOT_LEN: usize = 4096;
+
+const CHECKSUM_LEN: usize = 16;
+/// A record's fixed part: first seq, tree size, root hash, data length.
+const RECORD_FIXED_LEN: usize = 8 + 8 + 32 + 8;
+/// The most body bytes of a record frame (so a whole frame fits a slot with its offset).
+const RECORD_BODY_MAX: usize = SLOT_LEN - 4 - CHECKSUM_LEN - 8;
+
+/// How a store is opened: to serve and append, or to audit (nothing in the directory changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// One committed batch, as `checkpoints.dat` and `head.dat` hold it.
+#[derive(Debug, Clone, PartialEq)]
+struct CommitRecord {
+    first_seq: u64,
+    head: TreeHead,
+    /// Length of `entries.dat` once the batch is in.
+    data_len: u64,
+    note: Vec<u8>,
+}
+
+impl CommitRecord {
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.first_seq.to_be_bytes());
+        out.extend_from_slice(&self.head.tree_size.to_be_bytes());
+        out.extend_from_slice(&self.head.root_hash.0);
+        out.extend_from_slice(&self.data_len.to_be_bytes());
+        out.extend_from_slice(&self.note);
+    }
+
+    fn decode_body(b: &[u8]) -> Option<Self> {
+        if b.len() < RECORD_FIXED_LEN {
+            return None;
+        }
+        let u = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let record = Self {
+            first_seq: u(0),
+            head: TreeHead { tree_size: u(8), root_hash: Hash(b[16..48].try_into().expect("32 bytes")) },
+            data_len: u(48),
+            note: b[RECORD_FIXED_LEN..].to_vec(),
+        };
+        (record.first_seq < record.head.tree_size).then_some(record)
+    }
+
+    fn frame(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(RECORD_FIXED_LEN + self.note.len());
+        self.encode_body(&mut body);
+        frame(&body)
+    }
+}
+
+/// `len || body || checksum`.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).expect("frames are small").to_be_bytes();
+    let mut out = Vec::with_capacity(4 + body.len() + CHECKSUM_LEN);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(body);
+    out.extend_from_slice(&checksum(&len, body));
+    out
+}
+
+fn checksum(len: &[u8; 4], body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut h = Sha256::new();
+    h.update(len);
+    h.update(body);
+    h.finalize()[..CHECKSUM_LEN].try_into().expect("16 bytes")
+}
+
+/// The body of the frame at the start of `bytes`, and the frame's length; `None` if `bytes` does
+/// not start with a whole frame of at most `body_max` body bytes whose checksum holds.
+fn unframe(bytes: &[u8], body_max: usize) -> Option<(&[u8], usize)> {
+    let len: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > body_max {
+        return None;
+    }
+    let body = bytes.get(4..4 + n)?;
+    let sum = bytes.get(4 + n..4 + n + CHECKSUM_LEN)?;
+    (checksum(&len, body) == sum).then_some((body, 4 + n + CHECKSUM_LEN))
+}
+
+/// A `head.dat` slot: a record and where it stands in `checkpoints.dat`.
+#[derive(Debug, Clone, PartialEq)]
+struct Slot {
+    offset: u64,
+    record: CommitRecord,
+}
+
+impl Slot {
+    fn encode(&self) -> Vec<u8> {
+        let mut body = self.offset.to_be_bytes().to_vec();
+        self.record.encode_body(&mut body);
+        let mut out = frame(&body);
+        assert!(out.len() <= SLOT_LEN, "a record fits a slot (checked at commit)");
+        out.resize(SLOT_LEN, 0);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (body, _) = unframe(bytes, SLOT_LEN - 4 - CHECKSUM_LEN)?;
+        let offset = u64::from_be_bytes(body.get(..8)?.try_into().ok()?);
+        Some(Self { offset, record: CommitRecord::decode_body(&body[8..])? })
+    }
+}
+
+/// What the index holds durably (`H`): the head as of the last flush, and where its record is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct IndexMark {
+    head: TreeHead,
+    data_len: u64,
+    /// Offset of the head's record in `checkpoints.dat`, and the offset just after it.
+    record_at: u64,
+    records_end: u64,
+}
+
+const MARK_LEN: usize = 8 + 32 + 8 + 8 + 8;
+
+impl IndexMark {
+    fn encode(&self) -> [u8; MARK_LEN] {
+        let mut b = [0u8; MARK_LEN];
+        b[..8].copy_from_slice(&self.head.tree_size.to_be_bytes());
+        b[8..40].copy_from_slice(&self.head.root_hash.0);
+        b[40..48].copy_from_slice(&self.data_len.to_be_bytes());
+        b[48..56].copy_from_slice(&self.record_at.to_be_bytes());
+        b[56..64].copy_from_slice(&self.records_end.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != MARK_LEN {
+            return None;
+        }
+        let u = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        Some(Self {
+            head: TreeHead { tree_size: u(0), root_hash: Hash(b[8..40].try_into().ok()?) },
+            data_len: u(40),
+            record_at: u(48),
+            records_end: u(56),
+        })
+    }
+}
 
 /// The committed extent: what readers may see. Published only once a batch is durable and
 /// indexed, so a reader never sees a position the index does not cover yet.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Extent {
     tree_size: u64,
     data_len: u64,
     root_hash: Hash,
+    note: Arc<Vec<u8>>,
+    /// The head's record in `checkpoints.dat`, and the file's length after it.
+    record_at: u64,
+    records_end: u64,
 }
 
 impl Default for Extent {
     fn default() -> Self {
-        Self { tree_size: 0, data_len: 0, root_hash: merkle::EMPTY_ROOT }
+        Self {
+            tree_size: 0,
+            data_len: 0,
+            root_hash: merkle::EMPTY_ROOT,
+            note: Arc::default(),
+            record_at: 0,
+            records_end: 0,
+        }
     }
 }
 
 pub struct SledStore {
     db: sled::Db,
+    mode: Mode,
     dir: PathBuf,
+    config: RwLock<Option<LedgerConfig>>,
     entries: File,
     offsets: File,
     hashes: File,
-    journal: File,
+    records: File,
+    head_slots: File,
     committed: RwLock<Extent>,
-    /// Buffers reused by every commit (entry bytes, offsets, hashes, journal record), and the
-    /// journal's length: a batch is megabytes, and fresh buffers cost a page fault per 4 KiB.
+    /// Buffers reused by every commit, and what the next commit needs to know.
     writer: Mutex<Writer>,
+    /// Damage found while opening read-only (an audit reports it; a read-write open refuses).
+    findings: Vec<StoreFinding>,
+    /// The private copy of the index a read-only open works on, removed on drop.
+    scratch: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -72,8 +254,10 @@ struct Writer {
     data: Vec<u8>,
     offsets: Vec<u8>,
     hashes: Vec<u8>,
-    record: Vec<u8>,
-    journal_len: u64,
+    /// The `head.dat` slot the next commit writes (the one not holding the head).
+    next_slot: u64,
+    /// Entry bytes committed since the index was last flushed.
+    unflushed: u64,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -82,6 +266,10 @@ fn io(e: sled::Error) -> StoreError {
 
 fn fio(what: &str, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("{what}: {e}"))
+}
+
+fn corrupt(what: &'static str, position: u64, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { what, position, detail: detail.into() }
 }
 
 fn key_u64(prefix: u8, n: u64) -> [u8; 9] {
@@ -105,143 +293,30 @@ fn key_stream_version(stream: &str, version: u64) -> Vec<u8> {
     k
 }
 
-const HEAD_LEN: usize = 48;
-
-fn encode_head(h: &TreeHead, data_len: u64) -> [u8; HEAD_LEN] {
-    let mut b = [0u8; HEAD_LEN];
-    b[..8].copy_from_slice(&h.tree_size.to_be_bytes());
-    b[8..40].copy_from_slice(&h.root_hash.0);
-    b[40..].copy_from_slice(&data_len.to_be_bytes());
-    b
-}
-
-fn decode_head(b: &[u8]) -> Result<(TreeHead, u64), StoreError> {
-    if b.len() != HEAD_LEN {
-        return Err(StoreError::Corrupt {
-            what: "head",
-            position: 0,
-            detail: format!("{} bytes, want {HEAD_LEN}", b.len()),
-        });
+/// Opens a store file; `create` only for a new store (and for `head.dat`, a copy that may be
+/// rebuilt), so an open of a damaged store that then refuses adds no file.
+fn open_file(path: &Path, mode: Mode, create: bool) -> Result<File, StoreError> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    if mode == Mode::ReadWrite {
+        o.write(true).create(create).truncate(false);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     }
-    let u = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
-    Ok((TreeHead { tree_size: u(0..8), root_hash: Hash(b[8..40].try_into().expect("32 bytes")) }, u(40..48)))
+    match o.open(path) {
+        // A read-only open of a store with no such file yet sees an empty one.
+        Err(e) if mode == Mode::ReadOnly && e.kind() == std::io::ErrorKind::NotFound => {
+            File::open("/dev/null").map_err(|e| fio("/dev/null", e))
+        }
+        other => other.map_err(|e| fio(&path.display().to_string(), e)),
+    }
 }
 
-fn open_file(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| fio(&path.display().to_string(), e))
+fn file_len(file: &File, name: &str) -> Result<u64, StoreError> {
+    Ok(file.metadata().map_err(|e| fio(name, e))?.len())
 }
 
 /// One sled write of the index: key and value.
 type IndexWrite = (Vec<u8>, Vec<u8>);
-
-/// A journal record: everything one batch adds to the index, with the head it commits.
-///
-/// Layout (big-endian): `len` u64 (bytes after it, checksum included), then the body: the
-/// batch's first seq (u64), the head (48 bytes, as in `H`), the note's length (u32) and bytes,
-/// the number of index writes (u32), each as key length (u32), key, value length (u32), value;
-/// then the first 16 bytes of the body's SHA-256. A record that is short or whose checksum
-/// differs is torn; one whose checksum holds but whose body does not parse is corrupt.
-#[derive(Debug)]
-struct JournalRecord {
-    first_seq: u64,
-    head: TreeHead,
-    data_len: u64,
-    note: Vec<u8>,
-    writes: Vec<IndexWrite>,
-}
-
-const CHECKSUM_LEN: usize = 16;
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(u32::try_from(b.len()).expect("index writes are small")).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-/// Encodes a record into `out` (cleared first).
-fn encode_record(out: &mut Vec<u8>, b: &CommitBatch, data_len: u64, writes: &[IndexWrite]) {
-    out.clear();
-    out.extend_from_slice(&[0u8; 8]);
-    out.extend_from_slice(&b.first_seq.to_be_bytes());
-    out.extend_from_slice(&encode_head(&b.head, data_len));
-    put_bytes(out, &b.checkpoint);
-    out.extend_from_slice(&(u32::try_from(writes.len()).expect("batches are bounded")).to_be_bytes());
-    for (k, v) in writes {
-        put_bytes(out, k);
-        put_bytes(out, v);
-    }
-    let sum = Sha256::digest(&out[8..]);
-    out.extend_from_slice(&sum[..CHECKSUM_LEN]);
-    let len = (out.len() - 8) as u64;
-    out[..8].copy_from_slice(&len.to_be_bytes());
-}
-
-/// Reads a journal record's body front to back.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn take_u32(&mut self) -> Option<usize> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?) as usize)
-    }
-
-    fn take_bytes(&mut self) -> Option<Vec<u8>> {
-        let n = self.take_u32()?;
-        Some(self.take(n)?.to_vec())
-    }
-}
-
-/// Reads the body of a record whose checksum has been checked; `None` if it does not parse.
-fn decode_body(body: &[u8]) -> Option<JournalRecord> {
-    let mut c = Cursor(body);
-    let first_seq = u64::from_be_bytes(c.take(8)?.try_into().ok()?);
-    let (head, data_len) = decode_head(c.take(HEAD_LEN)?).ok()?;
-    let note = c.take_bytes()?;
-    let count = c.take_u32()?;
-    let mut writes = Vec::with_capacity(count.min(1 << 16));
-    for _ in 0..count {
-        writes.push((c.take_bytes()?, c.take_bytes()?));
-    }
-    c.0.is_empty().then_some(JournalRecord { first_seq, head, data_len, note, writes })
-}
-
-/// The records of a journal's bytes, in order, and where the whole ones end: the rest (a record
-/// cut short by a crash, or garbage after it) is a torn tail. A record whose checksum holds but
-/// whose body does not parse was written whole by a different encoder: an error, not a tear.
-fn decode_journal(bytes: &[u8]) -> Result<(Vec<JournalRecord>, u64), StoreError> {
-    let (mut records, mut at) = (Vec::new(), 0usize);
-    while let Some(len) = bytes.get(at..at + 8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))) {
-        let end = match usize::try_from(len).ok().and_then(|l| (at + 8).checked_add(l)) {
-            Some(end) if end <= bytes.len() && len as usize >= CHECKSUM_LEN => end,
-            _ => break,
-        };
-        let (body, sum) = bytes[at + 8..end].split_at(len as usize - CHECKSUM_LEN);
-        if Sha256::digest(body)[..CHECKSUM_LEN] != *sum {
-            break;
-        }
-        let record = decode_body(body).ok_or_else(|| StoreError::Corrupt {
-            what: "journal record",
-            position: at as u64,
-            detail: "the checksum holds but the record does not parse".into(),
-        })?;
-        records.push(record);
-        at = end;
-    }
-    Ok((records, at as u64))
-}
 
 /// Opens a sled database, waiting up to ~5 s for its file lock. sled releases the lock of a
 /// dropped database from its I/O threads a moment after the drop, so a process that closes and
@@ -252,10 +327,7 @@ pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match config.open() {
-            // sled reports the lock as ErrorKind::Other with this text (sled 0.34 config.rs).
-            Err(sled::Error::Io(e))
-                if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(std::time::Duration::from_millis(100));
             }
@@ -264,47 +336,350 @@ pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     }
 }
 
+/// sled reports its lock as ErrorKind::Other with this text (sled 0.34 config.rs).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(e) if e.to_string().starts_with("could not acquire lock"))
+}
+
+fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new().path(path).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput)
+}
+
 /// The files of a store directory (for tests that play the attacker, and for operators).
 #[derive(Debug, Clone)]
 pub struct StorePaths {
+    pub config: PathBuf,
     pub entries: PathBuf,
     pub offsets: PathBuf,
     pub hashes: PathBuf,
-    pub journal: PathBuf,
+    pub checkpoints: PathBuf,
+    pub head: PathBuf,
     pub index: PathBuf,
 }
 
 impl StorePaths {
     pub fn of(dir: &Path) -> Self {
         Self {
+            config: dir.join("ledger.json"),
             entries: dir.join("entries.dat"),
             offsets: dir.join("offsets.dat"),
             hashes: dir.join("hashes.dat"),
-            journal: dir.join("journal.dat"),
+            checkpoints: dir.join("checkpoints.dat"),
+            head: dir.join("head.dat"),
             index: dir.join("index"),
         }
     }
+
+    /// Every file of the log (not the index), with its name.
+    pub fn log_files(&self) -> [(&'static str, &Path); 6] {
+        [
+            ("ledger.json", &self.config),
+            ("entries.dat", &self.entries),
+            ("offsets.dat", &self.offsets),
+            ("hashes.dat", &self.hashes),
+            ("checkpoints.dat", &self.checkpoints),
+            ("head.dat", &self.head),
+        ]
+    }
+}
+
+/// `ledger.json`: the config and the SHA-256 of its serialized form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ConfigFile {
+    config: LedgerConfig,
+    sha256: String,
+}
+
+fn config_digest(config: &LedgerConfig) -> String {
+    let bytes = serde_json::to_vec(config).expect("config serializes");
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_config(path: &Path) -> Result<Option<LedgerConfig>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.map_err(|e| fio("ledger.json", e))?,
+    };
+    let file: ConfigFile = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt("config", 0, format!("ledger.json at byte {}: {e}", e.column())))?;
+    if config_digest(&file.config) != file.sha256 {
+        return Err(corrupt("config", 0, "ledger.json: the checksum does not match the config"));
+    }
+    Ok(Some(file.config))
+}
+
+/// Syncs a directory, so a file created or renamed in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fio(&dir.display().to_string(), e))
+}
+
+/// The records of `checkpoints.dat` from some offset on.
+#[derive(Debug, Default)]
+struct Scan {
+    /// (offset, first seq, tree size) of every whole record read.
+    positions: Vec<(u64, u64, u64)>,
+    /// The last whole record read, with its offset.
+    last: Option<Slot>,
+    /// Where the whole records end.
+    end: u64,
+    file_len: u64,
+    /// The first frame that is not a whole record: its offset and why. With resync, the last
+    /// such frame, and only if no whole record follows it.
+    bad: Option<(u64, String)>,
+    /// With resync: damaged frames that whole records follow (offset, why).
+    damaged: Vec<(u64, String)>,
+    /// Whether a whole record stands anywhere after `bad` (then it is not a tear).
+    good_after_bad: bool,
+}
+
+/// Scans `checkpoints.dat` from `from`. Without `resync` it stops at the first frame that is
+/// not a whole record; with it (the audit), it looks for the next whole record after such a
+/// frame and goes on, listing the damage.
+fn scan_records(file: &File, from: u64, resync: bool) -> Result<Scan, StoreError> {
+    let mut scan = scan_from(file, from)?;
+    while resync && scan.good_after_bad {
+        let (at, why) = scan.bad.take().expect("good after bad");
+        let window = (scan.file_len - at).min(3 * SLOT_LEN as u64) as usize;
+        let mut tail = vec![0u8; window];
+        file.read_exact_at(&mut tail, at).map_err(|e| fio("checkpoints.dat", e))?;
+        let next = (1..tail.len())
+            .find(|&i| unframe(&tail[i..], RECORD_BODY_MAX).and_then(|(b, _)| CommitRecord::decode_body(b)).is_some());
+        let Some(next) = next else {
+            scan.damaged.push((at, format!("{why}; no whole record in the {window} bytes after it")));
+            break;
+        };
+        scan.damaged.push((at, why));
+        let rest = scan_from(file, at + next as u64)?;
+        scan.positions.extend(rest.positions);
+        scan.last = rest.last.or(scan.last);
+        scan.end = rest.end;
+        scan.bad = rest.bad;
+        scan.good_after_bad = rest.good_after_bad;
+    }
+    Ok(scan)
+}
+
+fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
+    let file_len = file_len(file, "checkpoints.dat")?;
+    let mut scan = Scan { end: from, file_len, ..Default::default() };
+    if from > file_len {
+        scan.bad = Some((file_len, format!("the index expects records up to offset {from}")));
+        return Ok(scan);
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(from)).map_err(|e| fio("checkpoints.dat", e))?;
+    let mut at = from;
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        match reader.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                if at < file_len {
+                    scan.bad = Some((at, "a record cut short".into()));
+                }
+                break;
+            }
+            Err(e) => return Err(fio("checkpoints.dat", e)),
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        let why = if n > RECORD_BODY_MAX {
+            Some(format!("a record claims {n} bytes"))
+        } else {
+            buf.clear();
+            buf.extend_from_slice(&len);
+            buf.resize(4 + n + CHECKSUM_LEN, 0);
+            match reader.read_exact(&mut buf[4..]) {
+                Ok(()) => match unframe(&buf, RECORD_BODY_MAX).and_then(|(b, _)| CommitRecord::decode_body(b)) {
+                    Some(record) => {
+                        scan.positions.push((at, record.first_seq, record.head.tree_size));
+                        scan.last = Some(Slot { offset: at, record });
+                        at += buf.len() as u64;
+                        scan.end = at;
+                        continue;
+                    }
+                    None => Some("the record's checksum does not hold".to_owned()),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Some("a record cut short".to_owned()),
+                Err(e) => return Err(fio("checkpoints.dat", e)),
+            }
+        };
+        scan.bad = why.map(|w| (at, w));
+        break;
+    }
+    if let Some((bad_at, _)) = scan.bad {
+        // A tear is the last thing in the file: no whole record may follow the bad one. Only a
+        // record's worth of bytes is looked through: more than that after a bad frame is
+        // corruption anyway.
+        let rest = file_len - bad_at;
+        scan.good_after_bad = rest > SLOT_LEN as u64 || {
+            let mut tail = vec![0u8; rest as usize];
+            file.read_exact_at(&mut tail, bad_at).map_err(|e| fio("checkpoints.dat", e))?;
+            (1..tail.len())
+                .any(|i| unframe(&tail[i..], RECORD_BODY_MAX).and_then(|(b, _)| CommitRecord::decode_body(b)).is_some())
+        };
+    }
+    Ok(scan)
+}
+
+/// What recovery decided the head is, and what (in read-write mode) it must write to get there.
+#[derive(Debug, Default)]
+struct Plan {
+    head: Option<Slot>,
+    /// `checkpoints.dat` is cut back to this length (a torn final record).
+    truncate_records_to: Option<u64>,
+    /// The head's record is written back from `head.dat` at this offset.
+    restore: bool,
+}
+
+/// Decides the head from the records scanned after the index's mark (`base`: the mark's record,
+/// or `None` for a scan from 0) and the newest `head.dat` slot. Pure, so every case is a test.
+fn plan_head(base: Option<Slot>, scan: &Scan, slot: Option<&Slot>) -> Result<Plan, StoreError> {
+    let last = scan.last.clone().or(base);
+    let size = last.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
+    let next_is = |s: &Slot, at: u64| s.offset == at && s.record.first_seq == size && s.record.head.tree_size > size;
+    match (&scan.bad, slot) {
+        (Some((at, why)), _) if scan.good_after_bad => {
+            Err(corrupt("checkpoints", *at, format!("checkpoints.dat at offset {at}: {why}, and whole records follow")))
+        }
+        (Some((at, _)), Some(s)) if s.record.head.tree_size > size => {
+            if next_is(s, *at) {
+                Ok(Plan { head: Some(s.clone()), truncate_records_to: Some(*at), restore: true })
+            } else {
+                Err(missing_slot_record(s, *at))
+            }
+        }
+        (Some((at, _)), _) => Ok(Plan { head: last, truncate_records_to: Some(*at), restore: false }),
+        (None, Some(s)) if s.record.head.tree_size > size => {
+            if next_is(s, scan.end) {
+                Ok(Plan { head: Some(s.clone()), truncate_records_to: None, restore: true })
+            } else {
+                Err(missing_slot_record(s, scan.end))
+            }
+        }
+        (None, Some(s)) if s.record.head.tree_size == size && last.as_ref().map(|l| &l.record) != Some(&s.record) => {
+            Err(corrupt(
+                "checkpoints",
+                s.offset,
+                format!("head.dat and checkpoints.dat hold different checkpoints for tree size {size}"),
+            ))
+        }
+        (None, _) => Ok(Plan { head: last, truncate_records_to: None, restore: false }),
+    }
+}
+
+fn missing_slot_record(s: &Slot, records_end: u64) -> StoreError {
+    corrupt(
+        "checkpoints",
+        records_end,
+        format!(
+            "head.dat holds the checkpoint for tree size {} (record at offset {}), which checkpoints.dat \
+             (whole records up to offset {records_end}) does not",
+            s.record.head.tree_size, s.offset
+        ),
+    )
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir` and runs recovery (see [`SledStore::recover`]).
+    /// Opens (or creates) the store in `dir` to serve and append, and runs recovery (module
+    /// docs). Damage is refused with its file and position, and nothing is changed then.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| fio(&dir.display().to_string(), e))?;
+        Self::open_mode(dir, Mode::ReadWrite)
+    }
+
+    /// Opens the store in `dir` for an audit: no byte in `dir` changes, a torn tail is not
+    /// dropped but left unserved, damage is listed in [`Store::findings`] instead of refused, and
+    /// the index is a private copy brought up to the head from the entries.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            return Err(fio(&dir.display().to_string(), std::io::ErrorKind::NotFound.into()));
+        }
+        Self::open_mode(dir, Mode::ReadOnly)
+    }
+
+    fn open_mode(dir: &Path, mode: Mode) -> Result<Self, StoreError> {
         let paths = StorePaths::of(dir);
-        let config = sled::Config::new().path(&paths.index).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput);
-        let db = open_sled(&config).map_err(io)?;
-        let store = Self {
+        if dir.join("journal.dat").exists() {
+            return Err(StoreError::Io(format!(
+                "{} is a store of an earlier format (journal.dat); this build cannot open it",
+                dir.display()
+            )));
+        }
+        let mut findings = Vec::new();
+        let (db, scratch) = match mode {
+            Mode::ReadWrite => (open_index(&paths.index)?, None),
+            Mode::ReadOnly => {
+                let scratch = scratch_dir()?;
+                let db = match copy_dir(&paths.index, &scratch.join("index")) {
+                    Ok(true) => sled_config(&scratch.join("index")).open().map_err(|e| e.to_string()),
+                    Ok(false) => Err("there is no index".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let db = match db {
+                    Ok(db) => db,
+                    Err(e) => {
+                        findings.push(StoreFinding {
+                            file: "index".into(),
+                            offset: 0,
+                            tree_size: None,
+                            code: "index_unreadable",
+                            message: format!("the index cannot be read ({e}); it is rebuilt from the log on open"),
+                        });
+                        let fresh = scratch.join("fresh");
+                        sled_config(&fresh).open().map_err(io)?
+                    }
+                };
+                (db, Some(scratch))
+            }
+        };
+        let config = match read_config(&paths.config) {
+            Ok(c) => c,
+            Err(e) if mode == Mode::ReadOnly => {
+                findings.push(StoreFinding {
+                    file: "ledger.json".into(),
+                    offset: 0,
+                    tree_size: None,
+                    code: "config_damaged",
+                    message: e.to_string(),
+                });
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let fresh = !paths.config.exists() && !paths.checkpoints.exists();
+        let mut store = Self {
             db,
+            mode,
             dir: dir.to_owned(),
-            entries: open_file(&paths.entries)?,
-            offsets: open_file(&paths.offsets)?,
-            hashes: open_file(&paths.hashes)?,
-            journal: open_file(&paths.journal)?,
+            config: RwLock::new(config),
+            entries: open_file(&paths.entries, mode, fresh)?,
+            offsets: open_file(&paths.offsets, mode, fresh)?,
+            hashes: open_file(&paths.hashes, mode, fresh)?,
+            records: open_file(&paths.checkpoints, mode, fresh)?,
+            head_slots: open_file(&paths.head, mode, true)?,
             committed: RwLock::new(Extent::default()),
             writer: Default::default(),
+            findings,
+            scratch,
         };
-        store.recover()?;
+        if let Err(e) = store.recover() {
+            match (mode, e) {
+                (Mode::ReadOnly, StoreError::Corrupt { what, position, detail }) => store.findings.push(StoreFinding {
+                    file: file_of(what).into(),
+                    offset: position,
+                    tree_size: None,
+                    code: "store_damaged",
+                    message: format!("corrupt {what} at {position}: {detail}"),
+                }),
+                (_, e) => return Err(e),
+            }
+        }
         Ok(store)
+    }
+
+    pub fn paths(&self) -> StorePaths {
+        StorePaths::of(&self.dir)
     }
 
     /// The underlying sled index, for fault-injection tests.
@@ -312,47 +687,59 @@ impl SledStore {
         &self.db
     }
 
-    pub fn paths(&self) -> StorePaths {
-        StorePaths::of(&self.dir)
-    }
-
     /// Where entry `seq` lies in `entries.dat`: (offset, length).
     pub fn entry_span(&self, seq: u64) -> Result<(u64, u64), StoreError> {
-        let ext = *self.committed.read().expect("extent lock");
+        let ext = self.extent();
         if seq >= ext.tree_size {
-            return Err(StoreError::Corrupt { what: "entry", position: seq, detail: "beyond the head".into() });
+            return Err(corrupt("entry", seq, "beyond the head"));
         }
-        let offs = self.read_offsets(seq, 1, ext)?;
+        let offs = self.read_offsets(seq, 1, &ext)?;
         Ok((offs[0], offs[1] - offs[0]))
     }
 
-    /// Makes the index durable up to the committed head and empties the journal. Runs on its
-    /// own every [`JOURNAL_BYTES_FLUSH`] bytes of journal, and when the store is dropped.
+    /// Rebuilds the index of the store in `dir` from the log files: the old index is moved aside
+    /// (to `index.replaced-<unix seconds>`, removed once the new one is built), and a new one is
+    /// built from every entry. For an index an operator no longer trusts; one that cannot be
+    /// read at all is rebuilt by [`SledStore::open`] by itself.
+    pub fn rebuild_index(dir: &Path) -> Result<Self, StoreError> {
+        let paths = StorePaths::of(dir);
+        let aside = set_index_aside(&paths.index, "replaced")?;
+        let store = Self::open(dir)?;
+        if let Some(aside) = aside {
+            std::fs::remove_dir_all(&aside).map_err(|e| fio(&aside.display().to_string(), e))?;
+        }
+        Ok(store)
+    }
+
+    fn extent(&self) -> Extent {
+        self.committed.read().expect("extent lock").clone()
+    }
+
+    /// Makes the index durable up to the committed head. Runs on its own every
+    /// [`INDEX_FLUSH_BYTES`] of entries, and when the store is dropped.
     pub fn flush_index(&self) -> Result<(), StoreError> {
         let mut w = self.writer.lock().expect("one writer at a time");
         self.flush_index_locked(&mut w)
     }
 
     fn flush_index_locked(&self, w: &mut Writer) -> Result<(), StoreError> {
-        let ext = *self.committed.read().expect("extent lock");
-        let head = TreeHead { tree_size: ext.tree_size, root_hash: ext.root_hash };
-        if ext.tree_size > 0 || w.journal_len > 0 {
-            self.db.insert(b"H", &encode_head(&head, ext.data_len)[..]).map_err(io)?;
+        let ext = self.extent();
+        if ext.tree_size > 0 {
+            let mark = IndexMark {
+                head: TreeHead { tree_size: ext.tree_size, root_hash: ext.root_hash },
+                data_len: ext.data_len,
+                record_at: ext.record_at,
+                records_end: ext.records_end,
+            };
+            self.db.insert(b"H", &mark.encode()[..]).map_err(io)?;
         }
         self.db.flush().map_err(io)?;
-        // sled holds every index write up to the head, durably: the journal is no longer needed.
-        // A crash before the truncation is durable replays records sled already holds.
-        if w.journal_len > 0 {
-            self.journal.set_len(0).map_err(|e| fio("journal.dat", e))?;
-            // The next record goes at 0 even if the sync below fails (never after a hole).
-            w.journal_len = 0;
-            self.journal.sync_all().map_err(|e| fio("journal.dat", e))?;
-        }
+        w.unflushed = 0;
         Ok(())
     }
 
     /// Offsets of entries `from..from+n`, plus the end of the last one (n + 1 values).
-    fn read_offsets(&self, from: u64, n: u64, ext: Extent) -> Result<Vec<u64>, StoreError> {
+    fn read_offsets(&self, from: u64, n: u64, ext: &Extent) -> Result<Vec<u64>, StoreError> {
         let mut buf = vec![0u8; (n * 8) as usize];
         self.offsets.read_exact_at(&mut buf, from * 8).map_err(|e| fio("offsets.dat", e))?;
         let mut out: Vec<u64> =
@@ -376,167 +763,393 @@ impl SledStore {
         Ok(())
     }
 
-    /// Replays the journal into the index: the head is sled's `H` (as of the last index flush),
-    /// advanced by every whole journal record after it. A record cut short or failing its
-    /// checksum was never committed: it and anything after it are dropped. Returns the head.
-    fn replay_journal(&self) -> Result<(TreeHead, u64), StoreError> {
-        let (mut head, mut data_len) = match self.db.get(b"H").map_err(io)? {
-            Some(h) => decode_head(&h)?,
-            None => (TreeHead { tree_size: 0, root_hash: merkle::EMPTY_ROOT }, 0),
-        };
+    /// The newest whole `head.dat` slot, and which slot it is.
+    fn newest_slot(&self) -> Result<Option<(u64, Slot)>, StoreError> {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut &self.journal, &mut bytes).map_err(|e| fio("journal.dat", e))?;
-        let (records, valid_len) = decode_journal(&bytes)?;
-        if valid_len < bytes.len() as u64 {
-            tracing::warn!(
-                dropped_bytes = bytes.len() as u64 - valid_len,
-                "dropping a torn journal record (a batch that never committed)"
-            );
-            self.journal.set_len(valid_len).map_err(|e| fio("journal.dat", e))?;
-            self.journal.sync_all().map_err(|e| fio("journal.dat", e))?;
-        }
-        for mut r in records {
-            // Records sled already holds (an index flush whose journal truncation did not land)
-            // are skipped; a later one must start where the head ends.
-            if r.head.tree_size <= head.tree_size {
-                continue;
-            }
-            if r.first_seq != head.tree_size {
-                return Err(StoreError::Corrupt {
-                    what: "journal",
-                    position: r.first_seq,
-                    detail: format!("a record starts at {}, the index head is {}", r.first_seq, head.tree_size),
-                });
-            }
-            r.writes.push((key_u64(b'k', r.head.tree_size).to_vec(), r.note));
-            self.apply_index(&mut r.writes)?;
-            (head, data_len) = (r.head, r.data_len);
-        }
-        self.writer.lock().expect("one writer at a time").journal_len = valid_len;
-        Ok((head, data_len))
+        (&self.head_slots).take(2 * SLOT_LEN as u64).read_to_end(&mut bytes).map_err(|e| fio("head.dat", e))?;
+        let slots = bytes.chunks(SLOT_LEN).enumerate().filter_map(|(i, b)| Some((i as u64, Slot::decode(b)?)));
+        Ok(slots.max_by_key(|(_, s)| s.record.head.tree_size))
     }
 
-    /// Recovery on open. The head is the last whole journal record, or sled's head if the
-    /// journal is empty; the journal is replayed into the index first ([`Self::replay_journal`]).
-    /// File bytes beyond what the head covers were written by a batch that never committed (a
-    /// torn tail): they are truncated. Files shorter than the head says would mean acknowledged
-    /// data is gone: an error. Then the head's last entry must hash to its stored leaf hash and
-    /// the stored hashes must give the head's root; damage below the head is an error with its
-    /// position, never served.
-    fn recover(&self) -> Result<(), StoreError> {
-        let (head, data_len) = self.replay_journal()?;
-        let size = head.tree_size;
+    /// The index's mark, if it names a record that `checkpoints.dat` holds as the mark says;
+    /// otherwise the index is re-derived from the first record.
+    fn index_mark(&self) -> Result<Option<(IndexMark, Slot)>, StoreError> {
+        let Some(mark) = self.db.get(b"H").map_err(io)? else { return Ok(None) };
+        let mark = IndexMark::decode(&mark);
+        let record = mark.and_then(|m| {
+            let len = m.records_end.checked_sub(m.record_at)? as usize;
+            if len > SLOT_LEN {
+                return None;
+            }
+            let mut b = vec![0u8; len];
+            self.records.read_exact_at(&mut b, m.record_at).ok()?;
+            let (body, n) = unframe(&b, RECORD_BODY_MAX)?;
+            let record = CommitRecord::decode_body(body).filter(|_| n == len)?;
+            (record.head == m.head && record.data_len == m.data_len).then_some(Slot { offset: m.record_at, record })
+        });
+        match (mark, record) {
+            (Some(m), Some(s)) => Ok(Some((m, s))),
+            (m, _) => {
+                tracing::warn!(
+                    mark = ?m.map(|m| m.head.tree_size),
+                    "the index's mark does not match checkpoints.dat; re-indexing every entry"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Recovery (module docs). In read-only mode nothing is written: the torn tail stays on
+    /// disk, unserved.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let marked = self.index_mark()?;
+        let from = marked.as_ref().map(|(m, _)| m.records_end).unwrap_or(0);
+        // An audit reads every record; a server only those its index has not seen.
+        let from = if self.mode == Mode::ReadOnly { 0 } else { from };
+        let mut scan = scan_records(&self.records, from, self.mode == Mode::ReadOnly)?;
+        for (offset, why) in &scan.damaged {
+            // The damaged record's batch ends where the next whole record's begins.
+            let next = scan.positions.iter().find(|p| p.0 > *offset).map(|p| p.1);
+            self.findings.push(StoreFinding {
+                file: "checkpoints.dat".into(),
+                offset: *offset,
+                tree_size: next,
+                code: "checkpoint_record_damaged",
+                message: format!("a record of checkpoints.dat is damaged: {why}"),
+            });
+        }
+        let slot = self.newest_slot()?;
+        let base = marked.as_ref().filter(|_| from > 0).map(|(_, s)| s.clone());
+        let plan = plan_head(base, &scan, slot.as_ref().map(|(_, s)| s))?;
+        if let (Some((at, why)), true, Mode::ReadOnly) = (&scan.bad, plan.restore, self.mode) {
+            self.findings.push(StoreFinding {
+                file: "checkpoints.dat".into(),
+                offset: *at,
+                tree_size: plan.head.as_ref().map(|s| s.record.head.tree_size),
+                code: "checkpoint_record_damaged",
+                message: format!("the last record of checkpoints.dat is damaged ({why}); head.dat holds it whole, and an open writes it back"),
+            });
+        }
+        let head = plan.head.clone();
+        let size = head.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
+        if let Some((m, _)) = &marked {
+            if m.head.tree_size > size {
+                return Err(corrupt(
+                    "checkpoints",
+                    size,
+                    format!("the index was flushed at tree size {}, the log holds {size}", m.head.tree_size),
+                ));
+            }
+        }
+        if size > 0
+            && self.config.read().expect("config lock").is_none()
+            && !self.findings.iter().any(|f| f.file == "ledger.json")
+        {
+            return Err(corrupt("config", 0, format!("ledger.json is missing, and the log holds {size} entries")));
+        }
+        let data_len = head.as_ref().map(|s| s.record.data_len).unwrap_or(0);
         let want = [
             (&self.entries, "entries.dat", data_len),
             (&self.offsets, "offsets.dat", size * 8),
             (&self.hashes, "hashes.dat", merkle::stored_hash_count(size) * 32),
         ];
+        let mut tails = Vec::new();
         for (file, name, len) in want {
-            let have = file.metadata().map_err(|e| fio(name, e))?.len();
+            let have = file_len(file, name)?;
             if have < len {
-                return Err(StoreError::Corrupt {
-                    what: "log file",
-                    position: size,
-                    detail: format!("{name} has {have} bytes, the head needs {len}"),
-                });
+                return Err(corrupt("log file", size, format!("{name} has {have} bytes, the head needs {len}")));
             }
-            if have > len {
+            tails.push((file, name, len, have - len));
+        }
+        // A torn batch writes at most BATCH_LEN_MAX offsets beyond the head; more was committed
+        // by checkpoints that are gone: refuse rather than drop them.
+        let torn_entries = tails[1].3.div_ceil(8);
+        if torn_entries > BATCH_LEN_MAX || tails[0].3 > BATCH_LEN_MAX * crate::event::ENTRY_BYTES_MAX as u64 {
+            return Err(corrupt(
+                "log file",
+                size,
+                format!(
+                    "offsets.dat holds {torn_entries} entries beyond the head at tree size {size}, more than one \
+                     batch writes; their checkpoints are missing"
+                ),
+            ));
+        }
+        let records_end = match (&plan.truncate_records_to, plan.restore) {
+            (_, true) => head.as_ref().map(|s| s.offset + s.record.frame().len() as u64).expect("restore has a head"),
+            (Some(at), false) => *at,
+            (None, false) => scan.end,
+        };
+        if self.mode == Mode::ReadWrite {
+            if let Some(at) = plan.truncate_records_to {
                 tracing::warn!(
-                    file = name,
-                    dropped_bytes = have - len,
-                    tree_size = size,
-                    "dropping a torn tail beyond the committed head"
+                    offset = at,
+                    dropped_bytes = scan.file_len - at,
+                    "dropping a torn record of checkpoints.dat"
                 );
-                file.set_len(len).map_err(|e| fio(name, e))?;
-                file.sync_all().map_err(|e| fio(name, e))?;
+                self.records.set_len(at).map_err(|e| fio("checkpoints.dat", e))?;
+            }
+            if plan.restore {
+                let s = head.as_ref().expect("restore has a head");
+                tracing::warn!(tree_size = size, "writing the head's record back into checkpoints.dat from head.dat");
+                self.records.write_all_at(&s.record.frame(), s.offset).map_err(|e| fio("checkpoints.dat", e))?;
+            }
+            if plan.truncate_records_to.is_some() || plan.restore {
+                self.records.sync_all().map_err(|e| fio("checkpoints.dat", e))?;
+            }
+            for (file, name, len, extra) in tails {
+                if extra > 0 {
+                    tracing::warn!(
+                        file = name,
+                        dropped_bytes = extra,
+                        tree_size = size,
+                        "dropping a torn batch beyond the head"
+                    );
+                    file.set_len(len).map_err(|e| fio(name, e))?;
+                    file.sync_all().map_err(|e| fio(name, e))?;
+                }
             }
         }
-        *self.committed.write().expect("extent lock") = Extent { tree_size: size, data_len, root_hash: head.root_hash };
-        if size == 0 {
-            return Ok(());
+        if plan.restore {
+            let s = head.as_ref().expect("restore has a head");
+            scan.positions.push((s.offset, s.record.first_seq, s.record.head.tree_size));
         }
-        let last = self.raw_entries(size - 1, 1)?.pop().ok_or(StoreError::Corrupt {
-            what: "log",
-            position: size - 1,
-            detail: "head's last entry is missing".into(),
-        })?;
+        let (record_at, note) = head.map(|s| (s.offset, s.record.note)).unwrap_or_default();
+        *self.committed.write().expect("extent lock") = Extent {
+            tree_size: size,
+            data_len,
+            root_hash: plan.head.as_ref().map(|s| s.record.head.root_hash).unwrap_or(merkle::EMPTY_ROOT),
+            note: Arc::new(note),
+            record_at,
+            records_end,
+        };
+        self.writer.get_mut().expect("writer lock").next_slot = slot.map(|(i, _)| 1 - i).unwrap_or(0);
+        if size > 0 && self.mode == Mode::ReadWrite {
+            self.check_head(size)?;
+        }
+        let indexed = marked.map(|(m, _)| m.head.tree_size).unwrap_or(0);
+        self.reindex(indexed, &scan.positions)?;
+        Ok(())
+    }
+
+    /// The head's last entry must hash to its stored leaf hash and the stored hashes must give
+    /// the head's root: a read-write open serves nothing else.
+    fn check_head(&self, size: u64) -> Result<(), StoreError> {
+        let ext = self.extent();
+        let last =
+            self.raw_entries(size - 1, 1)?.pop().ok_or(corrupt("log", size - 1, "head's last entry is missing"))?;
         if last.damaged.is_some() || merkle::leaf_hash(&last.bytes) != last.hashes[0] {
-            return Err(StoreError::Corrupt {
-                what: "entry",
-                position: size - 1,
-                detail: "leaf hash differs from the stored one".into(),
-            });
+            return Err(corrupt("entry", size - 1, "leaf hash differs from the stored one"));
         }
-        let root = merkle::root(size, &super::StoreHashes(self)).map_err(|e| StoreError::Corrupt {
-            what: "stored hashes",
-            position: size,
-            detail: e.to_string(),
-        })?;
-        if root != head.root_hash {
-            return Err(StoreError::Corrupt {
-                what: "tree head",
-                position: size,
-                detail: "root from stored hashes differs from the head".into(),
-            });
+        let root =
+            merkle::root(size, &super::StoreHashes(self)).map_err(|e| corrupt("stored hashes", size, e.to_string()))?;
+        if root != ext.root_hash {
+            return Err(corrupt("tree head", size, "root from stored hashes differs from the head"));
         }
         Ok(())
     }
+
+    /// Brings the index from `indexed` entries up to the head, from the entries themselves and
+    /// the records' positions. Writes are idempotent, so entries the index already holds do no
+    /// harm. A read-write open refuses an entry that does not parse (committed history is
+    /// damaged); a read-only open leaves it out of its copy for the audit to report.
+    fn reindex(&self, indexed: u64, positions: &[(u64, u64, u64)]) -> Result<(), StoreError> {
+        let todo: Vec<&(u64, u64, u64)> = positions.iter().filter(|p| p.2 > indexed).collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let total = todo.last().expect("non-empty").2 - indexed;
+        if total > 100_000 {
+            tracing::info!(entries = total, "re-indexing entries beyond the index's mark");
+        }
+        let mut writes: Vec<IndexWrite> = Vec::new();
+        for &&(offset, first_seq, tree_size) in &todo {
+            writes.push((key_u64(b'k', tree_size).to_vec(), offset.to_be_bytes().to_vec()));
+            let mut seq = first_seq.max(indexed);
+            while seq < tree_size {
+                for raw in self.raw_entries(seq, (tree_size - seq).min(4096))? {
+                    seq = raw.seq + 1;
+                    match index_writes(&raw, tree_size) {
+                        Ok(w) => writes.extend(w),
+                        Err(detail) if self.mode == Mode::ReadWrite => return Err(corrupt("entry", raw.seq, detail)),
+                        Err(_) => {}
+                    }
+                }
+            }
+            if writes.len() > 100_000 {
+                self.apply_index(&mut writes)?;
+                writes.clear();
+            }
+        }
+        self.apply_index(&mut writes)?;
+        if self.mode == Mode::ReadWrite {
+            let mut w = self.writer.lock().expect("one writer at a time");
+            self.flush_index_locked(&mut w)?;
+        }
+        Ok(())
+    }
+
+    /// The note of the record at `offset` of `checkpoints.dat`, as stored: a record whose frame
+    /// is damaged still gives its note bytes (or none, if its length is unreadable), so that the
+    /// one who reads it (the audit) finds the note's signature broken and names its tree size.
+    fn read_note(&self, offset: u64, tree_size: u64) -> Result<Vec<u8>, StoreError> {
+        let mut b = vec![0u8; SLOT_LEN];
+        let n = self.records.read_at(&mut b, offset).map_err(|e| fio("checkpoints.dat", e))?;
+        if let Some(record) = unframe(&b[..n], RECORD_BODY_MAX).and_then(|(body, _)| CommitRecord::decode_body(body)) {
+            if record.head.tree_size == tree_size {
+                return Ok(record.note);
+            }
+        }
+        tracing::warn!(tree_size, offset, "the record of a checkpoint in checkpoints.dat is damaged");
+        let len = b.get(..4).map(|l| u32::from_be_bytes(l.try_into().expect("4 bytes")) as usize).unwrap_or(0);
+        Ok(b.get(4 + RECORD_FIXED_LEN..(4 + len).min(n)).map(<[u8]>::to_vec).unwrap_or_default())
+    }
+}
+
+/// The index writes of one entry, from its bytes: its id record and its stream position.
+fn index_writes(raw: &RawEntry, tree_size: u64) -> Result<[IndexWrite; 2], String> {
+    if let Some(d) = &raw.damaged {
+        return Err(d.clone());
+    }
+    let leaf = merkle::leaf_hash(&raw.bytes);
+    if leaf != raw.hashes[0] {
+        return Err("leaf hash differs from the stored one".into());
+    }
+    let parsed = crate::event::parse_entry(&raw.bytes).map_err(|e| e.to_string())?;
+    let digest = crate::event::canonical_event_of_entry(&raw.bytes).map(|e| Sha256::digest(e).into());
+    let digest = digest.ok_or("the entry does not start with its event")?;
+    let record =
+        IdRecord { seq: raw.seq, stream_version: parsed.meta.stream_version, tree_size, leaf_hash: leaf, digest };
+    Ok([
+        (key_str(b'i', parsed.id()), record.encode().to_vec()),
+        (key_stream_version(parsed.stream(), parsed.meta.stream_version), raw.seq.to_be_bytes().to_vec()),
+    ])
+}
+
+/// The file a corrupt-store error is about, for findings.
+fn file_of(what: &str) -> &'static str {
+    match what {
+        "checkpoints" | "checkpoint" => "checkpoints.dat",
+        "entry" | "log" => "entries.dat",
+        "stored hashes" | "stored hash" => "hashes.dat",
+        "config" => "ledger.json",
+        _ => "store",
+    }
+}
+
+/// Opens the index in `path`; one that cannot be read (not one locked by another process) is
+/// moved aside and rebuilt from the log by the recovery that follows.
+fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
+    let opened = std::panic::catch_unwind(|| open_sled(&sled_config(path)));
+    match opened {
+        Ok(Ok(db)) => return Ok(db),
+        Ok(Err(e)) if is_lock_error(&e) => return Err(io(e)),
+        Ok(Err(e)) => tracing::error!(error = %e, "the index cannot be read; rebuilding it from the log"),
+        Err(_) => tracing::error!("the index cannot be read (sled panicked); rebuilding it from the log"),
+    }
+    set_index_aside(path, "unreadable")?;
+    open_sled(&sled_config(path)).map_err(io)
+}
+
+/// Moves the index directory aside, to `<index>.<why>-<unix seconds>`; returns where.
+fn set_index_aside(path: &Path, why: &str) -> Result<Option<PathBuf>, StoreError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let aside = path.with_extension(format!("{why}-{secs}"));
+    std::fs::rename(path, &aside).map_err(|e| fio(&path.display().to_string(), e))?;
+    tracing::warn!(moved_to = %aside.display(), "the index was moved aside");
+    Ok(Some(aside))
+}
+
+/// A fresh private directory for a read-only open's index copy.
+fn scratch_dir() -> Result<PathBuf, StoreError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zachetka-audit-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| fio(&dir.display().to_string(), e))?;
+    Ok(dir)
+}
+
+/// Copies a directory tree; `false` if `from` does not exist.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<bool> {
+    if !from.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(true)
 }
 
 impl Drop for SledStore {
-    /// A clean close leaves an empty journal, so the next open replays nothing. Best effort: a
-    /// failure here leaves the journal, which the next open replays.
+    /// A clean close flushes the index, so the next open re-indexes nothing. Best effort: a
+    /// failure here leaves the index behind, which the next open brings up to the head.
     fn drop(&mut self) {
-        if let Err(e) = self.flush_index() {
-            tracing::warn!(error = %e, "couldn't flush the index on close; the next open replays the journal");
+        if self.mode == Mode::ReadWrite {
+            if let Err(e) = self.flush_index() {
+                tracing::warn!(error = %e, "couldn't flush the index on close; the next open re-indexes");
+            }
+        } else if let Some(scratch) = &self.scratch {
+            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }
 
 impl Store for SledStore {
     fn config(&self) -> Result<Option<LedgerConfig>, StoreError> {
-        match self.db.get(b"c").map_err(io)? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt {
-                what: "config",
-                position: 0,
-                detail: e.to_string(),
-            }),
-        }
+        Ok(self.config.read().expect("config lock").clone())
     }
 
     fn init(&self, config: &LedgerConfig) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(config).expect("config serializes");
-        self.db
-            .compare_and_swap(b"c", None as Option<&[u8]>, Some(v))
-            .map_err(io)?
-            .map_err(|_| StoreError::AlreadyInitialized)?;
-        self.db.flush().map_err(io)?;
+        let path = self.paths().config;
+        let mut current = self.config.write().expect("config lock");
+        if current.is_some() || path.exists() {
+            return Err(StoreError::AlreadyInitialized);
+        }
+        let file = ConfigFile { config: config.clone(), sha256: config_digest(config) };
+        let tmp = path.with_extension("json.tmp");
+        let mut f = open_file(&tmp, Mode::ReadWrite, true)?;
+        f.set_len(0).map_err(|e| fio("ledger.json.tmp", e))?;
+        std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(&file).expect("config serializes"))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| fio("ledger.json.tmp", e))?;
+        // A hard link creates the name only if it does not exist: two inits cannot both win.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(StoreError::AlreadyInitialized),
+            other => other.map_err(|e| fio("ledger.json", e))?,
+        }
+        sync_dir(&self.dir)?;
+        *current = Some(config.clone());
         Ok(())
     }
 
     fn head(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {
-        let ext = *self.committed.read().expect("extent lock");
-        let note = self.db.get(key_u64(b'k', ext.tree_size)).map_err(io)?;
-        if ext.tree_size == 0 && note.is_none() {
+        let ext = self.extent();
+        if ext.tree_size == 0 {
             return Ok(None);
         }
-        let note = note.ok_or(StoreError::Corrupt {
-            what: "checkpoint",
-            position: ext.tree_size,
-            detail: "the head's checkpoint is missing".into(),
-        })?;
-        Ok(Some((TreeHead { tree_size: ext.tree_size, root_hash: ext.root_hash }, note.to_vec())))
+        Ok(Some((TreeHead { tree_size: ext.tree_size, root_hash: ext.root_hash }, ext.note.to_vec())))
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        let ext = *self.committed.read().expect("extent lock");
+        assert_eq!(self.mode, Mode::ReadWrite, "a read-only store never commits");
+        let ext = self.extent();
         if b.first_seq != ext.tree_size {
             return Err(StoreError::NotContiguous { got: b.first_seq, want: ext.tree_size });
         }
         assert_eq!(b.head.tree_size, b.first_seq + b.entries.len() as u64, "batch head must cover exactly its entries");
+        assert!(b.entries.len() as u64 <= BATCH_LEN_MAX, "batches are bounded (recovery relies on it)");
         let mut w = self.writer.lock().expect("one committer at a time");
-        let Writer { data, offsets, hashes, record, journal_len } = &mut *w;
+        let Writer { data, offsets, hashes, next_slot, unflushed } = &mut *w;
         data.clear();
         offsets.clear();
         hashes.clear();
@@ -559,7 +1172,15 @@ impl Store for SledStore {
             "batch must carry exactly its stored hashes"
         );
         let data_len = ext.data_len + data.len() as u64;
-        encode_record(record, b, data_len, &index);
+        let record = CommitRecord { first_seq: b.first_seq, head: b.head, data_len, note: b.checkpoint.clone() };
+        let framed = record.frame();
+        if framed.len() - 4 - CHECKSUM_LEN > RECORD_BODY_MAX {
+            return Err(StoreError::Io(format!(
+                "a checkpoint note of {} bytes does not fit a record",
+                b.checkpoint.len()
+            )));
+        }
+        let slot = Slot { offset: ext.records_end, record }.encode();
         // Nothing of the batch is written yet; a crash loses it, and it was never acknowledged.
         self.entries.write_all_at(data, ext.data_len).map_err(|e| fio("entries.dat", e))?;
         self.offsets.write_all_at(offsets, b.first_seq * 8).map_err(|e| fio("offsets.dat", e))?;
@@ -567,35 +1188,45 @@ impl Store for SledStore {
         self.entries.sync_data().map_err(|e| fio("entries.dat", e))?;
         self.offsets.sync_data().map_err(|e| fio("offsets.dat", e))?;
         self.hashes.sync_data().map_err(|e| fio("hashes.dat", e))?;
-        // The bytes are durable but beyond the head: a crash here leaves a torn tail that the
-        // next open truncates. Still unacknowledged.
-        self.journal.write_all_at(record, *journal_len).map_err(|e| fio("journal.dat", e))?;
-        self.journal.sync_data().map_err(|e| fio("journal.dat", e))?;
-        *journal_len += record.len() as u64;
-        // Committed: a crash from here on replays the journal record into the index on open.
-        // Not yet acknowledged, and not yet visible: readers would miss it in the index.
-        index.push((key_u64(b'k', b.head.tree_size).to_vec(), b.checkpoint.clone()));
+        // The bytes are durable but beyond the head: a crash here leaves a torn batch, which the
+        // next open drops (at most BATCH_LEN_MAX entries). Still unacknowledged.
+        self.records.write_all_at(&framed, ext.records_end).map_err(|e| fio("checkpoints.dat", e))?;
+        self.head_slots.write_all_at(&slot, *next_slot * SLOT_LEN as u64).map_err(|e| fio("head.dat", e))?;
+        self.records.sync_data().map_err(|e| fio("checkpoints.dat", e))?;
+        self.head_slots.sync_data().map_err(|e| fio("head.dat", e))?;
+        // Committed: the record is durable in both files (a crash between the two syncs leaves it
+        // in one, and the next open takes it from there). Not yet acknowledged, and not yet
+        // visible: readers would miss it in the index.
+        *next_slot = 1 - *next_slot;
+        index.push((key_u64(b'k', b.head.tree_size).to_vec(), ext.records_end.to_be_bytes().to_vec()));
         self.apply_index(&mut index)?;
-        *self.committed.write().expect("extent lock") =
-            Extent { tree_size: b.head.tree_size, data_len, root_hash: b.head.root_hash };
+        *self.committed.write().expect("extent lock") = Extent {
+            tree_size: b.head.tree_size,
+            data_len,
+            root_hash: b.head.root_hash,
+            note: Arc::new(b.checkpoint.clone()),
+            record_at: ext.records_end,
+            records_end: ext.records_end + framed.len() as u64,
+        };
         // Published; the caller may acknowledge once this returns. The index is durable only up
-        // to sled's last flush, the journal holds the rest. A failed flush fails no commit (the
-        // batch is durable): the journal keeps growing, and the next commit tries again.
-        if *journal_len >= JOURNAL_BYTES_FLUSH {
+        // to sled's last flush; the next open re-derives the rest from the entries. A failed
+        // flush fails no commit (the batch is durable), and the next commit tries again.
+        *unflushed += data.len() as u64;
+        if *unflushed >= INDEX_FLUSH_BYTES {
             if let Err(e) = self.flush_index_locked(&mut w) {
-                tracing::error!(error = %e, "couldn't flush the index; the journal keeps every batch since");
+                tracing::error!(error = %e, "couldn't flush the index; the next open re-indexes from the entries");
             }
         }
         Ok(())
     }
 
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
-        let ext = *self.committed.read().expect("extent lock");
+        let ext = self.extent();
         if from >= ext.tree_size || limit == 0 {
             return Ok(vec![]);
         }
         let n = limit.min(ext.tree_size - from);
-        let offs = self.read_offsets(from, n, ext)?;
+        let offs = self.read_offsets(from, n, &ext)?;
         let (start, end) = (offs[0], offs[n as usize]);
         let sane = offs.windows(2).all(|w| w[0] <= w[1]) && end <= ext.data_len;
         let data = if sane {
@@ -626,7 +1257,7 @@ impl Store for SledStore {
                     hashes,
                     damaged: None,
                 }
-            } else if a <= z && z <= ext.data_len {
+            } else if a <= z && z <= ext.data_len && z - a <= crate::event::ENTRY_BYTES_MAX as u64 {
                 let mut bytes = vec![0u8; (z - a) as usize];
                 self.entries.read_exact_at(&mut bytes, a).map_err(|e| fio("entries.dat", e))?;
                 RawEntry { seq, bytes, hashes, damaged: None }
@@ -648,11 +1279,7 @@ impl Store for SledStore {
             .iter()
             .map(|&index| {
                 if index >= count {
-                    return Err(StoreError::Corrupt {
-                        what: "stored hash",
-                        position: index,
-                        detail: format!("beyond the {count} committed hashes"),
-                    });
+                    return Err(corrupt("stored hash", index, format!("beyond the {count} committed hashes")));
                 }
                 let mut h = [0u8; 32];
                 self.hashes.read_exact_at(&mut h, index * 32).map_err(|e| fio("hashes.dat", e))?;
@@ -666,11 +1293,7 @@ impl Store for SledStore {
         match self.db.get(key_str(b'i', id)).map_err(io)? {
             None => Ok(None),
             Some(v) => {
-                let rec = IdRecord::decode(&v).ok_or(StoreError::Corrupt {
-                    what: "id record",
-                    position: 0,
-                    detail: format!("for id {id}"),
-                })?;
+                let rec = IdRecord::decode(&v).ok_or(corrupt("id record", 0, format!("for id {id}")))?;
                 Ok((rec.seq < size).then_some(rec))
             }
         }
@@ -680,15 +1303,14 @@ impl Store for SledStore {
         let mut prefix = key_str(b's', stream);
         prefix.push(0);
         let size = self.committed.read().expect("extent lock").tree_size;
-        let corrupt =
-            || StoreError::Corrupt { what: "stream index", position: 0, detail: format!("for stream {stream}") };
+        let bad = || corrupt("stream index", 0, format!("for stream {stream}"));
         // The last committed key: a commit in flight may have indexed later ones already.
         let mut last = None;
         for kv in self.db.scan_prefix(&prefix).rev() {
             let (k, v) = kv.map_err(io)?;
-            let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt())?);
+            let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
             if seq < size {
-                last = Some((u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| corrupt())?), seq));
+                last = Some((u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?), seq));
                 break;
             }
         }
@@ -702,11 +1324,8 @@ impl Store for SledStore {
         let end = key_stream_version(stream, u64::MAX);
         for kv in self.db.range(key_stream_version(stream, from_version)..=end).take(limit as usize) {
             let (_, v) = kv.map_err(io)?;
-            let seq: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                what: "stream index",
-                position: 0,
-                detail: format!("for stream {stream}"),
-            })?;
+            let seq: [u8; 8] =
+                v.as_ref().try_into().map_err(|_| corrupt("stream index", 0, format!("for stream {stream}")))?;
             out.push(u64::from_be_bytes(seq));
         }
         let size = self.committed.read().expect("extent lock").tree_size;
@@ -719,17 +1338,24 @@ impl Store for SledStore {
         let size = self.committed.read().expect("extent lock").tree_size;
         for kv in self.db.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(limit as usize) {
             let (k, v) = kv.map_err(io)?;
-            out.push((u64::from_be_bytes(k[1..9].try_into().expect("9-byte key")), v.to_vec()));
+            let tree_size = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
+            let offset: [u8; 8] =
+                v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
+            out.push((tree_size, self.read_note(u64::from_be_bytes(offset), tree_size)?));
         }
         Ok(out)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let files: u64 = [&self.entries, &self.offsets, &self.hashes, &self.journal]
+        let files: u64 = [&self.entries, &self.offsets, &self.hashes, &self.records, &self.head_slots]
             .iter()
             .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
         Ok(StoreStats { bytes_on_disk: files + self.db.size_on_disk().map_err(io)? })
+    }
+
+    fn findings(&self) -> Vec<StoreFinding> {
+        self.findings.clone()
     }
 }
 
@@ -737,48 +1363,117 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
-    fn record(first_seq: u64, writes: &[IndexWrite]) -> Vec<u8> {
-        let batch = CommitBatch {
+    fn rec(first_seq: u64, tree_size: u64) -> CommitRecord {
+        CommitRecord {
             first_seq,
-            entries: vec![],
-            stream_heads: vec![],
-            head: TreeHead { tree_size: first_seq + 2, root_hash: Hash([first_seq as u8; 32]) },
-            checkpoint: format!("note {first_seq}\n").into_bytes(),
-        };
-        let mut out = Vec::new();
-        encode_record(&mut out, &batch, 100 * first_seq, writes);
-        out
-    }
-
-    #[test]
-    fn journal_records_round_trip_and_a_tear_ends_them() {
-        let writes = vec![(b"ia".to_vec(), vec![1u8; 88]), (b"sa\0".to_vec(), vec![])];
-        let (a, b) = (record(4, &writes), record(6, &[]));
-        let both = [a.clone(), b.clone()].concat();
-        let (records, end) = decode_journal(&both).unwrap();
-        assert_eq!(end, both.len() as u64);
-        assert_eq!(records.len(), 2);
-        assert_eq!((records[0].first_seq, records[0].head.tree_size, records[0].data_len), (4, 6, 400));
-        assert_eq!((records[0].note.as_slice(), &records[0].writes), (&b"note 4\n"[..], &writes));
-        assert_eq!((records[1].first_seq, records[1].writes.len()), (6, 0));
-        for cut in [1, 8, b.len() / 2, b.len() - 1] {
-            let (records, end) = decode_journal(&both[..both.len() - cut]).unwrap();
-            assert_eq!((records.len(), end), (1, a.len() as u64), "cut {cut}");
+            head: TreeHead { tree_size, root_hash: Hash([tree_size as u8; 32]) },
+            data_len: 100 * tree_size,
+            note: format!("note {tree_size}\n").into_bytes(),
         }
-        let mut flipped = both.clone();
-        flipped[a.len() + 20] ^= 1;
-        assert_eq!(decode_journal(&flipped).unwrap().1, a.len() as u64);
+    }
+
+    /// `checkpoints.dat` holding records for these tree sizes (each batch after the last).
+    fn file_of_records(sizes: &[u64]) -> (Vec<u8>, Vec<Slot>) {
+        let (mut bytes, mut slots, mut prev) = (Vec::new(), Vec::new(), 0);
+        for &s in sizes {
+            let record = rec(prev, s);
+            slots.push(Slot { offset: bytes.len() as u64, record: record.clone() });
+            bytes.extend(record.frame());
+            prev = s;
+        }
+        (bytes, slots)
+    }
+
+    fn scan_of(bytes: &[u8]) -> Scan {
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(bytes, 0).unwrap();
+        scan_records(&f, 0, false).unwrap()
+    }
+
+    fn head_size(p: &Plan) -> u64 {
+        p.head.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0)
     }
 
     #[test]
-    fn a_whole_record_that_does_not_parse_is_corrupt_not_torn() {
-        let mut bad = record(4, &[]);
-        // Claim one more index write than the record holds, and make the checksum agree.
-        let count_at = 8 + 8 + HEAD_LEN + 4 + b"note 4\n".len();
-        bad[count_at + 3] = 1;
-        let body_end = bad.len() - CHECKSUM_LEN;
-        let sum = Sha256::digest(&bad[8..body_end]);
-        bad[body_end..].copy_from_slice(&sum[..CHECKSUM_LEN]);
-        assert!(matches!(decode_journal(&bad), Err(StoreError::Corrupt { what: "journal record", position: 0, .. })));
+    fn frames_round_trip_and_refuse_any_flipped_bit() {
+        let r = rec(4, 9);
+        let f = r.frame();
+        let (body, n) = unframe(&f, RECORD_BODY_MAX).unwrap();
+        assert_eq!((CommitRecord::decode_body(body).unwrap(), n), (r.clone(), f.len()));
+        for i in 0..f.len() * 8 {
+            let mut g = f.clone();
+            g[i / 8] ^= 1 << (i % 8);
+            assert!(
+                unframe(&g, RECORD_BODY_MAX).is_none_or(|(b, _)| CommitRecord::decode_body(b).is_none()),
+                "bit {i}"
+            );
+        }
+        let s = Slot { offset: 77, record: r };
+        assert_eq!(Slot::decode(&s.encode()), Some(s));
+    }
+
+    #[test]
+    fn the_head_is_the_last_record_when_head_dat_agrees_or_lags() {
+        let (bytes, slots) = file_of_records(&[3, 5, 9]);
+        let scan = scan_of(&bytes);
+        assert_eq!((scan.positions.len(), scan.end, scan.bad.is_none()), (3, bytes.len() as u64, true));
+        for slot in [None, Some(&slots[2]), Some(&slots[1]), Some(&slots[0])] {
+            let plan = plan_head(None, &scan, slot).unwrap();
+            assert_eq!((head_size(&plan), plan.truncate_records_to, plan.restore), (9, None, false));
+        }
+    }
+
+    #[test]
+    fn a_torn_final_record_is_dropped_unless_head_dat_holds_it() {
+        let (bytes, slots) = file_of_records(&[3, 5, 9]);
+        let last_at = slots[2].offset;
+        for cut in [1, 10, bytes.len() as u64 - last_at - 1] {
+            let scan = scan_of(&bytes[..bytes.len() - cut as usize]);
+            assert_eq!(scan.bad.as_ref().map(|b| b.0), Some(last_at), "cut {cut}");
+            let dropped = plan_head(None, &scan, Some(&slots[1])).unwrap();
+            assert_eq!((head_size(&dropped), dropped.truncate_records_to, dropped.restore), (5, Some(last_at), false));
+            let restored = plan_head(None, &scan, Some(&slots[2])).unwrap();
+            assert_eq!(
+                (head_size(&restored), restored.truncate_records_to, restored.restore),
+                (9, Some(last_at), true)
+            );
+        }
+        // The whole last record gone (a crash before it was written, or a file cut back):
+        // head.dat proves it was committed, and it is written back.
+        let scan = scan_of(&bytes[..last_at as usize]);
+        let restored = plan_head(None, &scan, Some(&slots[2])).unwrap();
+        assert_eq!((head_size(&restored), restored.truncate_records_to, restored.restore), (9, None, true));
+    }
+
+    #[test]
+    fn damage_that_is_not_a_final_tear_is_corruption() {
+        let (bytes, slots) = file_of_records(&[3, 5, 9]);
+        // A flipped bit in the middle record: whole records follow it.
+        let mut flipped = bytes.clone();
+        flipped[slots[1].offset as usize + 10] ^= 4;
+        let scan = scan_of(&flipped);
+        assert!(scan.good_after_bad);
+        for slot in [None, Some(&slots[2])] {
+            let e = plan_head(None, &scan, slot).unwrap_err();
+            assert!(
+                matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[1].offset)
+            );
+        }
+        // Two records gone, head.dat knows the last: not one torn batch.
+        let scan = scan_of(&bytes[..slots[1].offset as usize]);
+        assert!(plan_head(None, &scan, Some(&slots[2])).is_err());
+        // head.dat and checkpoints.dat disagree on the same size.
+        let scan = scan_of(&bytes);
+        let mut other = slots[2].clone();
+        other.record.head.root_hash = Hash([1; 32]);
+        assert!(plan_head(None, &scan, Some(&other)).is_err());
+        // A damaged length that claims more than a record: corruption, whatever follows.
+        let mut long = bytes.clone();
+        long[slots[2].offset as usize] = 0xff;
+        let scan = scan_of(&long);
+        assert!(plan_head(None, &scan, Some(&slots[1])).unwrap().truncate_records_to.is_some(), "a final tear");
+        let mut longer = long.clone();
+        longer.extend(vec![7u8; SLOT_LEN + 1]);
+        assert!(plan_head(None, &scan_of(&longer), Some(&slots[1])).is_err(), "more than a record after it");
     }
 }

@@ -1,0 +1,389 @@
+//! Storage faults in the sled store: what a crash, a flipped bit, a cut, a deleted or an
+//! older file leaves, and what opening and auditing make of it. The rule everywhere: an
+//! acknowledged entry is never lost nor rewritten, the ledger never signs a second checkpoint for
+//! a size it signed, an audit changes no byte, and damage is either refused with its file and
+//! position, reported by the audit with its position, or harmless.
+
+use super::support::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zachetka::audit::{audit, AuditReport, Position};
+use zachetka::ledger::Limits;
+use zachetka::store::sled::{SledStore, StorePaths};
+use zachetka::store::{Store, StoreError};
+
+/// What a store held when it was left: every acknowledged entry and every signed checkpoint.
+struct Acked {
+    entries: Vec<Vec<u8>>,
+    checkpoints: Vec<(u64, Vec<u8>)>,
+}
+
+/// Appends `batches` batches of 6 grades (ids from `first`) to the store in `dir`.
+fn append(dir: &Path, first: u64, batches: u64) {
+    let store = Arc::new(SledStore::open(dir).unwrap());
+    let ledger = open_ledger(store, Limits::default());
+    for b in 0..batches {
+        let events = (0..6).map(|i| grade(first + b * 6 + i, &format!("learner/{}", i % 4), None)).collect();
+        assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+    }
+}
+
+fn acked(dir: &Path) -> Acked {
+    let store = SledStore::open_read_only(dir).unwrap();
+    let size = store.head().unwrap().unwrap().0.tree_size;
+    Acked { entries: store.entries(0, size).unwrap(), checkpoints: store.checkpoints(0, 1000).unwrap() }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target: PathBuf = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(snapshot(&e.path()));
+        } else {
+            out.insert(e.path(), std::fs::read(e.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// The log's files (not the index, which is derived and which sled itself may touch on open).
+fn log_snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    snapshot(dir).into_iter().filter(|(p, _)| !p.strip_prefix(dir).unwrap().starts_with("index")).collect()
+}
+
+fn audit_dir(dir: &Path) -> AuditReport {
+    let before = snapshot(dir);
+    let store = SledStore::open_read_only(dir).unwrap();
+    let report = audit(&store, &|_, _| {}).unwrap();
+    drop(store);
+    assert!(snapshot(dir) == before, "the audit changed a byte of {}", dir.display());
+    report
+}
+
+/// After whatever a fault did, if the store opens: every acknowledged entry reads back as it was
+/// or is refused as damaged (never other bytes), every signed checkpoint is still the one for its
+/// size, and the next batch takes a size the ledger never signed.
+fn check_nothing_lost_or_forked(dir: &Path, acked: &Acked) -> Result<(), String> {
+    let store = Arc::new(SledStore::open(dir).map_err(|e| format!("refused: {e}"))?);
+    let size = store.head().unwrap().map(|h| h.0.tree_size).unwrap_or(0);
+    let want = acked.entries.len() as u64;
+    assert!(size >= want, "opened at tree size {size}, but {want} entries were acknowledged");
+    for (seq, bytes) in acked.entries.iter().enumerate() {
+        match store.entries(seq as u64, 1) {
+            Ok(got) => assert_eq!(&got[0], bytes, "entry {seq} reads back other bytes"),
+            Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, seq as u64),
+            Err(e) => panic!("entry {seq}: {e}"),
+        }
+    }
+    let now: BTreeMap<u64, Vec<u8>> = store.checkpoints(0, 1000).unwrap().into_iter().collect();
+    for (size, note) in &acked.checkpoints {
+        if let Some(n) = now.get(size) {
+            let ok = n == note || zachetka::checkpoint::verify_checkpoint(n, &verifier_key(), ORIGIN).is_err();
+            assert!(ok, "a second valid checkpoint was signed for tree size {size}");
+        }
+    }
+    let ledger = open_ledger(store.clone(), Limits::default());
+    let r = ledger.append_blocking(vec![grade(9_000, "learner/9", None)]);
+    let receipt = r[0].as_ref().map_err(|e| format!("append refused: {e:?}"))?;
+    assert!(receipt.tree_size > want, "a checkpoint for an already signed size: {receipt:?}");
+    let (head, _) = ledger.head();
+    for (size, note) in &acked.checkpoints {
+        let v = zachetka::checkpoint::verify_checkpoint(note, &verifier_key(), ORIGIN).unwrap();
+        let proof = ledger.prove_consistency(*size, head.tree_size).unwrap();
+        zachetka::merkle::verify_consistency(*size, head.tree_size, v.head.root_hash, head.root_hash, &proof)
+            .map_err(|e| format!("the new head is not consistent with the checkpoint at {size}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn verifier_key() -> String {
+    zachetka::checkpoint::LedgerSigner::new(ORIGIN, ledger_key()).verifier_key()
+}
+
+/// A store of 5 batches (30 entries), closed cleanly, and the same store as a crash leaves it:
+/// the last 2 batches committed but not in the index's flushed mark.
+fn grounds() -> (tempfile::TempDir, tempfile::TempDir, tempfile::TempDir) {
+    let clean = tempfile::tempdir().unwrap();
+    drop(new_store(clean.path()));
+    append(clean.path(), 0, 3);
+    let older = tempfile::tempdir().unwrap();
+    copy_dir(clean.path(), older.path());
+    let index_before = tempfile::tempdir().unwrap();
+    copy_dir(&StorePaths::of(clean.path()).index, index_before.path());
+    append(clean.path(), 100, 2);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(clean.path(), crashed.path());
+    let index = StorePaths::of(crashed.path()).index;
+    std::fs::remove_dir_all(&index).unwrap();
+    copy_dir(index_before.path(), &index);
+    (clean, crashed, older)
+}
+
+/// A crash after batches committed but before the index was flushed: the index lags. Opening
+/// re-derives it from the entries; a retry gets its receipt; the audit is clean.
+#[test]
+fn an_index_behind_the_log_is_rebuilt_from_the_entries() {
+    let (clean, crashed, _) = grounds();
+    let expected = acked(clean.path());
+    assert_eq!(audit_dir(crashed.path()).violations, vec![]);
+    let store = Arc::new(SledStore::open(crashed.path()).unwrap());
+    assert_eq!(store.head().unwrap().unwrap().0.tree_size, 30);
+    assert_eq!(store.checkpoints(0, 100).unwrap(), expected.checkpoints);
+    for n in [0, 17, 100, 111] {
+        let want = SledStore::open_read_only(clean.path()).unwrap().id_record(&id(n)).unwrap();
+        assert_eq!(store.id_record(&id(n)).unwrap(), want, "id {n}");
+    }
+    let ledger = open_ledger(store, Limits::default());
+    let retry = ledger.append_blocking(vec![grade(111, "learner/1", None)]);
+    assert_eq!(retry[0].as_ref().unwrap().seq, 29, "the retried event keeps its receipt");
+    check_log(&ledger);
+}
+
+/// The first case: one flipped byte in sled's index file must not erase the log. The
+/// index is derived data: the audit reads the log and is clean or names the index; opening
+/// rebuilds the index and serves every entry.
+#[test]
+fn a_flipped_byte_in_the_index_loses_nothing() {
+    let (clean, _, _) = grounds();
+    let expected = acked(clean.path());
+    let db = StorePaths::of(clean.path()).index.join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    for at in [0, len / 3, len / 2, len - 1] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
+        flip(&StorePaths::of(dir.path()).index.join("db"), at);
+        let report = audit_dir(dir.path());
+        assert_eq!(report.tree_size, 30, "flip at {at}: {report:#?}");
+        assert!(report.violations.iter().all(|v| !matches!(v.position, Position::Entry { .. })), "{report:#?}");
+        check_nothing_lost_or_forked(dir.path(), &expected).unwrap();
+    }
+}
+
+/// The second case: a damaged checkpoint record with whole ones after it is corruption,
+/// not a tear: refused with its position, nothing changed, and no second checkpoint is signed.
+#[test]
+fn a_damaged_record_before_good_ones_is_refused_not_rolled_back() {
+    let (_, crashed, _) = grounds();
+    let paths = StorePaths::of(crashed.path());
+    let records = super::audit::checkpoint_records(&paths.checkpoints);
+    // The first record beyond the index's mark (3 batches flushed, 2 committed after).
+    let damaged = records[3];
+    flip(&paths.checkpoints, damaged.0 + 20);
+    let before = log_snapshot(crashed.path());
+    match SledStore::open(crashed.path()) {
+        Err(StoreError::Corrupt { what: "checkpoints", position, .. }) => assert_eq!(position, damaged.0),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a store whose committed batches lost their record"),
+    }
+    assert!(log_snapshot(crashed.path()) == before, "a refused open changed the store");
+    let report = audit_dir(crashed.path());
+    assert_eq!(report.tree_size, 30, "the audit reads past the damage");
+    assert!(report.violations.iter().any(|v| v.position == Position::Checkpoint { tree_size: damaged.2 }));
+}
+
+/// An audit of a store whose last entry is damaged runs and names it (a server refuses to open).
+#[test]
+fn the_audit_names_damage_in_the_last_entry() {
+    let (clean, _, _) = grounds();
+    let paths = StorePaths::of(clean.path());
+    let len = std::fs::metadata(&paths.entries).unwrap().len();
+    flip(&paths.entries, len - 3);
+    assert!(matches!(SledStore::open(clean.path()), Err(StoreError::Corrupt { what: "entry", position: 29, .. })));
+    let report = audit_dir(clean.path());
+    assert_eq!(report.violations[0].position, Position::Entry { seq: 29 }, "{report:#?}");
+}
+
+fn flip(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x10;
+    f.write_all_at(&b, at).unwrap();
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FileFault {
+    /// Flip a bit of the byte at this fraction of the file (0 = first, 1000 = last).
+    Flip(u64),
+    /// Cut this many bytes off the end (`u64::MAX`: to empty).
+    Cut(u64),
+    Delete,
+    /// Replace the file with its version from an older state of the store (3 batches).
+    Older,
+    /// Append 100 bytes of garbage.
+    Garbage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// The audit names a position (a file offset, an entry or a checkpoint); a server may open
+    /// and then refuses the damaged reads.
+    Detected,
+    /// A server refuses to open (naming the file and position), and the audit reports it.
+    Refused,
+    /// A server opens with every acknowledged entry intact.
+    Harmless,
+}
+
+fn apply(fault: FileFault, file: &Path, older: &Path) {
+    match fault {
+        FileFault::Flip(per_mille) => {
+            let len = std::fs::metadata(file).unwrap().len();
+            flip(file, ((len - 1) * per_mille / 1000).min(len - 1));
+        }
+        FileFault::Cut(n) => {
+            let len = std::fs::metadata(file).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+            f.set_len(len.saturating_sub(n)).unwrap();
+        }
+        FileFault::Delete => std::fs::remove_file(file).unwrap(),
+        FileFault::Older => {
+            std::fs::copy(older, file).unwrap();
+        }
+        FileFault::Garbage => {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+            f.write_all(&[0xA5; 100]).unwrap();
+        }
+    }
+}
+
+/// The fault table: every store file, every kind of fault, on a cleanly closed store and on one a
+/// crash left (index behind the log). Each row states its outcome.
+#[test]
+fn every_fault_in_every_store_file_is_refused_reported_or_harmless() {
+    use FileFault::*;
+    use Outcome::*;
+    let rows: &[(&str, FileFault, Outcome)] = &[
+        ("ledger.json", Flip(500), Refused),
+        ("ledger.json", Cut(1), Refused),
+        ("ledger.json", Delete, Refused),
+        ("entries.dat", Flip(0), Detected),
+        ("entries.dat", Flip(500), Detected),
+        ("entries.dat", Flip(1000), Refused),
+        ("entries.dat", Cut(1), Refused),
+        ("entries.dat", Delete, Refused),
+        ("entries.dat", Older, Refused),
+        ("entries.dat", Garbage, Harmless),
+        ("offsets.dat", Flip(0), Detected),
+        ("offsets.dat", Flip(1000), Refused),
+        ("offsets.dat", Cut(1), Refused),
+        ("offsets.dat", Delete, Refused),
+        ("offsets.dat", Older, Refused),
+        ("offsets.dat", Garbage, Harmless),
+        ("hashes.dat", Flip(0), Detected),
+        ("hashes.dat", Flip(1000), Refused),
+        ("hashes.dat", Cut(32), Refused),
+        ("hashes.dat", Delete, Refused),
+        ("hashes.dat", Older, Refused),
+        ("hashes.dat", Garbage, Harmless),
+        ("checkpoints.dat", Flip(0), Detected),
+        ("checkpoints.dat", Flip(500), Detected),
+        // The last record: head.dat holds it whole, and it is written back.
+        ("checkpoints.dat", Flip(1000), Harmless),
+        ("checkpoints.dat", Cut(1), Harmless),
+        ("checkpoints.dat", Cut(1000), Refused),
+        ("checkpoints.dat", Cut(u64::MAX), Refused),
+        ("checkpoints.dat", Delete, Refused),
+        ("checkpoints.dat", Older, Refused),
+        ("checkpoints.dat", Garbage, Harmless),
+        ("head.dat", Flip(0), Harmless),
+        ("head.dat", Flip(1000), Harmless),
+        ("head.dat", Cut(u64::MAX), Harmless),
+        ("head.dat", Delete, Harmless),
+        ("head.dat", Older, Harmless),
+        ("head.dat", Garbage, Harmless),
+        ("index/db", Flip(0), Harmless),
+        ("index/db", Flip(500), Harmless),
+        ("index/db", Flip(1000), Harmless),
+        ("index/db", Cut(1000), Harmless),
+        ("index/db", Delete, Harmless),
+        ("index/db", Older, Harmless),
+        ("index/db", Garbage, Harmless),
+    ];
+    let (clean, crashed, older) = grounds();
+    let expected = acked(clean.path());
+    for (state, ground) in [("clean", clean.path()), ("crashed", crashed.path())] {
+        for &(file, fault, outcome) in rows {
+            let row = format!("{state}: {file} {fault:?}");
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(ground, dir.path());
+            apply(fault, &dir.path().join(file), &older.path().join(file));
+            let report = audit_dir(dir.path());
+            let before = log_snapshot(dir.path());
+            let opened = check_nothing_lost_or_forked(dir.path(), &expected);
+            match outcome {
+                Detected => {
+                    assert!(!report.is_clean(), "{row}: the audit missed it");
+                    if let Err(e) = &opened {
+                        assert!(e.starts_with("refused"), "{row}: {e}");
+                    }
+                }
+                Refused => {
+                    assert!(!report.is_clean(), "{row}: the audit missed it");
+                    let e = opened.expect_err(&format!("{row}: opened"));
+                    assert!(e.starts_with("refused"), "{row}: {e}");
+                    assert!(log_snapshot(dir.path()) == before, "{row}: a refused open changed the store");
+                }
+                Harmless => {
+                    opened.unwrap_or_else(|e| panic!("{row}: {e}"));
+                    let after = audit_dir(dir.path());
+                    assert!(after.is_clean(), "{row}: after opening: {:#?}", after.violations);
+                }
+            }
+        }
+    }
+}
+
+/// Random byte faults in a stopped store: either the audit names a position, or the store opens
+/// with every acknowledged entry intact (and never signs a second checkpoint for a size).
+#[test]
+fn random_byte_faults_are_reported_or_lose_nothing() {
+    let (seed, mut rng) = seeded("random_byte_faults_are_reported_or_lose_nothing");
+    let (clean, crashed, _) = grounds();
+    let expected = acked(clean.path());
+    let files = ["entries.dat", "offsets.dat", "hashes.dat", "checkpoints.dat", "head.dat", "ledger.json", "index/db"];
+    for round in 0..48 {
+        let ground = if round % 2 == 0 { clean.path() } else { crashed.path() };
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(ground, dir.path());
+        let mut what = Vec::new();
+        for _ in 0..1 + rng(3) {
+            let file = dir.path().join(files[rng(files.len() as u64) as usize]);
+            let len = std::fs::metadata(&file).unwrap().len();
+            if len == 0 {
+                continue;
+            }
+            let at = rng(len);
+            let byte = rng(256) as u8;
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+            f.write_all_at(&[byte], at).unwrap();
+            what.push(format!("{}@{at}={byte:#x}", file.display()));
+        }
+        let report = audit_dir(dir.path());
+        let opened = check_nothing_lost_or_forked(dir.path(), &expected);
+        assert!(
+            !report.is_clean() || opened.is_ok(),
+            "seed {seed} round {round} ({what:?}): the audit is clean, yet {}",
+            opened.unwrap_err()
+        );
+    }
+}
