@@ -222,6 +222,11 @@ impl Ledger {
         limits: Limits,
         mode: RulesMode,
     ) -> Result<Self, LedgerError> {
+        assert!(
+            limits.batch_len_max as u64 <= crate::store::BATCH_LEN_MAX,
+            "a batch may hold at most {} entries (store recovery relies on it)",
+            crate::store::BATCH_LEN_MAX
+        );
         let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
         let signer = LedgerSigner::new(&config.origin, ledger_key);
         if signer.verifier_key() != config.verifier_key {

@@ -23,6 +23,10 @@ pub mod sled;
 use crate::checkpoint::TreeHead;
 use crate::merkle::Hash;
 
+/// The most entries one commit batch may hold, in every store. The sled store's recovery relies
+/// on it: entries beyond the head are one torn batch only up to this many; more is corruption.
+pub const BATCH_LEN_MAX: u64 = 65_536;
+
 /// The ledger's constants, written once by `init`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerConfig {

@@ -38,7 +38,10 @@
 //! committer thread; the files cost ~1 us per entry (README, Decisions). Why sled is flushed only
 //! now and then: a flushed sled batch per commit was ~20% of a demo run's CPU.
 
-use super::{CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreFinding, StoreStats, StreamHead};
+use super::{
+    CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreFinding, StoreStats, StreamHead,
+    BATCH_LEN_MAX,
+};
 use crate::checkpoint::TreeHead;
 use crate::merkle::{self, Hash};
 use sha2::{Digest, Sha256};
@@ -52,10 +55,6 @@ use std::sync::{Arc, Mutex, RwLock};
 /// last flush: ~45,000 entries, which bounds what an open after a crash re-indexes from the
 /// entries (a few hundred milliseconds).
 pub const INDEX_FLUSH_BYTES: u64 = 32 << 20;
-
-/// The most entries one batch may hold. Entries beyond the head are a torn batch only up to
-/// this many; more is corruption.
-pub const BATCH_LEN_MAX: u64 = 65_536;
 
 /// The size of a `head.dat` slot, and so the largest record (a note with ~40 cosignatures fits).
 pub const SLOT_LEN: usize = 4096;
