@@ -413,6 +413,11 @@ fn write_shard(path: &Path, entries: &BTreeMap<String, Vec<u8>>) -> Result<(), P
         let sum = Sha256::digest(&body);
         body.extend_from_slice(&sum);
         let tmp = path.with_extension("tmp");
+        // A temporary a crash left since `open` may hold keys erased since: scrub it, not just
+        // truncate it.
+        if let Ok(stale) = std::fs::OpenOptions::new().write(true).open(&tmp) {
+            scrub(stale, &tmp)?;
+        }
         let mut f =
             private_options().write(true).create(true).truncate(true).open(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&body).and_then(|()| f.sync_all()).map_err(io_err("write", &tmp))?;

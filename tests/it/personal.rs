@@ -101,7 +101,8 @@ fn erasure_leaves_no_copy_of_the_key_or_the_data_in_any_file() {
                "snils": format!("987-654-{i:03} 1{}", i % 10)})
     };
     let subject = |i: u64| format!("learner/47-{:06}", 500 + i);
-    // 300 subjects: some share the erased one's shards (256 of each).
+    // 300 subjects over 256 shards: `subject(266)` shares the erased one's key and record
+    // shards (the hash is fixed), so erasure rewrites a shard that keeps another key.
     for i in 0..300 {
         store.put(&subject(i), &person(i)).unwrap();
     }
@@ -141,6 +142,7 @@ fn erasure_leaves_no_copy_of_the_key_or_the_data_in_any_file() {
     assert!(files.iter().any(|(p, _)| p.starts_with(personal_dir.join("keys"))), "the scan saw the key store");
     let store = PersonalStore::open(&personal_dir).unwrap();
     assert_eq!(store.get(erased).unwrap(), None);
+    assert!(store.key_for_tests(&subject(266)).unwrap().is_some());
     for i in 1..360 {
         let want = if i % 7 == 1 { person(i + 1000) } else { person(i) };
         assert_eq!(store.get(&subject(i)).unwrap(), Some(want), "{}", subject(i));
