@@ -105,12 +105,18 @@ pub fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// A stream name: 1-200 bytes of `[A-Za-z0-9._:/-]`, no empty path segment (it appears in URLs).
+/// What a stream name is, for messages (README, Formats, says the same).
+pub const STREAM_NAME_RULE: &str = "1-200 bytes of [A-Za-z0-9._:/-] in '/'-separated segments, none empty, '.' or '..'";
+
+/// A stream name: 1-200 bytes of `[A-Za-z0-9._:/-]`, split by `/` into segments none of which is
+/// empty, `.` or `..`. Stream names appear in URL paths (`/v1/streams/<stream>`), where an empty
+/// or dot segment would be normalized by clients and proxies into another stream's path, so
+/// `learner/../admin` must never name a stream of its own.
 pub fn is_stream_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= STREAM_BYTES_MAX
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:/-".contains(&c))
-        && !s.split('/').any(str::is_empty)
+        && !s.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
 }
 
 fn is_type_name(s: &str) -> bool {
@@ -146,10 +152,7 @@ pub fn verify_signed(signed: Value, ledger: &str, cache: &KeyCache) -> Result<Ve
     }
     let stream = str_field(ev, "stream")?;
     if !is_stream_name(stream) {
-        return Err(refuse(
-            Code::EventMalformed,
-            "event.stream must be 1-200 bytes of [A-Za-z0-9._:/-] without empty segments",
-        ));
+        return Err(refuse(Code::EventMalformed, format!("event.stream must be {STREAM_NAME_RULE}")));
     }
     let event_type = str_field(ev, "type")?;
     if !is_type_name(event_type) {
@@ -362,6 +365,18 @@ fn uuid_with_version(mut b: [u8; 16], version: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_names_have_no_empty_or_dot_segments() {
+        for ok in ["admin", "learner/47-000123", "queue/kg/tikhvin", "a.b/..c/c..", "x:.y", "...", "a/.b"] {
+            assert!(is_stream_name(ok), "{ok}");
+        }
+        for bad in ["", "/a", "a/", "a//b", ".", "..", "a/.", "a/..", "./a", "../a", "learner/../admin", "a/./b", "a b"]
+        {
+            assert!(!is_stream_name(bad), "{bad}");
+        }
+        assert!(is_stream_name(&"a".repeat(STREAM_BYTES_MAX)) && !is_stream_name(&"a".repeat(STREAM_BYTES_MAX + 1)));
+    }
 
     #[test]
     fn uuid_v7_is_a_uuid_that_sorts_by_time() {

@@ -266,7 +266,8 @@ async fn get_stream(
     Query(q): Query<StreamQuery>,
 ) -> Response {
     if !crate::event::is_stream_name(&stream) {
-        return bad_request("stream_malformed", "stream names are 1-200 bytes of [A-Za-z0-9._:/-]".into());
+        let message = format!("stream names are {}", crate::event::STREAM_NAME_RULE);
+        return refusal_response(&Refusal::new(Code::StreamMalformed, message));
     }
     let limit = q.limit.unwrap_or(100).min(PAGE_LEN_MAX);
     let ledger = state.ledger.clone();

@@ -189,10 +189,35 @@ fn main() -> std::process::ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
+        // The reader of our stdout left (`zachetka ... | head`): what it read was printed whole,
+        // the rest has no one to go to. Quiet, with the status of a writer killed by SIGPIPE.
+        Err(e) if e.chain().any(|c| c.is::<StdoutClosed>()) => std::process::ExitCode::from(STDOUT_CLOSED_STATUS),
         Err(e) => {
             eprintln!("zachetka: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Exit status when stdout was closed under us: 128 + SIGPIPE, what shells report for a writer
+/// whose reader left, so `set -o pipefail` scripts still see that not everything was printed.
+const STDOUT_CLOSED_STATUS: u8 = 141;
+
+/// Stdout was closed by its reader (a broken pipe): `main` exits quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+struct StdoutClosed;
+
+/// Prints a command's output to stdout: through the locked handle, flushed before it returns (so
+/// a line printed is a line delivered, e.g. an append receipt), and with a closed pipe turned into
+/// `StdoutClosed` (a quiet exit in `main`) instead of `println!`'s panic. Every command's stdout
+/// goes through here: `write_stdout(format_args!("{x}\n"))?`.
+fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("couldn't write to stdout")),
     }
 }
 
@@ -235,7 +260,7 @@ fn write_new_file(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates a ledger directory; returns the verifier key.
+/// The rules a new ledger fixes: `none`, `education` (the default region), or a region file.
 fn rules_config(rules: &str) -> Result<Option<serde_json::Value>> {
     Ok(match rules {
         "none" => None,
@@ -249,6 +274,10 @@ fn rules_config(rules: &str) -> Result<Option<serde_json::Value>> {
     })
 }
 
+/// Creates a ledger: checks everything that can refuse before writing a key, then writes the
+/// key files (never over existing ones) and the store's config. A refused init (a ledger already
+/// in the store or the directory, a config the store refuses) leaves no file it created: key
+/// files and a store directory made by this call are removed again.
 fn init(
     dir: &Path,
     database: Option<&str>,
@@ -260,24 +289,67 @@ fn init(
     if !signed_note_name_ok(origin) {
         bail!("origin {origin:?} must be non-empty without spaces or '+'");
     }
+    if let Some(did) = &authority_did {
+        zachetka::keys::public_from_did(did)?;
+    }
     std::fs::create_dir_all(dir)?;
-    let authority = match authority_did {
-        Some(did) => {
-            zachetka::keys::public_from_did(&did)?;
-            did
+    let mut created = Vec::new();
+    let store_created = database.is_none() && !store_dir(dir).exists();
+    if store_created {
+        created.push(store_dir(dir));
+    }
+    let result = init_files(dir, database, origin, authority_did, rules, &mut created);
+    if result.is_err() {
+        // Nothing of this ledger was committed: the keys we wrote never signed anything kept.
+        for path in created.iter().rev() {
+            let _ = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
         }
+    }
+    result
+}
+
+/// `init`'s writes; every path it creates is pushed to `created` as soon as it exists.
+fn init_files(
+    dir: &Path,
+    database: Option<&str>,
+    origin: &str,
+    authority_did: Option<String>,
+    rules: Option<serde_json::Value>,
+    created: &mut Vec<PathBuf>,
+) -> Result<String> {
+    let store: Arc<dyn Store> = match database {
+        Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
+        None => Arc::new(
+            SledStore::open(&store_dir(dir))
+                .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))?,
+        ),
+    };
+    if let Some(config) = store.config()? {
+        bail!("the store already holds ledger {} (verifier key {})", config.origin, config.verifier_key);
+    }
+    let mut key_files = vec![dir.join("ledger.key")];
+    if authority_did.is_none() {
+        key_files.push(dir.join("authority.key"));
+    }
+    if let Some(existing) = key_files.iter().find(|p| p.exists()) {
+        bail!("{} already exists: {} holds a ledger's keys", existing.display(), dir.display());
+    }
+    let authority = match authority_did {
+        Some(did) => did,
         None => {
             let k = KeyPair::generate();
-            write_new_file(&dir.join("authority.key"), &k.to_key_file())?;
+            let path = dir.join("authority.key");
+            write_new_file(&path, &k.to_key_file())?;
+            created.push(path);
             k.did()
         }
     };
     let key = KeyPair::generate();
-    write_new_file(&dir.join("ledger.key"), &key.to_key_file())?;
-    let store: Arc<dyn Store> = match database {
-        Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
-        None => Arc::new(SledStore::open(&store_dir(dir))?),
-    };
+    let path = dir.join("ledger.key");
+    write_new_file(&path, &key.to_key_file())?;
+    created.push(path);
+    // Here the keys are durable and the store not initialized: a crash leaves key files beside
+    // an empty store, which `init` refuses as it stands (the files exist) until they are removed.
     let config = zachetka::ledger::init_store(&*store, origin, &key, &authority, rules)?;
     Ok(config.verifier_key)
 }
@@ -314,12 +386,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Init { dir, origin, authority_did, rules } => {
             let vkey = init(&dir, db, &origin, authority_did, &rules)?;
-            println!("{vkey}");
+            write_stdout(format_args!("{vkey}\n"))?;
         }
         Command::Keygen { out } => {
             let k = KeyPair::generate();
             write_new_file(&out, &k.to_key_file())?;
-            println!("{}", k.did());
+            write_stdout(format_args!("{}\n", k.did()))?;
         }
         Command::Sign { key, ledger, file } => {
             let key = read_key(&key)?;
@@ -343,17 +415,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 bail!("event.author is not the did of the signing key");
             }
             let signed = zachetka::event::sign_event(&event, &key)?;
-            println!("{signed}");
+            write_stdout(format_args!("{signed}\n"))?;
         }
         Command::Append { target, files } => {
             let mut refused = 0u64;
-            let mut out = std::io::stdout().lock();
             let mut print = |r: serde_json::Value| -> Result<()> {
                 if r.get("code").is_some() {
                     refused += 1;
                 }
-                writeln!(out, "{r}")?;
-                Ok(())
+                write_stdout(format_args!("{r}\n"))
             };
             match (target.dir, target.server) {
                 (Some(dir), _) => {
@@ -369,7 +439,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                                 })?;
                             }
                         }
-                        std::io::stdout().flush()?;
                         Ok(())
                     })?;
                 }
@@ -388,7 +457,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                                 other => print(other)?,
                             }
                         }
-                        std::io::stdout().flush()?;
                         Ok(())
                     })?;
                 }
@@ -403,11 +471,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 let store = open_store(&dir, db)?;
                 let (_, note) =
                     store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
-                print!("{}", String::from_utf8_lossy(&note));
+                write_stdout(format_args!("{}", String::from_utf8_lossy(&note)))?;
             }
             (None, Some(server)) => {
                 let text = ureq::get(&format!("{}/checkpoint", server.trim_end_matches('/'))).call()?.into_string()?;
-                print!("{text}");
+                write_stdout(format_args!("{text}"))?;
             }
             (None, None) => bail!("say which ledger: --dir or --server"),
         },
@@ -439,7 +507,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                             })?
                         }
                     };
-                    println!("{out}");
+                    write_stdout(format_args!("{out}\n"))?;
                 }
                 (None, Some(server)) => {
                     let url = format!("{}/v1/proofs/{path}?{query}", server.trim_end_matches('/'));
@@ -448,7 +516,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                         Err(ureq::Error::Status(_, r)) => bail!("{}", r.into_string()?),
                         Err(e) => bail!("couldn't reach {url}: {e}"),
                     };
-                    println!("{}", text.trim_end());
+                    write_stdout(format_args!("{}\n", text.trim_end()))?;
                 }
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
@@ -493,7 +561,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     }
                 );
             }
-            print_out(&out)?;
+            write_stdout(format_args!("{out}"))?;
             if !report.is_clean() {
                 return Ok(ExitCode::from(1));
             }
@@ -510,7 +578,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     store.put(&subject, &record)?;
                 }
                 PersonalAction::Get { subject } => match store.get(&subject)? {
-                    Some(r) => println!("{r}"),
+                    Some(r) => write_stdout(format_args!("{r}\n"))?,
                     None => return Ok(ExitCode::from(1)),
                 },
                 PersonalAction::Erase { subject } => {
@@ -536,15 +604,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes to stdout; a reader that went away (`zachetka audit | head`) ends the output quietly.
-fn print_out(text: &str) -> Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()).and_then(|()| std::io::stdout().flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {

@@ -27,6 +27,9 @@ pub enum Code {
     AuthorMalformed,
     /// The author key has small order.
     KeyWeak,
+    /// A stream name in a request path (`/v1/streams/<stream>`) is not a stream name: the rule
+    /// of `event::is_stream_name` (an event's own `stream` is refused as `event_malformed`).
+    StreamMalformed,
     /// `sig` is not 64 bytes of standard padded base64.
     SignatureMalformed,
     /// The signature does not verify under the strict rule.
@@ -79,6 +82,7 @@ impl Code {
             | EventIdMalformed
             | AuthorMalformed
             | SignatureMalformed
+            | StreamMalformed
             | BatchTooLong => 400,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
             Rule(code) if RIGHTS_CODES.contains(&code) => 403,
@@ -108,6 +112,7 @@ impl Code {
             AuthorMalformed => "author_malformed",
             KeyWeak => "key_weak",
             SignatureMalformed => "signature_malformed",
+            StreamMalformed => "stream_malformed",
             SignatureInvalid => "signature_invalid",
             EventIdMalformed => "event_id_malformed",
             EventIdConflict => "event_id_conflict",

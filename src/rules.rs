@@ -19,7 +19,7 @@ pub fn from_config(config: &LedgerConfig) -> Result<Option<Rules>, String> {
     let Some(v) = &config.rules else { return Ok(None) };
     let region: RegionConfig = serde_json::from_value(v.clone()).map_err(|e| format!("region config: {e}"))?;
     region.validate().map_err(|e| format!("region config: {e}"))?;
-    Ok(Some(Rules::new(&config.authority, region).with_key_check(strict_key_check)))
+    Ok(Some(Rules::new(&config.origin, &config.authority, region).with_key_check(strict_key_check)))
 }
 
 /// The default region config as the JSON a ledger stores.

@@ -120,13 +120,15 @@ impl<'a> Need<'a> {
 pub(crate) struct Authority {
     pub authority: String,
     pub established: bool,
-    pub origin: Option<String>,
+    /// The ledger's origin (its log and checkpoint name), fixed at `init`: `ledger.established`
+    /// must name it, so a genesis signed for one ledger cannot establish another.
+    pub origin: String,
     pub institutions: HashMap<String, Institution>,
     pub grants: HashMap<String, Grant>,
 }
 
 impl Authority {
-    pub fn new(authority_did: &str) -> Self {
+    pub fn new(origin: &str, authority_did: &str) -> Self {
         let genesis = Grant {
             key: authority_did.to_owned(),
             holder: "authority".into(),
@@ -142,7 +144,7 @@ impl Authority {
         Self {
             authority: authority_did.to_owned(),
             established: false,
-            origin: None,
+            origin: origin.to_owned(),
             institutions: HashMap::new(),
             grants: HashMap::from([(authority_did.to_owned(), genesis)]),
         }
@@ -217,8 +219,8 @@ impl Authority {
     pub fn apply(&mut self, a: &Applied, ev: &Event) {
         match ev {
             Event::LedgerEstablished(d) => {
+                debug_assert_eq!(d.origin, self.origin, "applied only after a passing check");
                 self.established = true;
-                self.origin = Some(d.origin.clone());
             }
             Event::InstitutionRegistered(d) => {
                 let i = Institution { id: d.institution.clone(), kind: d.kind.clone(), territory: d.territory.clone() };
@@ -392,6 +394,12 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 return refuse(
                     "authority_mismatch",
                     format!("data.authority {} is not the ledger's authority {}", d.authority, auth.authority),
+                );
+            }
+            if d.origin != auth.origin {
+                return refuse(
+                    "origin_mismatch",
+                    format!("data.origin {:?} is not this ledger's origin {:?}", d.origin, auth.origin),
                 );
             }
             Ok(())

@@ -135,12 +135,13 @@ pub(crate) struct Applied<'a> {
 }
 
 impl Rules {
-    /// Rules for a ledger whose authority key is `authority_did`, with a region profile.
-    pub fn new(authority_did: &str, config: RegionConfig) -> Self {
+    /// Rules for the ledger named `origin` (its log origin, which `ledger.established` must
+    /// name) whose authority key is `authority_did`, with a region profile.
+    pub fn new(origin: &str, authority_did: &str, config: RegionConfig) -> Self {
         Self {
             config,
             key_check: None,
-            auth: authority::Authority::new(authority_did),
+            auth: authority::Authority::new(origin, authority_did),
             queue: Default::default(),
             first_grade: Default::default(),
             journal: Default::default(),

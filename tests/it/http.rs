@@ -324,3 +324,43 @@ fn two_nodes_over_postgres_serve_one_log_and_each_feed_follows_the_other() {
         assert_eq!(status["accepting_appends"], true, "{status}");
     }
 }
+
+/// `GET path` sent byte for byte over a socket: HTTP clients (ureq, curl) normalize `..` and `.`
+/// segments away before sending, so only a raw request shows what the server does with them.
+fn get_raw(base: &str, path: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{resp}"));
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_else(|| panic!("{resp}"));
+    (status, serde_json::from_str(body).unwrap_or_else(|_| panic!("{path}: {resp}")))
+}
+
+/// Dot segments never name a stream: appending to `learner/../admin` is refused
+/// (`event_malformed`), and reading it answers 400 `stream_malformed` instead of serving some
+/// stream, while a name with dots inside a segment stays valid.
+#[test]
+fn stream_names_with_dot_segments_are_refused_on_append_and_read() {
+    let (_d, ledger) = temp_ledger();
+    let srv = serve(ledger);
+    let (s, _, _) = post(&srv.base, &grade(1, "admin", None).to_string());
+    assert_eq!(s, 200);
+    let (s, _, _) = post(&srv.base, &grade(2, "learner/47.000.1", None).to_string());
+    assert_eq!(s, 200, "dots inside a segment are fine");
+    for (n, stream) in [(3, "learner/../admin"), (4, "learner/./a"), (5, ".."), (6, "./admin"), (7, "learner/..")] {
+        let (s, r, _) = post(&srv.base, &grade(n, stream, None).to_string());
+        assert_eq!((s, r["code"].as_str()), (400, Some("event_malformed")), "{stream}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("'..'"), "{r}");
+    }
+    let (s, r) = get_raw(&srv.base, "/v1/streams/admin");
+    assert_eq!((s, r["stream_len"].as_u64()), (200, Some(1)));
+    let (s, r) = get_raw(&srv.base, "/v1/streams/learner/47.000.1");
+    assert_eq!((s, r["stream_len"].as_u64()), (200, Some(1)));
+    for path in ["learner/../admin", "learner/./admin", "..", "learner/..", "learner//admin", "learner/"] {
+        let (s, r) = get_raw(&srv.base, &format!("/v1/streams/{path}"));
+        assert_eq!((s, r["code"].as_str()), (400, Some("stream_malformed")), "{path}: {r}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod audit;
+mod cli;
 mod crash;
 mod demo;
 mod http;

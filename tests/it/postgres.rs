@@ -533,3 +533,24 @@ fn a_revocation_through_one_node_binds_every_node_from_its_position_on() {
     await_size(&a, revoked_at + 1);
     check_log(&a);
 }
+
+/// `init --database-url` into a fresh directory when the database already holds a ledger is
+/// refused and leaves that directory without key files (it wrote fresh ones before).
+#[test]
+fn a_refused_init_over_an_initialized_database_writes_no_key_files() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["init", "--origin", ORIGIN, "--database-url", &url, "--dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already holds ledger"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a refused init left {left:?}");
+}

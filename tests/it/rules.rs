@@ -199,3 +199,30 @@ fn randomized_mutations_append_and_audit_agree() {
     }
     assert_eq!(entry_violations(dir.path()), expected, "seed {seed}");
 }
+
+/// `ledger.established` must name this ledger's origin in `data.origin` (a genesis signed for
+/// another region's ledger is refused, `origin_mismatch`, 422); written around the API as the
+/// first entry, the audit names it, and the ledger's own genesis after it still establishes.
+#[test]
+fn a_genesis_naming_another_origin_is_refused_and_audited() {
+    let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
+    let foreign = {
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "ledger.established", "id": id(990_001),
+            "occurred_at": "2026-08-01T00:00:00Z", "author": authority.did(),
+            "data": {"v": 1, "origin": "ru-78.edu.example", "authority": authority.did()}});
+        zachetka::event::sign_event(&ev, &authority).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+        let refusal = ledger.append_blocking(vec![foreign.clone()]).remove(0).unwrap_err();
+        assert_eq!((refusal.code, refusal.code.http_status()), (Code::Rule("origin_mismatch"), 422), "{refusal}");
+        assert_eq!(ledger.head().0.tree_size, 0);
+    }
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Bypass);
+        assert_eq!(ledger.append_blocking(vec![foreign]).remove(0).unwrap().seq, 0);
+        append_region(&ledger);
+    }
+    assert_eq!(entry_violations(dir.path()), vec![(0, "origin_mismatch")]);
+}

@@ -13,18 +13,33 @@ fn genesis_is_first_once_and_by_the_authority() {
         "registry.institution_registered",
         json!({"institution": "x", "kind": "school", "territory": "t"}),
     );
-    h.refused("stream_mismatch", AUTH, "learner/1", "ledger.established", json!({"origin": "o", "authority": AUTH}));
-    h.refused("key_unknown", ADMIN, "registry", "ledger.established", json!({"origin": "o", "authority": ADMIN}));
-    h.refused("authority_mismatch", AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": ADMIN}));
-    h.ok(AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": AUTH}));
+    let genesis = |authority: &str| json!({"origin": ORIGIN, "authority": authority});
+    h.refused("stream_mismatch", AUTH, "learner/1", "ledger.established", genesis(AUTH));
+    h.refused("key_unknown", ADMIN, "registry", "ledger.established", genesis(ADMIN));
+    h.refused("authority_mismatch", AUTH, "registry", "ledger.established", genesis(ADMIN));
+    h.ok(AUTH, "registry", "ledger.established", genesis(AUTH));
     assert!(h.rules.is_established());
-    h.refused(
-        "ledger_already_established",
-        AUTH,
-        "registry",
-        "ledger.established",
-        json!({"origin": "o", "authority": AUTH}),
-    );
+    h.refused("ledger_already_established", AUTH, "registry", "ledger.established", genesis(AUTH));
+}
+
+/// A genesis names the ledger it establishes: one signed for another region's ledger (or with
+/// a typo in the origin) is refused, and the ledger stays unestablished until its own arrives.
+#[test]
+fn genesis_names_this_ledgers_origin() {
+    let mut h = Harness::bare();
+    for other in ["ru-78.edu.example", "ru-47.edu.example.", "RU-47.EDU.EXAMPLE"] {
+        let message = h.refused(
+            "origin_mismatch",
+            AUTH,
+            "registry",
+            "ledger.established",
+            json!({"origin": other, "authority": AUTH}),
+        );
+        assert!(message.contains(ORIGIN), "{message}");
+    }
+    assert!(!h.rules.is_established());
+    h.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
+    assert!(h.rules.is_established());
 }
 
 #[test]

@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use zachetka_projections::{Envelope, Lookup, RegionConfig, RuleRefusal, Rules};
 
+/// The origin of the ledger the rules are built for (what `ledger.established` must name).
+pub const ORIGIN: &str = "ru-47.edu.example";
 pub const AUTH: &str = "did:key:z6MkAuthority";
 pub const ADMIN: &str = "did:key:z6MkAdminSch1";
 pub const ADMIN2: &str = "did:key:z6MkAdminSch2";
@@ -62,7 +64,7 @@ impl Harness {
 
     pub fn with_config(config: RegionConfig) -> Self {
         Self {
-            rules: Rules::new(AUTH, config).with_key_check(toy_key_check),
+            rules: Rules::new(ORIGIN, AUTH, config).with_key_check(toy_key_check),
             index: Index::default(),
             seq: 0,
             now: "2026-09-01T06:00:00Z".into(),
@@ -124,7 +126,7 @@ impl Harness {
     pub fn region() -> Self {
         let mut h = Self::bare();
         h.at("2026-08-01T06:00:00Z");
-        h.ok(AUTH, "registry", "ledger.established", json!({"origin": "ru-47.edu.example", "authority": AUTH}));
+        h.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
         for (id, kind, terr) in [
             ("sch-001", "school", "tikhvin"),
             ("sch-002", "school", "tikhvin"),

@@ -52,7 +52,7 @@ fn attendance_codes_are_data() {
     let mut config = zachetka_projections::RegionConfig::default();
     config.attendance_codes.insert("X".into(), "remote".into());
     let mut h2 = Harness::with_config(config);
-    h2.ok(AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": AUTH}));
+    h2.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
     h2.ok(
         AUTH,
         "registry",

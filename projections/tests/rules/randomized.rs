@@ -77,7 +77,7 @@ impl World {
     /// The setup: institutions and teacher keys with class scopes.
     fn setup(&mut self) -> Vec<Step> {
         let mut s =
-            vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": "o", "authority": AUTH}), None)];
+            vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}), None)];
         for i in 0..3 {
             let inst = format!("sch-{i}");
             s.push(self.step(
@@ -265,7 +265,7 @@ impl Lookup for Index2 {
 
 fn run(seed: u64, steps: usize) -> Result<(), String> {
     let mut world = World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] };
-    let mut rules = Rules::new(AUTH, RegionConfig::default()).with_key_check(toy_key_check);
+    let mut rules = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut log = Log::default();
     let mut batch = world.setup();
     let (mut accepted, mut refused) = (0, 0);
@@ -304,7 +304,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     }
     // The audit: replay the accepted log from zero with an index that grows as it goes; every
     // entry must pass again.
-    let mut audit = Rules::new(AUTH, RegionConfig::default()).with_key_check(toy_key_check);
+    let mut audit = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut index = Index2::default();
     for (seq, (id, s)) in log.entries.iter().enumerate() {
         let e = Envelope {

@@ -1,0 +1,188 @@
+//! The `zachetka` binary as a shell sees it: a closed stdout is a quiet exit for every command
+//! that prints (no panic), and a refused `init` leaves the directory as it found it.
+
+use super::support::*;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn zachetka() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zachetka"));
+    c.env("RUST_LOG", "warn").env_remove("ZACHETKA_DATABASE_URL");
+    c
+}
+
+/// Runs `cmd` with `stdin` as its input and a stdout whose reader is already gone, as behind
+/// `| head` once `head` has exited: every write the command makes meets a broken pipe.
+fn run_with_closed_stdout(mut cmd: Command, stdin: &str) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(writer).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+/// A bare ledger (rules `none`) made by the binary, with one appended event.
+fn cli_ledger(dir: &Path) {
+    let out = run({
+        let mut c = zachetka();
+        c.args(["init", "--rules", "none", "--origin", ORIGIN, "--authority-did", &authority().did(), "--dir"])
+            .arg(dir);
+        c
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = zachetka();
+    c.args(["append", "--dir"]).arg(dir).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(grade(1, "learner/a", None).to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// `zachetka <cmd> | head` where head has already left: every printing command (audit aside,
+/// its printing is being rewritten) exits quietly with 141 (128 + SIGPIPE) instead of panicking.
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_for_every_printing_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger");
+    cli_ledger(&ledger);
+    let key_file = tmp.path().join("teacher.key");
+    std::fs::write(&key_file, teacher().to_key_file()).unwrap();
+    let personal = {
+        let mut c = zachetka();
+        c.args(["personal", "--dir"]).arg(&ledger).args(["put", "learner/a"]);
+        c.stdin(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(br#"{"name":"x"}"#).unwrap();
+        }
+        child.wait().unwrap()
+    };
+    assert!(personal.success());
+    let event = serde_json::json!({"ledger": ORIGIN, "stream": "learner/b", "type": "t", "data": {}}).to_string();
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "init",
+            vec![
+                "init".into(),
+                "--origin".into(),
+                "o.example".into(),
+                "--dir".into(),
+                tmp.path().join("new").display().to_string(),
+            ],
+            String::new(),
+        ),
+        ("keygen", vec!["keygen".into(), "--out".into(), tmp.path().join("k2").display().to_string()], String::new()),
+        ("sign", vec!["sign".into(), "--key".into(), key_file.display().to_string()], event),
+        (
+            "append",
+            vec!["append".into(), "--dir".into(), ledger.display().to_string()],
+            grade(2, "learner/a", None).to_string(),
+        ),
+        ("checkpoint", vec!["checkpoint".into(), "--dir".into(), ledger.display().to_string()], String::new()),
+        (
+            "prove",
+            ["prove", "--dir", &ledger.display().to_string(), "inclusion", "--leaf-index", "0", "--tree-size", "2"]
+                .map(String::from)
+                .to_vec(),
+            String::new(),
+        ),
+        (
+            "personal get",
+            ["personal", "--dir", &ledger.display().to_string(), "get", "learner/a"].map(String::from).to_vec(),
+            String::new(),
+        ),
+    ];
+    for (name, args, stdin) in cases {
+        let mut c = zachetka();
+        c.args(&args);
+        let out = run_with_closed_stdout(c, &stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{name}: {stderr}");
+        assert!(stderr.is_empty(), "{name} wrote to stderr: {stderr}");
+    }
+}
+
+/// Every file under `dir` with its bytes (sled's store included).
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn key_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "key"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `init` over a directory that already holds a ledger is refused and writes nothing: no fresh
+/// `authority.key` beside a ledger made with `--authority-did`, no new `ledger.key` where the
+/// store holds a ledger but the key file was moved away, existing key files untouched.
+#[test]
+fn a_refused_init_leaves_no_new_key_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    cli_ledger(&dir);
+    let init = |with_authority: bool| {
+        let mut c = zachetka();
+        c.args(["init", "--origin", ORIGIN, "--dir"]).arg(&dir);
+        if with_authority {
+            c.args(["--authority-did", &authority().did()]);
+        }
+        run(c)
+    };
+    let keys_before = key_files(&dir);
+    assert_eq!(keys_before.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["ledger.key"]);
+    for authority in [false, true] {
+        let out = init(authority);
+        assert_eq!(out.status.code(), Some(2), "refused");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already holds ledger"), "{out:?}");
+        assert_eq!(key_files(&dir), keys_before, "no key file written or changed (authority given: {authority})");
+    }
+    // The store holds a ledger, its key file is elsewhere: still refused, and no new key appears.
+    std::fs::rename(dir.join("ledger.key"), tmp.path().join("ledger.key.moved")).unwrap();
+    let before = snapshot(&dir);
+    for authority in [false, true] {
+        let out = init(authority);
+        assert_eq!(out.status.code(), Some(2), "refused");
+        assert!(key_files(&dir).is_empty(), "no fresh key beside a store that holds a ledger: {:?}", key_files(&dir));
+    }
+    assert_eq!(
+        snapshot(&dir).iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        before.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
+    );
+    // A refused init into a fresh directory (bad authority) creates no store either.
+    let fresh = tmp.path().join("fresh");
+    let mut c = zachetka();
+    c.args(["init", "--origin", ORIGIN, "--authority-did", "did:key:zNope", "--dir"]).arg(&fresh);
+    assert_eq!(run(c).status.code(), Some(2));
+    assert!(!fresh.join("store").exists() && !fresh.join("ledger.key").exists());
+}
