@@ -43,10 +43,31 @@ pub enum Code {
     Rule(&'static str),
     /// The sequencer queue is full: retry after the given delay (retryable).
     Busy,
-    /// The store failed; the ledger stopped writing and keeps serving reads.
+    /// The store could not be reached or read just now (a shared store's database is away):
+    /// retry after the given delay (retryable).
     Unavailable,
     /// This node serves a read replica: send appends to a node on the primary.
     ReadOnly,
+    /// A commit failed (the message says why, e.g. no space left on device): the ledger stopped
+    /// writing and keeps serving reads. No retry succeeds until an operator fixes the cause and
+    /// restarts the server (not retryable).
+    WritesStopped,
+    /// The request body did not arrive within the server's body timeout.
+    BodyTimeout,
+    /// `POST /v1/events` without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// A query parameter is missing, unknown in shape, or out of its type's range.
+    BadQuery,
+    /// A path parameter is malformed (not UTF-8, not a number where one is expected).
+    BadPath,
+    /// A stream name in a path is not 1-200 bytes of `[A-Za-z0-9._:/-]`.
+    StreamMalformed,
+    /// A proof asked for leaves or tree sizes outside the log.
+    ProofOutOfRange,
+    /// No such route, tile or resource.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
 }
 
 /// Rule codes that mean "this key has no right to write this": HTTP 403; other rule codes are
@@ -79,16 +100,25 @@ impl Code {
             | EventIdMalformed
             | AuthorMalformed
             | SignatureMalformed
-            | BatchTooLong => 400,
+            | BatchTooLong
+            | BadQuery
+            | BadPath
+            | StreamMalformed
+            | ProofOutOfRange => 400,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            BodyTimeout => 408,
+            UnsupportedMediaType => 415,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
             Rule(code) if RIGHTS_CODES.contains(&code) => 403,
             EventIdConflict | StreamVersionConflict => 409,
             WrongLedger | KeyWeak | SignatureInvalid | Rule(_) => 422,
-            Busy | Unavailable | ReadOnly => 503,
+            Busy | Unavailable | ReadOnly | WritesStopped => 503,
         }
     }
 
-    /// Whether the same request may succeed later unchanged.
+    /// Whether the same request may succeed later unchanged, without an operator's step: only
+    /// these answers carry `Retry-After`.
     pub fn retryable(self) -> bool {
         matches!(self, Code::Busy | Code::Unavailable)
     }
@@ -116,6 +146,15 @@ impl Code {
             Busy => "busy",
             Unavailable => "unavailable",
             ReadOnly => "read_only",
+            WritesStopped => "writes_stopped",
+            BodyTimeout => "body_timeout",
+            UnsupportedMediaType => "unsupported_media_type",
+            BadQuery => "bad_query",
+            BadPath => "bad_path",
+            StreamMalformed => "stream_malformed",
+            ProofOutOfRange => "proof_out_of_range",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
         }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::io::BufRead;
 use zachetka::ledger::{Ledger, Limits};
 use zachetka::merkle::{Hash, HashB64, MemoryTree};
+use zachetka::server::ServerConfig;
 
 pub(super) struct Server {
     pub(super) base: String,
@@ -13,10 +14,16 @@ pub(super) struct Server {
 }
 
 pub(super) fn serve(ledger: Ledger) -> Server {
+    serve_with(ledger, ServerConfig::default())
+}
+
+/// The real server loop (src/server.rs) on a loopback port, with `config`'s timeouts and cap.
+pub(super) fn serve_with(ledger: Ledger, config: ServerConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, zachetka::http::router(ledger)).await.unwrap() });
+    let router = zachetka::http::router(ledger);
+    rt.spawn(async move { zachetka::server::serve(listener, router, config, std::future::pending()).await.unwrap() });
     Server { base, _rt: rt }
 }
 
