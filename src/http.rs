@@ -62,7 +62,7 @@ pub fn router(ledger: Ledger) -> Router {
             refusal_response(&Refusal::new(Code::NotFound, format!("no route for {}", req.uri().path())))
         })
         .method_not_allowed_fallback(|req: Request| async move {
-            let msg = format!("{} is not a method of {}", req.method(), req.uri().path());
+            let msg = format!("method {} is not allowed on {}", req.method(), req.uri().path());
             refusal_response(&Refusal::new(Code::MethodNotAllowed, msg))
         })
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
