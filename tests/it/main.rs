@@ -9,6 +9,7 @@ mod personal;
 mod pipeline;
 mod postgres;
 mod rules;
+mod server;
 mod store_contract;
 mod support;
 mod vectors;
