@@ -195,3 +195,24 @@ fn a_huge_array_of_tiny_items_is_refused_without_memory_growing_with_it() {
     assert!(grown_mb < 200, "peak RSS grew by {grown_mb} MB for four refused 16 MiB requests");
     eprintln!("peak RSS grew by {grown_mb} MB (from {} MB)", before_kb / 1024);
 }
+
+/// Issue "[reliability]" item 12: the server now requires `Content-Type: application/json`;
+/// the CLI's `append --server` sends it (a receipt, not `unsupported_media_type`).
+#[test]
+fn the_cli_appends_through_a_server_as_json() {
+    let srv = ChildServer::spawn(1024, "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["append", "--server", &srv.base])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!("{}\n{}\n", grade(1, "learner/a", None), grade(2, "learner/a", None));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let seqs: Vec<u64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![0, 1], "{text}");
+}
