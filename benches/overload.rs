@@ -10,7 +10,7 @@
 //! admission and connections, not by the number of clients).
 //!
 //! Run: `cargo bench --bench overload -- [--submitters 12000] [--seconds 20] [--events 400000]
-//! [--rounds 1]`. Reports, per round and as medians over rounds: accepted events/s, the share
+//! [--rounds 1] [--honor-retry-after 1]` (0: a refused submitter retries at once). Reports, per round and as medians over rounds: accepted events/s, the share
 //! of `busy`, p50/p99 of all answers, of accepted answers and of `busy` answers (the time to a
 //! busy answer), connections the server closed, and the server's peak RSS (VmHWM).
 
@@ -136,7 +136,7 @@ fn p50_p99(v: &mut [f64]) -> (f64, f64) {
     (percentile(v, 0.5), percentile(v, 0.99))
 }
 
-fn round(bodies: Arc<Vec<Vec<u8>>>, submitters: usize, seconds: u64) -> Round {
+fn round(bodies: Arc<Vec<Vec<u8>>>, submitters: usize, seconds: u64, honor_retry_after: bool) -> Round {
     let server = Server::start();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let next = Arc::new(AtomicUsize::new(0));
@@ -164,7 +164,13 @@ fn round(bodies: Arc<Vec<Vec<u8>>>, submitters: usize, seconds: u64) -> Round {
                         }
                         let t = Instant::now();
                         match post(conn.as_mut().expect("connected above"), body).await {
-                            Some(a) => out.push((t.elapsed().as_secs_f64() * 1e3, a)),
+                            Some(a) => {
+                                out.push((t.elapsed().as_secs_f64() * 1e3, a));
+                                if a == Answer::Busy && honor_retry_after {
+                                    // What the refusal asks (Retry-After: 1), as a real client does.
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
                             None => {
                                 closed.fetch_add(1, Ordering::Relaxed);
                                 conn = None;
@@ -204,14 +210,15 @@ fn main() {
     let seconds = arg("--seconds", 20);
     let events = arg("--events", 400_000);
     let rounds = arg("--rounds", 1) as usize;
+    let honor_retry_after = arg("--honor-retry-after", 1) == 1;
     eprintln!("signing {events} events ...");
     let bodies: Arc<Vec<Vec<u8>>> =
         Arc::new(signed_events(&teachers(), 0, events).iter().map(|v| serde_json::to_vec(v).unwrap()).collect());
     let mut results = Vec::new();
     for r in 0..rounds {
-        let x = round(bodies.clone(), submitters, seconds);
+        let x = round(bodies.clone(), submitters, seconds, honor_retry_after);
         println!(
-            "round {r}: {submitters} submitters, {seconds} s: accepted {:.0} events/s, busy {:.1}%, answers p50 {:.1} ms p99 {:.1} ms, \
+            "round {r}: {submitters} submitters (honoring Retry-After: {honor_retry_after}), {seconds} s: accepted {:.0} events/s, busy {:.1}%, answers p50 {:.1} ms p99 {:.1} ms, \
              accepted p50 {:.1} ms p99 {:.1} ms, busy p50 {:.2} ms p99 {:.2} ms, other {}, connections closed {}, server peak RSS {:.0} MB",
             x.accepted_per_s,
             x.busy_share * 100.0,

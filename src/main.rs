@@ -626,7 +626,10 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
 }
 
 fn serve(ledger: Ledger, listen: &str, config: zachetka::server::ServerConfig) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
+    // admission bound and the connection cap already; 64 threads keep their stacks and
+    // per-thread allocator heaps from growing with the load (tokio's default is 512).
+    let rt = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build()?;
     rt.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
