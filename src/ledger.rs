@@ -18,7 +18,7 @@ use crate::time::Clock;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -51,6 +51,22 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self { batch_len_max: 8192, queue_depth_max: 1024, request_len_max: 10_000 }
+    }
+}
+
+impl Limits {
+    /// Most events admitted (being verified, queued, or waiting for their batch) at once through
+    /// [`Ledger::try_admit`]: four batches, about a second of work at the pipeline's rate, so an
+    /// admitted event is answered quickly and the rest hear `busy` at once; never less than one
+    /// whole request.
+    pub fn in_flight_events_max(&self) -> usize {
+        self.request_len_max.max(4 * self.batch_len_max)
+    }
+
+    /// Most requests admitted at once: the sequencer queue's depth, so admitted submissions never
+    /// find it full.
+    pub fn in_flight_requests_max(&self) -> usize {
+        self.queue_depth_max
     }
 }
 
@@ -97,6 +113,11 @@ struct Shared {
     head_watch: tokio::sync::watch::Sender<u64>,
     /// Set when a commit failed: the ledger stops writing and keeps serving reads.
     failed: AtomicBool,
+    /// Why writes stopped (the store's error), set before `failed`.
+    stop_reason: Mutex<Option<String>>,
+    /// Work admitted by [`Ledger::try_admit`] and not yet answered.
+    in_flight_events: AtomicUsize,
+    in_flight_requests: AtomicUsize,
     /// Whether the last append found a shared store unreachable (appends answer `unavailable`
     /// until it is back; the node recovers by itself).
     store_unavailable: AtomicBool,
@@ -105,6 +126,33 @@ struct Shared {
 }
 
 impl Shared {
+    /// Stops writes for good (until the ledger is reopened) because of `e`; the reason is
+    /// recorded before the flag, so whoever sees the flag can say why.
+    fn stop_writes(&self, e: &StoreError) {
+        self.stop_reason.lock().expect("stop reason lock").get_or_insert_with(|| e.to_string());
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn writes_stopped(&self) -> Option<String> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.stop_reason.lock().expect("stop reason lock").clone().unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// The refusal of every append once writes stopped: why, and that only a restart after
+    /// fixing the cause helps (not retryable, so no Retry-After).
+    fn writes_stopped_refusal(&self) -> Refusal {
+        let reason = self.writes_stopped().unwrap_or_else(|| "unknown".into());
+        Refusal::new(
+            Code::WritesStopped,
+            format!(
+                "writes stopped after a failed commit ({reason}); reads continue; no retry succeeds until an \
+                 operator fixes the cause and restarts the server"
+            ),
+        )
+    }
+
     /// Publishes a committed head to readers and feeds, unless a newer one is already out.
     fn publish(&self, head: TreeHead, note: Arc<Vec<u8>>) {
         let mut current = self.head.write().expect("head lock");
@@ -268,6 +316,9 @@ impl Ledger {
             head: RwLock::new(head),
             head_watch,
             failed: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+            in_flight_events: AtomicUsize::new(0),
+            in_flight_requests: AtomicUsize::new(0),
             store_unavailable: AtomicBool::new(false),
             queued: AtomicU64::new(0),
             limits,
@@ -305,6 +356,59 @@ impl Ledger {
         self.shared.failed.load(Ordering::SeqCst)
     }
 
+    /// Why writes stopped (the store's error, e.g. "no space left on device"), if they did.
+    pub fn writes_stopped(&self) -> Option<String> {
+        self.shared.writes_stopped()
+    }
+
+    /// Refuses appends this node cannot take now, whatever they hold: on a read replica, or
+    /// after writes stopped. Cheap; callers check it before admitting work.
+    pub fn check_accepting(&self) -> Result<(), Refusal> {
+        if self.shared.store.is_read_only() {
+            return Err(Refusal::new(
+                Code::ReadOnly,
+                "this node serves a read-only replica; send appends to a node on the primary",
+            ));
+        }
+        if self.is_failed() {
+            return Err(self.shared.writes_stopped_refusal());
+        }
+        Ok(())
+    }
+
+    /// Admits `events` events of one request for verification and appending, or refuses at
+    /// once with `busy` when [`Limits::in_flight_events_max`] events or
+    /// [`Limits::in_flight_requests_max`] requests are already in flight. Never waits. The
+    /// admission lasts until the returned guard is dropped (after the answer).
+    pub fn try_admit(&self, events: usize) -> Result<Admitted, Refusal> {
+        let limits = self.shared.limits;
+        let take = |counter: &AtomicUsize, n: usize, max: usize| {
+            counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| (cur + n <= max).then_some(cur + n)).is_ok()
+        };
+        if !take(&self.shared.in_flight_requests, 1, limits.in_flight_requests_max()) {
+            return Err(Refusal::new(
+                Code::Busy,
+                format!("{} requests are in flight, the limit; retry shortly", limits.in_flight_requests_max()),
+            ));
+        }
+        if !take(&self.shared.in_flight_events, events, limits.in_flight_events_max()) {
+            self.shared.in_flight_requests.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal::new(
+                Code::Busy,
+                format!(
+                    "{events} more events would exceed the {} in flight; retry shortly",
+                    limits.in_flight_events_max()
+                ),
+            ));
+        }
+        Ok(Admitted { shared: self.shared.clone(), events })
+    }
+
+    /// Events admitted by [`Ledger::try_admit`] and not yet answered.
+    pub fn in_flight_events(&self) -> usize {
+        self.shared.in_flight_events.load(Ordering::SeqCst)
+    }
+
     /// Whether the last append found the (shared) store unreachable.
     pub fn is_store_unavailable(&self) -> bool {
         self.shared.store_unavailable.load(Ordering::SeqCst)
@@ -337,28 +441,41 @@ impl Ledger {
     }
 
     /// Verifies the events (on the calling thread and rayon's pool) and queues the valid ones
-    /// for the sequencer. `Err` refuses the whole request (`busy`, `unavailable`, `batch_too_long`).
+    /// for the sequencer. `Err` refuses the whole request (`busy`, `read_only`,
+    /// `writes_stopped`, `unavailable`, `batch_too_long`).
     pub fn submit(&self, signed: Vec<serde_json::Value>) -> Result<Pending, Refusal> {
-        let n = signed.len();
+        self.check_request_len(signed.len())?;
+        self.check_accepting()?;
+        let verified = self.verify(signed);
+        self.enqueue(verified)
+    }
+
+    /// [`Ledger::submit`] for signed events still as JSON text (one `{"event":..,"sig":..}` per
+    /// slice): each is parsed once, strictly, by the core that verifies it, so a request is
+    /// never held as values all at once before its length is known.
+    pub fn submit_raw(&self, signed: &[&[u8]]) -> Result<Pending, Refusal> {
+        self.check_request_len(signed.len())?;
+        self.check_accepting()?;
+        let origin = self.shared.config.origin.as_str();
+        let keys = &self.shared.keys;
+        let verified =
+            signed.par_iter().with_min_len(16).map(|b| event::verify_signed_bytes(b, origin, keys)).collect();
+        self.enqueue(verified)
+    }
+
+    fn check_request_len(&self, n: usize) -> Result<(), Refusal> {
         if n > self.shared.limits.request_len_max {
             return Err(Refusal::new(
                 Code::BatchTooLong,
                 format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max),
             ));
         }
-        if self.shared.store.is_read_only() {
-            return Err(Refusal::new(
-                Code::ReadOnly,
-                "this node serves a read-only replica; send appends to a node on the primary",
-            ));
-        }
-        if self.is_failed() {
-            return Err(Refusal::new(
-                Code::Unavailable,
-                "a commit failed; the ledger stopped writing (reads continue)",
-            ));
-        }
-        let verified = self.verify(signed);
+        Ok(())
+    }
+
+    /// Queues the valid ones of verified events for the sequencer, refusals kept in place.
+    fn enqueue(&self, verified: Vec<Result<VerifiedEvent, Refusal>>) -> Result<Pending, Refusal> {
+        let n = verified.len();
         let mut results: Vec<Option<Result<Receipt, Refusal>>> = Vec::with_capacity(n);
         let mut valid = Vec::with_capacity(n);
         for v in verified {
@@ -449,6 +566,19 @@ impl Ledger {
             out.extend_from_slice(&e);
         }
         Ok(Some(out))
+    }
+}
+
+/// Work admitted by [`Ledger::try_admit`]; dropping it ends the admission.
+pub struct Admitted {
+    shared: Arc<Shared>,
+    events: usize,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared.in_flight_events.fetch_sub(self.events, Ordering::SeqCst);
+        self.shared.in_flight_requests.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -682,10 +812,12 @@ impl Sequencer {
                 self.shared.store.abort_append();
                 let transient = e.is_transient();
                 tracing::warn!(error = %e, transient, "couldn't begin an append");
-                if !transient {
-                    self.shared.failed.store(true, Ordering::SeqCst);
-                }
-                let refusal = Refusal::new(Code::Unavailable, format!("the store is unavailable: {e}"));
+                let refusal = if transient {
+                    Refusal::new(Code::Unavailable, format!("the store is unavailable: {e}"))
+                } else {
+                    self.shared.stop_writes(&e);
+                    self.shared.writes_stopped_refusal()
+                };
                 for sub in subs {
                     let _ = sub.reply.send(sub.events.iter().map(|_| Err(refusal.clone())).collect());
                 }
@@ -699,7 +831,7 @@ impl Sequencer {
                     shared.store_unavailable.store(true, Ordering::SeqCst);
                 } else {
                     tracing::error!(error = %e, "commit failed; the ledger stops writing");
-                    shared.failed.store(true, Ordering::SeqCst);
+                    shared.stop_writes(e);
                 }
             });
             match committed {
@@ -956,8 +1088,12 @@ impl Sequencer {
         for sub in subs {
             let mut outs = Vec::with_capacity(sub.events.len());
             for ev in sub.events {
-                if failure.is_some() || self.shared.failed.load(Ordering::SeqCst) {
+                if failure.is_some() {
                     outs.push(Outcome::Refused(Refusal::new(Code::Unavailable, "the ledger stopped writing")));
+                    continue;
+                }
+                if self.shared.failed.load(Ordering::SeqCst) {
+                    outs.push(Outcome::Refused(self.shared.writes_stopped_refusal()));
                     continue;
                 }
                 // `self.pending` is moved into the draft's view while the batch is assembled.
@@ -996,6 +1132,13 @@ impl Sequencer {
             }
         }
         let entries: &[BatchEntry] = batch.as_ref().map(|b| b.entries.as_slice()).unwrap_or(&[]);
+        // A failure stops writes unless it is a shared store's transient one (resynced next).
+        let stops = failure.as_ref().is_some_and(|e| !(e.is_transient() && store.is_shared()));
+        if let (true, Some(e)) = (stops, &failure) {
+            // Recorded before anyone is answered (the committer answers), so a client that hears
+            // `writes_stopped` finds the ledger stopped, with the reason.
+            self.shared.stop_writes(e);
+        }
         let replies = outcomes
             .into_iter()
             .map(|(reply, outs)| {
@@ -1003,7 +1146,8 @@ impl Sequencer {
                     .into_iter()
                     .map(|o| match o {
                         _ if failure.is_some() => match o {
-                            Outcome::Refused(r) if r.code != Code::Unavailable => Err(r),
+                            Outcome::Refused(r) if !matches!(r.code, Code::Unavailable | Code::WritesStopped) => Err(r),
+                            _ if stops => Err(self.shared.writes_stopped_refusal()),
                             _ => Err(Refusal::new(
                                 Code::Unavailable,
                                 "the commit failed; nothing of this batch was written",
@@ -1037,7 +1181,6 @@ impl Sequencer {
                 self.resync = true;
             } else {
                 tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");
-                self.shared.failed.store(true, Ordering::SeqCst);
             }
         } else if let Some(b) = &batch {
             self.next_seq = tree_size;
@@ -1060,7 +1203,7 @@ fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
     while let Ok(prepared) = rx.recv() {
         let _ = commit_prepared(shared, prepared, |e| {
             tracing::error!(error = %e, "commit failed; the ledger stops writing");
-            shared.failed.store(true, Ordering::SeqCst);
+            shared.stop_writes(e);
         });
     }
 }
@@ -1092,20 +1235,26 @@ fn commit_prepared(
     if let (Err(e), false) = (&result, stopped) {
         on_failure(e);
     }
+    // After `on_failure`: a failure that stopped writes says so; a transient one (a shared
+    // store's database away) is worth a retry.
+    let failed = match &result {
+        Ok(()) => None,
+        Err(_) if shared.failed.load(Ordering::SeqCst) => Some(shared.writes_stopped_refusal()),
+        Err(_) => Some(Refusal::new(
+            Code::Unavailable,
+            "the commit did not complete; retry: an event that was written returns its receipt",
+        )),
+    };
     for (reply, results) in replies {
-        let results = if result.is_ok() {
-            results
-        } else {
-            results
+        let results = match &failed {
+            None => results,
+            Some(refusal) => results
                 .into_iter()
                 .map(|r| match r {
-                    Err(r) if r.code != Code::Unavailable => Err(r),
-                    _ => Err(Refusal::new(
-                        Code::Unavailable,
-                        "the commit did not complete; retry: an event that was written returns its receipt",
-                    )),
+                    Err(r) if !matches!(r.code, Code::Unavailable | Code::WritesStopped) => Err(r),
+                    _ => Err(refusal.clone()),
                 })
-                .collect()
+                .collect(),
         };
         let _ = reply.send(results);
     }

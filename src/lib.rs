@@ -17,5 +17,6 @@ pub mod merkle;
 pub mod personal;
 pub mod refusal;
 pub mod rules;
+pub mod server;
 pub mod store;
 pub mod time;

@@ -92,6 +92,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8047")]
         listen: String,
+        #[command(flatten)]
+        server: ServeFlags,
     },
     /// Rebuild what is derived from the log: the store's index (event ids, stream positions,
     /// checkpoint offsets), from the log files alone. For an index you no longer trust; an
@@ -140,7 +142,40 @@ enum Command {
         /// Build only; do not serve.
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        server: ServeFlags,
     },
+}
+
+/// Connection limits of `serve` (src/server.rs).
+#[derive(Args)]
+struct ServeFlags {
+    /// Milliseconds from a request head's first byte to its end; slower clients are closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds from a request's start to its body's end; slower bodies are answered
+    /// `body_timeout` (408) and closed.
+    #[arg(long, default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// Milliseconds a connection may wait with no request in progress (new or kept alive).
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Most open connections, lowered to the open-file limit less 256 descriptors; at the cap
+    /// a new connection closes the oldest idle one.
+    #[arg(long, default_value_t = 4096)]
+    connections_max: usize,
+}
+
+impl ServeFlags {
+    fn config(&self) -> zachetka::server::ServerConfig {
+        use std::time::Duration;
+        zachetka::server::ServerConfig {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            connections_max: self.connections_max,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -446,6 +481,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     let url = format!("{}/v1/events", server.trim_end_matches('/'));
                     for_each_input(&files, |events| {
                         for chunk in events.chunks(1000) {
+                            // send_json sets `Content-Type: application/json`, which the server requires.
                             let resp = ureq::post(&url).send_json(serde_json::Value::Array(chunk.to_vec()));
                             let body: serde_json::Value = match resp {
                                 Ok(r) => r.into_json()?,
@@ -521,7 +557,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen } => serve(open_ledger(&dir, db)?, &listen)?,
+        Command::Serve { dir, listen, server } => serve(open_ledger(&dir, db)?, &listen, server.config())?,
         Command::Rebuild { dir } => {
             if db.is_some() {
                 bail!("a PostgreSQL store keeps its indexes in the database; there is nothing to rebuild");
@@ -587,7 +623,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve } => {
+        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init(&dir, db, &origin, Some(authority), "education")?;
@@ -599,7 +635,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             build_demo(&ledger, zachetka::demo::DemoSize { learners, teachers, events })?;
             if !no_serve {
-                serve(ledger, &listen)?;
+                serve(ledger, &listen, server.config())?;
             }
         }
     }
@@ -682,8 +718,11 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     Ok(())
 }
 
-fn serve(ledger: Ledger, listen: &str) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+fn serve(ledger: Ledger, listen: &str, config: zachetka::server::ServerConfig) -> Result<()> {
+    // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
+    // admission bound and the connection cap already; 64 threads keep their stacks and
+    // per-thread allocator heaps from growing with the load (tokio's default is 512).
+    let rt = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build()?;
     rt.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
@@ -694,11 +733,10 @@ fn serve(ledger: Ledger, listen: &str) -> Result<()> {
             zachetka::http::head_summary(&ledger)
         );
         eprintln!("verifier key: {}", ledger.config().verifier_key);
-        axum::serve(listener, zachetka::http::router(ledger))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        zachetka::server::serve(listener, zachetka::http::router(ledger), config, shutdown).await?;
         Ok(())
     })
 }

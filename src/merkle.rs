@@ -277,7 +277,8 @@ pub fn read_hash_tile(
     }
     // Hashes at this level of the tree cover 2^(8*level) leaves each; the tree has this many.
     let level_len = tree_size >> (u32::from(TILE_HEIGHT) * u32::from(level));
-    let start = index.checked_mul(TILE_WIDTH).ok_or(ProofError::Invalid)?;
+    // An index too large for any tree is a tile that does not exist, not an error.
+    let Some(start) = index.checked_mul(TILE_WIDTH) else { return Ok(None) };
     if start.checked_add(width).is_none_or(|end| end > level_len) {
         return Ok(None);
     }

@@ -46,10 +46,33 @@ pub enum Code {
     Rule(&'static str),
     /// The sequencer queue is full: retry after the given delay (retryable).
     Busy,
-    /// The store failed; the ledger stopped writing and keeps serving reads.
+    /// The store could not be reached or read just now (a shared store's database is away):
+    /// retry after the given delay (retryable).
     Unavailable,
+    /// Stored data failed its check when read (an entry that does not hash to its stored leaf
+    /// hash, an offset outside the log): the message names the position. Not retryable; the
+    /// operator restores the damaged file (README, Operations) and runs the audit.
+    StoreCorrupt,
     /// This node serves a read replica: send appends to a node on the primary.
     ReadOnly,
+    /// A commit failed (the message says why, e.g. no space left on device): the ledger stopped
+    /// writing and keeps serving reads. No retry succeeds until an operator fixes the cause and
+    /// restarts the server (not retryable).
+    WritesStopped,
+    /// The request body did not arrive within the server's body timeout.
+    BodyTimeout,
+    /// `POST /v1/events` without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// A query parameter is missing, unknown in shape, or out of its type's range.
+    BadQuery,
+    /// A path parameter is malformed (not UTF-8, not a number where one is expected).
+    BadPath,
+    /// A proof asked for leaves or tree sizes outside the log.
+    ProofOutOfRange,
+    /// No such route, tile or resource.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
 }
 
 /// Rule codes that mean "this key has no right to write this": HTTP 403; other rule codes are
@@ -82,17 +105,26 @@ impl Code {
             | EventIdMalformed
             | AuthorMalformed
             | SignatureMalformed
+            | BatchTooLong
+            | BadQuery
+            | BadPath
             | StreamMalformed
-            | BatchTooLong => 400,
+            | ProofOutOfRange => 400,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            BodyTimeout => 408,
+            UnsupportedMediaType => 415,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
             Rule(code) if RIGHTS_CODES.contains(&code) => 403,
             EventIdConflict | StreamVersionConflict => 409,
             WrongLedger | KeyWeak | SignatureInvalid | Rule(_) => 422,
-            Busy | Unavailable | ReadOnly => 503,
+            StoreCorrupt => 500,
+            Busy | Unavailable | ReadOnly | WritesStopped => 503,
         }
     }
 
-    /// Whether the same request may succeed later unchanged.
+    /// Whether the same request may succeed later unchanged, without an operator's step: only
+    /// these answers carry `Retry-After`.
     pub fn retryable(self) -> bool {
         matches!(self, Code::Busy | Code::Unavailable)
     }
@@ -120,7 +152,16 @@ impl Code {
             Rule(code) => code,
             Busy => "busy",
             Unavailable => "unavailable",
+            StoreCorrupt => "store_corrupt",
             ReadOnly => "read_only",
+            WritesStopped => "writes_stopped",
+            BodyTimeout => "body_timeout",
+            UnsupportedMediaType => "unsupported_media_type",
+            BadQuery => "bad_query",
+            BadPath => "bad_path",
+            ProofOutOfRange => "proof_out_of_range",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
         }
     }
 }

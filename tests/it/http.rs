@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::io::BufRead;
 use zachetka::ledger::{Ledger, Limits};
 use zachetka::merkle::{Hash, HashB64, MemoryTree};
+use zachetka::server::ServerConfig;
 
 pub(super) struct Server {
     pub(super) base: String,
@@ -13,10 +14,16 @@ pub(super) struct Server {
 }
 
 pub(super) fn serve(ledger: Ledger) -> Server {
+    serve_with(ledger, ServerConfig::default())
+}
+
+/// The real server loop (src/server.rs) on a loopback port, with `config`'s timeouts and cap.
+pub(super) fn serve_with(ledger: Ledger, config: ServerConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, zachetka::http::router(ledger)).await.unwrap() });
+    let router = zachetka::http::router(ledger);
+    rt.spawn(async move { zachetka::server::serve(listener, router, config, std::future::pending()).await.unwrap() });
     Server { base, _rt: rt }
 }
 
@@ -363,4 +370,178 @@ fn stream_names_with_dot_segments_are_refused_on_append_and_read() {
         let (s, r) = get_raw(&srv.base, &format!("/v1/streams/{path}"));
         assert_eq!((s, r["code"].as_str()), (400, Some("stream_malformed")), "{path}: {r}");
     }
+}
+
+/// Any method and path, with an optional content type; (status, content type, body).
+fn request(base: &str, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, String, Value) {
+    let mut req = ureq::request(method, &format!("{base}{path}"));
+    if let Some(ct) = content_type {
+        req = req.set("content-type", ct);
+    }
+    let resp = match if method == "GET" { req.call() } else { req.send_string(body) } {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let (status, ct) = (resp.status(), resp.content_type().to_owned());
+    let text = resp.into_string().unwrap();
+    (status, ct, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}")))
+}
+
+/// Issue "[reliability]" item 12: bad queries, paths, routes, methods and content types were
+/// plain text without a code, and a tile index past any tree was 503.
+#[test]
+fn every_bad_request_is_refused_as_json_with_a_code() {
+    let (_d, ledger) = temp_ledger();
+    assert!(ledger.append_blocking(vec![grade(1, "learner/a", None)])[0].is_ok());
+    let srv = serve(ledger);
+    let event = grade(2, "learner/a", None).to_string();
+    // method, path, content type, body, status, code
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+    let rows: [Row; 18] = [
+        ("GET", "/v1/entries?from=-1", None, "", 400, "bad_query"),
+        ("GET", "/v1/entries?limit=many", None, "", 400, "bad_query"),
+        ("GET", "/v1/proofs/inclusion?leaf_index=x&tree_size=1", None, "", 400, "bad_query"),
+        ("GET", "/v1/proofs/inclusion", None, "", 400, "bad_query"),
+        ("GET", "/v1/proofs/consistency?first=1", None, "", 400, "bad_query"),
+        ("GET", "/v1/proofs/consistency?first=1&second=99999999999999999999999", None, "", 400, "bad_query"),
+        ("GET", "/v1/streams/learner/a?from_version=-2", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?from=abc", None, "", 400, "bad_query"),
+        ("GET", "/v1/streams/bad%20name", None, "", 400, "stream_malformed"),
+        ("GET", "/v1/streams/%FF%FE", None, "", 400, "bad_path"),
+        ("GET", "/tile/0/x072/x057/x594/x037/x927/935", None, "", 404, "not_found"),
+        ("GET", "/tile/5/x072/x057/x594/x037/x927/935.p/3", None, "", 404, "not_found"),
+        ("GET", "/no/such/route", None, "", 404, "not_found"),
+        ("DELETE", "/v1/events", None, "", 405, "method_not_allowed"),
+        ("GET", "/v1/events", None, "", 405, "method_not_allowed"),
+        ("POST", "/v1/events", Some("text/plain"), &event, 415, "unsupported_media_type"),
+        ("POST", "/v1/events", None, &event, 415, "unsupported_media_type"),
+        ("POST", "/v1/events", Some("application/x-www-form-urlencoded"), &event, 415, "unsupported_media_type"),
+    ];
+    for (method, path, ct, body, status, code) in rows {
+        let (s, got_ct, v) = request(&srv.base, method, path, ct, body);
+        assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{method} {path}: {v}");
+        assert_eq!(got_ct, "application/json", "{method} {path}");
+        let message = v["message"].as_str().unwrap_or_else(|| panic!("{method} {path}: {v}"));
+        assert!(!message.is_empty() && message.starts_with(|c: char| !c.is_uppercase()), "{method} {path}: {message}");
+    }
+    // JSON with parameters is JSON.
+    let (s, _, v) = request(&srv.base, "POST", "/v1/events", Some("application/json; charset=utf-8"), &event);
+    assert_eq!((s, v["seq"].as_u64()), (200, Some(1)), "{v}");
+}
+
+/// Issue "[reliability]" item 9: a failed commit (the disk full) answered "retry" forever. It
+/// answers `writes_stopped` with the store's error and no Retry-After, and /v1/status and
+/// /metrics say so and why.
+#[test]
+fn a_failed_commit_answers_writes_stopped_with_its_reason_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(FaultStore::new(new_store(dir.path())));
+    let ledger = open_ledger(store.clone(), Limits::default());
+    let srv = serve(ledger);
+    let (s, _, _) = post(&srv.base, &grade(1, "learner/a", None).to_string());
+    assert_eq!(s, 200);
+    store.set(Fault::FailBeforeWrite);
+    for n in [2, 3] {
+        // The batch whose commit failed, then any later append: the same answer.
+        let (s, r, retry) = post(&srv.base, &grade(n, "learner/a", None).to_string());
+        assert_eq!((s, r["code"].as_str(), retry), (503, Some("writes_stopped"), None), "{r}");
+        let message = r["message"].as_str().unwrap();
+        assert!(message.contains("injected: disk full") && message.contains("restart"), "{message}");
+    }
+    let (s, status) = get_json(&srv.base, "/v1/status");
+    assert_eq!(s, 200);
+    assert_eq!((&status["writes_stopped"], &status["accepting_appends"]), (&json!(true), &json!(false)), "{status}");
+    assert!(status["writes_stopped_reason"].as_str().unwrap().contains("injected: disk full"), "{status}");
+    let (_, m) = get(&srv.base, "/metrics");
+    let m = String::from_utf8(m).unwrap();
+    assert!(m.contains("zachetka_writes_stopped 1"), "{m}");
+    assert!(m.contains("zachetka_writes_stopped_reason{reason=\"") && m.contains("injected: disk full"), "{m}");
+    // Reads continue.
+    assert_eq!(get_json(&srv.base, "/v1/entries?from=0").1["tree_size"], 1);
+}
+
+/// Issue "[reliability]" item 8: overload was queued without bound and `busy` was decided only
+/// after verification. With the sequencer held, the admission bound (requests in flight =
+/// the queue depth) fills, and every other submitter hears `busy` with Retry-After at once,
+/// before its events are verified (an invalid signature is not even looked at).
+#[test]
+fn overload_beyond_the_admission_bound_is_refused_busy_before_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, entered_rx, release_tx) = blocking_store(dir.path());
+    let limits = Limits { queue_depth_max: 2, ..Limits::default() };
+    assert_eq!(limits.in_flight_requests_max(), 2);
+    let srv = serve(open_ledger(store.clone(), limits));
+    let base = srv.base.clone();
+    let first = std::thread::spawn(move || post(&base, &grade(1, "s/a", None).to_string()));
+    entered_rx.recv().unwrap();
+    // 32 concurrent submitters: one more fits the bound and waits; 31 are refused at once.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..32u64 {
+        let (base, tx) = (srv.base.clone(), tx.clone());
+        std::thread::spawn(move || tx.send(post(&base, &grade(100 + i, &format!("s/{i}"), None).to_string())));
+    }
+    let timeout = std::time::Duration::from_secs(60); // a failure guard, not synchronization
+    for _ in 0..31 {
+        let (s, r, retry) =
+            rx.recv_timeout(timeout).expect("a refused submitter is answered while the sequencer is held");
+        assert_eq!((s, r["code"].as_str(), retry.as_deref()), (503, Some("busy"), Some("1")), "{r}");
+    }
+    let mut bad = grade(200, "s/b", None);
+    bad["event"]["data"]["mark"] = json!(2);
+    let (s, r, _) = post(&srv.base, &bad.to_string());
+    assert_eq!((s, r["code"].as_str()), (503, Some("busy")), "refused before verification: {r}");
+    store.set(Fault::None);
+    release_tx.send(()).unwrap();
+    assert_eq!(first.join().unwrap().0, 200);
+    let (s, r, _) = rx.recv_timeout(timeout).unwrap();
+    assert_eq!(s, 200, "the admitted submitter is answered once the sequencer moves: {r}");
+    let (_, m) = get(&srv.base, "/metrics");
+    let m = String::from_utf8(m).unwrap();
+    assert!(m.contains("zachetka_requests_busy_total 32") && m.contains("zachetka_in_flight_events 0"), "{m}");
+    // The bound frees with the answers: the refused can retry.
+    assert_eq!(post(&srv.base, &grade(100, "s/0", None).to_string()).0, 200);
+}
+
+/// Issue "[reliability]" item 4: a damaged entry below the head was served with 200, and an
+/// offset splitting a UTF-8 character made the handler panic. Every read checks each entry
+/// against its stored leaf hash and answers damage with 500 `store_corrupt` naming the entry;
+/// stored bytes that are not UTF-8 (even with a matching stored hash) are refused, not a panic.
+#[test]
+fn damaged_entries_are_refused_on_read_with_their_position() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let ledger = open_ledger(store.clone(), Limits::default());
+    let events: Vec<Value> = (0..8).map(|i| grade(i, "learner/a", None)).collect();
+    assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+    let srv = serve(ledger);
+    let paths = store.paths();
+    let entries = std::fs::OpenOptions::new().read(true).write(true).open(&paths.entries).unwrap();
+    let (at, len) = store.entry_span(3).unwrap();
+    let mut original = vec![0u8; len as usize];
+    entries.read_exact_at(&mut original, at).unwrap();
+    let mut damaged = original.clone();
+    damaged[40] ^= 0x01;
+    entries.write_all_at(&damaged, at).unwrap();
+    for path in
+        ["/v1/entries?from=0&limit=8", "/v1/entries?from=3&limit=1", "/tile/entries/000.p/8", "/v1/streams/learner/a"]
+    {
+        let (s, r) = get_json(&srv.base, path);
+        assert_eq!((s, r["code"].as_str()), (500, Some("store_corrupt")), "{path}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("at 3"), "{path}: {r}");
+    }
+    let (s, _) = get_json(&srv.base, "/v1/entries?from=4&limit=4");
+    assert_eq!(s, 200, "the entries after it are still served");
+    // Bytes that are not UTF-8, whose stored leaf hash is made to match: refused, not a panic.
+    let mut not_utf8 = original.clone();
+    not_utf8[40] = 0xff;
+    entries.write_all_at(&not_utf8, at).unwrap();
+    let hashes = std::fs::OpenOptions::new().write(true).open(&paths.hashes).unwrap();
+    let leaf = zachetka::merkle::leaf_hash(&not_utf8);
+    hashes.write_all_at(&leaf.0, zachetka::merkle::stored_hash_index_of_leaf(3) * 32).unwrap();
+    let (s, r) = get_json(&srv.base, "/v1/entries?from=3&limit=1");
+    assert_eq!((s, r["code"].as_str()), (500, Some("store_corrupt")), "{r}");
+    let (s, _) = get_json(&srv.base, "/v1/status");
+    assert_eq!(s, 200, "the server is still up");
 }

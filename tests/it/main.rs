@@ -10,6 +10,7 @@ mod pipeline;
 mod postgres;
 mod recovery;
 mod rules;
+mod server;
 mod store_contract;
 mod support;
 mod vectors;

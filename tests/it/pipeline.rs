@@ -197,14 +197,20 @@ fn store_faults_never_lose_an_acknowledged_entry() {
         assert!(acked.iter().all(Result::is_ok));
         store.set(row.fault);
         let r = ledger.append_blocking(vec![grade(3, "s/a", None), grade(4, "s/c", None)]);
-        assert_eq!(codes(&r), vec![Some(Code::Unavailable); 2], "{:?}", row.fault);
+        // Not `unavailable` ("retry"): no retry can work until a restart, and the answer says why.
+        assert_eq!(codes(&r), vec![Some(Code::WritesStopped); 2], "{:?}", row.fault);
+        let message = &r[0].as_ref().unwrap_err().message;
+        assert!(message.contains("injected:") && message.contains("restart"), "{message}");
+        assert!(!Code::WritesStopped.retryable());
         assert!(ledger.is_failed(), "a failed commit stops writes");
+        assert!(ledger.writes_stopped().is_some_and(|why| why.contains("injected:")), "{:?}", row.fault);
         // Reads continue.
         assert_eq!(ledger.head().0.tree_size, 2);
         assert_eq!(ledger.entries(0, 10).unwrap().len(), 2);
         store.set(Fault::None);
         let again = ledger.submit(vec![grade(5, "s/a", None)]).err().unwrap();
-        assert_eq!(again.code, Code::Unavailable, "no writes after a failed commit until reopened");
+        assert_eq!(again.code, Code::WritesStopped, "no writes after a failed commit until reopened");
+        assert!(again.message.contains("injected:"), "{}", again.message);
         drop(ledger);
         drop(store);
         // Reopen: the acknowledged prefix, plus possibly the unacknowledged batch whole.
