@@ -10,7 +10,7 @@
 
 use crate::event::{sign_event_owned, uuid_v7};
 use crate::keys::KeyPair;
-use crate::time::{civil_from_days, days_from_civil, format_rfc3339};
+use crate::time::{days_from_civil, format_rfc3339};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -103,7 +103,7 @@ fn mix(origin: &str, tag: &str, a: u64, b: u64) -> [u8; 32] {
     s.finalize().into()
 }
 
-fn day(y: i64, m: i64, d: i64) -> i64 {
+fn day(y: i64, m: u32, d: u32) -> i64 {
     days_from_civil(y, m, d)
 }
 
@@ -114,8 +114,7 @@ fn instant(day: i64, minutes: i64) -> i64 {
 }
 
 fn date(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    crate::time::format_date(day)
 }
 
 fn year_month(months: i64) -> String {
@@ -597,7 +596,7 @@ impl DemoRegion {
                 let d = day(2026, 9, 2) + (k * 210 / n_apps) as i64;
                 let at = instant(d, 5 * 60 + i64::from(h[0]));
                 let birth = 2022 * 12 + 2 + i64::from(h[1] % 40);
-                let (young, _) = zachetka_projections::time::age_months_on_sept1(
+                let (young, _) = zachetka_formats::time::age_months_on_sept1(
                     (birth.div_euclid(12), (birth.rem_euclid(12) + 1) as u32),
                     2027,
                 );

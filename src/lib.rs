@@ -5,18 +5,15 @@
 //! acknowledged append returns), *refusal* (a stable code and a message).
 #![forbid(unsafe_code)]
 
+// The formats live in `zachetka-formats` (what a verifier embeds); re-exported under their old
+// paths, so `zachetka::event` and `crate::event` name the same modules.
+pub use zachetka_formats::{checkpoint, event, jcs, keys, merkle, refusal, time};
+
 pub mod audit;
-pub mod checkpoint;
 pub mod demo;
-pub mod event;
 pub mod http;
-pub mod jcs;
-pub mod keys;
 pub mod ledger;
-pub mod merkle;
 pub mod personal;
-pub mod refusal;
 pub mod rules;
 pub mod server;
 pub mod store;
-pub mod time;

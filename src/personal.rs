@@ -214,31 +214,21 @@ impl PersonalStore {
     /// removes sled's files, which held every key beside its ciphertext.
     fn migrate_sled(&self) -> Result<(), PersonalError> {
         let fail = |reason: String| PersonalError::Migration { path: self.dir.clone(), reason };
-        {
-            let db =
-                crate::store::sled::open_sled(&sled::Config::new().path(&self.dir)).map_err(|e| fail(e.to_string()))?;
-            let (old_keys, old_records) = match (db.open_tree("keys"), db.open_tree("records")) {
-                (Ok(k), Ok(r)) => (k, r),
-                (Err(e), _) | (_, Err(e)) => return Err(fail(e.to_string())),
-            };
-            for item in old_keys.iter() {
-                let (subject, key) = item.map_err(|e| fail(e.to_string()))?;
-                let subject = String::from_utf8(subject.to_vec()).map_err(|_| fail("a subject is not UTF-8".into()))?;
-                let Some(stored) = old_records.get(&subject).map_err(|e| fail(e.to_string()))? else { continue };
-                if key.len() != KEY_LEN || stored.len() < NONCE_LEN {
-                    return Err(fail(format!("the key or record of {subject} has the wrong length")));
-                }
-                let plaintext = ChaCha20Poly1305::new(Key::from_slice(&key))
-                    .decrypt(
-                        Nonce::from_slice(&stored[..NONCE_LEN]),
-                        Payload { msg: &stored[NONCE_LEN..], aad: subject.as_bytes() },
-                    )
-                    .map_err(|_| fail(format!("the record of {subject} does not decrypt")))?;
-                let record: Value = serde_json::from_slice(&plaintext).map_err(|e| fail(e.to_string()))?;
-                // The store's lock is held by `open`, our caller: put's own lock would wait on it.
-                Self::check_subject(&subject)?;
-                self.put_locked(&subject, &record)?;
+        for (subject, key, stored) in crate::store::sled::legacy_personal_records(&self.dir).map_err(fail)? {
+            let subject = String::from_utf8(subject).map_err(|_| fail("a subject is not UTF-8".into()))?;
+            if key.len() != KEY_LEN || stored.len() < NONCE_LEN {
+                return Err(fail(format!("the key or record of {subject} has the wrong length")));
             }
+            let plaintext = ChaCha20Poly1305::new(Key::from_slice(&key))
+                .decrypt(
+                    Nonce::from_slice(&stored[..NONCE_LEN]),
+                    Payload { msg: &stored[NONCE_LEN..], aad: subject.as_bytes() },
+                )
+                .map_err(|_| fail(format!("the record of {subject} does not decrypt")))?;
+            let record: Value = serde_json::from_slice(&plaintext).map_err(|e| fail(e.to_string()))?;
+            // The store's lock is held by `open`, our caller: put's own lock would wait on it.
+            Self::check_subject(&subject)?;
+            self.put_locked(&subject, &record)?;
         }
         for entry in std::fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
             let entry = entry.map_err(io_err("list", &self.dir))?;

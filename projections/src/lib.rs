@@ -12,7 +12,8 @@ mod enrolment;
 mod journal;
 mod portfolio;
 mod queue;
-pub mod time;
+/// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
+pub use zachetka_formats::time;
 pub mod vocabulary;
 
 pub use attestation::{CategoryHeld, TeacherStatus};

@@ -344,6 +344,25 @@ fn sled_config(path: &Path) -> sled::Config {
     sled::Config::new().path(path).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput)
 }
 
+/// (subject, key, sealed record) of the personal-data store's earlier layout.
+pub type LegacyPersonal = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The (subject, key, sealed record) pairs of the personal-data store's earlier layout, one sled
+/// database in `dir` (for its migration in `personal.rs`; only the store modules know sled).
+pub fn legacy_personal_records(dir: &Path) -> Result<Vec<LegacyPersonal>, String> {
+    let db = open_sled(&sled::Config::new().path(dir)).map_err(|e| e.to_string())?;
+    let keys = db.open_tree("keys").map_err(|e| e.to_string())?;
+    let records = db.open_tree("records").map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for item in keys.iter() {
+        let (subject, key) = item.map_err(|e| e.to_string())?;
+        if let Some(stored) = records.get(&subject).map_err(|e| e.to_string())? {
+            out.push((subject.to_vec(), key.to_vec(), stored.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
 /// The files of a store directory (for tests that play the attacker, and for operators).
 #[derive(Debug, Clone)]
 pub struct StorePaths {

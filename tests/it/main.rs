@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod demo;
 mod http;
+mod layout;
 mod personal;
 mod pipeline;
 mod postgres;

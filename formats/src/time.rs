@@ -1,5 +1,62 @@
-//! Calendar arithmetic for the rules: RFC 3339 instants and civil dates as integers (no floats).
-//! Not a clock: the rules never read the system time; every time they use comes from an event.
+//! Time, the one implementation: the RFC 3339 grammar of events and entries (`occurred_at`,
+//! `recorded_at`: UTC, `Z`), instants with fractions and offsets for the rules, the proleptic
+//! Gregorian calendar as integers (no floats), and an injectable clock so tests decide what
+//! "now" is. The rules never read the clock: every time they use comes from an event.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Where `recorded_at` comes from. Injected so tests and vectors are reproducible.
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
+    fn now_unix(&self) -> i64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+}
+
+/// A clock that stands still until told to move (tests).
+#[derive(Clone, Default)]
+pub struct FixedClock(pub Arc<AtomicI64>);
+
+impl FixedClock {
+    pub fn at(unix: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(unix)))
+    }
+    pub fn set(&self, unix: i64) {
+        self.0.store(unix, Ordering::SeqCst)
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Parses the UTC form our events and entries carry, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, into Unix
+/// seconds; the fraction (1 to 9 digits) is checked and dropped. The grammar is
+/// [`parse_instant`]'s, with the offset fixed to `Z`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if !s.ends_with('Z') {
+        return None;
+    }
+    Some(parse_instant(s)?.div_euclid(NANOS_PER_SEC) as i64)
+}
 
 /// Nanoseconds since the Unix epoch (UTC). `i128` so that fractions up to 9 digits never round.
 pub type Nanos = i128;
@@ -169,6 +226,28 @@ pub fn age_months_on_sept1(birth: (i64, u32), year: i64) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_and_parses() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        let t = parse_rfc3339("2026-11-23T08:00:01Z").unwrap();
+        assert_eq!(format_rfc3339(t), "2026-11-23T08:00:01Z");
+        assert_eq!(parse_rfc3339("2024-02-29T23:59:59.123Z"), Some(parse_rfc3339("2024-02-29T23:59:59Z").unwrap()));
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2026-11-23 08:00:01Z",
+            "2026-11-23T08:00:01+03:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T08:00:01.Z",
+            "2026-11-23T24:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        for days in [-1000, 0, 1, 19_000, 20_780, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
 
     #[test]
     fn civil_round_trip() {
