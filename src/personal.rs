@@ -194,7 +194,8 @@ impl PersonalStore {
         Ok(had_key || had_record)
     }
 
-    /// The sealed bytes stored for `subject` (for tests and backups: ciphertext only).
+    /// The sealed bytes stored for `subject` (for tests: ciphertext only).
+    #[cfg(feature = "testing")]
     pub fn sealed(&self, subject: &str) -> Result<Option<Vec<u8>>, PersonalError> {
         Self::check_subject(subject)?;
         let _lock = self.lock()?;
@@ -202,7 +203,7 @@ impl PersonalStore {
     }
 
     /// The key stored for `subject`: for tests that look for it where it must not be.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn key_for_tests(&self, subject: &str) -> Result<Option<Vec<u8>>, PersonalError> {
         Self::check_subject(subject)?;
         let _lock = self.lock()?;

@@ -153,7 +153,7 @@ pub struct KeyCache {
 
 impl Default for KeyCache {
     fn default() -> Self {
-        Self::with_table_after(TABLE_AFTER_USES)
+        Self::new(TABLE_AFTER_USES)
     }
 }
 
@@ -168,7 +168,12 @@ const TABLES_MAX: usize = 4096;
 impl KeyCache {
     /// A cache that builds a key's table after `uses` verifications (0: at once; tests use it to
     /// drive every signature through the table path).
+    #[cfg(feature = "testing")]
     pub fn with_table_after(uses: u32) -> Self {
+        Self::new(uses)
+    }
+
+    fn new(uses: u32) -> Self {
         Self { keys: RwLock::new(HashMap::new()), tables: AtomicUsize::new(0), table_after_uses: uses }
     }
 

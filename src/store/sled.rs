@@ -700,11 +700,6 @@ impl SledStore {
         StorePaths::of(&self.dir)
     }
 
-    /// The underlying sled index, for fault-injection tests.
-    pub fn raw(&self) -> &sled::Db {
-        &self.db
-    }
-
     /// Where entry `seq` lies in `entries.dat`: (offset, length).
     pub fn entry_span(&self, seq: u64) -> Result<(u64, u64), StoreError> {
         let ext = self.extent();
