@@ -80,8 +80,8 @@ const CHUNK_LEN: u64 = 4096;
 struct Accepted(HashMap<String, (String, String)>);
 
 impl crate::rules::Lookup for Accepted {
-    fn event(&self, id: &str) -> Option<(String, String)> {
-        self.0.get(id).cloned()
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, crate::rules::LookupError> {
+        Ok(self.0.get(id).cloned())
     }
 }
 
@@ -231,18 +231,20 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
                     if let (Some(rules), Ok(())) = (rules.as_mut(), &c.signature) {
                         match crate::rules::envelope(seq, &p.event) {
                             None => report.push(at.clone(), "event_invalid", "the event lacks an envelope field"),
-                            Some(env) => match rules.check(&env, &accepted) {
+                            Some(env) => match rules.check_and_apply(&env, &accepted) {
                                 Ok(()) => {
-                                    rules.apply(&env);
                                     accepted
                                         .0
                                         .insert(env.id.to_owned(), (env.stream.to_owned(), env.event_type.to_owned()));
                                 }
-                                Err(r) => report.push(
+                                Err(crate::rules::RuleError::Refused(r)) => report.push(
                                     at.clone(),
                                     r.code,
                                     format!("the rules refuse this entry: {}", r.message),
                                 ),
+                                Err(crate::rules::RuleError::Lookup(e)) => {
+                                    unreachable!("the audit's lookup is in memory and always answers: {e}")
+                                }
                             },
                         }
                     }

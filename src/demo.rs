@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
-use zachetka_projections::RegionConfig;
+use zachetka_rules::RegionConfig;
 
 /// Sizes of a demo region. The structural events (set-up, queues, enrolment, clubs, attestation,
 /// term grades, documents) scale with `learners` and `teachers`; `events` is the streamed journal.

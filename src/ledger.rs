@@ -678,15 +678,17 @@ impl Draft<'_> {
     }
 }
 
+/// The rules' lookup during admission: this batch, then the pending (uncommitted) batches, then
+/// the store's id index. A store error is passed on as an error, never as "no such event".
 impl crate::rules::Lookup for Draft<'_> {
-    fn event(&self, id: &str) -> Option<(String, String)> {
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, crate::rules::LookupError> {
         if let Some(k) = self.kinds.get(id) {
-            return Some(k.clone());
+            return Ok(Some(k.clone()));
         }
         if let Some(k) = self.pending.iter().rev().find_map(|p| p.kinds.get(id)) {
-            return Some(k.clone());
+            return Ok(Some(k.clone()));
         }
-        crate::rules::store_lookup(self.store, id)
+        crate::rules::Lookup::event(&crate::rules::StoreLookup(self.store), id)
     }
 }
 
@@ -911,7 +913,7 @@ impl Sequencer {
                     StreamHead { len: entry.meta.stream_version + 1, last_leaf_hash: e.hashes[0], last_seq: e.seq };
                 self.cache_streams([(entry.stream().to_owned(), head)]);
                 if let Some(rules) = &mut self.rules {
-                    crate::rules::apply_entry(rules, e.seq, &entry, &*store);
+                    crate::rules::apply_entry(rules, e.seq, &entry, &*store)?;
                 }
                 self.next_seq = e.seq + 1;
             }
@@ -980,9 +982,9 @@ impl Sequencer {
             });
         }
         let known = match draft.pending.iter().rev().find_map(|p| p.ids.get(&ev.id)) {
-            Some(rec) => Some(*rec),
+            Some(rec) => Some(rec.clone()),
             None => match draft.known_ids.get(&ev.id) {
-                Some(rec) => *rec,
+                Some(rec) => rec.clone(),
                 None => self.shared.store.id_record(&ev.id)?,
             },
         };
@@ -1012,12 +1014,6 @@ impl Sequencer {
             }
         }
         let seq = draft.first_seq + draft.entries.len() as u64;
-        if let Some(rules) = &self.rules {
-            let env = crate::rules::envelope(seq, &ev.event).expect("a verified event has every envelope field");
-            if let Err(r) = rules.check(&env, &*draft) {
-                return Ok(Outcome::Refused(Refusal::new(Code::Rule(r.code), r.message)));
-            }
-        }
         let meta = EntryMeta {
             seq,
             recorded_at_unix: recorded_at,
@@ -1031,9 +1027,19 @@ impl Sequencer {
                 format!("the entry would be {} bytes, the limit is {ENTRY_BYTES_MAX}", bytes.len()),
             )));
         }
+        // The rules last: `check_and_apply` changes the rule state when it accepts, so nothing
+        // may refuse the event after it. (The size check above cannot fire for an event within
+        // EVENT_BYTES_MAX, so running it first changes no answer.) A lookup the store could not
+        // answer is a store error (`unavailable` when the store is away), never a rule refusal.
         if let Some(rules) = &mut self.rules {
-            rules.apply(&crate::rules::envelope(seq, &ev.event).expect("checked above"));
-            draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));
+            let env = crate::rules::envelope(seq, &ev.event).expect("a verified event has every envelope field");
+            match rules.check_and_apply(&env, &*draft) {
+                Ok(()) => {
+                    draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));
+                }
+                Err(crate::rules::RuleError::Refused(r)) => return Ok(Outcome::Refused(crate::rules::refusal(r))),
+                Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),
+            }
         }
         let leaf = merkle::leaf_hash(&bytes);
         let new_hashes = merkle::stored_hashes_for(seq, leaf, &*draft).map_err(|e| draft.hash_error(e))?;
@@ -1047,7 +1053,15 @@ impl Sequencer {
             bytes,
             hashes: new_hashes,
             id: ev.id,
-            id_record: IdRecord { seq, stream_version, tree_size: 0, leaf_hash: leaf, digest },
+            id_record: IdRecord {
+                seq,
+                stream_version,
+                tree_size: 0,
+                leaf_hash: leaf,
+                digest,
+                stream: ev.stream.clone(),
+                event_type: ev.event_type.clone(),
+            },
             stream: ev.stream,
         });
         Ok(Outcome::InBatch(i))
@@ -1189,7 +1203,7 @@ impl Sequencer {
                 base_index: merkle::stored_hash_index_of_leaf(first_seq),
                 hashes: draft_hashes,
                 streams: draft_streams,
-                ids: b.entries.iter().map(|e| (e.id.clone(), e.id_record)).collect(),
+                ids: b.entries.iter().map(|e| (e.id.clone(), e.id_record.clone())).collect(),
                 kinds: draft_kinds,
             });
         }

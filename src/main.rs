@@ -45,7 +45,7 @@ enum Command {
         authority_did: Option<String>,
         /// The rules the ledger enforces, fixed for its life: `education` (the education rules
         /// with the default region lists), a path to a region config JSON (see
-        /// projections/region-default.json), or `none` for a bare signed log.
+        /// rules/region-default.json), or `none` for a bare signed log.
         #[arg(long, default_value = "education")]
         rules: String,
     },

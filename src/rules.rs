@@ -1,11 +1,13 @@
-//! The education rules of `zachetka-projections` bound to the ledger: built from the ledger's
-//! config, fed envelopes of events and entries, answered by lookups over the store, replayed on
-//! open. Not the rules themselves (those live in `projections/`, pure).
+//! The education rules of `zachetka-rules` bound to the ledger: built from the ledger's config,
+//! fed envelopes of events and entries, answered by lookups over the store's id index, replayed
+//! on open. Not the rules themselves (those live in `rules/`, pure), and no second way to run
+//! them: append, replay and audit all call `Rules::check_and_apply`.
 
 use crate::keys;
-use crate::store::{LedgerConfig, Store};
+use crate::refusal::{Code, Refusal};
+use crate::store::{LedgerConfig, Store, StoreError};
 use serde_json::Value;
-pub use zachetka_projections::{Envelope, Lookup, RegionConfig, RuleRefusal, Rules};
+pub use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError, RuleRefusal, Rules};
 
 /// The rules' check for every key a grant names: a `did:key` whose point is on the curve and not
 /// of small order (the same check signatures get).
@@ -41,34 +43,49 @@ pub fn envelope(seq: u64, event: &Value) -> Option<Envelope<'_>> {
     })
 }
 
-/// Stream and type of a committed event by id, through the store's id index.
-pub fn store_lookup(store: &dyn Store, id: &str) -> Option<(String, String)> {
-    let rec = store.id_record(id).ok()??;
-    let bytes = store.entries(rec.seq, 1).ok()?.pop()?;
-    let entry = crate::event::parse_entry(&bytes).ok()?;
-    let ty = entry.event.get("type")?.as_str()?.to_owned();
-    Some((entry.stream().to_owned(), ty))
+/// Stream and type of a committed event by id, from the store's id index alone (the id record
+/// keeps them: no entry is read).
+pub fn store_lookup(store: &dyn Store, id: &str) -> Result<Option<(String, String)>, StoreError> {
+    Ok(store.id_record(id)?.map(|rec| (rec.stream, rec.event_type)))
 }
 
-struct StoreLookup<'a>(&'a dyn Store);
+/// The rules' lookup over a store. A store error is a `LookupError` carrying it, never "no such
+/// event": an outage must not turn into a rule refusal.
+pub struct StoreLookup<'a>(pub &'a dyn Store);
 
 impl Lookup for StoreLookup<'_> {
-    fn event(&self, id: &str) -> Option<(String, String)> {
-        store_lookup(self.0, id)
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, LookupError> {
+        store_lookup(self.0, id).map_err(|e| LookupError::new(id, e))
     }
+}
+
+/// The store error behind a failed lookup (the one `StoreLookup` passed in), so that it is
+/// classified as any other store error (unavailable, damaged...).
+pub fn lookup_store_error(e: LookupError) -> StoreError {
+    match e.source.downcast::<StoreError>() {
+        Ok(store) => *store,
+        Err(other) => StoreError::Io(format!("couldn't look up event {}: {other}", e.id)),
+    }
+}
+
+/// A rule refusal as the ledger answers it: the rule's code, with the kind the rules gave it
+/// (which decides the HTTP status in `refusal.rs`).
+pub fn refusal(r: RuleRefusal) -> Refusal {
+    Refusal::new(Code::Rule(r.code, r.kind), r.message)
 }
 
 /// Rebuilds the rule state from the log: every entry in order, applied if its check passes (as
 /// the audit does; an entry that fails is counted and left out). Returns the rules and how many
 /// entries failed.
-pub fn replay(mut rules: Rules, store: &dyn Store) -> Result<(Rules, u64), crate::store::StoreError> {
+pub fn replay(mut rules: Rules, store: &dyn Store) -> Result<(Rules, u64), StoreError> {
     let (_, failed) = replay_from(&mut rules, store, 0)?;
     Ok((rules, failed))
 }
 
 /// Applies the entries from `from` to the end of the log to `rules`. Returns the size it reached
-/// and how many entries failed their check.
-pub fn replay_from(rules: &mut Rules, store: &dyn Store, from: u64) -> Result<(u64, u64), crate::store::StoreError> {
+/// and how many entries failed their check. A lookup the store could not answer fails the replay
+/// (it must not leave an entry out of the rule state as if the rules had refused it).
+pub fn replay_from(rules: &mut Rules, store: &dyn Store, from: u64) -> Result<(u64, u64), StoreError> {
     let mut from = from;
     let mut failed = 0u64;
     loop {
@@ -77,22 +94,28 @@ pub fn replay_from(rules: &mut Rules, store: &dyn Store, from: u64) -> Result<(u
             return Ok((from, failed));
         }
         for (i, bytes) in page.iter().enumerate() {
-            let applied =
-                crate::event::parse_entry(bytes).is_ok_and(|e| apply_entry(rules, from + i as u64, &e, store));
+            let applied = match crate::event::parse_entry(bytes) {
+                Ok(e) => apply_entry(rules, from + i as u64, &e, store)?,
+                Err(_) => false,
+            };
             failed += u64::from(!applied);
         }
         from += page.len() as u64;
     }
 }
 
-/// Applies one committed entry to `rules` if its check passes; returns whether it did.
-pub fn apply_entry(rules: &mut Rules, seq: u64, entry: &crate::event::ParsedEntry, store: &dyn Store) -> bool {
-    let Some(env) = envelope(seq, &entry.event) else { return false };
-    match rules.check(&env, &StoreLookup(store)) {
-        Ok(()) => {
-            rules.apply(&env);
-            true
-        }
-        Err(_) => false,
+/// Applies one committed entry to `rules` (`check_and_apply`); returns whether the rules
+/// accepted it, or the store error a lookup met.
+pub fn apply_entry(
+    rules: &mut Rules,
+    seq: u64,
+    entry: &crate::event::ParsedEntry,
+    store: &dyn Store,
+) -> Result<bool, StoreError> {
+    let Some(env) = envelope(seq, &entry.event) else { return Ok(false) };
+    match rules.check_and_apply(&env, &StoreLookup(store)) {
+        Ok(()) => Ok(true),
+        Err(RuleError::Refused(_)) => Ok(false),
+        Err(RuleError::Lookup(e)) => Err(lookup_store_error(e)),
     }
 }

@@ -40,10 +40,10 @@ pub enum Code {
     EventIdConflict,
     /// `expected_version` does not match the stream's length.
     StreamVersionConflict,
-    /// An authority or domain rule of `zachetka-projections` refused the event; the code is the
+    /// An authority or domain rule of `zachetka-rules` refused the event; the code is the
     /// rule's own stable code (`key_unknown`, `not_authorized`, `grade_out_of_scale`, ...; the
-    /// list is in projections/README.md).
-    Rule(&'static str),
+    /// list is in rules/README.md) and the kind is the rules' own classification of it.
+    Rule(&'static str, RuleKind),
     /// The sequencer queue is full: retry after the given delay (retryable).
     Busy,
     /// The store could not be reached or read just now (a shared store's database is away):
@@ -75,18 +75,17 @@ pub enum Code {
     MethodNotAllowed,
 }
 
-/// Rule codes that mean "this key has no right to write this": HTTP 403; other rule codes are
-/// broken invariants of well-authorised writes: 422.
-const RIGHTS_CODES: [&str; 8] = [
-    "key_unknown",
-    "key_revoked",
-    "key_expired",
-    "key_not_yet_valid",
-    "not_authorized",
-    "authority_mismatch",
-    "authoriser_not_authorized",
-    "issuer_not_registered",
-];
+/// What kind of rule refused an event, as the rules crate (`zachetka-rules`) classifies each
+/// refusal where it is made: the one fact the HTTP status of a rule refusal depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    /// The author's key has no right to write this (unknown, revoked, expired, out of scope,
+    /// not the authority): HTTP 403.
+    Rights,
+    /// A domain invariant of a write its author had the right to make (grade scale, queue
+    /// tiers, commission quorum...): HTTP 422.
+    Invariant,
+}
 
 impl Serialize for Code {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -115,9 +114,9 @@ impl Code {
             BodyTimeout => 408,
             UnsupportedMediaType => 415,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
-            Rule(code) if RIGHTS_CODES.contains(&code) => 403,
+            Rule(_, RuleKind::Rights) => 403,
             EventIdConflict | StreamVersionConflict => 409,
-            WrongLedger | KeyWeak | SignatureInvalid | Rule(_) => 422,
+            WrongLedger | KeyWeak | SignatureInvalid | Rule(_, RuleKind::Invariant) => 422,
             StoreCorrupt => 500,
             Busy | Unavailable | ReadOnly | WritesStopped => 503,
         }
@@ -149,7 +148,7 @@ impl Code {
             EventIdMalformed => "event_id_malformed",
             EventIdConflict => "event_id_conflict",
             StreamVersionConflict => "stream_version_conflict",
-            Rule(code) => code,
+            Rule(code, _) => code,
             Busy => "busy",
             Unavailable => "unavailable",
             StoreCorrupt => "store_corrupt",

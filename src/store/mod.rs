@@ -36,15 +36,16 @@ pub struct LedgerConfig {
     pub authority: String,
     /// The checkpoint verifier key string.
     pub verifier_key: String,
-    /// The education rules this ledger enforces (a `zachetka_projections::RegionConfig` as
+    /// The education rules this ledger enforces (a `zachetka_rules::RegionConfig` as
     /// JSON), or `None` for a bare signed log. Fixed at init, so append and audit use the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<serde_json::Value>,
 }
 
 /// What the id index remembers of an appended event, enough to answer a retry with the same
-/// receipt and to refuse the same id with other content.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// receipt, to refuse the same id with other content, and to answer the rules' lookups (stream
+/// and type) without reading the entry.
+#[derive(Debug, Clone, PartialEq)]
 pub struct IdRecord {
     pub seq: u64,
     pub stream_version: u64,
@@ -53,6 +54,9 @@ pub struct IdRecord {
     pub leaf_hash: Hash,
     /// SHA-256 of the canonical event.
     pub digest: [u8; 32],
+    /// The event's stream and type, as in its entry.
+    pub stream: String,
+    pub event_type: String,
 }
 
 /// The end of one stream's hash chain.
@@ -228,27 +232,40 @@ impl tlog_tiles::HashReader for StoreHashes<'_> {
 }
 
 impl IdRecord {
-    pub const LEN: usize = 8 * 3 + 32 + 32;
-    pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[0..8].copy_from_slice(&self.seq.to_be_bytes());
-        b[8..16].copy_from_slice(&self.stream_version.to_be_bytes());
-        b[16..24].copy_from_slice(&self.tree_size.to_be_bytes());
-        b[24..56].copy_from_slice(&self.leaf_hash.0);
-        b[56..88].copy_from_slice(&self.digest);
+    /// Length of the fixed part; the stream (behind its u16 length) and the type follow.
+    const FIXED_LEN: usize = 8 * 3 + 32 + 32;
+
+    /// seq, stream_version, tree_size (big-endian u64s), leaf hash, digest, then the stream's
+    /// length (big-endian u16), the stream, and the type to the end.
+    pub fn encode(&self) -> Vec<u8> {
+        let stream_len = u16::try_from(self.stream.len()).expect("a stream name is at most 200 bytes");
+        let mut b = Vec::with_capacity(Self::FIXED_LEN + 2 + self.stream.len() + self.event_type.len());
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        b.extend_from_slice(&self.stream_version.to_be_bytes());
+        b.extend_from_slice(&self.tree_size.to_be_bytes());
+        b.extend_from_slice(&self.leaf_hash.0);
+        b.extend_from_slice(&self.digest);
+        b.extend_from_slice(&stream_len.to_be_bytes());
+        b.extend_from_slice(self.stream.as_bytes());
+        b.extend_from_slice(self.event_type.as_bytes());
         b
     }
+
+    /// The record `encode` wrote, or `None` for anything else (a damaged or older record).
     pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN {
-            return None;
-        }
         let u = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
+        let len_at = Self::FIXED_LEN;
+        let stream_len = u16::from_be_bytes(b.get(len_at..len_at + 2)?.try_into().ok()?) as usize;
+        let stream = b.get(len_at + 2..len_at + 2 + stream_len)?;
+        let event_type = &b[len_at + 2 + stream_len..];
         Some(Self {
             seq: u(0..8),
             stream_version: u(8..16),
             tree_size: u(16..24),
             leaf_hash: Hash(b[24..56].try_into().ok()?),
             digest: b[56..88].try_into().ok()?,
+            stream: String::from_utf8(stream.to_vec()).ok()?,
+            event_type: String::from_utf8(event_type.to_vec()).ok()?,
         })
     }
 }

@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         CREATE TRIGGER zt_head_notify AFTER UPDATE ON zt_head
             FOR EACH ROW EXECUTE FUNCTION zt_notify_head();",
     ),
+    // The event's type beside its stream, so the rules' lookups read no entry bytes. Null in
+    // rows written before it (no backfill: parsing every stored entry in SQL would fail the
+    // migration on one damaged row); those rows answer the type from their bytes.
+    (3, "ALTER TABLE zt_entries ADD COLUMN type text;"),
 ];
 
 /// The channel the head trigger notifies.
@@ -179,6 +183,15 @@ fn digest(bytes: &[u8], position: u64) -> Result<[u8; 32], StoreError> {
     })
 }
 
+/// The event type of an entry's bytes, for the id record of a row written before migration 3
+/// (whose `type` is null).
+fn event_type(bytes: &[u8], position: u64) -> Result<String, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { what: "entry", position, detail };
+    let entry = crate::event::parse_entry(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let ty = entry.event.get("type").and_then(serde_json::Value::as_str);
+    ty.map(str::to_owned).ok_or_else(|| corrupt("the event has no type".into()))
+}
+
 impl PgStore {
     /// Connects to the database (a libpq-style connection string or URL), applies the
     /// migrations this build knows, and refuses a database migrated by a newer build.
@@ -282,6 +295,7 @@ impl PgStore {
         let mut versions = Vec::with_capacity(n);
         let mut sizes = Vec::with_capacity(n);
         let mut digests = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
         for e in &batch.entries {
             seqs.push(i(e.id_record.seq));
             bytes.push(e.bytes.as_slice());
@@ -291,13 +305,14 @@ impl PgStore {
             versions.push(i(e.id_record.stream_version));
             sizes.push(i(e.id_record.tree_size));
             digests.push(e.id_record.digest.as_slice());
+            types.push(e.id_record.event_type.as_str());
         }
         let c = &mut w.conn;
         c.execute(
-            "INSERT INTO zt_entries (seq, bytes, hashes, id, stream, stream_version, tree_size, digest)
+            "INSERT INTO zt_entries (seq, bytes, hashes, id, stream, stream_version, tree_size, digest, type)
              SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
-                                  $6::bigint[], $7::bigint[], $8::bytea[])",
-            &[&seqs, &bytes, &hashes, &ids, &streams, &versions, &sizes, &digests],
+                                  $6::bigint[], $7::bigint[], $8::bytea[], $9::text[])",
+            &[&seqs, &bytes, &hashes, &ids, &streams, &versions, &sizes, &digests, &types],
         )?;
         let size = i(batch.head.tree_size);
         c.execute("INSERT INTO zt_checkpoints (tree_size, note) VALUES ($1, $2)", &[&size, &batch.checkpoint])?;
@@ -530,7 +545,8 @@ impl Store for PgStore {
     fn id_records(&self, ids: &[&str]) -> Result<Vec<Option<IdRecord>>, StoreError> {
         let found: HashMap<String, IdRecord> = self.with(|c| {
             let rows = c.query(
-                "SELECT id, seq, stream_version, tree_size, substring(hashes FROM 1 FOR 32), digest
+                "SELECT id, seq, stream_version, tree_size, substring(hashes FROM 1 FOR 32), digest, stream, type,
+                        CASE WHEN type IS NULL THEN bytes END
                  FROM zt_entries WHERE id = ANY($1)",
                 &[&ids],
             )?;
@@ -543,12 +559,17 @@ impl Store for PgStore {
                         tree_size: u(r.get(3)),
                         leaf_hash: hash_at(r.get(4), 0, "id record", seq)?,
                         digest: digest(r.get(5), seq)?,
+                        stream: r.get(6),
+                        event_type: match r.get::<_, Option<String>>(7) {
+                            Some(ty) => ty,
+                            None => event_type(r.get(8), seq)?,
+                        },
                     };
                     Ok((r.get(0), rec))
                 })
                 .collect()
         })?;
-        Ok(ids.iter().map(|id| found.get(*id).copied()).collect())
+        Ok(ids.iter().map(|id| found.get(*id).cloned()).collect())
     }
 
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {

@@ -14,9 +14,11 @@
 //! - `head.dat`: two slots of [`SLOT_LEN`] bytes written in turn, each a copy of one record with
 //!   its offset in `checkpoints.dat`: a second home of the latest commit, so that a damaged,
 //!   truncated or deleted `checkpoints.dat` cannot make the store forget a checkpoint it signed;
-//! - `index/` (sled, one tree, one-byte prefixes, big-endian numbers): `H` how far the index is
+//! - `index/` (sled, one tree, one-byte prefixes, big-endian numbers): `H2` how far the index is
 //!   durable (flushed), `k` tree size -> record offset in `checkpoints.dat`, `i` event id ->
-//!   [`IdRecord`], `s` stream 0x00 version -> seq (a stream's head is its last key there).
+//!   [`IdRecord`] (with the event's stream and type), `s` stream 0x00 version -> seq (a stream's
+//!   head is its last key there). An index of the earlier format (its mark under `H`, id records
+//!   without stream and type) has no `H2`, so it is re-derived from the entries on open.
 //!
 //! A frame is `len` (u32, the body's bytes), the body, then the first 16 bytes of
 //! SHA-256(len || body).
@@ -177,6 +179,11 @@ struct IndexMark {
 }
 
 const MARK_LEN: usize = 8 + 32 + 8 + 8 + 8;
+
+/// The key of the index's mark, and so the index format's version: an index without it (the
+/// earlier format kept its mark under `H`, with id records lacking stream and type) is
+/// re-derived from the entries, which rewrites every id record.
+const MARK_KEY: &[u8] = b"H2";
 
 impl IndexMark {
     fn encode(&self) -> [u8; MARK_LEN] {
@@ -744,7 +751,7 @@ impl SledStore {
                 record_at: ext.record_at,
                 records_end: ext.records_end,
             };
-            self.db.insert(b"H", &mark.encode()[..]).map_err(io)?;
+            self.db.insert(MARK_KEY, &mark.encode()[..]).map_err(io)?;
         }
         self.db.flush().map_err(io)?;
         w.unflushed = 0;
@@ -787,7 +794,7 @@ impl SledStore {
     /// The index's mark, if it names a record that `checkpoints.dat` holds as the mark says;
     /// otherwise the index is re-derived from the first record.
     fn index_mark(&self) -> Result<Option<(IndexMark, Slot)>, StoreError> {
-        let Some(mark) = self.db.get(b"H").map_err(io)? else { return Ok(None) };
+        let Some(mark) = self.db.get(MARK_KEY).map_err(io)? else { return Ok(None) };
         let mark = IndexMark::decode(&mark);
         let record = mark.and_then(|m| {
             let len = m.records_end.checked_sub(m.record_at)? as usize;
@@ -1030,10 +1037,18 @@ fn index_writes(raw: &RawEntry, tree_size: u64) -> Result<[IndexWrite; 2], Strin
     let parsed = crate::event::parse_entry(&raw.bytes).map_err(|e| e.to_string())?;
     let digest = crate::event::canonical_event_of_entry(&raw.bytes).map(|e| Sha256::digest(e).into());
     let digest = digest.ok_or("the entry does not start with its event")?;
-    let record =
-        IdRecord { seq: raw.seq, stream_version: parsed.meta.stream_version, tree_size, leaf_hash: leaf, digest };
+    let event_type = parsed.event.get("type").and_then(serde_json::Value::as_str).ok_or("the event has no type")?;
+    let record = IdRecord {
+        seq: raw.seq,
+        stream_version: parsed.meta.stream_version,
+        tree_size,
+        leaf_hash: leaf,
+        digest,
+        stream: parsed.stream().to_owned(),
+        event_type: event_type.to_owned(),
+    };
     Ok([
-        (key_str(b'i', parsed.id()), record.encode().to_vec()),
+        (key_str(b'i', parsed.id()), record.encode()),
         (key_stream_version(parsed.stream(), parsed.meta.stream_version), raw.seq.to_be_bytes().to_vec()),
     ])
 }
@@ -1175,7 +1190,7 @@ impl Store for SledStore {
             for h in &e.hashes {
                 hashes.extend_from_slice(&h.0);
             }
-            index.push((key_str(b'i', &e.id), e.id_record.encode().to_vec()));
+            index.push((key_str(b'i', &e.id), e.id_record.encode()));
             index.push((key_stream_version(&e.stream, e.id_record.stream_version), seq.to_be_bytes().to_vec()));
         }
         let hashes_at = merkle::stored_hash_count(b.first_seq) * 32;

@@ -204,7 +204,15 @@ fn an_entry_at_an_unexpected_stream_version_is_reported() {
     let hashes = tree.push(leaf).to_vec();
     let head = zachetka::checkpoint::TreeHead { tree_size: 2, root_hash: tree.root() };
     let checkpoint = zachetka::checkpoint::LedgerSigner::new(ORIGIN, ledger_key()).sign(&head);
-    let id_record = IdRecord { seq: 1, stream_version: 1, tree_size: 2, leaf_hash: leaf, digest: v.content_digest() };
+    let id_record = IdRecord {
+        seq: 1,
+        stream_version: 1,
+        tree_size: 2,
+        leaf_hash: leaf,
+        digest: v.content_digest(),
+        stream: v.stream.clone(),
+        event_type: v.event_type.clone(),
+    };
     let entry = BatchEntry { bytes, hashes, id: v.id.clone(), id_record, stream: v.stream.clone() };
     store.commit(&CommitBatch { first_seq: 1, entries: vec![entry], stream_heads: vec![], head, checkpoint }).unwrap();
     let report = audit(&store, &|_, _| {}).unwrap();

@@ -56,7 +56,7 @@ fn dependency_arrows_point_down() {
     for (pkg, deps) in &graph {
         assert!(!deps.contains(&"zachetka".to_owned()), "{pkg} depends on the root package");
     }
-    for lower in ["zachetka-formats", "zachetka-projections"] {
+    for lower in ["zachetka-formats", "zachetka-projections", "zachetka-rules"] {
         let all = closure(&graph, lower);
         for heavy in HEAVY {
             assert!(!all.contains(heavy), "{lower} pulls in {heavy} (through {all:?})");
@@ -66,6 +66,9 @@ fn dependency_arrows_point_down() {
     assert!(!formats.iter().any(|d| d.starts_with("zachetka")), "formats is the bottom: {formats:?}");
     let projections = closure(&graph, "zachetka-projections");
     assert!(!projections.contains("zachetka-snapshots"), "{projections:?}");
+    assert!(!projections.contains("zachetka-rules"), "projections never depends on the rules: {projections:?}");
+    let rules = closure(&graph, "zachetka-rules");
+    assert!(rules.contains("zachetka-projections") && !rules.contains("zachetka-snapshots"), "{rules:?}");
 }
 
 /// Every `.rs` file below `dir`, with its text.
@@ -97,7 +100,7 @@ fn names_crate(code: &str, word: &str) -> bool {
 fn only_the_store_knows_storage_and_only_the_api_knows_http() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = sources(&root.join("src"));
-    for krate in ["formats", "projections", "snapshots"] {
+    for krate in ["formats", "projections", "rules", "snapshots"] {
         files.extend(sources(&root.join(krate).join("src")));
     }
     for (path, text) in &files {

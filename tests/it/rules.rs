@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zachetka::audit::{audit, Position};
 use zachetka::demo::{DemoRegion, DemoSize};
 use zachetka::ledger::{Ledger, Limits, RulesMode};
-use zachetka::refusal::Code;
+use zachetka::refusal::{Code, RuleKind};
 
 pub(super) const DEMO_ORIGIN: &str = ORIGIN;
 
@@ -96,7 +96,7 @@ fn the_demo_region_passes_the_rules_and_refusals_carry_rule_codes() {
     for (ev, code) in mutations() {
         let r = ledger.append_blocking(vec![ev]);
         let refusal = r[0].as_ref().unwrap_err();
-        assert_eq!(refusal.code, Code::Rule(code), "{refusal}");
+        assert!(matches!(refusal.code, Code::Rule(c, _) if c == code), "{refusal}");
         assert_eq!(refusal.code.as_str(), code);
         let status = refusal.code.http_status();
         assert_eq!(status, if code == "key_unknown" || code == "not_authorized" { 403 } else { 422 }, "{code}");
@@ -116,7 +116,7 @@ fn the_audit_catches_what_an_operator_writes_around_the_rules() {
         append_region(&ledger);
         // The API refuses each mutation...
         for (ev, code) in mutations() {
-            assert_eq!(ledger.append_blocking(vec![ev])[0].as_ref().unwrap_err().code, Code::Rule(code));
+            assert_eq!(ledger.append_blocking(vec![ev])[0].as_ref().unwrap_err().code.as_str(), code);
         }
     }
     {
@@ -216,7 +216,11 @@ fn a_genesis_naming_another_origin_is_refused_and_audited() {
     {
         let ledger = education_ledger(dir.path(), RulesMode::Enforce);
         let refusal = ledger.append_blocking(vec![foreign.clone()]).remove(0).unwrap_err();
-        assert_eq!((refusal.code, refusal.code.http_status()), (Code::Rule("origin_mismatch"), 422), "{refusal}");
+        assert_eq!(
+            (refusal.code, refusal.code.http_status()),
+            (Code::Rule("origin_mismatch", RuleKind::Invariant), 422),
+            "{refusal}"
+        );
         assert_eq!(ledger.head().0.tree_size, 0);
     }
     {
@@ -225,4 +229,40 @@ fn a_genesis_naming_another_origin_is_refused_and_audited() {
         append_region(&ledger);
     }
     assert_eq!(entry_violations(dir.path()), vec![(0, "origin_mismatch")]);
+}
+
+/// A rule lookup that meets a store error decides nothing: the append answers `unavailable`
+/// (503, retryable), never a rule refusal such as `corrected_event_unknown`, and once the store
+/// answers again the same event is judged by the rules.
+#[test]
+fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultStore::new(Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap())));
+    store.shared.store(true, std::sync::atomic::Ordering::SeqCst);
+    let authority = region().authority_did();
+    let rules = Some(zachetka::rules::default_region());
+    zachetka::ledger::init_store(&*store, DEMO_ORIGIN, &ledger_key(), &authority, rules).unwrap();
+    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
+    let ledger = Ledger::open_with(store.clone(), ledger_key(), clock, Limits::default(), RulesMode::Enforce).unwrap();
+    append_region(&ledger);
+    let t = teacher_of_school_1();
+    ledger.append_blocking(vec![grade_event(1, &t, "sch-001", "5А", 5)])[0].as_ref().unwrap();
+    let correction = {
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": "learner/t-1", "type": "journal.record_corrected",
+            "id": id(2), "occurred_at": "2026-10-02T09:00:00Z", "author": t.did(),
+            "data": {"v": 1, "institution": "sch-001", "class": "5А", "corrected_event_id": id(1),
+                     "reason": "typo", "authorised_by": t.did(), "mark": 4, "scale": "five_point"}});
+        zachetka::event::sign_event(&ev, &t).unwrap()
+    };
+    // The grade is committed, so the correction's lookup goes to the store, which is away.
+    store.unavailable_ids.lock().unwrap().push(id(1));
+    let refusal = ledger.append_blocking(vec![correction.clone()]).remove(0).unwrap_err();
+    assert_eq!((refusal.code, refusal.code.http_status()), (Code::Unavailable, 503), "{refusal}");
+    assert!(refusal.code.retryable());
+    // Back: the rules judge it (accepted, or refused for the authoriser; never an unknown event).
+    store.unavailable_ids.lock().unwrap().clear();
+    match ledger.append_blocking(vec![correction]).remove(0) {
+        Ok(_) => {}
+        Err(r) => assert_eq!(r.code.as_str(), "authoriser_not_authorized", "{r}"),
+    }
 }

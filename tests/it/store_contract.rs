@@ -49,6 +49,8 @@ fn batch(
                 tree_size: first_seq + n,
                 leaf_hash: leaf,
                 digest: [seq as u8; 32],
+                stream: stream.to_owned(),
+                event_type: format!("test.entry_{seq}"),
             },
             stream: stream.to_owned(),
         });
@@ -150,6 +152,8 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
     );
     let rec = store.id_record(&super::support::id(3)).unwrap().unwrap();
     assert_eq!((rec.seq, rec.stream_version, rec.tree_size), (3, 0, 5));
+    // The id record keeps the event's stream and type (the rules' lookups read no entry).
+    assert_eq!((rec.stream.as_str(), rec.event_type.as_str()), ("s/b", "test.entry_3"));
     assert!(store.id_record(&super::support::id(99)).unwrap().is_none());
     assert_eq!(store.stream_head("s/a").unwrap().unwrap().len, 3);
     assert_eq!(store.stream_head("s/b").unwrap().unwrap().last_seq, 4);

@@ -88,6 +88,10 @@ pub struct FaultStore {
     /// Signals that a commit entered the block; the test sends on `release` to let it go.
     pub entered: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     pub release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// Ids whose `id_record` fails as an unavailable database would (`StoreError::Unavailable`).
+    pub unavailable_ids: Mutex<Vec<String>>,
+    /// Whether the store claims to be shared (as PostgreSQL is), so transient errors resync.
+    pub shared: std::sync::atomic::AtomicBool,
 }
 
 impl FaultStore {
@@ -98,6 +102,8 @@ impl FaultStore {
             commits: AtomicUsize::new(0),
             entered: Mutex::new(None),
             release: Mutex::new(None),
+            unavailable_ids: Mutex::new(Vec::new()),
+            shared: std::sync::atomic::AtomicBool::new(false),
         }
     }
     pub fn set(&self, f: Fault) {
@@ -149,7 +155,20 @@ impl Store for FaultStore {
         if *self.fault.lock().unwrap() == Fault::BlockAdmit {
             self.block_here();
         }
+        if self.unavailable_ids.lock().unwrap().iter().any(|u| u == id) {
+            return Err(StoreError::Unavailable(format!("injected: the database is away (id {id})")));
+        }
         self.inner.id_record(id)
+    }
+    fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::SeqCst)
+    }
+    fn wait_for_commit(&self, tree_size: u64, timeout: std::time::Duration) -> Result<(), StoreError> {
+        // The contract allows returning after `timeout`; no other writer ever commits here, so
+        // waiting it out is exact (and keeps a shared ledger's follower from spinning).
+        let _ = tree_size;
+        std::thread::park_timeout(timeout);
+        Ok(())
     }
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {
         self.inner.stream_head(stream)

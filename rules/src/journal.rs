@@ -6,7 +6,7 @@
 use crate::authority::{Institution, Need};
 use crate::config::RegionConfig;
 use crate::vocabulary::{Event, Mark};
-use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use std::collections::{HashMap, HashSet};
 
 /// Semesters a college or university programme may have at most.
@@ -151,7 +151,9 @@ impl Journal {
     }
 }
 
-pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
+/// `RuleError` rather than a refusal: corrections and debts look earlier events up, and a lookup
+/// that fails decides nothing.
+pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
     let (auth, cfg, who, at, ty) = (ctx.auth(), ctx.cfg(), ctx.e.author, ctx.at, ctx.e.event_type);
     let journal = &ctx.rules.journal;
     match ev {
@@ -194,7 +196,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         Event::RecordCorrected(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            let Some((stream, kind)) = ctx.lookup.event(&d.corrected_event_id) else {
+            let Some((stream, kind)) = ctx.lookup.event(&d.corrected_event_id)? else {
                 return refuse("corrected_event_unknown", format!("no event {} in the log", d.corrected_event_id));
             };
             if stream != ctx.e.stream {
@@ -211,7 +213,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             }
             let authoriser = Need::in_class(&["institution_admin", "class_teacher"], &d.institution, &d.class);
             if auth.holds(&d.authorised_by, at, &authoriser).is_none() {
-                return refuse(
+                return deny(
                     "authoriser_not_authorized",
                     format!(
                         "{} is not an institution admin or the class teacher of {} in {} at this time",
@@ -222,7 +224,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             match (&d.mark, &d.scale, &d.code) {
                 (Some(_), _, Some(_)) => refuse("event_malformed", "data.mark and data.code exclude each other"),
                 (Some(_), None, None) => refuse("event_malformed", "data.scale is missing (required with data.mark)"),
-                (Some(mark), Some(scale), None) => check_mark(cfg, inst, Some(&d.class), scale, mark),
+                (Some(mark), Some(scale), None) => Ok(check_mark(cfg, inst, Some(&d.class), scale, mark)?),
                 (None, _, Some(code)) if !cfg.attendance_codes.contains_key(code) => {
                     refuse("attendance_code_unknown", format!("attendance code {code} is not a code of this region"))
                 }
@@ -233,23 +235,23 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_term(d.term, cfg.terms_max)?;
-            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
+            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
         }
         Event::YearGradeSet(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
+            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
         }
         Event::IntermediateAttestationRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)
+            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
         }
         Event::AcademicDebtOpened(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             auth.institution(&d.institution)?;
             date_field(&d.opened_on, "opened_on")?;
-            match ctx.lookup.event(&d.attestation_event_id) {
+            match ctx.lookup.event(&d.attestation_event_id)? {
                 Some((stream, kind))
                     if stream == ctx.e.stream && kind == "journal.intermediate_attestation_recorded" => {}
                 Some((stream, kind)) => {
@@ -375,13 +377,13 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!("certificate level {} is not one of {}", d.level, cfg.certificate_levels.join(", ")),
                 );
             }
-            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)
+            Ok(check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?)
         }
         Event::CourseResultRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
             let inst = auth.institution_of_kind(&d.institution, &["college", "university"], "a course result")?;
             check_term(d.term, SEMESTERS_MAX)?;
-            check_mark(cfg, inst, None, &d.scale, &d.mark)
+            Ok(check_mark(cfg, inst, None, &d.scale, &d.mark)?)
         }
         Event::ExamRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
@@ -403,7 +405,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!("a {} is marked on {}, not {}", d.form, scales.join(" or "), d.scale),
                 );
             }
-            check_mark(cfg, inst, None, &d.scale, &d.mark)
+            Ok(check_mark(cfg, inst, None, &d.scale, &d.mark)?)
         }
         Event::DiplomaIssued(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
@@ -414,7 +416,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!("diploma level {} is not one of {}", d.level, cfg.diploma_levels.join(", ")),
                 );
             }
-            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)
+            Ok(check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?)
         }
         _ => Ok(()),
     }

@@ -49,7 +49,7 @@ fn attendance_codes_are_data() {
         h.ok(TEACHER_1A, L2, "journal.attendance_marked", att(code));
     }
     h.refused("attendance_code_unknown", TEACHER_1A, L2, "journal.attendance_marked", att("X"));
-    let mut config = zachetka_projections::RegionConfig::default();
+    let mut config = zachetka_rules::RegionConfig::default();
     config.attendance_codes.insert("X".into(), "remote".into());
     let mut h2 = Harness::with_config(config);
     h2.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));

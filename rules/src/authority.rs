@@ -4,7 +4,7 @@
 
 use crate::time::Nanos;
 use crate::vocabulary::{Event, KeysGranted};
-use crate::{instant_field, refuse, Applied, Ctx, RuleRefusal};
+use crate::{deny, instant_field, refuse, Applied, Ctx, RuleRefusal};
 use std::collections::HashMap;
 
 /// A key's right: roles in a scope for a time, until revoked.
@@ -153,16 +153,16 @@ impl Authority {
     /// The key's grant if it is in force at `at`: granted, not revoked, within its validity.
     pub fn valid_grant(&self, key: &str, at: Nanos) -> Result<&Grant, RuleRefusal> {
         let Some(g) = self.grants.get(key) else {
-            return refuse("key_unknown", format!("key {key} was never granted"));
+            return deny("key_unknown", format!("key {key} was never granted"));
         };
         if g.revoked_at.is_some_and(|r| r <= at) {
-            return refuse("key_revoked", format!("key {key} was revoked before this event"));
+            return deny("key_revoked", format!("key {key} was revoked before this event"));
         }
         if at < g.valid_from {
-            return refuse("key_not_yet_valid", format!("key {key} is not valid yet at this time"));
+            return deny("key_not_yet_valid", format!("key {key} is not valid yet at this time"));
         }
         if g.valid_until.is_some_and(|u| at >= u) {
-            return refuse("key_expired", format!("key {key} expired before this event"));
+            return deny("key_expired", format!("key {key} expired before this event"));
         }
         Ok(g)
     }
@@ -179,7 +179,7 @@ impl Authority {
             return Ok(g);
         }
         let wanted: Vec<String> = needs.iter().map(Need::text).collect();
-        refuse(
+        deny(
             "not_authorized",
             format!(
                 "key {key} holds [{}] in {}; {event_type} needs {}",
@@ -303,7 +303,7 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
         return refuse("role_unknown", format!("role {r} is not a role of this region"));
     }
     if d.roles.iter().any(|r| r == "authority") {
-        return refuse(
+        return deny(
             "not_authorized",
             "the authority role is never granted; the authority key changes only by keys.rotated",
         );
@@ -337,23 +337,23 @@ fn check_grant(ctx: &Ctx, d: &KeysGranted) -> Result<(), RuleRefusal> {
     }
     if !granter.has_role("authority") {
         let Some(admin_of) = granter.institution.as_deref().filter(|_| granter.has_role("institution_admin")) else {
-            return refuse(
+            return deny(
                 "not_authorized",
                 format!("key {} may not grant keys: only the authority and institution admins may", ctx.e.author),
             );
         };
         if scope.institution.as_deref() != Some(admin_of) {
-            return refuse("not_authorized", format!("an admin of {admin_of} grants keys only within {admin_of}"));
+            return deny("not_authorized", format!("an admin of {admin_of} grants keys only within {admin_of}"));
         }
         if let Some(r) = d.roles.iter().find(|r| !ctx.cfg().admin_delegable_roles.contains(r)) {
-            return refuse(
+            return deny(
                 "not_authorized",
                 format!("role {r} is granted by the authority, not by an institution admin"),
             );
         }
         if let (Some(t), Some(i)) = (&scope.territory, institution) {
             if *t != i.territory {
-                return refuse("not_authorized", format!("an admin of {admin_of} may not grant territory {t}"));
+                return deny("not_authorized", format!("an admin of {admin_of} may not grant territory {t}"));
             }
         }
     }
@@ -379,7 +379,7 @@ fn may_manage(ctx: &Ctx, target: &Grant) -> Result<(), RuleRefusal> {
     {
         return Ok(());
     }
-    refuse("not_authorized", format!("key {} may not revoke or rotate key {}", ctx.e.author, target.key))
+    deny("not_authorized", format!("key {} may not revoke or rotate key {}", ctx.e.author, target.key))
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
@@ -391,7 +391,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             }
             auth.authorize(ctx.e.author, ctx.at, ctx.e.event_type, &Need::roles(&["authority"]))?;
             if d.authority != auth.authority {
-                return refuse(
+                return deny(
                     "authority_mismatch",
                     format!("data.authority {} is not the ledger's authority {}", d.authority, auth.authority),
                 );
@@ -426,7 +426,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 return refuse("revoked_key_unknown", format!("key {} was never granted", d.key));
             };
             if target.has_role("authority") {
-                return refuse("not_authorized", "the authority key is rotated (keys.rotated), never revoked");
+                return deny("not_authorized", "the authority key is rotated (keys.rotated), never revoked");
             }
             may_manage(ctx, target)?;
             if target.revoked_at.is_some() {
@@ -443,7 +443,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             };
             may_manage(ctx, old)?;
             if old.has_role("authority") && ctx.e.author != old.key {
-                return refuse("not_authorized", "only the authority key rotates itself");
+                return deny("not_authorized", "only the authority key rotates itself");
             }
             if old.revoked_at.is_some() {
                 return refuse("key_already_revoked", format!("key {} is already revoked", d.old_key));

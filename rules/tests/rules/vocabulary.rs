@@ -2,7 +2,7 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
-use zachetka_projections::{event_types, schema_version, Envelope, RegionConfig};
+use zachetka_rules::{event_types, schema_version, Envelope, RegionConfig};
 
 #[test]
 fn region_default_json_equals_the_default() {
@@ -85,7 +85,7 @@ fn every_event_passes_the_common_checks() {
             author: TEACHER,
             data,
         };
-        h.rules.check(&e, &h.index).map_err(|r| r.code)
+        refusal(h.rules.check(&e, &h.index)).map_err(|r| r.code)
     };
     let mut no_v = grade(json!({}));
     no_v.as_object_mut().unwrap().remove("v");
@@ -98,7 +98,7 @@ fn every_event_passes_the_common_checks() {
 }
 
 #[test]
-fn check_is_pure_and_apply_ignores_malformed_events() {
+fn check_is_pure_and_a_malformed_event_changes_nothing() {
     let mut h = Harness::region();
     let data = json!({"v": 1, "key": "did:key:z6MkPure", "holder": "p", "roles": ["teacher"], "scope": {"institution": "sch-001"}, "valid_from": "2026-01-01T00:00:00Z"});
     let e = Envelope {
@@ -114,9 +114,12 @@ fn check_is_pure_and_apply_ignores_malformed_events() {
     assert!(h.rules.check(&e, &h.index).is_ok());
     assert!(h.rules.grant("did:key:z6MkPure").is_none());
     let bad = json!({"v": 1, "key": "did:key:z6MkPure", "roles": ["teacher"]});
-    h.rules.apply(&Envelope { data: &bad, ..e });
+    assert_eq!(
+        refusal(h.rules.check_and_apply(&Envelope { data: &bad, ..e }, &h.index)).unwrap_err().code,
+        "event_malformed"
+    );
     assert!(h.rules.grant("did:key:z6MkPure").is_none());
     h.rules.check_and_apply(&e, &h.index).unwrap();
     assert!(h.rules.grant("did:key:z6MkPure").is_some());
-    assert_eq!(h.rules.check_and_apply(&e, &h.index).unwrap_err().code, "key_already_granted");
+    assert_eq!(refusal(h.rules.check_and_apply(&e, &h.index)).unwrap_err().code, "key_already_granted");
 }

@@ -4,7 +4,7 @@
 
 use crate::authority::{Authority, Need};
 use crate::vocabulary::Event;
-use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use crate::{date_field, deny, refuse, Applied, Ctx, RuleRefusal};
 use std::collections::HashMap;
 
 struct Achievement {
@@ -48,7 +48,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         Event::AchievementAttested(d) => {
             let g = auth.valid_grant(who, at)?;
             if !g.has_role("achievement_issuer") {
-                return refuse("issuer_not_registered", format!("key {who} is not a registered achievement issuer"));
+                return deny("issuer_not_registered", format!("key {who} is not a registered achievement issuer"));
             }
             if !cfg.achievement_kinds.contains(&d.kind) {
                 return refuse(
@@ -84,7 +84,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             let same_issuer =
                 x.issuer_key == who || (x.issuer_institution.is_some() && g.institution == x.issuer_institution);
             if !(g.has_role("achievement_issuer") && same_issuer) {
-                return refuse(
+                return deny(
                     "not_authorized",
                     format!("only the issuer of achievement {} may revoke it", d.achievement_id),
                 );

@@ -7,7 +7,7 @@ use crate::authority::{Authority, Need};
 use crate::config::RegionConfig;
 use crate::time::{self, Days};
 use crate::vocabulary::Event;
-use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use crate::{date_field, deny, refuse, Applied, Ctx, RuleRefusal};
 use std::collections::HashMap;
 
 /// A category (or fitness check) a teacher was granted, with its term.
@@ -150,7 +150,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 &Need::in_institution(&["teacher", "class_teacher", "institution_admin"], &d.institution),
             )?;
             if !g.has_role("institution_admin") && g.holder != sid {
-                return refuse("not_authorized", format!("key {who} belongs to {}, not to teacher {sid}", g.holder));
+                return deny("not_authorized", format!("key {who} belongs to {}, not to teacher {sid}", g.holder));
             }
             auth.institution_of_kind(&d.commission, &["attestation_commission"], "an attestation application")?;
             if !rules.quorum.contains_key(&d.category) {

@@ -6,7 +6,7 @@
 
 use crate::harness::*;
 use serde_json::{json, Value};
-use zachetka_projections::{Envelope, Lookup, RegionConfig, Rules};
+use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, Rules};
 
 /// SplitMix64: small, seedable, good enough to pick cases.
 struct Rng(u64);
@@ -49,9 +49,7 @@ struct World {
 impl World {
     /// Strictly increasing times: one second per event from 06:00 on a day that moves on.
     fn at(&self) -> String {
-        let d = zachetka_projections::time::format_date(
-            zachetka_projections::time::parse_date("2026-09-01").unwrap() + self.day,
-        );
+        let d = zachetka_rules::time::format_date(zachetka_rules::time::parse_date("2026-09-01").unwrap() + self.day);
         let s = self.n % 36_000;
         format!("{d}T{:02}:{:02}:{:02}Z", 6 + s / 3600, s / 60 % 60, s % 60)
     }
@@ -258,8 +256,8 @@ struct Log {
 struct Index2(std::collections::HashMap<String, (String, String)>);
 
 impl Lookup for Index2 {
-    fn event(&self, id: &str) -> Option<(String, String)> {
-        self.0.get(id).cloned()
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, LookupError> {
+        Ok(self.0.get(id).cloned())
     }
 }
 
@@ -281,7 +279,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 author: &s.author,
                 data: &s.data,
             };
-            let got = rules.check(&e, &log.index).map_err(|r| r.code);
+            let got = refusal(rules.check_and_apply(&e, &log.index)).map_err(|r| r.code);
             if got.err() != s.expect {
                 return Err(format!(
                     "{} by {} in {}: got {got:?}, expected {:?}; data {}",
@@ -289,7 +287,6 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 ));
             }
             if got.is_ok() {
-                rules.apply(&e);
                 log.index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
                 if s.ty == "journal.grade_recorded" {
                     world.grades.push((id.clone(), s.stream.clone()));
@@ -316,8 +313,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             author: &s.author,
             data: &s.data,
         };
-        audit.check(&e, &index).map_err(|r| format!("audit refused entry {seq} ({}): {r}", s.ty))?;
-        audit.apply(&e);
+        audit.check_and_apply(&e, &index).map_err(|r| format!("audit refused entry {seq} ({}): {r}", s.ty))?;
         index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
     }
     if accepted < steps / 2 || refused == 0 {
@@ -355,7 +351,7 @@ fn an_audit_catches_an_entry_that_bypassed_the_rules() {
         author: TEACHER,
         data: &data,
     };
-    assert_eq!(h.rules.check(&e, &h.index).unwrap_err().code, "key_revoked");
+    assert_eq!(refusal(h.rules.check(&e, &h.index)).unwrap_err().code, "key_revoked");
 }
 
 #[test]
@@ -434,7 +430,7 @@ fn garbage_data_is_refused_without_panics() {
             data.insert(KEYS[rng.below(KEYS.len())].into(), v);
         }
         let data = Value::Object(data);
-        let ty = zachetka_projections::event_types()[rng.below(47)];
+        let ty = zachetka_rules::event_types()[rng.below(47)];
         let e = Envelope {
             seq: 0,
             stream: streams[rng.below(streams.len())],
@@ -444,8 +440,6 @@ fn garbage_data_is_refused_without_panics() {
             author: authors[rng.below(authors.len())],
             data: &data,
         };
-        if h.rules.check(&e, &h.index).is_ok() {
-            h.rules.apply(&e);
-        }
+        let _ = refusal(h.rules.check_and_apply(&e, &h.index));
     }
 }

@@ -1,0 +1,363 @@
+//! zachetka-rules: the rules that decide whether an event may enter the ledger (the authority
+//! chain of DESIGN 4 and the domain invariants of DOMAIN.md), as one `Rules::check_and_apply`
+//! that append, replay on open and the audit all call.
+//! Not the ledger and not the vocabulary: no signatures, no storage, no clock, no I/O (the event
+//! types come from `zachetka-projections`, time from `zachetka-formats`). The caller verifies
+//! signatures, answers `Lookup` from its index and calls `check_and_apply` for every event in log
+//! order.
+#![forbid(unsafe_code)]
+
+mod additional;
+mod attestation;
+mod authority;
+pub mod config;
+mod enrolment;
+mod journal;
+mod portfolio;
+mod queries;
+mod queue;
+/// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
+pub use zachetka_formats::time;
+/// The education event vocabulary the rules judge (it lives in `zachetka-projections`).
+pub use zachetka_projections::vocabulary;
+
+pub use attestation::{CategoryHeld, TeacherStatus};
+pub use authority::{Grant, Institution};
+pub use config::RegionConfig;
+pub use vocabulary::{event_types, schema_version, StreamKind};
+/// Which kind of rule refused: `Rights` (HTTP 403) or `Invariant` (422); the status itself is
+/// mapped in `zachetka_formats::refusal` only.
+pub use zachetka_formats::refusal::RuleKind;
+
+use time::{Days, Nanos};
+use vocabulary::Event;
+
+/// An event as the rules see it: already signature-checked by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// Position in the log (for messages).
+    pub seq: u64,
+    /// e.g. `learner/47-000123`, `registry`, `institution/sch-001`, `queue/kg/tikhvin`, `teacher/t-0042`.
+    pub stream: &'a str,
+    /// e.g. `journal.grade_recorded`.
+    pub event_type: &'a str,
+    /// Lowercase UUID.
+    pub id: &'a str,
+    /// RFC 3339, `2026-11-22T09:10:00Z` (may carry a fraction or an offset).
+    pub occurred_at: &'a str,
+    /// `did:key` of the signer.
+    pub author: &'a str,
+    /// The event's data object (integers and strings only, objects, arrays).
+    pub data: &'a serde_json::Value,
+}
+
+/// Why an event is refused: a stable snake_case code, the kind of rule that refused it (rights
+/// or invariant) and a precise lowercase message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RuleRefusal {
+    pub code: &'static str,
+    pub kind: RuleKind,
+    pub message: String,
+}
+
+impl RuleRefusal {
+    /// A broken domain invariant of a write its author had the right to make.
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, kind: RuleKind::Invariant, message: message.into() }
+    }
+
+    /// The author's key has no right to write this event (unknown, revoked, out of scope...).
+    pub(crate) fn rights(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, kind: RuleKind::Rights, message: message.into() }
+    }
+}
+
+/// Refuses for a broken invariant (`RuleKind::Invariant`).
+pub(crate) fn refuse<T, E: From<RuleRefusal>>(code: &'static str, message: impl Into<String>) -> Result<T, E> {
+    Err(RuleRefusal::new(code, message).into())
+}
+
+/// Refuses for a missing right (`RuleKind::Rights`).
+pub(crate) fn deny<T, E: From<RuleRefusal>>(code: &'static str, message: impl Into<String>) -> Result<T, E> {
+    Err(RuleRefusal::rights(code, message).into())
+}
+
+/// The caller's index could not answer a lookup (a store that is unavailable, damaged or failing):
+/// the rules could not decide, so this is never a refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("couldn't look up event {id}")]
+pub struct LookupError {
+    pub id: String,
+    /// The index's own error (the root crate passes its `StoreError` and takes it back).
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl LookupError {
+    pub fn new(id: &str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { id: id.to_owned(), source: source.into() }
+    }
+}
+
+/// Why `check` or `check_and_apply` did not accept an event: the rules refused it (final for
+/// this state), or a lookup failed and nothing was decided (the caller may retry).
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error(transparent)]
+    Refused(#[from] RuleRefusal),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+}
+
+impl RuleError {
+    /// The refusal, if the rules decided.
+    pub fn refusal(&self) -> Option<&RuleRefusal> {
+        match self {
+            RuleError::Refused(r) => Some(r),
+            RuleError::Lookup(_) => None,
+        }
+    }
+}
+
+/// Facts the rules need from the log that the caller indexes, so the rules hold no per-event
+/// history of their own. Contract: answers for every event accepted before the one being
+/// checked, and for no other (in particular not for refused entries during an audit); `Ok(None)`
+/// means "no such accepted event", and an index that cannot tell answers `Err`, never `None`.
+pub trait Lookup {
+    /// The stream and type of an earlier accepted event, by id.
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, LookupError>;
+}
+
+/// A `Lookup` that knows no event (for callers that have no index yet, and for tests).
+pub struct NoLookup;
+
+impl Lookup for NoLookup {
+    fn event(&self, _id: &str) -> Result<Option<(String, String)>, LookupError> {
+        Ok(None)
+    }
+}
+
+/// A predicate on a granted key's `did:key` (the root crate passes its strict key check, which
+/// refuses small-order and non-canonical points); `Err` carries the reason.
+pub type KeyCheck = fn(&str) -> Result<(), String>;
+
+/// The whole rule state: the authority chain plus the domain state the invariants need.
+/// Deterministic: the same events in the same order give the same state and the same answers.
+pub struct Rules {
+    config: RegionConfig,
+    key_check: Option<KeyCheck>,
+    auth: authority::Authority,
+    queue: queue::Queues,
+    first_grade: enrolment::FirstGrade,
+    journal: journal::Journal,
+    additional: additional::Additional,
+    attestation: attestation::Attestations,
+    portfolio: portfolio::Portfolio,
+    /// The latest local date of an applied event: "today" for read-side questions such as a
+    /// benefit's re-check date (never the wall clock, so replays agree).
+    today: Days,
+}
+
+/// What a subsystem check sees.
+pub(crate) struct Ctx<'a> {
+    pub rules: &'a Rules,
+    pub e: &'a Envelope<'a>,
+    pub lookup: &'a dyn Lookup,
+    /// `occurred_at` as an instant.
+    pub at: Nanos,
+    /// `occurred_at` as a local date of the region.
+    pub date: Days,
+    /// The stream's id (after its prefix).
+    pub sid: &'a str,
+}
+
+impl Ctx<'_> {
+    pub fn cfg(&self) -> &RegionConfig {
+        &self.rules.config
+    }
+    pub fn auth(&self) -> &authority::Authority {
+        &self.rules.auth
+    }
+}
+
+/// What a subsystem apply sees.
+pub(crate) struct Applied<'a> {
+    pub e: &'a Envelope<'a>,
+    pub at: Nanos,
+    pub sid: &'a str,
+}
+
+impl Rules {
+    /// Rules for the ledger named `origin` (its log origin, which `ledger.established` must
+    /// name) whose authority key is `authority_did`, with a region profile.
+    pub fn new(origin: &str, authority_did: &str, config: RegionConfig) -> Self {
+        Self {
+            config,
+            key_check: None,
+            auth: authority::Authority::new(origin, authority_did),
+            queue: Default::default(),
+            first_grade: Default::default(),
+            journal: Default::default(),
+            additional: Default::default(),
+            attestation: Default::default(),
+            portfolio: Default::default(),
+            today: Days::MIN,
+        }
+    }
+
+    /// Checks every granted or rotated-in key with `f` (refusal `key_weak`). Without it only the
+    /// `did:key:z` form is checked.
+    pub fn with_key_check(mut self, f: KeyCheck) -> Self {
+        self.key_check = Some(f);
+        self
+    }
+
+    /// The region profile in force.
+    pub fn config(&self) -> &RegionConfig {
+        &self.config
+    }
+
+    /// The current authority key (it changes only by `keys.rotated`).
+    pub fn authority_did(&self) -> &str {
+        &self.auth.authority
+    }
+
+    /// Whether `ledger.established` has been applied.
+    pub fn is_established(&self) -> bool {
+        self.auth.established
+    }
+
+    /// The grant of a key (including revoked ones), for authority chains in record bundles.
+    pub fn grant(&self, key: &str) -> Option<&Grant> {
+        self.auth.grants.get(key)
+    }
+
+    /// A registered institution.
+    pub fn institution(&self, id: &str) -> Option<&Institution> {
+        self.auth.institutions.get(id)
+    }
+
+    /// Would this event be accepted now? Pure: no state change. A dry run: the ledger's paths
+    /// (append, replay, audit) call `check_and_apply`.
+    pub fn check(&self, e: &Envelope, lookup: &dyn Lookup) -> Result<(), RuleError> {
+        let (ev, at, sid) = self.read(e)?;
+        let ctx = Ctx { rules: self, e, lookup, at, date: time::local_date(at, self.config.utc_offset_minutes), sid };
+        match e.event_type.split_once('.').map_or("", |(head, _)| head) {
+            "ledger" | "registry" | "keys" => authority::check(&ctx, &ev)?,
+            "queue" => queue::check(&ctx, &ev)?,
+            "enrolment" => enrolment::check(&ctx, &ev)?,
+            "journal" | "college" => journal::check(&ctx, &ev)?,
+            "additional" => additional::check(&ctx, &ev)?,
+            "attestation" => attestation::check(&ctx, &ev)?,
+            _ => portfolio::check(&ctx, &ev)?,
+        }
+        Ok(())
+    }
+
+    /// The one entry point of append, replay on open and audit: `check`, and when it passes,
+    /// record the event's effects. On `Err` nothing changed (a refused entry is never applied;
+    /// an audit reports it and goes on).
+    pub fn check_and_apply(&mut self, e: &Envelope, lookup: &dyn Lookup) -> Result<(), RuleError> {
+        self.check(e, lookup)?;
+        self.apply(e);
+        Ok(())
+    }
+
+    /// Records an accepted event's effects, right after its passing check (only
+    /// `check_and_apply` calls it). A malformed event changes nothing; this never panics on bad
+    /// input.
+    fn apply(&mut self, e: &Envelope) {
+        let Ok((ev, at, sid)) = self.read(e) else {
+            return;
+        };
+        let date = time::local_date(at, self.config.utc_offset_minutes);
+        let a = Applied { e, at, sid };
+        self.today = self.today.max(date);
+        let Rules {
+            config,
+            key_check: _,
+            auth,
+            queue,
+            first_grade,
+            journal,
+            additional,
+            attestation,
+            portfolio,
+            today: _,
+        } = self;
+        match e.event_type.split_once('.').map_or("", |(head, _)| head) {
+            "ledger" | "registry" | "keys" => auth.apply(&a, &ev),
+            "queue" => queue.apply(config, &a, &ev),
+            "enrolment" => first_grade.apply(&a, &ev),
+            "journal" | "college" => journal.apply(config, &a, &ev),
+            "additional" => additional.apply(&a, &ev),
+            "attestation" => attestation.apply(config, auth, &a, &ev),
+            _ => portfolio.apply(auth, &a, &ev),
+        }
+    }
+
+    /// The checks every event passes before its own rule: known type, payload shape, schema
+    /// version, no personal data, a readable `occurred_at`, an established ledger, its stream.
+    fn read<'e>(&self, e: &Envelope<'e>) -> Result<(Event, Nanos, &'e str), RuleRefusal> {
+        let Some(info) = vocabulary::type_info(e.event_type) else {
+            return refuse("unknown_event_type", format!("event type {} is not in the vocabulary", e.event_type));
+        };
+        let Some(obj) = e.data.as_object() else {
+            return refuse("event_malformed", "data must be an object");
+        };
+        let mut path = String::from("data");
+        if let Err((code, message)) = vocabulary::scan_payload(e.data, &mut path, 0) {
+            return refuse(code, message);
+        }
+        match obj.get("v").and_then(|v| v.as_i64()) {
+            Some(v) if v == info.version => {}
+            Some(v) => {
+                return refuse(
+                    "schema_version_unsupported",
+                    format!("{} has schema version {}, not {v}", e.event_type, info.version),
+                )
+            }
+            None => {
+                return refuse(
+                    "schema_version_unsupported",
+                    format!("data.v is missing: {} needs {}", e.event_type, info.version),
+                )
+            }
+        }
+        if let Some(message) = vocabulary::find_personal_data(e.data, &self.config.personal_data_words, &mut path) {
+            return refuse("personal_data_in_log", message);
+        }
+        let Some(at) = time::parse_instant(e.occurred_at) else {
+            return refuse("event_malformed", format!("occurred_at {} is not an rfc 3339 time", e.occurred_at));
+        };
+        if !self.auth.established && info.name != "ledger.established" {
+            return refuse("ledger_not_established", "the first event of a ledger is ledger.established");
+        }
+        let Some(sid) = info.stream.id_of(e.stream) else {
+            let shape = if info.stream == StreamKind::Registry {
+                "registry".to_owned()
+            } else {
+                format!("{}<id>", info.stream.prefix())
+            };
+            return refuse("stream_mismatch", format!("{} belongs in stream {shape}, not {}", e.event_type, e.stream));
+        };
+        match vocabulary::parse(e.event_type, obj) {
+            Some(Ok(ev)) => Ok((ev, at, sid)),
+            Some(Err(message)) => refuse("event_malformed", message),
+            None => refuse("unknown_event_type", format!("event type {} is not in the vocabulary", e.event_type)),
+        }
+    }
+}
+
+/// Parses a date field or refuses naming it.
+pub(crate) fn date_field(value: &str, field: &str) -> Result<Days, RuleRefusal> {
+    time::parse_date(value)
+        .ok_or_else(|| RuleRefusal::new("event_malformed", format!("data.{field} {value} is not a date (YYYY-MM-DD)")))
+}
+
+/// Parses an instant field or refuses naming it.
+pub(crate) fn instant_field(value: &str, field: &str) -> Result<Nanos, RuleRefusal> {
+    time::parse_instant(value)
+        .ok_or_else(|| RuleRefusal::new("event_malformed", format!("data.{field} {value} is not an rfc 3339 time")))
+}
