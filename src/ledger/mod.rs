@@ -1,0 +1,586 @@
+//! The ledger: the append pipeline and the reads built on one store. Decode and verify run on
+//! every core (bounded by the caller's batch and the queue), one sequencer thread orders, group
+//! commits (one durable flush per batch) and signs one checkpoint per batch, then acknowledges.
+//!
+//! Over a store with one writer (sled) admitting batch N+1 overlaps committing batch N. Over a
+//! shared store (PostgreSQL, several nodes) every batch begins by taking the store's append lock,
+//! catches up with what other nodes committed (stream heads, rule state), and commits before the
+//! next batch begins; a follower thread publishes other nodes' commits to readers and feeds.
+//! Not the place for HTTP or for the education rules.
+
+use crate::checkpoint::{LedgerSigner, TreeHead};
+use crate::event::{self, EntryMeta, VerifiedEvent, ENTRY_BYTES_MAX};
+use crate::keys::{KeyCache, KeyPair};
+use crate::merkle::{self, Hash, HashB64, HashReader};
+use crate::refusal::{Code, Refusal};
+use crate::store::{BatchEntry, CommitBatch, IdRecord, LedgerConfig, Store, StoreError, StoreHashes, StreamHead};
+use crate::time::Clock;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+mod commit;
+mod follow;
+mod overlay;
+mod sequencer;
+
+use commit::*;
+use follow::*;
+use overlay::*;
+use sequencer::*;
+
+/// What an acknowledged append returns (DESIGN 3.5): the entry's position and the size of the
+/// first checkpoint that covers it, so it is provable at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Receipt {
+    pub seq: u64,
+    #[serde(serialize_with = "ser_hash")]
+    pub leaf_hash: Hash,
+    pub stream_version: u64,
+    pub tree_size: u64,
+}
+
+fn ser_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&h.to_b64())
+}
+
+/// Limits of the pipeline. Every queue and batch is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most events one commit batch holds (one flush, one checkpoint).
+    pub batch_len_max: usize,
+    /// Most submissions waiting for the sequencer before appends are refused as `busy`.
+    pub queue_depth_max: usize,
+    /// Most events one request may carry.
+    pub request_len_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { batch_len_max: 8192, queue_depth_max: 1024, request_len_max: 10_000 }
+    }
+}
+
+impl Limits {
+    /// Most events admitted (being verified, queued, or waiting for their batch) at once through
+    /// [`Ledger::try_admit`]: four batches, about a second of work at the pipeline's rate, so an
+    /// admitted event is answered quickly and the rest hear `busy` at once; never less than one
+    /// whole request.
+    pub fn in_flight_events_max(&self) -> usize {
+        self.request_len_max.max(4 * self.batch_len_max)
+    }
+
+    /// Most requests admitted at once: the sequencer queue's depth, so admitted submissions never
+    /// find it full.
+    pub fn in_flight_requests_max(&self) -> usize {
+        self.queue_depth_max
+    }
+}
+
+/// Errors of opening or creating a ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store holds no ledger; run `zachetka init` first")]
+    NotInitialized,
+    #[error("the ledger key does not match the store's verifier key {0}")]
+    WrongLedgerKey(String),
+    #[error("the head checkpoint does not verify: {0}")]
+    BadHead(String),
+    #[error("the ledger's rules cannot be built: {0}")]
+    Rules(String),
+}
+
+/// How long a follower waits for a commit notification before it reads the head anyway: the
+/// bound on how stale an idle node's head can be if a notification is lost.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether appends are checked against the ledger's rules. Only tests and benches bypass them
+/// (the `testing` feature), to play an operator who writes around the API (the audit must catch
+/// what that lets in) or to measure what the rules cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RulesMode {
+    #[default]
+    Enforce,
+    #[cfg(feature = "testing")]
+    Bypass,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Vec<Result<Receipt, Refusal>>>;
+
+struct Submission {
+    events: Vec<VerifiedEvent>,
+    reply: Reply,
+}
+
+struct Shared {
+    config: LedgerConfig,
+    store: Arc<dyn Store>,
+    keys: KeyCache,
+    head: RwLock<(TreeHead, Arc<Vec<u8>>)>,
+    head_watch: tokio::sync::watch::Sender<u64>,
+    /// Set when a commit failed: the ledger stops writing and keeps serving reads.
+    failed: AtomicBool,
+    /// Why writes stopped (the store's error), set before `failed`.
+    stop_reason: Mutex<Option<String>>,
+    /// Work admitted by [`Ledger::try_admit`] and not yet answered.
+    in_flight_events: AtomicUsize,
+    in_flight_requests: AtomicUsize,
+    /// Whether the last append found a shared store unreachable (appends answer `unavailable`
+    /// until it is back; the node recovers by itself).
+    store_unavailable: AtomicBool,
+    queued: AtomicU64,
+    limits: Limits,
+}
+
+impl Shared {
+    /// Stops writes for good (until the ledger is reopened) because of `e`; the reason is
+    /// recorded before the flag, so whoever sees the flag can say why.
+    fn stop_writes(&self, e: &StoreError) {
+        self.stop_reason.lock().expect("stop reason lock").get_or_insert_with(|| e.to_string());
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn writes_stopped(&self) -> Option<String> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.stop_reason.lock().expect("stop reason lock").clone().unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// The refusal of every append once writes stopped: why, and that only a restart after
+    /// fixing the cause helps (not retryable, so no Retry-After).
+    fn writes_stopped_refusal(&self) -> Refusal {
+        let reason = self.writes_stopped().unwrap_or_else(|| "unknown".into());
+        Refusal::new(
+            Code::WritesStopped,
+            format!(
+                "writes stopped after a failed commit ({reason}); reads continue; no retry succeeds until an \
+                 operator fixes the cause and restarts the server"
+            ),
+        )
+    }
+
+    /// Publishes a committed head to readers and feeds, unless a newer one is already out.
+    fn publish(&self, head: TreeHead, note: Arc<Vec<u8>>) {
+        let mut current = self.head.write().expect("head lock");
+        if head.tree_size > current.0.tree_size {
+            *current = (head, note);
+            self.head_watch.send_replace(head.tree_size);
+        }
+    }
+}
+
+/// A ledger open for appends and reads. Cheap to clone; all clones share one sequencer.
+#[derive(Clone)]
+pub struct Ledger {
+    shared: Arc<Shared>,
+    tx: SyncSender<Submission>,
+    _sequencer: Arc<SequencerHandle>,
+}
+
+struct SequencerHandle {
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for SequencerHandle {
+    fn drop(&mut self) {
+        // The last Ledger clone is gone; its sender dropped first, so the thread drains and ends.
+        if let Some(t) = self.thread.lock().expect("sequencer handle lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Creates a ledger in an empty store and signs the checkpoint of the empty tree.
+/// `rules` is the region config (JSON) of the education rules to enforce, or `None` for a bare
+/// signed log.
+pub fn init_store(
+    store: &dyn Store,
+    origin: &str,
+    ledger_key: &KeyPair,
+    authority_did: &str,
+    rules: Option<serde_json::Value>,
+) -> Result<LedgerConfig, LedgerError> {
+    let signer = LedgerSigner::new(origin, ledger_key.clone());
+    let config = LedgerConfig {
+        origin: origin.to_owned(),
+        authority: authority_did.to_owned(),
+        verifier_key: signer.verifier_key(),
+        rules,
+    };
+    crate::rules::from_config(&config).map_err(LedgerError::Rules)?;
+    store.init(&config)?;
+    Ok(config)
+}
+
+impl Ledger {
+    /// Opens the ledger in `store` with its key; starts the sequencer thread.
+    pub fn open(
+        store: Arc<dyn Store>,
+        ledger_key: KeyPair,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Result<Self, LedgerError> {
+        Self::open_with(store, ledger_key, clock, limits, RulesMode::Enforce)
+    }
+
+    /// [`Ledger::open`] with the rules mode spelled out. Opening replays the log through the
+    /// rules (their state is not stored yet; snapshots will bound this).
+    pub fn open_with(
+        store: Arc<dyn Store>,
+        ledger_key: KeyPair,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+        mode: RulesMode,
+    ) -> Result<Self, LedgerError> {
+        assert!(
+            limits.batch_len_max as u64 <= crate::store::BATCH_LEN_MAX,
+            "a batch may hold at most {} entries (store recovery relies on it)",
+            crate::store::BATCH_LEN_MAX
+        );
+        let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
+        let signer = LedgerSigner::new(&config.origin, ledger_key);
+        if signer.verifier_key() != config.verifier_key {
+            return Err(LedgerError::WrongLedgerKey(config.verifier_key.clone()));
+        }
+        let head = match store.head()? {
+            Some((head, note)) => {
+                let v = crate::checkpoint::verify_checkpoint(&note, &config.verifier_key, &config.origin)
+                    .map_err(|e| LedgerError::BadHead(e.to_string()))?;
+                if v.head != head {
+                    return Err(LedgerError::BadHead("checkpoint body differs from the stored head".into()));
+                }
+                (head, Arc::new(note))
+            }
+            None => {
+                let head = TreeHead { tree_size: 0, root_hash: merkle::EMPTY_ROOT };
+                (head, Arc::new(signer.sign(&head)))
+            }
+        };
+        // The sequencer's view starts where the rules' replay ended (on a shared store other
+        // nodes may append during it); it catches up from there under the append lock.
+        let mut next_seq = head.0.tree_size;
+        let rules = match (mode, crate::rules::from_config(&config).map_err(LedgerError::Rules)?) {
+            (RulesMode::Enforce, Some(mut rules)) => {
+                let (end, failed) = crate::rules::replay_from(&mut rules, &*store, 0)?;
+                if failed > 0 {
+                    tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
+                }
+                next_seq = end;
+                Some(rules)
+            }
+            _ => None,
+        };
+        let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            keys: KeyCache::default(),
+            head: RwLock::new(head),
+            head_watch,
+            failed: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+            in_flight_events: AtomicUsize::new(0),
+            in_flight_requests: AtomicUsize::new(0),
+            store_unavailable: AtomicBool::new(false),
+            queued: AtomicU64::new(0),
+            limits,
+        });
+        let (tx, rx) = sync_channel(limits.queue_depth_max);
+        let seq_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("zachetka-sequencer".into())
+            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules, next_seq).run(rx))
+            .expect("spawn sequencer thread");
+        if shared.store.is_shared() {
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("zachetka-follower".into())
+                .spawn(move || follow_loop(weak))
+                .expect("spawn follower thread");
+        }
+        Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
+    }
+
+    pub fn config(&self) -> &LedgerConfig {
+        &self.shared.config
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Whether a failed commit stopped writes.
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// Why writes stopped (the store's error, e.g. "no space left on device"), if they did.
+    pub fn writes_stopped(&self) -> Option<String> {
+        self.shared.writes_stopped()
+    }
+
+    /// Refuses appends this node cannot take now, whatever they hold: on a read replica, or
+    /// after writes stopped. Cheap; callers check it before admitting work.
+    pub fn check_accepting(&self) -> Result<(), Refusal> {
+        if self.shared.store.is_read_only() {
+            return Err(Refusal::new(
+                Code::ReadOnly,
+                "this node serves a read-only replica; send appends to a node on the primary",
+            ));
+        }
+        if self.is_failed() {
+            return Err(self.shared.writes_stopped_refusal());
+        }
+        Ok(())
+    }
+
+    /// Admits `events` events of one request for verification and appending, or refuses at
+    /// once with `busy` when [`Limits::in_flight_events_max`] events or
+    /// [`Limits::in_flight_requests_max`] requests are already in flight. Never waits. The
+    /// admission lasts until the returned guard is dropped (after the answer).
+    pub fn try_admit(&self, events: usize) -> Result<Admitted, Refusal> {
+        let limits = self.shared.limits;
+        let take = |counter: &AtomicUsize, n: usize, max: usize| {
+            counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| (cur + n <= max).then_some(cur + n)).is_ok()
+        };
+        if !take(&self.shared.in_flight_requests, 1, limits.in_flight_requests_max()) {
+            return Err(Refusal::new(
+                Code::Busy,
+                format!("{} requests are in flight, the limit; retry shortly", limits.in_flight_requests_max()),
+            ));
+        }
+        if !take(&self.shared.in_flight_events, events, limits.in_flight_events_max()) {
+            self.shared.in_flight_requests.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal::new(
+                Code::Busy,
+                format!(
+                    "{events} more events would exceed the {} in flight; retry shortly",
+                    limits.in_flight_events_max()
+                ),
+            ));
+        }
+        Ok(Admitted { shared: self.shared.clone(), events })
+    }
+
+    /// Events admitted by [`Ledger::try_admit`] and not yet answered.
+    pub fn in_flight_events(&self) -> usize {
+        self.shared.in_flight_events.load(Ordering::SeqCst)
+    }
+
+    /// Whether the last append found the (shared) store unreachable.
+    pub fn is_store_unavailable(&self) -> bool {
+        self.shared.store_unavailable.load(Ordering::SeqCst)
+    }
+
+    /// The latest tree head and its checkpoint note.
+    pub fn head(&self) -> (TreeHead, Arc<Vec<u8>>) {
+        self.shared.head.read().expect("head lock").clone()
+    }
+
+    /// Watches the committed tree size (feeds follow it).
+    pub fn watch_tree_size(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.head_watch.subscribe()
+    }
+
+    /// Verifies transported signed events on every core; in order.
+    pub fn verify(&self, signed: Vec<serde_json::Value>) -> Vec<Result<VerifiedEvent, Refusal>> {
+        let origin = self.shared.config.origin.as_str();
+        let keys = &self.shared.keys;
+        signed.into_par_iter().with_min_len(16).map(|v| event::verify_signed(v, origin, keys)).collect()
+    }
+
+    /// Verifies and appends signed events; one receipt or refusal per event, in order. Blocks
+    /// until the batch holding them is durable. Call from a blocking context.
+    pub fn append_blocking(&self, signed: Vec<serde_json::Value>) -> Vec<Result<Receipt, Refusal>> {
+        match self.submit(signed) {
+            Ok(pending) => pending.wait_blocking(),
+            Err(r) => vec![Err(r)],
+        }
+    }
+
+    /// Verifies the events (on the calling thread and rayon's pool) and queues the valid ones
+    /// for the sequencer. `Err` refuses the whole request (`busy`, `read_only`,
+    /// `writes_stopped`, `unavailable`, `batch_too_long`).
+    pub fn submit(&self, signed: Vec<serde_json::Value>) -> Result<Pending, Refusal> {
+        self.check_request_len(signed.len())?;
+        self.check_accepting()?;
+        let verified = self.verify(signed);
+        self.enqueue(verified)
+    }
+
+    /// [`Ledger::submit`] for signed events still as JSON text (one `{"event":..,"sig":..}` per
+    /// slice): each is parsed once, strictly, by the core that verifies it, so a request is
+    /// never held as values all at once before its length is known.
+    pub fn submit_raw(&self, signed: &[&[u8]]) -> Result<Pending, Refusal> {
+        self.check_request_len(signed.len())?;
+        self.check_accepting()?;
+        let origin = self.shared.config.origin.as_str();
+        let keys = &self.shared.keys;
+        let verified =
+            signed.par_iter().with_min_len(16).map(|b| event::verify_signed_bytes(b, origin, keys)).collect();
+        self.enqueue(verified)
+    }
+
+    fn check_request_len(&self, n: usize) -> Result<(), Refusal> {
+        if n > self.shared.limits.request_len_max {
+            return Err(Refusal::new(
+                Code::BatchTooLong,
+                format!("{n} events in one request, the limit is {}", self.shared.limits.request_len_max),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues the valid ones of verified events for the sequencer, refusals kept in place.
+    fn enqueue(&self, verified: Vec<Result<VerifiedEvent, Refusal>>) -> Result<Pending, Refusal> {
+        let n = verified.len();
+        let mut results: Vec<Option<Result<Receipt, Refusal>>> = Vec::with_capacity(n);
+        let mut valid = Vec::with_capacity(n);
+        for v in verified {
+            match v {
+                Ok(ev) => {
+                    valid.push(ev);
+                    results.push(None);
+                }
+                Err(r) => results.push(Some(Err(r))),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(Pending { results, rx: None });
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(Submission { events: valid, reply }) {
+            Ok(()) => Ok(Pending { results, rx: Some(rx) }),
+            Err(TrySendError::Full(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Refusal::new(Code::Busy, "the sequencer queue is full; retry shortly"))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Refusal::new(Code::Unavailable, "the sequencer stopped"))
+            }
+        }
+    }
+
+    /// Submissions waiting for the sequencer.
+    pub fn queue_depth(&self) -> u64 {
+        self.shared.queued.load(Ordering::SeqCst)
+    }
+
+    /// Canonical bytes of entries `from..from+limit` (within the committed tree).
+    pub fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let size = self.head().0.tree_size;
+        if from >= size {
+            return Ok(vec![]);
+        }
+        self.shared.store.entries(from, limit.min(size - from))
+    }
+
+    /// Inclusion proof of `leaf_index` in the tree of `tree_size` (at most the current size).
+    pub fn prove_inclusion(&self, leaf_index: u64, tree_size: u64) -> Result<Vec<Hash>, merkle::ProofError> {
+        self.check_size(tree_size)?;
+        merkle::prove_inclusion(leaf_index, tree_size, &StoreHashes(&*self.shared.store))
+    }
+
+    /// Consistency proof between two tree sizes (at most the current size).
+    pub fn prove_consistency(&self, first: u64, second: u64) -> Result<Vec<Hash>, merkle::ProofError> {
+        self.check_size(second)?;
+        merkle::prove_consistency(first, second, &StoreHashes(&*self.shared.store))
+    }
+
+    /// Root hash of the tree of `tree_size` (at most the current size).
+    pub fn root(&self, tree_size: u64) -> Result<Hash, merkle::ProofError> {
+        self.check_size(tree_size)?;
+        merkle::root(tree_size, &StoreHashes(&*self.shared.store))
+    }
+
+    fn check_size(&self, tree_size: u64) -> Result<(), merkle::ProofError> {
+        let log_size = self.head().0.tree_size;
+        if tree_size > log_size {
+            return Err(merkle::ProofError::BeyondLog { tree_size, log_size });
+        }
+        Ok(())
+    }
+
+    /// A hash tile of the current tree, or `None` if it does not exist at that width.
+    pub fn hash_tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Vec<u8>>, merkle::ProofError> {
+        let size = self.head().0.tree_size;
+        merkle::read_hash_tile(level, index, width, size, &StoreHashes(&*self.shared.store))
+    }
+
+    /// An entry bundle (C2SP tlog-tiles): each entry as a big-endian u16 length and its bytes.
+    pub fn entry_bundle(&self, index: u64, width: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let size = self.head().0.tree_size;
+        let Some(start) = index.checked_mul(merkle::TILE_WIDTH) else { return Ok(None) };
+        if start.checked_add(width).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        let entries = self.shared.store.entries(start, width)?;
+        let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
+        for e in entries {
+            assert!(e.len() <= ENTRY_BYTES_MAX, "entries are bounded at append");
+            out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+            out.extend_from_slice(&e);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Work admitted by [`Ledger::try_admit`]; dropping it ends the admission.
+pub struct Admitted {
+    shared: Arc<Shared>,
+    events: usize,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared.in_flight_events.fetch_sub(self.events, Ordering::SeqCst);
+        self.shared.in_flight_requests.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Receipts still on their way from the sequencer.
+pub struct Pending {
+    results: Vec<Option<Result<Receipt, Refusal>>>,
+    rx: Option<tokio::sync::oneshot::Receiver<Vec<Result<Receipt, Refusal>>>>,
+}
+
+impl Pending {
+    fn merge(mut self, got: Option<Vec<Result<Receipt, Refusal>>>) -> Vec<Result<Receipt, Refusal>> {
+        let mut got = got.map(|g| g.into_iter());
+        self.results
+            .drain(..)
+            .map(|slot| match slot {
+                Some(r) => r,
+                None => match got.as_mut().and_then(Iterator::next) {
+                    Some(r) => r,
+                    None => Err(Refusal::new(Code::Unavailable, "the sequencer stopped before answering")),
+                },
+            })
+            .collect()
+    }
+
+    pub fn wait_blocking(mut self) -> Vec<Result<Receipt, Refusal>> {
+        let got = self.rx.take().map(|rx| rx.blocking_recv().ok()).unwrap_or(None);
+        self.merge(got)
+    }
+
+    pub async fn wait(mut self) -> Vec<Result<Receipt, Refusal>> {
+        let got = match self.rx.take() {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        self.merge(got)
+    }
+}
