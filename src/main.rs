@@ -147,7 +147,7 @@ enum Command {
     },
 }
 
-/// Connection limits of `serve` (src/server.rs).
+/// Connection limits of `serve` (src/api/server.rs).
 #[derive(Args)]
 struct ServeFlags {
     /// Milliseconds from a request head's first byte to its end; slower clients are closed.
@@ -167,9 +167,9 @@ struct ServeFlags {
 }
 
 impl ServeFlags {
-    fn config(&self) -> zachetka::server::ServerConfig {
+    fn config(&self) -> zachetka::api::server::ServerConfig {
         use std::time::Duration;
-        zachetka::server::ServerConfig {
+        zachetka::api::server::ServerConfig {
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
@@ -713,12 +713,12 @@ fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     eprintln!(
         "demo: {appended} events signed and appended in {secs:.1} s ({:.0} events/s, signing and rules included); {}",
         appended as f64 / secs,
-        zachetka::http::head_summary(ledger)
+        zachetka::api::head_summary(ledger)
     );
     Ok(())
 }
 
-fn serve(ledger: Ledger, listen: &str, config: zachetka::server::ServerConfig) -> Result<()> {
+fn serve(ledger: Ledger, listen: &str, config: zachetka::api::server::ServerConfig) -> Result<()> {
     // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
     // admission bound and the connection cap already; 64 threads keep their stacks and
     // per-thread allocator heaps from growing with the load (tokio's default is 512).
@@ -730,13 +730,13 @@ fn serve(ledger: Ledger, listen: &str, config: zachetka::server::ServerConfig) -
             "serving {} on http://{} ({})",
             ledger.config().origin,
             listener.local_addr()?,
-            zachetka::http::head_summary(&ledger)
+            zachetka::api::head_summary(&ledger)
         );
         eprintln!("verifier key: {}", ledger.config().verifier_key);
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        zachetka::server::serve(listener, zachetka::http::router(ledger), config, shutdown).await?;
+        zachetka::api::server::serve(listener, zachetka::api::router(ledger), config, shutdown).await?;
         Ok(())
     })
 }
