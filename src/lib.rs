@@ -9,11 +9,10 @@
 // paths, so `zachetka::event` and `crate::event` name the same modules.
 pub use zachetka_formats::{checkpoint, event, jcs, keys, merkle, refusal, time};
 
+pub mod api;
 pub mod audit;
 pub mod demo;
-pub mod http;
 pub mod ledger;
 pub mod personal;
 pub mod rules;
-pub mod server;
 pub mod store;

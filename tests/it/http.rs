@@ -4,9 +4,9 @@
 use super::support::*;
 use serde_json::{json, Value};
 use std::io::BufRead;
+use zachetka::api::server::ServerConfig;
 use zachetka::ledger::{Ledger, Limits};
 use zachetka::merkle::{Hash, HashB64, MemoryTree};
-use zachetka::server::ServerConfig;
 
 pub(super) struct Server {
     pub(super) base: String,
@@ -17,13 +17,15 @@ pub(super) fn serve(ledger: Ledger) -> Server {
     serve_with(ledger, ServerConfig::default())
 }
 
-/// The real server loop (src/server.rs) on a loopback port, with `config`'s timeouts and cap.
+/// The real server loop (src/api/server.rs) on a loopback port, with `config`'s timeouts and cap.
 pub(super) fn serve_with(ledger: Ledger, config: ServerConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = zachetka::http::router(ledger);
-    rt.spawn(async move { zachetka::server::serve(listener, router, config, std::future::pending()).await.unwrap() });
+    let router = zachetka::api::router(ledger);
+    rt.spawn(
+        async move { zachetka::api::server::serve(listener, router, config, std::future::pending()).await.unwrap() },
+    );
     Server { base, _rt: rt }
 }
 
@@ -81,7 +83,7 @@ fn writes_answer_receipts_and_refusals_with_their_statuses() {
     assert_eq!(r[0]["seq"].as_u64(), Some(1));
     assert_eq!(r[1]["code"].as_str(), Some("signature_invalid"));
     assert_eq!(r[2]["seq"].as_u64(), Some(0), "a retried event gets its original receipt");
-    let (s, r, _) = post(&srv.base, &" ".repeat(zachetka::http::BODY_BYTES_MAX + 1));
+    let (s, r, _) = post(&srv.base, &" ".repeat(zachetka::api::BODY_BYTES_MAX + 1));
     assert_eq!((s, r["code"].as_str()), (413, Some("body_too_large")));
 }
 
@@ -262,6 +264,47 @@ fn the_feed_catches_up_then_follows_live() {
     }
 }
 
+/// Issue "[layout]": a feed whose store read failed mid-stream ended silently, like a dropped
+/// connection. It now ends with one NDJSON line, the refusal a page read would answer
+/// (`{"code","message"}`), after every entry it could serve.
+#[test]
+fn the_feed_ends_with_an_error_line_when_the_store_fails_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(FaultStore::new(new_store(dir.path())));
+    let ledger = open_ledger(store.clone(), Limits::default());
+    ledger.append_blocking((0..3u64).map(|i| grade(i, "learner/a", None)).collect());
+    let writer = ledger.clone();
+    let srv = serve(ledger);
+    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).call().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+        // The end of the body: the sender drops, and the test sees the feed end.
+    });
+    let timeout = std::time::Duration::from_secs(30); // a failure guard, not synchronization
+    let line = |rx: &std::sync::mpsc::Receiver<String>| {
+        serde_json::from_str::<Value>(&rx.recv_timeout(timeout).unwrap()).unwrap()
+    };
+    for want in 0..3 {
+        assert_eq!(line(&rx)["seq"].as_u64(), Some(want), "the catch-up is served");
+    }
+    // The store is lost under the feed: the next entries commit, but cannot be read.
+    store.set(Fault::FailReads);
+    assert!(writer.append_blocking(vec![grade(3, "learner/a", None)]).iter().all(Result::is_ok));
+    let last = line(&rx);
+    assert_eq!(last["code"].as_str(), Some("unavailable"), "{last}");
+    assert!(last["message"].as_str().unwrap().contains("injected: connection lost"), "{last}");
+    assert_eq!(last.as_object().unwrap().len(), 2, "a refusal: code and message only: {last}");
+    assert!(
+        matches!(rx.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+        "the feed ends after its error line"
+    );
+}
+
 #[test]
 fn openapi_lists_every_route() {
     let (_d, ledger) = temp_ledger();
@@ -284,9 +327,9 @@ fn openapi_lists_every_route() {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }
     // And every route the router serves answers something other than 404/405 for a GET of its doc path.
-    let src = include_str!("../../src/http.rs");
+    let src = include_str!("../../src/api/mod.rs");
     let routes = src.matches(".route(\"").count();
-    assert_eq!(routes, paths.len(), "routes in src/http.rs and paths in openapi.json differ");
+    assert_eq!(routes, paths.len(), "routes in src/api/mod.rs and paths in openapi.json differ");
     let _ = Hash([0; 32]).to_b64();
 }
 
@@ -533,6 +576,12 @@ fn damaged_entries_are_refused_on_read_with_their_position() {
     }
     let (s, _) = get_json(&srv.base, "/v1/entries?from=4&limit=4");
     assert_eq!(s, 200, "the entries after it are still served");
+    // The feed, whose 200 is sent before it reads, ends with the same refusal as its last line.
+    let (s, body) = get(&srv.base, "/v1/feed?from=0");
+    let body = String::from_utf8(body).unwrap();
+    let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    assert_eq!((s, last["code"].as_str()), (200, Some("store_corrupt")), "{body}");
+    assert!(last["message"].as_str().unwrap().contains("at 3"), "{body}");
     // Bytes that are not UTF-8, whose stored leaf hash is made to match: refused, not a panic.
     let mut not_utf8 = original.clone();
     not_utf8[40] = 0xff;

@@ -1,4 +1,4 @@
-//! The server loop (src/server.rs) against misbehaving clients: slow headers, slow bodies, idle
+//! The server loop (src/api/server.rs) against misbehaving clients: slow headers, slow bodies, idle
 //! and kept-alive sockets closed after their timeouts; more connections than the cap still
 //! leave `/v1/status` answering (in-process, and in the real binary under a low open-file
 //! limit); and a huge array of tiny items refused without the server's memory growing with it.
@@ -8,7 +8,7 @@ use super::support::*;
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use zachetka::server::ServerConfig;
+use zachetka::api::server::ServerConfig;
 
 /// A failure guard on every read: a test that waits this long has failed (no timing asserted).
 const GUARD: Duration = Duration::from_secs(30);
@@ -164,15 +164,15 @@ fn under_a_low_open_file_limit_idle_sockets_never_starve_health_checks() {
 fn a_huge_array_of_tiny_items_is_refused_without_memory_growing_with_it() {
     let srv = ChildServer::spawn(1024, "");
     let item = "{\"\":0},";
-    let n = (zachetka::http::BODY_BYTES_MAX - 2) / item.len();
-    let mut body = String::with_capacity(zachetka::http::BODY_BYTES_MAX);
+    let n = (zachetka::api::BODY_BYTES_MAX - 2) / item.len();
+    let mut body = String::with_capacity(zachetka::api::BODY_BYTES_MAX);
     body.push('[');
     for _ in 0..n {
         body.push_str(item);
     }
     body.pop();
     body.push(']');
-    assert!(body.len() <= zachetka::http::BODY_BYTES_MAX && n > 2_000_000);
+    assert!(body.len() <= zachetka::api::BODY_BYTES_MAX && n > 2_000_000);
     let before_kb = srv.status_kb("VmHWM:");
     let body = std::sync::Arc::new(body);
     let posts: Vec<_> = (0..4)

@@ -78,6 +78,8 @@ pub enum Fault {
     /// Block the sequencer's first store read (an id lookup while admitting) until released:
     /// it then holds one submission and pulls no other, so the queue fills deterministically.
     BlockAdmit,
+    /// Answer every entry read `unavailable` (commits still succeed): a store lost under readers.
+    FailReads,
 }
 
 /// A store that delegates to sled and injects faults into `commit`.
@@ -142,10 +144,13 @@ impl Store for FaultStore {
                 self.inner.commit(b)?;
                 Err(StoreError::Io("injected: fsync reported failure after write".into()))
             }
-            Fault::BlockAdmit => self.inner.commit(b),
+            Fault::BlockAdmit | Fault::FailReads => self.inner.commit(b),
         }
     }
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
+        if *self.fault.lock().unwrap() == Fault::FailReads {
+            return Err(StoreError::Unavailable("injected: connection lost".into()));
+        }
         self.inner.raw_entries(from, limit)
     }
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {

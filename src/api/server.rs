@@ -4,7 +4,7 @@
 //! new connection by closing the oldest idle one, the way nginx reuses keep-alive connections,
 //! so health checks and `/checkpoint` keep answering under a flood of idle sockets. An accept
 //! error (EMFILE included) is logged, makes room, and is retried after a short back-off; it
-//! never ends the loop. Not the place for routes or refusals (`crate::http`).
+//! never ends the loop. Not the place for routes or refusals (the rest of `crate::api`).
 
 use axum::body::Body;
 use axum::Router;

@@ -1,0 +1,119 @@
+//! The HTTP surface (DESIGN 3.5): the router and its state, split by concern into the write
+//! endpoint ([`write`]), C2SP tlog-tiles and proofs ([`tlog`]), entry pages, streams and the
+//! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), the one place errors
+//! become responses ([`error`]), and the connection loop ([`server`]). Handlers translate; the
+//! ledger decides. Every refusal, bad queries and paths and unknown routes included, is
+//! `{"code","message"}` JSON whose status comes from [`crate::refusal::Code::http_status`].
+//! Not the CLI (`crate::cli`), and no decision about what is valid.
+
+mod error;
+mod ops;
+mod reads;
+pub mod server;
+mod tlog;
+mod write;
+
+use crate::ledger::Ledger;
+use crate::merkle::HashB64;
+use crate::refusal::{Code, Refusal};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use error::refusal_response;
+use serde::de::DeserializeOwned;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub use error::RETRY_AFTER_SECS;
+pub use ops::OPENAPI;
+pub use reads::PAGE_LEN_MAX;
+pub use write::BODY_BYTES_MAX;
+
+#[derive(Clone)]
+struct AppState {
+    ledger: Ledger,
+    metrics: Arc<ops::Metrics>,
+}
+
+/// The router of a zachetka server over `ledger`. Every route is listed here (a test counts the
+/// `.route(` calls of this file against `openapi.json`).
+pub fn router(ledger: Ledger) -> Router {
+    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()) };
+    Router::new()
+        .route("/v1/events", post(write::post_events))
+        .route("/checkpoint", get(tlog::get_checkpoint))
+        .route("/tile/{*path}", get(tlog::get_tile))
+        .route("/v1/proofs/inclusion", get(tlog::get_inclusion))
+        .route("/v1/proofs/consistency", get(tlog::get_consistency))
+        .route("/v1/entries", get(reads::get_entries))
+        .route("/v1/streams/{*stream}", get(reads::get_stream))
+        .route("/v1/feed", get(reads::get_feed))
+        .route("/v1/status", get(ops::get_status))
+        .route("/metrics", get(ops::get_metrics))
+        .route("/openapi.json", get(ops::get_openapi))
+        .fallback(|req: Request| async move {
+            refusal_response(&Refusal::new(Code::NotFound, format!("no route for {}", req.uri().path())))
+        })
+        .method_not_allowed_fallback(|req: Request| async move {
+            let msg = format!("method {} is not allowed on {}", req.method(), req.uri().path());
+            refusal_response(&Refusal::new(Code::MethodNotAllowed, msg))
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), log_requests))
+        .with_state(state)
+}
+
+async fn log_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    tracing::info!(%method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let mut resp = (StatusCode::from_u16(status).expect("valid status"), body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A query string as `T`, refused as `bad_query` (JSON, 400) when it does not parse.
+struct Q<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Q(q.0))
+            .map_err(|e| refusal_response(&Refusal::new(Code::BadQuery, lowercase_first(&e.body_text()))))
+    }
+}
+
+/// A path parameter as `T`, refused as `bad_path` (JSON, 400) when it does not parse.
+struct P<T>(T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| refusal_response(&Refusal::new(Code::BadPath, lowercase_first(&e.body_text()))))
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The served checkpoint's size and root hash, for logs and tests.
+pub fn head_summary(ledger: &Ledger) -> String {
+    let (h, _) = ledger.head();
+    format!("tree_size={} root={}", h.tree_size, h.root_hash.to_b64())
+}

@@ -1,0 +1,79 @@
+//! What operators and load balancers read: `GET /v1/status` (whether this node takes appends,
+//! and why not), `GET /metrics` (Prometheus text) and `GET /openapi.json`. Not the place for
+//! the log's contents (`reads`, `tlog`).
+
+use super::{json_response, AppState};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of this server process, shown by `/metrics`.
+#[derive(Default)]
+pub(super) struct Metrics {
+    pub(super) appended: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) busy: AtomicU64,
+    pub(super) requests: AtomicU64,
+}
+
+/// What a load balancer needs to route: whether this node takes appends now, and why not.
+pub(super) async fn get_status(State(state): State<AppState>) -> Response {
+    let ledger = &state.ledger;
+    let (read_only, unavailable, stopped) =
+        (ledger.store().is_read_only(), ledger.is_store_unavailable(), ledger.writes_stopped());
+    let status = serde_json::json!({
+        "origin": ledger.config().origin,
+        "tree_size": ledger.head().0.tree_size,
+        "accepting_appends": !(read_only || unavailable || stopped.is_some()),
+        "read_only": read_only,
+        "store_unavailable": unavailable,
+        "writes_stopped": stopped.is_some(),
+        // Why (the store's error); the operator fixes the cause and restarts the server.
+        "writes_stopped_reason": stopped,
+        "in_flight_events": ledger.in_flight_events(),
+    });
+    json_response(200, status.to_string())
+}
+
+pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
+    let (head, _) = state.ledger.head();
+    let m = &state.metrics;
+    let stopped = state.ledger.writes_stopped();
+    let mut body = format!(
+        "# TYPE zachetka_tree_size gauge\nzachetka_tree_size {}\n\
+         # TYPE zachetka_events_appended_total counter\nzachetka_events_appended_total {}\n\
+         # TYPE zachetka_events_refused_total counter\nzachetka_events_refused_total {}\n\
+         # TYPE zachetka_requests_busy_total counter\nzachetka_requests_busy_total {}\n\
+         # TYPE zachetka_http_requests_total counter\nzachetka_http_requests_total {}\n\
+         # TYPE zachetka_sequencer_queue_depth gauge\nzachetka_sequencer_queue_depth {}\n\
+         # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n\
+         # TYPE zachetka_store_unavailable gauge\nzachetka_store_unavailable {}\n\
+         # TYPE zachetka_in_flight_events gauge\nzachetka_in_flight_events {}\n",
+        head.tree_size,
+        m.appended.load(Ordering::Relaxed),
+        m.refused.load(Ordering::Relaxed),
+        m.busy.load(Ordering::Relaxed),
+        m.requests.load(Ordering::Relaxed),
+        state.ledger.queue_depth(),
+        u8::from(stopped.is_some()),
+        u8::from(state.ledger.is_store_unavailable()),
+        state.ledger.in_flight_events(),
+    );
+    if let Some(reason) = stopped {
+        let label = reason.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        body.push_str(&format!(
+            "# TYPE zachetka_writes_stopped_reason gauge\nzachetka_writes_stopped_reason{{reason=\"{label}\"}} 1\n"
+        ));
+    }
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}
+
+/// The OpenAPI document, kept beside the code; a test checks it lists every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub(super) async fn get_openapi() -> Response {
+    json_response(200, OPENAPI.to_owned())
+}

@@ -1,0 +1,176 @@
+//! `POST /v1/events`: content type, a bounded body, the array scanned as borrowed raw JSON and
+//! counted before any item is parsed, admission (`Ledger::try_admit`) before verification, then
+//! one receipt or refusal per event, in order. Not the place that verifies or decides (the
+//! ledger does), nor where a refusal gets its status (`error`).
+
+use super::error::{refusal_response, verification_failed};
+use super::{json_response, AppState};
+use crate::ledger::Receipt;
+use crate::refusal::{Code, Refusal};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+
+/// Largest request body accepted by `POST /v1/events`.
+pub const BODY_BYTES_MAX: usize = 16 << 20;
+
+fn result_json(r: &Result<Receipt, Refusal>) -> serde_json::Value {
+    match r {
+        Ok(receipt) => serde_json::to_value(receipt).expect("receipt serializes"),
+        Err(refusal) => serde_json::to_value(refusal).expect("refusal serializes"),
+    }
+}
+
+/// `POST /v1/events` takes JSON only (`application/json`, parameters such as charset allowed).
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Code::UnsupportedMediaType,
+        format!("content-type must be application/json, not {:?}", ct.chars().take(100).collect::<String>()),
+    ))
+}
+
+/// Reads a request body of at most `max` bytes. It is read up to the limit even when its
+/// declared length is larger: a client still sending when the server closes would see a broken
+/// pipe instead of the refusal. A body that stalls is cut by the server's body timeout.
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
+    use futures_util::StreamExt;
+    let too_large = || Refusal::new(Code::BodyTooLarge, format!("request body exceeds {max} bytes"));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if super::server::is_body_timeout(&e) {
+                Refusal::new(Code::BodyTimeout, "the request body did not arrive within the server's body timeout")
+            } else {
+                Refusal::new(Code::MalformedJson, format!("couldn't read the request body: {e}"))
+            }
+        })?;
+        if out.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+/// The signed events of a `POST /v1/events` body, as byte ranges of the body (one signed event,
+/// or the items of an array), and whether it was a single event. An array is scanned as
+/// borrowed raw JSON, its items counted as they come: at `len_max + 1` items the scan stops
+/// with `batch_too_long`, so nothing is ever built per item of an oversized request, and an
+/// accepted one is parsed into values once, item by item, by the cores that verify it.
+fn raw_items(body: &[u8], len_max: usize) -> Result<(Vec<Range<usize>>, bool), Refusal> {
+    let malformed = |e: serde_json::Error| Refusal::new(Code::MalformedJson, format!("body is not JSON: {e}"));
+    let base = body.as_ptr() as usize;
+    let range = |raw: &RawValue| {
+        let text = raw.get();
+        let start = text.as_ptr() as usize - base;
+        start..start + text.len()
+    };
+    if body.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'[') {
+        let raw: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
+        return Ok((vec![range(raw)], true));
+    }
+    let too_long = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let items = CountedItems { len_max, too_long: &too_long }.deserialize(&mut de).and_then(|items| {
+        de.end()?;
+        Ok(items)
+    });
+    match items {
+        Ok(items) => Ok((items.into_iter().map(range).collect(), false)),
+        Err(_) if too_long.get() => {
+            Err(Refusal::new(Code::BatchTooLong, format!("more than {len_max} events in one request, the limit")))
+        }
+        Err(e) => Err(malformed(e)),
+    }
+}
+
+/// Collects the items of a JSON array as raw text, stopping past `len_max` of them.
+struct CountedItems<'c> {
+    len_max: usize,
+    too_long: &'c std::cell::Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for CountedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CountedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of signed events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.len_max {
+                self.too_long.set(true);
+                return Err(serde::de::Error::custom("too many events"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+pub(super) async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let busy = |r: &Refusal| {
+        if r.code == Code::Busy {
+            state.metrics.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        refusal_response(r)
+    };
+    if let Err(r) = check_json_content_type(&headers).and_then(|()| state.ledger.check_accepting()) {
+        return refusal_response(&r);
+    }
+    let bytes = match read_body(body, &headers, BODY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(r) => return refusal_response(&r),
+    };
+    let (items, single) = match raw_items(&bytes, state.ledger.limits().request_len_max) {
+        Ok(x) => x,
+        Err(r) => return refusal_response(&r),
+    };
+    // Admission before any verification or blocking task: beyond the bound, `busy` at once.
+    let admitted = match state.ledger.try_admit(items.len()) {
+        Ok(a) => a,
+        Err(r) => return busy(&r),
+    };
+    let ledger = state.ledger.clone();
+    let submitted = tokio::task::spawn_blocking(move || {
+        let items: Vec<&[u8]> = items.iter().map(|r| &bytes[r.clone()]).collect();
+        ledger.submit_raw(&items)
+    })
+    .await;
+    let pending = match submitted {
+        Ok(Ok(p)) => p,
+        Ok(Err(r)) => return busy(&r),
+        Err(e) => return verification_failed(e),
+    };
+    let results = pending.wait().await;
+    drop(admitted);
+    let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+    state.metrics.appended.fetch_add(ok, Ordering::Relaxed);
+    state.metrics.refused.fetch_add(results.len() as u64 - ok, Ordering::Relaxed);
+    if single {
+        return match &results[0] {
+            Ok(receipt) => json_response(200, serde_json::to_string(receipt).expect("receipt serializes")),
+            Err(r) => refusal_response(r),
+        };
+    }
+    let body: Vec<serde_json::Value> = results.iter().map(result_json).collect();
+    json_response(200, serde_json::to_string(&body).expect("results serialize"))
+}

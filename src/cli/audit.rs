@@ -1,0 +1,60 @@
+//! `zachetka audit`: opens the store read-only (or PostgreSQL), runs `zachetka::audit` with a
+//! progress bar on stderr, and prints every violation and a summary (or the report as JSON).
+//! Not the audit itself (`zachetka::audit` decides what is a violation).
+
+use super::{store_dir, write_stdout};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use zachetka::store::postgres::PgStore;
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
+
+/// Audits the ledger in `dir` (or the database): exit 0 if clean, 1 if anything is wrong.
+pub(super) fn audit(dir: &Path, db: Option<&str>, json: bool) -> Result<ExitCode> {
+    let store: Arc<dyn Store> = match db {
+        Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
+        None => Arc::new(
+            SledStore::open_read_only(&store_dir(dir))
+                .with_context(|| format!("couldn't read the store in {}", dir.display()))?,
+        ),
+    };
+    let report = audit_with_progress(&*store)?;
+    let mut out = String::new();
+    if json {
+        out = serde_json::to_string_pretty(&report)? + "\n";
+    } else {
+        for v in &report.violations {
+            out += &format!("{}: {}: {}\n", v.position, v.code, v.message);
+        }
+        out += &format!(
+            "audited {} entries, {} signatures, {} checkpoints, {} streams of {}: {}\n",
+            report.entries_checked,
+            report.signatures_checked,
+            report.checkpoints_checked,
+            report.streams_checked,
+            report.origin,
+            if report.is_clean() { "clean".to_owned() } else { format!("{} violations", report.violations.len()) }
+        );
+    }
+    write_stdout(format_args!("{out}"))?;
+    if !report.is_clean() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("audit {bar:40} {pos}/{len} entries {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    let report = zachetka::audit::audit(store, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}

@@ -1,0 +1,493 @@
+//! The `zachetka` command line: clap definitions of every verb and flag, and the dispatch;
+//! the ledger's store and key files; stdout through one helper. Verbs with more to them live
+//! beside it: `init`, `audit`, the demo driver (`demo`), and the HTTP client of `--server`
+//! (`client`). A thin shell over the library: not the place for a rule, a format or a route.
+
+mod audit;
+mod client;
+mod demo;
+mod init;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use init::init;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zachetka::keys::KeyPair;
+use zachetka::ledger::{Ledger, Limits};
+use zachetka::store::postgres::PgStore;
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
+
+#[derive(Parser)]
+#[command(name = "zachetka", version, about = "A region's education records as a signed, append-only, verifiable log")]
+pub struct Cli {
+    /// Keep the log in PostgreSQL instead of the embedded store in <dir>/store, e.g.
+    /// `host=/run/postgresql dbname=zachetka` or `postgres://user@host/db`. Several servers may
+    /// share one database; each needs the ledger's key (<dir>/ledger.key).
+    #[arg(long, global = true, env = "ZACHETKA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a ledger in a directory: its key, its store, and print its verifier key.
+    Init {
+        /// Ledger directory (created; must not hold a ledger).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The log origin, e.g. ru-47.edu.example (also the checkpoint key name).
+        #[arg(long)]
+        origin: String,
+        /// The region authority's did:key. Without it, a new authority key is written to
+        /// <dir>/authority.key (fine for trials; keep a real one off the server).
+        #[arg(long)]
+        authority_did: Option<String>,
+        /// The rules the ledger enforces, fixed for its life: `education` (the education rules
+        /// with the default region lists), a path to a region config JSON (see
+        /// rules/region-default.json), or `none` for a bare signed log.
+        #[arg(long, default_value = "education")]
+        rules: String,
+    },
+    /// Generate an Ed25519 key file and print its did:key.
+    Keygen {
+        /// Where to write the key file (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign an event object (file or stdin); fills author, id and occurred_at when absent.
+    Sign {
+        /// The author's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The ledger origin to put in `ledger` when absent.
+        #[arg(long)]
+        ledger: Option<String>,
+        /// The event JSON file; `-` or absent reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Append signed events (JSON lines or arrays, files or stdin); print one receipt or refusal per line.
+    Append {
+        #[command(flatten)]
+        target: Target,
+        /// Files of signed events; none reads stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Print the latest checkpoint note.
+    Checkpoint {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print an inclusion or consistency proof as JSON.
+    Prove {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        proof: ProofKind,
+    },
+    /// Serve the HTTP API over a ledger directory.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8047")]
+        listen: String,
+        #[command(flatten)]
+        server: ServeFlags,
+    },
+    /// Rebuild what is derived from the log: the store's index (event ids, stream positions,
+    /// checkpoint offsets), from the log files alone. For an index you no longer trust; an
+    /// unreadable one is rebuilt on open by itself. Stop the server first.
+    Rebuild {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Audit a ledger directory: signatures, hashes, roots, checkpoints, chains, indexes.
+    /// Reads only: no byte of the ledger changes, and it runs on a copy or a stopped ledger.
+    /// Exits 0 if clean, 1 if anything is wrong (naming every position), 2 if it could not run.
+    Audit {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
+    /// record. Sealed per subject in <dir>/personal; never in the signed log.
+    Personal {
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        action: PersonalAction,
+    },
+    /// Build a demo region ledger (synthetic, deterministic) and serve it.
+    Demo {
+        /// Ledger directory (created if absent; reused if it holds the demo).
+        #[arg(long, default_value = "demo-region")]
+        dir: PathBuf,
+        #[arg(long, default_value = "ru-47.edu.example")]
+        origin: String,
+        /// Learners in the region.
+        #[arg(long, default_value_t = 2000)]
+        learners: u64,
+        /// Teachers in the region.
+        #[arg(long, default_value_t = 150)]
+        teachers: u64,
+        /// Journal events to write.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Address to serve on after building.
+        #[arg(long, default_value = "127.0.0.1:8047")]
+        listen: String,
+        /// Build only; do not serve.
+        #[arg(long)]
+        no_serve: bool,
+        #[command(flatten)]
+        server: ServeFlags,
+    },
+}
+
+/// Connection limits of `serve` (src/api/server.rs).
+#[derive(Args)]
+struct ServeFlags {
+    /// Milliseconds from a request head's first byte to its end; slower clients are closed.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds from a request's start to its body's end; slower bodies are answered
+    /// `body_timeout` (408) and closed.
+    #[arg(long, default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// Milliseconds a connection may wait with no request in progress (new or kept alive).
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Most open connections, lowered to the open-file limit less 256 descriptors; at the cap
+    /// a new connection closes the oldest idle one.
+    #[arg(long, default_value_t = 4096)]
+    connections_max: usize,
+}
+
+impl ServeFlags {
+    fn config(&self) -> zachetka::api::server::ServerConfig {
+        use std::time::Duration;
+        zachetka::api::server::ServerConfig {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            connections_max: self.connections_max,
+        }
+    }
+}
+
+#[derive(Args)]
+struct Target {
+    /// A local ledger directory.
+    #[arg(long, conflicts_with = "server")]
+    dir: Option<PathBuf>,
+    /// A running server's base URL, e.g. http://127.0.0.1:8047.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PersonalAction {
+    /// Store a subject's record: a JSON object of strings from a file (or stdin).
+    Put { subject: String, file: Option<PathBuf> },
+    /// Print a subject's record (nothing if none or erased).
+    Get { subject: String },
+    /// Erase a subject's record; the log and its proofs are untouched.
+    Erase { subject: String },
+}
+
+#[derive(Subcommand)]
+enum ProofKind {
+    /// Inclusion of one leaf in a tree.
+    Inclusion {
+        #[arg(long)]
+        leaf_index: u64,
+        #[arg(long)]
+        tree_size: u64,
+    },
+    /// Consistency of two tree sizes.
+    Consistency {
+        #[arg(long)]
+        first: u64,
+        #[arg(long)]
+        second: u64,
+    },
+}
+
+/// Exit status when stdout was closed under us: 128 + SIGPIPE, what shells report for a writer
+/// whose reader left, so `set -o pipefail` scripts still see that not everything was printed.
+pub const STDOUT_CLOSED_STATUS: u8 = 141;
+
+/// Stdout was closed by its reader (a broken pipe): `main` exits quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+pub struct StdoutClosed;
+
+/// Prints a command's output to stdout: through the locked handle, flushed before it returns (so
+/// a line printed is a line delivered, e.g. an append receipt), and with a closed pipe turned into
+/// `StdoutClosed` (a quiet exit in `main`) instead of `println!`'s panic. Every command's stdout
+/// goes through here: `write_stdout(format_args!("{x}\n"))?`.
+fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("couldn't write to stdout")),
+    }
+}
+
+fn store_dir(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+/// The store of a ledger: PostgreSQL when a database is named, else the embedded store in `dir`.
+fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    if let Some(url) = database {
+        return Ok(Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?));
+    }
+    if !dir.join("ledger.key").exists() {
+        bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());
+    }
+    SledStore::open(&store_dir(dir))
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))
+}
+
+fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
+    let key = read_key(&dir.join("ledger.key"))?;
+    let store = open_store(dir, database)?;
+    Ok(Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default())?)
+}
+
+fn read_key(path: &Path) -> Result<KeyPair> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("couldn't read key file {}", path.display()))?;
+    Ok(KeyPair::from_key_file(&text)?)
+}
+
+fn write_new_file(path: &Path, text: &str) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("couldn't create {} (it must not exist)", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Calls `each` with the signed events of every JSON value in the inputs (a signed event or an
+/// array of them), as soon as the value is complete: a pipe is appended as it flows.
+fn for_each_input(files: &[PathBuf], mut each: impl FnMut(Vec<serde_json::Value>) -> Result<()>) -> Result<()> {
+    let mut readers: Vec<Box<dyn std::io::Read>> = Vec::new();
+    if files.is_empty() {
+        readers.push(Box::new(std::io::stdin()));
+    }
+    for f in files {
+        readers.push(Box::new(std::fs::File::open(f).with_context(|| format!("couldn't open {}", f.display()))?));
+    }
+    for r in readers {
+        let values = serde_json::Deserializer::from_reader(std::io::BufReader::new(r)).into_iter::<serde_json::Value>();
+        for v in values {
+            match v.context("input is not a sequence of JSON values")? {
+                serde_json::Value::Array(items) => each(items)?,
+                v => each(vec![v])?,
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let db = cli.database_url.as_deref();
+    match cli.command {
+        Command::Init { dir, origin, authority_did, rules } => {
+            let vkey = init(&dir, db, &origin, authority_did, &rules)?;
+            write_stdout(format_args!("{vkey}\n"))?;
+        }
+        Command::Keygen { out } => {
+            let k = KeyPair::generate();
+            write_new_file(&out, &k.to_key_file())?;
+            write_stdout(format_args!("{}\n", k.did()))?;
+        }
+        Command::Sign { key, ledger, file } => {
+            let key = read_key(&key)?;
+            let text = match file.as_deref() {
+                None => std::io::read_to_string(std::io::stdin())?,
+                Some(p) if p == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
+                Some(p) => std::fs::read_to_string(p)?,
+            };
+            let mut event: serde_json::Value =
+                zachetka::jcs::parse_strict(text.as_bytes()).context("event is not JSON")?;
+            let obj = event.as_object_mut().ok_or_else(|| anyhow!("the event must be a JSON object"))?;
+            obj.entry("author").or_insert_with(|| key.did().into());
+            obj.entry("id").or_insert_with(|| zachetka::event::new_event_id().into());
+            obj.entry("occurred_at").or_insert_with(|| {
+                zachetka::time::format_rfc3339(zachetka::time::Clock::now_unix(&zachetka::time::SystemClock)).into()
+            });
+            if let Some(l) = ledger {
+                obj.entry("ledger").or_insert_with(|| l.into());
+            }
+            if obj.get("author").and_then(|a| a.as_str()) != Some(key.did().as_str()) {
+                bail!("event.author is not the did of the signing key");
+            }
+            let signed = zachetka::event::sign_event(&event, &key)?;
+            write_stdout(format_args!("{signed}\n"))?;
+        }
+        Command::Append { target, files } => {
+            let mut refused = 0u64;
+            let mut print = |r: serde_json::Value| -> Result<()> {
+                if r.get("code").is_some() {
+                    refused += 1;
+                }
+                write_stdout(format_args!("{r}\n"))
+            };
+            match (target.dir, target.server) {
+                (Some(dir), _) => {
+                    let ledger = open_ledger(&dir, db)?;
+                    let chunk_len = ledger.limits().request_len_max;
+                    for_each_input(&files, |events| {
+                        for chunk in events.chunks(chunk_len) {
+                            // Printed only once durable: a receipt on stdout is an acknowledgement.
+                            for r in ledger.append_blocking(chunk.to_vec()) {
+                                print(match r {
+                                    Ok(receipt) => serde_json::to_value(receipt)?,
+                                    Err(refusal) => serde_json::to_value(refusal)?,
+                                })?;
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+                (None, Some(server)) => client::append(&server, &files, &mut print)?,
+                (None, None) => bail!("say where to append: --dir or --server"),
+            }
+            if refused > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Checkpoint { target } => match (target.dir, target.server) {
+            (Some(dir), _) => {
+                let store = open_store(&dir, db)?;
+                let (_, note) =
+                    store.head()?.ok_or_else(|| anyhow!("the ledger has no checkpoint yet (no entries)"))?;
+                write_stdout(format_args!("{}", String::from_utf8_lossy(&note)))?;
+            }
+            (None, Some(server)) => write_stdout(format_args!("{}", client::checkpoint(&server)?))?,
+            (None, None) => bail!("say which ledger: --dir or --server"),
+        },
+        Command::Prove { target, proof } => {
+            let (path, query) = match proof {
+                ProofKind::Inclusion { leaf_index, tree_size } => {
+                    ("inclusion", format!("leaf_index={leaf_index}&tree_size={tree_size}"))
+                }
+                ProofKind::Consistency { first, second } => ("consistency", format!("first={first}&second={second}")),
+            };
+            match (target.dir, target.server) {
+                (Some(dir), _) => {
+                    let ledger = open_ledger(&dir, db)?;
+                    let out = match proof {
+                        ProofKind::Inclusion { leaf_index, tree_size } => {
+                            serde_json::to_string(&zachetka::merkle::InclusionProof {
+                                leaf_index,
+                                tree_size,
+                                hashes: zachetka::merkle::hashes_to_b64(
+                                    &ledger.prove_inclusion(leaf_index, tree_size)?,
+                                ),
+                            })?
+                        }
+                        ProofKind::Consistency { first, second } => {
+                            serde_json::to_string(&zachetka::merkle::ConsistencyProof {
+                                first,
+                                second,
+                                hashes: zachetka::merkle::hashes_to_b64(&ledger.prove_consistency(first, second)?),
+                            })?
+                        }
+                    };
+                    write_stdout(format_args!("{out}\n"))?;
+                }
+                (None, Some(server)) => {
+                    let text = client::prove(&server, path, &query)?;
+                    write_stdout(format_args!("{}\n", text.trim_end()))?;
+                }
+                (None, None) => bail!("say which ledger: --dir or --server"),
+            }
+        }
+        Command::Serve { dir, listen, server } => serve(open_ledger(&dir, db)?, &listen, server.config())?,
+        Command::Rebuild { dir } => {
+            if db.is_some() {
+                bail!("a PostgreSQL store keeps its indexes in the database; there is nothing to rebuild");
+            }
+            let store = SledStore::rebuild_index(&store_dir(&dir))
+                .with_context(|| format!("couldn't rebuild the index in {} (is a server using it?)", dir.display()))?;
+            let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
+            eprintln!("rebuilt the index of {size} entries from the log");
+        }
+        Command::Audit { dir, json } => return audit::audit(&dir, db, json),
+        Command::Personal { dir, action } => {
+            let store = zachetka::personal::PersonalStore::open(&dir.join("personal"))?;
+            match action {
+                PersonalAction::Put { subject, file } => {
+                    let text = match file {
+                        Some(p) => std::fs::read_to_string(p)?,
+                        None => std::io::read_to_string(std::io::stdin())?,
+                    };
+                    let record: serde_json::Value = serde_json::from_str(&text).context("the record is not JSON")?;
+                    store.put(&subject, &record)?;
+                }
+                PersonalAction::Get { subject } => match store.get(&subject)? {
+                    Some(r) => write_stdout(format_args!("{r}\n"))?,
+                    None => return Ok(ExitCode::from(1)),
+                },
+                PersonalAction::Erase { subject } => {
+                    let had = store.erase(&subject)?;
+                    eprintln!("{}", if had { "erased" } else { "nothing to erase" });
+                }
+            }
+        }
+        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server } => {
+            if !dir.join("ledger.key").exists() {
+                let authority = zachetka::demo::demo_key(&origin, "authority").did();
+                let vkey = init(&dir, db, &origin, Some(authority), "education")?;
+                eprintln!("created {} with verifier key {vkey}", dir.display());
+            }
+            let ledger = open_ledger(&dir, db)?;
+            if ledger.config().origin != origin {
+                bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
+            }
+            demo::build_demo(&ledger, zachetka::demo::DemoSize { learners, teachers, events })?;
+            if !no_serve {
+                serve(ledger, &listen, server.config())?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(ledger: Ledger, listen: &str, config: zachetka::api::server::ServerConfig) -> Result<()> {
+    // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
+    // admission bound and the connection cap already; 64 threads keep their stacks and
+    // per-thread allocator heaps from growing with the load (tokio's default is 512).
+    let rt = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build()?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
+        eprintln!(
+            "serving {} on http://{} ({})",
+            ledger.config().origin,
+            listener.local_addr()?,
+            zachetka::api::head_summary(&ledger)
+        );
+        eprintln!("verifier key: {}", ledger.config().verifier_key);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        zachetka::api::server::serve(listener, zachetka::api::router(ledger), config, shutdown).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,185 @@
+//! The demo region: a synthetic, deterministic school year of a region that the default education
+//! rules accept, covering every subsystem of DOMAIN.md. The authority establishes the ledger,
+//! registers institutions of every kind and grants keys; institution admins grant their staff; then
+//! a dated year follows: kindergarten queues with benefits and a main allocation, 1st-grade windows
+//! and orders, clubs, teacher attestation before a commission, term/year grades, debts, final exams,
+//! certificates and diplomas, merged in time order with a streamed journal (lessons, grades,
+//! attendance, corrections, college and university results, portfolio achievements). Events are
+//! generated sequentially and signed on every core. Not the vocabulary (that is
+//! `zachetka-projections`).
+//!
+//! One module per subsystem: `population` (sizes, keys, set-up), `clubs`, `kindergarten`,
+//! `first_grade`, `school_year`, `attestation`, `higher` (college and university), `journal`
+//! (the streamed journal) and `merge` (the merge by time and the signing).
+
+use crate::event::uuid_v7;
+use crate::keys::KeyPair;
+use crate::time::days_from_civil;
+use crate::time::format_rfc3339;
+use population::Cast;
+use rayon::prelude::*;
+use serde_json::json;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+
+mod attestation;
+mod clubs;
+mod first_grade;
+mod higher;
+mod journal;
+mod kindergarten;
+mod merge;
+mod population;
+mod school_year;
+
+pub use population::demo_key;
+
+/// Sizes of a demo region. The structural events (set-up, queues, enrolment, clubs, attestation,
+/// term grades, documents) scale with `learners` and `teachers`; `events` is the streamed journal.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSize {
+    /// School learners (college and university students, kindergarten children and future
+    /// 1st-graders are derived from it).
+    pub learners: u64,
+    pub teachers: u64,
+    /// Streamed journal events (lessons, grades, attendance, corrections, college and university
+    /// results, portfolio achievements), merged in time order with the structural ones.
+    pub events: u64,
+}
+
+/// Scripted events' numbers (for their ids) start here; journal slot `i` is number `i`.
+const SCRIPT_BASE: u64 = 1 << 40;
+
+/// The id of event number `n`, occurring at `at` (unix seconds): a UUIDv7, as README recommends
+/// to every client, so ids arrive nearly in time order and the id index grows at its end.
+fn event_id(origin: &str, n: u64, at: i64) -> String {
+    let h: [u8; 32] = Sha256::digest(format!("{origin}\nid\n{n}")).into();
+    let ms = u64::try_from(at).expect("demo events occur after 1970") * 1000;
+    uuid_v7(ms, h[..10].try_into().expect("10 bytes"))
+}
+
+/// A deterministic hash of (tag, a, b) within a region.
+fn mix(origin: &str, tag: &str, a: u64, b: u64) -> [u8; 32] {
+    let mut s = Sha256::new();
+    s.update(origin.as_bytes());
+    s.update([0]);
+    s.update(tag.as_bytes());
+    s.update(a.to_be_bytes());
+    s.update(b.to_be_bytes());
+    s.finalize().into()
+}
+
+fn day(y: i64, m: u32, d: u32) -> i64 {
+    days_from_civil(y, m, d)
+}
+
+/// Unix seconds at `minutes` after 00:00 UTC of `day` (keep it under 21:00 UTC: the region's
+/// date, UTC+3, is then the same day).
+fn instant(day: i64, minutes: i64) -> i64 {
+    day * 86_400 + minutes * 60
+}
+
+fn date(day: i64) -> String {
+    crate::time::format_date(day)
+}
+
+fn year_month(months: i64) -> String {
+    format!("{:04}-{:02}", months.div_euclid(12), months.rem_euclid(12) + 1)
+}
+
+fn learner_stream(n: u64) -> String {
+    format!("learner/47-{n:06}")
+}
+
+fn sch(s: u64) -> String {
+    format!("sch-{:03}", s + 1)
+}
+
+fn u64_of(h: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(h[0..8].try_into().expect("8 bytes"))
+}
+
+fn hex8(h: &[u8; 32]) -> String {
+    h[16..24].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One event with its time and signer (an index into the region's keys).
+struct Item {
+    at: i64,
+    event: Value,
+    signer: usize,
+}
+
+/// Builds the structural events; each gets the next number (for its id) in build order.
+struct Script<'a> {
+    origin: &'a str,
+    dids: &'a [String],
+    items: Vec<Item>,
+    n: u64,
+}
+
+impl Script<'_> {
+    fn push(&mut self, at: i64, stream: &str, ty: &str, signer: usize, mut data: Value) -> String {
+        data.as_object_mut().expect("event data is an object").insert("v".into(), json!(1));
+        self.n += 1;
+        let id = event_id(self.origin, self.n, at);
+        let event = json!({
+            "ledger": self.origin, "stream": stream, "type": ty, "id": id,
+            "occurred_at": format_rfc3339(at), "author": self.dids[signer], "data": data,
+        });
+        self.items.push(Item { at, event, signer });
+        id
+    }
+}
+
+/// Generates the demo region's signed events, in log order.
+pub struct DemoRegion {
+    origin: String,
+    size: DemoSize,
+    keys: Vec<KeyPair>,
+    dids: Vec<String>,
+    cast: Cast,
+    /// Structural events in time order, not yet handed out.
+    script: VecDeque<Item>,
+    /// The next journal event, generated ahead to merge by time.
+    pending: Option<Item>,
+    next: u64,
+    day0: i64,
+}
+
+impl DemoRegion {
+    pub fn new(origin: &str, size: DemoSize) -> Self {
+        let (cast, keys) = population::cast(origin, size);
+        let dids: Vec<String> = keys.par_iter().map(KeyPair::did).collect();
+        let mut region = Self {
+            origin: origin.to_owned(),
+            size,
+            keys,
+            dids,
+            cast,
+            script: VecDeque::new(),
+            pending: None,
+            next: 0,
+            day0: day(2026, 9, 1),
+        };
+        let mut script = Script { origin, dids: &region.dids, items: Vec::new(), n: SCRIPT_BASE };
+        region.setup(&mut script);
+        region.additional(&mut script);
+        region.queues(&mut script);
+        region.attestation(&mut script);
+        region.school_year(&mut script);
+        region.first_grade(&mut script);
+        region.graduation(&mut script);
+        let mut items = script.items;
+        // Stable: events at the same instant keep their build order (causes before effects).
+        items.sort_by_key(|it| it.at);
+        region.script = items.into();
+        region
+    }
+
+    /// The authority key's did (the ledger must be initialized with it).
+    pub fn authority_did(&self) -> String {
+        self.dids[self.cast.authority].clone()
+    }
+}
