@@ -64,7 +64,7 @@ impl Lookup for StoreLookup<'_> {
 pub fn lookup_store_error(e: LookupError) -> StoreError {
     match e.source.downcast::<StoreError>() {
         Ok(store) => *store,
-        Err(other) => StoreError::Io(format!("couldn't look up event {}: {other}", e.id)),
+        Err(other) => StoreError::Rules(format!("couldn't look up event {}: {other}", e.id)),
     }
 }
 

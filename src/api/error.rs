@@ -46,7 +46,7 @@ fn read_refusal(e: StoreError) -> Refusal {
             tracing::error!(error = %e, "damaged stored data refused on read");
             Refusal::new(Code::StoreCorrupt, format!("stored data is damaged: {e}"))
         }
-        e => unavailable_refusal(e),
+        e => unavailable_refusal(crate::store::error_chain(&e)),
     }
 }
 

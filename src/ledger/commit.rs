@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn commit_loop(shared: &Shared, rx: Receiver<Prepared>) {
     while let Ok(prepared) = rx.recv() {
         let _ = commit_prepared(shared, prepared, |e| {
-            tracing::error!(error = %e, "commit failed; the ledger stops writing");
+            tracing::error!(error = %crate::store::error_chain(e), "commit failed; the ledger stops writing");
             shared.stop_writes(e);
         });
     }
@@ -28,7 +28,7 @@ pub(super) fn commit_prepared(
     let result = match &batch {
         _ if stopped => {
             shared.store.abort_append();
-            Err(StoreError::Io("the ledger stopped writing".into()))
+            Err(StoreError::Stopped)
         }
         Some(batch) => shared.store.commit(batch).map(|()| {
             // Durable: publish the new head, then acknowledge.

@@ -42,7 +42,7 @@ pub(super) fn follow_loop(shared: std::sync::Weak<Shared>) {
             Ok(()) => failing = false,
             Err(e) => {
                 if !failing {
-                    tracing::warn!(error = %e, "can't follow the store's head; retrying");
+                    tracing::warn!(error = %crate::store::error_chain(&e), "can't follow the store's head; retrying");
                 }
                 failing = true;
                 // Back off before reconnecting (a retry delay, not a synchronization).

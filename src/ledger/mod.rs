@@ -141,7 +141,7 @@ impl Shared {
     /// Stops writes for good (until the ledger is reopened) because of `e`; the reason is
     /// recorded before the flag, so whoever sees the flag can say why.
     fn stop_writes(&self, e: &StoreError) {
-        self.stop_reason.lock().expect("stop reason lock").get_or_insert_with(|| e.to_string());
+        self.stop_reason.lock().expect("stop reason lock").get_or_insert_with(|| crate::store::error_chain(e));
         self.failed.store(true, Ordering::SeqCst);
     }
 

@@ -38,7 +38,11 @@ pub(super) struct Draft<'a> {
 
 impl Draft<'_> {
     pub(super) fn hash_error(&self, e: merkle::ProofError) -> StoreError {
-        self.read_error.borrow_mut().take().unwrap_or_else(|| StoreError::Io(e.to_string()))
+        self.read_error.borrow_mut().take().unwrap_or_else(|| StoreError::Corrupt {
+            what: "stored hashes",
+            position: self.first_seq,
+            detail: e.to_string(),
+        })
     }
 }
 

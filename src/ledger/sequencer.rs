@@ -117,9 +117,12 @@ impl Sequencer {
             if let Err(e) = begun {
                 self.shared.store.abort_append();
                 let transient = e.is_transient();
-                tracing::warn!(error = %e, transient, "couldn't begin an append");
+                tracing::warn!(error = %crate::store::error_chain(&e), transient, "couldn't begin an append");
                 let refusal = if transient {
-                    Refusal::new(Code::Unavailable, format!("the store is unavailable: {e}"))
+                    Refusal::new(
+                        Code::Unavailable,
+                        format!("the store is unavailable: {}", crate::store::error_chain(&e)),
+                    )
                 } else {
                     self.shared.stop_writes(&e);
                     self.shared.writes_stopped_refusal()
@@ -133,10 +136,10 @@ impl Sequencer {
             let shared = self.shared.clone();
             let committed = commit_prepared(&shared, prepared, |e| {
                 if e.is_transient() {
-                    tracing::warn!(error = %e, "a commit failed; resyncing from the store before the next batch");
+                    tracing::warn!(error = %crate::store::error_chain(e), "a commit failed; resyncing from the store before the next batch");
                     shared.store_unavailable.store(true, Ordering::SeqCst);
                 } else {
-                    tracing::error!(error = %e, "commit failed; the ledger stops writing");
+                    tracing::error!(error = %crate::store::error_chain(e), "commit failed; the ledger stops writing");
                     shared.stop_writes(e);
                 }
             });
@@ -160,7 +163,7 @@ impl Sequencer {
             self.stream_cache.clear();
             if let Some(rules) = &mut self.rules {
                 let fresh = crate::rules::from_config(&self.shared.config)
-                    .map_err(|e| StoreError::Io(e.to_string()))?
+                    .map_err(|e| StoreError::Rules(e.to_string()))?
                     .expect("the ledger has rules");
                 *rules = fresh;
                 self.next_seq = crate::rules::replay_from(rules, &*self.shared.store, 0)?.0;
@@ -499,11 +502,11 @@ impl Sequencer {
         self.pending = pending;
         if let Some(e) = failure {
             if e.is_transient() && store.is_shared() {
-                tracing::warn!(error = %e, first_seq, "preparing a batch failed; resyncing before the next");
+                tracing::warn!(error = %crate::store::error_chain(&e), first_seq, "preparing a batch failed; resyncing before the next");
                 self.shared.store_unavailable.store(true, Ordering::SeqCst);
                 self.resync = true;
             } else {
-                tracing::error!(error = %e, first_seq, "preparing a batch failed; the ledger stops writing");
+                tracing::error!(error = %crate::store::error_chain(&e), first_seq, "preparing a batch failed; the ledger stops writing");
             }
         } else if let Some(b) = &batch {
             self.next_seq = tree_size;

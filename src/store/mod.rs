@@ -123,10 +123,40 @@ pub struct StoreStats {
     pub bytes_on_disk: u64,
 }
 
+/// What went wrong in a store. The cause, where there is one, is chained (`source()`), not
+/// repeated in the message: render a whole chain with [`error_chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store I/O failed: {0}")]
-    Io(String),
+    /// A file of the store could not be opened, read, written or synced.
+    #[error("couldn't {action} {path}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded index (sled) failed.
+    #[error("the index failed")]
+    Index(#[source] ::sled::Error),
+    /// The database answered an error that is not about reaching it (a constraint, a syntax
+    /// error, a permission): its SQLSTATE and message.
+    #[error("PostgreSQL refused: {0}")]
+    Database(String),
+    /// The store is of another format or schema than this build, or cannot be named as given.
+    #[error("{0}")]
+    Incompatible(String),
+    /// A read replica takes no appends.
+    #[error("a replica is read-only; append through a node on the primary")]
+    ReadOnly,
+    /// The ledger stopped writing after a failed commit (see `writes_stopped`).
+    #[error("the ledger stopped writing")]
+    Stopped,
+    /// A checkpoint note too large for a commit record.
+    #[error("a checkpoint note of {len} bytes does not fit a commit record")]
+    NoteTooLarge { len: usize },
+    /// Something the rules need failed outside the store (their config, a lookup).
+    #[error("{0}")]
+    Rules(String),
     #[error("batch starts at seq {got}, the log has {want} entries")]
     NotContiguous { got: u64, want: u64 },
     #[error("corrupt {what} at {position}: {detail}")]
@@ -137,6 +167,19 @@ pub enum StoreError {
     /// After a failed `commit` with this error the batch may or may not be in the store.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+}
+
+/// An error and its causes, `outer: inner: innermost`, for messages that leave the process
+/// (refusals, status, logs).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 impl StoreError {

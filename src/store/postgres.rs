@@ -155,7 +155,7 @@ fn pg(e: postgres::Error) -> StoreError {
     if e.is_closed() || code == "25P03" || ["08", "57", "53", "40"].iter().any(|c| code.starts_with(c)) {
         StoreError::Unavailable(message)
     } else {
-        StoreError::Io(message)
+        StoreError::Database(message)
     }
 }
 
@@ -197,7 +197,7 @@ impl PgStore {
     /// migrations this build knows, and refuses a database migrated by a newer build.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let mut config: postgres::Config =
-            url.parse().map_err(|e| StoreError::Io(format!("bad PostgreSQL connection string: {e}")))?;
+            url.parse().map_err(|e| StoreError::Incompatible(format!("bad PostgreSQL connection string: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -347,7 +347,7 @@ fn check_replica_schema(client: &mut Client) -> Result<(), StoreError> {
         0
     };
     if current != latest {
-        return Err(StoreError::Io(format!(
+        return Err(StoreError::Incompatible(format!(
             "this replica's schema is at version {current}, this build needs {latest}: open the primary with this build first"
         )));
     }
@@ -372,7 +372,7 @@ pub fn migrate(client: &mut Client, migrations: &[(i32, &str)]) -> Result<(), St
         .map_err(pg)?;
         let current: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM zt_schema", &[]).map_err(pg)?.get(0);
         if current > latest {
-            return Err(StoreError::Io(format!(
+            return Err(StoreError::Incompatible(format!(
                 "the database schema is at version {current}, newer than this build's {latest}; run a newer zachetka"
             )));
         }
@@ -380,7 +380,7 @@ pub fn migrate(client: &mut Client, migrations: &[(i32, &str)]) -> Result<(), St
             return tx.commit().map_err(pg);
         };
         tx.batch_execute(sql).map_err(|e| match pg(e) {
-            StoreError::Io(m) => StoreError::Io(format!("migration {version} failed: {m}")),
+            StoreError::Database(m) => StoreError::Database(format!("migration {version} failed: {m}")),
             other => other,
         })?;
         tx.execute("INSERT INTO zt_schema (version) VALUES ($1)", &[version]).map_err(pg)?;
@@ -438,7 +438,7 @@ impl Store for PgStore {
 
     fn begin_append(&self) -> Result<Option<(TreeHead, Vec<u8>)>, StoreError> {
         if self.read_only {
-            return Err(StoreError::Io("a replica is read-only; append through a node on the primary".into()));
+            return Err(StoreError::ReadOnly);
         }
         self.abort_append();
         let mut conn = self.get()?;

@@ -267,12 +267,17 @@ struct Writer {
 }
 
 fn io(e: sled::Error) -> StoreError {
-    StoreError::Io(e.to_string())
+    StoreError::Index(e)
 }
 
+/// An I/O error on a store file: `fio("write entries.dat", e)` names the action and the file.
 fn fio(what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("{what}: {e}"))
+    let (action, path) = what.split_once(' ').filter(|(a, _)| FILE_ACTIONS.contains(a)).unwrap_or(("access", what));
+    let action = FILE_ACTIONS.iter().find(|a| **a == action).copied().unwrap_or("access");
+    StoreError::Io { action, path: path.to_owned(), source: e }
 }
+
+const FILE_ACTIONS: [&str; 8] = ["access", "open", "read", "write", "sync", "truncate", "list", "remove"];
 
 fn corrupt(what: &'static str, position: u64, detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt { what, position, detail: detail.into() }
@@ -311,7 +316,7 @@ fn open_file(path: &Path, mode: Mode, create: bool) -> Result<File, StoreError> 
     match o.open(path) {
         // A read-only open of a store with no such file yet sees an empty one.
         Err(e) if mode == Mode::ReadOnly && e.kind() == std::io::ErrorKind::NotFound => {
-            File::open("/dev/null").map_err(|e| fio("/dev/null", e))
+            File::open("/dev/null").map_err(|e| fio("open /dev/null", e))
         }
         other => other.map_err(|e| fio(&path.display().to_string(), e)),
     }
@@ -423,7 +428,7 @@ fn config_digest(config: &LedgerConfig) -> String {
 fn read_config(path: &Path) -> Result<Option<LedgerConfig>, StoreError> {
     let bytes = match std::fs::read(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        other => other.map_err(|e| fio("ledger.json", e))?,
+        other => other.map_err(|e| fio("read ledger.json", e))?,
     };
     let file: ConfigFile = serde_json::from_slice(&bytes)
         .map_err(|e| corrupt("config", 0, format!("ledger.json at byte {}: {e}", e.column())))?;
@@ -466,7 +471,7 @@ fn scan_records(file: &File, from: u64, resync: bool) -> Result<Scan, StoreError
         let (at, why) = scan.bad.take().expect("good after bad");
         let window = (scan.file_len - at).min(3 * SLOT_LEN as u64) as usize;
         let mut tail = vec![0u8; window];
-        file.read_exact_at(&mut tail, at).map_err(|e| fio("checkpoints.dat", e))?;
+        file.read_exact_at(&mut tail, at).map_err(|e| fio("read checkpoints.dat", e))?;
         let next = (1..tail.len())
             .find(|&i| unframe(&tail[i..], RECORD_BODY_MAX).and_then(|(b, _)| CommitRecord::decode_body(b)).is_some());
         let Some(next) = next else {
@@ -492,7 +497,7 @@ fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
         return Ok(scan);
     }
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(from)).map_err(|e| fio("checkpoints.dat", e))?;
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(from)).map_err(|e| fio("read checkpoints.dat", e))?;
     let mut at = from;
     let mut buf = Vec::new();
     loop {
@@ -505,7 +510,7 @@ fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
                 }
                 break;
             }
-            Err(e) => return Err(fio("checkpoints.dat", e)),
+            Err(e) => return Err(fio("read checkpoints.dat", e)),
         }
         let n = u32::from_be_bytes(len) as usize;
         let why = if n > RECORD_BODY_MAX {
@@ -526,7 +531,7 @@ fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
                     None => Some("the record's checksum does not hold".to_owned()),
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Some("a record cut short".to_owned()),
-                Err(e) => return Err(fio("checkpoints.dat", e)),
+                Err(e) => return Err(fio("read checkpoints.dat", e)),
             }
         };
         scan.bad = why.map(|w| (at, w));
@@ -539,7 +544,7 @@ fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
         let rest = file_len - bad_at;
         scan.good_after_bad = rest > SLOT_LEN as u64 || {
             let mut tail = vec![0u8; rest as usize];
-            file.read_exact_at(&mut tail, bad_at).map_err(|e| fio("checkpoints.dat", e))?;
+            file.read_exact_at(&mut tail, bad_at).map_err(|e| fio("read checkpoints.dat", e))?;
             (1..tail.len())
                 .any(|i| unframe(&tail[i..], RECORD_BODY_MAX).and_then(|(b, _)| CommitRecord::decode_body(b)).is_some())
         };
@@ -626,7 +631,7 @@ impl SledStore {
     fn open_mode(dir: &Path, mode: Mode) -> Result<Self, StoreError> {
         let paths = StorePaths::of(dir);
         if dir.join("journal.dat").exists() {
-            return Err(StoreError::Io(format!(
+            return Err(StoreError::Incompatible(format!(
                 "{} is a store of an earlier format (journal.dat); this build cannot open it",
                 dir.display()
             )));
@@ -761,14 +766,14 @@ impl SledStore {
     /// Offsets of entries `from..from+n`, plus the end of the last one (n + 1 values).
     fn read_offsets(&self, from: u64, n: u64, ext: &Extent) -> Result<Vec<u64>, StoreError> {
         let mut buf = vec![0u8; (n * 8) as usize];
-        self.offsets.read_exact_at(&mut buf, from * 8).map_err(|e| fio("offsets.dat", e))?;
+        self.offsets.read_exact_at(&mut buf, from * 8).map_err(|e| fio("read offsets.dat", e))?;
         let mut out: Vec<u64> =
             buf.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
         out.push(if from + n == ext.tree_size {
             ext.data_len
         } else {
             let mut b = [0u8; 8];
-            self.offsets.read_exact_at(&mut b, (from + n) * 8).map_err(|e| fio("offsets.dat", e))?;
+            self.offsets.read_exact_at(&mut b, (from + n) * 8).map_err(|e| fio("read offsets.dat", e))?;
             u64::from_be_bytes(b)
         });
         Ok(out)
@@ -786,7 +791,7 @@ impl SledStore {
     /// The newest whole `head.dat` slot, and which slot it is.
     fn newest_slot(&self) -> Result<Option<(u64, Slot)>, StoreError> {
         let mut bytes = Vec::new();
-        (&self.head_slots).take(2 * SLOT_LEN as u64).read_to_end(&mut bytes).map_err(|e| fio("head.dat", e))?;
+        (&self.head_slots).take(2 * SLOT_LEN as u64).read_to_end(&mut bytes).map_err(|e| fio("read head.dat", e))?;
         let slots = bytes.chunks(SLOT_LEN).enumerate().filter_map(|(i, b)| Some((i as u64, Slot::decode(b)?)));
         Ok(slots.max_by_key(|(_, s)| s.record.head.tree_size))
     }
@@ -906,15 +911,15 @@ impl SledStore {
                     dropped_bytes = scan.file_len - at,
                     "dropping a torn record of checkpoints.dat"
                 );
-                self.records.set_len(at).map_err(|e| fio("checkpoints.dat", e))?;
+                self.records.set_len(at).map_err(|e| fio("truncate checkpoints.dat", e))?;
             }
             if plan.restore {
                 let s = head.as_ref().expect("restore has a head");
                 tracing::warn!(tree_size = size, "writing the head's record back into checkpoints.dat from head.dat");
-                self.records.write_all_at(&s.record.frame(), s.offset).map_err(|e| fio("checkpoints.dat", e))?;
+                self.records.write_all_at(&s.record.frame(), s.offset).map_err(|e| fio("write checkpoints.dat", e))?;
             }
             if plan.truncate_records_to.is_some() || plan.restore {
-                self.records.sync_all().map_err(|e| fio("checkpoints.dat", e))?;
+                self.records.sync_all().map_err(|e| fio("sync checkpoints.dat", e))?;
             }
             for (file, name, len, extra) in tails {
                 if extra > 0 {
@@ -1013,7 +1018,7 @@ impl SledStore {
     /// one who reads it (the audit) finds the note's signature broken and names its tree size.
     fn read_note(&self, offset: u64, tree_size: u64) -> Result<Vec<u8>, StoreError> {
         let mut b = vec![0u8; SLOT_LEN];
-        let n = self.records.read_at(&mut b, offset).map_err(|e| fio("checkpoints.dat", e))?;
+        let n = self.records.read_at(&mut b, offset).map_err(|e| fio("read checkpoints.dat", e))?;
         if let Some(record) = unframe(&b[..n], RECORD_BODY_MAX).and_then(|(body, _)| CommitRecord::decode_body(body)) {
             if record.head.tree_size == tree_size {
                 return Ok(record.note);
@@ -1144,16 +1149,16 @@ impl Store for SledStore {
         let file = ConfigFile { config: config.clone(), sha256: config_digest(config) };
         let tmp = path.with_extension("json.tmp");
         let mut f = open_file(&tmp, Mode::ReadWrite, true)?;
-        f.set_len(0).map_err(|e| fio("ledger.json.tmp", e))?;
+        f.set_len(0).map_err(|e| fio("truncate ledger.json.tmp", e))?;
         std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(&file).expect("config serializes"))
             .and_then(|()| f.sync_all())
-            .map_err(|e| fio("ledger.json.tmp", e))?;
+            .map_err(|e| fio("write ledger.json.tmp", e))?;
         // A hard link creates the name only if it does not exist: two inits cannot both win.
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(StoreError::AlreadyInitialized),
-            other => other.map_err(|e| fio("ledger.json", e))?,
+            other => other.map_err(|e| fio("write ledger.json", e))?,
         }
         sync_dir(&self.dir)?;
         *current = Some(config.clone());
@@ -1203,25 +1208,22 @@ impl Store for SledStore {
         let record = CommitRecord { first_seq: b.first_seq, head: b.head, data_len, note: b.checkpoint.clone() };
         let framed = record.frame();
         if framed.len() - 4 - CHECKSUM_LEN > RECORD_BODY_MAX {
-            return Err(StoreError::Io(format!(
-                "a checkpoint note of {} bytes does not fit a record",
-                b.checkpoint.len()
-            )));
+            return Err(StoreError::NoteTooLarge { len: b.checkpoint.len() });
         }
         let slot = Slot { offset: ext.records_end, record }.encode();
         // Nothing of the batch is written yet; a crash loses it, and it was never acknowledged.
-        self.entries.write_all_at(data, ext.data_len).map_err(|e| fio("entries.dat", e))?;
-        self.offsets.write_all_at(offsets, b.first_seq * 8).map_err(|e| fio("offsets.dat", e))?;
-        self.hashes.write_all_at(hashes, hashes_at).map_err(|e| fio("hashes.dat", e))?;
-        self.entries.sync_data().map_err(|e| fio("entries.dat", e))?;
-        self.offsets.sync_data().map_err(|e| fio("offsets.dat", e))?;
-        self.hashes.sync_data().map_err(|e| fio("hashes.dat", e))?;
+        self.entries.write_all_at(data, ext.data_len).map_err(|e| fio("write entries.dat", e))?;
+        self.offsets.write_all_at(offsets, b.first_seq * 8).map_err(|e| fio("write offsets.dat", e))?;
+        self.hashes.write_all_at(hashes, hashes_at).map_err(|e| fio("write hashes.dat", e))?;
+        self.entries.sync_data().map_err(|e| fio("sync entries.dat", e))?;
+        self.offsets.sync_data().map_err(|e| fio("sync offsets.dat", e))?;
+        self.hashes.sync_data().map_err(|e| fio("sync hashes.dat", e))?;
         // The bytes are durable but beyond the head: a crash here leaves a torn batch, which the
         // next open drops (at most BATCH_LEN_MAX entries). Still unacknowledged.
-        self.records.write_all_at(&framed, ext.records_end).map_err(|e| fio("checkpoints.dat", e))?;
-        self.head_slots.write_all_at(&slot, *next_slot * SLOT_LEN as u64).map_err(|e| fio("head.dat", e))?;
-        self.records.sync_data().map_err(|e| fio("checkpoints.dat", e))?;
-        self.head_slots.sync_data().map_err(|e| fio("head.dat", e))?;
+        self.records.write_all_at(&framed, ext.records_end).map_err(|e| fio("write checkpoints.dat", e))?;
+        self.head_slots.write_all_at(&slot, *next_slot * SLOT_LEN as u64).map_err(|e| fio("write head.dat", e))?;
+        self.records.sync_data().map_err(|e| fio("sync checkpoints.dat", e))?;
+        self.head_slots.sync_data().map_err(|e| fio("sync head.dat", e))?;
         // Committed: the record is durable in both files (a crash between the two syncs leaves it
         // in one, and the next open takes it from there). Not yet acknowledged, and not yet
         // visible: readers would miss it in the index.
@@ -1259,7 +1261,7 @@ impl Store for SledStore {
         let sane = offs.windows(2).all(|w| w[0] <= w[1]) && end <= ext.data_len;
         let data = if sane {
             let mut data = vec![0u8; (end - start) as usize];
-            self.entries.read_exact_at(&mut data, start).map_err(|e| fio("entries.dat", e))?;
+            self.entries.read_exact_at(&mut data, start).map_err(|e| fio("read entries.dat", e))?;
             data
         } else {
             Vec::new()
@@ -1267,7 +1269,7 @@ impl Store for SledStore {
         let first_index = merkle::stored_hash_index_of_leaf(from);
         let last_index = merkle::stored_hash_count(from + n);
         let mut hash_bytes = vec![0u8; ((last_index - first_index) * 32) as usize];
-        self.hashes.read_exact_at(&mut hash_bytes, first_index * 32).map_err(|e| fio("hashes.dat", e))?;
+        self.hashes.read_exact_at(&mut hash_bytes, first_index * 32).map_err(|e| fio("read hashes.dat", e))?;
         let mut out = Vec::with_capacity(n as usize);
         let mut h = 0usize;
         for i in 0..n {
@@ -1287,7 +1289,7 @@ impl Store for SledStore {
                 }
             } else if a <= z && z <= ext.data_len && z - a <= crate::event::ENTRY_BYTES_MAX as u64 {
                 let mut bytes = vec![0u8; (z - a) as usize];
-                self.entries.read_exact_at(&mut bytes, a).map_err(|e| fio("entries.dat", e))?;
+                self.entries.read_exact_at(&mut bytes, a).map_err(|e| fio("read entries.dat", e))?;
                 RawEntry { seq, bytes, hashes, damaged: None }
             } else {
                 RawEntry {
@@ -1310,7 +1312,7 @@ impl Store for SledStore {
                     return Err(corrupt("stored hash", index, format!("beyond the {count} committed hashes")));
                 }
                 let mut h = [0u8; 32];
-                self.hashes.read_exact_at(&mut h, index * 32).map_err(|e| fio("hashes.dat", e))?;
+                self.hashes.read_exact_at(&mut h, index * 32).map_err(|e| fio("read hashes.dat", e))?;
                 Ok(Hash(h))
             })
             .collect()

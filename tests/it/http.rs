@@ -490,16 +490,16 @@ fn a_failed_commit_answers_writes_stopped_with_its_reason_everywhere() {
         let (s, r, retry) = post(&srv.base, &grade(n, "learner/a", None).to_string());
         assert_eq!((s, r["code"].as_str(), retry), (503, Some("writes_stopped"), None), "{r}");
         let message = r["message"].as_str().unwrap();
-        assert!(message.contains("injected: disk full") && message.contains("restart"), "{message}");
+        assert!(message.contains("no space left on device") && message.contains("restart"), "{message}");
     }
     let (s, status) = get_json(&srv.base, "/v1/status");
     assert_eq!(s, 200);
     assert_eq!((&status["writes_stopped"], &status["accepting_appends"]), (&json!(true), &json!(false)), "{status}");
-    assert!(status["writes_stopped_reason"].as_str().unwrap().contains("injected: disk full"), "{status}");
+    assert!(status["writes_stopped_reason"].as_str().unwrap().contains("no space left on device"), "{status}");
     let (_, m) = get(&srv.base, "/metrics");
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zachetka_writes_stopped 1"), "{m}");
-    assert!(m.contains("zachetka_writes_stopped_reason{reason=\"") && m.contains("injected: disk full"), "{m}");
+    assert!(m.contains("zachetka_writes_stopped_reason{reason=\"") && m.contains("no space left on device"), "{m}");
     // Reads continue.
     assert_eq!(get_json(&srv.base, "/v1/entries?from=0").1["tree_size"], 1);
 }

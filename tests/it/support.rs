@@ -139,10 +139,18 @@ impl Store for FaultStore {
         let fault = *self.fault.lock().unwrap();
         match fault {
             Fault::None => self.inner.commit(b),
-            Fault::FailBeforeWrite => Err(StoreError::Io("injected: disk full before write".into())),
+            Fault::FailBeforeWrite => Err(StoreError::Io {
+                action: "write",
+                path: "entries.dat".into(),
+                source: std::io::Error::new(std::io::ErrorKind::StorageFull, "injected: no space left on device"),
+            }),
             Fault::FailAfterWrite => {
                 self.inner.commit(b)?;
-                Err(StoreError::Io("injected: fsync reported failure after write".into()))
+                Err(StoreError::Io {
+                    action: "sync",
+                    path: "entries.dat".into(),
+                    source: std::io::Error::other("injected: fsync reported failure after write"),
+                })
             }
             Fault::BlockAdmit | Fault::FailReads => self.inner.commit(b),
         }
