@@ -31,18 +31,22 @@ use std::sync::Arc;
 pub use error::RETRY_AFTER_SECS;
 pub use ops::OPENAPI;
 pub use reads::PAGE_LEN_MAX;
-pub use write::BODY_BYTES_MAX;
+pub use write::{BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_MAX};
 
 #[derive(Clone)]
 struct AppState {
     ledger: Ledger,
     metrics: Arc<ops::Metrics>,
+    /// Request bodies being read or held for verification, in KiB (see
+    /// [`write::BODY_BYTES_IN_FLIGHT_MAX`]).
+    bodies: Arc<tokio::sync::Semaphore>,
 }
 
 /// The router of a zachetka server over `ledger`. Every route is listed here (a test counts the
 /// `.route(` calls of this file against `openapi.json`).
 pub fn router(ledger: Ledger) -> Router {
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()) };
+    let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
+    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))

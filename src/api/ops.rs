@@ -49,7 +49,8 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
          # TYPE zachetka_sequencer_queue_depth gauge\nzachetka_sequencer_queue_depth {}\n\
          # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n\
          # TYPE zachetka_store_unavailable gauge\nzachetka_store_unavailable {}\n\
-         # TYPE zachetka_in_flight_events gauge\nzachetka_in_flight_events {}\n",
+         # TYPE zachetka_in_flight_events gauge\nzachetka_in_flight_events {}\n\
+         # TYPE zachetka_request_body_bytes_reserved gauge\nzachetka_request_body_bytes_reserved {}\n",
         head.tree_size,
         m.appended.load(Ordering::Relaxed),
         m.refused.load(Ordering::Relaxed),
@@ -59,6 +60,7 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         u8::from(stopped.is_some()),
         u8::from(state.ledger.is_store_unavailable()),
         state.ledger.in_flight_events(),
+        super::write::BODY_BYTES_IN_FLIGHT_MAX - (state.bodies.available_permits() << 10),
     );
     if let Some(reason) = stopped {
         let label = reason.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");

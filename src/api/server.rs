@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// How long a connection may sit with no request in progress and no head arriving, before
     /// its first request or between keep-alive requests.
     pub idle_timeout: Duration,
+    /// How long one response write may wait on a client that does not read (a feed left unread
+    /// would otherwise hold its connection, and its place under the cap, for ever).
+    pub write_timeout: Duration,
     /// Most open connections; lowered to fit the open-file limit (see [`connections_cap`]).
     pub connections_max: usize,
 }
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             connections_max: 4096,
         }
     }
@@ -243,6 +247,7 @@ pub async fn serve(
         header_timeout_ms = config.header_timeout.as_millis() as u64,
         body_timeout_ms = config.body_timeout.as_millis() as u64,
         idle_timeout_ms = config.idle_timeout.as_millis() as u64,
+        write_timeout_ms = config.write_timeout.as_millis() as u64,
         "serving"
     );
     let registry = Arc::new(Registry::default());
@@ -295,7 +300,7 @@ pub async fn serve(
 /// One connection: hyper's HTTP/1 state machine, watched for the header and idle timeouts and
 /// for a request to close.
 async fn serve_connection(stream: TcpStream, conn: Arc<Conn>, router: Router, cfg: ServerConfig) {
-    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone() });
+    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone(), write_timeout: cfg.write_timeout, stall: None });
     let requests = conn.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let guard = requests.begin_request();
@@ -338,10 +343,34 @@ async fn serve_connection(stream: TcpStream, conn: Arc<Conn>, router: Router, cf
     }
 }
 
-/// A socket that tells its connection's watchdog when bytes arrive.
+/// A socket that tells its connection's watchdog when bytes arrive, and fails a write that has
+/// waited the write timeout on a client that does not read.
 struct Watched {
     inner: TcpStream,
     conn: Arc<Conn>,
+    write_timeout: Duration,
+    /// Armed while a write waits; cleared whenever one makes progress.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Watched {
+    /// What a write that returned `r` answers: progress disarms the stall timer; waiting arms
+    /// it, and a wait past the write timeout is an error that ends the connection.
+    fn written<T>(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.stall = None;
+            return r;
+        }
+        let timeout = self.write_timeout;
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::debug!("closing a connection whose client stopped reading");
+                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -358,20 +387,26 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.written(cx, r)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.written(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.written(cx, r)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)

@@ -15,9 +15,26 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Largest request body accepted by `POST /v1/events`.
 pub const BODY_BYTES_MAX: usize = 16 << 20;
+
+/// Most request-body bytes the server reads and holds at once, across requests: a body's
+/// declared length (or [`BODY_BYTES_MAX`] when it declares none) is reserved before a byte of it
+/// is read, and held until its events are verified. Beyond it a request is `busy` at once, so
+/// memory for bodies is bounded by this, not by connections x 16 MiB.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
+
+/// Reserves room for a body before it is read; `busy` when there is none.
+fn reserve_body(bodies: &Arc<tokio::sync::Semaphore>, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Refusal> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let kib = declared.unwrap_or(BODY_BYTES_MAX).min(BODY_BYTES_MAX).div_ceil(1024).max(1);
+    bodies.clone().try_acquire_many_owned(kib as u32).map_err(|_| {
+        Refusal::new(Code::Busy, "the server holds as many request bodies as it may; retry after the delay")
+    })
+}
 
 fn result_json(r: &Result<Receipt, Refusal>) -> serde_json::Value {
     match r {
@@ -136,6 +153,11 @@ pub(super) async fn post_events(State(state): State<AppState>, headers: HeaderMa
     if let Err(r) = check_json_content_type(&headers).and_then(|()| state.ledger.check_accepting()) {
         return refusal_response(&r);
     }
+    // Room for the body before a byte of it is read; held until its events are verified.
+    let _body_room = match reserve_body(&state.bodies, &headers) {
+        Ok(p) => p,
+        Err(r) => return busy(&r),
+    };
     let bytes = match read_body(body, &headers, BODY_BYTES_MAX).await {
         Ok(b) => b,
         Err(r) => return refusal_response(&r),

@@ -163,6 +163,10 @@ struct ServeFlags {
     /// Milliseconds a connection may wait with no request in progress (new or kept alive).
     #[arg(long, default_value_t = 60_000)]
     idle_timeout_ms: u64,
+    /// Milliseconds a response write may wait on a client that stopped reading (a feed left
+    /// unread); then the connection is closed.
+    #[arg(long, default_value_t = 60_000)]
+    write_timeout_ms: u64,
     /// Most open connections, lowered to the open-file limit less 256 descriptors; at the cap
     /// a new connection closes the oldest idle one.
     #[arg(long, default_value_t = 4096)]
@@ -176,6 +180,7 @@ impl ServeFlags {
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
             connections_max: self.connections_max,
         }
     }

@@ -53,6 +53,11 @@ fn get(base: &str, path: &str) -> (u16, Vec<u8>) {
     }
 }
 
+pub(super) fn get_text(base: &str, path: &str) -> (u16, String) {
+    let (s, b) = get(base, path);
+    (s, String::from_utf8(b).unwrap())
+}
+
 pub(super) fn get_json(base: &str, path: &str) -> (u16, Value) {
     let (s, b) = get(base, path);
     (s, serde_json::from_slice(&b).unwrap_or_else(|_| panic!("{path}: {}", String::from_utf8_lossy(&b))))

@@ -216,3 +216,83 @@ fn the_cli_appends_through_a_server_as_json() {
         text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![0, 1], "{text}");
 }
+
+/// A feed whose client stopped reading held its connection (and its place under the cap) for
+/// ever: a response write that waits the write timeout ends the connection. The client here
+/// reads nothing for a while, then finds the connection closed before the live feed's end
+/// (without the timeout the feed stays open, and the read guard fails the test).
+#[test]
+fn a_client_that_stops_reading_a_feed_is_closed_after_the_write_timeout() {
+    let (_d, ledger) = temp_ledger();
+    // Enough entries (~14 MB of feed) to fill both sockets' buffers.
+    for b in 0..20u64 {
+        let events = (0..1000).map(|i| grade(b * 1000 + i, &format!("learner/{}", i % 50), None)).collect();
+        assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+    }
+    let config = ServerConfig { write_timeout: Duration::from_millis(300), ..ServerConfig::default() };
+    let srv = serve_with(ledger, config);
+    let mut feed = connect(&srv.base);
+    feed.write_all(b"GET /v1/feed?from=0 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The client stalls (what is under test), long past the write timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = read_until_closed(&mut feed, "unread feed");
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got[..got.len().min(200)]));
+    let lines = got.split(|b| *b == b'\n').filter(|l| l.starts_with(b"{\"event\"")).count();
+    assert!(lines < 20_000, "the whole feed arrived ({lines} entries): the client was never cut off");
+    assert_eq!(get_json(&srv.base, "/v1/status").0, 200);
+}
+
+/// Request bodies are reserved before they are read: while slow clients hold the body budget
+/// (64 MiB: four declared 16 MiB bodies trickling in), another `POST /v1/events` is `busy` at
+/// once, before its body is read; when they are gone it is accepted.
+#[test]
+fn request_bodies_beyond_the_byte_budget_are_busy_before_they_are_read() {
+    let (_d, ledger) = temp_ledger();
+    let srv = serve_with(ledger, ServerConfig::default());
+    let declared = zachetka::api::BODY_BYTES_MAX;
+    let holders: Vec<TcpStream> = (0..zachetka::api::BODY_BYTES_IN_FLIGHT_MAX / declared)
+        .map(|_| {
+            let mut s = connect(&srv.base);
+            let head = format!(
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n["
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let event = grade(1, "learner/a", None).to_string();
+    let post = || {
+        ureq::post(&format!("{}/v1/events", srv.base))
+            .set("content-type", "application/json")
+            .send_string(&event)
+            .map_err(Box::new)
+    };
+    // The holders' reservations are taken as their heads arrive: wait (bounded) until the
+    // server's gauge shows the whole budget held.
+    let reserved = || {
+        let (_, m) = super::http::get_text(&srv.base, "/metrics");
+        m.lines().find_map(|l| l.strip_prefix("zachetka_request_body_bytes_reserved ")?.parse::<usize>().ok()).unwrap()
+    };
+    let deadline = std::time::Instant::now() + GUARD;
+    while reserved() < zachetka::api::BODY_BYTES_IN_FLIGHT_MAX {
+        assert!(std::time::Instant::now() < deadline, "the holders' bodies were never reserved");
+        std::thread::yield_now();
+    }
+    let refusal = match post() {
+        Err(e) => match *e {
+            ureq::Error::Status(503, r) => r.into_json::<serde_json::Value>().unwrap(),
+            other => panic!("not busy while the budget is held: {other:?}"),
+        },
+        Ok(r) => panic!("accepted while the budget is held: {}", r.status()),
+    };
+    assert_eq!(refusal["code"], "busy", "{refusal}");
+    drop(holders);
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        match post() {
+            Ok(r) => break assert_eq!(r.status(), 200),
+            Err(_) if std::time::Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("still refused after the holders left: {e}"),
+        }
+    }
+}
