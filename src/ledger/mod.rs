@@ -528,8 +528,12 @@ impl Ledger {
         }
         let entries = self.shared.store.entries(start, width)?;
         let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
-        for e in entries {
-            assert!(e.len() <= ENTRY_BYTES_MAX, "entries are bounded at append");
+        for (seq, e) in (start..).zip(entries) {
+            // Bounded at append; stored bytes that are longer are damage, reported, not a panic.
+            if e.len() > ENTRY_BYTES_MAX {
+                let detail = format!("{} bytes, longer than any entry ({ENTRY_BYTES_MAX})", e.len());
+                return Err(StoreError::Corrupt { what: "entry", position: seq, detail });
+            }
             out.extend_from_slice(&(e.len() as u16).to_be_bytes());
             out.extend_from_slice(&e);
         }

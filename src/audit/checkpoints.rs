@@ -1,0 +1,81 @@
+//! The signed checkpoints: each verified under the ledger's key, its size and root against the
+//! tree recomputed from the entries, and each consistent with the last good one before it.
+
+use super::*;
+use crate::checkpoint;
+
+impl Auditor<'_> {
+    /// Checks the checkpoints whose size the recomputed tree has now reached.
+    pub(super) fn check_reached_checkpoints(&mut self) {
+        while self.next_checkpoint < self.checkpoints.len()
+            && self.checkpoints[self.next_checkpoint].0 <= self.tree.size()
+        {
+            let (size, note) = &self.checkpoints[self.next_checkpoint];
+            check_checkpoint(&mut self.report, &self.config, &self.tree, *size, note, &mut self.last_good);
+            self.next_checkpoint += 1;
+        }
+    }
+
+    /// After the last entry: checkpoints the log never reached are beyond it.
+    pub(super) fn check_remaining_checkpoints(&mut self) {
+        for (size, note) in &self.checkpoints[self.next_checkpoint..] {
+            if *size <= self.tree.size() {
+                check_checkpoint(&mut self.report, &self.config, &self.tree, *size, note, &mut self.last_good);
+            } else {
+                self.report.push(
+                    Position::Checkpoint { tree_size: *size },
+                    "checkpoint_beyond_log",
+                    format!("checkpoint for size {size}, the log has {}", self.tree.size()),
+                );
+            }
+        }
+        self.next_checkpoint = self.checkpoints.len();
+    }
+}
+
+fn check_checkpoint(
+    report: &mut AuditReport,
+    config: &LedgerConfig,
+    tree: &MemoryTree,
+    size: u64,
+    note: &[u8],
+    last_good: &mut Option<VerifiedCheckpoint>,
+) {
+    let at = Position::Checkpoint { tree_size: size };
+    report.checkpoints_checked += 1;
+    let v = match checkpoint::verify_checkpoint(note, &config.verifier_key, &config.origin) {
+        Ok(v) => v,
+        Err(e) => {
+            report.push(at, "checkpoint_invalid", e.to_string());
+            return;
+        }
+    };
+    if v.head.tree_size != size {
+        report.push(
+            at,
+            "checkpoint_size_mismatch",
+            format!("stored under size {size}, the note says {}", v.head.tree_size),
+        );
+        return;
+    }
+    if v.head.root_hash != tree.root_at(size) {
+        report.push(
+            at,
+            "checkpoint_root_mismatch",
+            "the signed root differs from the root recomputed from the entries",
+        );
+        return;
+    }
+    if let Some(prev) = last_good.as_ref() {
+        let (m, n) = (prev.head.tree_size, size);
+        if m > 0 && m < n {
+            let ok = merkle::prove_consistency(m, n, tree)
+                .and_then(|p| merkle::verify_consistency(m, n, prev.head.root_hash, v.head.root_hash, &p));
+            if let Err(e) = ok {
+                report.push(at, "checkpoint_inconsistent", format!("not consistent with the checkpoint at {m}: {e}"));
+                return;
+            }
+        }
+    }
+    *last_good = Some(v);
+}

@@ -1,0 +1,46 @@
+//! What is checked once every entry has been read: the stored head against the recomputed tree
+//! and the stored checkpoints, and each stream's indexed head against its recomputed chain.
+
+use super::*;
+
+impl Auditor<'_> {
+    pub(super) fn check_head(&mut self, head: Option<&(crate::checkpoint::TreeHead, Vec<u8>)>) {
+        let Some((h, note)) = head else { return };
+        if h.tree_size != self.tree.size() {
+            let message = format!("head says {} entries, the log has {}", h.tree_size, self.tree.size());
+            self.report.push(Position::Head, "head_size_mismatch", message);
+        } else if h.root_hash != self.tree.root() {
+            self.report.push(Position::Head, "head_root_mismatch", "the head's root differs from the recomputed root");
+        }
+        if self.checkpoints.iter().all(|(s, n)| *s != h.tree_size || n != note) {
+            let message = "the head's checkpoint is not among the stored checkpoints";
+            self.report.push(Position::Head, "head_checkpoint_missing", message);
+        }
+    }
+
+    pub(super) fn check_stream_heads(&mut self) -> Result<(), StoreError> {
+        let mut names: Vec<&String> = self.streams.keys().collect();
+        names.sort();
+        for name in names {
+            let st = &self.streams[name];
+            self.report.streams_checked += 1;
+            match self.store.stream_head(name)? {
+                Some(h)
+                    if h.len == st.len
+                        && (h.last_leaf_hash == st.last_leaf || h.last_leaf_hash == st.last_stored_leaf)
+                        && h.last_seq == st.last_seq => {}
+                other => self.report.push(
+                    Position::Stream { stream: name.clone() },
+                    "stream_head_mismatch",
+                    format!(
+                        "indexed head {:?} differs from the chain (len {}, last seq {})",
+                        other.map(|h| (h.len, h.last_seq)),
+                        st.len,
+                        st.last_seq
+                    ),
+                ),
+            }
+        }
+        Ok(())
+    }
+}
