@@ -14,7 +14,7 @@ use zachetka::store::Store;
 /// Audits the ledger in `dir` (or the database): exit 0 if clean, 1 if anything is wrong.
 pub(super) fn audit(dir: &Path, db: Option<&str>, json: bool) -> Result<ExitCode> {
     let store: Arc<dyn Store> = match db {
-        Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
+        Some(url) => Arc::new(PgStore::open_read_only(url).context("couldn't open the PostgreSQL store")?),
         None => Arc::new(
             SledStore::open_read_only(&store_dir(dir))
                 .with_context(|| format!("couldn't read the store in {}", dir.display()))?,

@@ -196,6 +196,17 @@ impl PgStore {
     /// Connects to the database (a libpq-style connection string or URL), applies the
     /// migrations this build knows, and refuses a database migrated by a newer build.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_mode(url, false)
+    }
+
+    /// Connects for an audit: every session is read-only (`default_transaction_read_only`), no
+    /// migration runs (the schema must already be this build's), and the store refuses commits,
+    /// so an audit over PostgreSQL changes nothing, as over sled.
+    pub fn open_read_only(url: &str) -> Result<Self, StoreError> {
+        Self::open_mode(url, true)
+    }
+
+    fn open_mode(url: &str, read_only: bool) -> Result<Self, StoreError> {
         let mut config: postgres::Config =
             url.parse().map_err(|e| StoreError::Incompatible(format!("bad PostgreSQL connection string: {e}")))?;
         if config.get_connect_timeout().is_none() {
@@ -203,6 +214,10 @@ impl PgStore {
         }
         if config.get_application_name().is_none() {
             config.application_name("zachetka");
+        }
+        if read_only {
+            let options = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+            config.options(&format!("{options}-c default_transaction_read_only=on"));
         }
         let store = Self {
             config,
@@ -214,13 +229,13 @@ impl PgStore {
         };
         let mut conn = store.get()?;
         let in_recovery: bool = conn.client.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
-        if in_recovery {
+        if in_recovery || read_only {
             check_replica_schema(&mut conn.client)?;
         } else {
             migrate(&mut conn.client, MIGRATIONS)?;
         }
         store.put(conn);
-        Ok(Self { read_only: in_recovery, ..store })
+        Ok(Self { read_only: in_recovery || read_only, ..store })
     }
 
     /// A pooled connection, or a new one while fewer than [`CONNECTIONS_MAX`] are open; else
@@ -348,7 +363,7 @@ fn check_replica_schema(client: &mut Client) -> Result<(), StoreError> {
     };
     if current != latest {
         return Err(StoreError::Incompatible(format!(
-            "this replica's schema is at version {current}, this build needs {latest}: open the primary with this build first"
+            "the database schema is at version {current}, this build needs {latest}: open the primary with this build first"
         )));
     }
     Ok(())

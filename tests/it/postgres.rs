@@ -12,7 +12,7 @@ use std::time::Duration;
 use zachetka::ledger::{Ledger, Limits, Receipt};
 use zachetka::refusal::Code;
 use zachetka::store::postgres::{PgStore, MIGRATIONS};
-use zachetka::store::Store;
+use zachetka::store::{Store, StoreError};
 
 /// A node: a ledger over its own connection to the database.
 pub(super) fn node(url: &str) -> Ledger {
@@ -452,7 +452,7 @@ fn the_audit_names_rows_altered_or_removed_in_the_database() {
     }
     drop(ledger);
     let audit = || {
-        let report = zachetka::audit::audit(&PgStore::open(&url).unwrap(), &|_, _| {}).unwrap();
+        let report = zachetka::audit::audit(&PgStore::open_read_only(&url).unwrap(), &|_, _| {}).unwrap();
         report.violations.iter().map(|v| (v.position.to_string(), v.code)).collect::<Vec<_>>()
     };
     assert!(audit().is_empty());
@@ -553,4 +553,31 @@ fn a_refused_init_over_an_initialized_database_writes_no_key_files() {
     assert!(stderr.contains("already holds ledger"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "a refused init left {left:?}");
+}
+
+/// The audit over PostgreSQL writes nothing, as over sled: its sessions are read-only, it runs
+/// no migration (a database without this build's schema is refused, and no table appears), and
+/// the store it opens refuses appends.
+#[test]
+fn an_audit_over_postgres_writes_nothing() {
+    let Some(url) = pg_url() else { return };
+    let fresh = pg_schema(&url);
+    assert!(matches!(PgStore::open_read_only(&fresh).err(), Some(StoreError::Incompatible(_))));
+    let mut db = postgres::Client::connect(&fresh, postgres::NoTls).unwrap();
+    let created: bool = db.query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[]).unwrap().get(0);
+    assert!(!created, "a read-only open migrated the database");
+    let url = bare_ledger(&url);
+    let ledger = node(&url);
+    for r in ledger.append_blocking((0..5).map(|n| grade(n, "learner/0", None)).collect()) {
+        r.unwrap();
+    }
+    drop(ledger);
+    let store = PgStore::open_read_only(&url).unwrap();
+    assert!(store.is_read_only());
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let before: i64 = db.query_one("SELECT count(*) FROM zt_entries", &[]).unwrap().get(0);
+    let report = zachetka::audit::audit(&store, &|_, _| {}).unwrap();
+    assert!(report.is_clean() && report.tree_size == 5, "{report:?}");
+    let after: i64 = db.query_one("SELECT count(*) FROM zt_entries", &[]).unwrap().get(0);
+    assert_eq!((before, after), (5, 5));
 }
