@@ -7,6 +7,8 @@
 
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
+pub mod model;
 pub mod vocabulary;
 
+pub use model::{Fact, ReadModel, Scope, View, ViewError};
 pub use vocabulary::{event_types, schema_version, StreamKind};
