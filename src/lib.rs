@@ -9,6 +9,7 @@
 // paths, so `zachetka::event` and `crate::event` name the same modules.
 pub use zachetka_formats::{checkpoint, event, jcs, keys, merkle, refusal, time};
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod demo;

@@ -73,6 +73,11 @@ pub enum Code {
     NotFound,
     /// The route exists but not with this method.
     MethodNotAllowed,
+    /// A read that needs a bearer token came without one, or with a token that is unknown or
+    /// revoked (HTTP 401 with `WWW-Authenticate: Bearer`).
+    Unauthorized,
+    /// A valid token whose role and scope do not cover what was asked (HTTP 403).
+    Forbidden,
 }
 
 /// What kind of rule refused an event, as the rules crate (`zachetka-rules`) classifies each
@@ -109,12 +114,13 @@ impl Code {
             | BadPath
             | StreamMalformed
             | ProofOutOfRange => 400,
+            Unauthorized => 401,
             NotFound => 404,
             MethodNotAllowed => 405,
             BodyTimeout => 408,
             UnsupportedMediaType => 415,
             BodyTooLarge | EventTooLarge | EntryTooLarge => 413,
-            Rule(_, RuleKind::Rights) => 403,
+            Rule(_, RuleKind::Rights) | Forbidden => 403,
             EventIdConflict | StreamVersionConflict => 409,
             WrongLedger | KeyWeak | SignatureInvalid | Rule(_, RuleKind::Invariant) => 422,
             StoreCorrupt => 500,
@@ -161,6 +167,8 @@ impl Code {
             ProofOutOfRange => "proof_out_of_range",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
         }
     }
 }

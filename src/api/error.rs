@@ -22,6 +22,10 @@ pub(super) fn refusal_response(r: &Refusal) -> Response {
     if r.code.retryable() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
+    // RFC 6750: a 401 names the scheme that would be accepted.
+    if r.code == Code::Unauthorized {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"zachetka\""));
+    }
     resp
 }
 
@@ -91,6 +95,12 @@ pub(super) fn feed_task_failed(e: tokio::task::JoinError) -> Bytes {
 pub(super) fn feed_entries_missing(from: u64, tree_size: u64) -> Bytes {
     let message = format!("the store returned no entries from {from} below tree_size {tree_size}");
     feed_error_line(&Refusal::new(Code::StoreCorrupt, message))
+}
+
+/// The last line of a feed whose token was revoked (or whose token file became unreadable)
+/// while it was open.
+pub(super) fn feed_refused(r: &Refusal) -> Bytes {
+    feed_error_line(r)
 }
 
 fn feed_error_line(r: &Refusal) -> Bytes {

@@ -1,11 +1,13 @@
 //! The HTTP surface (DESIGN 3.5): the router and its state, split by concern into the write
 //! endpoint ([`write`]), C2SP tlog-tiles and proofs ([`tlog`]), entry pages, streams and the
-//! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), the one place errors
-//! become responses ([`error`]), and the connection loop ([`server`]). Handlers translate; the
+//! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), bearer tokens
+//! ([`auth`]), the one place errors become responses ([`error`]), and the connection loop
+//! ([`server`]). Handlers translate; the
 //! ledger decides. Every refusal, bad queries and paths and unknown routes included, is
 //! `{"code","message"}` JSON whose status comes from [`crate::refusal::Code::http_status`].
 //! Not the CLI (`crate::cli`), and no decision about what is valid.
 
+pub mod auth;
 mod error;
 mod ops;
 mod reads;
@@ -13,6 +15,7 @@ pub mod server;
 mod tlog;
 mod write;
 
+use crate::access::Access;
 use crate::ledger::Ledger;
 use crate::merkle::HashB64;
 use crate::refusal::{Code, Refusal};
@@ -40,13 +43,25 @@ struct AppState {
     /// Request bodies being read or held for verification, in KiB (see
     /// [`write::BODY_BYTES_IN_FLIGHT_MAX`]).
     bodies: Arc<tokio::sync::Semaphore>,
+    /// Who may read what: the token file, or public reads by the operator's choice.
+    access: Access,
 }
 
-/// The router of a zachetka server over `ledger`. Every route is listed here (a test counts the
-/// `.route(` calls of this file against `openapi.json`).
+/// The router of a zachetka server over `ledger` with no token: the public endpoints answer,
+/// every read that needs a token is refused (`unauthorized`). [`router_with`] names the tokens.
 pub fn router(ledger: Ledger) -> Router {
+    router_with(ledger, Access::no_tokens())
+}
+
+/// The router of a zachetka server over `ledger`, its readers checked by `access` (the token
+/// file, re-read when it changes, or `Access::public_reads()`). Every route is listed here (a
+/// test counts the `.route(` calls of this file against `openapi.json`). Public: the write
+/// endpoint, the checkpoint, hash tiles, proofs, status, metrics, the OpenAPI document. Raw
+/// entries (pages, entry tiles, streams, the feed) need a token that may read them
+/// (`crate::access::may_read_entries`).
+pub fn router_with(ledger: Ledger, access: Access) -> Router {
     let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies };
+    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, access };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))

@@ -1,8 +1,9 @@
 //! Entry reads: pages of the log (`GET /v1/entries`), a stream's entries (`GET /v1/streams/..`)
 //! and the feed (`GET /v1/feed`, catch-up then live, NDJSON). Entries are served byte for byte
-//! as stored and checked. Not the place where a failed read gets its answer (`error`): a page
+//! as stored and checked, only to a reader that may read raw entries ([`EntryReader`]). Not the place where a failed read gets its answer (`error`): a page
 //! answers it as its status; the feed, whose 200 is already sent, as its last line.
 
+use super::auth::EntryReader;
 use super::error::{self, read_failed, refusal_response, unavailable};
 use super::{json_response, AppState, P, Q};
 use crate::refusal::{Code, Refusal};
@@ -40,7 +41,7 @@ fn entries_page(tree_size: u64, entries: &[Vec<u8>], extra: &str) -> Response {
     json_response(200, out)
 }
 
-pub(super) async fn get_entries(State(state): State<AppState>, Q(q): Q<PageQuery>) -> Response {
+pub(super) async fn get_entries(_: EntryReader, State(state): State<AppState>, Q(q): Q<PageQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(PAGE_LEN_MAX);
     let ledger = state.ledger.clone();
     let size = ledger.head().0.tree_size;
@@ -58,7 +59,12 @@ pub(super) struct StreamQuery {
     limit: Option<u64>,
 }
 
-pub(super) async fn get_stream(State(state): State<AppState>, P(stream): P<String>, Q(q): Q<StreamQuery>) -> Response {
+pub(super) async fn get_stream(
+    _: EntryReader,
+    State(state): State<AppState>,
+    P(stream): P<String>,
+    Q(q): Q<StreamQuery>,
+) -> Response {
     if !crate::event::is_stream_name(&stream) {
         let message = format!("stream names are {}", crate::event::STREAM_NAME_RULE);
         return refusal_response(&Refusal::new(Code::StreamMalformed, message));
@@ -94,17 +100,27 @@ pub(super) struct FeedQuery {
 /// Catch-up then live: newline-delimited canonical entries from `from`, following commits. A
 /// read that fails (damage, an unreachable store) ends the feed with one last line, the refusal
 /// a page read would have answered (`{"code","message"}`), never silently: a follower tells
-/// "the server failed at this position" from "the connection dropped".
-pub(super) async fn get_feed(State(state): State<AppState>, Q(q): Q<FeedQuery>) -> Response {
+/// "the server failed at this position" from "the connection dropped". The token is checked
+/// again before each chunk: a revoked token's feed ends with an `unauthorized` line.
+pub(super) async fn get_feed(EntryReader(reader): EntryReader, State(state): State<AppState>, Q(q): Q<FeedQuery>) -> Response {
     let ledger = state.ledger.clone();
     let watch = ledger.watch_tree_size();
+    let access = (state.access.clone(), reader);
     // The state is `None` once the error line is sent: the stream then ends.
-    let start = Some((ledger, watch, q.from));
+    let start = Some((ledger, watch, q.from, access));
     let stream = futures_util::stream::unfold(start, |state| async move {
-        let (ledger, mut watch, next) = state?;
+        let (ledger, mut watch, next, access) = state?;
         loop {
             let size = *watch.borrow_and_update();
             if next < size {
+                match access.0.still_valid(&access.1) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let r = Refusal::new(Code::Unauthorized, "the bearer token was revoked");
+                        return Some((Ok(error::feed_refused(&r)), None));
+                    }
+                    Err(r) => return Some((Ok(error::feed_refused(&r)), None)),
+                }
                 let l = ledger.clone();
                 let page = tokio::task::spawn_blocking(move || l.entries(next, PAGE_LEN_MAX.min(size - next))).await;
                 let entries = match page {
@@ -119,7 +135,7 @@ pub(super) async fn get_feed(State(state): State<AppState>, Q(q): Q<FeedQuery>) 
                     chunk.extend_from_slice(&e);
                     chunk.push(b'\n');
                 }
-                return Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), Some((ledger, watch, next + n))));
+                return Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), Some((ledger, watch, next + n, access))));
             }
             if watch.changed().await.is_err() {
                 return None;

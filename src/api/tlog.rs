@@ -1,13 +1,14 @@
 //! The log as a transparency log: the checkpoint (`GET /checkpoint`), C2SP tlog-tiles
 //! (`GET /tile/...`, hash and entry tiles) and RFC 9162 proofs (`GET /v1/proofs/...`, DESIGN 3.5
-//! shapes). Public, cacheable reads. Not the place where the tree is hashed (`merkle`, the
+//! shapes). Public, cacheable reads, except entry tiles: they hold entries, so they need a
+//! token that may read them (`crate::access::may_read_entries`). Not the place where the tree is hashed (`merkle`, the
 //! ledger) or where a failure gets its answer (`error`).
 
-use super::error::{not_found, proof_failed, read_failed, unavailable};
+use super::error::{not_found, proof_failed, read_failed, refusal_response, unavailable};
 use super::{json_response, AppState, P, Q};
 use crate::merkle::{self, TileRequest};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -19,8 +20,14 @@ pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
     resp
 }
 
-pub(super) async fn get_tile(State(state): State<AppState>, P(path): P<String>) -> Response {
+pub(super) async fn get_tile(State(state): State<AppState>, headers: HeaderMap, P(path): P<String>) -> Response {
     let Some(req) = merkle::parse_tile_path(&path) else { return not_found("no such tile path") };
+    if let TileRequest::Entries { .. } = req {
+        let allowed = super::auth::authenticate(&state, &headers).and_then(|p| crate::access::authorize_entries(&p));
+        if let Err(r) = allowed {
+            return refusal_response(&r);
+        }
+    }
     let ledger = state.ledger.clone();
     let result = tokio::task::spawn_blocking(move || match req {
         TileRequest::Hashes { level, index, width } => match ledger.hash_tile(level, index, width) {

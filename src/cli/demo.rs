@@ -1,9 +1,70 @@
 //! The demo driver of `zachetka demo`: feeds `zachetka::demo::DemoRegion`'s signed events to
-//! the ledger (two batches signed ahead, four in the ledger at once) with a progress bar. Not
-//! the demo region itself (`zachetka::demo`).
+//! the ledger (two batches signed ahead, four in the ledger at once) with a progress bar, and
+//! the demo's readers: a token per role with a ready `curl` line. Not the demo region itself
+//! (`zachetka::demo`).
 
+use super::write_stdout;
 use anyhow::{anyhow, bail, Result};
+use std::path::Path;
+use zachetka::access::{Role, Scope};
 use zachetka::ledger::Ledger;
+
+/// Labels of the demo's tokens start so; each run revokes the live ones of earlier runs.
+const DEMO_LABEL: &str = "demo: ";
+
+/// Creates a token for each kind of reader of the demo region (an auditor, one school's staff,
+/// one learner's parent) in `tokens`, revoking those of earlier demo runs, and prints each with a
+/// `curl` line against `listen`. The ids are real ids of a region of `size`.
+pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, listen: &str) -> Result<()> {
+    for t in zachetka::access::read_tokens(tokens)? {
+        if !t.revoked && t.label.starts_with(DEMO_LABEL) {
+            zachetka::access::revoke_token(tokens, &t.id)?;
+        }
+    }
+    let sample = zachetka::demo::sample(size);
+    let base = format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1"));
+    let journal = [sample.school.as_str(), &sample.class, sample.subject].map(path_segment).join("/");
+    let readers = [
+        ("an auditor (every read)", Role::Auditor, Scope::Region, "/v1/entries?limit=3".to_owned()),
+        (
+            "staff of one school",
+            Role::Staff,
+            Scope::Institution(sample.school.clone()),
+            format!("/v1/projections/journals/{journal}"),
+        ),
+        (
+            "one learner's parent",
+            Role::Learner,
+            Scope::Learner(sample.learner.clone()),
+            format!("/v1/projections/diaries/{}", path_segment(&sample.learner)),
+        ),
+    ];
+    write_stdout(format_args!("readers' tokens (in {}; each shown only now):
+", tokens.display()))?;
+    for (who, role, scope, path) in readers {
+        let label = format!("{DEMO_LABEL}{who}");
+        let (id, token) = super::token::create(tokens, role, scope.clone(), &label)?;
+        let scope = zachetka::access::scope_text(&scope);
+        write_stdout(format_args!(
+            "  {who}: token {id}, {} of {scope}
+    curl -H 'Authorization: Bearer {token}' '{base}{path}'
+",
+            role.as_str()
+        ))?;
+    }
+    Ok(())
+}
+
+/// A path segment percent-encoded (RFC 3986: everything but unreserved characters), so that a
+/// class such as `5А` or a subject such as `Математика` is one valid URL segment.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
     let have = ledger.head().0.tree_size;

@@ -1,12 +1,13 @@
 //! The `zachetka` command line: clap definitions of every verb and flag, and the dispatch;
 //! the ledger's store and key files; stdout through one helper. Verbs with more to them live
-//! beside it: `init`, `audit`, the demo driver (`demo`), and the HTTP client of `--server`
-//! (`client`). A thin shell over the library: not the place for a rule, a format or a route.
+//! beside it: `init`, `audit`, the demo driver (`demo`), readers' tokens (`token`), and the
+//! HTTP client of `--server` (`client`). A thin shell over the library: not the place for a rule, a format or a route.
 
 mod audit;
 mod client;
 mod demo;
 mod init;
+mod token;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -97,6 +98,14 @@ enum Command {
         listen: String,
         #[command(flatten)]
         server: ServeFlags,
+        #[command(flatten)]
+        access: token::AccessFlags,
+    },
+    /// Bearer tokens of readers (auditors, read services, staff, learners and parents): create,
+    /// revoke, list. Reads of entries and read models need one; see README, Access.
+    Token {
+        #[command(subcommand)]
+        action: token::TokenAction,
     },
     /// Rebuild what is derived from the log: the store's index (event ids, stream positions,
     /// checkpoint offsets), from the log files alone. For an index you no longer trust; an
@@ -147,6 +156,8 @@ enum Command {
         no_serve: bool,
         #[command(flatten)]
         server: ServeFlags,
+        #[command(flatten)]
+        access: token::AccessFlags,
     },
 }
 
@@ -423,7 +434,11 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen, server } => serve(open_ledger(&dir, db)?, &listen, server.config())?,
+        Command::Serve { dir, listen, server, access } => {
+            let ledger = open_ledger(&dir, db)?;
+            serve(ledger, &listen, server.config(), access.access(&dir)?)?
+        }
+        Command::Token { action } => token::run(action)?,
         Command::Rebuild { dir } => {
             if db.is_some() {
                 bail!("a PostgreSQL store keeps its indexes in the database; there is nothing to rebuild");
@@ -455,7 +470,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server } => {
+        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server, access } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init(&dir, db, &origin, Some(authority), "education")?;
@@ -465,16 +480,23 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }
-            demo::build_demo(&ledger, zachetka::demo::DemoSize { learners, teachers, events })?;
+            let size = zachetka::demo::DemoSize { learners, teachers, events };
+            demo::build_demo(&ledger, size)?;
+            demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
             if !no_serve {
-                serve(ledger, &listen, server.config())?;
+                serve(ledger, &listen, server.config(), access.access(&dir)?)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(ledger: Ledger, listen: &str, config: zachetka::api::server::ServerConfig) -> Result<()> {
+fn serve(
+    ledger: Ledger,
+    listen: &str,
+    config: zachetka::api::server::ServerConfig,
+    access: zachetka::access::Access,
+) -> Result<()> {
     // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
     // admission bound and the connection cap already; 64 threads keep their stacks and
     // per-thread allocator heaps from growing with the load (tokio's default is 512).
@@ -492,7 +514,7 @@ fn serve(ledger: Ledger, listen: &str, config: zachetka::api::server::ServerConf
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        zachetka::api::server::serve(listener, zachetka::api::router(ledger), config, shutdown).await?;
+        zachetka::api::server::serve(listener, zachetka::api::router_with(ledger, access), config, shutdown).await?;
         Ok(())
     })
 }

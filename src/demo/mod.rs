@@ -48,6 +48,31 @@ pub struct DemoSize {
     pub events: u64,
 }
 
+/// Ids of a demo region of some size that readers can look up (the demo prints them with its
+/// tokens): a learner in the 5th grade of the first school (5th: 1st grade has no marks), its
+/// class, and a subject taught there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSample {
+    /// The learner's id (their stream is `learner/<id>`).
+    pub learner: String,
+    pub school: String,
+    pub class: String,
+    pub subject: &'static str,
+}
+
+/// The [`DemoSample`] of a region of `size`.
+pub fn sample(size: DemoSize) -> DemoSample {
+    let schools = population::schools(size);
+    // Number 4 * schools is in the first school's 5А (`Pupil::of`), when there are that many.
+    let p = population::Pupil::of((4 * schools).min(size.learners.max(1) - 1), schools);
+    DemoSample {
+        learner: learner_stream(p.n).trim_start_matches("learner/").to_owned(),
+        school: sch(p.school),
+        class: p.class(),
+        subject: population::SUBJECTS[0],
+    }
+}
+
 /// Scripted events' numbers (for their ids) start here; journal slot `i` is number `i`.
 const SCRIPT_BASE: u64 = 1 << 40;
 

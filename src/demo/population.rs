@@ -49,6 +49,11 @@ pub fn demo_key(origin: &str, label: &str) -> KeyPair {
     KeyPair::from_seed(&seed)
 }
 
+/// Schools in a region of `size`: one per 30 teachers.
+pub(super) fn schools(size: DemoSize) -> u64 {
+    size.teachers.max(1).div_ceil(30).max(1)
+}
+
 /// Who holds which key (indices into `DemoRegion::keys`) and how big each part of the region is.
 pub(super) struct Cast {
     pub(super) learners: u64,
@@ -97,6 +102,12 @@ pub(super) struct Pupil {
 }
 
 impl Pupil {
+    /// School learner number `n` among `schools` schools: schools first, then years, then letters.
+    pub(super) fn of(n: u64, schools: u64) -> Pupil {
+        let s = schools;
+        Pupil { n, school: n % s, year: 1 + (n / s) % 11, letter: (n / s / 11 % 3) as usize }
+    }
+
     pub(super) fn class(&self) -> String {
         format!("{}{}", self.year, LETTERS[self.letter])
     }
@@ -124,8 +135,7 @@ impl Student {
 
 impl Cast {
     pub(super) fn pupil(&self, n: u64) -> Pupil {
-        let s = self.schools;
-        Pupil { n, school: n % s, year: 1 + (n / s) % 11, letter: (n / s / 11 % 3) as usize }
+        Pupil::of(n, self.schools)
     }
 
     /// Population index `p` (school learners first, then college, then university students).
@@ -187,7 +197,7 @@ impl KeyRing<'_> {
 pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
     let learners = size.learners.max(1);
     let teachers = size.teachers.max(1) as usize;
-    let schools = (teachers as u64).div_ceil(30).max(1);
+    let schools = schools(size);
     let territories = (2 + learners / 10_000).min(TERRITORIES.len() as u64);
     let colleges = 1 + learners / 40_000;
     let universities = 1 + learners / 100_000;
