@@ -11,22 +11,43 @@ use zachetka::merkle::{Hash, HashB64, MemoryTree};
 pub(super) struct Server {
     pub(super) base: String,
     _rt: tokio::runtime::Runtime,
+    /// Holds the token file (`Server::tokens`).
+    _tokens: tempfile::TempDir,
+    /// The token file the server checks readers against; it holds the auditor token of
+    /// [`auditor_bearer`], which the request helpers send.
+    pub(super) tokens: std::path::PathBuf,
 }
 
 pub(super) fn serve(ledger: Ledger) -> Server {
     serve_with(ledger, ServerConfig::default())
 }
 
-/// The real server loop (src/api/server.rs) on a loopback port, with `config`'s timeouts and cap.
+/// The real server loop (src/api/server.rs) on a loopback port, with `config`'s timeouts and cap,
+/// its readers checked against a token file holding the tests' auditor token.
 pub(super) fn serve_with(ledger: Ledger, config: ServerConfig) -> Server {
+    use zachetka::access::{Role, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    zachetka::access::create_token(&tokens, &auditor_secret(), Role::Auditor, Scope::Region, "tests", 0).unwrap();
+    serve_access(ledger, config, zachetka::access::Access::tokens(&tokens), dir, tokens)
+}
+
+/// The real server loop with `access` (the token file `tokens`, kept in `dir`).
+pub(super) fn serve_access(
+    ledger: Ledger,
+    config: ServerConfig,
+    access: zachetka::access::Access,
+    dir: tempfile::TempDir,
+    tokens: std::path::PathBuf,
+) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = zachetka::api::router(ledger);
+    let router = zachetka::api::router_with(ledger, access);
     rt.spawn(
         async move { zachetka::api::server::serve(listener, router, config, std::future::pending()).await.unwrap() },
     );
-    Server { base, _rt: rt }
+    Server { base, _rt: rt, _tokens: dir, tokens }
 }
 
 fn post(base: &str, body: &str) -> (u16, Value, Option<String>) {
@@ -40,8 +61,9 @@ fn post(base: &str, body: &str) -> (u16, Value, Option<String>) {
     }
 }
 
+/// A GET with the tests' auditor token (public endpoints ignore it).
 fn get(base: &str, path: &str) -> (u16, Vec<u8>) {
-    match ureq::get(&format!("{base}{path}")).call() {
+    match ureq::get(&format!("{base}{path}")).set("authorization", &auditor_bearer()).call() {
         Ok(r) => {
             let status = r.status();
             let mut v = Vec::new();
@@ -248,7 +270,7 @@ fn the_feed_catches_up_then_follows_live() {
     ledger.append_blocking((0..5u64).map(|i| grade(i, "learner/a", None)).collect());
     let writer = ledger.clone();
     let srv = serve(ledger);
-    let resp = ureq::get(&format!("{}/v1/feed?from=2", srv.base)).call().unwrap();
+    let resp = ureq::get(&format!("{}/v1/feed?from=2", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
     assert_eq!(resp.header("content-type"), Some("application/x-ndjson"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -280,7 +302,7 @@ fn the_feed_ends_with_an_error_line_when_the_store_fails_mid_stream() {
     ledger.append_blocking((0..3u64).map(|i| grade(i, "learner/a", None)).collect());
     let writer = ledger.clone();
     let srv = serve(ledger);
-    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).call().unwrap();
+    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(resp.into_reader()).lines() {
@@ -345,7 +367,7 @@ fn two_nodes_over_postgres_serve_one_log_and_each_feed_follows_the_other() {
     let node_a = super::postgres::node(&url);
     let (a, b) = (serve(node_a.clone()), serve(super::postgres::node(&url)));
     // A feed on node B, opened before anything is written ...
-    let resp = ureq::get(&format!("{}/v1/feed?from=0", b.base)).call().unwrap();
+    let resp = ureq::get(&format!("{}/v1/feed?from=0", b.base)).set("authorization", &auditor_bearer()).call().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(resp.into_reader()).lines() {
@@ -386,7 +408,8 @@ fn get_raw(base: &str, path: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let auth = auditor_bearer();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{resp}"));
@@ -422,7 +445,7 @@ fn stream_names_with_dot_segments_are_refused_on_append_and_read() {
 
 /// Any method and path, with an optional content type; (status, content type, body).
 fn request(base: &str, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, String, Value) {
-    let mut req = ureq::request(method, &format!("{base}{path}"));
+    let mut req = ureq::request(method, &format!("{base}{path}")).set("authorization", &auditor_bearer());
     if let Some(ct) = content_type {
         req = req.set("content-type", ct);
     }

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod access;
 mod audit;
 mod cli;
 mod crash;

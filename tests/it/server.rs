@@ -232,7 +232,8 @@ fn a_client_that_stops_reading_a_feed_is_closed_after_the_write_timeout() {
     let config = ServerConfig { write_timeout: Duration::from_millis(300), ..ServerConfig::default() };
     let srv = serve_with(ledger, config);
     let mut feed = connect(&srv.base);
-    feed.write_all(b"GET /v1/feed?from=0 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let request = format!("GET /v1/feed?from=0 HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n", auditor_bearer());
+    feed.write_all(request.as_bytes()).unwrap();
     // The client stalls (what is under test), long past the write timeout.
     std::thread::sleep(Duration::from_millis(1500));
     let got = read_until_closed(&mut feed, "unread feed");

@@ -27,6 +27,16 @@ pub fn authority() -> KeyPair {
 }
 
 /// A deterministic event id from a number.
+/// The auditor token of the test servers (`http::serve`): a fixed secret, so that the request
+/// helpers can send it (`Authorization: <auditor_bearer()>`) wherever they read.
+pub fn auditor_secret() -> zachetka::access::TokenSecret {
+    zachetka::access::TokenSecret::from_bytes([0xa5; 32])
+}
+
+pub fn auditor_bearer() -> String {
+    format!("Bearer {}", auditor_secret().expose())
+}
+
 pub fn id(n: u64) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }

@@ -1,0 +1,315 @@
+//! Reads scoped by role over a real socket: every non-public endpoint answers 401 without a valid
+//! token and 403 to a token whose role or scope does not cover it, with nothing of the data;
+//! public endpoints answer anyone; a token created or revoked while the server runs (in-process,
+//! and through the `zachetka token` binary against a `zachetka serve` process) applies from the
+//! next request; an open feed ends when its token is revoked; an unreadable token file fails
+//! closed; `--public-reads` and `router` without tokens behave as documented.
+
+use super::http::{serve, serve_access, Server};
+use super::support::*;
+use serde_json::Value;
+use std::io::BufRead;
+use zachetka::access::{create_token, revoke_token, Access, Role, Scope, TokenSecret};
+use zachetka::api::server::ServerConfig;
+use zachetka::ledger::Ledger;
+
+/// (status, `WWW-Authenticate`, body) of a GET with `authorization` (a whole header value).
+fn get_as(base: &str, path: &str, authorization: Option<&str>) -> (u16, Option<String>, String) {
+    let mut req = ureq::get(&format!("{base}{path}"));
+    if let Some(a) = authorization {
+        req = req.set("authorization", a);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let (status, www) = (resp.status(), resp.header("www-authenticate").map(str::to_owned));
+    if path.starts_with("/v1/feed") && status == 200 {
+        // A feed never ends: its 200 and first line are enough.
+        let mut line = String::new();
+        std::io::BufReader::new(resp.into_reader()).read_line(&mut line).unwrap();
+        return (status, www, line);
+    }
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, www, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn bearer(secret: &TokenSecret) -> String {
+    format!("Bearer {}", secret.expose())
+}
+
+/// A refusal body: exactly `{"code","message"}`, with this code.
+fn assert_refusal(body: &str, code: &str, context: &str) {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{context}: not JSON: {body}"));
+    assert_eq!(v["code"].as_str(), Some(code), "{context}: {body}");
+    assert_eq!(v.as_object().unwrap().len(), 2, "{context}: a refusal carries code and message only: {body}");
+}
+
+/// A ledger with entries on two learner streams.
+fn ledger_with_entries() -> (tempfile::TempDir, Ledger) {
+    let (d, ledger) = temp_ledger();
+    let events = (0..6u64).map(|i| grade(i, if i % 2 == 0 { "learner/a" } else { "learner/b" }, None)).collect();
+    assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+    (d, ledger)
+}
+
+/// The non-public endpoints that serve raw entries (6 entries in the log).
+const ENTRY_PATHS: [&str; 5] =
+    ["/v1/entries?from=0&limit=3", "/tile/entries/000.p/6", "/v1/streams/learner/a", "/v1/feed?from=0", "/v1/feed?from=4"];
+
+/// What anyone may read (6 entries in the log).
+const PUBLIC_PATHS: [&str; 8] = [
+    "/checkpoint",
+    "/tile/0/000.p/6",
+    "/v1/proofs/inclusion?leaf_index=1&tree_size=6",
+    "/v1/proofs/consistency?first=2&second=6",
+    "/v1/status",
+    "/metrics",
+    "/openapi.json",
+    "/tile/0/000.p/3",
+];
+
+#[test]
+fn each_role_reads_exactly_its_scope_and_public_endpoints_stay_public() {
+    let (_d, ledger) = ledger_with_entries();
+    let srv = serve(ledger);
+    let inst = |x: &str| Scope::Institution(x.into());
+    let terr = |x: &str| Scope::Territory(x.into());
+    // Role, scope, whether it may read raw entries.
+    let holders: [(Role, Scope, bool); 7] = [
+        (Role::Auditor, Scope::Region, true),
+        (Role::ReadService, Scope::Region, true),
+        (Role::ReadService, terr("luga"), false),
+        (Role::ReadService, inst("sch-001"), false),
+        (Role::Staff, inst("sch-001"), false),
+        (Role::Staff, terr("luga"), false),
+        (Role::Learner, Scope::Learner("a".into()), false),
+    ];
+    let mut tokens = Vec::new();
+    for (i, (role, scope, _)) in holders.iter().enumerate() {
+        let secret = TokenSecret::from_bytes([i as u8 + 1; 32]);
+        create_token(&srv.tokens, &secret, *role, scope.clone(), "role test", 0).unwrap();
+        tokens.push(secret);
+    }
+    for ((role, scope, entries), secret) in holders.iter().zip(&tokens) {
+        for path in ENTRY_PATHS {
+            let (status, _, body) = get_as(&srv.base, path, Some(&bearer(secret)));
+            let context = format!("{role:?} of {scope:?} on {path}");
+            if *entries {
+                assert_eq!(status, 200, "{context}: {body}");
+                assert!(body.contains("\"event\""), "{context}: entries served: {body}");
+            } else {
+                assert_eq!(status, 403, "{context}: {body}");
+                assert_refusal(&body, "forbidden", &context);
+                assert!(!body.contains("learner/"), "{context}: nothing of the data: {body}");
+            }
+        }
+    }
+    // Without a token, with another scheme, with a token that is not one, with an unknown one:
+    // 401 naming the Bearer scheme, nothing of the data.
+    let unknown = bearer(&TokenSecret::from_bytes([0xee; 32]));
+    let garbage = format!("Bearer zt_{}", "!".repeat(43));
+    for auth in [None, Some("Basic YTpi"), Some("Bearer"), Some(garbage.as_str()), Some(unknown.as_str())] {
+        for path in ENTRY_PATHS {
+            let (status, www, body) = get_as(&srv.base, path, auth);
+            let context = format!("{auth:?} on {path}");
+            assert_eq!(status, 401, "{context}: {body}");
+            assert!(www.as_deref().is_some_and(|w| w.starts_with("Bearer")), "{context}: {www:?}");
+            assert_refusal(&body, "unauthorized", &context);
+        }
+    }
+    // The scheme is case-insensitive (RFC 7235).
+    let lower = format!("bearer {}", tokens[0].expose());
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&lower)).0, 200);
+    // Public: no token needed, and a token that may read nothing does not spoil them either.
+    let learner = bearer(&tokens[6]);
+    for path in PUBLIC_PATHS {
+        for auth in [None, Some(learner.as_str()), Some("Basic YTpi")] {
+            let (status, _, body) = get_as(&srv.base, path, auth);
+            assert_eq!(status, 200, "{path} with {auth:?}: {body}");
+        }
+    }
+    let (status, body, _) = {
+        let r = ureq::post(&format!("{}/v1/events", srv.base))
+            .set("content-type", "application/json")
+            .send_string(&grade(100, "learner/c", None).to_string());
+        match r {
+            Ok(r) => (r.status(), r.into_string().unwrap(), ()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap(), ()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(status, 200, "writes are authenticated by signatures, not tokens: {body}");
+}
+
+#[test]
+fn a_token_applies_from_the_next_request_after_it_is_created_or_revoked() {
+    let (_d, ledger) = ledger_with_entries();
+    let srv = serve(ledger);
+    let secret = TokenSecret::from_bytes([0x42; 32]);
+    let auth = bearer(&secret);
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&auth)).0, 401, "not created yet");
+    let record = create_token(&srv.tokens, &secret, Role::ReadService, Scope::Region, "rs", 0).unwrap();
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&auth)).0, 200, "created: accepted at once");
+    revoke_token(&srv.tokens, &record.id).unwrap();
+    let (status, _, body) = get_as(&srv.base, "/v1/entries", Some(&auth));
+    assert_eq!(status, 401, "revoked: refused on the very next request: {body}");
+    assert_refusal(&body, "unauthorized", "revoked");
+    // The other tokens of the file are untouched by the revocation.
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&auditor_bearer())).0, 200);
+}
+
+#[test]
+fn a_feed_ends_with_an_unauthorized_line_when_its_token_is_revoked() {
+    let (_d, ledger) = ledger_with_entries();
+    let writer = ledger.clone();
+    let srv = serve(ledger);
+    let secret = TokenSecret::from_bytes([0x43; 32]);
+    let record = create_token(&srv.tokens, &secret, Role::Auditor, Scope::Region, "feed", 0).unwrap();
+    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &bearer(&secret)).call().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let timeout = std::time::Duration::from_secs(30); // a failure guard, not synchronization
+    let line = |rx: &std::sync::mpsc::Receiver<String>| -> Value {
+        serde_json::from_str(&rx.recv_timeout(timeout).unwrap()).unwrap()
+    };
+    for want in 0..6 {
+        assert_eq!(line(&rx)["seq"].as_u64(), Some(want));
+    }
+    revoke_token(&srv.tokens, &record.id).unwrap();
+    assert!(writer.append_blocking(vec![grade(50, "learner/a", None)]).iter().all(Result::is_ok));
+    let last = line(&rx);
+    assert_eq!(last["code"].as_str(), Some("unauthorized"), "no entry after the revocation: {last}");
+    assert!(
+        matches!(rx.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+        "the feed ends after its refusal line"
+    );
+}
+
+#[test]
+fn an_unreadable_token_file_refuses_reads_and_leaves_public_ones() {
+    let (_d, ledger) = ledger_with_entries();
+    let srv = serve(ledger);
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&auditor_bearer())).0, 200);
+    std::fs::write(&srv.tokens, b"{\"version\":1,\"tokens\":[").unwrap();
+    let (status, _, body) = get_as(&srv.base, "/v1/entries", Some(&auditor_bearer()));
+    assert_eq!(status, 503, "fail closed, never on a stale file: {body}");
+    assert_refusal(&body, "unavailable", "broken token file");
+    assert!(!body.contains("tokens.json"), "the file's path is for the operator's log: {body}");
+    assert_eq!(get_as(&srv.base, "/checkpoint", None).0, 200);
+}
+
+fn serve_with_access(ledger: Ledger, access: Access) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("unused.json");
+    serve_access(ledger, ServerConfig::default(), access, dir, tokens)
+}
+
+#[test]
+fn public_reads_is_the_old_behaviour_and_no_tokens_refuses_every_entry_read() {
+    let (_d, ledger) = ledger_with_entries();
+    let open = serve_with_access(ledger.clone(), Access::public_reads());
+    for path in ENTRY_PATHS {
+        let (status, _, body) = get_as(&open.base, path, None);
+        assert_eq!(status, 200, "--public-reads: {path}: {body}");
+    }
+    let closed = serve_with_access(ledger, Access::no_tokens());
+    for path in ENTRY_PATHS {
+        assert_eq!(get_as(&closed.base, path, Some(&auditor_bearer())).0, 401, "no tokens: {path}");
+    }
+    for path in PUBLIC_PATHS {
+        assert_eq!(get_as(&closed.base, path, None).0, 200, "no tokens: {path}");
+    }
+}
+
+/// The operator's path end to end: `zachetka token create` and `token revoke` against the file of
+/// a running `zachetka serve` process, which honours both from its next request.
+#[test]
+fn the_token_cli_manages_a_running_servers_readers() {
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_zachetka");
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_dir = dir.path().join("ledger");
+    let zachetka = |args: &[&str]| {
+        let out = Command::new(exe).args(args).env("RUST_LOG", "warn").env_remove("ZACHETKA_DATABASE_URL").output();
+        out.unwrap()
+    };
+    let d = ledger_dir.to_str().unwrap();
+    let init = zachetka(&["init", "--rules", "none", "--origin", ORIGIN, "--dir", d]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let mut child = Command::new(exe)
+        .args(["serve", "--dir", d, "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _child = Kill(child);
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before serving");
+        if let Some(at) = line.find("on http://") {
+            break line[at + 3..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    assert_eq!(get_as(&base, "/v1/entries", None).0, 401, "no token file yet");
+    let out = zachetka(&["token", "create", "--dir", d, "--role", "auditor", "--label", "internal control"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(TokenSecret::parse(&token).is_some(), "{token}");
+    let auth = format!("Bearer {token}");
+    assert_eq!(get_as(&base, "/v1/entries", Some(&auth)).0, 200, "created while serving");
+    let id = zachetka::access::read_tokens(&ledger_dir.join("tokens.json")).unwrap()[0].id.clone();
+    let out = zachetka(&["token", "revoke", "--dir", d, &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get_as(&base, "/v1/entries", Some(&auth)).0, 401, "revoked while serving");
+    // The file is the owner's only, and `list` shows the token without its secret or hash.
+    let file = ledger_dir.join("tokens.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let out = zachetka(&["token", "list", "--tokens", file.to_str().unwrap()]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let hash = zachetka::access::read_tokens(&file).unwrap()[0].sha256.clone();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with(&format!("{id}\tauditor\tregion\t")), "{listed}");
+    assert!(listed.trim_end().ends_with("\trevoked\tinternal control"), "{listed}");
+    assert!(!listed.contains(&token[3..]) && !listed.contains(&hash), "{listed}");
+    // Role and scope combinations a token cannot hold are refused with exit status 2, and
+    // nothing is added to the file.
+    for args in [
+        &["--role", "auditor", "--institution", "sch-001"][..],
+        &["--role", "staff"],
+        &["--role", "staff", "--learner", "47-000001"],
+        &["--role", "learner", "--institution", "sch-001"],
+        &["--role", "learner"],
+        &["--role", "read-service", "--learner", "47-000001"],
+        &["--role", "staff", "--institution", "sch-001", "--territory", "luga"],
+        &["--role", "staff", "--institution", "sch 001"],
+        &["--role", "janitor"],
+    ] {
+        let out = zachetka(&[&["token", "create", "--dir", d][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}: no token printed");
+        assert!(!out.stderr.is_empty(), "{args:?}: a message says why");
+    }
+    assert_eq!(zachetka::access::read_tokens(&file).unwrap().len(), 1);
+    let out = zachetka(&["token", "revoke", "--dir", d, "000000000000"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown id: {}", String::from_utf8_lossy(&out.stderr));
+}
