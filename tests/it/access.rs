@@ -313,3 +313,26 @@ fn the_token_cli_manages_a_running_servers_readers() {
     let out = zachetka(&["token", "revoke", "--dir", d, "000000000000"]);
     assert_eq!(out.status.code(), Some(2), "an unknown id: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `openapi.json` says which operations need a bearer token: exactly the raw-entry reads (and
+/// entry bundles under `/tile/{path}`, where the token is optional because hash tiles are public).
+#[test]
+fn openapi_marks_exactly_the_reads_that_need_a_token() {
+    let doc: Value = serde_json::from_str(zachetka::api::OPENAPI).unwrap();
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(doc.get("security").is_none(), "no document-wide requirement: the public endpoints stay public");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let security = op.get("security").map(|s| s.to_string());
+            let want = match path.as_str() {
+                "/v1/entries" | "/v1/streams/{stream}" | "/v1/feed" => Some(r#"[{"bearer":[]}]"#),
+                "/tile/{path}" => Some(r#"[{},{"bearer":[]}]"#),
+                _ => None,
+            };
+            assert_eq!(security.as_deref(), want, "{method} {path}");
+            if want.is_some() {
+                assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_object(), "{method} {path}");
+            }
+        }
+    }
+}
