@@ -112,7 +112,8 @@ pub fn authorize_entries(principal: &Principal) -> Result<(), Refusal> {
     if may_read_entries(principal) {
         return Ok(());
     }
-    let message = format!("{} may not read raw entries (only an auditor or a region read service may)", describe(principal));
+    let message =
+        format!("{} may not read raw entries (only an auditor or a region read service may)", describe(principal));
     Err(Refusal::new(Code::Forbidden, message))
 }
 
@@ -361,7 +362,10 @@ pub fn revoke_token(path: &Path, id: &str) -> Result<TokenRecord, AccessError> {
 /// token commands never lose each other's change. The write is atomic: a temporary file (0600)
 /// written and fsynced, renamed over the file, then the directory fsynced. A crash leaves the
 /// old file or the new one, never a mix; a server reading meanwhile sees one or the other.
-fn update<T>(path: &Path, change: impl FnOnce(&mut Vec<TokenRecord>) -> Result<T, AccessError>) -> Result<T, AccessError> {
+fn update<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Vec<TokenRecord>) -> Result<T, AccessError>,
+) -> Result<T, AccessError> {
     use fs2::FileExt;
     let lock_path = sibling(path, ".lock");
     let lock = private_file(&lock_path, false).map_err(io_err("open the lock file", &lock_path))?;
@@ -632,8 +636,15 @@ mod tests {
     /// learner 47-000001, learner 47-000002; then raw entries.
     #[test]
     fn who_may_read_what() {
-        let views =
-            [Scope::Region, terr("luga"), terr("tosno"), inst("sch-001"), inst("sch-002"), learner("47-000001"), learner("47-000002")];
+        let views = [
+            Scope::Region,
+            terr("luga"),
+            terr("tosno"),
+            inst("sch-001"),
+            inst("sch-002"),
+            learner("47-000001"),
+            learner("47-000002"),
+        ];
         let table: [(Principal, &str, bool); 9] = [
             (Principal::PublicReads, "YYYYYYY", true),
             (token(Role::Auditor, Scope::Region), "YYYYYYY", true),
@@ -707,7 +718,9 @@ mod tests {
         assert!(text.starts_with("zt_"));
         assert_eq!(TokenSecret::parse(&text), Some(s.clone()));
         assert_eq!(format!("{s:?}"), "TokenSecret(..)");
-        for bad in [&text[..TOKEN_CHARS - 1], &format!("xx_{}", &text[3..]), &format!("{text}A"), &text.replace('q', "+")] {
+        for bad in
+            [&text[..TOKEN_CHARS - 1], &format!("xx_{}", &text[3..]), &format!("{text}A"), &text.replace('q', "+")]
+        {
             assert_eq!(TokenSecret::parse(bad), None, "{bad}");
         }
     }

@@ -102,7 +102,11 @@ pub(super) struct FeedQuery {
 /// a page read would have answered (`{"code","message"}`), never silently: a follower tells
 /// "the server failed at this position" from "the connection dropped". The token is checked
 /// again before each chunk: a revoked token's feed ends with an `unauthorized` line.
-pub(super) async fn get_feed(EntryReader(reader): EntryReader, State(state): State<AppState>, Q(q): Q<FeedQuery>) -> Response {
+pub(super) async fn get_feed(
+    EntryReader(reader): EntryReader,
+    State(state): State<AppState>,
+    Q(q): Q<FeedQuery>,
+) -> Response {
     let ledger = state.ledger.clone();
     let watch = ledger.watch_tree_size();
     let access = (state.access.clone(), reader);

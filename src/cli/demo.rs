@@ -39,8 +39,11 @@ pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, listen
             format!("/v1/projections/diaries/{}", path_segment(&sample.learner)),
         ),
     ];
-    write_stdout(format_args!("readers' tokens (in {}; each shown only now):
-", tokens.display()))?;
+    write_stdout(format_args!(
+        "readers' tokens (in {}; each shown only now):
+",
+        tokens.display()
+    ))?;
     for (who, role, scope, path) in readers {
         let label = format!("{DEMO_LABEL}{who}");
         let (id, token) = super::token::create(tokens, role, scope.clone(), &label)?;

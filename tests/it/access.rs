@@ -56,8 +56,13 @@ fn ledger_with_entries() -> (tempfile::TempDir, Ledger) {
 }
 
 /// The non-public endpoints that serve raw entries (6 entries in the log).
-const ENTRY_PATHS: [&str; 5] =
-    ["/v1/entries?from=0&limit=3", "/tile/entries/000.p/6", "/v1/streams/learner/a", "/v1/feed?from=0", "/v1/feed?from=4"];
+const ENTRY_PATHS: [&str; 5] = [
+    "/v1/entries?from=0&limit=3",
+    "/tile/entries/000.p/6",
+    "/v1/streams/learner/a",
+    "/v1/feed?from=0",
+    "/v1/feed?from=4",
+];
 
 /// What anyone may read (6 entries in the log).
 const PUBLIC_PATHS: [&str; 8] = [
@@ -168,7 +173,8 @@ fn a_feed_ends_with_an_unauthorized_line_when_its_token_is_revoked() {
     let srv = serve(ledger);
     let secret = TokenSecret::from_bytes([0x43; 32]);
     let record = create_token(&srv.tokens, &secret, Role::Auditor, Scope::Region, "feed", 0).unwrap();
-    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &bearer(&secret)).call().unwrap();
+    let resp =
+        ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &bearer(&secret)).call().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(resp.into_reader()).lines() {
@@ -334,5 +340,87 @@ fn openapi_marks_exactly_the_reads_that_need_a_token() {
                 assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_object(), "{method} {path}");
             }
         }
+    }
+}
+
+/// `zachetka demo` prints a working token per kind of reader, with curl lines naming real ids of
+/// the demo region; a second run revokes the first run's tokens.
+#[test]
+fn the_demo_prints_a_working_token_per_reader() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let demo = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["demo", "--no-serve", "--learners", "300", "--teachers", "60", "--events", "2000", "--dir"])
+            .arg(&d)
+            .env("RUST_LOG", "warn")
+            .env_remove("ZACHETKA_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = demo();
+    let tokens_of = |out: &str| -> Vec<(String, String)> {
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix("curl -H 'Authorization: Bearer "))
+            .map(|l| {
+                let (token, rest) = l.split_once("' '").unwrap();
+                (token.to_owned(), rest.trim_end_matches('\'').to_owned())
+            })
+            .collect()
+    };
+    let printed = tokens_of(&first);
+    assert_eq!(printed.len(), 3, "{first}");
+    let sample = zachetka::demo::sample(zachetka::demo::DemoSize { learners: 300, teachers: 60, events: 2000 });
+    assert_eq!((sample.school.as_str(), sample.class.as_str()), ("sch-001", "5А"));
+    assert!(printed[0].1.ends_with("/v1/entries?limit=3"), "{first}");
+    assert!(
+        printed[1].1.ends_with(
+            "/v1/projections/journals/sch-001/5%D0%90/%D0%9C%D0%B0%D1%82%D0%B5%D0%BC%D0%B0%D1%82%D0%B8%D0%BA%D0%B0"
+        ),
+        "{first}"
+    );
+    assert!(printed[2].1.ends_with(&format!("/v1/projections/diaries/{}", sample.learner)), "{first}");
+    let second = demo();
+    let file = d.join("tokens.json");
+    let records = zachetka::access::read_tokens(&file).unwrap();
+    assert_eq!(records.len(), 6);
+    assert!(records[..3].iter().all(|t| t.revoked) && records[3..].iter().all(|t| !t.revoked), "{records:?}");
+    let roles: Vec<(Role, Scope)> = records[3..].iter().map(|t| (t.role, t.scope.clone())).collect();
+    assert_eq!(
+        roles,
+        [
+            (Role::Auditor, Scope::Region),
+            (Role::Staff, Scope::Institution(sample.school.clone())),
+            (Role::Learner, Scope::Learner(sample.learner.clone())),
+        ]
+    );
+    // Serve the demo ledger with its token file: the auditor's line works, the others may not read
+    // entries, and the first run's tokens are refused.
+    let key = zachetka::keys::KeyPair::from_key_file(&std::fs::read_to_string(d.join("ledger.key")).unwrap()).unwrap();
+    let store = std::sync::Arc::new(zachetka::store::sled::SledStore::open(&d.join("store")).unwrap());
+    let clock = std::sync::Arc::new(zachetka::time::SystemClock);
+    let ledger = Ledger::open(store, key, clock, zachetka::ledger::Limits::default()).unwrap();
+    let srv = serve_access(ledger, ServerConfig::default(), Access::tokens(&file), dir, file.clone());
+    let now = tokens_of(&second);
+    let (status, _, body) = get_as(&srv.base, "/v1/entries?limit=3", Some(&format!("Bearer {}", now[0].0)));
+    assert_eq!(status, 200, "{body}");
+    for (token, _) in &now[1..] {
+        assert_eq!(get_as(&srv.base, "/v1/entries?limit=3", Some(&format!("Bearer {token}"))).0, 403);
+    }
+    assert_eq!(get_as(&srv.base, "/v1/entries?limit=3", Some(&format!("Bearer {}", printed[0].0))).0, 401);
+    // The sample learner is real: their stream holds grades of the sample school and class.
+    let path = format!("/v1/streams/learner/{}?limit=1000", sample.learner);
+    let (status, _, body) = get_as(&srv.base, &path, Some(&format!("Bearer {}", now[0].0)));
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let grades: Vec<&Value> =
+        page["entries"].as_array().unwrap().iter().filter(|e| e["event"]["type"] == "journal.grade_recorded").collect();
+    assert!(!grades.is_empty(), "{body}");
+    for g in grades {
+        assert_eq!(g["event"]["data"]["institution"], sample.school.as_str());
+        assert_eq!(g["event"]["data"]["class"], sample.class.as_str());
     }
 }

@@ -270,7 +270,8 @@ fn the_feed_catches_up_then_follows_live() {
     ledger.append_blocking((0..5u64).map(|i| grade(i, "learner/a", None)).collect());
     let writer = ledger.clone();
     let srv = serve(ledger);
-    let resp = ureq::get(&format!("{}/v1/feed?from=2", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
+    let resp =
+        ureq::get(&format!("{}/v1/feed?from=2", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
     assert_eq!(resp.header("content-type"), Some("application/x-ndjson"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -302,7 +303,8 @@ fn the_feed_ends_with_an_error_line_when_the_store_fails_mid_stream() {
     ledger.append_blocking((0..3u64).map(|i| grade(i, "learner/a", None)).collect());
     let writer = ledger.clone();
     let srv = serve(ledger);
-    let resp = ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
+    let resp =
+        ureq::get(&format!("{}/v1/feed?from=0", srv.base)).set("authorization", &auditor_bearer()).call().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(resp.into_reader()).lines() {
