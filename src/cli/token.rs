@@ -141,13 +141,18 @@ pub(super) fn run(action: TokenAction) -> Result<()> {
             }
             let path = file.path();
             let (id, token) = create(&path, role, scope.clone(), &label)?;
+            // Shown once: a token whose secret never reached its holder (stdout closed) is
+            // revoked at once rather than left live with nobody knowing it.
+            if let Err(e) = write_stdout(format_args!("{token}\n")) {
+                access::revoke_token(&path, &id)?;
+                return Err(e);
+            }
             eprintln!(
                 "created token {id} ({} of {}) in {}; it is shown only now",
                 role.as_str(),
                 access::scope_text(&scope),
                 path.display()
             );
-            write_stdout(format_args!("{token}\n"))?;
         }
         TokenAction::Revoke { file, id } => {
             let t = access::revoke_token(&file.path(), &id)?;

@@ -103,6 +103,16 @@ fn a_closed_stdout_is_a_quiet_exit_for_every_printing_command() {
             ["personal", "--dir", &ledger.display().to_string(), "get", "learner/a"].map(String::from).to_vec(),
             String::new(),
         ),
+        (
+            "token create",
+            ["token", "create", "--dir", &ledger.display().to_string(), "--role", "auditor"].map(String::from).to_vec(),
+            String::new(),
+        ),
+        (
+            "token list",
+            ["token", "list", "--dir", &ledger.display().to_string()].map(String::from).to_vec(),
+            String::new(),
+        ),
     ];
     for (name, args, stdin) in cases {
         let mut c = zachetka();
@@ -112,6 +122,9 @@ fn a_closed_stdout_is_a_quiet_exit_for_every_printing_command() {
         assert_eq!(out.status.code(), Some(141), "{name}: {stderr}");
         assert!(stderr.is_empty(), "{name} wrote to stderr: {stderr}");
     }
+    // The token nobody saw was revoked, not left live.
+    let tokens = zachetka::access::read_tokens(&ledger.join("tokens.json")).unwrap();
+    assert!(tokens.len() == 1 && tokens[0].revoked, "{tokens:?}");
 }
 
 /// Every file under `dir` with its bytes (sled's store included).
