@@ -50,6 +50,7 @@ pub fn router(ledger: Ledger) -> Router {
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))
+        .route("/v1/checkpoints/{tree_size}", get(tlog::get_checkpoint_at))
         .route("/tile/{*path}", get(tlog::get_tile))
         .route("/v1/proofs/inclusion", get(tlog::get_inclusion))
         .route("/v1/proofs/consistency", get(tlog::get_consistency))

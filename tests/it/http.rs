@@ -310,6 +310,50 @@ fn the_feed_ends_with_an_error_line_when_the_store_fails_mid_stream() {
     );
 }
 
+/// Issue "[record]: Old receipts stay checkable": a receipt names the tree size of the first
+/// checkpoint covering its entry; that checkpoint stays servable after the head moved on, it
+/// verifies under the ledger's key, and an inclusion proof of the receipt's entry at that size
+/// reaches its root.
+#[test]
+fn a_receipts_checkpoint_stays_servable_after_the_head_moves_on() {
+    let (_d, ledger) = temp_ledger();
+    let receipts: Vec<_> = ledger
+        .append_blocking((0..3u64).map(|i| grade(i, "learner/a", None)).collect())
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let later = ledger.append_blocking((3..6u64).map(|i| grade(i, "learner/b", None)).collect());
+    assert!(later.iter().all(Result::is_ok));
+    let vkey = ledger.config().verifier_key.clone();
+    let head = ledger.head().0.tree_size;
+    let srv = serve(ledger);
+    assert!(receipts.iter().all(|r| r.tree_size < head), "the head moved on past these receipts");
+    for r in &receipts {
+        let resp = ureq::get(&format!("{}/v1/checkpoints/{}", srv.base, r.tree_size)).call().unwrap();
+        assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+        let note = resp.into_string().unwrap().into_bytes();
+        let cp = zachetka::checkpoint::verify_checkpoint(&note, &vkey, ORIGIN).unwrap();
+        assert_eq!(cp.head.tree_size, r.tree_size, "the note of exactly the receipt's tree size");
+        let (s, p) = get_json(&srv.base, &format!("/v1/proofs/inclusion?leaf_index={}&tree_size={}", r.seq, r.tree_size));
+        assert_eq!(s, 200);
+        let p: zachetka::merkle::InclusionProof = serde_json::from_value(p).unwrap();
+        let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
+        zachetka::merkle::verify_inclusion(r.seq, r.tree_size, r.leaf_hash, &hashes, cp.head.root_hash).unwrap();
+    }
+    // A size no batch ended at: a seq whose receipt names a later size sits inside its batch.
+    let inside = receipts.iter().find(|r| r.tree_size > r.seq + 1).expect("one batch held several entries").seq + 1;
+    for size in [inside, head + 1, u64::MAX] {
+        let (s, v) = get_json(&srv.base, &format!("/v1/checkpoints/{size}"));
+        assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{size}: {v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(&format!("no checkpoint was signed at tree size {size}")), "{message}");
+    }
+    for bad in ["abc", "-1", "1.5", "18446744073709551616"] {
+        let (s, v) = get_json(&srv.base, &format!("/v1/checkpoints/{bad}"));
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_path")), "{bad}: {v}");
+    }
+}
+
 #[test]
 fn openapi_lists_every_route() {
     let (_d, ledger) = temp_ledger();
@@ -320,6 +364,7 @@ fn openapi_lists_every_route() {
     for p in [
         "/v1/events",
         "/checkpoint",
+        "/v1/checkpoints/{tree_size}",
         "/tile/{path}",
         "/v1/proofs/inclusion",
         "/v1/proofs/consistency",
