@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 pub use error::RETRY_AFTER_SECS;
 pub use ops::OPENAPI;
-pub use reads::PAGE_LEN_MAX;
+pub use reads::{FEED_CHUNK_BYTES_MAX, FEED_FILTER_VALUES_MAX, FEED_HEARTBEAT_INTERVAL, FEED_READ_LEN, PAGE_LEN_MAX};
 pub use write::{BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_MAX};
 
 #[derive(Clone)]

@@ -497,7 +497,9 @@ impl Ledger {
         let damaged = |detail: String| StoreError::Corrupt { what: "checkpoint", position: tree_size, detail };
         match crate::checkpoint::verify_checkpoint(&note, &config.verifier_key, &config.origin) {
             Ok(v) if v.head.tree_size == tree_size => Ok(Some(note)),
-            Ok(v) => Err(damaged(format!("the note stored for it is the checkpoint of tree size {}", v.head.tree_size))),
+            Ok(v) => {
+                Err(damaged(format!("the note stored for it is the checkpoint of tree size {}", v.head.tree_size)))
+            }
             Err(e) => Err(damaged(format!("its stored note does not verify: {e}"))),
         }
     }
