@@ -14,7 +14,8 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-/// Most entries one page of `/v1/entries` or `/v1/streams/..` (or one read of the feed) returns.
+/// Most entries one page of `/v1/entries` or `/v1/streams/..` returns, and one scan of the feed
+/// looks at.
 pub const PAGE_LEN_MAX: u64 = 1000;
 
 #[derive(Deserialize)]
@@ -122,6 +123,9 @@ struct FeedFilter {
 
 /// The stream and type of an entry, borrowed from its bytes (JCS puts `data` before `stream`
 /// and `type`, so the parser skims `data` without building it; `Cow` for names with escapes).
+/// Measured: ~2.6 us for a 700-byte entry, beside the ~1.4 us of its leaf-hash check on read.
+/// The id index (`IdRecord`) also keeps stream and type, but by event id, not by seq: reaching it
+/// would take this parse (for the id) and an index lookup more.
 #[derive(Deserialize)]
 struct EntryHead<'a> {
     #[serde(borrow)]
@@ -142,7 +146,7 @@ impl FeedFilter {
     }
 
     /// Whether the entry at `seq` is sent. Without a filter its bytes are not even parsed; with
-    /// one, the parse skims the entry once (no allocation unless a name has escapes). An entry
+    /// one, the parse skims the entry once ([`EntryHead`]). An entry
     /// that does not parse passed its leaf-hash check, so it was stored so: damage at `seq`.
     fn sends(&self, entry: &[u8], seq: u64) -> Result<bool, crate::store::StoreError> {
         if self.is_everything() {
