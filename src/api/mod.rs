@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub use error::RETRY_AFTER_SECS;
 pub use ops::OPENAPI;
-pub use reads::PAGE_LEN_MAX;
+pub use reads::{FEED_CHUNK_BYTES_MAX, FEED_FILTER_VALUES_MAX, FEED_HEARTBEAT_INTERVAL, FEED_READ_LEN, PAGE_LEN_MAX};
 pub use write::{BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_MAX};
 
 #[derive(Clone)]
@@ -65,6 +65,7 @@ pub fn router_with(ledger: Ledger, access: Access) -> Router {
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))
+        .route("/v1/checkpoints/{tree_size}", get(tlog::get_checkpoint_at))
         .route("/tile/{*path}", get(tlog::get_tile))
         .route("/v1/proofs/inclusion", get(tlog::get_inclusion))
         .route("/v1/proofs/consistency", get(tlog::get_consistency))

@@ -1,8 +1,9 @@
-//! The log as a transparency log: the checkpoint (`GET /checkpoint`), C2SP tlog-tiles
+//! The log as a transparency log: the checkpoint (`GET /checkpoint`, and every older one at its
+//! tree size, `GET /v1/checkpoints/<tree_size>`), C2SP tlog-tiles
 //! (`GET /tile/...`, hash and entry tiles) and RFC 9162 proofs (`GET /v1/proofs/...`, DESIGN 3.5
 //! shapes). Public, cacheable reads, except entry tiles: they hold entries, so they need a
-//! token that may read them (`crate::access::may_read_entries`). Not the place where the tree is hashed (`merkle`, the
-//! ledger) or where a failure gets its answer (`error`).
+//! token that may read them (`crate::access::may_read_entries`). Not the place where the tree
+//! is hashed (`merkle`, the ledger) or where a failure gets its answer (`error`).
 
 use super::error::{not_found, proof_failed, read_failed, refusal_response, unavailable};
 use super::{json_response, AppState, P, Q};
@@ -18,6 +19,31 @@ pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The checkpoint signed at exactly `tree_size` (`GET /v1/checkpoints/<tree_size>`): the note
+/// that a receipt's `tree_size` names, so an old receipt stays checkable after the head moved on.
+/// Public like `/checkpoint`; a signed note never changes, so it is cached as immutable.
+pub(super) async fn get_checkpoint_at(State(state): State<AppState>, P(tree_size): P<u64>) -> Response {
+    let ledger = state.ledger.clone();
+    match tokio::task::spawn_blocking(move || ledger.checkpoint_at(tree_size)).await {
+        Ok(Ok(Some(note))) => {
+            let mut resp = (StatusCode::OK, note).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+            resp
+        }
+        Ok(Ok(None)) => {
+            let head = state.ledger.head().0.tree_size;
+            not_found(&format!(
+                "no checkpoint was signed at tree size {tree_size}: one is signed per commit batch, at the \
+                 tree size the batch ended (a receipt's tree_size); the latest is at tree size {head}"
+            ))
+        }
+        Ok(Err(e)) => read_failed(e),
+        Err(e) => unavailable(e),
+    }
 }
 
 pub(super) async fn get_tile(State(state): State<AppState>, headers: HeaderMap, P(path): P<String>) -> Response {

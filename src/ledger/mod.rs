@@ -487,6 +487,23 @@ impl Ledger {
         self.shared.store.entries(from, limit.min(size - from))
     }
 
+    /// The checkpoint note signed at exactly `tree_size` (a receipt's `tree_size` always has one),
+    /// or `None` if no commit batch ended at that size. The note is verified before it is
+    /// returned, as entries are on read: one that does not verify under the ledger's verifier
+    /// key, or whose body names another tree size, is damage at that tree size, never served.
+    pub fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(note) = self.shared.store.checkpoint_at(tree_size)? else { return Ok(None) };
+        let config = self.config();
+        let damaged = |detail: String| StoreError::Corrupt { what: "checkpoint", position: tree_size, detail };
+        match crate::checkpoint::verify_checkpoint(&note, &config.verifier_key, &config.origin) {
+            Ok(v) if v.head.tree_size == tree_size => Ok(Some(note)),
+            Ok(v) => {
+                Err(damaged(format!("the note stored for it is the checkpoint of tree size {}", v.head.tree_size)))
+            }
+            Err(e) => Err(damaged(format!("its stored note does not verify: {e}"))),
+        }
+    }
+
     /// Inclusion proof of `leaf_index` in the tree of `tree_size` (at most the current size).
     pub fn prove_inclusion(&self, leaf_index: u64, tree_size: u64) -> Result<Vec<Hash>, merkle::ProofError> {
         self.check_size(tree_size)?;

@@ -234,6 +234,19 @@ pub trait Store: Send + Sync + 'static {
     /// Checkpoint notes with tree size >= `from_size`, ascending, at most `limit`, as stored: the
     /// caller verifies them (their signatures cover them).
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The checkpoint note signed at exactly `tree_size`, as stored, or `None` if no batch
+    /// ended there (a size inside a batch, or beyond the head). Found by key, never by a scan of
+    /// every checkpoint: old receipts stay checkable at any age. Unlike [`Store::checkpoints`]
+    /// (which hands the audit what it finds), a record whose frame is damaged is an error naming
+    /// the tree size, never served. The default asks [`Store::checkpoints`] for one note, which
+    /// every backend answers from an index; a backend may answer it more directly.
+    fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut found = self.checkpoints(tree_size, 1)?;
+        Ok(match found.pop() {
+            Some((size, note)) if size == tree_size => Some(note),
+            _ => None,
+        })
+    }
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
     /// Damage a read-only open found and did not refuse (for the audit to report); empty for a

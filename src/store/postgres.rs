@@ -640,6 +640,15 @@ impl Store for PgStore {
         })
     }
 
+    /// One primary-key lookup in `zt_checkpoints`, which holds a row per committed batch.
+    fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Ok(size) = i64::try_from(tree_size) else { return Ok(None) };
+        self.with(|c| {
+            let rows = c.query("SELECT note FROM zt_checkpoints WHERE tree_size = $1", &[&size])?;
+            Ok(rows.into_iter().next().map(|r| r.get(0)))
+        })
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.with(|c| {
             let rows = c.query(

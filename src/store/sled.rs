@@ -1376,6 +1376,27 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    /// One lookup of `k` (tree size -> record offset) and one read of that record.
+    fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if tree_size > self.committed.read().expect("extent lock").tree_size {
+            return Ok(None);
+        }
+        let Some(v) = self.db.get(key_u64(b'k', tree_size)).map_err(io)? else { return Ok(None) };
+        let offset: [u8; 8] =
+            v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
+        let offset = u64::from_be_bytes(offset);
+        let mut b = vec![0u8; SLOT_LEN];
+        let n = self.records.read_at(&mut b, offset).map_err(|e| fio("read checkpoints.dat", e))?;
+        match unframe(&b[..n], RECORD_BODY_MAX).and_then(|(body, _)| CommitRecord::decode_body(body)) {
+            Some(record) if record.head.tree_size == tree_size => Ok(Some(record.note)),
+            _ => Err(corrupt(
+                "checkpoint",
+                tree_size,
+                format!("its record at offset {offset} of checkpoints.dat is damaged or names another tree size"),
+            )),
+        }
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let files: u64 = [&self.entries, &self.offsets, &self.hashes, &self.records, &self.head_slots]
             .iter()

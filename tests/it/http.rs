@@ -334,6 +334,292 @@ fn the_feed_ends_with_an_error_line_when_the_store_fails_mid_stream() {
     );
 }
 
+/// Issue "[record]: Old receipts stay checkable": a receipt names the tree size of the first
+/// checkpoint covering its entry; that checkpoint stays servable after the head moved on, it
+/// verifies under the ledger's key, and an inclusion proof of the receipt's entry at that size
+/// reaches its root.
+#[test]
+fn a_receipts_checkpoint_stays_servable_after_the_head_moves_on() {
+    let (_d, ledger) = temp_ledger();
+    let receipts: Vec<_> = ledger
+        .append_blocking((0..3u64).map(|i| grade(i, "learner/a", None)).collect())
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let later = ledger.append_blocking((3..6u64).map(|i| grade(i, "learner/b", None)).collect());
+    assert!(later.iter().all(Result::is_ok));
+    let vkey = ledger.config().verifier_key.clone();
+    let head = ledger.head().0.tree_size;
+    let srv = serve(ledger);
+    assert!(receipts.iter().all(|r| r.tree_size < head), "the head moved on past these receipts");
+    for r in &receipts {
+        let resp = ureq::get(&format!("{}/v1/checkpoints/{}", srv.base, r.tree_size)).call().unwrap();
+        assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+        let note = resp.into_string().unwrap().into_bytes();
+        let cp = zachetka::checkpoint::verify_checkpoint(&note, &vkey, ORIGIN).unwrap();
+        assert_eq!(cp.head.tree_size, r.tree_size, "the note of exactly the receipt's tree size");
+        let (s, p) =
+            get_json(&srv.base, &format!("/v1/proofs/inclusion?leaf_index={}&tree_size={}", r.seq, r.tree_size));
+        assert_eq!(s, 200);
+        let p: zachetka::merkle::InclusionProof = serde_json::from_value(p).unwrap();
+        let hashes = zachetka::merkle::hashes_from_b64(&p.hashes).unwrap();
+        zachetka::merkle::verify_inclusion(r.seq, r.tree_size, r.leaf_hash, &hashes, cp.head.root_hash).unwrap();
+    }
+    // A size no batch ended at: a seq whose receipt names a later size sits inside its batch.
+    let inside = receipts.iter().find(|r| r.tree_size > r.seq + 1).expect("one batch held several entries").seq + 1;
+    for size in [inside, head + 1, u64::MAX] {
+        let (s, v) = get_json(&srv.base, &format!("/v1/checkpoints/{size}"));
+        assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{size}: {v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(&format!("no checkpoint was signed at tree size {size}")), "{message}");
+    }
+    for bad in ["abc", "-1", "1.5", "18446744073709551616"] {
+        let (s, v) = get_json(&srv.base, &format!("/v1/checkpoints/{bad}"));
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_path")), "{bad}: {v}");
+    }
+}
+
+/// A signed event of `event_type` on `stream` with `data` (a bare ledger judges no payload).
+fn event_of(n: u64, stream: &str, event_type: &str, data: Value) -> Value {
+    let ev = json!({
+        "ledger": ORIGIN, "stream": stream, "type": event_type, "id": id(n),
+        "occurred_at": "2026-11-23T08:00:00Z", "author": teacher().did(), "data": data
+    });
+    zachetka::event::sign_event(&ev, &teacher()).unwrap()
+}
+
+/// The lines of a feed, read on a thread; dropping the receiver (and the thread's next send)
+/// ends the connection.
+fn feed_lines(base: &str, query: &str) -> std::sync::mpsc::Receiver<Value> {
+    let resp = ureq::get(&format!("{base}/v1/feed?{query}")).call().unwrap();
+    assert_eq!(resp.header("content-type"), Some("application/x-ndjson"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            // A connection that ends (or breaks) ends the lines: the test sees no next line.
+            let Ok(line) = line else { return };
+            if tx.send(serde_json::from_str::<Value>(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// What a feed line is: `Entry(seq)`, `Position(n)`; an error line fails the test.
+#[derive(Debug, PartialEq)]
+enum Line {
+    Entry(u64),
+    Position(u64),
+}
+
+fn next_line(rx: &std::sync::mpsc::Receiver<Value>) -> Line {
+    let timeout = std::time::Duration::from_secs(60); // a failure guard, not synchronization
+    let v = rx.recv_timeout(timeout).expect("a feed line");
+    let o = v.as_object().unwrap();
+    if let Some(seq) = o.get("seq") {
+        return Line::Entry(seq.as_u64().unwrap());
+    }
+    assert_eq!(o.len(), 1, "a position line has only its position: {v}");
+    Line::Position(o["position"].as_u64().unwrap_or_else(|| panic!("neither entry nor position: {v}")))
+}
+
+/// Lines until the feed has looked at everything below `tree_size` (an entry `tree_size - 1` or
+/// a position `tree_size`), checking that positions only grow and no entry comes twice.
+fn lines_until(rx: &std::sync::mpsc::Receiver<Value>, tree_size: u64) -> Vec<Line> {
+    let mut out = Vec::new();
+    let mut looked_at = 0;
+    loop {
+        let line = next_line(rx);
+        let reached = match line {
+            Line::Entry(seq) => seq + 1,
+            Line::Position(n) => n,
+        };
+        assert!(reached > looked_at, "the feed moves forward: {line:?} after {looked_at}");
+        looked_at = reached;
+        out.push(line);
+        if looked_at >= tree_size {
+            assert_eq!(looked_at, tree_size, "the feed looked beyond the head");
+            return out;
+        }
+    }
+}
+
+fn entries_of(lines: &[Line]) -> Vec<u64> {
+    lines.iter().filter_map(|l| if let Line::Entry(s) = l { Some(*s) } else { None }).collect()
+}
+
+/// Filters select what a feed sends, by stream prefix (a plain prefix of the name) and by exact
+/// type or type family, values repeatable or comma-separated, prefixes OR types AND'd; while
+/// nothing matches the feed still says how far it looked, in catch-up and live.
+#[test]
+fn the_feed_sends_only_what_its_filters_select_and_says_how_far_it_looked() {
+    let (_d, ledger) = temp_ledger();
+    let streams = ["learner/a", "learner/b", "institution/sch-001", "institution/sch-0010", "queue/kg/t1"];
+    let types = [
+        "journal.grade_recorded",
+        "journal.attendance_marked",
+        "queue.place_offered",
+        "portfolio.achievement_attested",
+    ];
+    let shape = |i: u64| (streams[(i % 5) as usize], types[(i % 4) as usize]);
+    let events: Vec<Value> = (0..40u64).map(|i| event_of(i, shape(i).0, shape(i).1, json!({"n": i}))).collect();
+    assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+    let writer = ledger.clone();
+    let srv = serve(ledger);
+    // A query, and which (stream, type) it selects.
+    type Case<'a> = (&'a str, &'a dyn Fn(&str, &str) -> bool);
+    let cases: [Case; 5] = [
+        ("stream_prefix=learner/", &|s, _| s.starts_with("learner/")),
+        ("stream_prefix=institution/sch-001", &|s, _| s.starts_with("institution/sch-001")),
+        ("type=journal.", &|_, t| t.starts_with("journal.")),
+        ("type=queue.place_offered&type=portfolio.achievement_attested", &|_, t| {
+            t == "queue.place_offered" || t.starts_with("portfolio.")
+        }),
+        ("stream_prefix=learner/b,queue/&type=journal.grade_recorded,portfolio.", &|s, t| {
+            (s == "learner/b" || s.starts_with("queue/"))
+                && (t == "journal.grade_recorded" || t.starts_with("portfolio."))
+        }),
+    ];
+    for (query, selects) in cases {
+        let want: Vec<u64> = (0..40).filter(|i| selects(shape(*i).0, shape(*i).1)).collect();
+        assert!(!want.is_empty() && want.len() < 40, "{query} selects some entries, not all");
+        let lines = lines_until(&feed_lines(&srv.base, &format!("from=0&{query}")), 40);
+        assert_eq!(entries_of(&lines), want, "{query}");
+        if *want.last().unwrap() != 39 {
+            assert_eq!(lines.last(), Some(&Line::Position(40)), "{query}: the scan's end is told");
+        }
+    }
+    // Live: commits that match nothing still move the position; a match then arrives.
+    let rx = feed_lines(&srv.base, "from=0&stream_prefix=teacher/");
+    assert_eq!(lines_until(&rx, 40), vec![Line::Position(40)], "nothing matches in the catch-up");
+    let more: Vec<Value> = (40..43).map(|i| event_of(i, "learner/a", types[0], json!({}))).collect();
+    assert!(writer.append_blocking(more).iter().all(Result::is_ok));
+    // One position per scan: one or more, as the commits were batched.
+    let live = lines_until(&rx, 43);
+    assert!(
+        live.iter().all(|l| matches!(l, Line::Position(_))),
+        "non-matching commits are reported by position: {live:?}"
+    );
+    let teacher_event = event_of(43, "teacher/t1", "attestation.decision_recorded", json!({}));
+    assert!(writer.append_blocking(vec![teacher_event])[0].is_ok());
+    assert_eq!(next_line(&rx), Line::Entry(43));
+}
+
+/// A follower that drops its connection resumes from its last entry's `seq + 1` or its last
+/// position and gets exactly the rest: no gap, no duplicate. Catch-up longer than one scan
+/// (PAGE_LEN_MAX entries) reports its position after each scan that ends on unsent entries.
+#[test]
+fn a_dropped_feed_resumes_from_its_last_line_with_no_gap_and_no_duplicate() {
+    let (_d, ledger) = temp_ledger();
+    let page = zachetka::api::PAGE_LEN_MAX;
+    let size = 2 * page + 100;
+    let matching = [5, 6, page + 3, 2 * page + 50];
+    let stream = |i: u64| if matching.contains(&i) { "learner/x" } else { "learner/y" };
+    let events: Vec<Value> = (0..size).map(|i| grade(i, stream(i), None)).collect();
+    for r in ledger.append_blocking(events) {
+        r.unwrap();
+    }
+    let srv = serve(ledger);
+    let filter = "stream_prefix=learner/x";
+    let all = lines_until(&feed_lines(&srv.base, &format!("from=0&{filter}")), size);
+    assert_eq!(
+        all,
+        vec![
+            Line::Entry(5),
+            Line::Entry(6),
+            Line::Position(page),
+            Line::Entry(page + 3),
+            Line::Position(2 * page),
+            Line::Entry(2 * page + 50),
+            Line::Position(size),
+        ],
+        "entries, and a position after every scan that ended on unsent entries"
+    );
+    // Drop after each line in turn; resume from it; the rest is exactly what was not yet seen.
+    for cut in 0..all.len() - 1 {
+        let rx = feed_lines(&srv.base, &format!("from=0&{filter}"));
+        let seen: Vec<Line> = (0..=cut).map(|_| next_line(&rx)).collect();
+        assert_eq!(seen[..], all[..=cut]);
+        drop(rx);
+        let from = match seen[cut] {
+            Line::Entry(seq) => seq + 1,
+            Line::Position(n) => n,
+        };
+        let rest = lines_until(&feed_lines(&srv.base, &format!("from={from}&{filter}")), size);
+        let mut got = entries_of(&seen);
+        got.extend(entries_of(&rest));
+        assert_eq!(got, matching.to_vec(), "resumed from {from} after line {cut}");
+    }
+    // Unfiltered, the same: read three entries, drop, resume from the last seq + 1.
+    let rx = feed_lines(&srv.base, "from=0");
+    let first: Vec<Line> = (0..3).map(|_| next_line(&rx)).collect();
+    assert_eq!(first, vec![Line::Entry(0), Line::Entry(1), Line::Entry(2)]);
+    drop(rx);
+    let rest = lines_until(&feed_lines(&srv.base, "from=3"), size);
+    assert_eq!(entries_of(&rest), (3..size).collect::<Vec<_>>(), "an unfiltered feed sends no position line");
+    assert_eq!(rest.len() as u64, size - 3);
+}
+
+/// The feed's chunks (HTTP/1.1 chunked encoding, one per scan) stay within
+/// FEED_CHUNK_BYTES_MAX however many large entries match: what the server holds for a slow
+/// reader is bounded by bytes, not only by entry count.
+#[test]
+fn the_feeds_chunks_are_capped_in_bytes() {
+    use std::io::{Read, Write};
+    let (_d, ledger) = temp_ledger();
+    // ~30 KiB entries: 40 of them are more than a chunk may hold.
+    let big = "x".repeat(30_000);
+    let n = 40u64;
+    let events: Vec<Value> =
+        (0..n).map(|i| event_of(i, "learner/a", "journal.grade_recorded", json!({"note": big}))).collect();
+    let entries_len: usize = {
+        for r in ledger.append_blocking(events) {
+            r.unwrap();
+        }
+        ledger.entries(0, n).unwrap().iter().map(|e| e.len() + 1).sum()
+    };
+    let cap = zachetka::api::FEED_CHUNK_BYTES_MAX;
+    assert!(entries_len > cap, "the entries exceed one chunk: {entries_len}");
+    let srv = serve(ledger);
+    let addr = srv.base.strip_prefix("http://").unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap(); // a failure guard
+    write!(sock, "GET /v1/feed?from=0 HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    let mut r = std::io::BufReader::new(sock);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    assert!(head.starts_with("http/1.1 200") && head.contains("transfer-encoding: chunked"), "{head}");
+    let mut body = Vec::new();
+    let mut chunks = Vec::new();
+    while body.iter().filter(|b| **b == b'\n').count() < n as usize {
+        let mut size_line = String::new();
+        r.read_line(&mut size_line).unwrap();
+        let len =
+            usize::from_str_radix(size_line.trim_end(), 16).unwrap_or_else(|_| panic!("chunk size {size_line:?}"));
+        let mut chunk = vec![0u8; len + 2];
+        r.read_exact(&mut chunk).unwrap();
+        assert_eq!(&chunk[len..], b"\r\n");
+        chunks.push(len);
+        body.extend_from_slice(&chunk[..len]);
+    }
+    assert!(chunks.iter().all(|c| *c <= cap), "every chunk within {cap} bytes: {chunks:?}");
+    assert!(chunks.len() >= 2, "the catch-up spans chunks: {chunks:?}");
+    let seqs: Vec<u64> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "split across chunks, nothing lost or repeated");
+}
+
 #[test]
 fn openapi_lists_every_route() {
     let (_d, ledger) = temp_ledger();
@@ -344,6 +630,7 @@ fn openapi_lists_every_route() {
     for p in [
         "/v1/events",
         "/checkpoint",
+        "/v1/checkpoints/{tree_size}",
         "/tile/{path}",
         "/v1/proofs/inclusion",
         "/v1/proofs/consistency",
@@ -471,7 +758,7 @@ fn every_bad_request_is_refused_as_json_with_a_code() {
     let event = grade(2, "learner/a", None).to_string();
     // method, path, content type, body, status, code
     type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
-    let rows: [Row; 18] = [
+    let rows: [Row; 27] = [
         ("GET", "/v1/entries?from=-1", None, "", 400, "bad_query"),
         ("GET", "/v1/entries?limit=many", None, "", 400, "bad_query"),
         ("GET", "/v1/proofs/inclusion?leaf_index=x&tree_size=1", None, "", 400, "bad_query"),
@@ -480,6 +767,15 @@ fn every_bad_request_is_refused_as_json_with_a_code() {
         ("GET", "/v1/proofs/consistency?first=1&second=99999999999999999999999", None, "", 400, "bad_query"),
         ("GET", "/v1/streams/learner/a?from_version=-2", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?from=abc", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefix=", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefix=learner/,", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefix=/learner", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefix=learner%20a", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?type=nosuch.", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?type=journal.no_such_event", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?type=", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?from=1&from=2", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefx=learner/", None, "", 400, "bad_query"),
         ("GET", "/v1/streams/bad%20name", None, "", 400, "stream_malformed"),
         ("GET", "/v1/streams/%FF%FE", None, "", 400, "bad_path"),
         ("GET", "/tile/0/x072/x057/x594/x037/x927/935", None, "", 404, "not_found"),

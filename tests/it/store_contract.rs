@@ -128,6 +128,10 @@ pub fn run_contract(backend: &dyn Backend) {
         assert!(reader.join().unwrap() > 0);
         assert_eq!(store.head().unwrap().unwrap().0.tree_size, 145);
         assert_eq!(store.stream_seqs("s/c", 0, 1000).unwrap(), (5..145).collect::<Vec<u64>>());
+        // Old checkpoints stay servable by tree size, the newest and the oldest alike.
+        for (size, signed) in [(12, true), (13, false), (145, true), (146, false), (3, true)] {
+            assert_eq!(store.checkpoint_at(size).unwrap().is_some(), signed, "tree size {size}");
+        }
         assert!(store.stats().unwrap().bytes_on_disk > 0);
     }
 }
@@ -163,6 +167,14 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
     let cps = store.checkpoints(0, 10).unwrap();
     assert_eq!(cps.iter().map(|c| c.0).collect::<Vec<_>>(), vec![3, 5]);
     assert_eq!(store.checkpoints(4, 10).unwrap().len(), 1);
+    // The note signed at exactly a tree size: each batch's own, none inside a batch or beyond.
+    assert_eq!(store.checkpoint_at(5).unwrap(), Some(last.checkpoint.clone()));
+    assert_eq!(store.checkpoint_at(3).unwrap().as_ref(), Some(&cps[0].1));
+    let body = String::from_utf8(cps[0].1.clone()).unwrap();
+    assert_eq!(body.lines().nth(1), Some("3"), "the note at 3 is the checkpoint of tree size 3: {body}");
+    for inside_or_beyond in [0, 1, 2, 4, 6, 1000, u64::MAX] {
+        assert_eq!(store.checkpoint_at(inside_or_beyond).unwrap(), None, "tree size {inside_or_beyond}");
+    }
 }
 
 #[test]
@@ -254,4 +266,26 @@ fn sled_recovery_drops_a_torn_tail() {
     store.commit(&batch(&mut tree, 2, "s/a", &mut heads)).unwrap();
     assert_eq!(store.head().unwrap().unwrap().0.tree_size, 6);
     assert_eq!(store.entries(4, 2).unwrap(), vec![b"{\"entry\":4}".to_vec(), b"{\"entry\":5}".to_vec()]);
+}
+
+/// A served old checkpoint is read by its index entry, and a record damaged under an open store
+/// is refused with its tree size, never served (the audit still gets it via `checkpoints`).
+#[test]
+fn sled_checkpoint_at_refuses_a_damaged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+    store.init(&config()).unwrap();
+    let mut tree = MemoryTree::default();
+    let mut heads = std::collections::HashMap::new();
+    let first = batch(&mut tree, 2, "s/a", &mut heads);
+    store.commit(&first).unwrap();
+    store.commit(&batch(&mut tree, 3, "s/a", &mut heads)).unwrap();
+    assert_eq!(store.checkpoint_at(2).unwrap(), Some(first.checkpoint.clone()));
+    // The first record starts at offset 0; a byte inside its note.
+    flip_byte(&zachetka::store::sled::StorePaths::of(dir.path()).checkpoints, 80);
+    match store.checkpoint_at(2) {
+        Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("checkpoint", 2)),
+        other => panic!("a damaged checkpoint record must be refused, got {other:?}"),
+    }
+    assert!(store.checkpoint_at(5).unwrap().is_some(), "the other record is intact");
 }

@@ -202,6 +202,9 @@ impl Store for FaultStore {
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.inner.checkpoints(from_size, limit)
     }
+    fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.checkpoint_at(tree_size)
+    }
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.inner.stats()
     }
