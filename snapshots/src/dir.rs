@@ -49,7 +49,7 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
             found.push((n, entry.path()));
         }
     }
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
     Ok(found)
 }
 
@@ -99,8 +99,7 @@ pub fn write(
     fs::rename(&tmp, &path).map_err(io(&path, "rename"))?;
     sync_dir(dir)?;
     // The snapshot is durable. Retention follows; a crash during it loses nothing.
-    for (n, old) in list(dir)?.into_iter().filter(|(n, _)| *n < tree_size).skip(keep - 1) {
-        debug_assert!(n < tree_size);
+    for (_, old) in list(dir)?.into_iter().filter(|(n, _)| *n < tree_size).skip(keep - 1) {
         fs::remove_file(&old).map_err(io(&old, "remove"))?;
     }
     sync_dir(dir)?;
