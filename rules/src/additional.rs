@@ -4,20 +4,25 @@
 use crate::authority::Need;
 use crate::vocabulary::Event;
 use crate::{refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 const REGISTRARS: &[&str] = &["registrar", "institution_admin"];
 
+#[derive(Serialize, Deserialize)]
 struct Program {
     capacity: i64,
+    #[serde(with = "crate::state::sorted_set")]
     learners: HashSet<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Additional {
     /// Certificate id -> learner stream.
+    #[serde(with = "crate::state::sorted_map")]
     certificates: HashMap<String, String>,
     /// (institution, program id) -> program.
+    #[serde(with = "crate::state::sorted_map")]
     programs: HashMap<(String, String), Program>,
 }
 

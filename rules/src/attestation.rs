@@ -8,10 +8,11 @@ use crate::config::RegionConfig;
 use crate::time::{self, Days};
 use crate::vocabulary::Event;
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// A category (or fitness check) a teacher was granted, with its term.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryHeld {
     /// `fitness`, `first`, `highest`, `methodist`, `mentor` (the region's codes).
     pub category: String,
@@ -33,14 +34,14 @@ impl CategoryHeld {
 }
 
 /// A teacher's attestation status: everything granted (with terms), applications pending and refused.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TeacherStatus {
     pub held: Vec<CategoryHeld>,
     pub pending: Vec<String>,
     pub refused: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Application {
     commission: String,
     category: String,
@@ -49,14 +50,16 @@ struct Application {
     decided: bool,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Teacher {
+    #[serde(with = "crate::state::sorted_map")]
     apps: HashMap<String, Application>,
     status: TeacherStatus,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Attestations {
+    #[serde(with = "crate::state::sorted_map")]
     teachers: HashMap<String, Teacher>,
 }
 

@@ -5,10 +5,11 @@
 use crate::time::Nanos;
 use crate::vocabulary::{Event, KeysGranted};
 use crate::{deny, instant_field, refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// A key's right: roles in a scope for a time, until revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub key: String,
     /// The pseudonymous person holding the key (quorums count distinct holders).
@@ -50,7 +51,7 @@ impl Grant {
 }
 
 /// A registered institution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Institution {
     pub id: String,
     pub kind: String,
@@ -117,13 +118,19 @@ impl<'a> Need<'a> {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Authority {
     pub authority: String,
+    /// The authority key the ledger was created with (`authority` changes by `keys.rotated`;
+    /// this never does): a saved state is loaded only for the same genesis key.
+    pub genesis: String,
     pub established: bool,
     /// The ledger's origin (its log and checkpoint name), fixed at `init`: `ledger.established`
     /// must name it, so a genesis signed for one ledger cannot establish another.
     pub origin: String,
+    #[serde(with = "crate::state::sorted_map")]
     pub institutions: HashMap<String, Institution>,
+    #[serde(with = "crate::state::sorted_map")]
     pub grants: HashMap<String, Grant>,
 }
 
@@ -143,6 +150,7 @@ impl Authority {
         };
         Self {
             authority: authority_did.to_owned(),
+            genesis: authority_did.to_owned(),
             established: false,
             origin: origin.to_owned(),
             institutions: HashMap::new(),

@@ -6,23 +6,29 @@ use crate::authority::Need;
 use crate::time;
 use crate::vocabulary::Event;
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 const REGISTRARS: &[&str] = &["registrar", "institution_admin"];
 const YEAR_MIN: i64 = 2000;
 const YEAR_MAX: i64 = 2200;
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct School {
+    #[serde(with = "crate::state::sorted_map")]
     places: HashMap<i64, i64>,
+    #[serde(with = "crate::state::sorted_map")]
     enrolled: HashMap<i64, i64>,
     /// Application id -> (target year, enrolled).
+    #[serde(with = "crate::state::sorted_map")]
     apps: HashMap<String, (i64, bool)>,
+    #[serde(with = "crate::state::sorted_set")]
     orders: HashSet<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct FirstGrade {
+    #[serde(with = "crate::state::sorted_map")]
     schools: HashMap<String, School>,
 }
 

@@ -7,6 +7,7 @@ use crate::authority::{Institution, Need};
 use crate::config::RegionConfig;
 use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// Semesters a college or university programme may have at most.
@@ -29,7 +30,7 @@ const TEACHERS: &[&str] = &["teacher", "class_teacher"];
 const TEACHERS_ADMIN: &[&str] = &["teacher", "class_teacher", "institution_admin"];
 const REGISTRARS: &[&str] = &["registrar", "institution_admin"];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Debt {
     stream: String,
     opened_on: i64,
@@ -37,10 +38,13 @@ struct Debt {
     closed: bool,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Journal {
+    #[serde(with = "crate::state::sorted_map")]
     debts: HashMap<String, Debt>,
+    #[serde(with = "crate::state::sorted_map")]
     open_debts: HashMap<String, i64>,
+    #[serde(with = "crate::state::sorted_set")]
     documents: HashSet<(String, String)>,
 }
 

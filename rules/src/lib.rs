@@ -4,7 +4,8 @@
 //! Not the ledger and not the vocabulary: no signatures, no storage, no clock, no I/O (the event
 //! types come from `zachetka-projections`, time from `zachetka-formats`). The caller verifies
 //! signatures, answers `Lookup` from its index and calls `check_and_apply` for every event in log
-//! order.
+//! order. The state can be saved and loaded (`encode_state`, `load_state`, `state_digest`) so a
+//! ledger opens from a snapshot; the config and key check are supplied again at load.
 #![forbid(unsafe_code)]
 
 mod additional;
@@ -16,6 +17,7 @@ mod journal;
 mod portfolio;
 mod queries;
 mod queue;
+mod state;
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
 /// The education event vocabulary the rules judge (it lives in `zachetka-projections`).
@@ -24,6 +26,7 @@ pub use zachetka_projections::vocabulary;
 pub use attestation::{CategoryHeld, TeacherStatus};
 pub use authority::{Grant, Institution};
 pub use config::RegionConfig;
+pub use state::{StateError, STATE_FORMAT};
 pub use vocabulary::{event_types, schema_version, StreamKind};
 /// Which kind of rule refused: `Rights` (HTTP 403) or `Invariant` (422); the status itself is
 /// mapped in `zachetka_formats::refusal` only.
@@ -221,6 +224,71 @@ impl Rules {
     /// The current authority key (it changes only by `keys.rotated`).
     pub fn authority_did(&self) -> &str {
         &self.auth.authority
+    }
+
+    /// The canonical bytes of the rule state (everything applied so far, not the config or the
+    /// key check): identical rule states give identical bytes. `load_state` reads them back.
+    pub fn encode_state(&self) -> Vec<u8> {
+        state::encode(&self.saved())
+    }
+
+    /// SHA-256 of `encode_state`: an audit compares the digest of rules replayed from zero with
+    /// that of saved state plus the tail.
+    pub fn state_digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.encode_state()).into()
+    }
+
+    /// Rules from state saved by `encode_state`, for the ledger named `origin` created with
+    /// `authority_did`, under `config` (then `.with_key_check(f)` as for `new`). Refuses state of
+    /// another layout version, another ledger or genesis key, or saved under another config
+    /// (the state stores a SHA-256 of the config's canonical JSON).
+    pub fn load_state(
+        origin: &str,
+        authority_did: &str,
+        config: RegionConfig,
+        bytes: &[u8],
+    ) -> Result<Self, StateError> {
+        let saved = state::decode(origin, authority_did, &config, bytes)?;
+        Ok(Self {
+            config,
+            key_check: None,
+            auth: saved.auth,
+            queue: saved.queue,
+            first_grade: saved.first_grade,
+            journal: saved.journal,
+            additional: saved.additional,
+            attestation: saved.attestation,
+            portfolio: saved.portfolio,
+            today: saved.today,
+        })
+    }
+
+    /// The state as saved, borrowed (the config stands in by its digest).
+    fn saved(&self) -> state::SavedRef<'_> {
+        let Rules {
+            config,
+            key_check: _,
+            auth,
+            queue,
+            first_grade,
+            journal,
+            additional,
+            attestation,
+            portfolio,
+            today,
+        } = self;
+        state::SavedRef {
+            config_sha256: state::config_digest(config),
+            auth,
+            queue,
+            first_grade,
+            journal,
+            additional,
+            attestation,
+            portfolio,
+            today: *today,
+        }
     }
 
     /// Whether `ledger.established` has been applied.

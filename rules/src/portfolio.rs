@@ -5,8 +5,10 @@
 use crate::authority::{Authority, Need};
 use crate::vocabulary::Event;
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+#[derive(Serialize, Deserialize)]
 struct Achievement {
     stream: String,
     issuer_key: String,
@@ -14,8 +16,9 @@ struct Achievement {
     revoked: bool,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Portfolio {
+    #[serde(with = "crate::state::sorted_map")]
     achievements: HashMap<String, Achievement>,
 }
 

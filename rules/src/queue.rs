@@ -8,19 +8,20 @@ use crate::config::RegionConfig;
 use crate::time::{self, Days, Nanos};
 use crate::vocabulary::Event;
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The most places one declaration may state (bounds every counter far from overflow).
 pub(crate) const PLACES_MAX: i64 = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum ClaimState {
     Claimed,
     Confirmed,
     Rejected,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claim {
     id: String,
     category: String,
@@ -28,7 +29,7 @@ struct Claim {
     state: ClaimState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Status {
     Waiting,
     Offered { offer: String, kindergarten: String },
@@ -37,7 +38,7 @@ enum Status {
     Withdrawn,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct App {
     number: String,
     submitted_at: Nanos,
@@ -57,19 +58,23 @@ fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, app:
     true
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Territory {
+    #[serde(with = "crate::state::sorted_map")]
     apps: HashMap<String, App>,
     /// The open allocation run: (run id, whether it is the main one).
     run: Option<(String, bool)>,
     /// Free places per (kindergarten, age group, group type).
+    #[serde(with = "crate::state::sorted_map")]
     free: HashMap<(String, String, String), i64>,
     /// Offer id -> application id.
+    #[serde(with = "crate::state::sorted_map")]
     offers: HashMap<String, String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Queues {
+    #[serde(with = "crate::state::sorted_map")]
     territories: HashMap<String, Territory>,
 }
 

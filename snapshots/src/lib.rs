@@ -1,4 +1,59 @@
-//! zachetka-snapshots: snapshots of projection and rule state bound to a log position, so that
-//! opening a ledger or rebuilding a read model starts from a snapshot and replays only the tail.
-//! Not built yet: the crate holds its place in the fixed layout (DESIGN 2); today the ledger
-//! replays the whole log through the rules on open (README, Operations).
+//! zachetka-snapshots: snapshot files that bind derived state (the rule state and each read
+//! model's state, as opaque named, versioned byte sections) to a log position (`tree_size` and
+//! the checkpoint root hash at that size), so that opening a ledger loads them and replays only
+//! the tail of the log.
+//! Not a source of truth: a snapshot is derived data. It never decides what the log holds; the
+//! caller accepts one only if the log has that root at that size, and falls back to an older one
+//! or to a replay from zero otherwise. Not the encoding of the sections either (the rules and the
+//! read models own theirs), and no knowledge of the ledger's directory layout beyond the one
+//! directory it is given.
+//!
+//! # File format (version 1)
+//!
+//! One file per snapshot, named by its tree size zero-padded to 15 digits so names sort:
+//! `000000001000000.snap`. All integers little-endian.
+//!
+//! ```text
+//! magic          8 bytes   "ZACHSNAP"
+//! format         u32       1
+//! tree_size      u64       entries the state reflects (leaves 0..tree_size)
+//! root_hash      32 bytes  RFC 9162 root of the log at tree_size
+//! section_count  u32       at most SECTIONS_MAX
+//! section table, section_count times:
+//!   name_len     u8        1..=NAME_LEN_MAX
+//!   name         name_len bytes of [a-z0-9_.-], unique in the file ("rules", a read model's name)
+//!   version      u32       the section's own layout version (a read model's `version()`)
+//!   length       u64       bytes of the section
+//!   sha256       32 bytes  SHA-256 of the section's bytes
+//! sections       the sections' bytes, in table order, back to back
+//! header_sha256  32 bytes  SHA-256 of every byte from magic to the end of the section table
+//! ```
+//!
+//! The trailing digest covers the header and the table, and the table holds each section's
+//! SHA-256: together they commit to every byte before the digest, and a reader verifies the file
+//! with one SHA-256 pass over it (each section hashed once), naming the section that does not
+//! match. The file's length must be exactly what the table says: shorter is `truncated`, longer
+//! is `trailing_bytes`.
+//!
+//! # Writing and reading
+//!
+//! `write` writes `<name>.tmp` in the same directory, fsyncs it, renames it over `<name>` and
+//! fsyncs the directory: a crash leaves either the old set of snapshots or the new one, plus at
+//! most a `.tmp` that listing ignores and the next `write` removes. Reading never deletes or
+//! changes anything (a corrupt or unaccepted snapshot is kept for inspection); `write` applies
+//! retention. `read` verifies everything and keeps the file in one buffer; sections are slices
+//! of it (no copies).
+#![forbid(unsafe_code)]
+
+mod dir;
+mod error;
+mod file;
+mod policy;
+
+pub use dir::{file_name, list, newest_usable, write, SkipReason, SnapshotWarning};
+pub use error::SnapshotError;
+pub use file::{read, Section, Snapshot, FORMAT, MAGIC, NAME_LEN_MAX, SECTIONS_MAX};
+pub use policy::SnapshotPolicy;
+
+/// The section that carries the rule state (`zachetka_rules::Rules::encode_state`).
+pub const RULES_SECTION: &str = "rules";

@@ -86,8 +86,22 @@ impl Harness {
             Envelope { seq: self.seq, stream, event_type: ty, id: &id, occurred_at: &self.now, author, data: &data };
         refusal(self.rules.check_and_apply(&e, &self.index))?;
         self.index.0.insert(id.clone(), (stream.to_owned(), ty.to_owned()));
+        self.reload();
         self.seq += 1;
         Ok(id)
+    }
+
+    /// Replaces the rules by a copy loaded from their saved state. `append` does it after every
+    /// accepted event, so each scenario test also checks that saved state answers as live state
+    /// does (state.rs tests saving at random cut points of live histories).
+    #[track_caller]
+    pub fn reload(&mut self) {
+        let bytes = self.rules.encode_state();
+        let loaded = Rules::load_state(ORIGIN, AUTH, self.rules.config().clone(), &bytes)
+            .unwrap_or_else(|e| panic!("saved rule state refused: {e}"))
+            .with_key_check(toy_key_check);
+        assert_eq!(loaded.encode_state(), bytes, "loaded rule state re-encodes differently");
+        self.rules = loaded;
     }
 
     #[track_caller]

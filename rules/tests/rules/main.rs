@@ -1,5 +1,5 @@
 //! The rules' test binary: for every rule an accepted case and each refused case with its code,
-//! grouped by subsystem, plus the region profile, the vocabulary and a randomized history test.
+//! grouped by subsystem, plus the region profile, the vocabulary, a randomized history test and saved rule state.
 //! Not the root crate's pipeline tests (they live in /tests of the root package).
 
 mod harness;
@@ -11,4 +11,5 @@ mod journal;
 mod portfolio;
 mod queue;
 mod randomized;
+mod state;
 mod vocabulary;

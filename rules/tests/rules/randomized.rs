@@ -9,34 +9,34 @@ use serde_json::{json, Value};
 use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, Rules};
 
 /// SplitMix64: small, seedable, good enough to pick cases.
-struct Rng(u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 }
 
 /// One attempted event and the code it must get (`None`: accepted).
-struct Step {
-    author: String,
-    stream: String,
-    ty: &'static str,
-    data: Value,
-    at: String,
-    expect: Option<&'static str>,
+pub(crate) struct Step {
+    pub author: String,
+    pub stream: String,
+    pub ty: &'static str,
+    pub data: Value,
+    pub at: String,
+    pub expect: Option<&'static str>,
 }
 
 const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
 
-struct World {
+pub(crate) struct World {
     rng: Rng,
     /// (key, institution, class) of teachers with a class scope, still valid.
     teachers: Vec<(String, String, String)>,
@@ -44,6 +44,23 @@ struct World {
     day: i64,
     n: usize,
     grades: Vec<(String, String)>,
+}
+
+impl World {
+    /// A generator seeded with `seed`, nothing generated yet.
+    pub(crate) fn new(seed: u64) -> Self {
+        World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] }
+    }
+
+    /// Tells the generator a grade was accepted, so later corrections may name it.
+    pub(crate) fn grade_accepted(&mut self, id: &str, stream: &str) {
+        self.grades.push((id.to_owned(), stream.to_owned()));
+    }
+
+    /// How many events were generated so far.
+    pub(crate) fn generated(&self) -> usize {
+        self.n
+    }
 }
 
 impl World {
@@ -73,7 +90,7 @@ impl World {
     }
 
     /// The setup: institutions and teacher keys with class scopes.
-    fn setup(&mut self) -> Vec<Step> {
+    pub(crate) fn setup(&mut self) -> Vec<Step> {
         let mut s =
             vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}), None)];
         for i in 0..3 {
@@ -108,7 +125,7 @@ impl World {
     }
 
     /// One valid event or one mutation, chosen at random.
-    fn next(&mut self) -> Vec<Step> {
+    pub(crate) fn next(&mut self) -> Vec<Step> {
         if self.rng.below(50) == 0 {
             self.day += 1;
         }
@@ -253,7 +270,7 @@ struct Log {
 }
 
 #[derive(Default)]
-struct Index2(std::collections::HashMap<String, (String, String)>);
+pub(crate) struct Index2(pub std::collections::HashMap<String, (String, String)>);
 
 impl Lookup for Index2 {
     fn event(&self, id: &str) -> Result<Option<(String, String)>, LookupError> {
