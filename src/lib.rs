@@ -15,5 +15,6 @@ pub mod audit;
 pub mod demo;
 pub mod ledger;
 pub mod personal;
+pub mod read;
 pub mod rules;
 pub mod store;

@@ -78,6 +78,9 @@ pub enum Code {
     Unauthorized,
     /// A valid token whose role and scope do not cover what was asked (HTTP 403).
     Forbidden,
+    /// A read asked for `min_tree_size` N and the read model had not applied N entries within
+    /// the wait the server allows: retry after the given delay (retryable).
+    NotYetApplied,
 }
 
 /// What kind of rule refused an event, as the rules crate (`zachetka-rules`) classifies each
@@ -124,14 +127,14 @@ impl Code {
             EventIdConflict | StreamVersionConflict => 409,
             WrongLedger | KeyWeak | SignatureInvalid | Rule(_, RuleKind::Invariant) => 422,
             StoreCorrupt => 500,
-            Busy | Unavailable | ReadOnly | WritesStopped => 503,
+            Busy | Unavailable | ReadOnly | WritesStopped | NotYetApplied => 503,
         }
     }
 
     /// Whether the same request may succeed later unchanged, without an operator's step: only
     /// these answers carry `Retry-After`.
     pub fn retryable(self) -> bool {
-        matches!(self, Code::Busy | Code::Unavailable)
+        matches!(self, Code::Busy | Code::Unavailable | Code::NotYetApplied)
     }
 
     /// The stable code string (the same one serde writes).
@@ -169,6 +172,7 @@ impl Code {
             MethodNotAllowed => "method_not_allowed",
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
+            NotYetApplied => "not_yet_applied",
         }
     }
 }

@@ -183,6 +183,16 @@ impl ParsedFact {
         Ok(Self { seq: e.meta.seq, recorded_at: e.meta.recorded_at_unix, event: e.event, typed })
     }
 
+    /// An entry already parsed (the audit's walk): its event is copied.
+    pub fn from_parsed(e: &zachetka_formats::event::ParsedEntry) -> Self {
+        Self {
+            seq: e.meta.seq,
+            recorded_at: e.meta.recorded_at_unix,
+            event: e.event.clone(),
+            typed: typed_event(&e.event),
+        }
+    }
+
     /// The fact the models fold, when the event is in the vocabulary.
     pub fn fact(&self) -> Option<Fact<'_>> {
         let s = |k: &str| self.event.get(k).and_then(Value::as_str);

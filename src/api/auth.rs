@@ -23,9 +23,6 @@ pub(super) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Prin
 /// A request with a valid token (or any request under `--public-reads`); rejected with 401
 /// before any other extractor runs when it is the first argument of a handler. A view handler
 /// then calls [`authorize_view`] with the view's scope before answering its body.
-// Taken by the read-model handlers (`/v1/projections/...`, `/v1/learners/<id>/record`), which
-// land beside this module; until then nothing constructs it.
-#[allow(dead_code)]
 pub(super) struct Authenticated(pub(super) Principal);
 
 impl FromRequestParts<AppState> for Authenticated {

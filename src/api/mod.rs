@@ -10,6 +10,7 @@
 pub mod auth;
 mod error;
 mod ops;
+mod projections;
 mod reads;
 pub mod server;
 mod tlog;
@@ -72,6 +73,8 @@ pub fn router_with(ledger: Ledger, access: Access) -> Router {
         .route("/v1/entries", get(reads::get_entries))
         .route("/v1/streams/{*stream}", get(reads::get_stream))
         .route("/v1/feed", get(reads::get_feed))
+        .route("/v1/projections", get(projections::list))
+        .route("/v1/projections/{*path}", get(projections::view))
         .route("/v1/status", get(ops::get_status))
         .route("/metrics", get(ops::get_metrics))
         .route("/openapi.json", get(ops::get_openapi))

@@ -32,6 +32,8 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Response {
         // Why (the store's error); the operator fixes the cause and restarts the server.
         "writes_stopped_reason": stopped,
         "in_flight_events": ledger.in_flight_events(),
+        // Each read model's cursor (the tree size it has applied), lag and whether it caught up.
+        "read_models": ledger.read_side().status(ledger.head().0.tree_size),
     });
     json_response(200, status.to_string())
 }
@@ -62,6 +64,17 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         state.ledger.in_flight_events(),
         super::write::BODY_BYTES_IN_FLIGHT_MAX - (state.bodies.available_permits() << 10),
     );
+    let read = state.ledger.read_side().status(head.tree_size);
+    body.push_str("# TYPE zachetka_read_model_cursor gauge\n# TYPE zachetka_read_model_lag gauge\n");
+    for m in &read.models {
+        body.push_str(&format!(
+            "zachetka_read_model_cursor{{model=\"{0}\"}} {1}\nzachetka_read_model_lag{{model=\"{0}\"}} {2}\n",
+            m.name, m.cursor, m.lag
+        ));
+    }
+    if let Some(n) = read.snapshot_tree_size {
+        body.push_str(&format!("# TYPE zachetka_snapshot_tree_size gauge\nzachetka_snapshot_tree_size {n}\n"));
+    }
     if let Some(reason) = stopped {
         let label = reason.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
         body.push_str(&format!(

@@ -17,10 +17,14 @@ use crate::store::{LedgerConfig, Store, StoreError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use zachetka_projections::model::ParsedFact;
 
 mod checkpoints;
 mod entry;
 mod indexes;
+mod projections;
+
+pub use projections::{DerivedSources, ServedDigest};
 
 /// Where a violation is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,6 +144,16 @@ struct Auditor<'s> {
 
 /// Audits the whole store. `progress` is told how many entries are done, out of how many.
 pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditReport, StoreError> {
+    audit_with(store, &DerivedSources::default(), progress)
+}
+
+/// [`audit`], also rebuilding every read model from zero and comparing it with the snapshots
+/// and the server digests in `derived`.
+pub fn audit_with(
+    store: &dyn Store,
+    derived: &DerivedSources,
+    progress: &dyn Fn(u64, u64),
+) -> Result<AuditReport, StoreError> {
     let mut report = AuditReport::default();
     for f in store.findings() {
         let position = match f.tree_size {
@@ -173,6 +187,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         }
     };
     report.rules_replayed = rules.is_some();
+    let mut derived = projections::DerivedCheck::new(derived, &mut report);
     let mut a = Auditor {
         store,
         config,
@@ -200,6 +215,10 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
         from = raw.last().expect("non-empty").seq + 1;
         let checked: Vec<CheckedEntry> = raw.par_iter().map(|r| a.verify(r)).collect();
         for (r, c) in raw.iter().zip(checked) {
+            derived.at(r.seq, a.rules.as_ref(), &mut a.report);
+            if let Ok(p) = &c.parsed {
+                derived.fold(&ParsedFact::from_parsed(p));
+            }
             a.check_entry(r, c)?;
             a.check_reached_checkpoints();
         }
@@ -209,6 +228,7 @@ pub fn audit(store: &dyn Store, progress: &dyn Fn(u64, u64)) -> Result<AuditRepo
     a.check_remaining_checkpoints();
     a.check_head(head.as_ref());
     a.check_stream_heads()?;
+    derived.finish(a.tree.size(), a.rules.as_ref(), &mut a.report);
     progress(a.tree.size(), head_size);
     Ok(a.report)
 }

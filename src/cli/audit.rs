@@ -12,7 +12,12 @@ use zachetka::store::sled::SledStore;
 use zachetka::store::Store;
 
 /// Audits the ledger in `dir` (or the database): exit 0 if clean, 1 if anything is wrong.
-pub(super) fn audit(dir: &Path, db: Option<&str>, json: bool) -> Result<ExitCode> {
+pub(super) fn audit(
+    dir: &Path,
+    db: Option<&str>,
+    json: bool,
+    served: Option<(String, Vec<zachetka::audit::ServedDigest>)>,
+) -> Result<ExitCode> {
     let store: Arc<dyn Store> = match db {
         Some(url) => Arc::new(PgStore::open_read_only(url).context("couldn't open the PostgreSQL store")?),
         None => Arc::new(
@@ -20,7 +25,9 @@ pub(super) fn audit(dir: &Path, db: Option<&str>, json: bool) -> Result<ExitCode
                 .with_context(|| format!("couldn't read the store in {}", dir.display()))?,
         ),
     };
-    let report = audit_with_progress(&*store)?;
+    let snapshots = dir.join("snapshots");
+    let derived = zachetka::audit::DerivedSources { snapshots: snapshots.is_dir().then_some(snapshots), served };
+    let report = audit_with_progress(&*store, &derived)?;
     let mut out = String::new();
     if json {
         out = serde_json::to_string_pretty(&report)? + "\n";
@@ -45,13 +52,16 @@ pub(super) fn audit(dir: &Path, db: Option<&str>, json: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_with_progress(store: &dyn Store) -> Result<zachetka::audit::AuditReport> {
+fn audit_with_progress(
+    store: &dyn Store,
+    derived: &zachetka::audit::DerivedSources,
+) -> Result<zachetka::audit::AuditReport> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("audit {bar:40} {pos}/{len} entries {per_sec} eta {eta}")
             .expect("valid template"),
     );
-    let report = zachetka::audit::audit(store, &|done, total| {
+    let report = zachetka::audit::audit_with(store, derived, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

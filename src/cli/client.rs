@@ -50,3 +50,18 @@ pub(super) fn prove(server: &str, kind: &str, query: &str) -> Result<String> {
         Err(e) => bail!("couldn't reach {url}: {e}"),
     }
 }
+
+/// The read-model digests a server reports (`GET /v1/projections?digests=true`).
+pub(super) fn served_digests(server: &str, token: Option<&str>) -> Result<Vec<zachetka::audit::ServedDigest>> {
+    let url = format!("{}/v1/projections?digests=true", server.trim_end_matches('/'));
+    let mut req = ureq::get(&url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let body: serde_json::Value = match req.call() {
+        Ok(r) => r.into_json()?,
+        Err(ureq::Error::Status(_, r)) => bail!("{url}: {}", r.into_string()?),
+        Err(e) => bail!("couldn't reach {url}: {e}"),
+    };
+    Ok(serde_json::from_value(body["digests"].clone())?)
+}

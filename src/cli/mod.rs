@@ -7,6 +7,7 @@ mod audit;
 mod client;
 mod demo;
 mod init;
+mod rebuild;
 mod token;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zachetka::keys::KeyPair;
-use zachetka::ledger::{Ledger, Limits};
+use zachetka::ledger::{Ledger, Limits, OpenOptions};
 use zachetka::store::postgres::PgStore;
 use zachetka::store::sled::SledStore;
 use zachetka::store::Store;
@@ -100,6 +101,8 @@ enum Command {
         server: ServeFlags,
         #[command(flatten)]
         access: token::AccessFlags,
+        #[command(flatten)]
+        snapshots: SnapshotFlags,
     },
     /// Bearer tokens of readers (auditors, read services, staff, learners and parents): create,
     /// revoke, list. Reads of entries and read models need one; see README, Access.
@@ -107,9 +110,10 @@ enum Command {
         #[command(subcommand)]
         action: token::TokenAction,
     },
-    /// Rebuild what is derived from the log: the store's index (event ids, stream positions,
-    /// checkpoint offsets), from the log files alone. For an index you no longer trust; an
-    /// unreadable one is rebuilt on open by itself. Stop the server first.
+    /// Rebuild what is derived from the log, from the log alone: the store's index (event ids,
+    /// stream positions, checkpoint offsets; embedded store only) and every read model and the
+    /// rule state, written as a fresh snapshot. For derived data you no longer trust; an
+    /// unreadable index or snapshot is rebuilt on open by itself. Stop the server first.
     Rebuild {
         #[arg(long)]
         dir: PathBuf,
@@ -123,6 +127,13 @@ enum Command {
         /// Print the full report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also compare the read models a running server serves (their digests at the server's
+        /// positions) with the models rebuilt from this log, e.g. http://127.0.0.1:8047.
+        #[arg(long)]
+        served_by: Option<String>,
+        /// The bearer token for --served-by (an auditor's).
+        #[arg(long, env = "ZACHETKA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
     /// record. Sealed per subject in <dir>/personal; never in the signed log.
@@ -158,6 +169,8 @@ enum Command {
         server: ServeFlags,
         #[command(flatten)]
         access: token::AccessFlags,
+        #[command(flatten)]
+        snapshots: SnapshotFlags,
     },
 }
 
@@ -194,6 +207,32 @@ impl ServeFlags {
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             connections_max: self.connections_max,
         }
+    }
+}
+
+/// When `serve` writes snapshots of the rule state and read models (into <dir>/snapshots), so
+/// that a restart replays only the entries after the newest one.
+#[derive(Args)]
+struct SnapshotFlags {
+    /// Write a snapshot once this many entries were applied since the last one.
+    #[arg(long, default_value_t = zachetka::read::SnapshotPolicy::default().every_entries)]
+    snapshot_every_entries: u64,
+    /// Write a snapshot once this many seconds passed since the last one (if anything is new).
+    #[arg(long, default_value_t = zachetka::read::SnapshotPolicy::default().every_seconds)]
+    snapshot_every_secs: u64,
+    /// Snapshots kept; older ones are removed after a new one is written.
+    #[arg(long, default_value_t = zachetka::read::SnapshotPolicy::default().keep)]
+    snapshots_keep: usize,
+}
+
+impl SnapshotFlags {
+    fn options(&self, dir: &Path) -> zachetka::read::SnapshotOptions {
+        let policy = zachetka::read::SnapshotPolicy {
+            every_entries: self.snapshot_every_entries,
+            every_seconds: self.snapshot_every_secs,
+            keep: self.snapshots_keep,
+        };
+        zachetka::read::SnapshotOptions::in_ledger_dir(dir, policy)
     }
 }
 
@@ -274,10 +313,16 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
         .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))
 }
 
+/// Opens the ledger in `dir` for a short command: from the newest snapshot, writing none.
 fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
+    open_ledger_with(dir, database, zachetka::read::SnapshotOptions::load_only(dir))
+}
+
+fn open_ledger_with(dir: &Path, database: Option<&str>, snapshots: zachetka::read::SnapshotOptions) -> Result<Ledger> {
     let key = read_key(&dir.join("ledger.key"))?;
     let store = open_store(dir, database)?;
-    Ok(Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default())?)
+    let options = OpenOptions { limits: Limits::default(), snapshots: Some(snapshots), ..Default::default() };
+    Ok(Ledger::open_opts(store, key, Arc::new(zachetka::time::SystemClock), options)?)
 }
 
 fn read_key(path: &Path) -> Result<KeyPair> {
@@ -434,21 +479,33 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen, server, access } => {
-            let ledger = open_ledger(&dir, db)?;
+        Command::Serve { dir, listen, server, access, snapshots } => {
+            let ledger = open_ledger_with(&dir, db, snapshots.options(&dir))?;
             serve(ledger, &listen, server.config(), access.access(&dir)?)?
         }
         Command::Token { action } => token::run(action)?,
         Command::Rebuild { dir } => {
-            if db.is_some() {
-                bail!("a PostgreSQL store keeps its indexes in the database; there is nothing to rebuild");
-            }
-            let store = SledStore::rebuild_index(&store_dir(&dir))
-                .with_context(|| format!("couldn't rebuild the index in {} (is a server using it?)", dir.display()))?;
-            let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
-            eprintln!("rebuilt the index of {size} entries from the log");
+            let store: Arc<dyn Store> = match db {
+                // PostgreSQL keeps its indexes in the database: only derived state is rebuilt.
+                Some(_) => open_store(&dir, db)?,
+                None => {
+                    let store = SledStore::rebuild_index(&store_dir(&dir)).with_context(|| {
+                        format!("couldn't rebuild the index in {} (is a server using it?)", dir.display())
+                    })?;
+                    let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
+                    eprintln!("rebuilt the index of {size} entries from the log");
+                    Arc::new(store)
+                }
+            };
+            rebuild::rebuild_read_models(&*store, &dir)?;
         }
-        Command::Audit { dir, json } => return audit::audit(&dir, db, json),
+        Command::Audit { dir, json, served_by, token } => {
+            let served = match served_by {
+                Some(server) => Some((server.clone(), client::served_digests(&server, token.as_deref())?)),
+                None => None,
+            };
+            return audit::audit(&dir, db, json, served);
+        }
         Command::Personal { dir, action } => {
             let store = zachetka::personal::PersonalStore::open(&dir.join("personal"))?;
             match action {
@@ -470,13 +527,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server, access } => {
+        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server, access, snapshots } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init(&dir, db, &origin, Some(authority), "education")?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
-            let ledger = open_ledger(&dir, db)?;
+            let ledger = open_ledger_with(&dir, db, snapshots.options(&dir))?;
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }

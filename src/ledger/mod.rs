@@ -47,6 +47,15 @@ fn ser_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&h.to_b64())
 }
 
+/// How to open a ledger ([`Ledger::open_opts`]).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub limits: Limits,
+    pub mode: RulesMode,
+    /// Where snapshots of the rule state and read models are loaded from and written to.
+    pub snapshots: Option<crate::read::SnapshotOptions>,
+}
+
 /// Limits of the pipeline. Every queue and batch is bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -135,6 +144,8 @@ struct Shared {
     store_unavailable: AtomicBool,
     queued: AtomicU64,
     limits: Limits,
+    /// The read models following this ledger's published heads.
+    read: crate::read::ReadSide,
 }
 
 impl Shared {
@@ -171,6 +182,7 @@ impl Shared {
         if head.tree_size > current.0.tree_size {
             *current = (head, note);
             self.head_watch.send_replace(head.tree_size);
+            self.read.offer_head(head);
         }
     }
 }
@@ -229,8 +241,7 @@ impl Ledger {
         Self::open_with(store, ledger_key, clock, limits, RulesMode::Enforce)
     }
 
-    /// [`Ledger::open`] with the rules mode spelled out. Opening replays the log through the
-    /// rules (their state is not stored yet; snapshots will bound this).
+    /// [`Ledger::open`] with the rules mode spelled out, and no snapshots.
     pub fn open_with(
         store: Arc<dyn Store>,
         ledger_key: KeyPair,
@@ -238,6 +249,19 @@ impl Ledger {
         limits: Limits,
         mode: RulesMode,
     ) -> Result<Self, LedgerError> {
+        Self::open_opts(store, ledger_key, clock, OpenOptions { limits, mode, snapshots: None })
+    }
+
+    /// Opens the ledger with every option. With snapshots, the rule state and the read models
+    /// start from the newest snapshot the log vouches for and replay only the tail; without, or
+    /// when none is usable, from the whole log.
+    pub fn open_opts(
+        store: Arc<dyn Store>,
+        ledger_key: KeyPair,
+        clock: Arc<dyn Clock>,
+        options: OpenOptions,
+    ) -> Result<Self, LedgerError> {
+        let OpenOptions { limits, mode, snapshots } = options;
         assert!(
             limits.batch_len_max as u64 <= crate::store::BATCH_LEN_MAX,
             "a batch may hold at most {} entries (store recovery relies on it)",
@@ -265,17 +289,45 @@ impl Ledger {
         // The sequencer's view starts where the rules' replay ended (on a shared store other
         // nodes may append during it); it catches up from there under the append lock.
         let mut next_seq = head.0.tree_size;
-        let rules = match (mode, crate::rules::from_config(&config).map_err(LedgerError::Rules)?) {
-            (RulesMode::Enforce, Some(mut rules)) => {
-                let (end, failed) = crate::rules::replay_from(&mut rules, &*store, 0)?;
-                if failed > 0 {
-                    tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
+        let (loaded, mut warnings) = match &snapshots {
+            Some(s) => crate::read::snapshot::load_newest(&s.dir, &*store, head.0.tree_size),
+            None => (None, Vec::new()),
+        };
+        // The rule state from the snapshot when it loads under this config, else from zero.
+        let rules_at = |what: &str,
+                        warnings: &mut Vec<String>|
+         -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
+            let Some(fresh) = crate::rules::from_config(&config).map_err(LedgerError::Rules)? else { return Ok(None) };
+            if let Some((l, bytes)) = loaded.as_ref().and_then(|l| Some((l, l.rules.as_ref()?))) {
+                match crate::read::snapshot::load_rules(&config, bytes) {
+                    Ok(r) => return Ok(Some((r, l.tree_size))),
+                    Err(e) => warnings
+                        .push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
                 }
-                next_seq = end;
-                Some(rules)
             }
+            Ok(Some((fresh, 0)))
+        };
+        let rules = match mode {
+            RulesMode::Enforce => match rules_at("the ledger", &mut warnings)? {
+                Some((mut rules, from)) => {
+                    let (end, failed) = crate::rules::replay_from(&mut rules, &*store, from)?;
+                    if failed > 0 {
+                        tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
+                    }
+                    next_seq = end;
+                    Some(rules)
+                }
+                None => None,
+            },
+            #[cfg(feature = "testing")]
+            RulesMode::Bypass => None,
+        };
+        // The read side keeps its own copy of the rule state only to write snapshots.
+        let rule_copy = match (&snapshots, mode) {
+            (Some(_), RulesMode::Enforce) => rules_at("the read side", &mut Vec::new())?,
             _ => None,
         };
+        let read = crate::read::ReadSide::start(store.clone(), head.0, snapshots, rule_copy, loaded.as_ref(), warnings);
         let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
         let shared = Arc::new(Shared {
             config,
@@ -290,6 +342,7 @@ impl Ledger {
             store_unavailable: AtomicBool::new(false),
             queued: AtomicU64::new(0),
             limits,
+            read,
         });
         let (tx, rx) = sync_channel(limits.queue_depth_max);
         let seq_shared = shared.clone();
@@ -305,6 +358,11 @@ impl Ledger {
                 .expect("spawn follower thread");
         }
         Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
+    }
+
+    /// The read models following this ledger.
+    pub fn read_side(&self) -> &crate::read::ReadSide {
+        &self.shared.read
     }
 
     pub fn config(&self) -> &LedgerConfig {

@@ -10,6 +10,7 @@ mod layout;
 mod personal;
 mod pipeline;
 mod postgres;
+mod read;
 mod recovery;
 mod rules;
 mod server;

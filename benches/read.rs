@@ -1,0 +1,376 @@
+//! The read side's figures (issue [read]), one harness-free binary over a demo-region ledger of
+//! about `--entries` entries (every subsystem, the education rules enforced):
+//! - rebuild of every read model from zero: >= 250,000 entries/s, beside the bare rate of reading
+//!   and parsing the same entries (the bound: the ratio says how close the folds come to it);
+//! - open of the ledger with rules to accepting appends and serving reads, from a snapshot at
+//!   the head: < 1 s, beside the open without snapshots (the whole rules replay);
+//! - read-model requests (a diary, a class journal, a queue position) over HTTP on loopback at
+//!   `--reads` requests/s (2,000) while appends run at `--appends` events/s (5,000): p50 and
+//!   p99 latency measured from each request's scheduled time (no coordinated omission), p99 < 5 ms.
+//!
+//! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10]`.
+//! Medians over rounds; the machine is shared and noisy.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use rayon::prelude::*;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use zachetka::demo::{DemoRegion, DemoSize};
+use zachetka::keys::KeyPair;
+use zachetka::ledger::{Ledger, Limits, OpenOptions};
+use zachetka::read::{SnapshotOptions, SnapshotPolicy};
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
+use zachetka_projections::model::ParsedFact;
+
+mod common;
+use common::*;
+
+fn ledger_key() -> KeyPair {
+    KeyPair::from_seed(&[1; 32])
+}
+
+fn open(dir: &Path, snapshots: bool) -> Ledger {
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
+    let snapshots = snapshots.then(|| SnapshotOptions::load_only(dir));
+    let options = OpenOptions { limits: Limits::default(), snapshots, ..Default::default() };
+    Ledger::open_opts(store, ledger_key(), Arc::new(zachetka::time::SystemClock), options).unwrap()
+}
+
+/// Builds the demo ledger in `dir` from `region`, leaving `held_back` events in the region for
+/// the load phase. Returns the events appended.
+fn build(dir: &Path, region: &mut DemoRegion, held_back: u64) -> u64 {
+    let store = SledStore::open(&dir.join("store")).unwrap();
+    zachetka::ledger::init_store(
+        &store,
+        ORIGIN,
+        &ledger_key(),
+        &region.authority_did(),
+        Some(zachetka::rules::default_region()),
+    )
+    .unwrap();
+    drop(store);
+    let ledger = open(dir, false);
+    let total = region.remaining().saturating_sub(held_back);
+    let mut done = 0u64;
+    let started = Instant::now();
+    while done < total {
+        let batch = region.next_batch((total - done).min(4000) as usize);
+        if batch.is_empty() {
+            break;
+        }
+        done += batch.len() as u64;
+        for r in ledger.append_blocking(batch) {
+            r.expect("demo events are valid");
+        }
+    }
+    eprintln!("built {done} entries in {:.1} s", started.elapsed().as_secs_f64());
+    done
+}
+
+/// The bare rate of reading and parsing every entry (pipelined as the rebuild is: a reader thread
+/// reads and parses pages on every core while this one consumes them).
+fn parse_rate(store: &dyn Store, size: u64) -> f64 {
+    let started = Instant::now();
+    let mut seen = 0u64;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<ParsedFact>>>(2);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut at = 0;
+            while at < size {
+                let n = 4096.min(size - at);
+                let page = store.entries(at, n).unwrap();
+                let parsed = page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect();
+                tx.send(parsed).unwrap();
+                at += n;
+            }
+        });
+        for page in rx {
+            seen += page.iter().filter(|p| p.as_ref().and_then(ParsedFact::fact).is_some()).count() as u64;
+        }
+    });
+    assert_eq!(seen, size, "every entry is a fact of the vocabulary");
+    size as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Ids a front end would read: (learner, subject) diaries, class journals, queue applications.
+struct Targets {
+    paths: Vec<String>,
+}
+
+fn targets(store: &dyn Store, size: u64) -> Targets {
+    let mut diaries = std::collections::BTreeSet::new();
+    let mut journals = std::collections::BTreeSet::new();
+    let mut queue = std::collections::BTreeSet::new();
+    let mut at = 0;
+    while at < size && (diaries.len() < 500 || queue.len() < 200) {
+        for bytes in store.entries(at, 4096.min(size - at)).unwrap() {
+            let e: Value = serde_json::from_slice(&bytes).unwrap();
+            let ev = &e["event"];
+            let d = &ev["data"];
+            match ev["type"].as_str().unwrap() {
+                "journal.grade_recorded" if diaries.len() < 500 => {
+                    let learner = ev["stream"].as_str().unwrap().trim_start_matches("learner/").to_owned();
+                    diaries.insert(learner);
+                    journals.insert(format!(
+                        "{}/{}/{}",
+                        d["institution"].as_str().unwrap(),
+                        d["class"].as_str().unwrap(),
+                        d["subject"].as_str().unwrap()
+                    ));
+                }
+                "queue.application_submitted" if queue.len() < 200 => {
+                    let territory = ev["stream"].as_str().unwrap().trim_start_matches("queue/kg/").to_owned();
+                    queue.insert(format!("{territory}/applications/{}", d["application_id"].as_str().unwrap()));
+                }
+                _ => {}
+            }
+        }
+        at += 4096;
+    }
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_./".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    let mut paths = Vec::new();
+    paths.extend(diaries.iter().map(|l| format!("/v1/projections/diaries/{}", enc(l))));
+    paths.extend(journals.iter().map(|j| format!("/v1/projections/journals/{}", enc(j))));
+    paths.extend(queue.iter().map(|q| format!("/v1/projections/kindergarten-queues/{}", enc(q))));
+    assert!(!paths.is_empty());
+    Targets { paths }
+}
+
+async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option<u16> {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n");
+    conn.get_mut().write_all(head.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    conn.read_line(&mut line).await.ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).await.ok()?;
+    Some(status)
+}
+
+/// One load round: `reads` requests/s over `connections` keep-alive connections and `appends`
+/// events/s submitted in-process, for `seconds`. Returns (p50, p99) in ms, the appends/s reached
+/// and the read errors.
+fn load_round(
+    ledger: &Ledger,
+    addr: &str,
+    token: &str,
+    targets: &Targets,
+    held: &mut DemoRegion,
+    reads: u64,
+    appends: u64,
+    seconds: u64,
+) -> (f64, f64, f64, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Events of the region's continuation, signed ahead so the appender only submits.
+    let mut events = Vec::new();
+    while (events.len() as u64) < appends * seconds {
+        let b = held.next_batch(4000);
+        if b.is_empty() {
+            break;
+        }
+        events.extend(b);
+    }
+    let appender = {
+        let ledger = ledger.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let per_tick = (appends / 100).max(1) as usize;
+            let mut sent = 0usize;
+            let mut pending = std::collections::VecDeque::new();
+            for (tick, chunk) in events.chunks(per_tick).enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let due = Duration::from_millis(10 * tick as u64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait); // pacing the load generator, not synchronization
+                }
+                pending.push_back(ledger.submit(chunk.to_vec()).expect("admitted"));
+                sent += chunk.len();
+                while pending.len() > 64 {
+                    for r in pending.pop_front().unwrap().wait_blocking() {
+                        r.expect("demo events are valid");
+                    }
+                }
+            }
+            for p in pending {
+                for r in p.wait_blocking() {
+                    r.expect("demo events are valid");
+                }
+            }
+            sent as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let connections = 16u64;
+    let (mut latencies, errors) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        let started = tokio::time::Instant::now();
+        for c in 0..connections {
+            let (addr, token) = (addr.to_owned(), token.to_owned());
+            let paths: Vec<String> =
+                targets.paths.iter().skip(c as usize).step_by(connections as usize).cloned().collect();
+            let paths = if paths.is_empty() { targets.paths.clone() } else { paths };
+            tasks.push(tokio::spawn(async move {
+                let mut conn = BufReader::new(TcpStream::connect(&addr).await.unwrap());
+                let interval = Duration::from_secs_f64(connections as f64 / reads as f64);
+                let n = (reads * seconds / connections) as usize;
+                let mut lat = Vec::with_capacity(n);
+                let mut errors = 0usize;
+                for i in 0..n {
+                    let scheduled = started + interval * i as u32 + Duration::from_micros(c * 97);
+                    tokio::time::sleep_until(scheduled).await;
+                    match get(&mut conn, &paths[i % paths.len()], &token).await {
+                        Some(200) => lat.push(scheduled.elapsed().as_secs_f64() * 1000.0),
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.unwrap();
+            all.extend(l);
+            errors += e;
+        }
+        (all, errors)
+    });
+    stop.store(true, Ordering::SeqCst);
+    let rate = appender.join().unwrap();
+    let p50 = percentile(&mut latencies, 0.5);
+    let p99 = percentile(&mut latencies, 0.99);
+    (p50, p99, rate, errors)
+}
+
+fn main() {
+    let entries = arg("--entries", 1_000_000);
+    let rounds = arg("--rounds", 3) as usize;
+    let seconds = arg("--seconds", 10);
+    let reads = arg("--reads", 2000);
+    let appends = arg("--appends", 5000);
+    let dir = tempfile::tempdir().unwrap();
+    // The demo region's size for about `entries` events (the Leningrad-size demo gives 1.145
+    // events per journal event at this mix).
+    let size = DemoSize { learners: entries * 3 / 20, teachers: entries / 80, events: entries * 17 / 20 };
+    let mut region = DemoRegion::new(ORIGIN, size);
+    let held_back = appends * seconds * rounds as u64 + 8000;
+    let n = build(dir.path(), &mut region, held_back);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    let head = store.head().unwrap().unwrap().0.tree_size;
+    assert_eq!(head, n);
+
+    let mut parse = Vec::new();
+    let mut rebuild = Vec::new();
+    for _ in 0..rounds {
+        parse.push(parse_rate(&*store, head));
+        let started = Instant::now();
+        let models = zachetka::read::rebuild_from_zero(&*store, head, None, |_| {}).unwrap();
+        rebuild.push(head as f64 / started.elapsed().as_secs_f64());
+        drop(models);
+    }
+    let (parse, rebuild) = (median(&mut parse), median(&mut rebuild));
+    println!(
+        "rebuild of {} read models from {head} entries: {rebuild:.0} entries/s (median of {rounds}); bare read+parse {parse:.0} entries/s; ratio {:.2}x",
+        zachetka_projections::model::all().len(),
+        rebuild / parse
+    );
+
+    // A snapshot at the head, then opens from it and without it.
+    let config = store.config().unwrap().unwrap();
+    let opts = SnapshotOptions::in_ledger_dir(dir.path(), SnapshotPolicy::default());
+    let started = Instant::now();
+    let (path, _) = zachetka::read::rebuild_snapshot(&*store, &config, &opts, |_| {}).unwrap();
+    let snap_secs = started.elapsed().as_secs_f64();
+    let snap_bytes = std::fs::metadata(&path).unwrap().len();
+    drop(store);
+    println!("snapshot at {head}: {:.1} MB, rebuilt and written in {snap_secs:.2} s", snap_bytes as f64 / 1e6);
+    let mut open_ready = Vec::new();
+    let mut open_caught_up = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let ledger = open(dir.path(), true);
+        open_ready.push(started.elapsed().as_secs_f64());
+        ledger.read_side().wait_applied_blocking(head);
+        open_caught_up.push(started.elapsed().as_secs_f64());
+        assert!(ledger.read_side().status(head).snapshot_tree_size == Some(head), "opened from the snapshot");
+    }
+    let started = Instant::now();
+    let ledger = open(dir.path(), false);
+    let full_ready = started.elapsed().as_secs_f64();
+    ledger.read_side().wait_applied_blocking(head);
+    let full_caught_up = started.elapsed().as_secs_f64();
+    drop(ledger);
+    println!(
+        "open of {head} entries from the snapshot: rules ready (appends accepted) {:.3} s, read models loaded {:.3} s (median of {rounds}); without snapshots: {full_ready:.2} s and {full_caught_up:.2} s",
+        median(&mut open_ready),
+        median(&mut open_caught_up)
+    );
+
+    // Reads under appends, over HTTP on loopback with an auditor's token.
+    let ledger = open(dir.path(), true);
+    let targets = targets(&**ledger.store(), head);
+    let tokens = dir.path().join("tokens.json");
+    let secret = zachetka::access::TokenSecret::generate();
+    let (role, scope) = (zachetka::access::Role::Auditor, zachetka::access::Scope::Region);
+    zachetka::access::create_token(&tokens, &secret, role, scope, "bench", 0).unwrap();
+    let token = secret.expose();
+    let access = zachetka::access::Access::tokens(&tokens);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let router = zachetka::api::router_with(ledger.clone(), access);
+    rt.spawn(zachetka::api::server::serve(listener, router, Default::default(), std::future::pending::<()>()));
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for r in 0..rounds {
+        let (p50, p99, rate, errors) =
+            load_round(&ledger, &addr, &token, &targets, &mut region, reads, appends, seconds);
+        println!(
+            "round {r}: reads p50 {p50:.2} ms p99 {p99:.2} ms at {reads}/s, appends {rate:.0}/s, {errors} read errors"
+        );
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    println!(
+        "read-model requests ({} paths: diaries, class journals, queue positions) at {reads}/s with appends at {appends}/s: p50 {:.2} ms, p99 {:.2} ms (median of {rounds})",
+        targets.paths.len(),
+        median(&mut p50s),
+        median(&mut p99s)
+    );
+}

@@ -1,0 +1,212 @@
+//! The audit's check of derived state (DESIGN 6: "projections rebuilt from zero equal the served
+//! ones"): every read model is rebuilt from zero during the walk, and compared, by digest, with
+//! each snapshot at the snapshot's own position (its rule state too), with the newest snapshot
+//! plus the tail at the head, and with the digests a running server reports at its positions.
+//! Every difference names the read model and the snapshot file or server. Reads only.
+
+use super::{AuditReport, Position};
+use crate::read::hex;
+use crate::read::snapshot::{file_name, RULES_SECTION};
+use crate::rules::Rules;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use zachetka_projections::model::{self, ParsedFact, ReadModel};
+
+/// What the audit compares derived state against.
+#[derive(Debug, Clone, Default)]
+pub struct DerivedSources {
+    /// A directory of snapshots (`<ledger dir>/snapshots`).
+    pub snapshots: Option<PathBuf>,
+    /// Digests a server reported (`GET /v1/projections?digests=true`), and where from.
+    pub served: Option<(String, Vec<ServedDigest>)>,
+}
+
+/// One model's digest as a server reported it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServedDigest {
+    pub name: String,
+    pub version: u32,
+    pub tree_size: u64,
+    pub digest: String,
+}
+
+/// A snapshot waiting for the walk to reach its position.
+struct Pending {
+    file: String,
+    tree_size: u64,
+    /// Section digests by name (the rule state under `rules`).
+    sections: BTreeMap<String, (u32, [u8; 32])>,
+}
+
+/// The walk's side of the check.
+pub(super) struct DerivedCheck {
+    models: Vec<Box<dyn ReadModel>>,
+    /// Snapshots by tree size, checked when the walk reaches it.
+    pending: Vec<Pending>,
+    /// The newest snapshot's models, loaded and folded over the tail.
+    newest: Option<(String, u64, Vec<Box<dyn ReadModel>>)>,
+    served: Option<(String, BTreeMap<u64, Vec<ServedDigest>>)>,
+}
+
+impl DerivedCheck {
+    pub(super) fn new(sources: &DerivedSources, report: &mut AuditReport) -> Self {
+        let mut pending = Vec::new();
+        let mut newest = None;
+        if let Some(dir) = &sources.snapshots {
+            let listed = match zachetka_snapshots::list(dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    report.push(Position::File { file: dir.display().to_string(), offset: 0 }, e.code(), e.to_string());
+                    Vec::new()
+                }
+            };
+            for (_, path) in listed {
+                let file = file_name(&path);
+                let snap = match zachetka_snapshots::read(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        report.push(Position::File { file, offset: 0 }, e.code(), e.to_string());
+                        continue;
+                    }
+                };
+                let mut sections = BTreeMap::new();
+                for s in snap.sections() {
+                    let digest = if s.name == RULES_SECTION {
+                        Sha256::digest(s.bytes).into()
+                    } else {
+                        model::digest_of(s.name, s.version, s.bytes)
+                    };
+                    sections.insert(s.name.to_owned(), (s.version, digest));
+                }
+                let tree_size = snap.tree_size();
+                if newest.as_ref().is_none_or(|(_, n, _)| tree_size > *n) {
+                    let mut models = model::all();
+                    for m in &mut models {
+                        if let Some(s) = snap.section(m.name()).filter(|s| s.version == m.version()) {
+                            if let Err(e) = m.load(s.bytes) {
+                                report.push(
+                                    Position::File { file: file.clone(), offset: 0 },
+                                    "snapshot_unreadable",
+                                    e.to_string(),
+                                );
+                            }
+                        }
+                    }
+                    newest = Some((file.clone(), tree_size, models));
+                }
+                pending.push(Pending { file, tree_size, sections });
+            }
+        }
+        let served = sources.served.as_ref().map(|(from, list)| {
+            let mut by_size: BTreeMap<u64, Vec<ServedDigest>> = BTreeMap::new();
+            for d in list {
+                by_size.entry(d.tree_size).or_default().push(d.clone());
+            }
+            (from.clone(), by_size)
+        });
+        Self { models: model::all(), pending, newest, served }
+    }
+
+    /// Compares whatever is due at position `seq` (the state of entries `0..seq`), before entry
+    /// `seq` is folded in; `rules` is the audit's replayed rule state at the same position.
+    pub(super) fn at(&mut self, seq: u64, rules: Option<&Rules>, report: &mut AuditReport) {
+        let due: Vec<Pending> = {
+            let (due, rest) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.tree_size == seq);
+            self.pending = rest;
+            due
+        };
+        for p in due {
+            for m in &self.models {
+                let position = Position::File { file: p.file.clone(), offset: 0 };
+                match p.sections.get(m.name()) {
+                    Some((v, d)) if *v == m.version() && *d == model::digest(&**m) => {}
+                    Some((v, _)) if *v != m.version() => {}
+                    Some(_) => report.push(
+                        position,
+                        "snapshot_differs",
+                        format!(
+                            "read model {} in the snapshot at {seq} differs from the model rebuilt from the log",
+                            m.name()
+                        ),
+                    ),
+                    None => {}
+                }
+            }
+            if let (Some(rules), Some((_, d))) = (rules, p.sections.get(RULES_SECTION)) {
+                if <[u8; 32]>::from(Sha256::digest(rules.encode_state())) != *d {
+                    report.push(
+                        Position::File { file: p.file.clone(), offset: 0 },
+                        "snapshot_differs",
+                        format!("the rule state in the snapshot at {seq} differs from the rules replayed from the log"),
+                    );
+                }
+            }
+        }
+        if let Some((from, by_size)) = &mut self.served {
+            if let Some(list) = by_size.remove(&seq) {
+                for d in list {
+                    let Some(m) = self.models.iter().find(|m| m.name() == d.name) else { continue };
+                    if m.version() == d.version && hex(&model::digest(&**m)) != d.digest {
+                        report.push(
+                            Position::Entry { seq },
+                            "served_read_model_differs",
+                            format!("read model {} served by {from} at tree size {seq} differs from the model rebuilt from the log", d.name),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds entry `seq` into the models rebuilt from zero and, past its position, the newest
+    /// snapshot's.
+    pub(super) fn fold(&mut self, fact: &ParsedFact) {
+        let Some(f) = fact.fact() else { return };
+        for m in &mut self.models {
+            m.apply(&f);
+        }
+        if let Some((_, at, models)) = &mut self.newest {
+            if fact.seq >= *at {
+                for m in models.iter_mut() {
+                    m.apply(&f);
+                }
+            }
+        }
+    }
+
+    /// At the head: the newest snapshot plus the tail equals the rebuild from zero; positions a
+    /// server reported beyond the audited log are named.
+    pub(super) fn finish(mut self, head: u64, rules: Option<&Rules>, report: &mut AuditReport) {
+        self.at(head, rules, report);
+        if let Some((file, at, models)) = &self.newest {
+            if *at <= head {
+                for (a, b) in models.iter().zip(&self.models) {
+                    if model::digest(&**a) != model::digest(&**b) {
+                        report.push(
+                            Position::File { file: file.clone(), offset: 0 },
+                            "snapshot_differs",
+                            format!("read model {}: the snapshot at {at} plus the tail differs from the model rebuilt from the log", a.name()),
+                        );
+                    }
+                }
+            }
+        }
+        for p in &self.pending {
+            report.push(
+                Position::File { file: p.file.clone(), offset: 0 },
+                "snapshot_beyond_log",
+                format!("the snapshot is at tree size {}, beyond the log's {head}", p.tree_size),
+            );
+        }
+        if let Some((from, by_size)) = &self.served {
+            for size in by_size.keys() {
+                report.push(
+                    Position::Head,
+                    "served_beyond_log",
+                    format!("{from} serves read models at tree size {size}, beyond the audited log's {head}"),
+                );
+            }
+        }
+    }
+}

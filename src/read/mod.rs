@@ -1,0 +1,568 @@
+//! The read side bound to the ledger: every read model of `zachetka-projections` following the
+//! committed log with a cursor each (the tree size it has applied: the log has no gaps, so a
+//! cursor is the whole position, with no high-water mark to guess and no event to skip), a copy
+//! of the rule state at the same cursor (so a snapshot binds both to one position), snapshots
+//! written by policy and loaded on open ([`snapshot`]), and views answered with the tree size and
+//! root they reflect. A runner thread wakes on every published head.
+//! Not the models (pure folds in `projections/`), not the snapshot file format
+//! (`zachetka-snapshots`), and not HTTP (`api::projections`).
+
+pub mod snapshot;
+
+use crate::checkpoint::TreeHead;
+use crate::merkle::{self, Hash};
+use crate::rules::Rules;
+use crate::store::{Store, StoreError, StoreHashes};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use zachetka_projections::model::{self, ParsedFact, ReadModel, View, ViewError};
+
+pub use snapshot::{SnapshotOptions, SnapshotPolicy};
+
+/// Entries one step of the runner reads, parses (on every core) and applies under one lock.
+const PAGE_LEN: u64 = 4096;
+/// How long the runner waits before retrying after a failed read (the store may come back).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// One read model and the tree size it has applied.
+struct Slot {
+    model: Box<dyn ReadModel>,
+    cursor: u64,
+    /// The root of the tree of `cursor` entries, when the runner knows it without a store read
+    /// (it reached a published head); otherwise computed on demand.
+    root: Option<Hash>,
+    /// The digest at `cursor`, computed once when asked.
+    digest: Option<(u64, [u8; 32])>,
+}
+
+/// The rule state at its own cursor (only kept when snapshots are written).
+struct RuleCopy {
+    rules: Rules,
+    cursor: u64,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    slots: RwLock<Vec<Slot>>,
+    rules: Mutex<Option<RuleCopy>>,
+    /// The newest head published by the ledger, and the runner's wake-up.
+    head: Mutex<TreeHead>,
+    wake: Condvar,
+    stop: AtomicBool,
+    /// The smallest cursor over all models (what `min_tree_size` waits on).
+    applied: tokio::sync::watch::Sender<u64>,
+    snapshots: Option<SnapshotOptions>,
+    /// The last snapshot written or loaded: its tree size (`None` before any), and since when
+    /// the policy counts (then, or the start).
+    last_snapshot: Mutex<(Option<u64>, Instant)>,
+    /// The last error of the runner, cleared when it reads again.
+    failing: Mutex<Option<String>>,
+    /// Warnings from open (a snapshot refused, a model rebuilt from zero), for status.
+    warnings: Mutex<Vec<String>>,
+}
+
+/// The read side of one ledger. Dropping it stops the runner and waits for it.
+pub struct ReadSide {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What the ledger's open loaded from a snapshot for the read side.
+pub struct Loaded {
+    pub tree_size: u64,
+    pub root: Hash,
+    /// Model sections: (name, version, bytes).
+    pub models: Vec<(String, u32, Vec<u8>)>,
+    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
+    pub rules: Option<Vec<u8>>,
+    /// The snapshot's file name, for messages.
+    pub file: String,
+}
+
+/// A view's answer with the log position it reflects.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub model: &'static str,
+    pub tree_size: u64,
+    pub root: Hash,
+    pub view: View,
+}
+
+/// Why a view could not be answered.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No read model of that name.
+    UnknownModel(String),
+    View(ViewError),
+    /// Computing the root at the model's position failed.
+    Store(String),
+}
+
+/// Status of one read model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelStatus {
+    pub name: &'static str,
+    pub version: u32,
+    /// The tree size it has applied.
+    pub cursor: u64,
+    /// Entries committed and not yet applied.
+    pub lag: u64,
+    pub caught_up: bool,
+}
+
+/// Status of the read side, for `/v1/status` and `/metrics`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub models: Vec<ModelStatus>,
+    /// The tree size of the last snapshot written or loaded.
+    pub snapshot_tree_size: Option<u64>,
+    pub failing: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// A model's digest at its cursor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelDigest {
+    pub name: &'static str,
+    pub version: u32,
+    pub tree_size: u64,
+    /// Lowercase hex SHA-256 (`zachetka_projections::model::digest`).
+    pub digest: String,
+}
+
+impl ReadSide {
+    /// Starts the read side of a ledger whose committed head is `head`: every model from the
+    /// snapshot in `loaded` when it carries the model at the same version (else from zero), the
+    /// rule copy (kept for snapshots) at its position, and the runner thread, which catches up
+    /// and then follows every published head.
+    pub fn start(
+        store: Arc<dyn Store>,
+        head: TreeHead,
+        snapshots: Option<SnapshotOptions>,
+        rules: Option<(Rules, u64)>,
+        loaded: Option<&Loaded>,
+        mut warnings: Vec<String>,
+    ) -> Self {
+        let mut slots: Vec<Slot> =
+            model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
+        let rule_copy = rules.map(|(rules, cursor)| RuleCopy { rules, cursor });
+        let mut last_snapshot = (None, Instant::now());
+        if let Some(loaded) = loaded {
+            for slot in &mut slots {
+                let (name, version) = (slot.model.name(), slot.model.version());
+                match loaded.models.iter().find(|(n, _, _)| n == name) {
+                    Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
+                        Ok(()) => {
+                            slot.cursor = loaded.tree_size;
+                            slot.root = Some(loaded.root);
+                        }
+                        Err(e) => warnings.push(format!("{e}; rebuilding it from the log")),
+                    },
+                    Some((_, v, _)) => warnings.push(format!(
+                        "read model {name}: the snapshot holds version {v}, this build {version}; rebuilding it from the log"
+                    )),
+                    None => warnings.push(format!("read model {name}: not in the snapshot; rebuilding it from the log")),
+                }
+            }
+            last_snapshot.0 = Some(loaded.tree_size);
+        }
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let min = slots.iter().map(|s| s.cursor).min().unwrap_or(head.tree_size);
+        let (applied, _) = tokio::sync::watch::channel(min);
+        let inner = Arc::new(Inner {
+            store,
+            slots: RwLock::new(slots),
+            rules: Mutex::new(rule_copy),
+            head: Mutex::new(head),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            applied,
+            snapshots,
+            last_snapshot: Mutex::new(last_snapshot),
+            failing: Mutex::new(None),
+            warnings: Mutex::new(warnings),
+        });
+        let runner = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("zachetka-read-models".into())
+            .spawn(move || runner.run())
+            .expect("spawn the read-model runner");
+        Self { inner, thread: Mutex::new(Some(thread)) }
+    }
+
+    /// Tells the runner that `head` is committed and published.
+    pub fn offer_head(&self, head: TreeHead) {
+        let mut h = self.inner.head.lock().expect("read head lock");
+        if head.tree_size > h.tree_size {
+            *h = head;
+            self.inner.wake.notify_all();
+        }
+    }
+
+    /// The smallest tree size every model has applied.
+    pub fn applied(&self) -> u64 {
+        *self.inner.applied.borrow()
+    }
+
+    /// Waits until every model has applied `tree_size` entries, at most `timeout`; returns
+    /// whether they have.
+    pub async fn wait_applied(&self, tree_size: u64, timeout: Duration) -> bool {
+        let mut rx = self.inner.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|n| *n >= tree_size)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Blocks until every model has applied `tree_size` entries (for the CLI and tests; the
+    /// runner must be able to reach it).
+    pub fn wait_applied_blocking(&self, tree_size: u64) {
+        let mut rx = self.inner.applied.subscribe();
+        while *rx.borrow_and_update() < tree_size {
+            if self.inner.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let (lock, cv) = (&self.inner.head, &self.inner.wake);
+            let g = lock.lock().expect("read head lock");
+            // The runner notifies `wake` after every applied page, so this wait ends with it.
+            let _ = cv.wait_timeout(g, Duration::from_millis(100)).expect("read head lock");
+        }
+    }
+
+    /// The names of every read model, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.inner.slots.read().expect("slots lock").iter().map(|s| s.model.name()).collect()
+    }
+
+    /// Answers `path` of the model `name`, with the position it reflects.
+    pub fn view(&self, name: &str, path: &[&str]) -> Result<Answer, ReadError> {
+        let (model, tree_size, root, view) = {
+            let slots = self.inner.slots.read().expect("slots lock");
+            let slot = slots
+                .iter()
+                .find(|s| s.model.name() == name)
+                .ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
+            let view = slot.model.view(path).map_err(ReadError::View)?;
+            (slot.model.name(), slot.cursor, slot.root, view)
+        };
+        let root = match root {
+            Some(r) => r,
+            None => self.inner.root_at(tree_size).map_err(ReadError::Store)?,
+        };
+        Ok(Answer { model, tree_size, root, view })
+    }
+
+    /// Cursors, lags and the snapshot state.
+    pub fn status(&self, head_size: u64) -> Status {
+        let models = self
+            .inner
+            .slots
+            .read()
+            .expect("slots lock")
+            .iter()
+            .map(|s| ModelStatus {
+                name: s.model.name(),
+                version: s.model.version(),
+                cursor: s.cursor,
+                lag: head_size.saturating_sub(s.cursor),
+                caught_up: s.cursor >= head_size,
+            })
+            .collect();
+        Status {
+            models,
+            snapshot_tree_size: self.inner.last_snapshot.lock().expect("snapshot lock").0,
+            failing: self.inner.failing.lock().expect("failing lock").clone(),
+            warnings: self.inner.warnings.lock().expect("warnings lock").clone(),
+        }
+    }
+
+    /// Every model's digest at its cursor (computed once per cursor: encoding a large state
+    /// takes a while, so ask when comparing, not on every status).
+    pub fn digests(&self) -> Vec<ModelDigest> {
+        let mut slots = self.inner.slots.write().expect("slots lock");
+        slots
+            .iter_mut()
+            .map(|s| {
+                let digest = match s.digest {
+                    Some((at, d)) if at == s.cursor => d,
+                    _ => {
+                        let d = model::digest(&*s.model);
+                        s.digest = Some((s.cursor, d));
+                        d
+                    }
+                };
+                ModelDigest {
+                    name: s.model.name(),
+                    version: s.model.version(),
+                    tree_size: s.cursor,
+                    digest: hex(&digest),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes a snapshot now, if snapshots are configured and every model and the rule state
+    /// stand at one position (the runner does this by policy; the CLI after a rebuild).
+    pub fn snapshot_now(&self) -> Result<Option<std::path::PathBuf>, String> {
+        self.inner.write_snapshot()
+    }
+}
+
+impl Drop for ReadSide {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        {
+            let _g = self.inner.head.lock().expect("read head lock");
+            self.inner.wake.notify_all();
+        }
+        if let Some(t) = self.thread.lock().expect("runner handle lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Inner {
+    fn run(self: Arc<Self>) {
+        loop {
+            let target = {
+                let mut head = self.head.lock().expect("read head lock");
+                loop {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if head.tree_size > self.low_cursor() {
+                        break *head;
+                    }
+                    head = self.wake.wait(head).expect("read head lock");
+                }
+            };
+            match self.catch_up(target) {
+                Ok(()) => {
+                    *self.failing.lock().expect("failing lock") = None;
+                    if self.snapshot_due(target.tree_size) {
+                        if let Err(e) = self.write_snapshot() {
+                            tracing::warn!(error = %e, "couldn't write a snapshot; the log is unaffected");
+                        }
+                    }
+                }
+                Err(e) => {
+                    let message = crate::store::error_chain(&e);
+                    let first = self.failing.lock().expect("failing lock").replace(message.clone()).is_none();
+                    if first {
+                        tracing::warn!(error = %message, "read models can't read the log; retrying");
+                    }
+                    let head = self.head.lock().expect("read head lock");
+                    // A retry delay after a failure, not a synchronization.
+                    let _ = self.wake.wait_timeout(head, RETRY_AFTER_FAILURE).expect("read head lock");
+                }
+            }
+        }
+    }
+
+    /// The smallest position of any model, and of the rule copy when it is kept.
+    fn low_cursor(&self) -> u64 {
+        let models = self.slots.read().expect("slots lock").iter().map(|s| s.cursor).min().unwrap_or(u64::MAX);
+        let rules = self.rules.lock().expect("rules lock").as_ref().map_or(u64::MAX, |r| r.cursor);
+        models.min(rules)
+    }
+
+    /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
+    /// time: the page is read and parsed outside the lock (parsing on every core), then applied.
+    fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
+        let mut from = self.low_cursor();
+        while from < target.tree_size {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let n = PAGE_LEN.min(target.tree_size - from);
+            let page = self.store.entries(from, n)?;
+            if page.len() as u64 != n {
+                return Err(StoreError::Corrupt {
+                    what: "entry",
+                    position: from + page.len() as u64,
+                    detail: "missing below the head".into(),
+                });
+            }
+            let parsed: Vec<Option<ParsedFact>> = page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect();
+            let end = from + n;
+            let root = (end == target.tree_size).then_some(target.root_hash);
+            {
+                let mut slots = self.slots.write().expect("slots lock");
+                apply_page(&mut slots, from, &parsed, root);
+                let low = slots.iter().map(|s| s.cursor).min().unwrap_or(end);
+                self.applied.send_if_modified(|a| {
+                    let moved = *a != low;
+                    *a = low;
+                    moved
+                });
+            }
+            if let Some(copy) = self.rules.lock().expect("rules lock").as_mut() {
+                for (i, p) in parsed.iter().enumerate() {
+                    let seq = from + i as u64;
+                    if seq != copy.cursor {
+                        continue;
+                    }
+                    if let Some(p) = p {
+                        if let Some(env) = crate::rules::envelope(seq, &p.event) {
+                            match copy.rules.check_and_apply(&env, &crate::rules::StoreLookup(&*self.store)) {
+                                Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
+                                Err(crate::rules::RuleError::Lookup(e)) => {
+                                    return Err(crate::rules::lookup_store_error(e))
+                                }
+                            }
+                        }
+                    }
+                    copy.cursor = seq + 1;
+                }
+            }
+            {
+                let _g = self.head.lock().expect("read head lock");
+                self.wake.notify_all();
+            }
+            from = end;
+        }
+        Ok(())
+    }
+
+    fn root_at(&self, tree_size: u64) -> Result<Hash, String> {
+        merkle::root(tree_size, &StoreHashes(&*self.store)).map_err(|e| e.to_string())
+    }
+
+    fn snapshot_due(&self, tree_size: u64) -> bool {
+        let Some(opts) = self.snapshots.as_ref().filter(|o| o.write) else { return false };
+        let (size, since) = *self.last_snapshot.lock().expect("snapshot lock");
+        let since_entries = tree_size.saturating_sub(size.unwrap_or(0));
+        since_entries > 0 && opts.policy.due(since_entries, since.elapsed().as_secs())
+    }
+
+    fn write_snapshot(&self) -> Result<Option<std::path::PathBuf>, String> {
+        let Some(opts) = &self.snapshots else { return Ok(None) };
+        let rules_guard = self.rules.lock().expect("rules lock");
+        let slots = self.slots.read().expect("slots lock");
+        let Some(first) = slots.first() else { return Ok(None) };
+        let at = first.cursor;
+        if slots.iter().any(|s| s.cursor != at) || rules_guard.as_ref().is_some_and(|r| r.cursor != at) {
+            return Ok(None);
+        }
+        let root = match first.root {
+            Some(r) => r,
+            None => self.root_at(at)?,
+        };
+        let models: Vec<(String, u32, Vec<u8>)> =
+            slots.iter().map(|s| (s.model.name().to_owned(), s.model.version(), s.model.encode())).collect();
+        let rules = rules_guard.as_ref().map(|r| r.rules.encode_state());
+        drop(slots);
+        drop(rules_guard);
+        let path = snapshot::write(opts, at, root, rules, models)?;
+        *self.last_snapshot.lock().expect("snapshot lock") = (Some(at), Instant::now());
+        tracing::info!(tree_size = at, path = %path.display(), "snapshot written");
+        Ok(Some(path))
+    }
+}
+
+/// Folds one parsed page starting at `from` into every slot whose cursor it reaches.
+fn apply_page(slots: &mut [Slot], from: u64, page: &[Option<ParsedFact>], root_at_end: Option<Hash>) {
+    for (i, p) in page.iter().enumerate() {
+        let seq = from + i as u64;
+        let fact = p.as_ref().and_then(ParsedFact::fact);
+        for slot in slots.iter_mut().filter(|s| s.cursor == seq) {
+            if let Some(fact) = &fact {
+                slot.model.apply(fact);
+            }
+            slot.cursor = seq + 1;
+            slot.root = None;
+        }
+    }
+    if let Some(root) = root_at_end {
+        let end = from + page.len() as u64;
+        for slot in slots.iter_mut().filter(|s| s.cursor == end) {
+            slot.root = Some(root);
+        }
+    }
+}
+
+/// Every read model rebuilt from zero over `store`'s entries `0..tree_size` (and `rules`, when
+/// given, replayed beside them), with `progress` called after each page (entries applied so far).
+/// Uses no snapshot: what `zachetka rebuild` writes a fresh snapshot from.
+pub fn rebuild_from_zero(
+    store: &dyn Store,
+    tree_size: u64,
+    mut rules: Option<&mut Rules>,
+    mut progress: impl FnMut(u64),
+) -> Result<Vec<Box<dyn ReadModel>>, StoreError> {
+    let mut slots: Vec<Slot> =
+        model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
+    let mut from = 0;
+    // Pages are read and parsed on one thread while the previous page is folded on this one.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Option<ParsedFact>>), StoreError>>(2);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut at = 0;
+            while at < tree_size {
+                let n = PAGE_LEN.min(tree_size - at);
+                let page = store
+                    .entries(at, n)
+                    .map(|page| (at, page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect()));
+                let failed = page.is_err();
+                if tx.send(page).is_err() || failed {
+                    return;
+                }
+                at += n;
+            }
+        });
+        for page in rx {
+            let (at, parsed) = page?;
+            apply_page(&mut slots, at, &parsed, None);
+            if let Some(rules) = rules.as_deref_mut() {
+                for p in parsed.iter().flatten() {
+                    if let Some(env) = crate::rules::envelope(p.seq, &p.event) {
+                        match rules.check_and_apply(&env, &crate::rules::StoreLookup(store)) {
+                            Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
+                            Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),
+                        }
+                    }
+                }
+            }
+            from = at + parsed.len() as u64;
+            progress(from);
+        }
+        Ok(())
+    })?;
+    if from < tree_size {
+        return Err(StoreError::Corrupt { what: "entry", position: from, detail: "missing below the head".into() });
+    }
+    Ok(slots.into_iter().map(|s| s.model).collect())
+}
+
+/// Rebuilds every read model and the rule state from zero up to the store's head and writes
+/// them as a fresh snapshot. Returns the snapshot's path and the models' digests.
+pub fn rebuild_snapshot(
+    store: &dyn Store,
+    config: &crate::store::LedgerConfig,
+    opts: &SnapshotOptions,
+    progress: impl FnMut(u64),
+) -> Result<(std::path::PathBuf, Vec<ModelDigest>), String> {
+    let head = store.head().map_err(|e| crate::store::error_chain(&e))?.map(|(h, _)| h);
+    let head = head.unwrap_or(TreeHead { tree_size: 0, root_hash: merkle::EMPTY_ROOT });
+    let mut rules = crate::rules::from_config(config)?;
+    let models = rebuild_from_zero(store, head.tree_size, rules.as_mut(), progress)
+        .map_err(|e| crate::store::error_chain(&e))?;
+    let digests = models
+        .iter()
+        .map(|m| ModelDigest {
+            name: m.name(),
+            version: m.version(),
+            tree_size: head.tree_size,
+            digest: hex(&model::digest(&**m)),
+        })
+        .collect();
+    let sections = models.iter().map(|m| (m.name().to_owned(), m.version(), m.encode())).collect();
+    let path = snapshot::write(opts, head.tree_size, head.root_hash, rules.map(|r| r.encode_state()), sections)?;
+    Ok((path, digests))
+}
