@@ -135,14 +135,26 @@ pub struct ClaimRef<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TierReason {
     /// A confirmed benefit whose re-check date has not passed: it puts the application in `tier`.
-    BenefitConfirmed { claim: usize, tier: String },
+    BenefitConfirmed {
+        claim: usize,
+        tier: String,
+    },
     /// A confirmed benefit whose re-check date has passed: counts as general until confirmed again.
-    BenefitLapsed { claim: usize },
+    BenefitLapsed {
+        claim: usize,
+    },
     /// A claimed benefit not yet confirmed: counts as general.
-    BenefitUnconfirmed { claim: usize },
-    BenefitRejected { claim: usize },
+    BenefitUnconfirmed {
+        claim: usize,
+    },
+    BenefitRejected {
+        claim: usize,
+    },
     /// A sibling attends a kindergarten the application prefers: the sibling tier.
-    SiblingAttends { sibling: usize, tier: String },
+    SiblingAttends {
+        sibling: usize,
+        tier: String,
+    },
 }
 
 /// The tier index (into `rules.tiers`) of an application on `today` (the latest local date the
@@ -178,8 +190,11 @@ pub fn tier_of(
     (best, why)
 }
 
+/// A position in allocation order: tier index, application time, application number.
+pub type OrderKey<'a> = (usize, Nanos, &'a str);
+
 /// The allocation order's sort key: tier, then application time, then application number.
-pub fn order_key(tier: usize, applied_at: Nanos, number: &str) -> (usize, Nanos, &str) {
+pub fn order_key(tier: usize, applied_at: Nanos, number: &str) -> OrderKey<'_> {
     (tier, applied_at, number)
 }
 

@@ -14,7 +14,6 @@ use zachetka_projections::queue_order::{self, AgeGroupError, ClaimRef, ClaimStat
 /// The most places one declaration may state (bounds every counter far from overflow).
 pub(crate) const PLACES_MAX: i64 = 100_000;
 
-
 #[derive(Debug, Clone)]
 struct Claim {
     id: String,
@@ -74,10 +73,9 @@ fn age_group(cfg: &RegionConfig, birth_month: &str, desired_date: &str) -> Resul
         AgeGroupError::BirthMonthMalformed => {
             RuleRefusal::new("event_malformed", format!("data.birth_month {birth_month} is not YYYY-MM"))
         }
-        AgeGroupError::DesiredDateMalformed => RuleRefusal::new(
-            "event_malformed",
-            format!("data.desired_date {desired_date} is not a date (YYYY-MM-DD)"),
-        ),
+        AgeGroupError::DesiredDateMalformed => {
+            RuleRefusal::new("event_malformed", format!("data.desired_date {desired_date} is not a date (YYYY-MM-DD)"))
+        }
         AgeGroupError::OutOfRange { months, year } => RuleRefusal::new(
             "age_out_of_range",
             format!("a child born {birth_month} is {months} months old on 1 september {year}: no age group"),

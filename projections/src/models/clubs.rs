@@ -89,7 +89,8 @@ impl ReadModel for Clubs {
                 let Some(p) = self.program(&d.institution, &d.program_id) else { return };
                 let learner = fact.stream_id();
                 if !p.roster.contains_key(learner) {
-                    p.roster.insert(learner.to_owned(), Member { certificate: d.certificate_id.clone(), enrolled: at() });
+                    p.roster
+                        .insert(learner.to_owned(), Member { certificate: d.certificate_id.clone(), enrolled: at() });
                 }
             }
             Event::ProgramLeft(d) => {
@@ -140,10 +141,8 @@ impl ReadModel for Clubs {
             }
             2 => {
                 let pid = segment(path, 1, "a program id")?;
-                let p = inst
-                    .programs
-                    .get(pid)
-                    .ok_or_else(|| ViewError::NotFound(format!("{id} has no program {pid}")))?;
+                let p =
+                    inst.programs.get(pid).ok_or_else(|| ViewError::NotFound(format!("{id} has no program {pid}")))?;
                 let mut body = summary(pid, p);
                 let roster: Vec<Value> = p
                     .roster
@@ -195,12 +194,42 @@ mod tests {
 
     fn history() -> Vec<Row> {
         vec![
-            row(0, "institution/dod-1", "additional.program_registered", T, json!({"program_id": "chess", "capacity": 2, "focus": "intellectual"})),
-            row(1, "institution/dod-1", "additional.program_registered", T, json!({"program_id": "robots", "capacity": 10})),
-            row(2, "learner/47-1", "additional.certificate_issued", T, json!({"certificate_id": "c-1", "institution": "dod-1", "year": 2026})),
-            row(3, "learner/47-1", "additional.enrolled", T, json!({"institution": "dod-1", "program_id": "chess", "certificate_id": "c-1"})),
+            row(
+                0,
+                "institution/dod-1",
+                "additional.program_registered",
+                T,
+                json!({"program_id": "chess", "capacity": 2, "focus": "intellectual"}),
+            ),
+            row(
+                1,
+                "institution/dod-1",
+                "additional.program_registered",
+                T,
+                json!({"program_id": "robots", "capacity": 10}),
+            ),
+            row(
+                2,
+                "learner/47-1",
+                "additional.certificate_issued",
+                T,
+                json!({"certificate_id": "c-1", "institution": "dod-1", "year": 2026}),
+            ),
+            row(
+                3,
+                "learner/47-1",
+                "additional.enrolled",
+                T,
+                json!({"institution": "dod-1", "program_id": "chess", "certificate_id": "c-1"}),
+            ),
             row(4, "learner/47-2", "additional.enrolled", T, json!({"institution": "dod-1", "program_id": "chess"})),
-            row(5, "learner/47-2", "additional.left", T, json!({"institution": "dod-1", "program_id": "chess", "reason": "moved"})),
+            row(
+                5,
+                "learner/47-2",
+                "additional.left",
+                T,
+                json!({"institution": "dod-1", "program_id": "chess", "reason": "moved"}),
+            ),
             row(6, "learner/47-3", "additional.enrolled", T, json!({"institution": "dod-1", "program_id": "chess"})),
             row(7, "learner/47-3", "additional.enrolled", T, json!({"institution": "dod-1", "program_id": "robots"})),
         ]

@@ -159,9 +159,7 @@ fn by_window(s: &School, year: i64) -> Vec<Value> {
         e.0 += 1;
         e.1 += u64::from(a.order.is_some());
     }
-    m.into_iter()
-        .map(|((w, b), (n, e))| json!({"window": w, "basis": b, "applications": n, "enrolled": e}))
-        .collect()
+    m.into_iter().map(|((w, b), (n, e))| json!({"window": w, "basis": b, "applications": n, "enrolled": e})).collect()
 }
 
 fn year_summary(s: &School, year: i64) -> Value {
@@ -237,18 +235,49 @@ mod tests {
     fn history() -> Vec<Row> {
         vec![
             row(0, S, "enrolment.places_published", "2027-03-20T09:00:00Z", json!({"target_year": 2027, "places": 3})),
-            row(1, S, "enrolment.application_submitted", "2027-04-01T09:00:00Z",
-                json!({"application_id": "fa-1", "learner": "47-1", "target_year": 2027, "window": 1, "basis": "sibling", "birth_month": "2020-10"})),
-            row(2, S, "enrolment.application_submitted", "2027-04-02T09:00:00Z",
-                json!({"application_id": "fa-2", "learner": "47-2", "target_year": 2027, "window": 1, "basis": "territory", "birth_month": "2020-05"})),
-            row(3, "institution/sch-2", "enrolment.places_published", "2027-03-20T09:00:00Z", json!({"target_year": 2027, "places": 9})),
+            row(
+                1,
+                S,
+                "enrolment.application_submitted",
+                "2027-04-01T09:00:00Z",
+                json!({"application_id": "fa-1", "learner": "47-1", "target_year": 2027, "window": 1, "basis": "sibling", "birth_month": "2020-10"}),
+            ),
+            row(
+                2,
+                S,
+                "enrolment.application_submitted",
+                "2027-04-02T09:00:00Z",
+                json!({"application_id": "fa-2", "learner": "47-2", "target_year": 2027, "window": 1, "basis": "territory", "birth_month": "2020-05"}),
+            ),
+            row(
+                3,
+                "institution/sch-2",
+                "enrolment.places_published",
+                "2027-03-20T09:00:00Z",
+                json!({"target_year": 2027, "places": 9}),
+            ),
             row(4, S, "enrolment.places_published", "2027-03-25T09:00:00Z", json!({"target_year": 2027, "places": 4})),
-            row(5, S, "enrolment.order_issued", "2027-07-02T09:00:00Z",
-                json!({"order_id": "ord-1", "target_year": 2027, "applications": ["fa-1"], "order_date": "2027-07-02"})),
-            row(6, S, "enrolment.application_submitted", "2027-07-07T09:00:00Z",
-                json!({"application_id": "fa-3", "learner": "47-3", "target_year": 2027, "window": 2, "basis": "general", "birth_month": "2020-01", "founder_permission_ref": "perm-9"})),
-            row(7, S, "enrolment.application_submitted", "2027-07-08T09:00:00Z",
-                json!({"application_id": "fa-4", "learner": "47-4", "target_year": 2027, "window": 2, "basis": "sibling", "birth_month": "2020-02"})),
+            row(
+                5,
+                S,
+                "enrolment.order_issued",
+                "2027-07-02T09:00:00Z",
+                json!({"order_id": "ord-1", "target_year": 2027, "applications": ["fa-1"], "order_date": "2027-07-02"}),
+            ),
+            row(
+                6,
+                S,
+                "enrolment.application_submitted",
+                "2027-07-07T09:00:00Z",
+                json!({"application_id": "fa-3", "learner": "47-3", "target_year": 2027, "window": 2, "basis": "general", "birth_month": "2020-01", "founder_permission_ref": "perm-9"}),
+            ),
+            row(
+                7,
+                S,
+                "enrolment.application_submitted",
+                "2027-07-08T09:00:00Z",
+                json!({"application_id": "fa-4", "learner": "47-4", "target_year": 2027, "window": 2, "basis": "sibling", "birth_month": "2020-02"}),
+            ),
         ]
     }
 
@@ -260,13 +289,13 @@ mod tests {
         assert_eq!(
             v.body,
             json!({"institution": "sch-1", "years": [{
-                "target_year": 2027, "places": 4, "enrolled": 1, "free": 3, "applications": 4, "orders": 1,
-                "by_window": [
-                    {"window": 1, "basis": "sibling", "applications": 1, "enrolled": 1},
-                    {"window": 1, "basis": "territory", "applications": 1, "enrolled": 0},
-                    {"window": 2, "basis": "general", "applications": 1, "enrolled": 0},
-                    {"window": 2, "basis": "sibling", "applications": 1, "enrolled": 0},
-                ]}]})
+            "target_year": 2027, "places": 4, "enrolled": 1, "free": 3, "applications": 4, "orders": 1,
+            "by_window": [
+                {"window": 1, "basis": "sibling", "applications": 1, "enrolled": 1},
+                {"window": 1, "basis": "territory", "applications": 1, "enrolled": 0},
+                {"window": 2, "basis": "general", "applications": 1, "enrolled": 0},
+                {"window": 2, "basis": "sibling", "applications": 1, "enrolled": 0},
+            ]}]})
         );
         let y = m.view(&["sch-1", "2027"]).unwrap().body;
         assert_eq!(y["places"], json!({"places": 4, "event": "e4", "seq": 4}));
@@ -276,7 +305,8 @@ mod tests {
             y["orders"],
             json!([{"order": "ord-1", "order_date": "2027-07-02", "applications": ["fa-1"], "event": "e5", "seq": 5}])
         );
-        let ids: Vec<&str> = y["applications"].as_array().unwrap().iter().map(|a| a["application"].as_str().unwrap()).collect();
+        let ids: Vec<&str> =
+            y["applications"].as_array().unwrap().iter().map(|a| a["application"].as_str().unwrap()).collect();
         assert_eq!(ids, ["fa-1", "fa-2", "fa-3", "fa-4"]);
         assert_eq!(y["applications"][0]["status"], json!("enrolled"));
         assert_eq!(y["applications"][0]["order"], json!("ord-1"));

@@ -43,10 +43,16 @@ pub struct Indicators {
 
 impl State {
     fn seen(&mut self, institution: &str, learner: &str) {
+        // Allocates only for a learner not seen at that kind before (most entries repeat one).
         let Some((kind, _)) = self.institutions.get(institution) else { return };
-        let set = self.learners_by_kind.entry(kind.clone()).or_default();
-        if !set.contains(learner) {
-            set.insert(learner.to_owned());
+        match self.learners_by_kind.get_mut(kind.as_str()) {
+            Some(set) if set.contains(learner) => {}
+            Some(set) => {
+                set.insert(learner.to_owned());
+            }
+            None => {
+                self.learners_by_kind.insert(kind.clone(), BTreeSet::from([learner.to_owned()]));
+            }
         }
     }
 }
@@ -185,9 +191,8 @@ impl ReadModel for Indicators {
             "school students (learners seen at a school) with at least one portfolio achievement attested and not revoked, of all school students"
         );
         let mut shares = vec![profile];
-        shares.extend(
-            NOT_COMPUTABLE.iter().map(|(i, why)| json!({"indicator": i, "computable": false, "reason": why})),
-        );
+        shares
+            .extend(NOT_COMPUTABLE.iter().map(|(i, why)| json!({"indicator": i, "computable": false, "reason": why})));
         let body = json!({
             "institutions": {"total": s.institutions.len(), "by_kind": by_kind, "by_territory": by_territory},
             "learners_by_institution_kind": learners,
@@ -209,13 +214,23 @@ mod tests {
     const T: &str = "2026-09-01T10:00:00Z";
 
     fn reg(seq: u64, id: &str, kind: &str, territory: &str) -> Row {
-        row(seq, "registry", "registry.institution_registered", T,
-            json!({"institution": id, "kind": kind, "territory": territory}))
+        row(
+            seq,
+            "registry",
+            "registry.institution_registered",
+            T,
+            json!({"institution": id, "kind": kind, "territory": territory}),
+        )
     }
 
     fn grade(seq: u64, learner: &str, inst: &str) -> Row {
-        row(seq, &format!("learner/{learner}"), "journal.grade_recorded", T,
-            json!({"institution": inst, "class": "5А", "subject": "math", "mark": 5, "scale": "five_point", "weight": 3, "kind": "classwork", "lesson_date": "2026-09-01"}))
+        row(
+            seq,
+            &format!("learner/{learner}"),
+            "journal.grade_recorded",
+            T,
+            json!({"institution": inst, "class": "5А", "subject": "math", "mark": 5, "scale": "five_point", "weight": 3, "kind": "classwork", "lesson_date": "2026-09-01"}),
+        )
     }
 
     fn history() -> Vec<Row> {
@@ -228,18 +243,55 @@ mod tests {
             grade(5, "47-1", "sch-1"),
             grade(6, "47-2", "sch-2"),
             row(7, "learner/47-2", "additional.enrolled", T, json!({"institution": "dod-1", "program_id": "chess"})),
-            row(8, "queue/kg/luga", "queue.application_submitted", T,
-                json!({"application_id": "a1", "number": "N1", "learner": "47-9", "birth_month": "2023-01", "desired_date": "2026-09-01", "preferred": ["kg-1"], "group_type": "general"})),
-            row(9, "queue/kg/luga", "queue.enrolled", T, json!({"application_id": "a1", "kindergarten": "kg-1", "order_ref": "p-1"})),
-            row(10, "institution/sch-1", "enrolment.application_submitted", T,
-                json!({"application_id": "f1", "learner": "47-5", "target_year": 2027, "window": 1, "basis": "sibling", "birth_month": "2020-10"})),
-            row(11, "institution/sch-1", "enrolment.order_issued", T,
-                json!({"order_id": "o1", "target_year": 2027, "applications": ["f1"], "order_date": "2027-07-02"})),
-            row(12, "learner/47-1", "portfolio.achievement_attested", T,
-                json!({"achievement_id": "ach-1", "kind": "olympiad", "level": "regional", "date": "2026-05-01", "result": "winner"})),
-            row(13, "learner/47-2", "portfolio.achievement_attested", T,
-                json!({"achievement_id": "ach-2", "kind": "gto", "level": "school", "date": "2026-05-01", "result": "gold"})),
-            row(14, "learner/47-2", "portfolio.achievement_revoked", T, json!({"achievement_id": "ach-2", "reason": "error"})),
+            row(
+                8,
+                "queue/kg/luga",
+                "queue.application_submitted",
+                T,
+                json!({"application_id": "a1", "number": "N1", "learner": "47-9", "birth_month": "2023-01", "desired_date": "2026-09-01", "preferred": ["kg-1"], "group_type": "general"}),
+            ),
+            row(
+                9,
+                "queue/kg/luga",
+                "queue.enrolled",
+                T,
+                json!({"application_id": "a1", "kindergarten": "kg-1", "order_ref": "p-1"}),
+            ),
+            row(
+                10,
+                "institution/sch-1",
+                "enrolment.application_submitted",
+                T,
+                json!({"application_id": "f1", "learner": "47-5", "target_year": 2027, "window": 1, "basis": "sibling", "birth_month": "2020-10"}),
+            ),
+            row(
+                11,
+                "institution/sch-1",
+                "enrolment.order_issued",
+                T,
+                json!({"order_id": "o1", "target_year": 2027, "applications": ["f1"], "order_date": "2027-07-02"}),
+            ),
+            row(
+                12,
+                "learner/47-1",
+                "portfolio.achievement_attested",
+                T,
+                json!({"achievement_id": "ach-1", "kind": "olympiad", "level": "regional", "date": "2026-05-01", "result": "winner"}),
+            ),
+            row(
+                13,
+                "learner/47-2",
+                "portfolio.achievement_attested",
+                T,
+                json!({"achievement_id": "ach-2", "kind": "gto", "level": "school", "date": "2026-05-01", "result": "gold"}),
+            ),
+            row(
+                14,
+                "learner/47-2",
+                "portfolio.achievement_revoked",
+                T,
+                json!({"achievement_id": "ach-2", "reason": "error"}),
+            ),
             grade(15, "47-3", "sch-unknown"),
         ]
     }
@@ -256,7 +308,10 @@ mod tests {
                    "by_territory": {"luga": {"additional_education": 1, "kindergarten": 1, "school": 1}, "tikhvin": {"school": 1}}})
         );
         // School: 47-1, 47-2 (grades), 47-5 (1st-grade order); 47-3's school is not registered.
-        assert_eq!(b["learners_by_institution_kind"], json!({"additional_education": 1, "kindergarten": 1, "school": 3}));
+        assert_eq!(
+            b["learners_by_institution_kind"],
+            json!({"additional_education": 1, "kindergarten": 1, "school": 3})
+        );
         let profile = &b["digital_maturity"]["shares"][0];
         // Only 47-1 keeps an achievement (47-2's was revoked): 1 of 3 school students.
         assert_eq!(profile["numerator"], json!(1));

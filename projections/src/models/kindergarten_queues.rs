@@ -13,7 +13,7 @@
 
 use crate::model::{self, expect_len, segment, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::models::shared::{local_date, EntryRef};
-use crate::queue_order::{self, ClaimRef, ClaimState, QueueRules, TierReason};
+use crate::queue_order::{self, ClaimRef, ClaimState, OrderKey, QueueRules, TierReason};
 use crate::region::RegionProfile;
 use crate::time::{self, Days, Nanos};
 use crate::vocabulary::{Event, PlacesRow};
@@ -22,8 +22,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 const NAME: &str = "kindergarten-queues";
-const SHAPES: &str =
-    "<territory>/<age_group>, <territory>/applications/<application_id> or <territory>/runs/<run_id>";
+const SHAPES: &str = "<territory>/<age_group>, <territory>/applications/<application_id> or <territory>/runs/<run_id>";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claim {
@@ -219,7 +218,11 @@ impl ReadModel for KindergartenQueues {
         }
         let today = self.state.today.unwrap_or(Days::MIN);
         let at = EntryRef::of(fact);
-        let terr = self.state.territories.entry(fact.stream_id().to_owned()).or_default();
+        let sid = fact.stream_id();
+        if !self.state.territories.contains_key(sid) {
+            self.state.territories.insert(sid.to_owned(), Territory::default());
+        }
+        let Some(terr) = self.state.territories.get_mut(sid) else { return };
         match fact.event {
             Event::QueueApplicationSubmitted(d) => {
                 let (Ok(age_group), Some(applied_at)) = (
@@ -277,7 +280,11 @@ impl ReadModel for KindergartenQueues {
                     today,
                     what: What::SiblingLinked { sibling: app.siblings.len() },
                 });
-                app.siblings.push(Sibling { kindergarten: d.kindergarten.clone(), sibling: d.sibling.clone(), linked: at });
+                app.siblings.push(Sibling {
+                    kindergarten: d.kindergarten.clone(),
+                    sibling: d.sibling.clone(),
+                    linked: at,
+                });
             }
             Event::QueueApplicationWithdrawn(d) => {
                 let Some(app) = terr.change(&d.application_id, at.clone(), today, What::Withdrawn) else { return };
@@ -407,9 +414,10 @@ impl ReadModel for KindergartenQueues {
             Some("applications") if path.len() == 3 => {
                 let id = segment(path, 2, "an application id")?;
                 let t = terr()?;
-                let app = t.apps.get(id).ok_or_else(|| {
-                    ViewError::NotFound(format!("the queue of {territory} has no application {id}"))
-                })?;
+                let app = t
+                    .apps
+                    .get(id)
+                    .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
                 let body = self.application_body(t, territory, id, app);
                 Ok(View { scope: Scope::Learner(app.learner.clone()), body })
             }
@@ -520,7 +528,7 @@ impl<'a> Sim<'a> {
         queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, today)
     }
 
-    fn key(&self, rules: &QueueRules, today: Days) -> (usize, Nanos, &'a str) {
+    fn key(&self, rules: &QueueRules, today: Days) -> OrderKey<'a> {
         queue_order::order_key(self.tier_why(rules, today).0, self.app.applied_at, &self.app.number)
     }
 
@@ -568,7 +576,7 @@ impl KindergartenQueues {
 
     fn group_body(&self, t: &Territory, territory: &str, group: &str) -> Value {
         let (rules, today) = (&self.profile.queue, self.today());
-        let mut rows: Vec<(Option<(usize, Nanos, &str)>, &str, &App)> = t
+        let mut rows: Vec<(Option<OrderKey>, &str, &App)> = t
             .apps
             .iter()
             .filter(|(_, a)| a.age_group == group)
@@ -778,7 +786,8 @@ impl KindergartenQueues {
             }
             for (i, b) in sims.iter().enumerate() {
                 let Some(c) = (i != me).then(|| b.lapsing(from, to)).flatten() else { continue };
-                let delta = i64::from(is_ahead(rules, b, &sims[me], to)) - i64::from(is_ahead(rules, b, &sims[me], from));
+                let delta =
+                    i64::from(is_ahead(rules, b, &sims[me], to)) - i64::from(is_ahead(rules, b, &sims[me], from));
                 if delta != 0 {
                     moves.push(lapse_json(b.app, b.id, c, delta));
                 }
@@ -901,8 +910,10 @@ fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
     let refusals: Vec<Value> = run
         .admission_refusals
         .iter()
-        .map(|r| json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason,
-                        "event": r.at.event, "seq": r.at.seq}))
+        .map(|r| {
+            json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason,
+                        "event": r.at.event, "seq": r.at.seq})
+        })
         .collect();
     json!({
         "territory": territory,
@@ -951,36 +962,126 @@ mod tests {
             submit(2, L, "a3", "N-003", "2026-02-03", &["kg-1", "kg-2"]),
             submit(3, L, "a4", "N-004", "2026-02-04", &["kg-2"]),
             submit(4, L, "a5", "N-005", "2026-02-05", &["kg-1"]),
-            ev(5, L, "queue.benefit_claimed", "2026-02-06",
-               json!({"application_id": "a3", "claim_id": "c3", "category": "police", "evidence_ref": "doc-3", "recheck_on": "2027-03-01"})),
+            ev(
+                5,
+                L,
+                "queue.benefit_claimed",
+                "2026-02-06",
+                json!({"application_id": "a3", "claim_id": "c3", "category": "police", "evidence_ref": "doc-3", "recheck_on": "2027-03-01"}),
+            ),
             ev(6, L, "queue.benefit_confirmed", "2026-02-07", json!({"application_id": "a3", "claim_id": "c3"})),
-            ev(7, L, "queue.benefit_claimed", "2026-02-08",
-               json!({"application_id": "a5", "claim_id": "c5", "category": "judge", "evidence_ref": "doc-5", "recheck_on": "2027-03-01"})),
-            ev(8, L, "queue.benefit_rejected", "2026-02-09", json!({"application_id": "a5", "claim_id": "c5", "reason": "evidence_invalid"})),
-            ev(9, L, "queue.sibling_linked", "2026-02-10", json!({"application_id": "a4", "kindergarten": "kg-2", "sibling": "47-s4"})),
+            ev(
+                7,
+                L,
+                "queue.benefit_claimed",
+                "2026-02-08",
+                json!({"application_id": "a5", "claim_id": "c5", "category": "judge", "evidence_ref": "doc-5", "recheck_on": "2027-03-01"}),
+            ),
+            ev(
+                8,
+                L,
+                "queue.benefit_rejected",
+                "2026-02-09",
+                json!({"application_id": "a5", "claim_id": "c5", "reason": "evidence_invalid"}),
+            ),
+            ev(
+                9,
+                L,
+                "queue.sibling_linked",
+                "2026-02-10",
+                json!({"application_id": "a4", "kindergarten": "kg-2", "sibling": "47-s4"}),
+            ),
             ev(10, L, "queue.application_withdrawn", "2026-02-11", json!({"application_id": "a2", "reason": "moved"})),
-            ev(11, L, "queue.sibling_linked", "2026-02-12", json!({"application_id": "a1", "kindergarten": "kg-2", "sibling": "47-s1"})),
-            ev(12, L, "queue.allocation_started", "2026-05-01", json!({"run_id": "r1", "kind": "main", "places": places(&[("kg-1", 1), ("kg-2", 1)])})),
-            ev(13, L, "queue.place_offered", "2026-05-01", json!({"offer_id": "o1", "application_id": "a3", "kindergarten": "kg-1"})),
-            ev(14, L, "queue.place_offered", "2026-05-01", json!({"offer_id": "o2", "application_id": "a4", "kindergarten": "kg-2"})),
+            ev(
+                11,
+                L,
+                "queue.sibling_linked",
+                "2026-02-12",
+                json!({"application_id": "a1", "kindergarten": "kg-2", "sibling": "47-s1"}),
+            ),
+            ev(
+                12,
+                L,
+                "queue.allocation_started",
+                "2026-05-01",
+                json!({"run_id": "r1", "kind": "main", "places": places(&[("kg-1", 1), ("kg-2", 1)])}),
+            ),
+            ev(
+                13,
+                L,
+                "queue.place_offered",
+                "2026-05-01",
+                json!({"offer_id": "o1", "application_id": "a3", "kindergarten": "kg-1"}),
+            ),
+            ev(
+                14,
+                L,
+                "queue.place_offered",
+                "2026-05-01",
+                json!({"offer_id": "o2", "application_id": "a4", "kindergarten": "kg-2"}),
+            ),
             ev(15, L, "queue.allocation_finished", "2026-05-01", json!({"run_id": "r1"})),
             ev(16, L, "queue.offer_accepted", "2026-05-02", json!({"offer_id": "o1"})),
             ev(17, L, "queue.offer_refused", "2026-05-03", json!({"offer_id": "o2", "reason": "too_far"})),
-            ev(18, L, "queue.enrolled", "2026-05-04", json!({"application_id": "a3", "kindergarten": "kg-1", "order_ref": "p-1"})),
-            ev(19, L, "queue.allocation_started", "2026-06-01", json!({"run_id": "r2", "kind": "additional", "places": places(&[("kg-1", 1)])})),
-            ev(20, L, "queue.place_offered", "2026-06-01", json!({"offer_id": "o3", "application_id": "a1", "kindergarten": "kg-1"})),
-            ev(21, L, "queue.admission_refused", "2026-06-01", json!({"application_id": "a5", "kindergarten": "kg-1", "reason": "no_free_places"})),
+            ev(
+                18,
+                L,
+                "queue.enrolled",
+                "2026-05-04",
+                json!({"application_id": "a3", "kindergarten": "kg-1", "order_ref": "p-1"}),
+            ),
+            ev(
+                19,
+                L,
+                "queue.allocation_started",
+                "2026-06-01",
+                json!({"run_id": "r2", "kind": "additional", "places": places(&[("kg-1", 1)])}),
+            ),
+            ev(
+                20,
+                L,
+                "queue.place_offered",
+                "2026-06-01",
+                json!({"offer_id": "o3", "application_id": "a1", "kindergarten": "kg-1"}),
+            ),
+            ev(
+                21,
+                L,
+                "queue.admission_refused",
+                "2026-06-01",
+                json!({"application_id": "a5", "kindergarten": "kg-1", "reason": "no_free_places"}),
+            ),
             ev(22, L, "queue.allocation_finished", "2026-06-01", json!({"run_id": "r2"})),
             ev(23, L, "queue.offer_accepted", "2026-06-01", json!({"offer_id": "o3"})),
-            ev(24, L, "queue.transferred", "2026-06-01", json!({"application_id": "a3", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2"})),
+            ev(
+                24,
+                L,
+                "queue.transferred",
+                "2026-06-01",
+                json!({"application_id": "a3", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2"}),
+            ),
             submit(25, TK, "b1", "T-001", "2026-06-02", &["kg-t1"]),
             submit(26, TK, "b2", "T-002", "2026-06-03", &["kg-t1"]),
-            ev(27, TK, "queue.benefit_claimed", "2026-06-04",
-               json!({"application_id": "b2", "claim_id": "cb2", "category": "large_family", "evidence_ref": "doc-b2", "recheck_on": "2026-06-10"})),
+            ev(
+                27,
+                TK,
+                "queue.benefit_claimed",
+                "2026-06-04",
+                json!({"application_id": "b2", "claim_id": "cb2", "category": "large_family", "evidence_ref": "doc-b2", "recheck_on": "2026-06-10"}),
+            ),
             ev(28, TK, "queue.benefit_confirmed", "2026-06-05", json!({"application_id": "b2", "claim_id": "cb2"})),
-            ev(29, TK, "queue.sibling_linked", "2026-06-15", json!({"application_id": "b1", "kindergarten": "kg-t2", "sibling": "47-s9"})),
+            ev(
+                29,
+                TK,
+                "queue.sibling_linked",
+                "2026-06-15",
+                json!({"application_id": "b1", "kindergarten": "kg-t2", "sibling": "47-s9"}),
+            ),
         ]
     }
+
+    /// (application, tier, position, status) expected in a group view.
+    type Expected<'a> = (&'a str, &'a str, Value, &'a str);
 
     fn body(m: &KindergartenQueues, path: &[&str]) -> Value {
         m.view(path).unwrap().body
@@ -998,35 +1099,99 @@ mod tests {
             .collect()
     }
 
-    fn owned(rows: &[(&str, &str, Value, &str)]) -> Vec<(String, String, Value, String)> {
+    fn owned(rows: &[Expected]) -> Vec<(String, String, Value, String)> {
         rows.iter().map(|(a, t, p, s)| (a.to_string(), t.to_string(), p.clone(), s.to_string())).collect()
     }
 
     #[test]
     fn the_order_by_tier_time_and_number_at_each_step() {
         // (entries applied, expected order of luga 3-4)
-        let table: &[(usize, &[(&str, &str, Value, &str)])] = &[
-            (5, &[("a1", "general", json!(1), "waiting"), ("a2", "general", json!(2), "waiting"), ("a3", "general", json!(3), "waiting"),
-                  ("a4", "general", json!(4), "waiting"), ("a5", "general", json!(5), "waiting")]),
+        let table: &[(usize, &[Expected])] = &[
+            (
+                5,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a2", "general", json!(2), "waiting"),
+                    ("a3", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
             // a3's claim alone changes nothing; confirmed, police puts it first (first_priority).
-            (6, &[("a1", "general", json!(1), "waiting"), ("a2", "general", json!(2), "waiting"), ("a3", "general", json!(3), "waiting"),
-                  ("a4", "general", json!(4), "waiting"), ("a5", "general", json!(5), "waiting")]),
-            (7, &[("a3", "first_priority", json!(1), "waiting"), ("a1", "general", json!(2), "waiting"), ("a2", "general", json!(3), "waiting"),
-                  ("a4", "general", json!(4), "waiting"), ("a5", "general", json!(5), "waiting")]),
+            (
+                6,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a2", "general", json!(2), "waiting"),
+                    ("a3", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
+            (
+                7,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a2", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
             // a5's judge claim is rejected: still general. a4's sibling attends preferred kg-2: advantage.
-            (10, &[("a3", "first_priority", json!(1), "waiting"), ("a4", "advantage", json!(2), "waiting"), ("a1", "general", json!(3), "waiting"),
-                   ("a2", "general", json!(4), "waiting"), ("a5", "general", json!(5), "waiting")]),
+            (
+                10,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a4", "advantage", json!(2), "waiting"),
+                    ("a1", "general", json!(3), "waiting"),
+                    ("a2", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
             // a2 withdraws; a1's sibling attends kg-2, which a1 did not choose: still general.
-            (12, &[("a3", "first_priority", json!(1), "waiting"), ("a4", "advantage", json!(2), "waiting"), ("a1", "general", json!(3), "waiting"),
-                   ("a5", "general", json!(4), "waiting"), ("a2", "general", Value::Null, "withdrawn")]),
+            (
+                12,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a4", "advantage", json!(2), "waiting"),
+                    ("a1", "general", json!(3), "waiting"),
+                    ("a5", "general", json!(4), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                ],
+            ),
             // main run: a3 and a4 offered.
-            (15, &[("a1", "general", json!(1), "waiting"), ("a5", "general", json!(2), "waiting"), ("a2", "general", Value::Null, "withdrawn"),
-                   ("a3", "first_priority", Value::Null, "offered"), ("a4", "advantage", Value::Null, "offered")]),
+            (
+                15,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a5", "general", json!(2), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "offered"),
+                    ("a4", "advantage", Value::Null, "offered"),
+                ],
+            ),
             // a4 refuses and waits again, ahead by tier.
-            (18, &[("a4", "advantage", json!(1), "waiting"), ("a1", "general", json!(2), "waiting"), ("a5", "general", json!(3), "waiting"),
-                   ("a2", "general", Value::Null, "withdrawn"), ("a3", "first_priority", Value::Null, "accepted")]),
-            (25, &[("a4", "advantage", json!(1), "waiting"), ("a5", "general", json!(2), "waiting"), ("a1", "general", Value::Null, "accepted"),
-                   ("a2", "general", Value::Null, "withdrawn"), ("a3", "first_priority", Value::Null, "enrolled")]),
+            (
+                18,
+                &[
+                    ("a4", "advantage", json!(1), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a5", "general", json!(3), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "accepted"),
+                ],
+            ),
+            (
+                25,
+                &[
+                    ("a4", "advantage", json!(1), "waiting"),
+                    ("a5", "general", json!(2), "waiting"),
+                    ("a1", "general", Value::Null, "accepted"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "enrolled"),
+                ],
+            ),
         ];
         let rows = history();
         for (n, expected) in table {
@@ -1094,7 +1259,15 @@ mod tests {
             ])
         );
         let types: Vec<&str> = b["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
-        assert_eq!(types, ["queue.application_submitted", "queue.benefit_claimed", "queue.benefit_rejected", "queue.admission_refused"]);
+        assert_eq!(
+            types,
+            [
+                "queue.application_submitted",
+                "queue.benefit_claimed",
+                "queue.benefit_rejected",
+                "queue.admission_refused"
+            ]
+        );
 
         // a4: the sibling link to a preferred kindergarten puts it in the advantage tier.
         let b = body(&m, &["luga", "applications", "a4"]);

@@ -258,27 +258,56 @@ mod tests {
     const TS: &str = "teacher/t-1";
 
     fn submit(seq: u64, app: &str, inst: &str, cat: &str, at: &str) -> Row {
-        row(seq, TS, "attestation.application_submitted", at,
-            json!({"application_id": app, "commission": "ak-1", "institution": inst, "category": cat}))
+        row(
+            seq,
+            TS,
+            "attestation.application_submitted",
+            at,
+            json!({"application_id": app, "commission": "ak-1", "institution": inst, "category": cat}),
+        )
     }
 
     fn vote(seq: u64, app: &str, member: u64, v: &str, at: &str) -> Row {
-        row_by(seq, TS, "attestation.vote_cast", at, &format!("did:key:m{member}"), json!({"application_id": app, "vote": v}))
+        row_by(
+            seq,
+            TS,
+            "attestation.vote_cast",
+            at,
+            &format!("did:key:m{member}"),
+            json!({"application_id": app, "vote": v}),
+        )
     }
 
     fn history() -> Vec<Row> {
         let mut rows = vec![submit(0, "ap-1", "sch-1", "first", "2022-03-01T09:00:00Z")];
         rows.extend((1..=5).map(|m| vote(m, "ap-1", m, "granted", "2022-03-10T09:00:00Z")));
-        rows.push(row(6, TS, "attestation.decision_recorded", "2022-03-10T12:00:00Z",
-            json!({"application_id": "ap-1", "decision": "granted", "decided_on": "2022-03-10"})));
+        rows.push(row(
+            6,
+            TS,
+            "attestation.decision_recorded",
+            "2022-03-10T12:00:00Z",
+            json!({"application_id": "ap-1", "decision": "granted", "decided_on": "2022-03-10"}),
+        ));
         rows.push(submit(7, "ap-2", "sch-1", "fitness", "2022-04-01T09:00:00Z"));
         rows.extend((8..=12).map(|s| vote(s, "ap-2", s, "granted", "2022-04-05T09:00:00Z")));
-        rows.push(row(13, TS, "attestation.decision_recorded", "2022-04-05T12:00:00Z",
-            json!({"application_id": "ap-2", "decision": "granted", "decided_on": "2022-04-05"})));
+        rows.push(row(
+            13,
+            TS,
+            "attestation.decision_recorded",
+            "2022-04-05T12:00:00Z",
+            json!({"application_id": "ap-2", "decision": "granted", "decided_on": "2022-04-05"}),
+        ));
         rows.push(submit(14, "ap-3", "sch-2", "highest", "2024-01-10T09:00:00Z"));
-        rows.extend((15..=19).map(|s| vote(s, "ap-3", s, if s == 15 { "refused" } else { "granted" }, "2024-02-01T09:00:00Z")));
-        rows.push(row(20, TS, "attestation.decision_recorded", "2024-02-01T12:00:00Z",
-            json!({"application_id": "ap-3", "decision": "granted", "decided_on": "2024-02-01"})));
+        rows.extend(
+            (15..=19).map(|s| vote(s, "ap-3", s, if s == 15 { "refused" } else { "granted" }, "2024-02-01T09:00:00Z")),
+        );
+        rows.push(row(
+            20,
+            TS,
+            "attestation.decision_recorded",
+            "2024-02-01T12:00:00Z",
+            json!({"application_id": "ap-3", "decision": "granted", "decided_on": "2024-02-01"}),
+        ));
         rows.push(submit(21, "ap-4", "sch-2", "methodist", "2027-05-01T09:00:00Z"));
         rows
     }
