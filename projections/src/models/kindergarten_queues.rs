@@ -683,6 +683,12 @@ impl KindergartenQueues {
         } else {
             (None, Value::Null)
         };
+        // A sibling link to a kindergarten the application does not prefer gives no right: said
+        // too, so a family sees why a recorded link did not move it.
+        let idle_siblings = app.siblings.iter().filter(|s| !app.preferred.contains(&s.kindergarten)).map(|s| {
+            json!({"rule": "sibling_attends_kindergarten_not_preferred", "kindergarten": s.kindergarten,
+                   "sibling": s.sibling, "tier": null, "event": s.linked.event, "seq": s.linked.seq})
+        });
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
         let runs: Vec<Value> = t
             .runs
@@ -716,7 +722,7 @@ impl KindergartenQueues {
             "status": status_json(&app.status),
             "position": position,
             "tier": {"code": rules.tier_name(tier), "rank": tier + 1, "of": rules.tiers.len()},
-            "why": why.iter().map(|r| self.reason_json(app, r)).collect::<Vec<_>>(),
+            "why": why.iter().map(|r| self.reason_json(app, r)).chain(idle_siblings).collect::<Vec<_>>(),
             "ahead": ahead,
             "moves": self.moves(t, &group, id),
             "allocation_runs_since_applied": runs,
@@ -1284,7 +1290,11 @@ mod tests {
         let b = body(&m, &["luga", "applications", "a1"]);
         assert_eq!(b["position"], Value::Null);
         assert_eq!(b["status"], json!({"state": "accepted", "offer": "o3", "kindergarten": "kg-1"}));
-        assert_eq!(b["why"], json!([]));
+        assert_eq!(
+            b["why"],
+            json!([{"rule": "sibling_attends_kindergarten_not_preferred", "kindergarten": "kg-2", "sibling": "47-s1",
+                    "tier": null, "event": "e11", "seq": 11}])
+        );
         let moves: Vec<(u64, i64, &str)> = b["moves"]
             .as_array()
             .unwrap()
