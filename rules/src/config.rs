@@ -26,31 +26,9 @@ pub struct RetakeRules {
     pub commission_members_min: i64,
 }
 
-/// A kindergarten age group: whole months of age on 1 September of the target year.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgeGroup {
-    pub code: String,
-    pub months_min: i64,
-    pub months_max: i64,
-}
-
-/// The kindergarten queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueRules {
-    /// Tiers in allocation order; the last one is the general tier.
-    pub tiers: Vec<String>,
-    /// Benefit category -> tier.
-    pub benefit_categories: BTreeMap<String, String>,
-    /// The tier of a sibling already attending a preferred kindergarten (преимущественное право).
-    pub sibling_tier: String,
-    pub age_groups: Vec<AgeGroup>,
-    pub group_types: Vec<String>,
-    pub preferred_max: i64,
-    /// The only reasons admission may be refused (DOMAIN: only for lack of places).
-    pub admission_refusal_reasons: Vec<String>,
-}
+/// The kindergarten queue's rules live beside the order they define (`zachetka-projections`),
+/// so the queue the rules enforce and the queue the read model shows are one definition.
+pub use zachetka_projections::queue_order::{AgeGroup, QueueRules};
 
 /// A window of the year as `MM-DD` bounds, both inclusive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +117,6 @@ fn map<V: Clone>(items: &[(&str, V)]) -> BTreeMap<String, V> {
 
 impl Default for RegionConfig {
     fn default() -> Self {
-        let age = |code: &str, months_min, months_max| AgeGroup { code: code.into(), months_min, months_max };
         Self {
             utc_offset_minutes: 180,
             roles: strings(&[
@@ -214,34 +191,7 @@ impl Default for RegionConfig {
             certificate_levels: strings(&["basic_general", "secondary_general"]),
             diploma_levels: strings(&["secondary_vocational", "bachelor", "specialist", "master"]),
             promotion_bases: strings(&["full", "conditional"]),
-            queue: QueueRules {
-                tiers: strings(&["extraordinary", "first_priority", "advantage", "general"]),
-                benefit_categories: map(&[
-                    ("prosecutor", "extraordinary".to_owned()),
-                    ("judge", "extraordinary".to_owned()),
-                    ("investigative_committee", "extraordinary".to_owned()),
-                    ("chernobyl", "extraordinary".to_owned()),
-                    ("special_military_operation", "extraordinary".to_owned()),
-                    ("military", "first_priority".to_owned()),
-                    ("police", "first_priority".to_owned()),
-                    ("large_family", "first_priority".to_owned()),
-                    ("disabled_child", "first_priority".to_owned()),
-                    ("disabled_parent", "first_priority".to_owned()),
-                ]),
-                sibling_tier: "advantage".into(),
-                age_groups: vec![
-                    age("0-1", 2, 11),
-                    age("1-2", 12, 23),
-                    age("2-3", 24, 35),
-                    age("3-4", 36, 47),
-                    age("4-5", 48, 59),
-                    age("5-6", 60, 71),
-                    age("6-7", 72, 95),
-                ],
-                group_types: strings(&["general", "compensating", "combined", "health", "short_stay"]),
-                preferred_max: 5,
-                admission_refusal_reasons: strings(&["no_free_places"]),
-            },
+            queue: QueueRules::region_default(),
             first_grade: FirstGradeRules {
                 window_1: Window {
                     from: "04-01".into(),

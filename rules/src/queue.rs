@@ -10,16 +10,10 @@ use crate::vocabulary::Event;
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use zachetka_projections::queue_order::{self, AgeGroupError, ClaimRef, ClaimState, TierReason};
 
 /// The most places one declaration may state (bounds every counter far from overflow).
 pub(crate) const PLACES_MAX: i64 = 100_000;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum ClaimState {
-    Claimed,
-    Confirmed,
-    Rejected,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claim {
@@ -78,63 +72,60 @@ pub(crate) struct Queues {
     territories: HashMap<String, Territory>,
 }
 
-/// The age group on 1 September of the academic year of `desired_date`, from the birth month.
-/// The youngest bound is used (birth on the month's last day): the ledger never overstates age.
+/// The age group on 1 September of the academic year of `desired_date` (`queue_order::age_group_of`).
 fn age_group(cfg: &RegionConfig, birth_month: &str, desired_date: &str) -> Result<String, RuleRefusal> {
-    let Some(birth) = time::parse_year_month(birth_month) else {
-        return refuse("event_malformed", format!("data.birth_month {birth_month} is not YYYY-MM"));
-    };
-    let desired = date_field(desired_date, "desired_date")?;
-    let year = time::academic_year_of(desired);
-    let (young, _) = time::age_months_on_sept1(birth, year);
-    cfg.queue
-        .age_groups
-        .iter()
-        .find(|g| (g.months_min..=g.months_max).contains(&young))
-        .map(|g| g.code.clone())
-        .ok_or_else(|| {
-            RuleRefusal::new(
-                "age_out_of_range",
-                format!("a child born {birth_month} is {young} months old on 1 september {year}: no age group"),
-            )
-        })
+    queue_order::age_group_of(&cfg.queue, birth_month, desired_date).map_err(|e| match e {
+        AgeGroupError::BirthMonthMalformed => {
+            RuleRefusal::new("event_malformed", format!("data.birth_month {birth_month} is not YYYY-MM"))
+        }
+        AgeGroupError::DesiredDateMalformed => {
+            RuleRefusal::new("event_malformed", format!("data.desired_date {desired_date} is not a date (YYYY-MM-DD)"))
+        }
+        AgeGroupError::OutOfRange { months, year } => RuleRefusal::new(
+            "age_out_of_range",
+            format!("a child born {birth_month} is {months} months old on 1 september {year}: no age group"),
+        ),
+    })
 }
 
 impl App {
-    /// The tier index (into `cfg.queue.tiers`) and why.
+    /// The tier index (into `cfg.queue.tiers`) and why (`queue_order::tier_of`).
     fn tier(&self, cfg: &RegionConfig, today: Days) -> (usize, Vec<String>) {
-        let tiers = &cfg.queue.tiers;
-        let index = |t: &str| tiers.iter().position(|x| x == t).unwrap_or(tiers.len().saturating_sub(1));
-        let mut best = tiers.len().saturating_sub(1);
-        let mut why = Vec::new();
-        for c in &self.claims {
-            let tier = cfg.queue.benefit_categories.get(&c.category).map_or("general", String::as_str);
-            match c.state {
-                ClaimState::Confirmed if c.recheck_on >= today => {
-                    best = best.min(index(tier));
-                    why.push(format!(
+        let claims: Vec<ClaimRef> = self
+            .claims
+            .iter()
+            .map(|c| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: c.state })
+            .collect();
+        let siblings: Vec<&str> = self.siblings.iter().map(String::as_str).collect();
+        let (best, reasons) = queue_order::tier_of(&cfg.queue, &claims, &siblings, &self.preferred, today);
+        let why = reasons
+            .into_iter()
+            .map(|r| match r {
+                TierReason::BenefitConfirmed { claim, tier } => {
+                    let c = &self.claims[claim];
+                    format!(
                         "benefit {} confirmed: tier {tier} until re-check on {}",
                         c.category,
                         time::format_date(c.recheck_on)
-                    ));
+                    )
                 }
-                ClaimState::Confirmed => why.push(format!(
-                    "benefit {} re-check date {} has passed: counts as general until confirmed again",
-                    c.category,
-                    time::format_date(c.recheck_on)
-                )),
-                ClaimState::Claimed => {
-                    why.push(format!("benefit {} claimed, not yet confirmed: counts as general", c.category))
+                TierReason::BenefitLapsed { claim } => {
+                    let c = &self.claims[claim];
+                    format!(
+                        "benefit {} re-check date {} has passed: counts as general until confirmed again",
+                        c.category,
+                        time::format_date(c.recheck_on)
+                    )
                 }
-                ClaimState::Rejected => why.push(format!("benefit {} rejected", c.category)),
-            }
-        }
-        for kg in &self.siblings {
-            if self.preferred.contains(kg) {
-                best = best.min(index(&cfg.queue.sibling_tier));
-                why.push(format!("a sibling attends preferred kindergarten {kg}: tier {}", cfg.queue.sibling_tier));
-            }
-        }
+                TierReason::BenefitUnconfirmed { claim } => {
+                    format!("benefit {} claimed, not yet confirmed: counts as general", self.claims[claim].category)
+                }
+                TierReason::BenefitRejected { claim } => format!("benefit {} rejected", self.claims[claim].category),
+                TierReason::SiblingAttends { sibling, tier } => {
+                    format!("a sibling attends preferred kindergarten {}: tier {tier}", self.siblings[sibling])
+                }
+            })
+            .collect();
         (best, why)
     }
 }
@@ -151,14 +142,14 @@ impl Queues {
         let t = self.territories.get(territory)?;
         let me = t.apps.get(id).filter(|a| a.age_group == age_group && a.status == Status::Waiting)?;
         let (my_tier, mut why) = me.tier(cfg, today);
-        let my_key = (my_tier, me.submitted_at, me.number.as_str());
+        let my_key = queue_order::order_key(my_tier, me.submitted_at, &me.number);
         let (mut higher, mut same_earlier) = (0u64, 0u64);
         for (other_id, a) in &t.apps {
             if other_id == id || a.age_group != age_group || a.status != Status::Waiting {
                 continue;
             }
             let (tier, _) = a.tier(cfg, today);
-            if (tier, a.submitted_at, a.number.as_str()) < my_key {
+            if queue_order::order_key(tier, a.submitted_at, &a.number) < my_key {
                 if tier < my_tier {
                     higher += 1;
                 } else {
@@ -166,7 +157,7 @@ impl Queues {
                 }
             }
         }
-        let tier_name = cfg.queue.tiers.get(my_tier).map_or("general", String::as_str);
+        let tier_name = cfg.queue.tier_name(my_tier);
         why.insert(0, format!("tier {tier_name} ({} of {} in allocation order)", my_tier + 1, cfg.queue.tiers.len()));
         why.push(format!("applied at {}, number {}", me.submitted_text, me.number));
         why.push(format!("ahead: {higher} in a higher tier, {same_earlier} in the same tier applied earlier"));

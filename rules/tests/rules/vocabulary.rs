@@ -11,6 +11,22 @@ fn region_default_json_equals_the_default() {
     RegionConfig::default().validate().unwrap();
 }
 
+/// The read models read the region profile from `zachetka-projections` (they cannot depend on
+/// the rules): its mirror must agree with the profile the rules enforce.
+#[test]
+fn the_read_models_profile_agrees_with_the_default() {
+    let cfg = RegionConfig::default();
+    let p = zachetka_projections::region::RegionProfile::region_default();
+    assert_eq!(p.utc_offset_minutes, cfg.utc_offset_minutes);
+    assert_eq!(p.queue, cfg.queue);
+    let a = &cfg.attestation;
+    assert_eq!(p.attestation.unlimited_since, a.unlimited_since);
+    assert_eq!(p.attestation.term_years, a.term_years);
+    assert_eq!(p.attestation.fitness_check, a.fitness_check);
+    assert_eq!(p.attestation.highest_category, a.highest_category);
+    assert_eq!(p.attestation.requires_highest, a.requires_highest);
+}
+
 #[test]
 fn region_profiles_are_validated() {
     let base: Value = serde_json::to_value(RegionConfig::default()).unwrap();

@@ -1,0 +1,1405 @@
+//! `kindergarten-queues`: each territory's kindergarten queue (`queue/kg/<territory>` streams) per
+//! age group in allocation order, each application's position and why (its tier and the confirmed
+//! benefit or sibling link behind it, who stands ahead in each tier, which events since it was
+//! filed moved it), and allocation runs with their places, offers and outcomes.
+//! Not the rules that admit queue events (`zachetka-rules`), though the order itself is theirs:
+//! age group, tier and sort key come from `queue_order`, the one definition both sides call.
+//!
+//! `apply` only records (a few map lookups per entry); the order, positions and moves are computed
+//! in `view`, because a tier depends on "today" (a benefit lapses on its re-check date without any
+//! event), so no index kept in `apply` could stay sorted. "Today" is, as in the rules, the latest
+//! local date of any entry's `occurred_at`, and the application time is the application's
+//! `occurred_at`, as the rules order it.
+
+use crate::model::{self, expect_len, segment, DecodeError, Fact, ReadModel, Scope, View, ViewError};
+use crate::models::shared::{local_date, EntryRef};
+use crate::queue_order::{self, ClaimRef, ClaimState, OrderKey, QueueRules, TierReason};
+use crate::region::RegionProfile;
+use crate::time::{self, Days, Nanos};
+use crate::vocabulary::{Event, PlacesRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const NAME: &str = "kindergarten-queues";
+const SHAPES: &str = "<territory>/<age_group>, <territory>/applications/<application_id> or <territory>/runs/<run_id>";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    claim_id: String,
+    category: String,
+    recheck_on: Days,
+    state: ClaimState,
+    claimed: EntryRef,
+    /// The confirmation or rejection.
+    decided: Option<EntryRef>,
+    rejection_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sibling {
+    kindergarten: String,
+    sibling: String,
+    linked: EntryRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Status {
+    Waiting,
+    Offered { offer: String, kindergarten: String },
+    Accepted { offer: String, kindergarten: String },
+    Enrolled { offer: Option<String>, kindergarten: String },
+    Withdrawn { reason: String },
+}
+
+/// What one entry did to an application (indices point into its claims and siblings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum What {
+    Submitted,
+    BenefitClaimed { claim: usize },
+    BenefitConfirmed { claim: usize },
+    BenefitRejected { claim: usize },
+    SiblingLinked { sibling: usize },
+    Withdrawn,
+    Offered { offer: String },
+    OfferAccepted { offer: String },
+    OfferRefused { offer: String },
+    AdmissionRefused { kindergarten: String, reason: String },
+    Enrolled { kindergarten: String, order_ref: String },
+    Transferred { from: String, to: String },
+}
+
+impl What {
+    fn event_type(&self) -> &'static str {
+        match self {
+            What::Submitted => "queue.application_submitted",
+            What::BenefitClaimed { .. } => "queue.benefit_claimed",
+            What::BenefitConfirmed { .. } => "queue.benefit_confirmed",
+            What::BenefitRejected { .. } => "queue.benefit_rejected",
+            What::SiblingLinked { .. } => "queue.sibling_linked",
+            What::Withdrawn => "queue.application_withdrawn",
+            What::Offered { .. } => "queue.place_offered",
+            What::OfferAccepted { .. } => "queue.offer_accepted",
+            What::OfferRefused { .. } => "queue.offer_refused",
+            What::AdmissionRefused { .. } => "queue.admission_refused",
+            What::Enrolled { .. } => "queue.enrolled",
+            What::Transferred { .. } => "queue.transferred",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Change {
+    at: EntryRef,
+    /// The model's "today" once this entry was applied.
+    today: Days,
+    what: What,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct App {
+    number: String,
+    learner: String,
+    desired_date: String,
+    age_group: String,
+    group_type: String,
+    preferred: Vec<String>,
+    applied_at: Nanos,
+    /// `occurred_at` as signed.
+    applied_text: String,
+    submitted: EntryRef,
+    claims: Vec<Claim>,
+    siblings: Vec<Sibling>,
+    status: Status,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Step {
+    Accepted,
+    Refused { reason: String },
+    Withdrawn { reason: String },
+    Enrolled { order_ref: String },
+    Transferred { from: String, to: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Offer {
+    application: String,
+    kindergarten: String,
+    /// The allocation run open when the place was offered.
+    run: Option<String>,
+    offered: EntryRef,
+    steps: Vec<(Step, EntryRef)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlacesDeclared {
+    kindergarten: String,
+    age_group: String,
+    group_type: String,
+    places: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AdmissionRefusal {
+    application: String,
+    kindergarten: String,
+    reason: String,
+    at: EntryRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Run {
+    kind: String,
+    started: EntryRef,
+    finished: Option<EntryRef>,
+    places: Vec<PlacesDeclared>,
+    offers: Vec<String>,
+    admission_refusals: Vec<AdmissionRefusal>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Territory {
+    apps: BTreeMap<String, App>,
+    offers: BTreeMap<String, Offer>,
+    runs: BTreeMap<String, Run>,
+    open_run: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    /// The latest local date of any entry (the rules' "today"), `None` before the first.
+    today: Option<Days>,
+    territories: BTreeMap<String, Territory>,
+}
+
+/// The `kindergarten-queues` read model (region profile: `RegionProfile::region_default()`).
+pub struct KindergartenQueues {
+    profile: RegionProfile,
+    state: State,
+}
+
+impl Default for KindergartenQueues {
+    fn default() -> Self {
+        Self { profile: RegionProfile::region_default(), state: State::default() }
+    }
+}
+
+impl Territory {
+    fn change(&mut self, app: &str, at: EntryRef, today: Days, what: What) -> Option<&mut App> {
+        let a = self.apps.get_mut(app)?;
+        a.changes.push(Change { at, today, what });
+        Some(a)
+    }
+
+    fn offer_step(&mut self, offer: &str, step: Step, at: EntryRef) {
+        if let Some(o) = self.offers.get_mut(offer) {
+            o.steps.push((step, at));
+        }
+    }
+}
+
+impl ReadModel for KindergartenQueues {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&mut self, fact: &Fact<'_>) {
+        if let Some(d) = local_date(fact, self.profile.utc_offset_minutes) {
+            self.state.today = Some(self.state.today.map_or(d, |t| t.max(d)));
+        }
+        if !fact.stream.starts_with("queue/kg/") {
+            return;
+        }
+        let today = self.state.today.unwrap_or(Days::MIN);
+        let at = EntryRef::of(fact);
+        let sid = fact.stream_id();
+        if !self.state.territories.contains_key(sid) {
+            self.state.territories.insert(sid.to_owned(), Territory::default());
+        }
+        let Some(terr) = self.state.territories.get_mut(sid) else { return };
+        match fact.event {
+            Event::QueueApplicationSubmitted(d) => {
+                let (Ok(age_group), Some(applied_at)) = (
+                    queue_order::age_group_of(&self.profile.queue, &d.birth_month, &d.desired_date),
+                    time::parse_instant(fact.occurred_at),
+                ) else {
+                    return;
+                };
+                if terr.apps.contains_key(&d.application_id) {
+                    return;
+                }
+                let app = App {
+                    number: d.number.clone(),
+                    learner: d.learner.clone(),
+                    desired_date: d.desired_date.clone(),
+                    age_group,
+                    group_type: d.group_type.clone(),
+                    preferred: d.preferred.clone(),
+                    applied_at,
+                    applied_text: fact.occurred_at.to_owned(),
+                    submitted: at.clone(),
+                    claims: Vec::new(),
+                    siblings: Vec::new(),
+                    status: Status::Waiting,
+                    changes: vec![Change { at, today, what: What::Submitted }],
+                };
+                terr.apps.insert(d.application_id.clone(), app);
+            }
+            Event::BenefitClaimed(d) => {
+                let Some(recheck_on) = time::parse_date(&d.recheck_on) else { return };
+                let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
+                app.changes.push(Change {
+                    at: at.clone(),
+                    today,
+                    what: What::BenefitClaimed { claim: app.claims.len() },
+                });
+                app.claims.push(Claim {
+                    claim_id: d.claim_id.clone(),
+                    category: d.category.clone(),
+                    recheck_on,
+                    state: ClaimState::Claimed,
+                    claimed: at,
+                    decided: None,
+                    rejection_reason: None,
+                });
+            }
+            Event::BenefitConfirmed(d) => decide(terr, &d.application_id, &d.claim_id, None, at, today),
+            Event::BenefitRejected(d) => {
+                decide(terr, &d.application_id, &d.claim_id, Some(d.reason.clone()), at, today)
+            }
+            Event::SiblingLinked(d) => {
+                let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
+                app.changes.push(Change {
+                    at: at.clone(),
+                    today,
+                    what: What::SiblingLinked { sibling: app.siblings.len() },
+                });
+                app.siblings.push(Sibling {
+                    kindergarten: d.kindergarten.clone(),
+                    sibling: d.sibling.clone(),
+                    linked: at,
+                });
+            }
+            Event::QueueApplicationWithdrawn(d) => {
+                let Some(app) = terr.change(&d.application_id, at.clone(), today, What::Withdrawn) else { return };
+                let old = std::mem::replace(&mut app.status, Status::Withdrawn { reason: d.reason.clone() });
+                if let Status::Offered { offer, .. } = old {
+                    terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, at);
+                }
+            }
+            Event::AllocationStarted(d) => {
+                let places = d.places.iter().map(places_declared).collect();
+                let run = Run {
+                    kind: d.kind.clone(),
+                    started: at,
+                    finished: None,
+                    places,
+                    offers: Vec::new(),
+                    admission_refusals: Vec::new(),
+                };
+                terr.runs.entry(d.run_id.clone()).or_insert(run);
+                terr.open_run = Some(d.run_id.clone());
+            }
+            Event::AllocationFinished(d) => {
+                if let Some(run) = terr.runs.get_mut(&d.run_id) {
+                    run.finished = Some(at);
+                }
+                if terr.open_run.as_deref() == Some(d.run_id.as_str()) {
+                    terr.open_run = None;
+                }
+            }
+            Event::PlaceOffered(d) => {
+                let what = What::Offered { offer: d.offer_id.clone() };
+                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
+                let run = terr.open_run.clone();
+                if let Some(r) = run.as_ref().and_then(|r| terr.runs.get_mut(r)) {
+                    r.offers.push(d.offer_id.clone());
+                }
+                let offer = Offer {
+                    application: d.application_id.clone(),
+                    kindergarten: d.kindergarten.clone(),
+                    run,
+                    offered: at,
+                    steps: Vec::new(),
+                };
+                terr.offers.insert(d.offer_id.clone(), offer);
+            }
+            Event::OfferAccepted(d) => {
+                let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
+                let what = What::OfferAccepted { offer: d.offer_id.clone() };
+                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                if let Status::Offered { offer, kindergarten } = &app.status {
+                    app.status = Status::Accepted { offer: offer.clone(), kindergarten: kindergarten.clone() };
+                }
+                terr.offer_step(&d.offer_id, Step::Accepted, at);
+            }
+            Event::OfferRefused(d) => {
+                let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
+                let what = What::OfferRefused { offer: d.offer_id.clone() };
+                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                if matches!(app.status, Status::Offered { .. }) {
+                    app.status = Status::Waiting;
+                }
+                terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, at);
+            }
+            Event::AdmissionRefused(d) => {
+                let what = What::AdmissionRefused { kindergarten: d.kindergarten.clone(), reason: d.reason.clone() };
+                if terr.change(&d.application_id, at.clone(), today, what).is_none() {
+                    return;
+                }
+                if let Some(r) = terr.open_run.clone().and_then(|r| terr.runs.get_mut(&r)) {
+                    r.admission_refusals.push(AdmissionRefusal {
+                        application: d.application_id.clone(),
+                        kindergarten: d.kindergarten.clone(),
+                        reason: d.reason.clone(),
+                        at,
+                    });
+                }
+            }
+            Event::KindergartenEnrolled(d) => {
+                let what = What::Enrolled { kindergarten: d.kindergarten.clone(), order_ref: d.order_ref.clone() };
+                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let offer = match &app.status {
+                    Status::Accepted { offer, .. } => Some(offer.clone()),
+                    _ => None,
+                };
+                app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.kindergarten.clone() };
+                if let Some(o) = offer {
+                    terr.offer_step(&o, Step::Enrolled { order_ref: d.order_ref.clone() }, at);
+                }
+            }
+            Event::KindergartenTransferred(d) => {
+                let what = What::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
+                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let offer = match &app.status {
+                    Status::Enrolled { offer, .. } => offer.clone(),
+                    _ => None,
+                };
+                app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.to_kindergarten.clone() };
+                if let Some(o) = offer {
+                    let step = Step::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
+                    terr.offer_step(&o, step, at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        model::encode_state(&self.state)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.state = model::decode_state(NAME, bytes)?;
+        Ok(())
+    }
+
+    fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        let territory = segment(path, 0, "a territory")?;
+        let terr = || {
+            self.state
+                .territories
+                .get(territory)
+                .ok_or_else(|| ViewError::NotFound(format!("territory {territory} has no kindergarten queue")))
+        };
+        let scope = Scope::Territory(territory.to_owned());
+        match path.get(1).copied() {
+            Some("applications") if path.len() == 3 => {
+                let id = segment(path, 2, "an application id")?;
+                let t = terr()?;
+                let app = t
+                    .apps
+                    .get(id)
+                    .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
+                let body = self.application_body(t, territory, id, app);
+                Ok(View { scope: Scope::Learner(app.learner.clone()), body })
+            }
+            Some("runs") if path.len() == 3 => {
+                let id = segment(path, 2, "a run id")?;
+                let t = terr()?;
+                let run = t.runs.get(id).ok_or_else(|| {
+                    ViewError::NotFound(format!("the queue of {territory} has no allocation run {id}"))
+                })?;
+                Ok(View { scope, body: run_body(t, territory, id, run) })
+            }
+            Some("applications" | "runs") => Err(ViewError::BadPath(format!("expected {SHAPES}"))),
+            _ => {
+                expect_len(path, 2, SHAPES)?;
+                let group = segment(path, 1, "an age group")?;
+                if !self.profile.queue.age_groups.iter().any(|g| g.code == group) {
+                    let codes: Vec<&str> = self.profile.queue.age_groups.iter().map(|g| g.code.as_str()).collect();
+                    return Err(ViewError::NotFound(format!(
+                        "{group} is not an age group of this region ({})",
+                        codes.join(", ")
+                    )));
+                }
+                Ok(View { scope, body: self.group_body(terr()?, territory, group) })
+            }
+        }
+    }
+}
+
+fn places_declared(r: &PlacesRow) -> PlacesDeclared {
+    PlacesDeclared {
+        kindergarten: r.kindergarten.clone(),
+        age_group: r.age_group.clone(),
+        group_type: r.group_type.clone(),
+        places: r.places,
+    }
+}
+
+fn decide(terr: &mut Territory, app: &str, claim_id: &str, rejection: Option<String>, at: EntryRef, today: Days) {
+    let Some(a) = terr.apps.get_mut(app) else { return };
+    let Some(claim) = a.claims.iter().position(|c| c.claim_id == claim_id) else { return };
+    let c = &mut a.claims[claim];
+    c.state = if rejection.is_some() { ClaimState::Rejected } else { ClaimState::Confirmed };
+    c.decided = Some(at.clone());
+    let what = if rejection.is_some() { What::BenefitRejected { claim } } else { What::BenefitConfirmed { claim } };
+    c.rejection_reason = rejection;
+    a.changes.push(Change { at, today, what });
+}
+
+fn status_json(s: &Status) -> Value {
+    match s {
+        Status::Waiting => json!({"state": "waiting"}),
+        Status::Offered { offer, kindergarten } => {
+            json!({"state": "offered", "offer": offer, "kindergarten": kindergarten})
+        }
+        Status::Accepted { offer, kindergarten } => {
+            json!({"state": "accepted", "offer": offer, "kindergarten": kindergarten})
+        }
+        Status::Enrolled { offer, kindergarten } => {
+            json!({"state": "enrolled", "offer": offer, "kindergarten": kindergarten})
+        }
+        Status::Withdrawn { reason } => json!({"state": "withdrawn", "reason": reason}),
+    }
+}
+
+fn status_name(s: &Status) -> &'static str {
+    match s {
+        Status::Waiting => "waiting",
+        Status::Offered { .. } => "offered",
+        Status::Accepted { .. } => "accepted",
+        Status::Enrolled { .. } => "enrolled",
+        Status::Withdrawn { .. } => "withdrawn",
+    }
+}
+
+/// An application as the order sees it at some point of its history: how many of its claims and
+/// sibling links exist then, the claims' states then, and whether it is waiting then.
+#[derive(Clone)]
+struct Sim<'a> {
+    id: &'a str,
+    app: &'a App,
+    present: bool,
+    waiting: bool,
+    claims: Vec<ClaimState>,
+    siblings: usize,
+}
+
+impl<'a> Sim<'a> {
+    fn now(id: &'a str, app: &'a App) -> Self {
+        Sim {
+            id,
+            app,
+            present: true,
+            waiting: app.status == Status::Waiting,
+            claims: app.claims.iter().map(|c| c.state).collect(),
+            siblings: app.siblings.len(),
+        }
+    }
+
+    fn empty(id: &'a str, app: &'a App) -> Self {
+        Sim { id, app, present: false, waiting: false, claims: Vec::new(), siblings: 0 }
+    }
+
+    fn tier_why(&self, rules: &QueueRules, today: Days) -> (usize, Vec<TierReason>) {
+        let claims: Vec<ClaimRef> = (self.app.claims.iter().zip(&self.claims))
+            .map(|(c, s)| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: *s })
+            .collect();
+        let siblings: Vec<&str> = self.app.siblings[..self.siblings].iter().map(|s| s.kindergarten.as_str()).collect();
+        queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, today)
+    }
+
+    fn key(&self, rules: &QueueRules, today: Days) -> OrderKey<'a> {
+        queue_order::order_key(self.tier_why(rules, today).0, self.app.applied_at, &self.app.number)
+    }
+
+    fn apply(&mut self, what: &What) {
+        match what {
+            What::Submitted => (self.present, self.waiting) = (true, true),
+            What::BenefitClaimed { .. } => self.claims.push(ClaimState::Claimed),
+            What::BenefitConfirmed { claim } => set(&mut self.claims, *claim, ClaimState::Confirmed),
+            What::BenefitRejected { claim } => set(&mut self.claims, *claim, ClaimState::Rejected),
+            What::SiblingLinked { sibling } => self.siblings = sibling + 1,
+            What::Withdrawn | What::Offered { .. } => self.waiting = false,
+            What::OfferRefused { .. } => self.waiting = true,
+            What::OfferAccepted { .. }
+            | What::AdmissionRefused { .. }
+            | What::Enrolled { .. }
+            | What::Transferred { .. } => {}
+        }
+    }
+
+    /// The confirmed claims that are in force on `from` and lapsed on `to`.
+    fn lapsing(&self, from: Days, to: Days) -> Option<usize> {
+        (self.app.claims.iter().zip(&self.claims))
+            .position(|(c, s)| *s == ClaimState::Confirmed && c.recheck_on >= from && c.recheck_on < to)
+    }
+}
+
+fn set(claims: &mut [ClaimState], i: usize, s: ClaimState) {
+    if let Some(c) = claims.get_mut(i) {
+        *c = s;
+    }
+}
+
+fn is_ahead(rules: &QueueRules, b: &Sim, a: &Sim, today: Days) -> bool {
+    b.present && b.waiting && a.present && b.key(rules, today) < a.key(rules, today)
+}
+
+fn count_ahead(rules: &QueueRules, sims: &[Sim], me: usize, today: Days) -> i64 {
+    (0..sims.len()).filter(|&i| i != me && is_ahead(rules, &sims[i], &sims[me], today)).count() as i64
+}
+
+impl KindergartenQueues {
+    fn today(&self) -> Days {
+        self.state.today.unwrap_or(Days::MIN)
+    }
+
+    fn group_body(&self, t: &Territory, territory: &str, group: &str) -> Value {
+        let (rules, today) = (&self.profile.queue, self.today());
+        let mut rows: Vec<(Option<OrderKey>, &str, &App)> = t
+            .apps
+            .iter()
+            .filter(|(_, a)| a.age_group == group)
+            .map(|(id, a)| {
+                let key = (a.status == Status::Waiting).then(|| Sim::now(id, a).key(rules, today));
+                (key, id.as_str(), a)
+            })
+            .collect();
+        // Waiting applications in allocation order, then the others by application time.
+        rows.sort_by(|x, y| match (&x.0, &y.0) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => (x.2.applied_at, &x.2.number).cmp(&(y.2.applied_at, &y.2.number)),
+        });
+        let mut position = 0u64;
+        let applications: Vec<Value> = rows
+            .iter()
+            .map(|(key, id, a)| {
+                let tier = key.map_or_else(|| Sim::now(id, a).tier_why(rules, today).0, |k| k.0);
+                let pos = key.map(|_| {
+                    position += 1;
+                    position
+                });
+                json!({
+                    "application": id,
+                    "number": a.number,
+                    "tier": rules.tier_name(tier),
+                    "position": pos,
+                    "status": status_name(&a.status),
+                    "group_type": a.group_type,
+                    "applied_at": a.applied_text,
+                    "event": a.submitted.event,
+                    "seq": a.submitted.seq,
+                })
+            })
+            .collect();
+        json!({
+            "territory": territory,
+            "age_group": group,
+            "today": self.state.today.map(time::format_date),
+            "frozen_by_run": t.open_run.as_ref().filter(|r| t.runs.get(*r).is_some_and(|r| r.kind == "main")),
+            "waiting": position,
+            "applications": applications,
+        })
+    }
+
+    fn reason_json(&self, app: &App, r: &TierReason) -> Value {
+        let claim = |i: usize, rule: &str, tier: Option<&str>| {
+            let c = &app.claims[i];
+            json!({
+                "rule": rule,
+                "claim": c.claim_id,
+                "category": c.category,
+                "tier": tier,
+                "recheck_on": time::format_date(c.recheck_on),
+                "claimed": c.claimed.json(),
+                "decided": c.decided.as_ref().map(EntryRef::json),
+                "rejection_reason": c.rejection_reason,
+            })
+        };
+        match r {
+            TierReason::BenefitConfirmed { claim: i, tier } => claim(*i, "benefit_confirmed", Some(tier)),
+            TierReason::BenefitLapsed { claim: i } => claim(*i, "benefit_recheck_passed_counts_as_general", None),
+            TierReason::BenefitUnconfirmed { claim: i } => claim(*i, "benefit_unconfirmed_counts_as_general", None),
+            TierReason::BenefitRejected { claim: i } => claim(*i, "benefit_rejected", None),
+            TierReason::SiblingAttends { sibling, tier } => {
+                let s = &app.siblings[*sibling];
+                json!({
+                    "rule": "sibling_attends_preferred_kindergarten",
+                    "kindergarten": s.kindergarten,
+                    "sibling": s.sibling,
+                    "tier": tier,
+                    "event": s.linked.event,
+                    "seq": s.linked.seq,
+                })
+            }
+        }
+    }
+
+    fn application_body(&self, t: &Territory, territory: &str, id: &str, app: &App) -> Value {
+        let (rules, today) = (&self.profile.queue, self.today());
+        let group: Vec<(&str, &App)> =
+            t.apps.iter().filter(|(_, a)| a.age_group == app.age_group).map(|(i, a)| (i.as_str(), a)).collect();
+        let me_sim = Sim::now(id, app);
+        let (tier, why) = me_sim.tier_why(rules, today);
+        let waiting = app.status == Status::Waiting;
+        let (position, ahead) = if waiting {
+            let mut by_tier: BTreeMap<usize, u64> = (0..rules.tiers.len()).map(|i| (i, 0)).collect();
+            let my_key = me_sim.key(rules, today);
+            for (oid, other) in &group {
+                let s = Sim::now(oid, other);
+                if *oid != id && s.waiting {
+                    let k = s.key(rules, today);
+                    if k < my_key {
+                        *by_tier.entry(k.0).or_default() += 1;
+                    }
+                }
+            }
+            let total: u64 = by_tier.values().sum();
+            let per_tier: Vec<Value> =
+                by_tier.iter().map(|(i, n)| json!({"tier": rules.tier_name(*i), "ahead": n})).collect();
+            (Some(total + 1), json!({"total": total, "by_tier": per_tier}))
+        } else {
+            (None, Value::Null)
+        };
+        // A sibling link to a kindergarten the application does not prefer gives no right: said
+        // too, so a family sees why a recorded link did not move it.
+        let idle_siblings = app.siblings.iter().filter(|s| !app.preferred.contains(&s.kindergarten)).map(|s| {
+            json!({"rule": "sibling_attends_kindergarten_not_preferred", "kindergarten": s.kindergarten,
+                   "sibling": s.sibling, "tier": null, "event": s.linked.event, "seq": s.linked.seq})
+        });
+        let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
+        let runs: Vec<Value> = t
+            .runs
+            .iter()
+            .filter(|(_, r)| r.started.seq > app.submitted.seq)
+            .map(|(rid, r)| {
+                let places: i64 = r
+                    .places
+                    .iter()
+                    .filter(|p| p.age_group == app.age_group && p.group_type == app.group_type)
+                    .filter(|p| app.preferred.contains(&p.kindergarten))
+                    .map(|p| p.places)
+                    .sum();
+                json!({"run": rid, "kind": r.kind, "event": r.started.event, "seq": r.started.seq,
+                       "places_in_preferred_kindergartens": places})
+            })
+            .collect();
+        json!({
+            "territory": territory,
+            "application": id,
+            "number": app.number,
+            "learner": app.learner,
+            "age_group": app.age_group,
+            "group_type": app.group_type,
+            "preferred": app.preferred,
+            "desired_date": app.desired_date,
+            "applied_at": app.applied_text,
+            "event": app.submitted.event,
+            "seq": app.submitted.seq,
+            "today": self.state.today.map(time::format_date),
+            "status": status_json(&app.status),
+            "position": position,
+            "tier": {"code": rules.tier_name(tier), "rank": tier + 1, "of": rules.tiers.len()},
+            "why": why.iter().map(|r| self.reason_json(app, r)).chain(idle_siblings).collect::<Vec<_>>(),
+            "ahead": ahead,
+            "moves": self.moves(t, &group, id),
+            "allocation_runs_since_applied": runs,
+            "history": history,
+        })
+    }
+
+    fn change_json(&self, t: &Territory, app: &App, c: &Change) -> Value {
+        let mut v = json!({"type": c.what.event_type(), "event": c.at.event, "seq": c.at.seq});
+        let o = v.as_object_mut().expect("an object");
+        let mut put = |k: &str, x: Value| {
+            o.insert(k.to_owned(), x);
+        };
+        match &c.what {
+            What::Submitted | What::Withdrawn => {}
+            What::BenefitClaimed { claim } | What::BenefitConfirmed { claim } | What::BenefitRejected { claim } => {
+                put("claim", json!(app.claims[*claim].claim_id));
+                put("category", json!(app.claims[*claim].category));
+            }
+            What::SiblingLinked { sibling } => put("kindergarten", json!(app.siblings[*sibling].kindergarten)),
+            What::Offered { offer } | What::OfferAccepted { offer } | What::OfferRefused { offer } => {
+                put("offer", json!(offer));
+                if let Some(off) = t.offers.get(offer) {
+                    put("kindergarten", json!(off.kindergarten));
+                    put("run", json!(off.run));
+                }
+            }
+            What::AdmissionRefused { kindergarten, reason } => {
+                put("kindergarten", json!(kindergarten));
+                put("reason", json!(reason));
+            }
+            What::Enrolled { kindergarten, order_ref } => {
+                put("kindergarten", json!(kindergarten));
+                put("order_ref", json!(order_ref));
+            }
+            What::Transferred { from, to } => {
+                put("from_kindergarten", json!(from));
+                put("to_kindergarten", json!(to));
+            }
+        }
+        v
+    }
+
+    /// The entries since `me` was filed that changed how many applications stand ahead of it
+    /// while it waited: the age group's history replayed in log order, each entry's effect on
+    /// `me` measured before and after it (and a benefit's re-check date passing, measured when
+    /// "today" moves past it). `ahead_change` +1 means one more application ahead.
+    fn moves(&self, t: &Territory, group: &[(&str, &App)], me_id: &str) -> Vec<Value> {
+        let rules = &self.profile.queue;
+        let mut sims: Vec<Sim> = group.iter().map(|(i, a)| Sim::empty(i, a)).collect();
+        let me = group.iter().position(|(i, _)| *i == me_id).expect("the application is in its group");
+        let mut changes: Vec<(usize, &Change)> =
+            group.iter().enumerate().flat_map(|(i, (_, a))| a.changes.iter().map(move |c| (i, c))).collect();
+        changes.sort_by_key(|(_, c)| c.at.seq);
+        let mut moves = Vec::new();
+        let mut today = Days::MIN;
+        let lapses = |sims: &[Sim], from: Days, to: Days, moves: &mut Vec<Value>| {
+            if !(sims[me].present && sims[me].waiting) || to <= from {
+                return;
+            }
+            if let Some(c) = sims[me].lapsing(from, to) {
+                let delta = count_ahead(rules, sims, me, to) - count_ahead(rules, sims, me, from);
+                if delta != 0 {
+                    moves.push(lapse_json(sims[me].app, me_id, c, delta));
+                }
+                return;
+            }
+            for (i, b) in sims.iter().enumerate() {
+                let Some(c) = (i != me).then(|| b.lapsing(from, to)).flatten() else { continue };
+                let delta =
+                    i64::from(is_ahead(rules, b, &sims[me], to)) - i64::from(is_ahead(rules, b, &sims[me], from));
+                if delta != 0 {
+                    moves.push(lapse_json(b.app, b.id, c, delta));
+                }
+            }
+        };
+        for (i, c) in changes {
+            if c.today > today {
+                lapses(&sims, today, c.today, &mut moves);
+                today = c.today;
+            }
+            let was_waiting = sims[me].present && sims[me].waiting;
+            let before = if i == me {
+                count_ahead(rules, &sims, me, today)
+            } else {
+                i64::from(is_ahead(rules, &sims[i], &sims[me], today))
+            };
+            sims[i].apply(&c.what);
+            let after = if i == me {
+                count_ahead(rules, &sims, me, today)
+            } else {
+                i64::from(is_ahead(rules, &sims[i], &sims[me], today))
+            };
+            let waiting_now = sims[me].present && sims[me].waiting;
+            if was_waiting && waiting_now && after != before {
+                let mut m = self.change_json(t, sims[i].app, c);
+                let o = m.as_object_mut().expect("an object");
+                o.insert("application".into(), json!(sims[i].id));
+                o.insert("ahead_change".into(), json!(after - before));
+                o.insert("reason".into(), json!(move_reason(&c.what, i == me)));
+                moves.push(m);
+            }
+        }
+        lapses(&sims, today, self.today(), &mut moves);
+        moves
+    }
+}
+
+fn move_reason(what: &What, own: bool) -> &'static str {
+    match (what, own) {
+        (What::BenefitConfirmed { .. }, true) => "own_benefit_confirmed",
+        (What::SiblingLinked { .. }, true) => "own_sibling_linked",
+        (What::BenefitConfirmed { .. }, false) => "benefit_confirmed_moved_ahead",
+        (What::SiblingLinked { .. }, false) => "sibling_linked_moved_ahead",
+        (What::Withdrawn, _) => "withdrawn_ahead",
+        (What::Offered { .. }, _) => "offered_a_place_ahead",
+        (What::OfferRefused { .. }, _) => "refused_offer_back_ahead",
+        (What::Submitted, _) => "applied_earlier_ahead",
+        _ => "other",
+    }
+}
+
+fn lapse_json(app: &App, id: &str, claim: usize, delta: i64) -> Value {
+    let c = &app.claims[claim];
+    let decided = c.decided.as_ref().unwrap_or(&c.claimed);
+    json!({
+        "type": "queue.benefit_confirmed",
+        "event": decided.event,
+        "seq": decided.seq,
+        "application": id,
+        "claim": c.claim_id,
+        "category": c.category,
+        "recheck_on": time::format_date(c.recheck_on),
+        "ahead_change": delta,
+        "reason": "benefit_recheck_date_passed",
+    })
+}
+
+fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
+    let offers: Vec<Value> = run
+        .offers
+        .iter()
+        .filter_map(|o| t.offers.get(o).map(|x| (o, x)))
+        .map(|(oid, o)| {
+            let outcome = o.steps.last().map_or("pending", |(s, _)| match s {
+                Step::Accepted => "accepted",
+                Step::Refused { .. } => "refused",
+                Step::Withdrawn { .. } => "withdrawn",
+                Step::Enrolled { .. } => "enrolled",
+                Step::Transferred { .. } => "transferred",
+            });
+            let steps: Vec<Value> = o
+                .steps
+                .iter()
+                .map(|(s, at)| {
+                    let mut v = match s {
+                        Step::Accepted => json!({"step": "accepted"}),
+                        Step::Refused { reason } => json!({"step": "refused", "reason": reason}),
+                        Step::Withdrawn { reason } => json!({"step": "withdrawn", "reason": reason}),
+                        Step::Enrolled { order_ref } => json!({"step": "enrolled", "order_ref": order_ref}),
+                        Step::Transferred { from, to } => {
+                            json!({"step": "transferred", "from_kindergarten": from, "to_kindergarten": to})
+                        }
+                    };
+                    v["event"] = json!(at.event);
+                    v["seq"] = json!(at.seq);
+                    v
+                })
+                .collect();
+            let number = t.apps.get(&o.application).map(|a| a.number.as_str());
+            json!({"offer": oid, "application": o.application, "number": number, "kindergarten": o.kindergarten,
+                   "event": o.offered.event, "seq": o.offered.seq, "outcome": outcome, "steps": steps})
+        })
+        .collect();
+    let places: Vec<Value> = run
+        .places
+        .iter()
+        .map(|p| {
+            let offered = run
+                .offers
+                .iter()
+                .filter_map(|o| t.offers.get(o))
+                .filter(|o| o.kindergarten == p.kindergarten)
+                .filter_map(|o| t.apps.get(&o.application))
+                .filter(|a| a.age_group == p.age_group && a.group_type == p.group_type)
+                .count();
+            json!({"kindergarten": p.kindergarten, "age_group": p.age_group, "group_type": p.group_type,
+                   "places": p.places, "offered": offered})
+        })
+        .collect();
+    let refusals: Vec<Value> = run
+        .admission_refusals
+        .iter()
+        .map(|r| {
+            json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason,
+                        "event": r.at.event, "seq": r.at.seq})
+        })
+        .collect();
+    json!({
+        "territory": territory,
+        "run": id,
+        "kind": run.kind,
+        "started": run.started.json(),
+        "finished": run.finished.as_ref().map(EntryRef::json),
+        "places": places,
+        "offers": offers,
+        "admission_refusals": refusals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::shared::testing::*;
+
+    const L: &str = "queue/kg/luga";
+    const TK: &str = "queue/kg/tikhvin";
+
+    fn submit(seq: u64, stream: &str, app: &str, number: &str, day: &str, preferred: &[&str]) -> Row {
+        let data = json!({"application_id": app, "number": number, "learner": format!("47-{app}"), "birth_month": "2023-01",
+                          "desired_date": "2026-09-01", "preferred": preferred, "group_type": "general"});
+        row(seq, stream, "queue.application_submitted", &format!("{day}T09:00:00Z"), data)
+    }
+
+    fn ev(seq: u64, stream: &str, ty: &str, day: &str, data: Value) -> Row {
+        row(seq, stream, ty, &format!("{day}T10:00:00Z"), data)
+    }
+
+    fn places(rows: &[(&str, i64)]) -> Value {
+        rows.iter()
+            .map(|(kg, n)| json!({"kindergarten": kg, "age_group": "3-4", "group_type": "general", "places": n}))
+            .collect()
+    }
+
+    /// Luga: five applications, a confirmed and a rejected benefit, siblings (one for a preferred
+    /// kindergarten, one not), a withdrawal, a main run (offers accepted and refused), an
+    /// additional run (an offer, an admission refusal), an enrolment and a transfer.
+    /// Tikhvin: a benefit whose re-check date passes.
+    fn history() -> Vec<Row> {
+        vec![
+            submit(0, L, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            submit(1, L, "a2", "N-002", "2026-02-02", &["kg-1"]),
+            submit(2, L, "a3", "N-003", "2026-02-03", &["kg-1", "kg-2"]),
+            submit(3, L, "a4", "N-004", "2026-02-04", &["kg-2"]),
+            submit(4, L, "a5", "N-005", "2026-02-05", &["kg-1"]),
+            ev(
+                5,
+                L,
+                "queue.benefit_claimed",
+                "2026-02-06",
+                json!({"application_id": "a3", "claim_id": "c3", "category": "police", "evidence_ref": "doc-3", "recheck_on": "2027-03-01"}),
+            ),
+            ev(6, L, "queue.benefit_confirmed", "2026-02-07", json!({"application_id": "a3", "claim_id": "c3"})),
+            ev(
+                7,
+                L,
+                "queue.benefit_claimed",
+                "2026-02-08",
+                json!({"application_id": "a5", "claim_id": "c5", "category": "judge", "evidence_ref": "doc-5", "recheck_on": "2027-03-01"}),
+            ),
+            ev(
+                8,
+                L,
+                "queue.benefit_rejected",
+                "2026-02-09",
+                json!({"application_id": "a5", "claim_id": "c5", "reason": "evidence_invalid"}),
+            ),
+            ev(
+                9,
+                L,
+                "queue.sibling_linked",
+                "2026-02-10",
+                json!({"application_id": "a4", "kindergarten": "kg-2", "sibling": "47-s4"}),
+            ),
+            ev(10, L, "queue.application_withdrawn", "2026-02-11", json!({"application_id": "a2", "reason": "moved"})),
+            ev(
+                11,
+                L,
+                "queue.sibling_linked",
+                "2026-02-12",
+                json!({"application_id": "a1", "kindergarten": "kg-2", "sibling": "47-s1"}),
+            ),
+            ev(
+                12,
+                L,
+                "queue.allocation_started",
+                "2026-05-01",
+                json!({"run_id": "r1", "kind": "main", "places": places(&[("kg-1", 1), ("kg-2", 1)])}),
+            ),
+            ev(
+                13,
+                L,
+                "queue.place_offered",
+                "2026-05-01",
+                json!({"offer_id": "o1", "application_id": "a3", "kindergarten": "kg-1"}),
+            ),
+            ev(
+                14,
+                L,
+                "queue.place_offered",
+                "2026-05-01",
+                json!({"offer_id": "o2", "application_id": "a4", "kindergarten": "kg-2"}),
+            ),
+            ev(15, L, "queue.allocation_finished", "2026-05-01", json!({"run_id": "r1"})),
+            ev(16, L, "queue.offer_accepted", "2026-05-02", json!({"offer_id": "o1"})),
+            ev(17, L, "queue.offer_refused", "2026-05-03", json!({"offer_id": "o2", "reason": "too_far"})),
+            ev(
+                18,
+                L,
+                "queue.enrolled",
+                "2026-05-04",
+                json!({"application_id": "a3", "kindergarten": "kg-1", "order_ref": "p-1"}),
+            ),
+            ev(
+                19,
+                L,
+                "queue.allocation_started",
+                "2026-06-01",
+                json!({"run_id": "r2", "kind": "additional", "places": places(&[("kg-1", 1)])}),
+            ),
+            ev(
+                20,
+                L,
+                "queue.place_offered",
+                "2026-06-01",
+                json!({"offer_id": "o3", "application_id": "a1", "kindergarten": "kg-1"}),
+            ),
+            ev(
+                21,
+                L,
+                "queue.admission_refused",
+                "2026-06-01",
+                json!({"application_id": "a5", "kindergarten": "kg-1", "reason": "no_free_places"}),
+            ),
+            ev(22, L, "queue.allocation_finished", "2026-06-01", json!({"run_id": "r2"})),
+            ev(23, L, "queue.offer_accepted", "2026-06-01", json!({"offer_id": "o3"})),
+            ev(
+                24,
+                L,
+                "queue.transferred",
+                "2026-06-01",
+                json!({"application_id": "a3", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2"}),
+            ),
+            submit(25, TK, "b1", "T-001", "2026-06-02", &["kg-t1"]),
+            submit(26, TK, "b2", "T-002", "2026-06-03", &["kg-t1"]),
+            ev(
+                27,
+                TK,
+                "queue.benefit_claimed",
+                "2026-06-04",
+                json!({"application_id": "b2", "claim_id": "cb2", "category": "large_family", "evidence_ref": "doc-b2", "recheck_on": "2026-06-10"}),
+            ),
+            ev(28, TK, "queue.benefit_confirmed", "2026-06-05", json!({"application_id": "b2", "claim_id": "cb2"})),
+            ev(
+                29,
+                TK,
+                "queue.sibling_linked",
+                "2026-06-15",
+                json!({"application_id": "b1", "kindergarten": "kg-t2", "sibling": "47-s9"}),
+            ),
+        ]
+    }
+
+    /// (application, tier, position, status) expected in a group view.
+    type Expected<'a> = (&'a str, &'a str, Value, &'a str);
+
+    fn body(m: &KindergartenQueues, path: &[&str]) -> Value {
+        m.view(path).unwrap().body
+    }
+
+    /// (application, tier, position, status) of a group view.
+    fn order(m: &KindergartenQueues, territory: &str) -> Vec<(String, String, Value, String)> {
+        let b = body(m, &[territory, "3-4"]);
+        let s = |v: &Value| v.as_str().unwrap().to_owned();
+        b["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (s(&a["application"]), s(&a["tier"]), a["position"].clone(), s(&a["status"])))
+            .collect()
+    }
+
+    fn owned(rows: &[Expected]) -> Vec<(String, String, Value, String)> {
+        rows.iter().map(|(a, t, p, s)| (a.to_string(), t.to_string(), p.clone(), s.to_string())).collect()
+    }
+
+    #[test]
+    fn the_order_by_tier_time_and_number_at_each_step() {
+        // (entries applied, expected order of luga 3-4)
+        let table: &[(usize, &[Expected])] = &[
+            (
+                5,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a2", "general", json!(2), "waiting"),
+                    ("a3", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
+            // a3's claim alone changes nothing; confirmed, police puts it first (first_priority).
+            (
+                6,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a2", "general", json!(2), "waiting"),
+                    ("a3", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
+            (
+                7,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a2", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
+            // a5's judge claim is rejected: still general. a4's sibling attends preferred kg-2: advantage.
+            (
+                10,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a4", "advantage", json!(2), "waiting"),
+                    ("a1", "general", json!(3), "waiting"),
+                    ("a2", "general", json!(4), "waiting"),
+                    ("a5", "general", json!(5), "waiting"),
+                ],
+            ),
+            // a2 withdraws; a1's sibling attends kg-2, which a1 did not choose: still general.
+            (
+                12,
+                &[
+                    ("a3", "first_priority", json!(1), "waiting"),
+                    ("a4", "advantage", json!(2), "waiting"),
+                    ("a1", "general", json!(3), "waiting"),
+                    ("a5", "general", json!(4), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                ],
+            ),
+            // main run: a3 and a4 offered.
+            (
+                15,
+                &[
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a5", "general", json!(2), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "offered"),
+                    ("a4", "advantage", Value::Null, "offered"),
+                ],
+            ),
+            // a4 refuses and waits again, ahead by tier.
+            (
+                18,
+                &[
+                    ("a4", "advantage", json!(1), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a5", "general", json!(3), "waiting"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "accepted"),
+                ],
+            ),
+            (
+                25,
+                &[
+                    ("a4", "advantage", json!(1), "waiting"),
+                    ("a5", "general", json!(2), "waiting"),
+                    ("a1", "general", Value::Null, "accepted"),
+                    ("a2", "general", Value::Null, "withdrawn"),
+                    ("a3", "first_priority", Value::Null, "enrolled"),
+                ],
+            ),
+        ];
+        let rows = history();
+        for (n, expected) in table {
+            let m: KindergartenQueues = build(&rows[..*n]);
+            assert_eq!(order(&m, "luga"), owned(expected), "after {n} entries");
+        }
+        let m: KindergartenQueues = build(&rows);
+        let b = body(&m, &["luga", "3-4"]);
+        assert_eq!(b["waiting"], json!(2));
+        assert_eq!(b["frozen_by_run"], Value::Null);
+        assert_eq!(b["applications"][0]["event"], json!("e3"));
+        // A main run freezes the queue while it is open.
+        let open: KindergartenQueues = build(&rows[..13]);
+        assert_eq!(body(&open, &["luga", "3-4"])["frozen_by_run"], json!("r1"));
+        // Tikhvin: b2's large-family benefit lapsed on its re-check date 2026-06-10 (today 2026-06-15).
+        assert_eq!(
+            order(&m, "tikhvin"),
+            owned(&[("b1", "general", json!(1), "waiting"), ("b2", "general", json!(2), "waiting")])
+        );
+        let before_lapse: KindergartenQueues = build(&rows[..29]);
+        assert_eq!(
+            order(&before_lapse, "tikhvin"),
+            owned(&[("b2", "first_priority", json!(1), "waiting"), ("b1", "general", json!(2), "waiting")])
+        );
+    }
+
+    #[test]
+    fn an_application_shows_its_position_and_why() {
+        let m: KindergartenQueues = build(&history());
+        let v = m.view(&["luga", "applications", "a5"]).unwrap();
+        assert_eq!(v.scope, Scope::Learner("47-a5".into()));
+        let b = v.body;
+        assert_eq!(b["position"], json!(2));
+        assert_eq!(b["status"], json!({"state": "waiting"}));
+        assert_eq!(b["tier"], json!({"code": "general", "rank": 4, "of": 4}));
+        assert_eq!(
+            b["why"],
+            json!([{"rule": "benefit_rejected", "claim": "c5", "category": "judge", "tier": null, "recheck_on": "2027-03-01",
+                    "claimed": {"event": "e7", "seq": 7}, "decided": {"event": "e8", "seq": 8}, "rejection_reason": "evidence_invalid"}])
+        );
+        assert_eq!(
+            b["ahead"],
+            json!({"total": 1, "by_tier": [
+                {"tier": "extraordinary", "ahead": 0}, {"tier": "first_priority", "ahead": 0},
+                {"tier": "advantage", "ahead": 1}, {"tier": "general", "ahead": 0}]})
+        );
+        // Filed with 4 ahead: a2 withdrew, a3 and a4 were offered places, a4 refused and came
+        // back, a1 was offered a place: 1 ahead. a3's benefit and a4's sibling did not move a5
+        // (both stood ahead already), nor did its own rejected claim.
+        assert_eq!(
+            b["moves"],
+            json!([
+                {"type": "queue.application_withdrawn", "event": "e10", "seq": 10, "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"},
+                {"type": "queue.place_offered", "event": "e13", "seq": 13, "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"},
+                {"type": "queue.place_offered", "event": "e14", "seq": 14, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": -1, "reason": "offered_a_place_ahead"},
+                {"type": "queue.offer_refused", "event": "e17", "seq": 17, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": 1, "reason": "refused_offer_back_ahead"},
+                {"type": "queue.place_offered", "event": "e20", "seq": 20, "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"},
+            ])
+        );
+        assert_eq!(
+            b["allocation_runs_since_applied"],
+            json!([
+                {"run": "r1", "kind": "main", "event": "e12", "seq": 12, "places_in_preferred_kindergartens": 1},
+                {"run": "r2", "kind": "additional", "event": "e19", "seq": 19, "places_in_preferred_kindergartens": 1},
+            ])
+        );
+        let types: Vec<&str> = b["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "queue.application_submitted",
+                "queue.benefit_claimed",
+                "queue.benefit_rejected",
+                "queue.admission_refused"
+            ]
+        );
+
+        // a4: the sibling link to a preferred kindergarten puts it in the advantage tier.
+        let b = body(&m, &["luga", "applications", "a4"]);
+        assert_eq!(b["position"], json!(1));
+        assert_eq!(
+            b["why"],
+            json!([{"rule": "sibling_attends_preferred_kindergarten", "kindergarten": "kg-2", "sibling": "47-s4",
+                    "tier": "advantage", "event": "e9", "seq": 9}])
+        );
+        assert_eq!(b["ahead"]["total"], json!(0));
+
+        // a1: overtaken by a3's confirmed benefit and a4's sibling; its own sibling link (kg-2,
+        // not preferred) changed nothing; moves stop once it is offered a place.
+        let b = body(&m, &["luga", "applications", "a1"]);
+        assert_eq!(b["position"], Value::Null);
+        assert_eq!(b["status"], json!({"state": "accepted", "offer": "o3", "kindergarten": "kg-1"}));
+        assert_eq!(
+            b["why"],
+            json!([{"rule": "sibling_attends_kindergarten_not_preferred", "kindergarten": "kg-2", "sibling": "47-s1",
+                    "tier": null, "event": "e11", "seq": 11}])
+        );
+        let moves: Vec<(u64, i64, &str)> = b["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["seq"].as_u64().unwrap(), x["ahead_change"].as_i64().unwrap(), x["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                (6, 1, "benefit_confirmed_moved_ahead"),
+                (9, 1, "sibling_linked_moved_ahead"),
+                (13, -1, "offered_a_place_ahead"),
+                (14, -1, "offered_a_place_ahead"),
+                (17, 1, "refused_offer_back_ahead"),
+            ]
+        );
+        assert_eq!(b["moves"][0]["claim"], json!("c3"));
+        assert_eq!(b["moves"][0]["application"], json!("a3"));
+
+        // a3: first_priority by its confirmed police benefit, until re-check on 2027-03-01.
+        let b = body(&m, &["luga", "applications", "a3"]);
+        assert_eq!(b["tier"]["code"], json!("first_priority"));
+        assert_eq!(b["why"][0]["rule"], json!("benefit_confirmed"));
+        assert_eq!(b["why"][0]["decided"], json!({"event": "e6", "seq": 6}));
+        assert_eq!(b["status"], json!({"state": "enrolled", "offer": "o1", "kindergarten": "kg-2"}));
+    }
+
+    #[test]
+    fn a_lapsed_benefit_moves_the_queue_and_says_why() {
+        let m: KindergartenQueues = build(&history());
+        let b = body(&m, &["tikhvin", "applications", "b1"]);
+        assert_eq!(b["position"], json!(1));
+        assert_eq!(
+            b["moves"],
+            json!([
+                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "claim": "cb2", "category": "large_family",
+                 "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"},
+                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "application": "b2", "claim": "cb2",
+                 "category": "large_family", "recheck_on": "2026-06-10", "ahead_change": -1, "reason": "benefit_recheck_date_passed"},
+            ])
+        );
+        let b = body(&m, &["tikhvin", "applications", "b2"]);
+        assert_eq!(b["position"], json!(2));
+        assert_eq!(b["why"][0]["rule"], json!("benefit_recheck_passed_counts_as_general"));
+        assert_eq!(b["why"][0]["recheck_on"], json!("2026-06-10"));
+        let moves: Vec<(u64, i64, &str)> = b["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["seq"].as_u64().unwrap(), x["ahead_change"].as_i64().unwrap(), x["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(moves, [(28, -1, "own_benefit_confirmed"), (28, 1, "benefit_recheck_date_passed")]);
+    }
+
+    #[test]
+    fn runs_show_places_offers_and_outcomes() {
+        let m: KindergartenQueues = build(&history());
+        let v = m.view(&["luga", "runs", "r1"]).unwrap();
+        assert_eq!(v.scope, Scope::Territory("luga".into()));
+        assert_eq!(
+            v.body,
+            json!({
+                "territory": "luga", "run": "r1", "kind": "main",
+                "started": {"event": "e12", "seq": 12}, "finished": {"event": "e15", "seq": 15},
+                "places": [
+                    {"kindergarten": "kg-1", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
+                    {"kindergarten": "kg-2", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
+                ],
+                "offers": [
+                    {"offer": "o1", "application": "a3", "number": "N-003", "kindergarten": "kg-1", "event": "e13", "seq": 13,
+                     "outcome": "transferred", "steps": [
+                        {"step": "accepted", "event": "e16", "seq": 16},
+                        {"step": "enrolled", "order_ref": "p-1", "event": "e18", "seq": 18},
+                        {"step": "transferred", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2", "event": "e24", "seq": 24},
+                     ]},
+                    {"offer": "o2", "application": "a4", "number": "N-004", "kindergarten": "kg-2", "event": "e14", "seq": 14,
+                     "outcome": "refused", "steps": [{"step": "refused", "reason": "too_far", "event": "e17", "seq": 17}]},
+                ],
+                "admission_refusals": [],
+            })
+        );
+        let r2 = body(&m, &["luga", "runs", "r2"]);
+        assert_eq!(r2["offers"][0]["outcome"], json!("accepted"));
+        assert_eq!(
+            r2["admission_refusals"],
+            json!([{"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places", "event": "e21", "seq": 21}])
+        );
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let m: KindergartenQueues = build(&history());
+        assert!(matches!(m.view(&["luga", "9-10"]), Err(ViewError::NotFound(_))));
+        assert!(matches!(m.view(&["vyborg", "3-4"]), Err(ViewError::NotFound(_))));
+        assert!(matches!(m.view(&["luga", "applications", "zz"]), Err(ViewError::NotFound(_))));
+        assert!(matches!(m.view(&["luga", "runs", "r9"]), Err(ViewError::NotFound(_))));
+        assert!(matches!(m.view(&["luga"]), Err(ViewError::BadPath(_))));
+        assert!(matches!(m.view(&["luga", "applications"]), Err(ViewError::BadPath(_))));
+        assert!(matches!(m.view(&["luga", "3-4", "x", "y"]), Err(ViewError::BadPath(_))));
+        // A known group with no applications is an empty list, not an error.
+        assert_eq!(body(&m, &["luga", "0-1"])["applications"], json!([]));
+    }
+
+    #[test]
+    fn deterministic() {
+        check_determinism::<KindergartenQueues>(&history());
+    }
+}

@@ -1,0 +1,356 @@
+//! `teachers`: a teacher's attestation (`teacher/<id>` streams): the categories in force and
+//! their terms, the fitness check and when the next one is due, and the history of every
+//! application with each commission member's vote and the decision.
+//! Not the quorum and majority checks (`zachetka-rules` refuses a decision without them, so every
+//! decision here passed them) and not the voters' persons: votes show the voting key.
+//!
+//! Terms follow the region profile (`region::AttestationTerms::valid_until`, the rules'
+//! `CategoryHeld` term): a category granted before `unlimited_since` and every fitness check hold
+//! for `term_years`; a category granted since has no end date. "In force" is judged on "today",
+//! the latest local date of any entry, as the rules judge it.
+
+use crate::model::{self, expect_len, segment, DecodeError, Fact, ReadModel, Scope, View, ViewError};
+use crate::models::shared::{local_date, EntryRef};
+use crate::region::RegionProfile;
+use crate::time::{self, Days};
+use crate::vocabulary::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const NAME: &str = "teachers";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Vote {
+    voter: String,
+    vote: String,
+    at: EntryRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Decision {
+    decision: String,
+    decided_on: String,
+    at: EntryRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Application {
+    commission: String,
+    institution: String,
+    category: String,
+    submitted_at: String,
+    at: EntryRef,
+    votes: Vec<Vote>,
+    decision: Option<Decision>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Teacher {
+    applications: BTreeMap<String, Application>,
+    /// The application submitted last (its institution scopes the view).
+    latest: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    today: Option<Days>,
+    teachers: BTreeMap<String, Teacher>,
+}
+
+/// The `teachers` read model (region profile: `RegionProfile::region_default()`).
+pub struct Teachers {
+    profile: RegionProfile,
+    state: State,
+}
+
+impl Default for Teachers {
+    fn default() -> Self {
+        Self { profile: RegionProfile::region_default(), state: State::default() }
+    }
+}
+
+/// A granted category with its term.
+struct Held<'a> {
+    application: &'a str,
+    category: &'a str,
+    granted_on: Days,
+    valid_until: Option<Days>,
+    at: &'a EntryRef,
+}
+
+impl Held<'_> {
+    fn in_force(&self, today: Days) -> bool {
+        self.granted_on <= today && self.valid_until.is_none_or(|u| today < u)
+    }
+
+    fn json(&self, today: Days) -> Value {
+        json!({
+            "category": self.category,
+            "granted_on": time::format_date(self.granted_on),
+            "valid_until": self.valid_until.map(time::format_date),
+            "in_force": self.in_force(today),
+            "application": self.application,
+            "event": self.at.event,
+            "seq": self.at.seq,
+        })
+    }
+}
+
+impl ReadModel for Teachers {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&mut self, fact: &Fact<'_>) {
+        if let Some(d) = local_date(fact, self.profile.utc_offset_minutes) {
+            self.state.today = Some(self.state.today.map_or(d, |t| t.max(d)));
+        }
+        let at = || EntryRef::of(fact);
+        match fact.event {
+            Event::AttestationApplicationSubmitted(d) => {
+                let t = self.state.teachers.entry(fact.stream_id().to_owned()).or_default();
+                if t.applications.contains_key(&d.application_id) {
+                    return;
+                }
+                t.applications.insert(
+                    d.application_id.clone(),
+                    Application {
+                        commission: d.commission.clone(),
+                        institution: d.institution.clone(),
+                        category: d.category.clone(),
+                        submitted_at: fact.occurred_at.to_owned(),
+                        at: at(),
+                        votes: Vec::new(),
+                        decision: None,
+                    },
+                );
+                t.latest = d.application_id.clone();
+            }
+            Event::VoteCast(d) => {
+                if let Some(a) = self.application(fact.stream_id(), &d.application_id) {
+                    a.votes.push(Vote { voter: fact.author.to_owned(), vote: d.vote.clone(), at: at() });
+                }
+            }
+            Event::DecisionRecorded(d) => {
+                if let Some(a) = self.application(fact.stream_id(), &d.application_id) {
+                    if a.decision.is_none() {
+                        a.decision =
+                            Some(Decision { decision: d.decision.clone(), decided_on: d.decided_on.clone(), at: at() });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        model::encode_state(&self.state)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.state = model::decode_state(NAME, bytes)?;
+        Ok(())
+    }
+
+    fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        expect_len(path, 1, "<teacher>")?;
+        let id = segment(path, 0, "a teacher id")?;
+        let t = self
+            .state
+            .teachers
+            .get(id)
+            .ok_or_else(|| ViewError::NotFound(format!("teacher {id} has no attestation records")))?;
+        let institution = t.applications.get(&t.latest).map_or("", |a| a.institution.as_str()).to_owned();
+        Ok(View { scope: Scope::Institution(institution.clone()), body: self.body(id, &institution, t) })
+    }
+}
+
+impl Teachers {
+    fn application(&mut self, teacher: &str, id: &str) -> Option<&mut Application> {
+        self.state.teachers.get_mut(teacher)?.applications.get_mut(id)
+    }
+
+    fn body(&self, id: &str, institution: &str, t: &Teacher) -> Value {
+        let terms = &self.profile.attestation;
+        let today = self.state.today.unwrap_or(Days::MIN);
+        let mut apps: Vec<(&String, &Application)> = t.applications.iter().collect();
+        apps.sort_by_key(|(_, a)| a.at.seq);
+        let mut held: Vec<Held> = apps
+            .iter()
+            .filter_map(|(aid, a)| {
+                let d = a.decision.as_ref().filter(|d| d.decision == "granted")?;
+                let on = time::parse_date(&d.decided_on)?;
+                Some(Held {
+                    application: aid,
+                    category: &a.category,
+                    granted_on: on,
+                    valid_until: terms.valid_until(&a.category, on),
+                    at: &d.at,
+                })
+            })
+            .collect();
+        held.sort_by_key(|h| h.at.seq);
+        let (fitness, categories): (Vec<&Held>, Vec<&Held>) =
+            held.iter().partition(|h| h.category == terms.fitness_check);
+        let current: Vec<Value> = categories.iter().filter(|h| h.in_force(today)).map(|h| h.json(today)).collect();
+        let last_fitness = fitness.last();
+        let due_on = last_fitness.and_then(|h| h.valid_until);
+        let history: Vec<Value> = apps
+            .iter()
+            .map(|(aid, a)| {
+                let votes: Vec<Value> = a
+                    .votes
+                    .iter()
+                    .map(|v| json!({"voter": v.voter, "vote": v.vote, "event": v.at.event, "seq": v.at.seq}))
+                    .collect();
+                let granted = a.votes.iter().filter(|v| v.vote == "granted").count();
+                let decision = a.decision.as_ref().map(|d| {
+                    let until = (d.decision == "granted")
+                        .then(|| time::parse_date(&d.decided_on).and_then(|on| terms.valid_until(&a.category, on)))
+                        .flatten();
+                    json!({"decision": d.decision, "decided_on": d.decided_on, "valid_until": until.map(time::format_date),
+                           "event": d.at.event, "seq": d.at.seq})
+                });
+                json!({
+                    "application": aid,
+                    "category": a.category,
+                    "commission": a.commission,
+                    "institution": a.institution,
+                    "submitted_at": a.submitted_at,
+                    "event": a.at.event,
+                    "seq": a.at.seq,
+                    "votes": votes,
+                    "votes_granted": granted,
+                    "votes_refused": a.votes.len() - granted,
+                    "decision": decision,
+                })
+            })
+            .collect();
+        let pending: Vec<&str> =
+            apps.iter().filter(|(_, a)| a.decision.is_none()).map(|(aid, _)| aid.as_str()).collect();
+        json!({
+            "teacher": id,
+            "institution": institution,
+            "today": self.state.today.map(time::format_date),
+            "current": current,
+            "granted": categories.iter().map(|h| h.json(today)).collect::<Vec<_>>(),
+            "fitness_check": {
+                "last": last_fitness.map(|h| h.json(today)),
+                "due_on": due_on.map(time::format_date),
+                "overdue": due_on.is_some_and(|d| today >= d),
+            },
+            "pending": pending,
+            "history": history,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::shared::testing::*;
+
+    const TS: &str = "teacher/t-1";
+
+    fn submit(seq: u64, app: &str, inst: &str, cat: &str, at: &str) -> Row {
+        row(
+            seq,
+            TS,
+            "attestation.application_submitted",
+            at,
+            json!({"application_id": app, "commission": "ak-1", "institution": inst, "category": cat}),
+        )
+    }
+
+    fn vote(seq: u64, app: &str, member: u64, v: &str, at: &str) -> Row {
+        row_by(
+            seq,
+            TS,
+            "attestation.vote_cast",
+            at,
+            &format!("did:key:m{member}"),
+            json!({"application_id": app, "vote": v}),
+        )
+    }
+
+    fn history() -> Vec<Row> {
+        let mut rows = vec![submit(0, "ap-1", "sch-1", "first", "2022-03-01T09:00:00Z")];
+        rows.extend((1..=5).map(|m| vote(m, "ap-1", m, "granted", "2022-03-10T09:00:00Z")));
+        rows.push(row(
+            6,
+            TS,
+            "attestation.decision_recorded",
+            "2022-03-10T12:00:00Z",
+            json!({"application_id": "ap-1", "decision": "granted", "decided_on": "2022-03-10"}),
+        ));
+        rows.push(submit(7, "ap-2", "sch-1", "fitness", "2022-04-01T09:00:00Z"));
+        rows.extend((8..=12).map(|s| vote(s, "ap-2", s, "granted", "2022-04-05T09:00:00Z")));
+        rows.push(row(
+            13,
+            TS,
+            "attestation.decision_recorded",
+            "2022-04-05T12:00:00Z",
+            json!({"application_id": "ap-2", "decision": "granted", "decided_on": "2022-04-05"}),
+        ));
+        rows.push(submit(14, "ap-3", "sch-2", "highest", "2024-01-10T09:00:00Z"));
+        rows.extend(
+            (15..=19).map(|s| vote(s, "ap-3", s, if s == 15 { "refused" } else { "granted" }, "2024-02-01T09:00:00Z")),
+        );
+        rows.push(row(
+            20,
+            TS,
+            "attestation.decision_recorded",
+            "2024-02-01T12:00:00Z",
+            json!({"application_id": "ap-3", "decision": "granted", "decided_on": "2024-02-01"}),
+        ));
+        rows.push(submit(21, "ap-4", "sch-2", "methodist", "2027-05-01T09:00:00Z"));
+        rows
+    }
+
+    #[test]
+    fn categories_terms_and_history() {
+        let m: Teachers = build(&history());
+        let v = m.view(&["t-1"]).unwrap();
+        assert_eq!(v.scope, Scope::Institution("sch-2".into()));
+        let b = v.body;
+        assert_eq!(b["today"], json!("2027-05-01"));
+        // ap-1 (first, 2022-03-10) ran out on 2027-03-10: before 1 Sep 2023, a 5-year term.
+        assert_eq!(
+            b["granted"][0],
+            json!({"category": "first", "granted_on": "2022-03-10", "valid_until": "2027-03-10", "in_force": false,
+                   "application": "ap-1", "event": "e6", "seq": 6})
+        );
+        // ap-3 (highest, 2024-02-01): granted since 1 Sep 2023, no end date.
+        assert_eq!(
+            b["current"],
+            json!([{"category": "highest", "granted_on": "2024-02-01", "valid_until": null, "in_force": true,
+                    "application": "ap-3", "event": "e20", "seq": 20}])
+        );
+        assert_eq!(b["fitness_check"]["due_on"], json!("2027-04-05"));
+        assert_eq!(b["fitness_check"]["overdue"], json!(true));
+        assert_eq!(b["fitness_check"]["last"]["application"], json!("ap-2"));
+        assert_eq!(b["pending"], json!(["ap-4"]));
+        let h = &b["history"];
+        assert_eq!(h.as_array().unwrap().len(), 4);
+        assert_eq!(h[2]["votes_granted"], json!(4));
+        assert_eq!(h[2]["votes_refused"], json!(1));
+        assert_eq!(h[2]["votes"][0], json!({"voter": "did:key:m15", "vote": "refused", "event": "e15", "seq": 15}));
+        assert_eq!(
+            h[2]["decision"],
+            json!({"decision": "granted", "decided_on": "2024-02-01", "valid_until": null, "event": "e20", "seq": 20})
+        );
+        assert_eq!(h[3]["decision"], Value::Null);
+        assert!(matches!(m.view(&["t-9"]), Err(ViewError::NotFound(_))));
+        assert!(matches!(m.view(&["t-1", "x"]), Err(ViewError::BadPath(_))));
+    }
+
+    #[test]
+    fn deterministic() {
+        check_determinism::<Teachers>(&history());
+    }
+}

@@ -1,0 +1,232 @@
+//! The kindergarten queue's order, defined once: the region's queue rules (tiers, benefit
+//! categories, age groups), a child's age group on 1 September, an application's tier with the
+//! reasons behind it, and the sort key of allocation order. `zachetka-rules` enforces the queue
+//! with these functions and the `kindergarten-queues` read model shows it with them, so the queue
+//! shown and the queue enforced cannot diverge.
+//! Not the queue's state (each side folds its own) and not the allocation algorithm.
+
+use crate::time::{self, Days, Nanos};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A kindergarten age group: whole months of age on 1 September of the target year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeGroup {
+    pub code: String,
+    pub months_min: i64,
+    pub months_max: i64,
+}
+
+/// The kindergarten queue's part of the region profile (`queue` in `region-default.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRules {
+    /// Tiers in allocation order; the last one is the general tier.
+    pub tiers: Vec<String>,
+    /// Benefit category -> tier.
+    pub benefit_categories: BTreeMap<String, String>,
+    /// The tier of a sibling already attending a preferred kindergarten (преимущественное право).
+    pub sibling_tier: String,
+    pub age_groups: Vec<AgeGroup>,
+    pub group_types: Vec<String>,
+    pub preferred_max: i64,
+    /// The only reasons admission may be refused (DOMAIN: only for lack of places).
+    pub admission_refusal_reasons: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl QueueRules {
+    /// DOMAIN.md's values (the Leningrad oblast profile), as in `rules/region-default.json`.
+    pub fn region_default() -> Self {
+        let age = |code: &str, months_min, months_max| AgeGroup { code: code.into(), months_min, months_max };
+        let tier = |c: &str, t: &str| (c.to_owned(), t.to_owned());
+        Self {
+            tiers: strings(&["extraordinary", "first_priority", "advantage", "general"]),
+            benefit_categories: BTreeMap::from([
+                tier("prosecutor", "extraordinary"),
+                tier("judge", "extraordinary"),
+                tier("investigative_committee", "extraordinary"),
+                tier("chernobyl", "extraordinary"),
+                tier("special_military_operation", "extraordinary"),
+                tier("military", "first_priority"),
+                tier("police", "first_priority"),
+                tier("large_family", "first_priority"),
+                tier("disabled_child", "first_priority"),
+                tier("disabled_parent", "first_priority"),
+            ]),
+            sibling_tier: "advantage".into(),
+            age_groups: vec![
+                age("0-1", 2, 11),
+                age("1-2", 12, 23),
+                age("2-3", 24, 35),
+                age("3-4", 36, 47),
+                age("4-5", 48, 59),
+                age("5-6", 60, 71),
+                age("6-7", 72, 95),
+            ],
+            group_types: strings(&["general", "compensating", "combined", "health", "short_stay"]),
+            preferred_max: 5,
+            admission_refusal_reasons: strings(&["no_free_places"]),
+        }
+    }
+
+    /// The index of the general (last) tier.
+    pub fn general_tier(&self) -> usize {
+        self.tiers.len().saturating_sub(1)
+    }
+
+    /// A tier's name by index (`general` past the end).
+    pub fn tier_name(&self, index: usize) -> &str {
+        self.tiers.get(index).map_or("general", String::as_str)
+    }
+
+    fn tier_index(&self, tier: &str) -> usize {
+        self.tiers.iter().position(|x| x == tier).unwrap_or(self.general_tier())
+    }
+}
+
+/// Why no age group could be computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgeGroupError {
+    /// `birth_month` is not `YYYY-MM`.
+    BirthMonthMalformed,
+    /// `desired_date` is not `YYYY-MM-DD`.
+    DesiredDateMalformed,
+    /// No group holds a child of `months` whole months on 1 September `year`.
+    OutOfRange { months: i64, year: i64 },
+}
+
+/// The age group on 1 September of the academic year of `desired_date`, from the birth month.
+/// The youngest bound is used (birth on the month's last day): the ledger never overstates age.
+pub fn age_group_of(rules: &QueueRules, birth_month: &str, desired_date: &str) -> Result<String, AgeGroupError> {
+    let birth = time::parse_year_month(birth_month).ok_or(AgeGroupError::BirthMonthMalformed)?;
+    let desired = time::parse_date(desired_date).ok_or(AgeGroupError::DesiredDateMalformed)?;
+    let year = time::academic_year_of(desired);
+    let (young, _) = time::age_months_on_sept1(birth, year);
+    rules
+        .age_groups
+        .iter()
+        .find(|g| (g.months_min..=g.months_max).contains(&young))
+        .map(|g| g.code.clone())
+        .ok_or(AgeGroupError::OutOfRange { months: young, year })
+}
+
+/// Where a benefit claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimState {
+    Claimed,
+    Confirmed,
+    Rejected,
+}
+
+/// A benefit claim as the tier needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRef<'a> {
+    pub category: &'a str,
+    pub recheck_on: Days,
+    pub state: ClaimState,
+}
+
+/// One reason behind a tier; `claim` and `sibling` index the slices given to `tier_of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierReason {
+    /// A confirmed benefit whose re-check date has not passed: it puts the application in `tier`.
+    BenefitConfirmed {
+        claim: usize,
+        tier: String,
+    },
+    /// A confirmed benefit whose re-check date has passed: counts as general until confirmed again.
+    BenefitLapsed {
+        claim: usize,
+    },
+    /// A claimed benefit not yet confirmed: counts as general.
+    BenefitUnconfirmed {
+        claim: usize,
+    },
+    BenefitRejected {
+        claim: usize,
+    },
+    /// A sibling attends a kindergarten the application prefers: the sibling tier.
+    SiblingAttends {
+        sibling: usize,
+        tier: String,
+    },
+}
+
+/// The tier index (into `rules.tiers`) of an application on `today` (the latest local date the
+/// fold has seen, never the wall clock), with every reason in claim order then sibling order.
+/// A sibling counts only for a kindergarten the application prefers.
+pub fn tier_of(
+    rules: &QueueRules,
+    claims: &[ClaimRef<'_>],
+    sibling_kindergartens: &[&str],
+    preferred: &[String],
+    today: Days,
+) -> (usize, Vec<TierReason>) {
+    let mut best = rules.general_tier();
+    let mut why = Vec::new();
+    for (i, c) in claims.iter().enumerate() {
+        match c.state {
+            ClaimState::Confirmed if c.recheck_on >= today => {
+                let tier = rules.benefit_categories.get(c.category).map_or("general", String::as_str);
+                best = best.min(rules.tier_index(tier));
+                why.push(TierReason::BenefitConfirmed { claim: i, tier: tier.to_owned() });
+            }
+            ClaimState::Confirmed => why.push(TierReason::BenefitLapsed { claim: i }),
+            ClaimState::Claimed => why.push(TierReason::BenefitUnconfirmed { claim: i }),
+            ClaimState::Rejected => why.push(TierReason::BenefitRejected { claim: i }),
+        }
+    }
+    for (i, kg) in sibling_kindergartens.iter().enumerate() {
+        if preferred.iter().any(|p| p == kg) {
+            best = best.min(rules.tier_index(&rules.sibling_tier));
+            why.push(TierReason::SiblingAttends { sibling: i, tier: rules.sibling_tier.clone() });
+        }
+    }
+    (best, why)
+}
+
+/// A position in allocation order: tier index, application time, application number.
+pub type OrderKey<'a> = (usize, Nanos, &'a str);
+
+/// The allocation order's sort key: tier, then application time, then application number.
+pub fn order_key(tier: usize, applied_at: Nanos, number: &str) -> OrderKey<'_> {
+    (tier, applied_at, number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_groups_and_tiers() {
+        let r = QueueRules::region_default();
+        // Born January 2023: at least 43 whole months on 1 September 2026.
+        assert_eq!(age_group_of(&r, "2023-01", "2026-09-01").unwrap(), "3-4");
+        assert_eq!(age_group_of(&r, "2026-08", "2026-09-01"), Err(AgeGroupError::OutOfRange { months: 0, year: 2026 }));
+        assert_eq!(age_group_of(&r, "2023-13", "2026-09-01"), Err(AgeGroupError::BirthMonthMalformed));
+        let day = time::parse_date("2026-10-01").unwrap();
+        let claims = [
+            ClaimRef { category: "police", recheck_on: day, state: ClaimState::Confirmed },
+            ClaimRef { category: "judge", recheck_on: day - 1, state: ClaimState::Confirmed },
+        ];
+        let pref = vec!["kg-1".to_owned()];
+        let (tier, why) = tier_of(&r, &claims, &["kg-2", "kg-1"], &pref, day);
+        assert_eq!(r.tier_name(tier), "first_priority");
+        assert_eq!(
+            why,
+            vec![
+                TierReason::BenefitConfirmed { claim: 0, tier: "first_priority".into() },
+                TierReason::BenefitLapsed { claim: 1 },
+                TierReason::SiblingAttends { sibling: 1, tier: "advantage".into() },
+            ]
+        );
+        let (tier, _) = tier_of(&r, &claims, &[], &pref, day + 1);
+        assert_eq!(r.tier_name(tier), "general");
+        assert!(order_key(1, 5, "b") < order_key(1, 5, "c") && order_key(0, 9, "z") < order_key(1, 0, "a"));
+    }
+}
