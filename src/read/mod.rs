@@ -334,6 +334,14 @@ impl Inner {
                 let mut head = self.head.lock().expect("read head lock");
                 loop {
                     if self.stop.load(Ordering::SeqCst) {
+                        drop(head);
+                        // A clean stop leaves the snapshot the policy owes, so the next open
+                        // replays as little as it can.
+                        if self.snapshot_due(self.low_cursor()) {
+                            if let Err(e) = self.write_snapshot() {
+                                tracing::warn!(error = %e, "couldn't write a snapshot at shutdown");
+                            }
+                        }
                         return;
                     }
                     if head.tree_size > self.low_cursor() {
