@@ -223,3 +223,183 @@ fn the_audit_names_a_forged_snapshot_and_a_differing_server() {
     let report = audit_with(&*store, &sources, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
 }
+
+/// Ids of the demo ledger a front end would read: a school with 1st-grade applications, a queue
+/// territory with one application and its learner, and a learner with a diary.
+struct DemoIds {
+    school: String,
+    other_school: String,
+    territory: String,
+    age_group_path: String,
+    application: String,
+    applicant: String,
+}
+
+fn demo_ids(ledger: &Ledger) -> DemoIds {
+    let size = ledger.head().0.tree_size;
+    let mut school = None;
+    let mut schools = std::collections::BTreeSet::new();
+    let mut app = None;
+    for bytes in ledger.entries(0, size).unwrap() {
+        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let ev = &e["event"];
+        let stream = ev["stream"].as_str().unwrap();
+        match ev["type"].as_str().unwrap() {
+            "enrolment.application_submitted" => {
+                let s = stream.trim_start_matches("institution/").to_owned();
+                school.get_or_insert(s.clone());
+                schools.insert(s);
+            }
+            "registry.institution_registered" if ev["data"]["kind"] == "school" => {
+                schools.insert(ev["data"]["institution"].as_str().unwrap().to_owned());
+            }
+            "queue.application_submitted" if app.is_none() => {
+                let d = &ev["data"];
+                app = Some((
+                    stream.trim_start_matches("queue/kg/").to_owned(),
+                    d["application_id"].as_str().unwrap().to_owned(),
+                    d["learner"].as_str().unwrap().to_owned(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let school = school.expect("the demo has 1st-grade applications");
+    let other_school = schools.into_iter().find(|s| *s != school).expect("two schools");
+    let (territory, application, applicant) = app.expect("the demo has a queue application");
+    DemoIds { age_group_path: String::new(), school, other_school, territory, application, applicant }
+}
+
+fn get_with(base: &str, path: &str, token: Option<&zachetka::access::TokenSecret>) -> (u16, serde_json::Value) {
+    let mut req = ureq::get(&format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.set("authorization", &format!("Bearer {}", t.expose()));
+    }
+    let (status, text) = match req.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+        Err(e) => panic!("{path}: {e}"),
+    };
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[test]
+fn each_role_reads_exactly_the_views_of_its_scope() {
+    use zachetka::access::{create_token, Access, Role, Scope, TokenSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, None);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let mut ids = demo_ids(&ledger);
+    // The age group of the application, from its own view (read as the auditor below).
+    let tokens_dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_dir.path().join("tokens.json");
+    let mut n = 0u8;
+    let mut token = |role: Role, scope: Scope| {
+        n += 1;
+        let secret = TokenSecret::from_bytes([n; 32]);
+        create_token(&tokens, &secret, role, scope, "test", 0).unwrap();
+        secret
+    };
+    let auditor = token(Role::Auditor, Scope::Region);
+    let region_service = token(Role::ReadService, Scope::Region);
+    let school_service = token(Role::ReadService, Scope::Institution(ids.school.clone()));
+    let staff = token(Role::Staff, Scope::Institution(ids.school.clone()));
+    let other_staff = token(Role::Staff, Scope::Institution(ids.other_school.clone()));
+    let territory_staff = token(Role::Staff, Scope::Territory(ids.territory.clone()));
+    let parent = token(Role::Learner, Scope::Learner(ids.applicant.clone()));
+    let other_parent = token(Role::Learner, Scope::Learner(format!("{}-not", ids.applicant)));
+    let server = super::http::serve_access(
+        ledger.clone(),
+        Default::default(),
+        Access::tokens(&tokens),
+        tokens_dir,
+        tokens.clone(),
+    );
+    let base = &server.base;
+    let app_path = format!("/v1/projections/kindergarten-queues/{}/applications/{}", enc(&ids.territory), enc(&ids.application));
+    let (status, app) = get_with(base, &app_path, Some(&auditor));
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant}));
+    assert_eq!(app["tree_size"], ledger.head().0.tree_size);
+    let group = app["view"]["age_group"].as_str().or(app["view"]["application"]["age_group"].as_str());
+    ids.age_group_path = format!(
+        "/v1/projections/kindergarten-queues/{}/{}",
+        enc(&ids.territory),
+        enc(group.unwrap_or_else(|| panic!("the application view names its age group: {app}")))
+    );
+    let paths = [
+        ("first-grade", format!("/v1/projections/first-grade/{}", enc(&ids.school))),
+        ("queue", ids.age_group_path.clone()),
+        ("application", app_path.clone()),
+        ("indicators", "/v1/projections/indicators".to_owned()),
+    ];
+    // Who reads what (200) and who is refused (403): written out, not derived from the code.
+    let table: [(&str, &TokenSecret, [u16; 4]); 8] = [
+        ("auditor", &auditor, [200, 200, 200, 200]),
+        ("region read service", &region_service, [200, 200, 200, 200]),
+        ("the school's read service", &school_service, [200, 403, 403, 403]),
+        ("the school's staff", &staff, [200, 403, 403, 403]),
+        ("another school's staff", &other_staff, [403, 403, 403, 403]),
+        ("the territory's queue staff", &territory_staff, [403, 200, 403, 403]),
+        ("the applicant's parent", &parent, [403, 403, 200, 403]),
+        ("another parent", &other_parent, [403, 403, 403, 403]),
+    ];
+    for (who, secret, expected) in table {
+        for ((what, path), want) in paths.iter().zip(expected) {
+            let (status, body) = get_with(base, path, Some(secret));
+            assert_eq!(status, want, "{who} reading {what} ({path}): {body}");
+            if want == 403 {
+                assert_eq!(body["code"], "forbidden");
+                assert_eq!(body.as_object().unwrap().len(), 2, "a refusal carries no data: {body}");
+            } else {
+                assert!(body["view"].is_object(), "{who} reading {what}: {body}");
+            }
+        }
+    }
+    for (what, path) in &paths {
+        let (status, body) = get_with(base, path, None);
+        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "no token on {what}");
+    }
+    // An unknown id: 404 to a reader of the whole region, 403 to anyone else (existence of an id
+    // is not disclosed beyond the scope).
+    let unknown = format!("/v1/projections/kindergarten-queues/{}/applications/no-such", enc(&ids.territory));
+    assert_eq!(get_with(base, &unknown, Some(&auditor)).0, 404);
+    assert_eq!(get_with(base, &unknown, Some(&parent)).0, 403);
+    assert_eq!(get_with(base, "/v1/projections/no-such-model/x", Some(&auditor)).0, 404);
+    // The list of models with digests: the region's readers only.
+    let (status, list) = get_with(base, "/v1/projections?digests=true", Some(&region_service));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["digests"].as_array().unwrap().len(), zachetka_projections::model::all().len());
+    assert_eq!(get_with(base, "/v1/projections", Some(&staff)).0, 403);
+}
+
+#[test]
+fn min_tree_size_reads_ones_own_writes_or_answers_not_yet_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, None);
+    let server = super::http::serve(ledger.clone());
+    let head = ledger.head().0.tree_size;
+    let auditor = auditor_secret();
+    // Every answer carries the size it reflects; asking for the head waits until it is applied.
+    let (status, body) = get_with(&server.base, &format!("/v1/projections/indicators?min_tree_size={head}"), Some(&auditor));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["tree_size"].as_u64().unwrap() >= head);
+    assert_eq!(body["root"], zachetka::merkle::HashB64::to_b64(&ledger.root(body["tree_size"].as_u64().unwrap()).unwrap()));
+    // Beyond the log: refused after the bounded wait, retryable.
+    let path = format!("/v1/projections/indicators?min_tree_size={}", head + 1000);
+    let resp = ureq::get(&format!("{}{path}", server.base)).set("authorization", &auditor_bearer()).call();
+    let Err(ureq::Error::Status(503, r)) = resp else { panic!("{path}: expected 503") };
+    assert!(r.header("retry-after").is_some());
+    let body: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(body["code"], "not_yet_applied");
+    // A bad value is a bad query.
+    assert_eq!(get_with(&server.base, "/v1/projections/indicators?min_tree_size=x", Some(&auditor)).0, 400);
+}
