@@ -8,6 +8,7 @@
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
 pub mod model;
+pub mod models;
 pub mod vocabulary;
 
 pub use model::{Fact, ReadModel, Scope, View, ViewError};

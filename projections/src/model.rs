@@ -141,7 +141,12 @@ pub fn digest_of(name: &str, version: u32, state: &[u8]) -> [u8; 32] {
 
 /// Every read model of this build, empty, in a fixed order (the order of status and snapshots).
 pub fn all() -> Vec<Box<dyn ReadModel>> {
-    vec![]
+    vec![
+        Box::<crate::models::journals::Journals>::default(),
+        Box::<crate::models::diaries::Diaries>::default(),
+        Box::<crate::models::record_books::RecordBooks>::default(),
+        Box::<crate::models::profiles::Profiles>::default(),
+    ]
 }
 
 /// Turns a view's typed answer into its JSON body.
