@@ -8,18 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
 
-/// An event id as state keeps it: a canonical lowercase UUID as its 128 bits (16 bytes instead of
-/// a 36-byte string on the heap), any other id as written. Displays exactly as the event gave it.
+/// An event id as state keeps it: a canonical lowercase UUID as its 16 bytes (fixed width in
+/// postcard, no heap allocation on load, instead of a 36-byte string), any other id as written.
+/// Displays exactly as the event gave it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventId {
-    Uuid(u128),
+    Uuid([u8; 16]),
     Other(String),
 }
 
 impl EventId {
     pub fn of(id: &str) -> Self {
         match parse_uuid(id) {
-            Some(bits) => EventId::Uuid(bits),
+            Some(bits) => EventId::Uuid(bits.to_be_bytes()),
             None => EventId::Other(id.to_owned()),
         }
     }
@@ -53,15 +54,18 @@ fn parse_uuid(s: &str) -> Option<u128> {
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventId::Uuid(b) => write!(
-                f,
-                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                b >> 96,
-                (b >> 80) & 0xffff,
-                (b >> 64) & 0xffff,
-                (b >> 48) & 0xffff,
-                b & 0xffff_ffff_ffff
-            ),
+            EventId::Uuid(bytes) => {
+                let b = u128::from_be_bytes(*bytes);
+                write!(
+                    f,
+                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                    b >> 96,
+                    (b >> 80) & 0xffff,
+                    (b >> 64) & 0xffff,
+                    (b >> 48) & 0xffff,
+                    b & 0xffff_ffff_ffff
+                )
+            }
             EventId::Other(s) => f.write_str(s),
         }
     }
@@ -76,6 +80,135 @@ pub fn slot<'m, V: Default>(map: &'m mut std::collections::BTreeMap<String, V>, 
     map.get_mut(key).expect("inserted above")
 }
 
+/// A short string interned in a model's `Symbols` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sym(pub u32);
+
+/// A model's table of the short strings its records repeat (marks, attendance codes, kinds of
+/// work, scales, dates): each row keeps a small integer instead of four heap strings, so state
+/// is a fraction of the size and loads without an allocation per field. Names are kept in order
+/// of first appearance (so two builds from the same entries encode the same); the reverse index
+/// is not encoded and is rebuilt by `reindex` after a load. The tables are small (tens to
+/// hundreds of names), where an ordered map's few short comparisons beat hashing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Symbols {
+    names: Vec<String>,
+    #[serde(skip)]
+    index: std::collections::BTreeMap<String, u32>,
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for Symbols {}
+
+impl Symbols {
+    /// The symbol of `name`, if interned.
+    pub fn get(&self, name: &str) -> Option<Sym> {
+        self.index.get(name).map(|i| Sym(*i))
+    }
+
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(i) = self.index.get(name) {
+            return Sym(*i);
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), i);
+        Sym(i)
+    }
+
+    /// The string of `s`; `?` for a symbol outside the table, which only bytes this model did
+    /// not build can hold (a view of such state shows it rather than panicking).
+    pub fn name(&self, s: Sym) -> &str {
+        self.names.get(s.0 as usize).map_or("?", String::as_str)
+    }
+
+    /// Rebuilds the reverse index after a load; a table naming one string twice is refused, as
+    /// `intern` never builds one.
+    pub fn reindex(&mut self) -> Result<(), String> {
+        self.index.clear();
+        for (i, n) in self.names.iter().enumerate() {
+            if self.index.insert(n.clone(), i as u32).is_some() {
+                return Err(format!("symbol table names {n:?} twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Values keyed by a string id (a learner id), stored in a vector in order of the ids' first
+/// appearance: a lookup is one hash of the id and an index, not a walk down an ordered map of
+/// every learner, and the encoded bytes are the ids then the values, canonical like any vector.
+/// The index is a `HashMap` because it is never encoded nor iterated, only looked up: its order
+/// cannot reach state bytes or views. It is rebuilt by `reindex` after a load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Keyed<V> {
+    ids: Vec<String>,
+    values: Vec<V>,
+    #[serde(skip)]
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Self { ids: Vec::new(), values: Vec::new(), index: Default::default() }
+    }
+}
+
+impl<V: PartialEq> PartialEq for Keyed<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids == other.ids && self.values == other.values
+    }
+}
+
+impl<V: Eq> Eq for Keyed<V> {}
+
+impl<V: Default> Keyed<V> {
+    /// The value of `id`, created empty on its first appearance.
+    pub fn slot(&mut self, id: &str) -> &mut V {
+        let i = match self.index.get(id) {
+            Some(i) => *i as usize,
+            None => {
+                let i = self.values.len();
+                self.index.insert(id.to_owned(), u32::try_from(i).expect("fewer than 2^32 ids"));
+                self.ids.push(id.to_owned());
+                self.values.push(V::default());
+                i
+            }
+        };
+        &mut self.values[i]
+    }
+}
+
+impl<V> Keyed<V> {
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.index.get(id).map(|i| &self.values[*i as usize])
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        self.index.get(id).map(|i| &mut self.values[*i as usize])
+    }
+
+    /// Rebuilds the id index after a load and checks that ids and values pair up, each id once.
+    pub fn reindex(&mut self) -> Result<(), String> {
+        if self.ids.len() != self.values.len() {
+            return Err(format!("{} ids for {} values", self.ids.len(), self.values.len()));
+        }
+        self.index.clear();
+        self.index.reserve(self.ids.len());
+        for (i, id) in self.ids.iter().enumerate() {
+            if self.index.insert(id.clone(), i as u32).is_some() {
+                return Err(format!("id {id:?} is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One `journal.record_corrected` as applied to the record it (or the correction it names)
 /// corrects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,8 +218,8 @@ pub struct Correction {
     /// The event the correction names: the record itself or an earlier correction of it.
     pub corrects: EventId,
     /// The new value (a mark or an attendance code); `None` annuls the record.
-    pub value: Option<String>,
-    pub scale: Option<String>,
+    pub value: Option<Sym>,
+    pub scale: Option<Sym>,
     pub reason: String,
     pub authorised_by: String,
 }
@@ -98,21 +231,26 @@ pub struct Correction {
 pub struct Corrected {
     pub seq: u64,
     pub event: EventId,
-    pub value: String,
+    pub value: Sym,
     pub corrections: Vec<Correction>,
 }
 
 impl Corrected {
-    pub fn new(seq: u64, event: &str, value: &str) -> Self {
-        Self { seq, event: EventId::of(event), value: value.to_owned(), corrections: Vec::new() }
+    pub fn new(seq: u64, event: &str, value: Sym) -> Self {
+        Self { seq, event: EventId::of(event), value, corrections: Vec::new() }
     }
 
     /// The value now: the original, or the last correction's; `None` when annulled.
-    pub fn current(&self) -> Option<&str> {
+    pub fn current(&self) -> Option<Sym> {
         match self.corrections.last() {
-            Some(c) => c.value.as_deref(),
-            None => Some(&self.value),
+            Some(c) => c.value,
+            None => Some(self.value),
         }
+    }
+
+    /// The scale of the current value: the last correction that named one, else `written`.
+    pub fn current_scale(&self, written: Sym) -> Sym {
+        self.corrections.iter().rev().find_map(|c| c.scale).unwrap_or(written)
     }
 
     /// Whether `id` is this record's event or one of its corrections.
@@ -121,12 +259,13 @@ impl Corrected {
     }
 
     /// The record's JSON fields: `<field>` (current value or null), `annulled`, `original_<field>`,
-    /// `event`, `seq` and `corrections` (each step with its event, seq, value, reason, authoriser
-    /// and the event it names).
-    pub fn json_into(&self, field: &str, out: &mut Map<String, Value>) {
-        out.insert(field.to_owned(), json!(self.current()));
+    /// `event`, `seq` and `corrections` (each step with its event, seq, value, scale, reason,
+    /// authoriser and the event it names).
+    pub fn json_into(&self, field: &str, syms: &Symbols, out: &mut Map<String, Value>) {
+        let name = |s: Option<Sym>| s.map(|s| syms.name(s));
+        out.insert(field.to_owned(), json!(name(self.current())));
         out.insert("annulled".to_owned(), json!(self.current().is_none()));
-        out.insert(format!("original_{field}"), json!(self.value));
+        out.insert(format!("original_{field}"), json!(syms.name(self.value)));
         out.insert("event".to_owned(), json!(self.event.to_string()));
         out.insert("seq".to_owned(), json!(self.seq));
         let corrections: Vec<Value> = self
@@ -137,8 +276,8 @@ impl Corrected {
                     "event": c.event.to_string(),
                     "seq": c.seq,
                     "corrects": c.corrects.to_string(),
-                    field: c.value,
-                    "scale": c.scale,
+                    field: name(c.value),
+                    "scale": name(c.scale),
                     "reason": c.reason,
                     "authorised_by": c.authorised_by,
                 })
@@ -179,17 +318,17 @@ pub fn average_json(numerator: i64, denominator: i64) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarkRow {
     pub record: Corrected,
-    pub kind: String,
+    pub kind: Sym,
     pub weight: i64,
-    pub scale: String,
-    pub date: String,
+    pub scale: Sym,
+    pub date: Sym,
 }
 
 /// An attendance mark (`journal.attendance_marked`); the value is its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttendanceRow {
     pub record: Corrected,
-    pub date: String,
+    pub date: Sym,
 }
 
 /// A term, year or intermediate-attestation grade: explicit teacher decisions, not averages.
@@ -199,7 +338,7 @@ pub struct GradeRow {
     pub academic_year: i64,
     /// The term of a term grade; `None` for year and attestation grades.
     pub term: Option<i64>,
-    pub scale: String,
+    pub scale: Sym,
 }
 
 /// Which list of a sheet a final grade goes to.
@@ -225,9 +364,20 @@ pub struct Sheet {
     pub denominator: i64,
 }
 
+/// A mark row from its event, interning its short strings.
+pub fn mark_row(syms: &mut Symbols, seq: u64, id: &str, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
+    MarkRow {
+        record: Corrected::new(seq, id, syms.intern(&d.mark.0)),
+        kind: syms.intern(&d.kind),
+        weight: d.weight,
+        scale: syms.intern(&d.scale),
+        date: syms.intern(&d.lesson_date),
+    }
+}
+
 impl Sheet {
-    pub fn add_mark(&mut self, row: MarkRow) {
-        let (n, d) = contribution(row.record.current(), row.weight);
+    pub fn add_mark(&mut self, row: MarkRow, syms: &Symbols) {
+        let (n, d) = contribution(row.record.current().map(|s| syms.name(s)), row.weight);
         self.numerator += n;
         self.denominator += d;
         self.marks.push(row);
@@ -245,11 +395,12 @@ impl Sheet {
     /// of its corrections), keeping the average in step; `false` when no record here answers to
     /// `target`. Scans the sheet from the newest record: a sheet is one learner in one subject
     /// of one class, and corrections are rare.
-    pub fn correct(&mut self, target: &EventId, c: &Correction) -> bool {
+    pub fn correct(&mut self, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
         if let Some(row) = self.marks.iter_mut().rev().find(|r| r.record.answers_to(target)) {
-            let (n0, d0) = contribution(row.record.current(), row.weight);
+            let value = |r: &Corrected| r.current().map(|s| syms.name(s));
+            let (n0, d0) = contribution(value(&row.record), row.weight);
             row.record.corrections.push(c.clone());
-            let (n1, d1) = contribution(row.record.current(), row.weight);
+            let (n1, d1) = contribution(value(&row.record), row.weight);
             self.numerator += n1 - n0;
             self.denominator += d1 - d0;
             return true;
@@ -272,73 +423,72 @@ impl Sheet {
         }
     }
 
-    /// The record of an intermediate attestation, by event id.
-    pub fn attestation(&self, id: &EventId) -> Option<&GradeRow> {
-        self.attestations.iter().find(|r| r.record.event == *id)
-    }
-
     pub fn average_json(&self) -> Value {
         average_json(self.numerator, self.denominator)
     }
 
     /// The sheet as the views show it: marks, attendance, average, term, year and attestation
     /// grades, each item with its entry and corrections.
-    pub fn json_into(&self, out: &mut Map<String, Value>) {
-        out.insert("marks".to_owned(), Value::Array(self.marks.iter().map(mark_json).collect()));
-        out.insert("attendance".to_owned(), Value::Array(self.attendance.iter().map(attendance_json).collect()));
+    pub fn json_into(&self, syms: &Symbols, out: &mut Map<String, Value>) {
+        out.insert("marks".to_owned(), Value::Array(self.marks.iter().map(|r| mark_json(r, syms)).collect()));
+        let attendance = self.attendance.iter().map(|r| attendance_json(r, syms)).collect();
+        out.insert("attendance".to_owned(), Value::Array(attendance));
         out.insert("average".to_owned(), self.average_json());
-        self.grades_into(out);
+        self.grades_into(syms, out);
     }
 
     /// Only the term, year and attestation grades.
-    pub fn grades_into(&self, out: &mut Map<String, Value>) {
-        out.insert("term_grades".to_owned(), Value::Array(self.term_grades.iter().map(grade_json).collect()));
-        out.insert("year_grades".to_owned(), Value::Array(self.year_grades.iter().map(grade_json).collect()));
-        out.insert(
-            "intermediate_attestation".to_owned(),
-            Value::Array(self.attestations.iter().map(grade_json).collect()),
-        );
+    pub fn grades_into(&self, syms: &Symbols, out: &mut Map<String, Value>) {
+        let list = |rows: &[GradeRow]| Value::Array(rows.iter().map(|r| grade_json(r, syms)).collect());
+        out.insert("term_grades".to_owned(), list(&self.term_grades));
+        out.insert("year_grades".to_owned(), list(&self.year_grades));
+        out.insert("intermediate_attestation".to_owned(), list(&self.attestations));
     }
 }
 
-pub fn mark_json(r: &MarkRow) -> Value {
+pub fn mark_json(r: &MarkRow, syms: &Symbols) -> Value {
     let mut o = Map::new();
-    r.record.json_into("mark", &mut o);
-    o.insert("kind".to_owned(), json!(r.kind));
+    r.record.json_into("mark", syms, &mut o);
+    o.insert("kind".to_owned(), json!(syms.name(r.kind)));
     o.insert("weight".to_owned(), json!(r.weight));
-    o.insert("scale".to_owned(), json!(r.scale));
-    o.insert("date".to_owned(), json!(r.date));
+    o.insert("scale".to_owned(), json!(syms.name(r.record.current_scale(r.scale))));
+    o.insert("date".to_owned(), json!(syms.name(r.date)));
     Value::Object(o)
 }
 
-pub fn attendance_json(r: &AttendanceRow) -> Value {
+pub fn attendance_json(r: &AttendanceRow, syms: &Symbols) -> Value {
     let mut o = Map::new();
-    r.record.json_into("code", &mut o);
-    o.insert("date".to_owned(), json!(r.date));
+    r.record.json_into("code", syms, &mut o);
+    o.insert("date".to_owned(), json!(syms.name(r.date)));
     Value::Object(o)
 }
 
-pub fn grade_json(r: &GradeRow) -> Value {
+pub fn grade_json(r: &GradeRow, syms: &Symbols) -> Value {
     let mut o = Map::new();
-    r.record.json_into("mark", &mut o);
+    r.record.json_into("mark", syms, &mut o);
     o.insert("academic_year".to_owned(), json!(r.academic_year));
     if let Some(t) = r.term {
         o.insert("term".to_owned(), json!(t));
     }
-    o.insert("scale".to_owned(), json!(r.scale));
+    o.insert("scale".to_owned(), json!(syms.name(r.record.current_scale(r.scale))));
     Value::Object(o)
 }
 
 /// A correction's fields taken from its event, before the model finds the record it targets.
-pub fn correction_of(seq: u64, id: &str, d: &crate::vocabulary::RecordCorrected) -> (EventId, Correction) {
+pub fn correction_of(
+    syms: &mut Symbols,
+    seq: u64,
+    id: &str,
+    d: &crate::vocabulary::RecordCorrected,
+) -> (EventId, Correction) {
     let target = EventId::of(&d.corrected_event_id);
-    let value = d.mark.as_ref().map(|m| m.0.clone()).or_else(|| d.code.clone());
+    let value = d.mark.as_ref().map(|m| m.0.as_str()).or(d.code.as_deref()).map(|v| syms.intern(v));
     let c = Correction {
         seq,
         event: EventId::of(id),
         corrects: target.clone(),
         value,
-        scale: d.scale.clone(),
+        scale: d.scale.as_deref().map(|s| syms.intern(s)),
         reason: d.reason.clone(),
         authorised_by: d.authorised_by.clone(),
     };
@@ -372,5 +522,21 @@ mod tests {
         assert_eq!(contribution(Some("зачтено"), 5), (0, 0));
         assert_eq!(contribution(None, 5), (0, 0));
         assert_eq!(contribution(Some("4"), 3), (12, 3));
+    }
+
+    #[test]
+    fn symbols_intern_once_and_reindex_after_load() {
+        let mut t = Symbols::default();
+        let (a, b) = (t.intern("5"), t.intern("test"));
+        assert_eq!(t.intern("5"), a);
+        assert_ne!(a, b);
+        assert_eq!(t.name(b), "test");
+        let mut back: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&t)).unwrap();
+        back.reindex().unwrap();
+        assert_eq!(back.intern("test"), b);
+        assert_eq!(back, t);
+        let twice = Symbols { names: vec!["x".into(), "x".into()], index: Default::default() };
+        let mut twice: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&twice)).unwrap();
+        assert!(twice.reindex().is_err());
     }
 }

@@ -9,8 +9,8 @@
 //! them compact (event ids as 128-bit integers, no JSON until a view is asked for).
 
 use super::common::{
-    attendance_json, correction_of, grade_json, slot, AttendanceRow, Corrected, EventId, GradeKind, GradeRow, MarkRow,
-    Sheet,
+    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
+    Keyed, Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -38,19 +38,15 @@ fn passes(scale: &str, mark: &str) -> bool {
 struct Retake {
     record: Corrected,
     held_on: String,
-    scale: String,
+    scale: Sym,
     /// How many commission member keys the retake names.
     commission_members: u64,
 }
 
 impl Retake {
-    /// The scale of the current mark: a correction may name another.
-    fn current_scale(&self) -> &str {
-        self.record.corrections.last().and_then(|c| c.scale.as_deref()).unwrap_or(&self.scale)
-    }
-
-    fn passed(&self) -> bool {
-        self.record.current().is_some_and(|m| passes(self.current_scale(), m))
+    fn passed(&self, syms: &Symbols) -> bool {
+        let scale = syms.name(self.record.current_scale(self.scale));
+        self.record.current().is_some_and(|m| passes(scale, syms.name(m)))
     }
 }
 
@@ -116,7 +112,10 @@ struct Diary {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    learners: BTreeMap<String, Diary>,
+    /// Marks, codes, kinds of work, scales and dates the rows name.
+    symbols: Symbols,
+    /// Learner id -> their diary.
+    learners: Keyed<Diary>,
 }
 
 /// The `diaries` read model.
@@ -132,10 +131,10 @@ impl Diary {
 
     /// Applies a correction to the record it names among this learner's records in that
     /// institution and class: a sheet's record, a whole-day attendance mark, or a retake.
-    fn correct(&mut self, institution: &str, class: &str, target: &EventId, c: super::common::Correction) {
+    fn correct(&mut self, institution: &str, class: &str, target: &EventId, c: Correction, syms: &Symbols) {
         for by_inst in self.subjects.values_mut() {
             let sheet = by_inst.get_mut(institution).and_then(|m| m.get_mut(class));
-            if sheet.is_some_and(|sheet| sheet.correct(target, &c)) {
+            if sheet.is_some_and(|sheet| sheet.correct(target, &c, syms)) {
                 return;
             }
         }
@@ -162,50 +161,62 @@ impl ReadModel for Diaries {
 
     fn apply(&mut self, f: &Fact<'_>) {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-        let grade = |mark: &str, academic_year, term, scale: &str| GradeRow {
-            record: Corrected::new(f.seq, f.id, mark),
-            academic_year,
-            term,
-            scale: scale.to_owned(),
-        };
+        let State { symbols, learners } = &mut self.state;
+        let mut grade =
+            |kind, (subject, institution, class): (&str, &str, &str), mark: &str, year, term, scale: &str| {
+                let row = GradeRow {
+                    record: Corrected::new(f.seq, f.id, symbols.intern(mark)),
+                    academic_year: year,
+                    term,
+                    scale: symbols.intern(scale),
+                };
+                learners.slot(learner).sheet(subject, institution, class).add_grade(kind, row);
+            };
         let event = || EventId::of(f.id);
         match f.event {
+            Event::TermGradeSet(d) => grade(
+                GradeKind::Term,
+                (&d.subject, &d.institution, &d.class),
+                &d.mark.0,
+                d.academic_year,
+                Some(d.term),
+                &d.scale,
+            ),
+            Event::YearGradeSet(d) => grade(
+                GradeKind::Year,
+                (&d.subject, &d.institution, &d.class),
+                &d.mark.0,
+                d.academic_year,
+                None,
+                &d.scale,
+            ),
+            Event::IntermediateAttestationRecorded(d) => grade(
+                GradeKind::Attestation,
+                (&d.subject, &d.institution, &d.class),
+                &d.mark.0,
+                d.academic_year,
+                None,
+                &d.scale,
+            ),
             Event::GradeRecorded(d) => {
-                let row = MarkRow {
-                    record: Corrected::new(f.seq, f.id, &d.mark.0),
-                    kind: d.kind.clone(),
-                    weight: d.weight,
-                    scale: d.scale.clone(),
-                    date: d.lesson_date.clone(),
-                };
-                self.diary(learner).sheet(&d.subject, &d.institution, &d.class).add_mark(row);
+                let row = mark_row(symbols, f.seq, f.id, d);
+                learners.slot(learner).sheet(&d.subject, &d.institution, &d.class).add_mark(row, symbols);
             }
             Event::AttendanceMarked(d) => {
-                let row = AttendanceRow { record: Corrected::new(f.seq, f.id, &d.code), date: d.lesson_date.clone() };
-                let diary = self.diary(learner);
+                let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code));
+                let row = AttendanceRow { record, date: symbols.intern(&d.lesson_date) };
+                let diary = learners.slot(learner);
                 match &d.subject {
                     Some(subject) => diary.sheet(subject, &d.institution, &d.class).attendance.push(row),
                     None => slot(slot(&mut diary.day_attendance, &d.institution), &d.class).push(row),
                 }
             }
-            Event::TermGradeSet(d) => self
-                .diary(learner)
-                .sheet(&d.subject, &d.institution, &d.class)
-                .add_grade(GradeKind::Term, grade(&d.mark.0, d.academic_year, Some(d.term), &d.scale)),
-            Event::YearGradeSet(d) => self
-                .diary(learner)
-                .sheet(&d.subject, &d.institution, &d.class)
-                .add_grade(GradeKind::Year, grade(&d.mark.0, d.academic_year, None, &d.scale)),
-            Event::IntermediateAttestationRecorded(d) => self
-                .diary(learner)
-                .sheet(&d.subject, &d.institution, &d.class)
-                .add_grade(GradeKind::Attestation, grade(&d.mark.0, d.academic_year, None, &d.scale)),
             Event::RecordCorrected(d) => {
-                let Some(diary) = self.state.learners.get_mut(learner) else { return };
-                let (target, c) = correction_of(f.seq, f.id, d);
-                diary.correct(&d.institution, &d.class, &target, c);
+                let Some(diary) = learners.get_mut(learner) else { return };
+                let (target, c) = correction_of(symbols, f.seq, f.id, d);
+                diary.correct(&d.institution, &d.class, &target, c, symbols);
             }
-            Event::AcademicDebtOpened(d) => self.diary(learner).debts.push(Debt {
+            Event::AcademicDebtOpened(d) => learners.slot(learner).debts.push(Debt {
                 seq: f.seq,
                 event: event(),
                 debt_id: d.debt_id.clone(),
@@ -218,16 +229,16 @@ impl ReadModel for Diaries {
                 retakes: Vec::new(),
             }),
             Event::RetakeRecorded(d) => {
-                let Some(diary) = self.state.learners.get_mut(learner) else { return };
+                let Some(diary) = learners.get_mut(learner) else { return };
                 let Some(debt) = diary.debts.iter_mut().rev().find(|x| x.debt_id == d.debt_id) else { return };
                 debt.retakes.push(Retake {
-                    record: Corrected::new(f.seq, f.id, &d.mark.0),
+                    record: Corrected::new(f.seq, f.id, symbols.intern(&d.mark.0)),
                     held_on: d.held_on.clone(),
-                    scale: d.scale.clone(),
+                    scale: symbols.intern(&d.scale),
                     commission_members: d.commission.as_ref().map_or(0, |c| c.len() as u64),
                 });
             }
-            Event::Promoted(d) => self.diary(learner).promotions.push(Promotion {
+            Event::Promoted(d) => learners.slot(learner).promotions.push(Promotion {
                 seq: f.seq,
                 event: event(),
                 institution: d.institution.clone(),
@@ -236,7 +247,7 @@ impl ReadModel for Diaries {
                 academic_year: d.academic_year,
                 basis: d.basis.clone(),
             }),
-            Event::FinalAttestationRecorded(d) => self.diary(learner).final_attestation.push(FinalResult {
+            Event::FinalAttestationRecorded(d) => learners.slot(learner).final_attestation.push(FinalResult {
                 seq: f.seq,
                 event: event(),
                 institution: d.institution.clone(),
@@ -245,7 +256,7 @@ impl ReadModel for Diaries {
                 academic_year: d.academic_year,
                 score: d.score,
             }),
-            Event::CertificateIssued(d) => self.diary(learner).certificates.push(Certificate {
+            Event::CertificateIssued(d) => learners.slot(learner).certificates.push(Certificate {
                 seq: f.seq,
                 event: event(),
                 institution: d.institution.clone(),
@@ -262,7 +273,10 @@ impl ReadModel for Diaries {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.state = model::decode_state(NAME, bytes)?;
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        state.learners.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
         Ok(())
     }
 
@@ -275,22 +289,16 @@ impl ReadModel for Diaries {
             .ok_or_else(|| ViewError::NotFound(format!("no diary of learner {learner}")))?;
         let scope = Scope::Learner(learner.to_owned());
         match path.len() {
-            1 => Ok(View { scope, body: summary_json(learner, diary) }),
+            1 => Ok(View { scope, body: summary_json(&self.state.symbols, learner, diary) }),
             2 => {
                 let subject = model::segment(path, 1, "a subject")?;
                 let classes = diary.subjects.get(subject).ok_or_else(|| {
                     ViewError::NotFound(format!("learner {learner} has no record in subject {subject}"))
                 })?;
-                Ok(View { scope, body: subject_json(learner, subject, classes, diary) })
+                Ok(View { scope, body: subject_json(&self.state.symbols, learner, subject, classes, diary) })
             }
             _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
-    }
-}
-
-impl Diaries {
-    fn diary(&mut self, learner: &str) -> &mut Diary {
-        slot(&mut self.state.learners, learner)
     }
 }
 
@@ -298,7 +306,7 @@ fn by_class<V>(m: &ByClass<V>) -> impl Iterator<Item = (&String, &String, &V)> {
     m.iter().flat_map(|(inst, classes)| classes.iter().map(move |(class, v)| (inst, class, v)))
 }
 
-fn summary_json(learner: &str, d: &Diary) -> Value {
+fn summary_json(syms: &Symbols, learner: &str, d: &Diary) -> Value {
     let subjects: Vec<Value> = d
         .subjects
         .iter()
@@ -311,7 +319,7 @@ fn summary_json(learner: &str, d: &Diary) -> Value {
                     o.insert("marks".to_owned(), json!(sheet.marks.len()));
                     o.insert("attendance_marks".to_owned(), json!(sheet.attendance.len()));
                     o.insert("average".to_owned(), sheet.average_json());
-                    sheet.grades_into(&mut o);
+                    sheet.grades_into(syms, &mut o);
                     Value::Object(o)
                 })
                 .collect();
@@ -321,7 +329,7 @@ fn summary_json(learner: &str, d: &Diary) -> Value {
     let day: Vec<Value> = by_class(&d.day_attendance)
         .flat_map(|(inst, class, rows)| {
             rows.iter().map(move |r| {
-                let mut v = attendance_json(r);
+                let mut v = attendance_json(r, syms);
                 v["institution"] = json!(inst);
                 v["class"] = json!(class);
                 v
@@ -332,7 +340,7 @@ fn summary_json(learner: &str, d: &Diary) -> Value {
         "learner": learner,
         "subjects": subjects,
         "day_attendance": day,
-        "debts": d.debts.iter().map(debt_json).collect::<Vec<_>>(),
+        "debts": d.debts.iter().map(|x| debt_json(x, syms)).collect::<Vec<_>>(),
         "promotions": d.promotions.iter().map(|p| json!({
             "institution": p.institution, "from_class": p.from_class, "to_class": p.to_class,
             "academic_year": p.academic_year, "basis": p.basis, "event": p.event.to_string(), "seq": p.seq,
@@ -348,36 +356,33 @@ fn summary_json(learner: &str, d: &Diary) -> Value {
     })
 }
 
-fn subject_json(learner: &str, subject: &str, classes: &ByClass<Sheet>, d: &Diary) -> Value {
+fn subject_json(syms: &Symbols, learner: &str, subject: &str, classes: &ByClass<Sheet>, d: &Diary) -> Value {
     let classes: Vec<Value> = by_class(classes)
         .map(|(inst, class, sheet)| {
             let mut o = Map::new();
             o.insert("institution".to_owned(), json!(inst));
             o.insert("class".to_owned(), json!(class));
-            sheet.json_into(&mut o);
+            sheet.json_into(syms, &mut o);
             Value::Object(o)
         })
         .collect();
-    let debts: Vec<Value> = d.debts.iter().filter(|x| x.subject == subject).map(debt_json).collect();
+    let debts: Vec<Value> = d.debts.iter().filter(|x| x.subject == subject).map(|x| debt_json(x, syms)).collect();
     json!({"learner": learner, "subject": subject, "classes": classes, "debts": debts})
 }
 
-fn debt_json(d: &Debt) -> Value {
-    let closed = d.retakes.iter().any(Retake::passed);
+fn debt_json(d: &Debt, syms: &Symbols) -> Value {
+    let closed = d.retakes.iter().any(|r| r.passed(syms));
     let retakes: Vec<Value> = d
         .retakes
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut v = grade_json(&GradeRow {
-                record: r.record.clone(),
-                academic_year: d.academic_year,
-                term: None,
-                scale: r.current_scale().to_owned(),
-            });
+            let mut v = Value::Object(Map::new());
+            r.record.json_into("mark", syms, v.as_object_mut().expect("an object"));
+            v["scale"] = json!(syms.name(r.record.current_scale(r.scale)));
             v["attempt"] = json!(i + 1);
             v["held_on"] = json!(r.held_on);
-            v["passed"] = json!(r.passed());
+            v["passed"] = json!(r.passed(syms));
             v["commission_members"] = json!(r.commission_members);
             v
         })

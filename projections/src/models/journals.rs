@@ -5,7 +5,8 @@
 //! a record was allowed (the rules decided that before it entered the log).
 
 use super::common::{
-    attendance_json, correction_of, slot, AttendanceRow, Corrected, EventId, GradeKind, GradeRow, MarkRow, Sheet,
+    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, EventId, GradeKind, GradeRow, Sheet, Sym,
+    Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -22,7 +23,7 @@ struct Lesson {
     seq: u64,
     event: EventId,
     lesson_id: String,
-    date: String,
+    date: Sym,
     topic: Option<String>,
 }
 
@@ -44,6 +45,8 @@ struct ClassJournal {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
+    /// Marks, codes, kinds of work, scales and dates the rows name.
+    symbols: Symbols,
     /// Institution -> class -> journal. Nested maps so that a lookup borrows the event's strings
     /// and allocates nothing unless a journal is new.
     institutions: BTreeMap<String, BTreeMap<String, ClassJournal>>,
@@ -55,20 +58,27 @@ pub struct Journals {
     state: State,
 }
 
+type Institutions = BTreeMap<String, BTreeMap<String, ClassJournal>>;
+
+fn class_of<'s>(institutions: &'s mut Institutions, institution: &str, class: &str) -> &'s mut ClassJournal {
+    slot(slot(institutions, institution), class)
+}
+
+fn sheet_of<'s>(
+    institutions: &'s mut Institutions,
+    (institution, class, subject): (&str, &str, &str),
+    learner: &str,
+) -> &'s mut Sheet {
+    slot(&mut slot(&mut class_of(institutions, institution, class).subjects, subject).learners, learner)
+}
+
 impl State {
-    fn class(&mut self, institution: &str, class: &str) -> &mut ClassJournal {
-        slot(slot(&mut self.institutions, institution), class)
-    }
-
-    fn sheet(&mut self, institution: &str, class: &str, subject: &str, learner: &str) -> &mut Sheet {
-        slot(&mut slot(&mut self.class(institution, class).subjects, subject).learners, learner)
-    }
-
     fn grade(&mut self, f: &Fact<'_>, at: (&str, &str, &str), kind: GradeKind, row: (i64, Option<i64>, &str, &str)) {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
         let (academic_year, term, mark, scale) = row;
-        let row = GradeRow { record: Corrected::new(f.seq, f.id, mark), academic_year, term, scale: scale.to_owned() };
-        self.sheet(at.0, at.1, at.2, learner).add_grade(kind, row);
+        let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark));
+        let row = GradeRow { record, academic_year, term, scale: self.symbols.intern(scale) };
+        sheet_of(&mut self.institutions, at, learner).add_grade(kind, row);
     }
 }
 
@@ -90,28 +100,30 @@ impl ReadModel for Journals {
                     seq: f.seq,
                     event: EventId::of(f.id),
                     lesson_id: d.lesson_id.clone(),
-                    date: d.lesson_date.clone(),
+                    date: s.symbols.intern(&d.lesson_date),
                     topic: d.topic.clone(),
                 };
-                slot(&mut s.class(institution, &d.class).subjects, &d.subject).lessons.push(lesson);
+                let class = class_of(&mut s.institutions, institution, &d.class);
+                slot(&mut class.subjects, &d.subject).lessons.push(lesson);
             }
             Event::GradeRecorded(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-                let row = MarkRow {
-                    record: Corrected::new(f.seq, f.id, &d.mark.0),
-                    kind: d.kind.clone(),
-                    weight: d.weight,
-                    scale: d.scale.clone(),
-                    date: d.lesson_date.clone(),
-                };
-                s.sheet(&d.institution, &d.class, &d.subject, learner).add_mark(row);
+                let row = mark_row(&mut s.symbols, f.seq, f.id, d);
+                let sheet = sheet_of(&mut s.institutions, (&d.institution, &d.class, &d.subject), learner);
+                sheet.add_mark(row, &s.symbols);
             }
             Event::AttendanceMarked(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-                let row = AttendanceRow { record: Corrected::new(f.seq, f.id, &d.code), date: d.lesson_date.clone() };
+                let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code));
+                let row = AttendanceRow { record, date: s.symbols.intern(&d.lesson_date) };
                 match &d.subject {
-                    Some(subject) => s.sheet(&d.institution, &d.class, subject, learner).attendance.push(row),
-                    None => slot(&mut s.class(&d.institution, &d.class).day_attendance, learner).push(row),
+                    Some(subject) => {
+                        sheet_of(&mut s.institutions, (&d.institution, &d.class, subject), learner).attendance.push(row)
+                    }
+                    None => {
+                        let class = class_of(&mut s.institutions, &d.institution, &d.class);
+                        slot(&mut class.day_attendance, learner).push(row)
+                    }
                 }
             }
             Event::TermGradeSet(d) => s.grade(
@@ -139,9 +151,9 @@ impl ReadModel for Journals {
                 let Some(class) = s.institutions.get_mut(&d.institution).and_then(|c| c.get_mut(&d.class)) else {
                     return;
                 };
-                let (target, c) = correction_of(f.seq, f.id, d);
+                let (target, c) = correction_of(&mut s.symbols, f.seq, f.id, d);
                 for subject in class.subjects.values_mut() {
-                    if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(&target, &c)) {
+                    if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(&target, &c, &s.symbols)) {
                         return;
                     }
                 }
@@ -160,7 +172,9 @@ impl ReadModel for Journals {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.state = model::decode_state(NAME, bytes)?;
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
         Ok(())
     }
 
@@ -185,7 +199,10 @@ impl ReadModel for Journals {
                         "class {class_id} of institution {institution} has no journal of subject {subject_id}"
                     ))
                 })?;
-                Ok(View { scope, body: journal_json(institution, class_id, subject_id, class, subject) })
+                Ok(View {
+                    scope,
+                    body: journal_json(&self.state.symbols, institution, class_id, subject_id, class, subject),
+                })
             }
             _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
@@ -208,6 +225,7 @@ fn institution_json(institution: &str, classes: &BTreeMap<String, ClassJournal>)
 }
 
 fn journal_json(
+    syms: &Symbols,
     institution: &str,
     class_id: &str,
     subject_id: &str,
@@ -218,7 +236,7 @@ fn journal_json(
         .lessons
         .iter()
         .map(|l| {
-            json!({"lesson_id": l.lesson_id, "date": l.date, "topic": l.topic, "event": l.event.to_string(), "seq": l.seq})
+            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": l.topic, "event": l.event.to_string(), "seq": l.seq})
         })
         .collect();
     let learners: Vec<Value> = j
@@ -227,9 +245,9 @@ fn journal_json(
         .map(|(learner, sheet)| {
             let mut row = Map::new();
             row.insert("learner".to_owned(), json!(learner));
-            sheet.json_into(&mut row);
+            sheet.json_into(syms, &mut row);
             let day: Vec<Value> =
-                class.day_attendance.get(learner).into_iter().flatten().map(attendance_json).collect();
+                class.day_attendance.get(learner).into_iter().flatten().map(|r| attendance_json(r, syms)).collect();
             row.insert("day_attendance".to_owned(), Value::Array(day));
             Value::Object(row)
         })

@@ -8,7 +8,7 @@
 //! Not the marks themselves (those are `diaries` and `record-books`): the profile holds per
 //! learner a short summary per item and counts per class, so it stays small beside them.
 
-use super::common::{slot, EventId};
+use super::common::{slot, EventId, Keyed};
 use super::concerns::Concerns;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -82,7 +82,8 @@ struct Profile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     concerns: Concerns,
-    learners: BTreeMap<String, Profile>,
+    /// Learner id -> their profile.
+    learners: Keyed<Profile>,
 }
 
 /// The `profiles` read model.
@@ -253,7 +254,7 @@ impl ReadModel for Profiles {
         concerns.apply(f);
         for learner in concerns.learners_concerned(f) {
             let own = StreamKind::Learner.id_of(f.stream) == Some(learner);
-            let profile = slot(learners, learner);
+            let profile = learners.slot(learner);
             if let Some((institution, class, date, year)) = school_record(f.event) {
                 slot(slot(&mut profile.school, institution), class).record(f.seq, date, year);
             }
@@ -283,7 +284,9 @@ impl ReadModel for Profiles {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.state = model::decode_state(NAME, bytes)?;
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.learners.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! Not the school journal or diary, and no check that a diploma's courses were passed (the rules
 //! and the issuer decide that).
 
-use super::common::{correction_of, slot, Corrected, EventId};
+use super::common::{correction_of, slot, Corrected, EventId, Keyed, Sym, Symbols};
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
@@ -19,10 +19,10 @@ const SHAPE: &str = "record-books/<learner>";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Assessment {
     record: Corrected,
-    group: String,
-    course: String,
-    form: Option<String>,
-    scale: String,
+    group: Sym,
+    course: Sym,
+    form: Option<Sym>,
+    scale: Sym,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,10 @@ struct Book {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    learners: BTreeMap<String, Book>,
+    /// Marks, scales, groups, courses and forms the results name.
+    symbols: Symbols,
+    /// Learner id -> their book.
+    learners: Keyed<Book>,
 }
 
 /// The `record-books` read model.
@@ -55,7 +58,7 @@ pub struct RecordBooks {
 
 impl RecordBooks {
     fn push(&mut self, learner: &str, institution: &str, term: i64, r: Assessment) {
-        let book = slot(&mut self.state.learners, learner);
+        let book = self.state.learners.slot(learner);
         slot(&mut book.terms, institution).entry(term).or_default().push(r);
     }
 }
@@ -73,26 +76,28 @@ impl ReadModel for RecordBooks {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
         match f.event {
             Event::CourseResultRecorded(d) => {
+                let syms = &mut self.state.symbols;
                 let r = Assessment {
-                    record: Corrected::new(f.seq, f.id, &d.mark.0),
-                    group: d.group.clone(),
-                    course: d.course.clone(),
+                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)),
+                    group: syms.intern(&d.group),
+                    course: syms.intern(&d.course),
                     form: None,
-                    scale: d.scale.clone(),
+                    scale: syms.intern(&d.scale),
                 };
                 self.push(learner, &d.institution, d.term, r);
             }
             Event::ExamRecorded(d) => {
+                let syms = &mut self.state.symbols;
                 let r = Assessment {
-                    record: Corrected::new(f.seq, f.id, &d.mark.0),
-                    group: d.group.clone(),
-                    course: d.course.clone(),
-                    form: Some(d.form.clone()),
-                    scale: d.scale.clone(),
+                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)),
+                    group: syms.intern(&d.group),
+                    course: syms.intern(&d.course),
+                    form: Some(syms.intern(&d.form)),
+                    scale: syms.intern(&d.scale),
                 };
                 self.push(learner, &d.institution, d.term, r);
             }
-            Event::DiplomaIssued(d) => slot(&mut self.state.learners, learner).diplomas.push(Diploma {
+            Event::DiplomaIssued(d) => self.state.learners.slot(learner).diplomas.push(Diploma {
                 seq: f.seq,
                 event: EventId::of(f.id),
                 institution: d.institution.clone(),
@@ -103,11 +108,11 @@ impl ReadModel for RecordBooks {
             Event::RecordCorrected(d) => {
                 // A correction names the institution (and the group as its class); the record is
                 // one of this learner's results there.
-                let Some(terms) = self.state.learners.get_mut(learner).and_then(|b| b.terms.get_mut(&d.institution))
-                else {
+                let State { symbols, learners } = &mut self.state;
+                let Some(terms) = learners.get_mut(learner).and_then(|b| b.terms.get_mut(&d.institution)) else {
                     return;
                 };
-                let (target, c) = correction_of(f.seq, f.id, d);
+                let (target, c) = correction_of(symbols, f.seq, f.id, d);
                 let results = terms.values_mut().rev().flat_map(|rs| rs.iter_mut().rev());
                 if let Some(r) = results.into_iter().find(|r| r.record.answers_to(&target)) {
                     r.record.corrections.push(c);
@@ -122,7 +127,10 @@ impl ReadModel for RecordBooks {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.state = model::decode_state(NAME, bytes)?;
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        state.learners.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
         Ok(())
     }
 
@@ -134,11 +142,11 @@ impl ReadModel for RecordBooks {
             .learners
             .get(learner)
             .ok_or_else(|| ViewError::NotFound(format!("no record book of learner {learner}")))?;
-        Ok(View { scope: Scope::Learner(learner.to_owned()), body: book_json(learner, book) })
+        Ok(View { scope: Scope::Learner(learner.to_owned()), body: book_json(&self.state.symbols, learner, book) })
     }
 }
 
-fn book_json(learner: &str, b: &Book) -> Value {
+fn book_json(syms: &Symbols, learner: &str, b: &Book) -> Value {
     let terms: Vec<Value> = b
         .terms
         .iter()
@@ -148,7 +156,7 @@ fn book_json(learner: &str, b: &Book) -> Value {
                     .iter()
                     .map(|r| {
                         let mut o = Map::new();
-                        o.insert("course".to_owned(), json!(r.course));
+                        o.insert("course".to_owned(), json!(syms.name(r.course)));
                         o.insert(
                             "type".to_owned(),
                             json!(if r.form.is_some() {
@@ -157,10 +165,10 @@ fn book_json(learner: &str, b: &Book) -> Value {
                                 "college.course_result_recorded"
                             }),
                         );
-                        o.insert("form".to_owned(), json!(r.form));
-                        o.insert("group".to_owned(), json!(r.group));
-                        o.insert("scale".to_owned(), json!(r.scale));
-                        r.record.json_into("mark", &mut o);
+                        o.insert("form".to_owned(), json!(r.form.map(|f| syms.name(f))));
+                        o.insert("group".to_owned(), json!(syms.name(r.group)));
+                        o.insert("scale".to_owned(), json!(syms.name(r.record.current_scale(r.scale))));
+                        r.record.json_into("mark", syms, &mut o);
                         Value::Object(o)
                     })
                     .collect();
