@@ -6,7 +6,8 @@
 //! Not the class's view (`journals`), not college or university results (`record-books`), and
 //! not a judge of what may be written (the rules). State is per learner only: it repeats the
 //! marks the journal also holds, because a view may only read its own model's state, and keeps
-//! them compact (event ids as 128-bit integers, no JSON until a view is asked for).
+//! them compact (event ids as 16 bytes, marks, codes, kinds, scales and dates as interned
+//! symbols, about 26 bytes a mark; no JSON until a view is asked for).
 
 use super::common::{
     attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,

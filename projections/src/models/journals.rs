@@ -366,6 +366,7 @@ mod tests {
         let c2 = correct(&mut h, L1, &ids[8], None); // annul the homework 2
         let c3 = correct(&mut h, L1, &c1, Some(3)); // correct the correction: -> 3
         correct(&mut h, L1, &ids[7], None); // annul the whole-day attendance
+        correct(&mut h, L1, &ids[9], Some(5)); // the term grade 4 becomes 5
         let mut m = Journals::default();
         h.fold(&mut m);
         let row = math_row(&m, "47-1");
@@ -387,6 +388,10 @@ mod tests {
         assert_eq!(annulled["annulled"], true);
         assert_eq!(annulled["corrections"][0]["event"], c2);
         assert_eq!(row["day_attendance"][0]["annulled"], true);
+        assert_eq!(row["term_grades"][0]["mark"], "5");
+        assert_eq!(row["term_grades"][0]["original_mark"], "4");
+        // Term grades are decisions, not marks: the average is unchanged by them.
+        assert_eq!(row["average"]["denominator"], 9);
         // Learner 2 is untouched by learner 1's corrections.
         assert_eq!(math_row(&m, "47-2")["average"]["numerator"], 20);
     }
