@@ -8,7 +8,7 @@
 //! Not the marks themselves (those are `diaries` and `record-books`): the profile holds per
 //! learner a short summary per item and counts per class, so it stays small beside them.
 
-use super::common::{slot, EventId, Keyed};
+use super::common::{slot, EventId, Keyed, Sym, Symbols};
 use super::concerns::Concerns;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -32,9 +32,20 @@ struct Item {
     seq: u64,
     event: EventId,
     /// The entry's stream when it is not the learner's own (`queue/kg/..`, `institution/..`).
-    stream: Option<String>,
-    event_type: String,
-    summary: Vec<(String, Detail)>,
+    stream: Option<Sym>,
+    event_type: Sym,
+    /// Field name -> value, in the order `summary` lists them.
+    summary: Vec<(Sym, Detail)>,
+}
+
+impl Item {
+    /// The text value of a summary field.
+    fn text<'a>(&'a self, syms: &Symbols, key: &str) -> Option<&'a str> {
+        self.summary.iter().find_map(|(k, v)| match v {
+            Detail::Text(t) if syms.name(*k) == key => Some(t.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// A class (or a college group) the learner has records in.
@@ -82,6 +93,8 @@ struct Profile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     concerns: Concerns,
+    /// Streams, event types and summary field names the items repeat.
+    symbols: Symbols,
     /// Learner id -> their profile.
     learners: Keyed<Profile>,
 }
@@ -92,19 +105,19 @@ pub struct Profiles {
     state: State,
 }
 
-fn text(k: &str, v: &str) -> (String, Detail) {
-    (k.to_owned(), Detail::Text(v.to_owned()))
+fn text(k: &'static str, v: &str) -> (&'static str, Detail) {
+    (k, Detail::Text(v.to_owned()))
 }
 
-fn int(k: &str, v: i64) -> (String, Detail) {
-    (k.to_owned(), Detail::Int(v))
+fn int(k: &'static str, v: i64) -> (&'static str, Detail) {
+    (k, Detail::Int(v))
 }
 
 /// The summary an item keeps of its event; `None` for events the profile only counts (journal
 /// and college records) or does not show.
-fn summary(event: &Event) -> Option<Vec<(String, Detail)>> {
+fn summary(event: &Event) -> Option<Vec<(&'static str, Detail)>> {
     use Event as E;
-    let opt = |k: &str, v: &Option<String>| v.as_ref().map(|v| text(k, v));
+    let opt = |k: &'static str, v: &Option<String>| v.as_ref().map(|v| text(k, v));
     Some(match event {
         E::QueueApplicationSubmitted(d) => vec![
             text("application_id", &d.application_id),
@@ -250,7 +263,7 @@ impl ReadModel for Profiles {
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
-        let State { concerns, learners } = &mut self.state;
+        let State { concerns, symbols, learners } = &mut self.state;
         concerns.apply(f);
         for learner in concerns.learners_concerned(f) {
             let own = StreamKind::Learner.id_of(f.stream) == Some(learner);
@@ -271,9 +284,9 @@ impl ReadModel for Profiles {
                 profile.items.push(Item {
                     seq: f.seq,
                     event: EventId::of(f.id),
-                    stream: (!own).then(|| f.stream.to_owned()),
-                    event_type: f.event_type.to_owned(),
-                    summary,
+                    stream: (!own).then(|| symbols.intern(f.stream)),
+                    event_type: symbols.intern(f.event_type),
+                    summary: summary.into_iter().map(|(k, v)| (symbols.intern(k), v)).collect(),
                 });
             }
         }
@@ -285,6 +298,7 @@ impl ReadModel for Profiles {
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
         state.learners.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
         self.state = state;
         Ok(())
@@ -298,7 +312,10 @@ impl ReadModel for Profiles {
             .learners
             .get(learner)
             .ok_or_else(|| ViewError::NotFound(format!("no profile of learner {learner}")))?;
-        Ok(View { scope: Scope::Learner(learner.to_owned()), body: profile_json(learner, profile) })
+        Ok(View {
+            scope: Scope::Learner(learner.to_owned()),
+            body: profile_json(&self.state.symbols, learner, profile),
+        })
     }
 }
 
@@ -315,7 +332,7 @@ fn section(event_type: &str) -> &'static str {
     }
 }
 
-fn item_json(learner: &str, item: &Item) -> Value {
+fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
     let summary: Map<String, Value> = item
         .summary
         .iter()
@@ -324,11 +341,14 @@ fn item_json(learner: &str, item: &Item) -> Value {
                 Detail::Int(i) => json!(i),
                 Detail::Text(s) => json!(s),
             };
-            (k.clone(), v)
+            (syms.name(*k).to_owned(), v)
         })
         .collect();
-    let stream = item.stream.clone().unwrap_or_else(|| format!("{}{learner}", StreamKind::Learner.prefix()));
-    json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream, "type": item.event_type,
+    let stream = match item.stream {
+        Some(s) => syms.name(s).to_owned(),
+        None => format!("{}{learner}", StreamKind::Learner.prefix()),
+    };
+    json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream, "type": syms.name(item.event_type),
            "summary": summary})
 }
 
@@ -337,54 +357,42 @@ fn seen_json(institution: &str, key: &str, name: &str, years: &str, s: &Seen) ->
            "last_seq": s.last_seq, "first_date": s.first_date, "last_date": s.last_date, years: s.years})
 }
 
-fn profile_json(learner: &str, p: &Profile) -> Value {
+const ATTESTED: &str = "portfolio.achievement_attested";
+const REVOKED: &str = "portfolio.achievement_revoked";
+
+fn profile_json(syms: &Symbols, learner: &str, p: &Profile) -> Value {
     let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for name in ["kindergarten", "first_grade", "school", "documents", "transfers", "additional_education"] {
-        sections.insert(name, Vec::new());
-    }
-    // Revocations join the achievement they revoke; an achievement without its attestation in
-    // this log (revoked after a migration gap) still lists its revocation.
-    let revocations: BTreeMap<&str, &Item> = p
-        .items
-        .iter()
-        .filter(|i| i.event_type == "portfolio.achievement_revoked")
-        .filter_map(|i| match i.summary.first() {
-            Some((_, Detail::Text(id))) => Some((id.as_str(), i)),
-            _ => None,
-        })
-        .collect();
-    let mut achievements = Vec::new();
+    // Achievement id -> (attestation, revocation), in order of first mention. A revocation
+    // whose attestation is not in this log (a migration gap) still shows, with no attestation.
+    let mut achievements: Vec<(&str, Option<&Item>, Option<&Item>)> = Vec::new();
     for item in &p.items {
-        let mut v = item_json(learner, item);
-        match item.event_type.as_str() {
-            "portfolio.achievement_attested" => {
-                let id = match item.summary.first() {
-                    Some((_, Detail::Text(id))) => id.as_str(),
-                    _ => "",
-                };
-                v["revoked"] = revocations.get(id).map_or(Value::Null, |r| item_json(learner, r));
-                achievements.push(v);
+        let event_type = syms.name(item.event_type);
+        if event_type == ATTESTED || event_type == REVOKED {
+            let id = item.text(syms, "achievement_id").unwrap_or("");
+            let at = match achievements.iter().position(|(a, _, _)| *a == id) {
+                Some(at) => at,
+                None => {
+                    achievements.push((id, None, None));
+                    achievements.len() - 1
+                }
+            };
+            let entry = &mut achievements[at];
+            if event_type == ATTESTED {
+                entry.1 = entry.1.or(Some(item));
+            } else {
+                entry.2 = entry.2.or(Some(item));
             }
-            "portfolio.achievement_revoked" => {}
-            t => sections.entry(section(t)).or_default().push(v),
+        } else {
+            sections.entry(section(event_type)).or_default().push(item_json(syms, learner, item));
         }
     }
-    let attested: BTreeSet<&str> = p
-        .items
-        .iter()
-        .filter(|i| i.event_type == "portfolio.achievement_attested")
-        .filter_map(|i| match i.summary.first() {
-            Some((_, Detail::Text(id))) => Some(id.as_str()),
-            _ => None,
+    let item = |i: Option<&Item>| i.map_or(Value::Null, |i| item_json(syms, learner, i));
+    let achievements: Vec<Value> = achievements
+        .into_iter()
+        .map(|(id, attested, revoked)| {
+            json!({"achievement_id": id, "attested": item(attested), "revoked": item(revoked)})
         })
         .collect();
-    for (id, r) in &revocations {
-        if !attested.contains(id) {
-            let mut v = item_json(learner, r);
-            v["revoked"] = item_json(learner, r);
-            achievements.push(v);
-        }
-    }
     let classes: Vec<Value> = p
         .school
         .iter()
@@ -485,9 +493,12 @@ mod tests {
         assert_eq!(b["documents"][0]["stream"], "learner/47-1");
         let ach = b["achievements"].as_array().unwrap();
         assert_eq!(ach.len(), 2);
-        assert_eq!(ach[0]["summary"]["achievement_id"], "ach-1");
+        assert_eq!(ach[0]["achievement_id"], "ach-1");
+        assert_eq!(ach[0]["attested"]["event"], ids[10]);
+        assert_eq!(ach[0]["attested"]["summary"]["result"], "winner");
         assert_eq!(ach[0]["revoked"]["event"], ids[12]);
         assert_eq!(ach[0]["revoked"]["summary"]["reason"], "annulled by organiser");
+        assert_eq!(ach[1]["achievement_id"], "ach-2");
         assert_eq!(ach[1]["revoked"], Value::Null);
         assert_eq!(seqs(&b["transfers"]), vec![13]);
         assert_eq!(seqs(&b["additional_education"]), vec![14]);
