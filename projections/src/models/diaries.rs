@@ -130,19 +130,32 @@ impl Diary {
         slot(slot(slot(&mut self.subjects, subject), institution), class)
     }
 
-    /// Applies a correction to the record it names among this learner's records in that
-    /// institution and class: a sheet's record, a whole-day attendance mark, or a retake.
+    /// Applies a correction to the record it names among this learner's records: first those
+    /// of the institution and class it names (a sheet's record or a whole-day attendance mark),
+    /// then any other (the rules check the record's stream, not its class), then the retakes.
     fn correct(&mut self, institution: &str, class: &str, target: &EventId, c: Correction, syms: &Symbols) {
-        for by_inst in self.subjects.values_mut() {
-            let sheet = by_inst.get_mut(institution).and_then(|m| m.get_mut(class));
-            if sheet.is_some_and(|sheet| sheet.correct(target, &c, syms)) {
-                return;
+        for named in [true, false] {
+            let here = |i: &str, k: &str| (i == institution && k == class) == named;
+            for by_inst in self.subjects.values_mut() {
+                for (i, classes) in by_inst.iter_mut() {
+                    for (k, sheet) in classes.iter_mut() {
+                        if here(i, k) && sheet.correct(target, &c, syms) {
+                            return;
+                        }
+                    }
+                }
             }
-        }
-        let day = self.day_attendance.get_mut(institution).and_then(|m| m.get_mut(class));
-        if let Some(row) = day.into_iter().flatten().rev().find(|r| r.record.answers_to(target)) {
-            row.record.corrections.push(c);
-            return;
+            for (i, classes) in self.day_attendance.iter_mut() {
+                for (k, rows) in classes.iter_mut() {
+                    if !here(i, k) {
+                        continue;
+                    }
+                    if let Some(row) = rows.iter_mut().rev().find(|r| r.record.answers_to(target)) {
+                        row.record.corrections.push(c);
+                        return;
+                    }
+                }
+            }
         }
         let retakes = self.debts.iter_mut().rev().flat_map(|d| d.retakes.iter_mut());
         if let Some(r) = retakes.into_iter().find(|r| r.record.answers_to(target)) {
@@ -540,11 +553,20 @@ mod tests {
         assert_eq!(body["debts"][0]["status"], "closed");
         assert_eq!(body["debts"][0]["retakes"][0]["original_mark"], "2");
         correct(&mut h, &ids[0], None); // annul the test 5: 15 / 3 = 5.00, numerator 15
+                                        // A correction naming another class still reaches the record (attendance Н -> ОП).
+        h.push(
+            L1,
+            "journal.record_corrected",
+            json!({"institution": "sch-1", "class": "9В", "corrected_event_id": ids[2], "reason": "late, not absent",
+                   "authorised_by": "did:key:adm", "code": "ОП"}),
+        );
         let mut m = Diaries::default();
         h.fold(&mut m);
         let body = m.view(&["47-1", "math"]).unwrap().body;
         assert_eq!(body["classes"][0]["average"], json!({"value": "5.00", "numerator": 15, "denominator": 3}));
         assert_eq!(body["classes"][0]["marks"][0]["annulled"], true);
+        assert_eq!(body["classes"][0]["attendance"][0]["code"], "ОП");
+        assert_eq!(body["classes"][0]["attendance"][0]["original_code"], "Н");
     }
 
     #[test]

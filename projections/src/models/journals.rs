@@ -5,8 +5,8 @@
 //! a record was allowed (the rules decided that before it entered the log).
 
 use super::common::{
-    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, EventId, GradeKind, GradeRow, Sheet, Sym,
-    Symbols,
+    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
+    Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -70,6 +70,23 @@ fn sheet_of<'s>(
     learner: &str,
 ) -> &'s mut Sheet {
     slot(&mut slot(&mut class_of(institutions, institution, class).subjects, subject).learners, learner)
+}
+
+/// Applies a correction to the record of `learner` in `class` it names; `false` if none does.
+fn correct_in_class(class: &mut ClassJournal, learner: &str, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
+    for subject in class.subjects.values_mut() {
+        if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(target, c, syms)) {
+            return true;
+        }
+    }
+    let mut day = class.day_attendance.get_mut(learner).into_iter().flatten().rev();
+    match day.find(|r| r.record.answers_to(target)) {
+        Some(row) => {
+            row.record.corrections.push(c.clone());
+            true
+        }
+        None => false,
+    }
 }
 
 impl State {
@@ -146,20 +163,20 @@ impl ReadModel for Journals {
             ),
             Event::RecordCorrected(d) => {
                 // The correction names the institution and class; the record is one of this
-                // learner's in some subject of that class (or a whole-day attendance mark).
+                // learner's in some subject of that class (or a whole-day attendance mark). The
+                // rules check the record's stream, not its class: a correction naming another
+                // class of the institution is looked for there too (rare, so the wider scan is).
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-                let Some(class) = s.institutions.get_mut(&d.institution).and_then(|c| c.get_mut(&d.class)) else {
-                    return;
-                };
                 let (target, c) = correction_of(&mut s.symbols, f.seq, f.id, d);
-                for subject in class.subjects.values_mut() {
-                    if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(&target, &c, &s.symbols)) {
+                let Some(classes) = s.institutions.get_mut(&d.institution) else { return };
+                if let Some(class) = classes.get_mut(&d.class) {
+                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
                         return;
                     }
                 }
-                if let Some(rows) = class.day_attendance.get_mut(learner) {
-                    if let Some(row) = rows.iter_mut().rev().find(|r| r.record.answers_to(&target)) {
-                        row.record.corrections.push(c);
+                for (_, class) in classes.iter_mut().filter(|(name, _)| **name != d.class) {
+                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
+                        return;
                     }
                 }
             }
@@ -394,6 +411,27 @@ mod tests {
         assert_eq!(row["average"]["denominator"], 9);
         // Learner 2 is untouched by learner 1's corrections.
         assert_eq!(math_row(&m, "47-2")["average"]["numerator"], 20);
+    }
+
+    #[test]
+    fn a_correction_naming_another_class_of_the_institution_still_finds_the_record() {
+        let (mut h, ids) = history();
+        h.push(
+            L1,
+            "journal.record_corrected",
+            json!({"institution": "sch-1", "class": "6Б", "corrected_event_id": ids[1], "reason": "typo",
+                   "authorised_by": "did:key:z6MkAdmin", "mark": 4, "scale": "five_point"}),
+        );
+        h.push(
+            L1,
+            "journal.grade_recorded",
+            json!({"institution": "sch-1", "class": "6Б", "subject": "art", "mark": 5, "scale": "five_point",
+                   "weight": 1, "kind": "homework", "lesson_date": "2026-09-09"}),
+        );
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        // 4x5 + 9 + 4 + 2 = 35 over 10
+        assert_eq!(math_row(&m, "47-1")["average"]["value"], "3.50");
     }
 
     #[test]
