@@ -107,15 +107,19 @@ impl ReadModel for RecordBooks {
             }),
             Event::RecordCorrected(d) => {
                 // A correction names the institution (and the group as its class); the record is
-                // one of this learner's results there.
+                // one of this learner's results, looked for in that institution first (the rules
+                // check only the record's stream, so any of the learner's results may be meant).
                 let State { symbols, learners } = &mut self.state;
-                let Some(terms) = learners.get_mut(learner).and_then(|b| b.terms.get_mut(&d.institution)) else {
-                    return;
-                };
+                let Some(book) = learners.get_mut(learner) else { return };
                 let (target, c) = correction_of(symbols, f.seq, f.id, d);
-                let results = terms.values_mut().rev().flat_map(|rs| rs.iter_mut().rev());
-                if let Some(r) = results.into_iter().find(|r| r.record.answers_to(&target)) {
-                    r.record.corrections.push(c);
+                for named in [true, false] {
+                    let mut results = (book.terms.iter_mut())
+                        .filter(|(i, _)| (**i == d.institution) == named)
+                        .flat_map(|(_, terms)| terms.values_mut().rev().flat_map(|rs| rs.iter_mut().rev()));
+                    if let Some(r) = results.find(|r| r.record.answers_to(&target)) {
+                        r.record.corrections.push(c);
+                        return;
+                    }
                 }
             }
             _ => {}
@@ -241,6 +245,13 @@ mod tests {
             "corrected_event_id": ids[1], "reason": "appeal", "authorised_by": "did:key:adm", "mark": "отлично",
             "scale": "four_level"}),
         );
+        // A correction naming another institution still reaches the learner's result.
+        h.push(
+            L,
+            "journal.record_corrected",
+            json!({"institution": "uni-2", "class": "Г-1", "corrected_event_id": ids[2], "reason": "appeal",
+                   "authorised_by": "did:key:adm", "mark": 4, "scale": "five_point"}),
+        );
         let mut m = RecordBooks::default();
         h.fold(&mut m);
         let v = m.view(&["47-5"]).unwrap();
@@ -260,7 +271,8 @@ mod tests {
         assert_eq!(exam["original_mark"], "хорошо");
         assert_eq!(exam["corrections"][0]["event"], c);
         assert_eq!(terms[1]["results"][0]["form"], "differentiated_credit");
-        assert_eq!(terms[1]["results"][0]["mark"], "5");
+        assert_eq!(terms[1]["results"][0]["mark"], "4");
+        assert_eq!(terms[1]["results"][0]["original_mark"], "5");
         assert_eq!(
             v.body["diplomas"],
             json!([{"institution": "col-1", "level": "secondary_vocational", "number": "D-1",
