@@ -148,6 +148,10 @@ pub fn all() -> Vec<Box<dyn ReadModel>> {
         Box::new(clubs::Clubs::default()),
         Box::new(teachers::Teachers::default()),
         Box::new(indicators::Indicators::default()),
+        Box::<crate::models::journals::Journals>::default(),
+        Box::<crate::models::diaries::Diaries>::default(),
+        Box::<crate::models::record_books::RecordBooks>::default(),
+        Box::<crate::models::profiles::Profiles>::default(),
     ]
 }
 

@@ -1,0 +1,542 @@
+//! What the journal, diary and record-book models share: compact event ids, a record with its
+//! correction history and current value, a learner's sheet in one subject of one class (marks,
+//! attendance, term, year and attestation grades, the weighted average as integers), and the
+//! JSON shapes those render to.
+//! Not a read model itself, and no policy on which events go where: each model decides that.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::fmt;
+
+/// An event id as state keeps it: a canonical lowercase UUID as its 16 bytes (fixed width in
+/// postcard, no heap allocation on load, instead of a 36-byte string), any other id as written.
+/// Displays exactly as the event gave it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventId {
+    Uuid([u8; 16]),
+    Other(String),
+}
+
+impl EventId {
+    pub fn of(id: &str) -> Self {
+        match parse_uuid(id) {
+            Some(bits) => EventId::Uuid(bits.to_be_bytes()),
+            None => EventId::Other(id.to_owned()),
+        }
+    }
+}
+
+/// The bits of a lowercase UUID in its canonical 8-4-4-4-12 form; `None` for anything else (so
+/// that displaying the bits gives back exactly the same string).
+fn parse_uuid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if *c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        bits = (bits << 4) | u128::from(digit);
+    }
+    Some(bits)
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventId::Uuid(bytes) => {
+                let b = u128::from_be_bytes(*bytes);
+                write!(
+                    f,
+                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                    b >> 96,
+                    (b >> 80) & 0xffff,
+                    (b >> 64) & 0xffff,
+                    (b >> 48) & 0xffff,
+                    b & 0xffff_ffff_ffff
+                )
+            }
+            EventId::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The value under `key`, inserted empty first if absent. Allocates the key only on insertion,
+/// so the common case (the key exists) costs two lookups and no allocation.
+pub fn slot<'m, V: Default>(map: &'m mut std::collections::BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+/// A short string interned in a model's `Symbols` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sym(pub u32);
+
+/// A model's table of the short strings its records repeat (marks, attendance codes, kinds of
+/// work, scales, dates): each row keeps a small integer instead of four heap strings, so state
+/// is a fraction of the size and loads without an allocation per field. Names are kept in order
+/// of first appearance (so two builds from the same entries encode the same); the reverse index
+/// is not encoded and is rebuilt by `reindex` after a load. The tables are small (tens to
+/// hundreds of names), where an ordered map's few short comparisons beat hashing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Symbols {
+    names: Vec<String>,
+    #[serde(skip)]
+    index: std::collections::BTreeMap<String, u32>,
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for Symbols {}
+
+impl Symbols {
+    /// The symbol of `name`, if interned.
+    pub fn get(&self, name: &str) -> Option<Sym> {
+        self.index.get(name).map(|i| Sym(*i))
+    }
+
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(i) = self.index.get(name) {
+            return Sym(*i);
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), i);
+        Sym(i)
+    }
+
+    /// The string of `s`; `?` for a symbol outside the table, which only bytes this model did
+    /// not build can hold (a view of such state shows it rather than panicking).
+    pub fn name(&self, s: Sym) -> &str {
+        self.names.get(s.0 as usize).map_or("?", String::as_str)
+    }
+
+    /// Rebuilds the reverse index after a load; a table naming one string twice is refused, as
+    /// `intern` never builds one.
+    pub fn reindex(&mut self) -> Result<(), String> {
+        self.index.clear();
+        for (i, n) in self.names.iter().enumerate() {
+            if self.index.insert(n.clone(), i as u32).is_some() {
+                return Err(format!("symbol table names {n:?} twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Values keyed by a string id (a learner id), stored in a vector in order of the ids' first
+/// appearance: a lookup is one hash of the id and an index, not a walk down an ordered map of
+/// every learner, and the encoded bytes are the ids then the values, canonical like any vector.
+/// The index is a `HashMap` because it is never encoded nor iterated, only looked up: its order
+/// cannot reach state bytes or views. It is rebuilt by `reindex` after a load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Keyed<V> {
+    ids: Vec<String>,
+    values: Vec<V>,
+    #[serde(skip)]
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Self { ids: Vec::new(), values: Vec::new(), index: Default::default() }
+    }
+}
+
+impl<V: PartialEq> PartialEq for Keyed<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids == other.ids && self.values == other.values
+    }
+}
+
+impl<V: Eq> Eq for Keyed<V> {}
+
+impl<V: Default> Keyed<V> {
+    /// The value of `id`, created empty on its first appearance.
+    pub fn slot(&mut self, id: &str) -> &mut V {
+        let i = match self.index.get(id) {
+            Some(i) => *i as usize,
+            None => {
+                let i = self.values.len();
+                self.index.insert(id.to_owned(), u32::try_from(i).expect("fewer than 2^32 ids"));
+                self.ids.push(id.to_owned());
+                self.values.push(V::default());
+                i
+            }
+        };
+        &mut self.values[i]
+    }
+}
+
+impl<V> Keyed<V> {
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.index.get(id).map(|i| &self.values[*i as usize])
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        self.index.get(id).map(|i| &mut self.values[*i as usize])
+    }
+
+    /// Rebuilds the id index after a load and checks that ids and values pair up, each id once.
+    pub fn reindex(&mut self) -> Result<(), String> {
+        if self.ids.len() != self.values.len() {
+            return Err(format!("{} ids for {} values", self.ids.len(), self.values.len()));
+        }
+        self.index.clear();
+        self.index.reserve(self.ids.len());
+        for (i, id) in self.ids.iter().enumerate() {
+            if self.index.insert(id.clone(), i as u32).is_some() {
+                return Err(format!("id {id:?} is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `journal.record_corrected` as applied to the record it (or the correction it names)
+/// corrects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub seq: u64,
+    pub event: EventId,
+    /// The event the correction names: the record itself or an earlier correction of it.
+    pub corrects: EventId,
+    /// The new value (a mark or an attendance code); `None` annuls the record.
+    pub value: Option<Sym>,
+    pub scale: Option<Sym>,
+    pub reason: String,
+    pub authorised_by: String,
+}
+
+/// A correctable record: its entry, the value it was written with and every correction in log
+/// order. The current value is the last correction's (a correction of a correction also sets
+/// the record's value: every step names the record's value from then on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corrected {
+    pub seq: u64,
+    pub event: EventId,
+    pub value: Sym,
+    pub corrections: Vec<Correction>,
+}
+
+impl Corrected {
+    pub fn new(seq: u64, event: &str, value: Sym) -> Self {
+        Self { seq, event: EventId::of(event), value, corrections: Vec::new() }
+    }
+
+    /// The value now: the original, or the last correction's; `None` when annulled.
+    pub fn current(&self) -> Option<Sym> {
+        match self.corrections.last() {
+            Some(c) => c.value,
+            None => Some(self.value),
+        }
+    }
+
+    /// The scale of the current value: the last correction that named one, else `written`.
+    pub fn current_scale(&self, written: Sym) -> Sym {
+        self.corrections.iter().rev().find_map(|c| c.scale).unwrap_or(written)
+    }
+
+    /// Whether `id` is this record's event or one of its corrections.
+    pub fn answers_to(&self, id: &EventId) -> bool {
+        self.event == *id || self.corrections.iter().any(|c| c.event == *id)
+    }
+
+    /// The record's JSON fields: `<field>` (current value or null), `annulled`, `original_<field>`,
+    /// `event`, `seq` and `corrections` (each step with its event, seq, value, scale, reason,
+    /// authoriser and the event it names).
+    pub fn json_into(&self, field: &str, syms: &Symbols, out: &mut Map<String, Value>) {
+        let name = |s: Option<Sym>| s.map(|s| syms.name(s));
+        out.insert(field.to_owned(), json!(name(self.current())));
+        out.insert("annulled".to_owned(), json!(self.current().is_none()));
+        out.insert(format!("original_{field}"), json!(syms.name(self.value)));
+        out.insert("event".to_owned(), json!(self.event.to_string()));
+        out.insert("seq".to_owned(), json!(self.seq));
+        let corrections: Vec<Value> = self
+            .corrections
+            .iter()
+            .map(|c| {
+                json!({
+                    "event": c.event.to_string(),
+                    "seq": c.seq,
+                    "corrects": c.corrects.to_string(),
+                    field: name(c.value),
+                    "scale": name(c.scale),
+                    "reason": c.reason,
+                    "authorised_by": c.authorised_by,
+                })
+            })
+            .collect();
+        out.insert("corrections".to_owned(), Value::Array(corrections));
+    }
+}
+
+/// What a weighted average gets from one mark: (mark x weight, weight) for a numeric current
+/// value, nothing for a word mark or an annulled record.
+pub fn contribution(value: Option<&str>, weight: i64) -> (i64, i64) {
+    match value.and_then(|v| v.parse::<i64>().ok()) {
+        Some(m) => (m.saturating_mul(weight), weight),
+        None => (0, 0),
+    }
+}
+
+/// `numerator / denominator` as a decimal string with two digits, rounded half away from zero.
+pub fn decimal_2(numerator: i64, denominator: i64) -> String {
+    assert!(denominator > 0, "an average over no weight has no value");
+    let (n, d) = (i128::from(numerator), i128::from(denominator));
+    let hundredths = (n.abs() * 200 + d) / (2 * d);
+    let sign = if n < 0 && hundredths != 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// The weighted average as JSON: `{"value":"4.33","numerator":13,"denominator":3}`, or null when
+/// no numeric mark counts.
+pub fn average_json(numerator: i64, denominator: i64) -> Value {
+    if denominator == 0 {
+        return Value::Null;
+    }
+    json!({"value": decimal_2(numerator, denominator), "numerator": numerator, "denominator": denominator})
+}
+
+/// A mark of the journal (`journal.grade_recorded`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRow {
+    pub record: Corrected,
+    pub kind: Sym,
+    pub weight: i64,
+    pub scale: Sym,
+    pub date: Sym,
+}
+
+/// An attendance mark (`journal.attendance_marked`); the value is its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceRow {
+    pub record: Corrected,
+    pub date: Sym,
+}
+
+/// A term, year or intermediate-attestation grade: explicit teacher decisions, not averages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GradeRow {
+    pub record: Corrected,
+    pub academic_year: i64,
+    /// The term of a term grade; `None` for year and attestation grades.
+    pub term: Option<i64>,
+    pub scale: Sym,
+}
+
+/// Which list of a sheet a final grade goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum GradeKind {
+    Term,
+    Year,
+    Attestation,
+}
+
+/// One learner in one subject of one class: what the journal's row and the diary's section both
+/// hold. The weighted average is kept as integers, updated on every mark and correction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sheet {
+    pub marks: Vec<MarkRow>,
+    pub attendance: Vec<AttendanceRow>,
+    pub term_grades: Vec<GradeRow>,
+    pub year_grades: Vec<GradeRow>,
+    pub attestations: Vec<GradeRow>,
+    /// sum(mark x weight) over numeric current marks.
+    pub numerator: i64,
+    /// sum(weight) over the same marks.
+    pub denominator: i64,
+}
+
+/// A mark row from its event, interning its short strings.
+pub fn mark_row(syms: &mut Symbols, seq: u64, id: &str, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
+    MarkRow {
+        record: Corrected::new(seq, id, syms.intern(&d.mark.0)),
+        kind: syms.intern(&d.kind),
+        weight: d.weight,
+        scale: syms.intern(&d.scale),
+        date: syms.intern(&d.lesson_date),
+    }
+}
+
+impl Sheet {
+    pub fn add_mark(&mut self, row: MarkRow, syms: &Symbols) {
+        let (n, d) = contribution(row.record.current().map(|s| syms.name(s)), row.weight);
+        self.numerator += n;
+        self.denominator += d;
+        self.marks.push(row);
+    }
+
+    pub fn add_grade(&mut self, kind: GradeKind, row: GradeRow) {
+        match kind {
+            GradeKind::Term => self.term_grades.push(row),
+            GradeKind::Year => self.year_grades.push(row),
+            GradeKind::Attestation => self.attestations.push(row),
+        }
+    }
+
+    /// Applies a correction to the record of this sheet that `target` names (the record or one
+    /// of its corrections), keeping the average in step; `false` when no record here answers to
+    /// `target`. Scans the sheet from the newest record: a sheet is one learner in one subject
+    /// of one class, and corrections are rare.
+    pub fn correct(&mut self, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
+        if let Some(row) = self.marks.iter_mut().rev().find(|r| r.record.answers_to(target)) {
+            let value = |r: &Corrected| r.current().map(|s| syms.name(s));
+            let (n0, d0) = contribution(value(&row.record), row.weight);
+            row.record.corrections.push(c.clone());
+            let (n1, d1) = contribution(value(&row.record), row.weight);
+            self.numerator += n1 - n0;
+            self.denominator += d1 - d0;
+            return true;
+        }
+        let record = self
+            .attendance
+            .iter_mut()
+            .rev()
+            .map(|r| &mut r.record)
+            .chain(self.term_grades.iter_mut().rev().map(|r| &mut r.record))
+            .chain(self.year_grades.iter_mut().rev().map(|r| &mut r.record))
+            .chain(self.attestations.iter_mut().rev().map(|r| &mut r.record))
+            .find(|r| r.answers_to(target));
+        match record {
+            Some(r) => {
+                r.corrections.push(c.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn average_json(&self) -> Value {
+        average_json(self.numerator, self.denominator)
+    }
+
+    /// The sheet as the views show it: marks, attendance, average, term, year and attestation
+    /// grades, each item with its entry and corrections.
+    pub fn json_into(&self, syms: &Symbols, out: &mut Map<String, Value>) {
+        out.insert("marks".to_owned(), Value::Array(self.marks.iter().map(|r| mark_json(r, syms)).collect()));
+        let attendance = self.attendance.iter().map(|r| attendance_json(r, syms)).collect();
+        out.insert("attendance".to_owned(), Value::Array(attendance));
+        out.insert("average".to_owned(), self.average_json());
+        self.grades_into(syms, out);
+    }
+
+    /// Only the term, year and attestation grades.
+    pub fn grades_into(&self, syms: &Symbols, out: &mut Map<String, Value>) {
+        let list = |rows: &[GradeRow]| Value::Array(rows.iter().map(|r| grade_json(r, syms)).collect());
+        out.insert("term_grades".to_owned(), list(&self.term_grades));
+        out.insert("year_grades".to_owned(), list(&self.year_grades));
+        out.insert("intermediate_attestation".to_owned(), list(&self.attestations));
+    }
+}
+
+pub fn mark_json(r: &MarkRow, syms: &Symbols) -> Value {
+    let mut o = Map::new();
+    r.record.json_into("mark", syms, &mut o);
+    o.insert("kind".to_owned(), json!(syms.name(r.kind)));
+    o.insert("weight".to_owned(), json!(r.weight));
+    o.insert("scale".to_owned(), json!(syms.name(r.record.current_scale(r.scale))));
+    o.insert("date".to_owned(), json!(syms.name(r.date)));
+    Value::Object(o)
+}
+
+pub fn attendance_json(r: &AttendanceRow, syms: &Symbols) -> Value {
+    let mut o = Map::new();
+    r.record.json_into("code", syms, &mut o);
+    o.insert("date".to_owned(), json!(syms.name(r.date)));
+    Value::Object(o)
+}
+
+pub fn grade_json(r: &GradeRow, syms: &Symbols) -> Value {
+    let mut o = Map::new();
+    r.record.json_into("mark", syms, &mut o);
+    o.insert("academic_year".to_owned(), json!(r.academic_year));
+    if let Some(t) = r.term {
+        o.insert("term".to_owned(), json!(t));
+    }
+    o.insert("scale".to_owned(), json!(syms.name(r.record.current_scale(r.scale))));
+    Value::Object(o)
+}
+
+/// A correction's fields taken from its event, before the model finds the record it targets.
+pub fn correction_of(
+    syms: &mut Symbols,
+    seq: u64,
+    id: &str,
+    d: &crate::vocabulary::RecordCorrected,
+) -> (EventId, Correction) {
+    let target = EventId::of(&d.corrected_event_id);
+    let value = d.mark.as_ref().map(|m| m.0.as_str()).or(d.code.as_deref()).map(|v| syms.intern(v));
+    let c = Correction {
+        seq,
+        event: EventId::of(id),
+        corrects: target.clone(),
+        value,
+        scale: d.scale.as_deref().map(|s| syms.intern(s)),
+        reason: d.reason.clone(),
+        authorised_by: d.authorised_by.clone(),
+    };
+    (target, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_ids_display_as_given_and_others_stay_strings() {
+        let u = "0193a1d2-7c4e-7b1a-9f00-00000000002a";
+        assert!(matches!(EventId::of(u), EventId::Uuid(_)));
+        assert_eq!(EventId::of(u).to_string(), u);
+        for other in ["0193A1D2-7C4E-7B1A-9F00-00000000002A", "g193a1d2-7c4e-7b1a-9f00-00000000002a", "ev-1", ""] {
+            assert_eq!(EventId::of(other), EventId::Other(other.to_owned()));
+            assert_eq!(EventId::of(other).to_string(), other);
+        }
+    }
+
+    #[test]
+    fn decimals_round_half_up_with_two_digits() {
+        assert_eq!(decimal_2(13, 3), "4.33");
+        assert_eq!(decimal_2(14, 3), "4.67");
+        assert_eq!(decimal_2(9, 2), "4.50");
+        assert_eq!(decimal_2(1, 8), "0.13"); // 0.125 rounds up
+        assert_eq!(decimal_2(-1, 8), "-0.13");
+        assert_eq!(decimal_2(4, 1), "4.00");
+        assert_eq!(average_json(0, 0), Value::Null);
+        assert_eq!(contribution(Some("зачтено"), 5), (0, 0));
+        assert_eq!(contribution(None, 5), (0, 0));
+        assert_eq!(contribution(Some("4"), 3), (12, 3));
+    }
+
+    #[test]
+    fn symbols_intern_once_and_reindex_after_load() {
+        let mut t = Symbols::default();
+        let (a, b) = (t.intern("5"), t.intern("test"));
+        assert_eq!(t.intern("5"), a);
+        assert_ne!(a, b);
+        assert_eq!(t.name(b), "test");
+        let mut back: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&t)).unwrap();
+        back.reindex().unwrap();
+        assert_eq!(back.intern("test"), b);
+        assert_eq!(back, t);
+        let twice = Symbols { names: vec!["x".into(), "x".into()], index: Default::default() };
+        let mut twice: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&twice)).unwrap();
+        assert!(twice.reindex().is_err());
+    }
+}

@@ -1,0 +1,470 @@
+//! The class journal (электронный журнал): per institution, class and subject, the lessons held
+//! and one row per learner with marks (current value, kind, weight, date, correction history),
+//! attendance, the weighted average and the term, year and intermediate-attestation grades.
+//! Not the learner's side (that is `diaries`), not debts or documents, and no judgement of whether
+//! a record was allowed (the rules decided that before it entered the log).
+
+use super::common::{
+    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
+    Sheet, Sym, Symbols,
+};
+use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
+use crate::vocabulary::{Event, StreamKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+const NAME: &str = "journals";
+const SHAPE: &str = "journals/<institution> or journals/<institution>/<class>/<subject>";
+
+/// A lesson held (`journal.lesson_held` on the institution's stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Lesson {
+    seq: u64,
+    event: EventId,
+    lesson_id: String,
+    date: Sym,
+    topic: Option<String>,
+}
+
+/// One subject of one class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SubjectJournal {
+    lessons: Vec<Lesson>,
+    /// Learner id -> their row.
+    learners: BTreeMap<String, Sheet>,
+}
+
+/// One class of one institution.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ClassJournal {
+    subjects: BTreeMap<String, SubjectJournal>,
+    /// Attendance marked for the whole day (no subject), learner id -> marks.
+    day_attendance: BTreeMap<String, Vec<AttendanceRow>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    /// Marks, codes, kinds of work, scales and dates the rows name.
+    symbols: Symbols,
+    /// Institution -> class -> journal. Nested maps so that a lookup borrows the event's strings
+    /// and allocates nothing unless a journal is new.
+    institutions: BTreeMap<String, BTreeMap<String, ClassJournal>>,
+}
+
+/// The `journals` read model.
+#[derive(Debug, Default)]
+pub struct Journals {
+    state: State,
+}
+
+type Institutions = BTreeMap<String, BTreeMap<String, ClassJournal>>;
+
+fn class_of<'s>(institutions: &'s mut Institutions, institution: &str, class: &str) -> &'s mut ClassJournal {
+    slot(slot(institutions, institution), class)
+}
+
+fn sheet_of<'s>(
+    institutions: &'s mut Institutions,
+    (institution, class, subject): (&str, &str, &str),
+    learner: &str,
+) -> &'s mut Sheet {
+    slot(&mut slot(&mut class_of(institutions, institution, class).subjects, subject).learners, learner)
+}
+
+/// Applies a correction to the record of `learner` in `class` it names; `false` if none does.
+fn correct_in_class(class: &mut ClassJournal, learner: &str, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
+    for subject in class.subjects.values_mut() {
+        if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(target, c, syms)) {
+            return true;
+        }
+    }
+    let mut day = class.day_attendance.get_mut(learner).into_iter().flatten().rev();
+    match day.find(|r| r.record.answers_to(target)) {
+        Some(row) => {
+            row.record.corrections.push(c.clone());
+            true
+        }
+        None => false,
+    }
+}
+
+impl State {
+    fn grade(&mut self, f: &Fact<'_>, at: (&str, &str, &str), kind: GradeKind, row: (i64, Option<i64>, &str, &str)) {
+        let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+        let (academic_year, term, mark, scale) = row;
+        let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark));
+        let row = GradeRow { record, academic_year, term, scale: self.symbols.intern(scale) };
+        sheet_of(&mut self.institutions, at, learner).add_grade(kind, row);
+    }
+}
+
+impl ReadModel for Journals {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&mut self, f: &Fact<'_>) {
+        let s = &mut self.state;
+        match f.event {
+            Event::LessonHeld(d) => {
+                let Some(institution) = StreamKind::Institution.id_of(f.stream) else { return };
+                let lesson = Lesson {
+                    seq: f.seq,
+                    event: EventId::of(f.id),
+                    lesson_id: d.lesson_id.clone(),
+                    date: s.symbols.intern(&d.lesson_date),
+                    topic: d.topic.clone(),
+                };
+                let class = class_of(&mut s.institutions, institution, &d.class);
+                slot(&mut class.subjects, &d.subject).lessons.push(lesson);
+            }
+            Event::GradeRecorded(d) => {
+                let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+                let row = mark_row(&mut s.symbols, f.seq, f.id, d);
+                let sheet = sheet_of(&mut s.institutions, (&d.institution, &d.class, &d.subject), learner);
+                sheet.add_mark(row, &s.symbols);
+            }
+            Event::AttendanceMarked(d) => {
+                let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+                let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code));
+                let row = AttendanceRow { record, date: s.symbols.intern(&d.lesson_date) };
+                match &d.subject {
+                    Some(subject) => {
+                        sheet_of(&mut s.institutions, (&d.institution, &d.class, subject), learner).attendance.push(row)
+                    }
+                    None => {
+                        let class = class_of(&mut s.institutions, &d.institution, &d.class);
+                        slot(&mut class.day_attendance, learner).push(row)
+                    }
+                }
+            }
+            Event::TermGradeSet(d) => s.grade(
+                f,
+                (&d.institution, &d.class, &d.subject),
+                GradeKind::Term,
+                (d.academic_year, Some(d.term), &d.mark.0, &d.scale),
+            ),
+            Event::YearGradeSet(d) => s.grade(
+                f,
+                (&d.institution, &d.class, &d.subject),
+                GradeKind::Year,
+                (d.academic_year, None, &d.mark.0, &d.scale),
+            ),
+            Event::IntermediateAttestationRecorded(d) => s.grade(
+                f,
+                (&d.institution, &d.class, &d.subject),
+                GradeKind::Attestation,
+                (d.academic_year, None, &d.mark.0, &d.scale),
+            ),
+            Event::RecordCorrected(d) => {
+                // The correction names the institution and class; the record is one of this
+                // learner's in some subject of that class (or a whole-day attendance mark). The
+                // rules check the record's stream, not its class: a correction naming another
+                // class of the institution is looked for there too (rare, so the wider scan is).
+                let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+                let (target, c) = correction_of(&mut s.symbols, f.seq, f.id, d);
+                let Some(classes) = s.institutions.get_mut(&d.institution) else { return };
+                if let Some(class) = classes.get_mut(&d.class) {
+                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
+                        return;
+                    }
+                }
+                for (_, class) in classes.iter_mut().filter(|(name, _)| **name != d.class) {
+                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        model::encode_state(&self.state)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
+        Ok(())
+    }
+
+    fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        let institution = model::segment(path, 0, "an institution id")?;
+        let classes = self
+            .state
+            .institutions
+            .get(institution)
+            .ok_or_else(|| ViewError::NotFound(format!("no journal of institution {institution}")))?;
+        let scope = Scope::Institution(institution.to_owned());
+        match path.len() {
+            1 => Ok(View { scope, body: institution_json(institution, classes) }),
+            3 => {
+                let class_id = model::segment(path, 1, "a class")?;
+                let subject_id = model::segment(path, 2, "a subject")?;
+                let class = classes.get(class_id).ok_or_else(|| {
+                    ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
+                })?;
+                let subject = class.subjects.get(subject_id).ok_or_else(|| {
+                    ViewError::NotFound(format!(
+                        "class {class_id} of institution {institution} has no journal of subject {subject_id}"
+                    ))
+                })?;
+                Ok(View {
+                    scope,
+                    body: journal_json(&self.state.symbols, institution, class_id, subject_id, class, subject),
+                })
+            }
+            _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
+        }
+    }
+}
+
+fn institution_json(institution: &str, classes: &BTreeMap<String, ClassJournal>) -> Value {
+    let classes: Vec<Value> = classes
+        .iter()
+        .map(|(class, j)| {
+            let subjects: Vec<Value> = j
+                .subjects
+                .iter()
+                .map(|(subject, s)| json!({"subject": subject, "lessons": s.lessons.len(), "learners": s.learners.len()}))
+                .collect();
+            json!({"class": class, "subjects": subjects})
+        })
+        .collect();
+    json!({"institution": institution, "classes": classes})
+}
+
+fn journal_json(
+    syms: &Symbols,
+    institution: &str,
+    class_id: &str,
+    subject_id: &str,
+    class: &ClassJournal,
+    j: &SubjectJournal,
+) -> Value {
+    let lessons: Vec<Value> = j
+        .lessons
+        .iter()
+        .map(|l| {
+            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": l.topic, "event": l.event.to_string(), "seq": l.seq})
+        })
+        .collect();
+    let learners: Vec<Value> = j
+        .learners
+        .iter()
+        .map(|(learner, sheet)| {
+            let mut row = Map::new();
+            row.insert("learner".to_owned(), json!(learner));
+            sheet.json_into(syms, &mut row);
+            let day: Vec<Value> =
+                class.day_attendance.get(learner).into_iter().flatten().map(|r| attendance_json(r, syms)).collect();
+            row.insert("day_attendance".to_owned(), Value::Array(day));
+            Value::Object(row)
+        })
+        .collect();
+    json!({"institution": institution, "class": class_id, "subject": subject_id, "lessons": lessons, "learners": learners})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testkit::{check_reload, History};
+
+    const L1: &str = "learner/47-1";
+    const L2: &str = "learner/47-2";
+
+    fn grade(h: &mut History, stream: &str, subject: &str, mark: i64, kind: &str, weight: i64, date: &str) -> String {
+        h.push(
+            stream,
+            "journal.grade_recorded",
+            json!({"institution": "sch-1", "class": "5А", "subject": subject, "mark": mark, "scale": "five_point",
+                   "weight": weight, "kind": kind, "lesson_date": date}),
+        )
+    }
+
+    fn correct(h: &mut History, stream: &str, target: &str, mark: Option<i64>) -> String {
+        let mut data = json!({"institution": "sch-1", "class": "5А", "corrected_event_id": target,
+                              "reason": "typo", "authorised_by": "did:key:z6MkAdmin"});
+        if let Some(m) = mark {
+            data["mark"] = json!(m);
+            data["scale"] = json!("five_point");
+        }
+        h.push(stream, "journal.record_corrected", data)
+    }
+
+    /// Learner 1 in maths: 5 (test, 5), 3 (classwork, 3), 4 (homework, 1), 2 (homework, 1), so
+    /// (25 + 9 + 4 + 2) / 10 = 4.00; one mark in russian; learner 2: one 4 (test).
+    fn history() -> (History, Vec<String>) {
+        let mut h = History::default();
+        let mut ids = vec![];
+        ids.push(h.push(
+            "institution/sch-1",
+            "journal.lesson_held",
+            json!({"lesson_id": "les-1", "class": "5А", "subject": "math", "lesson_date": "2026-09-01", "topic": "fractions"}),
+        ));
+        ids.push(grade(&mut h, L1, "math", 5, "test", 5, "2026-09-01")); // 1
+        ids.push(grade(&mut h, L1, "math", 3, "classwork", 3, "2026-09-01")); // 2
+        ids.push(grade(&mut h, L1, "math", 4, "homework", 1, "2026-09-02")); // 3
+        ids.push(grade(&mut h, L2, "math", 4, "test", 5, "2026-09-01")); // 4
+        ids.push(grade(&mut h, L1, "russian", 5, "test", 5, "2026-09-01")); // 5
+        ids.push(h.push(
+            L1,
+            "journal.attendance_marked",
+            json!({"institution": "sch-1", "class": "5А", "subject": "math", "lesson_date": "2026-09-03", "code": "Н"}),
+        )); // 6
+        ids.push(h.push(
+            L1,
+            "journal.attendance_marked",
+            json!({"institution": "sch-1", "class": "5А", "lesson_date": "2026-09-04", "code": "Б"}),
+        )); // 7
+        ids.push(grade(&mut h, L1, "math", 2, "homework", 1, "2026-09-05")); // 8
+        ids.push(h.push(
+            L1,
+            "journal.term_grade_set",
+            json!({"institution": "sch-1", "class": "5А", "subject": "math", "academic_year": 2026, "term": 1,
+                   "mark": 4, "scale": "five_point"}),
+        )); // 9
+        (h, ids)
+    }
+
+    fn math_row(model: &Journals, learner: &str) -> Value {
+        let v = model.view(&["sch-1", "5А", "math"]).unwrap();
+        assert_eq!(v.scope, Scope::Institution("sch-1".into()));
+        v.body["learners"].as_array().unwrap().iter().find(|r| r["learner"] == learner).unwrap().clone()
+    }
+
+    #[test]
+    fn journal_shows_lessons_marks_attendance_and_averages() {
+        let (h, ids) = history();
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        let v = m.view(&["sch-1", "5А", "math"]).unwrap().body;
+        assert_eq!(
+            v["lessons"],
+            json!([{"lesson_id": "les-1", "date": "2026-09-01", "topic": "fractions", "event": ids[0], "seq": 0}])
+        );
+        let row = math_row(&m, "47-1");
+        // (25 + 9 + 4 + 2) / 10 = 40/10
+        assert_eq!(row["average"], json!({"value": "4.00", "numerator": 40, "denominator": 10}));
+        assert_eq!(row["marks"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            row["marks"][0],
+            json!({"mark": "5", "annulled": false, "original_mark": "5", "event": ids[1], "seq": 1, "corrections": [],
+                   "kind": "test", "weight": 5, "scale": "five_point", "date": "2026-09-01"})
+        );
+        assert_eq!(row["attendance"][0]["code"], "Н");
+        assert_eq!(row["day_attendance"][0]["code"], "Б");
+        assert_eq!(row["term_grades"][0]["mark"], "4");
+        assert_eq!(row["term_grades"][0]["term"], 1);
+        let row2 = math_row(&m, "47-2");
+        assert_eq!(row2["average"], json!({"value": "4.00", "numerator": 20, "denominator": 5}));
+        assert_eq!(row2["day_attendance"], json!([]));
+
+        let list = m.view(&["sch-1"]).unwrap().body;
+        assert_eq!(
+            list,
+            json!({"institution": "sch-1", "classes": [{"class": "5А", "subjects": [
+                {"subject": "math", "lessons": 1, "learners": 2},
+                {"subject": "russian", "lessons": 0, "learners": 1}]}]})
+        );
+    }
+
+    #[test]
+    fn corrections_change_the_average_annulments_drop_the_mark_history_is_kept() {
+        let (mut h, ids) = history();
+        let c1 = correct(&mut h, L1, &ids[3], Some(2)); // homework 4 -> 2
+        let c2 = correct(&mut h, L1, &ids[8], None); // annul the homework 2
+        let c3 = correct(&mut h, L1, &c1, Some(3)); // correct the correction: -> 3
+        correct(&mut h, L1, &ids[7], None); // annul the whole-day attendance
+        correct(&mut h, L1, &ids[9], Some(5)); // the term grade 4 becomes 5
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        let row = math_row(&m, "47-1");
+        // 5x5 + 3x3 + 3x1 = 37 over 9 = 4.11 (the annulled 2 counts nothing)
+        assert_eq!(row["average"], json!({"value": "4.11", "numerator": 37, "denominator": 9}));
+        let corrected = &row["marks"][2];
+        assert_eq!(corrected["mark"], "3");
+        assert_eq!(corrected["original_mark"], "4");
+        let steps = corrected["corrections"].as_array().unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0]["event"], c1);
+        assert_eq!(steps[0]["corrects"], ids[3]);
+        assert_eq!(steps[0]["mark"], "2");
+        assert_eq!(steps[0]["reason"], "typo");
+        assert_eq!(steps[1]["event"], c3);
+        assert_eq!(steps[1]["corrects"], c1);
+        let annulled = &row["marks"][3];
+        assert_eq!(annulled["mark"], Value::Null);
+        assert_eq!(annulled["annulled"], true);
+        assert_eq!(annulled["corrections"][0]["event"], c2);
+        assert_eq!(row["day_attendance"][0]["annulled"], true);
+        assert_eq!(row["term_grades"][0]["mark"], "5");
+        assert_eq!(row["term_grades"][0]["original_mark"], "4");
+        // Term grades are decisions, not marks: the average is unchanged by them.
+        assert_eq!(row["average"]["denominator"], 9);
+        // Learner 2 is untouched by learner 1's corrections.
+        assert_eq!(math_row(&m, "47-2")["average"]["numerator"], 20);
+    }
+
+    #[test]
+    fn a_correction_naming_another_class_of_the_institution_still_finds_the_record() {
+        let (mut h, ids) = history();
+        h.push(
+            L1,
+            "journal.record_corrected",
+            json!({"institution": "sch-1", "class": "6Б", "corrected_event_id": ids[1], "reason": "typo",
+                   "authorised_by": "did:key:z6MkAdmin", "mark": 4, "scale": "five_point"}),
+        );
+        h.push(
+            L1,
+            "journal.grade_recorded",
+            json!({"institution": "sch-1", "class": "6Б", "subject": "art", "mark": 5, "scale": "five_point",
+                   "weight": 1, "kind": "homework", "lesson_date": "2026-09-09"}),
+        );
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        // 4x5 + 9 + 4 + 2 = 35 over 10
+        assert_eq!(math_row(&m, "47-1")["average"]["value"], "3.50");
+    }
+
+    #[test]
+    fn a_correction_from_another_learner_changes_nothing() {
+        let (mut h, ids) = history();
+        correct(&mut h, L2, &ids[1], Some(2));
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        assert_eq!(math_row(&m, "47-1")["average"]["numerator"], 40);
+    }
+
+    #[test]
+    fn unknown_ids_and_bad_paths_are_refused_precisely() {
+        let (h, _) = history();
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        assert_eq!(m.view(&["sch-9"]), Err(ViewError::NotFound("no journal of institution sch-9".into())));
+        assert_eq!(
+            m.view(&["sch-1", "6Б", "math"]),
+            Err(ViewError::NotFound("institution sch-1 has no journal of class 6Б".into()))
+        );
+        assert_eq!(
+            m.view(&["sch-1", "5А", "chemistry"]),
+            Err(ViewError::NotFound("class 5А of institution sch-1 has no journal of subject chemistry".into()))
+        );
+        assert_eq!(m.view(&["sch-1", "5А"]), Err(ViewError::BadPath(format!("expected {SHAPE}"))));
+        assert!(matches!(m.view(&[]), Err(ViewError::BadPath(_))));
+    }
+
+    #[test]
+    fn reload_and_halves_equal_the_whole() {
+        let (mut h, ids) = history();
+        correct(&mut h, L1, &ids[3], Some(2));
+        check_reload(&h, || Box::<Journals>::default());
+    }
+}

@@ -1,0 +1,525 @@
+//! The learner profile (цифровой профиль): one learner's lifelong record, kindergarten to
+//! university, across every stream that concerns them (`concerns::Concerns` decides which):
+//! the kindergarten queue application and what became of it, the 1st-grade application and the
+//! order that enrolled them, a summary of the school journal (institutions, classes, dates and
+//! academic years seen) and of college or university groups, promotions and final attestation,
+//! documents, achievements (revoked ones shown as revoked), transfers and additional education.
+//! Each item links to its entry (seq, event id, stream, type).
+//! Not the marks themselves (those are `diaries` and `record-books`): the profile holds per
+//! learner a short summary per item and counts per class, so it stays small beside them.
+
+use super::common::{slot, EventId, Keyed, Sym, Symbols};
+use super::concerns::Concerns;
+use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
+use crate::vocabulary::{Event, StreamKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const NAME: &str = "profiles";
+const SHAPE: &str = "profiles/<learner>";
+
+/// One value of an item's summary, as the event gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Detail {
+    Int(i64),
+    Text(String),
+}
+
+/// One entry in the profile: where it is and a short summary of what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Item {
+    seq: u64,
+    event: EventId,
+    /// The entry's stream when it is not the learner's own (`queue/kg/..`, `institution/..`).
+    stream: Option<Sym>,
+    event_type: Sym,
+    /// Field name -> value, in the order `summary` lists them.
+    summary: Vec<(Sym, Detail)>,
+}
+
+impl Item {
+    /// The text value of a summary field.
+    fn text<'a>(&'a self, syms: &Symbols, key: &str) -> Option<&'a str> {
+        self.summary.iter().find_map(|(k, v)| match v {
+            Detail::Text(t) if syms.name(*k) == key => Some(t.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A class (or a college group) the learner has records in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    first_seq: u64,
+    last_seq: u64,
+    records: u64,
+    first_date: Option<String>,
+    last_date: Option<String>,
+    /// Academic years named by the school records (a college group: the terms).
+    years: BTreeSet<i64>,
+}
+
+impl Seen {
+    fn record(&mut self, seq: u64, date: Option<&str>, year: Option<i64>) {
+        if self.records == 0 {
+            self.first_seq = seq;
+        }
+        self.records += 1;
+        self.last_seq = seq;
+        if let Some(date) = date {
+            if self.first_date.as_deref().is_none_or(|d| date < d) {
+                self.first_date = Some(date.to_owned());
+            }
+            if self.last_date.as_deref().is_none_or(|d| date > d) {
+                self.last_date = Some(date.to_owned());
+            }
+        }
+        if let Some(y) = year {
+            self.years.insert(y);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Profile {
+    items: Vec<Item>,
+    /// Institution -> class -> what the journal holds there.
+    school: BTreeMap<String, BTreeMap<String, Seen>>,
+    /// Institution -> group -> course results, exams and credits there.
+    college: BTreeMap<String, BTreeMap<String, Seen>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    concerns: Concerns,
+    /// Streams, event types and summary field names the items repeat.
+    symbols: Symbols,
+    /// Learner id -> their profile.
+    learners: Keyed<Profile>,
+}
+
+/// The `profiles` read model.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    state: State,
+}
+
+fn text(k: &'static str, v: &str) -> (&'static str, Detail) {
+    (k, Detail::Text(v.to_owned()))
+}
+
+fn int(k: &'static str, v: i64) -> (&'static str, Detail) {
+    (k, Detail::Int(v))
+}
+
+/// The summary an item keeps of its event; `None` for events the profile only counts (journal
+/// and college records) or does not show.
+fn summary(event: &Event) -> Option<Vec<(&'static str, Detail)>> {
+    use Event as E;
+    let opt = |k: &'static str, v: &Option<String>| v.as_ref().map(|v| text(k, v));
+    Some(match event {
+        E::QueueApplicationSubmitted(d) => vec![
+            text("application_id", &d.application_id),
+            text("number", &d.number),
+            text("desired_date", &d.desired_date),
+            text("preferred", &d.preferred.join(",")),
+            text("group_type", &d.group_type),
+        ],
+        E::BenefitClaimed(d) => vec![
+            text("application_id", &d.application_id),
+            text("claim_id", &d.claim_id),
+            text("category", &d.category),
+            text("recheck_on", &d.recheck_on),
+        ],
+        E::BenefitConfirmed(d) => vec![text("application_id", &d.application_id), text("claim_id", &d.claim_id)],
+        E::BenefitRejected(d) => {
+            vec![text("application_id", &d.application_id), text("claim_id", &d.claim_id), text("reason", &d.reason)]
+        }
+        E::SiblingLinked(d) => {
+            vec![text("application_id", &d.application_id), text("kindergarten", &d.kindergarten)]
+        }
+        E::QueueApplicationWithdrawn(d) => vec![text("application_id", &d.application_id), text("reason", &d.reason)],
+        E::PlaceOffered(d) => vec![
+            text("offer_id", &d.offer_id),
+            text("application_id", &d.application_id),
+            text("kindergarten", &d.kindergarten),
+        ],
+        E::OfferAccepted(d) => vec![text("offer_id", &d.offer_id)],
+        E::OfferRefused(d) => vec![text("offer_id", &d.offer_id), text("reason", &d.reason)],
+        E::AdmissionRefused(d) => vec![
+            text("application_id", &d.application_id),
+            text("kindergarten", &d.kindergarten),
+            text("reason", &d.reason),
+        ],
+        E::KindergartenEnrolled(d) => vec![
+            text("application_id", &d.application_id),
+            text("kindergarten", &d.kindergarten),
+            text("order_ref", &d.order_ref),
+        ],
+        E::KindergartenTransferred(d) => vec![
+            text("application_id", &d.application_id),
+            text("from_kindergarten", &d.from_kindergarten),
+            text("to_kindergarten", &d.to_kindergarten),
+        ],
+        E::FirstGradeApplicationSubmitted(d) => vec![
+            text("application_id", &d.application_id),
+            int("target_year", d.target_year),
+            int("window", d.window),
+            text("basis", &d.basis),
+        ],
+        E::EnrolmentOrderIssued(d) => {
+            vec![text("order_id", &d.order_id), int("target_year", d.target_year), text("order_date", &d.order_date)]
+        }
+        E::Promoted(d) => vec![
+            text("institution", &d.institution),
+            text("from_class", &d.from_class),
+            text("to_class", &d.to_class),
+            int("academic_year", d.academic_year),
+            text("basis", &d.basis),
+        ],
+        E::FinalAttestationRecorded(d) => vec![
+            text("institution", &d.institution),
+            text("exam", &d.exam),
+            text("subject", &d.subject),
+            int("academic_year", d.academic_year),
+            int("score", d.score),
+        ],
+        E::CertificateIssued(d) => vec![
+            text("institution", &d.institution),
+            text("level", &d.level),
+            text("number", &d.number),
+            text("issued_on", &d.issued_on),
+        ],
+        E::DiplomaIssued(d) => vec![
+            text("institution", &d.institution),
+            text("level", &d.level),
+            text("number", &d.number),
+            text("issued_on", &d.issued_on),
+        ],
+        E::AdditionalCertificateIssued(d) => {
+            vec![text("certificate_id", &d.certificate_id), text("institution", &d.institution), int("year", d.year)]
+        }
+        E::ProgramEnrolled(d) => [
+            Some(text("institution", &d.institution)),
+            Some(text("program_id", &d.program_id)),
+            opt("certificate_id", &d.certificate_id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        E::ProgramLeft(d) => {
+            vec![text("institution", &d.institution), text("program_id", &d.program_id), text("reason", &d.reason)]
+        }
+        E::AchievementAttested(d) => [
+            Some(text("achievement_id", &d.achievement_id)),
+            Some(text("kind", &d.kind)),
+            Some(text("level", &d.level)),
+            Some(text("date", &d.date)),
+            Some(text("result", &d.result)),
+            opt("contest_ref", &d.contest_ref),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        E::AchievementRevoked(d) => vec![text("achievement_id", &d.achievement_id), text("reason", &d.reason)],
+        E::LearnerTransferred(d) => [
+            Some(text("from_institution", &d.from_institution)),
+            Some(text("to_institution", &d.to_institution)),
+            opt("to_region", &d.to_region),
+            Some(text("transferred_on", &d.transferred_on)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        _ => return None,
+    })
+}
+
+/// Where a school journal record counts: (institution, class, date, academic year).
+fn school_record(event: &Event) -> Option<(&str, &str, Option<&str>, Option<i64>)> {
+    use Event as E;
+    Some(match event {
+        E::GradeRecorded(d) => (&d.institution, &d.class, Some(&d.lesson_date), None),
+        E::AttendanceMarked(d) => (&d.institution, &d.class, Some(&d.lesson_date), None),
+        E::RecordCorrected(d) => (&d.institution, &d.class, None, None),
+        E::TermGradeSet(d) => (&d.institution, &d.class, None, Some(d.academic_year)),
+        E::YearGradeSet(d) => (&d.institution, &d.class, None, Some(d.academic_year)),
+        E::IntermediateAttestationRecorded(d) => (&d.institution, &d.class, None, Some(d.academic_year)),
+        E::AcademicDebtOpened(d) => (&d.institution, &d.class, Some(&d.opened_on), Some(d.academic_year)),
+        E::RetakeRecorded(d) => (&d.institution, &d.class, Some(&d.held_on), None),
+        E::Promoted(d) => (&d.institution, &d.from_class, None, Some(d.academic_year)),
+        _ => return None,
+    })
+}
+
+impl ReadModel for Profiles {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&mut self, f: &Fact<'_>) {
+        let State { concerns, symbols, learners } = &mut self.state;
+        concerns.apply(f);
+        for learner in concerns.learners_concerned(f) {
+            let own = StreamKind::Learner.id_of(f.stream) == Some(learner);
+            let profile = learners.slot(learner);
+            if let Some((institution, class, date, year)) = school_record(f.event) {
+                slot(slot(&mut profile.school, institution), class).record(f.seq, date, year);
+            }
+            match f.event {
+                Event::CourseResultRecorded(d) => {
+                    slot(slot(&mut profile.college, &d.institution), &d.group).record(f.seq, None, Some(d.term))
+                }
+                Event::ExamRecorded(d) => {
+                    slot(slot(&mut profile.college, &d.institution), &d.group).record(f.seq, None, Some(d.term))
+                }
+                _ => {}
+            }
+            if let Some(summary) = summary(f.event) {
+                profile.items.push(Item {
+                    seq: f.seq,
+                    event: EventId::of(f.id),
+                    stream: (!own).then(|| symbols.intern(f.stream)),
+                    event_type: symbols.intern(f.event_type),
+                    summary: summary.into_iter().map(|(k, v)| (symbols.intern(k), v)).collect(),
+                });
+            }
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        model::encode_state(&self.state)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        state.learners.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
+        Ok(())
+    }
+
+    fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        let learner = model::segment(path, 0, "a learner id")?;
+        model::expect_len(path, 1, SHAPE)?;
+        let profile = self
+            .state
+            .learners
+            .get(learner)
+            .ok_or_else(|| ViewError::NotFound(format!("no profile of learner {learner}")))?;
+        Ok(View {
+            scope: Scope::Learner(learner.to_owned()),
+            body: profile_json(&self.state.symbols, learner, profile),
+        })
+    }
+}
+
+/// The section of the profile an item belongs to.
+fn section(event_type: &str) -> &'static str {
+    match event_type {
+        "journal.certificate_issued" | "college.diploma_issued" => "documents",
+        "portfolio.achievement_attested" | "portfolio.achievement_revoked" => "achievements",
+        "learner.transferred" => "transfers",
+        t if t.starts_with("queue.") => "kindergarten",
+        t if t.starts_with("enrolment.") => "first_grade",
+        t if t.starts_with("additional.") => "additional_education",
+        _ => "school",
+    }
+}
+
+fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
+    let summary: Map<String, Value> = item
+        .summary
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Detail::Int(i) => json!(i),
+                Detail::Text(s) => json!(s),
+            };
+            (syms.name(*k).to_owned(), v)
+        })
+        .collect();
+    let stream = match item.stream {
+        Some(s) => syms.name(s).to_owned(),
+        None => format!("{}{learner}", StreamKind::Learner.prefix()),
+    };
+    json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream, "type": syms.name(item.event_type),
+           "summary": summary})
+}
+
+fn seen_json(institution: &str, key: &str, name: &str, years: &str, s: &Seen) -> Value {
+    json!({"institution": institution, key: name, "records": s.records, "first_seq": s.first_seq,
+           "last_seq": s.last_seq, "first_date": s.first_date, "last_date": s.last_date, years: s.years})
+}
+
+const ATTESTED: &str = "portfolio.achievement_attested";
+const REVOKED: &str = "portfolio.achievement_revoked";
+
+fn profile_json(syms: &Symbols, learner: &str, p: &Profile) -> Value {
+    let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    // Achievement id -> (attestation, revocation), in order of first mention. A revocation
+    // whose attestation is not in this log (a migration gap) still shows, with no attestation.
+    let mut achievements: Vec<(&str, Option<&Item>, Option<&Item>)> = Vec::new();
+    for item in &p.items {
+        let event_type = syms.name(item.event_type);
+        if event_type == ATTESTED || event_type == REVOKED {
+            let id = item.text(syms, "achievement_id").unwrap_or("");
+            let at = match achievements.iter().position(|(a, _, _)| *a == id) {
+                Some(at) => at,
+                None => {
+                    achievements.push((id, None, None));
+                    achievements.len() - 1
+                }
+            };
+            let entry = &mut achievements[at];
+            if event_type == ATTESTED {
+                entry.1 = entry.1.or(Some(item));
+            } else {
+                entry.2 = entry.2.or(Some(item));
+            }
+        } else {
+            sections.entry(section(event_type)).or_default().push(item_json(syms, learner, item));
+        }
+    }
+    let item = |i: Option<&Item>| i.map_or(Value::Null, |i| item_json(syms, learner, i));
+    let achievements: Vec<Value> = achievements
+        .into_iter()
+        .map(|(id, attested, revoked)| {
+            json!({"achievement_id": id, "attested": item(attested), "revoked": item(revoked)})
+        })
+        .collect();
+    let classes: Vec<Value> = p
+        .school
+        .iter()
+        .flat_map(|(inst, m)| m.iter().map(move |(c, s)| seen_json(inst, "class", c, "academic_years", s)))
+        .collect();
+    let groups: Vec<Value> = p
+        .college
+        .iter()
+        .flat_map(|(inst, m)| m.iter().map(move |(g, s)| seen_json(inst, "group", g, "terms", s)))
+        .collect();
+    let mut take = |name: &str| Value::Array(sections.remove(name).unwrap_or_default());
+    json!({
+        "learner": learner,
+        "kindergarten": take("kindergarten"),
+        "first_grade": take("first_grade"),
+        "school": {"classes": classes, "events": take("school")},
+        "college": {"groups": groups},
+        "documents": take("documents"),
+        "achievements": achievements,
+        "transfers": take("transfers"),
+        "additional_education": take("additional_education"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::testkit::{check_reload, History};
+
+    const L: &str = "learner/47-1";
+
+    fn history() -> (History, Vec<String>) {
+        let mut h = History::default();
+        let q = "queue/kg/terr-1";
+        let s = "institution/sch-1";
+        let ids = vec![
+            h.push(q, "queue.application_submitted", json!({"application_id": "a-1", "number": "N-1", "learner": "47-1",
+                "birth_month": "2023-02", "desired_date": "2026-09-01", "preferred": ["kg-1", "kg-2"], "group_type": "general"})), // 0
+            h.push(q, "queue.application_submitted", json!({"application_id": "a-2", "number": "N-2", "learner": "47-2",
+                "birth_month": "2023-03", "desired_date": "2026-09-01", "preferred": ["kg-1"], "group_type": "general"})), // 1
+            h.push(q, "queue.place_offered", json!({"offer_id": "o-1", "application_id": "a-1", "kindergarten": "kg-2"})), // 2
+            h.push(q, "queue.offer_accepted", json!({"offer_id": "o-1"})), // 3
+            h.push(q, "queue.enrolled", json!({"application_id": "a-1", "kindergarten": "kg-2", "order_ref": "ord-5"})), // 4
+            h.push(s, "enrolment.application_submitted", json!({"application_id": "fa-1", "learner": "47-1",
+                "target_year": 2030, "window": 1, "basis": "territory", "birth_month": "2023-02"})), // 5
+            h.push(s, "enrolment.order_issued", json!({"order_id": "ord-1", "target_year": 2030,
+                "applications": ["fa-1"], "order_date": "2030-07-02"})), // 6
+            h.push(L, "journal.grade_recorded", json!({"institution": "sch-1", "class": "2А", "subject": "math",
+                "mark": 5, "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2031-10-01"})), // 7
+            h.push(L, "journal.attendance_marked", json!({"institution": "sch-1", "class": "2А",
+                "lesson_date": "2031-09-15", "code": "Н"})), // 8
+            h.push(L, "journal.year_grade_set", json!({"institution": "sch-1", "class": "2А", "subject": "math",
+                "academic_year": 2031, "mark": 5, "scale": "five_point"})), // 9
+            h.push(L, "portfolio.achievement_attested", json!({"achievement_id": "ach-1", "kind": "olympiad",
+                "level": "regional", "date": "2032-03-01", "result": "winner"})), // 10
+            h.push(L, "portfolio.achievement_attested", json!({"achievement_id": "ach-2", "kind": "gto",
+                "level": "federal", "date": "2032-04-01", "result": "gold"})), // 11
+            h.push(L, "portfolio.achievement_revoked", json!({"achievement_id": "ach-1", "reason": "annulled by organiser"})), // 12
+            h.push(L, "learner.transferred", json!({"from_institution": "sch-1", "to_institution": "sch-2",
+                "transferred_on": "2032-09-01"})), // 13
+            h.push(L, "additional.enrolled", json!({"institution": "club-1", "program_id": "chess"})), // 14
+            h.push(L, "college.exam_recorded", json!({"institution": "col-1", "group": "ИС-41", "course": "db",
+                "term": 2, "form": "exam", "mark": "хорошо", "scale": "four_level"})), // 15
+            h.push(L, "college.diploma_issued", json!({"institution": "col-1", "level": "secondary_vocational",
+                "number": "D-1", "issued_on": "2042-06-30"})), // 16
+        ];
+        (h, ids)
+    }
+
+    #[test]
+    fn profile_gathers_every_stream_that_concerns_the_learner() {
+        let (h, ids) = history();
+        let mut m = Profiles::default();
+        h.fold(&mut m);
+        let v = m.view(&["47-1"]).unwrap();
+        assert_eq!(v.scope, Scope::Learner("47-1".into()));
+        let b = &v.body;
+        let seqs = |section: &Value| -> Vec<u64> {
+            section.as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()).collect()
+        };
+        // Queue entries of 47-2's application do not appear.
+        assert_eq!(seqs(&b["kindergarten"]), vec![0, 2, 3, 4]);
+        assert_eq!(
+            b["kindergarten"][0],
+            json!({"seq": 0, "event": ids[0], "stream": "queue/kg/terr-1", "type": "queue.application_submitted",
+                   "summary": {"application_id": "a-1", "number": "N-1", "desired_date": "2026-09-01",
+                               "preferred": "kg-1,kg-2", "group_type": "general"}})
+        );
+        assert_eq!(seqs(&b["first_grade"]), vec![5, 6]);
+        assert_eq!(b["first_grade"][1]["stream"], "institution/sch-1");
+        assert_eq!(
+            b["school"]["classes"],
+            json!([{"institution": "sch-1", "class": "2А", "records": 3, "first_seq": 7, "last_seq": 9,
+                    "first_date": "2031-09-15", "last_date": "2031-10-01", "academic_years": [2031]}])
+        );
+        assert_eq!(b["college"]["groups"][0]["terms"], json!([2]));
+        assert_eq!(seqs(&b["documents"]), vec![16]);
+        assert_eq!(b["documents"][0]["stream"], "learner/47-1");
+        let ach = b["achievements"].as_array().unwrap();
+        assert_eq!(ach.len(), 2);
+        assert_eq!(ach[0]["achievement_id"], "ach-1");
+        assert_eq!(ach[0]["attested"]["event"], ids[10]);
+        assert_eq!(ach[0]["attested"]["summary"]["result"], "winner");
+        assert_eq!(ach[0]["revoked"]["event"], ids[12]);
+        assert_eq!(ach[0]["revoked"]["summary"]["reason"], "annulled by organiser");
+        assert_eq!(ach[1]["achievement_id"], "ach-2");
+        assert_eq!(ach[1]["revoked"], Value::Null);
+        assert_eq!(seqs(&b["transfers"]), vec![13]);
+        assert_eq!(seqs(&b["additional_education"]), vec![14]);
+
+        let other = m.view(&["47-2"]).unwrap().body;
+        assert_eq!(seqs(&other["kindergarten"]), vec![1]);
+        assert_eq!(other["achievements"], json!([]));
+    }
+
+    #[test]
+    fn unknown_learners_and_bad_paths() {
+        let (h, _) = history();
+        let mut m = Profiles::default();
+        h.fold(&mut m);
+        assert_eq!(m.view(&["47-9"]), Err(ViewError::NotFound("no profile of learner 47-9".into())));
+        assert_eq!(m.view(&["47-1", "x"]), Err(ViewError::BadPath(format!("expected {SHAPE}"))));
+    }
+
+    #[test]
+    fn reload_and_halves_equal_the_whole() {
+        let (h, _) = history();
+        check_reload(&h, || Box::<Profiles>::default());
+    }
+}
