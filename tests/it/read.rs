@@ -479,12 +479,19 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
         let d = &e["data"];
         *grades.entry((s(&d["institution"]), s(&d["class"]), s(&d["subject"]))).or_default() += 1;
     }
-    let ((inst, class, subject), _) = grades.iter().max_by_key(|(k, n)| (**n, (*k).clone())).unwrap();
-    let lessons = entries
+    let lessons_of = |inst: &str, class: &str, subject: &str| {
+        entries
+            .iter()
+            .filter(|e| e["type"] == "journal.lesson_held" && e["stream"] == format!("institution/{inst}"))
+            .filter(|e| e["data"]["class"] == class && e["data"]["subject"] == subject)
+            .count()
+    };
+    // The journal with lessons and the most marks.
+    let ((inst, class, subject), _) = grades
         .iter()
-        .filter(|e| e["type"] == "journal.lesson_held" && e["stream"] == format!("institution/{inst}"))
-        .filter(|e| e["data"]["class"] == *class && e["data"]["subject"] == *subject)
-        .count();
+        .max_by_key(|((i, c, s), n)| (lessons_of(i, c, s) > 0, **n, (i.clone(), c.clone(), s.clone())))
+        .unwrap();
+    let lessons = lessons_of(inst, class, subject);
     // Each grade's current mark: the latest correction of it (or of a correction of it) wins; a
     // correction without a mark annuls.
     let mut root: HashMap<String, String> = HashMap::new();
