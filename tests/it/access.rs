@@ -320,7 +320,8 @@ fn the_token_cli_manages_a_running_servers_readers() {
     assert_eq!(out.status.code(), Some(2), "an unknown id: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// `openapi.json` says which operations need a bearer token: exactly the raw-entry reads (and
+/// `openapi.json` says which operations need a bearer token: exactly the raw-entry reads, the read
+/// models (and
 /// entry bundles under `/tile/{path}`, where the token is optional because hash tiles are public).
 #[test]
 fn openapi_marks_exactly_the_reads_that_need_a_token() {
@@ -331,7 +332,9 @@ fn openapi_marks_exactly_the_reads_that_need_a_token() {
         for (method, op) in item.as_object().unwrap() {
             let security = op.get("security").map(|s| s.to_string());
             let want = match path.as_str() {
-                "/v1/entries" | "/v1/streams/{stream}" | "/v1/feed" => Some(r#"[{"bearer":[]}]"#),
+                "/v1/entries" | "/v1/streams/{stream}" | "/v1/feed" | "/v1/projections" | "/v1/projections/{path}" => {
+                    Some(r#"[{"bearer":[]}]"#)
+                }
                 "/tile/{path}" => Some(r#"[{},{"bearer":[]}]"#),
                 _ => None,
             };

@@ -391,7 +391,7 @@ fn event_of(n: u64, stream: &str, event_type: &str, data: Value) -> Value {
 /// The lines of a feed, read on a thread; dropping the receiver (and the thread's next send)
 /// ends the connection.
 fn feed_lines(base: &str, query: &str) -> std::sync::mpsc::Receiver<Value> {
-    let resp = ureq::get(&format!("{base}/v1/feed?{query}")).call().unwrap();
+    let resp = ureq::get(&format!("{base}/v1/feed?{query}")).set("authorization", &auditor_bearer()).call().unwrap();
     assert_eq!(resp.header("content-type"), Some("application/x-ndjson"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -585,7 +585,8 @@ fn the_feeds_chunks_are_capped_in_bytes() {
     let addr = srv.base.strip_prefix("http://").unwrap();
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap(); // a failure guard
-    write!(sock, "GET /v1/feed?from=0 HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    write!(sock, "GET /v1/feed?from=0 HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\n\r\n", auditor_bearer())
+        .unwrap();
     let mut r = std::io::BufReader::new(sock);
     let mut head = String::new();
     loop {
@@ -637,6 +638,8 @@ fn openapi_lists_every_route() {
         "/v1/entries",
         "/v1/streams/{stream}",
         "/v1/feed",
+        "/v1/projections",
+        "/v1/projections/{path}",
         "/metrics",
         "/openapi.json",
     ] {
