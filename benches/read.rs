@@ -17,7 +17,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rayon::prelude::*;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -193,7 +192,6 @@ fn load_round(
     appends: u64,
     seconds: u64,
 ) -> (f64, f64, f64, usize) {
-    let stop = Arc::new(AtomicBool::new(false));
     // Events of the region's continuation, signed ahead so the appender only submits.
     let mut events = Vec::new();
     while (events.len() as u64) < appends * seconds {
@@ -203,18 +201,15 @@ fn load_round(
         }
         events.extend(b);
     }
+    // Every event prepared is sent (the next round's events may depend on them).
     let appender = {
         let ledger = ledger.clone();
-        let stop = stop.clone();
         std::thread::spawn(move || {
             let started = Instant::now();
             let per_tick = (appends / 100).max(1) as usize;
             let mut sent = 0usize;
             let mut pending = std::collections::VecDeque::new();
             for (tick, chunk) in events.chunks(per_tick).enumerate() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
                 let due = Duration::from_millis(10 * tick as u64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait); // pacing the load generator, not synchronization
@@ -271,7 +266,6 @@ fn load_round(
         }
         (all, errors)
     });
-    stop.store(true, Ordering::SeqCst);
     let rate = appender.join().unwrap();
     let p50 = percentile(&mut latencies, 0.5);
     let p99 = percentile(&mut latencies, 0.99);
@@ -284,14 +278,30 @@ fn main() {
     let seconds = arg("--seconds", 10);
     let reads = arg("--reads", 2000);
     let appends = arg("--appends", 5000);
-    let dir = tempfile::tempdir().unwrap();
-    // The demo region's size for about `entries` events (the Leningrad-size demo gives 1.145
-    // events per journal event at this mix).
+    // `--dir D` keeps the built ledger in D and reuses it on the next run (the load phase then
+    // regenerates the region and skips what D holds).
+    let kept = std::env::args().skip_while(|a| a != "--dir").nth(1).map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir_path = kept.clone().unwrap_or_else(|| temp.path().to_owned());
+    // The demo region's size for about `entries` events (the demo gives ~1.2 events per journal
+    // event at this mix).
     let size = DemoSize { learners: entries * 3 / 20, teachers: entries / 80, events: entries * 17 / 20 };
     let mut region = DemoRegion::new(ORIGIN, size);
     let held_back = appends * seconds * rounds as u64 + 8000;
-    let n = build(dir.path(), &mut region, held_back);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    let n = if dir_path.join("store").exists() {
+        let have = SledStore::open(&dir_path.join("store")).unwrap().head().unwrap().unwrap().0.tree_size;
+        let mut skipped = 0;
+        while skipped < have {
+            skipped += region.next_batch((have - skipped).min(4000) as usize).len() as u64;
+        }
+        eprintln!("reusing {have} entries in {}", dir_path.display());
+        have
+    } else {
+        std::fs::create_dir_all(&dir_path).unwrap();
+        build(&dir_path, &mut region, held_back)
+    };
+    let dir = &dir_path;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
     let head = store.head().unwrap().unwrap().0.tree_size;
     assert_eq!(head, n);
 
@@ -304,6 +314,25 @@ fn main() {
         rebuild.push(head as f64 / started.elapsed().as_secs_f64());
         drop(models);
     }
+    // The folds alone: the first 200,000 entries parsed ahead into memory, then folded.
+    let prefix = head.min(200_000);
+    let parsed: Vec<ParsedFact> =
+        store.entries(0, prefix).unwrap().par_iter().map(|b| ParsedFact::from_entry(b).unwrap()).collect();
+    let mut fold = Vec::new();
+    for _ in 0..rounds {
+        let mut models = zachetka_projections::model::all();
+        let started = Instant::now();
+        for p in &parsed {
+            let fact = p.fact().unwrap();
+            for m in models.iter_mut() {
+                m.apply(&fact);
+            }
+        }
+        fold.push(prefix as f64 / started.elapsed().as_secs_f64());
+    }
+    drop(parsed);
+    let fold = median(&mut fold);
+    println!("folds alone (every model, one thread, first {prefix} entries parsed ahead): {fold:.0} entries/s");
     let (parse, rebuild) = (median(&mut parse), median(&mut rebuild));
     println!(
         "rebuild of {} read models from {head} entries: {rebuild:.0} entries/s (median of {rounds}); bare read+parse {parse:.0} entries/s; ratio {:.2}x",
@@ -313,7 +342,7 @@ fn main() {
 
     // A snapshot at the head, then opens from it and without it.
     let config = store.config().unwrap().unwrap();
-    let opts = SnapshotOptions::in_ledger_dir(dir.path(), SnapshotPolicy::default());
+    let opts = SnapshotOptions::in_ledger_dir(dir, SnapshotPolicy::default());
     let started = Instant::now();
     let (path, _) = zachetka::read::rebuild_snapshot(&*store, &config, &opts, |_| {}).unwrap();
     let snap_secs = started.elapsed().as_secs_f64();
@@ -324,14 +353,14 @@ fn main() {
     let mut open_caught_up = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
-        let ledger = open(dir.path(), true);
+        let ledger = open(dir, true);
         open_ready.push(started.elapsed().as_secs_f64());
         ledger.read_side().wait_applied_blocking(head);
         open_caught_up.push(started.elapsed().as_secs_f64());
         assert!(ledger.read_side().status(head).snapshot_tree_size == Some(head), "opened from the snapshot");
     }
     let started = Instant::now();
-    let ledger = open(dir.path(), false);
+    let ledger = open(dir, false);
     let full_ready = started.elapsed().as_secs_f64();
     ledger.read_side().wait_applied_blocking(head);
     let full_caught_up = started.elapsed().as_secs_f64();
@@ -343,9 +372,9 @@ fn main() {
     );
 
     // Reads under appends, over HTTP on loopback with an auditor's token.
-    let ledger = open(dir.path(), true);
+    let ledger = open(dir, true);
     let targets = targets(&**ledger.store(), head);
-    let tokens = dir.path().join("tokens.json");
+    let tokens = dir.join("tokens.json");
     let secret = zachetka::access::TokenSecret::generate();
     let (role, scope) = (zachetka::access::Role::Auditor, zachetka::access::Scope::Region);
     zachetka::access::create_token(&tokens, &secret, role, scope, "bench", 0).unwrap();

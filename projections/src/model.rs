@@ -187,11 +187,23 @@ pub struct ParsedFact {
 }
 
 impl ParsedFact {
-    /// Parses stored entry bytes (JCS, six fields).
+    /// Parses stored entry bytes. The read side reads entries that passed their leaf-hash
+    /// check, so it takes only what the folds use (`seq`, `recorded_at`, `event`) with serde's
+    /// own parser, not the strict one the audit uses to judge an entry (`event::parse_entry`).
     pub fn from_entry(bytes: &[u8]) -> Result<Self, zachetka_formats::event::EntryError> {
-        let e = zachetka_formats::event::parse_entry(bytes)?;
+        use zachetka_formats::event::EntryError;
+        #[derive(serde::Deserialize)]
+        struct Stored<'a> {
+            seq: u64,
+            #[serde(borrow)]
+            recorded_at: std::borrow::Cow<'a, str>,
+            event: Value,
+        }
+        let e: Stored = serde_json::from_slice(bytes).map_err(|e| EntryError::NotJson(e.to_string()))?;
+        let recorded_at =
+            zachetka_formats::time::parse_rfc3339(&e.recorded_at).ok_or(EntryError::Field("recorded_at"))?;
         let typed = typed_event(&e.event);
-        Ok(Self { seq: e.meta.seq, recorded_at: e.meta.recorded_at_unix, event: e.event, typed })
+        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed })
     }
 
     /// An entry already parsed (the audit's walk): its event is copied.

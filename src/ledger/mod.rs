@@ -289,7 +289,7 @@ impl Ledger {
         // The sequencer's view starts where the rules' replay ended (on a shared store other
         // nodes may append during it); it catches up from there under the append lock.
         let mut next_seq = head.0.tree_size;
-        let (loaded, mut warnings) = match &snapshots {
+        let (loaded, warnings) = match &snapshots {
             Some(s) => crate::read::snapshot::load_newest(&s.dir, &*store, head.0.tree_size),
             None => (None, Vec::new()),
         };
@@ -307,27 +307,48 @@ impl Ledger {
             }
             Ok(Some((fresh, 0)))
         };
-        let rules = match mode {
-            RulesMode::Enforce => match rules_at("the ledger", &mut warnings)? {
-                Some((mut rules, from)) => {
-                    let (end, failed) = crate::rules::replay_from(&mut rules, &*store, from)?;
-                    if failed > 0 {
-                        tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
-                    }
-                    next_seq = end;
-                    Some(rules)
+        // The ledger's rules (snapshot + tail) and the read side (the rule copy and every model
+        // loaded) are independent: both cores load them at once.
+        let mut rule_warnings = Vec::new();
+        let (rules, read) = rayon::join(
+            || -> Result<_, LedgerError> {
+                match mode {
+                    RulesMode::Enforce => match rules_at("the ledger", &mut rule_warnings)? {
+                        Some((mut rules, from)) => {
+                            let (end, failed) = crate::rules::replay_from(&mut rules, &*store, from)?;
+                            if failed > 0 {
+                                tracing::warn!(failed, "entries in the log fail the rules; run `zachetka audit`");
+                            }
+                            Ok((Some(rules), end))
+                        }
+                        None => Ok((None, next_seq)),
+                    },
+                    #[cfg(feature = "testing")]
+                    RulesMode::Bypass => Ok((None, next_seq)),
                 }
-                None => None,
             },
-            #[cfg(feature = "testing")]
-            RulesMode::Bypass => None,
-        };
-        // The read side keeps its own copy of the rule state only to write snapshots.
-        let rule_copy = match (&snapshots, mode) {
-            (Some(_), RulesMode::Enforce) => rules_at("the read side", &mut Vec::new())?,
-            _ => None,
-        };
-        let read = crate::read::ReadSide::start(store.clone(), head.0, snapshots, rule_copy, loaded.as_ref(), warnings);
+            || -> Result<_, LedgerError> {
+                // The read side keeps its own copy of the rule state only to write snapshots.
+                let rule_copy = match (&snapshots, mode) {
+                    (Some(_), RulesMode::Enforce) => rules_at("the read side", &mut Vec::new())?,
+                    _ => None,
+                };
+                Ok(crate::read::ReadSide::start(
+                    store.clone(),
+                    head.0,
+                    snapshots.clone(),
+                    rule_copy,
+                    loaded.as_ref(),
+                    warnings,
+                ))
+            },
+        );
+        let (rules, end) = rules?;
+        next_seq = end;
+        let read = read?;
+        for w in rule_warnings {
+            read.add_warning(w);
+        }
         let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
         let shared = Arc::new(Shared {
             config,

@@ -150,22 +150,28 @@ impl ReadSide {
         let rule_copy = rules.map(|(rules, cursor)| RuleCopy { rules, cursor });
         let mut last_snapshot = (None, Instant::now());
         if let Some(loaded) = loaded {
-            for slot in &mut slots {
-                let (name, version) = (slot.model.name(), slot.model.version());
-                match loaded.models.iter().find(|(n, _, _)| n == name) {
-                    Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
-                        Ok(()) => {
-                            slot.cursor = loaded.tree_size;
-                            slot.root = Some(loaded.root);
-                        }
-                        Err(e) => warnings.push(format!("{e}; rebuilding it from the log")),
-                    },
-                    Some((_, v, _)) => warnings.push(format!(
-                        "read model {name}: the snapshot holds version {v}, this build {version}; rebuilding it from the log"
-                    )),
-                    None => warnings.push(format!("read model {name}: not in the snapshot; rebuilding it from the log")),
-                }
-            }
+            // Models load on every core (decoding is most of an open from a snapshot).
+            let loads: Vec<Option<String>> = slots
+                .par_iter_mut()
+                .map(|slot| {
+                    let (name, version) = (slot.model.name(), slot.model.version());
+                    match loaded.models.iter().find(|(n, _, _)| n == name) {
+                        Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
+                            Ok(()) => {
+                                slot.cursor = loaded.tree_size;
+                                slot.root = Some(loaded.root);
+                                None
+                            }
+                            Err(e) => Some(format!("{e}; rebuilding it from the log")),
+                        },
+                        Some((_, v, _)) => Some(format!(
+                            "read model {name}: the snapshot holds version {v}, this build {version}; rebuilding it from the log"
+                        )),
+                        None => Some(format!("read model {name}: not in the snapshot; rebuilding it from the log")),
+                    }
+                })
+                .collect();
+            warnings.extend(loads.into_iter().flatten());
             last_snapshot.0 = Some(loaded.tree_size);
         }
         for w in &warnings {
@@ -192,6 +198,12 @@ impl ReadSide {
             .spawn(move || runner.run())
             .expect("spawn the read-model runner");
         Self { inner, thread: Mutex::new(Some(thread)) }
+    }
+
+    /// Adds a warning for status (and the log).
+    pub fn add_warning(&self, warning: String) {
+        tracing::warn!("{warning}");
+        self.inner.warnings.lock().expect("warnings lock").push(warning);
     }
 
     /// Tells the runner that `head` is committed and published.

@@ -559,3 +559,41 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
         assert_eq!(&shown, ids, "{learner}");
     }
 }
+
+/// Through the binary: `rebuild` writes a fresh snapshot from the log alone, the audit checks it
+/// (clean), and names a snapshot whose bytes were changed (exit 1), while `rebuild` over it
+/// writes a good one again.
+#[test]
+fn rebuild_writes_a_snapshot_that_the_audit_checks() {
+    let zachetka = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"));
+        c.env("RUST_LOG", "warn").env_remove("ZACHETKA_DATABASE_URL").stdin(std::process::Stdio::null());
+        c
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("region");
+    let out = zachetka()
+        .args(["demo", "--learners", "60", "--teachers", "30", "--events", "500", "--no-serve", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = zachetka().args(["rebuild", "--dir"]).arg(&d).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("read models and the rule state"), "{stderr}");
+    let snaps: Vec<_> = std::fs::read_dir(d.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!snaps.is_empty());
+    let audit = zachetka().args(["audit", "--dir"]).arg(&d).output().unwrap();
+    assert_eq!(audit.status.code(), Some(0), "{}", String::from_utf8_lossy(&audit.stdout));
+    let newest = snaps.iter().max().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 1;
+    std::fs::write(newest, &bytes).unwrap();
+    let audit = zachetka().args(["audit", "--dir"]).arg(&d).output().unwrap();
+    let report = String::from_utf8_lossy(&audit.stdout);
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(audit.status.code(), Some(1), "{report}");
+    assert!(report.contains(&name), "the report names {name}: {report}");
+}
