@@ -153,6 +153,11 @@ fn targets(store: &dyn Store, size: u64) -> Targets {
     Targets { paths }
 }
 
+/// The read model a request path names.
+fn kind_of(path: &str) -> &'static str {
+    ["diaries", "journals", "kindergarten-queues"].into_iter().find(|k| path.contains(k)).unwrap_or("other")
+}
+
 async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option<u16> {
     let head = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n");
     conn.get_mut().write_all(head.as_bytes()).await.ok()?;
@@ -249,8 +254,9 @@ fn load_round(
                 for i in 0..n {
                     let scheduled = started + interval * i as u32 + Duration::from_micros(c * 97);
                     tokio::time::sleep_until(scheduled).await;
-                    match get(&mut conn, &paths[i % paths.len()], &token).await {
-                        Some(200) => lat.push(scheduled.elapsed().as_secs_f64() * 1000.0),
+                    let path = &paths[i % paths.len()];
+                    match get(&mut conn, path, &token).await {
+                        Some(200) => lat.push((kind_of(path), scheduled.elapsed().as_secs_f64() * 1000.0)),
                         _ => errors += 1,
                     }
                 }
@@ -267,8 +273,16 @@ fn load_round(
         (all, errors)
     });
     let rate = appender.join().unwrap();
-    let p50 = percentile(&mut latencies, 0.5);
-    let p99 = percentile(&mut latencies, 0.99);
+    for kind in ["diaries", "journals", "kindergarten-queues"] {
+        let mut l: Vec<f64> = latencies.iter().filter(|(k, _)| *k == kind).map(|(_, l)| *l).collect();
+        if !l.is_empty() {
+            let (p50, p99) = (percentile(&mut l, 0.5), percentile(&mut l, 0.99));
+            println!("  {kind}: {} requests, p50 {p50:.2} ms, p99 {p99:.2} ms", l.len());
+        }
+    }
+    let mut all: Vec<f64> = latencies.iter().map(|(_, l)| *l).collect();
+    let p50 = percentile(&mut all, 0.5);
+    let p99 = percentile(&mut all, 0.99);
     (p50, p99, rate, errors)
 }
 
@@ -329,6 +343,16 @@ fn main() {
             }
         }
         fold.push(prefix as f64 / started.elapsed().as_secs_f64());
+    }
+    // Each model alone over the same prefix: where the fold time goes.
+    for i in 0..zachetka_projections::model::all().len() {
+        let mut model = zachetka_projections::model::all().swap_remove(i);
+        let started = Instant::now();
+        for p in &parsed {
+            model.apply(&p.fact().unwrap());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("  {}: {:.2} us per entry", model.name(), secs * 1e6 / prefix as f64);
     }
     drop(parsed);
     let fold = median(&mut fold);
