@@ -104,9 +104,15 @@ struct App {
     age_group: String,
     group_type: String,
     preferred: Vec<String>,
+    /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
+    /// or for an imported application its original `occurred_at`.
     applied_at: Nanos,
     /// `occurred_at` as signed.
     applied_text: String,
+    /// The ledger's `recorded_at` of the application, RFC 3339.
+    filed_text: String,
+    /// The legacy record an imported application comes from: (system, record).
+    imported: Option<(String, String)>,
     submitted: EntryRef,
     claims: Vec<Claim>,
     siblings: Vec<Sibling>,
@@ -206,7 +212,8 @@ impl ReadModel for KindergartenQueues {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
+        2
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -225,12 +232,14 @@ impl ReadModel for KindergartenQueues {
         let Some(terr) = self.state.territories.get_mut(sid) else { return };
         match fact.event {
             Event::QueueApplicationSubmitted(d) => {
-                let (Ok(age_group), Some(applied_at)) = (
+                let (Ok(age_group), Some(occurred)) = (
                     queue_order::age_group_of(&self.profile.queue, &d.birth_month, &d.desired_date),
                     time::parse_instant(fact.occurred_at),
                 ) else {
                     return;
                 };
+                let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
+                let applied_at = queue_order::filed_at(recorded, occurred, fact.imported.is_some());
                 if terr.apps.contains_key(&d.application_id) {
                     return;
                 }
@@ -243,6 +252,8 @@ impl ReadModel for KindergartenQueues {
                     preferred: d.preferred.clone(),
                     applied_at,
                     applied_text: fact.occurred_at.to_owned(),
+                    filed_text: time::format_rfc3339(fact.recorded_at),
+                    imported: fact.imported.map(|m| (m.system.clone(), m.record.clone())),
                     submitted: at.clone(),
                     claims: Vec::new(),
                     siblings: Vec::new(),
@@ -520,16 +531,26 @@ impl<'a> Sim<'a> {
         Sim { id, app, present: false, waiting: false, claims: Vec::new(), siblings: 0 }
     }
 
-    fn tier_why(&self, rules: &QueueRules, today: Days) -> (usize, Vec<TierReason>) {
+    /// The tier in the territory-wide order (`kindergarten: None`, no sibling right) or in one
+    /// kindergarten's order.
+    fn tier_in(&self, rules: &QueueRules, kindergarten: Option<&str>, today: Days) -> (usize, Vec<TierReason>) {
         let claims: Vec<ClaimRef> = (self.app.claims.iter().zip(&self.claims))
             .map(|(c, s)| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: *s })
             .collect();
         let siblings: Vec<&str> = self.app.siblings[..self.siblings].iter().map(|s| s.kindergarten.as_str()).collect();
-        queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, today)
+        queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, kindergarten, today)
+    }
+
+    fn tier_why(&self, rules: &QueueRules, today: Days) -> (usize, Vec<TierReason>) {
+        self.tier_in(rules, None, today)
     }
 
     fn key(&self, rules: &QueueRules, today: Days) -> OrderKey<'a> {
         queue_order::order_key(self.tier_why(rules, today).0, self.app.applied_at, &self.app.number)
+    }
+
+    fn key_in(&self, rules: &QueueRules, kindergarten: &str, today: Days) -> OrderKey<'a> {
+        queue_order::order_key(self.tier_in(rules, Some(kindergarten), today).0, self.app.applied_at, &self.app.number)
     }
 
     fn apply(&mut self, what: &What) {
@@ -609,6 +630,8 @@ impl KindergartenQueues {
                     "status": status_name(&a.status),
                     "group_type": a.group_type,
                     "applied_at": a.applied_text,
+                    "filed_at": a.filed_text,
+                    "imported": imported_json(&a.imported),
                     "event": a.submitted.event,
                     "seq": a.submitted.seq,
                 })
@@ -619,6 +642,7 @@ impl KindergartenQueues {
             "age_group": group,
             "today": self.state.today.map(time::format_date),
             "frozen_by_run": t.open_run.as_ref().filter(|r| t.runs.get(*r).is_some_and(|r| r.kind == "main")),
+            "order": ORDER_NOTE,
             "waiting": position,
             "applications": applications,
         })
@@ -646,7 +670,7 @@ impl KindergartenQueues {
             TierReason::SiblingAttends { sibling, tier } => {
                 let s = &app.siblings[*sibling];
                 json!({
-                    "rule": "sibling_attends_preferred_kindergarten",
+                    "rule": "sibling_attends_this_kindergarten",
                     "kindergarten": s.kindergarten,
                     "sibling": s.sibling,
                     "tier": tier,
@@ -690,6 +714,8 @@ impl KindergartenQueues {
                    "sibling": s.sibling, "tier": null, "event": s.linked.event, "seq": s.linked.seq})
         });
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
+        let by_kindergarten: Vec<Value> =
+            app.preferred.iter().map(|kg| self.kindergarten_position(&group, id, app, kg)).collect();
         let runs: Vec<Value> = t
             .runs
             .iter()
@@ -716,14 +742,18 @@ impl KindergartenQueues {
             "preferred": app.preferred,
             "desired_date": app.desired_date,
             "applied_at": app.applied_text,
+            "filed_at": app.filed_text,
+            "imported": imported_json(&app.imported),
             "event": app.submitted.event,
             "seq": app.submitted.seq,
             "today": self.state.today.map(time::format_date),
+            "order": ORDER_NOTE,
             "status": status_json(&app.status),
             "position": position,
             "tier": {"code": rules.tier_name(tier), "rank": tier + 1, "of": rules.tiers.len()},
             "why": why.iter().map(|r| self.reason_json(app, r)).chain(idle_siblings).collect::<Vec<_>>(),
             "ahead": ahead,
+            "by_kindergarten": by_kindergarten,
             "moves": self.moves(t, &group, id),
             "allocation_runs_since_applied": runs,
             "history": history,
@@ -828,6 +858,42 @@ impl KindergartenQueues {
         }
         lapses(&sims, today, self.today(), &mut moves);
         moves
+    }
+}
+
+/// What a view says about the order it shows.
+const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at; an imported application keeps its \
+original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
+sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
+
+fn imported_json(imported: &Option<(String, String)>) -> Value {
+    imported.as_ref().map_or(Value::Null, |(system, record)| json!({"system": system, "record": record}))
+}
+
+impl KindergartenQueues {
+    /// The application's place in one preferred kindergarten's order: among the waiting
+    /// applications of its age group and group type that prefer that kindergarten (the ones an
+    /// offer of a place there must follow), by the tier there (a sibling attending it counts).
+    fn kindergarten_position(&self, group: &[(&str, &App)], id: &str, app: &App, kg: &str) -> Value {
+        let (rules, today) = (&self.profile.queue, self.today());
+        let me = Sim::now(id, app);
+        let (tier, why) = me.tier_in(rules, Some(kg), today);
+        let position = me.waiting.then(|| {
+            let my_key = me.key_in(rules, kg, today);
+            let ahead = group
+                .iter()
+                .filter(|(oid, o)| *oid != id && o.group_type == app.group_type && o.preferred.iter().any(|p| p == kg))
+                .map(|(oid, o)| Sim::now(oid, o))
+                .filter(|s| s.waiting && s.key_in(rules, kg, today) < my_key)
+                .count() as u64;
+            ahead + 1
+        });
+        json!({
+            "kindergarten": kg,
+            "tier": rules.tier_name(tier),
+            "position": position,
+            "why": why.iter().map(|r| self.reason_json(app, r)).collect::<Vec<_>>(),
+        })
     }
 }
 

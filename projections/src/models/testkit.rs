@@ -26,6 +26,7 @@ impl Entry {
             occurred_at: "2026-11-22T09:10:00Z",
             author: "did:key:z6MkTeacher",
             event: &self.event,
+            imported: None,
         }
     }
 }

@@ -293,6 +293,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 event_type: s.ty,
                 id: &id,
                 occurred_at: &s.at,
+                recorded_at: zachetka_rules::time::parse_instant(&s.at).unwrap_or(0),
                 author: &s.author,
                 data: &s.data,
             };
@@ -327,6 +328,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             event_type: s.ty,
             id,
             occurred_at: &s.at,
+            recorded_at: zachetka_rules::time::parse_instant(&s.at).unwrap_or(0),
             author: &s.author,
             data: &s.data,
         };
@@ -365,6 +367,7 @@ fn an_audit_catches_an_entry_that_bypassed_the_rules() {
         event_type: "journal.grade_recorded",
         id: "forged",
         occurred_at: "2026-09-02T09:00:00Z",
+        recorded_at: zachetka_rules::time::parse_instant("2026-09-02T09:00:00Z").unwrap_or(0),
         author: TEACHER,
         data: &data,
     };
@@ -454,6 +457,7 @@ fn garbage_data_is_refused_without_panics() {
             event_type: ty,
             id: "g",
             occurred_at: "2026-09-01T09:00:00Z",
+            recorded_at: zachetka_rules::time::parse_instant("2026-09-01T09:00:00Z").unwrap_or(0),
             author: authors[rng.below(authors.len())],
             data: &data,
         };
