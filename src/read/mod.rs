@@ -417,7 +417,7 @@ impl Inner {
                         continue;
                     }
                     if let Some(p) = p {
-                        if let Some(env) = crate::rules::envelope(seq, p.meta.recorded_at_unix, &p.event) {
+                        if let Some(env) = crate::rules::envelope(seq, p.recorded_at, &p.event) {
                             match copy.rules.check_and_apply(&env, &crate::rules::StoreLookup(&*self.store)) {
                                 Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
                                 Err(crate::rules::RuleError::Lookup(e)) => {
