@@ -715,7 +715,7 @@ impl KindergartenQueues {
         });
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
         let by_kindergarten: Vec<Value> =
-            app.preferred.iter().map(|kg| self.kindergarten_position(&group, id, app, kg)).collect();
+            app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
         let runs: Vec<Value> = t
             .runs
             .iter()
@@ -866,23 +866,35 @@ const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at
 original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
 sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
 
+/// Whether the family refused an offer of `kg` (it no longer stands ahead in `kg`'s order, as the
+/// rules have it).
+fn refused_offer_of(t: &Territory, app: &App, kg: &str) -> bool {
+    app.changes.iter().any(|c| match &c.what {
+        What::OfferRefused { offer } => t.offers.get(offer).is_some_and(|o| o.kindergarten == kg),
+        _ => false,
+    })
+}
+
 fn imported_json(imported: &Option<(String, String)>) -> Value {
     imported.as_ref().map_or(Value::Null, |(system, record)| json!({"system": system, "record": record}))
 }
 
 impl KindergartenQueues {
     /// The application's place in one preferred kindergarten's order: among the waiting
-    /// applications of its age group and group type that prefer that kindergarten (the ones an
-    /// offer of a place there must follow), by the tier there (a sibling attending it counts).
-    fn kindergarten_position(&self, group: &[(&str, &App)], id: &str, app: &App, kg: &str) -> Value {
+    /// applications of its age group and group type that prefer that kindergarten and have not
+    /// refused an offer of it (the ones an offer of a place there must follow), by the tier
+    /// there (a sibling attending it counts).
+    fn kindergarten_position(&self, t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: &str) -> Value {
         let (rules, today) = (&self.profile.queue, self.today());
         let me = Sim::now(id, app);
         let (tier, why) = me.tier_in(rules, Some(kg), today);
-        let position = me.waiting.then(|| {
+        let refused = refused_offer_of(t, app, kg);
+        let position = (me.waiting && !refused).then(|| {
             let my_key = me.key_in(rules, kg, today);
             let ahead = group
                 .iter()
                 .filter(|(oid, o)| *oid != id && o.group_type == app.group_type && o.preferred.iter().any(|p| p == kg))
+                .filter(|(_, o)| !refused_offer_of(t, o, kg))
                 .map(|(oid, o)| Sim::now(oid, o))
                 .filter(|s| s.waiting && s.key_in(rules, kg, today) < my_key)
                 .count() as u64;
@@ -892,6 +904,7 @@ impl KindergartenQueues {
             "kindergarten": kg,
             "tier": rules.tier_name(tier),
             "position": position,
+            "refused_offer": refused,
             "why": why.iter().map(|r| self.reason_json(app, r)).collect::<Vec<_>>(),
         })
     }
@@ -1349,11 +1362,23 @@ mod tests {
         assert_eq!(b["why"], json!([]));
         assert_eq!(
             b["by_kindergarten"],
-            json!([{"kindergarten": "kg-2", "tier": "advantage", "position": 1, "why": [
+            // a4 refused kg-2's offer (seq 17): it no longer stands in kg-2's order.
+            json!([{"kindergarten": "kg-2", "tier": "advantage", "position": null, "refused_offer": true, "why": [
                 {"rule": "sibling_attends_this_kindergarten", "kindergarten": "kg-2", "sibling": "47-s4",
                  "tier": "advantage", "event": "e9", "seq": 9}]}])
         );
         assert_eq!(b["ahead"]["total"], json!(0));
+        // Before the main run: third in the territory's order (a3, a1 ahead); in kg-2's order (its
+        // sibling's, advantage tier) only a3, with a confirmed benefit, stands ahead.
+        let before: KindergartenQueues = build(&history()[..12]);
+        let b12 = body(&before, &["luga", "applications", "a4"]);
+        assert_eq!((b12["position"].clone(), b12["tier"]["code"].clone()), (json!(3), json!("general")));
+        assert_eq!(b12["by_kindergarten"][0]["position"], json!(2));
+        assert_eq!(b12["by_kindergarten"][0]["tier"], json!("advantage"));
+        // a3 (first_priority) prefers kg-1 and kg-2: first in both.
+        let b3 = body(&before, &["luga", "applications", "a3"]);
+        assert_eq!(b3["by_kindergarten"][1]["kindergarten"], json!("kg-2"));
+        assert_eq!(b3["by_kindergarten"][1]["position"], json!(1));
         assert_eq!(b["filed_at"], json!("2026-02-04T09:00:00Z"));
         assert!(b["order"].as_str().unwrap().contains("recorded_at"));
 
