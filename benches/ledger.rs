@@ -50,20 +50,27 @@ fn pipeline_round(teachers: &[KeyPair], round: u64) -> (f64, f64) {
 
 /// Appends pre-signed demo-region events in order (one submitter, requests of 2000) into a fresh
 /// ledger whose config carries the education rules, enforced or bypassed; returns events/s.
-fn rules_round(origin_authority: &str, events: &[Value], mode: zachetka::ledger::RulesMode) -> f64 {
+fn rules_round(origin_authority: &str, days: &[Vec<Value>], mode: zachetka::ledger::RulesMode) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let key = KeyPair::from_seed(&[1; 32]);
     zachetka::ledger::init_store(&*store, ORIGIN, &key, origin_authority, Some(zachetka::rules::default_region()))
         .unwrap();
-    let ledger = Ledger::open_with(store, key, Arc::new(zachetka::time::SystemClock), Limits::default(), mode).unwrap();
+    // The ledger's clock follows the demo's days (each batch holds one; see `recorded_at_of`).
+    let clock = Arc::new(zachetka::time::FixedClock::at(0));
+    let ledger = Ledger::open_with(store, key, clock.clone(), Limits::default(), mode).unwrap();
     let started = Instant::now();
-    for chunk in events.chunks(2000) {
-        for r in ledger.append_blocking(chunk.to_vec()) {
-            r.expect("demo events are valid under the rules");
+    let mut n = 0usize;
+    for day in days {
+        clock.set(zachetka::demo::DemoRegion::recorded_at_of(day).expect("a batch has events"));
+        for chunk in day.chunks(2000) {
+            for r in ledger.append_blocking(chunk.to_vec()) {
+                r.expect("demo events are valid under the rules");
+            }
         }
+        n += day.len();
     }
-    events.len() as f64 / started.elapsed().as_secs_f64()
+    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// What the education rules add: the demo region's events (authority chain, grades, attendance,
@@ -74,13 +81,13 @@ fn rules_figure(rounds: usize) {
         zachetka::demo::DemoSize { learners: 50_000, teachers: 500, events: 100_000 },
     );
     let authority = region.authority_did();
-    let mut demo_events = Vec::new();
+    let mut demo_events: Vec<Vec<Value>> = Vec::new();
     loop {
         let b = region.next_batch(10_000);
         if b.is_empty() {
             break;
         }
-        demo_events.extend(b);
+        demo_events.push(b);
     }
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -90,7 +97,7 @@ fn rules_figure(rounds: usize) {
     let (with, without) = (median(&mut with), median(&mut without));
     println!(
         "education rules on {} demo events (one submitter, in order): {with:.0} events/s enforced, {without:.0} without = {:.1}% added cost",
-        demo_events.len(),
+        demo_events.iter().map(Vec::len).sum::<usize>(),
         (without / with - 1.0) * 100.0
     );
 }

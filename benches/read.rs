@@ -36,11 +36,26 @@ fn ledger_key() -> KeyPair {
     KeyPair::from_seed(&[1; 32])
 }
 
+/// The ledgers' clock: pinned to the day of the demo events being appended (the ledger-time rules
+/// see the demo's year as lived; see `DemoRegion::recorded_at_of`).
+static CLOCK: std::sync::OnceLock<zachetka::time::FixedClock> = std::sync::OnceLock::new();
+
+fn clock() -> &'static zachetka::time::FixedClock {
+    CLOCK.get_or_init(|| zachetka::time::FixedClock::at(0))
+}
+
+/// Pins the ledgers' clock to the time a demo batch is recorded at.
+fn pin_for(batch: &[Value]) {
+    if let Some(at) = DemoRegion::recorded_at_of(batch) {
+        clock().set(at);
+    }
+}
+
 fn open(dir: &Path, snapshots: bool) -> Ledger {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
     let snapshots = snapshots.then(|| SnapshotOptions::load_only(dir));
     let options = OpenOptions { limits: Limits::default(), snapshots, ..Default::default() };
-    Ledger::open_opts(store, ledger_key(), Arc::new(zachetka::time::SystemClock), options).unwrap()
+    Ledger::open_opts(store, ledger_key(), Arc::new(clock().clone()), options).unwrap()
 }
 
 /// Builds the demo ledger in `dir` from `region`, leaving `held_back` events in the region for
@@ -66,6 +81,7 @@ fn build(dir: &Path, region: &mut DemoRegion, held_back: u64) -> u64 {
             break;
         }
         done += batch.len() as u64;
+        pin_for(&batch);
         for r in ledger.append_blocking(batch) {
             r.expect("demo events are valid");
         }
@@ -187,6 +203,7 @@ async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option
 /// One load round: `reads` requests/s over `connections` keep-alive connections and `appends`
 /// events/s submitted in-process, for `seconds`. Returns (p50, p99) in ms, the appends/s reached
 /// and the read errors.
+#[allow(clippy::too_many_arguments)] // a bench's knobs, each named at the one call
 fn load_round(
     ledger: &Ledger,
     addr: &str,
@@ -197,14 +214,17 @@ fn load_round(
     appends: u64,
     seconds: u64,
 ) -> (f64, f64, f64, usize) {
-    // Events of the region's continuation, signed ahead so the appender only submits.
-    let mut events = Vec::new();
-    while (events.len() as u64) < appends * seconds {
+    // Events of the region's continuation, signed ahead so the appender only submits; one local
+    // day per batch (recorded on its day, see `pin_for`).
+    let mut days: Vec<Vec<Value>> = Vec::new();
+    let mut held_len = 0u64;
+    while held_len < appends * seconds {
         let b = held.next_batch(4000);
         if b.is_empty() {
             break;
         }
-        events.extend(b);
+        held_len += b.len() as u64;
+        days.push(b);
     }
     // Every event prepared is sent (the next round's events may depend on them).
     let appender = {
@@ -213,8 +233,19 @@ fn load_round(
             let started = Instant::now();
             let per_tick = (appends / 100).max(1) as usize;
             let mut sent = 0usize;
-            let mut pending = std::collections::VecDeque::new();
-            for (tick, chunk) in events.chunks(per_tick).enumerate() {
+            let mut pending: std::collections::VecDeque<zachetka::ledger::Pending> = Default::default();
+            let chunks =
+                days.iter().flat_map(|day| day.chunks(per_tick).enumerate().map(move |(i, c)| (i == 0, day, c)));
+            for (tick, (first_of_day, day, chunk)) in chunks.enumerate() {
+                if first_of_day {
+                    // The day before is recorded on its own day: let it commit, then move the clock.
+                    for p in pending.drain(..) {
+                        for r in p.wait_blocking() {
+                            r.expect("demo events are valid");
+                        }
+                    }
+                    pin_for(day);
+                }
                 let due = Duration::from_millis(10 * tick as u64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait); // pacing the load generator, not synchronization
@@ -237,7 +268,7 @@ fn load_round(
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let connections = 16u64;
-    let (mut latencies, errors) = rt.block_on(async {
+    let (latencies, errors) = rt.block_on(async {
         let mut tasks = Vec::new();
         let started = tokio::time::Instant::now();
         for c in 0..connections {

@@ -29,8 +29,10 @@ pub fn default_region() -> Value {
     serde_json::to_value(RegionConfig::default()).expect("region config serializes")
 }
 
-/// An envelope over an event object (as signed, or inside an entry) at position `seq`.
-pub fn envelope(seq: u64, event: &Value) -> Option<Envelope<'_>> {
+/// An envelope over an event object (as signed, or inside an entry) at position `seq`, recorded
+/// by the ledger at `recorded_at_unix` (the entry's `recorded_at`: the time the sequencer writes
+/// into the entry when it admits the event, or reads back from it on replay and audit).
+pub fn envelope(seq: u64, recorded_at_unix: i64, event: &Value) -> Option<Envelope<'_>> {
     let s = |k: &str| event.get(k).and_then(Value::as_str);
     Some(Envelope {
         seq,
@@ -38,6 +40,7 @@ pub fn envelope(seq: u64, event: &Value) -> Option<Envelope<'_>> {
         event_type: s("type")?,
         id: s("id")?,
         occurred_at: s("occurred_at")?,
+        recorded_at: i128::from(recorded_at_unix) * 1_000_000_000,
         author: s("author")?,
         data: event.get("data")?,
     })
@@ -112,7 +115,7 @@ pub fn apply_entry(
     entry: &crate::event::ParsedEntry,
     store: &dyn Store,
 ) -> Result<bool, StoreError> {
-    let Some(env) = envelope(seq, &entry.event) else { return Ok(false) };
+    let Some(env) = envelope(seq, entry.meta.recorded_at_unix, &entry.event) else { return Ok(false) };
     match rules.check_and_apply(&env, &StoreLookup(store)) {
         Ok(()) => Ok(true),
         Err(RuleError::Refused(_)) => Ok(false),

@@ -4,7 +4,7 @@
 //! Not the runner that feeds entries (the ledger's, or a read service's over the feed), and not
 //! the snapshot files (`zachetka-snapshots`): a model knows nothing of positions it has not seen.
 
-use crate::vocabulary::{self, Event};
+use crate::vocabulary::{self, Event, MigratedFrom};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -26,6 +26,8 @@ pub struct Fact<'a> {
     /// `did:key` of the signer.
     pub author: &'a str,
     pub event: &'a Event,
+    /// Where an imported record comes from (`data.migrated_from`), `None` for a record made here.
+    pub imported: Option<&'a MigratedFrom>,
 }
 
 impl<'a> Fact<'a> {
@@ -45,6 +47,13 @@ pub fn typed_event(event: &Value) -> Option<Event> {
     let event_type = event.get("type")?.as_str()?;
     let data = event.get("data")?.as_object()?;
     vocabulary::parse(event_type, data)?.ok()
+}
+
+/// `data.migrated_from` of a well-formed event of a type a migration imports, else `None`.
+pub fn imported_of(event: &Value) -> Option<MigratedFrom> {
+    let event_type = event.get("type")?.as_str()?;
+    let data = event.get("data")?.as_object()?;
+    vocabulary::migrated_from(event_type, data).ok().flatten()
 }
 
 /// Whose data a view shows, which decides who may read it (the server maps roles onto it).
@@ -184,6 +193,8 @@ pub struct ParsedFact {
     pub event: Value,
     /// `None` when the event is not a well-formed event of the vocabulary.
     pub typed: Option<Event>,
+    /// `data.migrated_from` of a well-formed event.
+    pub imported: Option<MigratedFrom>,
 }
 
 impl ParsedFact {
@@ -203,7 +214,8 @@ impl ParsedFact {
         let recorded_at =
             zachetka_formats::time::parse_rfc3339(&e.recorded_at).ok_or(EntryError::Field("recorded_at"))?;
         let typed = typed_event(&e.event);
-        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed })
+        let imported = imported_of(&e.event);
+        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed, imported })
     }
 
     /// An entry already parsed (the audit's walk): its event is copied.
@@ -213,6 +225,7 @@ impl ParsedFact {
             recorded_at: e.meta.recorded_at_unix,
             event: e.event.clone(),
             typed: typed_event(&e.event),
+            imported: imported_of(&e.event),
         }
     }
 
@@ -228,6 +241,7 @@ impl ParsedFact {
             occurred_at: s("occurred_at")?,
             author: s("author")?,
             event: self.typed.as_ref()?,
+            imported: self.imported.as_ref(),
         })
     }
 }

@@ -150,7 +150,8 @@ pub enum TierReason {
     BenefitRejected {
         claim: usize,
     },
-    /// A sibling attends a kindergarten the application prefers: the sibling tier.
+    /// A sibling attends the kindergarten the order is computed for (and the application prefers
+    /// it): the sibling tier there, and only there.
     SiblingAttends {
         sibling: usize,
         tier: String,
@@ -158,13 +159,16 @@ pub enum TierReason {
 }
 
 /// The tier index (into `rules.tiers`) of an application on `today` (the latest local date the
-/// fold has seen, never the wall clock), with every reason in claim order then sibling order.
-/// A sibling counts only for a kindergarten the application prefers.
+/// fold has seen, never the wall clock) in the order of `kindergarten`, with every reason in claim
+/// order then sibling order. Benefits count in every kindergarten; a sibling (преимущественное
+/// право) counts only in the order of the kindergarten the sibling attends, and only if the
+/// application prefers it. `kindergarten: None` is the territory-wide order, where no sibling counts.
 pub fn tier_of(
     rules: &QueueRules,
     claims: &[ClaimRef<'_>],
     sibling_kindergartens: &[&str],
     preferred: &[String],
+    kindergarten: Option<&str>,
     today: Days,
 ) -> (usize, Vec<TierReason>) {
     let mut best = rules.general_tier();
@@ -182,7 +186,7 @@ pub fn tier_of(
         }
     }
     for (i, kg) in sibling_kindergartens.iter().enumerate() {
-        if preferred.iter().any(|p| p == kg) {
+        if kindergarten == Some(*kg) && preferred.iter().any(|p| p == kg) {
             best = best.min(rules.tier_index(&rules.sibling_tier));
             why.push(TierReason::SiblingAttends { sibling: i, tier: rules.sibling_tier.clone() });
         }
@@ -190,12 +194,25 @@ pub fn tier_of(
     (best, why)
 }
 
-/// A position in allocation order: tier index, application time, application number.
+/// A position in allocation order: tier index, time of filing, application number.
 pub type OrderKey<'a> = (usize, Nanos, &'a str);
 
-/// The allocation order's sort key: tier, then application time, then application number.
-pub fn order_key(tier: usize, applied_at: Nanos, number: &str) -> OrderKey<'_> {
-    (tier, applied_at, number)
+/// The allocation order's sort key: tier, then the time of filing, then application number.
+/// The time of filing is the ledger's (`filed_at`), never the author's claim.
+pub fn order_key(tier: usize, filed_at: Nanos, number: &str) -> OrderKey<'_> {
+    (tier, filed_at, number)
+}
+
+/// When an application was filed, for the order: the ledger's `recorded_at` of its
+/// `queue.application_submitted` entry (DOMAIN "Ledger time": `occurred_at` is a claim). An
+/// application imported from a legacy system (`data.migrated_from`, written by a migration key)
+/// keeps its original filing time, its `occurred_at`.
+pub fn filed_at(recorded_at: Nanos, occurred_at: Nanos, imported: bool) -> Nanos {
+    if imported {
+        occurred_at
+    } else {
+        recorded_at
+    }
 }
 
 #[cfg(test)]
@@ -215,7 +232,7 @@ mod tests {
             ClaimRef { category: "judge", recheck_on: day - 1, state: ClaimState::Confirmed },
         ];
         let pref = vec!["kg-1".to_owned()];
-        let (tier, why) = tier_of(&r, &claims, &["kg-2", "kg-1"], &pref, day);
+        let (tier, why) = tier_of(&r, &claims, &["kg-2", "kg-1"], &pref, Some("kg-1"), day);
         assert_eq!(r.tier_name(tier), "first_priority");
         assert_eq!(
             why,
@@ -225,7 +242,16 @@ mod tests {
                 TierReason::SiblingAttends { sibling: 1, tier: "advantage".into() },
             ]
         );
-        let (tier, _) = tier_of(&r, &claims, &[], &pref, day + 1);
+        let (tier, _) = tier_of(&r, &claims, &[], &pref, Some("kg-1"), day + 1);
+        assert_eq!(r.tier_name(tier), "general");
+        // The sibling right counts only in its own kindergarten's order.
+        let none: [ClaimRef; 0] = [];
+        let (tier, _) = tier_of(&r, &none, &["kg-1"], &pref, Some("kg-1"), day);
+        assert_eq!(r.tier_name(tier), "advantage");
+        let pref2 = vec!["kg-1".to_owned(), "kg-2".to_owned()];
+        let (tier, why) = tier_of(&r, &none, &["kg-1"], &pref2, Some("kg-2"), day);
+        assert_eq!((r.tier_name(tier), why.len()), ("general", 0));
+        let (tier, _) = tier_of(&r, &none, &["kg-1"], &pref2, None, day);
         assert_eq!(r.tier_name(tier), "general");
         assert!(order_key(1, 5, "b") < order_key(1, 5, "c") && order_key(0, 9, "z") < order_key(1, 0, "a"));
     }

@@ -156,7 +156,7 @@ macro_rules! record {
             const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
             fn from_object(obj: &Map<String, Value>, parent: &str) -> Result<Self, String> {
                 for k in obj.keys() {
-                    if !(Self::FIELDS.contains(&k.as_str()) || (parent == "data" && k == "v")) {
+                    if !(Self::FIELDS.contains(&k.as_str()) || (parent == "data" && (k == "v" || k == MIGRATED_FROM))) {
                         return Err(format!("{parent}.{k} is not a field of this record"));
                     }
                 }
@@ -224,8 +224,14 @@ record!(
 record!(BenefitConfirmed { application_id: String, claim_id: String });
 record!(BenefitRejected { application_id: String, claim_id: String, reason: String });
 record!(
-    /// A sibling attends `kindergarten` (преимущественное право there).
-    SiblingLinked { application_id: String, kindergarten: String, sibling: String }
+    /// A sibling attends `kindergarten` (преимущественное право there, and only there):
+    /// `sibling_enrolment` is the id of the sibling's `queue.enrolled` event in that kindergarten.
+    /// Schema version 2: version 1 had no `sibling_enrolment` and raised the tier territory-wide.
+    SiblingLinked { application_id: String, kindergarten: String, sibling: String, sibling_enrolment: String }
+);
+record!(
+    /// The family agrees to be offered a kindergarten it did not list as preferred.
+    OtherKindergartenConsented { application_id: String, kindergarten: String }
 );
 record!(QueueApplicationWithdrawn { application_id: String, reason: String });
 record!(
@@ -430,7 +436,7 @@ vocabulary! {
     "queue.benefit_claimed" => BenefitClaimed(BenefitClaimed) in Queue v 1,
     "queue.benefit_confirmed" => BenefitConfirmed(BenefitConfirmed) in Queue v 1,
     "queue.benefit_rejected" => BenefitRejected(BenefitRejected) in Queue v 1,
-    "queue.sibling_linked" => SiblingLinked(SiblingLinked) in Queue v 1,
+    "queue.sibling_linked" => SiblingLinked(SiblingLinked) in Queue v 2,
     "queue.application_withdrawn" => QueueApplicationWithdrawn(QueueApplicationWithdrawn) in Queue v 1,
     "queue.allocation_started" => AllocationStarted(AllocationStarted) in Queue v 1,
     "queue.allocation_finished" => AllocationFinished(AllocationFinished) in Queue v 1,
@@ -468,6 +474,41 @@ vocabulary! {
     "portfolio.achievement_attested" => AchievementAttested(AchievementAttested) in Learner v 1,
     "portfolio.achievement_revoked" => AchievementRevoked(AchievementRevoked) in Learner v 1,
     "learner.transferred" => LearnerTransferred(LearnerTransferred) in Learner v 1,
+    "queue.other_kindergarten_consented" => OtherKindergartenConsented(OtherKindergartenConsented) in Queue v 1,
+}
+
+/// The data field naming an imported record's source: `{"system": "BARS", "record": "<id>"}`.
+pub const MIGRATED_FROM: &str = "migrated_from";
+
+/// The event types a migration from a legacy system imports (and so may carry `data.migrated_from`).
+pub const MIGRATABLE_TYPES: &[&str] = &[
+    "queue.application_submitted",
+    "journal.lesson_held",
+    "journal.grade_recorded",
+    "journal.attendance_marked",
+    "journal.term_grade_set",
+    "journal.year_grade_set",
+    "journal.final_attestation_recorded",
+    "journal.certificate_issued",
+    "college.course_result_recorded",
+    "college.exam_recorded",
+    "college.diploma_issued",
+    "portfolio.achievement_attested",
+];
+
+record!(
+    /// Where an imported record comes from: the legacy system (`BARS`, `СОЛО`) and its record id.
+    MigratedFrom { system: String, record: String }
+);
+
+/// `data.migrated_from` of an event: `None` when absent; an error naming the field when it is
+/// malformed or the type is not one a migration imports.
+pub fn migrated_from(event_type: &str, data: &Map<String, Value>) -> Result<Option<MigratedFrom>, String> {
+    let Some(v) = data.get(MIGRATED_FROM) else { return Ok(None) };
+    if !MIGRATABLE_TYPES.contains(&event_type) {
+        return Err(format!("data.{MIGRATED_FROM} is not a field of {event_type} (not an imported type)"));
+    }
+    MigratedFrom::take(Some(v), &Path { parent: "data", name: MIGRATED_FROM }).map(Some)
 }
 
 /// Every event type the vocabulary knows.
@@ -487,7 +528,8 @@ pub fn schema_version(event_type: &str) -> Option<i64> {
 
 /// Reads `data` as the record of `event_type`; `None` if the type is unknown.
 pub fn parse(event_type: &str, data: &Map<String, Value>) -> Option<Result<Event, String>> {
-    parse_known(event_type, data)
+    let parsed = parse_known(event_type, data)?;
+    Some(parsed.and_then(|ev| migrated_from(event_type, data).map(|_| ev)))
 }
 
 /// Scans a data value for what a signed payload may not carry: floats, booleans, nulls, and

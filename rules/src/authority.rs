@@ -22,6 +22,10 @@ pub struct Grant {
     pub valid_until: Option<Nanos>,
     /// From this instant on the key has no right.
     pub revoked_at: Option<Nanos>,
+    /// The ledger's time (`recorded_at`) of the entry that revoked or rotated the key: from that
+    /// log position on, a revocation already in effect refuses every entry the key signs,
+    /// whatever `occurred_at` it claims.
+    pub revoked_recorded_at: Option<Nanos>,
     /// The key that granted it (the authority's own grant names itself).
     pub granted_by: String,
 }
@@ -146,6 +150,7 @@ impl Authority {
             valid_from: Nanos::MIN,
             valid_until: None,
             revoked_at: None,
+            revoked_recorded_at: None,
             granted_by: authority_did.to_owned(),
         };
         Self {
@@ -173,6 +178,28 @@ impl Authority {
             return deny("key_expired", format!("key {key} expired before this event"));
         }
         Ok(g)
+    }
+
+    /// Revocation by log position: once a key's revocation (or rotation) is in the log and in
+    /// effect by the ledger's time (its `effective_at`, or its `occurred_at`, is not after the
+    /// `recorded_at` of the revoking entry or of this one), no later entry signed by the key is
+    /// accepted, whatever `occurred_at` it claims. A revocation scheduled for later takes effect
+    /// when the ledger's time reaches it.
+    pub fn check_not_revoked_in_log(&self, key: &str, recorded_at: Nanos) -> Result<(), RuleRefusal> {
+        let Some(g) = self.grants.get(key) else { return Ok(()) };
+        let (Some(effective), Some(logged)) = (g.revoked_at, g.revoked_recorded_at) else { return Ok(()) };
+        if effective <= logged.max(recorded_at) {
+            return deny(
+                "key_revoked",
+                format!(
+                    "key {key} was revoked (effective {}) by an entry recorded at {}: no later entry signed by it \
+                     is accepted, whatever its occurred_at",
+                    crate::format_instant(effective),
+                    crate::format_instant(logged)
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The author's grant if it is in force and matches `need`.
@@ -251,6 +278,7 @@ impl Authority {
                     valid_from: from,
                     valid_until: until,
                     revoked_at: None,
+                    revoked_recorded_at: None,
                     granted_by: a.e.author.to_owned(),
                 };
                 self.grants.entry(d.key.clone()).or_insert(g);
@@ -259,6 +287,7 @@ impl Authority {
                 let when = d.effective_at.as_deref().and_then(crate::time::parse_instant).unwrap_or(a.at);
                 if let Some(g) = self.grants.get_mut(&d.key) {
                     g.revoked_at.get_or_insert(when);
+                    g.revoked_recorded_at.get_or_insert(a.e.recorded_at);
                 }
             }
             Event::KeysRotated(d) => {
@@ -267,9 +296,11 @@ impl Authority {
                     return;
                 };
                 old.revoked_at.get_or_insert(when);
+                old.revoked_recorded_at.get_or_insert(a.e.recorded_at);
                 let mut new = old.clone();
                 new.key = d.new_key.clone();
                 new.revoked_at = None;
+                new.revoked_recorded_at = None;
                 new.valid_from = new.valid_from.max(when);
                 new.granted_by = a.e.author.to_owned();
                 if d.old_key == self.authority {

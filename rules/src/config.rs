@@ -69,6 +69,44 @@ pub struct AttestationRules {
     pub fitness_check: String,
 }
 
+/// Ledger time (DOMAIN "Ledger time"): how the author's `occurred_at` may differ from the
+/// ledger's `recorded_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerTimeRules {
+    /// How many seconds `occurred_at` may be later than `recorded_at` (authors' clock skew).
+    pub future_skew_seconds: i64,
+    /// Event type -> how many local days before the ledger's date `occurred_at` may lie
+    /// (0: the same day, or within the skew). A migration's import is exempt.
+    pub backdating_days: BTreeMap<String, i64>,
+    /// The limit of a type not listed in `backdating_days`.
+    pub backdating_days_default: i64,
+}
+
+impl LedgerTimeRules {
+    /// DOMAIN.md's values: a queue application is filed the day it is made (the ledger's time of
+    /// filing orders the queue) and so is an offer (it follows the order of its day); a lesson,
+    /// its marks and attendance within a week; other records within 30 days.
+    pub fn region_default() -> Self {
+        Self {
+            future_skew_seconds: 300,
+            backdating_days: map(&[
+                ("queue.application_submitted", 0),
+                ("queue.place_offered", 0),
+                ("journal.lesson_held", 7),
+                ("journal.grade_recorded", 7),
+                ("journal.attendance_marked", 7),
+            ]),
+            backdating_days_default: 30,
+        }
+    }
+
+    /// The backdating limit of `event_type`, in days.
+    pub fn backdating_days_of(&self, event_type: &str) -> i64 {
+        self.backdating_days.get(event_type).copied().unwrap_or(self.backdating_days_default)
+    }
+}
+
 /// The whole region profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +143,10 @@ pub struct RegionConfig {
     /// Words that mark a data field as personal data when they appear as a `_`-separated part of
     /// its name (`first_name`, `snils`, `home_address`...). `birth_month` is the one exception.
     pub personal_data_words: Vec<String>,
+    /// Ledger time: future skew and backdating limits per event type (a profile written before
+    /// these rules existed gets the region default).
+    #[serde(default = "LedgerTimeRules::region_default")]
+    pub ledger_time: LedgerTimeRules,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -129,6 +171,7 @@ impl Default for RegionConfig {
                 "commission_secretary",
                 "achievement_issuer",
                 "registrar",
+                "migration",
             ]),
             admin_delegable_roles: strings(&[
                 "teacher",
@@ -241,6 +284,7 @@ impl Default for RegionConfig {
                 "email",
                 "inn",
             ]),
+            ledger_time: LedgerTimeRules::region_default(),
         }
     }
 }
@@ -292,6 +336,16 @@ impl RegionConfig {
         }
         if let Some(r) = self.admin_delegable_roles.iter().find(|r| !self.roles.contains(r) || *r == "authority") {
             return Err(format!("region config: delegable role {r} is unknown or the authority"));
+        }
+        let lt = &self.ledger_time;
+        if lt.future_skew_seconds < 0 || lt.backdating_days_default < 0 {
+            return Err("region config: ledger_time limits must not be negative".into());
+        }
+        if let Some((ty, d)) = lt.backdating_days.iter().find(|(_, d)| **d < 0) {
+            return Err(format!("region config: ledger_time.backdating_days of {ty} is {d}, must not be negative"));
+        }
+        if let Some(ty) = lt.backdating_days.keys().find(|t| crate::vocabulary::type_info(t).is_none()) {
+            return Err(format!("region config: ledger_time.backdating_days names unknown event type {ty}"));
         }
         Ok(())
     }

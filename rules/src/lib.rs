@@ -25,7 +25,7 @@ pub use zachetka_projections::vocabulary;
 
 pub use attestation::{CategoryHeld, TeacherStatus};
 pub use authority::{Grant, Institution};
-pub use config::RegionConfig;
+pub use config::{LedgerTimeRules, RegionConfig};
 pub use state::{StateError, STATE_FORMAT};
 pub use vocabulary::{event_types, schema_version, StreamKind};
 /// Which kind of rule refused: `Rights` (HTTP 403) or `Invariant` (422); the status itself is
@@ -46,8 +46,12 @@ pub struct Envelope<'a> {
     pub event_type: &'a str,
     /// Lowercase UUID.
     pub id: &'a str,
-    /// RFC 3339, `2026-11-22T09:10:00Z` (may carry a fraction or an offset).
+    /// RFC 3339, `2026-11-22T09:10:00Z` (may carry a fraction or an offset): the author's claim.
     pub occurred_at: &'a str,
+    /// The ledger's time of the entry (`recorded_at`, which the leaf hash covers): what the
+    /// sequencer writes into the entry when it admits the event; replay and audit read it from
+    /// the entry. The fact the author's `occurred_at` is measured against (DOMAIN "Ledger time").
+    pub recorded_at: Nanos,
     /// `did:key` of the signer.
     pub author: &'a str,
     /// The event's data object (integers and strings only, objects, arrays).
@@ -167,7 +171,9 @@ pub(crate) struct Ctx<'a> {
     pub rules: &'a Rules,
     pub e: &'a Envelope<'a>,
     pub lookup: &'a dyn Lookup,
-    /// `occurred_at` as an instant.
+    /// The instant the author's key is judged at: `occurred_at`, or for a record imported by a
+    /// migration (`data.migrated_from`) the ledger's `recorded_at` (the legacy time is history,
+    /// the key writes now).
     pub at: Nanos,
     /// `occurred_at` as a local date of the region.
     pub date: Days,
@@ -187,9 +193,15 @@ impl Ctx<'_> {
 /// What a subsystem apply sees.
 pub(crate) struct Applied<'a> {
     pub e: &'a Envelope<'a>,
+    /// `occurred_at` as an instant.
     pub at: Nanos,
     pub sid: &'a str,
+    /// Whether the event is a migration's import (`data.migrated_from`).
+    pub imported: bool,
 }
+
+/// The role whose keys import a legacy system's history (`data.migrated_from`).
+pub const MIGRATION_ROLE: &str = "migration";
 
 impl Rules {
     /// Rules for the ledger named `origin` (its log origin, which `ledger.established` must
@@ -310,7 +322,12 @@ impl Rules {
     /// (append, replay, audit) call `check_and_apply`.
     pub fn check(&self, e: &Envelope, lookup: &dyn Lookup) -> Result<(), RuleError> {
         let (ev, at, sid) = self.read(e)?;
-        let ctx = Ctx { rules: self, e, lookup, at, date: time::local_date(at, self.config.utc_offset_minutes), sid };
+        let imported = self.check_import(e)?;
+        self.check_ledger_time(e, at, imported)?;
+        self.auth.check_not_revoked_in_log(e.author, e.recorded_at)?;
+        let key_at = if imported { e.recorded_at } else { at };
+        let date = time::local_date(at, self.config.utc_offset_minutes);
+        let ctx = Ctx { rules: self, e, lookup, at: key_at, date, sid };
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
             "ledger" | "registry" | "keys" => authority::check(&ctx, &ev)?,
             "queue" => queue::check(&ctx, &ev)?,
@@ -340,7 +357,8 @@ impl Rules {
             return;
         };
         let date = time::local_date(at, self.config.utc_offset_minutes);
-        let a = Applied { e, at, sid };
+        let imported = e.data.get(vocabulary::MIGRATED_FROM).is_some();
+        let a = Applied { e, at, sid, imported };
         self.today = self.today.max(date);
         let Rules {
             config,
@@ -363,6 +381,66 @@ impl Rules {
             "attestation" => attestation.apply(config, auth, &a, &ev),
             _ => portfolio.apply(auth, &a, &ev),
         }
+    }
+
+    /// Whether the event is an import (`data.migrated_from`, its shape checked by the vocabulary):
+    /// then its author holds the migration role, in force at the ledger's time.
+    fn check_import(&self, e: &Envelope) -> Result<bool, RuleRefusal> {
+        if e.data.get(vocabulary::MIGRATED_FROM).is_none() {
+            return Ok(false);
+        }
+        let g = self.auth.valid_grant(e.author, e.recorded_at)?;
+        if !g.has_role(MIGRATION_ROLE) {
+            return deny(
+                "not_authorized",
+                format!(
+                    "key {} holds [{}]; data.migrated_from is written only by a key with the {MIGRATION_ROLE} role",
+                    e.author,
+                    g.roles.join(", ")
+                ),
+            );
+        }
+        Ok(true)
+    }
+
+    /// DOMAIN "Ledger time": the author's `occurred_at` against the ledger's `recorded_at`. Never
+    /// later than it plus the region's skew (`occurred_at_in_future`); never earlier than the
+    /// type's backdating limit in local days (`occurred_at_backdated`; 0 = the same local day, or
+    /// within the skew), except for a migration's import.
+    fn check_ledger_time(&self, e: &Envelope, at: Nanos, imported: bool) -> Result<(), RuleRefusal> {
+        let lt = &self.config.ledger_time;
+        let skew = Nanos::from(lt.future_skew_seconds) * 1_000_000_000;
+        let recorded = format_instant(e.recorded_at);
+        if at > e.recorded_at.saturating_add(skew) {
+            return refuse(
+                "occurred_at_in_future",
+                format!(
+                    "occurred_at {} is later than the ledger's time {recorded} plus {} seconds of skew",
+                    e.occurred_at, lt.future_skew_seconds
+                ),
+            );
+        }
+        if imported || at >= e.recorded_at.saturating_sub(skew) {
+            return Ok(());
+        }
+        let days = lt.backdating_days_of(e.event_type);
+        let offset = self.config.utc_offset_minutes;
+        let (date, ledger_date) = (time::local_date(at, offset), time::local_date(e.recorded_at, offset));
+        if date < ledger_date - days {
+            let limit = if days == 0 { "the same day".to_owned() } else { format!("{days} days") };
+            return refuse(
+                "occurred_at_backdated",
+                format!(
+                    "occurred_at {} is {} days before the ledger's date {} (recorded {recorded}); {} may be backdated \
+                     by at most {limit} (ledger_time.backdating_days)",
+                    e.occurred_at,
+                    ledger_date - date,
+                    time::format_date(ledger_date),
+                    e.event_type
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The checks every event passes before its own rule: known type, payload shape, schema
@@ -416,6 +494,11 @@ impl Rules {
             None => refuse("unknown_event_type", format!("event type {} is not in the vocabulary", e.event_type)),
         }
     }
+}
+
+/// An instant as RFC 3339 UTC, to the second (for messages).
+pub(crate) fn format_instant(at: Nanos) -> String {
+    time::format_rfc3339(i64::try_from(at.div_euclid(1_000_000_000)).unwrap_or(i64::MAX))
 }
 
 /// Parses a date field or refuses naming it.

@@ -7,7 +7,7 @@ use crate::authority::Need;
 use crate::config::RegionConfig;
 use crate::time::{self, Days, Nanos};
 use crate::vocabulary::Event;
-use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
+use crate::{date_field, format_instant, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use zachetka_projections::queue_order::{self, AgeGroupError, ClaimRef, ClaimState, TierReason};
@@ -35,13 +35,21 @@ enum Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct App {
     number: String,
+    /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
+    /// or an imported application's original `occurred_at`.
     submitted_at: Nanos,
     submitted_text: String,
     age_group: String,
     group_type: String,
     preferred: Vec<String>,
     claims: Vec<Claim>,
+    /// Kindergartens a sibling attends (each raises the tier in that kindergarten's order only).
     siblings: Vec<String>,
+    /// Kindergartens not preferred that the family agreed to be offered.
+    consents: Vec<String>,
+    /// Kindergartens whose offer the family refused: the application no longer stands ahead in
+    /// their order.
+    refused_offers: Vec<String>,
     status: Status,
 }
 
@@ -64,6 +72,9 @@ struct Territory {
     /// Offer id -> application id.
     #[serde(with = "crate::state::sorted_map")]
     offers: HashMap<String, String>,
+    /// `queue.enrolled` event id -> application id (a sibling link names one).
+    #[serde(with = "crate::state::sorted_map")]
+    enrolments: HashMap<String, String>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -89,15 +100,26 @@ fn age_group(cfg: &RegionConfig, birth_month: &str, desired_date: &str) -> Resul
 }
 
 impl App {
-    /// The tier index (into `cfg.queue.tiers`) and why (`queue_order::tier_of`).
-    fn tier(&self, cfg: &RegionConfig, today: Days) -> (usize, Vec<String>) {
+    /// Whether the application competes for a place in `kg`: it prefers `kg` and has not refused
+    /// an offer of it.
+    fn prefers(&self, kg: &str) -> bool {
+        self.preferred.iter().any(|p| p == kg) && !self.refused_offers.iter().any(|r| r == kg)
+    }
+
+    /// The allocation order's key in the order of `kg` (`None`: territory-wide, no sibling right).
+    fn key_in<'a>(&'a self, cfg: &RegionConfig, kg: Option<&str>, today: Days) -> queue_order::OrderKey<'a> {
+        queue_order::order_key(self.tier(cfg, kg, today).0, self.submitted_at, &self.number)
+    }
+
+    /// The tier index (into `cfg.queue.tiers`) in the order of `kg` and why (`queue_order::tier_of`).
+    fn tier(&self, cfg: &RegionConfig, kg: Option<&str>, today: Days) -> (usize, Vec<String>) {
         let claims: Vec<ClaimRef> = self
             .claims
             .iter()
             .map(|c| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: c.state })
             .collect();
         let siblings: Vec<&str> = self.siblings.iter().map(String::as_str).collect();
-        let (best, reasons) = queue_order::tier_of(&cfg.queue, &claims, &siblings, &self.preferred, today);
+        let (best, reasons) = queue_order::tier_of(&cfg.queue, &claims, &siblings, &self.preferred, kg, today);
         let why = reasons
             .into_iter()
             .map(|r| match r {
@@ -122,7 +144,7 @@ impl App {
                 }
                 TierReason::BenefitRejected { claim } => format!("benefit {} rejected", self.claims[claim].category),
                 TierReason::SiblingAttends { sibling, tier } => {
-                    format!("a sibling attends preferred kindergarten {}: tier {tier}", self.siblings[sibling])
+                    format!("a sibling attends kindergarten {}: tier {tier} in its order", self.siblings[sibling])
                 }
             })
             .collect();
@@ -141,14 +163,14 @@ impl Queues {
     ) -> Option<(u64, Vec<String>)> {
         let t = self.territories.get(territory)?;
         let me = t.apps.get(id).filter(|a| a.age_group == age_group && a.status == Status::Waiting)?;
-        let (my_tier, mut why) = me.tier(cfg, today);
+        let (my_tier, mut why) = me.tier(cfg, None, today);
         let my_key = queue_order::order_key(my_tier, me.submitted_at, &me.number);
         let (mut higher, mut same_earlier) = (0u64, 0u64);
         for (other_id, a) in &t.apps {
             if other_id == id || a.age_group != age_group || a.status != Status::Waiting {
                 continue;
             }
-            let (tier, _) = a.tier(cfg, today);
+            let (tier, _) = a.tier(cfg, None, today);
             if queue_order::order_key(tier, a.submitted_at, &a.number) < my_key {
                 if tier < my_tier {
                     higher += 1;
@@ -159,7 +181,13 @@ impl Queues {
         }
         let tier_name = cfg.queue.tier_name(my_tier);
         why.insert(0, format!("tier {tier_name} ({} of {} in allocation order)", my_tier + 1, cfg.queue.tiers.len()));
-        why.push(format!("applied at {}, number {}", me.submitted_text, me.number));
+        why.push(format!(
+            "filed at {} (ledger time; applied at {}), number {}",
+            format_instant(me.submitted_at),
+            me.submitted_text,
+            me.number
+        ));
+        why.push("territory-wide order: a sibling's right counts only in its kindergarten's order".to_owned());
         why.push(format!("ahead: {higher} in a higher tier, {same_earlier} in the same tier applied earlier"));
         Some((higher + same_earlier + 1, why))
     }
@@ -173,13 +201,15 @@ impl Queues {
                 };
                 terr.apps.entry(d.application_id.clone()).or_insert(App {
                     number: d.number.clone(),
-                    submitted_at: a.at,
+                    submitted_at: queue_order::filed_at(a.e.recorded_at, a.at, a.imported),
                     submitted_text: a.e.occurred_at.to_owned(),
                     age_group: group,
                     group_type: d.group_type.clone(),
                     preferred: d.preferred.clone(),
                     claims: Vec::new(),
                     siblings: Vec::new(),
+                    consents: Vec::new(),
+                    refused_offers: Vec::new(),
                     status: Status::Waiting,
                 });
             }
@@ -235,6 +265,9 @@ impl Queues {
             }
             Event::OfferRefused(d) => {
                 if let Some(app) = terr.offers.get(&d.offer_id).and_then(|id| terr.apps.get_mut(id)) {
+                    if let Status::Offered { kindergarten, .. } = &app.status {
+                        app.refused_offers.push(kindergarten.clone());
+                    }
                     if release_offered_place(&mut terr.free, app) {
                         app.status = Status::Waiting;
                     }
@@ -243,6 +276,12 @@ impl Queues {
             Event::KindergartenEnrolled(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
                     app.status = Status::Enrolled { kindergarten: d.kindergarten.clone() };
+                    terr.enrolments.insert(a.e.id.to_owned(), d.application_id.clone());
+                }
+            }
+            Event::OtherKindergartenConsented(d) => {
+                if let Some(app) = terr.apps.get_mut(&d.application_id) {
+                    app.consents.push(d.kindergarten.clone());
                 }
             }
             Event::KindergartenTransferred(d) => {
@@ -264,16 +303,53 @@ fn set_claim(terr: &mut Territory, app: &str, claim: &str, state: ClaimState) {
     }
 }
 
-pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
+/// The most applications an `offer_out_of_order` message names.
+const AHEAD_NAMED_MAX: usize = 5;
+
+/// The waiting applications that stand ahead of `me` for a place in `kg`: of its age group and
+/// group type, preferring `kg` (and not having refused an offer of it), earlier in the order of
+/// `kg`; for an application that only consented to `kg`, every one that prefers it. Sorted in order.
+fn standing_ahead<'t>(
+    terr: &'t Territory,
+    cfg: &RegionConfig,
+    today: Days,
+    me_id: &str,
+    me: &App,
+    kg: &str,
+) -> Vec<(&'t str, &'t App)> {
+    let mine = me.prefers(kg).then(|| me.key_in(cfg, Some(kg), today));
+    let mut ahead: Vec<(&str, &App)> = terr
+        .apps
+        .iter()
+        .filter(|(id, a)| {
+            id.as_str() != me_id
+                && a.status == Status::Waiting
+                && a.age_group == me.age_group
+                && a.group_type == me.group_type
+                && a.prefers(kg)
+        })
+        .filter(|(_, a)| match &mine {
+            Some(m) => a.key_in(cfg, Some(kg), today) < *m,
+            None => true,
+        })
+        .map(|(id, a)| (id.as_str(), a))
+        .collect();
+    ahead.sort_by(|x, y| x.1.key_in(cfg, Some(kg), today).cmp(&y.1.key_in(cfg, Some(kg), today)));
+    ahead
+}
+
+pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
     let (auth, cfg, sid) = (ctx.auth(), ctx.cfg(), ctx.sid);
     let operator = Need::in_territory(&["queue_operator"], sid);
     let empty = Territory::default();
     let terr = ctx.rules.queue.territories.get(sid).unwrap_or(&empty);
-    let frozen = || match &terr.run {
-        Some((run, true)) => {
-            refuse("queue_frozen", format!("the queue of {sid} is frozen during main allocation run {run}"))
+    let frozen = || -> Result<(), RuleRefusal> {
+        match &terr.run {
+            Some((run, true)) => {
+                refuse("queue_frozen", format!("the queue of {sid} is frozen during main allocation run {run}"))
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
     };
     let app = |id: &str| {
         terr.apps.get(id).ok_or_else(|| {
@@ -363,7 +439,47 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             auth.authorize(who, at, ty, &operator)?;
             frozen()?;
             app(&d.application_id)?;
-            kindergarten(&d.kindergarten)
+            kindergarten(&d.kindergarten)?;
+            let id = &d.sibling_enrolment;
+            match ctx.lookup.event(id)? {
+                Some((stream, kind)) if kind == "queue.enrolled" && stream == ctx.e.stream => {}
+                _ => {
+                    return refuse(
+                        "sibling_enrolment_unknown",
+                        format!("data.sibling_enrolment {id} is not a queue.enrolled entry of {}", ctx.e.stream),
+                    )
+                }
+            }
+            let sibling = terr.enrolments.get(id).and_then(|app_id| terr.apps.get(app_id).map(|a| (app_id, a)));
+            match sibling {
+                Some((_, a)) if a.status == (Status::Enrolled { kindergarten: d.kindergarten.clone() }) => Ok(()),
+                Some((app_id, _)) => refuse(
+                    "sibling_not_in_kindergarten",
+                    format!(
+                        "the sibling's application {app_id} (enrolment {id}) is not enrolled in kindergarten {} now",
+                        d.kindergarten
+                    ),
+                ),
+                None => refuse(
+                    "sibling_enrolment_unknown",
+                    format!("data.sibling_enrolment {id} enrolled no application of the queue of {sid}"),
+                ),
+            }
+        }
+        Event::OtherKindergartenConsented(d) => {
+            auth.authorize(who, at, ty, &operator)?;
+            let a = waiting(&d.application_id)?;
+            kindergarten(&d.kindergarten)?;
+            if a.preferred.contains(&d.kindergarten) || a.consents.contains(&d.kindergarten) {
+                return refuse(
+                    "consent_duplicate",
+                    format!(
+                        "application {} already prefers or consented to kindergarten {}",
+                        d.application_id, d.kindergarten
+                    ),
+                );
+            }
+            Ok(())
         }
         Event::QueueApplicationWithdrawn(d) => {
             auth.authorize(who, at, ty, &operator)?;
@@ -421,12 +537,57 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             if terr.offers.contains_key(&d.offer_id) {
                 return refuse("offer_duplicate", format!("offer {} already exists", d.offer_id));
             }
+            if !a.preferred.contains(&d.kindergarten) && !a.consents.contains(&d.kindergarten) {
+                return refuse(
+                    "kindergarten_not_preferred",
+                    format!(
+                        "application {} prefers [{}] and has no recorded consent to kindergarten {} \
+                         (queue.other_kindergarten_consented)",
+                        d.application_id,
+                        a.preferred.join(", "),
+                        d.kindergarten
+                    ),
+                );
+            }
             if free(&d.kindergarten, a) <= 0 {
                 return refuse(
                     "no_free_place",
                     format!(
                         "kindergarten {} has no free place in age group {}, group type {}",
                         d.kindergarten, a.age_group, a.group_type
+                    ),
+                );
+            }
+            let ahead = standing_ahead(terr, cfg, ctx.rules.today, &d.application_id, a, &d.kindergarten);
+            if !ahead.is_empty() {
+                let mut named: Vec<String> = ahead
+                    .iter()
+                    .take(AHEAD_NAMED_MAX)
+                    .map(|(id, o)| {
+                        format!(
+                            "{id} (number {}, tier {}, filed {})",
+                            o.number,
+                            cfg.queue.tier_name(o.tier(cfg, Some(&d.kindergarten), ctx.rules.today).0),
+                            format_instant(o.submitted_at)
+                        )
+                    })
+                    .collect();
+                if ahead.len() > AHEAD_NAMED_MAX {
+                    named.push(format!("and {} more", ahead.len() - AHEAD_NAMED_MAX));
+                }
+                let (my_tier, _) = a.tier(cfg, Some(&d.kindergarten), ctx.rules.today);
+                return refuse(
+                    "offer_out_of_order",
+                    format!(
+                        "{} waiting application(s) stand ahead of {} (tier {}) in the order of kindergarten {}, \
+                         age group {}, group type {}: {}",
+                        ahead.len(),
+                        d.application_id,
+                        cfg.queue.tier_name(my_tier),
+                        d.kindergarten,
+                        a.age_group,
+                        a.group_type,
+                        named.join(", ")
                     ),
                 );
             }

@@ -20,7 +20,9 @@ use zachetka_formats::jcs;
 
 /// The version of the saved-state layout. Bump it when any saved type changes shape; a state of
 /// another version is refused (`state_format_unsupported`) and the caller replays from the log.
-pub const STATE_FORMAT: u32 = 1;
+/// 2: grants keep the ledger time of their revocation; queue applications their time of filing,
+/// sibling kindergartens, consents and refused offers; territories their enrolments.
+pub const STATE_FORMAT: u32 = 2;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.

@@ -55,6 +55,7 @@ fn main() {
             event_type: ty,
             id: &id,
             occurred_at: "2026-09-01T09:00:00Z",
+            recorded_at: zachetka_rules::time::parse_instant("2026-09-01T09:00:00Z").unwrap_or(0),
             author: "did:key:z6MkAuthority",
             data: &data,
         };

@@ -93,7 +93,7 @@ impl Auditor<'_> {
     /// The rules, as the append path runs them: the same `check_and_apply`.
     fn replay_rules(&mut self, seq: u64, at: &Position, p: &event::ParsedEntry) {
         let Some(rules) = self.rules.as_mut() else { return };
-        let Some(env) = crate::rules::envelope(seq, &p.event) else {
+        let Some(env) = crate::rules::envelope(seq, p.meta.recorded_at_unix, &p.event) else {
             self.report.push(at.clone(), "event_invalid", "the event lacks an envelope field");
             return;
         };

@@ -69,7 +69,29 @@ fn path_segment(s: &str) -> String {
         .collect()
 }
 
-pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Result<()> {
+/// The demo ledger's clock: while the demo's year is written, pinned to the day being written (a
+/// ledger living through that year records each event on its day, so the ledger-time rules
+/// accept it); the system clock otherwise.
+#[derive(Default)]
+pub(super) struct DemoClock(std::sync::atomic::AtomicI64);
+
+impl DemoClock {
+    /// Pins the clock at unix time `at` (0 releases it to the system clock).
+    fn pin(&self, at: i64) {
+        self.0.store(at, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl zachetka::time::Clock for DemoClock {
+    fn now_unix(&self) -> i64 {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => zachetka::time::Clock::now_unix(&zachetka::time::SystemClock),
+            at => at,
+        }
+    }
+}
+
+pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize, clock: &DemoClock) -> Result<()> {
     let have = ledger.head().0.tree_size;
     if have > 0 {
         eprintln!("the demo ledger already holds {have} entries; serving it as it is");
@@ -88,7 +110,7 @@ pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Res
     let mut appended = 0u64;
     // Two batches in flight: one being signed while the ledger appends the other.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<serde_json::Value>>(2);
-    std::thread::scope(|s| -> Result<()> {
+    let built = std::thread::scope(|s| -> Result<()> {
         s.spawn(move || loop {
             let batch = region.next_batch(4000);
             if batch.is_empty() || tx.send(batch).is_err() {
@@ -107,8 +129,22 @@ pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Res
             bar.inc(n);
             Ok(())
         };
+        let mut pinned: Option<i64> = None;
         for batch in rx {
             let n = batch.len() as u64;
+            // One local day per batch: before the clock moves to another day, the batches of the
+            // day before commit (they must be recorded on their own day).
+            if let Some(at) = zachetka::demo::DemoRegion::recorded_at_of(&batch) {
+                let day = zachetka::demo::DemoRegion::local_day;
+                if pinned.is_some_and(|p| day(p) != day(at)) {
+                    while let Some(b) = in_flight.pop_front() {
+                        settle(b)?;
+                    }
+                }
+                let at = pinned.map_or(at, |p| p.max(at));
+                clock.pin(at);
+                pinned = Some(at);
+            }
             // Four submissions never fill the sequencer's queue, so `busy` cannot happen here.
             let pending = ledger.submit(batch).map_err(|r| anyhow!("demo batch refused: {r}"))?;
             in_flight.push_back((n, pending));
@@ -120,7 +156,9 @@ pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize) -> Res
             settle(b)?;
         }
         Ok(())
-    })?;
+    });
+    clock.pin(0);
+    built?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

@@ -319,10 +319,20 @@ fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
 }
 
 fn open_ledger_with(dir: &Path, database: Option<&str>, snapshots: zachetka::read::SnapshotOptions) -> Result<Ledger> {
+    open_ledger_clocked(dir, database, snapshots, Arc::new(zachetka::time::SystemClock))
+}
+
+/// `open_ledger_with` whose entries get their `recorded_at` from `clock`.
+fn open_ledger_clocked(
+    dir: &Path,
+    database: Option<&str>,
+    snapshots: zachetka::read::SnapshotOptions,
+    clock: Arc<dyn zachetka::time::Clock>,
+) -> Result<Ledger> {
     let key = read_key(&dir.join("ledger.key"))?;
     let store = open_store(dir, database)?;
     let options = OpenOptions { limits: Limits::default(), snapshots: Some(snapshots), ..Default::default() };
-    Ok(Ledger::open_opts(store, key, Arc::new(zachetka::time::SystemClock), options)?)
+    Ok(Ledger::open_opts(store, key, clock, options)?)
 }
 
 fn read_key(path: &Path) -> Result<KeyPair> {
@@ -533,12 +543,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 let vkey = init(&dir, db, &origin, Some(authority), "education")?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
-            let ledger = open_ledger_with(&dir, db, snapshots.options(&dir))?;
+            let clock = Arc::new(demo::DemoClock::default());
+            let ledger = open_ledger_clocked(&dir, db, snapshots.options(&dir), clock.clone())?;
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }
             let size = zachetka::demo::DemoSize { learners, teachers, events };
-            demo::build_demo(&ledger, size)?;
+            demo::build_demo(&ledger, size, &clock)?;
             demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
             if !no_serve {
                 serve(ledger, &listen, server.config(), access.access(&dir)?)?;

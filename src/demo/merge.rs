@@ -6,6 +6,9 @@ use crate::event::sign_event_owned;
 use rayon::prelude::*;
 use serde_json::Value;
 
+/// The demo region's clocks (the default region profile, UTC+3): batches never cross its midnight.
+const REGION_UTC_OFFSET_SECONDS: i64 = 180 * 60;
+
 impl DemoRegion {
     /// The next unsigned event and the index of its signer, or `None` when the demo is complete.
     pub(super) fn next_unsigned(&mut self) -> Option<(Value, usize)> {
@@ -22,13 +25,52 @@ impl DemoRegion {
         Some((item.event, item.signer))
     }
 
-    /// Up to `n` next signed events, signed on every core.
+    /// The time of the next event, if any.
+    fn next_at(&mut self) -> Option<i64> {
+        if self.pending.is_none() && self.next < self.size.events {
+            self.pending = Some(self.journal_event(self.next));
+            self.next += 1;
+        }
+        match (self.script.front(), &self.pending) {
+            (Some(s), Some(j)) => Some(s.at.min(j.at)),
+            (Some(s), None) => Some(s.at),
+            (None, Some(j)) => Some(j.at),
+            (None, None) => None,
+        }
+    }
+
+    /// Up to `n` next signed events, signed on every core, all of one local day of the region:
+    /// recorded at [`DemoRegion::recorded_at_of`] (as a ledger living through the demo's year
+    /// would), each is recorded on the day it occurs and never before it.
     pub fn next_batch(&mut self, n: usize) -> Vec<Value> {
-        let unsigned: Vec<(Value, usize)> = (0..n).map_while(|_| self.next_unsigned()).collect();
+        let mut unsigned: Vec<(Value, usize)> = Vec::new();
+        let mut first_day = None;
+        while unsigned.len() < n {
+            let Some(at) = self.next_at() else { break };
+            let local_day = Self::local_day(at);
+            if *first_day.get_or_insert(local_day) != local_day {
+                break;
+            }
+            unsigned.push(self.next_unsigned().expect("next_at saw an event"));
+        }
         unsigned
             .into_par_iter()
             .map(|(ev, signer)| sign_event_owned(ev, &self.keys[signer]).expect("demo events are canonicalizable"))
             .collect()
+    }
+
+    /// The ledger time (unix seconds) at which a driver records a batch of [`DemoRegion::next_batch`]:
+    /// its latest `occurred_at`. A driver sets its ledger's clock to it before appending the batch
+    /// (and lets earlier batches commit first when the day changes), so the ledger-time rules see
+    /// the demo's year as lived: nothing in the future, nothing recorded on a later day.
+    pub fn recorded_at_of(batch: &[Value]) -> Option<i64> {
+        batch.iter().filter_map(|e| e["event"]["occurred_at"].as_str().and_then(crate::time::parse_rfc3339)).max()
+    }
+
+    /// The demo region's local day (days since 1970-01-01, UTC+3) of unix time `at`: a batch of
+    /// `next_batch` holds one.
+    pub fn local_day(at: i64) -> i64 {
+        (at + REGION_UTC_OFFSET_SECONDS).div_euclid(86_400)
     }
 
     /// Events still to come, the structural ones included.

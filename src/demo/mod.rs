@@ -146,7 +146,8 @@ struct Script<'a> {
 
 impl Script<'_> {
     fn push(&mut self, at: i64, stream: &str, ty: &str, signer: usize, mut data: Value) -> String {
-        data.as_object_mut().expect("event data is an object").insert("v".into(), json!(1));
+        let v = zachetka_rules::schema_version(ty).expect("demo events are of the vocabulary");
+        data.as_object_mut().expect("event data is an object").insert("v".into(), json!(v));
         self.n += 1;
         let id = event_id(self.origin, self.n, at);
         let event = json!({

@@ -344,7 +344,8 @@ impl Sequencer {
         // EVENT_BYTES_MAX, so running it first changes no answer.) A lookup the store could not
         // answer is a store error (`unavailable` when the store is away), never a rule refusal.
         if let Some(rules) = &mut self.rules {
-            let env = crate::rules::envelope(seq, &ev.event).expect("a verified event has every envelope field");
+            let env =
+                crate::rules::envelope(seq, recorded_at, &ev.event).expect("a verified event has every envelope field");
             match rules.check_and_apply(&env, &*draft) {
                 Ok(()) => {
                     draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));

@@ -429,7 +429,7 @@ impl Inner {
                         continue;
                     }
                     if let Some(p) = p {
-                        if let Some(env) = crate::rules::envelope(seq, &p.event) {
+                        if let Some(env) = crate::rules::envelope(seq, p.recorded_at, &p.event) {
                             match copy.rules.check_and_apply(&env, &crate::rules::StoreLookup(&*self.store)) {
                                 Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
                                 Err(crate::rules::RuleError::Lookup(e)) => {
@@ -541,7 +541,7 @@ pub fn rebuild_from_zero(
             apply_page(&mut slots, at, &parsed, None);
             if let Some(rules) = rules.as_deref_mut() {
                 for p in parsed.iter().flatten() {
-                    if let Some(env) = crate::rules::envelope(p.seq, &p.event) {
+                    if let Some(env) = crate::rules::envelope(p.seq, p.recorded_at, &p.event) {
                         match rules.check_and_apply(&env, &crate::rules::StoreLookup(store)) {
                             Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
                             Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),

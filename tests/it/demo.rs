@@ -17,7 +17,7 @@ fn education_ledger(dir: &std::path::Path, authority: &str) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), authority, Some(zachetka::rules::default_region()))
         .unwrap();
-    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
+    let clock = test_clock();
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), RulesMode::Enforce).unwrap()
 }
 
@@ -39,6 +39,8 @@ fn the_demo_region_covers_every_subsystem_and_passes_the_rules() {
             break;
         }
         let types: Vec<String> = batch.iter().map(|e| event_type(e).to_owned()).collect();
+        // Recorded on the day the batch occurs, as a ledger living through the demo's year.
+        pin_clock(DemoRegion::recorded_at_of(&batch).expect("a batch has events"));
         for (r, ty) in ledger.append_blocking(batch).into_iter().zip(&types) {
             if let Err(refusal) = r {
                 panic!("demo event {appended} ({ty}) refused: {refusal}");

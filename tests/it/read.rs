@@ -36,7 +36,7 @@ fn demo_store(dir: &Path, authority: &str) -> Arc<dyn Store> {
 }
 
 fn open(dir: &Path, authority: &str, snapshots: Option<SnapshotOptions>) -> Ledger {
-    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
+    let clock = test_clock();
     let options = OpenOptions { limits: Limits::default(), snapshots, ..Default::default() };
     Ledger::open_opts(demo_store(dir, authority), ledger_key(), clock, options).unwrap()
 }
@@ -61,9 +61,7 @@ fn from_zero(store: &dyn Store) -> BTreeMap<String, String> {
 }
 
 fn append_all(ledger: &Ledger, batch: Vec<serde_json::Value>) {
-    for r in ledger.append_blocking(batch) {
-        r.unwrap();
-    }
+    append_demo_batch(ledger, batch);
 }
 
 #[test]

@@ -30,8 +30,7 @@ fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
         )
         .unwrap();
     }
-    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
-    Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
+    Ledger::open_with(store, ledger_key(), test_clock(), Limits::default(), mode).unwrap()
 }
 
 /// The audit's violations of the ledger in `dir`, as (seq, code); any other position fails.
@@ -48,18 +47,21 @@ fn entry_violations(dir: &std::path::Path) -> Vec<(u64, &'static str)> {
         .collect()
 }
 
-/// Appends the whole demo region; every event must be accepted.
+/// The time of the events a test writes after the demo region (the ledger's clock is set to it).
+pub(super) const AFTER_REGION: &str = "2027-10-01T09:00:00Z";
+
+/// Appends the whole demo region (recorded as lived, see `append_demo_batch`), then sets the
+/// test's ledger clock to `AFTER_REGION`; every event must be accepted.
 pub(super) fn append_region(ledger: &Ledger) {
     let mut region = region();
     loop {
         let batch = region.next_batch(500);
         if batch.is_empty() {
-            return;
+            break;
         }
-        for r in ledger.append_blocking(batch) {
-            r.unwrap();
-        }
+        append_demo_batch(ledger, batch);
     }
+    pin_clock_at(AFTER_REGION);
 }
 
 pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {
@@ -69,9 +71,9 @@ pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {
 
 pub(super) fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64) -> Value {
     let ev = json!({"ledger": DEMO_ORIGIN, "stream": format!("learner/t-{n}"), "type": "journal.grade_recorded", "id": id(n),
-        "occurred_at": "2026-10-01T09:00:00Z", "author": key.did(),
+        "occurred_at": AFTER_REGION, "author": key.did(),
         "data": {"v": 1, "institution": institution, "class": class, "subject": "Физика", "mark": mark,
-                 "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2026-10-01"}});
+                 "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2027-10-01"}});
     zachetka::event::sign_event(&ev, key).unwrap()
 }
 
@@ -174,8 +176,8 @@ fn randomized_mutations_append_and_audit_agree() {
     let revocation = {
         let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
         let ev = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(699_999),
-            "occurred_at": "2026-09-20T00:00:00Z", "author": authority.did(),
-            "data": {"v": 1, "key": teacher(revoked).did(), "reason": "уволен", "effective_at": "2026-09-20T00:00:00Z"}});
+            "occurred_at": "2027-09-20T00:00:00Z", "author": authority.did(),
+            "data": {"v": 1, "key": teacher(revoked).did(), "reason": "уволен", "effective_at": "2027-09-20T00:00:00Z"}});
         zachetka::event::sign_event(&ev, &authority).unwrap()
     };
     // Through the API: exactly the mutations are refused, with their codes.
@@ -213,6 +215,7 @@ fn a_genesis_naming_another_origin_is_refused_and_audited() {
         zachetka::event::sign_event(&ev, &authority).unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
+    pin_clock_at("2026-08-01T00:00:00Z");
     {
         let ledger = education_ledger(dir.path(), RulesMode::Enforce);
         let refusal = ledger.append_blocking(vec![foreign.clone()]).remove(0).unwrap_err();
@@ -242,14 +245,14 @@ fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
     let authority = region().authority_did();
     let rules = Some(zachetka::rules::default_region());
     zachetka::ledger::init_store(&*store, DEMO_ORIGIN, &ledger_key(), &authority, rules).unwrap();
-    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
-    let ledger = Ledger::open_with(store.clone(), ledger_key(), clock, Limits::default(), RulesMode::Enforce).unwrap();
+    let ledger =
+        Ledger::open_with(store.clone(), ledger_key(), test_clock(), Limits::default(), RulesMode::Enforce).unwrap();
     append_region(&ledger);
     let t = teacher_of_school_1();
     ledger.append_blocking(vec![grade_event(1, &t, "sch-001", "5А", 5)])[0].as_ref().unwrap();
     let correction = {
         let ev = json!({"ledger": DEMO_ORIGIN, "stream": "learner/t-1", "type": "journal.record_corrected",
-            "id": id(2), "occurred_at": "2026-10-02T09:00:00Z", "author": t.did(),
+            "id": id(2), "occurred_at": AFTER_REGION, "author": t.did(),
             "data": {"v": 1, "institution": "sch-001", "class": "5А", "corrected_event_id": id(1),
                      "reason": "typo", "authorised_by": t.did(), "mark": 4, "scale": "five_point"}});
         zachetka::event::sign_event(&ev, &t).unwrap()
@@ -265,4 +268,75 @@ fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
         Ok(_) => {}
         Err(r) => assert_eq!(r.code.as_str(), "authoriser_not_authorized", "{r}"),
     }
+}
+
+/// Ledger time and queue order, written around the API: a queue application backdated by a
+/// month (the ledger orders the queue by its own time of filing, so an old `occurred_at` must
+/// not get in) and a place offered to the second child in the order of a kindergarten. The API
+/// refuses each with its code (`occurred_at_backdated`, `offer_out_of_order`); written with the
+/// rules bypassed, the audit names each at its position with the same code.
+#[test]
+fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
+    // Territory tikhvin holds kg-001 in the demo region; its operator's key.
+    let operator = zachetka::demo::demo_key(DEMO_ORIGIN, "operator/tikhvin");
+    let q = "queue/kg/tikhvin";
+    let event = |n: u64, ty: &str, at: &str, data: Value| {
+        let mut data = data;
+        data["v"] = json!(zachetka_rules::schema_version(ty).unwrap());
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": q, "type": ty, "id": id(n), "occurred_at": at,
+            "author": operator.did(), "data": data});
+        zachetka::event::sign_event(&ev, &operator).unwrap()
+    };
+    // Two applications of a group type nobody else waits for, filed in this order, and a place.
+    let application = |n: u64, app: &str| {
+        event(
+            n,
+            "queue.application_submitted",
+            AFTER_REGION,
+            json!({"application_id": app,
+            "number": format!("47-99-{app}"), "learner": format!("47-9{n}"), "birth_month": "2025-02",
+            "desired_date": "2028-09-01", "preferred": ["kg-001"], "group_type": "health"}),
+        )
+    };
+    let setup = vec![
+        application(960_001, "first"),
+        application(960_002, "second"),
+        event(
+            960_003,
+            "queue.allocation_started",
+            AFTER_REGION,
+            json!({"run_id": "extra-1", "kind": "additional",
+            "places": [{"kindergarten": "kg-001", "age_group": "3-4", "group_type": "health", "places": 1}]}),
+        ),
+    ];
+    let skipping = event(
+        960_004,
+        "queue.place_offered",
+        AFTER_REGION,
+        json!({"offer_id": "o-skip", "application_id": "second", "kindergarten": "kg-001"}),
+    );
+    let mut backdated = application(960_005, "backdated");
+    backdated["event"]["occurred_at"] = json!("2027-09-01T09:00:00Z");
+    let backdated = zachetka::event::sign_event(&backdated["event"], &operator).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Enforce);
+        append_region(&ledger);
+        for ev in setup {
+            ledger.append_blocking(vec![ev])[0].as_ref().unwrap();
+        }
+        let r = ledger.append_blocking(vec![skipping.clone()]).remove(0).unwrap_err();
+        assert_eq!(r.code.as_str(), "offer_out_of_order", "{r}");
+        assert!(r.message.contains("first"), "the refusal names who stands ahead: {r}");
+        let r = ledger.append_blocking(vec![backdated.clone()]).remove(0).unwrap_err();
+        assert_eq!(r.code.as_str(), "occurred_at_backdated", "{r}");
+    }
+    let mut expected = Vec::new();
+    {
+        let ledger = education_ledger(dir.path(), RulesMode::Bypass);
+        for (ev, code) in [(skipping, "offer_out_of_order"), (backdated, "occurred_at_backdated")] {
+            expected.push((ledger.append_blocking(vec![ev]).remove(0).unwrap().seq, code));
+        }
+    }
+    assert_eq!(entry_violations(dir.path()), expected);
 }

@@ -65,8 +65,40 @@ pub fn new_store(dir: &std::path::Path) -> Arc<SledStore> {
     store
 }
 
+thread_local! {
+    /// This test's ledger clock: every ledger a test opens through `test_clock` shares it (each
+    /// test runs on its own thread), so a test moves the ledgers' time as its history needs.
+    static TEST_CLOCK: FixedClock = FixedClock::at(1_795_000_000);
+}
+
+/// A clock for a ledger of this test (the test's shared clock, see `pin_clock`).
+pub fn test_clock() -> Arc<FixedClock> {
+    Arc::new(TEST_CLOCK.with(FixedClock::clone))
+}
+
+/// Sets this test's ledger clock to unix time `at`.
+pub fn pin_clock(at: i64) {
+    TEST_CLOCK.with(|c| c.set(at));
+}
+
+/// Sets this test's ledger clock to an RFC 3339 time.
+pub fn pin_clock_at(at: &str) {
+    pin_clock(zachetka::time::parse_rfc3339(at).expect("an rfc 3339 time"));
+}
+
+/// Appends a batch of the demo region recorded as a ledger living through the demo's year would
+/// (`DemoRegion::recorded_at_of`); every event must be accepted.
+pub fn append_demo_batch(ledger: &Ledger, batch: Vec<Value>) {
+    if let Some(at) = zachetka::demo::DemoRegion::recorded_at_of(&batch) {
+        pin_clock(at);
+    }
+    for r in ledger.append_blocking(batch) {
+        r.unwrap();
+    }
+}
+
 pub fn open_ledger(store: Arc<dyn Store>, limits: Limits) -> Ledger {
-    Ledger::open(store, ledger_key(), Arc::new(FixedClock::at(1_795_000_000)), limits).unwrap()
+    Ledger::open(store, ledger_key(), test_clock(), limits).unwrap()
 }
 
 /// A fresh ledger in a temporary directory (kept alive by the returned guard).

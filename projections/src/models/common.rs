@@ -233,11 +233,19 @@ pub struct Corrected {
     pub event: EventId,
     pub value: Sym,
     pub corrections: Vec<Correction>,
+    /// The legacy record an imported record comes from (`data.migrated_from`): (system, record).
+    pub imported: Option<(String, String)>,
 }
 
 impl Corrected {
     pub fn new(seq: u64, event: &str, value: Sym) -> Self {
-        Self { seq, event: EventId::of(event), value, corrections: Vec::new() }
+        Self { seq, event: EventId::of(event), value, corrections: Vec::new(), imported: None }
+    }
+
+    /// The record as imported from `from` (a migration's `data.migrated_from`), if it was.
+    pub fn imported(mut self, from: Option<&crate::vocabulary::MigratedFrom>) -> Self {
+        self.imported = from.map(|m| (m.system.clone(), m.record.clone()));
+        self
     }
 
     /// The value now: the original, or the last correction's; `None` when annulled.
@@ -268,6 +276,9 @@ impl Corrected {
         out.insert(format!("original_{field}"), json!(syms.name(self.value)));
         out.insert("event".to_owned(), json!(self.event.to_string()));
         out.insert("seq".to_owned(), json!(self.seq));
+        if let Some((system, record)) = &self.imported {
+            out.insert("imported".to_owned(), json!({"system": system, "record": record}));
+        }
         let corrections: Vec<Value> = self
             .corrections
             .iter()
@@ -365,9 +376,9 @@ pub struct Sheet {
 }
 
 /// A mark row from its event, interning its short strings.
-pub fn mark_row(syms: &mut Symbols, seq: u64, id: &str, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
+pub fn mark_row(syms: &mut Symbols, f: &crate::model::Fact<'_>, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
     MarkRow {
-        record: Corrected::new(seq, id, syms.intern(&d.mark.0)),
+        record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)).imported(f.imported),
         kind: syms.intern(&d.kind),
         weight: d.weight,
         scale: syms.intern(&d.scale),

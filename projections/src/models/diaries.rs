@@ -170,7 +170,8 @@ impl ReadModel for Diaries {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: records carry `imported` (a migration\'s source system and record).
+        2
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -179,7 +180,7 @@ impl ReadModel for Diaries {
         let mut grade =
             |kind, (subject, institution, class): (&str, &str, &str), mark: &str, year, term, scale: &str| {
                 let row = GradeRow {
-                    record: Corrected::new(f.seq, f.id, symbols.intern(mark)),
+                    record: Corrected::new(f.seq, f.id, symbols.intern(mark)).imported(f.imported),
                     academic_year: year,
                     term,
                     scale: symbols.intern(scale),
@@ -213,11 +214,11 @@ impl ReadModel for Diaries {
                 &d.scale,
             ),
             Event::GradeRecorded(d) => {
-                let row = mark_row(symbols, f.seq, f.id, d);
+                let row = mark_row(symbols, f, d);
                 learners.slot(learner).sheet(&d.subject, &d.institution, &d.class).add_mark(row, symbols);
             }
             Event::AttendanceMarked(d) => {
-                let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code));
+                let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: symbols.intern(&d.lesson_date) };
                 let diary = learners.slot(learner);
                 match &d.subject {
@@ -246,7 +247,7 @@ impl ReadModel for Diaries {
                 let Some(diary) = learners.get_mut(learner) else { return };
                 let Some(debt) = diary.debts.iter_mut().rev().find(|x| x.debt_id == d.debt_id) else { return };
                 debt.retakes.push(Retake {
-                    record: Corrected::new(f.seq, f.id, symbols.intern(&d.mark.0)),
+                    record: Corrected::new(f.seq, f.id, symbols.intern(&d.mark.0)).imported(f.imported),
                     held_on: d.held_on.clone(),
                     scale: symbols.intern(&d.scale),
                     commission_members: d.commission.as_ref().map_or(0, |c| c.len() as u64),

@@ -93,7 +93,7 @@ impl State {
     fn grade(&mut self, f: &Fact<'_>, at: (&str, &str, &str), kind: GradeKind, row: (i64, Option<i64>, &str, &str)) {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
         let (academic_year, term, mark, scale) = row;
-        let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark));
+        let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark)).imported(f.imported);
         let row = GradeRow { record, academic_year, term, scale: self.symbols.intern(scale) };
         sheet_of(&mut self.institutions, at, learner).add_grade(kind, row);
     }
@@ -105,7 +105,8 @@ impl ReadModel for Journals {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: records carry `imported` (a migration\'s source system and record).
+        2
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -125,13 +126,13 @@ impl ReadModel for Journals {
             }
             Event::GradeRecorded(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-                let row = mark_row(&mut s.symbols, f.seq, f.id, d);
+                let row = mark_row(&mut s.symbols, f, d);
                 let sheet = sheet_of(&mut s.institutions, (&d.institution, &d.class, &d.subject), learner);
                 sheet.add_mark(row, &s.symbols);
             }
             Event::AttendanceMarked(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-                let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code));
+                let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: s.symbols.intern(&d.lesson_date) };
                 match &d.subject {
                     Some(subject) => {

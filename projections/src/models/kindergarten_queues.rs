@@ -104,9 +104,15 @@ struct App {
     age_group: String,
     group_type: String,
     preferred: Vec<String>,
+    /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
+    /// or for an imported application its original `occurred_at`.
     applied_at: Nanos,
     /// `occurred_at` as signed.
     applied_text: String,
+    /// The ledger's `recorded_at` of the application, RFC 3339.
+    filed_text: String,
+    /// The legacy record an imported application comes from: (system, record).
+    imported: Option<(String, String)>,
     submitted: EntryRef,
     claims: Vec<Claim>,
     siblings: Vec<Sibling>,
@@ -206,7 +212,8 @@ impl ReadModel for KindergartenQueues {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
+        2
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -225,12 +232,14 @@ impl ReadModel for KindergartenQueues {
         let Some(terr) = self.state.territories.get_mut(sid) else { return };
         match fact.event {
             Event::QueueApplicationSubmitted(d) => {
-                let (Ok(age_group), Some(applied_at)) = (
+                let (Ok(age_group), Some(occurred)) = (
                     queue_order::age_group_of(&self.profile.queue, &d.birth_month, &d.desired_date),
                     time::parse_instant(fact.occurred_at),
                 ) else {
                     return;
                 };
+                let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
+                let applied_at = queue_order::filed_at(recorded, occurred, fact.imported.is_some());
                 if terr.apps.contains_key(&d.application_id) {
                     return;
                 }
@@ -243,6 +252,8 @@ impl ReadModel for KindergartenQueues {
                     preferred: d.preferred.clone(),
                     applied_at,
                     applied_text: fact.occurred_at.to_owned(),
+                    filed_text: time::format_rfc3339(fact.recorded_at),
+                    imported: fact.imported.map(|m| (m.system.clone(), m.record.clone())),
                     submitted: at.clone(),
                     claims: Vec::new(),
                     siblings: Vec::new(),
@@ -520,16 +531,26 @@ impl<'a> Sim<'a> {
         Sim { id, app, present: false, waiting: false, claims: Vec::new(), siblings: 0 }
     }
 
-    fn tier_why(&self, rules: &QueueRules, today: Days) -> (usize, Vec<TierReason>) {
+    /// The tier in the territory-wide order (`kindergarten: None`, no sibling right) or in one
+    /// kindergarten's order.
+    fn tier_in(&self, rules: &QueueRules, kindergarten: Option<&str>, today: Days) -> (usize, Vec<TierReason>) {
         let claims: Vec<ClaimRef> = (self.app.claims.iter().zip(&self.claims))
             .map(|(c, s)| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: *s })
             .collect();
         let siblings: Vec<&str> = self.app.siblings[..self.siblings].iter().map(|s| s.kindergarten.as_str()).collect();
-        queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, today)
+        queue_order::tier_of(rules, &claims, &siblings, &self.app.preferred, kindergarten, today)
+    }
+
+    fn tier_why(&self, rules: &QueueRules, today: Days) -> (usize, Vec<TierReason>) {
+        self.tier_in(rules, None, today)
     }
 
     fn key(&self, rules: &QueueRules, today: Days) -> OrderKey<'a> {
         queue_order::order_key(self.tier_why(rules, today).0, self.app.applied_at, &self.app.number)
+    }
+
+    fn key_in(&self, rules: &QueueRules, kindergarten: &str, today: Days) -> OrderKey<'a> {
+        queue_order::order_key(self.tier_in(rules, Some(kindergarten), today).0, self.app.applied_at, &self.app.number)
     }
 
     fn apply(&mut self, what: &What) {
@@ -609,6 +630,8 @@ impl KindergartenQueues {
                     "status": status_name(&a.status),
                     "group_type": a.group_type,
                     "applied_at": a.applied_text,
+                    "filed_at": a.filed_text,
+                    "imported": imported_json(&a.imported),
                     "event": a.submitted.event,
                     "seq": a.submitted.seq,
                 })
@@ -619,6 +642,7 @@ impl KindergartenQueues {
             "age_group": group,
             "today": self.state.today.map(time::format_date),
             "frozen_by_run": t.open_run.as_ref().filter(|r| t.runs.get(*r).is_some_and(|r| r.kind == "main")),
+            "order": ORDER_NOTE,
             "waiting": position,
             "applications": applications,
         })
@@ -646,7 +670,7 @@ impl KindergartenQueues {
             TierReason::SiblingAttends { sibling, tier } => {
                 let s = &app.siblings[*sibling];
                 json!({
-                    "rule": "sibling_attends_preferred_kindergarten",
+                    "rule": "sibling_attends_this_kindergarten",
                     "kindergarten": s.kindergarten,
                     "sibling": s.sibling,
                     "tier": tier,
@@ -690,6 +714,8 @@ impl KindergartenQueues {
                    "sibling": s.sibling, "tier": null, "event": s.linked.event, "seq": s.linked.seq})
         });
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
+        let by_kindergarten: Vec<Value> =
+            app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
         let runs: Vec<Value> = t
             .runs
             .iter()
@@ -716,14 +742,18 @@ impl KindergartenQueues {
             "preferred": app.preferred,
             "desired_date": app.desired_date,
             "applied_at": app.applied_text,
+            "filed_at": app.filed_text,
+            "imported": imported_json(&app.imported),
             "event": app.submitted.event,
             "seq": app.submitted.seq,
             "today": self.state.today.map(time::format_date),
+            "order": ORDER_NOTE,
             "status": status_json(&app.status),
             "position": position,
             "tier": {"code": rules.tier_name(tier), "rank": tier + 1, "of": rules.tiers.len()},
             "why": why.iter().map(|r| self.reason_json(app, r)).chain(idle_siblings).collect::<Vec<_>>(),
             "ahead": ahead,
+            "by_kindergarten": by_kindergarten,
             "moves": self.moves(t, &group, id),
             "allocation_runs_since_applied": runs,
             "history": history,
@@ -828,6 +858,55 @@ impl KindergartenQueues {
         }
         lapses(&sims, today, self.today(), &mut moves);
         moves
+    }
+}
+
+/// What a view says about the order it shows.
+const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at; an imported application keeps its \
+original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
+sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
+
+/// Whether the family refused an offer of `kg` (it no longer stands ahead in `kg`'s order, as the
+/// rules have it).
+fn refused_offer_of(t: &Territory, app: &App, kg: &str) -> bool {
+    app.changes.iter().any(|c| match &c.what {
+        What::OfferRefused { offer } => t.offers.get(offer).is_some_and(|o| o.kindergarten == kg),
+        _ => false,
+    })
+}
+
+fn imported_json(imported: &Option<(String, String)>) -> Value {
+    imported.as_ref().map_or(Value::Null, |(system, record)| json!({"system": system, "record": record}))
+}
+
+impl KindergartenQueues {
+    /// The application's place in one preferred kindergarten's order: among the waiting
+    /// applications of its age group and group type that prefer that kindergarten and have not
+    /// refused an offer of it (the ones an offer of a place there must follow), by the tier
+    /// there (a sibling attending it counts).
+    fn kindergarten_position(&self, t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: &str) -> Value {
+        let (rules, today) = (&self.profile.queue, self.today());
+        let me = Sim::now(id, app);
+        let (tier, why) = me.tier_in(rules, Some(kg), today);
+        let refused = refused_offer_of(t, app, kg);
+        let position = (me.waiting && !refused).then(|| {
+            let my_key = me.key_in(rules, kg, today);
+            let ahead = group
+                .iter()
+                .filter(|(oid, o)| *oid != id && o.group_type == app.group_type && o.preferred.iter().any(|p| p == kg))
+                .filter(|(_, o)| !refused_offer_of(t, o, kg))
+                .map(|(oid, o)| Sim::now(oid, o))
+                .filter(|s| s.waiting && s.key_in(rules, kg, today) < my_key)
+                .count() as u64;
+            ahead + 1
+        });
+        json!({
+            "kindergarten": kg,
+            "tier": rules.tier_name(tier),
+            "position": position,
+            "refused_offer": refused,
+            "why": why.iter().map(|r| self.reason_json(app, r)).collect::<Vec<_>>(),
+        })
     }
 }
 
@@ -995,7 +1074,7 @@ mod tests {
                 L,
                 "queue.sibling_linked",
                 "2026-02-10",
-                json!({"application_id": "a4", "kindergarten": "kg-2", "sibling": "47-s4"}),
+                json!({"application_id": "a4", "kindergarten": "kg-2", "sibling": "47-s4", "sibling_enrolment": "e-47-s4"}),
             ),
             ev(10, L, "queue.application_withdrawn", "2026-02-11", json!({"application_id": "a2", "reason": "moved"})),
             ev(
@@ -1003,7 +1082,7 @@ mod tests {
                 L,
                 "queue.sibling_linked",
                 "2026-02-12",
-                json!({"application_id": "a1", "kindergarten": "kg-2", "sibling": "47-s1"}),
+                json!({"application_id": "a1", "kindergarten": "kg-2", "sibling": "47-s1", "sibling_enrolment": "e-47-s1"}),
             ),
             ev(
                 12,
@@ -1081,7 +1160,7 @@ mod tests {
                 TK,
                 "queue.sibling_linked",
                 "2026-06-15",
-                json!({"application_id": "b1", "kindergarten": "kg-t2", "sibling": "47-s9"}),
+                json!({"application_id": "b1", "kindergarten": "kg-t2", "sibling": "47-s9", "sibling_enrolment": "e-47-s9"}),
             ),
         ]
     }
@@ -1144,14 +1223,15 @@ mod tests {
                     ("a5", "general", json!(5), "waiting"),
                 ],
             ),
-            // a5's judge claim is rejected: still general. a4's sibling attends preferred kg-2: advantage.
+            // a5's judge claim is rejected: still general. a4's sibling attends preferred kg-2: the
+            // advantage tier in kg-2's order only, not in this territory-wide one.
             (
                 10,
                 &[
                     ("a3", "first_priority", json!(1), "waiting"),
-                    ("a4", "advantage", json!(2), "waiting"),
-                    ("a1", "general", json!(3), "waiting"),
-                    ("a2", "general", json!(4), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a2", "general", json!(3), "waiting"),
+                    ("a4", "general", json!(4), "waiting"),
                     ("a5", "general", json!(5), "waiting"),
                 ],
             ),
@@ -1160,8 +1240,8 @@ mod tests {
                 12,
                 &[
                     ("a3", "first_priority", json!(1), "waiting"),
-                    ("a4", "advantage", json!(2), "waiting"),
-                    ("a1", "general", json!(3), "waiting"),
+                    ("a1", "general", json!(2), "waiting"),
+                    ("a4", "general", json!(3), "waiting"),
                     ("a5", "general", json!(4), "waiting"),
                     ("a2", "general", Value::Null, "withdrawn"),
                 ],
@@ -1174,15 +1254,15 @@ mod tests {
                     ("a5", "general", json!(2), "waiting"),
                     ("a2", "general", Value::Null, "withdrawn"),
                     ("a3", "first_priority", Value::Null, "offered"),
-                    ("a4", "advantage", Value::Null, "offered"),
+                    ("a4", "general", Value::Null, "offered"),
                 ],
             ),
-            // a4 refuses and waits again, ahead by tier.
+            // a4 refuses and waits again, by its time of filing.
             (
                 18,
                 &[
-                    ("a4", "advantage", json!(1), "waiting"),
-                    ("a1", "general", json!(2), "waiting"),
+                    ("a1", "general", json!(1), "waiting"),
+                    ("a4", "general", json!(2), "waiting"),
                     ("a5", "general", json!(3), "waiting"),
                     ("a2", "general", Value::Null, "withdrawn"),
                     ("a3", "first_priority", Value::Null, "accepted"),
@@ -1191,7 +1271,7 @@ mod tests {
             (
                 25,
                 &[
-                    ("a4", "advantage", json!(1), "waiting"),
+                    ("a4", "general", json!(1), "waiting"),
                     ("a5", "general", json!(2), "waiting"),
                     ("a1", "general", Value::Null, "accepted"),
                     ("a2", "general", Value::Null, "withdrawn"),
@@ -1242,7 +1322,7 @@ mod tests {
             b["ahead"],
             json!({"total": 1, "by_tier": [
                 {"tier": "extraordinary", "ahead": 0}, {"tier": "first_priority", "ahead": 0},
-                {"tier": "advantage", "ahead": 1}, {"tier": "general", "ahead": 0}]})
+                {"tier": "advantage", "ahead": 0}, {"tier": "general", "ahead": 1}]})
         );
         // Filed with 4 ahead: a2 withdrew, a3 and a4 were offered places, a4 refused and came
         // back, a1 was offered a place: 1 ahead. a3's benefit and a4's sibling did not move a5
@@ -1275,18 +1355,35 @@ mod tests {
             ]
         );
 
-        // a4: the sibling link to a preferred kindergarten puts it in the advantage tier.
+        // a4: the sibling link to a preferred kindergarten puts it in the advantage tier of that
+        // kindergarten's order, not of the territory's.
         let b = body(&m, &["luga", "applications", "a4"]);
         assert_eq!(b["position"], json!(1));
+        assert_eq!(b["why"], json!([]));
         assert_eq!(
-            b["why"],
-            json!([{"rule": "sibling_attends_preferred_kindergarten", "kindergarten": "kg-2", "sibling": "47-s4",
-                    "tier": "advantage", "event": "e9", "seq": 9}])
+            b["by_kindergarten"],
+            // a4 refused kg-2's offer (seq 17): it no longer stands in kg-2's order.
+            json!([{"kindergarten": "kg-2", "tier": "advantage", "position": null, "refused_offer": true, "why": [
+                {"rule": "sibling_attends_this_kindergarten", "kindergarten": "kg-2", "sibling": "47-s4",
+                 "tier": "advantage", "event": "e9", "seq": 9}]}])
         );
         assert_eq!(b["ahead"]["total"], json!(0));
+        // Before the main run: third in the territory's order (a3, a1 ahead); in kg-2's order (its
+        // sibling's, advantage tier) only a3, with a confirmed benefit, stands ahead.
+        let before: KindergartenQueues = build(&history()[..12]);
+        let b12 = body(&before, &["luga", "applications", "a4"]);
+        assert_eq!((b12["position"].clone(), b12["tier"]["code"].clone()), (json!(3), json!("general")));
+        assert_eq!(b12["by_kindergarten"][0]["position"], json!(2));
+        assert_eq!(b12["by_kindergarten"][0]["tier"], json!("advantage"));
+        // a3 (first_priority) prefers kg-1 and kg-2: first in both.
+        let b3 = body(&before, &["luga", "applications", "a3"]);
+        assert_eq!(b3["by_kindergarten"][1]["kindergarten"], json!("kg-2"));
+        assert_eq!(b3["by_kindergarten"][1]["position"], json!(1));
+        assert_eq!(b["filed_at"], json!("2026-02-04T09:00:00Z"));
+        assert!(b["order"].as_str().unwrap().contains("recorded_at"));
 
-        // a1: overtaken by a3's confirmed benefit and a4's sibling; its own sibling link (kg-2,
-        // not preferred) changed nothing; moves stop once it is offered a place.
+        // a1: overtaken by a3's confirmed benefit (a4's sibling right counts in kg-2 only); its own
+        // sibling link (kg-2, not preferred) changed nothing; moves stop once it is offered a place.
         let b = body(&m, &["luga", "applications", "a1"]);
         assert_eq!(b["position"], Value::Null);
         assert_eq!(b["status"], json!({"state": "accepted", "offer": "o3", "kindergarten": "kg-1"}));
@@ -1301,16 +1398,7 @@ mod tests {
             .iter()
             .map(|x| (x["seq"].as_u64().unwrap(), x["ahead_change"].as_i64().unwrap(), x["reason"].as_str().unwrap()))
             .collect();
-        assert_eq!(
-            moves,
-            [
-                (6, 1, "benefit_confirmed_moved_ahead"),
-                (9, 1, "sibling_linked_moved_ahead"),
-                (13, -1, "offered_a_place_ahead"),
-                (14, -1, "offered_a_place_ahead"),
-                (17, 1, "refused_offer_back_ahead"),
-            ]
-        );
+        assert_eq!(moves, [(6, 1, "benefit_confirmed_moved_ahead"), (13, -1, "offered_a_place_ahead"),]);
         assert_eq!(b["moves"][0]["claim"], json!("c3"));
         assert_eq!(b["moves"][0]["application"], json!("a3"));
 

@@ -19,6 +19,50 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests {
     use crate::model;
+    use serde_json::{json, Value};
+
+    /// Whether `v` holds, at any depth, an object whose `imported` is `want`.
+    fn holds_imported(v: &Value, want: &Value) -> bool {
+        match v {
+            Value::Object(o) => o.get("imported") == Some(want) || o.values().any(|x| holds_imported(x, want)),
+            Value::Array(items) => items.iter().any(|x| holds_imported(x, want)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn imported_records_say_so_in_journals_diaries_and_profiles() {
+        let mut h = super::testkit::History::default();
+        let school = |extra: Value| {
+            let mut v = json!({"institution": "sch-1", "class": "5А", "subject": "math", "lesson_date": "2019-03-01"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let from = json!({"system": "BARS", "record": "m-1"});
+        h.push(
+            "learner/47-1",
+            "journal.grade_recorded",
+            school(json!({"mark": 5, "scale": "five_point", "weight": 5, "kind": "test", "migrated_from": from})),
+        );
+        h.push("learner/47-1", "journal.attendance_marked", school(json!({"code": "Н"})));
+        // The profile lists achievements (not marks): an imported one.
+        h.push(
+            "learner/47-1",
+            "portfolio.achievement_attested",
+            json!({"achievement_id": "a-1", "kind": "olympiad", "level": "regional", "date": "2019-03-01",
+                   "result": "winner", "migrated_from": from}),
+        );
+        for (name, path) in
+            [("journals", vec!["sch-1", "5А", "math"]), ("diaries", vec!["47-1", "math"]), ("profiles", vec!["47-1"])]
+        {
+            let mut m = model::all().into_iter().find(|m| m.name() == name).unwrap();
+            h.fold(&mut *m);
+            let body = m.view(&path).unwrap().body;
+            assert!(holds_imported(&body, &from), "{name}: {body}");
+            let n = body.to_string().matches("\"imported\"").count();
+            assert_eq!(n, 1, "{name}: only the imported record says so: {body}");
+        }
+    }
 
     #[test]
     fn every_model_has_a_distinct_name_and_an_empty_state_that_round_trips() {

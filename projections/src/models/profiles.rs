@@ -36,6 +36,8 @@ struct Item {
     event_type: Sym,
     /// Field name -> value, in the order `summary` lists them.
     summary: Vec<(Sym, Detail)>,
+    /// The legacy record an imported entry comes from (`data.migrated_from`): (system, record).
+    imported: Option<(String, String)>,
 }
 
 impl Item {
@@ -259,7 +261,8 @@ impl ReadModel for Profiles {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: items carry `imported` (a migration\'s source system and record).
+        2
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -287,6 +290,7 @@ impl ReadModel for Profiles {
                     stream: (!own).then(|| symbols.intern(f.stream)),
                     event_type: symbols.intern(f.event_type),
                     summary: summary.into_iter().map(|(k, v)| (symbols.intern(k), v)).collect(),
+                    imported: f.imported.map(|m| (m.system.clone(), m.record.clone())),
                 });
             }
         }
@@ -348,8 +352,12 @@ fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
         Some(s) => syms.name(s).to_owned(),
         None => format!("{}{learner}", StreamKind::Learner.prefix()),
     };
-    json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream, "type": syms.name(item.event_type),
-           "summary": summary})
+    let mut v = json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream,
+                       "type": syms.name(item.event_type), "summary": summary});
+    if let Some((system, record)) = &item.imported {
+        v["imported"] = json!({"system": system, "record": record});
+    }
+    v
 }
 
 fn seen_json(institution: &str, key: &str, name: &str, years: &str, s: &Seen) -> Value {

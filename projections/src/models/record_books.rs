@@ -69,7 +69,8 @@ impl ReadModel for RecordBooks {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: records carry `imported` (a migration\'s source system and record).
+        2
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -78,7 +79,7 @@ impl ReadModel for RecordBooks {
             Event::CourseResultRecorded(d) => {
                 let syms = &mut self.state.symbols;
                 let r = Assessment {
-                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)),
+                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)).imported(f.imported),
                     group: syms.intern(&d.group),
                     course: syms.intern(&d.course),
                     form: None,
@@ -89,7 +90,7 @@ impl ReadModel for RecordBooks {
             Event::ExamRecorded(d) => {
                 let syms = &mut self.state.symbols;
                 let r = Assessment {
-                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)),
+                    record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)).imported(f.imported),
                     group: syms.intern(&d.group),
                     course: syms.intern(&d.course),
                     form: Some(syms.intern(&d.form)),

@@ -64,6 +64,7 @@ pub(crate) mod testing {
         pub occurred_at: String,
         pub author: String,
         pub event: Event,
+        pub imported: Option<vocabulary::MigratedFrom>,
     }
 
     /// An entry at `seq` in `stream`, its event id `e<seq>`, occurring at `occurred_at`.
@@ -76,7 +77,10 @@ pub(crate) mod testing {
         let event = vocabulary::parse(event_type, data.as_object().expect("data is an object"))
             .expect("a vocabulary type")
             .unwrap_or_else(|e| panic!("seq {seq}: {e}"));
+        let imported = vocabulary::migrated_from(event_type, data.as_object().expect("data is an object"))
+            .unwrap_or_else(|e| panic!("seq {seq}: {e}"));
         Row {
+            imported,
             seq,
             stream: stream.to_owned(),
             event_type: event_type.to_owned(),
@@ -90,13 +94,15 @@ pub(crate) mod testing {
     pub fn fact(r: &Row) -> Fact<'_> {
         Fact {
             seq: r.seq,
-            recorded_at: 0,
+            // The ledger records each hand-built entry when it occurs.
+            recorded_at: crate::time::parse_instant(&r.occurred_at).map_or(0, |n| (n / 1_000_000_000) as i64),
             stream: &r.stream,
             event_type: &r.event_type,
             id: &r.id,
             occurred_at: &r.occurred_at,
             author: &r.author,
             event: &r.event,
+            imported: r.imported.as_ref(),
         }
     }
 

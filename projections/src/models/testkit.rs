@@ -13,6 +13,8 @@ pub struct Entry {
     pub event_type: String,
     pub id: String,
     pub event: Event,
+    /// `data.migrated_from`, for an import.
+    pub imported: Option<vocabulary::MigratedFrom>,
 }
 
 impl Entry {
@@ -26,6 +28,7 @@ impl Entry {
             occurred_at: "2026-11-22T09:10:00Z",
             author: "did:key:z6MkTeacher",
             event: &self.event,
+            imported: self.imported.as_ref(),
         }
     }
 }
@@ -45,7 +48,16 @@ impl History {
         let event = vocabulary::parse(event_type, data.as_object().expect("data is an object"))
             .expect("a vocabulary type")
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
-        self.entries.push(Entry { seq, stream: stream.into(), event_type: event_type.into(), id: id.clone(), event });
+        let imported = vocabulary::migrated_from(event_type, data.as_object().expect("data is an object"))
+            .unwrap_or_else(|e| panic!("{event_type}: {e}"));
+        self.entries.push(Entry {
+            seq,
+            stream: stream.into(),
+            event_type: event_type.into(),
+            id: id.clone(),
+            event,
+            imported,
+        });
         id
     }
 

@@ -54,6 +54,8 @@ pub struct Harness {
     pub seq: u64,
     /// `occurred_at` of the next events.
     pub now: String,
+    /// The ledger's time (`recorded_at`) of the next events; `None`: the same as `now`.
+    pub recorded: Option<String>,
 }
 
 impl Harness {
@@ -68,22 +70,42 @@ impl Harness {
             index: Index::default(),
             seq: 0,
             now: "2026-09-01T06:00:00Z".into(),
+            recorded: None,
         }
     }
 
+    /// Sets `occurred_at` of the next events (and the ledger's time with it, unless `recorded_at`
+    /// set one apart).
     pub fn at(&mut self, t: &str) -> &mut Self {
         self.now = t.to_owned();
         self
     }
 
-    /// Checks then applies an event; `data` gets `"v": 1` unless it has a `v`. Returns the id.
+    /// Sets the ledger's time of the next events apart from their `occurred_at` (`None`: the same).
+    pub fn recorded_at(&mut self, t: Option<&str>) -> &mut Self {
+        self.recorded = t.map(str::to_owned);
+        self
+    }
+
+    /// Checks then applies an event; `data` gets the type's schema version as `v` unless it has a
+    /// `v`. Returns the id.
     pub fn append(&mut self, author: &str, stream: &str, ty: &str, mut data: Value) -> Result<String, RuleRefusal> {
         if let Some(o) = data.as_object_mut() {
-            o.entry("v").or_insert(json!(1));
+            o.entry("v").or_insert(json!(zachetka_rules::schema_version(ty).unwrap_or(1)));
         }
         let id = format!("00000000-0000-4000-8000-{:012x}", self.seq);
-        let e =
-            Envelope { seq: self.seq, stream, event_type: ty, id: &id, occurred_at: &self.now, author, data: &data };
+        let recorded = self.recorded.as_deref().unwrap_or(&self.now);
+        let recorded_at = zachetka_rules::time::parse_instant(recorded).expect("the harness's times parse");
+        let e = Envelope {
+            seq: self.seq,
+            stream,
+            event_type: ty,
+            id: &id,
+            occurred_at: &self.now,
+            recorded_at,
+            author,
+            data: &data,
+        };
         refusal(self.rules.check_and_apply(&e, &self.index))?;
         self.index.0.insert(id.clone(), (stream.to_owned(), ty.to_owned()));
         self.reload();

@@ -8,6 +8,7 @@ mod attestation;
 mod authority;
 mod enrolment;
 mod journal;
+mod ledger_time;
 mod portfolio;
 mod queue;
 mod randomized;

@@ -19,6 +19,26 @@ fn run(id: &str, kind: &str, places: i64) -> Value {
     json!({"run_id": id, "kind": kind, "places": [{"kindergarten": "kg-001", "age_group": "3-4", "group_type": "general", "places": places}]})
 }
 
+/// An older child (age group 5-6) enrolled in `kg` through an additional run; returns the id of
+/// its `queue.enrolled` entry (what a sibling link names).
+fn enrol_older(h: &mut Harness, id: &str, kg: &str) -> String {
+    h.ok(OPERATOR, Q, "queue.application_submitted", app(id, json!({"birth_month": "2021-03", "preferred": [kg]})));
+    let run = format!("run-{id}");
+    let places = json!([{"kindergarten": kg, "age_group": "5-6", "group_type": "general", "places": 1}]);
+    h.ok(OPERATOR, Q, "queue.allocation_started", json!({"run_id": run, "kind": "additional", "places": places}));
+    let offer = format!("offer-{id}");
+    h.ok(OPERATOR, Q, "queue.place_offered", json!({"offer_id": offer, "application_id": id, "kindergarten": kg}));
+    h.ok(OPERATOR, Q, "queue.offer_accepted", json!({ "offer_id": offer }));
+    let enrolled = h.ok(
+        OPERATOR,
+        Q,
+        "queue.enrolled",
+        json!({"application_id": id, "kindergarten": kg, "order_ref": format!("ord-{id}")}),
+    );
+    h.ok(OPERATOR, Q, "queue.allocation_finished", json!({ "run_id": run }));
+    enrolled
+}
+
 #[test]
 fn applications_are_checked() {
     let mut h = Harness::region();
@@ -101,6 +121,8 @@ fn applications_are_checked() {
 #[test]
 fn tiers_order_the_queue_and_reasons_explain_it() {
     let mut h = Harness::region();
+    h.at("2026-01-20T09:00:00Z");
+    let older = enrol_older(&mut h, "older", "kg-002");
     h.at("2026-02-01T09:00:00Z");
     h.ok(OPERATOR, Q, "queue.application_submitted", app("gen-early", json!({})));
     h.at("2026-02-02T09:00:00Z");
@@ -112,7 +134,7 @@ fn tiers_order_the_queue_and_reasons_explain_it() {
         OPERATOR,
         Q,
         "queue.sibling_linked",
-        json!({"application_id": "sibling", "kindergarten": "kg-002", "sibling": "47-900"}),
+        json!({"application_id": "sibling", "kindergarten": "kg-002", "sibling": "47-900", "sibling_enrolment": older}),
     );
     h.at("2026-02-04T09:00:00Z");
     h.ok(OPERATOR, Q, "queue.application_submitted", app("first", json!({})));
@@ -128,16 +150,18 @@ fn tiers_order_the_queue_and_reasons_explain_it() {
         json!({"application_id": "extra", "claim_id": "c3", "reason": "evidence expired"}),
     );
     let pos = |h: &Harness, id: &str| h.rules.queue_position("tikhvin", "3-4", id).unwrap();
+    // The territory-wide order counts no sibling right (it counts only in kg-002's order).
     assert_eq!(pos(&h, "first").0, 1);
-    assert_eq!(pos(&h, "sibling").0, 2);
-    assert_eq!(pos(&h, "gen-early").0, 3);
-    assert_eq!(pos(&h, "unconfirmed").0, 4);
+    assert_eq!(pos(&h, "gen-early").0, 2);
+    assert_eq!(pos(&h, "unconfirmed").0, 3);
+    assert_eq!(pos(&h, "sibling").0, 4);
     assert_eq!(pos(&h, "extra").0, 5);
     let (_, why) = pos(&h, "unconfirmed");
     assert!(why.iter().any(|r| r.contains("police claimed, not yet confirmed")), "{why:?}");
-    assert!(why.iter().any(|r| r.contains("ahead: 2 in a higher tier, 1 in the same tier")), "{why:?}");
+    assert!(why.iter().any(|r| r.contains("ahead: 1 in a higher tier, 1 in the same tier")), "{why:?}");
     assert!(pos(&h, "first").1[0].starts_with("tier first_priority"));
-    assert!(pos(&h, "sibling").1.iter().any(|r| r.contains("sibling attends preferred kindergarten kg-002")));
+    let (_, why) = pos(&h, "sibling");
+    assert!(why.iter().any(|r| r.contains("a sibling's right counts only in its kindergarten's order")), "{why:?}");
     // After the re-check date the confirmed benefit counts as general.
     h.at("2027-03-02T09:00:00Z");
     h.ok(OPERATOR, Q, "queue.application_submitted", app("late", json!({})));
@@ -176,7 +200,7 @@ fn benefit_claims_are_checked() {
         OPERATOR,
         Q,
         "queue.sibling_linked",
-        json!({"application_id": "a1", "kindergarten": "sch-001", "sibling": "47-9"}),
+        json!({"application_id": "a1", "kindergarten": "sch-001", "sibling": "47-9", "sibling_enrolment": "x"}),
     );
 }
 
@@ -200,7 +224,7 @@ fn main_allocation_freezes_the_queue() {
         OPERATOR,
         Q,
         "queue.sibling_linked",
-        json!({"application_id": "a1", "kindergarten": "kg-001", "sibling": "47-9"}),
+        json!({"application_id": "a1", "kindergarten": "kg-001", "sibling": "47-9", "sibling_enrolment": "x"}),
     );
     h.refused(
         "queue_frozen",
@@ -319,4 +343,85 @@ fn admission_is_refused_only_for_lack_of_places() {
     h.ok(OPERATOR, Q, "queue.admission_refused", refusal("no_free_places"));
     // The application stays in the queue.
     assert_eq!(h.rules.queue_position("tikhvin", "3-4", "a1").unwrap().0, 1);
+}
+
+#[test]
+fn offers_follow_the_order_of_the_kindergarten() {
+    let mut h = Harness::region();
+    // Filed in this order (the ledger's time), a confirmed benefit for the last one.
+    h.at("2026-02-01T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("early", json!({"preferred": ["kg-001"]})));
+    h.at("2026-02-02T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("only-kg2", json!({"preferred": ["kg-002"]})));
+    h.at("2026-02-03T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("late", json!({"preferred": ["kg-001"]})));
+    h.at("2026-02-04T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("benefit", json!({"preferred": ["kg-002", "kg-001"]})));
+    h.ok(OPERATOR, Q, "queue.benefit_claimed", claim("benefit", "c1", "police"));
+    h.ok(OPERATOR, Q, "queue.benefit_confirmed", json!({"application_id": "benefit", "claim_id": "c1"}));
+    h.at("2026-05-15T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.allocation_started", run("r1", "main", 3));
+    let offer = |o: &str, a: &str, kg: &str| json!({"offer_id": o, "application_id": a, "kindergarten": kg});
+    // Skipping the child with a higher tier: refused, naming who stands ahead.
+    let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o1", "early", "kg-001"));
+    assert!(m.contains("benefit (number 47-2026-benefit, tier first_priority"), "{m}");
+    assert!(!m.contains("only-kg2"), "an application not preferring kg-001 stands ahead of nobody there: {m}");
+    let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o1", "late", "kg-001"));
+    assert!(m.starts_with("2 waiting application(s)") && m.contains("benefit") && m.contains("early"), "{m}");
+    // A kindergarten the family did not choose.
+    let m =
+        h.refused("kindergarten_not_preferred", OPERATOR, Q, "queue.place_offered", offer("o1", "only-kg2", "kg-001"));
+    assert!(m.contains("prefers [kg-002]"), "{m}");
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o1", "benefit", "kg-001"));
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o2", "early", "kg-001"));
+    // A refused offer: the family no longer stands ahead in that kindergarten's order.
+    h.ok(OPERATOR, Q, "queue.offer_refused", json!({"offer_id": "o2", "reason": "too far"}));
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o3", "late", "kg-001"));
+    h.ok(OPERATOR, Q, "queue.allocation_finished", json!({"run_id": "r1"}));
+    // With the family's recorded consent, another kindergarten may be offered.
+    let consent = json!({"application_id": "only-kg2", "kindergarten": "kg-001"});
+    h.ok(OPERATOR, Q, "queue.allocation_started", run("r2", "additional", 1));
+    h.refused(
+        "application_not_in_queue",
+        OPERATOR,
+        Q,
+        "queue.other_kindergarten_consented",
+        json!({"application_id": "late", "kindergarten": "kg-002"}),
+    );
+    h.ok(OPERATOR, Q, "queue.other_kindergarten_consented", consent.clone());
+    h.refused("consent_duplicate", OPERATOR, Q, "queue.other_kindergarten_consented", consent);
+    // `early` refused kg-001, so the consenting family is first there now.
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o4", "only-kg2", "kg-001"));
+}
+
+#[test]
+fn sibling_priority_counts_in_its_kindergarten_only() {
+    let mut h = Harness::region();
+    h.at("2026-01-20T09:00:00Z");
+    let older = enrol_older(&mut h, "older", "kg-002");
+    h.at("2026-02-01T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("plain", json!({})));
+    h.at("2026-02-02T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("sib", json!({})));
+    let link = |enrolment: &str, kg: &str| json!({"application_id": "sib", "kindergarten": kg, "sibling": "47-older", "sibling_enrolment": enrolment});
+    let m = h.refused("sibling_enrolment_unknown", OPERATOR, Q, "queue.sibling_linked", link("no-such", "kg-002"));
+    assert!(m.contains("no-such"), "{m}");
+    // An event that exists but is not an enrolment.
+    let submitted = h.ok(OPERATOR, Q, "queue.application_submitted", app("other", json!({})));
+    h.refused("sibling_enrolment_unknown", OPERATOR, Q, "queue.sibling_linked", link(&submitted, "kg-002"));
+    h.refused("sibling_not_in_kindergarten", OPERATOR, Q, "queue.sibling_linked", link(&older, "kg-001"));
+    h.ok(OPERATOR, Q, "queue.sibling_linked", link(&older, "kg-002"));
+    h.at("2026-05-15T09:00:00Z");
+    let places = json!([{"kindergarten": "kg-001", "age_group": "3-4", "group_type": "general", "places": 1},
+                        {"kindergarten": "kg-002", "age_group": "3-4", "group_type": "general", "places": 1}]);
+    h.ok(OPERATOR, Q, "queue.allocation_started", json!({"run_id": "r1", "kind": "main", "places": places}));
+    let offer = |o: &str, a: &str, kg: &str| json!({"offer_id": o, "application_id": a, "kindergarten": kg});
+    // In kg-001 the sibling right does not count: `plain` filed first.
+    let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o1", "sib", "kg-001"));
+    assert!(m.contains("plain") && m.contains("tier general"), "{m}");
+    // In kg-002, the sibling's kindergarten, `sib` is ahead of `plain`.
+    let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o1", "plain", "kg-002"));
+    assert!(m.contains("sib (number 47-2026-sib, tier advantage"), "{m}");
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o1", "sib", "kg-002"));
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o2", "plain", "kg-001"));
 }

@@ -1,7 +1,8 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
 //! grants, lessons, grades, attendance, debts, queue, attestation) and, at random points, tries a
 //! mutated event (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of
-//! scale...). `check` must accept exactly the valid events and refuse each mutation with its code;
+//! scale, backdated or future `occurred_at`, a revoked key claiming an earlier time, a queue offer
+//! out of order or to a kindergarten not chosen...). `check` must accept exactly the valid events and refuse each mutation with its code;
 //! a replay of the accepted log (the audit) must reach the same decisions. Prints the seed on failure.
 
 use crate::harness::*;
@@ -31,8 +32,22 @@ pub(crate) struct Step {
     pub ty: &'static str,
     pub data: Value,
     pub at: String,
+    /// The ledger's time of the entry (`recorded_at`); `None`: the same as `at`.
+    pub recorded: Option<String>,
     pub expect: Option<&'static str>,
 }
+
+impl Step {
+    /// The ledger's time of the entry as the rules take it.
+    pub(crate) fn recorded_at(&self) -> zachetka_rules::time::Nanos {
+        zachetka_rules::time::parse_instant(self.recorded.as_deref().unwrap_or(&self.at)).unwrap_or(0)
+    }
+}
+
+/// The queue territory of the randomized histories, its kindergartens and its operator.
+const Q: &str = "queue/kg/t";
+const KGS: [&str; 2] = ["kg-a", "kg-b"];
+const OPERATOR_T: &str = "did:key:z6MkOperatorT";
 
 const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
 
@@ -81,8 +96,102 @@ impl World {
     ) -> Step {
         self.n += 1;
         let mut data = data;
-        data["v"] = json!(1);
-        Step { author: author.into(), stream: stream.into(), ty, data, at: self.at(), expect }
+        data["v"] = json!(zachetka_rules::schema_version(ty).unwrap_or(1));
+        Step { author: author.into(), stream: stream.into(), ty, data, at: self.at(), recorded: None, expect }
+    }
+
+    /// `step` whose `occurred_at` is `shift_seconds` away from the ledger's time (which stays
+    /// the history's clock).
+    fn step_shifted(
+        &mut self,
+        author: &str,
+        stream: &str,
+        ty: &'static str,
+        data: Value,
+        shift_seconds: i64,
+        expect: Option<&'static str>,
+    ) -> Step {
+        let mut s = self.step(author, stream, ty, data, expect);
+        let now = zachetka_rules::time::parse_rfc3339(&s.at).unwrap();
+        s.recorded = Some(std::mem::replace(&mut s.at, zachetka_rules::time::format_rfc3339(now + shift_seconds)));
+        s
+    }
+
+    /// A kindergarten-queue round: applications filed in turn (some with a confirmed benefit),
+    /// an additional run with one place in kg-a, an offer to one of them (refused when it skips
+    /// the queue order of kg-a or names a kindergarten the family did not choose), and every
+    /// application withdrawn again so rounds do not interfere.
+    fn queue_round(&mut self) -> Vec<Step> {
+        let round = self.n;
+        let mut s = Vec::new();
+        // (id, prefers kg-a, tier: 0 for a confirmed benefit, 1 general)
+        let mut apps: Vec<(String, bool, usize)> = Vec::new();
+        for i in 0..2 + self.rng.below(3) {
+            let id = format!("q-{round}-{i}");
+            let preferred: Vec<&str> = match self.rng.below(3) {
+                0 => vec![KGS[0]],
+                1 => vec![KGS[1]],
+                _ => vec![KGS[1], KGS[0]],
+            };
+            let data = json!({"application_id": id, "number": format!("n-{round}-{i}"), "learner": format!("47-q{round}{i}"),
+                "birth_month": "2023-03", "desired_date": "2026-09-01", "preferred": preferred, "group_type": "general"});
+            s.push(self.step(OPERATOR_T, Q, "queue.application_submitted", data, None));
+            let mut tier = 1;
+            if self.rng.below(3) == 0 {
+                let claim = json!({"application_id": id, "claim_id": "c", "category": "police", "evidence_ref": "doc", "recheck_on": "2027-12-01"});
+                s.push(self.step(OPERATOR_T, Q, "queue.benefit_claimed", claim, None));
+                let confirm = json!({"application_id": id, "claim_id": "c"});
+                s.push(self.step(OPERATOR_T, Q, "queue.benefit_confirmed", confirm, None));
+                tier = 0;
+            }
+            apps.push((id, preferred.contains(&KGS[0]), tier));
+        }
+        // Sometimes a backdated application: filed a day after its claimed time.
+        if self.rng.below(3) == 0 {
+            let data = json!({"application_id": format!("q-{round}-late"), "number": format!("n-{round}-late"),
+                "learner": format!("47-q{round}x"), "birth_month": "2023-03", "desired_date": "2026-09-01",
+                "preferred": [KGS[0]], "group_type": "general"});
+            s.push(self.step_shifted(
+                OPERATOR_T,
+                Q,
+                "queue.application_submitted",
+                data,
+                -86_400,
+                Some("occurred_at_backdated"),
+            ));
+        }
+        let run = format!("r-{round}");
+        let places = json!([{"kindergarten": KGS[0], "age_group": "3-4", "group_type": "general", "places": 1}]);
+        s.push(self.step(
+            OPERATOR_T,
+            Q,
+            "queue.allocation_started",
+            json!({"run_id": run, "kind": "additional", "places": places}),
+            None,
+        ));
+        let j = self.rng.below(apps.len());
+        let (target, prefers, tier) = apps[j].clone();
+        let ahead = apps.iter().enumerate().any(|(i, (_, p, t))| i != j && *p && (*t, i) < (tier, j));
+        let expect = if !prefers {
+            Some("kindergarten_not_preferred")
+        } else if ahead {
+            Some("offer_out_of_order")
+        } else {
+            None
+        };
+        let offer = json!({"offer_id": format!("o-{round}"), "application_id": target, "kindergarten": KGS[0]});
+        s.push(self.step(OPERATOR_T, Q, "queue.place_offered", offer, expect));
+        s.push(self.step(OPERATOR_T, Q, "queue.allocation_finished", json!({ "run_id": run }), None));
+        for (id, _, _) in apps {
+            s.push(self.step(
+                OPERATOR_T,
+                Q,
+                "queue.application_withdrawn",
+                json!({"application_id": id, "reason": "r"}),
+                None,
+            ));
+        }
+        s
     }
 
     fn grade(inst: &str, class: &str, mark: i64) -> Value {
@@ -121,6 +230,16 @@ impl World {
         for m in 0..8 {
             s.push(self.step(AUTH, "registry", "keys.granted", json!({"key": format!("did:key:z6MkM{m}"), "holder": format!("m-{m}"), "roles": ["commission_member"], "scope": {"institution": "com"}, "valid_from": "2026-01-01T00:00:00Z"}), None));
         }
+        for kg in KGS {
+            s.push(self.step(
+                AUTH,
+                "registry",
+                "registry.institution_registered",
+                json!({"institution": kg, "kind": "kindergarten", "territory": "t"}),
+                None,
+            ));
+        }
+        s.push(self.step(AUTH, "registry", "keys.granted", json!({"key": OPERATOR_T, "holder": "op-t", "roles": ["queue_operator"], "scope": {"territory": "t"}, "valid_from": "2026-01-01T00:00:00Z"}), None));
         s
     }
 
@@ -133,7 +252,7 @@ impl World {
         let (key, inst, class) = self.teachers[t].clone();
         let learner = format!("learner/47-{:06}", self.rng.below(50));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(12) {
+        match self.rng.below(16) {
             0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
             5 => {
                 let code = ["Н", "Б", "УП", "ОП"][self.rng.below(4)];
@@ -243,6 +362,41 @@ impl World {
                     Some("key_revoked"),
                 )]
             }
+            12 => self.queue_round(),
+            13 => {
+                // A mark claimed 8 to 30 days before the ledger's time (the limit is 7), or a
+                // mark dated more than the 300 seconds of skew ahead of it.
+                let data = Self::grade(&inst, &class, mark);
+                if self.rng.below(2) == 0 {
+                    let days = 8 + self.rng.below(23) as i64;
+                    vec![self.step_shifted(
+                        &key,
+                        &learner,
+                        "journal.grade_recorded",
+                        data,
+                        -days * 86_400,
+                        Some("occurred_at_backdated"),
+                    )]
+                } else {
+                    let ahead = 301 + self.rng.below(3600) as i64;
+                    vec![self.step_shifted(
+                        &key,
+                        &learner,
+                        "journal.grade_recorded",
+                        data,
+                        ahead,
+                        Some("occurred_at_in_future"),
+                    )]
+                }
+            }
+            14 if !self.revoked.is_empty() => {
+                // A revoked key claims a time before its revocation (within the backdating limit):
+                // the revocation is in the log, so the key writes nothing more.
+                let k = self.revoked[self.rng.below(self.revoked.len())].clone();
+                let data = Self::grade(&inst, &class, mark);
+                let back = 3600 + self.rng.below(5 * 86_400) as i64;
+                vec![self.step_shifted(&k, &learner, "journal.grade_recorded", data, -back, Some("key_revoked"))]
+            }
             _ => {
                 // A correction of an earlier grade of the same learner, or of another learner's.
                 match self.grades.get(self.rng.below(self.grades.len().max(1))).cloned() {
@@ -293,6 +447,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 event_type: s.ty,
                 id: &id,
                 occurred_at: &s.at,
+                recorded_at: s.recorded_at(),
                 author: &s.author,
                 data: &s.data,
             };
@@ -327,6 +482,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             event_type: s.ty,
             id,
             occurred_at: &s.at,
+            recorded_at: s.recorded_at(),
             author: &s.author,
             data: &s.data,
         };
@@ -365,6 +521,7 @@ fn an_audit_catches_an_entry_that_bypassed_the_rules() {
         event_type: "journal.grade_recorded",
         id: "forged",
         occurred_at: "2026-09-02T09:00:00Z",
+        recorded_at: zachetka_rules::time::parse_instant("2026-09-02T09:00:00Z").unwrap_or(0),
         author: TEACHER,
         data: &data,
     };
@@ -447,13 +604,15 @@ fn garbage_data_is_refused_without_panics() {
             data.insert(KEYS[rng.below(KEYS.len())].into(), v);
         }
         let data = Value::Object(data);
-        let ty = zachetka_rules::event_types()[rng.below(47)];
+        let types = zachetka_rules::event_types();
+        let ty = types[rng.below(types.len())];
         let e = Envelope {
             seq: 0,
             stream: streams[rng.below(streams.len())],
             event_type: ty,
             id: "g",
             occurred_at: "2026-09-01T09:00:00Z",
+            recorded_at: zachetka_rules::time::parse_instant("2026-09-01T09:00:00Z").unwrap_or(0),
             author: authors[rng.below(authors.len())],
             data: &data,
         };

@@ -41,6 +41,7 @@ fn envelope<'a>(seq: usize, id: &'a str, s: &'a Step) -> Envelope<'a> {
         event_type: s.ty,
         id,
         occurred_at: &s.at,
+        recorded_at: s.recorded_at(),
         author: &s.author,
         data: &s.data,
     }

@@ -47,7 +47,7 @@ fn region_profiles_are_validated() {
 #[test]
 fn the_vocabulary_covers_every_subsystem() {
     let types = event_types();
-    assert_eq!(types.len(), 47);
+    assert_eq!(types.len(), 48);
     for prefix in [
         "ledger.",
         "registry.",
@@ -63,7 +63,8 @@ fn the_vocabulary_covers_every_subsystem() {
     ] {
         assert!(types.iter().any(|t| t.starts_with(prefix)), "{prefix}");
     }
-    assert!(types.iter().all(|t| schema_version(t) == Some(1)));
+    // Version 2 of queue.sibling_linked names the sibling's enrolment (the right is per kindergarten).
+    assert!(types.iter().all(|t| schema_version(t) == Some(if *t == "queue.sibling_linked" { 2 } else { 1 })));
     assert_eq!(schema_version("journal.grade_deleted"), None);
 }
 
@@ -98,6 +99,7 @@ fn every_event_passes_the_common_checks() {
             event_type: "journal.grade_recorded",
             id: "x",
             occurred_at: at,
+            recorded_at: zachetka_rules::time::parse_instant(at).unwrap_or(0),
             author: TEACHER,
             data,
         };
@@ -123,6 +125,7 @@ fn check_is_pure_and_a_malformed_event_changes_nothing() {
         event_type: "keys.granted",
         id: "x",
         occurred_at: "2026-09-01T09:00:00Z",
+        recorded_at: zachetka_rules::time::parse_instant("2026-09-01T09:00:00Z").unwrap_or(0),
         author: ADMIN,
         data: &data,
     };
