@@ -194,7 +194,10 @@ mod tests {
 
     #[test]
     fn documents_admit_literals_but_never_floats() {
-        assert_eq!(to_canonical(&json!({"b": false, "a": true, "n": null}), Profile::Document).unwrap(), br#"{"a":true,"b":false,"n":null}"#);
+        assert_eq!(
+            to_canonical(&json!({"b": false, "a": true, "n": null}), Profile::Document).unwrap(),
+            br#"{"a":true,"b":false,"n":null}"#
+        );
         assert!(matches!(to_canonical(&json!({"a": true}), Profile::Entry), Err(CanonError::TypeNotAllowed(_))));
         assert!(matches!(to_canonical(&json!({"a": 0.5}), Profile::Document), Err(CanonError::NotAnInteger(_))));
         assert!(matches!(to_canonical(&json!([1e300]), Profile::Document), Err(CanonError::NotAnInteger(_))));

@@ -120,7 +120,10 @@ fn canonical(map: &Map<String, Value>) -> Result<Vec<u8>, VcError> {
 
 /// The proof configuration for `unsecured` (step 1): the options, with the document's
 /// `@context` when it has one. Refuses options that carry a `proofValue`.
-pub fn proof_config(unsecured: &Map<String, Value>, options: &Map<String, Value>) -> Result<Map<String, Value>, VcError> {
+pub fn proof_config(
+    unsecured: &Map<String, Value>,
+    options: &Map<String, Value>,
+) -> Result<Map<String, Value>, VcError> {
     if options.contains_key("proofValue") {
         return Err(VcError::ProofMalformed("proof options carry a proofValue".into()));
     }
@@ -179,6 +182,37 @@ pub fn issue(credential: &Value, ledger_key: &KeyPair, created: &str) -> Result<
     options.insert("verificationMethod".into(), verification_method_of(&did).into());
     options.insert("proofPurpose".into(), ASSERTION_METHOD.into());
     add_proof(&Value::Object(document), &options, ledger_key)
+}
+
+/// The credential type of an exported learner record.
+pub const LEARNER_RECORD_TYPE: &str = "LearnerRecordCredential";
+/// The evidence type of the record bundle inside it.
+pub const BUNDLE_EVIDENCE_TYPE: &str = "LearnerRecordBundle";
+
+/// The unsecured credential of a learner record (DESIGN 3.4), ready for [`issue`]: VC 2.0
+/// context, type `LearnerRecordCredential`, `credentialSubject` naming the learner
+/// (`urn:zachetka:<origin>:<learner id>`, and the plain id in `learner`) with `summary` (what the
+/// caller chose to state: institutions and years, results, achievements, withheld count,
+/// completeness position), and the bundle itself, unchanged, as `evidence`, so a verifier
+/// re-checks the summary against the bundle. `valid_from` is RFC 3339 UTC.
+pub fn learner_record_credential(
+    origin: &str,
+    learner_id: &str,
+    summary: Value,
+    bundle: Value,
+    valid_from: &str,
+) -> Value {
+    serde_json::json!({
+        "@context": [CONTEXT_V2],
+        "type": ["VerifiableCredential", LEARNER_RECORD_TYPE],
+        "validFrom": valid_from,
+        "credentialSubject": {
+            "id": format!("urn:zachetka:{origin}:{learner_id}"),
+            "learner": learner_id,
+            "summary": summary,
+        },
+        "evidence": [{"type": [BUNDLE_EVIDENCE_TYPE], "bundle": bundle}],
+    })
 }
 
 /// The verification method of a did:key: `did:key:z..#z..` (the did:key method's rule).
@@ -240,7 +274,9 @@ pub fn verify_proof(secured: &Value, public_key: &[u8; 32]) -> Result<HashData, 
     let proof = match document.get("proof") {
         None => return Err(VcError::ProofMissing),
         Some(Value::Object(p)) => p,
-        Some(_) => return Err(VcError::ProofMalformed("proof is not one object (proof sets are not supported)".into())),
+        Some(_) => {
+            return Err(VcError::ProofMalformed("proof is not one object (proof sets are not supported)".into()))
+        }
     };
     let mut options = proof.clone();
     let proof_value = match options.remove("proofValue") {
@@ -450,12 +486,9 @@ mod tests {
     }
 
     fn credential() -> Value {
-        json!({
-            "@context": [CONTEXT_V2],
-            "type": ["VerifiableCredential", "LearnerRecordCredential"],
-            "credentialSubject": {"id": "urn:zachetka:learner:47-000123", "results": 3, "complete": true},
-            "evidence": [{"type": ["LearnerRecordBundle"], "bundle": {"stream_prev": null, "seq": 7}}]
-        })
+        let summary = json!({"results": 3, "withheld": 1, "complete": true});
+        let bundle = json!({"entries": [{"seq": 7, "stream_prev": null}], "checkpoint": "o\n1\nAA==\n"});
+        learner_record_credential("ru-47.edu.example", "47-000123", summary, bundle, "2026-12-01T10:00:00Z")
     }
 
     #[test]
@@ -485,7 +518,10 @@ mod tests {
         let secured = issue(&credential(), &key, "2026-12-01T10:00:00Z").unwrap();
         assert_eq!(issue(&secured, &key, "2026-12-01T10:00:00Z").unwrap_err().code(), "credential_already_secured");
         assert_eq!(issue(&credential(), &key, "yesterday").unwrap_err().code(), "proof_malformed");
-        assert_eq!(issue(&json!({"type": ["VerifiableCredential"]}), &key, "2026-12-01T10:00:00Z").unwrap_err().code(), "credential_malformed");
+        assert_eq!(
+            issue(&json!({"type": ["VerifiableCredential"]}), &key, "2026-12-01T10:00:00Z").unwrap_err().code(),
+            "credential_malformed"
+        );
         assert_eq!(issue(&json!([1]), &key, "2026-12-01T10:00:00Z").unwrap_err().code(), "credential_malformed");
     }
 
@@ -498,7 +534,13 @@ mod tests {
         let mut checked = 0;
         for i in 0..text.len() {
             let mut t = text.clone();
-            t[i] = if t[i] == b'0' { b'1' } else if t[i].is_ascii_alphanumeric() { b'0' } else { b'x' };
+            t[i] = if t[i] == b'0' {
+                b'1'
+            } else if t[i].is_ascii_alphanumeric() {
+                b'0'
+            } else {
+                b'x'
+            };
             let Ok(v) = jcs::parse_strict(&t) else { continue };
             // A change that leaves the same JSON value (none here: no insignificant bytes in
             // serde_json's compact output) would be no change at all.
@@ -512,7 +554,9 @@ mod tests {
     fn did_key_methods_must_name_one_key() {
         let did = ledger().did();
         assert_eq!(resolve_did_key(&verification_method_of(&did)).unwrap(), ledger().public());
-        for bad in [did.clone(), format!("{did}#key-1"), format!("{did}#z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2")] {
+        for bad in
+            [did.clone(), format!("{did}#key-1"), format!("{did}#z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2")]
+        {
             assert_eq!(resolve_did_key(&bad).unwrap_err().code(), "verification_method_unresolvable", "{bad}");
         }
         let mut issued = issue(&credential(), &ledger(), "2026-12-01T10:00:00Z").unwrap();
