@@ -17,3 +17,4 @@ mod server;
 mod store_contract;
 mod support;
 mod vectors;
+mod web;
