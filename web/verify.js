@@ -753,51 +753,60 @@
     return report;
   }
 
+  // FORMAT.md 4.5, as record/src/verify.rs does it: direct links on every stream; the learner's
+  // own stream whole, withheld items placed by the links that name them, and no hole between
+  // two accounted-for versions larger than the unplaced withheld items whose seq lies between.
   function checkChains(learner, entries, authority, failures) {
-    const byStream = new Map();
-    const disclosed = entries.concat(authority).filter((it) => it.entry).sort((a, b) => a.seq - b.seq);
-    for (const it of disclosed) {
-      const s = it.event.stream;
-      if (!byStream.has(s)) byStream.set(s, new Map());
-      byStream.get(s).set(it.entry.stream_version, it);
-    }
-    const gap = (it, why) => failures.push({ code: 'stream_gap', seq: it.seq, message: it.event.stream + ' version ' + it.entry.stream_version + ': ' + why });
-    for (const it of disclosed) {
-      const v = it.entry.stream_version;
-      if (v === 0) {
-        if (it.entry.stream_prev !== null) gap(it, 'the first entry of a stream has stream_prev null');
-        continue;
-      }
-      const prev = byStream.get(it.event.stream).get(v - 1);
-      if (prev && it.entry.stream_prev !== b64encode(prev.leaf)) gap(it, 'stream_prev is not the leaf hash of version ' + (v - 1) + ' (seq ' + prev.seq + ')');
-    }
-    // The learner's own stream is in the bundle whole: every link lands on an item of
-    // `entries`, and the versions nobody accounts for are at most the unplaced withheld items.
     const own = 'learner/' + learner;
-    const withheld = new Map(entries.filter((it) => !it.disclosed).map((it) => [b64encode(it.leaf), it]));
-    const placed = new Set(), accounted = new Set();
-    let max = -1;
-    for (const it of disclosed) {
-      if (it.event.stream !== own) continue;
-      const v = it.entry.stream_version;
-      accounted.add(v);
-      max = Math.max(max, v);
-      if (v === 0) continue;
-      const prev = byStream.get(own).get(v - 1);
-      if (prev) continue; // checked above
-      const w = it.entry.stream_prev === null ? undefined : withheld.get(it.entry.stream_prev);
-      if (!w || w.seq >= it.seq) {
-        gap(it, 'stream_prev names no earlier entry of the bundle (an entry of ' + own + ' is missing)');
+    const gap = (seq, message) => failures.push({ code: 'stream_gap', seq, message });
+    const disclosed = entries.map((it) => [it, false]).concat(authority.map((it) => [it, true]))
+      .filter(([it]) => it.entry).sort((a, b) => a[0].seq - b[0].seq);
+    const versions = new Map(); // stream + version -> item
+    for (const [it] of disclosed) {
+      const key = it.event.stream + '\n' + it.entry.stream_version;
+      const other = versions.get(key);
+      if (other) gap(it.seq, 'entries ' + other.seq + ' and ' + it.seq + ' both claim version ' + it.entry.stream_version + ' of stream ' + it.event.stream);
+      versions.set(key, it);
+    }
+    const withheld = new Map(entries.filter((it) => !it.disclosed).map((it) => [b64encode(it.leaf), it.seq]));
+    const placed = new Set();
+    const ownVersions = new Map(); // version of the learner's own stream -> the seq accounting for it
+    for (const [it, inAuthority] of disclosed) {
+      const s = it.event.stream, v = it.entry.stream_version, prev = it.entry.stream_prev;
+      const isOwn = !inAuthority && s === own;
+      if (isOwn) ownVersions.set(v, it.seq);
+      if (v === 0) {
+        if (prev !== null) gap(it.seq, 'entry ' + it.seq + ' is version 0 of ' + s + ' but names a previous entry');
         continue;
       }
-      placed.add(w.seq);
-      accounted.add(v - 1);
+      if (prev === null) { gap(it.seq, 'entry ' + it.seq + ' is version ' + v + ' of ' + s + ' but names no previous entry'); continue; }
+      const before = versions.get(s + '\n' + (v - 1));
+      if (before) {
+        if (b64encode(before.leaf) !== prev || before.seq >= it.seq) {
+          gap(it.seq, 'entry ' + it.seq + ' of ' + s + ' does not chain to entry ' + before.seq + ', version ' + (v - 1) + ' of its stream');
+        }
+      } else if (isOwn) {
+        const wseq = withheld.get(prev);
+        if (wseq !== undefined && wseq < it.seq) {
+          if (placed.has(prev)) gap(it.seq, 'two entries of ' + s + ' name withheld entry ' + wseq + ' as their previous');
+          placed.add(prev);
+          ownVersions.set(v - 1, wseq);
+        } else {
+          gap(it.seq, 'entry ' + it.seq + ' (version ' + v + ' of ' + s + ') names a previous entry ' + prev + ' that is not in the bundle');
+        }
+      }
     }
-    let unaccounted = 0;
-    for (let v = 0; v <= max; v++) if (!accounted.has(v)) unaccounted++;
-    const unplaced = withheld.size - placed.size;
-    if (unaccounted > unplaced) {
-      failures.push({ code: 'stream_gap', message: own + ': ' + unaccounted + ' versions below ' + max + ' are neither disclosed nor withheld (only ' + unplaced + ' withheld items could be them)' });
+    const unplaced = Array.from(withheld).filter(([leaf]) => !placed.has(leaf)).map(([, seq]) => seq);
+    let below = null;
+    for (const v of Array.from(ownVersions.keys()).sort((a, b) => a - b)) {
+      const seq = ownVersions.get(v);
+      const missing = below === null ? v : v - below.v - 1;
+      const from = below === null ? 0 : below.seq + 1;
+      const available = unplaced.filter((w) => w >= from && w < seq).length;
+      if (missing > available) {
+        gap(seq, missing + ' versions of ' + own + ' before entry ' + seq + ' (version ' + v + ') are neither disclosed nor withheld in the bundle (only ' + available + ' withheld entries could stand for them)');
+      }
+      below = { v, seq };
     }
   }
 
@@ -859,6 +868,7 @@
   }
 
   function table(headers, rows) {
+    if (!rows.length) return el('p', { class: 'none' }, 'None disclosed.');
     return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', {}, h)))),
       el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))));
   }
@@ -882,7 +892,7 @@
         : report.completeness.status + ': ' + report.completeness.reason]);
     }
     facts.push(['Checked', report.signatures_checked + ' signatures, ' + report.proofs_checked + ' inclusion proofs, ' + report.grant_checks + ' grant checks in ' + report.millis + ' ms']);
-    facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); role, scope and domain rules are checked by `zachetka verify`']);
+    facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); the roles, scopes and domain rules each event needs are checked by the zachetka verify command']);
     if (report.key_from_bundle) facts.push(['Warning', 'no trusted key was given: the key was taken from the bundle itself, which proves integrity, not origin']);
     out.append(el('dl', { id: 'facts' }, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])));
     if (report.failures.length) {
@@ -892,6 +902,7 @@
     }
     const r = report.record;
     if (!r) return;
+    if (!report.ok) out.append(el('p', { class: 'warning' }, 'The record below did NOT verify: it is shown only to locate the failures above, not as a statement of the ledger.'));
     out.append(el('h2', {}, 'Institutions and years'),
       table(['Institution', 'Years'], r.institutions.map((i) => [i.institution, i.years.join(', ')])));
     out.append(el('h2', {}, 'Results'),

@@ -95,7 +95,17 @@ fn build_bundle(ledger: &Ledger, learner: Option<&str>, withheld: &[u64]) -> (Va
     }
     let learner = match learner {
         Some(l) => l.to_owned(),
-        None => by_learner.iter().max_by_key(|(_, seqs)| seqs.len()).map(|(l, _)| l.clone()).unwrap(),
+        // The learner whose record shows the most kinds of entries, then the most entries.
+        None => {
+            let types = |seqs: &[u64]| -> usize {
+                let t: std::collections::BTreeSet<String> = seqs
+                    .iter()
+                    .map(|&s| ParsedFact::from_entry(&raw[s as usize]).unwrap().event["type"].to_string())
+                    .collect();
+                t.len()
+            };
+            by_learner.iter().max_by_key(|(_, seqs)| (types(seqs), seqs.len())).map(|(l, _)| l.clone()).unwrap()
+        }
     };
     let item = |seq: u64| -> Value {
         let proof: Vec<String> = ledger.prove_inclusion(seq, n).unwrap().iter().map(|h| h.to_b64()).collect();
@@ -384,6 +394,15 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     item["entry"] = json!(zachetka::keys::b64(&bytes));
 
+    // Dropped: one disclosed entry of the learner's own stream left out, neither disclosed nor
+    // withheld, as an exporter hiding a bad mark would. The next entry of the stream names it.
+    let mut dropped = real.clone();
+    let items = dropped["entries"].as_array_mut().unwrap();
+    let at = items.iter().position(|it| it["seq"].as_u64() == Some(own[own.len() / 2])).unwrap();
+    assert!(items[at].get("entry").is_some() && !withheld.contains(&own[own.len() / 2]));
+    items.remove(at);
+    let next_own = own[own.len() / 2 + 1];
+
     // A wrong key: another ledger of the same name.
     let (_perf_dir, perf) = perf_ledger(5_000);
     let other_key = perf.config().verifier_key.clone();
@@ -410,6 +429,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "verified", "bundle": write("real.json", &real)},
             {"name": "tampered", "bundle": write("tampered.json", &tampered)},
             {"name": "wrong-key", "bundle": write("real.json", &real), "key": other_key},
+            {"name": "dropped", "bundle": write("dropped.json", &dropped)},
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
         ],
         "ed25519": vectors,
@@ -477,6 +497,11 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         ["verifier_key_mismatch", "checkpoint_invalid"],
         "{got:?}"
     );
+
+    let gone = case("dropped");
+    assert_eq!(gone["state"], "failed");
+    // Both the link naming nothing and the version nobody accounts for, at the entry above the hole.
+    assert_eq!(codes(&gone), vec![("stream_gap".to_owned(), Some(next_own)); 2], "{:#}", gone["report"]["failures"]);
 
     let perf = case("perf-5000");
     assert_eq!(perf["state"], "verified", "{:#}", perf["report"]["failures"]);
