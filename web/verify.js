@@ -114,18 +114,19 @@
   const leafHash = (entryBytes) => sha256(concat(new Uint8Array([0]), entryBytes));
   // Interior nodes by content: the proofs of a learner's entries share most of their upper
   // nodes (and neighbouring leaves each other's), so a bundle of n items needs about 2n node
-  // hashes instead of n log N. Keyed by both inputs, so it can only return what SHA-256 would.
+  // hashes instead of n log N. Buckets by a few bytes of both inputs; a hit is used only when
+  // both inputs are equal byte for byte, so the memo can only return what SHA-256 would.
   let nodeMemo = new Map();
+  const u32 = (b) => ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
   const nodeHash = (left, right) => {
-    const key = (left.key ||= binary(left)) + (right.key ||= binary(right));
-    let h = nodeMemo.get(key);
-    if (!h) {
-      const buf = new Uint8Array(65);
-      buf[0] = 1; buf.set(left, 1); buf.set(right, 33);
-      h = sha256(buf);
-      nodeMemo.set(key, h);
-    }
-    return h;
+    const bucket = u32(left) * 4294967296 + u32(right);
+    const hit = nodeMemo.get(bucket);
+    if (hit && equalBytes(hit.left, left) && equalBytes(hit.right, right)) return hit.hash;
+    const buf = new Uint8Array(65);
+    buf[0] = 1; buf.set(left, 1); buf.set(right, 33);
+    const hash = sha256(buf);
+    nodeMemo.set(bucket, { left, right, hash });
+    return hash;
   };
 
   // RFC 9162 2.1.3.2: the root an inclusion proof of leaf `index` in a tree of `size` gives,

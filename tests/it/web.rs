@@ -434,6 +434,10 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         ],
         "ed25519": vectors,
         "known": known,
+        // RFC 8032 TEST 2, for the browser's own Ed25519 speed beside the page's.
+        "baseline": {"n": 5_000,
+            "pk": "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "msg": "72",
+            "sig": "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
     });
     let config_path = write("config.json", &config);
     let out = Command::new("node")
@@ -509,6 +513,12 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     eprintln!(
         "the page verified a 5,000-entry bundle in {} ms (verifyBundle; phases {}), {} ms from file choice to result",
         perf["report"]["millis"], perf["report"]["phases_ms"], perf["wall_ms"]
+    );
+    let baseline = &shown["baseline"];
+    assert_eq!(baseline["all_valid"], true, "{baseline}");
+    eprintln!(
+        "the same browser's floor: {} SHA-256 digests in {} ms, {} Ed25519 verifications in {} ms",
+        baseline["n"], baseline["digest_ms"], baseline["n"], baseline["verify_ms"]
     );
 
     let known = &shown["known"];

@@ -3,7 +3,8 @@
 // browser and reports what the page showed. Usage: node drive.mjs <config.json>; prints one JSON
 // object on stdout:
 //   {"cases":[{"name","state","status","report","requests","wall_ms","screenshot"}],
-//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes"}}
+//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes"},
+//    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
 // config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?}],"ed25519":[{"pk","msg","sig"}]}
 // (key absent: the page keeps the key the server filled in; hex fields in ed25519).
 import { chromium } from 'playwright-core';
@@ -71,6 +72,24 @@ try {
       for (const c of k.notes) res.notes.push(await v.checkNote(c.note, c.vkey, c.origin));
       return res;
     }, config.known);
+    await page.close();
+  }
+  if (config.baseline) {
+    // The browser's own floor under this machine's load: n SHA-256 digests of 65 bytes and n
+    // Ed25519 verifications, all in flight at once as the page issues them.
+    const page = await context.newPage();
+    await page.goto(config.base + '/verify');
+    out.baseline = await page.evaluate(async ({ n, pk, msg, sig }) => {
+      const bytes = (h) => new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
+      const buf = new Uint8Array(65);
+      let t = performance.now();
+      await Promise.all(Array.from({ length: n }, () => crypto.subtle.digest('SHA-256', buf)));
+      const digest_ms = performance.now() - t;
+      const key = await crypto.subtle.importKey('raw', bytes(pk), { name: 'Ed25519' }, false, ['verify']);
+      t = performance.now();
+      const ok = await Promise.all(Array.from({ length: n }, () => crypto.subtle.verify({ name: 'Ed25519' }, key, bytes(sig), bytes(msg))));
+      return { n, digest_ms: Math.round(digest_ms), verify_ms: Math.round(performance.now() - t), all_valid: ok.every((x) => x) };
+    }, config.baseline);
     await page.close();
   }
   if (config.ed25519 && config.ed25519.length) {
