@@ -880,7 +880,7 @@
     const status = $('status');
     status.dataset.state = report.ok ? 'verified' : 'failed';
     status.textContent = report.ok
-      ? 'Verified: ' + fileName
+      ? 'Verified: ' + fileName + (report.key_from_bundle ? ' (but only under the key the bundle names: enter the key you trust)' : '')
       : 'NOT verified: ' + fileName + ' (' + report.failures[0].code + ')';
     const facts = [];
     if (report.learner !== undefined) facts.push(['Learner', report.learner]);
