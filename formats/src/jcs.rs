@@ -1,6 +1,7 @@
 //! RFC 8785 (JCS) canonical JSON for the zachetka profile: objects, arrays, strings, integers
-//! within ±(2^53-1), and (in entries only) `null`. It is not a general JSON serializer: floats
-//! are refused, because JCS number formatting is the interop trap DESIGN 3.1 rules out.
+//! within ±(2^53-1), and (in entries only) `null`; W3C credentials (`Profile::Document`) may also
+//! hold `true`/`false` and `null`. It is not a general JSON serializer: floats are refused in
+//! every profile, because JCS number formatting is the interop trap DESIGN 3.1 rules out.
 
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -31,6 +32,11 @@ pub enum Profile {
     Event,
     /// An entry: the event plus log metadata, where `stream_prev` may be `null`.
     Entry,
+    /// A document secured by someone else's rules (a W3C credential, `vc.rs`): `null`, `true` and
+    /// `false` too, whose JCS forms are fixed literals. Floats stay refused: RFC 8785 formats
+    /// them as ECMAScript does, which serde_json's formatting does not match in every case, and
+    /// a wrong canonical form would be a wrong answer rather than a refusal.
+    Document,
 }
 
 /// Appends the canonical form of `value` to `out`.
@@ -51,10 +57,13 @@ fn write_value(v: &Value, profile: Profile, out: &mut String, depth: usize) -> R
     }
     match v {
         Value::Null => match profile {
-            Profile::Entry => out.push_str("null"),
+            Profile::Entry | Profile::Document => out.push_str("null"),
             Profile::Event => return Err(CanonError::TypeNotAllowed("null")),
         },
-        Value::Bool(_) => return Err(CanonError::TypeNotAllowed("a boolean")),
+        Value::Bool(b) => match profile {
+            Profile::Document => out.push_str(if *b { "true" } else { "false" }),
+            Profile::Event | Profile::Entry => return Err(CanonError::TypeNotAllowed("a boolean")),
+        },
         Value::Number(n) => {
             let i = n.as_i64().ok_or_else(|| match n.as_u64() {
                 Some(_) => CanonError::IntegerOutOfRange(n.to_string()),
@@ -76,22 +85,39 @@ fn write_value(v: &Value, profile: Profile, out: &mut String, depth: usize) -> R
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            // RFC 8785 3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars.
-            let mut keys: Vec<(&String, &Value)> = map.iter().collect();
-            keys.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push('{');
-            for (i, (k, item)) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(k, out);
-                out.push(':');
-                write_value(item, profile, out, depth + 1)?;
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(map, profile, out, depth)?,
     }
+    Ok(())
+}
+
+/// Appends the canonical form of an object held as a map (no clone into a `Value` needed).
+pub fn write_canonical_object(
+    map: &serde_json::Map<String, Value>,
+    profile: Profile,
+    out: &mut String,
+) -> Result<(), CanonError> {
+    write_object(map, profile, out, 0)
+}
+
+fn write_object(
+    map: &serde_json::Map<String, Value>,
+    profile: Profile,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), CanonError> {
+    // RFC 8785 3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars.
+    let mut keys: Vec<(&String, &Value)> = map.iter().collect();
+    keys.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.push('{');
+    for (i, (k, item)) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(k, out);
+        out.push(':');
+        write_value(item, profile, out, depth + 1)?;
+    }
+    out.push('}');
     Ok(())
 }
 
@@ -164,6 +190,17 @@ mod tests {
             deep = json!([deep]);
         }
         assert_eq!(to_canonical(&deep, Profile::Event), Err(CanonError::TooDeep));
+    }
+
+    #[test]
+    fn documents_admit_literals_but_never_floats() {
+        assert_eq!(
+            to_canonical(&json!({"b": false, "a": true, "n": null}), Profile::Document).unwrap(),
+            br#"{"a":true,"b":false,"n":null}"#
+        );
+        assert!(matches!(to_canonical(&json!({"a": true}), Profile::Entry), Err(CanonError::TypeNotAllowed(_))));
+        assert!(matches!(to_canonical(&json!({"a": 0.5}), Profile::Document), Err(CanonError::NotAnInteger(_))));
+        assert!(matches!(to_canonical(&json!([1e300]), Profile::Document), Err(CanonError::NotAnInteger(_))));
     }
 
     #[test]

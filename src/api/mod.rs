@@ -1,6 +1,6 @@
 //! The HTTP surface (DESIGN 3.5): the router and its state, split by concern into the write
 //! endpoint ([`write`]), C2SP tlog-tiles and proofs ([`tlog`]), entry pages, streams and the
-//! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), bearer tokens
+//! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), the record verifier page ([`web`]), bearer tokens
 //! ([`auth`]), the one place errors become responses ([`error`]), and the connection loop
 //! ([`server`]). Handlers translate; the
 //! ledger decides. Every refusal, bad queries and paths and unknown routes included, is
@@ -14,6 +14,7 @@ mod projections;
 mod reads;
 pub mod server;
 mod tlog;
+mod web;
 mod write;
 
 use crate::access::Access;
@@ -57,7 +58,8 @@ pub fn router(ledger: Ledger) -> Router {
 /// The router of a zachetka server over `ledger`, its readers checked by `access` (the token
 /// file, re-read when it changes, or `Access::public_reads()`). Every route is listed here (a
 /// test counts the `.route(` calls of this file against `openapi.json`). Public: the write
-/// endpoint, the checkpoint, hash tiles, proofs, status, metrics, the OpenAPI document. Raw
+/// endpoint, the checkpoint, hash tiles, proofs, status, metrics, the OpenAPI document, the
+/// verifier page and its files. Raw
 /// entries (pages, entry tiles, streams, the feed) need a token that may read them
 /// (`crate::access::may_read_entries`).
 pub fn router_with(ledger: Ledger, access: Access) -> Router {
@@ -78,6 +80,8 @@ pub fn router_with(ledger: Ledger, access: Access) -> Router {
         .route("/v1/status", get(ops::get_status))
         .route("/metrics", get(ops::get_metrics))
         .route("/openapi.json", get(ops::get_openapi))
+        .route("/verify", get(web::get_page))
+        .route("/web/{file}", get(web::get_file))
         .fallback(|req: Request| async move {
             refusal_response(&Refusal::new(Code::NotFound, format!("no route for {}", req.uri().path())))
         })

@@ -9,6 +9,7 @@ mod demo;
 mod init;
 mod rebuild;
 mod token;
+mod vc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -134,6 +135,12 @@ enum Command {
         /// The bearer token for --served-by (an auditor's).
         #[arg(long, env = "ZACHETKA_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+    /// W3C VC 2.0 credentials (Data Integrity, eddsa-jcs-2022) issued by the ledger key as
+    /// did:key: issue one, or verify one offline.
+    Vc {
+        #[command(subcommand)]
+        action: vc::VcAction,
     },
     /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
     /// record. Sealed per subject in <dir>/personal; never in the signed log.
@@ -516,6 +523,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             return audit::audit(&dir, db, json, served);
         }
+        Command::Vc { action } => return vc::run(action),
         Command::Personal { dir, action } => {
             let store = zachetka::personal::PersonalStore::open(&dir.join("personal"))?;
             match action {

@@ -16,4 +16,6 @@ mod rules;
 mod server;
 mod store_contract;
 mod support;
+mod vc;
 mod vectors;
+mod web;

@@ -1,0 +1,941 @@
+// zachetka record verifier for the browser: checks a learner record bundle (record/FORMAT.md,
+// version 1) entirely in the page with WebCrypto (SHA-256, Ed25519) and renders what it holds.
+// Nothing is uploaded: the page makes no request (its Content-Security-Policy forbids any).
+//
+// What this file checks, in FORMAT.md section 4's order: shape and limits (unknown members,
+// duplicate keys, base64, sizes); the checkpoint (C2SP signed note: key name, key id, strict
+// Ed25519 signature, origin) under the key the user trusts; every leaf hash and RFC 9162
+// inclusion proof against the checkpoint root; each disclosed entry's canonical JCS bytes, seq,
+// ledger and author signature (strict Ed25519, see verifyStrict); that each disclosed entry
+// concerns the learner (the Concerns definition); stream chains; the authority: the
+// establishment, then the registry replayed (grants, revocations, rotations) and, for every
+// disclosed entry, the author's grant in force at occurred_at (the "grant check"); registry
+// entries' own authors (authority, or an institution admin within its institution).
+// What only the Rust verifier checks: the full rule replay (zachetka_rules::check_and_apply: the
+// role and scope each event type needs, domain invariants), and consistency between two
+// checkpoints (section 4.7: not an input of this page).
+//
+// No framework, no library: plain ES2020 and WebCrypto.
+'use strict';
+
+(function (global) {
+  const FORMAT = 'zachetka-record';
+  const BUNDLE_BYTES_MAX = 64 * 1024 * 1024;
+  const ITEMS_MAX = 200000;
+  const PROOF_HASHES_MAX = 64;
+  const ENTRY_BYTES_MAX = 65535;
+  const NOTE_BYTES_MAX = 16 * 1024;
+  const SAFE_MAX = Number.MAX_SAFE_INTEGER;
+  const EVENT_DOMAIN = 'zachetka/event/v1\n';
+
+  const enc = new TextEncoder();
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+  class Failure extends Error {
+    constructor(code, message, seq) {
+      super(message);
+      this.code = code;
+      if (seq !== undefined) this.seq = seq;
+    }
+  }
+  const fail = (code, message, seq) => { throw new Failure(code, message, seq); };
+
+  // ---- bytes ----------------------------------------------------------------------------------
+
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const B64_INDEX = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) B64_INDEX[B64.charCodeAt(i)] = i;
+
+  // Standard padded base64, strict (RFC 4648 section 4: canonical padding and trailing bits,
+  // no whitespace), as the Rust side's `base64` STANDARD engine decodes it; null when
+  // malformed. atob is lenient (whitespace, missing padding), so the alphabet and length are
+  // checked first and the result is re-encoded and compared.
+  const B64_SHAPE = /^[A-Za-z0-9+/]*={0,2}$/;
+  function b64decode(s) {
+    if (typeof s !== 'string' || s.length % 4 !== 0 || !B64_SHAPE.test(s)) return null;
+    let bin;
+    try { bin = atob(s); } catch (e) { return null; }
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return btoa(bin) === s ? out : null;
+  }
+
+  const binary = (bytes) => {
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    return s;
+  };
+  const b64encode = (bytes) => btoa(binary(bytes));
+
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+
+  function equalBytes(a, b) {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+
+  const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+  function b58decode(s) {
+    let n = 0n;
+    for (const ch of s) {
+      const v = B58.indexOf(ch);
+      if (v < 0) return null;
+      n = n * 58n + BigInt(v);
+    }
+    const bytes = [];
+    while (n > 0n) { bytes.unshift(Number(n & 0xffn)); n >>= 8n; }
+    for (const ch of s) { if (ch !== '1') break; bytes.unshift(0); }
+    return new Uint8Array(bytes);
+  }
+
+  // did:key of an Ed25519 key: `did:key:z` + base58btc(0xed 0x01 || 32-byte key) (DESIGN 3.1).
+  // A bundle has few authors and many entries: decoded once each.
+  const didCache = new Map();
+  function publicFromDid(did) {
+    if (typeof did !== 'string' || !did.startsWith('did:key:z') || did.length > 9 + 64) return null;
+    if (didCache.has(did)) return didCache.get(did);
+    const bytes = b58decode(did.slice(9));
+    const key = bytes && bytes.length === 34 && bytes[0] === 0xed && bytes[1] === 0x01 ? bytes.slice(2) : null;
+    didCache.set(did, key);
+    return key;
+  }
+
+  // ---- hashing (WebCrypto) ------------------------------------------------------------------
+
+  const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const leafHash = (entryBytes) => sha256(concat(new Uint8Array([0]), entryBytes));
+  // Interior nodes by content: the proofs of a learner's entries share most of their upper
+  // nodes (and neighbouring leaves each other's), so a bundle of n items needs about 2n node
+  // hashes instead of n log N. Buckets by a few bytes of both inputs; a hit is used only when
+  // both inputs are equal byte for byte, so the memo can only return what SHA-256 would.
+  let nodeMemo = new Map();
+  const u32 = (b) => ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  const nodeHash = (left, right) => {
+    const bucket = u32(left) * 4294967296 + u32(right);
+    const hit = nodeMemo.get(bucket);
+    if (hit && equalBytes(hit.left, left) && equalBytes(hit.right, right)) return hit.hash;
+    const buf = new Uint8Array(65);
+    buf[0] = 1; buf.set(left, 1); buf.set(right, 33);
+    const hash = sha256(buf);
+    nodeMemo.set(bucket, { left, right, hash });
+    return hash;
+  };
+
+  // RFC 9162 2.1.3.2: the root an inclusion proof of leaf `index` in a tree of `size` gives,
+  // or null when the proof has the wrong length. Sizes are below 2^53, so arithmetic stays in
+  // doubles (no 32-bit bit operations).
+  async function rootFromInclusion(index, size, leaf, proof) {
+    if (index >= size) return null;
+    let fn = index, sn = size - 1, r = leaf;
+    for (const p of proof) {
+      if (sn === 0) return null;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await nodeHash(p, r);
+        if (fn % 2 === 0) {
+          while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+        }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    return sn === 0 ? r : null;
+  }
+
+  // ---- strict Ed25519 over WebCrypto --------------------------------------------------------
+  //
+  // zachetka accepts a signature by ed25519-dalek's `verify_strict`: canonical S (S < L), A and
+  // R not of small order, the cofactorless equation checked by comparing R with the encoding of
+  // [S]B - [k]A. Chromium's WebCrypto (BoringSSL) checks S < L and the same cofactorless
+  // encoding comparison, but accepts small-order A and R. So the page refuses those itself
+  // before calling WebCrypto: a point has small order exactly when its y coordinate (mod p) is
+  // one of the five below, whatever the encoding's sign bit or canonicity. A non-canonical
+  // encoding of A (y >= p) is refused too, as verify_strict refuses every CCTV vector flagged
+  // non_canonical_A. With these checks the
+  // page accepts the set verify_strict accepts; `tests/web` runs every Wycheproof and CCTV
+  // vector through this function and compares it with the Rust decision.
+  const P = (1n << 255n) - 19n;
+  const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+  const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
+  const SMALL_ORDER_Y = new Set([0n, 1n, P - 1n, Y8, P - Y8]);
+
+  function littleEndian(bytes) {
+    let n = 0n;
+    for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
+    return n;
+  }
+  function encode255(n) {
+    const out = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) { out[i] = Number(n & 0xffn); n >>= 8n; }
+    return out;
+  }
+  // The y values (below 2^255, sign bit cleared) whose points have small order: the five
+  // canonical ones and the non-canonical encodings p and p+1 of 0 and 1.
+  const SMALL_ORDER_ENCODINGS = [...SMALL_ORDER_Y, P, P + 1n].map(encode255);
+
+  function hasSmallOrder(encoding) {
+    outer: for (const e of SMALL_ORDER_ENCODINGS) {
+      for (let i = 0; i < 31; i++) if (encoding[i] !== e[i]) continue outer;
+      if ((encoding[31] & 0x7f) === e[31]) return true;
+    }
+    return false;
+  }
+
+  // y >= p for the 255 low bits: y is p + k for k < 19, i.e. bytes ed..ff ff.. 7f.
+  function nonCanonicalY(encoding) {
+    if ((encoding[31] & 0x7f) !== 0x7f) return false;
+    for (let i = 30; i >= 1; i--) if (encoding[i] !== 0xff) return false;
+    return encoding[0] >= 0xed;
+  }
+
+  // S < L, L = 2^252 + 27742317777372353535851937790883648493: most S are below 2^252.
+  function canonicalS(s) {
+    if (s[31] < 0x10) return true;
+    if (s[31] > 0x10) return false;
+    return littleEndian(s) < L;
+  }
+
+  const keyCache = new Map();
+  async function importKey(publicKey) {
+    const id = b64encode(publicKey);
+    let key = keyCache.get(id);
+    if (!key) {
+      key = crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+      keyCache.set(id, key);
+    }
+    return key;
+  }
+
+  // Why a signature is refused ('' when accepted): the strict rule, stated per reason.
+  async function verifyStrict(publicKey, message, signature) {
+    if (publicKey.length !== 32) return 'public key is not 32 bytes';
+    if (signature.length !== 64) return 'signature is not 64 bytes';
+    if (!canonicalS(signature.subarray(32))) return 'S is not canonical (S >= L)';
+    if (nonCanonicalY(publicKey)) return 'public key encoding is not canonical (y >= p)';
+    if (hasSmallOrder(publicKey)) return 'public key has small order';
+    if (hasSmallOrder(signature.subarray(0, 32))) return 'R has small order';
+    let key;
+    try {
+      key = await importKey(publicKey);
+    } catch (e) {
+      return 'public key is not a point on the curve';
+    }
+    try {
+      return (await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, message)) ? '' : 'signature does not verify';
+    } catch (e) {
+      return 'signature does not verify (' + e.name + ')';
+    }
+  }
+
+  // ---- JSON: strict parse, JCS ---------------------------------------------------------------
+
+  // JSON.parse keeps the last of two duplicate keys; a strict reader must refuse them (two
+  // parsers keeping different duplicates would see different content). Runs on text JSON.parse
+  // accepted, so it only tracks strings, object nesting and which strings are keys.
+  function assertNoDuplicateKeys(text) {
+    const stack = [];
+    let i = 0;
+    const n = text.length;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 34) { // string: jump to its closing quote (one not preceded by an odd run of backslashes)
+        let j = i, escaped = false;
+        for (;;) {
+          j = text.indexOf('"', j + 1);
+          let k = j - 1;
+          while (text.charCodeAt(k) === 92) k--;
+          if (k < j - 1) escaped = true;
+          if ((j - 1 - k) % 2 === 0) break;
+        }
+        const top = stack[stack.length - 1];
+        if (top && top.expectKey) {
+          const raw = text.slice(i, j + 1);
+          const key = escaped ? JSON.parse(raw) : raw.slice(1, -1);
+          if (top.keys.has(key)) fail('bundle_malformed', 'duplicate key ' + JSON.stringify(key));
+          top.keys.add(key);
+          top.expectKey = false;
+        }
+        i = j + 1;
+        continue;
+      }
+      if (c === 123) stack.push({ keys: new Set(), expectKey: true, object: true });
+      else if (c === 91) stack.push({ object: false });
+      else if (c === 125 || c === 93) stack.pop();
+      else if (c === 44) { const top = stack[stack.length - 1]; if (top && top.object) top.expectKey = true; }
+      i++;
+    }
+  }
+
+  // RFC 8785 canonical form for our entry profile: objects, arrays, strings, integers within
+  // ±(2^53-1), null; `allowNull` false for events (integers and strings only, DESIGN 3.1).
+  // JSON.stringify of a string is exactly RFC 8785's string form; keys sort by UTF-16 code
+  // units, which is how JavaScript compares strings.
+  function canonical(v, allowNull, depth = 0) {
+    if (depth > 32) fail('entry_not_canonical', 'nesting deeper than 32 levels');
+    if (v === null) {
+      if (!allowNull) fail('entry_not_canonical', 'null in a signed event');
+      return 'null';
+    }
+    switch (typeof v) {
+      case 'string': return JSON.stringify(v);
+      case 'number':
+        if (!Number.isInteger(v)) fail('entry_not_canonical', 'number ' + v + ' is not an integer');
+        if (Math.abs(v) > SAFE_MAX) fail('entry_not_canonical', 'integer ' + v + ' is outside ±(2^53-1)');
+        return String(v);
+      case 'boolean': fail('entry_not_canonical', 'a boolean is not allowed (integers and strings only)');
+      // falls through (fail throws)
+      case 'object':
+        if (Array.isArray(v)) return '[' + v.map((x) => canonical(x, allowNull, depth + 1)).join(',') + ']';
+        return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canonical(v[k], allowNull, depth + 1)).join(',') + '}';
+      default: fail('entry_not_canonical', 'unsupported value');
+    }
+    return '';
+  }
+
+  // ---- time ------------------------------------------------------------------------------------
+
+  // RFC 3339 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to nanoseconds since the epoch (BigInt),
+  // the grammar of formats/src/time.rs; null when malformed.
+  const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+  function parseInstant(s) {
+    const m = typeof s === 'string' && INSTANT.exec(s);
+    if (!m) return null;
+    const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number);
+    const dim = [31, (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if (mo < 1 || mo > 12 || d < 1 || d > dim[mo - 1] || h > 23 || mi > 59 || se > 59) return null;
+    let offset = 0;
+    if (m[8] !== 'Z') {
+      const oh = Number(m[8].slice(1, 3)), om = Number(m[8].slice(4, 6));
+      if (oh > 23 || om > 59) return null;
+      offset = (m[8][0] === '-' ? -1 : 1) * (oh * 60 + om);
+    }
+    const days = Date.UTC(y, mo - 1, d) / 86400000;
+    const secs = BigInt(days) * 86400n + BigInt(h * 3600 + mi * 60 + se) - BigInt(offset * 60);
+    return secs * 1000000000n + BigInt((m[7] || '').padEnd(9, '0') || '0');
+  }
+
+  // ---- the note and its verifier key (C2SP signed-note, DESIGN 3.3) -----------------------
+
+  async function parseVerifierKey(vkey) {
+    // The name holds no '+'; the base64 key may.
+    const m = typeof vkey === 'string' ? /^([^+]+)\+([^+]*)\+(.*)$/.exec(vkey) : null;
+    if (!m) fail('checkpoint_invalid', 'verifier key is not <name>+<hex id>+<base64 key>');
+    const [, name, idHex, keyB64] = m;
+    const keyBytes = b64decode(keyB64);
+    if (!/^[0-9a-f]{8}$/.test(idHex) || !keyBytes || keyBytes.length !== 33 || keyBytes[0] !== 1 || !name) {
+      fail('checkpoint_invalid', 'verifier key is malformed (want <name>+<8 hex digits>+<base64 of 0x01 || 32-byte key>)');
+    }
+    const id = (await sha256(concat(enc.encode(name), new Uint8Array([0x0a]), keyBytes))).slice(0, 4);
+    if (hex(id) !== idHex) fail('checkpoint_invalid', 'verifier key id ' + idHex + ' is not the hash of its name and key (' + hex(id) + ')');
+    return { name, id, publicKey: keyBytes.slice(1), text: vkey };
+  }
+
+  // Verifies the note's signature by `key` and parses its checkpoint body.
+  async function verifyCheckpoint(note, key, origin) {
+    if (enc.encode(note).length > NOTE_BYTES_MAX) fail('bundle_malformed', 'checkpoint note is longer than 16 KiB');
+    const split = note.indexOf('\n\n');
+    if (split < 0 || !note.endsWith('\n')) fail('checkpoint_invalid', 'checkpoint is not a signed note (no blank line before signatures)');
+    const text = note.slice(0, split + 1);
+    const sigLines = note.slice(split + 2, -1).split('\n');
+    let found = false, verified = false, why = '';
+    for (const line of sigLines) {
+      const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+      if (!m) fail('checkpoint_invalid', 'malformed signature line ' + JSON.stringify(line));
+      if (m[1] !== key.name) continue; // a witness cosignature: kept, not required (DESIGN 3.6)
+      const sig = b64decode(m[2]);
+      if (!sig || sig.length < 4 || !equalBytes(sig.slice(0, 4), key.id)) continue;
+      found = true;
+      if (sig.length !== 68) { why = 'signature is not 64 bytes'; continue; }
+      why = await verifyStrict(key.publicKey, enc.encode(text), sig.slice(4));
+      if (!why) { verified = true; break; }
+    }
+    if (!found) fail('checkpoint_invalid', 'no signature by ' + key.name + ' with key id ' + hex(key.id) + ' (is this the ledger you trust?)');
+    if (!verified) fail('checkpoint_invalid', 'checkpoint signature by ' + key.name + ': ' + why);
+    const lines = text.slice(0, -1).split('\n');
+    if (lines.length < 3) fail('checkpoint_invalid', 'checkpoint body has fewer than three lines');
+    if (lines[0] !== origin) fail('checkpoint_invalid', 'checkpoint origin ' + JSON.stringify(lines[0]) + ' is not the bundle origin ' + JSON.stringify(origin));
+    if (!/^(0|[1-9]\d{0,15})$/.test(lines[1]) || Number(lines[1]) > SAFE_MAX) fail('checkpoint_invalid', 'tree size is not a decimal integer');
+    const root = b64decode(lines[2]);
+    if (!root || root.length !== 32) fail('checkpoint_invalid', 'root hash is not base64 of 32 bytes');
+    return { treeSize: Number(lines[1]), root };
+  }
+
+  // ---- shape (FORMAT.md sections 1-2) ----------------------------------------------------------
+
+  const TOP = ['format', 'version', 'origin', 'verifier_key', 'learner', 'checkpoint', 'disclosure', 'entries', 'authority', 'completeness'];
+  const TOP_REQUIRED = TOP.filter((k) => k !== 'completeness');
+  const ENTRY_MEMBERS = ['event', 'recorded_at', 'seq', 'sig', 'stream_prev', 'stream_version'];
+
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const isIndex = (v) => Number.isInteger(v) && v >= 0 && v <= SAFE_MAX;
+
+  function checkMembers(obj, allowed, required, where) {
+    if (!isObject(obj)) fail('bundle_malformed', where + ' is not an object');
+    for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail('bundle_malformed', where + ' has an unknown member ' + JSON.stringify(k));
+    for (const k of required) if (!(k in obj)) fail('bundle_malformed', where + ' has no ' + JSON.stringify(k));
+  }
+
+  function parseItem(item, where) {
+    const kind = isObject(item) && 'entry' in item ? 'entry' : 'leaf_hash';
+    checkMembers(item, ['seq', 'proof', kind], ['seq', 'proof', kind], where);
+    if (!isIndex(item.seq)) fail('bundle_malformed', where + ': seq is not an integer within 0..2^53-1');
+    const at = where + ' (seq ' + item.seq + ')';
+    if (!Array.isArray(item.proof) || item.proof.length > PROOF_HASHES_MAX) fail('bundle_malformed', at + ': proof is not an array of at most 64 hashes');
+    const proof = item.proof.map((h) => {
+      const b = b64decode(h);
+      if (!b || b.length !== 32) fail('bundle_malformed', at + ': a proof hash is not base64 of 32 bytes');
+      return b;
+    });
+    if (kind === 'entry') {
+      const bytes = b64decode(item.entry);
+      if (!bytes) fail('bundle_malformed', at + ': entry is not standard padded base64');
+      if (bytes.length > ENTRY_BYTES_MAX) fail('bundle_malformed', at + ': entry is longer than 65,535 bytes');
+      return { seq: item.seq, proof, bytes, disclosed: true };
+    }
+    const leaf = b64decode(item.leaf_hash);
+    if (!leaf || leaf.length !== 32) fail('bundle_malformed', at + ': leaf_hash is not base64 of 32 bytes');
+    return { seq: item.seq, proof, leaf, disclosed: false };
+  }
+
+  function parseBundle(text) {
+    if (text.length > BUNDLE_BYTES_MAX) fail('bundle_too_large', 'the file is larger than 64 MiB');
+    let b;
+    try {
+      b = JSON.parse(text);
+    } catch (e) {
+      fail('bundle_malformed', 'not JSON: ' + e.message);
+    }
+    assertNoDuplicateKeys(text);
+    checkMembers(b, TOP, TOP_REQUIRED, 'the bundle');
+    if (b.format !== FORMAT || b.version !== 1) {
+      fail('bundle_format_unsupported', 'format ' + JSON.stringify(b.format) + ' version ' + JSON.stringify(b.version) + ' (this page reads zachetka-record version 1)');
+    }
+    for (const k of ['origin', 'verifier_key', 'learner', 'checkpoint']) {
+      if (typeof b[k] !== 'string') fail('bundle_malformed', k + ' is not a string');
+    }
+    checkMembers(b.disclosure, ['only'], ['only'], 'disclosure');
+    if (b.disclosure.only !== null && !(Array.isArray(b.disclosure.only) && b.disclosure.only.every((c) => typeof c === 'string'))) {
+      fail('bundle_malformed', 'disclosure.only is neither null nor an array of strings');
+    }
+    if (!Array.isArray(b.entries) || !Array.isArray(b.authority)) fail('bundle_malformed', 'entries and authority are arrays');
+    if (b.entries.length + b.authority.length > ITEMS_MAX) fail('bundle_too_many_entries', 'more than 200,000 items');
+    if (b.completeness !== undefined && b.completeness !== null && !isObject(b.completeness)) fail('bundle_malformed', 'completeness is neither null nor an object');
+    const entries = b.entries.map((it, i) => parseItem(it, 'entries[' + i + ']'));
+    const authority = b.authority.map((it, i) => parseItem(it, 'authority[' + i + ']'));
+    const seen = new Set();
+    for (const [name, list] of [['entries', entries], ['authority', authority]]) {
+      for (let i = 0; i < list.length; i++) {
+        if (i > 0 && list[i].seq <= list[i - 1].seq) fail('entries_out_of_order', name + ': seq ' + list[i].seq + ' does not follow ' + list[i - 1].seq, list[i].seq);
+        if (seen.has(list[i].seq)) fail('entries_out_of_order', 'seq ' + list[i].seq + ' is in both entries and authority', list[i].seq);
+        seen.add(list[i].seq);
+      }
+    }
+    for (const it of authority) if (!it.disclosed) fail('bundle_malformed', 'authority item seq ' + it.seq + ' is withheld (authority items are always disclosed)');
+    return { b, entries, authority };
+  }
+
+  // Parses a disclosed entry's bytes: UTF-8 JSON, exactly the six members, already canonical.
+  function parseEntry(item) {
+    let text, e;
+    try {
+      text = utf8.decode(item.bytes);
+      e = JSON.parse(text);
+    } catch (err) {
+      fail('entry_not_canonical', 'entry bytes are not UTF-8 JSON', item.seq);
+    }
+    try {
+      if (!isObject(e) || Object.keys(e).length !== 6 || !ENTRY_MEMBERS.every((k) => k in e)) {
+        fail('entry_not_canonical', 'an entry has exactly the members ' + ENTRY_MEMBERS.join(', '));
+      }
+      if (!isObject(e.event)) fail('entry_not_canonical', 'event is not an object');
+      // The members sort as event, recorded_at, seq, sig, stream_prev, stream_version; the
+      // event's canonical form (integers and strings only) is also what its author signed.
+      item.eventText = canonical(e.event, false);
+      const rest = ENTRY_MEMBERS.slice(1).map((k) => ',' + JSON.stringify(k) + ':' + canonical(e[k], true)).join('');
+      if ('{"event":' + item.eventText + rest + '}' !== text) fail('entry_not_canonical', 'entry bytes are not their RFC 8785 canonical form');
+    } catch (err) {
+      if (err instanceof Failure) { err.seq = item.seq; throw err; }
+      throw err;
+    }
+    if (e.seq !== item.seq) fail('entry_seq_mismatch', 'entry says seq ' + e.seq + ', the item ' + item.seq, item.seq);
+    const ev = e.event;
+    for (const k of ['ledger', 'stream', 'type', 'id', 'occurred_at', 'author']) {
+      if (typeof ev[k] !== 'string') fail('entry_not_canonical', 'event.' + k + ' is not a string', item.seq);
+    }
+    if (!isObject(ev.data)) fail('entry_not_canonical', 'event.data is not an object', item.seq);
+    if (!isIndex(e.stream_version) || (e.stream_prev !== null && typeof e.stream_prev !== 'string') || typeof e.sig !== 'string') {
+      fail('entry_not_canonical', 'stream_version, stream_prev or sig has the wrong type', item.seq);
+    }
+    item.entry = e;
+    item.event = ev;
+    return e;
+  }
+
+  // ---- which entries concern the learner (projections/src/models/concerns.rs) -----------------
+
+  function streamId(stream, prefix) {
+    if (!stream.startsWith(prefix)) return null;
+    const id = stream.slice(prefix.length);
+    return id && !id.includes('/') && id.length <= 128 ? id : null;
+  }
+
+  const QUEUE_BY_APPLICATION = ['queue.benefit_claimed', 'queue.benefit_confirmed', 'queue.benefit_rejected', 'queue.sibling_linked',
+    'queue.application_withdrawn', 'queue.place_offered', 'queue.admission_refused', 'queue.enrolled', 'queue.transferred'];
+
+  class Concerns {
+    constructor() { this.queueApps = new Map(); this.queueOffers = new Map(); this.firstGradeApps = new Map(); }
+    static slot(map, key) { if (!map.has(key)) map.set(key, new Map()); return map.get(key); }
+    apply(ev) {
+      const d = ev.data;
+      const territory = streamId(ev.stream, 'queue/kg/');
+      const school = streamId(ev.stream, 'institution/');
+      if (ev.type === 'queue.application_submitted' && territory !== null) {
+        const apps = Concerns.slot(this.queueApps, territory);
+        if (!apps.has(d.application_id)) apps.set(d.application_id, d.learner);
+      } else if (ev.type === 'queue.place_offered' && territory !== null) {
+        const learner = this.queueApps.get(territory)?.get(d.application_id);
+        if (learner !== undefined) {
+          const offers = Concerns.slot(this.queueOffers, territory);
+          if (!offers.has(d.offer_id)) offers.set(d.offer_id, learner);
+        }
+      } else if (ev.type === 'enrolment.application_submitted' && school !== null) {
+        const apps = Concerns.slot(this.firstGradeApps, school);
+        if (!apps.has(d.application_id)) apps.set(d.application_id, d.learner);
+      }
+    }
+    learners(ev) {
+      const own = streamId(ev.stream, 'learner/');
+      if (own !== null) return [own];
+      const d = ev.data;
+      const territory = streamId(ev.stream, 'queue/kg/');
+      const school = streamId(ev.stream, 'institution/');
+      const one = (v) => (v === undefined ? [] : [v]);
+      if (ev.type === 'queue.application_submitted') return territory !== null ? [d.learner] : [];
+      if (QUEUE_BY_APPLICATION.includes(ev.type)) return territory !== null ? one(this.queueApps.get(territory)?.get(d.application_id)) : [];
+      if (ev.type === 'queue.offer_accepted' || ev.type === 'queue.offer_refused') {
+        return territory !== null ? one(this.queueOffers.get(territory)?.get(d.offer_id)) : [];
+      }
+      if (ev.type === 'enrolment.application_submitted') return school !== null ? [d.learner] : [];
+      if (ev.type === 'enrolment.order_issued' && school !== null) {
+        const apps = this.firstGradeApps.get(school);
+        return apps && Array.isArray(d.applications) ? d.applications.map((a) => apps.get(a)).filter((l) => l !== undefined) : [];
+      }
+      return [];
+    }
+  }
+
+  // ---- authority: the registry replayed, the grant check (FORMAT.md 4.6) ----------------------
+
+  class Registry {
+    constructor(authority) {
+      this.authority = authority;
+      this.grants = new Map([[authority, { roles: ['authority'], scope: {}, validFrom: null, validUntil: null, revokedAt: null, holder: 'authority' }]]);
+    }
+    // The key's grant in force at `at` (nanoseconds), or a refusal code and message
+    // (rules/src/authority.rs `valid_grant`).
+    inForce(key, at) {
+      const g = this.grants.get(key);
+      if (!g) return { code: 'key_unknown', message: 'key ' + key + ' was never granted' };
+      if (g.revokedAt !== null && g.revokedAt <= at) return { code: 'key_revoked', message: 'key ' + key + ' was revoked before this event' };
+      if (g.validFrom !== null && at < g.validFrom) return { code: 'key_not_yet_valid', message: 'key ' + key + ' is not valid yet at this time' };
+      if (g.validUntil !== null && at >= g.validUntil) return { code: 'key_expired', message: 'key ' + key + ' expired before this event' };
+      return { grant: g };
+    }
+    // The author's right to write this registry event (the rights part of the registry rules):
+    // the authority for everything; an institution admin for grants within its institution and
+    // revocations and rotations of keys of its institution; a key for its own revocation or
+    // rotation. Returns a refusal, or null.
+    refuse(ev, at) {
+      const held = this.inForce(ev.author, at);
+      if (held.code) return held;
+      const g = held.grant, d = ev.data;
+      const isAuthority = ev.author === this.authority;
+      const adminOf = (inst) => g.roles.includes('institution_admin') && g.scope.institution !== undefined && g.scope.institution === inst;
+      const deny = { code: 'not_authorized', message: 'key ' + ev.author + ' may not write ' + ev.type + ' here' };
+      switch (ev.type) {
+        case 'registry.institution_registered':
+          return isAuthority ? null : deny;
+        case 'keys.granted':
+          if (isAuthority) return null;
+          return isObject(d.scope) && adminOf(d.scope.institution) ? null : deny;
+        case 'keys.revoked': {
+          const target = this.grants.get(d.key);
+          if (isAuthority || d.key === ev.author) return null;
+          return target && adminOf(target.scope.institution) ? null : deny;
+        }
+        case 'keys.rotated': {
+          const target = this.grants.get(d.old_key);
+          if (d.old_key === this.authority) return ev.author === this.authority ? null : deny;
+          if (isAuthority || d.old_key === ev.author) return null;
+          return target && adminOf(target.scope.institution) ? null : deny;
+        }
+        default:
+          return { code: 'authority_entry_invalid', message: ev.type + ' is not a registry event' };
+      }
+    }
+    apply(ev, at) {
+      const d = ev.data;
+      if (ev.type === 'keys.granted') {
+        const from = parseInstant(d.valid_from);
+        const until = d.valid_until === undefined ? null : parseInstant(d.valid_until);
+        if (from === null || (d.valid_until !== undefined && until === null) || this.grants.has(d.key)) return;
+        this.grants.set(d.key, { roles: Array.isArray(d.roles) ? d.roles : [], scope: isObject(d.scope) ? d.scope : {}, validFrom: from, validUntil: until, revokedAt: null, holder: d.holder });
+      } else if (ev.type === 'keys.revoked') {
+        const when = (d.effective_at !== undefined && parseInstant(d.effective_at)) || at;
+        const g = this.grants.get(d.key);
+        if (g && g.revokedAt === null) g.revokedAt = when;
+      } else if (ev.type === 'keys.rotated') {
+        const when = (d.effective_at !== undefined && parseInstant(d.effective_at)) || at;
+        const old = this.grants.get(d.old_key);
+        if (!old) return;
+        if (old.revokedAt === null) old.revokedAt = when;
+        if (!this.grants.has(d.new_key)) {
+          this.grants.set(d.new_key, { ...old, revokedAt: null, validFrom: old.validFrom === null || old.validFrom < when ? when : old.validFrom });
+        }
+        if (d.old_key === this.authority) this.authority = d.new_key;
+      }
+    }
+  }
+
+  // ---- the record, for people (FORMAT.md section 5's `record`) --------------------------------
+
+  const RESULT_TYPES = ['journal.term_grade_set', 'journal.year_grade_set', 'journal.intermediate_attestation_recorded',
+    'journal.final_attestation_recorded', 'journal.promoted', 'college.course_result_recorded', 'college.exam_recorded'];
+  const DOCUMENT_TYPES = ['journal.certificate_issued', 'additional.certificate_issued', 'college.diploma_issued'];
+
+  function summarize(items) {
+    const institutions = new Map(), results = [], documents = [], achievements = new Map(), other = new Map();
+    for (const it of items) {
+      const ev = it.event, d = ev.data;
+      const year = Number(ev.occurred_at.slice(0, 4));
+      for (const k of ['institution', 'to_institution', 'from_institution']) {
+        if (typeof d[k] === 'string') {
+          if (!institutions.has(d[k])) institutions.set(d[k], new Set());
+          institutions.get(d[k]).add(typeof d.academic_year === 'number' ? d.academic_year : year);
+        }
+      }
+      if (RESULT_TYPES.includes(ev.type)) {
+        results.push({ seq: it.seq, type: ev.type, institution: d.institution, subject: d.subject ?? d.course ?? d.exam ?? '', mark: d.mark ?? d.score ?? d.to_class ?? '', year: d.academic_year ?? d.term ?? year });
+      } else if (DOCUMENT_TYPES.includes(ev.type)) {
+        documents.push({ seq: it.seq, type: ev.type, institution: d.institution, level: d.level ?? '', number: d.number ?? d.certificate_id ?? '', issued_on: d.issued_on ?? String(d.year ?? '') });
+      } else if (ev.type === 'portfolio.achievement_attested') {
+        achievements.set(d.achievement_id, { seq: it.seq, achievement_id: d.achievement_id, kind: d.kind, level: d.level, result: d.result, date: d.date, revoked: false });
+      } else if (ev.type === 'portfolio.achievement_revoked') {
+        const a = achievements.get(d.achievement_id);
+        if (a) a.revoked = true;
+      } else {
+        other.set(ev.type, (other.get(ev.type) || 0) + 1);
+      }
+    }
+    return {
+      institutions: Array.from(institutions, ([institution, years]) => ({ institution, years: Array.from(years).sort() })),
+      results, documents, achievements: Array.from(achievements.values()),
+      other: Array.from(other, ([type, count]) => ({ type, count })).sort((a, b) => (a.type < b.type ? -1 : 1)),
+    };
+  }
+
+  // ---- the verifier ----------------------------------------------------------------------------
+
+  // Verifies bundle `text` under `trustedKey` (a C2SP verifier key string). Never throws: the
+  // report lists every failure with its FORMAT.md code (and `seq` where one item is to blame).
+  async function verifyBundle(text, trustedKey) {
+    const started = performance.now();
+    nodeMemo = new Map();
+    const phases = {};
+    let mark = started;
+    const phase = (name) => { const now = performance.now(); phases[name] = Math.round(now - mark); mark = now; };
+    const report = { ok: false, failures: [], withheld: 0, disclosed: 0, signatures_checked: 0, proofs_checked: 0, grant_checks: 0 };
+    const failures = report.failures;
+    const note = (e) => {
+      if (!(e instanceof Failure)) throw e;
+      const f = { code: e.code, message: e.message };
+      if (e.seq !== undefined) f.seq = e.seq;
+      failures.push(f);
+    };
+    try {
+      const { b, entries, authority } = parseBundle(text);
+      phase('parse');
+      Object.assign(report, { origin: b.origin, learner: b.learner, entries: entries.length, authority_entries: authority.length });
+      let key = null;
+      if (!trustedKey) {
+        report.key_from_bundle = true;
+        trustedKey = b.verifier_key;
+      }
+      key = await parseVerifierKey(trustedKey);
+      if (b.verifier_key !== trustedKey) {
+        failures.push({ code: 'verifier_key_mismatch', message: 'the bundle names verifier key ' + b.verifier_key + ', the page trusts ' + trustedKey });
+      }
+      if (key.name !== b.origin) {
+        failures.push({ code: 'checkpoint_invalid', message: 'the trusted key is named ' + key.name + ', the bundle is of ledger ' + b.origin });
+      }
+      const cp = await verifyCheckpoint(b.checkpoint, key, b.origin);
+      Object.assign(report, { tree_size: cp.treeSize, root_hash: b64encode(cp.root) });
+      phase('checkpoint');
+
+      // 3. leaf hashes and proofs, all in flight at once (WebCrypto runs them off the main thread).
+      const all = entries.concat(authority);
+      await Promise.all(all.map(async (it) => {
+        if (it.disclosed) it.leaf = await leafHash(it.bytes);
+        if (it.seq >= cp.treeSize) {
+          failures.push({ code: 'proof_invalid', seq: it.seq, message: 'seq ' + it.seq + ' is not below the checkpoint tree size ' + cp.treeSize });
+          return;
+        }
+        const root = await rootFromInclusion(it.seq, cp.treeSize, it.leaf, it.proof);
+        report.proofs_checked++;
+        if (!root || !equalBytes(root, cp.root)) {
+          failures.push({ code: 'proof_invalid', seq: it.seq, message: 'the inclusion proof of seq ' + it.seq + (it.disclosed ? ' (entry bytes as given)' : ' (withheld leaf hash)') + ' does not lead to the checkpoint root' });
+        }
+      }));
+      phase('proofs');
+
+      // 4. entries: canonical bytes, seq, ledger, author signatures.
+      const disclosed = [];
+      for (const it of all) {
+        if (!it.disclosed) continue;
+        try { parseEntry(it); disclosed.push(it); } catch (e) { note(e); }
+      }
+      phase('entries');
+      await Promise.all(disclosed.map(async (it) => {
+        const ev = it.event;
+        if (ev.ledger !== b.origin) {
+          failures.push({ code: 'wrong_ledger', seq: it.seq, message: 'event for ledger ' + ev.ledger + ', not ' + b.origin });
+          return;
+        }
+        const pk = publicFromDid(ev.author);
+        const sig = b64decode(it.entry.sig);
+        let why;
+        if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
+        else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
+        else why = await verifyStrict(pk, enc.encode(EVENT_DOMAIN + it.eventText), sig);
+        report.signatures_checked++;
+        if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
+      }));
+      phase('signatures');
+      const disclosedEntries = entries.filter((it) => it.event);
+      report.disclosed = disclosedEntries.length;
+      report.withheld = entries.length - report.disclosed;
+      const concerns = new Concerns();
+      for (const it of disclosedEntries) {
+        concerns.apply(it.event);
+        if (!concerns.learners(it.event).includes(b.learner)) {
+          failures.push({ code: 'entry_not_concerning_learner', seq: it.seq, message: it.event.type + ' on ' + it.event.stream + ' does not concern learner ' + b.learner });
+        }
+      }
+      for (const it of authority) {
+        if (it.event && it.event.stream !== 'registry') failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item on stream ' + it.event.stream + ', not registry' });
+      }
+
+      // 5. stream chains.
+      checkChains(b.learner, entries, authority, failures);
+
+      // 6. authority.
+      checkAuthority(b.origin, entries, authority, report, failures);
+
+      // 8. completeness (reserved in version 1).
+      report.completeness = b.completeness == null ? { status: 'not_present' } : { status: 'not_checked', reason: 'completeness commitments are not defined yet (FORMAT.md section 6)' };
+      report.record = summarize(disclosedEntries);
+      phase('chains_authority_record');
+    } catch (e) {
+      note(e);
+    }
+    failures.sort((x, y) => (x.seq ?? -1) - (y.seq ?? -1));
+    report.ok = failures.length === 0;
+    report.millis = Math.round(performance.now() - started);
+    report.phases_ms = phases;
+    nodeMemo = new Map();
+    return report;
+  }
+
+  // FORMAT.md 4.5, as record/src/verify.rs does it: direct links on every stream; the learner's
+  // own stream whole, withheld items placed by the links that name them, and no hole between
+  // two accounted-for versions larger than the unplaced withheld items whose seq lies between.
+  function checkChains(learner, entries, authority, failures) {
+    const own = 'learner/' + learner;
+    const gap = (seq, message) => failures.push({ code: 'stream_gap', seq, message });
+    const disclosed = entries.map((it) => [it, false]).concat(authority.map((it) => [it, true]))
+      .filter(([it]) => it.entry).sort((a, b) => a[0].seq - b[0].seq);
+    const versions = new Map(); // stream + version -> item
+    for (const [it] of disclosed) {
+      const key = it.event.stream + '\n' + it.entry.stream_version;
+      const other = versions.get(key);
+      if (other) gap(it.seq, 'entries ' + other.seq + ' and ' + it.seq + ' both claim version ' + it.entry.stream_version + ' of stream ' + it.event.stream);
+      versions.set(key, it);
+    }
+    const withheld = new Map(entries.filter((it) => !it.disclosed).map((it) => [b64encode(it.leaf), it.seq]));
+    const placed = new Set();
+    const ownVersions = new Map(); // version of the learner's own stream -> the seq accounting for it
+    for (const [it, inAuthority] of disclosed) {
+      const s = it.event.stream, v = it.entry.stream_version, prev = it.entry.stream_prev;
+      const isOwn = !inAuthority && s === own;
+      if (isOwn) ownVersions.set(v, it.seq);
+      if (v === 0) {
+        if (prev !== null) gap(it.seq, 'entry ' + it.seq + ' is version 0 of ' + s + ' but names a previous entry');
+        continue;
+      }
+      if (prev === null) { gap(it.seq, 'entry ' + it.seq + ' is version ' + v + ' of ' + s + ' but names no previous entry'); continue; }
+      const before = versions.get(s + '\n' + (v - 1));
+      if (before) {
+        if (b64encode(before.leaf) !== prev || before.seq >= it.seq) {
+          gap(it.seq, 'entry ' + it.seq + ' of ' + s + ' does not chain to entry ' + before.seq + ', version ' + (v - 1) + ' of its stream');
+        }
+      } else if (isOwn) {
+        const wseq = withheld.get(prev);
+        if (wseq !== undefined && wseq < it.seq) {
+          if (placed.has(prev)) gap(it.seq, 'two entries of ' + s + ' name withheld entry ' + wseq + ' as their previous');
+          placed.add(prev);
+          ownVersions.set(v - 1, wseq);
+        } else {
+          gap(it.seq, 'entry ' + it.seq + ' (version ' + v + ' of ' + s + ') names a previous entry ' + prev + ' that is not in the bundle');
+        }
+      }
+    }
+    const unplaced = Array.from(withheld).filter(([leaf]) => !placed.has(leaf)).map(([, seq]) => seq);
+    let below = null;
+    for (const v of Array.from(ownVersions.keys()).sort((a, b) => a - b)) {
+      const seq = ownVersions.get(v);
+      const missing = below === null ? v : v - below.v - 1;
+      const from = below === null ? 0 : below.seq + 1;
+      const available = unplaced.filter((w) => w >= from && w < seq).length;
+      if (missing > available) {
+        gap(seq, missing + ' versions of ' + own + ' before entry ' + seq + ' (version ' + v + ') are neither disclosed nor withheld in the bundle (only ' + available + ' withheld entries could stand for them)');
+      }
+      below = { v, seq };
+    }
+  }
+
+  function checkAuthority(origin, entries, authority, report, failures) {
+    const first = authority[0];
+    const est = first && first.event;
+    if (!est || first.seq !== 0 || est.type !== 'ledger.established' || est.data.origin !== origin || typeof est.data.authority !== 'string' || est.author !== est.data.authority) {
+      failures.push({ code: 'authority_chain_incomplete', message: 'authority does not start with ledger.established of ' + origin + ' at seq 0, signed by its authority key' });
+      return;
+    }
+    report.genesis_authority = est.data.authority;
+    const registry = new Registry(est.data.authority);
+    const merged = entries.concat(authority.slice(1)).filter((it) => it.event).sort((a, b) => a.seq - b.seq);
+    for (const it of merged) {
+      const ev = it.event;
+      const at = parseInstant(ev.occurred_at);
+      if (at === null) {
+        failures.push({ code: 'event_malformed', seq: it.seq, message: 'occurred_at ' + JSON.stringify(ev.occurred_at) + ' is not an RFC 3339 time' });
+        continue;
+      }
+      if (ev.stream === 'registry' && authority.includes(it)) {
+        const refusal = registry.refuse(ev, at);
+        if (refusal) failures.push({ code: refusal.code, seq: it.seq, message: ev.type + ': ' + refusal.message });
+        else registry.apply(ev, at);
+        continue;
+      }
+      report.grant_checks++;
+      const held = registry.inForce(ev.author, at);
+      if (held.code) failures.push({ code: held.code, seq: it.seq, message: ev.type + ' at ' + ev.occurred_at + ': ' + held.message });
+      else it.grant = held.grant;
+    }
+  }
+
+  // Known-answer hooks for tests/web: the same functions the bundle check uses.
+  async function checkNote(note, vkey, origin) {
+    try {
+      const cp = await verifyCheckpoint(note, await parseVerifierKey(vkey), origin);
+      return { ok: true, tree_size: cp.treeSize, root_hash: b64encode(cp.root) };
+    } catch (e) {
+      if (!(e instanceof Failure)) throw e;
+      return { ok: false, code: e.code, message: e.message };
+    }
+  }
+  const api = { verifyBundle, verifyStrict, canonical, checkNote, parseInstant, b64decode, b64encode, rootFromInclusion, leafHash, Failure };
+  global.zachetkaVerifier = api;
+})(typeof window !== 'undefined' ? window : globalThis);
+
+// ---- the page ----------------------------------------------------------------------------------
+
+(function () {
+  if (typeof document === 'undefined') return;
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return e;
+  }
+
+  function table(headers, rows) {
+    if (!rows.length) return el('p', { class: 'none' }, 'None disclosed.');
+    return el('table', {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))));
+  }
+
+  function render(report, fileName) {
+    const out = $('result');
+    out.replaceChildren();
+    const status = $('status');
+    status.dataset.state = report.ok ? 'verified' : 'failed';
+    status.textContent = report.ok
+      ? 'Verified: ' + fileName + (report.key_from_bundle ? ' (but only under the key the bundle names: enter the key you trust)' : '')
+      : 'NOT verified: ' + fileName + ' (' + report.failures[0].code + ')';
+    const facts = [];
+    if (report.learner !== undefined) facts.push(['Learner', report.learner]);
+    if (report.origin !== undefined) facts.push(['Ledger', report.origin]);
+    if (report.tree_size !== undefined) facts.push(['Checkpoint', 'tree size ' + report.tree_size + ', root ' + report.root_hash]);
+    if (report.entries !== undefined) facts.push(['Entries', report.disclosed + ' disclosed, ' + report.withheld + ' withheld (withheld entries are counted, never shown)']);
+    if (report.completeness) {
+      facts.push(['Completeness', report.completeness.status === 'not_present'
+        ? 'not present in this bundle: it proves that what it holds is authentic as of position ' + report.tree_size + ', not that nothing is missing'
+        : report.completeness.status + ': ' + report.completeness.reason]);
+    }
+    facts.push(['Checked', report.signatures_checked + ' signatures, ' + report.proofs_checked + ' inclusion proofs, ' + report.grant_checks + ' grant checks in ' + report.millis + ' ms']);
+    facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); the roles, scopes and domain rules each event needs are checked by the zachetka verify command']);
+    if (report.key_from_bundle) facts.push(['Warning', 'no trusted key was given: the key was taken from the bundle itself, which proves integrity, not origin']);
+    out.append(el('dl', { id: 'facts' }, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])));
+    if (report.failures.length) {
+      out.append(el('h2', {}, 'Why it fails'));
+      out.append(el('ul', { id: 'failures' }, ...report.failures.map((f) =>
+        el('li', { 'data-code': f.code }, el('code', {}, f.code), f.seq !== undefined ? ' at seq ' + f.seq + ': ' : ': ', f.message))));
+    }
+    const r = report.record;
+    if (!r) return;
+    if (!report.ok) out.append(el('p', { class: 'warning' }, 'The record below did NOT verify: it is shown only to locate the failures above, not as a statement of the ledger.'));
+    out.append(el('h2', {}, 'Institutions and years'),
+      table(['Institution', 'Years'], r.institutions.map((i) => [i.institution, i.years.join(', ')])));
+    out.append(el('h2', {}, 'Results'),
+      table(['Seq', 'Type', 'Institution', 'Subject', 'Mark', 'Year'], r.results.map((x) => [x.seq, x.type, x.institution, x.subject, x.mark, x.year])));
+    out.append(el('h2', {}, 'Documents'),
+      table(['Seq', 'Type', 'Institution', 'Level', 'Number', 'Issued'], r.documents.map((x) => [x.seq, x.type, x.institution, x.level, x.number, x.issued_on])));
+    out.append(el('h2', {}, 'Achievements'),
+      table(['Seq', 'Kind', 'Level', 'Result', 'Date', 'Status'], r.achievements.map((x) => [x.seq, x.kind, x.level, x.result, x.date, x.revoked ? 'revoked' : 'in force'])));
+    out.append(el('h2', {}, 'Other entries'), table(['Type', 'Count'], r.other.map((x) => [x.type, x.count])));
+  }
+
+  async function verifyFile(file) {
+    const status = $('status');
+    status.dataset.state = 'working';
+    status.textContent = 'Verifying ' + file.name + '...';
+    const text = await file.text();
+    const report = await window.zachetkaVerifier.verifyBundle(text, $('key').value.trim());
+    window.zachetkaLastReport = report;
+    render(report, file.name);
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    const meta = document.querySelector('meta[name="zachetka-verifier-key"]');
+    if (meta && !meta.content.startsWith('{{')) $('key').value = meta.content;
+    $('file').addEventListener('change', (e) => { if (e.target.files[0]) verifyFile(e.target.files[0]); });
+    const drop = $('drop');
+    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      if (e.dataTransfer.files[0]) verifyFile(e.dataTransfer.files[0]);
+    });
+  });
+})();
