@@ -31,4 +31,51 @@ fn main() {
     let started = std::time::Instant::now();
     fold_all(&parsed, &mut models);
     eprintln!("{} entries folded in {:.3} s", parsed.len(), started.elapsed().as_secs_f64());
+    // The cost of answering views (what a read request pays beside HTTP): one path of each kind
+    // per learner, class journal and queue application seen in the entries.
+    let mut paths: Vec<(&str, Vec<String>)> = Vec::new();
+    for p in parsed.iter().take(50_000) {
+        let e = &p.event;
+        let d = &e["data"];
+        let stream = e["stream"].as_str().unwrap_or("");
+        match e["type"].as_str().unwrap_or("") {
+            "journal.grade_recorded" => {
+                let learner = stream.trim_start_matches("learner/").to_owned();
+                paths.push(("diaries", vec![learner]));
+                let j = ["institution", "class", "subject"].map(|k| d[k].as_str().unwrap_or("").to_owned());
+                paths.push(("journals", j.to_vec()));
+            }
+            "queue.application_submitted" => {
+                let t = stream.trim_start_matches("queue/kg/").to_owned();
+                paths.push((
+                    "kindergarten-queues",
+                    vec![t, "applications".into(), d["application_id"].as_str().unwrap().into()],
+                ));
+            }
+            _ => {}
+        }
+    }
+    for kind in ["diaries", "journals", "kindergarten-queues"] {
+        let m = models.iter().find(|m| m.name() == kind).unwrap();
+        let mut times: Vec<f64> = Vec::new();
+        let mut bytes = 0usize;
+        for (_, p) in paths.iter().filter(|(k, _)| *k == kind).take(2000) {
+            let segs: Vec<&str> = p.iter().map(String::as_str).collect();
+            let t = std::time::Instant::now();
+            let v = m.view(&segs).unwrap();
+            let body = v.body.to_string();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            bytes += body.len();
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        if !times.is_empty() {
+            let n = times.len();
+            eprintln!(
+                "{kind}: {n} views, p50 {:.0} us, p99 {:.0} us, mean body {} bytes",
+                times[n / 2],
+                times[(n - 1) * 99 / 100],
+                bytes / n
+            );
+        }
+    }
 }

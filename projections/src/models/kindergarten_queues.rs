@@ -184,11 +184,28 @@ struct State {
 pub struct KindergartenQueues {
     profile: RegionProfile,
     state: State,
+    /// Answers of application views already computed (an application's view replays its whole
+    /// age group's history, milliseconds in a large territory, and a family reads it again and
+    /// again), each valid while its territory's queue and "today" stay as they were. Not state:
+    /// never encoded, emptied on load.
+    answers: std::sync::Mutex<AnswerCache>,
 }
+
+/// See [`KindergartenQueues::answers`].
+#[derive(Default)]
+struct AnswerCache {
+    /// Per territory, a counter bumped by every entry of its queue.
+    generations: std::collections::HashMap<String, u64>,
+    /// (territory, application) → (generation, today, body).
+    bodies: std::collections::HashMap<(String, String), (u64, Days, Value)>,
+}
+
+/// Most application answers kept; past it the cache starts over.
+const ANSWERS_MAX: usize = 20_000;
 
 impl Default for KindergartenQueues {
     fn default() -> Self {
-        Self { profile: RegionProfile::region_default(), state: State::default() }
+        Self { profile: RegionProfile::region_default(), state: State::default(), answers: Default::default() }
     }
 }
 
@@ -226,6 +243,15 @@ impl ReadModel for KindergartenQueues {
         let today = self.state.today.unwrap_or(Days::MIN);
         let at = EntryRef::of(fact);
         let sid = fact.stream_id();
+        {
+            let answers = self.answers.get_mut().expect("answer cache lock");
+            match answers.generations.get_mut(sid) {
+                Some(g) => *g += 1,
+                None => {
+                    answers.generations.insert(sid.to_owned(), 1);
+                }
+            }
+        }
         if !self.state.territories.contains_key(sid) {
             self.state.territories.insert(sid.to_owned(), Territory::default());
         }
@@ -409,6 +435,7 @@ impl ReadModel for KindergartenQueues {
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         self.state = model::decode_state(NAME, bytes)?;
+        *self.answers.get_mut().expect("answer cache lock") = AnswerCache::default();
         Ok(())
     }
 
@@ -429,7 +456,23 @@ impl ReadModel for KindergartenQueues {
                     .apps
                     .get(id)
                     .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
+                let key = (territory.to_owned(), id.to_owned());
+                let (today, generation) = {
+                    let answers = self.answers.lock().expect("answer cache lock");
+                    let generation = answers.generations.get(territory).copied().unwrap_or(0);
+                    if let Some((g, d, body)) = answers.bodies.get(&key) {
+                        if *g == generation && *d == self.today() {
+                            return Ok(View { scope: Scope::Learner(app.learner.clone()), body: body.clone() });
+                        }
+                    }
+                    (self.today(), generation)
+                };
                 let body = self.application_body(t, territory, id, app);
+                let mut answers = self.answers.lock().expect("answer cache lock");
+                if answers.bodies.len() >= ANSWERS_MAX {
+                    answers.bodies.clear();
+                }
+                answers.bodies.insert(key, (generation, today, body.clone()));
                 Ok(View { scope: Scope::Learner(app.learner.clone()), body })
             }
             Some("runs") if path.len() == 3 => {
@@ -1470,6 +1513,35 @@ mod tests {
             r2["admission_refusals"],
             json!([{"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places", "event": "e21", "seq": 21}])
         );
+    }
+
+    #[test]
+    fn cached_application_answers_follow_every_change() {
+        // One model read after every entry (its answers cached) answers as a fresh build of the
+        // same prefix, for every application of every territory.
+        let rows = history();
+        let mut followed = KindergartenQueues::default();
+        let apps: Vec<(String, String)> = rows
+            .iter()
+            .filter(|r| r.event_type == "queue.application_submitted")
+            .map(|r| match &r.event {
+                Event::QueueApplicationSubmitted(d) => {
+                    (r.stream.trim_start_matches("queue/kg/").to_owned(), d.application_id.clone())
+                }
+                _ => unreachable!(),
+            })
+            .collect();
+        for k in 0..rows.len() {
+            followed.apply(&fact(&rows[k]));
+            let fresh: KindergartenQueues = build(&rows[..=k]);
+            for (t, a) in &apps {
+                let path = [t.as_str(), "applications", a.as_str()];
+                let got = followed.view(&path).map(|v| v.body);
+                assert_eq!(got, fresh.view(&path).map(|v| v.body), "{t}/{a} after entry {k}");
+                // Asked twice: the second answer comes from the cache.
+                assert_eq!(followed.view(&path).map(|v| v.body), got);
+            }
+        }
     }
 
     #[test]
