@@ -13,14 +13,14 @@
 
 use crate::config::RegionConfig;
 use crate::time::Days;
-use crate::{additional, attestation, authority, enrolment, journal, portfolio, queue};
+use crate::{additional, attestation, authority, contingent, digital, enrolment, journal, portfolio, queue, staff};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zachetka_formats::jcs;
 
 /// The version of the saved-state layout. Bump it when any saved type changes shape; a state of
 /// another version is refused (`state_format_unsupported`) and the caller replays from the log.
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.
@@ -65,6 +65,9 @@ pub(crate) struct SavedRef<'a> {
     pub additional: &'a additional::Additional,
     pub attestation: &'a attestation::Attestations,
     pub portfolio: &'a portfolio::Portfolio,
+    pub contingent: &'a contingent::Contingent,
+    pub staff: &'a staff::Staff,
+    pub digital: &'a digital::Digital,
     pub today: Days,
 }
 
@@ -79,6 +82,9 @@ pub(crate) struct Saved {
     pub additional: additional::Additional,
     pub attestation: attestation::Attestations,
     pub portfolio: portfolio::Portfolio,
+    pub contingent: contingent::Contingent,
+    pub staff: staff::Staff,
+    pub digital: digital::Digital,
     pub today: Days,
 }
 
