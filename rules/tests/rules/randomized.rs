@@ -1,7 +1,8 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
-//! grants, lessons, grades, attendance, debts, queue, attestation) and, at random points, tries a
-//! mutated event (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of
-//! scale...). `check` must accept exactly the valid events and refuse each mutation with its code;
+//! grants, admissions of every learner into a class, grades, attendance, debts, queue,
+//! attestation) and, at random points, tries a mutated event (wrong key, revoked key,
+//! out-of-scope class, missing quorum, unknown key, out of scale, a grade for a learner not
+//! enrolled in that class...). `check` must accept exactly the valid events and refuse each mutation with its code;
 //! a replay of the accepted log (the audit) must reach the same decisions. Prints the seed on failure.
 
 use crate::harness::*;
@@ -35,6 +36,14 @@ pub(crate) struct Step {
 }
 
 const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
+/// Schools of the generated region; learners per class.
+const SCHOOLS: usize = 3;
+const PER_CLASS: usize = 4;
+
+/// The stream of the `m`-th learner of class `j` at school `i` (admitted by the setup).
+fn learner_of(i: usize, j: usize, m: usize) -> String {
+    format!("learner/47-{:06}", (m * SCHOOLS + i) * CLASSES.len() + j)
+}
 
 pub(crate) struct World {
     rng: Rng,
@@ -93,7 +102,7 @@ impl World {
     pub(crate) fn setup(&mut self) -> Vec<Step> {
         let mut s =
             vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}), None)];
-        for i in 0..3 {
+        for i in 0..SCHOOLS {
             let inst = format!("sch-{i}");
             s.push(self.step(
                 AUTH,
@@ -108,6 +117,12 @@ impl World {
                 let key = format!("did:key:z6MkT{i}x{j}");
                 s.push(self.step(&admin, "registry", "keys.granted", json!({"key": key, "holder": format!("t-{i}-{j}"), "roles": ["teacher"], "scope": {"institution": inst, "class": class}, "valid_from": "2026-01-01T00:00:00Z"}), None));
                 self.teachers.push((key, inst.clone(), (*class).to_owned()));
+                // Marks and attendance need enrolment: the school admits the class's learners.
+                for m in 0..PER_CLASS {
+                    let data = json!({"institution": inst, "class": class, "academic_year": 2026,
+                        "admitted_on": "2026-08-31", "order_ref": format!("ord-{i}-{j}-{m}")});
+                    s.push(self.step(&admin, &learner_of(i, j, m), "contingent.admitted", data, None));
+                }
             }
         }
         s.push(self.step(
@@ -131,9 +146,20 @@ impl World {
         }
         let t = self.rng.below(self.teachers.len());
         let (key, inst, class) = self.teachers[t].clone();
-        let learner = format!("learner/47-{:06}", self.rng.below(50));
+        let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
+        let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(12) {
+        match self.rng.below(13) {
+            12 => {
+                // A learner of another class (or school): the teacher may grade this class, but
+                // the learner is not enrolled in it.
+                let other = if self.rng.below(2) == 0 {
+                    learner_of(i, (j + 1) % CLASSES.len(), self.rng.below(PER_CLASS))
+                } else {
+                    learner_of((i + 1) % SCHOOLS, j, self.rng.below(PER_CLASS))
+                };
+                vec![self.step(&key, &other, "journal.grade_recorded", Self::grade(&inst, &class, mark), Some("learner_not_enrolled"))]
+            }
             0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
             5 => {
                 let code = ["Н", "Б", "УП", "ОП"][self.rng.below(4)];
@@ -447,7 +473,7 @@ fn garbage_data_is_refused_without_panics() {
             data.insert(KEYS[rng.below(KEYS.len())].into(), v);
         }
         let data = Value::Object(data);
-        let ty = zachetka_rules::event_types()[rng.below(47)];
+        let ty = zachetka_rules::event_types()[rng.below(zachetka_rules::event_types().len())];
         let e = Envelope {
             seq: 0,
             stream: streams[rng.below(streams.len())],
