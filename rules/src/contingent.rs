@@ -377,8 +377,19 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     ),
                 );
             }
-            if let Some(last) = record.and_then(|r| r.periods.last()) {
-                not_before(last, on, "admitted_on")?;
+            if let Some(ended) = record.and_then(|r| r.periods.last()).and_then(|p| p.to.map(|to| (p, to))) {
+                if on < ended.1 {
+                    return refuse(
+                        "contingent_date_out_of_order",
+                        format!(
+                            "data.admitted_on {} precedes the end of the learner's last stay ({} of {}, until {})",
+                            d.admitted_on,
+                            ended.0.class_text(),
+                            ended.0.institution,
+                            time::format_date(ended.1)
+                        ),
+                    );
+                }
             }
             Ok(())
         }
