@@ -8,9 +8,11 @@
 //! generated sequentially and signed on every core. Not the vocabulary (that is
 //! `zachetka-projections`).
 //!
-//! One module per subsystem: `population` (sizes, keys, set-up), `clubs`, `kindergarten`,
-//! `first_grade`, `school_year`, `attestation`, `higher` (college and university), `journal`
-//! (the streamed journal) and `merge` (the merge by time and the signing).
+//! One module per subsystem: `population` (sizes, keys, set-up), `contingent` (admissions,
+//! curricula, classes of the next year, leaving), `clubs`, `kindergarten`, `first_grade`,
+//! `school_year`, `attestation`, `higher` (college and university), `digital` (staff records
+//! and what the digital-maturity indicators count), `journal` (the streamed journal) and
+//! `merge` (the merge by time and the signing).
 
 use crate::event::uuid_v7;
 use crate::keys::KeyPair;
@@ -25,6 +27,8 @@ use std::collections::VecDeque;
 
 mod attestation;
 mod clubs;
+mod contingent;
+mod digital;
 mod first_grade;
 mod higher;
 mod journal;
@@ -190,12 +194,15 @@ impl DemoRegion {
         };
         let mut script = Script { origin, dids: &region.dids, items: Vec::new(), n: SCRIPT_BASE };
         region.setup(&mut script);
+        region.contingent(&mut script);
         region.additional(&mut script);
         region.queues(&mut script);
         region.attestation(&mut script);
         region.school_year(&mut script);
         region.first_grade(&mut script);
         region.graduation(&mut script);
+        region.leaving(&mut script);
+        region.staff_and_digital(&mut script);
         let mut items = script.items;
         // Stable: events at the same instant keep their build order (causes before effects).
         items.sort_by_key(|it| it.at);

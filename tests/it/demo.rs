@@ -61,6 +61,9 @@ fn the_demo_region_covers_every_subsystem_and_passes_the_rules() {
         "college",
         "attestation",
         "portfolio",
+        "contingent",
+        "staff",
+        "digital",
     ] {
         assert!(families.get(family).copied().unwrap_or(0) > 0, "no {family}.* events: {families:?}");
     }
@@ -120,6 +123,22 @@ fn the_demo_region_covers_every_event_type_it_promises() {
         "attestation.vote_cast",
         "attestation.decision_recorded",
         "portfolio.achievement_attested",
+        "journal.final_attestation_recorded",
+        "journal.certificate_issued",
+        "college.diploma_issued",
+        "college.curriculum_registered",
+        "contingent.admitted",
+        "contingent.class_assigned",
+        "contingent.expelled",
+        "contingent.graduated",
+        "contingent.academic_leave_granted",
+        "learner.transferred",
+        "staff.course_completed",
+        "staff.competition_result_recorded",
+        "digital.recommendation_offered",
+        "digital.teacher_content_access_granted",
+        "digital.learner_content_access_granted",
+        "digital.assignment_recorded",
     ] {
         assert!(types.contains_key(ty), "no {ty}: {types:?}");
     }
