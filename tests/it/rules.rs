@@ -67,8 +67,24 @@ pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {
     zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/0")
 }
 
+/// The stream of the demo learner enrolled in `class` (`<year><letter>`) of `institution`
+/// (`sch-00<s>`) in `region()`: learner `n` is in school `n % 2`, year `1 + n / 2 % 11`, letter
+/// `n / 22 % 3` (the demo's `Pupil::of` with 2 schools). Marks need enrolment.
+pub(super) fn learner_in(institution: &str, class: &str) -> String {
+    let school: u64 = institution[4..].parse::<u64>().unwrap() - 1;
+    let digits: String = class.chars().take_while(char::is_ascii_digit).collect();
+    let year: u64 = digits.parse().unwrap();
+    let letter = ["А", "Б", "В"].iter().position(|l| class.ends_with(l)).unwrap() as u64;
+    format!("learner/47-{:06}", school + 2 * ((year - 1) + 11 * letter))
+}
+
 pub(super) fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64) -> Value {
-    let ev = json!({"ledger": DEMO_ORIGIN, "stream": format!("learner/t-{n}"), "type": "journal.grade_recorded", "id": id(n),
+    grade_event_in(n, key, institution, class, mark, &learner_in(institution, class))
+}
+
+/// `grade_event` in the stream of `learner`, enrolled there or not.
+fn grade_event_in(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64, learner: &str) -> Value {
+    let ev = json!({"ledger": DEMO_ORIGIN, "stream": learner, "type": "journal.grade_recorded", "id": id(n),
         "occurred_at": "2026-10-01T09:00:00Z", "author": key.did(),
         "data": {"v": 1, "institution": institution, "class": class, "subject": "Физика", "mark": mark,
                  "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2026-10-01"}});
@@ -84,6 +100,7 @@ pub(super) fn mutations() -> Vec<(Value, &'static str)> {
         (grade_event(900_002, &t, "sch-002", "5А", 5), "not_authorized"),
         (grade_event(900_003, &t, "sch-001", "5А", 7), "grade_out_of_scale"),
         (grade_event(900_004, &t, "sch-001", "1А", 4), "no_marks_in_first_grade"),
+        (grade_event_in(900_005, &t, "sch-001", "5А", 4, &learner_in("sch-001", "6А")), "learner_not_enrolled"),
     ]
 }
 
@@ -248,7 +265,7 @@ fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
     let t = teacher_of_school_1();
     ledger.append_blocking(vec![grade_event(1, &t, "sch-001", "5А", 5)])[0].as_ref().unwrap();
     let correction = {
-        let ev = json!({"ledger": DEMO_ORIGIN, "stream": "learner/t-1", "type": "journal.record_corrected",
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": learner_in("sch-001", "5А"), "type": "journal.record_corrected",
             "id": id(2), "occurred_at": "2026-10-02T09:00:00Z", "author": t.did(),
             "data": {"v": 1, "institution": "sch-001", "class": "5А", "corrected_event_id": id(1),
                      "reason": "typo", "authorised_by": t.did(), "mark": 4, "scale": "five_point"}});
