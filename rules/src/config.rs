@@ -301,9 +301,12 @@ impl Default for RegionConfig {
                 holidays: ["2026", "2027"]
                     .iter()
                     .flat_map(|y| {
-                        ["01-01", "01-02", "01-03", "01-04", "01-05", "01-06", "01-07", "01-08", "02-23", "03-08", "05-01", "05-09", "06-12", "11-04"]
-                            .iter()
-                            .map(move |md| format!("{y}-{md}"))
+                        [
+                            "01-01", "01-02", "01-03", "01-04", "01-05", "01-06", "01-07", "01-08", "02-23", "03-08",
+                            "05-01", "05-09", "06-12", "11-04",
+                        ]
+                        .iter()
+                        .map(move |md| format!("{y}-{md}"))
                     })
                     .collect(),
                 working_weekends: Vec::new(),
@@ -422,8 +425,10 @@ impl RegionConfig {
             if let Some(s) = req.required_subjects.iter().find(|s| !req.subjects.contains_key(*s)) {
                 return Err(format!("region config: certificate level {level} requires {s}, which has no scores"));
             }
-            if let Some((s, _)) =
-                req.subjects.iter().find(|(_, sc)| sc.max <= 0 || sc.max > *exam_max || !(0..=sc.max).contains(&sc.pass))
+            if let Some((s, _)) = req
+                .subjects
+                .iter()
+                .find(|(_, sc)| sc.max <= 0 || sc.max > *exam_max || !(0..=sc.max).contains(&sc.pass))
             {
                 return Err(format!("region config: scores of {s} for {level} are not 0 <= pass <= max <= {exam_max}"));
             }

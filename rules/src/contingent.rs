@@ -93,7 +93,9 @@ impl Contingent {
     /// Whether the learner is enrolled at `institution` (any class) on `date`.
     pub fn enrolled_at(&self, learner: &str, institution: &str, date: Days) -> bool {
         self.learners.get(learner).is_some_and(|r| {
-            r.periods.iter().any(|p| p.institution == institution && p.from <= date && !matches!(p.to, Some(t) if date >= t))
+            r.periods
+                .iter()
+                .any(|p| p.institution == institution && p.from <= date && !matches!(p.to, Some(t) if date >= t))
         })
     }
 
@@ -186,9 +188,8 @@ fn check_year(year: i64) -> Result<(), RuleRefusal> {
 pub(crate) fn check_enrolled(ctx: &Ctx, institution: &str, class: &str, date: Days) -> Result<(), RuleRefusal> {
     let record = ctx.rules.contingent.learners.get(ctx.sid);
     let Some(r) = record.filter(|r| r.periods.iter().any(|p| p.covers(institution, class, date))) else {
-        let now = record.and_then(|r| {
-            r.periods.iter().rev().find(|p| p.from <= date && !matches!(p.to, Some(t) if date >= t))
-        });
+        let now = record
+            .and_then(|r| r.periods.iter().rev().find(|p| p.from <= date && !matches!(p.to, Some(t) if date >= t)));
         let where_ = match now {
             Some(p) => format!("; on that date they were in {} of {}", p.class_text(), p.institution),
             None => "; on that date they were enrolled nowhere".to_owned(),
@@ -346,7 +347,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     match ev {
         Event::ContingentAdmitted(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
-            let inst = auth.institution_of_kind(&d.institution, &["school", "college", "university"], "an admission")?;
+            let inst =
+                auth.institution_of_kind(&d.institution, &["school", "college", "university"], "an admission")?;
             check_year(d.academic_year)?;
             let on = date_field(&d.admitted_on, "admitted_on")?;
             if inst.kind == "school" {
@@ -356,7 +358,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 }
             } else {
                 let Some(program) = &d.program_id else {
-                    return refuse("event_malformed", "data.program_id is missing (required at a college or university)");
+                    return refuse(
+                        "event_malformed",
+                        "data.program_id is missing (required at a college or university)",
+                    );
                 };
                 if !ctx.rules.journal.has_curriculum(&d.institution, program) {
                     return refuse(

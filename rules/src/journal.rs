@@ -5,8 +5,8 @@
 
 use crate::authority::{Institution, Need};
 use crate::config::RegionConfig;
-use crate::vocabulary::{Event, Mark};
 use crate::contingent::check_enrolled;
+use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -47,7 +47,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     }
     match ev {
         Event::StaffCourseCompleted(d) if !(1..=COURSE_HOURS_MAX).contains(&d.hours) => {
-            return refuse("course_hours_invalid", format!("a course of {} hours is not 1 to {COURSE_HOURS_MAX}", d.hours))
+            return refuse(
+                "course_hours_invalid",
+                format!("a course of {} hours is not 1 to {COURSE_HOURS_MAX}", d.hours),
+            )
         }
         Event::StaffCompetitionResult(d) if !cfg.achievement_levels.contains(&d.level) => {
             return refuse(

@@ -39,7 +39,13 @@ impl DemoRegion {
                 let inst = format!("{}-{:03}", if college { "col" } else { "uni" }, i + 1);
                 for program in programs {
                     let data = json!({"program_id": program, "level": level, "courses": curriculum(college)});
-                    s.push(instant(d, 5 * 60), &format!("institution/{inst}"), "college.curriculum_registered", registrars[i as usize], data);
+                    s.push(
+                        instant(d, 5 * 60),
+                        &format!("institution/{inst}"),
+                        "college.curriculum_registered",
+                        registrars[i as usize],
+                        data,
+                    );
                 }
             }
         }
@@ -73,21 +79,30 @@ impl DemoRegion {
             let minute = 6 * 60 + (n % 300) as i64;
             if st.year == 4 {
                 // The final session passes every course of the curriculum.
-                let (mark, scale) = if st.college { (json!(4), "five_point") } else { (json!("хорошо"), "four_level") };
+                let (mark, scale) =
+                    if st.college { (json!(4), "five_point") } else { (json!("хорошо"), "four_level") };
                 for (k, course) in curriculum(st.college).iter().enumerate() {
                     let data = json!({"institution": inst, "group": st.group(), "course": course, "term": 8,
                         "mark": mark, "scale": scale});
                     let at = instant(day(2027, 6, 20), minute + k as i64);
                     s.push(at, &learner_stream(n), "college.course_result_recorded", staff[k % staff.len()], data);
                 }
-                let registrar = if st.college { &c.college_registrar } else { &c.uni_registrar }[st.institution as usize];
+                let registrar =
+                    if st.college { &c.college_registrar } else { &c.uni_registrar }[st.institution as usize];
                 let data = json!({"institution": inst, "graduated_on": "2027-07-02"});
                 s.push(instant(day(2027, 7, 2), minute), &learner_stream(n), "contingent.graduated", registrar, data);
             } else if st.year == 2 && n % 7 == 0 {
-                let registrar = if st.college { &c.college_registrar } else { &c.uni_registrar }[st.institution as usize];
+                let registrar =
+                    if st.college { &c.college_registrar } else { &c.uni_registrar }[st.institution as usize];
                 let data = json!({"institution": inst, "starts_on": "2027-06-15", "ends_on": "2028-06-15",
                     "reason": "по медицинским показаниям"});
-                s.push(instant(day(2027, 6, 14), minute), &learner_stream(n), "contingent.academic_leave_granted", registrar, data);
+                s.push(
+                    instant(day(2027, 6, 14), minute),
+                    &learner_stream(n),
+                    "contingent.academic_leave_granted",
+                    registrar,
+                    data,
+                );
             }
         }
         for n in (0..c.learners).step_by(40) {
@@ -101,13 +116,20 @@ impl DemoRegion {
                 // The promoted sample starts 2027 in its next class.
                 let data = json!({"institution": sch(p.school), "class": format!("{}{}", p.year + 1, LETTERS[p.letter]),
                     "academic_year": 2027, "assigned_on": "2027-09-01"});
-                s.push(instant(day(2027, 8, 30), minute), &learner_stream(n), "contingent.class_assigned", registrar, data);
+                s.push(
+                    instant(day(2027, 8, 30), minute),
+                    &learner_stream(n),
+                    "contingent.class_assigned",
+                    registrar,
+                    data,
+                );
             }
         }
         // A few learners leave school before completing it (never one of the samples above).
         for n in (33..c.learners).step_by(500) {
             let p = c.pupil(n);
-            let data = json!({"institution": sch(p.school), "expelled_on": "2027-06-29", "reason": "выезд за пределы РФ"});
+            let data =
+                json!({"institution": sch(p.school), "expelled_on": "2027-06-29", "reason": "выезд за пределы РФ"});
             let at = instant(day(2027, 6, 29), 6 * 60 + (n % 300) as i64);
             s.push(at, &learner_stream(n), "contingent.expelled", c.school_registrar[p.school as usize], data);
         }

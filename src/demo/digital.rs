@@ -29,19 +29,37 @@ impl DemoRegion {
                 let data = json!({"record_id": format!("kpk-{i:05}-2026"), "institution": sch(school),
                     "course": "Реализация требований обновлённых ФГОС", "provider": "loiro", "hours": 36 + 36 * (i % 2) as i64,
                     "completed_on": date(day(2026, 10, 1) + (i % 150) as i64)});
-                s.push(instant(day(2026, 10, 1) + (i % 150) as i64, minute), &teacher, "staff.course_completed", c.staff_issuer, data);
+                s.push(
+                    instant(day(2026, 10, 1) + (i % 150) as i64, minute),
+                    &teacher,
+                    "staff.course_completed",
+                    c.staff_issuer,
+                    data,
+                );
             }
             if i % 25 == 7 {
                 let result = ["winner", "prize_winner", "laureate", "participant"][i / 25 % 4];
                 let data = json!({"record_id": format!("konkurs-{i:05}-2027"), "institution": sch(school),
                     "competition": "Учитель года Ленинградской области", "level": "regional", "result": result,
                     "date": "2027-02-15"});
-                s.push(instant(day(2027, 2, 20), minute), &teacher, "staff.competition_result_recorded", c.staff_issuer, data);
+                s.push(
+                    instant(day(2027, 2, 20), minute),
+                    &teacher,
+                    "staff.competition_result_recorded",
+                    c.staff_issuer,
+                    data,
+                );
             }
             if i % 4 != 3 {
                 let data = json!({"access_id": format!("tca-{i:05}"), "institution": sch(school),
                     "service": TEACHER_SERVICES[i % 3], "granted_on": "2026-09-07"});
-                s.push(instant(day(2026, 9, 7), minute), &teacher, "digital.teacher_content_access_granted", c.school_admin[school as usize], data);
+                s.push(
+                    instant(day(2026, 9, 7), minute),
+                    &teacher,
+                    "digital.teacher_content_access_granted",
+                    c.school_admin[school as usize],
+                    data,
+                );
             }
         }
         for n in 0..c.learners {
@@ -51,7 +69,13 @@ impl DemoRegion {
             if n % 4 == 1 {
                 let data = json!({"access_id": format!("lca-{n:06}"), "institution": inst,
                     "service": LEARNER_SERVICES[(n / 4 % 3) as usize], "granted_on": "2026-09-14"});
-                s.push(instant(day(2026, 9, 14), minute), &stream, "digital.learner_content_access_granted", c.school_admin[p.school as usize], data);
+                s.push(
+                    instant(day(2026, 9, 14), minute),
+                    &stream,
+                    "digital.learner_content_access_granted",
+                    c.school_admin[p.school as usize],
+                    data,
+                );
             }
             if n % 8 == 2 && p.year >= 5 {
                 let d = day(2026, 11, 2) + (n % 120) as i64;
@@ -70,7 +94,13 @@ impl DemoRegion {
                 "subject": SUBJECTS[(k % SUBJECTS.len() as u64) as usize],
                 "checking": if k % 10 == 9 { "manual" } else { "automatic" }, "assigned_on": date(d)});
             let at = instant(d, 6 * 60 + (k % 700) as i64);
-            s.push(at, &format!("institution/{}", sch(p.school)), "digital.assignment_recorded", c.teacher_of(p.school, k), data);
+            s.push(
+                at,
+                &format!("institution/{}", sch(p.school)),
+                "digital.assignment_recorded",
+                c.teacher_of(p.school, k),
+                data,
+            );
         }
     }
 }

@@ -83,7 +83,14 @@ pub(super) fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &s
 }
 
 /// `grade_event` in the stream of `learner`, enrolled there or not.
-fn grade_event_in(n: u64, key: &zachetka::keys::KeyPair, institution: &str, class: &str, mark: i64, learner: &str) -> Value {
+fn grade_event_in(
+    n: u64,
+    key: &zachetka::keys::KeyPair,
+    institution: &str,
+    class: &str,
+    mark: i64,
+    learner: &str,
+) -> Value {
     let ev = json!({"ledger": DEMO_ORIGIN, "stream": learner, "type": "journal.grade_recorded", "id": id(n),
         "occurred_at": "2026-10-01T09:00:00Z", "author": key.did(),
         "data": {"v": 1, "institution": institution, "class": class, "subject": "Физика", "mark": mark,

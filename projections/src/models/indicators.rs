@@ -383,9 +383,21 @@ mod tests {
             grant(19, "t-1", "teacher", "sch-2"),
             access(20, "teacher/t-2", "digital.teacher_content_access_granted", "sch-2"),
             access(21, "teacher/t-3", "digital.teacher_content_access_granted", "kg-1"),
-            row(22, "learner/47-2", "digital.recommendation_offered", T, json!({"recommendation_id": "r1", "institution": "sch-2", "kind": "individual_trajectory", "offered_on": "2026-09-01"})),
+            row(
+                22,
+                "learner/47-2",
+                "digital.recommendation_offered",
+                T,
+                json!({"recommendation_id": "r1", "institution": "sch-2", "kind": "individual_trajectory", "offered_on": "2026-09-01"}),
+            ),
             // 47-9 attends a kindergarten: not a school student, not counted.
-            row(23, "learner/47-9", "digital.recommendation_offered", T, json!({"recommendation_id": "r2", "institution": "kg-1", "kind": "recommendation", "offered_on": "2026-09-01"})),
+            row(
+                23,
+                "learner/47-9",
+                "digital.recommendation_offered",
+                T,
+                json!({"recommendation_id": "r2", "institution": "kg-1", "kind": "recommendation", "offered_on": "2026-09-01"}),
+            ),
             access(24, "learner/47-1", "digital.learner_content_access_granted", "sch-1"),
             access(25, "learner/47-5", "digital.learner_content_access_granted", "sch-1"),
             assignment(26, "a1", "automatic"),
@@ -406,7 +418,13 @@ mod tests {
     }
 
     fn access(seq: u64, stream: &str, ty: &str, inst: &str) -> Row {
-        row(seq, stream, ty, T, json!({"access_id": format!("x{seq}"), "institution": inst, "service": "resh", "granted_on": "2026-09-01"}))
+        row(
+            seq,
+            stream,
+            ty,
+            T,
+            json!({"access_id": format!("x{seq}"), "institution": inst, "service": "resh", "granted_on": "2026-09-01"}),
+        )
     }
 
     fn assignment(seq: u64, id: &str, checking: &str) -> Row {
@@ -464,7 +482,10 @@ mod tests {
             ]
         );
         // (33.33 + 33.33 + 50 + 66.67 + 75) / 5 = 51.67.
-        assert_eq!(b["digital_maturity"]["index"], json!({"computable": true, "percent": "51.7", "definition": "the mean of the five shares"}));
+        assert_eq!(
+            b["digital_maturity"]["index"],
+            json!({"computable": true, "percent": "51.7", "definition": "the mean of the five shares"})
+        );
         assert!(matches!(m.view(&["x"]), Err(ViewError::BadPath(_))));
     }
 

@@ -245,11 +245,8 @@ impl ReadModel for Teachers {
             .teachers
             .get(id)
             .ok_or_else(|| ViewError::NotFound(format!("teacher {id} has no attestation or staff records")))?;
-        let institution = t
-            .applications
-            .get(&t.latest)
-            .map_or(t.staff_institution.as_str(), |a| a.institution.as_str())
-            .to_owned();
+        let institution =
+            t.applications.get(&t.latest).map_or(t.staff_institution.as_str(), |a| a.institution.as_str()).to_owned();
         Ok(View { scope: Scope::Institution(institution.clone()), body: self.body(id, &institution, t) })
     }
 }

@@ -37,8 +37,13 @@ fn marks_need_enrolment_in_that_class_on_that_date() {
     h.refused("learner_not_enrolled", TEACHER, L9, "journal.grade_recorded", at_date("2026-09-09"));
     h.ok(TEACHER, L9, "journal.grade_recorded", at_date("2026-09-10"));
     // Another class of the same school.
-    let m =
-        h.refused("learner_not_enrolled", TEACHER, L9, "journal.grade_recorded", grade(json!({"class": "5Б", "lesson_date": "2026-09-10"})));
+    let m = h.refused(
+        "learner_not_enrolled",
+        TEACHER,
+        L9,
+        "journal.grade_recorded",
+        grade(json!({"class": "5Б", "lesson_date": "2026-09-10"})),
+    );
     assert!(m.contains("they were in 5А of sch-001"), "{m}");
     // Admission needs the institution's registrar or admin, and one enrolment at a time.
     h.refused("not_authorized", TEACHER, L9, "contingent.admitted", admitted("sch-001", "5А", "2026-09-10"));
@@ -46,12 +51,36 @@ fn marks_need_enrolment_in_that_class_on_that_date() {
     h.refused("learner_already_enrolled", ADMIN2, L9, "contingent.admitted", admitted("sch-002", "5А", "2026-09-10"));
     h.refused("class_malformed", REGISTRAR, L1, "contingent.admitted", admitted("sch-001", "13А", "2026-09-10"));
     h.grant(AUTH, "did:key:z6MkKgAdmin", "p-kg", &["institution_admin"], json!({"institution": "kg-001"}));
-    h.refused("institution_kind_mismatch", "did:key:z6MkKgAdmin", L9, "contingent.admitted", admitted("kg-001", "5А", "2026-09-10"));
+    h.refused(
+        "institution_kind_mismatch",
+        "did:key:z6MkKgAdmin",
+        L9,
+        "contingent.admitted",
+        admitted("kg-001", "5А", "2026-09-10"),
+    );
     // A move to 5Б from 1 October: marks before it stay in 5А, after it in 5Б.
     let move_ = json!({"institution": "sch-001", "class": "5Б", "academic_year": 2026, "assigned_on": "2026-10-01"});
-    h.refused("class_unchanged", REGISTRAR, L9, "contingent.class_assigned", json!({"institution": "sch-001", "class": "5А", "academic_year": 2026, "assigned_on": "2026-10-01"}));
-    h.refused("contingent_date_out_of_order", REGISTRAR, L9, "contingent.class_assigned", json!({"institution": "sch-001", "class": "5Б", "academic_year": 2026, "assigned_on": "2026-09-01"}));
-    h.refused("learner_not_enrolled", ADMIN2, L9, "contingent.class_assigned", json!({"institution": "sch-002", "class": "5Б", "academic_year": 2026, "assigned_on": "2026-10-01"}));
+    h.refused(
+        "class_unchanged",
+        REGISTRAR,
+        L9,
+        "contingent.class_assigned",
+        json!({"institution": "sch-001", "class": "5А", "academic_year": 2026, "assigned_on": "2026-10-01"}),
+    );
+    h.refused(
+        "contingent_date_out_of_order",
+        REGISTRAR,
+        L9,
+        "contingent.class_assigned",
+        json!({"institution": "sch-001", "class": "5Б", "academic_year": 2026, "assigned_on": "2026-09-01"}),
+    );
+    h.refused(
+        "learner_not_enrolled",
+        ADMIN2,
+        L9,
+        "contingent.class_assigned",
+        json!({"institution": "sch-002", "class": "5Б", "academic_year": 2026, "assigned_on": "2026-10-01"}),
+    );
     h.ok(REGISTRAR, L9, "contingent.class_assigned", move_);
     h.ok(TEACHER, L9, "journal.grade_recorded", at_date("2026-09-30"));
     h.refused("learner_not_enrolled", TEACHER, L9, "journal.grade_recorded", at_date("2026-10-01"));
@@ -60,17 +89,41 @@ fn marks_need_enrolment_in_that_class_on_that_date() {
     let expel = |on: &str| json!({"institution": "sch-001", "expelled_on": on, "reason": "family moved abroad"});
     h.refused("contingent_date_out_of_order", REGISTRAR, L9, "contingent.expelled", expel("2026-09-30"));
     h.ok(REGISTRAR, L9, "contingent.expelled", expel("2026-12-01"));
-    h.refused("learner_not_enrolled", TEACHER, L9, "journal.grade_recorded", grade(json!({"class": "5Б", "lesson_date": "2026-12-01"})));
+    h.refused(
+        "learner_not_enrolled",
+        TEACHER,
+        L9,
+        "journal.grade_recorded",
+        grade(json!({"class": "5Б", "lesson_date": "2026-12-01"})),
+    );
     h.ok(TEACHER, L9, "journal.grade_recorded", grade(json!({"class": "5Б", "lesson_date": "2026-11-30"})));
     h.refused("learner_not_enrolled", REGISTRAR, L9, "contingent.expelled", expel("2026-12-02"));
-    h.refused("learner_not_enrolled", REGISTRAR, L9, "contingent.graduated", json!({"institution": "sch-001", "graduated_on": "2027-06-30"}));
+    h.refused(
+        "learner_not_enrolled",
+        REGISTRAR,
+        L9,
+        "contingent.graduated",
+        json!({"institution": "sch-001", "graduated_on": "2027-06-30"}),
+    );
     // Readmitted elsewhere, before the last stay ended: out of order; after: accepted.
-    h.refused("contingent_date_out_of_order", ADMIN2, L9, "contingent.admitted", admitted("sch-002", "5А", "2026-11-01"));
+    h.refused(
+        "contingent_date_out_of_order",
+        ADMIN2,
+        L9,
+        "contingent.admitted",
+        admitted("sch-002", "5А", "2026-11-01"),
+    );
     h.ok(ADMIN2, L9, "contingent.admitted", admitted("sch-002", "5А", "2026-12-05"));
     h.ok(TEACHER2, L9, "journal.grade_recorded", grade(json!({"institution": "sch-002", "lesson_date": "2026-12-05"})));
     // Graduation ends the stay too.
     h.ok(ADMIN2, L9, "contingent.graduated", json!({"institution": "sch-002", "graduated_on": "2027-06-30"}));
-    h.refused("learner_not_enrolled", TEACHER2, L9, "journal.grade_recorded", grade(json!({"institution": "sch-002", "lesson_date": "2027-07-01"})));
+    h.refused(
+        "learner_not_enrolled",
+        TEACHER2,
+        L9,
+        "journal.grade_recorded",
+        grade(json!({"institution": "sch-002", "lesson_date": "2027-07-01"})),
+    );
     // Term grades ask the event's date.
     let tg = json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": 2026, "term": 1, "mark": 4, "scale": "five_point"});
     h.refused("learner_not_enrolled", CLASS_5A, L9, "journal.term_grade_set", tg.clone());
@@ -88,7 +141,13 @@ fn transfers_leave_the_source_school() {
     let tr = json!({"from_institution": "sch-001", "to_institution": "sch-002", "transferred_on": "2026-10-01"});
     h.ok(REGISTRAR, L1, "learner.transferred", tr);
     // The receiving school admits the learner into its class.
-    h.refused("learner_not_enrolled", TEACHER2, L1, "journal.grade_recorded", grade(json!({"institution": "sch-002", "lesson_date": "2026-10-02"})));
+    h.refused(
+        "learner_not_enrolled",
+        TEACHER2,
+        L1,
+        "journal.grade_recorded",
+        grade(json!({"institution": "sch-002", "lesson_date": "2026-10-02"})),
+    );
     h.ok(ADMIN2, L1, "contingent.admitted", admitted("sch-002", "5А", "2026-10-02"));
     h.ok(TEACHER2, L1, "journal.grade_recorded", grade(json!({"institution": "sch-002", "lesson_date": "2026-10-02"})));
     h.ok(TEACHER, L1, "journal.grade_recorded", at_date("2026-09-30"));
@@ -103,8 +162,20 @@ fn college_admission_leave_and_diploma() {
     h.refused("institution_kind_mismatch", REGISTRAR, SCH1, "college.curriculum_registered", cur.clone());
     h.ok(COL_REGISTRAR, col, "college.curriculum_registered", cur.clone());
     h.refused("curriculum_already_registered", COL_REGISTRAR, col, "college.curriculum_registered", cur);
-    h.refused("event_malformed", COL_REGISTRAR, col, "college.curriculum_registered", json!({"program_id": "X", "level": "secondary_vocational", "courses": ["a", "a"]}));
-    h.refused("diploma_level_unknown", COL_REGISTRAR, col, "college.curriculum_registered", json!({"program_id": "X", "level": "phd", "courses": ["a"]}));
+    h.refused(
+        "event_malformed",
+        COL_REGISTRAR,
+        col,
+        "college.curriculum_registered",
+        json!({"program_id": "X", "level": "secondary_vocational", "courses": ["a", "a"]}),
+    );
+    h.refused(
+        "diploma_level_unknown",
+        COL_REGISTRAR,
+        col,
+        "college.curriculum_registered",
+        json!({"program_id": "X", "level": "phd", "courses": ["a"]}),
+    );
     let mut adm = admitted("col-001", "ЭК-21", "2026-09-01");
     h.refused("event_malformed", COL_REGISTRAR, L9, "contingent.admitted", adm.clone());
     adm["program_id"] = json!("ЮР");
@@ -118,9 +189,27 @@ fn college_admission_leave_and_diploma() {
     h.ok(COL_TEACHER, L9, "college.course_result_recorded", cr("law", "неудовлетворительно"));
     // Academic leave from November to March: no results then.
     let leave = |s: &str, e: &str| json!({"institution": "col-001", "starts_on": s, "ends_on": e, "reason": "health"});
-    h.refused("leave_dates_invalid", COL_REGISTRAR, L9, "contingent.academic_leave_granted", leave("2026-11-01", "2026-11-01"));
-    h.refused("institution_kind_mismatch", REGISTRAR, L1, "contingent.academic_leave_granted", json!({"institution": "sch-001", "starts_on": "2026-11-01", "ends_on": "2027-03-01", "reason": "health"}));
-    h.refused("learner_not_enrolled", COL_REGISTRAR, L1, "contingent.academic_leave_granted", leave("2026-11-01", "2027-03-01"));
+    h.refused(
+        "leave_dates_invalid",
+        COL_REGISTRAR,
+        L9,
+        "contingent.academic_leave_granted",
+        leave("2026-11-01", "2026-11-01"),
+    );
+    h.refused(
+        "institution_kind_mismatch",
+        REGISTRAR,
+        L1,
+        "contingent.academic_leave_granted",
+        json!({"institution": "sch-001", "starts_on": "2026-11-01", "ends_on": "2027-03-01", "reason": "health"}),
+    );
+    h.refused(
+        "learner_not_enrolled",
+        COL_REGISTRAR,
+        L1,
+        "contingent.academic_leave_granted",
+        leave("2026-11-01", "2027-03-01"),
+    );
     h.ok(COL_REGISTRAR, L9, "contingent.academic_leave_granted", leave("2026-11-01", "2027-03-01"));
     h.at("2026-12-01T09:00:00Z");
     h.refused("learner_on_academic_leave", COL_TEACHER, L9, "college.course_result_recorded", cr("law", "хорошо"));
@@ -147,7 +236,13 @@ fn certificates_need_passing_final_attestation() {
     h.ok(REGISTRAR, L1, "journal.final_attestation_recorded", fa("oge", "Математика", 7));
     h.ok(REGISTRAR, L1, "journal.final_attestation_recorded", fa("oge", "Русский язык", 20));
     let cert = |level: &str, n: &str| json!({"institution": "sch-001", "level": level, "number": n, "issued_on": "2027-06-25"});
-    let m = h.refused("certificate_requirements_unmet", REGISTRAR, L1, "journal.certificate_issued", cert("basic_general", "A-1"));
+    let m = h.refused(
+        "certificate_requirements_unmet",
+        REGISTRAR,
+        L1,
+        "journal.certificate_issued",
+        cert("basic_general", "A-1"),
+    );
     assert!(m.contains("Математика (at least 8)") && !m.contains("Русский"), "{m}");
     // A retake that passes.
     h.ok(REGISTRAR, L1, "journal.final_attestation_recorded", fa("oge", "Математика", 8));
@@ -156,7 +251,13 @@ fn certificates_need_passing_final_attestation() {
     h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", fa("ege", "Русский язык", 24));
     h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", fa("ege", "Математика", 26));
     h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", fa("oge", "Математика", 30));
-    let m = h.refused("certificate_requirements_unmet", REGISTRAR, L2, "journal.certificate_issued", cert("secondary_general", "A-2"));
+    let m = h.refused(
+        "certificate_requirements_unmet",
+        REGISTRAR,
+        L2,
+        "journal.certificate_issued",
+        cert("secondary_general", "A-2"),
+    );
     assert!(m.contains("Математика (at least 27)"), "{m}");
     h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", fa("ege", "Математика", 27));
     h.ok(REGISTRAR, L2, "journal.certificate_issued", cert("secondary_general", "A-2"));
@@ -178,16 +279,29 @@ fn first_grade_orders_enrol_once_and_on_time() {
     }
     // 30 June 2027 is a Wednesday: 1, 2 and 5 July are the three working days after it.
     h.at("2027-07-05T09:00:00Z");
-    let m = h.refused("enrolment_order_late", ADMIN, SCH1, "enrolment.order_issued", order("o1", &["a1"], "2027-07-06"));
+    let m =
+        h.refused("enrolment_order_late", ADMIN, SCH1, "enrolment.order_issued", order("o1", &["a1"], "2027-07-06"));
     assert!(m.contains("due by 2027-07-05"), "{m}");
     // A backdated order date does not hide a late event.
     h.at("2027-07-06T09:00:00Z");
     h.refused("enrolment_order_late", ADMIN, SCH1, "enrolment.order_issued", order("o1", &["a1"], "2027-07-02"));
     h.at("2027-07-05T09:00:00Z");
-    h.refused("learner_already_enrolled", ADMIN, SCH1, "enrolment.order_issued", order("o1", &["a2", "a3"], "2027-07-05"));
+    h.refused(
+        "learner_already_enrolled",
+        ADMIN,
+        SCH1,
+        "enrolment.order_issued",
+        order("o1", &["a2", "a3"], "2027-07-05"),
+    );
     h.ok(ADMIN, SCH1, "enrolment.order_issued", order("o1", &["a1", "a2"], "2027-07-05"));
     // The same learner, enrolled by sch-001's order, applied to sch-002 too.
-    let m = h.refused("learner_already_enrolled", ADMIN2, SCH2, "enrolment.order_issued", order("o2", &["b1"], "2027-07-05"));
+    let m = h.refused(
+        "learner_already_enrolled",
+        ADMIN2,
+        SCH2,
+        "enrolment.order_issued",
+        order("o2", &["b1"], "2027-07-05"),
+    );
     assert!(m.contains("1st grade of sch-001 for 2027"), "{m}");
     // The order enrolled them into the 1st grade from 1 September: attendance in any 1st-grade
     // class, none before, no other admission.
@@ -195,8 +309,19 @@ fn first_grade_orders_enrol_once_and_on_time() {
     h.at("2027-09-02T09:00:00Z");
     h.refused("learner_not_enrolled", TEACHER_1A, "learner/47-100001", "journal.attendance_marked", att("2027-08-31"));
     h.ok(TEACHER_1A, "learner/47-100001", "journal.attendance_marked", att("2027-09-01"));
-    h.refused("learner_already_enrolled", ADMIN2, "learner/47-100001", "contingent.admitted", admitted("sch-002", "1А", "2027-09-01"));
-    h.ok(REGISTRAR, "learner/47-100001", "contingent.class_assigned", json!({"institution": "sch-001", "class": "1Б", "academic_year": 2027, "assigned_on": "2027-09-02"}));
+    h.refused(
+        "learner_already_enrolled",
+        ADMIN2,
+        "learner/47-100001",
+        "contingent.admitted",
+        admitted("sch-002", "1А", "2027-09-01"),
+    );
+    h.ok(
+        REGISTRAR,
+        "learner/47-100001",
+        "contingent.class_assigned",
+        json!({"institution": "sch-001", "class": "1Б", "academic_year": 2027, "assigned_on": "2027-09-02"}),
+    );
     h.refused("learner_not_enrolled", TEACHER_1A, "learner/47-100001", "journal.attendance_marked", att("2027-09-02"));
 }
 
@@ -207,13 +332,23 @@ fn working_days_are_region_data() {
     config.calendar.holidays.push("2027-07-01".into());
     let mut h = Harness::with_config(config);
     h.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
-    h.ok(AUTH, "registry", "registry.institution_registered", json!({"institution": "sch-001", "kind": "school", "territory": "t"}));
+    h.ok(
+        AUTH,
+        "registry",
+        "registry.institution_registered",
+        json!({"institution": "sch-001", "kind": "school", "territory": "t"}),
+    );
     h.grant(AUTH, ADMIN, "p-a", &["institution_admin"], json!({"institution": "sch-001"}));
     h.at("2027-05-01T09:00:00Z");
     h.ok(ADMIN, SCH1, "enrolment.application_submitted", json!({"application_id": "a1", "learner": "47-1", "target_year": 2027, "window": 1, "basis": "territory", "birth_month": "2020-12"}));
     h.ok(ADMIN, SCH1, "enrolment.places_published", json!({"target_year": 2027, "places": 1}));
     h.at("2027-07-06T09:00:00Z");
-    h.ok(ADMIN, SCH1, "enrolment.order_issued", json!({"order_id": "o1", "target_year": 2027, "applications": ["a1"], "order_date": "2027-07-06"}));
+    h.ok(
+        ADMIN,
+        SCH1,
+        "enrolment.order_issued",
+        json!({"order_id": "o1", "target_year": 2027, "applications": ["a1"], "order_date": "2027-07-06"}),
+    );
 }
 
 #[test]
@@ -234,8 +369,20 @@ fn staff_records_are_attested_by_their_issuers() {
     other["institution"] = json!("sch-404");
     h.refused("institution_unknown", ISSUER_STAFF, t, "staff.course_completed", other);
     let comp = |level: &str, result: &str| json!({"record_id": "k-1", "institution": "sch-001", "competition": "Учитель года", "level": level, "result": result, "date": "2026-05-15"});
-    h.refused("competition_level_unknown", ISSUER_STAFF, t, "staff.competition_result_recorded", comp("galactic", "winner"));
-    h.refused("competition_result_unknown", ISSUER_STAFF, t, "staff.competition_result_recorded", comp("regional", "champion"));
+    h.refused(
+        "competition_level_unknown",
+        ISSUER_STAFF,
+        t,
+        "staff.competition_result_recorded",
+        comp("galactic", "winner"),
+    );
+    h.refused(
+        "competition_result_unknown",
+        ISSUER_STAFF,
+        t,
+        "staff.competition_result_recorded",
+        comp("regional", "champion"),
+    );
     h.ok(ISSUER_STAFF, t, "staff.competition_result_recorded", comp("regional", "laureate"));
     h.refused("stream_mismatch", ISSUER_STAFF, L1, "staff.competition_result_recorded", comp("regional", "winner"));
 }
@@ -251,10 +398,28 @@ fn indicator_records() {
     h.refused("not_authorized", TEACHER2, L1, "digital.recommendation_offered", rec("r-2", "recommendation"));
     let tacc = |id: &str, service: &str| json!({"access_id": id, "institution": "sch-001", "service": service, "granted_on": "2026-09-01"});
     h.ok(ADMIN, "teacher/t-0001", "digital.teacher_content_access_granted", tacc("ta-1", "resh"));
-    h.refused("digital_service_not_verified", ADMIN, "teacher/t-0001", "digital.teacher_content_access_granted", tacc("ta-2", "sferum-library"));
-    h.refused("not_authorized", TEACHER, "teacher/t-0001", "digital.teacher_content_access_granted", tacc("ta-2", "resh"));
+    h.refused(
+        "digital_service_not_verified",
+        ADMIN,
+        "teacher/t-0001",
+        "digital.teacher_content_access_granted",
+        tacc("ta-2", "sferum-library"),
+    );
+    h.refused(
+        "not_authorized",
+        TEACHER,
+        "teacher/t-0001",
+        "digital.teacher_content_access_granted",
+        tacc("ta-2", "resh"),
+    );
     h.ok(ADMIN, L1, "digital.learner_content_access_granted", tacc("la-1", "sferum-library"));
-    h.refused("digital_service_not_verified", ADMIN, L1, "digital.learner_content_access_granted", tacc("la-2", "biblioteka-mesh"));
+    h.refused(
+        "digital_service_not_verified",
+        ADMIN,
+        L1,
+        "digital.learner_content_access_granted",
+        tacc("la-2", "biblioteka-mesh"),
+    );
     h.refused("learner_not_enrolled", ADMIN, L9, "digital.learner_content_access_granted", tacc("la-2", "resh"));
     let asg = |id: &str, class: &str, checking: &str| json!({"assignment_id": id, "class": class, "subject": "math", "checking": checking, "assigned_on": "2026-09-01"});
     h.ok(TEACHER_5A, SCH1, "digital.assignment_recorded", asg("as-1", "5А", "automatic"));
@@ -273,7 +438,9 @@ fn the_region_config_checks_the_new_lists() {
     };
     assert!(bad(&|v| v["calendar"]["weekend_days"] = json!([0])).contains("weekend_days"));
     assert!(bad(&|v| v["calendar"]["holidays"] = json!(["2027-13-01"])).contains("2027-13-01"));
-    assert!(bad(&|v| v["certificate_requirements"]["basic_general"]["exam"] = json!("sat")).contains("unknown exam sat"));
+    assert!(
+        bad(&|v| v["certificate_requirements"]["basic_general"]["exam"] = json!("sat")).contains("unknown exam sat")
+    );
     assert!(bad(&|v| v["certificate_requirements"]["basic_general"]["subjects"]["Математика"]["pass"] = json!(40))
         .contains("Математика"));
     assert!(bad(&|v| v["certificate_requirements"]["basic_general"]["required_subjects"] = json!(["Химия"]))

@@ -158,7 +158,13 @@ impl World {
                 } else {
                     learner_of((i + 1) % SCHOOLS, j, self.rng.below(PER_CLASS))
                 };
-                vec![self.step(&key, &other, "journal.grade_recorded", Self::grade(&inst, &class, mark), Some("learner_not_enrolled"))]
+                vec![self.step(
+                    &key,
+                    &other,
+                    "journal.grade_recorded",
+                    Self::grade(&inst, &class, mark),
+                    Some("learner_not_enrolled"),
+                )]
             }
             0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
             5 => {
