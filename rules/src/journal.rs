@@ -172,13 +172,10 @@ impl Journal {
             Event::CertificateIssued(d) => {
                 self.documents.insert((d.institution.clone(), d.number.clone()));
             }
-            Event::FinalAttestationRecorded(d) => {
-                if subject_scores(cfg, &d.exam, &d.subject).is_some_and(|sc| d.score >= sc.pass) {
-                    self.exams_passed
-                        .entry(a.e.stream.to_owned())
-                        .or_default()
-                        .insert((d.exam.clone(), d.subject.clone()));
-                }
+            Event::FinalAttestationRecorded(d)
+                if subject_scores(cfg, &d.exam, &d.subject).is_some_and(|sc| d.score >= sc.pass) =>
+            {
+                self.exams_passed.entry(a.e.stream.to_owned()).or_default().insert((d.exam.clone(), d.subject.clone()));
             }
             Event::CourseResultRecorded(d) if passes(cfg, &d.scale, &d.mark) => {
                 self.courses_passed
