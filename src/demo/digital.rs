@@ -50,7 +50,11 @@ impl DemoRegion {
                     data,
                 );
             }
-            if i % 4 != 3 {
+            let verified = match self.targets {
+                Some(t) => (i as u64) < t.teachers_with_verified_content,
+                None => i % 4 != 3,
+            };
+            if verified {
                 let data = json!({"access_id": format!("tca-{i:05}"), "institution": sch(school),
                     "service": TEACHER_SERVICES[i % 3], "granted_on": "2026-09-07"});
                 s.push(
@@ -66,7 +70,24 @@ impl DemoRegion {
             let p = c.pupil(n);
             let (inst, stream) = (sch(p.school), learner_stream(n));
             let minute = 6 * 60 + (n % 600) as i64;
-            if n % 4 == 1 {
+            let (access, recommended, profile) = match self.targets {
+                Some(t) => (n < t.students_with_free_access, n < t.students_recommended, n < t.students_with_profile),
+                None => (n % 4 == 1, n % 8 == 2 && p.year >= 5, false),
+            };
+            if profile {
+                // The digital profile of the targets' learners: one achievement each.
+                let d = day(2026, 10, 1) + (n % 200) as i64;
+                let data = json!({"achievement_id": format!("{inst}-profile-{n:06}"), "kind": "creative",
+                    "level": "school", "date": date(d), "result": "участник"});
+                s.push(
+                    instant(d, minute),
+                    &stream,
+                    "portfolio.achievement_attested",
+                    c.school_issuer[p.school as usize],
+                    data,
+                );
+            }
+            if access {
                 let data = json!({"access_id": format!("lca-{n:06}"), "institution": inst,
                     "service": LEARNER_SERVICES[(n / 4 % 3) as usize], "granted_on": "2026-09-14"});
                 s.push(
@@ -77,7 +98,7 @@ impl DemoRegion {
                     data,
                 );
             }
-            if n % 8 == 2 && p.year >= 5 {
+            if recommended {
                 let d = day(2026, 11, 2) + (n % 120) as i64;
                 let kind = if n % 3 == 0 { "individual_trajectory" } else { "recommendation" };
                 let data = json!({"recommendation_id": format!("rec-{n:06}"), "institution": inst, "kind": kind,
@@ -87,12 +108,17 @@ impl DemoRegion {
         }
         // About 1.2 electronic assignments per learner (the 2021 monitoring: 202,217 for 174,876),
         // most checked automatically; by subject teachers of the class's school.
-        for k in 0..c.learners * 6 / 5 {
+        let assignments = self.targets.map_or(c.learners * 6 / 5, |t| t.assignments);
+        for k in 0..assignments {
+            let manual = match self.targets {
+                Some(t) => k >= t.assignments_automatic,
+                None => k % 10 == 9,
+            };
             let p = c.pupil(k % c.learners);
             let d = day(2026, 9, 8) + (k % 250) as i64;
             let data = json!({"assignment_id": format!("{}-as-{k:07}", sch(p.school)), "class": p.class(),
                 "subject": SUBJECTS[(k % SUBJECTS.len() as u64) as usize],
-                "checking": if k % 10 == 9 { "manual" } else { "automatic" }, "assigned_on": date(d)});
+                "checking": if manual { "manual" } else { "automatic" }, "assigned_on": date(d)});
             let at = instant(d, 6 * 60 + (k % 700) as i64);
             s.push(
                 at,

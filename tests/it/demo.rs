@@ -157,3 +157,55 @@ fn the_demo_region_is_deterministic() {
     }
     assert_eq!(a.remaining(), b.remaining());
 }
+
+#[test]
+fn a_region_with_indicator_targets_reproduces_them_from_the_log() {
+    // `zachetka demo --region leningrad-2021` at a size a test can build: every numerator is the
+    // target, every denominator the region's students, teachers or assignments.
+    use zachetka::demo::IndicatorTargets;
+    let size = DemoSize { learners: 300, teachers: 60, events: 1500 };
+    let targets = IndicatorTargets {
+        students_with_profile: 297,
+        students_recommended: 35,
+        teachers_with_verified_content: 17,
+        students_with_free_access: 70,
+        assignments: 347,
+        assignments_automatic: 340,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::with_targets(ORIGIN, size, targets);
+    let ledger = education_ledger(dir.path(), &region.authority_did());
+    loop {
+        let batch = region.next_batch(700);
+        if batch.is_empty() {
+            break;
+        }
+        for r in ledger.append_blocking(batch) {
+            r.unwrap();
+        }
+    }
+    let tree_size = ledger.head().0.tree_size;
+    ledger.read_side().wait_applied_blocking(tree_size);
+    let body = ledger.read_side().view("indicators", &[]).unwrap().view.body;
+    let shares: Vec<(u64, u64)> = body["digital_maturity"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["numerator"].as_u64().unwrap(), s["denominator"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shares, vec![(297, 300), (35, 300), (17, 60), (70, 300), (340, 347)], "{body:#}");
+    // (99.0 + 11.667 + 28.333 + 23.333 + 97.983) / 5 = 52.06.
+    assert_eq!(body["digital_maturity"]["index"]["percent"], "52.1");
+    // The published figures: the same numerators, and the students, teachers and assignments.
+    let (size, t) = zachetka::demo::leningrad_2021(0);
+    assert_eq!((size.learners, size.teachers, t.assignments), (174_876, 14_269, 202_217));
+    assert_eq!(
+        (
+            t.students_with_profile,
+            t.students_recommended,
+            t.teachers_with_verified_content,
+            t.students_with_free_access
+        ),
+        (173_171, 20_555, 3_917, 41_007)
+    );
+}
