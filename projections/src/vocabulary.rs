@@ -406,6 +406,91 @@ record!(AchievementAttested {
 record!(AchievementRevoked { achievement_id: String, reason: String });
 record!(LearnerTransferred { from_institution: String, to_institution: String, to_region: Option<String>, transferred_on: String });
 
+// ---- contingent: who is in which institution and class (learner streams) ----
+record!(
+    /// Admission to an institution: a school class of any year, or a college or university group
+    /// (`class` is the group there, as in key scopes), from `admitted_on`, by the institution's
+    /// order `order_ref`. `program_id` names a college or university curriculum
+    /// (`college.curriculum_registered`); a school admission has none.
+    ContingentAdmitted {
+        institution: String,
+        class: String,
+        academic_year: i64,
+        admitted_on: String,
+        order_ref: String,
+        program_id: Option<String>,
+    }
+);
+record!(
+    /// The learner's class (group) from `assigned_on`: the class of a new academic year, or a move
+    /// between classes during one.
+    ClassAssigned { institution: String, class: String, academic_year: i64, assigned_on: String }
+);
+record!(
+    /// The learner leaves the institution before completing it, from `expelled_on`.
+    ContingentExpelled { institution: String, expelled_on: String, reason: String }
+);
+record!(
+    /// The learner completed the institution's programme and leaves it on `graduated_on`.
+    ContingentGraduated { institution: String, graduated_on: String }
+);
+record!(
+    /// Academic leave at a college or university: no results are recorded from `starts_on` until
+    /// the day before `ends_on`.
+    AcademicLeaveGranted { institution: String, starts_on: String, ends_on: String, reason: String }
+);
+record!(
+    /// A college or university programme's curriculum: the courses a diploma needs passed
+    /// (stream `institution/<id>`).
+    CurriculumRegistered { program_id: String, level: String, courses: Vec<String> }
+);
+
+// ---- staff records (stream `teacher/<teacher id>`) ----
+record!(
+    /// A professional development course completed, attested by its provider; `institution` is
+    /// where the teacher works (it scopes reads).
+    StaffCourseCompleted {
+        record_id: String,
+        institution: String,
+        course: String,
+        provider: String,
+        hours: i64,
+        completed_on: String,
+    }
+);
+record!(
+    /// A result in a professional competition («Конкурсы профессионального мастерства»: teacher
+    /// of the year and the like), attested by its organiser.
+    StaffCompetitionResult {
+        record_id: String,
+        institution: String,
+        competition: String,
+        level: String,
+        result: String,
+        date: String,
+    }
+);
+
+// ---- what the digital-maturity indicators count ----
+record!(
+    /// A recommendation or an individual trajectory offered to a learner from their portfolio
+    /// (learner stream), by staff of the institution the learner attends.
+    RecommendationOffered { recommendation_id: String, institution: String, kind: String, offered_on: String }
+);
+record!(
+    /// A teacher's access to a verified digital content service (stream `teacher/<id>`).
+    TeacherContentAccessGranted { access_id: String, institution: String, service: String, granted_on: String }
+);
+record!(
+    /// A learner's free access to a digital content service for self-study (learner stream).
+    LearnerContentAccessGranted { access_id: String, institution: String, service: String, granted_on: String }
+);
+record!(
+    /// An electronic assignment given to a class and how it is checked (`automatic` or `manual`),
+    /// on the institution's stream.
+    AssignmentRecorded { assignment_id: String, class: String, subject: String, checking: String, assigned_on: String }
+);
+
 macro_rules! vocabulary {
     ($($name:literal => $variant:ident($rec:ident) in $stream:ident v $ver:literal,)*) => {
         /// An event's data, typed.
@@ -475,6 +560,18 @@ vocabulary! {
     "portfolio.achievement_revoked" => AchievementRevoked(AchievementRevoked) in Learner v 1,
     "learner.transferred" => LearnerTransferred(LearnerTransferred) in Learner v 1,
     "queue.other_kindergarten_consented" => OtherKindergartenConsented(OtherKindergartenConsented) in Queue v 1,
+    "contingent.admitted" => ContingentAdmitted(ContingentAdmitted) in Learner v 1,
+    "contingent.class_assigned" => ClassAssigned(ClassAssigned) in Learner v 1,
+    "contingent.expelled" => ContingentExpelled(ContingentExpelled) in Learner v 1,
+    "contingent.graduated" => ContingentGraduated(ContingentGraduated) in Learner v 1,
+    "contingent.academic_leave_granted" => AcademicLeaveGranted(AcademicLeaveGranted) in Learner v 1,
+    "college.curriculum_registered" => CurriculumRegistered(CurriculumRegistered) in Institution v 1,
+    "staff.course_completed" => StaffCourseCompleted(StaffCourseCompleted) in Teacher v 1,
+    "staff.competition_result_recorded" => StaffCompetitionResult(StaffCompetitionResult) in Teacher v 1,
+    "digital.recommendation_offered" => RecommendationOffered(RecommendationOffered) in Learner v 1,
+    "digital.teacher_content_access_granted" => TeacherContentAccessGranted(TeacherContentAccessGranted) in Teacher v 1,
+    "digital.learner_content_access_granted" => LearnerContentAccessGranted(LearnerContentAccessGranted) in Learner v 1,
+    "digital.assignment_recorded" => AssignmentRecorded(AssignmentRecorded) in Institution v 1,
 }
 
 /// The data field naming an imported record's source: `{"system": "BARS", "record": "<id>"}`.

@@ -50,6 +50,50 @@ pub struct FirstGradeRules {
     pub age_months_min: i64,
     /// The age on 1 September a child must not have reached (8 years = 96).
     pub age_months_limit: i64,
+    /// Window-1 applications' enrolment order is issued within this many working days after
+    /// the window's last day (`calendar`).
+    pub window_1_order_working_days: i64,
+}
+
+/// The working-day calendar: weekend days of the week, and per-year exceptions (public holidays
+/// and the transfers of a year's government decree) as dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingCalendar {
+    /// ISO weekdays that are days off (1 Monday .. 7 Sunday).
+    pub weekend_days: Vec<i64>,
+    /// Days off that are not weekends (`YYYY-MM-DD`), for every year the region has listed.
+    pub holidays: Vec<String>,
+    /// Weekend days that are working days by transfer (`YYYY-MM-DD`).
+    pub working_weekends: Vec<String>,
+}
+
+/// One exam subject's scores: the highest (primary) score and the least score that passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectScores {
+    pub max: i64,
+    pub pass: i64,
+}
+
+/// What a school certificate of one level needs: passing results of `exam` in the
+/// `required_subjects`; `subjects` bounds and thresholds (primary scores for ОГЭ, 0-100 for ЕГЭ).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRequirements {
+    pub exam: String,
+    pub required_subjects: Vec<String>,
+    pub subjects: BTreeMap<String, SubjectScores>,
+}
+
+/// Digital content services: those verified for teachers, and those for learners' self-study.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitalServices {
+    pub verified_for_teachers: Vec<String>,
+    pub self_study_for_learners: Vec<String>,
+    /// Kinds of `digital.recommendation_offered` (a recommendation, an individual trajectory).
+    pub recommendation_kinds: Vec<String>,
 }
 
 /// Teacher attestation.
@@ -147,6 +191,13 @@ pub struct RegionConfig {
     /// these rules existed gets the region default).
     #[serde(default = "LedgerTimeRules::region_default")]
     pub ledger_time: LedgerTimeRules,
+    /// Working days (the 1st-grade order deadline counts them).
+    pub calendar: WorkingCalendar,
+    /// Certificate level -> the final attestation it needs.
+    pub certificate_requirements: BTreeMap<String, CertificateRequirements>,
+    /// Results a professional competition may record (levels are `achievement_levels`).
+    pub competition_results: Vec<String>,
+    pub digital_services: DigitalServices,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -172,6 +223,7 @@ impl Default for RegionConfig {
                 "achievement_issuer",
                 "registrar",
                 "migration",
+                "staff_record_issuer",
             ]),
             admin_delegable_roles: strings(&[
                 "teacher",
@@ -248,6 +300,7 @@ impl Default for RegionConfig {
                 },
                 age_months_min: 78,
                 age_months_limit: 96,
+                window_1_order_working_days: 3,
             },
             attestation: AttestationRules {
                 quorum: map(&[("fitness", 5), ("first", 5), ("highest", 5), ("methodist", 7), ("mentor", 7)]),
@@ -285,6 +338,63 @@ impl Default for RegionConfig {
                 "inn",
             ]),
             ledger_time: LedgerTimeRules::region_default(),
+            calendar: WorkingCalendar {
+                weekend_days: vec![6, 7],
+                // The public holidays of the Labour Code (art. 112) for 2026 and 2027; a year's
+                // transfers by government decree are added here as they are published.
+                holidays: ["2026", "2027"]
+                    .iter()
+                    .flat_map(|y| {
+                        [
+                            "01-01", "01-02", "01-03", "01-04", "01-05", "01-06", "01-07", "01-08", "02-23", "03-08",
+                            "05-01", "05-09", "06-12", "11-04",
+                        ]
+                        .iter()
+                        .map(move |md| format!("{y}-{md}"))
+                    })
+                    .collect(),
+                working_weekends: Vec::new(),
+            },
+            certificate_requirements: map(&[
+                (
+                    "basic_general",
+                    CertificateRequirements {
+                        exam: "oge".into(),
+                        required_subjects: strings(&["Математика", "Русский язык"]),
+                        // ОГЭ primary scores: the highest and the least for a mark of 3.
+                        subjects: map(&[
+                            ("Математика", SubjectScores { max: 31, pass: 8 }),
+                            ("Русский язык", SubjectScores { max: 33, pass: 15 }),
+                            ("Физика", SubjectScores { max: 45, pass: 11 }),
+                            ("История", SubjectScores { max: 37, pass: 11 }),
+                            ("Биология", SubjectScores { max: 48, pass: 13 }),
+                            ("Литература", SubjectScores { max: 37, pass: 16 }),
+                        ]),
+                    },
+                ),
+                (
+                    "secondary_general",
+                    CertificateRequirements {
+                        exam: "ege".into(),
+                        required_subjects: strings(&["Математика", "Русский язык"]),
+                        // ЕГЭ test scores 0-100 and the minimum for the certificate.
+                        subjects: map(&[
+                            ("Математика", SubjectScores { max: 100, pass: 27 }),
+                            ("Русский язык", SubjectScores { max: 100, pass: 24 }),
+                            ("Физика", SubjectScores { max: 100, pass: 36 }),
+                            ("История", SubjectScores { max: 100, pass: 32 }),
+                            ("Биология", SubjectScores { max: 100, pass: 36 }),
+                            ("Литература", SubjectScores { max: 100, pass: 32 }),
+                        ]),
+                    },
+                ),
+            ]),
+            competition_results: strings(&["winner", "prize_winner", "laureate", "participant"]),
+            digital_services: DigitalServices {
+                verified_for_teachers: strings(&["moya-shkola", "resh", "biblioteka-mesh"]),
+                self_study_for_learners: strings(&["moya-shkola", "resh", "sferum-library"]),
+                recommendation_kinds: strings(&["recommendation", "individual_trajectory"]),
+            },
         }
     }
 }
@@ -333,6 +443,39 @@ impl RegionConfig {
             || !self.attestation.quorum.contains_key(&self.attestation.fitness_check)
         {
             return Err("region config: attestation.quorum lacks the highest category or the fitness check".into());
+        }
+        if self.calendar.weekend_days.iter().any(|d| !(1..=7).contains(d)) {
+            return Err("region config: calendar.weekend_days holds a day outside 1..7".into());
+        }
+        if let Some(d) = self
+            .calendar
+            .holidays
+            .iter()
+            .chain(&self.calendar.working_weekends)
+            .find(|d| crate::time::parse_date(d).is_none())
+        {
+            return Err(format!("region config: calendar date {d} is not YYYY-MM-DD"));
+        }
+        if self.first_grade.window_1_order_working_days < 0 {
+            return Err("region config: first_grade.window_1_order_working_days is negative".into());
+        }
+        for (level, req) in &self.certificate_requirements {
+            if !self.certificate_levels.contains(level) {
+                return Err(format!("region config: certificate_requirements names unknown level {level}"));
+            }
+            let Some(exam_max) = self.final_exams.get(&req.exam) else {
+                return Err(format!("region config: certificate level {level} names unknown exam {}", req.exam));
+            };
+            if let Some(s) = req.required_subjects.iter().find(|s| !req.subjects.contains_key(*s)) {
+                return Err(format!("region config: certificate level {level} requires {s}, which has no scores"));
+            }
+            if let Some((s, _)) = req
+                .subjects
+                .iter()
+                .find(|(_, sc)| sc.max <= 0 || sc.max > *exam_max || !(0..=sc.max).contains(&sc.pass))
+            {
+                return Err(format!("region config: scores of {s} for {level} are not 0 <= pass <= max <= {exam_max}"));
+            }
         }
         if let Some(r) = self.admin_delegable_roles.iter().find(|r| !self.roles.contains(r) || *r == "authority") {
             return Err(format!("region config: delegable role {r} is unknown or the authority"));

@@ -140,7 +140,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             Ok(())
         }
         Event::EnrolmentOrderIssued(d) => {
-            date_field(&d.order_date, "order_date")?;
+            let order_date = date_field(&d.order_date, "order_date")?;
             if school.orders.contains(&d.order_id) {
                 return refuse("order_duplicate", format!("order {} was already issued", d.order_id));
             }
@@ -184,7 +184,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     ),
                 );
             }
-            Ok(())
+            crate::contingent::check_order(ctx, d, order_date)
         }
         _ => Ok(()),
     }

@@ -5,10 +5,11 @@
 
 use crate::authority::{Institution, Need};
 use crate::config::RegionConfig;
+use crate::contingent::check_enrolled;
 use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Semesters a college or university programme may have at most.
 const SEMESTERS_MAX: i64 = 12;
@@ -46,10 +47,19 @@ pub(crate) struct Journal {
     open_debts: HashMap<String, i64>,
     #[serde(with = "crate::state::sorted_set")]
     documents: HashSet<(String, String)>,
+    /// Learner stream -> (exam, subject) of final attestation results that pass.
+    #[serde(with = "crate::state::sorted_map")]
+    exams_passed: HashMap<String, BTreeSet<(String, String)>>,
+    /// Learner stream -> (institution, course) of college and university results that pass.
+    #[serde(with = "crate::state::sorted_map")]
+    courses_passed: HashMap<String, BTreeSet<(String, String)>>,
+    /// `<institution>/<program id>` -> the curriculum's courses.
+    #[serde(with = "crate::state::sorted_map")]
+    curricula: HashMap<String, Vec<String>>,
 }
 
 /// The school year of a class name such as `1А` or `10Б` (1 to 11).
-fn school_year(class: &str) -> Result<i64, RuleRefusal> {
+pub(crate) fn school_year(class: &str) -> Result<i64, RuleRefusal> {
     let digits: String = class.chars().take_while(char::is_ascii_digit).collect();
     match digits.parse::<i64>() {
         Ok(y) if (1..=11).contains(&y) => Ok(y),
@@ -108,7 +118,22 @@ fn check_term(term: i64, max: i64) -> Result<(), RuleRefusal> {
     }
 }
 
+/// The scores of `subject` in `exam`, if a certificate level lists them.
+fn subject_scores<'c>(cfg: &'c RegionConfig, exam: &str, subject: &str) -> Option<&'c crate::config::SubjectScores> {
+    cfg.certificate_requirements.values().filter(|r| r.exam == exam).find_map(|r| r.subjects.get(subject))
+}
+
+/// Whether a mark passes (a mark on no known scale does not).
+fn passes(cfg: &RegionConfig, scale: &str, mark: &Mark) -> bool {
+    cfg.scales.get(scale).is_some_and(|s| !s.unsatisfactory.contains(&mark.0))
+}
+
 impl Journal {
+    /// Whether `institution` registered curriculum `program`.
+    pub fn has_curriculum(&self, institution: &str, program: &str) -> bool {
+        self.curricula.contains_key(&format!("{institution}/{program}"))
+    }
+
     fn open_debts_of(&self, stream: &str) -> i64 {
         self.open_debts.get(stream).copied().unwrap_or(0)
     }
@@ -147,6 +172,26 @@ impl Journal {
             Event::CertificateIssued(d) => {
                 self.documents.insert((d.institution.clone(), d.number.clone()));
             }
+            Event::FinalAttestationRecorded(d)
+                if subject_scores(cfg, &d.exam, &d.subject).is_some_and(|sc| d.score >= sc.pass) =>
+            {
+                self.exams_passed.entry(a.e.stream.to_owned()).or_default().insert((d.exam.clone(), d.subject.clone()));
+            }
+            Event::CourseResultRecorded(d) if passes(cfg, &d.scale, &d.mark) => {
+                self.courses_passed
+                    .entry(a.e.stream.to_owned())
+                    .or_default()
+                    .insert((d.institution.clone(), d.course.clone()));
+            }
+            Event::ExamRecorded(d) if passes(cfg, &d.scale, &d.mark) => {
+                self.courses_passed
+                    .entry(a.e.stream.to_owned())
+                    .or_default()
+                    .insert((d.institution.clone(), d.course.clone()));
+            }
+            Event::CurriculumRegistered(d) => {
+                self.curricula.entry(format!("{}/{}", a.sid, d.program_id)).or_insert_with(|| d.courses.clone());
+            }
             Event::DiplomaIssued(d) => {
                 self.documents.insert((d.institution.clone(), d.number.clone()));
             }
@@ -181,8 +226,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             if d.weight != *weight {
                 return refuse("grade_weight_mismatch", format!("a {} weighs {weight}, not {}", d.kind, d.weight));
             }
-            date_field(&d.lesson_date, "lesson_date")?;
-            Ok(())
+            let on = date_field(&d.lesson_date, "lesson_date")?;
+            Ok(check_enrolled(ctx, &d.institution, &d.class, on)?)
         }
         Event::AttendanceMarked(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
@@ -194,8 +239,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("attendance code {} is not one of {}", d.code, codes.join(", ")),
                 );
             }
-            date_field(&d.lesson_date, "lesson_date")?;
-            Ok(())
+            let on = date_field(&d.lesson_date, "lesson_date")?;
+            Ok(check_enrolled(ctx, &d.institution, &d.class, on)?)
         }
         Event::RecordCorrected(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
@@ -239,17 +284,20 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_term(d.term, cfg.terms_max)?;
-            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
+            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
         }
         Event::YearGradeSet(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
+            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
         }
         Event::IntermediateAttestationRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
-            Ok(check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?)
+            check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
         }
         Event::AcademicDebtOpened(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
@@ -370,6 +418,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             if !(0..=*max).contains(&d.score) {
                 return refuse("score_out_of_range", format!("score {} is not between 0 and {max}", d.score));
             }
+            if let Some(sc) = subject_scores(cfg, &d.exam, &d.subject) {
+                if d.score > sc.max {
+                    return refuse(
+                        "score_out_of_range",
+                        format!("a {} score in {} is at most {}, not {}", d.exam, d.subject, sc.max, d.score),
+                    );
+                }
+            }
             Ok(())
         }
         Event::CertificateIssued(d) => {
@@ -381,13 +437,38 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("certificate level {} is not one of {}", d.level, cfg.certificate_levels.join(", ")),
                 );
             }
-            Ok(check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?)
+            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?;
+            if let Some(req) = cfg.certificate_requirements.get(&d.level) {
+                let passed = journal.exams_passed.get(ctx.e.stream);
+                let missing: Vec<String> = req
+                    .required_subjects
+                    .iter()
+                    .filter(|s| !passed.is_some_and(|p| p.contains(&(req.exam.clone(), (*s).clone()))))
+                    .map(|s| {
+                        let pass = req.subjects.get(s).map_or(0, |sc| sc.pass);
+                        format!("{s} (at least {pass})")
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    return refuse(
+                        "certificate_requirements_unmet",
+                        format!(
+                            "a {} certificate needs passing {} results; missing: {}",
+                            d.level,
+                            req.exam,
+                            missing.join(", ")
+                        ),
+                    );
+                }
+            }
+            Ok(())
         }
         Event::CourseResultRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
             let inst = auth.institution_of_kind(&d.institution, &["college", "university"], "a course result")?;
             check_term(d.term, SEMESTERS_MAX)?;
-            Ok(check_mark(cfg, inst, None, &d.scale, &d.mark)?)
+            check_mark(cfg, inst, None, &d.scale, &d.mark)?;
+            Ok(check_enrolled(ctx, &d.institution, &d.group, ctx.date)?)
         }
         Event::ExamRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
@@ -409,7 +490,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("a {} is marked on {}, not {}", d.form, scales.join(" or "), d.scale),
                 );
             }
-            Ok(check_mark(cfg, inst, None, &d.scale, &d.mark)?)
+            check_mark(cfg, inst, None, &d.scale, &d.mark)?;
+            Ok(check_enrolled(ctx, &d.institution, &d.group, ctx.date)?)
         }
         Event::DiplomaIssued(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
@@ -420,7 +502,51 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("diploma level {} is not one of {}", d.level, cfg.diploma_levels.join(", ")),
                 );
             }
-            Ok(check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?)
+            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?;
+            let Some(program) = ctx.rules.contingent.program_of(ctx.sid, &d.institution) else {
+                return refuse(
+                    "diploma_requirements_unmet",
+                    format!("learner {} was never admitted to a programme of {}", ctx.sid, d.institution),
+                );
+            };
+            let courses = journal.curricula.get(&format!("{}/{program}", d.institution)).map_or(&[][..], Vec::as_slice);
+            let passed = journal.courses_passed.get(ctx.e.stream);
+            let missing: Vec<&str> = courses
+                .iter()
+                .filter(|c| !passed.is_some_and(|p| p.contains(&(d.institution.clone(), (*c).clone()))))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return refuse(
+                    "diploma_requirements_unmet",
+                    format!("programme {program} of {} has courses not passed: {}", d.institution, missing.join(", ")),
+                );
+            }
+            Ok(())
+        }
+        Event::CurriculumRegistered(d) => {
+            auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, ctx.sid))?;
+            auth.institution_of_kind(ctx.sid, &["college", "university"], "a curriculum")?;
+            if !cfg.diploma_levels.contains(&d.level) {
+                return refuse(
+                    "diploma_level_unknown",
+                    format!("diploma level {} is not one of {}", d.level, cfg.diploma_levels.join(", ")),
+                );
+            }
+            if d.courses.is_empty() {
+                return refuse("event_malformed", "data.courses is empty");
+            }
+            let mut seen = HashSet::new();
+            if let Some(c) = d.courses.iter().find(|c| !seen.insert(c.as_str())) {
+                return refuse("event_malformed", format!("data.courses lists {c} twice"));
+            }
+            if journal.has_curriculum(ctx.sid, &d.program_id) {
+                return refuse(
+                    "curriculum_already_registered",
+                    format!("{} already registered curriculum {}", ctx.sid, d.program_id),
+                );
+            }
+            Ok(())
         }
         _ => Ok(()),
     }

@@ -12,11 +12,14 @@ mod additional;
 mod attestation;
 mod authority;
 pub mod config;
+mod contingent;
+mod digital;
 mod enrolment;
 mod journal;
 mod portfolio;
 mod queries;
 mod queue;
+mod staff;
 mod state;
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
@@ -161,6 +164,9 @@ pub struct Rules {
     additional: additional::Additional,
     attestation: attestation::Attestations,
     portfolio: portfolio::Portfolio,
+    contingent: contingent::Contingent,
+    staff: staff::Staff,
+    digital: digital::Digital,
     /// The latest local date of an applied event: "today" for read-side questions such as a
     /// benefit's re-check date (never the wall clock, so replays agree).
     today: Days,
@@ -217,6 +223,9 @@ impl Rules {
             additional: Default::default(),
             attestation: Default::default(),
             portfolio: Default::default(),
+            contingent: Default::default(),
+            staff: Default::default(),
+            digital: Default::default(),
             today: Days::MIN,
         }
     }
@@ -272,6 +281,9 @@ impl Rules {
             additional: saved.additional,
             attestation: saved.attestation,
             portfolio: saved.portfolio,
+            contingent: saved.contingent,
+            staff: saved.staff,
+            digital: saved.digital,
             today: saved.today,
         })
     }
@@ -288,6 +300,9 @@ impl Rules {
             additional,
             attestation,
             portfolio,
+            contingent,
+            staff,
+            digital,
             today,
         } = self;
         state::SavedRef {
@@ -299,6 +314,9 @@ impl Rules {
             additional,
             attestation,
             portfolio,
+            contingent,
+            staff,
+            digital,
             today: *today,
         }
     }
@@ -335,6 +353,9 @@ impl Rules {
             "journal" | "college" => journal::check(&ctx, &ev)?,
             "additional" => additional::check(&ctx, &ev)?,
             "attestation" => attestation::check(&ctx, &ev)?,
+            "contingent" => contingent::check(&ctx, &ev)?,
+            "staff" => staff::check(&ctx, &ev)?,
+            "digital" => digital::check(&ctx, &ev)?,
             _ => portfolio::check(&ctx, &ev)?,
         }
         Ok(())
@@ -370,8 +391,13 @@ impl Rules {
             additional,
             attestation,
             portfolio,
+            contingent,
+            staff,
+            digital,
             today: _,
         } = self;
+        // Admissions, classes, leaving, transfers and 1st-grade orders, whatever their family.
+        contingent.apply(&a, &ev);
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
             "ledger" | "registry" | "keys" => auth.apply(&a, &ev),
             "queue" => queue.apply(config, &a, &ev),
@@ -379,6 +405,9 @@ impl Rules {
             "journal" | "college" => journal.apply(config, &a, &ev),
             "additional" => additional.apply(&a, &ev),
             "attestation" => attestation.apply(config, auth, &a, &ev),
+            "contingent" => {}
+            "staff" => staff.apply(&a, &ev),
+            "digital" => digital.apply(&a, &ev),
             _ => portfolio.apply(auth, &a, &ev),
         }
     }

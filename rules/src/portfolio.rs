@@ -117,8 +117,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                     format!("a transfer from {} to itself", d.from_institution),
                 );
             }
-            date_field(&d.transferred_on, "transferred_on")?;
-            Ok(())
+            let on = date_field(&d.transferred_on, "transferred_on")?;
+            crate::contingent::check_transfer(ctx, &d.from_institution, on)
         }
         _ => Ok(()),
     }

@@ -13,7 +13,7 @@
 
 use crate::config::RegionConfig;
 use crate::time::Days;
-use crate::{additional, attestation, authority, enrolment, journal, portfolio, queue};
+use crate::{additional, attestation, authority, contingent, digital, enrolment, journal, portfolio, queue, staff};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zachetka_formats::jcs;
@@ -22,7 +22,8 @@ use zachetka_formats::jcs;
 /// another version is refused (`state_format_unsupported`) and the caller replays from the log.
 /// 2: grants keep the ledger time of their revocation; queue applications their time of filing,
 /// sibling kindergartens, consents and refused offers; territories their enrolments.
-pub const STATE_FORMAT: u32 = 2;
+/// 3: the contingent (enrolments, classes, leave), staff records, digital records, curricula.
+pub const STATE_FORMAT: u32 = 3;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.
@@ -67,6 +68,9 @@ pub(crate) struct SavedRef<'a> {
     pub additional: &'a additional::Additional,
     pub attestation: &'a attestation::Attestations,
     pub portfolio: &'a portfolio::Portfolio,
+    pub contingent: &'a contingent::Contingent,
+    pub staff: &'a staff::Staff,
+    pub digital: &'a digital::Digital,
     pub today: Days,
 }
 
@@ -81,6 +85,9 @@ pub(crate) struct Saved {
     pub additional: additional::Additional,
     pub attestation: attestation::Attestations,
     pub portfolio: portfolio::Portfolio,
+    pub contingent: contingent::Contingent,
+    pub staff: staff::Staff,
+    pub digital: digital::Digital,
     pub today: Days,
 }
 

@@ -91,13 +91,22 @@ impl zachetka::time::Clock for DemoClock {
     }
 }
 
-pub(super) fn build_demo(ledger: &Ledger, size: zachetka::demo::DemoSize, clock: &DemoClock) -> Result<()> {
+pub(super) fn build_demo(
+    ledger: &Ledger,
+    size: zachetka::demo::DemoSize,
+    targets: Option<zachetka::demo::IndicatorTargets>,
+    clock: &DemoClock,
+) -> Result<()> {
     let have = ledger.head().0.tree_size;
     if have > 0 {
         eprintln!("the demo ledger already holds {have} entries; serving it as it is");
         return Ok(());
     }
-    let mut region = zachetka::demo::DemoRegion::new(&ledger.config().origin, size);
+    let origin = &ledger.config().origin;
+    let mut region = match targets {
+        Some(t) => zachetka::demo::DemoRegion::with_targets(origin, size, t),
+        None => zachetka::demo::DemoRegion::new(origin, size),
+    };
     if region.authority_did() != ledger.config().authority {
         bail!("the ledger's authority is not the demo authority; use a fresh --dir");
     }

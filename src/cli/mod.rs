@@ -166,6 +166,11 @@ enum Command {
         /// Journal events to write.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
+        /// A region of published figures instead of `--learners`/`--teachers`: `leningrad-2021`
+        /// (the 2021 monitoring: 174,876 students, 14,269 teachers, 202,217 assignments; the
+        /// indicators computed from the log equal the table's numerators).
+        #[arg(long, value_parser = ["leningrad-2021"])]
+        region: Option<String>,
         /// Address to serve on after building.
         #[arg(long, default_value = "127.0.0.1:8047")]
         listen: String,
@@ -545,7 +550,19 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Demo { dir, origin, learners, teachers, events, listen, no_serve, server, access, snapshots } => {
+        Command::Demo {
+            dir,
+            origin,
+            learners,
+            teachers,
+            events,
+            region,
+            listen,
+            no_serve,
+            server,
+            access,
+            snapshots,
+        } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init(&dir, db, &origin, Some(authority), "education")?;
@@ -556,8 +573,14 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }
-            let size = zachetka::demo::DemoSize { learners, teachers, events };
-            demo::build_demo(&ledger, size, &clock)?;
+            let (size, targets) = match region.as_deref() {
+                Some(_leningrad_2021) => {
+                    let (size, targets) = zachetka::demo::leningrad_2021(events);
+                    (size, Some(targets))
+                }
+                None => (zachetka::demo::DemoSize { learners, teachers, events }, None),
+            };
+            demo::build_demo(&ledger, size, targets, &clock)?;
             demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
             if !no_serve {
                 serve(ledger, &listen, server.config(), access.access(&dir)?)?;

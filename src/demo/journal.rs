@@ -53,7 +53,7 @@ impl DemoRegion {
             let Slot { h: ph, day: pd, at: pat, who: pwho } = self.slot(i - 1);
             if pwho < c.learners && ph[14] >= 8 {
                 let p = c.pupil(pwho);
-                let kind = school_kind(&ph, &p);
+                let kind = self.kind_of(&ph, &p);
                 if kind == SchoolKind::Grade || kind == SchoolKind::Attendance {
                     let (_, _, _, author) = self.school_record(&ph, pd, &p);
                     let mut data = json!({"v": 1, "institution": sch(p.school), "class": p.class(),
@@ -84,7 +84,7 @@ impl DemoRegion {
         let lesson_date = date(d);
         let teacher = c.teacher_of(p.school, u64::from(h[13]));
         let stream = learner_stream(p.n);
-        match school_kind(h, p) {
+        match self.kind_of(h, p) {
             SchoolKind::Olympiad => {
                 let level = if h[11].is_multiple_of(4) { "regional" } else { "municipal" };
                 let data = json!({"v": 1, "achievement_id": format!("olymp-{}", hex8(h)), "kind": "olympiad",
@@ -116,6 +116,17 @@ impl DemoRegion {
                     "lesson_date": lesson_date});
                 (stream, "journal.grade_recorded", data, teacher)
             }
+        }
+    }
+
+    /// What a school learner's slot records: `school_kind`, except that a region with indicator
+    /// targets gives achievements only to the learners its profile share counts (a lesson else).
+    fn kind_of(&self, h: &[u8; 32], p: &Pupil) -> SchoolKind {
+        match (school_kind(h, p), self.targets) {
+            (SchoolKind::Olympiad | SchoolKind::SchoolAchievement, Some(t)) if p.n >= t.students_with_profile => {
+                SchoolKind::Lesson
+            }
+            (kind, _) => kind,
         }
     }
 

@@ -8,9 +8,11 @@
 //! generated sequentially and signed on every core. Not the vocabulary (that is
 //! `zachetka-projections`).
 //!
-//! One module per subsystem: `population` (sizes, keys, set-up), `clubs`, `kindergarten`,
-//! `first_grade`, `school_year`, `attestation`, `higher` (college and university), `journal`
-//! (the streamed journal) and `merge` (the merge by time and the signing).
+//! One module per subsystem: `population` (sizes, keys, set-up), `contingent` (admissions,
+//! curricula, classes of the next year, leaving), `clubs`, `kindergarten`, `first_grade`,
+//! `school_year`, `attestation`, `higher` (college and university), `digital` (staff records
+//! and what the digital-maturity indicators count), `journal` (the streamed journal) and
+//! `merge` (the merge by time and the signing).
 
 use crate::event::uuid_v7;
 use crate::keys::KeyPair;
@@ -25,6 +27,8 @@ use std::collections::VecDeque;
 
 mod attestation;
 mod clubs;
+mod contingent;
+mod digital;
 mod first_grade;
 mod higher;
 mod journal;
@@ -46,6 +50,39 @@ pub struct DemoSize {
     /// Streamed journal events (lessons, grades, attendance, corrections, college and university
     /// results, portfolio achievements), merged in time order with the structural ones.
     pub events: u64,
+}
+
+/// Counts a demo region reproduces exactly in the `indicators` read model
+/// (`DemoRegion::with_targets`): the numerators of the digital-maturity shares, whose
+/// denominators are the region's school students (`DemoSize::learners`; such a region writes no
+/// 1st-grade intake, whose future pupils would count as students too), its teachers
+/// (`DemoSize::teachers`) and `assignments`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndicatorTargets {
+    pub students_with_profile: u64,
+    pub students_recommended: u64,
+    pub teachers_with_verified_content: u64,
+    pub students_with_free_access: u64,
+    pub assignments: u64,
+    pub assignments_automatic: u64,
+}
+
+/// The Leningrad oblast in the 2021 monitoring (DOMAIN's table): 174,876 students, 14,269
+/// teachers, 202,217 assignments, and the table's numerators. The table's recommendation share
+/// has the denominator 174,873; the log has one set of students, so its denominator is 174,876
+/// (11.75% either way, 11.8 rounded).
+pub fn leningrad_2021(events: u64) -> (DemoSize, IndicatorTargets) {
+    (
+        DemoSize { learners: 174_876, teachers: 14_269, events },
+        IndicatorTargets {
+            students_with_profile: 173_171,
+            students_recommended: 20_555,
+            teachers_with_verified_content: 3_917,
+            students_with_free_access: 41_007,
+            assignments: 202_217,
+            assignments_automatic: 202_217,
+        },
+    )
 }
 
 /// Ids of a demo region of some size that readers can look up (the demo prints them with its
@@ -172,10 +209,29 @@ pub struct DemoRegion {
     pending: Option<Item>,
     next: u64,
     day0: i64,
+    /// Indicator counts to reproduce exactly, if any.
+    targets: Option<IndicatorTargets>,
 }
 
 impl DemoRegion {
     pub fn new(origin: &str, size: DemoSize) -> Self {
+        Self::build(origin, size, None)
+    }
+
+    /// A region whose indicators equal `targets` (every numerator at most its denominator).
+    pub fn with_targets(origin: &str, size: DemoSize, targets: IndicatorTargets) -> Self {
+        let t = targets;
+        assert!(
+            t.students_with_profile.max(t.students_recommended).max(t.students_with_free_access)
+                <= size.learners.max(1)
+                && t.teachers_with_verified_content <= size.teachers.max(1)
+                && t.assignments_automatic <= t.assignments,
+            "indicator targets exceed their denominators: {t:?} for {size:?}"
+        );
+        Self::build(origin, size, Some(targets))
+    }
+
+    fn build(origin: &str, size: DemoSize, targets: Option<IndicatorTargets>) -> Self {
         let (cast, keys) = population::cast(origin, size);
         let dids: Vec<String> = keys.par_iter().map(KeyPair::did).collect();
         let mut region = Self {
@@ -188,15 +244,21 @@ impl DemoRegion {
             pending: None,
             next: 0,
             day0: day(2026, 9, 1),
+            targets,
         };
         let mut script = Script { origin, dids: &region.dids, items: Vec::new(), n: SCRIPT_BASE };
         region.setup(&mut script);
+        region.contingent(&mut script);
         region.additional(&mut script);
         region.queues(&mut script);
         region.attestation(&mut script);
         region.school_year(&mut script);
-        region.first_grade(&mut script);
+        if region.targets.is_none() {
+            region.first_grade(&mut script);
+        }
         region.graduation(&mut script);
+        region.leaving(&mut script);
+        region.staff_and_digital(&mut script);
         let mut items = script.items;
         // Stable: events at the same instant keep their build order (causes before effects).
         items.sort_by_key(|it| it.at);

@@ -90,6 +90,8 @@ pub(super) struct Cast {
     pub(super) com_admin: usize,
     pub(super) secretary: usize,
     pub(super) members: Vec<usize>,
+    /// The region's attester of teachers' courses and competitions (`staff_record_issuer`).
+    pub(super) staff_issuer: usize,
 }
 
 /// A school learner's place: school, school year 1 to 11, class letter index.
@@ -243,6 +245,7 @@ pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
         com_admin: ring.add("admin/com-001".into()),
         secretary: ring.add("secretary/com-001".into()),
         members: (0..MEMBERS).map(|m| ring.add(format!("member/com-001/{m}"))).collect(),
+        staff_issuer: 0,
     };
     cast.class_teacher =
         (0..schools).map(|s| (1..=11).map(|y| ring.add(format!("class_teacher/{}/{y}А", sch(s)))).collect()).collect();
@@ -254,6 +257,7 @@ pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
     cast.uni_teachers = (0..universities)
         .map(|u| (0..per_uni).map(|k| ring.add(format!("teacher/uni-{:03}/{k}", u + 1))).collect())
         .collect();
+    cast.staff_issuer = ring.add("issuer/staff".into());
     (cast, ring.keys)
 }
 
@@ -342,5 +346,8 @@ impl DemoRegion {
         for (m, &key) in c.members.iter().enumerate() {
             grant(s, c.com_admin, key, &format!("m-{m:02}"), &["commission_member"], com.clone());
         }
+        // The region's institute of education development attests teachers' courses and
+        // competitions (a role only the authority grants).
+        grant(s, a, c.staff_issuer, "p-staff-issuer", &["staff_record_issuer"], json!({"territory": "region"}));
     }
 }

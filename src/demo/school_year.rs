@@ -17,6 +17,7 @@ impl DemoRegion {
     /// retakes, promotion; final exams and certificates for 9th and 11th years; a few transfers.
     pub(super) fn school_year(&self, s: &mut Script) {
         let c = &self.cast;
+        let cfg = zachetka_rules::RegionConfig::default();
         let terms = [day(2026, 10, 30), day(2026, 12, 28), day(2027, 3, 19), day(2027, 5, 26)];
         for n in (0..c.learners).step_by(40) {
             let p = c.pupil(n);
@@ -67,8 +68,11 @@ impl DemoRegion {
             }
             if p.year == 9 || p.year == 11 {
                 let (exam, level) = if p.year == 9 { ("oge", "basic_general") } else { ("ege", "secondary_general") };
-                for (j, subject) in ["Математика", "Русский язык"].iter().enumerate() {
-                    let score = 40 + ((k * 7 + j as u64 * 13) % 60) as i64;
+                // Passing scores of the subjects the certificate requires (region data).
+                let req = &cfg.certificate_requirements[level];
+                for (j, subject) in req.required_subjects.iter().enumerate() {
+                    let sc = &req.subjects[subject];
+                    let score = sc.pass + ((k * 7 + j as u64 * 13) % (sc.max - sc.pass + 1) as u64) as i64;
                     let data = json!({"institution": inst, "exam": exam, "subject": subject, "academic_year": 2026, "score": score});
                     s.push(
                         instant(day(2027, 6, 15) + j as i64 * 3, minute),

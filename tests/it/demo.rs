@@ -63,6 +63,9 @@ fn the_demo_region_covers_every_subsystem_and_passes_the_rules() {
         "college",
         "attestation",
         "portfolio",
+        "contingent",
+        "staff",
+        "digital",
     ] {
         assert!(families.get(family).copied().unwrap_or(0) > 0, "no {family}.* events: {families:?}");
     }
@@ -122,6 +125,22 @@ fn the_demo_region_covers_every_event_type_it_promises() {
         "attestation.vote_cast",
         "attestation.decision_recorded",
         "portfolio.achievement_attested",
+        "journal.final_attestation_recorded",
+        "journal.certificate_issued",
+        "college.diploma_issued",
+        "college.curriculum_registered",
+        "contingent.admitted",
+        "contingent.class_assigned",
+        "contingent.expelled",
+        "contingent.graduated",
+        "contingent.academic_leave_granted",
+        "learner.transferred",
+        "staff.course_completed",
+        "staff.competition_result_recorded",
+        "digital.recommendation_offered",
+        "digital.teacher_content_access_granted",
+        "digital.learner_content_access_granted",
+        "digital.assignment_recorded",
     ] {
         assert!(types.contains_key(ty), "no {ty}: {types:?}");
     }
@@ -139,4 +158,54 @@ fn the_demo_region_is_deterministic() {
         assert_eq!(a.next_batch(1500), b.next_batch(1500));
     }
     assert_eq!(a.remaining(), b.remaining());
+}
+
+#[test]
+fn a_region_with_indicator_targets_reproduces_them_from_the_log() {
+    // `zachetka demo --region leningrad-2021` at a size a test can build: every numerator is the
+    // target, every denominator the region's students, teachers or assignments.
+    use zachetka::demo::IndicatorTargets;
+    let size = DemoSize { learners: 300, teachers: 60, events: 1500 };
+    let targets = IndicatorTargets {
+        students_with_profile: 297,
+        students_recommended: 35,
+        teachers_with_verified_content: 17,
+        students_with_free_access: 70,
+        assignments: 347,
+        assignments_automatic: 340,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::with_targets(ORIGIN, size, targets);
+    let ledger = education_ledger(dir.path(), &region.authority_did());
+    loop {
+        let batch = region.next_batch(700);
+        if batch.is_empty() {
+            break;
+        }
+        append_demo_batch(&ledger, batch);
+    }
+    let tree_size = ledger.head().0.tree_size;
+    ledger.read_side().wait_applied_blocking(tree_size);
+    let body = ledger.read_side().view("indicators", &[]).unwrap().view.body;
+    let shares: Vec<(u64, u64)> = body["digital_maturity"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["numerator"].as_u64().unwrap(), s["denominator"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shares, vec![(297, 300), (35, 300), (17, 60), (70, 300), (340, 347)], "{body:#}");
+    // (99.0 + 11.667 + 28.333 + 23.333 + 97.983) / 5 = 52.06.
+    assert_eq!(body["digital_maturity"]["index"]["percent"], "52.1");
+    // The published figures: the same numerators, and the students, teachers and assignments.
+    let (size, t) = zachetka::demo::leningrad_2021(0);
+    assert_eq!((size.learners, size.teachers, t.assignments), (174_876, 14_269, 202_217));
+    assert_eq!(
+        (
+            t.students_with_profile,
+            t.students_recommended,
+            t.teachers_with_verified_content,
+            t.students_with_free_access
+        ),
+        (173_171, 20_555, 3_917, 41_007)
+    );
 }

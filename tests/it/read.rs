@@ -446,6 +446,31 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
         assert_eq!(ind["institutions"]["by_kind"][kind], *n, "institutions of kind {kind}: {}", ind["institutions"]);
     }
 
+    // Digital maturity: assignments checked automatically, learners offered a recommendation,
+    // teachers with verified content, counted from the entries.
+    let shares = &ind["digital_maturity"]["shares"];
+    let of_type = |ty: &'static str| entries.iter().filter(move |e| e["type"] == ty);
+    let assignments = of_type("digital.assignment_recorded").count() as u64;
+    let automatic = of_type("digital.assignment_recorded").filter(|e| e["data"]["checking"] == "automatic").count();
+    assert!(assignments > 0);
+    assert_eq!(
+        (shares[4]["numerator"].as_u64(), shares[4]["denominator"].as_u64()),
+        (Some(automatic as u64), Some(assignments))
+    );
+    let recommended: BTreeSet<String> = of_type("digital.recommendation_offered").map(|e| s(&e["stream"])).collect();
+    assert_eq!(shares[1]["numerator"], recommended.len() as u64);
+    let school_teachers: BTreeSet<String> = of_type("keys.granted")
+        .filter(|e| e["data"]["scope"]["institution"].as_str().is_some_and(|i| i.starts_with("sch-")))
+        .filter(|e| e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "teacher" || r == "class_teacher"))
+        .map(|e| s(&e["data"]["holder"]))
+        .collect();
+    let with_access: BTreeSet<String> = of_type("digital.teacher_content_access_granted")
+        .map(|e| s(&e["stream"]).trim_start_matches("teacher/").to_owned())
+        .collect();
+    assert_eq!(shares[2]["denominator"], school_teachers.len() as u64);
+    assert_eq!(shares[2]["numerator"], school_teachers.intersection(&with_access).count() as u64);
+    assert_eq!(ind["digital_maturity"]["index"]["computable"], true);
+
     // 1st grade: applications and enrolments per school and year.
     let mut apps: BTreeMap<(String, i64), BTreeSet<String>> = BTreeMap::new();
     let mut enrolled: BTreeMap<(String, i64), BTreeSet<String>> = BTreeMap::new();

@@ -1,9 +1,15 @@
 //! `indicators`: the region's indicators: institutions by kind and territory, learners seen per
-//! institution kind, and the shares of the federal digital-maturity index (DOMAIN.md) that the
-//! current vocabulary can count, each with its integer numerator and denominator.
-//! Not the shares the vocabulary cannot count yet: the view lists them with `"computable": false`
-//! and the reason (the event types they need come later), and the index (the mean of all five)
-//! is therefore not computed either.
+//! institution kind, and the five shares of the federal digital-maturity index (DOMAIN.md), each
+//! with its integer numerator and denominator, and the index (their mean).
+//! Not a reproduction of published figures: every number is counted from the log.
+//!
+//! Denominators: school students are the learners seen at a school (below); teachers are the
+//! distinct holders of a `teacher` or `class_teacher` grant at a school (the pseudonymous person
+//! of a grant is also the id of their `teacher/<id>` stream); assignments are the
+//! `digital.assignment_recorded` entries. Numerators count the members of the denominator's set
+//! that have the record: a portfolio achievement not revoked, a `digital.recommendation_offered`,
+//! a `digital.learner_content_access_granted`, a `digital.teacher_content_access_granted`; and
+//! the assignments checked `automatic`.
 //!
 //! A learner is "seen" at an institution kind when an entry names both: a learner-stream entry
 //! naming an institution (grades, attendance, attestation, certificates, programs, college
@@ -33,6 +39,17 @@ struct State {
     first_grade_learners: BTreeMap<String, String>,
     /// Learner -> achievements attested and not revoked.
     achievements: BTreeMap<String, BTreeSet<String>>,
+    /// Learners offered a recommendation or an individual trajectory.
+    recommended: BTreeSet<String>,
+    /// Learners with free access to digital content for self-study.
+    learner_access: BTreeSet<String>,
+    /// Teachers (stream ids) with access to verified digital content.
+    teacher_access: BTreeSet<String>,
+    /// Holders of a teacher or class-teacher grant at a school.
+    school_teachers: BTreeSet<String>,
+    /// Electronic assignments recorded, and those checked automatically.
+    assignments: u64,
+    assignments_automatic: u64,
 }
 
 /// The `indicators` read model.
@@ -78,27 +95,59 @@ fn institution_of(event: &Event) -> Option<&str> {
         Event::ExamRecorded(d) => &d.institution,
         Event::DiplomaIssued(d) => &d.institution,
         Event::LearnerTransferred(d) => &d.to_institution,
+        Event::ContingentAdmitted(d) => &d.institution,
+        Event::ClassAssigned(d) => &d.institution,
+        Event::ContingentExpelled(d) => &d.institution,
+        Event::ContingentGraduated(d) => &d.institution,
+        Event::AcademicLeaveGranted(d) => &d.institution,
+        Event::RecommendationOffered(d) => &d.institution,
+        Event::LearnerContentAccessGranted(d) => &d.institution,
         _ => return None,
     })
 }
 
-/// The digital-maturity shares the current vocabulary cannot count, with why.
-const NOT_COMPUTABLE: &[(&str, &str)] = &[
+/// One share of the index: its indicator, what it counts, numerator and denominator.
+fn indicator(name: &str, definition: &str, numerator: u64, denominator: u64) -> serde_json::Value {
+    let mut v = share(numerator, denominator);
+    v["indicator"] = json!(name);
+    v["computable"] = json!(true);
+    v["definition"] = json!(definition);
+    v
+}
+
+/// The mean of the shares in percent, one decimal, half up (from exact integers: each share in
+/// units of 10^-12, so the rounding of the mean is that of the exact mean for any log size).
+fn mean_percent(shares: &[(u64, u64)]) -> Option<String> {
+    const UNIT: u128 = 1_000_000_000_000;
+    if shares.is_empty() || shares.iter().any(|(_, d)| *d == 0) {
+        return None;
+    }
+    let sum: u128 = shares.iter().map(|(n, d)| u128::from(*n) * UNIT / u128::from(*d)).sum();
+    let tenths = (sum * 1000 / shares.len() as u128 + UNIT / 2) / UNIT;
+    Some(format!("{}.{}", tenths / 10, tenths % 10))
+}
+
+/// The five shares in DOMAIN's order: name and what it counts.
+const INDICATORS: [(&str, &str); 5] = [
+    (
+        "students_with_digital_profile",
+        "school students (learners seen at a school) with at least one portfolio achievement attested and not revoked, of all school students",
+    ),
     (
         "students_offered_recommendations_or_individual_trajectories",
-        "no event type records a recommendation or an individual trajectory offered to a learner from their portfolio",
+        "school students offered a recommendation or an individual trajectory from their portfolio (digital.recommendation_offered), of all school students",
     ),
     (
         "teachers_able_to_use_verified_digital_content",
-        "no event type records a teacher's use of, or training in, verified digital content and services; teachers appear only as attestation applicants",
+        "school teachers (holders of a teacher or class_teacher grant at a school) with access to a verified digital content service (digital.teacher_content_access_granted), of all school teachers",
     ),
     (
         "students_with_free_access_to_digital_content",
-        "no event type records a learner's access to digital content for self-study",
+        "school students with free access to digital content for self-study (digital.learner_content_access_granted), of all school students",
     ),
     (
         "electronic_assignments_checked_automatically",
-        "no event type records an electronic assignment or how it was checked",
+        "electronic assignments (digital.assignment_recorded) checked automatically, of all recorded",
     ),
 ];
 
@@ -108,7 +157,7 @@ impl ReadModel for Indicators {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -142,6 +191,31 @@ impl ReadModel for Indicators {
                         s.seen(school, &l);
                     }
                 }
+            }
+            Event::KeysGranted(d) => {
+                let teaches = d.roles.iter().any(|r| r == "teacher" || r == "class_teacher");
+                let at_school = d
+                    .scope
+                    .institution
+                    .as_ref()
+                    .and_then(|i| s.institutions.get(i))
+                    .is_some_and(|(kind, _)| kind == SCHOOL);
+                if teaches && at_school && !s.school_teachers.contains(&d.holder) {
+                    s.school_teachers.insert(d.holder.clone());
+                }
+            }
+            Event::RecommendationOffered(_) => {
+                s.recommended.insert(fact.stream_id().to_owned());
+            }
+            Event::LearnerContentAccessGranted(_) => {
+                s.learner_access.insert(fact.stream_id().to_owned());
+            }
+            Event::TeacherContentAccessGranted(_) => {
+                s.teacher_access.insert(fact.stream_id().to_owned());
+            }
+            Event::AssignmentRecorded(d) => {
+                s.assignments += 1;
+                s.assignments_automatic += u64::from(d.checking == "automatic");
             }
             Event::AchievementAttested(d) => {
                 s.achievements.entry(fact.stream_id().to_owned()).or_default().insert(d.achievement_id.clone());
@@ -181,24 +255,33 @@ impl ReadModel for Indicators {
             *by_territory.entry(territory).or_default().entry(kind).or_default() += 1;
         }
         let learners: BTreeMap<&str, usize> = s.learners_by_kind.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
-        let students = s.learners_by_kind.get(SCHOOL);
-        let denominator = students.map_or(0, |v| v.len() as u64);
-        let with_profile = students.map_or(0, |v| v.iter().filter(|l| s.achievements.contains_key(*l)).count() as u64);
-        let mut profile = share(with_profile, denominator);
-        profile["indicator"] = json!("students_with_digital_profile");
-        profile["computable"] = json!(true);
-        profile["definition"] = json!(
-            "school students (learners seen at a school) with at least one portfolio achievement attested and not revoked, of all school students"
-        );
-        let mut shares = vec![profile];
-        shares
-            .extend(NOT_COMPUTABLE.iter().map(|(i, why)| json!({"indicator": i, "computable": false, "reason": why})));
+        let empty = BTreeSet::new();
+        let students = s.learners_by_kind.get(SCHOOL).unwrap_or(&empty);
+        let of_students = |has: &dyn Fn(&String) -> bool| students.iter().filter(|l| has(l)).count() as u64;
+        let pupils = students.len() as u64;
+        let teachers = s.school_teachers.len() as u64;
+        let counts = [
+            (of_students(&|l| s.achievements.contains_key(l)), pupils),
+            (of_students(&|l| s.recommended.contains(l)), pupils),
+            (s.school_teachers.iter().filter(|t| s.teacher_access.contains(*t)).count() as u64, teachers),
+            (of_students(&|l| s.learner_access.contains(l)), pupils),
+            (s.assignments_automatic, s.assignments),
+        ];
+        let shares: Vec<serde_json::Value> = INDICATORS
+            .iter()
+            .zip(counts)
+            .map(|((name, definition), (n, d))| indicator(name, definition, n, d))
+            .collect();
+        let index = match mean_percent(&counts) {
+            Some(p) => json!({"computable": true, "percent": p, "definition": "the mean of the five shares"}),
+            None => json!({"computable": false, "reason": "a share has a zero denominator"}),
+        };
         let body = json!({
             "institutions": {"total": s.institutions.len(), "by_kind": by_kind, "by_territory": by_territory},
             "learners_by_institution_kind": learners,
             "digital_maturity": {
                 "shares": shares,
-                "index": {"computable": false, "reason": "the index is the mean of five shares and four are not computable from the current vocabulary"},
+                "index": index,
                 "note": "the published 2021 figures disagree with each other: the mean of the five 2021 shares is 52.3%, while the 2022 report (71%, up 11.8 points) implies 59.2% for 2021, and one denominator is 174,873 where the others are 174,876",
             },
         });
@@ -293,7 +376,65 @@ mod tests {
                 json!({"achievement_id": "ach-2", "reason": "error"}),
             ),
             grade(15, "47-3", "sch-unknown"),
+            grant(16, "t-1", "teacher", "sch-1"),
+            grant(17, "t-2", "class_teacher", "sch-2"),
+            // A kindergarten's teacher is not a school teacher; a second key of t-1 counts once.
+            grant(18, "t-3", "teacher", "kg-1"),
+            grant(19, "t-1", "teacher", "sch-2"),
+            access(20, "teacher/t-2", "digital.teacher_content_access_granted", "sch-2"),
+            access(21, "teacher/t-3", "digital.teacher_content_access_granted", "kg-1"),
+            row(
+                22,
+                "learner/47-2",
+                "digital.recommendation_offered",
+                T,
+                json!({"recommendation_id": "r1", "institution": "sch-2", "kind": "individual_trajectory", "offered_on": "2026-09-01"}),
+            ),
+            // 47-9 attends a kindergarten: not a school student, not counted.
+            row(
+                23,
+                "learner/47-9",
+                "digital.recommendation_offered",
+                T,
+                json!({"recommendation_id": "r2", "institution": "kg-1", "kind": "recommendation", "offered_on": "2026-09-01"}),
+            ),
+            access(24, "learner/47-1", "digital.learner_content_access_granted", "sch-1"),
+            access(25, "learner/47-5", "digital.learner_content_access_granted", "sch-1"),
+            assignment(26, "a1", "automatic"),
+            assignment(27, "a2", "automatic"),
+            assignment(28, "a3", "manual"),
+            assignment(29, "a4", "automatic"),
         ]
+    }
+
+    fn grant(seq: u64, holder: &str, role: &str, inst: &str) -> Row {
+        row(
+            seq,
+            "registry",
+            "keys.granted",
+            T,
+            json!({"key": format!("did:key:z6Mk{seq}"), "holder": holder, "roles": [role], "scope": {"institution": inst}, "valid_from": T}),
+        )
+    }
+
+    fn access(seq: u64, stream: &str, ty: &str, inst: &str) -> Row {
+        row(
+            seq,
+            stream,
+            ty,
+            T,
+            json!({"access_id": format!("x{seq}"), "institution": inst, "service": "resh", "granted_on": "2026-09-01"}),
+        )
+    }
+
+    fn assignment(seq: u64, id: &str, checking: &str) -> Row {
+        row(
+            seq,
+            "institution/sch-1",
+            "digital.assignment_recorded",
+            T,
+            json!({"assignment_id": id, "class": "5А", "subject": "math", "checking": checking, "assigned_on": "2026-09-01"}),
+        )
     }
 
     #[test]
@@ -312,15 +453,52 @@ mod tests {
             b["learners_by_institution_kind"],
             json!({"additional_education": 1, "kindergarten": 1, "school": 3})
         );
-        let profile = &b["digital_maturity"]["shares"][0];
-        // Only 47-1 keeps an achievement (47-2's was revoked): 1 of 3 school students.
-        assert_eq!(profile["numerator"], json!(1));
-        assert_eq!(profile["denominator"], json!(3));
-        assert_eq!(profile["percent"], json!("33.3"));
         let shares = b["digital_maturity"]["shares"].as_array().unwrap();
         assert_eq!(shares.len(), 5);
-        assert!(shares[1..].iter().all(|s| s["computable"] == json!(false) && s["reason"].is_string()));
+        assert!(shares.iter().all(|s| s["computable"] == json!(true) && s["definition"].is_string()));
+        let got: Vec<(&str, u64, u64, &str)> = shares
+            .iter()
+            .map(|s| {
+                (
+                    s["indicator"].as_str().unwrap(),
+                    s["numerator"].as_u64().unwrap(),
+                    s["denominator"].as_u64().unwrap(),
+                    s["percent"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // Only 47-1 keeps an achievement (47-2's was revoked): 1 of 3 school students.
+                ("students_with_digital_profile", 1, 3, "33.3"),
+                // 47-2 (47-9 is a kindergarten child).
+                ("students_offered_recommendations_or_individual_trajectories", 1, 3, "33.3"),
+                // Teachers t-1 and t-2 (t-3 is at a kindergarten); only t-2 has access.
+                ("teachers_able_to_use_verified_digital_content", 1, 2, "50.0"),
+                // 47-1 and 47-5.
+                ("students_with_free_access_to_digital_content", 2, 3, "66.7"),
+                ("electronic_assignments_checked_automatically", 3, 4, "75.0"),
+            ]
+        );
+        // (33.33 + 33.33 + 50 + 66.67 + 75) / 5 = 51.67.
+        assert_eq!(
+            b["digital_maturity"]["index"],
+            json!({"computable": true, "percent": "51.7", "definition": "the mean of the five shares"})
+        );
         assert!(matches!(m.view(&["x"]), Err(ViewError::BadPath(_))));
+    }
+
+    #[test]
+    fn the_index_of_the_2021_table() {
+        // DOMAIN's 2021 shares: 99.0, 11.8, 27.5, 23.4, 100: their mean is 52.3.
+        let table = [(173_171, 174_876), (20_555, 174_873), (3_917, 14_269), (41_007, 174_876), (202_217, 202_217)];
+        assert_eq!(mean_percent(&table).as_deref(), Some("52.3"));
+        assert_eq!(mean_percent(&[(1, 3), (2, 3)]).as_deref(), Some("50.0"));
+        assert_eq!(mean_percent(&[(1, 8), (0, 1)]).as_deref(), Some("6.3"));
+        assert_eq!(mean_percent(&[(1, 0)]), None);
+        let empty: Indicators = build(&[]);
+        assert_eq!(empty.view(&[]).unwrap().body["digital_maturity"]["index"]["computable"], json!(false));
     }
 
     #[test]

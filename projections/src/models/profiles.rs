@@ -3,7 +3,9 @@
 //! the kindergarten queue application and what became of it, the 1st-grade application and the
 //! order that enrolled them, a summary of the school journal (institutions, classes, dates and
 //! academic years seen) and of college or university groups, promotions and final attestation,
-//! documents, achievements (revoked ones shown as revoked), transfers and additional education.
+//! documents, achievements (revoked ones shown as revoked), transfers and additional education,
+//! the contingent (admissions, classes, leaving, academic leave), recommendations offered and
+//! access to digital content.
 //! Each item links to its entry (seq, event id, stream, type).
 //! Not the marks themselves (those are `diaries` and `record-books`): the profile holds per
 //! learner a short summary per item and counts per class, so it stays small beside them.
@@ -234,6 +236,39 @@ fn summary(event: &Event) -> Option<Vec<(&'static str, Detail)>> {
         .into_iter()
         .flatten()
         .collect(),
+        E::ContingentAdmitted(d) => [
+            Some(text("institution", &d.institution)),
+            Some(text("class", &d.class)),
+            Some(int("academic_year", d.academic_year)),
+            Some(text("admitted_on", &d.admitted_on)),
+            Some(text("order_ref", &d.order_ref)),
+            opt("program_id", &d.program_id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        E::ClassAssigned(d) => vec![
+            text("institution", &d.institution),
+            text("class", &d.class),
+            int("academic_year", d.academic_year),
+            text("assigned_on", &d.assigned_on),
+        ],
+        E::ContingentExpelled(d) => {
+            vec![text("institution", &d.institution), text("expelled_on", &d.expelled_on), text("reason", &d.reason)]
+        }
+        E::ContingentGraduated(d) => vec![text("institution", &d.institution), text("graduated_on", &d.graduated_on)],
+        E::AcademicLeaveGranted(d) => {
+            vec![text("institution", &d.institution), text("starts_on", &d.starts_on), text("ends_on", &d.ends_on)]
+        }
+        E::RecommendationOffered(d) => vec![
+            text("recommendation_id", &d.recommendation_id),
+            text("institution", &d.institution),
+            text("kind", &d.kind),
+            text("offered_on", &d.offered_on),
+        ],
+        E::LearnerContentAccessGranted(d) => {
+            vec![text("institution", &d.institution), text("service", &d.service), text("granted_on", &d.granted_on)]
+        }
         _ => return None,
     })
 }
@@ -262,7 +297,8 @@ impl ReadModel for Profiles {
 
     fn version(&self) -> u32 {
         // 2: items carry `imported` (a migration\'s source system and record).
-        2
+        // 3: the contingent and digital records in their own sections.
+        3
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -332,6 +368,8 @@ fn section(event_type: &str) -> &'static str {
         t if t.starts_with("queue.") => "kindergarten",
         t if t.starts_with("enrolment.") => "first_grade",
         t if t.starts_with("additional.") => "additional_education",
+        t if t.starts_with("contingent.") => "contingent",
+        t if t.starts_with("digital.") => "digital",
         _ => "school",
     }
 }
@@ -422,6 +460,8 @@ fn profile_json(syms: &Symbols, learner: &str, p: &Profile) -> Value {
         "achievements": achievements,
         "transfers": take("transfers"),
         "additional_education": take("additional_education"),
+        "contingent": take("contingent"),
+        "digital": take("digital"),
     })
 }
 
@@ -466,6 +506,10 @@ mod tests {
                 "term": 2, "form": "exam", "mark": "хорошо", "scale": "four_level"})), // 15
             h.push(L, "college.diploma_issued", json!({"institution": "col-1", "level": "secondary_vocational",
                 "number": "D-1", "issued_on": "2042-06-30"})), // 16
+            h.push(L, "contingent.admitted", json!({"institution": "sch-2", "class": "3Б", "academic_year": 2032,
+                "admitted_on": "2032-09-02", "order_ref": "pr-7"})), // 17
+            h.push(L, "digital.recommendation_offered", json!({"recommendation_id": "r-1", "institution": "sch-2",
+                "kind": "individual_trajectory", "offered_on": "2032-10-01"})), // 18
         ];
         (h, ids)
     }
@@ -510,6 +554,14 @@ mod tests {
         assert_eq!(ach[1]["revoked"], Value::Null);
         assert_eq!(seqs(&b["transfers"]), vec![13]);
         assert_eq!(seqs(&b["additional_education"]), vec![14]);
+        assert_eq!(
+            b["contingent"],
+            json!([{"seq": 17, "event": ids[17], "stream": "learner/47-1", "type": "contingent.admitted",
+                    "summary": {"institution": "sch-2", "class": "3Б", "academic_year": 2032,
+                                "admitted_on": "2032-09-02", "order_ref": "pr-7"}}])
+        );
+        assert_eq!(seqs(&b["digital"]), vec![18]);
+        assert_eq!(b["digital"][0]["summary"]["kind"], "individual_trajectory");
 
         let other = m.view(&["47-2"]).unwrap().body;
         assert_eq!(seqs(&other["kindergarten"]), vec![1]);

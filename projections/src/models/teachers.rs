@@ -1,6 +1,8 @@
 //! `teachers`: a teacher's attestation (`teacher/<id>` streams): the categories in force and
 //! their terms, the fitness check and when the next one is due, and the history of every
-//! application with each commission member's vote and the decision.
+//! application with each commission member's vote and the decision; and the staff records an
+//! attestation commission reads: professional development courses completed and results of
+//! professional competitions, each with the key that attested it.
 //! Not the quorum and majority checks (`zachetka-rules` refuses a decision without them, so every
 //! decision here passed them) and not the voters' persons: votes show the voting key.
 //!
@@ -45,11 +47,57 @@ struct Application {
     decision: Option<Decision>,
 }
 
+/// A staff record (a course or a competition result) as attested.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StaffRecord {
+    record_id: String,
+    institution: String,
+    /// `course` or `competition`.
+    title: String,
+    /// The course's provider and hours, or the competition's level and result.
+    detail: BTreeMap<String, Detail>,
+    date: String,
+    issuer: String,
+    at: EntryRef,
+}
+
+/// A field of a staff record's detail (no `serde_json::Value` in postcard state).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Detail {
+    Int(i64),
+    Text(String),
+}
+
+impl Detail {
+    fn json(&self) -> Value {
+        match self {
+            Detail::Int(i) => json!(i),
+            Detail::Text(t) => json!(t),
+        }
+    }
+}
+
+impl StaffRecord {
+    fn json(&self, title_field: &str, date_field: &str) -> Value {
+        let mut v = json!({"record_id": self.record_id, "institution": self.institution, title_field: self.title,
+            date_field: self.date, "issuer": self.issuer, "event": self.at.event, "seq": self.at.seq});
+        for (k, x) in &self.detail {
+            v[k] = x.json();
+        }
+        v
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Teacher {
     applications: BTreeMap<String, Application>,
     /// The application submitted last (its institution scopes the view).
     latest: String,
+    courses: Vec<StaffRecord>,
+    competitions: Vec<StaffRecord>,
+    /// The institution of the latest staff record (scopes the view of a teacher without
+    /// attestation applications).
+    staff_institution: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -103,7 +151,7 @@ impl ReadModel for Teachers {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -130,6 +178,38 @@ impl ReadModel for Teachers {
                     },
                 );
                 t.latest = d.application_id.clone();
+            }
+            Event::StaffCourseCompleted(d) => {
+                let t = self.state.teachers.entry(fact.stream_id().to_owned()).or_default();
+                t.staff_institution = d.institution.clone();
+                t.courses.push(StaffRecord {
+                    record_id: d.record_id.clone(),
+                    institution: d.institution.clone(),
+                    title: d.course.clone(),
+                    detail: BTreeMap::from([
+                        ("provider".to_owned(), Detail::Text(d.provider.clone())),
+                        ("hours".to_owned(), Detail::Int(d.hours)),
+                    ]),
+                    date: d.completed_on.clone(),
+                    issuer: fact.author.to_owned(),
+                    at: at(),
+                });
+            }
+            Event::StaffCompetitionResult(d) => {
+                let t = self.state.teachers.entry(fact.stream_id().to_owned()).or_default();
+                t.staff_institution = d.institution.clone();
+                t.competitions.push(StaffRecord {
+                    record_id: d.record_id.clone(),
+                    institution: d.institution.clone(),
+                    title: d.competition.clone(),
+                    detail: BTreeMap::from([
+                        ("level".to_owned(), Detail::Text(d.level.clone())),
+                        ("result".to_owned(), Detail::Text(d.result.clone())),
+                    ]),
+                    date: d.date.clone(),
+                    issuer: fact.author.to_owned(),
+                    at: at(),
+                });
             }
             Event::VoteCast(d) => {
                 if let Some(a) = self.application(fact.stream_id(), &d.application_id) {
@@ -164,8 +244,9 @@ impl ReadModel for Teachers {
             .state
             .teachers
             .get(id)
-            .ok_or_else(|| ViewError::NotFound(format!("teacher {id} has no attestation records")))?;
-        let institution = t.applications.get(&t.latest).map_or("", |a| a.institution.as_str()).to_owned();
+            .ok_or_else(|| ViewError::NotFound(format!("teacher {id} has no attestation or staff records")))?;
+        let institution =
+            t.applications.get(&t.latest).map_or(t.staff_institution.as_str(), |a| a.institution.as_str()).to_owned();
         Ok(View { scope: Scope::Institution(institution.clone()), body: self.body(id, &institution, t) })
     }
 }
@@ -246,6 +327,11 @@ impl Teachers {
             },
             "pending": pending,
             "history": history,
+            "professional_development": {
+                "courses": t.courses.iter().map(|c| c.json("course", "completed_on")).collect::<Vec<_>>(),
+                "hours_total": t.courses.iter().map(|c| match c.detail.get("hours") { Some(Detail::Int(h)) => *h, _ => 0 }).sum::<i64>(),
+            },
+            "competitions": t.competitions.iter().map(|c| c.json("competition", "date")).collect::<Vec<_>>(),
         })
     }
 }
@@ -309,6 +395,15 @@ mod tests {
             json!({"application_id": "ap-3", "decision": "granted", "decided_on": "2024-02-01"}),
         ));
         rows.push(submit(21, "ap-4", "sch-2", "methodist", "2027-05-01T09:00:00Z"));
+        rows.push(row_by(22, TS, "staff.course_completed", "2026-12-01T09:00:00Z", "did:key:loiro",
+            json!({"record_id": "c-1", "institution": "sch-2", "course": "ФГОС", "provider": "loiro", "hours": 72, "completed_on": "2026-11-30"})));
+        rows.push(row_by(23, TS, "staff.course_completed", "2027-02-01T09:00:00Z", "did:key:loiro",
+            json!({"record_id": "c-2", "institution": "sch-2", "course": "ИКТ", "provider": "loiro", "hours": 36, "completed_on": "2027-01-30"})));
+        rows.push(row_by(24, TS, "staff.competition_result_recorded", "2027-03-01T09:00:00Z", "did:key:org",
+            json!({"record_id": "k-1", "institution": "sch-2", "competition": "Учитель года", "level": "regional", "result": "laureate", "date": "2027-02-20"})));
+        // A teacher with staff records only.
+        rows.push(row_by(25, "teacher/t-7", "staff.course_completed", "2027-03-02T09:00:00Z", "did:key:loiro",
+            json!({"record_id": "c-9", "institution": "sch-9", "course": "ФГОС", "provider": "loiro", "hours": 18, "completed_on": "2027-03-01"})));
         rows
     }
 
@@ -345,6 +440,21 @@ mod tests {
             json!({"decision": "granted", "decided_on": "2024-02-01", "valid_until": null, "event": "e20", "seq": 20})
         );
         assert_eq!(h[3]["decision"], Value::Null);
+        assert_eq!(b["professional_development"]["hours_total"], json!(108));
+        assert_eq!(
+            b["professional_development"]["courses"][0],
+            json!({"record_id": "c-1", "institution": "sch-2", "course": "ФГОС", "provider": "loiro", "hours": 72,
+                   "completed_on": "2026-11-30", "issuer": "did:key:loiro", "event": "e22", "seq": 22})
+        );
+        assert_eq!(
+            b["competitions"],
+            json!([{"record_id": "k-1", "institution": "sch-2", "competition": "Учитель года", "level": "regional",
+                    "result": "laureate", "date": "2027-02-20", "issuer": "did:key:org", "event": "e24", "seq": 24}])
+        );
+        let only_staff = m.view(&["t-7"]).unwrap();
+        assert_eq!(only_staff.scope, Scope::Institution("sch-9".into()));
+        assert_eq!(only_staff.body["professional_development"]["hours_total"], json!(18));
+        assert_eq!(only_staff.body["history"], json!([]));
         assert!(matches!(m.view(&["t-9"]), Err(ViewError::NotFound(_))));
         assert!(matches!(m.view(&["t-1", "x"]), Err(ViewError::BadPath(_))));
     }

@@ -301,7 +301,8 @@ fn scope_limits_institution_class_and_territory() {
     h.ok(TEACHER_5A, L1, "journal.grade_recorded", grade(json!({})));
     let m = h.refused("not_authorized", TEACHER_5A, L1, "journal.grade_recorded", grade(json!({"class": "6Б"})));
     assert!(m.contains("class 6Б"), "{m}");
-    h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"class": "6Б"})));
+    h.admit(REGISTRAR, "learner/47-000006", "sch-001", "6Б", None);
+    h.ok(TEACHER, "learner/47-000006", "journal.grade_recorded", grade(json!({"class": "6Б"})));
     h.refused("not_authorized", TEACHER2, L1, "journal.grade_recorded", grade(json!({})));
     h.refused("not_authorized", REGISTRAR, L1, "journal.grade_recorded", grade(json!({})));
     h.refused("not_authorized", AUTH, L1, "journal.grade_recorded", grade(json!({})));

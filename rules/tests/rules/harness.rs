@@ -148,6 +148,16 @@ impl Harness {
         }
     }
 
+    /// Admits `learner` to `class` of `institution` from 2026-08-01 (`program`: a curriculum).
+    pub fn admit(&mut self, by: &str, learner: &str, institution: &str, class: &str, program: Option<&str>) {
+        let mut data = json!({"institution": institution, "class": class, "academic_year": 2026,
+            "admitted_on": "2026-08-01", "order_ref": format!("order-{learner}")});
+        if let Some(p) = program {
+            data["program_id"] = json!(p);
+        }
+        self.ok(by, learner, "contingent.admitted", data);
+    }
+
     pub fn grant(&mut self, by: &str, key: &str, holder: &str, roles: &[&str], scope: Value) {
         self.ok(
             by,
@@ -204,6 +214,18 @@ impl Harness {
         for i in 0..9 {
             h.grant(AUTH, &member(i), &format!("m-{i}"), &["commission_member"], json!({"institution": "com-001"}));
         }
+        // The contingent: marks and results exist only for enrolled learners.
+        h.admit(REGISTRAR, L1, "sch-001", "5А", None);
+        h.admit(REGISTRAR, L2, "sch-001", "5А", None);
+        h.admit(REGISTRAR, L3, "sch-001", "1А", None);
+        h.ok(
+            COL_REGISTRAR,
+            "institution/col-001",
+            "college.curriculum_registered",
+            json!({"program_id": "ИС", "level": "secondary_vocational", "courses": ["databases"]}),
+        );
+        h.admit(COL_REGISTRAR, S1, "col-001", "ИС-21", Some("ИС"));
+        h.admit(COL_REGISTRAR, S2, "col-001", "ИС-21", Some("ИС"));
         h.at("2026-09-01T06:00:00Z");
         h
     }
@@ -231,6 +253,11 @@ pub fn merge(a: &mut Value, b: Value) {
 
 pub const L1: &str = "learner/47-000001";
 pub const L2: &str = "learner/47-000002";
+/// In sch-001, class 1А.
+pub const L3: &str = "learner/47-000003";
+/// College students of col-001, group ИС-21, programme ИС (courses: databases).
+pub const S1: &str = "learner/47-000101";
+pub const S2: &str = "learner/47-000102";
 
 /// The codes that meant HTTP 403 when a hand-kept list in formats/src/refusal.rs decided it;
 /// the rules now classify each refusal where they make it, and every refusal of these tests is

@@ -46,9 +46,9 @@ fn attendance_codes_are_data() {
     let mut h = Harness::region();
     let att = |code: &str| json!({"institution": "sch-001", "class": "1А", "lesson_date": "2026-09-02", "code": code});
     for code in ["Н", "Б", "УП", "ОП"] {
-        h.ok(TEACHER_1A, L2, "journal.attendance_marked", att(code));
+        h.ok(TEACHER_1A, L3, "journal.attendance_marked", att(code));
     }
-    h.refused("attendance_code_unknown", TEACHER_1A, L2, "journal.attendance_marked", att("X"));
+    h.refused("attendance_code_unknown", TEACHER_1A, L3, "journal.attendance_marked", att("X"));
     let mut config = zachetka_rules::RegionConfig::default();
     config.attendance_codes.insert("X".into(), "remote".into());
     let mut h2 = Harness::with_config(config);
@@ -59,7 +59,8 @@ fn attendance_codes_are_data() {
         "registry.institution_registered",
         json!({"institution": "sch-001", "kind": "school", "territory": "t"}),
     );
-    h2.grant(AUTH, TEACHER, "t-1", &["teacher"], json!({"institution": "sch-001"}));
+    h2.grant(AUTH, TEACHER, "t-1", &["teacher", "registrar"], json!({"institution": "sch-001"}));
+    h2.admit(TEACHER, L2, "sch-001", "1А", None);
     h2.ok(TEACHER, L2, "journal.attendance_marked", att("X"));
 }
 
@@ -235,6 +236,9 @@ fn promotion_and_documents_depend_on_open_debts() {
     h.refused("open_debt_blocks_promotion", CLASS_5A, L1, "journal.promoted", promo("full"));
     h.ok(CLASS_5A, L1, "journal.promoted", promo("conditional"));
     h.refused("open_debt_blocks_certificate", REGISTRAR, L1, "journal.certificate_issued", cert("A-1"));
+    let oge = |subject: &str, score: i64| json!({"institution": "sch-001", "exam": "oge", "subject": subject, "academic_year": 2026, "score": score});
+    h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", oge("Математика", 8));
+    h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", oge("Русский язык", 15));
     h.ok(REGISTRAR, L2, "journal.certificate_issued", cert("A-1"));
     h.refused("document_number_duplicate", REGISTRAR, "learner/47-000003", "journal.certificate_issued", cert("A-1"));
     h.refused(
@@ -270,37 +274,37 @@ fn final_attestation_scores() {
 fn college_record_book() {
     let mut h = Harness::region();
     let cr = |mark: serde_json::Value, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "mark": mark, "scale": scale});
-    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!("хорошо"), "four_level"));
-    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!(5), "five_point"));
-    h.ok(COL_TEACHER, L1, "college.course_result_recorded", cr(json!("не зачтено"), "pass_fail"));
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!("хорошо"), "four_level"));
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!(5), "five_point"));
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!("не зачтено"), "pass_fail"));
     h.refused(
         "grade_out_of_scale",
         COL_TEACHER,
-        L1,
+        S1,
         "college.course_result_recorded",
         cr(json!("отлично"), "pass_fail"),
     );
-    h.refused("not_authorized", TEACHER, L1, "college.course_result_recorded", cr(json!(5), "five_point"));
+    h.refused("not_authorized", TEACHER, S1, "college.course_result_recorded", cr(json!(5), "five_point"));
     let mut school = cr(json!(5), "five_point");
     school["institution"] = json!("sch-001");
-    h.refused("institution_kind_mismatch", TEACHER, L1, "college.course_result_recorded", school);
+    h.refused("institution_kind_mismatch", TEACHER, S1, "college.course_result_recorded", school);
     let mut t = cr(json!(5), "five_point");
     t["term"] = json!(13);
-    h.refused("term_out_of_range", COL_TEACHER, L1, "college.course_result_recorded", t);
+    h.refused("term_out_of_range", COL_TEACHER, S1, "college.course_result_recorded", t);
     let ex = |form: &str, mark: &str, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "form": form, "mark": mark, "scale": scale});
-    h.ok(COL_TEACHER, L1, "college.exam_recorded", ex("exam", "отлично", "four_level"));
-    h.ok(COL_TEACHER, L1, "college.exam_recorded", ex("credit", "зачтено", "pass_fail"));
-    h.refused("scale_not_allowed", COL_TEACHER, L1, "college.exam_recorded", ex("credit", "отлично", "four_level"));
-    h.refused("exam_form_unknown", COL_TEACHER, L1, "college.exam_recorded", ex("quiz", "зачтено", "pass_fail"));
+    h.ok(COL_TEACHER, S1, "college.exam_recorded", ex("exam", "отлично", "four_level"));
+    h.ok(COL_TEACHER, S1, "college.exam_recorded", ex("credit", "зачтено", "pass_fail"));
+    h.refused("scale_not_allowed", COL_TEACHER, S1, "college.exam_recorded", ex("credit", "отлично", "four_level"));
+    h.refused("exam_form_unknown", COL_TEACHER, S1, "college.exam_recorded", ex("quiz", "зачтено", "pass_fail"));
     let dip = |level: &str, n: &str| json!({"institution": "col-001", "level": level, "number": n, "issued_on": "2027-06-30"});
-    h.ok(COL_REGISTRAR, L1, "college.diploma_issued", dip("secondary_vocational", "D-1"));
+    h.ok(COL_REGISTRAR, S1, "college.diploma_issued", dip("secondary_vocational", "D-1"));
     h.refused(
         "document_number_duplicate",
         COL_REGISTRAR,
-        L2,
+        S2,
         "college.diploma_issued",
         dip("secondary_vocational", "D-1"),
     );
-    h.refused("diploma_level_unknown", COL_REGISTRAR, L2, "college.diploma_issued", dip("phd", "D-2"));
-    h.refused("not_authorized", COL_TEACHER, L2, "college.diploma_issued", dip("bachelor", "D-2"));
+    h.refused("diploma_level_unknown", COL_REGISTRAR, S2, "college.diploma_issued", dip("phd", "D-2"));
+    h.refused("not_authorized", COL_TEACHER, S2, "college.diploma_issued", dip("bachelor", "D-2"));
 }

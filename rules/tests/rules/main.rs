@@ -6,6 +6,7 @@ mod harness;
 
 mod attestation;
 mod authority;
+mod contingent;
 mod enrolment;
 mod journal;
 mod ledger_time;

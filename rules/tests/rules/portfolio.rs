@@ -80,12 +80,15 @@ fn transfers_between_institutions_and_regions() {
         }
         t
     };
-    h.ok(REGISTRAR, L1, "learner.transferred", tr("sch-002", None));
-    h.ok(ADMIN, L1, "learner.transferred", tr("78-sch-0500", Some("ru-78")));
     h.refused("institution_unknown", REGISTRAR, L1, "learner.transferred", tr("sch-404", None));
     h.refused("transfer_to_same_institution", REGISTRAR, L1, "learner.transferred", tr("sch-001", None));
     h.refused("not_authorized", TEACHER, L1, "learner.transferred", tr("sch-002", None));
     h.refused("not_authorized", ADMIN2, L1, "learner.transferred", tr("sch-002", None));
+    h.ok(REGISTRAR, L1, "learner.transferred", tr("sch-002", None));
+    h.ok(ADMIN, L2, "learner.transferred", tr("78-sch-0500", Some("ru-78")));
+    // The transfer ended L1's enrolment at sch-001: it cannot leave sch-001 again.
+    let m = h.refused("learner_not_enrolled", ADMIN, L1, "learner.transferred", tr("78-sch-0500", Some("ru-78")));
+    assert!(m.contains("not enrolled in sch-001"), "{m}");
 }
 
 #[test]

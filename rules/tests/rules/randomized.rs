@@ -1,8 +1,10 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
-//! grants, lessons, grades, attendance, debts, queue, attestation) and, at random points, tries a
-//! mutated event (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of
-//! scale, backdated or future `occurred_at`, a revoked key claiming an earlier time, a queue offer
-//! out of order or to a kindergarten not chosen...). `check` must accept exactly the valid events and refuse each mutation with its code;
+//! grants, admissions of every learner into a class, grades, attendance, debts, queue,
+//! attestation) and, at random points, tries a mutated event (wrong key, revoked key,
+//! out-of-scope class, missing quorum, unknown key, out of scale, a grade for a learner not
+//! enrolled in that class, backdated or future `occurred_at`, a revoked key claiming an earlier
+//! time, a queue offer out of order or to a kindergarten not chosen...). `check` must accept
+//! exactly the valid events and refuse each mutation with its code;
 //! a replay of the accepted log (the audit) must reach the same decisions. Prints the seed on failure.
 
 use crate::harness::*;
@@ -50,6 +52,14 @@ const KGS: [&str; 2] = ["kg-a", "kg-b"];
 const OPERATOR_T: &str = "did:key:z6MkOperatorT";
 
 const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
+/// Schools of the generated region; learners per class.
+const SCHOOLS: usize = 3;
+const PER_CLASS: usize = 4;
+
+/// The stream of the `m`-th learner of class `j` at school `i` (admitted by the setup).
+fn learner_of(i: usize, j: usize, m: usize) -> String {
+    format!("learner/47-{:06}", (m * SCHOOLS + i) * CLASSES.len() + j)
+}
 
 pub(crate) struct World {
     rng: Rng,
@@ -202,7 +212,7 @@ impl World {
     pub(crate) fn setup(&mut self) -> Vec<Step> {
         let mut s =
             vec![self.step(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}), None)];
-        for i in 0..3 {
+        for i in 0..SCHOOLS {
             let inst = format!("sch-{i}");
             s.push(self.step(
                 AUTH,
@@ -217,6 +227,12 @@ impl World {
                 let key = format!("did:key:z6MkT{i}x{j}");
                 s.push(self.step(&admin, "registry", "keys.granted", json!({"key": key, "holder": format!("t-{i}-{j}"), "roles": ["teacher"], "scope": {"institution": inst, "class": class}, "valid_from": "2026-01-01T00:00:00Z"}), None));
                 self.teachers.push((key, inst.clone(), (*class).to_owned()));
+                // Marks and attendance need enrolment: the school admits the class's learners.
+                for m in 0..PER_CLASS {
+                    let data = json!({"institution": inst, "class": class, "academic_year": 2026,
+                        "admitted_on": "2026-08-31", "order_ref": format!("ord-{i}-{j}-{m}")});
+                    s.push(self.step(&admin, &learner_of(i, j, m), "contingent.admitted", data, None));
+                }
             }
         }
         s.push(self.step(
@@ -250,9 +266,26 @@ impl World {
         }
         let t = self.rng.below(self.teachers.len());
         let (key, inst, class) = self.teachers[t].clone();
-        let learner = format!("learner/47-{:06}", self.rng.below(50));
+        let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
+        let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(16) {
+        match self.rng.below(17) {
+            16 => {
+                // A learner of another class (or school): the teacher may grade this class, but
+                // the learner is not enrolled in it.
+                let other = if self.rng.below(2) == 0 {
+                    learner_of(i, (j + 1) % CLASSES.len(), self.rng.below(PER_CLASS))
+                } else {
+                    learner_of((i + 1) % SCHOOLS, j, self.rng.below(PER_CLASS))
+                };
+                vec![self.step(
+                    &key,
+                    &other,
+                    "journal.grade_recorded",
+                    Self::grade(&inst, &class, mark),
+                    Some("learner_not_enrolled"),
+                )]
+            }
             0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
             5 => {
                 let code = ["Н", "Б", "УП", "ОП"][self.rng.below(4)];

@@ -47,7 +47,7 @@ fn region_profiles_are_validated() {
 #[test]
 fn the_vocabulary_covers_every_subsystem() {
     let types = event_types();
-    assert_eq!(types.len(), 48);
+    assert_eq!(types.len(), 60);
     for prefix in [
         "ledger.",
         "registry.",
@@ -58,6 +58,9 @@ fn the_vocabulary_covers_every_subsystem() {
         "additional.",
         "college.",
         "attestation.",
+        "contingent.",
+        "staff.",
+        "digital.",
         "portfolio.",
         "learner.",
     ] {
