@@ -294,13 +294,14 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
         .filter_map(|c| c.leaf.map(|l| (l.0, c.seq)))
         .collect();
     let mut placed: HashSet<[u8; 32]> = HashSet::new();
-    let mut own_versions: BTreeSet<u64> = BTreeSet::new();
+    // Version of the learner's own stream -> the seq that accounts for it.
+    let mut own_versions: BTreeMap<u64, u64> = BTreeMap::new();
     for c in by_seq.values() {
         let Some(e) = &c.entry else { continue };
         let (s, v) = (stream(e), e.meta.stream_version);
         let is_own = !c.in_authority && s == own;
         if is_own {
-            own_versions.insert(v);
+            own_versions.insert(v, c.seq);
         }
         if v == 0 {
             if e.meta.stream_prev.is_some() {
@@ -326,7 +327,7 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
                     if !placed.insert(prev.0) {
                         r.fail("stream_gap", Some(c.seq), format!("two entries of {s} name withheld entry {wseq} as their previous"));
                     }
-                    own_versions.insert(v - 1);
+                    own_versions.insert(v - 1, *wseq);
                 }
                 _ => r.fail(
                     "stream_gap",
@@ -340,18 +341,27 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
             }
         }
     }
-    if let Some(&max) = own_versions.last() {
-        let missing = max + 1 - own_versions.len() as u64;
-        let unplaced = (withheld.len() - placed.len()) as u64;
-        if missing > unplaced {
+    // Versions nobody accounts for, between two that are accounted for: the withheld items not
+    // placed whose seq lies between must be at least as many (versions ascend with seq).
+    let unplaced: BTreeSet<u64> =
+        withheld.iter().filter(|(leaf, _)| !placed.contains(*leaf)).map(|(_, seq)| *seq).collect();
+    let mut below: Option<(u64, u64)> = None;
+    for (&v, &seq) in &own_versions {
+        let (missing, from) = match below {
+            None => (v, 0),
+            Some((pv, pseq)) => (v - pv - 1, pseq + 1),
+        };
+        let available = unplaced.range(from..seq).count() as u64;
+        if missing > available {
             r.fail(
                 "stream_gap",
-                None,
+                Some(seq),
                 format!(
-                    "stream {own} has versions 0..={max}, {missing} of them neither disclosed nor placed, but only {unplaced} withheld entries could stand for them"
+                    "{missing} versions of {own} before entry {seq} (version {v}) are neither disclosed nor withheld in the bundle (only {available} withheld entries could stand for them)"
                 ),
             );
         }
+        below = Some((v, seq));
     }
 }
 
