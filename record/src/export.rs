@@ -120,6 +120,9 @@ pub fn export(
     for (e, _) in concerned.iter().zip(&disclosed).filter(|(_, d)| **d) {
         keys.extend(str_of(&e.event, "author").map(str::to_owned));
         institutions.extend(INSTITUTION_FIELDS.iter().filter_map(|f| data_str(e, f)).map(str::to_owned));
+        // A queue application's preferred kindergartens.
+        let preferred = e.event.get("data").and_then(|d| d.get("preferred")).and_then(Value::as_array);
+        institutions.extend(preferred.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned));
         if let Some(id) = str_of(&e.event, "stream").and_then(|s| s.strip_prefix("institution/")) {
             institutions.push(id.to_owned());
         }
