@@ -11,9 +11,12 @@
 //! against the checkpoint signed at exactly that size.
 
 use crate::ledger::Ledger;
+use crate::merkle::{self, Hash, HashReader};
 use crate::read::ReadError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreHashes};
 use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use zachetka_projections::ViewError;
 pub use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
 
@@ -118,5 +121,28 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         registry: &registry,
         disclosure,
     };
-    Ok(zachetka_record::export(&input, |seq, n| ledger.prove_inclusion(seq, n).map_err(|e| e.to_string()))?)
+    let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::new()) };
+    let prove = |seq: u64, n: u64| merkle::prove_inclusion(seq, n, &hashes).map_err(|e| e.to_string());
+    Ok(zachetka_record::export(&input, prove)?)
+}
+
+/// The store's stored hashes, each read once per export: the proofs of a learner's entries
+/// share their upper levels (5,000 proofs in a log of 20,000 read about 20,000 hashes instead
+/// of 75,000, each a `pread` in the embedded store).
+struct CachedHashes<'a> {
+    inner: StoreHashes<'a>,
+    cache: RefCell<HashMap<u64, Hash>>,
+}
+
+impl HashReader for CachedHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        let mut cache = self.cache.borrow_mut();
+        let missing: Vec<u64> = indexes.iter().copied().filter(|i| !cache.contains_key(i)).collect();
+        if !missing.is_empty() {
+            for (i, h) in missing.iter().zip(self.inner.read_hashes(&missing)?) {
+                cache.insert(*i, h);
+            }
+        }
+        Ok(indexes.iter().map(|i| cache[i]).collect())
+    }
 }

@@ -9,7 +9,13 @@ use crate::disclosure::Disclosure;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use zachetka_formats::checkpoint;
-use zachetka_formats::event::{leaf_hash, parse_entry, ParsedEntry};
+use zachetka_formats::event::leaf_hash;
+
+/// What the exporter reads of an entry: its position and event.
+struct Parsed {
+    seq: u64,
+    event: Value,
+}
 use zachetka_formats::merkle::Hash;
 
 /// What the exporter starts from. Entries are `(seq, canonical entry bytes)`, ascending, all
@@ -30,12 +36,8 @@ pub struct ExportInput<'a> {
 /// Why a bundle could not be made (the store's data is at fault, never the learner's choice).
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("couldn't parse entry {seq}: {source}")]
-    Entry {
-        seq: u64,
-        #[source]
-        source: zachetka_formats::event::EntryError,
-    },
+    #[error("couldn't parse entry {seq}: {message}")]
+    Entry { seq: u64, message: String },
     #[error("the checkpoint note is not a checkpoint")]
     Checkpoint,
     #[error("entry {seq} is not below the checkpoint's tree size {tree_size}")]
@@ -50,11 +52,11 @@ fn str_of<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
     v.get(k).and_then(Value::as_str)
 }
 
-fn data_str<'v>(e: &'v ParsedEntry, k: &str) -> Option<&'v str> {
+fn data_str<'v>(e: &'v Parsed, k: &str) -> Option<&'v str> {
     e.event.get("data").and_then(|d| str_of(d, k))
 }
 
-fn event_type(e: &ParsedEntry) -> &str {
+fn event_type(e: &Parsed) -> &str {
     str_of(&e.event, "type").unwrap_or("")
 }
 
@@ -76,19 +78,26 @@ pub fn export(
 ) -> Result<Bundle, ExportError> {
     let (_, head) = checkpoint::parse_unverified(input.checkpoint).ok_or(ExportError::Checkpoint)?;
     let tree_size = head.tree_size;
-    let parse = |(seq, bytes): &(u64, Vec<u8>)| -> Result<ParsedEntry, ExportError> {
+    // The store checked each entry against its stored leaf hash on read; the canonical form is
+    // the verifier's to check, so a plain JSON parse is enough to choose and to close the chain.
+    let parse = |(seq, bytes): &(u64, Vec<u8>)| -> Result<Parsed, ExportError> {
         if *seq >= tree_size {
             return Err(ExportError::BeyondCheckpoint { seq: *seq, tree_size });
         }
-        parse_entry(bytes).map_err(|source| ExportError::Entry { seq: *seq, source })
+        let mut v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| ExportError::Entry { seq: *seq, message: format!("not JSON: {e}") })?;
+        match v.get_mut("event").map(Value::take) {
+            Some(event @ Value::Object(_)) => Ok(Parsed { seq: *seq, event }),
+            _ => Err(ExportError::Entry { seq: *seq, message: "no event object".into() }),
+        }
     };
-    let concerned: Vec<ParsedEntry> = input.concerned.iter().map(parse).collect::<Result<_, _>>()?;
+    let concerned: Vec<Parsed> = input.concerned.iter().map(parse).collect::<Result<_, _>>()?;
     let disclosed = choose(&concerned, input.learner, input.disclosure);
 
     // The authority chain: every registry entry about a key or institution the disclosed entries
     // need, closed over the authors of those registry entries themselves.
-    let registry: Vec<ParsedEntry> = input.registry.iter().map(parse).collect::<Result<_, _>>()?;
-    if registry.first().map(|e| (e.meta.seq, event_type(e))) != Some((0, "ledger.established")) {
+    let registry: Vec<Parsed> = input.registry.iter().map(parse).collect::<Result<_, _>>()?;
+    if registry.first().map(|e| (e.seq, event_type(e))) != Some((0, "ledger.established")) {
         return Err(ExportError::NoEstablishment);
     }
     let mut about_key: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -179,7 +188,7 @@ pub fn export(
 /// Which of the concerned entries are disclosed: chosen by type; a correction with what it
 /// corrects; a queue or 1st-grade application or offer whenever an entry of another stream than
 /// the learner's is disclosed (the verifier's `Concerns` needs them to place the rest).
-fn choose(concerned: &[ParsedEntry], learner: &str, disclosure: &Disclosure) -> Vec<bool> {
+fn choose(concerned: &[Parsed], learner: &str, disclosure: &Disclosure) -> Vec<bool> {
     let own = format!("learner/{learner}");
     let mut shown = vec![false; concerned.len()];
     let mut shown_ids: HashSet<&str> = HashSet::new();

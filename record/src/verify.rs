@@ -547,7 +547,7 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
     }
     for a in &mut s.achievements {
         let id = a.get("achievement_id").and_then(Value::as_str).unwrap_or("").to_owned();
-        a["revoked"] = Value::from(if revoked.contains(&id) { "yes" } else { "no" });
+        a["revoked"] = Value::Bool(revoked.contains(&id));
     }
     s.institutions =
         institutions.into_iter().map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() }).collect();
