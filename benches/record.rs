@@ -80,7 +80,8 @@ fn main() {
     let events: Vec<serde_json::Value> = (0..total)
         .into_par_iter()
         .map(|i| {
-            let stream = if i % every == 0 { format!("learner/{LEARNER}") } else { format!("learner/47-noise-{}", i % 500) };
+            let stream =
+                if i % every == 0 { format!("learner/{LEARNER}") } else { format!("learner/47-noise-{}", i % 500) };
             grade(i, &stream, &teacher)
         })
         .collect();

@@ -196,9 +196,7 @@ impl Item {
                 let leaf = zachetka_formats::event::leaf_hash(&bytes);
                 (Content::Disclosed(bytes), leaf)
             }
-            (None, Some(h)) => {
-                (Content::Withheld, Hash::from_b64(h).ok_or("leaf_hash is not base64 of 32 bytes")?)
-            }
+            (None, Some(h)) => (Content::Withheld, Hash::from_b64(h).ok_or("leaf_hash is not base64 of 32 bytes")?),
             _ => return Err("an item has exactly one of entry and leaf_hash".into()),
         };
         Ok(Decoded { seq: self.seq, content, leaf, proof })
@@ -211,11 +209,6 @@ impl Item {
 
     /// A withheld item.
     pub fn withheld(seq: u64, leaf: &Hash, proof: &[Hash]) -> Item {
-        Item {
-            seq,
-            entry: None,
-            leaf_hash: Some(leaf.to_b64()),
-            proof: proof.iter().map(HashB64::to_b64).collect(),
-        }
+        Item { seq, entry: None, leaf_hash: Some(leaf.to_b64()), proof: proof.iter().map(HashB64::to_b64).collect() }
     }
 }

@@ -20,10 +20,7 @@ const PRESETS: [(&str, &[&str]); 4] = [
     ),
     ("documents", &["journal.certificate_issued", "additional.certificate_issued", "college.diploma_issued"]),
     ("achievements", &["portfolio.achievement_attested", "portfolio.achievement_revoked"]),
-    (
-        "enrolments",
-        &["queue.", "enrolment.", "additional.enrolled", "additional.left", "learner.transferred"],
-    ),
+    ("enrolments", &["queue.", "enrolment.", "additional.enrolled", "additional.left", "learner.transferred"]),
 ];
 
 /// Which entries to disclose.

@@ -164,7 +164,11 @@ pub fn export(
     let mut entries = Vec::with_capacity(concerned.len());
     for ((seq, bytes), show) in input.concerned.iter().zip(&disclosed) {
         let p = proof(*seq)?;
-        entries.push(if *show { Item::disclosed(*seq, bytes, &p) } else { Item::withheld(*seq, &leaf_hash(bytes), &p) });
+        entries.push(if *show {
+            Item::disclosed(*seq, bytes, &p)
+        } else {
+            Item::withheld(*seq, &leaf_hash(bytes), &p)
+        });
     }
     let mut authority = Vec::with_capacity(chosen.len());
     for i in chosen {

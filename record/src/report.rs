@@ -123,7 +123,11 @@ impl Report {
                 *reasons.entry(g.reason.as_str()).or_default() += 1;
             }
             let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
-            let _ = writeln!(s, "  by the grant only, because the rule needs entries outside the bundle: {}", list.join(", "));
+            let _ = writeln!(
+                s,
+                "  by the grant only, because the rule needs entries outside the bundle: {}",
+                list.join(", ")
+            );
         }
         match &self.consistency {
             Some(c) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
@@ -144,9 +148,11 @@ impl Report {
                 let _ = writeln!(s, "  {} ({})", i.institution, years.join(", "));
             }
         }
-        for (title, items) in
-            [("results", &self.record.results), ("documents", &self.record.documents), ("achievements", &self.record.achievements)]
-        {
+        for (title, items) in [
+            ("results", &self.record.results),
+            ("documents", &self.record.documents),
+            ("achievements", &self.record.achievements),
+        ] {
             if items.is_empty() {
                 continue;
             }

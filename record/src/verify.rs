@@ -116,7 +116,9 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
         None => Completeness { status: "not_present", reason: None },
         Some(_) => Completeness {
             status: "not_checked",
-            reason: Some("completeness commitments are not yet defined (DESIGN 3.7); this verifier cannot check one".into()),
+            reason: Some(
+                "completeness commitments are not yet defined (DESIGN 3.7); this verifier cannot check one".into(),
+            ),
         },
     });
     r.record = summarize(&by_seq);
@@ -165,6 +167,9 @@ fn check_items(b: &Bundle, head: Option<&TreeHead>, threads: usize) -> Vec<Check
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
         n => n,
     };
+    if threads <= 1 || items.len() <= 64 {
+        return items.iter().map(|(a, i)| check_item(b, *a, i, head, &cache)).collect();
+    }
     let chunk = items.len().div_ceil(threads).max(64);
     std::thread::scope(|s| {
         let handles: Vec<_> = items
@@ -178,7 +183,13 @@ fn check_items(b: &Bundle, head: Option<&TreeHead>, threads: usize) -> Vec<Check
     })
 }
 
-fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&TreeHead>, cache: &KeyCache) -> Checked {
+fn check_item(
+    b: &Bundle,
+    in_authority: bool,
+    item: &crate::Item,
+    head: Option<&TreeHead>,
+    cache: &KeyCache,
+) -> Checked {
     let mut c = Checked {
         seq: item.seq,
         in_authority,
@@ -202,13 +213,17 @@ fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&
         if let Err(e) = merkle::verify_inclusion(seq, h.tree_size, leaf, &proof, h.root_hash) {
             c.failures.push((
                 "proof_invalid",
-                format!("the inclusion proof of entry {seq} does not lead to the checkpoint's root at tree size {}: {e}", h.tree_size),
+                format!(
+                    "the inclusion proof of entry {seq} does not lead to the checkpoint's root at tree size {}: {e}",
+                    h.tree_size
+                ),
             ));
         }
     }
     let bytes = match content {
         Content::Withheld if in_authority => {
-            c.failures.push(("authority_entry_invalid", format!("authority entry {seq} is withheld; the chain needs it")));
+            c.failures
+                .push(("authority_entry_invalid", format!("authority entry {seq} is withheld; the chain needs it")));
             return c;
         }
         Content::Withheld => return c,
@@ -226,10 +241,16 @@ fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&
     }
     let s = |k: &str| e.event.get(k).and_then(Value::as_str).unwrap_or("");
     if s("ledger") != b.origin {
-        c.failures.push(("wrong_ledger", format!("entry {seq} is for ledger {:?}, the bundle's is {:?}", s("ledger"), b.origin)));
+        c.failures.push((
+            "wrong_ledger",
+            format!("entry {seq} is for ledger {:?}, the bundle's is {:?}", s("ledger"), b.origin),
+        ));
     }
     if in_authority && s("stream") != "registry" {
-        c.failures.push(("authority_entry_invalid", format!("authority entry {seq} is on stream {:?}, not registry", s("stream"))));
+        c.failures.push((
+            "authority_entry_invalid",
+            format!("authority entry {seq} is on stream {:?}, not registry", s("stream")),
+        ));
     }
     c.signature_checked = true;
     if let Err(m) = check_signature(&bytes, &e, cache) {
@@ -260,7 +281,11 @@ fn check_concerns(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked
         let parsed = ParsedFact::from_parsed(e);
         let Some(fact) = parsed.fact() else {
             if !c.in_authority {
-                r.fail("entry_not_concerning_learner", Some(c.seq), format!("entry {} is not an event of the vocabulary", c.seq));
+                r.fail(
+                    "entry_not_concerning_learner",
+                    Some(c.seq),
+                    format!("entry {} is not an event of the vocabulary", c.seq),
+                );
             }
             continue;
         };
@@ -284,7 +309,11 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
         if let (Some(e), Some(leaf)) = (&c.entry, c.leaf) {
             let key = (stream(e), e.meta.stream_version);
             if let Some((other, _)) = versions.insert(key.clone(), (c.seq, leaf)) {
-                r.fail("stream_gap", Some(c.seq), format!("entries {other} and {} both claim version {} of stream {}", c.seq, key.1, key.0));
+                r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!("entries {other} and {} both claim version {} of stream {}", c.seq, key.1, key.0),
+                );
             }
         }
     }
@@ -305,12 +334,20 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
         }
         if v == 0 {
             if e.meta.stream_prev.is_some() {
-                r.fail("stream_gap", Some(c.seq), format!("entry {} is version 0 of {s} but names a previous entry", c.seq));
+                r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!("entry {} is version 0 of {s} but names a previous entry", c.seq),
+                );
             }
             continue;
         }
         let Some(prev) = e.meta.stream_prev else {
-            r.fail("stream_gap", Some(c.seq), format!("entry {} is version {v} of {s} but names no previous entry", c.seq));
+            r.fail(
+                "stream_gap",
+                Some(c.seq),
+                format!("entry {} is version {v} of {s} but names no previous entry", c.seq),
+            );
             continue;
         };
         if let Some((pseq, pleaf)) = versions.get(&(s.clone(), v - 1)) {
@@ -325,7 +362,11 @@ fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>)
             match withheld.get(&prev.0) {
                 Some(wseq) if *wseq < c.seq => {
                     if !placed.insert(prev.0) {
-                        r.fail("stream_gap", Some(c.seq), format!("two entries of {s} name withheld entry {wseq} as their previous"));
+                        r.fail(
+                            "stream_gap",
+                            Some(c.seq),
+                            format!("two entries of {s} name withheld entry {wseq} as their previous"),
+                        );
                     }
                     own_versions.insert(v - 1, *wseq);
                 }
@@ -405,7 +446,11 @@ fn check_authority(r: &mut Report, origin: &str, region: RegionConfig, by_seq: &
     for c in by_seq.values() {
         let Some(e) = &c.entry else { continue };
         let Some(env) = envelope(c.seq, &e.event) else {
-            r.fail("authority_entry_invalid", Some(c.seq), format!("entry {} lacks an event field the rules need", c.seq));
+            r.fail(
+                "authority_entry_invalid",
+                Some(c.seq),
+                format!("entry {} lacks an event field the rules need", c.seq),
+            );
             continue;
         };
         match rules.check_and_apply(&env, &lookup) {
@@ -436,7 +481,9 @@ fn grant_check(rules: &Rules, env: &Envelope) -> Result<(), (&'static str, Strin
     let key = env.author;
     let at = zachetka_rules::time::parse_instant(env.occurred_at)
         .ok_or(("event_malformed", format!("occurred_at {} is not an rfc 3339 time", env.occurred_at)))?;
-    let g = rules.grant(key).ok_or(("key_unknown", format!("key {key} was never granted in the bundle's authority chain")))?;
+    let g = rules
+        .grant(key)
+        .ok_or(("key_unknown", format!("key {key} was never granted in the bundle's authority chain")))?;
     if g.revoked_at.is_some_and(|t| t <= at) {
         return Err(("key_revoked", format!("key {key} was revoked before this event")));
     }
@@ -549,7 +596,9 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
         let id = a.get("achievement_id").and_then(Value::as_str).unwrap_or("").to_owned();
         a["revoked"] = Value::Bool(revoked.contains(&id));
     }
-    s.institutions =
-        institutions.into_iter().map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() }).collect();
+    s.institutions = institutions
+        .into_iter()
+        .map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() })
+        .collect();
     s
 }

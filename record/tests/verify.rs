@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{region, ORIGIN, L1, L2};
+use common::{region, L1, L2, ORIGIN};
 use serde_json::{json, Value};
 use zachetka_formats::keys;
 use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
@@ -101,7 +101,11 @@ fn a_changed_byte_anywhere_in_an_entry_is_refused_naming_it() {
         tamper(&mut bad, 3, |bytes| bytes[pos] ^= 0x01);
         let r = check(&bad, &t.vkey);
         refused(&r, "proof_invalid", Some(seq));
-        assert!(r.failures.iter().all(|f| f.seq == Some(seq) || f.seq.is_none() || f.code == "stream_gap"), "{:?}", codes(&r));
+        assert!(
+            r.failures.iter().all(|f| f.seq == Some(seq) || f.seq.is_none() || f.code == "stream_gap"),
+            "{:?}",
+            codes(&r)
+        );
     }
     // A changed leaf hash of a withheld entry too.
     let mut w = t.export(L1, &Disclosure::parse("documents").unwrap());
@@ -161,7 +165,13 @@ fn an_entry_that_does_not_concern_the_learner_is_refused() {
 fn a_proof_for_another_tree_is_refused() {
     let mut t = region(1);
     let b = t.export(L1, &Disclosure::All);
-    t.append("teacher", &format!("learner/{L1}"), "journal.grade_recorded", "2027-09-02T09:00:00Z", common::grade(5, "2027-09-02"));
+    t.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
     // The same items against the newer checkpoint: the proofs are for the older tree.
     let mut bad = b.clone();
     bad.checkpoint = String::from_utf8(t.checkpoint_at(t.size())).unwrap();
@@ -204,8 +214,13 @@ fn a_grade_by_a_revoked_key_is_refused_with_key_revoked() {
         "2027-06-01T00:00:00Z",
         json!({"key": teacher, "reason": "left the school"}),
     );
-    let late =
-        t.append("teacher", &format!("learner/{L1}"), "journal.grade_recorded", "2027-06-05T09:00:00Z", common::grade(5, "2027-06-05"));
+    let late = t.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-06-05T09:00:00Z",
+        common::grade(5, "2027-06-05"),
+    );
     let b = t.export(L1, &Disclosure::All);
     let r = check(&b, &t.vkey);
     refused(&r, "key_revoked", Some(late));
@@ -235,7 +250,13 @@ fn a_forked_history_is_refused_against_a_second_checkpoint() {
     let mut honest = region(1);
     let n = honest.size();
     let b = honest.export(L1, &Disclosure::All);
-    honest.append("teacher", &format!("learner/{L1}"), "journal.grade_recorded", "2027-09-02T09:00:00Z", common::grade(5, "2027-09-02"));
+    honest.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
     let rewritten = region_with_change();
     let newer = honest.size();
     let ok = Options {
@@ -285,9 +306,21 @@ fn region_with_change() -> common::TestLedger {
         if seq == 10 {
             data["mark"] = json!(2);
         }
-        f.append(author, e["stream"].as_str().unwrap(), e["type"].as_str().unwrap(), e["occurred_at"].as_str().unwrap(), data);
+        f.append(
+            author,
+            e["stream"].as_str().unwrap(),
+            e["type"].as_str().unwrap(),
+            e["occurred_at"].as_str().unwrap(),
+            data,
+        );
     }
-    f.append("teacher", &format!("learner/{L1}"), "journal.grade_recorded", "2027-09-02T09:00:00Z", common::grade(5, "2027-09-02"));
+    f.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
     f
 }
 
@@ -304,20 +337,25 @@ fn limits_apply_while_parsing_and_malformed_bundles_are_refused() {
     let r = verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default());
     refused(&r, "bundle_too_many_entries", None);
 
-    for (path, value) in [
-        ("/version", json!(2)),
-        ("/format", json!("zachetka-bundle")),
-    ] {
+    for (path, value) in [("/version", json!(2)), ("/format", json!("zachetka-bundle"))] {
         let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
         *v.pointer_mut(path).unwrap() = value;
-        refused(&verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()), "bundle_format_unsupported", None);
+        refused(
+            &verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()),
+            "bundle_format_unsupported",
+            None,
+        );
     }
     let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
     v["entries"][0]["note"] = json!("x");
     refused(&verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()), "bundle_malformed", None);
     let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
     v["entries"][1]["leaf_hash"] = json!("AAAA");
-    refused(&verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()), "bundle_malformed", Some(b.entries[1].seq));
+    refused(
+        &verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()),
+        "bundle_malformed",
+        Some(b.entries[1].seq),
+    );
     let dup = String::from_utf8(b.to_json()).unwrap().replacen("{\"format\"", "{\"learner\":\"x\",\"format\"", 1);
     refused(&verify(dup.as_bytes(), &t.vkey, &Options::default()), "bundle_malformed", None);
     refused(&verify(b"not json", &t.vkey, &Options::default()), "bundle_malformed", None);

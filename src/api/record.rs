@@ -43,7 +43,8 @@ pub(super) async fn get_record(
         Err(m) => return refusal_response(&Refusal::new(Code::BadQuery, m)),
     };
     let ledger = state.ledger.clone();
-    let result = tokio::task::spawn_blocking(move || crate::record::export_learner(&ledger, &learner, &disclosure)).await;
+    let result =
+        tokio::task::spawn_blocking(move || crate::record::export_learner(&ledger, &learner, &disclosure)).await;
     match result {
         Ok(Ok(bundle)) => json_response(200, String::from_utf8(bundle.to_json()).expect("JSON is UTF-8")),
         Ok(Err(RecordError::UnknownLearner(id))) => {

@@ -28,7 +28,10 @@ pub const BODY_BYTES_MAX: usize = 16 << 20;
 pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
 
 /// Reserves room for a body before it is read; `busy` when there is none.
-pub(super) fn reserve_body(bodies: &Arc<tokio::sync::Semaphore>, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Refusal> {
+pub(super) fn reserve_body(
+    bodies: &Arc<tokio::sync::Semaphore>,
+    headers: &HeaderMap,
+) -> Result<OwnedSemaphorePermit, Refusal> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let kib = declared.unwrap_or(BODY_BYTES_MAX).min(BODY_BYTES_MAX).div_ceil(1024).max(1);
     bodies.clone().try_acquire_many_owned(kib as u32).map_err(|_| {

@@ -57,8 +57,9 @@ pub fn verify(
     let other = match (checkpoint, consistency) {
         (Some(c), Some(p)) => Some(OtherCheckpoint {
             note: read(c)?,
-            proof: serde_json::from_slice(&read(p)?)
-                .with_context(|| format!("{} is not a consistency proof {{\"first\",\"second\",\"hashes\"}}", p.display()))?,
+            proof: serde_json::from_slice(&read(p)?).with_context(|| {
+                format!("{} is not a consistency proof {{\"first\",\"second\",\"hashes\"}}", p.display())
+            })?,
         }),
         _ => None,
     };

@@ -63,7 +63,9 @@ fn demo_bundles_hold_exactly_what_concerns_the_learner_and_verify() {
     let truth = concerned_by_scan(&l);
     let own = |learner: &str, seqs: &[u64]| {
         let stream = format!("learner/{learner}");
-        seqs.iter().filter(|s| l.entries(**s, 1).unwrap()[0].windows(stream.len()).any(|w| w == stream.as_bytes())).count()
+        seqs.iter()
+            .filter(|s| l.entries(**s, 1).unwrap()[0].windows(stream.len()).any(|w| w == stream.as_bytes()))
+            .count()
     };
     // Learners with queue or 1st-grade entries (other streams), and the busiest learners.
     let mut others: Vec<(&String, &Vec<u64>)> = truth.iter().filter(|(l, s)| own(l, s) < s.len()).collect();
@@ -98,7 +100,10 @@ fn demo_bundles_hold_exactly_what_concerns_the_learner_and_verify() {
     }
     eprintln!("authority by the rules: {by_rules}; by the grant only: {grant_only:?}");
     assert!(by_rules > 0);
-    assert_eq!(export_learner(&l, "no-such-learner", &Disclosure::All).unwrap_err().to_string(), "no record of learner no-such-learner in this ledger");
+    assert_eq!(
+        export_learner(&l, "no-such-learner", &Disclosure::All).unwrap_err().to_string(),
+        "no record of learner no-such-learner in this ledger"
+    );
 }
 
 #[test]
@@ -241,7 +246,15 @@ fn the_cli_exports_and_verifies_with_a_newer_checkpoint() {
     let bin = env!("CARGO_BIN_EXE_zachetka");
     let out = ledger_dir.path().join("bundle.json");
     let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
-    let o = run(&["export", "--dir", ledger_dir.path().to_str().unwrap(), "--learner", &learner, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "export",
+        "--dir",
+        ledger_dir.path().to_str().unwrap(),
+        "--learner",
+        &learner,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = run(&["verify", out.to_str().unwrap(), "--vkey", &vk]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
@@ -257,7 +270,17 @@ fn the_cli_exports_and_verifies_with_a_newer_checkpoint() {
     let (cp, pf) = (ledger_dir.path().join("newer.note"), ledger_dir.path().join("proof.json"));
     std::fs::write(&cp, &note).unwrap();
     std::fs::write(&pf, proof.to_string()).unwrap();
-    let args = ["verify", out.to_str().unwrap(), "--vkey", &vk, "--json", "--checkpoint", cp.to_str().unwrap(), "--consistency", pf.to_str().unwrap()];
+    let args = [
+        "verify",
+        out.to_str().unwrap(),
+        "--vkey",
+        &vk,
+        "--json",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--consistency",
+        pf.to_str().unwrap(),
+    ];
     let o = run(&args);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((o.status.code(), report["ok"].clone()), (Some(0), json!(true)), "{report}");

@@ -164,7 +164,13 @@ pub fn grade(mark: i64, date: &str) -> Value {
 pub fn region(ledger_key_seed: u8) -> TestLedger {
     let mut t = TestLedger::new(ledger_key_seed);
     let auth = t.did("auth");
-    t.append("auth", "registry", "ledger.established", "2026-08-01T06:00:00Z", json!({"origin": ORIGIN, "authority": auth}));
+    t.append(
+        "auth",
+        "registry",
+        "ledger.established",
+        "2026-08-01T06:00:00Z",
+        json!({"origin": ORIGIN, "authority": auth}),
+    );
     for (id, kind) in [("sch-001", "school"), ("ado-001", "additional_education"), ("sch-002", "school")] {
         t.append(
             "auth",
@@ -192,7 +198,8 @@ pub fn region(ledger_key_seed: u8) -> TestLedger {
     let year = json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": 2026,
         "mark": 5, "scale": "five_point"});
     t.append("teacher", &l1, "journal.year_grade_set", "2027-05-25T09:00:00Z", year);
-    let cert = json!({"institution": "sch-001", "level": "basic_general", "number": "047-000001", "issued_on": "2027-06-20"});
+    let cert =
+        json!({"institution": "sch-001", "level": "basic_general", "number": "047-000001", "issued_on": "2027-06-20"});
     t.append("registrar", &l1, "journal.certificate_issued", "2027-06-20T09:00:00Z", cert);
     let ach = json!({"achievement_id": "ach-1", "kind": "olympiad", "level": "regional", "date": "2027-03-01",
         "result": "winner"});
