@@ -85,10 +85,6 @@ fn demo_bundles_hold_exactly_what_concerns_the_learner_and_verify() {
         assert_eq!(r.authority_checked_by_rules + r.authority_checked_by_grant_only.len(), seqs.len());
         by_rules += r.authority_checked_by_rules;
         for g in &r.authority_checked_by_grant_only {
-            if std::env::var("DBG").is_ok() {
-                let e = l.entries(g.seq, 1).unwrap();
-                eprintln!("{} {}", g.reason, String::from_utf8_lossy(&e[0]));
-            }
             *grant_only.entry(g.reason.clone()).or_default() += 1;
         }
         // Withholding all but documents and results keeps it verifiable and says only counts.
