@@ -23,6 +23,11 @@ const PRESETS: [(&str, &[&str]); 4] = [
     ("enrolments", &["queue.", "enrolment.", "additional.enrolled", "additional.left", "learner.transferred"]),
 ];
 
+/// The types of a named choice (`final-results`, `documents`...); the report groups by them.
+pub(crate) fn preset(name: &str) -> &'static [&'static str] {
+    PRESETS.iter().find(|(n, _)| *n == name).map_or(&[], |(_, types)| *types)
+}
+
 /// Which entries to disclose.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Disclosure {

@@ -4,6 +4,7 @@
 //! Not the exporter and not the completeness commitment (reserved, DESIGN 3.7).
 
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
+use crate::disclosure::preset;
 use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -545,17 +546,6 @@ fn check_consistency(r: &mut Report, other: &OtherCheckpoint, head: &TreeHead, v
     }
 }
 
-const RESULTS: [&str; 7] = [
-    "journal.term_grade_set",
-    "journal.year_grade_set",
-    "journal.intermediate_attestation_recorded",
-    "journal.final_attestation_recorded",
-    "journal.promoted",
-    "college.course_result_recorded",
-    "college.exam_recorded",
-];
-const DOCUMENTS: [&str; 3] = ["journal.certificate_issued", "additional.certificate_issued", "college.diploma_issued"];
-
 /// The record's summary from the disclosed entries of `entries`.
 fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
     let mut s = RecordSummary::default();
@@ -582,9 +572,9 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
             o.extend(data.iter().filter(|(k, _)| *k != "v").map(|(k, v)| (k.clone(), v.clone())));
             Value::Object(o)
         };
-        if RESULTS.contains(&ty) {
+        if preset("final-results").contains(&ty) {
             s.results.push(item());
-        } else if DOCUMENTS.contains(&ty) {
+        } else if preset("documents").contains(&ty) {
             s.documents.push(item());
         } else if ty == "portfolio.achievement_attested" {
             s.achievements.push(item());
