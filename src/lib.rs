@@ -16,5 +16,6 @@ pub mod demo;
 pub mod ledger;
 pub mod personal;
 pub mod read;
+pub mod record;
 pub mod rules;
 pub mod store;

@@ -33,17 +33,7 @@ pub fn default_region() -> Value {
 /// by the ledger at `recorded_at_unix` (the entry's `recorded_at`: the time the sequencer writes
 /// into the entry when it admits the event, or reads back from it on replay and audit).
 pub fn envelope(seq: u64, recorded_at_unix: i64, event: &Value) -> Option<Envelope<'_>> {
-    let s = |k: &str| event.get(k).and_then(Value::as_str);
-    Some(Envelope {
-        seq,
-        stream: s("stream")?,
-        event_type: s("type")?,
-        id: s("id")?,
-        occurred_at: s("occurred_at")?,
-        recorded_at: i128::from(recorded_at_unix) * 1_000_000_000,
-        author: s("author")?,
-        data: event.get("data")?,
-    })
+    Envelope::of_event(seq, recorded_at_unix, event)
 }
 
 /// Stream and type of a committed event by id, from the store's id index alone (the id record

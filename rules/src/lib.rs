@@ -61,6 +61,25 @@ pub struct Envelope<'a> {
     pub data: &'a serde_json::Value,
 }
 
+impl<'a> Envelope<'a> {
+    /// The envelope of an event object (as signed, or inside an entry) at position `seq`,
+    /// recorded at `recorded_at_unix` (the entry's `recorded_at`), or `None` when a field the
+    /// rules read is missing. The one way the ledger, the audit and a record verifier build it.
+    pub fn of_event(seq: u64, recorded_at_unix: i64, event: &'a serde_json::Value) -> Option<Self> {
+        let s = |k: &str| event.get(k).and_then(serde_json::Value::as_str);
+        Some(Envelope {
+            seq,
+            stream: s("stream")?,
+            event_type: s("type")?,
+            id: s("id")?,
+            occurred_at: s("occurred_at")?,
+            recorded_at: Nanos::from(recorded_at_unix) * 1_000_000_000,
+            author: s("author")?,
+            data: event.get("data")?,
+        })
+    }
+}
+
 /// Why an event is refused: a stable snake_case code, the kind of rule that refused it (rights
 /// or invariant) and a precise lowercase message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

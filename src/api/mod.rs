@@ -12,6 +12,7 @@ mod error;
 mod ops;
 mod projections;
 mod reads;
+mod record;
 pub mod server;
 mod tlog;
 mod web;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 pub use error::RETRY_AFTER_SECS;
 pub use ops::OPENAPI;
 pub use reads::{FEED_CHUNK_BYTES_MAX, FEED_FILTER_VALUES_MAX, FEED_HEARTBEAT_INTERVAL, FEED_READ_LEN, PAGE_LEN_MAX};
+pub use record::VERIFY_BODY_BYTES_MAX;
 pub use write::{BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_MAX};
 
 #[derive(Clone)]
@@ -77,6 +79,8 @@ pub fn router_with(ledger: Ledger, access: Access) -> Router {
         .route("/v1/feed", get(reads::get_feed))
         .route("/v1/projections", get(projections::list))
         .route("/v1/projections/{*path}", get(projections::view))
+        .route("/v1/learners/{learner}/record", get(record::get_record))
+        .route("/v1/verify", post(record::post_verify))
         .route("/v1/status", get(ops::get_status))
         .route("/metrics", get(ops::get_metrics))
         .route("/openapi.json", get(ops::get_openapi))

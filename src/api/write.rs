@@ -28,7 +28,10 @@ pub const BODY_BYTES_MAX: usize = 16 << 20;
 pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
 
 /// Reserves room for a body before it is read; `busy` when there is none.
-fn reserve_body(bodies: &Arc<tokio::sync::Semaphore>, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Refusal> {
+pub(super) fn reserve_body(
+    bodies: &Arc<tokio::sync::Semaphore>,
+    headers: &HeaderMap,
+) -> Result<OwnedSemaphorePermit, Refusal> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let kib = declared.unwrap_or(BODY_BYTES_MAX).min(BODY_BYTES_MAX).div_ceil(1024).max(1);
     bodies.clone().try_acquire_many_owned(kib as u32).map_err(|_| {
@@ -44,7 +47,7 @@ fn result_json(r: &Result<Receipt, Refusal>) -> serde_json::Value {
 }
 
 /// `POST /v1/events` takes JSON only (`application/json`, parameters such as charset allowed).
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+pub(super) fn check_json_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {
@@ -59,7 +62,7 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
 /// Reads a request body of at most `max` bytes. It is read up to the limit even when its
 /// declared length is larger: a client still sending when the server closes would see a broken
 /// pipe instead of the refusal. A body that stalls is cut by the server's body timeout.
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
+pub(super) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
     use futures_util::StreamExt;
     let too_large = || Refusal::new(Code::BodyTooLarge, format!("request body exceeds {max} bytes"));
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());

@@ -8,6 +8,7 @@ mod client;
 mod demo;
 mod init;
 mod rebuild;
+mod record;
 mod token;
 mod vc;
 
@@ -149,6 +150,42 @@ enum Command {
         dir: PathBuf,
         #[command(subcommand)]
         action: PersonalAction,
+    },
+    /// Export a learner's record bundle (record/FORMAT.md): every entry that concerns them,
+    /// the withheld ones as position and hash only, with proofs in one checkpoint and the
+    /// authority chain. Stop the server first (or use GET /v1/learners/<id>/record).
+    Export {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The learner's pseudonymous id.
+        #[arg(long)]
+        learner: String,
+        /// Disclose only these (comma-separated): final-results, documents, achievements,
+        /// enrolments, an event family with its dot (journal.) or an event type. Default: all.
+        #[arg(long)]
+        only: Option<String>,
+        /// Write the bundle here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify a record bundle offline under the ledger's verifier key: proofs, checkpoint,
+    /// signatures, stream chains, every author's right, and (given a second checkpoint and a
+    /// consistency proof) that both are one history. Exits 0 verified, 1 not, 2 could not run.
+    Verify {
+        /// The bundle file (`-` reads stdin).
+        bundle: PathBuf,
+        /// The ledger's verifier key (<origin>+<hex id>+<base64>), as `zachetka init` printed it.
+        #[arg(long)]
+        vkey: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// A second checkpoint note of the same ledger (older or newer than the bundle's).
+        #[arg(long, requires = "consistency")]
+        checkpoint: Option<PathBuf>,
+        /// The consistency proof between the two sizes, as `zachetka prove consistency` prints it.
+        #[arg(long, requires = "checkpoint")]
+        consistency: Option<PathBuf>,
     },
     /// Build a demo region ledger (synthetic, deterministic) and serve it.
     Demo {
@@ -549,6 +586,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     eprintln!("{}", if had { "erased" } else { "nothing to erase" });
                 }
             }
+        }
+        Command::Export { dir, learner, only, out } => {
+            let ledger = open_ledger(&dir, db)?;
+            record::export(&ledger, &learner, only.as_deref(), out.as_deref())?;
+        }
+        Command::Verify { bundle, vkey, json, checkpoint, consistency } => {
+            return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref());
         }
         Command::Demo {
             dir,

@@ -332,9 +332,12 @@ fn openapi_marks_exactly_the_reads_that_need_a_token() {
         for (method, op) in item.as_object().unwrap() {
             let security = op.get("security").map(|s| s.to_string());
             let want = match path.as_str() {
-                "/v1/entries" | "/v1/streams/{stream}" | "/v1/feed" | "/v1/projections" | "/v1/projections/{path}" => {
-                    Some(r#"[{"bearer":[]}]"#)
-                }
+                "/v1/entries"
+                | "/v1/streams/{stream}"
+                | "/v1/feed"
+                | "/v1/projections"
+                | "/v1/projections/{path}"
+                | "/v1/learners/{learner}/record" => Some(r#"[{"bearer":[]}]"#),
                 "/tile/{path}" => Some(r#"[{},{"bearer":[]}]"#),
                 _ => None,
             };

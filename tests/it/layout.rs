@@ -56,7 +56,7 @@ fn dependency_arrows_point_down() {
     for (pkg, deps) in &graph {
         assert!(!deps.contains(&"zachetka".to_owned()), "{pkg} depends on the root package");
     }
-    for lower in ["zachetka-formats", "zachetka-projections", "zachetka-rules"] {
+    for lower in ["zachetka-formats", "zachetka-projections", "zachetka-rules", "zachetka-record"] {
         let all = closure(&graph, lower);
         for heavy in HEAVY {
             assert!(!all.contains(heavy), "{lower} pulls in {heavy} (through {all:?})");
@@ -69,6 +69,12 @@ fn dependency_arrows_point_down() {
     assert!(!projections.contains("zachetka-rules"), "projections never depends on the rules: {projections:?}");
     let rules = closure(&graph, "zachetka-rules");
     assert!(rules.contains("zachetka-projections") && !rules.contains("zachetka-snapshots"), "{rules:?}");
+    // The record verifier links formats and rules (and projections, through rules: `Concerns`),
+    // nothing else of ours: what a university embeds carries no store and no snapshot.
+    let record = closure(&graph, "zachetka-record");
+    let ours: BTreeSet<&str> = record.iter().filter(|d| d.starts_with("zachetka")).map(String::as_str).collect();
+    assert_eq!(ours, BTreeSet::from(["zachetka-formats", "zachetka-projections", "zachetka-rules"]), "{record:?}");
+    assert!(graph["zachetka"].contains(&"zachetka-record".to_owned()), "the root package exports and serves bundles");
 }
 
 /// Every `.rs` file below `dir`, with its text.
@@ -101,7 +107,7 @@ fn names_crate(code: &str, word: &str) -> bool {
 fn only_the_store_knows_storage_and_only_the_api_knows_http() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = sources(&root.join("src"));
-    for krate in ["formats", "projections", "rules", "snapshots"] {
+    for krate in ["formats", "projections", "rules", "snapshots", "record"] {
         files.extend(sources(&root.join(krate).join("src")));
     }
     for (path, text) in &files {

@@ -11,6 +11,7 @@ mod personal;
 mod pipeline;
 mod postgres;
 mod read;
+mod record;
 mod recovery;
 mod rules;
 mod server;

@@ -376,6 +376,16 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert!(own.len() >= 6, "the demo learner {learner} has too few entries: {own:?}");
     let withheld = [own[own.len() / 3], own[2 * own.len() / 3]];
     let (real, _) = build_bundle(&open_dir(&demo), Some(&learner), &withheld);
+    // The same learner as `zachetka export` writes it (the record crate's exporter), with only
+    // final results, documents and achievements disclosed: the page verifies what the exporter
+    // makes, not only this test's builder.
+    let exported: Value = {
+        let ledger = open_dir(&demo);
+        ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+        let only = zachetka_record::Disclosure::parse("final-results,documents,achievements").unwrap();
+        let bundle = zachetka::record::export_learner(&ledger, &learner, &only).unwrap();
+        serde_json::from_slice(&bundle.to_json()).unwrap()
+    };
     let entries_total = real["entries"].as_array().unwrap().len();
 
     // Tampered: one disclosed entry's `recorded_at` one second later. Its signature still holds
@@ -427,6 +437,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         "artifacts": artifacts(),
         "cases": [
             {"name": "verified", "bundle": write("real.json", &real)},
+            {"name": "exported", "bundle": write("exported.json", &exported)},
             {"name": "tampered", "bundle": write("tampered.json", &tampered)},
             {"name": "wrong-key", "bundle": write("real.json", &real), "key": other_key},
             {"name": "dropped", "bundle": write("dropped.json", &dropped)},
@@ -484,6 +495,13 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(report["completeness"]["status"], "not_present");
     assert!(!report["record"]["institutions"].as_array().unwrap().is_empty(), "{:#}", report["record"]);
     assert!(ok["status"].as_str().unwrap().starts_with("Verified"));
+
+    let exported_case = case("exported");
+    assert_eq!(exported_case["state"], "verified", "{:#}", exported_case["report"]["failures"]);
+    let withheld_by_exporter =
+        exported["entries"].as_array().unwrap().iter().filter(|e| e.get("entry").is_none()).count();
+    assert!(withheld_by_exporter > 0, "the disclosure withheld something");
+    assert_eq!(exported_case["report"]["withheld"], withheld_by_exporter);
 
     let bad = case("tampered");
     assert_eq!(bad["state"], "failed");

@@ -1,0 +1,18 @@
+//! zachetka-record: the learner record bundle of DESIGN 3.4 (the format is `record/FORMAT.md`),
+//! the exporter's pure part (which entries, what is withheld, which registry entries make the
+//! authority chain) and the offline verifier a university runs.
+//! Not a store reader and not HTTP: the root crate finds the entries and proofs and calls
+//! `export`; `verify` needs nothing but the bundle's bytes and the ledger's verifier key.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod disclosure;
+pub mod export;
+mod report;
+mod verify;
+
+pub use bundle::{Bundle, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
+pub use disclosure::Disclosure;
+pub use export::{export, ExportError, ExportInput};
+pub use report::{Failure, Report};
+pub use verify::{verify, Options, OtherCheckpoint};

@@ -1,0 +1,181 @@
+//! The verifier's report (FORMAT.md section 5): what was checked, the record's summary, and
+//! every failure with its stable code and the entry it names; as JSON and as readable text.
+//! Not the checks (`verify`).
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One reason the bundle does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// Stable snake_case code (FORMAT.md section 4).
+    pub code: String,
+    /// The entry it concerns, when it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+/// An entry whose author's right was checked by the grant only, and the rule's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantOnly {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// The consistency the verifier checked, between the two tree sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsistencyChecked {
+    pub first: u64,
+    pub second: u64,
+}
+
+/// The completeness value's state (DESIGN 3.7; reserved in version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    /// `not_present` or `not_checked`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An institution the disclosed entries name, with the years they fall in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstitutionYears {
+    pub institution: String,
+    pub years: Vec<i64>,
+}
+
+/// What the disclosed entries say, grouped for a reader. Items are `{"seq","type",...data}`
+/// (data without its schema version `v`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecordSummary {
+    pub institutions: Vec<InstitutionYears>,
+    pub results: Vec<Value>,
+    pub documents: Vec<Value>,
+    pub achievements: Vec<Value>,
+}
+
+/// The verifier's answer. `ok` is true exactly when `failures` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub origin: String,
+    pub learner: String,
+    pub tree_size: Option<u64>,
+    pub root_hash: Option<String>,
+    pub entries: usize,
+    pub disclosed: usize,
+    pub withheld: usize,
+    pub authority_entries: usize,
+    pub signatures_checked: usize,
+    pub proofs_checked: usize,
+    pub authority_checked_by_rules: usize,
+    pub authority_checked_by_grant_only: Vec<GrantOnly>,
+    pub consistency: Option<ConsistencyChecked>,
+    pub completeness: Option<Completeness>,
+    pub record: RecordSummary,
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    pub(crate) fn fail(&mut self, code: &str, seq: Option<u64>, message: impl Into<String>) {
+        self.failures.push(Failure { code: code.to_owned(), seq, message: message.into() });
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report serializes")
+    }
+
+    /// The report for a person: the verdict, each failure, then the record.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let verdict = if self.ok { "VERIFIED" } else { "NOT VERIFIED" };
+        let _ = writeln!(s, "{verdict}: record of learner {} in ledger {}", self.learner, self.origin);
+        if let (Some(n), Some(r)) = (self.tree_size, &self.root_hash) {
+            let _ = writeln!(s, "checkpoint: tree size {n}, root {r}");
+        }
+        for f in &self.failures {
+            match f.seq {
+                Some(seq) => _ = writeln!(s, "FAILED {} at entry {seq}: {}", f.code, f.message),
+                None => _ = writeln!(s, "FAILED {}: {}", f.code, f.message),
+            }
+        }
+        let _ = writeln!(
+            s,
+            "entries: {} ({} disclosed, {} withheld), authority chain: {} registry entries",
+            self.entries, self.disclosed, self.withheld, self.authority_entries
+        );
+        let _ = writeln!(
+            s,
+            "checked: {} signatures, {} inclusion proofs, authority of {} entries by the rules, {} by the grant only",
+            self.signatures_checked,
+            self.proofs_checked,
+            self.authority_checked_by_rules,
+            self.authority_checked_by_grant_only.len()
+        );
+        if !self.authority_checked_by_grant_only.is_empty() {
+            let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+            for g in &self.authority_checked_by_grant_only {
+                *reasons.entry(g.reason.as_str()).or_default() += 1;
+            }
+            let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+            let _ = writeln!(
+                s,
+                "  by the grant only, because the rule needs entries outside the bundle: {}",
+                list.join(", ")
+            );
+        }
+        match &self.consistency {
+            Some(c) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
+            None => _ = writeln!(s, "consistency: no second checkpoint given"),
+        }
+        match (&self.completeness, self.tree_size) {
+            (Some(c), Some(n)) => {
+                let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let _ = writeln!(s, "completeness: {}{reason} as of tree size {n}", c.status.replace('_', " "));
+            }
+            (Some(c), None) => _ = writeln!(s, "completeness: {}", c.status.replace('_', " ")),
+            (None, _) => {}
+        }
+        if !self.record.institutions.is_empty() {
+            let _ = writeln!(s, "institutions:");
+            for i in &self.record.institutions {
+                let years: Vec<String> = i.years.iter().map(i64::to_string).collect();
+                let _ = writeln!(s, "  {} ({})", i.institution, years.join(", "));
+            }
+        }
+        for (title, items) in [
+            ("results", &self.record.results),
+            ("documents", &self.record.documents),
+            ("achievements", &self.record.achievements),
+        ] {
+            if items.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "{title}:");
+            for item in items {
+                let Some(o) = item.as_object() else { continue };
+                let fields: Vec<String> = o
+                    .iter()
+                    .filter(|(k, _)| *k != "seq" && *k != "type")
+                    .map(|(k, v)| match v {
+                        Value::String(t) => format!("{k}={t}"),
+                        v => format!("{k}={v}"),
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  [{}] {} {}",
+                    o.get("seq").map(Value::to_string).unwrap_or_default(),
+                    o.get("type").and_then(Value::as_str).unwrap_or(""),
+                    fields.join(" ")
+                );
+            }
+        }
+        s
+    }
+}

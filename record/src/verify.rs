@@ -1,0 +1,581 @@
+//! The offline verifier (FORMAT.md section 4): every check in the order the format lists, each
+//! failure with its stable code and the entry it names. Needs the bundle's bytes and the
+//! verifier key the caller trusts, nothing else: no network, no store.
+//! Not the exporter and not the completeness commitment (reserved, DESIGN 3.7).
+
+use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
+use crate::disclosure::preset;
+use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use zachetka_formats::checkpoint::{self, TreeHead};
+use zachetka_formats::event::{canonical_event_of_entry, parse_entry, signing_input, ParsedEntry};
+use zachetka_formats::keys::{self, KeyCache};
+use zachetka_formats::merkle::{self, ConsistencyProof, Hash, HashB64};
+use zachetka_projections::model::ParsedFact;
+use zachetka_projections::models::concerns::Concerns;
+use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError, RuleKind, Rules};
+
+/// A second checkpoint of the same ledger (older or newer than the bundle's) and the RFC 9162
+/// consistency proof between the two sizes.
+#[derive(Debug, Clone)]
+pub struct OtherCheckpoint {
+    pub note: Vec<u8>,
+    pub proof: ConsistencyProof,
+}
+
+/// What the caller adds to the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Check that the bundle's checkpoint and this one are one history.
+    pub other: Option<OtherCheckpoint>,
+    /// The region profile the rules replay under (default: `RegionConfig::default()`).
+    pub region: Option<RegionConfig>,
+    /// Threads for the per-entry checks (0: the machine's parallelism, at most 8).
+    pub threads: usize,
+}
+
+/// One item after its own checks.
+struct Checked {
+    seq: u64,
+    in_authority: bool,
+    /// Carried as `seq` + leaf hash.
+    withheld: bool,
+    leaf: Option<Hash>,
+    entry: Option<ParsedEntry>,
+    failures: Vec<(&'static str, String)>,
+    signature_checked: bool,
+    proof_checked: bool,
+}
+
+/// Verifies a bundle under `verifier_key` (the ledger's note verifier key, as the caller trusts
+/// it). Never panics on bad input; every problem is a failure in the report.
+pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Report {
+    let mut r = Report::default();
+    let b = match Bundle::parse(bundle_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(e.code, None, e.message);
+            return r;
+        }
+    };
+    r.origin = b.origin.clone();
+    r.learner = b.learner.clone();
+    if b.format != FORMAT || b.version != VERSION {
+        r.fail(
+            "bundle_format_unsupported",
+            None,
+            format!("format {:?} version {} is not {FORMAT} version {VERSION}", b.format, b.version),
+        );
+        return r;
+    }
+    if b.verifier_key != verifier_key {
+        r.fail(
+            "verifier_key_mismatch",
+            None,
+            format!("the bundle names verifier key {:?}, the key given is {verifier_key:?}", b.verifier_key),
+        );
+    }
+    let head = check_checkpoint(&mut r, b.checkpoint.as_bytes(), verifier_key, &b.origin, "the bundle's checkpoint");
+    if let Some(h) = &head {
+        r.tree_size = Some(h.tree_size);
+        r.root_hash = Some(h.root_hash.to_b64());
+    }
+    check_order(&mut r, &b);
+
+    let checked = check_items(&b, head.as_ref(), options.threads);
+    r.entries = b.entries.len();
+    r.authority_entries = b.authority.len();
+    for c in &checked {
+        r.signatures_checked += usize::from(c.signature_checked);
+        r.proofs_checked += usize::from(c.proof_checked);
+        for (code, message) in &c.failures {
+            r.fail(code, Some(c.seq), message.clone());
+        }
+        if !c.in_authority {
+            if c.withheld {
+                r.withheld += 1;
+            } else {
+                r.disclosed += 1;
+            }
+        }
+    }
+    // Ordered by seq (both arrays), each seq once, for the checks over several entries.
+    let mut by_seq: BTreeMap<u64, &Checked> = BTreeMap::new();
+    for c in &checked {
+        by_seq.entry(c.seq).or_insert(c);
+    }
+    check_concerns(&mut r, &b.learner, &by_seq);
+    check_chains(&mut r, &b.learner, &by_seq);
+    check_authority(&mut r, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
+    if let (Some(other), Some(head)) = (&options.other, &head) {
+        check_consistency(&mut r, other, head, verifier_key, &b.origin);
+    } else if options.other.is_some() {
+        r.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
+    }
+    r.completeness = Some(match &b.completeness {
+        None => Completeness { status: "not_present", reason: None },
+        Some(_) => Completeness {
+            status: "not_checked",
+            reason: Some(
+                "completeness commitments are not yet defined (DESIGN 3.7); this verifier cannot check one".into(),
+            ),
+        },
+    });
+    r.record = summarize(&by_seq);
+    r.ok = r.failures.is_empty();
+    r
+}
+
+fn check_checkpoint(r: &mut Report, note: &[u8], vkey: &str, origin: &str, what: &str) -> Option<TreeHead> {
+    if note.len() > NOTE_BYTES_MAX {
+        r.fail("checkpoint_invalid", None, format!("{what} is {} bytes, the limit is {NOTE_BYTES_MAX}", note.len()));
+        return None;
+    }
+    match checkpoint::verify_checkpoint(note, vkey, origin) {
+        Ok(c) => Some(c.head),
+        Err(e) => {
+            r.fail("checkpoint_invalid", None, format!("{what} does not verify: {e}"));
+            None
+        }
+    }
+}
+
+fn check_order(r: &mut Report, b: &Bundle) {
+    for (name, items) in [("entries", &b.entries), ("authority", &b.authority)] {
+        for w in items.windows(2) {
+            if w[0].seq >= w[1].seq {
+                r.fail(
+                    "entries_out_of_order",
+                    Some(w[1].seq),
+                    format!("{name}: entry {} follows entry {}; seq must ascend strictly", w[1].seq, w[0].seq),
+                );
+            }
+        }
+    }
+    let in_entries: HashSet<u64> = b.entries.iter().map(|i| i.seq).collect();
+    for i in b.authority.iter().filter(|i| in_entries.contains(&i.seq)) {
+        r.fail("entries_out_of_order", Some(i.seq), format!("entry {} is in both entries and authority", i.seq));
+    }
+}
+
+/// The checks of one item alone (FORMAT.md section 4, steps 1 to 4), on several threads.
+fn check_items(b: &Bundle, head: Option<&TreeHead>, threads: usize) -> Vec<Checked> {
+    let items: Vec<(bool, &crate::Item)> =
+        b.entries.iter().map(|i| (false, i)).chain(b.authority.iter().map(|i| (true, i))).collect();
+    let cache = KeyCache::default();
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+        n => n,
+    };
+    if threads <= 1 || items.len() <= 64 {
+        return items.iter().map(|(a, i)| check_item(b, *a, i, head, &cache)).collect();
+    }
+    let chunk = items.len().div_ceil(threads).max(64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let cache = &cache;
+                s.spawn(move || part.iter().map(|(a, i)| check_item(b, *a, i, head, cache)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("an item check never panics")).collect()
+    })
+}
+
+fn check_item(
+    b: &Bundle,
+    in_authority: bool,
+    item: &crate::Item,
+    head: Option<&TreeHead>,
+    cache: &KeyCache,
+) -> Checked {
+    let mut c = Checked {
+        seq: item.seq,
+        in_authority,
+        withheld: item.leaf_hash.is_some() && item.entry.is_none(),
+        leaf: None,
+        entry: None,
+        failures: Vec::new(),
+        signature_checked: false,
+        proof_checked: false,
+    };
+    let Decoded { seq, content, leaf, proof } = match item.decode() {
+        Ok(d) => d,
+        Err(m) => {
+            c.failures.push(("bundle_malformed", format!("entry {}: {m}", item.seq)));
+            return c;
+        }
+    };
+    c.leaf = Some(leaf);
+    if let Some(h) = head {
+        c.proof_checked = true;
+        if let Err(e) = merkle::verify_inclusion(seq, h.tree_size, leaf, &proof, h.root_hash) {
+            c.failures.push((
+                "proof_invalid",
+                format!(
+                    "the inclusion proof of entry {seq} does not lead to the checkpoint's root at tree size {}: {e}",
+                    h.tree_size
+                ),
+            ));
+        }
+    }
+    let bytes = match content {
+        Content::Withheld if in_authority => {
+            c.failures
+                .push(("authority_entry_invalid", format!("authority entry {seq} is withheld; the chain needs it")));
+            return c;
+        }
+        Content::Withheld => return c,
+        Content::Disclosed(bytes) => bytes,
+    };
+    let e = match parse_entry(&bytes) {
+        Ok(e) => e,
+        Err(err) => {
+            c.failures.push(("entry_not_canonical", format!("entry {seq} is not a canonical entry: {err}")));
+            return c;
+        }
+    };
+    if e.meta.seq != seq {
+        c.failures.push(("entry_seq_mismatch", format!("the item says seq {seq}, its entry says {}", e.meta.seq)));
+    }
+    let s = |k: &str| e.event.get(k).and_then(Value::as_str).unwrap_or("");
+    if s("ledger") != b.origin {
+        c.failures.push((
+            "wrong_ledger",
+            format!("entry {seq} is for ledger {:?}, the bundle's is {:?}", s("ledger"), b.origin),
+        ));
+    }
+    if in_authority && s("stream") != "registry" {
+        c.failures.push((
+            "authority_entry_invalid",
+            format!("authority entry {seq} is on stream {:?}, not registry", s("stream")),
+        ));
+    }
+    c.signature_checked = true;
+    if let Err(m) = check_signature(&bytes, &e, cache) {
+        c.failures.push(("signature_invalid", format!("entry {seq}: {m}")));
+    }
+    c.entry = Some(e);
+    c
+}
+
+/// The author's signature over `zachetka/event/v1\n || JCS(event)`, the event's canonical bytes
+/// taken from the (canonical) entry bytes, under the strict rule.
+fn check_signature(bytes: &[u8], e: &ParsedEntry, cache: &KeyCache) -> Result<(), String> {
+    let canonical = canonical_event_of_entry(bytes).ok_or("the entry's event cannot be located")?;
+    let author = e.event.get("author").and_then(Value::as_str).ok_or("event.author is missing")?;
+    let public = keys::public_from_did(author).map_err(|err| format!("author {author}: {err}"))?;
+    let sig = keys::decode_signature(&e.sig).map_err(|err| err.to_string())?;
+    cache
+        .verify(&public, &signing_input(canonical), &sig)
+        .map_err(|err| format!("the signature does not verify for author {author}: {err}"))
+}
+
+/// Every disclosed item of `entries` concerns the learner (FORMAT.md section 3), by `Concerns`
+/// fed the bundle's disclosed entries in log order.
+fn check_concerns(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>) {
+    let mut concerns = Concerns::default();
+    for c in by_seq.values() {
+        let Some(e) = &c.entry else { continue };
+        let parsed = ParsedFact::from_parsed(e);
+        let Some(fact) = parsed.fact() else {
+            if !c.in_authority {
+                r.fail(
+                    "entry_not_concerning_learner",
+                    Some(c.seq),
+                    format!("entry {} is not an event of the vocabulary", c.seq),
+                );
+            }
+            continue;
+        };
+        concerns.apply(&fact);
+        if !c.in_authority && !concerns.learners_concerned(&fact).contains(&learner) {
+            r.fail(
+                "entry_not_concerning_learner",
+                Some(c.seq),
+                format!("entry {} ({} on {}) does not concern learner {learner}", c.seq, fact.event_type, fact.stream),
+            );
+        }
+    }
+}
+
+/// Stream chains (FORMAT.md section 4, step 5).
+fn check_chains(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked>) {
+    let own = format!("learner/{learner}");
+    let stream = |e: &ParsedEntry| e.event.get("stream").and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut versions: HashMap<(String, u64), (u64, Hash)> = HashMap::new();
+    for c in by_seq.values() {
+        if let (Some(e), Some(leaf)) = (&c.entry, c.leaf) {
+            let key = (stream(e), e.meta.stream_version);
+            if let Some((other, _)) = versions.insert(key.clone(), (c.seq, leaf)) {
+                r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!("entries {other} and {} both claim version {} of stream {}", c.seq, key.1, key.0),
+                );
+            }
+        }
+    }
+    let withheld: HashMap<[u8; 32], u64> = by_seq
+        .values()
+        .filter(|c| !c.in_authority && c.withheld && c.failures.is_empty())
+        .filter_map(|c| c.leaf.map(|l| (l.0, c.seq)))
+        .collect();
+    let mut placed: HashSet<[u8; 32]> = HashSet::new();
+    // Version of the learner's own stream -> the seq that accounts for it.
+    let mut own_versions: BTreeMap<u64, u64> = BTreeMap::new();
+    for c in by_seq.values() {
+        let Some(e) = &c.entry else { continue };
+        let (s, v) = (stream(e), e.meta.stream_version);
+        let is_own = !c.in_authority && s == own;
+        if is_own {
+            own_versions.insert(v, c.seq);
+        }
+        if v == 0 {
+            if e.meta.stream_prev.is_some() {
+                r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!("entry {} is version 0 of {s} but names a previous entry", c.seq),
+                );
+            }
+            continue;
+        }
+        let Some(prev) = e.meta.stream_prev else {
+            r.fail(
+                "stream_gap",
+                Some(c.seq),
+                format!("entry {} is version {v} of {s} but names no previous entry", c.seq),
+            );
+            continue;
+        };
+        if let Some((pseq, pleaf)) = versions.get(&(s.clone(), v - 1)) {
+            if *pleaf != prev || *pseq >= c.seq {
+                r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!("entry {} of {s} does not chain to entry {pseq}, version {} of its stream", c.seq, v - 1),
+                );
+            }
+        } else if is_own {
+            match withheld.get(&prev.0) {
+                Some(wseq) if *wseq < c.seq => {
+                    if !placed.insert(prev.0) {
+                        r.fail(
+                            "stream_gap",
+                            Some(c.seq),
+                            format!("two entries of {s} name withheld entry {wseq} as their previous"),
+                        );
+                    }
+                    own_versions.insert(v - 1, *wseq);
+                }
+                _ => r.fail(
+                    "stream_gap",
+                    Some(c.seq),
+                    format!(
+                        "entry {} (version {v} of {s}) names a previous entry {} that is not in the bundle",
+                        c.seq,
+                        prev.to_b64()
+                    ),
+                ),
+            }
+        }
+    }
+    // Versions nobody accounts for, between two that are accounted for: the withheld items not
+    // placed whose seq lies between must be at least as many (versions ascend with seq).
+    let unplaced: BTreeSet<u64> =
+        withheld.iter().filter(|(leaf, _)| !placed.contains(*leaf)).map(|(_, seq)| *seq).collect();
+    let mut below: Option<(u64, u64)> = None;
+    for (&v, &seq) in &own_versions {
+        let (missing, from) = match below {
+            None => (v, 0),
+            Some((pv, pseq)) => (v - pv - 1, pseq + 1),
+        };
+        let available = unplaced.range(from..seq).count() as u64;
+        if missing > available {
+            r.fail(
+                "stream_gap",
+                Some(seq),
+                format!(
+                    "{missing} versions of {own} before entry {seq} (version {v}) are neither disclosed nor withheld in the bundle (only {available} withheld entries could stand for them)"
+                ),
+            );
+        }
+        below = Some((v, seq));
+    }
+}
+
+/// The bundle's disclosed entries by id, as the rules' `Lookup`: ids outside the bundle cannot
+/// be told, which is never "no such event".
+struct BundleLookup(HashMap<String, (String, String)>);
+
+impl Lookup for BundleLookup {
+    fn event(&self, id: &str) -> Result<Option<(String, String)>, LookupError> {
+        match self.0.get(id) {
+            Some(found) => Ok(Some(found.clone())),
+            None => Err(LookupError::new(id, "the event is not disclosed in the bundle")),
+        }
+    }
+}
+
+fn strict_key_check(did: &str) -> Result<(), String> {
+    let public = keys::public_from_did(did).map_err(|e| e.to_string())?;
+    keys::verifying_key(&public).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Authority (FORMAT.md section 4, step 6): the registry entries and the disclosed entries
+/// replayed in log order through the rules; a rule that needs entries outside the bundle falls
+/// back to the grant check.
+fn check_authority(r: &mut Report, origin: &str, region: RegionConfig, by_seq: &BTreeMap<u64, &Checked>) {
+    let genesis = by_seq.get(&0).filter(|c| c.in_authority).and_then(|c| c.entry.as_ref()).and_then(|e| {
+        let d = e.event.get("data")?;
+        (e.event.get("type")?.as_str()? == "ledger.established" && d.get("origin")?.as_str()? == origin)
+            .then(|| d.get("authority")?.as_str().map(str::to_owned))?
+    });
+    let Some(genesis) = genesis else {
+        r.fail(
+            "authority_chain_incomplete",
+            None,
+            format!("authority does not start with ledger.established of {origin} at seq 0; no author's right can be decided"),
+        );
+        return;
+    };
+    let mut rules = Rules::new(origin, &genesis, region).with_key_check(strict_key_check);
+    let mut lookup = BundleLookup(HashMap::new());
+    for c in by_seq.values() {
+        let Some(e) = &c.entry else { continue };
+        let Some(env) = Envelope::of_event(c.seq, e.meta.recorded_at_unix, &e.event) else {
+            r.fail(
+                "authority_entry_invalid",
+                Some(c.seq),
+                format!("entry {} lacks an event field the rules need", c.seq),
+            );
+            continue;
+        };
+        match rules.check_and_apply(&env, &lookup) {
+            Ok(()) => r.authority_checked_by_rules += usize::from(!c.in_authority),
+            Err(RuleError::Refused(refusal)) if c.in_authority || refusal.kind == RuleKind::Rights => {
+                r.fail(refusal.code, Some(c.seq), format!("entry {} ({}): {}", c.seq, env.event_type, refusal.message));
+            }
+            Err(RuleError::Lookup(err)) if c.in_authority => {
+                r.fail("authority_chain_incomplete", Some(c.seq), format!("entry {}: {err}", c.seq));
+            }
+            Err(err) => {
+                let reason = match &err {
+                    RuleError::Refused(refusal) => refusal.code.to_owned(),
+                    RuleError::Lookup(_) => "lookup_outside_bundle".to_owned(),
+                };
+                match grant_check(&rules, &env) {
+                    Ok(()) => r.authority_checked_by_grant_only.push(GrantOnly { seq: c.seq, reason }),
+                    Err((code, message)) => r.fail(code, Some(c.seq), format!("entry {}: {message}", c.seq)),
+                }
+            }
+        }
+        lookup.0.insert(env.id.to_owned(), (env.stream.to_owned(), env.event_type.to_owned()));
+    }
+}
+
+/// The author's grant exists and is in force at `occurred_at` (the rules' `valid_grant`).
+fn grant_check(rules: &Rules, env: &Envelope) -> Result<(), (&'static str, String)> {
+    let key = env.author;
+    let at = zachetka_rules::time::parse_instant(env.occurred_at)
+        .ok_or(("event_malformed", format!("occurred_at {} is not an rfc 3339 time", env.occurred_at)))?;
+    let g = rules
+        .grant(key)
+        .ok_or(("key_unknown", format!("key {key} was never granted in the bundle's authority chain")))?;
+    if g.revoked_at.is_some_and(|t| t <= at) {
+        return Err(("key_revoked", format!("key {key} was revoked before this event")));
+    }
+    if at < g.valid_from {
+        return Err(("key_not_yet_valid", format!("key {key} is not valid yet at this time")));
+    }
+    if g.valid_until.is_some_and(|u| at >= u) {
+        return Err(("key_expired", format!("key {key} expired before this event")));
+    }
+    Ok(())
+}
+
+/// Step 7: the other checkpoint and the bundle's are one history.
+fn check_consistency(r: &mut Report, other: &OtherCheckpoint, head: &TreeHead, vkey: &str, origin: &str) {
+    let Some(o) = check_checkpoint(r, &other.note, vkey, origin, "the second checkpoint") else { return };
+    let (small, large) = if o.tree_size <= head.tree_size { (o, *head) } else { (*head, o) };
+    let p = &other.proof;
+    if (p.first, p.second) != (small.tree_size, large.tree_size) {
+        r.fail(
+            "consistency_invalid",
+            None,
+            format!(
+                "the consistency proof is from {} to {}, the checkpoints are of sizes {} and {}",
+                p.first, p.second, small.tree_size, large.tree_size
+            ),
+        );
+        return;
+    }
+    let hashes = match merkle::hashes_from_b64(&p.hashes) {
+        Ok(h) => h,
+        Err(e) => {
+            r.fail("consistency_invalid", None, format!("the consistency proof is malformed: {e}"));
+            return;
+        }
+    };
+    match merkle::verify_consistency(small.tree_size, large.tree_size, small.root_hash, large.root_hash, &hashes) {
+        Ok(()) => r.consistency = Some(ConsistencyChecked { first: small.tree_size, second: large.tree_size }),
+        Err(e) => r.fail(
+            "consistency_invalid",
+            None,
+            format!(
+                "the tree of size {} does not extend the tree of size {} (a rewritten history?): {e}",
+                large.tree_size, small.tree_size
+            ),
+        ),
+    }
+}
+
+/// The record's summary from the disclosed entries of `entries`.
+fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
+    let mut s = RecordSummary::default();
+    let mut institutions: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut revoked: HashSet<String> = HashSet::new();
+    for c in by_seq.values().filter(|c| !c.in_authority) {
+        let Some(e) = &c.entry else { continue };
+        let (Some(ty), Some(Value::Object(data))) = (e.event.get("type").and_then(Value::as_str), e.event.get("data"))
+        else {
+            continue;
+        };
+        let year = data.get("academic_year").and_then(Value::as_i64).or_else(|| {
+            e.event.get("occurred_at").and_then(Value::as_str).and_then(|t| t.get(..4)).and_then(|y| y.parse().ok())
+        });
+        for f in ["institution", "kindergarten"] {
+            if let Some(i) = data.get(f).and_then(Value::as_str) {
+                institutions.entry(i.to_owned()).or_default().extend(year);
+            }
+        }
+        let item = || {
+            let mut o = serde_json::Map::new();
+            o.insert("seq".into(), c.seq.into());
+            o.insert("type".into(), ty.into());
+            o.extend(data.iter().filter(|(k, _)| *k != "v").map(|(k, v)| (k.clone(), v.clone())));
+            Value::Object(o)
+        };
+        if preset("final-results").contains(&ty) {
+            s.results.push(item());
+        } else if preset("documents").contains(&ty) {
+            s.documents.push(item());
+        } else if ty == "portfolio.achievement_attested" {
+            s.achievements.push(item());
+        } else if ty == "portfolio.achievement_revoked" {
+            revoked.extend(data.get("achievement_id").and_then(Value::as_str).map(str::to_owned));
+        }
+    }
+    for a in &mut s.achievements {
+        let id = a.get("achievement_id").and_then(Value::as_str).unwrap_or("").to_owned();
+        a["revoked"] = Value::Bool(revoked.contains(&id));
+    }
+    s.institutions = institutions
+        .into_iter()
+        .map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() })
+        .collect();
+    s
+}

@@ -1,0 +1,405 @@
+//! The verifier against bundles exported from a ledger in memory: a real bundle verifies, and
+//! every way a bundle can be wrong is refused with its code and the entry it names.
+
+mod common;
+
+use common::{region, L1, L2, ORIGIN};
+use serde_json::{json, Value};
+use zachetka_formats::keys;
+use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
+
+fn check(b: &Bundle, vkey: &str) -> Report {
+    verify(&b.to_json(), vkey, &Options::default())
+}
+
+fn codes(r: &Report) -> Vec<(String, Option<u64>)> {
+    r.failures.iter().map(|f| (f.code.clone(), f.seq)).collect()
+}
+
+#[track_caller]
+fn refused(r: &Report, code: &str, seq: Option<u64>) {
+    assert!(!r.ok, "accepted, expected {code}");
+    assert!(
+        r.failures.iter().any(|f| f.code == code && (seq.is_none() || f.seq == seq)),
+        "expected {code} at {seq:?}, got {:?}",
+        r.failures
+    );
+    for f in &r.failures {
+        assert!(!f.message.is_empty() && !f.message.ends_with('.'), "message style: {}", f.message);
+    }
+}
+
+#[test]
+fn a_full_bundle_verifies_with_every_check_counted() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!((r.entries, r.disclosed, r.withheld), (13, 13, 0));
+    // The chain: genesis, the two institutions named (sch-001 by the grades and the teacher's
+    // scope, ado-001 by the issuer's), and the grants of admin, teacher, registrar, issuer; not
+    // teacher2's (only L2's grades) nor sch-002's registration.
+    let authority_seqs: Vec<u64> = b.authority.iter().map(|i| i.seq).collect();
+    assert_eq!(authority_seqs, vec![0, 1, 2, 4, 5, 7, 8]);
+    assert_eq!(r.signatures_checked, 13 + 7);
+    assert_eq!(r.proofs_checked, 13 + 7);
+    assert_eq!(r.authority_checked_by_rules, 13, "{:?}", r.authority_checked_by_grant_only);
+    assert!(r.authority_checked_by_grant_only.is_empty());
+    assert_eq!(r.tree_size, Some(t.size()));
+    assert_eq!(r.completeness.as_ref().unwrap().status, "not_present");
+    assert_eq!(r.record.results.len(), 2);
+    assert_eq!(r.record.documents.len(), 1);
+    assert_eq!(r.record.achievements.len(), 1);
+    assert_eq!(r.record.institutions[0].institution, "sch-001");
+    assert_eq!(r.record.institutions[0].years, vec![2026, 2027]);
+    let text = r.to_text();
+    assert!(text.starts_with("VERIFIED: record of learner 47-000001"), "{text}");
+    assert!(text.contains("completeness: not present as of tree size"), "{text}");
+    let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["completeness"]["status"], "not_present");
+    // A bundle parses back to itself.
+    assert_eq!(Bundle::parse(&b.to_json()).unwrap(), b);
+}
+
+#[test]
+fn withheld_entries_are_counted_and_nothing_else_is_said() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::parse("final-results,documents").unwrap());
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!((r.disclosed, r.withheld), (3, 10));
+    assert!(r.record.achievements.is_empty());
+    assert_eq!(r.record.results.len(), 2);
+    for item in &b.entries {
+        assert!(item.entry.is_some() != item.leaf_hash.is_some());
+    }
+    // The authority chain names only the disclosed entries' authors: teacher, registrar.
+    let authority_seqs: Vec<u64> = b.authority.iter().map(|i| i.seq).collect();
+    assert_eq!(authority_seqs, vec![0, 1, 4, 5, 7]);
+    assert_eq!(b.disclosure.only.as_deref(), Some(&["final-results".to_owned(), "documents".to_owned()][..]));
+    // Nothing of a withheld entry travels but its position, hash and proof; no disclosed entry
+    // is one of the grades.
+    let v: Value = serde_json::from_slice(&b.to_json()).unwrap();
+    for item in v["entries"].as_array().unwrap() {
+        let o = item.as_object().unwrap();
+        if let Some(e) = o.get("entry") {
+            let bytes = keys::b64_decode(e.as_str().unwrap()).unwrap();
+            let entry: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_ne!(entry["event"]["type"], "journal.grade_recorded");
+        } else {
+            let mut names: Vec<&str> = o.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["leaf_hash", "proof", "seq"]);
+        }
+    }
+}
+
+/// Re-encodes the entry of item `i` after `f` changes its bytes.
+fn tamper(b: &mut Bundle, i: usize, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = keys::b64_decode(b.entries[i].entry.as_ref().unwrap()).unwrap();
+    f(&mut bytes);
+    b.entries[i].entry = Some(keys::b64(&bytes));
+}
+
+#[test]
+fn a_changed_byte_anywhere_in_an_entry_is_refused_naming_it() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    let seq = b.entries[3].seq;
+    let len = keys::b64_decode(b.entries[3].entry.as_ref().unwrap()).unwrap().len();
+    for pos in (0..len).step_by(7).chain([len - 1]) {
+        let mut bad = b.clone();
+        tamper(&mut bad, 3, |bytes| bytes[pos] ^= 0x01);
+        let r = check(&bad, &t.vkey);
+        refused(&r, "proof_invalid", Some(seq));
+        assert!(
+            r.failures.iter().all(|f| f.seq == Some(seq) || f.seq.is_none() || f.code == "stream_gap"),
+            "{:?}",
+            codes(&r)
+        );
+    }
+    // A changed leaf hash of a withheld entry too.
+    let mut w = t.export(L1, &Disclosure::parse("documents").unwrap());
+    let h = w.entries[0].leaf_hash.clone().unwrap();
+    let mut raw = keys::b64_decode(&h).unwrap();
+    raw[0] ^= 1;
+    w.entries[0].leaf_hash = Some(keys::b64(&raw));
+    refused(&check(&w, &t.vkey), "proof_invalid", Some(w.entries[0].seq));
+}
+
+#[test]
+fn reordered_missing_and_dropped_entries_are_refused() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    let mut reordered = b.clone();
+    reordered.entries.swap(2, 3);
+    refused(&check(&reordered, &t.vkey), "entries_out_of_order", Some(reordered.entries[3].seq));
+
+    // A disclosed entry left out: its successor's stream_prev names nothing in the bundle.
+    let mut missing = b.clone();
+    let gone = missing.entries.remove(4);
+    let r = check(&missing, &t.vkey);
+    refused(&r, "stream_gap", Some(missing.entries[4].seq));
+    assert!(r.failures.iter().all(|f| f.seq != Some(gone.seq)));
+
+    // A withheld entry dropped without its hash.
+    let mut w = t.export(L1, &Disclosure::parse("final-results").unwrap());
+    let i = w.entries.iter().position(|x| x.entry.is_some()).unwrap();
+    let dropped = w.entries.remove(i - 1);
+    assert!(dropped.leaf_hash.is_some());
+    refused(&check(&w, &t.vkey), "stream_gap", Some(w.entries[i - 1].seq));
+
+    // Two withheld in a row dropped before a disclosed entry whose previous is withheld too:
+    // the version count gives it away.
+    let mut w = t.export(L1, &Disclosure::parse("final-results").unwrap());
+    w.entries.remove(3);
+    refused(&check(&w, &t.vkey), "stream_gap", Some(w.entries[7].seq));
+
+    // The first entry of the stream dropped (nothing points at version 0 from a disclosed one).
+    let mut first = b.clone();
+    first.entries.remove(0);
+    refused(&check(&first, &t.vkey), "stream_gap", Some(first.entries[0].seq));
+}
+
+#[test]
+fn an_entry_that_does_not_concern_the_learner_is_refused() {
+    let t = region(1);
+    let mut b = t.export(L1, &Disclosure::All);
+    let other = t.export(L2, &Disclosure::All);
+    let foreign = other.entries[5].clone();
+    let at = b.entries.iter().position(|i| i.seq > foreign.seq).unwrap();
+    b.entries.insert(at, foreign.clone());
+    refused(&check(&b, &t.vkey), "entry_not_concerning_learner", Some(foreign.seq));
+}
+
+#[test]
+fn a_proof_for_another_tree_is_refused() {
+    let mut t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    t.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
+    // The same items against the newer checkpoint: the proofs are for the older tree.
+    let mut bad = b.clone();
+    bad.checkpoint = String::from_utf8(t.checkpoint_at(t.size())).unwrap();
+    let r = check(&bad, &t.vkey);
+    refused(&r, "proof_invalid", Some(b.entries[0].seq));
+    // One item's proof taken from a bundle of another size.
+    let newer = t.export(L1, &Disclosure::All);
+    let mut mixed = b.clone();
+    mixed.entries[2].proof = newer.entries[2].proof.clone();
+    let r = check(&mixed, &t.vkey);
+    refused(&r, "proof_invalid", Some(b.entries[2].seq));
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let t = region(1);
+    let impostor = region(2);
+    let b = t.export(L1, &Disclosure::All);
+    let mut bad = b.clone();
+    bad.checkpoint = String::from_utf8(impostor.checkpoint_at(t.size())).unwrap();
+    refused(&check(&bad, &t.vkey), "checkpoint_invalid", None);
+    // The whole bundle by the impostor, checked with the key the receiver trusts.
+    let forged = impostor.export(L1, &Disclosure::All);
+    let r = check(&forged, &t.vkey);
+    refused(&r, "verifier_key_mismatch", None);
+    refused(&r, "checkpoint_invalid", None);
+    // ... and the same bundle with its own key names the right one: fine.
+    assert!(check(&forged, &impostor.vkey).ok);
+}
+
+#[test]
+fn a_grade_by_a_revoked_key_is_refused_with_key_revoked() {
+    let mut t = region(1);
+    let teacher = t.did("teacher");
+    t.append(
+        "admin",
+        "registry",
+        "keys.revoked",
+        "2027-06-01T00:00:00Z",
+        json!({"key": teacher, "reason": "left the school"}),
+    );
+    let late = t.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-06-05T09:00:00Z",
+        common::grade(5, "2027-06-05"),
+    );
+    let b = t.export(L1, &Disclosure::All);
+    let r = check(&b, &t.vkey);
+    refused(&r, "key_revoked", Some(late));
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    // The revocation travels in the chain even though the grant it ends was found by the key.
+    assert!(b.authority.iter().any(|i| i.seq == late - 1));
+    // Without the revocation in the chain, the entry would pass: the exporter must include it,
+    // and a bundle that leaves it out is caught only by completeness (DESIGN 3.7), as FORMAT.md says.
+    let mut cut = b.clone();
+    cut.authority.retain(|i| i.seq != late - 1);
+    assert!(check(&cut, &t.vkey).ok);
+}
+
+#[test]
+fn a_grade_by_a_key_out_of_scope_or_unknown_is_refused() {
+    let mut t = region(1);
+    // teacher2 holds sch-001 with no class restriction; a grade in sch-002 is out of scope.
+    let mut g = common::grade(4, "2026-09-10");
+    g["institution"] = json!("sch-002");
+    let s = t.append("teacher2", &format!("learner/{L1}"), "journal.grade_recorded", "2026-09-10T09:00:00Z", g);
+    let r = check(&t.export(L1, &Disclosure::All), &t.vkey);
+    refused(&r, "not_authorized", Some(s));
+}
+
+#[test]
+fn a_forked_history_is_refused_against_a_second_checkpoint() {
+    let mut honest = region(1);
+    let n = honest.size();
+    let b = honest.export(L1, &Disclosure::All);
+    honest.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
+    let rewritten = region_with_change();
+    let newer = honest.size();
+    let ok = Options {
+        other: Some(OtherCheckpoint { note: honest.checkpoint_at(newer), proof: honest.consistency(n, newer) }),
+        ..Options::default()
+    };
+    let r = verify(&b.to_json(), &honest.vkey, &ok);
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!(r.consistency.as_ref().map(|c| (c.first, c.second)), Some((n, newer)));
+    // The fork's newer checkpoint, signed by the same ledger key, with the fork's own proof.
+    let forked = Options {
+        other: Some(OtherCheckpoint {
+            note: rewritten.checkpoint_at(rewritten.size()),
+            proof: rewritten.consistency(n, rewritten.size()),
+        }),
+        ..Options::default()
+    };
+    refused(&verify(&b.to_json(), &honest.vkey, &forked), "consistency_invalid", None);
+    // An older checkpoint works as the second one as well (sizes decide the direction).
+    let older = Options {
+        other: Some(OtherCheckpoint { note: honest.checkpoint_at(5), proof: honest.consistency(5, n) }),
+        ..Options::default()
+    };
+    let r = verify(&b.to_json(), &honest.vkey, &older);
+    assert!(r.ok, "{:?}", r.failures);
+    // A proof between other sizes is refused.
+    let wrong = Options {
+        other: Some(OtherCheckpoint { note: honest.checkpoint_at(newer), proof: honest.consistency(5, newer) }),
+        ..Options::default()
+    };
+    refused(&verify(&b.to_json(), &honest.vkey, &wrong), "consistency_invalid", None);
+}
+
+/// The region rewritten by the same ledger key: one of L2's grades (seq 10) changed, the rest
+/// replayed, then one more entry.
+fn region_with_change() -> common::TestLedger {
+    let t = region(1);
+    let mut f = common::TestLedger::new(1);
+    for seq in 0..t.size() {
+        let parsed = zachetka_formats::event::parse_entry(&t.entries[seq as usize]).unwrap();
+        let e = &parsed.event;
+        let author = ["auth", "admin", "teacher", "teacher2", "registrar", "issuer"]
+            .into_iter()
+            .find(|k| f.did(k) == e["author"].as_str().unwrap())
+            .unwrap();
+        let mut data = e["data"].clone();
+        if seq == 10 {
+            data["mark"] = json!(2);
+        }
+        f.append(
+            author,
+            e["stream"].as_str().unwrap(),
+            e["type"].as_str().unwrap(),
+            e["occurred_at"].as_str().unwrap(),
+            data,
+        );
+    }
+    f.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-09-02T09:00:00Z",
+        common::grade(5, "2027-09-02"),
+    );
+    f
+}
+
+#[test]
+fn limits_apply_while_parsing_and_malformed_bundles_are_refused() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    let too_large = vec![b' '; zachetka_record::BUNDLE_BYTES_MAX + 1];
+    refused(&verify(&too_large, &t.vkey, &Options::default()), "bundle_too_large", None);
+
+    let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
+    let item = json!({"seq": 0, "leaf_hash": keys::b64(&[0; 32]), "proof": []});
+    v["entries"] = Value::Array(vec![item; zachetka_record::ITEMS_MAX + 1]);
+    let r = verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default());
+    refused(&r, "bundle_too_many_entries", None);
+
+    for (path, value) in [("/version", json!(2)), ("/format", json!("zachetka-bundle"))] {
+        let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
+        *v.pointer_mut(path).unwrap() = value;
+        refused(
+            &verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()),
+            "bundle_format_unsupported",
+            None,
+        );
+    }
+    let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
+    v["entries"][0]["note"] = json!("x");
+    refused(&verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()), "bundle_malformed", None);
+    let mut v: Value = serde_json::from_slice(&b.to_json()).unwrap();
+    v["entries"][1]["leaf_hash"] = json!("AAAA");
+    refused(
+        &verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()),
+        "bundle_malformed",
+        Some(b.entries[1].seq),
+    );
+    let dup = String::from_utf8(b.to_json()).unwrap().replacen("{\"format\"", "{\"learner\":\"x\",\"format\"", 1);
+    refused(&verify(dup.as_bytes(), &t.vkey, &Options::default()), "bundle_malformed", None);
+    refused(&verify(b"not json", &t.vkey, &Options::default()), "bundle_malformed", None);
+}
+
+#[test]
+fn a_present_completeness_value_is_reported_not_checked() {
+    let t = region(1);
+    let mut b = t.export(L1, &Disclosure::All);
+    b.completeness = Some(json!({"commitment_seq": 3}));
+    let r = check(&b, &t.vkey);
+    assert!(r.ok);
+    assert_eq!(r.completeness.as_ref().unwrap().status, "not_checked");
+}
+
+#[test]
+fn each_item_reassembles_as_a_c2sp_tlog_proof() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    let item = &b.entries[4];
+    let text = b.tlog_proof(item.seq).unwrap();
+    let (proof, note) = text.split_once("\n\n").unwrap();
+    let mut lines = proof.lines();
+    assert_eq!(lines.next(), Some("c2sp.org/tlog-proof@v1"));
+    assert_eq!(lines.next(), Some(format!("index {}", item.seq).as_str()));
+    let hashes: Vec<String> = lines.map(str::to_owned).collect();
+    assert_eq!(hashes, item.proof);
+    assert_eq!(note, b.checkpoint);
+    // Folding it from the leaf reaches the note's root.
+    let head = zachetka_formats::checkpoint::verify_checkpoint(note.as_bytes(), &t.vkey, ORIGIN).unwrap().head;
+    let leaf = zachetka_formats::event::leaf_hash(&keys::b64_decode(item.entry.as_ref().unwrap()).unwrap());
+    let hashes = zachetka_formats::merkle::hashes_from_b64(&hashes).unwrap();
+    zachetka_formats::merkle::verify_inclusion(item.seq, head.tree_size, leaf, &hashes, head.root_hash).unwrap();
+    assert!(b.tlog_proof(9999).is_none());
+}

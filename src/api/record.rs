@@ -1,0 +1,87 @@
+//! Learner records over HTTP (DESIGN 3.4, 3.5): `GET /v1/learners/<id>/record` exports the
+//! bundle to a token that may read the learner (their own token, a parent's, region readers),
+//! and `POST /v1/verify` verifies any bundle of this ledger for anyone, answering the report.
+//! Not the bundle or its checks (crate `zachetka-record`) nor where entries are found
+//! (`crate::record`).
+
+use super::auth::{authorize_view, Authenticated};
+use super::error::{read_failed, refusal_response, unavailable, verification_failed};
+use super::write::{check_json_content_type, read_body, reserve_body};
+use super::{json_response, AppState, P, Q};
+use crate::record::{Disclosure, RecordError};
+use crate::refusal::{Code, Refusal};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+/// Largest bundle `POST /v1/verify` reads (a public endpoint: about 10,000 disclosed entries;
+/// larger bundles are verified offline with `zachetka verify` or the library).
+pub const VERIFY_BODY_BYTES_MAX: usize = 16 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordQuery {
+    /// Disclosure choices, comma-separated (`final-results,documents,achievements`).
+    only: Option<String>,
+}
+
+/// `GET /v1/learners/<id>/record[?only=...]`: the learner's record bundle.
+pub(super) async fn get_record(
+    Authenticated(principal): Authenticated,
+    State(state): State<AppState>,
+    P(learner): P<String>,
+    Q(q): Q<RecordQuery>,
+) -> Response {
+    // Authorized on the learner's scope before anything is looked up or read.
+    if let Err(r) = authorize_view(&principal, &zachetka_projections::Scope::Learner(learner.clone())) {
+        return refusal_response(&r);
+    }
+    let disclosure = match q.only.as_deref().map(Disclosure::parse).transpose() {
+        Ok(d) => d.unwrap_or_default(),
+        Err(m) => return refusal_response(&Refusal::new(Code::BadQuery, m)),
+    };
+    let ledger = state.ledger.clone();
+    let result =
+        tokio::task::spawn_blocking(move || crate::record::export_learner(&ledger, &learner, &disclosure)).await;
+    match result {
+        Ok(Ok(bundle)) => json_response(200, String::from_utf8(bundle.to_json()).expect("JSON is UTF-8")),
+        Ok(Err(RecordError::UnknownLearner(id))) => {
+            refusal_response(&Refusal::new(Code::NotFound, format!("no record of learner {id} in this ledger")))
+        }
+        Ok(Err(RecordError::Store(e))) => read_failed(e),
+        Ok(Err(e @ RecordError::TooManyEntries { .. })) => {
+            refusal_response(&Refusal::new(Code::BodyTooLarge, e.to_string()))
+        }
+        Ok(Err(e)) => unavailable(crate::store::error_chain(&e)),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `POST /v1/verify`: the body is a bundle (JSON, at most [`VERIFY_BODY_BYTES_MAX`]); the answer
+/// is the report (200 whatever the verdict: `ok` says it), checked under this ledger's key.
+pub(super) async fn post_verify(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = check_json_content_type(&headers) {
+        return refusal_response(&r);
+    }
+    let _body_room = match reserve_body(&state.bodies, &headers) {
+        Ok(p) => p,
+        Err(r) => return refusal_response(&r),
+    };
+    let bytes = match read_body(body, &headers, VERIFY_BODY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(r) => return refusal_response(&r),
+    };
+    let vkey = state.ledger.config().verifier_key.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        // One thread per request: concurrent requests share the cores, none takes them all.
+        let options = crate::record::Options { threads: 1, ..Default::default() };
+        crate::record::verify(&bytes, &vkey, &options)
+    })
+    .await;
+    match report {
+        Ok(r) => json_response(200, r.to_json()),
+        Err(e) => verification_failed(e),
+    }
+}

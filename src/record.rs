@@ -1,0 +1,148 @@
+//! The learner record bundle bound to the ledger (DESIGN 3.4, `record/FORMAT.md`): finds the
+//! entries that concern a learner and hands them, the registry and the checkpoint to
+//! `zachetka_record::export`. Not the format or the verifier (crate `zachetka-record`, which a
+//! university embeds) and not HTTP (`api/record.rs`).
+//!
+//! Finding the entries fast: the learner's own stream comes from the store's stream index
+//! (seqs, then one read per run of consecutive seqs); the entries of other streams that concern
+//! them (queue and 1st-grade entries, which `Concerns` places only after folding the whole log)
+//! come from the `profiles` read model, which folds `Concerns` already and links each such item
+//! to its seq. Both are taken at the tree size the read model has applied, and every proof is
+//! against the checkpoint signed at exactly that size.
+
+use crate::ledger::Ledger;
+use crate::merkle::{self, Hash, HashReader};
+use crate::read::ReadError;
+use crate::store::{StoreError, StoreHashes};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use zachetka_projections::ViewError;
+pub use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
+
+/// Most entries of one learner a bundle carries (the format's item limit).
+const LEARNER_ENTRIES_MAX: u64 = zachetka_record::ITEMS_MAX as u64;
+
+/// Why a bundle could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("no record of learner {0} in this ledger")]
+    UnknownLearner(String),
+    #[error("learner {learner} has more than {LEARNER_ENTRIES_MAX} entries, more than one bundle carries")]
+    TooManyEntries { learner: String },
+    #[error("no checkpoint was signed at tree size {0}, where the read models stand")]
+    NoCheckpoint(u64),
+    #[error("couldn't read the ledger")]
+    Store(#[from] StoreError),
+    #[error("the read models cannot answer: {0}")]
+    Read(String),
+    #[error("couldn't build the bundle")]
+    Export(#[from] zachetka_record::ExportError),
+}
+
+/// Every seq `view` links to an entry of a stream other than the learner's own (items with a
+/// `stream`), wherever the profile keeps them.
+fn other_stream_seqs(view: &Value, out: &mut Vec<u64>) {
+    match view {
+        Value::Object(o) => {
+            if let (Some(seq), Some(Value::String(_))) = (o.get("seq").and_then(Value::as_u64), o.get("stream")) {
+                out.push(seq);
+            }
+            o.values().for_each(|v| other_stream_seqs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| other_stream_seqs(v, out)),
+        _ => {}
+    }
+}
+
+/// Reads the entries at `seqs` (ascending), one store read per run of consecutive seqs.
+fn read_entries(ledger: &Ledger, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    let mut i = 0;
+    while i < seqs.len() {
+        let mut j = i + 1;
+        while j < seqs.len() && seqs[j] == seqs[j - 1] + 1 {
+            j += 1;
+        }
+        let run = ledger.store().entries(seqs[i], (j - i) as u64)?;
+        if run.len() != j - i {
+            return Err(StoreError::Corrupt {
+                what: "entry",
+                position: seqs[i],
+                detail: "an indexed entry is missing from the log".into(),
+            });
+        }
+        out.extend(seqs[i..j].iter().copied().zip(run));
+        i = j;
+    }
+    Ok(out)
+}
+
+/// The seqs of `stream` below `tree_size`, at most `LEARNER_ENTRIES_MAX`.
+fn stream_seqs_below(ledger: &Ledger, stream: &str, tree_size: u64) -> Result<Option<Vec<u64>>, StoreError> {
+    let mut seqs = ledger.store().stream_seqs(stream, 0, LEARNER_ENTRIES_MAX + 1)?;
+    if seqs.len() as u64 > LEARNER_ENTRIES_MAX {
+        return Ok(None);
+    }
+    seqs.retain(|s| *s < tree_size);
+    Ok(Some(seqs))
+}
+
+/// Exports the record bundle of `learner` at the tree size the read models have applied.
+pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
+    let answer = match ledger.read_side().view("profiles", &[learner]) {
+        Ok(a) => a,
+        Err(ReadError::View(ViewError::NotFound(_))) => return Err(RecordError::UnknownLearner(learner.to_owned())),
+        Err(ReadError::View(ViewError::BadPath(m))) | Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
+        Err(ReadError::UnknownModel(m)) => return Err(RecordError::Read(format!("no read model {m}"))),
+    };
+    let tree_size = answer.tree_size;
+    let note = ledger.checkpoint_at(tree_size)?.ok_or(RecordError::NoCheckpoint(tree_size))?;
+    let too_many = || RecordError::TooManyEntries { learner: learner.to_owned() };
+    let mut seqs = stream_seqs_below(ledger, &format!("learner/{learner}"), tree_size)?.ok_or_else(too_many)?;
+    other_stream_seqs(&answer.view.body, &mut seqs);
+    seqs.retain(|s| *s < tree_size);
+    seqs.sort_unstable();
+    seqs.dedup();
+    if seqs.len() as u64 > LEARNER_ENTRIES_MAX {
+        return Err(too_many());
+    }
+    let concerned = read_entries(ledger, &seqs)?;
+    let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?
+        .ok_or_else(|| RecordError::Read("the registry is longer than a bundle carries".into()))?;
+    let registry = read_entries(ledger, &registry_seqs)?;
+    let config = ledger.config();
+    let input = zachetka_record::ExportInput {
+        origin: &config.origin,
+        verifier_key: &config.verifier_key,
+        learner,
+        checkpoint: &note,
+        concerned: &concerned,
+        registry: &registry,
+        disclosure,
+    };
+    let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::new()) };
+    let prove = |seq: u64, n: u64| merkle::prove_inclusion(seq, n, &hashes).map_err(|e| e.to_string());
+    Ok(zachetka_record::export(&input, prove)?)
+}
+
+/// The store's stored hashes, each read once per export: the proofs of a learner's entries
+/// share their upper levels (5,000 proofs in a log of 20,000 read about 20,000 hashes instead
+/// of 75,000, each a `pread` in the embedded store).
+struct CachedHashes<'a> {
+    inner: StoreHashes<'a>,
+    cache: RefCell<HashMap<u64, Hash>>,
+}
+
+impl HashReader for CachedHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        let mut cache = self.cache.borrow_mut();
+        let missing: Vec<u64> = indexes.iter().copied().filter(|i| !cache.contains_key(i)).collect();
+        if !missing.is_empty() {
+            for (i, h) in missing.iter().zip(self.inner.read_hashes(&missing)?) {
+                cache.insert(*i, h);
+            }
+        }
+        Ok(indexes.iter().map(|i| cache[i]).collect())
+    }
+}
