@@ -167,6 +167,10 @@ enum Command {
         /// Write the bundle here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Export a W3C VC 2.0 credential instead: issued by the ledger key as did:key, a
+        /// DataIntegrityProof (eddsa-jcs-2022), the bundle as its evidence.
+        #[arg(long)]
+        vc: bool,
     },
     /// Verify a record bundle offline under the ledger's verifier key: proofs, checkpoint,
     /// signatures, stream chains, every author's right, and (given a second checkpoint and a
@@ -587,9 +591,10 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Export { dir, learner, only, out } => {
+        Command::Export { dir, learner, only, out, vc } => {
             let ledger = open_ledger(&dir, db)?;
-            record::export(&ledger, &learner, only.as_deref(), out.as_deref())?;
+            let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
+            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref())?;
         }
         Command::Verify { bundle, vkey, json, checkpoint, consistency } => {
             return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref());

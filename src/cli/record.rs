@@ -9,12 +9,45 @@ use std::process::ExitCode;
 use zachetka::ledger::Ledger;
 use zachetka::record::{Disclosure, Options, OtherCheckpoint};
 
-/// Exports `learner`'s bundle once the read models have applied the whole log.
-pub fn export(ledger: &Ledger, learner: &str, only: Option<&str>, out: Option<&Path>) -> Result<()> {
+/// Exports `learner`'s bundle once the read models have applied the whole log; with `issuer`
+/// (the ledger key), as a W3C VC 2.0 credential whose evidence is the bundle, after checking the
+/// bundle as any verifier would.
+pub fn export(
+    ledger: &Ledger,
+    learner: &str,
+    only: Option<&str>,
+    out: Option<&Path>,
+    issuer: Option<&zachetka::keys::KeyPair>,
+) -> Result<()> {
     let disclosure = only.map(Disclosure::parse).transpose().map_err(|m| anyhow!(m))?.unwrap_or_default();
     ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
     let bundle = zachetka::record::export_learner(ledger, learner, &disclosure)?;
     let json = bundle.to_json();
+    if let Some(key) = issuer {
+        let config = ledger.config();
+        let report = zachetka_record::verify(&json, &config.verifier_key, &Options::default());
+        if !report.ok {
+            return Err(anyhow!("the exported bundle does not verify: {:?}", report.failures));
+        }
+        let summary =
+            serde_json::json!({"record": report.record, "withheld": report.withheld, "tree_size": report.tree_size});
+        let now = zachetka::time::format_rfc3339(zachetka::time::Clock::now_unix(&zachetka::time::SystemClock));
+        let credential = zachetka::vc::learner_record_credential(
+            &config.origin,
+            learner,
+            summary,
+            serde_json::from_slice(&json)?,
+            &now,
+        );
+        let issued = zachetka::vc::issue(&credential, key, &now).map_err(|e| anyhow!("{e}"))?;
+        let text = serde_json::to_string(&issued)?;
+        return match out {
+            Some(path) => {
+                Ok(std::fs::write(path, text + "\n").with_context(|| format!("couldn't write {}", path.display()))?)
+            }
+            None => write_stdout(format_args!("{text}\n")),
+        };
+    }
     match out {
         Some(path) => {
             let mut f = std::fs::File::create(path).with_context(|| format!("couldn't create {}", path.display()))?;

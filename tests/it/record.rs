@@ -26,7 +26,7 @@ fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
         let rules = Some(zachetka::rules::default_region());
         zachetka::ledger::init_store(&*store, DEMO_ORIGIN, &ledger_key(), &authority, rules).unwrap();
     }
-    let clock = Arc::new(zachetka::time::FixedClock::at(1_795_000_000));
+    let clock = test_clock();
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
 }
 
@@ -109,7 +109,7 @@ fn a_grade_by_a_revoked_key_written_around_the_rules_is_refused_in_the_bundle() 
     let teacher = teacher_of_school_1();
     let revocation = {
         let ev = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(970_001),
-            "occurred_at": "2026-09-30T12:00:00Z", "author": authority.did(),
+            "occurred_at": "2027-05-20T08:00:00Z", "author": authority.did(),
             "data": {"v": 1, "key": teacher.did(), "reason": "left the school"}});
         zachetka::event::sign_event(&ev, &authority).unwrap()
     };
@@ -117,7 +117,7 @@ fn a_grade_by_a_revoked_key_written_around_the_rules_is_refused_in_the_bundle() 
     let mut late = grade_event(970_003, &teacher, "sch-001", "5А", 4);
     late = {
         let mut ev = late["event"].clone();
-        ev["occurred_at"] = json!("2026-10-02T09:00:00Z");
+        ev["occurred_at"] = json!("2027-05-20T09:00:00Z");
         ev["stream"] = before["event"]["stream"].clone();
         zachetka::event::sign_event(&ev, &teacher).unwrap()
     };
@@ -127,7 +127,7 @@ fn a_grade_by_a_revoked_key_written_around_the_rules_is_refused_in_the_bundle() 
         append_region(&l);
         // The grade before the revocation is by a key that held the right then.
         let mut early = before["event"].clone();
-        early["occurred_at"] = json!("2026-09-29T09:00:00Z");
+        early["occurred_at"] = json!("2027-05-19T09:00:00Z");
         assert!(l.append_blocking(vec![zachetka::event::sign_event(&early, &teacher).unwrap()])[0].is_ok());
         assert!(l.append_blocking(vec![revocation])[0].is_ok());
         assert_eq!(l.append_blocking(vec![late.clone()])[0].as_ref().unwrap_err().code.as_str(), "key_revoked");
@@ -255,6 +255,19 @@ fn the_cli_exports_and_verifies_with_a_newer_checkpoint() {
     let o = run(&["verify", out.to_str().unwrap(), "--vkey", &vk]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("VERIFIED"));
+    // The same record as a W3C VC: issued by the ledger's did:key, verified by `vc verify`, its
+    // evidence the bundle itself (which verifies as one).
+    let vc_out = ledger_dir.path().join("record.vc.json");
+    let dir_arg = ledger_dir.path().to_str().unwrap();
+    let o = run(&["export", "--dir", dir_arg, "--learner", &learner, "--vc", "--out", vc_out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let credential: Value = serde_json::from_slice(&std::fs::read(&vc_out).unwrap()).unwrap();
+    assert_eq!(credential["issuer"], json!(ledger_key().did()));
+    assert_eq!(credential["proof"]["cryptosuite"], json!("eddsa-jcs-2022"));
+    let o = run(&["vc", "verify", "--issuer", &ledger_key().did(), vc_out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let evidence = serde_json::to_vec(&credential["evidence"][0]["bundle"]).unwrap();
+    assert!(verify(&evidence, &vk, &Options::default()).ok, "the evidence is the bundle, and it verifies");
     // More entries, a newer checkpoint and the consistency proof to it.
     let (note, proof) = {
         let l = ledger(&ledger_dir.path().join("store"), RulesMode::Enforce);
