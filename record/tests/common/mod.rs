@@ -186,6 +186,12 @@ pub fn region(ledger_key_seed: u8) -> TestLedger {
     t.grant("admin", "registrar", "p-reg", &["registrar"], json!({"institution": "sch-001"}));
     t.grant("auth", "issuer", "p-iss", &["achievement_issuer"], json!({"institution": "ado-001"}));
     let (l1, l2) = (format!("learner/{L1}"), format!("learner/{L2}"));
+    // Marks need enrolment: both learners are admitted into 5А for the year.
+    for l in [&l1, &l2] {
+        let admitted = json!({"institution": "sch-001", "class": "5А", "academic_year": 2026,
+            "admitted_on": "2026-08-31", "order_ref": "order-1"});
+        t.append("registrar", l, "contingent.admitted", "2026-08-31T09:00:00Z", admitted);
+    }
     for day in 1..=9 {
         let date = format!("2026-09-0{day}");
         let at = format!("{date}T09:00:00Z");
@@ -198,6 +204,12 @@ pub fn region(ledger_key_seed: u8) -> TestLedger {
     let year = json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": 2026,
         "mark": 5, "scale": "five_point"});
     t.append("teacher", &l1, "journal.year_grade_set", "2027-05-25T09:00:00Z", year);
+    // The certificate follows passing ОГЭ results in the required subjects.
+    for (subject, score) in [("Математика", 20), ("Русский язык", 25)] {
+        let result = json!({"institution": "sch-001", "exam": "oge", "subject": subject, "academic_year": 2026,
+            "score": score});
+        t.append("registrar", &l1, "journal.final_attestation_recorded", "2027-06-10T09:00:00Z", result);
+    }
     let cert =
         json!({"institution": "sch-001", "level": "basic_general", "number": "047-000001", "issued_on": "2027-06-20"});
     t.append("registrar", &l1, "journal.certificate_issued", "2027-06-20T09:00:00Z", cert);
