@@ -38,6 +38,18 @@ pub enum CheckpointError {
     MalformedVerifierKey(String),
 }
 
+/// The Ed25519 public key inside a verifier key `<name>+<hex key id>+<base64(0x01 || key)>`
+/// (the key id is not checked here: `verify_checkpoint` does that), e.g. to name the ledger key
+/// as a `did:key` (`keys::did_from_public`).
+pub fn public_key_of_verifier_key(vkey: &str) -> Option<[u8; 32]> {
+    let (_, key) = vkey.rsplit_once('+')?;
+    let bytes = crate::keys::b64_decode(key)?;
+    match bytes.split_first() {
+        Some((0x01, pk)) => pk.try_into().ok(),
+        _ => None,
+    }
+}
+
 /// The ledger's note signer: key name = the ledger's origin.
 pub struct LedgerSigner {
     name: String,

@@ -26,6 +26,8 @@ pub struct Fact<'a> {
     /// `did:key` of the signer.
     pub author: &'a str,
     pub event: &'a Event,
+    /// The entry's leaf hash, SHA-256(0x00 || entry bytes) (what completeness chains).
+    pub leaf_hash: &'a [u8; 32],
 }
 
 impl<'a> Fact<'a> {
@@ -102,6 +104,11 @@ pub trait ReadModel: Send + Sync + 'static {
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError>;
     /// Answers the view at `path` (the segments after the model's name).
     fn view(&self, path: &[&str]) -> Result<View, ViewError>;
+    /// The model as `Any`, for a runner that needs one model's own API (the read side asks the
+    /// `completeness` model for maps and proofs). `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Canonical bytes of a model state: postcard over serde, which writes fields in declaration
@@ -152,6 +159,7 @@ pub fn all() -> Vec<Box<dyn ReadModel>> {
         Box::<crate::models::diaries::Diaries>::default(),
         Box::<crate::models::record_books::RecordBooks>::default(),
         Box::<crate::models::profiles::Profiles>::default(),
+        Box::<crate::models::completeness::Completeness>::default(),
     ]
 }
 
@@ -184,6 +192,8 @@ pub struct ParsedFact {
     pub event: Value,
     /// `None` when the event is not a well-formed event of the vocabulary.
     pub typed: Option<Event>,
+    /// SHA-256(0x00 || entry bytes).
+    pub leaf_hash: [u8; 32],
 }
 
 impl ParsedFact {
@@ -203,16 +213,30 @@ impl ParsedFact {
         let recorded_at =
             zachetka_formats::time::parse_rfc3339(&e.recorded_at).ok_or(EntryError::Field("recorded_at"))?;
         let typed = typed_event(&e.event);
-        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed })
+        let leaf_hash = zachetka_formats::merkle::leaf_hash(bytes).0;
+        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed, leaf_hash })
     }
 
-    /// An entry already parsed (the audit's walk): its event is copied.
+    /// An entry already parsed: its event is copied, its leaf hash recomputed from the entry
+    /// re-encoded (`event::entry_bytes`; a parsed entry was canonical, so that is its bytes).
+    /// Use `from_parsed_with_leaf` when the bytes' hash is at hand.
     pub fn from_parsed(e: &zachetka_formats::event::ParsedEntry) -> Self {
+        use zachetka_formats::{event, jcs};
+        let leaf = jcs::to_canonical(&e.event, jcs::Profile::Event)
+            .map(|c| zachetka_formats::merkle::leaf_hash(&event::entry_bytes(&e.meta, &c, &e.sig)).0)
+            .unwrap_or([0; 32]);
+        Self::from_parsed_with_leaf(e, leaf)
+    }
+
+    /// An entry already parsed whose leaf hash the caller computed from its bytes (the audit's
+    /// walk).
+    pub fn from_parsed_with_leaf(e: &zachetka_formats::event::ParsedEntry, leaf_hash: [u8; 32]) -> Self {
         Self {
             seq: e.meta.seq,
             recorded_at: e.meta.recorded_at_unix,
             event: e.event.clone(),
             typed: typed_event(&e.event),
+            leaf_hash,
         }
     }
 
@@ -228,6 +252,7 @@ impl ParsedFact {
             occurred_at: s("occurred_at")?,
             author: s("author")?,
             event: self.typed.as_ref()?,
+            leaf_hash: &self.leaf_hash,
         })
     }
 }

@@ -97,6 +97,7 @@ pub(crate) mod testing {
             occurred_at: &r.occurred_at,
             author: &r.author,
             event: &r.event,
+            leaf_hash: &[0; 32],
         }
     }
 

@@ -13,6 +13,8 @@ pub struct Entry {
     pub event_type: String,
     pub id: String,
     pub event: Event,
+    /// Stands in for the entry's leaf hash: the RFC 9162 leaf hash of the entry's id.
+    pub leaf_hash: [u8; 32],
 }
 
 impl Entry {
@@ -26,6 +28,7 @@ impl Entry {
             occurred_at: "2026-11-22T09:10:00Z",
             author: "did:key:z6MkTeacher",
             event: &self.event,
+            leaf_hash: &self.leaf_hash,
         }
     }
 }
@@ -45,7 +48,15 @@ impl History {
         let event = vocabulary::parse(event_type, data.as_object().expect("data is an object"))
             .expect("a vocabulary type")
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
-        self.entries.push(Entry { seq, stream: stream.into(), event_type: event_type.into(), id: id.clone(), event });
+        let leaf_hash = zachetka_formats::merkle::leaf_hash(id.as_bytes()).0;
+        self.entries.push(Entry {
+            seq,
+            stream: stream.into(),
+            event_type: event_type.into(),
+            id: id.clone(),
+            event,
+            leaf_hash,
+        });
         id
     }
 
