@@ -111,6 +111,8 @@ pub struct CompletenessFor {
 pub enum CompletenessError {
     #[error("the completeness commitment at seq {seq} does not match the log (the audit reports it)")]
     CommitmentDiffers { seq: u64 },
+    #[error("couldn't read the ledger config: {0}")]
+    Config(String),
     #[error("couldn't fold the log up to {up_to}")]
     Store {
         up_to: u64,
@@ -136,10 +138,12 @@ impl ReadSide {
     /// applied one). A commitment older than the last two takes a fold of the log up to its
     /// position (seconds per million entries) on the calling thread.
     pub fn completeness_for(&self, learner: &str, tree_size: u64) -> Result<Option<CompletenessFor>, CompletenessError> {
+        let ledger_did = self.inner.ledger_did()?;
         let (commitment, map) = {
             let slots = self.inner.slots.read().expect("slots lock");
             let Some(model) = completeness_model(&slots) else { return Ok(None) };
-            let Some(c) = model.commitments().iter().rev().find(|c| c.seq < tree_size).cloned() else {
+            let latest = model.commitments().iter().rev().find(|c| c.seq < tree_size && c.author == ledger_did);
+            let Some(c) = latest.cloned() else {
                 return Ok(None);
             };
             if !c.matches() {
@@ -212,6 +216,16 @@ pub fn fold_to(store: &dyn Store, up_to: u64) -> Result<Completeness, StoreError
 }
 
 impl Inner {
+    /// The ledger key's `did:key`, from the stored config.
+    fn ledger_did(&self) -> Result<String, CompletenessError> {
+        let config = self
+            .store
+            .config()
+            .map_err(|e| CompletenessError::Config(crate::store::error_chain(&e)))?
+            .ok_or_else(|| CompletenessError::Config("the store holds no ledger".into()))?;
+        crate::rules::ledger_did(&config).map_err(CompletenessError::Config)
+    }
+
     fn keep_map(&self, up_to: u64, map: Arc<Map>) {
         let mut maps = self.maps.lock().expect("maps lock");
         if maps.iter().any(|(at, _)| *at == up_to) {

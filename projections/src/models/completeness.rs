@@ -19,6 +19,9 @@ use zachetka_formats::merkle::{Hash, HashB64};
 pub struct CommitmentSeen {
     /// The commitment entry's own position.
     pub seq: u64,
+    /// Its author (`did:key`): only the ledger key's count (the rules refuse others; on a log
+    /// without rules the reader filters).
+    pub author: String,
     /// What it says: the map over entries with seq < `up_to`.
     pub up_to: u64,
     /// `data.map_root` decoded (`None`: not 32 bytes of base64).
@@ -126,6 +129,7 @@ impl Completeness {
         let ok = recomputed.is_ok();
         self.commitments.push(CommitmentSeen {
             seq: f.seq,
+            author: f.author.to_owned(),
             up_to,
             map_root: Hash::from_b64(map_root).map(|h| h.0),
             learners: u64::try_from(learners).unwrap_or(u64::MAX),
