@@ -1,4 +1,4 @@
-//! zachetka-projections: the education event vocabulary (the 47 event types, their streams,
+//! zachetka-projections: the education event vocabulary (the 47 education event types and the ledger's completeness commitment, their streams,
 //! schema versions and record parsers, DOMAIN.md), and later the read models (journals,
 //! diaries, queues, record books, profiles, indicators) as pure folds over entries.
 //! Not the rules that decide whether an event may enter the ledger (those are `zachetka-rules`,
