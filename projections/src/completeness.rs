@@ -16,6 +16,11 @@ pub const EVENT_TYPE: &str = "ledger.completeness_committed";
 pub const STREAM: &str = "completeness";
 /// Domain separation of the per-learner chain.
 pub const CHAIN_DOMAIN: &[u8] = b"zachetka/completeness/v1\n";
+/// How far behind its own position a commitment may commit (`seq - up_to`): the rules refuse
+/// more, so a fold needs to remember only this many entries' changes to recompute any
+/// commitment still to come. Far above the ledger's own lag (its queue holds at most ~33,000
+/// events), and the read side does not commit while it lags by a quarter of it.
+pub const UP_TO_LAG_MAX: u64 = 1 << 18;
 /// Most neighbours' or path hashes a map proof may carry (a map of 2^64 leaves needs 64).
 pub const PROOF_HASHES_MAX: usize = 64;
 

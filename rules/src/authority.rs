@@ -480,12 +480,22 @@ fn check_commitment(ctx: &Ctx, d: &crate::vocabulary::CompletenessCommitted) -> 
                 format!("only the ledger key {k} writes {}; {} is not it", ctx.e.event_type, ctx.e.author),
             )
         }
-        None => return deny("not_authorized", format!("these rules know no ledger key to accept {} from", ctx.e.event_type)),
+        None => {
+            return deny(
+                "not_authorized",
+                format!("these rules know no ledger key to accept {} from", ctx.e.event_type),
+            )
+        }
     }
-    if d.up_to < 0 || d.up_to as u64 > ctx.e.seq {
+    let lag_max = zachetka_projections::completeness::UP_TO_LAG_MAX;
+    let lowest = ctx.e.seq.saturating_sub(lag_max);
+    if d.up_to < 0 || (d.up_to as u64) > ctx.e.seq || (d.up_to as u64) < lowest {
         return refuse(
             "completeness_up_to_invalid",
-            format!("data.up_to {} must be within 0..={} (the commitment's own position)", d.up_to, ctx.e.seq),
+            format!(
+                "data.up_to {} must be within {lowest}..={} (at most {lag_max} before the commitment's own position)",
+                d.up_to, ctx.e.seq
+            ),
         );
     }
     if d.learners < 0 {

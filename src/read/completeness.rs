@@ -137,7 +137,11 @@ impl ReadSide {
     /// commitment's `map_root`. `Ok(None)` when there is none yet (or the read side has not
     /// applied one). A commitment older than the last two takes a fold of the log up to its
     /// position (seconds per million entries) on the calling thread.
-    pub fn completeness_for(&self, learner: &str, tree_size: u64) -> Result<Option<CompletenessFor>, CompletenessError> {
+    pub fn completeness_for(
+        &self,
+        learner: &str,
+        tree_size: u64,
+    ) -> Result<Option<CompletenessFor>, CompletenessError> {
         let ledger_did = self.inner.ledger_did()?;
         let (commitment, map) = {
             let slots = self.inner.slots.read().expect("slots lock");
@@ -245,6 +249,7 @@ impl Inner {
         if w.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        let head = self.head.lock().expect("read head lock").tree_size;
         let draft = {
             let slots = self.slots.read().expect("slots lock");
             let Some(slot) = slots.iter().find(|s| s.model.name() == "completeness") else { return };
@@ -257,6 +262,11 @@ impl Inner {
                 w.since = Instant::now();
             }
             if !w.policy.due(model.uncommitted(cursor), w.since.elapsed()) {
+                return;
+            }
+            // Far behind the head, the commitment would land too far after its position (the
+            // rules refuse more than UP_TO_LAG_MAX): catch up first.
+            if head.saturating_sub(cursor) > zachetka_projections::completeness::UP_TO_LAG_MAX / 4 {
                 return;
             }
             let map = model.map();

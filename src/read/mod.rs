@@ -377,7 +377,9 @@ impl Inner {
                     if head.tree_size > self.low_cursor() {
                         break (*head, true);
                     }
-                    if self.settled.load(Ordering::SeqCst) < head.tree_size || self.recheck.swap(false, Ordering::SeqCst) {
+                    if self.settled.load(Ordering::SeqCst) < head.tree_size
+                        || self.recheck.swap(false, Ordering::SeqCst)
+                    {
                         break (*head, false);
                     }
                     let tick = self.commitment_tick();

@@ -25,8 +25,14 @@ const EVERY: u64 = 500;
 fn store_in(dir: &Path, authority: &str) -> Arc<dyn Store> {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
     if store.config().unwrap().is_none() {
-        zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), authority, Some(zachetka::rules::default_region()))
-            .unwrap();
+        zachetka::ledger::init_store(
+            &*store,
+            ORIGIN,
+            &ledger_key(),
+            authority,
+            Some(zachetka::rules::default_region()),
+        )
+        .unwrap();
     }
     store
 }
@@ -91,7 +97,8 @@ fn commitments_appear_where_the_policy_puts_them_and_prove_each_learners_entries
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::new(ORIGIN, SMALL);
     let store = store_in(dir.path(), &region.authority_did());
-    let ledger = open(store.clone(), RulesMode::Enforce, Some(CompletenessPolicy { every_entries: EVERY, every_seconds: 0 }));
+    let ledger =
+        open(store.clone(), RulesMode::Enforce, Some(CompletenessPolicy { every_entries: EVERY, every_seconds: 0 }));
     append_demo(&ledger, &mut region, usize::MAX);
     let head = settle(&ledger);
     let log = entries(&*store);
@@ -106,7 +113,11 @@ fn commitments_appear_where_the_policy_puts_them_and_prove_each_learners_entries
         .collect();
     let others_in = |from: u64, to: u64| (from..to).filter(|s| !is_commitment(&log[*s as usize].1)).count() as u64;
     let others = others_in(0, head);
-    assert!(commitments.len() as u64 >= others / (EVERY + 700), "{} commitments over {others} entries", commitments.len());
+    assert!(
+        commitments.len() as u64 >= others / (EVERY + 700),
+        "{} commitments over {others} entries",
+        commitments.len()
+    );
     let mut previous = 0;
     for (seq, up_to) in &commitments {
         assert!(up_to <= seq, "a commitment commits to a prefix ending at or before itself");
@@ -214,7 +225,9 @@ fn a_commitment_whose_root_differs_from_the_log_is_reported_by_the_audit() {
         append_demo(&ledger, &mut region, 1200);
         let at = ledger.head().0.tree_size;
         let map = zachetka::read::completeness::fold_to(&*store, at).unwrap().map();
-        let sign = |d: &CommitmentDraft| zachetka::event::sign_event(&d.event(ORIGIN, &ledger_key().did()), &ledger_key()).unwrap();
+        let sign = |d: &CommitmentDraft| {
+            zachetka::event::sign_event(&d.event(ORIGIN, &ledger_key().did()), &ledger_key()).unwrap()
+        };
         let good = CommitmentDraft { up_to: at, map_root: map.root(), learners: map.len(), occurred_at: 1_795_000_000 };
         good_seq = ledger.append_blocking(vec![sign(&good)]).pop().unwrap().unwrap().seq;
         append_demo(&ledger, &mut region, 300);

@@ -6,7 +6,7 @@
 //! when the ledger commits (the read side's runner).
 
 use super::concerns::Concerns;
-use crate::completeness::{LearnerValue, Map};
+use crate::completeness::{LearnerValue, Map, UP_TO_LAG_MAX};
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::Event;
 use serde::{Deserialize, Serialize};
@@ -47,8 +47,9 @@ pub struct Completeness {
     concerns: Concerns,
     values: BTreeMap<String, LearnerValue>,
     /// Every change of a value made by an entry at or after `journal_from` (the last
-    /// commitment's `up_to`), so the map at any position from there on can be rebuilt: a
-    /// commitment lands after the position it commits to.
+    /// commitment's `up_to`, or `UP_TO_LAG_MAX` behind the newest entry when that is later),
+    /// so the map at any position from there on can be rebuilt: a commitment lands after the
+    /// position it commits to, at most `UP_TO_LAG_MAX` after it.
     journal: Vec<Change>,
     journal_from: u64,
     /// Every commitment seen, in log order.
@@ -165,6 +166,16 @@ impl ReadModel for Completeness {
             let after = before.unwrap_or(LearnerValue::EMPTY).chain(f.leaf_hash);
             self.values.insert(learner.clone(), after);
             self.journal.push((f.seq, learner, before));
+        }
+        // Forget what no commitment to come may need, once per 4,096 positions (a function of
+        // the seqs alone, so every build of the state trims alike).
+        if f.seq >> 12 > self.next_seq.saturating_sub(1) >> 12 {
+            let cutoff = f.seq.saturating_sub(UP_TO_LAG_MAX);
+            if cutoff > self.journal_from {
+                self.journal_from = cutoff;
+                let keep_from = self.journal.partition_point(|(seq, _, _)| *seq < cutoff);
+                self.journal.drain(..keep_from);
+            }
         }
         self.next_seq = f.seq + 1;
         if let Event::CompletenessCommitted(d) = f.event {
@@ -296,7 +307,8 @@ mod tests {
         let mut leaves: Vec<([u8; 32], &str, LearnerValue)> =
             m.values.iter().map(|(l, v)| (completeness::key_hash(l), l.as_str(), *v)).collect();
         leaves.sort_by(|a, b| a.0.cmp(&b.0));
-        let values: BTreeMap<&str, ValueJson> = m.values.iter().map(|(l, v)| (l.as_str(), ValueJson::from(*v))).collect();
+        let values: BTreeMap<&str, ValueJson> =
+            m.values.iter().map(|(l, v)| (l.as_str(), ValueJson::from(*v))).collect();
         let proofs: Vec<Value> = ["47-1", "47-2", "47-3", "47-404"]
             .iter()
             .map(|l| {
@@ -376,7 +388,12 @@ mod tests {
             std::fs::write(&path, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
         }
         let stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(stored, generated, "{} differs from this build (ZACHETKA_WRITE_VECTORS=1 rewrites it)", path.display());
+        assert_eq!(
+            stored,
+            generated,
+            "{} differs from this build (ZACHETKA_WRITE_VECTORS=1 rewrites it)",
+            path.display()
+        );
 
         // The independent computation, from the file and the README's text alone.
         let mut values: BTreeMap<String, (u64, [u8; 32])> = BTreeMap::new();
@@ -388,7 +405,10 @@ mod tests {
             }
         }
         assert_eq!(values.len(), 3, "the region's three learners");
-        assert_eq!(values["47-1"].0, 7, "47-1: queue application, benefit, offer, answer, 1st-grade application, order, own entry");
+        assert_eq!(
+            values["47-1"].0, 7,
+            "47-1: queue application, benefit, offer, answer, 1st-grade application, order, own entry"
+        );
         for (l, (count, digest)) in &values {
             assert_eq!(stored["values"][l]["count"], json!(count));
             assert_eq!(d32(&stored["values"][l]["digest"]), *digest);
@@ -427,7 +447,8 @@ mod tests {
                         assert!(rfc_verify(n.leaf_index, 3, leaf, &path(&n.hashes), root), "{l}");
                         around.push((n.leaf_index, nk));
                     }
-                    let (lo, hi) = (leaves.partition_point(|(lk, _)| *lk < k), leaves.partition_point(|(lk, _)| *lk <= k));
+                    let (lo, hi) =
+                        (leaves.partition_point(|(lk, _)| *lk < k), leaves.partition_point(|(lk, _)| *lk <= k));
                     assert_eq!(lo, hi, "{l} is absent");
                     let expected: Vec<(u64, [u8; 32])> =
                         (lo.saturating_sub(1)..(lo + 1).min(leaves.len())).map(|i| (i as u64, leaves[i].0)).collect();
@@ -512,5 +533,28 @@ mod tests {
         // Only commitments came since the last good one's position.
         assert_eq!(m.uncommitted(h.entries.len() as u64), 0);
         check_reload(&h, || Box::<Completeness>::default());
+    }
+
+    #[test]
+    fn the_journal_keeps_only_what_a_commitment_to_come_may_need() {
+        let mut h = History::default();
+        let n = UP_TO_LAG_MAX + 10_000;
+        for i in 0..n {
+            h.push(
+                &format!("learner/47-{}", i % 50),
+                "portfolio.achievement_revoked",
+                json!({"achievement_id": "a", "reason": "r"}),
+            );
+        }
+        let mut m = Completeness::default();
+        h.fold(&mut m);
+        assert!(m.journal.len() as u64 <= UP_TO_LAG_MAX + 4096, "{}", m.journal.len());
+        assert!(m.map_at(5_000).is_none(), "beyond the lag a commitment is refused by the rules");
+        let recent = n - UP_TO_LAG_MAX + 1;
+        let mut upto = Completeness::default();
+        for e in &h.entries[..recent as usize] {
+            upto.apply(&e.fact());
+        }
+        assert_eq!(m.map_at(recent).unwrap().root(), upto.map().root());
     }
 }
