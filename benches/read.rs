@@ -182,6 +182,7 @@ async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option
 /// One load round: `reads` requests/s over `connections` keep-alive connections and `appends`
 /// events/s submitted in-process, for `seconds`. Returns (p50, p99) in ms, the appends/s reached
 /// and the read errors.
+#[allow(clippy::too_many_arguments)] // a bench round's knobs, spelled out at its one call
 fn load_round(
     ledger: &Ledger,
     addr: &str,

@@ -80,7 +80,7 @@ impl Map {
     pub fn from_values<'a>(values: impl IntoIterator<Item = (&'a str, LearnerValue)>) -> Map {
         let mut leaves: Vec<([u8; 32], LearnerValue)> =
             values.into_iter().filter(|(_, v)| v.count > 0).map(|(l, v)| (key_hash(l), v)).collect();
-        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        leaves.sort_by_key(|l| l.0);
         leaves.dedup_by(|later, earlier| {
             let same = later.0 == earlier.0;
             if same {

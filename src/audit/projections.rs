@@ -40,13 +40,16 @@ struct Pending {
     sections: BTreeMap<String, (u32, [u8; 32])>,
 }
 
+/// The newest snapshot's file, tree size and models (loaded, then folded over the tail).
+type NewestSnapshot = (String, u64, Vec<Box<dyn ReadModel>>);
+
 /// The walk's side of the check.
 pub(super) struct DerivedCheck {
     models: Vec<Box<dyn ReadModel>>,
     /// Snapshots by tree size, checked when the walk reaches it.
     pending: Vec<Pending>,
     /// The newest snapshot's models, loaded and folded over the tail.
-    newest: Option<(String, u64, Vec<Box<dyn ReadModel>>)>,
+    newest: Option<NewestSnapshot>,
     served: Option<(String, BTreeMap<u64, Vec<ServedDigest>>)>,
 }
 

@@ -306,7 +306,7 @@ mod tests {
         let map = m.map();
         let mut leaves: Vec<([u8; 32], &str, LearnerValue)> =
             m.values.iter().map(|(l, v)| (completeness::key_hash(l), l.as_str(), *v)).collect();
-        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        leaves.sort_by_key(|l| l.0);
         let values: BTreeMap<&str, ValueJson> =
             m.values.iter().map(|(l, v)| (l.as_str(), ValueJson::from(*v))).collect();
         let proofs: Vec<Value> = ["47-1", "47-2", "47-3", "47-404"]
