@@ -585,6 +585,15 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let size = zachetka::demo::DemoSize { learners, teachers, events };
             demo::build_demo(&ledger, size)?;
+            // The read models catch up, and the completeness commitments the policy owes are
+            // appended, before the command ends or serves.
+            loop {
+                let size = ledger.head().0.tree_size;
+                ledger.read_side().wait_settled_blocking(size);
+                if ledger.head().0.tree_size == size {
+                    break;
+                }
+            }
             demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
             if !no_serve {
                 serve(ledger, &listen, server.config(), access.access(&dir)?)?;
