@@ -307,3 +307,32 @@ impl Inner {
         (secs > 0).then(|| Duration::from_secs(secs.min(1)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_commits_by_count_or_by_time_and_never_over_nothing() {
+        let count = CompletenessPolicy { every_entries: 100, every_seconds: 0 };
+        assert!(!count.due(99, Duration::from_secs(3600)));
+        assert!(count.due(100, Duration::ZERO));
+        let time = CompletenessPolicy { every_entries: 0, every_seconds: 60 };
+        assert!(!time.due(1_000_000, Duration::from_secs(59)));
+        assert!(time.due(1, Duration::from_secs(60)));
+        let both = CompletenessPolicy { every_entries: 100, every_seconds: 60 };
+        assert!(both.due(100, Duration::ZERO) && both.due(1, Duration::from_secs(60)));
+        assert!(!both.due(0, Duration::from_secs(3600)), "nothing new: no commitment");
+        assert!(!CompletenessPolicy { every_entries: 0, every_seconds: 0 }.due(u64::MAX, Duration::MAX));
+    }
+
+    #[test]
+    fn a_draft_is_the_same_event_whenever_it_is_made() {
+        let d = CommitmentDraft { up_to: 10, map_root: [1; 32], learners: 2, occurred_at: 1_795_000_000 };
+        assert_eq!(d.event("o", "did:key:z6Mk"), d.clone().event("o", "did:key:z6Mk"));
+        assert!(crate::event::is_uuid(&d.event_id("o")));
+        assert_ne!(d.event_id("o"), CommitmentDraft { up_to: 11, ..d.clone() }.event_id("o"));
+        assert_ne!(d.event_id("o"), d.event_id("p"));
+        assert_eq!(d.event("o", "a")["occurred_at"], "2026-11-18T11:06:40Z");
+    }
+}
