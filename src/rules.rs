@@ -21,7 +21,19 @@ pub fn from_config(config: &LedgerConfig) -> Result<Option<Rules>, String> {
     let Some(v) = &config.rules else { return Ok(None) };
     let region: RegionConfig = serde_json::from_value(v.clone()).map_err(|e| format!("region config: {e}"))?;
     region.validate().map_err(|e| format!("region config: {e}"))?;
-    Ok(Some(Rules::new(&config.origin, &config.authority, region).with_key_check(strict_key_check)))
+    Ok(Some(
+        Rules::new(&config.origin, &config.authority, region)
+            .with_key_check(strict_key_check)
+            .with_ledger_key(&ledger_did(config)?),
+    ))
+}
+
+/// The ledger key as `did:key`, read from the config's checkpoint verifier key: the author of
+/// the ledger's own events (completeness commitments).
+pub fn ledger_did(config: &LedgerConfig) -> Result<String, String> {
+    crate::checkpoint::public_key_of_verifier_key(&config.verifier_key)
+        .map(|pk| keys::did_from_public(&pk))
+        .ok_or_else(|| format!("verifier key {:?} holds no ed25519 key", config.verifier_key))
 }
 
 /// The default region config as the JSON a ledger stores.

@@ -38,6 +38,19 @@ pub enum CheckpointError {
     MalformedVerifierKey(String),
 }
 
+/// The Ed25519 public key inside a verifier key `<name>+<hex key id>+<base64(0x01 || key)>`
+/// (the key id is not checked here: `verify_checkpoint` does that), e.g. to name the ledger key
+/// as a `did:key` (`keys::did_from_public`).
+pub fn public_key_of_verifier_key(vkey: &str) -> Option<[u8; 32]> {
+    // The name and the hex id hold no `+`; the base64 key may.
+    let key = vkey.splitn(3, '+').nth(2)?;
+    let bytes = crate::keys::b64_decode(key)?;
+    match bytes.split_first() {
+        Some((0x01, pk)) => pk.try_into().ok(),
+        _ => None,
+    }
+}
+
 /// The ledger's note signer: key name = the ledger's origin.
 pub struct LedgerSigner {
     name: String,
@@ -145,4 +158,24 @@ pub fn parse_unverified(note: &[u8]) -> Option<(String, TreeHead)> {
     let parsed = Note::from_bytes(note).ok()?;
     let body = tlog_tiles::Checkpoint::from_bytes(parsed.text()).ok()?;
     Some((body.origin().to_owned(), TreeHead { tree_size: body.size(), root_hash: *body.hash() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_key_is_read_back_from_any_verifier_key() {
+        // Many seeds, so base64 keys with `+` and `/` in them are among them.
+        let mut plus = 0;
+        for i in 0..64u8 {
+            let key = KeyPair::from_seed(&[i; 32]);
+            let vkey = LedgerSigner::new("ru-47.edu.example", key.clone()).verifier_key();
+            plus += usize::from(vkey.matches('+').count() > 2);
+            assert_eq!(public_key_of_verifier_key(&vkey), Some(key.public()), "{vkey}");
+        }
+        assert!(plus > 0, "some key's base64 holds a +");
+        assert_eq!(public_key_of_verifier_key("name+01020304"), None);
+        assert_eq!(public_key_of_verifier_key("name+01020304+AgAA"), None);
+    }
 }

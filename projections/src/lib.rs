@@ -1,4 +1,5 @@
-//! zachetka-projections: the education event vocabulary (the 59 event types, their streams,
+//! zachetka-projections: the education event vocabulary (the 60 education event types and the
+//! ledger's completeness commitment, their streams,
 //! schema versions and record parsers, DOMAIN.md), and later the read models (journals,
 //! diaries, queues, record books, profiles, indicators) as pure folds over entries.
 //! Not the rules that decide whether an event may enter the ledger (those are `zachetka-rules`,
@@ -7,6 +8,7 @@
 
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
+pub mod completeness;
 pub mod model;
 pub mod models;
 pub mod queue_order;

@@ -28,6 +28,8 @@ pub struct Fact<'a> {
     pub event: &'a Event,
     /// Where an imported record comes from (`data.migrated_from`), `None` for a record made here.
     pub imported: Option<&'a MigratedFrom>,
+    /// The entry's leaf hash, SHA-256(0x00 || entry bytes) (what completeness chains).
+    pub leaf_hash: &'a [u8; 32],
 }
 
 impl<'a> Fact<'a> {
@@ -111,6 +113,11 @@ pub trait ReadModel: Send + Sync + 'static {
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError>;
     /// Answers the view at `path` (the segments after the model's name).
     fn view(&self, path: &[&str]) -> Result<View, ViewError>;
+    /// The model as `Any`, for a runner that needs one model's own API (the read side asks the
+    /// `completeness` model for maps and proofs). `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Canonical bytes of a model state: postcard over serde, which writes fields in declaration
@@ -161,6 +168,7 @@ pub fn all() -> Vec<Box<dyn ReadModel>> {
         Box::<crate::models::diaries::Diaries>::default(),
         Box::<crate::models::record_books::RecordBooks>::default(),
         Box::<crate::models::profiles::Profiles>::default(),
+        Box::<crate::models::completeness::Completeness>::default(),
     ]
 }
 
@@ -195,6 +203,8 @@ pub struct ParsedFact {
     pub typed: Option<Event>,
     /// `data.migrated_from` of a well-formed event.
     pub imported: Option<MigratedFrom>,
+    /// SHA-256(0x00 || entry bytes).
+    pub leaf_hash: [u8; 32],
 }
 
 impl ParsedFact {
@@ -215,17 +225,20 @@ impl ParsedFact {
             zachetka_formats::time::parse_rfc3339(&e.recorded_at).ok_or(EntryError::Field("recorded_at"))?;
         let typed = typed_event(&e.event);
         let imported = imported_of(&e.event);
-        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed, imported })
+        let leaf_hash = zachetka_formats::merkle::leaf_hash(bytes).0;
+        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed, imported, leaf_hash })
     }
 
-    /// An entry already parsed (the audit's walk): its event is copied.
-    pub fn from_parsed(e: &zachetka_formats::event::ParsedEntry) -> Self {
+    /// An entry already parsed whose leaf hash the caller computed from its bytes (the audit's
+    /// walk).
+    pub fn from_parsed_with_leaf(e: &zachetka_formats::event::ParsedEntry, leaf_hash: [u8; 32]) -> Self {
         Self {
             seq: e.meta.seq,
             recorded_at: e.meta.recorded_at_unix,
             event: e.event.clone(),
             typed: typed_event(&e.event),
             imported: imported_of(&e.event),
+            leaf_hash,
         }
     }
 
@@ -242,6 +255,7 @@ impl ParsedFact {
             author: s("author")?,
             event: self.typed.as_ref()?,
             imported: self.imported.as_ref(),
+            leaf_hash: &self.leaf_hash,
         })
     }
 }

@@ -25,6 +25,8 @@ pub enum StreamKind {
     Queue,
     /// `teacher/<pseudonymous teacher id>`: a teacher's attestation history.
     Teacher,
+    /// `completeness`: the ledger's completeness commitments (DESIGN 3.7), one chain.
+    Completeness,
 }
 
 impl StreamKind {
@@ -36,16 +38,25 @@ impl StreamKind {
             StreamKind::Learner => "learner/",
             StreamKind::Queue => "queue/kg/",
             StreamKind::Teacher => "teacher/",
+            StreamKind::Completeness => "completeness",
         }
     }
 
-    /// The id a stream names, if the stream has this kind (`""` for the registry).
+    /// The id a stream names, if the stream has this kind (`""` for the registry and the
+    /// completeness stream, which are one stream each).
     pub fn id_of(self, stream: &str) -> Option<&str> {
-        if self == StreamKind::Registry {
-            return (stream == "registry").then_some("");
+        if self.is_single() {
+            return (stream == self.prefix()).then_some("");
         }
         let id = stream.strip_prefix(self.prefix())?;
         (!id.is_empty() && !id.contains('/') && id.len() <= 128).then_some(id)
+    }
+}
+
+impl StreamKind {
+    /// Whether the kind is one stream whose name is its prefix (`registry`, `completeness`).
+    pub fn is_single(self) -> bool {
+        matches!(self, StreamKind::Registry | StreamKind::Completeness)
     }
 }
 
@@ -394,6 +405,13 @@ record!(
     DecisionRecorded { application_id: String, decision: String, decided_on: String }
 );
 
+// ---- the ledger's own (stream `completeness`, author the ledger key) ----
+record!(
+    /// The map of every learner's completeness value over the entries with seq < `up_to`
+    /// (DESIGN 3.7; `crate::completeness`). `map_root` is base64, `learners` the map's size.
+    CompletenessCommitted { up_to: i64, map_root: String, learners: i64 }
+);
+
 // ---- digital profile ----
 record!(AchievementAttested {
     achievement_id: String,
@@ -572,6 +590,7 @@ vocabulary! {
     "digital.teacher_content_access_granted" => TeacherContentAccessGranted(TeacherContentAccessGranted) in Teacher v 1,
     "digital.learner_content_access_granted" => LearnerContentAccessGranted(LearnerContentAccessGranted) in Learner v 1,
     "digital.assignment_recorded" => AssignmentRecorded(AssignmentRecorded) in Institution v 1,
+    "ledger.completeness_committed" => CompletenessCommitted(CompletenessCommitted) in Completeness v 1,
 }
 
 /// The data field naming an imported record's source: `{"system": "BARS", "record": "<id>"}`.

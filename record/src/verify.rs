@@ -279,7 +279,7 @@ fn check_concerns(r: &mut Report, learner: &str, by_seq: &BTreeMap<u64, &Checked
     let mut concerns = Concerns::default();
     for c in by_seq.values() {
         let Some(e) = &c.entry else { continue };
-        let parsed = ParsedFact::from_parsed(e);
+        let parsed = ParsedFact::from_parsed_with_leaf(e, c.leaf.map_or([0; 32], |l| l.0));
         let Some(fact) = parsed.fact() else {
             if !c.in_authority {
                 r.fail(

@@ -493,6 +493,47 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             }
             Ok(())
         }
+        Event::CompletenessCommitted(d) => check_commitment(ctx, d),
         _ => Ok(()),
     }
+}
+
+/// A completeness commitment (DESIGN 3.7) is the ledger's own statement: only the ledger key
+/// writes it, and it commits to a prefix of the log that ends at or before its own position.
+/// Whether its root is right is not decided here (that needs the whole log): the audit
+/// recomputes it.
+fn check_commitment(ctx: &Ctx, d: &crate::vocabulary::CompletenessCommitted) -> Result<(), RuleRefusal> {
+    match ctx.rules.ledger_key() {
+        Some(k) if k == ctx.e.author => {}
+        Some(k) => {
+            return deny(
+                "not_authorized",
+                format!("only the ledger key {k} writes {}; {} is not it", ctx.e.event_type, ctx.e.author),
+            )
+        }
+        None => {
+            return deny(
+                "not_authorized",
+                format!("these rules know no ledger key to accept {} from", ctx.e.event_type),
+            )
+        }
+    }
+    let lag_max = zachetka_projections::completeness::UP_TO_LAG_MAX;
+    let lowest = ctx.e.seq.saturating_sub(lag_max);
+    if d.up_to < 0 || (d.up_to as u64) > ctx.e.seq || (d.up_to as u64) < lowest {
+        return refuse(
+            "completeness_up_to_invalid",
+            format!(
+                "data.up_to {} must be within {lowest}..={} (at most {lag_max} before the commitment's own position)",
+                d.up_to, ctx.e.seq
+            ),
+        );
+    }
+    if d.learners < 0 {
+        return refuse("event_malformed", "data.learners must not be negative");
+    }
+    if zachetka_formats::keys::b64_decode(&d.map_root).is_none_or(|b| b.len() != 32) {
+        return refuse("event_malformed", "data.map_root must be 32 bytes of standard base64");
+    }
+    Ok(())
 }

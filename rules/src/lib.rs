@@ -176,6 +176,9 @@ pub type KeyCheck = fn(&str) -> Result<(), String>;
 pub struct Rules {
     config: RegionConfig,
     key_check: Option<KeyCheck>,
+    /// The ledger's own key (`did:key` of its checkpoint key), the only author of completeness
+    /// commitments; supplied like the config, never part of the state.
+    ledger_key: Option<String>,
     auth: authority::Authority,
     queue: queue::Queues,
     first_grade: enrolment::FirstGrade,
@@ -235,6 +238,7 @@ impl Rules {
         Self {
             config,
             key_check: None,
+            ledger_key: None,
             auth: authority::Authority::new(origin, authority_did),
             queue: Default::default(),
             first_grade: Default::default(),
@@ -254,6 +258,18 @@ impl Rules {
     pub fn with_key_check(mut self, f: KeyCheck) -> Self {
         self.key_check = Some(f);
         self
+    }
+
+    /// Names the ledger's own key (`did:key`), the only author `ledger.completeness_committed`
+    /// is accepted from (refusal `not_authorized`). Without it every commitment is refused.
+    pub fn with_ledger_key(mut self, did: &str) -> Self {
+        self.ledger_key = Some(did.to_owned());
+        self
+    }
+
+    /// The ledger key named by `with_ledger_key`.
+    pub fn ledger_key(&self) -> Option<&str> {
+        self.ledger_key.as_deref()
     }
 
     /// The region profile in force.
@@ -293,6 +309,7 @@ impl Rules {
         Ok(Self {
             config,
             key_check: None,
+            ledger_key: None,
             auth: saved.auth,
             queue: saved.queue,
             first_grade: saved.first_grade,
@@ -312,6 +329,7 @@ impl Rules {
         let Rules {
             config,
             key_check: _,
+            ledger_key: _,
             auth,
             queue,
             first_grade,
@@ -403,6 +421,7 @@ impl Rules {
         let Rules {
             config,
             key_check: _,
+            ledger_key: _,
             auth,
             queue,
             first_grade,
@@ -529,8 +548,8 @@ impl Rules {
             return refuse("ledger_not_established", "the first event of a ledger is ledger.established");
         }
         let Some(sid) = info.stream.id_of(e.stream) else {
-            let shape = if info.stream == StreamKind::Registry {
-                "registry".to_owned()
+            let shape = if info.stream.is_single() {
+                info.stream.prefix().to_owned()
             } else {
                 format!("{}<id>", info.stream.prefix())
             };

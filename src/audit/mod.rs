@@ -217,7 +217,7 @@ pub fn audit_with(
         for (r, c) in raw.iter().zip(checked) {
             derived.at(r.seq, a.rules.as_ref(), &mut a.report);
             if let Ok(p) = &c.parsed {
-                derived.fold(&ParsedFact::from_parsed(p));
+                derived.fold(&ParsedFact::from_parsed_with_leaf(p, c.leaf.0));
             }
             a.check_entry(r, c)?;
             a.check_reached_checkpoints();

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use zachetka_projections::model::{self, ParsedFact, ReadModel};
+use zachetka_projections::models::completeness::Completeness;
 
 /// What the audit compares derived state against.
 #[derive(Debug, Clone, Default)]
@@ -178,10 +179,39 @@ impl DerivedCheck {
         }
     }
 
+    /// Every completeness commitment (DESIGN 3.7) against the map the rebuilt model recomputed
+    /// from the log at the commitment's `up_to`.
+    fn check_commitments(&self, report: &mut AuditReport) {
+        let Some(m) = self.models.iter().find(|m| m.name() == "completeness") else { return };
+        let model = match Completeness::decode(&m.encode()) {
+            Ok(model) => model,
+            Err(e) => {
+                report.push(Position::Head, "completeness_unchecked", e.to_string());
+                return;
+            }
+        };
+        for c in model.commitments().iter().filter(|c| !c.matches()) {
+            let b64 = |r: &[u8; 32]| crate::keys::b64(r);
+            let message = match (&c.recomputed, &c.map_root) {
+                (Ok((root, n)), Some(claimed)) => format!(
+                    "the completeness commitment up to {} names map root {} over {} learners; the log gives {} over {n}",
+                    c.up_to,
+                    b64(claimed),
+                    c.learners,
+                    b64(root)
+                ),
+                (Ok(_), None) => format!("the completeness commitment up to {} has no readable map root", c.up_to),
+                (Err(why), _) => format!("the completeness commitment up to {} cannot be recomputed: {why}", c.up_to),
+            };
+            report.push(Position::Entry { seq: c.seq }, "completeness_commitment_differs", message);
+        }
+    }
+
     /// At the head: the newest snapshot plus the tail equals the rebuild from zero; positions a
     /// server reported beyond the audited log are named.
     pub(super) fn finish(mut self, head: u64, rules: Option<&Rules>, report: &mut AuditReport) {
         self.at(head, rules, report);
+        self.check_commitments(report);
         if let Some((file, at, models)) = &self.newest {
             if *at <= head {
                 for (a, b) in models.iter().zip(&self.models) {

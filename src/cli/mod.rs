@@ -105,6 +105,8 @@ enum Command {
         access: token::AccessFlags,
         #[command(flatten)]
         snapshots: SnapshotFlags,
+        #[command(flatten)]
+        completeness: CompletenessFlags,
     },
     /// Bearer tokens of readers (auditors, read services, staff, learners and parents): create,
     /// revoke, list. Reads of entries and read models need one; see README, Access.
@@ -224,6 +226,8 @@ enum Command {
         access: token::AccessFlags,
         #[command(flatten)]
         snapshots: SnapshotFlags,
+        #[command(flatten)]
+        completeness: CompletenessFlags,
     },
 }
 
@@ -286,6 +290,30 @@ impl SnapshotFlags {
             keep: self.snapshots_keep,
         };
         zachetka::read::SnapshotOptions::in_ledger_dir(dir, policy)
+    }
+}
+
+/// When the ledger appends completeness commitments (DESIGN 3.7; README, Formats): signed by
+/// the ledger key, each commits to every learner's chain of entries up to its position.
+#[derive(Args)]
+struct CompletenessFlags {
+    /// Commit once this many entries (other than commitments) came since the last commitment
+    /// (0: never by count).
+    #[arg(long, default_value_t = zachetka::read::CompletenessPolicy::default().every_entries)]
+    completeness_every_entries: u64,
+    /// Commit once this many seconds passed since the last commitment, if anything came (0: never
+    /// by time).
+    #[arg(long, default_value_t = zachetka::read::CompletenessPolicy::default().every_seconds)]
+    completeness_every_secs: u64,
+}
+
+impl CompletenessFlags {
+    fn policy(&self) -> Option<zachetka::read::CompletenessPolicy> {
+        let policy = zachetka::read::CompletenessPolicy {
+            every_entries: self.completeness_every_entries,
+            every_seconds: self.completeness_every_secs,
+        };
+        (policy.every_entries > 0 || policy.every_seconds > 0).then_some(policy)
     }
 }
 
@@ -368,11 +396,16 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
 
 /// Opens the ledger in `dir` for a short command: from the newest snapshot, writing none.
 fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
-    open_ledger_with(dir, database, zachetka::read::SnapshotOptions::load_only(dir))
+    open_ledger_with(dir, database, zachetka::read::SnapshotOptions::load_only(dir), None)
 }
 
-fn open_ledger_with(dir: &Path, database: Option<&str>, snapshots: zachetka::read::SnapshotOptions) -> Result<Ledger> {
-    open_ledger_clocked(dir, database, snapshots, Arc::new(zachetka::time::SystemClock))
+fn open_ledger_with(
+    dir: &Path,
+    database: Option<&str>,
+    snapshots: zachetka::read::SnapshotOptions,
+    completeness: Option<zachetka::read::CompletenessPolicy>,
+) -> Result<Ledger> {
+    open_ledger_clocked(dir, database, snapshots, completeness, Arc::new(zachetka::time::SystemClock))
 }
 
 /// `open_ledger_with` whose entries get their `recorded_at` from `clock`.
@@ -380,11 +413,13 @@ fn open_ledger_clocked(
     dir: &Path,
     database: Option<&str>,
     snapshots: zachetka::read::SnapshotOptions,
+    completeness: Option<zachetka::read::CompletenessPolicy>,
     clock: Arc<dyn zachetka::time::Clock>,
 ) -> Result<Ledger> {
     let key = read_key(&dir.join("ledger.key"))?;
     let store = open_store(dir, database)?;
-    let options = OpenOptions { limits: Limits::default(), snapshots: Some(snapshots), ..Default::default() };
+    let options =
+        OpenOptions { limits: Limits::default(), snapshots: Some(snapshots), completeness, ..Default::default() };
     Ok(Ledger::open_opts(store, key, clock, options)?)
 }
 
@@ -542,8 +577,8 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen, server, access, snapshots } => {
-            let ledger = open_ledger_with(&dir, db, snapshots.options(&dir))?;
+        Command::Serve { dir, listen, server, access, snapshots, completeness } => {
+            let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
             serve(ledger, &listen, server.config(), access.access(&dir)?)?
         }
         Command::Token { action } => token::run(action)?,
@@ -611,6 +646,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             server,
             access,
             snapshots,
+            completeness,
         } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
@@ -618,7 +654,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
             let clock = Arc::new(demo::DemoClock::default());
-            let ledger = open_ledger_clocked(&dir, db, snapshots.options(&dir), clock.clone())?;
+            let ledger = open_ledger_clocked(&dir, db, snapshots.options(&dir), completeness.policy(), clock.clone())?;
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }
@@ -630,6 +666,15 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 None => (zachetka::demo::DemoSize { learners, teachers, events }, None),
             };
             demo::build_demo(&ledger, size, targets, &clock)?;
+            // The read models catch up, and the completeness commitments the policy owes are
+            // appended, before the command ends or serves.
+            loop {
+                let size = ledger.head().0.tree_size;
+                ledger.read_side().wait_settled_blocking(size);
+                if ledger.head().0.tree_size == size {
+                    break;
+                }
+            }
             demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
             if !no_serve {
                 serve(ledger, &listen, server.config(), access.access(&dir)?)?;

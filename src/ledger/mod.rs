@@ -54,6 +54,9 @@ pub struct OpenOptions {
     pub mode: RulesMode,
     /// Where snapshots of the rule state and read models are loaded from and written to.
     pub snapshots: Option<crate::read::SnapshotOptions>,
+    /// When the ledger appends completeness commitments (DESIGN 3.7); `None`: never (short
+    /// commands, and tests that count entries).
+    pub completeness: Option<crate::read::CompletenessPolicy>,
 }
 
 /// Limits of the pipeline. Every queue and batch is bounded.
@@ -191,7 +194,9 @@ impl Shared {
 #[derive(Clone)]
 pub struct Ledger {
     shared: Arc<Shared>,
-    tx: SyncSender<Submission>,
+    /// Shared by every clone; the commitment sink holds it weakly, so the sequencer still ends
+    /// when the last clone is dropped.
+    tx: Arc<SyncSender<Submission>>,
     _sequencer: Arc<SequencerHandle>,
 }
 
@@ -249,7 +254,7 @@ impl Ledger {
         limits: Limits,
         mode: RulesMode,
     ) -> Result<Self, LedgerError> {
-        Self::open_opts(store, ledger_key, clock, OpenOptions { limits, mode, snapshots: None })
+        Self::open_opts(store, ledger_key, clock, OpenOptions { limits, mode, snapshots: None, completeness: None })
     }
 
     /// Opens the ledger with every option. With snapshots, the rule state and the read models
@@ -261,13 +266,14 @@ impl Ledger {
         clock: Arc<dyn Clock>,
         options: OpenOptions,
     ) -> Result<Self, LedgerError> {
-        let OpenOptions { limits, mode, snapshots } = options;
+        let OpenOptions { limits, mode, snapshots, completeness } = options;
         assert!(
             limits.batch_len_max as u64 <= crate::store::BATCH_LEN_MAX,
             "a batch may hold at most {} entries (store recovery relies on it)",
             crate::store::BATCH_LEN_MAX
         );
         let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
+        let commitment_key = completeness.is_some().then(|| ledger_key.clone());
         let signer = LedgerSigner::new(&config.origin, ledger_key);
         if signer.verifier_key() != config.verifier_key {
             return Err(LedgerError::WrongLedgerKey(config.verifier_key.clone()));
@@ -366,6 +372,11 @@ impl Ledger {
             read,
         });
         let (tx, rx) = sync_channel(limits.queue_depth_max);
+        let tx = Arc::new(tx);
+        if let (Some(policy), Some(key)) = (completeness, commitment_key) {
+            let sink = commitment_sink(Arc::downgrade(&shared), Arc::downgrade(&tx), key);
+            shared.read.enable_commitments(policy, sink);
+        }
         let seq_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zachetka-sequencer".into())
@@ -635,6 +646,40 @@ impl Ledger {
         }
         Ok(Some(out))
     }
+}
+
+/// The read side's way to append a completeness commitment (DESIGN 3.7): the draft signed by
+/// the ledger key (its `did:key` the author), verified like any event and queued for the
+/// sequencer; blocks until it is durable or refused. Holds the ledger weakly: it never keeps a
+/// closed ledger's sequencer alive.
+fn commitment_sink(
+    shared: std::sync::Weak<Shared>,
+    tx: std::sync::Weak<SyncSender<Submission>>,
+    key: KeyPair,
+) -> crate::read::CommitmentSink {
+    Box::new(move |draft: &crate::read::CommitmentDraft| {
+        let rx = {
+            let (Some(shared), Some(tx)) = (shared.upgrade(), tx.upgrade()) else {
+                return Err("the ledger is closing".into());
+            };
+            let origin = shared.config.origin.as_str();
+            let signed = event::sign_event_owned(draft.event(origin, &key.did()), &key).map_err(|e| e.to_string())?;
+            let verified = event::verify_signed(signed, origin, &shared.keys).map_err(|r| r.to_string())?;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            shared.queued.fetch_add(1, Ordering::SeqCst);
+            if tx.send(Submission { events: vec![verified], reply }).is_err() {
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+                return Err("the sequencer stopped".into());
+            }
+            rx
+            // `shared` and `tx` are dropped here: waiting holds no strong reference.
+        };
+        match rx.blocking_recv().map_err(|_| "the sequencer stopped before answering".to_owned())?.pop() {
+            Some(Ok(receipt)) => Ok(receipt.seq),
+            Some(Err(refusal)) => Err(refusal.to_string()),
+            None => Err("no answer".into()),
+        }
+    })
 }
 
 /// Work admitted by [`Ledger::try_admit`]; dropping it ends the admission.

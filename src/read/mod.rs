@@ -7,6 +7,7 @@
 //! Not the models (pure folds in `projections/`), not the snapshot file format
 //! (`zachetka-snapshots`), and not HTTP (`api::projections`).
 
+pub mod completeness;
 pub mod snapshot;
 
 use crate::checkpoint::TreeHead;
@@ -14,11 +15,12 @@ use crate::merkle::{self, Hash};
 use crate::rules::Rules;
 use crate::store::{Store, StoreError, StoreHashes};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use zachetka_projections::model::{self, ParsedFact, ReadModel, View, ViewError};
 
+pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, CompletenessPolicy};
 pub use snapshot::{SnapshotOptions, SnapshotPolicy};
 
 /// Entries one step of the runner reads, parses (on every core) and applies under one lock.
@@ -61,6 +63,15 @@ struct Inner {
     failing: Mutex<Option<String>>,
     /// Warnings from open (a snapshot refused, a model rebuilt from zero), for status.
     warnings: Mutex<Vec<String>>,
+    /// Completeness commitments: the policy and the ledger's sink, once enabled.
+    committer: Mutex<Option<completeness::Writer>>,
+    /// Set when the runner should look at the commitment policy without a new head.
+    recheck: AtomicBool,
+    /// Maps of the latest commitments (by `up_to`), for `completeness_for`.
+    maps: Mutex<Vec<(u64, Arc<zachetka_projections::completeness::Map>)>>,
+    /// The tree size the runner has fully handled (applied, and any commitment it owed
+    /// submitted and durable).
+    settled: AtomicU64,
 }
 
 /// The read side of one ledger. Dropping it stops the runner and waits for it.
@@ -191,6 +202,10 @@ impl ReadSide {
             last_snapshot: Mutex::new(last_snapshot),
             failing: Mutex::new(None),
             warnings: Mutex::new(warnings),
+            committer: Mutex::new(None),
+            recheck: AtomicBool::new(false),
+            maps: Mutex::new(Vec::new()),
+            settled: AtomicU64::new(0),
         });
         let runner = inner.clone();
         let thread = std::thread::Builder::new()
@@ -342,7 +357,10 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Inner {
     fn run(self: Arc<Self>) {
         loop {
-            let target = {
+            // Either entries to apply up to a head, or only the commitment policy to look at
+            // (nothing settled at this head yet, commitments just enabled, or a time policy's
+            // tick: the only timed wait, a clock for the policy, not a synchronization).
+            let (target, apply) = {
                 let mut head = self.head.lock().expect("read head lock");
                 loop {
                     if self.stop.load(Ordering::SeqCst) {
@@ -357,18 +375,40 @@ impl Inner {
                         return;
                     }
                     if head.tree_size > self.low_cursor() {
-                        break *head;
+                        break (*head, true);
                     }
-                    head = self.wake.wait(head).expect("read head lock");
+                    if self.settled.load(Ordering::SeqCst) < head.tree_size
+                        || self.recheck.swap(false, Ordering::SeqCst)
+                    {
+                        break (*head, false);
+                    }
+                    let tick = self.commitment_tick();
+                    head = match tick {
+                        Some(t) => {
+                            let (h, timeout) = self.wake.wait_timeout(head, t).expect("read head lock");
+                            if timeout.timed_out() {
+                                self.recheck.store(true, Ordering::SeqCst);
+                            }
+                            h
+                        }
+                        None => self.wake.wait(head).expect("read head lock"),
+                    };
                 }
             };
-            match self.catch_up(target) {
+            let caught_up = if apply { self.catch_up(target) } else { Ok(()) };
+            match caught_up {
                 Ok(()) => {
                     *self.failing.lock().expect("failing lock") = None;
-                    if self.snapshot_due(target.tree_size) {
+                    if apply && self.snapshot_due(target.tree_size) {
                         if let Err(e) = self.write_snapshot() {
                             tracing::warn!(error = %e, "couldn't write a snapshot; the log is unaffected");
                         }
+                    }
+                    if self.low_cursor() >= target.tree_size {
+                        self.commit_if_due();
+                        self.settled.fetch_max(target.tree_size, Ordering::SeqCst);
+                        let _g = self.head.lock().expect("read head lock");
+                        self.wake.notify_all();
                     }
                 }
                 Err(e) => {

@@ -95,8 +95,9 @@ pub fn load_newest(dir: &Path, store: &dyn Store, head_size: u64) -> (Option<sup
 pub fn load_rules(config: &LedgerConfig, bytes: &[u8]) -> Result<Rules, String> {
     let Some(region) = &config.rules else { return Err("the ledger has no rules".into()) };
     let region: crate::rules::RegionConfig = serde_json::from_value(region.clone()).map_err(|e| e.to_string())?;
+    let ledger = crate::rules::ledger_did(config)?;
     Rules::load_state(&config.origin, &config.authority, region, bytes)
-        .map(|r| r.with_key_check(crate::rules::strict_key_check))
+        .map(|r| r.with_key_check(crate::rules::strict_key_check).with_ledger_key(&ledger))
         .map_err(|e| e.to_string())
 }
 

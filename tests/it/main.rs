@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod cli;
+mod completeness;
 mod crash;
 mod demo;
 mod http;

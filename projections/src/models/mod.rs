@@ -3,6 +3,7 @@
 
 pub mod clubs;
 pub mod common;
+pub mod completeness;
 pub mod concerns;
 pub mod diaries;
 pub mod first_grade;

@@ -103,6 +103,7 @@ pub(crate) mod testing {
             author: &r.author,
             event: &r.event,
             imported: r.imported.as_ref(),
+            leaf_hash: &[0; 32],
         }
     }
 

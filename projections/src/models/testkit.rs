@@ -15,6 +15,8 @@ pub struct Entry {
     pub event: Event,
     /// `data.migrated_from`, for an import.
     pub imported: Option<vocabulary::MigratedFrom>,
+    /// Stands in for the entry's leaf hash: the RFC 9162 leaf hash of the entry's id.
+    pub leaf_hash: [u8; 32],
 }
 
 impl Entry {
@@ -29,6 +31,7 @@ impl Entry {
             author: "did:key:z6MkTeacher",
             event: &self.event,
             imported: self.imported.as_ref(),
+            leaf_hash: &self.leaf_hash,
         }
     }
 }
@@ -50,6 +53,7 @@ impl History {
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
         let imported = vocabulary::migrated_from(event_type, data.as_object().expect("data is an object"))
             .unwrap_or_else(|e| panic!("{event_type}: {e}"));
+        let leaf_hash = zachetka_formats::merkle::leaf_hash(id.as_bytes()).0;
         self.entries.push(Entry {
             seq,
             stream: stream.into(),
@@ -57,6 +61,7 @@ impl History {
             id: id.clone(),
             event,
             imported,
+            leaf_hash,
         });
         id
     }
