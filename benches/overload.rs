@@ -18,7 +18,7 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 mod common;
@@ -91,26 +91,7 @@ async fn post(conn: &mut BufReader<TcpStream>, body: &[u8]) -> Option<Answer> {
     );
     conn.get_mut().write_all(head.as_bytes()).await.ok()?;
     conn.get_mut().write_all(body).await.ok()?;
-    let mut line = String::new();
-    conn.read_line(&mut line).await.ok()?;
-    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        if conn.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut resp = vec![0u8; len];
-    conn.read_exact(&mut resp).await.ok()?;
+    let (status, resp) = read_response(conn).await?;
     Some(match status {
         200 => Answer::Accepted,
         503 if resp.windows(6).any(|w| w == b"\"busy\"") => Answer::Busy,

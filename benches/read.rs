@@ -19,7 +19,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use zachetka::demo::{DemoRegion, DemoSize};
 use zachetka::keys::KeyPair;
@@ -177,27 +177,7 @@ fn kind_of(path: &str) -> &'static str {
 async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option<u16> {
     let head = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n");
     conn.get_mut().write_all(head.as_bytes()).await.ok()?;
-    let mut line = String::new();
-    conn.read_line(&mut line).await.ok()?;
-    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        if conn.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body).await.ok()?;
-    Some(status)
+    read_response(conn).await.map(|(status, _)| status)
 }
 
 /// One load round: `reads` requests/s over `connections` keep-alive connections and `appends`

@@ -79,3 +79,30 @@ pub fn teachers() -> Vec<KeyPair> {
         .map(|i| KeyPair::from_seed(&zachetka::keys::decode_hex32(&format!("{:064x}", i + 7)).unwrap()))
         .collect()
 }
+
+/// Reads one HTTP/1.1 response (status line, headers, a `Content-Length` body) from a kept-alive
+/// connection; `None` if the server closed it or sent something else.
+pub async fn read_response(conn: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Option<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    conn.read_line(&mut line).await.ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).await.ok()?;
+    Some((status, body))
+}
