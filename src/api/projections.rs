@@ -84,7 +84,20 @@ pub(super) async fn view(
             return refusal_response(&Refusal::new(Code::NotYetApplied, message));
         }
     }
-    let answer = match read.view(name, rest) {
+    // A view runs on a blocking thread: a costly one (a large territory's queue history) must not
+    // hold up the cheap reads sharing this worker.
+    let (ledger, name_owned, rest_owned) =
+        (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    let viewed = tokio::task::spawn_blocking(move || {
+        let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
+        ledger.read_side().view(&name_owned, &rest)
+    })
+    .await;
+    let viewed = match viewed {
+        Ok(v) => v,
+        Err(e) => return super::error::unavailable(e),
+    };
+    let answer = match viewed {
         Ok(a) => a,
         Err(ReadError::UnknownModel(m)) => {
             let message = format!("no read model {m}; the models are {}", read.names().join(", "));
