@@ -512,7 +512,7 @@ fn a_revocation_through_one_node_binds_every_node_from_its_position_on() {
     grading.recv().unwrap();
     let revocation = zachetka::event::sign_event(
         &serde_json::json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(990_001),
-            "occurred_at": "2027-09-30T00:00:00Z", "author": authority.did(),
+            "occurred_at": "2027-05-20T08:00:00Z", "author": authority.did(),
             "data": {"v": 1, "key": teacher.did(), "reason": "left the school"}}),
         &authority,
     )
