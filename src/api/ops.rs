@@ -52,7 +52,9 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
          # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n\
          # TYPE zachetka_store_unavailable gauge\nzachetka_store_unavailable {}\n\
          # TYPE zachetka_in_flight_events gauge\nzachetka_in_flight_events {}\n\
-         # TYPE zachetka_request_body_bytes_reserved gauge\nzachetka_request_body_bytes_reserved {}\n",
+         # TYPE zachetka_request_body_bytes_reserved gauge\nzachetka_request_body_bytes_reserved {}\n\
+         # TYPE zachetka_rules_resyncs_total counter\nzachetka_rules_resyncs_total {}\n\
+         # TYPE zachetka_rules_resync_replayed_entries_total counter\nzachetka_rules_resync_replayed_entries_total {}\n",
         head.tree_size,
         m.appended.load(Ordering::Relaxed),
         m.refused.load(Ordering::Relaxed),
@@ -63,6 +65,8 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         u8::from(state.ledger.is_store_unavailable()),
         state.ledger.in_flight_events(),
         super::write::BODY_BYTES_IN_FLIGHT_MAX - (state.bodies.available_permits() << 10),
+        state.ledger.resync_stats().0,
+        state.ledger.resync_stats().1,
     );
     let read = state.ledger.read_side().status(head.tree_size);
     body.push_str("# TYPE zachetka_read_model_cursor gauge\n# TYPE zachetka_read_model_lag gauge\n");

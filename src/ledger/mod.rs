@@ -149,6 +149,12 @@ struct Shared {
     limits: Limits,
     /// The read models following this ledger's published heads.
     read: crate::read::ReadSide,
+    /// Where snapshots are, so a resync after a commit of unknown outcome replays the tail from
+    /// the newest snapshot, not the whole log.
+    snapshot_dir: Option<std::path::PathBuf>,
+    /// Resyncs of the rule state from the store, and the entries they replayed.
+    resyncs: AtomicU64,
+    resync_replayed: AtomicU64,
 }
 
 impl Shared {
@@ -188,6 +194,26 @@ impl Shared {
             self.read.offer_head(head);
         }
     }
+}
+
+/// The rule state to start from: the snapshot's when one is loaded and its rule section loads
+/// under this config (with the tree size it reflects), else a fresh state at 0; `None` when the
+/// ledger has no rules. Why a snapshot's state is passed over goes to `warnings`, naming `what`
+/// (the ledger, the read side) replays from the log instead.
+fn rules_start(
+    config: &LedgerConfig,
+    loaded: Option<&crate::read::Loaded>,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
+    let Some(fresh) = crate::rules::from_config(config).map_err(LedgerError::Rules)? else { return Ok(None) };
+    if let Some((l, bytes)) = loaded.and_then(|l| Some((l, l.rules.as_ref()?))) {
+        match crate::read::snapshot::load_rules(config, bytes) {
+            Ok(r) => return Ok(Some((r, l.tree_size))),
+            Err(e) => warnings.push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
+        }
+    }
+    Ok(Some((fresh, 0)))
 }
 
 /// A ledger open for appends and reads. Cheap to clone; all clones share one sequencer.
@@ -299,20 +325,7 @@ impl Ledger {
             Some(s) => crate::read::snapshot::load_newest(&s.dir, &*store, head.0.tree_size),
             None => (None, Vec::new()),
         };
-        // The rule state from the snapshot when it loads under this config, else from zero.
-        let rules_at = |what: &str,
-                        warnings: &mut Vec<String>|
-         -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
-            let Some(fresh) = crate::rules::from_config(&config).map_err(LedgerError::Rules)? else { return Ok(None) };
-            if let Some((l, bytes)) = loaded.as_ref().and_then(|l| Some((l, l.rules.as_ref()?))) {
-                match crate::read::snapshot::load_rules(&config, bytes) {
-                    Ok(r) => return Ok(Some((r, l.tree_size))),
-                    Err(e) => warnings
-                        .push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
-                }
-            }
-            Ok(Some((fresh, 0)))
-        };
+        let rules_at = |what: &str, warnings: &mut Vec<String>| rules_start(&config, loaded.as_ref(), what, warnings);
         // The ledger's rules (snapshot + tail) and the read side (the rule copy and every model
         // loaded) are independent: both cores load them at once.
         let mut rule_warnings = Vec::new();
@@ -370,6 +383,9 @@ impl Ledger {
             queued: AtomicU64::new(0),
             limits,
             read,
+            snapshot_dir: snapshots.as_ref().map(|s| s.dir.clone()),
+            resyncs: AtomicU64::new(0),
+            resync_replayed: AtomicU64::new(0),
         });
         let (tx, rx) = sync_channel(limits.queue_depth_max);
         let tx = Arc::new(tx);
@@ -465,6 +481,13 @@ impl Ledger {
     /// Events admitted by [`Ledger::try_admit`] and not yet answered.
     pub fn in_flight_events(&self) -> usize {
         self.shared.in_flight_events.load(Ordering::SeqCst)
+    }
+
+    /// How often the sequencer rebuilt its rule state from the store after a commit of unknown
+    /// outcome (shared stores), and how many entries those rebuilds replayed in all: with
+    /// snapshots, each replays the tail after the newest one, not the log.
+    pub fn resync_stats(&self) -> (u64, u64) {
+        (self.shared.resyncs.load(Ordering::Relaxed), self.shared.resync_replayed.load(Ordering::Relaxed))
     }
 
     /// Whether the last append found the (shared) store unreachable.

@@ -162,11 +162,30 @@ impl Sequencer {
             // Rules may hold a batch whose commit is unknown: rebuild them from the store.
             self.stream_cache.clear();
             if let Some(rules) = &mut self.rules {
-                let fresh = crate::rules::from_config(&self.shared.config)
+                // From the newest snapshot the store's tree vouches for, so the rebuild costs the
+                // tail after it, not the log.
+                let store = &*self.shared.store;
+                let mut warnings = Vec::new();
+                let loaded = match &self.shared.snapshot_dir {
+                    Some(dir) => {
+                        let head = store.head()?.map(|h| h.0.tree_size).unwrap_or(0);
+                        let (loaded, w) = crate::read::snapshot::load_newest(dir, store, head);
+                        warnings.extend(w);
+                        loaded
+                    }
+                    None => None,
+                };
+                let (fresh, from) = rules_start(&self.shared.config, loaded.as_ref(), "the resync", &mut warnings)
                     .map_err(|e| StoreError::Rules(e.to_string()))?
                     .expect("the ledger has rules");
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
                 *rules = fresh;
-                self.next_seq = crate::rules::replay_from(rules, &*self.shared.store, 0)?.0;
+                self.next_seq = crate::rules::replay_from(rules, store, from)?.0;
+                self.shared.resyncs.fetch_add(1, Ordering::Relaxed);
+                self.shared.resync_replayed.fetch_add(self.next_seq - from, Ordering::Relaxed);
+                tracing::info!(from, to = self.next_seq, "rebuilt the rule state from the store");
             } else {
                 self.next_seq = self.shared.store.head()?.map(|h| h.0.tree_size).unwrap_or(0);
             }

@@ -297,6 +297,63 @@ fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
     }
 }
 
+/// A commit of unknown outcome on a shared store (written, but the answer lost) makes the
+/// sequencer rebuild its rule state from the store before the next batch. With snapshots it
+/// starts from the newest one the store's tree vouches for and replays only the tail after it,
+/// not the log; the event whose commit was unknown is then found in the log (its receipt, not a
+/// second entry) and the rules go on judging.
+#[test]
+fn a_resync_after_a_commit_of_unknown_outcome_replays_only_the_tail_after_a_snapshot() {
+    use zachetka::read::{SnapshotOptions, SnapshotPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(FaultStore::new(Arc::new(zachetka::store::sled::SledStore::open(&dir.path().join("store")).unwrap())));
+    store.shared.store(true, std::sync::atomic::Ordering::SeqCst);
+    let authority = region().authority_did();
+    let rules = Some(zachetka::rules::default_region());
+    zachetka::ledger::init_store(&*store, DEMO_ORIGIN, &ledger_key(), &authority, rules).unwrap();
+    let policy = SnapshotPolicy { every_entries: u64::MAX, every_seconds: u64::MAX, keep: 3 };
+    let options = zachetka::ledger::OpenOptions {
+        snapshots: Some(SnapshotOptions::in_ledger_dir(dir.path(), policy)),
+        ..Default::default()
+    };
+    let ledger = Ledger::open_opts(store.clone(), ledger_key(), test_clock(), options).unwrap();
+    append_region(&ledger);
+    let at = ledger.head().0.tree_size;
+    ledger.read_side().wait_applied_blocking(at);
+    ledger.read_side().snapshot_now().unwrap().expect("a snapshot at the head");
+    let t = teacher_of_school_1();
+    for n in 1..=3 {
+        ledger.append_blocking(vec![grade_event(n, &t, "sch-001", "5А", 5)])[0].as_ref().unwrap();
+    }
+    store.set(Fault::UnavailableAfterWrite);
+    let lost = grade_event(4, &t, "sch-001", "5А", 4);
+    let refusal = ledger.append_blocking(vec![lost.clone()]).remove(0).unwrap_err();
+    assert_eq!(refusal.code, Code::Unavailable, "{refusal}");
+    store.set(Fault::None);
+    assert_eq!(ledger.resync_stats(), (0, 0), "nothing rebuilt before the next batch");
+    // The next batch resyncs: the lost answer's event is in the log (written), so it gets its
+    // receipt at the position it took.
+    let receipt = ledger.append_blocking(vec![lost]).remove(0).unwrap();
+    assert_eq!(receipt.seq, at + 3);
+    let (resyncs, replayed) = ledger.resync_stats();
+    assert_eq!(resyncs, 1);
+    assert_eq!(replayed, 4, "the tail after the snapshot at {at} (three grades and the lost one), not the log");
+    // The rebuilt state goes on: the next grade takes the next position.
+    let next = ledger.append_blocking(vec![grade_event(5, &t, "sch-001", "5А", 3)]).remove(0).unwrap();
+    assert_eq!(next.seq, at + 4);
+    // Without snapshots the same rebuild replays the whole log (what the snapshot saves).
+    drop(ledger);
+    let ledger =
+        Ledger::open_with(store.clone(), ledger_key(), test_clock(), Limits::default(), RulesMode::Enforce).unwrap();
+    store.set(Fault::UnavailableAfterWrite);
+    let lost = grade_event(6, &t, "sch-001", "5А", 5);
+    assert_eq!(ledger.append_blocking(vec![lost.clone()]).remove(0).unwrap_err().code, Code::Unavailable);
+    store.set(Fault::None);
+    ledger.append_blocking(vec![lost]).remove(0).unwrap();
+    assert_eq!(ledger.resync_stats(), (1, at + 6));
+}
+
 /// Ledger time and queue order, written around the API: a queue application backdated by a
 /// month (the ledger orders the queue by its own time of filing, so an old `occurred_at` must
 /// not get in) and a place offered to the second child in the order of a kindergarten. The API

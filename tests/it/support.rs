@@ -117,6 +117,9 @@ pub enum Fault {
     FailBeforeWrite,
     /// Write the batch durably, then report failure.
     FailAfterWrite,
+    /// Write the batch durably, then answer `unavailable` as a shared store whose connection
+    /// dropped before the commit's answer: the outcome is unknown to the writer.
+    UnavailableAfterWrite,
     /// Block the sequencer's first store read (an id lookup while admitting) until released:
     /// it then holds one submission and pulls no other, so the queue fills deterministically.
     BlockAdmit,
@@ -193,6 +196,10 @@ impl Store for FaultStore {
                     path: "entries.dat".into(),
                     source: std::io::Error::other("injected: fsync reported failure after write"),
                 })
+            }
+            Fault::UnavailableAfterWrite => {
+                self.inner.commit(b)?;
+                Err(StoreError::Unavailable("injected: the connection dropped before the commit's answer".into()))
             }
             Fault::BlockAdmit | Fault::FailReads => self.inner.commit(b),
         }
