@@ -34,7 +34,7 @@ fn main() {
     // The cost of answering views (what a read request pays beside HTTP): one path of each kind
     // per learner, class journal and queue application seen in the entries.
     let mut paths: Vec<(&str, Vec<String>)> = Vec::new();
-    for p in parsed.iter().take(50_000) {
+    for p in &parsed {
         let e = &p.event;
         let d = &e["data"];
         let stream = e["stream"].as_str().unwrap_or("");
@@ -55,25 +55,38 @@ fn main() {
             _ => {}
         }
     }
+    // Each path is answered in three rounds, each on the model reloaded from its own state (which
+    // empties answer caches), and keeps its fastest time: the least disturbed by a loaded machine.
     for kind in ["diaries", "journals", "kindergarten-queues"] {
-        let m = models.iter().find(|m| m.name() == kind).unwrap();
-        let mut times: Vec<f64> = Vec::new();
+        let m = models.iter_mut().find(|m| m.name() == kind).unwrap();
+        let chosen: Vec<Vec<&str>> = paths
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .take(2000)
+            .map(|(_, p)| p.iter().map(String::as_str).collect())
+            .collect();
+        let mut times = vec![f64::MAX; chosen.len()];
         let mut bytes = 0usize;
-        for (_, p) in paths.iter().filter(|(k, _)| *k == kind).take(2000) {
-            let segs: Vec<&str> = p.iter().map(String::as_str).collect();
-            let t = std::time::Instant::now();
-            let v = m.view(&segs).unwrap();
-            let body = v.body.to_string();
-            times.push(t.elapsed().as_secs_f64() * 1e6);
-            bytes += body.len();
+        let state = m.encode();
+        for _round in 0..3 {
+            m.load(&state).unwrap();
+            bytes = 0;
+            for (t, segs) in times.iter_mut().zip(&chosen) {
+                let started = std::time::Instant::now();
+                let v = m.view(segs).unwrap();
+                let body = v.body.to_string();
+                *t = t.min(started.elapsed().as_secs_f64() * 1e6);
+                bytes += body.len();
+            }
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         if !times.is_empty() {
             let n = times.len();
             eprintln!(
-                "{kind}: {n} views, p50 {:.0} us, p99 {:.0} us, mean body {} bytes",
+                "{kind}: {n} views, fastest of 3 each: p50 {:.0} us, p99 {:.0} us, max {:.0} us, mean body {} bytes",
                 times[n / 2],
                 times[(n - 1) * 99 / 100],
+                times[n - 1],
                 bytes / n
             );
         }

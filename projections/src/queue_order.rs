@@ -171,30 +171,66 @@ pub fn tier_of(
     kindergarten: Option<&str>,
     today: Days,
 ) -> (usize, Vec<TierReason>) {
-    let mut best = rules.general_tier();
     let mut why = Vec::new();
-    for (i, c) in claims.iter().enumerate() {
+    let best = tier_walk(
+        rules,
+        claims.iter().copied(),
+        sibling_kindergartens.iter().copied(),
+        preferred,
+        kindergarten,
+        today,
+        |r| why.push(r()),
+    );
+    (best, why)
+}
+
+/// The tier index alone, as [`tier_of`] has it, without building the reasons: what an order
+/// compares for every application, so it allocates nothing.
+pub fn tier_rank<'c>(
+    rules: &QueueRules,
+    claims: impl IntoIterator<Item = ClaimRef<'c>>,
+    sibling_kindergartens: impl IntoIterator<Item = &'c str>,
+    preferred: &[String],
+    kindergarten: Option<&str>,
+    today: Days,
+) -> usize {
+    tier_walk(rules, claims, sibling_kindergartens, preferred, kindergarten, today, |_| {})
+}
+
+/// The one definition of the tier: [`tier_of`] and [`tier_rank`] both walk it, so the reasons
+/// shown and the rank compared cannot differ. `why` gets each reason lazily, in claim order then
+/// sibling order.
+fn tier_walk<'c>(
+    rules: &QueueRules,
+    claims: impl IntoIterator<Item = ClaimRef<'c>>,
+    sibling_kindergartens: impl IntoIterator<Item = &'c str>,
+    preferred: &[String],
+    kindergarten: Option<&str>,
+    today: Days,
+    mut why: impl FnMut(&dyn Fn() -> TierReason),
+) -> usize {
+    let mut best = rules.general_tier();
+    for (i, c) in claims.into_iter().enumerate() {
         match c.state {
             ClaimState::Confirmed if c.recheck_on >= today => {
                 let tier = rules.benefit_categories.get(c.category).map_or("general", String::as_str);
                 best = best.min(rules.tier_index(tier));
-                why.push(TierReason::BenefitConfirmed { claim: i, tier: tier.to_owned() });
+                why(&|| TierReason::BenefitConfirmed { claim: i, tier: tier.to_owned() });
             }
-            ClaimState::Confirmed => why.push(TierReason::BenefitLapsed { claim: i }),
-            ClaimState::Claimed => why.push(TierReason::BenefitUnconfirmed { claim: i }),
-            ClaimState::Rejected => why.push(TierReason::BenefitRejected { claim: i }),
+            ClaimState::Confirmed => why(&|| TierReason::BenefitLapsed { claim: i }),
+            ClaimState::Claimed => why(&|| TierReason::BenefitUnconfirmed { claim: i }),
+            ClaimState::Rejected => why(&|| TierReason::BenefitRejected { claim: i }),
         }
     }
-    for (i, kg) in sibling_kindergartens.iter().enumerate() {
-        if kindergarten == Some(*kg) && preferred.iter().any(|p| p == kg) {
+    for (i, kg) in sibling_kindergartens.into_iter().enumerate() {
+        if kindergarten == Some(kg) && preferred.iter().any(|p| p == kg) {
             best = best.min(rules.tier_index(&rules.sibling_tier));
-            why.push(TierReason::SiblingAttends { sibling: i, tier: rules.sibling_tier.clone() });
+            why(&|| TierReason::SiblingAttends { sibling: i, tier: rules.sibling_tier.clone() });
         }
     }
-    (best, why)
+    best
 }
 
-/// A position in allocation order: tier index, time of filing, application number.
 pub type OrderKey<'a> = (usize, Nanos, &'a str);
 
 /// The allocation order's sort key: tier, then the time of filing, then application number.

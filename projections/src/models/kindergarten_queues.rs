@@ -588,12 +588,23 @@ impl<'a> Sim<'a> {
         self.tier_in(rules, None, today)
     }
 
+    /// The tier index alone (what [`Sim::tier_in`] says, without its reasons or allocations).
+    fn rank(&self, rules: &QueueRules, kindergarten: Option<&str>, today: Days) -> usize {
+        let claims = (self.app.claims.iter().zip(&self.claims)).map(|(c, s)| ClaimRef {
+            category: &c.category,
+            recheck_on: c.recheck_on,
+            state: *s,
+        });
+        let siblings = self.app.siblings[..self.siblings].iter().map(|s| s.kindergarten.as_str());
+        queue_order::tier_rank(rules, claims, siblings, &self.app.preferred, kindergarten, today)
+    }
+
     fn key(&self, rules: &QueueRules, today: Days) -> OrderKey<'a> {
-        queue_order::order_key(self.tier_why(rules, today).0, self.app.applied_at, &self.app.number)
+        queue_order::order_key(self.rank(rules, None, today), self.app.applied_at, &self.app.number)
     }
 
     fn key_in(&self, rules: &QueueRules, kindergarten: &str, today: Days) -> OrderKey<'a> {
-        queue_order::order_key(self.tier_in(rules, Some(kindergarten), today).0, self.app.applied_at, &self.app.number)
+        queue_order::order_key(self.rank(rules, Some(kindergarten), today), self.app.applied_at, &self.app.number)
     }
 
     fn apply(&mut self, what: &What) {
@@ -629,8 +640,25 @@ fn is_ahead(rules: &QueueRules, b: &Sim, a: &Sim, today: Days) -> bool {
     b.present && b.waiting && a.present && b.key(rules, today) < a.key(rules, today)
 }
 
+/// How many of `sims` stand ahead of `sims[me]` on `today` ([`is_ahead`] for each, with `me`'s
+/// key computed once).
 fn count_ahead(rules: &QueueRules, sims: &[Sim], me: usize, today: Days) -> i64 {
-    (0..sims.len()).filter(|&i| i != me && is_ahead(rules, &sims[i], &sims[me], today)).count() as i64
+    if !sims[me].present {
+        return 0;
+    }
+    let mine = sims[me].key(rules, today);
+    (sims.iter().enumerate()).filter(|(i, b)| *i != me && b.present && b.waiting && b.key(rules, today) < mine).count()
+        as i64
+}
+
+/// An application's order key as it stands now (what `Sim::now(..).key_in(..)` gives, without
+/// copying its claims).
+fn key_now<'a>(rules: &QueueRules, app: &'a App, kindergarten: Option<&str>, today: Days) -> OrderKey<'a> {
+    let claims =
+        app.claims.iter().map(|c| ClaimRef { category: &c.category, recheck_on: c.recheck_on, state: c.state });
+    let siblings = app.siblings.iter().map(|s| s.kindergarten.as_str());
+    let rank = queue_order::tier_rank(rules, claims, siblings, &app.preferred, kindergarten, today);
+    queue_order::order_key(rank, app.applied_at, &app.number)
 }
 
 impl KindergartenQueues {
@@ -735,9 +763,8 @@ impl KindergartenQueues {
             let mut by_tier: BTreeMap<usize, u64> = (0..rules.tiers.len()).map(|i| (i, 0)).collect();
             let my_key = me_sim.key(rules, today);
             for (oid, other) in &group {
-                let s = Sim::now(oid, other);
-                if *oid != id && s.waiting {
-                    let k = s.key(rules, today);
+                if *oid != id && other.status == Status::Waiting {
+                    let k = key_now(rules, other, None, today);
                     if k < my_key {
                         *by_tier.entry(k.0).or_default() += 1;
                     }
@@ -852,7 +879,14 @@ impl KindergartenQueues {
         changes.sort_by_key(|(_, c)| c.at.seq);
         let mut moves = Vec::new();
         let mut today = Days::MIN;
-        let lapses = |sims: &[Sim], from: Days, to: Days, moves: &mut Vec<Value>| {
+        // Every claim's re-check date with its application, by date: only those in a window can
+        // lapse in it, so a step of "today" looks at them, not at the whole group.
+        let mut rechecks: Vec<(Days, usize)> = (group.iter().enumerate())
+            .flat_map(|(i, (_, a))| a.claims.iter().map(move |c| (c.recheck_on, i)))
+            .collect();
+        rechecks.sort_unstable();
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut lapses = |sims: &[Sim], from: Days, to: Days, moves: &mut Vec<Value>| {
             if !(sims[me].present && sims[me].waiting) || to <= from {
                 return;
             }
@@ -863,7 +897,15 @@ impl KindergartenQueues {
                 }
                 return;
             }
-            for (i, b) in sims.iter().enumerate() {
+            // The applications with a re-check date in [from, to), in group order.
+            let lo = rechecks.partition_point(|(d, _)| *d < from);
+            let hi = rechecks.partition_point(|(d, _)| *d < to);
+            candidates.clear();
+            candidates.extend(rechecks[lo..hi].iter().map(|(_, i)| *i));
+            candidates.sort_unstable();
+            candidates.dedup();
+            for &i in &candidates {
+                let b = &sims[i];
                 let Some(c) = (i != me).then(|| b.lapsing(from, to)).flatten() else { continue };
                 let delta =
                     i64::from(is_ahead(rules, b, &sims[me], to)) - i64::from(is_ahead(rules, b, &sims[me], from));
@@ -937,9 +979,8 @@ impl KindergartenQueues {
             let ahead = group
                 .iter()
                 .filter(|(oid, o)| *oid != id && o.group_type == app.group_type && o.preferred.iter().any(|p| p == kg))
-                .filter(|(_, o)| !refused_offer_of(t, o, kg))
-                .map(|(oid, o)| Sim::now(oid, o))
-                .filter(|s| s.waiting && s.key_in(rules, kg, today) < my_key)
+                .filter(|(_, o)| o.status == Status::Waiting && !refused_offer_of(t, o, kg))
+                .filter(|(_, o)| key_now(rules, o, Some(kg), today) < my_key)
                 .count() as u64;
             ahead + 1
         });
