@@ -13,6 +13,7 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod demo;
+pub mod import;
 pub mod ledger;
 pub mod personal;
 pub mod read;

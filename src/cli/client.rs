@@ -1,4 +1,4 @@
-//! The HTTP client of `append --server`, `checkpoint --server` and `prove --server`: ureq over
+//! The HTTP client of `append --server`, `import --server`, `checkpoint --server` and `prove --server`: ureq over
 //! the stable paths of DESIGN 3.5. Not the server (`zachetka::api`), and it checks nothing a
 //! server answers (the audit and a verifier do).
 
@@ -17,22 +17,28 @@ pub(super) fn append(
     files: &[PathBuf],
     print: &mut impl FnMut(serde_json::Value) -> Result<()>,
 ) -> Result<()> {
-    let url = format!("{}/v1/events", server.trim_end_matches('/'));
     for_each_input(files, |events| {
         for chunk in events.chunks(REQUEST_LEN) {
-            // send_json sets `Content-Type: application/json`, which the server requires.
-            let resp = ureq::post(&url).send_json(serde_json::Value::Array(chunk.to_vec()));
-            let body: serde_json::Value = match resp {
-                Ok(r) => r.into_json()?,
-                Err(ureq::Error::Status(_, r)) => r.into_json()?,
-                Err(e) => bail!("couldn't reach {url}: {e}"),
-            };
-            match body {
-                serde_json::Value::Array(items) => items.into_iter().try_for_each(&mut *print)?,
-                other => print(other)?,
-            }
+            post_events(server, chunk.to_vec())?.into_iter().try_for_each(&mut *print)?;
         }
         Ok(())
+    })
+}
+
+/// Posts one request of signed events; answers its receipts and refusals in order (a refused
+/// request, with a status other than 200, answers its one refusal).
+pub(super) fn post_events(server: &str, events: Vec<serde_json::Value>) -> Result<Vec<serde_json::Value>> {
+    let url = format!("{}/v1/events", server.trim_end_matches('/'));
+    // send_json sets `Content-Type: application/json`, which the server requires.
+    let resp = ureq::post(&url).send_json(serde_json::Value::Array(events));
+    let body: serde_json::Value = match resp {
+        Ok(r) => r.into_json()?,
+        Err(ureq::Error::Status(_, r)) => r.into_json()?,
+        Err(e) => bail!("couldn't reach {url}: {e}"),
+    };
+    Ok(match body {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
     })
 }
 

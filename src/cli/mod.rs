@@ -6,6 +6,7 @@
 mod audit;
 mod client;
 mod demo;
+mod import;
 mod init;
 mod rebuild;
 mod record;
@@ -78,6 +79,23 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Files of signed events; none reads stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Import a legacy system's history (BARS, СОЛО; DOMAIN, Migration): records, one JSON object
+    /// a line (`{"record","type","stream","occurred_at","data"}`), become events signed by a key
+    /// holding the `migration` role, each naming its source (`data.migrated_from`). Idempotent:
+    /// after an interruption run it again. Prints one receipt or refusal per input line; exits 1
+    /// if any line was refused. See README, Migration.
+    Import {
+        #[command(flatten)]
+        target: Target,
+        /// The migration key's file (granted the `migration` role by the authority).
+        #[arg(long)]
+        key: PathBuf,
+        /// The legacy system the records come from, e.g. BARS or СОЛО.
+        #[arg(long)]
+        system: String,
+        /// Files of legacy records; none reads stdin.
         files: Vec<PathBuf>,
     },
     /// Print the latest checkpoint note.
@@ -530,6 +548,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Import { target, key, system, files } => return import::run(target, db, &key, &system, &files),
         Command::Checkpoint { target } => match (target.dir, target.server) {
             (Some(dir), _) => {
                 let store = open_store(&dir, db)?;

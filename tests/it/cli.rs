@@ -90,6 +90,23 @@ fn a_closed_stdout_is_a_quiet_exit_for_every_printing_command() {
             vec!["append".into(), "--dir".into(), ledger.display().to_string()],
             grade(2, "learner/a", None).to_string(),
         ),
+        (
+            "import",
+            [
+                "import",
+                "--dir",
+                &ledger.display().to_string(),
+                "--system",
+                "BARS",
+                "--key",
+                &key_file.display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+            serde_json::json!({"record": "r-1", "type": "journal.grade_recorded", "stream": "learner/c",
+                "occurred_at": "2019-03-01T09:00:00Z", "data": {}})
+            .to_string(),
+        ),
         ("checkpoint", vec!["checkpoint".into(), "--dir".into(), ledger.display().to_string()], String::new()),
         (
             "prove",

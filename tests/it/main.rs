@@ -7,6 +7,7 @@ mod completeness;
 mod crash;
 mod demo;
 mod http;
+mod import;
 mod layout;
 mod personal;
 mod pipeline;
