@@ -8,11 +8,13 @@
 pub mod bundle;
 pub mod disclosure;
 pub mod export;
+pub mod receipt;
 mod report;
 mod verify;
 
 pub use bundle::{Bundle, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
 pub use export::{export, ExportError, ExportInput};
+pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
 pub use report::{Failure, Report};
 pub use verify::{verify, Options, OtherCheckpoint};

@@ -13,6 +13,7 @@ mod personal;
 mod pipeline;
 mod postgres;
 mod read;
+mod receipt;
 mod record;
 mod recovery;
 mod rules;
