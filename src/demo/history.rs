@@ -53,9 +53,14 @@ fn registrar_rotated_at() -> i64 {
     instant(day(2027, 1, 11), 3 * 60 + 30)
 }
 
+/// The cohort is a bounded sample, so that a large region's history stays a small part of it:
+/// school learners below this number, students (college, then university) below `STUDENTS_MAX`.
+const SCHOOL_LEARNERS_MAX: u64 = 10_000;
+const STUDENTS_MAX: u64 = 1_500;
+
 /// Whether college or university student number `k` (of `Cast::student`) is in the cohort.
 fn student_in_cohort(k: u64) -> bool {
-    k.is_multiple_of(3)
+    k.is_multiple_of(3) && k < STUDENTS_MAX
 }
 
 /// The learner number of the demo's lifelong sample in a region of `size`: the first student of
@@ -87,16 +92,28 @@ struct Stay {
     last: i64,
 }
 
-/// The migration's time: one second per written event from `migration_day`, 06:00 to 20:00 UTC
-/// (the region's date is then the same), going on into the next day when one is full.
+/// The migration's time: a second per `per_second` written events from `migration_day`, 06:00
+/// to 20:00 UTC (the region's date is then the same), going on into the next day when one is
+/// full. Events written in one second keep their build order.
 struct Clock {
     day: i64,
     at: i64,
+    per_second: u64,
+    written: u64,
 }
 
 impl Clock {
+    /// A clock that writes about `events` within a day or two, well before the live year.
+    fn for_about(events: u64) -> Self {
+        let day = migration_day();
+        Clock { day, at: instant(day, 6 * 60), per_second: events.div_ceil(40_000).max(1), written: 0 }
+    }
+
     fn tick(&mut self) -> i64 {
-        self.at += 1;
+        self.written += 1;
+        if self.written.is_multiple_of(self.per_second) {
+            self.at += 1;
+        }
         if self.at >= instant(self.day, 20 * 60) {
             self.day += 1;
             self.at = instant(self.day, 6 * 60);
@@ -131,9 +148,12 @@ impl LegacyApp {
 
 impl DemoRegion {
     /// Whether school learner `n` is in the cohort whose earlier years the migration imports:
-    /// every tenth learner from the 2nd school year on.
+    /// every tenth learner from the 2nd school year on (among the first `SCHOOL_LEARNERS_MAX`).
     pub(super) fn in_school_cohort(&self, n: u64) -> bool {
-        self.has_history() && n < self.cast.learners && n % 10 == 4 && self.cast.pupil(n).year >= 2
+        self.has_history()
+            && n < self.cast.learners.min(SCHOOL_LEARNERS_MAX)
+            && n % 10 == 4
+            && self.cast.pupil(n).year >= 2
     }
 
     /// Whether student `n` (a population index) is in the cohort and was admitted to their college
@@ -196,14 +216,18 @@ impl DemoRegion {
             }
         }
 
-        let mut clock = Clock { day: migration_day(), at: instant(migration_day(), 6 * 60) };
+        let students = c.learners..c.learners + c.college_students + c.uni_students;
+        let school_cohort = (0..c.learners).filter(|n| self.in_school_cohort(*n)).count() as u64;
+        let student_cohort = students.clone().filter(|n| student_in_cohort(n - c.learners)).count() as u64;
+        // At most ~100 records per school learner (10 years) and ~200 per student (school and
+        // college years): an upper bound for the clock.
+        let mut clock = Clock::for_about(100 * school_cohort + 200 * student_cohort);
         let mut apps = Vec::new();
         for n in (0..c.learners).filter(|n| self.in_school_cohort(*n)) {
             let p = c.pupil(n);
             let first = 2026 - (p.year as i64 - 1);
             apps.push(self.legacy_app(n, p.school, first));
         }
-        let students = c.learners..c.learners + c.college_students + c.uni_students;
         for n in students.clone().filter(|n| student_in_cohort(n - c.learners)) {
             let st = c.student(n);
             apps.push(self.legacy_app(n, n % c.schools, self.student_first_grade(st)));
