@@ -2,19 +2,19 @@
 //! rules accept, covering every subsystem of DOMAIN.md. The authority establishes the ledger,
 //! registers institutions of every kind and grants keys; institution admins grant their staff; a
 //! migration imports a cohort's earlier years from legacy systems (`history`); then a dated year
-//! follows, continuing the same learners: kindergarten queues with benefits and a main allocation, 1st-grade windows
-//! and orders, clubs, teacher attestation before a commission, term/year grades, debts, final exams,
-//! certificates and diplomas, merged in time order with a streamed journal (lessons, grades,
-//! attendance, corrections, college and university results, portfolio achievements). Events are
-//! generated sequentially and signed on every core. Not the vocabulary (that is
-//! `zachetka-projections`).
+//! follows, continuing the same learners: kindergarten queues with benefits and a main
+//! allocation, 1st-grade windows and orders, clubs, teacher attestation before a commission,
+//! term/year grades, debts, final exams, certificates and diplomas, merged in time order with a
+//! streamed journal (lessons, grades, attendance, corrections, college and university results,
+//! portfolio achievements). Events are generated sequentially and signed on every core. Not the
+//! vocabulary (that is `zachetka-projections`).
 //!
 //! One module per subsystem: `population` (sizes, keys, set-up), `history` (the migration of
-//! earlier years, keys replaced and an achievement revoked along the year), `contingent` (admissions,
-//! curricula, classes of the next year, leaving), `clubs`, `kindergarten`, `first_grade`,
-//! `school_year`, `attestation`, `higher` (college and university), `digital` (staff records
-//! and what the digital-maturity indicators count), `journal` (the streamed journal) and
-//! `merge` (the merge by time and the signing).
+//! earlier years; keys replaced and an achievement revoked along the year), `contingent`
+//! (admissions, curricula, classes of the next year, leaving), `clubs`, `kindergarten`,
+//! `first_grade`, `school_year`, `attestation`, `higher` (college and university), `digital`
+//! (staff records and what the digital-maturity indicators count), `journal` (the streamed
+//! journal) and `merge` (the merge by time and the signing).
 
 use crate::event::uuid_v7;
 use crate::keys::KeyPair;
