@@ -9,7 +9,8 @@
 // ledger and author signature (strict Ed25519, see verifyStrict); that each disclosed entry
 // concerns the learner (the Concerns definition); stream chains; the authority: the
 // establishment, then the registry replayed (grants, revocations, rotations) and, for every
-// disclosed entry, the author's grant in force at occurred_at (the "grant check"); registry
+// disclosed entry, the author's grant in force at occurred_at (an import's: at recorded_at, with
+// the migration role) (the "grant check"); registry
 // entries' own authors (authority, or an institution admin within its institution).
 // What only the Rust verifier checks: the full rule replay (zachetka_rules::check_and_apply: the
 // role and scope each event type needs, domain invariants), and consistency between two
@@ -835,9 +836,15 @@
         continue;
       }
       report.grant_checks++;
-      const held = registry.inForce(ev.author, at);
+      // A migration's import (data.migrated_from) is judged as the rules judge it: at the entry's
+      // recorded_at (its old occurred_at is the legacy system's), by a key with the migration role.
+      const imported = isObject(ev.data) && ev.data.migrated_from !== undefined;
+      const keyAt = imported ? parseInstant(it.entry.recorded_at) : at;
+      const held = keyAt === null ? { code: 'entry_not_canonical', message: 'recorded_at is not an RFC 3339 time' } : registry.inForce(ev.author, keyAt);
       if (held.code) failures.push({ code: held.code, seq: it.seq, message: ev.type + ' at ' + ev.occurred_at + ': ' + held.message });
-      else it.grant = held.grant;
+      else if (imported && !held.grant.roles.includes('migration')) {
+        failures.push({ code: 'not_authorized', seq: it.seq, message: ev.type + ': key ' + ev.author + ' holds no migration role; data.migrated_from is written only by one' });
+      } else it.grant = held.grant;
     }
   }
 

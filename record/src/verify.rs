@@ -477,11 +477,15 @@ fn check_authority(r: &mut Report, origin: &str, region: RegionConfig, by_seq: &
     }
 }
 
-/// The author's grant exists and is in force at `occurred_at` (the rules' `valid_grant`).
+/// The author's grant exists and is in force at `occurred_at` (the rules' `valid_grant`); for a
+/// migration's import (`data.migrated_from`), as the rules judge it, at the entry's `recorded_at`
+/// (the old `occurred_at` is the legacy system's; the key wrote it then) and with the migration role.
 fn grant_check(rules: &Rules, env: &Envelope) -> Result<(), (&'static str, String)> {
     let key = env.author;
-    let at = zachetka_rules::time::parse_instant(env.occurred_at)
+    let occurred = zachetka_rules::time::parse_instant(env.occurred_at)
         .ok_or(("event_malformed", format!("occurred_at {} is not an rfc 3339 time", env.occurred_at)))?;
+    let imported = env.data.get(zachetka_projections::vocabulary::MIGRATED_FROM).is_some();
+    let at = if imported { env.recorded_at } else { occurred };
     let g = rules
         .grant(key)
         .ok_or(("key_unknown", format!("key {key} was never granted in the bundle's authority chain")))?;
@@ -493,6 +497,15 @@ fn grant_check(rules: &Rules, env: &Envelope) -> Result<(), (&'static str, Strin
     }
     if g.valid_until.is_some_and(|u| at >= u) {
         return Err(("key_expired", format!("key {key} expired before this event")));
+    }
+    if imported && !g.has_role(zachetka_rules::MIGRATION_ROLE) {
+        return Err((
+            "not_authorized",
+            format!(
+                "key {key} holds no {} role; data.migrated_from is written only by one",
+                zachetka_rules::MIGRATION_ROLE
+            ),
+        ));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The demo driver of `zachetka demo`: feeds `zachetka::demo::DemoRegion`'s signed events to
-//! the ledger (two batches signed ahead, four in the ledger at once) with a progress bar, and
+//! the ledger (two batches signed ahead, up to 16,384 events in the ledger at once) with a
+//! progress bar, and
 //! the demo's readers: a token per role with a ready `curl` line. Not the demo region itself
 //! (`zachetka::demo`).
 
@@ -13,9 +14,10 @@ use zachetka::ledger::Ledger;
 const DEMO_LABEL: &str = "demo: ";
 
 /// Creates a token for each kind of reader of the demo region (an auditor, one school's staff,
-/// one learner's parent) in `tokens`, revoking those of earlier demo runs, and prints each with a
-/// `curl` line against `listen`. The ids are real ids of a region of `size`.
-pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, listen: &str) -> Result<()> {
+/// one learner's parent, and in a region with a history one student reading their lifelong
+/// profile) in `tokens`, revoking those of earlier demo runs, and prints each with a `curl` line
+/// against `listen`. The ids are real ids of a region of `size`.
+pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, history: bool, listen: &str) -> Result<()> {
     for t in zachetka::access::read_tokens(tokens)? {
         if !t.revoked && t.label.starts_with(DEMO_LABEL) {
             zachetka::access::revoke_token(tokens, &t.id)?;
@@ -24,7 +26,7 @@ pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, listen
     let sample = zachetka::demo::sample(size);
     let base = format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1"));
     let journal = [sample.school.as_str(), &sample.class, sample.subject].map(path_segment).join("/");
-    let readers = [
+    let mut readers = vec![
         ("an auditor (every read)", Role::Auditor, Scope::Region, "/v1/entries?limit=3".to_owned()),
         (
             "staff of one school",
@@ -39,6 +41,14 @@ pub(super) fn print_tokens(tokens: &Path, size: zachetka::demo::DemoSize, listen
             format!("/v1/projections/diaries/{}", path_segment(&sample.learner)),
         ),
     ];
+    if history {
+        readers.push((
+            "a student whose profile runs from the kindergarten queue to college (earlier years imported)",
+            Role::Learner,
+            Scope::Learner(sample.lifelong.clone()),
+            format!("/v1/projections/profiles/{}", path_segment(&sample.lifelong)),
+        ));
+    }
     write_stdout(format_args!(
         "readers' tokens (in {}; each shown only now):
 ",
@@ -91,6 +101,11 @@ impl zachetka::time::Clock for DemoClock {
     }
 }
 
+/// Events the demo driver keeps in the ledger at once (verified, queued, sequenced, committing),
+/// and at most so many batches (a day's batch may be small).
+const IN_FLIGHT_EVENTS: u64 = 16_384;
+const IN_FLIGHT_BATCHES: usize = 256;
+
 pub(super) fn build_demo(
     ledger: &Ledger,
     size: zachetka::demo::DemoSize,
@@ -126,8 +141,11 @@ pub(super) fn build_demo(
                 return;
             }
         });
-        // Up to four batches in the ledger at once: batch N+1 is verified while N commits.
+        // Batches in the ledger at once, up to IN_FLIGHT_EVENTS: batch N+1 is verified while N
+        // is sequenced and earlier ones commit, and the sequencer gathers what queued into one
+        // commit.
         let mut in_flight: std::collections::VecDeque<(u64, zachetka::ledger::Pending)> = Default::default();
+        let mut in_flight_events = 0u64;
         let mut settle = |(n, pending): (u64, zachetka::ledger::Pending)| -> Result<()> {
             for r in pending.wait_blocking() {
                 if let Err(refusal) = r {
@@ -141,24 +159,29 @@ pub(super) fn build_demo(
         let mut pinned: Option<i64> = None;
         for batch in rx {
             let n = batch.len() as u64;
-            // One local day per batch: before the clock moves to another day, the batches of the
-            // day before commit (they must be recorded on their own day).
+            // One local day per batch: before the clock moves to another day, the sequencer has
+            // read it for every batch of the day before (they must be recorded on their own day).
+            // Their commits need not wait: the ledger time of a batch is fixed when it is sequenced.
             if let Some(at) = zachetka::demo::DemoRegion::recorded_at_of(&batch) {
                 let day = zachetka::demo::DemoRegion::local_day;
                 if pinned.is_some_and(|p| day(p) != day(at)) {
-                    while let Some(b) = in_flight.pop_front() {
-                        settle(b)?;
+                    for (_, pending) in in_flight.iter_mut() {
+                        pending.wait_sequenced_blocking();
                     }
                 }
                 let at = pinned.map_or(at, |p| p.max(at));
                 clock.pin(at);
                 pinned = Some(at);
             }
-            // Four submissions never fill the sequencer's queue, so `busy` cannot happen here.
+            // IN_FLIGHT_BATCHES submissions (and the read side's commitments, one at a time)
+            // never fill the sequencer's queue (1,024), so `busy` cannot happen here.
             let pending = ledger.submit(batch).map_err(|r| anyhow!("demo batch refused: {r}"))?;
             in_flight.push_back((n, pending));
-            if in_flight.len() >= 4 {
-                settle(in_flight.pop_front().expect("non-empty"))?;
+            in_flight_events += n;
+            while in_flight_events > IN_FLIGHT_EVENTS || in_flight.len() >= IN_FLIGHT_BATCHES {
+                let oldest = in_flight.pop_front().expect("non-empty");
+                in_flight_events -= oldest.0;
+                settle(oldest)?;
             }
         }
         while let Some(b) = in_flight.pop_front() {

@@ -694,7 +694,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     break;
                 }
             }
-            demo::print_tokens(&access.tokens_path(&dir), size, &listen)?;
+            demo::print_tokens(&access.tokens_path(&dir), size, targets.is_none(), &listen)?;
             if !no_serve {
                 serve(ledger, &listen, server.config(), access.access(&dir)?)?;
             }

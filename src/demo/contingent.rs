@@ -25,11 +25,13 @@ pub(super) fn curriculum(college: bool) -> &'static [&'static str] {
 }
 
 impl DemoRegion {
-    /// Curricula, then every learner's admission on 31 August (from 1 September), before any
-    /// lesson, grade or attendance mark.
+    /// Curricula (on 2 August, before a migration admits students of earlier years), then every
+    /// learner's admission on 31 August (from 1 September), before any lesson, grade or
+    /// attendance mark; a learner the migration enrolled gets this year's class instead.
     pub(super) fn contingent(&self, s: &mut Script) {
         let c = &self.cast;
         let d = day(2026, 8, 31);
+        let registered = day(2026, 8, 2);
         for (college, count, registrars) in
             [(true, c.colleges, &c.college_registrar), (false, c.universities, &c.uni_registrar)]
         {
@@ -40,7 +42,7 @@ impl DemoRegion {
                 for program in programs {
                     let data = json!({"program_id": program, "level": level, "courses": curriculum(college)});
                     s.push(
-                        instant(d, 5 * 60),
+                        instant(registered, 5 * 60),
                         &format!("institution/{inst}"),
                         "college.curriculum_registered",
                         registrars[i as usize],
@@ -51,12 +53,23 @@ impl DemoRegion {
         }
         for n in 0..c.learners {
             let p = c.pupil(n);
+            let at = instant(d, 6 * 60 + (n % 600) as i64);
+            let registrar = c.school_registrar[p.school as usize];
+            if self.in_school_cohort(n) {
+                // Enrolled since the 1st grade (imported): this year's class follows last year's.
+                let data = json!({"institution": sch(p.school), "class": p.class(), "academic_year": 2026,
+                    "assigned_on": "2026-09-01"});
+                s.push(at, &learner_stream(n), "contingent.class_assigned", registrar, data);
+                continue;
+            }
             let data = json!({"institution": sch(p.school), "class": p.class(), "academic_year": 2026,
                 "admitted_on": "2026-09-01", "order_ref": format!("{}-2026-adm-{n:06}", sch(p.school))});
-            let at = instant(d, 6 * 60 + (n % 600) as i64);
-            s.push(at, &learner_stream(n), "contingent.admitted", c.school_registrar[p.school as usize], data);
+            s.push(at, &learner_stream(n), "contingent.admitted", registrar, data);
         }
         for n in c.learners..c.learners + c.college_students + c.uni_students {
+            if self.admitted_by_migration(n) {
+                continue; // in their group since an earlier year (imported)
+            }
             let st = c.student(n);
             let programs = if st.college { COLLEGE_PROGRAMS } else { UNI_PROGRAMS };
             let registrar = if st.college { &c.college_registrar } else { &c.uni_registrar }[st.institution as usize];

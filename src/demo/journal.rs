@@ -131,6 +131,7 @@ impl DemoRegion {
     }
 
     pub(super) fn item(&self, n: u64, stream: &str, ty: &str, at: i64, signer: usize, data: Value) -> Item {
+        let signer = super::signer_at(&self.swaps, signer, at);
         let event = json!({
             "ledger": self.origin, "stream": stream, "type": ty, "id": event_id(&self.origin, n, at),
             "occurred_at": format_rfc3339(at), "author": self.dids[signer], "data": data,

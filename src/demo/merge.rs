@@ -60,11 +60,24 @@ impl DemoRegion {
     }
 
     /// The ledger time (unix seconds) at which a driver records a batch of [`DemoRegion::next_batch`]:
-    /// its latest `occurred_at`. A driver sets its ledger's clock to it before appending the batch
-    /// (and lets earlier batches commit first when the day changes), so the ledger-time rules see
-    /// the demo's year as lived: nothing in the future, nothing recorded on a later day.
+    /// the latest time its events were written ([`DemoRegion::written_at`]). A driver sets its
+    /// ledger's clock to it before appending the batch (and lets earlier batches be sequenced
+    /// first when the day changes), so the ledger-time rules see the demo's year as lived:
+    /// nothing in the future, nothing recorded on a later day.
     pub fn recorded_at_of(batch: &[Value]) -> Option<i64> {
-        batch.iter().filter_map(|e| e["event"]["occurred_at"].as_str().and_then(crate::time::parse_rfc3339)).max()
+        batch.iter().filter_map(|e| Self::written_at(&e["event"])).max()
+    }
+
+    /// When the demo writes `event` (unix seconds): its `occurred_at`, or for a migration's import
+    /// (`data.migrated_from`, an old `occurred_at`) the time of the import, which the demo mints
+    /// into the event's UUIDv7 id (every demo id carries the time its event is written).
+    pub fn written_at(event: &Value) -> Option<i64> {
+        if event["data"].get(zachetka_projections::vocabulary::MIGRATED_FROM).is_some() {
+            let hex: String = event["id"].as_str()?.chars().filter(|c| *c != '-').take(12).collect();
+            let ms = i64::from_str_radix(&hex, 16).ok()?;
+            return Some(ms.div_euclid(1000));
+        }
+        event["occurred_at"].as_str().and_then(crate::time::parse_rfc3339)
     }
 
     /// The demo region's local day (days since 1970-01-01, UTC+3) of unix time `at`: a batch of

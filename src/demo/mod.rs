@@ -1,18 +1,20 @@
 //! The demo region: a synthetic, deterministic school year of a region that the default education
 //! rules accept, covering every subsystem of DOMAIN.md. The authority establishes the ledger,
-//! registers institutions of every kind and grants keys; institution admins grant their staff; then
-//! a dated year follows: kindergarten queues with benefits and a main allocation, 1st-grade windows
-//! and orders, clubs, teacher attestation before a commission, term/year grades, debts, final exams,
-//! certificates and diplomas, merged in time order with a streamed journal (lessons, grades,
-//! attendance, corrections, college and university results, portfolio achievements). Events are
-//! generated sequentially and signed on every core. Not the vocabulary (that is
-//! `zachetka-projections`).
+//! registers institutions of every kind and grants keys; institution admins grant their staff; a
+//! migration imports a cohort's earlier years from legacy systems (`history`); then a dated year
+//! follows, continuing the same learners: kindergarten queues with benefits and a main
+//! allocation, 1st-grade windows and orders, clubs, teacher attestation before a commission,
+//! term/year grades, debts, final exams, certificates and diplomas, merged in time order with a
+//! streamed journal (lessons, grades, attendance, corrections, college and university results,
+//! portfolio achievements). Events are generated sequentially and signed on every core. Not the
+//! vocabulary (that is `zachetka-projections`).
 //!
-//! One module per subsystem: `population` (sizes, keys, set-up), `contingent` (admissions,
-//! curricula, classes of the next year, leaving), `clubs`, `kindergarten`, `first_grade`,
-//! `school_year`, `attestation`, `higher` (college and university), `digital` (staff records
-//! and what the digital-maturity indicators count), `journal` (the streamed journal) and
-//! `merge` (the merge by time and the signing).
+//! One module per subsystem: `population` (sizes, keys, set-up), `history` (the migration of
+//! earlier years; keys replaced and an achievement revoked along the year), `contingent`
+//! (admissions, curricula, classes of the next year, leaving), `clubs`, `kindergarten`,
+//! `first_grade`, `school_year`, `attestation`, `higher` (college and university), `digital`
+//! (staff records and what the digital-maturity indicators count), `journal` (the streamed
+//! journal) and `merge` (the merge by time and the signing).
 
 use crate::event::uuid_v7;
 use crate::keys::KeyPair;
@@ -24,6 +26,7 @@ use serde_json::json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
+use zachetka_projections::vocabulary::MIGRATED_FROM;
 
 mod attestation;
 mod clubs;
@@ -31,6 +34,7 @@ mod contingent;
 mod digital;
 mod first_grade;
 mod higher;
+mod history;
 mod journal;
 mod kindergarten;
 mod merge;
@@ -95,6 +99,10 @@ pub struct DemoSample {
     pub school: String,
     pub class: String,
     pub subject: &'static str,
+    /// A learner whose profile spans the kindergarten queue, school, final attestation and a
+    /// college, most of it imported by the migration (in a region built by [`DemoRegion::new`];
+    /// a region with indicator targets imports no history).
+    pub lifelong: String,
 }
 
 /// The [`DemoSample`] of a region of `size`.
@@ -107,6 +115,7 @@ pub fn sample(size: DemoSize) -> DemoSample {
         school: sch(p.school),
         class: p.class(),
         subject: population::SUBJECTS[0],
+        lifelong: learner_stream(history::lifelong_learner(size)).trim_start_matches("learner/").to_owned(),
     }
 }
 
@@ -166,30 +175,80 @@ fn hex8(h: &[u8; 32]) -> String {
     h[16..24].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One event with its time and signer (an index into the region's keys).
+/// One event with the time it is written (the ledger records it then: its `occurred_at`, or for
+/// an import the time of the import) and its signer (an index into the region's keys).
 struct Item {
     at: i64,
     event: Value,
     signer: usize,
 }
 
+/// A key replaced along the way (revoked, or rotated): from `from` (unix seconds) on, what key
+/// `old` would have signed is signed by `new`.
+#[derive(Debug, Clone, Copy)]
+struct Swap {
+    old: usize,
+    from: i64,
+    new: usize,
+}
+
+/// The key that signs for `signer` at `at`, after the replacements in `swaps`.
+fn signer_at(swaps: &[Swap], mut signer: usize, at: i64) -> usize {
+    for s in swaps {
+        if s.old == signer && at >= s.from {
+            signer = s.new;
+        }
+    }
+    signer
+}
+
+/// Where an imported record comes from (`data.migrated_from`): the legacy system and its record id.
+struct Source<'a> {
+    system: &'a str,
+    record: String,
+}
+
 /// Builds the structural events; each gets the next number (for its id) in build order.
 struct Script<'a> {
     origin: &'a str,
     dids: &'a [String],
+    swaps: &'a [Swap],
     items: Vec<Item>,
     n: u64,
 }
 
 impl Script<'_> {
-    fn push(&mut self, at: i64, stream: &str, ty: &str, signer: usize, mut data: Value) -> String {
+    fn push(&mut self, at: i64, stream: &str, ty: &str, signer: usize, data: Value) -> String {
+        self.write(at, at, stream, ty, signer, data)
+    }
+
+    /// A migration's import, written at `at` (the ledger records it then; its id is minted then)
+    /// of a record that occurred at `occurred` in the legacy system `from`.
+    #[allow(clippy::too_many_arguments)]
+    fn import(
+        &mut self,
+        at: i64,
+        occurred: i64,
+        stream: &str,
+        ty: &str,
+        signer: usize,
+        mut data: Value,
+        from: Source,
+    ) -> String {
+        let source = json!({"system": from.system, "record": from.record});
+        data.as_object_mut().expect("event data is an object").insert(MIGRATED_FROM.into(), source);
+        self.write(at, occurred, stream, ty, signer, data)
+    }
+
+    fn write(&mut self, at: i64, occurred: i64, stream: &str, ty: &str, signer: usize, mut data: Value) -> String {
         let v = zachetka_rules::schema_version(ty).expect("demo events are of the vocabulary");
         data.as_object_mut().expect("event data is an object").insert("v".into(), json!(v));
         self.n += 1;
         let id = event_id(self.origin, self.n, at);
+        let signer = signer_at(self.swaps, signer, at);
         let event = json!({
             "ledger": self.origin, "stream": stream, "type": ty, "id": id,
-            "occurred_at": format_rfc3339(at), "author": self.dids[signer], "data": data,
+            "occurred_at": format_rfc3339(occurred), "author": self.dids[signer], "data": data,
         });
         self.items.push(Item { at, event, signer });
         id
@@ -211,6 +270,8 @@ pub struct DemoRegion {
     day0: i64,
     /// Indicator counts to reproduce exactly, if any.
     targets: Option<IndicatorTargets>,
+    /// Keys replaced along the live year (none in a region with indicator targets).
+    swaps: Vec<Swap>,
 }
 
 impl DemoRegion {
@@ -245,9 +306,17 @@ impl DemoRegion {
             next: 0,
             day0: day(2026, 9, 1),
             targets,
+            swaps: Vec::new(),
         };
-        let mut script = Script { origin, dids: &region.dids, items: Vec::new(), n: SCRIPT_BASE };
+        if region.has_history() {
+            region.swaps = region.key_swaps();
+        }
+        let mut script = Script { origin, dids: &region.dids, swaps: &region.swaps, items: Vec::new(), n: SCRIPT_BASE };
         region.setup(&mut script);
+        if region.has_history() {
+            region.migration(&mut script);
+            region.keys_along_the_way(&mut script);
+        }
         region.contingent(&mut script);
         region.additional(&mut script);
         region.queues(&mut script);
@@ -269,5 +338,11 @@ impl DemoRegion {
     /// The authority key's did (the ledger must be initialized with it).
     pub fn authority_did(&self) -> String {
         self.dids[self.cast.authority].clone()
+    }
+
+    /// Whether the region has a lifelong history (imported earlier years, keys replaced along
+    /// the way): every region but one with indicator targets, whose counts it would change.
+    fn has_history(&self) -> bool {
+        self.targets.is_none()
     }
 }

@@ -54,6 +54,12 @@ pub(super) fn schools(size: DemoSize) -> u64 {
     size.teachers.max(1).div_ceil(30).max(1)
 }
 
+/// Colleges, universities, college students and university students in a region of `size`.
+pub(super) fn higher_counts(size: DemoSize) -> (u64, u64, u64, u64) {
+    let learners = size.learners.max(1);
+    (1 + learners / 40_000, 1 + learners / 100_000, (learners / 20).max(10), (learners / 20).max(10))
+}
+
 /// Who holds which key (indices into `DemoRegion::keys`) and how big each part of the region is.
 pub(super) struct Cast {
     pub(super) learners: u64,
@@ -92,6 +98,18 @@ pub(super) struct Cast {
     pub(super) members: Vec<usize>,
     /// The region's attester of teachers' courses and competitions (`staff_record_issuer`).
     pub(super) staff_issuer: usize,
+    /// Keys of the migration from the legacy systems (`history`), each with the `migration` role
+    /// and the roles its imports need, in one institution or territory: per school, the other
+    /// region's school, per territory's queue, per college, per university.
+    pub(super) migration_school: Vec<usize>,
+    pub(super) migration_other_school: usize,
+    pub(super) migration_queue: Vec<usize>,
+    pub(super) migration_college: Vec<usize>,
+    pub(super) migration_uni: Vec<usize>,
+    /// The new key of the teacher whose key is revoked mid-year, and the key the first school's
+    /// registrar rotates to (`history`).
+    pub(super) teacher_renewed: usize,
+    pub(super) registrar_rotated: usize,
 }
 
 /// A school learner's place: school, school year 1 to 11, class letter index.
@@ -201,10 +219,7 @@ pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
     let teachers = size.teachers.max(1) as usize;
     let schools = schools(size);
     let territories = (2 + learners / 10_000).min(TERRITORIES.len() as u64);
-    let colleges = 1 + learners / 40_000;
-    let universities = 1 + learners / 100_000;
-    let college_students = (learners / 20).max(10);
-    let uni_students = (learners / 20).max(10);
+    let (colleges, universities, college_students, uni_students) = higher_counts(size);
     let mut ring = KeyRing { origin, keys: Vec::new() };
     for i in 0..teachers {
         ring.add(format!("teacher/{i}"));
@@ -246,6 +261,13 @@ pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
         secretary: ring.add("secretary/com-001".into()),
         members: (0..MEMBERS).map(|m| ring.add(format!("member/com-001/{m}"))).collect(),
         staff_issuer: 0,
+        migration_school: Vec::new(),
+        migration_other_school: 0,
+        migration_queue: Vec::new(),
+        migration_college: Vec::new(),
+        migration_uni: Vec::new(),
+        teacher_renewed: 0,
+        registrar_rotated: 0,
     };
     cast.class_teacher =
         (0..schools).map(|s| (1..=11).map(|y| ring.add(format!("class_teacher/{}/{y}А", sch(s)))).collect()).collect();
@@ -258,6 +280,14 @@ pub(super) fn cast(origin: &str, size: DemoSize) -> (Cast, Vec<KeyPair>) {
         .map(|u| (0..per_uni).map(|k| ring.add(format!("teacher/uni-{:03}/{k}", u + 1))).collect())
         .collect();
     cast.staff_issuer = ring.add("issuer/staff".into());
+    cast.migration_school = (0..schools).map(|s| ring.add(format!("migration/{}", sch(s)))).collect();
+    cast.migration_other_school = ring.add(format!("migration/{}", super::history::OTHER_REGION_SCHOOL));
+    cast.migration_queue =
+        (0..territories).map(|t| ring.add(format!("migration/queue/{}", TERRITORIES[t as usize]))).collect();
+    cast.migration_college = (0..colleges).map(|c| ring.add(format!("migration/col-{:03}", c + 1))).collect();
+    cast.migration_uni = (0..universities).map(|u| ring.add(format!("migration/uni-{:03}", u + 1))).collect();
+    cast.teacher_renewed = ring.add(format!("teacher/{}/renewed", super::history::REVOKED_TEACHER));
+    cast.registrar_rotated = ring.add(format!("registrar/{}/rotated", sch(0)));
     (cast, ring.keys)
 }
 

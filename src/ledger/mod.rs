@@ -127,6 +127,9 @@ type Reply = tokio::sync::oneshot::Sender<Vec<Result<Receipt, Refusal>>>;
 struct Submission {
     events: Vec<VerifiedEvent>,
     reply: Reply,
+    /// Told when the sequencer has read the ledger's clock for the batch holding these events
+    /// (`Pending::wait_sequenced_blocking`).
+    sequenced: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Shared {
@@ -569,12 +572,13 @@ impl Ledger {
             }
         }
         if valid.is_empty() {
-            return Ok(Pending { results, rx: None });
+            return Ok(Pending { results, rx: None, sequenced: None });
         }
         let (reply, rx) = tokio::sync::oneshot::channel();
+        let (sequenced, sequenced_rx) = tokio::sync::oneshot::channel();
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(Submission { events: valid, reply }) {
-            Ok(()) => Ok(Pending { results, rx: Some(rx) }),
+        match self.tx.try_send(Submission { events: valid, reply, sequenced: Some(sequenced) }) {
+            Ok(()) => Ok(Pending { results, rx: Some(rx), sequenced: Some(sequenced_rx) }),
             Err(TrySendError::Full(_)) => {
                 self.shared.queued.fetch_sub(1, Ordering::SeqCst);
                 Err(Refusal::new(Code::Busy, "the sequencer queue is full; retry shortly"))
@@ -690,7 +694,7 @@ fn commitment_sink(
             let verified = event::verify_signed(signed, origin, &shared.keys).map_err(|r| r.to_string())?;
             let (reply, rx) = tokio::sync::oneshot::channel();
             shared.queued.fetch_add(1, Ordering::SeqCst);
-            if tx.send(Submission { events: vec![verified], reply }).is_err() {
+            if tx.send(Submission { events: vec![verified], reply, sequenced: None }).is_err() {
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
                 return Err("the sequencer stopped".into());
             }
@@ -722,6 +726,7 @@ impl Drop for Admitted {
 pub struct Pending {
     results: Vec<Option<Result<Receipt, Refusal>>>,
     rx: Option<tokio::sync::oneshot::Receiver<Vec<Result<Receipt, Refusal>>>>,
+    sequenced: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Pending {
@@ -737,6 +742,17 @@ impl Pending {
                 },
             })
             .collect()
+    }
+
+    /// Blocks until the sequencer has taken these events into a batch and read the ledger's
+    /// clock for it: their `recorded_at` is then fixed, whatever the clock says afterwards (a
+    /// driver that moves a clock it controls, as the demo does, waits for this, not for
+    /// durability). Returns at once when nothing was queued, or when the sequencer stopped. The
+    /// receipts still come only once the batch is durable ([`Pending::wait_blocking`]).
+    pub fn wait_sequenced_blocking(&mut self) {
+        if let Some(rx) = self.sequenced.take() {
+            let _ = rx.blocking_recv();
+        }
     }
 
     pub fn wait_blocking(mut self) -> Vec<Result<Receipt, Refusal>> {

@@ -401,7 +401,7 @@ impl Sequencer {
 
     /// Orders a group of submissions into one batch and signs its checkpoint. Nothing is
     /// written here: a crash loses the batch, which nobody has been told about.
-    pub(super) fn prepare(&mut self, subs: Vec<Submission>) -> Prepared {
+    pub(super) fn prepare(&mut self, mut subs: Vec<Submission>) -> Prepared {
         // Batches the committer has made durable are in the store now.
         let committed = self.shared.head.read().expect("head lock").0.tree_size;
         while self.pending.front().is_some_and(|p| p.end_seq <= committed) {
@@ -426,6 +426,12 @@ impl Sequencer {
             known_streams: HashMap::new(),
         };
         let recorded_at = self.clock.now_unix();
+        // The batch's ledger time is fixed: whoever waits for that may move a clock it controls.
+        for sub in &mut subs {
+            if let Some(tx) = sub.sequenced.take() {
+                let _ = tx.send(());
+            }
+        }
         let mut outcomes: Vec<(Reply, Vec<Outcome>)> = Vec::with_capacity(subs.len());
         let mut failure: Option<StoreError> = None;
         if store.is_shared() {

@@ -378,7 +378,7 @@ fn the_demo_prints_a_working_token_per_reader() {
             .collect()
     };
     let printed = tokens_of(&first);
-    assert_eq!(printed.len(), 3, "{first}");
+    assert_eq!(printed.len(), 4, "{first}");
     let sample = zachetka::demo::sample(zachetka::demo::DemoSize { learners: 300, teachers: 60, events: 2000 });
     assert_eq!((sample.school.as_str(), sample.class.as_str()), ("sch-001", "5А"));
     assert!(printed[0].1.ends_with("/v1/entries?limit=3"), "{first}");
@@ -389,18 +389,21 @@ fn the_demo_prints_a_working_token_per_reader() {
         "{first}"
     );
     assert!(printed[2].1.ends_with(&format!("/v1/projections/diaries/{}", sample.learner)), "{first}");
+    let lifelong = format!("/v1/projections/profiles/{}", sample.lifelong);
+    assert!(printed[3].1.ends_with(&lifelong), "{first}");
     let second = demo();
     let file = d.join("tokens.json");
     let records = zachetka::access::read_tokens(&file).unwrap();
-    assert_eq!(records.len(), 6);
-    assert!(records[..3].iter().all(|t| t.revoked) && records[3..].iter().all(|t| !t.revoked), "{records:?}");
-    let roles: Vec<(Role, Scope)> = records[3..].iter().map(|t| (t.role, t.scope.clone())).collect();
+    assert_eq!(records.len(), 8);
+    assert!(records[..4].iter().all(|t| t.revoked) && records[4..].iter().all(|t| !t.revoked), "{records:?}");
+    let roles: Vec<(Role, Scope)> = records[4..].iter().map(|t| (t.role, t.scope.clone())).collect();
     assert_eq!(
         roles,
         [
             (Role::Auditor, Scope::Region),
             (Role::Staff, Scope::Institution(sample.school.clone())),
             (Role::Learner, Scope::Learner(sample.learner.clone())),
+            (Role::Learner, Scope::Learner(sample.lifelong.clone())),
         ]
     );
     // Serve the demo ledger with its token file: the auditor's line works, the others may not read
@@ -417,6 +420,13 @@ fn the_demo_prints_a_working_token_per_reader() {
         assert_eq!(get_as(&srv.base, "/v1/entries?limit=3", Some(&format!("Bearer {token}"))).0, 403);
     }
     assert_eq!(get_as(&srv.base, "/v1/entries?limit=3", Some(&format!("Bearer {}", printed[0].0))).0, 401);
+    // The lifelong student's token reads their profile: kindergarten to college, imports marked.
+    let (status, _, body) = get_as(&srv.base, &lifelong, Some(&format!("Bearer {}", now[3].0)));
+    assert_eq!(status, 200, "{body}");
+    let profile: Value = serde_json::from_str(&body).unwrap();
+    let view = &profile["view"];
+    assert_eq!(view["kindergarten"][0]["imported"]["system"], "BARS", "{body}");
+    assert!(!view["college"]["groups"].as_array().unwrap().is_empty(), "{body}");
     // The sample learner is real: their stream holds grades of the sample school and class.
     let path = format!("/v1/streams/learner/{}?limit=1000", sample.learner);
     let (status, _, body) = get_as(&srv.base, &path, Some(&format!("Bearer {}", now[0].0)));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use zachetka::audit::audit;
 use zachetka::demo::{DemoRegion, DemoSize};
 use zachetka::ledger::{Ledger, Limits, RulesMode};
+use zachetka::record::{export_learner, verify, Disclosure, Options};
 
 const SMALL: DemoSize = DemoSize { learners: 300, teachers: 60, events: 3000 };
 
@@ -80,20 +81,29 @@ fn the_demo_region_covers_every_event_type_it_promises() {
     // Without a ledger: the generator alone, a quick look at the vocabulary it uses.
     let mut region = DemoRegion::new(ORIGIN, SMALL);
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
-    let mut last_day = String::new();
+    let mut last_day = i64::MIN;
     let mut backwards = 0u64;
+    let mut imported: BTreeMap<String, u64> = BTreeMap::new();
     loop {
         let batch = region.next_batch(1000);
         if batch.is_empty() {
             break;
         }
+        let batch_day = DemoRegion::local_day(DemoRegion::recorded_at_of(&batch).unwrap());
         for e in &batch {
             *types.entry(event_type(e).to_owned()).or_default() += 1;
-            let day = e["event"]["occurred_at"].as_str().unwrap()[..10].to_owned();
-            if day < last_day {
+            let written = DemoRegion::local_day(DemoRegion::written_at(&e["event"]).unwrap());
+            assert_eq!(written, batch_day, "a batch holds the events written on one day");
+            if written < last_day {
                 backwards += 1;
             }
-            last_day = last_day.max(day);
+            last_day = last_day.max(written);
+            if let Some(from) = e["event"]["data"].get("migrated_from") {
+                *imported.entry(from["system"].as_str().unwrap().to_owned()).or_default() += 1;
+                // An import occurred before it is written: the migration runs before the live year.
+                let occurred = zachetka::time::parse_rfc3339(e["event"]["occurred_at"].as_str().unwrap()).unwrap();
+                assert!(occurred < zachetka::time::parse_rfc3339("2026-08-01T00:00:00Z").unwrap(), "{e}");
+            }
         }
     }
     for ty in [
@@ -141,11 +151,17 @@ fn the_demo_region_covers_every_event_type_it_promises() {
         "digital.teacher_content_access_granted",
         "digital.learner_content_access_granted",
         "digital.assignment_recorded",
+        "portfolio.achievement_revoked",
+        "keys.revoked",
+        "keys.rotated",
     ] {
         assert!(types.contains_key(ty), "no {ty}: {types:?}");
     }
-    // Time order: the log never goes back a day.
+    // Time order: the log never goes back a day (an import is written when the migration runs).
     assert_eq!(backwards, 0, "{types:?}");
+    // The migration imports the region's own legacy system and another region's.
+    assert!(imported.get("BARS").copied().unwrap_or(0) > 1000, "{imported:?}");
+    assert!(imported.get("СОЛО").copied().unwrap_or(0) > 0, "{imported:?}");
 }
 
 #[test]
@@ -208,4 +224,73 @@ fn a_region_with_indicator_targets_reproduces_them_from_the_log() {
         ),
         (173_171, 20_555, 3_917, 41_007)
     );
+}
+
+#[test]
+fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its_bundle_verifies() {
+    let size = DemoSize { learners: 300, teachers: 60, events: 500 };
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, size);
+    let ledger = education_ledger(dir.path(), &region.authority_did());
+    loop {
+        let batch = region.next_batch(700);
+        if batch.is_empty() {
+            break;
+        }
+        append_demo_batch(&ledger, batch);
+    }
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let learner = zachetka::demo::sample(size).lifelong;
+    let p = ledger.read_side().view("profiles", &[&learner]).unwrap().view.body;
+    let items = |v: &Value| v.as_array().unwrap().clone();
+    let of_type = |v: &Value, ty: &str| -> Vec<Value> { items(v).into_iter().filter(|i| i["type"] == ty).collect() };
+    let imported_from = |i: &Value| i["imported"]["system"].as_str().map(str::to_owned);
+    // The kindergarten queue: the application imported from the legacy system (with its source
+    // record), the placement re-entered by the migration, not imported.
+    let apps = of_type(&p["kindergarten"], "queue.application_submitted");
+    assert_eq!(apps.len(), 1, "{p:#}");
+    assert_eq!(imported_from(&apps[0]).as_deref(), Some("BARS"));
+    assert!(apps[0]["imported"]["record"].as_str().is_some_and(|r| !r.is_empty()));
+    let enrolled = of_type(&p["kindergarten"], "queue.enrolled");
+    assert_eq!(enrolled.len(), 1, "{p:#}");
+    assert_eq!(enrolled[0].get("imported"), None);
+    // School: nine years of classes (grades from the 2nd), each with records and its academic year.
+    let classes = items(&p["school"]["classes"]);
+    let years: Vec<i64> =
+        classes.iter().flat_map(|c| items(&c["academic_years"])).map(|y| y.as_i64().unwrap()).collect();
+    assert_eq!(classes.len(), 8, "{p:#}");
+    assert_eq!(years.len(), 8, "{p:#}");
+    // Final attestation (ОГЭ) and the certificate: imported.
+    let finals = of_type(&p["school"]["events"], "journal.final_attestation_recorded");
+    assert!(!finals.is_empty(), "{p:#}");
+    assert!(finals.iter().all(|i| i["summary"]["exam"] == "oge" && imported_from(i).as_deref() == Some("BARS")));
+    let certificates = of_type(&p["documents"], "journal.certificate_issued");
+    assert_eq!(certificates.len(), 1, "{p:#}");
+    assert_eq!(imported_from(&certificates[0]).as_deref(), Some("BARS"));
+    // College: admitted in an earlier year (re-entered), results of earlier terms (imported) and
+    // of this year, and the diploma written live.
+    let admitted = of_type(&p["contingent"], "contingent.admitted");
+    let first_grade = admitted.iter().find(|i| i["summary"]["class"].as_str().unwrap().starts_with('1'));
+    assert!(first_grade.is_some_and(|i| i["summary"]["academic_year"].as_i64().unwrap() < 2017), "{p:#}");
+    let college: Vec<&Value> = admitted.iter().filter(|i| i["summary"]["institution"] == "col-001").collect();
+    assert_eq!(college.len(), 1, "{p:#}");
+    assert!(college[0]["summary"]["academic_year"].as_i64().unwrap() < 2026);
+    let groups = items(&p["college"]["groups"]);
+    assert_eq!(groups.len(), 1, "{p:#}");
+    let terms: Vec<i64> = items(&groups[0]["terms"]).iter().map(|t| t.as_i64().unwrap()).collect();
+    assert!(terms.contains(&1) && terms.contains(&8), "{terms:?}");
+    let diplomas = of_type(&p["documents"], "college.diploma_issued");
+    assert_eq!(diplomas.len(), 1, "{p:#}");
+    assert_eq!(diplomas[0].get("imported"), None);
+    // An olympiad imported from school years, revoked in the live year.
+    let achievements = items(&p["achievements"]);
+    let revoked: Vec<&Value> = achievements.iter().filter(|a| !a["revoked"].is_null()).collect();
+    assert_eq!(revoked.len(), 1, "{p:#}");
+    assert_eq!(imported_from(&revoked[0]["attested"]).as_deref(), Some("BARS"));
+    assert_eq!(revoked[0]["revoked"].get("imported"), None);
+    // The learner's record bundle verifies offline.
+    let bundle = export_learner(&ledger, &learner, &Disclosure::All).unwrap();
+    let report = verify(&bundle.to_json(), &ledger.config().verifier_key, &Options::default());
+    assert!(report.ok, "{:#?}", report.failures);
+    assert_eq!(report.disclosed, bundle.entries.len());
 }

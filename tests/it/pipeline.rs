@@ -323,3 +323,52 @@ fn randomized_histories_match_the_model() {
     assert_eq!(ledger.head().0.tree_size, accepted.len() as u64, "seed {seed}");
     check_log(&ledger);
 }
+
+/// A batch's ledger time is fixed when the sequencer takes it: `Pending::wait_sequenced_blocking`
+/// returns then, before the batch is durable, and not before; moving the clock afterwards does
+/// not change its `recorded_at` (the demo moves its pinned clock to the next day on this signal).
+#[test]
+fn a_batch_keeps_the_ledger_time_read_when_it_was_sequenced() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, entered_rx, release_tx) = blocking_store(dir.path());
+    let ledger = open_ledger(store.clone(), Limits::default());
+    let (day1, day2) = (1_800_000_000, 1_800_086_400);
+    let waiting = |mut pending: zachetka::ledger::Pending| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            pending.wait_sequenced_blocking();
+            tx.send(()).unwrap();
+            pending
+        });
+        (rx, waiter)
+    };
+    pin_clock(day1);
+    // The sequencer reads the clock for the first batch, then blocks while admitting it:
+    // sequenced, not durable.
+    let (first_rx, first) = waiting(ledger.submit(vec![grade(0, "learner/47-000001", None)]).unwrap());
+    first_rx.recv_timeout(Duration::from_secs(60)).expect("sequenced while its admission is blocked");
+    entered_rx.recv().unwrap();
+    // The second waits behind it: not sequenced while the sequencer is held.
+    let (second_rx, second) = waiting(ledger.submit(vec![grade(1, "learner/47-000001", None)]).unwrap());
+    let early = second_rx.recv_timeout(Duration::from_millis(300)).is_ok();
+    let durable = ledger.head().0.tree_size;
+    pin_clock(day2);
+    store.set(Fault::None);
+    release_tx.send(()).unwrap();
+    // (Asserted once the sequencer is free, so that a failure cannot hang the ledger's drop.)
+    assert!(!early, "sequenced before the sequencer took it");
+    assert_eq!(durable, 0, "nothing was durable while the sequencer was held");
+    second_rx.recv_timeout(Duration::from_secs(60)).expect("sequenced once the sequencer is free");
+    let recorded = |pending: zachetka::ledger::Pending| {
+        let receipt = pending.wait_blocking().remove(0).unwrap();
+        parse_entry(&ledger.entries(receipt.seq, 1).unwrap()[0]).unwrap().meta.recorded_at_unix
+    };
+    assert_eq!(recorded(first.join().unwrap()), day1);
+    assert_eq!(recorded(second.join().unwrap()), day2);
+    // Nothing queued (every event refused before the sequencer): no wait.
+    let mut refused = ledger.submit(vec![json!({"not": "an event"})]).unwrap();
+    refused.wait_sequenced_blocking();
+    assert!(refused.wait_blocking()[0].is_err());
+    check_log(&ledger);
+}

@@ -459,8 +459,12 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
     );
     let recommended: BTreeSet<String> = of_type("digital.recommendation_offered").map(|e| s(&e["stream"])).collect();
     assert_eq!(shares[1]["numerator"], recommended.len() as u64);
+    let schools: BTreeSet<String> = of_type("registry.institution_registered")
+        .filter(|e| e["data"]["kind"] == "school")
+        .map(|e| s(&e["data"]["institution"]))
+        .collect();
     let school_teachers: BTreeSet<String> = of_type("keys.granted")
-        .filter(|e| e["data"]["scope"]["institution"].as_str().is_some_and(|i| i.starts_with("sch-")))
+        .filter(|e| e["data"]["scope"]["institution"].as_str().is_some_and(|i| schools.contains(i)))
         .filter(|e| e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "teacher" || r == "class_teacher"))
         .map(|e| s(&e["data"]["holder"]))
         .collect();
