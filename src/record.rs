@@ -8,7 +8,9 @@
 //! them (queue and 1st-grade entries, which `Concerns` places only after folding the whole log)
 //! come from the `profiles` read model, which folds `Concerns` already and links each such item
 //! to its seq. Both are taken at the tree size the read model has applied, and every proof is
-//! against the checkpoint signed at exactly that size.
+//! against the checkpoint signed at exactly that size. The completeness member is the read
+//! side's answer for the latest commitment below that size (`completeness_for`), its entry and
+//! proof read from the log like the others.
 
 use crate::ledger::Ledger;
 use crate::merkle::{self, Hash, HashReader};
@@ -38,6 +40,8 @@ pub enum RecordError {
     Read(String),
     #[error("couldn't build the bundle")]
     Export(#[from] zachetka_record::ExportError),
+    #[error("couldn't prove the learner's completeness value")]
+    Completeness(#[from] crate::read::completeness::CompletenessError),
 }
 
 /// Every seq `view` links to an entry of a stream other than the learner's own (items with a
@@ -111,6 +115,17 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?
         .ok_or_else(|| RecordError::Read("the registry is longer than a bundle carries".into()))?;
     let registry = read_entries(ledger, &registry_seqs)?;
+    // Every commitment below `tree_size` is known to the completeness model once it has applied
+    // that far (models move together; after a snapshot one may trail briefly).
+    let read = ledger.read_side();
+    if read.status(tree_size).models.iter().any(|m| m.name == "completeness" && m.cursor < tree_size) {
+        read.wait_applied_blocking(tree_size);
+    }
+    let completeness = read.completeness_for(learner, tree_size)?;
+    let commitment_entry = match &completeness {
+        Some(c) => read_entries(ledger, &[c.commitment_seq])?.pop().map(|(_, bytes)| bytes),
+        None => None,
+    };
     let config = ledger.config();
     let input = zachetka_record::ExportInput {
         origin: &config.origin,
@@ -120,6 +135,15 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         concerned: &concerned,
         registry: &registry,
         disclosure,
+        completeness: completeness.as_ref().zip(commitment_entry.as_deref()).map(|(c, entry)| {
+            zachetka_record::CompletenessInput {
+                commitment_seq: c.commitment_seq,
+                commitment_entry: entry,
+                up_to: c.up_to,
+                value: c.value,
+                map_proof: &c.map_proof,
+            }
+        }),
     };
     let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::new()) };
     let prove = |seq: u64, n: u64| merkle::prove_inclusion(seq, n, &hashes).map_err(|e| e.to_string());

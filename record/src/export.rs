@@ -1,10 +1,12 @@
 //! The exporter's pure part: given the entries that concern a learner, the registry and a
 //! checkpoint, decide what is disclosed and withheld (FORMAT.md section 7), pick the registry
 //! entries that make each disclosed author's authority chain (section 4), and assemble the
-//! bundle with one inclusion proof per item. Not how the entries are found (the root crate reads
-//! its store and the `profiles` read model) and not the checks (`verify`).
+//! bundle with one inclusion proof per item and the learner's completeness value (section 6) as
+//! the ledger answered it. Not how the entries are found (the root crate reads its store and the
+//! `profiles` read model), not which commitment is the latest (the read side), and not the
+//! checks (`verify`).
 
-use crate::bundle::{Bundle, DisclosureNote, Item, FORMAT, VERSION};
+use crate::bundle::{Bundle, CompletenessMember, DisclosureNote, Item, FORMAT, VERSION};
 use crate::disclosure::Disclosure;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -17,6 +19,7 @@ struct Parsed {
     event: Value,
 }
 use zachetka_formats::merkle::Hash;
+use zachetka_projections::completeness::{LearnerValue, MapProof, ValueJson};
 
 /// What the exporter starts from. Entries are `(seq, canonical entry bytes)`, ascending, all
 /// below the checkpoint's tree size.
@@ -31,6 +34,22 @@ pub struct ExportInput<'a> {
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
     pub disclosure: &'a Disclosure,
+    /// The learner's value in the latest completeness commitment below the checkpoint, when
+    /// the ledger has made one (the bundle's `completeness` is `null` otherwise).
+    pub completeness: Option<CompletenessInput<'a>>,
+}
+
+/// What the ledger's read side answers for the bundle's `completeness` member
+/// (`ReadSide::completeness_for`), with the commitment entry's stored bytes.
+pub struct CompletenessInput<'a> {
+    /// The commitment entry's seq (`S`, below the checkpoint's tree size).
+    pub commitment_seq: u64,
+    /// The commitment entry's canonical bytes, as stored.
+    pub commitment_entry: &'a [u8],
+    /// `P`: the commitment covers every entry with seq < `P`.
+    pub up_to: u64,
+    pub value: LearnerValue,
+    pub map_proof: &'a MapProof,
 }
 
 /// Why a bundle could not be made (the store's data is at fault, never the learner's choice).
@@ -175,6 +194,21 @@ pub fn export(
         let (seq, bytes) = &input.registry[i];
         authority.push(Item::disclosed(*seq, bytes, &proof(*seq)?));
     }
+    let completeness = match &input.completeness {
+        None => None,
+        Some(c) => {
+            let seq = c.commitment_seq;
+            if seq >= tree_size {
+                return Err(ExportError::BeyondCheckpoint { seq, tree_size });
+            }
+            Some(CompletenessMember {
+                commitment: Item::disclosed(seq, c.commitment_entry, &proof(seq)?),
+                up_to: c.up_to,
+                value: ValueJson::from(c.value),
+                map_proof: serde_json::to_value(c.map_proof).expect("a map proof serializes"),
+            })
+        }
+    };
     Ok(Bundle {
         format: FORMAT.to_owned(),
         version: VERSION,
@@ -185,7 +219,7 @@ pub fn export(
         disclosure: DisclosureNote { only: input.disclosure.choices() },
         entries,
         authority,
-        completeness: None,
+        completeness,
     })
 }
 

@@ -11,8 +11,8 @@ pub mod export;
 mod report;
 mod verify;
 
-pub use bundle::{Bundle, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
+pub use bundle::{Bundle, CompletenessMember, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
-pub use export::{export, ExportError, ExportInput};
-pub use report::{Failure, Report};
-pub use verify::{verify, Options, OtherCheckpoint};
+pub use export::{export, CompletenessInput, ExportError, ExportInput};
+pub use report::{Completeness, Failure, Report};
+pub use verify::{verify, Options, OtherCheckpoint, MAX_UNCOVERED_DEFAULT};

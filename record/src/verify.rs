@@ -1,8 +1,11 @@
 //! The offline verifier (FORMAT.md section 4): every check in the order the format lists, each
 //! failure with its stable code and the entry it names. Needs the bundle's bytes and the
-//! verifier key the caller trusts, nothing else: no network, no store.
-//! Not the exporter and not the completeness commitment (reserved, DESIGN 3.7).
+//! verifier key the caller trusts, nothing else: no network, no store. The completeness member
+//! (section 6) is checked here too: the commitment entry, the learner's value recomputed from
+//! the bundle's items, the map proof, and the freshness bound.
+//! Not the exporter, and not the commitment format (`zachetka_projections::completeness`).
 
+use crate::bundle::CompletenessMember;
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
 use crate::disclosure::preset;
 use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
@@ -12,6 +15,7 @@ use zachetka_formats::checkpoint::{self, TreeHead};
 use zachetka_formats::event::{canonical_event_of_entry, parse_entry, signing_input, ParsedEntry};
 use zachetka_formats::keys::{self, KeyCache};
 use zachetka_formats::merkle::{self, ConsistencyProof, Hash, HashB64};
+use zachetka_projections::completeness::{self as commitment, LearnerValue, MapProof};
 use zachetka_projections::model::ParsedFact;
 use zachetka_projections::models::concerns::Concerns;
 use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError, RuleKind, Rules};
@@ -33,7 +37,23 @@ pub struct Options {
     pub region: Option<RegionConfig>,
     /// Threads for the per-entry checks (0: the machine's parallelism, at most 8).
     pub threads: usize,
+    /// Refuse a bundle that carries no completeness member (`completeness_missing`); without
+    /// it such a bundle is reported `not_present`, which is no failure.
+    pub require_complete: bool,
+    /// The most positions the completeness commitment may leave uncovered: from its `up_to` to
+    /// the bundle's checkpoint, and to the second checkpoint when that one is newer
+    /// (`completeness_stale` beyond). `None`: [`MAX_UNCOVERED_DEFAULT`].
+    pub max_uncovered: Option<u64>,
 }
+
+/// The default bound on positions a bundle's completeness commitment leaves uncovered
+/// (FORMAT.md section 6, "Freshness"): twice the ledger's default commitment spacing of
+/// 100,000 entries. Under that policy the latest commitment below any checkpoint covers all but
+/// at most about 100,000 + 65,536 positions (the spacing, plus how far the read side may lag
+/// when it commits), so an honest bundle of such a ledger is never refused, while a bundle that
+/// cites a commitment older than the two latest is. A ledger run with another policy publishes
+/// its spacing; its verifiers pass twice that.
+pub const MAX_UNCOVERED_DEFAULT: u64 = 200_000;
 
 /// One item after its own checks.
 struct Checked {
@@ -113,15 +133,7 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     } else if options.other.is_some() {
         r.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
     }
-    r.completeness = Some(match &b.completeness {
-        None => Completeness { status: "not_present", reason: None },
-        Some(_) => Completeness {
-            status: "not_checked",
-            reason: Some(
-                "completeness commitments are not yet defined (DESIGN 3.7); this verifier cannot check one".into(),
-            ),
-        },
-    });
+    r.completeness = Some(check_completeness(&mut r, &b, head.as_ref(), &checked, verifier_key, options));
     r.record = summarize(&by_seq);
     r.ok = r.failures.is_empty();
     r
@@ -531,6 +543,229 @@ fn check_consistency(r: &mut Report, other: &OtherCheckpoint, head: &TreeHead, v
             ),
         ),
     }
+}
+
+/// The commitment's `data`: `{"v": 1, "up_to", "map_root", "learners"}`, exactly.
+struct CommitmentData {
+    up_to: u64,
+    map_root: [u8; 32],
+    learners: u64,
+}
+
+/// The commitment event's own checks (FORMAT.md section 6): stream, type, author the trusted
+/// ledger key, data in shape; each problem a message for `completeness_commitment_invalid`.
+fn commitment_data(e: &ParsedEntry, vkey: &str) -> Result<CommitmentData, Vec<String>> {
+    let s = |k: &str| e.event.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut problems = Vec::new();
+    if s("stream") != commitment::STREAM || s("type") != commitment::EVENT_TYPE {
+        problems.push(format!(
+            "it is {} on stream {:?}, not {} on stream {:?}",
+            s("type"),
+            s("stream"),
+            commitment::EVENT_TYPE,
+            commitment::STREAM
+        ));
+    }
+    match checkpoint::public_key_of_verifier_key(vkey).map(|pk| keys::did_from_public(&pk)) {
+        Some(ledger) if ledger == s("author") => {}
+        Some(ledger) => problems
+            .push(format!("its author {} is not the ledger key {ledger} of the verifier key you trust", s("author"))),
+        None => problems.push("the verifier key you gave names no ed25519 key".into()),
+    }
+    let data = e.event.get("data").and_then(Value::as_object);
+    let int = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_u64);
+    let root = data.and_then(|d| d.get("map_root")).and_then(Value::as_str).and_then(Hash::from_b64);
+    let shape = data.is_some_and(|d| d.len() == 4) && int("v") == Some(1);
+    match (shape, int("up_to"), root, int("learners")) {
+        (true, Some(up_to), Some(root), Some(learners)) if problems.is_empty() => {
+            Ok(CommitmentData { up_to, map_root: root.0, learners })
+        }
+        (true, Some(_), Some(_), Some(_)) => Err(problems),
+        _ => {
+            problems
+                .push("its data is not {\"v\": 1, \"up_to\", \"map_root\": <base64 of 32 bytes>, \"learners\"}".into());
+            Err(problems)
+        }
+    }
+}
+
+/// Step 8, the completeness member (FORMAT.md section 6): the commitment entry is in the
+/// checkpoint, signed by the ledger key the caller trusts and says what the member says; the
+/// learner's value recomputed from the bundle's items below its position equals the member's
+/// value, which the map proof shows is the learner's in the committed map; and the commitment
+/// leaves at most `max_uncovered` positions uncovered.
+fn check_completeness(
+    r: &mut Report,
+    b: &Bundle,
+    head: Option<&TreeHead>,
+    checked: &[Checked],
+    vkey: &str,
+    options: &Options,
+) -> Completeness {
+    let max_uncovered = options.max_uncovered.unwrap_or(MAX_UNCOVERED_DEFAULT);
+    let mut out = Completeness { status: "failed", max_uncovered, ..Default::default() };
+    let Some(c) = &b.completeness else {
+        out.status = "not_present";
+        if options.require_complete {
+            r.fail(
+                "completeness_missing",
+                None,
+                "the bundle carries no completeness commitment, and this verification requires one",
+            );
+        }
+        return out;
+    };
+    let before = r.failures.len();
+    let CompletenessMember { commitment: item, up_to, value, map_proof } = c;
+    let (seq, up_to) = (item.seq, *up_to);
+    (out.up_to, out.commitment_seq) = (Some(up_to), Some(seq));
+
+    // The commitment entry, as any item: proof, canonical bytes, ledger, signature.
+    let entry = check_item(b, false, item, head, &KeyCache::default());
+    r.signatures_checked += usize::from(entry.signature_checked);
+    r.proofs_checked += usize::from(entry.proof_checked);
+    for (code, message) in &entry.failures {
+        r.fail(code, Some(seq), format!("the completeness commitment: {message}"));
+    }
+    if entry.withheld {
+        r.fail("bundle_malformed", Some(seq), "the completeness commitment is withheld; it must be disclosed");
+    }
+    let data = match entry.entry.as_ref().map(|e| commitment_data(e, vkey)) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(problems)) => {
+            for p in problems {
+                r.fail(
+                    "completeness_commitment_invalid",
+                    Some(seq),
+                    format!("entry {seq} is no completeness commitment of this ledger: {p}"),
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    if let Some(d) = &data {
+        if d.up_to != up_to {
+            r.fail(
+                "completeness_commitment_invalid",
+                Some(seq),
+                format!("the commitment at seq {seq} covers positions below {}, the bundle says {up_to}", d.up_to),
+            );
+        } else if up_to > seq {
+            r.fail(
+                "completeness_commitment_invalid",
+                Some(seq),
+                format!("the commitment at seq {seq} claims to cover positions up to {up_to}, after itself"),
+            );
+        }
+    }
+
+    // The learner's value from the bundle's items below P, in seq order (withheld by leaf hash).
+    let claimed = match value.decode() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            r.fail("bundle_malformed", None, "completeness.value.digest is not base64 of 32 bytes");
+            None
+        }
+    };
+    let mut items: Vec<&Checked> = checked.iter().filter(|c| !c.in_authority).collect();
+    items.sort_by_key(|c| c.seq);
+    let below: Vec<&Checked> = items.iter().copied().filter(|c| c.seq < up_to).collect();
+    out.after = Some(items.len() - below.len());
+    out.covered_withheld = Some(below.iter().filter(|c| c.withheld).count());
+    let recomputed = below
+        .iter()
+        .map(|c| c.leaf.map(|l| l.0))
+        .collect::<Option<Vec<[u8; 32]>>>()
+        .map(|leaves| LearnerValue::of_leaves(leaves.iter()));
+    if let (Some(claimed), Some(got)) = (claimed, recomputed) {
+        out.covered = Some(claimed.count);
+        if got != claimed {
+            let why = match got.count.cmp(&claimed.count) {
+                std::cmp::Ordering::Less => format!(
+                    "the commitment counts {} entries of learner {} below position {up_to}, the bundle holds {}: {} left out",
+                    claimed.count,
+                    b.learner,
+                    got.count,
+                    claimed.count - got.count
+                ),
+                std::cmp::Ordering::Greater => format!(
+                    "the bundle holds {} entries below position {up_to}, the commitment counts {} of learner {}: the bundle holds entries the commitment does not",
+                    got.count, claimed.count, b.learner
+                ),
+                std::cmp::Ordering::Equal => format!(
+                    "the bundle's {} entries below position {up_to} chain to another digest than the commitment's: an entry was replaced, or one left out and another added",
+                    got.count
+                ),
+            };
+            r.fail("completeness_value_mismatch", None, why);
+        }
+    } else if claimed.is_some() {
+        out.reason = Some("an item below the commitment's position could not be read".into());
+    }
+
+    // The value is the learner's in the committed map.
+    match serde_json::from_value::<MapProof>(map_proof.clone()) {
+        Err(e) => r.fail("map_proof_malformed", None, format!("the completeness map proof is not a map proof: {e}")),
+        Ok(proof) => {
+            if let (Some(d), Some(claimed)) = (&data, claimed) {
+                if proof.map_size != d.learners {
+                    r.fail(
+                        "map_proof_invalid",
+                        None,
+                        format!(
+                            "the map proof is for a map of {} learners, the commitment's holds {}",
+                            proof.map_size, d.learners
+                        ),
+                    );
+                } else if let Err(e) = commitment::verify_map_proof(&d.map_root, &b.learner, &claimed, &proof) {
+                    r.fail(
+                        e.code(),
+                        None,
+                        format!(
+                            "the value {{count {}}} of learner {} is not proved in the commitment's map: {e}",
+                            claimed.count, b.learner
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // Freshness: how far the commitment is behind the newest checkpoint the verifier knows.
+    if let Some(h) = head {
+        let uncovered = h.tree_size.saturating_sub(up_to);
+        out.uncovered_positions = Some(uncovered);
+        if uncovered > max_uncovered {
+            r.fail(
+                "completeness_stale",
+                None,
+                format!(
+                    "the commitment covers positions below {up_to}, the bundle's checkpoint is at {}: {uncovered} positions are not covered, more than the bound {max_uncovered}; an entry among them (a revocation, a correction) could be left out: ask for a bundle exported against the latest commitment",
+                    h.tree_size
+                ),
+            );
+        }
+        if let Some(newer) = r.consistency.as_ref().map(|c| c.second).filter(|s| *s > h.tree_size) {
+            let behind = newer.saturating_sub(up_to);
+            out.behind = Some(behind);
+            if behind > max_uncovered {
+                r.fail(
+                    "completeness_stale",
+                    None,
+                    format!(
+                        "the commitment covers positions below {up_to}, the newer checkpoint you gave is at {newer}: {behind} positions since are not covered, more than the bound {max_uncovered}; ask for a bundle exported now"
+                    ),
+                );
+            }
+        }
+    }
+    if r.failures.len() == before && out.reason.is_none() {
+        out.status = "complete";
+    } else if out.reason.is_none() {
+        out.reason = r.failures[before..].first().map(|f| f.code.clone());
+    }
+    out
 }
 
 /// The record's summary from the disclosed entries of `entries`.
