@@ -372,7 +372,7 @@ fn busiest(l: &Ledger) -> (String, Vec<u64>) {
 
 /// The seqs of the ledger's own completeness commitments, with their `up_to`.
 fn commitments(l: &Ledger) -> Vec<(u64, u64)> {
-    let did = zachetka::rules::ledger_did(&l.config()).unwrap();
+    let did = zachetka::rules::ledger_did(l.config()).unwrap();
     let size = l.head().0.tree_size;
     let mut out = Vec::new();
     for (seq, bytes) in l.entries(0, size).unwrap().iter().enumerate() {
