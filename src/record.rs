@@ -146,7 +146,11 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         }),
     };
     let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::new()) };
-    let prove = |seq: u64, n: u64| merkle::prove_inclusion(seq, n, &hashes).map_err(|e| e.to_string());
+    let prover = merkle::Prover::new(&hashes, tree_size);
+    let prove = |seq: u64, n: u64| {
+        if n == tree_size { prover.prove(seq) } else { merkle::prove_inclusion(seq, n, &hashes) }
+            .map_err(|e| e.to_string())
+    };
     Ok(zachetka_record::export(&input, prove)?)
 }
 

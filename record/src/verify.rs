@@ -11,6 +11,7 @@ use crate::disclosure::preset;
 use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use zachetka_formats::checkpoint::{self, TreeHead};
 use zachetka_formats::event::{canonical_event_of_entry, parse_entry, signing_input, ParsedEntry};
 use zachetka_formats::keys::{self, KeyCache};
@@ -66,7 +67,13 @@ struct Checked {
     failures: Vec<(&'static str, String)>,
     signature_checked: bool,
     proof_checked: bool,
+    /// The signature to check, taken out to be checked on every thread.
+    signature: Option<SignatureJob>,
 }
+
+/// A disclosed entry's signature as the strict rule checks it: the author's key, the signed
+/// bytes and the signature; or why it cannot be checked at all.
+type SignatureJob = Result<([u8; 32], Vec<u8>, keys::Signature), String>;
 
 /// Verifies a bundle under `verifier_key` (the ledger's note verifier key, as the caller trusts
 /// it). Never panics on bad input; every problem is a failure in the report.
@@ -103,7 +110,44 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     }
     check_order(&mut r, &b);
 
-    let checked = check_items(&b, head.as_ref(), options.threads);
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+        n => n,
+    };
+    // Each item alone (proof, bytes, fields), then the signatures on every thread while this one
+    // runs the checks over several entries, which need no signature: the signatures are most of
+    // the work, and these checks are done by the time they are.
+    let mut checked = check_items(&b, head.as_ref(), threads);
+    let jobs: Vec<(usize, SignatureJob)> =
+        checked.iter_mut().enumerate().filter_map(|(i, c)| c.signature.take().map(|j| (i, j))).collect();
+    let cache = KeyCache::default();
+    let (verdicts, later) = check_signatures_beside(&jobs, threads, &cache, || {
+        let mut later = Report::default();
+        // Ordered by seq (both arrays), each seq once, for the checks over several entries.
+        let mut by_seq: BTreeMap<u64, &Checked> = BTreeMap::new();
+        for c in &checked {
+            by_seq.entry(c.seq).or_insert(c);
+        }
+        check_concerns(&mut later, &b.learner, &by_seq);
+        check_chains(&mut later, &b.learner, &by_seq);
+        check_authority(&mut later, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
+        if let (Some(other), Some(head)) = (&options.other, &head) {
+            check_consistency(&mut later, other, head, verifier_key, &b.origin);
+        } else if options.other.is_some() {
+            later.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
+        }
+        later.completeness =
+            Some(check_completeness(&mut later, &b, head.as_ref(), &checked, verifier_key, options, &cache));
+        later.record = summarize(&by_seq);
+        later
+    });
+    drop(jobs);
+    for (i, verdict) in verdicts {
+        if let Err(m) = verdict {
+            let seq = checked[i].seq;
+            checked[i].failures.push(("signature_invalid", format!("entry {seq}: {m}")));
+        }
+    }
     r.entries = b.entries.len();
     r.authority_entries = b.authority.len();
     for c in &checked {
@@ -120,23 +164,59 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
             }
         }
     }
-    // Ordered by seq (both arrays), each seq once, for the checks over several entries.
-    let mut by_seq: BTreeMap<u64, &Checked> = BTreeMap::new();
-    for c in &checked {
-        by_seq.entry(c.seq).or_insert(c);
-    }
-    check_concerns(&mut r, &b.learner, &by_seq);
-    check_chains(&mut r, &b.learner, &by_seq);
-    check_authority(&mut r, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
-    if let (Some(other), Some(head)) = (&options.other, &head) {
-        check_consistency(&mut r, other, head, verifier_key, &b.origin);
-    } else if options.other.is_some() {
-        r.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
-    }
-    r.completeness = Some(check_completeness(&mut r, &b, head.as_ref(), &checked, verifier_key, options));
-    r.record = summarize(&by_seq);
+    // Their failures follow the items' own, in the order the checks run (FORMAT.md section 4).
+    r.failures.extend(later.failures);
+    r.signatures_checked += later.signatures_checked;
+    r.proofs_checked += later.proofs_checked;
+    r.authority_checked_by_rules = later.authority_checked_by_rules;
+    r.authority_checked_by_grant_only = later.authority_checked_by_grant_only;
+    r.consistency = later.consistency;
+    r.completeness = later.completeness;
+    r.record = later.record;
     r.ok = r.failures.is_empty();
     r
+}
+
+/// Each signature's verdict, by the index of its item.
+type Verdicts = Vec<(usize, Result<(), String>)>;
+
+/// Runs `work` on this thread while `threads - 1` others check the signatures of `jobs`, then
+/// checks what is left with them: each thread takes the next few jobs until none is left.
+/// Returns each job's verdict by its item index, and what `work` returned. With one thread, or
+/// few jobs, no thread is spawned (the CPU time is then the work's alone).
+fn check_signatures_beside<R>(
+    jobs: &[(usize, SignatureJob)],
+    threads: usize,
+    cache: &KeyCache,
+    work: impl FnOnce() -> R,
+) -> (Verdicts, R) {
+    const TAKE: usize = 16;
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut out = Vec::new();
+        loop {
+            let from = next.fetch_add(TAKE, Ordering::Relaxed);
+            if from >= jobs.len() {
+                return out;
+            }
+            for (i, job) in &jobs[from..(from + TAKE).min(jobs.len())] {
+                out.push((*i, check_signature(job, cache)));
+            }
+        }
+    };
+    if threads <= 1 || jobs.len() <= 64 {
+        let done = work();
+        return (take(), done);
+    }
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(take)).collect();
+        let done = work();
+        let mut verdicts = take();
+        for h in helpers {
+            verdicts.extend(h.join().expect("a signature check never panics"));
+        }
+        (verdicts, done)
+    })
 }
 
 fn check_checkpoint(r: &mut Report, note: &[u8], vkey: &str, origin: &str, what: &str) -> Option<TreeHead> {
@@ -171,38 +251,30 @@ fn check_order(r: &mut Report, b: &Bundle) {
     }
 }
 
-/// The checks of one item alone (FORMAT.md section 4, steps 1 to 4), on several threads.
+/// The checks of one item alone (FORMAT.md section 4, steps 1 to 4) but its signature, on
+/// `threads` threads (this one among them).
 fn check_items(b: &Bundle, head: Option<&TreeHead>, threads: usize) -> Vec<Checked> {
     let items: Vec<(bool, &crate::Item)> =
         b.entries.iter().map(|i| (false, i)).chain(b.authority.iter().map(|i| (true, i))).collect();
-    let cache = KeyCache::default();
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
-        n => n,
-    };
     if threads <= 1 || items.len() <= 64 {
-        return items.iter().map(|(a, i)| check_item(b, *a, i, head, &cache)).collect();
+        return items.iter().map(|(a, i)| check_item(b, *a, i, head)).collect();
     }
     let chunk = items.len().div_ceil(threads).max(64);
+    let mut parts = items.chunks(chunk);
+    let mine = parts.next().unwrap_or_default();
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let cache = &cache;
-                s.spawn(move || part.iter().map(|(a, i)| check_item(b, *a, i, head, cache)).collect::<Vec<_>>())
-            })
+        let handles: Vec<_> = parts
+            .map(|part| s.spawn(move || part.iter().map(|(a, i)| check_item(b, *a, i, head)).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("an item check never panics")).collect()
+        let mut out: Vec<Checked> = mine.iter().map(|(a, i)| check_item(b, *a, i, head)).collect();
+        for h in handles {
+            out.extend(h.join().expect("an item check never panics"));
+        }
+        out
     })
 }
 
-fn check_item(
-    b: &Bundle,
-    in_authority: bool,
-    item: &crate::Item,
-    head: Option<&TreeHead>,
-    cache: &KeyCache,
-) -> Checked {
+fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&TreeHead>) -> Checked {
     let mut c = Checked {
         seq: item.seq,
         in_authority,
@@ -212,6 +284,7 @@ fn check_item(
         failures: Vec::new(),
         signature_checked: false,
         proof_checked: false,
+        signature: None,
     };
     let Decoded { seq, content, leaf, proof } = match item.decode() {
         Ok(d) => d,
@@ -266,23 +339,27 @@ fn check_item(
         ));
     }
     c.signature_checked = true;
-    if let Err(m) = check_signature(&bytes, &e, cache) {
-        c.failures.push(("signature_invalid", format!("entry {seq}: {m}")));
-    }
+    c.signature = Some(signature_job(&bytes, &e));
     c.entry = Some(e);
     c
 }
 
-/// The author's signature over `zachetka/event/v1\n || JCS(event)`, the event's canonical bytes
-/// taken from the (canonical) entry bytes, under the strict rule.
-fn check_signature(bytes: &[u8], e: &ParsedEntry, cache: &KeyCache) -> Result<(), String> {
+/// What the author signed: `zachetka/event/v1\n || JCS(event)`, the event's canonical bytes
+/// taken from the (canonical) entry bytes; with the author's key and the signature.
+fn signature_job(bytes: &[u8], e: &ParsedEntry) -> SignatureJob {
     let canonical = canonical_event_of_entry(bytes).ok_or("the entry's event cannot be located")?;
     let author = e.event.get("author").and_then(Value::as_str).ok_or("event.author is missing")?;
     let public = keys::public_from_did(author).map_err(|err| format!("author {author}: {err}"))?;
     let sig = keys::decode_signature(&e.sig).map_err(|err| err.to_string())?;
+    Ok((public, signing_input(canonical), sig))
+}
+
+/// The signature under the strict rule.
+fn check_signature(job: &SignatureJob, cache: &KeyCache) -> Result<(), String> {
+    let (public, message, sig) = job.as_ref().map_err(String::clone)?;
     cache
-        .verify(&public, &signing_input(canonical), &sig)
-        .map_err(|err| format!("the signature does not verify for author {author}: {err}"))
+        .verify(public, message, sig)
+        .map_err(|err| format!("the signature does not verify for author {}: {err}", keys::did_from_public(public)))
 }
 
 /// Every disclosed item of `entries` concerns the learner (FORMAT.md section 3), by `Concerns`
@@ -601,6 +678,7 @@ fn check_completeness(
     checked: &[Checked],
     vkey: &str,
     options: &Options,
+    cache: &KeyCache,
 ) -> Completeness {
     let max_uncovered = options.max_uncovered.unwrap_or(MAX_UNCOVERED_DEFAULT);
     let mut out = Completeness { status: "failed", max_uncovered, ..Default::default() };
@@ -621,7 +699,10 @@ fn check_completeness(
     (out.up_to, out.commitment_seq) = (Some(up_to), Some(seq));
 
     // The commitment entry, as any item: proof, canonical bytes, ledger, signature.
-    let entry = check_item(b, false, item, head, &KeyCache::default());
+    let mut entry = check_item(b, false, item, head);
+    if let Some(Err(m)) = entry.signature.take().map(|job| check_signature(&job, cache)) {
+        entry.failures.push(("signature_invalid", format!("entry {seq}: {m}")));
+    }
     r.signatures_checked += usize::from(entry.signature_checked);
     r.proofs_checked += usize::from(entry.proof_checked);
     for (code, message) in &entry.failures {
