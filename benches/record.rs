@@ -16,8 +16,8 @@
 //! ratio to it.
 //!
 //! Run: `cargo bench --bench record -- [--learner-entries 5000] [--noise 15000] [--rounds 7]
-//! [--completeness-every-entries 10000] [--write-bundle FILE]`. Medians over rounds; the machine
-//! is shared and noisy.
+//! [--completeness-every-entries 10000] [--write-bundle FILE] [--keep-ledger DIR]`. Medians over
+//! rounds; the machine is shared and noisy.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -95,10 +95,17 @@ fn main() {
     let noise = arg("--noise", 15_000);
     let rounds = arg("--rounds", 7) as usize;
     let every = arg("--completeness-every-entries", 10_000);
+    // `--keep-ledger DIR`: the ledger laid out as `zachetka init` does (DIR/store, DIR/ledger.key),
+    // kept for `zachetka export --dir DIR` under a profiler.
+    let kept = std::env::args().skip_while(|a| a != "--keep-ledger").nth(1).map(std::path::PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
+    let store_dir = kept.as_ref().map_or(dir.path().to_owned(), |d| d.join("store"));
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 200, teachers: 40, events: 300 });
     let ledger_key = KeyPair::from_seed(&[1; 32]);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&store_dir).unwrap());
+    if let Some(d) = &kept {
+        std::fs::write(d.join("ledger.key"), ledger_key.to_key_file()).unwrap();
+    }
     let rules = Some(zachetka::rules::default_region());
     zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key, &region.authority_did(), rules).unwrap();
     // The ledger's clock follows the demo's days (each batch holds one; see `recorded_at_of`).

@@ -51,16 +51,34 @@
 
   // Standard padded base64, strict (RFC 4648 section 4: canonical padding and trailing bits,
   // no whitespace), as the Rust side's `base64` STANDARD engine decodes it; null when
-  // malformed. atob is lenient (whitespace, missing padding), so the alphabet and length are
-  // checked first and the result is re-encoded and compared.
-  const B64_SHAPE = /^[A-Za-z0-9+/]*={0,2}$/;
+  // malformed. Decoded by hand (atob is lenient and needs a round trip to be made strict; a
+  // bundle holds tens of thousands of hashes).
+  const sextet = (s, i) => { const c = s.charCodeAt(i); return c < 128 ? B64_INDEX[c] : -1; };
   function b64decode(s) {
-    if (typeof s !== 'string' || s.length % 4 !== 0 || !B64_SHAPE.test(s)) return null;
-    let bin;
-    try { bin = atob(s); } catch (e) { return null; }
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return btoa(bin) === s ? out : null;
+    if (typeof s !== 'string' || s.length % 4 !== 0) return null;
+    const n = s.length;
+    const pad = n === 0 || s.charCodeAt(n - 1) !== 61 ? 0 : s.charCodeAt(n - 2) === 61 ? 2 : 1;
+    const out = new Uint8Array((n / 4) * 3 - pad);
+    let o = 0;
+    for (let i = 0; i < n; i += 4) {
+      const c0 = sextet(s, i), c1 = sextet(s, i + 1);
+      if (i + 4 < n || pad === 0) {
+        const c2 = sextet(s, i + 2), c3 = sextet(s, i + 3);
+        if ((c0 | c1 | c2 | c3) < 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+        out[o++] = ((c1 & 15) << 4) | (c2 >> 2);
+        out[o++] = ((c2 & 3) << 6) | c3;
+      } else if (pad === 1) {
+        const c2 = sextet(s, i + 2);
+        if ((c0 | c1 | c2) < 0 || (c2 & 3) !== 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+        out[o++] = ((c1 & 15) << 4) | (c2 >> 2);
+      } else {
+        if ((c0 | c1) < 0 || (c1 & 15) !== 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+      }
+    }
+    return out;
   }
 
   const binary = (bytes) => {
@@ -468,6 +486,53 @@
     return { commitment: parseItem(c.commitment, 'completeness.commitment'), up_to: c.up_to, value: c.value, map_proof: c.map_proof };
   }
 
+  // Whether `v` is in the entries' profile (strings, integers within ±(2^53-1), null where
+  // allowed) with every object's keys ascending by UTF-16 code units and none an array index
+  // (which JSON.parse would move first). For such a value JSON.stringify writes exactly its
+  // RFC 8785 form, so `canonical` need not rebuild it; anything else takes `canonical`'s path.
+  const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+  function sortedProfile(v, allowNull, depth) {
+    if (v === null) return allowNull;
+    switch (typeof v) {
+      case 'string': return true;
+      case 'number': return Number.isInteger(v) && Math.abs(v) <= SAFE_MAX && !Object.is(v, -0);
+      case 'object': {
+        if (depth >= 32) return false;
+        if (Array.isArray(v)) return v.every((x) => sortedProfile(x, allowNull, depth + 1));
+        let prev = null;
+        for (const k of Object.keys(v)) {
+          if ((prev !== null && !(prev < k)) || ARRAY_INDEX.test(k) || !sortedProfile(v[k], allowNull, depth + 1)) return false;
+          prev = k;
+        }
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  const EVENT_END = enc.encode(',"recorded_at":"');
+  // The byte offset where the event's canonical bytes end: the last `,"recorded_at":"` (the
+  // members after it hold no such text).
+  function eventEnd(bytes) {
+    outer: for (let i = bytes.length - EVENT_END.length; i >= 9; i--) {
+      for (let j = 0; j < EVENT_END.length; j++) if (bytes[i + j] !== EVENT_END[j]) continue outer;
+      return i;
+    }
+    return -1;
+  }
+
+  // What the author signed: `zachetka/event/v1\n` || JCS(event), the event's bytes taken from
+  // the (canonical) entry bytes.
+  const EVENT_DOMAIN_BYTES = enc.encode(EVENT_DOMAIN);
+  function signedMessage(item) {
+    const end = eventEnd(item.bytes);
+    if (end < 0) return enc.encode(EVENT_DOMAIN + item.eventText);
+    const out = new Uint8Array(EVENT_DOMAIN_BYTES.length + end - 9);
+    out.set(EVENT_DOMAIN_BYTES, 0);
+    out.set(item.bytes.subarray(9, end), EVENT_DOMAIN_BYTES.length);
+    return out;
+  }
+
   // Parses a disclosed entry's bytes: UTF-8 JSON, exactly the six members, already canonical.
   function parseEntry(item) {
     let text, e;
@@ -477,7 +542,12 @@
     } catch (err) {
       fail('entry_not_canonical', 'entry bytes are not UTF-8 JSON', item.seq);
     }
-    try {
+    const keys = isObject(e) ? Object.keys(e) : [];
+    const fast = keys.length === 6 && keys.every((k, i) => k === ENTRY_MEMBERS[i]) && isObject(e.event) &&
+      sortedProfile(e.event, false, 1) && ENTRY_MEMBERS.slice(1).every((k) => sortedProfile(e[k], true, 1)) &&
+      JSON.stringify(e) === text;
+    if (fast) item.eventText = text.slice(9, text.lastIndexOf(',"recorded_at":"'));
+    else try {
       if (!isObject(e) || Object.keys(e).length !== 6 || !ENTRY_MEMBERS.every((k) => k in e)) {
         fail('entry_not_canonical', 'an entry has exactly the members ' + ENTRY_MEMBERS.join(', '));
       }
@@ -844,7 +914,7 @@
         let why;
         if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
         else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
-        else why = await verifyStrict(pk, enc.encode(EVENT_DOMAIN + it.eventText), sig);
+        else why = await verifyStrict(pk, signedMessage(it), sig);
         report.signatures_checked++;
         if (why) push('signature_invalid', 'the completeness commitment: signature by ' + ev.author + ': ' + why, S);
         // 2. A commitment of this ledger, saying what the member says.
@@ -977,7 +1047,7 @@
         let why;
         if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
         else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
-        else why = await verifyStrict(pk, enc.encode(EVENT_DOMAIN + it.eventText), sig);
+        else why = await verifyStrict(pk, signedMessage(it), sig);
         report.signatures_checked++;
         if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
       }));

@@ -111,15 +111,29 @@ impl<'a, R: HashReader> Prover<'a, R> {
         Self { reader, tree_size, edge: Default::default() }
     }
 
-    /// The RFC 9162 inclusion proof (2.1.3.1) of `leaf_index`, bottom up.
-    pub fn prove(&self, leaf_index: u64) -> Result<Vec<Hash>, ProofError> {
-        let n = self.tree_size;
-        if leaf_index >= n {
-            return Err(ProofError::LeafOutOfRange { leaf_index, tree_size: n });
+    /// Reads, in one call, every stored hash the proofs of `leaves` need (a caching reader
+    /// then answers the proofs without reading again).
+    pub fn prefetch(&self, leaves: &[u64]) -> Result<(), ProofError> {
+        let mut indexes = Vec::new();
+        for &leaf in leaves.iter().filter(|l| **l < self.tree_size) {
+            for (lo, hi) in self.siblings(leaf) {
+                match complete(lo, hi) {
+                    Some(index) => indexes.push(index),
+                    None => indexes.extend(edge_parts(lo, hi)),
+                }
+            }
         }
-        // PATH(m, D[lo:hi]), top down: the subtree not taken at each split.
+        indexes.sort_unstable();
+        indexes.dedup();
+        self.reader.read_hashes(&indexes).map(drop).map_err(storage)
+    }
+
+    /// PATH(m, D[0:n]) of RFC 9162 2.1.3.1 as the subtrees `[lo, hi)` whose hashes it holds,
+    /// bottom up.
+    fn siblings(&self, leaf_index: u64) -> Vec<(u64, u64)> {
+        // Top down: the subtree not taken at each split.
         let mut siblings: Vec<(u64, u64)> = Vec::with_capacity(64);
-        let (mut lo, mut hi) = (0, n);
+        let (mut lo, mut hi) = (0, self.tree_size);
         while hi - lo > 1 {
             let k = largest_power_of_two_below(hi - lo);
             if leaf_index < lo + k {
@@ -131,6 +145,16 @@ impl<'a, R: HashReader> Prover<'a, R> {
             }
         }
         siblings.reverse();
+        siblings
+    }
+
+    /// The RFC 9162 inclusion proof (2.1.3.1) of `leaf_index`, bottom up.
+    pub fn prove(&self, leaf_index: u64) -> Result<Vec<Hash>, ProofError> {
+        let n = self.tree_size;
+        if leaf_index >= n {
+            return Err(ProofError::LeafOutOfRange { leaf_index, tree_size: n });
+        }
+        let siblings = self.siblings(leaf_index);
         // Complete subtrees are stored hashes; a partial one (the right edge) is hashed from
         // the complete subtrees it splits into, largest first.
         let mut indexes = Vec::with_capacity(siblings.len());
@@ -389,6 +413,7 @@ mod tests {
         for n in 1..=70u64 {
             tree.push(leaf_hash(&n.to_be_bytes()));
             let prover = Prover::new(&tree, n);
+            prover.prefetch(&(0..=n).collect::<Vec<_>>()).unwrap();
             for leaf in 0..n {
                 assert_eq!(prover.prove(leaf).unwrap(), prove_inclusion(leaf, n, &tree).unwrap(), "leaf {leaf} of {n}");
             }

@@ -367,9 +367,46 @@ fn known_answers() -> (Value, Value) {
         {"ok": false, "code": "checkpoint_invalid"},
         {"ok": false, "code": "checkpoint_invalid"},
     ]);
+    // Strict base64 (the page decodes it by hand): what `keys::b64_decode` accepts, byte for byte.
+    let b64: Vec<String> = [
+        "",
+        "AA==",
+        "AAA=",
+        "AAAA",
+        "AQ==",
+        "AR==",
+        "AQE=",
+        "AQF=",
+        "/+8=",
+        "-_8=",
+        "AA=",
+        "AA",
+        "A===",
+        "AA=A",
+        "AA==AA==",
+        " AA=",
+        "AA\n==",
+        "Zm9v",
+        "Zm9vYg==",
+        "Zm9vYmE=",
+        "Zm9vYmFy",
+        "ЖЖЖЖ",
+        "Zm9vYmFyCg==",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([zachetka::keys::b64(&[0xa5; 32]), zachetka::keys::b64(&(0..=255u8).collect::<Vec<_>>())])
+    .collect();
+    let b64_want: Vec<Value> = b64
+        .iter()
+        .map(|s| match zachetka::keys::b64_decode(s) {
+            Some(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            None => Value::Null,
+        })
+        .collect();
     (
-        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes}),
-        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want}),
+        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes, "b64": b64}),
+        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want, "b64": b64_want}),
     )
 }
 
@@ -639,6 +676,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(known["jcs"], known_want["jcs"]);
     assert_eq!(known["leaves"], known_want["leaves"]);
     assert_eq!(known["inclusion"], known_want["inclusion"]);
+    assert_eq!(known["b64"], known_want["b64"]);
     for (got, want) in known["notes"].as_array().unwrap().iter().zip(known_want["notes"].as_array().unwrap()) {
         for (k, v) in want.as_object().unwrap() {
             assert_eq!(&got[k], v, "note check: got {got:#}");
