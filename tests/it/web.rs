@@ -404,10 +404,81 @@ fn known_answers() -> (Value, Value) {
             None => Value::Null,
         })
         .collect();
+    let (map_proofs, map_proofs_want) = map_proof_answers();
     (
-        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes, "b64": b64}),
-        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want, "b64": b64_want}),
+        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes, "b64": b64,
+               "map_proofs": map_proofs}),
+        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want,
+               "b64": b64_want, "map_proofs": map_proofs_want}),
     )
+}
+
+/// Completeness map proofs (README "Completeness commitments") for the page's check, with what
+/// `verify_map_proof` decides: every learner of a few maps present and absent, and the ways a
+/// proof can be wrong (another value, a changed path hash, non-adjacent neighbours, an absent
+/// learner with a value, a proof of another learner, both or neither branch, a bad hash).
+fn map_proof_answers() -> (Vec<Value>, Vec<Value>) {
+    use zachetka_projections::completeness::{verify_map_proof, LearnerValue, Map, ValueJson};
+    let (mut cases, mut want) = (Vec::new(), Vec::new());
+    let mut push = |root: &[u8; 32], learner: &str, value: &LearnerValue, proof: Value| {
+        let decided = match serde_json::from_value(proof.clone()) {
+            Ok(p) => verify_map_proof(root, learner, value, &p).map_or_else(|e| e.code(), |()| "ok"),
+            Err(_) => "map_proof_malformed",
+        };
+        cases.push(json!({"root": zachetka::keys::b64(root), "learner": learner,
+            "value": ValueJson::from(*value), "proof": proof}));
+        want.push(json!(decided));
+    };
+    for n in [0usize, 1, 2, 5, 9] {
+        let learners: Vec<String> = (0..n).map(|i| format!("47-{i:06}")).collect();
+        let value = |i: usize| LearnerValue::of_leaves((0..=i as u8).map(|b| [b; 32]).collect::<Vec<_>>().iter());
+        let map = Map::from_values(learners.iter().enumerate().map(|(i, l)| (l.as_str(), value(i))));
+        let root = map.root();
+        for l in learners.iter().map(String::as_str).chain(["nobody", "47-999999", "0"]) {
+            let (v, proof) = map.prove(l);
+            let proof = serde_json::to_value(&proof).unwrap();
+            push(&root, l, &v, proof.clone());
+            push(&root, l, &v.chain(&[7; 32]), proof.clone());
+            if let Some(h) = proof.pointer("/present/hashes/0") {
+                let mut bad = proof.clone();
+                let mut bytes = zachetka::keys::b64_decode(h.as_str().unwrap()).unwrap();
+                bytes[0] ^= 1;
+                *bad.pointer_mut("/present/hashes/0").unwrap() = json!(zachetka::keys::b64(&bytes));
+                push(&root, l, &v, bad);
+                let mut swapped = proof.clone();
+                swapped["present"]["leaf_index"] = json!(proof["present"]["leaf_index"].as_u64().unwrap() ^ 1);
+                push(&root, l, &v, swapped);
+            }
+            if proof.get("absent").is_some() && n >= 3 {
+                // Neighbours two apart: a learner hidden between them.
+                let (_, first) = map.prove(&learners[0]);
+                let mut wide = proof.clone();
+                wide["absent"]["left"] = json!(null);
+                wide["absent"]["right"] = json!({"leaf_index": 2, "key_hash": zachetka::keys::b64(&zachetka_projections::completeness::key_hash(&learners[0])),
+                    "value": ValueJson::from(value(0)), "hashes": serde_json::to_value(&first).unwrap()["present"]["hashes"].clone()});
+                push(&root, l, &v, wide);
+            }
+            let other = learners.iter().find(|o| o.as_str() != l);
+            if let Some(o) = other {
+                let (ov, op) = map.prove(o);
+                push(&root, l, &ov, serde_json::to_value(&op).unwrap());
+            }
+        }
+        push(&root, "x", &LearnerValue::EMPTY, json!({"map_size": n}));
+        push(
+            &root,
+            "x",
+            &LearnerValue::EMPTY,
+            json!({"map_size": n, "present": {"leaf_index": 0, "hashes": ["AA=="]}}),
+        );
+        push(
+            &root,
+            "x",
+            &LearnerValue::EMPTY,
+            json!({"map_size": n, "present": {"leaf_index": 0, "hashes": []}, "absent": {"left": null, "right": null}}),
+        );
+    }
+    (cases, want)
 }
 
 #[test]
@@ -677,6 +748,11 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(known["leaves"], known_want["leaves"]);
     assert_eq!(known["inclusion"], known_want["inclusion"]);
     assert_eq!(known["b64"], known_want["b64"]);
+    assert_eq!(known["map_proofs"], known_want["map_proofs"]);
+    let decided: Vec<&str> = known_want["map_proofs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for code in ["ok", "map_proof_invalid", "map_proof_malformed"] {
+        assert!(decided.iter().filter(|d| **d == code).count() >= 3, "{code}: {decided:?}");
+    }
     for (got, want) in known["notes"].as_array().unwrap().iter().zip(known_want["notes"].as_array().unwrap()) {
         for (k, v) in want.as_object().unwrap() {
             assert_eq!(&got[k], v, "note check: got {got:#}");

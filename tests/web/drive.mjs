@@ -3,7 +3,7 @@
 // browser and reports what the page showed. Usage: node drive.mjs <config.json>; prints one JSON
 // object on stdout:
 //   {"cases":[{"name","state","status","facts","report","requests","wall_ms","screenshot"}],
-//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes","b64"},
+//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes","b64","map_proofs"},
 //    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
 // config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?,"require_complete"?}],
 // "ed25519":[{"pk","msg","sig"}]} (key absent: the page keeps the key the server filled in;
@@ -73,6 +73,8 @@ try {
         res.inclusion.push(got !== null && v.b64encode(got) === c.root);
       }
       for (const c of k.notes) res.notes.push(await v.checkNote(c.note, c.vkey, c.origin));
+      res.map_proofs = [];
+      for (const c of k.map_proofs) res.map_proofs.push(await v.checkMapProof(c.root, c.learner, c.value, c.proof));
       res.b64 = k.b64.map((s) => {
         const b = v.b64decode(s);
         return b ? Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('') : null;
