@@ -9,8 +9,15 @@
 //!   `POST /v1/verify` gets);
 //! - bundle bytes per entry, fully disclosed and with grades withheld.
 //!
-//! Run: `cargo bench --bench record -- [--learner-entries 5000] [--noise 15000] [--rounds 7]`.
-//! Medians over rounds; the machine is shared and noisy.
+//! The ledger commits completeness every `--completeness-every-entries` (10,000), so the bundles
+//! carry the completeness member and verify checks it. In the same run, the floor verify cannot
+//! go below on this machine: the bundle's own signatures checked one after another by
+//! `verify_strict`, and by the key cache's table path the verifier uses; verify is reported as a
+//! ratio to it.
+//!
+//! Run: `cargo bench --bench record -- [--learner-entries 5000] [--noise 15000] [--rounds 7]
+//! [--completeness-every-entries 10000] [--write-bundle FILE] [--keep-ledger DIR]`. Medians over
+//! rounds; the machine is shared and noisy.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use zachetka::demo::{DemoRegion, DemoSize};
 use zachetka::keys::KeyPair;
-use zachetka::ledger::{Ledger, Limits, RulesMode};
+use zachetka::ledger::{Ledger, Limits, OpenOptions, RulesMode};
 use zachetka::record::{export_learner, verify, Disclosure, Options};
 use zachetka::store::sled::SledStore;
 use zachetka::store::Store;
@@ -29,14 +36,25 @@ use zachetka::store::Store;
 mod common;
 use common::*;
 
-const LEARNER: &str = "47-bench";
+/// The demo learner enrolled in 5А of sch-001 (learner `n` of the demo is in school `n % 2`,
+/// year `1 + n / 2 % 11`, letter `n / 22 % 3`; see tests/it/rules.rs `learner_in`).
+const LEARNER: u64 = 8;
+/// A school day of the demo's year, when its learners are enrolled (marks need enrolment).
+const DAY: &str = "2027-05-20";
 
-fn grade(i: u64, stream: &str, teacher: &KeyPair) -> serde_json::Value {
-    let ev = json!({"ledger": ORIGIN, "stream": stream, "type": "journal.grade_recorded",
+/// Learner `n`'s id and class (`<year><letter>`) in the demo region.
+fn demo_learner(n: u64) -> (String, String) {
+    let letter = ["А", "Б", "В"][(n / 22 % 3) as usize];
+    (format!("47-{n:06}"), format!("{}{letter}", 1 + n / 2 % 11))
+}
+
+fn grade(i: u64, learner: u64, teacher: &KeyPair) -> serde_json::Value {
+    let (id, class) = demo_learner(learner);
+    let ev = json!({"ledger": ORIGIN, "stream": format!("learner/{id}"), "type": "journal.grade_recorded",
         "id": zachetka::event::uuid_from_bytes((0xbe00_0000_0000u128 + i as u128).to_be_bytes()),
-        "occurred_at": "2026-10-01T09:00:00Z", "author": teacher.did(),
-        "data": {"v": 1, "institution": "sch-001", "class": "5А", "subject": "Физика", "mark": 2 + (i % 4) as i64,
-                 "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": "2026-10-01"}});
+        "occurred_at": format!("{DAY}T09:00:00Z"), "author": teacher.did(),
+        "data": {"v": 1, "institution": "sch-001", "class": class, "subject": "Физика", "mark": 2 + (i % 4) as i64,
+                 "scale": "five_point", "weight": 5, "kind": "test", "lesson_date": DAY}});
     zachetka::event::sign_event(&ev, teacher).unwrap()
 }
 
@@ -51,38 +69,73 @@ fn thread_cpu_ms() -> f64 {
     text.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()).map_or(f64::NAN, |ns| ns / 1e6)
 }
 
+/// Every disclosed entry's (author key, signed message, signature), as the verifier checks them.
+fn signatures_of(bundle: &[u8]) -> Vec<([u8; 32], Vec<u8>, ed25519_dalek::Signature)> {
+    let b = zachetka::record::Bundle::parse(bundle).unwrap();
+    let completeness = b.completeness.iter().map(|c| &c.commitment);
+    b.entries
+        .iter()
+        .chain(&b.authority)
+        .chain(completeness)
+        .filter_map(|i| i.entry.as_ref())
+        .map(|e| {
+            let bytes = zachetka::keys::b64_decode(e).unwrap();
+            let parsed = zachetka::event::parse_entry(&bytes).unwrap();
+            let event = zachetka::event::canonical_event_of_entry(&bytes).unwrap();
+            let author = parsed.event["author"].as_str().unwrap();
+            let pk = zachetka::keys::public_from_did(author).unwrap();
+            let sig = zachetka::keys::decode_signature(&parsed.sig).unwrap();
+            (pk, zachetka::event::signing_input(event), sig)
+        })
+        .collect()
+}
+
 fn main() {
     let learner_entries = arg("--learner-entries", 5000);
     let noise = arg("--noise", 15_000);
     let rounds = arg("--rounds", 7) as usize;
+    let every = arg("--completeness-every-entries", 10_000);
+    // `--keep-ledger DIR`: the ledger laid out as `zachetka init` does (DIR/store, DIR/ledger.key),
+    // kept for `zachetka export --dir DIR` under a profiler.
+    let kept = std::env::args().skip_while(|a| a != "--keep-ledger").nth(1).map(std::path::PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
+    let store_dir = kept.as_ref().map_or(dir.path().to_owned(), |d| d.join("store"));
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 200, teachers: 40, events: 300 });
     let ledger_key = KeyPair::from_seed(&[1; 32]);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&store_dir).unwrap());
+    if let Some(d) = &kept {
+        std::fs::write(d.join("ledger.key"), ledger_key.to_key_file()).unwrap();
+    }
     let rules = Some(zachetka::rules::default_region());
     zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key, &region.authority_did(), rules).unwrap();
-    let clock = Arc::new(zachetka::time::SystemClock);
-    let ledger = Ledger::open_with(store, ledger_key, clock, Limits::default(), RulesMode::Enforce).unwrap();
+    // The ledger's clock follows the demo's days (each batch holds one; see `recorded_at_of`).
+    let clock = Arc::new(zachetka::time::FixedClock::at(0));
+    let completeness = Some(zachetka::read::CompletenessPolicy { every_entries: every, every_seconds: 0 });
+    let options =
+        OpenOptions { limits: Limits::default(), mode: RulesMode::Enforce, completeness, ..Default::default() };
+    let ledger = Ledger::open_opts(store, ledger_key, clock.clone(), options).unwrap();
     loop {
         let batch = region.next_batch(1000);
         if batch.is_empty() {
             break;
         }
+        clock.set(zachetka::demo::DemoRegion::recorded_at_of(&batch).expect("a batch has events"));
         ledger.append_blocking(batch).into_iter().for_each(|r| {
             r.unwrap();
         });
     }
     // Teacher 0 teaches sch-001 (see tests/it/rules.rs). The learner's entries, one in every
-    // 1 + noise/learner_entries, the rest on 500 other learners' streams.
+    // 1 + noise/learner_entries, the rest on the other learners of sch-001 from the 2nd year up.
+    clock.set(zachetka::time::parse_rfc3339(&format!("{DAY}T10:00:00Z")).unwrap());
     let teacher = zachetka::demo::demo_key(ORIGIN, "teacher/0");
-    let every = 1 + noise / learner_entries.max(1);
-    let total = learner_entries * every;
+    let others: Vec<u64> = (0..200).step_by(2).filter(|n| n / 2 % 11 != 0 && *n != LEARNER).collect();
+    let spacing = 1 + noise / learner_entries.max(1);
+    let total = learner_entries * spacing;
     let events: Vec<serde_json::Value> = (0..total)
         .into_par_iter()
         .map(|i| {
-            let stream =
-                if i % every == 0 { format!("learner/{LEARNER}") } else { format!("learner/47-noise-{}", i % 500) };
-            grade(i, &stream, &teacher)
+            let learner = if i % spacing == 0 { LEARNER } else { others[(i % others.len() as u64) as usize] };
+            grade(i, learner, &teacher)
         })
         .collect();
     for chunk in events.chunks(2000) {
@@ -90,10 +143,19 @@ fn main() {
             r.unwrap();
         });
     }
-    let size = ledger.head().0.tree_size;
-    ledger.read_side().wait_applied_blocking(size);
+    // The read side applies everything and appends the commitments the policy owes.
+    let size = loop {
+        let size = ledger.head().0.tree_size;
+        ledger.read_side().wait_settled_blocking(size);
+        ledger.read_side().wait_applied_blocking(size);
+        if ledger.head().0.tree_size == size {
+            break size;
+        }
+    };
     let vkey = ledger.config().verifier_key.clone();
-    println!("ledger: {size} entries; learner {LEARNER}: {learner_entries} of them");
+    let learner = demo_learner(LEARNER).0;
+    let learner = learner.as_str();
+    println!("ledger: {size} entries; learner {learner}: {learner_entries} of them and the demo's");
 
     let (mut export_ms, mut verify_ms, mut verify_one_ms, mut selective_ms) = (vec![], vec![], vec![], vec![]);
     let (mut export_cpu, mut verify_one_cpu) = (vec![], vec![]);
@@ -102,39 +164,74 @@ fn main() {
     let only = Disclosure::parse("final-results,documents,achievements").unwrap();
     for _ in 0..rounds {
         let (t, c) = (Instant::now(), thread_cpu_ms());
-        let b = export_learner(&ledger, LEARNER, &Disclosure::All).unwrap();
+        let b = export_learner(&ledger, learner, &Disclosure::All).unwrap();
         export_ms.push(ms(t));
         export_cpu.push(thread_cpu_ms() - c);
         full = b.to_json();
         let t = Instant::now();
-        selective = export_learner(&ledger, LEARNER, &only).unwrap().to_json();
+        selective = export_learner(&ledger, learner, &only).unwrap().to_json();
         selective_ms.push(ms(t));
         let t = Instant::now();
         let r = verify(&full, &vkey, &Options::default());
         verify_ms.push(ms(t));
         assert!(r.ok && r.entries as u64 >= learner_entries, "{:?}", r.failures);
+        assert_eq!(r.completeness.as_ref().map(|c| c.status), Some("complete"), "the bundle carries a commitment");
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let r = verify(&full, &vkey, &Options { threads: 1, ..Default::default() });
         verify_one_ms.push(ms(t));
         verify_one_cpu.push(thread_cpu_ms() - c);
         assert!(r.ok);
     }
+    // For a profiler: `zachetka verify <file> --vkey <key>` on the bundle measured here.
+    if let Some(path) = std::env::args().skip_while(|a| a != "--write-bundle").nth(1) {
+        std::fs::write(&path, &full).unwrap();
+        println!("wrote the bundle to {path}; verifier key {vkey}");
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // The floor: the bundle's signatures, each checked once, one after another.
+    let signed = signatures_of(&full);
+    let (mut strict_cpu, mut cached_cpu) = (vec![], vec![]);
+    for _ in 0..rounds {
+        let c = thread_cpu_ms();
+        for (pk, msg, sig) in &signed {
+            let key = zachetka::keys::verifying_key(pk).unwrap();
+            zachetka::keys::verify_strict(&key, msg, sig).unwrap();
+        }
+        strict_cpu.push(thread_cpu_ms() - c);
+        let cache = zachetka::keys::KeyCache::default();
+        let c = thread_cpu_ms();
+        for (pk, msg, sig) in &signed {
+            cache.verify(pk, msg, sig).unwrap();
+        }
+        cached_cpu.push(thread_cpu_ms() - c);
+    }
+    let (strict, cached) = (median(&mut strict_cpu), median(&mut cached_cpu));
     let entries = learner_entries as f64;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average while measuring: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    let export_cpu = median(&mut export_cpu);
     println!(
-        "export, all disclosed:             median {:.1} ms wall, {:.1} ms CPU (target < 50)",
+        "export, all disclosed:             median {:.1} ms wall, {export_cpu:.1} ms CPU (target < 50)",
         median(&mut export_ms),
-        median(&mut export_cpu)
     );
     println!("export, grades withheld:           median {:.1} ms", median(&mut selective_ms));
     println!("verify, {threads} threads:                 median {:.1} ms (target < 100)", median(&mut verify_ms));
+    let verify_one = median(&mut verify_one_cpu);
     println!(
-        "verify, 1 thread:                  median {:.1} ms wall, {:.1} ms CPU",
+        "verify, 1 thread:                  median {:.1} ms wall, {verify_one:.1} ms CPU",
         median(&mut verify_one_ms),
-        median(&mut verify_one_cpu)
     );
+    println!(
+        "floor, the bundle's {} signatures: verify_strict {strict:.1} ms CPU ({:.1} us each), key cache {cached:.1} ms CPU",
+        signed.len(),
+        strict * 1e3 / signed.len() as f64
+    );
+    println!(
+        "verify, 1 thread / key-cache floor: {:.2}; / verify_strict floor: {:.2}",
+        verify_one / cached,
+        verify_one / strict
+    );
+    println!("export CPU / key-cache floor: {:.3} (the machine's speed moves both alike)", export_cpu / cached);
     println!(
         "bundle: {} bytes = {:.0} bytes/entry all disclosed; {} bytes = {:.0} bytes/entry with grades withheld",
         full.len(),

@@ -8,7 +8,9 @@
 //! them (queue and 1st-grade entries, which `Concerns` places only after folding the whole log)
 //! come from the `profiles` read model, which folds `Concerns` already and links each such item
 //! to its seq. Both are taken at the tree size the read model has applied, and every proof is
-//! against the checkpoint signed at exactly that size.
+//! against the checkpoint signed at exactly that size. The completeness member is the read
+//! side's answer for the latest commitment below that size (`completeness_for`), its entry and
+//! proof read from the log like the others.
 
 use crate::ledger::Ledger;
 use crate::merkle::{self, Hash, HashReader};
@@ -17,6 +19,7 @@ use crate::store::{StoreError, StoreHashes};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use zachetka_projections::ViewError;
 pub use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
 
@@ -38,6 +41,8 @@ pub enum RecordError {
     Read(String),
     #[error("couldn't build the bundle")]
     Export(#[from] zachetka_record::ExportError),
+    #[error("couldn't prove the learner's completeness value")]
+    Completeness(#[from] crate::read::completeness::CompletenessError),
 }
 
 /// Every seq `view` links to an entry of a stream other than the learner's own (items with a
@@ -55,24 +60,34 @@ fn other_stream_seqs(view: &Value, out: &mut Vec<u64>) {
     }
 }
 
-/// Reads the entries at `seqs` (ascending), one store read per run of consecutive seqs.
+/// Seqs at most this far apart are read in one store read, the entries between them skipped
+/// unchecked (a few KiB read in vain costs less than a read of its own).
+const ENTRY_READ_GAP: u64 = 16;
+
+/// Reads the entries at `seqs` (ascending), one store read per run of seqs at most
+/// `ENTRY_READ_GAP` apart; each entry wanted is checked against its stored leaf hash.
 fn read_entries(ledger: &Ledger, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut out = Vec::with_capacity(seqs.len());
     let mut i = 0;
     while i < seqs.len() {
         let mut j = i + 1;
-        while j < seqs.len() && seqs[j] == seqs[j - 1] + 1 {
+        while j < seqs.len() && seqs[j] - seqs[j - 1] <= ENTRY_READ_GAP {
             j += 1;
         }
-        let run = ledger.store().entries(seqs[i], (j - i) as u64)?;
-        if run.len() != j - i {
-            return Err(StoreError::Corrupt {
-                what: "entry",
-                position: seqs[i],
-                detail: "an indexed entry is missing from the log".into(),
-            });
+        let (first, last) = (seqs[i], seqs[j - 1]);
+        let mut run = ledger.store().raw_entries(first, last - first + 1)?.into_iter();
+        for &seq in &seqs[i..j] {
+            match run.find(|e| e.seq == seq) {
+                Some(e) => out.push((seq, e.checked()?)),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "entry",
+                        position: seq,
+                        detail: "an indexed entry is missing from the log".into(),
+                    })
+                }
+            }
         }
-        out.extend(seqs[i..j].iter().copied().zip(run));
         i = j;
     }
     Ok(out)
@@ -111,6 +126,17 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?
         .ok_or_else(|| RecordError::Read("the registry is longer than a bundle carries".into()))?;
     let registry = read_entries(ledger, &registry_seqs)?;
+    // Every commitment below `tree_size` is known to the completeness model once it has applied
+    // that far (models move together; after a snapshot one may trail briefly).
+    let read = ledger.read_side();
+    if read.status(tree_size).models.iter().any(|m| m.name == "completeness" && m.cursor < tree_size) {
+        read.wait_applied_blocking(tree_size);
+    }
+    let completeness = read.completeness_for(learner, tree_size)?;
+    let commitment_entry = match &completeness {
+        Some(c) => read_entries(ledger, &[c.commitment_seq])?.pop().map(|(_, bytes)| bytes),
+        None => None,
+    };
     let config = ledger.config();
     let input = zachetka_record::ExportInput {
         origin: &config.origin,
@@ -120,18 +146,54 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         concerned: &concerned,
         registry: &registry,
         disclosure,
+        completeness: completeness.as_ref().zip(commitment_entry.as_deref()).map(|(c, entry)| {
+            zachetka_record::CompletenessInput {
+                commitment_seq: c.commitment_seq,
+                commitment_entry: entry,
+                up_to: c.up_to,
+                value: c.value,
+                map_proof: &c.map_proof,
+            }
+        }),
     };
-    let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::new()) };
-    let prove = |seq: u64, n: u64| merkle::prove_inclusion(seq, n, &hashes).map_err(|e| e.to_string());
+    let hashes = CachedHashes { inner: StoreHashes(&**ledger.store()), cache: RefCell::new(HashMap::default()) };
+    let prover = merkle::Prover::new(&hashes, tree_size);
+    // Every stored hash the learner's proofs need, in one read per run (the registry's few are
+    // read as they come).
+    let mut wanted: Vec<u64> = concerned.iter().map(|(seq, _)| *seq).collect();
+    wanted.extend(completeness.as_ref().map(|c| c.commitment_seq));
+    prover.prefetch(&wanted).map_err(|e| RecordError::Read(format!("couldn't read the tree: {e}")))?;
+    let prove = |seq: u64, n: u64| {
+        if n == tree_size { prover.prove(seq) } else { merkle::prove_inclusion(seq, n, &hashes) }
+            .map_err(|e| e.to_string())
+    };
     Ok(zachetka_record::export(&input, prove)?)
 }
 
 /// The store's stored hashes, each read once per export: the proofs of a learner's entries
 /// share their upper levels (5,000 proofs in a log of 20,000 read about 20,000 hashes instead
-/// of 75,000, each a `pread` in the embedded store).
+/// of 75,000).
 struct CachedHashes<'a> {
     inner: StoreHashes<'a>,
-    cache: RefCell<HashMap<u64, Hash>>,
+    cache: RefCell<HashMap<u64, Hash, BuildHasherDefault<IndexHasher>>>,
+}
+
+/// A hasher for stored-hash indexes (small integers, no adversary): one multiplication.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl HashReader for CachedHashes<'_> {

@@ -10,8 +10,11 @@
 // concerns the learner (the Concerns definition); stream chains; the authority: the
 // establishment, then the registry replayed (grants, revocations, rotations) and, for every
 // disclosed entry, the author's grant in force at occurred_at (an import's: at recorded_at, with
-// the migration role) (the "grant check"); registry
-// entries' own authors (authority, or an institution admin within its institution).
+// the migration role) (the "grant check"); registry entries' own authors (authority, or an
+// institution admin within its institution); completeness (FORMAT.md section 6): the commitment
+// entry (proof, canonical bytes, signature, author = the trusted ledger key), the learner's value
+// recomputed from the bundle's items with WebCrypto SHA-256, the map proof against the
+// commitment's map root, and the freshness bound.
 // What only the Rust verifier checks: the full rule replay (zachetka_rules::check_and_apply: the
 // role and scope each event type needs, domain invariants), and consistency between two
 // checkpoints (section 4.7: not an input of this page).
@@ -49,16 +52,34 @@
 
   // Standard padded base64, strict (RFC 4648 section 4: canonical padding and trailing bits,
   // no whitespace), as the Rust side's `base64` STANDARD engine decodes it; null when
-  // malformed. atob is lenient (whitespace, missing padding), so the alphabet and length are
-  // checked first and the result is re-encoded and compared.
-  const B64_SHAPE = /^[A-Za-z0-9+/]*={0,2}$/;
+  // malformed. Decoded by hand (atob is lenient and needs a round trip to be made strict; a
+  // bundle holds tens of thousands of hashes).
+  const sextet = (s, i) => { const c = s.charCodeAt(i); return c < 128 ? B64_INDEX[c] : -1; };
   function b64decode(s) {
-    if (typeof s !== 'string' || s.length % 4 !== 0 || !B64_SHAPE.test(s)) return null;
-    let bin;
-    try { bin = atob(s); } catch (e) { return null; }
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return btoa(bin) === s ? out : null;
+    if (typeof s !== 'string' || s.length % 4 !== 0) return null;
+    const n = s.length;
+    const pad = n === 0 || s.charCodeAt(n - 1) !== 61 ? 0 : s.charCodeAt(n - 2) === 61 ? 2 : 1;
+    const out = new Uint8Array((n / 4) * 3 - pad);
+    let o = 0;
+    for (let i = 0; i < n; i += 4) {
+      const c0 = sextet(s, i), c1 = sextet(s, i + 1);
+      if (i + 4 < n || pad === 0) {
+        const c2 = sextet(s, i + 2), c3 = sextet(s, i + 3);
+        if ((c0 | c1 | c2 | c3) < 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+        out[o++] = ((c1 & 15) << 4) | (c2 >> 2);
+        out[o++] = ((c2 & 3) << 6) | c3;
+      } else if (pad === 1) {
+        const c2 = sextet(s, i + 2);
+        if ((c0 | c1 | c2) < 0 || (c2 & 3) !== 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+        out[o++] = ((c1 & 15) << 4) | (c2 >> 2);
+      } else {
+        if ((c0 | c1) < 0 || (c1 & 15) !== 0) return null;
+        out[o++] = (c0 << 2) | (c1 >> 4);
+      }
+    }
+    return out;
   }
 
   const binary = (bytes) => {
@@ -97,6 +118,15 @@
     return new Uint8Array(bytes);
   }
 
+  function b58encode(bytes) {
+    let n = 0n;
+    for (const b of bytes) n = (n << 8n) | BigInt(b);
+    let out = '';
+    while (n > 0n) { out = B58[Number(n % 58n)] + out; n /= 58n; }
+    for (const b of bytes) { if (b !== 0) break; out = '1' + out; }
+    return out;
+  }
+
   // did:key of an Ed25519 key: `did:key:z` + base58btc(0xed 0x01 || 32-byte key) (DESIGN 3.1).
   // A bundle has few authors and many entries: decoded once each.
   const didCache = new Map();
@@ -108,6 +138,8 @@
     didCache.set(did, key);
     return key;
   }
+
+  const didFromPublic = (publicKey) => 'did:key:z' + b58encode(concat(new Uint8Array([0xed, 0x01]), publicKey));
 
   // ---- hashing (WebCrypto) ------------------------------------------------------------------
 
@@ -429,6 +461,7 @@
     if (!Array.isArray(b.entries) || !Array.isArray(b.authority)) fail('bundle_malformed', 'entries and authority are arrays');
     if (b.entries.length + b.authority.length > ITEMS_MAX) fail('bundle_too_many_entries', 'more than 200,000 items');
     if (b.completeness !== undefined && b.completeness !== null && !isObject(b.completeness)) fail('bundle_malformed', 'completeness is neither null nor an object');
+    const completeness = b.completeness == null ? null : parseCompleteness(b.completeness);
     const entries = b.entries.map((it, i) => parseItem(it, 'entries[' + i + ']'));
     const authority = b.authority.map((it, i) => parseItem(it, 'authority[' + i + ']'));
     const seen = new Set();
@@ -440,7 +473,65 @@
       }
     }
     for (const it of authority) if (!it.disclosed) fail('bundle_malformed', 'authority item seq ' + it.seq + ' is withheld (authority items are always disclosed)');
-    return { b, entries, authority };
+    return { b, entries, authority, completeness };
+  }
+
+  // The completeness member's shape (FORMAT.md section 6); the map proof is read when checked,
+  // so that a malformed one is map_proof_malformed rather than an unreadable bundle.
+  const COMPLETENESS_MEMBERS = ['commitment', 'up_to', 'value', 'map_proof'];
+  function parseCompleteness(c) {
+    checkMembers(c, COMPLETENESS_MEMBERS, COMPLETENESS_MEMBERS, 'completeness');
+    if (!isIndex(c.up_to)) fail('bundle_malformed', 'completeness.up_to is not an integer within 0..2^53-1');
+    checkMembers(c.value, ['count', 'digest'], ['count', 'digest'], 'completeness.value');
+    if (!isIndex(c.value.count) || typeof c.value.digest !== 'string') fail('bundle_malformed', 'completeness.value is not {"count": <integer>, "digest": <string>}');
+    return { commitment: parseItem(c.commitment, 'completeness.commitment'), up_to: c.up_to, value: c.value, map_proof: c.map_proof };
+  }
+
+  // Whether `v` is in the entries' profile (strings, integers within ±(2^53-1), null where
+  // allowed) with every object's keys ascending by UTF-16 code units and none an array index
+  // (which JSON.parse would move first). For such a value JSON.stringify writes exactly its
+  // RFC 8785 form, so `canonical` need not rebuild it; anything else takes `canonical`'s path.
+  const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+  function sortedProfile(v, allowNull, depth) {
+    if (v === null) return allowNull;
+    switch (typeof v) {
+      case 'string': return true;
+      case 'number': return Number.isInteger(v) && Math.abs(v) <= SAFE_MAX && !Object.is(v, -0);
+      case 'object': {
+        if (depth >= 32) return false;
+        if (Array.isArray(v)) return v.every((x) => sortedProfile(x, allowNull, depth + 1));
+        let prev = null;
+        for (const k of Object.keys(v)) {
+          if ((prev !== null && !(prev < k)) || ARRAY_INDEX.test(k) || !sortedProfile(v[k], allowNull, depth + 1)) return false;
+          prev = k;
+        }
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  const EVENT_END = enc.encode(',"recorded_at":"');
+  // The byte offset where the event's canonical bytes end: the last `,"recorded_at":"` (the
+  // members after it hold no such text).
+  function eventEnd(bytes) {
+    outer: for (let i = bytes.length - EVENT_END.length; i >= 9; i--) {
+      for (let j = 0; j < EVENT_END.length; j++) if (bytes[i + j] !== EVENT_END[j]) continue outer;
+      return i;
+    }
+    return -1;
+  }
+
+  // What the author signed: `zachetka/event/v1\n` || JCS(event), the event's bytes taken from
+  // the (canonical) entry bytes.
+  const EVENT_DOMAIN_BYTES = enc.encode(EVENT_DOMAIN);
+  function signedMessage(item) {
+    const end = eventEnd(item.bytes);
+    if (end < 0) return enc.encode(EVENT_DOMAIN + item.eventText);
+    const out = new Uint8Array(EVENT_DOMAIN_BYTES.length + end - 9);
+    out.set(EVENT_DOMAIN_BYTES, 0);
+    out.set(item.bytes.subarray(9, end), EVENT_DOMAIN_BYTES.length);
+    return out;
   }
 
   // Parses a disclosed entry's bytes: UTF-8 JSON, exactly the six members, already canonical.
@@ -452,7 +543,12 @@
     } catch (err) {
       fail('entry_not_canonical', 'entry bytes are not UTF-8 JSON', item.seq);
     }
-    try {
+    const keys = isObject(e) ? Object.keys(e) : [];
+    const fast = keys.length === 6 && keys.every((k, i) => k === ENTRY_MEMBERS[i]) && isObject(e.event) &&
+      sortedProfile(e.event, false, 1) && ENTRY_MEMBERS.slice(1).every((k) => sortedProfile(e[k], true, 1)) &&
+      JSON.stringify(e) === text;
+    if (fast) item.eventText = text.slice(9, text.lastIndexOf(',"recorded_at":"'));
+    else try {
       if (!isObject(e) || Object.keys(e).length !== 6 || !ENTRY_MEMBERS.every((k) => k in e)) {
         fail('entry_not_canonical', 'an entry has exactly the members ' + ENTRY_MEMBERS.join(', '));
       }
@@ -643,11 +739,245 @@
     };
   }
 
+  // ---- completeness (FORMAT.md section 6; the commitment format of README) ------------------
+
+  const MAX_UNCOVERED_DEFAULT = 200000;
+  const COMMITMENT_TYPE = 'ledger.completeness_committed';
+  const COMMITMENT_STREAM = 'completeness';
+  const CHAIN_DOMAIN = enc.encode('zachetka/completeness/v1\n');
+  const MAP_PROOF_HASHES_MAX = 64;
+  const ZERO32 = new Uint8Array(32);
+  // SHA-256 of nothing: the root of the empty map.
+  const EMPTY_ROOT = b64decode('47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=');
+
+  class MapProofError extends Error {
+    constructor(code, message) { super(message); this.code = code; }
+  }
+  const malformed = (m) => { throw new MapProofError('map_proof_malformed', m); };
+  const invalid = (m) => { throw new MapProofError('map_proof_invalid', m); };
+
+  function compareBytes(a, b) {
+    for (let i = 0; i < a.length && i < b.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+    return a.length - b.length;
+  }
+
+  // The map leaf hash: SHA-256(0x00 || key hash || count as 8 bytes big-endian || digest).
+  function mapLeafHash(keyHash, count, digest) {
+    const data = new Uint8Array(73);
+    data.set(keyHash, 1);
+    let n = BigInt(count);
+    for (let i = 40; i >= 33; i--) { data[i] = Number(n & 0xffn); n >>= 8n; }
+    data.set(digest, 41);
+    return sha256(data);
+  }
+
+  const hash32 = (s) => {
+    const b = b64decode(s);
+    if (!b || b.length !== 32) malformed('a hash is not 32 bytes of standard base64: ' + JSON.stringify(String(s).slice(0, 60)));
+    return b;
+  };
+
+  async function checkPath(mapRoot, mapSize, leafIndex, leaf, hashes) {
+    if (hashes.length > MAP_PROOF_HASHES_MAX) malformed('more than 64 hashes in one path');
+    const path = hashes.map(hash32);
+    const root = await rootFromInclusion(leafIndex, mapSize, leaf, path);
+    if (!root || !equalBytes(root, mapRoot)) invalid('the inclusion proof of leaf ' + leafIndex + ' does not verify against the map root');
+  }
+
+  // The map proof's JSON shape, as the Rust verifier reads it into `MapProof` (unknown members
+  // refused; `present` and `absent` optional or null; integers within 0..2^53-1).
+  function shapeOf(proof) {
+    const obj = (v, allowed, required, where) => {
+      if (!isObject(v) || Object.keys(v).some((k) => !allowed.includes(k)) || required.some((k) => !(k in v))) {
+        malformed(where + ' is not an object of ' + allowed.join(', '));
+      }
+      return v;
+    };
+    const hashes = (v, where) => {
+      if (!Array.isArray(v) || v.some((h) => typeof h !== 'string')) malformed(where + '.hashes is not an array of strings');
+      return v;
+    };
+    const index = (v, where) => { if (!isIndex(v)) malformed(where + ' is not an integer'); return v; };
+    obj(proof, ['map_size', 'present', 'absent'], ['map_size'], 'the map proof');
+    index(proof.map_size, 'map_size');
+    let present = null, absent = null;
+    if (proof.present != null) {
+      obj(proof.present, ['leaf_index', 'hashes'], ['leaf_index', 'hashes'], 'present');
+      present = { leaf_index: index(proof.present.leaf_index, 'present.leaf_index'), hashes: hashes(proof.present.hashes, 'present') };
+    }
+    if (proof.absent != null) {
+      obj(proof.absent, ['left', 'right'], [], 'absent');
+      const neighbour = (n, where) => {
+        if (n == null) return null;
+        obj(n, ['leaf_index', 'key_hash', 'value', 'hashes'], ['leaf_index', 'key_hash', 'value', 'hashes'], where);
+        if (typeof n.key_hash !== 'string') malformed(where + '.key_hash is not a string');
+        obj(n.value, ['count', 'digest'], ['count', 'digest'], where + '.value');
+        if (!isIndex(n.value.count) || typeof n.value.digest !== 'string') malformed(where + '.value is not {"count", "digest"}');
+        return { leaf_index: index(n.leaf_index, where + '.leaf_index'), key_hash: n.key_hash, value: n.value, hashes: hashes(n.hashes, where) };
+      };
+      absent = { left: neighbour(proof.absent.left, 'absent.left'), right: neighbour(proof.absent.right, 'absent.right') };
+    }
+    return { map_size: proof.map_size, present, absent };
+  }
+
+  // zachetka_projections::completeness::verify_map_proof, step for step (same order, same codes).
+  async function verifyMapProof(mapRoot, learner, value, proof) {
+    const k = await sha256(enc.encode(learner));
+    if (proof.present && !proof.absent) {
+      await checkPath(mapRoot, proof.map_size, proof.present.leaf_index, await mapLeafHash(k, value.count, value.digest), proof.present.hashes);
+      return;
+    }
+    if (!proof.absent || proof.present) malformed('the proof must hold exactly one of present and absent');
+    if (value.count !== 0 || !equalBytes(value.digest, ZERO32)) invalid('an absent learner\'s value must be count 0 and a zero digest');
+    const check = async (n) => {
+      if (!n) return null;
+      const nk = hash32(n.key_hash);
+      const digest = hash32(n.value.digest);
+      await checkPath(mapRoot, proof.map_size, n.leaf_index, await mapLeafHash(nk, n.value.count, digest), n.hashes);
+      return { k: nk, i: n.leaf_index };
+    };
+    const left = await check(proof.absent.left);
+    const right = await check(proof.absent.right);
+    let ok;
+    if (!left && !right) ok = proof.map_size === 0 && equalBytes(mapRoot, EMPTY_ROOT);
+    else if (left && !right) ok = compareBytes(left.k, k) < 0 && left.i + 1 === proof.map_size;
+    else if (!left && right) ok = compareBytes(k, right.k) < 0 && right.i === 0;
+    else ok = compareBytes(left.k, k) < 0 && compareBytes(k, right.k) < 0 && left.i + 1 === right.i;
+    if (!ok) invalid('the neighbours do not enclose the learner\'s key (order or adjacency)');
+  }
+
+  // The learner's value from the leaf hashes of their entries in log order: the count, and
+  // d_i = SHA-256("zachetka/completeness/v1\n" || d_{i-1} || leaf_i) from 32 zero bytes.
+  // Sequential by nature; the page starts it as soon as the leaf hashes are known, so it runs
+  // beside the signature checks.
+  async function chainValue(leaves) {
+    let d = ZERO32;
+    const buf = new Uint8Array(CHAIN_DOMAIN.length + 64);
+    buf.set(CHAIN_DOMAIN, 0);
+    for (const leaf of leaves) {
+      buf.set(d, CHAIN_DOMAIN.length);
+      buf.set(leaf, CHAIN_DOMAIN.length + 32);
+      d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+    }
+    return { count: leaves.length, digest: d };
+  }
+
+  // The commitment event's own checks: stream, type, author the trusted ledger key, data in
+  // shape. Returns { data } or { problems } (each a completeness_commitment_invalid message).
+  function commitmentData(ev, key) {
+    const problems = [];
+    if (ev.stream !== COMMITMENT_STREAM || ev.type !== COMMITMENT_TYPE) {
+      problems.push('it is ' + ev.type + ' on stream ' + JSON.stringify(ev.stream) + ', not ' + COMMITMENT_TYPE + ' on stream ' + JSON.stringify(COMMITMENT_STREAM));
+    }
+    const ledger = didFromPublic(key.publicKey);
+    if (ev.author !== ledger) problems.push('its author ' + ev.author + ' is not the ledger key ' + ledger + ' of the verifier key you trust');
+    const d = ev.data;
+    const root = isObject(d) && typeof d.map_root === 'string' ? b64decode(d.map_root) : null;
+    const shaped = isObject(d) && Object.keys(d).length === 4 && d.v === 1 && isIndex(d.up_to) && isIndex(d.learners) && root && root.length === 32;
+    if (!shaped) problems.push('its data is not {"v": 1, "up_to", "map_root": <base64 of 32 bytes>, "learners"}');
+    return problems.length ? { problems } : { data: { up_to: d.up_to, map_root: root, learners: d.learners } };
+  }
+
+  // FORMAT.md section 6, after the other checks. `chain` is the value recomputed from the items
+  // below `up_to` (started early); failures go to `failures`, the summary is returned.
+  async function checkCompleteness(b, c, entries, cp, key, options, failures, report, chain) {
+    const maxUncovered = options.maxUncovered ?? MAX_UNCOVERED_DEFAULT;
+    const out = { status: 'failed', max_uncovered: maxUncovered };
+    if (!c) {
+      out.status = 'not_present';
+      if (options.requireComplete) failures.push({ code: 'completeness_missing', message: 'the bundle carries no completeness commitment, and this verification requires one' });
+      return out;
+    }
+    const before = failures.length;
+    const it = c.commitment, S = it.seq, P = c.up_to;
+    Object.assign(out, { up_to: P, commitment_seq: S });
+    const push = (code, message, seq) => failures.push(seq === undefined ? { code, message } : { code, seq, message });
+    // 1. The commitment as any item: proof, canonical bytes, ledger, signature.
+    let data = null;
+    if (!it.disclosed) {
+      push('bundle_malformed', 'the completeness commitment is withheld; it must be disclosed', S);
+    } else {
+      it.leaf = await leafHash(it.bytes);
+      const root = S < cp.treeSize ? await rootFromInclusion(S, cp.treeSize, it.leaf, it.proof) : null;
+      report.proofs_checked++;
+      if (!root || !equalBytes(root, cp.root)) push('proof_invalid', 'the completeness commitment: the inclusion proof of seq ' + S + ' does not lead to the checkpoint root at tree size ' + cp.treeSize, S);
+      let parsed = true;
+      try { parseEntry(it); } catch (e) {
+        if (!(e instanceof Failure)) throw e;
+        push(e.code, 'the completeness commitment: ' + e.message, S);
+        parsed = false;
+      }
+      if (parsed) {
+        const ev = it.event;
+        if (ev.ledger !== b.origin) push('wrong_ledger', 'the completeness commitment: event for ledger ' + ev.ledger + ', not ' + b.origin, S);
+        const pk = publicFromDid(ev.author);
+        const sig = b64decode(it.entry.sig);
+        let why;
+        if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
+        else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
+        else why = await verifyStrict(pk, signedMessage(it), sig);
+        report.signatures_checked++;
+        if (why) push('signature_invalid', 'the completeness commitment: signature by ' + ev.author + ': ' + why, S);
+        // 2. A commitment of this ledger, saying what the member says.
+        const got = commitmentData(ev, key);
+        for (const p of got.problems || []) push('completeness_commitment_invalid', 'entry ' + S + ' is no completeness commitment of this ledger: ' + p, S);
+        data = got.data || null;
+        if (data && data.up_to !== P) push('completeness_commitment_invalid', 'the commitment at seq ' + S + ' covers positions below ' + data.up_to + ', the bundle says ' + P, S);
+        else if (data && P > S) push('completeness_commitment_invalid', 'the commitment at seq ' + S + ' claims to cover positions up to ' + P + ', after itself', S);
+      }
+    }
+    // 3. The value from the items below P (withheld ones by their leaf hash).
+    const digest = b64decode(c.value.digest);
+    const claimed = digest && digest.length === 32 ? { count: c.value.count, digest } : null;
+    if (!claimed) push('bundle_malformed', 'completeness.value.digest is not base64 of 32 bytes');
+    const below = entries.filter((x) => x.seq < P);
+    out.after = entries.length - below.length;
+    out.covered_withheld = below.filter((x) => !x.disclosed).length;
+    const got = await chain;
+    if (claimed) {
+      out.covered = claimed.count;
+      if (got.count !== claimed.count || !equalBytes(got.digest, claimed.digest)) {
+        let why;
+        if (got.count < claimed.count) why = 'the commitment counts ' + claimed.count + ' entries of learner ' + b.learner + ' below position ' + P + ', the bundle holds ' + got.count + ': ' + (claimed.count - got.count) + ' left out';
+        else if (got.count > claimed.count) why = 'the bundle holds ' + got.count + ' entries below position ' + P + ', the commitment counts ' + claimed.count + ' of learner ' + b.learner + ': the bundle holds entries the commitment does not';
+        else why = 'the bundle\'s ' + got.count + ' entries below position ' + P + ' chain to another digest than the commitment\'s: an entry was replaced, or one left out and another added';
+        push('completeness_value_mismatch', why);
+      }
+    }
+    // 4. The value is the learner's in the committed map.
+    try {
+      const proof = shapeOf(c.map_proof);
+      if (data && claimed) {
+        if (proof.map_size !== data.learners) invalid('the map proof is for a map of ' + proof.map_size + ' learners, the commitment\'s holds ' + data.learners);
+        try {
+          await verifyMapProof(data.map_root, b.learner, claimed, proof);
+        } catch (e) {
+          if (!(e instanceof MapProofError)) throw e;
+          e.message = 'the value {count ' + claimed.count + '} of learner ' + b.learner + ' is not proved in the commitment\'s map: ' + e.message;
+          throw e;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof MapProofError)) throw e;
+      push(e.code, e.message);
+    }
+    // 5. Freshness. The page takes no second checkpoint, so the bound is to the bundle's.
+    const uncovered = Math.max(0, cp.treeSize - P);
+    out.uncovered_positions = uncovered;
+    if (uncovered > maxUncovered) {
+      push('completeness_stale', 'the commitment covers positions below ' + P + ', the bundle\'s checkpoint is at ' + cp.treeSize + ': ' + uncovered + ' positions are not covered, more than the bound ' + maxUncovered + '; an entry among them (a revocation, a correction) could be left out: ask for a bundle exported against the latest commitment');
+    }
+    if (failures.length === before) out.status = 'complete';
+    else out.reason = failures[before].code;
+    return out;
+  }
+
   // ---- the verifier ----------------------------------------------------------------------------
 
   // Verifies bundle `text` under `trustedKey` (a C2SP verifier key string). Never throws: the
   // report lists every failure with its FORMAT.md code (and `seq` where one item is to blame).
-  async function verifyBundle(text, trustedKey) {
+  // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6).
+  async function verifyBundle(text, trustedKey, options = {}) {
     const started = performance.now();
     nodeMemo = new Map();
     const phases = {};
@@ -662,7 +992,7 @@
       failures.push(f);
     };
     try {
-      const { b, entries, authority } = parseBundle(text);
+      const { b, entries, authority, completeness } = parseBundle(text);
       phase('parse');
       Object.assign(report, { origin: b.origin, learner: b.learner, entries: entries.length, authority_entries: authority.length });
       let key = null;
@@ -696,6 +1026,9 @@
         }
       }));
       phase('proofs');
+      // The completeness value's chain is sequential: started now, it runs beside the
+      // signature checks and is awaited in step 8.
+      const chain = completeness ? chainValue(entries.filter((it) => it.seq < completeness.up_to).map((it) => it.leaf)) : null;
 
       // 4. entries: canonical bytes, seq, ledger, author signatures.
       const disclosed = [];
@@ -715,7 +1048,7 @@
         let why;
         if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
         else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
-        else why = await verifyStrict(pk, enc.encode(EVENT_DOMAIN + it.eventText), sig);
+        else why = await verifyStrict(pk, signedMessage(it), sig);
         report.signatures_checked++;
         if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
       }));
@@ -740,10 +1073,13 @@
       // 6. authority.
       checkAuthority(b.origin, entries, authority, report, failures);
 
-      // 8. completeness (reserved in version 1).
-      report.completeness = b.completeness == null ? { status: 'not_present' } : { status: 'not_checked', reason: 'completeness commitments are not defined yet (FORMAT.md section 6)' };
+      phase('chains_authority');
+
+      // 8. completeness.
+      report.completeness = await checkCompleteness(b, completeness, entries, cp, key, options, failures, report, chain);
+      phase('completeness');
       report.record = summarize(disclosedEntries);
-      phase('chains_authority_record');
+      phase('record');
     } catch (e) {
       note(e);
     }
@@ -858,7 +1194,20 @@
       return { ok: false, code: e.code, message: e.message };
     }
   }
-  const api = { verifyBundle, verifyStrict, canonical, checkNote, parseInstant, b64decode, b64encode, rootFromInclusion, leafHash, Failure };
+  // A map proof checked as the bundle check does (for the known answers of tests/web): the
+  // code of the failure, or 'ok'.
+  async function checkMapProof(rootB64, learner, value, proof) {
+    try {
+      const digest = b64decode(value.digest);
+      if (!digest || digest.length !== 32) return 'bundle_malformed';
+      await verifyMapProof(b64decode(rootB64), learner, { count: value.count, digest }, shapeOf(proof));
+      return 'ok';
+    } catch (e) {
+      if (e instanceof MapProofError) return e.code;
+      throw e;
+    }
+  }
+  const api = { checkMapProof, verifyBundle, verifyStrict, canonical, checkNote, parseInstant, b64decode, b64encode, rootFromInclusion, leafHash, verifyMapProof, chainValue, didFromPublic, Failure };
   global.zachetkaVerifier = api;
 })(typeof window !== 'undefined' ? window : globalThis);
 
@@ -881,6 +1230,18 @@
       el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))));
   }
 
+  function describeCompleteness(c, treeSize) {
+    if (c.status === 'not_present') {
+      return 'not present in this bundle: it proves that what it holds is authentic as of position ' + treeSize + ', not that nothing is missing';
+    }
+    if (c.status === 'complete') {
+      return 'complete as of position ' + c.up_to + ' (commitment at seq ' + c.commitment_seq + '): the bundle holds all ' + c.covered +
+        ' entries of the learner before it (' + c.covered_withheld + ' of them withheld); ' + c.after + ' entries of the bundle are at or after position ' +
+        c.up_to + ' and not covered; the checkpoint is ' + c.uncovered_positions + ' positions past it (at most ' + c.max_uncovered + ' accepted)';
+    }
+    return 'NOT proved (' + c.reason + ')' + (c.up_to !== undefined ? ' for the commitment at seq ' + c.commitment_seq + ', position ' + c.up_to : '') + ': see why it fails below';
+  }
+
   function render(report, fileName) {
     const out = $('result');
     out.replaceChildren();
@@ -894,11 +1255,7 @@
     if (report.origin !== undefined) facts.push(['Ledger', report.origin]);
     if (report.tree_size !== undefined) facts.push(['Checkpoint', 'tree size ' + report.tree_size + ', root ' + report.root_hash]);
     if (report.entries !== undefined) facts.push(['Entries', report.disclosed + ' disclosed, ' + report.withheld + ' withheld (withheld entries are counted, never shown)']);
-    if (report.completeness) {
-      facts.push(['Completeness', report.completeness.status === 'not_present'
-        ? 'not present in this bundle: it proves that what it holds is authentic as of position ' + report.tree_size + ', not that nothing is missing'
-        : report.completeness.status + ': ' + report.completeness.reason]);
-    }
+    if (report.completeness) facts.push(['Completeness', describeCompleteness(report.completeness, report.tree_size)]);
     facts.push(['Checked', report.signatures_checked + ' signatures, ' + report.proofs_checked + ' inclusion proofs, ' + report.grant_checks + ' grant checks in ' + report.millis + ' ms']);
     facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); the roles, scopes and domain rules each event needs are checked by the zachetka verify command']);
     if (report.key_from_bundle) facts.push(['Warning', 'no trusted key was given: the key was taken from the bundle itself, which proves integrity, not origin']);
@@ -927,7 +1284,7 @@
     status.dataset.state = 'working';
     status.textContent = 'Verifying ' + file.name + '...';
     const text = await file.text();
-    const report = await window.zachetkaVerifier.verifyBundle(text, $('key').value.trim());
+    const report = await window.zachetkaVerifier.verifyBundle(text, $('key').value.trim(), { requireComplete: $('require-complete').checked });
     window.zachetkaLastReport = report;
     render(report, file.name);
   }

@@ -310,11 +310,16 @@ pub fn parse_entry(bytes: &[u8]) -> Result<ParsedEntry, EntryError> {
         _ => return Err(EntryError::Field("stream_prev")),
     };
     let sig = o.get("sig").and_then(Value::as_str).ok_or(EntryError::Field("sig"))?.to_owned();
-    let event = o.get("event").filter(|e| e.is_object()).ok_or(EntryError::Field("event"))?.clone();
+    if !o.get("event").is_some_and(Value::is_object) {
+        return Err(EntryError::Field("event"));
+    }
     let canon = jcs::to_canonical(&v, Profile::Entry).map_err(|_| EntryError::NotCanonical)?;
     if canon != bytes {
         return Err(EntryError::NotCanonical);
     }
+    // The event moved out, not copied (a verifier parses thousands of entries).
+    let Value::Object(mut o) = v else { unreachable!("matched as an object above") };
+    let event = o.remove("event").expect("checked above");
     Ok(ParsedEntry { meta: EntryMeta { seq, recorded_at_unix, stream_version, stream_prev }, event, sig })
 }
 

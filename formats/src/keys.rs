@@ -8,7 +8,9 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+/// The Ed25519 signature type every signature check here takes.
+pub use ed25519_dalek::Signature;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha512};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -301,6 +303,12 @@ pub fn b64(bytes: &[u8]) -> String {
 /// Decodes standard padded base64 (strict: no whitespace, canonical padding).
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     B64.decode(s).ok()
+}
+
+/// Decodes standard padded base64 into `out`, returning how many bytes it wrote; `None` when
+/// `s` is not base64 or does not fit.
+pub fn b64_decode_slice(s: &str, out: &mut [u8]) -> Option<usize> {
+    B64.decode_slice(s, out).ok()
 }
 
 #[cfg(test)]

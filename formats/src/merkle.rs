@@ -21,8 +21,11 @@ pub trait HashB64: Sized {
 
 impl HashB64 for Hash {
     fn from_b64(s: &str) -> Option<Self> {
-        let bytes = crate::keys::b64_decode(s)?;
-        Some(Hash(bytes.try_into().ok()?))
+        // 32 bytes are 44 characters of padded base64: decoded in place (a bundle holds tens of
+        // thousands of proof hashes), by the same strict engine as `keys::b64_decode`.
+        let mut out = [0u8; 36];
+        (s.len() == 44 && crate::keys::b64_decode_slice(s, &mut out) == Some(32))
+            .then(|| Hash(out[..32].try_into().expect("32 bytes")))
     }
     fn to_b64(&self) -> String {
         crate::keys::b64(&self.0)
@@ -90,6 +93,121 @@ pub fn prove_inclusion(leaf_index: u64, tree_size: u64, r: &impl HashReader) -> 
         return Err(ProofError::LeafOutOfRange { leaf_index, tree_size });
     }
     prove_record(tree_size, leaf_index, r).map_err(storage)
+}
+
+/// Inclusion proofs of many leaves of one tree (a record bundle's), each exactly
+/// [`prove_inclusion`]'s, with each stored hash read once per proof in one call and the
+/// partial subtrees of the tree's right edge, which the proofs of every leaf left of them
+/// share, hashed once.
+pub struct Prover<'a, R: HashReader> {
+    reader: &'a R,
+    tree_size: u64,
+    /// The hash of `[lo, hi)` for partial subtrees (`hi` the tree size).
+    edge: std::cell::RefCell<std::collections::HashMap<(u64, u64), Hash>>,
+}
+
+impl<'a, R: HashReader> Prover<'a, R> {
+    pub fn new(reader: &'a R, tree_size: u64) -> Self {
+        Self { reader, tree_size, edge: Default::default() }
+    }
+
+    /// Reads, in one call, every stored hash the proofs of `leaves` need (a caching reader
+    /// then answers the proofs without reading again).
+    pub fn prefetch(&self, leaves: &[u64]) -> Result<(), ProofError> {
+        let mut indexes = Vec::new();
+        for &leaf in leaves.iter().filter(|l| **l < self.tree_size) {
+            for (lo, hi) in self.siblings(leaf) {
+                match complete(lo, hi) {
+                    Some(index) => indexes.push(index),
+                    None => indexes.extend(edge_parts(lo, hi)),
+                }
+            }
+        }
+        indexes.sort_unstable();
+        indexes.dedup();
+        self.reader.read_hashes(&indexes).map(drop).map_err(storage)
+    }
+
+    /// PATH(m, D[0:n]) of RFC 9162 2.1.3.1 as the subtrees `[lo, hi)` whose hashes it holds,
+    /// bottom up.
+    fn siblings(&self, leaf_index: u64) -> Vec<(u64, u64)> {
+        // Top down: the subtree not taken at each split.
+        let mut siblings: Vec<(u64, u64)> = Vec::with_capacity(64);
+        let (mut lo, mut hi) = (0, self.tree_size);
+        while hi - lo > 1 {
+            let k = largest_power_of_two_below(hi - lo);
+            if leaf_index < lo + k {
+                siblings.push((lo + k, hi));
+                hi = lo + k;
+            } else {
+                siblings.push((lo, lo + k));
+                lo += k;
+            }
+        }
+        siblings.reverse();
+        siblings
+    }
+
+    /// The RFC 9162 inclusion proof (2.1.3.1) of `leaf_index`, bottom up.
+    pub fn prove(&self, leaf_index: u64) -> Result<Vec<Hash>, ProofError> {
+        let n = self.tree_size;
+        if leaf_index >= n {
+            return Err(ProofError::LeafOutOfRange { leaf_index, tree_size: n });
+        }
+        let siblings = self.siblings(leaf_index);
+        // Complete subtrees are stored hashes; a partial one (the right edge) is hashed from
+        // the complete subtrees it splits into, largest first.
+        let mut indexes = Vec::with_capacity(siblings.len());
+        let mut edge = self.edge.borrow_mut();
+        for &(lo, hi) in &siblings {
+            match complete(lo, hi) {
+                Some(index) => indexes.push(index),
+                None if edge.contains_key(&(lo, hi)) => {}
+                None => {
+                    let parts = edge_parts(lo, hi);
+                    let hashes = self.reader.read_hashes(&parts).map_err(storage)?;
+                    let (last, rest) = hashes.split_last().ok_or(ProofError::Storage("an empty subtree".into()))?;
+                    let h = rest.iter().rev().fold(*last, |right, left| node_hash(*left, right));
+                    edge.insert((lo, hi), h);
+                }
+            }
+        }
+        let mut stored = self.reader.read_hashes(&indexes).map_err(storage)?.into_iter();
+        siblings
+            .iter()
+            .map(|&(lo, hi)| match complete(lo, hi) {
+                Some(_) => stored.next().ok_or(ProofError::Storage("a stored hash is missing".into())),
+                None => Ok(edge[&(lo, hi)]),
+            })
+            .collect()
+    }
+}
+
+/// The largest power of two strictly below `n` (n >= 2).
+fn largest_power_of_two_below(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// The stored hash index of `[lo, hi)` when it is a complete, aligned subtree.
+fn complete(lo: u64, hi: u64) -> Option<u64> {
+    let size = hi - lo;
+    (size.is_power_of_two() && lo.is_multiple_of(size))
+        .then(|| tlog_tiles::stored_hash_index(size.trailing_zeros() as u8, lo >> size.trailing_zeros()))
+}
+
+/// The stored hash indexes of the complete subtrees `[lo, hi)` splits into, largest first.
+fn edge_parts(mut lo: u64, hi: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    while lo < hi {
+        // The largest aligned power of two that fits.
+        let mut k = 1u64 << (63 - (hi - lo).leading_zeros());
+        while !lo.is_multiple_of(k) {
+            k >>= 1;
+        }
+        out.push(tlog_tiles::stored_hash_index(k.trailing_zeros() as u8, lo / k));
+        lo += k;
+    }
+    out
 }
 
 /// The consistency proof from `first` to `second` leaves (empty when they are equal).
@@ -288,6 +406,53 @@ pub fn read_hash_tile(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_prover_gives_every_leaf_the_proof_prove_inclusion_gives() {
+        let mut tree = MemoryTree::default();
+        for n in 1..=70u64 {
+            tree.push(leaf_hash(&n.to_be_bytes()));
+            let prover = Prover::new(&tree, n);
+            prover.prefetch(&(0..=n).collect::<Vec<_>>()).unwrap();
+            for leaf in 0..n {
+                assert_eq!(prover.prove(leaf).unwrap(), prove_inclusion(leaf, n, &tree).unwrap(), "leaf {leaf} of {n}");
+            }
+            assert!(prover.prove(n).is_err());
+        }
+        // A large tree, a few leaves.
+        for n in 71..=1100u64 {
+            tree.push(leaf_hash(&n.to_be_bytes()));
+        }
+        let n = tree.size();
+        let prover = Prover::new(&tree, n);
+        for leaf in [0, 1, 511, 512, 1000, 1023, 1024, 1099] {
+            assert_eq!(prover.prove(leaf).unwrap(), prove_inclusion(leaf, n, &tree).unwrap(), "leaf {leaf} of {n}");
+        }
+    }
+
+    #[test]
+    fn a_hash_is_read_from_exactly_44_characters_of_strict_base64() {
+        let h = Hash([0xa5; 32]);
+        assert_eq!(Hash::from_b64(&h.to_b64()), Some(h));
+        let text = h.to_b64();
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let last = ALPHABET.find(&text[42..43]).unwrap();
+        let trailing_bits_set = format!("{}{}=", &text[..42], &ALPHABET[(last | 1)..=(last | 1)]);
+        // Other lengths, another alphabet, missing padding, non-zero trailing bits: refused, as
+        // `keys::b64_decode` refuses them.
+        for bad in [
+            &text[..43],
+            &format!("{text}A"),
+            &text.replace('=', ""),
+            &text.replace('p', "-"),
+            &trailing_bits_set,
+            &crate::keys::b64(&[1; 31]),
+            &crate::keys::b64(&[1; 33]),
+        ] {
+            assert_eq!(Hash::from_b64(bad), None, "{bad}");
+            assert!(crate::keys::b64_decode(bad).is_none_or(|b| b.len() != 32), "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -43,9 +43,28 @@ pub struct Bundle {
     pub entries: Vec<Item>,
     #[serde(deserialize_with = "bounded_items")]
     pub authority: Vec<Item>,
-    /// Reserved for DESIGN 3.7 (FORMAT.md section 6).
+    /// The learner's value in a completeness commitment (DESIGN 3.7; FORMAT.md section 6);
+    /// `null` or absent when the ledger had committed nothing below the checkpoint.
     #[serde(default)]
-    pub completeness: Option<serde_json::Value>,
+    pub completeness: Option<CompletenessMember>,
+}
+
+/// The `completeness` member (FORMAT.md section 6): the latest completeness commitment below
+/// the checkpoint, as a disclosed item with its inclusion proof in the bundle's checkpoint, the
+/// position it covers, the learner's value and the map proof of that value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletenessMember {
+    /// The commitment entry (`ledger.completeness_committed` on stream `completeness`), disclosed.
+    pub commitment: Item,
+    /// `P`: the commitment covers every entry with seq < `P` (its `data.up_to`).
+    pub up_to: u64,
+    /// The learner's value at `P`: `{"count", "digest"}`.
+    pub value: zachetka_projections::completeness::ValueJson,
+    /// The map proof of `value` against the commitment's `map_root`. Kept as JSON here and
+    /// read by the verifier, so that a malformed proof is `map_proof_malformed`, not a bundle
+    /// that cannot be read at all.
+    pub map_proof: serde_json::Value,
 }
 
 /// One entry of the bundle: disclosed (`entry`) or withheld (`leaf_hash`), with its inclusion

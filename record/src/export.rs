@@ -1,22 +1,228 @@
 //! The exporter's pure part: given the entries that concern a learner, the registry and a
 //! checkpoint, decide what is disclosed and withheld (FORMAT.md section 7), pick the registry
 //! entries that make each disclosed author's authority chain (section 4), and assemble the
-//! bundle with one inclusion proof per item. Not how the entries are found (the root crate reads
-//! its store and the `profiles` read model) and not the checks (`verify`).
+//! bundle with one inclusion proof per item and the learner's completeness value (section 6) as
+//! the ledger answered it. Not how the entries are found (the root crate reads its store and the
+//! `profiles` read model), not which commitment is the latest (the read side), and not the
+//! checks (`verify`).
 
-use crate::bundle::{Bundle, DisclosureNote, Item, FORMAT, VERSION};
+use crate::bundle::{Bundle, CompletenessMember, DisclosureNote, Item, FORMAT, VERSION};
 use crate::disclosure::Disclosure;
-use serde_json::Value;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use zachetka_formats::checkpoint;
 use zachetka_formats::event::leaf_hash;
 
-/// What the exporter reads of an entry: its position and event.
-struct Parsed {
+/// What the exporter reads of an entry: its position and the event's fields it decides by.
+struct Parsed<'a> {
     seq: u64,
-    event: Value,
+    event: EventFields<'a>,
+}
+
+/// The entry as the exporter reads it, borrowed from its bytes: members it does not read are
+/// skipped without being built.
+#[derive(Deserialize)]
+struct StoredEntry<'a> {
+    #[serde(borrow)]
+    event: EventFields<'a>,
+}
+
+/// The event's names and the data fields that name a key, an institution or another event. A
+/// field of another JSON type than a string (an object for `data` and `scope`) reads as absent.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EventFields<'a> {
+    #[serde(borrow, rename = "type", deserialize_with = "text")]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    author: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "object")]
+    data: DataFields<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DataFields<'a> {
+    #[serde(borrow, deserialize_with = "text")]
+    institution: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    kindergarten: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    from_institution: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    to_institution: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    from_kindergarten: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    to_kindergarten: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    issuer: Option<Cow<'a, str>>,
+    /// A queue application's preferred kindergartens.
+    #[serde(borrow, deserialize_with = "texts")]
+    preferred: Vec<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    corrected_event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    old_key: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    new_key: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "object")]
+    scope: ScopeFields<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ScopeFields<'a> {
+    #[serde(borrow, deserialize_with = "text")]
+    institution: Option<Cow<'a, str>>,
+}
+
+/// A string, borrowed when it has no escapes; any other value reads as `None`.
+fn text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+/// The strings of an array (other elements skipped); any other value reads as empty.
+fn texts<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    struct Texts;
+    impl<'de> Visitor<'de> for Texts {
+        type Value = Vec<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(t) = seq.next_element::<Lenient<'de>>()? {
+                out.extend(t.0);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(Texts)
+}
+
+/// One array element read by [`text`].
+struct Lenient<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d).map(Lenient)
+    }
+}
+
+/// An object read as `T`; any other value reads as `T::default()`.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(T::default())
+        }
+        fn visit_borrowed_str<E>(self, _: &'de str) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_unit<E>(self) -> Result<T, E> {
+            Ok(T::default())
+        }
+    }
+    d.deserialize_any(Object(std::marker::PhantomData))
 }
 use zachetka_formats::merkle::Hash;
+use zachetka_projections::completeness::{LearnerValue, MapProof, ValueJson};
 
 /// What the exporter starts from. Entries are `(seq, canonical entry bytes)`, ascending, all
 /// below the checkpoint's tree size.
@@ -31,6 +237,22 @@ pub struct ExportInput<'a> {
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
     pub disclosure: &'a Disclosure,
+    /// The learner's value in the latest completeness commitment below the checkpoint, when
+    /// the ledger has made one (the bundle's `completeness` is `null` otherwise).
+    pub completeness: Option<CompletenessInput<'a>>,
+}
+
+/// What the ledger's read side answers for the bundle's `completeness` member
+/// (`ReadSide::completeness_for`), with the commitment entry's stored bytes.
+pub struct CompletenessInput<'a> {
+    /// The commitment entry's seq (`S`, below the checkpoint's tree size).
+    pub commitment_seq: u64,
+    /// The commitment entry's canonical bytes, as stored.
+    pub commitment_entry: &'a [u8],
+    /// `P`: the commitment covers every entry with seq < `P`.
+    pub up_to: u64,
+    pub value: LearnerValue,
+    pub map_proof: &'a MapProof,
 }
 
 /// Why a bundle could not be made (the store's data is at fault, never the learner's choice).
@@ -48,48 +270,48 @@ pub enum ExportError {
     Proof { seq: u64, message: String },
 }
 
-fn str_of<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str)
+fn name<'v>(field: &'v Option<Cow<'_, str>>) -> Option<&'v str> {
+    field.as_deref()
 }
 
-fn data_str<'v>(e: &'v Parsed, k: &str) -> Option<&'v str> {
-    e.event.get("data").and_then(|d| str_of(d, k))
-}
-
-fn event_type(e: &Parsed) -> &str {
-    str_of(&e.event, "type").unwrap_or("")
+fn event_type<'v>(e: &'v Parsed) -> &'v str {
+    name(&e.event.ty).unwrap_or("")
 }
 
 /// The data fields that name an institution (a school, a kindergarten...).
-const INSTITUTION_FIELDS: [&str; 7] = [
-    "institution",
-    "kindergarten",
-    "from_institution",
-    "to_institution",
-    "from_kindergarten",
-    "to_kindergarten",
-    "issuer",
-];
+fn institutions<'v>(d: &'v DataFields) -> impl Iterator<Item = &'v str> {
+    [
+        &d.institution,
+        &d.kindergarten,
+        &d.from_institution,
+        &d.to_institution,
+        &d.from_kindergarten,
+        &d.to_kindergarten,
+        &d.issuer,
+    ]
+    .into_iter()
+    .filter_map(name)
+}
 
 /// Builds the bundle. `prove(seq, tree_size)` answers the RFC 9162 inclusion proof of `seq`.
-pub fn export(
-    input: &ExportInput,
+pub fn export<'a>(
+    input: &'a ExportInput,
     prove: impl Fn(u64, u64) -> Result<Vec<Hash>, String>,
 ) -> Result<Bundle, ExportError> {
     let (_, head) = checkpoint::parse_unverified(input.checkpoint).ok_or(ExportError::Checkpoint)?;
     let tree_size = head.tree_size;
     // The store checked each entry against its stored leaf hash on read; the canonical form is
-    // the verifier's to check, so a plain JSON parse is enough to choose and to close the chain.
-    let parse = |(seq, bytes): &(u64, Vec<u8>)| -> Result<Parsed, ExportError> {
+    // the verifier's to check, so reading the fields it decides by is enough to choose and to
+    // close the chain.
+    let parse = |(seq, bytes): &'a (u64, Vec<u8>)| -> Result<Parsed<'a>, ExportError> {
         if *seq >= tree_size {
             return Err(ExportError::BeyondCheckpoint { seq: *seq, tree_size });
         }
-        let mut v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| ExportError::Entry { seq: *seq, message: format!("not JSON: {e}") })?;
-        match v.get_mut("event").map(Value::take) {
-            Some(event @ Value::Object(_)) => Ok(Parsed { seq: *seq, event }),
-            _ => Err(ExportError::Entry { seq: *seq, message: "no event object".into() }),
-        }
+        let stored: StoredEntry = serde_json::from_slice(bytes).map_err(|e| ExportError::Entry {
+            seq: *seq,
+            message: format!("not an entry with an event object: {e}"),
+        })?;
+        Ok(Parsed { seq: *seq, event: stored.event })
     };
     let concerned: Vec<Parsed> = input.concerned.iter().map(parse).collect::<Result<_, _>>()?;
     let disclosed = choose(&concerned, input.learner, input.disclosure);
@@ -103,21 +325,20 @@ pub fn export(
     let mut about_key: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut about_institution: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, e) in registry.iter().enumerate() {
+        let d = &e.event.data;
         match event_type(e) {
             "keys.granted" | "keys.revoked" => {
-                if let Some(k) = data_str(e, "key") {
+                if let Some(k) = name(&d.key) {
                     about_key.entry(k).or_default().push(i);
                 }
             }
             "keys.rotated" => {
-                for f in ["old_key", "new_key"] {
-                    if let Some(k) = data_str(e, f) {
-                        about_key.entry(k).or_default().push(i);
-                    }
+                for k in [&d.old_key, &d.new_key].into_iter().filter_map(name) {
+                    about_key.entry(k).or_default().push(i);
                 }
             }
             "registry.institution_registered" => {
-                if let Some(id) = data_str(e, "institution") {
+                if let Some(id) = name(&d.institution) {
                     about_institution.entry(id).or_default().push(i);
                 }
             }
@@ -127,12 +348,10 @@ pub fn export(
     let mut keys: Vec<String> = Vec::new();
     let mut institutions: Vec<String> = Vec::new();
     for (e, _) in concerned.iter().zip(&disclosed).filter(|(_, d)| **d) {
-        keys.extend(str_of(&e.event, "author").map(str::to_owned));
-        institutions.extend(INSTITUTION_FIELDS.iter().filter_map(|f| data_str(e, f)).map(str::to_owned));
-        // A queue application's preferred kindergartens.
-        let preferred = e.event.get("data").and_then(|d| d.get("preferred")).and_then(Value::as_array);
-        institutions.extend(preferred.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned));
-        if let Some(id) = str_of(&e.event, "stream").and_then(|s| s.strip_prefix("institution/")) {
+        keys.extend(name(&e.event.author).map(str::to_owned));
+        institutions.extend(self::institutions(&e.event.data).map(str::to_owned));
+        institutions.extend(e.event.data.preferred.iter().map(|p| p.to_string()));
+        if let Some(id) = name(&e.event.stream).and_then(|s| s.strip_prefix("institution/")) {
             institutions.push(id.to_owned());
         }
     }
@@ -151,10 +370,10 @@ pub fn export(
             for &i in about_key.get(k.as_str()).into_iter().flatten() {
                 if chosen.insert(i) {
                     let e = &registry[i];
-                    keys.extend(str_of(&e.event, "author").map(str::to_owned));
-                    keys.extend(["old_key", "new_key"].iter().filter_map(|f| data_str(e, f)).map(str::to_owned));
-                    let scope = e.event.get("data").and_then(|d| d.get("scope"));
-                    institutions.extend(scope.and_then(|s| str_of(s, "institution")).map(str::to_owned));
+                    keys.extend(name(&e.event.author).map(str::to_owned));
+                    let d = &e.event.data;
+                    keys.extend([&d.old_key, &d.new_key].into_iter().filter_map(name).map(str::to_owned));
+                    institutions.extend(name(&d.scope.institution).map(str::to_owned));
                 }
             }
         }
@@ -175,6 +394,21 @@ pub fn export(
         let (seq, bytes) = &input.registry[i];
         authority.push(Item::disclosed(*seq, bytes, &proof(*seq)?));
     }
+    let completeness = match &input.completeness {
+        None => None,
+        Some(c) => {
+            let seq = c.commitment_seq;
+            if seq >= tree_size {
+                return Err(ExportError::BeyondCheckpoint { seq, tree_size });
+            }
+            Some(CompletenessMember {
+                commitment: Item::disclosed(seq, c.commitment_entry, &proof(seq)?),
+                up_to: c.up_to,
+                value: ValueJson::from(c.value),
+                map_proof: serde_json::to_value(c.map_proof).expect("a map proof serializes"),
+            })
+        }
+    };
     Ok(Bundle {
         format: FORMAT.to_owned(),
         version: VERSION,
@@ -185,7 +419,7 @@ pub fn export(
         disclosure: DisclosureNote { only: input.disclosure.choices() },
         entries,
         authority,
-        completeness: None,
+        completeness,
     })
 }
 
@@ -200,11 +434,11 @@ fn choose(concerned: &[Parsed], learner: &str, disclosure: &Disclosure) -> Vec<b
     for (i, e) in concerned.iter().enumerate() {
         let ty = event_type(e);
         let corrects_shown = ty == "journal.record_corrected"
-            && data_str(e, "corrected_event_id").is_some_and(|id| shown_ids.contains(id));
+            && name(&e.event.data.corrected_event_id).is_some_and(|id| shown_ids.contains(id));
         if disclosure.chooses(ty) || corrects_shown {
             shown[i] = true;
-            shown_ids.insert(str_of(&e.event, "id").unwrap_or(""));
-            other_stream_shown |= str_of(&e.event, "stream") != Some(own.as_str());
+            shown_ids.insert(name(&e.event.id).unwrap_or(""));
+            other_stream_shown |= name(&e.event.stream) != Some(own.as_str());
         }
     }
     if other_stream_shown {

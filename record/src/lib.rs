@@ -12,9 +12,9 @@ pub mod receipt;
 mod report;
 mod verify;
 
-pub use bundle::{Bundle, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
+pub use bundle::{Bundle, CompletenessMember, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
-pub use export::{export, ExportError, ExportInput};
+pub use export::{export, CompletenessInput, ExportError, ExportInput};
 pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
-pub use report::{Failure, Report};
-pub use verify::{verify, Options, OtherCheckpoint};
+pub use report::{Completeness, Failure, Report};
+pub use verify::{verify, Options, OtherCheckpoint, MAX_UNCOVERED_DEFAULT};

@@ -32,11 +32,37 @@ pub struct ConsistencyChecked {
     pub second: u64,
 }
 
-/// The completeness value's state (DESIGN 3.7; reserved in version 1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What the completeness member proved (FORMAT.md section 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Completeness {
-    /// `not_present` or `not_checked`.
+    /// `complete` (every check of section 6 held), `not_present` (no member) or `failed` (the
+    /// failures say why).
     pub status: &'static str,
+    /// `P`: complete as of this position (every entry with seq < `P`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<u64>,
+    /// The commitment entry's seq.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commitment_seq: Option<u64>,
+    /// The learner's entries the commitment counts (`value.count`), withheld ones included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered: Option<u64>,
+    /// Of them, how many the bundle carries withheld.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered_withheld: Option<usize>,
+    /// Items of `entries` at or after `P`: in the bundle, but not covered by the commitment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<usize>,
+    /// Positions from `P` to the bundle's checkpoint (`N - P`), none of them covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncovered_positions: Option<u64>,
+    /// With a newer second checkpoint (consistency checked): its size minus `P`, how far
+    /// behind the log the bundle's completeness is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<u64>,
+    /// The verifier's bound on uncovered positions (`--max-uncovered`).
+    pub max_uncovered: u64,
+    /// Why the status is not `complete`, in a few words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -78,6 +104,39 @@ pub struct Report {
     pub completeness: Option<Completeness>,
     pub record: RecordSummary,
     pub failures: Vec<Failure>,
+}
+
+impl Completeness {
+    /// One line for a person: as of which position, what it covers and what it does not.
+    pub fn describe(&self) -> String {
+        match (self.status, self.up_to, self.commitment_seq) {
+            ("complete", Some(p), Some(seq)) => {
+                let mut out = format!(
+                    "complete as of position {p} (commitment at seq {seq}): covers {} entries of the learner ({} withheld)",
+                    self.covered.unwrap_or(0),
+                    self.covered_withheld.unwrap_or(0)
+                );
+                let after = self.after.unwrap_or(0);
+                let _ = write!(
+                    out,
+                    "; {after} entries of the bundle are at or after position {p}, not covered; the checkpoint is {} positions past it (bound {})",
+                    self.uncovered_positions.unwrap_or(0),
+                    self.max_uncovered
+                );
+                if let Some(b) = self.behind {
+                    let _ = write!(out, "; the newer checkpoint is {b} positions past it");
+                }
+                out
+            }
+            ("not_present", ..) => {
+                "not present: the bundle proves that what it holds is authentic, not that nothing is missing".into()
+            }
+            (status, ..) => {
+                let reason = self.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                format!("{}{reason}", status.replace('_', " "))
+            }
+        }
+    }
 }
 
 impl Report {
@@ -133,13 +192,8 @@ impl Report {
             Some(c) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
             None => _ = writeln!(s, "consistency: no second checkpoint given"),
         }
-        match (&self.completeness, self.tree_size) {
-            (Some(c), Some(n)) => {
-                let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-                let _ = writeln!(s, "completeness: {}{reason} as of tree size {n}", c.status.replace('_', " "));
-            }
-            (Some(c), None) => _ = writeln!(s, "completeness: {}", c.status.replace('_', " ")),
-            (None, _) => {}
+        if let Some(c) = &self.completeness {
+            let _ = writeln!(s, "completeness: {}", c.describe());
         }
         if !self.record.institutions.is_empty() {
             let _ = writeln!(s, "institutions:");

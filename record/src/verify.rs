@@ -1,17 +1,22 @@
 //! The offline verifier (FORMAT.md section 4): every check in the order the format lists, each
 //! failure with its stable code and the entry it names. Needs the bundle's bytes and the
-//! verifier key the caller trusts, nothing else: no network, no store.
-//! Not the exporter and not the completeness commitment (reserved, DESIGN 3.7).
+//! verifier key the caller trusts, nothing else: no network, no store. The completeness member
+//! (section 6) is checked here too: the commitment entry, the learner's value recomputed from
+//! the bundle's items, the map proof, and the freshness bound.
+//! Not the exporter, and not the commitment format (`zachetka_projections::completeness`).
 
+use crate::bundle::CompletenessMember;
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
 use crate::disclosure::preset;
 use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use zachetka_formats::checkpoint::{self, TreeHead};
 use zachetka_formats::event::{canonical_event_of_entry, parse_entry, signing_input, ParsedEntry};
 use zachetka_formats::keys::{self, KeyCache};
 use zachetka_formats::merkle::{self, ConsistencyProof, Hash, HashB64};
+use zachetka_projections::completeness::{self as commitment, LearnerValue, MapProof};
 use zachetka_projections::model::ParsedFact;
 use zachetka_projections::models::concerns::Concerns;
 use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError, RuleKind, Rules};
@@ -33,7 +38,23 @@ pub struct Options {
     pub region: Option<RegionConfig>,
     /// Threads for the per-entry checks (0: the machine's parallelism, at most 8).
     pub threads: usize,
+    /// Refuse a bundle that carries no completeness member (`completeness_missing`); without
+    /// it such a bundle is reported `not_present`, which is no failure.
+    pub require_complete: bool,
+    /// The most positions the completeness commitment may leave uncovered: from its `up_to` to
+    /// the bundle's checkpoint, and to the second checkpoint when that one is newer
+    /// (`completeness_stale` beyond). `None`: [`MAX_UNCOVERED_DEFAULT`].
+    pub max_uncovered: Option<u64>,
 }
+
+/// The default bound on positions a bundle's completeness commitment leaves uncovered
+/// (FORMAT.md section 6, "Freshness"): twice the ledger's default commitment spacing of
+/// 100,000 entries. Under that policy the latest commitment below any checkpoint covers all but
+/// at most about 100,000 + 65,536 positions (the spacing, plus how far the read side may lag
+/// when it commits), so an honest bundle of such a ledger is never refused, while a bundle that
+/// cites a commitment older than the two latest is. A ledger run with another policy publishes
+/// its spacing; its verifiers pass twice that.
+pub const MAX_UNCOVERED_DEFAULT: u64 = 200_000;
 
 /// One item after its own checks.
 struct Checked {
@@ -46,7 +67,13 @@ struct Checked {
     failures: Vec<(&'static str, String)>,
     signature_checked: bool,
     proof_checked: bool,
+    /// The signature to check, taken out to be checked on every thread.
+    signature: Option<SignatureJob>,
 }
+
+/// A disclosed entry's signature as the strict rule checks it: the author's key, the signed
+/// bytes and the signature; or why it cannot be checked at all.
+type SignatureJob = Result<([u8; 32], Vec<u8>, keys::Signature), String>;
 
 /// Verifies a bundle under `verifier_key` (the ledger's note verifier key, as the caller trusts
 /// it). Never panics on bad input; every problem is a failure in the report.
@@ -83,7 +110,44 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     }
     check_order(&mut r, &b);
 
-    let checked = check_items(&b, head.as_ref(), options.threads);
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+        n => n,
+    };
+    // Each item alone (proof, bytes, fields), then the signatures on every thread while this one
+    // runs the checks over several entries, which need no signature: the signatures are most of
+    // the work, and these checks are done by the time they are.
+    let mut checked = check_items(&b, head.as_ref(), threads);
+    let jobs: Vec<(usize, SignatureJob)> =
+        checked.iter_mut().enumerate().filter_map(|(i, c)| c.signature.take().map(|j| (i, j))).collect();
+    let cache = KeyCache::default();
+    let (verdicts, later) = check_signatures_beside(&jobs, threads, &cache, || {
+        let mut later = Report::default();
+        // Ordered by seq (both arrays), each seq once, for the checks over several entries.
+        let mut by_seq: BTreeMap<u64, &Checked> = BTreeMap::new();
+        for c in &checked {
+            by_seq.entry(c.seq).or_insert(c);
+        }
+        check_concerns(&mut later, &b.learner, &by_seq);
+        check_chains(&mut later, &b.learner, &by_seq);
+        check_authority(&mut later, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
+        if let (Some(other), Some(head)) = (&options.other, &head) {
+            check_consistency(&mut later, other, head, verifier_key, &b.origin);
+        } else if options.other.is_some() {
+            later.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
+        }
+        later.completeness =
+            Some(check_completeness(&mut later, &b, head.as_ref(), &checked, verifier_key, options, &cache));
+        later.record = summarize(&by_seq);
+        later
+    });
+    drop(jobs);
+    for (i, verdict) in verdicts {
+        if let Err(m) = verdict {
+            let seq = checked[i].seq;
+            checked[i].failures.push(("signature_invalid", format!("entry {seq}: {m}")));
+        }
+    }
     r.entries = b.entries.len();
     r.authority_entries = b.authority.len();
     for c in &checked {
@@ -100,31 +164,59 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
             }
         }
     }
-    // Ordered by seq (both arrays), each seq once, for the checks over several entries.
-    let mut by_seq: BTreeMap<u64, &Checked> = BTreeMap::new();
-    for c in &checked {
-        by_seq.entry(c.seq).or_insert(c);
-    }
-    check_concerns(&mut r, &b.learner, &by_seq);
-    check_chains(&mut r, &b.learner, &by_seq);
-    check_authority(&mut r, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
-    if let (Some(other), Some(head)) = (&options.other, &head) {
-        check_consistency(&mut r, other, head, verifier_key, &b.origin);
-    } else if options.other.is_some() {
-        r.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
-    }
-    r.completeness = Some(match &b.completeness {
-        None => Completeness { status: "not_present", reason: None },
-        Some(_) => Completeness {
-            status: "not_checked",
-            reason: Some(
-                "completeness commitments are not yet defined (DESIGN 3.7); this verifier cannot check one".into(),
-            ),
-        },
-    });
-    r.record = summarize(&by_seq);
+    // Their failures follow the items' own, in the order the checks run (FORMAT.md section 4).
+    r.failures.extend(later.failures);
+    r.signatures_checked += later.signatures_checked;
+    r.proofs_checked += later.proofs_checked;
+    r.authority_checked_by_rules = later.authority_checked_by_rules;
+    r.authority_checked_by_grant_only = later.authority_checked_by_grant_only;
+    r.consistency = later.consistency;
+    r.completeness = later.completeness;
+    r.record = later.record;
     r.ok = r.failures.is_empty();
     r
+}
+
+/// Each signature's verdict, by the index of its item.
+type Verdicts = Vec<(usize, Result<(), String>)>;
+
+/// Runs `work` on this thread while `threads - 1` others check the signatures of `jobs`, then
+/// checks what is left with them: each thread takes the next few jobs until none is left.
+/// Returns each job's verdict by its item index, and what `work` returned. With one thread, or
+/// few jobs, no thread is spawned (the CPU time is then the work's alone).
+fn check_signatures_beside<R>(
+    jobs: &[(usize, SignatureJob)],
+    threads: usize,
+    cache: &KeyCache,
+    work: impl FnOnce() -> R,
+) -> (Verdicts, R) {
+    const TAKE: usize = 16;
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut out = Vec::new();
+        loop {
+            let from = next.fetch_add(TAKE, Ordering::Relaxed);
+            if from >= jobs.len() {
+                return out;
+            }
+            for (i, job) in &jobs[from..(from + TAKE).min(jobs.len())] {
+                out.push((*i, check_signature(job, cache)));
+            }
+        }
+    };
+    if threads <= 1 || jobs.len() <= 64 {
+        let done = work();
+        return (take(), done);
+    }
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(take)).collect();
+        let done = work();
+        let mut verdicts = take();
+        for h in helpers {
+            verdicts.extend(h.join().expect("a signature check never panics"));
+        }
+        (verdicts, done)
+    })
 }
 
 fn check_checkpoint(r: &mut Report, note: &[u8], vkey: &str, origin: &str, what: &str) -> Option<TreeHead> {
@@ -159,38 +251,30 @@ fn check_order(r: &mut Report, b: &Bundle) {
     }
 }
 
-/// The checks of one item alone (FORMAT.md section 4, steps 1 to 4), on several threads.
+/// The checks of one item alone (FORMAT.md section 4, steps 1 to 4) but its signature, on
+/// `threads` threads (this one among them).
 fn check_items(b: &Bundle, head: Option<&TreeHead>, threads: usize) -> Vec<Checked> {
     let items: Vec<(bool, &crate::Item)> =
         b.entries.iter().map(|i| (false, i)).chain(b.authority.iter().map(|i| (true, i))).collect();
-    let cache = KeyCache::default();
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
-        n => n,
-    };
     if threads <= 1 || items.len() <= 64 {
-        return items.iter().map(|(a, i)| check_item(b, *a, i, head, &cache)).collect();
+        return items.iter().map(|(a, i)| check_item(b, *a, i, head)).collect();
     }
     let chunk = items.len().div_ceil(threads).max(64);
+    let mut parts = items.chunks(chunk);
+    let mine = parts.next().unwrap_or_default();
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let cache = &cache;
-                s.spawn(move || part.iter().map(|(a, i)| check_item(b, *a, i, head, cache)).collect::<Vec<_>>())
-            })
+        let handles: Vec<_> = parts
+            .map(|part| s.spawn(move || part.iter().map(|(a, i)| check_item(b, *a, i, head)).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("an item check never panics")).collect()
+        let mut out: Vec<Checked> = mine.iter().map(|(a, i)| check_item(b, *a, i, head)).collect();
+        for h in handles {
+            out.extend(h.join().expect("an item check never panics"));
+        }
+        out
     })
 }
 
-fn check_item(
-    b: &Bundle,
-    in_authority: bool,
-    item: &crate::Item,
-    head: Option<&TreeHead>,
-    cache: &KeyCache,
-) -> Checked {
+fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&TreeHead>) -> Checked {
     let mut c = Checked {
         seq: item.seq,
         in_authority,
@@ -200,6 +284,7 @@ fn check_item(
         failures: Vec::new(),
         signature_checked: false,
         proof_checked: false,
+        signature: None,
     };
     let Decoded { seq, content, leaf, proof } = match item.decode() {
         Ok(d) => d,
@@ -254,23 +339,27 @@ fn check_item(
         ));
     }
     c.signature_checked = true;
-    if let Err(m) = check_signature(&bytes, &e, cache) {
-        c.failures.push(("signature_invalid", format!("entry {seq}: {m}")));
-    }
+    c.signature = Some(signature_job(&bytes, &e));
     c.entry = Some(e);
     c
 }
 
-/// The author's signature over `zachetka/event/v1\n || JCS(event)`, the event's canonical bytes
-/// taken from the (canonical) entry bytes, under the strict rule.
-fn check_signature(bytes: &[u8], e: &ParsedEntry, cache: &KeyCache) -> Result<(), String> {
+/// What the author signed: `zachetka/event/v1\n || JCS(event)`, the event's canonical bytes
+/// taken from the (canonical) entry bytes; with the author's key and the signature.
+fn signature_job(bytes: &[u8], e: &ParsedEntry) -> SignatureJob {
     let canonical = canonical_event_of_entry(bytes).ok_or("the entry's event cannot be located")?;
     let author = e.event.get("author").and_then(Value::as_str).ok_or("event.author is missing")?;
     let public = keys::public_from_did(author).map_err(|err| format!("author {author}: {err}"))?;
     let sig = keys::decode_signature(&e.sig).map_err(|err| err.to_string())?;
+    Ok((public, signing_input(canonical), sig))
+}
+
+/// The signature under the strict rule.
+fn check_signature(job: &SignatureJob, cache: &KeyCache) -> Result<(), String> {
+    let (public, message, sig) = job.as_ref().map_err(String::clone)?;
     cache
-        .verify(&public, &signing_input(canonical), &sig)
-        .map_err(|err| format!("the signature does not verify for author {author}: {err}"))
+        .verify(public, message, sig)
+        .map_err(|err| format!("the signature does not verify for author {}: {err}", keys::did_from_public(public)))
 }
 
 /// Every disclosed item of `entries` concerns the learner (FORMAT.md section 3), by `Concerns`
@@ -544,6 +633,233 @@ fn check_consistency(r: &mut Report, other: &OtherCheckpoint, head: &TreeHead, v
             ),
         ),
     }
+}
+
+/// The commitment's `data`: `{"v": 1, "up_to", "map_root", "learners"}`, exactly.
+struct CommitmentData {
+    up_to: u64,
+    map_root: [u8; 32],
+    learners: u64,
+}
+
+/// The commitment event's own checks (FORMAT.md section 6): stream, type, author the trusted
+/// ledger key, data in shape; each problem a message for `completeness_commitment_invalid`.
+fn commitment_data(e: &ParsedEntry, vkey: &str) -> Result<CommitmentData, Vec<String>> {
+    let s = |k: &str| e.event.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut problems = Vec::new();
+    if s("stream") != commitment::STREAM || s("type") != commitment::EVENT_TYPE {
+        problems.push(format!(
+            "it is {} on stream {:?}, not {} on stream {:?}",
+            s("type"),
+            s("stream"),
+            commitment::EVENT_TYPE,
+            commitment::STREAM
+        ));
+    }
+    match checkpoint::public_key_of_verifier_key(vkey).map(|pk| keys::did_from_public(&pk)) {
+        Some(ledger) if ledger == s("author") => {}
+        Some(ledger) => problems
+            .push(format!("its author {} is not the ledger key {ledger} of the verifier key you trust", s("author"))),
+        None => problems.push("the verifier key you gave names no ed25519 key".into()),
+    }
+    let data = e.event.get("data").and_then(Value::as_object);
+    let int = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_u64);
+    let root = data.and_then(|d| d.get("map_root")).and_then(Value::as_str).and_then(Hash::from_b64);
+    let shape = data.is_some_and(|d| d.len() == 4) && int("v") == Some(1);
+    match (shape, int("up_to"), root, int("learners")) {
+        (true, Some(up_to), Some(root), Some(learners)) if problems.is_empty() => {
+            Ok(CommitmentData { up_to, map_root: root.0, learners })
+        }
+        (true, Some(_), Some(_), Some(_)) => Err(problems),
+        _ => {
+            problems
+                .push("its data is not {\"v\": 1, \"up_to\", \"map_root\": <base64 of 32 bytes>, \"learners\"}".into());
+            Err(problems)
+        }
+    }
+}
+
+/// Step 8, the completeness member (FORMAT.md section 6): the commitment entry is in the
+/// checkpoint, signed by the ledger key the caller trusts and says what the member says; the
+/// learner's value recomputed from the bundle's items below its position equals the member's
+/// value, which the map proof shows is the learner's in the committed map; and the commitment
+/// leaves at most `max_uncovered` positions uncovered.
+fn check_completeness(
+    r: &mut Report,
+    b: &Bundle,
+    head: Option<&TreeHead>,
+    checked: &[Checked],
+    vkey: &str,
+    options: &Options,
+    cache: &KeyCache,
+) -> Completeness {
+    let max_uncovered = options.max_uncovered.unwrap_or(MAX_UNCOVERED_DEFAULT);
+    let mut out = Completeness { status: "failed", max_uncovered, ..Default::default() };
+    let Some(c) = &b.completeness else {
+        out.status = "not_present";
+        if options.require_complete {
+            r.fail(
+                "completeness_missing",
+                None,
+                "the bundle carries no completeness commitment, and this verification requires one",
+            );
+        }
+        return out;
+    };
+    let before = r.failures.len();
+    let CompletenessMember { commitment: item, up_to, value, map_proof } = c;
+    let (seq, up_to) = (item.seq, *up_to);
+    (out.up_to, out.commitment_seq) = (Some(up_to), Some(seq));
+
+    // The commitment entry, as any item: proof, canonical bytes, ledger, signature.
+    let mut entry = check_item(b, false, item, head);
+    if let Some(Err(m)) = entry.signature.take().map(|job| check_signature(&job, cache)) {
+        entry.failures.push(("signature_invalid", format!("entry {seq}: {m}")));
+    }
+    r.signatures_checked += usize::from(entry.signature_checked);
+    r.proofs_checked += usize::from(entry.proof_checked);
+    for (code, message) in &entry.failures {
+        r.fail(code, Some(seq), format!("the completeness commitment: {message}"));
+    }
+    if entry.withheld {
+        r.fail("bundle_malformed", Some(seq), "the completeness commitment is withheld; it must be disclosed");
+    }
+    let data = match entry.entry.as_ref().map(|e| commitment_data(e, vkey)) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(problems)) => {
+            for p in problems {
+                r.fail(
+                    "completeness_commitment_invalid",
+                    Some(seq),
+                    format!("entry {seq} is no completeness commitment of this ledger: {p}"),
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    if let Some(d) = &data {
+        if d.up_to != up_to {
+            r.fail(
+                "completeness_commitment_invalid",
+                Some(seq),
+                format!("the commitment at seq {seq} covers positions below {}, the bundle says {up_to}", d.up_to),
+            );
+        } else if up_to > seq {
+            r.fail(
+                "completeness_commitment_invalid",
+                Some(seq),
+                format!("the commitment at seq {seq} claims to cover positions up to {up_to}, after itself"),
+            );
+        }
+    }
+
+    // The learner's value from the bundle's items below P, in seq order (withheld by leaf hash).
+    let claimed = match value.decode() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            r.fail("bundle_malformed", None, "completeness.value.digest is not base64 of 32 bytes");
+            None
+        }
+    };
+    let mut items: Vec<&Checked> = checked.iter().filter(|c| !c.in_authority).collect();
+    items.sort_by_key(|c| c.seq);
+    let below: Vec<&Checked> = items.iter().copied().filter(|c| c.seq < up_to).collect();
+    out.after = Some(items.len() - below.len());
+    out.covered_withheld = Some(below.iter().filter(|c| c.withheld).count());
+    let recomputed = below
+        .iter()
+        .map(|c| c.leaf.map(|l| l.0))
+        .collect::<Option<Vec<[u8; 32]>>>()
+        .map(|leaves| LearnerValue::of_leaves(leaves.iter()));
+    if let (Some(claimed), Some(got)) = (claimed, recomputed) {
+        out.covered = Some(claimed.count);
+        if got != claimed {
+            let why = match got.count.cmp(&claimed.count) {
+                std::cmp::Ordering::Less => format!(
+                    "the commitment counts {} entries of learner {} below position {up_to}, the bundle holds {}: {} left out",
+                    claimed.count,
+                    b.learner,
+                    got.count,
+                    claimed.count - got.count
+                ),
+                std::cmp::Ordering::Greater => format!(
+                    "the bundle holds {} entries below position {up_to}, the commitment counts {} of learner {}: the bundle holds entries the commitment does not",
+                    got.count, claimed.count, b.learner
+                ),
+                std::cmp::Ordering::Equal => format!(
+                    "the bundle's {} entries below position {up_to} chain to another digest than the commitment's: an entry was replaced, or one left out and another added",
+                    got.count
+                ),
+            };
+            r.fail("completeness_value_mismatch", None, why);
+        }
+    } else if claimed.is_some() {
+        out.reason = Some("an item below the commitment's position could not be read".into());
+    }
+
+    // The value is the learner's in the committed map.
+    match serde_json::from_value::<MapProof>(map_proof.clone()) {
+        Err(e) => r.fail("map_proof_malformed", None, format!("the completeness map proof is not a map proof: {e}")),
+        Ok(proof) => {
+            if let (Some(d), Some(claimed)) = (&data, claimed) {
+                if proof.map_size != d.learners {
+                    r.fail(
+                        "map_proof_invalid",
+                        None,
+                        format!(
+                            "the map proof is for a map of {} learners, the commitment's holds {}",
+                            proof.map_size, d.learners
+                        ),
+                    );
+                } else if let Err(e) = commitment::verify_map_proof(&d.map_root, &b.learner, &claimed, &proof) {
+                    r.fail(
+                        e.code(),
+                        None,
+                        format!(
+                            "the value {{count {}}} of learner {} is not proved in the commitment's map: {e}",
+                            claimed.count, b.learner
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // Freshness: how far the commitment is behind the newest checkpoint the verifier knows.
+    if let Some(h) = head {
+        let uncovered = h.tree_size.saturating_sub(up_to);
+        out.uncovered_positions = Some(uncovered);
+        if uncovered > max_uncovered {
+            r.fail(
+                "completeness_stale",
+                None,
+                format!(
+                    "the commitment covers positions below {up_to}, the bundle's checkpoint is at {}: {uncovered} positions are not covered, more than the bound {max_uncovered}; an entry among them (a revocation, a correction) could be left out: ask for a bundle exported against the latest commitment",
+                    h.tree_size
+                ),
+            );
+        }
+        if let Some(newer) = r.consistency.as_ref().map(|c| c.second).filter(|s| *s > h.tree_size) {
+            let behind = newer.saturating_sub(up_to);
+            out.behind = Some(behind);
+            if behind > max_uncovered {
+                r.fail(
+                    "completeness_stale",
+                    None,
+                    format!(
+                        "the commitment covers positions below {up_to}, the newer checkpoint you gave is at {newer}: {behind} positions since are not covered, more than the bound {max_uncovered}; ask for a bundle exported now"
+                    ),
+                );
+            }
+        }
+    }
+    if r.failures.len() == before && out.reason.is_none() {
+        out.status = "complete";
+    } else if out.reason.is_none() {
+        out.reason = r.failures[before..].first().map(|f| f.code.clone());
+    }
+    out
 }
 
 /// The record's summary from the disclosed entries of `entries`.

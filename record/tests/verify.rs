@@ -54,7 +54,7 @@ fn a_full_bundle_verifies_with_every_check_counted() {
     assert_eq!(r.record.institutions[0].years, vec![2026, 2027]);
     let text = r.to_text();
     assert!(text.starts_with("VERIFIED: record of learner 47-000001"), "{text}");
-    assert!(text.contains("completeness: not present as of tree size"), "{text}");
+    assert!(text.contains("completeness: not present"), "{text}");
     let json: Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(json["ok"], true);
     assert_eq!(json["completeness"]["status"], "not_present");
@@ -376,14 +376,271 @@ fn limits_apply_while_parsing_and_malformed_bundles_are_refused() {
     refused(&verify(b"not json", &t.vkey, &Options::default()), "bundle_malformed", None);
 }
 
+/// Options with a bound on uncovered positions.
+fn bound(max_uncovered: u64) -> Options {
+    Options { max_uncovered: Some(max_uncovered), ..Default::default() }
+}
+
 #[test]
-fn a_present_completeness_value_is_reported_not_checked() {
-    let t = region(1);
+fn a_bundle_with_the_latest_commitment_is_complete_as_of_its_position() {
+    let mut t = region(1);
+    let p = t.size();
+    let s = t.commit();
+    // After the commitment: one more grade of L1, in the bundle but not covered.
+    let late = t.append(
+        "teacher",
+        &format!("learner/{L1}"),
+        "journal.grade_recorded",
+        "2027-06-30T10:00:00Z",
+        common::grade(4, "2027-05-20"),
+    );
+    let b = t.export(L1, &Disclosure::All);
+    let member = b.completeness.as_ref().unwrap();
+    assert_eq!((member.commitment.seq, member.up_to), (s, p));
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!(c.status, "complete");
+    assert_eq!((c.up_to, c.commitment_seq, c.covered, c.covered_withheld), (Some(p), Some(s), Some(16), Some(0)));
+    assert_eq!((c.after, c.uncovered_positions, c.behind), (Some(1), Some(t.size() - p), None));
+    assert_eq!(c.max_uncovered, zachetka_record::MAX_UNCOVERED_DEFAULT);
+    assert!(b.entries.iter().any(|i| i.seq == late));
+    // The commitment's signature and proof are checked and counted with the others'.
+    assert_eq!(r.signatures_checked, 17 + 7 + 1);
+    let text = r.to_text();
+    assert!(
+        text.contains(&format!("completeness: complete as of position {p} (commitment at seq {s}): covers 16 entries of the learner (0 withheld); 1 entries of the bundle are at or after position {p}")),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["completeness"]["status"], "complete");
+    assert_eq!(json["completeness"]["up_to"], p);
+    assert_eq!(Bundle::parse(&b.to_json()).unwrap(), b);
+    // A learner no entry concerns: proved absent, complete with nothing covered.
+    let r = check(&t.export("47-nobody", &Disclosure::All), &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!(r.completeness.as_ref().unwrap().covered, Some(0));
+}
+
+#[test]
+fn withheld_entries_count_towards_completeness() {
+    let mut t = region(1);
+    t.commit();
+    let b = t.export(L1, &Disclosure::parse("documents").unwrap());
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.covered, c.covered_withheld), ("complete", Some(16), Some(r.withheld)));
+    assert!(r.withheld > 10);
+}
+
+#[test]
+fn an_entry_left_out_entirely_is_caught_by_completeness_alone() {
+    let mut t = region(1);
+    t.commit();
+    let b = t.export(L1, &Disclosure::All);
+    // The learner's last entry below the commitment: nothing later names it, so without the
+    // commitment the bundle would verify.
+    let mut cut = b.clone();
+    let last = cut.entries.pop().unwrap().seq;
+    let r = check(&cut, &t.vkey);
+    refused(&r, "completeness_value_mismatch", None);
+    assert_eq!(codes(&r), vec![("completeness_value_mismatch".to_owned(), None)]);
+    assert!(
+        r.failures[0].message.contains("the commitment counts 16 entries of learner 47-000001"),
+        "{}",
+        r.failures[0].message
+    );
+    assert_eq!(r.completeness.as_ref().unwrap().status, "failed");
+    cut.completeness = None;
+    assert!(check(&cut, &t.vkey).ok, "entry {last}: only completeness tells");
+    // Nor can it be replaced: another entry's leaf hash in its place keeps the count.
+    let mut swapped = b.clone();
+    let n = swapped.entries.len();
+    swapped.entries[n - 1] = zachetka_record::Item::withheld(last, &zachetka_formats::merkle::Hash([3; 32]), &[]);
+    let r = check(&swapped, &t.vkey);
+    refused(&r, "completeness_value_mismatch", None);
+    assert!(r.failures.iter().any(|f| f.message.contains("another digest")), "{:?}", r.failures);
+}
+
+#[test]
+fn a_changed_value_or_a_forged_map_proof_is_refused() {
+    let mut t = region(1);
+    t.commit();
+    let b = t.export(L1, &Disclosure::All);
+    // The value of a bundle cut short, claimed: it matches the items but not the map.
+    let mut cut = b.clone();
+    cut.entries.pop();
+    let leaves: Vec<[u8; 32]> = cut
+        .entries
+        .iter()
+        .map(|i| zachetka_formats::event::leaf_hash(&keys::b64_decode(i.entry.as_ref().unwrap()).unwrap()).0)
+        .collect();
+    let forged = zachetka_projections::completeness::LearnerValue::of_leaves(leaves.iter());
+    cut.completeness.as_mut().unwrap().value = forged.into();
+    let r = check(&cut, &t.vkey);
+    assert_eq!(codes(&r), vec![("map_proof_invalid".to_owned(), None)], "{:?}", r.failures);
+    // A changed count: neither the items nor the map agree.
+    let mut v = b.clone();
+    v.completeness.as_mut().unwrap().value.count += 1;
+    let r = check(&v, &t.vkey);
+    assert_eq!(
+        codes(&r),
+        vec![("completeness_value_mismatch".to_owned(), None), ("map_proof_invalid".to_owned(), None)]
+    );
+    // A path hash changed.
+    let mut m = b.clone();
+    let proof = &mut m.completeness.as_mut().unwrap().map_proof;
+    proof["present"]["hashes"][0] = json!(keys::b64(&[9; 32]));
+    refused(&check(&m, &t.vkey), "map_proof_invalid", None);
+    // A proof for a map of another size than the commitment's.
+    let mut m = b.clone();
+    m.completeness.as_mut().unwrap().map_proof["map_size"] = json!(1);
+    let r = check(&m, &t.vkey);
+    refused(&r, "map_proof_invalid", None);
+    assert!(r.failures[0].message.contains("map of 1 learners"), "{:?}", r.failures);
+    // Not a map proof: both or neither of present and absent, a bad hash.
+    for bad in [json!({"map_size": 2}), json!({"map_size": 2, "present": {"leaf_index": 0, "hashes": ["x"]}})] {
+        let mut m = b.clone();
+        m.completeness.as_mut().unwrap().map_proof = bad;
+        refused(&check(&m, &t.vkey), "map_proof_malformed", None);
+    }
+    // Claiming the learner absent: the value must be empty, and then it no longer matches.
+    let mut a = b.clone();
+    a.completeness.as_mut().unwrap().map_proof =
+        serde_json::to_value(t.map_at(t.size() - 1).prove("47-nobody").1).unwrap();
+    refused(&check(&a, &t.vkey), "map_proof_invalid", None);
+}
+
+#[test]
+fn a_commitment_not_by_the_ledger_key_or_not_saying_what_the_member_says_is_refused() {
+    let mut t = region(1);
+    t.commit();
+    // A commitment by another key, in the log: proof and signature hold, the author does not.
+    let forged = t.commit_by("auth");
+    let b = t.export_with(L1, &Disclosure::All, t.size(), Some((forged, forged)));
+    let r = check(&b, &t.vkey);
+    refused(&r, "completeness_commitment_invalid", Some(forged));
+    assert!(r.failures[0].message.contains("is not the ledger key"), "{:?}", r.failures);
+    // A commitment of another ledger (another key, same origin) cannot be proved here, and its
+    // author is not this ledger's.
+    let mut other = region(2);
+    let other_s = other.commit();
     let mut b = t.export(L1, &Disclosure::All);
-    b.completeness = Some(json!({"commitment_seq": 3}));
+    let theirs = other.export(L1, &Disclosure::All).completeness.unwrap();
+    assert_eq!(theirs.commitment.seq, other_s);
+    b.completeness = Some(theirs);
+    let r = check(&b, &t.vkey);
+    refused(&r, "proof_invalid", Some(other_s));
+    refused(&r, "completeness_commitment_invalid", Some(other_s));
+    // A grade in place of the commitment.
+    let mut g = t.export(L1, &Disclosure::All);
+    let grade = g.entries[3].clone();
+    g.completeness.as_mut().unwrap().commitment = grade.clone();
+    let r = check(&g, &t.vkey);
+    refused(&r, "completeness_commitment_invalid", Some(grade.seq));
+    assert!(r.failures.iter().any(|f| f.message.contains("not ledger.completeness_committed")), "{:?}", r.failures);
+    // The member's position differs from the commitment's.
+    let mut u = t.export(L1, &Disclosure::All);
+    u.completeness.as_mut().unwrap().up_to -= 1;
+    refused(&check(&u, &t.vkey), "completeness_commitment_invalid", None);
+    // A commitment entry changed after signing.
+    let mut c = t.export(L1, &Disclosure::All);
+    let item = &mut c.completeness.as_mut().unwrap().commitment;
+    let text = String::from_utf8(keys::b64_decode(item.entry.as_ref().unwrap()).unwrap()).unwrap();
+    item.entry = Some(keys::b64(text.replacen("\"learners\":", "\"learners\":1", 1).as_bytes()));
+    let s = item.seq;
+    let r = check(&c, &t.vkey);
+    refused(&r, "proof_invalid", Some(s));
+    refused(&r, "signature_invalid", Some(s));
+    // Withheld.
+    let mut w = t.export(L1, &Disclosure::All);
+    let item = &mut w.completeness.as_mut().unwrap().commitment;
+    item.leaf_hash = Some(keys::b64(&[1; 32]));
+    item.entry = None;
+    let s = item.seq;
+    refused(&check(&w, &t.vkey), "bundle_malformed", Some(s));
+}
+
+#[test]
+fn an_old_commitment_hiding_a_later_revocation_is_stale() {
+    let mut t = region(1);
+    let old = t.commit();
+    let old_up_to = old;
+    let revoked = t.append(
+        "issuer",
+        &format!("learner/{L1}"),
+        "portfolio.achievement_revoked",
+        "2027-07-01T09:00:00Z",
+        json!({"achievement_id": "ach-1", "reason": "disqualified"}),
+    );
+    for day in 1..=9 {
+        let date = format!("2026-09-1{day}");
+        t.append(
+            "teacher2",
+            &format!("learner/{L2}"),
+            "journal.grade_recorded",
+            &format!("{date}T09:00:00Z"),
+            common::grade(4, &date),
+        );
+    }
+    let new = t.commit();
+    // The honest bundle has the revocation and the latest commitment.
+    let honest = t.export(L1, &Disclosure::All);
+    let r = verify(&honest.to_json(), &t.vkey, &bound(5));
+    assert!(r.ok, "{:?}", r.failures);
+    assert!(r.record.achievements[0]["revoked"] == json!(true));
+    assert_eq!(r.completeness.as_ref().unwrap().commitment_seq, Some(new));
+    // The exporter cites the old commitment and leaves the revocation out: every check of the
+    // entries holds (nothing later in the learner's stream names it) and the value matches the
+    // old commitment, so only the distance to the checkpoint tells.
+    let mut hidden = t.export_with(L1, &Disclosure::All, t.size(), Some((old, old_up_to)));
+    hidden.entries.retain(|i| i.seq != revoked);
+    let r = verify(&hidden.to_json(), &t.vkey, &bound(5));
+    assert_eq!(codes(&r), vec![("completeness_stale".to_owned(), None)], "{:?}", r.failures);
+    assert!(r.failures[0]
+        .message
+        .contains(&format!("{} positions are not covered, more than the bound 5", t.size() - old_up_to)));
+    assert_eq!(r.record.achievements[0]["revoked"], json!(false));
+    // Under a looser bound the same bundle passes: the bound is the verifier's policy.
+    assert!(verify(&hidden.to_json(), &t.vkey, &bound(100)).ok);
+    // A second, newer checkpoint: how far behind, and stale against it.
+    let n = t.size();
+    let honest_at_n = t.export_at(L1, &Disclosure::All, n);
+    for _ in 0..6 {
+        t.append(
+            "teacher2",
+            &format!("learner/{L2}"),
+            "journal.grade_recorded",
+            "2026-09-20T09:00:00Z",
+            common::grade(4, "2026-09-20"),
+        );
+    }
+    let other = OtherCheckpoint { note: t.checkpoint_at(t.size()), proof: t.consistency(n, t.size()) };
+    let options = Options { other: Some(other), max_uncovered: Some(5), ..Default::default() };
+    let r = verify(&honest_at_n.to_json(), &t.vkey, &options);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!(c.behind, Some(t.size() - new));
+    assert_eq!(codes(&r), vec![("completeness_stale".to_owned(), None)], "{:?}", r.failures);
+    assert!(r.failures[0].message.contains("the newer checkpoint you gave"), "{}", r.failures[0].message);
+}
+
+#[test]
+fn without_a_commitment_completeness_is_not_present_unless_required() {
+    let t = region(1);
+    let b = t.export(L1, &Disclosure::All);
+    assert!(b.completeness.is_none());
     let r = check(&b, &t.vkey);
     assert!(r.ok);
-    assert_eq!(r.completeness.as_ref().unwrap().status, "not_checked");
+    assert_eq!(r.completeness.as_ref().unwrap().status, "not_present");
+    let r = verify(&b.to_json(), &t.vkey, &Options { require_complete: true, ..Default::default() });
+    assert_eq!(codes(&r), vec![("completeness_missing".to_owned(), None)]);
+    // An unknown member in it: the bundle is malformed, as anywhere.
+    let mut t = t;
+    t.commit();
+    let mut v: Value = serde_json::from_slice(&t.export(L1, &Disclosure::All).to_json()).unwrap();
+    v["completeness"]["extra"] = json!(1);
+    refused(&verify(&serde_json::to_vec(&v).unwrap(), &t.vkey, &Options::default()), "bundle_malformed", None);
 }
 
 #[test]

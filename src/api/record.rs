@@ -59,9 +59,26 @@ pub(super) async fn get_record(
     }
 }
 
-/// `POST /v1/verify`: the body is a bundle (JSON, at most [`VERIFY_BODY_BYTES_MAX`]); the answer
-/// is the report (200 whatever the verdict: `ok` says it), checked under this ledger's key.
-pub(super) async fn post_verify(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyQuery {
+    /// Refuse a bundle without a completeness member (`completeness_missing`).
+    #[serde(default)]
+    require_complete: bool,
+    /// The most positions the completeness commitment may leave uncovered (default
+    /// `zachetka_record::MAX_UNCOVERED_DEFAULT`).
+    max_uncovered: Option<u64>,
+}
+
+/// `POST /v1/verify[?require_complete=true][&max_uncovered=N]`: the body is a bundle (JSON, at
+/// most [`VERIFY_BODY_BYTES_MAX`]); the answer is the report (200 whatever the verdict: `ok`
+/// says it), checked under this ledger's key.
+pub(super) async fn post_verify(
+    State(state): State<AppState>,
+    Q(q): Q<VerifyQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(r) = check_json_content_type(&headers) {
         return refusal_response(&r);
     }
@@ -76,7 +93,12 @@ pub(super) async fn post_verify(State(state): State<AppState>, headers: HeaderMa
     let vkey = state.ledger.config().verifier_key.clone();
     let report = tokio::task::spawn_blocking(move || {
         // One thread per request: concurrent requests share the cores, none takes them all.
-        let options = crate::record::Options { threads: 1, ..Default::default() };
+        let options = crate::record::Options {
+            threads: 1,
+            require_complete: q.require_complete,
+            max_uncovered: q.max_uncovered,
+            ..Default::default()
+        };
         crate::record::verify(&bytes, &vkey, &options)
     })
     .await;

@@ -210,6 +210,14 @@ enum Command {
         /// The consistency proof between the two sizes, as `zachetka prove consistency` prints it.
         #[arg(long, requires = "checkpoint")]
         consistency: Option<PathBuf>,
+        /// Refuse a bundle that carries no completeness commitment (`completeness_missing`).
+        #[arg(long)]
+        require_complete: bool,
+        /// The most log positions the completeness commitment may leave uncovered, up to the
+        /// bundle's checkpoint or the newer --checkpoint (`completeness_stale` beyond); the
+        /// default is twice the ledger's default commitment spacing.
+        #[arg(long, default_value_t = zachetka_record::MAX_UNCOVERED_DEFAULT)]
+        max_uncovered: u64,
     },
     /// Build a demo region ledger (synthetic, deterministic) and serve it.
     Demo {
@@ -650,8 +658,9 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
             record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref())?;
         }
-        Command::Verify { bundle, vkey, json, checkpoint, consistency } => {
-            return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref());
+        Command::Verify { bundle, vkey, json, checkpoint, consistency, require_complete, max_uncovered } => {
+            let completeness = record::CompletenessPolicy { require: require_complete, max_uncovered };
+            return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref(), completeness);
         }
         Command::Demo {
             dir,

@@ -78,6 +78,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("couldn't read {}", path.display()))
 }
 
+/// What the verifier demands of the completeness member (`--require-complete`, `--max-uncovered`).
+pub struct CompletenessPolicy {
+    pub require: bool,
+    pub max_uncovered: u64,
+}
+
 /// Verifies a bundle file; exit status 0 verified, 1 not (the reasons printed).
 pub fn verify(
     bundle: &Path,
@@ -85,6 +91,7 @@ pub fn verify(
     json: bool,
     checkpoint: Option<&Path>,
     consistency: Option<&Path>,
+    completeness: CompletenessPolicy,
 ) -> Result<ExitCode> {
     let bytes = read(bundle)?;
     let other = match (checkpoint, consistency) {
@@ -96,7 +103,13 @@ pub fn verify(
         }),
         _ => None,
     };
-    let report = zachetka::record::verify(&bytes, vkey, &Options { other, ..Default::default() });
+    let options = Options {
+        other,
+        require_complete: completeness.require,
+        max_uncovered: Some(completeness.max_uncovered),
+        ..Default::default()
+    };
+    let report = zachetka::record::verify(&bytes, vkey, &options);
     if json {
         write_stdout(format_args!("{}\n", report.to_json()))?;
     } else {

@@ -91,6 +91,22 @@ pub struct RawEntry {
     pub damaged: Option<String>,
 }
 
+impl RawEntry {
+    /// The entry's bytes once they hash to its stored leaf hash (what [`Store::entries`] gives);
+    /// damage is an error naming the entry.
+    pub fn checked(self) -> Result<Vec<u8>, StoreError> {
+        match self.damaged {
+            None if crate::merkle::leaf_hash(&self.bytes) == self.hashes[0] => Ok(self.bytes),
+            None => Err(StoreError::Corrupt {
+                what: "entry",
+                position: self.seq,
+                detail: "its bytes do not hash to the stored leaf hash".into(),
+            }),
+            Some(detail) => Err(StoreError::Corrupt { what: "entry record", position: self.seq, detail }),
+        }
+    }
+}
+
 /// Everything one group commit writes, atomically.
 #[derive(Debug, Clone)]
 pub struct CommitBatch {
@@ -204,18 +220,7 @@ pub trait Store: Send + Sync + 'static {
     /// Canonical bytes of entries `from..from+limit` that exist, each checked against its stored
     /// leaf hash (SHA-256 of ~700 bytes, ~0.5 us): damage is an error naming the entry.
     fn entries(&self, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.raw_entries(from, limit)?
-            .into_iter()
-            .map(|e| match e.damaged {
-                None if crate::merkle::leaf_hash(&e.bytes) == e.hashes[0] => Ok(e.bytes),
-                None => Err(StoreError::Corrupt {
-                    what: "entry",
-                    position: e.seq,
-                    detail: "its bytes do not hash to the stored leaf hash".into(),
-                }),
-                Some(detail) => Err(StoreError::Corrupt { what: "entry record", position: e.seq, detail }),
-            })
-            .collect()
+        self.raw_entries(from, limit)?.into_iter().map(RawEntry::checked).collect()
     }
     /// Stored Merkle hashes by stored-hash index (RFC 9162 tree, Go tlog layout).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;

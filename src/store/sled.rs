@@ -279,6 +279,9 @@ fn fio(what: &str, e: std::io::Error) -> StoreError {
 
 const FILE_ACTIONS: [&str; 8] = ["access", "open", "read", "write", "sync", "truncate", "list", "remove"];
 
+/// Stored hashes at most this many apart are read in one read (64 hashes: 2 KiB).
+const HASH_READ_GAP: u64 = 64;
+
 fn corrupt(what: &'static str, position: u64, detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt { what, position, detail: detail.into() }
 }
@@ -1305,17 +1308,31 @@ impl Store for SledStore {
 
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
         let count = merkle::stored_hash_count(self.committed.read().expect("extent lock").tree_size);
-        indexes
-            .iter()
-            .map(|&index| {
-                if index >= count {
-                    return Err(corrupt("stored hash", index, format!("beyond the {count} committed hashes")));
-                }
-                let mut h = [0u8; 32];
-                self.hashes.read_exact_at(&mut h, index * 32).map_err(|e| fio("read hashes.dat", e))?;
-                Ok(Hash(h))
-            })
-            .collect()
+        if let Some(&index) = indexes.iter().find(|i| **i >= count) {
+            return Err(corrupt("stored hash", index, format!("beyond the {count} committed hashes")));
+        }
+        // One read per run of indexes at most HASH_READ_GAP apart (a record bundle's proofs ask
+        // for tens of thousands, many of them near each other), not one per hash.
+        let mut sorted: Vec<u64> = indexes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut found: std::collections::HashMap<u64, Hash> = std::collections::HashMap::with_capacity(sorted.len());
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i + 1;
+            while j < sorted.len() && sorted[j] - sorted[j - 1] <= HASH_READ_GAP {
+                j += 1;
+            }
+            let (first, last) = (sorted[i], sorted[j - 1]);
+            let mut bytes = vec![0u8; ((last - first + 1) * 32) as usize];
+            self.hashes.read_exact_at(&mut bytes, first * 32).map_err(|e| fio("read hashes.dat", e))?;
+            for &index in &sorted[i..j] {
+                let at = ((index - first) * 32) as usize;
+                found.insert(index, Hash(bytes[at..at + 32].try_into().expect("32 bytes")));
+            }
+            i = j;
+        }
+        Ok(indexes.iter().map(|i| found[i]).collect())
     }
 
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError> {

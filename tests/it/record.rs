@@ -4,7 +4,11 @@
 //! rules by a revoked key is refused with `key_revoked`; over HTTP the record is served to the
 //! learner's own token only (403 to another learner's, 401 without) and `POST /v1/verify`
 //! answers the report, refusing a body over its limit; and through the binary, `export` then
-//! `verify` with a consistency proof to a newer checkpoint.
+//! `verify` with a consistency proof to a newer checkpoint. Completeness (DESIGN 3.7) through
+//! the exporter of a ledger that commits: a bundle is complete as of the latest commitment's
+//! position, withheld entries counted; an entry left out, a changed value, a forged map proof,
+//! a commitment by another key or of another ledger, and an old commitment hiding a later
+//! revocation are each refused with their code, in the library and through the binary.
 
 use super::http::{serve_with, Server};
 use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};
@@ -14,8 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use zachetka::access::{create_token, Role, Scope, TokenSecret};
 use zachetka::api::server::ServerConfig;
-use zachetka::ledger::{Ledger, Limits, RulesMode};
-use zachetka::record::{export_learner, verify, Disclosure, Options, OtherCheckpoint};
+use zachetka::keys::KeyPair;
+use zachetka::ledger::{Ledger, Limits, OpenOptions, RulesMode};
+use zachetka::read::CompletenessPolicy;
+use zachetka::record::{export_learner, verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
+use zachetka_projections::completeness::{self as commitment, LearnerValue, Map};
 use zachetka_projections::model::ParsedFact;
 use zachetka_projections::models::concerns::Concerns;
 
@@ -28,6 +35,39 @@ fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     }
     let clock = test_clock();
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), mode).unwrap()
+}
+
+/// A ledger keyed by `key` that commits completeness every `every` entries.
+fn committing_ledger(dir: &std::path::Path, key: &KeyPair, mode: RulesMode, every: Option<u64>) -> Ledger {
+    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
+    if store.config().unwrap().is_none() {
+        let authority = region().authority_did();
+        let rules = Some(zachetka::rules::default_region());
+        zachetka::ledger::init_store(&*store, DEMO_ORIGIN, key, &authority, rules).unwrap();
+    }
+    let completeness = every.map(|n| CompletenessPolicy { every_entries: n, every_seconds: 0 });
+    let options = OpenOptions { limits: Limits::default(), mode, completeness, ..Default::default() };
+    Ledger::open_opts(store, key.clone(), test_clock(), options).unwrap()
+}
+
+/// Waits until the read side has handled the whole log, the commitments it owed included.
+fn settle(l: &Ledger) -> u64 {
+    loop {
+        let size = l.head().0.tree_size;
+        l.read_side().wait_settled_blocking(size);
+        l.read_side().wait_applied_blocking(size);
+        if l.head().0.tree_size == size {
+            return size;
+        }
+    }
+}
+
+fn codes(r: &Report) -> Vec<(&str, Option<u64>)> {
+    r.failures.iter().map(|f| (f.code.as_str(), f.seq)).collect()
+}
+
+fn has(r: &Report, code: &str) -> bool {
+    r.failures.iter().any(|f| f.code == code)
 }
 
 fn vkey(l: &Ledger) -> String {
@@ -206,6 +246,24 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
         assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
         assert_eq!(report["completeness"]["status"], json!("not_present"));
     }
+    // This ledger commits nothing: a verifier that requires completeness refuses its bundles.
+    let (s, report) = call(ureq::post(&format!("{verify_url}?require_complete=true")), Some(&body));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["ok"].clone()), (200, json!(false)));
+    assert_eq!(
+        report["failures"],
+        json!([{"code": "completeness_missing",
+        "message": "the bundle carries no completeness commitment, and this verification requires one"}])
+    );
+    // (A small body: the query is refused before the body is read.)
+    for bad in ["max_uncovered=many", "require_complete=yes", "strict=true"] {
+        let (s, r) = call(ureq::post(&format!("{verify_url}?{bad}")), Some(b"{}"));
+        assert_eq!(
+            (s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()),
+            (400, json!("bad_query")),
+            "{bad}"
+        );
+    }
     let mut tampered = bundle.clone();
     let first = tampered["entries"][0]["entry"].as_str().unwrap();
     let mut raw = zachetka::keys::b64_decode(first).unwrap();
@@ -306,6 +364,254 @@ fn the_cli_exports_and_verifies_with_a_newer_checkpoint() {
     let bytes = std::fs::read(&out).unwrap();
     let other = OtherCheckpoint { note, proof: serde_json::from_value(proof).unwrap() };
     assert!(verify(&bytes, &vk, &Options { other: Some(other), ..Default::default() }).ok);
+}
+
+/// The learner with the most entries, and those entries' seqs.
+fn busiest(l: &Ledger) -> (String, Vec<u64>) {
+    concerned_by_scan(l).into_iter().max_by_key(|(_, s)| s.len()).unwrap()
+}
+
+/// The seqs of the ledger's own completeness commitments, with their `up_to`.
+fn commitments(l: &Ledger) -> Vec<(u64, u64)> {
+    let did = zachetka::rules::ledger_did(l.config()).unwrap();
+    let size = l.head().0.tree_size;
+    let mut out = Vec::new();
+    for (seq, bytes) in l.entries(0, size).unwrap().iter().enumerate() {
+        let e: Value = serde_json::from_slice(bytes).unwrap();
+        if e["event"]["type"] == commitment::EVENT_TYPE && e["event"]["author"] == json!(did) {
+            out.push((seq as u64, e["event"]["data"]["up_to"].as_u64().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_bundle_of_a_committing_ledger_is_complete_and_every_way_to_cut_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = committing_ledger(dir.path(), &ledger_key(), RulesMode::Enforce, Some(200));
+    append_region(&l);
+    settle(&l);
+    let (learner, seqs) = busiest(&l);
+    let (s, p) = *commitments(&l).last().expect("the policy committed");
+    let b = export_learner(&l, &learner, &Disclosure::All).unwrap();
+    let member = b.completeness.as_ref().expect("a commitment below the checkpoint");
+    assert_eq!((member.commitment.seq, member.up_to), (s, p), "the latest commitment");
+    let r = verify(&b.to_json(), &vkey(&l), &Options::default());
+    assert!(r.ok, "{:#?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    let below = seqs.iter().filter(|q| **q < p).count();
+    assert!(below > 3, "the learner has entries the commitment covers");
+    assert_eq!((c.status, c.up_to, c.commitment_seq), ("complete", Some(p), Some(s)));
+    assert_eq!((c.covered, c.covered_withheld, c.after), (Some(below as u64), Some(0), Some(seqs.len() - below)));
+    assert_eq!(c.uncovered_positions, Some(r.tree_size.unwrap() - p));
+    assert!(r.to_text().contains(&format!(
+        "completeness: complete as of position {p} (commitment at seq {s}): covers {below} entries"
+    )));
+
+    // Withheld entries count: the same value, from their leaf hashes.
+    let d = Disclosure::parse("final-results,documents,achievements").unwrap();
+    let sel = export_learner(&l, &learner, &d).unwrap();
+    let r = verify(&sel.to_json(), &vkey(&l), &Options::default());
+    assert!(r.ok, "{:#?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    let withheld_below = sel.entries.iter().filter(|i| i.leaf_hash.is_some() && i.seq < p).count();
+    assert!(withheld_below > 0);
+    assert_eq!((c.status, c.covered, c.covered_withheld), ("complete", Some(below as u64), Some(withheld_below)));
+
+    let refuse = |b: &Bundle| verify(&b.to_json(), &vkey(&l), &Options::default());
+    // An entry below P dropped entirely (no leaf hash left): the value does not match.
+    for at in [0, below / 2, below - 1] {
+        let mut cut = b.clone();
+        let gone = cut.entries.remove(at).seq;
+        let r = refuse(&cut);
+        assert!(has(&r, "completeness_value_mismatch"), "entry {gone}: {:#?}", r.failures);
+    }
+    // A changed value: neither the items nor the map proof agree with it.
+    let mut v = b.clone();
+    v.completeness.as_mut().unwrap().value.count -= 1;
+    let r = refuse(&v);
+    assert_eq!(codes(&r), vec![("completeness_value_mismatch", None), ("map_proof_invalid", None)]);
+    // A forged map proof: one path hash changed.
+    let mut m = b.clone();
+    m.completeness.as_mut().unwrap().map_proof["present"]["hashes"][0] = json!(zachetka::keys::b64(&[7; 32]));
+    let r = refuse(&m);
+    assert_eq!(codes(&r), vec![("map_proof_invalid", None)]);
+    assert_eq!(r.completeness.as_ref().unwrap().status, "failed");
+
+    // Through the binary: the report as JSON, and the freshness bound as a flag.
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, b.to_json()).unwrap();
+    let bin = env!("CARGO_BIN_EXE_zachetka");
+    let run = |extra: &[&str]| {
+        let o = std::process::Command::new(bin)
+            .args(["verify", file.to_str().unwrap(), "--vkey", &vkey(&l), "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code(), serde_json::from_slice::<Value>(&o.stdout).unwrap())
+    };
+    let (status, report) = run(&["--require-complete"]);
+    assert_eq!(status, Some(0), "{report}");
+    assert_eq!(report["completeness"]["status"], "complete");
+    assert_eq!(report["completeness"]["up_to"], json!(p));
+    assert_eq!(report["completeness"]["commitment_seq"], json!(s));
+    assert_eq!(report["completeness"]["covered"], json!(below));
+    assert_eq!(report["completeness"]["max_uncovered"], json!(zachetka_record::MAX_UNCOVERED_DEFAULT));
+    let n = report["tree_size"].as_u64().unwrap();
+    let (status, report) = run(&["--max-uncovered", &(n - p - 1).to_string()]);
+    assert_eq!(status, Some(1), "{report}");
+    assert_eq!(report["failures"][0]["code"], "completeness_stale");
+    std::fs::write(&file, v.to_json()).unwrap();
+    let (status, report) = run(&[]);
+    assert_eq!((status, report["failures"][0]["code"].clone()), (Some(1), json!("completeness_value_mismatch")));
+}
+
+#[test]
+fn an_old_commitment_hiding_a_later_revocation_is_refused_as_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = committing_ledger(dir.path(), &ledger_key(), RulesMode::Enforce, Some(200));
+    append_region(&l);
+    let issuer = zachetka::demo::demo_key(DEMO_ORIGIN, "issuer/sch-001");
+    let stream = super::rules::learner_in("sch-001", "5А");
+    let learner = stream.strip_prefix("learner/").unwrap().to_owned();
+    let event = |n: u64, ty: &str, data: Value| {
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": stream, "type": ty, "id": id(n),
+            "occurred_at": super::rules::AFTER_REGION, "author": issuer.did(), "data": data});
+        zachetka::event::sign_event(&ev, &issuer).unwrap()
+    };
+    let attested = event(
+        990_001,
+        "portfolio.achievement_attested",
+        json!({"v": 1, "achievement_id": "sch-001-ach-x", "kind": "sport", "level": "school", "date": "2027-05-19", "result": "winner"}),
+    );
+    assert!(l.append_blocking(vec![attested])[0].is_ok());
+    // Enough after it for a commitment that covers the attestation.
+    let noise = |from: u64, n: u64| -> Vec<Value> {
+        (0..n).map(|i| grade_event(from + i, &teacher_of_school_1(), "sch-001", "6А", 4)).collect()
+    };
+    for r in l.append_blocking(noise(991_000, 250)) {
+        r.unwrap();
+    }
+    settle(&l);
+    let (old_s, old_p) = *commitments(&l).last().unwrap();
+    let revoked = event(
+        990_002,
+        "portfolio.achievement_revoked",
+        json!({"v": 1, "achievement_id": "sch-001-ach-x", "reason": "disqualified"}),
+    );
+    let revoked_seq = l.append_blocking(vec![revoked])[0].as_ref().unwrap().seq;
+    assert!(revoked_seq >= old_p);
+    for r in l.append_blocking(noise(992_000, 500)) {
+        r.unwrap();
+    }
+    settle(&l);
+    let bound = Options { max_uncovered: Some(400), ..Default::default() };
+
+    // The honest bundle: the latest commitment covers the revocation; the achievement shows revoked.
+    let honest = export_learner(&l, &learner, &Disclosure::All).unwrap();
+    assert!(honest.completeness.as_ref().unwrap().up_to > revoked_seq);
+    let r = verify(&honest.to_json(), &vkey(&l), &bound);
+    assert!(r.ok, "{:#?}", r.failures);
+    let ach = r.record.achievements.iter().find(|a| a["achievement_id"] == "sch-001-ach-x").unwrap();
+    assert_eq!(ach["revoked"], json!(true));
+
+    // The dishonest exporter: the commitment before the revocation (proved in the same
+    // checkpoint, its value and map proof from the read side), the revocation left out.
+    let n = r.tree_size.unwrap();
+    let old = l.read_side().completeness_for(&learner, old_s + 1).unwrap().unwrap();
+    assert_eq!((old.commitment_seq, old.up_to), (old_s, old_p));
+    let mut hidden = honest.clone();
+    hidden.entries.retain(|i| i.seq != revoked_seq);
+    hidden.completeness = Some(zachetka_record::CompletenessMember {
+        commitment: zachetka_record::Item::disclosed(
+            old_s,
+            &l.entries(old_s, 1).unwrap()[0],
+            &l.prove_inclusion(old_s, n).unwrap(),
+        ),
+        up_to: old_p,
+        value: old.value.into(),
+        map_proof: serde_json::to_value(&old.map_proof).unwrap(),
+    });
+    let r = verify(&hidden.to_json(), &vkey(&l), &bound);
+    assert_eq!(codes(&r), vec![("completeness_stale", None)], "{:#?}", r.failures);
+    assert!(r.failures[0]
+        .message
+        .contains(&format!("{} positions are not covered, more than the bound 400", n - old_p)));
+    let ach = r.record.achievements.iter().find(|a| a["achievement_id"] == "sch-001-ach-x").unwrap();
+    assert_eq!(ach["revoked"], json!(false), "what the stale bundle would have shown");
+    // Everything else about it holds: under a bound that lets it through, it verifies.
+    assert!(verify(&hidden.to_json(), &vkey(&l), &Options { max_uncovered: Some(n), ..Default::default() }).ok);
+    // The default bound is documented as twice the default policy.
+    assert_eq!(zachetka_record::MAX_UNCOVERED_DEFAULT, 2 * CompletenessPolicy::default().every_entries);
+}
+
+#[test]
+fn a_commitment_by_another_key_or_of_another_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (learner, b, vk);
+    {
+        let l = committing_ledger(dir.path(), &ledger_key(), RulesMode::Enforce, Some(200));
+        append_region(&l);
+        settle(&l);
+        learner = busiest(&l).0;
+        b = export_learner(&l, &learner, &Disclosure::All).unwrap();
+        vk = vkey(&l);
+        assert!(verify(&b.to_json(), &vk, &Options::default()).ok);
+    }
+    // Written around the rules: a commitment by another key whose map leaves out the learner's
+    // last entry, and a bundle without it that cites that commitment. Every other check holds.
+    let l = committing_ledger(dir.path(), &ledger_key(), RulesMode::Bypass, None);
+    let forger = KeyPair::from_seed(&[0x66; 32]);
+    let mut cut = b.clone();
+    let last = cut.entries.pop().unwrap();
+    assert!(last.seq < l.head().0.tree_size);
+    let leaves: Vec<[u8; 32]> = cut
+        .entries
+        .iter()
+        .map(|i| zachetka::merkle::leaf_hash(&zachetka::keys::b64_decode(i.entry.as_ref().unwrap()).unwrap()).0)
+        .collect();
+    let value = LearnerValue::of_leaves(leaves.iter());
+    let map = Map::from_values([(learner.as_str(), value)]);
+    let up_to = l.head().0.tree_size;
+    let forged = json!({"ledger": DEMO_ORIGIN, "stream": commitment::STREAM, "type": commitment::EVENT_TYPE,
+        "id": id(995_001), "occurred_at": super::rules::AFTER_REGION, "author": forger.did(),
+        "data": commitment::event_data(up_to, &map.root(), map.len())});
+    let s = l.append_blocking(vec![zachetka::event::sign_event(&forged, &forger).unwrap()])[0].as_ref().unwrap().seq;
+    settle(&l);
+    let n = l.head().0.tree_size;
+    let fresh = export_learner(&l, &learner, &Disclosure::All).unwrap();
+    assert_ne!(fresh.completeness.as_ref().unwrap().commitment.seq, s, "the exporter offers only the ledger key's");
+    let mut forged_bundle = fresh.clone();
+    forged_bundle.entries.retain(|i| i.seq != last.seq);
+    forged_bundle.completeness = Some(zachetka_record::CompletenessMember {
+        commitment: zachetka_record::Item::disclosed(
+            s,
+            &l.entries(s, 1).unwrap()[0],
+            &l.prove_inclusion(s, n).unwrap(),
+        ),
+        up_to,
+        value: value.into(),
+        map_proof: serde_json::to_value(map.prove(&learner).1).unwrap(),
+    });
+    let r = verify(&forged_bundle.to_json(), &vk, &Options::default());
+    assert_eq!(codes(&r), vec![("completeness_commitment_invalid", Some(s))], "{:#?}", r.failures);
+    assert!(r.failures[0].message.contains(&format!("its author {} is not the ledger key", forger.did())));
+
+    // Another ledger (same origin and region, its own key): its commitment, with its proof in
+    // its own checkpoint, in this ledger's bundle.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_key = KeyPair::from_seed(&[0x55; 32]);
+    let other = committing_ledger(other_dir.path(), &other_key, RulesMode::Enforce, Some(200));
+    append_region(&other);
+    settle(&other);
+    let theirs = export_learner(&other, &learner, &Disclosure::All).unwrap().completeness.unwrap();
+    let mut mixed = fresh.clone();
+    let theirs_seq = theirs.commitment.seq;
+    mixed.completeness = Some(theirs);
+    let r = verify(&mixed.to_json(), &vk, &Options::default());
+    assert!(!r.ok);
+    assert!(r.failures.iter().any(|f| f.code == "proof_invalid" && f.seq == Some(theirs_seq)), "{:#?}", r.failures);
+    assert!(r.failures.iter().any(|f| f.code == "completeness_commitment_invalid" && f.seq == Some(theirs_seq)));
 }
 
 /// Lays out a ledger directory as `zachetka init` does: the store in `store/`, `ledger.key`.

@@ -2,8 +2,10 @@
 //! on a small demo ledger, bundles built from that ledger's entries and proofs exactly as
 //! `record/FORMAT.md` lays them out (until the exporter of the `record` branch lands, this file
 //! has its own builder), and headless Chromium driven by `tests/web/drive.mjs` (playwright-core)
-//! through three states: a real bundle verifies, a tampered one fails naming the entry, a wrong
-//! key fails. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
+//! through its states: a real bundle verifies, a tampered one fails naming the entry, a wrong
+//! key fails; the exporter's bundle shows the position it is complete as of, the same numbers
+//! the Rust verifier reports, and a tampered or cut completeness value fails with the Rust
+//! verifier's codes. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
 //! compared with `keys::verify_strict`, and the time to verify a 5,000-entry bundle.
 //! Screenshots and the bundles go to `target/web-artifacts/`.
 //!
@@ -148,7 +150,8 @@ fn disclosed(bundle: &Value) -> Vec<(u64, Value)> {
 /// The demo ledger's directory and a second ledger's verifier key (same origin, other key).
 fn demo_ledger(dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_zachetka"))
-        .args(["demo", "--no-serve", "--learners", "60", "--teachers", "10", "--events", "1500", "--dir"])
+        .args(["demo", "--no-serve", "--learners", "60", "--teachers", "10", "--events", "1500"])
+        .args(["--completeness-every-entries", "500", "--dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
         .env_remove("ZACHETKA_DATABASE_URL")
@@ -163,10 +166,14 @@ fn open_dir(dir: &Path) -> Ledger {
     Ledger::open(store, key, Arc::new(zachetka::time::SystemClock), Limits::default()).unwrap()
 }
 
-/// A bare ledger whose learner `perf-1` has `n` grades by one granted teacher: the bundle size
-/// the page must verify in under 1.5 s.
+/// A bare ledger whose learner `perf-1` has `n` grades by one granted teacher, and a
+/// completeness commitment after them: the bundle size the page must verify in under 1.5 s.
 fn perf_ledger(n: u64) -> (tempfile::TempDir, Ledger) {
-    let (dir, ledger) = temp_ledger();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = zachetka::read::CompletenessPolicy { every_entries: n, every_seconds: 0 };
+    let options =
+        zachetka::ledger::OpenOptions { limits: Limits::default(), completeness: Some(policy), ..Default::default() };
+    let ledger = Ledger::open_opts(new_store(dir.path()), ledger_key(), test_clock(), options).unwrap();
     let sign = |ev: Value, key: &KeyPair| zachetka::event::sign_event(&ev, key).unwrap();
     let head = vec![
         sign(
@@ -187,9 +194,28 @@ fn perf_ledger(n: u64) -> (tempfile::TempDir, Ledger) {
         r.unwrap();
     }
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let events: Vec<Value> = chunk.iter().map(|&i| grade(i, "learner/perf-1", Some(i))).collect();
+        // Grades of the vocabulary (so `Concerns`, the profiles and the commitment see them).
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|&i| {
+                let ev = json!({"ledger": ORIGIN, "stream": "learner/perf-1", "type": "journal.grade_recorded",
+                    "id": id(i), "occurred_at": "2026-11-23T08:00:00Z", "author": teacher().did(), "expected_version": i,
+                    "data": {"v": 1, "institution": "sch-001", "class": "5А", "subject": "Математика", "mark": 5,
+                             "scale": "five_point", "weight": 3, "kind": "test", "lesson_date": "2026-11-23"}});
+                sign(ev, &teacher())
+            })
+            .collect();
         for r in ledger.append_blocking(events) {
             r.unwrap();
+        }
+    }
+    // The commitment the policy owes, appended and applied.
+    loop {
+        let size = ledger.head().0.tree_size;
+        ledger.read_side().wait_settled_blocking(size);
+        ledger.read_side().wait_applied_blocking(size);
+        if ledger.head().0.tree_size == size {
+            break;
         }
     }
     (dir, ledger)
@@ -341,10 +367,118 @@ fn known_answers() -> (Value, Value) {
         {"ok": false, "code": "checkpoint_invalid"},
         {"ok": false, "code": "checkpoint_invalid"},
     ]);
+    // Strict base64 (the page decodes it by hand): what `keys::b64_decode` accepts, byte for byte.
+    let b64: Vec<String> = [
+        "",
+        "AA==",
+        "AAA=",
+        "AAAA",
+        "AQ==",
+        "AR==",
+        "AQE=",
+        "AQF=",
+        "/+8=",
+        "-_8=",
+        "AA=",
+        "AA",
+        "A===",
+        "AA=A",
+        "AA==AA==",
+        " AA=",
+        "AA\n==",
+        "Zm9v",
+        "Zm9vYg==",
+        "Zm9vYmE=",
+        "Zm9vYmFy",
+        "ЖЖЖЖ",
+        "Zm9vYmFyCg==",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([zachetka::keys::b64(&[0xa5; 32]), zachetka::keys::b64(&(0..=255u8).collect::<Vec<_>>())])
+    .collect();
+    let b64_want: Vec<Value> = b64
+        .iter()
+        .map(|s| match zachetka::keys::b64_decode(s) {
+            Some(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            None => Value::Null,
+        })
+        .collect();
+    let (map_proofs, map_proofs_want) = map_proof_answers();
     (
-        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes}),
-        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want}),
+        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes, "b64": b64,
+               "map_proofs": map_proofs}),
+        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want,
+               "b64": b64_want, "map_proofs": map_proofs_want}),
     )
+}
+
+/// Completeness map proofs (README "Completeness commitments") for the page's check, with what
+/// `verify_map_proof` decides: every learner of a few maps present and absent, and the ways a
+/// proof can be wrong (another value, a changed path hash, non-adjacent neighbours, an absent
+/// learner with a value, a proof of another learner, both or neither branch, a bad hash).
+fn map_proof_answers() -> (Vec<Value>, Vec<Value>) {
+    use zachetka_projections::completeness::{verify_map_proof, LearnerValue, Map, ValueJson};
+    let (mut cases, mut want) = (Vec::new(), Vec::new());
+    let mut push = |root: &[u8; 32], learner: &str, value: &LearnerValue, proof: Value| {
+        let decided = match serde_json::from_value(proof.clone()) {
+            Ok(p) => verify_map_proof(root, learner, value, &p).map_or_else(|e| e.code(), |()| "ok"),
+            Err(_) => "map_proof_malformed",
+        };
+        cases.push(json!({"root": zachetka::keys::b64(root), "learner": learner,
+            "value": ValueJson::from(*value), "proof": proof}));
+        want.push(json!(decided));
+    };
+    for n in [0usize, 1, 2, 5, 9] {
+        let learners: Vec<String> = (0..n).map(|i| format!("47-{i:06}")).collect();
+        let value = |i: usize| LearnerValue::of_leaves((0..=i as u8).map(|b| [b; 32]).collect::<Vec<_>>().iter());
+        let map = Map::from_values(learners.iter().enumerate().map(|(i, l)| (l.as_str(), value(i))));
+        let root = map.root();
+        for l in learners.iter().map(String::as_str).chain(["nobody", "47-999999", "0"]) {
+            let (v, proof) = map.prove(l);
+            let proof = serde_json::to_value(&proof).unwrap();
+            push(&root, l, &v, proof.clone());
+            push(&root, l, &v.chain(&[7; 32]), proof.clone());
+            if let Some(h) = proof.pointer("/present/hashes/0") {
+                let mut bad = proof.clone();
+                let mut bytes = zachetka::keys::b64_decode(h.as_str().unwrap()).unwrap();
+                bytes[0] ^= 1;
+                *bad.pointer_mut("/present/hashes/0").unwrap() = json!(zachetka::keys::b64(&bytes));
+                push(&root, l, &v, bad);
+                let mut swapped = proof.clone();
+                swapped["present"]["leaf_index"] = json!(proof["present"]["leaf_index"].as_u64().unwrap() ^ 1);
+                push(&root, l, &v, swapped);
+            }
+            if proof.get("absent").is_some() && n >= 3 {
+                // Neighbours two apart: a learner hidden between them.
+                let (_, first) = map.prove(&learners[0]);
+                let mut wide = proof.clone();
+                wide["absent"]["left"] = json!(null);
+                wide["absent"]["right"] = json!({"leaf_index": 2, "key_hash": zachetka::keys::b64(&zachetka_projections::completeness::key_hash(&learners[0])),
+                    "value": ValueJson::from(value(0)), "hashes": serde_json::to_value(&first).unwrap()["present"]["hashes"].clone()});
+                push(&root, l, &v, wide);
+            }
+            let other = learners.iter().find(|o| o.as_str() != l);
+            if let Some(o) = other {
+                let (ov, op) = map.prove(o);
+                push(&root, l, &ov, serde_json::to_value(&op).unwrap());
+            }
+        }
+        push(&root, "x", &LearnerValue::EMPTY, json!({"map_size": n}));
+        push(
+            &root,
+            "x",
+            &LearnerValue::EMPTY,
+            json!({"map_size": n, "present": {"leaf_index": 0, "hashes": ["AA=="]}}),
+        );
+        push(
+            &root,
+            "x",
+            &LearnerValue::EMPTY,
+            json!({"map_size": n, "present": {"leaf_index": 0, "hashes": []}, "absent": {"left": null, "right": null}}),
+        );
+    }
+    (cases, want)
 }
 
 #[test]
@@ -387,6 +521,31 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         serde_json::from_slice(&bundle.to_json()).unwrap()
     };
     let entries_total = real["entries"].as_array().unwrap().len();
+    // The Rust verifier's report of the exported bundle, for the page to agree with.
+    let rust_report = {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        zachetka_record::verify(&serde_json::to_vec(&exported).unwrap(), &vk, &Default::default())
+    };
+    assert!(rust_report.ok, "{:#?}", rust_report.failures);
+    let up_to = exported["completeness"]["up_to"].as_u64().expect("the demo ledger committed");
+    // Completeness tampered: the value's count one lower (the items and the map both disagree),
+    // and an item below the commitment's position cut out entirely.
+    let mut lowered = exported.clone();
+    lowered["completeness"]["value"]["count"] = json!(exported["completeness"]["value"]["count"].as_u64().unwrap() - 1);
+    let mut cut = exported.clone();
+    let items = cut["entries"].as_array_mut().unwrap();
+    let at = items.iter().rposition(|it| it["seq"].as_u64().unwrap() < up_to).unwrap();
+    items.remove(at);
+    let rust_codes = |b: &Value| -> Vec<String> {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let r = zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &Default::default());
+        let mut c: Vec<String> = r.failures.iter().map(|f| f.code.clone()).collect();
+        c.sort();
+        c
+    };
+    let (lowered_codes, cut_codes) = (rust_codes(&lowered), rust_codes(&cut));
+    assert_eq!(lowered_codes, ["completeness_value_mismatch", "map_proof_invalid"]);
+    assert!(cut_codes.contains(&"completeness_value_mismatch".to_owned()), "{cut_codes:?}");
 
     // Tampered: one disclosed entry's `recorded_at` one second later. Its signature still holds
     // (recorded_at is the ledger's, not the author's), so the inclusion proof must catch it.
@@ -416,8 +575,12 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     // A wrong key: another ledger of the same name.
     let (_perf_dir, perf) = perf_ledger(5_000);
     let other_key = perf.config().verifier_key.clone();
-    let (perf_bundle, _) = build_bundle(&perf, Some("perf-1"), &[]);
+    let perf_bundle: Value = serde_json::from_slice(
+        &zachetka::record::export_learner(&perf, "perf-1", &Default::default()).unwrap().to_json(),
+    )
+    .unwrap();
     assert_eq!(perf_bundle["entries"].as_array().unwrap().len(), 5_000);
+    assert_eq!(perf_bundle["completeness"]["value"]["count"], 5_000, "the commitment covers every grade");
     drop(perf);
 
     // The bundles stay beside the screenshots, to open in the page by hand.
@@ -441,6 +604,9 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "tampered", "bundle": write("tampered.json", &tampered)},
             {"name": "wrong-key", "bundle": write("real.json", &real), "key": other_key},
             {"name": "dropped", "bundle": write("dropped.json", &dropped)},
+            {"name": "completeness-lowered", "bundle": write("completeness-lowered.json", &lowered)},
+            {"name": "completeness-cut", "bundle": write("completeness-cut.json", &cut)},
+            {"name": "completeness-required", "bundle": write("real.json", &real), "require_complete": true},
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
         ],
         "ed25519": vectors,
@@ -502,6 +668,42 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         exported["entries"].as_array().unwrap().iter().filter(|e| e.get("entry").is_none()).count();
     assert!(withheld_by_exporter > 0, "the disclosure withheld something");
     assert_eq!(exported_case["report"]["withheld"], withheld_by_exporter);
+    // Complete as of the commitment's position, with the numbers the Rust verifier reports.
+    let page_c = &exported_case["report"]["completeness"];
+    let rust_c = serde_json::to_value(rust_report.completeness.as_ref().unwrap()).unwrap();
+    assert_eq!(page_c["status"], "complete", "{:#}", exported_case["report"]["failures"]);
+    for k in ["up_to", "commitment_seq", "covered", "covered_withheld", "after", "uncovered_positions", "max_uncovered"]
+    {
+        assert_eq!(page_c[k], rust_c[k], "{k}: page {page_c:#}, rust {rust_c:#}");
+    }
+    let said = exported_case["facts"]["Completeness"].as_str().unwrap();
+    assert!(
+        said.starts_with(&format!("complete as of position {up_to} (commitment at seq {})", page_c["commitment_seq"])),
+        "{said}"
+    );
+    let page_codes = |name: &str| -> Vec<String> {
+        let c = case(name);
+        assert_eq!(c["state"], "failed", "{name}");
+        let mut got: Vec<String> = codes(&c).into_iter().map(|(code, _)| code).collect();
+        got.sort();
+        got
+    };
+    assert_eq!(page_codes("completeness-lowered"), lowered_codes);
+    assert_eq!(page_codes("completeness-cut"), cut_codes);
+    let lowered_case = case("completeness-lowered");
+    assert!(
+        lowered_case["status"].as_str().unwrap().contains("completeness_value_mismatch"),
+        "{}",
+        lowered_case["status"]
+    );
+    let said = lowered_case["facts"]["Completeness"].as_str().unwrap();
+    assert!(said.starts_with("NOT proved (completeness_value_mismatch)"), "{said}");
+    assert!(lowered_case["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f.as_str().unwrap().contains("the commitment counts")));
+    assert_eq!(page_codes("completeness-required"), ["completeness_missing"]);
 
     let bad = case("tampered");
     assert_eq!(bad["state"], "failed");
@@ -528,6 +730,8 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     let perf = case("perf-5000");
     assert_eq!(perf["state"], "verified", "{:#}", perf["report"]["failures"]);
     assert_eq!(perf["report"]["disclosed"], 5_000);
+    assert_eq!(perf["report"]["completeness"]["status"], "complete");
+    assert_eq!(perf["report"]["completeness"]["covered"], 5_000);
     eprintln!(
         "the page verified a 5,000-entry bundle in {} ms (verifyBundle; phases {}), {} ms from file choice to result",
         perf["report"]["millis"], perf["report"]["phases_ms"], perf["wall_ms"]
@@ -543,6 +747,12 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(known["jcs"], known_want["jcs"]);
     assert_eq!(known["leaves"], known_want["leaves"]);
     assert_eq!(known["inclusion"], known_want["inclusion"]);
+    assert_eq!(known["b64"], known_want["b64"]);
+    assert_eq!(known["map_proofs"], known_want["map_proofs"]);
+    let decided: Vec<&str> = known_want["map_proofs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for code in ["ok", "map_proof_invalid", "map_proof_malformed"] {
+        assert!(decided.iter().filter(|d| **d == code).count() >= 3, "{code}: {decided:?}");
+    }
     for (got, want) in known["notes"].as_array().unwrap().iter().zip(known_want["notes"].as_array().unwrap()) {
         for (k, v) in want.as_object().unwrap() {
             assert_eq!(&got[k], v, "note check: got {got:#}");

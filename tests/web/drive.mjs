@@ -2,11 +2,12 @@
 // starts the server, builds the bundles and judges the outcome; this script only operates the
 // browser and reports what the page showed. Usage: node drive.mjs <config.json>; prints one JSON
 // object on stdout:
-//   {"cases":[{"name","state","status","report","requests","wall_ms","screenshot"}],
-//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes"},
+//   {"cases":[{"name","state","status","facts","report","requests","wall_ms","screenshot"}],
+//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes","b64","map_proofs"},
 //    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
-// config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?}],"ed25519":[{"pk","msg","sig"}]}
-// (key absent: the page keeps the key the server filled in; hex fields in ed25519).
+// config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?,"require_complete"?}],
+// "ed25519":[{"pk","msg","sig"}]} (key absent: the page keeps the key the server filled in;
+// require_complete: the page's checkbox ticked; hex fields in ed25519).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +35,7 @@ try {
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(config.base + '/verify');
     if (c.key !== undefined) await page.fill('#key', c.key);
+    if (c.require_complete) await page.check('#require-complete');
     const started = Date.now();
     await page.setInputFiles('#file', c.bundle);
     await page.waitForFunction(() => ['verified', 'failed'].includes(document.getElementById('status').dataset.state),
@@ -43,6 +45,7 @@ try {
       state: document.getElementById('status').dataset.state,
       status: document.getElementById('status').textContent,
       failures: Array.from(document.querySelectorAll('#failures li'), (li) => li.textContent),
+      facts: Object.fromEntries(Array.from(document.querySelectorAll('#facts dt'), (dt) => [dt.textContent, dt.nextElementSibling.textContent])),
       report: window.zachetkaLastReport,
     }));
     const screenshot = path.join(config.artifacts, c.name + '.png');
@@ -70,6 +73,12 @@ try {
         res.inclusion.push(got !== null && v.b64encode(got) === c.root);
       }
       for (const c of k.notes) res.notes.push(await v.checkNote(c.note, c.vkey, c.origin));
+      res.map_proofs = [];
+      for (const c of k.map_proofs) res.map_proofs.push(await v.checkMapProof(c.root, c.learner, c.value, c.proof));
+      res.b64 = k.b64.map((s) => {
+        const b = v.b64decode(s);
+        return b ? Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('') : null;
+      });
       return res;
     }, config.known);
     await page.close();

@@ -11,9 +11,11 @@ use zachetka_formats::event::{entry_bytes, leaf_hash, sign_event, EntryMeta};
 use zachetka_formats::jcs::{self, Profile};
 use zachetka_formats::keys::KeyPair;
 use zachetka_formats::merkle::{self, Hash, MemoryTree};
-use zachetka_projections::model::ParsedFact;
+use zachetka_projections::completeness::{self as commitment, Map};
+use zachetka_projections::model::{ParsedFact, ReadModel};
+use zachetka_projections::models::completeness::Completeness;
 use zachetka_projections::models::concerns::Concerns;
-use zachetka_record::{export, Bundle, Disclosure, ExportInput};
+use zachetka_record::{export, Bundle, CompletenessInput, Disclosure, ExportInput};
 
 pub const ORIGIN: &str = "ru-47.edu.example";
 pub const L1: &str = "47-000001";
@@ -44,6 +46,8 @@ impl TestLedger {
         for name in ["auth", "admin", "teacher", "teacher2", "registrar", "issuer"] {
             keys.insert(name, key(name));
         }
+        // The ledger's own key signs completeness commitments.
+        keys.insert("ledger", KeyPair::from_seed(&[ledger_key_seed; 32]));
         Self { signer, vkey, tree: MemoryTree::default(), entries: Vec::new(), streams: HashMap::new(), keys, ids: 0 }
     }
 
@@ -121,10 +125,61 @@ impl TestLedger {
         out
     }
 
+    /// The completeness map over the entries below `up_to` (the read model's fold).
+    pub fn map_at(&self, up_to: u64) -> Map {
+        let mut model = Completeness::default();
+        for bytes in &self.entries[..up_to as usize] {
+            let parsed = ParsedFact::from_entry(bytes).unwrap();
+            if let Some(f) = parsed.fact() {
+                model.apply(&f);
+            }
+        }
+        model.map()
+    }
+
+    /// Appends a completeness commitment over every entry so far, signed by `author` (the
+    /// ledger key: `"ledger"`); returns its seq.
+    pub fn commit_by(&mut self, author: &str) -> u64 {
+        let up_to = self.size();
+        let map = self.map_at(up_to);
+        let data = commitment::event_data(up_to, &map.root(), map.len());
+        self.append(author, commitment::STREAM, commitment::EVENT_TYPE, "2027-06-30T09:00:00Z", data)
+    }
+
+    pub fn commit(&mut self) -> u64 {
+        self.commit_by("ledger")
+    }
+
+    /// The ledger's commitments below `tree_size`: (seq, up_to), by the ledger key only.
+    pub fn commitments(&self, tree_size: u64) -> Vec<(u64, u64)> {
+        let ledger = self.did("ledger");
+        (0..tree_size)
+            .filter_map(|seq| {
+                let e = ParsedFact::from_entry(&self.entries[seq as usize]).unwrap().event;
+                (e["type"] == commitment::EVENT_TYPE && e["author"] == ledger.as_str())
+                    .then(|| (seq, e["data"]["up_to"].as_u64().unwrap()))
+            })
+            .collect()
+    }
+
     pub fn export_at(&self, learner: &str, disclosure: &Disclosure, tree_size: u64) -> Bundle {
+        let latest = self.commitments(tree_size).last().copied();
+        self.export_with(learner, disclosure, tree_size, latest)
+    }
+
+    /// A bundle at `tree_size` citing the commitment `(seq, up_to)` (the exporter would cite the
+    /// latest; a dishonest one may cite another).
+    pub fn export_with(
+        &self,
+        learner: &str,
+        disclosure: &Disclosure,
+        tree_size: u64,
+        commitment: Option<(u64, u64)>,
+    ) -> Bundle {
         let note = self.checkpoint_at(tree_size);
         let concerned = self.concerned(learner, tree_size);
         let registry = self.registry(tree_size);
+        let proved = commitment.map(|(seq, up_to)| (seq, up_to, self.map_at(up_to).prove(learner)));
         let input = ExportInput {
             origin: ORIGIN,
             verifier_key: &self.vkey,
@@ -133,6 +188,13 @@ impl TestLedger {
             concerned: &concerned,
             registry: &registry,
             disclosure,
+            completeness: proved.as_ref().map(|(seq, up_to, (value, map_proof))| CompletenessInput {
+                commitment_seq: *seq,
+                commitment_entry: &self.entries[*seq as usize],
+                up_to: *up_to,
+                value: *value,
+                map_proof,
+            }),
         };
         export(&input, |seq, n| merkle::prove_inclusion(seq, n, &self.tree).map_err(|e| e.to_string())).unwrap()
     }
