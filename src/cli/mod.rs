@@ -197,7 +197,8 @@ enum Command {
     /// consistency proof) that both are one history. Exits 0 verified, 1 not, 2 could not run.
     Verify {
         /// The bundle file (`-` reads stdin).
-        bundle: PathBuf,
+        #[arg(required_unless_present = "receipt")]
+        bundle: Option<PathBuf>,
         /// The ledger's verifier key (<origin>+<hex id>+<base64>), as `zachetka init` printed it.
         #[arg(long)]
         vkey: String,
@@ -218,6 +219,22 @@ enum Command {
         /// default is twice the ledger's default commitment spacing.
         #[arg(long, default_value_t = zachetka_record::MAX_UNCOVERED_DEFAULT)]
         max_uncovered: u64,
+        /// Instead of a bundle, an append's receipt (its JSON) to check against the checkpoint of
+        /// its tree size (`--receipt-checkpoint`, from `GET /v1/checkpoints/<tree_size>`) and its
+        /// inclusion proof (`--proof`, from `GET /v1/proofs/inclusion`): that the entry is in the
+        /// log as the receipt says, however far the head has moved since.
+        #[arg(long, conflicts_with_all = ["bundle", "checkpoint", "consistency", "require_complete"],
+              requires_all = ["receipt_checkpoint", "proof"])]
+        receipt: Option<PathBuf>,
+        /// The signed checkpoint note of the receipt's tree size.
+        #[arg(long, requires = "receipt")]
+        receipt_checkpoint: Option<PathBuf>,
+        /// The inclusion proof of the receipt's seq in its tree size (JSON).
+        #[arg(long, requires = "receipt")]
+        proof: Option<PathBuf>,
+        /// The entry's bytes (`/v1/entries`), to check they hash to the receipt's leaf hash.
+        #[arg(long, requires = "receipt")]
+        entry: Option<PathBuf>,
     },
     /// Build a demo region ledger (synthetic, deterministic) and serve it.
     Demo {
@@ -658,7 +675,23 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
             record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref())?;
         }
-        Command::Verify { bundle, vkey, json, checkpoint, consistency, require_complete, max_uncovered } => {
+        Command::Verify {
+            bundle,
+            vkey,
+            json,
+            checkpoint,
+            consistency,
+            require_complete,
+            max_uncovered,
+            receipt,
+            receipt_checkpoint,
+            proof,
+            entry,
+        } => {
+            if let (Some(receipt), Some(note), Some(proof)) = (receipt, receipt_checkpoint, proof) {
+                return record::verify_receipt(&receipt, &note, &proof, entry.as_deref(), &vkey, json);
+            }
+            let bundle = bundle.ok_or_else(|| anyhow!("say what to verify: a bundle, or --receipt"))?;
             let completeness = record::CompletenessPolicy { require: require_complete, max_uncovered };
             return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref(), completeness);
         }

@@ -117,3 +117,42 @@ pub fn verify(
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// `zachetka verify --receipt`: an append's receipt against the checkpoint of its size and its
+/// inclusion proof (and the entry's bytes, if given). Exits 0 verified, 1 not (with the code).
+pub fn verify_receipt(
+    receipt: &Path,
+    note: &Path,
+    proof: &Path,
+    entry: Option<&Path>,
+    vkey: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let entry = entry.map(read).transpose()?;
+    let result = zachetka_record::verify_receipt(&read(receipt)?, &read(note)?, &read(proof)?, entry.as_deref(), vkey);
+    let (ok, text, value) = match &result {
+        Ok(r) => (
+            true,
+            format!(
+                "receipt verified: entry {} is in the log of {} as of tree size {} (root {}){}\n",
+                r.seq,
+                r.origin,
+                r.tree_size,
+                r.root_hash,
+                if r.entry_checked { "; the entry's bytes hash to its leaf hash" } else { "" }
+            ),
+            serde_json::json!({"ok": true, "receipt": r}),
+        ),
+        Err(e) => (
+            false,
+            format!("receipt NOT verified: {}: {e}\n", e.code()),
+            serde_json::json!({"ok": false, "code": e.code(), "message": e.to_string()}),
+        ),
+    };
+    if json {
+        write_stdout(format_args!("{value}\n"))?;
+    } else {
+        write_stdout(format_args!("{text}"))?;
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

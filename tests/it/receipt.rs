@@ -53,4 +53,36 @@ fn an_old_receipt_with_its_checkpoint_and_proof_verifies_and_each_mismatch_is_na
     // Not a receipt at all.
     assert_eq!(code(b"{\"seq\": 1}", &note, &proof, None, &vkey), "receipt_malformed");
     assert_eq!(code(&receipt_json, &note, b"[]", None, &vkey), "proof_malformed");
+
+    // The same through the binary: `zachetka verify --receipt`.
+    let files = tempfile::tempdir().unwrap();
+    let put = |name: &str, bytes: &[u8]| {
+        let p = files.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let (r, c, p, e, latest) = (
+        put("r.json", &receipt_json),
+        put("c.note", &note),
+        put("p.json", &proof),
+        put("e.bin", &entry),
+        put("l.note", &latest),
+    );
+    let run = |checkpoint: &std::path::Path, json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"));
+        cmd.args(["verify", "--vkey", &vkey, "--receipt"]).arg(&r).arg("--receipt-checkpoint").arg(checkpoint);
+        cmd.arg("--proof").arg(&p).arg("--entry").arg(&e).env("RUST_LOG", "warn");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (status, text) = run(&c, false);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains(&format!("entry {} is in the log", receipt.seq)) && text.contains("leaf hash"), "{text}");
+    let (status, text) = run(&latest, true);
+    assert_eq!(status, Some(1), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((v["ok"].clone(), v["code"].clone()), (json!(false), json!("checkpoint_size_mismatch")), "{text}");
 }
