@@ -8,22 +8,25 @@
 //! (`zachetka-snapshots`), and not HTTP (`api::projections`).
 
 pub mod completeness;
+mod pipeline;
 pub mod snapshot;
 
 use crate::checkpoint::TreeHead;
 use crate::merkle::{self, Hash};
 use crate::rules::Rules;
 use crate::store::{Store, StoreError, StoreHashes};
+use pipeline::{fold_page, read_page, Page, RuleReplay};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use zachetka_projections::model::{self, ParsedFact, ReadModel, View, ViewError};
+use zachetka_projections::model::{self, ReadModel, View, ViewError};
 
 pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, CompletenessPolicy};
 pub use snapshot::{SnapshotOptions, SnapshotPolicy};
 
-/// Entries one step of the runner reads, parses (on every core) and applies under one lock.
+/// Entries one step of the runner reads and parses (on every core) while the models fold the
+/// page before (under one lock).
 const PAGE_LEN: u64 = 4096;
 /// How long the runner waits before retrying after a failed read (the store may come back).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -433,61 +436,53 @@ impl Inner {
     }
 
     /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
-    /// time: the page is read and parsed outside the lock (parsing on every core), then applied.
+    /// time: each page is folded (every model a task, under the lock) while the next one is read
+    /// and parsed beside it (`pipeline`).
     fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
-        let mut from = self.low_cursor();
-        while from < target.tree_size {
+        let from = self.low_cursor();
+        if from >= target.tree_size {
+            return Ok(());
+        }
+        let store = &*self.store;
+        let with_events = self.rules.lock().expect("rules lock").as_ref().is_some_and(|r| r.cursor < target.tree_size);
+        let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(target.tree_size - at), with_events);
+        let mut page = page_at(from)?;
+        loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let n = PAGE_LEN.min(target.tree_size - from);
-            let page = self.store.entries(from, n)?;
-            if page.len() as u64 != n {
-                return Err(StoreError::Corrupt {
-                    what: "entry",
-                    position: from + page.len() as u64,
-                    detail: "missing below the head".into(),
-                });
-            }
-            let parsed: Vec<Option<ParsedFact>> = page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect();
-            let end = from + n;
+            let end = page.end();
+            let next = || (end < target.tree_size).then(|| page_at(end));
             let root = (end == target.tree_size).then_some(target.root_hash);
-            {
+            let (next, ruled) = {
+                // The rule copy's lock before the models' (as `write_snapshot` takes them).
+                let mut rules = self.rules.lock().expect("rules lock");
                 let mut slots = self.slots.write().expect("slots lock");
-                apply_page(&mut slots, from, &parsed, root);
+                let replay = rules.as_mut().map(|c| RuleReplay { rules: &mut c.rules, cursor: &mut c.cursor });
+                let folded = fold_page(&mut slots, &page, replay, store, next);
+                if let Some(root) = root {
+                    for slot in slots.iter_mut().filter(|s| s.cursor == end) {
+                        slot.root = Some(root);
+                    }
+                }
                 let low = slots.iter().map(|s| s.cursor).min().unwrap_or(end);
                 self.applied.send_if_modified(|a| {
                     let moved = *a != low;
                     *a = low;
                     moved
                 });
-            }
-            if let Some(copy) = self.rules.lock().expect("rules lock").as_mut() {
-                for (i, p) in parsed.iter().enumerate() {
-                    let seq = from + i as u64;
-                    if seq != copy.cursor {
-                        continue;
-                    }
-                    if let Some(p) = p {
-                        if let Some(env) = crate::rules::envelope(seq, p.recorded_at, &p.event) {
-                            match copy.rules.check_and_apply(&env, &crate::rules::StoreLookup(&*self.store)) {
-                                Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
-                                Err(crate::rules::RuleError::Lookup(e)) => {
-                                    return Err(crate::rules::lookup_store_error(e))
-                                }
-                            }
-                        }
-                    }
-                    copy.cursor = seq + 1;
-                }
-            }
+                folded
+            };
+            ruled?;
             {
                 let _g = self.head.lock().expect("read head lock");
                 self.wake.notify_all();
             }
-            from = end;
+            match next {
+                Some(next) => page = next?,
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     fn root_at(&self, tree_size: u64) -> Result<Hash, String> {
@@ -526,30 +521,10 @@ impl Inner {
     }
 }
 
-/// Folds one parsed page starting at `from` into every slot whose cursor it reaches.
-fn apply_page(slots: &mut [Slot], from: u64, page: &[Option<ParsedFact>], root_at_end: Option<Hash>) {
-    for (i, p) in page.iter().enumerate() {
-        let seq = from + i as u64;
-        let fact = p.as_ref().and_then(ParsedFact::fact);
-        for slot in slots.iter_mut().filter(|s| s.cursor == seq) {
-            if let Some(fact) = &fact {
-                slot.model.apply(fact);
-            }
-            slot.cursor = seq + 1;
-            slot.root = None;
-        }
-    }
-    if let Some(root) = root_at_end {
-        let end = from + page.len() as u64;
-        for slot in slots.iter_mut().filter(|s| s.cursor == end) {
-            slot.root = Some(root);
-        }
-    }
-}
-
 /// Every read model rebuilt from zero over `store`'s entries `0..tree_size` (and `rules`, when
 /// given, replayed beside them), with `progress` called after each page (entries applied so far).
-/// Uses no snapshot: what `zachetka rebuild` writes a fresh snapshot from.
+/// Uses no snapshot: what `zachetka rebuild` writes a fresh snapshot from. Pages go through
+/// `pipeline`: each folded, every model a task, while the next is read and parsed.
 pub fn rebuild_from_zero(
     store: &dyn Store,
     tree_size: u64,
@@ -558,46 +533,33 @@ pub fn rebuild_from_zero(
 ) -> Result<Vec<Box<dyn ReadModel>>, StoreError> {
     let mut slots: Vec<Slot> =
         model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
-    let mut from = 0;
-    // Pages are read and parsed on one thread while the previous page is folded on this one.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Option<ParsedFact>>), StoreError>>(2);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut at = 0;
-            while at < tree_size {
-                let n = PAGE_LEN.min(tree_size - at);
-                let page = store
-                    .entries(at, n)
-                    .map(|page| (at, page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect()));
-                let failed = page.is_err();
-                if tx.send(page).is_err() || failed {
-                    return;
-                }
-                at += n;
-            }
-        });
-        for page in rx {
-            let (at, parsed) = page?;
-            apply_page(&mut slots, at, &parsed, None);
-            if let Some(rules) = rules.as_deref_mut() {
-                for p in parsed.iter().flatten() {
-                    if let Some(env) = crate::rules::envelope(p.seq, p.recorded_at, &p.event) {
-                        match rules.check_and_apply(&env, &crate::rules::StoreLookup(store)) {
-                            Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
-                            Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),
-                        }
-                    }
-                }
-            }
-            from = at + parsed.len() as u64;
-            progress(from);
-        }
-        Ok(())
-    })?;
-    if from < tree_size {
-        return Err(StoreError::Corrupt { what: "entry", position: from, detail: "missing below the head".into() });
+    let with_events = rules.is_some();
+    let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(tree_size - at), with_events);
+    let mut rules_cursor = 0;
+    let mut page: Option<Page> = (tree_size > 0).then(|| page_at(0)).transpose()?;
+    while let Some(current) = page {
+        let end = current.end();
+        let next = || (end < tree_size).then(|| page_at(end));
+        let replay = rules.as_deref_mut().map(|rules| RuleReplay { rules, cursor: &mut rules_cursor });
+        let (next, ruled) = fold_page(&mut slots, &current, replay, store, next);
+        ruled?;
+        progress(end);
+        // The page is dropped on the pool (its facts were allocated there), not on this thread.
+        rayon::spawn(move || drop(current));
+        page = next.transpose()?;
     }
     Ok(slots.into_iter().map(|s| s.model).collect())
+}
+
+/// Entries `from..from + n` read, checked against their stored leaf hashes and parsed on every
+/// core, as the runner and `rebuild_from_zero` read them (the bound the read bench sets the
+/// rebuild's rate beside).
+pub fn read_facts(
+    store: &dyn Store,
+    from: u64,
+    n: u64,
+) -> Result<Vec<Option<zachetka_projections::model::ParsedFact>>, StoreError> {
+    read_page(store, from, n, false).map(|p| p.facts)
 }
 
 /// Rebuilds every read model and the rule state from zero up to the store's head and writes

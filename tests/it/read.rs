@@ -106,6 +106,34 @@ fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
     assert_eq!(served(&reopened), followed, "without snapshots, from zero on open");
 }
 
+/// The read side parses entries straight into typed records (`ParsedFact::from_entry_fast`);
+/// on every entry of a demo region (most of the vocabulary) that path is taken and reads what
+/// the JSON path (`vocabulary::parse` over a `Value`, the audit's) reads.
+#[test]
+fn demo_entries_read_on_the_fast_path_as_through_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
+    let authority = region.authority_did();
+    let ledger = open(dir.path(), &authority, None);
+    loop {
+        let batch = region.next_batch(1000);
+        if batch.is_empty() {
+            break;
+        }
+        append_all(&ledger, batch);
+    }
+    let size = ledger.head().0.tree_size;
+    let mut types = std::collections::BTreeSet::new();
+    for (seq, bytes) in ledger.entries(0, size).unwrap().iter().enumerate() {
+        let leaf = zachetka::merkle::leaf_hash(bytes).0;
+        let fast =
+            model::ParsedFact::from_entry_fast(bytes, leaf).unwrap_or_else(|| panic!("entry {seq} left the fast path"));
+        assert_eq!(Ok(&fast), model::ParsedFact::from_entry_json(bytes, leaf).as_ref(), "entry {seq}");
+        types.insert(fast.fact().expect("a fact of the vocabulary").event_type.to_owned());
+    }
+    assert!(types.len() >= 40, "the demo wrote {} types: {types:?}", types.len());
+}
+
 /// A small demo ledger with one snapshot at its head; returns the snapshot's path.
 fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 600 });
