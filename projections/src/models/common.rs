@@ -11,17 +11,18 @@ use std::fmt;
 /// An event id as state keeps it: a canonical lowercase UUID as its 16 bytes (fixed width in
 /// postcard, no heap allocation on load, instead of a 36-byte string), any other id as written.
 /// Displays exactly as the event gave it.
+/// (`Other` holds a `Box<str>`, which encodes as a `String` does: 24 bytes in memory, not 32.)
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventId {
     Uuid([u8; 16]),
-    Other(String),
+    Other(Box<str>),
 }
 
 impl EventId {
     pub fn of(id: &str) -> Self {
         match parse_uuid(id) {
             Some(bits) => EventId::Uuid(bits.to_be_bytes()),
-            None => EventId::Other(id.to_owned()),
+            None => EventId::Other(id.into()),
         }
     }
 }
@@ -81,20 +82,22 @@ pub fn slot<'m, V: Default>(map: &'m mut std::collections::BTreeMap<String, V>, 
 }
 
 /// A short string interned in a model's `Symbols` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Sym(pub u32);
 
 /// A model's table of the short strings its records repeat (marks, attendance codes, kinds of
 /// work, scales, dates): each row keeps a small integer instead of four heap strings, so state
 /// is a fraction of the size and loads without an allocation per field. Names are kept in order
 /// of first appearance (so two builds from the same entries encode the same); the reverse index
-/// is not encoded and is rebuilt by `reindex` after a load. The tables are small (tens to
-/// hundreds of names), where an ordered map's few short comparisons beat hashing.
+/// is not encoded and is rebuilt by `reindex` after a load. The index is a `HashMap`: it is
+/// never encoded nor iterated, so its order reaches no state bytes and no view; a lookup is one
+/// hash of the name and a probe, where an ordered map of a few thousand names (dates,
+/// institutions, classes) costs a dozen comparisons through as many heap strings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Symbols {
     names: Vec<String>,
     #[serde(skip)]
-    index: std::collections::BTreeMap<String, u32>,
+    index: std::collections::HashMap<String, u32>,
 }
 
 impl PartialEq for Symbols {
@@ -127,10 +130,20 @@ impl Symbols {
         self.names.get(s.0 as usize).map_or("?", String::as_str)
     }
 
+    /// How many names the table holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// Rebuilds the reverse index after a load; a table naming one string twice is refused, as
     /// `intern` never builds one.
     pub fn reindex(&mut self) -> Result<(), String> {
         self.index.clear();
+        self.index.reserve(self.names.len());
         for (i, n) in self.names.iter().enumerate() {
             if self.index.insert(n.clone(), i as u32).is_some() {
                 return Err(format!("symbol table names {n:?} twice"));
@@ -170,21 +183,52 @@ impl<V: Eq> Eq for Keyed<V> {}
 impl<V: Default> Keyed<V> {
     /// The value of `id`, created empty on its first appearance.
     pub fn slot(&mut self, id: &str) -> &mut V {
+        self.slot_at(id).1
+    }
+}
+
+impl<V: Default> Keyed<V> {
+    /// `slot`, with the id's position (its index in order of first appearance).
+    pub fn slot_at(&mut self, id: &str) -> (u32, &mut V) {
         let i = match self.index.get(id) {
-            Some(i) => *i as usize,
+            Some(i) => *i,
             None => {
-                let i = self.values.len();
-                self.index.insert(id.to_owned(), u32::try_from(i).expect("fewer than 2^32 ids"));
+                let i = u32::try_from(self.values.len()).expect("fewer than 2^32 ids");
+                self.index.insert(id.to_owned(), i);
                 self.ids.push(id.to_owned());
                 self.values.push(V::default());
                 i
             }
         };
-        &mut self.values[i]
+        (i, &mut self.values[i as usize])
     }
 }
 
 impl<V> Keyed<V> {
+    /// How many ids the table holds.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Ids and values in order of first appearance.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.ids.iter().map(String::as_str).zip(&self.values)
+    }
+
+    /// The value at a position `slot_at` gave.
+    pub fn at_mut(&mut self, i: u32) -> Option<&mut V> {
+        self.values.get_mut(i as usize)
+    }
+
+    /// The values, by position.
+    pub fn values(&self) -> &[V] {
+        &self.values
+    }
+
     pub fn get(&self, id: &str) -> Option<&V> {
         self.index.get(id).map(|i| &self.values[*i as usize])
     }
@@ -234,7 +278,9 @@ pub struct Corrected {
     pub value: Sym,
     pub corrections: Vec<Correction>,
     /// The legacy record an imported record comes from (`data.migrated_from`): (system, record).
-    pub imported: Option<(String, String)>,
+    /// Boxed (encoded as the pair itself): most records are not imported, and a row is one of
+    /// hundreds of thousands.
+    pub imported: Option<Box<(String, String)>>,
 }
 
 impl Corrected {
@@ -244,7 +290,7 @@ impl Corrected {
 
     /// The record as imported from `from` (a migration's `data.migrated_from`), if it was.
     pub fn imported(mut self, from: Option<&crate::vocabulary::MigratedFrom>) -> Self {
-        self.imported = from.map(|m| (m.system.clone(), m.record.clone()));
+        self.imported = from.map(|m| Box::new((m.system.clone(), m.record.clone())));
         self
     }
 
@@ -276,7 +322,8 @@ impl Corrected {
         out.insert(format!("original_{field}"), json!(syms.name(self.value)));
         out.insert("event".to_owned(), json!(self.event.to_string()));
         out.insert("seq".to_owned(), json!(self.seq));
-        if let Some((system, record)) = &self.imported {
+        if let Some(imported) = &self.imported {
+            let (system, record) = &**imported;
             out.insert("imported".to_owned(), json!({"system": system, "record": record}));
         }
         let corrections: Vec<Value> = self
@@ -386,11 +433,24 @@ pub fn mark_row(syms: &mut Symbols, f: &crate::model::Fact<'_>, d: &crate::vocab
     }
 }
 
+impl MarkRow {
+    /// What the row adds to its sheet's weighted average (`contribution`).
+    pub fn contribution(&self, syms: &Symbols) -> (i64, i64) {
+        contribution(self.record.current().map(|s| syms.name(s)), self.weight)
+    }
+}
+
 impl Sheet {
     pub fn add_mark(&mut self, row: MarkRow, syms: &Symbols) {
-        let (n, d) = contribution(row.record.current().map(|s| syms.name(s)), row.weight);
-        self.numerator += n;
-        self.denominator += d;
+        let (n, d) = row.contribution(syms);
+        self.add_mark_counted(row, n, d);
+    }
+
+    /// `add_mark` with the row's contribution already computed (when the symbols and the sheet
+    /// are borrowed from one state).
+    pub fn add_mark_counted(&mut self, row: MarkRow, numerator: i64, denominator: i64) {
+        self.numerator += numerator;
+        self.denominator += denominator;
         self.marks.push(row);
     }
 
@@ -516,7 +576,7 @@ mod tests {
         assert!(matches!(EventId::of(u), EventId::Uuid(_)));
         assert_eq!(EventId::of(u).to_string(), u);
         for other in ["0193A1D2-7C4E-7B1A-9F00-00000000002A", "g193a1d2-7c4e-7b1a-9f00-00000000002a", "ev-1", ""] {
-            assert_eq!(EventId::of(other), EventId::Other(other.to_owned()));
+            assert_eq!(EventId::of(other), EventId::Other(other.into()));
             assert_eq!(EventId::of(other).to_string(), other);
         }
     }
