@@ -84,6 +84,7 @@ fn state_at(store: &dyn Store, dir: &std::path::Path, from: u64) -> Vec<Box<dyn 
 
 /// Where an open from a snapshot spends its time: reading and verifying the file, then decoding
 /// each section alone (one thread), with its size. `fold_profile --snapshot <file> <ledger dir>`.
+#[inline(never)]
 fn snapshot_profile(file: &std::path::Path, dir: &std::path::Path) {
     let t = std::time::Instant::now();
     let snap = zachetka_snapshots::read(file).unwrap();

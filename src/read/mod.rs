@@ -44,8 +44,60 @@ struct Slot {
 
 /// The rule state at its own cursor (only kept when snapshots are written).
 struct RuleCopy {
-    rules: Rules,
+    state: RuleState,
     cursor: u64,
+}
+
+/// Turns a snapshot's rule-state section into the state, or says why not.
+pub type DecodeRules = Box<dyn FnOnce(&[u8]) -> Result<Rules, String> + Send>;
+/// A rule state from zero, when the ledger has rules.
+pub type FreshRules = Box<dyn FnOnce() -> Option<Rules> + Send>;
+
+enum RuleState {
+    Ready(Box<Rules>),
+    /// A snapshot's section not decoded yet (`RuleCopySource::Section`).
+    Pending {
+        bytes: Vec<u8>,
+        decode: DecodeRules,
+        fresh: FreshRules,
+    },
+    /// Neither the section nor a fresh state could be had: the copy is dropped.
+    Gone,
+}
+
+impl RuleCopy {
+    fn of(source: RuleCopySource) -> Self {
+        match source {
+            RuleCopySource::Ready(rules, cursor) => Self { state: RuleState::Ready(rules), cursor },
+            RuleCopySource::Section { at, bytes, decode, fresh } => {
+                Self { state: RuleState::Pending { bytes, decode, fresh }, cursor: at }
+            }
+        }
+    }
+
+    /// The state, decoding a pending section first; a warning when it had to start from zero.
+    fn ready(&mut self) -> (Option<&mut Rules>, Option<String>) {
+        let mut warning = None;
+        if matches!(self.state, RuleState::Pending { .. }) {
+            let RuleState::Pending { bytes, decode, fresh } = std::mem::replace(&mut self.state, RuleState::Gone)
+            else {
+                unreachable!("matched above")
+            };
+            self.state = match decode(&bytes) {
+                Ok(rules) => RuleState::Ready(Box::new(rules)),
+                Err(e) => {
+                    warning =
+                        Some(format!("snapshot at {}: {e}; the read side replays the rules from the log", self.cursor));
+                    self.cursor = 0;
+                    fresh().map_or(RuleState::Gone, |r| RuleState::Ready(Box::new(r)))
+                }
+            };
+        }
+        match &mut self.state {
+            RuleState::Ready(rules) => (Some(&mut **rules), warning),
+            _ => (None, warning),
+        }
+    }
 }
 
 struct Inner {
@@ -83,16 +135,43 @@ pub struct ReadSide {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What the ledger's open loaded from a snapshot for the read side.
+/// What the ledger's open loaded from a snapshot for the read side: the verified file, whose
+/// sections are decoded straight from its one buffer (no copies).
 pub struct Loaded {
     pub tree_size: u64,
     pub root: Hash,
-    /// Model sections: (name, version, bytes).
-    pub models: Vec<(String, u32, Vec<u8>)>,
-    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
-    pub rules: Option<Vec<u8>>,
     /// The snapshot's file name, for messages.
     pub file: String,
+    /// Whether the rule-state section has the current version.
+    rules_current: bool,
+    snapshot: zachetka_snapshots::Snapshot,
+}
+
+impl Loaded {
+    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
+    pub fn rules(&self) -> Option<&[u8]> {
+        if !self.rules_current {
+            return None;
+        }
+        self.snapshot.section(snapshot::RULES_SECTION).map(|s| s.bytes)
+    }
+
+    /// The model sections: (name, version, bytes).
+    pub fn models(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
+        self.snapshot.sections().filter(|s| s.name != snapshot::RULES_SECTION).map(|s| (s.name, s.version, s.bytes))
+    }
+}
+
+/// The rule copy the read side keeps (to write snapshots with the rule state at the models'
+/// position), as the ledger's open hands it over.
+pub enum RuleCopySource {
+    /// A rule state and the tree size it has applied.
+    Ready(Box<Rules>, u64),
+    /// A snapshot's rule-state section at tree size `at`, decoded by the runner when it first
+    /// needs the state (the ledger's open decodes its own rules; it need not wait for a second
+    /// decode). When `decode` refuses the bytes, the copy starts from `fresh` at zero, with a
+    /// warning, as an open would.
+    Section { at: u64, bytes: Vec<u8>, decode: DecodeRules, fresh: FreshRules },
 }
 
 /// A view's answer with the log position it reflects.
@@ -155,21 +234,23 @@ impl ReadSide {
         store: Arc<dyn Store>,
         head: TreeHead,
         snapshots: Option<SnapshotOptions>,
-        rules: Option<(Rules, u64)>,
+        rules: Option<RuleCopySource>,
         loaded: Option<&Loaded>,
         mut warnings: Vec<String>,
     ) -> Self {
         let mut slots: Vec<Slot> =
             model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
-        let rule_copy = rules.map(|(rules, cursor)| RuleCopy { rules, cursor });
+        let rule_copy = rules.map(RuleCopy::of);
         let mut last_snapshot = (None, Instant::now());
         if let Some(loaded) = loaded {
             // Models load on every core (decoding is most of an open from a snapshot).
+            let sections: Vec<(&str, u32, &[u8])> = loaded.models().collect();
             let loads: Vec<Option<String>> = slots
                 .par_iter_mut()
+                .with_max_len(1)
                 .map(|slot| {
                     let (name, version) = (slot.model.name(), slot.model.version());
-                    match loaded.models.iter().find(|(n, _, _)| n == name) {
+                    match sections.iter().find(|(n, _, _)| *n == name) {
                         Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
                             Ok(()) => {
                                 slot.cursor = loaded.tree_size;
@@ -444,7 +525,27 @@ impl Inner {
             return Ok(());
         }
         let store = &*self.store;
-        let with_events = self.rules.lock().expect("rules lock").as_ref().is_some_and(|r| r.cursor < target.tree_size);
+        // The rule copy decoded now if the open left its snapshot section pending (or dropped,
+        // when neither that nor a fresh state can be had).
+        let with_events = {
+            let mut rules = self.rules.lock().expect("rules lock");
+            let (ready, warning) = match rules.as_mut().filter(|r| r.cursor < target.tree_size) {
+                Some(copy) => {
+                    let (ready, warning) = copy.ready();
+                    (Some(ready.is_some()), warning)
+                }
+                None => (None, None),
+            };
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+                self.warnings.lock().expect("warnings lock").push(w);
+            }
+            if ready == Some(false) {
+                *rules = None;
+            }
+            ready == Some(true)
+        };
+        let from = self.low_cursor();
         let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(target.tree_size - at), with_events);
         let mut page = page_at(from)?;
         loop {
@@ -458,7 +559,10 @@ impl Inner {
                 // The rule copy's lock before the models' (as `write_snapshot` takes them).
                 let mut rules = self.rules.lock().expect("rules lock");
                 let mut slots = self.slots.write().expect("slots lock");
-                let replay = rules.as_mut().map(|c| RuleReplay { rules: &mut c.rules, cursor: &mut c.cursor });
+                let replay = rules.as_mut().and_then(|c| match &mut c.state {
+                    RuleState::Ready(rules) => Some(RuleReplay { rules, cursor: &mut c.cursor }),
+                    _ => None,
+                });
                 let folded = fold_page(&mut slots, &page, replay, store, next);
                 if let Some(root) = root {
                     for slot in slots.iter_mut().filter(|s| s.cursor == end) {
@@ -511,7 +615,13 @@ impl Inner {
         };
         let models: Vec<(String, u32, Vec<u8>)> =
             slots.iter().map(|s| (s.model.name().to_owned(), s.model.version(), s.model.encode())).collect();
-        let rules = rules_guard.as_ref().map(|r| r.rules.encode_state());
+        // A copy still pending is at the position (checked above): its section is what a
+        // decode and encode would give back.
+        let rules = rules_guard.as_ref().and_then(|r| match &r.state {
+            RuleState::Ready(rules) => Some(rules.encode_state()),
+            RuleState::Pending { bytes, .. } => Some(bytes.clone()),
+            RuleState::Gone => None,
+        });
         drop(slots);
         drop(rules_guard);
         let path = snapshot::write(opts, at, root, rules, models)?;

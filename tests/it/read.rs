@@ -168,6 +168,50 @@ fn a_damaged_snapshot_is_refused_with_a_warning_and_the_models_rebuilt() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "reading never deletes or repairs a snapshot");
 }
 
+/// The read side decodes its copy of a snapshot's rule state only when it first needs it (the
+/// open decodes the ledger's own): a section that does not decode is then a warning, the copy
+/// replays the rules from the log, and the next snapshot carries a rule state that loads.
+#[test]
+fn a_rule_state_that_does_not_decode_is_replayed_by_the_read_side_when_first_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 900 });
+    let authority = region.authority_did();
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    while region.remaining() > 300 {
+        append_all(&ledger, region.next_batch(200));
+    }
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let path = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
+    drop(ledger);
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let mut sections: Vec<zachetka_snapshots::Section> = snap.sections().collect();
+    for s in sections.iter_mut().filter(|s| s.name == zachetka_snapshots::RULES_SECTION) {
+        s.bytes = b"not a rule state";
+    }
+    let snapshots = dir.path().join("snapshots");
+    zachetka_snapshots::write(&snapshots, snap.tree_size(), snap.root_hash(), &sections, 3).unwrap();
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let size = ledger.head().0.tree_size;
+    assert_eq!(ledger.read_side().status(size).snapshot_tree_size, Some(size), "the models load from it");
+    let rest = region.next_batch(1000);
+    assert!(!rest.is_empty());
+    append_all(&ledger, rest);
+    let followed = served(&ledger);
+    let warnings = ledger.read_side().status(ledger.head().0.tree_size).warnings;
+    assert!(warnings.iter().any(|w| w.contains("the read side replays the rules from the log")), "{warnings:?}");
+    assert_eq!(followed, from_zero(&**ledger.store()));
+    let newer = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
+    drop(ledger);
+    let snap = zachetka_snapshots::read(&newer).unwrap();
+    let config = SledStore::open(&dir.path().join("store")).unwrap().config().unwrap().unwrap();
+    let rules = snap.section(zachetka_snapshots::RULES_SECTION).expect("the rule state is written");
+    zachetka::read::snapshot::load_rules(&config, rules.bytes).expect("the rule state written loads");
+    let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let warnings = reopened.read_side().status(reopened.head().0.tree_size).warnings;
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(served(&reopened), followed);
+}
+
 #[test]
 fn a_snapshot_of_another_log_is_refused() {
     let a = tempfile::tempdir().unwrap();

@@ -24,7 +24,8 @@ struct Lesson {
     event: EventId,
     lesson_id: String,
     date: Sym,
-    topic: Option<String>,
+    /// Interned: a class's topics repeat across its subjects and years.
+    topic: Option<Sym>,
 }
 
 /// One subject of one class: its lessons and one row per learner (learner ids beside their
@@ -185,7 +186,8 @@ impl ReadModel for Journals {
 
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
-        // 3: flat lists of classes and subjects, learners and names interned, found by hash.
+        // 3: flat lists of classes and subjects, learners, names and topics interned, found by
+        //    hash; event ids as byte strings.
         3
     }
 
@@ -199,7 +201,7 @@ impl ReadModel for Journals {
                     event: EventId::of(f.id),
                     lesson_id: d.lesson_id.clone(),
                     date: s.symbols.intern(&d.lesson_date),
-                    topic: d.topic.clone(),
+                    topic: d.topic.as_deref().map(|t| s.symbols.intern(t)),
                 };
                 s.subject_of((institution, &d.class, &d.subject)).lessons.push(lesson);
             }
@@ -346,7 +348,8 @@ fn journal_json(
         .lessons
         .iter()
         .map(|l| {
-            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": l.topic, "event": l.event.to_string(), "seq": l.seq})
+            let topic = l.topic.map(|t| syms.name(t));
+            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": topic, "event": l.event.to_string(), "seq": l.seq})
         })
         .collect();
     let mut rows: Vec<(&str, &Sheet, Sym)> =

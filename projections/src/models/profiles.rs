@@ -353,7 +353,8 @@ impl ReadModel for Profiles {
     fn version(&self) -> u32 {
         // 2: items carry `imported` (a migration\'s source system and record).
         // 3: the contingent and digital records in their own sections.
-        // 4: classes and groups in flat lists, repeated summary values and dates interned.
+        // 4: classes and groups in flat lists, repeated summary values and dates interned;
+        //    event ids as byte strings.
         4
     }
 
