@@ -14,7 +14,6 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use rayon::prelude::*;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -90,29 +89,42 @@ fn build(dir: &Path, region: &mut DemoRegion, held_back: u64) -> u64 {
     done
 }
 
-/// The bare rate of reading and parsing every entry (pipelined as the rebuild is: a reader thread
-/// reads and parses pages on every core while this one consumes them).
+/// The bare rate of reading and parsing every entry, as the rebuild reads them (pages checked
+/// against their leaf hashes and parsed on every core), with nothing folded: the rebuild's bound.
 fn parse_rate(store: &dyn Store, size: u64) -> f64 {
     let started = Instant::now();
     let mut seen = 0u64;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Option<ParsedFact>>>(2);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut at = 0;
-            while at < size {
-                let n = 4096.min(size - at);
-                let page = store.entries(at, n).unwrap();
-                let parsed = page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect();
-                tx.send(parsed).unwrap();
-                at += n;
-            }
-        });
-        for page in rx {
-            seen += page.iter().filter(|p| p.as_ref().and_then(ParsedFact::fact).is_some()).count() as u64;
-        }
-    });
+    let mut at = 0;
+    while at < size {
+        let page = zachetka::read::read_facts(store, at, 4096.min(size - at)).unwrap();
+        seen += page.iter().filter(|p| p.as_ref().and_then(ParsedFact::fact).is_some()).count() as u64;
+        at += page.len() as u64;
+    }
     assert_eq!(seen, size, "every entry is a fact of the vocabulary");
     size as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The folds alone over the whole log, one thread: every page is read and parsed first (not
+/// timed), then each model folds it in turn (timed, each model apart). Returns entries/s of all
+/// the folds together and each model's microseconds per entry.
+fn fold_rate(store: &dyn Store, size: u64) -> (f64, Vec<(&'static str, f64)>) {
+    let mut models = zachetka_projections::model::all();
+    let mut spent = vec![Duration::ZERO; models.len()];
+    let mut at = 0;
+    while at < size {
+        let page = zachetka::read::read_facts(store, at, 4096.min(size - at)).unwrap();
+        for (m, spent) in models.iter_mut().zip(spent.iter_mut()) {
+            let started = Instant::now();
+            for fact in page.iter().filter_map(|p| p.as_ref().and_then(ParsedFact::fact)) {
+                m.apply(&fact);
+            }
+            *spent += started.elapsed();
+        }
+        at += page.len() as u64;
+    }
+    let total: f64 = spent.iter().map(Duration::as_secs_f64).sum();
+    let per_model = models.iter().zip(&spent).map(|(m, s)| (m.name(), s.as_secs_f64() * 1e6 / size as f64)).collect();
+    (size as f64 / total, per_model)
 }
 
 /// Ids a front end would read: (learner, subject) diaries, class journals, queue applications.
@@ -297,6 +309,116 @@ fn load_round(
     (p50, p99, rate, errors)
 }
 
+/// This process's CPU time (user + system) so far, in seconds (`/proc/self/stat`, 100 ticks/s):
+/// beside a wall-clock rate on a shared machine, the CPU a figure cost is what others' load
+/// changes least.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The 1-minute load average (how loaded the shared machine was during a figure).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
+}
+
+/// Whether `--phases` (default every phase: `rebuild,open,reads`) names `phase`.
+fn phase(phase: &str) -> bool {
+    let phases = std::env::args().skip_while(|a| a != "--phases").nth(1);
+    phases.is_none_or(|p| p.split(',').any(|x| x == phase))
+}
+
+/// Rebuild from zero against the bare read+parse rate, alternated round by round (so both see
+/// the same load), then the folds alone over the whole log, each model apart.
+fn rebuild_phase(store: &dyn Store, head: u64, rounds: usize) {
+    let mut parse = Vec::new();
+    let mut rebuild = Vec::new();
+    let mut parse_cpu = Vec::new();
+    let mut rebuild_cpu = Vec::new();
+    let loads = load();
+    for _ in 0..rounds {
+        let cpu = cpu_seconds();
+        parse.push(parse_rate(store, head));
+        parse_cpu.push((cpu_seconds() - cpu) * 1e6 / head as f64);
+        let (cpu, started) = (cpu_seconds(), Instant::now());
+        let models = zachetka::read::rebuild_from_zero(store, head, None, |_| {}).unwrap();
+        rebuild.push(head as f64 / started.elapsed().as_secs_f64());
+        rebuild_cpu.push((cpu_seconds() - cpu) * 1e6 / head as f64);
+        drop(models);
+    }
+    let (fold, per_model) = fold_rate(store, head);
+    for (name, us) in per_model {
+        println!("  {name}: {us:.2} us per entry");
+    }
+    println!("folds alone (every model, one thread, the whole log parsed ahead page by page): {fold:.0} entries/s");
+    let (parse, rebuild) = (median(&mut parse), median(&mut rebuild));
+    println!(
+        "rebuild of {} read models from {head} entries: {rebuild:.0} entries/s (median of {rounds}); bare read+parse {parse:.0} entries/s; ratio {:.2}x",
+        zachetka_projections::model::all().len(),
+        rebuild / parse
+    );
+    println!(
+        "  CPU per entry (both cores): rebuild {:.2} us, read+parse {:.2} us (medians); load average {loads} before, {} after",
+        median(&mut rebuild_cpu),
+        median(&mut parse_cpu),
+        load()
+    );
+}
+
+/// A snapshot at the head (rebuilt from zero and written), then opens of the ledger from it and
+/// without it: when the rules are ready (appends accepted) and when every model is loaded.
+fn open_phase(store: Arc<dyn Store>, dir: &Path, head: u64, rounds: usize) {
+    let config = store.config().unwrap().unwrap();
+    let opts = SnapshotOptions::in_ledger_dir(dir, SnapshotPolicy::default());
+    let started = Instant::now();
+    // `--keep-snapshot`: a snapshot at the head that this build loads is used as it is (while
+    // iterating on the open; the figure rebuilds it).
+    let kept = opts.dir.join(zachetka_snapshots::file_name(head));
+    let path = if std::env::args().any(|a| a == "--keep-snapshot") && kept.exists() {
+        kept
+    } else {
+        zachetka::read::rebuild_snapshot(&*store, &config, &opts, |_| {}).unwrap().0
+    };
+    let snap_secs = started.elapsed().as_secs_f64();
+    let snap_bytes = std::fs::metadata(&path).unwrap().len();
+    // The ledger opens its own store on the directory.
+    drop(store);
+    println!("snapshot at {head}: {:.1} MB, rebuilt and written in {snap_secs:.2} s", snap_bytes as f64 / 1e6);
+    let mut open_ready = Vec::new();
+    let mut open_caught_up = Vec::new();
+    let mut open_cpu = Vec::new();
+    for _ in 0..rounds {
+        let (cpu, started) = (cpu_seconds(), Instant::now());
+        let ledger = open(dir, true);
+        open_ready.push(started.elapsed().as_secs_f64());
+        ledger.read_side().wait_applied_blocking(head);
+        open_caught_up.push(started.elapsed().as_secs_f64());
+        open_cpu.push(cpu_seconds() - cpu);
+        assert!(ledger.read_side().status(head).snapshot_tree_size == Some(head), "opened from the snapshot");
+    }
+    // `--no-full-open`: not the open without snapshots (a minute of rules replay).
+    let (mut full_ready, mut full_caught_up) = (f64::NAN, f64::NAN);
+    if !std::env::args().any(|a| a == "--no-full-open") {
+        let started = Instant::now();
+        let ledger = open(dir, false);
+        full_ready = started.elapsed().as_secs_f64();
+        ledger.read_side().wait_applied_blocking(head);
+        full_caught_up = started.elapsed().as_secs_f64();
+    }
+    println!(
+        "open of {head} entries from the snapshot: rules ready (appends accepted) {:.3} s, read models loaded {:.3} s (median of {rounds}); without snapshots: {full_ready:.2} s and {full_caught_up:.2} s",
+        median(&mut open_ready),
+        median(&mut open_caught_up)
+    );
+    println!(
+        "  CPU of an open from the snapshot (both cores): {:.2} s (median); load average {}",
+        median(&mut open_cpu),
+        load()
+    );
+}
+
 fn main() {
     let entries = arg("--entries", 1_000_000);
     let rounds = arg("--rounds", 3) as usize;
@@ -315,7 +437,8 @@ fn main() {
     let held_back = appends * seconds * rounds as u64 + 8000;
     let n = if dir_path.join("store").exists() {
         let have = SledStore::open(&dir_path.join("store")).unwrap().head().unwrap().unwrap().0.tree_size;
-        let mut skipped = 0;
+        // Only the reads phase appends the region's continuation.
+        let mut skipped = if phase("reads") { 0 } else { have };
         while skipped < have {
             skipped += region.next_batch((have - skipped).min(4000) as usize).len() as u64;
         }
@@ -330,81 +453,22 @@ fn main() {
     let head = store.head().unwrap().unwrap().0.tree_size;
     assert_eq!(head, n);
 
-    let mut parse = Vec::new();
-    let mut rebuild = Vec::new();
-    for _ in 0..rounds {
-        parse.push(parse_rate(&*store, head));
-        let started = Instant::now();
-        let models = zachetka::read::rebuild_from_zero(&*store, head, None, |_| {}).unwrap();
-        rebuild.push(head as f64 / started.elapsed().as_secs_f64());
-        drop(models);
+    if phase("rebuild") {
+        rebuild_phase(&*store, head, rounds);
     }
-    // The folds alone: the first 200,000 entries parsed ahead into memory, then folded.
-    let prefix = head.min(200_000);
-    let parsed: Vec<ParsedFact> =
-        store.entries(0, prefix).unwrap().par_iter().map(|b| ParsedFact::from_entry(b).unwrap()).collect();
-    let mut fold = Vec::new();
-    for _ in 0..rounds {
-        let mut models = zachetka_projections::model::all();
-        let started = Instant::now();
-        for p in &parsed {
-            let fact = p.fact().unwrap();
-            for m in models.iter_mut() {
-                m.apply(&fact);
-            }
-        }
-        fold.push(prefix as f64 / started.elapsed().as_secs_f64());
+    if !phase("open") && !phase("reads") {
+        return;
     }
-    // Each model alone over the same prefix: where the fold time goes.
-    for i in 0..zachetka_projections::model::all().len() {
-        let mut model = zachetka_projections::model::all().swap_remove(i);
-        let started = Instant::now();
-        for p in &parsed {
-            model.apply(&p.fact().unwrap());
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!("  {}: {:.2} us per entry", model.name(), secs * 1e6 / prefix as f64);
-    }
-    drop(parsed);
-    let fold = median(&mut fold);
-    println!("folds alone (every model, one thread, first {prefix} entries parsed ahead): {fold:.0} entries/s");
-    let (parse, rebuild) = (median(&mut parse), median(&mut rebuild));
-    println!(
-        "rebuild of {} read models from {head} entries: {rebuild:.0} entries/s (median of {rounds}); bare read+parse {parse:.0} entries/s; ratio {:.2}x",
-        zachetka_projections::model::all().len(),
-        rebuild / parse
-    );
 
     // A snapshot at the head, then opens from it and without it.
-    let config = store.config().unwrap().unwrap();
-    let opts = SnapshotOptions::in_ledger_dir(dir, SnapshotPolicy::default());
-    let started = Instant::now();
-    let (path, _) = zachetka::read::rebuild_snapshot(&*store, &config, &opts, |_| {}).unwrap();
-    let snap_secs = started.elapsed().as_secs_f64();
-    let snap_bytes = std::fs::metadata(&path).unwrap().len();
-    drop(store);
-    println!("snapshot at {head}: {:.1} MB, rebuilt and written in {snap_secs:.2} s", snap_bytes as f64 / 1e6);
-    let mut open_ready = Vec::new();
-    let mut open_caught_up = Vec::new();
-    for _ in 0..rounds {
-        let started = Instant::now();
-        let ledger = open(dir, true);
-        open_ready.push(started.elapsed().as_secs_f64());
-        ledger.read_side().wait_applied_blocking(head);
-        open_caught_up.push(started.elapsed().as_secs_f64());
-        assert!(ledger.read_side().status(head).snapshot_tree_size == Some(head), "opened from the snapshot");
+    if phase("open") {
+        open_phase(store, dir, head, rounds);
+    } else {
+        drop(store);
     }
-    let started = Instant::now();
-    let ledger = open(dir, false);
-    let full_ready = started.elapsed().as_secs_f64();
-    ledger.read_side().wait_applied_blocking(head);
-    let full_caught_up = started.elapsed().as_secs_f64();
-    drop(ledger);
-    println!(
-        "open of {head} entries from the snapshot: rules ready (appends accepted) {:.3} s, read models loaded {:.3} s (median of {rounds}); without snapshots: {full_ready:.2} s and {full_caught_up:.2} s",
-        median(&mut open_ready),
-        median(&mut open_caught_up)
-    );
+    if !phase("reads") {
+        return;
+    }
 
     // Reads under appends, over HTTP on loopback with an auditor's token.
     let ledger = open(dir, true);

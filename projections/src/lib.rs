@@ -13,6 +13,7 @@ pub mod model;
 pub mod models;
 pub mod queue_order;
 pub mod region;
+pub mod strict;
 pub mod vocabulary;
 
 pub use model::{Fact, ReadModel, Scope, View, ViewError};

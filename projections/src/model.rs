@@ -194,17 +194,74 @@ pub fn expect_len(path: &[&str], n: usize, shape: &str) -> Result<(), ViewError>
     }
 }
 
-/// An entry parsed once for every model: the entry's JSON and its typed event.
+/// An entry parsed once for every model: its position, time and leaf hash, and, when it is a
+/// well-formed event of the vocabulary with every envelope field a string, what `fact` lends
+/// out. Owned, so pages of them move between threads; the event's JSON is not kept (a caller
+/// that needs it, the rules' replay, reads it from the entry's bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFact {
     pub seq: u64,
     pub recorded_at: i64,
-    pub event: Value,
-    /// `None` when the event is not a well-formed event of the vocabulary.
-    pub typed: Option<Event>,
-    /// `data.migrated_from` of a well-formed event.
-    pub imported: Option<MigratedFrom>,
     /// SHA-256(0x00 || entry bytes).
     pub leaf_hash: [u8; 32],
+    typed: Option<Typed>,
+}
+
+/// The parts of a fact past the entry's own fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Typed {
+    /// The type's name as the vocabulary's table has it.
+    event_type: &'static str,
+    /// `stream`, `id`, `occurred_at` and `author` one after the other (one allocation), each
+    /// ending where `ends` says.
+    text: String,
+    ends: [u32; 4],
+    event: Event,
+    imported: Option<MigratedFrom>,
+}
+
+impl Typed {
+    fn new(event_type: &'static str, envelope: [&str; 4], event: Event, imported: Option<MigratedFrom>) -> Self {
+        let mut text = String::with_capacity(envelope.iter().map(|s| s.len()).sum());
+        let mut ends = [0u32; 4];
+        for (end, part) in ends.iter_mut().zip(envelope) {
+            text.push_str(part);
+            *end = u32::try_from(text.len()).expect("an entry is far shorter than 4 GiB");
+        }
+        Self { event_type, text, ends, event, imported }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+}
+
+/// The fields of a stored entry the fast path reads (others are skipped), the event's `data`
+/// kept as its text until the type is known (keys are in canonical order: `data` before `type`).
+#[derive(serde::Deserialize)]
+struct FastEntry<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    recorded_at: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    event: FastEvent<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastEvent<'a> {
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    occurred_at: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    author: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
 }
 
 impl ParsedFact {
@@ -212,6 +269,41 @@ impl ParsedFact {
     /// check, so it takes only what the folds use (`seq`, `recorded_at`, `event`) with serde's
     /// own parser, not the strict one the audit uses to judge an entry (`event::parse_entry`).
     pub fn from_entry(bytes: &[u8]) -> Result<Self, zachetka_formats::event::EntryError> {
+        Self::from_entry_with_leaf(bytes, zachetka_formats::merkle::leaf_hash(bytes).0)
+    }
+
+    /// `from_entry` of bytes whose leaf hash the caller has computed (checking them against the
+    /// stored hash). Reads the entry straight into typed records (`crate::strict`); anything
+    /// that path does not accept goes through the `Value` path (`from_value`), which decides.
+    pub fn from_entry_with_leaf(
+        bytes: &[u8],
+        leaf_hash: [u8; 32],
+    ) -> Result<Self, zachetka_formats::event::EntryError> {
+        match Self::from_entry_fast(bytes, leaf_hash) {
+            Some(p) => Ok(p),
+            None => Self::from_entry_json(bytes, leaf_hash),
+        }
+    }
+
+    /// The fast path alone: `None` for anything it does not accept (then `from_entry_json`
+    /// decides). Public so that tests can hold it to the `Value` path.
+    pub fn from_entry_fast(bytes: &[u8], leaf_hash: [u8; 32]) -> Option<Self> {
+        let e: FastEntry = serde_json::from_slice(bytes).ok()?;
+        let recorded_at = zachetka_formats::time::parse_rfc3339(&e.recorded_at)?;
+        let ev = e.event;
+        let mut data = serde_json::Deserializer::from_str(ev.data.get());
+        let (event_type, parsed) = vocabulary::parse_strict(&ev.event_type, &mut data)?;
+        let (event, imported) = parsed.ok()?;
+        if imported.is_some() && !vocabulary::MIGRATABLE_TYPES.contains(&event_type) {
+            return None;
+        }
+        let envelope = [&*ev.stream, &*ev.id, &*ev.occurred_at, &*ev.author];
+        let typed = Some(Typed::new(event_type, envelope, event, imported));
+        Some(Self { seq: e.seq, recorded_at, leaf_hash, typed })
+    }
+
+    /// The `Value` path alone: the entry as JSON, its event typed by `vocabulary::parse`.
+    pub fn from_entry_json(bytes: &[u8], leaf_hash: [u8; 32]) -> Result<Self, zachetka_formats::event::EntryError> {
         use zachetka_formats::event::EntryError;
         #[derive(serde::Deserialize)]
         struct Stored<'a> {
@@ -223,38 +315,40 @@ impl ParsedFact {
         let e: Stored = serde_json::from_slice(bytes).map_err(|e| EntryError::NotJson(e.to_string()))?;
         let recorded_at =
             zachetka_formats::time::parse_rfc3339(&e.recorded_at).ok_or(EntryError::Field("recorded_at"))?;
-        let typed = typed_event(&e.event);
-        let imported = imported_of(&e.event);
-        let leaf_hash = zachetka_formats::merkle::leaf_hash(bytes).0;
-        Ok(Self { seq: e.seq, recorded_at, event: e.event, typed, imported, leaf_hash })
+        Ok(Self::from_value(e.seq, recorded_at, &e.event, leaf_hash))
+    }
+
+    /// An entry whose event is `event` (JSON as signed), at `seq`, recorded at `recorded_at`.
+    pub fn from_value(seq: u64, recorded_at: i64, event: &Value, leaf_hash: [u8; 32]) -> Self {
+        let typed = (|| {
+            let s = |k: &str| event.get(k).and_then(Value::as_str);
+            let typed = typed_event(event)?;
+            let event_type = vocabulary::type_info(s("type")?)?.name;
+            let envelope = [s("stream")?, s("id")?, s("occurred_at")?, s("author")?];
+            Some(Typed::new(event_type, envelope, typed, imported_of(event)))
+        })();
+        Self { seq, recorded_at, leaf_hash, typed }
     }
 
     /// An entry already parsed whose leaf hash the caller computed from its bytes (the audit's
     /// walk).
     pub fn from_parsed_with_leaf(e: &zachetka_formats::event::ParsedEntry, leaf_hash: [u8; 32]) -> Self {
-        Self {
-            seq: e.meta.seq,
-            recorded_at: e.meta.recorded_at_unix,
-            event: e.event.clone(),
-            typed: typed_event(&e.event),
-            imported: imported_of(&e.event),
-            leaf_hash,
-        }
+        Self::from_value(e.meta.seq, e.meta.recorded_at_unix, &e.event, leaf_hash)
     }
 
     /// The fact the models fold, when the event is in the vocabulary.
     pub fn fact(&self) -> Option<Fact<'_>> {
-        let s = |k: &str| self.event.get(k).and_then(Value::as_str);
+        let t = self.typed.as_ref()?;
         Some(Fact {
             seq: self.seq,
             recorded_at: self.recorded_at,
-            stream: s("stream")?,
-            event_type: s("type")?,
-            id: s("id")?,
-            occurred_at: s("occurred_at")?,
-            author: s("author")?,
-            event: self.typed.as_ref()?,
-            imported: self.imported.as_ref(),
+            stream: t.part(0),
+            event_type: t.event_type,
+            id: t.part(1),
+            occurred_at: t.part(2),
+            author: t.part(3),
+            event: &t.event,
+            imported: t.imported.as_ref(),
             leaf_hash: &self.leaf_hash,
         })
     }
@@ -270,5 +364,174 @@ pub fn fold_entries<'b>(models: &mut [Box<dyn ReadModel>], entries: impl IntoIte
                 m.apply(&fact);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ParsedFact;
+    use serde_json::{json, Value};
+
+    /// Well-formed entries whose data exercise every kind of field: strings (one escaped, one
+    /// Cyrillic), integers, marks as integers and words, optional fields present and absent,
+    /// lists, nested records, a list of records, `migrated_from` and `v`.
+    fn valid() -> Vec<(String, &'static str, Value)> {
+        let l = "learner/47-1".to_owned();
+        let q = "queue/kg/t-1".to_owned();
+        vec![
+            (
+                l.clone(),
+                "journal.grade_recorded",
+                json!({"institution": "sch-1", "class": "5А", "subject": "Физика",
+                "mark": 5, "scale": "five_point", "weight": 3, "kind": "test", "lesson_date": "2026-11-02", "v": 1}),
+            ),
+            (
+                l.clone(),
+                "journal.grade_recorded",
+                json!({"institution": "sch-1", "class": "5\"А", "subject": "m",
+                "mark": "зачтено", "scale": "pass_fail", "weight": 1, "kind": "t", "lesson_date": "2026-11-02",
+                "migrated_from": {"system": "BARS", "record": "r-1"}, "v": {"any": [1, 2.5, null]}}),
+            ),
+            (
+                l.clone(),
+                "journal.attendance_marked",
+                json!({"institution": "sch-1", "class": "5А",
+                "lesson_date": "2026-11-02", "code": "Н"}),
+            ),
+            (
+                l.clone(),
+                "journal.record_corrected",
+                json!({"institution": "sch-1", "class": "5А",
+                "corrected_event_id": "e-1", "reason": "typo", "authorised_by": "did:key:z", "mark": 4,
+                "scale": "five_point"}),
+            ),
+            (
+                l.clone(),
+                "journal.retake_recorded",
+                json!({"debt_id": "d", "institution": "i", "class": "c",
+                "held_on": "2026-01-01", "mark": -3, "scale": "s", "commission": ["k1", "k2"]}),
+            ),
+            (
+                q.clone(),
+                "queue.application_submitted",
+                json!({"application_id": "a", "number": "N", "learner": "47-1",
+                "birth_month": "2023-02", "desired_date": "2026-09-01", "preferred": ["kg-1", "kg-2"],
+                "group_type": "general"}),
+            ),
+            (
+                q.clone(),
+                "queue.allocation_started",
+                json!({"run_id": "r", "kind": "main", "places": [
+                {"kindergarten": "kg-1", "age_group": "3-4", "group_type": "general", "places": 12}]}),
+            ),
+            (
+                "registry".to_owned(),
+                "keys.granted",
+                json!({"key": "did:key:z", "holder": "p", "roles": ["teacher"],
+                "scope": {"institution": "sch-1", "class": "5А"}, "valid_from": "2026-01-01T00:00:00Z"}),
+            ),
+            (
+                "completeness".to_owned(),
+                "ledger.completeness_committed",
+                json!({"up_to": 9_223_372_036_854_775_807i64,
+                "map_root": "AAAA", "learners": 0}),
+            ),
+        ]
+    }
+
+    fn entry(stream: &str, event_type: &str, data: &Value) -> String {
+        let event = json!({"author": "did:key:z6Mk", "data": data, "id": "0193a1d2-7c4e-7b1a-9f00-00000000002a",
+            "ledger": "x", "occurred_at": "2026-11-02T09:00:00Z", "stream": stream, "type": event_type});
+        json!({"event": event, "recorded_at": "2026-11-02T09:00:01Z", "seq": 7, "sig": "s"}).to_string()
+    }
+
+    /// Every way `data` can be bent: each field removed, set to null, a float, an empty string,
+    /// an overlong string, a huge integer, an object, a long list; an unknown field added.
+    fn mutations(data: &Value) -> Vec<Value> {
+        let o = data.as_object().unwrap();
+        let mut out = Vec::new();
+        let values = [
+            Value::Null,
+            json!(2.5),
+            json!(""),
+            json!("x".repeat(513)),
+            json!("x".repeat(512)),
+            json!(u64::MAX),
+            json!(-1),
+            json!({"system": "S", "record": "R"}),
+            json!(vec!["k"; 257]),
+            json!(vec!["k"; 256]),
+            json!([]),
+            json!(["k", 1]),
+            json!("ok"),
+        ];
+        for k in o.keys() {
+            let mut m = o.clone();
+            m.remove(k);
+            out.push(Value::Object(m));
+            for v in &values {
+                let mut m = o.clone();
+                m.insert(k.clone(), v.clone());
+                out.push(Value::Object(m));
+            }
+        }
+        for k in ["unknown", "migrated_from", "v"] {
+            for v in &values {
+                let mut m = o.clone();
+                m.insert(k.to_owned(), v.clone());
+                out.push(Value::Object(m));
+            }
+        }
+        out
+    }
+
+    fn same_or_refused(bytes: &str) {
+        let leaf = [7; 32];
+        let json = ParsedFact::from_entry_json(bytes.as_bytes(), leaf);
+        if let Some(fast) = ParsedFact::from_entry_fast(bytes.as_bytes(), leaf) {
+            assert_eq!(Ok(&fast), json.as_ref(), "{bytes}");
+        }
+        assert_eq!(ParsedFact::from_entry(bytes.as_bytes()).ok().map(|p| p.typed), json.ok().map(|p| p.typed));
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_json_path_reads_or_leaves_it_to_it() {
+        let mut checked = 0;
+        for (stream, event_type, data) in valid() {
+            let bytes = entry(&stream, event_type, &data);
+            let fast = ParsedFact::from_entry_fast(bytes.as_bytes(), [7; 32]).unwrap_or_else(|| panic!("{bytes}"));
+            assert!(fast.fact().is_some(), "{bytes}");
+            same_or_refused(&bytes);
+            for m in mutations(&data) {
+                same_or_refused(&entry(&stream, event_type, &m));
+                checked += 1;
+            }
+            // A field twice: the JSON path keeps the last; the fast path leaves it to it.
+            let twice = bytes.replacen("\"data\":{", "\"data\":{\"v\":1,\"v\":2,", 1);
+            same_or_refused(&twice);
+            let twice = bytes.replacen("\"stream\":", "\"stream\":\"x\",\"stream\":", 1);
+            same_or_refused(&twice);
+            // Escapes in the envelope and in the data.
+            same_or_refused(&bytes.replace("did:key:z6Mk", "did:key:\\u007a6Mk"));
+            same_or_refused(&bytes.replace("sch-1", "sch\\u002d1"));
+            // The type unknown, or not a string; the envelope without a field.
+            same_or_refused(&bytes.replace(event_type, "no.such_type"));
+            same_or_refused(&bytes.replace("\"author\":\"did:key:z6Mk\"", "\"author\":5"));
+            same_or_refused(&bytes.replace("\"author\":\"did:key:z6Mk\",", ""));
+        }
+        assert!(checked > 500, "{checked}");
+    }
+
+    #[test]
+    fn an_entry_that_is_not_json_or_has_no_time_is_an_error() {
+        assert!(ParsedFact::from_entry(b"{").is_err());
+        let bytes = entry("registry", "keys.revoked", &json!({"key": "k", "reason": "r"}));
+        assert!(ParsedFact::from_entry(bytes.replace("2026-11-02T09:00:01Z", "yesterday").as_bytes()).is_err());
+        let p = ParsedFact::from_entry(bytes.as_bytes()).unwrap();
+        let f = p.fact().unwrap();
+        assert_eq!((f.seq, f.stream, f.event_type, f.author), (7, "registry", "keys.revoked", "did:key:z6Mk"));
+        assert_eq!(f.id, "0193a1d2-7c4e-7b1a-9f00-00000000002a");
+        assert_eq!(f.occurred_at, "2026-11-02T09:00:00Z");
+        assert_eq!(p.leaf_hash, zachetka_formats::merkle::leaf_hash(bytes.as_bytes()).0);
     }
 }

@@ -184,6 +184,46 @@ macro_rules! record {
                 }
             }
         }
+
+        // The same record read straight from JSON text (`crate::strict`: never more lenient).
+        impl crate::strict::StrictRecord for $name {
+            fn from_map<'de, A: serde::de::MapAccess<'de>>(
+                mut map: A,
+                top: bool,
+            ) -> Result<(Self, Option<MigratedFrom>), A::Error> {
+                $(let mut $field: Option<$ty> = None;)*
+                let mut v_seen = false;
+                let mut migrated = None;
+                while let Some(i) = map.next_key_seed(crate::strict::Key { names: Self::FIELDS, top })? {
+                    let mut at = 0usize;
+                    $(
+                        if i == at {
+                            if $field.is_some() {
+                                return Err(crate::strict::twice(stringify!($field)));
+                            }
+                            $field = Some(map.next_value::<crate::strict::Strict<$ty>>()?.0);
+                            continue;
+                        }
+                        at += 1;
+                    )*
+                    crate::strict::extra(&mut map, i - at, &mut v_seen, &mut migrated)?;
+                }
+                let record = Self {
+                    $($field: match $field {
+                        Some(value) => value,
+                        None => <$ty as crate::strict::StrictField>::absent()
+                            .ok_or_else(|| crate::strict::missing(stringify!($field)))?,
+                    },)*
+                };
+                Ok((record, migrated))
+            }
+        }
+
+        impl crate::strict::StrictField for $name {
+            fn read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::strict::read_nested(d)
+            }
+        }
     };
 }
 
@@ -523,6 +563,20 @@ macro_rules! vocabulary {
         fn parse_known(event_type: &str, data: &Map<String, Value>) -> Option<Result<Event, String>> {
             match event_type {
                 $($name => Some($rec::from_object(data, "data").map(Event::$variant)),)*
+                _ => None,
+            }
+        }
+
+        /// `data` read straight from JSON as the record of `event_type` (`crate::strict`), with
+        /// the type's name as the table has it and `data.migrated_from` (not yet checked against
+        /// `MIGRATABLE_TYPES`); `None` if the type is unknown.
+        #[allow(clippy::type_complexity)] // one use, in `model`
+        pub(crate) fn parse_strict<'de, D: serde::Deserializer<'de>>(
+            event_type: &str,
+            data: D,
+        ) -> Option<(&'static str, Result<(Event, Option<MigratedFrom>), D::Error>)> {
+            match event_type {
+                $($name => Some(($name, crate::strict::read_data::<$rec, D>(data).map(|(r, m)| (Event::$variant(r), m)))),)*
                 _ => None,
             }
         }

@@ -192,12 +192,17 @@ pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotErr
     if Sha256::digest(&bytes[..table_end])[..] != bytes[digest_at..] {
         return Err(SnapshotError::HeaderChecksumMismatch { path });
     }
-    let mut sections = Vec::with_capacity(table.len());
+    let mut ranges = Vec::with_capacity(table.len());
     let mut at = table_end;
-    for (name, version, length, digest) in table {
+    for (_, _, length, _) in &table {
         // Fits in usize: the whole file is in memory and the length was checked above.
-        let range = at..at + length as usize;
-        if Sha256::digest(&bytes[range.clone()])[..] != digest {
+        ranges.push(at..at + *length as usize);
+        at += *length as usize;
+    }
+    let digests = digests(&bytes, &ranges);
+    let mut sections = Vec::with_capacity(table.len());
+    for (((name, version, _, digest), range), computed) in table.into_iter().zip(ranges).zip(digests) {
+        if computed != digest {
             return Err(SnapshotError::SectionChecksumMismatch {
                 path,
                 section: name,
@@ -205,11 +210,34 @@ pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotErr
                 end: range.end as u64,
             });
         }
-        at = range.end;
         sections.push(SectionEntry { name, version, range });
     }
     assert_eq!(at, digest_at, "the sections end where the header digest starts");
     Ok(Snapshot { path, tree_size, root_hash, sections, bytes })
+}
+
+/// SHA-256 of each range of `bytes`, on every core (the sections of a large snapshot are tens
+/// of megabytes each: hashing them is most of reading the file). Each thread takes the largest
+/// section left.
+fn digests(bytes: &[u8], ranges: &[Range<usize>]) -> Vec<[u8; 32]> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ranges.len()).max(1);
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(ranges[i].len()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::sync::Mutex::new(vec![[0u8; 32]; ranges.len()]);
+    let work = || loop {
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(&i) = order.get(k) else { return };
+        let d: [u8; 32] = Sha256::digest(&bytes[ranges[i].clone()]).into();
+        out.lock().expect("digests lock")[i] = d;
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    out.into_inner().expect("digests lock")
 }
 
 /// Reads little-endian fields whose bounds the caller has checked.

@@ -210,7 +210,7 @@ fn rules_start(
     warnings: &mut Vec<String>,
 ) -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
     let Some(fresh) = crate::rules::from_config(config).map_err(LedgerError::Rules)? else { return Ok(None) };
-    if let Some((l, bytes)) = loaded.and_then(|l| Some((l, l.rules.as_ref()?))) {
+    if let Some((l, bytes)) = loaded.and_then(|l| Some((l, l.rules()?))) {
         match crate::read::snapshot::load_rules(config, bytes) {
             Ok(r) => return Ok(Some((r, l.tree_size))),
             Err(e) => warnings.push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
@@ -350,9 +350,22 @@ impl Ledger {
                 }
             },
             || -> Result<_, LedgerError> {
-                // The read side keeps its own copy of the rule state only to write snapshots.
-                let rule_copy = match (&snapshots, mode) {
-                    (Some(_), RulesMode::Enforce) => rules_at("the read side", &mut Vec::new())?,
+                // The read side keeps its own copy of the rule state only to write snapshots;
+                // a snapshot's copy is decoded by its runner when first needed, not on the open's
+                // path (the other branch decodes the ledger's own).
+                let from_snapshot = loaded.as_ref().and_then(|l| Some((l.tree_size, l.rules()?)));
+                let rule_copy = match (&snapshots, mode, from_snapshot) {
+                    (Some(_), RulesMode::Enforce, Some((at, bytes))) => {
+                        let (c1, c2) = (config.clone(), config.clone());
+                        Some(crate::read::RuleCopySource::Section {
+                            at,
+                            bytes: bytes.to_vec(),
+                            decode: Box::new(move |b| crate::read::snapshot::load_rules(&c1, b)),
+                            fresh: Box::new(move || crate::rules::from_config(&c2).ok().flatten()),
+                        })
+                    }
+                    (Some(_), RulesMode::Enforce, None) => rules_at("the read side", &mut Vec::new())?
+                        .map(|(rules, at)| crate::read::RuleCopySource::Ready(Box::new(rules), at)),
                     _ => None,
                 };
                 Ok(crate::read::ReadSide::start(

@@ -8,22 +8,25 @@
 //! (`zachetka-snapshots`), and not HTTP (`api::projections`).
 
 pub mod completeness;
+mod pipeline;
 pub mod snapshot;
 
 use crate::checkpoint::TreeHead;
 use crate::merkle::{self, Hash};
 use crate::rules::Rules;
 use crate::store::{Store, StoreError, StoreHashes};
+use pipeline::{fold_page, read_page, Page, RuleReplay};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use zachetka_projections::model::{self, ParsedFact, ReadModel, View, ViewError};
+use zachetka_projections::model::{self, ReadModel, View, ViewError};
 
 pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, CompletenessPolicy};
 pub use snapshot::{SnapshotOptions, SnapshotPolicy};
 
-/// Entries one step of the runner reads, parses (on every core) and applies under one lock.
+/// Entries one step of the runner reads and parses (on every core) while the models fold the
+/// page before (under one lock).
 const PAGE_LEN: u64 = 4096;
 /// How long the runner waits before retrying after a failed read (the store may come back).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -41,8 +44,60 @@ struct Slot {
 
 /// The rule state at its own cursor (only kept when snapshots are written).
 struct RuleCopy {
-    rules: Rules,
+    state: RuleState,
     cursor: u64,
+}
+
+/// Turns a snapshot's rule-state section into the state, or says why not.
+pub type DecodeRules = Box<dyn FnOnce(&[u8]) -> Result<Rules, String> + Send>;
+/// A rule state from zero, when the ledger has rules.
+pub type FreshRules = Box<dyn FnOnce() -> Option<Rules> + Send>;
+
+enum RuleState {
+    Ready(Box<Rules>),
+    /// A snapshot's section not decoded yet (`RuleCopySource::Section`).
+    Pending {
+        bytes: Vec<u8>,
+        decode: DecodeRules,
+        fresh: FreshRules,
+    },
+    /// Neither the section nor a fresh state could be had: the copy is dropped.
+    Gone,
+}
+
+impl RuleCopy {
+    fn of(source: RuleCopySource) -> Self {
+        match source {
+            RuleCopySource::Ready(rules, cursor) => Self { state: RuleState::Ready(rules), cursor },
+            RuleCopySource::Section { at, bytes, decode, fresh } => {
+                Self { state: RuleState::Pending { bytes, decode, fresh }, cursor: at }
+            }
+        }
+    }
+
+    /// The state, decoding a pending section first; a warning when it had to start from zero.
+    fn ready(&mut self) -> (Option<&mut Rules>, Option<String>) {
+        let mut warning = None;
+        if matches!(self.state, RuleState::Pending { .. }) {
+            let RuleState::Pending { bytes, decode, fresh } = std::mem::replace(&mut self.state, RuleState::Gone)
+            else {
+                unreachable!("matched above")
+            };
+            self.state = match decode(&bytes) {
+                Ok(rules) => RuleState::Ready(Box::new(rules)),
+                Err(e) => {
+                    warning =
+                        Some(format!("snapshot at {}: {e}; the read side replays the rules from the log", self.cursor));
+                    self.cursor = 0;
+                    fresh().map_or(RuleState::Gone, |r| RuleState::Ready(Box::new(r)))
+                }
+            };
+        }
+        match &mut self.state {
+            RuleState::Ready(rules) => (Some(&mut **rules), warning),
+            _ => (None, warning),
+        }
+    }
 }
 
 struct Inner {
@@ -80,16 +135,43 @@ pub struct ReadSide {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What the ledger's open loaded from a snapshot for the read side.
+/// What the ledger's open loaded from a snapshot for the read side: the verified file, whose
+/// sections are decoded straight from its one buffer (no copies).
 pub struct Loaded {
     pub tree_size: u64,
     pub root: Hash,
-    /// Model sections: (name, version, bytes).
-    pub models: Vec<(String, u32, Vec<u8>)>,
-    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
-    pub rules: Option<Vec<u8>>,
     /// The snapshot's file name, for messages.
     pub file: String,
+    /// Whether the rule-state section has the current version.
+    rules_current: bool,
+    snapshot: zachetka_snapshots::Snapshot,
+}
+
+impl Loaded {
+    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
+    pub fn rules(&self) -> Option<&[u8]> {
+        if !self.rules_current {
+            return None;
+        }
+        self.snapshot.section(snapshot::RULES_SECTION).map(|s| s.bytes)
+    }
+
+    /// The model sections: (name, version, bytes).
+    pub fn models(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
+        self.snapshot.sections().filter(|s| s.name != snapshot::RULES_SECTION).map(|s| (s.name, s.version, s.bytes))
+    }
+}
+
+/// The rule copy the read side keeps (to write snapshots with the rule state at the models'
+/// position), as the ledger's open hands it over.
+pub enum RuleCopySource {
+    /// A rule state and the tree size it has applied.
+    Ready(Box<Rules>, u64),
+    /// A snapshot's rule-state section at tree size `at`, decoded by the runner when it first
+    /// needs the state (the ledger's open decodes its own rules; it need not wait for a second
+    /// decode). When `decode` refuses the bytes, the copy starts from `fresh` at zero, with a
+    /// warning, as an open would.
+    Section { at: u64, bytes: Vec<u8>, decode: DecodeRules, fresh: FreshRules },
 }
 
 /// A view's answer with the log position it reflects.
@@ -152,21 +234,23 @@ impl ReadSide {
         store: Arc<dyn Store>,
         head: TreeHead,
         snapshots: Option<SnapshotOptions>,
-        rules: Option<(Rules, u64)>,
+        rules: Option<RuleCopySource>,
         loaded: Option<&Loaded>,
         mut warnings: Vec<String>,
     ) -> Self {
         let mut slots: Vec<Slot> =
             model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
-        let rule_copy = rules.map(|(rules, cursor)| RuleCopy { rules, cursor });
+        let rule_copy = rules.map(RuleCopy::of);
         let mut last_snapshot = (None, Instant::now());
         if let Some(loaded) = loaded {
             // Models load on every core (decoding is most of an open from a snapshot).
+            let sections: Vec<(&str, u32, &[u8])> = loaded.models().collect();
             let loads: Vec<Option<String>> = slots
                 .par_iter_mut()
+                .with_max_len(1)
                 .map(|slot| {
                     let (name, version) = (slot.model.name(), slot.model.version());
-                    match loaded.models.iter().find(|(n, _, _)| n == name) {
+                    match sections.iter().find(|(n, _, _)| *n == name) {
                         Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
                             Ok(()) => {
                                 slot.cursor = loaded.tree_size;
@@ -433,61 +517,76 @@ impl Inner {
     }
 
     /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
-    /// time: the page is read and parsed outside the lock (parsing on every core), then applied.
+    /// time: each page is folded (every model a task, under the lock) while the next one is read
+    /// and parsed beside it (`pipeline`).
     fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
-        let mut from = self.low_cursor();
-        while from < target.tree_size {
+        let from = self.low_cursor();
+        if from >= target.tree_size {
+            return Ok(());
+        }
+        let store = &*self.store;
+        // The rule copy decoded now if the open left its snapshot section pending (or dropped,
+        // when neither that nor a fresh state can be had).
+        let with_events = {
+            let mut rules = self.rules.lock().expect("rules lock");
+            let (ready, warning) = match rules.as_mut().filter(|r| r.cursor < target.tree_size) {
+                Some(copy) => {
+                    let (ready, warning) = copy.ready();
+                    (Some(ready.is_some()), warning)
+                }
+                None => (None, None),
+            };
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+                self.warnings.lock().expect("warnings lock").push(w);
+            }
+            if ready == Some(false) {
+                *rules = None;
+            }
+            ready == Some(true)
+        };
+        let from = self.low_cursor();
+        let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(target.tree_size - at), with_events);
+        let mut page = page_at(from)?;
+        loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let n = PAGE_LEN.min(target.tree_size - from);
-            let page = self.store.entries(from, n)?;
-            if page.len() as u64 != n {
-                return Err(StoreError::Corrupt {
-                    what: "entry",
-                    position: from + page.len() as u64,
-                    detail: "missing below the head".into(),
-                });
-            }
-            let parsed: Vec<Option<ParsedFact>> = page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect();
-            let end = from + n;
+            let end = page.end();
+            let next = || (end < target.tree_size).then(|| page_at(end));
             let root = (end == target.tree_size).then_some(target.root_hash);
-            {
+            let (next, ruled) = {
+                // The rule copy's lock before the models' (as `write_snapshot` takes them).
+                let mut rules = self.rules.lock().expect("rules lock");
                 let mut slots = self.slots.write().expect("slots lock");
-                apply_page(&mut slots, from, &parsed, root);
+                let replay = rules.as_mut().and_then(|c| match &mut c.state {
+                    RuleState::Ready(rules) => Some(RuleReplay { rules, cursor: &mut c.cursor }),
+                    _ => None,
+                });
+                let folded = fold_page(&mut slots, &page, replay, store, next);
+                if let Some(root) = root {
+                    for slot in slots.iter_mut().filter(|s| s.cursor == end) {
+                        slot.root = Some(root);
+                    }
+                }
                 let low = slots.iter().map(|s| s.cursor).min().unwrap_or(end);
                 self.applied.send_if_modified(|a| {
                     let moved = *a != low;
                     *a = low;
                     moved
                 });
-            }
-            if let Some(copy) = self.rules.lock().expect("rules lock").as_mut() {
-                for (i, p) in parsed.iter().enumerate() {
-                    let seq = from + i as u64;
-                    if seq != copy.cursor {
-                        continue;
-                    }
-                    if let Some(p) = p {
-                        if let Some(env) = crate::rules::envelope(seq, p.recorded_at, &p.event) {
-                            match copy.rules.check_and_apply(&env, &crate::rules::StoreLookup(&*self.store)) {
-                                Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
-                                Err(crate::rules::RuleError::Lookup(e)) => {
-                                    return Err(crate::rules::lookup_store_error(e))
-                                }
-                            }
-                        }
-                    }
-                    copy.cursor = seq + 1;
-                }
-            }
+                folded
+            };
+            ruled?;
             {
                 let _g = self.head.lock().expect("read head lock");
                 self.wake.notify_all();
             }
-            from = end;
+            match next {
+                Some(next) => page = next?,
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     fn root_at(&self, tree_size: u64) -> Result<Hash, String> {
@@ -516,7 +615,13 @@ impl Inner {
         };
         let models: Vec<(String, u32, Vec<u8>)> =
             slots.iter().map(|s| (s.model.name().to_owned(), s.model.version(), s.model.encode())).collect();
-        let rules = rules_guard.as_ref().map(|r| r.rules.encode_state());
+        // A copy still pending is at the position (checked above): its section is what a
+        // decode and encode would give back.
+        let rules = rules_guard.as_ref().and_then(|r| match &r.state {
+            RuleState::Ready(rules) => Some(rules.encode_state()),
+            RuleState::Pending { bytes, .. } => Some(bytes.clone()),
+            RuleState::Gone => None,
+        });
         drop(slots);
         drop(rules_guard);
         let path = snapshot::write(opts, at, root, rules, models)?;
@@ -526,30 +631,10 @@ impl Inner {
     }
 }
 
-/// Folds one parsed page starting at `from` into every slot whose cursor it reaches.
-fn apply_page(slots: &mut [Slot], from: u64, page: &[Option<ParsedFact>], root_at_end: Option<Hash>) {
-    for (i, p) in page.iter().enumerate() {
-        let seq = from + i as u64;
-        let fact = p.as_ref().and_then(ParsedFact::fact);
-        for slot in slots.iter_mut().filter(|s| s.cursor == seq) {
-            if let Some(fact) = &fact {
-                slot.model.apply(fact);
-            }
-            slot.cursor = seq + 1;
-            slot.root = None;
-        }
-    }
-    if let Some(root) = root_at_end {
-        let end = from + page.len() as u64;
-        for slot in slots.iter_mut().filter(|s| s.cursor == end) {
-            slot.root = Some(root);
-        }
-    }
-}
-
 /// Every read model rebuilt from zero over `store`'s entries `0..tree_size` (and `rules`, when
 /// given, replayed beside them), with `progress` called after each page (entries applied so far).
-/// Uses no snapshot: what `zachetka rebuild` writes a fresh snapshot from.
+/// Uses no snapshot: what `zachetka rebuild` writes a fresh snapshot from. Pages go through
+/// `pipeline`: each folded, every model a task, while the next is read and parsed.
 pub fn rebuild_from_zero(
     store: &dyn Store,
     tree_size: u64,
@@ -558,46 +643,33 @@ pub fn rebuild_from_zero(
 ) -> Result<Vec<Box<dyn ReadModel>>, StoreError> {
     let mut slots: Vec<Slot> =
         model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
-    let mut from = 0;
-    // Pages are read and parsed on one thread while the previous page is folded on this one.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, Vec<Option<ParsedFact>>), StoreError>>(2);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut at = 0;
-            while at < tree_size {
-                let n = PAGE_LEN.min(tree_size - at);
-                let page = store
-                    .entries(at, n)
-                    .map(|page| (at, page.par_iter().map(|b| ParsedFact::from_entry(b).ok()).collect()));
-                let failed = page.is_err();
-                if tx.send(page).is_err() || failed {
-                    return;
-                }
-                at += n;
-            }
-        });
-        for page in rx {
-            let (at, parsed) = page?;
-            apply_page(&mut slots, at, &parsed, None);
-            if let Some(rules) = rules.as_deref_mut() {
-                for p in parsed.iter().flatten() {
-                    if let Some(env) = crate::rules::envelope(p.seq, p.recorded_at, &p.event) {
-                        match rules.check_and_apply(&env, &crate::rules::StoreLookup(store)) {
-                            Ok(()) | Err(crate::rules::RuleError::Refused(_)) => {}
-                            Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),
-                        }
-                    }
-                }
-            }
-            from = at + parsed.len() as u64;
-            progress(from);
-        }
-        Ok(())
-    })?;
-    if from < tree_size {
-        return Err(StoreError::Corrupt { what: "entry", position: from, detail: "missing below the head".into() });
+    let with_events = rules.is_some();
+    let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(tree_size - at), with_events);
+    let mut rules_cursor = 0;
+    let mut page: Option<Page> = (tree_size > 0).then(|| page_at(0)).transpose()?;
+    while let Some(current) = page {
+        let end = current.end();
+        let next = || (end < tree_size).then(|| page_at(end));
+        let replay = rules.as_deref_mut().map(|rules| RuleReplay { rules, cursor: &mut rules_cursor });
+        let (next, ruled) = fold_page(&mut slots, &current, replay, store, next);
+        ruled?;
+        progress(end);
+        // The page is dropped on the pool (its facts were allocated there), not on this thread.
+        rayon::spawn(move || drop(current));
+        page = next.transpose()?;
     }
     Ok(slots.into_iter().map(|s| s.model).collect())
+}
+
+/// Entries `from..from + n` read, checked against their stored leaf hashes and parsed on every
+/// core, as the runner and `rebuild_from_zero` read them (the bound the read bench sets the
+/// rebuild's rate beside).
+pub fn read_facts(
+    store: &dyn Store,
+    from: u64,
+    n: u64,
+) -> Result<Vec<Option<zachetka_projections::model::ParsedFact>>, StoreError> {
+    read_page(store, from, n, false).map(|p| p.facts)
 }
 
 /// Rebuilds every read model and the rule state from zero up to the store's head and writes

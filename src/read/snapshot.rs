@@ -66,26 +66,20 @@ pub fn load_newest(dir: &Path, store: &dyn Store, head_size: u64) -> (Option<sup
     let (snap, warnings) = zachetka_snapshots::newest_usable(dir, accept);
     let mut warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     let Some(snap) = snap else { return (None, warnings) };
-    let mut rules = None;
-    let mut models = Vec::new();
-    for s in snap.sections() {
-        if s.name == RULES_SECTION {
-            if s.version != RULES_SECTION_VERSION {
-                let (at, v) = (snap.tree_size(), s.version);
-                warnings.push(format!("snapshot at {at}: rule state of format {v}; replaying the rules"));
-                continue;
-            }
-            rules = Some(s.bytes.to_vec());
-        } else {
-            models.push((s.name.to_owned(), s.version, s.bytes.to_vec()));
+    let mut rules_current = false;
+    if let Some(s) = snap.section(RULES_SECTION) {
+        rules_current = s.version == RULES_SECTION_VERSION;
+        if !rules_current {
+            let (at, v) = (snap.tree_size(), s.version);
+            warnings.push(format!("snapshot at {at}: rule state of format {v}; replaying the rules"));
         }
     }
     let loaded = super::Loaded {
         tree_size: snap.tree_size(),
         root: Hash(*snap.root_hash()),
-        models,
-        rules,
         file: file_name(snap.path()),
+        rules_current,
+        snapshot: snap,
     };
     (Some(loaded), warnings)
 }

@@ -106,6 +106,34 @@ fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
     assert_eq!(served(&reopened), followed, "without snapshots, from zero on open");
 }
 
+/// The read side parses entries straight into typed records (`ParsedFact::from_entry_fast`);
+/// on every entry of a demo region (most of the vocabulary) that path is taken and reads what
+/// the JSON path (`vocabulary::parse` over a `Value`, the audit's) reads.
+#[test]
+fn demo_entries_read_on_the_fast_path_as_through_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
+    let authority = region.authority_did();
+    let ledger = open(dir.path(), &authority, None);
+    loop {
+        let batch = region.next_batch(1000);
+        if batch.is_empty() {
+            break;
+        }
+        append_all(&ledger, batch);
+    }
+    let size = ledger.head().0.tree_size;
+    let mut types = std::collections::BTreeSet::new();
+    for (seq, bytes) in ledger.entries(0, size).unwrap().iter().enumerate() {
+        let leaf = zachetka::merkle::leaf_hash(bytes).0;
+        let fast =
+            model::ParsedFact::from_entry_fast(bytes, leaf).unwrap_or_else(|| panic!("entry {seq} left the fast path"));
+        assert_eq!(Ok(&fast), model::ParsedFact::from_entry_json(bytes, leaf).as_ref(), "entry {seq}");
+        types.insert(fast.fact().expect("a fact of the vocabulary").event_type.to_owned());
+    }
+    assert!(types.len() >= 40, "the demo wrote {} types: {types:?}", types.len());
+}
+
 /// A small demo ledger with one snapshot at its head; returns the snapshot's path.
 fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 600 });
@@ -138,6 +166,50 @@ fn a_damaged_snapshot_is_refused_with_a_warning_and_the_models_rebuilt() {
     assert_eq!(status.snapshot_tree_size, None, "the damaged snapshot was not loaded");
     assert_eq!(served(&ledger), from_zero(&**ledger.store()));
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "reading never deletes or repairs a snapshot");
+}
+
+/// The read side decodes its copy of a snapshot's rule state only when it first needs it (the
+/// open decodes the ledger's own): a section that does not decode is then a warning, the copy
+/// replays the rules from the log, and the next snapshot carries a rule state that loads.
+#[test]
+fn a_rule_state_that_does_not_decode_is_replayed_by_the_read_side_when_first_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 900 });
+    let authority = region.authority_did();
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    while region.remaining() > 300 {
+        append_all(&ledger, region.next_batch(200));
+    }
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let path = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
+    drop(ledger);
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let mut sections: Vec<zachetka_snapshots::Section> = snap.sections().collect();
+    for s in sections.iter_mut().filter(|s| s.name == zachetka_snapshots::RULES_SECTION) {
+        s.bytes = b"not a rule state";
+    }
+    let snapshots = dir.path().join("snapshots");
+    zachetka_snapshots::write(&snapshots, snap.tree_size(), snap.root_hash(), &sections, 3).unwrap();
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let size = ledger.head().0.tree_size;
+    assert_eq!(ledger.read_side().status(size).snapshot_tree_size, Some(size), "the models load from it");
+    let rest = region.next_batch(1000);
+    assert!(!rest.is_empty());
+    append_all(&ledger, rest);
+    let followed = served(&ledger);
+    let warnings = ledger.read_side().status(ledger.head().0.tree_size).warnings;
+    assert!(warnings.iter().any(|w| w.contains("the read side replays the rules from the log")), "{warnings:?}");
+    assert_eq!(followed, from_zero(&**ledger.store()));
+    let newer = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
+    drop(ledger);
+    let snap = zachetka_snapshots::read(&newer).unwrap();
+    let config = SledStore::open(&dir.path().join("store")).unwrap().config().unwrap().unwrap();
+    let rules = snap.section(zachetka_snapshots::RULES_SECTION).expect("the rule state is written");
+    zachetka::read::snapshot::load_rules(&config, rules.bytes).expect("the rule state written loads");
+    let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let warnings = reopened.read_side().status(reopened.head().0.tree_size).warnings;
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(served(&reopened), followed);
 }
 
 #[test]

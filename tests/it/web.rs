@@ -78,11 +78,12 @@ fn build_bundle(ledger: &Ledger, learner: Option<&str>, withheld: &[u64]) -> (Va
     let mut registry = Vec::new();
     for (seq, bytes) in raw.iter().enumerate() {
         let fact = ParsedFact::from_entry(bytes).unwrap();
-        if fact.event["stream"] == "registry" {
+        let event = serde_json::from_slice::<Value>(bytes).unwrap()["event"].take();
+        if event["stream"] == "registry" {
             registry.push(seq as u64);
         }
         // Every entry of `learner/<id>` concerns that learner, in the vocabulary or not.
-        let stream = fact.event["stream"].as_str().unwrap();
+        let stream = event["stream"].as_str().unwrap();
         let own = zachetka_projections::StreamKind::Learner.id_of(stream).map(|l| vec![l.to_owned()]);
         let concerned = match fact.fact() {
             Some(f) => {
@@ -102,7 +103,7 @@ fn build_bundle(ledger: &Ledger, learner: Option<&str>, withheld: &[u64]) -> (Va
             let types = |seqs: &[u64]| -> usize {
                 let t: std::collections::BTreeSet<String> = seqs
                     .iter()
-                    .map(|&s| ParsedFact::from_entry(&raw[s as usize]).unwrap().event["type"].to_string())
+                    .map(|&s| serde_json::from_slice::<Value>(&raw[s as usize]).unwrap()["event"]["type"].to_string())
                     .collect();
                 t.len()
             };

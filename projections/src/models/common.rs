@@ -7,21 +7,51 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
+use std::hash::BuildHasher;
 
 /// An event id as state keeps it: a canonical lowercase UUID as its 16 bytes (fixed width in
 /// postcard, no heap allocation on load, instead of a 36-byte string), any other id as written.
 /// Displays exactly as the event gave it.
+/// (`Other` holds a `Box<str>`, which encodes as a `String` does: 24 bytes in memory, not 32.
+/// The UUID's bytes encode as one byte string, which loads as one copy, not sixteen fields.)
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventId {
-    Uuid([u8; 16]),
-    Other(String),
+    Uuid(#[serde(with = "bytes16")] [u8; 16]),
+    Other(Box<str>),
+}
+
+/// Sixteen bytes as a serde byte string (postcard: a length byte and the bytes).
+mod bytes16 {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Serializer;
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
+        struct Sixteen;
+        impl Visitor<'_> for Sixteen {
+            type Value = [u8; 16];
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("16 bytes")
+            }
+
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; 16], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(Sixteen)
+    }
 }
 
 impl EventId {
     pub fn of(id: &str) -> Self {
         match parse_uuid(id) {
             Some(bits) => EventId::Uuid(bits.to_be_bytes()),
-            None => EventId::Other(id.to_owned()),
+            None => EventId::Other(id.into()),
         }
     }
 }
@@ -81,20 +111,145 @@ pub fn slot<'m, V: Default>(map: &'m mut std::collections::BTreeMap<String, V>, 
 }
 
 /// A short string interned in a model's `Symbols` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Sym(pub u32);
+
+/// A list of names held in one string (each name where `ends` says), so a table of 200,000
+/// learner ids is two allocations, not 200,000. Encodes as a sequence of strings, exactly as a
+/// `Vec<String>` does, and loads from one without a string allocated per name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Names {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        Some(&self.text[start..end])
+    }
+
+    pub fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(u32::try_from(self.text.len()).expect("names fit in 4 GiB"));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i).expect("in range"))
+    }
+}
+
+impl Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq;
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = Names;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of strings")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Names, A::Error> {
+                let mut names = Names::default();
+                names.ends.reserve(seq.size_hint().unwrap_or(0));
+                while let Some(Name(n)) = seq.next_element::<Name<'de>>()? {
+                    names.push(&n);
+                }
+                Ok(names)
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
+
+/// One name as serde gives it: borrowed from the input when it can be (postcard's always is).
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Str;
+        impl<'de> serde::de::Visitor<'de> for Str {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Str)
+    }
+}
+
+/// Where each of a list of names sits in it, found by hash: the table keeps positions only, and
+/// compares against the list, so a name is held once (a second copy of every learner id in a
+/// map's keys would double what a load allocates). Hashed with std's keyed SipHash: names come
+/// from the log, and a fixed hash would let crafted ids collide.
+#[derive(Debug, Clone, Default)]
+struct Positions {
+    table: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl Positions {
+    fn find(&self, names: &Names, name: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.table.find(hash, |&i| names.get(i as usize) == Some(name)).copied()
+    }
+
+    /// Adds `names[i]`, which must not be in the table yet.
+    fn insert(&mut self, names: &Names, i: u32) {
+        let Positions { table, hasher } = self;
+        let name = |j: u32| names.get(j as usize).expect("a listed name");
+        table.insert_unique(hasher.hash_one(name(i)), i, |&j| hasher.hash_one(name(j)));
+    }
+
+    /// Indexes every name of `names`; a name listed twice is refused.
+    fn rebuild(&mut self, names: &Names) -> Result<(), String> {
+        self.table.clear();
+        self.table.reserve(names.len(), |_| 0);
+        for (i, n) in names.iter().enumerate() {
+            if self.find(names, n).is_some() {
+                return Err(format!("{n:?} is listed twice"));
+            }
+            self.insert(names, i as u32);
+        }
+        Ok(())
+    }
+}
 
 /// A model's table of the short strings its records repeat (marks, attendance codes, kinds of
 /// work, scales, dates): each row keeps a small integer instead of four heap strings, so state
 /// is a fraction of the size and loads without an allocation per field. Names are kept in order
-/// of first appearance (so two builds from the same entries encode the same); the reverse index
-/// is not encoded and is rebuilt by `reindex` after a load. The tables are small (tens to
-/// hundreds of names), where an ordered map's few short comparisons beat hashing.
+/// of first appearance (so two builds from the same entries encode the same); the index is not
+/// encoded (nor iterated: its order reaches no state bytes and no view) and is rebuilt by
+/// `reindex` after a load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Symbols {
-    names: Vec<String>,
+    names: Names,
     #[serde(skip)]
-    index: std::collections::BTreeMap<String, u32>,
+    index: Positions,
 }
 
 impl PartialEq for Symbols {
@@ -108,54 +263,56 @@ impl Eq for Symbols {}
 impl Symbols {
     /// The symbol of `name`, if interned.
     pub fn get(&self, name: &str) -> Option<Sym> {
-        self.index.get(name).map(|i| Sym(*i))
+        self.index.find(&self.names, name).map(Sym)
     }
 
     pub fn intern(&mut self, name: &str) -> Sym {
-        if let Some(i) = self.index.get(name) {
-            return Sym(*i);
+        if let Some(i) = self.index.find(&self.names, name) {
+            return Sym(i);
         }
         let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
-        self.names.push(name.to_owned());
-        self.index.insert(name.to_owned(), i);
+        self.names.push(name);
+        self.index.insert(&self.names, i);
         Sym(i)
     }
 
     /// The string of `s`; `?` for a symbol outside the table, which only bytes this model did
     /// not build can hold (a view of such state shows it rather than panicking).
     pub fn name(&self, s: Sym) -> &str {
-        self.names.get(s.0 as usize).map_or("?", String::as_str)
+        self.names.get(s.0 as usize).unwrap_or("?")
+    }
+
+    /// How many names the table holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
     /// Rebuilds the reverse index after a load; a table naming one string twice is refused, as
     /// `intern` never builds one.
     pub fn reindex(&mut self) -> Result<(), String> {
-        self.index.clear();
-        for (i, n) in self.names.iter().enumerate() {
-            if self.index.insert(n.clone(), i as u32).is_some() {
-                return Err(format!("symbol table names {n:?} twice"));
-            }
-        }
-        Ok(())
+        self.index.rebuild(&self.names).map_err(|e| format!("symbol table: {e}"))
     }
 }
 
 /// Values keyed by a string id (a learner id), stored in a vector in order of the ids' first
 /// appearance: a lookup is one hash of the id and an index, not a walk down an ordered map of
 /// every learner, and the encoded bytes are the ids then the values, canonical like any vector.
-/// The index is a `HashMap` because it is never encoded nor iterated, only looked up: its order
-/// cannot reach state bytes or views. It is rebuilt by `reindex` after a load.
+/// The index (`Positions`) is rebuilt by `reindex` after a load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Keyed<V> {
-    ids: Vec<String>,
+    ids: Names,
     values: Vec<V>,
     #[serde(skip)]
-    index: std::collections::HashMap<String, u32>,
+    index: Positions,
 }
 
 impl<V> Default for Keyed<V> {
     fn default() -> Self {
-        Self { ids: Vec::new(), values: Vec::new(), index: Default::default() }
+        Self { ids: Names::default(), values: Vec::new(), index: Positions::default() }
     }
 }
 
@@ -170,27 +327,51 @@ impl<V: Eq> Eq for Keyed<V> {}
 impl<V: Default> Keyed<V> {
     /// The value of `id`, created empty on its first appearance.
     pub fn slot(&mut self, id: &str) -> &mut V {
-        let i = match self.index.get(id) {
-            Some(i) => *i as usize,
+        self.slot_at(id).1
+    }
+
+    /// `slot`, with the id's position (its index in order of first appearance).
+    pub fn slot_at(&mut self, id: &str) -> (u32, &mut V) {
+        let i = match self.index.find(&self.ids, id) {
+            Some(i) => i,
             None => {
-                let i = self.values.len();
-                self.index.insert(id.to_owned(), u32::try_from(i).expect("fewer than 2^32 ids"));
-                self.ids.push(id.to_owned());
+                let i = u32::try_from(self.values.len()).expect("fewer than 2^32 ids");
+                self.ids.push(id);
                 self.values.push(V::default());
+                self.index.insert(&self.ids, i);
                 i
             }
         };
-        &mut self.values[i]
+        (i, &mut self.values[i as usize])
     }
 }
 
 impl<V> Keyed<V> {
+    /// How many ids the table holds.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Ids and values in order of first appearance.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.ids.iter().zip(&self.values)
+    }
+
+    /// The values, by position.
+    pub fn values(&self) -> &[V] {
+        &self.values
+    }
+
     pub fn get(&self, id: &str) -> Option<&V> {
-        self.index.get(id).map(|i| &self.values[*i as usize])
+        self.index.find(&self.ids, id).map(|i| &self.values[i as usize])
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut V> {
-        self.index.get(id).map(|i| &mut self.values[*i as usize])
+        self.index.find(&self.ids, id).map(|i| &mut self.values[i as usize])
     }
 
     /// Rebuilds the id index after a load and checks that ids and values pair up, each id once.
@@ -198,14 +379,7 @@ impl<V> Keyed<V> {
         if self.ids.len() != self.values.len() {
             return Err(format!("{} ids for {} values", self.ids.len(), self.values.len()));
         }
-        self.index.clear();
-        self.index.reserve(self.ids.len());
-        for (i, id) in self.ids.iter().enumerate() {
-            if self.index.insert(id.clone(), i as u32).is_some() {
-                return Err(format!("id {id:?} is listed twice"));
-            }
-        }
-        Ok(())
+        self.index.rebuild(&self.ids).map_err(|e| format!("id {e}"))
     }
 }
 
@@ -234,7 +408,9 @@ pub struct Corrected {
     pub value: Sym,
     pub corrections: Vec<Correction>,
     /// The legacy record an imported record comes from (`data.migrated_from`): (system, record).
-    pub imported: Option<(String, String)>,
+    /// Boxed (encoded as the pair itself): most records are not imported, and a row is one of
+    /// hundreds of thousands.
+    pub imported: Option<Box<(String, String)>>,
 }
 
 impl Corrected {
@@ -244,7 +420,7 @@ impl Corrected {
 
     /// The record as imported from `from` (a migration's `data.migrated_from`), if it was.
     pub fn imported(mut self, from: Option<&crate::vocabulary::MigratedFrom>) -> Self {
-        self.imported = from.map(|m| (m.system.clone(), m.record.clone()));
+        self.imported = from.map(|m| Box::new((m.system.clone(), m.record.clone())));
         self
     }
 
@@ -276,7 +452,8 @@ impl Corrected {
         out.insert(format!("original_{field}"), json!(syms.name(self.value)));
         out.insert("event".to_owned(), json!(self.event.to_string()));
         out.insert("seq".to_owned(), json!(self.seq));
-        if let Some((system, record)) = &self.imported {
+        if let Some(imported) = &self.imported {
+            let (system, record) = &**imported;
             out.insert("imported".to_owned(), json!({"system": system, "record": record}));
         }
         let corrections: Vec<Value> = self
@@ -386,11 +563,24 @@ pub fn mark_row(syms: &mut Symbols, f: &crate::model::Fact<'_>, d: &crate::vocab
     }
 }
 
+impl MarkRow {
+    /// What the row adds to its sheet's weighted average (`contribution`).
+    pub fn contribution(&self, syms: &Symbols) -> (i64, i64) {
+        contribution(self.record.current().map(|s| syms.name(s)), self.weight)
+    }
+}
+
 impl Sheet {
     pub fn add_mark(&mut self, row: MarkRow, syms: &Symbols) {
-        let (n, d) = contribution(row.record.current().map(|s| syms.name(s)), row.weight);
-        self.numerator += n;
-        self.denominator += d;
+        let (n, d) = row.contribution(syms);
+        self.add_mark_counted(row, n, d);
+    }
+
+    /// `add_mark` with the row's contribution already computed (when the symbols and the sheet
+    /// are borrowed from one state).
+    pub fn add_mark_counted(&mut self, row: MarkRow, numerator: i64, denominator: i64) {
+        self.numerator += numerator;
+        self.denominator += denominator;
         self.marks.push(row);
     }
 
@@ -516,7 +706,7 @@ mod tests {
         assert!(matches!(EventId::of(u), EventId::Uuid(_)));
         assert_eq!(EventId::of(u).to_string(), u);
         for other in ["0193A1D2-7C4E-7B1A-9F00-00000000002A", "g193a1d2-7c4e-7b1a-9f00-00000000002a", "ev-1", ""] {
-            assert_eq!(EventId::of(other), EventId::Other(other.to_owned()));
+            assert_eq!(EventId::of(other), EventId::Other(other.into()));
             assert_eq!(EventId::of(other).to_string(), other);
         }
     }
@@ -536,6 +726,20 @@ mod tests {
     }
 
     #[test]
+    fn names_encode_as_a_vector_of_strings_and_load_back() {
+        let list = ["47-1", "", "Физика", "47-026018"];
+        let mut names = Names::default();
+        list.iter().for_each(|n| names.push(n));
+        let as_vec: Vec<String> = list.iter().map(|n| n.to_string()).collect();
+        let bytes = crate::model::encode_state(&names);
+        assert_eq!(bytes, crate::model::encode_state(&as_vec));
+        let back: Names = crate::model::decode_state("t", &bytes).unwrap();
+        assert_eq!(back, names);
+        assert_eq!(back.iter().collect::<Vec<_>>(), list);
+        assert_eq!((back.get(2), back.get(4)), (Some("Физика"), None));
+    }
+
+    #[test]
     fn symbols_intern_once_and_reindex_after_load() {
         let mut t = Symbols::default();
         let (a, b) = (t.intern("5"), t.intern("test"));
@@ -546,7 +750,10 @@ mod tests {
         back.reindex().unwrap();
         assert_eq!(back.intern("test"), b);
         assert_eq!(back, t);
-        let twice = Symbols { names: vec!["x".into(), "x".into()], index: Default::default() };
+        let mut names = Names::default();
+        names.push("x");
+        names.push("x");
+        let twice = Symbols { names, index: Positions::default() };
         let mut twice: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&twice)).unwrap();
         assert!(twice.reindex().is_err());
     }

@@ -5,12 +5,12 @@
 //! Not the format (`crate::completeness`: values, map, proofs) and not the policy that decides
 //! when the ledger commits (the read side's runner).
 
+use super::common::Keyed;
 use super::concerns::Concerns;
 use crate::completeness::{LearnerValue, Map, UP_TO_LAG_MAX};
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::Event;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use zachetka_formats::merkle::{Hash, HashB64};
 
 /// A commitment as the log holds it, and the map recomputed at its `up_to` from the entries
@@ -38,14 +38,17 @@ impl CommitmentSeen {
     }
 }
 
-/// One change of a learner's value since `journal_from`: (seq, learner, value before).
-type Change = (u64, String, Option<LearnerValue>);
+/// One change of a learner's value since `journal_from`: (seq, the learner's position in
+/// `values`, value before; `LearnerValue::EMPTY` before their first entry).
+type Change = (u64, u32, LearnerValue);
 
-/// State: canonical (ordered maps, vectors, integers).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// State: canonical (vectors in log order, integers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Completeness {
     concerns: Concerns,
-    values: BTreeMap<String, LearnerValue>,
+    /// Learner id -> value, in order of the learner's first entry (the map sorts its leaves by
+    /// key hash, so the order only has to be canonical).
+    values: Keyed<LearnerValue>,
     /// Every change of a value made by an entry at or after `journal_from` (the last
     /// commitment's `up_to`, or `UP_TO_LAG_MAX` behind the newest entry when that is later),
     /// so the map at any position from there on can be rebuilt: a commitment lands after the
@@ -67,9 +70,14 @@ impl Completeness {
         self.values.get(learner).copied().unwrap_or(LearnerValue::EMPTY)
     }
 
+    /// Every learner with their value now, in order of their first entry.
+    pub fn values(&self) -> impl Iterator<Item = (&str, LearnerValue)> {
+        self.values.iter().map(|(l, v)| (l, *v))
+    }
+
     /// The map over every entry applied so far.
     pub fn map(&self) -> Map {
-        Map::from_values(self.values.iter().map(|(l, v)| (l.as_str(), *v)))
+        Map::from_values(self.values())
     }
 
     /// The map over entries with seq < `up_to`, or `None` when `up_to` is before the last
@@ -79,17 +87,16 @@ impl Completeness {
         if up_to < self.journal_from {
             return None;
         }
-        let mut values = self.values.clone();
+        let mut values = self.values.values().to_vec();
         for (seq, learner, before) in self.journal.iter().rev() {
             if *seq < up_to {
                 break;
             }
-            match before {
-                Some(v) => values.insert(learner.clone(), *v),
-                None => values.remove(learner),
-            };
+            values[*learner as usize] = *before;
         }
-        Some(Map::from_values(values.iter().map(|(l, v)| (l.as_str(), *v))))
+        // A learner whose first entry is at or after `up_to` is back to no entries, which the
+        // map leaves out.
+        Some(Map::from_values(self.values.iter().map(|(l, _)| l).zip(values)))
     }
 
     /// Every commitment seen, in log order, with its recomputation.
@@ -111,7 +118,14 @@ impl Completeness {
     /// Reads a state from `encode`'s bytes (the audit reads the commitments of a rebuilt
     /// model this way).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        model::decode_state("completeness", bytes)
+        let mut state: Self = model::decode_state("completeness", bytes)?;
+        let refused = |reason: String| DecodeError { model: "completeness", reason };
+        state.values.reindex().map_err(refused)?;
+        let n = state.values.len();
+        if state.journal.iter().any(|(_, at, _)| *at as usize >= n) {
+            return Err(refused(format!("the journal names a learner beyond the {n} held")));
+        }
+        Ok(state)
     }
 
     fn commit(&mut self, f: &Fact<'_>, up_to: i64, map_root: &str, learners: i64) {
@@ -155,17 +169,19 @@ impl ReadModel for Completeness {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: values in order of first entry, found by hash; the journal names learners by
+        // position.
+        2
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
         self.concerns.apply(f);
-        let learners: Vec<String> = self.concerns.learners_concerned(f).into_iter().map(str::to_owned).collect();
-        for learner in learners {
-            let before = self.values.get(&learner).copied();
-            let after = before.unwrap_or(LearnerValue::EMPTY).chain(f.leaf_hash);
-            self.values.insert(learner.clone(), after);
-            self.journal.push((f.seq, learner, before));
+        let Completeness { concerns, values, journal, .. } = self;
+        for learner in concerns.concerned(f) {
+            let (at, value) = values.slot_at(learner);
+            let before = *value;
+            *value = before.chain(f.leaf_hash);
+            journal.push((f.seq, at, before));
         }
         // Forget what no commitment to come may need, once per 4,096 positions (a function of
         // the seqs alone, so every build of the state trims alike).
@@ -230,6 +246,7 @@ mod tests {
     use crate::models::testkit::{check_reload, History};
     use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
 
     /// A small region: a kindergarten queue (application, benefit, offer, answer, enrolment),
     /// a 1st-grade intake (applications, an order listing them), learners' own streams, and
@@ -305,10 +322,9 @@ mod tests {
         }
         let map = m.map();
         let mut leaves: Vec<([u8; 32], &str, LearnerValue)> =
-            m.values.iter().map(|(l, v)| (completeness::key_hash(l), l.as_str(), *v)).collect();
+            m.values().map(|(l, v)| (completeness::key_hash(l), l, v)).collect();
         leaves.sort_by_key(|l| l.0);
-        let values: BTreeMap<&str, ValueJson> =
-            m.values.iter().map(|(l, v)| (l.as_str(), ValueJson::from(*v))).collect();
+        let values: BTreeMap<&str, ValueJson> = m.values().map(|(l, v)| (l, ValueJson::from(v))).collect();
         let proofs: Vec<Value> = ["47-1", "47-2", "47-3", "47-404"]
             .iter()
             .map(|l| {

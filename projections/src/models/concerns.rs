@@ -59,21 +59,25 @@ impl Concerns {
     /// The learner ids `f` concerns, each once, in the order the entry names them (an enrolment
     /// order: the order of its application list). Empty for an entry that concerns no learner.
     pub fn learners_concerned<'a>(&'a self, f: &Fact<'a>) -> Vec<&'a str> {
+        self.concerned(f).collect()
+    }
+
+    /// `learners_concerned` without a vector for the usual case of one learner (what the folds
+    /// call on every entry).
+    pub fn concerned<'a>(&'a self, f: &Fact<'a>) -> Concerned<'a> {
+        let one = |l: Option<&'a str>| Concerned::One(l.into_iter());
         if let Some(learner) = StreamKind::Learner.id_of(f.stream) {
-            return vec![learner];
+            return one(Some(learner));
         }
-        let queue = |application_id: &str| -> Vec<&'a str> {
-            StreamKind::Queue
+        let queue = |application_id: &str| -> Concerned<'a> {
+            one(StreamKind::Queue
                 .id_of(f.stream)
                 .and_then(|t| self.queue_applications.get(t))
                 .and_then(|apps| apps.get(application_id))
-                .map(|l| vec![l.as_str()])
-                .unwrap_or_default()
+                .map(String::as_str))
         };
         match f.event {
-            Event::QueueApplicationSubmitted(d) => {
-                StreamKind::Queue.id_of(f.stream).map(|_| vec![d.learner.as_str()]).unwrap_or_default()
-            }
+            Event::QueueApplicationSubmitted(d) => one(StreamKind::Queue.id_of(f.stream).map(|_| d.learner.as_str())),
             Event::BenefitClaimed(d) => queue(&d.application_id),
             Event::BenefitConfirmed(d) => queue(&d.application_id),
             Event::BenefitRejected(d) => queue(&d.application_id),
@@ -89,21 +93,20 @@ impl Concerns {
                     Event::OfferRefused(d) => &d.offer_id,
                     _ => unreachable!("matched above"),
                 };
-                StreamKind::Queue
+                one(StreamKind::Queue
                     .id_of(f.stream)
                     .and_then(|t| self.queue_offers.get(t))
                     .and_then(|offers| offers.get(offer_id))
-                    .map(|l| vec![l.as_str()])
-                    .unwrap_or_default()
+                    .map(String::as_str))
             }
             Event::FirstGradeApplicationSubmitted(d) => {
-                StreamKind::Institution.id_of(f.stream).map(|_| vec![d.learner.as_str()]).unwrap_or_default()
+                one(StreamKind::Institution.id_of(f.stream).map(|_| d.learner.as_str()))
             }
             Event::EnrolmentOrderIssued(d) => {
                 let Some(apps) =
                     StreamKind::Institution.id_of(f.stream).and_then(|s| self.first_grade_applications.get(s))
                 else {
-                    return Vec::new();
+                    return one(None);
                 };
                 let mut learners: Vec<&'a str> = Vec::new();
                 for learner in d.applications.iter().filter_map(|a| apps.get(a)) {
@@ -111,9 +114,26 @@ impl Concerns {
                         learners.push(learner);
                     }
                 }
-                learners
+                Concerned::Many(learners.into_iter())
             }
-            _ => Vec::new(),
+            _ => one(None),
+        }
+    }
+}
+
+/// The learners an entry concerns (`Concerns::concerned`), in order.
+pub enum Concerned<'a> {
+    One(std::option::IntoIter<&'a str>),
+    Many(std::vec::IntoIter<&'a str>),
+}
+
+impl<'a> Iterator for Concerned<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Concerned::One(l) => l.next(),
+            Concerned::Many(l) => l.next(),
         }
     }
 }

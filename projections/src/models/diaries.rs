@@ -10,14 +10,13 @@
 //! symbols, about 26 bytes a mark; no JSON until a view is asked for).
 
 use super::common::{
-    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
+    attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
     Keyed, Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 const NAME: &str = "diaries";
 const SHAPE: &str = "diaries/<learner> or diaries/<learner>/<subject>";
@@ -38,7 +37,7 @@ fn passes(scale: &str, mark: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Retake {
     record: Corrected,
-    held_on: String,
+    held_on: Sym,
     scale: Sym,
     /// How many commission member keys the retake names.
     commission_members: u64,
@@ -56,11 +55,11 @@ struct Debt {
     seq: u64,
     event: EventId,
     debt_id: String,
-    institution: String,
-    class: String,
-    subject: String,
+    institution: Sym,
+    class: Sym,
+    subject: Sym,
     academic_year: i64,
-    opened_on: String,
+    opened_on: Sym,
     attestation_event: EventId,
     retakes: Vec<Retake>,
 }
@@ -69,20 +68,20 @@ struct Debt {
 struct Promotion {
     seq: u64,
     event: EventId,
-    institution: String,
-    from_class: String,
-    to_class: String,
+    institution: Sym,
+    from_class: Sym,
+    to_class: Sym,
     academic_year: i64,
-    basis: String,
+    basis: Sym,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct FinalResult {
     seq: u64,
     event: EventId,
-    institution: String,
-    exam: String,
-    subject: String,
+    institution: Sym,
+    exam: Sym,
+    subject: Sym,
     academic_year: i64,
     score: i64,
 }
@@ -91,20 +90,37 @@ struct FinalResult {
 struct Certificate {
     seq: u64,
     event: EventId,
-    institution: String,
-    level: String,
+    institution: Sym,
+    level: Sym,
     number: String,
-    issued_on: String,
+    issued_on: Sym,
 }
 
-/// Institution -> class -> value.
-type ByClass<V> = BTreeMap<String, BTreeMap<String, V>>;
+/// The learner's sheet in one subject of one class of one institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ClassSheet {
+    subject: Sym,
+    institution: Sym,
+    class: Sym,
+    sheet: Sheet,
+}
 
+/// The learner's whole-day attendance marks in one class of one institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct DayRows {
+    institution: Sym,
+    class: Sym,
+    rows: Vec<AttendanceRow>,
+}
+
+/// One learner's diary. Sheets and day rows are in order of first appearance (the log's order,
+/// so canonical); views sort them by name. A learner has a few of each, so finding one is a
+/// scan of a few integers, and loading a diary allocates a handful of vectors, not a tree of
+/// maps keyed by strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Diary {
-    /// Subject -> institution -> class -> sheet (a learner moves up a class every year).
-    subjects: BTreeMap<String, ByClass<Sheet>>,
-    day_attendance: ByClass<Vec<AttendanceRow>>,
+    sheets: Vec<ClassSheet>,
+    day_attendance: Vec<DayRows>,
     debts: Vec<Debt>,
     promotions: Vec<Promotion>,
     final_attestation: Vec<FinalResult>,
@@ -113,7 +129,8 @@ struct Diary {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    /// Marks, codes, kinds of work, scales and dates the rows name.
+    /// Marks, codes, kinds of work, scales, dates, institutions, classes and subjects the rows
+    /// name.
     symbols: Symbols,
     /// Learner id -> their diary.
     learners: Keyed<Diary>,
@@ -126,34 +143,41 @@ pub struct Diaries {
 }
 
 impl Diary {
-    fn sheet(&mut self, subject: &str, institution: &str, class: &str) -> &mut Sheet {
-        slot(slot(slot(&mut self.subjects, subject), institution), class)
+    fn sheet(&mut self, subject: Sym, institution: Sym, class: Sym) -> &mut Sheet {
+        let at =
+            self.sheets.iter().position(|s| s.subject == subject && s.institution == institution && s.class == class);
+        let at = at.unwrap_or_else(|| {
+            self.sheets.push(ClassSheet { subject, institution, class, sheet: Sheet::default() });
+            self.sheets.len() - 1
+        });
+        &mut self.sheets[at].sheet
+    }
+
+    fn day_rows(&mut self, institution: Sym, class: Sym) -> &mut Vec<AttendanceRow> {
+        let at = self.day_attendance.iter().position(|d| d.institution == institution && d.class == class);
+        let at = at.unwrap_or_else(|| {
+            self.day_attendance.push(DayRows { institution, class, rows: Vec::new() });
+            self.day_attendance.len() - 1
+        });
+        &mut self.day_attendance[at].rows
     }
 
     /// Applies a correction to the record it names among this learner's records: first those
     /// of the institution and class it names (a sheet's record or a whole-day attendance mark),
     /// then any other (the rules check the record's stream, not its class), then the retakes.
-    fn correct(&mut self, institution: &str, class: &str, target: &EventId, c: Correction, syms: &Symbols) {
+    /// `here` is the named (institution, class), `None` when this model never saw those names.
+    fn correct(&mut self, here: Option<(Sym, Sym)>, target: &EventId, c: Correction, syms: &Symbols) {
         for named in [true, false] {
-            let here = |i: &str, k: &str| (i == institution && k == class) == named;
-            for by_inst in self.subjects.values_mut() {
-                for (i, classes) in by_inst.iter_mut() {
-                    for (k, sheet) in classes.iter_mut() {
-                        if here(i, k) && sheet.correct(target, &c, syms) {
-                            return;
-                        }
-                    }
+            let at = |i: Sym, k: Sym| (Some((i, k)) == here) == named;
+            for s in self.sheets.iter_mut() {
+                if at(s.institution, s.class) && s.sheet.correct(target, &c, syms) {
+                    return;
                 }
             }
-            for (i, classes) in self.day_attendance.iter_mut() {
-                for (k, rows) in classes.iter_mut() {
-                    if !here(i, k) {
-                        continue;
-                    }
-                    if let Some(row) = rows.iter_mut().rev().find(|r| r.record.answers_to(target)) {
-                        row.record.corrections.push(c);
-                        return;
-                    }
+            for d in self.day_attendance.iter_mut().filter(|d| at(d.institution, d.class)) {
+                if let Some(row) = d.rows.iter_mut().rev().find(|r| r.record.answers_to(target)) {
+                    row.record.corrections.push(c);
+                    return;
                 }
             }
         }
@@ -171,7 +195,9 @@ impl ReadModel for Diaries {
 
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
-        2
+        // 3: sheets and day rows in flat lists, institutions, classes, subjects and dates
+        //    interned; event ids as byte strings.
+        3
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -185,7 +211,8 @@ impl ReadModel for Diaries {
                     term,
                     scale: symbols.intern(scale),
                 };
-                learners.slot(learner).sheet(subject, institution, class).add_grade(kind, row);
+                let at = (symbols.intern(subject), symbols.intern(institution), symbols.intern(class));
+                learners.slot(learner).sheet(at.0, at.1, at.2).add_grade(kind, row);
             };
         let event = || EventId::of(f.id);
         match f.event {
@@ -215,70 +242,85 @@ impl ReadModel for Diaries {
             ),
             Event::GradeRecorded(d) => {
                 let row = mark_row(symbols, f, d);
-                learners.slot(learner).sheet(&d.subject, &d.institution, &d.class).add_mark(row, symbols);
+                let at = (symbols.intern(&d.subject), symbols.intern(&d.institution), symbols.intern(&d.class));
+                learners.slot(learner).sheet(at.0, at.1, at.2).add_mark(row, symbols);
             }
             Event::AttendanceMarked(d) => {
                 let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: symbols.intern(&d.lesson_date) };
+                let (institution, class) = (symbols.intern(&d.institution), symbols.intern(&d.class));
                 let diary = learners.slot(learner);
                 match &d.subject {
-                    Some(subject) => diary.sheet(subject, &d.institution, &d.class).attendance.push(row),
-                    None => slot(slot(&mut diary.day_attendance, &d.institution), &d.class).push(row),
+                    Some(subject) => diary.sheet(symbols.intern(subject), institution, class).attendance.push(row),
+                    None => diary.day_rows(institution, class).push(row),
                 }
             }
             Event::RecordCorrected(d) => {
                 let Some(diary) = learners.get_mut(learner) else { return };
                 let (target, c) = correction_of(symbols, f.seq, f.id, d);
-                diary.correct(&d.institution, &d.class, &target, c, symbols);
+                let here = symbols.get(&d.institution).zip(symbols.get(&d.class));
+                diary.correct(here, &target, c, symbols);
             }
-            Event::AcademicDebtOpened(d) => learners.slot(learner).debts.push(Debt {
-                seq: f.seq,
-                event: event(),
-                debt_id: d.debt_id.clone(),
-                institution: d.institution.clone(),
-                class: d.class.clone(),
-                subject: d.subject.clone(),
-                academic_year: d.academic_year,
-                opened_on: d.opened_on.clone(),
-                attestation_event: EventId::of(&d.attestation_event_id),
-                retakes: Vec::new(),
-            }),
+            Event::AcademicDebtOpened(d) => {
+                let debt = Debt {
+                    seq: f.seq,
+                    event: event(),
+                    debt_id: d.debt_id.clone(),
+                    institution: symbols.intern(&d.institution),
+                    class: symbols.intern(&d.class),
+                    subject: symbols.intern(&d.subject),
+                    academic_year: d.academic_year,
+                    opened_on: symbols.intern(&d.opened_on),
+                    attestation_event: EventId::of(&d.attestation_event_id),
+                    retakes: Vec::new(),
+                };
+                learners.slot(learner).debts.push(debt)
+            }
             Event::RetakeRecorded(d) => {
                 let Some(diary) = learners.get_mut(learner) else { return };
                 let Some(debt) = diary.debts.iter_mut().rev().find(|x| x.debt_id == d.debt_id) else { return };
                 debt.retakes.push(Retake {
                     record: Corrected::new(f.seq, f.id, symbols.intern(&d.mark.0)).imported(f.imported),
-                    held_on: d.held_on.clone(),
+                    held_on: symbols.intern(&d.held_on),
                     scale: symbols.intern(&d.scale),
                     commission_members: d.commission.as_ref().map_or(0, |c| c.len() as u64),
                 });
             }
-            Event::Promoted(d) => learners.slot(learner).promotions.push(Promotion {
-                seq: f.seq,
-                event: event(),
-                institution: d.institution.clone(),
-                from_class: d.from_class.clone(),
-                to_class: d.to_class.clone(),
-                academic_year: d.academic_year,
-                basis: d.basis.clone(),
-            }),
-            Event::FinalAttestationRecorded(d) => learners.slot(learner).final_attestation.push(FinalResult {
-                seq: f.seq,
-                event: event(),
-                institution: d.institution.clone(),
-                exam: d.exam.clone(),
-                subject: d.subject.clone(),
-                academic_year: d.academic_year,
-                score: d.score,
-            }),
-            Event::CertificateIssued(d) => learners.slot(learner).certificates.push(Certificate {
-                seq: f.seq,
-                event: event(),
-                institution: d.institution.clone(),
-                level: d.level.clone(),
-                number: d.number.clone(),
-                issued_on: d.issued_on.clone(),
-            }),
+            Event::Promoted(d) => {
+                let promotion = Promotion {
+                    seq: f.seq,
+                    event: event(),
+                    institution: symbols.intern(&d.institution),
+                    from_class: symbols.intern(&d.from_class),
+                    to_class: symbols.intern(&d.to_class),
+                    academic_year: d.academic_year,
+                    basis: symbols.intern(&d.basis),
+                };
+                learners.slot(learner).promotions.push(promotion)
+            }
+            Event::FinalAttestationRecorded(d) => {
+                let result = FinalResult {
+                    seq: f.seq,
+                    event: event(),
+                    institution: symbols.intern(&d.institution),
+                    exam: symbols.intern(&d.exam),
+                    subject: symbols.intern(&d.subject),
+                    academic_year: d.academic_year,
+                    score: d.score,
+                };
+                learners.slot(learner).final_attestation.push(result)
+            }
+            Event::CertificateIssued(d) => {
+                let certificate = Certificate {
+                    seq: f.seq,
+                    event: event(),
+                    institution: symbols.intern(&d.institution),
+                    level: symbols.intern(&d.level),
+                    number: d.number.clone(),
+                    issued_on: symbols.intern(&d.issued_on),
+                };
+                learners.slot(learner).certificates.push(certificate)
+            }
             _ => {}
         }
     }
@@ -303,85 +345,103 @@ impl ReadModel for Diaries {
             .get(learner)
             .ok_or_else(|| ViewError::NotFound(format!("no diary of learner {learner}")))?;
         let scope = Scope::Learner(learner.to_owned());
+        let syms = &self.state.symbols;
         match path.len() {
-            1 => Ok(View { scope, body: summary_json(&self.state.symbols, learner, diary) }),
+            1 => Ok(View { scope, body: summary_json(syms, learner, diary) }),
             2 => {
                 let subject = model::segment(path, 1, "a subject")?;
-                let classes = diary.subjects.get(subject).ok_or_else(|| {
-                    ViewError::NotFound(format!("learner {learner} has no record in subject {subject}"))
-                })?;
-                Ok(View { scope, body: subject_json(&self.state.symbols, learner, subject, classes, diary) })
+                let sheets: Vec<&ClassSheet> =
+                    sorted_sheets(syms, diary).into_iter().filter(|s| syms.name(s.subject) == subject).collect();
+                if sheets.is_empty() {
+                    return Err(ViewError::NotFound(format!("learner {learner} has no record in subject {subject}")));
+                }
+                Ok(View { scope, body: subject_json(syms, learner, subject, &sheets, diary) })
             }
             _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
     }
 }
 
-fn by_class<V>(m: &ByClass<V>) -> impl Iterator<Item = (&String, &String, &V)> {
-    m.iter().flat_map(|(inst, classes)| classes.iter().map(move |(class, v)| (inst, class, v)))
+/// The diary's sheets by subject, institution and class names (the order views list them in).
+fn sorted_sheets<'d>(syms: &Symbols, d: &'d Diary) -> Vec<&'d ClassSheet> {
+    let mut sheets: Vec<&ClassSheet> = d.sheets.iter().collect();
+    sheets.sort_by(|a, b| {
+        let key = |s: &ClassSheet| (syms.name(s.subject), syms.name(s.institution), syms.name(s.class));
+        key(a).cmp(&key(b))
+    });
+    sheets
 }
 
 fn summary_json(syms: &Symbols, learner: &str, d: &Diary) -> Value {
-    let subjects: Vec<Value> = d
-        .subjects
-        .iter()
-        .map(|(subject, classes)| {
-            let classes: Vec<Value> = by_class(classes)
-                .map(|(inst, class, sheet)| {
+    let sheets = sorted_sheets(syms, d);
+    let subjects: Vec<Value> = sheets
+        .chunk_by(|a, b| a.subject == b.subject)
+        .map(|group| {
+            let classes: Vec<Value> = group
+                .iter()
+                .map(|s| {
                     let mut o = Map::new();
-                    o.insert("institution".to_owned(), json!(inst));
-                    o.insert("class".to_owned(), json!(class));
-                    o.insert("marks".to_owned(), json!(sheet.marks.len()));
-                    o.insert("attendance_marks".to_owned(), json!(sheet.attendance.len()));
-                    o.insert("average".to_owned(), sheet.average_json());
-                    sheet.grades_into(syms, &mut o);
+                    o.insert("institution".to_owned(), json!(syms.name(s.institution)));
+                    o.insert("class".to_owned(), json!(syms.name(s.class)));
+                    o.insert("marks".to_owned(), json!(s.sheet.marks.len()));
+                    o.insert("attendance_marks".to_owned(), json!(s.sheet.attendance.len()));
+                    o.insert("average".to_owned(), s.sheet.average_json());
+                    s.sheet.grades_into(syms, &mut o);
                     Value::Object(o)
                 })
                 .collect();
-            json!({"subject": subject, "classes": classes})
+            json!({"subject": syms.name(group[0].subject), "classes": classes})
         })
         .collect();
-    let day: Vec<Value> = by_class(&d.day_attendance)
-        .flat_map(|(inst, class, rows)| {
-            rows.iter().map(move |r| {
+    let mut days: Vec<&DayRows> = d.day_attendance.iter().collect();
+    days.sort_by(|a, b| {
+        (syms.name(a.institution), syms.name(a.class)).cmp(&(syms.name(b.institution), syms.name(b.class)))
+    });
+    let day: Vec<Value> = days
+        .iter()
+        .flat_map(|d| {
+            d.rows.iter().map(move |r| {
                 let mut v = attendance_json(r, syms);
-                v["institution"] = json!(inst);
-                v["class"] = json!(class);
+                v["institution"] = json!(syms.name(d.institution));
+                v["class"] = json!(syms.name(d.class));
                 v
             })
         })
         .collect();
+    let n = |s: Sym| syms.name(s);
     json!({
         "learner": learner,
         "subjects": subjects,
         "day_attendance": day,
         "debts": d.debts.iter().map(|x| debt_json(x, syms)).collect::<Vec<_>>(),
         "promotions": d.promotions.iter().map(|p| json!({
-            "institution": p.institution, "from_class": p.from_class, "to_class": p.to_class,
-            "academic_year": p.academic_year, "basis": p.basis, "event": p.event.to_string(), "seq": p.seq,
+            "institution": n(p.institution), "from_class": n(p.from_class), "to_class": n(p.to_class),
+            "academic_year": p.academic_year, "basis": n(p.basis), "event": p.event.to_string(), "seq": p.seq,
         })).collect::<Vec<_>>(),
         "final_attestation": d.final_attestation.iter().map(|r| json!({
-            "institution": r.institution, "exam": r.exam, "subject": r.subject, "academic_year": r.academic_year,
-            "score": r.score, "event": r.event.to_string(), "seq": r.seq,
+            "institution": n(r.institution), "exam": n(r.exam), "subject": n(r.subject),
+            "academic_year": r.academic_year, "score": r.score, "event": r.event.to_string(), "seq": r.seq,
         })).collect::<Vec<_>>(),
         "certificates": d.certificates.iter().map(|c| json!({
-            "institution": c.institution, "level": c.level, "number": c.number, "issued_on": c.issued_on,
+            "institution": n(c.institution), "level": n(c.level), "number": c.number, "issued_on": n(c.issued_on),
             "event": c.event.to_string(), "seq": c.seq,
         })).collect::<Vec<_>>(),
     })
 }
 
-fn subject_json(syms: &Symbols, learner: &str, subject: &str, classes: &ByClass<Sheet>, d: &Diary) -> Value {
-    let classes: Vec<Value> = by_class(classes)
-        .map(|(inst, class, sheet)| {
+fn subject_json(syms: &Symbols, learner: &str, subject: &str, sheets: &[&ClassSheet], d: &Diary) -> Value {
+    let classes: Vec<Value> = sheets
+        .iter()
+        .map(|s| {
             let mut o = Map::new();
-            o.insert("institution".to_owned(), json!(inst));
-            o.insert("class".to_owned(), json!(class));
-            sheet.json_into(syms, &mut o);
+            o.insert("institution".to_owned(), json!(syms.name(s.institution)));
+            o.insert("class".to_owned(), json!(syms.name(s.class)));
+            s.sheet.json_into(syms, &mut o);
             Value::Object(o)
         })
         .collect();
-    let debts: Vec<Value> = d.debts.iter().filter(|x| x.subject == subject).map(|x| debt_json(x, syms)).collect();
+    let debts: Vec<Value> =
+        d.debts.iter().filter(|x| syms.name(x.subject) == subject).map(|x| debt_json(x, syms)).collect();
     json!({"learner": learner, "subject": subject, "classes": classes, "debts": debts})
 }
 
@@ -396,15 +456,17 @@ fn debt_json(d: &Debt, syms: &Symbols) -> Value {
             r.record.json_into("mark", syms, v.as_object_mut().expect("an object"));
             v["scale"] = json!(syms.name(r.record.current_scale(r.scale)));
             v["attempt"] = json!(i + 1);
-            v["held_on"] = json!(r.held_on);
+            v["held_on"] = json!(syms.name(r.held_on));
             v["passed"] = json!(r.passed(syms));
             v["commission_members"] = json!(r.commission_members);
             v
         })
         .collect();
+    let n = |s: Sym| syms.name(s);
     json!({
-        "debt_id": d.debt_id, "institution": d.institution, "class": d.class, "subject": d.subject,
-        "academic_year": d.academic_year, "opened_on": d.opened_on, "attestation_event": d.attestation_event.to_string(),
+        "debt_id": d.debt_id, "institution": n(d.institution), "class": n(d.class), "subject": n(d.subject),
+        "academic_year": d.academic_year, "opened_on": n(d.opened_on),
+        "attestation_event": d.attestation_event.to_string(),
         "event": d.event.to_string(), "seq": d.seq,
         "status": if closed { "closed" } else { "open" }, "attempts": d.retakes.len(), "retakes": retakes,
     })

@@ -18,31 +18,60 @@
 //! an institution not registered (yet) counts for no kind.
 
 use crate::model::{self, expect_len, DecodeError, Fact, ReadModel, Scope, View, ViewError};
+use crate::models::common::{Keyed, Sym, Symbols};
 use crate::models::shared::share;
 use crate::vocabulary::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const NAME: &str = "indicators";
 const SCHOOL: &str = "school";
+
+/// What the shares need of one learner.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Learner {
+    /// Bit `i`: seen at an institution of kind `i` (`State::kinds`); kinds past the 64th are
+    /// listed in `more_kinds`.
+    kinds: u64,
+    more_kinds: Vec<u32>,
+    /// Achievements attested and not revoked, in order of attestation.
+    achievements: Vec<String>,
+    /// Offered a recommendation or an individual trajectory.
+    recommended: bool,
+    /// Given free access to digital content for self-study.
+    access: bool,
+}
+
+impl Learner {
+    fn has_kind(&self, kind: u32) -> bool {
+        match 1u64.checked_shl(kind) {
+            Some(bit) => self.kinds & bit != 0,
+            None => self.more_kinds.contains(&kind),
+        }
+    }
+
+    fn add_kind(&mut self, kind: u32) {
+        match 1u64.checked_shl(kind) {
+            Some(bit) => self.kinds |= bit,
+            None if !self.more_kinds.contains(&kind) => self.more_kinds.push(kind),
+            None => {}
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     /// Institution id -> (kind, territory).
     institutions: BTreeMap<String, (String, String)>,
-    /// Institution kind -> learners seen there.
-    learners_by_kind: BTreeMap<String, BTreeSet<String>>,
+    /// Institution kinds in order of first registration (a learner's kind bits).
+    kinds: Symbols,
+    /// Learner id -> what the shares count of them, in order of first appearance.
+    learners: Keyed<Learner>,
     /// `<territory>/<application id>` of a kindergarten application -> its learner.
     queue_learners: BTreeMap<String, String>,
     /// `<school>/<application id>` of a 1st-grade application -> its learner.
     first_grade_learners: BTreeMap<String, String>,
-    /// Learner -> achievements attested and not revoked.
-    achievements: BTreeMap<String, BTreeSet<String>>,
-    /// Learners offered a recommendation or an individual trajectory.
-    recommended: BTreeSet<String>,
-    /// Learners with free access to digital content for self-study.
-    learner_access: BTreeSet<String>,
     /// Teachers (stream ids) with access to verified digital content.
     teacher_access: BTreeSet<String>,
     /// Holders of a teacher or class-teacher grant at a school.
@@ -50,6 +79,9 @@ struct State {
     /// Electronic assignments recorded, and those checked automatically.
     assignments: u64,
     assignments_automatic: u64,
+    /// Institution id -> its kind in `kinds` (not encoded: rebuilt from `institutions`).
+    #[serde(skip)]
+    kind_of: HashMap<String, u32>,
 }
 
 /// The `indicators` read model.
@@ -60,17 +92,20 @@ pub struct Indicators {
 
 impl State {
     fn seen(&mut self, institution: &str, learner: &str) {
-        // Allocates only for a learner not seen at that kind before (most entries repeat one).
-        let Some((kind, _)) = self.institutions.get(institution) else { return };
-        match self.learners_by_kind.get_mut(kind.as_str()) {
-            Some(set) if set.contains(learner) => {}
-            Some(set) => {
-                set.insert(learner.to_owned());
-            }
-            None => {
-                self.learners_by_kind.insert(kind.clone(), BTreeSet::from([learner.to_owned()]));
-            }
+        let Some(kind) = self.kind_of.get(institution) else { return };
+        self.learners.slot(learner).add_kind(*kind);
+    }
+
+    /// Rebuilds `kind_of` after a load.
+    fn reindex(&mut self) -> Result<(), String> {
+        self.kinds.reindex()?;
+        self.learners.reindex()?;
+        self.kind_of.clear();
+        for (institution, (kind, _)) in &self.institutions {
+            let k = self.kinds.get(kind).ok_or_else(|| format!("institution kind {kind:?} is not in the table"))?;
+            self.kind_of.insert(institution.clone(), k.0);
         }
+        Ok(())
     }
 }
 
@@ -157,14 +192,19 @@ impl ReadModel for Indicators {
     }
 
     fn version(&self) -> u32 {
-        2
+        // 3: one record per learner (kinds seen as bits, achievements, flags), found by hash.
+        3
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
         let s = &mut self.state;
         match fact.event {
             Event::InstitutionRegistered(d) => {
-                s.institutions.entry(d.institution.clone()).or_insert((d.kind.clone(), d.territory.clone()));
+                if !s.institutions.contains_key(&d.institution) {
+                    s.institutions.insert(d.institution.clone(), (d.kind.clone(), d.territory.clone()));
+                    let kind = s.kinds.intern(&d.kind);
+                    s.kind_of.insert(d.institution.clone(), kind.0);
+                }
             }
             Event::QueueApplicationSubmitted(d) => {
                 s.queue_learners.insert(format!("{}/{}", fact.stream_id(), d.application_id), d.learner.clone());
@@ -204,12 +244,8 @@ impl ReadModel for Indicators {
                     s.school_teachers.insert(d.holder.clone());
                 }
             }
-            Event::RecommendationOffered(_) => {
-                s.recommended.insert(fact.stream_id().to_owned());
-            }
-            Event::LearnerContentAccessGranted(_) => {
-                s.learner_access.insert(fact.stream_id().to_owned());
-            }
+            Event::RecommendationOffered(_) => s.learners.slot(fact.stream_id()).recommended = true,
+            Event::LearnerContentAccessGranted(_) => s.learners.slot(fact.stream_id()).access = true,
             Event::TeacherContentAccessGranted(_) => {
                 s.teacher_access.insert(fact.stream_id().to_owned());
             }
@@ -218,14 +254,14 @@ impl ReadModel for Indicators {
                 s.assignments_automatic += u64::from(d.checking == "automatic");
             }
             Event::AchievementAttested(d) => {
-                s.achievements.entry(fact.stream_id().to_owned()).or_default().insert(d.achievement_id.clone());
+                let held = &mut s.learners.slot(fact.stream_id()).achievements;
+                if !held.contains(&d.achievement_id) {
+                    held.push(d.achievement_id.clone());
+                }
             }
             Event::AchievementRevoked(d) => {
-                if let Some(set) = s.achievements.get_mut(fact.stream_id()) {
-                    set.remove(&d.achievement_id);
-                    if set.is_empty() {
-                        s.achievements.remove(fact.stream_id());
-                    }
+                if let Some(learner) = s.learners.get_mut(fact.stream_id()) {
+                    learner.achievements.retain(|a| *a != d.achievement_id);
                 }
             }
             ev => {
@@ -241,7 +277,9 @@ impl ReadModel for Indicators {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.state = model::decode_state(NAME, bytes)?;
+        let mut state: State = model::decode_state(NAME, bytes)?;
+        state.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        self.state = state;
         Ok(())
     }
 
@@ -254,17 +292,25 @@ impl ReadModel for Indicators {
             *by_kind.entry(kind).or_default() += 1;
             *by_territory.entry(territory).or_default().entry(kind).or_default() += 1;
         }
-        let learners: BTreeMap<&str, usize> = s.learners_by_kind.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
-        let empty = BTreeSet::new();
-        let students = s.learners_by_kind.get(SCHOOL).unwrap_or(&empty);
-        let of_students = |has: &dyn Fn(&String) -> bool| students.iter().filter(|l| has(l)).count() as u64;
+        // Kinds with at least one learner seen there, by name.
+        let mut learners: BTreeMap<&str, usize> = BTreeMap::new();
+        for k in 0..s.kinds.len() as u32 {
+            let n = s.learners.values().iter().filter(|l| l.has_kind(k)).count();
+            if n > 0 {
+                learners.insert(s.kinds.name(Sym(k)), n);
+            }
+        }
+        let school = s.kinds.get(SCHOOL);
+        let students: Vec<&Learner> =
+            s.learners.values().iter().filter(|l| school.is_some_and(|k| l.has_kind(k.0))).collect();
+        let of_students = |has: &dyn Fn(&Learner) -> bool| students.iter().filter(|l| has(l)).count() as u64;
         let pupils = students.len() as u64;
         let teachers = s.school_teachers.len() as u64;
         let counts = [
-            (of_students(&|l| s.achievements.contains_key(l)), pupils),
-            (of_students(&|l| s.recommended.contains(l)), pupils),
+            (of_students(&|l| !l.achievements.is_empty()), pupils),
+            (of_students(&|l| l.recommended), pupils),
             (s.school_teachers.iter().filter(|t| s.teacher_access.contains(*t)).count() as u64, teachers),
-            (of_students(&|l| s.learner_access.contains(l)), pupils),
+            (of_students(&|l| l.access), pupils),
             (s.assignments_automatic, s.assignments),
         ];
         let shares: Vec<serde_json::Value> = INDICATORS

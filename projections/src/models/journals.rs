@@ -5,14 +5,14 @@
 //! a record was allowed (the rules decided that before it entered the log).
 
 use super::common::{
-    attendance_json, correction_of, mark_row, slot, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
+    attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
     Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 const NAME: &str = "journals";
 const SHAPE: &str = "journals/<institution> or journals/<institution>/<class>/<subject>";
@@ -24,32 +24,46 @@ struct Lesson {
     event: EventId,
     lesson_id: String,
     date: Sym,
-    topic: Option<String>,
+    /// Interned: a class's topics repeat across its subjects and years.
+    topic: Option<Sym>,
 }
 
-/// One subject of one class.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One subject of one class: its lessons and one row per learner (learner ids beside their
+/// sheets, so finding a learner scans a few integers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SubjectJournal {
+    subject: Sym,
     lessons: Vec<Lesson>,
-    /// Learner id -> their row.
-    learners: BTreeMap<String, Sheet>,
+    learners: Vec<Sym>,
+    sheets: Vec<Sheet>,
 }
 
 /// One class of one institution.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ClassJournal {
-    subjects: BTreeMap<String, SubjectJournal>,
-    /// Attendance marked for the whole day (no subject), learner id -> marks.
-    day_attendance: BTreeMap<String, Vec<AttendanceRow>>,
+    institution: Sym,
+    class: Sym,
+    subjects: Vec<SubjectJournal>,
+    /// Attendance marked for the whole day (no subject): learners beside their marks.
+    day_learners: Vec<Sym>,
+    day_attendance: Vec<Vec<AttendanceRow>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Lists are in order of first appearance (the log's order, so canonical); views sort by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
-    /// Marks, codes, kinds of work, scales and dates the rows name.
+    /// Marks, codes, kinds of work, scales, dates, institutions, classes and subjects the rows
+    /// name.
     symbols: Symbols,
-    /// Institution -> class -> journal. Nested maps so that a lookup borrows the event's strings
-    /// and allocates nothing unless a journal is new.
-    institutions: BTreeMap<String, BTreeMap<String, ClassJournal>>,
+    /// Learner ids (a table of their own: one per learner of the region).
+    learners: Symbols,
+    classes: Vec<ClassJournal>,
+    /// (institution, class) -> its index in `classes`; (institution, class, subject) -> the
+    /// class's index and the subject's in it. Not encoded: rebuilt after a load.
+    #[serde(skip)]
+    class_index: HashMap<(Sym, Sym), u32>,
+    #[serde(skip)]
+    subject_index: HashMap<(Sym, Sym, Sym), (u32, u32)>,
 }
 
 /// The `journals` read model.
@@ -58,29 +72,26 @@ pub struct Journals {
     state: State,
 }
 
-type Institutions = BTreeMap<String, BTreeMap<String, ClassJournal>>;
-
-fn class_of<'s>(institutions: &'s mut Institutions, institution: &str, class: &str) -> &'s mut ClassJournal {
-    slot(slot(institutions, institution), class)
-}
-
-fn sheet_of<'s>(
-    institutions: &'s mut Institutions,
-    (institution, class, subject): (&str, &str, &str),
-    learner: &str,
-) -> &'s mut Sheet {
-    slot(&mut slot(&mut class_of(institutions, institution, class).subjects, subject).learners, learner)
+/// The learner's row in `learners`/`rows`, added empty if absent.
+fn row_of<'r, T: Default>(learners: &mut Vec<Sym>, rows: &'r mut Vec<T>, learner: Sym) -> &'r mut T {
+    let at = learners.iter().position(|l| *l == learner).unwrap_or_else(|| {
+        learners.push(learner);
+        rows.push(T::default());
+        rows.len() - 1
+    });
+    &mut rows[at]
 }
 
 /// Applies a correction to the record of `learner` in `class` it names; `false` if none does.
-fn correct_in_class(class: &mut ClassJournal, learner: &str, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
-    for subject in class.subjects.values_mut() {
-        if subject.learners.get_mut(learner).is_some_and(|sheet| sheet.correct(target, c, syms)) {
+fn correct_in_class(class: &mut ClassJournal, learner: Sym, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
+    for subject in class.subjects.iter_mut() {
+        let Some(at) = subject.learners.iter().position(|l| *l == learner) else { continue };
+        if subject.sheets[at].correct(target, c, syms) {
             return true;
         }
     }
-    let mut day = class.day_attendance.get_mut(learner).into_iter().flatten().rev();
-    match day.find(|r| r.record.answers_to(target)) {
+    let Some(at) = class.day_learners.iter().position(|l| *l == learner) else { return false };
+    match class.day_attendance[at].iter_mut().rev().find(|r| r.record.answers_to(target)) {
         Some(row) => {
             row.record.corrections.push(c.clone());
             true
@@ -90,12 +101,81 @@ fn correct_in_class(class: &mut ClassJournal, learner: &str, target: &EventId, c
 }
 
 impl State {
+    /// The journal of a class, created empty on its first record.
+    fn class_of(&mut self, institution: &str, class: &str) -> u32 {
+        let key = (self.symbols.intern(institution), self.symbols.intern(class));
+        *self.class_index.entry(key).or_insert_with(|| {
+            self.classes.push(ClassJournal {
+                institution: key.0,
+                class: key.1,
+                subjects: Vec::new(),
+                day_learners: Vec::new(),
+                day_attendance: Vec::new(),
+            });
+            u32::try_from(self.classes.len() - 1).expect("fewer than 2^32 classes")
+        })
+    }
+
+    /// The journal of a subject of a class, created empty on its first record.
+    fn subject_of(&mut self, (institution, class, subject): (&str, &str, &str)) -> &mut SubjectJournal {
+        let key = (self.symbols.intern(institution), self.symbols.intern(class), self.symbols.intern(subject));
+        let (c, j) = match self.subject_index.get(&key) {
+            Some(at) => *at,
+            None => {
+                let c = self.class_of(institution, class);
+                let subjects = &mut self.classes[c as usize].subjects;
+                subjects.push(SubjectJournal {
+                    subject: key.2,
+                    lessons: Vec::new(),
+                    learners: Vec::new(),
+                    sheets: Vec::new(),
+                });
+                let at = (c, u32::try_from(subjects.len() - 1).expect("fewer than 2^32 subjects"));
+                self.subject_index.insert(key, at);
+                at
+            }
+        };
+        &mut self.classes[c as usize].subjects[j as usize]
+    }
+
+    fn sheet_of(&mut self, at: (&str, &str, &str), learner: &str) -> &mut Sheet {
+        let learner = self.learners.intern(learner);
+        let j = self.subject_of(at);
+        row_of(&mut j.learners, &mut j.sheets, learner)
+    }
+
     fn grade(&mut self, f: &Fact<'_>, at: (&str, &str, &str), kind: GradeKind, row: (i64, Option<i64>, &str, &str)) {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
         let (academic_year, term, mark, scale) = row;
         let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark)).imported(f.imported);
         let row = GradeRow { record, academic_year, term, scale: self.symbols.intern(scale) };
-        sheet_of(&mut self.institutions, at, learner).add_grade(kind, row);
+        self.sheet_of(at, learner).add_grade(kind, row);
+    }
+
+    /// Rebuilds the indexes after a load; a class or subject listed twice is refused.
+    fn reindex(&mut self) -> Result<(), String> {
+        self.symbols.reindex()?;
+        self.learners.reindex()?;
+        self.class_index.clear();
+        self.subject_index.clear();
+        for (c, class) in self.classes.iter().enumerate() {
+            let key = (class.institution, class.class);
+            if self.class_index.insert(key, c as u32).is_some() {
+                return Err(format!("class {} listed twice", self.symbols.name(key.1)));
+            }
+            if class.day_learners.len() != class.day_attendance.len() {
+                return Err("day attendance rows do not pair with learners".into());
+            }
+            for (j, subject) in class.subjects.iter().enumerate() {
+                if self.subject_index.insert((key.0, key.1, subject.subject), (c as u32, j as u32)).is_some() {
+                    return Err(format!("subject {} listed twice", self.symbols.name(subject.subject)));
+                }
+                if subject.learners.len() != subject.sheets.len() {
+                    return Err("sheets do not pair with learners".into());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -106,7 +186,9 @@ impl ReadModel for Journals {
 
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
-        2
+        // 3: flat lists of classes and subjects, learners, names and topics interned, found by
+        //    hash; event ids as byte strings.
+        3
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -119,28 +201,27 @@ impl ReadModel for Journals {
                     event: EventId::of(f.id),
                     lesson_id: d.lesson_id.clone(),
                     date: s.symbols.intern(&d.lesson_date),
-                    topic: d.topic.clone(),
+                    topic: d.topic.as_deref().map(|t| s.symbols.intern(t)),
                 };
-                let class = class_of(&mut s.institutions, institution, &d.class);
-                slot(&mut class.subjects, &d.subject).lessons.push(lesson);
+                s.subject_of((institution, &d.class, &d.subject)).lessons.push(lesson);
             }
             Event::GradeRecorded(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
                 let row = mark_row(&mut s.symbols, f, d);
-                let sheet = sheet_of(&mut s.institutions, (&d.institution, &d.class, &d.subject), learner);
-                sheet.add_mark(row, &s.symbols);
+                let (n, w) = row.contribution(&s.symbols);
+                s.sheet_of((&d.institution, &d.class, &d.subject), learner).add_mark_counted(row, n, w);
             }
             Event::AttendanceMarked(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
                 let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: s.symbols.intern(&d.lesson_date) };
                 match &d.subject {
-                    Some(subject) => {
-                        sheet_of(&mut s.institutions, (&d.institution, &d.class, subject), learner).attendance.push(row)
-                    }
+                    Some(subject) => s.sheet_of((&d.institution, &d.class, subject), learner).attendance.push(row),
                     None => {
-                        let class = class_of(&mut s.institutions, &d.institution, &d.class);
-                        slot(&mut class.day_attendance, learner).push(row)
+                        let learner = s.learners.intern(learner);
+                        let at = s.class_of(&d.institution, &d.class) as usize;
+                        let c = &mut s.classes[at];
+                        row_of(&mut c.day_learners, &mut c.day_attendance, learner).push(row)
                     }
                 }
             }
@@ -169,14 +250,24 @@ impl ReadModel for Journals {
                 // class of the institution is looked for there too (rare, so the wider scan is).
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
                 let (target, c) = correction_of(&mut s.symbols, f.seq, f.id, d);
-                let Some(classes) = s.institutions.get_mut(&d.institution) else { return };
-                if let Some(class) = classes.get_mut(&d.class) {
-                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
+                let (Some(learner), Some(institution)) = (s.learners.get(learner), s.symbols.get(&d.institution))
+                else {
+                    return;
+                };
+                let named = s.symbols.get(&d.class).and_then(|class| s.class_index.get(&(institution, class)));
+                if let Some(&at) = named {
+                    if correct_in_class(&mut s.classes[at as usize], learner, &target, &c, &s.symbols) {
                         return;
                     }
                 }
-                for (_, class) in classes.iter_mut().filter(|(name, _)| **name != d.class) {
-                    if correct_in_class(class, learner, &target, &c, &s.symbols) {
+                // The institution's other classes, by name (the order is a function of the
+                // state, so every build corrects alike).
+                let mut others: Vec<usize> = (0..s.classes.len())
+                    .filter(|&i| s.classes[i].institution == institution && Some(&(i as u32)) != named)
+                    .collect();
+                others.sort_by_key(|&i| s.symbols.name(s.classes[i].class));
+                for i in others {
+                    if correct_in_class(&mut s.classes[i], learner, &target, &c, &s.symbols) {
                         return;
                     }
                 }
@@ -191,81 +282,87 @@ impl ReadModel for Journals {
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let mut state: State = model::decode_state(NAME, bytes)?;
-        state.symbols.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
+        state.reindex().map_err(|reason| DecodeError { model: NAME, reason })?;
         self.state = state;
         Ok(())
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
         let institution = model::segment(path, 0, "an institution id")?;
-        let classes = self
-            .state
-            .institutions
-            .get(institution)
-            .ok_or_else(|| ViewError::NotFound(format!("no journal of institution {institution}")))?;
+        let s = &self.state;
+        let no_journal = || ViewError::NotFound(format!("no journal of institution {institution}"));
+        let inst = s.symbols.get(institution).ok_or_else(no_journal)?;
+        let mut classes: Vec<&ClassJournal> = s.classes.iter().filter(|c| c.institution == inst).collect();
+        if classes.is_empty() {
+            return Err(no_journal());
+        }
+        classes.sort_by_key(|c| s.symbols.name(c.class));
         let scope = Scope::Institution(institution.to_owned());
         match path.len() {
-            1 => Ok(View { scope, body: institution_json(institution, classes) }),
+            1 => Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) }),
             3 => {
                 let class_id = model::segment(path, 1, "a class")?;
                 let subject_id = model::segment(path, 2, "a subject")?;
-                let class = classes.get(class_id).ok_or_else(|| {
+                let class = classes.iter().find(|c| s.symbols.name(c.class) == class_id).ok_or_else(|| {
                     ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
                 })?;
-                let subject = class.subjects.get(subject_id).ok_or_else(|| {
-                    ViewError::NotFound(format!(
-                        "class {class_id} of institution {institution} has no journal of subject {subject_id}"
-                    ))
-                })?;
-                Ok(View {
-                    scope,
-                    body: journal_json(&self.state.symbols, institution, class_id, subject_id, class, subject),
-                })
+                let subject =
+                    class.subjects.iter().find(|j| s.symbols.name(j.subject) == subject_id).ok_or_else(|| {
+                        ViewError::NotFound(format!(
+                            "class {class_id} of institution {institution} has no journal of subject {subject_id}"
+                        ))
+                    })?;
+                Ok(View { scope, body: journal_json(s, institution, class_id, subject_id, class, subject) })
             }
             _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
     }
 }
 
-fn institution_json(institution: &str, classes: &BTreeMap<String, ClassJournal>) -> Value {
+fn institution_json(syms: &Symbols, institution: &str, classes: &[&ClassJournal]) -> Value {
     let classes: Vec<Value> = classes
         .iter()
-        .map(|(class, j)| {
-            let subjects: Vec<Value> = j
-                .subjects
+        .map(|j| {
+            let mut subjects: Vec<&SubjectJournal> = j.subjects.iter().collect();
+            subjects.sort_by_key(|s| syms.name(s.subject));
+            let subjects: Vec<Value> = subjects
                 .iter()
-                .map(|(subject, s)| json!({"subject": subject, "lessons": s.lessons.len(), "learners": s.learners.len()}))
+                .map(|s| json!({"subject": syms.name(s.subject), "lessons": s.lessons.len(), "learners": s.learners.len()}))
                 .collect();
-            json!({"class": class, "subjects": subjects})
+            json!({"class": syms.name(j.class), "subjects": subjects})
         })
         .collect();
     json!({"institution": institution, "classes": classes})
 }
 
 fn journal_json(
-    syms: &Symbols,
+    s: &State,
     institution: &str,
     class_id: &str,
     subject_id: &str,
     class: &ClassJournal,
     j: &SubjectJournal,
 ) -> Value {
+    let syms = &s.symbols;
     let lessons: Vec<Value> = j
         .lessons
         .iter()
         .map(|l| {
-            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": l.topic, "event": l.event.to_string(), "seq": l.seq})
+            let topic = l.topic.map(|t| syms.name(t));
+            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": topic, "event": l.event.to_string(), "seq": l.seq})
         })
         .collect();
-    let learners: Vec<Value> = j
-        .learners
-        .iter()
-        .map(|(learner, sheet)| {
+    let mut rows: Vec<(&str, &Sheet, Sym)> =
+        j.learners.iter().zip(&j.sheets).map(|(l, sheet)| (s.learners.name(*l), sheet, *l)).collect();
+    rows.sort_by_key(|(name, _, _)| *name);
+    let learners: Vec<Value> = rows
+        .into_iter()
+        .map(|(learner, sheet, sym)| {
             let mut row = Map::new();
             row.insert("learner".to_owned(), json!(learner));
             sheet.json_into(syms, &mut row);
-            let day: Vec<Value> =
-                class.day_attendance.get(learner).into_iter().flatten().map(|r| attendance_json(r, syms)).collect();
+            let day_rows = class.day_learners.iter().position(|l| *l == sym).map(|at| &class.day_attendance[at]);
+            let day: Vec<Value> = day_rows.into_iter().flatten().map(|r| attendance_json(r, syms)).collect();
             row.insert("day_attendance".to_owned(), Value::Array(day));
             Value::Object(row)
         })

@@ -10,22 +10,24 @@
 //! Not the marks themselves (those are `diaries` and `record-books`): the profile holds per
 //! learner a short summary per item and counts per class, so it stays small beside them.
 
-use super::common::{slot, EventId, Keyed, Sym, Symbols};
+use super::common::{EventId, Keyed, Sym, Symbols};
 use super::concerns::Concerns;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 const NAME: &str = "profiles";
 const SHAPE: &str = "profiles/<learner>";
 
-/// One value of an item's summary, as the event gave it.
+/// One value of an item's summary, as the event gave it: an integer, a string the profiles
+/// repeat (institutions, classes, kinds, dates: interned), or one they do not (ids, numbers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Detail {
     Int(i64),
     Text(String),
+    Sym(Sym),
 }
 
 /// One entry in the profile: where it is and a short summary of what it says.
@@ -39,14 +41,15 @@ struct Item {
     /// Field name -> value, in the order `summary` lists them.
     summary: Vec<(Sym, Detail)>,
     /// The legacy record an imported entry comes from (`data.migrated_from`): (system, record).
-    imported: Option<(String, String)>,
+    imported: Option<Box<(String, String)>>,
 }
 
 impl Item {
     /// The text value of a summary field.
-    fn text<'a>(&'a self, syms: &Symbols, key: &str) -> Option<&'a str> {
+    fn text<'a>(&'a self, syms: &'a Symbols, key: &str) -> Option<&'a str> {
         self.summary.iter().find_map(|(k, v)| match v {
             Detail::Text(t) if syms.name(*k) == key => Some(t.as_str()),
+            Detail::Sym(t) if syms.name(*k) == key => Some(syms.name(*t)),
             _ => None,
         })
     }
@@ -58,46 +61,71 @@ struct Seen {
     first_seq: u64,
     last_seq: u64,
     records: u64,
-    first_date: Option<String>,
-    last_date: Option<String>,
-    /// Academic years named by the school records (a college group: the terms).
-    years: BTreeSet<i64>,
+    first_date: Option<Sym>,
+    last_date: Option<Sym>,
+    /// Academic years named by the school records (a college group: the terms), ascending.
+    years: Vec<i64>,
 }
 
 impl Seen {
-    fn record(&mut self, seq: u64, date: Option<&str>, year: Option<i64>) {
+    fn record(&mut self, syms: &mut Symbols, seq: u64, date: Option<&str>, year: Option<i64>) {
         if self.records == 0 {
             self.first_seq = seq;
         }
         self.records += 1;
         self.last_seq = seq;
         if let Some(date) = date {
-            if self.first_date.as_deref().is_none_or(|d| date < d) {
-                self.first_date = Some(date.to_owned());
-            }
-            if self.last_date.as_deref().is_none_or(|d| date > d) {
-                self.last_date = Some(date.to_owned());
+            let earlier = self.first_date.is_none_or(|d| date < syms.name(d));
+            let later = self.last_date.is_none_or(|d| date > syms.name(d));
+            if earlier || later {
+                let d = syms.intern(date);
+                if earlier {
+                    self.first_date = Some(d);
+                }
+                if later {
+                    self.last_date = Some(d);
+                }
             }
         }
         if let Some(y) = year {
-            self.years.insert(y);
+            if let Err(at) = self.years.binary_search(&y) {
+                self.years.insert(at, y);
+            }
         }
     }
 }
 
+/// A `Seen` in one class (or group) of one institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SeenAt {
+    institution: Sym,
+    unit: Sym,
+    seen: Seen,
+}
+
+/// The `Seen` of (institution, unit) in `list`, added empty on its first record.
+fn seen_at(list: &mut Vec<SeenAt>, institution: Sym, unit: Sym) -> &mut Seen {
+    let at = list.iter().position(|s| s.institution == institution && s.unit == unit).unwrap_or_else(|| {
+        list.push(SeenAt { institution, unit, seen: Seen::default() });
+        list.len() - 1
+    });
+    &mut list[at].seen
+}
+
+/// A learner's profile; classes and groups in order of first record (views sort them by name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Profile {
     items: Vec<Item>,
-    /// Institution -> class -> what the journal holds there.
-    school: BTreeMap<String, BTreeMap<String, Seen>>,
-    /// Institution -> group -> course results, exams and credits there.
-    college: BTreeMap<String, BTreeMap<String, Seen>>,
+    /// (institution, class) -> what the journal holds there.
+    school: Vec<SeenAt>,
+    /// (institution, group) -> course results, exams and credits there.
+    college: Vec<SeenAt>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     concerns: Concerns,
-    /// Streams, event types and summary field names the items repeat.
+    /// Streams, event types, summary field names, and the values the summaries repeat.
     symbols: Symbols,
     /// Learner id -> their profile.
     learners: Keyed<Profile>,
@@ -109,25 +137,52 @@ pub struct Profiles {
     state: State,
 }
 
-fn text(k: &'static str, v: &str) -> (&'static str, Detail) {
-    (k, Detail::Text(v.to_owned()))
+/// A summary value before it is kept: borrowed from the event where it can be.
+enum Val<'e> {
+    Int(i64),
+    Str(&'e str),
+    Owned(String),
 }
 
-fn int(k: &'static str, v: i64) -> (&'static str, Detail) {
-    (k, Detail::Int(v))
+fn text<'e>(k: &'static str, v: &'e str) -> (&'static str, Val<'e>) {
+    (k, Val::Str(v))
 }
+
+fn int(k: &'static str, v: i64) -> (&'static str, Val<'static>) {
+    (k, Val::Int(v))
+}
+
+/// Summary fields whose values are ids or numbers of one record (kept as text); every other
+/// text field repeats across profiles (institutions, classes, kinds, levels, dates) and is
+/// interned.
+const UNIQUE: &[&str] = &[
+    "application_id",
+    "number",
+    "claim_id",
+    "offer_id",
+    "order_id",
+    "order_ref",
+    "certificate_id",
+    "achievement_id",
+    "recommendation_id",
+    "contest_ref",
+    "preferred",
+    "reason",
+];
 
 /// The summary an item keeps of its event; `None` for events the profile only counts (journal
 /// and college records) or does not show.
-fn summary(event: &Event) -> Option<Vec<(&'static str, Detail)>> {
+fn summary(event: &Event) -> Option<Vec<(&'static str, Val<'_>)>> {
     use Event as E;
-    let opt = |k: &'static str, v: &Option<String>| v.as_ref().map(|v| text(k, v));
+    fn opt<'e>(k: &'static str, v: &'e Option<String>) -> Option<(&'static str, Val<'e>)> {
+        v.as_ref().map(|v| text(k, v))
+    }
     Some(match event {
         E::QueueApplicationSubmitted(d) => vec![
             text("application_id", &d.application_id),
             text("number", &d.number),
             text("desired_date", &d.desired_date),
-            text("preferred", &d.preferred.join(",")),
+            ("preferred", Val::Owned(d.preferred.join(","))),
             text("group_type", &d.group_type),
         ],
         E::BenefitClaimed(d) => vec![
@@ -298,35 +353,52 @@ impl ReadModel for Profiles {
     fn version(&self) -> u32 {
         // 2: items carry `imported` (a migration\'s source system and record).
         // 3: the contingent and digital records in their own sections.
-        3
+        // 4: classes and groups in flat lists, repeated summary values and dates interned;
+        //    event ids as byte strings.
+        4
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
         let State { concerns, symbols, learners } = &mut self.state;
         concerns.apply(f);
-        for learner in concerns.learners_concerned(f) {
+        let school = school_record(f.event);
+        let college = match f.event {
+            Event::CourseResultRecorded(d) => Some((&d.institution, &d.group, d.term)),
+            Event::ExamRecorded(d) => Some((&d.institution, &d.group, d.term)),
+            _ => None,
+        };
+        let summary = summary(f.event);
+        for learner in concerns.concerned(f) {
             let own = StreamKind::Learner.id_of(f.stream) == Some(learner);
             let profile = learners.slot(learner);
-            if let Some((institution, class, date, year)) = school_record(f.event) {
-                slot(slot(&mut profile.school, institution), class).record(f.seq, date, year);
+            if let Some((institution, class, date, year)) = school {
+                let (i, c) = (symbols.intern(institution), symbols.intern(class));
+                seen_at(&mut profile.school, i, c).record(symbols, f.seq, date, year);
             }
-            match f.event {
-                Event::CourseResultRecorded(d) => {
-                    slot(slot(&mut profile.college, &d.institution), &d.group).record(f.seq, None, Some(d.term))
-                }
-                Event::ExamRecorded(d) => {
-                    slot(slot(&mut profile.college, &d.institution), &d.group).record(f.seq, None, Some(d.term))
-                }
-                _ => {}
+            if let Some((institution, group, term)) = college {
+                let (i, g) = (symbols.intern(institution), symbols.intern(group));
+                seen_at(&mut profile.college, i, g).record(symbols, f.seq, None, Some(term));
             }
-            if let Some(summary) = summary(f.event) {
+            if let Some(summary) = &summary {
+                let summary = summary
+                    .iter()
+                    .map(|(k, v)| {
+                        let detail = match v {
+                            Val::Int(i) => Detail::Int(*i),
+                            Val::Str(t) if UNIQUE.contains(k) => Detail::Text((*t).to_owned()),
+                            Val::Str(t) => Detail::Sym(symbols.intern(t)),
+                            Val::Owned(t) => Detail::Text(t.clone()),
+                        };
+                        (symbols.intern(k), detail)
+                    })
+                    .collect();
                 profile.items.push(Item {
                     seq: f.seq,
                     event: EventId::of(f.id),
                     stream: (!own).then(|| symbols.intern(f.stream)),
                     event_type: symbols.intern(f.event_type),
-                    summary: summary.into_iter().map(|(k, v)| (symbols.intern(k), v)).collect(),
-                    imported: f.imported.map(|m| (m.system.clone(), m.record.clone())),
+                    summary,
+                    imported: f.imported.map(|m| Box::new((m.system.clone(), m.record.clone()))),
                 });
             }
         }
@@ -382,6 +454,7 @@ fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
             let v = match v {
                 Detail::Int(i) => json!(i),
                 Detail::Text(s) => json!(s),
+                Detail::Sym(s) => json!(syms.name(*s)),
             };
             (syms.name(*k).to_owned(), v)
         })
@@ -392,15 +465,28 @@ fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
     };
     let mut v = json!({"seq": item.seq, "event": item.event.to_string(), "stream": stream,
                        "type": syms.name(item.event_type), "summary": summary});
-    if let Some((system, record)) = &item.imported {
+    if let Some(imported) = &item.imported {
+        let (system, record) = &**imported;
         v["imported"] = json!({"system": system, "record": record});
     }
     v
 }
 
-fn seen_json(institution: &str, key: &str, name: &str, years: &str, s: &Seen) -> Value {
-    json!({"institution": institution, key: name, "records": s.records, "first_seq": s.first_seq,
-           "last_seq": s.last_seq, "first_date": s.first_date, "last_date": s.last_date, years: s.years})
+fn seen_json(syms: &Symbols, key: &str, years: &str, s: &SeenAt) -> Value {
+    let (at, seen) = ((syms.name(s.institution), syms.name(s.unit)), &s.seen);
+    let date = |d: Option<Sym>| d.map(|d| syms.name(d));
+    json!({"institution": at.0, key: at.1, "records": seen.records, "first_seq": seen.first_seq,
+           "last_seq": seen.last_seq, "first_date": date(seen.first_date), "last_date": date(seen.last_date),
+           years: seen.years})
+}
+
+/// Classes (or groups) by institution and name, as views list them.
+fn by_name<'p>(syms: &Symbols, list: &'p [SeenAt]) -> Vec<&'p SeenAt> {
+    let mut sorted: Vec<&SeenAt> = list.iter().collect();
+    sorted.sort_by(|a, b| {
+        (syms.name(a.institution), syms.name(a.unit)).cmp(&(syms.name(b.institution), syms.name(b.unit)))
+    });
+    sorted
 }
 
 const ATTESTED: &str = "portfolio.achievement_attested";
@@ -439,16 +525,10 @@ fn profile_json(syms: &Symbols, learner: &str, p: &Profile) -> Value {
             json!({"achievement_id": id, "attested": item(attested), "revoked": item(revoked)})
         })
         .collect();
-    let classes: Vec<Value> = p
-        .school
-        .iter()
-        .flat_map(|(inst, m)| m.iter().map(move |(c, s)| seen_json(inst, "class", c, "academic_years", s)))
-        .collect();
-    let groups: Vec<Value> = p
-        .college
-        .iter()
-        .flat_map(|(inst, m)| m.iter().map(move |(g, s)| seen_json(inst, "group", g, "terms", s)))
-        .collect();
+    let classes: Vec<Value> =
+        by_name(syms, &p.school).into_iter().map(|s| seen_json(syms, "class", "academic_years", s)).collect();
+    let groups: Vec<Value> =
+        by_name(syms, &p.college).into_iter().map(|s| seen_json(syms, "group", "terms", s)).collect();
     let mut take = |name: &str| Value::Array(sections.remove(name).unwrap_or_default());
     json!({
         "learner": learner,

@@ -70,7 +70,8 @@ impl ReadModel for RecordBooks {
 
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
-        2
+        // 3: event ids as byte strings.
+        3
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
