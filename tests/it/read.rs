@@ -538,6 +538,7 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
     let school_teachers: BTreeSet<String> = of_type("keys.granted")
         .filter(|e| e["data"]["scope"]["institution"].as_str().is_some_and(|i| schools.contains(i)))
         .filter(|e| e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "teacher" || r == "class_teacher"))
+        .filter(|e| !e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "migration"))
         .map(|e| s(&e["data"]["holder"]))
         .collect();
     let with_access: BTreeSet<String> = of_type("digital.teacher_content_access_granted")

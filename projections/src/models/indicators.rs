@@ -4,7 +4,7 @@
 //! Not a reproduction of published figures: every number is counted from the log.
 //!
 //! Denominators: school students are the learners seen at a school (below); teachers are the
-//! distinct holders of a `teacher` or `class_teacher` grant at a school (the pseudonymous person
+//! distinct holders of a `teacher` or `class_teacher` grant at a school (not a `migration` key's) (the pseudonymous person
 //! of a grant is also the id of their `teacher/<id>` stream); assignments are the
 //! `digital.assignment_recorded` entries. Numerators count the members of the denominator's set
 //! that have the record: a portfolio achievement not revoked, a `digital.recommendation_offered`,
@@ -193,7 +193,8 @@ impl ReadModel for Indicators {
 
     fn version(&self) -> u32 {
         // 3: one record per learner (kinds seen as bits, achievements, flags), found by hash.
-        3
+        // 4: a migration key's grant is no school teacher.
+        4
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -233,7 +234,10 @@ impl ReadModel for Indicators {
                 }
             }
             Event::KeysGranted(d) => {
-                let teaches = d.roles.iter().any(|r| r == "teacher" || r == "class_teacher");
+                // A migration key holds the role its imports need (`teacher`) but is a legacy
+                // system's import, not a person who teaches.
+                let teaches = d.roles.iter().any(|r| r == "teacher" || r == "class_teacher")
+                    && !d.roles.iter().any(|r| r == "migration");
                 let at_school = d
                     .scope
                     .institution
@@ -427,6 +431,14 @@ mod tests {
             // A kindergarten's teacher is not a school teacher; a second key of t-1 counts once.
             grant(18, "t-3", "teacher", "kg-1"),
             grant(19, "t-1", "teacher", "sch-2"),
+            // A migration key holding the teacher role for its imports is not a teacher.
+            row(
+                190,
+                "registry",
+                "keys.granted",
+                T,
+                json!({"key": "did:key:z6Mk190", "holder": "p-migration", "roles": ["migration", "teacher"], "scope": {"institution": "sch-1"}, "valid_from": T}),
+            ),
             access(20, "teacher/t-2", "digital.teacher_content_access_granted", "sch-2"),
             access(21, "teacher/t-3", "digital.teacher_content_access_granted", "kg-1"),
             row(
