@@ -522,9 +522,19 @@
     return -1;
   }
 
-  // What the author signed: `zachetka/event/v1\n` || JCS(event), the event's bytes taken from
-  // the (canonical) entry bytes.
-  const EVENT_DOMAIN_BYTES = enc.encode(EVENT_DOMAIN);
+  // Why an item's author signature fails the strict rule, or undefined when it verifies.
+  async function signatureProblem(it) {
+    const ev = it.event;
+    const pk = publicFromDid(ev.author);
+    const sig = b64decode(it.entry.sig);
+    if (!pk) return 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
+    if (!sig || sig.length !== 64) return 'sig is not base64 of 64 bytes';
+    return await verifyStrict(pk, signedMessage(it), sig);
+  }
+
+    // What the author signed: `zachetka/event/v1\n` || JCS(event), the event's bytes taken from
+    // the (canonical) entry bytes.
+    const EVENT_DOMAIN_BYTES = enc.encode(EVENT_DOMAIN);
   function signedMessage(item) {
     const end = eventEnd(item.bytes);
     if (end < 0) return enc.encode(EVENT_DOMAIN + item.eventText);
@@ -910,12 +920,7 @@
       if (parsed) {
         const ev = it.event;
         if (ev.ledger !== b.origin) push('wrong_ledger', 'the completeness commitment: event for ledger ' + ev.ledger + ', not ' + b.origin, S);
-        const pk = publicFromDid(ev.author);
-        const sig = b64decode(it.entry.sig);
-        let why;
-        if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
-        else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
-        else why = await verifyStrict(pk, signedMessage(it), sig);
+        const why = await signatureProblem(it);
         report.signatures_checked++;
         if (why) push('signature_invalid', 'the completeness commitment: signature by ' + ev.author + ': ' + why, S);
         // 2. A commitment of this ledger, saying what the member says.
@@ -1043,12 +1048,7 @@
           failures.push({ code: 'wrong_ledger', seq: it.seq, message: 'event for ledger ' + ev.ledger + ', not ' + b.origin });
           return;
         }
-        const pk = publicFromDid(ev.author);
-        const sig = b64decode(it.entry.sig);
-        let why;
-        if (!pk) why = 'author ' + ev.author + ' is not a did:key Ed25519 identifier';
-        else if (!sig || sig.length !== 64) why = 'sig is not base64 of 64 bytes';
-        else why = await verifyStrict(pk, signedMessage(it), sig);
+        const why = await signatureProblem(it);
         report.signatures_checked++;
         if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
       }));

@@ -487,7 +487,11 @@ impl Rules {
                 ),
             );
         }
-        if imported || at >= e.recorded_at.saturating_sub(skew) {
+        // A completeness commitment's occurred_at is no author's claim: it is the recorded_at of
+        // the entry its `up_to` ends at (so a resubmission is the same event), and how far it may
+        // lag is bounded in positions (`completeness_up_to_invalid`), not in days.
+        let derived = e.event_type == zachetka_projections::completeness::EVENT_TYPE;
+        if imported || derived || at >= e.recorded_at.saturating_sub(skew) {
             return Ok(());
         }
         let days = lt.backdating_days_of(e.event_type);

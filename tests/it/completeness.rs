@@ -214,6 +214,11 @@ fn commitments_appear_where_the_policy_puts_them_and_prove_each_learners_entries
     let ahead = zachetka::event::sign_event(&future.event(ORIGIN, &ledger_key().did()), &ledger_key()).unwrap();
     let refused = ledger.append_blocking(vec![ahead]).pop().unwrap().unwrap_err();
     assert_eq!(refused.code.as_str(), "completeness_up_to_invalid", "{refused}");
+    // Its occurred_at is the time of the entry it ends at, however long ago (a quiet ledger, a
+    // policy by time): no backdating limit, only the position window.
+    let old = CommitmentDraft { occurred_at: draft.occurred_at - 60 * 86_400, ..draft };
+    let late = zachetka::event::sign_event(&old.event(ORIGIN, &ledger_key().did()), &ledger_key()).unwrap();
+    ledger.append_blocking(vec![late]).pop().unwrap().unwrap();
 }
 
 #[test]
