@@ -117,7 +117,7 @@ impl TestLedger {
     pub fn registry(&self, tree_size: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         for (seq, bytes) in self.entries.iter().enumerate().take(tree_size as usize) {
-            let parsed = ParsedFact::from_entry(bytes).unwrap();
+            let parsed = zachetka_formats::event::parse_entry(bytes).unwrap();
             if parsed.event["stream"] == "registry" {
                 out.push((seq as u64, bytes.clone()));
             }
@@ -155,7 +155,7 @@ impl TestLedger {
         let ledger = self.did("ledger");
         (0..tree_size)
             .filter_map(|seq| {
-                let e = ParsedFact::from_entry(&self.entries[seq as usize]).unwrap().event;
+                let e = zachetka_formats::event::parse_entry(&self.entries[seq as usize]).unwrap().event;
                 (e["type"] == commitment::EVENT_TYPE && e["author"] == ledger.as_str())
                     .then(|| (seq, e["data"]["up_to"].as_u64().unwrap()))
             })
