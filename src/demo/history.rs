@@ -35,8 +35,9 @@ pub(super) const LEGACY: &str = "BARS";
 pub(super) const OTHER_REGION_LEGACY: &str = "СОЛО";
 pub(super) const OTHER_REGION_SCHOOL: &str = "78-sch-0001";
 const OTHER_REGION: &str = "ru-78";
-/// The teacher (a key index) whose key is revoked mid-year; later entries carry a new key.
-pub(super) const REVOKED_TEACHER: usize = 2;
+/// The teacher (a key index, `demo_key(origin, "teacher/2")`) whose key is revoked mid-year;
+/// later entries carry a new key.
+pub const REVOKED_TEACHER: usize = 2;
 
 /// The day the migration starts (its imports follow one another a second apart).
 fn migration_day() -> i64 {

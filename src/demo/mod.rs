@@ -41,6 +41,7 @@ mod merge;
 mod population;
 mod school_year;
 
+pub use history::REVOKED_TEACHER;
 pub use population::demo_key;
 
 /// Sizes of a demo region. The structural events (set-up, queues, enrolment, clubs, attestation,
