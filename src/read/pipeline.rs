@@ -10,7 +10,7 @@ use crate::rules::Rules;
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use serde_json::Value;
-use zachetka_projections::model::ParsedFact;
+use zachetka_projections::model::{Fact, ParsedFact};
 
 /// Entries parsed on every core, from `from` on.
 pub(super) struct Page {
@@ -94,9 +94,12 @@ pub(super) fn fold_page<R: Send>(
 ) -> (R, Result<(), StoreError>) {
     let mut ruled = Ok(());
     let mut got = None;
+    // Each entry's fact once for every model's task.
+    let facts: Vec<Option<Fact<'_>>> = page.facts.iter().map(|p| p.as_ref().and_then(ParsedFact::fact)).collect();
+    let facts = &facts;
     rayon::scope(|s| {
         for slot in slots.iter_mut() {
-            s.spawn(move |_| fold_slot(slot, page));
+            s.spawn(move |_| fold_slot(slot, page, facts));
         }
         if let Some(replay) = rules {
             let ruled = &mut ruled;
@@ -107,17 +110,15 @@ pub(super) fn fold_page<R: Send>(
     (got.expect("the scope ran it"), ruled)
 }
 
-/// Folds the page's entries from the slot's cursor on into its model.
-fn fold_slot(slot: &mut Slot, page: &Page) {
+/// Folds the page's entries (`facts`) from the slot's cursor on into its model.
+fn fold_slot(slot: &mut Slot, page: &Page, facts: &[Option<Fact<'_>>]) {
     let end = page.end();
     if slot.cursor < page.from || slot.cursor >= end {
         return;
     }
     let model = &mut *slot.model;
-    for p in &page.facts[(slot.cursor - page.from) as usize..] {
-        if let Some(fact) = p.as_ref().and_then(ParsedFact::fact) {
-            model.apply(&fact);
-        }
+    for fact in facts[(slot.cursor - page.from) as usize..].iter().flatten() {
+        model.apply(fact);
     }
     slot.cursor = end;
     slot.root = None;

@@ -250,6 +250,37 @@ pub struct Symbols {
     names: Names,
     #[serde(skip)]
     index: Positions,
+    #[serde(skip)]
+    recent: Recent,
+}
+
+/// The symbols last interned, by a cheap mix of a name's length and its first and last bytes:
+/// the records of one lesson repeat their institution, class, subject, scale, kind and date, and
+/// a hit is one comparison where a lookup in the index is a keyed hash of the name. A miss (or a
+/// stale slot) falls through to the index, so the cache changes no answer; it is not encoded.
+#[derive(Debug, Clone)]
+struct Recent([u32; RECENT]);
+
+const RECENT: usize = 64;
+
+impl Default for Recent {
+    fn default() -> Self {
+        Recent([0; RECENT])
+    }
+}
+
+impl Recent {
+    fn slot(name: &str) -> usize {
+        let b = name.as_bytes();
+        let word = |part: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..part.len()].copy_from_slice(part);
+            u64::from_le_bytes(w)
+        };
+        let (head, tail) = (word(&b[..b.len().min(8)]), word(&b[b.len().saturating_sub(8)..]));
+        let mixed = (head ^ tail.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 58) as usize
+    }
 }
 
 impl PartialEq for Symbols {
@@ -267,12 +298,21 @@ impl Symbols {
     }
 
     pub fn intern(&mut self, name: &str) -> Sym {
-        if let Some(i) = self.index.find(&self.names, name) {
-            return Sym(i);
+        let slot = Recent::slot(name);
+        let seen = self.recent.0[slot];
+        if seen != 0 && self.names.get(seen as usize - 1) == Some(name) {
+            return Sym(seen - 1);
         }
-        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
-        self.names.push(name);
-        self.index.insert(&self.names, i);
+        let i = match self.index.find(&self.names, name) {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
+                self.names.push(name);
+                self.index.insert(&self.names, i);
+                i
+            }
+        };
+        self.recent.0[slot] = i.checked_add(1).unwrap_or(0);
         Sym(i)
     }
 
@@ -398,6 +438,41 @@ pub struct Correction {
     pub authorised_by: String,
 }
 
+/// A record's corrections in log order: boxed and absent until the first (most records have
+/// none, and a row is one of hundreds of thousands), encoded as the list itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Corrections(Option<Box<[Correction]>>);
+
+impl Corrections {
+    /// Appends (a new slice each time: corrections are rare, and this keeps a record small).
+    pub fn push(&mut self, c: Correction) {
+        let mut list = self.0.take().map(Vec::from).unwrap_or_default();
+        list.push(c);
+        self.0 = Some(list.into_boxed_slice());
+    }
+}
+
+impl std::ops::Deref for Corrections {
+    type Target = [Correction];
+
+    fn deref(&self) -> &[Correction] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl Serialize for Corrections {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Corrections {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<Correction>::deserialize(d)?;
+        Ok(Corrections((!list.is_empty()).then(|| list.into_boxed_slice())))
+    }
+}
+
 /// A correctable record: its entry, the value it was written with and every correction in log
 /// order. The current value is the last correction's (a correction of a correction also sets
 /// the record's value: every step names the record's value from then on).
@@ -406,7 +481,7 @@ pub struct Corrected {
     pub seq: u64,
     pub event: EventId,
     pub value: Sym,
-    pub corrections: Vec<Correction>,
+    pub corrections: Corrections,
     /// The legacy record an imported record comes from (`data.migrated_from`): (system, record).
     /// Boxed (encoded as the pair itself): most records are not imported, and a row is one of
     /// hundreds of thousands.
@@ -415,7 +490,7 @@ pub struct Corrected {
 
 impl Corrected {
     pub fn new(seq: u64, event: &str, value: Sym) -> Self {
-        Self { seq, event: EventId::of(event), value, corrections: Vec::new(), imported: None }
+        Self { seq, event: EventId::of(event), value, corrections: Corrections::default(), imported: None }
     }
 
     /// The record as imported from `from` (a migration's `data.migrated_from`), if it was.
@@ -543,13 +618,21 @@ pub enum GradeKind {
 pub struct Sheet {
     pub marks: Vec<MarkRow>,
     pub attendance: Vec<AttendanceRow>,
-    pub term_grades: Vec<GradeRow>,
-    pub year_grades: Vec<GradeRow>,
-    pub attestations: Vec<GradeRow>,
+    /// Term, year and attestation grades: a few a year beside hundreds of marks, so boxed and
+    /// absent until the first.
+    pub grades: Option<Box<Grades>>,
     /// sum(mark x weight) over numeric current marks.
     pub numerator: i64,
     /// sum(weight) over the same marks.
     pub denominator: i64,
+}
+
+/// A sheet's term, year and intermediate-attestation grades.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grades {
+    pub term: Vec<GradeRow>,
+    pub year: Vec<GradeRow>,
+    pub attestations: Vec<GradeRow>,
 }
 
 /// A mark row from its event, interning its short strings.
@@ -585,10 +668,11 @@ impl Sheet {
     }
 
     pub fn add_grade(&mut self, kind: GradeKind, row: GradeRow) {
+        let grades = self.grades.get_or_insert_with(Default::default);
         match kind {
-            GradeKind::Term => self.term_grades.push(row),
-            GradeKind::Year => self.year_grades.push(row),
-            GradeKind::Attestation => self.attestations.push(row),
+            GradeKind::Term => grades.term.push(row),
+            GradeKind::Year => grades.year.push(row),
+            GradeKind::Attestation => grades.attestations.push(row),
         }
     }
 
@@ -606,14 +690,16 @@ impl Sheet {
             self.denominator += d1 - d0;
             return true;
         }
+        let grades = self.grades.as_deref_mut().into_iter().flat_map(|g| {
+            let term = g.term.iter_mut().rev();
+            term.chain(g.year.iter_mut().rev()).chain(g.attestations.iter_mut().rev())
+        });
         let record = self
             .attendance
             .iter_mut()
             .rev()
             .map(|r| &mut r.record)
-            .chain(self.term_grades.iter_mut().rev().map(|r| &mut r.record))
-            .chain(self.year_grades.iter_mut().rev().map(|r| &mut r.record))
-            .chain(self.attestations.iter_mut().rev().map(|r| &mut r.record))
+            .chain(grades.map(|r| &mut r.record))
             .find(|r| r.answers_to(target));
         match record {
             Some(r) => {
@@ -641,9 +727,10 @@ impl Sheet {
     /// Only the term, year and attestation grades.
     pub fn grades_into(&self, syms: &Symbols, out: &mut Map<String, Value>) {
         let list = |rows: &[GradeRow]| Value::Array(rows.iter().map(|r| grade_json(r, syms)).collect());
-        out.insert("term_grades".to_owned(), list(&self.term_grades));
-        out.insert("year_grades".to_owned(), list(&self.year_grades));
-        out.insert("intermediate_attestation".to_owned(), list(&self.attestations));
+        let g = self.grades.as_deref();
+        out.insert("term_grades".to_owned(), list(g.map_or(&[], |g| &g.term)));
+        out.insert("year_grades".to_owned(), list(g.map_or(&[], |g| &g.year)));
+        out.insert("intermediate_attestation".to_owned(), list(g.map_or(&[], |g| &g.attestations)));
     }
 }
 
@@ -753,7 +840,7 @@ mod tests {
         let mut names = Names::default();
         names.push("x");
         names.push("x");
-        let twice = Symbols { names, index: Positions::default() };
+        let twice = Symbols { names, ..Symbols::default() };
         let mut twice: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&twice)).unwrap();
         assert!(twice.reindex().is_err());
     }

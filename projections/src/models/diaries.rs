@@ -196,7 +196,8 @@ impl ReadModel for Diaries {
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
         // 3: sheets and day rows in flat lists, institutions, classes, subjects and dates
-        //    interned; event ids as byte strings.
+        //    interned; event ids as byte strings; a sheet's term, year and attestation grades
+        //    boxed.
         3
     }
 

@@ -64,7 +64,13 @@ struct State {
     class_index: HashMap<(Sym, Sym), u32>,
     #[serde(skip)]
     subject_index: HashMap<(Sym, Sym, Sym), (u32, u32)>,
+    /// The last subject found (the records of one lesson follow each other): not encoded.
+    #[serde(skip)]
+    last_subject: Option<SubjectAt>,
 }
+
+/// (institution, class, subject) and where its journal is: (class, subject in the class).
+type SubjectAt = ((Sym, Sym, Sym), (u32, u32));
 
 /// The `journals` read model.
 #[derive(Debug, Default)]
@@ -119,8 +125,12 @@ impl State {
     /// The journal of a subject of a class, created empty on its first record.
     fn subject_of(&mut self, (institution, class, subject): (&str, &str, &str)) -> &mut SubjectJournal {
         let key = (self.symbols.intern(institution), self.symbols.intern(class), self.symbols.intern(subject));
-        let (c, j) = match self.subject_index.get(&key) {
-            Some(at) => *at,
+        let found = match self.last_subject {
+            Some((k, at)) if k == key => Some(at),
+            _ => self.subject_index.get(&key).copied(),
+        };
+        let (c, j) = match found {
+            Some(at) => at,
             None => {
                 let c = self.class_of(institution, class);
                 let subjects = &mut self.classes[c as usize].subjects;
@@ -135,6 +145,7 @@ impl State {
                 at
             }
         };
+        self.last_subject = Some((key, (c, j)));
         &mut self.classes[c as usize].subjects[j as usize]
     }
 
@@ -158,6 +169,7 @@ impl State {
         self.learners.reindex()?;
         self.class_index.clear();
         self.subject_index.clear();
+        self.last_subject = None;
         for (c, class) in self.classes.iter().enumerate() {
             let key = (class.institution, class.class);
             if self.class_index.insert(key, c as u32).is_some() {
@@ -187,7 +199,7 @@ impl ReadModel for Journals {
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
         // 3: flat lists of classes and subjects, learners, names and topics interned, found by
-        //    hash; event ids as byte strings.
+        //    hash; event ids as byte strings; a sheet's term, year and attestation grades boxed.
         3
     }
 
