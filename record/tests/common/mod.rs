@@ -113,8 +113,8 @@ impl TestLedger {
     pub fn registry(&self, tree_size: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         for (seq, bytes) in self.entries.iter().enumerate().take(tree_size as usize) {
-            let entry: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-            if entry["event"]["stream"] == "registry" {
+            let parsed = zachetka_formats::event::parse_entry(bytes).unwrap();
+            if parsed.event["stream"] == "registry" {
                 out.push((seq as u64, bytes.clone()));
             }
         }
