@@ -202,27 +202,61 @@ impl<'de> Deserialize<'de> for Name<'de> {
     }
 }
 
-/// Where each of a list of names sits in it, found by hash: the table keeps positions only, and
-/// compares against the list, so a name is held once (a second copy of every learner id in a
-/// map's keys would double what a load allocates). Hashed with std's keyed SipHash: names come
-/// from the log, and a fixed hash would let crafted ids collide.
+/// Where each of a list of names sits in it, found by hash: the table keeps positions, and a
+/// name of up to 15 bytes (a learner id, a date) inline beside its position, so finding it is one
+/// probe of the table, not a probe and two reads of the list (a miss each, in a table of every
+/// learner); a longer name is compared against the list. A name is held once in the list (a
+/// map keyed by it would hold a second copy). Hashed with std's keyed SipHash: names come from
+/// the log, and a fixed hash would let crafted ids collide.
 #[derive(Debug, Clone, Default)]
 struct Positions {
-    table: hashbrown::HashTable<u32>,
+    table: hashbrown::HashTable<Slot>,
     hasher: std::hash::RandomState,
+}
+
+/// A position in the list, with its name inline when it is short.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: u32,
+    /// The name's length when it is inline (at most `INLINE`), else `u8::MAX`.
+    len: u8,
+    bytes: [u8; INLINE],
+}
+
+const INLINE: usize = 15;
+
+impl Slot {
+    fn new(at: u32, name: &str) -> Self {
+        let mut bytes = [0u8; INLINE];
+        let len = if name.len() <= INLINE {
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            name.len() as u8
+        } else {
+            u8::MAX
+        };
+        Slot { at, len, bytes }
+    }
+
+    fn is(&self, names: &Names, name: &str) -> bool {
+        if self.len != u8::MAX {
+            return name.len() == self.len as usize && &self.bytes[..name.len()] == name.as_bytes();
+        }
+        name.len() > INLINE && names.get(self.at as usize) == Some(name)
+    }
 }
 
 impl Positions {
     fn find(&self, names: &Names, name: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
-        self.table.find(hash, |&i| names.get(i as usize) == Some(name)).copied()
+        self.table.find(hash, |s| s.is(names, name)).map(|s| s.at)
     }
 
     /// Adds `names[i]`, which must not be in the table yet.
     fn insert(&mut self, names: &Names, i: u32) {
         let Positions { table, hasher } = self;
         let name = |j: u32| names.get(j as usize).expect("a listed name");
-        table.insert_unique(hasher.hash_one(name(i)), i, |&j| hasher.hash_one(name(j)));
+        let slot = Slot::new(i, name(i));
+        table.insert_unique(hasher.hash_one(name(i)), slot, |s| hasher.hash_one(name(s.at)));
     }
 
     /// Indexes every name of `names`; a name listed twice is refused.
@@ -824,6 +858,38 @@ mod tests {
         assert_eq!(back, names);
         assert_eq!(back.iter().collect::<Vec<_>>(), list);
         assert_eq!((back.get(2), back.get(4)), (Some("Физика"), None));
+    }
+
+    #[test]
+    fn short_and_long_names_are_found_and_only_they() {
+        let names =
+            ["", "a", "47-026018", "fifteen-bytes-x", "sixteen-bytes-xx", "a long name of forty bytes, give or take"];
+        let mut t = Symbols::default();
+        let syms: Vec<Sym> = names.iter().map(|n| t.intern(n)).collect();
+        let mut back: Symbols = crate::model::decode_state("t", &crate::model::encode_state(&t)).unwrap();
+        back.reindex().unwrap();
+        for table in [&t, &back] {
+            for (n, s) in names.iter().zip(&syms) {
+                assert_eq!(table.get(n), Some(*s), "{n:?}");
+                assert_eq!(table.name(*s), *n);
+            }
+            for absent in [
+                "b",
+                "47-02601",
+                "47-0260188",
+                "fifteen-bytes-y",
+                "sixteen-bytes-xy",
+                "a long name of forty bytes, give or tak",
+            ] {
+                assert_eq!(table.get(absent), None, "{absent:?}");
+            }
+        }
+        let mut k: Keyed<u32> = Keyed::default();
+        for (i, n) in names.iter().enumerate() {
+            *k.slot(n) = i as u32;
+        }
+        assert_eq!(names.iter().map(|n| k.get(n).copied()).collect::<Vec<_>>(), (0..6).map(Some).collect::<Vec<_>>());
+        assert_eq!(k.get("sixteen-bytes-xy"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::completeness::{LearnerValue, Map, UP_TO_LAG_MAX};
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::Event;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use zachetka_formats::merkle::{Hash, HashB64};
 
 /// A commitment as the log holds it, and the map recomputed at its `up_to` from the entries
@@ -52,8 +53,9 @@ pub struct Completeness {
     /// Every change of a value made by an entry at or after `journal_from` (the last
     /// commitment's `up_to`, or `UP_TO_LAG_MAX` behind the newest entry when that is later),
     /// so the map at any position from there on can be rebuilt: a commitment lands after the
-    /// position it commits to, at most `UP_TO_LAG_MAX` after it.
-    journal: Vec<Change>,
+    /// position it commits to, at most `UP_TO_LAG_MAX` after it. A ring (encoded as the list):
+    /// forgetting its oldest changes does not move the 2^18 it keeps.
+    journal: VecDeque<Change>,
     journal_from: u64,
     /// Every commitment seen, in log order.
     commitments: Vec<CommitmentSeen>,
@@ -181,7 +183,7 @@ impl ReadModel for Completeness {
             let (at, value) = values.slot_at(learner);
             let before = *value;
             *value = before.chain(f.leaf_hash);
-            journal.push((f.seq, at, before));
+            journal.push_back((f.seq, at, before));
         }
         // Forget what no commitment to come may need, once per 4,096 positions (a function of
         // the seqs alone, so every build of the state trims alike).

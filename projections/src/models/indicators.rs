@@ -82,6 +82,9 @@ struct State {
     /// Institution id -> its kind in `kinds` (not encoded: rebuilt from `institutions`).
     #[serde(skip)]
     kind_of: HashMap<String, u32>,
+    /// The last institution looked up and its kind (a lesson's records follow each other).
+    #[serde(skip)]
+    last_kind: Option<(String, u32)>,
 }
 
 /// The `indicators` read model.
@@ -92,8 +95,15 @@ pub struct Indicators {
 
 impl State {
     fn seen(&mut self, institution: &str, learner: &str) {
-        let Some(kind) = self.kind_of.get(institution) else { return };
-        self.learners.slot(learner).add_kind(*kind);
+        let kind = match &self.last_kind {
+            Some((i, k)) if i == institution => *k,
+            _ => {
+                let Some(kind) = self.kind_of.get(institution) else { return };
+                self.last_kind = Some((institution.to_owned(), *kind));
+                *kind
+            }
+        };
+        self.learners.slot(learner).add_kind(kind);
     }
 
     /// Rebuilds `kind_of` after a load.
@@ -101,6 +111,7 @@ impl State {
         self.kinds.reindex()?;
         self.learners.reindex()?;
         self.kind_of.clear();
+        self.last_kind = None;
         for (institution, (kind, _)) in &self.institutions {
             let k = self.kinds.get(kind).ok_or_else(|| format!("institution kind {kind:?} is not in the table"))?;
             self.kind_of.insert(institution.clone(), k.0);

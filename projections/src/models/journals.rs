@@ -62,6 +62,9 @@ struct State {
     /// class's index and the subject's in it. Not encoded: rebuilt after a load.
     #[serde(skip)]
     class_index: HashMap<(Sym, Sym), u32>,
+    /// Institution -> its classes' indexes in `classes` (for the institution's view).
+    #[serde(skip)]
+    by_institution: HashMap<Sym, Vec<u32>>,
     #[serde(skip)]
     subject_index: HashMap<(Sym, Sym, Sym), (u32, u32)>,
     /// The last subject found (the records of one lesson follow each other): not encoded.
@@ -110,16 +113,20 @@ impl State {
     /// The journal of a class, created empty on its first record.
     fn class_of(&mut self, institution: &str, class: &str) -> u32 {
         let key = (self.symbols.intern(institution), self.symbols.intern(class));
-        *self.class_index.entry(key).or_insert_with(|| {
-            self.classes.push(ClassJournal {
-                institution: key.0,
-                class: key.1,
-                subjects: Vec::new(),
-                day_learners: Vec::new(),
-                day_attendance: Vec::new(),
-            });
-            u32::try_from(self.classes.len() - 1).expect("fewer than 2^32 classes")
-        })
+        if let Some(at) = self.class_index.get(&key) {
+            return *at;
+        }
+        self.classes.push(ClassJournal {
+            institution: key.0,
+            class: key.1,
+            subjects: Vec::new(),
+            day_learners: Vec::new(),
+            day_attendance: Vec::new(),
+        });
+        let at = u32::try_from(self.classes.len() - 1).expect("fewer than 2^32 classes");
+        self.class_index.insert(key, at);
+        self.by_institution.entry(key.0).or_default().push(at);
+        at
     }
 
     /// The journal of a subject of a class, created empty on its first record.
@@ -168,6 +175,7 @@ impl State {
         self.symbols.reindex()?;
         self.learners.reindex()?;
         self.class_index.clear();
+        self.by_institution.clear();
         self.subject_index.clear();
         self.last_subject = None;
         for (c, class) in self.classes.iter().enumerate() {
@@ -175,6 +183,7 @@ impl State {
             if self.class_index.insert(key, c as u32).is_some() {
                 return Err(format!("class {} listed twice", self.symbols.name(key.1)));
             }
+            self.by_institution.entry(key.0).or_default().push(c as u32);
             if class.day_learners.len() != class.day_attendance.len() {
                 return Err("day attendance rows do not pair with learners".into());
             }
@@ -274,12 +283,11 @@ impl ReadModel for Journals {
                 }
                 // The institution's other classes, by name (the order is a function of the
                 // state, so every build corrects alike).
-                let mut others: Vec<usize> = (0..s.classes.len())
-                    .filter(|&i| s.classes[i].institution == institution && Some(&(i as u32)) != named)
-                    .collect();
-                others.sort_by_key(|&i| s.symbols.name(s.classes[i].class));
+                let mut others: Vec<u32> = s.by_institution.get(&institution).cloned().unwrap_or_default();
+                others.retain(|i| Some(i) != named);
+                others.sort_by_key(|&i| s.symbols.name(s.classes[i as usize].class));
                 for i in others {
-                    if correct_in_class(&mut s.classes[i], learner, &target, &c, &s.symbols) {
+                    if correct_in_class(&mut s.classes[i as usize], learner, &target, &c, &s.symbols) {
                         return;
                     }
                 }
@@ -304,18 +312,19 @@ impl ReadModel for Journals {
         let s = &self.state;
         let no_journal = || ViewError::NotFound(format!("no journal of institution {institution}"));
         let inst = s.symbols.get(institution).ok_or_else(no_journal)?;
-        let mut classes: Vec<&ClassJournal> = s.classes.iter().filter(|c| c.institution == inst).collect();
-        if classes.is_empty() {
-            return Err(no_journal());
-        }
-        classes.sort_by_key(|c| s.symbols.name(c.class));
+        let classes = s.by_institution.get(&inst).ok_or_else(no_journal)?;
         let scope = Scope::Institution(institution.to_owned());
         match path.len() {
-            1 => Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) }),
+            1 => {
+                let mut classes: Vec<&ClassJournal> = classes.iter().map(|c| &s.classes[*c as usize]).collect();
+                classes.sort_by_key(|c| s.symbols.name(c.class));
+                Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) })
+            }
             3 => {
                 let class_id = model::segment(path, 1, "a class")?;
                 let subject_id = model::segment(path, 2, "a subject")?;
-                let class = classes.iter().find(|c| s.symbols.name(c.class) == class_id).ok_or_else(|| {
+                let class = s.symbols.get(class_id).and_then(|c| s.class_index.get(&(inst, c)));
+                let class = class.map(|c| &s.classes[*c as usize]).ok_or_else(|| {
                     ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
                 })?;
                 let subject =
