@@ -650,9 +650,18 @@ vocabulary! {
 /// The data field naming an imported record's source: `{"system": "BARS", "record": "<id>"}`.
 pub const MIGRATED_FROM: &str = "migrated_from";
 
-/// The event types a migration from a legacy system imports (and so may carry `data.migrated_from`).
+/// The event types a migration from a legacy system imports (and so may carry `data.migrated_from`):
+/// a learner's past records and the contingent they were made in (admissions, classes, transfers,
+/// leave, expulsion, graduation), whose own dates are in their data. Not decisions taken here now
+/// (queue offers and allocation runs, 1st-grade orders, attestation votes), nor keys and grants.
 pub const MIGRATABLE_TYPES: &[&str] = &[
     "queue.application_submitted",
+    "contingent.admitted",
+    "contingent.class_assigned",
+    "contingent.academic_leave_granted",
+    "contingent.expelled",
+    "contingent.graduated",
+    "learner.transferred",
     "journal.lesson_held",
     "journal.grade_recorded",
     "journal.attendance_marked",

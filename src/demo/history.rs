@@ -8,10 +8,10 @@
 //!
 //! What a migration imports carries `data.migrated_from` (system and record id) and its old
 //! `occurred_at`, written now: the types the vocabulary lets a migration import (the queue
-//! application, term and year grades, final attestation, certificates, course results,
-//! achievements). The contingent (admissions, classes of each year, transfers, graduations) and
-//! the kindergarten placement are not such types: the same keys re-enter them now, dated in
-//! their data (`admitted_on`, `assigned_on`, `transferred_on`, the enrolment order's number).
+//! application, the contingent: admissions, classes of each year, transfers, graduations; term
+//! and year grades, final attestation, certificates, course results, achievements). The
+//! kindergarten placement is not such a type (offers and enrolments are decisions of an
+//! allocation run): the same keys re-enter it now, as an additional run naming the old order.
 
 use super::day;
 use super::instant;
@@ -346,21 +346,26 @@ impl DemoRegion {
             let class = |y: i64| format!("{y}{}", LETTERS[letter]);
             let year_of = |y: i64| first_grade + y - 1;
             if let Some(before) = previous {
-                let (from_key, _, from_inst) = self.school_of(before.school);
+                let (from_key, from_system, from_inst) = self.school_of(before.school);
+                let on = day(year_of(before.last) + 1, 6, 30);
                 let data = json!({"from_institution": from_inst, "to_institution": inst,
-                    "transferred_on": format!("{}-06-30", year_of(before.last) + 1)});
-                s.push(clock.tick(), &stream, "learner.transferred", from_key, data);
+                    "transferred_on": super::date(on)});
+                let from = Source { system: from_system, record: format!("{from_inst}/{n:06}/transfer") };
+                s.import(clock.tick(), instant(on, 9 * 60), &stream, "learner.transferred", from_key, data, from);
             }
             let a = year_of(stay.first);
             let data = json!({"institution": inst, "class": class(stay.first), "academic_year": a,
                 "admitted_on": format!("{a}-09-01"), "order_ref": format!("{inst}-{a}-adm-{n:06}")});
-            s.push(clock.tick(), &stream, "contingent.admitted", key, data);
+            let from = Source { system, record: format!("{inst}/{n:06}/{a}/admission") };
+            s.import(clock.tick(), instant(day(a, 9, 1), 9 * 60), &stream, "contingent.admitted", key, data, from);
             for y in stay.first..=stay.last {
                 let a = year_of(y);
                 if y > stay.first {
                     let data = json!({"institution": inst, "class": class(y), "academic_year": a,
                         "assigned_on": format!("{a}-09-01")});
-                    s.push(clock.tick(), &stream, "contingent.class_assigned", key, data);
+                    let from = Source { system, record: format!("{inst}/{n:06}/{a}/class") };
+                    let at = instant(day(a, 9, 1), 9 * 60);
+                    s.import(clock.tick(), at, &stream, "contingent.class_assigned", key, data, from);
                 }
                 if y < 2 {
                     continue;
@@ -433,7 +438,9 @@ impl DemoRegion {
             from,
         );
         let data = json!({"institution": inst, "graduated_on": format!("{finished}-06-28")});
-        s.push(clock.tick(), &stream, "contingent.graduated", key, data);
+        let from = Source { system, record: format!("{inst}/{n:06}/graduation") };
+        let at = instant(day(finished, 6, 28), 9 * 60);
+        s.import(clock.tick(), at, &stream, "contingent.graduated", key, data, from);
         if st.year < 2 {
             return; // admitted this year, live
         }
@@ -443,7 +450,9 @@ impl DemoRegion {
         let data = json!({"institution": inst, "class": st.group(), "academic_year": finished,
             "admitted_on": format!("{finished}-09-01"), "order_ref": format!("{inst}-{finished}-adm-{n:07}"),
             "program_id": programs[st.program]});
-        s.push(clock.tick(), &stream, "contingent.admitted", key, data);
+        let from = Source { system: LEGACY, record: format!("{inst}/{n:07}/admission") };
+        let at = instant(day(finished, 9, 1), 9 * 60);
+        s.import(clock.tick(), at, &stream, "contingent.admitted", key, data, from);
         let courses = super::contingent::curriculum(st.college);
         for year in 1..st.year as i64 {
             for (half, d) in [(1, day(finished + year, 1, 20)), (2, day(finished + year, 6, 20))] {

@@ -267,14 +267,27 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
     let certificates = of_type(&p["documents"], "journal.certificate_issued");
     assert_eq!(certificates.len(), 1, "{p:#}");
     assert_eq!(imported_from(&certificates[0]).as_deref(), Some("BARS"));
-    // College: admitted in an earlier year (re-entered), results of earlier terms (imported) and
-    // of this year, and the diploma written live.
+    // The contingent of the earlier years is imported too: the 1st-grade admission, each year's
+    // class, the graduation from school. College: admitted in an earlier year (imported),
+    // results of earlier terms (imported) and of this year, and the diploma written live.
     let admitted = of_type(&p["contingent"], "contingent.admitted");
     let first_grade = admitted.iter().find(|i| i["summary"]["class"].as_str().unwrap().starts_with('1'));
     assert!(first_grade.is_some_and(|i| i["summary"]["academic_year"].as_i64().unwrap() < 2017), "{p:#}");
+    assert_eq!(imported_from(first_grade.unwrap()).as_deref(), Some("BARS"));
+    let moved_up = of_type(&p["contingent"], "contingent.class_assigned");
+    assert_eq!(moved_up.len(), 8, "{p:#}");
+    assert!(moved_up.iter().all(|i| imported_from(i).as_deref() == Some("BARS")), "{p:#}");
+    // Graduated from school (imported), and from college this year (live).
+    let graduated = of_type(&p["contingent"], "contingent.graduated");
+    let from = |i: &Value| (i["summary"]["institution"].as_str().unwrap().to_owned(), imported_from(i));
+    let graduated: Vec<_> = graduated.iter().map(from).collect();
+    assert_eq!(graduated.len(), 2, "{p:#}");
+    assert!(graduated[0].0.starts_with("sch-") && graduated[0].1.as_deref() == Some("BARS"), "{graduated:?}");
+    assert_eq!(graduated[1], ("col-001".to_owned(), None), "{graduated:?}");
     let college: Vec<&Value> = admitted.iter().filter(|i| i["summary"]["institution"] == "col-001").collect();
     assert_eq!(college.len(), 1, "{p:#}");
     assert!(college[0]["summary"]["academic_year"].as_i64().unwrap() < 2026);
+    assert_eq!(imported_from(college[0]).as_deref(), Some("BARS"));
     let groups = items(&p["college"]["groups"]);
     assert_eq!(groups.len(), 1, "{p:#}");
     let terms: Vec<i64> = items(&groups[0]["terms"]).iter().map(|t| t.as_i64().unwrap()).collect();

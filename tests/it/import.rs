@@ -78,6 +78,81 @@ fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_not
     assert_eq!(view.body["applied_at"], json!("2024-05-01T09:00:00Z"));
 }
 
+/// A learner's past in a school, as the legacy system holds it: admitted to 5А in 2025, moved
+/// up to 6А in 2026.
+fn contingent_lines(learner: &str) -> [String; 2] {
+    let stream = format!("learner/{learner}");
+    [
+        json!({"record": "solo-adm-1", "type": "contingent.admitted", "stream": stream,
+            "occurred_at": "2025-09-01T09:00:00Z",
+            "data": {"institution": "sch-001", "class": "5А", "academic_year": 2025, "admitted_on": "2025-09-01",
+                     "order_ref": "sch-001-2025-adm-1"}})
+        .to_string(),
+        json!({"record": "solo-cls-1", "type": "contingent.class_assigned", "stream": stream,
+            "occurred_at": "2026-09-01T09:00:00Z",
+            "data": {"institution": "sch-001", "class": "6А", "academic_year": 2026, "assigned_on": "2026-09-01"}})
+        .to_string(),
+    ]
+}
+
+/// The contingent is history a migration brings too: imported admissions and classes enrol the
+/// learner for the rules (a live grade in that class is accepted once they are in, refused as
+/// `learner_not_enrolled` before), and the profile shows them as imported, with their source.
+#[test]
+fn an_imported_contingent_enrols_the_learner_and_shows_as_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap());
+    let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
+    zachetka::ledger::init_store(
+        &*store,
+        DEMO_ORIGIN,
+        &ledger_key(),
+        &region().authority_did(),
+        Some(zachetka::rules::default_region()),
+    )
+    .unwrap();
+    let ledger = Ledger::open_with(store, ledger_key(), test_clock(), Limits::default(), RulesMode::Enforce).unwrap();
+    append_region(&ledger);
+    pin_clock_at(AFTER_REGION);
+    let grant = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.granted", "id": id(9_000_002),
+        "occurred_at": AFTER_REGION, "author": authority.did(),
+        "data": {"v": 1, "key": migrator().did(), "holder": "p-migration-sch-001", "roles": ["migration", "registrar"],
+                 "scope": {"institution": "sch-001"}, "valid_from": "2026-08-01T00:00:00Z"}});
+    ledger.append_blocking(vec![zachetka::event::sign_event(&grant, &authority).unwrap()])[0].as_ref().unwrap();
+    let learner = "47-900001";
+    let grade = |n: u64| {
+        super::rules::grade_event_in(
+            n,
+            &super::rules::teacher_of_school_1(),
+            "sch-001",
+            "6А",
+            5,
+            &format!("learner/{learner}"),
+        )
+    };
+    let refused = ledger.append_blocking(vec![grade(9_000_003)]).remove(0).unwrap_err();
+    assert_eq!(refused.code.as_str(), "learner_not_enrolled", "{refused}");
+
+    let imported = import_all(&ledger, migrator(), &contingent_lines(learner));
+    assert!(imported.iter().all(Result::is_ok), "{imported:?}");
+    let accepted = ledger.append_blocking(vec![grade(9_000_004)]).remove(0);
+    assert!(accepted.is_ok(), "{accepted:?}");
+
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let p = ledger.read_side().view("profiles", &[learner]).unwrap().view.body;
+    let contingent = p["contingent"].as_array().unwrap_or_else(|| panic!("{p:#}"));
+    let sources: Vec<(&str, &Value)> =
+        contingent.iter().map(|i| (i["type"].as_str().unwrap(), &i["imported"])).collect();
+    assert_eq!(
+        sources,
+        vec![
+            ("contingent.admitted", &json!({"system": "СОЛО", "record": "solo-adm-1"})),
+            ("contingent.class_assigned", &json!({"system": "СОЛО", "record": "solo-cls-1"})),
+        ],
+        "{p:#}"
+    );
+}
+
 fn zachetka() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zachetka"));
     c.env("RUST_LOG", "warn").env_remove("ZACHETKA_DATABASE_URL").stdin(Stdio::null());

@@ -87,7 +87,7 @@ pub(super) fn grade_event(n: u64, key: &zachetka::keys::KeyPair, institution: &s
 }
 
 /// `grade_event` in the stream of `learner`, enrolled there or not.
-fn grade_event_in(
+pub(super) fn grade_event_in(
     n: u64,
     key: &zachetka::keys::KeyPair,
     institution: &str,
