@@ -183,6 +183,73 @@
     return sn === 0 ? r : null;
   }
 
+  // RFC 9162 2.1.4.2: whether `proof` shows that the tree of size `second` (root `secondRoot`)
+  // extends the tree of size `first` (root `firstRoot`), as merkle::verify_consistency decides
+  // (a first size of 0 is refused; equal sizes need equal roots and no hashes).
+  async function verifyConsistency(first, second, firstRoot, secondRoot, proof) {
+    if (!(first > 0) || first > second) return false;
+    if (first === second) return proof.length === 0 && equalBytes(firstRoot, secondRoot);
+    let odd = first;
+    while (odd % 2 === 0) odd /= 2;
+    const path = odd === 1 ? [firstRoot].concat(proof) : proof;
+    if (path.length === 0) return false;
+    let fn = first - 1, sn = second - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    let fr = path[0], sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && equalBytes(fr, firstRoot) && equalBytes(sr, secondRoot);
+  }
+
+  // FORMAT.md 4, step 7: a second checkpoint note of the same ledger (older or newer) and the
+  // consistency proof between the two sizes ({first, second, hashes}, as the ledger serves it).
+  // The checked sizes, or undefined with the failure noted.
+  async function checkConsistency(other, cp, key, origin, failures) {
+    const fail = (message) => { failures.push({ code: 'consistency_invalid', message }); };
+    if (other.note === undefined || other.proof === undefined) {
+      fail('a second checkpoint is checked only with the consistency proof between the two sizes: give both');
+      return undefined;
+    }
+    let o;
+    try {
+      o = await verifyCheckpoint(other.note, key, origin);
+    } catch (e) {
+      if (!(e instanceof Failure)) throw e;
+      // (too long is malformed for the bundle's own note; for this one the note is what is wrong)
+      failures.push({ code: e.code === 'bundle_malformed' ? 'checkpoint_invalid' : e.code, message: 'the second checkpoint: ' + e.message });
+      return undefined;
+    }
+    const [small, large] = o.treeSize <= cp.treeSize ? [o, cp] : [cp, o];
+    const p = other.proof;
+    if (p === null || typeof p !== 'object' || !Array.isArray(p.hashes)) {
+      fail('the consistency proof is not an object {"first", "second", "hashes"}');
+      return undefined;
+    }
+    if (p.first !== small.treeSize || p.second !== large.treeSize) {
+      fail('the consistency proof is from ' + p.first + ' to ' + p.second + ', the checkpoints are of sizes ' + small.treeSize + ' and ' + large.treeSize);
+      return undefined;
+    }
+    const hashes = p.hashes.map((h) => (typeof h === 'string' ? b64decode(h) : null));
+    if (hashes.some((h) => !h || h.length !== 32)) {
+      fail('the consistency proof is malformed: a hash is not base64 of 32 bytes');
+      return undefined;
+    }
+    if (!(await verifyConsistency(small.treeSize, large.treeSize, small.root, large.root, hashes))) {
+      fail('the tree of size ' + large.treeSize + ' does not extend the tree of size ' + small.treeSize + ' (a rewritten history?)');
+      return undefined;
+    }
+    return { first: small.treeSize, second: large.treeSize };
+  }
+
   // ---- strict Ed25519 over WebCrypto --------------------------------------------------------
   //
   // zachetka accepts a signature by ed25519-dalek's `verify_strict`: canonical S (S < L), A and
@@ -966,11 +1033,19 @@
       if (!(e instanceof MapProofError)) throw e;
       push(e.code, e.message);
     }
-    // 5. Freshness. The page takes no second checkpoint, so the bound is to the bundle's.
+    // 5. Freshness: how far the commitment is behind the bundle's checkpoint, and behind a newer
+    // second checkpoint that proved consistent with it.
     const uncovered = Math.max(0, cp.treeSize - P);
     out.uncovered_positions = uncovered;
     if (uncovered > maxUncovered) {
       push('completeness_stale', 'the commitment covers positions below ' + P + ', the bundle\'s checkpoint is at ' + cp.treeSize + ': ' + uncovered + ' positions are not covered, more than the bound ' + maxUncovered + '; an entry among them (a revocation, a correction) could be left out: ask for a bundle exported against the latest commitment');
+    }
+    const newer = report.consistency && report.consistency.second > cp.treeSize ? report.consistency.second : null;
+    if (newer !== null) {
+      out.behind = Math.max(0, newer - P);
+      if (out.behind > maxUncovered) {
+        push('completeness_stale', 'the commitment covers positions below ' + P + ', the newer checkpoint you gave is at ' + newer + ': ' + out.behind + ' positions since are not covered, more than the bound ' + maxUncovered + '; ask for a bundle exported now');
+      }
     }
     if (failures.length === before) out.status = 'complete';
     else out.reason = failures[before].code;
@@ -981,7 +1056,8 @@
 
   // Verifies bundle `text` under `trustedKey` (a C2SP verifier key string). Never throws: the
   // report lists every failure with its FORMAT.md code (and `seq` where one item is to blame).
-  // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6).
+  // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6), and `other`: { note,
+  // proof } a second checkpoint note and the consistency proof to it (FORMAT.md section 4, 7).
   async function verifyBundle(text, trustedKey, options = {}) {
     const started = performance.now();
     nodeMemo = new Map();
@@ -1014,6 +1090,9 @@
       }
       const cp = await verifyCheckpoint(b.checkpoint, key, b.origin);
       Object.assign(report, { tree_size: cp.treeSize, root_hash: b64encode(cp.root) });
+      // 7. one history with the second checkpoint, if one is given (before completeness, whose
+      // freshness also counts from a newer one).
+      if (options.other) report.consistency = await checkConsistency(options.other, cp, key, b.origin, failures);
       phase('checkpoint');
 
       // 3. leaf hashes and proofs, all in flight at once (WebCrypto runs them off the main thread).
@@ -1207,7 +1286,7 @@
       throw e;
     }
   }
-  const api = { checkMapProof, verifyBundle, verifyStrict, canonical, checkNote, parseInstant, b64decode, b64encode, rootFromInclusion, leafHash, verifyMapProof, chainValue, didFromPublic, Failure };
+  const api = { checkMapProof, verifyConsistency, verifyBundle, verifyStrict, canonical, checkNote, parseInstant, b64decode, b64encode, rootFromInclusion, leafHash, verifyMapProof, chainValue, didFromPublic, Failure };
   global.zachetkaVerifier = api;
 })(typeof window !== 'undefined' ? window : globalThis);
 
@@ -1255,6 +1334,7 @@
     if (report.origin !== undefined) facts.push(['Ledger', report.origin]);
     if (report.tree_size !== undefined) facts.push(['Checkpoint', 'tree size ' + report.tree_size + ', root ' + report.root_hash]);
     if (report.entries !== undefined) facts.push(['Entries', report.disclosed + ' disclosed, ' + report.withheld + ' withheld (withheld entries are counted, never shown)']);
+    if (report.consistency) facts.push(['History', 'one history with the second checkpoint: the tree of size ' + report.consistency.second + ' extends the tree of size ' + report.consistency.first + ' (consistency proof checked)']);
     if (report.completeness) facts.push(['Completeness', describeCompleteness(report.completeness, report.tree_size)]);
     facts.push(['Checked', report.signatures_checked + ' signatures, ' + report.proofs_checked + ' inclusion proofs, ' + report.grant_checks + ' grant checks in ' + report.millis + ' ms']);
     facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); the roles, scopes and domain rules each event needs are checked by the zachetka verify command']);
@@ -1284,7 +1364,16 @@
     status.dataset.state = 'working';
     status.textContent = 'Verifying ' + file.name + '...';
     const text = await file.text();
-    const report = await window.zachetkaVerifier.verifyBundle(text, $('key').value.trim(), { requireComplete: $('require-complete').checked });
+    const options = { requireComplete: $('require-complete').checked };
+    const [noteFile, proofFile] = [$('other-note').files[0], $('other-proof').files[0]];
+    if (noteFile || proofFile) {
+      options.other = {};
+      if (noteFile) options.other.note = await noteFile.text();
+      if (proofFile) {
+        try { options.other.proof = JSON.parse(await proofFile.text()); } catch (e) { options.other.proof = null; }
+      }
+    }
+    const report = await window.zachetkaVerifier.verifyBundle(text, $('key').value.trim(), options);
     window.zachetkaLastReport = report;
     render(report, file.name);
   }

@@ -318,6 +318,24 @@ fn ed25519_vectors() -> (Vec<Value>, Vec<bool>) {
 /// events, leaf hashes of the zachetka entries, every transparency-dev inclusion vector (and
 /// ours), and checkpoint notes (ours verifies; a wrong origin, a changed signature or another
 /// key does not).
+/// transparency-dev's RFC 9162 vectors of one kind (`inclusion`, `consistency`), in path order.
+fn transparency_dev(kind: &str) -> Vec<Value> {
+    let mut files = Vec::new();
+    let mut dirs = vec![super::vectors::path(&format!("transparency-dev-merkle/testdata/{kind}"))];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                dirs.push(e)
+            } else {
+                files.push(e)
+            }
+        }
+    }
+    files.sort();
+    files.iter().map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap()).collect()
+}
+
 fn known_answers() -> (Value, Value) {
     let events = json("zachetka/events.json");
     let cases = events["cases"].as_array().unwrap();
@@ -331,26 +349,30 @@ fn known_answers() -> (Value, Value) {
     let p = &log["inclusion_proof"];
     inclusion.push(json!({"index": p["leaf_index"], "size": p["tree_size"], "leaf": p["leaf_hash"], "root": p["root_hash"], "proof": p["hashes"]}));
     inclusion_want.push(true);
-    let mut files = Vec::new();
-    let mut dirs = vec![super::vectors::path("transparency-dev-merkle/testdata/inclusion")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap().path();
-            if e.is_dir() {
-                dirs.push(e)
-            } else {
-                files.push(e)
-            }
-        }
-    }
-    files.sort();
-    for f in files {
-        let t: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+    for t in transparency_dev("inclusion") {
         inclusion.push(json!({"index": t["leafIdx"], "size": t["treeSize"], "leaf": t["leafHash"], "root": t["root"],
             "proof": if t["proof"].is_null() { json!([]) } else { t["proof"].clone() }}));
         inclusion_want.push(t["wantErr"] == false);
     }
     assert!(inclusion.len() > 90);
+    // Consistency proofs: the page must decide each as `merkle::verify_consistency` does (a few
+    // vectors carry placeholder roots that are no hashes: both refuse those).
+    let (mut consistency, mut consistency_want) = (Vec::new(), Vec::new());
+    for t in transparency_dev("consistency") {
+        let proof = if t["proof"].is_null() { json!([]) } else { t["proof"].clone() };
+        let hash = |v: &Value| v.as_str().and_then(zachetka::merkle::Hash::from_b64);
+        let hashes: Option<Vec<_>> = proof.as_array().unwrap().iter().map(hash).collect();
+        let rust = match (t["size1"].as_u64(), t["size2"].as_u64(), hash(&t["root1"]), hash(&t["root2"]), hashes) {
+            (Some(m), Some(n), Some(r1), Some(r2), Some(p)) => {
+                zachetka::merkle::verify_consistency(m, n, r1, r2, &p).is_ok()
+            }
+            _ => false,
+        };
+        consistency.push(json!({"size1": t["size1"], "size2": t["size2"], "root1": t["root1"], "root2": t["root2"],
+            "proof": proof}));
+        consistency_want.push(rust);
+    }
+    assert!(consistency.len() > 90 && consistency_want.iter().filter(|&&ok| ok).count() >= 5);
     let note = String::from_utf8(super::vectors::read("zachetka/checkpoint-size10.note")).unwrap();
     let vkey = str_of(&events["keys"]["ledger"], "vkey");
     let other_vkey = String::from_utf8(super::vectors::read("c2sp-signed-note-example.vkey")).unwrap();
@@ -407,10 +429,10 @@ fn known_answers() -> (Value, Value) {
         .collect();
     let (map_proofs, map_proofs_want) = map_proof_answers();
     (
-        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "notes": notes, "b64": b64,
-               "map_proofs": map_proofs}),
-        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "notes": notes_want,
-               "b64": b64_want, "map_proofs": map_proofs_want}),
+        json!({"jcs": jcs, "leaves": leaves, "inclusion": inclusion, "consistency": consistency, "notes": notes,
+               "b64": b64, "map_proofs": map_proofs}),
+        json!({"jcs": jcs_want, "leaves": leaves_want, "inclusion": inclusion_want, "consistency": consistency_want,
+               "notes": notes_want, "b64": b64_want, "map_proofs": map_proofs_want}),
     )
 }
 
@@ -573,6 +595,37 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     items.remove(at);
     let next_own = own[own.len() / 2 + 1];
 
+    // A second checkpoint: an older one the ledger signed, and the consistency proof from it to
+    // the bundle's; then the same with one proof hash replaced (another history's), and the note
+    // without its proof. The Rust verifier's decisions, for the page to agree with.
+    let bundle_size = real["checkpoint"].as_str().unwrap().lines().nth(1).unwrap().parse::<u64>().unwrap();
+    let (older_note, older_proof) = {
+        let ledger = open_dir(&demo);
+        let (older, note) = (1..bundle_size)
+            .rev()
+            .skip(50)
+            .find_map(|n| ledger.checkpoint_at(n).unwrap().map(|note| (n, note)))
+            .expect("the demo ledger signed an older checkpoint");
+        let hashes = zachetka::merkle::hashes_to_b64(&ledger.prove_consistency(older, bundle_size).unwrap());
+        (note, json!({"first": older, "second": bundle_size, "hashes": hashes}))
+    };
+    let mut forged_proof = older_proof.clone();
+    forged_proof["hashes"][0] = json!(zachetka::keys::b64(&[9; 32]));
+    let rust_with_other = |proof: &Value| {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let other = zachetka_record::OtherCheckpoint {
+            note: older_note.clone(),
+            proof: serde_json::from_value(proof.clone()).unwrap(),
+        };
+        let options = zachetka_record::Options { other: Some(other), ..Default::default() };
+        zachetka_record::verify(&serde_json::to_vec(&real).unwrap(), &vk, &options)
+    };
+    let rust_consistent = rust_with_other(&older_proof);
+    assert!(rust_consistent.ok, "{:?}", rust_consistent.failures);
+    let rust_forged = rust_with_other(&forged_proof);
+    let rust_forged_codes: Vec<&str> = rust_forged.failures.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(rust_forged_codes, ["consistency_invalid"]);
+
     // A wrong key: another ledger of the same name.
     let (_perf_dir, perf) = perf_ledger(5_000);
     let other_key = perf.config().verifier_key.clone();
@@ -592,6 +645,11 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
         p
     };
+    let write_text = |name: &str, text: &[u8]| -> PathBuf {
+        let p = files.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
     let (vectors, expected) = ed25519_vectors();
     let (known, known_want) = known_answers();
     let served = serve_dir(&demo);
@@ -608,6 +666,12 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "completeness-lowered", "bundle": write("completeness-lowered.json", &lowered)},
             {"name": "completeness-cut", "bundle": write("completeness-cut.json", &cut)},
             {"name": "completeness-required", "bundle": write("real.json", &real), "require_complete": true},
+            {"name": "consistent-older", "bundle": write("real.json", &real),
+             "other_note": write_text("older.note", &older_note), "other_proof": write("older-proof.json", &older_proof)},
+            {"name": "consistency-forged", "bundle": write("real.json", &real),
+             "other_note": write_text("older.note", &older_note), "other_proof": write("forged-proof.json", &forged_proof)},
+            {"name": "consistency-proof-missing", "bundle": write("real.json", &real),
+             "other_note": write_text("older.note", &older_note)},
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
         ],
         "ed25519": vectors,
@@ -706,6 +770,16 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         .any(|f| f.as_str().unwrap().contains("the commitment counts")));
     assert_eq!(page_codes("completeness-required"), ["completeness_missing"]);
 
+    // The second checkpoint: one history with the older note, as the Rust verifier says; a forged
+    // proof and a missing one refused with `consistency_invalid`.
+    let consistent = case("consistent-older");
+    assert_eq!(consistent["state"], "verified", "{:#}", consistent["report"]["failures"]);
+    let checked = rust_consistent.consistency.as_ref().unwrap();
+    assert_eq!(consistent["report"]["consistency"], json!({"first": checked.first, "second": checked.second}));
+    assert!(consistent["facts"]["History"].as_str().unwrap().contains(&format!("extends the tree of size {}", checked.first)));
+    assert_eq!(page_codes("consistency-forged"), rust_forged_codes);
+    assert_eq!(page_codes("consistency-proof-missing"), ["consistency_invalid"]);
+
     let bad = case("tampered");
     assert_eq!(bad["state"], "failed");
     let got = codes(&bad);
@@ -748,6 +822,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(known["jcs"], known_want["jcs"]);
     assert_eq!(known["leaves"], known_want["leaves"]);
     assert_eq!(known["inclusion"], known_want["inclusion"]);
+    assert_eq!(known["consistency"], known_want["consistency"]);
     assert_eq!(known["b64"], known_want["b64"]);
     assert_eq!(known["map_proofs"], known_want["map_proofs"]);
     let decided: Vec<&str> = known_want["map_proofs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();

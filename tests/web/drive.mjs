@@ -3,11 +3,14 @@
 // browser and reports what the page showed. Usage: node drive.mjs <config.json>; prints one JSON
 // object on stdout:
 //   {"cases":[{"name","state","status","facts","report","requests","wall_ms","screenshot"}],
-//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","notes","b64","map_proofs"},
+//    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","consistency","notes","b64",
+//    "map_proofs"},
 //    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
-// config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?,"require_complete"?}],
+// config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?,"require_complete"?,
+// "other_note"?,"other_proof"?}],
 // "ed25519":[{"pk","msg","sig"}]} (key absent: the page keeps the key the server filled in;
-// require_complete: the page's checkbox ticked; hex fields in ed25519).
+// require_complete: the page's checkbox ticked; other_note, other_proof: files for the second
+// checkpoint's inputs; hex fields in ed25519).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +39,11 @@ try {
     await page.goto(config.base + '/verify');
     if (c.key !== undefined) await page.fill('#key', c.key);
     if (c.require_complete) await page.check('#require-complete');
+    if (c.other_note || c.other_proof) {
+      await page.click('#second summary');
+      if (c.other_note) await page.setInputFiles('#other-note', c.other_note);
+      if (c.other_proof) await page.setInputFiles('#other-proof', c.other_proof);
+    }
     const started = Date.now();
     await page.setInputFiles('#file', c.bundle);
     await page.waitForFunction(() => ['verified', 'failed'].includes(document.getElementById('status').dataset.state),
@@ -73,6 +81,12 @@ try {
         res.inclusion.push(got !== null && v.b64encode(got) === c.root);
       }
       for (const c of k.notes) res.notes.push(await v.checkNote(c.note, c.vkey, c.origin));
+      res.consistency = [];
+      for (const c of k.consistency) {
+        const r1 = b64(c.root1), r2 = b64(c.root2), proof = c.proof.map(b64);
+        const ok = r1 && r1.length === 32 && r2 && r2.length === 32 && proof.every((p) => p && p.length === 32);
+        res.consistency.push(ok ? await v.verifyConsistency(c.size1, c.size2, r1, r2, proof) : false);
+      }
       res.map_proofs = [];
       for (const c of k.map_proofs) res.map_proofs.push(await v.checkMapProof(c.root, c.learner, c.value, c.proof));
       res.b64 = k.b64.map((s) => {
