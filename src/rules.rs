@@ -9,12 +9,7 @@ use crate::store::{LedgerConfig, Store, StoreError};
 use serde_json::Value;
 pub use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError, RuleRefusal, Rules};
 
-/// The rules' check for every key a grant names: a `did:key` whose point is on the curve and not
-/// of small order (the same check signatures get).
-pub fn strict_key_check(did: &str) -> Result<(), String> {
-    let public = keys::public_from_did(did).map_err(|e| e.to_string())?;
-    keys::verifying_key(&public).map(|_| ()).map_err(|e| e.to_string())
-}
+pub use crate::keys::strict_key_check;
 
 /// The rules a ledger enforces, fresh (nothing applied), or `None` for a bare signed log.
 pub fn from_config(config: &LedgerConfig) -> Result<Option<Rules>, String> {

@@ -68,6 +68,14 @@ pub fn verifying_key(public: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
     Ok(key)
 }
 
+/// The check the rules give every key a grant names (`Rules::with_key_check`), in the ledger and
+/// in the offline verifier alike: a `did:key` whose point is on the curve and not of small order,
+/// as signatures get.
+pub fn strict_key_check(did: &str) -> Result<(), String> {
+    let public = public_from_did(did).map_err(|e| e.to_string())?;
+    verifying_key(&public).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Decodes a transported signature: standard padded base64 of exactly 64 bytes.
 pub fn decode_signature(b64: &str) -> Result<Signature, KeyError> {
     if b64.len() != 88 {

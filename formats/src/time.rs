@@ -146,6 +146,14 @@ pub fn parse_month_day(s: &str) -> Option<(u32, u32)> {
 /// Parses RFC 3339 `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into nanoseconds since the epoch.
 /// The fraction has 1 to 9 digits; `T` and `Z` are upper case.
 pub fn parse_instant(s: &str) -> Option<Nanos> {
+    let (secs, nanos) = parse_instant_parts(s)?;
+    Some(Nanos::from(secs) * NANOS_PER_SEC + Nanos::from(nanos))
+}
+
+/// `parse_instant` in two parts, whole seconds since the epoch and the fraction in nanoseconds,
+/// all in 64 bits: for a caller that needs only the second (a local date, on every entry a read
+/// model folds), without the 128-bit arithmetic.
+pub fn parse_instant_parts(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
     if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -156,14 +164,14 @@ pub fn parse_instant(s: &str) -> Option<Nanos> {
         return None;
     }
     let mut rest = &b[19..];
-    let mut nanos: Nanos = 0;
+    let mut nanos = 0u32;
     if rest.first() == Some(&b'.') {
         let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 || n > 9 {
             return None;
         }
-        let frac = digits(&rest[1..1 + n])?;
-        nanos = Nanos::from(frac) * 10i128.pow(9 - n as u32);
+        let frac = u32::try_from(digits(&rest[1..1 + n])?).ok()?;
+        nanos = frac * 10u32.pow(9 - n as u32);
         rest = &rest[1 + n..];
     }
     let offset_secs = match rest {
@@ -182,8 +190,7 @@ pub fn parse_instant(s: &str) -> Option<Nanos> {
         }
         _ => return None,
     };
-    let secs = day * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(Nanos::from(secs) * NANOS_PER_SEC + nanos)
+    Some((day * 86_400 + h * 3600 + mi * 60 + sec - offset_secs, nanos))
 }
 
 /// The civil date of an instant in a region whose clocks are `offset_minutes` ahead of UTC.

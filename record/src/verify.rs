@@ -509,11 +509,6 @@ impl Lookup for BundleLookup {
     }
 }
 
-fn strict_key_check(did: &str) -> Result<(), String> {
-    let public = keys::public_from_did(did).map_err(|e| e.to_string())?;
-    keys::verifying_key(&public).map(|_| ()).map_err(|e| e.to_string())
-}
-
 /// Authority (FORMAT.md section 4, step 6): the registry entries and the disclosed entries
 /// replayed in log order through the rules; a rule that needs entries outside the bundle falls
 /// back to the grant check.
@@ -531,7 +526,7 @@ fn check_authority(r: &mut Report, origin: &str, region: RegionConfig, by_seq: &
         );
         return;
     };
-    let mut rules = Rules::new(origin, &genesis, region).with_key_check(strict_key_check);
+    let mut rules = Rules::new(origin, &genesis, region).with_key_check(keys::strict_key_check);
     let mut lookup = BundleLookup(HashMap::new());
     for c in by_seq.values() {
         let Some(e) = &c.entry else { continue };

@@ -776,7 +776,10 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     assert_eq!(consistent["state"], "verified", "{:#}", consistent["report"]["failures"]);
     let checked = rust_consistent.consistency.as_ref().unwrap();
     assert_eq!(consistent["report"]["consistency"], json!({"first": checked.first, "second": checked.second}));
-    assert!(consistent["facts"]["History"].as_str().unwrap().contains(&format!("extends the tree of size {}", checked.first)));
+    assert!(consistent["facts"]["History"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("extends the tree of size {}", checked.first)));
     assert_eq!(page_codes("consistency-forged"), rust_forged_codes);
     assert_eq!(page_codes("consistency-proof-missing"), ["consistency_invalid"]);
 

@@ -52,48 +52,8 @@ pub fn local_date(fact: &Fact<'_>, utc_offset_minutes: i64) -> Option<Days> {
 /// grammar and answer (a fraction of a second cannot move a day boundary, which falls on whole
 /// minutes), without the 128-bit divisions, on every entry two models fold.
 pub fn local_date_of(s: &str, utc_offset_minutes: i64) -> Option<Days> {
-    fn digits(b: &[u8]) -> Option<i64> {
-        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(b.iter().fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0')))
-    }
-    let b = s.as_bytes();
-    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let day = time::parse_date(std::str::from_utf8(&b[0..10]).ok()?)?;
-    let (h, mi, sec) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let mut rest = &b[19..];
-    if rest.first() == Some(&b'.') {
-        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 9 {
-            return None;
-        }
-        rest = &rest[1 + n..];
-    }
-    let offset_secs = match rest {
-        b"Z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let o = oh * 3600 + om * 60;
-            if *sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return None,
-    };
-    let secs = day * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    let local = utc_offset_minutes.checked_mul(60).and_then(|o| secs.checked_add(o));
-    match local {
+    let (secs, _) = time::parse_instant_parts(s)?;
+    match utc_offset_minutes.checked_mul(60).and_then(|o| secs.checked_add(o)) {
         Some(local) => Some(local.div_euclid(86_400)),
         // An offset no region has: the exact arithmetic.
         None => time::parse_instant(s).map(|at| time::local_date(at, utc_offset_minutes)),
