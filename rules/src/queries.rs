@@ -1,7 +1,7 @@
-//! Read-model queries over the rule state: a learner's place in a kindergarten queue and a
-//! teacher's categories. They decide nothing (no rule calls them); they sit here only because
-//! they read state the rules already fold. Not rules: once `zachetka-projections` folds its own
-//! queue and attestation read models, these move there.
+//! Inspection of the rule state: a learner's place in a kindergarten queue and a teacher's
+//! categories, as the rules hold them to judge offers and attestation decisions. The rules'
+//! tests check those decisions' inputs through them. Not what readers are served: the read side
+//! folds its own models (`zachetka-projections`: kindergarten-queues, teachers), from the log.
 
 use crate::{Rules, TeacherStatus};
 
