@@ -25,20 +25,10 @@ fn application_line(record: &str, app: &str) -> String {
     .to_string()
 }
 
-fn import_all(ledger: &Ledger, key: KeyPair, lines: &[String]) -> Vec<Result<u64, String>> {
-    let mut importer = Importer::new(DEMO_ORIGIN, "СОЛО", key).unwrap();
-    let events: Vec<Value> = lines.iter().map(|l| importer.event(l.as_bytes()).unwrap().1).collect();
-    ledger
-        .append_blocking(events)
-        .into_iter()
-        .map(|r| r.map(|r| r.seq).map_err(|e| e.code.as_str().to_owned()))
-        .collect()
-}
-
-#[test]
-fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap());
+/// The demo region's ledger in `dir`, its clock after the region, and the migration key granted
+/// `roles` within `scope` by the authority.
+fn region_with_migrator(dir: &std::path::Path, roles: &[&str], scope: Value) -> Ledger {
+    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
     zachetka::ledger::init_store(
         &*store,
@@ -53,9 +43,26 @@ fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_not
     pin_clock_at(AFTER_REGION);
     let grant = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.granted", "id": id(9_000_001),
         "occurred_at": AFTER_REGION, "author": authority.did(),
-        "data": {"v": 1, "key": migrator().did(), "holder": "p-migration", "roles": ["migration", "queue_operator"],
-                 "scope": {"territory": "tikhvin"}, "valid_from": "2026-08-01T00:00:00Z"}});
+        "data": {"v": 1, "key": migrator().did(), "holder": "p-migration", "roles": roles, "scope": scope,
+                 "valid_from": "2026-08-01T00:00:00Z"}});
     ledger.append_blocking(vec![zachetka::event::sign_event(&grant, &authority).unwrap()])[0].as_ref().unwrap();
+    ledger
+}
+
+fn import_all(ledger: &Ledger, key: KeyPair, lines: &[String]) -> Vec<Result<u64, String>> {
+    let mut importer = Importer::new(DEMO_ORIGIN, "СОЛО", key).unwrap();
+    let events: Vec<Value> = lines.iter().map(|l| importer.event(l.as_bytes()).unwrap().1).collect();
+    ledger
+        .append_blocking(events)
+        .into_iter()
+        .map(|r| r.map(|r| r.seq).map_err(|e| e.code.as_str().to_owned()))
+        .collect()
+}
+
+#[test]
+fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = region_with_migrator(dir.path(), &["migration", "queue_operator"], json!({"territory": "tikhvin"}));
     let lines = [application_line("solo-q-1", "legacy-1"), application_line("solo-q-2", "legacy-2")];
 
     // A queue operator without the migration role may not write history.
@@ -101,24 +108,7 @@ fn contingent_lines(learner: &str) -> [String; 2] {
 #[test]
 fn an_imported_contingent_enrols_the_learner_and_shows_as_imported() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap());
-    let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
-    zachetka::ledger::init_store(
-        &*store,
-        DEMO_ORIGIN,
-        &ledger_key(),
-        &region().authority_did(),
-        Some(zachetka::rules::default_region()),
-    )
-    .unwrap();
-    let ledger = Ledger::open_with(store, ledger_key(), test_clock(), Limits::default(), RulesMode::Enforce).unwrap();
-    append_region(&ledger);
-    pin_clock_at(AFTER_REGION);
-    let grant = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.granted", "id": id(9_000_002),
-        "occurred_at": AFTER_REGION, "author": authority.did(),
-        "data": {"v": 1, "key": migrator().did(), "holder": "p-migration-sch-001", "roles": ["migration", "registrar"],
-                 "scope": {"institution": "sch-001"}, "valid_from": "2026-08-01T00:00:00Z"}});
-    ledger.append_blocking(vec![zachetka::event::sign_event(&grant, &authority).unwrap()])[0].as_ref().unwrap();
+    let ledger = region_with_migrator(dir.path(), &["migration", "registrar"], json!({"institution": "sch-001"}));
     let learner = "47-900001";
     let grade = |n: u64| {
         super::rules::grade_event_in(
