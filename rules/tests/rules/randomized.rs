@@ -465,12 +465,15 @@ impl Lookup for Index2 {
     }
 }
 
-fn run(seed: u64, steps: usize) -> Result<(), String> {
-    let mut world = World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] };
+/// A generated history of `steps` rounds after the setup: the events the rules accepted, in
+/// order, with their ids, and how many mutations they refused. `Err` when an event did not get
+/// the answer the generator expects (the message names it).
+pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<(Vec<(String, Step)>, usize), String> {
+    let mut world = World::new(seed);
     let mut rules = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut log = Log::default();
     let mut batch = world.setup();
-    let (mut accepted, mut refused) = (0, 0);
+    let mut refused = 0;
     for round in 0..steps {
         for s in batch.drain(..) {
             let id = format!("00000000-0000-4000-8000-{:012x}", world.n * 1000 + round);
@@ -497,18 +500,23 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     world.grades.push((id.clone(), s.stream.clone()));
                 }
                 log.entries.push((id, s));
-                accepted += 1;
             } else {
                 refused += 1;
             }
         }
         batch = world.next();
     }
+    Ok((log.entries, refused))
+}
+
+fn run(seed: u64, steps: usize) -> Result<(), String> {
+    let (entries, refused) = accepted_history(seed, steps)?;
+    let accepted = entries.len();
     // The audit: replay the accepted log from zero with an index that grows as it goes; every
     // entry must pass again.
     let mut audit = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut index = Index2::default();
-    for (seq, (id, s)) in log.entries.iter().enumerate() {
+    for (seq, (id, s)) in entries.iter().enumerate() {
         let e = Envelope {
             seq: seq as u64,
             stream: &s.stream,
