@@ -56,6 +56,20 @@ const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
 const SCHOOLS: usize = 3;
 const PER_CLASS: usize = 4;
 
+/// The college of the generated region, its programme's courses, its students and staff keys.
+const COLLEGE: &str = "col";
+const COURSES: [&str; 2] = ["db", "os"];
+const STUDENTS: usize = 4;
+const COL_REGISTRAR_KEY: &str = "did:key:z6MkColRegistrar";
+const COL_TEACHER_KEY: &str = "did:key:z6MkColTeacher";
+/// The achievement issuer (an additional-education institution's key).
+const ISSUER_KEY: &str = "did:key:z6MkIssuer";
+
+/// The stream of the `m`-th college student.
+fn student(m: usize) -> String {
+    format!("learner/47-c{m:05}")
+}
+
 /// The stream of the `m`-th learner of class `j` at school `i` (admitted by the setup).
 fn learner_of(i: usize, j: usize, m: usize) -> String {
     format!("learner/47-{:06}", (m * SCHOOLS + i) * CLASSES.len() + j)
@@ -69,12 +83,31 @@ pub(crate) struct World {
     day: i64,
     n: usize,
     grades: Vec<(String, String)>,
+    /// 1st-grade enrolments ordered at each school (target year 2026, window 2).
+    first_graders: [i64; SCHOOLS],
+    /// Clubs at schools: (institution, program id, capacity, learner streams enrolled).
+    clubs: Vec<(String, String, usize, Vec<String>)>,
+    /// College students' passed courses (student index -> courses).
+    passed: [Vec<&'static str>; STUDENTS],
+    /// Attested achievements: (id, learner stream, revoked).
+    achievements: Vec<(String, String, bool)>,
 }
 
 impl World {
     /// A generator seeded with `seed`, nothing generated yet.
     pub(crate) fn new(seed: u64) -> Self {
-        World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] }
+        World {
+            rng: Rng(seed),
+            teachers: vec![],
+            revoked: vec![],
+            day: 0,
+            n: 0,
+            grades: vec![],
+            first_graders: [0; SCHOOLS],
+            clubs: vec![],
+            passed: Default::default(),
+            achievements: vec![],
+        }
     }
 
     /// Tells the generator a grade was accepted, so later corrections may name it.
@@ -256,7 +289,192 @@ impl World {
             ));
         }
         s.push(self.step(AUTH, "registry", "keys.granted", json!({"key": OPERATOR_T, "holder": "op-t", "roles": ["queue_operator"], "scope": {"territory": "t"}, "valid_from": "2026-01-01T00:00:00Z"}), None));
+        s.extend(self.college_and_issuer_setup());
         s
+    }
+
+    /// The college (its curriculum and students, a registrar and a teacher) and an
+    /// additional-education institution whose key attests achievements.
+    fn college_and_issuer_setup(&mut self) -> Vec<Step> {
+        let grant = |key: &str, holder: &str, role: &str, inst: &str| {
+            json!({"key": key, "holder": holder, "roles": [role], "scope": {"institution": inst}, "valid_from": "2026-01-01T00:00:00Z"})
+        };
+        let mut s = Vec::new();
+        for (inst, kind) in [(COLLEGE, "college"), ("ado", "additional_education")] {
+            let data = json!({"institution": inst, "kind": kind, "territory": "t"});
+            s.push(self.step(AUTH, "registry", "registry.institution_registered", data, None));
+        }
+        s.push(self.step(AUTH, "registry", "keys.granted", grant(COL_REGISTRAR_KEY, "col-reg", "registrar", COLLEGE), None));
+        s.push(self.step(AUTH, "registry", "keys.granted", grant(COL_TEACHER_KEY, "col-t", "teacher", COLLEGE), None));
+        s.push(self.step(AUTH, "registry", "keys.granted", grant(ISSUER_KEY, "iss", "achievement_issuer", "ado"), None));
+        let curriculum = json!({"program_id": "ИС", "level": "secondary_vocational", "courses": COURSES});
+        s.push(self.step(
+            COL_REGISTRAR_KEY,
+            &format!("institution/{COLLEGE}"),
+            "college.curriculum_registered",
+            curriculum,
+            None,
+        ));
+        for m in 0..STUDENTS {
+            let data = json!({"institution": COLLEGE, "class": "ИС-1", "academic_year": 2026, "admitted_on": "2026-08-31",
+                "order_ref": format!("ord-c-{m}"), "program_id": "ИС"});
+            s.push(self.step(COL_REGISTRAR_KEY, &student(m), "contingent.admitted", data, None));
+        }
+        s
+    }
+
+    /// 1st-grade enrolment at school `i` for 2026 in its second window (6 July to 5 September,
+    /// local dates: the history's first five days): places published, applications filed, an
+    /// order enrolling some of them. Once the window has closed, an application is refused.
+    fn first_grade_round(&mut self, i: usize) -> Vec<Step> {
+        let (admin, stream) = (format!("did:key:z6MkAdmin{i}"), format!("institution/sch-{i}"));
+        let round = self.n;
+        let app = |k: usize| {
+            json!({"application_id": format!("fg-{round}-{k}"), "learner": format!("47-f{round}x{k}"),
+                "target_year": 2026, "window": 2, "basis": "general", "birth_month": "2019-12"})
+        };
+        if self.day > 4 {
+            return vec![self.step(
+                &admin,
+                &stream,
+                "enrolment.application_submitted",
+                app(0),
+                Some("outside_enrolment_window"),
+            )];
+        }
+        let apps = 1 + self.rng.below(3);
+        let mut s = Vec::new();
+        if self.first_graders[i] > 0 && self.rng.below(4) == 0 {
+            // Fewer places than already enrolled.
+            let data = json!({"target_year": 2026, "places": self.first_graders[i] - 1});
+            s.push(self.step(&admin, &stream, "enrolment.places_published", data, Some("places_invalid")));
+        }
+        let places = self.first_graders[i] + apps as i64;
+        s.push(self.step(&admin, &stream, "enrolment.places_published", json!({"target_year": 2026, "places": places}), None));
+        for k in 0..apps {
+            s.push(self.step(&admin, &stream, "enrolment.application_submitted", app(k), None));
+        }
+        let enrolled = 1 + self.rng.below(apps);
+        let ids: Vec<String> = (0..enrolled).map(|k| format!("fg-{round}-{k}")).collect();
+        let order = json!({"order_id": format!("ord-{round}"), "target_year": 2026, "applications": ids,
+            "order_date": &self.at()[..10]});
+        s.push(self.step(&admin, &stream, "enrolment.order_issued", order, None));
+        self.first_graders[i] += enrolled as i64;
+        if self.rng.below(3) == 0 {
+            // The same application ordered again.
+            let again = json!({"order_id": format!("ord-{round}-b"), "target_year": 2026,
+                "applications": [format!("fg-{round}-0")], "order_date": &self.at()[..10]});
+            s.push(self.step(&admin, &stream, "enrolment.order_issued", again, Some("already_enrolled")));
+        }
+        s
+    }
+
+    /// A club at school `i` (an additional-education program): registered, a learner enrolled
+    /// (sometimes with a funding certificate) or leaving; enrolling twice, into a full program,
+    /// or leaving one the learner is not in is refused.
+    fn club_step(&mut self, i: usize, learner: &str) -> Vec<Step> {
+        let inst = format!("sch-{i}");
+        let admin = format!("did:key:z6MkAdmin{i}");
+        let here: Vec<usize> = (0..self.clubs.len()).filter(|c| self.clubs[*c].0 == inst).collect();
+        if here.is_empty() || self.rng.below(5) == 0 {
+            let id = format!("club-{}", self.n);
+            let (capacity, expect) = if self.rng.below(8) == 0 { (0, Some("capacity_invalid")) } else { (1 + self.rng.below(3), None) };
+            let data = json!({"program_id": id, "capacity": capacity, "focus": "technical"});
+            let s = self.step(&admin, &format!("institution/{inst}"), "additional.program_registered", data, expect);
+            if expect.is_none() {
+                self.clubs.push((inst, id, capacity, vec![]));
+            }
+            return vec![s];
+        }
+        let c = here[self.rng.below(here.len())];
+        let (_, program, capacity, members) = self.clubs[c].clone();
+        let member = members.iter().any(|m| m == learner);
+        let mut s = Vec::new();
+        if self.rng.below(3) == 0 {
+            let data = json!({"institution": inst, "program_id": program, "reason": "moved"});
+            let expect = if member { None } else { Some("not_enrolled_in_program") };
+            s.push(self.step(&admin, learner, "additional.left", data, expect));
+            if member {
+                self.clubs[c].3.retain(|m| m != learner);
+            }
+            return s;
+        }
+        let mut data = json!({"institution": inst, "program_id": program});
+        if self.rng.below(2) == 0 {
+            let cert = format!("cert-{}", self.n);
+            let issued = json!({"certificate_id": cert, "institution": inst, "year": 2026});
+            s.push(self.step(&admin, learner, "additional.certificate_issued", issued, None));
+            data["certificate_id"] = json!(cert);
+        }
+        let expect = if member {
+            Some("already_enrolled_in_program")
+        } else if members.len() >= capacity {
+            Some("program_full")
+        } else {
+            None
+        };
+        s.push(self.step(&admin, learner, "additional.enrolled", data, expect));
+        if expect.is_none() {
+            self.clubs[c].3.push(learner.to_owned());
+        }
+        s
+    }
+
+    /// The college: a course result or a credit for a student (passing or not), a diploma
+    /// (refused until every course of the curriculum is passed), or a result for a school learner
+    /// the college never admitted.
+    fn college_step(&mut self, learner: &str) -> Vec<Step> {
+        let m = self.rng.below(STUDENTS);
+        let course = COURSES[self.rng.below(COURSES.len())];
+        match self.rng.below(6) {
+            0 | 1 => {
+                let mark = ["отлично", "хорошо", "удовлетворительно", "неудовлетворительно"][self.rng.below(4)];
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": mark, "scale": "four_level"});
+                if mark != "неудовлетворительно" && !self.passed[m].contains(&course) {
+                    self.passed[m].push(course);
+                }
+                vec![self.step(COL_TEACHER_KEY, &student(m), "college.course_result_recorded", data, None)]
+            }
+            2 => {
+                let mark = ["зачтено", "не зачтено"][self.rng.below(2)];
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "form": "credit", "mark": mark, "scale": "pass_fail"});
+                if mark == "зачтено" && !self.passed[m].contains(&course) {
+                    self.passed[m].push(course);
+                }
+                vec![self.step(COL_TEACHER_KEY, &student(m), "college.exam_recorded", data, None)]
+            }
+            3 | 4 => {
+                let data = json!({"institution": COLLEGE, "level": "secondary_vocational", "number": format!("D-{}", self.n),
+                    "issued_on": &self.at()[..10]});
+                let expect = if self.passed[m].len() == COURSES.len() { None } else { Some("diploma_requirements_unmet") };
+                vec![self.step(COL_REGISTRAR_KEY, &student(m), "college.diploma_issued", data, expect)]
+            }
+            _ => {
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": "хорошо", "scale": "four_level"});
+                vec![self.step(COL_TEACHER_KEY, learner, "college.course_result_recorded", data, Some("learner_not_enrolled"))]
+            }
+        }
+    }
+
+    /// A portfolio achievement attested to `learner` (refused when dated after today), or one
+    /// revoked (refused the second time).
+    fn achievement_step(&mut self, learner: &str) -> Vec<Step> {
+        if !self.achievements.is_empty() && self.rng.below(3) == 0 {
+            let a = self.rng.below(self.achievements.len());
+            let (id, stream, revoked) = self.achievements[a].clone();
+            let expect = if revoked { Some("achievement_already_revoked") } else { None };
+            self.achievements[a].2 = true;
+            let data = json!({"achievement_id": id, "reason": "disqualified"});
+            return vec![self.step(ISSUER_KEY, &stream, "portfolio.achievement_revoked", data, expect)];
+        }
+        let id = format!("ach-{}", self.n);
+        let (date, expect) =
+            if self.rng.below(6) == 0 { ("2027-01-01", Some("achievement_date_in_future")) } else { ("2026-08-20", None) };
+        let data = json!({"achievement_id": id, "kind": "olympiad", "level": "regional", "date": date, "result": "prize_winner"});
+        if expect.is_none() {
+            self.achievements.push((id, learner.to_owned(), false));
+        }
+        vec![self.step(ISSUER_KEY, learner, "portfolio.achievement_attested", data, expect)]
     }
 
     /// One valid event or one mutation, chosen at random.
@@ -269,7 +487,7 @@ impl World {
         let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
         let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(17) {
+        match self.rng.below(21) {
             16 => {
                 // A learner of another class (or school): the teacher may grade this class, but
                 // the learner is not enrolled in it.
@@ -396,6 +614,10 @@ impl World {
                 )]
             }
             12 => self.queue_round(),
+            17 => self.first_grade_round(i),
+            18 => self.club_step(i, &learner),
+            19 => self.college_step(&learner),
+            20 => self.achievement_step(&learner),
             13 => {
                 // A mark claimed 8 to 30 days before the ledger's time (the limit is 7), or a
                 // mark dated more than the 300 seconds of skew ahead of it.
