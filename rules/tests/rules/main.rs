@@ -13,7 +13,7 @@ mod journal;
 mod ledger_time;
 mod portfolio;
 mod queue;
-mod read_models;
 mod randomized;
+mod read_models;
 mod state;
 mod vocabulary;

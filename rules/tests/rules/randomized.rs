@@ -1,12 +1,17 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
-//! grants, admissions of every learner into a class, grades, attendance, debts, queue,
-//! attestation) and, at random points, tries a mutated event (wrong key, revoked key,
-//! out-of-scope class, missing quorum, unknown key, out of scale, a grade for a learner not
-//! enrolled in that class, backdated or future `occurred_at`, a revoked key claiming an earlier
-//! time, a queue offer out of order or to a kindergarten not chosen...). `check` must accept
-//! exactly the valid events and refuse each mutation with its code;
-//! a replay of the accepted log (the audit) must reach the same decisions. Prints the seed on failure.
-
+//! grants, admissions of every learner into a class, grades, attendance, corrections, queue,
+//! attestation, 1st-grade places, applications and orders, clubs and their certificates, college
+//! results and diplomas, portfolio achievements) and, at random points, tries a mutated event
+//! (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of scale, a
+//! grade for a learner not enrolled in that class, backdated or future `occurred_at`, a revoked
+//! key claiming an earlier time, a queue offer out of order or to a kindergarten not chosen, an
+//! application after the enrolment window, a full club, a diploma before every course is passed,
+//! an achievement revoked twice...). `check` must accept exactly the valid events and refuse
+//! each mutation with its code; a replay of the accepted log (the audit) must reach the same
+//! decisions. Prints the seed on failure. `accepted_history` hands the accepted events to the
+//! read models' test (`read_models.rs`).
+//! Not a realistic workload (the demo generator in the root crate is) and no signatures: keys are
+//! made-up DIDs the rules take at their word.
 use crate::harness::*;
 use serde_json::{json, Value};
 use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, Rules};
@@ -296,17 +301,27 @@ impl World {
     /// The college (its curriculum and students, a registrar and a teacher) and an
     /// additional-education institution whose key attests achievements.
     fn college_and_issuer_setup(&mut self) -> Vec<Step> {
-        let grant = |key: &str, holder: &str, role: &str, inst: &str| {
-            json!({"key": key, "holder": holder, "roles": [role], "scope": {"institution": inst}, "valid_from": "2026-01-01T00:00:00Z"})
-        };
+        let grant = |key: &str, holder: &str, role: &str, inst: &str| json!({"key": key, "holder": holder, "roles": [role], "scope": {"institution": inst}, "valid_from": "2026-01-01T00:00:00Z"});
         let mut s = Vec::new();
         for (inst, kind) in [(COLLEGE, "college"), ("ado", "additional_education")] {
             let data = json!({"institution": inst, "kind": kind, "territory": "t"});
             s.push(self.step(AUTH, "registry", "registry.institution_registered", data, None));
         }
-        s.push(self.step(AUTH, "registry", "keys.granted", grant(COL_REGISTRAR_KEY, "col-reg", "registrar", COLLEGE), None));
+        s.push(self.step(
+            AUTH,
+            "registry",
+            "keys.granted",
+            grant(COL_REGISTRAR_KEY, "col-reg", "registrar", COLLEGE),
+            None,
+        ));
         s.push(self.step(AUTH, "registry", "keys.granted", grant(COL_TEACHER_KEY, "col-t", "teacher", COLLEGE), None));
-        s.push(self.step(AUTH, "registry", "keys.granted", grant(ISSUER_KEY, "iss", "achievement_issuer", "ado"), None));
+        s.push(self.step(
+            AUTH,
+            "registry",
+            "keys.granted",
+            grant(ISSUER_KEY, "iss", "achievement_issuer", "ado"),
+            None,
+        ));
         let curriculum = json!({"program_id": "ИС", "level": "secondary_vocational", "courses": COURSES});
         s.push(self.step(
             COL_REGISTRAR_KEY,
@@ -350,7 +365,13 @@ impl World {
             s.push(self.step(&admin, &stream, "enrolment.places_published", data, Some("places_invalid")));
         }
         let places = self.first_graders[i] + apps as i64;
-        s.push(self.step(&admin, &stream, "enrolment.places_published", json!({"target_year": 2026, "places": places}), None));
+        s.push(self.step(
+            &admin,
+            &stream,
+            "enrolment.places_published",
+            json!({"target_year": 2026, "places": places}),
+            None,
+        ));
         for k in 0..apps {
             s.push(self.step(&admin, &stream, "enrolment.application_submitted", app(k), None));
         }
@@ -378,7 +399,8 @@ impl World {
         let here: Vec<usize> = (0..self.clubs.len()).filter(|c| self.clubs[*c].0 == inst).collect();
         if here.is_empty() || self.rng.below(5) == 0 {
             let id = format!("club-{}", self.n);
-            let (capacity, expect) = if self.rng.below(8) == 0 { (0, Some("capacity_invalid")) } else { (1 + self.rng.below(3), None) };
+            let (capacity, expect) =
+                if self.rng.below(8) == 0 { (0, Some("capacity_invalid")) } else { (1 + self.rng.below(3), None) };
             let data = json!({"program_id": id, "capacity": capacity, "focus": "technical"});
             let s = self.step(&admin, &format!("institution/{inst}"), "additional.program_registered", data, expect);
             if expect.is_none() {
@@ -446,12 +468,19 @@ impl World {
             3 | 4 => {
                 let data = json!({"institution": COLLEGE, "level": "secondary_vocational", "number": format!("D-{}", self.n),
                     "issued_on": &self.at()[..10]});
-                let expect = if self.passed[m].len() == COURSES.len() { None } else { Some("diploma_requirements_unmet") };
+                let expect =
+                    if self.passed[m].len() == COURSES.len() { None } else { Some("diploma_requirements_unmet") };
                 vec![self.step(COL_REGISTRAR_KEY, &student(m), "college.diploma_issued", data, expect)]
             }
             _ => {
                 let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": "хорошо", "scale": "four_level"});
-                vec![self.step(COL_TEACHER_KEY, learner, "college.course_result_recorded", data, Some("learner_not_enrolled"))]
+                vec![self.step(
+                    COL_TEACHER_KEY,
+                    learner,
+                    "college.course_result_recorded",
+                    data,
+                    Some("learner_not_enrolled"),
+                )]
             }
         }
     }
@@ -468,8 +497,11 @@ impl World {
             return vec![self.step(ISSUER_KEY, &stream, "portfolio.achievement_revoked", data, expect)];
         }
         let id = format!("ach-{}", self.n);
-        let (date, expect) =
-            if self.rng.below(6) == 0 { ("2027-01-01", Some("achievement_date_in_future")) } else { ("2026-08-20", None) };
+        let (date, expect) = if self.rng.below(6) == 0 {
+            ("2027-01-01", Some("achievement_date_in_future"))
+        } else {
+            ("2026-08-20", None)
+        };
         let data = json!({"achievement_id": id, "kind": "olympiad", "level": "regional", "date": date, "result": "prize_winner"});
         if expect.is_none() {
             self.achievements.push((id, learner.to_owned(), false));
