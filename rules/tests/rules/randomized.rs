@@ -96,6 +96,22 @@ pub(crate) struct World {
     passed: [Vec<&'static str>; STUDENTS],
     /// Attested achievements: (id, learner stream, revoked).
     achievements: Vec<(String, String, bool)>,
+    /// Failed intermediate attestations no debt names yet: (event id, learner stream,
+    /// institution, class).
+    failed: Vec<(String, String, String, String)>,
+    /// Academic debts opened.
+    debts: Vec<Debt>,
+}
+
+/// An academic debt as the generator follows it.
+#[derive(Clone)]
+struct Debt {
+    id: String,
+    stream: String,
+    inst: String,
+    class: String,
+    retakes: i64,
+    closed: bool,
 }
 
 impl World {
@@ -112,12 +128,22 @@ impl World {
             clubs: vec![],
             passed: Default::default(),
             achievements: vec![],
+            failed: vec![],
+            debts: vec![],
         }
     }
 
-    /// Tells the generator a grade was accepted, so later corrections may name it.
-    pub(crate) fn grade_accepted(&mut self, id: &str, stream: &str) {
-        self.grades.push((id.to_owned(), stream.to_owned()));
+    /// Tells the generator the rules accepted `s` as event `id`, so later events may name it: a
+    /// grade (corrections), a failed intermediate attestation (academic debts).
+    pub(crate) fn accepted(&mut self, id: &str, s: &Step) {
+        match s.ty {
+            "journal.grade_recorded" => self.grades.push((id.to_owned(), s.stream.clone())),
+            "journal.intermediate_attestation_recorded" if s.data["mark"] == json!(2) => {
+                let field = |k: &str| s.data[k].as_str().unwrap_or_default().to_owned();
+                self.failed.push((id.to_owned(), s.stream.clone(), field("institution"), field("class")));
+            }
+            _ => {}
+        }
     }
 
     /// How many events were generated so far.
@@ -485,6 +511,108 @@ impl World {
         }
     }
 
+    /// The school year's other records by the class's teacher: a term or year grade (a term out
+    /// of range refused), a lesson held, an intermediate attestation (a 2 fails it: `accepted`
+    /// keeps it for a debt), or a promotion by the admin (full only without open debts,
+    /// conditional only with one).
+    fn school_year_step(&mut self, key: &str, inst: &str, class: &str, learner: &str) -> Vec<Step> {
+        let mark = 2 + self.rng.below(4) as i64;
+        let year = json!({"institution": inst, "class": class, "subject": "math", "academic_year": 2026, "mark": mark, "scale": "five_point"});
+        match self.rng.below(5) {
+            0 => {
+                let term = 1 + self.rng.below(5) as i64;
+                let expect = if term > RegionConfig::default().terms_max { Some("term_out_of_range") } else { None };
+                let mut data = year;
+                data["term"] = json!(term);
+                vec![self.step(key, learner, "journal.term_grade_set", data, expect)]
+            }
+            1 => vec![self.step(key, learner, "journal.year_grade_set", year, None)],
+            2 => {
+                let data = json!({"lesson_id": format!("l-{}", self.n), "class": class, "subject": "math",
+                    "lesson_date": &self.at()[..10]});
+                vec![self.step(key, &format!("institution/{inst}"), "journal.lesson_held", data, None)]
+            }
+            3 => vec![self.step(key, learner, "journal.intermediate_attestation_recorded", year, None)],
+            _ => {
+                let open = self.debts.iter().any(|d| d.stream == learner && !d.closed);
+                let basis = if self.rng.below(2) == 0 { "full" } else { "conditional" };
+                let expect = match (basis, open) {
+                    ("full", true) => Some("open_debt_blocks_promotion"),
+                    ("conditional", false) => Some("conditional_promotion_without_debt"),
+                    _ => None,
+                };
+                let data = json!({"institution": inst, "from_class": class, "to_class": format!("next-{class}"),
+                    "academic_year": 2026, "basis": basis});
+                let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
+                vec![self.step(&admin, learner, "journal.promoted", data, expect)]
+            }
+        }
+    }
+
+    /// An academic debt at school `inst` opened by its admin for a failed intermediate
+    /// attestation (or refused for an event that is none), or a retake of an open debt: a 2
+    /// keeps it open, from the second attempt a commission of three staff must be named, past
+    /// the limit or once passed the debt takes no more.
+    fn debt_step(&mut self, inst: &str) -> Vec<Step> {
+        let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
+        let today = self.at()[..10].to_owned();
+        let failed: Vec<usize> = (0..self.failed.len()).filter(|f| self.failed[*f].2 == inst).collect();
+        let debts: Vec<usize> = (0..self.debts.len()).filter(|d| self.debts[*d].inst == inst).collect();
+        if !failed.is_empty() && (debts.is_empty() || self.rng.below(2) == 0) {
+            let (att, stream, _, class) = self.failed.remove(failed[self.rng.below(failed.len())]);
+            let id = format!("debt-{}", self.n);
+            let mut data = json!({"debt_id": id, "institution": inst, "class": class, "subject": "math",
+                "academic_year": 2026, "opened_on": today, "attestation_event_id": att});
+            if self.rng.below(6) == 0 {
+                data["attestation_event_id"] = json!("00000000-0000-4000-8000-ffffffffffff");
+                self.failed.push((att, stream.clone(), inst.to_owned(), class));
+                return vec![self.step(
+                    &admin,
+                    &stream,
+                    "journal.academic_debt_opened",
+                    data,
+                    Some("attestation_event_unknown"),
+                )];
+            }
+            self.debts.push(Debt {
+                id,
+                stream: stream.clone(),
+                inst: inst.to_owned(),
+                class,
+                retakes: 0,
+                closed: false,
+            });
+            return vec![self.step(&admin, &stream, "journal.academic_debt_opened", data, None)];
+        }
+        let Some(&d) = debts.get(self.rng.below(debts.len().max(1))) else { return vec![] };
+        let debt = self.debts[d].clone();
+        let rules = RegionConfig::default().retakes;
+        let mark = 2 + self.rng.below(4) as i64;
+        let mut data = json!({"debt_id": debt.id, "institution": inst, "class": debt.class, "held_on": today,
+            "mark": mark, "scale": "five_point"});
+        // Three staff of the school: its admin and two of its teachers still holding keys.
+        let staff: Vec<String> = self.teachers.iter().filter(|t| t.1 == inst).map(|t| t.0.clone()).take(2).collect();
+        let with_commission = staff.len() == 2 && self.rng.below(4) != 0;
+        if with_commission {
+            data["commission"] = json!([admin, staff[0], staff[1]]);
+        }
+        let attempt = debt.retakes + 1;
+        let expect = if debt.closed {
+            Some("debt_closed")
+        } else if debt.retakes >= rules.retakes_max {
+            Some("retake_limit_reached")
+        } else if attempt >= rules.commission_from_attempt && !with_commission {
+            Some("retake_requires_commission")
+        } else {
+            None
+        };
+        if expect.is_none() {
+            self.debts[d].retakes += 1;
+            self.debts[d].closed = mark >= 3;
+        }
+        vec![self.step(&admin, &debt.stream, "journal.retake_recorded", data, expect)]
+    }
+
     /// A portfolio achievement attested to `learner` (refused when dated after today), or one
     /// revoked (refused the second time).
     fn achievement_step(&mut self, learner: &str) -> Vec<Step> {
@@ -519,7 +647,7 @@ impl World {
         let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
         let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(21) {
+        match self.rng.below(23) {
             16 => {
                 // A learner of another class (or school): the teacher may grade this class, but
                 // the learner is not enrolled in it.
@@ -650,6 +778,8 @@ impl World {
             18 => self.club_step(i, &learner),
             19 => self.college_step(&learner),
             20 => self.achievement_step(&learner),
+            21 => self.school_year_step(&key, &inst, &class, &learner),
+            22 => self.debt_step(&inst),
             13 => {
                 // A mark claimed 8 to 30 days before the ledger's time (the limit is 7), or a
                 // mark dated more than the 300 seconds of skew ahead of it.
@@ -750,9 +880,7 @@ pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<(Vec<(String, 
             }
             if got.is_ok() {
                 log.index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
-                if s.ty == "journal.grade_recorded" {
-                    world.grades.push((id.clone(), s.stream.clone()));
-                }
+                world.accepted(&id, &s);
                 log.entries.push((id, s));
             } else {
                 refused += 1;
