@@ -1,34 +1,47 @@
 //! The read models over the rules' randomized histories: for each seed, the events the rules
-//! accept (`randomized::accepted_history`) become real log entries (canonical JCS, stream
-//! versions and previous-leaf links, leaf hashes), and every read model must reach the same
-//! digest followed entry by entry (the read side's parse), rebuilt from zero (the audit's strict
-//! parse), and restored from its snapshot section at random positions (0 and the head among
-//! them) then fed the tail. Prints the seed on failure; `ZACHETKA_SEED` reruns one.
+//! accept (`randomized::accepted_history`), with completeness commitments by the ledger key
+//! slipped in and the whole log replayed by the rules, become real log entries (canonical JCS,
+//! stream versions and previous-leaf links, leaf hashes), and every read model must reach the
+//! same digest followed entry by entry (the read side's parse), rebuilt from zero (the audit's
+//! strict parse), and restored from its snapshot section (name, version, `encode` bytes) at
+//! random positions, 0 and the head among them, then fed the tail; the state at each position
+//! must also equal a rebuild of the prefix. Prints the seed on failure; `ZACHETKA_SEED` reruns
+//! one.
 //! Not a test of the snapshot files (zachetka-snapshots' own tests) nor of signatures: the
 //! generator's keys are made-up DIDs, so entries carry a placeholder signature no fold reads.
-
-use crate::harness::ORIGIN;
-use crate::randomized::{accepted_history, Rng, Step};
+use crate::harness::{toy_key_check, AUTH, ORIGIN};
+use crate::randomized::{accepted_history, Index2, Rng, Step};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use zachetka_formats::event::{entry_bytes, parse_entry, EntryMeta};
 use zachetka_formats::jcs::{to_canonical, Profile};
 use zachetka_formats::merkle::{leaf_hash, Hash};
 use zachetka_projections::model::{self, ParsedFact, ReadModel};
+use zachetka_projections::models::completeness::Completeness;
+use zachetka_rules::{Envelope, RegionConfig, Rules};
 
 /// 64 zero bytes in standard padded base64: the shape of a signature, checked by nobody here.
 fn placeholder_sig() -> String {
     format!("{}==", "A".repeat(86))
 }
 
-/// The accepted history as the log would store it: entry `seq` holds event `seq`, each stream's
-/// entries numbered from 0 and linked to the previous entry of the stream by its leaf hash.
-fn entries(history: &[(String, Step)]) -> Result<Vec<Vec<u8>>, String> {
-    let sig = placeholder_sig();
-    let mut streams: HashMap<&str, (u64, Hash)> = HashMap::new();
-    let mut out = Vec::with_capacity(history.len());
-    for (seq, (id, s)) in history.iter().enumerate() {
-        let (stream_version, stream_prev) = match streams.get(s.stream.as_str()) {
+/// The ledger's own key, the only author of completeness commitments.
+const LEDGER_KEY: &str = "did:key:z6MkLedgerKey";
+
+/// A log being written: entry `seq` holds event `seq`, each stream's entries numbered from 0
+/// and linked to the previous entry of the stream by its leaf hash, as the ledger writes them.
+#[derive(Default)]
+struct Log {
+    sig: String,
+    streams: HashMap<String, (u64, Hash)>,
+    steps: Vec<(String, Step)>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl Log {
+    fn push(&mut self, id: String, s: Step) -> Result<&[u8], String> {
+        let seq = self.bytes.len();
+        let (stream_version, stream_prev) = match self.streams.get(&s.stream) {
             Some((n, prev)) => (*n, Some(*prev)),
             None => (0, None),
         };
@@ -39,11 +52,77 @@ fn entries(history: &[(String, Step)]) -> Result<Vec<Vec<u8>>, String> {
         let recorded_at_unix = zachetka_formats::time::parse_rfc3339(recorded)
             .ok_or_else(|| format!("event {seq}: recorded at {recorded:?}"))?;
         let meta = EntryMeta { seq: seq as u64, recorded_at_unix, stream_version, stream_prev };
-        let bytes = entry_bytes(&meta, &canonical, &sig);
-        streams.insert(&s.stream, (stream_version + 1, leaf_hash(&bytes)));
-        out.push(bytes);
+        if self.sig.is_empty() {
+            self.sig = placeholder_sig();
+        }
+        let bytes = entry_bytes(&meta, &canonical, &self.sig);
+        self.streams.insert(s.stream.clone(), (stream_version + 1, leaf_hash(&bytes)));
+        self.steps.push((id, s));
+        self.bytes.push(bytes);
+        Ok(self.bytes.last().expect("just pushed"))
     }
-    Ok(out)
+}
+
+/// The rules' accepted history of `seed` as a log, with completeness commitments by the ledger
+/// key slipped in at random positions (the rules cannot write them: they need the map of the
+/// entries before, which the `completeness` model answers). Most commit to the map the model
+/// gives (`up_to` at or after the last commitment's); some name a wrong root, or an `up_to`
+/// before the last one (the model cannot recompute it and says so), which the rules accept as
+/// they accept any root (the audit judges roots). Then the rules replay the whole log and must
+/// accept every entry.
+fn log_of(seed: u64, rng: &mut Rng) -> Result<Log, String> {
+    let rounds = 60 + rng.below(240);
+    let (history, _) = accepted_history(seed, rounds)?;
+    let mut log = Log::default();
+    let mut completeness = Completeness::default();
+    let fold = |m: &mut Completeness, bytes: &[u8]| -> Result<(), String> {
+        let p = ParsedFact::from_entry(bytes).map_err(|e| e.to_string())?;
+        m.apply(&p.fact().ok_or("an entry outside the vocabulary")?);
+        Ok(())
+    };
+    for (id, s) in history {
+        if !log.bytes.is_empty() && rng.below(40) == 0 {
+            let p = log.bytes.len();
+            let last = completeness.last_up_to() as usize;
+            let up_to = if rng.below(5) == 0 { rng.below(p + 1) } else { last + rng.below(p - last + 1) };
+            let (mut root, learners) = completeness.map_at(up_to as u64).map_or(([7; 32], 0), |m| (m.root(), m.len()));
+            if rng.below(5) == 0 {
+                root[0] ^= 1;
+            }
+            let before = &log.steps[p - 1].1;
+            let commitment = Step {
+                author: LEDGER_KEY.into(),
+                stream: "completeness".into(),
+                ty: "ledger.completeness_committed",
+                data: zachetka_projections::completeness::event_data(up_to as u64, &root, learners),
+                at: before.at.clone(),
+                recorded: before.recorded.clone(),
+                expect: None,
+            };
+            let bytes = log.push(format!("00000000-0000-4000-9000-{p:012x}"), commitment)?;
+            fold(&mut completeness, bytes)?;
+        }
+        let bytes = log.push(id, s)?;
+        fold(&mut completeness, bytes)?;
+    }
+    let mut rules =
+        Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check).with_ledger_key(LEDGER_KEY);
+    let mut index = Index2::default();
+    for (seq, (id, s)) in log.steps.iter().enumerate() {
+        let e = Envelope {
+            seq: seq as u64,
+            stream: &s.stream,
+            event_type: s.ty,
+            id,
+            occurred_at: &s.at,
+            recorded_at: s.recorded_at(),
+            author: &s.author,
+            data: &s.data,
+        };
+        rules.check_and_apply(&e, &index).map_err(|r| format!("the rules refuse entry {seq} ({}): {r}", s.ty))?;
+        index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
+    }
+    Ok(log)
 }
 
 /// Every model's (name, version, state bytes), as a snapshot stores its sections.
@@ -96,13 +175,19 @@ fn same(what: &str, a: &[(&'static str, [u8; 32])], b: &[(&'static str, [u8; 32]
     Ok(())
 }
 
-/// One seed's history through every model; returns the names of the models it left non-empty
-/// and the number of entries.
-fn check(seed: u64) -> Result<(BTreeSet<&'static str>, usize), String> {
+/// What one seed's history reached: the models it left non-empty, its entries, and the
+/// commitments the `completeness` model found matching the log and not.
+struct Reached {
+    touched: BTreeSet<&'static str>,
+    entries: usize,
+    commitments: [usize; 2],
+}
+
+/// One seed's history through every model.
+fn check(seed: u64) -> Result<Reached, String> {
     let mut rng = Rng(seed ^ 0x5eed_0f4e_ad00);
-    let rounds = 60 + rng.below(240);
-    let (history, _) = accepted_history(seed, rounds)?;
-    let bytes = entries(&history)?;
+    let log = log_of(seed, &mut rng)?;
+    let (history, bytes) = (&log.steps, &log.bytes);
     let n = bytes.len();
     // The read side's parse (fast path, its JSON fallback) and the audit's (strict canonical
     // entry, then the event as a value) must read the same facts.
@@ -155,7 +240,9 @@ fn check(seed: u64) -> Result<(BTreeSet<&'static str>, usize), String> {
     }
     let empty = digests(&model::all());
     let touched = head.iter().zip(&empty).filter(|((_, a), (_, b))| a != b).map(|((name, _), _)| *name).collect();
-    Ok((touched, n))
+    let seen = followed.iter().find_map(|m| m.as_any()?.downcast_ref::<Completeness>()).ok_or("no completeness")?;
+    let matching = seen.commitments().iter().filter(|c| c.matches()).count();
+    Ok(Reached { touched, entries: n, commitments: [matching, seen.commitments().len() - matching] })
 }
 
 #[test]
@@ -164,13 +251,14 @@ fn every_read_model_followed_rebuilt_and_restored_agrees_over_randomized_histori
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
     let mut touched = BTreeSet::new();
-    let mut entries = 0;
+    let (mut entries, mut commitments) = (0, [0, 0]);
     for i in 0..16 {
         let seed = base.wrapping_add(i);
         match check(seed) {
-            Ok((t, n)) => {
-                touched.extend(t);
-                entries += n;
+            Ok(r) => {
+                touched.extend(r.touched);
+                entries += r.entries;
+                commitments = [commitments[0] + r.commitments[0], commitments[1] + r.commitments[1]];
             }
             Err(e) => panic!("seed {seed} (rerun with ZACHETKA_SEED={seed}): {e}"),
         }
@@ -178,4 +266,9 @@ fn every_read_model_followed_rebuilt_and_restored_agrees_over_randomized_histori
     // The histories reach every model (else its agreement would be the empty state's).
     let untouched: Vec<_> = model::all().iter().map(|m| m.name()).filter(|n| !touched.contains(n)).collect();
     assert!(untouched.is_empty(), "models no history changed (base seed {base}, {entries} entries): {untouched:?}");
+    // Commitments the log's map bears out, and others (a wrong root, an `up_to` too old).
+    assert!(
+        commitments[0] > 0 && commitments[1] > 0,
+        "commitments matching and not (base seed {base}): {commitments:?}"
+    );
 }
