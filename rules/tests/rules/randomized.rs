@@ -193,8 +193,9 @@ impl World {
 
     /// A kindergarten-queue round: applications filed in turn (some with a confirmed benefit),
     /// an additional run with one place in kg-a, an offer to one of them (refused when it skips
-    /// the queue order of kg-a or names a kindergarten the family did not choose), and every
-    /// application withdrawn again so rounds do not interfere.
+    /// the queue order of kg-a or names a kindergarten the family did not choose) that the family
+    /// refuses or accepts (then the child is enrolled), and every application not enrolled
+    /// withdrawn again so rounds do not interfere.
     fn queue_round(&mut self) -> Vec<Step> {
         let round = self.n;
         let mut s = Vec::new();
@@ -253,10 +254,32 @@ impl World {
         } else {
             None
         };
-        let offer = json!({"offer_id": format!("o-{round}"), "application_id": target, "kindergarten": KGS[0]});
+        let offer_id = format!("o-{round}");
+        let offer = json!({"offer_id": offer_id, "application_id": target, "kindergarten": KGS[0]});
         s.push(self.step(OPERATOR_T, Q, "queue.place_offered", offer, expect));
+        // A valid offer is refused (the application goes back to the queue) or accepted and the
+        // child enrolled (enrolling before the acceptance is refused).
+        let mut enrolled = None;
+        if expect.is_none() {
+            let enrol =
+                json!({"application_id": target, "kindergarten": KGS[0], "order_ref": format!("kg-ord-{round}")});
+            match self.rng.below(3) {
+                0 => {
+                    let data = json!({"offer_id": offer_id, "reason": "too far"});
+                    s.push(self.step(OPERATOR_T, Q, "queue.offer_refused", data, None));
+                }
+                k => {
+                    if k == 1 {
+                        s.push(self.step(OPERATOR_T, Q, "queue.enrolled", enrol.clone(), Some("offer_not_accepted")));
+                    }
+                    s.push(self.step(OPERATOR_T, Q, "queue.offer_accepted", json!({ "offer_id": offer_id }), None));
+                    s.push(self.step(OPERATOR_T, Q, "queue.enrolled", enrol, None));
+                    enrolled = Some(target);
+                }
+            }
+        }
         s.push(self.step(OPERATOR_T, Q, "queue.allocation_finished", json!({ "run_id": run }), None));
-        for (id, _, _) in apps {
+        for (id, _, _) in apps.into_iter().filter(|(id, _, _)| Some(id) != enrolled.as_ref()) {
             s.push(self.step(
                 OPERATOR_T,
                 Q,
