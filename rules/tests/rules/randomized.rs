@@ -1,15 +1,17 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
-//! grants, admissions of every learner into a class, grades, attendance, corrections, queue,
-//! attestation, 1st-grade places, applications and orders, clubs and their certificates, college
-//! results and diplomas, portfolio achievements) and, at random points, tries a mutated event
-//! (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of scale, a
-//! grade for a learner not enrolled in that class, backdated or future `occurred_at`, a revoked
-//! key claiming an earlier time, a queue offer out of order or to a kindergarten not chosen, an
-//! application after the enrolment window, a full club, a diploma before every course is passed,
-//! an achievement revoked twice...). `check` must accept exactly the valid events and refuse
-//! each mutation with its code; a replay of the accepted log (the audit) must reach the same
-//! decisions. Prints the seed on failure. `accepted_history` hands the accepted events to the
-//! read models' test (`read_models.rs`).
+//! grants, admissions of every learner into a class, grades, attendance, corrections, term and
+//! year grades, lessons, debts and retakes, promotions, queue rounds, attestation, 1st-grade
+//! places, applications and orders, clubs and their certificates, college results and
+//! diplomas, portfolio achievements, teachers' staff records) and, at random points, tries a
+//! mutated event (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of
+//! scale, a grade for a learner not enrolled in that class, backdated or future `occurred_at`, a
+//! revoked key claiming an earlier time, a queue offer out of order or to a kindergarten not
+//! chosen, an enrolment before the offer is accepted, an application after the enrolment
+//! window, a full club, a diploma before every course is passed, a retake without its
+//! commission, an achievement revoked twice...). `check` must accept exactly the valid events
+//! and refuse each mutation with its code; a replay of the accepted log (the audit) must reach
+//! the same decisions. Prints the seed on failure. `accepted_history` hands the accepted events
+//! to the read models' test (`read_models.rs`).
 //! Not a realistic workload (the demo generator in the root crate is) and no signatures: keys are
 //! made-up DIDs the rules take at their word.
 use crate::harness::*;
@@ -69,6 +71,8 @@ const COL_REGISTRAR_KEY: &str = "did:key:z6MkColRegistrar";
 const COL_TEACHER_KEY: &str = "did:key:z6MkColTeacher";
 /// The achievement issuer (an additional-education institution's key).
 const ISSUER_KEY: &str = "did:key:z6MkIssuer";
+/// The region's issuer of teachers' staff records (courses, competitions).
+const STAFF_ISSUER_KEY: &str = "did:key:z6MkStaffIssuer";
 
 /// The stream of the `m`-th college student.
 fn student(m: usize) -> String {
@@ -101,6 +105,8 @@ pub(crate) struct World {
     failed: Vec<(String, String, String, String)>,
     /// Academic debts opened.
     debts: Vec<Debt>,
+    /// Staff records written: (teacher stream, record id).
+    staff_records: Vec<(String, String)>,
 }
 
 /// An academic debt as the generator follows it.
@@ -130,6 +136,7 @@ impl World {
             achievements: vec![],
             failed: vec![],
             debts: vec![],
+            staff_records: vec![],
         }
     }
 
@@ -371,6 +378,9 @@ impl World {
             grant(ISSUER_KEY, "iss", "achievement_issuer", "ado"),
             None,
         ));
+        let staff = json!({"key": STAFF_ISSUER_KEY, "holder": "staff-iss", "roles": ["staff_record_issuer"],
+            "scope": {"territory": "region"}, "valid_from": "2026-01-01T00:00:00Z"});
+        s.push(self.step(AUTH, "registry", "keys.granted", staff, None));
         let curriculum = json!({"program_id": "ИС", "level": "secondary_vocational", "courses": COURSES});
         s.push(self.step(
             COL_REGISTRAR_KEY,
@@ -636,6 +646,37 @@ impl World {
         vec![self.step(&admin, &debt.stream, "journal.retake_recorded", data, expect)]
     }
 
+    /// A staff record of teacher `j` of school `i` by the region's issuer: a course completed
+    /// (refused with no hours) or a competition result; a record id used twice is refused.
+    fn staff_record_step(&mut self, i: usize, j: usize) -> Vec<Step> {
+        let stream = format!("teacher/t-{i}-{j}");
+        let inst = format!("sch-{i}");
+        let mine: Vec<String> = self.staff_records.iter().filter(|r| r.0 == stream).map(|r| r.1.clone()).collect();
+        let (id, mut expect) = match mine.first() {
+            Some(id) if self.rng.below(5) == 0 => (id.clone(), Some("staff_record_duplicate")),
+            _ => (format!("sr-{}", self.n), None),
+        };
+        let (ty, data) = if self.rng.below(2) == 0 {
+            let hours = if expect.is_none() && self.rng.below(6) == 0 {
+                expect = Some("course_hours_invalid");
+                0
+            } else {
+                18 * (1 + self.rng.below(4) as i64)
+            };
+            let data = json!({"record_id": id, "institution": inst, "course": "ФГОС", "provider": "loiro",
+                "hours": hours, "completed_on": "2026-08-20"});
+            ("staff.course_completed", data)
+        } else {
+            let data = json!({"record_id": id, "institution": inst, "competition": "Учитель года", "level": "regional",
+                "result": "laureate", "date": "2026-05-15"});
+            ("staff.competition_result_recorded", data)
+        };
+        if expect.is_none() {
+            self.staff_records.push((stream.clone(), id));
+        }
+        vec![self.step(STAFF_ISSUER_KEY, &stream, ty, data, expect)]
+    }
+
     /// A portfolio achievement attested to `learner` (refused when dated after today), or one
     /// revoked (refused the second time).
     fn achievement_step(&mut self, learner: &str) -> Vec<Step> {
@@ -670,7 +711,7 @@ impl World {
         let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
         let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(23) {
+        match self.rng.below(24) {
             16 => {
                 // A learner of another class (or school): the teacher may grade this class, but
                 // the learner is not enrolled in it.
@@ -803,6 +844,7 @@ impl World {
             20 => self.achievement_step(&learner),
             21 => self.school_year_step(&key, &inst, &class, &learner),
             22 => self.debt_step(&inst),
+            23 => self.staff_record_step(i, j),
             13 => {
                 // A mark claimed 8 to 30 days before the ledger's time (the limit is 7), or a
                 // mark dated more than the 300 seconds of skew ahead of it.
