@@ -1,5 +1,6 @@
 //! The rules' test binary: for every rule an accepted case and each refused case with its code,
-//! grouped by subsystem, plus the region profile, the vocabulary, a randomized history test and saved rule state.
+//! grouped by subsystem, plus the region profile, the vocabulary, a randomized history test, saved rule state
+//! and the read models over the randomized histories.
 //! Not the root crate's pipeline tests (they live in /tests of the root package).
 
 mod harness;
@@ -13,5 +14,6 @@ mod ledger_time;
 mod portfolio;
 mod queue;
 mod randomized;
+mod read_models;
 mod state;
 mod vocabulary;

@@ -1,12 +1,19 @@
 //! Randomized histories: a generator builds a valid region history (authority, institutions,
-//! grants, admissions of every learner into a class, grades, attendance, debts, queue,
-//! attestation) and, at random points, tries a mutated event (wrong key, revoked key,
-//! out-of-scope class, missing quorum, unknown key, out of scale, a grade for a learner not
-//! enrolled in that class, backdated or future `occurred_at`, a revoked key claiming an earlier
-//! time, a queue offer out of order or to a kindergarten not chosen...). `check` must accept
-//! exactly the valid events and refuse each mutation with its code;
-//! a replay of the accepted log (the audit) must reach the same decisions. Prints the seed on failure.
-
+//! grants, admissions of every learner into a class, grades, attendance, corrections, term and
+//! year grades, lessons, debts and retakes, promotions, queue rounds, attestation, 1st-grade
+//! places, applications and orders, clubs and their certificates, college results and
+//! diplomas, portfolio achievements, teachers' staff records) and, at random points, tries a
+//! mutated event (wrong key, revoked key, out-of-scope class, missing quorum, unknown key, out of
+//! scale, a grade for a learner not enrolled in that class, backdated or future `occurred_at`, a
+//! revoked key claiming an earlier time, a queue offer out of order or to a kindergarten not
+//! chosen, an enrolment before the offer is accepted, an application after the enrolment
+//! window, a full club, a diploma before every course is passed, a retake without its
+//! commission, an achievement revoked twice...). `check` must accept exactly the valid events
+//! and refuse each mutation with its code; a replay of the accepted log (the audit) must reach
+//! the same decisions. Prints the seed on failure. `accepted_history` hands the accepted events
+//! to the read models' test (`read_models.rs`).
+//! Not a realistic workload (the demo generator in the root crate is) and no signatures: keys are
+//! made-up DIDs the rules take at their word.
 use crate::harness::*;
 use serde_json::{json, Value};
 use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, Rules};
@@ -56,6 +63,22 @@ const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
 const SCHOOLS: usize = 3;
 const PER_CLASS: usize = 4;
 
+/// The college of the generated region, its programme's courses, its students and staff keys.
+const COLLEGE: &str = "col";
+const COURSES: [&str; 2] = ["db", "os"];
+const STUDENTS: usize = 4;
+const COL_REGISTRAR_KEY: &str = "did:key:z6MkColRegistrar";
+const COL_TEACHER_KEY: &str = "did:key:z6MkColTeacher";
+/// The achievement issuer (an additional-education institution's key).
+const ISSUER_KEY: &str = "did:key:z6MkIssuer";
+/// The region's issuer of teachers' staff records (courses, competitions).
+const STAFF_ISSUER_KEY: &str = "did:key:z6MkStaffIssuer";
+
+/// The stream of the `m`-th college student.
+fn student(m: usize) -> String {
+    format!("learner/47-c{m:05}")
+}
+
 /// The stream of the `m`-th learner of class `j` at school `i` (admitted by the setup).
 fn learner_of(i: usize, j: usize, m: usize) -> String {
     format!("learner/47-{:06}", (m * SCHOOLS + i) * CLASSES.len() + j)
@@ -69,17 +92,65 @@ pub(crate) struct World {
     day: i64,
     n: usize,
     grades: Vec<(String, String)>,
+    /// 1st-grade enrolments ordered at each school (target year 2026, window 2).
+    first_graders: [i64; SCHOOLS],
+    /// Clubs at schools: (institution, program id, capacity, learner streams enrolled).
+    clubs: Vec<(String, String, usize, Vec<String>)>,
+    /// College students' passed courses (student index -> courses).
+    passed: [Vec<&'static str>; STUDENTS],
+    /// Attested achievements: (id, learner stream, revoked).
+    achievements: Vec<(String, String, bool)>,
+    /// Failed intermediate attestations no debt names yet: (event id, learner stream,
+    /// institution, class).
+    failed: Vec<(String, String, String, String)>,
+    /// Academic debts opened.
+    debts: Vec<Debt>,
+    /// Staff records written: (teacher stream, record id).
+    staff_records: Vec<(String, String)>,
+}
+
+/// An academic debt as the generator follows it.
+#[derive(Clone)]
+struct Debt {
+    id: String,
+    stream: String,
+    inst: String,
+    class: String,
+    retakes: i64,
+    closed: bool,
 }
 
 impl World {
     /// A generator seeded with `seed`, nothing generated yet.
     pub(crate) fn new(seed: u64) -> Self {
-        World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] }
+        World {
+            rng: Rng(seed),
+            teachers: vec![],
+            revoked: vec![],
+            day: 0,
+            n: 0,
+            grades: vec![],
+            first_graders: [0; SCHOOLS],
+            clubs: vec![],
+            passed: Default::default(),
+            achievements: vec![],
+            failed: vec![],
+            debts: vec![],
+            staff_records: vec![],
+        }
     }
 
-    /// Tells the generator a grade was accepted, so later corrections may name it.
-    pub(crate) fn grade_accepted(&mut self, id: &str, stream: &str) {
-        self.grades.push((id.to_owned(), stream.to_owned()));
+    /// Tells the generator the rules accepted `s` as event `id`, so later events may name it: a
+    /// grade (corrections), a failed intermediate attestation (academic debts).
+    pub(crate) fn accepted(&mut self, id: &str, s: &Step) {
+        match s.ty {
+            "journal.grade_recorded" => self.grades.push((id.to_owned(), s.stream.clone())),
+            "journal.intermediate_attestation_recorded" if s.data["mark"] == json!(2) => {
+                let field = |k: &str| s.data[k].as_str().unwrap_or_default().to_owned();
+                self.failed.push((id.to_owned(), s.stream.clone(), field("institution"), field("class")));
+            }
+            _ => {}
+        }
     }
 
     /// How many events were generated so far.
@@ -129,8 +200,9 @@ impl World {
 
     /// A kindergarten-queue round: applications filed in turn (some with a confirmed benefit),
     /// an additional run with one place in kg-a, an offer to one of them (refused when it skips
-    /// the queue order of kg-a or names a kindergarten the family did not choose), and every
-    /// application withdrawn again so rounds do not interfere.
+    /// the queue order of kg-a or names a kindergarten the family did not choose) that the family
+    /// refuses or accepts (then the child is enrolled), and every application not enrolled
+    /// withdrawn again so rounds do not interfere.
     fn queue_round(&mut self) -> Vec<Step> {
         let round = self.n;
         let mut s = Vec::new();
@@ -189,10 +261,32 @@ impl World {
         } else {
             None
         };
-        let offer = json!({"offer_id": format!("o-{round}"), "application_id": target, "kindergarten": KGS[0]});
+        let offer_id = format!("o-{round}");
+        let offer = json!({"offer_id": offer_id, "application_id": target, "kindergarten": KGS[0]});
         s.push(self.step(OPERATOR_T, Q, "queue.place_offered", offer, expect));
+        // A valid offer is refused (the application goes back to the queue) or accepted and the
+        // child enrolled (enrolling before the acceptance is refused).
+        let mut enrolled = None;
+        if expect.is_none() {
+            let enrol =
+                json!({"application_id": target, "kindergarten": KGS[0], "order_ref": format!("kg-ord-{round}")});
+            match self.rng.below(3) {
+                0 => {
+                    let data = json!({"offer_id": offer_id, "reason": "too far"});
+                    s.push(self.step(OPERATOR_T, Q, "queue.offer_refused", data, None));
+                }
+                k => {
+                    if k == 1 {
+                        s.push(self.step(OPERATOR_T, Q, "queue.enrolled", enrol.clone(), Some("offer_not_accepted")));
+                    }
+                    s.push(self.step(OPERATOR_T, Q, "queue.offer_accepted", json!({ "offer_id": offer_id }), None));
+                    s.push(self.step(OPERATOR_T, Q, "queue.enrolled", enrol, None));
+                    enrolled = Some(target);
+                }
+            }
+        }
         s.push(self.step(OPERATOR_T, Q, "queue.allocation_finished", json!({ "run_id": run }), None));
-        for (id, _, _) in apps {
+        for (id, _, _) in apps.into_iter().filter(|(id, _, _)| Some(id) != enrolled.as_ref()) {
             s.push(self.step(
                 OPERATOR_T,
                 Q,
@@ -256,7 +350,355 @@ impl World {
             ));
         }
         s.push(self.step(AUTH, "registry", "keys.granted", json!({"key": OPERATOR_T, "holder": "op-t", "roles": ["queue_operator"], "scope": {"territory": "t"}, "valid_from": "2026-01-01T00:00:00Z"}), None));
+        s.extend(self.college_and_issuer_setup());
         s
+    }
+
+    /// The college (its curriculum and students, a registrar and a teacher) and an
+    /// additional-education institution whose key attests achievements.
+    fn college_and_issuer_setup(&mut self) -> Vec<Step> {
+        let grant = |key: &str, holder: &str, role: &str, inst: &str| json!({"key": key, "holder": holder, "roles": [role], "scope": {"institution": inst}, "valid_from": "2026-01-01T00:00:00Z"});
+        let mut s = Vec::new();
+        for (inst, kind) in [(COLLEGE, "college"), ("ado", "additional_education")] {
+            let data = json!({"institution": inst, "kind": kind, "territory": "t"});
+            s.push(self.step(AUTH, "registry", "registry.institution_registered", data, None));
+        }
+        s.push(self.step(
+            AUTH,
+            "registry",
+            "keys.granted",
+            grant(COL_REGISTRAR_KEY, "col-reg", "registrar", COLLEGE),
+            None,
+        ));
+        s.push(self.step(AUTH, "registry", "keys.granted", grant(COL_TEACHER_KEY, "col-t", "teacher", COLLEGE), None));
+        s.push(self.step(
+            AUTH,
+            "registry",
+            "keys.granted",
+            grant(ISSUER_KEY, "iss", "achievement_issuer", "ado"),
+            None,
+        ));
+        let staff = json!({"key": STAFF_ISSUER_KEY, "holder": "staff-iss", "roles": ["staff_record_issuer"],
+            "scope": {"territory": "region"}, "valid_from": "2026-01-01T00:00:00Z"});
+        s.push(self.step(AUTH, "registry", "keys.granted", staff, None));
+        let curriculum = json!({"program_id": "ИС", "level": "secondary_vocational", "courses": COURSES});
+        s.push(self.step(
+            COL_REGISTRAR_KEY,
+            &format!("institution/{COLLEGE}"),
+            "college.curriculum_registered",
+            curriculum,
+            None,
+        ));
+        for m in 0..STUDENTS {
+            let data = json!({"institution": COLLEGE, "class": "ИС-1", "academic_year": 2026, "admitted_on": "2026-08-31",
+                "order_ref": format!("ord-c-{m}"), "program_id": "ИС"});
+            s.push(self.step(COL_REGISTRAR_KEY, &student(m), "contingent.admitted", data, None));
+        }
+        s
+    }
+
+    /// 1st-grade enrolment at school `i` for 2026 in its second window (6 July to 5 September,
+    /// local dates: the history's first five days): places published, applications filed, an
+    /// order enrolling some of them. Once the window has closed, an application is refused.
+    fn first_grade_round(&mut self, i: usize) -> Vec<Step> {
+        let (admin, stream) = (format!("did:key:z6MkAdmin{i}"), format!("institution/sch-{i}"));
+        let round = self.n;
+        let app = |k: usize| {
+            json!({"application_id": format!("fg-{round}-{k}"), "learner": format!("47-f{round}x{k}"),
+                "target_year": 2026, "window": 2, "basis": "general", "birth_month": "2019-12"})
+        };
+        if self.day > 4 {
+            return vec![self.step(
+                &admin,
+                &stream,
+                "enrolment.application_submitted",
+                app(0),
+                Some("outside_enrolment_window"),
+            )];
+        }
+        let apps = 1 + self.rng.below(3);
+        let mut s = Vec::new();
+        if self.first_graders[i] > 0 && self.rng.below(4) == 0 {
+            // Fewer places than already enrolled.
+            let data = json!({"target_year": 2026, "places": self.first_graders[i] - 1});
+            s.push(self.step(&admin, &stream, "enrolment.places_published", data, Some("places_invalid")));
+        }
+        let places = self.first_graders[i] + apps as i64;
+        s.push(self.step(
+            &admin,
+            &stream,
+            "enrolment.places_published",
+            json!({"target_year": 2026, "places": places}),
+            None,
+        ));
+        for k in 0..apps {
+            s.push(self.step(&admin, &stream, "enrolment.application_submitted", app(k), None));
+        }
+        let enrolled = 1 + self.rng.below(apps);
+        let ids: Vec<String> = (0..enrolled).map(|k| format!("fg-{round}-{k}")).collect();
+        let order = json!({"order_id": format!("ord-{round}"), "target_year": 2026, "applications": ids,
+            "order_date": &self.at()[..10]});
+        s.push(self.step(&admin, &stream, "enrolment.order_issued", order, None));
+        self.first_graders[i] += enrolled as i64;
+        if self.rng.below(3) == 0 {
+            // The same application ordered again.
+            let again = json!({"order_id": format!("ord-{round}-b"), "target_year": 2026,
+                "applications": [format!("fg-{round}-0")], "order_date": &self.at()[..10]});
+            s.push(self.step(&admin, &stream, "enrolment.order_issued", again, Some("already_enrolled")));
+        }
+        s
+    }
+
+    /// A club at school `i` (an additional-education program): registered, a learner enrolled
+    /// (sometimes with a funding certificate) or leaving; enrolling twice, into a full program,
+    /// or leaving one the learner is not in is refused.
+    fn club_step(&mut self, i: usize, learner: &str) -> Vec<Step> {
+        let inst = format!("sch-{i}");
+        let admin = format!("did:key:z6MkAdmin{i}");
+        let here: Vec<usize> = (0..self.clubs.len()).filter(|c| self.clubs[*c].0 == inst).collect();
+        if here.is_empty() || self.rng.below(5) == 0 {
+            let id = format!("club-{}", self.n);
+            let (capacity, expect) =
+                if self.rng.below(8) == 0 { (0, Some("capacity_invalid")) } else { (1 + self.rng.below(3), None) };
+            let data = json!({"program_id": id, "capacity": capacity, "focus": "technical"});
+            let s = self.step(&admin, &format!("institution/{inst}"), "additional.program_registered", data, expect);
+            if expect.is_none() {
+                self.clubs.push((inst, id, capacity, vec![]));
+            }
+            return vec![s];
+        }
+        let c = here[self.rng.below(here.len())];
+        let (_, program, capacity, members) = self.clubs[c].clone();
+        let member = members.iter().any(|m| m == learner);
+        let mut s = Vec::new();
+        if self.rng.below(3) == 0 {
+            let data = json!({"institution": inst, "program_id": program, "reason": "moved"});
+            let expect = if member { None } else { Some("not_enrolled_in_program") };
+            s.push(self.step(&admin, learner, "additional.left", data, expect));
+            if member {
+                self.clubs[c].3.retain(|m| m != learner);
+            }
+            return s;
+        }
+        let mut data = json!({"institution": inst, "program_id": program});
+        if self.rng.below(2) == 0 {
+            let cert = format!("cert-{}", self.n);
+            let issued = json!({"certificate_id": cert, "institution": inst, "year": 2026});
+            s.push(self.step(&admin, learner, "additional.certificate_issued", issued, None));
+            data["certificate_id"] = json!(cert);
+        }
+        let expect = if member {
+            Some("already_enrolled_in_program")
+        } else if members.len() >= capacity {
+            Some("program_full")
+        } else {
+            None
+        };
+        s.push(self.step(&admin, learner, "additional.enrolled", data, expect));
+        if expect.is_none() {
+            self.clubs[c].3.push(learner.to_owned());
+        }
+        s
+    }
+
+    /// The college: a course result or a credit for a student (passing or not), a diploma
+    /// (refused until every course of the curriculum is passed), or a result for a school learner
+    /// the college never admitted.
+    fn college_step(&mut self, learner: &str) -> Vec<Step> {
+        let m = self.rng.below(STUDENTS);
+        let course = COURSES[self.rng.below(COURSES.len())];
+        match self.rng.below(6) {
+            0 | 1 => {
+                let mark = ["отлично", "хорошо", "удовлетворительно", "неудовлетворительно"][self.rng.below(4)];
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": mark, "scale": "four_level"});
+                if mark != "неудовлетворительно" && !self.passed[m].contains(&course) {
+                    self.passed[m].push(course);
+                }
+                vec![self.step(COL_TEACHER_KEY, &student(m), "college.course_result_recorded", data, None)]
+            }
+            2 => {
+                let mark = ["зачтено", "не зачтено"][self.rng.below(2)];
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "form": "credit", "mark": mark, "scale": "pass_fail"});
+                if mark == "зачтено" && !self.passed[m].contains(&course) {
+                    self.passed[m].push(course);
+                }
+                vec![self.step(COL_TEACHER_KEY, &student(m), "college.exam_recorded", data, None)]
+            }
+            3 | 4 => {
+                let data = json!({"institution": COLLEGE, "level": "secondary_vocational", "number": format!("D-{}", self.n),
+                    "issued_on": &self.at()[..10]});
+                let expect =
+                    if self.passed[m].len() == COURSES.len() { None } else { Some("diploma_requirements_unmet") };
+                vec![self.step(COL_REGISTRAR_KEY, &student(m), "college.diploma_issued", data, expect)]
+            }
+            _ => {
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": "хорошо", "scale": "four_level"});
+                vec![self.step(
+                    COL_TEACHER_KEY,
+                    learner,
+                    "college.course_result_recorded",
+                    data,
+                    Some("learner_not_enrolled"),
+                )]
+            }
+        }
+    }
+
+    /// The school year's other records by the class's teacher: a term or year grade (a term out
+    /// of range refused), a lesson held, an intermediate attestation (a 2 fails it: `accepted`
+    /// keeps it for a debt), or a promotion by the admin (full only without open debts,
+    /// conditional only with one).
+    fn school_year_step(&mut self, key: &str, inst: &str, class: &str, learner: &str) -> Vec<Step> {
+        let mark = 2 + self.rng.below(4) as i64;
+        let year = json!({"institution": inst, "class": class, "subject": "math", "academic_year": 2026, "mark": mark, "scale": "five_point"});
+        match self.rng.below(5) {
+            0 => {
+                let term = 1 + self.rng.below(5) as i64;
+                let expect = if term > RegionConfig::default().terms_max { Some("term_out_of_range") } else { None };
+                let mut data = year;
+                data["term"] = json!(term);
+                vec![self.step(key, learner, "journal.term_grade_set", data, expect)]
+            }
+            1 => vec![self.step(key, learner, "journal.year_grade_set", year, None)],
+            2 => {
+                let data = json!({"lesson_id": format!("l-{}", self.n), "class": class, "subject": "math",
+                    "lesson_date": &self.at()[..10]});
+                vec![self.step(key, &format!("institution/{inst}"), "journal.lesson_held", data, None)]
+            }
+            3 => vec![self.step(key, learner, "journal.intermediate_attestation_recorded", year, None)],
+            _ => {
+                let open = self.debts.iter().any(|d| d.stream == learner && !d.closed);
+                let basis = if self.rng.below(2) == 0 { "full" } else { "conditional" };
+                let expect = match (basis, open) {
+                    ("full", true) => Some("open_debt_blocks_promotion"),
+                    ("conditional", false) => Some("conditional_promotion_without_debt"),
+                    _ => None,
+                };
+                let data = json!({"institution": inst, "from_class": class, "to_class": format!("next-{class}"),
+                    "academic_year": 2026, "basis": basis});
+                let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
+                vec![self.step(&admin, learner, "journal.promoted", data, expect)]
+            }
+        }
+    }
+
+    /// An academic debt at school `inst` opened by its admin for a failed intermediate
+    /// attestation (or refused for an event that is none), or a retake of an open debt: a 2
+    /// keeps it open, from the second attempt a commission of three staff must be named, past
+    /// the limit or once passed the debt takes no more.
+    fn debt_step(&mut self, inst: &str) -> Vec<Step> {
+        let admin = format!("did:key:z6MkAdmin{}", &inst[4..]);
+        let today = self.at()[..10].to_owned();
+        let failed: Vec<usize> = (0..self.failed.len()).filter(|f| self.failed[*f].2 == inst).collect();
+        let debts: Vec<usize> = (0..self.debts.len()).filter(|d| self.debts[*d].inst == inst).collect();
+        if !failed.is_empty() && (debts.is_empty() || self.rng.below(2) == 0) {
+            let (att, stream, _, class) = self.failed.remove(failed[self.rng.below(failed.len())]);
+            let id = format!("debt-{}", self.n);
+            let mut data = json!({"debt_id": id, "institution": inst, "class": class, "subject": "math",
+                "academic_year": 2026, "opened_on": today, "attestation_event_id": att});
+            if self.rng.below(6) == 0 {
+                data["attestation_event_id"] = json!("00000000-0000-4000-8000-ffffffffffff");
+                self.failed.push((att, stream.clone(), inst.to_owned(), class));
+                return vec![self.step(
+                    &admin,
+                    &stream,
+                    "journal.academic_debt_opened",
+                    data,
+                    Some("attestation_event_unknown"),
+                )];
+            }
+            self.debts.push(Debt {
+                id,
+                stream: stream.clone(),
+                inst: inst.to_owned(),
+                class,
+                retakes: 0,
+                closed: false,
+            });
+            return vec![self.step(&admin, &stream, "journal.academic_debt_opened", data, None)];
+        }
+        let Some(&d) = debts.get(self.rng.below(debts.len().max(1))) else { return vec![] };
+        let debt = self.debts[d].clone();
+        let rules = RegionConfig::default().retakes;
+        let mark = 2 + self.rng.below(4) as i64;
+        let mut data = json!({"debt_id": debt.id, "institution": inst, "class": debt.class, "held_on": today,
+            "mark": mark, "scale": "five_point"});
+        // Three staff of the school: its admin and two of its teachers still holding keys.
+        let staff: Vec<String> = self.teachers.iter().filter(|t| t.1 == inst).map(|t| t.0.clone()).take(2).collect();
+        let with_commission = staff.len() == 2 && self.rng.below(4) != 0;
+        if with_commission {
+            data["commission"] = json!([admin, staff[0], staff[1]]);
+        }
+        let attempt = debt.retakes + 1;
+        let expect = if debt.closed {
+            Some("debt_closed")
+        } else if debt.retakes >= rules.retakes_max {
+            Some("retake_limit_reached")
+        } else if attempt >= rules.commission_from_attempt && !with_commission {
+            Some("retake_requires_commission")
+        } else {
+            None
+        };
+        if expect.is_none() {
+            self.debts[d].retakes += 1;
+            self.debts[d].closed = mark >= 3;
+        }
+        vec![self.step(&admin, &debt.stream, "journal.retake_recorded", data, expect)]
+    }
+
+    /// A staff record of teacher `j` of school `i` by the region's issuer: a course completed
+    /// (refused with no hours) or a competition result; a record id used twice is refused.
+    fn staff_record_step(&mut self, i: usize, j: usize) -> Vec<Step> {
+        let stream = format!("teacher/t-{i}-{j}");
+        let inst = format!("sch-{i}");
+        let mine: Vec<String> = self.staff_records.iter().filter(|r| r.0 == stream).map(|r| r.1.clone()).collect();
+        let (id, mut expect) = match mine.first() {
+            Some(id) if self.rng.below(5) == 0 => (id.clone(), Some("staff_record_duplicate")),
+            _ => (format!("sr-{}", self.n), None),
+        };
+        let (ty, data) = if self.rng.below(2) == 0 {
+            let hours = if expect.is_none() && self.rng.below(6) == 0 {
+                expect = Some("course_hours_invalid");
+                0
+            } else {
+                18 * (1 + self.rng.below(4) as i64)
+            };
+            let data = json!({"record_id": id, "institution": inst, "course": "ФГОС", "provider": "loiro",
+                "hours": hours, "completed_on": "2026-08-20"});
+            ("staff.course_completed", data)
+        } else {
+            let data = json!({"record_id": id, "institution": inst, "competition": "Учитель года", "level": "regional",
+                "result": "laureate", "date": "2026-05-15"});
+            ("staff.competition_result_recorded", data)
+        };
+        if expect.is_none() {
+            self.staff_records.push((stream.clone(), id));
+        }
+        vec![self.step(STAFF_ISSUER_KEY, &stream, ty, data, expect)]
+    }
+
+    /// A portfolio achievement attested to `learner` (refused when dated after today), or one
+    /// revoked (refused the second time).
+    fn achievement_step(&mut self, learner: &str) -> Vec<Step> {
+        if !self.achievements.is_empty() && self.rng.below(3) == 0 {
+            let a = self.rng.below(self.achievements.len());
+            let (id, stream, revoked) = self.achievements[a].clone();
+            let expect = if revoked { Some("achievement_already_revoked") } else { None };
+            self.achievements[a].2 = true;
+            let data = json!({"achievement_id": id, "reason": "disqualified"});
+            return vec![self.step(ISSUER_KEY, &stream, "portfolio.achievement_revoked", data, expect)];
+        }
+        let id = format!("ach-{}", self.n);
+        let (date, expect) = if self.rng.below(6) == 0 {
+            ("2027-01-01", Some("achievement_date_in_future"))
+        } else {
+            ("2026-08-20", None)
+        };
+        let data = json!({"achievement_id": id, "kind": "olympiad", "level": "regional", "date": date, "result": "prize_winner"});
+        if expect.is_none() {
+            self.achievements.push((id, learner.to_owned(), false));
+        }
+        vec![self.step(ISSUER_KEY, learner, "portfolio.achievement_attested", data, expect)]
     }
 
     /// One valid event or one mutation, chosen at random.
@@ -269,7 +711,7 @@ impl World {
         let (i, j) = (inst[4..].parse::<usize>().unwrap(), CLASSES.iter().position(|c| *c == class).unwrap());
         let learner = learner_of(i, j, self.rng.below(PER_CLASS));
         let mark = 2 + self.rng.below(4) as i64;
-        match self.rng.below(17) {
+        match self.rng.below(24) {
             16 => {
                 // A learner of another class (or school): the teacher may grade this class, but
                 // the learner is not enrolled in it.
@@ -396,6 +838,13 @@ impl World {
                 )]
             }
             12 => self.queue_round(),
+            17 => self.first_grade_round(i),
+            18 => self.club_step(i, &learner),
+            19 => self.college_step(&learner),
+            20 => self.achievement_step(&learner),
+            21 => self.school_year_step(&key, &inst, &class, &learner),
+            22 => self.debt_step(&inst),
+            23 => self.staff_record_step(i, j),
             13 => {
                 // A mark claimed 8 to 30 days before the ledger's time (the limit is 7), or a
                 // mark dated more than the 300 seconds of skew ahead of it.
@@ -465,12 +914,15 @@ impl Lookup for Index2 {
     }
 }
 
-fn run(seed: u64, steps: usize) -> Result<(), String> {
-    let mut world = World { rng: Rng(seed), teachers: vec![], revoked: vec![], day: 0, n: 0, grades: vec![] };
+/// A generated history of `steps` rounds after the setup: the events the rules accepted, in
+/// order, with their ids, and how many mutations they refused. `Err` when an event did not get
+/// the answer the generator expects (the message names it).
+pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<(Vec<(String, Step)>, usize), String> {
+    let mut world = World::new(seed);
     let mut rules = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut log = Log::default();
     let mut batch = world.setup();
-    let (mut accepted, mut refused) = (0, 0);
+    let mut refused = 0;
     for round in 0..steps {
         for s in batch.drain(..) {
             let id = format!("00000000-0000-4000-8000-{:012x}", world.n * 1000 + round);
@@ -493,22 +945,25 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             }
             if got.is_ok() {
                 log.index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
-                if s.ty == "journal.grade_recorded" {
-                    world.grades.push((id.clone(), s.stream.clone()));
-                }
+                world.accepted(&id, &s);
                 log.entries.push((id, s));
-                accepted += 1;
             } else {
                 refused += 1;
             }
         }
         batch = world.next();
     }
+    Ok((log.entries, refused))
+}
+
+fn run(seed: u64, steps: usize) -> Result<(), String> {
+    let (entries, refused) = accepted_history(seed, steps)?;
+    let accepted = entries.len();
     // The audit: replay the accepted log from zero with an index that grows as it goes; every
     // entry must pass again.
     let mut audit = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut index = Index2::default();
-    for (seq, (id, s)) in log.entries.iter().enumerate() {
+    for (seq, (id, s)) in entries.iter().enumerate() {
         let e = Envelope {
             seq: seq as u64,
             stream: &s.stream,
