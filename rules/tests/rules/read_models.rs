@@ -175,12 +175,41 @@ fn same(what: &str, a: &[(&'static str, [u8; 32])], b: &[(&'static str, [u8; 32]
     Ok(())
 }
 
-/// What one seed's history reached: the models it left non-empty, its entries, and the
-/// commitments the `completeness` model found matching the log and not.
+/// What one seed's history reached: the models it left non-empty, its entries, the
+/// commitments the `completeness` model found matching the log and not, the types of its
+/// entries, the types of `SEEN_BY` whose fact changed their model, and its imported entries.
 struct Reached {
     touched: BTreeSet<&'static str>,
     entries: usize,
     commitments: [usize; 2],
+    types: BTreeSet<&'static str>,
+    seen: BTreeSet<&'static str>,
+    imported: usize,
+}
+
+/// Facts of the generator's later additions and a read model that must change on one of them
+/// somewhere across the seeds (a model that ignored them would still agree with itself).
+const SEEN_BY: &[(&str, &str)] = &[
+    ("queue.benefit_rejected", "kindergarten-queues"),
+    ("queue.admission_refused", "kindergarten-queues"),
+    ("queue.sibling_linked", "kindergarten-queues"),
+    ("queue.transferred", "kindergarten-queues"),
+    ("learner.transferred", "profiles"),
+    ("contingent.expelled", "profiles"),
+    ("contingent.graduated", "profiles"),
+    ("contingent.academic_leave_granted", "profiles"),
+    ("contingent.class_assigned", "profiles"),
+    ("journal.final_attestation_recorded", "diaries"),
+    ("journal.certificate_issued", "profiles"),
+    ("digital.recommendation_offered", "indicators"),
+    ("digital.teacher_content_access_granted", "indicators"),
+    ("digital.learner_content_access_granted", "indicators"),
+    ("digital.assignment_recorded", "indicators"),
+];
+
+/// The digest of the model named `name`.
+fn digest_of(models: &[Box<dyn ReadModel>], name: &str) -> Option<[u8; 32]> {
+    models.iter().find(|m| m.name() == name).map(|m| model::digest(m.as_ref()))
 }
 
 /// One seed's history through every model.
@@ -215,11 +244,22 @@ fn check(seed: u64) -> Result<Reached, String> {
     // Followed: entry by entry, a snapshot's sections taken at each point.
     let mut followed = model::all();
     let mut taken: BTreeMap<usize, Sections> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
     for (k, p) in followed_facts.iter().enumerate() {
         if points.contains(&k) {
             taken.insert(k, sections(&followed));
         }
+        // Until one of its facts changes its model, each watched type's model is digested
+        // around each of its facts.
+        let ty = history[k].1.ty;
+        let watched = SEEN_BY.iter().find(|(t, _)| *t == ty && !seen.contains(t)).map(|(_, m)| *m);
+        let before = watched.and_then(|m| digest_of(&followed, m));
         fold(&mut followed, std::slice::from_ref(p));
+        if let (Some(m), Some(before)) = (watched, before) {
+            if digest_of(&followed, m) != Some(before) {
+                seen.insert(ty);
+            }
+        }
     }
     taken.insert(n, sections(&followed));
     let head = digests(&followed);
@@ -240,9 +280,13 @@ fn check(seed: u64) -> Result<Reached, String> {
     }
     let empty = digests(&model::all());
     let touched = head.iter().zip(&empty).filter(|((_, a), (_, b))| a != b).map(|((name, _), _)| *name).collect();
+    let seen_types = seen;
     let seen = followed.iter().find_map(|m| m.as_any()?.downcast_ref::<Completeness>()).ok_or("no completeness")?;
     let matching = seen.commitments().iter().filter(|c| c.matches()).count();
-    Ok(Reached { touched, entries: n, commitments: [matching, seen.commitments().len() - matching] })
+    let commitments = [matching, seen.commitments().len() - matching];
+    let types = history.iter().map(|(_, s)| s.ty).collect();
+    let imported = history.iter().filter(|(_, s)| s.data.get("migrated_from").is_some()).count();
+    Ok(Reached { touched, entries: n, commitments, types, seen: seen_types, imported })
 }
 
 #[test]
@@ -250,14 +294,17 @@ fn every_read_model_followed_rebuilt_and_restored_agrees_over_randomized_histori
     let base = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
-    let mut touched = BTreeSet::new();
-    let (mut entries, mut commitments) = (0, [0, 0]);
+    let (mut touched, mut types, mut seen) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut entries, mut commitments, mut imported) = (0, [0, 0], 0);
     for i in 0..16 {
         let seed = base.wrapping_add(i);
         match check(seed) {
             Ok(r) => {
                 touched.extend(r.touched);
+                types.extend(r.types);
+                seen.extend(r.seen);
                 entries += r.entries;
+                imported += r.imported;
                 commitments = [commitments[0] + r.commitments[0], commitments[1] + r.commitments[1]];
             }
             Err(e) => panic!("seed {seed} (rerun with ZACHETKA_SEED={seed}): {e}"),
@@ -266,6 +313,14 @@ fn every_read_model_followed_rebuilt_and_restored_agrees_over_randomized_histori
     // The histories reach every model (else its agreement would be the empty state's).
     let untouched: Vec<_> = model::all().iter().map(|m| m.name()).filter(|n| !touched.contains(n)).collect();
     assert!(untouched.is_empty(), "models no history changed (base seed {base}, {entries} entries): {untouched:?}");
+    // The histories hold the later additions' types and imports from a legacy system, and those
+    // facts change the models that show them.
+    let absent: Vec<_> =
+        SEEN_BY.iter().map(|(t, _)| *t).chain(["keys.rotated"]).filter(|t| !types.contains(t)).collect();
+    assert!(absent.is_empty(), "types no history holds (base seed {base}): {absent:?}");
+    assert!(imported > 0, "no imported entry (base seed {base})");
+    let unseen: Vec<_> = SEEN_BY.iter().filter(|(t, _)| !seen.contains(t)).collect();
+    assert!(unseen.is_empty(), "facts their model never changed on (base seed {base}): {unseen:?}");
     // Commitments the log's map bears out, and others (a wrong root, an `up_to` too old).
     assert!(
         commitments[0] > 0 && commitments[1] > 0,
