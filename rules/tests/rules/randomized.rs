@@ -1062,10 +1062,13 @@ impl Lookup for Index2 {
     }
 }
 
-/// A generated history of `steps` rounds after the setup: the events the rules accepted, in
-/// order, with their ids, and the code of each mutation they refused. `Err` when an event did not
-/// get the answer the generator expects (the message names it).
-pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<(Vec<(String, Step)>, Vec<&'static str>), String> {
+/// A generated history: the events the rules accepted, in order, with their ids, and the code
+/// of each mutation they refused.
+pub(crate) type History = (Vec<(String, Step)>, Vec<&'static str>);
+
+/// A generated history of `steps` rounds after the setup. `Err` when an event did not get the
+/// answer the generator expects (the message names it).
+pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<History, String> {
     let mut world = World::new(seed);
     let mut rules = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut log = Log::default();

@@ -42,9 +42,12 @@ pub(super) struct Mover {
     pub left: bool,
 }
 
-/// Final-exam subjects with (highest, passing) scores of the ОГЭ and the ЕГЭ, as the default
-/// region profile has them.
-const SUBJECTS: [(&str, (i64, i64), (i64, i64)); 3] =
+/// A subject's (highest, passing) score in an exam.
+type Scores = (i64, i64);
+
+/// Final-exam subjects with their scores in the ОГЭ and the ЕГЭ, as the default region profile
+/// has them.
+const SUBJECTS: [(&str, Scores, Scores); 3] =
     [("Математика", (31, 8), (100, 27)), ("Русский язык", (33, 15), (100, 24)), ("Физика", (45, 11), (100, 36))];
 /// What a certificate of each level needs: the exam whose passing results in the first two
 /// subjects it requires.
