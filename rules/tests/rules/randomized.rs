@@ -509,11 +509,15 @@ impl World {
         let staff = json!({"key": STAFF_ISSUER_KEY, "holder": "staff-iss", "roles": ["staff_record_issuer"],
             "scope": {"territory": "region"}, "valid_from": "2026-01-01T00:00:00Z"});
         s.push(self.step(AUTH, "registry", "keys.granted", staff, None));
-        // Migration keys: a school's teacher and registrar, the college's registrar, the queue's
-        // operator, each also holding the migration role.
+        // Migration keys: a school's teacher, registrar and achievement issuer, the college's
+        // teacher and registrar, the queue's operator, each also holding the migration role.
         for (key, roles, scope) in [
-            (MIGRATOR, json!(["migration", "teacher", "registrar"]), json!({"institution": "sch-0"})),
-            (COL_MIGRATOR, json!(["migration", "registrar"]), json!({"institution": COLLEGE})),
+            (
+                MIGRATOR,
+                json!(["migration", "teacher", "registrar", "achievement_issuer"]),
+                json!({"institution": "sch-0"}),
+            ),
+            (COL_MIGRATOR, json!(["migration", "teacher", "registrar"]), json!({"institution": COLLEGE})),
             (QUEUE_MIGRATOR, json!(["migration", "queue_operator"]), json!({"territory": "t"})),
         ] {
             let data = json!({"key": key, "holder": format!("migr-{key}"), "roles": roles, "scope": scope,
@@ -1110,8 +1114,16 @@ pub(crate) fn accepted_history(seed: u64, steps: usize) -> Result<History, Strin
     Ok((log.entries, refused))
 }
 
-/// One seed's history checked and audited; the types it accepted and the codes it refused.
-fn run(seed: u64, steps: usize) -> Result<(BTreeSet<&'static str>, BTreeSet<&'static str>), String> {
+/// What a seed's history held: the types accepted, the codes refused, the types imported.
+#[derive(Default)]
+struct Reached {
+    types: BTreeSet<&'static str>,
+    codes: BTreeSet<&'static str>,
+    imported: BTreeSet<&'static str>,
+}
+
+/// One seed's history checked and audited.
+fn run(seed: u64, steps: usize) -> Result<Reached, String> {
     let (entries, refused) = accepted_history(seed, steps)?;
     let accepted = entries.len();
     // The audit: replay the accepted log from zero with an index that grows as it goes; every
@@ -1135,7 +1147,11 @@ fn run(seed: u64, steps: usize) -> Result<(BTreeSet<&'static str>, BTreeSet<&'st
     if accepted < steps / 2 || refused.is_empty() {
         return Err(format!("degenerate history: {accepted} accepted, {} refused", refused.len()));
     }
-    Ok((entries.iter().map(|(_, s)| s.ty).collect(), refused.into_iter().collect()))
+    Ok(Reached {
+        types: entries.iter().map(|(_, s)| s.ty).collect(),
+        codes: refused.into_iter().collect(),
+        imported: entries.iter().filter(|(_, s)| s.data.get("migrated_from").is_some()).map(|(_, s)| s.ty).collect(),
+    })
 }
 
 /// Codes the generator's mutations must reach across the seeds of one run (those of the later
@@ -1180,25 +1196,30 @@ fn mutations_are_refused_exactly_and_the_audit_agrees() {
     let base = std::env::var("ZACHETKA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
-    let (mut types, mut codes) = (BTreeSet::new(), BTreeSet::new());
+    let mut all = Reached::default();
     for i in 0..40 {
         let seed = base.wrapping_add(i);
         match run(seed, 400) {
-            Ok((t, c)) => {
-                types.extend(t);
-                codes.extend(c);
+            Ok(r) => {
+                all.types.extend(r.types);
+                all.codes.extend(r.codes);
+                all.imported.extend(r.imported);
             }
             Err(e) => panic!("seed {seed} (rerun with ZACHETKA_SEED={seed}): {e}"),
         }
     }
     // Every type of the vocabulary but the ledger's own commitments (the read models' test adds
-    // them) is accepted somewhere, and every mutation kind is tried.
+    // them) is accepted somewhere, every type a migration imports is imported, and every
+    // mutation kind is tried.
     let missing: Vec<_> = zachetka_rules::event_types()
         .iter()
-        .filter(|t| **t != "ledger.completeness_committed" && !types.contains(*t))
+        .filter(|t| **t != "ledger.completeness_committed" && !all.types.contains(*t))
         .collect();
     assert!(missing.is_empty(), "types no history accepted (base seed {base}): {missing:?}");
-    let unreached: Vec<_> = CODES_REACHED.iter().filter(|c| !codes.contains(*c)).collect();
+    let vocabulary = zachetka_rules::vocabulary::MIGRATABLE_TYPES;
+    let not_imported: Vec<_> = vocabulary.iter().filter(|t| !all.imported.contains(*t)).collect();
+    assert!(not_imported.is_empty(), "migratable types never imported (base seed {base}): {not_imported:?}");
+    let unreached: Vec<_> = CODES_REACHED.iter().filter(|c| !all.codes.contains(*c)).collect();
     assert!(unreached.is_empty(), "codes no mutation got (base seed {base}): {unreached:?}");
 }
 

@@ -208,7 +208,7 @@ impl World {
     /// before it starts, or at a school), then a course result for them refused
     /// `learner_on_academic_leave`.
     pub(super) fn leave_step(&mut self) -> Vec<Step> {
-        let m = self.rng.below(STUDENTS_AT_COLLEGE);
+        let m = self.rng.below(super::STUDENTS);
         let (from, to) = (self.day, self.day + 1 + self.rng.below(3) as i64);
         let mut data = json!({"institution": COLLEGE, "starts_on": Self::date(from), "ends_on": Self::date(to),
             "reason": "health"});
@@ -440,126 +440,117 @@ impl World {
         s
     }
 
-    /// A migration imports a legacy learner's history (`data.migrated_from`, dated in the past):
-    /// admitted to sch-0 in 2022, a mark, moved to 9В in 2023, then either final attestation, a
-    /// certificate and graduation, a transfer, an expulsion, or still there (then marked today);
-    /// or a legacy college student's admission and academic leave; or a legacy queue application
-    /// (of another age group than the rounds', so it changes no offer). One mutation: the same
-    /// import by a key without the migration role (`not_authorized`), a type a migration does not
-    /// import carrying a source (`event_malformed`), a legacy date without a source
-    /// (`occurred_at_backdated`).
+    /// An import by `author` of a legacy record dated `occurred_at` (a day, at 07:00 UTC): `data`
+    /// with `data.migrated_from` naming its source, accepted.
+    fn import(&mut self, author: &str, stream: &str, ty: &'static str, data: Value, occurred_on: &str) -> Step {
+        let mut data = data;
+        data["migrated_from"] = json!({"system": "BARS", "record": format!("bars-{}", self.n)});
+        self.step_dated(author, stream, ty, data, &format!("{occurred_on}T07:00:00Z"), None)
+    }
+
+    /// A migration imports a legacy learner's history (`data.migrated_from`, dated in the past),
+    /// one of: a queue application (of another age group than the rounds', so it changes no
+    /// offer); a college student's admission, academic leave, course result, credit and diploma;
+    /// or a school learner admitted to sch-0 in 2022 with a lesson, a mark, attendance, term and
+    /// year grades and an achievement in 8А, moved to 9В in 2023, then final attestation, a
+    /// certificate and graduation, or a transfer, an expulsion, or still there (then marked
+    /// today). Then one mutation: the same mark by a key without the migration role
+    /// (`not_authorized`), a type a migration does not import carrying a source
+    /// (`event_malformed`), the legacy mark without a source (`occurred_at_backdated`).
     pub(super) fn migration_step(&mut self) -> Vec<Step> {
         let k = self.legacy;
         self.legacy += 1;
         let stream = legacy(k);
-        let from = |w: &World, what: &str| json!({"system": "BARS", "record": format!("{what}-{}", w.n)});
         let mut s = Vec::new();
         match self.rng.below(6) {
             0 => {
-                let mut data = json!({"application_id": format!("qm-{k}"), "number": format!("nm-{k}"), "learner": format!("47-qm{k}"),
+                let data = json!({"application_id": format!("qm-{k}"), "number": format!("nm-{k}"), "learner": format!("47-qm{k}"),
                     "birth_month": "2022-03", "desired_date": "2026-09-01", "preferred": ["kg-a"], "group_type": "general"});
-                data["migrated_from"] = json!({"system": "СОЛО", "record": format!("q-{k}")});
-                s.push(self.step_dated(
-                    QUEUE_MIGRATOR,
-                    super::Q,
-                    "queue.application_submitted",
-                    data,
-                    "2025-02-03T09:00:00Z",
-                    None,
-                ));
+                s.push(self.import(QUEUE_MIGRATOR, super::Q, "queue.application_submitted", data, "2025-02-03"));
                 return s;
             }
             1 => {
-                let mut data = json!({"institution": COLLEGE, "class": "ИС-1", "academic_year": 2024, "admitted_on": "2024-09-01",
+                let c = COLLEGE;
+                let data = json!({"institution": c, "class": "ИС-1", "academic_year": 2024, "admitted_on": "2024-09-01",
                     "order_ref": format!("ord-h-{k}"), "program_id": "ИС"});
-                data["migrated_from"] = from(self, "adm");
-                s.push(self.step_dated(
-                    COL_MIGRATOR,
-                    &stream,
-                    "contingent.admitted",
-                    data,
-                    "2024-09-01T07:00:00Z",
-                    None,
-                ));
-                let mut data = json!({"institution": COLLEGE, "starts_on": "2025-02-01", "ends_on": "2025-09-01", "reason": "health"});
-                data["migrated_from"] = from(self, "leave");
-                let ty = "contingent.academic_leave_granted";
-                s.push(self.step_dated(COL_MIGRATOR, &stream, ty, data, "2025-01-20T07:00:00Z", None));
+                s.push(self.import(COL_MIGRATOR, &stream, "contingent.admitted", data, "2024-09-01"));
+                let data =
+                    json!({"institution": c, "starts_on": "2024-10-01", "ends_on": "2024-11-01", "reason": "health"});
+                s.push(self.import(COL_MIGRATOR, &stream, "contingent.academic_leave_granted", data, "2024-09-20"));
+                let data = json!({"institution": c, "group": "ИС-1", "course": "db", "term": 1, "mark": "хорошо", "scale": "four_level"});
+                s.push(self.import(COL_MIGRATOR, &stream, "college.course_result_recorded", data, "2024-12-20"));
+                let data = json!({"institution": c, "group": "ИС-1", "course": "os", "term": 1, "form": "credit", "mark": "зачтено", "scale": "pass_fail"});
+                s.push(self.import(COL_MIGRATOR, &stream, "college.exam_recorded", data, "2025-01-15"));
+                let data = json!({"institution": c, "level": "secondary_vocational", "number": format!("LD-{k}"), "issued_on": "2025-01-30"});
+                s.push(self.import(COL_MIGRATOR, &stream, "college.diploma_issued", data, "2025-01-30"));
                 return s;
             }
             _ => {}
         }
         let inst = school(0);
-        let mut data = json!({"institution": inst, "class": "8А", "academic_year": 2022, "admitted_on": "2022-09-01",
+        let data = json!({"institution": inst, "class": "8А", "academic_year": 2022, "admitted_on": "2022-09-01",
             "order_ref": format!("ord-h-{k}")});
-        data["migrated_from"] = from(self, "adm");
-        s.push(self.step_dated(MIGRATOR, &stream, "contingent.admitted", data, "2022-09-01T07:00:00Z", None));
+        s.push(self.import(MIGRATOR, &stream, "contingent.admitted", data, "2022-09-01"));
+        let data =
+            json!({"lesson_id": format!("lh-{k}"), "class": "8А", "subject": "math", "lesson_date": "2022-10-03"});
+        s.push(self.import(MIGRATOR, &format!("institution/{inst}"), "journal.lesson_held", data, "2022-10-03"));
         let mut mark = Self::grade(&inst, "8А", 4);
         mark["lesson_date"] = json!("2022-10-03");
         let legacy_mark = mark.clone();
-        mark["migrated_from"] = from(self, "mark");
-        let imported_mark = mark.clone();
-        s.push(self.step_dated(MIGRATOR, &stream, "journal.grade_recorded", mark, "2022-10-03T08:00:00Z", None));
-        let mut data = json!({"institution": inst, "class": "9В", "academic_year": 2023, "assigned_on": "2023-09-01"});
-        data["migrated_from"] = from(self, "class");
-        s.push(self.step_dated(MIGRATOR, &stream, "contingent.class_assigned", data, "2023-09-01T07:00:00Z", None));
+        s.push(self.import(MIGRATOR, &stream, "journal.grade_recorded", mark, "2022-10-03"));
+        let imported_mark = s.last().map(|m| m.data.clone()).unwrap_or_default();
+        let data = json!({"institution": inst, "class": "8А", "lesson_date": "2022-10-04", "code": "Н"});
+        s.push(self.import(MIGRATOR, &stream, "journal.attendance_marked", data, "2022-10-04"));
+        let year = json!({"institution": inst, "class": "8А", "subject": "math", "academic_year": 2022, "mark": 4, "scale": "five_point"});
+        let mut term = year.clone();
+        term["term"] = json!(1);
+        s.push(self.import(MIGRATOR, &stream, "journal.term_grade_set", term, "2022-12-20"));
+        s.push(self.import(MIGRATOR, &stream, "journal.year_grade_set", year, "2023-05-25"));
+        let data = json!({"achievement_id": format!("ach-h-{k}"), "kind": "olympiad", "level": "regional", "date": "2023-04-10",
+            "result": "prize_winner"});
+        s.push(self.import(MIGRATOR, &stream, "portfolio.achievement_attested", data, "2023-04-12"));
+        let data = json!({"institution": inst, "class": "9В", "academic_year": 2023, "assigned_on": "2023-09-01"});
+        s.push(self.import(MIGRATOR, &stream, "contingent.class_assigned", data, "2023-09-01"));
         match self.rng.below(4) {
             0 => {
                 for (subject, score) in [("Математика", 20), ("Русский язык", 25)] {
-                    let mut data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2024, "score": score});
-                    data["migrated_from"] = from(self, "oge");
-                    let ty = "journal.final_attestation_recorded";
-                    s.push(self.step_dated(MIGRATOR, &stream, ty, data, "2024-06-10T07:00:00Z", None));
+                    let data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2024, "score": score});
+                    s.push(self.import(MIGRATOR, &stream, "journal.final_attestation_recorded", data, "2024-06-10"));
                 }
-                let mut data = json!({"institution": inst, "level": "basic_general", "number": format!("L-{k}"), "issued_on": "2024-06-25"});
-                data["migrated_from"] = from(self, "cert");
-                s.push(self.step_dated(
-                    MIGRATOR,
-                    &stream,
-                    "journal.certificate_issued",
-                    data,
-                    "2024-06-25T07:00:00Z",
-                    None,
-                ));
+                let data = json!({"institution": inst, "level": "basic_general", "number": format!("L-{k}"), "issued_on": "2024-06-25"});
+                s.push(self.import(MIGRATOR, &stream, "journal.certificate_issued", data, "2024-06-25"));
                 self.documents.push((inst.clone(), format!("L-{k}")));
-                let mut data = json!({"institution": inst, "graduated_on": "2024-06-30"});
-                data["migrated_from"] = from(self, "grad");
-                s.push(self.step_dated(MIGRATOR, &stream, "contingent.graduated", data, "2024-06-30T07:00:00Z", None));
+                let data = json!({"institution": inst, "graduated_on": "2024-06-30"});
+                s.push(self.import(MIGRATOR, &stream, "contingent.graduated", data, "2024-06-30"));
             }
             1 => {
-                let mut data =
+                let data =
                     json!({"from_institution": inst, "to_institution": school(1), "transferred_on": "2024-03-01"});
-                data["migrated_from"] = from(self, "tr");
-                s.push(self.step_dated(MIGRATOR, &stream, "learner.transferred", data, "2024-03-01T07:00:00Z", None));
+                s.push(self.import(MIGRATOR, &stream, "learner.transferred", data, "2024-03-01"));
             }
             2 => {
-                let mut data = json!({"institution": inst, "expelled_on": "2024-02-01", "reason": "moved_abroad"});
-                data["migrated_from"] = from(self, "exp");
-                s.push(self.step_dated(MIGRATOR, &stream, "contingent.expelled", data, "2024-02-01T07:00:00Z", None));
+                let data = json!({"institution": inst, "expelled_on": "2024-02-01", "reason": "moved_abroad"});
+                s.push(self.import(MIGRATOR, &stream, "contingent.expelled", data, "2024-02-01"));
             }
             _ => s.extend(self.mark_today(0, 3, &stream, None)),
         }
+        let ty = "journal.grade_recorded";
         match self.rng.below(3) {
             0 => {
                 let expect = Some("not_authorized");
-                let ty = "journal.grade_recorded";
-                s.push(self.step_dated(&admin(0), &stream, ty, imported_mark, "2022-10-04T08:00:00Z", expect));
+                s.push(self.step_dated(&admin(0), &stream, ty, imported_mark, "2022-10-05T08:00:00Z", expect));
             }
             1 => {
                 let mut data = json!({"institution": inst, "from_class": "8А", "to_class": "9В", "academic_year": 2022, "basis": "full"});
-                data["migrated_from"] = from(self, "promo");
+                data["migrated_from"] = json!({"system": "BARS", "record": format!("promo-{k}")});
                 let expect = Some("event_malformed");
                 s.push(self.step_dated(MIGRATOR, &stream, "journal.promoted", data, "2023-06-01T07:00:00Z", expect));
             }
             _ => {
                 let expect = Some("occurred_at_backdated");
-                let ty = "journal.grade_recorded";
                 s.push(self.step_dated(MIGRATOR, &stream, ty, legacy_mark, "2022-10-05T08:00:00Z", expect));
             }
         }
         s
     }
 }
-
-/// The college's students (`randomized::STUDENTS`).
-const STUDENTS_AT_COLLEGE: usize = super::STUDENTS;
