@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 /// Learners who move: admitted, moved, transferred, expelled and graduated by `contingent_step`
 /// only, so the other steps never write for them.
 pub(super) const MOVERS: usize = 6;
-/// The migration keys: a school's (teacher and registrar of sch-0), the college's and the
-/// queue territory's.
+/// The migration keys: a school's (sch-0's teacher, registrar and achievement issuer), the
+/// college's (teacher and registrar) and the queue territory's (operator).
 pub(super) const MIGRATOR: &str = "did:key:z6MkMigratorSch0";
 pub(super) const COL_MIGRATOR: &str = "did:key:z6MkMigratorCol";
 pub(super) const QUEUE_MIGRATOR: &str = "did:key:z6MkMigratorQueue";
@@ -232,7 +232,8 @@ impl World {
                 let mut s =
                     vec![self.step(COL_REGISTRAR_KEY, &student(m), "contingent.academic_leave_granted", data, None)];
                 self.leaves.push((m, from, to));
-                let result = json!({"institution": COLLEGE, "group": "ИС-1", "course": "db", "term": 1, "mark": "отлично", "scale": "four_level"});
+                let result = json!({"institution": COLLEGE, "group": "ИС-1", "course": "db", "term": 1,
+                    "mark": "отлично", "scale": "four_level"});
                 let expect = Some("learner_on_academic_leave");
                 s.push(self.step(COL_TEACHER_KEY, &student(m), "college.course_result_recorded", result, expect));
                 s
