@@ -191,11 +191,6 @@ impl World {
             _ => {}
         }
     }
-
-    /// How many events were generated so far.
-    pub(crate) fn generated(&self) -> usize {
-        self.n
-    }
 }
 
 impl World {

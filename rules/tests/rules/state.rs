@@ -17,9 +17,10 @@ fn history(seed: u64, rounds: usize) -> Vec<(String, Step)> {
     let mut index = Index2::default();
     let mut attempts = Vec::new();
     let mut batch = world.setup();
-    for round in 0..rounds {
+    for _ in 0..rounds {
         for s in batch.drain(..) {
-            let id = format!("00000000-0000-4000-8000-{:012x}", world.generated() * 1000 + round);
+            // One id per attempted event, so a later event may name an earlier one.
+            let id = format!("00000000-0000-4000-8000-{:012x}", attempts.len() + 1);
             let e = envelope(attempts.len(), &id, &s);
             if rules.check_and_apply(&e, &index).is_ok() {
                 index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
