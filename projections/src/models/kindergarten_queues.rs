@@ -8,8 +8,10 @@
 //! `apply` only records (a few map lookups per entry); the order, positions and moves are computed
 //! in `view`, because a tier depends on "today" (a benefit lapses on its re-check date without any
 //! event), so no index kept in `apply` could stay sorted. "Today" is, as in the rules, the latest
-//! local date of any entry's `occurred_at`, and the application time is the application's
-//! `occurred_at`, as the rules order it.
+//! local date of any entry's `occurred_at`, and the application time is its time of filing
+//! (`queue_order::filed_at`: the ledger's `recorded_at`, an import's original `occurred_at`), as
+//! the rules order it. A family's consent to a kindergarten it did not choose is shown with what
+//! stands before it there: every waiting application that prefers that kindergarten.
 
 use crate::model::{self, expect_len, segment, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::models::shared::{local_date, EntryRef};
@@ -60,6 +62,7 @@ enum What {
     BenefitConfirmed { claim: usize },
     BenefitRejected { claim: usize },
     SiblingLinked { sibling: usize },
+    Consented { kindergarten: String },
     Withdrawn,
     Offered { offer: String },
     OfferAccepted { offer: String },
@@ -77,6 +80,7 @@ impl What {
             What::BenefitConfirmed { .. } => "queue.benefit_confirmed",
             What::BenefitRejected { .. } => "queue.benefit_rejected",
             What::SiblingLinked { .. } => "queue.sibling_linked",
+            What::Consented { .. } => "queue.other_kindergarten_consented",
             What::Withdrawn => "queue.application_withdrawn",
             What::Offered { .. } => "queue.place_offered",
             What::OfferAccepted { .. } => "queue.offer_accepted",
@@ -116,6 +120,8 @@ struct App {
     submitted: EntryRef,
     claims: Vec<Claim>,
     siblings: Vec<Sibling>,
+    /// Kindergartens the family consented to beside its preferred ones, with the consent's entry.
+    consented: Vec<(String, EntryRef)>,
     status: Status,
     changes: Vec<Change>,
 }
@@ -230,7 +236,8 @@ impl ReadModel for KindergartenQueues {
 
     fn version(&self) -> u32 {
         // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
-        2
+        // 3: consents to kindergartens not preferred.
+        3
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -283,6 +290,7 @@ impl ReadModel for KindergartenQueues {
                     submitted: at.clone(),
                     claims: Vec::new(),
                     siblings: Vec::new(),
+                    consented: Vec::new(),
                     status: Status::Waiting,
                     changes: vec![Change { at, today, what: What::Submitted }],
                 };
@@ -350,6 +358,11 @@ impl ReadModel for KindergartenQueues {
                 if terr.open_run.as_deref() == Some(d.run_id.as_str()) {
                     terr.open_run = None;
                 }
+            }
+            Event::OtherKindergartenConsented(d) => {
+                let what = What::Consented { kindergarten: d.kindergarten.clone() };
+                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                app.consented.push((d.kindergarten.clone(), at));
             }
             Event::PlaceOffered(d) => {
                 let what = What::Offered { offer: d.offer_id.clone() };
@@ -616,7 +629,10 @@ impl<'a> Sim<'a> {
             What::SiblingLinked { sibling } => self.siblings = sibling + 1,
             What::Withdrawn | What::Offered { .. } => self.waiting = false,
             What::OfferRefused { .. } => self.waiting = true,
-            What::OfferAccepted { .. }
+            // A consent changes no order the position counts (the territory's, the preferred
+            // kindergartens'); it is shown on its own (`consented`).
+            What::Consented { .. }
+            | What::OfferAccepted { .. }
             | What::AdmissionRefused { .. }
             | What::Enrolled { .. }
             | What::Transferred { .. } => {}
@@ -786,6 +802,8 @@ impl KindergartenQueues {
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
         let by_kindergarten: Vec<Value> =
             app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
+        let consented: Vec<Value> =
+            app.consented.iter().map(|(kg, at)| consent_json(t, &group, id, app, kg, at)).collect();
         let runs: Vec<Value> = t
             .runs
             .iter()
@@ -824,6 +842,7 @@ impl KindergartenQueues {
             "why": why.iter().map(|r| self.reason_json(app, r)).chain(idle_siblings).collect::<Vec<_>>(),
             "ahead": ahead,
             "by_kindergarten": by_kindergarten,
+            "consented": consented,
             "moves": self.moves(t, &group, id),
             "allocation_runs_since_applied": runs,
             "history": history,
@@ -843,6 +862,7 @@ impl KindergartenQueues {
                 put("category", json!(app.claims[*claim].category));
             }
             What::SiblingLinked { sibling } => put("kindergarten", json!(app.siblings[*sibling].kindergarten)),
+            What::Consented { kindergarten } => put("kindergarten", json!(kindergarten)),
             What::Offered { offer } | What::OfferAccepted { offer } | What::OfferRefused { offer } => {
                 put("offer", json!(offer));
                 if let Some(off) = t.offers.get(offer) {
@@ -957,6 +977,29 @@ fn refused_offer_of(t: &Territory, app: &App, kg: &str) -> bool {
     app.changes.iter().any(|c| match &c.what {
         What::OfferRefused { offer } => t.offers.get(offer).is_some_and(|o| o.kindergarten == kg),
         _ => false,
+    })
+}
+
+/// A kindergarten the family consented to (not preferred): it may be offered there only when no
+/// application that prefers it waits, so what stands before it is every waiting application of
+/// its age group and group type that prefers it (and has not refused its offer), as the rules
+/// judge an offer (`offer_out_of_order`).
+fn consent_json(t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: &str, at: &EntryRef) -> Value {
+    let waiting = app.status == Status::Waiting && !refused_offer_of(t, app, kg);
+    let preferring_ahead = waiting.then(|| {
+        group
+            .iter()
+            .filter(|(oid, o)| *oid != id && o.group_type == app.group_type && o.preferred.iter().any(|p| p == kg))
+            .filter(|(_, o)| o.status == Status::Waiting && !refused_offer_of(t, o, kg))
+            .count()
+    });
+    json!({
+        "kindergarten": kg,
+        "event": at.event,
+        "seq": at.seq,
+        "preferring_ahead": preferring_ahead,
+        "refused_offer": refused_offer_of(t, app, kg),
+        "rule": "offered_only_when_no_application_preferring_it_waits",
     })
 }
 
@@ -1554,6 +1597,57 @@ mod tests {
             r2["admission_refusals"],
             json!([{"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places", "event": "e21", "seq": 21}])
         );
+    }
+
+    /// A consent to a kindergarten not preferred: shown with every waiting application that
+    /// prefers that kindergarten (they go first there), in the history, and gone from the count
+    /// as they leave the queue.
+    #[test]
+    fn a_consent_shows_who_goes_first_in_that_kindergarten() {
+        let mut rows = vec![
+            submit(0, L, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            submit(1, L, "a2", "N-002", "2026-02-02", &["kg-2"]),
+            submit(2, L, "a3", "N-003", "2026-02-03", &["kg-1", "kg-2"]),
+            ev(
+                3,
+                L,
+                "queue.other_kindergarten_consented",
+                "2026-02-04",
+                json!({"application_id": "a1", "kindergarten": "kg-2"}),
+            ),
+        ];
+        let b = body(&build::<KindergartenQueues>(&rows), &["luga", "applications", "a1"]);
+        assert_eq!(
+            b["consented"],
+            json!([{"kindergarten": "kg-2", "event": "e3", "seq": 3, "preferring_ahead": 2, "refused_offer": false,
+                    "rule": "offered_only_when_no_application_preferring_it_waits"}])
+        );
+        let last = &b["history"].as_array().unwrap()[1];
+        assert_eq!(
+            last,
+            &json!({"type": "queue.other_kindergarten_consented", "event": "e3", "seq": 3, "kindergarten": "kg-2"})
+        );
+        // Its own preferred kindergarten's order is unchanged by the consent.
+        assert_eq!(b["by_kindergarten"][0]["kindergarten"], json!("kg-1"));
+        assert_eq!(b["by_kindergarten"].as_array().unwrap().len(), 1);
+        rows.push(ev(
+            4,
+            L,
+            "queue.application_withdrawn",
+            "2026-02-05",
+            json!({"application_id": "a2", "reason": "moved"}),
+        ));
+        let b = body(&build::<KindergartenQueues>(&rows), &["luga", "applications", "a1"]);
+        assert_eq!(b["consented"][0]["preferring_ahead"], json!(1));
+        rows.push(ev(
+            5,
+            L,
+            "queue.application_withdrawn",
+            "2026-02-06",
+            json!({"application_id": "a1", "reason": "moved"}),
+        ));
+        let b = body(&build::<KindergartenQueues>(&rows), &["luga", "applications", "a1"]);
+        assert_eq!(b["consented"][0]["preferring_ahead"], json!(null), "no longer waiting");
     }
 
     #[test]

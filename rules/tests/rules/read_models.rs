@@ -194,6 +194,7 @@ const SEEN_BY: &[(&str, &str)] = &[
     ("queue.admission_refused", "kindergarten-queues"),
     ("queue.sibling_linked", "kindergarten-queues"),
     ("queue.transferred", "kindergarten-queues"),
+    ("queue.other_kindergarten_consented", "kindergarten-queues"),
     ("learner.transferred", "profiles"),
     ("contingent.expelled", "profiles"),
     ("contingent.graduated", "profiles"),
