@@ -235,25 +235,44 @@ pub struct EntryMeta {
 /// key order is the JCS form; `canonical_entry_agrees` in the tests holds us to that.
 pub fn entry_bytes(meta: &EntryMeta, canonical_event: &[u8], sig: &str) -> Vec<u8> {
     debug_assert!(sig.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'='));
-    let prev = match &meta.stream_prev {
-        Some(h) => format!("\"{}\"", keys::b64(&h.0)),
-        None => "null".to_owned(),
-    };
+    // Appended piece by piece (no formatting machinery): the sequencer builds one per event.
     let mut out = Vec::with_capacity(canonical_event.len() + 200);
     out.extend_from_slice(b"{\"event\":");
     out.extend_from_slice(canonical_event);
-    out.extend_from_slice(
-        format!(
-            ",\"recorded_at\":\"{}\",\"seq\":{},\"sig\":\"{}\",\"stream_prev\":{},\"stream_version\":{}}}",
-            crate::time::format_rfc3339(meta.recorded_at_unix),
-            meta.seq,
-            sig,
-            prev,
-            meta.stream_version
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(b",\"recorded_at\":\"");
+    out.extend_from_slice(crate::time::format_rfc3339(meta.recorded_at_unix).as_bytes());
+    out.extend_from_slice(b"\",\"seq\":");
+    push_decimal(&mut out, meta.seq);
+    out.extend_from_slice(b",\"sig\":\"");
+    out.extend_from_slice(sig.as_bytes());
+    out.extend_from_slice(b"\",\"stream_prev\":");
+    match &meta.stream_prev {
+        Some(h) => {
+            out.push(b'"');
+            out.extend_from_slice(keys::b64(&h.0).as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"stream_version\":");
+    push_decimal(&mut out, meta.stream_version);
+    out.push(b'}');
     out
+}
+
+/// Appends `n` in decimal (as JCS writes an integer: no sign, no leading zeros).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The canonical event inside canonical entry bytes: `event` sorts first in JCS, and nothing
@@ -363,8 +382,17 @@ pub fn uuid_v7(unix_ms: u64, rand: [u8; 10]) -> String {
 fn uuid_with_version(mut b: [u8; 16], version: u8) -> String {
     b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    // Written digit by digit: every event id the demo and the clients mint comes through here.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -381,6 +409,18 @@ mod tests {
             assert!(!is_stream_name(bad), "{bad}");
         }
         assert!(is_stream_name(&"a".repeat(STREAM_BYTES_MAX)) && !is_stream_name(&"a".repeat(STREAM_BYTES_MAX + 1)));
+    }
+
+    #[test]
+    fn uuids_are_the_hex_of_their_bytes_in_groups() {
+        let b: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(0x9c));
+        let mut v = b;
+        v[6] = (v[6] & 0x0f) | 0x40;
+        v[8] = (v[8] & 0x3f) | 0x80;
+        let h: String = v.iter().map(|x| format!("{x:02x}")).collect();
+        let want = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+        assert_eq!(uuid_from_bytes(b), want);
+        assert!(is_uuid(&want));
     }
 
     #[test]
@@ -412,10 +452,12 @@ mod tests {
         let signed = sign_event(&ev, &key).unwrap();
         let v = verify_signed(signed, "l", &KeyCache::default()).unwrap();
         for prev in [None, Some(Hash([9u8; 32]))] {
-            let meta = EntryMeta { seq: 5, recorded_at_unix: 1_790_000_000, stream_version: 2, stream_prev: prev };
-            let bytes = entry_bytes(&meta, &v.canonical, &v.sig);
-            let parsed = parse_entry(&bytes).unwrap();
-            assert_eq!(parsed.meta, meta);
+            for (seq, stream_version) in [(5, 2), (0, 0), (10, 9), (9_007_199_254_740_991, 1_000_000)] {
+                let meta = EntryMeta { seq, recorded_at_unix: 1_790_000_000, stream_version, stream_prev: prev };
+                let bytes = entry_bytes(&meta, &v.canonical, &v.sig);
+                let parsed = parse_entry(&bytes).unwrap();
+                assert_eq!(parsed.meta, meta);
+            }
         }
     }
 }

@@ -107,7 +107,9 @@ fn write_object(
 ) -> Result<(), CanonError> {
     // RFC 8785 3.2.3: sort by UTF-16 code units, not by UTF-8 bytes or chars.
     let mut keys: Vec<(&String, &Value)> = map.iter().collect();
-    keys.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    if !in_utf16_order(&keys) {
+        keys.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    }
     out.push('{');
     for (i, (k, item)) in keys.into_iter().enumerate() {
         if i > 0 {
@@ -121,22 +123,40 @@ fn write_object(
     Ok(())
 }
 
-/// ECMAScript `JSON.stringify` string escaping (RFC 8785 3.2.2.2).
+/// Whether keys in the map's order are already in UTF-16 code unit order: they are in strictly
+/// increasing byte order (as a `BTreeMap` keeps them) and none holds a character from U+E000 up
+/// (UTF-8 lead byte 0xEE or above), below which byte order and UTF-16 order agree. The sort is
+/// skipped then (every event's keys are ASCII).
+fn in_utf16_order(keys: &[(&String, &Value)]) -> bool {
+    keys.windows(2).all(|w| w[0].0.as_bytes() < w[1].0.as_bytes())
+        && keys.iter().all(|(k, _)| k.bytes().all(|b| b < 0xEE))
+}
+
+/// ECMAScript `JSON.stringify` string escaping (RFC 8785 3.2.2.2). Runs of characters that need
+/// no escape are copied whole (a byte below 0x20, `"` or `\\` is always a whole character).
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{09}' => out.push_str("\\t"),
-            '\u{0A}' => out.push_str("\\n"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\u{0D}' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail"),
-            c => out.push(c),
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x09 => "\\t",
+            0x0A => "\\n",
+            0x0C => "\\f",
+            0x0D => "\\r",
+            0x00..=0x1F => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        match escape {
+            "" => write!(out, "\\u{b:04x}").expect("writing to a String cannot fail"),
+            e => out.push_str(e),
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -151,6 +171,74 @@ mod tests {
         let v: Value = serde_json::from_str(r#"{"escaping":"\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/"}"#).unwrap();
         let got = String::from_utf8(to_canonical(&v, Profile::Event).unwrap()).unwrap();
         assert_eq!(got, r#"{"escaping":"€$\u000f\nA'B\"\\\\\"/"}"#);
+    }
+
+    /// The escaping as RFC 8785 spells it, one character at a time.
+    fn write_string_reference(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{08}' => out.push_str("\\b"),
+                '\u{09}' => out.push_str("\\t"),
+                '\u{0A}' => out.push_str("\\n"),
+                '\u{0C}' => out.push_str("\\f"),
+                '\u{0D}' => out.push_str("\\r"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn strings_escape_as_the_reference_and_keys_sort_by_utf16() {
+        let pieces = [
+            "",
+            "a",
+            "\"",
+            "\\",
+            "\u{0}",
+            "\u{1f}",
+            "\u{7f}",
+            "\n",
+            "\r\t\u{8}\u{c}",
+            "€",
+            "Ж",
+            "\u{e000}",
+            "\u{ffff}",
+            "😀",
+            "/",
+        ];
+        let mut strings = Vec::new();
+        for a in pieces {
+            for b in pieces {
+                for c in ["", "x", "\u{b}", "ё"] {
+                    strings.push(format!("{a}{c}{b}"));
+                }
+            }
+        }
+        for s in &strings {
+            let mut out = String::new();
+            write_string(s, &mut out);
+            assert_eq!(out, write_string_reference(s), "{s:?}");
+        }
+        // Every pair of these as keys of one object: the order is UTF-16's, byte order agreeing or not.
+        for a in &strings {
+            for b in ["zz", "\u{e000}", "\u{ffff}", "😀", "a😀", "a\u{ffff}"] {
+                let mut m = serde_json::Map::new();
+                m.insert(a.clone(), json!(1));
+                m.insert(b.to_owned(), json!(2));
+                let got = String::from_utf8(to_canonical(&Value::Object(m.clone()), Profile::Event).unwrap()).unwrap();
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort_by(|x, y| x.encode_utf16().cmp(y.encode_utf16()));
+                let want: Vec<String> =
+                    keys.iter().map(|k| format!("{}:{}", write_string_reference(k), m[k.as_str()])).collect();
+                assert_eq!(got, format!("{{{}}}", want.join(",")), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

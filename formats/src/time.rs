@@ -45,7 +45,27 @@ pub fn format_rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    let Ok(year @ 0..=9999) = u32::try_from(y) else {
+        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60);
+    };
+    // Four-digit years (every instant an event carries) written digit by digit: the rules, the
+    // entries and the demo format one or more per event.
+    let secs = secs as u32;
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, n: u32, width: usize| {
+        let mut n = n;
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, m, 2);
+    put(8, d, 2);
+    put(11, secs / 3600, 2);
+    put(14, secs / 60 % 60, 2);
+    put(17, secs % 60, 2);
+    String::from_utf8(b.to_vec()).expect("ascii digits")
 }
 
 /// Parses the UTC form our events and entries carry, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, into Unix
@@ -233,6 +253,23 @@ pub fn age_months_on_sept1(birth: (i64, u32), year: i64) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formatting_is_the_padded_civil_form() {
+        let reference = |unix: i64| {
+            let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+            let s = unix.rem_euclid(86_400);
+            format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+        };
+        let year_10000 = days_from_civil(10_000, 1, 1) * 86_400;
+        let mut cases = vec![0, 1, -1, 86_399, 86_400, -62_167_219_200, -62_167_219_201, year_10000, year_10000 - 1];
+        cases.extend((0..2_000).map(|i: i64| i * 7_919_993 - 3_000_000_000));
+        for unix in cases {
+            assert_eq!(format_rfc3339(unix), reference(unix), "{unix}");
+        }
+        assert_eq!(format_rfc3339(1_788_220_800), "2026-09-01T00:00:00Z");
+        assert_eq!(format_rfc3339(year_10000 - 1), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn formats_and_parses() {

@@ -741,7 +741,12 @@ pub fn scan_payload(v: &Value, path: &mut String, depth: usize) -> Result<(), (&
 pub fn find_personal_data(v: &Value, words: &[String], path: &mut String) -> Option<String> {
     match v {
         Value::Object(o) => o.iter().find_map(|(k, item)| {
-            let lower = k.to_lowercase();
+            // Not copied when it is ASCII without capitals, which lowercasing leaves as it is
+            // (vocabulary field names are): the rules scan every key of every event.
+            let lower = match k.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+                true => std::borrow::Cow::Borrowed(k.as_str()),
+                false => std::borrow::Cow::Owned(k.to_lowercase()),
+            };
             let len = path.len();
             path.push('.');
             path.push_str(k);
@@ -818,6 +823,11 @@ mod tests {
         assert!(find_personal_data(&json!({"birth_date": "2020-01-01"}), &words, &mut p).is_some());
         assert!(find_personal_data(&json!({"ref": "123-456-789 01"}), &words, &mut p).is_some());
         assert!(find_personal_data(&json!({"birth_month": "2020-01", "nameless": 1}), &words, &mut p).is_none());
+        // Names are compared lowercased, capitals and titlecase letters included.
+        assert!(find_personal_data(&json!({"Birth_Date": "2020-01-01"}), &words, &mut p).is_some());
+        assert!(find_personal_data(&json!({"BIRTH_MONTH": "2020-01"}), &words, &mut p).is_none());
+        let titlecase: Vec<String> = vec!["\u{1c6}em".into()];
+        assert!(find_personal_data(&json!({"\u{1c5}em_x": 1}), &titlecase, &mut p).is_some());
         assert_eq!(scan_payload(&json!({"a": [1, 2.5]}), &mut p, 0).unwrap_err().0, "payload_type_not_allowed");
         assert_eq!(scan_payload(&json!({"a": true}), &mut p, 0).unwrap_err().0, "payload_type_not_allowed");
         assert_eq!(scan_payload(&json!({"a": [[[[["x"]]]]]}), &mut p, 0).unwrap_err().0, "event_malformed");

@@ -477,13 +477,16 @@ impl Rules {
     fn check_ledger_time(&self, e: &Envelope, at: Nanos, imported: bool) -> Result<(), RuleRefusal> {
         let lt = &self.config.ledger_time;
         let skew = Nanos::from(lt.future_skew_seconds) * 1_000_000_000;
-        let recorded = format_instant(e.recorded_at);
+        // Formatted only for a refusal's message: accepted events (nearly all) never need it.
+        let recorded = || format_instant(e.recorded_at);
         if at > e.recorded_at.saturating_add(skew) {
             return refuse(
                 "occurred_at_in_future",
                 format!(
-                    "occurred_at {} is later than the ledger's time {recorded} plus {} seconds of skew",
-                    e.occurred_at, lt.future_skew_seconds
+                    "occurred_at {} is later than the ledger's time {} plus {} seconds of skew",
+                    e.occurred_at,
+                    recorded(),
+                    lt.future_skew_seconds
                 ),
             );
         }
@@ -502,11 +505,12 @@ impl Rules {
             return refuse(
                 "occurred_at_backdated",
                 format!(
-                    "occurred_at {} is {} days before the ledger's date {} (recorded {recorded}); {} may be backdated \
+                    "occurred_at {} is {} days before the ledger's date {} (recorded {}); {} may be backdated \
                      by at most {limit} (ledger_time.backdating_days)",
                     e.occurred_at,
                     ledger_date - date,
                     time::format_date(ledger_date),
+                    recorded(),
                     e.event_type
                 ),
             );

@@ -133,11 +133,11 @@ pub(super) fn build_demo(
     let started = std::time::Instant::now();
     let mut appended = 0u64;
     // Two batches in flight: one being signed while the ledger appends the other.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<serde_json::Value>>(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<serde_json::Value>, Option<i64>)>(2);
     let built = std::thread::scope(|s| -> Result<()> {
         s.spawn(move || loop {
-            let batch = region.next_batch(4000);
-            if batch.is_empty() || tx.send(batch).is_err() {
+            let (batch, recorded_at) = region.next_batch_recorded(4000);
+            if batch.is_empty() || tx.send((batch, recorded_at)).is_err() {
                 return;
             }
         });
@@ -157,12 +157,12 @@ pub(super) fn build_demo(
             Ok(())
         };
         let mut pinned: Option<i64> = None;
-        for batch in rx {
+        for (batch, recorded_at) in rx {
             let n = batch.len() as u64;
             // One local day per batch: before the clock moves to another day, the sequencer has
             // read it for every batch of the day before (they must be recorded on their own day).
             // Their commits need not wait: the ledger time of a batch is fixed when it is sequenced.
-            if let Some(at) = zachetka::demo::DemoRegion::recorded_at_of(&batch) {
+            if let Some(at) = recorded_at {
                 let day = zachetka::demo::DemoRegion::local_day;
                 if pinned.is_some_and(|p| day(p) != day(at)) {
                     for (_, pending) in in_flight.iter_mut() {

@@ -43,20 +43,29 @@ impl DemoRegion {
     /// recorded at [`DemoRegion::recorded_at_of`] (as a ledger living through the demo's year
     /// would), each is recorded on the day it occurs and never before it.
     pub fn next_batch(&mut self, n: usize) -> Vec<Value> {
+        self.next_batch_recorded(n).0
+    }
+
+    /// [`DemoRegion::next_batch`] with the batch's [`DemoRegion::recorded_at_of`], known from the
+    /// times the events were generated at (a driver then does not read every event back for it).
+    pub fn next_batch_recorded(&mut self, n: usize) -> (Vec<Value>, Option<i64>) {
         let mut unsigned: Vec<(Value, usize)> = Vec::new();
         let mut first_day = None;
+        let mut recorded_at = None;
         while unsigned.len() < n {
             let Some(at) = self.next_at() else { break };
             let local_day = Self::local_day(at);
             if *first_day.get_or_insert(local_day) != local_day {
                 break;
             }
+            recorded_at = recorded_at.max(Some(at));
             unsigned.push(self.next_unsigned().expect("next_at saw an event"));
         }
-        unsigned
+        let signed = unsigned
             .into_par_iter()
             .map(|(ev, signer)| sign_event_owned(ev, &self.keys[signer]).expect("demo events are canonicalizable"))
-            .collect()
+            .collect();
+        (signed, recorded_at)
     }
 
     /// The ledger time (unix seconds) at which a driver records a batch of [`DemoRegion::next_batch`]:

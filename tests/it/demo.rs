@@ -85,11 +85,15 @@ fn the_demo_region_covers_every_event_type_it_promises() {
     let mut backwards = 0u64;
     let mut imported: BTreeMap<String, u64> = BTreeMap::new();
     loop {
-        let batch = region.next_batch(1000);
+        let (batch, recorded_at) = region.next_batch_recorded(1000);
         if batch.is_empty() {
+            assert_eq!(recorded_at, None);
             break;
         }
-        let batch_day = DemoRegion::local_day(DemoRegion::recorded_at_of(&batch).unwrap());
+        // The time the driver pins its clock to, known without reading the events back, is the
+        // one read back from them.
+        assert_eq!(recorded_at, DemoRegion::recorded_at_of(&batch));
+        let batch_day = DemoRegion::local_day(recorded_at.unwrap());
         for e in &batch {
             *types.entry(event_type(e).to_owned()).or_default() += 1;
             let written = DemoRegion::local_day(DemoRegion::written_at(&e["event"]).unwrap());
