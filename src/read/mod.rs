@@ -26,10 +26,8 @@ pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, Complet
 pub use snapshot::{SnapshotOptions, SnapshotPolicy};
 
 /// Entries one step of the runner reads and parses (on every core) while the models fold the
-/// page before (each under its own lock).
+/// page before (under one lock).
 const PAGE_LEN: u64 = 4096;
-/// How far behind its head the runner folds every model on the pool rather than on its thread.
-const PARALLEL_LAG: u64 = 16 * PAGE_LEN;
 /// How long the runner waits before retrying after a failed read (the store may come back).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -104,14 +102,7 @@ impl RuleCopy {
 
 struct Inner {
     store: Arc<dyn Store>,
-    /// Every read model, each under its own lock: a view waits only while its own model folds
-    /// (a page's entries into that one model), never for the others or for the runner's reads.
-    slots: Vec<RwLock<Slot>>,
-    /// Each model's cursor as its fold leaves it (what the slot's lock guards, published for
-    /// the runner's bookkeeping, which must not wait for a view holding a model's lock).
-    cursors: Vec<AtomicU64>,
-    /// The models' names, in the order of `slots` (fixed at start).
-    names: Vec<&'static str>,
+    slots: RwLock<Vec<Slot>>,
     rules: Mutex<Option<RuleCopy>>,
     /// The newest head published by the ledger, and the runner's wake-up.
     head: Mutex<TreeHead>,
@@ -283,13 +274,9 @@ impl ReadSide {
         }
         let min = slots.iter().map(|s| s.cursor).min().unwrap_or(head.tree_size);
         let (applied, _) = tokio::sync::watch::channel(min);
-        let names = slots.iter().map(|s| s.model.name()).collect();
-        let cursors = slots.iter().map(|s| AtomicU64::new(s.cursor)).collect();
         let inner = Arc::new(Inner {
             store,
-            slots: slots.into_iter().map(RwLock::new).collect(),
-            cursors,
-            names,
+            slots: RwLock::new(slots),
             rules: Mutex::new(rule_copy),
             head: Mutex::new(head),
             wake: Condvar::new(),
@@ -356,14 +343,17 @@ impl ReadSide {
 
     /// The names of every read model, in order.
     pub fn names(&self) -> Vec<&'static str> {
-        self.inner.names.clone()
+        self.inner.slots.read().expect("slots lock").iter().map(|s| s.model.name()).collect()
     }
 
     /// Answers `path` of the model `name`, with the position it reflects.
     pub fn view(&self, name: &str, path: &[&str]) -> Result<Answer, ReadError> {
         let (model, tree_size, root, view) = {
-            let slot = self.inner.slot_named(name).ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
-            let slot = slot.read().expect("slot lock");
+            let slots = self.inner.slots.read().expect("slots lock");
+            let slot = slots
+                .iter()
+                .find(|s| s.model.name() == name)
+                .ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
             let view = slot.model.view(path).map_err(ReadError::View)?;
             (slot.model.name(), slot.cursor, slot.root, view)
         };
@@ -376,8 +366,12 @@ impl ReadSide {
 
     /// Cursors, lags and the snapshot state.
     pub fn status(&self, head_size: u64) -> Status {
-        let models = (self.inner.slots.iter())
-            .map(|s| s.read().expect("slot lock"))
+        let models = self
+            .inner
+            .slots
+            .read()
+            .expect("slots lock")
+            .iter()
             .map(|s| ModelStatus {
                 name: s.model.name(),
                 version: s.model.version(),
@@ -397,9 +391,10 @@ impl ReadSide {
     /// Every model's digest at its cursor (computed once per cursor: encoding a large state
     /// takes a while, so ask when comparing, not on every status).
     pub fn digests(&self) -> Vec<ModelDigest> {
-        (self.inner.slots.iter())
+        let mut slots = self.inner.slots.write().expect("slots lock");
+        slots
+            .iter_mut()
             .map(|s| {
-                let mut s = s.write().expect("slot lock");
                 let digest = match s.digest {
                     Some((at, d)) if at == s.cursor => d,
                     _ => {
@@ -516,13 +511,13 @@ impl Inner {
 
     /// The smallest position of any model, and of the rule copy when it is kept.
     fn low_cursor(&self) -> u64 {
-        let models = self.models_cursor().unwrap_or(u64::MAX);
+        let models = self.slots.read().expect("slots lock").iter().map(|s| s.cursor).min().unwrap_or(u64::MAX);
         let rules = self.rules.lock().expect("rules lock").as_ref().map_or(u64::MAX, |r| r.cursor);
         models.min(rules)
     }
 
     /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
-    /// time: each page is folded (every model under its own lock) while the next one is read
+    /// time: each page is folded (every model a task, under the lock) while the next one is read
     /// and parsed beside it (`pipeline`).
     fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
         let from = self.low_cursor();
@@ -551,10 +546,6 @@ impl Inner {
             ready == Some(true)
         };
         let from = self.low_cursor();
-        // Far behind (an open without a snapshot), every model folds on the pool; following the
-        // appends, on this thread, one model after the other (a view waits for its own model's
-        // fold of one page at most, and never for a pool busy verifying signatures).
-        let parallel = target.tree_size - from >= PARALLEL_LAG;
         let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(target.tree_size - at), with_events);
         let mut page = page_at(from)?;
         loop {
@@ -565,23 +556,27 @@ impl Inner {
             let next = || (end < target.tree_size).then(|| page_at(end));
             let root = (end == target.tree_size).then_some(target.root_hash);
             let (next, ruled) = {
-                // The rule copy's lock before the models' (as `write_snapshot` takes them); each
-                // model's only while it folds.
+                // The rule copy's lock before the models' (as `write_snapshot` takes them).
                 let mut rules = self.rules.lock().expect("rules lock");
+                let mut slots = self.slots.write().expect("slots lock");
                 let replay = rules.as_mut().and_then(|c| match &mut c.state {
                     RuleState::Ready(rules) => Some(RuleReplay { rules, cursor: &mut c.cursor }),
                     _ => None,
                 });
-                fold_page(&self.slots, &self.cursors, &page, root, replay, store, parallel, next)
+                let folded = fold_page(&mut slots, &page, replay, store, next);
+                if let Some(root) = root {
+                    for slot in slots.iter_mut().filter(|s| s.cursor == end) {
+                        slot.root = Some(root);
+                    }
+                }
+                let low = slots.iter().map(|s| s.cursor).min().unwrap_or(end);
+                self.applied.send_if_modified(|a| {
+                    let moved = *a != low;
+                    *a = low;
+                    moved
+                });
+                folded
             };
-            // Every model has folded the page: the smallest cursor moves (after the cursors, so
-            // a view asked at `applied` finds its model there).
-            let low = self.models_cursor().unwrap_or(end);
-            self.applied.send_if_modified(|a| {
-                let moved = *a != low;
-                *a = low;
-                moved
-            });
             ruled?;
             {
                 let _g = self.head.lock().expect("read head lock");
@@ -592,16 +587,6 @@ impl Inner {
                 None => return Ok(()),
             }
         }
-    }
-
-    /// The model named `name`.
-    fn slot_named(&self, name: &str) -> Option<&RwLock<Slot>> {
-        self.names.iter().position(|n| *n == name).map(|i| &self.slots[i])
-    }
-
-    /// The smallest cursor of the models (`None` without models).
-    fn models_cursor(&self) -> Option<u64> {
-        self.cursors.iter().map(|c| c.load(Ordering::Acquire)).min()
     }
 
     fn root_at(&self, tree_size: u64) -> Result<Hash, String> {
@@ -618,8 +603,7 @@ impl Inner {
     fn write_snapshot(&self) -> Result<Option<std::path::PathBuf>, String> {
         let Some(opts) = &self.snapshots else { return Ok(None) };
         let rules_guard = self.rules.lock().expect("rules lock");
-        // Every model's lock, in order (the runner holds one at a time): one position for all.
-        let slots: Vec<_> = self.slots.iter().map(|s| s.read().expect("slot lock")).collect();
+        let slots = self.slots.read().expect("slots lock");
         let Some(first) = slots.first() else { return Ok(None) };
         let at = first.cursor;
         if slots.iter().any(|s| s.cursor != at) || rules_guard.as_ref().is_some_and(|r| r.cursor != at) {
@@ -657,10 +641,8 @@ pub fn rebuild_from_zero(
     mut rules: Option<&mut Rules>,
     mut progress: impl FnMut(u64),
 ) -> Result<Vec<Box<dyn ReadModel>>, StoreError> {
-    let slots: Vec<RwLock<Slot>> = (model::all().into_iter())
-        .map(|model| RwLock::new(Slot { model, cursor: 0, root: None, digest: None }))
-        .collect();
-    let cursors: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
+    let mut slots: Vec<Slot> =
+        model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
     let with_events = rules.is_some();
     let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(tree_size - at), with_events);
     let mut rules_cursor = 0;
@@ -669,14 +651,14 @@ pub fn rebuild_from_zero(
         let end = current.end();
         let next = || (end < tree_size).then(|| page_at(end));
         let replay = rules.as_deref_mut().map(|rules| RuleReplay { rules, cursor: &mut rules_cursor });
-        let (next, ruled) = fold_page(&slots, &cursors, &current, None, replay, store, true, next);
+        let (next, ruled) = fold_page(&mut slots, &current, replay, store, next);
         ruled?;
         progress(end);
         // The page is dropped on the pool (its facts were allocated there), not on this thread.
         rayon::spawn(move || drop(current));
         page = next.transpose()?;
     }
-    Ok(slots.into_iter().map(|s| s.into_inner().expect("slot lock").model).collect())
+    Ok(slots.into_iter().map(|s| s.model).collect())
 }
 
 /// Entries `from..from + n` read, checked against their stored leaf hashes and parsed on every
@@ -715,88 +697,4 @@ pub fn rebuild_snapshot(
     let sections = models.iter().map(|m| (m.name().to_owned(), m.version(), m.encode())).collect();
     let path = snapshot::write(opts, head.tree_size, head.root_hash, rules.map(|r| r.encode_state()), sections)?;
     Ok((path, digests))
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::demo::{DemoRegion, DemoSize};
-    use crate::ledger::{Ledger, OpenOptions};
-    use crate::store::sled::SledStore;
-    use crate::time::FixedClock;
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    /// Appends `batch` on the demo's own day (the ledger-time rules see its year as lived).
-    fn append(ledger: &Ledger, clock: &FixedClock, batch: Vec<serde_json::Value>) {
-        if let Some(at) = DemoRegion::recorded_at_of(&batch) {
-            clock.set(at);
-        }
-        for r in ledger.append_blocking(batch) {
-            r.expect("demo events are valid");
-        }
-    }
-
-    /// A model's fold takes its own lock only: while one model cannot fold (a slow view of it
-    /// holds its lock), the others reach the new head and answer views there. Under one lock for
-    /// every model, the first model would not move until that view ended.
-    #[test]
-    fn a_model_folds_and_answers_while_another_models_lock_is_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut region = DemoRegion::new("ru-47.edu.example", DemoSize { learners: 60, teachers: 20, events: 3000 });
-        let key = crate::keys::KeyPair::from_seed(&[7; 32]);
-        let store: Arc<dyn crate::store::Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
-        let rules = Some(crate::rules::default_region());
-        crate::ledger::init_store(&*store, "ru-47.edu.example", &key, &region.authority_did(), rules).unwrap();
-        let clock = FixedClock::at(0);
-        let ledger = Ledger::open_opts(store, key, Arc::new(clock.clone()), OpenOptions::default()).unwrap();
-        // Up to a kindergarten application (the first model's views name one).
-        let (territory, application) = loop {
-            append(&ledger, &clock, region.next_batch(200));
-            if let Some(found) = first_application(&ledger) {
-                break found;
-            }
-            assert!(region.remaining() > 300, "the demo files a kindergarten application");
-        };
-        let before = ledger.head().0.tree_size;
-        let read = ledger.read_side();
-        read.wait_applied_blocking(before);
-
-        let inner = &read.inner;
-        // A view of the last model that takes its time (its read lock held here).
-        let held = inner.slots.last().expect("models").read().expect("slot lock");
-        append(&ledger, &clock, region.next_batch(300));
-        let head = ledger.head().0.tree_size;
-        assert!(head > before);
-        // The first model moves while the last cannot fold (a bounded wait: a failure here means
-        // the first model's fold waited for the last model's lock).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let moved = loop {
-            let cursor = inner.cursors[0].load(Ordering::Acquire);
-            if cursor > before {
-                break cursor;
-            }
-            assert!(Instant::now() < deadline, "the first model never moved while the last one's lock was held");
-            std::thread::yield_now();
-        };
-        let first = inner.names[0];
-        let answer = read.view(first, &[&territory, "applications", &application]).expect("a view of the first model");
-        assert!(answer.tree_size >= moved, "{first} answers at {} (it reached {moved})", answer.tree_size);
-        assert_eq!(read.applied(), before, "the held model has not folded, so the models applied {before} only");
-        drop(held);
-        read.wait_applied_blocking(head);
-        assert_eq!(inner.slots.last().expect("models").read().expect("slot lock").cursor, head);
-    }
-
-    /// The first kindergarten application in the log: (territory, application id).
-    fn first_application(ledger: &Ledger) -> Option<(String, String)> {
-        let size = ledger.head().0.tree_size;
-        let entries = ledger.entries(0, size).unwrap();
-        entries.iter().filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok()).find_map(|e| {
-            let ev = &e["event"];
-            let territory = ev["stream"].as_str()?.strip_prefix("queue/kg/")?.to_owned();
-            (ev["type"] == "queue.application_submitted")
-                .then(|| Some((territory, ev["data"]["application_id"].as_str()?.to_owned())))?
-        })
-    }
 }

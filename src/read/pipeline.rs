@@ -3,18 +3,13 @@
 //! every model folds the page as a task of its own (and the rule copy, when kept, as one more),
 //! while the next page is read and parsed beside them, so neither core waits on the other's
 //! kind of work. The pool's work stealing balances the folds (of unequal cost) and the parse.
-//! A few entries (the runner following appends) are parsed and folded on the calling thread
-//! instead, each model under its own lock only while it folds.
 //! Not the runner's policy (when to fold, snapshots, commitments: `super`), and not the models.
 
 use super::Slot;
-use crate::merkle::Hash;
 use crate::rules::Rules;
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 use zachetka_projections::model::{Fact, ParsedFact};
 
 /// Entries parsed on every core, from `from` on.
@@ -45,34 +40,24 @@ pub(super) fn read_page(store: &dyn Store, from: u64, n: u64, with_events: bool)
             detail: "missing below the head".into(),
         });
     }
-    let check = |e: &crate::store::RawEntry| {
-        if let Some(detail) = &e.damaged {
-            return Err(StoreError::Corrupt { what: "entry record", position: e.seq, detail: detail.clone() });
-        }
-        let leaf = crate::merkle::leaf_hash(&e.bytes);
-        if e.hashes.first() != Some(&leaf) {
-            return Err(StoreError::Corrupt {
-                what: "entry",
-                position: e.seq,
-                detail: "its bytes do not hash to the stored leaf hash".into(),
-            });
-        }
-        Ok(ParsedFact::from_entry_with_leaf(&e.bytes, leaf.0).ok())
-    };
-    // A few entries (the runner following appends) are parsed on this thread (see `fold_page`).
-    let small = raw.len() < PARALLEL_FROM;
-    let facts = if small {
-        raw.iter().map(check).collect::<Result<Vec<_>, _>>()?
-    } else {
-        raw.par_iter().map(check).collect::<Result<Vec<_>, _>>()?
-    };
-    let events = with_events.then(|| {
-        if small {
-            raw.iter().map(|e| entry_event(&e.bytes)).collect()
-        } else {
-            raw.par_iter().map(|e| entry_event(&e.bytes)).collect()
-        }
-    });
+    let facts = raw
+        .par_iter()
+        .map(|e| {
+            if let Some(detail) = &e.damaged {
+                return Err(StoreError::Corrupt { what: "entry record", position: e.seq, detail: detail.clone() });
+            }
+            let leaf = crate::merkle::leaf_hash(&e.bytes);
+            if e.hashes.first() != Some(&leaf) {
+                return Err(StoreError::Corrupt {
+                    what: "entry",
+                    position: e.seq,
+                    detail: "its bytes do not hash to the stored leaf hash".into(),
+                });
+            }
+            Ok(ParsedFact::from_entry_with_leaf(&e.bytes, leaf.0).ok())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = with_events.then(|| raw.par_iter().map(|e| entry_event(&e.bytes)).collect());
     Ok(Page { from, facts, events })
 }
 
@@ -97,45 +82,24 @@ pub(super) struct RuleReplay<'r> {
     pub cursor: &'r mut u64,
 }
 
-/// Pages shorter than this are folded on the calling thread: spreading a few entries over the
-/// pool costs more than it saves, and under appends the pool is busy verifying.
-const PARALLEL_FROM: usize = 1024;
-
-/// Folds `page` into every model (each a task when `parallel`) and into the rule replay when
-/// given, while `beside` runs (the next page's read); returns what `beside` gave and the rules'
-/// outcome (a store error a rule lookup met). Each model's lock is held only while that model
-/// folds: a view of one model never waits for another's fold, for the rules or for the next
-/// page. `root` is the root of the tree the page ends at, when the caller knows it; each model's
-/// entry of `cursors` follows its cursor.
-#[allow(clippy::too_many_arguments)] // one call in the runner, one in the rebuild
+/// Folds `page` into every slot whose cursor it reaches (each model a task) and into the rule
+/// replay when given, while `beside` runs (the next page's read); returns what `beside` gave
+/// and the rules' outcome (a store error a rule lookup met).
 pub(super) fn fold_page<R: Send>(
-    slots: &[RwLock<Slot>],
-    cursors: &[AtomicU64],
+    slots: &mut [Slot],
     page: &Page,
-    root: Option<Hash>,
     rules: Option<RuleReplay<'_>>,
     store: &dyn Store,
-    parallel: bool,
     beside: impl FnOnce() -> R + Send,
 ) -> (R, Result<(), StoreError>) {
     let mut ruled = Ok(());
     let mut got = None;
-    // Each entry's fact once for every model.
+    // Each entry's fact once for every model's task.
     let facts: Vec<Option<Fact<'_>>> = page.facts.iter().map(|p| p.as_ref().and_then(ParsedFact::fact)).collect();
     let facts = &facts;
-    if !parallel || page.facts.len() < PARALLEL_FROM {
-        // On this thread: a few entries, or the runner following appends, whose locks must not
-        // be held while tasks wait behind other work in the shared pool (the ledger verifies
-        // signatures there, in batches of up to a hundred milliseconds).
-        slots.iter().zip(cursors).for_each(|(slot, cursor)| fold_slot(slot, cursor, page, facts, root));
-        if let Some(replay) = rules {
-            ruled = replay_rules(replay, page, store);
-        }
-        return (beside(), ruled);
-    }
     rayon::scope(|s| {
-        for (slot, cursor) in slots.iter().zip(cursors) {
-            s.spawn(move |_| fold_slot(slot, cursor, page, facts, root));
+        for slot in slots.iter_mut() {
+            s.spawn(move |_| fold_slot(slot, page, facts));
         }
         if let Some(replay) = rules {
             let ruled = &mut ruled;
@@ -146,25 +110,18 @@ pub(super) fn fold_page<R: Send>(
     (got.expect("the scope ran it"), ruled)
 }
 
-/// Folds the page's entries (`facts`) from the slot's cursor on into its model, under the slot's
-/// lock (and publishes its new cursor); a slot that ends at the page's end learns `root`, the
-/// root there.
-fn fold_slot(slot: &RwLock<Slot>, cursor: &AtomicU64, page: &Page, facts: &[Option<Fact<'_>>], root: Option<Hash>) {
+/// Folds the page's entries (`facts`) from the slot's cursor on into its model.
+fn fold_slot(slot: &mut Slot, page: &Page, facts: &[Option<Fact<'_>>]) {
     let end = page.end();
-    let mut slot = slot.write().expect("slot lock");
-    if slot.cursor >= page.from && slot.cursor < end {
-        let skip = (slot.cursor - page.from) as usize;
-        let model = &mut *slot.model;
-        for fact in facts[skip..].iter().flatten() {
-            model.apply(fact);
-        }
-        slot.cursor = end;
-        slot.root = None;
-        cursor.store(end, Ordering::Release);
+    if slot.cursor < page.from || slot.cursor >= end {
+        return;
     }
-    if slot.cursor == end && root.is_some() {
-        slot.root = root;
+    let model = &mut *slot.model;
+    for fact in facts[(slot.cursor - page.from) as usize..].iter().flatten() {
+        model.apply(fact);
     }
+    slot.cursor = end;
+    slot.root = None;
 }
 
 /// Applies the page's entries from the replay's cursor on to the rule state (an entry the rules
