@@ -9,7 +9,8 @@
 //!   p99 latency measured from each request's scheduled time (no coordinated omission), p99 < 5 ms;
 //!   each round is followed by the same reads without appends (the bound, at the same load).
 //!
-//! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10]`.
+//! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10] [--dir D]
+//! [--phases rebuild,open,reads] [--views diaries,journals,kindergarten-queues]`.
 //! Medians over rounds; the machine is shared and noisy.
 
 #[global_allocator]
@@ -178,6 +179,10 @@ fn targets(store: &dyn Store, size: u64) -> Targets {
     paths.extend(diaries.iter().map(|l| format!("/v1/projections/diaries/{}", enc(l))));
     paths.extend(journals.iter().map(|j| format!("/v1/projections/journals/{}", enc(j))));
     paths.extend(queue.iter().map(|q| format!("/v1/projections/kindergarten-queues/{}", enc(q))));
+    // `--views a,b`: only those read models' paths (which views set the tail, each alone).
+    if let Some(views) = std::env::args().skip_while(|a| a != "--views").nth(1) {
+        paths.retain(|p| views.split(',').any(|v| kind_of(p) == v));
+    }
     assert!(!paths.is_empty());
     Targets { paths }
 }
