@@ -6,9 +6,11 @@
 //!   the head: < 1 s, beside the open without snapshots (the whole rules replay);
 //! - read-model requests (a diary, a class journal, a queue position) over HTTP on loopback at
 //!   `--reads` requests/s (2,000) while appends run at `--appends` events/s (5,000): p50 and
-//!   p99 latency measured from each request's scheduled time (no coordinated omission), p99 < 5 ms.
+//!   p99 latency measured from each request's scheduled time (no coordinated omission), p99 < 5 ms;
+//!   each round is followed by the same reads without appends (the bound, at the same load).
 //!
-//! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10]`.
+//! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10] [--dir D]
+//! [--phases rebuild,open,reads] [--views diaries,journals,kindergarten-queues]`.
 //! Medians over rounds; the machine is shared and noisy.
 
 #[global_allocator]
@@ -177,6 +179,10 @@ fn targets(store: &dyn Store, size: u64) -> Targets {
     paths.extend(diaries.iter().map(|l| format!("/v1/projections/diaries/{}", enc(l))));
     paths.extend(journals.iter().map(|j| format!("/v1/projections/journals/{}", enc(j))));
     paths.extend(queue.iter().map(|q| format!("/v1/projections/kindergarten-queues/{}", enc(q))));
+    // `--views a,b`: only those read models' paths (which views set the tail, each alone).
+    if let Some(views) = std::env::args().skip_while(|a| a != "--views").nth(1) {
+        paths.retain(|p| views.split(',').any(|v| kind_of(p) == v));
+    }
     assert!(!paths.is_empty());
     Targets { paths }
 }
@@ -484,8 +490,9 @@ fn main() {
     let addr = listener.local_addr().unwrap().to_string();
     let router = zachetka::api::router_with(ledger.clone(), access);
     rt.spawn(zachetka::api::server::serve(listener, router, Default::default(), std::future::pending::<()>()));
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
+    // Each round with appends, then the same reads without them (the bound, at the same load).
+    let (mut p50s, mut p99s, mut bound50s, mut bound99s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let loads = load();
     for r in 0..rounds {
         let (p50, p99, rate, errors) =
             load_round(&ledger, &addr, &token, &targets, &mut region, reads, appends, seconds);
@@ -494,11 +501,18 @@ fn main() {
         );
         p50s.push(p50);
         p99s.push(p99);
+        let (p50, p99, _, errors) = load_round(&ledger, &addr, &token, &targets, &mut region, reads, 0, seconds);
+        println!("round {r} without appends: reads p50 {p50:.2} ms p99 {p99:.2} ms, {errors} read errors");
+        bound50s.push(p50);
+        bound99s.push(p99);
     }
     println!(
-        "read-model requests ({} paths: diaries, class journals, queue positions) at {reads}/s with appends at {appends}/s: p50 {:.2} ms, p99 {:.2} ms (median of {rounds})",
+        "read-model requests ({} paths: diaries, class journals, queue positions) at {reads}/s with appends at {appends}/s: p50 {:.2} ms, p99 {:.2} ms (median of {rounds}); without appends: p50 {:.2} ms, p99 {:.2} ms; load average {loads} before, {} after",
         targets.paths.len(),
         median(&mut p50s),
-        median(&mut p99s)
+        median(&mut p99s),
+        median(&mut bound50s),
+        median(&mut bound99s),
+        load()
     );
 }
