@@ -192,18 +192,71 @@ pub struct KindergartenQueues {
     state: State,
     /// Answers of application views already computed (an application's view replays its whole
     /// age group's history, milliseconds in a large territory, and a family reads it again and
-    /// again), each valid while its territory's queue and "today" stay as they were. Not state:
-    /// never encoded, emptied on load.
+    /// again), each valid while no entry touched its age group or its territory's allocation
+    /// runs, and until "today" passes the next benefit re-check date of its age group (the only
+    /// way "today" changes an answer, besides the date it shows). Not state: never encoded,
+    /// emptied on load.
     answers: std::sync::Mutex<AnswerCache>,
 }
 
 /// See [`KindergartenQueues::answers`].
 #[derive(Default)]
 struct AnswerCache {
-    /// Per territory, a counter bumped by every entry of its queue.
-    generations: std::collections::HashMap<String, u64>,
-    /// (territory, application) → (generation, today, body).
-    bodies: std::collections::HashMap<(String, String), (u64, Days, Value)>,
+    /// Per territory, a counter bumped by every entry of its queue not about one application
+    /// (allocation runs, and anything not understood).
+    territories: std::collections::HashMap<String, u64>,
+    /// Per (territory, age group), a counter bumped by every entry about one of its applications.
+    groups: std::collections::HashMap<(String, String), u64>,
+    /// (territory, application) → the answer and what it was computed under.
+    bodies: std::collections::HashMap<(String, String), Answer>,
+}
+
+/// A computed application answer: the generations it saw, and the days of "today" it holds for.
+struct Answer {
+    territory: u64,
+    group: u64,
+    /// "Today" when computed, and the last day it stays the same answer: the first re-check date
+    /// of a claim in the age group on or after it (a claim is in force while its date is not past).
+    from: Days,
+    until: Days,
+    body: Value,
+}
+
+impl AnswerCache {
+    fn bump(map: &mut std::collections::HashMap<(String, String), u64>, key: (&str, &str)) {
+        match map.get_mut(&(key.0.to_owned(), key.1.to_owned())) {
+            Some(g) => *g += 1,
+            None => {
+                map.insert((key.0.to_owned(), key.1.to_owned()), 1);
+            }
+        }
+    }
+
+    fn generations(&self, territory: &str, group: &str) -> (u64, u64) {
+        let t = self.territories.get(territory).copied().unwrap_or(0);
+        let g = self.groups.get(&(territory.to_owned(), group.to_owned())).copied().unwrap_or(0);
+        (t, g)
+    }
+}
+
+/// The application an entry of a queue is about (`None`: an allocation run, or the whole queue).
+fn application_of<'e>(terr: &'e Territory, event: &'e Event) -> Option<&'e str> {
+    Some(match event {
+        Event::QueueApplicationSubmitted(d) => &d.application_id,
+        Event::BenefitClaimed(d) => &d.application_id,
+        Event::BenefitConfirmed(d) => &d.application_id,
+        Event::BenefitRejected(d) => &d.application_id,
+        Event::SiblingLinked(d) => &d.application_id,
+        Event::OtherKindergartenConsented(d) => &d.application_id,
+        Event::QueueApplicationWithdrawn(d) => &d.application_id,
+        Event::PlaceOffered(d) => &d.application_id,
+        Event::AdmissionRefused(d) => &d.application_id,
+        Event::KindergartenEnrolled(d) => &d.application_id,
+        Event::KindergartenTransferred(d) => &d.application_id,
+        Event::OfferAccepted(d) => &terr.offers.get(&d.offer_id)?.application,
+        Event::OfferRefused(d) => &terr.offers.get(&d.offer_id)?.application,
+        _ => return None,
+    })
 }
 
 /// Most application answers kept; past it the cache starts over.
@@ -250,19 +303,28 @@ impl ReadModel for KindergartenQueues {
         let today = self.state.today.unwrap_or(Days::MIN);
         let at = EntryRef::of(fact);
         let sid = fact.stream_id();
-        {
-            let answers = self.answers.get_mut().expect("answer cache lock");
-            match answers.generations.get_mut(sid) {
-                Some(g) => *g += 1,
-                None => {
-                    answers.generations.insert(sid.to_owned(), 1);
-                }
-            }
-        }
         if !self.state.territories.contains_key(sid) {
             self.state.territories.insert(sid.to_owned(), Territory::default());
         }
         let Some(terr) = self.state.territories.get_mut(sid) else { return };
+        {
+            // Which cached answers this entry may change: its application's age group, or the
+            // whole territory (a new application's group once it is filed, below).
+            let answers = self.answers.get_mut().expect("answer cache lock");
+            match application_of(terr, fact.event) {
+                Some(app) => {
+                    if let Some(a) = terr.apps.get(app) {
+                        AnswerCache::bump(&mut answers.groups, (sid, &a.age_group));
+                    }
+                }
+                None => match answers.territories.get_mut(sid) {
+                    Some(g) => *g += 1,
+                    None => {
+                        answers.territories.insert(sid.to_owned(), 1);
+                    }
+                },
+            }
+        }
         match fact.event {
             Event::QueueApplicationSubmitted(d) => {
                 let (Ok(age_group), Some(occurred)) = (
@@ -294,6 +356,8 @@ impl ReadModel for KindergartenQueues {
                     status: Status::Waiting,
                     changes: vec![Change { at, today, what: What::Submitted }],
                 };
+                let answers = self.answers.get_mut().expect("answer cache lock");
+                AnswerCache::bump(&mut answers.groups, (sid, &app.age_group));
                 terr.apps.insert(d.application_id.clone(), app);
             }
             Event::BenefitClaimed(d) => {
@@ -470,22 +534,37 @@ impl ReadModel for KindergartenQueues {
                     .get(id)
                     .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
                 let key = (territory.to_owned(), id.to_owned());
-                let (today, generation) = {
+                let today = self.today();
+                let generations = {
                     let answers = self.answers.lock().expect("answer cache lock");
-                    let generation = answers.generations.get(territory).copied().unwrap_or(0);
-                    if let Some((g, d, body)) = answers.bodies.get(&key) {
-                        if *g == generation && *d == self.today() {
-                            return Ok(View { scope: Scope::Learner(app.learner.clone()), body: body.clone() });
+                    let generations = answers.generations(territory, &app.age_group);
+                    if let Some(a) = answers.bodies.get(&key) {
+                        if (a.territory, a.group) == generations && (a.from..=a.until).contains(&today) {
+                            let mut body = a.body.clone();
+                            if a.from != today {
+                                body["today"] = json!(self.state.today.map(time::format_date));
+                            }
+                            return Ok(View { scope: Scope::Learner(app.learner.clone()), body });
                         }
                     }
-                    (self.today(), generation)
+                    generations
                 };
                 let body = self.application_body(t, territory, id, app);
+                // The answer holds until "today" passes the first re-check date on or after it
+                // in the age group (a claim is in force while its date is not past).
+                let until = (t.apps.values())
+                    .filter(|a| a.age_group == app.age_group)
+                    .flat_map(|a| a.claims.iter().map(|c| c.recheck_on))
+                    .filter(|r| *r >= today)
+                    .min()
+                    .unwrap_or(Days::MAX);
+                let answer =
+                    Answer { territory: generations.0, group: generations.1, from: today, until, body: body.clone() };
                 let mut answers = self.answers.lock().expect("answer cache lock");
                 if answers.bodies.len() >= ANSWERS_MAX {
                     answers.bodies.clear();
                 }
-                answers.bodies.insert(key, (generation, today, body.clone()));
+                answers.bodies.insert(key, answer);
                 Ok(View { scope: Scope::Learner(app.learner.clone()), body })
             }
             Some("runs") if path.len() == 3 => {
@@ -1677,6 +1756,53 @@ mod tests {
                 assert_eq!(followed.view(&path).map(|v| v.body), got);
             }
         }
+    }
+
+    /// A cached answer outlives entries of other age groups and territories and days that pass no
+    /// re-check date, but not a day past one: then a benefit lapses with no entry of its queue.
+    #[test]
+    fn a_cached_answer_expires_when_a_benefit_lapses_with_no_entry_of_its_queue() {
+        let rows = [
+            submit(0, L, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            submit(1, L, "a2", "N-002", "2026-02-02", &["kg-1"]),
+            ev(
+                2,
+                L,
+                "queue.benefit_claimed",
+                "2026-02-03",
+                json!({"application_id": "a2", "claim_id": "c2", "category": "police", "evidence_ref": "d", "recheck_on": "2026-03-01"}),
+            ),
+            ev(3, L, "queue.benefit_confirmed", "2026-02-04", json!({"application_id": "a2", "claim_id": "c2"})),
+            // Another territory's entries, on the re-check date and the day after it.
+            submit(4, "queue/kg/tikhvin", "b1", "T-001", "2026-03-01", &["kg-t1"]),
+            submit(5, "queue/kg/tikhvin", "b2", "T-002", "2026-03-02", &["kg-t1"]),
+        ];
+        let mut followed = KindergartenQueues::default();
+        let path = ["luga", "applications", "a1"];
+        let mut positions = Vec::new();
+        for k in 0..rows.len() {
+            followed.apply(&fact(&rows[k]));
+            let got = followed.view(&path).unwrap().body;
+            assert_eq!(got, build::<KindergartenQueues>(&rows[..=k]).view(&path).unwrap().body, "after entry {k}");
+            positions.push((got["position"].as_u64().unwrap(), got["today"].as_str().unwrap().to_owned()));
+        }
+        let p = |n: u64, d: &str| (n, d.to_owned());
+        assert_eq!(
+            positions,
+            [
+                p(1, "2026-02-01"),
+                p(1, "2026-02-02"),
+                p(1, "2026-02-03"),
+                p(2, "2026-02-04"),
+                p(2, "2026-03-01"),
+                p(1, "2026-03-02")
+            ]
+        );
+        // An answer first computed on the re-check date itself holds for that day only.
+        let mut late: KindergartenQueues = build(&rows[..5]);
+        assert_eq!(late.view(&path).unwrap().body["position"], json!(2));
+        late.apply(&fact(&rows[5]));
+        assert_eq!(late.view(&path).unwrap().body["position"], json!(1));
     }
 
     #[test]
