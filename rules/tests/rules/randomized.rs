@@ -56,6 +56,20 @@ pub(crate) struct Step {
 }
 
 impl Step {
+    /// The step as the rules see it at position `seq`, with event id `id`.
+    pub(crate) fn envelope<'a>(&'a self, seq: usize, id: &'a str) -> Envelope<'a> {
+        Envelope {
+            seq: seq as u64,
+            stream: &self.stream,
+            event_type: self.ty,
+            id,
+            occurred_at: &self.at,
+            recorded_at: self.recorded_at(),
+            author: &self.author,
+            data: &self.data,
+        }
+    }
+
     /// The ledger's time of the entry as the rules take it.
     pub(crate) fn recorded_at(&self) -> zachetka_rules::time::Nanos {
         zachetka_rules::time::parse_instant(self.recorded.as_deref().unwrap_or(&self.at)).unwrap_or(0)
@@ -1126,16 +1140,7 @@ fn run(seed: u64, steps: usize) -> Result<Reached, String> {
     let mut audit = Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check);
     let mut index = Index2::default();
     for (seq, (id, s)) in entries.iter().enumerate() {
-        let e = Envelope {
-            seq: seq as u64,
-            stream: &s.stream,
-            event_type: s.ty,
-            id,
-            occurred_at: &s.at,
-            recorded_at: s.recorded_at(),
-            author: &s.author,
-            data: &s.data,
-        };
+        let e = s.envelope(seq, id);
         audit.check_and_apply(&e, &index).map_err(|r| format!("audit refused entry {seq} ({}): {r}", s.ty))?;
         index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
     }

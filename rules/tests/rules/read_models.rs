@@ -18,7 +18,7 @@ use zachetka_formats::jcs::{to_canonical, Profile};
 use zachetka_formats::merkle::{leaf_hash, Hash};
 use zachetka_projections::model::{self, ParsedFact, ReadModel};
 use zachetka_projections::models::completeness::Completeness;
-use zachetka_rules::{Envelope, RegionConfig, Rules};
+use zachetka_rules::{RegionConfig, Rules};
 
 /// 64 zero bytes in standard padded base64: the shape of a signature, checked by nobody here.
 fn placeholder_sig() -> String {
@@ -109,16 +109,7 @@ fn log_of(seed: u64, rng: &mut Rng) -> Result<Log, String> {
         Rules::new(ORIGIN, AUTH, RegionConfig::default()).with_key_check(toy_key_check).with_ledger_key(LEDGER_KEY);
     let mut index = Index2::default();
     for (seq, (id, s)) in log.steps.iter().enumerate() {
-        let e = Envelope {
-            seq: seq as u64,
-            stream: &s.stream,
-            event_type: s.ty,
-            id,
-            occurred_at: &s.at,
-            recorded_at: s.recorded_at(),
-            author: &s.author,
-            data: &s.data,
-        };
+        let e = s.envelope(seq, id);
         rules.check_and_apply(&e, &index).map_err(|r| format!("the rules refuse entry {seq} ({}): {r}", s.ty))?;
         index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
     }

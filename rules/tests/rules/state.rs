@@ -8,7 +8,7 @@
 use crate::harness::*;
 use crate::randomized::{Index2, Rng, Step, World};
 use serde_json::json;
-use zachetka_rules::{Envelope, RegionConfig, RuleRefusal, Rules, StateError};
+use zachetka_rules::{RegionConfig, RuleRefusal, Rules, StateError};
 
 /// A generated history: every attempted event (valid or mutated) with its id.
 fn history(seed: u64, rounds: usize) -> Vec<(String, Step)> {
@@ -21,7 +21,7 @@ fn history(seed: u64, rounds: usize) -> Vec<(String, Step)> {
         for s in batch.drain(..) {
             // One id per attempted event, so a later event may name an earlier one.
             let id = format!("00000000-0000-4000-8000-{:012x}", attempts.len() + 1);
-            let e = envelope(attempts.len(), &id, &s);
+            let e = s.envelope(attempts.len(), &id);
             if rules.check_and_apply(&e, &index).is_ok() {
                 index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
                 world.accepted(&id, &s);
@@ -31,19 +31,6 @@ fn history(seed: u64, rounds: usize) -> Vec<(String, Step)> {
         batch = world.next();
     }
     attempts
-}
-
-fn envelope<'a>(seq: usize, id: &'a str, s: &'a Step) -> Envelope<'a> {
-    Envelope {
-        seq: seq as u64,
-        stream: &s.stream,
-        event_type: s.ty,
-        id,
-        occurred_at: &s.at,
-        recorded_at: s.recorded_at(),
-        author: &s.author,
-        data: &s.data,
-    }
 }
 
 /// Every answer of a replay of `attempts`, the final rules, and the state digest at `cut` (where
@@ -63,7 +50,7 @@ fn replay(attempts: &[(String, Step)], cut: Option<usize>) -> (Vec<Result<(), Ru
             digest_at_cut = Some(rules.state_digest());
             rules = loaded;
         }
-        let answer = refusal(rules.check_and_apply(&envelope(i, id, s), &index));
+        let answer = refusal(rules.check_and_apply(&s.envelope(i, id), &index));
         if answer.is_ok() {
             index.0.insert(id.clone(), (s.stream.clone(), s.ty.to_owned()));
         }
