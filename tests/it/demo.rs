@@ -197,13 +197,7 @@ fn a_region_with_indicator_targets_reproduces_them_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::with_targets(ORIGIN, size, targets);
     let ledger = education_ledger(dir.path(), &region.authority_did());
-    loop {
-        let batch = region.next_batch(700);
-        if batch.is_empty() {
-            break;
-        }
-        append_demo_batch(&ledger, batch);
-    }
+    append_rest_of(&ledger, &mut region, 700);
     let tree_size = ledger.head().0.tree_size;
     ledger.read_side().wait_applied_blocking(tree_size);
     let body = ledger.read_side().view("indicators", &[]).unwrap().view.body;
@@ -236,13 +230,7 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::new(ORIGIN, size);
     let ledger = education_ledger(dir.path(), &region.authority_did());
-    loop {
-        let batch = region.next_batch(700);
-        if batch.is_empty() {
-            break;
-        }
-        append_demo_batch(&ledger, batch);
-    }
+    append_rest_of(&ledger, &mut region, 700);
     ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
     let learner = zachetka::demo::sample(size).lifelong;
     let p = ledger.read_side().view("profiles", &[&learner]).unwrap().view.body;

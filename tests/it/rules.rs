@@ -55,14 +55,7 @@ pub(super) const AFTER_REGION: &str = "2027-05-20T09:00:00Z";
 /// Appends the whole demo region (recorded as lived, see `append_demo_batch`), then sets the
 /// test's ledger clock to `AFTER_REGION`; every event must be accepted.
 pub(super) fn append_region(ledger: &Ledger) {
-    let mut region = region();
-    loop {
-        let batch = region.next_batch(500);
-        if batch.is_empty() {
-            break;
-        }
-        append_demo_batch(ledger, batch);
-    }
+    append_rest_of(ledger, &mut region(), 500);
     pin_clock_at(AFTER_REGION);
 }
 

@@ -97,6 +97,17 @@ pub fn append_demo_batch(ledger: &Ledger, batch: Vec<Value>) {
     }
 }
 
+/// Appends the rest of `region`, `batch_len` events a batch, each as `append_demo_batch` does.
+pub fn append_rest_of(ledger: &Ledger, region: &mut zachetka::demo::DemoRegion, batch_len: usize) {
+    loop {
+        let batch = region.next_batch(batch_len);
+        if batch.is_empty() {
+            break;
+        }
+        append_demo_batch(ledger, batch);
+    }
+}
+
 pub fn open_ledger(store: Arc<dyn Store>, limits: Limits) -> Ledger {
     Ledger::open(store, ledger_key(), test_clock(), limits).unwrap()
 }
