@@ -288,8 +288,9 @@ fn every_read_model_followed_rebuilt_and_restored_agrees_over_randomized_histori
     });
     let (mut touched, mut types, mut seen) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     let (mut entries, mut commitments, mut imported) = (0, [0, 0], 0);
-    for i in 0..16 {
-        let seed = base.wrapping_add(i);
+    // What the histories reach is judged over 8 fixed seeds, so that it never depends on the
+    // draw, and 8 drawn ones, which explore further.
+    for seed in (0..8).chain((0..8).map(|i| base.wrapping_add(i))) {
         match check(seed) {
             Ok(r) => {
                 touched.extend(r.touched);

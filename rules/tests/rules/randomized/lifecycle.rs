@@ -115,11 +115,10 @@ impl World {
         let (inst, registrar) = (school(si), admin(si));
         match self.rng.below(8) {
             0 | 1 => {
-                if self.rng.below(5) == 0 {
+                if self.rng.below(3) == 0 {
                     let data =
                         json!({"institution": inst, "class": CLASSES[sj], "academic_year": 2026, "assigned_on": today});
                     s.push(self.step(&registrar, &stream, "contingent.class_assigned", data, Some("class_unchanged")));
-                    return s;
                 }
                 let to = (sj + 1 + self.rng.below(CLASSES.len() - 1)) % CLASSES.len();
                 let data =
@@ -132,21 +131,20 @@ impl World {
             2 | 3 => {
                 let to = (si + 1 + self.rng.below(SCHOOLS - 1)) % SCHOOLS;
                 let transfer = |from: &str, to: &str| json!({"from_institution": from, "to_institution": to, "transferred_on": today});
-                match self.rng.below(6) {
+                if self.rng.below(3) == 0 {
+                    let data = transfer(&inst, &inst);
+                    let expect = Some("transfer_to_same_institution");
+                    s.push(self.step(&registrar, &stream, "learner.transferred", data, expect));
+                }
+                match self.rng.below(5) {
                     0 => {
-                        let data = transfer(&inst, &inst);
-                        let expect = Some("transfer_to_same_institution");
-                        s.push(self.step(&registrar, &stream, "learner.transferred", data, expect));
-                        return s;
-                    }
-                    1 => {
                         // From a school the learner is not in, by that school's registrar.
                         let data = transfer(&school(to), &inst);
                         let expect = Some("learner_not_enrolled");
                         s.push(self.step(&admin(to), &stream, "learner.transferred", data, expect));
                         return s;
                     }
-                    2 => {
+                    1 => {
                         let mut data = transfer(&inst, "spb-0423");
                         data["to_region"] = json!("78");
                         s.push(self.step(&registrar, &stream, "learner.transferred", data, None));
@@ -302,6 +300,14 @@ impl World {
         let data = json!({"institution": inst, "level": level, "number": number, "issued_on": self.today()});
         s.push(self.step(&registrar, &stream, "journal.certificate_issued", data, expect));
         s
+    }
+
+    /// A school certificate asked for a learner of `inst` whose debt was just opened: refused
+    /// whatever else the learner has.
+    pub(super) fn certificate_in_debt(&mut self, inst: &str, stream: &str) -> Step {
+        let (level, _) = LEVELS[self.rng.below(LEVELS.len())];
+        let data = json!({"institution": inst, "level": level, "number": format!("A-{}", self.n), "issued_on": self.today()});
+        self.step(&format!("did:key:z6MkAdmin{}", &inst[4..]), stream, "journal.certificate_issued", data, Some("open_debt_blocks_certificate"))
     }
 
     /// A digital-maturity record at school `i`: a recommendation to a learner of class `j`
