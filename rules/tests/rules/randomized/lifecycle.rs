@@ -306,8 +306,15 @@ impl World {
     /// whatever else the learner has.
     pub(super) fn certificate_in_debt(&mut self, inst: &str, stream: &str) -> Step {
         let (level, _) = LEVELS[self.rng.below(LEVELS.len())];
-        let data = json!({"institution": inst, "level": level, "number": format!("A-{}", self.n), "issued_on": self.today()});
-        self.step(&format!("did:key:z6MkAdmin{}", &inst[4..]), stream, "journal.certificate_issued", data, Some("open_debt_blocks_certificate"))
+        let data =
+            json!({"institution": inst, "level": level, "number": format!("A-{}", self.n), "issued_on": self.today()});
+        self.step(
+            &format!("did:key:z6MkAdmin{}", &inst[4..]),
+            stream,
+            "journal.certificate_issued",
+            data,
+            Some("open_debt_blocks_certificate"),
+        )
     }
 
     /// A digital-maturity record at school `i`: a recommendation to a learner of class `j`
