@@ -10,9 +10,16 @@ pub(super) struct PendingBatch {
     pub(super) base_index: u64,
     pub(super) hashes: Vec<Hash>,
     pub(super) streams: HashMap<String, StreamHead>,
-    pub(super) ids: HashMap<String, IdRecord>,
-    /// Stream and type by id, for the rules' lookups.
-    pub(super) kinds: HashMap<String, (String, String)>,
+    /// The batch's entries by id (their id records answer retries and the rules' lookups), and
+    /// the batch itself, shared with the committer rather than copied.
+    pub(super) ids: HashMap<String, usize>,
+    pub(super) batch: Arc<CommitBatch>,
+}
+
+impl PendingBatch {
+    pub(super) fn id_record(&self, id: &str) -> Option<&IdRecord> {
+        self.ids.get(id).map(|&i| &self.batch.entries[i].id_record)
+    }
 }
 
 /// A batch being assembled.
@@ -25,9 +32,8 @@ pub(super) struct Draft<'a> {
     pub(super) base_index: u64,
     pub(super) entries: Vec<BatchEntry>,
     pub(super) streams: HashMap<String, StreamHead>,
+    /// Index in `entries` by id (whose id records give the rules' lookups stream and type).
     pub(super) ids: HashMap<String, usize>,
-    /// Stream and type by id of this batch's entries, for the rules' lookups.
-    pub(super) kinds: HashMap<String, (String, String)>,
     /// Id records and stream heads read for the whole batch in one go (shared stores).
     pub(super) known_ids: HashMap<String, Option<IdRecord>>,
     pub(super) known_streams: HashMap<String, Option<StreamHead>>,
@@ -50,11 +56,12 @@ impl Draft<'_> {
 /// the store's id index. A store error is passed on as an error, never as "no such event".
 impl crate::rules::Lookup for Draft<'_> {
     fn event(&self, id: &str) -> Result<Option<(String, String)>, crate::rules::LookupError> {
-        if let Some(k) = self.kinds.get(id) {
-            return Ok(Some(k.clone()));
+        let kind = |r: &IdRecord| Some((r.stream.clone(), r.event_type.clone()));
+        if let Some(&i) = self.ids.get(id) {
+            return Ok(kind(&self.entries[i].id_record));
         }
-        if let Some(k) = self.pending.iter().rev().find_map(|p| p.kinds.get(id)) {
-            return Ok(Some(k.clone()));
+        if let Some(r) = self.pending.iter().rev().find_map(|p| p.id_record(id)) {
+            return Ok(kind(r));
         }
         crate::rules::Lookup::event(&crate::rules::StoreLookup(self.store), id)
     }

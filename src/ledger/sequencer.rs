@@ -39,7 +39,7 @@ pub(super) enum Outcome {
 /// A prepared batch on its way to the committer.
 pub(super) struct Prepared {
     /// `None` when nothing new is in it (all refused or already present).
-    pub(super) batch: Option<CommitBatch>,
+    pub(super) batch: Option<Arc<CommitBatch>>,
     pub(super) replies: Vec<(Reply, Vec<Result<Receipt, Refusal>>)>,
 }
 
@@ -312,7 +312,7 @@ impl Sequencer {
                 ))
             });
         }
-        let known = match draft.pending.iter().rev().find_map(|p| p.ids.get(&ev.id)) {
+        let known = match draft.pending.iter().rev().find_map(|p| p.id_record(&ev.id)) {
             Some(rec) => Some(rec.clone()),
             None => match draft.known_ids.get(&ev.id) {
                 Some(rec) => rec.clone(),
@@ -366,9 +366,7 @@ impl Sequencer {
             let env =
                 crate::rules::envelope(seq, recorded_at, &ev.event).expect("a verified event has every envelope field");
             match rules.check_and_apply(&env, &*draft) {
-                Ok(()) => {
-                    draft.kinds.insert(ev.id.clone(), (ev.stream.clone(), ev.event_type.clone()));
-                }
+                Ok(()) => {}
                 Err(crate::rules::RuleError::Refused(r)) => return Ok(Outcome::Refused(crate::rules::refusal(r))),
                 Err(crate::rules::RuleError::Lookup(e)) => return Err(crate::rules::lookup_store_error(e)),
             }
@@ -420,7 +418,6 @@ impl Sequencer {
             entries: Vec::new(),
             streams: HashMap::new(),
             ids: HashMap::new(),
-            kinds: HashMap::new(),
             read_error: Default::default(),
             known_ids: HashMap::new(),
             known_streams: HashMap::new(),
@@ -472,13 +469,13 @@ impl Sequencer {
                     for e in &mut draft.entries {
                         e.id_record.tree_size = tree_size;
                     }
-                    batch = Some(CommitBatch {
+                    batch = Some(Arc::new(CommitBatch {
                         first_seq,
                         entries: std::mem::take(&mut draft.entries),
                         stream_heads: draft.streams.iter().map(|(s, h)| (s.clone(), *h)).collect(),
                         head,
                         checkpoint,
-                    });
+                    }));
                 }
                 Err(e) => failure = Some(draft.hash_error(e)),
             }
@@ -523,7 +520,7 @@ impl Sequencer {
             .collect();
         let draft_hashes = std::mem::take(&mut draft.hashes);
         let draft_streams = std::mem::take(&mut draft.streams);
-        let draft_kinds = std::mem::take(&mut draft.kinds);
+        let draft_ids = std::mem::take(&mut draft.ids);
         drop(draft);
         self.pending = pending;
         if let Some(e) = failure {
@@ -541,8 +538,8 @@ impl Sequencer {
                 base_index: merkle::stored_hash_index_of_leaf(first_seq),
                 hashes: draft_hashes,
                 streams: draft_streams,
-                ids: b.entries.iter().map(|e| (e.id.clone(), e.id_record.clone())).collect(),
-                kinds: draft_kinds,
+                ids: draft_ids,
+                batch: b.clone(),
             });
         }
         Prepared { batch, replies }
