@@ -1298,6 +1298,10 @@ fn track_ahead(b: &Track, b_rank: usize, a: &Track, a_rank: usize) -> bool {
     b.standing() && a.present && b.key(b_rank) < a.key(a_rank)
 }
 
+/// The applications with a claim lapsing in some days, in id order, each with the claim's
+/// index; and every application's rank on the last of those days.
+type Lapsing = (Vec<(usize, usize)>, Vec<usize>);
+
 impl GroupReplay {
     /// How many stand ahead of `me` under `ranks`, or the ranks on the replay's day (as
     /// [`count_ahead`]).
@@ -1342,7 +1346,7 @@ impl GroupReplay {
 
     /// The applications with a claim lapsing in `from..to`, in id order, with the claim, and
     /// the ranks on `to` (`None`: none lapses, every rank stays).
-    fn lapsing(&self, rules: &QueueRules, from: Days, to: Days) -> Option<(Vec<(usize, usize)>, Vec<usize>)> {
+    fn lapsing(&self, rules: &QueueRules, from: Days, to: Days) -> Option<Lapsing> {
         if to <= from {
             return None;
         }
