@@ -1182,7 +1182,7 @@ fn lapse_json(app: &App, id: &str, claim: usize, delta: i64) -> Value {
 
 /// One age group's history replayed for every application of the group at once, kept between
 /// answers and carried forward by the entries that arrive after it (the group's changes only
-/// grow, in log order): what [`KindergartenQueues::moves`] replays for one application per
+/// grow, in log order): what `KindergartenQueues::moves` replays for one application per
 /// answer, done once for all of them. Each application's moves are kept as references into the
 /// state (rendered per answer, as the replay renders them); the lapses between the replay's
 /// last day and "today" are computed per answer (they depend on "today", not on an entry).
@@ -1257,7 +1257,7 @@ impl Track {
         self.present && self.waiting
     }
 
-    /// The first confirmed claim in force on `from` and lapsed on `to` (as [`Sim::lapsing`]).
+    /// The first confirmed claim in force on `from` and lapsed on `to` (as `Sim::lapsing`).
     fn lapsing(&self, from: Days, to: Days) -> Option<usize> {
         self.claims.iter().position(|(_, r, s)| *s == ClaimState::Confirmed && *r >= from && *r < to)
     }
@@ -1293,7 +1293,7 @@ impl Track {
     }
 }
 
-/// Whether `b` stands ahead of `a` under the given ranks (as [`is_ahead`]).
+/// Whether `b` stands ahead of `a` under the given ranks (as `is_ahead`).
 fn track_ahead(b: &Track, b_rank: usize, a: &Track, a_rank: usize) -> bool {
     b.standing() && a.present && b.key(b_rank) < a.key(a_rank)
 }
@@ -1304,7 +1304,7 @@ type Lapsing = (Vec<(usize, usize)>, Vec<usize>);
 
 impl GroupReplay {
     /// How many stand ahead of `me` under `ranks`, or the ranks on the replay's day (as
-    /// [`count_ahead`]).
+    /// `count_ahead`).
     fn count_ahead(&self, me: usize, ranks: Option<&[usize]>) -> i64 {
         let rank = |i: usize| ranks.map_or(self.tracks[i].rank, |r| r[i]);
         let m = &self.tracks[me];
@@ -1440,7 +1440,7 @@ impl GroupReplay {
 
 impl KindergartenQueues {
     /// An application's moves from its age group's [`GroupReplay`] (carried forward to the
-    /// group's `generation` first), then the lapses up to "today": what [`Self::moves`] gives.
+    /// group's `generation` first), then the lapses up to "today": what `Self::moves` gives.
     fn replayed_moves(&self, t: &Territory, territory: &str, id: &str, app: &App, generation: u64) -> Vec<Value> {
         let rules = &self.profile.queue;
         let replay = {
