@@ -192,10 +192,11 @@ fn kind_of(path: &str) -> &'static str {
     ["diaries", "journals", "kindergarten-queues"].into_iter().find(|k| path.contains(k)).unwrap_or("other")
 }
 
-async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option<u16> {
+/// One GET: the status and the body's length.
+async fn get(conn: &mut BufReader<TcpStream>, path: &str, token: &str) -> Option<(u16, usize)> {
     let head = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n");
     conn.get_mut().write_all(head.as_bytes()).await.ok()?;
-    read_response(conn).await.map(|(status, _)| status)
+    read_response(conn).await.map(|(status, body)| (status, body.len()))
 }
 
 /// One load round: `reads` requests/s over `connections` keep-alive connections and `appends`
@@ -285,7 +286,9 @@ fn load_round(
                     tokio::time::sleep_until(scheduled).await;
                     let path = &paths[i % paths.len()];
                     match get(&mut conn, path, &token).await {
-                        Some(200) => lat.push((kind_of(path), scheduled.elapsed().as_secs_f64() * 1000.0)),
+                        Some((200, bytes)) => {
+                            lat.push((kind_of(path), scheduled.elapsed().as_secs_f64() * 1000.0, bytes))
+                        }
                         _ => errors += 1,
                     }
                 }
@@ -303,13 +306,15 @@ fn load_round(
     });
     let rate = appender.join().unwrap();
     for kind in ["diaries", "journals", "kindergarten-queues"] {
-        let mut l: Vec<f64> = latencies.iter().filter(|(k, _)| *k == kind).map(|(_, l)| *l).collect();
+        let mut l: Vec<f64> = latencies.iter().filter(|(k, ..)| *k == kind).map(|(_, l, _)| *l).collect();
+        let bytes: usize = latencies.iter().filter(|(k, ..)| *k == kind).map(|(.., b)| *b).sum();
         if !l.is_empty() {
             let (p50, p99) = (percentile(&mut l, 0.5), percentile(&mut l, 0.99));
-            println!("  {kind}: {} requests, p50 {p50:.2} ms, p99 {p99:.2} ms", l.len());
+            let mean = bytes / l.len();
+            println!("  {kind}: {} requests, p50 {p50:.2} ms, p99 {p99:.2} ms, mean body {mean} bytes", l.len());
         }
     }
-    let mut all: Vec<f64> = latencies.iter().map(|(_, l)| *l).collect();
+    let mut all: Vec<f64> = latencies.iter().map(|(_, l, _)| *l).collect();
     let p50 = percentile(&mut all, 0.5);
     let p99 = percentile(&mut all, 0.99);
     (p50, p99, rate, errors)
@@ -476,8 +481,13 @@ fn main() {
         return;
     }
 
-    // Reads under appends, over HTTP on loopback with an auditor's token.
+    // Reads under appends, over HTTP on loopback with an auditor's token, once the read models
+    // have caught up with the head (an open without a snapshot rebuilds them from zero on the
+    // runner: reads measured during that measure the rebuild's lock holds, not the reads).
     let ledger = open(dir, true);
+    let started = Instant::now();
+    ledger.read_side().wait_applied_blocking(head);
+    eprintln!("read models caught up with {head} entries in {:.1} s after the open", started.elapsed().as_secs_f64());
     let targets = targets(&**ledger.store(), head);
     let tokens = dir.join("tokens.json");
     let secret = zachetka::access::TokenSecret::generate();

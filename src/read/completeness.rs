@@ -144,8 +144,9 @@ impl ReadSide {
     ) -> Result<Option<CompletenessFor>, CompletenessError> {
         let ledger_did = self.inner.ledger_did()?;
         let (commitment, map) = {
-            let slots = self.inner.slots.read().expect("slots lock");
-            let Some(model) = completeness_model(&slots) else { return Ok(None) };
+            let Some(slot) = self.inner.slot("completeness") else { return Ok(None) };
+            let slot = slot.read().expect("slot lock");
+            let Some(model) = completeness_model(&slot) else { return Ok(None) };
             let latest = model.commitments().iter().rev().find(|c| c.seq < tree_size && c.author == ledger_did);
             let Some(c) = latest.cloned() else {
                 return Ok(None);
@@ -194,8 +195,8 @@ impl ReadSide {
     }
 }
 
-fn completeness_model(slots: &[super::Slot]) -> Option<&Completeness> {
-    slots.iter().find_map(|s| s.model.as_any().and_then(|a| a.downcast_ref::<Completeness>()))
+fn completeness_model(slot: &super::Slot) -> Option<&Completeness> {
+    slot.model.as_any().and_then(|a| a.downcast_ref::<Completeness>())
 }
 
 /// The completeness fold over the log's entries `0..up_to`.
@@ -251,9 +252,9 @@ impl Inner {
         }
         let head = self.head.lock().expect("read head lock").tree_size;
         let draft = {
-            let slots = self.slots.read().expect("slots lock");
-            let Some(slot) = slots.iter().find(|s| s.model.name() == "completeness") else { return };
-            let Some(model) = completeness_model(&slots) else { return };
+            let Some(slot) = self.slot("completeness") else { return };
+            let slot = slot.read().expect("slot lock");
+            let Some(model) = completeness_model(&slot) else { return };
             let cursor = slot.cursor;
             if w.submitted.is_some_and(|p| model.last_up_to() < p) {
                 return; // the last one is not applied yet
@@ -271,7 +272,7 @@ impl Inner {
             }
             let map = model.map();
             let (map_root, learners) = (map.root(), map.len());
-            drop(slots);
+            drop(slot);
             self.keep_map(cursor, Arc::new(map));
             let occurred_at = match self.store.entries(cursor - 1, 1).map(|mut p| p.pop()) {
                 Ok(Some(bytes)) => match ParsedFact::from_entry(&bytes) {

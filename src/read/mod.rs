@@ -26,7 +26,7 @@ pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, Complet
 pub use snapshot::{SnapshotOptions, SnapshotPolicy};
 
 /// Entries one step of the runner reads and parses (on every core) while the models fold the
-/// page before (under one lock).
+/// page before (each under its own lock).
 const PAGE_LEN: u64 = 4096;
 /// How long the runner waits before retrying after a failed read (the store may come back).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -102,7 +102,12 @@ impl RuleCopy {
 
 struct Inner {
     store: Arc<dyn Store>,
-    slots: RwLock<Vec<Slot>>,
+    /// Every model behind a lock of its own: a view waits only for its own model's fold (and
+    /// the runner's fold of one model only for that model's views), not for the whole page's
+    /// folds and the rule copy's replay beside them.
+    slots: Vec<RwLock<Slot>>,
+    /// The models' names, in order (fixed at the start).
+    names: Vec<&'static str>,
     rules: Mutex<Option<RuleCopy>>,
     /// The newest head published by the ledger, and the runner's wake-up.
     head: Mutex<TreeHead>,
@@ -274,9 +279,11 @@ impl ReadSide {
         }
         let min = slots.iter().map(|s| s.cursor).min().unwrap_or(head.tree_size);
         let (applied, _) = tokio::sync::watch::channel(min);
+        let names = slots.iter().map(|s| s.model.name()).collect();
         let inner = Arc::new(Inner {
             store,
-            slots: RwLock::new(slots),
+            slots: slots.into_iter().map(RwLock::new).collect(),
+            names,
             rules: Mutex::new(rule_copy),
             head: Mutex::new(head),
             wake: Condvar::new(),
@@ -343,17 +350,14 @@ impl ReadSide {
 
     /// The names of every read model, in order.
     pub fn names(&self) -> Vec<&'static str> {
-        self.inner.slots.read().expect("slots lock").iter().map(|s| s.model.name()).collect()
+        self.inner.names.clone()
     }
 
     /// Answers `path` of the model `name`, with the position it reflects.
     pub fn view(&self, name: &str, path: &[&str]) -> Result<Answer, ReadError> {
         let (model, tree_size, root, view) = {
-            let slots = self.inner.slots.read().expect("slots lock");
-            let slot = slots
-                .iter()
-                .find(|s| s.model.name() == name)
-                .ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
+            let slot = self.inner.slot(name).ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
+            let slot = slot.read().expect("slot lock");
             let view = slot.model.view(path).map_err(ReadError::View)?;
             (slot.model.name(), slot.cursor, slot.root, view)
         };
@@ -366,12 +370,8 @@ impl ReadSide {
 
     /// Cursors, lags and the snapshot state.
     pub fn status(&self, head_size: u64) -> Status {
-        let models = self
-            .inner
-            .slots
-            .read()
-            .expect("slots lock")
-            .iter()
+        let models = (self.inner.slots.iter())
+            .map(|s| s.read().expect("slot lock"))
             .map(|s| ModelStatus {
                 name: s.model.name(),
                 version: s.model.version(),
@@ -391,7 +391,8 @@ impl ReadSide {
     /// Every model's digest at its cursor (computed once per cursor: encoding a large state
     /// takes a while, so ask when comparing, not on every status).
     pub fn digests(&self) -> Vec<ModelDigest> {
-        let mut slots = self.inner.slots.write().expect("slots lock");
+        // Every model locked at once: the digests of one moment.
+        let mut slots: Vec<_> = self.inner.slots.iter().map(|s| s.write().expect("slot lock")).collect();
         slots
             .iter_mut()
             .map(|s| {
@@ -511,14 +512,14 @@ impl Inner {
 
     /// The smallest position of any model, and of the rule copy when it is kept.
     fn low_cursor(&self) -> u64 {
-        let models = self.slots.read().expect("slots lock").iter().map(|s| s.cursor).min().unwrap_or(u64::MAX);
+        let models = self.slots.iter().map(|s| s.read().expect("slot lock").cursor).min().unwrap_or(u64::MAX);
         let rules = self.rules.lock().expect("rules lock").as_ref().map_or(u64::MAX, |r| r.cursor);
         models.min(rules)
     }
 
     /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
-    /// time: each page is folded (every model a task, under the lock) while the next one is read
-    /// and parsed beside it (`pipeline`).
+    /// time: each page is folded (every model a task, under its own lock) while the next one is
+    /// read and parsed beside it (`pipeline`).
     fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
         let from = self.low_cursor();
         if from >= target.tree_size {
@@ -558,18 +559,13 @@ impl Inner {
             let (next, ruled) = {
                 // The rule copy's lock before the models' (as `write_snapshot` takes them).
                 let mut rules = self.rules.lock().expect("rules lock");
-                let mut slots = self.slots.write().expect("slots lock");
                 let replay = rules.as_mut().and_then(|c| match &mut c.state {
                     RuleState::Ready(rules) => Some(RuleReplay { rules, cursor: &mut c.cursor }),
                     _ => None,
                 });
-                let folded = fold_page(&mut slots, &page, replay, store, next);
-                if let Some(root) = root {
-                    for slot in slots.iter_mut().filter(|s| s.cursor == end) {
-                        slot.root = Some(root);
-                    }
-                }
-                let low = slots.iter().map(|s| s.cursor).min().unwrap_or(end);
+                // Each model's task locks its own slot while it folds (`pipeline`).
+                let folded = fold_page(&self.slots, &page, replay, store, next, root);
+                let low = self.slots.iter().map(|s| s.read().expect("slot lock").cursor).min().unwrap_or(end);
                 self.applied.send_if_modified(|a| {
                     let moved = *a != low;
                     *a = low;
@@ -589,6 +585,11 @@ impl Inner {
         }
     }
 
+    /// The model of that name, behind its lock.
+    fn slot(&self, name: &str) -> Option<&RwLock<Slot>> {
+        self.names.iter().position(|n| *n == name).map(|i| &self.slots[i])
+    }
+
     fn root_at(&self, tree_size: u64) -> Result<Hash, String> {
         merkle::root(tree_size, &StoreHashes(&*self.store)).map_err(|e| e.to_string())
     }
@@ -603,7 +604,8 @@ impl Inner {
     fn write_snapshot(&self) -> Result<Option<std::path::PathBuf>, String> {
         let Some(opts) = &self.snapshots else { return Ok(None) };
         let rules_guard = self.rules.lock().expect("rules lock");
-        let slots = self.slots.read().expect("slots lock");
+        // Every model locked at once (the runner holds at most one at a time): one position.
+        let slots: Vec<_> = self.slots.iter().map(|s| s.read().expect("slot lock")).collect();
         let Some(first) = slots.first() else { return Ok(None) };
         let at = first.cursor;
         if slots.iter().any(|s| s.cursor != at) || rules_guard.as_ref().is_some_and(|r| r.cursor != at) {
@@ -641,8 +643,9 @@ pub fn rebuild_from_zero(
     mut rules: Option<&mut Rules>,
     mut progress: impl FnMut(u64),
 ) -> Result<Vec<Box<dyn ReadModel>>, StoreError> {
-    let mut slots: Vec<Slot> =
-        model::all().into_iter().map(|model| Slot { model, cursor: 0, root: None, digest: None }).collect();
+    let slots: Vec<RwLock<Slot>> = (model::all().into_iter())
+        .map(|model| RwLock::new(Slot { model, cursor: 0, root: None, digest: None }))
+        .collect();
     let with_events = rules.is_some();
     let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(tree_size - at), with_events);
     let mut rules_cursor = 0;
@@ -651,14 +654,14 @@ pub fn rebuild_from_zero(
         let end = current.end();
         let next = || (end < tree_size).then(|| page_at(end));
         let replay = rules.as_deref_mut().map(|rules| RuleReplay { rules, cursor: &mut rules_cursor });
-        let (next, ruled) = fold_page(&mut slots, &current, replay, store, next);
+        let (next, ruled) = fold_page(&slots, &current, replay, store, next, None);
         ruled?;
         progress(end);
         // The page is dropped on the pool (its facts were allocated there), not on this thread.
         rayon::spawn(move || drop(current));
         page = next.transpose()?;
     }
-    Ok(slots.into_iter().map(|s| s.model).collect())
+    Ok(slots.into_iter().map(|s| s.into_inner().expect("slot lock").model).collect())
 }
 
 /// Entries `from..from + n` read, checked against their stored leaf hashes and parsed on every

@@ -84,13 +84,16 @@ pub(super) struct RuleReplay<'r> {
 
 /// Folds `page` into every slot whose cursor it reaches (each model a task) and into the rule
 /// replay when given, while `beside` runs (the next page's read); returns what `beside` gave
-/// and the rules' outcome (a store error a rule lookup met).
+/// and the rules' outcome (a store error a rule lookup met). Each model's task holds its own
+/// slot's lock only while it folds; `root` is the root of the tree the page ends, when known
+/// (kept with each slot the page brings there).
 pub(super) fn fold_page<R: Send>(
-    slots: &mut [Slot],
+    slots: &[std::sync::RwLock<Slot>],
     page: &Page,
     rules: Option<RuleReplay<'_>>,
     store: &dyn Store,
     beside: impl FnOnce() -> R + Send,
+    root: Option<crate::merkle::Hash>,
 ) -> (R, Result<(), StoreError>) {
     let mut ruled = Ok(());
     let mut got = None;
@@ -98,8 +101,8 @@ pub(super) fn fold_page<R: Send>(
     let facts: Vec<Option<Fact<'_>>> = page.facts.iter().map(|p| p.as_ref().and_then(ParsedFact::fact)).collect();
     let facts = &facts;
     rayon::scope(|s| {
-        for slot in slots.iter_mut() {
-            s.spawn(move |_| fold_slot(slot, page, facts));
+        for slot in slots {
+            s.spawn(move |_| fold_slot(&mut slot.write().expect("slot lock"), page, facts, root));
         }
         if let Some(replay) = rules {
             let ruled = &mut ruled;
@@ -110,9 +113,13 @@ pub(super) fn fold_page<R: Send>(
     (got.expect("the scope ran it"), ruled)
 }
 
-/// Folds the page's entries (`facts`) from the slot's cursor on into its model.
-fn fold_slot(slot: &mut Slot, page: &Page, facts: &[Option<Fact<'_>>]) {
+/// Folds the page's entries (`facts`) from the slot's cursor on into its model; `root`: the
+/// root of the tree the page ends, when known.
+fn fold_slot(slot: &mut Slot, page: &Page, facts: &[Option<Fact<'_>>], root: Option<crate::merkle::Hash>) {
     let end = page.end();
+    if slot.cursor == end && root.is_some() {
+        slot.root = root;
+    }
     if slot.cursor < page.from || slot.cursor >= end {
         return;
     }
@@ -121,7 +128,7 @@ fn fold_slot(slot: &mut Slot, page: &Page, facts: &[Option<Fact<'_>>]) {
         model.apply(fact);
     }
     slot.cursor = end;
-    slot.root = None;
+    slot.root = root;
 }
 
 /// Applies the page's entries from the replay's cursor on to the rule state (an entry the rules
