@@ -296,6 +296,48 @@ fn rotation_moves_the_grant() {
 }
 
 #[test]
+fn an_admin_rotation_keeps_the_institution_s_powers_and_the_grants_made_before() {
+    let mut h = Harness::region();
+    h.at("2026-10-01T10:00:00Z");
+    let sch1 = json!({"institution": "sch-001"});
+    h.ok(ADMIN, "registry", "keys.granted", g("did:key:z6MkBefore", &["teacher"], sch1.clone()));
+    // The authority rotates the school's admin key (a lost laptop): the new key holds the old
+    // one's roles and scope, and the old one writes nothing more.
+    h.ok(AUTH, "registry", "keys.rotated", json!({"old_key": ADMIN, "new_key": "did:key:z6MkAdminSch1new"}));
+    let new = h.rules.grant("did:key:z6MkAdminSch1new").unwrap().clone();
+    let old = h.rules.grant(ADMIN).unwrap().clone();
+    let what = |g: &zachetka_rules::Grant| (g.holder.clone(), g.roles.clone(), g.institution.clone(), g.class.clone());
+    assert_eq!(what(&new), what(&old));
+    h.refused("key_revoked", ADMIN, "registry", "keys.granted", g("did:key:z6MkAfter", &["teacher"], sch1.clone()));
+    // The new key grants and revokes within the school, and not beyond it.
+    h.ok("did:key:z6MkAdminSch1new", "registry", "keys.granted", g("did:key:z6MkAfter", &["teacher"], sch1.clone()));
+    let sch2 = json!({"institution": "sch-002"});
+    h.refused(
+        "not_authorized",
+        "did:key:z6MkAdminSch1new",
+        "registry",
+        "keys.granted",
+        g("did:key:z6MkOther", &["teacher"], sch2),
+    );
+    // Keys the old admin key granted still hold: the grant chain runs through the rotation.
+    h.admit(REGISTRAR, "learner/47-000006", "sch-001", "6Б", None);
+    h.ok("did:key:z6MkBefore", "learner/47-000006", "journal.grade_recorded", grade(json!({"class": "6Б"})));
+    h.ok(
+        "did:key:z6MkAdminSch1new",
+        "registry",
+        "keys.revoked",
+        json!({"key": "did:key:z6MkBefore", "reason": "left"}),
+    );
+    h.refused(
+        "key_revoked",
+        "did:key:z6MkBefore",
+        "learner/47-000006",
+        "journal.grade_recorded",
+        grade(json!({"class": "6Б"})),
+    );
+}
+
+#[test]
 fn scope_limits_institution_class_and_territory() {
     let mut h = Harness::region();
     h.ok(TEACHER_5A, L1, "journal.grade_recorded", grade(json!({})));
