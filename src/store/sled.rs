@@ -29,9 +29,11 @@
 //!
 //! **Recovery** ([`SledStore::open`]) never repairs by deleting what was committed. The head is
 //! the last whole record of `checkpoints.dat`, checked against `head.dat`: a final record that is
-//! cut short or unreadable, with no whole record after it, is a torn batch (dropped, unless
-//! `head.dat` holds it whole, when it is written back from there); a bad record followed by a
-//! good one, a `head.dat` that names a checkpoint `checkpoints.dat` does not hold, an index that
+//! cut short (or zeros, or a length no record has), with no whole record after it, is a torn
+//! batch (dropped, unless `head.dat` holds it whole, when it is written back from there); a
+//! final record written whole that fails its checksum and that `head.dat` cannot restore (no
+//! crash leaves one: damage), a bad record followed by a good one, a `head.dat` that names a
+//! checkpoint `checkpoints.dat` does not hold, an index that
 //! has seen more than the log holds, log files shorter than the head, or more bytes beyond the
 //! head than one batch writes: corruption, refused with its file and position, and nothing is
 //! changed. The index is then brought up to the head from the entries themselves.
@@ -463,6 +465,11 @@ struct Scan {
     damaged: Vec<(u64, String)>,
     /// Whether a whole record stands anywhere after `bad` (then it is not a tear).
     good_after_bad: bool,
+    /// Whether `bad` is a whole frame (a non-zero length and every byte it claims present) that
+    /// fails its checksum or decoding. No crash leaves one: the frame is one write, a process
+    /// dies between writes, not inside one, and a file a power cut extended reads as zeros (a
+    /// zero length). So it is damage to a record that was written whole, not a tear.
+    bad_whole: bool,
 }
 
 /// Scans `checkpoints.dat` from `from`. Without `resync` it stops at the first frame that is
@@ -488,6 +495,7 @@ fn scan_records(file: &File, from: u64, resync: bool) -> Result<Scan, StoreError
         scan.end = rest.end;
         scan.bad = rest.bad;
         scan.good_after_bad = rest.good_after_bad;
+        scan.bad_whole = rest.bad_whole;
     }
     Ok(scan)
 }
@@ -531,7 +539,10 @@ fn scan_from(file: &File, from: u64) -> Result<Scan, StoreError> {
                         scan.end = at;
                         continue;
                     }
-                    None => Some("the record's checksum does not hold".to_owned()),
+                    None => {
+                        scan.bad_whole = n > 0;
+                        Some("the record's checksum does not hold".to_owned())
+                    }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Some("a record cut short".to_owned()),
                 Err(e) => return Err(fio("read checkpoints.dat", e)),
@@ -582,6 +593,13 @@ fn plan_head(base: Option<Slot>, scan: &Scan, slot: Option<&Slot>) -> Result<Pla
                 Err(missing_slot_record(s, *at))
             }
         }
+        (Some((at, why)), _) if scan.bad_whole => Err(corrupt(
+            "checkpoints",
+            *at,
+            format!(
+                "checkpoints.dat at offset {at}: {why}, in a record written whole (not a tear), and head.dat does not hold it"
+            ),
+        )),
         (Some((at, _)), _) => Ok(Plan { head: last, truncate_records_to: Some(*at), restore: false }),
         (None, Some(s)) if s.record.head.tree_size > size => {
             if next_is(s, scan.end) {
@@ -1535,6 +1553,20 @@ mod tests {
         let mut other = slots[2].clone();
         other.record.head.root_hash = Hash([1; 32]);
         assert!(plan_head(None, &scan, Some(&other)).is_err());
+        // A flipped byte in the last record, written whole: damage, not a tear, unless head.dat
+        // holds it (then it is written back); a last frame of zeros is a tear.
+        let mut last = bytes.clone();
+        last[slots[2].offset as usize + 10] ^= 4;
+        let scan = scan_of(&last);
+        assert!(!scan.good_after_bad && scan.bad_whole);
+        let e = plan_head(None, &scan, Some(&slots[1])).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[2].offset));
+        assert!(plan_head(None, &scan, Some(&slots[2])).unwrap().restore);
+        let mut zeros = bytes[..slots[2].offset as usize].to_vec();
+        zeros.extend(vec![0u8; 200]);
+        let scan = scan_of(&zeros);
+        assert!(!scan.bad_whole);
+        assert_eq!(plan_head(None, &scan, Some(&slots[1])).unwrap().truncate_records_to, Some(slots[2].offset));
         // A damaged length that claims more than a record: corruption, whatever follows.
         let mut long = bytes.clone();
         long[slots[2].offset as usize] = 0xff;
