@@ -28,7 +28,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 const NAME: &str = "kindergarten-queues";
-const SHAPES: &str = "<territory>/<age_group>, <territory>/applications/<application_id> or <territory>/runs/<run_id>";
+const SHAPES: &str = "<territory>/<age_group>, <territory>/applications/<application_id>, \
+                      <territory>/applications/<application_id>/moves or <territory>/runs/<run_id>";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claim {
@@ -600,6 +601,17 @@ impl ReadModel for KindergartenQueues {
                 })?;
                 Ok(View { scope, body: run_body(t, territory, id, run) })
             }
+            Some("applications") if path.len() == 4 && path[3] == "moves" => {
+                let id = segment(path, 2, "an application id")?;
+                let t = terr()?;
+                let app = t
+                    .apps
+                    .get(id)
+                    .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
+                let generation = self.answers.lock().expect("answer cache lock").generations(territory, &app.age_group);
+                let body = self.moves_body(t, territory, id, app, generation.1);
+                Ok(View { scope: Scope::Learner(app.learner.clone()), body })
+            }
             Some("applications" | "runs") => Err(ViewError::BadPath(format!("expected {SHAPES}"))),
             _ => {
                 expect_len(path, 2, SHAPES)?;
@@ -911,6 +923,7 @@ impl KindergartenQueues {
                    "sibling": s.sibling, "tier": null, "event": s.linked.event, "seq": s.linked.seq})
         });
         let history: Vec<Value> = app.changes.iter().map(|c| self.change_json(t, app, c)).collect();
+        let moves = self.replayed_moves(t, territory, id, app, generation, Render::Latest(MOVES_SHOWN));
         let by_kindergarten: Vec<Value> =
             app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
         let consented: Vec<Value> =
@@ -954,7 +967,13 @@ impl KindergartenQueues {
             "ahead": ahead,
             "by_kindergarten": by_kindergarten,
             "consented": consented,
-            "moves": self.replayed_moves(t, territory, id, app, generation),
+            "moves": {
+                "total": moves.total,
+                "ahead_change": moves.ahead_change,
+                "by_reason": moves.by_reason,
+                "latest": moves.rendered,
+                "all": format!("{territory}/applications/{id}/moves"),
+            },
             "allocation_runs_since_applied": runs,
             "history": history,
         })
@@ -1176,7 +1195,7 @@ fn lapse_json(app: &App, id: &str, claim: usize, delta: i64) -> Value {
         "category": c.category,
         "recheck_on": time::format_date(c.recheck_on),
         "ahead_change": delta,
-        "reason": "benefit_recheck_date_passed",
+        "reason": LAPSE_REASON,
     })
 }
 
@@ -1441,7 +1460,17 @@ impl GroupReplay {
 impl KindergartenQueues {
     /// An application's moves from its age group's [`GroupReplay`] (carried forward to the
     /// group's `generation` first), then the lapses up to "today": what `Self::moves` gives.
-    fn replayed_moves(&self, t: &Territory, territory: &str, id: &str, app: &App, generation: u64) -> Vec<Value> {
+    /// `render` picks which of them are written out (all, or the latest few); each move's
+    /// reason is counted for every move.
+    fn replayed_moves(
+        &self,
+        t: &Territory,
+        territory: &str,
+        id: &str,
+        app: &App,
+        generation: u64,
+        render: Render,
+    ) -> Moves {
         let rules = &self.profile.queue;
         let replay = {
             let mut replays = self.replays.lock().expect("replays lock");
@@ -1450,17 +1479,35 @@ impl KindergartenQueues {
         };
         let mut r = replay.lock().expect("group replay lock");
         r.advance(rules, t, &app.age_group, generation);
-        let Some(&me) = r.index.get(id) else { return Vec::new() };
+        let mut moves = Moves::default();
+        let Some(&me) = r.index.get(id) else { return moves };
         let mut refs = r.tracks[me].moves.clone();
         if let Some(from) = r.today {
             if let Some((lapsing, to_ranks)) = r.lapsing(rules, from, self.today()) {
                 refs.extend(r.lapses_for(me, &lapsing, (&r.ranks(), &to_ranks)));
             }
         }
-        refs.iter()
+        let app_of = |i: u32| (&r.ids[i as usize], &t.apps[&r.ids[i as usize]]);
+        for m in &refs {
+            let (reason, delta) = match *m {
+                MoveRef::Change { app: i, change, delta } => {
+                    (move_reason(&app_of(i).1.changes[change as usize].what, i as usize == me), delta)
+                }
+                MoveRef::Lapse { delta, .. } => (LAPSE_REASON, delta),
+            };
+            *moves.by_reason.entry(reason).or_default() += 1;
+            moves.ahead_change += i64::from(delta);
+        }
+        moves.total = refs.len();
+        let shown = match render {
+            Render::All => &refs[..],
+            Render::Latest(n) => &refs[refs.len().saturating_sub(n)..],
+        };
+        moves.rendered = shown
+            .iter()
             .map(|m| match *m {
                 MoveRef::Change { app: i, change, delta } => {
-                    let (oid, other) = (&r.ids[i as usize], &t.apps[&r.ids[i as usize]]);
+                    let (oid, other) = app_of(i);
                     let c = &other.changes[change as usize];
                     let mut v = self.change_json(t, other, c);
                     let o = v.as_object_mut().expect("an object");
@@ -1470,13 +1517,52 @@ impl KindergartenQueues {
                     v
                 }
                 MoveRef::Lapse { app: i, claim, delta } => {
-                    let (oid, other) = (&r.ids[i as usize], &t.apps[&r.ids[i as usize]]);
+                    let (oid, other) = app_of(i);
                     lapse_json(other, oid, claim as usize, i64::from(delta))
                 }
             })
-            .collect()
+            .collect();
+        moves
+    }
+
+    /// `<territory>/applications/<id>/moves`: every move of an application since it was filed,
+    /// in log order (its answer shows the count, the net change and the latest few).
+    fn moves_body(&self, t: &Territory, territory: &str, id: &str, app: &App, generation: u64) -> Value {
+        let moves = self.replayed_moves(t, territory, id, app, generation, Render::All);
+        json!({
+            "territory": territory,
+            "application": id,
+            "today": self.state.today.map(time::format_date),
+            "total": moves.total,
+            "ahead_change": moves.ahead_change,
+            "moves": moves.rendered,
+        })
     }
 }
+
+/// Which of an application's moves are written out.
+#[derive(Clone, Copy)]
+enum Render {
+    All,
+    Latest(usize),
+}
+
+/// An application's moves: how many, their net change of the applications ahead, how many of
+/// each reason, and the ones written out.
+#[derive(Default)]
+struct Moves {
+    total: usize,
+    ahead_change: i64,
+    by_reason: BTreeMap<&'static str, usize>,
+    rendered: Vec<Value>,
+}
+
+/// How many of an application's latest moves its answer shows (the rest are one path away:
+/// a family waiting for years has thousands, and the answer of its position stays small).
+const MOVES_SHOWN: usize = 10;
+
+/// The reason of a move made by a benefit's re-check date passing.
+const LAPSE_REASON: &str = "benefit_recheck_date_passed";
 
 fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
     let offers: Vec<Value> = run
@@ -1865,8 +1951,9 @@ mod tests {
         // Filed with 4 ahead: a2 withdrew, a3 and a4 were offered places, a4 refused and came
         // back, a1 was offered a place: 1 ahead. a3's benefit and a4's sibling did not move a5
         // (both stood ahead already), nor did its own rejected claim.
+        let all = body(&m, &["luga", "applications", "a5", "moves"]);
         assert_eq!(
-            b["moves"],
+            all["moves"],
             json!([
                 {"type": "queue.application_withdrawn", "event": "e10", "seq": 10, "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"},
                 {"type": "queue.place_offered", "event": "e13", "seq": 13, "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"},
@@ -1875,6 +1962,17 @@ mod tests {
                 {"type": "queue.place_offered", "event": "e20", "seq": 20, "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"},
             ])
         );
+        assert_eq!((all["total"].clone(), all["ahead_change"].clone()), (json!(5), json!(-3)));
+        assert_eq!(all["application"], json!("a5"));
+        // The answer counts every move and shows the latest (here all five, fewer than shown).
+        assert_eq!(b["moves"]["total"], json!(5));
+        assert_eq!(b["moves"]["ahead_change"], json!(-3));
+        assert_eq!(
+            b["moves"]["by_reason"],
+            json!({"offered_a_place_ahead": 3, "refused_offer_back_ahead": 1, "withdrawn_ahead": 1})
+        );
+        assert_eq!(b["moves"]["latest"], all["moves"]);
+        assert_eq!(b["moves"]["all"], json!("luga/applications/a5/moves"));
         assert_eq!(
             b["allocation_runs_since_applied"],
             json!([
@@ -1930,6 +2028,7 @@ mod tests {
             json!([{"rule": "sibling_attends_kindergarten_not_preferred", "kindergarten": "kg-2", "sibling": "47-s1",
                     "tier": null, "event": "e11", "seq": 11}])
         );
+        let b = body(&m, &["luga", "applications", "a1", "moves"]);
         let moves: Vec<(u64, i64, &str)> = b["moves"]
             .as_array()
             .unwrap()
@@ -1948,11 +2047,47 @@ mod tests {
         assert_eq!(b["status"], json!({"state": "enrolled", "offer": "o1", "kindergarten": "kg-2"}));
     }
 
+    /// A family that waited long was moved many times: its answer counts them all and shows the
+    /// latest few; the whole list is one path away, in log order.
+    #[test]
+    fn an_answer_shows_the_latest_moves_and_counts_them_all() {
+        let n = MOVES_SHOWN + 4;
+        let mut rows: Vec<Row> = (0..n)
+            .map(|i| submit(i as u64, L, &format!("w{i:02}"), &format!("N-{i:03}"), "2026-02-01", &["kg-1"]))
+            .collect();
+        rows.push(submit(n as u64, L, "late", "N-999", "2026-02-02", &["kg-1"]));
+        for i in 0..n {
+            let data = json!({"application_id": format!("w{i:02}"), "reason": "moved"});
+            rows.push(ev((n + 1 + i) as u64, L, "queue.application_withdrawn", "2026-02-03", data));
+        }
+        let m: KindergartenQueues = build(&rows);
+        let b = body(&m, &["luga", "applications", "late"]);
+        assert_eq!(b["position"], json!(1));
+        assert_eq!(b["moves"]["total"], json!(n));
+        assert_eq!(b["moves"]["ahead_change"], json!(-(n as i64)));
+        assert_eq!(b["moves"]["by_reason"], json!({"withdrawn_ahead": n}));
+        let seqs =
+            |v: &Value| -> Vec<u64> { v.as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect() };
+        let all = body(&m, &["luga", "applications", "late", "moves"]);
+        assert_eq!(seqs(&all["moves"]), ((n + 1)..(2 * n + 1)).map(|s| s as u64).collect::<Vec<_>>());
+        assert_eq!(seqs(&b["moves"]["latest"]), seqs(&all["moves"])[n - MOVES_SHOWN..]);
+        assert_eq!(all["total"], json!(n));
+        // A path past the moves, or of an unknown application, is refused.
+        assert!(matches!(m.view(&["luga", "applications", "late", "history"]), Err(ViewError::BadPath(_))));
+        assert!(matches!(m.view(&["luga", "applications", "nobody", "moves"]), Err(ViewError::NotFound(_))));
+    }
+
     #[test]
     fn a_lapsed_benefit_moves_the_queue_and_says_why() {
         let m: KindergartenQueues = build(&history());
         let b = body(&m, &["tikhvin", "applications", "b1"]);
         assert_eq!(b["position"], json!(1));
+        assert_eq!(
+            b["moves"]["by_reason"],
+            json!({"benefit_confirmed_moved_ahead": 1, "benefit_recheck_date_passed": 1})
+        );
+        assert_eq!(b["moves"]["ahead_change"], json!(0));
+        let b = body(&m, &["tikhvin", "applications", "b1", "moves"]);
         assert_eq!(
             b["moves"],
             json!([
@@ -1966,6 +2101,7 @@ mod tests {
         assert_eq!(b["position"], json!(2));
         assert_eq!(b["why"][0]["rule"], json!("benefit_recheck_passed_counts_as_general"));
         assert_eq!(b["why"][0]["recheck_on"], json!("2026-06-10"));
+        let b = body(&m, &["tikhvin", "applications", "b2", "moves"]);
         let moves: Vec<(u64, i64, &str)> = b["moves"]
             .as_array()
             .unwrap()
@@ -2333,6 +2469,8 @@ mod tests {
     fn group_replay_answers_equal_the_oracle_after_every_entry() {
         // Moves seen, by reason (the histories must move applications every way the oracle can).
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        // The longest list of moves seen (some must be longer than an answer shows).
+        let mut longest = 0;
         for seed in 0..24u64 {
             let rows = random_history(seed, 90);
             let mut m = KindergartenQueues::default();
@@ -2355,7 +2493,22 @@ mod tests {
                             .collect();
                         let oracle = Value::Array(m.moves(terr, &group, id));
                         let at = format!("seed {seed}, entry {n}, {territory}/{id}");
-                        assert_eq!(got["moves"].to_string(), oracle.to_string(), "{at}");
+                        let all = body(&m, &[territory.as_str(), "applications", id, "moves"]);
+                        assert_eq!(all["moves"].to_string(), oracle.to_string(), "{at}");
+                        // The answer's summary agrees with the list: its count, net change,
+                        // reasons, and the latest moves in order.
+                        let list = oracle.as_array().unwrap();
+                        assert_eq!(got["moves"]["total"], json!(list.len()), "{at}");
+                        let net: i64 = list.iter().map(|m| m["ahead_change"].as_i64().unwrap()).sum();
+                        assert_eq!(got["moves"]["ahead_change"], json!(net), "{at}");
+                        let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+                        for m in list {
+                            *by_reason.entry(m["reason"].as_str().unwrap()).or_default() += 1;
+                        }
+                        assert_eq!(got["moves"]["by_reason"], json!(by_reason), "{at}");
+                        let latest = &list[list.len().saturating_sub(MOVES_SHOWN)..];
+                        longest = longest.max(list.len());
+                        assert_eq!(got["moves"]["latest"], json!(latest), "{at}");
                         for mv in oracle.as_array().unwrap() {
                             *reasons.entry(mv["reason"].as_str().unwrap().to_owned()).or_default() += 1;
                         }
@@ -2376,6 +2529,7 @@ mod tests {
         ] {
             assert!(reasons.get(reason).is_some_and(|n| *n > 0), "no move {reason} in {reasons:?}");
         }
+        assert!(longest > 0, "no application moved at all");
     }
 
     #[test]
