@@ -4,7 +4,8 @@
 //! academic leave, and the 1st-grade enrolment order (`enrolment.order_issued`), which enrols the
 //! learners of its applications into the 1st grade of its school from 1 September of its year,
 //! so those learners need no separate admission. Grades, attendance and course results ask
-//! `check_enrolled` (`learner_not_enrolled`, `learner_on_academic_leave`).
+//! `check_enrolled` (`learner_not_enrolled`, `learner_on_academic_leave`); certificates and
+//! diplomas ask `check_issued_to_own_learner` (an institution documents only its own learners).
 //! Not the read models (who is in a class today is a projection) and not the 1st-grade
 //! applications' own checks (`enrolment`).
 //!
@@ -215,6 +216,39 @@ pub(crate) fn check_enrolled(ctx: &Ctx, institution: &str, class: &str, date: Da
         );
     }
     Ok(())
+}
+
+/// A document (a school certificate, a diploma) issued by `institution` to the stream's learner
+/// on `date`: refused unless the learner was enrolled there on that date. A document is issued
+/// as a learner leaves, so the day a stay ends (a graduation dated that day) still counts.
+pub(crate) fn check_issued_to_own_learner(
+    ctx: &Ctx,
+    institution: &str,
+    date: Days,
+    document: &str,
+) -> Result<(), RuleRefusal> {
+    let record = ctx.rules.contingent.learners.get(ctx.sid);
+    let stayed = |p: &&Period| p.institution == institution && p.from <= date && p.to.is_none_or(|t| date <= t);
+    if record.is_some_and(|r| r.periods.iter().any(|p| stayed(&p))) {
+        return Ok(());
+    }
+    let there = record.and_then(|r| r.periods.iter().rev().find(|p| p.institution == institution));
+    let detail = match there {
+        Some(p) => format!(
+            "; their stay there ran from {}{}",
+            time::format_date(p.from),
+            p.to.map_or_else(String::new, |t| format!(" to {}", time::format_date(t)))
+        ),
+        None => "; they were never enrolled there".to_owned(),
+    };
+    refuse(
+        "learner_not_enrolled",
+        format!(
+            "{institution} cannot issue a {document} to learner {} on {}: they were not enrolled there on that date{detail}",
+            ctx.sid,
+            time::format_date(date)
+        ),
+    )
 }
 
 /// The open stay of the stream's learner at `institution`, or `learner_not_enrolled`.

@@ -437,7 +437,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("certificate level {} is not one of {}", d.level, cfg.certificate_levels.join(", ")),
                 );
             }
-            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?;
+            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on, "school certificate")?;
             if let Some(req) = cfg.certificate_requirements.get(&d.level) {
                 let passed = journal.exams_passed.get(ctx.e.stream);
                 let missing: Vec<String> = req
@@ -502,7 +502,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("diploma level {} is not one of {}", d.level, cfg.diploma_levels.join(", ")),
                 );
             }
-            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on)?;
+            check_document(ctx, journal, &d.institution, &d.number, &d.issued_on, "diploma")?;
             let Some(program) = ctx.rules.contingent.program_of(ctx.sid, &d.institution) else {
                 return refuse(
                     "diploma_requirements_unmet",
@@ -552,13 +552,15 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
     }
 }
 
-/// A certificate or diploma: no open debt, a fresh number, a real date.
+/// A certificate or diploma: no open debt, a fresh number, a real date, a learner of the
+/// institution on that date.
 fn check_document(
     ctx: &Ctx,
     journal: &Journal,
     institution: &str,
     number: &str,
     issued_on: &str,
+    document: &str,
 ) -> Result<(), RuleRefusal> {
     let open = journal.open_debts_of(ctx.e.stream);
     if open > 0 {
@@ -567,6 +569,6 @@ fn check_document(
     if journal.documents.contains(&(institution.to_owned(), number.to_owned())) {
         return refuse("document_number_duplicate", format!("{institution} already issued document number {number}"));
     }
-    date_field(issued_on, "issued_on")?;
-    Ok(())
+    let on = date_field(issued_on, "issued_on")?;
+    crate::contingent::check_issued_to_own_learner(ctx, institution, on, document)
 }

@@ -220,7 +220,9 @@ fn college_admission_leave_and_diploma() {
     h.at("2027-06-30T09:00:00Z");
     let m = h.refused("diploma_requirements_unmet", COL_REGISTRAR, L9, "college.diploma_issued", dip("D-9"));
     assert!(m.contains("not passed: law") && !m.contains("economics"), "{m}");
-    h.refused("diploma_requirements_unmet", COL_REGISTRAR, L1, "college.diploma_issued", dip("D-9"));
+    // A diploma only for the college's own learner.
+    let m = h.refused("learner_not_enrolled", COL_REGISTRAR, L1, "college.diploma_issued", dip("D-9"));
+    assert!(m.contains("never enrolled there"), "{m}");
     h.ok(COL_TEACHER, L9, "college.exam_recorded", ex);
     h.ok(COL_REGISTRAR, L9, "college.diploma_issued", dip("D-9"));
     h.ok(COL_REGISTRAR, L9, "contingent.graduated", json!({"institution": "col-001", "graduated_on": "2027-07-01"}));
@@ -261,6 +263,42 @@ fn certificates_need_passing_final_attestation() {
     assert!(m.contains("Математика (at least 27)"), "{m}");
     h.ok(REGISTRAR, L2, "journal.final_attestation_recorded", fa("ege", "Математика", 27));
     h.ok(REGISTRAR, L2, "journal.certificate_issued", cert("secondary_general", "A-2"));
+}
+
+/// A school issues its certificate only to its own learner: enrolled there on the issue date,
+/// the day of leaving included (a certificate is handed over as a learner graduates), not after.
+#[test]
+fn a_certificate_is_issued_only_to_the_school_s_own_learner() {
+    let mut h = Harness::region();
+    h.at("2027-06-20T09:00:00Z");
+    let fa = |inst: &str, subject: &str, score: i64| json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2026, "score": score});
+    let cert = |inst: &str, n: &str, on: &str| json!({"institution": inst, "level": "basic_general", "number": n, "issued_on": on});
+    for (who, learner) in [(REGISTRAR, L1), (REGISTRAR, L2)] {
+        h.ok(who, learner, "journal.final_attestation_recorded", fa("sch-001", "Математика", 20));
+        h.ok(who, learner, "journal.final_attestation_recorded", fa("sch-001", "Русский язык", 20));
+    }
+    // Another school's registrar, for a learner of sch-001.
+    let m = h.refused(
+        "learner_not_enrolled",
+        ADMIN2,
+        L1,
+        "journal.certificate_issued",
+        cert("sch-002", "B-1", "2027-06-25"),
+    );
+    assert!(m.contains("sch-002 cannot issue a school certificate") && m.contains("never enrolled there"), "{m}");
+    // Graduated on 25 June: a certificate dated that day is the school's; one dated later is not.
+    let grad = json!({"institution": "sch-001", "graduated_on": "2027-06-25"});
+    h.ok(REGISTRAR, L1, "contingent.graduated", grad.clone());
+    h.ok(REGISTRAR, L1, "journal.certificate_issued", cert("sch-001", "A-1", "2027-06-25"));
+    h.ok(REGISTRAR, L2, "contingent.graduated", grad);
+    let m = h.refused(
+        "learner_not_enrolled",
+        REGISTRAR,
+        L2,
+        "journal.certificate_issued",
+        cert("sch-001", "A-2", "2027-06-26"),
+    );
+    assert!(m.contains("on 2027-06-26") && m.contains("to 2027-06-25"), "{m}");
 }
 
 #[test]
