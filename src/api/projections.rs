@@ -84,18 +84,25 @@ pub(super) async fn view(
             return refusal_response(&Refusal::new(Code::NotYetApplied, message));
         }
     }
-    // A view runs on a blocking thread: a costly one (a large territory's queue history) must not
-    // hold up the cheap reads sharing this worker.
-    let (ledger, name_owned, rest_owned) =
-        (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-    let viewed = tokio::task::spawn_blocking(move || {
-        let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
-        ledger.read_side().view(&name_owned, &rest)
-    })
-    .await;
-    let viewed = match viewed {
-        Ok(v) => v,
-        Err(e) => return super::error::unavailable(e),
+    // A point view (one learner's diary, one class's journal in a subject, one application)
+    // whose model is not being folded is answered here, on the request's worker; any other view
+    // runs on a blocking thread, so a costly one (a large territory's queue) or a wait for a
+    // fold never holds up the cheap reads sharing this worker.
+    let viewed = match read.try_view(name, rest) {
+        Some(v) => v,
+        None => {
+            let (ledger, name_owned, rest_owned) =
+                (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+            let viewed = tokio::task::spawn_blocking(move || {
+                let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
+                ledger.read_side().view(&name_owned, &rest)
+            })
+            .await;
+            match viewed {
+                Ok(v) => v,
+                Err(e) => return super::error::unavailable(e),
+            }
+        }
     };
     let answer = match viewed {
         Ok(a) => a,

@@ -353,7 +353,8 @@ impl ReadSide {
         self.inner.names.clone()
     }
 
-    /// Answers `path` of the model `name`, with the position it reflects.
+    /// Answers `path` of the model `name`, with the position it reflects. May wait for the
+    /// model's fold of a page, and read the store for the root: call it where blocking is fine.
     pub fn view(&self, name: &str, path: &[&str]) -> Result<Answer, ReadError> {
         let (model, tree_size, root, view) = {
             let slot = self.inner.slot(name).ok_or_else(|| ReadError::UnknownModel(name.to_owned()))?;
@@ -366,6 +367,23 @@ impl ReadSide {
             None => self.inner.root_at(tree_size).map_err(ReadError::Store)?,
         };
         Ok(Answer { model, tree_size, root, view })
+    }
+
+    /// Answers a point view ([`ReadModel::is_point_view`]) without waiting: `None` when `path`
+    /// is not one, when the model is being folded (its lock is held or asked for), or when the
+    /// root of its position would have to be read from the store. Then ask [`Self::view`] where
+    /// blocking is fine. An answer is the one `view` gives.
+    pub fn try_view(&self, name: &str, path: &[&str]) -> Option<Result<Answer, ReadError>> {
+        let Some(slot) = self.inner.slot(name) else { return Some(Err(ReadError::UnknownModel(name.to_owned()))) };
+        let slot = slot.try_read().ok()?;
+        if !slot.model.is_point_view(path) {
+            return None;
+        }
+        let root = slot.root?;
+        Some(match slot.model.view(path) {
+            Ok(view) => Ok(Answer { model: slot.model.name(), tree_size: slot.cursor, root, view }),
+            Err(e) => Err(ReadError::View(e)),
+        })
     }
 
     /// Cursors, lags and the snapshot state.

@@ -458,6 +458,49 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(get_with(base, "/v1/projections", Some(&staff)).0, 403);
 }
 
+/// A point view (one application, one learner's diary, one class's journal in a subject) is
+/// answered without waiting, as `view` answers it; listings and an application's every move
+/// are left to `view` (a server runs those on its blocking threads).
+#[test]
+fn point_views_are_answered_without_waiting_and_listings_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, None);
+    let head = ledger.head().0;
+    ledger.read_side().wait_applied_blocking(head.tree_size);
+    let ids = demo_ids(&ledger);
+    let read = ledger.read_side();
+    let journals = read.view("journals", &[&ids.school]).unwrap().view.body;
+    let class = journals["classes"][0]["class"].as_str().expect("a class journal").to_owned();
+    let subject = journals["classes"][0]["subjects"][0]["subject"].as_str().expect("a subject").to_owned();
+    let point: [(&str, Vec<&str>); 3] = [
+        ("kindergarten-queues", vec![&ids.territory, "applications", &ids.application]),
+        ("diaries", vec![&ids.applicant]),
+        ("journals", vec![&ids.school, &class, &subject]),
+    ];
+    for (model, path) in &point {
+        let fast = read.try_view(model, path).unwrap_or_else(|| panic!("{model}/{path:?} is a point view"));
+        let (fast, slow) = (fast.map_err(|e| format!("{e:?}")), read.view(model, path).map_err(|e| format!("{e:?}")));
+        match (fast, slow) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!((a.tree_size, a.root, &a.view.body), (b.tree_size, b.root, &b.view.body), "{model}");
+                assert_eq!(a.tree_size, head.tree_size, "{model}");
+            }
+            // The applicant of the demo's first application may have no diary: refused alike.
+            (a, b) => assert_eq!(a.map(|_| ()), b.map(|_| ()), "{model}/{path:?}"),
+        }
+    }
+    let listings: [(&str, Vec<&str>); 3] = [
+        ("journals", vec![&ids.school]),
+        ("kindergarten-queues", vec![&ids.territory, "applications", &ids.application, "moves"]),
+        ("indicators", vec![]),
+    ];
+    for (model, path) in &listings {
+        assert!(read.try_view(model, path).is_none(), "{model}/{path:?} is not a point view");
+    }
+    assert!(matches!(read.try_view("no-such-model", &[]), Some(Err(zachetka::read::ReadError::UnknownModel(_)))));
+}
+
 #[test]
 fn min_tree_size_reads_ones_own_writes_or_answers_not_yet_applied() {
     let dir = tempfile::tempdir().unwrap();

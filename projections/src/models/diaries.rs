@@ -338,6 +338,11 @@ impl ReadModel for Diaries {
         Ok(())
     }
 
+    /// One learner's diary, or one subject of it.
+    fn is_point_view(&self, path: &[&str]) -> bool {
+        matches!(path.len(), 1 | 2)
+    }
+
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
         let learner = model::segment(path, 0, "a learner id")?;
         let diary = self

@@ -307,6 +307,11 @@ impl ReadModel for Journals {
         Ok(())
     }
 
+    /// One class's journal in one subject (not the institution's list of classes).
+    fn is_point_view(&self, path: &[&str]) -> bool {
+        path.len() == 3
+    }
+
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
         let institution = model::segment(path, 0, "an institution id")?;
         let s = &self.state;

@@ -535,6 +535,12 @@ impl ReadModel for KindergartenQueues {
         Ok(())
     }
 
+    /// One application's answer (its position, why, the latest moves), not a whole age group's
+    /// queue nor an application's every move.
+    fn is_point_view(&self, path: &[&str]) -> bool {
+        path.len() == 3 && path[1] == "applications"
+    }
+
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
         let territory = segment(path, 0, "a territory")?;
         let terr = || {
