@@ -113,14 +113,15 @@ pub trait ReadModel: Send + Sync + 'static {
     fn load(&mut self, bytes: &[u8]) -> Result<(), DecodeError>;
     /// Answers the view at `path` (the segments after the model's name).
     fn view(&self, path: &[&str]) -> Result<View, ViewError>;
-    /// Whether `path` names a point view: the records of one learner, of one class in one
-    /// subject, or of one application: bounded by one person's or one class's records, and
-    /// small beside a listing. A server may answer those on its request threads, and the
-    /// rest (listings across learners, classes or a territory) on threads kept for blocking
-    /// work, so a costly listing never holds up a parent's diary. `false` by default.
-    fn is_point_view(&self, path: &[&str]) -> bool {
+    /// Answers `path` at once when it is a point view (the records of one learner, of one class
+    /// in one subject, or one application: bounded by one person's or one class's records) that
+    /// needs no long work and no wait for another view's work; `None` otherwise, and the caller
+    /// asks [`Self::view`] on a thread kept for blocking work. A server answers these on its
+    /// request threads, so a costly listing never holds up a parent's diary. `None` by default;
+    /// an answer is the one `view` gives.
+    fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
         let _ = path;
-        false
+        None
     }
     /// The model as `Any`, for a runner that needs one model's own API (the read side asks the
     /// `completeness` model for maps and proofs). `None` by default.

@@ -369,18 +369,15 @@ impl ReadSide {
         Ok(Answer { model, tree_size, root, view })
     }
 
-    /// Answers a point view ([`ReadModel::is_point_view`]) without waiting: `None` when `path`
-    /// is not one, when the model is being folded (its lock is held or asked for), or when the
-    /// root of its position would have to be read from the store. Then ask [`Self::view`] where
-    /// blocking is fine. An answer is the one `view` gives.
+    /// Answers a point view at once ([`ReadModel::view_now`]): `None` when the model does not
+    /// answer `path` at once, when it is being folded (its lock is held or asked for), or when
+    /// the root of its position would have to be read from the store. Then ask [`Self::view`]
+    /// where blocking is fine. An answer is the one `view` gives.
     pub fn try_view(&self, name: &str, path: &[&str]) -> Option<Result<Answer, ReadError>> {
         let Some(slot) = self.inner.slot(name) else { return Some(Err(ReadError::UnknownModel(name.to_owned()))) };
         let slot = slot.try_read().ok()?;
-        if !slot.model.is_point_view(path) {
-            return None;
-        }
         let root = slot.root?;
-        Some(match slot.model.view(path) {
+        Some(match slot.model.view_now(path)? {
             Ok(view) => Ok(Answer { model: slot.model.name(), tree_size: slot.cursor, root, view }),
             Err(e) => Err(ReadError::View(e)),
         })

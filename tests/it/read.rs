@@ -459,8 +459,9 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
 }
 
 /// A point view (one application, one learner's diary, one class's journal in a subject) is
-/// answered without waiting, as `view` answers it; listings and an application's every move
-/// are left to `view` (a server runs those on its blocking threads).
+/// answered without waiting, as `view` answers it (an application once its answer is cached);
+/// listings and an application's every move are left to `view` (a server runs those on its
+/// blocking threads).
 #[test]
 fn point_views_are_answered_without_waiting_and_listings_are_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -478,6 +479,9 @@ fn point_views_are_answered_without_waiting_and_listings_are_not() {
         ("diaries", vec![&ids.applicant]),
         ("journals", vec![&ids.school, &class, &subject]),
     ];
+    let application = [ids.territory.as_str(), "applications", ids.application.as_str()];
+    assert!(read.try_view("kindergarten-queues", &application).is_none(), "an application not computed yet");
+    let computed = read.view("kindergarten-queues", &application).unwrap().view.body;
     for (model, path) in &point {
         let fast = read.try_view(model, path).unwrap_or_else(|| panic!("{model}/{path:?} is a point view"));
         let (fast, slow) = (fast.map_err(|e| format!("{e:?}")), read.view(model, path).map_err(|e| format!("{e:?}")));
@@ -490,6 +494,8 @@ fn point_views_are_answered_without_waiting_and_listings_are_not() {
             (a, b) => assert_eq!(a.map(|_| ()), b.map(|_| ()), "{model}/{path:?}"),
         }
     }
+    let cached = read.try_view("kindergarten-queues", &application).unwrap().unwrap();
+    assert_eq!(cached.view.body, computed, "from the cache, as computed");
     let listings: [(&str, Vec<&str>); 3] = [
         ("journals", vec![&ids.school]),
         ("kindergarten-queues", vec![&ids.territory, "applications", &ids.application, "moves"]),

@@ -339,8 +339,8 @@ impl ReadModel for Diaries {
     }
 
     /// One learner's diary, or one subject of it.
-    fn is_point_view(&self, path: &[&str]) -> bool {
-        matches!(path.len(), 1 | 2)
+    fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
+        matches!(path.len(), 1 | 2).then(|| self.view(path))
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {

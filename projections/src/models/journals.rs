@@ -308,8 +308,8 @@ impl ReadModel for Journals {
     }
 
     /// One class's journal in one subject (not the institution's list of classes).
-    fn is_point_view(&self, path: &[&str]) -> bool {
-        path.len() == 3
+    fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
+        (path.len() == 3).then(|| self.view(path))
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {

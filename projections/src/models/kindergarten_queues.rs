@@ -535,10 +535,17 @@ impl ReadModel for KindergartenQueues {
         Ok(())
     }
 
-    /// One application's answer (its position, why, the latest moves), not a whole age group's
-    /// queue nor an application's every move.
-    fn is_point_view(&self, path: &[&str]) -> bool {
-        path.len() == 3 && path[1] == "applications"
+    /// One application's answer (its position, why, the latest moves) when the cache holds it:
+    /// computing one takes its age group's replay, which another view may be carrying forward.
+    /// Not a whole age group's queue, nor an application's every move.
+    fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
+        if path.len() != 3 || path[1] != "applications" {
+            return None;
+        }
+        match self.application(path) {
+            Err(e) => Some(Err(e)),
+            Ok((territory, id, app)) => self.cached_answer(territory, id, app).1.map(Ok),
+        }
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
@@ -552,30 +559,14 @@ impl ReadModel for KindergartenQueues {
         let scope = Scope::Territory(territory.to_owned());
         match path.get(1).copied() {
             Some("applications") if path.len() == 3 => {
-                let id = segment(path, 2, "an application id")?;
+                let (_, id, app) = self.application(path)?;
                 let t = terr()?;
-                let app = t
-                    .apps
-                    .get(id)
-                    .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
+                let (generations, hit) = self.cached_answer(territory, id, app);
+                if let Some(view) = hit {
+                    return Ok(view);
+                }
                 let key = (territory.to_owned(), id.to_owned());
                 let today = self.today();
-                let (generations, hit) = {
-                    let answers = self.answers.lock().expect("answer cache lock");
-                    let generations = answers.generations(territory, &app.age_group);
-                    let hit = answers
-                        .bodies
-                        .get(&key)
-                        .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today));
-                    (generations, hit.map(|a| (a.from, a.body.clone())))
-                };
-                if let Some((from, shared)) = hit {
-                    let mut body = Value::clone(&shared);
-                    if from != today {
-                        body["today"] = json!(self.state.today.map(time::format_date));
-                    }
-                    return Ok(View { scope: Scope::Learner(app.learner.clone()), body });
-                }
                 let body = self.application_body(t, territory, id, app, generations.1);
                 // The answer holds until "today" passes the first re-check date on or after it
                 // in the age group (a claim is in force while its date is not past).
@@ -1464,6 +1455,39 @@ impl GroupReplay {
 }
 
 impl KindergartenQueues {
+    /// The territory, id and application of `<territory>/applications/<id>`.
+    fn application<'p>(&self, path: &[&'p str]) -> Result<(&'p str, &'p str, &App), ViewError> {
+        let territory = segment(path, 0, "a territory")?;
+        let id = segment(path, 2, "an application id")?;
+        let t = (self.state.territories.get(territory))
+            .ok_or_else(|| ViewError::NotFound(format!("territory {territory} has no kindergarten queue")))?;
+        let app = (t.apps.get(id))
+            .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
+        Ok((territory, id, app))
+    }
+
+    /// The generations of the application's territory and age group, and its cached answer if
+    /// one computed under them still holds "today" (the tree is copied after the cache's lock
+    /// is let go).
+    fn cached_answer(&self, territory: &str, id: &str, app: &App) -> ((u64, u64), Option<View>) {
+        let today = self.today();
+        let (generations, hit) = {
+            let answers = self.answers.lock().expect("answer cache lock");
+            let generations = answers.generations(territory, &app.age_group);
+            let hit = (answers.bodies.get(&(territory.to_owned(), id.to_owned())))
+                .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today));
+            (generations, hit.map(|a| (a.from, a.body.clone())))
+        };
+        let view = hit.map(|(from, shared)| {
+            let mut body = Value::clone(&shared);
+            if from != today {
+                body["today"] = json!(self.state.today.map(time::format_date));
+            }
+            View { scope: Scope::Learner(app.learner.clone()), body }
+        });
+        (generations, view)
+    }
+
     /// An application's moves from its age group's [`GroupReplay`] (carried forward to the
     /// group's `generation` first), then the lapses up to "today": what `Self::moves` gives.
     /// `render` picks which of them are written out (all, or the latest few); each move's
@@ -2081,6 +2105,22 @@ mod tests {
         // A path past the moves, or of an unknown application, is refused.
         assert!(matches!(m.view(&["luga", "applications", "late", "history"]), Err(ViewError::BadPath(_))));
         assert!(matches!(m.view(&["luga", "applications", "nobody", "moves"]), Err(ViewError::NotFound(_))));
+    }
+
+    /// An application's answer is given at once only from the cache, and only while it holds:
+    /// an entry of its age group sends it back to `view`.
+    #[test]
+    fn an_answer_is_given_at_once_only_from_the_cache() {
+        let rows = history();
+        let mut m: KindergartenQueues = build(&rows[..5]);
+        let path = ["luga", "applications", "a5"];
+        assert!(m.view_now(&path).is_none(), "not computed yet");
+        let computed = body(&m, &path);
+        assert_eq!(m.view_now(&path).unwrap().unwrap().body, computed);
+        m.apply(&fact(&rows[5]));
+        assert!(m.view_now(&path).is_none(), "an entry of its group came");
+        assert_eq!(m.view_now(&["luga", "3-4"]), None, "a group's queue is never answered at once");
+        assert!(matches!(m.view_now(&["luga", "applications", "zz"]), Some(Err(ViewError::NotFound(_)))));
     }
 
     #[test]
