@@ -11,11 +11,22 @@ pub use zachetka_rules::{Envelope, Lookup, LookupError, RegionConfig, RuleError,
 
 pub use crate::keys::strict_key_check;
 
+/// The region config of a ledger with rules, checked; `None` for a bare signed log.
+pub fn region_of(config: &LedgerConfig) -> Result<Option<RegionConfig>, String> {
+    let Some(v) = &config.rules else { return Ok(None) };
+    region_from_json(v.clone()).map(Some)
+}
+
+/// A region config from its JSON (as `init --rules` and `verify --region` read it), checked.
+pub fn region_from_json(v: Value) -> Result<RegionConfig, String> {
+    let region: RegionConfig = serde_json::from_value(v).map_err(|e| format!("region config: {e}"))?;
+    region.validate().map_err(|e| format!("region config: {e}"))?;
+    Ok(region)
+}
+
 /// The rules a ledger enforces, fresh (nothing applied), or `None` for a bare signed log.
 pub fn from_config(config: &LedgerConfig) -> Result<Option<Rules>, String> {
-    let Some(v) = &config.rules else { return Ok(None) };
-    let region: RegionConfig = serde_json::from_value(v.clone()).map_err(|e| format!("region config: {e}"))?;
-    region.validate().map_err(|e| format!("region config: {e}"))?;
+    let Some(region) = region_of(config)? else { return Ok(None) };
     Ok(Some(
         Rules::new(&config.origin, &config.authority, region)
             .with_key_check(strict_key_check)

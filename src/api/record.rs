@@ -91,9 +91,12 @@ pub(super) async fn post_verify(
         Err(r) => return refusal_response(&r),
     };
     let vkey = state.ledger.config().verifier_key.clone();
+    // The rules replay under this ledger's own region profile (its config was checked at open).
+    let region = crate::rules::region_of(state.ledger.config()).ok().flatten();
     let report = tokio::task::spawn_blocking(move || {
         // One thread per request: concurrent requests share the cores, none takes them all.
         let options = crate::record::Options {
+            region,
             threads: 1,
             require_complete: q.require_complete,
             max_uncovered: q.max_uncovered,

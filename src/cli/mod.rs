@@ -219,6 +219,11 @@ enum Command {
         /// default is twice the ledger's default commitment spacing.
         #[arg(long, default_value_t = zachetka_record::MAX_UNCOVERED_DEFAULT)]
         max_uncovered: u64,
+        /// The region config the ledger enforces (its JSON, as `init --rules` took it; a region
+        /// publishes it): the authors' rights are replayed under it. Default: the default region
+        /// lists (rules/region-default.json).
+        #[arg(long, conflicts_with = "receipt")]
+        region: Option<PathBuf>,
         /// Instead of a bundle, an append's receipt (its JSON) to check against the checkpoint of
         /// its tree size (`--receipt-checkpoint`, from `GET /v1/checkpoints/<tree_size>`) and its
         /// inclusion proof (`--proof`, from `GET /v1/proofs/inclusion`): that the entry is in the
@@ -683,6 +688,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             consistency,
             require_complete,
             max_uncovered,
+            region,
             receipt,
             receipt_checkpoint,
             proof,
@@ -693,7 +699,8 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let bundle = bundle.ok_or_else(|| anyhow!("say what to verify: a bundle, or --receipt"))?;
             let completeness = record::CompletenessPolicy { require: require_complete, max_uncovered };
-            return record::verify(&bundle, &vkey, json, checkpoint.as_deref(), consistency.as_deref(), completeness);
+            let others = record::Others { checkpoint: checkpoint.as_deref(), consistency: consistency.as_deref() };
+            return record::verify(&bundle, &vkey, json, others, region.as_deref(), completeness);
         }
         Command::Demo {
             dir,

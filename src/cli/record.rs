@@ -84,17 +84,32 @@ pub struct CompletenessPolicy {
     pub max_uncovered: u64,
 }
 
-/// Verifies a bundle file; exit status 0 verified, 1 not (the reasons printed).
+/// A second checkpoint and the consistency proof to it (`--checkpoint`, `--consistency`).
+pub struct Others<'a> {
+    pub checkpoint: Option<&'a Path>,
+    pub consistency: Option<&'a Path>,
+}
+
+/// Verifies a bundle file, under the region config at `region` when given; exit status 0
+/// verified, 1 not (the reasons printed).
 pub fn verify(
     bundle: &Path,
     vkey: &str,
     json: bool,
-    checkpoint: Option<&Path>,
-    consistency: Option<&Path>,
+    others: Others<'_>,
+    region: Option<&Path>,
     completeness: CompletenessPolicy,
 ) -> Result<ExitCode> {
     let bytes = read(bundle)?;
-    let other = match (checkpoint, consistency) {
+    let region = match region {
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_slice(&read(p)?)
+                .with_context(|| format!("{} is not JSON (a region config, as init --rules takes)", p.display()))?;
+            Some(zachetka::rules::region_from_json(v).map_err(|e| anyhow!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let other = match (others.checkpoint, others.consistency) {
         (Some(c), Some(p)) => Some(OtherCheckpoint {
             note: read(c)?,
             proof: serde_json::from_slice(&read(p)?).with_context(|| {
@@ -105,6 +120,7 @@ pub fn verify(
     };
     let options = Options {
         other,
+        region,
         require_complete: completeness.require,
         max_uncovered: Some(completeness.max_uncovered),
         ..Default::default()

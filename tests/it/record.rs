@@ -366,6 +366,59 @@ fn the_cli_exports_and_verifies_with_a_newer_checkpoint() {
     assert!(verify(&bytes, &vk, &Options { other: Some(other), ..Default::default() }).ok);
 }
 
+/// A bundle is judged by its ledger's own region profile: the server verifies under its config,
+/// the CLI under `--region`. Here a region whose schools give no marks in any year (written with
+/// the rules bypassed): its grades break its rules, so they are checked by the grant only, where
+/// the default lists would pass them through the rules.
+#[test]
+fn a_bundle_is_verified_under_its_ledger_s_region() {
+    let mut strict = zachetka::rules::default_region();
+    strict["years_without_marks"] = json!((1..=11).collect::<Vec<i64>>());
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap());
+    let authority = region().authority_did();
+    zachetka::ledger::init_store(&*store, DEMO_ORIGIN, &ledger_key(), &authority, Some(strict.clone())).unwrap();
+    let l = Ledger::open_with(store, ledger_key(), test_clock(), Limits::default(), RulesMode::Bypass).unwrap();
+    append_region(&l);
+    applied(&l);
+    let (learner, _) = busiest(&l);
+    let bytes = export_learner(&l, &learner, &Disclosure::All).unwrap().to_json();
+    let no_marks =
+        |r: &Report| r.authority_checked_by_grant_only.iter().filter(|g| g.reason == "no_marks_in_first_grade").count();
+    let by_default = verify(&bytes, &vkey(&l), &Options::default());
+    let region = zachetka::rules::region_from_json(strict.clone()).unwrap();
+    let by_own = verify(&bytes, &vkey(&l), &Options { region: Some(region), ..Default::default() });
+    assert!(by_default.ok && by_own.ok, "{:?} {:?}", by_default.failures, by_own.failures);
+    assert_eq!(no_marks(&by_default), 0);
+    assert!(no_marks(&by_own) > 0, "the learner's grades break this region's rules");
+    // The server answers under its own config.
+    let srv = serve_with(l.clone(), ServerConfig::default());
+    let (s, served) = call(ureq::post(&format!("{}/v1/verify", srv.base)), Some(&bytes));
+    let served: Value = serde_json::from_slice(&served).unwrap();
+    assert_eq!((s, served), (200, serde_json::from_str::<Value>(&by_own.to_json()).unwrap()));
+    // The CLI, with --region and without.
+    let files = tempfile::tempdir().unwrap();
+    let (bundle, region_file) = (files.path().join("bundle.json"), files.path().join("region.json"));
+    std::fs::write(&bundle, &bytes).unwrap();
+    std::fs::write(&region_file, strict.to_string()).unwrap();
+    let run = |extra: &[&str]| {
+        let vk = vkey(&l);
+        let mut args = vec!["verify", bundle.to_str().unwrap(), "--vkey", &vk, "--json"];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka")).args(&args).output().unwrap();
+        (o.status.code(), serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null), o.stderr)
+    };
+    let (code, report, _) = run(&["--region", region_file.to_str().unwrap()]);
+    assert_eq!((code, report), (Some(0), serde_json::from_str::<Value>(&by_own.to_json()).unwrap()));
+    let (code, report, _) = run(&[]);
+    assert_eq!((code, report), (Some(0), serde_json::from_str::<Value>(&by_default.to_json()).unwrap()));
+    // A region file that is not a region config is refused, naming it.
+    std::fs::write(&region_file, "{\"roles\": 7}").unwrap();
+    let (code, _, stderr) = run(&["--region", region_file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(code == Some(2) && stderr.contains("region.json") && stderr.contains("region config"), "{code:?} {stderr}");
+}
+
 /// The learner with the most entries, and those entries' seqs.
 fn busiest(l: &Ledger) -> (String, Vec<u64>) {
     concerned_by_scan(l).into_iter().max_by_key(|(_, s)| s.len()).unwrap()
