@@ -23,6 +23,8 @@ pub struct Fact<'a> {
     pub id: &'a str,
     /// The author's time, RFC 3339 as signed.
     pub occurred_at: &'a str,
+    /// `occurred_at` in whole unix seconds (`occurred_secs`), read once for every model.
+    pub occurred_secs: Option<i64>,
     /// `did:key` of the signer.
     pub author: &'a str,
     pub event: &'a Event,
@@ -41,6 +43,12 @@ impl<'a> Fact<'a> {
             None => "",
         }
     }
+}
+
+/// An event's `occurred_at` in whole unix seconds (`time::parse_instant_parts`, the fraction
+/// dropped), `None` when it is not an instant.
+pub fn occurred_secs(occurred_at: &str) -> Option<i64> {
+    zachetka_formats::time::parse_instant_parts(occurred_at).map(|(secs, _)| secs)
 }
 
 /// An event object (as signed, or inside an entry) typed for the folds, or `None` when it is not
@@ -216,6 +224,8 @@ struct Typed {
     /// ending where `ends` says.
     text: String,
     ends: [u32; 4],
+    /// `occurred_secs` of the envelope's `occurred_at`.
+    occurred_secs: Option<i64>,
     event: Event,
     imported: Option<MigratedFrom>,
 }
@@ -228,7 +238,7 @@ impl Typed {
             text.push_str(part);
             *end = u32::try_from(text.len()).expect("an entry is far shorter than 4 GiB");
         }
-        Self { event_type, text, ends, event, imported }
+        Self { event_type, text, ends, occurred_secs: occurred_secs(envelope[2]), event, imported }
     }
 
     fn part(&self, i: usize) -> &str {
@@ -513,6 +523,7 @@ impl ParsedFact {
             event_type: t.event_type,
             id: t.part(1),
             occurred_at: t.part(2),
+            occurred_secs: t.occurred_secs,
             author: t.part(3),
             event: &t.event,
             imported: t.imported.as_ref(),
