@@ -7,7 +7,10 @@
 //! --toggle-collect='*fold_all*' target/release/examples/fold_profile <ledger dir> [entries] [from]`,
 //! then `callgrind_annotate --inclusive=yes`. Without valgrind it prints the wall times and
 //! the cost of answering views. The ledger dir is one `zachetka demo` or the read bench
-//! (`--dir`) left. Not a benchmark of record (that is `benches/read.rs`).
+//! (`--dir`) left. `fold_profile --rebuild <dir> [rounds]` runs the parallel rebuild alone (for
+//! `perf record`, and its CPU an entry beside the bare read+parse's), `fold_profile --parse <dir>
+//! <entries> <from>` the parse alone (for callgrind: `--toggle-collect='*parse_all*'`).
+//! Not a benchmark of record (that is `benches/read.rs`).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
