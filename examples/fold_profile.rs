@@ -7,7 +7,10 @@
 //! --toggle-collect='*fold_all*' target/release/examples/fold_profile <ledger dir> [entries] [from]`,
 //! then `callgrind_annotate --inclusive=yes`. Without valgrind it prints the wall times and
 //! the cost of answering views. The ledger dir is one `zachetka demo` or the read bench
-//! (`--dir`) left. Not a benchmark of record (that is `benches/read.rs`).
+//! (`--dir`) left. `fold_profile --rebuild <dir> [rounds]` runs the parallel rebuild alone (for
+//! `perf record`, and its CPU an entry beside the bare read+parse's), `fold_profile --parse <dir>
+//! <entries> <from>` the parse alone (for callgrind: `--toggle-collect='*parse_all*'`).
+//! Not a benchmark of record (that is `benches/read.rs`).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -108,7 +111,59 @@ fn snapshot_profile(file: &std::path::Path, dir: &std::path::Path) {
     eprintln!("models dropped in {:.3} s", t.elapsed().as_secs_f64());
 }
 
+/// This process's CPU time (user + system) so far, in seconds (`/proc/self/stat`, 100 ticks/s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The rebuild from zero alone (what `perf record` should see, without the read bench's region
+/// generation), alternated with the bare read+parse of the same entries: CPU microseconds an
+/// entry and the wall rate of each, round by round. `fold_profile --rebuild <ledger dir> [rounds]`.
+fn rebuild_profile(dir: &std::path::Path, rounds: usize) {
+    let store = SledStore::open_read_only(&dir.join("store")).unwrap();
+    let size = store.head().unwrap().unwrap().0.tree_size;
+    for round in 0..rounds {
+        let (cpu, t) = (cpu_seconds(), std::time::Instant::now());
+        let mut at = 0;
+        while at < size {
+            at += zachetka::read::read_facts(&store, at, 4096.min(size - at)).unwrap().len() as u64;
+        }
+        let (parse_cpu, parse_s) = (cpu_seconds() - cpu, t.elapsed().as_secs_f64());
+        let (cpu, t) = (cpu_seconds(), std::time::Instant::now());
+        let models = zachetka::read::rebuild_from_zero(&store, size, None, |_| {}).unwrap();
+        let (rebuild_cpu, rebuild_s) = (cpu_seconds() - cpu, t.elapsed().as_secs_f64());
+        drop(models);
+        let us = |s: f64| s * 1e6 / size as f64;
+        eprintln!(
+            "round {round}: rebuild {:.0}/s {:.2} us CPU an entry; read+parse {:.0}/s {:.2} us CPU an entry",
+            size as f64 / rebuild_s,
+            us(rebuild_cpu),
+            size as f64 / parse_s,
+            us(parse_cpu)
+        );
+    }
+}
+
 fn main() {
+    // `--parse <ledger dir> <entries> <from>`: only read and parse (what callgrind should count
+    // of a parse change: `--toggle-collect='*parse_all*'`).
+    if std::env::args().nth(1).as_deref() == Some("--parse") {
+        let args: Vec<String> = std::env::args().collect();
+        let store = SledStore::open_read_only(&std::path::Path::new(&args[2]).join("store")).unwrap();
+        let entries = read_all(&store, args[4].parse().unwrap(), args[3].parse().unwrap());
+        let t = std::time::Instant::now();
+        let parsed = parse_all(&entries);
+        let us = t.elapsed().as_secs_f64() * 1e6 / parsed.len() as f64;
+        eprintln!("{} entries parsed, one thread: {us:.2} us/entry", parsed.len());
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("--rebuild") {
+        let args: Vec<String> = std::env::args().collect();
+        return rebuild_profile(args[2].as_ref(), args.get(3).map_or(3, |r| r.parse().unwrap()));
+    }
     if std::env::args().nth(1).as_deref() == Some("--snapshot") {
         let args: Vec<String> = std::env::args().collect();
         return snapshot_profile(args[2].as_ref(), args[3].as_ref());

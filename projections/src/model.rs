@@ -23,6 +23,8 @@ pub struct Fact<'a> {
     pub id: &'a str,
     /// The author's time, RFC 3339 as signed.
     pub occurred_at: &'a str,
+    /// `occurred_at` in whole unix seconds (`occurred_secs`), read once for every model.
+    pub occurred_secs: Option<i64>,
     /// `did:key` of the signer.
     pub author: &'a str,
     pub event: &'a Event,
@@ -41,6 +43,12 @@ impl<'a> Fact<'a> {
             None => "",
         }
     }
+}
+
+/// An event's `occurred_at` in whole unix seconds (`time::parse_instant_parts`, the fraction
+/// dropped), `None` when it is not an instant.
+pub fn occurred_secs(occurred_at: &str) -> Option<i64> {
+    zachetka_formats::time::parse_instant_parts(occurred_at).map(|(secs, _)| secs)
 }
 
 /// An event object (as signed, or inside an entry) typed for the folds, or `None` when it is not
@@ -226,6 +234,8 @@ struct Typed {
     /// ending where `ends` says.
     text: String,
     ends: [u32; 4],
+    /// `occurred_secs` of the envelope's `occurred_at`.
+    occurred_secs: Option<i64>,
     event: Event,
     imported: Option<MigratedFrom>,
 }
@@ -238,7 +248,7 @@ impl Typed {
             text.push_str(part);
             *end = u32::try_from(text.len()).expect("an entry is far shorter than 4 GiB");
         }
-        Self { event_type, text, ends, event, imported }
+        Self { event_type, text, ends, occurred_secs: occurred_secs(envelope[2]), event, imported }
     }
 
     fn part(&self, i: usize) -> &str {
@@ -247,31 +257,196 @@ impl Typed {
     }
 }
 
-/// The fields of a stored entry the fast path reads (others are skipped), the event's `data`
-/// kept as its text until the type is known (keys are in canonical order: `data` before `type`).
-#[derive(serde::Deserialize)]
-struct FastEntry<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    recorded_at: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    event: FastEvent<'a>,
+/// Where the first `"`, `\\` or control character of `b` is, eight bytes at a time (the
+/// strings of an entry are most of its bytes).
+fn special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // A byte below 0x20 (its high bit clear), or equal to `"` or `\\`: the lowest flag is
+        // exact (a borrow only flags bytes above a true one).
+        let found = zero_byte(w ^ (ONES * u64::from(b'"')))
+            | zero_byte(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(at + tail)
 }
 
-#[derive(serde::Deserialize)]
-struct FastEvent<'a> {
-    #[serde(borrow)]
-    stream: std::borrow::Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    event_type: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    occurred_at: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    author: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    data: &'a serde_json::value::RawValue,
+/// The fields of a stored entry the fast path takes, borrowed from its text (`Scan::entry`).
+struct Scanned<'a> {
+    seq: u64,
+    recorded_at: &'a str,
+    /// `stream`, `id`, `occurred_at`, `author`, in `Typed`'s order.
+    envelope: [&'a str; 4],
+    event_type: &'a str,
+    /// The event's `data` object, as text (checked as JSON when it is read as its type's record).
+    data: &'a str,
+}
+
+/// The fast path's reader of an entry's text: the stored form as the ledger writes it (compact,
+/// no whitespace), its envelope fields strings with no escape, numbers plain integers. Anything
+/// else is `None` (then the `Value` path decides), so every entry it reads is JSON that the
+/// `Value` path reads alike: the fields it takes are the ones that path takes, none twice, and
+/// every field it skips is a plain string, integer or `null`, so valid JSON too. The event's
+/// `data` is only delimited here; serde reads it as its record afterwards, which checks it.
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn byte(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.byte()? == c).then(|| self.at += 1)
+    }
+
+    /// A string with no escape and no control character: its text.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let rest = &self.text.as_bytes()[start..];
+        let len = special(rest)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    /// An integer as JSON writes one (no sign, no leading zero, no fraction) that fits a `u64`.
+    fn integer(&mut self) -> Option<u64> {
+        let b = self.text.as_bytes();
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(d) = b.get(self.at).filter(|c| c.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.at += 1;
+        }
+        let len = self.at - start;
+        (len > 0 && (len == 1 || b[start] != b'0')).then_some(n)
+    }
+
+    /// A value the fast path skips: a plain string, an integer or `null`.
+    fn skip(&mut self) -> Option<()> {
+        match self.byte()? {
+            b'"' => self.string().map(drop),
+            b'n' if self.text[self.at..].starts_with("null") => {
+                self.at += 4;
+                Some(())
+            }
+            _ => self.integer().map(drop),
+        }
+    }
+
+    /// An object's text, delimited by its brackets outside strings (serde checks it later).
+    fn object(&mut self) -> Option<&'a str> {
+        let b = self.text.as_bytes();
+        let start = self.at;
+        if self.byte()? != b'{' {
+            return None;
+        }
+        let mut depth = 0usize;
+        let mut i = start;
+        loop {
+            match *b.get(i)? {
+                b'"' => loop {
+                    // A control character in a string is not JSON: that entry is not read here.
+                    i += 1 + special(b.get(i + 1..)?)?;
+                    match b[i] {
+                        b'\\' => i += 1,
+                        b'"' => break,
+                        _ => return None,
+                    }
+                },
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.at = i + 1;
+                        return Some(&self.text[start..self.at]);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
+    /// The members of an object, each key handed to `member` (which reads its value and says
+    /// whether it took it); `None` when the object is not of the plain form.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            member(self, key)?;
+            match self.byte()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A whole stored entry.
+    fn entry(text: &'a str) -> Option<Scanned<'a>> {
+        let mut s = Scan { text, at: 0 };
+        let (mut seq, mut recorded_at, mut event) = (None, None, None);
+        s.members(|s, key| match key {
+            "seq" if seq.is_none() => s.integer().map(|n| seq = Some(n)),
+            "recorded_at" if recorded_at.is_none() => s.string().map(|r| recorded_at = Some(r)),
+            "event" if event.is_none() => Scan::event(s).map(|e| event = Some(e)),
+            "seq" | "recorded_at" | "event" => None,
+            _ => s.skip(),
+        })?;
+        if s.at != text.len() {
+            return None;
+        }
+        let (envelope, event_type, data) = event?;
+        Some(Scanned { seq: seq?, recorded_at: recorded_at?, envelope, event_type, data })
+    }
+
+    /// The event object: its envelope strings, its type and its `data` object.
+    fn event(s: &mut Self) -> Option<([&'a str; 4], &'a str, &'a str)> {
+        // stream, id, occurred_at, author, type, data
+        let mut fields: [Option<&'a str>; 6] = [None; 6];
+        s.members(|s, key| {
+            let i = match key {
+                "stream" => 0,
+                "id" => 1,
+                "occurred_at" => 2,
+                "author" => 3,
+                "type" => 4,
+                "data" => 5,
+                _ => return s.skip(),
+            };
+            if fields[i].is_some() {
+                return None;
+            }
+            fields[i] = Some(if i == 5 { s.object()? } else { s.string()? });
+            Some(())
+        })?;
+        let [stream, id, occurred_at, author, event_type, data] = fields;
+        Some(([stream?, id?, occurred_at?, author?], event_type?, data?))
+    }
 }
 
 impl ParsedFact {
@@ -298,17 +473,19 @@ impl ParsedFact {
     /// The fast path alone: `None` for anything it does not accept (then `from_entry_json`
     /// decides). Public so that tests can hold it to the `Value` path.
     pub fn from_entry_fast(bytes: &[u8], leaf_hash: [u8; 32]) -> Option<Self> {
-        let e: FastEntry = serde_json::from_slice(bytes).ok()?;
-        let recorded_at = zachetka_formats::time::parse_rfc3339(&e.recorded_at)?;
-        let ev = e.event;
-        let mut data = serde_json::Deserializer::from_str(ev.data.get());
-        let (event_type, parsed) = vocabulary::parse_strict(&ev.event_type, &mut data)?;
+        // The whole entry checked as UTF-8 once (std's check runs a word at a time over ASCII):
+        // the scan then slices it as text, and serde reads `data` as text, without checking
+        // each string again.
+        let e = Scan::entry(std::str::from_utf8(bytes).ok()?)?;
+        let recorded_at = zachetka_formats::time::parse_rfc3339(e.recorded_at)?;
+        let mut data = serde_json::Deserializer::from_str(e.data);
+        let (event_type, parsed) = vocabulary::parse_strict(e.event_type, &mut data)?;
         let (event, imported) = parsed.ok()?;
+        data.end().ok()?;
         if imported.is_some() && !vocabulary::MIGRATABLE_TYPES.contains(&event_type) {
             return None;
         }
-        let envelope = [&*ev.stream, &*ev.id, &*ev.occurred_at, &*ev.author];
-        let typed = Some(Typed::new(event_type, envelope, event, imported));
+        let typed = Some(Typed::new(event_type, e.envelope, event, imported));
         Some(Self { seq: e.seq, recorded_at, leaf_hash, typed })
     }
 
@@ -356,6 +533,7 @@ impl ParsedFact {
             event_type: t.event_type,
             id: t.part(1),
             occurred_at: t.part(2),
+            occurred_secs: t.occurred_secs,
             author: t.part(3),
             event: &t.event,
             imported: t.imported.as_ref(),
@@ -528,8 +706,73 @@ mod tests {
             same_or_refused(&bytes.replace(event_type, "no.such_type"));
             same_or_refused(&bytes.replace("\"author\":\"did:key:z6Mk\"", "\"author\":5"));
             same_or_refused(&bytes.replace("\"author\":\"did:key:z6Mk\",", ""));
+            // The stored form as the ledger writes it (the stream's chain after `sig`), read on
+            // the fast path.
+            for tail in [r#""stream_prev":null,"stream_version":0}"#, r#""stream_prev":"LTSR+/=","stream_version":12}"#]
+            {
+                let stored = format!("{},{tail}", bytes.strip_suffix('}').unwrap());
+                assert!(ParsedFact::from_entry_fast(stored.as_bytes(), [7; 32]).is_some(), "{stored}");
+                same_or_refused(&stored);
+                for bent in envelope_bends(&stored) {
+                    same_or_refused(&bent);
+                }
+                // A byte that is not UTF-8 in a skipped field: not read on the fast path (serde's
+                // `Value` path, which does not look inside the fields it skips, decides).
+                let mut bytes = stored.replacen("\"sig\":\"s\"", "\"sig\":\"s~\"", 1).into_bytes();
+                let tilde = bytes.iter().position(|b| *b == b'~').unwrap();
+                bytes[tilde] = 0xff;
+                assert!(ParsedFact::from_entry_fast(&bytes, [7; 32]).is_none());
+                let json = ParsedFact::from_entry_json(&bytes, [7; 32]);
+                assert_eq!(ParsedFact::from_entry_with_leaf(&bytes, [7; 32]), json);
+            }
         }
         assert!(checked > 500, "{checked}");
+    }
+
+    /// The entry's text bent where the fast path's scanner reads it: whitespace, numbers JSON
+    /// writes otherwise or not at all, skipped fields of every kind of value, a field twice,
+    /// escapes and brackets inside strings, control characters, bytes after the end, cut short.
+    fn envelope_bends(stored: &str) -> Vec<String> {
+        let mut out = vec![
+            stored.replacen("\"seq\":7", "\"seq\": 7", 1),
+            stored.replacen("\"seq\":7", "\"seq\":07", 1),
+            stored.replacen("\"seq\":7", "\"seq\":7.0", 1),
+            stored.replacen("\"seq\":7", "\"seq\":-7", 1),
+            stored.replacen("\"seq\":7", "\"seq\":18446744073709551616", 1),
+            stored.replacen("\"seq\":7", "\"seq\":18446744073709551615", 1),
+            stored.replacen("\"seq\":7", "\"seq\":0", 1),
+            stored.replacen("\"seq\":7", "\"seq\":\"7\"", 1),
+            stored.replacen("\"seq\":7,", "", 1),
+            stored.replacen("\"seq\":7", "\"seq\":7,\"seq\":8", 1),
+            stored.replacen("\"recorded_at\":", "\"recorded_at\":\"x\",\"recorded_at\":", 1),
+            stored.replacen("\"event\":{", "\"event\":{\"id\":\"x\",", 1),
+            stored.replacen("\"event\":{", "\"event\":{\"data\":{},", 1),
+            stored.replacen("\"event\":{", "\"event\":{\"extra\":[1,{\"a\":\"}\"}],", 1),
+            stored.replacen("\"event\":{", "\"event\":{\"extra\":true,", 1),
+            stored.replacen("\"event\":{", "\"event\":{\"extra\":nul,", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":{\"s\":1}", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":\"s\\\"\"", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":\"s\u{1}\"", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":\"s\u{7f}\u{410}\"", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":null", 1),
+            stored.replacen("\"sig\":\"s\"", "\"sig\":5e3", 1),
+            stored.replacen("\"stream\":\"", "\"stream\":\"\\u0041", 1),
+            stored.replacen("\"stream\":\"", "\"stream\":\"\u{1}", 1),
+            stored.replacen("\"data\":{", "\"data\":{\"v\":\"}{]\\\"\",", 1),
+            stored.replacen("\"data\":{", "\"data\":{\"v\":\"\u{1}\",", 1),
+            stored.replacen("\"data\":{", "\"data\":{\"v\":[}],", 1),
+            stored.replacen("\"data\":{", "\"data\":[{", 1),
+            stored.replacen("\"data\":{", "\"data\":\"x\",\"y\":{", 1),
+            format!("{stored} "),
+            format!("{stored}}}"),
+            format!(" {stored}"),
+            stored[..stored.len() - 1].to_owned(),
+            stored[..stored.len() / 2].to_owned(),
+            "{}".to_owned(),
+            "{\"seq\":1}".to_owned(),
+        ];
+        out.retain(|b| b != stored);
+        out
     }
 
     #[test]

@@ -337,17 +337,24 @@ impl Symbols {
         if seen != 0 && self.names.get(seen as usize - 1) == Some(name) {
             return Sym(seen - 1);
         }
-        let i = match self.index.find(&self.names, name) {
-            Some(i) => i,
+        let i = self.intern_id(name);
+        self.recent.0[slot] = i.0.checked_add(1).unwrap_or(0);
+        i
+    }
+
+    /// `intern` without the cache of recent symbols: for a table of ids that seldom come back
+    /// to back (learner ids, one per mark of a lesson's class), where a look at the cache is a
+    /// read of the list (a miss, in a table of every learner) that almost never hits.
+    pub fn intern_id(&mut self, name: &str) -> Sym {
+        match self.index.find(&self.names, name) {
+            Some(i) => Sym(i),
             None => {
                 let i = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct short strings");
                 self.names.push(name);
                 self.index.insert(&self.names, i);
-                i
+                Sym(i)
             }
-        };
-        self.recent.0[slot] = i.checked_add(1).unwrap_or(0);
-        Sym(i)
+        }
     }
 
     /// The string of `s`; `?` for a symbol outside the table, which only bytes this model did

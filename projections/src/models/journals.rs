@@ -157,7 +157,7 @@ impl State {
     }
 
     fn sheet_of(&mut self, at: (&str, &str, &str), learner: &str) -> &mut Sheet {
-        let learner = self.learners.intern(learner);
+        let learner = self.learners.intern_id(learner);
         let j = self.subject_of(at);
         row_of(&mut j.learners, &mut j.sheets, learner)
     }
@@ -239,7 +239,7 @@ impl ReadModel for Journals {
                 match &d.subject {
                     Some(subject) => s.sheet_of((&d.institution, &d.class, subject), learner).attendance.push(row),
                     None => {
-                        let learner = s.learners.intern(learner);
+                        let learner = s.learners.intern_id(learner);
                         let at = s.class_of(&d.institution, &d.class) as usize;
                         let c = &mut s.classes[at];
                         row_of(&mut c.day_learners, &mut c.day_attendance, learner).push(row)

@@ -45,14 +45,18 @@ pub fn share(numerator: u64, denominator: u64) -> Value {
 /// The region's local date of the event's `occurred_at` (`None` if it does not parse, which an
 /// entry that passed the rules never has).
 pub fn local_date(fact: &Fact<'_>, utc_offset_minutes: i64) -> Option<Days> {
-    local_date_of(fact.occurred_at, utc_offset_minutes)
+    local_date_at(fact.occurred_at, fact.occurred_secs?, utc_offset_minutes)
 }
 
 /// `time::local_date(time::parse_instant(s)?, offset)` in whole seconds and `i64`: the same
 /// grammar and answer (a fraction of a second cannot move a day boundary, which falls on whole
 /// minutes), without the 128-bit divisions, on every entry two models fold.
 pub fn local_date_of(s: &str, utc_offset_minutes: i64) -> Option<Days> {
-    let (secs, _) = time::parse_instant_parts(s)?;
+    local_date_at(s, crate::model::occurred_secs(s)?, utc_offset_minutes)
+}
+
+/// `local_date_of(s, ..)` of an instant `s` already read as `secs` (`model::occurred_secs`).
+fn local_date_at(s: &str, secs: i64, utc_offset_minutes: i64) -> Option<Days> {
     match utc_offset_minutes.checked_mul(60).and_then(|o| secs.checked_add(o)) {
         Some(local) => Some(local.div_euclid(86_400)),
         // An offset no region has: the exact arithmetic.
@@ -112,6 +116,7 @@ pub(crate) mod testing {
             event_type: &r.event_type,
             id: &r.id,
             occurred_at: &r.occurred_at,
+            occurred_secs: model::occurred_secs(&r.occurred_at),
             author: &r.author,
             event: &r.event,
             imported: r.imported.as_ref(),

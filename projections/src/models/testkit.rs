@@ -28,6 +28,7 @@ impl Entry {
             event_type: &self.event_type,
             id: &self.id,
             occurred_at: "2026-11-22T09:10:00Z",
+            occurred_secs: model::occurred_secs("2026-11-22T09:10:00Z"),
             author: "did:key:z6MkTeacher",
             event: &self.event,
             imported: self.imported.as_ref(),
