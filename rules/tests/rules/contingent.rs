@@ -278,26 +278,15 @@ fn a_certificate_is_issued_only_to_the_school_s_own_learner() {
         h.ok(who, learner, "journal.final_attestation_recorded", fa("sch-001", "Русский язык", 20));
     }
     // Another school's registrar, for a learner of sch-001.
-    let m = h.refused(
-        "learner_not_enrolled",
-        ADMIN2,
-        L1,
-        "journal.certificate_issued",
-        cert("sch-002", "B-1", "2027-06-25"),
-    );
+    let (other_school, ty) = (cert("sch-002", "B-1", "2027-06-25"), "journal.certificate_issued");
+    let m = h.refused("learner_not_enrolled", ADMIN2, L1, ty, other_school);
     assert!(m.contains("sch-002 cannot issue a school certificate") && m.contains("never enrolled there"), "{m}");
     // Graduated on 25 June: a certificate dated that day is the school's; one dated later is not.
     let grad = json!({"institution": "sch-001", "graduated_on": "2027-06-25"});
     h.ok(REGISTRAR, L1, "contingent.graduated", grad.clone());
     h.ok(REGISTRAR, L1, "journal.certificate_issued", cert("sch-001", "A-1", "2027-06-25"));
     h.ok(REGISTRAR, L2, "contingent.graduated", grad);
-    let m = h.refused(
-        "learner_not_enrolled",
-        REGISTRAR,
-        L2,
-        "journal.certificate_issued",
-        cert("sch-001", "A-2", "2027-06-26"),
-    );
+    let m = h.refused("learner_not_enrolled", REGISTRAR, L2, ty, cert("sch-001", "A-2", "2027-06-26"));
     assert!(m.contains("on 2027-06-26") && m.contains("to 2027-06-25"), "{m}");
 }
 
