@@ -49,6 +49,9 @@ struct AppState {
     bodies: Arc<tokio::sync::Semaphore>,
     /// Who may read what: the token file, or public reads by the operator's choice.
     access: Access,
+    /// The ledger's region profile, read once from its config (`POST /v1/verify` replays the
+    /// authors' rights under it); `None` for a bare signed log.
+    region: Option<Arc<crate::rules::RegionConfig>>,
 }
 
 /// The router of a zachetka server over `ledger` with no token: the public endpoints answer,
@@ -66,7 +69,9 @@ pub fn router(ledger: Ledger) -> Router {
 /// (`crate::access::may_read_entries`).
 pub fn router_with(ledger: Ledger, access: Access) -> Router {
     let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, access };
+    // Its config was checked when the ledger opened.
+    let region = crate::rules::region_of(ledger.config()).ok().flatten().map(Arc::new);
+    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, access, region };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))

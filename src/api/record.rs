@@ -91,8 +91,8 @@ pub(super) async fn post_verify(
         Err(r) => return refusal_response(&r),
     };
     let vkey = state.ledger.config().verifier_key.clone();
-    // The rules replay under this ledger's own region profile (its config was checked at open).
-    let region = crate::rules::region_of(state.ledger.config()).ok().flatten();
+    // The rules replay under this ledger's own region profile.
+    let region = state.region.as_deref().cloned();
     let report = tokio::task::spawn_blocking(move || {
         // One thread per request: concurrent requests share the cores, none takes them all.
         let options = crate::record::Options {
