@@ -84,7 +84,8 @@ pub struct BatchEntry {
 #[derive(Debug, Clone)]
 pub struct RawEntry {
     pub seq: u64,
-    pub bytes: Vec<u8>,
+    /// The entry's bytes: a slice of the buffer its page was read into (no copy per entry).
+    pub bytes: bytes::Bytes,
     pub hashes: Vec<Hash>,
     /// Set when the store cannot locate the entry's bytes (its offsets are damaged); `bytes` is
     /// then empty. Readers refuse it; the audit reports it.
@@ -96,7 +97,7 @@ impl RawEntry {
     /// damage is an error naming the entry.
     pub fn checked(self) -> Result<Vec<u8>, StoreError> {
         match self.damaged {
-            None if crate::merkle::leaf_hash(&self.bytes) == self.hashes[0] => Ok(self.bytes),
+            None if crate::merkle::leaf_hash(&self.bytes) == self.hashes[0] => Ok(self.bytes.into()),
             None => Err(StoreError::Corrupt {
                 what: "entry",
                 position: self.seq,

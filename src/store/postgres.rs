@@ -313,7 +313,7 @@ impl PgStore {
         let mut types = Vec::with_capacity(n);
         for e in &batch.entries {
             seqs.push(i(e.id_record.seq));
-            bytes.push(e.bytes.as_slice());
+            bytes.push(&e.bytes[..]);
             hashes.push(e.hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>());
             ids.push(e.id.as_str());
             streams.push(e.stream.as_str());
@@ -520,7 +520,7 @@ impl Store for PgStore {
                     let raw: &[u8] = r.get(2);
                     let hashes =
                         (0..raw.len() / 32).map(|k| hash_at(raw, k, "stored hash", seq)).collect::<Result<_, _>>()?;
-                    Ok(RawEntry { seq, bytes: r.get(1), hashes, damaged: None })
+                    Ok(RawEntry { seq, bytes: r.get::<_, Vec<u8>>(1).into(), hashes, damaged: None })
                 })
                 .collect()
         })

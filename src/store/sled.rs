@@ -1283,9 +1283,9 @@ impl Store for SledStore {
         let data = if sane {
             let mut data = vec![0u8; (end - start) as usize];
             self.entries.read_exact_at(&mut data, start).map_err(|e| fio("read entries.dat", e))?;
-            data
+            bytes::Bytes::from(data)
         } else {
-            Vec::new()
+            bytes::Bytes::new()
         };
         let first_index = merkle::stored_hash_index_of_leaf(from);
         let last_index = merkle::stored_hash_count(from + n);
@@ -1302,20 +1302,15 @@ impl Store for SledStore {
             h += m as usize;
             let (a, z) = (offs[i as usize], offs[i as usize + 1]);
             out.push(if sane {
-                RawEntry {
-                    seq,
-                    bytes: data[(a - start) as usize..(z - start) as usize].to_vec(),
-                    hashes,
-                    damaged: None,
-                }
+                RawEntry { seq, bytes: data.slice((a - start) as usize..(z - start) as usize), hashes, damaged: None }
             } else if a <= z && z <= ext.data_len && z - a <= crate::event::ENTRY_BYTES_MAX as u64 {
                 let mut bytes = vec![0u8; (z - a) as usize];
                 self.entries.read_exact_at(&mut bytes, a).map_err(|e| fio("read entries.dat", e))?;
-                RawEntry { seq, bytes, hashes, damaged: None }
+                RawEntry { seq, bytes: bytes.into(), hashes, damaged: None }
             } else {
                 RawEntry {
                     seq,
-                    bytes: vec![],
+                    bytes: bytes::Bytes::new(),
                     hashes,
                     damaged: Some(format!("offsets {a}..{z} are outside entries.dat (0..{})", ext.data_len)),
                 }

@@ -143,7 +143,7 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
     assert_eq!(note, last.checkpoint);
     let raw = store.raw_entries(0, 100).unwrap();
     assert_eq!(raw.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-    assert_eq!(raw[3].bytes, b"{\"entry\":3}");
+    assert_eq!(&raw[3].bytes[..], b"{\"entry\":3}");
     assert_eq!(store.entries(1, 2).unwrap(), vec![b"{\"entry\":1}".to_vec(), b"{\"entry\":2}".to_vec()]);
     // Stored hashes serve roots and proofs exactly as the reference tree.
     let reader = zachetka::store::StoreHashes(store);
