@@ -76,6 +76,12 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
             m.name, m.cursor, m.lag
         ));
     }
+    body.push_str(&format!(
+        "# TYPE zachetka_completeness_commitment_refusals_total counter\nzachetka_completeness_commitment_refusals_total {}\n\
+         # TYPE zachetka_completeness_commitment_refused gauge\nzachetka_completeness_commitment_refused {}\n",
+        read.completeness.refusals,
+        u8::from(read.completeness.refused.is_some()),
+    ));
     if let Some(n) = read.snapshot_tree_size {
         body.push_str(&format!("# TYPE zachetka_snapshot_tree_size gauge\nzachetka_snapshot_tree_size {n}\n"));
     }

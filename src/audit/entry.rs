@@ -78,6 +78,18 @@ impl Auditor<'_> {
         if p.meta.seq != seq {
             self.report.push(at.clone(), "seq_mismatch", format!("entry stored at {seq} says seq {}", p.meta.seq));
         }
+        let recorded_at = p.meta.recorded_at_unix;
+        match self.last_recorded_at {
+            Some((before, latest)) if recorded_at < latest => {
+                let message = format!(
+                    "recorded_at {} is earlier than entry {before}'s {}: ledger time runs backwards",
+                    crate::time::format_rfc3339(recorded_at),
+                    crate::time::format_rfc3339(latest)
+                );
+                self.report.push(at.clone(), "recorded_at_backwards", message);
+            }
+            _ => self.last_recorded_at = Some((seq, recorded_at)),
+        }
         self.report.signatures_checked += 1;
         if c.signature.is_ok() {
             self.replay_rules(seq, at, p);

@@ -136,6 +136,8 @@ struct Auditor<'s> {
     streams: HashMap<String, StreamState>,
     ids: HashMap<String, u64>,
     expected_seq: u64,
+    /// The latest `recorded_at` seen so far (ledger time never runs backwards along the log).
+    last_recorded_at: Option<(u64, i64)>,
     /// Checkpoints in ascending order, verified as the recomputed tree reaches their size.
     checkpoints: Vec<(u64, Vec<u8>)>,
     next_checkpoint: usize,
@@ -202,6 +204,7 @@ pub fn audit_with(
         streams: HashMap::new(),
         ids: HashMap::new(),
         expected_seq: 0,
+        last_recorded_at: None,
         checkpoints,
         next_checkpoint: 0,
         last_good: None,

@@ -384,6 +384,7 @@ impl Ledger {
         for w in rule_warnings {
             read.add_warning(w);
         }
+        let last_recorded_at = last_recorded_at(&*store, next_seq)?;
         let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
         let shared = Arc::new(Shared {
             config,
@@ -412,7 +413,7 @@ impl Ledger {
         let seq_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zachetka-sequencer".into())
-            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules, next_seq).run(rx))
+            .spawn(move || Sequencer::new(seq_shared, signer, clock, rules, next_seq, last_recorded_at).run(rx))
             .expect("spawn sequencer thread");
         if shared.store.is_shared() {
             let weak = Arc::downgrade(&shared);
@@ -780,4 +781,21 @@ impl Pending {
         };
         self.merge(got)
     }
+}
+
+/// The `recorded_at` of the entry before `next_seq` (unix seconds; `i64::MIN` for an empty log):
+/// the earliest ledger time the next batch may carry.
+fn last_recorded_at(store: &dyn Store, next_seq: u64) -> Result<i64, StoreError> {
+    let Some(last) = next_seq.checked_sub(1) else { return Ok(i64::MIN) };
+    let bytes = store.entries(last, 1)?.pop().ok_or(StoreError::Corrupt {
+        what: "entry",
+        position: last,
+        detail: "missing below the head".into(),
+    })?;
+    let entry = event::parse_entry(&bytes).map_err(|e| StoreError::Corrupt {
+        what: "entry",
+        position: last,
+        detail: e.to_string(),
+    })?;
+    Ok(entry.meta.recorded_at_unix)
 }

@@ -24,6 +24,10 @@ pub(super) struct Sequencer {
     /// Set when a batch on a shared store failed in a way that leaves it unknown whether it was
     /// committed: the next batch rebuilds the rule state and stream heads from the store.
     pub(super) resync: bool,
+    /// The latest `recorded_at` in the log (or admitted): ledger time never runs backwards, so a
+    /// clock stepped back (or another node's clock ahead of this one's) stamps a batch with this
+    /// instead of an earlier time.
+    pub(super) last_recorded_at: i64,
 }
 
 pub(super) const STREAM_CACHE_LEN_MAX: usize = 1_000_000;
@@ -50,6 +54,7 @@ impl Sequencer {
         clock: Arc<dyn Clock>,
         rules: Option<crate::rules::Rules>,
         next_seq: u64,
+        last_recorded_at: i64,
     ) -> Self {
         Self {
             shared,
@@ -60,6 +65,7 @@ impl Sequencer {
             next_seq,
             rules,
             resync: false,
+            last_recorded_at,
         }
     }
 
@@ -238,6 +244,7 @@ impl Sequencer {
                 let head =
                     StreamHead { len: entry.meta.stream_version + 1, last_leaf_hash: e.hashes[0], last_seq: e.seq };
                 self.cache_streams([(entry.stream().to_owned(), head)]);
+                self.last_recorded_at = self.last_recorded_at.max(entry.meta.recorded_at_unix);
                 if let Some(rules) = &mut self.rules {
                     crate::rules::apply_entry(rules, e.seq, &entry, &*store)?;
                 }
@@ -422,7 +429,9 @@ impl Sequencer {
             known_ids: HashMap::new(),
             known_streams: HashMap::new(),
         };
-        let recorded_at = self.clock.now_unix();
+        // Ledger time is monotonic along the log: never before the latest entry's.
+        let recorded_at = self.clock.now_unix().max(self.last_recorded_at);
+        self.last_recorded_at = recorded_at;
         // The batch's ledger time is fixed: whoever waits for that may move a clock it controls.
         for sub in &mut subs {
             if let Some(tx) = sub.sequenced.take() {

@@ -90,6 +90,10 @@ pub(super) struct Writer {
     submitted: Option<u64>,
     since: Instant,
     retry_at: Option<Instant>,
+    /// Commitments the ledger refused (each retried later), and the latest refusal while no
+    /// commitment has landed since: an operator sees it in `/v1/status` and `/metrics`.
+    refusals: u64,
+    refused: Option<String>,
 }
 
 /// A learner's completeness value in one commitment, with its map proof: what a record bundle
@@ -125,8 +129,15 @@ impl ReadSide {
     /// Makes the runner commit by `policy` through `sink` (the ledger's, which signs with the
     /// ledger key). Without it the read side never writes.
     pub fn enable_commitments(&self, policy: CompletenessPolicy, sink: CommitmentSink) {
-        *self.inner.committer.lock().expect("committer lock") =
-            Some(Writer { policy, sink, submitted: None, since: Instant::now(), retry_at: None });
+        *self.inner.committer.lock().expect("committer lock") = Some(Writer {
+            policy,
+            sink,
+            submitted: None,
+            since: Instant::now(),
+            retry_at: None,
+            refusals: 0,
+            refused: None,
+        });
         self.inner.recheck.store(true, std::sync::atomic::Ordering::SeqCst);
         let _g = self.inner.head.lock().expect("read head lock");
         self.inner.wake.notify_all();
@@ -291,16 +302,37 @@ impl Inner {
                 tracing::info!(up_to = draft.up_to, seq, learners = draft.learners, "completeness commitment appended");
                 w.submitted = Some(draft.up_to);
                 w.retry_at = None;
+                w.refused = None;
             }
             Err(e) => {
                 tracing::warn!(up_to = draft.up_to, error = %e, "couldn't append a completeness commitment; retrying later");
                 w.retry_at = Some(Instant::now() + RETRY_AFTER_REFUSAL);
+                w.refusals += 1;
+                w.refused = Some(format!("the commitment up to {} was refused: {e}", draft.up_to));
             }
         }
     }
 }
 
+/// How the completeness commitments fare, for `/v1/status` and `/metrics`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CommitmentStatus {
+    /// Whether this server commits (a policy is set).
+    pub enabled: bool,
+    /// Commitments the ledger refused since the server started (each is retried).
+    pub refusals: u64,
+    /// The latest refusal, while no commitment has landed after it.
+    pub refused: Option<String>,
+}
+
 impl Inner {
+    pub(super) fn commitment_status(&self) -> CommitmentStatus {
+        match self.committer.lock().expect("committer lock").as_ref() {
+            Some(w) => CommitmentStatus { enabled: true, refusals: w.refusals, refused: w.refused.clone() },
+            None => CommitmentStatus::default(),
+        }
+    }
+
     /// How often an idle runner looks at a time policy (`None`: no time policy).
     pub(super) fn commitment_tick(&self) -> Option<Duration> {
         let committer = self.committer.lock().expect("committer lock");

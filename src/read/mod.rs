@@ -218,6 +218,8 @@ pub struct Status {
     pub snapshot_tree_size: Option<u64>,
     pub failing: Option<String>,
     pub warnings: Vec<String>,
+    /// Completeness commitments: whether this server makes them, and refusals.
+    pub completeness: completeness::CommitmentStatus,
 }
 
 /// A model's digest at its cursor.
@@ -400,6 +402,7 @@ impl ReadSide {
             snapshot_tree_size: self.inner.last_snapshot.lock().expect("snapshot lock").0,
             failing: self.inner.failing.lock().expect("failing lock").clone(),
             warnings: self.inner.warnings.lock().expect("warnings lock").clone(),
+            completeness: self.inner.commitment_status(),
         }
     }
 

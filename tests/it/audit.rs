@@ -177,28 +177,23 @@ fn audit_agrees_with_a_ledger_reopened_after_tampering_elsewhere() {
     );
 }
 
-/// An entry written by hand around the sequencer, at a stream version its author did not expect,
-/// is reported (the sequencer would have refused it with `stream_version_conflict`).
-#[test]
-fn an_entry_at_an_unexpected_stream_version_is_reported() {
+/// Commits `event` by hand around the sequencer as entry 1 of a ledger holding one entry, with
+/// the given ledger time and stream position (what the sequencer would have decided for it).
+fn commit_second_entry_by_hand(
+    dir: &std::path::Path,
+    event: serde_json::Value,
+    recorded_at_unix: i64,
+    stream_version: u64,
+) {
     use zachetka::store::{BatchEntry, CommitBatch, IdRecord, Store};
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let ledger = open_ledger(new_store(dir.path()), Limits::default());
-        assert!(ledger.append_blocking(vec![grade(1, "learner/a", Some(0))])[0].is_ok());
-    }
-    let store = SledStore::open(dir.path()).unwrap();
-    // Rebuild the tree from the stored entries, then commit a hand-made second entry.
+    let store = SledStore::open(dir).unwrap();
+    // Rebuild the tree from the stored entry, then commit the hand-made second one.
     let mut tree = zachetka::merkle::MemoryTree::default();
     let first = store.entries(0, 1).unwrap().remove(0);
     tree.push(zachetka::merkle::leaf_hash(&first));
-    let v = zachetka::event::verify_signed(grade(2, "learner/a", Some(0)), ORIGIN, &Default::default()).unwrap();
-    let meta = zachetka::event::EntryMeta {
-        seq: 1,
-        recorded_at_unix: 1_795_000_000,
-        stream_version: 1,
-        stream_prev: Some(zachetka::merkle::leaf_hash(&first)),
-    };
+    let v = zachetka::event::verify_signed(event, ORIGIN, &Default::default()).unwrap();
+    let stream_prev = (stream_version > 0).then(|| zachetka::merkle::leaf_hash(&first));
+    let meta = zachetka::event::EntryMeta { seq: 1, recorded_at_unix, stream_version, stream_prev };
     let bytes = zachetka::event::entry_bytes(&meta, &v.canonical, &v.sig);
     let leaf = zachetka::merkle::leaf_hash(&bytes);
     let hashes = tree.push(leaf).to_vec();
@@ -206,7 +201,7 @@ fn an_entry_at_an_unexpected_stream_version_is_reported() {
     let checkpoint = zachetka::checkpoint::LedgerSigner::new(ORIGIN, ledger_key()).sign(&head);
     let id_record = IdRecord {
         seq: 1,
-        stream_version: 1,
+        stream_version,
         tree_size: 2,
         leaf_hash: leaf,
         digest: v.content_digest(),
@@ -215,7 +210,68 @@ fn an_entry_at_an_unexpected_stream_version_is_reported() {
     };
     let entry = BatchEntry { bytes, hashes, id: v.id.clone(), id_record, stream: v.stream.clone() };
     store.commit(&CommitBatch { first_seq: 1, entries: vec![entry], stream_heads: vec![], head, checkpoint }).unwrap();
+}
+
+/// The violations the audit reports on the ledger in `dir`, with their positions.
+fn violations(dir: &std::path::Path) -> Vec<(Position, &'static str)> {
+    let store = SledStore::open(dir).unwrap();
     let report = audit(&store, &|_, _| {}).unwrap();
-    let got: Vec<_> = report.violations.iter().map(|v| (v.position.clone(), v.code)).collect();
-    assert_eq!(got, vec![(Position::Entry { seq: 1 }, "stream_version_conflict")]);
+    report.violations.iter().map(|v| (v.position.clone(), v.code)).collect()
+}
+
+/// An entry written by hand around the sequencer, at a stream version its author did not expect,
+/// is reported (the sequencer would have refused it with `stream_version_conflict`).
+#[test]
+fn an_entry_at_an_unexpected_stream_version_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open_ledger(new_store(dir.path()), Limits::default());
+        assert!(ledger.append_blocking(vec![grade(1, "learner/a", Some(0))])[0].is_ok());
+    }
+    commit_second_entry_by_hand(dir.path(), grade(2, "learner/a", Some(0)), 1_795_000_000, 1);
+    assert_eq!(violations(dir.path()), vec![(Position::Entry { seq: 1 }, "stream_version_conflict")]);
+}
+
+/// Ledger time never runs backwards along the log: the queue is ordered by it, and grants are
+/// judged at it. A clock stepped back (here by an hour, and again after a reopen) stamps the next
+/// batches with the latest time already in the log; an entry written by hand around the
+/// sequencer with an earlier `recorded_at` is reported by the audit at its position.
+#[test]
+fn ledger_time_never_runs_backwards() {
+    use zachetka::store::Store;
+    let t = 1_795_000_000;
+    pin_clock(t);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open_ledger(new_store(dir.path()), Limits::default());
+        assert_eq!(ledger.append_blocking(vec![grade(1, "learner/a", None)])[0].as_ref().unwrap().seq, 0);
+        pin_clock(t - 3600);
+        ledger.append_blocking(vec![grade(2, "learner/b", None)])[0].as_ref().unwrap();
+    }
+    {
+        // A fresh sequencer learns the latest time from the log itself.
+        let ledger = open_ledger(SledStore::open(dir.path()).map(Arc::new).unwrap(), Limits::default());
+        ledger.append_blocking(vec![grade(3, "learner/c", None)])[0].as_ref().unwrap();
+        pin_clock(t + 60);
+        ledger.append_blocking(vec![grade(4, "learner/d", None)])[0].as_ref().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let times: Vec<i64> = store
+        .entries(0, 4)
+        .unwrap()
+        .iter()
+        .map(|b| zachetka::event::parse_entry(b).unwrap().meta.recorded_at_unix)
+        .collect();
+    assert_eq!(times, vec![t, t, t, t + 60]);
+    drop(store);
+    assert!(violations(dir.path()).is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    pin_clock(t);
+    {
+        let ledger = open_ledger(new_store(dir.path()), Limits::default());
+        ledger.append_blocking(vec![grade(1, "learner/a", None)])[0].as_ref().unwrap();
+    }
+    commit_second_entry_by_hand(dir.path(), grade(2, "learner/b", None), t - 1, 0);
+    assert_eq!(violations(dir.path()), vec![(Position::Entry { seq: 1 }, "recorded_at_backwards")]);
 }

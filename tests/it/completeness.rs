@@ -90,6 +90,37 @@ fn sha(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// A commitment the ledger cannot append is retried later, and an operator sees it: the read
+/// side's status (in `/v1/status` and `/metrics`) counts the refusal and says why, until one
+/// lands. Before, only a log line did, and a server that never committed again looked healthy.
+#[test]
+fn a_commitment_the_ledger_cannot_append_shows_in_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, SMALL);
+    let inner = SledStore::open(dir.path()).map(Arc::new).unwrap();
+    zachetka::ledger::init_store(
+        &*inner,
+        ORIGIN,
+        &ledger_key(),
+        &region.authority_did(),
+        Some(zachetka::rules::default_region()),
+    )
+    .unwrap();
+    let store = Arc::new(FaultStore::new(inner));
+    *store.fault.lock().unwrap() = Fault::FailCommitments;
+    let ledger =
+        open(store.clone(), RulesMode::Enforce, Some(CompletenessPolicy { every_entries: 50, every_seconds: 0 }));
+    let before = ledger.read_side().status(0).completeness;
+    assert!(before.enabled && before.refusals == 0 && before.refused.is_none(), "{before:?}");
+    append_demo(&ledger, &mut region, 60);
+    let head = settle(&ledger);
+    let status = ledger.read_side().status(head).completeness;
+    assert!(status.refusals >= 1, "{status:?}");
+    let why = status.refused.expect("the latest refusal is shown");
+    assert!(why.contains("commitment up to") && why.contains("database is away"), "{why}");
+    assert!(entries(&*store).iter().all(|(_, e)| !is_commitment(e)), "nothing was committed");
+}
+
 #[test]
 fn commitments_appear_where_the_policy_puts_them_and_prove_each_learners_entries() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! that only a key with the migration role may write, naming their source; an import run again
 //! appends nothing new; bad lines are refused with their codes and the rest goes in.
 
-use super::rules::{append_region, region, AFTER_REGION, DEMO_ORIGIN};
+use super::rules::{append_region_until, region, AFTER_REGION, AFTER_YEAR, DEMO_ORIGIN};
 use super::support::*;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -25,9 +25,9 @@ fn application_line(record: &str, app: &str) -> String {
     .to_string()
 }
 
-/// The demo region's ledger in `dir`, its clock after the region, and the migration key granted
-/// `roles` within `scope` by the authority.
-fn region_with_migrator(dir: &std::path::Path, roles: &[&str], scope: Value) -> Ledger {
+/// The demo region's ledger in `dir` as lived up to `at` (its clock then), and the migration key
+/// granted `roles` within `scope` by the authority at that time.
+fn region_with_migrator(dir: &std::path::Path, at: &str, roles: &[&str], scope: Value) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
     zachetka::ledger::init_store(
@@ -39,10 +39,9 @@ fn region_with_migrator(dir: &std::path::Path, roles: &[&str], scope: Value) -> 
     )
     .unwrap();
     let ledger = Ledger::open_with(store, ledger_key(), test_clock(), Limits::default(), RulesMode::Enforce).unwrap();
-    append_region(&ledger);
-    pin_clock_at(AFTER_REGION);
+    append_region_until(&ledger, at);
     let grant = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.granted", "id": id(9_000_001),
-        "occurred_at": AFTER_REGION, "author": authority.did(),
+        "occurred_at": at, "author": authority.did(),
         "data": {"v": 1, "key": migrator().did(), "holder": "p-migration", "roles": roles, "scope": scope,
                  "valid_from": "2026-08-01T00:00:00Z"}});
     ledger.append_blocking(vec![zachetka::event::sign_event(&grant, &authority).unwrap()])[0].as_ref().unwrap();
@@ -62,7 +61,8 @@ fn import_all(ledger: &Ledger, key: KeyPair, lines: &[String]) -> Vec<Result<u64
 #[test]
 fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = region_with_migrator(dir.path(), &["migration", "queue_operator"], json!({"territory": "tikhvin"}));
+    let ledger =
+        region_with_migrator(dir.path(), AFTER_YEAR, &["migration", "queue_operator"], json!({"territory": "tikhvin"}));
     let lines = [application_line("solo-q-1", "legacy-1"), application_line("solo-q-2", "legacy-2")];
 
     // A queue operator without the migration role may not write history.
@@ -108,7 +108,8 @@ fn contingent_lines(learner: &str) -> [String; 2] {
 #[test]
 fn an_imported_contingent_enrols_the_learner_and_shows_as_imported() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = region_with_migrator(dir.path(), &["migration", "registrar"], json!({"institution": "sch-001"}));
+    let ledger =
+        region_with_migrator(dir.path(), AFTER_REGION, &["migration", "registrar"], json!({"institution": "sch-001"}));
     let learner = "47-900001";
     let grade = |n: u64| {
         super::rules::grade_event_in(

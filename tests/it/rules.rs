@@ -52,11 +52,31 @@ fn entry_violations(dir: &std::path::Path) -> Vec<(u64, &'static str)> {
 /// classes (marks need enrolment; the demo's year ends in June).
 pub(super) const AFTER_REGION: &str = "2027-05-20T09:00:00Z";
 
-/// Appends the whole demo region (recorded as lived, see `append_demo_batch`), then sets the
-/// test's ledger clock to `AFTER_REGION`; every event must be accepted.
+/// A time after the demo region's whole year (its main kindergarten allocation is over, so the
+/// queue is not frozen), for tests that append all of it (`append_region_until`).
+pub(super) const AFTER_YEAR: &str = "2027-09-01T09:00:00Z";
+
+/// Appends the demo region as a ledger living through its year holds it at `AFTER_REGION`
+/// (recorded as lived, see `append_demo_batch`: every day before that time), then sets the test's
+/// ledger clock to `AFTER_REGION`; every event must be accepted. Ledger time never runs
+/// backwards, so what a test writes "after the region" must come after everything appended.
 pub(super) fn append_region(ledger: &Ledger) {
-    append_rest_of(ledger, &mut region(), 500);
-    pin_clock_at(AFTER_REGION);
+    append_region_until(ledger, AFTER_REGION);
+}
+
+/// `append_region` with another time than `AFTER_REGION` (the region's days up to `at`, then the
+/// clock at `at`).
+pub(super) fn append_region_until(ledger: &Ledger, at: &str) {
+    let until = zachetka::time::parse_rfc3339(at).unwrap();
+    let mut region = region();
+    loop {
+        let batch = region.next_batch(500);
+        match zachetka::demo::DemoRegion::recorded_at_of(&batch) {
+            Some(at) if at <= until => append_demo_batch(ledger, batch),
+            _ => break,
+        }
+    }
+    pin_clock_at(at);
 }
 
 pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {
@@ -370,7 +390,7 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
         event(
             n,
             "queue.application_submitted",
-            AFTER_REGION,
+            AFTER_YEAR,
             json!({"application_id": app,
             "number": format!("47-99-{app}"), "learner": format!("47-9{n}"), "birth_month": "2025-02",
             "desired_date": "2028-09-01", "preferred": ["kg-001"], "group_type": "health"}),
@@ -382,7 +402,7 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
         event(
             960_003,
             "queue.allocation_started",
-            AFTER_REGION,
+            AFTER_YEAR,
             json!({"run_id": "extra-1", "kind": "additional",
             "places": [{"kindergarten": "kg-001", "age_group": "3-4", "group_type": "health", "places": 1}]}),
         ),
@@ -390,7 +410,7 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
     let skipping = event(
         960_004,
         "queue.place_offered",
-        AFTER_REGION,
+        AFTER_YEAR,
         json!({"offer_id": "o-skip", "application_id": "second", "kindergarten": "kg-001"}),
     );
     let mut backdated = application(960_005, "backdated");
@@ -399,7 +419,7 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
     let dir = tempfile::tempdir().unwrap();
     {
         let ledger = education_ledger(dir.path(), RulesMode::Enforce);
-        append_region(&ledger);
+        append_region_until(&ledger, AFTER_YEAR);
         for ev in setup {
             ledger.append_blocking(vec![ev])[0].as_ref().unwrap();
         }

@@ -136,6 +136,8 @@ pub enum Fault {
     BlockAdmit,
     /// Answer every entry read `unavailable` (commits still succeed): a store lost under readers.
     FailReads,
+    /// Refuse, before writing anything, a batch holding a completeness commitment (others commit).
+    FailCommitments,
 }
 
 /// A store that delegates to sled and injects faults into `commit`.
@@ -212,7 +214,12 @@ impl Store for FaultStore {
                 self.inner.commit(b)?;
                 Err(StoreError::Unavailable("injected: the connection dropped before the commit's answer".into()))
             }
-            Fault::BlockAdmit | Fault::FailReads => self.inner.commit(b),
+            Fault::FailCommitments
+                if b.entries.iter().any(|e| e.stream == zachetka_projections::completeness::STREAM) =>
+            {
+                Err(StoreError::Unavailable("injected: the database is away for the commitment".into()))
+            }
+            Fault::BlockAdmit | Fault::FailReads | Fault::FailCommitments => self.inner.commit(b),
         }
     }
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
