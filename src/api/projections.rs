@@ -1,6 +1,7 @@
 //! Read models over HTTP (`GET /v1/projections/...`, DESIGN 3.5): the list of models with their
 //! cursors (and digests on request), and each model's views, answered with the tree size and
-//! root they reflect and shown only to a token whose role covers the view's scope.
+//! root they reflect and shown only to a token whose role covers the view's scope (checked on
+//! what the path names before any wait or work, and on the answer's own scope before it leaves).
 //! `?min_tree_size=N` waits (bounded) until the model has applied N entries, so a front end reads
 //! its own writes: an append's receipt carries the size to ask for.
 //! Not the models (`zachetka-projections`) and not the runner (`crate::read`).
