@@ -31,14 +31,23 @@ const LEARNER_ENTRIES_MAX: u64 = zachetka_record::ITEMS_MAX as u64;
 pub enum RecordError {
     #[error("no record of learner {0} in this ledger")]
     UnknownLearner(String),
+    /// The id is not one a learner can have (empty): the caller's error, nothing to retry.
+    #[error("not a learner id: {0}")]
+    BadLearner(String),
     #[error("learner {learner} has more than {LEARNER_ENTRIES_MAX} entries, more than one bundle carries")]
     TooManyEntries { learner: String },
     #[error("no checkpoint was signed at tree size {0}, where the read models stand")]
     NoCheckpoint(u64),
     #[error("couldn't read the ledger")]
     Store(#[from] StoreError),
+    /// The store could not be read while the read models answered or the tree was proven.
     #[error("the read models cannot answer: {0}")]
     Read(String),
+    /// The read side has no profiles model (a build without it): no bundle can be made here.
+    #[error("no read model {0}")]
+    NoModel(String),
+    #[error("the registry has more than {LEARNER_ENTRIES_MAX} entries, more than one bundle carries")]
+    RegistryTooLong,
     #[error("couldn't build the bundle")]
     Export(#[from] zachetka_record::ExportError),
     #[error("couldn't prove the learner's completeness value")]
@@ -108,8 +117,9 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let answer = match ledger.read_side().view("profiles", &[learner]) {
         Ok(a) => a,
         Err(ReadError::View(ViewError::NotFound(_))) => return Err(RecordError::UnknownLearner(learner.to_owned())),
-        Err(ReadError::View(ViewError::BadPath(m))) | Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
-        Err(ReadError::UnknownModel(m)) => return Err(RecordError::Read(format!("no read model {m}"))),
+        Err(ReadError::View(ViewError::BadPath(m))) => return Err(RecordError::BadLearner(m)),
+        Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
+        Err(ReadError::UnknownModel(m)) => return Err(RecordError::NoModel(m)),
     };
     let tree_size = answer.tree_size;
     let note = ledger.checkpoint_at(tree_size)?.ok_or(RecordError::NoCheckpoint(tree_size))?;
@@ -123,8 +133,7 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         return Err(too_many());
     }
     let concerned = read_entries(ledger, &seqs)?;
-    let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?
-        .ok_or_else(|| RecordError::Read("the registry is longer than a bundle carries".into()))?;
+    let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?.ok_or(RecordError::RegistryTooLong)?;
     let registry = read_entries(ledger, &registry_seqs)?;
     // Every commitment below `tree_size` is known to the completeness model once it has applied
     // that far (models move together; after a snapshot one may trail briefly).

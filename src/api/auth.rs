@@ -6,7 +6,7 @@
 
 use super::error::refusal_response;
 use super::AppState;
-use crate::refusal::Refusal;
+use crate::refusal::{Code, Refusal};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -15,9 +15,18 @@ use axum::response::Response;
 pub use crate::access::{authorize_entries, authorize_view, Principal, Scope};
 
 /// The principal of a request's `Authorization` header, or the refusal: `unauthorized` (no
-/// token, not a bearer token, unknown or revoked) or `unavailable` (the token file is unreadable).
+/// token, not a bearer token, unknown or revoked, or more than one `Authorization` header) or
+/// `unavailable` (the token file is unreadable).
 pub(super) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Refusal> {
-    state.access.authenticate(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+    // Two headers are ambiguous: a proxy in front may read the other one and authorize the
+    // request differently. Refused whatever they hold (even under `--public-reads`).
+    let mut given = headers.get_all(header::AUTHORIZATION).iter();
+    let first = given.next();
+    if given.next().is_some() {
+        let message = "the request has more than one Authorization header; send exactly one";
+        return Err(Refusal::new(Code::Unauthorized, message));
+    }
+    state.access.authenticate(first.map(|v| v.as_bytes()))
 }
 
 /// A request with a valid token (or any request under `--public-reads`); rejected with 401

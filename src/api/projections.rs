@@ -1,24 +1,31 @@
 //! Read models over HTTP (`GET /v1/projections/...`, DESIGN 3.5): the list of models with their
 //! cursors (and digests on request), and each model's views, answered with the tree size and
-//! root they reflect and shown only to a token whose role covers the view's scope.
+//! root they reflect and shown only to a token whose role covers the view's scope (checked on
+//! what the path names before any wait or work, and on the answer's own scope before it leaves).
 //! `?min_tree_size=N` waits (bounded) until the model has applied N entries, so a front end reads
 //! its own writes: an append's receipt carries the size to ask for.
 //! Not the models (`zachetka-projections`) and not the runner (`crate::read`).
 
-use super::auth::{authorize_view, Authenticated};
+use super::auth::{authorize_view, Authenticated, Principal};
 use super::error::refusal_response;
-use super::{json_response, AppState, Q};
+use super::{json_response, AppState, P, Q};
+use crate::access::may_read;
 use crate::merkle::HashB64;
 use crate::read::ReadError;
 use crate::refusal::{Code, Refusal};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use std::time::Duration;
-use zachetka_projections::ViewError;
+use zachetka_projections::{Scope, ViewError};
 
 /// The longest a read waits for `min_tree_size` before answering `not_yet_applied`.
 pub const MIN_TREE_SIZE_WAIT: Duration = Duration::from_secs(2);
+/// Largest `min_tree_size` taken (2^53, the largest integer every JSON reader keeps exact): a
+/// log grows by appends, and no log reaches this, so a larger value is a client's bug, refused
+/// at once instead of waited on and retried. A value above the head but below this is waited
+/// on: an append may be in flight (the head of another node may be ahead of this one's).
+pub const MIN_TREE_SIZE_MAX: u64 = 1 << 53;
 /// Most path segments a view takes (beyond the model's name).
 const SEGMENTS_MAX: usize = 8;
 
@@ -61,11 +68,68 @@ pub(super) async fn list(
     }
 }
 
+/// What a view's path says of the scope of its answer, before the model is asked. The models
+/// name each answer's scope; this mirrors their path shapes (`zachetka-projections`'s
+/// `models/*.rs`), so that a token is refused before any wait or work, and a missing item in a
+/// scope the path names is told apart from one outside it. In debug builds every answer is
+/// checked against it.
+#[derive(Debug, PartialEq)]
+enum PathScope {
+    /// Every answer of the path is of this scope (a learner's diary, an institution's journals).
+    Named(Scope),
+    /// The scope is known only from the answer, and is a learner's (a queue application: its
+    /// applicant) or an institution's (a teacher: where they work).
+    LearnerOfAnswer,
+    InstitutionOfAnswer,
+    /// A path the model refuses (no first segment) or a model this table does not know: nothing
+    /// is checked before the model answers.
+    Unknown,
+}
+
+fn path_scope(model: &str, rest: &[&str]) -> PathScope {
+    if model == "indicators" {
+        return PathScope::Named(Scope::Region);
+    }
+    let Some(first) = rest.first().filter(|s| !s.is_empty()) else { return PathScope::Unknown };
+    let first = (*first).to_owned();
+    match model {
+        "completeness" if first == "commitments" => PathScope::Named(Scope::Region),
+        "diaries" | "record-books" | "profiles" | "completeness" => PathScope::Named(Scope::Learner(first)),
+        "journals" | "first-grade" | "clubs" => PathScope::Named(Scope::Institution(first)),
+        "kindergarten-queues" if rest.get(1) == Some(&"applications") => PathScope::LearnerOfAnswer,
+        "kindergarten-queues" => PathScope::Named(Scope::Territory(first)),
+        "teachers" => PathScope::InstitutionOfAnswer,
+        _ => PathScope::Unknown,
+    }
+}
+
+/// Whether `principal` may read some answer of a path whose scope is `scope`: the refusal it
+/// gets otherwise, before the model is asked. For a scope known only from the answer, a token
+/// passes if it may read the whole region or holds a scope of that kind; the answer's own scope
+/// is checked again once it is known (a parent asking another child's application, or staff
+/// asking a teacher of another school, are refused only then, after any `min_tree_size` wait).
+fn authorize_path(principal: &Principal, scope: &PathScope) -> Result<(), Refusal> {
+    let held_kind = |learner: bool| match principal {
+        Principal::PublicReads => true,
+        Principal::Token { scope: held, .. } => {
+            may_read(principal, &Scope::Region)
+                || if learner { matches!(held, Scope::Learner(_)) } else { matches!(held, Scope::Institution(_)) }
+        }
+    };
+    match scope {
+        PathScope::Named(s) => authorize_view(principal, s),
+        // A token that may read no answer of the path hears what it hears for any scope not its own.
+        PathScope::LearnerOfAnswer if !held_kind(true) => authorize_view(principal, &Scope::Region),
+        PathScope::InstitutionOfAnswer if !held_kind(false) => authorize_view(principal, &Scope::Region),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /v1/projections/<model>/<path...>`: one view.
 pub(super) async fn view(
     Authenticated(principal): Authenticated,
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    P(path): P<String>,
     Q(q): Q<ViewQuery>,
 ) -> Response {
     let segments: Vec<&str> = path.split('/').collect();
@@ -75,8 +139,21 @@ pub(super) async fn view(
             format!("a view path has at most {SEGMENTS_MAX} segments"),
         ));
     }
+    if let Some(n) = q.min_tree_size.filter(|n| *n > MIN_TREE_SIZE_MAX) {
+        let message = format!("min_tree_size {n} is larger than any log (at most 2^53, {MIN_TREE_SIZE_MAX})");
+        return refusal_response(&Refusal::new(Code::BadQuery, message));
+    }
     let (name, rest) = segments.split_first().expect("split yields one item at least");
     let read = state.ledger.read_side();
+    if !read.names().iter().any(|n| n == name) {
+        let message = format!("no read model {name}; the models are {}", read.names().join(", "));
+        return refusal_response(&Refusal::new(Code::NotFound, message));
+    }
+    // Authorized on what the path says of the scope before any wait or work.
+    let path_scope = path_scope(name, rest);
+    if let Err(r) = authorize_path(&principal, &path_scope) {
+        return refusal_response(&r);
+    }
     if let Some(n) = q.min_tree_size {
         if read.applied() < n && !read.wait_applied(n, MIN_TREE_SIZE_WAIT).await {
             let message =
@@ -110,17 +187,33 @@ pub(super) async fn view(
             let message = format!("no read model {m}; the models are {}", read.names().join(", "));
             return refusal_response(&Refusal::new(Code::NotFound, message));
         }
-        // Whether an id exists is itself personal data: only a reader of the whole region learns
-        // it; any other token hears what it hears for an id outside its scope.
+        // Whether an id exists is itself personal data: a token learns it only inside the scope
+        // the path names, which it holds (checked above: a parent asking a subject of their own
+        // child's diary, staff a class of their own school), or as a reader of the whole region;
+        // any other token hears what it hears for an id outside its scope.
         Err(ReadError::View(ViewError::NotFound(m))) => {
-            return match authorize_view(&principal, &zachetka_projections::Scope::Region) {
+            let scope = match &path_scope {
+                PathScope::Named(s) => s,
+                _ => &Scope::Region,
+            };
+            return match authorize_view(&principal, scope) {
                 Ok(()) => refusal_response(&Refusal::new(Code::NotFound, m)),
                 Err(r) => refusal_response(&r),
-            }
+            };
         }
         Err(ReadError::View(ViewError::BadPath(m))) => return refusal_response(&Refusal::new(Code::BadPath, m)),
         Err(ReadError::Store(m)) => return super::error::unavailable(m),
     };
+    debug_assert!(
+        match &path_scope {
+            PathScope::Named(s) => *s == answer.view.scope,
+            PathScope::LearnerOfAnswer => matches!(answer.view.scope, Scope::Learner(_)),
+            PathScope::InstitutionOfAnswer => matches!(answer.view.scope, Scope::Institution(_)),
+            PathScope::Unknown => true,
+        },
+        "{name}/{rest:?}: the path's scope {path_scope:?} differs from the answer's {:?}",
+        answer.view.scope
+    );
     // Authorized on the answer's scope, before any byte of it leaves: a refusal carries no data.
     if let Err(r) = authorize_view(&principal, &answer.view.scope) {
         return refusal_response(&r);

@@ -20,7 +20,10 @@ use serde::Deserialize;
 /// looks at.
 pub const PAGE_LEN_MAX: u64 = 1000;
 
+/// Unknown parameters are refused (`bad_query`), as the feed's and the views' are: a misspelt
+/// `from` would otherwise serve the first page as if it had been asked for.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
     #[serde(default)]
     from: u64,
@@ -56,7 +59,10 @@ pub(super) async fn get_entries(_: EntryReader, State(state): State<AppState>, Q
     }
 }
 
+/// Unknown parameters are refused (`bad_query`): `from` here, where the parameter is
+/// `from_version`, served versions from 0.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct StreamQuery {
     #[serde(default)]
     from_version: u64,
@@ -372,12 +378,30 @@ pub(super) async fn get_feed(
         Ok(q) => q,
         Err(r) => return refusal_response(&r),
     };
+    // A follower resumes from a position it was sent, never beyond the head; a `from` beyond it
+    // would be answered with position lines claiming entries the log does not hold. This node's
+    // head may trail the store's (another node appended): the store's own is read before refusing.
+    let head = state.ledger.head().0.tree_size;
+    if from > head {
+        let ledger = state.ledger.clone();
+        let stored = match tokio::task::spawn_blocking(move || ledger.store().head()).await {
+            Ok(Ok(h)) => h.map_or(0, |(h, _)| h.tree_size).max(head),
+            Ok(Err(e)) => return read_failed(e),
+            Err(e) => return unavailable(e),
+        };
+        if from > stored {
+            let message = format!(
+                "from {from} is beyond the head {stored} of the log; a feed resumes from a position it was sent, at most the head"
+            );
+            return refusal_response(&Refusal::new(Code::BadQuery, message));
+        }
+    }
     let access = std::sync::Arc::new((state.access.clone(), reader));
     feed_response(state.ledger.clone(), from, std::sync::Arc::new(filter), FEED_HEARTBEAT_INTERVAL, access)
 }
 
-/// The token is checked again before each chunk: a revoked token's feed ends with an
-/// `unauthorized` line.
+/// The token is checked again before each chunk and each heartbeat: a revoked token's feed ends
+/// with an `unauthorized` line, whether entries are coming or not.
 fn feed_response(
     ledger: Ledger,
     from: u64,
@@ -393,16 +417,19 @@ fn feed_response(
         let access = access.clone();
         async move {
             let (ledger, mut watch, next) = state?;
+            // The refusal line that ends the feed, if its token no longer reads it.
+            let revoked = || match access.0.still_valid(&access.1) {
+                Ok(true) => None,
+                Ok(false) => {
+                    Some(error::feed_refused(&Refusal::new(Code::Unauthorized, "the bearer token was revoked")))
+                }
+                Err(r) => Some(error::feed_refused(&r)),
+            };
             loop {
                 let size = *watch.borrow_and_update();
                 if next < size {
-                    match access.0.still_valid(&access.1) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            let r = Refusal::new(Code::Unauthorized, "the bearer token was revoked");
-                            return Some((Ok(error::feed_refused(&r)), None));
-                        }
-                        Err(r) => return Some((Ok(error::feed_refused(&r)), None)),
+                    if let Some(line) = revoked() {
+                        return Some((Ok(line), None));
                     }
                     let l = ledger.clone();
                     let f = filter.clone();
@@ -417,7 +444,12 @@ fn feed_response(
                     };
                 }
                 match tokio::time::timeout(heartbeat, watch.changed()).await {
-                    Err(_idle) => return Some((Ok(Bytes::from(position_line(next))), Some((ledger, watch, next)))),
+                    Err(_idle) => {
+                        if let Some(line) = revoked() {
+                            return Some((Ok(line), None));
+                        }
+                        return Some((Ok(Bytes::from(position_line(next))), Some((ledger, watch, next))));
+                    }
                     Ok(Err(_closed)) => return None,
                     Ok(Ok(())) => {}
                 }

@@ -34,6 +34,11 @@ pub(super) async fn get_record(
     P(learner): P<String>,
     Q(q): Q<RecordQuery>,
 ) -> Response {
+    // A path with no learner id is the client's error, answered as every bad path is.
+    if learner.is_empty() {
+        let message = "expected a learner id in /v1/learners/<learner>/record";
+        return refusal_response(&Refusal::new(Code::BadPath, message));
+    }
     // Authorized on the learner's scope before anything is looked up or read.
     if let Err(r) = authorize_view(&principal, &zachetka_projections::Scope::Learner(learner.clone())) {
         return refusal_response(&r);
@@ -47,15 +52,39 @@ pub(super) async fn get_record(
         tokio::task::spawn_blocking(move || crate::record::export_learner(&ledger, &learner, &disclosure)).await;
     match result {
         Ok(Ok(bundle)) => json_response(200, String::from_utf8(bundle.to_json()).expect("JSON is UTF-8")),
-        Ok(Err(RecordError::UnknownLearner(id))) => {
+        Ok(Err(e)) => export_failed(e),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Why no bundle was exported, as a refusal. Only a store that could not be read now is
+/// `unavailable` (503, retry); the caller's error is 400 or 404, a record larger than a bundle
+/// 413, and data of this ledger that does not make a bundle (a missing checkpoint, an entry the
+/// exporter cannot parse or prove, a commitment unlike the log) 500 `store_corrupt`, which a
+/// retry does not change.
+fn export_failed(e: RecordError) -> Response {
+    use crate::read::completeness::CompletenessError;
+    match e {
+        RecordError::UnknownLearner(id) => {
             refusal_response(&Refusal::new(Code::NotFound, format!("no record of learner {id} in this ledger")))
         }
-        Ok(Err(RecordError::Store(e))) => read_failed(e),
-        Ok(Err(e @ RecordError::TooManyEntries { .. })) => {
+        RecordError::BadLearner(m) => refusal_response(&Refusal::new(Code::BadPath, m)),
+        RecordError::Store(e) | RecordError::Completeness(CompletenessError::Store { source: e, .. }) => read_failed(e),
+        RecordError::Read(m) => unavailable(m),
+        e @ (RecordError::TooManyEntries { .. } | RecordError::RegistryTooLong) => {
             refusal_response(&Refusal::new(Code::BodyTooLarge, e.to_string()))
         }
-        Ok(Err(e)) => unavailable(crate::store::error_chain(&e)),
-        Err(e) => unavailable(e),
+        e @ (RecordError::NoCheckpoint(_)
+        | RecordError::NoModel(_)
+        | RecordError::Export(_)
+        | RecordError::Completeness(_)) => {
+            let message = crate::store::error_chain(&e);
+            tracing::error!(error = %message, "a learner's record could not be exported");
+            refusal_response(&Refusal::new(
+                Code::StoreCorrupt,
+                format!("the ledger's data does not make a bundle: {message}"),
+            ))
+        }
     }
 }
 

@@ -200,6 +200,67 @@ fn a_feed_ends_with_an_unauthorized_line_when_its_token_is_revoked() {
     );
 }
 
+/// Review s9, finding 11: an idle feed (nothing new committed) sent heartbeats to a revoked
+/// token for as long as it stayed open. Its next line after the revocation, a heartbeat's turn,
+/// is the `unauthorized` line, and the feed ends.
+#[test]
+fn an_idle_feed_ends_with_an_unauthorized_line_when_its_token_is_revoked() {
+    let (_d, ledger) = ledger_with_entries();
+    let srv = serve(ledger);
+    let secret = TokenSecret::from_bytes([0x44; 32]);
+    let record = create_token(&srv.tokens, &secret, Role::ReadService, Scope::Region, "idle feed", 0).unwrap();
+    // From the head: nothing to send until a heartbeat is due.
+    let resp =
+        ureq::get(&format!("{}/v1/feed?from=6", srv.base)).set("authorization", &bearer(&secret)).call().unwrap();
+    revoke_token(&srv.tokens, &record.id).unwrap();
+    let mut lines = std::io::BufReader::new(resp.into_reader()).lines();
+    // (The heartbeat comes FEED_HEARTBEAT_INTERVAL after the feed opened; ureq has no read
+    // timeout, and a feed that never ends would hang here, so the read is on its own thread.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = lines.next().map(Result::unwrap);
+        let second = lines.next().map(|l| l.map_err(|e| e.to_string()));
+        let _ = tx.send((first, second));
+    });
+    let guard = zachetka::api::FEED_HEARTBEAT_INTERVAL * 3; // a failure guard, not synchronization
+    let (first, second) = rx.recv_timeout(guard).expect("the feed ended after its first line");
+    let first: Value = serde_json::from_str(&first.expect("a line")).unwrap();
+    assert_eq!(first["code"].as_str(), Some("unauthorized"), "no heartbeat to a revoked token: {first}");
+    assert!(second.is_none(), "the feed ends after its refusal line: {second:?}");
+}
+
+/// Review s9, finding 15: with two `Authorization` headers the first won, so a proxy reading the
+/// other one authorized differently. Such a request is refused 401, whichever order.
+#[test]
+fn a_request_with_two_authorization_headers_is_refused() {
+    use std::io::{Read, Write};
+    let (_d, ledger) = ledger_with_entries();
+    let srv = serve(ledger);
+    let learner = TokenSecret::from_bytes([0x45; 32]);
+    create_token(&srv.tokens, &learner, Role::Learner, Scope::Learner("a".into()), "learner", 0).unwrap();
+    let (a, b) = (bearer(&learner), auditor_bearer());
+    let addr = srv.base.trim_start_matches("http://").to_owned();
+    for (first, second) in [(&a, &b), (&b, &a), (&b, &b)] {
+        for path in ["/v1/entries", "/v1/projections/diaries/a"] {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {first}\r\nAuthorization: {second}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            let status = resp.split(' ').nth(1).unwrap_or_default();
+            let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+            assert_eq!(status, "401", "{path}: {resp}");
+            assert_refusal(body, "unauthorized", path);
+            assert!(body.contains("more than one"), "says why: {body}");
+        }
+    }
+    // One header still works.
+    assert_eq!(get_as(&srv.base, "/v1/entries", Some(&b)).0, 200);
+}
+
 #[test]
 fn an_unreadable_token_file_refuses_reads_and_leaves_public_ones() {
     let (_d, ledger) = ledger_with_entries();

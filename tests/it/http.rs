@@ -286,6 +286,21 @@ fn the_feed_catches_up_then_follows_live() {
     for want in 2..5 {
         assert_eq!(seq_of(rx.recv_timeout(timeout).unwrap()), want);
     }
+    // Review s9, finding 15: a feed from beyond the head answered heartbeats claiming positions
+    // the log does not hold. From the head it follows live; beyond it, it is refused at once.
+    let feed = |from: u64| match ureq::get(&format!("{}/v1/feed?from={from}", srv.base))
+        .set("authorization", &auditor_bearer())
+        .call()
+    {
+        Ok(r) => (r.status(), None),
+        Err(ureq::Error::Status(s, r)) => (s, Some(r.into_json::<Value>().unwrap())),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(feed(5).0, 200, "a feed from the head waits for what comes next");
+    let (status, refusal) = feed(6);
+    let refusal = refusal.unwrap_or_else(|| panic!("from beyond the head: {status}"));
+    assert_eq!((status, refusal["code"].as_str()), (400, Some("bad_query")), "{refusal}");
+    assert!(refusal["message"].as_str().unwrap().contains("head 5"), "names the head: {refusal}");
     writer.append_blocking((5..8u64).map(|i| grade(i, "learner/b", None)).collect());
     for want in 5..8 {
         assert_eq!(seq_of(rx.recv_timeout(timeout).unwrap()), want, "live entries follow the catch-up");
@@ -761,8 +776,18 @@ fn every_bad_request_is_refused_as_json_with_a_code() {
     let event = grade(2, "learner/a", None).to_string();
     // method, path, content type, body, status, code
     type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
-    let rows: [Row; 27] = [
+    let rows: [Row; 32] = [
         ("GET", "/v1/entries?from=-1", None, "", 400, "bad_query"),
+        // Review s9, finding 15: unknown parameters were ignored (`from` on a stream, whose
+        // parameter is `from_version`, served versions 0-99).
+        ("GET", "/v1/entries?x=1", None, "", 400, "bad_query"),
+        ("GET", "/v1/streams/learner/a?from=5", None, "", 400, "bad_query"),
+        // Finding 15: a size no log reaches is refused at once, not waited on and retried.
+        ("GET", "/v1/projections/indicators?min_tree_size=9007199254740993", None, "", 400, "bad_query"),
+        // Finding 9: a view path that is not UTF-8 was plain text.
+        ("GET", "/v1/projections/diaries/x/%FF", None, "", 400, "bad_path"),
+        // Finding 8: an empty learner id was 503 `unavailable` with Retry-After.
+        ("GET", "/v1/learners//record", None, "", 400, "bad_path"),
         ("GET", "/v1/entries?limit=many", None, "", 400, "bad_query"),
         ("GET", "/v1/proofs/inclusion?leaf_index=x&tree_size=1", None, "", 400, "bad_query"),
         ("GET", "/v1/proofs/inclusion", None, "", 400, "bad_query"),

@@ -231,6 +231,15 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
     let (s, other) = call(ureq::get(&path).set("authorization", &tb), None);
     assert_eq!((s, serde_json::from_slice::<Value>(&other).unwrap()["code"].clone()), (403, json!("forbidden")));
     assert_eq!(call(ureq::get(&path), None).0, 401);
+    // Review s9, finding 8: a malformed learner id is the client's error (400 `bad_path`, no
+    // Retry-After), for the learner's own token as for the auditor, never 503 `unavailable`.
+    for token in [&ta, &auditor_bearer()] {
+        let r = ureq::get(&format!("{}/v1/learners//record", srv.base)).set("authorization", token).call();
+        let Err(ureq::Error::Status(s, r)) = r else { panic!("an empty learner id is refused") };
+        assert!(r.header("retry-after").is_none(), "nothing to retry");
+        let v: Value = r.into_json().unwrap();
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_path")), "{v}");
+    }
     // The auditor reads it too; an unknown disclosure choice is a bad query.
     assert_eq!(call(ureq::get(&path).set("authorization", &auditor_bearer()), None).0, 200);
     let (s, bad) = call(ureq::get(&format!("{path}?only=grades")).set("authorization", &ta), None);
