@@ -1042,7 +1042,7 @@ impl KindergartenQueues {
             if let Some(c) = sims[me].lapsing(from, to) {
                 let delta = count_ahead(rules, sims, me, to) - count_ahead(rules, sims, me, from);
                 if delta != 0 {
-                    moves.push(lapse_json(sims[me].app, me_id, c, delta));
+                    moves.push(lapse_json(sims[me].app, me_id, c, delta, true));
                 }
                 return;
             }
@@ -1059,7 +1059,7 @@ impl KindergartenQueues {
                 let delta =
                     i64::from(is_ahead(rules, b, &sims[me], to)) - i64::from(is_ahead(rules, b, &sims[me], from));
                 if delta != 0 {
-                    moves.push(lapse_json(b.app, b.id, c, delta));
+                    moves.push(lapse_json(b.app, b.id, c, delta, false));
                 }
             }
         };
@@ -1087,6 +1087,9 @@ impl KindergartenQueues {
                 o.insert("application".into(), json!(sims[i].id));
                 o.insert("ahead_change".into(), json!(after - before));
                 o.insert("reason".into(), json!(move_reason(&c.what, i == me)));
+                if i != me {
+                    withhold_others_benefit(o);
+                }
                 moves.push(m);
             }
         }
@@ -1180,10 +1183,22 @@ fn move_reason(what: &What, own: bool) -> &'static str {
     }
 }
 
-fn lapse_json(app: &App, id: &str, claim: usize, delta: i64) -> Value {
+/// A move caused by another family's application shows that a benefit of theirs was claimed,
+/// confirmed, rejected or lapsed (its reason and event), never which benefit or claim: a
+/// category names a child's or a parent's disability, or a parent's profession (DOMAIN
+/// "Privacy": special categories of personal data), and the answer is read by every family
+/// the change moved.
+fn withhold_others_benefit(o: &mut serde_json::Map<String, Value>) {
+    o.remove("category");
+    o.remove("claim");
+}
+
+/// A lapse of a confirmed benefit that moved the application: its own (`own`), shown whole, or
+/// another's, without its category and claim ([`withhold_others_benefit`]).
+fn lapse_json(app: &App, id: &str, claim: usize, delta: i64, own: bool) -> Value {
     let c = &app.claims[claim];
     let decided = c.decided.as_ref().unwrap_or(&c.claimed);
-    json!({
+    let mut v = json!({
         "type": "queue.benefit_confirmed",
         "event": decided.event,
         "seq": decided.seq,
@@ -1193,7 +1208,11 @@ fn lapse_json(app: &App, id: &str, claim: usize, delta: i64) -> Value {
         "recheck_on": time::format_date(c.recheck_on),
         "ahead_change": delta,
         "reason": LAPSE_REASON,
-    })
+    });
+    if !own {
+        withhold_others_benefit(v.as_object_mut().expect("an object"));
+    }
+    v
 }
 
 /// One age group's history replayed for every application of the group at once, kept between
@@ -1544,11 +1563,14 @@ impl KindergartenQueues {
                     o.insert("application".into(), json!(oid));
                     o.insert("ahead_change".into(), json!(i64::from(delta)));
                     o.insert("reason".into(), json!(move_reason(&c.what, i as usize == me)));
+                    if i as usize != me {
+                        withhold_others_benefit(o);
+                    }
                     v
                 }
                 MoveRef::Lapse { app: i, claim, delta } => {
                     let (oid, other) = app_of(i);
-                    lapse_json(other, oid, claim as usize, i64::from(delta))
+                    lapse_json(other, oid, claim as usize, i64::from(delta), i as usize == me)
                 }
             })
             .collect();
@@ -2066,8 +2088,10 @@ mod tests {
             .map(|x| (x["seq"].as_u64().unwrap(), x["ahead_change"].as_i64().unwrap(), x["reason"].as_str().unwrap()))
             .collect();
         assert_eq!(moves, [(6, 1, "benefit_confirmed_moved_ahead"), (13, -1, "offered_a_place_ahead"),]);
-        assert_eq!(b["moves"][0]["claim"], json!("c3"));
+        // a3's benefit moved a1 back: a1's family sees that a benefit was confirmed, not which.
         assert_eq!(b["moves"][0]["application"], json!("a3"));
+        let shown = b["moves"][0].as_object().unwrap();
+        assert!(!shown.contains_key("claim") && !shown.contains_key("category"), "{shown:?}");
 
         // a3: first_priority by its confirmed police benefit, until re-check on 2027-03-01.
         let b = body(&m, &["luga", "applications", "a3"]);
@@ -2137,10 +2161,11 @@ mod tests {
         assert_eq!(
             b["moves"],
             json!([
-                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "claim": "cb2", "category": "large_family",
+                // Another family's benefit: that it was confirmed and lapsed, not which (category, claim).
+                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28,
                  "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"},
-                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "application": "b2", "claim": "cb2",
-                 "category": "large_family", "recheck_on": "2026-06-10", "ahead_change": -1, "reason": "benefit_recheck_date_passed"},
+                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "application": "b2",
+                 "recheck_on": "2026-06-10", "ahead_change": -1, "reason": "benefit_recheck_date_passed"},
             ])
         );
         let b = body(&m, &["tikhvin", "applications", "b2"]);
