@@ -375,12 +375,12 @@ impl ReadModel for Journals {
                     None => None,
                 };
                 let years = s.symbols.get(class_id).and_then(|c| s.by_class.get(&(inst, c)));
-                let years = years.map(|at| at.iter().map(|c| &s.classes[*c as usize])).ok_or_else(|| {
+                let mut years = years.map(|at| at.iter().map(|c| &s.classes[*c as usize])).ok_or_else(|| {
                     ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
                 })?;
                 // The given year, or the newest the class has records in.
                 let class = match year {
-                    Some(year) => years.into_iter().find(|c| c.academic_year == year).ok_or_else(|| {
+                    Some(year) => years.find(|c| c.academic_year == year).ok_or_else(|| {
                         ViewError::NotFound(format!(
                             "class {class_id} of institution {institution} has no journal in academic year {year}"
                         ))
