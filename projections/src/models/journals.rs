@@ -351,21 +351,12 @@ impl ReadModel for Journals {
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        // The path's shape first, so that a malformed one is refused alike whatever ids exist.
         let institution = model::segment(path, 0, "an institution id")?;
-        let s = &self.state;
-        let no_journal = || ViewError::NotFound(format!("no journal of institution {institution}"));
-        let inst = s.symbols.get(institution).ok_or_else(no_journal)?;
-        let classes = s.by_institution.get(&inst).ok_or_else(no_journal)?;
-        let scope = Scope::Institution(institution.to_owned());
-        match path.len() {
-            1 => {
-                let mut classes: Vec<&ClassJournal> = classes.iter().map(|c| &s.classes[*c as usize]).collect();
-                classes.sort_by_key(|c| (s.symbols.name(c.class), c.academic_year));
-                Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) })
-            }
+        // (class, subject, year) of one journal; `None` for the institution's listing.
+        let point = match path.len() {
+            1 => None,
             3 | 4 => {
-                let class_id = model::segment(path, 1, "a class")?;
-                let subject_id = model::segment(path, 2, "a subject")?;
                 let year = match path.get(3) {
                     Some(y) => Some(academic_year_segment(y).ok_or_else(|| {
                         ViewError::BadPath(format!(
@@ -374,6 +365,22 @@ impl ReadModel for Journals {
                     })?),
                     None => None,
                 };
+                Some((model::segment(path, 1, "a class")?, model::segment(path, 2, "a subject")?, year))
+            }
+            _ => return Err(ViewError::BadPath(format!("expected {SHAPE}"))),
+        };
+        let s = &self.state;
+        let no_journal = || ViewError::NotFound(format!("no journal of institution {institution}"));
+        let inst = s.symbols.get(institution).ok_or_else(no_journal)?;
+        let classes = s.by_institution.get(&inst).ok_or_else(no_journal)?;
+        let scope = Scope::Institution(institution.to_owned());
+        match point {
+            None => {
+                let mut classes: Vec<&ClassJournal> = classes.iter().map(|c| &s.classes[*c as usize]).collect();
+                classes.sort_by_key(|c| (s.symbols.name(c.class), c.academic_year));
+                Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) })
+            }
+            Some((class_id, subject_id, year)) => {
                 let years = s.symbols.get(class_id).and_then(|c| s.by_class.get(&(inst, c)));
                 let mut years = years.map(|at| at.iter().map(|c| &s.classes[*c as usize])).ok_or_else(|| {
                     ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
@@ -397,7 +404,6 @@ impl ReadModel for Journals {
                     })?;
                 Ok(View { scope, body: journal_json(s, institution, class_id, subject_id, class, subject) })
             }
-            _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
     }
 }
@@ -748,6 +754,12 @@ mod tests {
             assert!(matches!(m.view(&["sch-1", "10В", "history", bad]), Err(ViewError::BadPath(_))), "{bad}");
         }
         assert!(matches!(m.view(&["sch-1", "10В", "history", "2026", "x"]), Err(ViewError::BadPath(_))));
+        // A malformed path is refused alike whether its ids exist or not (no id is disclosed).
+        for bad in [vec!["sch-1", "10В", "history", "23"], vec!["sch-1", "10В"]] {
+            let mut unknown = bad.clone();
+            unknown[0] = "sch-9";
+            assert_eq!(m.view(&bad), m.view(&unknown), "{bad:?}");
+        }
         // Point views, with or without the year, are answered inline; the listing is not.
         assert!(m.view_now(&["sch-1", "10В", "history", "2023"]).is_some());
         assert!(m.view_now(&["sch-1", "10В", "history"]).is_some());
