@@ -1,7 +1,7 @@
 //! What the journal, diary and record-book models share: compact event ids, a record with its
 //! correction history and current value, a learner's sheet in one subject of one class (marks,
-//! attendance, term, year and attestation grades, the weighted average as integers), and the
-//! JSON shapes those render to.
+//! attendance, term, year and attestation grades, the weighted average as integers), the
+//! academic year a dated record counts in, and the JSON shapes those render to.
 //! Not a read model itself, and no policy on which events go where: each model decides that.
 
 use serde::{Deserialize, Serialize};
@@ -677,6 +677,18 @@ pub struct Grades {
 }
 
 /// A mark row from its event, interning its short strings.
+/// The academic year (its starting calendar year) a school record dated `date` (`YYYY-MM-DD`)
+/// counts in: September to August, by the one calendar rule the queue's age groups use too
+/// (`time::academic_year_of`). `None` for a date that is not one (the rules refuse those).
+pub fn academic_year_of_date(date: &str) -> Option<i64> {
+    crate::time::parse_date(date).map(crate::time::academic_year_of)
+}
+
+/// An academic year as a view path gives it: four ASCII digits (`2023` for 2023/24).
+pub fn academic_year_segment(segment: &str) -> Option<i64> {
+    (segment.len() == 4 && segment.bytes().all(|b| b.is_ascii_digit())).then(|| segment.parse().ok()).flatten()
+}
+
 pub fn mark_row(syms: &mut Symbols, f: &crate::model::Fact<'_>, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
     MarkRow {
         record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)).imported(f.imported),

@@ -1,5 +1,5 @@
 //! The learner diary (электронный дневник): one learner's school record from their side. Per
-//! subject and class: marks (current values with their corrections), attendance, the weighted
+//! subject and class in an academic year (a class journal's year, as `journals` keys it): marks (current values with their corrections), attendance, the weighted
 //! average, term, year and intermediate-attestation grades; and for the learner: whole-day
 //! attendance, academic debts with their retakes (open or closed, attempts), promotions, final
 //! attestation results and certificates.
@@ -10,8 +10,8 @@
 //! symbols, about 26 bytes a mark; no JSON until a view is asked for).
 
 use super::common::{
-    attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
-    Keyed, Sheet, Sym, Symbols,
+    academic_year_of_date, attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId,
+    GradeKind, GradeRow, Keyed, Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -96,22 +96,30 @@ struct Certificate {
     issued_on: Sym,
 }
 
-/// The learner's sheet in one subject of one class of one institution.
+/// The learner's sheet in one subject of one class of one institution in one academic year (a
+/// class name recurs every year: a learner who repeats a year has two sheets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ClassSheet {
     subject: Sym,
     institution: Sym,
     class: Sym,
+    /// The academic year's starting calendar year (2026 for 2026/27).
+    academic_year: i64,
     sheet: Sheet,
 }
 
-/// The learner's whole-day attendance marks in one class of one institution.
+/// The learner's whole-day attendance marks in one class of one institution in one academic
+/// year.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct DayRows {
     institution: Sym,
     class: Sym,
+    academic_year: i64,
     rows: Vec<AttendanceRow>,
 }
+
+/// Where a sheet is: (subject, institution, class, academic year).
+type SheetAt = (Sym, Sym, Sym, i64);
 
 /// One learner's diary. Sheets and day rows are in order of first appearance (the log's order,
 /// so canonical); views sort them by name. A learner has a few of each, so finding one is a
@@ -143,27 +151,31 @@ pub struct Diaries {
 }
 
 impl Diary {
-    fn sheet(&mut self, subject: Sym, institution: Sym, class: Sym) -> &mut Sheet {
-        let at =
-            self.sheets.iter().position(|s| s.subject == subject && s.institution == institution && s.class == class);
+    fn sheet(&mut self, (subject, institution, class, academic_year): SheetAt) -> &mut Sheet {
+        let at = self.sheets.iter().position(|s| {
+            s.subject == subject && s.institution == institution && s.class == class && s.academic_year == academic_year
+        });
         let at = at.unwrap_or_else(|| {
-            self.sheets.push(ClassSheet { subject, institution, class, sheet: Sheet::default() });
+            self.sheets.push(ClassSheet { subject, institution, class, academic_year, sheet: Sheet::default() });
             self.sheets.len() - 1
         });
         &mut self.sheets[at].sheet
     }
 
-    fn day_rows(&mut self, institution: Sym, class: Sym) -> &mut Vec<AttendanceRow> {
-        let at = self.day_attendance.iter().position(|d| d.institution == institution && d.class == class);
+    fn day_rows(&mut self, institution: Sym, class: Sym, academic_year: i64) -> &mut Vec<AttendanceRow> {
+        let at = self
+            .day_attendance
+            .iter()
+            .position(|d| d.institution == institution && d.class == class && d.academic_year == academic_year);
         let at = at.unwrap_or_else(|| {
-            self.day_attendance.push(DayRows { institution, class, rows: Vec::new() });
+            self.day_attendance.push(DayRows { institution, class, academic_year, rows: Vec::new() });
             self.day_attendance.len() - 1
         });
         &mut self.day_attendance[at].rows
     }
 
     /// Applies a correction to the record it names among this learner's records: first those
-    /// of the institution and class it names (a sheet's record or a whole-day attendance mark),
+    /// of the institution and class it names (in any academic year) (a sheet's record or a whole-day attendance mark),
     /// then any other (the rules check the record's stream, not its class), then the retakes.
     /// `here` is the named (institution, class), `None` when this model never saw those names.
     fn correct(&mut self, here: Option<(Sym, Sym)>, target: &EventId, c: Correction, syms: &Symbols) {
@@ -198,7 +210,8 @@ impl ReadModel for Diaries {
         // 3: sheets and day rows in flat lists, institutions, classes, subjects and dates
         //    interned; event ids as byte strings; a sheet's term, year and attestation grades
         //    boxed.
-        3
+        // 4: sheets and day rows per academic year (a class name recurs every year).
+        4
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -212,8 +225,8 @@ impl ReadModel for Diaries {
                     term,
                     scale: symbols.intern(scale),
                 };
-                let at = (symbols.intern(subject), symbols.intern(institution), symbols.intern(class));
-                learners.slot(learner).sheet(at.0, at.1, at.2).add_grade(kind, row);
+                let at = (symbols.intern(subject), symbols.intern(institution), symbols.intern(class), year);
+                learners.slot(learner).sheet(at).add_grade(kind, row);
             };
         let event = || EventId::of(f.id);
         match f.event {
@@ -242,18 +255,22 @@ impl ReadModel for Diaries {
                 &d.scale,
             ),
             Event::GradeRecorded(d) => {
+                let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let row = mark_row(symbols, f, d);
-                let at = (symbols.intern(&d.subject), symbols.intern(&d.institution), symbols.intern(&d.class));
-                learners.slot(learner).sheet(at.0, at.1, at.2).add_mark(row, symbols);
+                let at = (symbols.intern(&d.subject), symbols.intern(&d.institution), symbols.intern(&d.class), year);
+                learners.slot(learner).sheet(at).add_mark(row, symbols);
             }
             Event::AttendanceMarked(d) => {
+                let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: symbols.intern(&d.lesson_date) };
                 let (institution, class) = (symbols.intern(&d.institution), symbols.intern(&d.class));
                 let diary = learners.slot(learner);
                 match &d.subject {
-                    Some(subject) => diary.sheet(symbols.intern(subject), institution, class).attendance.push(row),
-                    None => diary.day_rows(institution, class).push(row),
+                    Some(subject) => {
+                        diary.sheet((symbols.intern(subject), institution, class, year)).attendance.push(row)
+                    }
+                    None => diary.day_rows(institution, class, year).push(row),
                 }
             }
             Event::RecordCorrected(d) => {
@@ -368,11 +385,13 @@ impl ReadModel for Diaries {
     }
 }
 
-/// The diary's sheets by subject, institution and class names (the order views list them in).
+/// The diary's sheets by subject name, then academic year, institution and class names (the
+/// order views list them in).
 fn sorted_sheets<'d>(syms: &Symbols, d: &'d Diary) -> Vec<&'d ClassSheet> {
     let mut sheets: Vec<&ClassSheet> = d.sheets.iter().collect();
     sheets.sort_by(|a, b| {
-        let key = |s: &ClassSheet| (syms.name(s.subject), syms.name(s.institution), syms.name(s.class));
+        let key =
+            |s: &ClassSheet| (syms.name(s.subject), s.academic_year, syms.name(s.institution), syms.name(s.class));
         key(a).cmp(&key(b))
     });
     sheets
@@ -389,6 +408,7 @@ fn summary_json(syms: &Symbols, learner: &str, d: &Diary) -> Value {
                     let mut o = Map::new();
                     o.insert("institution".to_owned(), json!(syms.name(s.institution)));
                     o.insert("class".to_owned(), json!(syms.name(s.class)));
+                    o.insert("academic_year".to_owned(), json!(s.academic_year));
                     o.insert("marks".to_owned(), json!(s.sheet.marks.len()));
                     o.insert("attendance_marks".to_owned(), json!(s.sheet.attendance.len()));
                     o.insert("average".to_owned(), s.sheet.average_json());
@@ -401,7 +421,8 @@ fn summary_json(syms: &Symbols, learner: &str, d: &Diary) -> Value {
         .collect();
     let mut days: Vec<&DayRows> = d.day_attendance.iter().collect();
     days.sort_by(|a, b| {
-        (syms.name(a.institution), syms.name(a.class)).cmp(&(syms.name(b.institution), syms.name(b.class)))
+        let key = |d: &DayRows| (d.academic_year, syms.name(d.institution), syms.name(d.class));
+        key(a).cmp(&key(b))
     });
     let day: Vec<Value> = days
         .iter()
@@ -410,6 +431,7 @@ fn summary_json(syms: &Symbols, learner: &str, d: &Diary) -> Value {
                 let mut v = attendance_json(r, syms);
                 v["institution"] = json!(syms.name(d.institution));
                 v["class"] = json!(syms.name(d.class));
+                v["academic_year"] = json!(d.academic_year);
                 v
             })
         })
@@ -442,6 +464,7 @@ fn subject_json(syms: &Symbols, learner: &str, subject: &str, sheets: &[&ClassSh
             let mut o = Map::new();
             o.insert("institution".to_owned(), json!(syms.name(s.institution)));
             o.insert("class".to_owned(), json!(syms.name(s.class)));
+            o.insert("academic_year".to_owned(), json!(s.academic_year));
             s.sheet.json_into(syms, &mut o);
             Value::Object(o)
         })
@@ -636,6 +659,62 @@ mod tests {
         assert_eq!(body["classes"][0]["marks"][0]["annulled"], true);
         assert_eq!(body["classes"][0]["attendance"][0]["code"], "ОП");
         assert_eq!(body["classes"][0]["attendance"][0]["original_code"], "Н");
+    }
+
+    /// A learner who repeats 10В: the same class name in 2023/24 and 2026/27 is two sheets, each
+    /// with its own year and average, and so are the whole-day marks; a correction finds its
+    /// record in its own year.
+    #[test]
+    fn the_same_class_in_two_academic_years_keeps_two_sheets() {
+        let mut h = History::default();
+        let at = |extra: Value| {
+            let mut v = json!({"institution": "sch-1", "class": "10В"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let mark = |mark: i64, date: &str| {
+            at(json!({"subject": "history", "mark": mark, "scale": "five_point", "weight": 5, "kind": "test",
+                      "lesson_date": date}))
+        };
+        let old = h.push(L1, "journal.grade_recorded", mark(3, "2024-05-20")); // 2023/24
+        h.push(
+            L1,
+            "journal.year_grade_set",
+            at(json!({"subject": "history", "academic_year": 2023, "mark": 3, "scale": "five_point"})),
+        );
+        h.push(L1, "journal.attendance_marked", at(json!({"lesson_date": "2024-03-01", "code": "Б"})));
+        h.push(L1, "journal.grade_recorded", mark(5, "2026-09-01")); // 2026/27
+        h.push(L1, "journal.attendance_marked", at(json!({"lesson_date": "2026-09-02", "code": "Н"})));
+        h.push(
+            L1,
+            "journal.record_corrected",
+            at(json!({"corrected_event_id": old, "reason": "appeal", "authorised_by": "did:key:adm", "mark": 4,
+                      "scale": "five_point"})),
+        );
+        let mut m = Diaries::default();
+        h.fold(&mut m);
+        let body = m.view(&["47-1"]).unwrap().body;
+        let classes = body["subjects"][0]["classes"].as_array().unwrap();
+        let years: Vec<(Value, Value, Value)> = classes
+            .iter()
+            .map(|c| (c["academic_year"].clone(), c["average"]["value"].clone(), c["marks"].clone()))
+            .collect();
+        assert_eq!(years, vec![(json!(2023), json!("4.00"), json!(1)), (json!(2026), json!("5.00"), json!(1))]);
+        assert_eq!(classes[0]["year_grades"][0]["mark"], "3");
+        assert_eq!(classes[1]["year_grades"], json!([]));
+        let day: Vec<(Value, Value)> = body["day_attendance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["academic_year"].clone(), d["code"].clone()))
+            .collect();
+        assert_eq!(day, vec![(json!(2023), json!("Б")), (json!(2026), json!("Н"))]);
+        let sub = m.view(&["47-1", "history"]).unwrap().body;
+        let years: Vec<&Value> = sub["classes"].as_array().unwrap().iter().map(|c| &c["academic_year"]).collect();
+        assert_eq!(years, vec![2023, 2026]);
+        assert_eq!(sub["classes"][0]["marks"][0]["original_mark"], "3");
+        assert_eq!(sub["classes"][0]["marks"][0]["mark"], "4");
+        check_reload(&h, || Box::<Diaries>::default());
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! The class journal (электронный журнал): per institution, class and subject, the lessons held
-//! and one row per learner with marks (current value, kind, weight, date, correction history),
-//! attendance, the weighted average and the term, year and intermediate-attestation grades.
+//! The class journal (электронный журнал): per institution, class, academic year and subject,
+//! the lessons held and one row per learner with marks (current value, kind, weight, date,
+//! correction history), attendance, the weighted average and the term, year and
+//! intermediate-attestation grades. A class name recurs every year with another cohort, so a
+//! journal is one class in one academic year: a record's own `academic_year`, else the year its
+//! date falls in (September to August).
 //! Not the learner's side (that is `diaries`), not debts or documents, and no judgement of whether
 //! a record was allowed (the rules decided that before it entered the log).
 
 use super::common::{
-    attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId, GradeKind, GradeRow,
-    Sheet, Sym, Symbols,
+    academic_year_of_date, academic_year_segment, attendance_json, correction_of, mark_row, AttendanceRow, Corrected,
+    Correction, EventId, GradeKind, GradeRow, Sheet, Sym, Symbols,
 };
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
@@ -15,7 +18,8 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 const NAME: &str = "journals";
-const SHAPE: &str = "journals/<institution> or journals/<institution>/<class>/<subject>";
+const SHAPE: &str =
+    "journals/<institution> or journals/<institution>/<class>/<subject>[/<academic_year>] (a year as 2023 for 2023/24)";
 
 /// A lesson held (`journal.lesson_held` on the institution's stream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,11 +42,13 @@ struct SubjectJournal {
     sheets: Vec<Sheet>,
 }
 
-/// One class of one institution.
+/// One class of one institution in one academic year.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ClassJournal {
     institution: Sym,
     class: Sym,
+    /// The academic year's starting calendar year (2026 for 2026/27).
+    academic_year: i64,
     subjects: Vec<SubjectJournal>,
     /// Attendance marked for the whole day (no subject): learners beside their marks.
     day_learners: Vec<Sym>,
@@ -58,22 +64,29 @@ struct State {
     /// Learner ids (a table of their own: one per learner of the region).
     learners: Symbols,
     classes: Vec<ClassJournal>,
-    /// (institution, class) -> its index in `classes`; (institution, class, subject) -> the
-    /// class's index and the subject's in it. Not encoded: rebuilt after a load.
+    /// (institution, class) -> its journals' indexes in `classes`, one per academic year (a
+    /// handful); (institution, class, year, subject) -> the class's index and the subject's in
+    /// it. Not encoded: rebuilt after a load.
     #[serde(skip)]
-    class_index: HashMap<(Sym, Sym), u32>,
+    by_class: HashMap<(Sym, Sym), Vec<u32>>,
     /// Institution -> its classes' indexes in `classes` (for the institution's view).
     #[serde(skip)]
     by_institution: HashMap<Sym, Vec<u32>>,
     #[serde(skip)]
-    subject_index: HashMap<(Sym, Sym, Sym), (u32, u32)>,
+    subject_index: HashMap<SubjectKey, (u32, u32)>,
     /// The last subject found (the records of one lesson follow each other): not encoded.
     #[serde(skip)]
     last_subject: Option<SubjectAt>,
 }
 
-/// (institution, class, subject) and where its journal is: (class, subject in the class).
-type SubjectAt = ((Sym, Sym, Sym), (u32, u32));
+/// (institution, class, academic year, subject).
+type SubjectKey = (Sym, Sym, i64, Sym);
+
+/// A subject's key and where its journal is: (class, subject in the class).
+type SubjectAt = (SubjectKey, (u32, u32));
+
+/// Where a record goes: (institution, class, academic year, subject).
+type At<'a> = (&'a str, &'a str, i64, &'a str);
 
 /// The `journals` read model.
 #[derive(Debug, Default)]
@@ -110,28 +123,31 @@ fn correct_in_class(class: &mut ClassJournal, learner: Sym, target: &EventId, c:
 }
 
 impl State {
-    /// The journal of a class, created empty on its first record.
-    fn class_of(&mut self, institution: &str, class: &str) -> u32 {
+    /// The journal of a class in an academic year, created empty on its first record.
+    fn class_of(&mut self, institution: &str, class: &str, academic_year: i64) -> u32 {
         let key = (self.symbols.intern(institution), self.symbols.intern(class));
-        if let Some(at) = self.class_index.get(&key) {
+        let years = self.by_class.entry(key).or_default();
+        if let Some(at) = years.iter().find(|c| self.classes[**c as usize].academic_year == academic_year) {
             return *at;
         }
         self.classes.push(ClassJournal {
             institution: key.0,
             class: key.1,
+            academic_year,
             subjects: Vec::new(),
             day_learners: Vec::new(),
             day_attendance: Vec::new(),
         });
         let at = u32::try_from(self.classes.len() - 1).expect("fewer than 2^32 classes");
-        self.class_index.insert(key, at);
+        years.push(at);
         self.by_institution.entry(key.0).or_default().push(at);
         at
     }
 
-    /// The journal of a subject of a class, created empty on its first record.
-    fn subject_of(&mut self, (institution, class, subject): (&str, &str, &str)) -> &mut SubjectJournal {
-        let key = (self.symbols.intern(institution), self.symbols.intern(class), self.symbols.intern(subject));
+    /// The journal of a subject of a class in an academic year, created empty on its first
+    /// record.
+    fn subject_of(&mut self, (institution, class, year, subject): At<'_>) -> &mut SubjectJournal {
+        let key = (self.symbols.intern(institution), self.symbols.intern(class), year, self.symbols.intern(subject));
         let found = match self.last_subject {
             Some((k, at)) if k == key => Some(at),
             _ => self.subject_index.get(&key).copied(),
@@ -139,10 +155,10 @@ impl State {
         let (c, j) = match found {
             Some(at) => at,
             None => {
-                let c = self.class_of(institution, class);
+                let c = self.class_of(institution, class, year);
                 let subjects = &mut self.classes[c as usize].subjects;
                 subjects.push(SubjectJournal {
-                    subject: key.2,
+                    subject: key.3,
                     lessons: Vec::new(),
                     learners: Vec::new(),
                     sheets: Vec::new(),
@@ -156,17 +172,18 @@ impl State {
         &mut self.classes[c as usize].subjects[j as usize]
     }
 
-    fn sheet_of(&mut self, at: (&str, &str, &str), learner: &str) -> &mut Sheet {
+    fn sheet_of(&mut self, at: At<'_>, learner: &str) -> &mut Sheet {
         let learner = self.learners.intern_id(learner);
         let j = self.subject_of(at);
         row_of(&mut j.learners, &mut j.sheets, learner)
     }
 
-    fn grade(&mut self, f: &Fact<'_>, at: (&str, &str, &str), kind: GradeKind, row: (i64, Option<i64>, &str, &str)) {
+    /// A term, year or attestation grade, in the academic year it names.
+    fn grade(&mut self, f: &Fact<'_>, at: At<'_>, kind: GradeKind, row: (Option<i64>, &str, &str)) {
         let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
-        let (academic_year, term, mark, scale) = row;
+        let (term, mark, scale) = row;
         let record = Corrected::new(f.seq, f.id, self.symbols.intern(mark)).imported(f.imported);
-        let row = GradeRow { record, academic_year, term, scale: self.symbols.intern(scale) };
+        let row = GradeRow { record, academic_year: at.2, term, scale: self.symbols.intern(scale) };
         self.sheet_of(at, learner).add_grade(kind, row);
     }
 
@@ -174,21 +191,28 @@ impl State {
     fn reindex(&mut self) -> Result<(), String> {
         self.symbols.reindex()?;
         self.learners.reindex()?;
-        self.class_index.clear();
+        self.by_class.clear();
         self.by_institution.clear();
         self.subject_index.clear();
         self.last_subject = None;
         for (c, class) in self.classes.iter().enumerate() {
             let key = (class.institution, class.class);
-            if self.class_index.insert(key, c as u32).is_some() {
-                return Err(format!("class {} listed twice", self.symbols.name(key.1)));
+            let years = self.by_class.entry(key).or_default();
+            if years.iter().any(|y| self.classes[*y as usize].academic_year == class.academic_year) {
+                return Err(format!(
+                    "class {} listed twice in academic year {}",
+                    self.symbols.name(key.1),
+                    class.academic_year
+                ));
             }
+            years.push(c as u32);
             self.by_institution.entry(key.0).or_default().push(c as u32);
             if class.day_learners.len() != class.day_attendance.len() {
                 return Err("day attendance rows do not pair with learners".into());
             }
             for (j, subject) in class.subjects.iter().enumerate() {
-                if self.subject_index.insert((key.0, key.1, subject.subject), (c as u32, j as u32)).is_some() {
+                let at = (key.0, key.1, class.academic_year, subject.subject);
+                if self.subject_index.insert(at, (c as u32, j as u32)).is_some() {
                     return Err(format!("subject {} listed twice", self.symbols.name(subject.subject)));
                 }
                 if subject.learners.len() != subject.sheets.len() {
@@ -209,7 +233,8 @@ impl ReadModel for Journals {
         // 2: records carry `imported` (a migration\'s source system and record).
         // 3: flat lists of classes and subjects, learners, names and topics interned, found by
         //    hash; event ids as byte strings; a sheet's term, year and attestation grades boxed.
-        3
+        // 4: a class journal is one class in one academic year (`academic_year` in its key).
+        4
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -217,6 +242,7 @@ impl ReadModel for Journals {
         match f.event {
             Event::LessonHeld(d) => {
                 let Some(institution) = StreamKind::Institution.id_of(f.stream) else { return };
+                let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let lesson = Lesson {
                     seq: f.seq,
                     event: EventId::of(f.id),
@@ -224,23 +250,27 @@ impl ReadModel for Journals {
                     date: s.symbols.intern(&d.lesson_date),
                     topic: d.topic.as_deref().map(|t| s.symbols.intern(t)),
                 };
-                s.subject_of((institution, &d.class, &d.subject)).lessons.push(lesson);
+                s.subject_of((institution, &d.class, year, &d.subject)).lessons.push(lesson);
             }
             Event::GradeRecorded(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+                let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let row = mark_row(&mut s.symbols, f, d);
                 let (n, w) = row.contribution(&s.symbols);
-                s.sheet_of((&d.institution, &d.class, &d.subject), learner).add_mark_counted(row, n, w);
+                s.sheet_of((&d.institution, &d.class, year, &d.subject), learner).add_mark_counted(row, n, w);
             }
             Event::AttendanceMarked(d) => {
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
+                let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let record = Corrected::new(f.seq, f.id, s.symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: s.symbols.intern(&d.lesson_date) };
                 match &d.subject {
-                    Some(subject) => s.sheet_of((&d.institution, &d.class, subject), learner).attendance.push(row),
+                    Some(subject) => {
+                        s.sheet_of((&d.institution, &d.class, year, subject), learner).attendance.push(row)
+                    }
                     None => {
                         let learner = s.learners.intern_id(learner);
-                        let at = s.class_of(&d.institution, &d.class) as usize;
+                        let at = s.class_of(&d.institution, &d.class, year) as usize;
                         let c = &mut s.classes[at];
                         row_of(&mut c.day_learners, &mut c.day_attendance, learner).push(row)
                     }
@@ -248,44 +278,51 @@ impl ReadModel for Journals {
             }
             Event::TermGradeSet(d) => s.grade(
                 f,
-                (&d.institution, &d.class, &d.subject),
+                (&d.institution, &d.class, d.academic_year, &d.subject),
                 GradeKind::Term,
-                (d.academic_year, Some(d.term), &d.mark.0, &d.scale),
+                (Some(d.term), &d.mark.0, &d.scale),
             ),
             Event::YearGradeSet(d) => s.grade(
                 f,
-                (&d.institution, &d.class, &d.subject),
+                (&d.institution, &d.class, d.academic_year, &d.subject),
                 GradeKind::Year,
-                (d.academic_year, None, &d.mark.0, &d.scale),
+                (None, &d.mark.0, &d.scale),
             ),
             Event::IntermediateAttestationRecorded(d) => s.grade(
                 f,
-                (&d.institution, &d.class, &d.subject),
+                (&d.institution, &d.class, d.academic_year, &d.subject),
                 GradeKind::Attestation,
-                (d.academic_year, None, &d.mark.0, &d.scale),
+                (None, &d.mark.0, &d.scale),
             ),
             Event::RecordCorrected(d) => {
-                // The correction names the institution and class; the record is one of this
-                // learner's in some subject of that class (or a whole-day attendance mark). The
-                // rules check the record's stream, not its class: a correction naming another
-                // class of the institution is looked for there too (rare, so the wider scan is).
+                // The correction names the institution and class, not the year; the record is
+                // one of this learner's in some subject of that class in some year (or a
+                // whole-day attendance mark), looked for from the newest year back. The rules
+                // check the record's stream, not its class: a correction naming another class of
+                // the institution is looked for there too (rare, so the wider scan is).
                 let Some(learner) = StreamKind::Learner.id_of(f.stream) else { return };
                 let (target, c) = correction_of(&mut s.symbols, f.seq, f.id, d);
                 let (Some(learner), Some(institution)) = (s.learners.get(learner), s.symbols.get(&d.institution))
                 else {
                     return;
                 };
-                let named = s.symbols.get(&d.class).and_then(|class| s.class_index.get(&(institution, class)));
-                if let Some(&at) = named {
+                let newest_first =
+                    |classes: &[ClassJournal], at: &u32| std::cmp::Reverse(classes[*at as usize].academic_year);
+                let mut named: Vec<u32> = (s.symbols.get(&d.class))
+                    .and_then(|class| s.by_class.get(&(institution, class)))
+                    .cloned()
+                    .unwrap_or_default();
+                named.sort_by_key(|at| newest_first(&s.classes, at));
+                for &at in &named {
                     if correct_in_class(&mut s.classes[at as usize], learner, &target, &c, &s.symbols) {
                         return;
                     }
                 }
-                // The institution's other classes, by name (the order is a function of the
-                // state, so every build corrects alike).
+                // The institution's other classes, by name, newest year first (the order is a
+                // function of the state, so every build corrects alike).
                 let mut others: Vec<u32> = s.by_institution.get(&institution).cloned().unwrap_or_default();
-                others.retain(|i| Some(i) != named);
-                others.sort_by_key(|&i| s.symbols.name(s.classes[i as usize].class));
+                others.retain(|i| !named.contains(i));
+                others.sort_by_key(|at| (s.symbols.name(s.classes[*at as usize].class), newest_first(&s.classes, at)));
                 for i in others {
                     if correct_in_class(&mut s.classes[i as usize], learner, &target, &c, &s.symbols) {
                         return;
@@ -307,55 +344,89 @@ impl ReadModel for Journals {
         Ok(())
     }
 
-    /// One class's journal in one subject (not the institution's list of classes).
+    /// One class's journal in one subject, of its newest or a given academic year (not the
+    /// institution's list of classes).
     fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
-        (path.len() == 3).then(|| self.view(path))
+        matches!(path.len(), 3 | 4).then(|| self.view(path))
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
+        // The path's shape first, so that a malformed one is refused alike whatever ids exist.
         let institution = model::segment(path, 0, "an institution id")?;
+        // (class, subject, year) of one journal; `None` for the institution's listing.
+        let point = match path.len() {
+            1 => None,
+            3 | 4 => {
+                let year = match path.get(3) {
+                    Some(y) => Some(academic_year_segment(y).ok_or_else(|| {
+                        ViewError::BadPath(format!(
+                            "expected an academic year as four digits (2023 for 2023/24), not {y}"
+                        ))
+                    })?),
+                    None => None,
+                };
+                Some((model::segment(path, 1, "a class")?, model::segment(path, 2, "a subject")?, year))
+            }
+            _ => return Err(ViewError::BadPath(format!("expected {SHAPE}"))),
+        };
         let s = &self.state;
         let no_journal = || ViewError::NotFound(format!("no journal of institution {institution}"));
         let inst = s.symbols.get(institution).ok_or_else(no_journal)?;
         let classes = s.by_institution.get(&inst).ok_or_else(no_journal)?;
         let scope = Scope::Institution(institution.to_owned());
-        match path.len() {
-            1 => {
+        match point {
+            None => {
                 let mut classes: Vec<&ClassJournal> = classes.iter().map(|c| &s.classes[*c as usize]).collect();
-                classes.sort_by_key(|c| s.symbols.name(c.class));
+                classes.sort_by_key(|c| (s.symbols.name(c.class), c.academic_year));
                 Ok(View { scope, body: institution_json(&s.symbols, institution, &classes) })
             }
-            3 => {
-                let class_id = model::segment(path, 1, "a class")?;
-                let subject_id = model::segment(path, 2, "a subject")?;
-                let class = s.symbols.get(class_id).and_then(|c| s.class_index.get(&(inst, c)));
-                let class = class.map(|c| &s.classes[*c as usize]).ok_or_else(|| {
+            Some((class_id, subject_id, year)) => {
+                let years = s.symbols.get(class_id).and_then(|c| s.by_class.get(&(inst, c)));
+                let mut years = years.map(|at| at.iter().map(|c| &s.classes[*c as usize])).ok_or_else(|| {
                     ViewError::NotFound(format!("institution {institution} has no journal of class {class_id}"))
                 })?;
+                // The given year, or the newest the class has records in.
+                let class = match year {
+                    Some(year) => years.find(|c| c.academic_year == year).ok_or_else(|| {
+                        ViewError::NotFound(format!(
+                            "class {class_id} of institution {institution} has no journal in academic year {year}"
+                        ))
+                    })?,
+                    None => years.max_by_key(|c| c.academic_year).expect("a class listed has a journal"),
+                };
                 let subject =
                     class.subjects.iter().find(|j| s.symbols.name(j.subject) == subject_id).ok_or_else(|| {
                         ViewError::NotFound(format!(
-                            "class {class_id} of institution {institution} has no journal of subject {subject_id}"
+                            "class {class_id} of institution {institution} has no journal of subject {subject_id} in \
+                             academic year {}",
+                            class.academic_year
                         ))
                     })?;
                 Ok(View { scope, body: journal_json(s, institution, class_id, subject_id, class, subject) })
             }
-            _ => Err(ViewError::BadPath(format!("expected {SHAPE}"))),
         }
     }
 }
 
+/// The institution's classes (sorted by name, then year), each with its academic years and
+/// their subjects.
 fn institution_json(syms: &Symbols, institution: &str, classes: &[&ClassJournal]) -> Value {
     let classes: Vec<Value> = classes
-        .iter()
-        .map(|j| {
-            let mut subjects: Vec<&SubjectJournal> = j.subjects.iter().collect();
-            subjects.sort_by_key(|s| syms.name(s.subject));
-            let subjects: Vec<Value> = subjects
+        .chunk_by(|a, b| a.class == b.class)
+        .map(|journals| {
+            let years: Vec<Value> = journals
                 .iter()
-                .map(|s| json!({"subject": syms.name(s.subject), "lessons": s.lessons.len(), "learners": s.learners.len()}))
+                .map(|j| {
+                    let mut subjects: Vec<&SubjectJournal> = j.subjects.iter().collect();
+                    subjects.sort_by_key(|s| syms.name(s.subject));
+                    let subjects: Vec<Value> = subjects
+                        .iter()
+                        .map(|s| json!({"subject": syms.name(s.subject), "lessons": s.lessons.len(), "learners": s.learners.len()}))
+                        .collect();
+                    json!({"academic_year": j.academic_year, "subjects": subjects})
+                })
                 .collect();
-            json!({"class": syms.name(j.class), "subjects": subjects})
+            json!({"class": syms.name(journals[0].class), "years": years})
         })
         .collect();
     json!({"institution": institution, "classes": classes})
@@ -393,7 +464,10 @@ fn journal_json(
             Value::Object(row)
         })
         .collect();
-    json!({"institution": institution, "class": class_id, "subject": subject_id, "lessons": lessons, "learners": learners})
+    json!({
+        "institution": institution, "class": class_id, "academic_year": class.academic_year, "subject": subject_id,
+        "lessons": lessons, "learners": learners,
+    })
 }
 
 #[cfg(test)]
@@ -494,9 +568,9 @@ mod tests {
         let list = m.view(&["sch-1"]).unwrap().body;
         assert_eq!(
             list,
-            json!({"institution": "sch-1", "classes": [{"class": "5А", "subjects": [
+            json!({"institution": "sch-1", "classes": [{"class": "5А", "years": [{"academic_year": 2026, "subjects": [
                 {"subject": "math", "lessons": 1, "learners": 2},
-                {"subject": "russian", "lessons": 0, "learners": 1}]}]})
+                {"subject": "russian", "lessons": 0, "learners": 1}]}]}]})
         );
     }
 
@@ -579,10 +653,141 @@ mod tests {
         );
         assert_eq!(
             m.view(&["sch-1", "5А", "chemistry"]),
-            Err(ViewError::NotFound("class 5А of institution sch-1 has no journal of subject chemistry".into()))
+            Err(ViewError::NotFound(
+                "class 5А of institution sch-1 has no journal of subject chemistry in academic year 2026".into()
+            ))
         );
         assert_eq!(m.view(&["sch-1", "5А"]), Err(ViewError::BadPath(format!("expected {SHAPE}"))));
         assert!(matches!(m.view(&[]), Err(ViewError::BadPath(_))));
+    }
+
+    /// One class name (10В) in two academic years: 2023/24 (imported history) and 2026/27. A
+    /// record's year is its own `academic_year` or the year its date falls in (September to
+    /// August); learner 47-3 repeats the year and so is in both.
+    fn two_years() -> (History, Vec<String>) {
+        let mut h = History::default();
+        let mut ids = vec![];
+        let at = |extra: Value| {
+            let mut v = json!({"institution": "sch-1", "class": "10В", "subject": "history"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let mark = |mark: i64, weight: i64, date: &str| {
+            at(json!({"mark": mark, "scale": "five_point", "weight": weight, "kind": "test", "lesson_date": date}))
+        };
+        let lesson =
+            |id: &str, date: &str| json!({"lesson_id": id, "class": "10В", "subject": "history", "lesson_date": date});
+        ids.push(h.push("institution/sch-1", "journal.lesson_held", lesson("les-23", "2023-10-02"))); // 0
+        ids.push(h.push("learner/47-1", "journal.grade_recorded", mark(3, 5, "2023-10-02"))); // 1
+        ids.push(h.push("learner/47-3", "journal.grade_recorded", mark(4, 5, "2024-08-31"))); // 2: still 2023/24
+        ids.push(h.push(
+            "learner/47-1",
+            "journal.term_grade_set",
+            at(json!({"academic_year": 2023, "term": 1, "mark": 3, "scale": "five_point"})),
+        )); // 3
+        ids.push(h.push(
+            "learner/47-1",
+            "journal.attendance_marked",
+            json!({"institution": "sch-1", "class": "10В", "lesson_date": "2024-03-01", "code": "Б"}),
+        )); // 4
+        ids.push(h.push("institution/sch-1", "journal.lesson_held", lesson("les-26", "2026-09-01"))); // 5
+        ids.push(h.push("learner/47-2", "journal.grade_recorded", mark(5, 5, "2026-09-01"))); // 6
+        ids.push(h.push("learner/47-3", "journal.grade_recorded", mark(2, 5, "2026-09-01"))); // 7
+        ids.push(h.push("learner/47-3", "journal.grade_recorded", mark(4, 5, "2027-08-31"))); // 8: still 2026/27
+        ids.push(h.push(
+            "learner/47-2",
+            "journal.year_grade_set",
+            at(json!({"academic_year": 2026, "mark": 5, "scale": "five_point"})),
+        )); // 9
+        ids.push(h.push(
+            "learner/47-3",
+            "journal.attendance_marked",
+            json!({"institution": "sch-1", "class": "10В", "lesson_date": "2026-09-02", "code": "Н"}),
+        )); // 10
+        (h, ids)
+    }
+
+    fn rows(body: &Value) -> Vec<(String, Value)> {
+        let learners = body["learners"].as_array().unwrap();
+        learners.iter().map(|r| (r["learner"].as_str().unwrap().to_owned(), r["average"]["value"].clone())).collect()
+    }
+
+    #[test]
+    fn a_class_journal_is_one_class_in_one_academic_year() {
+        let (mut h, ids) = two_years();
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        // The default: the newest year the class has records in, only its learners and marks.
+        let now = m.view(&["sch-1", "10В", "history"]).unwrap();
+        assert_eq!(now.scope, Scope::Institution("sch-1".into()));
+        let now = now.body;
+        assert_eq!(now["academic_year"], 2026);
+        assert_eq!(rows(&now), vec![("47-2".into(), json!("5.00")), ("47-3".into(), json!("3.00"))]);
+        assert_eq!(now["lessons"].as_array().unwrap().len(), 1);
+        assert_eq!(now["lessons"][0]["lesson_id"], "les-26");
+        assert_eq!(now["learners"][0]["year_grades"][0]["event"], ids[9]);
+        assert_eq!(now["learners"][1]["term_grades"], json!([]));
+        assert_eq!(now["learners"][1]["day_attendance"][0]["code"], "Н");
+        assert_eq!(m.view(&["sch-1", "10В", "history", "2026"]).unwrap().body, now);
+        // The older year by its number: the cohort of then, its term grade and day attendance.
+        let then = m.view(&["sch-1", "10В", "history", "2023"]).unwrap().body;
+        assert_eq!(then["academic_year"], 2023);
+        assert_eq!(rows(&then), vec![("47-1".into(), json!("3.00")), ("47-3".into(), json!("4.00"))]);
+        assert_eq!(then["lessons"][0]["lesson_id"], "les-23");
+        assert_eq!(then["learners"][0]["term_grades"][0]["event"], ids[3]);
+        assert_eq!(then["learners"][0]["day_attendance"][0]["code"], "Б");
+        assert_eq!(then["learners"][1]["day_attendance"], json!([]));
+        // The listing: each class with its years, in order.
+        let list = m.view(&["sch-1"]).unwrap().body;
+        assert_eq!(
+            list,
+            json!({"institution": "sch-1", "classes": [{"class": "10В", "years": [
+                {"academic_year": 2023, "subjects": [{"subject": "history", "lessons": 1, "learners": 2}]},
+                {"academic_year": 2026, "subjects": [{"subject": "history", "lessons": 1, "learners": 2}]}]}]})
+        );
+        // A year the class has no journal in; years that are not years.
+        assert_eq!(
+            m.view(&["sch-1", "10В", "history", "2025"]),
+            Err(ViewError::NotFound("class 10В of institution sch-1 has no journal in academic year 2025".into()))
+        );
+        for bad in ["23", "+2023", "2023a", "２０２３"] {
+            assert!(matches!(m.view(&["sch-1", "10В", "history", bad]), Err(ViewError::BadPath(_))), "{bad}");
+        }
+        assert!(matches!(m.view(&["sch-1", "10В", "history", "2026", "x"]), Err(ViewError::BadPath(_))));
+        // A malformed path is refused alike whether its ids exist or not (no id is disclosed).
+        for bad in [vec!["sch-1", "10В", "history", "23"], vec!["sch-1", "10В"]] {
+            let mut unknown = bad.clone();
+            unknown[0] = "sch-9";
+            assert_eq!(m.view(&bad), m.view(&unknown), "{bad:?}");
+        }
+        // Point views, with or without the year, are answered inline; the listing is not.
+        assert!(m.view_now(&["sch-1", "10В", "history", "2023"]).is_some());
+        assert!(m.view_now(&["sch-1", "10В", "history"]).is_some());
+        assert!(m.view_now(&["sch-1"]).is_none());
+
+        // Corrections find their record in its own year, whichever year they are written in.
+        correct_in(&mut h, "learner/47-1", &ids[1], Some(5)); // 2023's 3 becomes 5
+        correct_in(&mut h, "learner/47-3", &ids[7], None); // 2026's 2 annulled
+        correct_in(&mut h, "learner/47-1", &ids[4], None); // 2023's day attendance annulled
+        let mut m = Journals::default();
+        h.fold(&mut m);
+        let then = m.view(&["sch-1", "10В", "history", "2023"]).unwrap().body;
+        assert_eq!(rows(&then), vec![("47-1".into(), json!("5.00")), ("47-3".into(), json!("4.00"))]);
+        assert_eq!(then["learners"][0]["day_attendance"][0]["annulled"], true);
+        let now = m.view(&["sch-1", "10В", "history"]).unwrap().body;
+        assert_eq!(rows(&now), vec![("47-2".into(), json!("5.00")), ("47-3".into(), json!("4.00"))]);
+        assert_eq!(now["learners"][1]["marks"][0]["annulled"], true);
+        check_reload(&h, || Box::<Journals>::default());
+    }
+
+    fn correct_in(h: &mut History, stream: &str, target: &str, mark: Option<i64>) -> String {
+        let mut data = json!({"institution": "sch-1", "class": "10В", "corrected_event_id": target,
+                              "reason": "typo", "authorised_by": "did:key:z6MkAdmin"});
+        if let Some(m) = mark {
+            data["mark"] = json!(m);
+            data["scale"] = json!("five_point");
+        }
+        h.push(stream, "journal.record_corrected", data)
     }
 
     #[test]
