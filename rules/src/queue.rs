@@ -656,6 +656,28 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     format!("kindergarten {} has no free place in age group {}", d.to_kindergarten, a.age_group),
                 );
             }
+            // A free place is the queue's (DOMAIN "Offers follow the order"): a transfer takes it
+            // only if no waiting child who chose that kindergarten and fits the group stands
+            // ahead (by the transferring child's own application when it chose that
+            // kindergarten too; otherwise every such waiting child does).
+            let ahead = standing_ahead(terr, cfg, ctx.rules.today, &d.application_id, a, &d.to_kindergarten);
+            if let Some((first, o)) = ahead.first() {
+                return refuse(
+                    "transfer_ahead_of_queue",
+                    format!(
+                        "{} waiting application(s) who chose kindergarten {} stand ahead of the transfer of {} \
+                         (age group {}, group type {}); the place goes to them first, beginning with {first} \
+                         (number {}, filed {})",
+                        ahead.len(),
+                        d.to_kindergarten,
+                        d.application_id,
+                        a.age_group,
+                        a.group_type,
+                        o.number,
+                        format_instant(o.submitted_at)
+                    ),
+                );
+            }
             Ok(())
         }
         _ => Ok(()),

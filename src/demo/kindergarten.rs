@@ -234,9 +234,20 @@ impl DemoRegion {
                     "sibling": format!("47-{:06}", 500_000 + k), "sibling_enrolment": enrolment});
                 s.push(at + 30, &q, "queue.sibling_linked", op, data);
             }
-            // A family moves within the territory: an additional run declares the place, then the transfer.
-            if let Some((a, kg)) = accepted.first() {
+            // A family moves within the territory: an additional run declares the place, then the
+            // transfer. A free place is the queue's first (the rules refuse a transfer ahead of a
+            // waiting child who chose that kindergarten), so the family is one whose group nobody
+            // still waits for in the other kindergarten.
+            let queue_wants = |a: &App, to: &String| {
+                still_waiting
+                    .iter()
+                    .any(|w| w.group == a.group && w.group_type == a.group_type && w.preferred.contains(to))
+            };
+            let mover = accepted.iter().find_map(|(a, kg)| {
                 let to = kgs.iter().find(|x| *x != kg).expect("two kindergartens per territory");
+                (!queue_wants(a, to)).then_some((a, kg, to))
+            });
+            if let Some((a, kg, to)) = mover {
                 let run = format!("{terr}-2027-add-1");
                 let at = instant(day(2027, 8, 10), 5 * 60);
                 let places =

@@ -316,10 +316,13 @@ fn offers_need_a_waiting_application_and_a_free_place() {
         json!({"application_id": "a1", "from_kindergarten": "kg-001", "to_kindergarten": "kg-002"}),
     );
     h.ok(OPERATOR, Q, "queue.allocation_started", json!({"run_id": "r2", "kind": "additional", "places": [{"kindergarten": "kg-002", "age_group": "3-4", "group_type": "general", "places": 1}]}));
+    // a1 (waiting again since it refused o1, filed before a2, choosing kg-002 too) stands ahead
+    // of a2's transfer there until it leaves the queue; a3, filed after a2, does not.
+    h.refused("transfer_ahead_of_queue", OPERATOR, Q, "queue.transferred", tr.clone());
+    h.ok(OPERATOR, Q, "queue.application_withdrawn", json!({"application_id": "a1", "reason": "moved away"}));
     h.ok(OPERATOR, Q, "queue.transferred", tr);
     // The place a2 left in kg-001 is free again.
     h.ok(OPERATOR, Q, "queue.place_offered", offer("o3", "a3"));
-    h.ok(OPERATOR, Q, "queue.application_withdrawn", json!({"application_id": "a1", "reason": "moved away"}));
     h.refused("application_not_in_queue", OPERATOR, Q, "queue.place_offered", offer("o4", "a1"));
     h.refused(
         "application_not_in_queue",
@@ -328,6 +331,53 @@ fn offers_need_a_waiting_application_and_a_free_place() {
         "queue.application_withdrawn",
         json!({"application_id": "a1", "reason": "again"}),
     );
+}
+
+/// A free place is the queue's first (DOMAIN "Offers follow the order"): a transfer into a
+/// kindergarten is refused while a waiting child who chose it and fits the group stands ahead,
+/// naming that child; once the place went to them, the next place may take the transfer. (A
+/// transferring child who chose that kindergarten too stands by its own application: see
+/// `offers_need_a_waiting_application_and_a_free_place`.)
+#[test]
+fn a_transfer_does_not_take_a_place_ahead_of_the_queue() {
+    let mut h = Harness::region();
+    h.at("2026-02-01T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("moving", json!({"preferred": ["kg-001"]})));
+    h.at("2026-02-02T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.application_submitted", app("waiting", json!({"preferred": ["kg-002"]})));
+    h.at("2026-05-15T09:00:00Z");
+    h.ok(OPERATOR, Q, "queue.allocation_started", run("r1", "main", 1));
+    h.ok(
+        OPERATOR,
+        Q,
+        "queue.place_offered",
+        json!({"offer_id": "o1", "application_id": "moving", "kindergarten": "kg-001"}),
+    );
+    h.ok(OPERATOR, Q, "queue.offer_accepted", json!({"offer_id": "o1"}));
+    h.ok(
+        OPERATOR,
+        Q,
+        "queue.enrolled",
+        json!({"application_id": "moving", "kindergarten": "kg-001", "order_ref": "ord-1"}),
+    );
+    h.ok(OPERATOR, Q, "queue.allocation_finished", json!({"run_id": "r1"}));
+    let place_in_kg2 = |run: &str| {
+        json!({"run_id": run, "kind": "additional",
+            "places": [{"kindergarten": "kg-002", "age_group": "3-4", "group_type": "general", "places": 1}]})
+    };
+    let tr = json!({"application_id": "moving", "from_kindergarten": "kg-001", "to_kindergarten": "kg-002"});
+    h.ok(OPERATOR, Q, "queue.allocation_started", place_in_kg2("r2"));
+    let m = h.refused("transfer_ahead_of_queue", OPERATOR, Q, "queue.transferred", tr.clone());
+    assert!(m.contains("beginning with waiting (number 47-2026-waiting"), "{m}");
+    h.ok(
+        OPERATOR,
+        Q,
+        "queue.place_offered",
+        json!({"offer_id": "o2", "application_id": "waiting", "kindergarten": "kg-002"}),
+    );
+    h.ok(OPERATOR, Q, "queue.allocation_finished", json!({"run_id": "r2"}));
+    h.ok(OPERATOR, Q, "queue.allocation_started", place_in_kg2("r3"));
+    h.ok(OPERATOR, Q, "queue.transferred", tr);
 }
 
 #[test]

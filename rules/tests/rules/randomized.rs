@@ -79,6 +79,9 @@ impl Step {
 /// The queue territory of the randomized histories, its kindergartens and its operator.
 const Q: &str = "queue/kg/t";
 const KGS: [&str; 2] = ["kg-a", "kg-b"];
+/// A kindergarten no application chooses: transfers go there, since a free place where waiting
+/// children chose the kindergarten is theirs first (`transfer_ahead_of_queue`, a table test).
+const KG_MOVE: &str = "kg-c";
 const OPERATOR_T: &str = "did:key:z6MkOperatorT";
 
 const CLASSES: [&str; 4] = ["5А", "5Б", "7А", "9В"];
@@ -340,7 +343,8 @@ impl World {
         }
         let run = format!("r-{round}");
         let places = json!([{"kindergarten": KGS[0], "age_group": "3-4", "group_type": "general", "places": 1},
-            {"kindergarten": KGS[1], "age_group": "3-4", "group_type": "general", "places": 1}]);
+            {"kindergarten": KGS[1], "age_group": "3-4", "group_type": "general", "places": 1},
+            {"kindergarten": KG_MOVE, "age_group": "3-4", "group_type": "general", "places": 1}]);
         s.push(self.step(
             OPERATOR_T,
             Q,
@@ -398,7 +402,7 @@ impl World {
             let data = json!({"application_id": apps[k].0, "kindergarten": KGS[0], "reason": reason});
             s.push(self.step(OPERATOR_T, Q, "queue.admission_refused", data, expect));
         }
-        // Transfers from kg-a to kg-b, which has one place this round.
+        // Transfers from kg-a to kg-c, which has one place this round.
         let mut free_b = 1;
         for _ in 0..self.rng.below(3) {
             // Mostly a child in kg-a, sometimes any.
@@ -415,10 +419,10 @@ impl World {
             } else {
                 None
             };
-            let data = json!({"application_id": child, "from_kindergarten": KGS[0], "to_kindergarten": KGS[1]});
+            let data = json!({"application_id": child, "from_kindergarten": KGS[0], "to_kindergarten": KG_MOVE});
             s.push(self.step(OPERATOR_T, Q, "queue.transferred", data, expect));
             if expect.is_none() {
-                self.kg_children[c].1 = KGS[1];
+                self.kg_children[c].1 = KG_MOVE;
                 free_b -= 1;
             }
         }
@@ -477,7 +481,7 @@ impl World {
         for m in 0..8 {
             s.push(self.step(AUTH, "registry", "keys.granted", json!({"key": format!("did:key:z6MkM{m}"), "holder": format!("m-{m}"), "roles": ["commission_member"], "scope": {"institution": "com"}, "valid_from": "2026-01-01T00:00:00Z"}), None));
         }
-        for kg in KGS {
+        for kg in KGS.into_iter().chain([KG_MOVE]) {
             s.push(self.step(
                 AUTH,
                 "registry",
