@@ -7,10 +7,12 @@
 //! - read-model requests (a diary, a class journal, a queue position) over HTTP on loopback at
 //!   `--reads` requests/s (2,000) while appends run at `--appends` events/s (5,000): p50 and
 //!   p99 latency measured from each request's scheduled time (no coordinated omission), p99 < 5 ms;
-//!   each round is followed by the same reads without appends (the bound, at the same load).
+//!   each round is followed by the same reads without appends (the bound, at the same load);
+//! - the kindergarten queue's kept group replays once every application was answered once:
+//!   applications, moves and bytes, the largest group, and what the default budget drops.
 //!
 //! Run: `cargo bench --bench read -- [--entries 1000000] [--rounds 3] [--seconds 10] [--dir D]
-//! [--phases rebuild,open,reads] [--views diaries,journals,kindergarten-queues]`.
+//! [--phases rebuild,replays,open,reads] [--views diaries,journals,kindergarten-queues]`.
 //! Medians over rounds; the machine is shared and noisy.
 
 #[global_allocator]
@@ -371,7 +373,7 @@ fn load() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
 }
 
-/// Whether `--phases` (default every phase: `rebuild,open,reads`) names `phase`.
+/// Whether `--phases` (default every phase: `rebuild,replays,open,reads`) names `phase`.
 fn phase(phase: &str) -> bool {
     let phases = std::env::args().skip_while(|a| a != "--phases").nth(1);
     phases.is_none_or(|p| p.split(',').any(|x| x == phase))
@@ -412,6 +414,62 @@ fn rebuild_phase(store: &dyn Store, head: u64, rounds: usize) {
         median(&mut parse_cpu),
         load()
     );
+}
+
+/// The kindergarten queue's kept group replays (`kindergarten_queues::GroupReplay`) once every
+/// application of the log has been answered once, nothing dropped: how many applications and
+/// moves they hold, their bytes (the model's estimate), and the largest group; then the same
+/// answers under the default budget (what it dropped), and with nothing kept (each answer
+/// replays its group from zero: the time an answer of a dropped group costs).
+fn replays_phase(store: &dyn Store, head: u64) {
+    use zachetka_projections::models::kindergarten_queues::{KindergartenQueues, MOVE_BYTES, REPLAYS_BUDGET};
+    use zachetka_projections::vocabulary::Event;
+    use zachetka_projections::ReadModel;
+    let mut unbounded = KindergartenQueues::with_replay_budget(usize::MAX);
+    let mut bounded = KindergartenQueues::with_replay_budget(REPLAYS_BUDGET);
+    // Nothing kept: every answer replays its group from zero (what an answer of a dropped group
+    // costs).
+    let mut none = KindergartenQueues::with_replay_budget(0);
+    let mut applications: Vec<(String, String)> = Vec::new();
+    let mut at = 0;
+    while at < head {
+        let page = zachetka::read::read_facts(store, at, 4096.min(head - at)).unwrap();
+        for fact in page.iter().filter_map(|p| p.as_ref().and_then(ParsedFact::fact)) {
+            if let (Event::QueueApplicationSubmitted(d), true) = (fact.event, fact.stream.starts_with("queue/kg/")) {
+                applications.push((fact.stream_id().to_owned(), d.application_id.clone()));
+            }
+            for m in [&mut unbounded, &mut bounded, &mut none] {
+                m.apply(&fact);
+            }
+        }
+        at += page.len() as u64;
+    }
+    for m in [&unbounded, &bounded, &none] {
+        let started = Instant::now();
+        for (territory, id) in &applications {
+            m.view(&[territory, "applications", id]).unwrap();
+        }
+        let kept = m.replays_kept();
+        let per_move = MOVE_BYTES;
+        println!(
+            "kindergarten-queue replays, budget {} bytes, after answering {} applications once ({:.2} s): {} groups kept, {} applications, {} moves ({} bytes of moves at {per_move} a move), {} bytes in all (estimate); {} dropped",
+            kept.budget,
+            applications.len(),
+            started.elapsed().as_secs_f64(),
+            kept.groups,
+            kept.total.tracks,
+            kept.total.moves,
+            kept.total.moves * per_move,
+            kept.total.bytes,
+            kept.dropped
+        );
+        if let Some(((territory, group), size)) = kept.largest {
+            println!(
+                "  the largest: {territory}/{group}, {} applications, {} moves, {} bytes",
+                size.tracks, size.moves, size.bytes
+            );
+        }
+    }
 }
 
 /// A snapshot at the head (rebuilt from zero and written), then opens of the ledger from it and
@@ -502,6 +560,9 @@ fn main() {
 
     if phase("rebuild") {
         rebuild_phase(&*store, head, rounds);
+    }
+    if phase("replays") {
+        replays_phase(&*store, head);
     }
     if !phase("open") && !phase("reads") {
         return;

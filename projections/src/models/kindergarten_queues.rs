@@ -11,7 +11,11 @@
 //! group's history replayed once for all the group's applications and carried forward by the
 //! entries that arrive after it (`GroupReplay`, kept beside the state, not in it), so an answer
 //! costs the group's new entries, not its whole history; the per-application replay it replaced
-//! is its test oracle. "Today" is, as in the rules, the latest
+//! is its test oracle. The kept replays are bounded: past `REPLAYS_BUDGET` (256 MiB, estimated)
+//! the least recently answered groups are dropped and replayed from zero when next asked (the
+//! default demo's 8 groups keep 332 applications and 41,295 moves, ~1.07 MB, its largest,
+//! tikhvin/3-4, 231 applications and 40,279 moves; a demo of 1.5 million entries 418,305 moves
+//! in ~12.1 MB). "Today" is, as in the rules, the latest
 //! local date of any entry's `occurred_at`, and the application time is its time of filing
 //! (`queue_order::filed_at`: the ledger's `recorded_at`, an import's original `occurred_at`), as
 //! the rules order it. A family's consent to a kindergarten it did not choose is shown with what
@@ -204,11 +208,143 @@ pub struct KindergartenQueues {
     answers: std::sync::Mutex<AnswerCache>,
     /// Each age group's history replayed for all its applications at once, as far as it has
     /// been read ([`GroupReplay`]): an application's `moves` without replaying the group per
-    /// answer. Not state: never encoded, emptied on load.
+    /// answer, kept within a budget of bytes ([`Replays`]). Not state: never encoded, emptied
+    /// on load.
     replays: std::sync::Mutex<Replays>,
 }
 
-type Replays = std::collections::HashMap<(String, String), std::sync::Arc<std::sync::Mutex<GroupReplay>>>;
+/// The bytes the kept group replays may hold together (an estimate: [`ReplaySize`]). A group's
+/// kept moves grow as its applications times its changes (every change moves the applications
+/// behind it): measured (`cargo bench --bench read -- --dir D --phases replays`), the default
+/// demo keeps 41,295 moves in ~1.07 MB (8 groups) and the demo of 1,507,133 entries 418,305 in
+/// ~12.1 MB (68 groups, 7,393 applications; the largest, 205 applications, 14,232 moves in
+/// 384 KB), but a region's real queues (~126 groups of hundreds of applications, each moved by
+/// hundreds of changes a year) would keep ten million moves and more, at 16 bytes each (up
+/// to twice that with the vectors' spare room), for the process's life. 256 MiB holds all of
+/// a demo's and 8 to 16 million moves. Past it the least recently answered groups are dropped;
+/// a dropped group is replayed again from its first change on its next answer (on the
+/// 1,507,133-entry demo, debug build: 14.5 ms an answer with every group replayed from zero,
+/// 1.2 ms with every replay kept).
+pub const REPLAYS_BUDGET: usize = 256 << 20;
+
+/// The bytes of one move kept in a group replay (`MoveRef`).
+pub const MOVE_BYTES: usize = std::mem::size_of::<MoveRef>();
+
+/// The kept group replays, keyed by (territory, age group), with their sizes as last counted
+/// and the order they were answered from (an answer the answer cache gives touches no replay;
+/// finding the least recent scans the groups, a few hundred in a region, and only when the
+/// budget is passed). After every answer the kept total is at most the
+/// budget: the least recently answered are dropped until it is (the one just answered too, if
+/// it alone is over the budget: it is then replayed from zero on every answer). A view answering
+/// from a replay holds its `Arc`, so a replay dropped meanwhile lives on until that answer is
+/// done (and is not kept after it); a replay is never changed by being dropped, only forgotten,
+/// and a group replayed again from zero gives the same moves (the test oracle's).
+struct Replays {
+    groups: std::collections::HashMap<(String, String), Kept>,
+    /// The sum of the kept replays' sizes.
+    total: ReplaySize,
+    budget: usize,
+    /// Bumped by every answer: the order of use (the least recently answered go first).
+    clock: u64,
+    /// Replays dropped over the budget, and answers that found their group's replay kept.
+    dropped: u64,
+    hits: u64,
+}
+
+/// A kept group replay, its size when it was last carried forward, and when it last answered.
+struct Kept {
+    replay: std::sync::Arc<std::sync::Mutex<GroupReplay>>,
+    size: ReplaySize,
+    used: u64,
+}
+
+/// The size of kept group replays: applications (tracks) and moves held, and an estimate of
+/// their bytes (each structure's own size, the capacity of its vectors and strings, and a
+/// hash-map slot per application; the allocator's rounding is not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplaySize {
+    pub tracks: usize,
+    pub moves: usize,
+    pub bytes: usize,
+}
+
+impl ReplaySize {
+    fn add(&mut self, o: ReplaySize) {
+        self.tracks += o.tracks;
+        self.moves += o.moves;
+        self.bytes += o.bytes;
+    }
+
+    fn sub(&mut self, o: ReplaySize) {
+        self.tracks -= o.tracks;
+        self.moves -= o.moves;
+        self.bytes -= o.bytes;
+    }
+}
+
+/// What the kept group replays hold: see [`KindergartenQueues::replays_kept`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaysKept {
+    /// Groups kept, and their total.
+    pub groups: usize,
+    pub total: ReplaySize,
+    pub budget: usize,
+    /// The largest kept group by bytes: (territory, age group) and its size.
+    pub largest: Option<((String, String), ReplaySize)>,
+    /// Replays dropped over the budget since the model was made or loaded.
+    pub dropped: u64,
+    /// Answers whose group's replay was kept (the others replayed it from zero).
+    pub hits: u64,
+}
+
+impl Replays {
+    fn new(budget: usize) -> Self {
+        Replays { groups: Default::default(), total: ReplaySize::default(), budget, clock: 0, dropped: 0, hits: 0 }
+    }
+
+    fn clear(&mut self) {
+        *self = Replays::new(self.budget);
+    }
+
+    /// The group's replay (a new, empty one if none is kept), marked as the latest answered.
+    fn take(&mut self, key: (String, String)) -> std::sync::Arc<std::sync::Mutex<GroupReplay>> {
+        self.clock += 1;
+        let used = self.clock;
+        if let Some(k) = self.groups.get_mut(&key) {
+            self.hits += 1;
+            k.used = used;
+            return k.replay.clone();
+        }
+        let replay = std::sync::Arc::<std::sync::Mutex<GroupReplay>>::default();
+        self.groups.insert(key, Kept { replay: replay.clone(), size: ReplaySize::default(), used });
+        replay
+    }
+
+    /// Records the size of `replay` (the group's, just carried forward) if it is still the one
+    /// kept, then drops the least recently answered replays while the total is over the budget.
+    /// Returns the replays dropped (let go by the caller after this map's lock).
+    fn resize(
+        &mut self,
+        key: &(String, String),
+        replay: &std::sync::Arc<std::sync::Mutex<GroupReplay>>,
+        size: ReplaySize,
+    ) -> Vec<std::sync::Arc<std::sync::Mutex<GroupReplay>>> {
+        if let Some(k) = self.groups.get_mut(key).filter(|k| std::sync::Arc::ptr_eq(&k.replay, replay)) {
+            self.total.sub(k.size);
+            k.size = size;
+            self.total.add(size);
+        }
+        let mut dropped = Vec::new();
+        while self.total.bytes > self.budget {
+            let Some(lru) = self.groups.iter().min_by_key(|(_, k)| k.used).map(|(g, _)| g.clone()) else { break };
+            let k = self.groups.remove(&lru).expect("the group just found");
+            self.total.sub(k.size);
+            self.dropped += 1;
+            dropped.push(k.replay);
+        }
+        dropped
+    }
+}
 
 /// See [`KindergartenQueues::answers`].
 #[derive(Default)]
@@ -281,7 +417,7 @@ impl Default for KindergartenQueues {
             profile: RegionProfile::region_default(),
             state: State::default(),
             answers: Default::default(),
-            replays: Default::default(),
+            replays: std::sync::Mutex::new(Replays::new(REPLAYS_BUDGET)),
         }
     }
 }
@@ -798,6 +934,27 @@ fn key_now<'a>(rules: &QueueRules, app: &'a App, kindergarten: Option<&str>, tod
 }
 
 impl KindergartenQueues {
+    /// A model whose kept group replays hold at most `budget` bytes together (the default:
+    /// [`REPLAYS_BUDGET`]); 0 keeps none (every answer replays its group from zero).
+    pub fn with_replay_budget(budget: usize) -> Self {
+        KindergartenQueues { replays: std::sync::Mutex::new(Replays::new(budget)), ..Default::default() }
+    }
+
+    /// What the kept group replays hold now: how many, their total size against the budget,
+    /// the largest, and how many were dropped over the budget.
+    pub fn replays_kept(&self) -> ReplaysKept {
+        let r = self.replays.lock().expect("replays lock");
+        let largest = r.groups.iter().max_by_key(|(g, k)| (k.size.bytes, std::cmp::Reverse(*g)));
+        ReplaysKept {
+            groups: r.groups.len(),
+            total: r.total,
+            budget: r.budget,
+            largest: largest.map(|(g, k)| (g.clone(), k.size)),
+            dropped: r.dropped,
+            hits: r.hits,
+        }
+    }
+
     fn today(&self) -> Days {
         self.state.today.unwrap_or(Days::MIN)
     }
@@ -1338,6 +1495,25 @@ fn track_ahead(b: &Track, b_rank: usize, a: &Track, a_rank: usize) -> bool {
 type Lapsing = (Vec<(usize, usize)>, Vec<usize>);
 
 impl GroupReplay {
+    /// What the replay holds ([`ReplaySize`]): its applications, their moves, and the bytes of
+    /// both (each id is held twice: in `ids` and as a key of `index`).
+    fn size(&self) -> ReplaySize {
+        use std::mem::size_of;
+        let mut bytes = size_of::<GroupReplay>()
+            + self.ids.capacity() * size_of::<String>()
+            + self.index.capacity() * (size_of::<(String, usize)>() + 1)
+            + self.tracks.capacity() * size_of::<Track>()
+            + self.by_id.capacity() * size_of::<usize>();
+        let mut moves = 0;
+        for (id, t) in self.ids.iter().zip(&self.tracks) {
+            bytes += 2 * id.capacity() + t.number.capacity() + t.moves.capacity() * size_of::<MoveRef>();
+            bytes += t.claims.capacity() * size_of::<(String, Days, ClaimState)>();
+            bytes += t.claims.iter().map(|c| c.0.capacity()).sum::<usize>();
+            moves += t.moves.len();
+        }
+        ReplaySize { tracks: self.tracks.len(), moves, bytes }
+    }
+
     /// How many stand ahead of `me` under `ranks`, or the ranks on the replay's day (as
     /// `count_ahead`).
     fn count_ahead(&self, me: usize, ranks: Option<&[usize]>) -> i64 {
@@ -1521,13 +1697,14 @@ impl KindergartenQueues {
         render: Render,
     ) -> Moves {
         let rules = &self.profile.queue;
-        let replay = {
-            let mut replays = self.replays.lock().expect("replays lock");
-            let key = (territory.to_owned(), app.age_group.clone());
-            replays.entry(key).or_default().clone()
-        };
+        let key = (territory.to_owned(), app.age_group.clone());
+        let replay = self.replays.lock().expect("replays lock").take(key.clone());
         let mut r = replay.lock().expect("group replay lock");
         r.advance(rules, t, &app.age_group, generation);
+        // Counted and bounded while this replay is held (so no later size is overwritten by an
+        // earlier one); the other replays are not locked, only let go of.
+        let dropped = self.replays.lock().expect("replays lock").resize(&key, &replay, r.size());
+        drop(dropped);
         let mut moves = Moves::default();
         let Some(&me) = r.index.get(id) else { return moves };
         let mut refs = r.tracks[me].moves.clone();
@@ -2535,16 +2712,18 @@ mod tests {
     /// replay carried forward entry by entry, and through the answer cache) has exactly the
     /// moves of the oracle (`moves`, the group replayed whole for that application), and the
     /// same bytes as a model built from zero answers with; a day passing with no entry (the
-    /// re-check dates of the tail) is checked too.
-    #[test]
-    fn group_replay_answers_equal_the_oracle_after_every_entry() {
+    /// re-check dates of the tail) is checked too. The kept replays are within `budget` after
+    /// every answer. Returns, over all the histories, the replays dropped over the budget and
+    /// the answers that found their group's replay kept.
+    fn answers_equal_the_oracle(budget: usize) -> (u64, u64) {
         // Moves seen, by reason (the histories must move applications every way the oracle can).
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         // The longest list of moves seen (some must be longer than an answer shows).
         let mut longest = 0;
+        let (mut dropped, mut hits) = (0, 0);
         for seed in 0..24u64 {
             let rows = random_history(seed, 90);
-            let mut m = KindergartenQueues::default();
+            let mut m = KindergartenQueues::with_replay_budget(budget);
             for (n, r) in rows.iter().enumerate() {
                 m.apply(&fact(r));
                 // Only some steps view (the replay must also carry many entries at once).
@@ -2585,9 +2764,12 @@ mod tests {
                         }
                         assert_eq!(got.to_string(), body(&fresh, &path).to_string(), "{at}: fresh model");
                         assert_eq!(got.to_string(), body(&m, &path).to_string(), "{at}: asked again");
+                        assert!(m.replays_kept().total.bytes <= budget, "{at}: {:?}", m.replays_kept());
                     }
                 }
             }
+            let kept = m.replays_kept();
+            (dropped, hits) = (dropped + kept.dropped, hits + kept.hits);
         }
         for reason in [
             "benefit_recheck_date_passed",
@@ -2601,6 +2783,173 @@ mod tests {
             assert!(reasons.get(reason).is_some_and(|n| *n > 0), "no move {reason} in {reasons:?}");
         }
         assert!(longest > 0, "no application moved at all");
+        (dropped, hits)
+    }
+
+    #[test]
+    fn group_replay_answers_equal_the_oracle_after_every_entry() {
+        let (dropped, hits) = answers_equal_the_oracle(REPLAYS_BUDGET);
+        assert_eq!(dropped, 0, "the default budget holds these small queues");
+        assert!(hits > 0);
+    }
+
+    /// With no replay kept, every answer replays its group from zero: the same answers.
+    #[test]
+    fn answers_replayed_from_zero_equal_the_oracle() {
+        let (dropped, hits) = answers_equal_the_oracle(0);
+        assert!(dropped > 0);
+        assert_eq!(hits, 0, "nothing is kept under a budget of 0");
+    }
+
+    /// With room for about one group's replay, answers alternate between groups kept, dropped
+    /// and replayed again: the same answers.
+    #[test]
+    fn answers_from_replays_dropped_and_rebuilt_equal_the_oracle() {
+        let (dropped, hits) = answers_equal_the_oracle(ONE_GROUP_OR_SO);
+        assert!(dropped > 0 && hits > 0, "dropped {dropped}, kept {hits}: the budget must do both");
+    }
+
+    /// A budget a little over the size of one group's replay in `random_history`.
+    const ONE_GROUP_OR_SO: usize = 3_000;
+
+    /// One territory's queue (`stream`, from `seq`): four applications of one age group, a
+    /// benefit confirmed for the third (it moves ahead of the first two) and the first withdrawn
+    /// (the others move up): every application has moves.
+    fn small_queue(stream: &str, seq: u64) -> Vec<Row> {
+        vec![
+            submit(seq, stream, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            submit(seq + 1, stream, "a2", "N-002", "2026-02-02", &["kg-1"]),
+            submit(seq + 2, stream, "a3", "N-003", "2026-02-03", &["kg-1"]),
+            submit(seq + 3, stream, "a4", "N-004", "2026-02-04", &["kg-1"]),
+            ev(
+                seq + 4,
+                stream,
+                "queue.benefit_claimed",
+                "2026-02-05",
+                json!({"application_id": "a3", "claim_id": "c3", "category": "police", "evidence_ref": "d", "recheck_on": "2027-03-01"}),
+            ),
+            ev(
+                seq + 5,
+                stream,
+                "queue.benefit_confirmed",
+                "2026-02-06",
+                json!({"application_id": "a3", "claim_id": "c3"}),
+            ),
+            ev(
+                seq + 6,
+                stream,
+                "queue.application_withdrawn",
+                "2026-02-07",
+                json!({"application_id": "a1", "reason": "moved"}),
+            ),
+        ]
+    }
+
+    /// Five territories with the same queue (so their group replays are the same size), one
+    /// after another in the log.
+    fn five_queues() -> Vec<Row> {
+        (0..5u64).flat_map(|k| small_queue(&format!("queue/kg/t{k}"), k * 10)).collect()
+    }
+
+    /// The (territory, age group) replays kept, by territory.
+    fn kept_territories(m: &KindergartenQueues) -> Vec<String> {
+        let r = m.replays.lock().unwrap();
+        let mut kept: Vec<String> = r.groups.keys().map(|(t, _)| t.clone()).collect();
+        kept.sort();
+        kept
+    }
+
+    /// Under a budget of three groups' replays, answering a fourth and a fifth group drops the
+    /// least recently answered (not the first kept: one answered again since stays), the kept
+    /// total never passes the budget, and a dropped group's next answer (replayed from zero) is
+    /// the one a model keeping everything gives. A group over the budget alone is not kept.
+    #[test]
+    fn kept_replays_stay_within_the_budget_dropping_the_least_recently_answered() {
+        let rows = five_queues();
+        let all: KindergartenQueues = build(&rows);
+        let moves = |m: &KindergartenQueues, t: &str, a: &str| body(m, &[t, "applications", a, "moves"]);
+        for k in 0..5 {
+            moves(&all, &format!("t{k}"), "a2");
+        }
+        let kept = all.replays_kept();
+        let ((_, group), one) = kept.largest.clone().unwrap();
+        assert_eq!((kept.groups, kept.dropped, group.as_str()), (5, 0, "3-4"), "{kept:?}");
+        assert_eq!(kept.total.bytes, 5 * one.bytes, "the five replays are alike: {kept:?}");
+        assert_eq!((one.tracks, kept.total.moves), (4, 5 * one.moves));
+        assert!(one.moves >= 4 && one.bytes > one.moves * std::mem::size_of::<MoveRef>(), "{one:?}");
+
+        let mut m = KindergartenQueues::with_replay_budget(3 * one.bytes);
+        rows.iter().for_each(|r| m.apply(&fact(r)));
+        let ask = |m: &KindergartenQueues, t: &str, a: &str| {
+            assert_eq!(moves(m, t, a), moves(&all, t, a), "{t}/{a}");
+            let kept = m.replays_kept();
+            assert!(kept.total.bytes <= kept.budget, "{kept:?}");
+            kept
+        };
+        for t in ["t0", "t1", "t2"] {
+            ask(&m, t, "a2");
+        }
+        assert_eq!(kept_territories(&m), ["t0", "t1", "t2"]);
+        assert_eq!(m.replays_kept().total.bytes, 3 * one.bytes);
+        // t0 answered again (another application of its group): t1 is now the least recent.
+        ask(&m, "t0", "a4");
+        let kept = ask(&m, "t3", "a2");
+        assert_eq!(kept_territories(&m), ["t0", "t2", "t3"]);
+        assert_eq!((kept.dropped, kept.hits), (1, 1));
+        ask(&m, "t4", "a3");
+        assert_eq!(kept_territories(&m), ["t0", "t3", "t4"]);
+        // t1 again: replayed from zero, the same moves; t0 goes now.
+        let kept = ask(&m, "t1", "a3");
+        assert_eq!(kept_territories(&m), ["t1", "t3", "t4"]);
+        assert_eq!((kept.groups, kept.total.bytes, kept.dropped, kept.hits), (3, 3 * one.bytes, 3, 1));
+
+        // A budget under one group's replay keeps none, and answers the same.
+        let mut none = KindergartenQueues::with_replay_budget(one.bytes - 1);
+        rows.iter().for_each(|r| none.apply(&fact(r)));
+        for a in ["a2", "a3", "a2"] {
+            let kept = ask(&none, "t2", a);
+            assert_eq!((kept.groups, kept.total), (0, ReplaySize::default()), "{kept:?}");
+        }
+        assert_eq!(none.replays_kept().dropped, 3);
+        // Loading the state forgets the replays and their count, not the budget.
+        none.load(&all.encode()).unwrap();
+        assert_eq!(none.replays_kept(), ReplaysKept { budget: one.bytes - 1, ..Default::default() });
+    }
+
+    /// Views on several threads at once under a budget of two groups: replays are dropped while
+    /// other views answer from them, and every answer is still the one a model keeping
+    /// everything gives.
+    #[test]
+    fn concurrent_answers_under_a_small_budget_equal_a_model_keeping_everything() {
+        let rows = five_queues();
+        let all: KindergartenQueues = build(&rows);
+        let paths: Vec<[String; 4]> = (0..5)
+            .flat_map(|k| {
+                ["a1", "a2", "a3", "a4"].map(|a| [format!("t{k}"), "applications".into(), a.into(), "moves".into()])
+            })
+            .collect();
+        let expected: Vec<Value> =
+            paths.iter().map(|p| body(&all, &p.iter().map(String::as_str).collect::<Vec<_>>())).collect();
+        let one = all.replays_kept().largest.unwrap().1;
+        let mut m = KindergartenQueues::with_replay_budget(2 * one.bytes);
+        rows.iter().for_each(|r| m.apply(&fact(r)));
+        std::thread::scope(|s| {
+            for thread in 0..4usize {
+                let (m, paths, expected) = (&m, &paths, &expected);
+                s.spawn(move || {
+                    for round in 0..10 {
+                        for i in 0..paths.len() {
+                            // Each thread walks the paths from its own start, in its own stride.
+                            let j = (thread * 7 + i * (2 * thread + 1) + round) % paths.len();
+                            let p: Vec<&str> = paths[j].iter().map(String::as_str).collect();
+                            assert_eq!(body(m, &p), expected[j], "{p:?}");
+                        }
+                    }
+                });
+            }
+        });
+        let kept = m.replays_kept();
+        assert!(kept.total.bytes <= kept.budget && kept.groups <= 2 && kept.dropped > 0, "{kept:?}");
     }
 
     #[test]
