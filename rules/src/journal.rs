@@ -9,7 +9,8 @@ use crate::contingent::check_enrolled;
 use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use zachetka_projections::models::common::EventId;
 
 /// Semesters a college or university programme may have at most.
 const SEMESTERS_MAX: i64 = 12;
@@ -39,6 +40,53 @@ struct Debt {
     closed: bool,
 }
 
+/// Where a learner's final result stands: a learner has at most one result per place (DOMAIN
+/// "Journal", "Corrections": a change is a `journal.record_corrected`, never a second result).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Place {
+    /// `college.course_result_recorded`: institution, course, term.
+    Course(String, String, i64),
+    /// `college.exam_recorded` (an exam or a credit, whatever its form): institution, course, term.
+    Exam(String, String, i64),
+    /// `journal.term_grade_set`: institution, subject, academic year, term.
+    Term(String, String, i64, i64),
+    /// `journal.year_grade_set`: subject, academic year.
+    Year(String, i64),
+}
+
+impl Place {
+    /// The institution and course of a college or university result.
+    fn course(&self) -> Option<(&str, &str)> {
+        match self {
+            Place::Course(i, c, _) | Place::Exam(i, c, _) => Some((i, c)),
+            Place::Term(..) | Place::Year(..) => None,
+        }
+    }
+
+    /// The refusal of a second result at this place; `event` recorded the first.
+    fn taken(&self, event: &EventId) -> RuleRefusal {
+        let what = match self {
+            Place::Course(i, c, t) => format!("a course result for {c} in term {t} at {i}"),
+            Place::Exam(i, c, t) => format!("an exam or credit for {c} in term {t} at {i}"),
+            Place::Term(i, s, y, t) => format!("a term grade for {s} in term {t} of academic year {y} at {i}"),
+            Place::Year(s, y) => format!("a year grade for {s} in academic year {y}"),
+        };
+        RuleRefusal::new(
+            "result_already_recorded",
+            format!("{what} is already recorded by event {event}; a change is a journal.record_corrected naming it"),
+        )
+    }
+}
+
+/// The result at a place: the event that recorded it, the corrections naming it (or one
+/// another), and for a course result or an exam whether its current value passes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Standing {
+    event: EventId,
+    corrections: Vec<EventId>,
+    passes: bool,
+}
+
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Journal {
     #[serde(with = "crate::state::sorted_map")]
@@ -50,9 +98,11 @@ pub(crate) struct Journal {
     /// Learner stream -> (exam, subject) of final attestation results that pass.
     #[serde(with = "crate::state::sorted_map")]
     exams_passed: HashMap<String, BTreeSet<(String, String)>>,
-    /// Learner stream -> (institution, course) of college and university results that pass.
+    /// Learner stream -> their term and year grades and college and university results, one per
+    /// place. Corrections are followed for college and university results only (whether a course
+    /// is passed is read from them).
     #[serde(with = "crate::state::sorted_map")]
-    courses_passed: HashMap<String, BTreeSet<(String, String)>>,
+    results: HashMap<String, BTreeMap<Place, Standing>>,
     /// `<institution>/<program id>` -> the curriculum's courses.
     #[serde(with = "crate::state::sorted_map")]
     curricula: HashMap<String, Vec<String>>,
@@ -134,6 +184,32 @@ impl Journal {
         self.curricula.contains_key(&format!("{institution}/{program}"))
     }
 
+    /// Records the result at `place` of the event's learner (the check refused a second one).
+    fn record(&mut self, a: &Applied, place: Place, passes: bool) {
+        let results = self.results.entry(a.e.stream.to_owned()).or_default();
+        results.entry(place).or_insert_with(|| Standing {
+            event: EventId::of(a.e.id),
+            corrections: Vec::new(),
+            passes,
+        });
+    }
+
+    /// Refuses a second result at `place` for the learner of `stream`.
+    fn check_place(&self, stream: &str, place: &Place) -> Result<(), RuleRefusal> {
+        match self.results.get(stream).and_then(|r| r.get(place)) {
+            Some(standing) => Err(place.taken(&standing.event)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the learner of `stream` passed `course` at `institution`: one of their course
+    /// results or exams there whose current value (after corrections) passes.
+    fn course_passed(&self, stream: &str, institution: &str, course: &str) -> bool {
+        self.results.get(stream).is_some_and(|r| {
+            r.iter().any(|(place, standing)| standing.passes && place.course() == Some((institution, course)))
+        })
+    }
+
     fn open_debts_of(&self, stream: &str) -> i64 {
         self.open_debts.get(stream).copied().unwrap_or(0)
     }
@@ -177,17 +253,43 @@ impl Journal {
             {
                 self.exams_passed.entry(a.e.stream.to_owned()).or_default().insert((d.exam.clone(), d.subject.clone()));
             }
-            Event::CourseResultRecorded(d) if passes(cfg, &d.scale, &d.mark) => {
-                self.courses_passed
-                    .entry(a.e.stream.to_owned())
-                    .or_default()
-                    .insert((d.institution.clone(), d.course.clone()));
+            Event::CourseResultRecorded(d) => {
+                self.record(
+                    a,
+                    Place::Course(d.institution.clone(), d.course.clone(), d.term),
+                    passes(cfg, &d.scale, &d.mark),
+                );
             }
-            Event::ExamRecorded(d) if passes(cfg, &d.scale, &d.mark) => {
-                self.courses_passed
-                    .entry(a.e.stream.to_owned())
-                    .or_default()
-                    .insert((d.institution.clone(), d.course.clone()));
+            Event::ExamRecorded(d) => {
+                self.record(
+                    a,
+                    Place::Exam(d.institution.clone(), d.course.clone(), d.term),
+                    passes(cfg, &d.scale, &d.mark),
+                );
+            }
+            Event::TermGradeSet(d) => {
+                let place = Place::Term(d.institution.clone(), d.subject.clone(), d.academic_year, d.term);
+                self.record(a, place, false);
+            }
+            Event::YearGradeSet(d) => self.record(a, Place::Year(d.subject.clone(), d.academic_year), false),
+            Event::RecordCorrected(d) => {
+                let Some(results) = self.results.get_mut(a.e.stream) else {
+                    return;
+                };
+                let target = EventId::of(&d.corrected_event_id);
+                let named = results
+                    .iter_mut()
+                    .filter(|(place, _)| place.course().is_some())
+                    .map(|(_, standing)| standing)
+                    .find(|s| s.event == target || s.corrections.contains(&target));
+                if let Some(standing) = named {
+                    standing.corrections.push(EventId::of(a.e.id));
+                    // No mark (an annulment, or an attendance code) does not pass.
+                    standing.passes = match (&d.mark, &d.scale) {
+                        (Some(mark), Some(scale)) => passes(cfg, scale, mark),
+                        _ => false,
+                    };
+                }
             }
             Event::CurriculumRegistered(d) => {
                 self.curricula.entry(format!("{}/{}", a.sid, d.program_id)).or_insert_with(|| d.courses.clone());
@@ -285,13 +387,16 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             let inst = auth.institution(&d.institution)?;
             check_term(d.term, cfg.terms_max)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
-            Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
+            check_enrolled(ctx, &d.institution, &d.class, ctx.date)?;
+            let place = Place::Term(d.institution.clone(), d.subject.clone(), d.academic_year, d.term);
+            Ok(journal.check_place(ctx.e.stream, &place)?)
         }
         Event::YearGradeSet(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
-            Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
+            check_enrolled(ctx, &d.institution, &d.class, ctx.date)?;
+            Ok(journal.check_place(ctx.e.stream, &Place::Year(d.subject.clone(), d.academic_year))?)
         }
         Event::IntermediateAttestationRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
@@ -468,7 +573,9 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             let inst = auth.institution_of_kind(&d.institution, &["college", "university"], "a course result")?;
             check_term(d.term, SEMESTERS_MAX)?;
             check_mark(cfg, inst, None, &d.scale, &d.mark)?;
-            Ok(check_enrolled(ctx, &d.institution, &d.group, ctx.date)?)
+            check_enrolled(ctx, &d.institution, &d.group, ctx.date)?;
+            let place = Place::Course(d.institution.clone(), d.course.clone(), d.term);
+            Ok(journal.check_place(ctx.e.stream, &place)?)
         }
         Event::ExamRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.group))?;
@@ -491,7 +598,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 );
             }
             check_mark(cfg, inst, None, &d.scale, &d.mark)?;
-            Ok(check_enrolled(ctx, &d.institution, &d.group, ctx.date)?)
+            check_enrolled(ctx, &d.institution, &d.group, ctx.date)?;
+            Ok(journal.check_place(ctx.e.stream, &Place::Exam(d.institution.clone(), d.course.clone(), d.term))?)
         }
         Event::DiplomaIssued(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;
@@ -510,11 +618,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 );
             };
             let courses = journal.curricula.get(&format!("{}/{program}", d.institution)).map_or(&[][..], Vec::as_slice);
-            let passed = journal.courses_passed.get(ctx.e.stream);
             let missing: Vec<&str> = courses
                 .iter()
-                .filter(|c| !passed.is_some_and(|p| p.contains(&(d.institution.clone(), (*c).clone()))))
                 .map(String::as_str)
+                .filter(|c| !journal.course_passed(ctx.e.stream, &d.institution, c))
                 .collect();
             if !missing.is_empty() {
                 return refuse(

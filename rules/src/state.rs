@@ -23,7 +23,10 @@ use zachetka_formats::jcs;
 /// 2: grants keep the ledger time of their revocation; queue applications their time of filing,
 /// sibling kindergartens, consents and refused offers; territories their enrolments.
 /// 3: the contingent (enrolments, classes, leave), staff records, digital records, curricula.
-pub const STATE_FORMAT: u32 = 3;
+/// 4: a learner's term and year grades and course results and exams by place, with the event
+/// that recorded each (and the corrections of course results and exams), instead of the passed
+/// courses alone.
+pub const STATE_FORMAT: u32 = 4;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.

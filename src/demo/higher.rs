@@ -46,16 +46,21 @@ impl DemoRegion {
     }
 
     /// A college or university record: a lesson of the group, a course result, or (in the
-    /// examination sessions) an exam or credit, on the scales the level uses.
-    pub(super) fn student_event(&self, i: u64, h: [u8; 32], d: i64, at: i64, st: Student) -> Item {
+    /// examination sessions) an exam or credit, on the scales the level uses. A student gets at
+    /// most one course result and one exam or credit per course and term (and no course result
+    /// in the term the final session of `leaving` writes): a slot whose place is taken holds a
+    /// lesson of the group.
+    pub(super) fn student_event(&mut self, i: u64, h: [u8; 32], d: i64, at: i64, st: Student) -> Item {
         let c = &self.cast;
         let inst = st.institution_id();
         let staff = &if st.college { &c.college_teachers } else { &c.uni_teachers }[st.institution as usize];
         let teacher = staff[usize::from(h[13]) % staff.len()];
-        let courses: &[&str] = if st.college { &COLLEGE_COURSES } else { &UNI_COURSES };
+        let courses: &[&'static str] = if st.college { &COLLEGE_COURSES } else { &UNI_COURSES };
         let course = courses[usize::from(h[8]) % courses.len()];
         let term = 2 * st.year as i64 - i64::from(d < day(2027, 2, 1));
-        if h[10] < 20 {
+        let in_session = (day(2026, 12, 20)..=day(2027, 1, 25)).contains(&d) || d >= day(2027, 5, 20);
+        let final_session = st.year == 4 && term == 8 && !in_session;
+        if h[10] < 20 || final_session || !self.results_written.insert((st.n, course, term, in_session)) {
             let data = json!({"v": 1, "lesson_id": format!("{inst}-{}", hex8(&h)), "class": st.group(),
                 "subject": course, "lesson_date": date(d)});
             return self.item(i, &format!("institution/{inst}"), "journal.lesson_held", at, teacher, data);
@@ -64,7 +69,6 @@ impl DemoRegion {
         let four = FOUR_LEVEL[[0, 0, 1, 1, 1, 2, 2, 3][usize::from(h[12] % 8)]];
         let pass = if h[12].is_multiple_of(10) { "не зачтено" } else { "зачтено" };
         let five = json!(3 + i64::from(h[12] % 3));
-        let in_session = (day(2026, 12, 20)..=day(2027, 1, 25)).contains(&d) || d >= day(2027, 5, 20);
         let (form, scale, mark) = match (h[11] % 3, st.college) {
             (0, true) => ("exam", "five_point", five),
             (0, false) => ("exam", "four_level", json!(four)),

@@ -42,7 +42,7 @@ impl DemoRegion {
         Slot { h, day: d, at, who }
     }
 
-    pub(super) fn journal_event(&self, i: u64) -> Item {
+    pub(super) fn journal_event(&mut self, i: u64) -> Item {
         let Slot { h, day: d, at, who } = self.slot(i);
         let c = &self.cast;
         if who >= c.learners {

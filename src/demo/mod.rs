@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde_json::json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use zachetka_projections::vocabulary::MIGRATED_FROM;
 
 mod attestation;
@@ -273,6 +273,11 @@ pub struct DemoRegion {
     targets: Option<IndicatorTargets>,
     /// Keys replaced along the live year (none in a region with indicator targets).
     swaps: Vec<Swap>,
+    /// The places the streamed journal gave a college or university result: (student, course,
+    /// term, whether an exam or credit). The rules take one course result and one exam or credit
+    /// per course and term (a change is a correction), so a slot whose place is taken holds a
+    /// lesson instead.
+    results_written: HashSet<(u64, &'static str, i64, bool)>,
 }
 
 impl DemoRegion {
@@ -308,6 +313,7 @@ impl DemoRegion {
             day0: day(2026, 9, 1),
             targets,
             swaps: Vec::new(),
+            results_written: HashSet::new(),
         };
         if region.has_history() {
             region.swaps = region.key_swaps();

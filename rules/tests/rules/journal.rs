@@ -275,8 +275,13 @@ fn college_record_book() {
     let mut h = Harness::region();
     let cr = |mark: serde_json::Value, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "mark": mark, "scale": scale});
     h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!("хорошо"), "four_level"));
-    h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!(5), "five_point"));
-    h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(json!("не зачтено"), "pass_fail"));
+    // Each scale the level uses, in another term (one result per course and term).
+    let mut five = cr(json!(5), "five_point");
+    five["term"] = json!(4);
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", five);
+    let mut pass_fail = cr(json!("не зачтено"), "pass_fail");
+    pass_fail["term"] = json!(5);
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", pass_fail);
     h.refused(
         "grade_out_of_scale",
         COL_TEACHER,
@@ -293,7 +298,9 @@ fn college_record_book() {
     h.refused("term_out_of_range", COL_TEACHER, S1, "college.course_result_recorded", t);
     let ex = |form: &str, mark: &str, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "form": form, "mark": mark, "scale": scale});
     h.ok(COL_TEACHER, S1, "college.exam_recorded", ex("exam", "отлично", "four_level"));
-    h.ok(COL_TEACHER, S1, "college.exam_recorded", ex("credit", "зачтено", "pass_fail"));
+    let mut credit = ex("credit", "зачтено", "pass_fail");
+    credit["term"] = json!(4);
+    h.ok(COL_TEACHER, S1, "college.exam_recorded", credit);
     h.refused("scale_not_allowed", COL_TEACHER, S1, "college.exam_recorded", ex("credit", "отлично", "four_level"));
     h.refused("exam_form_unknown", COL_TEACHER, S1, "college.exam_recorded", ex("quiz", "зачтено", "pass_fail"));
     let dip = |level: &str, n: &str| json!({"institution": "col-001", "level": level, "number": n, "issued_on": "2027-06-30"});
@@ -307,4 +314,120 @@ fn college_record_book() {
     );
     h.refused("diploma_level_unknown", COL_REGISTRAR, S2, "college.diploma_issued", dip("phd", "D-2"));
     h.refused("not_authorized", COL_TEACHER, S2, "college.diploma_issued", dip("bachelor", "D-2"));
+}
+
+/// A college's institution admin (granted in the tests that need one).
+const COL_ADMIN: &str = "did:key:z6MkCollegeAdmin";
+
+#[test]
+fn a_course_has_one_result_and_one_exam_per_term_and_a_change_is_a_correction() {
+    let mut h = Harness::region();
+    h.grant(AUTH, COL_ADMIN, "p-adm-col", &["institution_admin"], json!({"institution": "col-001"}));
+    let cr = |term: i64, mark: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": term, "mark": mark, "scale": "four_level"});
+    let failed = h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(3, "неудовлетворительно"));
+    // A second result for the course and term, in any scale, is refused and names the first.
+    for (mark, scale) in [(json!("отлично"), "four_level"), (json!(5), "five_point"), (json!("зачтено"), "pass_fail")]
+    {
+        let mut again = cr(3, "-");
+        again["mark"] = mark;
+        again["scale"] = json!(scale);
+        let m = h.refused("result_already_recorded", COL_TEACHER, S1, "college.course_result_recorded", again);
+        assert!(m.contains(&failed) && m.contains("journal.record_corrected") && m.contains("databases"), "{m}");
+    }
+    // Another learner, or another term, is another place.
+    h.ok(COL_TEACHER, S2, "college.course_result_recorded", cr(3, "хорошо"));
+    let other_term = h.ok(COL_TEACHER, S1, "college.course_result_recorded", cr(4, "неудовлетворительно"));
+    let dip = |n: &str| json!({"institution": "col-001", "level": "secondary_vocational", "number": n, "issued_on": "2027-06-30"});
+    h.refused("diploma_requirements_unmet", COL_REGISTRAR, S1, "college.diploma_issued", dip("D-1"));
+    // The change is a correction; the place stays taken, and "passed" follows the current value.
+    let corr = |id: &str, extra: serde_json::Value| {
+        let mut c = json!({"institution": "col-001", "class": "ИС-21", "corrected_event_id": id, "reason": "ошибка ввода", "authorised_by": COL_ADMIN});
+        merge(&mut c, extra);
+        c
+    };
+    let passed = h.ok(
+        COL_TEACHER,
+        S1,
+        "journal.record_corrected",
+        corr(&failed, json!({"mark": "хорошо", "scale": "four_level"})),
+    );
+    h.refused("result_already_recorded", COL_TEACHER, S1, "college.course_result_recorded", cr(3, "хорошо"));
+    // Annulling the passing correction (a correction of the correction): not passed any more.
+    h.ok(COL_TEACHER, S1, "journal.record_corrected", corr(&passed, json!({})));
+    let m = h.refused("diploma_requirements_unmet", COL_REGISTRAR, S1, "college.diploma_issued", dip("D-1"));
+    assert!(m.contains("not passed: databases"), "{m}");
+    // A failing correction of the other term's result does not pass either.
+    h.ok(
+        COL_TEACHER,
+        S1,
+        "journal.record_corrected",
+        corr(&other_term, json!({"mark": "неудовлетворительно", "scale": "four_level"})),
+    );
+    h.refused("diploma_requirements_unmet", COL_REGISTRAR, S1, "college.diploma_issued", dip("D-1"));
+    h.ok(
+        COL_TEACHER,
+        S1,
+        "journal.record_corrected",
+        corr(&other_term, json!({"mark": "отлично", "scale": "four_level"})),
+    );
+    h.ok(COL_REGISTRAR, S1, "college.diploma_issued", dip("D-1"));
+}
+
+#[test]
+fn an_exam_or_credit_is_recorded_once_per_course_and_term() {
+    let mut h = Harness::region();
+    h.grant(AUTH, COL_ADMIN, "p-adm-col", &["institution_admin"], json!({"institution": "col-001"}));
+    let ex = |term: i64, form: &str, mark: &str, scale: &str| json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": term, "form": form, "mark": mark, "scale": scale});
+    let exam = h.ok(COL_TEACHER, S1, "college.exam_recorded", ex(3, "exam", "неудовлетворительно", "four_level"));
+    for again in [ex(3, "exam", "отлично", "four_level"), ex(3, "credit", "зачтено", "pass_fail")] {
+        let m = h.refused("result_already_recorded", COL_TEACHER, S1, "college.exam_recorded", again);
+        assert!(m.contains(&exam) && m.contains("exam or credit") && m.contains("journal.record_corrected"), "{m}");
+    }
+    // A course result is another form of control: it has its own place in the term.
+    h.ok(COL_TEACHER, S1, "college.course_result_recorded", json!({"institution": "col-001", "group": "ИС-21", "course": "databases", "term": 3, "mark": "неудовлетворительно", "scale": "four_level"}));
+    h.ok(COL_TEACHER, S1, "college.exam_recorded", ex(4, "credit", "не зачтено", "pass_fail"));
+    let dip =
+        json!({"institution": "col-001", "level": "secondary_vocational", "number": "D-1", "issued_on": "2027-06-30"});
+    h.refused("diploma_requirements_unmet", COL_REGISTRAR, S1, "college.diploma_issued", dip.clone());
+    let fix = json!({"institution": "col-001", "class": "ИС-21", "corrected_event_id": exam, "reason": "апелляция", "authorised_by": COL_ADMIN, "mark": "удовлетворительно", "scale": "four_level"});
+    h.ok(COL_TEACHER, S1, "journal.record_corrected", fix);
+    h.refused(
+        "result_already_recorded",
+        COL_TEACHER,
+        S1,
+        "college.exam_recorded",
+        ex(3, "exam", "отлично", "four_level"),
+    );
+    h.ok(COL_REGISTRAR, S1, "college.diploma_issued", dip);
+}
+
+#[test]
+fn a_term_grade_per_subject_term_and_year_and_a_year_grade_per_subject_and_year() {
+    let mut h = Harness::region();
+    let tg = |subject: &str, year: i64, term: i64, mark: i64| json!({"institution": "sch-001", "class": "5А", "subject": subject, "academic_year": year, "term": term, "mark": mark, "scale": "five_point"});
+    let first = h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 1, 3));
+    let m = h.refused("result_already_recorded", CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 1, 5));
+    assert!(
+        m.contains(&first) && m.contains("term grade for math in term 1") && m.contains("journal.record_corrected"),
+        "{m}"
+    );
+    h.refused("result_already_recorded", TEACHER, L1, "journal.term_grade_set", tg("math", 2026, 1, 3));
+    // Another term, subject, year or learner is another place.
+    h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 2, 5));
+    h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("physics", 2026, 1, 5));
+    h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("math", 2025, 1, 5));
+    h.ok(CLASS_5A, L2, "journal.term_grade_set", tg("math", 2026, 1, 5));
+    let yg = |subject: &str, mark: i64| json!({"institution": "sch-001", "class": "5А", "subject": subject, "academic_year": 2026, "mark": mark, "scale": "five_point"});
+    let year = h.ok(TEACHER, L1, "journal.year_grade_set", yg("math", 4));
+    let m = h.refused("result_already_recorded", TEACHER, L1, "journal.year_grade_set", yg("math", 5));
+    assert!(m.contains(&year) && m.contains("year grade for math in academic year 2026"), "{m}");
+    h.ok(TEACHER, L1, "journal.year_grade_set", yg("physics", 5));
+    h.ok(TEACHER, L2, "journal.year_grade_set", yg("math", 5));
+    // The change is a correction of the grade, and the place stays taken.
+    for id in [&first, &year] {
+        let c = json!({"institution": "sch-001", "class": "5А", "corrected_event_id": id, "reason": "ошибка ввода", "authorised_by": ADMIN, "mark": 4, "scale": "five_point"});
+        h.ok(TEACHER, L1, "journal.record_corrected", c);
+    }
+    h.refused("result_already_recorded", CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 1, 4));
+    h.refused("result_already_recorded", TEACHER, L1, "journal.year_grade_set", yg("math", 4));
 }

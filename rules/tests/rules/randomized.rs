@@ -124,6 +124,8 @@ pub(crate) struct World {
     clubs: Vec<(String, String, usize, Vec<String>)>,
     /// College students' passed courses (student index -> courses).
     passed: [Vec<&'static str>; STUDENTS],
+    /// Places of accepted final results: (learner stream, `place_of` the result).
+    results: BTreeSet<(String, String)>,
     /// Attested achievements: (id, learner stream, revoked).
     achievements: Vec<(String, String, bool)>,
     /// Failed intermediate attestations no debt names yet: (event id, learner stream,
@@ -176,6 +178,7 @@ impl World {
             first_graders: [0; SCHOOLS],
             clubs: vec![],
             passed: Default::default(),
+            results: BTreeSet::new(),
             achievements: vec![],
             failed: vec![],
             debts: vec![],
@@ -195,6 +198,9 @@ impl World {
     /// grade (corrections), a failed intermediate attestation (academic debts), a kindergarten
     /// enrolment (sibling links).
     pub(crate) fn accepted(&mut self, id: &str, s: &Step) {
+        if let Some(place) = place_of(s.ty, &s.data) {
+            self.results.insert((s.stream.clone(), place));
+        }
         match s.ty {
             "journal.grade_recorded" => self.grades.push((id.to_owned(), s.stream.clone())),
             "journal.intermediate_attestation_recorded" if s.data["mark"] == json!(2) => {
@@ -210,7 +216,28 @@ impl World {
     }
 }
 
+/// Where a final result stands: a learner has one term grade per institution, subject, year and
+/// term, one year grade per subject and year, one course result and one exam or credit per
+/// institution, course and term.
+fn place_of(ty: &str, d: &Value) -> Option<String> {
+    let f = |k: &str| d[k].to_string();
+    match ty {
+        "journal.term_grade_set" => {
+            Some(format!("term {} {} {} {}", f("institution"), f("subject"), f("academic_year"), f("term")))
+        }
+        "journal.year_grade_set" => Some(format!("year {} {}", f("subject"), f("academic_year"))),
+        "college.course_result_recorded" => Some(format!("course {} {} {}", f("institution"), f("course"), f("term"))),
+        "college.exam_recorded" => Some(format!("exam {} {} {}", f("institution"), f("course"), f("term"))),
+        _ => None,
+    }
+}
+
 impl World {
+    /// Whether `stream` already has a result at the place of this one.
+    fn taken(&self, stream: &str, ty: &str, data: &Value) -> bool {
+        place_of(ty, data).is_some_and(|p| self.results.contains(&(stream.to_owned(), p)))
+    }
+
     /// Strictly increasing times: one second per event from 06:00 on a day that moves on.
     fn at(&self) -> String {
         let d = zachetka_rules::time::format_date(zachetka_rules::time::parse_date("2026-09-01").unwrap() + self.day);
@@ -666,18 +693,29 @@ impl World {
         match self.rng.below(6) {
             0 | 1 => {
                 let mark = ["отлично", "хорошо", "удовлетворительно", "неудовлетворительно"][self.rng.below(4)];
-                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "mark": mark, "scale": "four_level"});
-                let expect = self.on_leave(m).then_some("learner_on_academic_leave");
+                let term = 1 + self.rng.below(2) as i64;
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": term, "mark": mark, "scale": "four_level"});
+                let ty = "college.course_result_recorded";
+                let expect = if self.on_leave(m) {
+                    Some("learner_on_academic_leave")
+                } else {
+                    self.taken(&student(m), ty, &data).then_some("result_already_recorded")
+                };
                 if expect.is_none() && mark != "неудовлетворительно" && !self.passed[m].contains(&course)
                 {
                     self.passed[m].push(course);
                 }
-                vec![self.step(COL_TEACHER_KEY, &student(m), "college.course_result_recorded", data, expect)]
+                vec![self.step(COL_TEACHER_KEY, &student(m), ty, data, expect)]
             }
             2 => {
                 let mark = ["зачтено", "не зачтено"][self.rng.below(2)];
-                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": 1, "form": "credit", "mark": mark, "scale": "pass_fail"});
-                let expect = self.on_leave(m).then_some("learner_on_academic_leave");
+                let term = 1 + self.rng.below(2) as i64;
+                let data = json!({"institution": COLLEGE, "group": "ИС-1", "course": course, "term": term, "form": "credit", "mark": mark, "scale": "pass_fail"});
+                let expect = if self.on_leave(m) {
+                    Some("learner_on_academic_leave")
+                } else {
+                    self.taken(&student(m), "college.exam_recorded", &data).then_some("result_already_recorded")
+                };
                 if expect.is_none() && mark == "зачтено" && !self.passed[m].contains(&course) {
                     self.passed[m].push(course);
                 }
@@ -713,12 +751,19 @@ impl World {
         match self.rng.below(5) {
             0 => {
                 let term = 1 + self.rng.below(5) as i64;
-                let expect = if term > RegionConfig::default().terms_max { Some("term_out_of_range") } else { None };
                 let mut data = year;
                 data["term"] = json!(term);
+                let expect = if term > RegionConfig::default().terms_max {
+                    Some("term_out_of_range")
+                } else {
+                    self.taken(learner, "journal.term_grade_set", &data).then_some("result_already_recorded")
+                };
                 vec![self.step(key, learner, "journal.term_grade_set", data, expect)]
             }
-            1 => vec![self.step(key, learner, "journal.year_grade_set", year, None)],
+            1 => {
+                let expect = self.taken(learner, "journal.year_grade_set", &year).then_some("result_already_recorded");
+                vec![self.step(key, learner, "journal.year_grade_set", year, expect)]
+            }
             2 => {
                 let data = json!({"lesson_id": format!("l-{}", self.n), "class": class, "subject": "math",
                     "lesson_date": &self.at()[..10]});
@@ -1198,6 +1243,7 @@ const CODES_REACHED: &[&str] = &[
     "not_authorized",
     "learner_not_enrolled",
     "key_revoked",
+    "result_already_recorded",
 ];
 
 #[test]
