@@ -80,9 +80,12 @@ pub fn lookup_store_error(e: LookupError) -> StoreError {
 }
 
 /// A rule refusal as the ledger answers it: the rule's code, with the kind the rules gave it
-/// (which decides the HTTP status in `refusal.rs`).
+/// (which decides the HTTP status in `refusal.rs`). The rules' `event_malformed` (a type's data
+/// missing a field or of the wrong shape) is the same code as the envelope parser's, so it is
+/// that code, with its one status (400), not a rule invariant's 422.
 pub fn refusal(r: RuleRefusal) -> Refusal {
-    Refusal::new(Code::Rule(r.code, r.kind), r.message)
+    let code = if r.code == Code::EventMalformed.as_str() { Code::EventMalformed } else { Code::Rule(r.code, r.kind) };
+    Refusal::new(code, r.message)
 }
 
 /// Rebuilds the rule state from the log: every entry in order, applied if its check passes (as
