@@ -101,6 +101,10 @@ pub struct Report {
     pub authority_checked_by_rules: usize,
     pub authority_checked_by_grant_only: Vec<GrantOnly>,
     pub consistency: Option<ConsistencyChecked>,
+    /// A second checkpoint was given (whether or not the consistency held); the text report
+    /// says "none given" only when it was not.
+    #[serde(skip)]
+    pub(crate) consistency_asked: bool,
     pub completeness: Option<Completeness>,
     pub record: RecordSummary,
     pub failures: Vec<Failure>,
@@ -165,7 +169,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "entries: {} ({} disclosed, {} withheld), authority chain: {} registry entries",
+            "entries: {} ({} disclosed, {} withheld), authority chain: {} entries",
             self.entries, self.disclosed, self.withheld, self.authority_entries
         );
         let _ = writeln!(
@@ -188,9 +192,10 @@ impl Report {
                 list.join(", ")
             );
         }
-        match &self.consistency {
-            Some(c) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
-            None => _ = writeln!(s, "consistency: no second checkpoint given"),
+        match (&self.consistency, self.consistency_asked) {
+            (Some(c), _) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
+            (None, true) => _ = writeln!(s, "consistency: not established, see the failure above"),
+            (None, false) => _ = writeln!(s, "consistency: no second checkpoint given"),
         }
         if let Some(c) = &self.completeness {
             let _ = writeln!(s, "completeness: {}", c.describe());
