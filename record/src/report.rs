@@ -108,6 +108,10 @@ pub struct Report {
     pub completeness: Option<Completeness>,
     pub record: RecordSummary,
     pub failures: Vec<Failure>,
+    /// The bytes could not be read as a bundle at all (FORMAT.md section 4, step 1): the code
+    /// and what is wrong with them; nothing else was checked.
+    #[serde(skip)]
+    pub(crate) unreadable: Option<Failure>,
 }
 
 impl Completeness {
@@ -153,8 +157,20 @@ impl Report {
         serde_json::to_string(self).expect("a report serializes")
     }
 
-    /// The report for a person: the verdict, each failure, then the record.
+    /// When the bytes given were not a record bundle at all (not JSON, another JSON document, a
+    /// limit exceeded): the code and what is wrong with them. Such a report is about no
+    /// learner and no ledger; a caller says so instead of showing it (the CLI names the file,
+    /// `POST /v1/verify` refuses the body).
+    pub fn unreadable(&self) -> Option<&Failure> {
+        self.unreadable.as_ref()
+    }
+
+    /// The report for a person: the verdict, each failure, then the record. Of bytes that are
+    /// no bundle at all, one line saying so.
     pub fn to_text(&self) -> String {
+        if let Some(u) = &self.unreadable {
+            return format!("NOT VERIFIED: not a record bundle ({}): {}\n", u.code, u.message);
+        }
         let mut s = String::new();
         let verdict = if self.ok { "VERIFIED" } else { "NOT VERIFIED" };
         let _ = writeln!(s, "{verdict}: record of learner {} in ledger {}", self.learner, self.origin);

@@ -8,7 +8,7 @@
 use crate::bundle::CompletenessMember;
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
 use crate::disclosure::preset;
-use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
+use crate::report::{Completeness, ConsistencyChecked, Failure, GrantOnly, InstitutionYears, RecordSummary, Report};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +82,12 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     let b = match Bundle::parse(bundle_bytes) {
         Ok(b) => b,
         Err(e) => {
-            r.fail(e.code, None, e.message);
+            let message = match e.code {
+                "bundle_malformed" => format!("the bundle is not a record bundle: {}", e.message),
+                _ => e.message.clone(),
+            };
+            r.fail(e.code, None, message);
+            r.unreadable = Some(Failure { code: e.code.to_owned(), seq: None, message: e.message });
             return r;
         }
     };

@@ -277,3 +277,29 @@ fn a_token_scope_naming_no_registered_institution_or_territory_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"), "a warning says so");
     assert_eq!(tokens(), 3);
 }
+
+/// Review s9, finding 15: `verify` of a file that is not a record bundle at all (`null`, an
+/// array, another JSON document) says so, naming the file and the code, exit 1, without a
+/// verdict about "learner  in ledger " with empty names.
+#[test]
+fn verify_of_a_file_that_is_not_a_bundle_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vkey = "ru-47.edu.example+3a1c0b2e+AZxrbVRzaplvFcXgfgsEtvtNIhuRcaiZAmdpn6mxRPAG";
+    for body in ["null", "[[[[[[[[", "{\"format\":\"zachetka-record\"}", "not json"] {
+        let file = tmp.path().join("b.json");
+        std::fs::write(&file, body).unwrap();
+        let out = run({
+            let mut c = zachetka();
+            c.args(["verify", "--vkey", vkey]).arg(&file);
+            c
+        });
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{body}: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("record of learner"), "{body}: {text}");
+        assert!(
+            text.starts_with(&format!("NOT VERIFIED: {} is not a record bundle (bundle_malformed): ", file.display())),
+            "{body}: {text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{body}: nothing else to say: {text}");
+    }
+}

@@ -381,6 +381,26 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
     assert_eq!((s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()), (413, json!("body_too_large")));
 }
 
+/// Review s9, finding 15: `POST /v1/verify` with a body that is not a record bundle at all is
+/// a 400 refusal `bundle_malformed` (`{"code","message"}`), not a 200 report about a learner
+/// with no name; a bundle that parses but fails its checks is still a 200 report.
+#[test]
+fn posting_what_is_not_a_bundle_to_verify_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    let srv = serve_with(l.clone(), ServerConfig::default());
+    let url = format!("{}/v1/verify", srv.base);
+    let deep = "[".repeat(100_000);
+    for body in ["null", "[[[[[[[[", deep.as_str(), "{}", "\"bundle\"", "{\"format\":\"zachetka-record\"}"] {
+        let (s, answer) = call(ureq::post(&url), Some(body.as_bytes()));
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!((s, v["code"].as_str()), (400, Some("bundle_malformed")), "{}: {v}", &body[..body.len().min(40)]);
+        let message = v["message"].as_str().unwrap();
+        assert!(message.starts_with("the body is not a record bundle: "), "{message}");
+        assert_eq!(v.as_object().unwrap().len(), 2, "a refusal, not a report: {v}");
+    }
+}
+
 /// The binary: `export` writes the bundle, `verify` checks it (exit 0), with a consistency proof
 /// to a newer checkpoint; against a checkpoint of another history it exits 1 with the reason.
 #[test]
