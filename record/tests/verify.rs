@@ -707,3 +707,23 @@ fn the_text_report_does_not_contradict_its_failures() {
     assert!(!text.contains("positions past it"), "{text}");
     assert!(text.contains("completeness: failed (checkpoint_invalid)"), "{text}");
 }
+
+/// The authority part holds registry entries and the registrations entries name (a curriculum,
+/// a club programme); a learner's grade carried there is refused, naming it.
+#[test]
+fn an_authority_item_that_is_neither_registry_nor_registration_is_refused() {
+    let t = region(1);
+    let mut b = t.export(L1, &Disclosure::All);
+    let moved = b.entries.pop().unwrap();
+    assert!(b.authority.iter().all(|i| i.seq < moved.seq));
+    let seq = moved.seq;
+    b.authority.push(moved);
+    let r = check(&b, &t.vkey);
+    refused(&r, "authority_entry_invalid", Some(seq));
+    let f = r.failures.iter().find(|f| f.code == "authority_entry_invalid").unwrap();
+    assert!(
+        f.message.contains("neither a registry entry nor an institution's curriculum or programme"),
+        "{}",
+        f.message
+    );
+}
