@@ -1,6 +1,6 @@
 //! The learner record bundle bound to the ledger (DESIGN 3.4, `record/FORMAT.md`): finds the
-//! entries that concern a learner and hands them, the registry and the checkpoint to
-//! `zachetka_record::export`. Not the format or the verifier (crate `zachetka-record`, which a
+//! entries that concern a learner and hands them, the registry, the institutions' registrations
+//! they name (curricula, club programmes) and the checkpoint to `zachetka_record::export`. Not the format or the verifier (crate `zachetka-record`, which a
 //! university embeds) and not HTTP (`api/record.rs`).
 //!
 //! Finding the entries fast: the learner's own stream comes from the store's stream index
