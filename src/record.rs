@@ -1,6 +1,6 @@
 //! The learner record bundle bound to the ledger (DESIGN 3.4, `record/FORMAT.md`): finds the
-//! entries that concern a learner and hands them, the registry and the checkpoint to
-//! `zachetka_record::export`. Not the format or the verifier (crate `zachetka-record`, which a
+//! entries that concern a learner and hands them, the registry, the institutions' registrations
+//! they name (curricula, club programmes) and the checkpoint to `zachetka_record::export`. Not the format or the verifier (crate `zachetka-record`, which a
 //! university embeds) and not HTTP (`api/record.rs`).
 //!
 //! Finding the entries fast: the learner's own stream comes from the store's stream index
@@ -112,6 +112,45 @@ fn stream_seqs_below(ledger: &Ledger, stream: &str, tree_size: u64) -> Result<Op
     Ok(Some(seqs))
 }
 
+/// Entries of an institution's stream read at once while looking for a registration.
+const REGISTRATION_READ: u64 = 64;
+
+/// The registrations (college curricula, club programmes) the learner's entries name
+/// (`zachetka_record::registrations_wanted`), found on each institution's stream by reading it
+/// from its start up to the first entry naming them, a few entries at a time, until each is
+/// found: institutions register their programmes before admitting to them, so the search stops
+/// early. One the stream does not hold (a record written around the rules) is left out; the
+/// verifier then judges the entry by the grant only.
+fn find_registrations(ledger: &Ledger, concerned: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
+    let mut wanted = zachetka_record::registrations_wanted(concerned)?;
+    let mut found = Vec::new();
+    while let Some(stream) = wanted.first().map(|w| w.stream.clone()) {
+        let (mut here, rest): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|w| w.stream == stream);
+        wanted = rest;
+        let mut version = 0;
+        while !here.is_empty() {
+            let mut seqs = ledger.store().stream_seqs(&stream, version, REGISTRATION_READ)?;
+            let read = seqs.len() as u64;
+            let before = here.iter().map(|w| w.before).max().unwrap_or(0);
+            seqs.retain(|s| *s < before);
+            for (seq, bytes) in read_entries(ledger, &seqs)? {
+                let Some((_, ty, program)) = zachetka_record::registration_of(&bytes) else { continue };
+                let left = here.len();
+                here.retain(|w| !(w.ty == ty && w.program == program && seq < w.before));
+                if here.len() < left {
+                    found.push((seq, bytes));
+                }
+            }
+            if read < REGISTRATION_READ || (seqs.len() as u64) < read {
+                break; // the stream's end, or past every entry naming what is left
+            }
+            version += read;
+        }
+    }
+    found.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(found)
+}
+
 /// Exports the record bundle of `learner` at the tree size the read models have applied.
 pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
     let answer = match ledger.read_side().view("profiles", &[learner]) {
@@ -135,6 +174,7 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let concerned = read_entries(ledger, &seqs)?;
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?.ok_or(RecordError::RegistryTooLong)?;
     let registry = read_entries(ledger, &registry_seqs)?;
+    let registrations = find_registrations(ledger, &concerned)?;
     // Every commitment below `tree_size` is known to the completeness model once it has applied
     // that far (models move together; after a snapshot one may trail briefly).
     let read = ledger.read_side();
@@ -154,6 +194,7 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         checkpoint: &note,
         concerned: &concerned,
         registry: &registry,
+        registrations: &registrations,
         disclosure,
         completeness: completeness.as_ref().zip(commitment_entry.as_deref()).map(|(c, entry)| {
             zachetka_record::CompletenessInput {

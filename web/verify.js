@@ -9,7 +9,8 @@
 // ledger and author signature (strict Ed25519, see verifyStrict); that each disclosed entry
 // concerns the learner (the Concerns definition); stream chains; the authority: the
 // establishment, then the registry replayed (grants, revocations, rotations) and, for every
-// disclosed entry, the author's grant in force at occurred_at (an import's: at recorded_at, with
+// disclosed entry and every registration the authority part carries (a college curriculum, a
+// club programme), the author's grant in force at occurred_at (an import's: at recorded_at, with
 // the migration role) (the "grant check"); registry entries' own authors (authority, or an
 // institution admin within its institution); completeness (FORMAT.md section 6): the commitment
 // entry (proof, canonical bytes, signature, author = the trusted ledger key), the learner's value
@@ -1143,7 +1144,12 @@
         }
       }
       for (const it of authority) {
-        if (it.event && it.event.stream !== 'registry') failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item on stream ' + it.event.stream + ', not registry' });
+        if (!it.event) continue;
+        // A registry entry, or an institution's curriculum or programme a disclosed entry names
+        // (checked by the grant like the disclosed entries).
+        const registration = typeof it.event.stream === 'string' && it.event.stream.startsWith('institution/')
+          && (it.event.type === 'college.curriculum_registered' || it.event.type === 'additional.program_registered');
+        if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum or programme' });
       }
 
       // 5. stream chains.

@@ -69,6 +69,10 @@ pub enum Code {
     BadPath,
     /// A proof asked for leaves or tree sizes outside the log.
     ProofOutOfRange,
+    /// `POST /v1/verify` with a body that is not a record bundle at all (`record/FORMAT.md`).
+    BundleMalformed,
+    /// `POST /v1/verify` with a bundle of more items than the format's limit.
+    BundleTooManyEntries,
     /// No such route, tile or resource.
     NotFound,
     /// The route exists but not with this method.
@@ -116,7 +120,9 @@ impl Code {
             | BadQuery
             | BadPath
             | StreamMalformed
-            | ProofOutOfRange => 400,
+            | ProofOutOfRange
+            | BundleMalformed
+            | BundleTooManyEntries => 400,
             Unauthorized => 401,
             NotFound => 404,
             MethodNotAllowed => 405,
@@ -168,6 +174,8 @@ impl Code {
             BadQuery => "bad_query",
             BadPath => "bad_path",
             ProofOutOfRange => "proof_out_of_range",
+            BundleMalformed => "bundle_malformed",
+            BundleTooManyEntries => "bundle_too_many_entries",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Unauthorized => "unauthorized",

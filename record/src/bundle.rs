@@ -119,7 +119,8 @@ fn bounded_proof<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
     d.deserialize_seq(Bounded { max: PROOF_HASHES_MAX, what: "proof hashes", _t: std::marker::PhantomData })
 }
 
-/// Why bytes are not a bundle this version reads: (code, message).
+/// Why bytes are not a bundle this version reads: the code, and what is wrong with them (a
+/// limit, or where the JSON is not a bundle's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub code: &'static str,
@@ -143,7 +144,7 @@ impl Bundle {
             } else {
                 "bundle_malformed"
             };
-            ParseError { code, message: format!("the bundle is not a record bundle: {message}") }
+            ParseError { code, message }
         })?;
         if b.entries.len() + b.authority.len() > ITEMS_MAX {
             return Err(ParseError {

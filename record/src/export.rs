@@ -1,6 +1,7 @@
 //! The exporter's pure part: given the entries that concern a learner, the registry and a
 //! checkpoint, decide what is disclosed and withheld (FORMAT.md section 7), pick the registry
-//! entries that make each disclosed author's authority chain (section 4), and assemble the
+//! entries that make each disclosed author's authority chain and the institutions'
+//! registrations (curricula, programmes) the disclosed entries name (section 4), and assemble the
 //! bundle with one inclusion proof per item and the learner's completeness value (section 6) as
 //! the ledger answered it. Not how the entries are found (the root crate reads its store and the
 //! `profiles` read model), not which commitment is the latest (the read side), and not the
@@ -76,6 +77,15 @@ struct DataFields<'a> {
     new_key: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "object")]
     scope: ScopeFields<'a>,
+    /// A college curriculum or an additional-education programme.
+    #[serde(borrow, deserialize_with = "text")]
+    program_id: Option<Cow<'a, str>>,
+    /// The key that authorised a correction.
+    #[serde(borrow, deserialize_with = "text")]
+    authorised_by: Option<Cow<'a, str>>,
+    /// The keys of a retake's commission.
+    #[serde(borrow, deserialize_with = "texts")]
+    commission: Vec<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -236,6 +246,9 @@ pub struct ExportInput<'a> {
     pub concerned: &'a [(u64, Vec<u8>)],
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
+    /// Registrations on institution streams below the checkpoint, ascending: at least those
+    /// [`registrations_wanted`] names for `concerned` (others are ignored).
+    pub registrations: &'a [(u64, Vec<u8>)],
     pub disclosure: &'a Disclosure,
     /// The learner's value in the latest completeness commitment below the checkpoint, when
     /// the ledger has made one (the bundle's `completeness` is `null` otherwise).
@@ -293,6 +306,63 @@ fn institutions<'v>(d: &'v DataFields) -> impl Iterator<Item = &'v str> {
     .filter_map(name)
 }
 
+/// The registration on its institution's stream that a learner's entry of type `ty` names by
+/// `data.program_id`, which the rules need to judge it: a college admission's curriculum, a club
+/// enrolment's (or leaving's) programme.
+fn registration_for(ty: &str) -> Option<&'static str> {
+    match ty {
+        "contingent.admitted" => Some("college.curriculum_registered"),
+        "additional.enrolled" | "additional.left" => Some("additional.program_registered"),
+        _ => None,
+    }
+}
+
+/// A registration an entry of the learner names (FORMAT.md section 4, the authority part): on
+/// `stream` (`institution/<id>`), of type `ty`, with `data.program_id` equal to `program`, at a
+/// seq below `before` (the first entry naming it: the rules accept none naming a programme not
+/// registered yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub stream: String,
+    pub ty: &'static str,
+    pub program: String,
+    pub before: u64,
+}
+
+fn parse_stored(seq: u64, bytes: &[u8]) -> Result<EventFields<'_>, ExportError> {
+    let stored: StoredEntry = serde_json::from_slice(bytes)
+        .map_err(|e| ExportError::Entry { seq, message: format!("not an entry with an event object: {e}") })?;
+    Ok(stored.event)
+}
+
+/// The registrations `concerned` (as [`ExportInput::concerned`]) names, each once, for the
+/// caller to find on the institutions' streams and hand back as [`ExportInput::registrations`].
+pub fn registrations_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<Vec<Wanted>, ExportError> {
+    let mut out: Vec<Wanted> = Vec::new();
+    for (seq, bytes) in concerned {
+        let e = parse_stored(*seq, bytes)?;
+        let Some(ty) = name(&e.ty).and_then(registration_for) else { continue };
+        let (Some(institution), Some(program)) = (name(&e.data.institution), name(&e.data.program_id)) else {
+            continue;
+        };
+        let stream = format!("institution/{institution}");
+        if !out.iter().any(|w| w.stream == stream && w.ty == ty && w.program == program) {
+            out.push(Wanted { stream, ty, program: program.to_owned(), before: *seq });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `entry` is a registration of the kind [`Wanted`] names, and which: its stream, type
+/// and `data.program_id`. Anything unreadable is none.
+pub fn registration_of(entry: &[u8]) -> Option<(String, &'static str, String)> {
+    let e = parse_stored(0, entry).ok()?;
+    let ty = ["college.curriculum_registered", "additional.program_registered"]
+        .into_iter()
+        .find(|t| name(&e.ty) == Some(*t))?;
+    Some((name(&e.stream)?.to_owned(), ty, name(&e.data.program_id)?.to_owned()))
+}
+
 /// Builds the bundle. `prove(seq, tree_size)` answers the RFC 9162 inclusion proof of `seq`.
 pub fn export<'a>(
     input: &'a ExportInput,
@@ -307,17 +377,13 @@ pub fn export<'a>(
         if *seq >= tree_size {
             return Err(ExportError::BeyondCheckpoint { seq: *seq, tree_size });
         }
-        let stored: StoredEntry = serde_json::from_slice(bytes).map_err(|e| ExportError::Entry {
-            seq: *seq,
-            message: format!("not an entry with an event object: {e}"),
-        })?;
-        Ok(Parsed { seq: *seq, event: stored.event })
+        Ok(Parsed { seq: *seq, event: parse_stored(*seq, bytes)? })
     };
     let concerned: Vec<Parsed> = input.concerned.iter().map(parse).collect::<Result<_, _>>()?;
     let disclosed = choose(&concerned, input.learner, input.disclosure);
 
     // The authority chain: every registry entry about a key or institution the disclosed entries
-    // need, closed over the authors of those registry entries themselves.
+    // (and the registrations they name) need, closed over the authors of those entries themselves.
     let registry: Vec<Parsed> = input.registry.iter().map(parse).collect::<Result<_, _>>()?;
     if registry.first().map(|e| (e.seq, event_type(e))) != Some((0, "ledger.established")) {
         return Err(ExportError::NoEstablishment);
@@ -345,9 +411,32 @@ pub fn export<'a>(
             _ => {}
         }
     }
+    // The registrations the disclosed entries name, the first of each (the rules refuse a second).
+    let registrations: Vec<Parsed> = input.registrations.iter().map(parse).collect::<Result<_, _>>()?;
+    let mut registration: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (i, e) in registrations.iter().enumerate() {
+        if let (Some(stream), Some(program)) = (name(&e.event.stream), name(&e.event.data.program_id)) {
+            registration.entry((stream, event_type(e), program)).or_insert(i);
+        }
+    }
+    let mut registered: BTreeSet<usize> = BTreeSet::new();
     let mut keys: Vec<String> = Vec::new();
     let mut institutions: Vec<String> = Vec::new();
     for (e, _) in concerned.iter().zip(&disclosed).filter(|(_, d)| **d) {
+        let d = &e.event.data;
+        if let (Some(ty), Some(institution), Some(program)) =
+            (registration_for(event_type(e)), name(&d.institution), name(&d.program_id))
+        {
+            let stream = format!("institution/{institution}");
+            if let Some(&i) = registration.get(&(stream.as_str(), ty, program)) {
+                if registered.insert(i) {
+                    keys.extend(name(&registrations[i].event.author).map(str::to_owned));
+                }
+            }
+        }
+        // Keys the rules judge besides the author's: who authorised a correction, a commission.
+        keys.extend(name(&d.authorised_by).map(str::to_owned));
+        keys.extend(d.commission.iter().map(|k| k.to_string()));
         keys.extend(name(&e.event.author).map(str::to_owned));
         institutions.extend(self::institutions(&e.event.data).map(str::to_owned));
         institutions.extend(e.event.data.preferred.iter().map(|p| p.to_string()));
@@ -389,9 +478,12 @@ pub fn export<'a>(
             Item::withheld(*seq, &leaf_hash(bytes), &p)
         });
     }
-    let mut authority = Vec::with_capacity(chosen.len());
-    for i in chosen {
-        let (seq, bytes) = &input.registry[i];
+    let mut carried: Vec<&(u64, Vec<u8>)> = chosen.into_iter().map(|i| &input.registry[i]).collect();
+    carried.extend(registered.into_iter().map(|i| &input.registrations[i]));
+    carried.sort_unstable_by_key(|(seq, _)| *seq);
+    carried.dedup_by_key(|(seq, _)| *seq);
+    let mut authority = Vec::with_capacity(carried.len());
+    for (seq, bytes) in carried {
         authority.push(Item::disclosed(*seq, bytes, &proof(*seq)?));
     }
     let completeness = match &input.completeness {

@@ -101,9 +101,17 @@ pub struct Report {
     pub authority_checked_by_rules: usize,
     pub authority_checked_by_grant_only: Vec<GrantOnly>,
     pub consistency: Option<ConsistencyChecked>,
+    /// A second checkpoint was given (whether or not the consistency held); the text report
+    /// says "none given" only when it was not.
+    #[serde(skip)]
+    pub(crate) consistency_asked: bool,
     pub completeness: Option<Completeness>,
     pub record: RecordSummary,
     pub failures: Vec<Failure>,
+    /// The bytes could not be read as a bundle at all (FORMAT.md section 4, step 1): the code
+    /// and what is wrong with them; nothing else was checked.
+    #[serde(skip)]
+    pub(crate) unreadable: Option<Failure>,
 }
 
 impl Completeness {
@@ -149,8 +157,20 @@ impl Report {
         serde_json::to_string(self).expect("a report serializes")
     }
 
-    /// The report for a person: the verdict, each failure, then the record.
+    /// When the bytes given were not a record bundle at all (not JSON, another JSON document, a
+    /// limit exceeded): the code and what is wrong with them. Such a report is about no
+    /// learner and no ledger; a caller says so instead of showing it (the CLI names the file,
+    /// `POST /v1/verify` refuses the body).
+    pub fn unreadable(&self) -> Option<&Failure> {
+        self.unreadable.as_ref()
+    }
+
+    /// The report for a person: the verdict, each failure, then the record. Of bytes that are
+    /// no bundle at all, one line saying so.
     pub fn to_text(&self) -> String {
+        if let Some(u) = &self.unreadable {
+            return format!("NOT VERIFIED: not a record bundle ({}): {}\n", u.code, u.message);
+        }
         let mut s = String::new();
         let verdict = if self.ok { "VERIFIED" } else { "NOT VERIFIED" };
         let _ = writeln!(s, "{verdict}: record of learner {} in ledger {}", self.learner, self.origin);
@@ -165,7 +185,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "entries: {} ({} disclosed, {} withheld), authority chain: {} registry entries",
+            "entries: {} ({} disclosed, {} withheld), authority chain: {} entries",
             self.entries, self.disclosed, self.withheld, self.authority_entries
         );
         let _ = writeln!(
@@ -188,9 +208,10 @@ impl Report {
                 list.join(", ")
             );
         }
-        match &self.consistency {
-            Some(c) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
-            None => _ = writeln!(s, "consistency: no second checkpoint given"),
+        match (&self.consistency, self.consistency_asked) {
+            (Some(c), _) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
+            (None, true) => _ = writeln!(s, "consistency: not established, see the failure above"),
+            (None, false) => _ = writeln!(s, "consistency: no second checkpoint given"),
         }
         if let Some(c) = &self.completeness {
             let _ = writeln!(s, "completeness: {}", c.describe());

@@ -8,7 +8,7 @@
 use crate::bundle::CompletenessMember;
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
 use crate::disclosure::preset;
-use crate::report::{Completeness, ConsistencyChecked, GrantOnly, InstitutionYears, RecordSummary, Report};
+use crate::report::{Completeness, ConsistencyChecked, Failure, GrantOnly, InstitutionYears, RecordSummary, Report};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +82,12 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     let b = match Bundle::parse(bundle_bytes) {
         Ok(b) => b,
         Err(e) => {
-            r.fail(e.code, None, e.message);
+            let message = match e.code {
+                "bundle_malformed" => format!("the bundle is not a record bundle: {}", e.message),
+                _ => e.message.clone(),
+            };
+            r.fail(e.code, None, message);
+            r.unreadable = Some(Failure { code: e.code.to_owned(), seq: None, message: e.message });
             return r;
         }
     };
@@ -171,6 +176,7 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     r.authority_checked_by_rules = later.authority_checked_by_rules;
     r.authority_checked_by_grant_only = later.authority_checked_by_grant_only;
     r.consistency = later.consistency;
+    r.consistency_asked = options.other.is_some();
     r.completeness = later.completeness;
     r.record = later.record;
     r.ok = r.failures.is_empty();
@@ -332,10 +338,16 @@ fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&
             format!("entry {seq} is for ledger {:?}, the bundle's is {:?}", s("ledger"), b.origin),
         ));
     }
-    if in_authority && s("stream") != "registry" {
+    let registration = s("stream").starts_with("institution/")
+        && matches!(s("type"), "college.curriculum_registered" | "additional.program_registered");
+    if in_authority && s("stream") != "registry" && !registration {
         c.failures.push((
             "authority_entry_invalid",
-            format!("authority entry {seq} is on stream {:?}, not registry", s("stream")),
+            format!(
+                "authority entry {seq} is a {} on stream {:?}: neither a registry entry nor an institution's curriculum or programme",
+                s("type"),
+                s("stream")
+            ),
         ));
     }
     c.signature_checked = true;
@@ -702,6 +714,11 @@ fn check_completeness(
         return out;
     };
     let before = r.failures.len();
+    if head.is_none() {
+        // Nothing of the bundle is proved in the log: its checks still run (their failures say
+        // more), but completeness is not claimed.
+        out.reason = Some("checkpoint_invalid".into());
+    }
     let CompletenessMember { commitment: item, up_to, value, map_proof } = c;
     let (seq, up_to) = (item.seq, *up_to);
     (out.up_to, out.commitment_seq) = (Some(up_to), Some(seq));

@@ -663,3 +663,67 @@ fn each_item_reassembles_as_a_c2sp_tlog_proof() {
     zachetka_formats::merkle::verify_inclusion(item.seq, head.tree_size, leaf, &hashes, head.root_hash).unwrap();
     assert!(b.tlog_proof(9999).is_none());
 }
+
+/// Review s9, finding 15: the text report never says two contradicting things. A consistency
+/// check that failed is reported as failed, not as "no second checkpoint given"; completeness
+/// is not claimed when the bundle's own checkpoint did not verify.
+#[test]
+fn the_text_report_does_not_contradict_its_failures() {
+    let mut t = region(1);
+    t.commit();
+    let b = t.export(L1, &Disclosure::All);
+    assert_eq!(check(&b, &t.vkey).completeness.unwrap().status, "complete");
+    // Without a second checkpoint, the report says none was given.
+    let text = check(&b, &t.vkey).to_text();
+    assert!(text.contains("consistency: no second checkpoint given"), "{text}");
+    // A forged consistency proof: failed once, and the consistency line does not deny it was given.
+    let mut proof = t.consistency(5, t.size());
+    proof.hashes[0] = keys::b64(&[9; 32]);
+    let forged = Options { other: Some(OtherCheckpoint { note: t.checkpoint_at(5), proof }), ..Options::default() };
+    let r = verify(&b.to_json(), &t.vkey, &forged);
+    refused(&r, "consistency_invalid", None);
+    let text = r.to_text();
+    assert!(!text.contains("no second checkpoint given"), "{text}");
+    assert_eq!(text.matches("consistency_invalid").count(), 1, "{text}");
+    assert!(text.contains("consistency: not established, see the failure above"), "{text}");
+    // A second checkpoint that does not verify: the same.
+    let unsigned = Options {
+        other: Some(OtherCheckpoint { note: region(2).checkpoint_at(5), proof: t.consistency(5, t.size()) }),
+        ..Options::default()
+    };
+    let r = verify(&b.to_json(), &t.vkey, &unsigned);
+    refused(&r, "checkpoint_invalid", None);
+    assert!(r.to_text().contains("consistency: not established, see the failure above"), "{}", r.to_text());
+    // The bundle's checkpoint tampered with: no completeness claimed, and no "0 positions past it".
+    let mut bad = b.clone();
+    bad.checkpoint = bad.checkpoint.replacen(&format!("\n{}\n", t.size()), &format!("\n{}\n", t.size() + 1), 1);
+    assert_ne!(bad.checkpoint, b.checkpoint);
+    let r = check(&bad, &t.vkey);
+    refused(&r, "checkpoint_invalid", None);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.reason.as_deref()), ("failed", Some("checkpoint_invalid")));
+    let text = r.to_text();
+    assert!(!text.contains("completeness: complete"), "{text}");
+    assert!(!text.contains("positions past it"), "{text}");
+    assert!(text.contains("completeness: failed (checkpoint_invalid)"), "{text}");
+}
+
+/// The authority part holds registry entries and the registrations entries name (a curriculum,
+/// a club programme); a learner's grade carried there is refused, naming it.
+#[test]
+fn an_authority_item_that_is_neither_registry_nor_registration_is_refused() {
+    let t = region(1);
+    let mut b = t.export(L1, &Disclosure::All);
+    let moved = b.entries.pop().unwrap();
+    assert!(b.authority.iter().all(|i| i.seq < moved.seq));
+    let seq = moved.seq;
+    b.authority.push(moved);
+    let r = check(&b, &t.vkey);
+    refused(&r, "authority_entry_invalid", Some(seq));
+    let f = r.failures.iter().find(|f| f.code == "authority_entry_invalid").unwrap();
+    assert!(
+        f.message.contains("neither a registry entry nor an institution's curriculum or programme"),
+        "{}",
+        f.message
+    );
+}

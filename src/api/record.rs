@@ -101,7 +101,8 @@ pub(super) struct VerifyQuery {
 
 /// `POST /v1/verify[?require_complete=true][&max_uncovered=N]`: the body is a bundle (JSON, at
 /// most [`VERIFY_BODY_BYTES_MAX`]); the answer is the report (200 whatever the verdict: `ok`
-/// says it), checked under this ledger's key.
+/// says it), checked under this ledger's key. A body that is not a record bundle at all is
+/// refused 400 `bundle_malformed` (or `bundle_too_many_entries`).
 pub(super) async fn post_verify(
     State(state): State<AppState>,
     Q(q): Q<VerifyQuery>,
@@ -135,7 +136,18 @@ pub(super) async fn post_verify(
     })
     .await;
     match report {
-        Ok(r) => json_response(200, r.to_json()),
+        // Bytes that are no bundle at all get no report (it would be about no learner).
+        Ok(r) => match r.unreadable() {
+            Some(u) => {
+                let code = match u.code.as_str() {
+                    "bundle_too_many_entries" => Code::BundleTooManyEntries,
+                    "bundle_too_large" => Code::BodyTooLarge,
+                    _ => Code::BundleMalformed,
+                };
+                refusal_response(&Refusal::new(code, format!("the body is not a record bundle: {}", u.message)))
+            }
+            None => json_response(200, r.to_json()),
+        },
         Err(e) => verification_failed(e),
     }
 }

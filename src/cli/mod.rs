@@ -630,7 +630,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
             serve(ledger, &listen, server.config(), access.access(&dir)?)?
         }
-        Command::Token { action } => token::run(action)?,
+        Command::Token { action } => token::run(action, db)?,
         Command::Rebuild { dir } => {
             let store: Arc<dyn Store> = match db {
                 // PostgreSQL keeps its indexes in the database: only derived state is rebuilt.

@@ -126,10 +126,15 @@ pub fn verify(
         ..Default::default()
     };
     let report = zachetka::record::verify(&bytes, vkey, &options);
-    if json {
-        write_stdout(format_args!("{}\n", report.to_json()))?;
-    } else {
-        write_stdout(format_args!("{}", report.to_text()))?;
+    match (json, report.unreadable()) {
+        (true, _) => write_stdout(format_args!("{}\n", report.to_json()))?,
+        // Of no learner and no ledger: the file is named instead.
+        (false, Some(u)) => {
+            let name =
+                if bundle == Path::new("-") { "the standard input".into() } else { bundle.display().to_string() };
+            write_stdout(format_args!("NOT VERIFIED: {name} is not a record bundle ({}): {}\n", u.code, u.message))?
+        }
+        (false, None) => write_stdout(format_args!("{}", report.to_text()))?,
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -1,13 +1,20 @@
 //! `zachetka token`: create, revoke and list the bearer tokens of readers (`zachetka::access`),
 //! and the `--tokens` / `--public-reads` flags of `serve` and `demo`. A token's secret is printed
-//! once, by `create`; the file keeps its SHA-256 only, and `list` never prints either. Not the
+//! once, by `create`; the file keeps its SHA-256 only, and `list` never prints either. `create`
+//! refuses an institution or territory scope the ledger's registry does not know. Not the
 //! decision of who may read what (`zachetka::access`).
 
 use super::write_stdout;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zachetka::access::{self, Access, Role, Scope, TokenSecret};
+use zachetka::store::postgres::PgStore;
+use zachetka::store::sled::SledStore;
+use zachetka::store::Store;
 
 /// Where the token file is: `--tokens <file>`, else `<dir>/tokens.json`.
 #[derive(Args)]
@@ -58,6 +65,11 @@ pub(super) enum TokenAction {
         /// A note for `token list` (who holds it, what for).
         #[arg(long, default_value = "")]
         label: String,
+        /// Create it although the ledger has not registered the --institution (or any
+        /// institution of the --territory): for one to be registered later. Without it such a
+        /// scope, most likely a typo, is refused.
+        #[arg(long)]
+        allow_unknown_scope: bool,
     },
     /// Revoke a token by its id; a running server refuses it from its next request.
     Revoke {
@@ -127,9 +139,85 @@ pub(super) fn create(path: &Path, role: Role, scope: Scope, label: &str) -> Resu
     Ok((record.id, secret.expose()))
 }
 
-pub(super) fn run(action: TokenAction) -> Result<()> {
+/// What the ledger registered (`registry.institution_registered`): institution ids, and each
+/// one's territory.
+struct Registered {
+    institutions: BTreeMap<String, String>,
+}
+
+impl Registered {
+    /// Read from the `registry` stream of the log, the one source of truth (the read models and
+    /// the rule state are derived from it, and a snapshot may lag behind it). The store is
+    /// opened read-only, as `audit` opens it: nothing in the directory changes, and a running
+    /// server keeps its store (the embedded one is read from a private copy of its index).
+    fn read(dir: Option<&Path>, db: Option<&str>) -> Result<Self> {
+        let store: Arc<dyn Store> = match (db, dir) {
+            (Some(url), _) => Arc::new(PgStore::open_read_only(url).context("couldn't open the PostgreSQL store")?),
+            (None, Some(dir)) => {
+                if !dir.join("ledger.key").exists() {
+                    bail!(
+                        "{} holds no ledger (no ledger.key) to check the scope against; pass --allow-unknown-scope to create the token unchecked",
+                        dir.display()
+                    );
+                }
+                Arc::new(
+                    SledStore::open_read_only(&super::store_dir(dir))
+                        .with_context(|| format!("couldn't read the store in {}", dir.display()))?,
+                )
+            }
+            (None, None) => bail!(
+                "the scope cannot be checked against the ledger without --dir or --database-url; give one, or pass --allow-unknown-scope to create the token unchecked"
+            ),
+        };
+        let mut institutions = BTreeMap::new();
+        for seq in store.stream_seqs("registry", 0, u64::MAX)? {
+            for bytes in store.entries(seq, 1)? {
+                let entry: Value = serde_json::from_slice(&bytes).context("couldn't parse a registry entry")?;
+                let ev = &entry["event"];
+                if ev["type"] != "registry.institution_registered" {
+                    continue;
+                }
+                if let (Some(id), Some(territory)) =
+                    (ev["data"]["institution"].as_str(), ev["data"]["territory"].as_str())
+                {
+                    institutions.entry(id.to_owned()).or_insert_with(|| territory.to_owned());
+                }
+            }
+        }
+        Ok(Registered { institutions })
+    }
+
+    /// Why `scope` names nothing registered, or `None` when it does (a learner scope is not
+    /// checked: a child may be known only by a queue application on another stream, which only
+    /// a fold of the whole log tells).
+    fn unknown(&self, scope: &Scope) -> Option<String> {
+        let (what, id, known): (&str, &str, Vec<&str>) = match scope {
+            Scope::Institution(i) if !self.institutions.contains_key(i) => {
+                ("institution", i, self.institutions.keys().map(String::as_str).collect())
+            }
+            Scope::Territory(t) if !self.institutions.values().any(|x| x == t) => {
+                let known: BTreeSet<&str> = self.institutions.values().map(String::as_str).collect();
+                ("territory", t, known.into_iter().collect())
+            }
+            _ => return None,
+        };
+        const SHOWN: usize = 10;
+        let mut list = known.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        if known.len() > SHOWN {
+            list += &format!(" and {} more", known.len() - SHOWN);
+        }
+        if known.is_empty() {
+            list = "none".into();
+        }
+        Some(format!(
+            "{what} {id} is not registered in the ledger (registry.institution_registered; registered {what} ids: {list}); check the id (auditors read them at GET /v1/streams/registry), or pass --allow-unknown-scope for one to be registered later"
+        ))
+    }
+}
+
+pub(super) fn run(action: TokenAction, db: Option<&str>) -> Result<()> {
     match action {
-        TokenAction::Create { file, role, institution, territory, learner, label } => {
+        TokenAction::Create { file, role, institution, territory, learner, label, allow_unknown_scope } => {
             let scope = match (institution, territory, learner) {
                 (Some(i), _, _) => Scope::Institution(i),
                 (_, Some(t), _) => Scope::Territory(t),
@@ -138,6 +226,22 @@ pub(super) fn run(action: TokenAction) -> Result<()> {
             };
             if let Err(e) = access::check_grant(role, &scope) {
                 bail!("{e}");
+            }
+            if matches!(scope, Scope::Institution(_) | Scope::Territory(_)) {
+                let unknown = if allow_unknown_scope {
+                    // Checked when it can be, to say so; never refused.
+                    Registered::read(file.dir.as_deref(), db).ok().and_then(|r| r.unknown(&scope))
+                } else {
+                    Registered::read(file.dir.as_deref(), db)?.unknown(&scope)
+                };
+                match unknown {
+                    Some(why) if !allow_unknown_scope => bail!("{why}"),
+                    Some(_) => eprintln!(
+                        "{} is not registered in the ledger yet; created as asked (--allow-unknown-scope)",
+                        access::scope_text(&scope)
+                    ),
+                    None => {}
+                }
             }
             let path = file.path();
             let (id, token) = create(&path, role, scope.clone(), &label)?;

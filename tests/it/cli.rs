@@ -216,3 +216,90 @@ fn a_refused_init_leaves_no_new_key_files() {
     assert_eq!(run(c).status.code(), Some(2));
     assert!(!fresh.join("store").exists() && !fresh.join("ledger.key").exists());
 }
+
+/// Appends signed events to the ledger in `dir` through the binary.
+fn append(dir: &Path, events: &[serde_json::Value]) {
+    let mut c = zachetka();
+    c.args(["append", "--dir"]).arg(dir).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        child.stdin.take().unwrap().write_all(lines.join("\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Review s9, finding 15: `token create` refuses a scope naming an institution or territory the
+/// ledger never registered (a typo would give a token that is 403 everywhere), exit 2 with the
+/// unknown id and how to check, and adds nothing to the token file; a registered one is
+/// accepted, and `--allow-unknown-scope` accepts an institution to be registered later.
+#[test]
+fn a_token_scope_naming_no_registered_institution_or_territory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger");
+    cli_ledger(&ledger);
+    let ev = serde_json::json!({"ledger": ORIGIN, "stream": "registry", "type": "registry.institution_registered",
+        "id": id(900), "occurred_at": "2026-08-01T08:00:00Z", "author": authority().did(),
+        "data": {"v": 1, "institution": "sch-001", "kind": "school", "territory": "luga"}});
+    append(&ledger, &[zachetka::event::sign_event(&ev, &authority()).unwrap()]);
+    let d = ledger.display().to_string();
+    let create = |args: &[&str]| {
+        run({
+            let mut c = zachetka();
+            c.args(["token", "create", "--dir", &d]).args(args);
+            c
+        })
+    };
+    let tokens = || zachetka::access::read_tokens(&ledger.join("tokens.json")).unwrap_or_default().len();
+    for (args, unknown) in [
+        (&["--role", "staff", "--institution", "nonexistent-inst"][..], "institution nonexistent-inst"),
+        (&["--role", "read-service", "--institution", "sch-01"], "institution sch-01"),
+        (&["--role", "staff", "--territory", "tihkvin"], "territory tihkvin"),
+    ] {
+        let out = create(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: no token printed");
+        assert!(err.contains(&format!("{unknown} is not registered in the ledger")), "{args:?}: {err}");
+        assert!(err.contains("--allow-unknown-scope"), "{args:?}: {err}");
+        assert_eq!(tokens(), 0, "{args:?}: nothing added");
+    }
+    // Registered ones (the institution, its territory) are accepted.
+    for args in [&["--role", "staff", "--institution", "sch-001"][..], &["--role", "staff", "--territory", "luga"]] {
+        let out = create(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // An institution to be registered later: the operator says so.
+    let out = create(&["--role", "staff", "--institution", "sch-009", "--allow-unknown-scope"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"), "a warning says so");
+    assert_eq!(tokens(), 3);
+}
+
+/// Review s9, finding 15: `verify` of a file that is not a record bundle at all (`null`, an
+/// array, another JSON document) says so, naming the file and the code, exit 1, without a
+/// verdict about "learner  in ledger " with empty names.
+#[test]
+fn verify_of_a_file_that_is_not_a_bundle_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vkey = "ru-47.edu.example+3a1c0b2e+AZxrbVRzaplvFcXgfgsEtvtNIhuRcaiZAmdpn6mxRPAG";
+    for body in ["null", "[[[[[[[[", "{\"format\":\"zachetka-record\"}", "not json"] {
+        let file = tmp.path().join("b.json");
+        std::fs::write(&file, body).unwrap();
+        let out = run({
+            let mut c = zachetka();
+            c.args(["verify", "--vkey", vkey]).arg(&file);
+            c
+        });
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{body}: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("record of learner"), "{body}: {text}");
+        assert!(
+            text.starts_with(&format!("NOT VERIFIED: {} is not a record bundle (bundle_malformed): ", file.display())),
+            "{body}: {text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{body}: nothing else to say: {text}");
+    }
+}

@@ -14,7 +14,7 @@ use super::http::{serve_with, Server};
 use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};
 use super::support::*;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use zachetka::access::{create_token, Role, Scope, TokenSecret};
 use zachetka::api::server::ServerConfig;
@@ -187,6 +187,99 @@ fn a_grade_by_a_revoked_key_written_around_the_rules_is_refused_in_the_bundle() 
     assert!(r.to_text().contains(&format!("FAILED key_revoked at entry {late_seq}")));
 }
 
+/// The disclosed events of a bundle's items, by seq: `(type, stream, event)`.
+fn events_of(items: &[zachetka_record::Item]) -> BTreeMap<u64, (String, String, Value)> {
+    items
+        .iter()
+        .filter_map(|i| {
+            let bytes = zachetka::keys::b64_decode(i.entry.as_ref()?).unwrap();
+            let e: Value = serde_json::from_slice(&bytes).unwrap();
+            let ev = e["event"].clone();
+            Some((i.seq, (ev["type"].as_str()?.to_owned(), ev["stream"].as_str()?.to_owned(), ev)))
+        })
+        .collect()
+}
+
+/// What the rules replay needs of an institution travels with the authority chain: the
+/// lifelong learner's college admission names a programme whose curriculum is registered on the
+/// college's stream, and the bundle carries that registration, so the admission, every course
+/// result, exam and the diploma are checked by the rules, not by the grant only; a club
+/// enrolment's programme registration likewise; and a correction authorised by another key than
+/// its author's carries that key's grant, so the bundle verifies.
+#[test]
+fn a_college_record_travels_with_its_curriculum_and_is_checked_by_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    // The whole region: the diploma is issued at the end of the live year.
+    append_rest_of(&l, &mut region(), 700);
+    applied(&l);
+    let size = zachetka::demo::DemoSize { learners: 200, teachers: 40, events: 300 };
+    let learner = zachetka::demo::sample(size).lifelong;
+    let b = export_learner(&l, &learner, &Disclosure::All).unwrap();
+    let r = verify(&b.to_json(), &vkey(&l), &Options::default());
+    assert!(r.ok, "{:#?}", r.failures);
+    let entries = events_of(&b.entries);
+    let college: Vec<u64> = entries
+        .iter()
+        .filter(|(_, (ty, _, ev))| ty.starts_with("college.") || (ev["data"]["program_id"].is_string()))
+        .map(|(seq, _)| *seq)
+        .collect();
+    let types: BTreeSet<&str> = college.iter().map(|s| entries[s].0.as_str()).collect();
+    for ty in ["contingent.admitted", "college.course_result_recorded", "college.diploma_issued"] {
+        assert!(types.contains(ty), "the lifelong learner's college record has a {ty}: {types:?}");
+    }
+    let grant_only: BTreeMap<u64, &str> =
+        r.authority_checked_by_grant_only.iter().map(|g| (g.seq, g.reason.as_str())).collect();
+    let by_grant: Vec<(u64, &str, &str)> =
+        college.iter().filter_map(|s| grant_only.get(s).map(|why| (*s, entries[s].0.as_str(), *why))).collect();
+    assert_eq!(by_grant, vec![], "the college record is checked by the rules");
+    // The curriculum the admission names is in the authority part, from the college's stream.
+    let admission = college.iter().map(|s| &entries[s]).find(|(ty, _, _)| ty == "contingent.admitted").unwrap();
+    let (institution, program) = (&admission.2["data"]["institution"], &admission.2["data"]["program_id"]);
+    let authority = events_of(&b.authority);
+    assert!(
+        authority.values().any(|(ty, stream, ev)| ty == "college.curriculum_registered"
+            && *stream == format!("institution/{}", institution.as_str().unwrap())
+            && ev["data"]["program_id"] == *program),
+        "the bundle carries the curriculum of {institution}/{program}"
+    );
+
+    // Every learner of the region with a club enrolment or a correction authorised by another
+    // key: the bundle verifies, and the enrolment is checked by the rules.
+    let truth = concerned_by_scan(&l);
+    let (mut clubs, mut corrections) = (0, 0);
+    for (learner, seqs) in &truth {
+        let wanted = seqs.iter().any(|s| {
+            let e: Value = serde_json::from_slice(&l.entries(*s, 1).unwrap()[0]).unwrap();
+            let ev = &e["event"];
+            (ev["type"] == "additional.enrolled" && clubs < 3)
+                || (ev["type"] == "journal.record_corrected" && ev["data"]["authorised_by"] != ev["author"])
+        });
+        if !wanted {
+            continue;
+        }
+        let b = export_learner(&l, learner, &Disclosure::All).unwrap();
+        let r = verify(&b.to_json(), &vkey(&l), &Options::default());
+        assert!(r.ok, "learner {learner}: {:#?}", r.failures);
+        let entries = events_of(&b.entries);
+        for g in &r.authority_checked_by_grant_only {
+            let ty = entries[&g.seq].0.as_str();
+            assert!(
+                !ty.starts_with("additional."),
+                "learner {learner}: {ty} at {} by the grant only ({})",
+                g.seq,
+                g.reason
+            );
+        }
+        clubs += usize::from(entries.values().any(|(ty, _, _)| ty == "additional.enrolled"));
+        corrections += entries
+            .values()
+            .filter(|(ty, _, ev)| ty == "journal.record_corrected" && ev["data"]["authorised_by"] != ev["author"])
+            .count();
+    }
+    assert!(clubs > 0 && corrections > 0, "the region has club enrolments ({clubs}) and corrections ({corrections})");
+}
+
 fn call(req: ureq::Request, body: Option<&[u8]>) -> (u16, Vec<u8>) {
     let resp = match body {
         Some(b) => req.set("content-type", "application/json").send_bytes(b),
@@ -286,6 +379,26 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
     let huge = vec![b' '; zachetka::api::VERIFY_BODY_BYTES_MAX + 1];
     let (s, r) = call(ureq::post(&verify_url), Some(&huge));
     assert_eq!((s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()), (413, json!("body_too_large")));
+}
+
+/// Review s9, finding 15: `POST /v1/verify` with a body that is not a record bundle at all is
+/// a 400 refusal `bundle_malformed` (`{"code","message"}`), not a 200 report about a learner
+/// with no name; a bundle that parses but fails its checks is still a 200 report.
+#[test]
+fn posting_what_is_not_a_bundle_to_verify_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    let srv = serve_with(l.clone(), ServerConfig::default());
+    let url = format!("{}/v1/verify", srv.base);
+    let deep = "[".repeat(100_000);
+    for body in ["null", "[[[[[[[[", deep.as_str(), "{}", "\"bundle\"", "{\"format\":\"zachetka-record\"}"] {
+        let (s, answer) = call(ureq::post(&url), Some(body.as_bytes()));
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!((s, v["code"].as_str()), (400, Some("bundle_malformed")), "{}: {v}", &body[..body.len().min(40)]);
+        let message = v["message"].as_str().unwrap();
+        assert!(message.starts_with("the body is not a record bundle: "), "{message}");
+        assert_eq!(v.as_object().unwrap().len(), 2, "a refusal, not a report: {v}");
+    }
 }
 
 /// The binary: `export` writes the bundle, `verify` checks it (exit 0), with a consistency proof

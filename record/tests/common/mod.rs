@@ -187,6 +187,7 @@ impl TestLedger {
             checkpoint: &note,
             concerned: &concerned,
             registry: &registry,
+            registrations: &[],
             disclosure,
             completeness: proved.as_ref().map(|(seq, up_to, (value, map_proof))| CompletenessInput {
                 commitment_seq: *seq,
