@@ -143,6 +143,13 @@ fn the_demo_region_passes_the_rules_and_refusals_carry_rule_codes() {
         assert_eq!(status, if code == "key_unknown" || code == "not_authorized" { 403 } else { 422 }, "{code}");
         assert_eq!(serde_json::to_value(refusal).unwrap()["code"], json!(code));
     }
+    // A type's data missing a field is the envelope parser's `event_malformed`, with its one
+    // status (400), not a rule invariant's 422.
+    let mut ev = grade_event(900_006, &teacher_of_school_1(), "sch-001", "5А", 5)["event"].clone();
+    ev["data"].as_object_mut().unwrap().remove("institution");
+    let ev = zachetka::event::sign_event(&ev, &teacher_of_school_1()).unwrap();
+    let refusal = ledger.append_blocking(vec![ev]).remove(0).unwrap_err();
+    assert_eq!((refusal.code, refusal.code.http_status()), (Code::EventMalformed, 400), "{refusal}");
     let report = audit(&**ledger.store(), &|_, _| {}).unwrap();
     assert!(report.rules_replayed);
     assert!(report.is_clean(), "{:#?}", report.violations);
