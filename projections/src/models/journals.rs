@@ -488,7 +488,12 @@ mod tests {
     }
 
     fn correct(h: &mut History, stream: &str, target: &str, mark: Option<i64>) -> String {
-        let mut data = json!({"institution": "sch-1", "class": "5А", "corrected_event_id": target,
+        correct_in_class(h, "5А", stream, target, mark)
+    }
+
+    /// A correction of `target` (to `mark`, or annulled) naming class `class` of sch-1.
+    fn correct_in_class(h: &mut History, class: &str, stream: &str, target: &str, mark: Option<i64>) -> String {
+        let mut data = json!({"institution": "sch-1", "class": class, "corrected_event_id": target,
                               "reason": "typo", "authorised_by": "did:key:z6MkAdmin"});
         if let Some(m) = mark {
             data["mark"] = json!(m);
@@ -781,13 +786,7 @@ mod tests {
     }
 
     fn correct_in(h: &mut History, stream: &str, target: &str, mark: Option<i64>) -> String {
-        let mut data = json!({"institution": "sch-1", "class": "10В", "corrected_event_id": target,
-                              "reason": "typo", "authorised_by": "did:key:z6MkAdmin"});
-        if let Some(m) = mark {
-            data["mark"] = json!(m);
-            data["scale"] = json!("five_point");
-        }
-        h.push(stream, "journal.record_corrected", data)
+        correct_in_class(h, "10В", stream, target, mark)
     }
 
     #[test]
