@@ -278,7 +278,14 @@ impl Teachers {
         held.sort_by_key(|h| h.at.seq);
         let (fitness, categories): (Vec<&Held>, Vec<&Held>) =
             held.iter().partition(|h| h.category == terms.fitness_check);
-        let current: Vec<Value> = categories.iter().filter(|h| h.in_force(today)).map(|h| h.json(today)).collect();
+        // A teacher holds one qualification category: the highest, once in force, replaces a lower
+        // one still in its term (the categories that require the highest are held beside it).
+        let highest = categories.iter().any(|h| h.in_force(today) && h.category == terms.highest_category);
+        let superseded = |h: &Held| {
+            highest && h.category != terms.highest_category && !terms.requires_highest.iter().any(|c| c == h.category)
+        };
+        let current: Vec<Value> =
+            categories.iter().filter(|h| h.in_force(today) && !superseded(h)).map(|h| h.json(today)).collect();
         let last_fitness = fitness.last();
         let due_on = last_fitness.and_then(|h| h.valid_until);
         let history: Vec<Value> = apps
@@ -405,6 +412,22 @@ mod tests {
         rows.push(row_by(25, "teacher/t-7", "staff.course_completed", "2027-03-02T09:00:00Z", "did:key:loiro",
             json!({"record_id": "c-9", "institution": "sch-9", "course": "ФГОС", "provider": "loiro", "hours": 18, "completed_on": "2027-03-01"})));
         rows
+    }
+
+    /// Review s9, finding 15: `first` (granted 2022, in its term until 2027-03-10) and `highest`
+    /// (granted 2024-02-01) were both listed as current. The highest replaces the lower one.
+    #[test]
+    fn the_highest_category_replaces_a_lower_one_still_in_its_term() {
+        let rows = history();
+        let upto = rows.iter().position(|r| r.seq == 20).map_or(rows.len(), |i| i + 1);
+        let m: Teachers = build(&rows[..upto]);
+        let b = m.view(&["t-1"]).unwrap().body;
+        let current: Vec<&str> =
+            b["current"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+        assert_eq!(current, ["highest"], "{b:#}");
+        let granted: Vec<&str> =
+            b["granted"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+        assert_eq!(granted, ["first", "highest"], "the history keeps both: {b:#}");
     }
 
     #[test]
