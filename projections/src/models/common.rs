@@ -676,7 +676,6 @@ pub struct Grades {
     pub attestations: Vec<GradeRow>,
 }
 
-/// A mark row from its event, interning its short strings.
 /// The academic year (its starting calendar year) a school record dated `date` (`YYYY-MM-DD`)
 /// counts in: September to August, by the one calendar rule the queue's age groups use too
 /// (`time::academic_year_of`). `None` for a date that is not one (the rules refuse those).
@@ -689,6 +688,7 @@ pub fn academic_year_segment(segment: &str) -> Option<i64> {
     (segment.len() == 4 && segment.bytes().all(|b| b.is_ascii_digit())).then(|| segment.parse().ok()).flatten()
 }
 
+/// A mark row from its event, interning its short strings.
 pub fn mark_row(syms: &mut Symbols, f: &crate::model::Fact<'_>, d: &crate::vocabulary::GradeRecorded) -> MarkRow {
     MarkRow {
         record: Corrected::new(f.seq, f.id, syms.intern(&d.mark.0)).imported(f.imported),

@@ -87,7 +87,9 @@ impl Seen {
                 }
             }
         }
-        if let Some(y) = year {
+        // A record without an academic year of its own (a mark, an attendance mark) counts in
+        // the year its date falls in: a class's years are known from its first mark on.
+        if let Some(y) = year.or_else(|| date.and_then(crate::models::common::academic_year_of_date)) {
             if let Err(at) = self.years.binary_search(&y) {
                 self.years.insert(at, y);
             }
@@ -355,7 +357,8 @@ impl ReadModel for Profiles {
         // 3: the contingent and digital records in their own sections.
         // 4: classes and groups in flat lists, repeated summary values and dates interned;
         //    event ids as byte strings.
-        4
+        // 5: a class's academic years also from its records' dates (marks, attendance).
+        5
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -592,6 +595,30 @@ mod tests {
                 "kind": "individual_trajectory", "offered_on": "2032-10-01"})), // 18
         ];
         (h, ids)
+    }
+
+    /// Review s9, finding 15: a live learner with marks but no term grade yet showed a class
+    /// with `academic_years: []`. A class's years come from its records' dates too.
+    #[test]
+    fn a_class_with_marks_only_shows_the_academic_years_of_their_dates() {
+        let mut h = History::default();
+        let grade = |date: &str| {
+            json!({"institution": "sch-1", "class": "5А", "subject": "math", "mark": 4, "scale": "five_point",
+                   "weight": 3, "kind": "classwork", "lesson_date": date})
+        };
+        h.push(L, "journal.grade_recorded", grade("2026-10-05"));
+        h.push(
+            L,
+            "journal.attendance_marked",
+            json!({"institution": "sch-1", "class": "5А",
+            "lesson_date": "2027-08-31", "code": "Н"}),
+        );
+        h.push(L, "journal.grade_recorded", grade("2027-09-01"));
+        let mut m = Profiles::default();
+        h.fold(&mut m);
+        let b = m.view(&["47-1"]).unwrap().body;
+        assert_eq!(b["school"]["classes"][0]["academic_years"], json!([2026, 2027]), "{b:#}");
+        check_reload(&h, || Box::new(Profiles::default()));
     }
 
     #[test]
