@@ -74,7 +74,26 @@ pub struct AuditReport {
     pub streams_checked: u64,
     /// Whether the ledger's education rules were replayed over every entry.
     pub rules_replayed: bool,
+    /// What derived state (snapshots, a server's digests) was compared with the log.
+    pub derived: DerivedCompared,
     pub violations: Vec<Violation>,
+}
+
+/// What derived state the audit compared with the state rebuilt from the log, and what it could
+/// not compare (a section or a served model of another version than this build's, or a model
+/// this build does not know): a clean report says what it vouches for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DerivedCompared {
+    /// Snapshot files compared at their positions.
+    pub snapshots: u64,
+    /// Read-model sections and rule states compared in them.
+    pub snapshot_sections: u64,
+    /// The server whose digests were compared (`--served-by`).
+    pub served_by: Option<String>,
+    /// Read models of that server compared.
+    pub served_models: u64,
+    /// What was not compared, and why.
+    pub not_compared: Vec<String>,
 }
 
 impl AuditReport {
@@ -157,6 +176,7 @@ pub fn audit_with(
     progress: &dyn Fn(u64, u64),
 ) -> Result<AuditReport, StoreError> {
     let mut report = AuditReport::default();
+    report.derived.served_by = derived.served.as_ref().map(|(from, _)| from.clone());
     for f in store.findings() {
         let position = match f.tree_size {
             Some(tree_size) => Position::Checkpoint { tree_size },

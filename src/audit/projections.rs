@@ -121,11 +121,17 @@ impl DerivedCheck {
             due
         };
         for p in due {
+            report.derived.snapshots += 1;
             for m in &self.models {
                 let position = Position::File { file: p.file.clone(), offset: 0 };
                 match p.sections.get(m.name()) {
-                    Some((v, d)) if *v == m.version() && *d == model::digest(&**m) => {}
-                    Some((v, _)) if *v != m.version() => {}
+                    Some((v, _)) if *v != m.version() => report.derived.not_compared.push(format!(
+                        "read model {} in {} (version {v}; this build's is {})",
+                        m.name(),
+                        p.file,
+                        m.version()
+                    )),
+                    Some((_, d)) if *d == model::digest(&**m) => report.derived.snapshot_sections += 1,
                     Some(_) => report.push(
                         position,
                         "snapshot_differs",
@@ -138,6 +144,7 @@ impl DerivedCheck {
                 }
             }
             if let (Some(rules), Some((_, d))) = (rules, p.sections.get(RULES_SECTION)) {
+                report.derived.snapshot_sections += 1;
                 if <[u8; 32]>::from(Sha256::digest(rules.encode_state())) != *d {
                     report.push(
                         Position::File { file: p.file.clone(), offset: 0 },
@@ -150,8 +157,24 @@ impl DerivedCheck {
         if let Some((from, by_size)) = &mut self.served {
             if let Some(list) = by_size.remove(&seq) {
                 for d in list {
-                    let Some(m) = self.models.iter().find(|m| m.name() == d.name) else { continue };
-                    if m.version() == d.version && hex(&model::digest(&**m)) != d.digest {
+                    let Some(m) = self.models.iter().find(|m| m.name() == d.name) else {
+                        report
+                            .derived
+                            .not_compared
+                            .push(format!("read model {} served by {from}: unknown to this build", d.name));
+                        continue;
+                    };
+                    if m.version() != d.version {
+                        report.derived.not_compared.push(format!(
+                            "read model {} served by {from} (version {}; this build's is {})",
+                            d.name,
+                            d.version,
+                            m.version()
+                        ));
+                        continue;
+                    }
+                    report.derived.served_models += 1;
+                    if hex(&model::digest(&**m)) != d.digest {
                         report.push(
                             Position::Entry { seq },
                             "served_read_model_differs",

@@ -44,6 +44,16 @@ pub(super) fn audit(
             report.origin,
             if report.is_clean() { "clean".to_owned() } else { format!("{} violations", report.violations.len()) }
         );
+        let d = &report.derived;
+        out +=
+            &format!("compared with the log: {} snapshot sections in {} snapshots", d.snapshot_sections, d.snapshots);
+        if let Some(from) = &d.served_by {
+            out += &format!(", {} read models served by {from}", d.served_models);
+        }
+        out += "\n";
+        for n in &d.not_compared {
+            out += &format!("not compared: {n}\n");
+        }
     }
     write_stdout(format_args!("{out}"))?;
     if !report.is_clean() {

@@ -98,6 +98,8 @@ fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
     let sources = DerivedSources { snapshots: Some(dir.path().join("snapshots")), served: None };
     let report = audit_with(&*store, &sources, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
+    let d = &report.derived;
+    assert!(d.snapshots > 0 && d.snapshot_sections > d.snapshots && d.not_compared.is_empty(), "{d:#?}");
     drop((ledger, store));
     // The policy wrote snapshots (at the latest when the ledger closed).
     let snapshots = std::fs::read_dir(dir.path().join("snapshots")).unwrap().count();
@@ -278,9 +280,11 @@ fn the_audit_names_a_forged_snapshot_and_a_differing_server() {
         named.iter().any(|(c, m)| *c == "served_read_model_differs" && m.contains(victim.name())),
         "the server's differing digest is named: {named:#?}"
     );
-    // The real digests at the server's position pass.
+    // The real digests at the server's position pass, and the report says what it compared (a
+    // clean report vouches only for that) and what it could not: here a model of another
+    // version and one this build does not know.
     let real = rebuild_from_zero(&*store, snap.tree_size() / 2, None, |_| {}).unwrap();
-    let served_digests = real
+    let mut served_digests: Vec<zachetka::audit::ServedDigest> = real
         .iter()
         .map(|m| zachetka::audit::ServedDigest {
             name: m.name().to_owned(),
@@ -289,9 +293,18 @@ fn the_audit_names_a_forged_snapshot_and_a_differing_server() {
             digest: zachetka::read::hex(&model::digest(&**m)),
         })
         .collect();
+    let models = served_digests.len() as u64;
+    let mut other_version = served_digests[0].clone();
+    other_version.version += 1;
+    let unknown = zachetka::audit::ServedDigest { name: "no-such-model".into(), ..served_digests[0].clone() };
+    served_digests.extend([other_version, unknown]);
     let sources = DerivedSources { snapshots: None, served: Some(("http://test".into(), served_digests)) };
     let report = audit_with(&*store, &sources, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
+    let d = &report.derived;
+    assert_eq!((d.served_by.as_deref(), d.served_models, d.snapshots), (Some("http://test"), models, 0), "{d:#?}");
+    assert_eq!(d.not_compared.len(), 2, "{d:#?}");
+    assert!(d.not_compared.iter().any(|n| n.contains("no-such-model") && n.contains("unknown")), "{d:#?}");
 }
 
 /// Ids of the demo ledger a front end would read: a school with 1st-grade applications, a queue
