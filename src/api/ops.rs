@@ -32,6 +32,8 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Response {
         // Why (the store's error); the operator fixes the cause and restarts the server.
         "writes_stopped_reason": stopped,
         "in_flight_events": ledger.in_flight_events(),
+        // Ledger time never runs backwards: while the clock is behind it, new entries carry it.
+        "ledger_time_ahead_of_clock_seconds": ledger.ledger_time_ahead_of_clock(),
         // Each read model's cursor (the tree size it has applied), lag and whether it caught up.
         "read_models": ledger.read_side().status(ledger.head().0.tree_size),
     });
@@ -54,7 +56,8 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
          # TYPE zachetka_in_flight_events gauge\nzachetka_in_flight_events {}\n\
          # TYPE zachetka_request_body_bytes_reserved gauge\nzachetka_request_body_bytes_reserved {}\n\
          # TYPE zachetka_rules_resyncs_total counter\nzachetka_rules_resyncs_total {}\n\
-         # TYPE zachetka_rules_resync_replayed_entries_total counter\nzachetka_rules_resync_replayed_entries_total {}\n",
+         # TYPE zachetka_rules_resync_replayed_entries_total counter\nzachetka_rules_resync_replayed_entries_total {}\n\
+         # TYPE zachetka_ledger_time_ahead_of_clock_seconds gauge\nzachetka_ledger_time_ahead_of_clock_seconds {}\n",
         head.tree_size,
         m.appended.load(Ordering::Relaxed),
         m.refused.load(Ordering::Relaxed),
@@ -67,6 +70,7 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         super::write::BODY_BYTES_IN_FLIGHT_MAX - (state.bodies.available_permits() << 10),
         state.ledger.resync_stats().0,
         state.ledger.resync_stats().1,
+        state.ledger.ledger_time_ahead_of_clock(),
     );
     let read = state.ledger.read_side().status(head.tree_size);
     body.push_str("# TYPE zachetka_read_model_cursor gauge\n# TYPE zachetka_read_model_lag gauge\n");

@@ -158,6 +158,10 @@ struct Shared {
     /// Resyncs of the rule state from the store, and the entries they replayed.
     resyncs: AtomicU64,
     resync_replayed: AtomicU64,
+    /// The ledger's clock, and the latest `recorded_at` in the log or admitted (ledger time,
+    /// which never runs backwards: the sequencer keeps it).
+    clock: Arc<dyn Clock>,
+    latest_recorded_at: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
@@ -403,6 +407,8 @@ impl Ledger {
             snapshot_dir: snapshots.as_ref().map(|s| s.dir.clone()),
             resyncs: AtomicU64::new(0),
             resync_replayed: AtomicU64::new(0),
+            clock: clock.clone(),
+            latest_recorded_at: std::sync::atomic::AtomicI64::new(last_recorded_at),
         });
         let (tx, rx) = sync_channel(limits.queue_depth_max);
         let tx = Arc::new(tx);
@@ -505,6 +511,15 @@ impl Ledger {
     /// snapshots, each replays the tail after the newest one, not the log.
     pub fn resync_stats(&self) -> (u64, u64) {
         (self.shared.resyncs.load(Ordering::Relaxed), self.shared.resync_replayed.load(Ordering::Relaxed))
+    }
+
+    /// How many seconds ledger time (the latest `recorded_at`) stands ahead of the ledger's clock,
+    /// 0 when it does not: a clock stepped back, a node whose clock lags another's, or a demo
+    /// ledger whose history runs past today. While it is ahead, new entries are stamped with
+    /// ledger time, not the clock.
+    pub fn ledger_time_ahead_of_clock(&self) -> i64 {
+        let latest = self.shared.latest_recorded_at.load(Ordering::SeqCst);
+        latest.saturating_sub(self.shared.clock.now_unix()).max(0)
     }
 
     /// Whether the last append found the (shared) store unreachable.

@@ -245,6 +245,7 @@ impl Sequencer {
                     StreamHead { len: entry.meta.stream_version + 1, last_leaf_hash: e.hashes[0], last_seq: e.seq };
                 self.cache_streams([(entry.stream().to_owned(), head)]);
                 self.last_recorded_at = self.last_recorded_at.max(entry.meta.recorded_at_unix);
+                self.shared.latest_recorded_at.fetch_max(self.last_recorded_at, Ordering::SeqCst);
                 if let Some(rules) = &mut self.rules {
                     crate::rules::apply_entry(rules, e.seq, &entry, &*store)?;
                 }
@@ -432,6 +433,7 @@ impl Sequencer {
         // Ledger time is monotonic along the log: never before the latest entry's.
         let recorded_at = self.clock.now_unix().max(self.last_recorded_at);
         self.last_recorded_at = recorded_at;
+        self.shared.latest_recorded_at.fetch_max(recorded_at, Ordering::SeqCst);
         // The batch's ledger time is fixed: whoever waits for that may move a clock it controls.
         for sub in &mut subs {
             if let Some(tx) = sub.sequenced.take() {

@@ -245,8 +245,11 @@ fn ledger_time_never_runs_backwards() {
     {
         let ledger = open_ledger(new_store(dir.path()), Limits::default());
         assert_eq!(ledger.append_blocking(vec![grade(1, "learner/a", None)])[0].as_ref().unwrap().seq, 0);
+        assert_eq!(ledger.ledger_time_ahead_of_clock(), 0);
         pin_clock(t - 3600);
         ledger.append_blocking(vec![grade(2, "learner/b", None)])[0].as_ref().unwrap();
+        // The operator sees it (`/v1/status`, `/metrics`).
+        assert_eq!(ledger.ledger_time_ahead_of_clock(), 3600);
     }
     {
         // A fresh sequencer learns the latest time from the log itself.

@@ -896,6 +896,7 @@ fn overload_beyond_the_admission_bound_is_refused_busy_before_verification() {
     let (_, m) = get(&srv.base, "/metrics");
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zachetka_requests_busy_total 32") && m.contains("zachetka_in_flight_events 0"), "{m}");
+    assert!(m.contains("zachetka_ledger_time_ahead_of_clock_seconds 0\n"), "{m}");
     // The bound frees with the answers: the refused can retry.
     assert_eq!(post(&srv.base, &grade(100, "s/0", None).to_string()).0, 200);
 }
