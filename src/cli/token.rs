@@ -143,6 +143,7 @@ pub(super) fn create(path: &Path, role: Role, scope: Scope, label: &str) -> Resu
 /// one's territory.
 struct Registered {
     institutions: BTreeMap<String, String>,
+    store: Arc<dyn Store>,
 }
 
 impl Registered {
@@ -170,28 +171,49 @@ impl Registered {
             ),
         };
         let mut institutions = BTreeMap::new();
-        for seq in store.stream_seqs("registry", 0, u64::MAX)? {
-            for bytes in store.entries(seq, 1)? {
-                let entry: Value = serde_json::from_slice(&bytes).context("couldn't parse a registry entry")?;
-                let ev = &entry["event"];
-                if ev["type"] != "registry.institution_registered" {
-                    continue;
-                }
-                if let (Some(id), Some(territory)) =
-                    (ev["data"]["institution"].as_str(), ev["data"]["territory"].as_str())
-                {
-                    institutions.entry(id.to_owned()).or_insert_with(|| territory.to_owned());
+        for entry in stream_entries(store.as_ref(), "registry")? {
+            let ev = &entry["event"];
+            if ev["type"] != "registry.institution_registered" {
+                continue;
+            }
+            if let (Some(id), Some(territory)) = (ev["data"]["institution"].as_str(), ev["data"]["territory"].as_str())
+            {
+                institutions.entry(id.to_owned()).or_insert_with(|| territory.to_owned());
+            }
+        }
+        Ok(Registered { institutions, store })
+    }
+
+    /// Whether the log knows `learner`: their own stream has an entry, or an application names
+    /// them (a child waiting for a kindergarten or the 1st grade has no stream of its own yet:
+    /// the territories' queue streams and the schools' streams are read for it).
+    fn knows_learner(&self, learner: &str) -> Result<bool> {
+        if self.store.stream_head(&format!("learner/{learner}"))?.is_some() {
+            return Ok(true);
+        }
+        let territories: BTreeSet<&String> = self.institutions.values().collect();
+        let streams = territories
+            .into_iter()
+            .map(|t| format!("queue/kg/{t}"))
+            .chain(self.institutions.keys().map(|i| format!("institution/{i}")));
+        for stream in streams {
+            for entry in stream_entries(self.store.as_ref(), &stream)? {
+                if entry["event"]["data"]["learner"] == learner {
+                    return Ok(true);
                 }
             }
         }
-        Ok(Registered { institutions })
+        Ok(false)
     }
 
-    /// Why `scope` names nothing registered, or `None` when it does (a learner scope is not
-    /// checked: a child may be known only by a queue application on another stream, which only
-    /// a fold of the whole log tells).
-    fn unknown(&self, scope: &Scope) -> Option<String> {
+    /// Why `scope` names nothing the log knows, or `None` when it does.
+    fn unknown(&self, scope: &Scope) -> Result<Option<String>> {
         let (what, id, known): (&str, &str, Vec<&str>) = match scope {
+            Scope::Learner(l) if !self.knows_learner(l)? => {
+                return Ok(Some(format!(
+                    "learner {l} is not known to the ledger (no entry on learner/{l}, no kindergarten or 1st-grade application names them); check the id, or pass --allow-unknown-scope for a learner to be written later"
+                )));
+            }
             Scope::Institution(i) if !self.institutions.contains_key(i) => {
                 ("institution", i, self.institutions.keys().map(String::as_str).collect())
             }
@@ -199,7 +221,7 @@ impl Registered {
                 let known: BTreeSet<&str> = self.institutions.values().map(String::as_str).collect();
                 ("territory", t, known.into_iter().collect())
             }
-            _ => return None,
+            _ => return Ok(None),
         };
         const SHOWN: usize = 10;
         let mut list = known.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
@@ -209,10 +231,23 @@ impl Registered {
         if known.is_empty() {
             list = "none".into();
         }
-        Some(format!(
+        Ok(Some(format!(
             "{what} {id} is not registered in the ledger (registry.institution_registered; registered {what} ids: {list}); check the id (auditors read them at GET /v1/streams/registry), or pass --allow-unknown-scope for one to be registered later"
-        ))
+        )))
     }
+}
+
+/// The entries of `stream`, parsed, in stream order.
+fn stream_entries(store: &dyn Store, stream: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for seq in store.stream_seqs(stream, 0, u64::MAX)? {
+        for bytes in store.entries(seq, 1)? {
+            out.push(
+                serde_json::from_slice(&bytes).with_context(|| format!("couldn't parse entry {seq} of {stream}"))?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn run(action: TokenAction, db: Option<&str>) -> Result<()> {
@@ -227,17 +262,17 @@ pub(super) fn run(action: TokenAction, db: Option<&str>) -> Result<()> {
             if let Err(e) = access::check_grant(role, &scope) {
                 bail!("{e}");
             }
-            if matches!(scope, Scope::Institution(_) | Scope::Territory(_)) {
+            if !matches!(scope, Scope::Region) {
                 let unknown = if allow_unknown_scope {
                     // Checked when it can be, to say so; never refused.
-                    Registered::read(file.dir.as_deref(), db).ok().and_then(|r| r.unknown(&scope))
+                    Registered::read(file.dir.as_deref(), db).ok().and_then(|r| r.unknown(&scope).ok().flatten())
                 } else {
-                    Registered::read(file.dir.as_deref(), db)?.unknown(&scope)
+                    Registered::read(file.dir.as_deref(), db)?.unknown(&scope)?
                 };
                 match unknown {
                     Some(why) if !allow_unknown_scope => bail!("{why}"),
                     Some(_) => eprintln!(
-                        "{} is not registered in the ledger yet; created as asked (--allow-unknown-scope)",
+                        "{} is not known to the ledger yet; created as asked (--allow-unknown-scope)",
                         access::scope_text(&scope)
                     ),
                     None => {}

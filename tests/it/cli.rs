@@ -234,7 +234,8 @@ fn append(dir: &Path, events: &[serde_json::Value]) {
 /// Review s9, finding 15: `token create` refuses a scope naming an institution or territory the
 /// ledger never registered (a typo would give a token that is 403 everywhere), exit 2 with the
 /// unknown id and how to check, and adds nothing to the token file; a registered one is
-/// accepted, and `--allow-unknown-scope` accepts an institution to be registered later.
+/// accepted, and `--allow-unknown-scope` accepts an institution to be registered later. A learner
+/// scope likewise names a learner the log knows.
 #[test]
 fn a_token_scope_naming_no_registered_institution_or_territory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -274,8 +275,26 @@ fn a_token_scope_naming_no_registered_institution_or_territory_is_refused() {
     // An institution to be registered later: the operator says so.
     let out = create(&["--role", "staff", "--institution", "sch-009", "--allow-unknown-scope"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"), "a warning says so");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not known to the ledger yet"), "a warning says so");
     assert_eq!(tokens(), 3);
+    // A learner scope names a learner the log knows: by their stream (`learner/a` has the grade
+    // `cli_ledger` wrote), or by an application on a territory's queue stream (a child waiting
+    // for a kindergarten has no stream of its own yet).
+    let out = create(&["--role", "learner", "--learner", "47-000777"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("learner 47-000777 is not known to the ledger"), "{err}");
+    assert_eq!(tokens(), 3, "nothing added");
+    let ev = serde_json::json!({"ledger": ORIGIN, "stream": "queue/kg/luga", "type": "queue.application_submitted",
+        "id": id(901), "occurred_at": "2026-08-01T09:00:00Z", "author": authority().did(),
+        "data": {"v": 1, "application_id": "luga-2027-00001", "number": 1, "learner": "47-000777",
+            "birth_month": "2024-03", "desired_date": "2027-09-01", "preferred": ["kg-001"], "group_type": "general"}});
+    append(&ledger, &[zachetka::event::sign_event(&ev, &authority()).unwrap()]);
+    for args in [&["--role", "learner", "--learner", "47-000777"][..], &["--role", "learner", "--learner", "a"]] {
+        let out = create(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(tokens(), 5);
 }
 
 /// Review s9, finding 15: `verify` of a file that is not a record bundle at all (`null`, an
