@@ -682,12 +682,13 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
         .map(|e| s(&e["data"]["institution"]))
         .collect();
     // Learner -> stays (school or not, from, to); `<school>/<application>` -> learner.
-    let mut stays: HashMap<String, Vec<(bool, String, Option<String>)>> = HashMap::new();
+    type Stays = HashMap<String, Vec<(bool, String, Option<String>)>>;
+    let mut stays: Stays = HashMap::new();
     let mut first_graders: BTreeSet<String> = BTreeSet::new();
     let mut applications: HashMap<String, String> = HashMap::new();
     for e in &entries {
         let learner = s(&e["stream"]).trim_start_matches("learner/").to_owned();
-        let leave = |stays: &mut HashMap<String, Vec<(bool, String, Option<String>)>>, on: &Value| {
+        let leave = |stays: &mut Stays, on: &Value| {
             if let Some(open) = stays.get_mut(&learner).and_then(|v| v.last_mut()).filter(|st| st.2.is_none()) {
                 open.2 = Some(s(on).max(open.1.clone()));
             }
