@@ -22,8 +22,9 @@
 //!   (an alumnus of the year before) is not counted;
 //! - school teachers: the distinct holders of a `teacher` or `class_teacher` grant at a school
 //!   (not a `migration` key's) valid on at least one day of the year: from `valid_from` to
-//!   `valid_until`, ended earlier by the key's revocation, continued by its rotation (the pseudonymous
-//!   person of a grant is also the id of their `teacher/<id>` stream);
+//!   `valid_until`, ended earlier by the key's revocation, continued by its rotation (the
+//!   pseudonymous person of a grant is also the id of their `teacher/<id>` stream); a grant
+//!   given in August for the coming year is valid on a day of the year ending then, too;
 //! - electronic assignments: the `digital.assignment_recorded` entries assigned in the year
 //!   (`assigned_on`).
 //!
@@ -31,8 +32,8 @@
 //! event ends counts from its date on; an act counts in its year:
 //! - a digital profile: a portfolio achievement dated (`date`) on or before the year's last day
 //!   and not revoked (the profile exists and is kept, whichever year it began);
-//! - a recommendation or individual trajectory offered in the year (`digital.recommendation_offered`,
-//!   `offered_on`): an offer is advice for the year it is made;
+//! - a recommendation or individual trajectory offered in the year
+//!   (`digital.recommendation_offered`, `offered_on`): an offer is advice for the year it is made;
 //! - free access to digital content for self-study (`digital.learner_content_access_granted`) and a
 //!   teacher's access to verified digital content (`digital.teacher_content_access_granted`)
 //!   granted on or before the year's last day (the vocabulary has no event ending an access);
