@@ -59,8 +59,10 @@ pub struct DemoSize {
 
 /// Counts a demo region reproduces exactly in the `indicators` read model
 /// (`DemoRegion::with_targets`): the numerators of the digital-maturity shares, whose
-/// denominators are the region's school students (`DemoSize::learners`; such a region writes no
-/// 1st-grade intake, whose future pupils would count as students too), its teachers
+/// denominators, of the academic year 2026/27 every record of such a region falls in, are its
+/// school students (`DemoSize::learners`, all admitted from 1 September 2026; those who graduate
+/// or are expelled in June 2027 still count in that year; such a region writes no 1st-grade
+/// intake, for September 2027 and not counted in 2026/27 anyway), its teachers
 /// (`DemoSize::teachers`) and `assignments`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndicatorTargets {

@@ -463,6 +463,25 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     let unknown = format!("/v1/projections/kindergarten-queues/{}/applications/no-such", enc(&ids.territory));
     assert_eq!(get_with(base, &unknown, Some(&auditor)).0, 404);
     assert_eq!(get_with(base, &unknown, Some(&parent)).0, 403);
+    // Indicators of one academic year: the latest the log holds by default, or the one the path
+    // names; a year the log has not reached is not found, a segment that is no year a bad path.
+    let (status, latest) = get_with(base, "/v1/projections/indicators", Some(&auditor));
+    assert_eq!(status, 200, "{latest}");
+    let year = latest["view"]["academic_year"].as_i64().expect("the answer names its academic year");
+    let (status, same) = get_with(base, &format!("/v1/projections/indicators/{year}"), Some(&auditor));
+    assert_eq!((status, &same["view"]), (200, &latest["view"]));
+    let (status, before) = get_with(base, &format!("/v1/projections/indicators/{}", year - 1), Some(&auditor));
+    assert_eq!((status, &before["view"]["academic_year"]), (200, &serde_json::json!(year - 1)), "{before}");
+    for (path, want, code) in [
+        (format!("/v1/projections/indicators/{}", year + 1), 404, "not_found"),
+        ("/v1/projections/indicators/26".to_owned(), 400, "bad_path"),
+        (format!("/v1/projections/indicators/{year}/x"), 400, "bad_path"),
+    ] {
+        let (status, body) = get_with(base, &path, Some(&auditor));
+        assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{path}: {body}");
+    }
+    let (status, body) = get_with(base, &format!("/v1/projections/indicators/{year}"), Some(&parent));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
     // Review s9, finding 10: a missing item inside the scope the path names, asked by a token
     // that holds that scope, is 404 (it was 403 "may not read data of this scope"); the same path
     // asked by a token of another scope stays 403.
@@ -640,34 +659,145 @@ fn the_demo_regions_read_models_match_counts_made_from_the_entries() {
         assert_eq!(ind["institutions"]["by_kind"][kind], *n, "institutions of kind {kind}: {}", ind["institutions"]);
     }
 
-    // Digital maturity: assignments checked automatically, learners offered a recommendation,
-    // teachers with verified content, counted from the entries.
+    // Digital maturity of the log's latest academic year (the test clock's: ledger time), counted
+    // from the entries: school students by their stays (admission or a 1st-grade order's
+    // 1 September until graduation, expulsion or transfer), teachers by their grants' validity,
+    // records by their dates. Dates compare as text (`YYYY-MM-DD`).
+    let now = zachetka::time::Clock::now_unix(&*test_clock()) + 3 * 3600;
+    let (y, m, _) = zachetka::time::civil_from_days(now.div_euclid(86_400));
+    let year = if m >= 9 { y } else { y - 1 };
+    assert_eq!(
+        (&ind["academic_year"], &ind["latest_academic_year"]),
+        (&serde_json::json!(year), &serde_json::json!(year))
+    );
+    let (start, end) = (format!("{year}-09-01"), format!("{}-09-01", year + 1));
+    let in_year =
+        |from: &str, to: Option<&str>| from < end.as_str() && to.is_none_or(|t| t > start.as_str() && t > from);
+    let dated_in =
+        |e: &Value, field: &str| (start.as_str()..end.as_str()).contains(&e["data"][field].as_str().unwrap());
     let shares = &ind["digital_maturity"]["shares"];
     let of_type = |ty: &'static str| entries.iter().filter(move |e| e["type"] == ty);
-    let assignments = of_type("digital.assignment_recorded").count() as u64;
-    let automatic = of_type("digital.assignment_recorded").filter(|e| e["data"]["checking"] == "automatic").count();
-    assert!(assignments > 0);
-    assert_eq!(
-        (shares[4]["numerator"].as_u64(), shares[4]["denominator"].as_u64()),
-        (Some(automatic as u64), Some(assignments))
-    );
-    let recommended: BTreeSet<String> = of_type("digital.recommendation_offered").map(|e| s(&e["stream"])).collect();
-    assert_eq!(shares[1]["numerator"], recommended.len() as u64);
     let schools: BTreeSet<String> = of_type("registry.institution_registered")
         .filter(|e| e["data"]["kind"] == "school")
         .map(|e| s(&e["data"]["institution"]))
         .collect();
-    let school_teachers: BTreeSet<String> = of_type("keys.granted")
-        .filter(|e| e["data"]["scope"]["institution"].as_str().is_some_and(|i| schools.contains(i)))
-        .filter(|e| e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "teacher" || r == "class_teacher"))
-        .filter(|e| !e["data"]["roles"].as_array().unwrap().iter().any(|r| r == "migration"))
-        .map(|e| s(&e["data"]["holder"]))
+    // Learner -> stays (school or not, from, to); `<school>/<application>` -> learner.
+    type Stays = HashMap<String, Vec<(bool, String, Option<String>)>>;
+    let mut stays: Stays = HashMap::new();
+    let mut first_graders: BTreeSet<String> = BTreeSet::new();
+    let mut applications: HashMap<String, String> = HashMap::new();
+    for e in &entries {
+        let learner = s(&e["stream"]).trim_start_matches("learner/").to_owned();
+        let leave = |stays: &mut Stays, on: &Value| {
+            if let Some(open) = stays.get_mut(&learner).and_then(|v| v.last_mut()).filter(|st| st.2.is_none()) {
+                open.2 = Some(s(on).max(open.1.clone()));
+            }
+        };
+        match e["type"].as_str().unwrap() {
+            "contingent.admitted" => {
+                let school = schools.contains(e["data"]["institution"].as_str().unwrap());
+                stays.entry(learner.clone()).or_default().push((school, s(&e["data"]["admitted_on"]), None));
+            }
+            "contingent.graduated" => leave(&mut stays, &e["data"]["graduated_on"]),
+            "contingent.expelled" => leave(&mut stays, &e["data"]["expelled_on"]),
+            "learner.transferred" => leave(&mut stays, &e["data"]["transferred_on"]),
+            "enrolment.application_submitted" => {
+                applications
+                    .insert(format!("{}/{}", e["stream"], e["data"]["application_id"]), s(&e["data"]["learner"]));
+            }
+            "enrolment.order_issued" => {
+                for app in e["data"]["applications"].as_array().unwrap() {
+                    let l = &applications[&format!("{}/{app}", e["stream"])];
+                    let v = stays.entry(l.clone()).or_default();
+                    if v.last().is_none_or(|st| st.2.is_some()) && first_graders.insert(l.clone()) {
+                        v.push((true, format!("{}-09-01", e["data"]["target_year"]), None));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let students: BTreeSet<&String> = stays
+        .iter()
+        .filter(|(_, v)| v.iter().any(|(school, from, to)| *school && in_year(from, to.as_deref())))
+        .map(|(l, _)| l)
         .collect();
+    // Someone left school before the year: the denominator is not everyone ever enrolled.
+    assert!(stays.values().any(|v| v.iter().any(|(school, _, to)| *school && to.is_some())));
+    assert!(students.len() < stays.values().filter(|v| v.iter().any(|st| st.0)).count());
+    let learner_of = |e: &Value| s(&e["stream"]).trim_start_matches("learner/").to_owned();
+    let count = |set: BTreeSet<String>| set.iter().filter(|l| students.contains(l)).count() as u64;
+    let revoked: BTreeSet<String> = of_type("portfolio.achievement_revoked")
+        .map(|e| format!("{}/{}", e["stream"], e["data"]["achievement_id"]))
+        .collect();
+    let profile: BTreeSet<String> = of_type("portfolio.achievement_attested")
+        .filter(|e| {
+            s(&e["data"]["date"]) < end
+                && !revoked.contains(&format!("{}/{}", e["stream"], e["data"]["achievement_id"]))
+        })
+        .map(learner_of)
+        .collect();
+    let recommended: BTreeSet<String> =
+        of_type("digital.recommendation_offered").filter(|e| dated_in(e, "offered_on")).map(learner_of).collect();
+    let access: BTreeSet<String> = of_type("digital.learner_content_access_granted")
+        .filter(|e| s(&e["data"]["granted_on"]) < end)
+        .map(learner_of)
+        .collect();
+    let pupils = students.len() as u64;
+    let pair = |i: usize| (shares[i]["numerator"].as_u64().unwrap(), shares[i]["denominator"].as_u64().unwrap());
+    assert_eq!(ind["digital_maturity"]["denominators"]["school_students"]["count"], pupils);
+    assert_eq!(pair(0), (count(profile), pupils));
+    assert_eq!(pair(1), (count(recommended), pupils));
+    assert!(pair(1).0 > 0);
+    assert_eq!(pair(3), (count(access), pupils));
+    let assigned = || of_type("digital.assignment_recorded").filter(|e| dated_in(e, "assigned_on"));
+    let assignments = assigned().count() as u64;
+    let automatic = assigned().filter(|e| e["data"]["checking"] == "automatic").count() as u64;
+    assert!(assignments > 0);
+    assert_eq!(pair(4), (automatic, assignments));
+    // Teachers: a grant holds from `valid_from` to `valid_until`, ended by a revocation or a
+    // rotation (whose new key goes on from then); instants as UTC dates (the demo writes them
+    // before 21:00 UTC, the same local day).
+    let day = |v: &Value| v.as_str().map(|t| t[..10].to_owned());
+    let mut grants: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+    for e in &entries {
+        let d = &e["data"];
+        let at = day(&e["occurred_at"]);
+        match e["type"].as_str().unwrap() {
+            "keys.granted" => {
+                let roles = d["roles"].as_array().unwrap();
+                if d["scope"]["institution"].as_str().is_some_and(|i| schools.contains(i))
+                    && roles.iter().any(|r| r == "teacher" || r == "class_teacher")
+                    && !roles.iter().any(|r| r == "migration")
+                {
+                    grants.insert(
+                        s(&d["key"]),
+                        (s(&d["holder"]), day(&d["valid_from"]).unwrap(), day(&d["valid_until"])),
+                    );
+                }
+            }
+            "keys.revoked" | "keys.rotated" => {
+                let old = if e["type"] == "keys.revoked" { s(&d["key"]) } else { s(&d["old_key"]) };
+                let on = day(&d["effective_at"]).or(at.clone()).unwrap();
+                if let Some(g) = grants.get_mut(&old) {
+                    let on = on.max(g.1.clone());
+                    let next = (g.0.clone(), on.clone(), g.2.clone());
+                    g.2 = Some(g.2.clone().map_or(on.clone(), |t| t.min(on)));
+                    if e["type"] == "keys.rotated" {
+                        grants.insert(s(&d["new_key"]), next);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let school_teachers: BTreeSet<String> =
+        grants.values().filter(|(_, from, to)| in_year(from, to.as_deref())).map(|g| g.0.clone()).collect();
     let with_access: BTreeSet<String> = of_type("digital.teacher_content_access_granted")
+        .filter(|e| s(&e["data"]["granted_on"]) < end)
         .map(|e| s(&e["stream"]).trim_start_matches("teacher/").to_owned())
         .collect();
-    assert_eq!(shares[2]["denominator"], school_teachers.len() as u64);
-    assert_eq!(shares[2]["numerator"], school_teachers.intersection(&with_access).count() as u64);
+    assert_eq!(pair(2), (school_teachers.intersection(&with_access).count() as u64, school_teachers.len() as u64));
     assert_eq!(ind["digital_maturity"]["index"]["computable"], true);
 
     // 1st grade: applications and enrolments per school and year.
