@@ -115,6 +115,55 @@ pub fn age_group_of(rules: &QueueRules, birth_month: &str, desired_date: &str) -
         .ok_or(AgeGroupError::OutOfRange { months: young, year })
 }
 
+/// The first allocation year an application competes in: the academic year (named by the year
+/// of its 1 September) of its desired date. `None` if `desired_date` is not `YYYY-MM-DD`.
+pub fn target_year(desired_date: &str) -> Option<i64> {
+    time::parse_date(desired_date).map(time::academic_year_of)
+}
+
+/// The age group, in allocation year `year`, of a child born in `birth` (year, month): its age
+/// on 1 September of `year`, the youngest bound as in [`age_group_of`]. `None` when no group
+/// holds it (too young, or grown past the oldest group). A child still waiting after its target
+/// year ages: each later allocation places it in the group of its age on that year's 1 September.
+pub fn age_group_in(rules: &QueueRules, birth: (i64, u32), year: i64) -> Option<&str> {
+    let (young, _) = time::age_months_on_sept1(birth, year);
+    rules.age_groups.iter().find(|g| (g.months_min..=g.months_max).contains(&young)).map(|g| g.code.as_str())
+}
+
+/// The allocation year an application competes in during allocation year `current`: its target
+/// year until that comes, then the current one. Before its target year it competes in none
+/// (`None` from [`competes_in`] for earlier years).
+pub fn next_allocation_year(target_year: i64, current: i64) -> i64 {
+    target_year.max(current)
+}
+
+/// The age group an application competes with in allocation year `year`, if it competes in it:
+/// `year` is not before its target year and the child has an age group on 1 September of `year`.
+pub fn competes_in(rules: &QueueRules, birth: (i64, u32), target_year: i64, year: i64) -> Option<&str> {
+    if year < target_year {
+        return None;
+    }
+    age_group_in(rules, birth, year)
+}
+
+/// The allocation year of a day when no run names one: from 1 April, the year of the coming
+/// 1 September (the season of the main allocation, комплектование, for it); before 1 April, the
+/// current academic year's (its additional allocations of places freed during the year).
+pub fn allocation_year_on(day: Days) -> i64 {
+    let (y, m, _) = time::civil_from_days(day);
+    if m >= 4 {
+        y
+    } else {
+        y - 1
+    }
+}
+
+/// The first day of the allocation year after the one `day` falls in (1 April of the next
+/// calendar year of it): until then [`allocation_year_on`] gives the same year.
+pub fn next_allocation_year_starts(day: Days) -> Days {
+    time::days_from_civil(allocation_year_on(day) + 1, 4, 1)
+}
+
 /// Where a benefit claim stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClaimState {
