@@ -27,9 +27,17 @@ struct Claim {
 enum Status {
     Waiting,
     /// `age_group`: the group whose place the offer took (the child's in the allocation year).
-    Offered { offer: String, kindergarten: String, age_group: String },
-    Accepted { kindergarten: String },
-    Enrolled { kindergarten: String },
+    Offered {
+        offer: String,
+        kindergarten: String,
+        age_group: String,
+    },
+    Accepted {
+        kindergarten: String,
+    },
+    Enrolled {
+        kindergarten: String,
+    },
     Withdrawn,
 }
 
@@ -295,7 +303,10 @@ impl Queues {
                 let year = terr.year(today);
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
                     let Some(group) = app.group_in(cfg, year) else { return };
-                    *terr.free.entry((d.kindergarten.clone(), group.to_owned(), app.group_type.clone())).or_default() -= 1;
+                    *terr
+                        .free
+                        .entry((d.kindergarten.clone(), group.to_owned(), app.group_type.clone()))
+                        .or_default() -= 1;
                     app.status = Status::Offered {
                         offer: d.offer_id.clone(),
                         kindergarten: d.kindergarten.clone(),
@@ -572,7 +583,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
         Event::AllocationStarted(d) => {
             let grant = auth.authorize(who, at, ty, &operator)?;
             if let Some(run) = &terr.run {
-                return refuse("allocation_already_running", format!("allocation run {} is still open in {sid}", run.id));
+                return refuse(
+                    "allocation_already_running",
+                    format!("allocation run {} is still open in {sid}", run.id),
+                );
             }
             // A run allocates the places of its date's allocation year or the next one (a main
             // allocation may begin before 1 April); an earlier year only when a migration
@@ -653,8 +667,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     ),
                 );
             }
-            let ahead =
-                standing_ahead(terr, cfg, ctx.rules.today, year, &group, &d.application_id, a, &d.kindergarten);
+            let ahead = standing_ahead(terr, cfg, ctx.rules.today, year, &group, &d.application_id, a, &d.kindergarten);
             if !ahead.is_empty() {
                 let mut named: Vec<String> = ahead
                     .iter()
@@ -751,7 +764,10 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 let (months, _) = time::age_months_on_sept1(a.birth, year);
                 return refuse(
                     "age_out_of_range",
-                    format!("a child born {} is {months} months old on 1 september {year}: no age group", a.birth_text()),
+                    format!(
+                        "a child born {} is {months} months old on 1 september {year}: no age group",
+                        a.birth_text()
+                    ),
                 );
             };
             if free(&d.to_kindergarten, group, a) <= 0 {

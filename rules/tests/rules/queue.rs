@@ -500,7 +500,8 @@ fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     // (y27, who will be 4-5 then, is not ahead of it), o28 in 2028's 4-5 behind y27 (should it
     // still wait then).
     assert_eq!((pos(&h, "3-4", "y27"), pos(&h, "3-4", "y28"), pos(&h, "4-5", "o28")), (Some(1), Some(1), Some(2)));
-    let places = |group: &str| json!([{"kindergarten": "kg-001", "age_group": group, "group_type": "general", "places": 1}]);
+    let places =
+        |group: &str| json!([{"kindergarten": "kg-001", "age_group": group, "group_type": "general", "places": 1}]);
     let offer = |o: &str, a: &str| json!({"offer_id": o, "application_id": a, "kindergarten": "kg-001"});
     // The 2027 main allocation: no place is offered to a child who wants 2028.
     h.at("2027-05-15T09:00:00Z");
