@@ -418,12 +418,18 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(status, 200, "{app}");
     assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant}));
     assert_eq!(app["tree_size"], ledger.head().0.tree_size);
-    let group = app["view"]["age_group"].as_str().or(app["view"]["application"]["age_group"].as_str());
-    ids.age_group_path = format!(
-        "/v1/projections/kindergarten-queues/{}/{}",
-        enc(&ids.territory),
-        enc(group.unwrap_or_else(|| panic!("the application view names its age group: {app}")))
-    );
+    // The list the application's position counts in: its next allocation year's age group
+    // (`<territory>/<year>/<age_group>`), or, for a child past the oldest group, the territory's
+    // list of lists; both are the territory's.
+    let view = &app["view"];
+    ids.age_group_path = match (view["allocation_year"].as_i64(), view["age_group"].as_str()) {
+        (Some(year), Some(group)) => {
+            assert_eq!(view["list"].as_str(), Some(format!("{}/{year}/{group}", ids.territory).as_str()), "{app}");
+            format!("/v1/projections/kindergarten-queues/{}/{year}/{}", enc(&ids.territory), enc(group))
+        }
+        (Some(_), None) => format!("/v1/projections/kindergarten-queues/{}", enc(&ids.territory)),
+        _ => panic!("the application view names its allocation year: {app}"),
+    };
     let paths = [
         ("first-grade", format!("/v1/projections/first-grade/{}", enc(&ids.school))),
         ("queue", ids.age_group_path.clone()),
