@@ -26,11 +26,12 @@ struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Status {
     Waiting,
-    /// `age_group`: the group whose place the offer took (the child's in the allocation year).
+    /// `age_group`: the group whose place the offer took (the child's in allocation `year`).
     Offered {
         offer: String,
         kindergarten: String,
         age_group: String,
+        year: i64,
     },
     Accepted {
         kindergarten: String,
@@ -65,10 +66,13 @@ struct App {
     status: Status,
 }
 
-/// If `app` holds an offer, gives its place back to the free places; says whether it did.
-fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, app: &App) -> bool {
-    let Status::Offered { kindergarten, age_group, .. } = &app.status else { return false };
-    *free.entry((kindergarten.clone(), age_group.clone(), app.group_type.clone())).or_default() += 1;
+/// If `app` holds an offer, gives its place back to the free places (when they are still its
+/// allocation year's); says whether it held one.
+fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, free_year: Option<i64>, app: &App) -> bool {
+    let Status::Offered { kindergarten, age_group, year, .. } = &app.status else { return false };
+    if free_year == Some(*year) {
+        *free.entry((kindergarten.clone(), age_group.clone(), app.group_type.clone())).or_default() += 1;
+    }
     true
 }
 
@@ -88,9 +92,11 @@ struct Territory {
     apps: HashMap<String, App>,
     /// The open allocation run.
     run: Option<OpenRun>,
-    /// Free places per (kindergarten, age group, group type).
+    /// Free places per (kindergarten, age group, group type), of allocation year `free_year`
+    /// (the last run's): a place of one year's age group is no place of another year's.
     #[serde(with = "crate::state::sorted_map")]
     free: HashMap<(String, String, String), i64>,
+    free_year: Option<i64>,
     /// Offer id -> application id.
     #[serde(with = "crate::state::sorted_map")]
     offers: HashMap<String, String>,
@@ -285,7 +291,7 @@ impl Queues {
             }
             Event::QueueApplicationWithdrawn(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
-                    release_offered_place(&mut terr.free, app);
+                    release_offered_place(&mut terr.free, terr.free_year, app);
                     app.status = Status::Withdrawn;
                 }
             }
@@ -293,6 +299,10 @@ impl Queues {
                 let date = time::local_date(a.at, cfg.utc_offset_minutes);
                 let year = d.academic_year.unwrap_or_else(|| queue_order::allocation_year_on(date));
                 terr.run = Some(OpenRun { id: d.run_id.clone(), main: d.kind == "main", year });
+                if terr.free_year != Some(year) {
+                    terr.free.clear();
+                    terr.free_year = Some(year);
+                }
                 for row in &d.places {
                     terr.free
                         .insert((row.kindergarten.clone(), row.age_group.clone(), row.group_type.clone()), row.places);
@@ -311,6 +321,7 @@ impl Queues {
                         offer: d.offer_id.clone(),
                         kindergarten: d.kindergarten.clone(),
                         age_group: group.to_owned(),
+                        year,
                     };
                     terr.offers.insert(d.offer_id.clone(), d.application_id.clone());
                 }
@@ -327,7 +338,7 @@ impl Queues {
                     if let Status::Offered { kindergarten, .. } = &app.status {
                         app.refused_offers.push(kindergarten.clone());
                     }
-                    if release_offered_place(&mut terr.free, app) {
+                    if release_offered_place(&mut terr.free, terr.free_year, app) {
                         app.status = Status::Waiting;
                     }
                 }
@@ -462,7 +473,11 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
         }
         Ok(())
     };
+    // Only the places of this allocation year count.
     let free = |kg: &str, group: &str, a: &App| {
+        if terr.free_year != Some(year) {
+            return 0;
+        }
         terr.free.get(&(kg.to_owned(), group.to_owned(), a.group_type.clone())).copied().unwrap_or(0)
     };
     let (who, at, ty) = (ctx.e.author, ctx.at, ctx.e.event_type);

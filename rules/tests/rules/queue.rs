@@ -524,6 +524,9 @@ fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     h.refused("allocation_year_invalid", OPERATOR, Q, "queue.allocation_started", bad.clone());
     bad["academic_year"] = json!(2028);
     h.ok(OPERATOR, Q, "queue.allocation_started", bad);
+    // The 3-4 place of 2027 left unoffered is no place of 2028 (whose run declares none).
+    let m = h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", offer("o5", "y28"));
+    assert!(m.contains("age group 3-4 (allocation year 2028)"), "{m}");
     // The 4-5 place: skipping the aged child is refused, following the new order is accepted.
     let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o2", "o28"));
     assert!(m.contains("y27") && m.contains("allocation year 2028, age group 4-5"), "{m}");
