@@ -484,10 +484,13 @@ fn sibling_priority_counts_in_its_kindergarten_only() {
 #[test]
 fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     let mut h = Harness::region();
-    let file = |h: &mut Harness, at: &str, id: &str, birth: &str, desired: &str| {
+    let file_for = |h: &mut Harness, at: &str, id: &str, birth: &str, desired: &str, kg: &str| {
         h.at(at);
-        let data = app(id, json!({"birth_month": birth, "desired_date": desired, "preferred": ["kg-001"]}));
+        let data = app(id, json!({"birth_month": birth, "desired_date": desired, "preferred": [kg]}));
         h.ok(OPERATOR, Q, "queue.application_submitted", data);
+    };
+    let file = |h: &mut Harness, at: &str, id: &str, birth: &str, desired: &str| {
+        file_for(h, at, id, birth, desired, "kg-001");
     };
     // Born 2024-08: 3-4 on 1 September 2027, 4-5 on 1 September 2028.
     file(&mut h, "2026-10-01T09:00:00Z", "y27", "2024-08", "2027-09-01");
@@ -500,13 +503,21 @@ fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     // (y27, who will be 4-5 then, is not ahead of it), o28 in 2028's 4-5 behind y27 (should it
     // still wait then).
     assert_eq!((pos(&h, "3-4", "y27"), pos(&h, "3-4", "y28"), pos(&h, "4-5", "o28")), (Some(1), Some(1), Some(2)));
+    // Two who choose kg-002 only: p27 (3-4 in 2027) and q28 (3-4 in 2028).
+    file_for(&mut h, "2027-01-10T09:00:00Z", "p27", "2024-08", "2027-09-01", "kg-002");
+    file_for(&mut h, "2027-01-11T09:00:00Z", "q28", "2025-03", "2028-09-01", "kg-002");
     let places =
         |group: &str| json!([{"kindergarten": "kg-001", "age_group": group, "group_type": "general", "places": 1}]);
     let offer = |o: &str, a: &str| json!({"offer_id": o, "application_id": a, "kindergarten": "kg-001"});
     // The 2027 main allocation: no place is offered to a child who wants 2028.
     h.at("2027-05-15T09:00:00Z");
-    let run27 = json!({"run_id": "r27", "kind": "main", "places": places("3-4")});
+    let mut run27 = json!({"run_id": "r27", "kind": "main", "places": places("3-4")});
+    let kg2 = json!({"kindergarten": "kg-002", "age_group": "3-4", "group_type": "general", "places": 1});
+    run27["places"].as_array_mut().unwrap().push(kg2);
     h.ok(OPERATOR, Q, "queue.allocation_started", run27);
+    // p27 is offered 2027's place at kg-002 (and answers only in 2028).
+    let at_kg2 = |o: &str, a: &str| json!({"offer_id": o, "application_id": a, "kindergarten": "kg-002"});
+    h.ok(OPERATOR, Q, "queue.place_offered", at_kg2("op", "p27"));
     let m = h.refused("allocation_year_before_desired", OPERATOR, Q, "queue.place_offered", offer("o1", "y28"));
     assert!(m.contains("academic year 2028") && m.contains("allocation of 2027"), "{m}");
     h.ok(OPERATOR, Q, "queue.allocation_finished", json!({"run_id": "r27"}));
@@ -516,6 +527,10 @@ fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     file(&mut h, "2028-04-10T09:00:00Z", "z28", "2026-01", "2028-09-01");
     assert_eq!(pos(&h, "3-4", "y27"), None);
     assert_eq!((pos(&h, "4-5", "y27"), pos(&h, "4-5", "o28"), pos(&h, "3-4", "y28")), (Some(1), Some(2), Some(1)));
+    // Outside a run, offers follow today's allocation year: 2027's unoffered 3-4 place at kg-001
+    // is no place of 2028's 3-4 group.
+    let m = h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", offer("o0", "y28"));
+    assert!(m.contains("age group 3-4 (allocation year 2028)"), "{m}");
     // A run states an allocation year of its date's or the next one; earlier only for a migration.
     let mut bad = json!({"run_id": "r28", "kind": "main", "places": places("4-5"), "academic_year": 2030});
     let m = h.refused("allocation_year_invalid", OPERATOR, Q, "queue.allocation_started", bad.clone());
@@ -524,9 +539,12 @@ fn a_child_waiting_past_its_year_ages_into_the_next_group() {
     h.refused("allocation_year_invalid", OPERATOR, Q, "queue.allocation_started", bad.clone());
     bad["academic_year"] = json!(2028);
     h.ok(OPERATOR, Q, "queue.allocation_started", bad);
-    // The 3-4 place of 2027 left unoffered is no place of 2028 (whose run declares none).
+    // Nor in 2028's run, which declares none of 3-4.
     let m = h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", offer("o5", "y28"));
     assert!(m.contains("age group 3-4 (allocation year 2028)"), "{m}");
+    // A 2027 offer refused in 2028 gives its place back to 2027, not to 2028's 3-4 group.
+    h.ok(OPERATOR, Q, "queue.offer_refused", json!({"offer_id": "op", "reason": "too far"}));
+    h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", at_kg2("oq", "q28"));
     // The 4-5 place: skipping the aged child is refused, following the new order is accepted.
     let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o2", "o28"));
     assert!(m.contains("y27") && m.contains("allocation year 2028, age group 4-5"), "{m}");
