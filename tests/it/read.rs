@@ -433,20 +433,21 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     let paths = [
         ("first-grade", format!("/v1/projections/first-grade/{}", enc(&ids.school))),
         ("queue", ids.age_group_path.clone()),
+        ("the territory's queue lists", format!("/v1/projections/kindergarten-queues/{}", enc(&ids.territory))),
         ("application", app_path.clone()),
         ("application's moves", format!("{app_path}/moves")),
         ("indicators", "/v1/projections/indicators".to_owned()),
     ];
     // Who reads what (200) and who is refused (403): written out, not derived from the code.
-    let table: [(&str, &TokenSecret, [u16; 5]); 8] = [
-        ("auditor", &auditor, [200, 200, 200, 200, 200]),
-        ("region read service", &region_service, [200, 200, 200, 200, 200]),
-        ("the school's read service", &school_service, [200, 403, 403, 403, 403]),
-        ("the school's staff", &staff, [200, 403, 403, 403, 403]),
-        ("another institution's staff", &other_staff, [403, 403, 403, 403, 403]),
-        ("the territory's queue staff", &territory_staff, [403, 200, 403, 403, 403]),
-        ("the applicant's parent", &parent, [403, 403, 200, 200, 403]),
-        ("another parent", &other_parent, [403, 403, 403, 403, 403]),
+    let table: [(&str, &TokenSecret, [u16; 6]); 8] = [
+        ("auditor", &auditor, [200, 200, 200, 200, 200, 200]),
+        ("region read service", &region_service, [200, 200, 200, 200, 200, 200]),
+        ("the school's read service", &school_service, [200, 403, 403, 403, 403, 403]),
+        ("the school's staff", &staff, [200, 403, 403, 403, 403, 403]),
+        ("another institution's staff", &other_staff, [403, 403, 403, 403, 403, 403]),
+        ("the territory's queue staff", &territory_staff, [403, 200, 200, 403, 403, 403]),
+        ("the applicant's parent", &parent, [403, 403, 403, 200, 200, 403]),
+        ("another parent", &other_parent, [403, 403, 403, 403, 403, 403]),
     ];
     for (who, secret, expected) in table {
         for ((what, path), want) in paths.iter().zip(expected) {
