@@ -1,6 +1,8 @@
 //! The kindergarten queue's order, defined once: the region's queue rules (tiers, benefit
-//! categories, age groups), a child's age group on 1 September, an application's tier with the
-//! reasons behind it, and the sort key of allocation order. `zachetka-rules` enforces the queue
+//! categories, age groups), a child's age group on 1 September of each allocation year (a child
+//! still waiting after its desired year ages into the next group), which allocation year a day
+//! or a run belongs to, an application's tier with the reasons behind it, and the sort key of
+//! allocation order. `zachetka-rules` enforces the queue
 //! with these functions and the `kindergarten-queues` read model shows it with them, so the queue
 //! shown and the queue enforced cannot diverge.
 //! Not the queue's state (each side folds its own) and not the allocation algorithm.
@@ -113,6 +115,49 @@ pub fn age_group_of(rules: &QueueRules, birth_month: &str, desired_date: &str) -
         .find(|g| (g.months_min..=g.months_max).contains(&young))
         .map(|g| g.code.clone())
         .ok_or(AgeGroupError::OutOfRange { months: young, year })
+}
+
+/// The first allocation year an application competes in: the academic year (named by the year
+/// of its 1 September) of its desired date. `None` if `desired_date` is not `YYYY-MM-DD`.
+pub fn target_year(desired_date: &str) -> Option<i64> {
+    time::parse_date(desired_date).map(time::academic_year_of)
+}
+
+/// The age group, in allocation year `year`, of a child born in `birth` (year, month): its age
+/// on 1 September of `year`, the youngest bound as in [`age_group_of`]. `None` when no group
+/// holds it (too young, or grown past the oldest group). A child still waiting after its target
+/// year ages: each later allocation places it in the group of its age on that year's 1 September.
+pub fn age_group_in(rules: &QueueRules, birth: (i64, u32), year: i64) -> Option<&str> {
+    let (young, _) = time::age_months_on_sept1(birth, year);
+    rules.age_groups.iter().find(|g| (g.months_min..=g.months_max).contains(&young)).map(|g| g.code.as_str())
+}
+
+/// The allocation year an application competes in next during allocation year `current`: its
+/// target year until that comes, then the current one (before its target year it competes in
+/// none: [`competes_in`] gives `None` for earlier years).
+pub fn next_allocation_year(target_year: i64, current: i64) -> i64 {
+    target_year.max(current)
+}
+
+/// The age group an application competes with in allocation year `year`, if it competes in it:
+/// `year` is not before its target year and the child has an age group on 1 September of `year`.
+pub fn competes_in(rules: &QueueRules, birth: (i64, u32), target_year: i64, year: i64) -> Option<&str> {
+    if year < target_year {
+        return None;
+    }
+    age_group_in(rules, birth, year)
+}
+
+/// The allocation year of a day when no run names one: from 1 April, the year of the coming
+/// 1 September (the season of the main allocation, комплектование, for it); before 1 April, the
+/// current academic year's (its additional allocations of places freed during the year).
+pub fn allocation_year_on(day: Days) -> i64 {
+    let (y, m, _) = time::civil_from_days(day);
+    if m >= 4 {
+        y
+    } else {
+        y - 1
+    }
 }
 
 /// Where a benefit claim stands.
@@ -290,5 +335,25 @@ mod tests {
         let (tier, _) = tier_of(&r, &none, &["kg-1"], &pref2, None, day);
         assert_eq!(r.tier_name(tier), "general");
         assert!(order_key(1, 5, "b") < order_key(1, 5, "c") && order_key(0, 9, "z") < order_key(1, 0, "a"));
+    }
+
+    #[test]
+    fn a_waiting_child_ages_from_one_allocation_year_to_the_next() {
+        let r = QueueRules::region_default();
+        // Wants 2027-09-01 (academic year 2027), born August 2024: 3-4 then, 4-5 a year later.
+        assert_eq!(target_year("2027-09-01"), Some(2027));
+        assert_eq!(target_year("2028-03-01"), Some(2027));
+        assert_eq!(target_year("2027-9-1"), None);
+        let birth = (2024, 8);
+        assert_eq!(competes_in(&r, birth, 2027, 2026), None, "not before its target year");
+        assert_eq!(competes_in(&r, birth, 2027, 2027), Some("3-4"));
+        assert_eq!(competes_in(&r, birth, 2027, 2028), Some("4-5"));
+        assert_eq!(competes_in(&r, birth, 2027, 2032), None, "past the oldest group");
+        assert_eq!((next_allocation_year(2028, 2027), next_allocation_year(2027, 2029)), (2028, 2029));
+        // From 1 April the coming 1 September's year, before it the current academic year's.
+        let day = |s: &str| time::parse_date(s).unwrap();
+        assert_eq!(allocation_year_on(day("2027-03-31")), 2026);
+        assert_eq!(allocation_year_on(day("2027-04-01")), 2027);
+        assert_eq!(allocation_year_on(day("2027-12-31")), 2027);
     }
 }

@@ -290,8 +290,11 @@ record!(
     PlacesRow { kindergarten: String, age_group: String, group_type: String, places: i64 }
 );
 record!(
-    /// An allocation run (комплектование) starts; a `main` run freezes the queue.
-    AllocationStarted { run_id: String, kind: String, places: Vec<PlacesRow> }
+    /// An allocation run (комплектование) starts; a `main` run freezes the queue. `academic_year`
+    /// (the year of the 1 September its places are for) is the allocation year whose order and
+    /// age groups its offers follow; without it, the allocation year of the run's date
+    /// (`queue_order::allocation_year_on`).
+    AllocationStarted { run_id: String, kind: String, places: Vec<PlacesRow>, academic_year: Option<i64> }
 );
 record!(AllocationFinished { run_id: String });
 record!(PlaceOffered { offer_id: String, application_id: String, kindergarten: String });

@@ -432,13 +432,13 @@ impl Rules {
             contingent,
             staff,
             digital,
-            today: _,
+            today,
         } = self;
         // Admissions, classes, leaving, transfers and 1st-grade orders, whatever their family.
         contingent.apply(&a, &ev);
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
             "ledger" | "registry" | "keys" => auth.apply(&a, &ev),
-            "queue" => queue.apply(config, &a, &ev),
+            "queue" => queue.apply(config, *today, &a, &ev),
             "enrolment" => first_grade.apply(&a, &ev),
             "journal" | "college" => journal.apply(config, &a, &ev),
             "additional" => additional.apply(&a, &ev),

@@ -26,9 +26,19 @@ struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Status {
     Waiting,
-    Offered { offer: String, kindergarten: String },
-    Accepted { kindergarten: String },
-    Enrolled { kindergarten: String },
+    /// `age_group`: the group whose place the offer took (the child's in allocation `year`).
+    Offered {
+        offer: String,
+        kindergarten: String,
+        age_group: String,
+        year: i64,
+    },
+    Accepted {
+        kindergarten: String,
+    },
+    Enrolled {
+        kindergarten: String,
+    },
     Withdrawn,
 }
 
@@ -39,7 +49,10 @@ struct App {
     /// or an imported application's original `occurred_at`.
     submitted_at: Nanos,
     submitted_text: String,
-    age_group: String,
+    /// The birth month (year, month): the age group is computed per allocation year from it.
+    birth: (i64, u32),
+    /// The academic year of the desired date: the first allocation the application competes in.
+    target_year: i64,
     group_type: String,
     preferred: Vec<String>,
     claims: Vec<Claim>,
@@ -53,22 +66,37 @@ struct App {
     status: Status,
 }
 
-/// If `app` holds an offer, gives its place back to the free places; says whether it did.
-fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, app: &App) -> bool {
-    let Status::Offered { kindergarten, .. } = &app.status else { return false };
-    *free.entry((kindergarten.clone(), app.age_group.clone(), app.group_type.clone())).or_default() += 1;
+/// If `app` holds an offer, gives its place back to the free places (when they are still its
+/// allocation year's); says whether it held one.
+fn release_offered_place(free: &mut HashMap<(String, String, String), i64>, free_year: Option<i64>, app: &App) -> bool {
+    let Status::Offered { kindergarten, age_group, year, .. } = &app.status else { return false };
+    if free_year == Some(*year) {
+        *free.entry((kindergarten.clone(), age_group.clone(), app.group_type.clone())).or_default() += 1;
+    }
     true
+}
+
+/// An open allocation run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpenRun {
+    id: String,
+    /// Whether it is the main one (it freezes the queue).
+    main: bool,
+    /// The allocation year whose order and age groups its offers follow.
+    year: i64,
 }
 
 #[derive(Default, Serialize, Deserialize)]
 struct Territory {
     #[serde(with = "crate::state::sorted_map")]
     apps: HashMap<String, App>,
-    /// The open allocation run: (run id, whether it is the main one).
-    run: Option<(String, bool)>,
-    /// Free places per (kindergarten, age group, group type).
+    /// The open allocation run.
+    run: Option<OpenRun>,
+    /// Free places per (kindergarten, age group, group type), of allocation year `free_year`
+    /// (the last run's): a place of one year's age group is no place of another year's.
     #[serde(with = "crate::state::sorted_map")]
     free: HashMap<(String, String, String), i64>,
+    free_year: Option<i64>,
     /// Offer id -> application id.
     #[serde(with = "crate::state::sorted_map")]
     offers: HashMap<String, String>,
@@ -99,7 +127,25 @@ fn age_group(cfg: &RegionConfig, birth_month: &str, desired_date: &str) -> Resul
     })
 }
 
+impl Territory {
+    /// The allocation year offers follow now: the open run's, else the allocation year of
+    /// `today` (`queue_order::allocation_year_on`).
+    fn year(&self, today: Days) -> i64 {
+        self.run.as_ref().map_or_else(|| queue_order::allocation_year_on(today), |r| r.year)
+    }
+}
+
 impl App {
+    /// The age group the application competes with in allocation `year`: none before its
+    /// target year or once the child is past the oldest group (`queue_order::competes_in`).
+    fn group_in<'c>(&self, cfg: &'c RegionConfig, year: i64) -> Option<&'c str> {
+        queue_order::competes_in(&cfg.queue, self.birth, self.target_year, year)
+    }
+
+    fn birth_text(&self) -> String {
+        format!("{:04}-{:02}", self.birth.0, self.birth.1)
+    }
+
     /// Whether the application competes for a place in `kg`: it prefers `kg` and has not refused
     /// an offer of it.
     fn prefers(&self, kg: &str) -> bool {
@@ -162,12 +208,16 @@ impl Queues {
         id: &str,
     ) -> Option<(u64, Vec<String>)> {
         let t = self.territories.get(territory)?;
-        let me = t.apps.get(id).filter(|a| a.age_group == age_group && a.status == Status::Waiting)?;
+        // The application's next allocation: its target year until that comes, then the current.
+        let me = t.apps.get(id)?;
+        let year = queue_order::next_allocation_year(me.target_year, t.year(today));
+        let in_list = |a: &App| a.status == Status::Waiting && a.group_in(cfg, year) == Some(age_group);
+        let me = Some(me).filter(|a| in_list(a))?;
         let (my_tier, mut why) = me.tier(cfg, None, today);
         let my_key = queue_order::order_key(my_tier, me.submitted_at, &me.number);
         let (mut higher, mut same_earlier) = (0u64, 0u64);
         for (other_id, a) in &t.apps {
-            if other_id == id || a.age_group != age_group || a.status != Status::Waiting {
+            if other_id == id || !in_list(a) {
                 continue;
             }
             let (tier, _) = a.tier(cfg, None, today);
@@ -188,22 +238,29 @@ impl Queues {
             me.number
         ));
         why.push("territory-wide order: a sibling's right counts only in its kindergarten's order".to_owned());
+        why.push(format!("allocation year {year}: age group {age_group} on 1 september {year}"));
         why.push(format!("ahead: {higher} in a higher tier, {same_earlier} in the same tier applied earlier"));
         Some((higher + same_earlier + 1, why))
     }
 
-    pub fn apply(&mut self, cfg: &RegionConfig, a: &Applied, ev: &Event) {
+    /// `today`: the rules' "today" with this event's date in it (as `check` judged it).
+    pub fn apply(&mut self, cfg: &RegionConfig, today: Days, a: &Applied, ev: &Event) {
         let terr = self.territories.entry(a.sid.to_owned()).or_default();
         match ev {
             Event::QueueApplicationSubmitted(d) => {
-                let Ok(group) = age_group(cfg, &d.birth_month, &d.desired_date) else {
+                let (Ok(_), Some(birth), Some(target_year)) = (
+                    age_group(cfg, &d.birth_month, &d.desired_date),
+                    time::parse_year_month(&d.birth_month),
+                    queue_order::target_year(&d.desired_date),
+                ) else {
                     return;
                 };
                 terr.apps.entry(d.application_id.clone()).or_insert(App {
                     number: d.number.clone(),
                     submitted_at: queue_order::filed_at(a.e.recorded_at, a.at, a.imported),
                     submitted_text: a.e.occurred_at.to_owned(),
-                    age_group: group,
+                    birth,
+                    target_year,
                     group_type: d.group_type.clone(),
                     preferred: d.preferred.clone(),
                     claims: Vec::new(),
@@ -234,12 +291,18 @@ impl Queues {
             }
             Event::QueueApplicationWithdrawn(d) => {
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
-                    release_offered_place(&mut terr.free, app);
+                    release_offered_place(&mut terr.free, terr.free_year, app);
                     app.status = Status::Withdrawn;
                 }
             }
             Event::AllocationStarted(d) => {
-                terr.run = Some((d.run_id.clone(), d.kind == "main"));
+                let date = time::local_date(a.at, cfg.utc_offset_minutes);
+                let year = d.academic_year.unwrap_or_else(|| queue_order::allocation_year_on(date));
+                terr.run = Some(OpenRun { id: d.run_id.clone(), main: d.kind == "main", year });
+                if terr.free_year != Some(year) {
+                    terr.free.clear();
+                    terr.free_year = Some(year);
+                }
                 for row in &d.places {
                     terr.free
                         .insert((row.kindergarten.clone(), row.age_group.clone(), row.group_type.clone()), row.places);
@@ -247,12 +310,19 @@ impl Queues {
             }
             Event::AllocationFinished(_) => terr.run = None,
             Event::PlaceOffered(d) => {
+                let year = terr.year(today);
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
+                    let Some(group) = app.group_in(cfg, year) else { return };
                     *terr
                         .free
-                        .entry((d.kindergarten.clone(), app.age_group.clone(), app.group_type.clone()))
+                        .entry((d.kindergarten.clone(), group.to_owned(), app.group_type.clone()))
                         .or_default() -= 1;
-                    app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
+                    app.status = Status::Offered {
+                        offer: d.offer_id.clone(),
+                        kindergarten: d.kindergarten.clone(),
+                        age_group: group.to_owned(),
+                        year,
+                    };
                     terr.offers.insert(d.offer_id.clone(), d.application_id.clone());
                 }
             }
@@ -268,7 +338,7 @@ impl Queues {
                     if let Status::Offered { kindergarten, .. } = &app.status {
                         app.refused_offers.push(kindergarten.clone());
                     }
-                    if release_offered_place(&mut terr.free, app) {
+                    if release_offered_place(&mut terr.free, terr.free_year, app) {
                         app.status = Status::Waiting;
                     }
                 }
@@ -285,8 +355,10 @@ impl Queues {
                 }
             }
             Event::KindergartenTransferred(d) => {
+                let year = terr.year(today);
                 if let Some(app) = terr.apps.get_mut(&d.application_id) {
-                    let (g, ty) = (app.age_group.clone(), app.group_type.clone());
+                    let Some(g) = queue_order::age_group_in(&cfg.queue, app.birth, year) else { return };
+                    let (g, ty) = (g.to_owned(), app.group_type.clone());
                     *terr.free.entry((d.from_kindergarten.clone(), g.clone(), ty.clone())).or_default() += 1;
                     *terr.free.entry((d.to_kindergarten.clone(), g, ty)).or_default() -= 1;
                     app.status = Status::Enrolled { kindergarten: d.to_kindergarten.clone() };
@@ -306,13 +378,17 @@ fn set_claim(terr: &mut Territory, app: &str, claim: &str, state: ClaimState) {
 /// The most applications an `offer_out_of_order` message names.
 const AHEAD_NAMED_MAX: usize = 5;
 
-/// The waiting applications that stand ahead of `me` for a place in `kg`: of its age group and
-/// group type, preferring `kg` (and not having refused an offer of it), earlier in the order of
-/// `kg`; for an application that only consented to `kg`, every one that prefers it. Sorted in order.
+/// The waiting applications that stand ahead of `me` for a place in `kg` in allocation `year`: of
+/// its age group in that year (`group`) and its group type, competing in that year, preferring
+/// `kg` (and not having refused an offer of it), earlier in the order of `kg`; for an
+/// application that only consented to `kg`, every one that prefers it. Sorted in order.
+#[allow(clippy::too_many_arguments)] // one order, its parts named
 fn standing_ahead<'t>(
     terr: &'t Territory,
     cfg: &RegionConfig,
     today: Days,
+    year: i64,
+    group: &str,
     me_id: &str,
     me: &App,
     kg: &str,
@@ -324,7 +400,7 @@ fn standing_ahead<'t>(
         .filter(|(id, a)| {
             id.as_str() != me_id
                 && a.status == Status::Waiting
-                && a.age_group == me.age_group
+                && a.group_in(cfg, year) == Some(group)
                 && a.group_type == me.group_type
                 && a.prefers(kg)
         })
@@ -345,11 +421,34 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
     let terr = ctx.rules.queue.territories.get(sid).unwrap_or(&empty);
     let frozen = || -> Result<(), RuleRefusal> {
         match &terr.run {
-            Some((run, true)) => {
-                refuse("queue_frozen", format!("the queue of {sid} is frozen during main allocation run {run}"))
+            Some(OpenRun { id, main: true, .. }) => {
+                refuse("queue_frozen", format!("the queue of {sid} is frozen during main allocation run {id}"))
             }
             _ => Ok(()),
         }
+    };
+    // The allocation year offers, refusals and transfers follow (the same "today" `apply` sees).
+    let today = ctx.rules.today.max(ctx.date);
+    let year = terr.year(today);
+    // The age group `a` competes with in this allocation year, or why it competes in none.
+    let competing = |id: &str, a: &App| -> Result<String, RuleRefusal> {
+        if year < a.target_year {
+            return refuse(
+                "allocation_year_before_desired",
+                format!(
+                    "application {id} asks for a place from academic year {} (its desired date): \
+                     the allocation of {year} does not offer it one",
+                    a.target_year
+                ),
+            );
+        }
+        a.group_in(cfg, year).map(str::to_owned).ok_or_else(|| {
+            let (months, _) = time::age_months_on_sept1(a.birth, year);
+            RuleRefusal::new(
+                "age_out_of_range",
+                format!("a child born {} is {months} months old on 1 september {year}: no age group", a.birth_text()),
+            )
+        })
     };
     let app = |id: &str| {
         terr.apps.get(id).ok_or_else(|| {
@@ -374,8 +473,12 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
         }
         Ok(())
     };
-    let free = |kg: &str, a: &App| {
-        terr.free.get(&(kg.to_owned(), a.age_group.clone(), a.group_type.clone())).copied().unwrap_or(0)
+    // Only the places of this allocation year count.
+    let free = |kg: &str, group: &str, a: &App| {
+        if terr.free_year != Some(year) {
+            return 0;
+        }
+        terr.free.get(&(kg.to_owned(), group.to_owned(), a.group_type.clone())).copied().unwrap_or(0)
     };
     let (who, at, ty) = (ctx.e.author, ctx.at, ctx.e.event_type);
     match ev {
@@ -493,9 +596,29 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             }
         }
         Event::AllocationStarted(d) => {
-            auth.authorize(who, at, ty, &operator)?;
-            if let Some((run, _)) = &terr.run {
-                return refuse("allocation_already_running", format!("allocation run {run} is still open in {sid}"));
+            let grant = auth.authorize(who, at, ty, &operator)?;
+            if let Some(run) = &terr.run {
+                return refuse(
+                    "allocation_already_running",
+                    format!("allocation run {} is still open in {sid}", run.id),
+                );
+            }
+            // A run allocates the places of its date's allocation year or the next one (a main
+            // allocation may begin before 1 April); an earlier year only when a migration
+            // records a legacy system's past allocations.
+            let own = queue_order::allocation_year_on(ctx.date);
+            if let Some(y) = d.academic_year {
+                let past_allowed = grant.has_role(crate::MIGRATION_ROLE);
+                if y > own + 1 || (y < own && !past_allowed) {
+                    return refuse(
+                        "allocation_year_invalid",
+                        format!(
+                            "a run started on {} allocates places of academic year {own} or {}, not {y}",
+                            time::format_date(ctx.date),
+                            own + 1
+                        ),
+                    );
+                }
             }
             if d.kind != "main" && d.kind != "additional" {
                 return refuse(
@@ -526,7 +649,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
         Event::AllocationFinished(d) => {
             auth.authorize(who, at, ty, &operator)?;
             match &terr.run {
-                Some((run, _)) if *run == d.run_id => Ok(()),
+                Some(run) if run.id == d.run_id => Ok(()),
                 _ => refuse("allocation_run_unknown", format!("allocation run {} is not open in {sid}", d.run_id)),
             }
         }
@@ -549,16 +672,17 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     ),
                 );
             }
-            if free(&d.kindergarten, a) <= 0 {
+            let group = competing(&d.application_id, a)?;
+            if free(&d.kindergarten, &group, a) <= 0 {
                 return refuse(
                     "no_free_place",
                     format!(
-                        "kindergarten {} has no free place in age group {}, group type {}",
-                        d.kindergarten, a.age_group, a.group_type
+                        "kindergarten {} has no free place in age group {group} (allocation year {year}), group type {}",
+                        d.kindergarten, a.group_type
                     ),
                 );
             }
-            let ahead = standing_ahead(terr, cfg, ctx.rules.today, &d.application_id, a, &d.kindergarten);
+            let ahead = standing_ahead(terr, cfg, ctx.rules.today, year, &group, &d.application_id, a, &d.kindergarten);
             if !ahead.is_empty() {
                 let mut named: Vec<String> = ahead
                     .iter()
@@ -580,12 +704,11 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     "offer_out_of_order",
                     format!(
                         "{} waiting application(s) stand ahead of {} (tier {}) in the order of kindergarten {}, \
-                         age group {}, group type {}: {}",
+                         allocation year {year}, age group {group}, group type {}: {}",
                         ahead.len(),
                         d.application_id,
                         cfg.queue.tier_name(my_tier),
                         d.kindergarten,
-                        a.age_group,
                         a.group_type,
                         named.join(", ")
                     ),
@@ -617,7 +740,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     ),
                 );
             }
-            let n = free(&d.kindergarten, a);
+            // A child competing in no group of this year has no place of it either.
+            let n = a.group_in(cfg, year).map_or(0, |g| free(&d.kindergarten, g, a));
             if n > 0 {
                 return refuse(
                     "refusal_with_free_places",
@@ -650,28 +774,42 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 }
             }
             kindergarten(&d.to_kindergarten)?;
-            if free(&d.to_kindergarten, a) <= 0 {
+            // An enrolled child moves into the group of its age in the current allocation year.
+            let Some(group) = queue_order::age_group_in(&cfg.queue, a.birth, year) else {
+                let (months, _) = time::age_months_on_sept1(a.birth, year);
+                return refuse(
+                    "age_out_of_range",
+                    format!(
+                        "a child born {} is {months} months old on 1 september {year}: no age group",
+                        a.birth_text()
+                    ),
+                );
+            };
+            if free(&d.to_kindergarten, group, a) <= 0 {
                 return refuse(
                     "no_free_place",
-                    format!("kindergarten {} has no free place in age group {}", d.to_kindergarten, a.age_group),
+                    format!(
+                        "kindergarten {} has no free place in age group {group} (allocation year {year})",
+                        d.to_kindergarten
+                    ),
                 );
             }
             // A free place is the queue's (DOMAIN "Offers follow the order"): a transfer takes it
             // only if no waiting child who chose that kindergarten and fits the group stands
             // ahead (by the transferring child's own application when it chose that
             // kindergarten too; otherwise every such waiting child does).
-            let ahead = standing_ahead(terr, cfg, ctx.rules.today, &d.application_id, a, &d.to_kindergarten);
+            let ahead =
+                standing_ahead(terr, cfg, ctx.rules.today, year, group, &d.application_id, a, &d.to_kindergarten);
             if let Some((first, o)) = ahead.first() {
                 return refuse(
                     "transfer_ahead_of_queue",
                     format!(
                         "{} waiting application(s) who chose kindergarten {} stand ahead of the transfer of {} \
-                         (age group {}, group type {}); the place goes to them first, beginning with {first} \
-                         (number {}, filed {})",
+                         (allocation year {year}, age group {group}, group type {}); the place goes to them \
+                         first, beginning with {first} (number {}, filed {})",
                         ahead.len(),
                         d.to_kindergarten,
                         d.application_id,
-                        a.age_group,
                         a.group_type,
                         o.number,
                         format_instant(o.submitted_at)

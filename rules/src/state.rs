@@ -26,7 +26,9 @@ use zachetka_formats::jcs;
 /// 4: a learner's term and year grades and course results and exams by place, with the event
 /// that recorded each (and the corrections of course results and exams), instead of the passed
 /// courses alone.
-pub const STATE_FORMAT: u32 = 4;
+/// 5: queue applications keep the birth month and target year instead of one age group (the
+/// group is computed per allocation year), an open run its allocation year, an offer its group.
+pub const STATE_FORMAT: u32 = 5;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.

@@ -279,9 +279,10 @@ impl DemoRegion {
         }
     }
 
-    /// Each territory's imported applications, then their placement: an additional run declaring
-    /// a place for each, offers in queue order (all in the general tier, so by the time of
-    /// filing), acceptances and the kindergartens' enrolment orders.
+    /// Each territory's imported applications, then their placement: per legacy allocation year,
+    /// an additional run of that year declaring a place for each child entering then, offers in
+    /// queue order (all in the general tier, so by the time of filing), acceptances and the
+    /// kindergartens' enrolment orders.
     fn import_queues(&self, s: &mut Script, clock: &mut Clock, apps: &[LegacyApp]) {
         let c = &self.cast;
         let cfg = zachetka_rules::RegionConfig::default();
@@ -289,41 +290,48 @@ impl DemoRegion {
             let terr = TERRITORIES[t as usize];
             let q = format!("queue/kg/{terr}");
             let key = c.migration_queue[t as usize];
-            let mut mine: Vec<&LegacyApp> = apps.iter().filter(|a| a.territory == t).collect();
+            let mine: Vec<&LegacyApp> = apps.iter().filter(|a| a.territory == t).collect();
             if mine.is_empty() {
                 continue;
             }
-            let mut places: BTreeMap<(String, String), i64> = BTreeMap::new();
+            // Places per legacy allocation year (the year each child entered), kindergarten and
+            // age group on that year's 1 September.
+            let mut places: BTreeMap<i64, BTreeMap<(String, String), i64>> = BTreeMap::new();
             for a in &mine {
                 let birth = year_month(a.born * 12 + 1 + (a.learner % 6) as i64);
                 let desired = format!("{}-09-01", a.born + 3);
                 let group = zachetka_projections::queue_order::age_group_of(&cfg.queue, &birth, &desired)
                     .expect("a legacy child is 3 on 1 september");
-                *places.entry((a.kindergarten.clone(), group)).or_default() += 1;
+                *places.entry(a.born + 3).or_default().entry((a.kindergarten.clone(), group)).or_default() += 1;
                 let data = json!({"application_id": a.id(), "number": a.number(),
                     "learner": format!("47-{:06}", a.learner), "birth_month": birth, "desired_date": desired,
                     "preferred": [a.kindergarten], "group_type": "general"});
                 let from = Source { system: LEGACY, record: format!("{terr}/zayavlenie/{:06}", a.learner) };
                 s.import(clock.tick(), a.filed(), &q, "queue.application_submitted", key, data, from);
             }
-            let run = format!("{terr}-migration-{LEGACY}");
-            let rows: Vec<serde_json::Value> = places
-                .iter()
-                .map(|((kg, group), n)| json!({"kindergarten": kg, "age_group": group, "group_type": "general", "places": n}))
-                .collect();
-            let data = json!({"run_id": run, "kind": "additional", "places": rows});
-            s.push(clock.tick(), &q, "queue.allocation_started", key, data);
-            mine.sort_by_key(|a| (a.filed(), a.number()));
-            for a in mine {
-                let offer = format!("{}-o1", a.id());
-                let data = json!({"offer_id": offer, "application_id": a.id(), "kindergarten": a.kindergarten});
-                s.push(clock.tick(), &q, "queue.place_offered", key, data);
-                s.push(clock.tick(), &q, "queue.offer_accepted", key, json!({ "offer_id": offer }));
-                let data = json!({"application_id": a.id(), "kindergarten": a.kindergarten,
-                    "order_ref": format!("{}-{}-{:06}", a.kindergarten, a.born + 3, a.learner)});
-                s.push(clock.tick(), &q, "queue.enrolled", key, data);
+            // One run per legacy allocation year, naming it (`academic_year`, allowed in the past
+            // only to a migration key): its offers follow that year's order and age groups.
+            for (year, rows) in places {
+                let run = format!("{terr}-migration-{LEGACY}-{year}");
+                let rows: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|((kg, group), n)| json!({"kindergarten": kg, "age_group": group, "group_type": "general", "places": n}))
+                    .collect();
+                let data = json!({"run_id": run, "kind": "additional", "places": rows, "academic_year": year});
+                s.push(clock.tick(), &q, "queue.allocation_started", key, data);
+                let mut entering: Vec<&LegacyApp> = mine.iter().copied().filter(|a| a.born + 3 == year).collect();
+                entering.sort_by_key(|a| (a.filed(), a.number()));
+                for a in entering {
+                    let offer = format!("{}-o1", a.id());
+                    let data = json!({"offer_id": offer, "application_id": a.id(), "kindergarten": a.kindergarten});
+                    s.push(clock.tick(), &q, "queue.place_offered", key, data);
+                    s.push(clock.tick(), &q, "queue.offer_accepted", key, json!({ "offer_id": offer }));
+                    let data = json!({"application_id": a.id(), "kindergarten": a.kindergarten,
+                        "order_ref": format!("{}-{}-{:06}", a.kindergarten, a.born + 3, a.learner)});
+                    s.push(clock.tick(), &q, "queue.enrolled", key, data);
+                }
+                s.push(clock.tick(), &q, "queue.allocation_finished", key, json!({ "run_id": run }));
             }
-            s.push(clock.tick(), &q, "queue.allocation_finished", key, json!({ "run_id": run }));
         }
     }
 

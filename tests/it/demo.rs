@@ -308,3 +308,50 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
     assert!(report.ok, "{:#?}", report.failures);
     assert_eq!(report.disclosed, bundle.entries.len());
 }
+
+/// Review finding 12: the demo's younger siblings apply for 2028; in the list a family reads for
+/// the current allocation (2027's) none of them stands behind the 2027 children, and each is in
+/// its own year's list, first among the children of its age group then.
+#[test]
+fn the_demo_queue_lists_each_allocation_year_apart() {
+    let size = DemoSize { learners: 300, teachers: 60, events: 500 };
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, size);
+    let ledger = education_ledger(dir.path(), &region.authority_did());
+    append_rest_of(&ledger, &mut region, 700);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let view = |path: &[&str]| ledger.read_side().view("kindergarten-queues", path).unwrap().view.body;
+    let mut territories = std::collections::BTreeSet::new();
+    for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
+        let e: Value = serde_json::from_slice(&bytes).unwrap();
+        if let Some(t) = e["event"]["stream"].as_str().and_then(|s| s.strip_prefix("queue/kg/")) {
+            territories.insert(t.to_owned());
+        }
+    }
+    assert!(!territories.is_empty());
+    let mut seen_2028 = 0;
+    for territory in territories.iter().map(String::as_str) {
+        let lists = view(&[territory]);
+        assert_eq!(lists["allocation_year"], 2027, "{lists}");
+        for list in lists["lists"].as_array().unwrap() {
+            let (year, group) = (list["year"].as_i64().unwrap(), list["age_group"].as_str().unwrap());
+            let body = view(&[territory, &year.to_string(), group]);
+            let apps = body["applications"].as_array().unwrap();
+            let waiting: Vec<&Value> = apps.iter().filter(|a| a["position"].is_number()).collect();
+            assert_eq!(list["waiting"], waiting.len(), "{body}");
+            if year == 2027 {
+                // 2027's list: nobody who wants 2028; it is what `<territory>/<age_group>` answers.
+                assert!(apps.iter().all(|a| !a["application"].as_str().unwrap().contains("-2028-")), "{body}");
+                assert_eq!(view(&[territory, group]), body);
+            }
+            for a in apps.iter().filter(|a| a["application"].as_str().unwrap().contains("-2028-")) {
+                seen_2028 += 1;
+                let id = a["application"].as_str().unwrap();
+                let own = view(&[territory, "applications", id]);
+                assert_eq!((own["allocation_year"].as_i64(), own["age_group"].as_str()), (Some(2028), Some(group)));
+                assert_eq!(own["position"], a["position"], "{own}");
+            }
+        }
+    }
+    assert!(seen_2028 > 0, "the demo has 2028 applicants");
+}

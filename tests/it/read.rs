@@ -418,29 +418,36 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(status, 200, "{app}");
     assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant}));
     assert_eq!(app["tree_size"], ledger.head().0.tree_size);
-    let group = app["view"]["age_group"].as_str().or(app["view"]["application"]["age_group"].as_str());
-    ids.age_group_path = format!(
-        "/v1/projections/kindergarten-queues/{}/{}",
-        enc(&ids.territory),
-        enc(group.unwrap_or_else(|| panic!("the application view names its age group: {app}")))
-    );
+    // The list the application's position counts in: its next allocation year's age group
+    // (`<territory>/<year>/<age_group>`), or, for a child past the oldest group, the territory's
+    // list of lists; both are the territory's.
+    let view = &app["view"];
+    ids.age_group_path = match (view["allocation_year"].as_i64(), view["age_group"].as_str()) {
+        (Some(year), Some(group)) => {
+            assert_eq!(view["list"].as_str(), Some(format!("{}/{year}/{group}", ids.territory).as_str()), "{app}");
+            format!("/v1/projections/kindergarten-queues/{}/{year}/{}", enc(&ids.territory), enc(group))
+        }
+        (Some(_), None) => format!("/v1/projections/kindergarten-queues/{}", enc(&ids.territory)),
+        _ => panic!("the application view names its allocation year: {app}"),
+    };
     let paths = [
         ("first-grade", format!("/v1/projections/first-grade/{}", enc(&ids.school))),
         ("queue", ids.age_group_path.clone()),
+        ("the territory's queue lists", format!("/v1/projections/kindergarten-queues/{}", enc(&ids.territory))),
         ("application", app_path.clone()),
         ("application's moves", format!("{app_path}/moves")),
         ("indicators", "/v1/projections/indicators".to_owned()),
     ];
     // Who reads what (200) and who is refused (403): written out, not derived from the code.
-    let table: [(&str, &TokenSecret, [u16; 5]); 8] = [
-        ("auditor", &auditor, [200, 200, 200, 200, 200]),
-        ("region read service", &region_service, [200, 200, 200, 200, 200]),
-        ("the school's read service", &school_service, [200, 403, 403, 403, 403]),
-        ("the school's staff", &staff, [200, 403, 403, 403, 403]),
-        ("another institution's staff", &other_staff, [403, 403, 403, 403, 403]),
-        ("the territory's queue staff", &territory_staff, [403, 200, 403, 403, 403]),
-        ("the applicant's parent", &parent, [403, 403, 200, 200, 403]),
-        ("another parent", &other_parent, [403, 403, 403, 403, 403]),
+    let table: [(&str, &TokenSecret, [u16; 6]); 8] = [
+        ("auditor", &auditor, [200, 200, 200, 200, 200, 200]),
+        ("region read service", &region_service, [200, 200, 200, 200, 200, 200]),
+        ("the school's read service", &school_service, [200, 403, 403, 403, 403, 403]),
+        ("the school's staff", &staff, [200, 403, 403, 403, 403, 403]),
+        ("another institution's staff", &other_staff, [403, 403, 403, 403, 403, 403]),
+        ("the territory's queue staff", &territory_staff, [403, 200, 200, 403, 403, 403]),
+        ("the applicant's parent", &parent, [403, 403, 403, 200, 200, 403]),
+        ("another parent", &other_parent, [403, 403, 403, 403, 403, 403]),
     ];
     for (who, secret, expected) in table {
         for ((what, path), want) in paths.iter().zip(expected) {

@@ -392,7 +392,8 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
             "author": operator.did(), "data": data});
         zachetka::event::sign_event(&ev, &operator).unwrap()
     };
-    // Two applications of a group type nobody else waits for, filed in this order, and a place.
+    // Two applications of a group type nobody else waits for, filed in this order, and a place
+    // of their desired year (2028: a run in September 2027 names it, the next allocation year).
     let application = |n: u64, app: &str| {
         event(
             n,
@@ -410,7 +411,7 @@ fn the_audit_flags_a_backdated_application_and_an_offer_out_of_order() {
             960_003,
             "queue.allocation_started",
             AFTER_YEAR,
-            json!({"run_id": "extra-1", "kind": "additional",
+            json!({"run_id": "extra-1", "kind": "additional", "academic_year": 2028,
             "places": [{"kindergarten": "kg-001", "age_group": "3-4", "group_type": "health", "places": 1}]}),
         ),
     ];

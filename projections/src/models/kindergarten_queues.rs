@@ -1,7 +1,21 @@
 //! `kindergarten-queues`: each territory's kindergarten queue (`queue/kg/<territory>` streams) per
-//! age group in allocation order, each application's position and why (its tier and the confirmed
-//! benefit or sibling link behind it, who stands ahead in each tier, which events since it was
-//! filed moved it), and allocation runs with their places, offers and outcomes.
+//! allocation year and age group in allocation order, each application's position and why (its
+//! tier and the confirmed benefit or sibling link behind it, who stands ahead in each tier, which
+//! events since it was filed moved it), and allocation runs with their places, offers and outcomes.
+//!
+//! A list is one allocation year's age group (DOMAIN: the age group is computed as of 1 September
+//! of the target year): the list of territory T, year Y, group G holds the waiting applications
+//! whose desired date falls in academic year Y or an earlier one and whose child is of group G on
+//! 1 September Y. A child still waiting after its desired year so competes in each later year's
+//! allocation in the group of its age then, and a later year's applicant never stands behind an
+//! earlier year's child who will be older by then. An application out of the queue (offered,
+//! enrolled, withdrawn) is shown, without a position, in the list of the year it left in. The
+//! allocation year now is the open run's (`academic_year`, or its date's), else that of "today"
+//! (`queue_order::allocation_year_on`: from 1 April the coming 1 September's, before it the current
+//! academic year's); `<territory>/<age_group>` answers that year's list, `<territory>/<year>/
+//! <age_group>` any year from it on, `<territory>` lists the years and groups with waiting
+//! applications, and an application answers its position in its next allocation: its target year
+//! until that comes, then the current one. The rules judge offers in the same lists.
 //! Not the rules that admit queue events (`zachetka-rules`), though the order itself is theirs:
 //! age group, tier and sort key come from `queue_order`, the one definition both sides call.
 //!
@@ -32,7 +46,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 const NAME: &str = "kindergarten-queues";
-const SHAPES: &str = "<territory>/<age_group>, <territory>/applications/<application_id>, \
+const SHAPES: &str = "<territory>, <territory>/<age_group>, <territory>/<year>/<age_group>, \
+                      <territory>/applications/<application_id>, \
                       <territory>/applications/<application_id>/moves or <territory>/runs/<run_id>";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,7 +129,13 @@ struct App {
     number: String,
     learner: String,
     desired_date: String,
-    age_group: String,
+    /// The birth month (year, month): the age group is computed per allocation year from it.
+    birth: (i64, u32),
+    /// The academic year of the desired date: the first allocation the application competes in.
+    target_year: i64,
+    /// The allocation year in which it last left the queue (an offer, a withdrawal), while it
+    /// is out of it: the one list it is shown in without a position.
+    left_year: Option<i64>,
     group_type: String,
     preferred: Vec<String>,
     /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
@@ -173,6 +194,8 @@ struct AdmissionRefusal {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Run {
     kind: String,
+    /// The allocation year its places are for (`academic_year`, or its date's).
+    year: i64,
     started: EntryRef,
     finished: Option<EntryRef>,
     places: Vec<PlacesDeclared>,
@@ -200,13 +223,15 @@ pub struct KindergartenQueues {
     profile: RegionProfile,
     state: State,
     /// Answers of application views already computed (an application's view replays its whole
-    /// age group's history, milliseconds in a large territory, and a family reads it again and
-    /// again), each valid while no entry touched its age group or its territory's allocation
-    /// runs, and until "today" passes the next benefit re-check date of its age group (the only
-    /// way "today" changes an answer, besides the date it shows). Not state: never encoded,
-    /// emptied on load.
+    /// list's history, milliseconds in a large territory, and a family reads it again and
+    /// again), each valid while no entry touched an application of its list (an entry about an
+    /// application bumps every list it competes in) or its territory's allocation runs, while
+    /// the application's list is the same (the allocation year moves on with "today" or a run),
+    /// and until "today" passes the next benefit re-check date in its list (the only other way
+    /// "today" changes an answer, besides the date it shows). Not state: never encoded, emptied
+    /// on load.
     answers: std::sync::Mutex<AnswerCache>,
-    /// Each age group's history replayed for all its applications at once, as far as it has
+    /// Each list's (allocation year and age group) history replayed for all its applications at once, as far as it has
     /// been read ([`GroupReplay`]): an application's `moves` without replaying the group per
     /// answer, kept within a budget of bytes ([`Replays`]). Not state: never encoded, emptied
     /// on load.
@@ -352,7 +377,8 @@ struct AnswerCache {
     /// Per territory, a counter bumped by every entry of its queue not about one application
     /// (allocation runs, and anything not understood).
     territories: std::collections::HashMap<String, u64>,
-    /// Per (territory, age group), a counter bumped by every entry about one of its applications.
+    /// Per (territory, list: `list_key`), a counter bumped by every entry about one of the
+    /// applications competing in it.
     groups: std::collections::HashMap<(String, String), u64>,
     /// (territory, application) → the answer and what it was computed under.
     bodies: std::collections::HashMap<(String, String), Answer>,
@@ -362,6 +388,8 @@ struct AnswerCache {
 struct Answer {
     territory: u64,
     group: u64,
+    /// The list (`list_key`) the application's position was computed in.
+    list: String,
     /// "Today" when computed, and the last day it stays the same answer: the first re-check date
     /// of a claim in the age group on or after it (a claim is in force while its date is not past).
     from: Days,
@@ -434,6 +462,41 @@ impl Territory {
             o.steps.push((step, at));
         }
     }
+
+    /// The territory's allocation year now: the open run's, else that of "today"
+    /// (`queue_order::allocation_year_on`; before any entry, none: `i64::MIN`).
+    fn year(&self, today: Option<Days>) -> i64 {
+        match self.open_run.as_ref().and_then(|r| self.runs.get(r)) {
+            Some(run) => run.year,
+            None => today.map_or(i64::MIN, queue_order::allocation_year_on),
+        }
+    }
+}
+
+/// The key of one list, an allocation year's age group: what cached generations and kept
+/// replays are kept under beside the territory.
+fn list_key(year: i64, group: &str) -> String {
+    format!("{year}/{group}")
+}
+
+impl App {
+    /// The age group it competes with in allocation `year`, whatever its status
+    /// (`queue_order::competes_in`): none before its target year or past the oldest group.
+    fn group_in<'r>(&self, rules: &'r QueueRules, year: i64) -> Option<&'r str> {
+        queue_order::competes_in(rules, self.birth, self.target_year, year)
+    }
+
+    /// Every list it competes in: from its target year, each year's age group, until the child
+    /// is past the oldest group (at most a group's span of years).
+    fn lists<'a>(&'a self, rules: &'a QueueRules) -> impl Iterator<Item = (i64, &'a str)> + 'a {
+        (self.target_year..).map_while(move |y| self.group_in(rules, y).map(|g| (y, g)))
+    }
+
+    /// Whether the list of (`year`, `group`) shows it: while it waits, every list it competes
+    /// in (with a position); out of the queue, only the list of the year it left in.
+    fn shown_in(&self, rules: &QueueRules, year: i64, group: &str) -> bool {
+        self.left_year.is_none_or(|y| y == year) && self.group_in(rules, year) == Some(group)
+    }
 }
 
 impl ReadModel for KindergartenQueues {
@@ -444,7 +507,8 @@ impl ReadModel for KindergartenQueues {
     fn version(&self) -> u32 {
         // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
         // 3: consents to kindergartens not preferred.
-        3
+        // 4: lists per allocation year (applications keep birth month and target year, runs their year).
+        4
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -468,7 +532,9 @@ impl ReadModel for KindergartenQueues {
             match application_of(terr, fact.event) {
                 Some(app) => {
                     if let Some(a) = terr.apps.get(app) {
-                        AnswerCache::bump(&mut answers.groups, (sid, &a.age_group));
+                        for (year, group) in a.lists(&self.profile.queue) {
+                            AnswerCache::bump(&mut answers.groups, (sid, &list_key(year, group)));
+                        }
                     }
                 }
                 None => match answers.territories.get_mut(sid) {
@@ -481,8 +547,10 @@ impl ReadModel for KindergartenQueues {
         }
         match fact.event {
             Event::QueueApplicationSubmitted(d) => {
-                let (Ok(age_group), Some(occurred)) = (
+                let (Ok(_), Some(birth), Some(target_year), Some(occurred)) = (
                     queue_order::age_group_of(&self.profile.queue, &d.birth_month, &d.desired_date),
+                    time::parse_year_month(&d.birth_month),
+                    queue_order::target_year(&d.desired_date),
                     time::parse_instant(fact.occurred_at),
                 ) else {
                     return;
@@ -496,7 +564,9 @@ impl ReadModel for KindergartenQueues {
                     number: d.number.clone(),
                     learner: d.learner.clone(),
                     desired_date: d.desired_date.clone(),
-                    age_group,
+                    birth,
+                    target_year,
+                    left_year: None,
                     group_type: d.group_type.clone(),
                     preferred: d.preferred.clone(),
                     applied_at,
@@ -511,7 +581,9 @@ impl ReadModel for KindergartenQueues {
                     changes: vec![Change { at, today, what: What::Submitted }],
                 };
                 let answers = self.answers.get_mut().expect("answer cache lock");
-                AnswerCache::bump(&mut answers.groups, (sid, &app.age_group));
+                for (year, group) in app.lists(&self.profile.queue) {
+                    AnswerCache::bump(&mut answers.groups, (sid, &list_key(year, group)));
+                }
                 terr.apps.insert(d.application_id.clone(), app);
             }
             Event::BenefitClaimed(d) => {
@@ -550,7 +622,11 @@ impl ReadModel for KindergartenQueues {
                 });
             }
             Event::QueueApplicationWithdrawn(d) => {
+                let year = terr.year(Some(today));
                 let Some(app) = terr.change(&d.application_id, at.clone(), today, What::Withdrawn) else { return };
+                if app.left_year.is_none() {
+                    app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
+                }
                 let old = std::mem::replace(&mut app.status, Status::Withdrawn { reason: d.reason.clone() });
                 if let Status::Offered { offer, .. } = old {
                     terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, at);
@@ -558,8 +634,10 @@ impl ReadModel for KindergartenQueues {
             }
             Event::AllocationStarted(d) => {
                 let places = d.places.iter().map(places_declared).collect();
+                let date = local_date(fact, self.profile.utc_offset_minutes).unwrap_or(today);
                 let run = Run {
                     kind: d.kind.clone(),
+                    year: d.academic_year.unwrap_or_else(|| queue_order::allocation_year_on(date)),
                     started: at,
                     finished: None,
                     places,
@@ -584,7 +662,9 @@ impl ReadModel for KindergartenQueues {
             }
             Event::PlaceOffered(d) => {
                 let what = What::Offered { offer: d.offer_id.clone() };
+                let year = terr.year(Some(today));
                 let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
                 app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
                 let run = terr.open_run.clone();
                 if let Some(r) = run.as_ref().and_then(|r| terr.runs.get_mut(r)) {
@@ -614,6 +694,7 @@ impl ReadModel for KindergartenQueues {
                 let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
                 if matches!(app.status, Status::Offered { .. }) {
                     app.status = Status::Waiting;
+                    app.left_year = None;
                 }
                 terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, at);
             }
@@ -705,9 +786,11 @@ impl ReadModel for KindergartenQueues {
                 let today = self.today();
                 let body = self.application_body(t, territory, id, app, generations.1);
                 // The answer holds until "today" passes the first re-check date on or after it
-                // in the age group (a claim is in force while its date is not past).
+                // in the list (a claim is in force while its date is not past), and while the
+                // application's list stays the same (`list`, checked on a hit).
+                let (year, group) = self.list_of(t, app);
                 let until = (t.apps.values())
-                    .filter(|a| a.age_group == app.age_group)
+                    .filter(|a| group.is_some() && a.group_in(&self.profile.queue, year) == group)
                     .flat_map(|a| a.claims.iter().map(|c| c.recheck_on))
                     .filter(|r| *r >= today)
                     .min()
@@ -715,6 +798,7 @@ impl ReadModel for KindergartenQueues {
                 let answer = Answer {
                     territory: generations.0,
                     group: generations.1,
+                    list: list_key(year, group.unwrap_or("")),
                     from: today,
                     until,
                     body: std::sync::Arc::new(body.clone()),
@@ -732,7 +816,7 @@ impl ReadModel for KindergartenQueues {
                 let run = t.runs.get(id).ok_or_else(|| {
                     ViewError::NotFound(format!("the queue of {territory} has no allocation run {id}"))
                 })?;
-                Ok(View { scope, body: run_body(t, territory, id, run) })
+                Ok(View { scope, body: run_body(&self.profile.queue, t, territory, id, run) })
             }
             Some("applications") if path.len() == 4 && path[3] == "moves" => {
                 let id = segment(path, 2, "an application id")?;
@@ -741,24 +825,43 @@ impl ReadModel for KindergartenQueues {
                     .apps
                     .get(id)
                     .ok_or_else(|| ViewError::NotFound(format!("the queue of {territory} has no application {id}")))?;
-                let generation = self.answers.lock().expect("answer cache lock").generations(territory, &app.age_group);
+                let (year, group) = self.list_of(t, app);
+                let list = list_key(year, group.unwrap_or(""));
+                let generation = self.answers.lock().expect("answer cache lock").generations(territory, &list);
                 let body = self.moves_body(t, territory, id, app, generation.1);
                 Ok(View { scope: Scope::Learner(app.learner.clone()), body })
             }
             Some("applications" | "runs") => Err(ViewError::BadPath(format!("expected {SHAPES}"))),
-            _ => {
-                expect_len(path, 2, SHAPES)?;
-                let group = segment(path, 1, "an age group")?;
-                if !self.profile.queue.age_groups.iter().any(|g| g.code == group) {
-                    let codes: Vec<&str> = self.profile.queue.age_groups.iter().map(|g| g.code.as_str()).collect();
+            None => Ok(View { scope, body: self.lists_body(terr()?, territory) }),
+            Some(_) if path.len() == 3 => {
+                let year = segment(path, 1, "an allocation year")?;
+                let group = self.age_group_segment(path, 2)?;
+                let t = terr()?;
+                let year = parse_year(year)?;
+                let current = t.year(self.state.today);
+                if year < current {
                     return Err(ViewError::NotFound(format!(
-                        "{group} is not an age group of this region ({})",
-                        codes.join(", ")
+                        "the allocation of {year} is past: the queue of {territory} allocates the places of \
+                         {current} now"
                     )));
                 }
-                Ok(View { scope, body: self.group_body(terr()?, territory, group) })
+                Ok(View { scope, body: self.group_body(t, territory, year, group) })
+            }
+            _ => {
+                expect_len(path, 2, SHAPES)?;
+                let group = self.age_group_segment(path, 1)?;
+                let t = terr()?;
+                Ok(View { scope, body: self.group_body(t, territory, t.year(self.state.today), group) })
             }
         }
+    }
+}
+
+/// An allocation year as a path segment: four digits.
+fn parse_year(s: &str) -> Result<i64, ViewError> {
+    match s.parse::<i64>() {
+        Ok(y) if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(y),
+        _ => Err(ViewError::BadPath(format!("{s} is not an allocation year (four digits); expected {SHAPES}"))),
     }
 }
 
@@ -959,12 +1062,64 @@ impl KindergartenQueues {
         self.state.today.unwrap_or(Days::MIN)
     }
 
-    fn group_body(&self, t: &Territory, territory: &str, group: &str) -> Value {
+    /// The list an application's position is counted in: its next allocation year (its target
+    /// year until that comes, then the territory's current one) and its age group then (`None`:
+    /// the child is past the oldest group).
+    fn list_of<'a>(&'a self, t: &Territory, app: &App) -> (i64, Option<&'a str>) {
+        let year = queue_order::next_allocation_year(app.target_year, t.year(self.state.today));
+        (year, app.group_in(&self.profile.queue, year))
+    }
+
+    /// The age group named by the path's segment `i`, one of the region's.
+    fn age_group_segment<'p>(&self, path: &[&'p str], i: usize) -> Result<&'p str, ViewError> {
+        let group = segment(path, i, "an age group")?;
+        if !self.profile.queue.age_groups.iter().any(|g| g.code == group) {
+            let codes: Vec<&str> = self.profile.queue.age_groups.iter().map(|g| g.code.as_str()).collect();
+            return Err(ViewError::NotFound(format!(
+                "{group} is not an age group of this region ({})",
+                codes.join(", ")
+            )));
+        }
+        Ok(group)
+    }
+
+    /// `<territory>`: the territory's allocation year now and every list with a waiting
+    /// application from it on (each waiting application counts in every later year it competes
+    /// in), with how many wait in each.
+    fn lists_body(&self, t: &Territory, territory: &str) -> Value {
+        let rules = &self.profile.queue;
+        let current = t.year(self.state.today);
+        let mut waiting: BTreeMap<(i64, usize), u64> = BTreeMap::new();
+        let last = t.apps.values().filter(|a| a.status == Status::Waiting).map(|a| a.target_year).max();
+        for a in t.apps.values().filter(|a| a.status == Status::Waiting) {
+            for year in current.max(a.target_year)..=last.unwrap_or(current).max(current) {
+                let Some(g) = a.group_in(rules, year) else { break };
+                let index = rules.age_groups.iter().position(|x| x.code == g).unwrap_or(usize::MAX);
+                *waiting.entry((year, index)).or_default() += 1;
+            }
+        }
+        let lists: Vec<Value> = waiting
+            .iter()
+            .map(|((year, index), n)| {
+                let group = &rules.age_groups[*index].code;
+                json!({"year": year, "age_group": group, "waiting": n, "path": format!("{territory}/{year}/{group}")})
+            })
+            .collect();
+        json!({
+            "territory": territory,
+            "today": self.state.today.map(time::format_date),
+            "allocation_year": current,
+            "allocation_year_rule": YEAR_NOTE,
+            "lists": lists,
+        })
+    }
+
+    fn group_body(&self, t: &Territory, territory: &str, year: i64, group: &str) -> Value {
         let (rules, today) = (&self.profile.queue, self.today());
         let mut rows: Vec<(Option<OrderKey>, &str, &App)> = t
             .apps
             .iter()
-            .filter(|(_, a)| a.age_group == group)
+            .filter(|(_, a)| a.shown_in(rules, year, group))
             .map(|(id, a)| {
                 let key = (a.status == Status::Waiting).then(|| Sim::now(id, a).key(rules, today));
                 (key, id.as_str(), a)
@@ -1003,6 +1158,7 @@ impl KindergartenQueues {
             .collect();
         json!({
             "territory": territory,
+            "allocation_year": year,
             "age_group": group,
             "today": self.state.today.map(time::format_date),
             "frozen_by_run": t.open_run.as_ref().filter(|r| t.runs.get(*r).is_some_and(|r| r.kind == "main")),
@@ -1047,11 +1203,20 @@ impl KindergartenQueues {
 
     fn application_body(&self, t: &Territory, territory: &str, id: &str, app: &App, generation: u64) -> Value {
         let (rules, today) = (&self.profile.queue, self.today());
-        let group: Vec<(&str, &App)> =
-            t.apps.iter().filter(|(_, a)| a.age_group == app.age_group).map(|(i, a)| (i.as_str(), a)).collect();
+        let (year, age_group) = self.list_of(t, app);
+        let group: Vec<(&str, &App)> = match age_group {
+            Some(g) => t
+                .apps
+                .iter()
+                .filter(|(_, a)| a.group_in(rules, year) == Some(g))
+                .map(|(i, a)| (i.as_str(), a))
+                .collect(),
+            None => Vec::new(),
+        };
         let me_sim = Sim::now(id, app);
         let (tier, why) = me_sim.tier_why(rules, today);
-        let waiting = app.status == Status::Waiting;
+        // A child past the oldest group competes in no list: no position.
+        let waiting = app.status == Status::Waiting && age_group.is_some();
         let (position, ahead) = if waiting {
             let mut by_tier: BTreeMap<usize, u64> = (0..rules.tiers.len()).map(|i| (i, 0)).collect();
             let my_key = me_sim.key(rules, today);
@@ -1087,15 +1252,16 @@ impl KindergartenQueues {
             .iter()
             .filter(|(_, r)| r.started.seq > app.submitted.seq)
             .map(|(rid, r)| {
+                let group = app.group_in(rules, r.year);
                 let places: i64 = r
                     .places
                     .iter()
-                    .filter(|p| p.age_group == app.age_group && p.group_type == app.group_type)
+                    .filter(|p| Some(p.age_group.as_str()) == group && p.group_type == app.group_type)
                     .filter(|p| app.preferred.contains(&p.kindergarten))
                     .map(|p| p.places)
                     .sum();
-                json!({"run": rid, "kind": r.kind, "event": r.started.event, "seq": r.started.seq,
-                       "places_in_preferred_kindergartens": places})
+                json!({"run": rid, "kind": r.kind, "allocation_year": r.year, "age_group": group,
+                       "event": r.started.event, "seq": r.started.seq, "places_in_preferred_kindergartens": places})
             })
             .collect();
         json!({
@@ -1103,7 +1269,12 @@ impl KindergartenQueues {
             "application": id,
             "number": app.number,
             "learner": app.learner,
-            "age_group": app.age_group,
+            "allocation_year": year,
+            "age_group": age_group,
+            "list": age_group.map(|g| format!("{territory}/{year}/{g}")),
+            "target_year": app.target_year,
+            "age_groups_by_year": app.lists(rules).skip_while(|(y, _)| *y < year)
+                .map(|(y, g)| json!({"year": y, "age_group": g})).collect::<Vec<_>>(),
             "group_type": app.group_type,
             "preferred": app.preferred,
             "desired_date": app.desired_date,
@@ -1256,6 +1427,12 @@ impl KindergartenQueues {
 }
 
 /// What a view says about the order it shows.
+const YEAR_NOTE: &str = "a list is one allocation year's (named by its 1 september) age group: the waiting \
+applications whose desired date falls in that academic year or an earlier one, each in the age group of its age on \
+that 1 september (a child still waiting after its desired year competes in the next year's allocation in its new \
+group); the allocation year now is the open allocation run's, else, from 1 april, the coming 1 september's and, \
+before it, the current academic year's";
+
 const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at; an imported application keeps its \
 original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
 sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
@@ -1274,7 +1451,9 @@ fn refused_offer_of(t: &Territory, app: &App, kg: &str) -> bool {
 /// its age group and group type that prefers it (and has not refused its offer), as the rules
 /// judge an offer (`offer_out_of_order`).
 fn consent_json(t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: &str, at: &EntryRef) -> Value {
-    let waiting = app.status == Status::Waiting && !refused_offer_of(t, app, kg);
+    // Only in a list it competes in (`group` holds it then).
+    let competes = group.iter().any(|(oid, _)| *oid == id);
+    let waiting = competes && app.status == Status::Waiting && !refused_offer_of(t, app, kg);
     let preferring_ahead = waiting.then(|| {
         group
             .iter()
@@ -1306,7 +1485,8 @@ impl KindergartenQueues {
         let me = Sim::now(id, app);
         let (tier, why) = me.tier_in(rules, Some(kg), today);
         let refused = refused_offer_of(t, app, kg);
-        let position = (me.waiting && !refused).then(|| {
+        let competes = group.iter().any(|(oid, _)| *oid == id);
+        let position = (competes && me.waiting && !refused).then(|| {
             let my_key = me.key_in(rules, kg, today);
             let ahead = group
                 .iter()
@@ -1575,12 +1755,12 @@ impl GroupReplay {
 
     /// Replays the group's changes not replayed yet (every application's since the last call),
     /// in log order, keeping each application's moves.
-    fn advance(&mut self, rules: &QueueRules, t: &Territory, group: &str, generation: u64) {
+    fn advance(&mut self, rules: &QueueRules, t: &Territory, (year, group): (i64, &str), generation: u64) {
         if self.generation == Some(generation) && self.territory_apps == t.apps.len() {
             return;
         }
         if self.territory_apps != t.apps.len() {
-            for (id, a) in t.apps.iter().filter(|(_, a)| a.age_group == group) {
+            for (id, a) in t.apps.iter().filter(|(_, a)| a.group_in(rules, year) == Some(group)) {
                 if !self.index.contains_key(id) {
                     self.index.insert(id.clone(), self.ids.len());
                     self.ids.push(id.clone());
@@ -1666,11 +1846,19 @@ impl KindergartenQueues {
     /// is let go).
     fn cached_answer(&self, territory: &str, id: &str, app: &App) -> ((u64, u64), Option<View>) {
         let today = self.today();
+        let list = match self.state.territories.get(territory) {
+            Some(t) => {
+                let (year, group) = self.list_of(t, app);
+                list_key(year, group.unwrap_or(""))
+            }
+            None => String::new(),
+        };
         let (generations, hit) = {
             let answers = self.answers.lock().expect("answer cache lock");
-            let generations = answers.generations(territory, &app.age_group);
+            let generations = answers.generations(territory, &list);
             let hit = (answers.bodies.get(&(territory.to_owned(), id.to_owned())))
-                .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today));
+                .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today))
+                .filter(|a| a.list == list);
             (generations, hit.map(|a| (a.from, a.body.clone())))
         };
         let view = hit.map(|(from, shared)| {
@@ -1697,10 +1885,11 @@ impl KindergartenQueues {
         render: Render,
     ) -> Moves {
         let rules = &self.profile.queue;
-        let key = (territory.to_owned(), app.age_group.clone());
+        let (year, Some(group)) = self.list_of(t, app) else { return Moves::default() };
+        let key = (territory.to_owned(), list_key(year, group));
         let replay = self.replays.lock().expect("replays lock").take(key.clone());
         let mut r = replay.lock().expect("group replay lock");
-        r.advance(rules, t, &app.age_group, generation);
+        r.advance(rules, t, (year, group), generation);
         // Counted and bounded while this replay is held (so no later size is overwritten by an
         // earlier one); the other replays are not locked, only let go of.
         let dropped = self.replays.lock().expect("replays lock").resize(&key, &replay, r.size());
@@ -1793,7 +1982,7 @@ const MOVES_SHOWN: usize = 10;
 /// The reason of a move made by a benefit's re-check date passing.
 const LAPSE_REASON: &str = "benefit_recheck_date_passed";
 
-fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
+fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
     let offers: Vec<Value> = run
         .offers
         .iter()
@@ -1839,7 +2028,7 @@ fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
                 .filter_map(|o| t.offers.get(o))
                 .filter(|o| o.kindergarten == p.kindergarten)
                 .filter_map(|o| t.apps.get(&o.application))
-                .filter(|a| a.age_group == p.age_group && a.group_type == p.group_type)
+                .filter(|a| a.group_in(rules, run.year) == Some(p.age_group.as_str()) && a.group_type == p.group_type)
                 .count();
             json!({"kindergarten": p.kindergarten, "age_group": p.age_group, "group_type": p.group_type,
                    "places": p.places, "offered": offered})
@@ -1857,6 +2046,7 @@ fn run_body(t: &Territory, territory: &str, id: &str, run: &Run) -> Value {
         "territory": territory,
         "run": id,
         "kind": run.kind,
+        "allocation_year": run.year,
         "started": run.started.json(),
         "finished": run.finished.as_ref().map(EntryRef::json),
         "places": places,
@@ -2027,7 +2217,7 @@ mod tests {
 
     /// (application, tier, position, status) of a group view.
     fn order(m: &KindergartenQueues, territory: &str) -> Vec<(String, String, Value, String)> {
-        let b = body(m, &[territory, "3-4"]);
+        let b = body(m, &[territory, "2026", "3-4"]);
         let s = |v: &Value| v.as_str().unwrap().to_owned();
         b["applications"]
             .as_array()
@@ -2205,8 +2395,10 @@ mod tests {
         assert_eq!(
             b["allocation_runs_since_applied"],
             json!([
-                {"run": "r1", "kind": "main", "event": "e12", "seq": 12, "places_in_preferred_kindergartens": 1},
-                {"run": "r2", "kind": "additional", "event": "e19", "seq": 19, "places_in_preferred_kindergartens": 1},
+                {"run": "r1", "kind": "main", "allocation_year": 2026, "age_group": "3-4", "event": "e12", "seq": 12,
+                 "places_in_preferred_kindergartens": 1},
+                {"run": "r2", "kind": "additional", "allocation_year": 2026, "age_group": "3-4", "event": "e19",
+                 "seq": 19, "places_in_preferred_kindergartens": 1},
             ])
         );
         let types: Vec<&str> = b["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
@@ -2367,7 +2559,7 @@ mod tests {
         assert_eq!(
             v.body,
             json!({
-                "territory": "luga", "run": "r1", "kind": "main",
+                "territory": "luga", "run": "r1", "kind": "main", "allocation_year": 2026,
                 "started": {"event": "e12", "seq": 12}, "finished": {"event": "e15", "seq": 15},
                 "places": [
                     {"kindergarten": "kg-1", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
@@ -2521,6 +2713,90 @@ mod tests {
         assert_eq!(late.view(&path).unwrap().body["position"], json!(1));
     }
 
+    /// DOMAIN "Age group is computed as of 1 September of the target year": a list is one
+    /// allocation year's age group; a later year's applicant is not behind this year's, and a
+    /// child still waiting after its year competes in the next in its new group.
+    #[test]
+    fn lists_are_per_allocation_year_and_a_waiting_child_ages() {
+        let app = |seq: u64, id: &str, day: &str, birth: &str, desired: &str| {
+            let data = json!({"application_id": id, "number": format!("N-{seq:03}"), "learner": format!("47-{id}"),
+                "birth_month": birth, "desired_date": desired, "preferred": ["kg-1"], "group_type": "general"});
+            row(seq, L, "queue.application_submitted", &format!("{day}T09:00:00Z"), data)
+        };
+        let rows = vec![
+            // 3-4 on 1 September 2027, 4-5 on 1 September 2028.
+            app(0, "y27", "2026-10-01", "2024-08", "2027-09-01"),
+            // Wants 2028: 3-4 then.
+            app(1, "y28", "2026-11-01", "2025-02", "2028-09-01"),
+            // Wants 2028: 4-5 then, filed after y27.
+            app(2, "o28", "2026-12-01", "2024-03", "2028-09-01"),
+            // The 2027 main run (its date's allocation year) offers y27 nothing.
+            ev(
+                3,
+                L,
+                "queue.allocation_started",
+                "2027-05-15",
+                json!({"run_id": "r27", "kind": "main", "places": places(&[("kg-2", 1)])}),
+            ),
+            ev(4, L, "queue.allocation_finished", "2027-05-16", json!({"run_id": "r27"})),
+            // April 2028: the allocation year is 2028's.
+            app(5, "z28", "2028-04-10", "2026-01", "2028-09-01"),
+        ];
+        let mut m = KindergartenQueues::default();
+        for r in &rows[..5] {
+            m.apply(&fact(r));
+        }
+        let ids = |b: Value| -> Vec<(String, Value)> {
+            let apps = b["applications"].as_array().unwrap().clone();
+            apps.iter().map(|a| (a["application"].as_str().unwrap().to_owned(), a["position"].clone())).collect()
+        };
+        let own = |id: &str| vec![(id.to_owned(), json!(1))];
+        // May 2027: the default list is 2027's; the 2028 applicant is not behind the 2027 child.
+        assert_eq!(body(&m, &["luga", "runs", "r27"])["allocation_year"], json!(2027));
+        assert_eq!(body(&m, &["luga", "3-4"])["allocation_year"], json!(2027));
+        assert_eq!(ids(body(&m, &["luga", "3-4"])), own("y27"));
+        assert_eq!(ids(body(&m, &["luga", "2028", "3-4"])), own("y28"));
+        // Should y27 still wait in 2028, it competes then as 4-5, ahead of o28.
+        assert_eq!(ids(body(&m, &["luga", "2028", "4-5"])), [("y27".into(), json!(1)), ("o28".into(), json!(2))]);
+        let lists = body(&m, &["luga"]);
+        assert_eq!(lists["allocation_year"], json!(2027));
+        assert_eq!(
+            lists["lists"],
+            json!([
+                {"year": 2027, "age_group": "3-4", "waiting": 1, "path": "luga/2027/3-4"},
+                {"year": 2028, "age_group": "3-4", "waiting": 1, "path": "luga/2028/3-4"},
+                {"year": 2028, "age_group": "4-5", "waiting": 2, "path": "luga/2028/4-5"},
+            ])
+        );
+        let y27 = body(&m, &["luga", "applications", "y27"]);
+        assert_eq!(
+            (y27["allocation_year"].clone(), y27["age_group"].clone(), y27["position"].clone()),
+            (json!(2027), json!("3-4"), json!(1))
+        );
+        assert_eq!(y27["list"], json!("luga/2027/3-4"));
+        assert_eq!(y27["age_groups_by_year"][1], json!({"year": 2028, "age_group": "4-5"}));
+        let y28 = body(&m, &["luga", "applications", "y28"]);
+        assert_eq!(
+            (y28["allocation_year"].clone(), y28["age_group"].clone(), y28["position"].clone()),
+            (json!(2028), json!("3-4"), json!(1))
+        );
+        assert_eq!(body(&m, &["luga", "applications", "o28"])["position"], json!(2));
+        // April 2028 (an entry of another group brings "today"): y27, still waiting, is 4-5 in
+        // the current list, no longer in 3-4; its cached answer of 2027 is not given.
+        m.apply(&fact(&rows[5]));
+        assert_eq!(ids(body(&m, &["luga", "3-4"])), own("y28"));
+        assert_eq!(ids(body(&m, &["luga", "4-5"])), [("y27".into(), json!(1)), ("o28".into(), json!(2))]);
+        assert_eq!(m.view_now(&["luga", "applications", "y27"]), None);
+        let y27 = body(&m, &["luga", "applications", "y27"]);
+        assert_eq!(
+            (y27["allocation_year"].clone(), y27["age_group"].clone(), y27["position"].clone()),
+            (json!(2028), json!("4-5"), json!(1))
+        );
+        assert!(matches!(m.view(&["luga", "2027", "3-4"]), Err(ViewError::NotFound(_))));
+        let fresh: KindergartenQueues = build(&rows);
+        assert_eq!(body(&fresh, &["luga", "applications", "y27"]), y27);
+    }
+
     #[test]
     fn refusals_name_what_is_wrong() {
         let m: KindergartenQueues = build(&history());
@@ -2528,9 +2804,18 @@ mod tests {
         assert!(matches!(m.view(&["vyborg", "3-4"]), Err(ViewError::NotFound(_))));
         assert!(matches!(m.view(&["luga", "applications", "zz"]), Err(ViewError::NotFound(_))));
         assert!(matches!(m.view(&["luga", "runs", "r9"]), Err(ViewError::NotFound(_))));
-        assert!(matches!(m.view(&["luga"]), Err(ViewError::BadPath(_))));
         assert!(matches!(m.view(&["luga", "applications"]), Err(ViewError::BadPath(_))));
         assert!(matches!(m.view(&["luga", "3-4", "x", "y"]), Err(ViewError::BadPath(_))));
+        // A year is four digits, and not a past allocation's (today 2026-06-15: 2026's).
+        for year in ["26", "02026", "x026", "+026"] {
+            assert!(matches!(m.view(&["luga", year, "3-4"]), Err(ViewError::BadPath(_))), "{year}");
+        }
+        let past = m.view(&["luga", "2025", "3-4"]);
+        assert!(
+            matches!(&past, Err(ViewError::NotFound(e)) if e.contains("allocates the places of 2026 now")),
+            "{past:?}"
+        );
+        assert!(matches!(m.view(&["luga", "2027", "9-10"]), Err(ViewError::NotFound(_))));
         // A known group with no applications is an empty list, not an error.
         assert_eq!(body(&m, &["luga", "0-1"])["applications"], json!([]));
     }
@@ -2565,7 +2850,8 @@ mod tests {
         let kgs = ["kg-1", "kg-2", "kg-3"];
         let categories = ["police", "judge", "large_family", "unknown_category"];
         let mut rows = Vec::new();
-        let mut day = time::parse_date("2026-02-01").unwrap();
+        // From December 2026, across 1 April 2027 (the allocation year passes from 2026 to 2027).
+        let mut day = time::parse_date("2026-12-01").unwrap();
         // (stream, application id), claims (stream, application, claim), offers (stream, offer).
         let mut apps: Vec<(&str, String)> = Vec::new();
         let mut claims: Vec<(&str, String, String)> = Vec::new();
@@ -2582,12 +2868,15 @@ mod tests {
                 0..=3 => {
                     let id = format!("a{seq}");
                     let number = format!("N-{:03}", d.below(1000));
-                    let birth = ["2023-01", "2022-01"][d.below(2)];
+                    // Children of one age group in one year and of two in another, waiting for
+                    // the current allocation year or the next (so some age into a new group).
+                    let birth = ["2023-01", "2022-01", "2023-06", "2022-11"][d.below(4)];
+                    let desired = ["2026-09-01", "2027-09-01", "2027-02-15"][d.below(3)];
                     let preferred: Vec<&str> = kgs.iter().copied().filter(|_| d.below(2) == 0).collect();
                     let preferred = if preferred.is_empty() { vec![kg] } else { preferred };
                     apps.push((stream, id.clone()));
                     let data = json!({"application_id": id, "number": number, "learner": format!("47-{seq}"),
-                        "birth_month": birth, "desired_date": "2026-09-01", "preferred": preferred,
+                        "birth_month": birth, "desired_date": desired, "preferred": preferred,
                         "group_type": "general"});
                     row(seq, stream, "queue.application_submitted", &format!("{on}T09:00:00Z"), data)
                 }
@@ -2646,14 +2935,13 @@ mod tests {
                     if d.below(2) == 0 {
                         let places =
                             json!([{"kindergarten": kg, "age_group": "3-4", "group_type": "general", "places": 2}]);
-                        ev(
-                            seq,
-                            stream,
-                            "queue.allocation_started",
-                            &on,
-                            json!({"run_id": format!("r{runs}"),
-                            "kind": (["main", "additional"][d.below(2)]), "places": places}),
-                        )
+                        let mut data = json!({"run_id": format!("r{runs}"),
+                            "kind": (["main", "additional"][d.below(2)]), "places": places});
+                        // A run names its allocation year, or takes its date's.
+                        if let Some(year) = [None, Some(2026), Some(2027)][d.below(3)] {
+                            data["academic_year"] = json!(year);
+                        }
+                        ev(seq, stream, "queue.allocation_started", &on, data)
                     } else {
                         ev(seq, stream, "queue.allocation_finished", &on, json!({"run_id": format!("r{}", runs - 1)}))
                     }
@@ -2732,17 +3020,35 @@ mod tests {
                 }
                 let fresh: KindergartenQueues = build(&rows[..=n]);
                 for (territory, terr) in &m.state.territories {
-                    let group_of: BTreeMap<&str, &str> =
-                        terr.apps.iter().map(|(id, a)| (id.as_str(), a.age_group.as_str())).collect();
-                    for (id, group) in group_of {
+                    // Each application's list: its next allocation year's age group (the oracle
+                    // takes it from the rules' own functions, not from the model's `list_of`).
+                    let current = terr.year(m.state.today);
+                    let list_of: BTreeMap<&str, (i64, Option<&str>)> = (terr.apps.iter())
+                        .map(|(id, a)| {
+                            let year = a.target_year.max(current);
+                            let group = queue_order::age_group_in(&m.profile.queue, a.birth, year);
+                            (id.as_str(), (year, group))
+                        })
+                        .collect();
+                    for (id, (year, group)) in list_of {
                         let path = [territory.as_str(), "applications", id];
                         let got = body(&m, &path);
+                        let at = format!("seed {seed}, entry {n}, {territory}/{id}");
+                        assert_eq!(
+                            (got["allocation_year"].clone(), got["age_group"].clone()),
+                            (json!(year), json!(group)),
+                            "{at}"
+                        );
+                        let Some(group) = group else {
+                            assert_eq!(got["position"], Value::Null, "{at}");
+                            continue;
+                        };
                         let group: Vec<(&str, &App)> = (terr.apps.iter())
-                            .filter(|(_, a)| a.age_group == group)
+                            .filter(|(_, a)| a.target_year <= year)
+                            .filter(|(_, a)| queue_order::age_group_in(&m.profile.queue, a.birth, year) == Some(group))
                             .map(|(i, a)| (i.as_str(), a))
                             .collect();
                         let oracle = Value::Array(m.moves(terr, &group, id));
-                        let at = format!("seed {seed}, entry {n}, {territory}/{id}");
                         let all = body(&m, &[territory.as_str(), "applications", id, "moves"]);
                         assert_eq!(all["moves"].to_string(), oracle.to_string(), "{at}");
                         // The answer's summary agrees with the list: its count, net change,
@@ -2873,7 +3179,7 @@ mod tests {
         }
         let kept = all.replays_kept();
         let ((_, group), one) = kept.largest.clone().unwrap();
-        assert_eq!((kept.groups, kept.dropped, group.as_str()), (5, 0, "3-4"), "{kept:?}");
+        assert_eq!((kept.groups, kept.dropped, group.as_str()), (5, 0, "2026/3-4"), "{kept:?}");
         assert_eq!(kept.total.bytes, 5 * one.bytes, "the five replays are alike: {kept:?}");
         assert_eq!((one.tracks, kept.total.moves), (4, 5 * one.moves));
         assert!(one.moves >= 4 && one.bytes > one.moves * std::mem::size_of::<MoveRef>(), "{one:?}");

@@ -25,7 +25,9 @@ fn enrol_older(h: &mut Harness, id: &str, kg: &str) -> String {
     h.ok(OPERATOR, Q, "queue.application_submitted", app(id, json!({"birth_month": "2021-03", "preferred": [kg]})));
     let run = format!("run-{id}");
     let places = json!([{"kindergarten": kg, "age_group": "5-6", "group_type": "general", "places": 1}]);
-    h.ok(OPERATOR, Q, "queue.allocation_started", json!({"run_id": run, "kind": "additional", "places": places}));
+    // The places of academic year 2026 (the application's desired one), allocated early.
+    let data = json!({"run_id": run, "kind": "additional", "places": places, "academic_year": 2026});
+    h.ok(OPERATOR, Q, "queue.allocation_started", data);
     let offer = format!("offer-{id}");
     h.ok(OPERATOR, Q, "queue.place_offered", json!({"offer_id": offer, "application_id": id, "kindergarten": kg}));
     h.ok(OPERATOR, Q, "queue.offer_accepted", json!({ "offer_id": offer }));
@@ -474,4 +476,80 @@ fn sibling_priority_counts_in_its_kindergarten_only() {
     assert!(m.contains("sib (number 47-2026-sib, tier advantage"), "{m}");
     h.ok(OPERATOR, Q, "queue.place_offered", offer("o1", "sib", "kg-002"));
     h.ok(OPERATOR, Q, "queue.place_offered", offer("o2", "plain", "kg-001"));
+}
+
+/// DOMAIN "Age group is computed as of 1 September of the target year": a child waiting past its
+/// desired year competes in later allocations in the group of its age then, and an allocation
+/// offers a place only to children whose desired year has come.
+#[test]
+fn a_child_waiting_past_its_year_ages_into_the_next_group() {
+    let mut h = Harness::region();
+    let file_for = |h: &mut Harness, at: &str, id: &str, birth: &str, desired: &str, kg: &str| {
+        h.at(at);
+        let data = app(id, json!({"birth_month": birth, "desired_date": desired, "preferred": [kg]}));
+        h.ok(OPERATOR, Q, "queue.application_submitted", data);
+    };
+    let file = |h: &mut Harness, at: &str, id: &str, birth: &str, desired: &str| {
+        file_for(h, at, id, birth, desired, "kg-001");
+    };
+    // Born 2024-08: 3-4 on 1 September 2027, 4-5 on 1 September 2028.
+    file(&mut h, "2026-10-01T09:00:00Z", "y27", "2024-08", "2027-09-01");
+    // Born 2025-02, wants 2028: 3-4 on 1 September 2028.
+    file(&mut h, "2026-11-01T09:00:00Z", "y28", "2025-02", "2028-09-01");
+    // Born 2024-03, wants 2028: 4-5 on 1 September 2028, filed after y27.
+    file(&mut h, "2026-12-01T09:00:00Z", "o28", "2024-03", "2028-09-01");
+    let pos = |h: &Harness, group: &str, id: &str| h.rules.queue_position("tikhvin", group, id).map(|p| p.0);
+    // Each competes in its own next allocation: y27 in 2027's 3-4, y28 alone in 2028's 3-4
+    // (y27, who will be 4-5 then, is not ahead of it), o28 in 2028's 4-5 behind y27 (should it
+    // still wait then).
+    assert_eq!((pos(&h, "3-4", "y27"), pos(&h, "3-4", "y28"), pos(&h, "4-5", "o28")), (Some(1), Some(1), Some(2)));
+    // Two who choose kg-002 only: p27 (3-4 in 2027) and q28 (3-4 in 2028).
+    file_for(&mut h, "2027-01-10T09:00:00Z", "p27", "2024-08", "2027-09-01", "kg-002");
+    file_for(&mut h, "2027-01-11T09:00:00Z", "q28", "2025-03", "2028-09-01", "kg-002");
+    let places =
+        |group: &str| json!([{"kindergarten": "kg-001", "age_group": group, "group_type": "general", "places": 1}]);
+    let offer = |o: &str, a: &str| json!({"offer_id": o, "application_id": a, "kindergarten": "kg-001"});
+    // The 2027 main allocation: no place is offered to a child who wants 2028.
+    h.at("2027-05-15T09:00:00Z");
+    let mut run27 = json!({"run_id": "r27", "kind": "main", "places": places("3-4")});
+    let kg2 = json!({"kindergarten": "kg-002", "age_group": "3-4", "group_type": "general", "places": 1});
+    run27["places"].as_array_mut().unwrap().push(kg2);
+    h.ok(OPERATOR, Q, "queue.allocation_started", run27);
+    // p27 is offered 2027's place at kg-002 (and answers only in 2028).
+    let at_kg2 = |o: &str, a: &str| json!({"offer_id": o, "application_id": a, "kindergarten": "kg-002"});
+    h.ok(OPERATOR, Q, "queue.place_offered", at_kg2("op", "p27"));
+    let m = h.refused("allocation_year_before_desired", OPERATOR, Q, "queue.place_offered", offer("o1", "y28"));
+    assert!(m.contains("academic year 2028") && m.contains("allocation of 2027"), "{m}");
+    h.ok(OPERATOR, Q, "queue.allocation_finished", json!({"run_id": "r27"}));
+    // y27 got no place and still waits: in 2028 it is 4-5, ahead of o28 (filed later), and no
+    // longer in 3-4, where y28 is first.
+    // ("Today" is the rules' latest date: an entry of April 2028, in another group, brings it.)
+    file(&mut h, "2028-04-10T09:00:00Z", "z28", "2026-01", "2028-09-01");
+    assert_eq!(pos(&h, "3-4", "y27"), None);
+    assert_eq!((pos(&h, "4-5", "y27"), pos(&h, "4-5", "o28"), pos(&h, "3-4", "y28")), (Some(1), Some(2), Some(1)));
+    // Outside a run, offers follow today's allocation year: 2027's unoffered 3-4 place at kg-001
+    // is no place of 2028's 3-4 group.
+    let m = h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", offer("o0", "y28"));
+    assert!(m.contains("age group 3-4 (allocation year 2028)"), "{m}");
+    // A run states an allocation year of its date's or the next one; earlier only for a migration.
+    let mut bad = json!({"run_id": "r28", "kind": "main", "places": places("4-5"), "academic_year": 2030});
+    let m = h.refused("allocation_year_invalid", OPERATOR, Q, "queue.allocation_started", bad.clone());
+    assert!(m.contains("2028 or 2029, not 2030"), "{m}");
+    bad["academic_year"] = json!(2027);
+    h.refused("allocation_year_invalid", OPERATOR, Q, "queue.allocation_started", bad.clone());
+    bad["academic_year"] = json!(2028);
+    h.ok(OPERATOR, Q, "queue.allocation_started", bad);
+    // Nor in 2028's run, which declares none of 3-4.
+    let m = h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", offer("o5", "y28"));
+    assert!(m.contains("age group 3-4 (allocation year 2028)"), "{m}");
+    // A 2027 offer refused in 2028 gives its place back to 2027, not to 2028's 3-4 group.
+    h.ok(OPERATOR, Q, "queue.offer_refused", json!({"offer_id": "op", "reason": "too far"}));
+    h.refused("no_free_place", OPERATOR, Q, "queue.place_offered", at_kg2("oq", "q28"));
+    // The 4-5 place: skipping the aged child is refused, following the new order is accepted.
+    let m = h.refused("offer_out_of_order", OPERATOR, Q, "queue.place_offered", offer("o2", "o28"));
+    assert!(m.contains("y27") && m.contains("allocation year 2028, age group 4-5"), "{m}");
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o3", "y27"));
+    h.ok(OPERATOR, Q, "queue.offer_refused", json!({"offer_id": "o3", "reason": "too far"}));
+    // The place y27 refused is its 2028 group's (4-5): it goes to o28 next.
+    h.ok(OPERATOR, Q, "queue.place_offered", offer("o4", "o28"));
 }
