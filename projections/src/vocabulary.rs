@@ -655,10 +655,17 @@ pub const MIGRATED_FROM: &str = "migrated_from";
 
 /// The event types a migration from a legacy system imports (and so may carry `data.migrated_from`):
 /// a learner's past records and the contingent they were made in (admissions, classes, transfers,
-/// leave, expulsion, graduation), whose own dates are in their data. Not decisions taken here now
-/// (queue offers and allocation runs, 1st-grade orders, attestation votes), nor keys and grants.
+/// leave, expulsion, graduation), whose own dates are in their data, and the kindergarten
+/// placements the legacy queue made (its allocation runs, offers, acceptances and enrolments,
+/// dated when they were made there; the rules still check their order). Not 1st-grade orders or
+/// attestation votes, nor keys and grants.
 pub const MIGRATABLE_TYPES: &[&str] = &[
     "queue.application_submitted",
+    "queue.allocation_started",
+    "queue.place_offered",
+    "queue.offer_accepted",
+    "queue.enrolled",
+    "queue.allocation_finished",
     "contingent.admitted",
     "contingent.class_assigned",
     "contingent.academic_leave_granted",

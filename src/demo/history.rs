@@ -318,19 +318,44 @@ impl DemoRegion {
                     .map(|((kg, group), n)| json!({"kindergarten": kg, "age_group": group, "group_type": "general", "places": n}))
                     .collect();
                 let data = json!({"run_id": run, "kind": "additional", "places": rows, "academic_year": year});
-                s.push(clock.tick(), &q, "queue.allocation_started", key, data);
+                // The legacy system's decisions, imported with their own dates (June to August of
+                // that year) and record ids: the placement was made then, not by this ledger now.
+                let src = |what: &str, id: &str| Source { system: LEGACY, record: format!("{terr}/{what}/{id}") };
+                let ty = "queue.allocation_started";
+                s.import(
+                    clock.tick(),
+                    instant(day(year, 6, 1), 9 * 60),
+                    &q,
+                    ty,
+                    key,
+                    data,
+                    src("komplektovanie", &run),
+                );
                 let mut entering: Vec<&LegacyApp> = mine.iter().copied().filter(|a| a.born + 3 == year).collect();
                 entering.sort_by_key(|a| (a.filed(), a.number()));
-                for a in entering {
+                for (i, a) in entering.into_iter().enumerate() {
                     let offer = format!("{}-o1", a.id());
+                    let minute = 10 * 60 + i as i64;
                     let data = json!({"offer_id": offer, "application_id": a.id(), "kindergarten": a.kindergarten});
-                    s.push(clock.tick(), &q, "queue.place_offered", key, data);
-                    s.push(clock.tick(), &q, "queue.offer_accepted", key, json!({ "offer_id": offer }));
-                    let data = json!({"application_id": a.id(), "kindergarten": a.kindergarten,
-                        "order_ref": format!("{}-{}-{:06}", a.kindergarten, a.born + 3, a.learner)});
-                    s.push(clock.tick(), &q, "queue.enrolled", key, data);
+                    let (from, ty) = (src("napravlenie", &offer), "queue.place_offered");
+                    s.import(clock.tick(), instant(day(year, 6, 1), minute), &q, ty, key, data, from);
+                    let (from, ty) = (src("soglasie", &offer), "queue.offer_accepted");
+                    s.import(
+                        clock.tick(),
+                        instant(day(year, 6, 15), minute),
+                        &q,
+                        ty,
+                        key,
+                        json!({ "offer_id": offer }),
+                        from,
+                    );
+                    let order = format!("{}-{}-{:06}", a.kindergarten, a.born + 3, a.learner);
+                    let data = json!({"application_id": a.id(), "kindergarten": a.kindergarten, "order_ref": order});
+                    let (from, ty) = (src("prikaz", &order), "queue.enrolled");
+                    s.import(clock.tick(), instant(day(year, 8, 25), minute), &q, ty, key, data, from);
                 }
-                s.push(clock.tick(), &q, "queue.allocation_finished", key, json!({ "run_id": run }));
+                let (from, ty) = (src("komplektovanie", &format!("{run}/end")), "queue.allocation_finished");
+                s.import(clock.tick(), instant(day(year, 8, 31), 18 * 60), &q, ty, key, json!({ "run_id": run }), from);
             }
         }
     }

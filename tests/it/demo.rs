@@ -247,14 +247,20 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
     let of_type = |v: &Value, ty: &str| -> Vec<Value> { items(v).into_iter().filter(|i| i["type"] == ty).collect() };
     let imported_from = |i: &Value| i["imported"]["system"].as_str().map(str::to_owned);
     // The kindergarten queue: the application imported from the legacy system (with its source
-    // record), the placement re-entered by the migration, not imported.
+    // record), and so is the placement the legacy queue made, dated in the year the child entered
+    // (review s9, finding 14: it was re-entered as decided now, for a child then 19).
     let apps = of_type(&p["kindergarten"], "queue.application_submitted");
     assert_eq!(apps.len(), 1, "{p:#}");
     assert_eq!(imported_from(&apps[0]).as_deref(), Some("BARS"));
     assert!(apps[0]["imported"]["record"].as_str().is_some_and(|r| !r.is_empty()));
     let enrolled = of_type(&p["kindergarten"], "queue.enrolled");
     assert_eq!(enrolled.len(), 1, "{p:#}");
-    assert_eq!(enrolled[0].get("imported"), None);
+    assert_eq!(imported_from(&enrolled[0]).as_deref(), Some("BARS"), "{:#}", enrolled[0]);
+    let entered = apps[0]["summary"]["desired_date"].as_str().map(|d| d[..4].to_owned()).expect("a desired date");
+    let seq = enrolled[0]["seq"].as_u64().unwrap();
+    let entry: Value = serde_json::from_slice(&ledger.store().entries(seq, 1).unwrap()[0]).unwrap();
+    let occurred = entry["event"]["occurred_at"].as_str().unwrap();
+    assert!(occurred.starts_with(&entered), "enrolled at {occurred}, entered in {entered}");
     // School: nine years of classes (grades from the 2nd), each with records and its academic year.
     let classes = items(&p["school"]["classes"]);
     let years: Vec<i64> =
