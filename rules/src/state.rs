@@ -26,7 +26,8 @@ use zachetka_formats::jcs;
 /// 4: a learner's term and year grades and course results and exams by place, with the event
 /// that recorded each (and the corrections of course results and exams), instead of the passed
 /// courses alone.
-pub const STATE_FORMAT: u32 = 4;
+/// 5: the lessons held, by institution and class, day and subject (a mark is given at a lesson).
+pub const STATE_FORMAT: u32 = 5;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.
