@@ -73,6 +73,15 @@ pub struct WorkingCalendar {
     pub school_days: Vec<i64>,
 }
 
+impl WorkingCalendar {
+    /// The school days from `from` to `to` (day numbers, `to` excluded), in order: what the rules
+    /// accept as a lesson's date (for generators and tools; the rules look days up in sets).
+    pub fn school_days(&self, from: crate::time::Days, to: crate::time::Days) -> Vec<crate::time::Days> {
+        let calendar = crate::calendar::Calendar::new(self);
+        (from..to).filter(|d| calendar.school_day(*d).is_ok()).collect()
+    }
+}
+
 /// One exam subject's scores: the highest (primary) score and the least score that passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
