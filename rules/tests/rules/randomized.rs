@@ -1288,6 +1288,8 @@ const CODES_REACHED: &[&str] = &[
     "learner_not_enrolled",
     "key_revoked",
     "result_already_recorded",
+    "not_a_school_day",
+    "lesson_not_held",
 ];
 
 #[test]
