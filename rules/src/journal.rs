@@ -108,11 +108,11 @@ pub(crate) struct Journal {
     /// `<institution>/<program id>` -> the curriculum's courses.
     #[serde(with = "crate::state::sorted_map")]
     curricula: HashMap<String, Vec<String>>,
-    /// (institution, class or group) -> day -> the subjects of the lessons held that day
+    /// Institution -> class or group -> day -> the subjects of the lessons held that day
     /// (`journal.lesson_held`, imported ones included): a mark or an attendance mark is given at
-    /// one of them, found by two map lookups.
+    /// one of them, found by lookups that allocate nothing.
     #[serde(with = "crate::state::sorted_map")]
-    lessons: HashMap<(String, String), BTreeMap<Days, BTreeSet<String>>>,
+    lessons: HashMap<String, BTreeMap<String, BTreeMap<Days, BTreeSet<String>>>>,
 }
 
 /// The school year of a class name such as `1А` or `10Б` (1 to 11).
@@ -243,7 +243,7 @@ impl Journal {
         day: Days,
         value: &str,
     ) -> Result<(), RuleRefusal> {
-        let held = self.lessons.get(&(institution.to_owned(), class.to_owned())).and_then(|days| days.get(&day));
+        let held = self.lessons.get(institution).and_then(|classes| classes.get(class)).and_then(|days| days.get(&day));
         match (subject, held) {
             (None, Some(_)) => Ok(()),
             (Some(s), Some(subjects)) if subjects.contains(s) => Ok(()),
@@ -358,7 +358,7 @@ impl Journal {
                 let Some(day) = crate::time::parse_date(&d.lesson_date) else {
                     return;
                 };
-                let days = self.lessons.entry((a.sid.to_owned(), d.class.clone())).or_default();
+                let days = self.lessons.entry(a.sid.to_owned()).or_default().entry(d.class.clone()).or_default();
                 days.entry(day).or_default().insert(d.subject.clone());
             }
             Event::CurriculumRegistered(d) => {
