@@ -234,14 +234,14 @@ impl Journal {
     }
 
     /// A mark or an attendance mark is given at a lesson: `class` of `institution` had a lesson
-    /// of `subject` (of any subject when `None`) on `day` in the log.
+    /// of `subject` (of any subject when `None`) on `day` in the log. `what` says the record in
+    /// the message ("a mark is given", "attendance is marked").
     fn check_lesson_held(
         &self,
-        institution: &str,
-        class: &str,
+        (institution, class): (&str, &str),
         subject: Option<&str>,
-        day: Days,
-        value: &str,
+        (day, value): (Days, &str),
+        what: &str,
     ) -> Result<(), RuleRefusal> {
         let held = self.lessons.get(institution).and_then(|classes| classes.get(class)).and_then(|days| days.get(&day));
         match (subject, held) {
@@ -251,7 +251,7 @@ impl Journal {
                 "lesson_not_held",
                 format!(
                     "class {class} of {institution} has no lesson on {value} in the log (journal.lesson_held); \
-                     attendance is marked at a lesson"
+                     {what} at a lesson"
                 ),
             ),
             (Some(s), held) => {
@@ -266,7 +266,7 @@ impl Journal {
                     "lesson_not_held",
                     format!(
                         "class {class} of {institution} has no lesson of {s} on {value} in the log \
-                         (journal.lesson_held); a mark is given at a lesson{others}"
+                         (journal.lesson_held); {what} at a lesson{others}"
                     ),
                 )
             }
@@ -403,7 +403,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             check_enrolled(ctx, &d.institution, &d.class, on)?;
             // A migration's import is exempt: legacy systems did not always export lessons.
             if !ctx.imported {
-                journal.check_lesson_held(&d.institution, &d.class, Some(&d.subject), on, &d.lesson_date)?;
+                let (class, date) = ((d.institution.as_str(), d.class.as_str()), (on, d.lesson_date.as_str()));
+                journal.check_lesson_held(class, Some(&d.subject), date, "a mark is given")?;
             }
             Ok(())
         }
@@ -421,7 +422,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             check_school_day(ctx, &d.lesson_date, on)?;
             check_enrolled(ctx, &d.institution, &d.class, on)?;
             if !ctx.imported {
-                journal.check_lesson_held(&d.institution, &d.class, d.subject.as_deref(), on, &d.lesson_date)?;
+                let (class, date) = ((d.institution.as_str(), d.class.as_str()), (on, d.lesson_date.as_str()));
+                journal.check_lesson_held(class, d.subject.as_deref(), date, "attendance is marked")?;
             }
             Ok(())
         }
