@@ -152,8 +152,8 @@ fn find_registrations(ledger: &Ledger, concerned: &[(u64, Vec<u8>)]) -> Result<V
 }
 
 /// The lessons the learner's marks and attendance marks were given at
-/// (`zachetka_record::lessons_wanted`), found in the class journals (`journals` view of each
-/// class, subject and academic year: its lessons with their dates and seqs), below `tree_size`:
+/// (`zachetka_record::lessons_wanted`), found in the class journals (the `journals` view of
+/// each class, subject and academic year's lessons, with their dates and seqs), below `tree_size`:
 /// for each, the first lesson of that date. One the journals do not show (attendance marked for
 /// the day without a subject, a journal not caught up, a mark written around the rules) is left
 /// out; the verifier then judges the mark by the grant only.
@@ -171,7 +171,7 @@ fn find_lessons(
     let mut seqs = Vec::new();
     for ((institution, class, subject, year), dates) in journals {
         let year = year.to_string();
-        let journal = match ledger.read_side().view("journals", &[&institution, &class, &subject, &year]) {
+        let journal = match ledger.read_side().view("journals", &[&institution, &class, &subject, &year, "lessons"]) {
             Ok(answer) => answer.view.body,
             Err(ReadError::View(_)) => continue,
             Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
