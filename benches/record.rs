@@ -129,6 +129,21 @@ fn main() {
     // 1 + noise/learner_entries, the rest on the other learners of sch-001 from the 2nd year up.
     clock.set(zachetka::time::parse_rfc3339(&format!("{DAY}T10:00:00Z")).unwrap());
     let teacher = zachetka::demo::demo_key(ORIGIN, "teacher/0");
+    // Marks are given at a lesson: the day's Физика lesson of every class of sch-001 first.
+    let lessons: Vec<serde_json::Value> = (1..=11)
+        .flat_map(|year| ["А", "Б", "В"].map(|letter| format!("{year}{letter}")))
+        .enumerate()
+        .map(|(k, class)| {
+            let ev = json!({"ledger": ORIGIN, "stream": "institution/sch-001", "type": "journal.lesson_held",
+                "id": zachetka::event::uuid_from_bytes((0xbf00_0000_0000u128 + k as u128).to_be_bytes()),
+                "occurred_at": format!("{DAY}T09:00:00Z"), "author": teacher.did(),
+                "data": {"v": 1, "lesson_id": format!("bench-{k}"), "class": class, "subject": "Физика", "lesson_date": DAY}});
+            zachetka::event::sign_event(&ev, &teacher).unwrap()
+        })
+        .collect();
+    ledger.append_blocking(lessons).into_iter().for_each(|r| {
+        r.unwrap();
+    });
     let others: Vec<u64> = (0..200).step_by(2).filter(|n| n / 2 % 11 != 0 && *n != LEARNER).collect();
     let spacing = 1 + noise / learner_entries.max(1);
     let total = learner_entries * spacing;

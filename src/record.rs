@@ -18,7 +18,7 @@ use crate::read::ReadError;
 use crate::store::{StoreError, StoreHashes};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use zachetka_projections::ViewError;
 pub use zachetka_record::{verify, Bundle, Disclosure, Options, OtherCheckpoint, Report};
@@ -151,6 +151,46 @@ fn find_registrations(ledger: &Ledger, concerned: &[(u64, Vec<u8>)]) -> Result<V
     Ok(found)
 }
 
+/// The lessons the learner's marks and attendance marks were given at
+/// (`zachetka_record::lessons_wanted`), found in the class journals (the `journals` view of
+/// each class, subject and academic year's lessons, with their dates and seqs), below `tree_size`:
+/// for each, the first lesson of that date. One the journals do not show (attendance marked for
+/// the day without a subject, a journal not caught up, a mark written around the rules) is left
+/// out; the verifier then judges the mark by the grant only.
+fn find_lessons(
+    ledger: &Ledger,
+    concerned: &[(u64, Vec<u8>)],
+    tree_size: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
+    use zachetka_projections::models::common::academic_year_of_date;
+    let mut journals: BTreeMap<(String, String, String, i64), Vec<String>> = BTreeMap::new();
+    for w in zachetka_record::lessons_wanted(concerned)? {
+        let (Some(subject), Some(year)) = (w.subject, academic_year_of_date(&w.date)) else { continue };
+        journals.entry((w.institution, w.class, subject, year)).or_default().push(w.date);
+    }
+    let mut seqs = Vec::new();
+    for ((institution, class, subject, year), dates) in journals {
+        let year = year.to_string();
+        let journal = match ledger.read_side().view("journals", &[&institution, &class, &subject, &year, "lessons"]) {
+            Ok(answer) => answer.view.body,
+            Err(ReadError::View(_)) => continue,
+            Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
+            Err(ReadError::UnknownModel(m)) => return Err(RecordError::NoModel(m)),
+        };
+        let mut first: HashMap<&str, u64> = HashMap::default();
+        for lesson in journal["lessons"].as_array().into_iter().flatten() {
+            if let (Some(date), Some(seq)) = (lesson["date"].as_str(), lesson["seq"].as_u64()) {
+                let at = first.entry(date).or_insert(seq);
+                *at = (*at).min(seq);
+            }
+        }
+        seqs.extend(dates.iter().filter_map(|d| first.get(d.as_str()).copied()).filter(|s| *s < tree_size));
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    Ok(read_entries(ledger, &seqs)?)
+}
+
 /// Exports the record bundle of `learner` at the tree size the read models have applied.
 pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
     let answer = match ledger.read_side().view("profiles", &[learner]) {
@@ -174,7 +214,10 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let concerned = read_entries(ledger, &seqs)?;
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?.ok_or(RecordError::RegistryTooLong)?;
     let registry = read_entries(ledger, &registry_seqs)?;
-    let registrations = find_registrations(ledger, &concerned)?;
+    let mut registrations = find_registrations(ledger, &concerned)?;
+    registrations.extend(find_lessons(ledger, &concerned, tree_size)?);
+    registrations.sort_unstable_by_key(|(seq, _)| *seq);
+    registrations.dedup_by_key(|(seq, _)| *seq);
     // Every commitment below `tree_size` is known to the completeness model once it has applied
     // that far (models move together; after a snapshot one may trail briefly).
     let read = ledger.read_side();

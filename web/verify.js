@@ -1145,11 +1145,11 @@
       }
       for (const it of authority) {
         if (!it.event) continue;
-        // A registry entry, or an institution's curriculum or programme a disclosed entry names
-        // (checked by the grant like the disclosed entries).
+        // A registry entry, or an institution's curriculum, programme or lesson a disclosed entry
+        // names (checked by the grant like the disclosed entries).
         const registration = typeof it.event.stream === 'string' && it.event.stream.startsWith('institution/')
-          && (it.event.type === 'college.curriculum_registered' || it.event.type === 'additional.program_registered');
-        if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum or programme' });
+          && ['college.curriculum_registered', 'additional.program_registered', 'journal.lesson_held'].includes(it.event.type);
+        if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum, programme or lesson' });
       }
 
       // 5. stream chains.

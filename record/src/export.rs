@@ -1,7 +1,7 @@
 //! The exporter's pure part: given the entries that concern a learner, the registry and a
 //! checkpoint, decide what is disclosed and withheld (FORMAT.md section 7), pick the registry
 //! entries that make each disclosed author's authority chain and the institutions'
-//! registrations (curricula, programmes) the disclosed entries name (section 4), and assemble the
+//! registrations (curricula, programmes) and lessons the disclosed entries name (section 4), and assemble the
 //! bundle with one inclusion proof per item and the learner's completeness value (section 6) as
 //! the ledger answered it. Not how the entries are found (the root crate reads its store and the
 //! `profiles` read model), not which commitment is the latest (the read side), and not the
@@ -86,6 +86,14 @@ struct DataFields<'a> {
     /// The keys of a retake's commission.
     #[serde(borrow, deserialize_with = "texts")]
     commission: Vec<Cow<'a, str>>,
+    /// A lesson's, a mark's or an attendance mark's class, subject and date (a mark is given at
+    /// the lesson of its class, subject and date).
+    #[serde(borrow, deserialize_with = "text")]
+    class: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    subject: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    lesson_date: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -246,8 +254,9 @@ pub struct ExportInput<'a> {
     pub concerned: &'a [(u64, Vec<u8>)],
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
-    /// Registrations on institution streams below the checkpoint, ascending: at least those
-    /// [`registrations_wanted`] names for `concerned` (others are ignored).
+    /// Registrations and lessons on institution streams below the checkpoint, ascending: at
+    /// least those [`registrations_wanted`] and [`lessons_wanted`] name for `concerned` (others
+    /// are ignored).
     pub registrations: &'a [(u64, Vec<u8>)],
     pub disclosure: &'a Disclosure,
     /// The learner's value in the latest completeness commitment below the checkpoint, when
@@ -353,6 +362,49 @@ pub fn registrations_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<Vec<Wanted>,
     Ok(out)
 }
 
+/// The lesson a learner's mark or attendance mark was given at (FORMAT.md section 4, the
+/// authority part): the `journal.lesson_held` on `institution/<institution>` of `class`,
+/// `subject` (any subject when `None`: attendance marked for the day) and `date`, at a seq below
+/// `before` (the first entry given at it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonWanted {
+    pub institution: String,
+    pub class: String,
+    pub subject: Option<String>,
+    pub date: String,
+    pub before: u64,
+}
+
+/// Whether an entry of type `ty` is given at a lesson.
+fn given_at_lesson(ty: &str) -> bool {
+    matches!(ty, "journal.grade_recorded" | "journal.attendance_marked")
+}
+
+/// The lessons the marks and attendance marks of `concerned` (as [`ExportInput::concerned`])
+/// were given at, each once, for the caller to find and hand back among
+/// [`ExportInput::registrations`].
+pub fn lessons_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<Vec<LessonWanted>, ExportError> {
+    let mut out: Vec<LessonWanted> = Vec::new();
+    let mut seen: HashSet<(String, String, Option<String>, String)> = HashSet::new();
+    for (seq, bytes) in concerned {
+        let e = parse_stored(*seq, bytes)?;
+        if !name(&e.ty).is_some_and(given_at_lesson) {
+            continue;
+        }
+        let d = &e.data;
+        let (Some(institution), Some(class), Some(date)) = (name(&d.institution), name(&d.class), name(&d.lesson_date))
+        else {
+            continue;
+        };
+        let key = (institution.to_owned(), class.to_owned(), name(&d.subject).map(str::to_owned), date.to_owned());
+        if seen.insert(key.clone()) {
+            let (institution, class, subject, date) = key;
+            out.push(LessonWanted { institution, class, subject, date, before: *seq });
+        }
+    }
+    Ok(out)
+}
+
 /// Whether `entry` is a registration of the kind [`Wanted`] names, and which: its stream, type
 /// and `data.program_id`. Anything unreadable is none.
 pub fn registration_of(entry: &[u8]) -> Option<(String, &'static str, String)> {
@@ -419,6 +471,18 @@ pub fn export<'a>(
             registration.entry((stream, event_type(e), program)).or_insert(i);
         }
     }
+    // The lessons the disclosed marks were given at, the first of each (what the rules find).
+    let mut lesson: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
+    let mut lesson_of_day: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (i, e) in registrations.iter().enumerate().filter(|(_, e)| event_type(e) == "journal.lesson_held") {
+        let d = &e.event.data;
+        if let (Some(stream), Some(class), Some(subject), Some(date)) =
+            (name(&e.event.stream), name(&d.class), name(&d.subject), name(&d.lesson_date))
+        {
+            lesson.entry((stream, class, subject, date)).or_insert(i);
+            lesson_of_day.entry((stream, class, date)).or_insert(i);
+        }
+    }
     let mut registered: BTreeSet<usize> = BTreeSet::new();
     let mut keys: Vec<String> = Vec::new();
     let mut institutions: Vec<String> = Vec::new();
@@ -429,6 +493,20 @@ pub fn export<'a>(
         {
             let stream = format!("institution/{institution}");
             if let Some(&i) = registration.get(&(stream.as_str(), ty, program)) {
+                if registered.insert(i) {
+                    keys.extend(name(&registrations[i].event.author).map(str::to_owned));
+                }
+            }
+        }
+        if let (true, Some(institution), Some(class), Some(date)) =
+            (given_at_lesson(event_type(e)), name(&d.institution), name(&d.class), name(&d.lesson_date))
+        {
+            let stream = format!("institution/{institution}");
+            let found = match name(&d.subject) {
+                Some(subject) => lesson.get(&(stream.as_str(), class, subject, date)),
+                None => lesson_of_day.get(&(stream.as_str(), class, date)),
+            };
+            if let Some(&i) = found.filter(|&&i| registrations[i].seq < e.seq) {
                 if registered.insert(i) {
                     keys.extend(name(&registrations[i].event.author).map(str::to_owned));
                 }

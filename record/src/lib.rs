@@ -14,7 +14,10 @@ mod verify;
 
 pub use bundle::{Bundle, CompletenessMember, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
-pub use export::{export, registration_of, registrations_wanted, CompletenessInput, ExportError, ExportInput, Wanted};
+pub use export::{
+    export, lessons_wanted, registration_of, registrations_wanted, CompletenessInput, ExportError, ExportInput,
+    LessonWanted, Wanted,
+};
 pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
 pub use report::{Completeness, Failure, Report};
 pub use verify::{verify, Options, OtherCheckpoint, MAX_UNCOVERED_DEFAULT};

@@ -339,12 +339,15 @@ fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&
         ));
     }
     let registration = s("stream").starts_with("institution/")
-        && matches!(s("type"), "college.curriculum_registered" | "additional.program_registered");
+        && matches!(
+            s("type"),
+            "college.curriculum_registered" | "additional.program_registered" | "journal.lesson_held"
+        );
     if in_authority && s("stream") != "registry" && !registration {
         c.failures.push((
             "authority_entry_invalid",
             format!(
-                "authority entry {seq} is a {} on stream {:?}: neither a registry entry nor an institution's curriculum or programme",
+                "authority entry {seq} is a {} on stream {:?}: neither a registry entry nor an institution's curriculum, programme or lesson",
                 s("type"),
                 s("stream")
             ),

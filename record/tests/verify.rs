@@ -38,11 +38,12 @@ fn a_full_bundle_verifies_with_every_check_counted() {
     assert_eq!((r.entries, r.disclosed, r.withheld), (16, 16, 0));
     // The chain: genesis, the two institutions named (sch-001 by the grades and the teacher's
     // scope, ado-001 by the issuer's), and the grants of admin, teacher, registrar, issuer; not
-    // teacher2's (only L2's grades) nor sch-002's registration.
+    // teacher2's (only L2's grades) nor sch-002's registration. Then the nine lessons L1's
+    // grades were given at (11 to 19), from the school's stream.
     let authority_seqs: Vec<u64> = b.authority.iter().map(|i| i.seq).collect();
-    assert_eq!(authority_seqs, vec![0, 1, 2, 4, 5, 7, 8]);
-    assert_eq!(r.signatures_checked, 16 + 7);
-    assert_eq!(r.proofs_checked, 16 + 7);
+    assert_eq!(authority_seqs, [0, 1, 2, 4, 5, 7, 8].into_iter().chain(11..=19).collect::<Vec<u64>>());
+    assert_eq!(r.signatures_checked, 16 + 7 + 9);
+    assert_eq!(r.proofs_checked, 16 + 7 + 9);
     assert_eq!(r.authority_checked_by_rules, 16, "{:?}", r.authority_checked_by_grant_only);
     assert!(r.authority_checked_by_grant_only.is_empty());
     assert_eq!(r.tree_size, Some(t.size()));
@@ -406,7 +407,7 @@ fn a_bundle_with_the_latest_commitment_is_complete_as_of_its_position() {
     assert_eq!(c.max_uncovered, zachetka_record::MAX_UNCOVERED_DEFAULT);
     assert!(b.entries.iter().any(|i| i.seq == late));
     // The commitment's signature and proof are checked and counted with the others'.
-    assert_eq!(r.signatures_checked, 17 + 7 + 1);
+    assert_eq!(r.signatures_checked, 17 + 7 + 9 + 1);
     let text = r.to_text();
     assert!(
         text.contains(&format!("completeness: complete as of position {p} (commitment at seq {s}): covers 16 entries of the learner (0 withheld); 1 entries of the bundle are at or after position {p}")),
@@ -722,7 +723,7 @@ fn an_authority_item_that_is_neither_registry_nor_registration_is_refused() {
     refused(&r, "authority_entry_invalid", Some(seq));
     let f = r.failures.iter().find(|f| f.code == "authority_entry_invalid").unwrap();
     assert!(
-        f.message.contains("neither a registry entry nor an institution's curriculum or programme"),
+        f.message.contains("neither a registry entry nor an institution's curriculum, programme or lesson"),
         "{}",
         f.message
     );

@@ -56,7 +56,8 @@ pub struct FirstGradeRules {
 }
 
 /// The working-day calendar: weekend days of the week, and per-year exceptions (public holidays
-/// and the transfers of a year's government decree) as dates.
+/// and the transfers of a year's government decree) as dates; and the school week, the days of
+/// the week lessons are held (schools may work six days while offices work five).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingCalendar {
@@ -66,6 +67,19 @@ pub struct WorkingCalendar {
     pub holidays: Vec<String>,
     /// Weekend days that are working days by transfer (`YYYY-MM-DD`).
     pub working_weekends: Vec<String>,
+    /// ISO weekdays lessons are held on (1 Monday .. 7 Sunday). A school day is one of these
+    /// that is not in `holidays`, or a day of `working_weekends`: lessons, marks and attendance
+    /// are dated on school days.
+    pub school_days: Vec<i64>,
+}
+
+impl WorkingCalendar {
+    /// The school days from `from` to `to` (day numbers, `to` excluded), in order: what the rules
+    /// accept as a lesson's date (for generators and tools; the rules look days up in sets).
+    pub fn school_days(&self, from: crate::time::Days, to: crate::time::Days) -> Vec<crate::time::Days> {
+        let calendar = crate::calendar::Calendar::new(self);
+        (from..to).filter(|d| calendar.school_day(*d).is_ok()).collect()
+    }
 }
 
 /// One exam subject's scores: the highest (primary) score and the least score that passes.
@@ -354,6 +368,8 @@ impl Default for RegionConfig {
                     })
                     .collect(),
                 working_weekends: Vec::new(),
+                // A six-day school week: Saturday is a school day, Sunday is not.
+                school_days: vec![1, 2, 3, 4, 5, 6],
             },
             certificate_requirements: map(&[
                 (
@@ -446,6 +462,9 @@ impl RegionConfig {
         }
         if self.calendar.weekend_days.iter().any(|d| !(1..=7).contains(d)) {
             return Err("region config: calendar.weekend_days holds a day outside 1..7".into());
+        }
+        if self.calendar.school_days.iter().any(|d| !(1..=7).contains(d)) {
+            return Err("region config: calendar.school_days holds a day outside 1..7".into());
         }
         if let Some(d) = self
             .calendar

@@ -15,7 +15,6 @@
 //! own date (a lesson date) and history is kept, not only the current class.
 
 use crate::authority::Need;
-use crate::config::RegionConfig;
 use crate::time::{self, Days};
 use crate::vocabulary::{EnrolmentOrderIssued, Event};
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
@@ -324,7 +323,7 @@ pub(crate) fn check_order(ctx: &Ctx, d: &EnrolmentOrderIssued, order_date: Days)
             return refuse("config_invalid", format!("window bound {} is not MM-DD", fg.window_1.to));
         };
         let last = time::days_from_civil(d.target_year, m, dd);
-        let deadline = add_working_days(cfg, last, fg.window_1_order_working_days);
+        let deadline = ctx.rules.calendar.add_working_days(last, fg.window_1_order_working_days);
         let issued = order_date.max(ctx.date);
         if issued > deadline {
             return refuse(
@@ -341,37 +340,6 @@ pub(crate) fn check_order(ctx: &Ctx, d: &EnrolmentOrderIssued, order_date: Days)
         }
     }
     Ok(())
-}
-
-/// ISO weekday of a day number (1 Monday .. 7 Sunday; day 0, 1970-01-01, was a Thursday).
-pub(crate) fn iso_weekday(day: Days) -> i64 {
-    (day + 3).rem_euclid(7) + 1
-}
-
-/// Whether `day` is a working day of the region's calendar.
-pub(crate) fn is_working_day(cfg: &RegionConfig, day: Days) -> bool {
-    let listed = |list: &[String]| list.iter().any(|s| time::parse_date(s) == Some(day));
-    let weekend = cfg.calendar.weekend_days.contains(&iso_weekday(day));
-    if weekend {
-        listed(&cfg.calendar.working_weekends)
-    } else {
-        !listed(&cfg.calendar.holidays)
-    }
-}
-
-/// The `n`-th working day after `day` (`day` itself when `n` is 0).
-pub(crate) fn add_working_days(cfg: &RegionConfig, day: Days, n: i64) -> Days {
-    let (mut d, mut left) = (day, n);
-    // A calendar with every day off would never end: 400 days bound the walk per working day.
-    let mut guard = 0;
-    while left > 0 && guard < 400 * (n + 1) {
-        d += 1;
-        guard += 1;
-        if is_working_day(cfg, d) {
-            left -= 1;
-        }
-    }
-    d
 }
 
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {

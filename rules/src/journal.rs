@@ -4,8 +4,10 @@
 //! Not the read models (journal, diary, weighted averages): only what may be written.
 
 use crate::authority::{Institution, Need};
+use crate::calendar::DayOff;
 use crate::config::RegionConfig;
 use crate::contingent::check_enrolled;
+use crate::time::Days;
 use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,11 @@ pub(crate) struct Journal {
     /// `<institution>/<program id>` -> the curriculum's courses.
     #[serde(with = "crate::state::sorted_map")]
     curricula: HashMap<String, Vec<String>>,
+    /// Institution -> class or group -> day -> the subjects of the lessons held that day
+    /// (`journal.lesson_held`, imported ones included): a mark or an attendance mark is given at
+    /// one of them, found by lookups that allocate nothing.
+    #[serde(with = "crate::state::sorted_map")]
+    lessons: HashMap<String, BTreeMap<String, BTreeMap<Days, BTreeSet<String>>>>,
 }
 
 /// The school year of a class name such as `1А` or `10Б` (1 to 11).
@@ -160,6 +167,22 @@ fn check_mark(
     Ok(())
 }
 
+/// A lesson, a mark or an attendance mark is dated on a school day of the region's calendar:
+/// a day of its school week (`calendar.school_days`) that is not a public holiday.
+fn check_school_day(ctx: &Ctx, value: &str, day: Days) -> Result<(), RuleRefusal> {
+    match ctx.rules.calendar.school_day(day) {
+        Ok(()) => Ok(()),
+        Err(DayOff::Weekday(name)) => refuse(
+            "not_a_school_day",
+            format!("lesson_date {value} is a {name}, which is not a day of the region's school week (calendar.school_days)"),
+        ),
+        Err(DayOff::Holiday) => refuse(
+            "not_a_school_day",
+            format!("lesson_date {value} is a public holiday of the region's calendar (calendar.holidays), not a school day"),
+        ),
+    }
+}
+
 fn check_term(term: i64, max: i64) -> Result<(), RuleRefusal> {
     if (1..=max).contains(&term) {
         Ok(())
@@ -208,6 +231,46 @@ impl Journal {
         self.results.get(stream).is_some_and(|r| {
             r.iter().any(|(place, standing)| standing.passes && place.course() == Some((institution, course)))
         })
+    }
+
+    /// A mark or an attendance mark is given at a lesson: `class` of `institution` had a lesson
+    /// of `subject` (of any subject when `None`) on `day` in the log. `what` says the record in
+    /// the message ("a mark is given", "attendance is marked").
+    fn check_lesson_held(
+        &self,
+        (institution, class): (&str, &str),
+        subject: Option<&str>,
+        (day, value): (Days, &str),
+        what: &str,
+    ) -> Result<(), RuleRefusal> {
+        let held = self.lessons.get(institution).and_then(|classes| classes.get(class)).and_then(|days| days.get(&day));
+        match (subject, held) {
+            (None, Some(_)) => Ok(()),
+            (Some(s), Some(subjects)) if subjects.contains(s) => Ok(()),
+            (None, None) => refuse(
+                "lesson_not_held",
+                format!(
+                    "class {class} of {institution} has no lesson on {value} in the log (journal.lesson_held); \
+                     {what} at a lesson"
+                ),
+            ),
+            (Some(s), held) => {
+                let others = match held {
+                    Some(subjects) => {
+                        let list: Vec<&str> = subjects.iter().map(String::as_str).collect();
+                        format!("; its lessons that day: {}", list.join(", "))
+                    }
+                    None => String::new(),
+                };
+                refuse(
+                    "lesson_not_held",
+                    format!(
+                        "class {class} of {institution} has no lesson of {s} on {value} in the log \
+                         (journal.lesson_held); {what} at a lesson{others}"
+                    ),
+                )
+            }
+        }
     }
 
     fn open_debts_of(&self, stream: &str) -> i64 {
@@ -291,6 +354,13 @@ impl Journal {
                     };
                 }
             }
+            Event::LessonHeld(d) => {
+                let Some(day) = crate::time::parse_date(&d.lesson_date) else {
+                    return;
+                };
+                let days = self.lessons.entry(a.sid.to_owned()).or_default().entry(d.class.clone()).or_default();
+                days.entry(day).or_default().insert(d.subject.clone());
+            }
             Event::CurriculumRegistered(d) => {
                 self.curricula.entry(format!("{}/{}", a.sid, d.program_id)).or_insert_with(|| d.courses.clone());
             }
@@ -311,8 +381,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
         Event::LessonHeld(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, ctx.sid, &d.class))?;
             auth.institution_of_kind(ctx.sid, &["school", "college", "university"], "a lesson")?;
-            date_field(&d.lesson_date, "lesson_date")?;
-            Ok(())
+            let on = date_field(&d.lesson_date, "lesson_date")?;
+            Ok(check_school_day(ctx, &d.lesson_date, on)?)
         }
         Event::GradeRecorded(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
@@ -329,7 +399,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 return refuse("grade_weight_mismatch", format!("a {} weighs {weight}, not {}", d.kind, d.weight));
             }
             let on = date_field(&d.lesson_date, "lesson_date")?;
-            Ok(check_enrolled(ctx, &d.institution, &d.class, on)?)
+            check_school_day(ctx, &d.lesson_date, on)?;
+            check_enrolled(ctx, &d.institution, &d.class, on)?;
+            // A migration's import is exempt: legacy systems did not always export lessons.
+            if !ctx.imported {
+                let (class, date) = ((d.institution.as_str(), d.class.as_str()), (on, d.lesson_date.as_str()));
+                journal.check_lesson_held(class, Some(&d.subject), date, "a mark is given")?;
+            }
+            Ok(())
         }
         Event::AttendanceMarked(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
@@ -342,7 +419,13 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 );
             }
             let on = date_field(&d.lesson_date, "lesson_date")?;
-            Ok(check_enrolled(ctx, &d.institution, &d.class, on)?)
+            check_school_day(ctx, &d.lesson_date, on)?;
+            check_enrolled(ctx, &d.institution, &d.class, on)?;
+            if !ctx.imported {
+                let (class, date) = ((d.institution.as_str(), d.class.as_str()), (on, d.lesson_date.as_str()));
+                journal.check_lesson_held(class, d.subject.as_deref(), date, "attendance is marked")?;
+            }
+            Ok(())
         }
         Event::RecordCorrected(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;

@@ -11,6 +11,7 @@
 mod additional;
 mod attestation;
 mod authority;
+mod calendar;
 pub mod config;
 mod contingent;
 mod digital;
@@ -175,6 +176,8 @@ pub type KeyCheck = fn(&str) -> Result<(), String>;
 /// Deterministic: the same events in the same order give the same state and the same answers.
 pub struct Rules {
     config: RegionConfig,
+    /// The config's calendar as sets (derived from `config`, never saved).
+    calendar: calendar::Calendar,
     key_check: Option<KeyCheck>,
     /// The ledger's own key (`did:key` of its checkpoint key), the only author of completeness
     /// commitments; supplied like the config, never part of the state.
@@ -205,6 +208,8 @@ pub(crate) struct Ctx<'a> {
     pub at: Nanos,
     /// `occurred_at` as a local date of the region.
     pub date: Days,
+    /// Whether the event is a migration's import (`data.migrated_from`, by a migration key).
+    pub imported: bool,
     /// The stream's id (after its prefix).
     pub sid: &'a str,
 }
@@ -236,6 +241,7 @@ impl Rules {
     /// name) whose authority key is `authority_did`, with a region profile.
     pub fn new(origin: &str, authority_did: &str, config: RegionConfig) -> Self {
         Self {
+            calendar: calendar::Calendar::new(&config.calendar),
             config,
             key_check: None,
             ledger_key: None,
@@ -307,6 +313,7 @@ impl Rules {
     ) -> Result<Self, StateError> {
         let saved = state::decode(origin, authority_did, &config, bytes)?;
         Ok(Self {
+            calendar: calendar::Calendar::new(&config.calendar),
             config,
             key_check: None,
             ledger_key: None,
@@ -328,6 +335,7 @@ impl Rules {
     fn saved(&self) -> state::SavedRef<'_> {
         let Rules {
             config,
+            calendar: _,
             key_check: _,
             ledger_key: _,
             auth,
@@ -382,7 +390,7 @@ impl Rules {
         self.auth.check_not_revoked_in_log(e.author, e.recorded_at)?;
         let key_at = if imported { e.recorded_at } else { at };
         let date = time::local_date(at, self.config.utc_offset_minutes);
-        let ctx = Ctx { rules: self, e, lookup, at: key_at, date, sid };
+        let ctx = Ctx { rules: self, e, lookup, at: key_at, date, imported, sid };
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
             "ledger" | "registry" | "keys" => authority::check(&ctx, &ev)?,
             "queue" => queue::check(&ctx, &ev)?,
@@ -420,6 +428,7 @@ impl Rules {
         self.today = self.today.max(date);
         let Rules {
             config,
+            calendar: _,
             key_check: _,
             ledger_key: _,
             auth,

@@ -28,7 +28,8 @@ use zachetka_formats::jcs;
 /// courses alone.
 /// 5: queue applications keep the birth month and target year instead of one age group (the
 /// group is computed per allocation year), an open run its allocation year, an offer its group.
-pub const STATE_FORMAT: u32 = 5;
+/// 6: the lessons held, by institution and class, day and subject (a mark is given at a lesson).
+pub const STATE_FORMAT: u32 = 6;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.

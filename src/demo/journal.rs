@@ -1,6 +1,9 @@
 //! The streamed school journal: slot `i` of `DemoSize::events` is a lesson, a grade, an
 //! attendance mark, a correction of the previous slot, or a portfolio achievement (college and
-//! university slots go to `higher`). Not the structural events, nor their merge (`merge`).
+//! university slots go to `higher`). Slots fall on the school days of the region's calendar, and
+//! a grade or an attendance mark is given at a lesson of the class the journal recorded in the
+//! days before (a slot whose class had none records that lesson instead), so the event count is
+//! `DemoSize::events` whatever the mix. Not the structural events, nor their merge (`merge`).
 
 use super::date;
 use super::event_id;
@@ -22,6 +25,48 @@ use sha2::{Digest, Sha256};
 pub(super) const KINDS: [(&str, i64); 3] = [("test", 5), ("classwork", 3), ("homework", 1)];
 pub(super) const ATTENDANCE: [&str; 4] = ["Н", "Б", "УП", "ОП"];
 
+/// A grade or an attendance mark is given at a lesson of its class held at most this many days
+/// before it (marks are entered on the day, or a few days later).
+pub(super) const LESSON_WINDOW_DAYS: i64 = 3;
+
+/// Grades and attendance marks are given at one of the school lessons the streamed journal
+/// recorded last, at most this many.
+pub(super) const LESSON_POOL: usize = 32;
+
+/// A school lesson the streamed journal recorded: the class (school, year, letter), its day and
+/// subject, the time it was written and its teacher (a key index).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lesson {
+    school: u64,
+    year: u64,
+    letter: usize,
+    day: i64,
+    subject: &'static str,
+    at: i64,
+    teacher: usize,
+}
+
+/// What a school slot writes: stream, type, data, author (a key index), what it records and
+/// for which learner (a population index).
+pub(super) struct SchoolRecord {
+    stream: String,
+    ty: &'static str,
+    data: Value,
+    author: usize,
+    kind: SchoolKind,
+    pupil: u64,
+}
+
+/// The latest school record of the streamed journal: its slot, what it records, for which
+/// learner, and its author (a correction names the record of the slot just before it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LastRecord {
+    slot: u64,
+    kind: SchoolKind,
+    pupil: u64,
+    author: usize,
+}
+
 /// A journal slot: its hash, day, time, and whose record it is (a population index).
 pub(super) struct Slot {
     pub(super) h: [u8; 32],
@@ -37,7 +82,9 @@ impl DemoRegion {
         let c = &self.cast;
         let population = c.learners + c.college_students + c.uni_students;
         let who = u64_of(&h) % population;
-        let d = self.day0 + (i * 270 / self.size.events.max(1)) as i64;
+        // The i-th slot of the span's school days (the span holds at least one).
+        let days = self.school_days.len() as u64;
+        let d = self.school_days[(i * days / self.size.events.max(1)).min(days - 1) as usize];
         let at = instant(d, 6 * 60 + i64::from(h[9]));
         Slot { h, day: d, at, who }
     }
@@ -48,43 +95,77 @@ impl DemoRegion {
         if who >= c.learners {
             return self.student_event(i, h, d, at, c.student(who));
         }
-        // A correction of the previous slot's grade or attendance mark, an hour later.
-        if i > 0 && h[14] < 8 {
-            let Slot { h: ph, day: pd, at: pat, who: pwho } = self.slot(i - 1);
-            if pwho < c.learners && ph[14] >= 8 {
-                let p = c.pupil(pwho);
-                let kind = self.kind_of(&ph, &p);
-                if kind == SchoolKind::Grade || kind == SchoolKind::Attendance {
-                    let (_, _, _, author) = self.school_record(&ph, pd, &p);
-                    let mut data = json!({"v": 1, "institution": sch(p.school), "class": p.class(),
-                        "corrected_event_id": event_id(&self.origin, i - 1, pat),
-                        "authorised_by": self.dids[c.class_authority(&p)]});
-                    if kind == SchoolKind::Grade {
-                        let old = 2 + i64::from(ph[12] % 4);
-                        data["mark"] = json!(if old == 5 { 4 } else { old + 1 });
-                        data["scale"] = json!("five_point");
-                        data["reason"] = json!("ошибка при вводе отметки");
-                    } else {
-                        data["code"] = json!("УП");
-                        data["reason"] = json!("представлена справка");
-                    }
-                    return self.item(i, &learner_stream(pwho), "journal.record_corrected", pat + 3600, author, data);
-                }
+        // A correction of the previous slot's grade or attendance mark, an hour later, by its
+        // author, authorised by the class teacher.
+        let last = self.last_school.filter(|r| r.slot + 1 == i);
+        if let Some(LastRecord { kind: kind @ (SchoolKind::Grade | SchoolKind::Attendance), pupil, author, .. }) =
+            last.filter(|_| h[14] < 8)
+        {
+            let Slot { h: ph, at: pat, .. } = self.slot(i - 1);
+            let p = c.pupil(pupil);
+            let mut data = json!({"v": 1, "institution": sch(p.school), "class": p.class(),
+                "corrected_event_id": event_id(&self.origin, i - 1, pat),
+                "authorised_by": self.dids[c.class_authority(&p)]});
+            if kind == SchoolKind::Grade {
+                let old = 2 + i64::from(ph[12] % 4);
+                data["mark"] = json!(if old == 5 { 4 } else { old + 1 });
+                data["scale"] = json!("five_point");
+                data["reason"] = json!("ошибка при вводе отметки");
+            } else {
+                data["code"] = json!("УП");
+                data["reason"] = json!("представлена справка");
             }
+            return self.item(i, &learner_stream(pupil), "journal.record_corrected", pat + 3600, author, data);
         }
-        let p = c.pupil(who);
-        let (stream, ty, data, author) = self.school_record(&h, d, &p);
-        self.item(i, &stream, ty, at, author, data)
+        let r = self.school_record(&h, d, at, c.pupil(who));
+        self.last_school = Some(LastRecord { slot: i, kind: r.kind, pupil: r.pupil, author: r.author });
+        self.item(i, &r.stream, r.ty, at, r.author, r.data)
     }
 
-    /// The school record of a slot (before corrections): stream, type, data, and its author.
-    pub(super) fn school_record(&self, h: &[u8; 32], d: i64, p: &Pupil) -> (String, &'static str, Value, usize) {
+    /// The lesson a grade or an attendance mark written at `at` on day `d` is given at: one of
+    /// the latest school lessons the journal recorded (`LESSON_POOL`), held from
+    /// `LESSON_WINDOW_DAYS` before up to then, chosen by `pick`.
+    fn recent_lesson(&mut self, d: i64, at: i64, pick: u8) -> Option<Lesson> {
+        self.lessons.retain(|l| l.day >= d - LESSON_WINDOW_DAYS);
+        let held: Vec<Lesson> = self.lessons.iter().filter(|l| l.at <= at).copied().collect();
+        (!held.is_empty()).then(|| held[usize::from(pick) % held.len()])
+    }
+
+    /// The school record of a slot (before corrections): stream, type, data, its author, and
+    /// what it records, for whom. A grade or an attendance mark is given at a recent lesson, to
+    /// a learner of that lesson's class (the slot's hash picks them: a lesson gathers the marks
+    /// of several of its learners); with no lesson recorded in the days before, the slot records
+    /// a lesson of the slot's learner's class instead.
+    fn school_record(&mut self, h: &[u8; 32], d: i64, at: i64, slot_pupil: Pupil) -> SchoolRecord {
+        let mut p = slot_pupil;
+        let mut subject = SUBJECTS[(h[8] % SUBJECTS.len() as u8) as usize];
+        let mut lesson_date = date(d);
+        let mut kind = self.kind_of(h, &p);
+        let mut teacher = self.cast.teacher_of(p.school, u64::from(h[13]));
+        if kind == SchoolKind::Grade || kind == SchoolKind::Attendance {
+            match self.recent_lesson(d, at, h[15]) {
+                Some(lesson) => {
+                    p = self.cast.pupil(self.cast.member_of(lesson.school, lesson.year, lesson.letter, u64_of(h) >> 8));
+                    (subject, lesson_date, teacher) = (lesson.subject, date(lesson.day), lesson.teacher);
+                    // No marks in the 1st grade: attendance there.
+                    if p.year == 1 {
+                        kind = SchoolKind::Attendance;
+                    }
+                }
+                None => kind = SchoolKind::Lesson,
+            }
+        }
+        if kind == SchoolKind::Lesson {
+            if self.lessons.len() == LESSON_POOL {
+                self.lessons.pop_front();
+            }
+            let (school, year, letter) = (p.school, p.year, p.letter);
+            self.lessons.push_back(Lesson { school, year, letter, day: d, subject, at, teacher });
+        }
+        let (inst, class) = (sch(p.school), p.class());
         let c = &self.cast;
-        let (inst, class, subject) = (sch(p.school), p.class(), SUBJECTS[(h[8] % SUBJECTS.len() as u8) as usize]);
-        let lesson_date = date(d);
-        let teacher = c.teacher_of(p.school, u64::from(h[13]));
         let stream = learner_stream(p.n);
-        match self.kind_of(h, p) {
+        let (stream, ty, data, author) = match kind {
             SchoolKind::Olympiad => {
                 let level = if h[11].is_multiple_of(4) { "regional" } else { "municipal" };
                 let data = json!({"v": 1, "achievement_id": format!("olymp-{}", hex8(h)), "kind": "olympiad",
@@ -116,7 +197,8 @@ impl DemoRegion {
                     "lesson_date": lesson_date});
                 (stream, "journal.grade_recorded", data, teacher)
             }
-        }
+        };
+        SchoolRecord { stream, ty, data, author, kind, pupil: p.n }
     }
 
     /// What a school learner's slot records: `school_kind`, except that a region with indicator

@@ -122,6 +122,9 @@ pub fn sample(size: DemoSize) -> DemoSample {
     }
 }
 
+/// The streamed journal's slots fall on the school days of this many days from 1 September.
+const JOURNAL_SPAN_DAYS: i64 = 270;
+
 /// Scripted events' numbers (for their ids) start here; journal slot `i` is number `i`.
 const SCRIPT_BASE: u64 = 1 << 40;
 
@@ -280,6 +283,14 @@ pub struct DemoRegion {
     /// per course and term (a change is a correction), so a slot whose place is taken holds a
     /// lesson instead.
     results_written: HashSet<(u64, &'static str, i64, bool)>,
+    /// The school days of the streamed journal's span (the default region's calendar: no
+    /// Sundays, no public holidays), on which its slots fall in order.
+    school_days: Vec<i64>,
+    /// The school lessons the streamed journal recorded last (`journal::LESSON_POOL`): a grade
+    /// or an attendance mark is given at one of them.
+    lessons: VecDeque<journal::Lesson>,
+    /// The latest school record of the streamed journal (a correction names the one just before).
+    last_school: Option<journal::LastRecord>,
 }
 
 impl DemoRegion {
@@ -316,7 +327,12 @@ impl DemoRegion {
             targets,
             swaps: Vec::new(),
             results_written: HashSet::new(),
+            school_days: Vec::new(),
+            lessons: VecDeque::new(),
+            last_school: None,
         };
+        let calendar = zachetka_rules::RegionConfig::default().calendar;
+        region.school_days = calendar.school_days(region.day0, region.day0 + JOURNAL_SPAN_DAYS);
         if region.has_history() {
             region.swaps = region.key_swaps();
         }

@@ -158,6 +158,16 @@ impl Cast {
         Pupil::of(n, self.schools)
     }
 
+    /// The `k`-th (modulo their number) school learner of class (`school`, `year`, `letter`),
+    /// a class some learner is in: `Pupil::of` numbers learners schools first, then years, then
+    /// letters, so the class's learners are `base`, `base + 33 * schools`, ...
+    pub(super) fn member_of(&self, school: u64, year: u64, letter: usize, k: u64) -> u64 {
+        let base = school + self.schools * ((year - 1) + 11 * letter as u64);
+        let step = 33 * self.schools;
+        let members = self.learners.saturating_sub(base).div_ceil(step).max(1);
+        base + step * (k % members)
+    }
+
     /// Population index `p` (school learners first, then college, then university students).
     pub(super) fn student(&self, p: u64) -> Student {
         let college = p < self.learners + self.college_students;

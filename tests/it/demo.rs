@@ -169,6 +169,45 @@ fn the_demo_region_covers_every_event_type_it_promises() {
 }
 
 #[test]
+fn the_demo_journal_gives_marks_at_its_lessons_on_school_days() {
+    // Review finding 13: a teacher, a parent and an inspector read a mark as given at a lesson.
+    let mut region = DemoRegion::new(ORIGIN, SMALL);
+    let config = zachetka_rules::RegionConfig::default();
+    let (from, to) = (zachetka::time::days_from_civil(2018, 1, 1), zachetka::time::days_from_civil(2028, 1, 1));
+    let school_days: std::collections::HashSet<i64> = config.calendar.school_days(from, to).into_iter().collect();
+    let mut lessons = std::collections::HashSet::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        let batch = region.next_batch(1000);
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            let (ty, d) = (event_type(e), &e["event"]["data"]);
+            if !matches!(ty, "journal.lesson_held" | "journal.grade_recorded" | "journal.attendance_marked") {
+                continue;
+            }
+            let date = d["lesson_date"].as_str().unwrap();
+            let day = zachetka::time::parse_date(date).unwrap();
+            assert!(school_days.contains(&day), "{ty} on {date}, not a school day: {e}");
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            if ty == "journal.lesson_held" {
+                let inst = e["event"]["stream"].as_str().unwrap().trim_start_matches("institution/").to_owned();
+                lessons.insert((inst, s("class"), s("subject"), s("lesson_date")));
+            } else if d.get("migrated_from").is_none() {
+                let key = (s("institution"), s("class"), s("subject"), s("lesson_date"));
+                assert!(lessons.contains(&key), "{ty} at no lesson recorded before it: {e}");
+            }
+            *counts.entry(ty.to_owned()).or_default() += 1;
+        }
+    }
+    eprintln!("journal records: {counts:?}");
+    // Marks remain the bulk of the journal: the lessons they need are a fraction of them.
+    let (held, grades) = (counts["journal.lesson_held"], counts["journal.grade_recorded"]);
+    assert!(grades > 2 * held && counts["journal.attendance_marked"] > 0, "{counts:?}");
+}
+
+#[test]
 fn the_demo_region_is_deterministic() {
     let mut a = DemoRegion::new(ORIGIN, SMALL);
     let mut b = DemoRegion::new(ORIGIN, SMALL);

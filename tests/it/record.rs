@@ -136,6 +136,8 @@ fn demo_bundles_hold_exactly_what_concerns_the_learner_and_verify() {
     }
     eprintln!("authority by the rules: {by_rules}; by the grant only: {grant_only:?}");
     assert!(by_rules > 0);
+    // Marks are given at lessons: the bundle carries the lessons, so the rules judge the marks.
+    assert!(!grant_only.contains_key("lesson_not_held"), "{grant_only:?}");
     assert_eq!(
         export_learner(&l, "no-such-learner", &Disclosure::All).unwrap_err().to_string(),
         "no record of learner no-such-learner in this ledger"

@@ -77,6 +77,32 @@ pub(super) fn append_region_until(ledger: &Ledger, at: &str) {
         }
     }
     pin_clock_at(at);
+    // Marks are given at a lesson: the lesson `grade_event`'s marks are given at, in every class.
+    let lessons = lessons_of_grade_events(at);
+    for r in ledger.append_blocking(lessons) {
+        r.expect("a lesson after the region is accepted");
+    }
+}
+
+/// The Физика lesson of 2027-05-20 (`grade_event`'s lesson) in every class of both schools of
+/// `region()`, written by a teacher of each school at `at`.
+pub(super) fn lessons_of_grade_events(at: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    for school in 0..2u64 {
+        // Teacher `school` works in school `school` (teacher i is in school i % 2).
+        let key = zachetka::demo::demo_key(DEMO_ORIGIN, &format!("teacher/{school}"));
+        for year in 1..=11 {
+            for letter in ["А", "Б", "В"] {
+                let n = 940_000 + events.len() as u64;
+                let ev = json!({"ledger": DEMO_ORIGIN, "stream": format!("institution/sch-00{}", school + 1),
+                    "type": "journal.lesson_held", "id": id(n), "occurred_at": at, "author": key.did(),
+                    "data": {"v": 1, "lesson_id": format!("after-{n}"), "class": format!("{year}{letter}"),
+                             "subject": "Физика", "lesson_date": "2027-05-20"}});
+                events.push(zachetka::event::sign_event(&ev, &key).unwrap());
+            }
+        }
+    }
+    events
 }
 
 pub(super) fn teacher_of_school_1() -> zachetka::keys::KeyPair {

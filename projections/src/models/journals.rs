@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 const NAME: &str = "journals";
-const SHAPE: &str =
-    "journals/<institution> or journals/<institution>/<class>/<subject>[/<academic_year>] (a year as 2023 for 2023/24)";
+const SHAPE: &str = "journals/<institution> or journals/<institution>/<class>/<subject>[/<academic_year>[/lessons]] \
+                     (a year as 2023 for 2023/24)";
 
 /// A lesson held (`journal.lesson_held` on the institution's stream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,16 +347,22 @@ impl ReadModel for Journals {
     /// One class's journal in one subject, of its newest or a given academic year (not the
     /// institution's list of classes).
     fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
-        matches!(path.len(), 3 | 4).then(|| self.view(path))
+        matches!(path.len(), 3..=5).then(|| self.view(path))
     }
 
     fn view(&self, path: &[&str]) -> Result<View, ViewError> {
         // The path's shape first, so that a malformed one is refused alike whatever ids exist.
         let institution = model::segment(path, 0, "an institution id")?;
-        // (class, subject, year) of one journal; `None` for the institution's listing.
+        // (class, subject, year) of one journal; `None` for the institution's listing. A fifth
+        // segment `lessons` asks for the journal's lessons alone (what a record bundle needs).
+        let lessons_only = match path.get(4) {
+            None => false,
+            Some(&"lessons") => true,
+            Some(other) => return Err(ViewError::BadPath(format!("expected {SHAPE}, not .../{other}"))),
+        };
         let point = match path.len() {
             1 => None,
-            3 | 4 => {
+            3..=5 => {
                 let year = match path.get(3) {
                     Some(y) => Some(academic_year_segment(y).ok_or_else(|| {
                         ViewError::BadPath(format!(
@@ -402,7 +408,13 @@ impl ReadModel for Journals {
                             class.academic_year
                         ))
                     })?;
-                Ok(View { scope, body: journal_json(s, institution, class_id, subject_id, class, subject) })
+                let body = if lessons_only {
+                    json!({"institution": institution, "class": class_id, "academic_year": class.academic_year,
+                        "subject": subject_id, "lessons": lessons_json(&s.symbols, subject)})
+                } else {
+                    journal_json(s, institution, class_id, subject_id, class, subject)
+                };
+                Ok(View { scope, body })
             }
         }
     }
@@ -432,6 +444,17 @@ fn institution_json(syms: &Symbols, institution: &str, classes: &[&ClassJournal]
     json!({"institution": institution, "classes": classes})
 }
 
+/// A subject journal's lessons, in log order.
+fn lessons_json(syms: &Symbols, j: &SubjectJournal) -> Vec<Value> {
+    j.lessons
+        .iter()
+        .map(|l| {
+            let topic = l.topic.map(|t| syms.name(t));
+            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": topic, "event": l.event.to_string(), "seq": l.seq})
+        })
+        .collect()
+}
+
 fn journal_json(
     s: &State,
     institution: &str,
@@ -441,14 +464,7 @@ fn journal_json(
     j: &SubjectJournal,
 ) -> Value {
     let syms = &s.symbols;
-    let lessons: Vec<Value> = j
-        .lessons
-        .iter()
-        .map(|l| {
-            let topic = l.topic.map(|t| syms.name(t));
-            json!({"lesson_id": l.lesson_id, "date": syms.name(l.date), "topic": topic, "event": l.event.to_string(), "seq": l.seq})
-        })
-        .collect();
+    let lessons = lessons_json(syms, j);
     let mut rows: Vec<(&str, &Sheet, Sym)> =
         j.learners.iter().zip(&j.sheets).map(|(l, sheet)| (s.learners.name(*l), sheet, *l)).collect();
     rows.sort_by_key(|(name, _, _)| *name);
@@ -569,6 +585,15 @@ mod tests {
         let row2 = math_row(&m, "47-2");
         assert_eq!(row2["average"], json!({"value": "4.00", "numerator": 20, "denominator": 5}));
         assert_eq!(row2["day_attendance"], json!([]));
+
+        // The lessons alone, as a record bundle's exporter asks for them.
+        let lessons = m.view(&["sch-1", "5А", "math", "2026", "lessons"]).unwrap().body;
+        assert_eq!(
+            lessons,
+            json!({"institution": "sch-1", "class": "5А", "academic_year": 2026, "subject": "math",
+                   "lessons": v["lessons"].clone()})
+        );
+        assert!(matches!(m.view(&["sch-1", "5А", "math", "2026", "lessons", "x"]), Err(ViewError::BadPath(_))));
 
         let list = m.view(&["sch-1"]).unwrap().body;
         assert_eq!(

@@ -125,6 +125,18 @@ impl TestLedger {
         out
     }
 
+    /// The lessons below `tree_size` (what the exporter's caller finds for the marks).
+    pub fn lessons(&self, tree_size: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (seq, bytes) in self.entries.iter().enumerate().take(tree_size as usize) {
+            let parsed = zachetka_formats::event::parse_entry(bytes).unwrap();
+            if parsed.event["type"] == "journal.lesson_held" {
+                out.push((seq as u64, bytes.clone()));
+            }
+        }
+        out
+    }
+
     /// The completeness map over the entries below `up_to` (the read model's fold).
     pub fn map_at(&self, up_to: u64) -> Map {
         let mut model = Completeness::default();
@@ -179,6 +191,7 @@ impl TestLedger {
         let note = self.checkpoint_at(tree_size);
         let concerned = self.concerned(learner, tree_size);
         let registry = self.registry(tree_size);
+        let lessons = self.lessons(tree_size);
         let proved = commitment.map(|(seq, up_to)| (seq, up_to, self.map_at(up_to).prove(learner)));
         let input = ExportInput {
             origin: ORIGIN,
@@ -187,7 +200,7 @@ impl TestLedger {
             checkpoint: &note,
             concerned: &concerned,
             registry: &registry,
-            registrations: &[],
+            registrations: &lessons,
             disclosure,
             completeness: proved.as_ref().map(|(seq, up_to, (value, map_proof))| CompletenessInput {
                 commitment_seq: *seq,
@@ -255,8 +268,16 @@ pub fn region(ledger_key_seed: u8) -> TestLedger {
             "admitted_on": "2026-08-31", "order_ref": "order-1"});
         t.append("registrar", l, "contingent.admitted", "2026-08-31T09:00:00Z", admitted);
     }
-    for day in 1..=9 {
-        let date = format!("2026-09-0{day}");
+    // Nine school days of September (6 September is a Sunday), each with a math lesson of 5А
+    // (its marks are given there), the lessons recorded first.
+    let days = [1, 2, 3, 4, 5, 7, 8, 9, 10];
+    for day in days {
+        let date = format!("2026-09-{day:02}");
+        let lesson = json!({"lesson_id": format!("l-{day}"), "class": "5А", "subject": "math", "lesson_date": date});
+        t.append("teacher", "institution/sch-001", "journal.lesson_held", &format!("{date}T08:00:00Z"), lesson);
+    }
+    for day in days {
+        let date = format!("2026-09-{day:02}");
         let at = format!("{date}T09:00:00Z");
         t.append("teacher", &l1, "journal.grade_recorded", &at, grade(3 + day % 3, &date));
         t.append("teacher2", &l2, "journal.grade_recorded", &at, grade(4, &date));

@@ -321,6 +321,7 @@ fn an_admin_rotation_keeps_the_institution_s_powers_and_the_grants_made_before()
     );
     // Keys the old admin key granted still hold: the grant chain runs through the rotation.
     h.admit(REGISTRAR, "learner/47-000006", "sch-001", "6Б", None);
+    h.lesson("sch-001", "6Б", "math", "2026-09-01");
     h.ok("did:key:z6MkBefore", "learner/47-000006", "journal.grade_recorded", grade(json!({"class": "6Б"})));
     h.ok(
         "did:key:z6MkAdminSch1new",
@@ -344,6 +345,7 @@ fn scope_limits_institution_class_and_territory() {
     let m = h.refused("not_authorized", TEACHER_5A, L1, "journal.grade_recorded", grade(json!({"class": "6Б"})));
     assert!(m.contains("class 6Б"), "{m}");
     h.admit(REGISTRAR, "learner/47-000006", "sch-001", "6Б", None);
+    h.lesson("sch-001", "6Б", "math", "2026-09-01");
     h.ok(TEACHER, "learner/47-000006", "journal.grade_recorded", grade(json!({"class": "6Б"})));
     h.refused("not_authorized", TEACHER2, L1, "journal.grade_recorded", grade(json!({})));
     h.refused("not_authorized", REGISTRAR, L1, "journal.grade_recorded", grade(json!({})));

@@ -22,6 +22,15 @@ fn at_date(date: &str) -> Value {
 #[test]
 fn marks_need_enrolment_in_that_class_on_that_date() {
     let mut h = Harness::region();
+    for (inst, class, date) in [
+        ("sch-001", "5А", "2026-09-10"),
+        ("sch-001", "5А", "2026-09-30"),
+        ("sch-001", "5Б", "2026-10-01"),
+        ("sch-001", "5Б", "2026-11-30"),
+        ("sch-002", "5А", "2026-12-05"),
+    ] {
+        h.lesson(inst, class, "math", date);
+    }
     // Never admitted.
     let m = h.refused("learner_not_enrolled", TEACHER, L9, "journal.grade_recorded", grade(json!({})));
     assert!(m.contains("enrolled nowhere"), "{m}");
@@ -133,6 +142,8 @@ fn marks_need_enrolment_in_that_class_on_that_date() {
 #[test]
 fn transfers_leave_the_source_school() {
     let mut h = Harness::region();
+    h.lesson("sch-002", "5А", "math", "2026-10-02");
+    h.lesson("sch-001", "5А", "math", "2026-09-30");
     let tr = json!({"from_institution": "sch-002", "to_institution": "sch-001", "transferred_on": "2026-10-01"});
     let m = h.refused("learner_not_enrolled", ADMIN2, L1, "learner.transferred", tr);
     assert!(m.contains("enrolled in sch-001, not in sch-002"), "{m}");
@@ -334,6 +345,7 @@ fn first_grade_orders_enrol_once_and_on_time() {
     // class, none before, no other admission.
     let att = |d: &str| json!({"institution": "sch-001", "class": "1А", "lesson_date": d, "code": "Н"});
     h.at("2027-09-02T09:00:00Z");
+    h.lesson("sch-001", "1А", "reading", "2027-09-01");
     h.refused("learner_not_enrolled", TEACHER_1A, "learner/47-100001", "journal.attendance_marked", att("2027-08-31"));
     h.ok(TEACHER_1A, "learner/47-100001", "journal.attendance_marked", att("2027-09-01"));
     h.refused(
@@ -464,6 +476,7 @@ fn the_region_config_checks_the_new_lists() {
         zachetka_rules::RegionConfig::from_json(&v.to_string()).unwrap_err()
     };
     assert!(bad(&|v| v["calendar"]["weekend_days"] = json!([0])).contains("weekend_days"));
+    assert!(bad(&|v| v["calendar"]["school_days"] = json!([1, 8])).contains("school_days"));
     assert!(bad(&|v| v["calendar"]["holidays"] = json!(["2027-13-01"])).contains("2027-13-01"));
     assert!(
         bad(&|v| v["certificate_requirements"]["basic_general"]["exam"] = json!("sat")).contains("unknown exam sat")

@@ -227,7 +227,19 @@ impl Harness {
         h.admit(COL_REGISTRAR, S1, "col-001", "ИС-21", Some("ИС"));
         h.admit(COL_REGISTRAR, S2, "col-001", "ИС-21", Some("ИС"));
         h.at("2026-09-01T06:00:00Z");
+        // Marks and attendance are given at lessons: `grade`'s lesson, and one of the 1st grade.
+        h.lesson("sch-001", "5А", "math", "2026-09-01");
+        h.lesson("sch-001", "1А", "reading", "2026-09-02");
         h
+    }
+
+    /// Records a lesson of `subject` held in `class` of `institution` (a school of `region`) on
+    /// `date`, written by a teacher of any class there.
+    pub fn lesson(&mut self, institution: &str, class: &str, subject: &str, date: &str) -> String {
+        let author = if institution == "sch-002" { TEACHER2 } else { TEACHER };
+        let data =
+            json!({"lesson_id": format!("l-{}", self.seq), "class": class, "subject": subject, "lesson_date": date});
+        self.ok(author, &format!("institution/{institution}"), "journal.lesson_held", data)
     }
 }
 

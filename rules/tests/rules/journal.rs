@@ -61,6 +61,7 @@ fn attendance_codes_are_data() {
     );
     h2.grant(AUTH, TEACHER, "t-1", &["teacher", "registrar"], json!({"institution": "sch-001"}));
     h2.admit(TEACHER, L2, "sch-001", "1А", None);
+    h2.lesson("sch-001", "1А", "reading", "2026-09-02");
     h2.ok(TEACHER, L2, "journal.attendance_marked", att("X"));
 }
 
@@ -74,8 +75,131 @@ fn lessons_are_held_in_the_teachers_institution() {
 }
 
 #[test]
+fn lessons_marks_and_attendance_fall_on_school_days() {
+    let mut h = Harness::region();
+    let lesson =
+        |date: &str| json!({"lesson_id": format!("l-{date}"), "class": "5А", "subject": "math", "lesson_date": date});
+    let sch1 = "institution/sch-001";
+    // 2026-09-06 is a Sunday; 2026-11-04 and 2027-03-08 are public holidays of the region.
+    let m = h.refused("not_a_school_day", TEACHER_5A, sch1, "journal.lesson_held", lesson("2026-09-06"));
+    assert!(m.contains("2026-09-06") && m.contains("sunday"), "{m}");
+    let m = h.refused("not_a_school_day", TEACHER_5A, sch1, "journal.lesson_held", lesson("2026-11-04"));
+    assert!(m.contains("2026-11-04") && m.contains("public holiday"), "{m}");
+    // The school week has six days: Saturday is a school day.
+    h.ok(TEACHER_5A, sch1, "journal.lesson_held", lesson("2026-09-05"));
+    h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"lesson_date": "2026-09-05"})));
+    // Marks and attendance too, whatever lessons the log holds.
+    let m = h.refused(
+        "not_a_school_day",
+        TEACHER,
+        L1,
+        "journal.grade_recorded",
+        grade(json!({"lesson_date": "2026-09-06"})),
+    );
+    assert!(m.contains("sunday"), "{m}");
+    let m = h.refused(
+        "not_a_school_day",
+        TEACHER,
+        L1,
+        "journal.grade_recorded",
+        grade(json!({"lesson_date": "2027-03-08"})),
+    );
+    assert!(m.contains("2027-03-08") && m.contains("public holiday"), "{m}");
+    let att = |date: &str| json!({"institution": "sch-001", "class": "5А", "lesson_date": date, "code": "Н"});
+    h.refused("not_a_school_day", TEACHER, L1, "journal.attendance_marked", att("2026-09-13"));
+    h.refused("not_a_school_day", TEACHER, L1, "journal.attendance_marked", att("2026-11-04"));
+    // A region with a five-day school week: Saturday is a day off, unless worked by transfer.
+    let mut config = zachetka_rules::RegionConfig::default();
+    config.calendar.school_days = vec![1, 2, 3, 4, 5];
+    config.calendar.working_weekends = vec!["2026-09-12".into()];
+    let mut h5 = Harness::with_config(config);
+    h5.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
+    h5.ok(
+        AUTH,
+        "registry",
+        "registry.institution_registered",
+        json!({"institution": "sch-001", "kind": "school", "territory": "t"}),
+    );
+    h5.grant(AUTH, TEACHER, "t-1", &["teacher"], json!({"institution": "sch-001"}));
+    let m = h5.refused("not_a_school_day", TEACHER, sch1, "journal.lesson_held", lesson("2026-09-05"));
+    assert!(m.contains("saturday"), "{m}");
+    h5.ok(TEACHER, sch1, "journal.lesson_held", lesson("2026-09-12"));
+}
+
+#[test]
+fn marks_and_attendance_are_given_at_a_lesson_held_that_day() {
+    let mut h = Harness::region();
+    // 2026-09-03: no lesson of 5А in the log yet.
+    let at = |subject: &str| grade(json!({"subject": subject, "lesson_date": "2026-09-03"}));
+    let m = h.refused("lesson_not_held", TEACHER, L1, "journal.grade_recorded", at("math"));
+    assert!(m.contains("class 5А of sch-001") && m.contains("math") && m.contains("2026-09-03"), "{m}");
+    // A lesson of another subject that day: the mark is still not given at a lesson; the refusal
+    // names the lessons the class had.
+    h.lesson("sch-001", "5А", "history", "2026-09-03");
+    let m = h.refused("lesson_not_held", TEACHER, L1, "journal.grade_recorded", at("math"));
+    assert!(m.contains("its lessons that day: history"), "{m}");
+    // A math lesson of another class, of the same class name in another school, or on another
+    // day does not count either.
+    h.lesson("sch-001", "5Б", "math", "2026-09-03");
+    h.lesson("sch-002", "5А", "math", "2026-09-03");
+    h.lesson("sch-001", "5А", "math", "2026-09-04");
+    h.refused("lesson_not_held", TEACHER, L1, "journal.grade_recorded", at("math"));
+    // Once the lesson is in the log, its marks are.
+    h.lesson("sch-001", "5А", "math", "2026-09-03");
+    h.ok(TEACHER, L1, "journal.grade_recorded", at("math"));
+    h.ok(TEACHER, L1, "journal.grade_recorded", at("history"));
+    // Attendance: at a lesson of its subject, or of any subject when it names none.
+    let att = |date: &str, subject: Option<&str>| {
+        let mut a = json!({"institution": "sch-001", "class": "5А", "lesson_date": date, "code": "Н"});
+        if let Some(s) = subject {
+            a["subject"] = json!(s);
+        }
+        a
+    };
+    let m = h.refused("lesson_not_held", TEACHER, L1, "journal.attendance_marked", att("2026-09-07", None));
+    assert!(m.contains("class 5А of sch-001 has no lesson on 2026-09-07"), "{m}");
+    h.refused("lesson_not_held", TEACHER, L1, "journal.attendance_marked", att("2026-09-03", Some("physics")));
+    h.ok(TEACHER, L1, "journal.attendance_marked", att("2026-09-03", Some("history")));
+    h.ok(TEACHER, L1, "journal.attendance_marked", att("2026-09-04", None));
+}
+
+#[test]
+fn imported_marks_need_a_school_day_but_no_lesson() {
+    let mut h = Harness::region();
+    let migrator = "did:key:z6MkMigrationBars";
+    h.grant(AUTH, migrator, "p-migr", &["migration", "teacher"], json!({"institution": "sch-001"}));
+    h.recorded_at(Some("2026-10-20T09:00:00Z")).at("2026-09-03T09:00:00Z");
+    let source = |record: &str| json!({"system": "BARS", "record": record});
+    // Legacy systems did not always export lessons: an imported mark or attendance mark needs none.
+    h.ok(
+        migrator,
+        L1,
+        "journal.grade_recorded",
+        grade(json!({"lesson_date": "2026-09-03", "migrated_from": source("m-1")})),
+    );
+    let att = json!({"institution": "sch-001", "class": "5А", "lesson_date": "2026-09-03", "code": "Н", "migrated_from": source("a-1")});
+    h.ok(migrator, L1, "journal.attendance_marked", att);
+    // The same mark written here and now needs its lesson.
+    h.recorded_at(None);
+    h.refused("lesson_not_held", TEACHER, L1, "journal.grade_recorded", grade(json!({"lesson_date": "2026-09-03"})));
+    // The calendar holds for imports: no mark, attendance or lesson on a Sunday or a holiday.
+    h.recorded_at(Some("2026-10-20T09:00:00Z"));
+    let m = h.refused(
+        "not_a_school_day",
+        migrator,
+        L1,
+        "journal.grade_recorded",
+        grade(json!({"lesson_date": "2026-09-06", "migrated_from": source("m-2")})),
+    );
+    assert!(m.contains("sunday"), "{m}");
+    let lesson = json!({"lesson_id": "l-h", "class": "5А", "subject": "math", "lesson_date": "2026-11-04", "migrated_from": source("l-1")});
+    h.refused("not_a_school_day", migrator, "institution/sch-001", "journal.lesson_held", lesson);
+}
+
+#[test]
 fn corrections_name_an_event_of_the_same_learner() {
     let mut h = Harness::region();
+    h.lesson("sch-001", "5А", "math", "2026-09-02");
     let g1 = h.ok(TEACHER, L1, "journal.grade_recorded", grade(json!({"mark": 3})));
     let g2 = h.ok(TEACHER, L2, "journal.grade_recorded", grade(json!({})));
     let a1 = h.ok(

@@ -112,6 +112,8 @@ fn a_revoked_key_writes_nothing_after_its_revocation_whatever_its_occurred_at() 
     h.at("2026-10-01T10:00:00Z").recorded_at(Some("2026-10-02T10:00:01Z"));
     h.refused("key_revoked", CLASS_5A, L1, "journal.grade_recorded", grade(json!({})));
     h.recorded_at(None).at("2026-10-02T11:00:00Z");
+    let lesson = json!({"lesson_id": "l-oct", "class": "5А", "subject": "math", "lesson_date": "2026-10-01"});
+    h.ok("did:key:z6MkClassTeacher5ANew", "institution/sch-001", "journal.lesson_held", lesson);
     h.ok("did:key:z6MkClassTeacher5ANew", L1, "journal.grade_recorded", grade(json!({"lesson_date": "2026-10-01"})));
     // A revocation scheduled for later takes effect when the ledger's time reaches it.
     h.recorded_at(None).at("2026-10-03T10:00:00Z");

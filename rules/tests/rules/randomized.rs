@@ -100,6 +100,15 @@ const ISSUER_KEY: &str = "did:key:z6MkIssuer";
 /// The region's issuer of teachers' staff records (courses, competitions).
 const STAFF_ISSUER_KEY: &str = "did:key:z6MkStaffIssuer";
 
+/// Whether lessons are held on `date` in the default region: not a Sunday (its school week is
+/// six days), not one of its public holidays.
+pub(crate) fn school_day(date: &str) -> bool {
+    let day = zachetka_rules::time::parse_date(date).expect("the generator writes dates");
+    // 1970-01-01 was a Thursday: day 3 was a Sunday.
+    let sunday = (day - 3).rem_euclid(7) == 0;
+    !sunday && !RegionConfig::default().calendar.holidays.iter().any(|h| h == date)
+}
+
 /// The stream of the `m`-th college student.
 fn student(m: usize) -> String {
     format!("learner/47-c{m:05}")
@@ -488,12 +497,17 @@ impl World {
             for (j, class) in CLASSES.iter().enumerate() {
                 let key = format!("did:key:z6MkT{i}x{j}");
                 s.push(self.step(&admin, "registry", "keys.granted", json!({"key": key, "holder": format!("t-{i}-{j}"), "roles": ["teacher"], "scope": {"institution": inst, "class": class}, "valid_from": "2026-01-01T00:00:00Z"}), None));
-                self.teachers.push((key, inst.clone(), (*class).to_owned()));
+                self.teachers.push((key.clone(), inst.clone(), (*class).to_owned()));
                 // Marks and attendance need enrolment: the school admits the class's learners.
                 for m in 0..PER_CLASS {
                     let data = json!({"institution": inst, "class": class, "academic_year": 2026,
                         "admitted_on": "2026-08-31", "order_ref": format!("ord-{i}-{j}-{m}")});
                     s.push(self.step(&admin, &learner_of(i, j, m), "contingent.admitted", data, None));
+                }
+                // Marks and attendance are given at lessons: the class's first two days of math.
+                for date in ["2026-09-01", "2026-09-02"] {
+                    let lesson = json!({"lesson_id": format!("l-{}", self.n), "class": class, "subject": "math", "lesson_date": date});
+                    s.push(self.step(&key, &format!("institution/{inst}"), "journal.lesson_held", lesson, None));
                 }
             }
         }
@@ -765,9 +779,11 @@ impl World {
                 vec![self.step(key, learner, "journal.year_grade_set", year, expect)]
             }
             2 => {
+                let today = self.at()[..10].to_owned();
+                let expect = (!school_day(&today)).then_some("not_a_school_day");
                 let data = json!({"lesson_id": format!("l-{}", self.n), "class": class, "subject": "math",
-                    "lesson_date": &self.at()[..10]});
-                vec![self.step(key, &format!("institution/{inst}"), "journal.lesson_held", data, None)]
+                    "lesson_date": today});
+                vec![self.step(key, &format!("institution/{inst}"), "journal.lesson_held", data, expect)]
             }
             3 => vec![self.step(key, learner, "journal.intermediate_attestation_recorded", year, None)],
             _ => {
@@ -937,7 +953,35 @@ impl World {
                     Some("learner_not_enrolled"),
                 )]
             }
-            0..=4 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
+            0..=3 => vec![self.step(&key, &learner, "journal.grade_recorded", Self::grade(&inst, &class, mark), None)],
+            4 => {
+                // A mark or attendance on a Sunday or a public holiday; or at no lesson: of a
+                // subject the class had no lesson of that day, or on a day before its lessons.
+                let (ty, mut data, expect) = match self.rng.below(4) {
+                    0 => ("journal.grade_recorded", Self::grade(&inst, &class, mark), "not_a_school_day"),
+                    1 => ("journal.grade_recorded", Self::grade(&inst, &class, mark), "lesson_not_held"),
+                    _ => (
+                        "journal.attendance_marked",
+                        json!({"institution": inst, "class": class, "code": "Н"}),
+                        "not_a_school_day",
+                    ),
+                };
+                let date = match (expect, self.rng.below(2)) {
+                    ("not_a_school_day", 0) => "2026-09-06",
+                    ("not_a_school_day", _) => "2026-11-04",
+                    _ => "2026-09-01",
+                };
+                data["lesson_date"] = json!(date);
+                if expect == "lesson_not_held" {
+                    data["subject"] = json!("physics");
+                }
+                let mut s = vec![self.step(&key, &learner, ty, data, Some(expect))];
+                if self.rng.below(2) == 0 {
+                    let data = json!({"institution": inst, "class": class, "lesson_date": "2026-08-31", "code": "Н"});
+                    s.push(self.step(&key, &learner, "journal.attendance_marked", data, Some("lesson_not_held")));
+                }
+                s
+            }
             5 => {
                 let code = ["Н", "Б", "УП", "ОП"][self.rng.below(4)];
                 vec![self.step(
@@ -1244,6 +1288,8 @@ const CODES_REACHED: &[&str] = &[
     "learner_not_enrolled",
     "key_revoked",
     "result_already_recorded",
+    "not_a_school_day",
+    "lesson_not_held",
 ];
 
 #[test]

@@ -72,11 +72,22 @@ impl World {
 
     /// A mark for `stream` in class `j` of school `i` dated today by the class's teacher (none if
     /// the class has no teacher left).
+    /// Marks are given at a lesson: the teacher records today's lesson of the class first. On a
+    /// day that is not a school day (a Sunday, a holiday) neither is accepted.
     fn mark_today(&mut self, i: usize, j: usize, stream: &str, expect: Option<&'static str>) -> Vec<Step> {
         let Some(key) = self.teacher_of(i, j) else { return vec![] };
+        let today = self.today();
         let mut data = Self::grade(&school(i), CLASSES[j], 2 + self.rng.below(4) as i64);
-        data["lesson_date"] = json!(self.today());
-        vec![self.step(&key, stream, "journal.grade_recorded", data, expect)]
+        data["lesson_date"] = json!(today);
+        if !super::school_day(&today) {
+            return vec![self.step(&key, stream, "journal.grade_recorded", data, Some("not_a_school_day"))];
+        }
+        let lesson =
+            json!({"lesson_id": format!("l-{}", self.n), "class": CLASSES[j], "subject": "math", "lesson_date": today});
+        vec![
+            self.step(&key, &format!("institution/{}", school(i)), "journal.lesson_held", lesson, None),
+            self.step(&key, stream, "journal.grade_recorded", data, expect),
+        ]
     }
 
     fn admission(&self, i: usize, j: usize, on: &str) -> Value {
