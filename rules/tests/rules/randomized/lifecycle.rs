@@ -475,13 +475,47 @@ impl World {
 
     /// A migration imports a legacy learner's history (`data.migrated_from`, dated in the past),
     /// one of: a queue application (of another age group than the rounds', so it changes no
-    /// offer); a college student's admission, academic leave, course result, credit and diploma;
+    /// offer), sometimes with a placement the legacy queue made in 2012; a college student's admission, academic leave, course result, credit and diploma;
     /// or a school learner admitted to sch-0 in 2022 with a lesson, a mark, attendance, term and
     /// year grades and an achievement in 8А, moved to 9В in 2023, then final attestation, a
     /// certificate and graduation, or a transfer, an expulsion, or still there (then marked
     /// today). Then one mutation: the same mark by a key without the migration role
     /// (`not_authorized`), a type a migration does not import carrying a source
     /// (`event_malformed`), the legacy mark without a source (`occurred_at_backdated`).
+    /// A placement the legacy queue made in 2012, imported whole: the application, an additional
+    /// run naming its allocation year, the offer (its child is the only one competing in 2012:
+    /// every other legacy child of that year was placed by its own run), the acceptance, the
+    /// enrolment and the run's end, each dated then.
+    fn legacy_placement(&mut self, k: usize) -> Vec<Step> {
+        let (app, run, offer) = (format!("ql-{k}"), format!("rl-{k}"), format!("ol-{k}"));
+        let kg = super::KGS[0];
+        let data = json!({"application_id": app, "number": format!("nl-{k}"), "learner": format!("47-ql{k}"),
+            "birth_month": "2009-03", "desired_date": "2012-09-01", "preferred": [kg], "group_type": "general"});
+        let mut s = vec![self.import(QUEUE_MIGRATOR, super::Q, "queue.application_submitted", data, "2010-04-05")];
+        let places = json!([{"kindergarten": kg, "age_group": "3-4", "group_type": "general", "places": 1}]);
+        let data = json!({"run_id": run, "kind": "additional", "places": places, "academic_year": 2012});
+        s.push(self.import(QUEUE_MIGRATOR, super::Q, "queue.allocation_started", data, "2012-06-01"));
+        let data = json!({"offer_id": offer, "application_id": app, "kindergarten": kg});
+        s.push(self.import(QUEUE_MIGRATOR, super::Q, "queue.place_offered", data, "2012-06-01"));
+        s.push(self.import(
+            QUEUE_MIGRATOR,
+            super::Q,
+            "queue.offer_accepted",
+            json!({ "offer_id": offer }),
+            "2012-06-15",
+        ));
+        let data = json!({"application_id": app, "kindergarten": kg, "order_ref": format!("kg-ord-l{k}")});
+        s.push(self.import(QUEUE_MIGRATOR, super::Q, "queue.enrolled", data, "2012-08-25"));
+        s.push(self.import(
+            QUEUE_MIGRATOR,
+            super::Q,
+            "queue.allocation_finished",
+            json!({ "run_id": run }),
+            "2012-08-31",
+        ));
+        s
+    }
+
     pub(super) fn migration_step(&mut self) -> Vec<Step> {
         let k = self.legacy;
         self.legacy += 1;
@@ -492,6 +526,9 @@ impl World {
                 let data = json!({"application_id": format!("qm-{k}"), "number": format!("nm-{k}"), "learner": format!("47-qm{k}"),
                     "birth_month": "2022-03", "desired_date": "2026-09-01", "preferred": ["kg-a"], "group_type": "general"});
                 s.push(self.import(QUEUE_MIGRATOR, super::Q, "queue.application_submitted", data, "2025-02-03"));
+                if self.rng.below(2) == 0 {
+                    s.extend(self.legacy_placement(k));
+                }
                 return s;
             }
             1 => {
