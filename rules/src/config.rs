@@ -69,8 +69,14 @@ pub struct WorkingCalendar {
     pub working_weekends: Vec<String>,
     /// ISO weekdays lessons are held on (1 Monday .. 7 Sunday). A school day is one of these
     /// that is not in `holidays`, or a day of `working_weekends`: lessons, marks and attendance
-    /// are dated on school days.
+    /// are dated on school days. A region config written before the school week existed (a
+    /// ledger initialized by an earlier build) reads as Monday to Saturday.
+    #[serde(default = "six_day_school_week")]
     pub school_days: Vec<i64>,
+}
+
+fn six_day_school_week() -> Vec<i64> {
+    vec![1, 2, 3, 4, 5, 6]
 }
 
 impl WorkingCalendar {
@@ -369,7 +375,7 @@ impl Default for RegionConfig {
                     .collect(),
                 working_weekends: Vec::new(),
                 // A six-day school week: Saturday is a school day, Sunday is not.
-                school_days: vec![1, 2, 3, 4, 5, 6],
+                school_days: six_day_school_week(),
             },
             certificate_requirements: map(&[
                 (

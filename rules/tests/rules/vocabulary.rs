@@ -27,6 +27,17 @@ fn the_read_models_profile_agrees_with_the_default() {
     assert_eq!(p.attestation.requires_highest, a.requires_highest);
 }
 
+/// A ledger initialized before the school week was region data keeps its config: it opens, with
+/// lessons on Monday to Saturday.
+#[test]
+fn a_region_config_without_a_school_week_reads_as_six_days() {
+    let mut v: Value = serde_json::to_value(RegionConfig::default()).unwrap();
+    v["calendar"].as_object_mut().unwrap().remove("school_days").expect("the default names its school week");
+    let cfg = RegionConfig::from_json(&v.to_string()).unwrap();
+    assert_eq!(cfg.calendar.school_days, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(cfg, RegionConfig::default());
+}
+
 #[test]
 fn region_profiles_are_validated() {
     let base: Value = serde_json::to_value(RegionConfig::default()).unwrap();
