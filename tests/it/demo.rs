@@ -22,6 +22,18 @@ fn education_ledger(dir: &std::path::Path, authority: &str) -> Ledger {
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), RulesMode::Enforce).unwrap()
 }
 
+/// The demo region at 300 learners with its whole history appended and the read models caught
+/// up (the directory is kept with it).
+fn small_lifelong_region() -> (DemoSize, tempfile::TempDir, Ledger) {
+    let size = DemoSize { learners: 300, teachers: 60, events: 500 };
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, size);
+    let ledger = education_ledger(dir.path(), &region.authority_did());
+    append_rest_of(&ledger, &mut region, 700);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    (size, dir, ledger)
+}
+
 fn event_type(signed: &Value) -> &str {
     signed["event"]["type"].as_str().unwrap()
 }
@@ -274,12 +286,7 @@ fn a_region_with_indicator_targets_reproduces_them_from_the_log() {
 
 #[test]
 fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its_bundle_verifies() {
-    let size = DemoSize { learners: 300, teachers: 60, events: 500 };
-    let dir = tempfile::tempdir().unwrap();
-    let mut region = DemoRegion::new(ORIGIN, size);
-    let ledger = education_ledger(dir.path(), &region.authority_did());
-    append_rest_of(&ledger, &mut region, 700);
-    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let (size, _dir, ledger) = small_lifelong_region();
     let learner = zachetka::demo::sample(size).lifelong;
     let p = ledger.read_side().view("profiles", &[&learner]).unwrap().view.body;
     let items = |v: &Value| v.as_array().unwrap().clone();
@@ -359,12 +366,7 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
 /// its own year's list, first among the children of its age group then.
 #[test]
 fn the_demo_queue_lists_each_allocation_year_apart() {
-    let size = DemoSize { learners: 300, teachers: 60, events: 500 };
-    let dir = tempfile::tempdir().unwrap();
-    let mut region = DemoRegion::new(ORIGIN, size);
-    let ledger = education_ledger(dir.path(), &region.authority_did());
-    append_rest_of(&ledger, &mut region, 700);
-    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let (size, _dir, ledger) = small_lifelong_region();
     let view = |path: &[&str]| ledger.read_side().view("kindergarten-queues", path).unwrap().view.body;
     let mut territories = std::collections::BTreeSet::new();
     for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
