@@ -366,7 +366,7 @@ fn a_lifelong_profile_runs_from_the_queue_to_college_with_imports_marked_and_its
 /// its own year's list, first among the children of its age group then.
 #[test]
 fn the_demo_queue_lists_each_allocation_year_apart() {
-    let (size, _dir, ledger) = small_lifelong_region();
+    let (_, _dir, ledger) = small_lifelong_region();
     let view = |path: &[&str]| ledger.read_side().view("kindergarten-queues", path).unwrap().view.body;
     let mut territories = std::collections::BTreeSet::new();
     for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
