@@ -116,13 +116,15 @@ fn stream_seqs_below(ledger: &Ledger, stream: &str, tree_size: u64) -> Result<Op
 const REGISTRATION_READ: u64 = 64;
 
 /// The registrations (college curricula, club programmes) the learner's entries name
-/// (`zachetka_record::registrations_wanted`), found on each institution's stream by reading it
+/// (`zachetka_record::authority_wanted`), found on each institution's stream by reading it
 /// from its start up to the first entry naming them, a few entries at a time, until each is
 /// found: institutions register their programmes before admitting to them, so the search stops
 /// early. One the stream does not hold (a record written around the rules) is left out; the
 /// verifier then judges the entry by the grant only.
-fn find_registrations(ledger: &Ledger, concerned: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
-    let mut wanted = zachetka_record::registrations_wanted(concerned)?;
+fn find_registrations(
+    ledger: &Ledger,
+    mut wanted: Vec<zachetka_record::Wanted>,
+) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
     let mut found = Vec::new();
     while let Some(stream) = wanted.first().map(|w| w.stream.clone()) {
         let (mut here, rest): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|w| w.stream == stream);
@@ -152,19 +154,19 @@ fn find_registrations(ledger: &Ledger, concerned: &[(u64, Vec<u8>)]) -> Result<V
 }
 
 /// The lessons the learner's marks and attendance marks were given at
-/// (`zachetka_record::lessons_wanted`), found in the class journals (the `journals` view of
+/// (`zachetka_record::authority_wanted`), found in the class journals (the `journals` view of
 /// each class, subject and academic year's lessons, with their dates and seqs), below `tree_size`:
 /// for each, the first lesson of that date. One the journals do not show (attendance marked for
 /// the day without a subject, a journal not caught up, a mark written around the rules) is left
 /// out; the verifier then judges the mark by the grant only.
 fn find_lessons(
     ledger: &Ledger,
-    concerned: &[(u64, Vec<u8>)],
+    wanted: Vec<zachetka_record::LessonWanted>,
     tree_size: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
     use zachetka_projections::models::common::academic_year_of_date;
     let mut journals: BTreeMap<(String, String, String, i64), Vec<String>> = BTreeMap::new();
-    for w in zachetka_record::lessons_wanted(concerned)? {
+    for w in wanted {
         let (Some(subject), Some(year)) = (w.subject, academic_year_of_date(&w.date)) else { continue };
         journals.entry((w.institution, w.class, subject, year)).or_default().push(w.date);
     }
@@ -214,8 +216,9 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let concerned = read_entries(ledger, &seqs)?;
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?.ok_or(RecordError::RegistryTooLong)?;
     let registry = read_entries(ledger, &registry_seqs)?;
-    let mut registrations = find_registrations(ledger, &concerned)?;
-    registrations.extend(find_lessons(ledger, &concerned, tree_size)?);
+    let wanted = zachetka_record::authority_wanted(&concerned)?;
+    let mut registrations = find_registrations(ledger, wanted.registrations)?;
+    registrations.extend(find_lessons(ledger, wanted.lessons, tree_size)?);
     registrations.sort_unstable_by_key(|(seq, _)| *seq);
     registrations.dedup_by_key(|(seq, _)| *seq);
     // Every commitment below `tree_size` is known to the completeness model once it has applied

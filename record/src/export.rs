@@ -255,7 +255,7 @@ pub struct ExportInput<'a> {
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
     /// Registrations and lessons on institution streams below the checkpoint, ascending: at
-    /// least those [`registrations_wanted`] and [`lessons_wanted`] name for `concerned` (others
+    /// least those [`authority_wanted`] names for `concerned` (others
     /// are ignored).
     pub registrations: &'a [(u64, Vec<u8>)],
     pub disclosure: &'a Disclosure,
@@ -344,24 +344,6 @@ fn parse_stored(seq: u64, bytes: &[u8]) -> Result<EventFields<'_>, ExportError> 
     Ok(stored.event)
 }
 
-/// The registrations `concerned` (as [`ExportInput::concerned`]) names, each once, for the
-/// caller to find on the institutions' streams and hand back as [`ExportInput::registrations`].
-pub fn registrations_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<Vec<Wanted>, ExportError> {
-    let mut out: Vec<Wanted> = Vec::new();
-    for (seq, bytes) in concerned {
-        let e = parse_stored(*seq, bytes)?;
-        let Some(ty) = name(&e.ty).and_then(registration_for) else { continue };
-        let (Some(institution), Some(program)) = (name(&e.data.institution), name(&e.data.program_id)) else {
-            continue;
-        };
-        let stream = format!("institution/{institution}");
-        if !out.iter().any(|w| w.stream == stream && w.ty == ty && w.program == program) {
-            out.push(Wanted { stream, ty, program: program.to_owned(), before: *seq });
-        }
-    }
-    Ok(out)
-}
-
 /// The lesson a learner's mark or attendance mark was given at (FORMAT.md section 4, the
 /// authority part): the `journal.lesson_held` on `institution/<institution>` of `class`,
 /// `subject` (any subject when `None`: attendance marked for the day) and `date`, at a seq below
@@ -380,26 +362,52 @@ fn given_at_lesson(ty: &str) -> bool {
     matches!(ty, "journal.grade_recorded" | "journal.attendance_marked")
 }
 
-/// The lessons the marks and attendance marks of `concerned` (as [`ExportInput::concerned`])
-/// were given at, each once, for the caller to find and hand back among
-/// [`ExportInput::registrations`].
-pub fn lessons_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<Vec<LessonWanted>, ExportError> {
-    let mut out: Vec<LessonWanted> = Vec::new();
-    let mut seen: HashSet<(String, String, Option<String>, String)> = HashSet::new();
-    for (seq, bytes) in concerned {
-        let e = parse_stored(*seq, bytes)?;
-        if !name(&e.ty).is_some_and(given_at_lesson) {
+/// What the authority part needs besides the registry (FORMAT.md section 4): the registrations
+/// and the lessons the entries of `concerned` name, each once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorityWanted {
+    /// The registrations (curricula, programmes), for the caller to find on the institutions'
+    /// streams and hand back among [`ExportInput::registrations`].
+    pub registrations: Vec<Wanted>,
+    /// The lessons the marks and attendance marks were given at, for the caller to find and
+    /// hand back among [`ExportInput::registrations`].
+    pub lessons: Vec<LessonWanted>,
+}
+
+/// The registrations and lessons `concerned` (as [`ExportInput::concerned`]) names, in one
+/// reading of its entries (a learner may have thousands of marks).
+pub fn authority_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<AuthorityWanted, ExportError> {
+    let parsed: Vec<(u64, EventFields)> =
+        concerned.iter().map(|(seq, bytes)| Ok((*seq, parse_stored(*seq, bytes)?))).collect::<Result<_, _>>()?;
+    let mut out = AuthorityWanted::default();
+    let mut seen_lessons: HashSet<(&str, &str, Option<&str>, &str)> = HashSet::new();
+    for (seq, e) in &parsed {
+        let Some(ty) = name(&e.ty) else { continue };
+        let d = &e.data;
+        if let (Some(ty), Some(institution), Some(program)) =
+            (registration_for(ty), name(&d.institution), name(&d.program_id))
+        {
+            let stream = format!("institution/{institution}");
+            if !out.registrations.iter().any(|w| w.stream == stream && w.ty == ty && w.program == program) {
+                out.registrations.push(Wanted { stream, ty, program: program.to_owned(), before: *seq });
+            }
+        }
+        if !given_at_lesson(ty) {
             continue;
         }
-        let d = &e.data;
         let (Some(institution), Some(class), Some(date)) = (name(&d.institution), name(&d.class), name(&d.lesson_date))
         else {
             continue;
         };
-        let key = (institution.to_owned(), class.to_owned(), name(&d.subject).map(str::to_owned), date.to_owned());
-        if seen.insert(key.clone()) {
-            let (institution, class, subject, date) = key;
-            out.push(LessonWanted { institution, class, subject, date, before: *seq });
+        let subject = name(&d.subject);
+        if seen_lessons.insert((institution, class, subject, date)) {
+            out.lessons.push(LessonWanted {
+                institution: institution.to_owned(),
+                class: class.to_owned(),
+                subject: subject.map(str::to_owned),
+                date: date.to_owned(),
+                before: *seq,
+            });
         }
     }
     Ok(out)
@@ -471,16 +479,18 @@ pub fn export<'a>(
             registration.entry((stream, event_type(e), program)).or_insert(i);
         }
     }
-    // The lessons the disclosed marks were given at, the first of each (what the rules find).
+    // The lessons the disclosed marks were given at, the first of each (what the rules find), by
+    // the institution whose stream holds them.
     let mut lesson: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
     let mut lesson_of_day: HashMap<(&str, &str, &str), usize> = HashMap::new();
     for (i, e) in registrations.iter().enumerate().filter(|(_, e)| event_type(e) == "journal.lesson_held") {
         let d = &e.event.data;
-        if let (Some(stream), Some(class), Some(subject), Some(date)) =
-            (name(&e.event.stream), name(&d.class), name(&d.subject), name(&d.lesson_date))
+        let institution = name(&e.event.stream).and_then(|s| s.strip_prefix("institution/"));
+        if let (Some(institution), Some(class), Some(subject), Some(date)) =
+            (institution, name(&d.class), name(&d.subject), name(&d.lesson_date))
         {
-            lesson.entry((stream, class, subject, date)).or_insert(i);
-            lesson_of_day.entry((stream, class, date)).or_insert(i);
+            lesson.entry((institution, class, subject, date)).or_insert(i);
+            lesson_of_day.entry((institution, class, date)).or_insert(i);
         }
     }
     let mut registered: BTreeSet<usize> = BTreeSet::new();
@@ -501,10 +511,9 @@ pub fn export<'a>(
         if let (true, Some(institution), Some(class), Some(date)) =
             (given_at_lesson(event_type(e)), name(&d.institution), name(&d.class), name(&d.lesson_date))
         {
-            let stream = format!("institution/{institution}");
             let found = match name(&d.subject) {
-                Some(subject) => lesson.get(&(stream.as_str(), class, subject, date)),
-                None => lesson_of_day.get(&(stream.as_str(), class, date)),
+                Some(subject) => lesson.get(&(institution, class, subject, date)),
+                None => lesson_of_day.get(&(institution, class, date)),
             };
             if let Some(&i) = found.filter(|&&i| registrations[i].seq < e.seq) {
                 if registered.insert(i) {

@@ -15,7 +15,7 @@ mod verify;
 pub use bundle::{Bundle, CompletenessMember, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
 pub use export::{
-    export, lessons_wanted, registration_of, registrations_wanted, CompletenessInput, ExportError, ExportInput,
+    authority_wanted, export, registration_of, AuthorityWanted, CompletenessInput, ExportError, ExportInput,
     LessonWanted, Wanted,
 };
 pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
