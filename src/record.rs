@@ -193,6 +193,76 @@ fn find_lessons(
     Ok(read_entries(ledger, &seqs)?)
 }
 
+/// Entries of a queue stream read at once while looking for an allocation run's start or finish.
+const RUN_READ: usize = 64;
+/// At most this many entries of a queue stream are read on each side of a decision for its run
+/// (a run's offers are a territory's places of one allocation: hundreds, not thousands).
+const RUN_SEARCH_MAX: usize = 8192;
+
+/// The allocation runs the learner's offers and transfers were made in
+/// (`zachetka_record::authority_wanted`): on the decision's queue stream, the last
+/// `queue.allocation_started` below it, and that run's `queue.allocation_finished` after it (if
+/// below `tree_size`), read a few entries at a time outward from the decision. A decision made
+/// outside any run (a transfer between runs), or a run not found within `RUN_SEARCH_MAX` entries,
+/// adds nothing; the verifier then judges it by the grant only.
+fn find_runs(
+    ledger: &Ledger,
+    wanted: Vec<zachetka_record::RunWanted>,
+    tree_size: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, RecordError> {
+    let mut found: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut streams: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for w in wanted {
+        streams.entry(w.stream).or_default().push(w.decision);
+    }
+    for (stream, decisions) in streams {
+        let seqs: Vec<u64> =
+            ledger.store().stream_seqs(&stream, 0, u64::MAX)?.into_iter().filter(|s| *s < tree_size).collect();
+        for decision in decisions {
+            let at = seqs.partition_point(|s| *s < decision);
+            // Backwards from the decision to the run's start.
+            let mut run = None;
+            let mut end = at;
+            while run.is_none() && end > 0 && at - end < RUN_SEARCH_MAX {
+                let start = end.saturating_sub(RUN_READ);
+                for (seq, bytes) in read_entries(ledger, &seqs[start..end])?.into_iter().rev() {
+                    match zachetka_record::run_entry_of(&bytes) {
+                        Some((_, "queue.allocation_started", id)) => {
+                            run = Some(id);
+                            found.push((seq, bytes));
+                            break;
+                        }
+                        // The last run before the decision had finished: none was open.
+                        Some((_, _, _)) => {
+                            end = 0;
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                end = if end == 0 { 0 } else { start };
+            }
+            let Some(run) = run else { continue };
+            // Forwards from the decision to that run's finish.
+            let mut from = at + 1;
+            while from < seqs.len() && from - at < RUN_SEARCH_MAX {
+                let to = (from + RUN_READ).min(seqs.len());
+                let finish = read_entries(ledger, &seqs[from..to])?.into_iter().find(|(_, bytes)| {
+                    matches!(zachetka_record::run_entry_of(bytes), Some((_, "queue.allocation_finished", id)) if id == run)
+                });
+                if let Some(f) = finish {
+                    found.push(f);
+                    break;
+                }
+                from = to;
+            }
+        }
+    }
+    found.sort_unstable_by_key(|(seq, _)| *seq);
+    found.dedup_by_key(|(seq, _)| *seq);
+    Ok(found)
+}
+
 /// Exports the record bundle of `learner` at the tree size the read models have applied.
 pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
     let answer = match ledger.read_side().view("profiles", &[learner]) {
@@ -219,6 +289,7 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let wanted = zachetka_record::authority_wanted(&concerned)?;
     let mut registrations = find_registrations(ledger, wanted.registrations)?;
     registrations.extend(find_lessons(ledger, wanted.lessons, tree_size)?);
+    registrations.extend(find_runs(ledger, wanted.runs, tree_size)?);
     registrations.sort_unstable_by_key(|(seq, _)| *seq);
     registrations.dedup_by_key(|(seq, _)| *seq);
     // Every commitment below `tree_size` is known to the completeness model once it has applied

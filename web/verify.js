@@ -1145,11 +1145,13 @@
       }
       for (const it of authority) {
         if (!it.event) continue;
-        // A registry entry, or an institution's curriculum, programme or lesson a disclosed entry
-        // names (checked by the grant like the disclosed entries).
-        const registration = typeof it.event.stream === 'string' && it.event.stream.startsWith('institution/')
-          && ['college.curriculum_registered', 'additional.program_registered', 'journal.lesson_held'].includes(it.event.type);
-        if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum, programme or lesson' });
+        // A registry entry, or an institution's curriculum, programme or lesson, or a queue's
+        // allocation run a disclosed entry names (checked by the grant like the disclosed entries).
+        const stream = typeof it.event.stream === 'string' ? it.event.stream : '';
+        const registration = (stream.startsWith('institution/')
+          && ['college.curriculum_registered', 'additional.program_registered', 'journal.lesson_held'].includes(it.event.type))
+          || (stream.startsWith('queue/kg/') && ['queue.allocation_started', 'queue.allocation_finished'].includes(it.event.type));
+        if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum, programme or lesson, nor a queue\'s allocation run' });
       }
 
       // 5. stream chains.

@@ -94,6 +94,20 @@ struct DataFields<'a> {
     subject: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
     lesson_date: Option<Cow<'a, str>>,
+    /// An allocation run's id (its start and finish).
+    #[serde(borrow, deserialize_with = "text")]
+    run_id: Option<Cow<'a, str>>,
+    /// The kindergartens an allocation run declares places in (`places[].kindergarten`).
+    #[serde(deserialize_with = "place_kindergartens")]
+    places: Vec<String>,
+}
+
+/// `places[].kindergarten` of an allocation run's start; any other shape (a 1st-grade count of
+/// places) reads as none.
+fn place_kindergartens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    let places = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    Ok(places.iter().filter_map(|p| p["kindergarten"].as_str().map(str::to_owned)).collect())
 }
 
 #[derive(Deserialize, Default)]
@@ -372,6 +386,32 @@ pub struct AuthorityWanted {
     /// The lessons the marks and attendance marks were given at, for the caller to find and
     /// hand back among [`ExportInput::registrations`].
     pub lessons: Vec<LessonWanted>,
+    /// The allocation runs the learner's offers and transfers were made in, for the caller to
+    /// find (the run's start, the last below the decision on its queue stream, and its finish)
+    /// and hand back among [`ExportInput::registrations`].
+    pub runs: Vec<RunWanted>,
+}
+
+/// The allocation run open when a queue decision that takes a place was made (FORMAT.md section
+/// 4, the authority part): the last `queue.allocation_started` on `stream` below `decision`, and
+/// the `queue.allocation_finished` of the same run after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWanted {
+    pub stream: String,
+    pub decision: u64,
+}
+
+/// Whether an entry of type `ty` takes a place declared by an allocation run (the rules check the
+/// run's free places for it).
+fn takes_a_place(ty: &str) -> bool {
+    matches!(ty, "queue.place_offered" | "queue.transferred")
+}
+
+/// Whether `entry` is an allocation run's start or finish, and which: its stream, type and run id.
+pub fn run_entry_of(entry: &[u8]) -> Option<(String, &'static str, String)> {
+    let e = parse_stored(0, entry).ok()?;
+    let ty = ["queue.allocation_started", "queue.allocation_finished"].into_iter().find(|t| name(&e.ty) == Some(*t))?;
+    Some((name(&e.stream)?.to_owned(), ty, name(&e.data.run_id)?.to_owned()))
 }
 
 /// The registrations and lessons `concerned` (as [`ExportInput::concerned`]) names, in one
@@ -390,6 +430,11 @@ pub fn authority_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<AuthorityWanted,
             let stream = format!("institution/{institution}");
             if !out.registrations.iter().any(|w| w.stream == stream && w.ty == ty && w.program == program) {
                 out.registrations.push(Wanted { stream, ty, program: program.to_owned(), before: *seq });
+            }
+        }
+        if takes_a_place(ty) {
+            if let Some(stream) = name(&e.stream) {
+                out.runs.push(RunWanted { stream: stream.to_owned(), decision: *seq });
             }
         }
         if !given_at_lesson(ty) {
@@ -493,6 +538,13 @@ pub fn export<'a>(
             lesson_of_day.entry((institution, class, date)).or_insert(i);
         }
     }
+    // The allocation runs' starts and finishes, by queue stream, ascending.
+    let runs: Vec<(usize, &str, &str, &str)> = registrations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(event_type(e), "queue.allocation_started" | "queue.allocation_finished"))
+        .filter_map(|(i, e)| Some((i, name(&e.event.stream)?, event_type(e), name(&e.event.data.run_id)?)))
+        .collect();
     let mut registered: BTreeSet<usize> = BTreeSet::new();
     let mut keys: Vec<String> = Vec::new();
     let mut institutions: Vec<String> = Vec::new();
@@ -518,6 +570,24 @@ pub fn export<'a>(
             if let Some(&i) = found.filter(|&&i| registrations[i].seq < e.seq) {
                 if registered.insert(i) {
                     keys.extend(name(&registrations[i].event.author).map(str::to_owned));
+                }
+            }
+        }
+        if let (true, Some(stream)) = (takes_a_place(event_type(e)), name(&e.event.stream)) {
+            // The run open at the decision: its start (the last below it on the stream) and the
+            // finish of that run after it.
+            let start = runs.iter().rfind(|(i, s, ty, _)| {
+                *s == stream && *ty == "queue.allocation_started" && registrations[*i].seq < e.seq
+            });
+            if let Some(&(i, _, _, run)) = start {
+                let finish = runs.iter().find(|(j, s, ty, r)| {
+                    *s == stream && *ty == "queue.allocation_finished" && *r == run && registrations[*j].seq > e.seq
+                });
+                for k in std::iter::once(i).chain(finish.map(|f| f.0)) {
+                    if registered.insert(k) {
+                        keys.extend(name(&registrations[k].event.author).map(str::to_owned));
+                        institutions.extend(registrations[k].event.data.places.iter().cloned());
+                    }
                 }
             }
         }

@@ -204,7 +204,7 @@ impl Report {
             let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
             let _ = writeln!(
                 s,
-                "  by the grant only, because the rule needs entries outside the bundle: {}",
+                "  by the grant only (the replay within the bundle refused them: a rule may need entries the bundle does not hold, or the entry broke it; an audit of the log decides which): {}",
                 list.join(", ")
             );
         }

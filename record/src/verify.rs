@@ -338,16 +338,18 @@ fn check_item(b: &Bundle, in_authority: bool, item: &crate::Item, head: Option<&
             format!("entry {seq} is for ledger {:?}, the bundle's is {:?}", s("ledger"), b.origin),
         ));
     }
-    let registration = s("stream").starts_with("institution/")
+    let registration = (s("stream").starts_with("institution/")
         && matches!(
             s("type"),
             "college.curriculum_registered" | "additional.program_registered" | "journal.lesson_held"
-        );
+        ))
+        || (s("stream").starts_with("queue/kg/")
+            && matches!(s("type"), "queue.allocation_started" | "queue.allocation_finished"));
     if in_authority && s("stream") != "registry" && !registration {
         c.failures.push((
             "authority_entry_invalid",
             format!(
-                "authority entry {seq} is a {} on stream {:?}: neither a registry entry nor an institution's curriculum, programme or lesson",
+                "authority entry {seq} is a {} on stream {:?}: neither a registry entry nor an institution's curriculum, programme or lesson, nor a queue's allocation run",
                 s("type"),
                 s("stream")
             ),

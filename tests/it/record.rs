@@ -202,6 +202,47 @@ fn events_of(items: &[zachetka_record::Item]) -> BTreeMap<u64, (String, String, 
         .collect()
 }
 
+/// Review s10: a child's kindergarten offer is judged by the rules against the run it was made
+/// in (its declared places and allocation year), so the bundle carries that run's start and
+/// finish from the territory's queue stream: every learner placed by a run, the legacy
+/// placements of 2010-2016 included, gets their offer, acceptance and enrolment checked by the
+/// rules, not by the grant only.
+#[test]
+fn a_kindergarten_placement_travels_with_its_allocation_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    append_rest_of(&l, &mut region(), 700);
+    applied(&l);
+    let truth = concerned_by_scan(&l);
+    let (mut placed, mut legacy) = (0, 0);
+    for (learner, seqs) in &truth {
+        let offered = seqs.iter().any(|s| {
+            let e: Value = serde_json::from_slice(&l.entries(*s, 1).unwrap()[0]).unwrap();
+            e["event"]["type"] == "queue.place_offered"
+        });
+        if !offered {
+            continue;
+        }
+        let b = export_learner(&l, learner, &Disclosure::All).unwrap();
+        let r = verify(&b.to_json(), &vkey(&l), &Options::default());
+        assert!(r.ok, "learner {learner}: {:#?}", r.failures);
+        let entries = events_of(&b.entries);
+        let queue_by_grant: Vec<(u64, &str, &str)> = r
+            .authority_checked_by_grant_only
+            .iter()
+            .filter(|g| entries[&g.seq].0.starts_with("queue."))
+            .map(|g| (g.seq, entries[&g.seq].0.as_str(), g.reason.as_str()))
+            .collect();
+        assert_eq!(queue_by_grant, vec![], "learner {learner}: the placement is checked by the rules");
+        let authority = events_of(&b.authority);
+        let runs = authority.values().filter(|(ty, _, _)| ty == "queue.allocation_started").count();
+        assert!(runs >= 1, "learner {learner}: the bundle carries the run its offer was made in");
+        placed += 1;
+        legacy += usize::from(entries.values().any(|(_, _, ev)| ev["data"]["migrated_from"].is_object()));
+    }
+    assert!(placed >= 3 && legacy >= 1, "placed {placed}, of them imported {legacy}");
+}
+
 /// What the rules replay needs of an institution travels with the authority chain: the
 /// lifelong learner's college admission names a programme whose curriculum is registered on the
 /// college's stream, and the bundle carries that registration, so the admission, every course
