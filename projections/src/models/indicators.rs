@@ -583,6 +583,7 @@ impl ReadModel for Indicators {
             "latest_academic_year": latest,
             "institutions": {"total": s.institutions.len(), "by_kind": by_kind, "by_territory": by_territory},
             "learners_by_institution_kind": learners,
+            "learners_by_institution_kind_definition": "learners ever seen at an institution of each kind, over the whole log up to this answer's tree size: not per academic year, alumni included",
             "digital_maturity": {
                 "denominators": denominators,
                 "shares": shares,
@@ -799,6 +800,9 @@ mod tests {
             b["learners_by_institution_kind"],
             json!({"additional_education": 1, "kindergarten": 1, "school": 3})
         );
+        assert!(b["learners_by_institution_kind_definition"]
+            .as_str()
+            .is_some_and(|d| d.contains("not per academic year")));
         let shares = b["digital_maturity"]["shares"].as_array().unwrap();
         assert_eq!(shares.len(), 5);
         assert!(shares.iter().all(|s| s["computable"] == json!(true) && s["definition"].is_string()));
