@@ -216,6 +216,14 @@ impl Report {
         if let Some(c) = &self.completeness {
             let _ = writeln!(s, "completeness: {}", c.describe());
         }
+        let has_record = !self.record.institutions.is_empty()
+            || !self.record.results.is_empty()
+            || !self.record.documents.is_empty()
+            || !self.record.achievements.is_empty();
+        if !self.ok && has_record {
+            let _ =
+                writeln!(s, "the record below is what the bundle claims; it is NOT verified (see the failures above)");
+        }
         if !self.record.institutions.is_empty() {
             let _ = writeln!(s, "institutions:");
             for i in &self.record.institutions {

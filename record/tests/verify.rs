@@ -709,6 +709,27 @@ fn the_text_report_does_not_contradict_its_failures() {
     assert!(text.contains("completeness: failed (checkpoint_invalid)"), "{text}");
 }
 
+/// Review s10: a bundle that does not verify still shows what it claims (to diagnose it), but
+/// says the record is not verified before listing it; a verified one does not say so.
+#[test]
+fn a_record_that_does_not_verify_is_shown_as_claimed_only() {
+    let t = region(1);
+    let mut b = t.export(L1, &Disclosure::All);
+    let ok = check(&b, &t.vkey).to_text();
+    assert!(ok.starts_with("VERIFIED") && !ok.contains("NOT verified"), "{ok}");
+    let moved = b.entries.pop().unwrap();
+    b.authority.push(moved);
+    let text = check(&b, &t.vkey).to_text();
+    assert!(text.starts_with("NOT VERIFIED"), "{text}");
+    let warning = text.find("the record below is what the bundle claims; it is NOT verified").expect("the warning");
+    let record = ["institutions:", "results:", "documents:", "achievements:"]
+        .iter()
+        .filter_map(|h| text.find(h))
+        .min()
+        .expect("the claimed record is shown");
+    assert!(warning < record, "{text}");
+}
+
 /// The authority part holds registry entries and the registrations entries name (a curriculum,
 /// a club programme); a learner's grade carried there is refused, naming it.
 #[test]
