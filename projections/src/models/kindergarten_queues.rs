@@ -116,9 +116,70 @@ impl What {
     }
 }
 
+/// An entry with its dates: the ledger's `recorded_at` and, for a record imported from a legacy
+/// system, the `occurred_at` it keeps from there (when the legacy system made it: the ledger only
+/// recorded it later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Dated {
+    seq: u64,
+    event: String,
+    /// The ledger's `recorded_at`, unix seconds.
+    recorded_at: i64,
+    /// An imported record's own `occurred_at`, as signed (`None` for a record made here).
+    imported_occurred_at: Option<String>,
+    /// When it happened in the queue's history, what runs and applications are placed by: an
+    /// import's `occurred_at`, else the ledger's `recorded_at` (the order's rule for a filing,
+    /// `queue_order::filed_at`).
+    time: Nanos,
+}
+
+impl Dated {
+    fn of(fact: &Fact<'_>) -> Self {
+        let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
+        let imported = fact.imported.is_some();
+        let occurred = time::parse_instant(fact.occurred_at).unwrap_or(recorded);
+        Dated {
+            seq: fact.seq,
+            event: fact.id.to_owned(),
+            recorded_at: fact.recorded_at,
+            imported_occurred_at: imported.then(|| fact.occurred_at.to_owned()),
+            time: queue_order::filed_at(recorded, occurred, imported),
+        }
+    }
+
+    fn entry(&self) -> EntryRef {
+        EntryRef { seq: self.seq, event: self.event.clone() }
+    }
+
+    /// Writes the entry and its dates into `v` (an object): `event`, `seq`, `recorded_at`,
+    /// `occurred_at` (an import's own, only for an import), and `date`, the one of them it happened at,
+    /// with `date_from` naming which.
+    fn put(&self, v: &mut Value) {
+        let recorded = time::format_rfc3339(self.recorded_at);
+        let (date, from) = match &self.imported_occurred_at {
+            Some(o) => (o.clone(), "occurred_at (imported: the legacy record's own date)"),
+            None => (recorded.clone(), "recorded_at"),
+        };
+        v["event"] = json!(self.event);
+        v["seq"] = json!(self.seq);
+        v["date"] = json!(date);
+        v["date_from"] = json!(from);
+        v["recorded_at"] = json!(recorded);
+        if let Some(o) = &self.imported_occurred_at {
+            v["occurred_at"] = json!(o);
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut v = json!({});
+        self.put(&mut v);
+        v
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Change {
-    at: EntryRef,
+    at: Dated,
     /// The model's "today" once this entry was applied.
     today: Days,
     what: What,
@@ -136,6 +197,8 @@ struct App {
     /// The allocation year in which it last left the queue (an offer, a withdrawal), while it
     /// is out of it: the one list it is shown in without a position.
     left_year: Option<i64>,
+    /// When it left the queue (the entry's `Dated::time`), while it is out of it.
+    left_at: Option<Nanos>,
     group_type: String,
     preferred: Vec<String>,
     /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
@@ -143,8 +206,11 @@ struct App {
     applied_at: Nanos,
     /// `occurred_at` as signed.
     applied_text: String,
-    /// The ledger's `recorded_at` of the application, RFC 3339.
+    /// `applied_at` as shown: an import's `occurred_at` as signed, else the ledger's `recorded_at`
+    /// (RFC 3339).
     filed_text: String,
+    /// The ledger's `recorded_at` of the application, RFC 3339.
+    recorded_text: String,
     /// The legacy record an imported application comes from: (system, record).
     imported: Option<(String, String)>,
     submitted: EntryRef,
@@ -171,8 +237,8 @@ struct Offer {
     kindergarten: String,
     /// The allocation run open when the place was offered.
     run: Option<String>,
-    offered: EntryRef,
-    steps: Vec<(Step, EntryRef)>,
+    offered: Dated,
+    steps: Vec<(Step, Dated)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,7 +254,7 @@ struct AdmissionRefusal {
     application: String,
     kindergarten: String,
     reason: String,
-    at: EntryRef,
+    at: Dated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,8 +262,8 @@ struct Run {
     kind: String,
     /// The allocation year its places are for (`academic_year`, or its date's).
     year: i64,
-    started: EntryRef,
-    finished: Option<EntryRef>,
+    started: Dated,
+    finished: Option<Dated>,
     places: Vec<PlacesDeclared>,
     offers: Vec<String>,
     admission_refusals: Vec<AdmissionRefusal>,
@@ -451,13 +517,13 @@ impl Default for KindergartenQueues {
 }
 
 impl Territory {
-    fn change(&mut self, app: &str, at: EntryRef, today: Days, what: What) -> Option<&mut App> {
+    fn change(&mut self, app: &str, at: Dated, today: Days, what: What) -> Option<&mut App> {
         let a = self.apps.get_mut(app)?;
         a.changes.push(Change { at, today, what });
         Some(a)
     }
 
-    fn offer_step(&mut self, offer: &str, step: Step, at: EntryRef) {
+    fn offer_step(&mut self, offer: &str, step: Step, at: Dated) {
         if let Some(o) = self.offers.get_mut(offer) {
             o.steps.push((step, at));
         }
@@ -508,7 +574,8 @@ impl ReadModel for KindergartenQueues {
         // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
         // 3: consents to kindergartens not preferred.
         // 4: lists per allocation year (applications keep birth month and target year, runs their year).
-        4
+        // 5: entries keep their dates (an import's own `occurred_at`), applications when they left.
+        5
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -520,6 +587,7 @@ impl ReadModel for KindergartenQueues {
         }
         let today = self.state.today.unwrap_or(Days::MIN);
         let at = EntryRef::of(fact);
+        let dated = Dated::of(fact);
         let sid = fact.stream_id();
         if !self.state.territories.contains_key(sid) {
             self.state.territories.insert(sid.to_owned(), Territory::default());
@@ -556,7 +624,8 @@ impl ReadModel for KindergartenQueues {
                     return;
                 };
                 let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
-                let applied_at = queue_order::filed_at(recorded, occurred, fact.imported.is_some());
+                let imported = fact.imported.is_some();
+                let applied_at = queue_order::filed_at(recorded, occurred, imported);
                 if terr.apps.contains_key(&d.application_id) {
                     return;
                 }
@@ -567,18 +636,24 @@ impl ReadModel for KindergartenQueues {
                     birth,
                     target_year,
                     left_year: None,
+                    left_at: None,
                     group_type: d.group_type.clone(),
                     preferred: d.preferred.clone(),
                     applied_at,
                     applied_text: fact.occurred_at.to_owned(),
-                    filed_text: time::format_rfc3339(fact.recorded_at),
+                    filed_text: if imported {
+                        fact.occurred_at.to_owned()
+                    } else {
+                        time::format_rfc3339(fact.recorded_at)
+                    },
+                    recorded_text: time::format_rfc3339(fact.recorded_at),
                     imported: fact.imported.map(|m| (m.system.clone(), m.record.clone())),
-                    submitted: at.clone(),
+                    submitted: at,
                     claims: Vec::new(),
                     siblings: Vec::new(),
                     consented: Vec::new(),
                     status: Status::Waiting,
-                    changes: vec![Change { at, today, what: What::Submitted }],
+                    changes: vec![Change { at: dated, today, what: What::Submitted }],
                 };
                 let answers = self.answers.get_mut().expect("answer cache lock");
                 for (year, group) in app.lists(&self.profile.queue) {
@@ -589,11 +664,7 @@ impl ReadModel for KindergartenQueues {
             Event::BenefitClaimed(d) => {
                 let Some(recheck_on) = time::parse_date(&d.recheck_on) else { return };
                 let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
-                app.changes.push(Change {
-                    at: at.clone(),
-                    today,
-                    what: What::BenefitClaimed { claim: app.claims.len() },
-                });
+                app.changes.push(Change { at: dated, today, what: What::BenefitClaimed { claim: app.claims.len() } });
                 app.claims.push(Claim {
                     claim_id: d.claim_id.clone(),
                     category: d.category.clone(),
@@ -604,14 +675,14 @@ impl ReadModel for KindergartenQueues {
                     rejection_reason: None,
                 });
             }
-            Event::BenefitConfirmed(d) => decide(terr, &d.application_id, &d.claim_id, None, at, today),
+            Event::BenefitConfirmed(d) => decide(terr, &d.application_id, &d.claim_id, None, dated, today),
             Event::BenefitRejected(d) => {
-                decide(terr, &d.application_id, &d.claim_id, Some(d.reason.clone()), at, today)
+                decide(terr, &d.application_id, &d.claim_id, Some(d.reason.clone()), dated, today)
             }
             Event::SiblingLinked(d) => {
                 let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
                 app.changes.push(Change {
-                    at: at.clone(),
+                    at: dated,
                     today,
                     what: What::SiblingLinked { sibling: app.siblings.len() },
                 });
@@ -623,13 +694,14 @@ impl ReadModel for KindergartenQueues {
             }
             Event::QueueApplicationWithdrawn(d) => {
                 let year = terr.year(Some(today));
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, What::Withdrawn) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, What::Withdrawn) else { return };
                 if app.left_year.is_none() {
                     app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
+                    app.left_at = Some(dated.time);
                 }
                 let old = std::mem::replace(&mut app.status, Status::Withdrawn { reason: d.reason.clone() });
                 if let Status::Offered { offer, .. } = old {
-                    terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, at);
+                    terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, dated);
                 }
             }
             Event::AllocationStarted(d) => {
@@ -638,7 +710,7 @@ impl ReadModel for KindergartenQueues {
                 let run = Run {
                     kind: d.kind.clone(),
                     year: d.academic_year.unwrap_or_else(|| queue_order::allocation_year_on(date)),
-                    started: at,
+                    started: dated,
                     finished: None,
                     places,
                     offers: Vec::new(),
@@ -649,7 +721,7 @@ impl ReadModel for KindergartenQueues {
             }
             Event::AllocationFinished(d) => {
                 if let Some(run) = terr.runs.get_mut(&d.run_id) {
-                    run.finished = Some(at);
+                    run.finished = Some(dated);
                 }
                 if terr.open_run.as_deref() == Some(d.run_id.as_str()) {
                     terr.open_run = None;
@@ -657,14 +729,15 @@ impl ReadModel for KindergartenQueues {
             }
             Event::OtherKindergartenConsented(d) => {
                 let what = What::Consented { kindergarten: d.kindergarten.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated, today, what) else { return };
                 app.consented.push((d.kindergarten.clone(), at));
             }
             Event::PlaceOffered(d) => {
                 let what = What::Offered { offer: d.offer_id.clone() };
                 let year = terr.year(Some(today));
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
+                app.left_at = Some(dated.time);
                 app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
                 let run = terr.open_run.clone();
                 if let Some(r) = run.as_ref().and_then(|r| terr.runs.get_mut(r)) {
@@ -674,7 +747,7 @@ impl ReadModel for KindergartenQueues {
                     application: d.application_id.clone(),
                     kindergarten: d.kindergarten.clone(),
                     run,
-                    offered: at,
+                    offered: dated,
                     steps: Vec::new(),
                 };
                 terr.offers.insert(d.offer_id.clone(), offer);
@@ -682,25 +755,26 @@ impl ReadModel for KindergartenQueues {
             Event::OfferAccepted(d) => {
                 let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
                 let what = What::OfferAccepted { offer: d.offer_id.clone() };
-                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&app_id, dated.clone(), today, what) else { return };
                 if let Status::Offered { offer, kindergarten } = &app.status {
                     app.status = Status::Accepted { offer: offer.clone(), kindergarten: kindergarten.clone() };
                 }
-                terr.offer_step(&d.offer_id, Step::Accepted, at);
+                terr.offer_step(&d.offer_id, Step::Accepted, dated);
             }
             Event::OfferRefused(d) => {
                 let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
                 let what = What::OfferRefused { offer: d.offer_id.clone() };
-                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&app_id, dated.clone(), today, what) else { return };
                 if matches!(app.status, Status::Offered { .. }) {
                     app.status = Status::Waiting;
                     app.left_year = None;
+                    app.left_at = None;
                 }
-                terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, at);
+                terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, dated);
             }
             Event::AdmissionRefused(d) => {
                 let what = What::AdmissionRefused { kindergarten: d.kindergarten.clone(), reason: d.reason.clone() };
-                if terr.change(&d.application_id, at.clone(), today, what).is_none() {
+                if terr.change(&d.application_id, dated.clone(), today, what).is_none() {
                     return;
                 }
                 if let Some(r) = terr.open_run.clone().and_then(|r| terr.runs.get_mut(&r)) {
@@ -708,25 +782,25 @@ impl ReadModel for KindergartenQueues {
                         application: d.application_id.clone(),
                         kindergarten: d.kindergarten.clone(),
                         reason: d.reason.clone(),
-                        at,
+                        at: dated,
                     });
                 }
             }
             Event::KindergartenEnrolled(d) => {
                 let what = What::Enrolled { kindergarten: d.kindergarten.clone(), order_ref: d.order_ref.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 let offer = match &app.status {
                     Status::Accepted { offer, .. } => Some(offer.clone()),
                     _ => None,
                 };
                 app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.kindergarten.clone() };
                 if let Some(o) = offer {
-                    terr.offer_step(&o, Step::Enrolled { order_ref: d.order_ref.clone() }, at);
+                    terr.offer_step(&o, Step::Enrolled { order_ref: d.order_ref.clone() }, dated);
                 }
             }
             Event::KindergartenTransferred(d) => {
                 let what = What::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 let offer = match &app.status {
                     Status::Enrolled { offer, .. } => offer.clone(),
                     _ => None,
@@ -734,7 +808,7 @@ impl ReadModel for KindergartenQueues {
                 app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.to_kindergarten.clone() };
                 if let Some(o) = offer {
                     let step = Step::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
-                    terr.offer_step(&o, step, at);
+                    terr.offer_step(&o, step, dated);
                 }
             }
             _ => {}
@@ -849,6 +923,13 @@ impl ReadModel for KindergartenQueues {
             }
             _ => {
                 expect_len(path, 2, SHAPES)?;
+                if path[1].len() == 4 && path[1].bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ViewError::BadPath(format!(
+                        "{} is an allocation year: a year's list needs an age group, \
+                         <territory>/<year>/<age_group>; expected {SHAPES}",
+                        path[1]
+                    )));
+                }
                 let group = self.age_group_segment(path, 1)?;
                 let t = terr()?;
                 Ok(View { scope, body: self.group_body(t, territory, t.year(self.state.today), group) })
@@ -874,12 +955,12 @@ fn places_declared(r: &PlacesRow) -> PlacesDeclared {
     }
 }
 
-fn decide(terr: &mut Territory, app: &str, claim_id: &str, rejection: Option<String>, at: EntryRef, today: Days) {
+fn decide(terr: &mut Territory, app: &str, claim_id: &str, rejection: Option<String>, at: Dated, today: Days) {
     let Some(a) = terr.apps.get_mut(app) else { return };
     let Some(claim) = a.claims.iter().position(|c| c.claim_id == claim_id) else { return };
     let c = &mut a.claims[claim];
     c.state = if rejection.is_some() { ClaimState::Rejected } else { ClaimState::Confirmed };
-    c.decided = Some(at.clone());
+    c.decided = Some(at.entry());
     let what = if rejection.is_some() { What::BenefitRejected { claim } } else { What::BenefitConfirmed { claim } };
     c.rejection_reason = rejection;
     a.changes.push(Change { at, today, what });
@@ -1064,9 +1145,12 @@ impl KindergartenQueues {
 
     /// The list an application's position is counted in: its next allocation year (its target
     /// year until that comes, then the territory's current one) and its age group then (`None`:
-    /// the child is past the oldest group).
+    /// the child is past the oldest group); out of the queue, the list of the year it left in
+    /// (the one list that shows it).
     fn list_of<'a>(&'a self, t: &Territory, app: &App) -> (i64, Option<&'a str>) {
-        let year = queue_order::next_allocation_year(app.target_year, t.year(self.state.today));
+        let year = app
+            .left_year
+            .unwrap_or_else(|| queue_order::next_allocation_year(app.target_year, t.year(self.state.today)));
         (year, app.group_in(&self.profile.queue, year))
     }
 
@@ -1150,6 +1234,7 @@ impl KindergartenQueues {
                     "group_type": a.group_type,
                     "applied_at": a.applied_text,
                     "filed_at": a.filed_text,
+                    "recorded_at": a.recorded_text,
                     "imported": imported_json(&a.imported),
                     "event": a.submitted.event,
                     "seq": a.submitted.seq,
@@ -1247,10 +1332,10 @@ impl KindergartenQueues {
             app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
         let consented: Vec<Value> =
             app.consented.iter().map(|(kg, at)| consent_json(t, &group, id, app, kg, at)).collect();
-        let runs: Vec<Value> = t
-            .runs
-            .iter()
-            .filter(|(_, r)| r.started.seq > app.submitted.seq)
+        let mut runs: Vec<(&String, &Run)> = t.runs.iter().filter(|(_, r)| runs_while_queued(app, r)).collect();
+        runs.sort_by(|(x, a), (y, b)| (a.started.time, x).cmp(&(b.started.time, y)));
+        let runs: Vec<Value> = runs
+            .into_iter()
             .map(|(rid, r)| {
                 let group = app.group_in(rules, r.year);
                 let places: i64 = r
@@ -1260,8 +1345,11 @@ impl KindergartenQueues {
                     .filter(|p| app.preferred.contains(&p.kindergarten))
                     .map(|p| p.places)
                     .sum();
-                json!({"run": rid, "kind": r.kind, "allocation_year": r.year, "age_group": group,
-                       "event": r.started.event, "seq": r.started.seq, "places_in_preferred_kindergartens": places})
+                let mut v = json!({"run": rid, "kind": r.kind, "allocation_year": r.year, "age_group": group,
+                                   "places_in_preferred_kindergartens": places,
+                                   "finished": r.finished.as_ref().map(Dated::json)});
+                r.started.put(&mut v);
+                v
             })
             .collect();
         json!({
@@ -1280,6 +1368,7 @@ impl KindergartenQueues {
             "desired_date": app.desired_date,
             "applied_at": app.applied_text,
             "filed_at": app.filed_text,
+            "recorded_at": app.recorded_text,
             "imported": imported_json(&app.imported),
             "event": app.submitted.event,
             "seq": app.submitted.seq,
@@ -1305,7 +1394,8 @@ impl KindergartenQueues {
     }
 
     fn change_json(&self, t: &Territory, app: &App, c: &Change) -> Value {
-        let mut v = json!({"type": c.what.event_type(), "event": c.at.event, "seq": c.at.seq});
+        let mut v = json!({"type": c.what.event_type()});
+        c.at.put(&mut v);
         let o = v.as_object_mut().expect("an object");
         let mut put = |k: &str, x: Value| {
             o.insert(k.to_owned(), x);
@@ -1433,8 +1523,8 @@ that 1 september (a child still waiting after its desired year competes in the n
 group); the allocation year now is the open allocation run's, else, from 1 april, the coming 1 september's and, \
 before it, the current academic year's";
 
-const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at; an imported application keeps its \
-original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
+const ORDER_NOTE: &str = "by tier, then the time of filing (filed_at: the ledger's recorded_at; an imported \
+application keeps its original time, its occurred_at, and recorded_at is when the ledger imported it), then number; the territory-wide position counts no sibling right: the preferential right of a \
 sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
 
 /// Whether the family refused an offer of `kg` (it no longer stands ahead in `kg`'s order, as the
@@ -1469,6 +1559,17 @@ fn consent_json(t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: 
         "refused_offer": refused_offer_of(t, app, kg),
         "rule": "offered_only_when_no_application_preferring_it_waits",
     })
+}
+
+/// Whether `run` fell while the application was in the queue: a run of an allocation year it
+/// competes in (from its target year to the year it left in), started after its filing and, if
+/// it left the queue, not after it left (by the entries' dates, `Dated::time`, not log positions:
+/// an import is appended long after it happened).
+fn runs_while_queued(app: &App, run: &Run) -> bool {
+    run.year >= app.target_year
+        && app.left_year.is_none_or(|y| run.year <= y)
+        && run.started.time >= app.applied_at
+        && app.left_at.is_none_or(|l| run.started.time <= l)
 }
 
 fn imported_json(imported: &Option<(String, String)>) -> Value {
@@ -2008,14 +2109,15 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
                             json!({"step": "transferred", "from_kindergarten": from, "to_kindergarten": to})
                         }
                     };
-                    v["event"] = json!(at.event);
-                    v["seq"] = json!(at.seq);
+                    at.put(&mut v);
                     v
                 })
                 .collect();
             let number = t.apps.get(&o.application).map(|a| a.number.as_str());
-            json!({"offer": oid, "application": o.application, "number": number, "kindergarten": o.kindergarten,
-                   "event": o.offered.event, "seq": o.offered.seq, "outcome": outcome, "steps": steps})
+            let mut v = json!({"offer": oid, "application": o.application, "number": number,
+                               "kindergarten": o.kindergarten, "outcome": outcome, "steps": steps});
+            o.offered.put(&mut v);
+            v
         })
         .collect();
     let places: Vec<Value> = run
@@ -2038,8 +2140,9 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
         .admission_refusals
         .iter()
         .map(|r| {
-            json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason,
-                        "event": r.at.event, "seq": r.at.seq})
+            let mut v = json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason});
+            r.at.put(&mut v);
+            v
         })
         .collect();
     json!({
@@ -2048,7 +2151,7 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
         "kind": run.kind,
         "allocation_year": run.year,
         "started": run.started.json(),
-        "finished": run.finished.as_ref().map(EntryRef::json),
+        "finished": run.finished.as_ref().map(Dated::json),
         "places": places,
         "offers": offers,
         "admission_refusals": refusals,
@@ -2215,6 +2318,18 @@ mod tests {
         m.view(path).unwrap().body
     }
 
+    /// `v` with the entry `e<seq>` of a hand-built history and its dates: recorded when it
+    /// occurred, at 10:00 UTC of `day` (`ev`).
+    fn dated(mut v: Value, seq: u64, day: &str) -> Value {
+        let at = format!("{day}T10:00:00Z");
+        v["event"] = json!(format!("e{seq}"));
+        v["seq"] = json!(seq);
+        v["date"] = json!(at);
+        v["date_from"] = json!("recorded_at");
+        v["recorded_at"] = json!(at);
+        v
+    }
+
     /// (application, tier, position, status) of a group view.
     fn order(m: &KindergartenQueues, territory: &str) -> Vec<(String, String, Value, String)> {
         let b = body(m, &[territory, "2026", "3-4"]);
@@ -2374,11 +2489,31 @@ mod tests {
         assert_eq!(
             all["moves"],
             json!([
-                {"type": "queue.application_withdrawn", "event": "e10", "seq": 10, "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"},
-                {"type": "queue.place_offered", "event": "e13", "seq": 13, "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"},
-                {"type": "queue.place_offered", "event": "e14", "seq": 14, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": -1, "reason": "offered_a_place_ahead"},
-                {"type": "queue.offer_refused", "event": "e17", "seq": 17, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": 1, "reason": "refused_offer_back_ahead"},
-                {"type": "queue.place_offered", "event": "e20", "seq": 20, "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"},
+                dated(
+                    json!({"type": "queue.application_withdrawn", "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"}),
+                    10,
+                    "2026-02-11"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    13,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    14,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"type": "queue.offer_refused", "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": 1, "reason": "refused_offer_back_ahead"}),
+                    17,
+                    "2026-05-03"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    20,
+                    "2026-06-01"
+                ),
             ])
         );
         assert_eq!((all["total"].clone(), all["ahead_change"].clone()), (json!(5), json!(-3)));
@@ -2395,10 +2530,18 @@ mod tests {
         assert_eq!(
             b["allocation_runs_since_applied"],
             json!([
-                {"run": "r1", "kind": "main", "allocation_year": 2026, "age_group": "3-4", "event": "e12", "seq": 12,
-                 "places_in_preferred_kindergartens": 1},
-                {"run": "r2", "kind": "additional", "allocation_year": 2026, "age_group": "3-4", "event": "e19",
-                 "seq": 19, "places_in_preferred_kindergartens": 1},
+                dated(
+                    json!({"run": "r1", "kind": "main", "allocation_year": 2026, "age_group": "3-4",
+                             "places_in_preferred_kindergartens": 1, "finished": dated(json!({}), 15, "2026-05-01")}),
+                    12,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"run": "r2", "kind": "additional", "allocation_year": 2026, "age_group": "3-4",
+                             "places_in_preferred_kindergartens": 1, "finished": dated(json!({}), 22, "2026-06-01")}),
+                    19,
+                    "2026-06-01"
+                ),
             ])
         );
         let types: Vec<&str> = b["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
@@ -2531,8 +2674,9 @@ mod tests {
             b["moves"],
             json!([
                 // Another family's benefit: that it was confirmed and lapsed, not which (category, claim).
-                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28,
-                 "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"},
+                dated(json!({"type": "queue.benefit_confirmed",
+                             "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"}),
+                      28, "2026-06-05"),
                 {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "application": "b2",
                  "recheck_on": "2026-06-10", "ahead_change": -1, "reason": "benefit_recheck_date_passed"},
             ])
@@ -2560,20 +2704,21 @@ mod tests {
             v.body,
             json!({
                 "territory": "luga", "run": "r1", "kind": "main", "allocation_year": 2026,
-                "started": {"event": "e12", "seq": 12}, "finished": {"event": "e15", "seq": 15},
+                "started": dated(json!({}), 12, "2026-05-01"), "finished": dated(json!({}), 15, "2026-05-01"),
                 "places": [
                     {"kindergarten": "kg-1", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
                     {"kindergarten": "kg-2", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
                 ],
                 "offers": [
-                    {"offer": "o1", "application": "a3", "number": "N-003", "kindergarten": "kg-1", "event": "e13", "seq": 13,
+                    dated(json!({"offer": "o1", "application": "a3", "number": "N-003", "kindergarten": "kg-1",
                      "outcome": "transferred", "steps": [
-                        {"step": "accepted", "event": "e16", "seq": 16},
-                        {"step": "enrolled", "order_ref": "p-1", "event": "e18", "seq": 18},
-                        {"step": "transferred", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2", "event": "e24", "seq": 24},
-                     ]},
-                    {"offer": "o2", "application": "a4", "number": "N-004", "kindergarten": "kg-2", "event": "e14", "seq": 14,
-                     "outcome": "refused", "steps": [{"step": "refused", "reason": "too_far", "event": "e17", "seq": 17}]},
+                        dated(json!({"step": "accepted"}), 16, "2026-05-02"),
+                        dated(json!({"step": "enrolled", "order_ref": "p-1"}), 18, "2026-05-04"),
+                        dated(json!({"step": "transferred", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2"}), 24, "2026-06-01"),
+                     ]}), 13, "2026-05-01"),
+                    dated(json!({"offer": "o2", "application": "a4", "number": "N-004", "kindergarten": "kg-2",
+                     "outcome": "refused", "steps": [dated(json!({"step": "refused", "reason": "too_far"}), 17, "2026-05-03")]}),
+                      14, "2026-05-01"),
                 ],
                 "admission_refusals": [],
             })
@@ -2582,7 +2727,11 @@ mod tests {
         assert_eq!(r2["offers"][0]["outcome"], json!("accepted"));
         assert_eq!(
             r2["admission_refusals"],
-            json!([{"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places", "event": "e21", "seq": 21}])
+            json!([dated(
+                json!({"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places"}),
+                21,
+                "2026-06-01"
+            )])
         );
     }
 
@@ -2612,7 +2761,7 @@ mod tests {
         let last = &b["history"].as_array().unwrap()[1];
         assert_eq!(
             last,
-            &json!({"type": "queue.other_kindergarten_consented", "event": "e3", "seq": 3, "kindergarten": "kg-2"})
+            &dated(json!({"type": "queue.other_kindergarten_consented", "kindergarten": "kg-2"}), 3, "2026-02-04")
         );
         // Its own preferred kindergarten's order is unchanged by the consent.
         assert_eq!(b["by_kindergarten"][0]["kindergarten"], json!("kg-1"));
@@ -3020,12 +3169,13 @@ mod tests {
                 }
                 let fresh: KindergartenQueues = build(&rows[..=n]);
                 for (territory, terr) in &m.state.territories {
-                    // Each application's list: its next allocation year's age group (the oracle
-                    // takes it from the rules' own functions, not from the model's `list_of`).
+                    // Each application's list: its next allocation year's age group, or the
+                    // year it left the queue in (the oracle takes it from the rules' own
+                    // functions, not from the model's `list_of`).
                     let current = terr.year(m.state.today);
                     let list_of: BTreeMap<&str, (i64, Option<&str>)> = (terr.apps.iter())
                         .map(|(id, a)| {
-                            let year = a.target_year.max(current);
+                            let year = a.left_year.unwrap_or(a.target_year.max(current));
                             let group = queue_order::age_group_in(&m.profile.queue, a.birth, year);
                             (id.as_str(), (year, group))
                         })
