@@ -456,6 +456,8 @@ struct Answer {
     group: u64,
     /// The list (`list_key`) the application's position was computed in.
     list: String,
+    /// Whether that list's year was past (the answer then names no list to read).
+    past: bool,
     /// "Today" when computed, and the last day it stays the same answer: the first re-check date
     /// of a claim in the age group on or after it (a claim is in force while its date is not past).
     from: Days,
@@ -873,6 +875,7 @@ impl ReadModel for KindergartenQueues {
                     territory: generations.0,
                     group: generations.1,
                     list: list_key(year, group.unwrap_or("")),
+                    past: year < t.year(self.state.today),
                     from: today,
                     until,
                     body: std::sync::Arc::new(body.clone()),
@@ -1359,7 +1362,9 @@ impl KindergartenQueues {
             "learner": app.learner,
             "allocation_year": year,
             "age_group": age_group,
-            "list": age_group.map(|g| format!("{territory}/{year}/{g}")),
+            // A list of a past allocation year is not answered (`<territory>/<year>/..` is from the
+            // current year on): an application that left the queue then names none.
+            "list": age_group.filter(|_| year >= t.year(self.state.today)).map(|g| format!("{territory}/{year}/{g}")),
             "target_year": app.target_year,
             "age_groups_by_year": app.lists(rules).skip_while(|(y, _)| *y < year)
                 .map(|(y, g)| json!({"year": y, "age_group": g})).collect::<Vec<_>>(),
@@ -1947,19 +1952,19 @@ impl KindergartenQueues {
     /// is let go).
     fn cached_answer(&self, territory: &str, id: &str, app: &App) -> ((u64, u64), Option<View>) {
         let today = self.today();
-        let list = match self.state.territories.get(territory) {
+        let (list, past) = match self.state.territories.get(territory) {
             Some(t) => {
                 let (year, group) = self.list_of(t, app);
-                list_key(year, group.unwrap_or(""))
+                (list_key(year, group.unwrap_or("")), year < t.year(self.state.today))
             }
-            None => String::new(),
+            None => (String::new(), false),
         };
         let (generations, hit) = {
             let answers = self.answers.lock().expect("answer cache lock");
             let generations = answers.generations(territory, &list);
             let hit = (answers.bodies.get(&(territory.to_owned(), id.to_owned())))
                 .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today))
-                .filter(|a| a.list == list);
+                .filter(|a| a.list == list && a.past == past);
             (generations, hit.map(|a| (a.from, a.body.clone())))
         };
         let view = hit.map(|(from, shared)| {
@@ -2733,6 +2738,174 @@ mod tests {
                 "2026-06-01"
             )])
         );
+    }
+
+    /// When the ledger recorded the imports of [`legacy`]: long after they happened.
+    const IMPORTED_AT: &str = "2026-08-10T12:00:00Z";
+
+    /// `row` imported from the legacy system: `migrated_from` in its data, its own `occurred_at`.
+    fn import(seq: u64, ty: &str, occurred_at: &str, mut data: Value) -> Row {
+        data["migrated_from"] = json!({"system": "BARS", "record": format!("luga/{seq}")});
+        row(seq, L, ty, occurred_at, data)
+    }
+
+    /// A legacy application filed in 2017 for 2019, placed by the 2019 run, imported in 2026 with
+    /// the runs of 2018 (before its year) and a later one of 2019 (after its offer), appended out
+    /// of their order in time; then a live application of 2026 and a live run.
+    fn legacy() -> Vec<Row> {
+        let run = |seq, id: &str, year: i64, at: &str| {
+            let data =
+                json!({"run_id": id, "kind": "additional", "places": places(&[("kg-1", 1)]), "academic_year": year});
+            import(seq, "queue.allocation_started", at, data)
+        };
+        let data = json!({"application_id": "old1", "number": "N-OLD", "learner": "47-old1", "birth_month": "2016-03",
+                          "desired_date": "2019-09-01", "preferred": ["kg-1"], "group_type": "general"});
+        vec![
+            // The run of 2019 is appended before the application it placed.
+            run(0, "m2019", 2019, "2019-06-01T09:00:00Z"),
+            import(1, "queue.application_submitted", "2017-03-01T09:00:00Z", data),
+            import(
+                2,
+                "queue.place_offered",
+                "2019-06-01T10:00:00Z",
+                json!({"offer_id": "old1-o1", "application_id": "old1", "kindergarten": "kg-1"}),
+            ),
+            import(3, "queue.offer_accepted", "2019-06-15T10:00:00Z", json!({"offer_id": "old1-o1"})),
+            import(
+                4,
+                "queue.enrolled",
+                "2019-08-25T10:00:00Z",
+                json!({"application_id": "old1", "kindergarten": "kg-1", "order_ref": "p-old1"}),
+            ),
+            import(5, "queue.allocation_finished", "2019-08-31T18:00:00Z", json!({"run_id": "m2019"})),
+            run(6, "m2018", 2018, "2018-06-01T09:00:00Z"),
+            import(7, "queue.allocation_finished", "2018-08-31T18:00:00Z", json!({"run_id": "m2018"})),
+            run(8, "m2019b", 2019, "2019-09-10T09:00:00Z"),
+            import(9, "queue.allocation_finished", "2019-09-20T18:00:00Z", json!({"run_id": "m2019b"})),
+            submit(10, L, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            ev(
+                11,
+                L,
+                "queue.allocation_started",
+                "2026-05-01",
+                json!({"run_id": "r1", "kind": "main", "places": places(&[("kg-1", 1)])}),
+            ),
+        ]
+    }
+
+    /// The model of `rows`, each import recorded by the ledger at [`IMPORTED_AT`].
+    fn build_imported(rows: &[Row]) -> KindergartenQueues {
+        let mut m = KindergartenQueues::default();
+        let imported_at = time::parse_rfc3339(IMPORTED_AT).unwrap();
+        for r in rows {
+            let mut f = fact(r);
+            if r.imported.is_some() {
+                f.recorded_at = imported_at;
+            }
+            m.apply(&f);
+        }
+        m
+    }
+
+    /// An imported application answers the year it left the queue in and the runs of its own
+    /// years between its filing and its offer, by date; `filed_at` is the time the order uses.
+    #[test]
+    fn a_legacy_application_answers_its_own_year_and_runs() {
+        let m = build_imported(&legacy());
+        let b = body(&m, &["luga", "applications", "old1"]);
+        assert_eq!(b["allocation_year"], json!(2019), "{b:#}");
+        // 2019's list is past: none named, none answered.
+        assert_eq!(b["list"], Value::Null);
+        assert!(matches!(m.view(&["luga", "2019", b["age_group"].as_str().unwrap()]), Err(ViewError::NotFound(_))));
+        let runs: Vec<&str> =
+            b["allocation_runs_since_applied"].as_array().unwrap().iter().map(|r| r["run"].as_str().unwrap()).collect();
+        assert_eq!(runs, ["m2019"], "{b:#}");
+        assert_eq!(b["allocation_runs_since_applied"][0]["date"], json!("2019-06-01T09:00:00Z"));
+        assert_eq!(b["filed_at"], json!("2017-03-01T09:00:00Z"));
+        assert_eq!(b["applied_at"], json!("2017-03-01T09:00:00Z"));
+        assert_eq!(b["recorded_at"], json!(IMPORTED_AT));
+        // Its moves are its year's list's (the live 2026 application is in none of them).
+        assert_eq!(body(&m, &["luga", "applications", "old1", "moves"])["total"], json!(0));
+        // A live application: its filing is the ledger's, the live run after it listed.
+        let a1 = body(&m, &["luga", "applications", "a1"]);
+        assert_eq!(
+            (a1["allocation_year"].clone(), a1["filed_at"].clone()),
+            (json!(2026), json!("2026-02-01T09:00:00Z"))
+        );
+        let runs: Vec<&str> = a1["allocation_runs_since_applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run"].as_str().unwrap())
+            .collect();
+        assert_eq!(runs, ["r1"], "{a1:#}");
+    }
+
+    /// Several runs of one application's years: listed by their dates, not by id or log position.
+    #[test]
+    fn an_application_lists_its_runs_in_date_order() {
+        let mut rows = legacy();
+        // old1 filed for 2018: the runs of 2018 and 2019 up to its offer, 2018's appended later.
+        let Event::QueueApplicationSubmitted(d) = &mut rows[1].event else { panic!("a submission") };
+        d.desired_date = "2018-09-01".into();
+        d.birth_month = "2015-03".into();
+        let m = build_imported(&rows);
+        let b = body(&m, &["luga", "applications", "old1"]);
+        let runs: Vec<(&str, &str)> = (b["allocation_runs_since_applied"].as_array().unwrap().iter())
+            .map(|r| (r["run"].as_str().unwrap(), r["date"].as_str().unwrap()))
+            .collect();
+        assert_eq!(runs, [("m2018", "2018-06-01T09:00:00Z"), ("m2019", "2019-06-01T09:00:00Z")], "{b:#}");
+    }
+
+    /// An imported run, offer and step name the legacy record's own date and the ledger's
+    /// recording, and say which is which; so does an application's history.
+    #[test]
+    fn legacy_runs_offers_and_history_carry_their_dates() {
+        let m = build_imported(&legacy());
+        let legacy_at = |seq: u64, at: &str| {
+            json!({"event": format!("e{seq}"), "seq": seq, "date": at, "occurred_at": at, "recorded_at": IMPORTED_AT,
+                   "date_from": "occurred_at (imported: the legacy record's own date)"})
+        };
+        let run = body(&m, &["luga", "runs", "m2019"]);
+        assert_eq!(run["started"], legacy_at(0, "2019-06-01T09:00:00Z"));
+        assert_eq!(run["finished"], legacy_at(5, "2019-08-31T18:00:00Z"));
+        let offer = &run["offers"][0];
+        assert_eq!(
+            (offer["date"].clone(), offer["recorded_at"].clone()),
+            (json!("2019-06-01T10:00:00Z"), json!(IMPORTED_AT))
+        );
+        let steps: Vec<&str> = offer["steps"].as_array().unwrap().iter().map(|s| s["date"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["2019-06-15T10:00:00Z", "2019-08-25T10:00:00Z"]);
+        let b = body(&m, &["luga", "applications", "old1"]);
+        let history: Vec<(&str, &str, &str)> = (b["history"].as_array().unwrap().iter())
+            .map(|h| (h["type"].as_str().unwrap(), h["date"].as_str().unwrap(), h["recorded_at"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                ("queue.application_submitted", "2017-03-01T09:00:00Z", IMPORTED_AT),
+                ("queue.place_offered", "2019-06-01T10:00:00Z", IMPORTED_AT),
+                ("queue.offer_accepted", "2019-06-15T10:00:00Z", IMPORTED_AT),
+                ("queue.enrolled", "2019-08-25T10:00:00Z", IMPORTED_AT),
+            ]
+        );
+        // A live entry: its date is the ledger's, no occurred_at of its own.
+        let live = body(&m, &["luga", "runs", "r1"]);
+        assert_eq!(live["started"], dated(json!({}), 11, "2026-05-01"));
+    }
+
+    /// A year with no age group is a bad path that says what a year's list needs.
+    #[test]
+    fn a_year_without_an_age_group_is_a_bad_path() {
+        let m = build_imported(&legacy());
+        match m.view(&["luga", "2027"]) {
+            Err(ViewError::BadPath(msg)) => {
+                assert!(msg.contains("2027 is an allocation year") && msg.contains("age group"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(m.view(&["luga", "5-6x"]), Err(ViewError::NotFound(_))));
+        assert!(m.view(&["luga", "3-4"]).is_ok());
     }
 
     /// A consent to a kindergarten not preferred: shown with every waiting application that
