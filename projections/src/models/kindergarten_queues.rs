@@ -15,7 +15,10 @@
 //! academic year's); `<territory>/<age_group>` answers that year's list, `<territory>/<year>/
 //! <age_group>` any year from it on, `<territory>` lists the years and groups with waiting
 //! applications, and an application answers its position in its next allocation: its target year
-//! until that comes, then the current one. The rules judge offers in the same lists.
+//! until that comes, then the current one (out of the queue, the year it left in, with the runs of
+//! its years between its filing and its leaving). The rules judge offers in the same lists. Every
+//! entry shown names its date: the ledger's `recorded_at`, or an import's own `occurred_at` (a
+//! legacy placement is appended years after it was made, so log order is not its time).
 //! Not the rules that admit queue events (`zachetka-rules`), though the order itself is theirs:
 //! age group, tier and sort key come from `queue_order`, the one definition both sides call.
 //!
