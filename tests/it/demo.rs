@@ -402,3 +402,60 @@ fn the_demo_queue_lists_each_allocation_year_apart() {
     }
     assert!(seen_2028 > 0, "the demo has 2028 applicants");
 }
+
+/// Review (queue views of imported history): a legacy application placed by BARS answers the
+/// allocation year it left the queue in (not the current one), lists only the runs of its own
+/// years between its filing and its offer, in date order (not log order: the imports are
+/// appended in 2026), `filed_at` is the original time the order uses, and its history and runs
+/// name the legacy dates beside the ledger's.
+#[test]
+fn a_legacy_application_answers_its_own_year_runs_and_filing_time() {
+    let (_, _dir, ledger) = small_lifelong_region();
+    let view = |path: &[&str]| ledger.read_side().view("kindergarten-queues", path).unwrap().view.body;
+    let mut checked = 0;
+    for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
+        let e: Value = serde_json::from_slice(&bytes).unwrap();
+        let ev = &e["event"];
+        if event_type(&e) != "queue.application_submitted" || ev["data"]["migrated_from"].is_null() {
+            continue;
+        }
+        let territory = ev["stream"].as_str().unwrap().strip_prefix("queue/kg/").unwrap();
+        let id = ev["data"]["application_id"].as_str().unwrap();
+        let b = view(&[territory, "applications", id]);
+        assert_eq!(b["status"]["state"], "enrolled", "{b:#}");
+        let entered: i64 = ev["data"]["desired_date"].as_str().unwrap()[..4].parse().unwrap();
+        assert_eq!(b["allocation_year"], entered, "{b:#}");
+        assert_eq!(b["list"], Value::Null, "a past year's list is not answered: {b:#}");
+        // The order's time of filing: the legacy system's, not the import's.
+        assert_eq!(b["filed_at"], ev["occurred_at"], "{b:#}");
+        let recorded = &e["recorded_at"];
+        assert!(recorded.is_string(), "{e}");
+        assert_eq!(&b["recorded_at"], recorded);
+        assert_ne!(b["filed_at"], b["recorded_at"]);
+        // Runs: the one of its year that placed it (the others are of other years).
+        let runs = b["allocation_runs_since_applied"].as_array().unwrap();
+        assert!(!runs.is_empty(), "{b:#}");
+        let dates: Vec<&str> = runs.iter().map(|r| r["date"].as_str().unwrap()).collect();
+        assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+        for r in runs {
+            assert_eq!(r["allocation_year"], entered, "{r:#}");
+            assert!(r["date"].as_str().unwrap() >= b["filed_at"].as_str().unwrap(), "{r:#}");
+            assert!(r["date"].as_str().unwrap().starts_with(&entered.to_string()), "{r:#}");
+        }
+        // The history: each entry with the legacy record's own date, in its years.
+        for h in b["history"].as_array().unwrap() {
+            assert_eq!(&h["recorded_at"], recorded, "{h:#}");
+            assert!(h["date_from"].as_str().unwrap().starts_with("occurred_at"), "{h:#}");
+            assert_eq!(h["date"], h["occurred_at"], "{h:#}");
+        }
+        let offer = b["history"].as_array().unwrap().iter().find(|h| h["type"] == "queue.place_offered").unwrap();
+        assert!(offer["date"].as_str().unwrap().starts_with(&entered.to_string()), "{offer:#}");
+        // The run that placed it names its legacy dates too.
+        let run = view(&[territory, "runs", offer["run"].as_str().unwrap()]);
+        assert_eq!(run["allocation_year"], entered);
+        assert!(run["started"]["date"].as_str().unwrap().starts_with(&entered.to_string()), "{run:#}");
+        assert!(run["started"]["occurred_at"].is_string(), "{run:#}");
+        checked += 1;
+    }
+    assert!(checked > 0, "the small region imports legacy applications");
+}

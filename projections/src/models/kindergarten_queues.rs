@@ -15,7 +15,10 @@
 //! academic year's); `<territory>/<age_group>` answers that year's list, `<territory>/<year>/
 //! <age_group>` any year from it on, `<territory>` lists the years and groups with waiting
 //! applications, and an application answers its position in its next allocation: its target year
-//! until that comes, then the current one. The rules judge offers in the same lists.
+//! until that comes, then the current one (out of the queue, the year it left in, with the runs of
+//! its years between its filing and its leaving). The rules judge offers in the same lists. Every
+//! entry shown names its date: the ledger's `recorded_at`, or an import's own `occurred_at` (a
+//! legacy placement is appended years after it was made, so log order is not its time).
 //! Not the rules that admit queue events (`zachetka-rules`), though the order itself is theirs:
 //! age group, tier and sort key come from `queue_order`, the one definition both sides call.
 //!
@@ -116,9 +119,70 @@ impl What {
     }
 }
 
+/// An entry with its dates: the ledger's `recorded_at` and, for a record imported from a legacy
+/// system, the `occurred_at` it keeps from there (when the legacy system made it: the ledger only
+/// recorded it later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Dated {
+    seq: u64,
+    event: String,
+    /// The ledger's `recorded_at`, unix seconds.
+    recorded_at: i64,
+    /// An imported record's own `occurred_at`, as signed (`None` for a record made here).
+    imported_occurred_at: Option<String>,
+    /// When it happened in the queue's history, what runs and applications are placed by: an
+    /// import's `occurred_at`, else the ledger's `recorded_at` (the order's rule for a filing,
+    /// `queue_order::filed_at`).
+    time: Nanos,
+}
+
+impl Dated {
+    fn of(fact: &Fact<'_>) -> Self {
+        let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
+        let imported = fact.imported.is_some();
+        let occurred = time::parse_instant(fact.occurred_at).unwrap_or(recorded);
+        Dated {
+            seq: fact.seq,
+            event: fact.id.to_owned(),
+            recorded_at: fact.recorded_at,
+            imported_occurred_at: imported.then(|| fact.occurred_at.to_owned()),
+            time: queue_order::filed_at(recorded, occurred, imported),
+        }
+    }
+
+    fn entry(&self) -> EntryRef {
+        EntryRef { seq: self.seq, event: self.event.clone() }
+    }
+
+    /// Writes the entry and its dates into `v` (an object): `event`, `seq`, `recorded_at`,
+    /// `occurred_at` (an import's own, only for an import), and `date`, the one of them it happened at,
+    /// with `date_from` naming which.
+    fn put(&self, v: &mut Value) {
+        let recorded = time::format_rfc3339(self.recorded_at);
+        let (date, from) = match &self.imported_occurred_at {
+            Some(o) => (o.clone(), "occurred_at (imported: the legacy record's own date)"),
+            None => (recorded.clone(), "recorded_at"),
+        };
+        v["event"] = json!(self.event);
+        v["seq"] = json!(self.seq);
+        v["date"] = json!(date);
+        v["date_from"] = json!(from);
+        v["recorded_at"] = json!(recorded);
+        if let Some(o) = &self.imported_occurred_at {
+            v["occurred_at"] = json!(o);
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut v = json!({});
+        self.put(&mut v);
+        v
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Change {
-    at: EntryRef,
+    at: Dated,
     /// The model's "today" once this entry was applied.
     today: Days,
     what: What,
@@ -136,6 +200,8 @@ struct App {
     /// The allocation year in which it last left the queue (an offer, a withdrawal), while it
     /// is out of it: the one list it is shown in without a position.
     left_year: Option<i64>,
+    /// When it left the queue (the entry's `Dated::time`), while it is out of it.
+    left_at: Option<Nanos>,
     group_type: String,
     preferred: Vec<String>,
     /// The time of filing the order uses (`queue_order::filed_at`): the ledger's `recorded_at`,
@@ -143,8 +209,11 @@ struct App {
     applied_at: Nanos,
     /// `occurred_at` as signed.
     applied_text: String,
-    /// The ledger's `recorded_at` of the application, RFC 3339.
+    /// `applied_at` as shown: an import's `occurred_at` as signed, else the ledger's `recorded_at`
+    /// (RFC 3339).
     filed_text: String,
+    /// The ledger's `recorded_at` of the application, RFC 3339.
+    recorded_text: String,
     /// The legacy record an imported application comes from: (system, record).
     imported: Option<(String, String)>,
     submitted: EntryRef,
@@ -171,8 +240,8 @@ struct Offer {
     kindergarten: String,
     /// The allocation run open when the place was offered.
     run: Option<String>,
-    offered: EntryRef,
-    steps: Vec<(Step, EntryRef)>,
+    offered: Dated,
+    steps: Vec<(Step, Dated)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,7 +257,7 @@ struct AdmissionRefusal {
     application: String,
     kindergarten: String,
     reason: String,
-    at: EntryRef,
+    at: Dated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,8 +265,8 @@ struct Run {
     kind: String,
     /// The allocation year its places are for (`academic_year`, or its date's).
     year: i64,
-    started: EntryRef,
-    finished: Option<EntryRef>,
+    started: Dated,
+    finished: Option<Dated>,
     places: Vec<PlacesDeclared>,
     offers: Vec<String>,
     admission_refusals: Vec<AdmissionRefusal>,
@@ -390,6 +459,8 @@ struct Answer {
     group: u64,
     /// The list (`list_key`) the application's position was computed in.
     list: String,
+    /// Whether that list's year was past (the answer then names no list to read).
+    past: bool,
     /// "Today" when computed, and the last day it stays the same answer: the first re-check date
     /// of a claim in the age group on or after it (a claim is in force while its date is not past).
     from: Days,
@@ -451,13 +522,13 @@ impl Default for KindergartenQueues {
 }
 
 impl Territory {
-    fn change(&mut self, app: &str, at: EntryRef, today: Days, what: What) -> Option<&mut App> {
+    fn change(&mut self, app: &str, at: Dated, today: Days, what: What) -> Option<&mut App> {
         let a = self.apps.get_mut(app)?;
         a.changes.push(Change { at, today, what });
         Some(a)
     }
 
-    fn offer_step(&mut self, offer: &str, step: Step, at: EntryRef) {
+    fn offer_step(&mut self, offer: &str, step: Step, at: Dated) {
         if let Some(o) = self.offers.get_mut(offer) {
             o.steps.push((step, at));
         }
@@ -508,7 +579,8 @@ impl ReadModel for KindergartenQueues {
         // 2: the order is by the ledger's time of filing, and the sibling tier is per kindergarten.
         // 3: consents to kindergartens not preferred.
         // 4: lists per allocation year (applications keep birth month and target year, runs their year).
-        4
+        // 5: entries keep their dates (an import's own `occurred_at`), applications when they left.
+        5
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -520,6 +592,7 @@ impl ReadModel for KindergartenQueues {
         }
         let today = self.state.today.unwrap_or(Days::MIN);
         let at = EntryRef::of(fact);
+        let dated = Dated::of(fact);
         let sid = fact.stream_id();
         if !self.state.territories.contains_key(sid) {
             self.state.territories.insert(sid.to_owned(), Territory::default());
@@ -556,7 +629,8 @@ impl ReadModel for KindergartenQueues {
                     return;
                 };
                 let recorded = Nanos::from(fact.recorded_at) * 1_000_000_000;
-                let applied_at = queue_order::filed_at(recorded, occurred, fact.imported.is_some());
+                let imported = fact.imported.is_some();
+                let applied_at = queue_order::filed_at(recorded, occurred, imported);
                 if terr.apps.contains_key(&d.application_id) {
                     return;
                 }
@@ -567,18 +641,24 @@ impl ReadModel for KindergartenQueues {
                     birth,
                     target_year,
                     left_year: None,
+                    left_at: None,
                     group_type: d.group_type.clone(),
                     preferred: d.preferred.clone(),
                     applied_at,
                     applied_text: fact.occurred_at.to_owned(),
-                    filed_text: time::format_rfc3339(fact.recorded_at),
+                    filed_text: if imported {
+                        fact.occurred_at.to_owned()
+                    } else {
+                        time::format_rfc3339(fact.recorded_at)
+                    },
+                    recorded_text: time::format_rfc3339(fact.recorded_at),
                     imported: fact.imported.map(|m| (m.system.clone(), m.record.clone())),
-                    submitted: at.clone(),
+                    submitted: at,
                     claims: Vec::new(),
                     siblings: Vec::new(),
                     consented: Vec::new(),
                     status: Status::Waiting,
-                    changes: vec![Change { at, today, what: What::Submitted }],
+                    changes: vec![Change { at: dated, today, what: What::Submitted }],
                 };
                 let answers = self.answers.get_mut().expect("answer cache lock");
                 for (year, group) in app.lists(&self.profile.queue) {
@@ -589,11 +669,7 @@ impl ReadModel for KindergartenQueues {
             Event::BenefitClaimed(d) => {
                 let Some(recheck_on) = time::parse_date(&d.recheck_on) else { return };
                 let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
-                app.changes.push(Change {
-                    at: at.clone(),
-                    today,
-                    what: What::BenefitClaimed { claim: app.claims.len() },
-                });
+                app.changes.push(Change { at: dated, today, what: What::BenefitClaimed { claim: app.claims.len() } });
                 app.claims.push(Claim {
                     claim_id: d.claim_id.clone(),
                     category: d.category.clone(),
@@ -604,14 +680,14 @@ impl ReadModel for KindergartenQueues {
                     rejection_reason: None,
                 });
             }
-            Event::BenefitConfirmed(d) => decide(terr, &d.application_id, &d.claim_id, None, at, today),
+            Event::BenefitConfirmed(d) => decide(terr, &d.application_id, &d.claim_id, None, dated, today),
             Event::BenefitRejected(d) => {
-                decide(terr, &d.application_id, &d.claim_id, Some(d.reason.clone()), at, today)
+                decide(terr, &d.application_id, &d.claim_id, Some(d.reason.clone()), dated, today)
             }
             Event::SiblingLinked(d) => {
                 let Some(app) = terr.apps.get_mut(&d.application_id) else { return };
                 app.changes.push(Change {
-                    at: at.clone(),
+                    at: dated,
                     today,
                     what: What::SiblingLinked { sibling: app.siblings.len() },
                 });
@@ -623,13 +699,14 @@ impl ReadModel for KindergartenQueues {
             }
             Event::QueueApplicationWithdrawn(d) => {
                 let year = terr.year(Some(today));
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, What::Withdrawn) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, What::Withdrawn) else { return };
                 if app.left_year.is_none() {
                     app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
+                    app.left_at = Some(dated.time);
                 }
                 let old = std::mem::replace(&mut app.status, Status::Withdrawn { reason: d.reason.clone() });
                 if let Status::Offered { offer, .. } = old {
-                    terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, at);
+                    terr.offer_step(&offer, Step::Withdrawn { reason: d.reason.clone() }, dated);
                 }
             }
             Event::AllocationStarted(d) => {
@@ -638,7 +715,7 @@ impl ReadModel for KindergartenQueues {
                 let run = Run {
                     kind: d.kind.clone(),
                     year: d.academic_year.unwrap_or_else(|| queue_order::allocation_year_on(date)),
-                    started: at,
+                    started: dated,
                     finished: None,
                     places,
                     offers: Vec::new(),
@@ -649,7 +726,7 @@ impl ReadModel for KindergartenQueues {
             }
             Event::AllocationFinished(d) => {
                 if let Some(run) = terr.runs.get_mut(&d.run_id) {
-                    run.finished = Some(at);
+                    run.finished = Some(dated);
                 }
                 if terr.open_run.as_deref() == Some(d.run_id.as_str()) {
                     terr.open_run = None;
@@ -657,14 +734,15 @@ impl ReadModel for KindergartenQueues {
             }
             Event::OtherKindergartenConsented(d) => {
                 let what = What::Consented { kindergarten: d.kindergarten.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated, today, what) else { return };
                 app.consented.push((d.kindergarten.clone(), at));
             }
             Event::PlaceOffered(d) => {
                 let what = What::Offered { offer: d.offer_id.clone() };
                 let year = terr.year(Some(today));
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 app.left_year = Some(queue_order::next_allocation_year(app.target_year, year));
+                app.left_at = Some(dated.time);
                 app.status = Status::Offered { offer: d.offer_id.clone(), kindergarten: d.kindergarten.clone() };
                 let run = terr.open_run.clone();
                 if let Some(r) = run.as_ref().and_then(|r| terr.runs.get_mut(r)) {
@@ -674,7 +752,7 @@ impl ReadModel for KindergartenQueues {
                     application: d.application_id.clone(),
                     kindergarten: d.kindergarten.clone(),
                     run,
-                    offered: at,
+                    offered: dated,
                     steps: Vec::new(),
                 };
                 terr.offers.insert(d.offer_id.clone(), offer);
@@ -682,25 +760,26 @@ impl ReadModel for KindergartenQueues {
             Event::OfferAccepted(d) => {
                 let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
                 let what = What::OfferAccepted { offer: d.offer_id.clone() };
-                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&app_id, dated.clone(), today, what) else { return };
                 if let Status::Offered { offer, kindergarten } = &app.status {
                     app.status = Status::Accepted { offer: offer.clone(), kindergarten: kindergarten.clone() };
                 }
-                terr.offer_step(&d.offer_id, Step::Accepted, at);
+                terr.offer_step(&d.offer_id, Step::Accepted, dated);
             }
             Event::OfferRefused(d) => {
                 let Some(app_id) = terr.offers.get(&d.offer_id).map(|o| o.application.clone()) else { return };
                 let what = What::OfferRefused { offer: d.offer_id.clone() };
-                let Some(app) = terr.change(&app_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&app_id, dated.clone(), today, what) else { return };
                 if matches!(app.status, Status::Offered { .. }) {
                     app.status = Status::Waiting;
                     app.left_year = None;
+                    app.left_at = None;
                 }
-                terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, at);
+                terr.offer_step(&d.offer_id, Step::Refused { reason: d.reason.clone() }, dated);
             }
             Event::AdmissionRefused(d) => {
                 let what = What::AdmissionRefused { kindergarten: d.kindergarten.clone(), reason: d.reason.clone() };
-                if terr.change(&d.application_id, at.clone(), today, what).is_none() {
+                if terr.change(&d.application_id, dated.clone(), today, what).is_none() {
                     return;
                 }
                 if let Some(r) = terr.open_run.clone().and_then(|r| terr.runs.get_mut(&r)) {
@@ -708,25 +787,25 @@ impl ReadModel for KindergartenQueues {
                         application: d.application_id.clone(),
                         kindergarten: d.kindergarten.clone(),
                         reason: d.reason.clone(),
-                        at,
+                        at: dated,
                     });
                 }
             }
             Event::KindergartenEnrolled(d) => {
                 let what = What::Enrolled { kindergarten: d.kindergarten.clone(), order_ref: d.order_ref.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 let offer = match &app.status {
                     Status::Accepted { offer, .. } => Some(offer.clone()),
                     _ => None,
                 };
                 app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.kindergarten.clone() };
                 if let Some(o) = offer {
-                    terr.offer_step(&o, Step::Enrolled { order_ref: d.order_ref.clone() }, at);
+                    terr.offer_step(&o, Step::Enrolled { order_ref: d.order_ref.clone() }, dated);
                 }
             }
             Event::KindergartenTransferred(d) => {
                 let what = What::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
-                let Some(app) = terr.change(&d.application_id, at.clone(), today, what) else { return };
+                let Some(app) = terr.change(&d.application_id, dated.clone(), today, what) else { return };
                 let offer = match &app.status {
                     Status::Enrolled { offer, .. } => offer.clone(),
                     _ => None,
@@ -734,7 +813,7 @@ impl ReadModel for KindergartenQueues {
                 app.status = Status::Enrolled { offer: offer.clone(), kindergarten: d.to_kindergarten.clone() };
                 if let Some(o) = offer {
                     let step = Step::Transferred { from: d.from_kindergarten.clone(), to: d.to_kindergarten.clone() };
-                    terr.offer_step(&o, step, at);
+                    terr.offer_step(&o, step, dated);
                 }
             }
             _ => {}
@@ -799,6 +878,7 @@ impl ReadModel for KindergartenQueues {
                     territory: generations.0,
                     group: generations.1,
                     list: list_key(year, group.unwrap_or("")),
+                    past: year < t.year(self.state.today),
                     from: today,
                     until,
                     body: std::sync::Arc::new(body.clone()),
@@ -849,6 +929,13 @@ impl ReadModel for KindergartenQueues {
             }
             _ => {
                 expect_len(path, 2, SHAPES)?;
+                if path[1].len() == 4 && path[1].bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ViewError::BadPath(format!(
+                        "{} is an allocation year: a year's list needs an age group, \
+                         <territory>/<year>/<age_group>; expected {SHAPES}",
+                        path[1]
+                    )));
+                }
                 let group = self.age_group_segment(path, 1)?;
                 let t = terr()?;
                 Ok(View { scope, body: self.group_body(t, territory, t.year(self.state.today), group) })
@@ -874,12 +961,12 @@ fn places_declared(r: &PlacesRow) -> PlacesDeclared {
     }
 }
 
-fn decide(terr: &mut Territory, app: &str, claim_id: &str, rejection: Option<String>, at: EntryRef, today: Days) {
+fn decide(terr: &mut Territory, app: &str, claim_id: &str, rejection: Option<String>, at: Dated, today: Days) {
     let Some(a) = terr.apps.get_mut(app) else { return };
     let Some(claim) = a.claims.iter().position(|c| c.claim_id == claim_id) else { return };
     let c = &mut a.claims[claim];
     c.state = if rejection.is_some() { ClaimState::Rejected } else { ClaimState::Confirmed };
-    c.decided = Some(at.clone());
+    c.decided = Some(at.entry());
     let what = if rejection.is_some() { What::BenefitRejected { claim } } else { What::BenefitConfirmed { claim } };
     c.rejection_reason = rejection;
     a.changes.push(Change { at, today, what });
@@ -1064,9 +1151,12 @@ impl KindergartenQueues {
 
     /// The list an application's position is counted in: its next allocation year (its target
     /// year until that comes, then the territory's current one) and its age group then (`None`:
-    /// the child is past the oldest group).
+    /// the child is past the oldest group); out of the queue, the list of the year it left in
+    /// (the one list that shows it).
     fn list_of<'a>(&'a self, t: &Territory, app: &App) -> (i64, Option<&'a str>) {
-        let year = queue_order::next_allocation_year(app.target_year, t.year(self.state.today));
+        let year = app
+            .left_year
+            .unwrap_or_else(|| queue_order::next_allocation_year(app.target_year, t.year(self.state.today)));
         (year, app.group_in(&self.profile.queue, year))
     }
 
@@ -1150,6 +1240,7 @@ impl KindergartenQueues {
                     "group_type": a.group_type,
                     "applied_at": a.applied_text,
                     "filed_at": a.filed_text,
+                    "recorded_at": a.recorded_text,
                     "imported": imported_json(&a.imported),
                     "event": a.submitted.event,
                     "seq": a.submitted.seq,
@@ -1247,10 +1338,10 @@ impl KindergartenQueues {
             app.preferred.iter().map(|kg| self.kindergarten_position(t, &group, id, app, kg)).collect();
         let consented: Vec<Value> =
             app.consented.iter().map(|(kg, at)| consent_json(t, &group, id, app, kg, at)).collect();
-        let runs: Vec<Value> = t
-            .runs
-            .iter()
-            .filter(|(_, r)| r.started.seq > app.submitted.seq)
+        let mut runs: Vec<(&String, &Run)> = t.runs.iter().filter(|(_, r)| runs_while_queued(app, r)).collect();
+        runs.sort_by(|(x, a), (y, b)| (a.started.time, x).cmp(&(b.started.time, y)));
+        let runs: Vec<Value> = runs
+            .into_iter()
             .map(|(rid, r)| {
                 let group = app.group_in(rules, r.year);
                 let places: i64 = r
@@ -1260,8 +1351,11 @@ impl KindergartenQueues {
                     .filter(|p| app.preferred.contains(&p.kindergarten))
                     .map(|p| p.places)
                     .sum();
-                json!({"run": rid, "kind": r.kind, "allocation_year": r.year, "age_group": group,
-                       "event": r.started.event, "seq": r.started.seq, "places_in_preferred_kindergartens": places})
+                let mut v = json!({"run": rid, "kind": r.kind, "allocation_year": r.year, "age_group": group,
+                                   "places_in_preferred_kindergartens": places,
+                                   "finished": r.finished.as_ref().map(Dated::json)});
+                r.started.put(&mut v);
+                v
             })
             .collect();
         json!({
@@ -1271,7 +1365,9 @@ impl KindergartenQueues {
             "learner": app.learner,
             "allocation_year": year,
             "age_group": age_group,
-            "list": age_group.map(|g| format!("{territory}/{year}/{g}")),
+            // A list of a past allocation year is not answered (`<territory>/<year>/..` is from the
+            // current year on): an application that left the queue then names none.
+            "list": age_group.filter(|_| year >= t.year(self.state.today)).map(|g| format!("{territory}/{year}/{g}")),
             "target_year": app.target_year,
             "age_groups_by_year": app.lists(rules).skip_while(|(y, _)| *y < year)
                 .map(|(y, g)| json!({"year": y, "age_group": g})).collect::<Vec<_>>(),
@@ -1280,6 +1376,7 @@ impl KindergartenQueues {
             "desired_date": app.desired_date,
             "applied_at": app.applied_text,
             "filed_at": app.filed_text,
+            "recorded_at": app.recorded_text,
             "imported": imported_json(&app.imported),
             "event": app.submitted.event,
             "seq": app.submitted.seq,
@@ -1305,7 +1402,8 @@ impl KindergartenQueues {
     }
 
     fn change_json(&self, t: &Territory, app: &App, c: &Change) -> Value {
-        let mut v = json!({"type": c.what.event_type(), "event": c.at.event, "seq": c.at.seq});
+        let mut v = json!({"type": c.what.event_type()});
+        c.at.put(&mut v);
         let o = v.as_object_mut().expect("an object");
         let mut put = |k: &str, x: Value| {
             o.insert(k.to_owned(), x);
@@ -1433,8 +1531,8 @@ that 1 september (a child still waiting after its desired year competes in the n
 group); the allocation year now is the open allocation run's, else, from 1 april, the coming 1 september's and, \
 before it, the current academic year's";
 
-const ORDER_NOTE: &str = "by tier, then the ledger's time of filing (recorded_at; an imported application keeps its \
-original time), then number; the territory-wide position counts no sibling right: the preferential right of a \
+const ORDER_NOTE: &str = "by tier, then the time of filing (filed_at: the ledger's recorded_at; an imported \
+application keeps its original time, its occurred_at, and recorded_at is when the ledger imported it), then number; the territory-wide position counts no sibling right: the preferential right of a \
 sibling (преимущественное) counts only in the order of the kindergarten the sibling attends (by_kindergarten)";
 
 /// Whether the family refused an offer of `kg` (it no longer stands ahead in `kg`'s order, as the
@@ -1469,6 +1567,17 @@ fn consent_json(t: &Territory, group: &[(&str, &App)], id: &str, app: &App, kg: 
         "refused_offer": refused_offer_of(t, app, kg),
         "rule": "offered_only_when_no_application_preferring_it_waits",
     })
+}
+
+/// Whether `run` fell while the application was in the queue: a run of an allocation year it
+/// competes in (from its target year to the year it left in), started after its filing and, if
+/// it left the queue, not after it left (by the entries' dates, `Dated::time`, not log positions:
+/// an import is appended long after it happened).
+fn runs_while_queued(app: &App, run: &Run) -> bool {
+    run.year >= app.target_year
+        && app.left_year.is_none_or(|y| run.year <= y)
+        && run.started.time >= app.applied_at
+        && app.left_at.is_none_or(|l| run.started.time <= l)
 }
 
 fn imported_json(imported: &Option<(String, String)>) -> Value {
@@ -1846,19 +1955,19 @@ impl KindergartenQueues {
     /// is let go).
     fn cached_answer(&self, territory: &str, id: &str, app: &App) -> ((u64, u64), Option<View>) {
         let today = self.today();
-        let list = match self.state.territories.get(territory) {
+        let (list, past) = match self.state.territories.get(territory) {
             Some(t) => {
                 let (year, group) = self.list_of(t, app);
-                list_key(year, group.unwrap_or(""))
+                (list_key(year, group.unwrap_or("")), year < t.year(self.state.today))
             }
-            None => String::new(),
+            None => (String::new(), false),
         };
         let (generations, hit) = {
             let answers = self.answers.lock().expect("answer cache lock");
             let generations = answers.generations(territory, &list);
             let hit = (answers.bodies.get(&(territory.to_owned(), id.to_owned())))
                 .filter(|a| (a.territory, a.group) == generations && (a.from..=a.until).contains(&today))
-                .filter(|a| a.list == list);
+                .filter(|a| a.list == list && a.past == past);
             (generations, hit.map(|a| (a.from, a.body.clone())))
         };
         let view = hit.map(|(from, shared)| {
@@ -2008,14 +2117,15 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
                             json!({"step": "transferred", "from_kindergarten": from, "to_kindergarten": to})
                         }
                     };
-                    v["event"] = json!(at.event);
-                    v["seq"] = json!(at.seq);
+                    at.put(&mut v);
                     v
                 })
                 .collect();
             let number = t.apps.get(&o.application).map(|a| a.number.as_str());
-            json!({"offer": oid, "application": o.application, "number": number, "kindergarten": o.kindergarten,
-                   "event": o.offered.event, "seq": o.offered.seq, "outcome": outcome, "steps": steps})
+            let mut v = json!({"offer": oid, "application": o.application, "number": number,
+                               "kindergarten": o.kindergarten, "outcome": outcome, "steps": steps});
+            o.offered.put(&mut v);
+            v
         })
         .collect();
     let places: Vec<Value> = run
@@ -2038,8 +2148,9 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
         .admission_refusals
         .iter()
         .map(|r| {
-            json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason,
-                        "event": r.at.event, "seq": r.at.seq})
+            let mut v = json!({"application": r.application, "kindergarten": r.kindergarten, "reason": r.reason});
+            r.at.put(&mut v);
+            v
         })
         .collect();
     json!({
@@ -2048,7 +2159,7 @@ fn run_body(rules: &QueueRules, t: &Territory, territory: &str, id: &str, run: &
         "kind": run.kind,
         "allocation_year": run.year,
         "started": run.started.json(),
-        "finished": run.finished.as_ref().map(EntryRef::json),
+        "finished": run.finished.as_ref().map(Dated::json),
         "places": places,
         "offers": offers,
         "admission_refusals": refusals,
@@ -2215,6 +2326,18 @@ mod tests {
         m.view(path).unwrap().body
     }
 
+    /// `v` with the entry `e<seq>` of a hand-built history and its dates: recorded when it
+    /// occurred, at 10:00 UTC of `day` (`ev`).
+    fn dated(mut v: Value, seq: u64, day: &str) -> Value {
+        let at = format!("{day}T10:00:00Z");
+        v["event"] = json!(format!("e{seq}"));
+        v["seq"] = json!(seq);
+        v["date"] = json!(at);
+        v["date_from"] = json!("recorded_at");
+        v["recorded_at"] = json!(at);
+        v
+    }
+
     /// (application, tier, position, status) of a group view.
     fn order(m: &KindergartenQueues, territory: &str) -> Vec<(String, String, Value, String)> {
         let b = body(m, &[territory, "2026", "3-4"]);
@@ -2374,11 +2497,31 @@ mod tests {
         assert_eq!(
             all["moves"],
             json!([
-                {"type": "queue.application_withdrawn", "event": "e10", "seq": 10, "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"},
-                {"type": "queue.place_offered", "event": "e13", "seq": 13, "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"},
-                {"type": "queue.place_offered", "event": "e14", "seq": 14, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": -1, "reason": "offered_a_place_ahead"},
-                {"type": "queue.offer_refused", "event": "e17", "seq": 17, "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": 1, "reason": "refused_offer_back_ahead"},
-                {"type": "queue.place_offered", "event": "e20", "seq": 20, "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"},
+                dated(
+                    json!({"type": "queue.application_withdrawn", "application": "a2", "ahead_change": -1, "reason": "withdrawn_ahead"}),
+                    10,
+                    "2026-02-11"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o1", "kindergarten": "kg-1", "run": "r1", "application": "a3", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    13,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    14,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"type": "queue.offer_refused", "offer": "o2", "kindergarten": "kg-2", "run": "r1", "application": "a4", "ahead_change": 1, "reason": "refused_offer_back_ahead"}),
+                    17,
+                    "2026-05-03"
+                ),
+                dated(
+                    json!({"type": "queue.place_offered", "offer": "o3", "kindergarten": "kg-1", "run": "r2", "application": "a1", "ahead_change": -1, "reason": "offered_a_place_ahead"}),
+                    20,
+                    "2026-06-01"
+                ),
             ])
         );
         assert_eq!((all["total"].clone(), all["ahead_change"].clone()), (json!(5), json!(-3)));
@@ -2395,10 +2538,18 @@ mod tests {
         assert_eq!(
             b["allocation_runs_since_applied"],
             json!([
-                {"run": "r1", "kind": "main", "allocation_year": 2026, "age_group": "3-4", "event": "e12", "seq": 12,
-                 "places_in_preferred_kindergartens": 1},
-                {"run": "r2", "kind": "additional", "allocation_year": 2026, "age_group": "3-4", "event": "e19",
-                 "seq": 19, "places_in_preferred_kindergartens": 1},
+                dated(
+                    json!({"run": "r1", "kind": "main", "allocation_year": 2026, "age_group": "3-4",
+                             "places_in_preferred_kindergartens": 1, "finished": dated(json!({}), 15, "2026-05-01")}),
+                    12,
+                    "2026-05-01"
+                ),
+                dated(
+                    json!({"run": "r2", "kind": "additional", "allocation_year": 2026, "age_group": "3-4",
+                             "places_in_preferred_kindergartens": 1, "finished": dated(json!({}), 22, "2026-06-01")}),
+                    19,
+                    "2026-06-01"
+                ),
             ])
         );
         let types: Vec<&str> = b["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
@@ -2531,8 +2682,9 @@ mod tests {
             b["moves"],
             json!([
                 // Another family's benefit: that it was confirmed and lapsed, not which (category, claim).
-                {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28,
-                 "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"},
+                dated(json!({"type": "queue.benefit_confirmed",
+                             "application": "b2", "ahead_change": 1, "reason": "benefit_confirmed_moved_ahead"}),
+                      28, "2026-06-05"),
                 {"type": "queue.benefit_confirmed", "event": "e28", "seq": 28, "application": "b2",
                  "recheck_on": "2026-06-10", "ahead_change": -1, "reason": "benefit_recheck_date_passed"},
             ])
@@ -2560,20 +2712,21 @@ mod tests {
             v.body,
             json!({
                 "territory": "luga", "run": "r1", "kind": "main", "allocation_year": 2026,
-                "started": {"event": "e12", "seq": 12}, "finished": {"event": "e15", "seq": 15},
+                "started": dated(json!({}), 12, "2026-05-01"), "finished": dated(json!({}), 15, "2026-05-01"),
                 "places": [
                     {"kindergarten": "kg-1", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
                     {"kindergarten": "kg-2", "age_group": "3-4", "group_type": "general", "places": 1, "offered": 1},
                 ],
                 "offers": [
-                    {"offer": "o1", "application": "a3", "number": "N-003", "kindergarten": "kg-1", "event": "e13", "seq": 13,
+                    dated(json!({"offer": "o1", "application": "a3", "number": "N-003", "kindergarten": "kg-1",
                      "outcome": "transferred", "steps": [
-                        {"step": "accepted", "event": "e16", "seq": 16},
-                        {"step": "enrolled", "order_ref": "p-1", "event": "e18", "seq": 18},
-                        {"step": "transferred", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2", "event": "e24", "seq": 24},
-                     ]},
-                    {"offer": "o2", "application": "a4", "number": "N-004", "kindergarten": "kg-2", "event": "e14", "seq": 14,
-                     "outcome": "refused", "steps": [{"step": "refused", "reason": "too_far", "event": "e17", "seq": 17}]},
+                        dated(json!({"step": "accepted"}), 16, "2026-05-02"),
+                        dated(json!({"step": "enrolled", "order_ref": "p-1"}), 18, "2026-05-04"),
+                        dated(json!({"step": "transferred", "from_kindergarten": "kg-1", "to_kindergarten": "kg-2"}), 24, "2026-06-01"),
+                     ]}), 13, "2026-05-01"),
+                    dated(json!({"offer": "o2", "application": "a4", "number": "N-004", "kindergarten": "kg-2",
+                     "outcome": "refused", "steps": [dated(json!({"step": "refused", "reason": "too_far"}), 17, "2026-05-03")]}),
+                      14, "2026-05-01"),
                 ],
                 "admission_refusals": [],
             })
@@ -2582,8 +2735,180 @@ mod tests {
         assert_eq!(r2["offers"][0]["outcome"], json!("accepted"));
         assert_eq!(
             r2["admission_refusals"],
-            json!([{"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places", "event": "e21", "seq": 21}])
+            json!([dated(
+                json!({"application": "a5", "kindergarten": "kg-1", "reason": "no_free_places"}),
+                21,
+                "2026-06-01"
+            )])
         );
+    }
+
+    /// When the ledger recorded the imports of [`legacy`]: long after they happened.
+    const IMPORTED_AT: &str = "2026-08-10T12:00:00Z";
+
+    /// `row` imported from the legacy system: `migrated_from` in its data, its own `occurred_at`.
+    fn import(seq: u64, ty: &str, occurred_at: &str, mut data: Value) -> Row {
+        data["migrated_from"] = json!({"system": "BARS", "record": format!("luga/{seq}")});
+        row(seq, L, ty, occurred_at, data)
+    }
+
+    /// A legacy application filed in 2017 for 2019, placed by the 2019 run, imported in 2026 with
+    /// the runs of 2018 (before its year) and a later one of 2019 (after its offer), appended out
+    /// of their order in time; then a live application of 2026 and a live run.
+    fn legacy() -> Vec<Row> {
+        let run = |seq, id: &str, year: i64, at: &str| {
+            let data =
+                json!({"run_id": id, "kind": "additional", "places": places(&[("kg-1", 1)]), "academic_year": year});
+            import(seq, "queue.allocation_started", at, data)
+        };
+        let data = json!({"application_id": "old1", "number": "N-OLD", "learner": "47-old1", "birth_month": "2016-03",
+                          "desired_date": "2019-09-01", "preferred": ["kg-1"], "group_type": "general"});
+        vec![
+            // The run of 2019 is appended before the application it placed.
+            run(0, "m2019", 2019, "2019-06-01T09:00:00Z"),
+            import(1, "queue.application_submitted", "2017-03-01T09:00:00Z", data),
+            import(
+                2,
+                "queue.place_offered",
+                "2019-06-01T10:00:00Z",
+                json!({"offer_id": "old1-o1", "application_id": "old1", "kindergarten": "kg-1"}),
+            ),
+            import(3, "queue.offer_accepted", "2019-06-15T10:00:00Z", json!({"offer_id": "old1-o1"})),
+            import(
+                4,
+                "queue.enrolled",
+                "2019-08-25T10:00:00Z",
+                json!({"application_id": "old1", "kindergarten": "kg-1", "order_ref": "p-old1"}),
+            ),
+            import(5, "queue.allocation_finished", "2019-08-31T18:00:00Z", json!({"run_id": "m2019"})),
+            run(6, "m2018", 2018, "2018-06-01T09:00:00Z"),
+            import(7, "queue.allocation_finished", "2018-08-31T18:00:00Z", json!({"run_id": "m2018"})),
+            run(8, "m2019b", 2019, "2019-09-10T09:00:00Z"),
+            import(9, "queue.allocation_finished", "2019-09-20T18:00:00Z", json!({"run_id": "m2019b"})),
+            submit(10, L, "a1", "N-001", "2026-02-01", &["kg-1"]),
+            ev(
+                11,
+                L,
+                "queue.allocation_started",
+                "2026-05-01",
+                json!({"run_id": "r1", "kind": "main", "places": places(&[("kg-1", 1)])}),
+            ),
+        ]
+    }
+
+    /// The model of `rows`, each import recorded by the ledger at [`IMPORTED_AT`].
+    fn build_imported(rows: &[Row]) -> KindergartenQueues {
+        let mut m = KindergartenQueues::default();
+        let imported_at = time::parse_rfc3339(IMPORTED_AT).unwrap();
+        for r in rows {
+            let mut f = fact(r);
+            if r.imported.is_some() {
+                f.recorded_at = imported_at;
+            }
+            m.apply(&f);
+        }
+        m
+    }
+
+    /// An imported application answers the year it left the queue in and the runs of its own
+    /// years between its filing and its offer, by date; `filed_at` is the time the order uses.
+    #[test]
+    fn a_legacy_application_answers_its_own_year_and_runs() {
+        let m = build_imported(&legacy());
+        let b = body(&m, &["luga", "applications", "old1"]);
+        assert_eq!(b["allocation_year"], json!(2019), "{b:#}");
+        // 2019's list is past: none named, none answered.
+        assert_eq!(b["list"], Value::Null);
+        assert!(matches!(m.view(&["luga", "2019", b["age_group"].as_str().unwrap()]), Err(ViewError::NotFound(_))));
+        let runs: Vec<&str> =
+            b["allocation_runs_since_applied"].as_array().unwrap().iter().map(|r| r["run"].as_str().unwrap()).collect();
+        assert_eq!(runs, ["m2019"], "{b:#}");
+        assert_eq!(b["allocation_runs_since_applied"][0]["date"], json!("2019-06-01T09:00:00Z"));
+        assert_eq!(b["filed_at"], json!("2017-03-01T09:00:00Z"));
+        assert_eq!(b["applied_at"], json!("2017-03-01T09:00:00Z"));
+        assert_eq!(b["recorded_at"], json!(IMPORTED_AT));
+        // Its moves are its year's list's (the live 2026 application is in none of them).
+        assert_eq!(body(&m, &["luga", "applications", "old1", "moves"])["total"], json!(0));
+        // A live application: its filing is the ledger's, the live run after it listed.
+        let a1 = body(&m, &["luga", "applications", "a1"]);
+        assert_eq!(
+            (a1["allocation_year"].clone(), a1["filed_at"].clone()),
+            (json!(2026), json!("2026-02-01T09:00:00Z"))
+        );
+        let runs: Vec<&str> = a1["allocation_runs_since_applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run"].as_str().unwrap())
+            .collect();
+        assert_eq!(runs, ["r1"], "{a1:#}");
+    }
+
+    /// Several runs of one application's years: listed by their dates, not by id or log position.
+    #[test]
+    fn an_application_lists_its_runs_in_date_order() {
+        let mut rows = legacy();
+        // old1 filed for 2018: the runs of 2018 and 2019 up to its offer, 2018's appended later.
+        let Event::QueueApplicationSubmitted(d) = &mut rows[1].event else { panic!("a submission") };
+        d.desired_date = "2018-09-01".into();
+        d.birth_month = "2015-03".into();
+        let m = build_imported(&rows);
+        let b = body(&m, &["luga", "applications", "old1"]);
+        let runs: Vec<(&str, &str)> = (b["allocation_runs_since_applied"].as_array().unwrap().iter())
+            .map(|r| (r["run"].as_str().unwrap(), r["date"].as_str().unwrap()))
+            .collect();
+        assert_eq!(runs, [("m2018", "2018-06-01T09:00:00Z"), ("m2019", "2019-06-01T09:00:00Z")], "{b:#}");
+    }
+
+    /// An imported run, offer and step name the legacy record's own date and the ledger's
+    /// recording, and say which is which; so does an application's history.
+    #[test]
+    fn legacy_runs_offers_and_history_carry_their_dates() {
+        let m = build_imported(&legacy());
+        let legacy_at = |seq: u64, at: &str| {
+            json!({"event": format!("e{seq}"), "seq": seq, "date": at, "occurred_at": at, "recorded_at": IMPORTED_AT,
+                   "date_from": "occurred_at (imported: the legacy record's own date)"})
+        };
+        let run = body(&m, &["luga", "runs", "m2019"]);
+        assert_eq!(run["started"], legacy_at(0, "2019-06-01T09:00:00Z"));
+        assert_eq!(run["finished"], legacy_at(5, "2019-08-31T18:00:00Z"));
+        let offer = &run["offers"][0];
+        assert_eq!(
+            (offer["date"].clone(), offer["recorded_at"].clone()),
+            (json!("2019-06-01T10:00:00Z"), json!(IMPORTED_AT))
+        );
+        let steps: Vec<&str> = offer["steps"].as_array().unwrap().iter().map(|s| s["date"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["2019-06-15T10:00:00Z", "2019-08-25T10:00:00Z"]);
+        let b = body(&m, &["luga", "applications", "old1"]);
+        let history: Vec<(&str, &str, &str)> = (b["history"].as_array().unwrap().iter())
+            .map(|h| (h["type"].as_str().unwrap(), h["date"].as_str().unwrap(), h["recorded_at"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                ("queue.application_submitted", "2017-03-01T09:00:00Z", IMPORTED_AT),
+                ("queue.place_offered", "2019-06-01T10:00:00Z", IMPORTED_AT),
+                ("queue.offer_accepted", "2019-06-15T10:00:00Z", IMPORTED_AT),
+                ("queue.enrolled", "2019-08-25T10:00:00Z", IMPORTED_AT),
+            ]
+        );
+        // A live entry: its date is the ledger's, no occurred_at of its own.
+        let live = body(&m, &["luga", "runs", "r1"]);
+        assert_eq!(live["started"], dated(json!({}), 11, "2026-05-01"));
+    }
+
+    /// A year with no age group is a bad path that says what a year's list needs.
+    #[test]
+    fn a_year_without_an_age_group_is_a_bad_path() {
+        let m = build_imported(&legacy());
+        match m.view(&["luga", "2027"]) {
+            Err(ViewError::BadPath(msg)) => {
+                assert!(msg.contains("2027 is an allocation year") && msg.contains("age group"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(m.view(&["luga", "5-6x"]), Err(ViewError::NotFound(_))));
+        assert!(m.view(&["luga", "3-4"]).is_ok());
     }
 
     /// A consent to a kindergarten not preferred: shown with every waiting application that
@@ -2612,7 +2937,7 @@ mod tests {
         let last = &b["history"].as_array().unwrap()[1];
         assert_eq!(
             last,
-            &json!({"type": "queue.other_kindergarten_consented", "event": "e3", "seq": 3, "kindergarten": "kg-2"})
+            &dated(json!({"type": "queue.other_kindergarten_consented", "kindergarten": "kg-2"}), 3, "2026-02-04")
         );
         // Its own preferred kindergarten's order is unchanged by the consent.
         assert_eq!(b["by_kindergarten"][0]["kindergarten"], json!("kg-1"));
@@ -3020,12 +3345,13 @@ mod tests {
                 }
                 let fresh: KindergartenQueues = build(&rows[..=n]);
                 for (territory, terr) in &m.state.territories {
-                    // Each application's list: its next allocation year's age group (the oracle
-                    // takes it from the rules' own functions, not from the model's `list_of`).
+                    // Each application's list: its next allocation year's age group, or the
+                    // year it left the queue in (the oracle takes it from the rules' own
+                    // functions, not from the model's `list_of`).
                     let current = terr.year(m.state.today);
                     let list_of: BTreeMap<&str, (i64, Option<&str>)> = (terr.apps.iter())
                         .map(|(id, a)| {
-                            let year = a.target_year.max(current);
+                            let year = a.left_year.unwrap_or(a.target_year.max(current));
                             let group = queue_order::age_group_in(&m.profile.queue, a.birth, year);
                             (id.as_str(), (year, group))
                         })
