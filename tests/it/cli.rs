@@ -38,15 +38,7 @@ fn cli_ledger(dir: &Path) {
         c
     });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut c = zachetka();
-    c.args(["append", "--dir"]).arg(dir).stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(grade(1, "learner/a", None).to_string().as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    append(dir, &[grade(1, "learner/a", None)]);
 }
 
 /// `zachetka <cmd> | head` where head has already left: every printing command (audit aside,
