@@ -178,7 +178,7 @@ fn main() {
     println!("ledger: {size} entries; learner {learner}: {learner_entries} of them and the demo's");
 
     let (mut export_ms, mut verify_ms, mut verify_one_ms, mut selective_ms) = (vec![], vec![], vec![], vec![]);
-    let (mut export_cpu, mut verify_one_cpu) = (vec![], vec![]);
+    let (mut export_cpu, mut verify_one_cpu, mut json_ms) = (vec![], vec![], vec![]);
     let (mut strict_cpu, mut cached_cpu) = (vec![], vec![]);
     // Ratios to the floor, each of one round (the floor measured right after the work it bounds:
     // on this shared machine a core's speed moves by 2x within minutes).
@@ -192,7 +192,9 @@ fn main() {
         let b = export_learner(&ledger, learner, &Disclosure::All).unwrap();
         export_ms.push(ms(t));
         export_cpu.push(thread_cpu_ms() - c);
+        let t = Instant::now();
         full = b.to_json();
+        json_ms.push(ms(t));
         let t = Instant::now();
         selective = export_learner(&ledger, learner, &only).unwrap().to_json();
         selective_ms.push(ms(t));
@@ -243,7 +245,8 @@ fn main() {
         median(&mut export_cpu),
         median(&mut export_ratio)
     );
-    println!("export, grades withheld:           median {:.1} ms", median(&mut selective_ms));
+    println!("  and its JSON bytes (the server writes them): median {:.1} ms more", median(&mut json_ms));
+    println!("export, grades withheld, with bytes: median {:.1} ms", median(&mut selective_ms));
     println!(
         "verify, {threads} threads:                 median {:.1} ms wall (target < 100); {:.2} x the floor",
         median(&mut verify_ms),

@@ -69,37 +69,10 @@ fn other_stream_seqs(view: &Value, out: &mut Vec<u64>) {
     }
 }
 
-/// Seqs at most this far apart are read in one store read, the entries between them skipped
-/// unchecked (a few KiB read in vain costs less than a read of its own).
-const ENTRY_READ_GAP: u64 = 16;
-
-/// Reads the entries at `seqs` (ascending), one store read per run of seqs at most
-/// `ENTRY_READ_GAP` apart; each entry wanted is checked against its stored leaf hash.
+/// The entries at `seqs` (ascending), each checked against its stored leaf hash
+/// ([`crate::store::Store::entries_at`]).
 fn read_entries(ledger: &Ledger, seqs: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    let mut out = Vec::with_capacity(seqs.len());
-    let mut i = 0;
-    while i < seqs.len() {
-        let mut j = i + 1;
-        while j < seqs.len() && seqs[j] - seqs[j - 1] <= ENTRY_READ_GAP {
-            j += 1;
-        }
-        let (first, last) = (seqs[i], seqs[j - 1]);
-        let mut run = ledger.store().raw_entries(first, last - first + 1)?.into_iter();
-        for &seq in &seqs[i..j] {
-            match run.find(|e| e.seq == seq) {
-                Some(e) => out.push((seq, e.checked()?)),
-                None => {
-                    return Err(StoreError::Corrupt {
-                        what: "entry",
-                        position: seq,
-                        detail: "an indexed entry is missing from the log".into(),
-                    })
-                }
-            }
-        }
-        i = j;
-    }
-    Ok(out)
+    ledger.store().entries_at(seqs)
 }
 
 /// The seqs of `stream` below `tree_size`, at most `LEARNER_ENTRIES_MAX`.
@@ -286,7 +259,8 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     let concerned = read_entries(ledger, &seqs)?;
     let registry_seqs = stream_seqs_below(ledger, "registry", tree_size)?.ok_or(RecordError::RegistryTooLong)?;
     let registry = read_entries(ledger, &registry_seqs)?;
-    let wanted = zachetka_record::authority_wanted(&concerned)?;
+    let parsed = zachetka_record::Concerned::parse(&concerned)?;
+    let wanted = zachetka_record::authority_wanted(&parsed);
     let mut registrations = find_registrations(ledger, wanted.registrations)?;
     registrations.extend(find_lessons(ledger, wanted.lessons, tree_size)?);
     registrations.extend(find_runs(ledger, wanted.runs, tree_size)?);
@@ -309,7 +283,7 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
         verifier_key: &config.verifier_key,
         learner,
         checkpoint: &note,
-        concerned: &concerned,
+        concerned: &parsed,
         registry: &registry,
         registrations: &registrations,
         disclosure,

@@ -264,8 +264,9 @@ pub struct ExportInput<'a> {
     pub learner: &'a str,
     /// The signed checkpoint note every proof is against.
     pub checkpoint: &'a [u8],
-    /// Every entry that concerns the learner (`Concerns`), ascending by seq.
-    pub concerned: &'a [(u64, Vec<u8>)],
+    /// Every entry that concerns the learner (`Concerns`), ascending by seq, read once
+    /// ([`Concerned::parse`]).
+    pub concerned: &'a Concerned<'a>,
     /// The `registry` stream below the checkpoint, ascending (a superset of what is needed).
     pub registry: &'a [(u64, Vec<u8>)],
     /// Registrations and lessons on institution streams below the checkpoint, ascending: at
@@ -414,14 +415,31 @@ pub fn run_entry_of(entry: &[u8]) -> Option<(String, &'static str, String)> {
     Some((name(&e.stream)?.to_owned(), ty, name(&e.data.run_id)?.to_owned()))
 }
 
-/// The registrations and lessons `concerned` (as [`ExportInput::concerned`]) names, in one
-/// reading of its entries (a learner may have thousands of marks).
-pub fn authority_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<AuthorityWanted, ExportError> {
-    let parsed: Vec<(u64, EventFields)> =
-        concerned.iter().map(|(seq, bytes)| Ok((*seq, parse_stored(*seq, bytes)?))).collect::<Result<_, _>>()?;
+/// The entries that concern a learner, as stored, each read once for both the registrations
+/// and lessons they name ([`authority_wanted`]) and the bundle ([`export`]): a learner may have
+/// thousands of marks.
+pub struct Concerned<'a> {
+    raw: &'a [(u64, Vec<u8>)],
+    parsed: Vec<Parsed<'a>>,
+}
+
+impl<'a> Concerned<'a> {
+    /// Reads the fields the exporter decides by from each of `raw` (`(seq, canonical entry
+    /// bytes)`, ascending).
+    pub fn parse(raw: &'a [(u64, Vec<u8>)]) -> Result<Self, ExportError> {
+        let parsed = raw
+            .iter()
+            .map(|(seq, bytes)| Ok(Parsed { seq: *seq, event: parse_stored(*seq, bytes)? }))
+            .collect::<Result<_, ExportError>>()?;
+        Ok(Concerned { raw, parsed })
+    }
+}
+
+/// The registrations and lessons the entries of `concerned` name.
+pub fn authority_wanted(concerned: &Concerned) -> AuthorityWanted {
     let mut out = AuthorityWanted::default();
     let mut seen_lessons: HashSet<(&str, &str, Option<&str>, &str)> = HashSet::new();
-    for (seq, e) in &parsed {
+    for Parsed { seq, event: e } in &concerned.parsed {
         let Some(ty) = name(&e.ty) else { continue };
         let d = &e.data;
         if let (Some(ty), Some(institution), Some(program)) =
@@ -455,7 +473,7 @@ pub fn authority_wanted(concerned: &[(u64, Vec<u8>)]) -> Result<AuthorityWanted,
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Whether `entry` is a registration of the kind [`Wanted`] names, and which: its stream, type
@@ -484,8 +502,11 @@ pub fn export<'a>(
         }
         Ok(Parsed { seq: *seq, event: parse_stored(*seq, bytes)? })
     };
-    let concerned: Vec<Parsed> = input.concerned.iter().map(parse).collect::<Result<_, _>>()?;
-    let disclosed = choose(&concerned, input.learner, input.disclosure);
+    let concerned = &input.concerned.parsed;
+    if let Some(e) = concerned.iter().find(|e| e.seq >= tree_size) {
+        return Err(ExportError::BeyondCheckpoint { seq: e.seq, tree_size });
+    }
+    let disclosed = choose(concerned, input.learner, input.disclosure);
 
     // The authority chain: every registry entry about a key or institution the disclosed entries
     // (and the registrations they name) need, closed over the authors of those entries themselves.
@@ -627,7 +648,7 @@ pub fn export<'a>(
 
     let proof = |seq: u64| prove(seq, tree_size).map_err(|message| ExportError::Proof { seq, message });
     let mut entries = Vec::with_capacity(concerned.len());
-    for ((seq, bytes), show) in input.concerned.iter().zip(&disclosed) {
+    for ((seq, bytes), show) in input.concerned.raw.iter().zip(&disclosed) {
         let p = proof(*seq)?;
         entries.push(if *show {
             Item::disclosed(*seq, bytes, &p)

@@ -15,8 +15,8 @@ mod verify;
 pub use bundle::{Bundle, CompletenessMember, Item, BUNDLE_BYTES_MAX, ITEMS_MAX};
 pub use disclosure::Disclosure;
 pub use export::{
-    authority_wanted, export, registration_of, run_entry_of, AuthorityWanted, CompletenessInput, ExportError,
-    ExportInput, LessonWanted, RunWanted, Wanted,
+    authority_wanted, export, registration_of, run_entry_of, AuthorityWanted, CompletenessInput, Concerned,
+    ExportError, ExportInput, LessonWanted, RunWanted, Wanted,
 };
 pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
 pub use report::{Completeness, Failure, Report};

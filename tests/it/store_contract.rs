@@ -145,6 +145,17 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
     assert_eq!(raw.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert_eq!(&raw[3].bytes[..], b"{\"entry\":3}");
     assert_eq!(store.entries(1, 2).unwrap(), vec![b"{\"entry\":1}".to_vec(), b"{\"entry\":2}".to_vec()]);
+    // Scattered entries by seq (a learner's record), each checked; a seq beyond the head is an
+    // error naming it, never a shorter answer.
+    assert_eq!(
+        store.entries_at(&[0, 2, 4]).unwrap(),
+        [0, 2, 4].map(|i| (i, format!("{{\"entry\":{i}}}").into_bytes())).to_vec()
+    );
+    assert_eq!(store.entries_at(&[]).unwrap(), vec![]);
+    match store.entries_at(&[1, 5]) {
+        Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("entry", 5)),
+        other => panic!("a seq beyond the head must be refused: {other:?}"),
+    }
     // Stored hashes serve roots and proofs exactly as the reference tree.
     let reader = zachetka::store::StoreHashes(store);
     for n in 1..=5 {
@@ -227,6 +238,27 @@ fn sled_recovery_refuses_damage_below_the_head() {
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("a damaged head entry must not be served"),
     }
+}
+
+#[test]
+fn sled_entries_at_names_an_entry_damaged_under_a_serving_store() {
+    let dir = tempfile::tempdir().unwrap();
+    committed_store(dir.path(), 4);
+    let store = zachetka::store::sled::SledStore::open(dir.path()).unwrap();
+    let paths = zachetka::store::sled::StorePaths::of(dir.path());
+    // offsets.dat: each entry's offset in entries.dat, 8 bytes big-endian.
+    let offsets = std::fs::read(&paths.offsets).unwrap();
+    let at = u64::from_be_bytes(offsets[8..16].try_into().unwrap());
+    flip_byte(&paths.entries, at + 3);
+    assert_eq!(store.entries_at(&[0]).unwrap().len(), 1, "entry 0 is untouched");
+    for wanted in [&[1][..], &[0, 1, 3], &[1, 3]] {
+        match store.entries_at(wanted) {
+            Err(StoreError::Corrupt { what, position, .. }) => assert_eq!((what, position), ("entry", 1), "{wanted:?}"),
+            other => panic!("damage must be refused: {other:?}"),
+        }
+    }
+    // An entry read past, not wanted, is not judged: damage in 1 does not refuse 0 and 2.
+    assert_eq!(store.entries_at(&[0, 2]).unwrap().iter().map(|e| e.0).collect::<Vec<_>>(), vec![0, 2]);
 }
 
 #[test]

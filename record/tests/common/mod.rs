@@ -15,7 +15,7 @@ use zachetka_projections::completeness::{self as commitment, Map};
 use zachetka_projections::model::{ParsedFact, ReadModel};
 use zachetka_projections::models::completeness::Completeness;
 use zachetka_projections::models::concerns::Concerns;
-use zachetka_record::{export, Bundle, CompletenessInput, Disclosure, ExportInput};
+use zachetka_record::{export, Bundle, CompletenessInput, Concerned, Disclosure, ExportInput};
 
 pub const ORIGIN: &str = "ru-47.edu.example";
 pub const L1: &str = "47-000001";
@@ -198,7 +198,7 @@ impl TestLedger {
             verifier_key: &self.vkey,
             learner,
             checkpoint: &note,
-            concerned: &concerned,
+            concerned: &Concerned::parse(&concerned).unwrap(),
             registry: &registry,
             registrations: &lessons,
             disclosure,
