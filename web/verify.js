@@ -713,6 +713,9 @@
     constructor(authority) {
       this.authority = authority;
       this.grants = new Map([[authority, { roles: ['authority'], scope: {}, validFrom: null, validUntil: null, revokedAt: null, holder: 'authority' }]]);
+      // Institutions registered so far: a grant scoped to another is refused, as the rules
+      // refuse it (rules/src/authority.rs `check_grant`).
+      this.institutions = new Set();
     }
     // The key's grant in force at `at` (nanoseconds), or a refusal code and message
     // (rules/src/authority.rs `valid_grant`).
@@ -739,6 +742,9 @@
         case 'registry.institution_registered':
           return isAuthority ? null : deny;
         case 'keys.granted':
+          if (isObject(d.scope) && typeof d.scope.institution === 'string' && !this.institutions.has(d.scope.institution)) {
+            return { code: 'institution_unknown', message: 'institution ' + d.scope.institution + ' is not registered' };
+          }
           if (isAuthority) return null;
           return isObject(d.scope) && adminOf(d.scope.institution) ? null : deny;
         case 'keys.revoked': {
@@ -758,7 +764,9 @@
     }
     apply(ev, at) {
       const d = ev.data;
-      if (ev.type === 'keys.granted') {
+      if (ev.type === 'registry.institution_registered' && typeof d.institution === 'string') {
+        this.institutions.add(d.institution);
+      } else if (ev.type === 'keys.granted') {
         const from = parseInstant(d.valid_from);
         const until = d.valid_until === undefined ? null : parseInstant(d.valid_until);
         if (from === null || (d.valid_until !== undefined && until === null) || this.grants.has(d.key)) return;

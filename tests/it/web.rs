@@ -184,6 +184,12 @@ fn perf_ledger(n: u64) -> (tempfile::TempDir, Ledger) {
             &authority(),
         ),
         sign(
+            json!({"ledger": ORIGIN, "stream": "registry", "type": "registry.institution_registered", "id": id(1_000_003),
+                "occurred_at": "2020-01-01T00:00:01Z", "author": authority().did(),
+                "data": {"v": 1, "institution": "sch-001", "kind": "school", "territory": "luga"}}),
+            &authority(),
+        ),
+        sign(
             json!({"ledger": ORIGIN, "stream": "registry", "type": "keys.granted", "id": id(1_000_002),
                 "occurred_at": "2020-01-01T00:00:01Z", "author": authority().did(),
                 "data": {"v": 1, "key": teacher().did(), "holder": "t-1", "roles": ["teacher"],
@@ -550,6 +556,39 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         zachetka_record::verify(&serde_json::to_vec(&exported).unwrap(), &vk, &Default::default())
     };
     assert!(rust_report.ok, "{:#?}", rust_report.failures);
+    // An institution's registration cut out of `authority` while a carried grant is scoped to
+    // it: the rules replay refuses the grant (`institution_unknown`), and so must the page's
+    // grant check, which replays the registry too.
+    let unregistered = {
+        let mut b = exported.clone();
+        let items = b["authority"].as_array().unwrap().clone();
+        let event = |it: &Value| -> Value {
+            serde_json::from_slice::<Value>(&zachetka::keys::b64_decode(it["entry"].as_str().unwrap()).unwrap())
+                .unwrap()["event"]
+                .clone()
+        };
+        let scoped: Vec<Value> = items
+            .iter()
+            .map(event)
+            .filter(|e| e["type"] == "keys.granted")
+            .filter_map(|e| e["data"]["scope"]["institution"].as_str().map(|i| json!(i)))
+            .collect();
+        let at = items
+            .iter()
+            .position(|it| {
+                let e = event(it);
+                e["type"] == "registry.institution_registered" && scoped.contains(&e["data"]["institution"])
+            })
+            .expect("the exported bundle carries the registration of an institution its grants name");
+        b["authority"].as_array_mut().unwrap().remove(at);
+        b
+    };
+    let unregistered_codes: Vec<String> = {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let r = zachetka_record::verify(&serde_json::to_vec(&unregistered).unwrap(), &vk, &Default::default());
+        r.failures.iter().map(|f| f.code.clone()).collect()
+    };
+    assert_eq!(unregistered_codes.first().map(String::as_str), Some("institution_unknown"), "{unregistered_codes:?}");
     let up_to = exported["completeness"]["up_to"].as_u64().expect("the demo ledger committed");
     // Completeness tampered: the value's count one lower (the items and the map both disagree),
     // and an item below the commitment's position cut out entirely.
@@ -663,6 +702,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "tampered", "bundle": write("tampered.json", &tampered)},
             {"name": "wrong-key", "bundle": write("real.json", &real), "key": other_key},
             {"name": "dropped", "bundle": write("dropped.json", &dropped)},
+            {"name": "unregistered-institution", "bundle": write("unregistered-institution.json", &unregistered)},
             {"name": "completeness-lowered", "bundle": write("completeness-lowered.json", &lowered)},
             {"name": "completeness-cut", "bundle": write("completeness-cut.json", &cut)},
             {"name": "completeness-required", "bundle": write("real.json", &real), "require_complete": true},
@@ -782,6 +822,10 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         .contains(&format!("extends the tree of size {}", checked.first)));
     assert_eq!(page_codes("consistency-forged"), rust_forged_codes);
     assert_eq!(page_codes("consistency-proof-missing"), ["consistency_invalid"]);
+
+    let unreg = case("unregistered-institution");
+    assert_eq!(unreg["state"], "failed", "the page must refuse what the Rust verifier refuses");
+    assert_eq!(codes(&unreg).first().map(|(c, _)| c.as_str()), Some("institution_unknown"), "{:#}", unreg["report"]);
 
     let bad = case("tampered");
     assert_eq!(bad["state"], "failed");
