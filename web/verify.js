@@ -1341,10 +1341,14 @@
     const out = $('result');
     out.replaceChildren();
     const status = $('status');
-    status.dataset.state = report.ok ? 'verified' : 'failed';
-    status.textContent = report.ok
-      ? 'Verified: ' + fileName + (report.key_from_bundle ? ' (but only under the key the bundle names: enter the key you trust)' : '')
-      : 'NOT verified: ' + fileName + ' (' + report.failures[0].code + ')';
+    // Without a trusted key a bundle proves only that it agrees with itself: anyone can make a
+    // ledger of that name and a bundle under its key, so that is never shown as verified.
+    status.dataset.state = !report.ok ? 'failed' : report.key_from_bundle ? 'unanchored' : 'verified';
+    status.textContent = !report.ok
+      ? 'NOT verified: ' + fileName + ' (' + report.failures[0].code + ')'
+      : report.key_from_bundle
+        ? 'NOT verified against a trusted key: ' + fileName + ' is consistent only under the key it names itself; enter the ledger key you trust'
+        : 'Verified: ' + fileName;
     const facts = [];
     if (report.learner !== undefined) facts.push(['Learner', report.learner]);
     if (report.origin !== undefined) facts.push(['Ledger', report.origin]);

@@ -701,6 +701,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "exported", "bundle": write("exported.json", &exported)},
             {"name": "tampered", "bundle": write("tampered.json", &tampered)},
             {"name": "wrong-key", "bundle": write("real.json", &real), "key": other_key},
+            {"name": "no-key", "bundle": write("real.json", &real), "key": ""},
             {"name": "dropped", "bundle": write("dropped.json", &dropped)},
             {"name": "unregistered-institution", "bundle": write("unregistered-institution.json", &unregistered)},
             {"name": "completeness-lowered", "bundle": write("completeness-lowered.json", &lowered)},
@@ -842,6 +843,16 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         got.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
         ["verifier_key_mismatch", "checkpoint_invalid"],
         "{got:?}"
+    );
+
+    // No trusted key: the bundle agrees with itself under the key it names, which anyone can
+    // make; never shown as verified.
+    let keyless = case("no-key");
+    assert_eq!(keyless["state"], "unanchored", "{:#}", keyless["status"]);
+    assert!(
+        keyless["status"].as_str().unwrap().starts_with("NOT verified against a trusted key"),
+        "{}",
+        keyless["status"]
     );
 
     let gone = case("dropped");

@@ -46,7 +46,7 @@ try {
     }
     const started = Date.now();
     await page.setInputFiles('#file', c.bundle);
-    await page.waitForFunction(() => ['verified', 'failed'].includes(document.getElementById('status').dataset.state),
+    await page.waitForFunction(() => ['verified', 'unanchored', 'failed'].includes(document.getElementById('status').dataset.state),
       null, { timeout: 60000 });
     const wall = Date.now() - started;
     const shown = await page.evaluate(() => ({
