@@ -732,6 +732,11 @@
     // revocations and rotations of keys of its institution; a key for its own revocation or
     // rotation. Returns a refusal, or null.
     refuse(ev, at) {
+      const d0 = isObject(ev.data) ? ev.data : {};
+      // The key a revocation or rotation names must have been granted (checked first, as the
+      // rules check it).
+      if (ev.type === 'keys.revoked' && !this.grants.has(d0.key)) return { code: 'revoked_key_unknown', message: 'key ' + d0.key + ' was never granted' };
+      if (ev.type === 'keys.rotated' && !this.grants.has(d0.old_key)) return { code: 'rotated_key_unknown', message: 'key ' + d0.old_key + ' was never granted' };
       const held = this.inForce(ev.author, at);
       if (held.code) return held;
       const g = held.grant, d = ev.data;
@@ -749,14 +754,18 @@
           return isObject(d.scope) && adminOf(d.scope.institution) ? null : deny;
         case 'keys.revoked': {
           const target = this.grants.get(d.key);
-          if (isAuthority || d.key === ev.author) return null;
-          return target && adminOf(target.scope.institution) ? null : deny;
+          if (target.roles.includes('authority')) return { code: 'not_authorized', message: 'the authority key is rotated (keys.rotated), never revoked' };
+          if (!(isAuthority || d.key === ev.author || adminOf(target.scope.institution))) return deny;
+          return target.revokedAt === null ? null : { code: 'key_already_revoked', message: 'key ' + d.key + ' is already revoked' };
         }
         case 'keys.rotated': {
           const target = this.grants.get(d.old_key);
-          if (d.old_key === this.authority) return ev.author === this.authority ? null : deny;
-          if (isAuthority || d.old_key === ev.author) return null;
-          return target && adminOf(target.scope.institution) ? null : deny;
+          if (d.old_key === this.authority) {
+            if (ev.author !== this.authority) return deny;
+          } else if (!(isAuthority || d.old_key === ev.author || adminOf(target.scope.institution))) {
+            return deny;
+          }
+          return target.revokedAt === null ? null : { code: 'key_already_revoked', message: 'key ' + d.old_key + ' is already revoked' };
         }
         default:
           return { code: 'authority_entry_invalid', message: ev.type + ' is not a registry event' };
@@ -1063,6 +1072,9 @@
 
   // ---- the verifier ----------------------------------------------------------------------------
 
+  // The order of one item's checks (record/src/verify.rs `check_item`), for ordering failures.
+  const ITEM_CHECKS = { bundle_malformed: 0, proof_invalid: 1, entry_not_canonical: 2, entry_seq_mismatch: 3, wrong_ledger: 4, authority_entry_invalid: 5, signature_invalid: 6 };
+
   // Verifies bundle `text` under `trustedKey` (a C2SP verifier key string). Never throws: the
   // report lists every failure with its FORMAT.md code (and `seq` where one item is to blame).
   // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6), and `other`: { note,
@@ -1075,6 +1087,9 @@
     const phase = (name) => { const now = performance.now(); phases[name] = Math.round(now - mark); mark = now; };
     const report = { ok: false, failures: [], withheld: 0, disclosed: 0, signatures_checked: 0, proofs_checked: 0, grant_checks: 0 };
     const failures = report.failures;
+    // Where the items' own failures start and end (set as their checks run), and the items' seqs
+    // in bundle order.
+    let itemsFrom = -1, itemsTo = -1, itemOrder = [];
     const note = (e) => {
       if (!(e instanceof Failure)) throw e;
       const f = { code: e.code, message: e.message };
@@ -1101,11 +1116,15 @@
       Object.assign(report, { tree_size: cp.treeSize, root_hash: b64encode(cp.root) });
       // 7. one history with the second checkpoint, if one is given (before completeness, whose
       // freshness also counts from a newer one).
-      if (options.other) report.consistency = await checkConsistency(options.other, cp, key, b.origin, failures);
+      // Its failures are reported where the Rust verifier reports them: after the authority's.
+      const consistencyFailures = [];
+      if (options.other) report.consistency = await checkConsistency(options.other, cp, key, b.origin, consistencyFailures);
       phase('checkpoint');
+      itemsFrom = failures.length;
 
       // 3. leaf hashes and proofs, all in flight at once (WebCrypto runs them off the main thread).
       const all = entries.concat(authority);
+      itemOrder = all.map((it) => it.seq);
       await Promise.all(all.map(async (it) => {
         if (it.disclosed) it.leaf = await leafHash(it.bytes);
         if (it.seq >= cp.treeSize) {
@@ -1130,27 +1149,6 @@
         try { parseEntry(it); disclosed.push(it); } catch (e) { note(e); }
       }
       phase('entries');
-      await Promise.all(disclosed.map(async (it) => {
-        const ev = it.event;
-        if (ev.ledger !== b.origin) {
-          failures.push({ code: 'wrong_ledger', seq: it.seq, message: 'event for ledger ' + ev.ledger + ', not ' + b.origin });
-          return;
-        }
-        const why = await signatureProblem(it);
-        report.signatures_checked++;
-        if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
-      }));
-      phase('signatures');
-      const disclosedEntries = entries.filter((it) => it.event);
-      report.disclosed = disclosedEntries.length;
-      report.withheld = entries.length - report.disclosed;
-      const concerns = new Concerns();
-      for (const it of disclosedEntries) {
-        concerns.apply(it.event);
-        if (!concerns.learners(it.event).includes(b.learner)) {
-          failures.push({ code: 'entry_not_concerning_learner', seq: it.seq, message: it.event.type + ' on ' + it.event.stream + ' does not concern learner ' + b.learner });
-        }
-      }
       for (const it of authority) {
         if (!it.event) continue;
         // A registry entry, or an institution's curriculum, programme or lesson, or a queue's
@@ -1161,12 +1159,33 @@
           || (stream.startsWith('queue/kg/') && ['queue.allocation_started', 'queue.allocation_finished'].includes(it.event.type));
         if (it.event.stream !== 'registry' && !registration) failures.push({ code: 'authority_entry_invalid', seq: it.seq, message: 'authority item ' + it.event.type + ' on stream ' + it.event.stream + ': neither a registry entry nor an institution\'s curriculum, programme or lesson, nor a queue\'s allocation run' });
       }
-
+      await Promise.all(disclosed.map(async (it) => {
+        const ev = it.event;
+        if (ev.ledger !== b.origin) {
+          failures.push({ code: 'wrong_ledger', seq: it.seq, message: 'event for ledger ' + ev.ledger + ', not ' + b.origin });
+        }
+        const why = await signatureProblem(it);
+        report.signatures_checked++;
+        if (why) failures.push({ code: 'signature_invalid', seq: it.seq, message: 'signature of ' + ev.type + ' by ' + ev.author + ': ' + why });
+      }));
+      phase('signatures');
+      itemsTo = failures.length;
+      const disclosedEntries = entries.filter((it) => it.event);
+      report.disclosed = disclosedEntries.length;
+      report.withheld = entries.length - report.disclosed;
+      const concerns = new Concerns();
+      for (const it of disclosedEntries) {
+        concerns.apply(it.event);
+        if (!concerns.learners(it.event).includes(b.learner)) {
+          failures.push({ code: 'entry_not_concerning_learner', seq: it.seq, message: it.event.type + ' on ' + it.event.stream + ' does not concern learner ' + b.learner });
+        }
+      }
       // 5. stream chains.
       checkChains(b.learner, entries, authority, failures);
 
       // 6. authority.
       checkAuthority(b.origin, entries, authority, report, failures);
+      failures.push(...consistencyFailures);
 
       phase('chains_authority');
 
@@ -1178,7 +1197,22 @@
     } catch (e) {
       note(e);
     }
-    failures.sort((x, y) => (x.seq ?? -1) - (y.seq ?? -1));
+    // FORMAT.md section 5: failures in the order the checks run, as record/src/verify.rs lists
+    // them: the bundle's own, then each item's (by its place in entries then authority; for one
+    // item: proof, bytes, seq, ledger, kind, signature), then the checks over several entries.
+    // The item checks here run all items at once, phase by phase, so their failures are put
+    // back in that order.
+    if (itemsFrom >= 0) {
+      if (itemsTo < 0) itemsTo = failures.length;
+      const place = new Map();
+      itemOrder.forEach((seq, i) => { if (!place.has(seq)) place.set(seq, i); });
+      const at = (f) => place.get(f.seq) ?? itemOrder.length;
+      const items = failures.slice(itemsFrom, itemsTo)
+        .map((f, i) => ({ f, i }))
+        .sort((x, y) => at(x.f) - at(y.f) || (ITEM_CHECKS[x.f.code] ?? 9) - (ITEM_CHECKS[y.f.code] ?? 9) || x.i - y.i)
+        .map((x) => x.f);
+      failures.splice(itemsFrom, items.length, ...items);
+    }
     report.ok = failures.length === 0;
     report.millis = Math.round(performance.now() - started);
     report.phases_ms = phases;

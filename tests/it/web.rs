@@ -589,6 +589,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         r.failures.iter().map(|f| f.code.clone()).collect()
     };
     assert_eq!(unregistered_codes.first().map(String::as_str), Some("institution_unknown"), "{unregistered_codes:?}");
+    let demo_key = open_dir(&demo).config().verifier_key.clone();
     let up_to = exported["completeness"]["up_to"].as_u64().expect("the demo ledger committed");
     // Completeness tampered: the value's count one lower (the items and the map both disagree),
     // and an item below the commitment's position cut out entirely.
@@ -823,6 +824,24 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         .contains(&format!("extends the tree of size {}", checked.first)));
     assert_eq!(page_codes("consistency-forged"), rust_forged_codes);
     assert_eq!(page_codes("consistency-proof-missing"), ["consistency_invalid"]);
+
+    // The page lists failures in the order the Rust verifier does (FORMAT.md section 5), so
+    // its status line names the same first failure as `zachetka verify`.
+    for (name, bundle, key) in [
+        ("tampered", &tampered, &demo_key),
+        ("dropped", &dropped, &demo_key),
+        ("wrong-key", &real, &other_key),
+        ("unregistered-institution", &unregistered, &demo_key),
+        ("completeness-lowered", &lowered, &demo_key),
+        ("completeness-cut", &cut, &demo_key),
+    ] {
+        let r = zachetka_record::verify(&serde_json::to_vec(bundle).unwrap(), key, &Default::default());
+        let rust: Vec<(String, Option<u64>)> = r.failures.iter().map(|f| (f.code.clone(), f.seq)).collect();
+        assert!(!rust.is_empty(), "{name}: the Rust verifier refuses it");
+        assert_eq!(codes(&case(name)), rust, "{name}: the page's failures in the Rust verifier's order");
+        let status = case(name)["status"].as_str().unwrap().to_owned();
+        assert!(status.contains(&format!("({})", rust[0].0)), "{name}: {status}");
+    }
 
     let unreg = case("unregistered-institution");
     assert_eq!(unreg["state"], "failed", "the page must refuse what the Rust verifier refuses");
