@@ -72,7 +72,7 @@ fn init_files(
         Some(url) => Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?),
         None => Arc::new(
             SledStore::open(&store_dir(dir))
-                .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))?,
+                .with_context(|| format!("couldn't open the store in {}", dir.display()))?,
         ),
     };
     if let Some(config) = store.config()? {

@@ -439,7 +439,7 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     }
     SledStore::open(&store_dir(dir))
         .map(|s| Arc::new(s) as Arc<dyn Store>)
-        .with_context(|| format!("couldn't open the store in {} (is a server using it?)", dir.display()))
+        .with_context(|| format!("couldn't open the store in {}", dir.display()))
 }
 
 /// Opens the ledger in `dir` for a short command: from the newest snapshot, writing none.
@@ -636,9 +636,8 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 // PostgreSQL keeps its indexes in the database: only derived state is rebuilt.
                 Some(_) => open_store(&dir, db)?,
                 None => {
-                    let store = SledStore::rebuild_index(&store_dir(&dir)).with_context(|| {
-                        format!("couldn't rebuild the index in {} (is a server using it?)", dir.display())
-                    })?;
+                    let store = SledStore::rebuild_index(&store_dir(&dir))
+                        .with_context(|| format!("couldn't rebuild the index in {}", dir.display()))?;
                     let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
                     eprintln!("rebuilt the index of {size} entries from the log");
                     Arc::new(store)

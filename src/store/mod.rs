@@ -162,6 +162,9 @@ pub enum StoreError {
     /// The store is of another format or schema than this build, or cannot be named as given.
     #[error("{0}")]
     Incompatible(String),
+    /// Another process has the store open for writing (its lock is taken).
+    #[error("{0}")]
+    InUse(String),
     /// A read replica takes no appends.
     #[error("a replica is read-only; append through a node on the primary")]
     ReadOnly,

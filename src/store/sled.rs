@@ -255,6 +255,8 @@ pub struct SledStore {
     findings: Vec<StoreFinding>,
     /// The private copy of the index a read-only open works on, removed on drop.
     scratch: Option<PathBuf>,
+    /// The store's lock (`LOCK`), held while the store is open for writing: see [`take_lock`].
+    _lock: Option<File>,
 }
 
 #[derive(Default)]
@@ -279,7 +281,7 @@ fn fio(what: &str, e: std::io::Error) -> StoreError {
     StoreError::Io { action, path: path.to_owned(), source: e }
 }
 
-const FILE_ACTIONS: [&str; 8] = ["access", "open", "read", "write", "sync", "truncate", "list", "remove"];
+const FILE_ACTIONS: [&str; 9] = ["access", "open", "read", "write", "sync", "truncate", "list", "remove", "lock"];
 
 /// Stored hashes at most this many apart are read in one read (64 hashes: 2 KiB).
 const HASH_READ_GAP: u64 = 64;
@@ -650,6 +652,14 @@ impl SledStore {
     }
 
     fn open_mode(dir: &Path, mode: Mode) -> Result<Self, StoreError> {
+        let lock = match mode {
+            Mode::ReadWrite => Some(take_lock(dir)?),
+            Mode::ReadOnly => None,
+        };
+        Self::open_locked(dir, mode, lock)
+    }
+
+    fn open_locked(dir: &Path, mode: Mode, lock: Option<File>) -> Result<Self, StoreError> {
         let paths = StorePaths::of(dir);
         if dir.join("journal.dat").exists() {
             return Err(StoreError::Incompatible(format!(
@@ -713,6 +723,7 @@ impl SledStore {
             writer: Default::default(),
             findings,
             scratch,
+            _lock: lock,
         };
         if let Err(e) = store.recover() {
             match (mode, e) {
@@ -749,8 +760,10 @@ impl SledStore {
     /// read at all is rebuilt by [`SledStore::open`] by itself.
     pub fn rebuild_index(dir: &Path) -> Result<Self, StoreError> {
         let paths = StorePaths::of(dir);
+        // The lock first: the index of a store another process has open is never moved.
+        let lock = take_lock(dir)?;
         let aside = set_index_aside(&paths.index, "replaced")?;
-        let store = Self::open(dir)?;
+        let store = Self::open_locked(dir, Mode::ReadWrite, Some(lock))?;
         if let Some(aside) = aside {
             std::fs::remove_dir_all(&aside).map_err(|e| fio(&aside.display().to_string(), e))?;
         }
@@ -1102,6 +1115,34 @@ fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
     }
     set_index_aside(path, "unreadable")?;
     open_sled(&sled_config(path)).map_err(io)
+}
+
+/// The store's lock: an exclusive advisory lock (`flock`) on `<store>/LOCK`, a file that is
+/// never renamed or removed, taken before anything in the store is opened, moved or written, and
+/// held while the store is open for writing (a server, `rebuild`, `init`). sled's own lock lives
+/// inside `index/`, which a rebuild moves aside: a lock there alone let a rebuild move a running
+/// server's index away and a second server open the same log files (two writers, two signed
+/// checkpoints of one size). The audit takes no lock: it changes nothing.
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| fio(&path.display().to_string(), e))?;
+    match fs2::FileExt::try_lock_exclusive(&file) {
+        Ok(()) => Ok(file),
+        Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Err(StoreError::InUse(format!(
+            "the store in {} is open in another process (a server, a rebuild): {} is locked; stop it first",
+            dir.display(),
+            path.display()
+        ))),
+        Err(e) => Err(fio(&format!("lock {}", path.display()), e)),
+    }
 }
 
 /// Moves the index directory aside, to `<index>.<why>-<unix seconds>`; returns where.

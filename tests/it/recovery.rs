@@ -155,6 +155,37 @@ fn an_index_behind_the_log_is_rebuilt_from_the_entries() {
     check_log(&ledger);
 }
 
+/// Review s11 (ops finding 1): `rebuild` on a store a server has open moved the server's index
+/// (and sled's lock inside it) aside, and a second server then opened the same log files: two
+/// writers, two signed checkpoints of one size, an acknowledged entry lost. The store's lock is
+/// a fixed file taken before anything moves: a rebuild and a second writer are refused, and
+/// nothing in the store changes.
+#[test]
+fn a_store_open_for_writing_refuses_a_rebuild_and_a_second_writer() {
+    let (clean, _, _) = grounds();
+    let dir = clean.path();
+    let serving = SledStore::open(dir).unwrap();
+    let (before, log_before) = (snapshot(dir), log_snapshot(dir));
+    for (what, attempt) in
+        [("rebuild", SledStore::rebuild_index(dir).map(drop)), ("a second writer", SledStore::open(dir).map(drop))]
+    {
+        match attempt {
+            Err(StoreError::InUse(m)) => assert!(m.contains("LOCK"), "{what}: {m}"),
+            Err(e) => panic!("{what}: wrong error {e}"),
+            Ok(()) => panic!("{what} must be refused while the store is open for writing"),
+        }
+    }
+    let after = snapshot(dir);
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "nothing moved aside");
+    assert_eq!(log_snapshot(dir), log_before, "the log files are untouched");
+    // An audit changes nothing and takes no lock: it runs beside the server.
+    assert_eq!(audit_dir(dir).violations, vec![]);
+    assert_eq!(serving.head().unwrap().unwrap().0.tree_size, acked(dir).entries.len() as u64);
+    drop(serving);
+    // Once the writer is gone, the rebuild runs.
+    SledStore::rebuild_index(dir).unwrap();
+}
+
 /// The first case: one flipped byte in sled's index file must not erase the log. The
 /// index is derived data: the audit reads the log and is clean or names the index; opening
 /// rebuilds the index and serves every entry.
