@@ -6,7 +6,7 @@
 
 use super::auth::{authorize_view, Authenticated};
 use super::error::{read_failed, refusal_response, unavailable, verification_failed};
-use super::write::{check_json_content_type, read_body, reserve_body};
+use super::write::{check_json_content_type, read_body};
 use super::{json_response, AppState, P, Q};
 use crate::record::{Disclosure, RecordError};
 use crate::refusal::{Code, Refusal};
@@ -112,11 +112,7 @@ pub(super) async fn post_verify(
     if let Err(r) = check_json_content_type(&headers) {
         return refusal_response(&r);
     }
-    let _body_room = match reserve_body(&state.bodies, &headers) {
-        Ok(p) => p,
-        Err(r) => return refusal_response(&r),
-    };
-    let bytes = match read_body(body, &headers, VERIFY_BODY_BYTES_MAX).await {
+    let (bytes, _body_room) = match read_body(body, &headers, VERIFY_BODY_BYTES_MAX, &state.bodies).await {
         Ok(b) => b,
         Err(r) => return refusal_response(&r),
     };

@@ -21,22 +21,21 @@ use tokio::sync::OwnedSemaphorePermit;
 /// Largest request body accepted by `POST /v1/events`.
 pub const BODY_BYTES_MAX: usize = 16 << 20;
 
-/// Most request-body bytes the server reads and holds at once, across requests: a body's
-/// declared length (or [`BODY_BYTES_MAX`] when it declares none) is reserved before a byte of it
-/// is read, and held until its events are verified. Beyond it a request is `busy` at once, so
-/// memory for bodies is bounded by this, not by connections x 16 MiB.
+/// Most request-body bytes the server reads and holds at once, across requests. A body's bytes
+/// are reserved as they arrive (in steps of [`BODY_RESERVE_STEP`]) and held until its events
+/// are verified; when the budget is spent a request is `busy`. So memory for bodies is bounded by
+/// this, not by connections x 16 MiB, and a client holds only what it has sent: headers that
+/// declare a large body and then stall reserve nothing.
 pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
 
-/// Reserves room for a body before it is read; `busy` when there is none.
-pub(super) fn reserve_body(
-    bodies: &Arc<tokio::sync::Semaphore>,
-    headers: &HeaderMap,
-) -> Result<OwnedSemaphorePermit, Refusal> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let kib = declared.unwrap_or(BODY_BYTES_MAX).min(BODY_BYTES_MAX).div_ceil(1024).max(1);
-    bodies.clone().try_acquire_many_owned(kib as u32).map_err(|_| {
-        Refusal::new(Code::Busy, "the server holds as many request bodies as it may; retry after the delay")
-    })
+/// The budget is taken in steps of this many bytes (fewer semaphore operations per body).
+const BODY_RESERVE_STEP: usize = 64 << 10;
+
+/// The part of the body budget a request holds (dropped with the request).
+pub(super) struct BodyRoom(Option<OwnedSemaphorePermit>);
+
+fn busy_bodies() -> Refusal {
+    Refusal::new(Code::Busy, "the server holds as many request bodies as it may; retry after the delay")
 }
 
 fn result_json(r: &Result<Receipt, Refusal>) -> serde_json::Value {
@@ -59,30 +58,65 @@ pub(super) fn check_json_content_type(headers: &HeaderMap) -> Result<(), Refusal
     ))
 }
 
-/// Reads a request body of at most `max` bytes. It is read up to the limit even when its
-/// declared length is larger: a client still sending when the server closes would see a broken
-/// pipe instead of the refusal. A body that stalls is cut by the server's body timeout.
-pub(super) async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Refusal> {
+/// Reads a request body of at most `max` bytes, reserving its bytes from the server's body
+/// budget (`bodies`, in KiB) as they arrive: `busy` when the budget is spent. A body over `max`
+/// (declared or read) is `body_too_large`; one whose declared length is over it holds none of the
+/// budget. A body that stalls is cut by the server's body timeout.
+pub(super) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    bodies: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, BodyRoom), Refusal> {
     use futures_util::StreamExt;
     let too_large = || Refusal::new(Code::BodyTooLarge, format!("request body exceeds {max} bytes"));
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    let read_error = |e: axum::Error| {
+        if super::server::is_body_timeout(&e) {
+            Refusal::new(Code::BodyTimeout, "the request body did not arrive within the server's body timeout")
+        } else {
+            Refusal::new(Code::MalformedJson, format!("couldn't read the request body: {e}"))
+        }
+    };
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            if super::server::is_body_timeout(&e) {
-                Refusal::new(Code::BodyTimeout, "the request body did not arrive within the server's body timeout")
-            } else {
-                Refusal::new(Code::MalformedJson, format!("couldn't read the request body: {e}"))
+    if declared.is_some_and(|d| d > max) {
+        // Refused without holding any of the budget. A client that waits for `100 Continue`
+        // gets the refusal at once; one that sends anyway has up to `max` bytes read and dropped
+        // first, so that it reads the refusal instead of a broken pipe.
+        let expects = headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let mut seen = 0usize;
+        while !expects && seen <= max {
+            match stream.next().await {
+                Some(chunk) => seen += chunk.map_err(read_error)?.len(),
+                None => break,
             }
-        })?;
-        if out.len() + chunk.len() > max {
+        }
+        return Err(too_large());
+    }
+    let mut room = BodyRoom(None);
+    let mut reserved = 0usize;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(read_error)?;
+        let len = out.len() + chunk.len();
+        if len > max {
             return Err(too_large());
+        }
+        if len > reserved {
+            let to = len.next_multiple_of(BODY_RESERVE_STEP).min(max.next_multiple_of(1024));
+            let more =
+                bodies.clone().try_acquire_many_owned(((to - reserved) >> 10) as u32).map_err(|_| busy_bodies())?;
+            match &mut room.0 {
+                Some(held) => held.merge(more),
+                None => room.0 = Some(more),
+            }
+            reserved = to;
         }
         out.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(out))
+    Ok((Bytes::from(out), room))
 }
+
 /// The signed events of a `POST /v1/events` body, as byte ranges of the body (one signed event,
 /// or the items of an array), and whether it was a single event. An array is scanned as
 /// borrowed raw JSON, its items counted as they come: at `len_max + 1` items the scan stops
@@ -156,14 +190,10 @@ pub(super) async fn post_events(State(state): State<AppState>, headers: HeaderMa
     if let Err(r) = check_json_content_type(&headers).and_then(|()| state.ledger.check_accepting()) {
         return refusal_response(&r);
     }
-    // Room for the body before a byte of it is read; held until its events are verified.
-    let _body_room = match reserve_body(&state.bodies, &headers) {
-        Ok(p) => p,
-        Err(r) => return busy(&r),
-    };
-    let bytes = match read_body(body, &headers, BODY_BYTES_MAX).await {
+    // The body's bytes are reserved as they arrive, and held until its events are verified.
+    let (bytes, _body_room) = match read_body(body, &headers, BODY_BYTES_MAX, &state.bodies).await {
         Ok(b) => b,
-        Err(r) => return refusal_response(&r),
+        Err(r) => return busy(&r),
     };
     let (items, single) = match raw_items(&bytes, state.ledger.limits().request_len_max) {
         Ok(x) => x,

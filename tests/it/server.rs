@@ -243,24 +243,23 @@ fn a_client_that_stops_reading_a_feed_is_closed_after_the_write_timeout() {
     assert_eq!(get_json(&srv.base, "/v1/status").0, 200);
 }
 
-/// Request bodies are reserved before they are read: while slow clients hold the body budget
-/// (64 MiB: four declared 16 MiB bodies trickling in), another `POST /v1/events` is `busy` at
-/// once, before its body is read; when they are gone it is accepted.
+/// Request bodies are reserved as their bytes arrive: clients that declare 16 MiB bodies and stall
+/// hold none of the budget (review s11: four such sockets used to turn writes off region-wide for
+/// the body timeout), while clients that have sent 64 MiB between them hold all of it, and
+/// another `POST /v1/events` is then `busy`; when they are gone it is accepted.
 #[test]
-fn request_bodies_beyond_the_byte_budget_are_busy_before_they_are_read() {
+fn request_bodies_beyond_the_byte_budget_are_busy_and_stalled_declarations_hold_nothing() {
     let (_d, ledger) = temp_ledger();
     let srv = serve_with(ledger, ServerConfig::default());
     let declared = zachetka::api::BODY_BYTES_MAX;
-    let holders: Vec<TcpStream> = (0..zachetka::api::BODY_BYTES_IN_FLIGHT_MAX / declared)
-        .map(|_| {
-            let mut s = connect(&srv.base);
-            let head = format!(
-                "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n["
-            );
-            s.write_all(head.as_bytes()).unwrap();
-            s
-        })
-        .collect();
+    let holders = zachetka::api::BODY_BYTES_IN_FLIGHT_MAX / declared;
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n["
+    );
+    let reserved = || {
+        let (_, m) = super::http::get_text(&srv.base, "/metrics");
+        m.lines().find_map(|l| l.strip_prefix("zachetka_request_body_bytes_reserved ")?.parse::<usize>().ok()).unwrap()
+    };
     let event = grade(1, "learner/a", None).to_string();
     let post = || {
         ureq::post(&format!("{}/v1/events", srv.base))
@@ -268,12 +267,39 @@ fn request_bodies_beyond_the_byte_budget_are_busy_before_they_are_read() {
             .send_string(&event)
             .map_err(Box::new)
     };
-    // The holders' reservations are taken as their heads arrive: wait (bounded) until the
-    // server's gauge shows the whole budget held.
-    let reserved = || {
-        let (_, m) = super::http::get_text(&srv.base, "/metrics");
-        m.lines().find_map(|l| l.strip_prefix("zachetka_request_body_bytes_reserved ")?.parse::<usize>().ok()).unwrap()
-    };
+    // Declared and stalled: nothing is reserved, and an append goes through.
+    let stalled: Vec<TcpStream> = (0..holders)
+        .map(|_| {
+            let mut s = connect(&srv.base);
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(post().expect("an append while stalled declarations are open").status(), 200);
+    assert!(reserved() < 1 << 20, "stalled declarations hold {} bytes of the budget", reserved());
+    drop(stalled);
+    // A declared length over the limit, from a client that waits for 100 Continue: refused at
+    // once, before any byte of the body.
+    let mut s = connect(&srv.base);
+    s.write_all(
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 99999999999\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = [0u8; 12];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&answer));
+    drop(s);
+    // Bodies that have arrived all but their last byte: they hold the whole budget.
+    let holders: Vec<TcpStream> = (0..holders)
+        .map(|_| {
+            let mut s = connect(&srv.base);
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&vec![b' '; declared - 2]).unwrap();
+            s
+        })
+        .collect();
+    // Their reservations are taken as their bytes arrive: wait (bounded) until the server's
+    // gauge shows the whole budget held.
     let deadline = std::time::Instant::now() + GUARD;
     while reserved() < zachetka::api::BODY_BYTES_IN_FLIGHT_MAX {
         assert!(std::time::Instant::now() < deadline, "the holders' bodies were never reserved");
