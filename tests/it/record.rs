@@ -8,7 +8,9 @@
 //! the exporter of a ledger that commits: a bundle is complete up to the latest commitment's
 //! position, withheld entries counted; an entry left out, a changed value, a forged map proof,
 //! a commitment by another key or of another ledger, and an old commitment hiding a later
-//! revocation are each refused with their code, in the library and through the binary.
+//! revocation are each refused with their code, in the library and through the binary. The
+//! served record of an attestation carries its revocation; withheld by hand, the achievement's
+//! revocation status is unknown.
 
 use super::http::{serve_with, Server};
 use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};

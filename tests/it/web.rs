@@ -3,9 +3,10 @@
 //! `record/FORMAT.md` lays them out (until the exporter of the `record` branch lands, this file
 //! has its own builder), and headless Chromium driven by `tests/web/drive.mjs` (playwright-core)
 //! through its states: a real bundle verifies, a tampered one fails naming the entry, a wrong
-//! key fails; the exporter's bundle shows the position it is complete as of, the same numbers
-//! the Rust verifier reports, and a tampered or cut completeness value fails with the Rust
-//! verifier's codes. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
+//! key fails; the exporter's bundle shows the position it is complete up to, the same status and
+//! numbers the Rust verifier reports, and a tampered or cut completeness value fails with the Rust
+//! verifier's codes; an achievement's revocation travels with it, and withheld shows its status
+//! unknown as the Rust verifier does. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
 //! compared with `keys::verify_strict`, and the time to verify a 5,000-entry bundle.
 //! Screenshots and the bundles go to `target/web-artifacts/`.
 //!
