@@ -885,3 +885,65 @@ fn an_attestation_followed_by_withheld_entries_has_an_unknown_revocation_status(
     assert_eq!(r.record.achievements[0]["revoked"], json!(true));
     assert!(r.record.achievements[0].get("revoked_unknown").is_none());
 }
+
+/// FORMAT.md section 7: every entry that withdraws, closes or ends another travels with it, as a
+/// revocation does: a queue application's withdrawal, a debt's retake, leaving a club programme,
+/// an expulsion; none of them while what it undoes is withheld.
+#[test]
+fn what_withdraws_closes_or_ends_a_disclosed_entry_is_disclosed_with_it() {
+    let mut t = region(1);
+    let own = format!("learner/{L1}");
+    let application = json!({"application_id": "app-1", "number": "47-KG-1", "learner": L1, "birth_month": "2020-05",
+        "desired_date": "2023-09-01", "preferred": ["sch-001"], "group_type": "general"});
+    t.append("registrar", "queue/kg/tikhvin", "queue.application_submitted", "2026-09-11T09:00:00Z", application);
+    let debt = json!({"debt_id": "debt-1", "institution": "sch-001", "class": "5А", "subject": "math",
+        "academic_year": 2026, "opened_on": "2026-09-11", "attestation_event_id": "00000000-0000-4000-8000-000000000001"});
+    t.append("teacher", &own, "journal.academic_debt_opened", "2026-09-11T10:00:00Z", debt);
+    let enrolled = json!({"institution": "ado-001", "program_id": "prog-1"});
+    t.append("registrar", &own, "additional.enrolled", "2026-09-11T11:00:00Z", enrolled);
+    let undoing = [
+        t.append(
+            "registrar",
+            "queue/kg/tikhvin",
+            "queue.application_withdrawn",
+            "2026-09-12T09:00:00Z",
+            json!({"application_id": "app-1", "reason": "moved"}),
+        ),
+        t.append(
+            "teacher",
+            &own,
+            "journal.retake_recorded",
+            "2026-09-12T10:00:00Z",
+            json!({"debt_id": "debt-1", "institution": "sch-001", "class": "5А", "held_on": "2026-09-12", "mark": 4, "scale": "five_point"}),
+        ),
+        t.append(
+            "registrar",
+            &own,
+            "additional.left",
+            "2026-09-12T11:00:00Z",
+            json!({"institution": "ado-001", "program_id": "prog-1", "reason": "moved"}),
+        ),
+        t.append(
+            "registrar",
+            &own,
+            "contingent.expelled",
+            "2026-09-12T12:00:00Z",
+            json!({"institution": "sch-001", "expelled_on": "2026-09-12", "reason": "moved"}),
+        ),
+    ];
+    let shown = |b: &Bundle| -> Vec<u64> { b.entries.iter().filter(|i| i.entry.is_some()).map(|i| i.seq).collect() };
+    let only = "queue.application_submitted,journal.academic_debt_opened,additional.enrolled,contingent.admitted";
+    let b = t.export(L1, &Disclosure::parse(only).unwrap());
+    for seq in undoing {
+        assert!(shown(&b).contains(&seq), "entry {seq} is withheld: {:?}", shown(&b));
+    }
+    // The bundle holds together (concerns, chains, proofs); this fixture's registrar holds no
+    // right at the queue or the club, which is all the verifier finds.
+    let r = check(&b, &t.vkey);
+    assert!(r.failures.iter().all(|f| f.code == "not_authorized"), "{:?}", r.failures);
+    // What they undo withheld: they are withheld too.
+    let b = t.export(L1, &Disclosure::parse("final-results").unwrap());
+    for seq in undoing {
+        assert!(!shown(&b).contains(&seq), "entry {seq} is disclosed alone");
+    }
+}
