@@ -1351,6 +1351,14 @@
     return 'NOT proved (' + c.reason + ')' + (c.up_to !== undefined ? ' for the commitment at seq ' + c.commitment_seq + ', position ' + c.up_to : '') + ': see why it fails below';
   }
 
+  // An achievement no disclosed revocation names, none withheld after it: in force as far as
+  // the completeness reaches (a revocation after P could be cut off the bundle's end).
+  function inForce(c) {
+    if (c && c.status === 'complete') return 'in force';
+    if (c && c.status === 'complete_up_to') return 'in force up to position ' + c.up_to + ' (a revocation after it is covered by no commitment)';
+    return 'in force among the entries shown (completeness not proved)';
+  }
+
   function render(report, fileName) {
     const out = $('result');
     out.replaceChildren();
@@ -1385,7 +1393,7 @@
     out.append(el('h2', {}, 'Documents'),
       table(['Seq', 'Type', 'Institution', 'Level', 'Number', 'Issued'], r.documents.map((x) => [x.seq, x.type, x.institution, x.level, x.number, x.issued_on])));
     out.append(el('h2', {}, 'Achievements'),
-      table(['Seq', 'Kind', 'Level', 'Result', 'Date', 'Status'], r.achievements.map((x) => [x.seq, x.kind, x.level, x.result, x.date, x.revoked === true ? 'revoked' : x.revoked === null ? 'unknown: ' + x.revoked_unknown : 'in force'])));
+      table(['Seq', 'Kind', 'Level', 'Result', 'Date', 'Status'], r.achievements.map((x) => [x.seq, x.kind, x.level, x.result, x.date, x.revoked === true ? 'revoked' : x.revoked === null ? 'unknown: ' + x.revoked_unknown : inForce(report.completeness)])));
     out.append(el('h2', {}, 'Other entries'), table(['Type', 'Count'], r.other.map((x) => [x.type, x.count])));
   }
 

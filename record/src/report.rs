@@ -259,6 +259,16 @@ impl Report {
                             "revoked=unknown ({})",
                             o.get("revoked_unknown").and_then(Value::as_str).unwrap_or("withheld entries follow it")
                         ),
+                        // Not revoked as far as the entries reach that completeness proves.
+                        ("revoked", Value::Bool(false)) => {
+                            match self.completeness.as_ref().map(|c| (c.status, c.up_to)) {
+                                Some(("complete", _)) => "revoked=false".to_owned(),
+                                Some(("complete_up_to", Some(p))) => format!(
+                                "revoked=false (up to position {p}; a revocation after it is covered by no commitment)"
+                            ),
+                                _ => "revoked=false (among the bundle's entries; completeness not proved)".to_owned(),
+                            }
+                        }
                         (_, Value::String(t)) => format!("{k}={t}"),
                         (_, v) => format!("{k}={v}"),
                     })

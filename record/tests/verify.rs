@@ -947,3 +947,34 @@ fn what_withdraws_closes_or_ends_a_disclosed_entry_is_disclosed_with_it() {
         assert!(!shown(&b).contains(&seq), "entry {seq} is disclosed alone");
     }
 }
+
+/// Review s11, finding 1: "not revoked" is said only as far as the completeness reaches: a
+/// revocation after the commitment's position could be cut off the bundle's end unseen.
+#[test]
+fn not_revoked_is_said_only_as_far_as_completeness_reaches() {
+    let mut t = region(1);
+    let p = t.size();
+    t.commit();
+    let at_p = check(&t.export(L1, &Disclosure::All), &t.vkey).to_text();
+    assert!(at_p.contains("revoked=false\n"), "{at_p}");
+    t.append(
+        "teacher2",
+        &format!("learner/{L2}"),
+        "journal.grade_recorded",
+        "2027-06-30T10:00:00Z",
+        common::grade(4, "2027-05-20"),
+    );
+    let r = check(&t.export(L1, &Disclosure::All), &t.vkey);
+    assert_eq!(r.completeness.as_ref().unwrap().status, "complete_up_to");
+    assert_eq!(r.record.achievements[0]["revoked"], json!(false), "the JSON says what the entries show");
+    let text = r.to_text();
+    assert!(
+        text.contains(&format!(
+            "revoked=false (up to position {p}; a revocation after it is covered by no commitment)"
+        )),
+        "{text}"
+    );
+    let none = check(&region(1).export(L1, &Disclosure::All), &t.vkey);
+    let text = none.to_text();
+    assert!(text.contains("revoked=false (among the bundle's entries; completeness not proved)"), "{text}");
+}

@@ -536,7 +536,7 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     // An olympiad attested to the learner and then revoked (review s11, finding 2), appended
     // after the demo by its olympiad issuer: the exporter never withholds the revocation of a
     // disclosed attestation, and a revocation its holder withholds leaves the status unknown.
-    let (attested_seq, revoked_seq) = {
+    let (attested_seq, revoked_seq, kept_seq) = {
         let ledger = open_dir(&demo);
         let origin = ledger.config().origin.clone();
         let issuer = zachetka::demo::demo_key(&origin, "issuer/olympiads");
@@ -562,9 +562,16 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             "portfolio.achievement_revoked",
             json!({"v": 1, "achievement_id": "web-olymp-1", "reason": "disqualified"}),
         );
+        // A second one, never revoked, after every withheld entry of the bundles below.
+        let kept = event(
+            990_203,
+            "portfolio.achievement_attested",
+            json!({"v": 1, "achievement_id": "web-olymp-2", "kind": "olympiad", "level": "municipal",
+                "date": "2026-03-02", "result": "prize"}),
+        );
         let seqs: Vec<u64> =
-            ledger.append_blocking(vec![attested, revoked]).into_iter().map(|r| r.unwrap().seq).collect();
-        (seqs[0], seqs[1])
+            ledger.append_blocking(vec![attested, revoked, kept]).into_iter().map(|r| r.unwrap().seq).collect();
+        (seqs[0], seqs[1], seqs[2])
     };
     let (real, _) = build_bundle(&open_dir(&demo), Some(&learner), &withheld);
     // The same learner as `zachetka export` writes it (the record crate's exporter), with only
@@ -839,6 +846,25 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         ours(case("revocation-withheld")["report"]["record"]["achievements"].as_array().unwrap())["revoked_unknown"],
         json!("1 withheld entry of the learner comes after it; it may revoke it")
     );
+    // The status column as a person reads it: revoked; unknown with why; and an achievement not
+    // revoked is "in force" only as far as completeness reaches (complete up to P here).
+    let status_of = |name: &str, seq: u64| -> String {
+        let c = case(name);
+        let row = c["achievements"].as_array().unwrap().iter().find(|r| r[0] == seq.to_string()).cloned();
+        row.unwrap_or_else(|| panic!("{name}: no row {seq}: {:#}", c["achievements"]))[5].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status_of("attested-only", attested_seq), "revoked");
+    assert_eq!(
+        status_of("revocation-withheld", attested_seq),
+        "unknown: 1 withheld entry of the learner comes after it; it may revoke it"
+    );
+    let in_force = format!("in force up to position {up_to} (a revocation after it is covered by no commitment)");
+    for name in ["attested-only", "revocation-withheld", "exported"] {
+        assert_eq!(status_of(name, kept_seq), in_force, "{name}");
+    }
+    // Without a commitment in the bundle, only among the entries shown.
+    assert_eq!(status_of("verified", attested_seq), "revoked");
+    assert_eq!(status_of("verified", kept_seq), "in force among the entries shown (completeness not proved)");
     let page_codes = |name: &str| -> Vec<String> {
         let c = case(name);
         assert_eq!(c["state"], "failed", "{name}");
