@@ -850,7 +850,12 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     // revoked is "in force" only as far as completeness reaches (complete up to P here).
     let status_of = |name: &str, seq: u64| -> String {
         let c = case(name);
-        let row = c["achievements"].as_array().unwrap().iter().find(|r| r[0] == seq.to_string()).cloned();
+        let row = c["achievements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(seq))
+            .cloned();
         row.unwrap_or_else(|| panic!("{name}: no row {seq}: {:#}", c["achievements"]))[5].as_str().unwrap().to_owned()
     };
     assert_eq!(status_of("attested-only", attested_seq), "revoked");
