@@ -803,8 +803,10 @@
     'journal.final_attestation_recorded', 'journal.promoted', 'college.course_result_recorded', 'college.exam_recorded'];
   const DOCUMENT_TYPES = ['journal.certificate_issued', 'additional.certificate_issued', 'college.diploma_issued'];
 
-  function summarize(items) {
+  // `withheld`: the seqs of the withheld items of `entries` (a revocation may be among them).
+  function summarize(items, withheld) {
     const institutions = new Map(), results = [], documents = [], achievements = new Map(), other = new Map();
+    const revoked = new Set();
     for (const it of items) {
       const ev = it.event, d = ev.data;
       const year = Number(ev.occurred_at.slice(0, 4));
@@ -821,10 +823,20 @@
       } else if (ev.type === 'portfolio.achievement_attested') {
         achievements.set(d.achievement_id, { seq: it.seq, achievement_id: d.achievement_id, kind: d.kind, level: d.level, result: d.result, date: d.date, revoked: false });
       } else if (ev.type === 'portfolio.achievement_revoked') {
-        const a = achievements.get(d.achievement_id);
-        if (a) a.revoked = true;
+        revoked.add(d.achievement_id);
       } else {
         other.set(ev.type, (other.get(ev.type) || 0) + 1);
+      }
+    }
+    // FORMAT.md section 5: revoked when a disclosed revocation names it; else unknown (null,
+    // with the reason) while withheld entries follow it, since one of them may be its revocation.
+    for (const a of achievements.values()) {
+      const later = withheld.filter((w) => w > a.seq).length;
+      if (revoked.has(a.achievement_id)) a.revoked = true;
+      else if (later > 0) {
+        a.revoked = null;
+        a.revoked_unknown = later === 1 ? '1 withheld entry of the learner comes after it; it may revoke it'
+          : later + ' withheld entries of the learner come after it; one of them may revoke it';
       }
     }
     return {
@@ -1065,8 +1077,13 @@
         push('completeness_stale', 'the commitment covers positions below ' + P + ', the newer checkpoint you gave is at ' + newer + ': ' + out.behind + ' positions since are not covered, more than the bound ' + maxUncovered + '; ask for a bundle exported now');
       }
     }
-    if (failures.length === before) out.status = 'complete';
-    else out.reason = failures[before].code;
+    // Complete only when no position but the commitment's own is uncovered, up to the bundle's
+    // checkpoint and to a newer one given; else the learner's entries from P on (in the bundle,
+    // or cut off its end, which no check sees) are covered by no commitment: complete up to P.
+    if (failures.length === before) {
+      const newest = Math.max(cp.treeSize, newer ?? 0);
+      out.status = out.after === 0 && newest - P <= 1 ? 'complete' : 'complete_up_to';
+    } else out.reason = failures[before].code;
     return out;
   }
 
@@ -1192,7 +1209,7 @@
       // 8. completeness.
       report.completeness = await checkCompleteness(b, completeness, entries, cp, key, options, failures, report, chain);
       phase('completeness');
-      report.record = summarize(disclosedEntries);
+      report.record = summarize(disclosedEntries, entries.filter((it) => !it.disclosed).map((it) => it.seq));
       phase('record');
     } catch (e) {
       note(e);
@@ -1364,11 +1381,24 @@
       return 'not present in this bundle: it proves that what it holds is authentic as of position ' + treeSize + ', not that nothing is missing';
     }
     if (c.status === 'complete') {
-      return 'complete as of position ' + c.up_to + ' (commitment at seq ' + c.commitment_seq + '): the bundle holds all ' + c.covered +
-        ' entries of the learner before it (' + c.covered_withheld + ' of them withheld); ' + c.after + ' entries of the bundle are at or after position ' +
-        c.up_to + ' and not covered; the checkpoint is ' + c.uncovered_positions + ' positions past it (at most ' + c.max_uncovered + ' accepted)';
+      return 'complete: the checkpoint ends at the commitment (seq ' + c.commitment_seq + '), which covers every position before it: the bundle holds all ' +
+        c.covered + ' entries of the learner (' + c.covered_withheld + ' withheld)';
+    }
+    if (c.status === 'complete_up_to') {
+      return 'complete up to position ' + c.up_to + ' (commitment at seq ' + c.commitment_seq + '): covers ' + c.covered + ' entries of the learner (' +
+        c.covered_withheld + ' withheld); ' + c.after + ' entries of the bundle are after it and not covered by any commitment; the ' +
+        c.uncovered_positions + ' positions from ' + c.up_to + ' to the checkpoint may hold entries of the learner that this bundle does not show (bound ' +
+        c.max_uncovered + ')' + (c.behind !== undefined ? '; the newer checkpoint is ' + c.behind + ' positions past ' + c.up_to : '');
     }
     return 'NOT proved (' + c.reason + ')' + (c.up_to !== undefined ? ' for the commitment at seq ' + c.commitment_seq + ', position ' + c.up_to : '') + ': see why it fails below';
+  }
+
+  // An achievement no disclosed revocation names, none withheld after it: in force as far as
+  // the completeness reaches (a revocation after P could be cut off the bundle's end).
+  function inForce(c) {
+    if (c && c.status === 'complete') return 'in force';
+    if (c && c.status === 'complete_up_to') return 'in force up to position ' + c.up_to + ' (a revocation after it is covered by no commitment)';
+    return 'in force among the entries shown (completeness not proved)';
   }
 
   function render(report, fileName) {
@@ -1409,7 +1439,7 @@
     out.append(el('h2', {}, 'Documents'),
       table(['Seq', 'Type', 'Institution', 'Level', 'Number', 'Issued'], r.documents.map((x) => [x.seq, x.type, x.institution, x.level, x.number, x.issued_on])));
     out.append(el('h2', {}, 'Achievements'),
-      table(['Seq', 'Kind', 'Level', 'Result', 'Date', 'Status'], r.achievements.map((x) => [x.seq, x.kind, x.level, x.result, x.date, x.revoked ? 'revoked' : 'in force'])));
+      table(['Seq', 'Kind', 'Level', 'Result', 'Date', 'Status'], r.achievements.map((x) => [x.seq, x.kind, x.level, x.result, x.date, x.revoked === true ? 'revoked' : x.revoked === null ? 'unknown: ' + x.revoked_unknown : inForce(report.completeness)])));
     out.append(el('h2', {}, 'Other entries'), table(['Type', 'Count'], r.other.map((x) => [x.type, x.count])));
   }
 

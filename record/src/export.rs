@@ -69,6 +69,13 @@ struct DataFields<'a> {
     preferred: Vec<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
     corrected_event_id: Option<Cow<'a, str>>,
+    /// The ids a revoking or closing entry names what it revokes or closes by.
+    #[serde(borrow, deserialize_with = "text")]
+    achievement_id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    application_id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "text")]
+    debt_id: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
     key: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
@@ -694,20 +701,25 @@ pub fn export<'a>(
 }
 
 /// Which of the concerned entries are disclosed: chosen by type; a correction with what it
-/// corrects; a queue or 1st-grade application or offer whenever an entry of another stream than
-/// the learner's is disclosed (the verifier's `Concerns` needs them to place the rest).
+/// corrects, and an entry that revokes, withdraws or closes another with it (`undoes`); a queue
+/// or 1st-grade application or offer whenever an entry of another stream than the learner's is
+/// disclosed (the verifier's `Concerns` needs them to place the rest).
 fn choose(concerned: &[Parsed], learner: &str, disclosure: &Disclosure) -> Vec<bool> {
     let own = format!("learner/{learner}");
     let mut shown = vec![false; concerned.len()];
     let mut shown_ids: HashSet<&str> = HashSet::new();
+    // What the disclosed entries are named by when another entry undoes them.
+    let mut targets: HashSet<(&'static str, String)> = HashSet::new();
     let mut other_stream_shown = false;
     for (i, e) in concerned.iter().enumerate() {
         let ty = event_type(e);
         let corrects_shown = ty == "journal.record_corrected"
             && name(&e.event.data.corrected_event_id).is_some_and(|id| shown_ids.contains(id));
-        if disclosure.chooses(ty) || corrects_shown {
+        let undoes_shown = undoes(e).is_some_and(|t| targets.contains(&t));
+        if disclosure.chooses(ty) || corrects_shown || undoes_shown {
             shown[i] = true;
             shown_ids.insert(name(&e.event.id).unwrap_or(""));
+            targets.extend(undone_as(e));
             other_stream_shown |= name(&e.event.stream) != Some(own.as_str());
         }
     }
@@ -716,8 +728,50 @@ fn choose(concerned: &[Parsed], learner: &str, disclosure: &Disclosure) -> Vec<b
             let ty = event_type(e);
             if matches!(ty, "queue.application_submitted" | "enrolment.application_submitted" | "queue.place_offered") {
                 shown[i] = true;
+                targets.extend(undone_as(e));
+            }
+        }
+        // The applications just disclosed take their withdrawals with them.
+        for (i, e) in concerned.iter().enumerate() {
+            if undoes(e).is_some_and(|t| targets.contains(&t)) {
+                shown[i] = true;
             }
         }
     }
     shown
+}
+
+/// What an entry revokes, withdraws or closes, as `(the target's type, the key naming it)`: an
+/// achievement's revocation its attestation, a queue application's withdrawal the application, a
+/// retake the academic debt it is for, leaving a club programme the enrolment in it, an
+/// expulsion the admission to the institution. The exporter never withholds one of these while
+/// it discloses its target (FORMAT.md section 7), as it never withholds a correction.
+fn undoes(e: &Parsed) -> Option<(&'static str, String)> {
+    let d = &e.event.data;
+    let (target, key) = match event_type(e) {
+        "portfolio.achievement_revoked" => ("portfolio.achievement_attested", name(&d.achievement_id)?.to_owned()),
+        "queue.application_withdrawn" => ("queue.application_submitted", name(&d.application_id)?.to_owned()),
+        "journal.retake_recorded" => ("journal.academic_debt_opened", name(&d.debt_id)?.to_owned()),
+        "additional.left" => ("additional.enrolled", format!("{}\n{}", name(&d.institution)?, name(&d.program_id)?)),
+        "contingent.expelled" => ("contingent.admitted", name(&d.institution)?.to_owned()),
+        _ => return None,
+    };
+    Some((target, key))
+}
+
+/// The key an entry is named by when another `undoes` it (the other half of `undoes`).
+fn undone_as(e: &Parsed) -> Option<(&'static str, String)> {
+    let d = &e.event.data;
+    match event_type(e) {
+        "portfolio.achievement_attested" => {
+            Some(("portfolio.achievement_attested", name(&d.achievement_id)?.to_owned()))
+        }
+        "queue.application_submitted" => Some(("queue.application_submitted", name(&d.application_id)?.to_owned())),
+        "journal.academic_debt_opened" => Some(("journal.academic_debt_opened", name(&d.debt_id)?.to_owned())),
+        "additional.enrolled" => {
+            Some(("additional.enrolled", format!("{}\n{}", name(&d.institution)?, name(&d.program_id)?)))
+        }
+        "contingent.admitted" => Some(("contingent.admitted", name(&d.institution)?.to_owned())),
+        _ => None,
+    }
 }

@@ -35,7 +35,10 @@ pub struct ConsistencyChecked {
 /// What the completeness member proved (FORMAT.md section 6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Completeness {
-    /// `complete` (every check of section 6 held), `not_present` (no member) or `failed` (the
+    /// `complete` (every check of section 6 held and the checkpoint ends at the commitment, which
+    /// covers every position before it: nothing is uncovered), `complete_up_to` (every check
+    /// held, but positions from `P` on are covered by no commitment: the bundle's entries there,
+    /// and any of the learner's it leaves out), `not_present` (no member) or `failed` (the
     /// failures say why).
     pub status: &'static str,
     /// `P`: complete as of this position (every entry with seq < `P`).
@@ -118,21 +121,26 @@ impl Completeness {
     /// One line for a person: as of which position, what it covers and what it does not.
     pub fn describe(&self) -> String {
         match (self.status, self.up_to, self.commitment_seq) {
-            ("complete", Some(p), Some(seq)) => {
+            ("complete", Some(_), Some(seq)) => format!(
+                "complete: the checkpoint ends at the commitment (seq {seq}), which covers every position before it: the bundle holds all {} entries of the learner ({} withheld)",
+                self.covered.unwrap_or(0),
+                self.covered_withheld.unwrap_or(0)
+            ),
+            ("complete_up_to", Some(p), Some(seq)) => {
                 let mut out = format!(
-                    "complete as of position {p} (commitment at seq {seq}): covers {} entries of the learner ({} withheld)",
+                    "complete up to position {p} (commitment at seq {seq}): covers {} entries of the learner ({} withheld); {} entries of the bundle are after it and not covered by any commitment",
                     self.covered.unwrap_or(0),
-                    self.covered_withheld.unwrap_or(0)
+                    self.covered_withheld.unwrap_or(0),
+                    self.after.unwrap_or(0),
                 );
-                let after = self.after.unwrap_or(0);
                 let _ = write!(
                     out,
-                    "; {after} entries of the bundle are at or after position {p}, not covered; the checkpoint is {} positions past it (bound {})",
+                    "; the {} positions from {p} to the checkpoint may hold entries of the learner that this bundle does not show (bound {})",
                     self.uncovered_positions.unwrap_or(0),
                     self.max_uncovered
                 );
                 if let Some(b) = self.behind {
-                    let _ = write!(out, "; the newer checkpoint is {b} positions past it");
+                    let _ = write!(out, "; the newer checkpoint is {b} positions past {p}");
                 }
                 out
             }
@@ -244,10 +252,25 @@ impl Report {
                 let Some(o) = item.as_object() else { continue };
                 let fields: Vec<String> = o
                     .iter()
-                    .filter(|(k, _)| *k != "seq" && *k != "type")
-                    .map(|(k, v)| match v {
-                        Value::String(t) => format!("{k}={t}"),
-                        v => format!("{k}={v}"),
+                    .filter(|(k, _)| *k != "seq" && *k != "type" && *k != "revoked_unknown")
+                    .map(|(k, v)| match (k.as_str(), v) {
+                        // An achievement whose revocation withheld entries may hide.
+                        ("revoked", Value::Null) => format!(
+                            "revoked=unknown ({})",
+                            o.get("revoked_unknown").and_then(Value::as_str).unwrap_or("withheld entries follow it")
+                        ),
+                        // Not revoked as far as the entries reach that completeness proves.
+                        ("revoked", Value::Bool(false)) => {
+                            match self.completeness.as_ref().map(|c| (c.status, c.up_to)) {
+                                Some(("complete", _)) => "revoked=false".to_owned(),
+                                Some(("complete_up_to", Some(p))) => format!(
+                                "revoked=false (up to position {p}; a revocation after it is covered by no commitment)"
+                            ),
+                                _ => "revoked=false (among the bundle's entries; completeness not proved)".to_owned(),
+                            }
+                        }
+                        (_, Value::String(t)) => format!("{k}={t}"),
+                        (_, v) => format!("{k}={v}"),
                     })
                     .collect();
                 let _ = writeln!(

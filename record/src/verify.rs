@@ -872,7 +872,12 @@ fn check_completeness(
         }
     }
     if r.failures.len() == before && out.reason.is_none() {
-        out.status = "complete";
+        // Complete only when no position but the commitment's own is left uncovered, up to the
+        // bundle's checkpoint and to a newer one given: else entries of the learner after P (in
+        // the bundle, or cut off from its end, which no check can see) are covered by nothing.
+        let newest = head.map(|h| h.tree_size).into_iter().chain(r.consistency.as_ref().map(|c| c.second)).max();
+        let nothing_after = out.after == Some(0) && newest.is_some_and(|n| n.saturating_sub(up_to) <= 1);
+        out.status = if nothing_after { "complete" } else { "complete_up_to" };
     } else if out.reason.is_none() {
         out.reason = r.failures[before..].first().map(|f| f.code.clone());
     }
@@ -915,13 +920,33 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
             revoked.extend(data.get("achievement_id").and_then(Value::as_str).map(str::to_owned));
         }
     }
+    // A revocation is a later entry of the learner's stream: one withheld after the attestation
+    // may be it (a withheld item says nothing of its type), so "not revoked" is then no fact.
+    let withheld: Vec<u64> = by_seq.values().filter(|c| !c.in_authority && c.withheld).map(|c| c.seq).collect();
     for a in &mut s.achievements {
         let id = a.get("achievement_id").and_then(Value::as_str).unwrap_or("").to_owned();
-        a["revoked"] = Value::Bool(revoked.contains(&id));
+        let seq = a.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let later = withheld.iter().filter(|w| **w > seq).count();
+        if revoked.contains(&id) {
+            a["revoked"] = Value::Bool(true);
+        } else if later > 0 {
+            a["revoked"] = Value::Null;
+            a["revoked_unknown"] = Value::String(revocation_unknown(later));
+        } else {
+            a["revoked"] = Value::Bool(false);
+        }
     }
     s.institutions = institutions
         .into_iter()
         .map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() })
         .collect();
     s
+}
+
+/// Why an attestation's revocation status is unknown: `later` withheld entries follow it.
+fn revocation_unknown(later: usize) -> String {
+    match later {
+        1 => "1 withheld entry of the learner comes after it; it may revoke it".to_owned(),
+        n => format!("{n} withheld entries of the learner come after it; one of them may revoke it"),
+    }
 }

@@ -401,7 +401,8 @@ fn a_bundle_with_the_latest_commitment_is_complete_as_of_its_position() {
     let r = check(&b, &t.vkey);
     assert!(r.ok, "{:?}", r.failures);
     let c = r.completeness.as_ref().unwrap();
-    assert_eq!(c.status, "complete");
+    // An entry after P: complete up to P only (finding 1 of review s11).
+    assert_eq!(c.status, "complete_up_to");
     assert_eq!((c.up_to, c.commitment_seq, c.covered, c.covered_withheld), (Some(p), Some(s), Some(16), Some(0)));
     assert_eq!((c.after, c.uncovered_positions, c.behind), (Some(1), Some(t.size() - p), None));
     assert_eq!(c.max_uncovered, zachetka_record::MAX_UNCOVERED_DEFAULT);
@@ -410,17 +411,19 @@ fn a_bundle_with_the_latest_commitment_is_complete_as_of_its_position() {
     assert_eq!(r.signatures_checked, 17 + 7 + 9 + 1);
     let text = r.to_text();
     assert!(
-        text.contains(&format!("completeness: complete as of position {p} (commitment at seq {s}): covers 16 entries of the learner (0 withheld); 1 entries of the bundle are at or after position {p}")),
+        text.contains(&format!("completeness: complete up to position {p} (commitment at seq {s}): covers 16 entries of the learner (0 withheld); 1 entries of the bundle are after it")),
         "{text}"
     );
     let json: Value = serde_json::from_str(&r.to_json()).unwrap();
-    assert_eq!(json["completeness"]["status"], "complete");
+    assert_eq!(json["completeness"]["status"], "complete_up_to");
     assert_eq!(json["completeness"]["up_to"], p);
     assert_eq!(Bundle::parse(&b.to_json()).unwrap(), b);
-    // A learner no entry concerns: proved absent, complete with nothing covered.
+    // A learner no entry concerns: proved absent, nothing covered; up to P only, since an entry
+    // of theirs could follow it.
     let r = check(&t.export("47-nobody", &Disclosure::All), &t.vkey);
     assert!(r.ok, "{:?}", r.failures);
-    assert_eq!(r.completeness.as_ref().unwrap().covered, Some(0));
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.covered), ("complete_up_to", Some(0)));
 }
 
 #[test]
@@ -748,4 +751,230 @@ fn an_authority_item_that_is_neither_registry_nor_registration_is_refused() {
         "{}",
         f.message
     );
+}
+
+/// Review s11, finding 1: entries after the commitment's position are in the bundle but no
+/// commitment covers them, and more of the learner's could follow unseen: the record is then
+/// "complete up to P", never "complete". Only a checkpoint that ends at the commitment, which
+/// covers every position before it, leaves nothing uncovered.
+#[test]
+fn a_bundle_with_entries_after_the_commitment_is_complete_only_up_to_its_position() {
+    let mut t = region(1);
+    let p = t.size();
+    let s = t.commit();
+    assert_eq!(s, p, "the test ledger commits at its head");
+    // At the commitment: the checkpoint ends right after it, nothing is uncovered.
+    let at_p = t.export(L1, &Disclosure::All);
+    let r = check(&at_p, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.after, c.uncovered_positions), ("complete", Some(0), Some(1)));
+    let text = r.to_text();
+    assert!(text.contains(&format!("completeness: complete: the checkpoint ends at the commitment (seq {s}), which covers every position before it")), "{text}");
+    // Two later entries of the learner: in the bundle, covered by no commitment.
+    for (mark, day) in [(4, 20), (2, 21)] {
+        t.append(
+            "teacher",
+            &format!("learner/{L1}"),
+            "journal.grade_recorded",
+            &format!("2027-06-30T1{}:00:00Z", day - 20),
+            common::grade(mark, &format!("2027-05-{day}")),
+        );
+    }
+    let b = t.export(L1, &Disclosure::All);
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!(c.status, "complete_up_to");
+    assert_eq!((c.up_to, c.after, c.uncovered_positions, c.reason.as_deref()), (Some(p), Some(2), Some(3), None));
+    let text = r.to_text();
+    assert!(!text.contains("completeness: complete as of"), "{text}");
+    assert!(
+        text.contains(&format!("completeness: complete up to position {p} (commitment at seq {s}): covers 16 entries of the learner (0 withheld); 2 entries of the bundle are after it and not covered by any commitment")),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["completeness"]["status"], "complete_up_to");
+    // The same cut short of its last two entries (the tail no chain can miss): still verifies,
+    // still only "up to P", and it says that the positions after P may hold more.
+    let mut cut = b.clone();
+    cut.entries.truncate(cut.entries.len() - 2);
+    let r = check(&cut, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.after), ("complete_up_to", Some(0)));
+    assert!(r.to_text().contains("may hold entries of the learner that this bundle does not show"), "{}", r.to_text());
+    // A bundle at P read against a newer checkpoint: the log went on past P, so only up to P.
+    let other = OtherCheckpoint { note: t.checkpoint_at(t.size()), proof: t.consistency(p + 1, t.size()) };
+    let options = Options { other: Some(other), ..Default::default() };
+    let r = verify(&at_p.to_json(), &t.vkey, &options);
+    assert!(r.ok, "{:?}", r.failures);
+    let c = r.completeness.as_ref().unwrap();
+    assert_eq!((c.status, c.behind), ("complete_up_to", Some(3)));
+}
+
+/// Review s11, finding 2: the exporter never withholds a revocation while it discloses what it
+/// revokes, as it never withholds a correction.
+#[test]
+fn an_achievement_disclosed_alone_travels_with_its_revocation() {
+    let mut t = region(1);
+    let revoked = t.append(
+        "issuer",
+        &format!("learner/{L1}"),
+        "portfolio.achievement_revoked",
+        "2027-07-01T09:00:00Z",
+        json!({"achievement_id": "ach-1", "reason": "disqualified"}),
+    );
+    // Another attestation, never revoked; and a revocation naming an achievement not disclosed.
+    t.append(
+        "issuer",
+        &format!("learner/{L1}"),
+        "portfolio.achievement_attested",
+        "2027-07-02T09:00:00Z",
+        json!({"achievement_id": "ach-2", "kind": "competition", "level": "municipal", "date": "2027-07-01", "result": "prize"}),
+    );
+    t.commit();
+    let b = t.export(L1, &Disclosure::parse("portfolio.achievement_attested").unwrap());
+    let shown: Vec<u64> = b.entries.iter().filter(|i| i.entry.is_some()).map(|i| i.seq).collect();
+    assert!(shown.contains(&revoked), "the revocation is withheld: {shown:?}");
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    let by_id = |id: &str| r.record.achievements.iter().find(|a| a["achievement_id"] == id).unwrap().clone();
+    assert_eq!(by_id("ach-1")["revoked"], json!(true));
+    // ach-2 comes after every withheld entry: its status is known.
+    assert_eq!(by_id("ach-2")["revoked"], json!(false));
+    // Nothing disclosed, nothing followed: the revocation is withheld with its attestation.
+    let b = t.export(L1, &Disclosure::parse("documents").unwrap());
+    assert!(b.entries.iter().any(|i| i.seq == revoked && i.entry.is_none()));
+}
+
+/// Review s11, finding 2: a disclosed attestation followed by withheld entries of the learner
+/// may have been revoked by one of them: the report says the revocation status is unknown, and
+/// why, instead of "not revoked".
+#[test]
+fn an_attestation_followed_by_withheld_entries_has_an_unknown_revocation_status() {
+    let mut t = region(1);
+    let revoked = t.append(
+        "issuer",
+        &format!("learner/{L1}"),
+        "portfolio.achievement_revoked",
+        "2027-07-01T09:00:00Z",
+        json!({"achievement_id": "ach-1", "reason": "disqualified"}),
+    );
+    t.commit();
+    let mut b = t.export(L1, &Disclosure::All);
+    let item = b.entries.iter_mut().find(|i| i.seq == revoked).unwrap();
+    let bytes = keys::b64_decode(item.entry.as_ref().unwrap()).unwrap();
+    item.leaf_hash = Some(keys::b64(&zachetka_formats::event::leaf_hash(&bytes).0));
+    item.entry = None;
+    let r = check(&b, &t.vkey);
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!(r.completeness.as_ref().unwrap().status, "complete");
+    let a = &r.record.achievements[0];
+    assert_eq!(a["revoked"], Value::Null, "{a}");
+    assert_eq!(a["revoked_unknown"], json!("1 withheld entry of the learner comes after it; it may revoke it"), "{a}");
+    let text = r.to_text();
+    assert!(
+        text.contains("revoked=unknown (1 withheld entry of the learner comes after it; it may revoke it)"),
+        "{text}"
+    );
+    assert!(!text.contains("revoked=false"), "{text}");
+    // With nothing withheld after it, the status is a fact again.
+    let r = check(&t.export(L1, &Disclosure::All), &t.vkey);
+    assert_eq!(r.record.achievements[0]["revoked"], json!(true));
+    assert!(r.record.achievements[0].get("revoked_unknown").is_none());
+}
+
+/// FORMAT.md section 7: every entry that withdraws, closes or ends another travels with it, as a
+/// revocation does: a queue application's withdrawal, a debt's retake, leaving a club programme,
+/// an expulsion; none of them while what it undoes is withheld.
+#[test]
+fn what_withdraws_closes_or_ends_a_disclosed_entry_is_disclosed_with_it() {
+    let mut t = region(1);
+    let own = format!("learner/{L1}");
+    let application = json!({"application_id": "app-1", "number": "47-KG-1", "learner": L1, "birth_month": "2020-05",
+        "desired_date": "2023-09-01", "preferred": ["sch-001"], "group_type": "general"});
+    t.append("registrar", "queue/kg/tikhvin", "queue.application_submitted", "2026-09-11T09:00:00Z", application);
+    let debt = json!({"debt_id": "debt-1", "institution": "sch-001", "class": "5А", "subject": "math",
+        "academic_year": 2026, "opened_on": "2026-09-11", "attestation_event_id": "00000000-0000-4000-8000-000000000001"});
+    t.append("teacher", &own, "journal.academic_debt_opened", "2026-09-11T10:00:00Z", debt);
+    let enrolled = json!({"institution": "ado-001", "program_id": "prog-1"});
+    t.append("registrar", &own, "additional.enrolled", "2026-09-11T11:00:00Z", enrolled);
+    let undoing = [
+        t.append(
+            "registrar",
+            "queue/kg/tikhvin",
+            "queue.application_withdrawn",
+            "2026-09-12T09:00:00Z",
+            json!({"application_id": "app-1", "reason": "moved"}),
+        ),
+        t.append(
+            "teacher",
+            &own,
+            "journal.retake_recorded",
+            "2026-09-12T10:00:00Z",
+            json!({"debt_id": "debt-1", "institution": "sch-001", "class": "5А", "held_on": "2026-09-12", "mark": 4, "scale": "five_point"}),
+        ),
+        t.append(
+            "registrar",
+            &own,
+            "additional.left",
+            "2026-09-12T11:00:00Z",
+            json!({"institution": "ado-001", "program_id": "prog-1", "reason": "moved"}),
+        ),
+        t.append(
+            "registrar",
+            &own,
+            "contingent.expelled",
+            "2026-09-12T12:00:00Z",
+            json!({"institution": "sch-001", "expelled_on": "2026-09-12", "reason": "moved"}),
+        ),
+    ];
+    let shown = |b: &Bundle| -> Vec<u64> { b.entries.iter().filter(|i| i.entry.is_some()).map(|i| i.seq).collect() };
+    let only = "queue.application_submitted,journal.academic_debt_opened,additional.enrolled,contingent.admitted";
+    let b = t.export(L1, &Disclosure::parse(only).unwrap());
+    for seq in undoing {
+        assert!(shown(&b).contains(&seq), "entry {seq} is withheld: {:?}", shown(&b));
+    }
+    // The bundle holds together (concerns, chains, proofs); this fixture's registrar holds no
+    // right at the queue or the club, which is all the verifier finds.
+    let r = check(&b, &t.vkey);
+    assert!(r.failures.iter().all(|f| f.code == "not_authorized"), "{:?}", r.failures);
+    // What they undo withheld: they are withheld too.
+    let b = t.export(L1, &Disclosure::parse("final-results").unwrap());
+    for seq in undoing {
+        assert!(!shown(&b).contains(&seq), "entry {seq} is disclosed alone");
+    }
+}
+
+/// Review s11, finding 1: "not revoked" is said only as far as the completeness reaches: a
+/// revocation after the commitment's position could be cut off the bundle's end unseen.
+#[test]
+fn not_revoked_is_said_only_as_far_as_completeness_reaches() {
+    let mut t = region(1);
+    let p = t.size();
+    t.commit();
+    let at_p = check(&t.export(L1, &Disclosure::All), &t.vkey).to_text();
+    assert!(at_p.contains("revoked=false\n"), "{at_p}");
+    t.append(
+        "teacher2",
+        &format!("learner/{L2}"),
+        "journal.grade_recorded",
+        "2027-06-30T10:00:00Z",
+        common::grade(4, "2027-05-20"),
+    );
+    let r = check(&t.export(L1, &Disclosure::All), &t.vkey);
+    assert_eq!(r.completeness.as_ref().unwrap().status, "complete_up_to");
+    assert_eq!(r.record.achievements[0]["revoked"], json!(false), "the JSON says what the entries show");
+    let text = r.to_text();
+    assert!(
+        text.contains(&format!(
+            "revoked=false (up to position {p}; a revocation after it is covered by no commitment)"
+        )),
+        "{text}"
+    );
+    let none = check(&region(1).export(L1, &Disclosure::All), &t.vkey);
+    let text = none.to_text();
+    assert!(text.contains("revoked=false (among the bundle's entries; completeness not proved)"), "{text}");
 }

@@ -211,7 +211,8 @@ enum Command {
         /// The consistency proof between the two sizes, as `zachetka prove consistency` prints it.
         #[arg(long, requires = "checkpoint")]
         consistency: Option<PathBuf>,
-        /// Refuse a bundle that carries no completeness commitment (`completeness_missing`).
+        /// Refuse a bundle that carries no completeness commitment (`completeness_missing`); one
+        /// complete only up to its commitment's position is accepted, its report saying so.
         #[arg(long)]
         require_complete: bool,
         /// The most log positions the completeness commitment may leave uncovered, up to the

@@ -23,7 +23,7 @@ pub struct CompletenessPolicy {
 
 impl Default for CompletenessPolicy {
     fn default() -> Self {
-        Self { every_entries: 100_000, every_seconds: 0 }
+        Self { every_entries: 100_000, every_seconds: 3_600 }
     }
 }
 
@@ -357,6 +357,16 @@ mod tests {
         assert!(both.due(100, Duration::ZERO) && both.due(1, Duration::from_secs(60)));
         assert!(!both.due(0, Duration::from_secs(3600)), "nothing new: no commitment");
         assert!(!CompletenessPolicy { every_entries: 0, every_seconds: 0 }.due(u64::MAX, Duration::MAX));
+    }
+
+    /// Review s11, finding 1: by default the window a commitment leaves uncovered is bounded in
+    /// time too, not only in entries: a quiet ledger still commits within the hour.
+    #[test]
+    fn the_default_policy_commits_by_count_and_within_an_hour() {
+        let d = CompletenessPolicy::default();
+        assert_eq!((d.every_entries, d.every_seconds), (100_000, 3_600));
+        assert!(d.due(1, Duration::from_secs(3_600)));
+        assert!(!d.due(1, Duration::from_secs(3_599)));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! learner's own token only (403 to another learner's, 401 without) and `POST /v1/verify`
 //! answers the report, refusing a body over its limit; and through the binary, `export` then
 //! `verify` with a consistency proof to a newer checkpoint. Completeness (DESIGN 3.7) through
-//! the exporter of a ledger that commits: a bundle is complete as of the latest commitment's
+//! the exporter of a ledger that commits: a bundle is complete up to the latest commitment's
 //! position, withheld entries counted; an entry left out, a changed value, a forged map proof,
 //! a commitment by another key or of another ledger, and an old commitment hiding a later
-//! revocation are each refused with their code, in the library and through the binary.
+//! revocation are each refused with their code, in the library and through the binary. The
+//! served record of an attestation carries its revocation; withheld by hand, the achievement's
+//! revocation status is unknown.
 
 use super::http::{serve_with, Server};
 use super::rules::{append_region, grade_event, region, teacher_of_school_1, DEMO_ORIGIN};
@@ -619,11 +621,13 @@ fn a_bundle_of_a_committing_ledger_is_complete_and_every_way_to_cut_it_is_refuse
     let c = r.completeness.as_ref().unwrap();
     let below = seqs.iter().filter(|q| **q < p).count();
     assert!(below > 3, "the learner has entries the commitment covers");
-    assert_eq!((c.status, c.up_to, c.commitment_seq), ("complete", Some(p), Some(s)));
+    // The region's last entries came after the commitment: complete up to P only.
+    assert!(r.tree_size.unwrap() > p + 1);
+    assert_eq!((c.status, c.up_to, c.commitment_seq), ("complete_up_to", Some(p), Some(s)));
     assert_eq!((c.covered, c.covered_withheld, c.after), (Some(below as u64), Some(0), Some(seqs.len() - below)));
     assert_eq!(c.uncovered_positions, Some(r.tree_size.unwrap() - p));
     assert!(r.to_text().contains(&format!(
-        "completeness: complete as of position {p} (commitment at seq {s}): covers {below} entries"
+        "completeness: complete up to position {p} (commitment at seq {s}): covers {below} entries"
     )));
 
     // Withheld entries count: the same value, from their leaf hashes.
@@ -634,7 +638,7 @@ fn a_bundle_of_a_committing_ledger_is_complete_and_every_way_to_cut_it_is_refuse
     let c = r.completeness.as_ref().unwrap();
     let withheld_below = sel.entries.iter().filter(|i| i.leaf_hash.is_some() && i.seq < p).count();
     assert!(withheld_below > 0);
-    assert_eq!((c.status, c.covered, c.covered_withheld), ("complete", Some(below as u64), Some(withheld_below)));
+    assert_eq!((c.status, c.covered, c.covered_withheld), ("complete_up_to", Some(below as u64), Some(withheld_below)));
 
     let refuse = |b: &Bundle| verify(&b.to_json(), &vkey(&l), &Options::default());
     // An entry below P dropped entirely (no leaf hash left): the value does not match.
@@ -670,7 +674,7 @@ fn a_bundle_of_a_committing_ledger_is_complete_and_every_way_to_cut_it_is_refuse
     };
     let (status, report) = run(&["--require-complete"]);
     assert_eq!(status, Some(0), "{report}");
-    assert_eq!(report["completeness"]["status"], "complete");
+    assert_eq!(report["completeness"]["status"], "complete_up_to");
     assert_eq!(report["completeness"]["up_to"], json!(p));
     assert_eq!(report["completeness"]["commitment_seq"], json!(s));
     assert_eq!(report["completeness"]["covered"], json!(below));
@@ -848,4 +852,78 @@ fn copy_into_ledger_dir(store: &std::path::Path, to: &std::path::Path) {
     }
     copy(store, &to.join("store"));
     std::fs::write(to.join("ledger.key"), ledger_key().to_key_file()).unwrap();
+}
+
+/// Review s11, finding 2: the record the server exports with only the attestations chosen
+/// carries the revocation of a disclosed one, and `POST /v1/verify` shows it revoked; the same
+/// bundle with the revocation turned into a withheld item by its holder verifies, but the
+/// achievement's revocation status is then unknown, never "not revoked".
+#[test]
+fn the_served_record_of_an_attestation_carries_its_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    append_region(&l);
+    let issuer = zachetka::demo::demo_key(DEMO_ORIGIN, "issuer/sch-001");
+    let stream = super::rules::learner_in("sch-001", "5А");
+    let learner = stream.strip_prefix("learner/").unwrap().to_owned();
+    let event = |n: u64, ty: &str, data: Value| {
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": stream, "type": ty, "id": id(n),
+            "occurred_at": super::rules::AFTER_REGION, "author": issuer.did(), "data": data});
+        zachetka::event::sign_event(&ev, &issuer).unwrap()
+    };
+    let attested = event(
+        990_101,
+        "portfolio.achievement_attested",
+        json!({"v": 1, "achievement_id": "sch-001-ach-r", "kind": "sport", "level": "school", "date": "2027-05-19", "result": "winner"}),
+    );
+    let revoked = event(
+        990_102,
+        "portfolio.achievement_revoked",
+        json!({"v": 1, "achievement_id": "sch-001-ach-r", "reason": "disqualified"}),
+    );
+    let seqs: Vec<u64> = l.append_blocking(vec![attested, revoked]).into_iter().map(|r| r.unwrap().seq).collect();
+    applied(&l);
+    let srv = serve_with(l.clone(), ServerConfig::default());
+    let token = learner_token(&srv, &learner, 0x43);
+    let url = format!("{}/v1/learners/{learner}/record?only=portfolio.achievement_attested", srv.base);
+    let (s, body) = call(ureq::get(&url).set("authorization", &token), None);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let bundle: Value = serde_json::from_slice(&body).unwrap();
+    let items = bundle["entries"].as_array().unwrap();
+    let item = |seq: u64| items.iter().find(|i| i["seq"] == seq).unwrap().clone();
+    assert!(item(seqs[0]).get("entry").is_some(), "the attestation is disclosed");
+    assert!(item(seqs[1]).get("entry").is_some(), "the revocation is withheld: {}", item(seqs[1]));
+    assert!(items.iter().any(|i| i.get("leaf_hash").is_some()), "the rest is withheld");
+    let verify_url = format!("{}/v1/verify", srv.base);
+    let (s, report) = call(ureq::post(&verify_url), Some(&body));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
+    let ach = report["record"]["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["achievement_id"] == "sch-001-ach-r")
+        .unwrap()
+        .clone();
+    assert_eq!(ach["revoked"], json!(true), "{ach}");
+
+    // The holder withholds the revocation: it still verifies, the status is unknown.
+    let mut held = bundle.clone();
+    let at = held["entries"].as_array().unwrap().iter().position(|i| i["seq"] == seqs[1]).unwrap();
+    let bytes = zachetka::keys::b64_decode(held["entries"][at]["entry"].as_str().unwrap()).unwrap();
+    let leaf = zachetka::event::leaf_hash(&bytes);
+    held["entries"][at] =
+        json!({"seq": seqs[1], "leaf_hash": zachetka::keys::b64(&leaf.0), "proof": held["entries"][at]["proof"]});
+    let (s, report) = call(ureq::post(&verify_url), Some(&serde_json::to_vec(&held).unwrap()));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
+    let ach = report["record"]["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["achievement_id"] == "sch-001-ach-r")
+        .unwrap()
+        .clone();
+    assert_eq!(ach["revoked"], Value::Null, "{ach}");
+    assert!(ach["revoked_unknown"].as_str().unwrap().contains("may revoke it"), "{ach}");
 }

@@ -3,9 +3,10 @@
 //! `record/FORMAT.md` lays them out (until the exporter of the `record` branch lands, this file
 //! has its own builder), and headless Chromium driven by `tests/web/drive.mjs` (playwright-core)
 //! through its states: a real bundle verifies, a tampered one fails naming the entry, a wrong
-//! key fails; the exporter's bundle shows the position it is complete as of, the same numbers
-//! the Rust verifier reports, and a tampered or cut completeness value fails with the Rust
-//! verifier's codes. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
+//! key fails; the exporter's bundle shows the position it is complete up to, the same status and
+//! numbers the Rust verifier reports, and a tampered or cut completeness value fails with the Rust
+//! verifier's codes; an achievement's revocation travels with it, and withheld shows its status
+//! unknown as the Rust verifier does. Also: every Wycheproof and CCTV Ed25519 vector through the page's strict verifier
 //! compared with `keys::verify_strict`, and the time to verify a 5,000-entry bundle.
 //! Screenshots and the bundles go to `target/web-artifacts/`.
 //!
@@ -538,6 +539,46 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         .collect();
     assert!(own.len() >= 6, "the demo learner {learner} has too few entries: {own:?}");
     let withheld = [own[own.len() / 3], own[2 * own.len() / 3]];
+    // An olympiad attested to the learner and then revoked (review s11, finding 2), appended
+    // after the demo by its olympiad issuer: the exporter never withholds the revocation of a
+    // disclosed attestation, and a revocation its holder withholds leaves the status unknown.
+    let (attested_seq, revoked_seq, kept_seq) = {
+        let ledger = open_dir(&demo);
+        let origin = ledger.config().origin.clone();
+        let issuer = zachetka::demo::demo_key(&origin, "issuer/olympiads");
+        // The ledger's time: the demo's last entry may be dated after the wall clock.
+        let n = ledger.head().0.tree_size;
+        let last: Value = serde_json::from_slice(&ledger.entries(n - 1, 1).unwrap()[0]).unwrap();
+        let last = zachetka::time::parse_rfc3339(last["recorded_at"].as_str().unwrap()).unwrap();
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = zachetka::time::format_rfc3339(last.max(wall));
+        let event = |n: u64, ty: &str, data: Value| {
+            let ev = json!({"ledger": origin, "stream": format!("learner/{learner}"), "type": ty, "id": id(n),
+                "occurred_at": now, "author": issuer.did(), "data": data});
+            zachetka::event::sign_event(&ev, &issuer).unwrap()
+        };
+        let attested = event(
+            990_201,
+            "portfolio.achievement_attested",
+            json!({"v": 1, "achievement_id": "web-olymp-1", "kind": "olympiad", "level": "regional",
+                "date": "2026-03-01", "result": "winner"}),
+        );
+        let revoked = event(
+            990_202,
+            "portfolio.achievement_revoked",
+            json!({"v": 1, "achievement_id": "web-olymp-1", "reason": "disqualified"}),
+        );
+        // A second one, never revoked, after every withheld entry of the bundles below.
+        let kept = event(
+            990_203,
+            "portfolio.achievement_attested",
+            json!({"v": 1, "achievement_id": "web-olymp-2", "kind": "olympiad", "level": "municipal",
+                "date": "2026-03-02", "result": "prize"}),
+        );
+        let seqs: Vec<u64> =
+            ledger.append_blocking(vec![attested, revoked, kept]).into_iter().map(|r| r.unwrap().seq).collect();
+        (seqs[0], seqs[1], seqs[2])
+    };
     let (real, _) = build_bundle(&open_dir(&demo), Some(&learner), &withheld);
     // The same learner as `zachetka export` writes it (the record crate's exporter), with only
     // final results, documents and achievements disclosed: the page verifies what the exporter
@@ -549,6 +590,36 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         let bundle = zachetka::record::export_learner(&ledger, &learner, &only).unwrap();
         serde_json::from_slice(&bundle.to_json()).unwrap()
     };
+    // Only the attestations chosen: the exporter carries the revocation; then its holder turns
+    // the revocation into a withheld item.
+    let attested_only: Value = {
+        let ledger = open_dir(&demo);
+        ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+        let only = zachetka_record::Disclosure::parse("portfolio.achievement_attested").unwrap();
+        let bundle = zachetka::record::export_learner(&ledger, &learner, &only).unwrap();
+        serde_json::from_slice(&bundle.to_json()).unwrap()
+    };
+    let item_at = |b: &Value, seq: u64| b["entries"].as_array().unwrap().iter().position(|i| i["seq"] == seq).unwrap();
+    assert!(
+        attested_only["entries"][item_at(&attested_only, revoked_seq)].get("entry").is_some(),
+        "revocation carried"
+    );
+    let mut revocation_withheld = attested_only.clone();
+    let at = item_at(&revocation_withheld, revoked_seq);
+    let bytes = zachetka::keys::b64_decode(revocation_withheld["entries"][at]["entry"].as_str().unwrap()).unwrap();
+    revocation_withheld["entries"][at] = json!({"seq": revoked_seq,
+        "leaf_hash": zachetka::merkle::leaf_hash(&bytes).to_b64(), "proof": revocation_withheld["entries"][at]["proof"]});
+    let rust_achievements = |b: &Value| -> Vec<Value> {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let r = zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &Default::default());
+        assert!(r.ok, "{:#?}", r.failures);
+        r.record.achievements
+    };
+    let rust_attested_only = rust_achievements(&attested_only);
+    let rust_revocation_withheld = rust_achievements(&revocation_withheld);
+    let ours = |list: &[Value]| list.iter().find(|a| a["seq"] == attested_seq).unwrap().clone();
+    assert_eq!(ours(&rust_attested_only)["revoked"], json!(true));
+    assert_eq!(ours(&rust_revocation_withheld)["revoked"], Value::Null);
     let entries_total = real["entries"].as_array().unwrap().len();
     // The Rust verifier's report of the exported bundle, for the page to agree with.
     let rust_report = {
@@ -715,6 +786,8 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "consistency-proof-missing", "bundle": write("real.json", &real),
              "other_note": write_text("older.note", &older_note)},
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
+            {"name": "attested-only", "bundle": write("attested-only.json", &attested_only)},
+            {"name": "revocation-withheld", "bundle": write("revocation-withheld.json", &revocation_withheld)},
         ],
         "ed25519": vectors,
         "known": known,
@@ -778,16 +851,67 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     // Complete as of the commitment's position, with the numbers the Rust verifier reports.
     let page_c = &exported_case["report"]["completeness"];
     let rust_c = serde_json::to_value(rust_report.completeness.as_ref().unwrap()).unwrap();
-    assert_eq!(page_c["status"], "complete", "{:#}", exported_case["report"]["failures"]);
-    for k in ["up_to", "commitment_seq", "covered", "covered_withheld", "after", "uncovered_positions", "max_uncovered"]
-    {
+    // The log went on after the demo's last commitment (the olympiad above at least): complete up
+    // to P only, never "complete" (review s11, finding 1), as the Rust verifier says.
+    assert_eq!(page_c["status"], "complete_up_to", "{:#}", exported_case["report"]["failures"]);
+    for k in [
+        "status",
+        "up_to",
+        "commitment_seq",
+        "covered",
+        "covered_withheld",
+        "after",
+        "uncovered_positions",
+        "max_uncovered",
+    ] {
         assert_eq!(page_c[k], rust_c[k], "{k}: page {page_c:#}, rust {rust_c:#}");
     }
     let said = exported_case["facts"]["Completeness"].as_str().unwrap();
     assert!(
-        said.starts_with(&format!("complete as of position {up_to} (commitment at seq {})", page_c["commitment_seq"])),
+        said.starts_with(&format!("complete up to position {up_to} (commitment at seq {})", page_c["commitment_seq"])),
         "{said}"
     );
+    assert!(said.contains("may hold entries of the learner that this bundle does not show"), "{said}");
+    // The revocation: shown with its attestation, and unknown once withheld, as in the Rust report.
+    for (name, rust) in [("attested-only", &rust_attested_only), ("revocation-withheld", &rust_revocation_withheld)] {
+        let c = case(name);
+        assert_eq!(c["state"], "verified", "{name}: {:#}", c["report"]["failures"]);
+        let page = c["report"]["record"]["achievements"].as_array().unwrap();
+        assert_eq!(page.len(), rust.len(), "{name}");
+        for (p, r) in page.iter().zip(rust) {
+            for k in ["seq", "achievement_id", "revoked", "revoked_unknown"] {
+                assert_eq!(p.get(k), r.get(k), "{name} {k}: page {p}, rust {r}");
+            }
+        }
+    }
+    assert_eq!(
+        ours(case("revocation-withheld")["report"]["record"]["achievements"].as_array().unwrap())["revoked_unknown"],
+        json!("1 withheld entry of the learner comes after it; it may revoke it")
+    );
+    // The status column as a person reads it: revoked; unknown with why; and an achievement not
+    // revoked is "in force" only as far as completeness reaches (complete up to P here).
+    let status_of = |name: &str, seq: u64| -> String {
+        let c = case(name);
+        let row = c["achievements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(seq))
+            .cloned();
+        row.unwrap_or_else(|| panic!("{name}: no row {seq}: {:#}", c["achievements"]))[5].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status_of("attested-only", attested_seq), "revoked");
+    assert_eq!(
+        status_of("revocation-withheld", attested_seq),
+        "unknown: 1 withheld entry of the learner comes after it; it may revoke it"
+    );
+    let in_force = format!("in force up to position {up_to} (a revocation after it is covered by no commitment)");
+    for name in ["attested-only", "revocation-withheld", "exported"] {
+        assert_eq!(status_of(name, kept_seq), in_force, "{name}");
+    }
+    // Without a commitment in the bundle, only among the entries shown.
+    assert_eq!(status_of("verified", attested_seq), "revoked");
+    assert_eq!(status_of("verified", kept_seq), "in force among the entries shown (completeness not proved)");
     let page_codes = |name: &str| -> Vec<String> {
         let c = case(name);
         assert_eq!(c["state"], "failed", "{name}");
