@@ -772,10 +772,23 @@ fn serve(
             zachetka::api::head_summary(&ledger)
         );
         eprintln!("verifier key: {}", ledger.config().verifier_key);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // SIGTERM (what service managers send) and SIGINT (Ctrl-C) both stop cleanly: no new
+        // connections, requests in progress finish, then the read side's shutdown snapshot.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("couldn't listen for SIGTERM")?;
+        let shutdown = async move {
+            let signal = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            eprintln!("stopping on {signal}: no new connections; requests in progress may finish");
         };
-        zachetka::api::server::serve(listener, zachetka::api::router_with(ledger, access), config, shutdown).await?;
+        let router = zachetka::api::router_with(ledger.clone(), access);
+        let served = zachetka::api::server::serve(listener, router, config, shutdown).await;
+        // The last handle of the ledger goes with this block: its read side then writes a
+        // snapshot of what it applied since the last one (logged with its path).
+        eprintln!("stopped serving at tree size {}", ledger.head().0.tree_size);
+        served?;
         Ok(())
     })
 }

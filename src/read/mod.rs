@@ -468,11 +468,15 @@ impl Inner {
                 loop {
                     if self.stop.load(Ordering::SeqCst) {
                         drop(head);
-                        // A clean stop leaves the snapshot the policy owes, so the next open
-                        // replays as little as it can.
-                        if self.snapshot_due(self.low_cursor()) {
-                            if let Err(e) = self.write_snapshot() {
-                                tracing::warn!(error = %e, "couldn't write a snapshot at shutdown");
+                        // A clean stop leaves a snapshot of everything applied since the last
+                        // one, whatever the policy owes, so the next open replays nothing.
+                        if self.snapshot_behind(self.low_cursor()) {
+                            match self.write_snapshot() {
+                                Ok(Some(path)) => {
+                                    tracing::info!(path = %path.display(), "wrote a snapshot at shutdown")
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(error = %e, "couldn't write a snapshot at shutdown"),
                             }
                         }
                         return;
@@ -617,6 +621,12 @@ impl Inner {
         let (size, since) = *self.last_snapshot.lock().expect("snapshot lock");
         let since_entries = tree_size.saturating_sub(size.unwrap_or(0));
         since_entries > 0 && opts.policy.due(since_entries, since.elapsed().as_secs())
+    }
+
+    /// Whether snapshots are written and entries below `tree_size` were applied since the last.
+    fn snapshot_behind(&self, tree_size: u64) -> bool {
+        self.snapshots.as_ref().is_some_and(|o| o.write)
+            && tree_size > self.last_snapshot.lock().expect("snapshot lock").0.unwrap_or(0)
     }
 
     fn write_snapshot(&self) -> Result<Option<std::path::PathBuf>, String> {
