@@ -36,7 +36,9 @@ use std::sync::Arc;
 
 pub use error::RETRY_AFTER_SECS;
 pub use ops::OPENAPI;
-pub use reads::{FEED_CHUNK_BYTES_MAX, FEED_FILTER_VALUES_MAX, FEED_HEARTBEAT_INTERVAL, FEED_READ_LEN, PAGE_LEN_MAX};
+pub use reads::{
+    FEEDS_OPEN_MAX, FEED_CHUNK_BYTES_MAX, FEED_FILTER_VALUES_MAX, FEED_HEARTBEAT_INTERVAL, FEED_READ_LEN, PAGE_LEN_MAX,
+};
 pub use record::VERIFY_BODY_BYTES_MAX;
 pub use write::{BODY_BYTES_IN_FLIGHT_MAX, BODY_BYTES_MAX};
 
@@ -47,6 +49,8 @@ struct AppState {
     /// Request bodies being read or held for verification, in KiB (see
     /// [`write::BODY_BYTES_IN_FLIGHT_MAX`]).
     bodies: Arc<tokio::sync::Semaphore>,
+    /// Open feeds (see [`reads::FEEDS_OPEN_MAX`]).
+    feeds: Arc<tokio::sync::Semaphore>,
     /// Who may read what: the token file, or public reads by the operator's choice.
     access: Access,
     /// The ledger's region profile, read once from its config (`POST /v1/verify` replays the
@@ -71,7 +75,8 @@ pub fn router_with(ledger: Ledger, access: Access) -> Router {
     let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
     // Its config was checked when the ledger opened.
     let region = crate::rules::region_of(ledger.config()).ok().flatten().map(Arc::new);
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, access, region };
+    let feeds = Arc::new(tokio::sync::Semaphore::new(reads::FEEDS_OPEN_MAX));
+    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, feeds, access, region };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))

@@ -72,6 +72,10 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         state.ledger.resync_stats().1,
         state.ledger.ledger_time_ahead_of_clock(),
     );
+    body.push_str(&format!(
+        "# TYPE zachetka_feeds_open gauge\nzachetka_feeds_open {}\n",
+        super::reads::FEEDS_OPEN_MAX - state.feeds.available_permits()
+    ));
     let read = state.ledger.read_side().status(head.tree_size);
     body.push_str("# TYPE zachetka_read_model_cursor gauge\n# TYPE zachetka_read_model_lag gauge\n");
     for m in &read.models {

@@ -109,6 +109,11 @@ pub const FEED_CHUNK_BYTES_MAX: usize = 1 << 20;
 /// holds to `FEED_READ_LEN * ENTRY_BYTES_MAX` (2 MiB), ~22 KiB for typical 700-byte entries.
 pub const FEED_READ_LEN: u64 = 32;
 
+/// Feeds open at once on a server. A feed holds up to ~3.4 MiB while its reader is slow (see
+/// [`get_feed`]); this bounds all of them together (~430 MiB) where the connection cap alone
+/// would allow thousands. Beyond it a new feed is `busy` (503, Retry-After).
+pub const FEEDS_OPEN_MAX: usize = 128;
+
 /// How often an idle feed sends `{"position":N}`: the follower learns the server is alive and
 /// how far it has looked, and the connection stays under proxies' and our write timeouts.
 pub const FEED_HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
@@ -396,8 +401,13 @@ pub(super) async fn get_feed(
             return refusal_response(&Refusal::new(Code::BadQuery, message));
         }
     }
+    let Ok(open) = state.feeds.clone().try_acquire_owned() else {
+        state.metrics.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let message = format!("{FEEDS_OPEN_MAX} feeds are open, as many as this server keeps; retry after the delay");
+        return refusal_response(&Refusal::new(Code::Busy, message));
+    };
     let access = std::sync::Arc::new((state.access.clone(), reader));
-    feed_response(state.ledger.clone(), from, std::sync::Arc::new(filter), FEED_HEARTBEAT_INTERVAL, access)
+    feed_response(state.ledger.clone(), from, std::sync::Arc::new(filter), FEED_HEARTBEAT_INTERVAL, access, open)
 }
 
 /// The token is checked again before each chunk and each heartbeat: a revoked token's feed ends
@@ -408,11 +418,14 @@ fn feed_response(
     filter: std::sync::Arc<FeedFilter>,
     heartbeat: std::time::Duration,
     access: std::sync::Arc<(crate::access::Access, crate::access::Principal)>,
+    open: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
     let watch = ledger.watch_tree_size();
     // The state is `None` once the error line is sent: the stream then ends.
     let start = Some((ledger, watch, from));
     let stream = futures_util::stream::unfold(start, move |state| {
+        // The feed's place among the open ones, held by the stream until the connection drops it.
+        let _open = &open;
         let filter = filter.clone();
         let access = access.clone();
         async move {

@@ -369,3 +369,54 @@ fn sigterm_stops_the_server_cleanly_and_leaves_a_snapshot_at_the_head() {
         .collect();
     assert!(snapshots.contains(&zachetka_snapshots::file_name(5)), "{snapshots:?}: {log:#?}");
 }
+
+/// Review s11 (ops finding 10): 300 unread feeds held ~830 MB; the connection cap alone allows
+/// thousands. Feeds open at once are bounded: beyond the bound a new feed is `busy` with
+/// Retry-After, and a closed feed gives its place back.
+#[test]
+fn open_feeds_are_bounded_and_a_closed_one_gives_its_place_back() {
+    let (_d, ledger) = temp_ledger();
+    assert!(ledger.append_blocking(vec![grade(1, "learner/a", None)]).iter().all(Result::is_ok));
+    let srv = serve_with(ledger, ServerConfig::default());
+    let request = format!("GET /v1/feed?from=0 HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n", auditor_bearer());
+    let open_feed = || {
+        let mut s = connect(&srv.base);
+        s.write_all(request.as_bytes()).unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        (status, reader)
+    };
+    let mut feeds = Vec::new();
+    for i in 0..zachetka::api::FEEDS_OPEN_MAX {
+        let (status, reader) = open_feed();
+        assert!(status.starts_with("HTTP/1.1 200"), "feed {i}: {status}");
+        feeds.push(reader);
+    }
+    let (status, mut refused) = open_feed();
+    assert!(status.starts_with("HTTP/1.1 503"), "a feed beyond the bound: {status}");
+    let mut head = String::new();
+    while refused.read_line(&mut head).unwrap() > 0 && !head.ends_with("\r\n\r\n") {}
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap();
+    let mut body = vec![0u8; length];
+    refused.read_exact(&mut body).unwrap();
+    assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"], "busy");
+    let (_, metrics) = super::http::get_text(&srv.base, "/metrics");
+    assert!(metrics.contains(&format!("zachetka_feeds_open {}", zachetka::api::FEEDS_OPEN_MAX)), "{metrics}");
+    // One closes: its place comes back once the server sees the connection gone (bounded wait).
+    drop(feeds.pop());
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        let (status, reader) = open_feed();
+        if status.starts_with("HTTP/1.1 200") {
+            feeds.push(reader);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed feed's place never came back: {status}");
+        std::thread::yield_now();
+    }
+}
