@@ -576,7 +576,7 @@ impl World {
         match self.rng.below(4) {
             0 => {
                 for (subject, score) in [("Математика", 20), ("Русский язык", 25)] {
-                    let data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2024, "score": score});
+                    let data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2023, "score": score});
                     s.push(self.import(MIGRATOR, &stream, "journal.final_attestation_recorded", data, "2024-06-10"));
                 }
                 let data = json!({"institution": inst, "level": "basic_general", "number": format!("L-{k}"), "issued_on": "2024-06-25"});
