@@ -121,8 +121,9 @@ fn the_demo_region_covers_every_event_type_it_promises() {
                 let occurred = zachetka::time::parse_rfc3339(e["event"]["occurred_at"].as_str().unwrap()).unwrap();
                 assert!(occurred < zachetka::time::parse_rfc3339("2026-08-01T00:00:00Z").unwrap(), "{e}");
                 // And written before the demo region's migration cutover, which the rules enforce.
-                let cutover = zachetka::time::parse_rfc3339(zachetka::demo::MIGRATION_CLOSES_AT).unwrap();
-                assert!(DemoRegion::written_at(&e["event"]).unwrap() < cutover, "{e}");
+                let cutover = zachetka_rules::time::parse_instant(zachetka::demo::MIGRATION_CLOSES_AT).unwrap();
+                let written = i128::from(DemoRegion::written_at(&e["event"]).unwrap()) * 1_000_000_000;
+                assert!(written < cutover, "{e}");
             }
         }
     }
