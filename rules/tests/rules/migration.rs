@@ -40,10 +40,24 @@ fn a_legacy_record_is_imported_once() {
     assert!(m.contains("sch-005/000014/2025/0/t1") && m.contains(&format!("entry {seq}")), "{m}");
     assert!(!first.is_empty());
     // The system's name in another case is the same system.
-    h.refused("import_record_repeated", MIGRATOR, L2, "journal.grade_recorded", grade(source("bars", "sch-005/000014/2025/0/t1")));
+    h.refused(
+        "import_record_repeated",
+        MIGRATOR,
+        L2,
+        "journal.grade_recorded",
+        grade(source("bars", "sch-005/000014/2025/0/t1")),
+    );
     // Another record, or the same record id of another system, is another record.
     h.ok(MIGRATOR, L2, "journal.grade_recorded", grade(source("BARS", "sch-005/000014/2025/0/t2")));
-    h.ok(MIGRATOR, L2, "journal.attendance_marked", merge_into(source("СОЛО", "sch-005/000014/2025/0/t1"), json!({"institution": "sch-001", "class": "5А", "lesson_date": "2026-09-01", "code": "Н"})));
+    h.ok(
+        MIGRATOR,
+        L2,
+        "journal.attendance_marked",
+        merge_into(
+            source("СОЛО", "sch-005/000014/2025/0/t1"),
+            json!({"institution": "sch-001", "class": "5А", "lesson_date": "2026-09-01", "code": "Н"}),
+        ),
+    );
     // Across event types and keys too: a record names one entry whatever it became.
     let admission = merge_into(
         source("BARS", "sch-005/000014/2025/0/t2"),
@@ -53,7 +67,13 @@ fn a_legacy_record_is_imported_once() {
     // A refused repeat changed nothing: the record is still held by its first entry after a
     // reload of the saved state (the harness reloads after every accepted event).
     h.reload();
-    h.refused("import_record_repeated", MIGRATOR, L2, "journal.grade_recorded", grade(source("BARS", "sch-005/000014/2025/0/t1")));
+    h.refused(
+        "import_record_repeated",
+        MIGRATOR,
+        L2,
+        "journal.grade_recorded",
+        grade(source("BARS", "sch-005/000014/2025/0/t1")),
+    );
 }
 
 fn merge_into(mut a: Value, b: Value) -> Value {
@@ -63,8 +83,8 @@ fn merge_into(mut a: Value, b: Value) -> Value {
 
 #[test]
 fn imports_close_at_the_regions_migration_cutover() {
-    let mut config = RegionConfig::default();
-    config.migration_closes_at = Some("2026-10-01T00:00:00+03:00".to_owned());
+    let config =
+        RegionConfig { migration_closes_at: Some("2026-10-01T00:00:00+03:00".to_owned()), ..RegionConfig::default() };
     config.validate().unwrap();
     let mut h = migrating(config);
     h.grant(AUTH, QUEUE_MIGRATOR, "p-migq", &["migration", "queue_operator"], json!({"territory": "tikhvin"}));
@@ -83,7 +103,12 @@ fn imports_close_at_the_regions_migration_cutover() {
     h.refused("migration_closed", QUEUE_MIGRATOR, "queue/kg/tikhvin", "queue.application_submitted", app);
     // Live records are not imports: the cutover does not touch them.
     h.recorded_at(None).at("2026-10-05T09:00:00Z");
-    h.ok(TEACHER, "institution/sch-001", "journal.lesson_held", json!({"lesson_id": "l-live", "class": "5А", "subject": "math", "lesson_date": "2026-10-05"}));
+    h.ok(
+        TEACHER,
+        "institution/sch-001",
+        "journal.lesson_held",
+        json!({"lesson_id": "l-live", "class": "5А", "subject": "math", "lesson_date": "2026-10-05"}),
+    );
 }
 
 #[test]

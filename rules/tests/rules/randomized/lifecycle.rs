@@ -605,14 +605,28 @@ impl World {
                 // names one entry.
                 let again = s[0].data.clone();
                 let expect = Some("import_record_repeated");
-                s.push(self.step_dated(MIGRATOR, &stream, "contingent.admitted", again, "2022-09-01T07:00:00Z", expect));
+                s.push(self.step_dated(
+                    MIGRATOR,
+                    &stream,
+                    "contingent.admitted",
+                    again,
+                    "2022-09-01T07:00:00Z",
+                    expect,
+                ));
             }
             4 => {
                 // A term grade of December 2022 (academic year 2022) claiming 2017.
                 let mut data = json!({"institution": inst, "class": "8А", "subject": "math", "academic_year": 2017, "term": 2, "mark": 4, "scale": "five_point"});
                 data["migrated_from"] = json!({"system": "BARS", "record": format!("wrong-year-{k}")});
                 let expect = Some("academic_year_mismatch");
-                s.push(self.step_dated(MIGRATOR, &stream, "journal.term_grade_set", data, "2022-12-21T07:00:00Z", expect));
+                s.push(self.step_dated(
+                    MIGRATOR,
+                    &stream,
+                    "journal.term_grade_set",
+                    data,
+                    "2022-12-21T07:00:00Z",
+                    expect,
+                ));
             }
             0 => {
                 let expect = Some("not_authorized");
