@@ -218,6 +218,13 @@ pub struct RegionConfig {
     /// Results a professional competition may record (levels are `achievement_levels`).
     pub competition_results: Vec<String>,
     pub digital_services: DigitalServices,
+    /// The migration's cutover (RFC 3339 instant): an import (`data.migrated_from`) recorded by
+    /// the ledger at or after it is refused (`migration_closed`), so that once the region runs
+    /// live on this ledger no migration key makes or reorders its decisions. `None` (and a
+    /// config written before the field existed): imports stay allowed; set it when the
+    /// migration ends. Not written when absent, so such a config keeps its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_closes_at: Option<String>,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -417,6 +424,7 @@ impl Default for RegionConfig {
                 self_study_for_learners: strings(&["moya-shkola", "resh", "sferum-library"]),
                 recommendation_kinds: strings(&["recommendation", "individual_trajectory"]),
             },
+            migration_closes_at: None,
         }
     }
 }
@@ -514,6 +522,9 @@ impl RegionConfig {
         }
         if let Some(ty) = lt.backdating_days.keys().find(|t| crate::vocabulary::type_info(t).is_none()) {
             return Err(format!("region config: ledger_time.backdating_days names unknown event type {ty}"));
+        }
+        if let Some(at) = self.migration_closes_at.as_deref().filter(|at| crate::time::parse_instant(at).is_none()) {
+            return Err(format!("region config: migration_closes_at {at} is not an rfc 3339 time"));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! so those learners need no separate admission. Grades, attendance and course results ask
 //! `check_enrolled` (`learner_not_enrolled`, `learner_on_academic_leave`); certificates and
 //! diplomas ask `check_issued_to_own_learner` (an institution documents only its own learners).
+//! An admission or a class names the academic year of its first day (`academic_year_mismatch`).
 //! Not the read models (who is in a class today is a projection) and not the 1st-grade
 //! applications' own checks (`enrolment`).
 //!
@@ -182,6 +183,29 @@ fn check_year(year: i64) -> Result<(), RuleRefusal> {
     }
 }
 
+/// DOMAIN "Contingent": class membership is kept per academic year, so an admission or a class
+/// names the academic year of its first day `on` (1 September to 31 August, named by its first
+/// calendar year), or, for a stay that starts in the summer (June to August), the academic year
+/// that begins on the 1 September after it (an order for the coming year); otherwise
+/// `academic_year_mismatch`.
+fn check_membership_year(year: i64, on: Days, field: &str) -> Result<(), RuleRefusal> {
+    let of_date = time::academic_year_of(on);
+    let (_, month, _) = time::civil_from_days(on);
+    if year == of_date || (year == of_date + 1 && (6..=8).contains(&month)) {
+        return Ok(());
+    }
+    let coming = if (6..=8).contains(&month) { format!(" or the coming {}", of_date + 1) } else { String::new() };
+    refuse(
+        "academic_year_mismatch",
+        format!(
+            "data.academic_year {year} is not the academic year of data.{field} {} ({of_date}/{:02}{coming}); \
+             class membership is kept per academic year",
+            time::format_date(on),
+            (of_date + 1).rem_euclid(100)
+        ),
+    )
+}
+
 /// A grade, attendance mark or course result for the stream's learner at `institution`, in
 /// `class` (a group at a college or university), dated `date`: refused unless the learner was
 /// enrolled there in that class on that date and not on academic leave.
@@ -353,6 +377,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
                 auth.institution_of_kind(&d.institution, &["school", "college", "university"], "an admission")?;
             check_year(d.academic_year)?;
             let on = date_field(&d.admitted_on, "admitted_on")?;
+            check_membership_year(d.academic_year, on, "admitted_on")?;
             if inst.kind == "school" {
                 crate::journal::school_year(&d.class)?;
                 if d.program_id.is_some() {
@@ -405,6 +430,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
             let inst = auth.institution_of_kind(&d.institution, &["school", "college", "university"], "a class")?;
             check_year(d.academic_year)?;
             let on = date_field(&d.assigned_on, "assigned_on")?;
+            check_membership_year(d.academic_year, on, "assigned_on")?;
             if inst.kind == "school" {
                 crate::journal::school_year(&d.class)?;
             }

@@ -183,6 +183,32 @@ fn check_school_day(ctx: &Ctx, value: &str, day: Days) -> Result<(), RuleRefusal
     }
 }
 
+/// A result of an academic year (a term or year grade, an intermediate or final attestation, an
+/// academic debt, a promotion) names the academic year of its own date (`occurred_at`, the
+/// local date the rules judge): 1 September to 31 August, named by its first calendar year
+/// (`academic_year_mismatch`). Decided from DOMAIN: its academic year runs to 31 August, so the
+/// summer after the last term (year grades, attestation, debts and their retakes, promotion, final
+/// attestation) is still in it, and no rule lets a year's results be set once it has ended; no
+/// grace period after it. With `check_enrolled` on that date (the learner was in that class then,
+/// a membership the contingent records per academic year), this keeps a result in the class and
+/// year the learner was in, and the one-result-per-place rule keyed by a year that is true.
+fn check_academic_year(ctx: &Ctx, year: i64) -> Result<(), RuleRefusal> {
+    let of_date = crate::time::academic_year_of(ctx.date);
+    if year == of_date {
+        return Ok(());
+    }
+    refuse(
+        "academic_year_mismatch",
+        format!(
+            "data.academic_year {year} is not the academic year of the record's date {} ({of_date}/{:02}, from \
+             {of_date}-09-01 to {}-08-31); a result names the academic year it was given in",
+            crate::time::format_date(ctx.date),
+            (of_date + 1).rem_euclid(100),
+            of_date + 1
+        ),
+    )
+}
+
 fn check_term(term: i64, max: i64) -> Result<(), RuleRefusal> {
     if (1..=max).contains(&term) {
         Ok(())
@@ -470,6 +496,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             let inst = auth.institution(&d.institution)?;
             check_term(d.term, cfg.terms_max)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            check_academic_year(ctx, d.academic_year)?;
             check_enrolled(ctx, &d.institution, &d.class, ctx.date)?;
             let place = Place::Term(d.institution.clone(), d.subject.clone(), d.academic_year, d.term);
             Ok(journal.check_place(ctx.e.stream, &place)?)
@@ -478,6 +505,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            check_academic_year(ctx, d.academic_year)?;
             check_enrolled(ctx, &d.institution, &d.class, ctx.date)?;
             Ok(journal.check_place(ctx.e.stream, &Place::Year(d.subject.clone(), d.academic_year))?)
         }
@@ -485,12 +513,14 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS, &d.institution, &d.class))?;
             let inst = auth.institution(&d.institution)?;
             check_mark(cfg, inst, Some(&d.class), &d.scale, &d.mark)?;
+            check_academic_year(ctx, d.academic_year)?;
             Ok(check_enrolled(ctx, &d.institution, &d.class, ctx.date)?)
         }
         Event::AcademicDebtOpened(d) => {
             auth.authorize(who, at, ty, &Need::in_class(TEACHERS_ADMIN, &d.institution, &d.class))?;
             auth.institution(&d.institution)?;
             date_field(&d.opened_on, "opened_on")?;
+            check_academic_year(ctx, d.academic_year)?;
             match ctx.lookup.event(&d.attestation_event_id)? {
                 Some((stream, kind))
                     if stream == ctx.e.stream && kind == "journal.intermediate_attestation_recorded" => {}
@@ -575,6 +605,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                 &Need::in_class(&["class_teacher", "institution_admin"], &d.institution, &d.from_class),
             )?;
             auth.institution_of_kind(&d.institution, &["school"], "a promotion")?;
+            check_academic_year(ctx, d.academic_year)?;
             let open = journal.open_debts_of(ctx.e.stream);
             match d.basis.as_str() {
                 b if !cfg.promotion_bases.iter().any(|p| p == b) => refuse(
@@ -614,7 +645,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
                     );
                 }
             }
-            Ok(())
+            Ok(check_academic_year(ctx, d.academic_year)?)
         }
         Event::CertificateIssued(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;

@@ -17,6 +17,7 @@ mod contingent;
 mod digital;
 mod enrolment;
 mod journal;
+mod migration;
 mod portfolio;
 mod queries;
 mod queue;
@@ -192,6 +193,8 @@ pub struct Rules {
     contingent: contingent::Contingent,
     staff: staff::Staff,
     digital: digital::Digital,
+    /// The legacy records imported so far (`data.migrated_from`), each once.
+    imports: migration::Imports,
     /// The latest local date of an applied event: "today" for read-side questions such as a
     /// benefit's re-check date (never the wall clock, so replays agree).
     today: Days,
@@ -255,6 +258,7 @@ impl Rules {
             contingent: Default::default(),
             staff: Default::default(),
             digital: Default::default(),
+            imports: Default::default(),
             today: Days::MIN,
         }
     }
@@ -327,6 +331,7 @@ impl Rules {
             contingent: saved.contingent,
             staff: saved.staff,
             digital: saved.digital,
+            imports: saved.imports,
             today: saved.today,
         })
     }
@@ -348,6 +353,7 @@ impl Rules {
             contingent,
             staff,
             digital,
+            imports,
             today,
         } = self;
         state::SavedRef {
@@ -362,6 +368,7 @@ impl Rules {
             contingent,
             staff,
             digital,
+            imports,
             today: *today,
         }
     }
@@ -441,8 +448,12 @@ impl Rules {
             contingent,
             staff,
             digital,
+            imports,
             today,
         } = self;
+        if let Some((system, record)) = migration::source_of(e.data) {
+            imports.apply(system, record, e.seq);
+        }
         // Admissions, classes, leaving, transfers and 1st-grade orders, whatever their family.
         contingent.apply(&a, &ev);
         match e.event_type.split_once('.').map_or("", |(head, _)| head) {
@@ -460,7 +471,9 @@ impl Rules {
     }
 
     /// Whether the event is an import (`data.migrated_from`, its shape checked by the vocabulary):
-    /// then its author holds the migration role, in force at the ledger's time.
+    /// then its author holds the migration role, in force at the ledger's time, it is recorded
+    /// before the region's migration cutover (`migration_closed`), and it names a legacy record no
+    /// earlier import named (`import_record_repeated`).
     fn check_import(&self, e: &Envelope) -> Result<bool, RuleRefusal> {
         if e.data.get(vocabulary::MIGRATED_FROM).is_none() {
             return Ok(false);
@@ -476,6 +489,11 @@ impl Rules {
                 ),
             );
         }
+        migration::check_open(self.config.migration_closes_at.as_deref(), e.recorded_at)?;
+        let Some((system, record)) = migration::source_of(e.data) else {
+            return refuse("event_malformed", format!("data.{} names no system and record", vocabulary::MIGRATED_FROM));
+        };
+        self.imports.check_new(system, record)?;
         Ok(true)
     }
 

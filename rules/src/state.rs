@@ -13,7 +13,9 @@
 
 use crate::config::RegionConfig;
 use crate::time::Days;
-use crate::{additional, attestation, authority, contingent, digital, enrolment, journal, portfolio, queue, staff};
+use crate::{
+    additional, attestation, authority, contingent, digital, enrolment, journal, migration, portfolio, queue, staff,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zachetka_formats::jcs;
@@ -29,7 +31,9 @@ use zachetka_formats::jcs;
 /// 5: queue applications keep the birth month and target year instead of one age group (the
 /// group is computed per allocation year), an open run its allocation year, an offer its group.
 /// 6: the lessons held, by institution and class, day and subject (a mark is given at a lesson).
-pub const STATE_FORMAT: u32 = 6;
+/// 7: the legacy records imported (a 16-byte digest of system and record id, and the entry that
+/// imported it), after the digital records.
+pub const STATE_FORMAT: u32 = 7;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.
@@ -77,6 +81,7 @@ pub(crate) struct SavedRef<'a> {
     pub contingent: &'a contingent::Contingent,
     pub staff: &'a staff::Staff,
     pub digital: &'a digital::Digital,
+    pub imports: &'a migration::Imports,
     pub today: Days,
 }
 
@@ -94,6 +99,7 @@ pub(crate) struct Saved {
     pub contingent: contingent::Contingent,
     pub staff: staff::Staff,
     pub digital: digital::Digital,
+    pub imports: migration::Imports,
     pub today: Days,
 }
 

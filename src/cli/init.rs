@@ -36,7 +36,18 @@ pub(super) fn init(
     authority_did: Option<String>,
     rules: &str,
 ) -> Result<String> {
-    let rules = rules_config(rules)?;
+    init_with(dir, database, origin, authority_did, rules_config(rules)?)
+}
+
+/// `init` with the region config already read (`None`: a bare signed log); the demo passes its
+/// own region's (`zachetka::demo::region_config`, the default lists and its migration cutover).
+pub(super) fn init_with(
+    dir: &Path,
+    database: Option<&str>,
+    origin: &str,
+    authority_did: Option<String>,
+    rules: Option<serde_json::Value>,
+) -> Result<String> {
     if !signed_note_name_ok(origin) {
         bail!("origin {origin:?} must be non-empty without spaces or '+'");
     }

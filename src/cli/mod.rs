@@ -15,7 +15,7 @@ mod vc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use init::init;
+use init::{init, init_with};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -718,7 +718,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => {
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
-                let vkey = init(&dir, db, &origin, Some(authority), "education")?;
+                let vkey = init_with(&dir, db, &origin, Some(authority), Some(zachetka::demo::region_config()))?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
             let clock = Arc::new(demo::DemoClock::default());

@@ -39,6 +39,12 @@ const OTHER_REGION: &str = "ru-78";
 /// later entries carry a new key.
 pub const REVOKED_TEACHER: usize = 2;
 
+/// The demo region's migration cutover (its config's `migration_closes_at`): the start of the
+/// live year, 1 September 2026 at 00:00 in the region (UTC+3). The migration's imports are all
+/// recorded from `migration_day` on, within a day or two (`Clock`), so before it; every import
+/// recorded later, by any key, is refused (`migration_closed`).
+pub const MIGRATION_CLOSES_AT: &str = "2026-09-01T00:00:00+03:00";
+
 /// The day the migration starts (its imports follow one another a second apart).
 fn migration_day() -> i64 {
     day(2026, 8, 10)

@@ -41,7 +41,7 @@ mod merge;
 mod population;
 mod school_year;
 
-pub use history::REVOKED_TEACHER;
+pub use history::{MIGRATION_CLOSES_AT, REVOKED_TEACHER};
 pub use population::demo_key;
 
 /// Sizes of a demo region. The structural events (set-up, queues, enrolment, clubs, attestation,
@@ -106,6 +106,15 @@ pub struct DemoSample {
     /// college, most of it imported by the migration (in a region built by [`DemoRegion::new`];
     /// a region with indicator targets imports no history).
     pub lifelong: String,
+}
+
+/// The region config a demo ledger is initialized with: the default region's lists
+/// (`crate::rules::default_region`) and the migration cutover `MIGRATION_CLOSES_AT`, after every
+/// import of the demo's history and before its live year, so that no import follows it.
+pub fn region_config() -> Value {
+    let mut region = crate::rules::default_region();
+    region["migration_closes_at"] = json!(MIGRATION_CLOSES_AT);
+    region
 }
 
 /// The [`DemoSample`] of a region of `size`.

@@ -13,10 +13,11 @@ use zachetka::record::{export_learner, verify, Disclosure, Options};
 
 const SMALL: DemoSize = DemoSize { learners: 300, teachers: 60, events: 3000 };
 
-/// A ledger enforcing the default education rules, its authority the demo's.
+/// A ledger enforcing the demo region's config (the default education rules and the demo's
+/// migration cutover), its authority the demo's.
 fn education_ledger(dir: &std::path::Path, authority: &str) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
-    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), authority, Some(zachetka::rules::default_region()))
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), authority, Some(zachetka::demo::region_config()))
         .unwrap();
     let clock = test_clock();
     Ledger::open_with(store, ledger_key(), clock, Limits::default(), RulesMode::Enforce).unwrap()
@@ -119,6 +120,10 @@ fn the_demo_region_covers_every_event_type_it_promises() {
                 // An import occurred before it is written: the migration runs before the live year.
                 let occurred = zachetka::time::parse_rfc3339(e["event"]["occurred_at"].as_str().unwrap()).unwrap();
                 assert!(occurred < zachetka::time::parse_rfc3339("2026-08-01T00:00:00Z").unwrap(), "{e}");
+                // And written before the demo region's migration cutover, which the rules enforce.
+                let cutover = zachetka_rules::time::parse_instant(zachetka::demo::MIGRATION_CLOSES_AT).unwrap();
+                let written = i128::from(DemoRegion::written_at(&e["event"]).unwrap()) * 1_000_000_000;
+                assert!(written < cutover, "{e}");
             }
         }
     }
@@ -458,4 +463,50 @@ fn a_legacy_application_answers_its_own_year_runs_and_filing_time() {
         checked += 1;
     }
     assert!(checked > 0, "the small region imports legacy applications");
+}
+
+/// Review s11 finding 3: once the demo region is live (its migration cutover passed), a migration
+/// key granted later cannot import a backdated queue application ahead of live ones, nor an
+/// allocation decision; the same application before the cutover would have been an import.
+#[test]
+fn after_the_demo_regions_migration_cutover_no_import_is_accepted() {
+    let (_, _dir, ledger) = small_lifelong_region();
+    assert_eq!(ledger.config().rules.as_ref().unwrap()["migration_closes_at"], zachetka::demo::MIGRATION_CLOSES_AT);
+    let authority = zachetka::demo::demo_key(ORIGIN, "authority");
+    let migrator = zachetka::demo::demo_key(ORIGIN, "test/late-migration");
+    let sign = |key: &zachetka::keys::KeyPair, n: u64, stream: &str, ty: &str, at: &str, data: Value| {
+        let mut data = data;
+        data["v"] = serde_json::json!(zachetka_rules::schema_version(ty).unwrap());
+        let ev = serde_json::json!({"ledger": ORIGIN, "stream": stream, "type": ty, "id": id(0x5e11_0000 + n),
+            "occurred_at": at, "author": key.did(), "data": data});
+        zachetka::event::sign_event(&ev, key).unwrap()
+    };
+    pin_clock_at("2027-08-31T09:00:00Z");
+    let grant = sign(
+        &authority,
+        1,
+        "registry",
+        "keys.granted",
+        "2027-08-31T09:00:00Z",
+        serde_json::json!({"key": migrator.did(), "holder": "p-late-migration", "roles": ["migration", "queue_operator"],
+            "scope": {"territory": "tikhvin"}, "valid_from": "2027-08-31T00:00:00Z"}),
+    );
+    let r = ledger.append_blocking(vec![grant]);
+    assert!(r[0].is_ok(), "{r:?}");
+    let app = sign(
+        &migrator,
+        2,
+        "queue/kg/tikhvin",
+        "queue.application_submitted",
+        "2023-02-01T09:00:00Z",
+        serde_json::json!({"application_id": "late-legacy-1", "number": "nl-1", "learner": "47-099001",
+            "birth_month": "2022-03", "desired_date": "2027-09-01", "preferred": ["kg-001"], "group_type": "general",
+            "migrated_from": {"system": "BARS", "record": "late-q-1"}}),
+    );
+    let size = ledger.head().0.tree_size;
+    let r = ledger.append_blocking(vec![app]);
+    let refusal = r[0].as_ref().expect_err("an import after the cutover is refused");
+    assert_eq!(refusal.code.as_str(), "migration_closed", "{refusal}");
+    assert!(refusal.message.contains(zachetka::demo::MIGRATION_CLOSES_AT), "{refusal}");
+    assert_eq!(ledger.head().0.tree_size, size, "nothing was appended");
 }

@@ -75,6 +75,17 @@ fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_not
     // Again (an interrupted import restarted): the same events, their receipts, nothing appended.
     assert_eq!(import_all(&ledger, migrator(), &lines), first);
     assert_eq!(ledger.head().0.tree_size, size);
+    // The same records under the system's name in another case derive other event ids, yet name
+    // the same legacy records: the rules refuse them (review s11 finding 10), nothing appended.
+    let mut other = Importer::new(DEMO_ORIGIN, "соло", migrator()).unwrap();
+    let events: Vec<Value> = lines.iter().map(|l| other.event(l.as_bytes()).unwrap().1).collect();
+    let again: Vec<Result<u64, String>> = ledger
+        .append_blocking(events)
+        .into_iter()
+        .map(|r| r.map(|r| r.seq).map_err(|e| e.code.as_str().to_owned()))
+        .collect();
+    assert_eq!(again, vec![Err("import_record_repeated".into()), Err("import_record_repeated".into())]);
+    assert_eq!(ledger.head().0.tree_size, size);
 
     // The entry names its source; the queue shows the application as imported, filed in 2024.
     let entry = zachetka::event::parse_entry(&ledger.store().entries(seqs[0], 1).unwrap()[0]).unwrap();

@@ -15,6 +15,11 @@ fn admitted(inst: &str, class: &str, on: &str) -> Value {
     json!({"institution": inst, "class": class, "academic_year": 2026, "admitted_on": on, "order_ref": "pr-1"})
 }
 
+fn merged(mut a: Value, b: Value) -> Value {
+    merge(&mut a, b);
+    a
+}
+
 fn at_date(date: &str) -> Value {
     grade(json!({"lesson_date": date}))
 }
@@ -353,7 +358,7 @@ fn first_grade_orders_enrol_once_and_on_time() {
         ADMIN2,
         "learner/47-100001",
         "contingent.admitted",
-        admitted("sch-002", "1А", "2027-09-01"),
+        merged(admitted("sch-002", "1А", "2027-09-01"), json!({"academic_year": 2027})),
     );
     h.ok(
         REGISTRAR,
@@ -485,4 +490,24 @@ fn the_region_config_checks_the_new_lists() {
         .contains("Математика"));
     assert!(bad(&|v| v["certificate_requirements"]["basic_general"]["required_subjects"] = json!(["Химия"]))
         .contains("Химия"));
+}
+
+#[test]
+fn class_membership_names_the_academic_year_it_starts_in() {
+    // Review s11 finding 5: the contingent keeps class membership per academic year, so an
+    // admission or a class names the academic year of its first day, or, for a stay that starts
+    // in the summer (June to August), the year that begins on 1 September after it.
+    let mut h = Harness::region();
+    let class = |year: i64, on: &str| json!({"institution": "sch-001", "class": "5Б", "academic_year": year, "assigned_on": on});
+    let m = h.refused("academic_year_mismatch", REGISTRAR, L1, "contingent.class_assigned", class(2017, "2026-10-01"));
+    assert!(m.contains("academic_year 2017") && m.contains("2026-10-01") && m.contains("2026/27"), "{m}");
+    h.refused("academic_year_mismatch", REGISTRAR, L1, "contingent.class_assigned", class(2027, "2026-10-01"));
+    h.refused("academic_year_mismatch", REGISTRAR, L1, "contingent.class_assigned", class(2025, "2026-10-01"));
+    h.ok(REGISTRAR, L1, "contingent.class_assigned", class(2026, "2026-10-01"));
+    let mut adm = admitted("sch-001", "7А", "2026-08-20");
+    adm["academic_year"] = json!(2024);
+    h.refused("academic_year_mismatch", REGISTRAR, L9, "contingent.admitted", adm.clone());
+    // A summer admission names the coming year or the one ending.
+    adm["academic_year"] = json!(2026);
+    h.ok(REGISTRAR, L9, "contingent.admitted", adm);
 }

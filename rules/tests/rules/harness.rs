@@ -169,7 +169,12 @@ impl Harness {
 
     /// The standard region: ledger, institutions of every kind, staff keys.
     pub fn region() -> Self {
-        let mut h = Self::bare();
+        Self::region_with(RegionConfig::default())
+    }
+
+    /// The standard region under `config`.
+    pub fn region_with(config: RegionConfig) -> Self {
+        let mut h = Self::with_config(config);
         h.at("2026-08-01T06:00:00Z");
         h.ok(AUTH, "registry", "ledger.established", json!({"origin": ORIGIN, "authority": AUTH}));
         for (id, kind, terr) in [

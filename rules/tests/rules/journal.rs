@@ -539,7 +539,6 @@ fn a_term_grade_per_subject_term_and_year_and_a_year_grade_per_subject_and_year(
     // Another term, subject, year or learner is another place.
     h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 2, 5));
     h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("physics", 2026, 1, 5));
-    h.ok(CLASS_5A, L1, "journal.term_grade_set", tg("math", 2025, 1, 5));
     h.ok(CLASS_5A, L2, "journal.term_grade_set", tg("math", 2026, 1, 5));
     let yg = |subject: &str, mark: i64| json!({"institution": "sch-001", "class": "5А", "subject": subject, "academic_year": 2026, "mark": mark, "scale": "five_point"});
     let year = h.ok(TEACHER, L1, "journal.year_grade_set", yg("math", 4));
@@ -554,4 +553,55 @@ fn a_term_grade_per_subject_term_and_year_and_a_year_grade_per_subject_and_year(
     }
     h.refused("result_already_recorded", CLASS_5A, L1, "journal.term_grade_set", tg("math", 2026, 1, 4));
     h.refused("result_already_recorded", TEACHER, L1, "journal.year_grade_set", yg("math", 4));
+}
+
+#[test]
+fn a_term_or_year_result_names_the_academic_year_of_its_date() {
+    let mut h = Harness::region();
+    h.grant(
+        AUTH,
+        "did:key:z6MkMigrationBars",
+        "p-migr",
+        &["migration", "teacher", "registrar"],
+        json!({"institution": "sch-001"}),
+    );
+    let tg = |year: i64| json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": year, "term": 1, "mark": 4, "scale": "five_point"});
+    let yg = |year: i64| json!({"institution": "sch-001", "class": "5А", "subject": "math", "academic_year": year, "mark": 4, "scale": "five_point"});
+    // 2026-09-01 is in academic year 2026 (2026/27): 2017 and 2025 are refused, and a refused
+    // year takes no place (the right year is still free afterwards).
+    let m = h.refused("academic_year_mismatch", CLASS_5A, L1, "journal.term_grade_set", tg(2017));
+    assert!(m.contains("academic_year 2017") && m.contains("2026-09-01") && m.contains("2026/27"), "{m}");
+    h.refused("academic_year_mismatch", CLASS_5A, L1, "journal.term_grade_set", tg(2025));
+    h.refused("academic_year_mismatch", CLASS_5A, L1, "journal.term_grade_set", tg(2027));
+    h.refused("academic_year_mismatch", TEACHER, L1, "journal.year_grade_set", yg(2025));
+    h.refused("academic_year_mismatch", TEACHER, L1, "journal.intermediate_attestation_recorded", yg(2025));
+    let promo =
+        json!({"institution": "sch-001", "from_class": "5А", "to_class": "6А", "academic_year": 2025, "basis": "full"});
+    h.refused("academic_year_mismatch", CLASS_5A, L1, "journal.promoted", promo);
+    let oge =
+        json!({"institution": "sch-001", "exam": "oge", "subject": "Математика", "academic_year": 2027, "score": 20});
+    h.refused("academic_year_mismatch", REGISTRAR, L1, "journal.final_attestation_recorded", oge);
+    h.ok(CLASS_5A, L1, "journal.term_grade_set", tg(2026));
+    h.ok(TEACHER, L1, "journal.year_grade_set", yg(2026));
+    // The last day of the academic year still belongs to it; the next day is the next year's.
+    h.at("2027-08-31T20:00:00Z");
+    h.ok(TEACHER, L1, "journal.intermediate_attestation_recorded", yg(2026));
+    h.at("2027-09-01T06:00:00Z");
+    h.refused("academic_year_mismatch", TEACHER, L2, "journal.year_grade_set", yg(2026));
+    // Imports too: a legacy term grade of 2020 claiming academic year 2017 (review finding 5),
+    // for a learner admitted in 2019 and in 2А in 2020.
+    let legacy = "learner/47-009001";
+    h.recorded_at(Some("2027-09-01T06:00:00Z"));
+    let src = |r: &str| json!({"system": "BARS", "record": r});
+    h.at("2019-09-01T09:00:00Z");
+    h.ok("did:key:z6MkMigrationBars", legacy, "contingent.admitted", json!({"institution": "sch-001", "class": "1А", "academic_year": 2019, "admitted_on": "2019-09-01", "order_ref": "o-9001", "migrated_from": src("adm")}));
+    h.at("2020-09-01T09:00:00Z");
+    h.ok("did:key:z6MkMigrationBars", legacy, "contingent.class_assigned", json!({"institution": "sch-001", "class": "2А", "academic_year": 2020, "assigned_on": "2020-09-01", "migrated_from": src("cls")}));
+    h.at("2020-10-28T09:00:00Z");
+    let mut old = json!({"institution": "sch-001", "class": "2А", "subject": "math", "academic_year": 2017, "term": 1, "mark": 4, "scale": "five_point", "migrated_from": src("t1")});
+    let m =
+        h.refused("academic_year_mismatch", "did:key:z6MkMigrationBars", legacy, "journal.term_grade_set", old.clone());
+    assert!(m.contains("2020/21"), "{m}");
+    old["academic_year"] = json!(2020);
+    h.ok("did:key:z6MkMigrationBars", legacy, "journal.term_grade_set", old);
 }

@@ -11,6 +11,7 @@ mod contingent;
 mod enrolment;
 mod journal;
 mod ledger_time;
+mod migration;
 mod portfolio;
 mod queue;
 mod randomized;

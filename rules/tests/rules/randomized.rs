@@ -1290,6 +1290,8 @@ const CODES_REACHED: &[&str] = &[
     "result_already_recorded",
     "not_a_school_day",
     "lesson_not_held",
+    "academic_year_mismatch",
+    "import_record_repeated",
 ];
 
 #[test]

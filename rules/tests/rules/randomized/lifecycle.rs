@@ -481,7 +481,9 @@ impl World {
     /// certificate and graduation, or a transfer, an expulsion, or still there (then marked
     /// today). Then one mutation: the same mark by a key without the migration role
     /// (`not_authorized`), a type a migration does not import carrying a source
-    /// (`event_malformed`), the legacy mark without a source (`occurred_at_backdated`).
+    /// (`event_malformed`), the legacy mark without a source (`occurred_at_backdated`), the
+    /// admission's record imported again (`import_record_repeated`), a term grade naming another
+    /// academic year than its date's (`academic_year_mismatch`).
     /// A placement the legacy queue made in 2012, imported whole: the application, an additional
     /// run naming its allocation year, the offer (its child is the only one competing in 2012:
     /// every other legacy child of that year was placed by its own run), the acceptance, the
@@ -576,7 +578,7 @@ impl World {
         match self.rng.below(4) {
             0 => {
                 for (subject, score) in [("Математика", 20), ("Русский язык", 25)] {
-                    let data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2024, "score": score});
+                    let data = json!({"institution": inst, "exam": "oge", "subject": subject, "academic_year": 2023, "score": score});
                     s.push(self.import(MIGRATOR, &stream, "journal.final_attestation_recorded", data, "2024-06-10"));
                 }
                 let data = json!({"institution": inst, "level": "basic_general", "number": format!("L-{k}"), "issued_on": "2024-06-25"});
@@ -597,7 +599,35 @@ impl World {
             _ => s.extend(self.mark_today(0, 3, &stream, None)),
         }
         let ty = "journal.grade_recorded";
-        match self.rng.below(3) {
+        match self.rng.below(5) {
+            3 => {
+                // The legacy admission imported again (another tool, another run): the record
+                // names one entry.
+                let again = s[0].data.clone();
+                let expect = Some("import_record_repeated");
+                s.push(self.step_dated(
+                    MIGRATOR,
+                    &stream,
+                    "contingent.admitted",
+                    again,
+                    "2022-09-01T07:00:00Z",
+                    expect,
+                ));
+            }
+            4 => {
+                // A term grade of December 2022 (academic year 2022) claiming 2017.
+                let mut data = json!({"institution": inst, "class": "8А", "subject": "math", "academic_year": 2017, "term": 2, "mark": 4, "scale": "five_point"});
+                data["migrated_from"] = json!({"system": "BARS", "record": format!("wrong-year-{k}")});
+                let expect = Some("academic_year_mismatch");
+                s.push(self.step_dated(
+                    MIGRATOR,
+                    &stream,
+                    "journal.term_grade_set",
+                    data,
+                    "2022-12-21T07:00:00Z",
+                    expect,
+                ));
+            }
             0 => {
                 let expect = Some("not_authorized");
                 s.push(self.step_dated(&admin(0), &stream, ty, imported_mark, "2022-10-05T08:00:00Z", expect));
