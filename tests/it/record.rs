@@ -688,19 +688,26 @@ fn a_bundle_of_a_committing_ledger_is_complete_and_every_way_to_cut_it_is_refuse
     assert_eq!((status, report["failures"][0]["code"].clone()), (Some(1), json!("completeness_value_mismatch")));
 }
 
+/// A learner of 5А at sch-001, and a maker of events on their stream signed by sch-001's
+/// portfolio issuer after the demo region's setup: `event(n, type, data)`.
+fn issuer_events() -> (String, impl Fn(u64, &str, Value) -> Value) {
+    let issuer = zachetka::demo::demo_key(DEMO_ORIGIN, "issuer/sch-001");
+    let stream = super::rules::learner_in("sch-001", "5А");
+    let learner = stream.strip_prefix("learner/").unwrap().to_owned();
+    let event = move |n: u64, ty: &str, data: Value| {
+        let ev = json!({"ledger": DEMO_ORIGIN, "stream": stream, "type": ty, "id": id(n),
+            "occurred_at": super::rules::AFTER_REGION, "author": issuer.did(), "data": data});
+        zachetka::event::sign_event(&ev, &issuer).unwrap()
+    };
+    (learner, event)
+}
+
 #[test]
 fn an_old_commitment_hiding_a_later_revocation_is_refused_as_stale() {
     let dir = tempfile::tempdir().unwrap();
     let l = committing_ledger(dir.path(), &ledger_key(), RulesMode::Enforce, Some(200));
     append_region(&l);
-    let issuer = zachetka::demo::demo_key(DEMO_ORIGIN, "issuer/sch-001");
-    let stream = super::rules::learner_in("sch-001", "5А");
-    let learner = stream.strip_prefix("learner/").unwrap().to_owned();
-    let event = |n: u64, ty: &str, data: Value| {
-        let ev = json!({"ledger": DEMO_ORIGIN, "stream": stream, "type": ty, "id": id(n),
-            "occurred_at": super::rules::AFTER_REGION, "author": issuer.did(), "data": data});
-        zachetka::event::sign_event(&ev, &issuer).unwrap()
-    };
+    let (learner, event) = issuer_events();
     let attested = event(
         990_001,
         "portfolio.achievement_attested",
@@ -863,14 +870,7 @@ fn the_served_record_of_an_attestation_carries_its_revocation() {
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(dir.path(), RulesMode::Enforce);
     append_region(&l);
-    let issuer = zachetka::demo::demo_key(DEMO_ORIGIN, "issuer/sch-001");
-    let stream = super::rules::learner_in("sch-001", "5А");
-    let learner = stream.strip_prefix("learner/").unwrap().to_owned();
-    let event = |n: u64, ty: &str, data: Value| {
-        let ev = json!({"ledger": DEMO_ORIGIN, "stream": stream, "type": ty, "id": id(n),
-            "occurred_at": super::rules::AFTER_REGION, "author": issuer.did(), "data": data});
-        zachetka::event::sign_event(&ev, &issuer).unwrap()
-    };
+    let (learner, event) = issuer_events();
     let attested = event(
         990_101,
         "portfolio.achievement_attested",
