@@ -11,25 +11,39 @@ impl Auditor<'_> {
             && self.checkpoints[self.next_checkpoint].0 <= self.tree.size()
         {
             let (size, note) = &self.checkpoints[self.next_checkpoint];
-            check_checkpoint(&mut self.report, &self.config, &self.tree, *size, note, &mut self.last_good);
+            let size = *size;
+            let note = note.clone();
+            self.check_checkpoint(size, &note);
             self.next_checkpoint += 1;
         }
     }
 
     /// After the last entry: checkpoints the log never reached are beyond it.
     pub(super) fn check_remaining_checkpoints(&mut self) {
-        for (size, note) in &self.checkpoints[self.next_checkpoint..] {
-            if *size <= self.tree.size() {
-                check_checkpoint(&mut self.report, &self.config, &self.tree, *size, note, &mut self.last_good);
+        for (size, note) in self.checkpoints[self.next_checkpoint..].to_vec() {
+            if size <= self.tree.size() {
+                self.check_checkpoint(size, &note);
             } else {
                 self.report.push(
-                    Position::Checkpoint { tree_size: *size },
+                    Position::Checkpoint { tree_size: size },
                     "checkpoint_beyond_log",
                     format!("checkpoint for size {size}, the log has {}", self.tree.size()),
                 );
             }
         }
         self.next_checkpoint = self.checkpoints.len();
+    }
+
+    /// One checkpoint: its signature, its size, its root (a root that agrees with the stored
+    /// leaf hashes and differs only because an entry before it was altered is a consequence of
+    /// that entry), and its consistency with the last good checkpoint.
+    fn check_checkpoint(&mut self, size: u64, note: &[u8]) {
+        let Auditor { report, config, tree, stored_tree, causes, missing, last_good, .. } = self;
+        let explain = |signed: &Hash| {
+            cause_before(causes, size)
+                .filter(|_| *signed == stored_tree.root_at(size) || missing.first().is_some_and(|&m| m < size))
+        };
+        check_checkpoint(report, config, tree, size, note, last_good, &explain);
     }
 }
 
@@ -40,6 +54,7 @@ fn check_checkpoint(
     size: u64,
     note: &[u8],
     last_good: &mut Option<VerifiedCheckpoint>,
+    explain: &dyn Fn(&Hash) -> Option<u64>,
 ) {
     let at = Position::Checkpoint { tree_size: size };
     report.checkpoints_checked += 1;
@@ -59,11 +74,8 @@ fn check_checkpoint(
         return;
     }
     if v.head.root_hash != tree.root_at(size) {
-        report.push(
-            at,
-            "checkpoint_root_mismatch",
-            "the signed root differs from the root recomputed from the entries",
-        );
+        let message = "the signed root differs from the root recomputed from the entries";
+        report.push_or_consequence(explain(&v.head.root_hash), at, "checkpoint_root_mismatch", message);
         return;
     }
     if let Some(prev) = last_good.as_ref() {
@@ -75,6 +87,7 @@ fn check_checkpoint(
                 report.push(at, "checkpoint_inconsistent", format!("not consistent with the checkpoint at {m}: {e}"));
                 return;
             }
+            report.checkpoint_pairs_checked += 1;
         }
     }
     *last_good = Some(v);
