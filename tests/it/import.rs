@@ -86,14 +86,14 @@ fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_not
     // The audit counts the imported entries, by the key that wrote them and when.
     let report = zachetka::audit::audit(&**ledger.store(), &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{:#?}", report.violations);
-    assert_eq!(report.imported.entries, 2);
-    let by_key: Vec<_> = report
-        .imported
-        .by_key
-        .iter()
-        .map(|k| (k.key.clone(), k.entries, k.first_seq, k.last_seq, k.first_recorded_at.clone()))
-        .collect();
-    assert_eq!(by_key, vec![(migrator().did(), 2, seqs[0], seqs[1], AFTER_YEAR.to_owned())]);
+    // (The demo region's history holds imports of its own, by other keys.)
+    let total: u64 = report.imported.by_key.iter().map(|k| k.entries).sum();
+    assert_eq!(report.imported.entries, total);
+    let ours = report.imported.by_key.iter().find(|k| k.key == migrator().did()).expect("the migration key's imports");
+    assert_eq!(
+        (ours.entries, ours.first_seq, ours.last_seq, ours.first_recorded_at.as_str()),
+        (2, seqs[0], seqs[1], AFTER_YEAR)
+    );
 }
 
 /// A learner's past in a school, as the legacy system holds it: admitted to 5А in 2025, moved
