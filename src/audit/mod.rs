@@ -314,6 +314,7 @@ struct Auditor<'s> {
     /// Event ids of altered entries that still parse, by seq.
     altered_ids: HashMap<String, u64>,
     imported: BTreeMap<String, ImportedRun>,
+    signed_over: checkpoints::SignedOver,
     revocations: revocations::Revocations,
     streams: HashMap<String, StreamState>,
     ids: HashMap<String, u64>,
@@ -342,6 +343,13 @@ impl Auditor<'_> {
             })
             .collect();
         self.report.word_consequences();
+        for v in &mut self.report.violations {
+            if let (Position::Entry { seq }, "leaf_hash_mismatch") = (&v.position, v.code) {
+                if let Some(said) = self.signed_over.about(*seq) {
+                    v.message = format!("{}; {said}", v.message);
+                }
+            }
+        }
     }
 }
 
@@ -407,6 +415,7 @@ pub fn audit_with(
         missing: BTreeSet::new(),
         altered_ids: HashMap::new(),
         imported: BTreeMap::new(),
+        signed_over: checkpoints::SignedOver::default(),
         revocations: revocations::Revocations::default(),
         streams: HashMap::new(),
         ids: HashMap::new(),

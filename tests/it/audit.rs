@@ -335,7 +335,9 @@ fn a_changed_entry_is_one_cause_and_what_depends_on_it_is_marked_as_its_conseque
     write_at(&entries, at, b"5");
     assert_eq!(blamed(&report), vec![(Position::Entry { seq: 13 }, "leaf_hash_mismatch")], "{report:#?}");
     assert_eq!(report.violations[0].signed_event, Some(SignedEvent::Altered));
-    assert!(report.violations[0].message.contains("signature"), "{}", report.violations[0].message);
+    let message = &report.violations[0].message;
+    assert!(message.contains("signature no longer verifies"), "{message}");
+    assert!(message.contains("checkpoint at tree size 16 signs the root over its stored leaf hash"), "{message}");
     assert_eq!(
         consequences(&report),
         vec![
@@ -361,6 +363,19 @@ fn a_changed_entry_is_one_cause_and_what_depends_on_it_is_marked_as_its_conseque
             (20, "head_root_mismatch", 1, Position::Head, Position::Head),
         ]
     );
+
+    // Entry 27's stored leaf hash changes instead: its bytes are as signed, nothing depends on it.
+    let hashes = store.paths().hashes.clone();
+    let at = zachetka::merkle::stored_hash_index_of_leaf(27) * 32;
+    let original = read_at(&hashes, at, 1);
+    write_at(&hashes, at, &[original[0] ^ 0x01]);
+    let report = audit(&store, &|_, _| {}).unwrap();
+    write_at(&hashes, at, &original);
+    assert_eq!(blamed(&report), vec![(Position::Entry { seq: 27 }, "leaf_hash_mismatch")], "{report:#?}");
+    assert_eq!(report.violations[0].signed_event, Some(SignedEvent::Intact));
+    let message = &report.violations[0].message;
+    assert!(message.contains("its stored leaf hash was altered, not the entry"), "{message}");
+    assert!(report.consequences.is_empty(), "{:#?}", report.consequences);
     assert!(audit(&store, &|_, _| {}).unwrap().is_clean());
 }
 
