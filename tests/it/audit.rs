@@ -519,7 +519,9 @@ fn a_snapshot_after_a_changed_entry_differs_as_its_consequence() {
 
 /// A key revoked with an `effective_at` earlier than the revocation's own position: the entries
 /// it signed from that time until the revocation stay in the log, and the audit names each one
-/// (a warning: the log is intact; see README "Audit"), and no other.
+/// (a warning: the log is intact; see README "Audit"), and no other. A revocation without
+/// `effective_at` takes effect when its author signed it: an entry recorded meanwhile but signed
+/// before is not named.
 #[test]
 fn entries_signed_after_a_keys_effective_revocation_are_named() {
     use super::rules::{append_region, grade_event, DEMO_ORIGIN};
@@ -537,11 +539,17 @@ fn entries_signed_after_a_keys_effective_revocation_are_named() {
     let first = append(grade_event(960_002, &suspect, "sch-001", "5А", 5));
     let innocent = append(grade_event(960_003, &other, "sch-001", "6А", 3));
     let second = append(grade_event(960_004, &suspect, "sch-001", "7А", 2));
+    let left = zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/8");
+    let in_flight = append(grade_event(960_006, &left, "sch-001", "8А", 4));
     let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
     let revocation = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(960_005),
         "occurred_at": "2027-05-20T10:00:00Z", "author": authority.did(),
         "data": {"v": 1, "key": suspect.did(), "reason": "ключ скомпрометирован", "effective_at": "2027-05-20T10:00:00Z"}});
     let revoked_at = append(zachetka::event::sign_event(&revocation, &authority).unwrap());
+    let plain = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(960_007),
+        "occurred_at": "2027-05-20T10:00:00Z", "author": authority.did(),
+        "data": {"v": 1, "key": left.did(), "reason": "уволен"}});
+    append(zachetka::event::sign_event(&plain, &authority).unwrap());
     let report = audit(&**ledger.store(), &|_, _| {}).unwrap();
     assert!(report.is_clean(), "a warning does not fail the audit: {:#?}", report.violations);
     // The demo's history has its own (a teacher who left, revoked from an earlier date): only
@@ -558,7 +566,7 @@ fn entries_signed_after_a_keys_effective_revocation_are_named() {
             (Position::Entry { seq: first }, "signed_after_effective_revocation"),
             (Position::Entry { seq: second }, "signed_after_effective_revocation"),
         ],
-        "not {before} nor {innocent}"
+        "not {before}, {innocent} nor {in_flight}"
     );
     let named = report.warnings.iter().find(|w| w.position == Position::Entry { seq: first }).unwrap();
     assert!(named.message.contains(&format!("entry {revoked_at}")), "{}", named.message);
