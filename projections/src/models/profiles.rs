@@ -42,10 +42,11 @@ struct Item {
     summary: Vec<(Sym, Detail)>,
     /// The legacy record an imported entry comes from (`data.migrated_from`): (system, record).
     imported: Option<Box<(String, String)>>,
-    /// The signer, and the later of the entry's `occurred_at` and `recorded_at` (nanoseconds):
-    /// what a revocation of the key with an earlier `effective_at` is judged against.
+    /// The signer, the entry's `occurred_at` (nanoseconds; `i64::MIN` when it is no instant)
+    /// and `recorded_at` (seconds): what a later revocation of the key is judged against.
     author: Sym,
-    latest: i64,
+    occurred: i64,
+    recorded: i64,
     /// Set when the key that signed it was revoked (or rotated) by a later entry with an
     /// `effective_at` at or before this entry's `occurred_at` or `recorded_at`: (the
     /// revocation's seq, its `effective_at`). The audit warns of the same entries.
@@ -414,7 +415,8 @@ impl ReadModel for Profiles {
                     summary,
                     imported: f.imported.map(|m| Box::new((m.system.clone(), m.record.clone()))),
                     author: symbols.intern(f.author),
-                    latest: latest_of(f),
+                    occurred: occurred_nanos(f.occurred_at),
+                    recorded: f.recorded_at,
                     signed_after_revocation: None,
                 });
             }
@@ -448,15 +450,15 @@ impl ReadModel for Profiles {
     }
 }
 
-/// The later of an entry's `occurred_at` and `recorded_at`, in nanoseconds.
-fn latest_of(f: &Fact<'_>) -> i64 {
-    let recorded = f.recorded_at.saturating_mul(1_000_000_000);
-    let occurred = zachetka_formats::time::parse_instant(f.occurred_at).map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    occurred.map_or(recorded, |o| o.max(recorded))
+/// An `occurred_at` in nanoseconds, `i64::MIN` when it is no instant.
+fn occurred_nanos(occurred_at: &str) -> i64 {
+    zachetka_formats::time::parse_instant(occurred_at).map_or(i64::MIN, |n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// A key revoked (or rotated) from an `effective_at` (default: the event's `occurred_at`, as the
-/// rules read it): every item it signed at or after that instant, before this entry, is marked.
+/// rules read it): every item it signed before this entry whose `occurred_at` is at or after
+/// that instant, or, for an explicit `effective_at`, whose `recorded_at` is, is marked (the
+/// audit's `signed_after_effective_revocation` warnings: `src/audit/revocations.rs`).
 fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut Keyed<Profile>) {
     let (key, effective_at) = match f.event {
         Event::KeysRevoked(d) => (&d.key, &d.effective_at),
@@ -466,8 +468,12 @@ fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut 
     let Some(author) = symbols.get(key) else { return };
     let effective_text = effective_at.as_deref().unwrap_or(f.occurred_at);
     let Some(effective) = zachetka_formats::time::parse_instant(effective_text) else { return };
+    let explicit = effective_at.is_some();
+    let after = |i: &Item| {
+        i128::from(i.occurred) >= effective || (explicit && i128::from(i.recorded) * 1_000_000_000 >= effective)
+    };
     for profile in learners.values_mut() {
-        for item in profile.items.iter_mut().filter(|i| i.author == author && i128::from(i.latest) >= effective) {
+        for item in profile.items.iter_mut().filter(|i| i.author == author && after(i)) {
             if item.signed_after_revocation.is_none() {
                 item.signed_after_revocation = Some(Box::new((f.seq, effective_text.to_owned())));
             }
@@ -742,19 +748,27 @@ mod tests {
             json!({"from_institution": "sch-1",
             "to_institution": "sch-2", "transferred_on": "2026-11-22"}),
         );
+        // Signed in January, recorded (testkit: 2026-09-21) after its key's plain revocation was
+        // signed (2026-09-01) but before it was recorded: not marked.
+        let left = "did:key:z6MkLeft";
+        let club = json!({"institution": "club-1", "program_id": "chess"});
+        h.push_by(left, "2026-01-10T09:00:00Z", L, "additional.enrolled", club);
         h.push(
             "registry",
             "keys.revoked",
             json!({"key": stolen, "reason": "ключ скомпрометирован", "effective_at": "2026-11-21T00:00:00Z"}),
         );
+        let plain = json!({"key": left, "reason": "уволен"});
+        h.push_by("did:key:z6MkAdmin", "2026-09-01T00:00:00Z", "registry", "keys.revoked", plain);
         let mut m = Profiles::default();
         h.fold(&mut m);
         let b = m.view(&["47-1"]).unwrap().body;
-        let mark = json!({"revocation_seq": 4, "effective_at": "2026-11-21T00:00:00Z"});
+        let mark = json!({"revocation_seq": 5, "effective_at": "2026-11-21T00:00:00Z"});
         let marks: Vec<&Value> =
             b["achievements"].as_array().unwrap().iter().map(|a| &a["attested"]["signed_after_revocation"]).collect();
         assert_eq!(marks, vec![&Value::Null, &mark, &Value::Null], "{b:#}");
         assert_eq!(b["transfers"][0]["signed_after_revocation"], mark);
+        assert_eq!(b["additional_education"][0]["signed_after_revocation"], Value::Null, "{b:#}");
         check_reload(&h, || Box::new(Profiles::default()));
     }
 
