@@ -84,6 +84,9 @@ impl Auditor<'_> {
                     format!("its signature no longer verifies ({code}): the signed event itself was changed"),
                 ),
             };
+            if signed == SignedEvent::Intact {
+                self.intact.insert(r.seq);
+            }
             self.push_altered(at, "leaf_hash_mismatch", format!("{what}; {why}"), signed);
         } else if !interior_ok {
             let message = "the stored Merkle hashes of this entry differ from the recomputed ones";

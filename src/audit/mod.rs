@@ -7,7 +7,13 @@
 //! state of the walk in an [`Auditor`]; `entry.rs` checks one entry (its bytes, stored hashes,
 //! signature, the rules, its stream chain and its index records), `checkpoints.rs` the signed
 //! checkpoints as the recomputed tree reaches them, `indexes.rs` what is left at the end (the
-//! head, each stream's indexed head).
+//! head, each stream's indexed head), `projections.rs` derived state (snapshots, a server's
+//! digests, completeness commitments), `revocations.rs` entries signed after their key's
+//! effective revocation (warnings).
+//!
+//! An altered, unreadable or missing entry is a cause, reported once at its seq; a root, a
+//! commitment, a snapshot section or a rule refusal that differs only because of it is counted
+//! under it as a [`Consequence`], and anything it does not explain is a violation of its own.
 
 use crate::checkpoint::VerifiedCheckpoint;
 use crate::event;
@@ -311,6 +317,9 @@ struct Auditor<'s> {
     /// with no stored leaf hash either (a root over them cannot be checked another way).
     causes: BTreeSet<u64>,
     missing: BTreeSet<u64>,
+    /// Causes whose signed event still verifies: what they concern (the learners a commitment
+    /// covers) is as signed.
+    intact: BTreeSet<u64>,
     /// Event ids of altered entries that still parse, by seq.
     altered_ids: HashMap<String, u64>,
     imported: BTreeMap<String, ImportedRun>,
@@ -413,6 +422,7 @@ pub fn audit_with(
         altered: HashSet::new(),
         causes: BTreeSet::new(),
         missing: BTreeSet::new(),
+        intact: BTreeSet::new(),
         altered_ids: HashMap::new(),
         imported: BTreeMap::new(),
         signed_over: checkpoints::SignedOver::default(),
@@ -436,7 +446,11 @@ pub fn audit_with(
         for (r, c) in raw.iter().zip(checked) {
             derived.at(r.seq, a.rules.as_ref(), &mut a.report, &a.causes);
             if let Ok(p) = &c.parsed {
-                derived.fold(&ParsedFact::from_parsed_with_leaf(p, c.leaf.0));
+                // The leaf hash as stored (the one the ledger committed to when it wrote the
+                // entry; the same unless the entry was altered): a commitment over an entry whose
+                // signed event is intact still recomputes to what was committed.
+                let leaf = r.hashes.first().map_or(c.leaf.0, |h| h.0);
+                derived.fold(&ParsedFact::from_parsed_with_leaf(p, leaf));
             }
             a.check_entry(r, c)?;
             a.check_reached_checkpoints();
@@ -447,7 +461,8 @@ pub fn audit_with(
     a.check_remaining_checkpoints();
     a.check_head(head.as_ref());
     a.check_stream_heads()?;
-    derived.finish(a.tree.size(), a.rules.as_ref(), &mut a.report, &a.causes);
+    let content_unknown = &a.causes - &a.intact;
+    derived.finish(a.tree.size(), a.rules.as_ref(), &mut a.report, &a.causes, &content_unknown);
     a.finish_report();
     progress(a.tree.size(), head_size);
     Ok(a.report)

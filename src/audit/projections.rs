@@ -241,9 +241,11 @@ impl DerivedCheck {
     }
 
     /// Every completeness commitment (DESIGN 3.7) against the map the rebuilt model recomputed
-    /// from the log at the commitment's `up_to`; one that covers an altered entry (or is one)
-    /// differs as its consequence.
-    fn check_commitments(&self, report: &mut AuditReport, causes: &BTreeSet<u64>) {
+    /// from the log at the commitment's `up_to`. The map is folded over the stored leaf hashes,
+    /// so an altered entry whose signed event is intact leaves it as committed; one that covers
+    /// an entry whose content is unknown (`unknown`: its signed event altered, unreadable or
+    /// missing), or is one, differs as its consequence.
+    fn check_commitments(&self, report: &mut AuditReport, unknown: &BTreeSet<u64>) {
         let Some(m) = self.models.iter().find(|m| m.name() == "completeness") else { return };
         let model = match Completeness::decode(&m.encode()) {
             Ok(model) => model,
@@ -255,7 +257,7 @@ impl DerivedCheck {
         report.commitments_recomputed = model.commitments().len() as u64;
         for c in model.commitments().iter().filter(|c| !c.matches()) {
             // The map covers the entries before `up_to`; the commitment's own entry says it.
-            let caused_by = cause_before(causes, c.up_to).or_else(|| causes.contains(&c.seq).then_some(c.seq));
+            let caused_by = cause_before(unknown, c.up_to).or_else(|| unknown.contains(&c.seq).then_some(c.seq));
             let b64 = |r: &[u8; 32]| crate::keys::b64(r);
             let message = match (&c.recomputed, &c.map_root) {
                 (Ok((root, n)), Some(claimed)) => format!(
@@ -279,9 +281,17 @@ impl DerivedCheck {
 
     /// At the head: the newest snapshot plus the tail equals the rebuild from zero; positions a
     /// server reported beyond the audited log are named.
-    pub(super) fn finish(mut self, head: u64, rules: Option<&Rules>, report: &mut AuditReport, causes: &BTreeSet<u64>) {
+    /// `causes` as for [`Self::at`]; `unknown` those of them whose content is unknown.
+    pub(super) fn finish(
+        mut self,
+        head: u64,
+        rules: Option<&Rules>,
+        report: &mut AuditReport,
+        causes: &BTreeSet<u64>,
+        unknown: &BTreeSet<u64>,
+    ) {
         self.at(head, rules, report, causes);
-        self.check_commitments(report, causes);
+        self.check_commitments(report, unknown);
         if let Some((file, at, models, spans)) = &self.newest {
             if *at <= head {
                 for (a, b) in models.iter().zip(&self.models) {
