@@ -247,13 +247,15 @@ impl Auditor<'_> {
         let key = p.event.get("author").and_then(serde_json::Value::as_str).unwrap_or_default();
         let at = p.meta.recorded_at_unix;
         self.report.imported.entries += 1;
-        let k = self.imported.entry(key.to_owned()).or_insert(ImportedRun {
-            entries: 0,
-            first: (seq, at),
-            last: (seq, at),
-        });
-        k.entries += 1;
-        k.last = (seq, at);
+        match self.imported.get_mut(key) {
+            Some(run) => {
+                run.entries += 1;
+                run.last = (seq, at);
+            }
+            None => {
+                self.imported.insert(key.to_owned(), ImportedRun { entries: 1, first: (seq, at), last: (seq, at) });
+            }
+        }
     }
 
     /// Reports entries from the next expected seq up to `end` as missing (seq must be dense). A
