@@ -541,6 +541,9 @@ fn entries_signed_after_a_keys_effective_revocation_are_named() {
     let second = append(grade_event(960_004, &suspect, "sch-001", "7А", 2));
     let left = zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/8");
     let in_flight = append(grade_event(960_006, &left, "sch-001", "8А", 4));
+    // A rotation from an earlier instant judges the old key's entries the same way.
+    let rotated = zachetka::demo::demo_key(DEMO_ORIGIN, "teacher/10");
+    let by_rotated = append(grade_event(960_008, &rotated, "sch-001", "9А", 5));
     let authority = zachetka::demo::demo_key(DEMO_ORIGIN, "authority");
     let revocation = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.revoked", "id": id(960_005),
         "occurred_at": "2027-05-20T10:00:00Z", "author": authority.did(),
@@ -550,6 +553,11 @@ fn entries_signed_after_a_keys_effective_revocation_are_named() {
         "occurred_at": "2027-05-20T10:00:00Z", "author": authority.did(),
         "data": {"v": 1, "key": left.did(), "reason": "уволен"}});
     append(zachetka::event::sign_event(&plain, &authority).unwrap());
+    let successor = zachetka::keys::KeyPair::from_seed(&[0x6e; 32]);
+    let rotation = json!({"ledger": DEMO_ORIGIN, "stream": "registry", "type": "keys.rotated", "id": id(960_009),
+        "occurred_at": "2027-05-20T10:00:00Z", "author": authority.did(),
+        "data": {"v": 1, "old_key": rotated.did(), "new_key": successor.did(), "effective_at": "2027-05-20T09:30:00Z"}});
+    append(zachetka::event::sign_event(&rotation, &authority).unwrap());
     let report = audit(&**ledger.store(), &|_, _| {}).unwrap();
     assert!(report.is_clean(), "a warning does not fail the audit: {:#?}", report.violations);
     // The demo's history has its own (a teacher who left, revoked from an earlier date): only
@@ -565,6 +573,7 @@ fn entries_signed_after_a_keys_effective_revocation_are_named() {
         vec![
             (Position::Entry { seq: first }, "signed_after_effective_revocation"),
             (Position::Entry { seq: second }, "signed_after_effective_revocation"),
+            (Position::Entry { seq: by_rotated }, "signed_after_effective_revocation"),
         ],
         "not {before}, {innocent} nor {in_flight}"
     );
