@@ -73,6 +73,12 @@ impl Snapshot {
         self.sections.iter().map(|e| Section { name: &e.name, version: e.version, bytes: &self.bytes[e.range.clone()] })
     }
 
+    /// Where the section named `name` lies in the file: its first byte and the byte after its
+    /// last (what a report of a differing section names).
+    pub fn section_span(&self, name: &str) -> Option<(u64, u64)> {
+        self.sections.iter().find(|e| e.name == name).map(|e| (e.range.start as u64, e.range.end as u64))
+    }
+
     /// The size of the file, in bytes.
     pub fn file_len(&self) -> u64 {
         self.bytes.len() as u64

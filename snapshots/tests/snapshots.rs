@@ -45,6 +45,13 @@ fn a_snapshot_reads_back_as_written() {
     assert_eq!(got, sections(b"rule state", &big));
     assert_eq!(s.section("journal").map(|j| (j.version, j.bytes.len())), Some((3, big.len())));
     assert_eq!(s.section("absent"), None);
+    // Where each section lies in the file (what the audit names a damaged section by).
+    let file = fs::read(&path).unwrap();
+    for section in sections(b"rule state", &big) {
+        let (start, end) = s.section_span(section.name).unwrap();
+        assert_eq!(&file[start as usize..end as usize], section.bytes, "{}", section.name);
+    }
+    assert_eq!(s.section_span("absent"), None);
     assert_eq!(s.file_len(), fs::metadata(&path).unwrap().len());
     assert_eq!(list(dir.path()).unwrap(), vec![(1_000_000, path)]);
 }
@@ -91,9 +98,10 @@ fn a_damaged_section_is_named() {
     bytes[at] ^= 1;
     fs::write(&path, &bytes).unwrap();
     match read(&path) {
-        Err(SnapshotError::SectionChecksumMismatch { section, path: p, .. }) => {
+        Err(SnapshotError::SectionChecksumMismatch { section, path: p, offset, end }) => {
             assert_eq!(section, "journal");
             assert_eq!(p, path);
+            assert_eq!((offset, end), (at as u64, at as u64 + 13), "the section's byte range");
         }
         other => panic!("expected a section checksum mismatch, got {other:?}"),
     }

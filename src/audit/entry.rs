@@ -31,6 +31,12 @@ impl Auditor<'_> {
         let stored_leaf = self.check_hashes(r, &c, &at);
         self.report.entries_checked += 1;
         let bytes_altered = r.damaged.is_some() || stored_leaf != c.leaf;
+        if let (true, Ok(p)) = (bytes_altered, &c.parsed) {
+            // Checked to tell whether the signed event changed (in `check_hashes`' message).
+            self.report.signatures_checked += 1;
+            // The rules do not accept it: a later entry naming its event is refused because of it.
+            self.altered_ids.insert(p.id().to_owned(), seq);
+        }
         match &c.parsed {
             Err(e) if !bytes_altered => self.report.push(at, "entry_malformed", e.clone()),
             // Altered bytes are reported once, above; their content is not evidence of anything
@@ -54,16 +60,44 @@ impl Auditor<'_> {
             self.altered.insert(stored_leaf.0);
             self.altered.insert(c.leaf.0);
         }
+        if r.damaged.is_some() || stored_leaf != c.leaf {
+            self.causes.insert(r.seq);
+        }
         if let Some(detail) = &r.damaged {
-            self.report.push(at.clone(), "record_malformed", detail.clone());
+            let message = format!("{detail}; its bytes cannot be read, so its signature cannot be checked");
+            self.push_altered(at, "record_malformed", message, SignedEvent::Unreadable);
         } else if stored_leaf != c.leaf {
-            let message = "the entry's bytes do not hash to the leaf hash committed for it";
-            self.report.push(at.clone(), "leaf_hash_mismatch", message);
+            let what = "the entry's bytes do not hash to the leaf hash committed for it";
+            let (signed, why) = match (&c.parsed, &c.signature) {
+                (Err(e), _) => (
+                    SignedEvent::Unreadable,
+                    format!("they no longer read as an entry ({e}), so its signature cannot be checked"),
+                ),
+                (Ok(_), Ok(())) => (
+                    SignedEvent::Intact,
+                    "its signature still verifies: the signed event is as its author signed it, and what changed \
+                     lies outside it (the entry's seq, recorded_at or stream position) or in the stored leaf hash"
+                        .to_owned(),
+                ),
+                (Ok(_), Err((code, _))) => (
+                    SignedEvent::Altered,
+                    format!("its signature no longer verifies ({code}): the signed event itself was changed"),
+                ),
+            };
+            if signed == SignedEvent::Intact {
+                self.intact.insert(r.seq);
+            }
+            self.push_altered(at, "leaf_hash_mismatch", format!("{what}; {why}"), signed);
         } else if !interior_ok {
             let message = "the stored Merkle hashes of this entry differ from the recomputed ones";
             self.report.push(at.clone(), "stored_hash_mismatch", message);
         }
         stored_leaf
+    }
+
+    fn push_altered(&mut self, at: &Position, code: &'static str, message: String, signed: SignedEvent) {
+        let v = Violation { position: at.clone(), code, message, signed_event: Some(signed) };
+        self.report.violations.push(v);
     }
 
     /// A well-formed entry: seq, signature, rules, chain, expected version, indexes.
@@ -92,6 +126,7 @@ impl Auditor<'_> {
         }
         self.report.signatures_checked += 1;
         if c.signature.is_ok() {
+            self.count_import(seq, p);
             self.replay_rules(seq, at, p);
         }
         if let Err((code, msg)) = &c.signature {
@@ -112,9 +147,12 @@ impl Auditor<'_> {
         match rules.check_and_apply(&env, &self.accepted) {
             Ok(()) => {
                 self.accepted.0.insert(env.id.to_owned(), (env.stream.to_owned(), env.event_type.to_owned()));
+                self.revocations.accepted(&env, rules, &mut self.report);
             }
             Err(crate::rules::RuleError::Refused(r)) => {
-                self.report.push(at.clone(), r.code, format!("the rules refuse this entry: {}", r.message))
+                let caused_by = names_altered(&self.altered_ids, &p.event["data"]);
+                let message = format!("the rules refuse this entry: {}", r.message);
+                self.report.push_or_consequence(caused_by, at.clone(), r.code, message)
             }
             Err(crate::rules::RuleError::Lookup(e)) => {
                 unreachable!("the audit's lookup is in memory and always answers: {e}")
@@ -201,6 +239,25 @@ impl Auditor<'_> {
         Ok(())
     }
 
+    /// An entry imported from a legacy system (`data.migrated_from`), counted by its key.
+    fn count_import(&mut self, seq: u64, p: &event::ParsedEntry) {
+        if zachetka_projections::model::imported_of(&p.event).is_none() {
+            return;
+        }
+        let key = p.event.get("author").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let at = p.meta.recorded_at_unix;
+        self.report.imported.entries += 1;
+        match self.imported.get_mut(key) {
+            Some(run) => {
+                run.entries += 1;
+                run.last = (seq, at);
+            }
+            None => {
+                self.imported.insert(key.to_owned(), ImportedRun { entries: 1, first: (seq, at), last: (seq, at) });
+            }
+        }
+    }
+
     /// Reports entries from the next expected seq up to `end` as missing (seq must be dense). A
     /// missing leaf breaks the tree from there on; auditing goes on with placeholders so later
     /// positions stay aligned and every other fault is still found.
@@ -212,9 +269,25 @@ impl Auditor<'_> {
                 "entry_missing",
                 format!("entry {next} is missing (seq must be dense)"),
             );
+            self.causes.insert(next);
+            self.missing.insert(next);
             self.tree.push(Hash([0u8; 32]));
             self.stored_tree.push(Hash([0u8; 32]));
             self.expected_seq += 1;
         }
+    }
+}
+
+/// The altered entry (by seq) whose event id `data` names, if any: an entry that refers to an
+/// event the audit could not accept is refused because of that entry, not on its own.
+fn names_altered(altered: &HashMap<String, u64>, data: &serde_json::Value) -> Option<u64> {
+    if altered.is_empty() {
+        return None;
+    }
+    match data {
+        serde_json::Value::String(s) => altered.get(s).copied(),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| names_altered(altered, v)),
+        serde_json::Value::Object(fields) => fields.values().find_map(|v| names_altered(altered, v)),
+        _ => None,
     }
 }

@@ -10,7 +10,11 @@ impl Auditor<'_> {
             let message = format!("head says {} entries, the log has {}", h.tree_size, self.tree.size());
             self.report.push(Position::Head, "head_size_mismatch", message);
         } else if h.root_hash != self.tree.root() {
-            self.report.push(Position::Head, "head_root_mismatch", "the head's root differs from the recomputed root");
+            let size = h.tree_size;
+            let caused_by = cause_before(&self.causes, size)
+                .filter(|_| h.root_hash == self.stored_tree.root() || self.missing.first().is_some_and(|&m| m < size));
+            let message = "the head's root differs from the recomputed root";
+            self.report.push_or_consequence(caused_by, Position::Head, "head_root_mismatch", message);
         }
         if self.checkpoints.iter().all(|(s, n)| *s != h.tree_size || n != note) {
             let message = "the head's checkpoint is not among the stored checkpoints";

@@ -4,12 +4,12 @@
 //! plus the tail at the head, and with the digests a running server reports at its positions.
 //! Every difference names the read model and the snapshot file or server. Reads only.
 
-use super::{AuditReport, Position};
+use super::{cause_before, AuditReport, Position};
 use crate::read::hex;
 use crate::read::snapshot::{file_name, RULES_SECTION};
 use crate::rules::Rules;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use zachetka_projections::model::{self, ParsedFact, ReadModel};
 use zachetka_projections::models::completeness::Completeness;
@@ -38,10 +38,42 @@ struct Pending {
     tree_size: u64,
     /// Section digests by name (the rule state under `rules`).
     sections: BTreeMap<String, (u32, [u8; 32])>,
+    /// Where each section lies in the file.
+    spans: BTreeMap<String, (u64, u64)>,
 }
 
-/// The newest snapshot: its file, its tree size and its models.
-type Newest = (String, u64, Vec<Box<dyn ReadModel>>);
+impl Pending {
+    /// The position of section `name` (the file's start if the section is not there).
+    fn at(&self, name: &str) -> Position {
+        section_position(&self.file, &self.spans, name)
+    }
+}
+
+fn section_position(file: &str, spans: &BTreeMap<String, (u64, u64)>, name: &str) -> Position {
+    match spans.get(name) {
+        Some(&(offset, end)) => {
+            Position::SnapshotSection { file: file.to_owned(), section: name.to_owned(), offset, end }
+        }
+        None => Position::File { file: file.to_owned(), offset: 0 },
+    }
+}
+
+/// Where a snapshot that cannot be read is damaged: the section (name and bytes) or the byte
+/// the reader names, else the file's start.
+fn read_error_position(file: String, e: &zachetka_snapshots::SnapshotError) -> Position {
+    use zachetka_snapshots::SnapshotError as E;
+    match e {
+        E::SectionChecksumMismatch { section, offset, end, .. } => {
+            Position::SnapshotSection { file, section: section.clone(), offset: *offset, end: *end }
+        }
+        E::MalformedTable { offset, .. } => Position::File { file, offset: *offset },
+        E::Truncated { len, .. } => Position::File { file, offset: *len },
+        _ => Position::File { file, offset: 0 },
+    }
+}
+
+/// The newest snapshot: its file, its tree size, its models and where its sections lie.
+type Newest = (String, u64, Vec<Box<dyn ReadModel>>, BTreeMap<String, (u64, u64)>);
 
 /// The walk's side of the check.
 pub(super) struct DerivedCheck {
@@ -70,12 +102,16 @@ impl DerivedCheck {
                 let snap = match zachetka_snapshots::read(&path) {
                     Ok(s) => s,
                     Err(e) => {
-                        report.push(Position::File { file, offset: 0 }, e.code(), e.to_string());
+                        report.push(read_error_position(file, &e), e.code(), e.to_string());
                         continue;
                     }
                 };
                 let mut sections = BTreeMap::new();
+                let mut spans = BTreeMap::new();
                 for s in snap.sections() {
+                    if let Some(span) = snap.section_span(s.name) {
+                        spans.insert(s.name.to_owned(), span);
+                    }
                     let digest = if s.name == RULES_SECTION {
                         Sha256::digest(s.bytes).into()
                     } else {
@@ -84,22 +120,19 @@ impl DerivedCheck {
                     sections.insert(s.name.to_owned(), (s.version, digest));
                 }
                 let tree_size = snap.tree_size();
-                if newest.as_ref().is_none_or(|(_, n, _)| tree_size > *n) {
+                if newest.as_ref().is_none_or(|(_, n, _, _)| tree_size > *n) {
                     let mut models = model::all();
                     for m in &mut models {
                         if let Some(s) = snap.section(m.name()).filter(|s| s.version == m.version()) {
                             if let Err(e) = m.load(s.bytes) {
-                                report.push(
-                                    Position::File { file: file.clone(), offset: 0 },
-                                    "snapshot_unreadable",
-                                    e.to_string(),
-                                );
+                                let at = section_position(&file, &spans, m.name());
+                                report.push(at, "snapshot_unreadable", e.to_string());
                             }
                         }
                     }
-                    newest = Some((file.clone(), tree_size, models));
+                    newest = Some((file.clone(), tree_size, models, spans.clone()));
                 }
-                pending.push(Pending { file, tree_size, sections });
+                pending.push(Pending { file, tree_size, sections, spans });
             }
         }
         let served = sources.served.as_ref().map(|(from, list)| {
@@ -113,8 +146,10 @@ impl DerivedCheck {
     }
 
     /// Compares whatever is due at position `seq` (the state of entries `0..seq`), before entry
-    /// `seq` is folded in; `rules` is the audit's replayed rule state at the same position.
-    pub(super) fn at(&mut self, seq: u64, rules: Option<&Rules>, report: &mut AuditReport) {
+    /// `seq` is folded in; `rules` is the audit's replayed rule state at the same position. A
+    /// difference an altered entry before `seq` (in `causes`) explains is its consequence.
+    pub(super) fn at(&mut self, seq: u64, rules: Option<&Rules>, report: &mut AuditReport, causes: &BTreeSet<u64>) {
+        let caused_by = cause_before(causes, seq);
         let due: Vec<Pending> = {
             let (due, rest) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.tree_size == seq);
             self.pending = rest;
@@ -123,7 +158,7 @@ impl DerivedCheck {
         for p in due {
             report.derived.snapshots += 1;
             for m in &self.models {
-                let position = Position::File { file: p.file.clone(), offset: 0 };
+                let position = p.at(m.name());
                 match p.sections.get(m.name()) {
                     Some((v, _)) if *v != m.version() => report.derived.not_compared.push(format!(
                         "read model {} in {} (version {v}; this build's is {})",
@@ -132,7 +167,8 @@ impl DerivedCheck {
                         m.version()
                     )),
                     Some((_, d)) if *d == model::digest(&**m) => report.derived.snapshot_sections += 1,
-                    Some(_) => report.push(
+                    Some(_) => report.push_or_consequence(
+                        caused_by,
                         position,
                         "snapshot_differs",
                         format!(
@@ -146,8 +182,9 @@ impl DerivedCheck {
             if let (Some(rules), Some((_, d))) = (rules, p.sections.get(RULES_SECTION)) {
                 report.derived.snapshot_sections += 1;
                 if <[u8; 32]>::from(Sha256::digest(rules.encode_state())) != *d {
-                    report.push(
-                        Position::File { file: p.file.clone(), offset: 0 },
+                    report.push_or_consequence(
+                        caused_by,
+                        p.at(RULES_SECTION),
                         "snapshot_differs",
                         format!("the rule state in the snapshot at {seq} differs from the rules replayed from the log"),
                     );
@@ -175,7 +212,8 @@ impl DerivedCheck {
                     }
                     report.derived.served_models += 1;
                     if hex(&model::digest(&**m)) != d.digest {
-                        report.push(
+                        report.push_or_consequence(
+                            caused_by,
                             Position::Entry { seq },
                             "served_read_model_differs",
                             format!("read model {} served by {from} at tree size {seq} differs from the model rebuilt from the log", d.name),
@@ -193,7 +231,7 @@ impl DerivedCheck {
         for m in &mut self.models {
             m.apply(&f);
         }
-        if let Some((_, at, models)) = &mut self.newest {
+        if let Some((_, at, models, _)) = &mut self.newest {
             if fact.seq >= *at {
                 for m in models.iter_mut() {
                     m.apply(&f);
@@ -203,8 +241,11 @@ impl DerivedCheck {
     }
 
     /// Every completeness commitment (DESIGN 3.7) against the map the rebuilt model recomputed
-    /// from the log at the commitment's `up_to`.
-    fn check_commitments(&self, report: &mut AuditReport) {
+    /// from the log at the commitment's `up_to`. The map is folded over the stored leaf hashes,
+    /// so an altered entry whose signed event is intact leaves it as committed; one that covers
+    /// an entry whose content is unknown (`unknown`: its signed event altered, unreadable or
+    /// missing), or is one, differs as its consequence.
+    fn check_commitments(&self, report: &mut AuditReport, unknown: &BTreeSet<u64>) {
         let Some(m) = self.models.iter().find(|m| m.name() == "completeness") else { return };
         let model = match Completeness::decode(&m.encode()) {
             Ok(model) => model,
@@ -213,7 +254,10 @@ impl DerivedCheck {
                 return;
             }
         };
+        report.commitments_recomputed = model.commitments().len() as u64;
         for c in model.commitments().iter().filter(|c| !c.matches()) {
+            // The map covers the entries before `up_to`; the commitment's own entry says it.
+            let caused_by = cause_before(unknown, c.up_to).or_else(|| unknown.contains(&c.seq).then_some(c.seq));
             let b64 = |r: &[u8; 32]| crate::keys::b64(r);
             let message = match (&c.recomputed, &c.map_root) {
                 (Ok((root, n)), Some(claimed)) => format!(
@@ -226,21 +270,35 @@ impl DerivedCheck {
                 (Ok(_), None) => format!("the completeness commitment up to {} has no readable map root", c.up_to),
                 (Err(why), _) => format!("the completeness commitment up to {} cannot be recomputed: {why}", c.up_to),
             };
-            report.push(Position::Entry { seq: c.seq }, "completeness_commitment_differs", message);
+            report.push_or_consequence(
+                caused_by,
+                Position::Entry { seq: c.seq },
+                "completeness_commitment_differs",
+                message,
+            );
         }
     }
 
     /// At the head: the newest snapshot plus the tail equals the rebuild from zero; positions a
     /// server reported beyond the audited log are named.
-    pub(super) fn finish(mut self, head: u64, rules: Option<&Rules>, report: &mut AuditReport) {
-        self.at(head, rules, report);
-        self.check_commitments(report);
-        if let Some((file, at, models)) = &self.newest {
+    /// `causes` as for [`Self::at`]; `unknown` those of them whose content is unknown.
+    pub(super) fn finish(
+        mut self,
+        head: u64,
+        rules: Option<&Rules>,
+        report: &mut AuditReport,
+        causes: &BTreeSet<u64>,
+        unknown: &BTreeSet<u64>,
+    ) {
+        self.at(head, rules, report, causes);
+        self.check_commitments(report, unknown);
+        if let Some((file, at, models, spans)) = &self.newest {
             if *at <= head {
                 for (a, b) in models.iter().zip(&self.models) {
                     if model::digest(&**a) != model::digest(&**b) {
-                        report.push(
-                            Position::File { file: file.clone(), offset: 0 },
+                        report.push_or_consequence(
+                            cause_before(causes, *at),
+                            section_position(file, spans, a.name()),
                             "snapshot_differs",
                             format!("read model {}: the snapshot at {at} plus the tail differs from the model rebuilt from the log", a.name()),
                         );

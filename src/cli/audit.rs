@@ -33,17 +33,44 @@ pub(super) fn audit(
         out = serde_json::to_string_pretty(&report)? + "\n";
     } else {
         for v in &report.violations {
-            out += &format!("{}: {}: {}\n", v.position, v.code, v.message);
+            out += &format!("{v}\n");
+            for c in report.consequences.iter().filter(|c| matches!(v.position, zachetka::audit::Position::Entry { seq } if seq == c.caused_by && is_cause(v.code))) {
+                out += &format!("  consequence: {} x {}: {}\n", c.count, c.code, c.message);
+            }
         }
+        for w in &report.warnings {
+            out += &format!("warning: {w}\n");
+        }
+        let consequences: u64 = report.consequences.iter().map(|c| c.count).sum();
         out += &format!(
-            "audited {} entries, {} signatures, {} checkpoints, {} streams of {}: {}\n",
+            "audited {} entries, {} signatures, {} checkpoints ({} consecutive pairs consistent), {} streams, {} \
+             completeness commitments recomputed of {}: {}\n",
             report.entries_checked,
             report.signatures_checked,
             report.checkpoints_checked,
+            report.checkpoint_pairs_checked,
             report.streams_checked,
+            report.commitments_recomputed,
             report.origin,
-            if report.is_clean() { "clean".to_owned() } else { format!("{} violations", report.violations.len()) }
+            if report.is_clean() {
+                "clean".to_owned()
+            } else if consequences == 0 {
+                format!("{} violations", report.violations.len())
+            } else {
+                format!("{} violations, and {consequences} mismatches as their consequences", report.violations.len())
+            }
         );
+        let imported = &report.imported;
+        out += &format!("imported entries: {}\n", imported.entries);
+        for k in &imported.by_key {
+            out += &format!(
+                "  by {}: {} (entries {} to {}, recorded {} to {})\n",
+                k.key, k.entries, k.first_seq, k.last_seq, k.first_recorded_at, k.last_recorded_at
+            );
+        }
+        if !report.warnings.is_empty() {
+            out += &format!("{} warnings (they do not fail the audit)\n", report.warnings.len());
+        }
         let d = &report.derived;
         out +=
             &format!("compared with the log: {} snapshot sections in {} snapshots", d.snapshot_sections, d.snapshots);
@@ -60,6 +87,11 @@ pub(super) fn audit(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Codes of an entry whose bytes changed (a cause consequences are counted against).
+fn is_cause(code: &str) -> bool {
+    matches!(code, "leaf_hash_mismatch" | "record_malformed" | "entry_missing")
 }
 
 fn audit_with_progress(

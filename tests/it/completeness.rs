@@ -298,4 +298,58 @@ fn a_commitment_whose_root_differs_from_the_log_is_reported_by_the_audit() {
     assert_eq!(at(bad_seq), ["completeness_commitment_differs"], "{:?}", report.violations);
     assert_eq!(at(foreign_seq), ["not_authorized"], "{:?}", report.violations);
     assert_eq!(report.violations.len(), 2, "{:?}", report.violations);
+    assert!(report.commitments_recomputed >= 2, "{}", report.commitments_recomputed);
+
+    // A learner's entry before every commitment changes on disk. (The map is folded over the stored leaf
+    // hashes, so what the altered entry concerns decides: see `src/audit/projections.rs`.)
+    let grade = entries(&*store)
+        .iter()
+        .position(|(_, e)| e["event"]["stream"].as_str().is_some_and(|s| s.starts_with("learner/")))
+        .expect("the demo's learners") as u64;
+    drop(store);
+    let sled = SledStore::open(dir.path()).unwrap();
+    let (start, len) = sled.entry_span(grade).unwrap();
+    let path = sled.paths().entries.clone();
+    let bytes = std::fs::read(&path).unwrap()[start as usize..(start + len) as usize].to_vec();
+    let find = |pattern: &[u8]| start as usize + bytes.windows(pattern.len()).position(|w| w == pattern).unwrap();
+    let flip = |at: usize| {
+        let mut all = std::fs::read(&path).unwrap();
+        all[at] ^= 0x01;
+        std::fs::write(&path, all).unwrap();
+    };
+    let audit = |sled: &SledStore| zachetka::audit::audit(sled, &|_, _| {}).unwrap();
+    let codes_at = |report: &zachetka::audit::AuditReport, seq: u64| -> Vec<&'static str> {
+        report
+            .violations
+            .iter()
+            .filter(|v| matches!(v.position, zachetka::audit::Position::Entry { seq: s } if s == seq))
+            .map(|v| v.code)
+            .collect()
+    };
+    // Its recorded_at (outside the signed event): what it concerns is as signed, so the good
+    // commitment still holds and the stale one is still a violation of its own.
+    let recorded_at = find(b"\",\"seq\":") - 2;
+    flip(recorded_at);
+    let report = audit(&sled);
+    flip(recorded_at);
+    assert_eq!(codes_at(&report, grade), ["leaf_hash_mismatch"], "{:#?}", report.violations);
+    assert!(codes_at(&report, good_seq).is_empty(), "{:#?}", report.violations);
+    assert_eq!(codes_at(&report, bad_seq), ["completeness_commitment_differs"], "{:#?}", report.violations);
+    assert!(report.consequences.iter().all(|c| c.code != "completeness_commitment_differs"), "{report:#?}");
+    // Its occurred_at (the signed event altered): what it concerns is unknown, so a commitment
+    // over it that differs is counted as its consequence.
+    let mark = find(b"\"occurred_at\":\"") + 14 + 18;
+    flip(mark);
+    let report = audit(&sled);
+    flip(mark);
+    assert_eq!(codes_at(&report, grade), ["leaf_hash_mismatch"], "{:#?}", report.violations);
+    assert!(codes_at(&report, good_seq).is_empty() && codes_at(&report, bad_seq).is_empty(), "{report:#?}");
+    let differs: Vec<_> = report
+        .consequences
+        .iter()
+        .filter(|c| c.code == "completeness_commitment_differs")
+        .map(|c| (c.caused_by, c.count, c.first.clone()))
+        .collect();
+    assert_eq!(differs, vec![(grade, 1, zachetka::audit::Position::Entry { seq: bad_seq })], "{report:#?}");
+    assert!(codes_at(&audit(&sled), grade).is_empty(), "the entry is restored");
 }

@@ -94,6 +94,17 @@ fn imports_need_the_migration_role_keep_their_source_and_run_again_appending_not
     let view = ledger.read_side().view("kindergarten-queues", &["tikhvin", "applications", "legacy-1"]).unwrap().view;
     assert_eq!(view.body["imported"], json!({"system": "СОЛО", "record": "solo-q-1"}), "{}", view.body);
     assert_eq!(view.body["applied_at"], json!("2024-05-01T09:00:00Z"));
+    // The audit counts the imported entries, by the key that wrote them and when.
+    let report = zachetka::audit::audit(&**ledger.store(), &|_, _| {}).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    // (The demo region's history holds imports of its own, by other keys.)
+    let total: u64 = report.imported.by_key.iter().map(|k| k.entries).sum();
+    assert_eq!(report.imported.entries, total);
+    let ours = report.imported.by_key.iter().find(|k| k.key == migrator().did()).expect("the migration key's imports");
+    assert_eq!(
+        (ours.entries, ours.first_seq, ours.last_seq, ours.first_recorded_at.as_str()),
+        (2, seqs[0], seqs[1], AFTER_YEAR)
+    );
 }
 
 /// A learner's past in a school, as the legacy system holds it: admitted to 5А in 2025, moved

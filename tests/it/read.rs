@@ -20,7 +20,7 @@ fn snapshot_options(dir: &Path, every_entries: u64) -> SnapshotOptions {
 }
 
 /// A store in `dir/store` holding the demo's ledger config (created on first use).
-fn demo_store(dir: &Path, authority: &str) -> Arc<dyn Store> {
+pub(super) fn demo_store(dir: &Path, authority: &str) -> Arc<dyn Store> {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
     if store.config().unwrap().is_none() {
         zachetka::ledger::init_store(
@@ -137,7 +137,7 @@ fn demo_entries_read_on_the_fast_path_as_through_json() {
 }
 
 /// A small demo ledger with one snapshot at its head; returns the snapshot's path.
-fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
+pub(super) fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 600 });
     let authority = region.authority_did();
     let ledger = open(dir, &authority, Some(snapshot_options(dir, u64::MAX)));

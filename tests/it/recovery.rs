@@ -488,6 +488,14 @@ fn the_audit_command_reads_only_and_reports_damage_anywhere() {
     // Many violations, and a reader that closes the pipe at once.
     flip(&entries, 10);
     flip(&entries, 400);
+    // In text: each cause once, what depends on it counted under it, not as violations.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("entry 0: leaf_hash_mismatch: "), "{text}");
+    assert!(text.contains("\n  consequence: ") && text.contains(" x checkpoint_root_mismatch: "), "{text}");
+    assert!(text.contains("mismatches as their consequences"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("checkpoint at tree size")), "{text}");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
         .arg("audit")
         .arg("--dir")

@@ -17,7 +17,7 @@ pub(super) fn region() -> DemoRegion {
 }
 
 /// A ledger enforcing the default education rules, with the demo region's set-up and journal.
-fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
+pub(super) fn education_ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     if store.config().unwrap().is_none() {
         let authority = region().authority_did();

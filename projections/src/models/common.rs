@@ -447,6 +447,11 @@ impl<V> Keyed<V> {
         &self.values
     }
 
+    /// The values, by position, to change in place.
+    pub fn values_mut(&mut self) -> &mut [V] {
+        &mut self.values
+    }
+
     pub fn get(&self, id: &str) -> Option<&V> {
         self.index.find(&self.ids, id).map(|i| &self.values[i as usize])
     }

@@ -42,6 +42,15 @@ struct Item {
     summary: Vec<(Sym, Detail)>,
     /// The legacy record an imported entry comes from (`data.migrated_from`): (system, record).
     imported: Option<Box<(String, String)>>,
+    /// The signer, the entry's `occurred_at` (nanoseconds; `i64::MIN` when it is no instant)
+    /// and `recorded_at` (seconds): what a later revocation of the key is judged against.
+    author: Sym,
+    occurred: i64,
+    recorded: i64,
+    /// Set when the key that signed it was revoked (or rotated) by a later entry with an
+    /// `effective_at` at or before this entry's `occurred_at` or `recorded_at`: (the
+    /// revocation's seq, its `effective_at`). The audit warns of the same entries.
+    signed_after_revocation: Option<Box<(u64, String)>>,
 }
 
 impl Item {
@@ -358,12 +367,15 @@ impl ReadModel for Profiles {
         // 4: classes and groups in flat lists, repeated summary values and dates interned;
         //    event ids as byte strings.
         // 5: a class's academic years also from its records' dates (marks, attendance).
-        5
+        // 6: items carry their signer and time, and are marked when signed at or after the
+        //    key's effective revocation.
+        6
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
         let State { concerns, symbols, learners } = &mut self.state;
         concerns.apply(f);
+        mark_signed_after_revocation(f, symbols, learners);
         let school = school_record(f.event);
         let college = match f.event {
             Event::CourseResultRecorded(d) => Some((&d.institution, &d.group, d.term)),
@@ -402,6 +414,10 @@ impl ReadModel for Profiles {
                     event_type: symbols.intern(f.event_type),
                     summary,
                     imported: f.imported.map(|m| Box::new((m.system.clone(), m.record.clone()))),
+                    author: symbols.intern(f.author),
+                    occurred: occurred_nanos(f.occurred_at),
+                    recorded: f.recorded_at,
+                    signed_after_revocation: None,
                 });
             }
         }
@@ -431,6 +447,37 @@ impl ReadModel for Profiles {
             scope: Scope::Learner(learner.to_owned()),
             body: profile_json(&self.state.symbols, learner, profile),
         })
+    }
+}
+
+/// An `occurred_at` in nanoseconds, `i64::MIN` when it is no instant.
+fn occurred_nanos(occurred_at: &str) -> i64 {
+    zachetka_formats::time::parse_instant(occurred_at).map_or(i64::MIN, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// A key revoked (or rotated) from an `effective_at` (default: the event's `occurred_at`, as the
+/// rules read it): every item it signed before this entry whose `occurred_at` is at or after
+/// that instant, or, for an explicit `effective_at`, whose `recorded_at` is, is marked (the
+/// audit's `signed_after_effective_revocation` warnings: `src/audit/revocations.rs`).
+fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut Keyed<Profile>) {
+    let (key, effective_at) = match f.event {
+        Event::KeysRevoked(d) => (&d.key, &d.effective_at),
+        Event::KeysRotated(d) => (&d.old_key, &d.effective_at),
+        _ => return,
+    };
+    let Some(author) = symbols.get(key) else { return };
+    let effective_text = effective_at.as_deref().unwrap_or(f.occurred_at);
+    let Some(effective) = zachetka_formats::time::parse_instant(effective_text) else { return };
+    let explicit = effective_at.is_some();
+    let after = |i: &Item| {
+        i128::from(i.occurred) >= effective || (explicit && i128::from(i.recorded) * 1_000_000_000 >= effective)
+    };
+    for profile in learners.values_mut() {
+        for item in profile.items.iter_mut().filter(|i| i.author == author && after(i)) {
+            if item.signed_after_revocation.is_none() {
+                item.signed_after_revocation = Some(Box::new((f.seq, effective_text.to_owned())));
+            }
+        }
     }
 }
 
@@ -471,6 +518,10 @@ fn item_json(syms: &Symbols, learner: &str, item: &Item) -> Value {
     if let Some(imported) = &item.imported {
         let (system, record) = &**imported;
         v["imported"] = json!({"system": system, "record": record});
+    }
+    if let Some(revoked) = &item.signed_after_revocation {
+        let (seq, effective_at) = &**revoked;
+        v["signed_after_revocation"] = json!({"revocation_seq": seq, "effective_at": effective_at});
     }
     v
 }
@@ -673,6 +724,52 @@ mod tests {
         let other = m.view(&["47-2"]).unwrap().body;
         assert_eq!(seqs(&other["kindergarten"]), vec![1]);
         assert_eq!(other["achievements"], json!([]));
+    }
+
+    /// Review s11, finding 4: a key revoked from an earlier `effective_at` ("compromised since")
+    /// marks what it signed at or after that instant, written before the revocation; not what it
+    /// signed before, nor another key's items.
+    #[test]
+    fn items_signed_after_their_keys_effective_revocation_are_marked() {
+        let mut h = History::default();
+        let (stolen, other) = ("did:key:z6MkStolen", "did:key:z6MkOther");
+        let achievement = |id: &str| {
+            json!({"achievement_id": id, "kind": "olympiad", "level": "regional", "date": "2026-11-20",
+                   "result": "winner"})
+        };
+        h.push_by(stolen, "2026-11-20T10:00:00Z", L, "portfolio.achievement_attested", achievement("ach-1"));
+        h.push_by(stolen, "2026-11-22T10:00:00Z", L, "portfolio.achievement_attested", achievement("ach-2"));
+        h.push_by(other, "2026-11-22T10:00:00Z", L, "portfolio.achievement_attested", achievement("ach-3"));
+        h.push_by(
+            stolen,
+            "2026-11-22T11:00:00Z",
+            L,
+            "learner.transferred",
+            json!({"from_institution": "sch-1",
+            "to_institution": "sch-2", "transferred_on": "2026-11-22"}),
+        );
+        // Signed in January, recorded (testkit: 2026-09-21) after its key's plain revocation was
+        // signed (2026-09-01) but before it was recorded: not marked.
+        let left = "did:key:z6MkLeft";
+        let club = json!({"institution": "club-1", "program_id": "chess"});
+        h.push_by(left, "2026-01-10T09:00:00Z", L, "additional.enrolled", club);
+        h.push(
+            "registry",
+            "keys.revoked",
+            json!({"key": stolen, "reason": "ключ скомпрометирован", "effective_at": "2026-11-21T00:00:00Z"}),
+        );
+        let plain = json!({"key": left, "reason": "уволен"});
+        h.push_by("did:key:z6MkAdmin", "2026-09-01T00:00:00Z", "registry", "keys.revoked", plain);
+        let mut m = Profiles::default();
+        h.fold(&mut m);
+        let b = m.view(&["47-1"]).unwrap().body;
+        let mark = json!({"revocation_seq": 5, "effective_at": "2026-11-21T00:00:00Z"});
+        let marks: Vec<&Value> =
+            b["achievements"].as_array().unwrap().iter().map(|a| &a["attested"]["signed_after_revocation"]).collect();
+        assert_eq!(marks, vec![&Value::Null, &mark, &Value::Null], "{b:#}");
+        assert_eq!(b["transfers"][0]["signed_after_revocation"], mark);
+        assert_eq!(b["additional_education"][0]["signed_after_revocation"], Value::Null, "{b:#}");
+        check_reload(&h, || Box::new(Profiles::default()));
     }
 
     #[test]

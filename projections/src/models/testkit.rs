@@ -17,6 +17,9 @@ pub struct Entry {
     pub imported: Option<vocabulary::MigratedFrom>,
     /// Stands in for the entry's leaf hash: the RFC 9162 leaf hash of the entry's id.
     pub leaf_hash: [u8; 32],
+    /// The signer (`did:key:z6MkTeacher` unless pushed with `push_by`) and its `occurred_at`.
+    pub author: String,
+    pub occurred_at: String,
 }
 
 impl Entry {
@@ -27,9 +30,9 @@ impl Entry {
             stream: &self.stream,
             event_type: &self.event_type,
             id: &self.id,
-            occurred_at: "2026-11-22T09:10:00Z",
-            occurred_secs: model::occurred_secs("2026-11-22T09:10:00Z"),
-            author: "did:key:z6MkTeacher",
+            occurred_at: &self.occurred_at,
+            occurred_secs: model::occurred_secs(&self.occurred_at),
+            author: &self.author,
             event: &self.event,
             imported: self.imported.as_ref(),
             leaf_hash: &self.leaf_hash,
@@ -47,6 +50,11 @@ impl History {
     /// Appends an event (data as JSON, parsed by the vocabulary) and returns its id, a UUID
     /// made from its seq.
     pub fn push(&mut self, stream: &str, event_type: &str, data: Value) -> String {
+        self.push_by("did:key:z6MkTeacher", "2026-11-22T09:10:00Z", stream, event_type, data)
+    }
+
+    /// `push`, signed by `author` with `occurred_at`.
+    pub fn push_by(&mut self, author: &str, occurred_at: &str, stream: &str, event_type: &str, data: Value) -> String {
         let seq = self.entries.len() as u64;
         let id = format!("00000000-0000-7000-8000-{seq:012x}");
         let event = vocabulary::parse(event_type, data.as_object().expect("data is an object"))
@@ -63,6 +71,8 @@ impl History {
             event,
             imported,
             leaf_hash,
+            author: author.into(),
+            occurred_at: occurred_at.into(),
         });
         id
     }
