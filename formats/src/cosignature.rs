@@ -141,7 +141,10 @@ pub fn check_cosignatures(note: &[u8], witnesses: &[WitnessKey]) -> Result<Vec<C
 
 fn check_one(body: &[u8], w: &WitnessKey, raw: &[u8]) -> Result<(), String> {
     if raw.len() != 8 + 64 {
-        return Err(format!("the cosignature is {} bytes after its key id, a timestamp and a signature are 72", raw.len()));
+        return Err(format!(
+            "the cosignature is {} bytes after its key id, a timestamp and a signature are 72",
+            raw.len()
+        ));
     }
     let timestamp = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
     if timestamp > i64::MAX as u64 {
@@ -193,7 +196,8 @@ impl Witness {
     /// (`— <name> base64(key id || timestamp || signature)\n`).
     pub fn cosignature_line(&self, body: &[u8], timestamp: u64) -> Result<String, CosignError> {
         let raw = self.timestamped(body, timestamp)?;
-        let line = NoteSignature::new(self.name.clone(), self.id, raw).map_err(|_| CosignError::Name(self.name.clone()))?;
+        let line =
+            NoteSignature::new(self.name.clone(), self.id, raw).map_err(|_| CosignError::Name(self.name.clone()))?;
         Ok(String::from_utf8(line.to_bytes()).expect("a note line is UTF-8"))
     }
 
@@ -234,7 +238,7 @@ mod tests {
         witness: &'a Witness,
         timestamp: u64,
     }
-    
+
     impl Signer for TimestampedSigner<'_> {
         fn name(&self) -> &str {
             &self.witness.name
@@ -274,7 +278,10 @@ mod tests {
         let mut k1 = vec![0x01];
         k1.extend_from_slice(&w.public);
         assert_eq!(WitnessKey::parse(&format!("{name}+{id}+{}", keys::b64(&k1))), Err(WitnessKeyError::Type(0x01)));
-        assert_eq!(WitnessKey::parse(&format!("{name}+{id}+{}", keys::b64(&[4, 1, 2]))), Err(WitnessKeyError::Length(2)));
+        assert_eq!(
+            WitnessKey::parse(&format!("{name}+{id}+{}", keys::b64(&[4, 1, 2]))),
+            Err(WitnessKeyError::Length(2))
+        );
         let wrong = format!("{:08x}", w.key_id ^ 1);
         assert_eq!(
             WitnessKey::parse(&format!("{name}+{wrong}+{key}")),
@@ -332,7 +339,10 @@ mod tests {
         // Cosigning again replaces the witness's line.
         let again = w1.cosign(&cosigned, 300).unwrap();
         let lines = check_cosignatures(&again, &keys3).unwrap();
-        assert_eq!(lines.iter().map(|l| (l.witness, l.timestamp)).collect::<Vec<_>>(), [(1, Some(200)), (0, Some(300))]);
+        assert_eq!(
+            lines.iter().map(|l| (l.witness, l.timestamp)).collect::<Vec<_>>(),
+            [(1, Some(200)), (0, Some(300))]
+        );
         // The signature of one body does not verify over another, nor under another timestamp.
         let other = LedgerSigner::new(ORIGIN, KeyPair::from_seed(&[7; 32]))
             .sign(&TreeHead { tree_size: 10371, root_hash: Hash([0xab; 32]) });
