@@ -26,7 +26,7 @@ use zachetka_projections::completeness::{self as commitment, LearnerValue, Map};
 use zachetka_projections::model::ParsedFact;
 use zachetka_projections::models::concerns::Concerns;
 
-fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
+pub(super) fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     if store.config().unwrap().is_none() {
         let authority = region().authority_did();
@@ -70,12 +70,12 @@ fn has(r: &Report, code: &str) -> bool {
     r.failures.iter().any(|f| f.code == code)
 }
 
-fn vkey(l: &Ledger) -> String {
+pub(super) fn vkey(l: &Ledger) -> String {
     l.config().verifier_key.clone()
 }
 
 /// Learner -> the seqs that concern them, by a fold of the whole log (the one definition).
-fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
+pub(super) fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
     let size = l.head().0.tree_size;
     let mut c = Concerns::default();
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -90,7 +90,7 @@ fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
     out
 }
 
-fn applied(l: &Ledger) {
+pub(super) fn applied(l: &Ledger) {
     l.read_side().wait_applied_blocking(l.head().0.tree_size);
 }
 
@@ -833,7 +833,7 @@ fn a_commitment_by_another_key_or_of_another_ledger_is_refused() {
 }
 
 /// Lays out a ledger directory as `zachetka init` does: the store in `store/`, `ledger.key`.
-fn copy_into_ledger_dir(store: &std::path::Path, to: &std::path::Path) {
+pub(super) fn copy_into_ledger_dir(store: &std::path::Path, to: &std::path::Path) {
     fn copy(from: &std::path::Path, to: &std::path::Path) {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap() {
