@@ -409,6 +409,40 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
             "{bad}"
         );
     }
+    // Witnesses (DESIGN 3.6) as query parameters: whitespace-separated keys, `+` as %2B.
+    let witness = |n: u8| {
+        zachetka::cosignature::Witness::new(&format!("w{n}.witness.example"), KeyPair::from_seed(&[n; 32])).unwrap()
+    };
+    let (w1, w2) = (witness(1), witness(2));
+    let mut cosigned = bundle.clone();
+    let note = w1.cosign(bundle["checkpoint"].as_str().unwrap().as_bytes(), 1_764_662_400).unwrap();
+    cosigned["checkpoint"] = json!(String::from_utf8(note).unwrap());
+    let cosigned = serde_json::to_vec(&cosigned).unwrap();
+    let q = |w: &[&zachetka::cosignature::Witness]| {
+        w.iter().map(|w| w.verifier_key().encode().replace('+', "%2B")).collect::<Vec<_>>().join("%20")
+    };
+    let (s, report) =
+        call(ureq::post(&format!("{verify_url}?witnesses={}&witnesses_required=1", q(&[&w1, &w2]))), Some(&cosigned));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
+    assert_eq!(
+        report["cosignatures"],
+        json!({"required": 1, "witnesses": 2, "second_checkpoint": null,
+               "checkpoint": [{"witness": "w1.witness.example", "key_id": format!("{:08x}", w1.verifier_key().key_id), "timestamp": 1_764_662_400}]})
+    );
+    let (s, report) = call(ureq::post(&format!("{verify_url}?witnesses={}", q(&[&w1, &w2]))), Some(&cosigned));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["failures"][0]["code"].clone()), (200, json!("cosignatures_insufficient")), "{report}");
+    for bad in
+        [format!("witnesses={}", vkey(&l).replace('+', "%2B")), format!("witnesses={}&witnesses_required=2", q(&[&w1]))]
+    {
+        let (s, r) = call(ureq::post(&format!("{verify_url}?{bad}")), Some(b"{}"));
+        assert_eq!(
+            (s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()),
+            (400, json!("bad_query")),
+            "{bad}"
+        );
+    }
     let mut tampered = bundle.clone();
     let first = tampered["entries"][0]["entry"].as_str().unwrap();
     let mut raw = zachetka::keys::b64_decode(first).unwrap();
