@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(w.encode(), witness);
         let time: u64 = time.parse().unwrap();
         assert_eq!(
-            check_cosignatures(note, &[w.clone()]).unwrap(),
+            check_cosignatures(note, std::slice::from_ref(&w)).unwrap(),
             vec![CosignatureLine { witness: 0, timestamp: Some(time), verdict: Ok(()) }]
         );
         // One bit of the body changed: the cosignature no longer verifies.
