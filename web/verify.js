@@ -1482,8 +1482,10 @@
     if (report.consistency) facts.push(['History', 'one history with the second checkpoint: the tree of size ' + report.consistency.second + ' extends the tree of size ' + report.consistency.first + ' (consistency proof checked)']);
     if (report.cosignatures) {
       const c = report.cosignatures;
+      // (a timestamp beyond what a Date holds, which a witness could sign, is shown in seconds)
+      const when = (t) => (t * 1000 <= 8.64e15 ? new Date(t * 1000).toISOString().replace('.000Z', 'Z') : t + ' s after 1970');
       const say = (list) => list.length + ' of ' + c.witnesses + ' witnesses given (' + c.required + ' required)' +
-        (list.length ? ': ' + list.map((w) => w.witness + ' at ' + new Date(w.timestamp * 1000).toISOString().replace('.000Z', 'Z')).join(', ') : '');
+        (list.length ? ': ' + list.map((w) => w.witness + ' at ' + when(w.timestamp)).join(', ') : '');
       if (c.checkpoint) facts.push(['Witnesses', 'cosigned the checkpoint: ' + say(c.checkpoint) + (c.second_checkpoint ? '; the second checkpoint: ' + say(c.second_checkpoint) : '')]);
     }
     if (report.completeness) facts.push(['Completeness', describeCompleteness(report.completeness, report.tree_size)]);
