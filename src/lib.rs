@@ -7,7 +7,7 @@
 
 // The formats live in `zachetka-formats` (what a verifier embeds); re-exported under their old
 // paths, so `zachetka::event` and `crate::event` name the same modules.
-pub use zachetka_formats::{checkpoint, event, jcs, keys, merkle, refusal, time, vc};
+pub use zachetka_formats::{checkpoint, cosignature, event, jcs, keys, merkle, refusal, time, vc};
 
 pub mod access;
 pub mod api;

@@ -214,7 +214,7 @@
   // FORMAT.md 4, step 7: a second checkpoint note of the same ledger (older or newer) and the
   // consistency proof between the two sizes ({first, second, hashes}, as the ledger serves it).
   // The checked sizes, or undefined with the failure noted.
-  async function checkConsistency(other, cp, key, origin, failures) {
+  async function checkConsistency(other, cp, key, origin, failures, demand, report) {
     const fail = (message) => { failures.push({ code: 'consistency_invalid', message }); };
     if (other.note === undefined || other.proof === undefined) {
       fail('a second checkpoint is checked only with the consistency proof between the two sizes: give both');
@@ -229,6 +229,7 @@
       failures.push({ code: e.code === 'bundle_malformed' ? 'checkpoint_invalid' : e.code, message: 'the second checkpoint: ' + e.message });
       return undefined;
     }
+    if (demand) report.cosignatures.second_checkpoint = await checkCosignatures(other.note, demand, 'the second checkpoint', failures);
     const [small, large] = o.treeSize <= cp.treeSize ? [o, cp] : [cp, o];
     const p = other.proof;
     if (p === null || typeof p !== 'object' || !Array.isArray(p.hashes)) {
@@ -467,6 +468,88 @@
     const root = b64decode(lines[2]);
     if (!root || root.length !== 32) fail('checkpoint_invalid', 'root hash is not base64 of 32 bytes');
     return { treeSize: Number(lines[1]), root };
+  }
+
+  // ---- witnesses' cosignatures (C2SP tlog-cosignature, Ed25519; DESIGN 3.6) -------------------
+
+  // A witness verifier key <name>+<hex key id>+<base64(0x04 || 32-byte key)>, checked as
+  // zachetka_formats::cosignature::WitnessKey::parse checks it; a bad one is the caller's error
+  // (`bad_query`, as POST /v1/verify refuses it).
+  async function parseWitnessKey(vkey) {
+    const bad = (why) => fail('bad_query', 'witnesses: ' + JSON.stringify(vkey) + ' is no witness verifier key: ' + why);
+    const parts = vkey.split('+');
+    if (parts.length < 3) bad('a witness key is <name>+<hex key id>+<base64 key>, this one has ' + parts.length + ' part(s)');
+    const [name, idHex] = parts;
+    const keyB64 = parts.slice(2).join('+');
+    if (!name || /\s/.test(name)) bad('the witness name ' + JSON.stringify(name) + ' is empty or holds a space or a +');
+    if (!/^[0-9a-fA-F]{8}$/.test(idHex)) bad('the key id ' + JSON.stringify(idHex) + ' is not 8 hex digits');
+    const keyBytes = b64decode(keyB64);
+    if (!keyBytes) bad('the key is not standard padded base64');
+    if (keyBytes.length < 1) bad('the key is 0 bytes after its type byte, an ed25519 key is 32');
+    if (keyBytes[0] !== 4) bad('the key is of signature type 0x' + keyBytes[0].toString(16).padStart(2, '0') + ', an ed25519 cosignature key is of type 0x04');
+    if (keyBytes.length !== 33) bad('the key is ' + (keyBytes.length - 1) + ' bytes after its type byte, an ed25519 key is 32');
+    const publicKey = keyBytes.slice(1);
+    if (hasSmallOrder(publicKey)) bad('the key is no usable ed25519 public key');
+    try { await importKey(publicKey); } catch (e) { bad('the key is no usable ed25519 public key'); }
+    const id = (await sha256(concat(enc.encode(name), new Uint8Array([0x0a, 0x04]), publicKey))).slice(0, 4);
+    if (hex(id) !== idHex.toLowerCase()) bad('the key id ' + idHex.toLowerCase() + ' is not the key\'s, which is ' + hex(id));
+    return { name, id, idHex: hex(id), publicKey };
+  }
+
+  // The witnesses given (one per line or separated by blanks), each once, and how many must have
+  // cosigned (blank: all of them).
+  async function witnessDemand(texts, required) {
+    const witnesses = [];
+    for (const v of texts) {
+      const w = await parseWitnessKey(v);
+      if (!witnesses.some((o) => o.name === w.name && o.idHex === w.idHex && equalBytes(o.publicKey, w.publicKey))) witnesses.push(w);
+    }
+    const k = required === undefined || required === null || required === '' ? witnesses.length : Number(required);
+    if (!Number.isInteger(k) || k < 0) fail('bad_query', 'witnesses_required ' + JSON.stringify(required) + ' is not a count');
+    if (k > witnesses.length) fail('bad_query', 'witnesses_required ' + k + ' is more than the ' + witnesses.length + ' distinct witnesses given');
+    return { witnesses, required: k };
+  }
+
+  // FORMAT.md 4, "Witnesses", as record/src/verify.rs `check_cosignatures`: every signature line
+  // of a verified note that names a given witness (name and key id) is a timestamp and an
+  // Ed25519 signature over "cosignature/v1\ntime <t>\n" || body, by the strict rule
+  // (`cosignature_invalid`); at least `required` distinct witnesses cosigned
+  // (`cosignatures_insufficient`). The witnesses whose cosignature verified, in the order given.
+  async function checkCosignatures(note, demand, what, failures) {
+    const split = note.indexOf('\n\n');
+    const body = note.slice(0, split + 1);
+    const valid = new Map();
+    for (const line of note.slice(split + 2, -1).split('\n')) {
+      const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+      const sig = m && b64decode(m[2]);
+      if (!sig || sig.length < 5) continue;
+      const idHex = hex(sig.slice(0, 4));
+      for (const w of demand.witnesses) {
+        if (w.name !== m[1] || w.idHex !== idHex) continue;
+        const raw = sig.slice(4);
+        let why = '', time = null;
+        if (raw.length !== 72) {
+          why = 'the cosignature is ' + raw.length + ' bytes after its key id, a timestamp and a signature are 72';
+        } else {
+          time = 0n;
+          for (let i = 0; i < 8; i++) time = (time << 8n) | BigInt(raw[i]);
+          if (time > (1n << 63n) - 1n) why = 'its timestamp ' + time + ' exceeds 2^63-1';
+          else {
+            const message = concat(enc.encode('cosignature/v1\ntime ' + time + '\n'), enc.encode(body));
+            if (await verifyStrict(w.publicKey, message, raw.slice(8))) why = 'the signature over the checkpoint at time ' + time + ' does not verify';
+          }
+        }
+        if (why) failures.push({ code: 'cosignature_invalid', message: 'the cosignature of witness ' + w.name + ' (' + w.idHex + ') on ' + what + ' does not verify: ' + why });
+        else if (!valid.has(w)) valid.set(w, Number(time));
+      }
+    }
+    const cosigned = demand.witnesses.filter((w) => valid.has(w)).map((w) => ({ witness: w.name, key_id: w.idHex, timestamp: valid.get(w) }));
+    if (cosigned.length < demand.required) {
+      const names = cosigned.map((c) => c.witness);
+      failures.push({ code: 'cosignatures_insufficient', message: what + ' carries valid cosignatures of ' + cosigned.length + ' of the ' + demand.witnesses.length +
+        ' witnesses given (' + (names.length ? names.join(', ') : 'none') + '), ' + demand.required + ' required' });
+    }
+    return cosigned;
   }
 
   // ---- shape (FORMAT.md sections 1-2) ----------------------------------------------------------
@@ -1094,8 +1177,9 @@
 
   // Verifies bundle `text` under `trustedKey` (a C2SP verifier key string). Never throws: the
   // report lists every failure with its FORMAT.md code (and `seq` where one item is to blame).
-  // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6), and `other`: { note,
-  // proof } a second checkpoint note and the consistency proof to it (FORMAT.md section 4, 7).
+  // `options`: { requireComplete, maxUncovered } (FORMAT.md section 6), `other`: { note,
+  // proof } a second checkpoint note and the consistency proof to it (FORMAT.md section 4, 7),
+  // and `witnesses` (verifier key strings), `witnessesRequired` (FORMAT.md section 4, "Witnesses").
   async function verifyBundle(text, trustedKey, options = {}) {
     const started = performance.now();
     nodeMemo = new Map();
@@ -1129,13 +1213,20 @@
       if (key.name !== b.origin) {
         failures.push({ code: 'checkpoint_invalid', message: 'the trusted key is named ' + key.name + ', the bundle is of ledger ' + b.origin });
       }
+      // The witnesses asked for are the caller's input: a bad one stops everything (as the CLI
+      // and POST /v1/verify refuse it before verifying).
+      const demand = options.witnesses && options.witnesses.length ? await witnessDemand(options.witnesses, options.witnessesRequired) : null;
       const cp = await verifyCheckpoint(b.checkpoint, key, b.origin);
       Object.assign(report, { tree_size: cp.treeSize, root_hash: b64encode(cp.root) });
+      if (demand) {
+        report.cosignatures = { required: demand.required, witnesses: demand.witnesses.length, checkpoint: null, second_checkpoint: null };
+        report.cosignatures.checkpoint = await checkCosignatures(b.checkpoint, demand, 'the bundle\'s checkpoint', failures);
+      }
       // 7. one history with the second checkpoint, if one is given (before completeness, whose
       // freshness also counts from a newer one).
       // Its failures are reported where the Rust verifier reports them: after the authority's.
       const consistencyFailures = [];
-      if (options.other) report.consistency = await checkConsistency(options.other, cp, key, b.origin, consistencyFailures);
+      if (options.other) report.consistency = await checkConsistency(options.other, cp, key, b.origin, consistencyFailures, demand, report);
       phase('checkpoint');
       itemsFrom = failures.length;
 
@@ -1419,6 +1510,14 @@
     if (report.tree_size !== undefined) facts.push(['Checkpoint', 'tree size ' + report.tree_size + ', root ' + report.root_hash]);
     if (report.entries !== undefined) facts.push(['Entries', report.disclosed + ' disclosed, ' + report.withheld + ' withheld (withheld entries are counted, never shown)']);
     if (report.consistency) facts.push(['History', 'one history with the second checkpoint: the tree of size ' + report.consistency.second + ' extends the tree of size ' + report.consistency.first + ' (consistency proof checked)']);
+    if (report.cosignatures) {
+      const c = report.cosignatures;
+      // (a timestamp beyond what a Date holds, which a witness could sign, is shown in seconds)
+      const when = (t) => (t * 1000 <= 8.64e15 ? new Date(t * 1000).toISOString().replace('.000Z', 'Z') : t + ' s after 1970');
+      const say = (list) => list.length + ' of ' + c.witnesses + ' witnesses given (' + c.required + ' required)' +
+        (list.length ? ': ' + list.map((w) => w.witness + ' at ' + when(w.timestamp)).join(', ') : '');
+      if (c.checkpoint) facts.push(['Witnesses', 'cosigned the checkpoint: ' + say(c.checkpoint) + (c.second_checkpoint ? '; the second checkpoint: ' + say(c.second_checkpoint) : '')]);
+    }
     if (report.completeness) facts.push(['Completeness', describeCompleteness(report.completeness, report.tree_size)]);
     facts.push(['Checked', report.signatures_checked + ' signatures, ' + report.proofs_checked + ' inclusion proofs, ' + report.grant_checks + ' grant checks in ' + report.millis + ' ms']);
     facts.push(['Authority', 'grant check only (the author held a grant in force at the event time); the roles, scopes and domain rules each event needs are checked by the zachetka verify command']);
@@ -1449,6 +1548,11 @@
     status.textContent = 'Verifying ' + file.name + '...';
     const text = await file.text();
     const options = { requireComplete: $('require-complete').checked };
+    const witnesses = $('witnesses').value.split(/\s+/).filter((w) => w);
+    if (witnesses.length) {
+      options.witnesses = witnesses;
+      options.witnessesRequired = $('witnesses-required').value.trim();
+    }
     const [noteFile, proofFile] = [$('other-note').files[0], $('other-proof').files[0]];
     if (noteFile || proofFile) {
       options.other = {};

@@ -1,7 +1,8 @@
 //! Checkpoints: C2SP tlog-checkpoint bodies signed as C2SP signed notes with the ledger's
 //! Ed25519 key, byte-compatible with Go's sumdb/note (DESIGN 3.3). Signing and verifying notes
 //! is Cloudflare's `signed_note`; this module binds it to our origin and key. Cosignatures of
-//! witnesses (C2SP tlog-cosignature) are kept in the note untouched. Not the place for trees.
+//! witnesses (C2SP tlog-cosignature) are kept in the note untouched here and checked by
+//! `cosignature`. Not the place for trees.
 
 use crate::keys::KeyPair;
 use crate::merkle::{Hash, HashB64};
@@ -135,7 +136,8 @@ impl signed_note::Verifier for StrictNoteVerifier {
 }
 
 /// Verifies a checkpoint note with `vkey` (strict Ed25519) and checks its origin. Signatures by
-/// other keys (witness cosignatures) are left in the note and ignored here.
+/// other keys (witness cosignatures) are left in the note and ignored here
+/// (`cosignature::check_cosignatures` judges those a caller asks for).
 pub fn verify_checkpoint(note: &[u8], vkey: &str, origin: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
     let verifier = StrictNoteVerifier::new(vkey)?;
     let name = verifier.name.clone();

@@ -32,6 +32,31 @@ pub struct ConsistencyChecked {
     pub second: u64,
 }
 
+/// A witness whose cosignature of a checkpoint verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cosigned {
+    /// The witness's name (its verifier key's).
+    pub witness: String,
+    /// Its key id, 8 hex digits.
+    pub key_id: String,
+    /// When it cosigned (POSIX seconds), as its cosignature says.
+    pub timestamp: u64,
+}
+
+/// The witnesses' cosignatures the verifier looked for (FORMAT.md section 4, "Witnesses").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cosignatures {
+    /// How many distinct witnesses had to cosign each checkpoint.
+    pub required: usize,
+    /// How many distinct witnesses were given.
+    pub witnesses: usize,
+    /// Those whose cosignature of the bundle's checkpoint verified; `null` when the checkpoint
+    /// itself did not verify (nothing was looked for).
+    pub checkpoint: Option<Vec<Cosigned>>,
+    /// The same for the second checkpoint, when one was given and verified.
+    pub second_checkpoint: Option<Vec<Cosigned>>,
+}
+
 /// What the completeness member proved (FORMAT.md section 6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Completeness {
@@ -104,6 +129,8 @@ pub struct Report {
     pub authority_checked_by_rules: usize,
     pub authority_checked_by_grant_only: Vec<GrantOnly>,
     pub consistency: Option<ConsistencyChecked>,
+    /// `null` when no witness was given.
+    pub cosignatures: Option<Cosignatures>,
     /// A second checkpoint was given (whether or not the consistency held); the text report
     /// says "none given" only when it was not.
     #[serde(skip)]
@@ -220,6 +247,24 @@ impl Report {
             (Some(c), _) => _ = writeln!(s, "consistency: tree {} extends tree {}", c.second, c.first),
             (None, true) => _ = writeln!(s, "consistency: not established, see the failure above"),
             (None, false) => _ = writeln!(s, "consistency: no second checkpoint given"),
+        }
+        if let Some(c) = &self.cosignatures {
+            for (what, list) in [("checkpoint", &c.checkpoint), ("second checkpoint", &c.second_checkpoint)] {
+                let Some(list) = list else { continue };
+                let who: Vec<String> = list
+                    .iter()
+                    .map(|w| format!("{} at {}", w.witness, zachetka_formats::time::format_rfc3339(w.timestamp as i64)))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "cosignatures of the {what}: {} of {} witnesses given ({} required){}{}",
+                    list.len(),
+                    c.witnesses,
+                    c.required,
+                    if who.is_empty() { "" } else { ": " },
+                    who.join(", ")
+                );
+            }
         }
         if let Some(c) = &self.completeness {
             let _ = writeln!(s, "completeness: {}", c.describe());

@@ -8,11 +8,15 @@
 use crate::bundle::CompletenessMember;
 use crate::bundle::{Bundle, Content, Decoded, FORMAT, NOTE_BYTES_MAX, VERSION};
 use crate::disclosure::preset;
-use crate::report::{Completeness, ConsistencyChecked, Failure, GrantOnly, InstitutionYears, RecordSummary, Report};
+use crate::report::{
+    Completeness, ConsistencyChecked, Cosignatures, Cosigned, Failure, GrantOnly, InstitutionYears, RecordSummary,
+    Report,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use zachetka_formats::checkpoint::{self, TreeHead};
+use zachetka_formats::cosignature::{self, WitnessKey};
 use zachetka_formats::event::{canonical_event_of_entry, parse_entry, signing_input, ParsedEntry};
 use zachetka_formats::keys::{self, KeyCache};
 use zachetka_formats::merkle::{self, ConsistencyProof, Hash, HashB64};
@@ -45,6 +49,13 @@ pub struct Options {
     /// the bundle's checkpoint, and to the second checkpoint when that one is newer
     /// (`completeness_stale` beyond). `None`: [`MAX_UNCOVERED_DEFAULT`].
     pub max_uncovered: Option<u64>,
+    /// Witnesses whose cosignatures the caller looks for (C2SP `tlog-cosignature`, DESIGN 3.6).
+    /// A key given twice counts once.
+    pub witnesses: Vec<WitnessKey>,
+    /// How many distinct witnesses of `witnesses` must have cosigned the bundle's checkpoint
+    /// (and the second checkpoint, when one is given): `cosignatures_insufficient` below that.
+    /// 0 demands none (the cosignatures found are still checked and reported).
+    pub witnesses_required: usize,
 }
 
 /// The default bound on positions a bundle's completeness commitment leaves uncovered
@@ -113,6 +124,18 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
         r.tree_size = Some(h.tree_size);
         r.root_hash = Some(h.root_hash.to_b64());
     }
+    let witnesses = distinct(&options.witnesses);
+    if !witnesses.is_empty() {
+        let checkpoint = head.as_ref().map(|_| {
+            check_cosignatures(&mut r, b.checkpoint.as_bytes(), &witnesses, options, "the bundle's checkpoint")
+        });
+        r.cosignatures = Some(Cosignatures {
+            required: options.witnesses_required,
+            witnesses: witnesses.len(),
+            checkpoint,
+            second_checkpoint: None,
+        });
+    }
     check_order(&mut r, &b);
 
     let threads = match options.threads {
@@ -137,7 +160,7 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
         check_chains(&mut later, &b.learner, &by_seq);
         check_authority(&mut later, &b.origin, options.region.clone().unwrap_or_default(), &by_seq);
         if let (Some(other), Some(head)) = (&options.other, &head) {
-            check_consistency(&mut later, other, head, verifier_key, &b.origin);
+            check_consistency(&mut later, other, head, verifier_key, &b.origin, &witnesses, options);
         } else if options.other.is_some() {
             later.fail("consistency_invalid", None, "consistency not checked: the bundle's checkpoint did not verify");
         }
@@ -177,6 +200,9 @@ pub fn verify(bundle_bytes: &[u8], verifier_key: &str, options: &Options) -> Rep
     r.authority_checked_by_grant_only = later.authority_checked_by_grant_only;
     r.consistency = later.consistency;
     r.consistency_asked = options.other.is_some();
+    if let (Some(c), Some(second)) = (r.cosignatures.as_mut(), later.cosignatures) {
+        c.second_checkpoint = second.second_checkpoint;
+    }
     r.completeness = later.completeness;
     r.record = later.record;
     r.ok = r.failures.is_empty();
@@ -611,9 +637,85 @@ fn grant_check(rules: &Rules, env: &Envelope) -> Result<(), (&'static str, Strin
     Ok(())
 }
 
-/// Step 7: the other checkpoint and the bundle's are one history.
-fn check_consistency(r: &mut Report, other: &OtherCheckpoint, head: &TreeHead, vkey: &str, origin: &str) {
+/// The witnesses given, each once (by name, key id and key), in the order given.
+fn distinct(witnesses: &[WitnessKey]) -> Vec<WitnessKey> {
+    let mut out: Vec<WitnessKey> = Vec::new();
+    for w in witnesses {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
+    out
+}
+
+/// Step 2 (and 7, for the second checkpoint), witnesses (FORMAT.md section 4, "Witnesses"): a
+/// verified checkpoint's cosignature lines that name a given witness each verify
+/// (`cosignature_invalid`), and at least `witnesses_required` distinct witnesses cosigned it
+/// (`cosignatures_insufficient`). Returns the witnesses whose cosignature verified, each once
+/// (its first valid line), in the order given.
+fn check_cosignatures(
+    r: &mut Report,
+    note: &[u8],
+    witnesses: &[WitnessKey],
+    options: &Options,
+    what: &str,
+) -> Vec<Cosigned> {
+    // The note verified as a checkpoint, so it parses as a signed note.
+    let lines = cosignature::check_cosignatures(note, witnesses).unwrap_or_default();
+    let mut valid: Vec<Option<u64>> = vec![None; witnesses.len()];
+    for l in &lines {
+        let w = &witnesses[l.witness];
+        match &l.verdict {
+            Ok(()) => {
+                valid[l.witness].get_or_insert(l.timestamp.unwrap_or(0));
+            }
+            Err(why) => r.fail(
+                "cosignature_invalid",
+                None,
+                format!("the cosignature of witness {} ({:08x}) on {what} does not verify: {why}", w.name, w.key_id),
+            ),
+        }
+    }
+    let cosigned: Vec<Cosigned> = witnesses
+        .iter()
+        .zip(&valid)
+        .filter_map(|(w, t)| {
+            t.map(|timestamp| Cosigned { witness: w.name.clone(), key_id: format!("{:08x}", w.key_id), timestamp })
+        })
+        .collect();
+    if cosigned.len() < options.witnesses_required {
+        let names: Vec<&str> = cosigned.iter().map(|c| c.witness.as_str()).collect();
+        r.fail(
+            "cosignatures_insufficient",
+            None,
+            format!(
+                "{what} carries valid cosignatures of {} of the {} witnesses given ({}), {} required",
+                cosigned.len(),
+                witnesses.len(),
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+                options.witnesses_required
+            ),
+        );
+    }
+    cosigned
+}
+
+/// Step 7: the other checkpoint and the bundle's are one history (and it carries the
+/// cosignatures demanded, when witnesses are given).
+fn check_consistency(
+    r: &mut Report,
+    other: &OtherCheckpoint,
+    head: &TreeHead,
+    vkey: &str,
+    origin: &str,
+    witnesses: &[WitnessKey],
+    options: &Options,
+) {
     let Some(o) = check_checkpoint(r, &other.note, vkey, origin, "the second checkpoint") else { return };
+    if !witnesses.is_empty() {
+        let second = check_cosignatures(r, &other.note, witnesses, options, "the second checkpoint");
+        r.cosignatures = Some(Cosignatures { second_checkpoint: Some(second), ..Default::default() });
+    }
     let (small, large) = if o.tree_size <= head.tree_size { (o, *head) } else { (*head, o) };
     let p = &other.proof;
     if (p.first, p.second) != (small.tree_size, large.tree_size) {

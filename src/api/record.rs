@@ -8,6 +8,7 @@ use super::auth::{authorize_view, Authenticated};
 use super::error::{read_failed, refusal_response, unavailable, verification_failed};
 use super::write::{check_json_content_type, read_body};
 use super::{json_response, AppState, P, Q};
+use crate::cosignature::WitnessKey;
 use crate::record::{Disclosure, RecordError};
 use crate::refusal::{Code, Refusal};
 use axum::body::Body;
@@ -97,12 +98,37 @@ pub(super) struct VerifyQuery {
     /// The most positions the completeness commitment may leave uncovered (default
     /// `zachetka_record::MAX_UNCOVERED_DEFAULT`).
     max_uncovered: Option<u64>,
+    /// Witnesses' verifier keys, separated by whitespace (a `+` in a key is sent as `%2B`).
+    witnesses: Option<String>,
+    /// How many distinct witnesses must have cosigned (default: all given).
+    witnesses_required: Option<usize>,
 }
 
-/// `POST /v1/verify[?require_complete=true][&max_uncovered=N]`: the body is a bundle (JSON, at
-/// most [`VERIFY_BODY_BYTES_MAX`]); the answer is the report (200 whatever the verdict: `ok`
-/// says it), checked under this ledger's key. A body that is not a record bundle at all is
-/// refused 400 `bundle_malformed` (or `bundle_too_many_entries`).
+/// The witnesses of `?witnesses=` each once, and how many must have cosigned; a bad key, or
+/// more required than given, is `bad_query`.
+fn witness_demand(q: &VerifyQuery) -> Result<(Vec<WitnessKey>, usize), Refusal> {
+    let mut keys: Vec<WitnessKey> = Vec::new();
+    for v in q.witnesses.as_deref().unwrap_or("").split_whitespace() {
+        let k = WitnessKey::parse(v)
+            .map_err(|e| Refusal::new(Code::BadQuery, format!("witnesses: {v:?} is no witness verifier key: {e}")))?;
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let required = q.witnesses_required.unwrap_or(keys.len());
+    if required > keys.len() {
+        return Err(Refusal::new(
+            Code::BadQuery,
+            format!("witnesses_required {required} is more than the {} distinct witnesses given", keys.len()),
+        ));
+    }
+    Ok((keys, required))
+}
+
+/// `POST /v1/verify[?require_complete=true][&max_uncovered=N][&witnesses=K1%20K2][&witnesses_required=k]`:
+/// the body is a bundle (JSON, at most [`VERIFY_BODY_BYTES_MAX`]); the answer is the report
+/// (200 whatever the verdict: `ok` says it), checked under this ledger's key. A body that is not
+/// a record bundle at all is refused 400 `bundle_malformed` (or `bundle_too_many_entries`).
 pub(super) async fn post_verify(
     State(state): State<AppState>,
     Q(q): Q<VerifyQuery>,
@@ -112,6 +138,10 @@ pub(super) async fn post_verify(
     if let Err(r) = check_json_content_type(&headers) {
         return refusal_response(&r);
     }
+    let (witnesses, witnesses_required) = match witness_demand(&q) {
+        Ok(d) => d,
+        Err(r) => return refusal_response(&r),
+    };
     let (bytes, _body_room) = match read_body(body, &headers, VERIFY_BODY_BYTES_MAX, &state.bodies).await {
         Ok(b) => b,
         Err(r) => return refusal_response(&r),
@@ -126,6 +156,8 @@ pub(super) async fn post_verify(
             threads: 1,
             require_complete: q.require_complete,
             max_uncovered: q.max_uncovered,
+            witnesses,
+            witnesses_required,
             ..Default::default()
         };
         crate::record::verify(&bytes, &vkey, &options)

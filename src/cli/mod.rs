@@ -12,6 +12,7 @@ mod rebuild;
 mod record;
 mod token;
 mod vc;
+mod witness;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -97,6 +98,31 @@ enum Command {
         system: String,
         /// Files of legacy records; none reads stdin.
         files: Vec<PathBuf>,
+    },
+    /// Cosign a checkpoint note as a witness (C2SP tlog-cosignature, Ed25519; DESIGN 3.6): check
+    /// the ledger's signature under --ledger-vkey, then print the note with this witness's
+    /// cosignature line added, timestamped now. The witness's key is a key file as `keygen`
+    /// writes it; its verifier key (what verifiers pass to `verify --witness`) is printed by
+    /// `--print-vkey`.
+    Cosign {
+        /// The witness's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name (a schema-less URL, e.g. witness.example.org/w1; no spaces, no +).
+        #[arg(long)]
+        name: String,
+        /// The ledger's verifier key: the note must carry the ledger's valid signature.
+        #[arg(long, required_unless_present = "print_vkey")]
+        ledger_vkey: Option<String>,
+        /// Print the witness's verifier key (<name>+<hex key id>+<base64(0x04 || key)>) and stop.
+        #[arg(long, conflicts_with_all = ["ledger_vkey", "note", "out"])]
+        print_vkey: bool,
+        /// The checkpoint note (`-` reads stdin).
+        #[arg(required_unless_present = "print_vkey")]
+        note: Option<PathBuf>,
+        /// Write the cosigned note here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print the latest checkpoint note.
     Checkpoint {
@@ -220,6 +246,14 @@ enum Command {
         /// default is twice the ledger's default commitment spacing.
         #[arg(long, default_value_t = zachetka_record::MAX_UNCOVERED_DEFAULT)]
         max_uncovered: u64,
+        /// A witness's verifier key (<name>+<hex key id>+<base64(0x04 || key)>, as `cosign
+        /// --print-vkey` prints it); repeatable. The checkpoints' cosignatures by these are checked.
+        #[arg(long = "witness", value_name = "VKEY", conflicts_with = "receipt")]
+        witnesses: Vec<String>,
+        /// How many distinct witnesses of --witness must have cosigned the bundle's checkpoint
+        /// (and --checkpoint): `cosignatures_insufficient` below. Default: all of them.
+        #[arg(long, requires = "witnesses")]
+        witnesses_required: Option<usize>,
         /// The region config the ledger enforces (its JSON, as `init --rules` took it; a region
         /// publishes it): the authors' rights are replayed under it. Default: the default region
         /// lists (rules/region-default.json).
@@ -688,6 +722,8 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             consistency,
             require_complete,
             max_uncovered,
+            witnesses,
+            witnesses_required,
             region,
             receipt,
             receipt_checkpoint,
@@ -700,7 +736,16 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let bundle = bundle.ok_or_else(|| anyhow!("say what to verify: a bundle, or --receipt"))?;
             let completeness = record::CompletenessPolicy { require: require_complete, max_uncovered };
             let others = record::Others { checkpoint: checkpoint.as_deref(), consistency: consistency.as_deref() };
-            return record::verify(&bundle, &vkey, json, others, region.as_deref(), completeness);
+            let witnesses = witness::Demand::parse(&witnesses, witnesses_required)?;
+            return record::verify(&bundle, &vkey, json, others, region.as_deref(), completeness, witnesses);
+        }
+        Command::Cosign { key, name, ledger_vkey, print_vkey, note, out } => {
+            let witness = witness::open(&key, &name)?;
+            if print_vkey {
+                write_stdout(format_args!("{}\n", witness.verifier_key().encode()))?;
+            } else if let (Some(vkey), Some(note)) = (ledger_vkey, note) {
+                witness::cosign(&witness, &vkey, &note, out.as_deref())?;
+            }
         }
         Command::Demo {
             dir,

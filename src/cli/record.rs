@@ -69,7 +69,7 @@ pub fn export(
     Ok(())
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
@@ -99,6 +99,7 @@ pub fn verify(
     others: Others<'_>,
     region: Option<&Path>,
     completeness: CompletenessPolicy,
+    witnesses: super::witness::Demand,
 ) -> Result<ExitCode> {
     let bytes = read(bundle)?;
     let region = match region {
@@ -123,6 +124,8 @@ pub fn verify(
         region,
         require_complete: completeness.require,
         max_uncovered: Some(completeness.max_uncovered),
+        witnesses: witnesses.keys,
+        witnesses_required: witnesses.required,
         ..Default::default()
     };
     let report = zachetka::record::verify(&bytes, vkey, &options);

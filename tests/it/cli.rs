@@ -314,3 +314,145 @@ fn verify_of_a_file_that_is_not_a_bundle_says_so() {
         assert_eq!(text.lines().count(), 1, "{body}: nothing else to say: {text}");
     }
 }
+
+/// DESIGN 3.6 (review s11, finding 8): a bundle's checkpoint cosigned by two witnesses with
+/// `cosign` and put back verifies with `--witness` x3 `--witnesses-required 2`, and is refused
+/// `cosignatures_insufficient` when 3 are required; `cosign` refuses a note the ledger did not sign.
+#[test]
+fn witnesses_cosign_a_bundles_checkpoint_and_verify_demands_k_of_n() {
+    use super::record::{applied, concerned_by_scan, copy_into_ledger_dir, ledger, vkey};
+    let store = tempfile::tempdir().unwrap();
+    let (learner, vk) = {
+        let l = ledger(store.path(), zachetka::ledger::RulesMode::Enforce);
+        super::rules::append_region(&l);
+        applied(&l);
+        (concerned_by_scan(&l).into_iter().max_by_key(|(_, s)| s.len()).unwrap().0, vkey(&l))
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    copy_into_ledger_dir(store.path(), &dir);
+    let path = |name: &str| tmp.path().join(name);
+    let cmd = |args: &[&str]| {
+        let mut c = zachetka();
+        c.args(args);
+        run(c)
+    };
+    let bundle = path("bundle.json");
+    let o = cmd(&["export", "--dir", dir.to_str().unwrap(), "--learner", &learner, "--out", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut witnesses = Vec::new();
+    for n in 1..=3 {
+        let key = path(&format!("w{n}.key"));
+        assert!(cmd(&["keygen", "--out", key.to_str().unwrap()]).status.success());
+        let name = format!("w{n}.witness.example");
+        let o = cmd(&["cosign", "--key", key.to_str().unwrap(), "--name", &name, "--print-vkey"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let witness_vkey = String::from_utf8(o.stdout).unwrap().trim_end().to_owned();
+        assert!(witness_vkey.starts_with(&format!("{name}+")), "{witness_vkey}");
+        witnesses.push((key, name, witness_vkey));
+    }
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let note = path("checkpoint.note");
+    std::fs::write(&note, json["checkpoint"].as_str().unwrap()).unwrap();
+    // Two witnesses cosign, one after the other, the second writing to a file.
+    let o = {
+        let (key, name, _) = &witnesses[0];
+        let mut c = zachetka();
+        c.args(["cosign", "--key", key.to_str().unwrap(), "--name", name, "--ledger-vkey", &vk]).arg(&note);
+        run(c)
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let once = path("once.note");
+    std::fs::write(&once, &o.stdout).unwrap();
+    let twice = path("twice.note");
+    let (key, name, _) = &witnesses[1];
+    let o = cmd(&[
+        "cosign",
+        "--key",
+        key.to_str().unwrap(),
+        "--name",
+        name,
+        "--ledger-vkey",
+        &vk,
+        "--out",
+        twice.to_str().unwrap(),
+        once.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cosigned = std::fs::read_to_string(&twice).unwrap();
+    assert!(cosigned.starts_with(json["checkpoint"].as_str().unwrap()), "the ledger's note is kept: {cosigned}");
+    assert_eq!(cosigned.lines().count(), json["checkpoint"].as_str().unwrap().lines().count() + 2);
+    json["checkpoint"] = cosigned.into();
+    std::fs::write(&bundle, json.to_string()).unwrap();
+
+    let verify = |required: &str| {
+        let mut args = vec!["verify", bundle.to_str().unwrap(), "--vkey", &vk, "--json"];
+        for (_, _, w) in &witnesses {
+            args.extend(["--witness", w.as_str()]);
+        }
+        args.extend(["--witnesses-required", required]);
+        let o = cmd(&args);
+        let report: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.code(), report)
+    };
+    let (code, report) = verify("2");
+    assert_eq!((code, &report["ok"]), (Some(0), &serde_json::json!(true)), "{report}");
+    let who: Vec<&str> = report["cosignatures"]["checkpoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["witness"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["w1.witness.example", "w2.witness.example"]);
+    let (code, report) = verify("3");
+    assert_eq!(code, Some(1), "{report}");
+    let failures: Vec<&str> =
+        report["failures"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(failures, ["cosignatures_insufficient"]);
+    // More required than witnesses given: the command cannot run.
+    let o = cmd(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--vkey",
+        &vk,
+        "--witness",
+        &witnesses[0].2,
+        "--witnesses-required",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stdout));
+    // A witness key that is not one (the ledger's own key, type 0x01): refused before verifying.
+    let o = cmd(&["verify", bundle.to_str().unwrap(), "--vkey", &vk, "--witness", &vk]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is of signature type 0x01"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // `cosign` checks the ledger's signature first: a changed tree size is not cosigned.
+    let forged = path("forged.note");
+    let text = std::fs::read_to_string(&note).unwrap();
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    lines[1] = (lines[1].parse::<u64>().unwrap() + 1).to_string();
+    std::fs::write(&forged, lines.join("\n")).unwrap();
+    let (key, name, _) = &witnesses[2];
+    let o = cmd(&[
+        "cosign",
+        "--key",
+        key.to_str().unwrap(),
+        "--name",
+        name,
+        "--ledger-vkey",
+        &vk,
+        forged.to_str().unwrap(),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(o.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a checkpoint the ledger"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

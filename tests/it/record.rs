@@ -28,7 +28,7 @@ use zachetka_projections::completeness::{self as commitment, LearnerValue, Map};
 use zachetka_projections::model::ParsedFact;
 use zachetka_projections::models::concerns::Concerns;
 
-fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
+pub(super) fn ledger(dir: &std::path::Path, mode: RulesMode) -> Ledger {
     let store: Arc<dyn zachetka::store::Store> = Arc::new(zachetka::store::sled::SledStore::open(dir).unwrap());
     if store.config().unwrap().is_none() {
         let authority = region().authority_did();
@@ -72,12 +72,12 @@ fn has(r: &Report, code: &str) -> bool {
     r.failures.iter().any(|f| f.code == code)
 }
 
-fn vkey(l: &Ledger) -> String {
+pub(super) fn vkey(l: &Ledger) -> String {
     l.config().verifier_key.clone()
 }
 
 /// Learner -> the seqs that concern them, by a fold of the whole log (the one definition).
-fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
+pub(super) fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
     let size = l.head().0.tree_size;
     let mut c = Concerns::default();
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -92,7 +92,7 @@ fn concerned_by_scan(l: &Ledger) -> BTreeMap<String, Vec<u64>> {
     out
 }
 
-fn applied(l: &Ledger) {
+pub(super) fn applied(l: &Ledger) {
     l.read_side().wait_applied_blocking(l.head().0.tree_size);
 }
 
@@ -404,6 +404,40 @@ fn the_record_is_served_to_its_learner_and_verified_by_anyone() {
     );
     // (A small body: the query is refused before the body is read.)
     for bad in ["max_uncovered=many", "require_complete=yes", "strict=true"] {
+        let (s, r) = call(ureq::post(&format!("{verify_url}?{bad}")), Some(b"{}"));
+        assert_eq!(
+            (s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()),
+            (400, json!("bad_query")),
+            "{bad}"
+        );
+    }
+    // Witnesses (DESIGN 3.6) as query parameters: whitespace-separated keys, `+` as %2B.
+    let witness = |n: u8| {
+        zachetka::cosignature::Witness::new(&format!("w{n}.witness.example"), KeyPair::from_seed(&[n; 32])).unwrap()
+    };
+    let (w1, w2) = (witness(1), witness(2));
+    let mut cosigned = bundle.clone();
+    let note = w1.cosign(bundle["checkpoint"].as_str().unwrap().as_bytes(), 1_764_662_400).unwrap();
+    cosigned["checkpoint"] = json!(String::from_utf8(note).unwrap());
+    let cosigned = serde_json::to_vec(&cosigned).unwrap();
+    let q = |w: &[&zachetka::cosignature::Witness]| {
+        w.iter().map(|w| w.verifier_key().encode().replace('+', "%2B")).collect::<Vec<_>>().join("%20")
+    };
+    let (s, report) =
+        call(ureq::post(&format!("{verify_url}?witnesses={}&witnesses_required=1", q(&[&w1, &w2]))), Some(&cosigned));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
+    assert_eq!(
+        report["cosignatures"],
+        json!({"required": 1, "witnesses": 2, "second_checkpoint": null,
+               "checkpoint": [{"witness": "w1.witness.example", "key_id": format!("{:08x}", w1.verifier_key().key_id), "timestamp": 1_764_662_400}]})
+    );
+    let (s, report) = call(ureq::post(&format!("{verify_url}?witnesses={}", q(&[&w1, &w2]))), Some(&cosigned));
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!((s, report["failures"][0]["code"].clone()), (200, json!("cosignatures_insufficient")), "{report}");
+    for bad in
+        [format!("witnesses={}", vkey(&l).replace('+', "%2B")), format!("witnesses={}&witnesses_required=2", q(&[&w1]))]
+    {
         let (s, r) = call(ureq::post(&format!("{verify_url}?{bad}")), Some(b"{}"));
         assert_eq!(
             (s, serde_json::from_slice::<Value>(&r).unwrap()["code"].clone()),
@@ -844,7 +878,7 @@ fn a_commitment_by_another_key_or_of_another_ledger_is_refused() {
 }
 
 /// Lays out a ledger directory as `zachetka init` does: the store in `store/`, `ledger.key`.
-fn copy_into_ledger_dir(store: &std::path::Path, to: &std::path::Path) {
+pub(super) fn copy_into_ledger_dir(store: &std::path::Path, to: &std::path::Path) {
     fn copy(from: &std::path::Path, to: &std::path::Path) {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap() {

@@ -737,6 +737,56 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     let rust_forged_codes: Vec<&str> = rust_forged.failures.iter().map(|f| f.code.as_str()).collect();
     assert_eq!(rust_forged_codes, ["consistency_invalid"]);
 
+    // Witnesses (DESIGN 3.6): the bundle's checkpoint cosigned by two of three witnesses; the
+    // page asked for 2 of them verifies it, for 3 refuses it, and a line under a given witness's
+    // name and key id signed by another key is refused; each as the Rust verifier decides.
+    let witness = |n: u8| {
+        zachetka::cosignature::Witness::new(
+            &format!("w{n}.witness.example"),
+            zachetka::keys::KeyPair::from_seed(&[n; 32]),
+        )
+        .unwrap()
+    };
+    let (w1, w2, w3) = (witness(1), witness(2), witness(3));
+    let witness_keys: Vec<String> = [&w1, &w2, &w3].iter().map(|w| w.verifier_key().encode()).collect();
+    let with_note = |note: Vec<u8>| {
+        let mut b = real.clone();
+        b["checkpoint"] = json!(String::from_utf8(note).unwrap());
+        b
+    };
+    let checkpoint = real["checkpoint"].as_str().unwrap().as_bytes().to_vec();
+    let cosigned = with_note(w2.cosign(&w1.cosign(&checkpoint, 1_764_662_400).unwrap(), 1_764_662_460).unwrap());
+    let forged = {
+        let impostor =
+            zachetka::cosignature::Witness::new("w2.witness.example", zachetka::keys::KeyPair::from_seed(&[9; 32]))
+                .unwrap();
+        let body = &checkpoint[..=checkpoint.windows(2).position(|w| w == b"\n\n").unwrap()];
+        let line = impostor.cosignature_line(body, 1_764_662_400).unwrap();
+        let mut raw = zachetka::keys::b64_decode(line.trim_end().rsplit(' ').next().unwrap()).unwrap();
+        raw[..4].copy_from_slice(&w2.verifier_key().key_id.to_be_bytes());
+        let mut note = w1.cosign(&checkpoint, 1_764_662_400).unwrap();
+        note.extend_from_slice(format!("— w2.witness.example {}\n", zachetka::keys::b64(&raw)).as_bytes());
+        with_note(note)
+    };
+    let rust_witnessed = |b: &Value, k: usize| {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let options = zachetka_record::Options {
+            witnesses: witness_keys.iter().map(|v| zachetka::cosignature::WitnessKey::parse(v).unwrap()).collect(),
+            witnesses_required: k,
+            ..Default::default()
+        };
+        zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &options)
+    };
+    let rust_enough = rust_witnessed(&cosigned, 2);
+    assert!(rust_enough.ok, "{:?}", rust_enough.failures);
+    let witness_codes =
+        |r: &zachetka_record::Report| -> Vec<String> { r.failures.iter().map(|f| f.code.clone()).collect() };
+    let rust_too_few_report = rust_witnessed(&cosigned, 3);
+    let rust_too_few = witness_codes(&rust_too_few_report);
+    assert_eq!(rust_too_few, ["cosignatures_insufficient"]);
+    let rust_forged_witness = witness_codes(&rust_witnessed(&forged, 1));
+    assert_eq!(rust_forged_witness, ["cosignature_invalid"]);
+
     // A wrong key: another ledger of the same name.
     let (_perf_dir, perf) = perf_ledger(5_000);
     let other_key = perf.config().verifier_key.clone();
@@ -785,6 +835,15 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
              "other_note": write_text("older.note", &older_note), "other_proof": write("forged-proof.json", &forged_proof)},
             {"name": "consistency-proof-missing", "bundle": write("real.json", &real),
              "other_note": write_text("older.note", &older_note)},
+            {"name": "witnesses-enough", "bundle": write("cosigned.json", &cosigned),
+             "witnesses": witness_keys, "witnesses_required": 2},
+            {"name": "witnesses-too-few", "bundle": write("cosigned.json", &cosigned),
+             "witnesses": witness_keys, "witnesses_required": 3},
+            {"name": "witnesses-all-by-default", "bundle": write("cosigned.json", &cosigned), "witnesses": witness_keys},
+            {"name": "witness-forged", "bundle": write("witness-forged.json", &forged),
+             "witnesses": witness_keys, "witnesses_required": 1},
+            {"name": "witness-key-bad", "bundle": write("cosigned.json", &cosigned),
+             "witnesses": [demo_key.clone()]},
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
             {"name": "attested-only", "bundle": write("attested-only.json", &attested_only)},
             {"name": "revocation-withheld", "bundle": write("revocation-withheld.json", &revocation_withheld)},
@@ -948,6 +1007,25 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         .contains(&format!("extends the tree of size {}", checked.first)));
     assert_eq!(page_codes("consistency-forged"), rust_forged_codes);
     assert_eq!(page_codes("consistency-proof-missing"), ["consistency_invalid"]);
+
+    // Witnesses: the page decides as the Rust verifier does, and says who cosigned when.
+    let enough = case("witnesses-enough");
+    assert_eq!(enough["state"], "verified", "{:#}", enough["report"]["failures"]);
+    assert_eq!(enough["report"]["cosignatures"], serde_json::to_value(&rust_enough.cosignatures).unwrap());
+    let said = enough["facts"]["Witnesses"].as_str().unwrap();
+    assert!(
+        said.starts_with(
+            "cosigned the checkpoint: 2 of 3 witnesses given (2 required): w1.witness.example at 2025-12-02T08:00:00Z"
+        ),
+        "{said}"
+    );
+    assert_eq!(page_codes("witnesses-too-few"), rust_too_few);
+    assert_eq!(page_codes("witnesses-all-by-default"), rust_too_few);
+    assert_eq!(case("witnesses-too-few")["report"]["failures"][0]["message"], rust_too_few_report.failures[0].message);
+    assert_eq!(page_codes("witness-forged"), rust_forged_witness);
+    // The ledger's own key is no witness key: refused as POST /v1/verify refuses it.
+    assert_eq!(page_codes("witness-key-bad"), ["bad_query"]);
+    assert!(case("witness-key-bad")["failures"][0].as_str().unwrap().contains("signature type 0x01"));
 
     // The page lists failures in the order the Rust verifier does (FORMAT.md section 5), so
     // its status line names the same first failure as `zachetka verify`.

@@ -7,10 +7,11 @@
 //    "map_proofs"},
 //    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
 // config: {"chromium","base","artifacts","cases":[{"name","bundle","key"?,"require_complete"?,
-// "other_note"?,"other_proof"?}],
+// "other_note"?,"other_proof"?,"witnesses"?,"witnesses_required"?}],
 // "ed25519":[{"pk","msg","sig"}]} (key absent: the page keeps the key the server filled in;
 // require_complete: the page's checkbox ticked; other_note, other_proof: files for the second
-// checkpoint's inputs; hex fields in ed25519).
+// checkpoint's inputs; witnesses: verifier keys typed one per line into the witnesses field,
+// witnesses_required: the count typed beside it; hex fields in ed25519).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,6 +44,11 @@ try {
       await page.click('#second summary');
       if (c.other_note) await page.setInputFiles('#other-note', c.other_note);
       if (c.other_proof) await page.setInputFiles('#other-proof', c.other_proof);
+    }
+    if (c.witnesses) {
+      await page.click('#witnesses-box summary');
+      await page.fill('#witnesses', c.witnesses.join('\n'));
+      if (c.witnesses_required !== undefined) await page.fill('#witnesses-required', String(c.witnesses_required));
     }
     const started = Date.now();
     await page.setInputFiles('#file', c.bundle);
