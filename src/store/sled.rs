@@ -253,8 +253,9 @@ pub struct SledStore {
     writer: Mutex<Writer>,
     /// Damage found while opening read-only (an audit reports it; a read-write open refuses).
     findings: Vec<StoreFinding>,
-    /// The private copy of the index a read-only open works on, removed on drop.
-    scratch: Option<PathBuf>,
+    /// The private copy of the index a read-only open works on, removed on drop (after `db`,
+    /// declared before it, is closed).
+    _scratch: Option<ScratchDir>,
     /// The store's lock (`LOCK`), held while the store is open for writing: see [`take_lock`].
     _lock: Option<File>,
 }
@@ -671,9 +672,15 @@ impl SledStore {
         let (db, scratch) = match mode {
             Mode::ReadWrite => (open_index(&paths.index)?, None),
             Mode::ReadOnly => {
-                let scratch = scratch_dir()?;
-                let db = match copy_dir(&paths.index, &scratch.join("index")) {
-                    Ok(true) => sled_config(&scratch.join("index")).open().map_err(|e| e.to_string()),
+                // Removed when dropped: on a refusal, an error or a panic below as on a clean close.
+                let scratch = ScratchDir::create()?;
+                let copy = scratch.path().join("index");
+                let db = match copy_dir(&paths.index, &copy) {
+                    // sled panics on some damaged files (as `open_index` knows): a finding, not a crash.
+                    Ok(true) => match std::panic::catch_unwind(|| sled_config(&copy).open()) {
+                        Ok(opened) => opened.map_err(|e| e.to_string()),
+                        Err(_) => Err("sled panicked reading it".to_owned()),
+                    },
                     Ok(false) => Err("there is no index".to_owned()),
                     Err(e) => Err(e.to_string()),
                 };
@@ -685,10 +692,12 @@ impl SledStore {
                             offset: 0,
                             tree_size: None,
                             code: "index_unreadable",
-                            message: format!("the index cannot be read ({e}); it is rebuilt from the log on open"),
+                            message: format!(
+                                "the index cannot be read ({e}); the audit indexed every entry afresh, and a \
+                                 server's open rebuilds it from the log"
+                            ),
                         });
-                        let fresh = scratch.join("fresh");
-                        sled_config(&fresh).open().map_err(io)?
+                        sled_config(&scratch.path().join("fresh")).open().map_err(io)?
                     }
                 };
                 (db, Some(scratch))
@@ -722,7 +731,7 @@ impl SledStore {
             committed: RwLock::new(Extent::default()),
             writer: Default::default(),
             findings,
-            scratch,
+            _scratch: scratch,
             _lock: lock,
         };
         if let Err(e) = store.recover() {
@@ -1157,13 +1166,35 @@ fn set_index_aside(path: &Path, why: &str) -> Result<Option<PathBuf>, StoreError
     Ok(Some(aside))
 }
 
-/// A fresh private directory for a read-only open's index copy.
-fn scratch_dir() -> Result<PathBuf, StoreError> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("zachetka-audit-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| fio(&dir.display().to_string(), e))?;
-    Ok(dir)
+/// A read-only open's private directory for its copy of the index (which holds every event id
+/// and stream, learners' ids among them): `$TMPDIR/zachetka-audit-<pid>-<n>`, mode 0700 (sled's
+/// own files in it are 0644), removed with everything in it when the guard is dropped: on a
+/// clean close, on an error and while a panic unwinds.
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<Self, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("zachetka-audit-{}-{n}", std::process::id()));
+        // Not `create_dir_all`: a directory of that name left by another process is not reused.
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| fio(&dir.display().to_string(), e))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "couldn't remove the audit's copy of the index");
+        }
+    }
 }
 
 /// Copies a directory tree; `false` if `from` does not exist.
@@ -1191,8 +1222,6 @@ impl Drop for SledStore {
             if let Err(e) = self.flush_index() {
                 tracing::warn!(error = %e, "couldn't flush the index on close; the next open re-indexes");
             }
-        } else if let Some(scratch) = &self.scratch {
-            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }

@@ -521,3 +521,99 @@ fn rebuilding_the_index_from_the_log_answers_the_same() {
     assert!(!dirs.iter().any(|d| d.to_string_lossy().starts_with("index.")), "{dirs:?}");
     assert!(audit_dir(clean.path()).is_clean());
 }
+
+/// Review s11 (ops finding 3): `audit` panicked (exit 101) on a damaged sled index and left its
+/// copy of the index (event ids, streams: learners' ids) in `$TMPDIR`, world-readable. Now an
+/// index sled cannot read is a finding naming the index and the audit still checks every entry
+/// from a fresh private index; its copy lives in a 0700 directory, removed on every path: a
+/// clean audit, a damaged one, and one that cannot run at all.
+#[test]
+fn an_audit_over_a_damaged_index_reports_it_and_leaves_no_copy_behind() {
+    let (clean, _, _) = grounds();
+    let ground = tempfile::tempdir().unwrap();
+    std::fs::write(ground.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
+    copy_dir(clean.path(), &ground.path().join("store"));
+    let run = |dir: &Path, tmp: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["audit", "--json", "--dir"])
+            .arg(dir)
+            .env("TMPDIR", tmp)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let db_len = std::fs::metadata(StorePaths::of(&ground.path().join("store")).index.join("db")).unwrap().len();
+    // (what is damaged, how, whether the index must be named as unreadable)
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(String, Damage, bool)> = [0, db_len / 7, db_len / 2, db_len - 2]
+        .into_iter()
+        .map(|at| (format!("db flipped at {at}"), Box::new(move |i: &Path| flip(&i.join("db"), at)) as Damage, false))
+        .chain([
+            (
+                "conf garbage".to_owned(),
+                Box::new(|i: &Path| std::fs::write(i.join("conf"), [0xA5u8; 62]).unwrap()) as Damage,
+                true,
+            ),
+            (
+                "db replaced by garbage".to_owned(),
+                Box::new(|i: &Path| std::fs::write(i.join("db"), vec![0x5Au8; 1 << 16]).unwrap()) as Damage,
+                false,
+            ),
+        ])
+        .collect();
+    for (what, damage, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(ground.path(), dir.path());
+        damage(&StorePaths::of(&dir.path().join("store")).index);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = run(dir.path(), tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{what}: {:?} {stderr}", out.status);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["tree_size"], 30, "{what}: every entry is audited: {report:#}");
+        let violations = report["violations"].as_array().unwrap();
+        let index_named = violations.iter().any(|v| {
+            v["code"] == "index_unreadable"
+                && v["position"] == serde_json::json!({"kind": "file", "file": "index", "offset": 0})
+        });
+        if named {
+            assert!(index_named, "{what}: {report:#}");
+        }
+        // Whatever the index, the log is intact: nothing else is reported.
+        assert!(violations.iter().all(|v| v["code"] == "index_unreadable"), "{what}: {report:#}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{what}: the audit left {left:?} in TMPDIR");
+    }
+
+    // An audit that cannot run (a store file it cannot read) exits 2 and still removes its copy.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(ground.path(), dir.path());
+    let checkpoints = StorePaths::of(&dir.path().join("store")).checkpoints;
+    std::fs::remove_file(&checkpoints).unwrap();
+    std::fs::create_dir(&checkpoints).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), tmp.path());
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("checkpoints.dat"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a failed audit left {left:?} in TMPDIR");
+
+    // While a read-only store is open, its copy is private (0700).
+    use std::os::unix::fs::PermissionsExt;
+    let store = SledStore::open_read_only(&ground.path().join("store")).unwrap();
+    let mine = format!("zachetka-audit-{}-", std::process::id());
+    let copies: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+        .collect();
+    assert!(!copies.is_empty(), "no copy of the index found in {}", std::env::temp_dir().display());
+    for c in copies {
+        // Another test's copy may be removed meanwhile.
+        if let Ok(m) = c.metadata() {
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{}", c.path().display());
+        }
+    }
+    drop(store);
+}
