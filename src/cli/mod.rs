@@ -430,8 +430,21 @@ fn store_dir(dir: &Path) -> PathBuf {
     dir.join("store")
 }
 
+/// Makes the ledger directory and its `snapshots/` private (0700): snapshots hold every read
+/// model, and a directory made before this rule (or by hand) may be world-readable. The store's
+/// own directories are made private by its open.
+fn make_ledger_dir_private(dir: &Path) -> Result<()> {
+    for d in [dir.to_owned(), dir.join("snapshots")] {
+        if d.is_dir() {
+            zachetka::store::sled::make_private(&d)?;
+        }
+    }
+    Ok(())
+}
+
 /// The store of a ledger: PostgreSQL when a database is named, else the embedded store in `dir`.
 fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    make_ledger_dir_private(dir)?;
     if let Some(url) = database {
         return Ok(Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?));
     }

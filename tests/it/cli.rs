@@ -314,3 +314,28 @@ fn verify_of_a_file_that_is_not_a_bundle_says_so() {
         assert_eq!(text.lines().count(), 1, "{body}: nothing else to say: {text}");
     }
 }
+
+/// Review s11 (ops finding 8): the ledger directory, `store/`, `store/index/` (sled's files in
+/// it are 0644) and `snapshots/` were 0755, so any local user could read the index and the
+/// snapshots (learners' marks). `init` makes them 0700, and every open for writing makes them so
+/// again, also for a ledger made before.
+#[test]
+fn init_and_every_open_for_writing_leave_the_ledger_directories_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ground = tempfile::tempdir().unwrap();
+    let dir = ground.path().join("ledger");
+    cli_ledger(&dir);
+    let dirs = [dir.clone(), dir.join("store"), dir.join("store/index"), dir.join("snapshots")];
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in &dirs[..3] {
+        assert_eq!(mode(d), 0o700, "{} after init", d.display());
+    }
+    std::fs::create_dir_all(&dirs[3]).unwrap();
+    for d in &dirs {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    append(&dir, &[grade(2, "learner/a", None)]);
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{} after an append", d.display());
+    }
+}
