@@ -172,7 +172,9 @@ pub fn check_grant(role: Role, scope: &Scope) -> Result<(), GrantError> {
         Role::Staff => "staff are scoped to an --institution (or a --territory, for a queue operator)",
         Role::Learner => "a learner token is scoped to a --learner",
     };
-    Err(GrantError(format!("a {} token cannot be scoped to {}: {wants}", role.as_str(), scope_text(scope))))
+    let role = role.as_str();
+    let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    Err(GrantError(format!("{article} {role} token cannot be scoped to {}: {wants}", scope_text(scope))))
 }
 
 /// A token's secret: 32 random bytes, shown once as `zt_<base64url>`. Only its SHA-256 is

@@ -112,6 +112,7 @@ enum Command {
     },
     /// Serve the HTTP API over a ledger directory.
     Serve {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// Address to listen on.
@@ -137,6 +138,7 @@ enum Command {
     /// rule state, written as a fresh snapshot. For derived data you no longer trust; an
     /// unreadable index or snapshot is rebuilt on open by itself. Stop the server first.
     Rebuild {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
     },
@@ -144,6 +146,7 @@ enum Command {
     /// Reads only: no byte of the ledger changes, and it runs on a copy or a stopped ledger.
     /// Exits 0 if clean, 1 if anything is wrong (naming every position), 2 if it could not run.
     Audit {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// Print the full report as JSON.
@@ -166,6 +169,7 @@ enum Command {
     /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
     /// record. Sealed per subject in <dir>/personal; never in the signed log.
     Personal {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         #[command(subcommand)]
@@ -175,6 +179,7 @@ enum Command {
     /// the withheld ones as position and hash only, with proofs in one checkpoint and the
     /// authority chain. Stop the server first (or use GET /v1/learners/<id>/record).
     Export {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// The learner's pseudonymous id.
@@ -642,7 +647,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Serve { dir, listen, server, access, snapshots, completeness } => {
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
-            serve(ledger, &listen, server.config(), access.access(&dir)?)?
+            serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?
         }
         Command::Token { action } => token::run(action, db)?,
         Command::Rebuild { dir } => {
@@ -758,7 +763,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             demo::print_tokens(&access.tokens_path(&dir), size, targets.is_none(), &listen)?;
             if !no_serve {
-                serve(ledger, &listen, server.config(), access.access(&dir)?)?;
+                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?;
             }
         }
     }

@@ -440,8 +440,8 @@ fn read_config(path: &Path) -> Result<Option<LedgerConfig>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         other => other.map_err(|e| fio("read ledger.json", e))?,
     };
-    let file: ConfigFile = serde_json::from_slice(&bytes)
-        .map_err(|e| corrupt("config", 0, format!("ledger.json at byte {}: {e}", e.column())))?;
+    let file: ConfigFile =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt("config", 0, format!("ledger.json does not parse: {e}")))?;
     if config_digest(&file.config) != file.sha256 {
         return Err(corrupt("config", 0, "ledger.json: the checksum does not match the config"));
     }
@@ -961,7 +961,11 @@ impl SledStore {
         for (file, name, len) in want {
             let have = file_len(file, name)?;
             if have < len {
-                return Err(corrupt("log file", size, format!("{name} has {have} bytes, the head needs {len}")));
+                return Err(corrupt(
+                    name,
+                    have,
+                    format!("the file ends at byte {have}, the head (tree size {size}) needs {len} bytes"),
+                ));
             }
             tails.push((file, name, len, have - len));
         }
@@ -970,11 +974,12 @@ impl SledStore {
         let torn_entries = tails[1].3.div_ceil(8);
         if torn_entries > BATCH_LEN_MAX || tails[0].3 > BATCH_LEN_MAX * crate::event::ENTRY_BYTES_MAX as u64 {
             return Err(corrupt(
-                "log file",
-                size,
+                "offsets.dat",
+                size * 8,
                 format!(
-                    "offsets.dat holds {torn_entries} entries beyond the head at tree size {size}, more than one \
-                     batch writes; their checkpoints are missing"
+                    "the file holds {torn_entries} entries beyond the head at tree size {size} (and entries.dat {} \
+                     bytes), more than one batch writes; their checkpoints are missing",
+                    tails[0].3
                 ),
             ));
         }
@@ -1159,6 +1164,9 @@ fn file_of(what: &str) -> &'static str {
         "entry" | "log" => "entries.dat",
         "stored hashes" | "stored hash" => "hashes.dat",
         "config" => "ledger.json",
+        "entries.dat" => "entries.dat",
+        "offsets.dat" => "offsets.dat",
+        "hashes.dat" => "hashes.dat",
         _ => "store",
     }
 }
@@ -1451,7 +1459,13 @@ impl Store for SledStore {
                     seq,
                     bytes: bytes::Bytes::new(),
                     hashes,
-                    damaged: Some(format!("offsets {a}..{z} are outside entries.dat (0..{})", ext.data_len)),
+                    damaged: Some(format!(
+                        "offsets.dat at offset {} gives entry {seq} the bytes {a}..{z} of entries.dat, which is \
+                         no entry's span (entries.dat holds {} bytes, an entry at most {})",
+                        seq * 8,
+                        ext.data_len,
+                        crate::event::ENTRY_BYTES_MAX
+                    )),
                 }
             });
         }
