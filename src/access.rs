@@ -632,6 +632,15 @@ mod tests {
         Scope::Learner(x.into())
     }
 
+    /// Review s11 (ops finding 12): the refusal read "a auditor token".
+    #[test]
+    fn a_refused_grant_names_the_role_with_its_article() {
+        let e = check_grant(Role::Auditor, &inst("sch-001")).unwrap_err().to_string();
+        assert!(e.starts_with("an auditor token cannot be scoped to"), "{e}");
+        let e = check_grant(Role::Staff, &Scope::Region).unwrap_err().to_string();
+        assert!(e.starts_with("a staff token cannot be scoped to"), "{e}");
+    }
+
     /// Every role with every kind of scope it may hold, against a view of every kind of scope
     /// (the holder's own, and another of the same kind). `Y` may read, `.` may not. Columns:
     /// region, territory luga, territory tosno, institution sch-001, institution sch-002,
