@@ -726,3 +726,48 @@ fn store_corrupt_answers_are_counted_and_the_latest_shown() {
         "{status:#}"
     );
 }
+
+/// Review s11 (ops finding 3), the reviewer's case: sled panics ("tried to serialize
+/// Uninitialized") on a flipped byte in the middle of the index of a store with several sled
+/// segments, and the audit died with exit 101. A small demo (5,000 events, ~6 MB of index) has
+/// them; flips in its middle made the audit of the earlier build exit 101. Now every flip gives
+/// exit 0 or 1, every entry audited, no copy left in `$TMPDIR`, and sled's panic is the finding
+/// `index_unreadable`.
+#[test]
+fn an_audit_over_an_index_sled_panics_on_exits_with_a_finding() {
+    let ground = tempfile::tempdir().unwrap();
+    let demo = ground.path().join("demo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["demo", "--no-serve", "--learners", "100", "--teachers", "10", "--events", "5000", "--dir"])
+        .arg(&demo)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let size = SledStore::open_read_only(&demo.join("store")).unwrap().head().unwrap().unwrap().0.tree_size;
+    let len = std::fs::metadata(StorePaths::of(&demo.join("store")).index.join("db")).unwrap().len();
+    let mut unreadable = 0;
+    for at in [len / 2, len / 2 + 72, len * 3 / 4, len / 4] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&demo, dir.path());
+        flip(&StorePaths::of(&dir.path().join("store")).index.join("db"), at);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["audit", "--json", "--dir"])
+            .arg(dir.path())
+            .env("TMPDIR", tmp.path())
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "flip at {at}: {:?} {stderr}", out.status);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["tree_size"], size, "flip at {at}: every entry is audited");
+        let violations = report["violations"].as_array().unwrap();
+        assert!(violations.iter().all(|v| v["code"] == "index_unreadable"), "flip at {at}: {report:#}");
+        unreadable += violations.len();
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "flip at {at}: the audit left {left:?} in TMPDIR");
+    }
+    assert!(unreadable > 0, "no flip made sled fail: the case this test is for did not happen");
+}
