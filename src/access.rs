@@ -172,7 +172,9 @@ pub fn check_grant(role: Role, scope: &Scope) -> Result<(), GrantError> {
         Role::Staff => "staff are scoped to an --institution (or a --territory, for a queue operator)",
         Role::Learner => "a learner token is scoped to a --learner",
     };
-    Err(GrantError(format!("a {} token cannot be scoped to {}: {wants}", role.as_str(), scope_text(scope))))
+    let role = role.as_str();
+    let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    Err(GrantError(format!("{article} {role} token cannot be scoped to {}: {wants}", scope_text(scope))))
 }
 
 /// A token's secret: 32 random bytes, shown once as `zt_<base64url>`. Only its SHA-256 is
@@ -628,6 +630,15 @@ mod tests {
     }
     fn learner(x: &str) -> Scope {
         Scope::Learner(x.into())
+    }
+
+    /// Review s11 (ops finding 12): the refusal read "a auditor token".
+    #[test]
+    fn a_refused_grant_names_the_role_with_its_article() {
+        let e = check_grant(Role::Auditor, &inst("sch-001")).unwrap_err().to_string();
+        assert!(e.starts_with("an auditor token cannot be scoped to"), "{e}");
+        let e = check_grant(Role::Staff, &Scope::Region).unwrap_err().to_string();
+        assert!(e.starts_with("a staff token cannot be scoped to"), "{e}");
     }
 
     /// Every role with every kind of scope it may hold, against a view of every kind of scope

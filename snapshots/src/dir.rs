@@ -78,7 +78,11 @@ pub fn write(
     }
     check_sections(&path, sections)?;
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(io(dir, "create"))?;
+        // Private: a snapshot holds every read model (learners' marks by learner id), which the
+        // server shows only to tokens that may read them.
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(io(dir, "create"))?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
@@ -87,7 +91,13 @@ pub fn write(
     let (header, header_digest) = file::header(tree_size, root_hash, sections);
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(tree_size)));
     {
-        let mut f = File::create(&tmp).map_err(io(&tmp, "create"))?;
+        // 0600 whatever the umask, as the log's files and the keys are.
+        let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+            fs::OpenOptions::new().write(true).create(true).truncate(true),
+            0o600,
+        )
+        .open(&tmp)
+        .map_err(io(&tmp, "create"))?;
         f.write_all(&header).map_err(io(&tmp, "write"))?;
         for s in sections {
             f.write_all(s.bytes).map_err(io(&tmp, "write"))?;

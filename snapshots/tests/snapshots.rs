@@ -277,3 +277,15 @@ fn rule_state_survives_a_snapshot() {
             .unwrap();
     assert_eq!(loaded.state_digest(), rules.state_digest());
 }
+
+/// Review s11 (ops finding 8): snapshots were 0644 in a 0755 directory, readable by any local
+/// user. A new snapshot directory is 0700 and every snapshot file 0600, whatever the umask.
+#[test]
+fn snapshots_are_private_files_in_a_private_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let ground = tempfile::tempdir().unwrap();
+    let dir = ground.path().join("snapshots");
+    let path = write_small(&dir, 10, 2);
+    assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}

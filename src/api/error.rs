@@ -15,9 +15,17 @@ use axum::response::Response;
 /// Seconds a client is told to wait when the sequencer is saturated.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+/// Marks a response that refuses a read as `store_corrupt`, with its message (naming the file
+/// or entry and the position), so the request layer counts it for `/metrics` and `/v1/status`.
+#[derive(Debug, Clone)]
+pub(super) struct StoreCorruptAnswer(pub(super) String);
+
 /// A refusal as an HTTP response: the one place a code gets its status.
 pub(super) fn refusal_response(r: &Refusal) -> Response {
     let mut resp = json_response(r.code.http_status(), serde_json::to_string(r).expect("refusal serializes"));
+    if r.code == Code::StoreCorrupt {
+        resp.extensions_mut().insert(StoreCorruptAnswer(r.message.clone()));
+    }
     // Only an answer that a retry can change says when to retry; `writes_stopped` never does.
     if r.code.retryable() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));

@@ -113,6 +113,9 @@ async fn log_requests(State(state): State<AppState>, req: Request, next: Next) -
     let path = req.uri().path().to_owned();
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
     let resp = next.run(req).await;
+    if let Some(error::StoreCorruptAnswer(message)) = resp.extensions().get() {
+        state.metrics.store_corrupt_seen(&path, message);
+    }
     tracing::info!(%method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     resp
 }

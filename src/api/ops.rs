@@ -15,6 +15,17 @@ pub(super) struct Metrics {
     pub(super) refused: AtomicU64,
     pub(super) busy: AtomicU64,
     pub(super) requests: AtomicU64,
+    /// Reads refused as `store_corrupt` (damage met on read; the open checks only the head, the
+    /// audit checks everything), and the latest one, so an operator sees damage at once.
+    pub(super) store_corrupt: AtomicU64,
+    pub(super) store_corrupt_latest: std::sync::Mutex<Option<String>>,
+}
+
+impl Metrics {
+    pub(super) fn store_corrupt_seen(&self, path: &str, message: &str) {
+        self.store_corrupt.fetch_add(1, Ordering::Relaxed);
+        *self.store_corrupt_latest.lock().expect("metrics lock") = Some(format!("{path}: {message}"));
+    }
 }
 
 /// What a load balancer needs to route: whether this node takes appends now, and why not.
@@ -36,8 +47,23 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Response {
         "ledger_time_ahead_of_clock_seconds": ledger.ledger_time_ahead_of_clock(),
         // Each read model's cursor (the tree size it has applied), lag and whether it caught up.
         "read_models": ledger.read_side().status(ledger.head().0.tree_size),
+        // Damage this server met and goes on with: what the store's open found and did not
+        // refuse (a damaged head.dat slot), and the latest read refused as store_corrupt.
+        "warnings": warnings(&state),
+        "store_corrupt_answers": state.metrics.store_corrupt.load(Ordering::Relaxed),
     });
     json_response(200, status.to_string())
+}
+
+fn warnings(state: &AppState) -> Vec<String> {
+    let mut out: Vec<String> = (state.ledger.store().findings().into_iter())
+        .map(|f| format!("{}: {} at offset {}: {}", f.code, f.file, f.offset, f.message))
+        .collect();
+    if let Some(latest) = state.metrics.store_corrupt_latest.lock().expect("metrics lock").clone() {
+        let n = state.metrics.store_corrupt.load(Ordering::Relaxed);
+        out.push(format!("store_corrupt: {n} reads refused as damaged, the latest {latest}"));
+    }
+    out
 }
 
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
@@ -50,6 +76,7 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
          # TYPE zachetka_events_refused_total counter\nzachetka_events_refused_total {}\n\
          # TYPE zachetka_requests_busy_total counter\nzachetka_requests_busy_total {}\n\
          # TYPE zachetka_http_requests_total counter\nzachetka_http_requests_total {}\n\
+         # TYPE zachetka_store_corrupt_total counter\nzachetka_store_corrupt_total {}\n\
          # TYPE zachetka_sequencer_queue_depth gauge\nzachetka_sequencer_queue_depth {}\n\
          # TYPE zachetka_writes_stopped gauge\nzachetka_writes_stopped {}\n\
          # TYPE zachetka_store_unavailable gauge\nzachetka_store_unavailable {}\n\
@@ -63,6 +90,7 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         m.refused.load(Ordering::Relaxed),
         m.busy.load(Ordering::Relaxed),
         m.requests.load(Ordering::Relaxed),
+        m.store_corrupt.load(Ordering::Relaxed),
         state.ledger.queue_depth(),
         u8::from(stopped.is_some()),
         u8::from(state.ledger.is_store_unavailable()),

@@ -252,12 +252,13 @@ pub async fn serve(
     );
     let registry = Arc::new(Registry::default());
     let mut last_warning: Option<Instant> = None;
-    let mut warn = |what: &str, detail: &dyn std::fmt::Display| {
-        // At most one line a second: a flood must not become a flood of logs.
-        if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+    // At most one line a second: a flood must not become a flood of logs.
+    let mut may_warn = move || {
+        let due = last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due {
             last_warning = Some(Instant::now());
-            tracing::warn!(error = %detail, connections = registry.len(), "{what}");
         }
+        due
     };
     tokio::pin!(shutdown);
     loop {
@@ -271,14 +272,22 @@ pub async fn serve(
                 // EMFILE, ENFILE, ENOBUFS or an aborted handshake: never fatal. Free a
                 // descriptor if we hold an idle one, and back off so a persistent error does not
                 // spin (the pending connection stays in the kernel's backlog meanwhile).
-                warn("accept error; closing the oldest idle connection and retrying", &e);
+                if may_warn() {
+                    tracing::warn!(error = %e, connections = registry.len(), "accept error; closing the oldest idle connection and retrying");
+                }
                 registry.evict_oldest_idle();
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
         if registry.len() >= cap && !registry.evict_oldest_idle() {
-            warn("every connection is busy at the cap; closing a new one", &cap);
+            if may_warn() {
+                tracing::warn!(
+                    connections = registry.len(),
+                    connections_max = cap,
+                    "every connection is busy at the cap; closing a new one"
+                );
+            }
             continue;
         }
         let _ = stream.set_nodelay(true);

@@ -54,7 +54,8 @@ pub(super) fn init_with(
     if let Some(did) = &authority_did {
         zachetka::keys::public_from_did(did)?;
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("couldn't create the ledger directory {}", dir.display()))?;
+    super::make_ledger_dir_private(dir)?;
     let mut created = Vec::new();
     let store_created = database.is_none() && !store_dir(dir).exists();
     if store_created {

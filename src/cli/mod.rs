@@ -138,6 +138,7 @@ enum Command {
     },
     /// Serve the HTTP API over a ledger directory.
     Serve {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// Address to listen on.
@@ -163,6 +164,7 @@ enum Command {
     /// rule state, written as a fresh snapshot. For derived data you no longer trust; an
     /// unreadable index or snapshot is rebuilt on open by itself. Stop the server first.
     Rebuild {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
     },
@@ -170,6 +172,7 @@ enum Command {
     /// Reads only: no byte of the ledger changes, and it runs on a copy or a stopped ledger.
     /// Exits 0 if clean, 1 if anything is wrong (naming every position), 2 if it could not run.
     Audit {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// Print the full report as JSON.
@@ -192,6 +195,7 @@ enum Command {
     /// Personal data kept beside the log (names, birth dates): put, get, or erase a subject's
     /// record. Sealed per subject in <dir>/personal; never in the signed log.
     Personal {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         #[command(subcommand)]
@@ -201,6 +205,7 @@ enum Command {
     /// the withheld ones as position and hash only, with proofs in one checkpoint and the
     /// authority chain. Stop the server first (or use GET /v1/learners/<id>/record).
     Export {
+        /// Ledger directory (made by `zachetka init`).
         #[arg(long)]
         dir: PathBuf,
         /// The learner's pseudonymous id.
@@ -464,8 +469,21 @@ fn store_dir(dir: &Path) -> PathBuf {
     dir.join("store")
 }
 
+/// Makes the ledger directory and its `snapshots/` private (0700): snapshots hold every read
+/// model, and a directory made before this rule (or by hand) may be world-readable. The store's
+/// own directories are made private by its open.
+fn make_ledger_dir_private(dir: &Path) -> Result<()> {
+    for d in [dir.to_owned(), dir.join("snapshots")] {
+        if d.is_dir() {
+            zachetka::store::sled::make_private(&d)?;
+        }
+    }
+    Ok(())
+}
+
 /// The store of a ledger: PostgreSQL when a database is named, else the embedded store in `dir`.
 fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    make_ledger_dir_private(dir)?;
     if let Some(url) = database {
         return Ok(Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?));
     }
@@ -663,7 +681,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Serve { dir, listen, server, access, snapshots, completeness } => {
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
-            serve(ledger, &listen, server.config(), access.access(&dir)?)?
+            serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?
         }
         Command::Token { action } => token::run(action, db)?,
         Command::Rebuild { dir } => {
@@ -790,7 +808,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             demo::print_tokens(&access.tokens_path(&dir), size, targets.is_none(), &listen)?;
             if !no_serve {
-                serve(ledger, &listen, server.config(), access.access(&dir)?)?;
+                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?;
             }
         }
     }

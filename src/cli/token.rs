@@ -28,8 +28,15 @@ pub(super) struct TokenFile {
 }
 
 impl TokenFile {
-    fn path(&self) -> PathBuf {
-        tokens_path(self.dir.as_deref(), self.tokens.as_deref())
+    /// The token file; with `--dir` alone, the directory must hold a ledger (a typo in it would
+    /// otherwise fail on the token file's lock, which says nothing of the cause).
+    fn path(&self) -> Result<PathBuf> {
+        if let (None, Some(dir)) = (&self.tokens, &self.dir) {
+            if !dir.join("ledger.key").exists() {
+                anyhow::bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());
+            }
+        }
+        Ok(tokens_path(self.dir.as_deref(), self.tokens.as_deref()))
     }
 }
 
@@ -110,8 +117,17 @@ impl AccessFlags {
         tokens_path(Some(dir), self.tokens.as_deref())
     }
 
-    /// The server's access, announced on stderr.
-    pub(super) fn access(&self, dir: &Path) -> Result<Access> {
+    /// The server's access, announced on stderr. Over a shared store (`database`), a token
+    /// file of the node's own directory is announced with a warning: a revocation there does
+    /// not reach the other nodes.
+    pub(super) fn access(&self, dir: &Path, database: bool) -> Result<Access> {
+        if database && !self.public_reads && self.tokens.is_none() {
+            tracing::warn!(
+                tokens = %self.tokens_path(dir).display(),
+                "the token file is this node's own: a token created or revoked here is not on the other nodes \
+                 of the database; name one shared file with --tokens on every node"
+            );
+        }
         if self.public_reads {
             eprintln!("reads: PUBLIC (--public-reads): entries, streams and the feed need no token");
             return Ok(Access::public_reads());
@@ -278,7 +294,7 @@ pub(super) fn run(action: TokenAction, db: Option<&str>) -> Result<()> {
                     None => {}
                 }
             }
-            let path = file.path();
+            let path = file.path()?;
             let (id, token) = create(&path, role, scope.clone(), &label)?;
             // Shown once: a token whose secret never reached its holder (stdout closed) is
             // revoked at once rather than left live with nobody knowing it.
@@ -294,11 +310,11 @@ pub(super) fn run(action: TokenAction, db: Option<&str>) -> Result<()> {
             );
         }
         TokenAction::Revoke { file, id } => {
-            let t = access::revoke_token(&file.path(), &id)?;
+            let t = access::revoke_token(&file.path()?, &id)?;
             eprintln!("revoked token {} ({} of {})", t.id, t.role.as_str(), access::scope_text(&t.scope));
         }
         TokenAction::List { file } => {
-            for t in access::read_tokens(&file.path())? {
+            for t in access::read_tokens(&file.path()?)? {
                 let state = if t.revoked { "revoked" } else { "live" };
                 let scope = access::scope_text(&t.scope);
                 write_stdout(format_args!(

@@ -298,8 +298,10 @@ pub trait Store: Send + Sync + 'static {
     }
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
-    /// Damage a read-only open found and did not refuse (for the audit to report); empty for a
-    /// store opened to serve, which refuses damage instead.
+    /// Damage an open found and did not refuse. Read-only (the audit), everything it found;
+    /// opened to serve, which refuses damage to the log, only what the store goes on without
+    /// (the sled store's damaged `head.dat` slot until a commit rewrites it), which
+    /// `/v1/status` shows among its warnings.
     fn findings(&self) -> Vec<StoreFinding> {
         Vec::new()
     }

@@ -251,10 +251,13 @@ pub struct SledStore {
     committed: RwLock<Extent>,
     /// Buffers reused by every commit, and what the next commit needs to know.
     writer: Mutex<Writer>,
-    /// Damage found while opening read-only (an audit reports it; a read-write open refuses).
-    findings: Vec<StoreFinding>,
-    /// The private copy of the index a read-only open works on, removed on drop.
-    scratch: Option<PathBuf>,
+    /// Damage an open found and did not refuse: read-only, everything it found (the audit
+    /// reports it); read-write, only what the store goes on without (a damaged `head.dat`
+    /// slot, until a commit rewrites it), shown by `/v1/status`.
+    findings: Mutex<Vec<StoreFinding>>,
+    /// The private copy of the index a read-only open works on, removed on drop (after `db`,
+    /// declared before it, is closed).
+    _scratch: Option<ScratchDir>,
     /// The store's lock (`LOCK`), held while the store is open for writing: see [`take_lock`].
     _lock: Option<File>,
 }
@@ -437,8 +440,8 @@ fn read_config(path: &Path) -> Result<Option<LedgerConfig>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         other => other.map_err(|e| fio("read ledger.json", e))?,
     };
-    let file: ConfigFile = serde_json::from_slice(&bytes)
-        .map_err(|e| corrupt("config", 0, format!("ledger.json at byte {}: {e}", e.column())))?;
+    let file: ConfigFile =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt("config", 0, format!("ledger.json does not parse: {e}")))?;
     if config_digest(&file.config) != file.sha256 {
         return Err(corrupt("config", 0, "ledger.json: the checksum does not match the config"));
     }
@@ -578,10 +581,10 @@ struct Plan {
     restore: bool,
 }
 
-/// Decides the head from the records scanned after the index's mark (`base`: the mark's record,
-/// or `None` for a scan from 0) and the newest `head.dat` slot. Pure, so every case is a test.
-fn plan_head(base: Option<Slot>, scan: &Scan, slot: Option<&Slot>) -> Result<Plan, StoreError> {
-    let last = scan.last.clone().or(base);
+/// Decides the head from the records of `checkpoints.dat` (every one, scanned from its start)
+/// and the newest `head.dat` slot. Pure, so every case is a test.
+fn plan_head(scan: &Scan, slot: Option<&Slot>) -> Result<Plan, StoreError> {
+    let last = scan.last.clone();
     let size = last.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
     let next_is = |s: &Slot, at: u64| s.offset == at && s.record.first_seq == size && s.record.head.tree_size > size;
     match (&scan.bad, slot) {
@@ -669,11 +672,24 @@ impl SledStore {
         }
         let mut findings = Vec::new();
         let (db, scratch) = match mode {
-            Mode::ReadWrite => (open_index(&paths.index)?, None),
+            Mode::ReadWrite => {
+                // The log's files are 0600, sled's own 0644: a private directory keeps the index
+                // (event ids, streams, learners' ids) from other local users too.
+                make_private(dir)?;
+                let db = open_index(&paths.index)?;
+                make_private(&paths.index)?;
+                (db, None)
+            }
             Mode::ReadOnly => {
-                let scratch = scratch_dir()?;
-                let db = match copy_dir(&paths.index, &scratch.join("index")) {
-                    Ok(true) => sled_config(&scratch.join("index")).open().map_err(|e| e.to_string()),
+                // Removed when dropped: on a refusal, an error or a panic below as on a clean close.
+                let scratch = ScratchDir::create()?;
+                let copy = scratch.path().join("index");
+                let db = match copy_dir(&paths.index, &copy) {
+                    // sled panics on some damaged files (as `open_index` knows): a finding, not a crash.
+                    Ok(true) => match std::panic::catch_unwind(|| sled_config(&copy).open()) {
+                        Ok(opened) => opened.map_err(|e| e.to_string()),
+                        Err(_) => Err("sled panicked reading it".to_owned()),
+                    },
                     Ok(false) => Err("there is no index".to_owned()),
                     Err(e) => Err(e.to_string()),
                 };
@@ -685,10 +701,12 @@ impl SledStore {
                             offset: 0,
                             tree_size: None,
                             code: "index_unreadable",
-                            message: format!("the index cannot be read ({e}); it is rebuilt from the log on open"),
+                            message: format!(
+                                "the index cannot be read ({e}); the audit indexed every entry afresh, and a \
+                                 server's open rebuilds it from the log"
+                            ),
                         });
-                        let fresh = scratch.join("fresh");
-                        sled_config(&fresh).open().map_err(io)?
+                        sled_config(&scratch.path().join("fresh")).open().map_err(io)?
                     }
                 };
                 (db, Some(scratch))
@@ -721,19 +739,21 @@ impl SledStore {
             head_slots: open_file(&paths.head, mode, true)?,
             committed: RwLock::new(Extent::default()),
             writer: Default::default(),
-            findings,
-            scratch,
+            findings: Mutex::new(findings),
+            _scratch: scratch,
             _lock: lock,
         };
         if let Err(e) = store.recover() {
             match (mode, e) {
-                (Mode::ReadOnly, StoreError::Corrupt { what, position, detail }) => store.findings.push(StoreFinding {
-                    file: file_of(what).into(),
-                    offset: position,
-                    tree_size: None,
-                    code: "store_damaged",
-                    message: format!("corrupt {what} at {position}: {detail}"),
-                }),
+                (Mode::ReadOnly, StoreError::Corrupt { what, position, detail }) => {
+                    store.findings_mut().push(StoreFinding {
+                        file: file_of(what).into(),
+                        offset: position,
+                        tree_size: None,
+                        code: "store_damaged",
+                        message: format!("corrupt {what} at {position}: {detail}"),
+                    })
+                }
                 (_, e) => return Err(e),
             }
         }
@@ -822,12 +842,37 @@ impl SledStore {
         Ok(())
     }
 
-    /// The newest whole `head.dat` slot, and which slot it is.
-    fn newest_slot(&self) -> Result<Option<(u64, Slot)>, StoreError> {
+    fn findings_mut(&mut self) -> &mut Vec<StoreFinding> {
+        self.findings.get_mut().expect("findings lock")
+    }
+
+    /// The newest whole `head.dat` slot, and which slot it is. A slot that holds bytes but no
+    /// whole record (never a crash's doing: a slot is one write, and a file a power cut extended
+    /// reads as zeros) is damage: the store goes on with the other copy of its commit point, and
+    /// says so (a finding for the audit; for a server a warning in its log and in `/v1/status`,
+    /// until the next commit, which writes that slot, rewrites it).
+    fn newest_slot(&mut self) -> Result<Option<(u64, Slot)>, StoreError> {
         let mut bytes = Vec::new();
         (&self.head_slots).take(2 * SLOT_LEN as u64).read_to_end(&mut bytes).map_err(|e| fio("read head.dat", e))?;
-        let slots = bytes.chunks(SLOT_LEN).enumerate().filter_map(|(i, b)| Some((i as u64, Slot::decode(b)?)));
-        Ok(slots.max_by_key(|(_, s)| s.record.head.tree_size))
+        let mut newest: Option<(u64, Slot)> = None;
+        for (i, b) in bytes.chunks(SLOT_LEN).enumerate() {
+            let i = i as u64;
+            match Slot::decode(b) {
+                Some(s) if newest.as_ref().is_none_or(|(_, n)| s.record.head.tree_size > n.record.head.tree_size) => {
+                    newest = Some((i, s));
+                }
+                Some(_) => {}
+                None if b.iter().all(|&x| x == 0) => {}
+                None => {
+                    let finding = head_slot_damaged(i);
+                    if self.mode == Mode::ReadWrite {
+                        tracing::warn!(file = "head.dat", offset = finding.offset, "{}", finding.message);
+                    }
+                    self.findings_mut().push(finding);
+                }
+            }
+        }
+        Ok(newest)
     }
 
     /// The index's mark, if it names a record that `checkpoints.dat` holds as the mark says;
@@ -862,14 +907,15 @@ impl SledStore {
     /// disk, unserved.
     fn recover(&mut self) -> Result<(), StoreError> {
         let marked = self.index_mark()?;
-        let from = marked.as_ref().map(|(m, _)| m.records_end).unwrap_or(0);
-        // An audit reads every record; a server only those its index has not seen.
-        let from = if self.mode == Mode::ReadOnly { 0 } else { from };
-        let mut scan = scan_records(&self.records, from, self.mode == Mode::ReadOnly)?;
+        // Every record's frame is checked, also those the index has seen: one record per batch
+        // (~10,000 records, ~1 MB, for 1.35M entries: milliseconds), and a damaged record before
+        // good ones is refused here rather than found by a reader asking for its checkpoint.
+        // The audit goes on past damage (resync); a server refuses it.
+        let mut scan = scan_records(&self.records, 0, self.mode == Mode::ReadOnly)?;
         for (offset, why) in &scan.damaged {
             // The damaged record's batch ends where the next whole record's begins.
             let next = scan.positions.iter().find(|p| p.0 > *offset).map(|p| p.1);
-            self.findings.push(StoreFinding {
+            self.findings_mut().push(StoreFinding {
                 file: "checkpoints.dat".into(),
                 offset: *offset,
                 tree_size: next,
@@ -878,10 +924,9 @@ impl SledStore {
             });
         }
         let slot = self.newest_slot()?;
-        let base = marked.as_ref().filter(|_| from > 0).map(|(_, s)| s.clone());
-        let plan = plan_head(base, &scan, slot.as_ref().map(|(_, s)| s))?;
+        let plan = plan_head(&scan, slot.as_ref().map(|(_, s)| s))?;
         if let (Some((at, why)), true, Mode::ReadOnly) = (&scan.bad, plan.restore, self.mode) {
-            self.findings.push(StoreFinding {
+            self.findings_mut().push(StoreFinding {
                 file: "checkpoints.dat".into(),
                 offset: *at,
                 tree_size: plan.head.as_ref().map(|s| s.record.head.tree_size),
@@ -902,7 +947,7 @@ impl SledStore {
         }
         if size > 0
             && self.config.read().expect("config lock").is_none()
-            && !self.findings.iter().any(|f| f.file == "ledger.json")
+            && !self.findings_mut().iter().any(|f| f.file == "ledger.json")
         {
             return Err(corrupt("config", 0, format!("ledger.json is missing, and the log holds {size} entries")));
         }
@@ -916,7 +961,11 @@ impl SledStore {
         for (file, name, len) in want {
             let have = file_len(file, name)?;
             if have < len {
-                return Err(corrupt("log file", size, format!("{name} has {have} bytes, the head needs {len}")));
+                return Err(corrupt(
+                    name,
+                    have,
+                    format!("the file ends at byte {have}, the head (tree size {size}) needs {len} bytes"),
+                ));
             }
             tails.push((file, name, len, have - len));
         }
@@ -925,11 +974,12 @@ impl SledStore {
         let torn_entries = tails[1].3.div_ceil(8);
         if torn_entries > BATCH_LEN_MAX || tails[0].3 > BATCH_LEN_MAX * crate::event::ENTRY_BYTES_MAX as u64 {
             return Err(corrupt(
-                "log file",
-                size,
+                "offsets.dat",
+                size * 8,
                 format!(
-                    "offsets.dat holds {torn_entries} entries beyond the head at tree size {size}, more than one \
-                     batch writes; their checkpoints are missing"
+                    "the file holds {torn_entries} entries beyond the head at tree size {size} (and entries.dat {} \
+                     bytes), more than one batch writes; their checkpoints are missing",
+                    tails[0].3
                 ),
             ));
         }
@@ -1092,6 +1142,21 @@ fn index_writes(raw: &RawEntry, tree_size: u64) -> Result<[IndexWrite; 2], Strin
     ])
 }
 
+/// The finding of a `head.dat` slot that holds no whole record.
+fn head_slot_damaged(slot: u64) -> StoreFinding {
+    let offset = slot * SLOT_LEN as u64;
+    StoreFinding {
+        file: "head.dat".into(),
+        offset,
+        tree_size: None,
+        code: "head_slot_damaged",
+        message: format!(
+            "slot {slot} of head.dat (offset {offset}) holds no whole record: the second copy of the commit point \
+             is lost until the next commit rewrites the slot"
+        ),
+    }
+}
+
 /// The file a corrupt-store error is about, for findings.
 fn file_of(what: &str) -> &'static str {
     match what {
@@ -1099,6 +1164,9 @@ fn file_of(what: &str) -> &'static str {
         "entry" | "log" => "entries.dat",
         "stored hashes" | "stored hash" => "hashes.dat",
         "config" => "ledger.json",
+        "entries.dat" => "entries.dat",
+        "offsets.dat" => "offsets.dat",
+        "hashes.dat" => "hashes.dat",
         _ => "store",
     }
 }
@@ -1115,6 +1183,18 @@ fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
     }
     set_index_aside(path, "unreadable")?;
     open_sled(&sled_config(path)).map_err(io)
+}
+
+/// Makes the directory `path` private (0700), as every open for writing leaves the store and
+/// its index; a directory already so is not touched.
+pub fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_err(|e| fio(&path.display().to_string(), e))?.permissions().mode();
+    if mode & 0o777 != 0o700 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| fio(&path.display().to_string(), e))?;
+    }
+    Ok(())
 }
 
 /// The store's lock: an exclusive advisory lock (`flock`) on `<store>/LOCK`, a file that is
@@ -1157,13 +1237,35 @@ fn set_index_aside(path: &Path, why: &str) -> Result<Option<PathBuf>, StoreError
     Ok(Some(aside))
 }
 
-/// A fresh private directory for a read-only open's index copy.
-fn scratch_dir() -> Result<PathBuf, StoreError> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("zachetka-audit-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| fio(&dir.display().to_string(), e))?;
-    Ok(dir)
+/// A read-only open's private directory for its copy of the index (which holds every event id
+/// and stream, learners' ids among them): `$TMPDIR/zachetka-audit-<pid>-<n>`, mode 0700 (sled's
+/// own files in it are 0644), removed with everything in it when the guard is dropped: on a
+/// clean close, on an error and while a panic unwinds.
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<Self, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("zachetka-audit-{}-{n}", std::process::id()));
+        // Not `create_dir_all`: a directory of that name left by another process is not reused.
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| fio(&dir.display().to_string(), e))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "couldn't remove the audit's copy of the index");
+        }
+    }
 }
 
 /// Copies a directory tree; `false` if `from` does not exist.
@@ -1191,8 +1293,6 @@ impl Drop for SledStore {
             if let Err(e) = self.flush_index() {
                 tracing::warn!(error = %e, "couldn't flush the index on close; the next open re-indexes");
             }
-        } else if let Some(scratch) = &self.scratch {
-            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }
@@ -1289,7 +1389,13 @@ impl Store for SledStore {
         // Committed: the record is durable in both files (a crash between the two syncs leaves it
         // in one, and the next open takes it from there). Not yet acknowledged, and not yet
         // visible: readers would miss it in the index.
+        let written = *next_slot;
         *next_slot = 1 - *next_slot;
+        // The slot just written is whole again: a damage an open found there is repaired.
+        self.findings
+            .lock()
+            .expect("findings lock")
+            .retain(|f| f.code != "head_slot_damaged" || f.offset != written * SLOT_LEN as u64);
         index.push((key_u64(b'k', b.head.tree_size).to_vec(), ext.records_end.to_be_bytes().to_vec()));
         self.apply_index(&mut index)?;
         *self.committed.write().expect("extent lock") = Extent {
@@ -1353,7 +1459,13 @@ impl Store for SledStore {
                     seq,
                     bytes: bytes::Bytes::new(),
                     hashes,
-                    damaged: Some(format!("offsets {a}..{z} are outside entries.dat (0..{})", ext.data_len)),
+                    damaged: Some(format!(
+                        "offsets.dat at offset {} gives entry {seq} the bytes {a}..{z} of entries.dat, which is \
+                         no entry's span (entries.dat holds {} bytes, an entry at most {})",
+                        seq * 8,
+                        ext.data_len,
+                        crate::event::ENTRY_BYTES_MAX
+                    )),
                 }
             });
         }
@@ -1515,7 +1627,7 @@ impl Store for SledStore {
     }
 
     fn findings(&self) -> Vec<StoreFinding> {
-        self.findings.clone()
+        self.findings.lock().expect("findings lock").clone()
     }
 }
 
@@ -1578,7 +1690,7 @@ mod tests {
         let scan = scan_of(&bytes);
         assert_eq!((scan.positions.len(), scan.end, scan.bad.is_none()), (3, bytes.len() as u64, true));
         for slot in [None, Some(&slots[2]), Some(&slots[1]), Some(&slots[0])] {
-            let plan = plan_head(None, &scan, slot).unwrap();
+            let plan = plan_head(&scan, slot).unwrap();
             assert_eq!((head_size(&plan), plan.truncate_records_to, plan.restore), (9, None, false));
         }
     }
@@ -1590,9 +1702,9 @@ mod tests {
         for cut in [1, 10, bytes.len() as u64 - last_at - 1] {
             let scan = scan_of(&bytes[..bytes.len() - cut as usize]);
             assert_eq!(scan.bad.as_ref().map(|b| b.0), Some(last_at), "cut {cut}");
-            let dropped = plan_head(None, &scan, Some(&slots[1])).unwrap();
+            let dropped = plan_head(&scan, Some(&slots[1])).unwrap();
             assert_eq!((head_size(&dropped), dropped.truncate_records_to, dropped.restore), (5, Some(last_at), false));
-            let restored = plan_head(None, &scan, Some(&slots[2])).unwrap();
+            let restored = plan_head(&scan, Some(&slots[2])).unwrap();
             assert_eq!(
                 (head_size(&restored), restored.truncate_records_to, restored.restore),
                 (9, Some(last_at), true)
@@ -1601,7 +1713,7 @@ mod tests {
         // The whole last record gone (a crash before it was written, or a file cut back):
         // head.dat proves it was committed, and it is written back.
         let scan = scan_of(&bytes[..last_at as usize]);
-        let restored = plan_head(None, &scan, Some(&slots[2])).unwrap();
+        let restored = plan_head(&scan, Some(&slots[2])).unwrap();
         assert_eq!((head_size(&restored), restored.truncate_records_to, restored.restore), (9, None, true));
     }
 
@@ -1614,40 +1726,40 @@ mod tests {
         let scan = scan_of(&flipped);
         assert!(scan.good_after_bad);
         for slot in [None, Some(&slots[2])] {
-            let e = plan_head(None, &scan, slot).unwrap_err();
+            let e = plan_head(&scan, slot).unwrap_err();
             assert!(
                 matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[1].offset)
             );
         }
         // Two records gone, head.dat knows the last: not one torn batch.
         let scan = scan_of(&bytes[..slots[1].offset as usize]);
-        assert!(plan_head(None, &scan, Some(&slots[2])).is_err());
+        assert!(plan_head(&scan, Some(&slots[2])).is_err());
         // head.dat and checkpoints.dat disagree on the same size.
         let scan = scan_of(&bytes);
         let mut other = slots[2].clone();
         other.record.head.root_hash = Hash([1; 32]);
-        assert!(plan_head(None, &scan, Some(&other)).is_err());
+        assert!(plan_head(&scan, Some(&other)).is_err());
         // A flipped byte in the last record, written whole: damage, not a tear, unless head.dat
         // holds it (then it is written back); a last frame of zeros is a tear.
         let mut last = bytes.clone();
         last[slots[2].offset as usize + 10] ^= 4;
         let scan = scan_of(&last);
         assert!(!scan.good_after_bad && scan.bad_whole);
-        let e = plan_head(None, &scan, Some(&slots[1])).unwrap_err();
+        let e = plan_head(&scan, Some(&slots[1])).unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[2].offset));
-        assert!(plan_head(None, &scan, Some(&slots[2])).unwrap().restore);
+        assert!(plan_head(&scan, Some(&slots[2])).unwrap().restore);
         let mut zeros = bytes[..slots[2].offset as usize].to_vec();
         zeros.extend(vec![0u8; 200]);
         let scan = scan_of(&zeros);
         assert!(!scan.bad_whole);
-        assert_eq!(plan_head(None, &scan, Some(&slots[1])).unwrap().truncate_records_to, Some(slots[2].offset));
+        assert_eq!(plan_head(&scan, Some(&slots[1])).unwrap().truncate_records_to, Some(slots[2].offset));
         // A damaged length that claims more than a record: corruption, whatever follows.
         let mut long = bytes.clone();
         long[slots[2].offset as usize] = 0xff;
         let scan = scan_of(&long);
-        assert!(plan_head(None, &scan, Some(&slots[1])).unwrap().truncate_records_to.is_some(), "a final tear");
+        assert!(plan_head(&scan, Some(&slots[1])).unwrap().truncate_records_to.is_some(), "a final tear");
         let mut longer = long.clone();
         longer.extend(vec![7u8; SLOT_LEN + 1]);
-        assert!(plan_head(None, &scan_of(&longer), Some(&slots[1])).is_err(), "more than a record after it");
+        assert!(plan_head(&scan_of(&longer), Some(&slots[1])).is_err(), "more than a record after it");
     }
 }

@@ -456,3 +456,68 @@ fn witnesses_cosign_a_bundles_checkpoint_and_verify_demands_k_of_n() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Review s11 (ops finding 8): the ledger directory, `store/`, `store/index/` (sled's files in
+/// it are 0644) and `snapshots/` were 0755, so any local user could read the index and the
+/// snapshots (learners' marks). `init` makes them 0700, and every open for writing makes them so
+/// again, also for a ledger made before.
+#[test]
+fn init_and_every_open_for_writing_leave_the_ledger_directories_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ground = tempfile::tempdir().unwrap();
+    let dir = ground.path().join("ledger");
+    cli_ledger(&dir);
+    let dirs = [dir.clone(), dir.join("store"), dir.join("store/index"), dir.join("snapshots")];
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in &dirs[..3] {
+        assert_eq!(mode(d), 0o700, "{} after init", d.display());
+    }
+    std::fs::create_dir_all(&dirs[3]).unwrap();
+    for d in &dirs {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    append(&dir, &[grade(2, "learner/a", None)]);
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{} after an append", d.display());
+    }
+}
+
+/// Review s11 (ops finding 12): messages that named no path or the wrong cause. `init` into a
+/// directory it cannot create names it; `token create --dir` of a directory with no ledger says
+/// so (not "couldn't open the lock file"); `--dir` has a description in `serve --help`.
+#[test]
+fn misdirected_commands_name_the_directory_and_the_cause() {
+    let ground = tempfile::tempdir().unwrap();
+    let nowhere = ground.path().join("file");
+    std::fs::write(&nowhere, b"").unwrap();
+    let target = nowhere.join("ledger");
+    let out = run({
+        let mut c = zachetka();
+        c.args(["init", "--rules", "none", "--origin", ORIGIN, "--dir"]).arg(&target);
+        c
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&target.display().to_string()), "{stderr}");
+
+    let empty = ground.path().join("empty");
+    let out = run({
+        let mut c = zachetka();
+        c.args(["token", "create", "--role", "auditor", "--label", "x", "--dir"]).arg(&empty);
+        c
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds no ledger") && stderr.contains(&empty.display().to_string()), "{stderr}");
+    assert!(!empty.exists(), "a refused token command created {}", empty.display());
+
+    let out = run({
+        let mut c = zachetka();
+        c.args(["serve", "--help"]);
+        c
+    });
+    let help = String::from_utf8_lossy(&out.stdout);
+    let dir_line =
+        help.lines().skip_while(|l| !l.trim_start().starts_with("--dir")).take(2).collect::<Vec<_>>().join(" ");
+    assert!(dir_line.contains("Ledger directory"), "{help}");
+}

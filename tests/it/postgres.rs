@@ -581,3 +581,48 @@ fn an_audit_over_postgres_writes_nothing() {
     let after: i64 = db.query_one("SELECT count(*) FROM zt_entries", &[]).unwrap().get(0);
     assert_eq!((before, after), (5, 5));
 }
+
+/// Review s11 (ops finding 14): each node over one database reads its own `<dir>/tokens.json`
+/// unless `--tokens` names a shared file, so a revocation on one node left the token live on the
+/// others, silently. `serve --database-url` without `--tokens` now warns at start; with
+/// `--tokens` it does not.
+#[test]
+fn serve_over_postgres_warns_that_a_per_directory_token_file_is_per_node() {
+    use std::io::BufRead;
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
+    let shared = dir.path().join("shared-tokens.json");
+    let start = |extra: &[&std::ffi::OsStr]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url, "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Everything the node says up to its "serving" line (it warns before it listens).
+        let mut said = Vec::new();
+        for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let serving = line.contains("serving");
+            said.push(line);
+            if serving {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        said.join("\n")
+    };
+    let said = start(&[]);
+    assert!(said.contains("serving"), "{said}");
+    assert!(said.contains("WARN") && said.contains("not on the other nodes") && said.contains("--tokens"), "{said}");
+    let said = start(&["--tokens".as_ref(), shared.as_os_str()]);
+    assert!(said.contains("serving"), "{said}");
+    assert!(!said.contains("not on the other nodes"), "{said}");
+}
