@@ -365,19 +365,17 @@ fn witnesses_cosign_a_bundles_checkpoint_and_verify_demands_k_of_n() {
     let once = path("once.note");
     std::fs::write(&once, &o.stdout).unwrap();
     let twice = path("twice.note");
-    let (key, name, _) = &witnesses[1];
-    let o = cmd(&[
-        "cosign",
-        "--key",
-        key.to_str().unwrap(),
-        "--name",
-        name,
-        "--ledger-vkey",
-        &vk,
-        "--out",
-        twice.to_str().unwrap(),
-        once.to_str().unwrap(),
-    ]);
+    // `cosign` by witness `n` of `note`, written to `out` (stdout without).
+    let cosign = |n: usize, note: &Path, out: Option<&Path>| {
+        let (key, name, _) = &witnesses[n];
+        let mut args = vec!["cosign", "--key", key.to_str().unwrap(), "--name", name, "--ledger-vkey", &vk];
+        if let Some(out) = out {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        args.push(note.to_str().unwrap());
+        cmd(&args)
+    };
+    let o = cosign(1, &once, Some(&twice));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cosigned = std::fs::read_to_string(&twice).unwrap();
     assert!(cosigned.starts_with(json["checkpoint"].as_str().unwrap()), "the ledger's note is kept: {cosigned}");
@@ -437,17 +435,7 @@ fn witnesses_cosign_a_bundles_checkpoint_and_verify_demands_k_of_n() {
     let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
     lines[1] = (lines[1].parse::<u64>().unwrap() + 1).to_string();
     std::fs::write(&forged, lines.join("\n")).unwrap();
-    let (key, name, _) = &witnesses[2];
-    let o = cmd(&[
-        "cosign",
-        "--key",
-        key.to_str().unwrap(),
-        "--name",
-        name,
-        "--ledger-vkey",
-        &vk,
-        forged.to_str().unwrap(),
-    ]);
+    let o = cosign(2, &forged, None);
     assert_ne!(o.status.code(), Some(0));
     assert!(o.stdout.is_empty());
     assert!(

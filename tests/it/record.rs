@@ -929,16 +929,14 @@ fn the_served_record_of_an_attestation_carries_its_revocation() {
     assert!(item(seqs[1]).get("entry").is_some(), "the revocation is withheld: {}", item(seqs[1]));
     assert!(items.iter().any(|i| i.get("leaf_hash").is_some()), "the rest is withheld");
     let verify_url = format!("{}/v1/verify", srv.base);
+    let achievement = |report: &Value| -> Value {
+        let all = report["record"]["achievements"].as_array().unwrap();
+        all.iter().find(|a| a["achievement_id"] == "sch-001-ach-r").unwrap().clone()
+    };
     let (s, report) = call(ureq::post(&verify_url), Some(&body));
     let report: Value = serde_json::from_slice(&report).unwrap();
     assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
-    let ach = report["record"]["achievements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["achievement_id"] == "sch-001-ach-r")
-        .unwrap()
-        .clone();
+    let ach = achievement(&report);
     assert_eq!(ach["revoked"], json!(true), "{ach}");
 
     // The holder withholds the revocation: it still verifies, the status is unknown.
@@ -951,13 +949,7 @@ fn the_served_record_of_an_attestation_carries_its_revocation() {
     let (s, report) = call(ureq::post(&verify_url), Some(&serde_json::to_vec(&held).unwrap()));
     let report: Value = serde_json::from_slice(&report).unwrap();
     assert_eq!((s, report["ok"].clone()), (200, json!(true)), "{report}");
-    let ach = report["record"]["achievements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["achievement_id"] == "sch-001-ach-r")
-        .unwrap()
-        .clone();
+    let ach = achievement(&report);
     assert_eq!(ach["revoked"], Value::Null, "{ach}");
     assert!(ach["revoked_unknown"].as_str().unwrap().contains("may revoke it"), "{ach}");
 }
