@@ -689,6 +689,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 // PostgreSQL keeps its indexes in the database: only derived state is rebuilt.
                 Some(_) => open_store(&dir, db)?,
                 None => {
+                    make_ledger_dir_private(&dir)?;
                     let store = SledStore::rebuild_index(&store_dir(&dir))
                         .with_context(|| format!("couldn't rebuild the index in {}", dir.display()))?;
                     let size = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);

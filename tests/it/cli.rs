@@ -468,6 +468,15 @@ fn init_and_every_open_for_writing_leave_the_ledger_directories_private() {
     for d in &dirs {
         assert_eq!(mode(d), 0o700, "{} after an append", d.display());
     }
+    // `rebuild` too.
+    for d in &dirs {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let o = zachetka().args(["rebuild", "--dir"]).arg(&dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{} after a rebuild", d.display());
+    }
 }
 
 /// Review s11 (ops finding 12): messages that named no path or the wrong cause. `init` into a
