@@ -90,8 +90,8 @@ pub(super) fn proof_failed(e: ProofError) -> Response {
 /// The last line of a feed whose read failed after its 200 was sent: the refusal a page read
 /// would have answered, as one NDJSON object (`{"code","message"}`), so a follower can tell an
 /// error from the end of a connection.
-pub(super) fn feed_read_failed(e: StoreError) -> Bytes {
-    feed_error_line(&read_refusal(e))
+pub(super) fn feed_read_failed(e: StoreError) -> Refusal {
+    read_refusal(e)
 }
 
 /// The last line of a feed whose read task did not finish.
@@ -100,9 +100,9 @@ pub(super) fn feed_task_failed(e: tokio::task::JoinError) -> Bytes {
 }
 
 /// The last line of a feed when the store holds fewer entries than its head says.
-pub(super) fn feed_entries_missing(from: u64, tree_size: u64) -> Bytes {
+pub(super) fn feed_entries_missing(from: u64, tree_size: u64) -> Refusal {
     let message = format!("the store returned no entries from {from} below tree_size {tree_size}");
-    feed_error_line(&Refusal::new(Code::StoreCorrupt, message))
+    Refusal::new(Code::StoreCorrupt, message)
 }
 
 /// The last line of a feed whose token was revoked (or whose token file became unreadable)

@@ -15,8 +15,9 @@ pub(super) struct Metrics {
     pub(super) refused: AtomicU64,
     pub(super) busy: AtomicU64,
     pub(super) requests: AtomicU64,
-    /// Reads refused as `store_corrupt` (damage met on read; the open checks only the head, the
-    /// audit checks everything), and the latest one, so an operator sees damage at once.
+    /// Reads refused as `store_corrupt` (damage met on read, a feed's last line included; the
+    /// open checks only the head, the audit checks everything), and the latest one, so an
+    /// operator sees damage at once.
     pub(super) store_corrupt: AtomicU64,
     pub(super) store_corrupt_latest: std::sync::Mutex<Option<String>>,
 }

@@ -289,6 +289,9 @@ struct Scanned {
     next: u64,
     /// Whether the feed ends after this chunk (its last line is an error line).
     ends: bool,
+    /// The error line's message when it is `store_corrupt` (damage met on read, counted for
+    /// `/metrics` and `/v1/status` as a refused read is).
+    corrupt: Option<String>,
 }
 
 /// Looks at entries `next..size`, at most [`PAGE_LEN_MAX`] of them, reading
@@ -346,11 +349,12 @@ fn scan(
         chunk.extend_from_slice(position_line(next).as_bytes());
     }
     let ends = failure.is_some();
-    if let Some(line) = failure {
-        chunk.extend_from_slice(&line);
+    let corrupt = failure.as_ref().filter(|r| r.code == Code::StoreCorrupt).map(|r| r.message.clone());
+    if let Some(refusal) = failure {
+        chunk.extend_from_slice(&error::feed_refused(&refusal));
     }
     assert!(!chunk.is_empty(), "a scan always sends something");
-    Scanned { chunk, next, ends }
+    Scanned { chunk, next, ends, corrupt }
 }
 
 /// Catch-up then live (`GET /v1/feed`): NDJSON, one JSON object per line, of three kinds a
@@ -407,19 +411,25 @@ pub(super) async fn get_feed(
         return refusal_response(&Refusal::new(Code::Busy, message));
     };
     let access = std::sync::Arc::new((state.access.clone(), reader));
-    feed_response(state.ledger.clone(), from, std::sync::Arc::new(filter), FEED_HEARTBEAT_INTERVAL, access, open)
+    let metrics = state.metrics.clone();
+    let feed = FeedWatch { heartbeat: FEED_HEARTBEAT_INTERVAL, access, open, metrics };
+    feed_response(state.ledger.clone(), from, std::sync::Arc::new(filter), feed)
+}
+
+/// What a feed carries besides its position and filter: its heartbeat interval, its reader (whose
+/// token is checked again before each chunk), its place among the open feeds, and the metrics
+/// its damage is counted in.
+struct FeedWatch {
+    heartbeat: std::time::Duration,
+    access: std::sync::Arc<(crate::access::Access, crate::access::Principal)>,
+    open: tokio::sync::OwnedSemaphorePermit,
+    metrics: std::sync::Arc<super::ops::Metrics>,
 }
 
 /// The token is checked again before each chunk and each heartbeat: a revoked token's feed ends
 /// with an `unauthorized` line, whether entries are coming or not.
-fn feed_response(
-    ledger: Ledger,
-    from: u64,
-    filter: std::sync::Arc<FeedFilter>,
-    heartbeat: std::time::Duration,
-    access: std::sync::Arc<(crate::access::Access, crate::access::Principal)>,
-    open: tokio::sync::OwnedSemaphorePermit,
-) -> Response {
+fn feed_response(ledger: Ledger, from: u64, filter: std::sync::Arc<FeedFilter>, feed: FeedWatch) -> Response {
+    let FeedWatch { heartbeat, access, open, metrics } = feed;
     let watch = ledger.watch_tree_size();
     // The state is `None` once the error line is sent: the stream then ends.
     let start = Some((ledger, watch, from));
@@ -428,6 +438,7 @@ fn feed_response(
         let _open = &open;
         let filter = filter.clone();
         let access = access.clone();
+        let metrics = metrics.clone();
         async move {
             let (ledger, mut watch, next) = state?;
             // The refusal line that ends the feed, if its token no longer reads it.
@@ -451,7 +462,12 @@ fn feed_response(
                     })
                     .await;
                     return match scanned {
-                        Ok(s) if s.ends => Some((Ok(Bytes::from(s.chunk)), None)),
+                        Ok(s) if s.ends => {
+                            if let Some(message) = &s.corrupt {
+                                metrics.store_corrupt_seen("/v1/feed", message);
+                            }
+                            Some((Ok(Bytes::from(s.chunk)), None))
+                        }
                         Ok(s) => Some((Ok::<_, std::io::Error>(Bytes::from(s.chunk)), Some((ledger, watch, s.next)))),
                         Err(e) => Some((Ok(error::feed_task_failed(e)), None)),
                     };

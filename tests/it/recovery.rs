@@ -723,13 +723,20 @@ fn store_corrupt_answers_are_counted_and_the_latest_shown() {
         assert_eq!((s, body["code"].as_str()), (500, Some("store_corrupt")), "{body}");
     }
     assert_eq!(metric(&srv), 2);
+    // A feed that meets the damage ends with a store_corrupt line, counted as a refused read is.
+    let feed = ureq::get(&format!("{}/v1/feed?from=8", srv.base)).set("authorization", &auditor_bearer()).call();
+    let lines: Vec<serde_json::Value> = std::io::BufRead::lines(std::io::BufReader::new(feed.unwrap().into_reader()))
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["code"], "store_corrupt", "{lines:?}");
+    assert_eq!(metric(&srv), 3);
     let (_, status) = super::http::get_json(&srv.base, "/v1/status");
-    assert_eq!(status["store_corrupt_answers"], 2, "{status:#}");
+    assert_eq!(status["store_corrupt_answers"], 3, "{status:#}");
     let warnings = status["warnings"].as_array().unwrap();
     assert!(
         warnings.iter().any(|w| {
             let w = w.as_str().unwrap();
-            w.contains("store_corrupt") && w.contains("/v1/entries") && w.contains("entry") && w.contains("10")
+            w.contains("store_corrupt") && w.contains("/v1/feed") && w.contains("entry") && w.contains("10")
         }),
         "{status:#}"
     );
