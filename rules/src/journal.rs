@@ -606,6 +606,8 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleError> {
             )?;
             auth.institution_of_kind(&d.institution, &["school"], "a promotion")?;
             check_academic_year(ctx, d.academic_year)?;
+            // Promoted from the class the learner is in on the promotion's date.
+            check_enrolled(ctx, &d.institution, &d.from_class, ctx.date)?;
             let open = journal.open_debts_of(ctx.e.stream);
             match d.basis.as_str() {
                 b if !cfg.promotion_bases.iter().any(|p| p == b) => refuse(

@@ -354,6 +354,8 @@ fn promotion_and_documents_depend_on_open_debts() {
     h.refused("conditional_promotion_without_debt", CLASS_5A, L1, "journal.promoted", promo("conditional"));
     h.refused("promotion_basis_unknown", CLASS_5A, L1, "journal.promoted", promo("sideways"));
     h.refused("not_authorized", TEACHER_5A, L1, "journal.promoted", promo("full"));
+    // A promotion from a class the learner is not in (L3 is in 1А).
+    h.refused("learner_not_enrolled", CLASS_5A, L3, "journal.promoted", promo("full"));
     h.ok(CLASS_5A, L2, "journal.promoted", promo("full"));
     let att = fail_attestation(&mut h, L1);
     h.ok(CLASS_5A, L1, "journal.academic_debt_opened", debt("d-1", &att));
