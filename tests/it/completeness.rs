@@ -286,14 +286,7 @@ fn a_commitment_whose_root_differs_from_the_log_is_reported_by_the_audit() {
         foreign_seq = ledger.append_blocking(vec![ev]).pop().unwrap().unwrap().seq;
     }
     let report = zachetka::audit::audit(&*store, &|_, _| {}).unwrap();
-    let at = |seq: u64| -> Vec<&str> {
-        report
-            .violations
-            .iter()
-            .filter(|v| matches!(v.position, zachetka::audit::Position::Entry { seq: s } if s == seq))
-            .map(|v| v.code)
-            .collect()
-    };
+    let at = |seq: u64| codes_at_entry(&report, seq);
     assert!(at(good_seq).is_empty(), "{:?}", report.violations);
     assert_eq!(at(bad_seq), ["completeness_commitment_differs"], "{:?}", report.violations);
     assert_eq!(at(foreign_seq), ["not_authorized"], "{:?}", report.violations);
@@ -318,14 +311,7 @@ fn a_commitment_whose_root_differs_from_the_log_is_reported_by_the_audit() {
         std::fs::write(&path, all).unwrap();
     };
     let audit = |sled: &SledStore| zachetka::audit::audit(sled, &|_, _| {}).unwrap();
-    let codes_at = |report: &zachetka::audit::AuditReport, seq: u64| -> Vec<&'static str> {
-        report
-            .violations
-            .iter()
-            .filter(|v| matches!(v.position, zachetka::audit::Position::Entry { seq: s } if s == seq))
-            .map(|v| v.code)
-            .collect()
-    };
+    let codes_at = codes_at_entry;
     // Its recorded_at (outside the signed event): what it concerns is as signed, so the good
     // commitment still holds and the stale one is still a violation of its own.
     let recorded_at = find(b"\",\"seq\":") - 2;
@@ -352,4 +338,11 @@ fn a_commitment_whose_root_differs_from_the_log_is_reported_by_the_audit() {
         .collect();
     assert_eq!(differs, vec![(grade, 1, zachetka::audit::Position::Entry { seq: bad_seq })], "{report:#?}");
     assert!(codes_at(&audit(&sled), grade).is_empty(), "the entry is restored");
+}
+
+/// The codes of the audit's violations positioned at entry `seq`.
+fn codes_at_entry(report: &zachetka::audit::AuditReport, seq: u64) -> Vec<&'static str> {
+    let at_seq =
+        |v: &&zachetka::audit::Violation| matches!(v.position, zachetka::audit::Position::Entry { seq: s } if s == seq);
+    report.violations.iter().filter(at_seq).map(|v| v.code).collect()
 }
