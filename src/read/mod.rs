@@ -457,6 +457,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How far `catch_up` goes when the read side is asked to stop meanwhile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// To the target, or the stop, whichever comes first (the runner's normal pace).
+    Stopped,
+    /// To the target (a clean stop's last catch-up before its snapshot).
+    Target,
+}
+
 impl Inner {
     fn run(self: Arc<Self>) {
         loop {
@@ -467,9 +476,18 @@ impl Inner {
                 let mut head = self.head.lock().expect("read head lock");
                 loop {
                     if self.stop.load(Ordering::SeqCst) {
+                        let target = *head;
                         drop(head);
-                        // A clean stop leaves a snapshot of everything applied since the last
-                        // one, whatever the policy owes, so the next open replays nothing.
+                        // A clean stop first applies what the log already holds (it is durable:
+                        // replaying it at the next open would cost the same), then leaves a
+                        // snapshot of everything applied since the last one, whatever the policy
+                        // owes, so the next open replays nothing.
+                        if self.snapshots.as_ref().is_some_and(|o| o.write) {
+                            if let Err(e) = self.catch_up(target, Until::Target) {
+                                let message = crate::store::error_chain(&e);
+                                tracing::warn!(error = %message, "couldn't apply the log's tail at shutdown");
+                            }
+                        }
                         if self.snapshot_behind(self.low_cursor()) {
                             match self.write_snapshot() {
                                 Ok(Some(path)) => {
@@ -502,7 +520,7 @@ impl Inner {
                     };
                 }
             };
-            let caught_up = if apply { self.catch_up(target) } else { Ok(()) };
+            let caught_up = if apply { self.catch_up(target, Until::Stopped) } else { Ok(()) };
             match caught_up {
                 Ok(()) => {
                     *self.failing.lock().expect("failing lock") = None;
@@ -542,7 +560,7 @@ impl Inner {
     /// Applies entries up to `target` to every model and the rule copy behind it, a page at a
     /// time: each page is folded (every model a task, under its own lock) while the next one is
     /// read and parsed beside it (`pipeline`).
-    fn catch_up(&self, target: TreeHead) -> Result<(), StoreError> {
+    fn catch_up(&self, target: TreeHead, until: Until) -> Result<(), StoreError> {
         let from = self.low_cursor();
         if from >= target.tree_size {
             return Ok(());
@@ -572,7 +590,7 @@ impl Inner {
         let page_at = |at: u64| read_page(store, at, PAGE_LEN.min(target.tree_size - at), with_events);
         let mut page = page_at(from)?;
         loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if until == Until::Stopped && self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let end = page.end();

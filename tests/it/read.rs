@@ -108,6 +108,41 @@ fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
     assert_eq!(served(&reopened), followed, "without snapshots, from zero on open");
 }
 
+/// CI (session 11's last run): SIGTERM came while the read side was still behind the head, and
+/// the stop left no snapshot, so the next open replayed the tail. A clean stop now applies what
+/// the log holds before its snapshot: a ledger closed while its models replay from zero leaves a
+/// snapshot at the head, whatever the policy.
+#[test]
+fn a_ledger_closed_while_its_models_replay_leaves_a_snapshot_at_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
+    let authority = region.authority_did();
+    // Without rules, so that the open has no rule state to replay and returns while the models
+    // still replay theirs.
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority, None).unwrap();
+    drop(store);
+    let ledger = open(dir.path(), &authority, None);
+    loop {
+        let batch = region.next_batch(500);
+        if batch.is_empty() {
+            break;
+        }
+        append_all(&ledger, batch);
+    }
+    let size = ledger.head().0.tree_size;
+    drop(ledger);
+    assert!(!dir.path().join("snapshots").exists(), "no snapshot before snapshots are enabled");
+    // Opened with snapshots due only every billion entries, and closed at once: the models are
+    // replaying the whole log from zero when the stop comes.
+    drop(open(dir.path(), &authority, Some(snapshot_options(dir.path(), 1_000_000_000))));
+    let snapshots: Vec<String> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(snapshots, vec![zachetka_snapshots::file_name(size)]);
+}
+
 /// The read side parses entries straight into typed records (`ParsedFact::from_entry_fast`);
 /// on every entry of a demo region (most of the vocabulary) that path is taken and reads what
 /// the JSON path (`vocabulary::parse` over a `Value`, the audit's) reads.
@@ -116,6 +151,11 @@ fn demo_entries_read_on_the_fast_path_as_through_json() {
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
     let authority = region.authority_did();
+    // Without rules, so that the open has no rule state to replay and returns while the models
+    // still replay theirs.
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority, None).unwrap();
+    drop(store);
     let ledger = open(dir.path(), &authority, None);
     loop {
         let batch = region.next_batch(1000);
