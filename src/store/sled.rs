@@ -872,6 +872,21 @@ impl SledStore {
                 }
             }
         }
+        // The first commit writes slot 0 and each later one the other slot, so once the newest
+        // record is not the log's first, both slots were written: one missing (the file cut, or
+        // a slot zeroed) is the same loss as one damaged.
+        if let Some((i, s)) = &newest {
+            let other = 1 - i;
+            let present = bytes.chunks(SLOT_LEN).nth(other as usize).is_some_and(|b| b.len() == SLOT_LEN);
+            let zeroed = bytes.chunks(SLOT_LEN).nth(other as usize).is_some_and(|b| b.iter().all(|&x| x == 0));
+            if s.offset > 0 && (!present || zeroed) {
+                let finding = head_slot_damaged(other);
+                if self.mode == Mode::ReadWrite {
+                    tracing::warn!(file = "head.dat", offset = finding.offset, "{}", finding.message);
+                }
+                self.findings_mut().push(finding);
+            }
+        }
         Ok(newest)
     }
 

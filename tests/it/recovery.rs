@@ -674,6 +674,43 @@ fn a_damaged_head_dat_slot_is_reported_and_rewritten_by_the_next_commit() {
     }
 }
 
+/// A `head.dat` cut to one slot, or with a slot zeroed, lost the second copy of the commit point
+/// as surely as a flipped byte, and the audit called it clean (both slots are written once the
+/// log has more than one commit). Now it is the same finding, and the next commit rewrites it.
+#[test]
+fn a_head_dat_slot_cut_or_zeroed_is_reported_and_rewritten_by_the_next_commit() {
+    let (clean, _, _) = grounds();
+    let slot_len = zachetka::store::sled::SLOT_LEN as u64;
+    let cut = |head: &Path| std::fs::OpenOptions::new().write(true).open(head).unwrap().set_len(slot_len).unwrap();
+    let zero_slot_0 = |head: &Path| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(head).unwrap();
+        f.write_all_at(&vec![0u8; slot_len as usize], 0).unwrap();
+    };
+    let cases: [(&str, &dyn Fn(&Path), u64); 2] = [("cut to one slot", &cut, 1), ("slot 0 zeroed", &zero_slot_0, 0)];
+    for (what, damage, slot) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
+        damage(&StorePaths::of(dir.path()).head);
+        let report = audit_dir(dir.path());
+        let want = Position::File { file: "head.dat".into(), offset: slot * slot_len };
+        assert!(
+            report.violations.iter().any(|v| v.position == want && v.code == "head_slot_damaged"),
+            "{what}: {report:#?}"
+        );
+        assert_eq!(report.tree_size, 30, "{what}");
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let findings = store.findings();
+        assert_eq!(findings.len(), 1, "{what}: {findings:?}");
+        let ledger = open_ledger(store.clone(), Limits::default());
+        assert!(ledger.append_blocking(vec![grade(600 + slot, "learner/9", None)]).iter().all(Result::is_ok));
+        assert!(store.findings().is_empty(), "{what}: the commit rewrote the slot: {:?}", store.findings());
+        drop(ledger);
+        drop(store);
+        assert!(audit_dir(dir.path()).is_clean(), "{what}: the commit rewrote the slot");
+    }
+}
+
 /// Review s11 (ops finding 6): a server opened silently over a damaged record in the middle of
 /// `checkpoints.dat` (below the index's mark, so not scanned), as README says it refuses. Every
 /// record's frame is now checked at open: refused with the file and the record's offset.
