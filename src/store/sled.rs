@@ -1046,7 +1046,20 @@ impl SledStore {
             record_at,
             records_end,
         };
-        self.writer.get_mut().expect("writer lock").next_slot = slot.map(|(i, _)| 1 - i).unwrap_or(0);
+        let mut next_slot = slot.as_ref().map(|(i, _)| 1 - i).unwrap_or(0);
+        if let (None, Some(s), Mode::ReadWrite) = (&slot, &plan.head, self.mode) {
+            // head.dat holds no copy of the commit point at all (lost or emptied): the head's
+            // record, checked above, goes back into slot 0 now, so the next commit writes slot 1
+            // and both copies stand again (a later open then knows both were written).
+            tracing::warn!(
+                tree_size = size,
+                "head.dat holds no copy of the head; writing it back from checkpoints.dat"
+            );
+            self.head_slots.write_all_at(&s.encode(), 0).map_err(|e| fio("write head.dat", e))?;
+            self.head_slots.sync_all().map_err(|e| fio("sync head.dat", e))?;
+            next_slot = 1;
+        }
+        self.writer.get_mut().expect("writer lock").next_slot = next_slot;
         if size > 0 && self.mode == Mode::ReadWrite {
             self.check_head(size)?;
         }
