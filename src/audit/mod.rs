@@ -384,7 +384,10 @@ pub fn audit_with(
         report.push(position, f.code, f.message);
     }
     let Some(config) = store.config()? else {
-        report.push(Position::Head, "not_initialized", "the store holds no ledger config");
+        // A damaged ledger.json is already named; "not initialized" would be its consequence.
+        if !report.violations.iter().any(|v| v.code == "config_damaged") {
+            report.push(Position::Head, "not_initialized", "the store holds no ledger config");
+        }
         return Ok(report);
     };
     report.origin = config.origin.clone();

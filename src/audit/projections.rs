@@ -306,7 +306,17 @@ impl DerivedCheck {
                 }
             }
         }
+        // When damage cut the part of the log the audit could read, what stands beyond it is
+        // not compared (the store finding names the cut), rather than called beyond the log.
+        let cut = report.violations.iter().any(|v| v.code == "store_damaged");
         for p in &self.pending {
+            if cut {
+                report.derived.not_compared.push(format!(
+                    "{}: at tree size {}, beyond the part of the log the damage left readable ({head})",
+                    p.file, p.tree_size
+                ));
+                continue;
+            }
             report.push(
                 Position::File { file: p.file.clone(), offset: 0 },
                 "snapshot_beyond_log",
@@ -315,6 +325,12 @@ impl DerivedCheck {
         }
         if let Some((from, by_size)) = &self.served {
             for size in by_size.keys() {
+                if cut {
+                    report.derived.not_compared.push(format!(
+                        "{from} at tree size {size}: beyond the part of the log the damage left readable ({head})"
+                    ));
+                    continue;
+                }
                 report.push(
                     Position::Head,
                     "served_beyond_log",

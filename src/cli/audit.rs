@@ -54,10 +54,14 @@ pub(super) fn audit(
             report.origin,
             if report.is_clean() {
                 "clean".to_owned()
-            } else if consequences == 0 {
-                format!("{} violations", report.violations.len())
             } else {
-                format!("{} violations, and {consequences} mismatches as their consequences", report.violations.len())
+                let n = report.violations.len();
+                let found = format!("{n} violation{}", if n == 1 { "" } else { "s" });
+                match consequences {
+                    0 => found,
+                    1 => format!("{found}, and 1 mismatch as a consequence"),
+                    c => format!("{found}, and {c} mismatches as their consequences"),
+                }
             }
         );
         let imported = &report.imported;

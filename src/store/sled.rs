@@ -921,7 +921,7 @@ impl SledStore {
     /// Recovery (module docs). In read-only mode nothing is written: the torn tail stays on
     /// disk, unserved.
     fn recover(&mut self) -> Result<(), StoreError> {
-        let marked = self.index_mark()?;
+        let mut marked = self.index_mark()?;
         // Every record's frame is checked, also those the index has seen: one record per batch
         // (~10,000 records, ~1 MB, for 1.35M entries: milliseconds), and a damaged record before
         // good ones is refused here rather than found by a reader asking for its checkpoint.
@@ -949,8 +949,8 @@ impl SledStore {
                 message: format!("the last record of checkpoints.dat is damaged ({why}); head.dat holds it whole, and an open writes it back"),
             });
         }
-        let head = plan.head.clone();
-        let size = head.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
+        let mut head = plan.head.clone();
+        let mut size = head.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
         if let Some((m, _)) = &marked {
             if m.head.tree_size > size {
                 return Err(corrupt(
@@ -966,7 +966,51 @@ impl SledStore {
         {
             return Err(corrupt("config", 0, format!("ledger.json is missing, and the log holds {size} entries")));
         }
-        let data_len = head.as_ref().map(|s| s.record.data_len).unwrap_or(0);
+        let mut data_len = head.as_ref().map(|s| s.record.data_len).unwrap_or(0);
+        let lens = [
+            file_len(&self.entries, "entries.dat")?,
+            file_len(&self.offsets, "offsets.dat")?,
+            file_len(&self.hashes, "hashes.dat")?,
+        ];
+        let needs = |size: u64, data_len: u64| [data_len, size * 8, merkle::stored_hash_count(size) * 32];
+        let short = ["entries.dat", "offsets.dat", "hashes.dat"]
+            .into_iter()
+            .zip(lens.into_iter().zip(needs(size, data_len)))
+            .find(|(_, (have, need))| have < need);
+        let mut salvaged = false;
+        if let (Some((name, (have, need))), Mode::ReadOnly) = (short, self.mode) {
+            // A file cut below the head (a partial copy, a full disk): refused by a server. The
+            // audit names the cut and still checks the part of the log the files hold whole, up
+            // to the newest checkpoint whose entries, offsets and hashes are all there.
+            let fits = |size: u64, data_len: u64| needs(size, data_len).iter().zip(lens).all(|(n, h)| *n <= h);
+            let whole = (scan.positions.iter().rev()).filter(|p| p.2 < size).find_map(|&(offset, _, _)| {
+                self.read_slot(offset).filter(|s| fits(s.record.head.tree_size, s.record.data_len))
+            });
+            let readable = whole.as_ref().map(|s| s.record.head.tree_size).unwrap_or(0);
+            self.findings_mut().push(StoreFinding {
+                file: name.into(),
+                offset: have,
+                tree_size: None,
+                code: "store_damaged",
+                message: format!(
+                    "corrupt {name} at {have}: the file ends at byte {have}, the head (tree size {size}) needs {need} \
+                     bytes; the audit checks the log up to tree size {readable}, the newest checkpoint the files hold \
+                     whole, and not the {} entries after it",
+                    size - readable
+                ),
+            });
+            scan.positions.retain(|p| p.2 <= readable);
+            head = whole;
+            size = readable;
+            data_len = head.as_ref().map(|s| s.record.data_len).unwrap_or(0);
+            salvaged = true;
+            if marked.as_ref().is_some_and(|(m, _)| m.head.tree_size > size) {
+                // The private copy of the index holds entries beyond what is read: a fresh one.
+                let scratch = self._scratch.as_ref().expect("a read-only store has a scratch copy").path();
+                self.db = sled_config(&scratch.join("salvaged")).open().map_err(io)?;
+                marked = None;
+            }
+        }
         let want = [
             (&self.entries, "entries.dat", data_len),
             (&self.offsets, "offsets.dat", size * 8),
@@ -975,6 +1019,9 @@ impl SledStore {
         let mut tails = Vec::new();
         for (file, name, len) in want {
             let have = file_len(file, name)?;
+            if salvaged {
+                continue;
+            }
             if have < len {
                 return Err(corrupt(
                     name,
@@ -986,19 +1033,21 @@ impl SledStore {
         }
         // A torn batch writes at most BATCH_LEN_MAX offsets beyond the head; more was committed
         // by checkpoints that are gone: refuse rather than drop them.
-        let torn_entries = tails[1].3.div_ceil(8);
-        if torn_entries > BATCH_LEN_MAX || tails[0].3 > BATCH_LEN_MAX * crate::event::ENTRY_BYTES_MAX as u64 {
+        // (Not checked when the audit reads only a part of the log: the rest is beyond it.)
+        let torn_entries = tails.get(1).map_or(0, |t| t.3.div_ceil(8));
+        let torn_bytes = tails.first().map_or(0, |t| t.3);
+        if torn_entries > BATCH_LEN_MAX || torn_bytes > BATCH_LEN_MAX * crate::event::ENTRY_BYTES_MAX as u64 {
             return Err(corrupt(
                 "offsets.dat",
                 size * 8,
                 format!(
-                    "the file holds {torn_entries} entries beyond the head at tree size {size} (and entries.dat {} \
-                     bytes), more than one batch writes; their checkpoints are missing",
-                    tails[0].3
+                    "the file holds {torn_entries} entries beyond the head at tree size {size} (and entries.dat \
+                     {torn_bytes} bytes), more than one batch writes; their checkpoints are missing"
                 ),
             ));
         }
         let records_end = match (&plan.truncate_records_to, plan.restore) {
+            _ if salvaged => head.as_ref().map_or(0, |s| s.offset + s.record.frame().len() as u64),
             (_, true) => head.as_ref().map(|s| s.offset + s.record.frame().len() as u64).expect("restore has a head"),
             (Some(at), false) => *at,
             (None, false) => scan.end,
@@ -1033,19 +1082,14 @@ impl SledStore {
                 }
             }
         }
-        if plan.restore {
+        if plan.restore && !salvaged {
             let s = head.as_ref().expect("restore has a head");
             scan.positions.push((s.offset, s.record.first_seq, s.record.head.tree_size));
         }
+        let root_hash = head.as_ref().map(|s| s.record.head.root_hash).unwrap_or(merkle::EMPTY_ROOT);
         let (record_at, note) = head.map(|s| (s.offset, s.record.note)).unwrap_or_default();
-        *self.committed.write().expect("extent lock") = Extent {
-            tree_size: size,
-            data_len,
-            root_hash: plan.head.as_ref().map(|s| s.record.head.root_hash).unwrap_or(merkle::EMPTY_ROOT),
-            note: Arc::new(note),
-            record_at,
-            records_end,
-        };
+        *self.committed.write().expect("extent lock") =
+            Extent { tree_size: size, data_len, root_hash, note: Arc::new(note), record_at, records_end };
         let mut next_slot = slot.as_ref().map(|(i, _)| 1 - i).unwrap_or(0);
         if let (None, Some(s), Mode::ReadWrite) = (&slot, &plan.head, self.mode) {
             // head.dat holds no copy of the commit point at all (lost or emptied): the head's
@@ -1123,6 +1167,14 @@ impl SledStore {
             self.flush_index_locked(&mut w)?;
         }
         Ok(())
+    }
+
+    /// The whole record at `offset` of `checkpoints.dat`, if it is one.
+    fn read_slot(&self, offset: u64) -> Option<Slot> {
+        let mut b = vec![0u8; SLOT_LEN];
+        let n = self.records.read_at(&mut b, offset).ok()?;
+        let (body, _) = unframe(&b[..n], RECORD_BODY_MAX)?;
+        Some(Slot { offset, record: CommitRecord::decode_body(body)? })
     }
 
     /// The note of the record at `offset` of `checkpoints.dat`, as stored: a record whose frame

@@ -114,11 +114,21 @@ fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
 /// snapshot at the head, whatever the policy.
 #[test]
 fn a_ledger_closed_while_its_models_replay_leaves_a_snapshot_at_the_head() {
+    let (dir, size) = demo_ledger_with_a_snapshot_at_its_head();
+    let snapshots: Vec<String> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(snapshots, vec![zachetka_snapshots::file_name(size)]);
+}
+
+/// A demo ledger without rules (so that an open has no rule state to replay, and returns while
+/// the models still replay theirs), whose snapshot at its head was written by a close that came
+/// while the models replayed from zero. Returns the directory and the tree size.
+fn demo_ledger_with_a_snapshot_at_its_head() -> (tempfile::TempDir, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
     let authority = region.authority_did();
-    // Without rules, so that the open has no rule state to replay and returns while the models
-    // still replay theirs.
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
     zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority, None).unwrap();
     drop(store);
@@ -136,11 +146,27 @@ fn a_ledger_closed_while_its_models_replay_leaves_a_snapshot_at_the_head() {
     // Opened with snapshots due only every billion entries, and closed at once: the models are
     // replaying the whole log from zero when the stop comes.
     drop(open(dir.path(), &authority, Some(snapshot_options(dir.path(), 1_000_000_000))));
-    let snapshots: Vec<String> = std::fs::read_dir(dir.path().join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(snapshots, vec![zachetka_snapshots::file_name(size)]);
+    (dir, size)
+}
+
+/// An audit over a log file cut below the head reads the part before the cut; a snapshot
+/// beyond that part is listed as not compared, not reported as "beyond the log" (the cut is
+/// the one finding).
+#[test]
+fn an_audit_of_a_cut_log_does_not_compare_a_snapshot_beyond_the_cut() {
+    let (dir, size) = demo_ledger_with_a_snapshot_at_its_head();
+    let store_dir = dir.path().join("store");
+    let entries = zachetka::store::sled::StorePaths::of(&store_dir).entries;
+    let len = std::fs::metadata(&entries).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&entries).unwrap().set_len(len / 2).unwrap();
+    let store = SledStore::open_read_only(&store_dir).unwrap();
+    let sources = DerivedSources { snapshots: Some(dir.path().join("snapshots")), served: None };
+    let report = audit_with(&store, &sources, &|_, _| {}).unwrap();
+    let codes: Vec<_> = report.violations.iter().map(|v| v.code).collect();
+    assert_eq!(codes, vec!["store_damaged"], "{report:#?}");
+    assert!(report.tree_size > 0 && report.tree_size < size, "{}", report.tree_size);
+    let snapshot = zachetka_snapshots::file_name(size);
+    assert!(report.derived.not_compared.iter().any(|n| n.starts_with(&snapshot)), "{:#?}", report.derived);
 }
 
 /// The read side parses entries straight into typed records (`ParsedFact::from_entry_fast`);

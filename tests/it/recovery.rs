@@ -674,6 +674,63 @@ fn a_damaged_head_dat_slot_is_reported_and_rewritten_by_the_next_commit() {
     }
 }
 
+/// A log file cut below the head (a partial copy, a full disk) is refused by a server with its
+/// file and position, as before; the audit named the cut but then audited nothing (0 entries)
+/// and called a snapshot "beyond the log". Now it checks the part of the log the files hold
+/// whole, up to the newest checkpoint they cover: a fault below the cut is still found there.
+#[test]
+fn an_audit_over_a_cut_log_file_checks_the_part_before_the_cut() {
+    let (clean, _, _) = grounds();
+    let spans: Vec<(u64, u64)> = {
+        let store = SledStore::open_read_only(clean.path()).unwrap();
+        (0..30).map(|seq| store.entry_span(seq).unwrap()).collect()
+    };
+    let paths = StorePaths::of(clean.path());
+    let records: Vec<u64> = super::audit::checkpoint_records(&paths.checkpoints).iter().map(|r| r.2).collect();
+    // Cut inside entry 20: the newest checkpoint whose entries stand whole is the one at or
+    // below 20 (counted from checkpoints.dat here, not by the store).
+    let cut_at = spans[20].0 + spans[20].1 / 2;
+    let readable = records.iter().copied().filter(|&size| size <= 20).max().unwrap();
+    assert!(readable > 6, "{records:?}");
+    for flip_below in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
+        let paths = StorePaths::of(dir.path());
+        if flip_below {
+            flip(&paths.entries, spans[3].0 + spans[3].1 / 2);
+        }
+        std::fs::OpenOptions::new().write(true).open(&paths.entries).unwrap().set_len(cut_at).unwrap();
+        let report = audit_dir(dir.path());
+        assert_eq!(report.tree_size, readable);
+        let cut = Position::File { file: "entries.dat".into(), offset: cut_at };
+        let at_3 = Position::Entry { seq: 3 };
+        let codes: Vec<_> = report.violations.iter().map(|v| (&v.position, v.code)).collect();
+        // The cut, and (only when flipped) the entry below it; nothing else.
+        assert_eq!(codes.iter().filter(|c| c.0 != &at_3).collect::<Vec<_>>(), vec![&(&cut, "store_damaged")]);
+        assert_eq!(codes.contains(&(&at_3, "leaf_hash_mismatch")), flip_below, "{report:#?}");
+        let message = &report.violations[0].message;
+        assert!(message.contains(&format!("up to tree size {readable}")), "{message}");
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Corrupt { what: "entries.dat", position, .. }) => assert_eq!(position, cut_at),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a server opened over a cut entries.dat"),
+        }
+    }
+}
+
+/// A damaged `ledger.json` is one finding, named by its file: the audit no longer adds
+/// "not_initialized", which was only its consequence.
+#[test]
+fn a_damaged_ledger_config_is_one_finding() {
+    let (clean, _, _) = grounds();
+    let config = clean.path().join("ledger.json");
+    let len = std::fs::metadata(&config).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&config).unwrap().set_len(len / 2).unwrap();
+    let report = audit_dir(clean.path());
+    let found: Vec<_> = report.violations.iter().map(|v| (&v.position, v.code)).collect();
+    assert_eq!(found, vec![(&Position::File { file: "ledger.json".into(), offset: 0 }, "config_damaged")]);
+}
+
 /// A `head.dat` cut to one slot, or with a slot zeroed, lost the second copy of the commit point
 /// as surely as a flipped byte, and the audit called it clean (both slots are written once the
 /// log has more than one commit). Now it is the same finding, and the next commit rewrites it.
@@ -681,17 +738,19 @@ fn a_damaged_head_dat_slot_is_reported_and_rewritten_by_the_next_commit() {
 fn a_head_dat_slot_cut_or_zeroed_is_reported_and_rewritten_by_the_next_commit() {
     let (clean, _, _) = grounds();
     let slot_len = zachetka::store::sled::SLOT_LEN as u64;
-    let cut = |head: &Path| std::fs::OpenOptions::new().write(true).open(head).unwrap().set_len(slot_len).unwrap();
-    let zero_slot_0 = |head: &Path| {
+    // Slot 1 goes with the cut; slot 0 is zeroed in place.
+    let damage = |head: &Path, slot: u64| {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(head).unwrap();
-        f.write_all_at(&vec![0u8; slot_len as usize], 0).unwrap();
+        match slot {
+            1 => f.set_len(slot_len).unwrap(),
+            _ => f.write_all_at(&vec![0u8; slot_len as usize], 0).unwrap(),
+        }
     };
-    let cases: [(&str, &dyn Fn(&Path), u64); 2] = [("cut to one slot", &cut, 1), ("slot 0 zeroed", &zero_slot_0, 0)];
-    for (what, damage, slot) in cases {
+    for (what, slot) in [("cut to one slot", 1), ("slot 0 zeroed", 0)] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(clean.path(), dir.path());
-        damage(&StorePaths::of(dir.path()).head);
+        damage(&StorePaths::of(dir.path()).head, slot);
         let report = audit_dir(dir.path());
         let want = Position::File { file: "head.dat".into(), offset: slot * slot_len };
         assert!(
