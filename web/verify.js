@@ -885,11 +885,18 @@
   const RESULT_TYPES = ['journal.term_grade_set', 'journal.year_grade_set', 'journal.intermediate_attestation_recorded',
     'journal.final_attestation_recorded', 'journal.promoted', 'college.course_result_recorded', 'college.exam_recorded'];
   const DOCUMENT_TYPES = ['journal.certificate_issued', 'additional.certificate_issued', 'college.diploma_issued'];
+  // The types a journal.record_corrected may name (the rules' CORRECTABLE).
+  const CORRECTABLE = ['journal.grade_recorded', 'journal.attendance_marked', 'journal.term_grade_set',
+    'journal.year_grade_set', 'journal.intermediate_attestation_recorded', 'journal.retake_recorded',
+    'journal.record_corrected', 'college.course_result_recorded', 'college.exam_recorded'];
 
   // `withheld`: the seqs of the withheld items of `entries` (a revocation may be among them).
   function summarize(items, withheld) {
     const institutions = new Map(), results = [], documents = [], achievements = new Map(), other = new Map();
     const revoked = new Set();
+    // Event ids a correction may name -> the result they stand for (a correction may correct a
+    // correction), and each result's disclosed corrections.
+    const correctable = new Map(), corrections = new Map();
     for (const it of items) {
       const ev = it.event, d = ev.data;
       const year = Number(ev.occurred_at.slice(0, 4));
@@ -900,7 +907,20 @@
         }
       }
       if (RESULT_TYPES.includes(ev.type)) {
-        results.push({ seq: it.seq, type: ev.type, institution: d.institution, subject: d.subject ?? d.course ?? d.exam ?? '', mark: d.mark ?? d.score ?? d.to_class ?? '', year: d.academic_year ?? d.term ?? year });
+        const r = { seq: it.seq, type: ev.type, institution: d.institution, subject: d.subject ?? d.course ?? d.exam ?? '', mark: d.mark ?? d.score ?? d.to_class ?? '', year: d.academic_year ?? d.term ?? year };
+        if (CORRECTABLE.includes(ev.type)) {
+          correctable.set(ev.id, r);
+          corrections.set(r, []);
+        }
+        results.push(r);
+      } else if (ev.type === 'journal.record_corrected') {
+        const r = correctable.get(d.corrected_event_id);
+        if (r) {
+          const c = { seq: it.seq };
+          for (const k of ['mark', 'scale', 'code', 'reason']) if (d[k] !== undefined && d[k] !== null) c[k] = d[k];
+          corrections.get(r).push(c);
+          correctable.set(ev.id, r);
+        }
       } else if (DOCUMENT_TYPES.includes(ev.type)) {
         documents.push({ seq: it.seq, type: ev.type, institution: d.institution, level: d.level ?? '', number: d.number ?? d.certificate_id ?? '', issued_on: d.issued_on ?? String(d.year ?? '') });
       } else if (ev.type === 'portfolio.achievement_attested') {
@@ -910,6 +930,19 @@
       } else {
         other.set(ev.type, (other.get(ev.type) || 0) + 1);
       }
+    }
+    // FORMAT.md section 5: a result is corrected when a disclosed correction names it; unknown
+    // (null, with the reason) when, with none, withheld entries follow it, since one may be it.
+    for (const [r, list] of corrections) {
+      const latest = list.length ? list[list.length - 1].seq : r.seq;
+      const later = withheld.filter((w) => w > latest).length;
+      r.corrected = list.length ? true : later > 0 ? null : false;
+      if (later > 0) {
+        const after = list.length ? 'its latest correction (seq ' + latest + ')' : 'it';
+        r.corrected_unknown = later === 1 ? '1 withheld entry of the learner comes after ' + after + '; it may correct it'
+          : later + ' withheld entries of the learner come after ' + after + '; one of them may correct it';
+      }
+      if (list.length) r.corrections = list;
     }
     // FORMAT.md section 5: revoked when a disclosed revocation names it; else unknown (null,
     // with the reason) while withheld entries follow it, since one of them may be its revocation.
@@ -1492,6 +1525,22 @@
     return 'in force among the entries shown (completeness not proved)';
   }
 
+  // A result's status: its current value after its disclosed corrections, or why it is
+  // unknown; with none, as recorded as far as the completeness reaches.
+  function resultStatus(x, c) {
+    if (x.corrected === undefined) return '';
+    if (x.corrected === null) return 'unknown: ' + x.corrected_unknown;
+    if (x.corrected === true) {
+      const last = x.corrections[x.corrections.length - 1];
+      const now = last.mark !== undefined ? 'mark ' + last.mark : last.code !== undefined ? 'code ' + last.code : 'annulled';
+      return 'corrected at seq ' + last.seq + ': ' + now + (last.reason ? ' (' + last.reason + ')' : '')
+        + (x.corrected_unknown ? '; later unknown: ' + x.corrected_unknown : '');
+    }
+    if (c && c.status === 'complete') return 'as recorded';
+    if (c && c.status === 'complete_up_to') return 'as recorded up to position ' + c.up_to + ' (a correction after it is covered by no commitment)';
+    return 'as recorded among the entries shown (completeness not proved)';
+  }
+
   function render(report, fileName) {
     const out = $('result');
     out.replaceChildren();
@@ -1534,7 +1583,7 @@
     out.append(el('h2', {}, 'Institutions and years'),
       table(['Institution', 'Years'], r.institutions.map((i) => [i.institution, i.years.join(', ')])));
     out.append(el('h2', {}, 'Results'),
-      table(['Seq', 'Type', 'Institution', 'Subject', 'Mark', 'Year'], r.results.map((x) => [x.seq, x.type, x.institution, x.subject, x.mark, x.year])));
+      table(['Seq', 'Type', 'Institution', 'Subject', 'Mark', 'Year', 'Status'], r.results.map((x) => [x.seq, x.type, x.institution, x.subject, x.mark, x.year, resultStatus(x, report.completeness)])));
     out.append(el('h2', {}, 'Documents'),
       table(['Seq', 'Type', 'Institution', 'Level', 'Number', 'Issued'], r.documents.map((x) => [x.seq, x.type, x.institution, x.level, x.number, x.issued_on])));
     out.append(el('h2', {}, 'Achievements'),

@@ -295,25 +295,54 @@ impl Report {
             let _ = writeln!(s, "{title}:");
             for item in items {
                 let Some(o) = item.as_object() else { continue };
-                let fields: Vec<String> = o
-                    .iter()
-                    .filter(|(k, _)| *k != "seq" && *k != "type" && *k != "revoked_unknown")
+                // Not revoked or corrected as far as the entries reach that completeness proves.
+                let none_after = |what: &str, by: &str| match self.completeness.as_ref().map(|c| (c.status, c.up_to)) {
+                    Some(("complete", _)) => format!("{what}=false"),
+                    Some(("complete_up_to", Some(p))) => {
+                        format!("{what}=false (up to position {p}; a {by} after it is covered by no commitment)")
+                    }
+                    _ => format!("{what}=false (among the bundle's entries; completeness not proved)"),
+                };
+                let unknown = |what: &str, why: &str| {
+                    format!(
+                        "{what}=unknown ({})",
+                        o.get(why).and_then(Value::as_str).unwrap_or("withheld entries follow it")
+                    )
+                };
+                // The event's data first, then its status (corrected, revoked).
+                let status = |k: &str| k == "corrected" || k == "revoked";
+                let shown =
+                    |k: &str| !["seq", "type", "revoked_unknown", "corrected_unknown", "corrections"].contains(&k);
+                let fields: Vec<String> = (o.iter().filter(|(k, _)| !status(k)))
+                    .chain(o.iter().filter(|(k, _)| status(k)))
+                    .filter(|(k, _)| shown(k))
                     .map(|(k, v)| match (k.as_str(), v) {
                         // An achievement whose revocation withheld entries may hide.
-                        ("revoked", Value::Null) => format!(
-                            "revoked=unknown ({})",
-                            o.get("revoked_unknown").and_then(Value::as_str).unwrap_or("withheld entries follow it")
-                        ),
-                        // Not revoked as far as the entries reach that completeness proves.
-                        ("revoked", Value::Bool(false)) => {
-                            match self.completeness.as_ref().map(|c| (c.status, c.up_to)) {
-                                Some(("complete", _)) => "revoked=false".to_owned(),
-                                Some(("complete_up_to", Some(p))) => format!(
-                                "revoked=false (up to position {p}; a revocation after it is covered by no commitment)"
-                            ),
-                                _ => "revoked=false (among the bundle's entries; completeness not proved)".to_owned(),
-                            }
+                        ("revoked", Value::Null) => unknown("revoked", "revoked_unknown"),
+                        ("revoked", Value::Bool(false)) => none_after("revoked", "revocation"),
+                        // A result: its latest disclosed correction is its current value.
+                        ("corrected", Value::Bool(true)) => {
+                            let list = o.get("corrections").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                            let latest = list.last().and_then(Value::as_object);
+                            let now: Vec<String> = ["mark", "scale", "code", "reason"]
+                                .into_iter()
+                                .filter_map(|k| Some((k, latest?.get(k)?)))
+                                .map(|(k, v)| {
+                                    format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                                })
+                                .collect();
+                            let at = latest.and_then(|c| c.get("seq")).map(Value::to_string).unwrap_or_default();
+                            let also = o.get("corrected_unknown").and_then(Value::as_str);
+                            format!(
+                                "corrected=true ({} correction{}; now, since seq {at}: {}){}",
+                                list.len(),
+                                if list.len() == 1 { "" } else { "s" },
+                                now.join(" "),
+                                also.map(|w| format!(" later=unknown ({w})")).unwrap_or_default()
+                            )
                         }
+                        ("corrected", Value::Null) => unknown("corrected", "corrected_unknown"),
+                        ("corrected", Value::Bool(false)) => none_after("corrected", "correction"),
                         (_, Value::String(t)) => format!("{k}={t}"),
                         (_, v) => format!("{k}={v}"),
                     })

@@ -991,6 +991,10 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
     let mut s = RecordSummary::default();
     let mut institutions: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let mut revoked: HashSet<String> = HashSet::new();
+    // The event ids a correction may name, and the result each stands for: the result's own,
+    // and its corrections' (a correction may correct a correction).
+    let mut correctable: HashMap<String, usize> = HashMap::new();
+    let mut corrections: Vec<Vec<Value>> = Vec::new();
     for c in by_seq.values().filter(|c| !c.in_authority) {
         let Some(e) = &c.entry else { continue };
         let (Some(ty), Some(Value::Object(data))) = (e.event.get("type").and_then(Value::as_str), e.event.get("data"))
@@ -1012,8 +1016,29 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
             o.extend(data.iter().filter(|(k, _)| *k != "v").map(|(k, v)| (k.clone(), v.clone())));
             Value::Object(o)
         };
+        let id = e.event.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
         if preset("final-results").contains(&ty) {
+            // Only what a correction may name gets a correction status (not a promotion, nor a
+            // final attestation result).
+            if zachetka_rules::CORRECTABLE.contains(&ty) {
+                correctable.insert(id, s.results.len());
+            }
             s.results.push(item());
+            corrections.push(Vec::new());
+        } else if ty == "journal.record_corrected" {
+            let named =
+                data.get("corrected_event_id").and_then(Value::as_str).and_then(|n| correctable.get(n)).copied();
+            if let Some(at) = named {
+                let mut o = serde_json::Map::new();
+                o.insert("seq".into(), c.seq.into());
+                for k in ["mark", "scale", "code", "reason"] {
+                    if let Some(v) = data.get(k).filter(|v| !v.is_null()) {
+                        o.insert(k.into(), v.clone());
+                    }
+                }
+                corrections[at].push(Value::Object(o));
+                correctable.insert(id, at);
+            }
         } else if preset("documents").contains(&ty) {
             s.documents.push(item());
         } else if ty == "portfolio.achievement_attested" {
@@ -1025,6 +1050,27 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
     // A revocation is a later entry of the learner's stream: one withheld after the attestation
     // may be it (a withheld item says nothing of its type), so "not revoked" is then no fact.
     let withheld: Vec<u64> = by_seq.values().filter(|c| !c.in_authority && c.withheld).map(|c| c.seq).collect();
+    // A result is corrected when a disclosed correction names it; a withheld entry after its
+    // latest value may be a further correction (a withheld item says nothing of its type).
+    for (r, list) in s.results.iter_mut().zip(corrections) {
+        if !r.get("type").and_then(Value::as_str).is_some_and(|t| zachetka_rules::CORRECTABLE.contains(&t)) {
+            continue;
+        }
+        let seq = r.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let latest = list.last().and_then(|c| c.get("seq")).and_then(Value::as_u64).unwrap_or(seq);
+        let later = withheld.iter().filter(|w| **w > latest).count();
+        r["corrected"] = match (list.is_empty(), later) {
+            (false, _) => Value::Bool(true),
+            (true, 0) => Value::Bool(false),
+            (true, _) => Value::Null,
+        };
+        if later > 0 {
+            r["corrected_unknown"] = Value::String(correction_unknown(later, (latest != seq).then_some(latest)));
+        }
+        if !list.is_empty() {
+            r["corrections"] = Value::Array(list);
+        }
+    }
     for a in &mut s.achievements {
         let id = a.get("achievement_id").and_then(Value::as_str).unwrap_or("").to_owned();
         let seq = a.get("seq").and_then(Value::as_u64).unwrap_or(0);
@@ -1043,6 +1089,19 @@ fn summarize(by_seq: &BTreeMap<u64, &Checked>) -> RecordSummary {
         .map(|(institution, years)| InstitutionYears { institution, years: years.into_iter().collect() })
         .collect();
     s
+}
+
+/// Why a result's current value is unknown: `later` withheld entries follow it, or follow its
+/// latest disclosed correction (at `corrected_at`).
+fn correction_unknown(later: usize, corrected_at: Option<u64>) -> String {
+    let after = match corrected_at {
+        Some(at) => format!("its latest correction (seq {at})"),
+        None => "it".to_owned(),
+    };
+    match later {
+        1 => format!("1 withheld entry of the learner comes after {after}; it may correct it"),
+        n => format!("{n} withheld entries of the learner come after {after}; one of them may correct it"),
+    }
 }
 
 /// Why an attestation's revocation status is unknown: `later` withheld entries follow it.

@@ -18,7 +18,7 @@ use zachetka_projections::models::common::EventId;
 const SEMESTERS_MAX: i64 = 12;
 
 /// Event types a correction may name.
-const CORRECTABLE: &[&str] = &[
+pub const CORRECTABLE: &[&str] = &[
     "journal.grade_recorded",
     "journal.attendance_marked",
     "journal.term_grade_set",

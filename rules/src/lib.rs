@@ -31,6 +31,7 @@ pub use zachetka_projections::vocabulary;
 pub use attestation::{CategoryHeld, TeacherStatus};
 pub use authority::{Grant, Institution};
 pub use config::{LedgerTimeRules, RegionConfig};
+pub use journal::CORRECTABLE;
 pub use state::{StateError, STATE_FORMAT};
 pub use vocabulary::{event_types, schema_version, StreamKind};
 /// Which kind of rule refused: `Rights` (HTTP 403) or `Invariant` (422); the status itself is

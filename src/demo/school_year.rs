@@ -33,7 +33,16 @@ impl DemoRegion {
                     let mark = 3 + ((k + term as u64) % 3) as i64;
                     let data = json!({"institution": inst, "class": class, "subject": subject, "academic_year": 2026,
                         "term": term as i64 + 1, "mark": mark, "scale": "five_point"});
-                    s.push(instant(*d, minute), &stream, "journal.term_grade_set", teacher, data);
+                    let set = s.push(instant(*d, minute), &stream, "journal.term_grade_set", teacher, data);
+                    // Now and then the second term's grade is revised on the parents' appeal after
+                    // the winter holidays: a final result that a record bundle carries corrected.
+                    if term == 1 && k % 5 == 1 {
+                        let data = json!({"institution": inst, "class": class, "corrected_event_id": set,
+                            "mark": if mark == 5 { 4 } else { mark + 1 }, "scale": "five_point",
+                            "reason": "пересмотр отметки по заявлению родителей",
+                            "authorised_by": self.dids[class_authority]});
+                        s.push(instant(day(2027, 1, 13), minute), &stream, "journal.record_corrected", teacher, data);
+                    }
                 }
                 let year_by = if p.letter == 0 { class_authority } else { teacher };
                 let data = json!({"institution": inst, "class": class, "subject": subject, "academic_year": 2026,

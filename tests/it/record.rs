@@ -953,3 +953,81 @@ fn the_served_record_of_an_attestation_carries_its_revocation() {
     assert_eq!(ach["revoked"], Value::Null, "{ach}");
     assert!(ach["revoked_unknown"].as_str().unwrap().contains("may revoke it"), "{ach}");
 }
+
+/// A result revised by a correction (the demo revises some second-term grades on appeal): the
+/// report carried the result as first recorded, and nothing said it had been corrected. Now a
+/// result a correction may name carries `corrected` and its disclosed corrections, the latest
+/// being its current value; withheld by its holder, the correction leaves the status unknown.
+#[test]
+fn a_corrected_result_is_reported_with_its_correction_and_unknown_when_it_is_withheld() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger(dir.path(), RulesMode::Enforce);
+    append_region(&l);
+    applied(&l);
+    // A correction of a term grade, found in the log (not by the exporter or the verifier).
+    let n = l.head().0.tree_size;
+    let events: Vec<(u64, Value)> = (l.entries(0, n).unwrap().iter().enumerate())
+        .map(|(seq, b)| (seq as u64, serde_json::from_slice::<Value>(b).unwrap()["event"].clone()))
+        .collect();
+    let by_id: BTreeMap<&str, (u64, &Value)> =
+        events.iter().map(|(s, e)| (e["id"].as_str().unwrap(), (*s, e))).collect();
+    let (fix_seq, fix, (grade_seq, grade)) = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "journal.record_corrected")
+        .find_map(|(s, e)| {
+            let target = by_id[e["data"]["corrected_event_id"].as_str().unwrap()];
+            (target.1["type"] == "journal.term_grade_set").then_some((*s, e, target))
+        })
+        .expect("the demo region revises a term grade");
+    let learner = grade["stream"].as_str().unwrap().strip_prefix("learner/").unwrap().to_owned();
+    let only = Disclosure::parse("final-results").unwrap();
+    let bundle = export_learner(&l, &learner, &only).unwrap();
+    let result_of = |b: &Bundle| -> (Report, Value) {
+        let r = verify(&b.to_json(), &vkey(&l), &Options::default());
+        assert!(r.ok, "{:#?}", r.failures);
+        let item = r.record.results.iter().find(|x| x["seq"] == grade_seq).cloned().unwrap();
+        (r, item)
+    };
+    let (r, item) = result_of(&bundle);
+    assert_eq!(item["corrected"], json!(true), "{item:#}");
+    let want =
+        json!([{"seq": fix_seq, "mark": fix["data"]["mark"], "scale": "five_point", "reason": fix["data"]["reason"]}]);
+    assert_eq!(item["corrections"], want, "{item:#}");
+    assert_eq!(item["mark"], grade["data"]["mark"], "the result as recorded stays beside it");
+    let text = r.to_text();
+    assert!(
+        text.contains(&format!(
+            "corrected=true (1 correction; now, since seq {fix_seq}: mark={} scale=five_point reason=",
+            fix["data"]["mark"]
+        )),
+        "{text}"
+    );
+    // Not correctable: a promotion has no correction status.
+    assert!(r.record.results.iter().filter(|x| x["type"] == "journal.promoted").all(|x| x.get("corrected").is_none()));
+
+    // The holder withholds the correction: it still verifies; the value is unknown.
+    let mut held = bundle.clone();
+    let at = held.entries.iter().position(|i| i.seq == fix_seq).unwrap();
+    let leaf = zachetka::merkle::leaf_hash(&l.entries(fix_seq, 1).unwrap()[0]);
+    let proof = l.prove_inclusion(fix_seq, r.tree_size.unwrap()).unwrap();
+    held.entries[at] = zachetka_record::Item::withheld(fix_seq, &leaf, &proof);
+    let (r, item) = result_of(&held);
+    assert_eq!(item["corrected"], Value::Null, "{item:#}");
+    let later = held.entries.iter().filter(|i| i.seq > grade_seq && i.entry.is_none()).count();
+    let why = match later {
+        1 => "1 withheld entry of the learner comes after it; it may correct it".to_owned(),
+        n => format!("{n} withheld entries of the learner come after it; one of them may correct it"),
+    };
+    assert_eq!(item["corrected_unknown"], json!(why));
+    assert!(r.to_text().contains(&format!("corrected=unknown ({why})")));
+
+    // Everything disclosed: the other correctable results are "not corrected".
+    let (r, _) = result_of(&export_learner(&l, &learner, &Disclosure::All).unwrap());
+    let others: Vec<&Value> =
+        r.record.results.iter().filter(|x| x["seq"] != grade_seq && x.get("corrected").is_some()).collect();
+    assert!(!others.is_empty());
+    assert!(
+        others.iter().all(|x| x["corrected"] == json!(false) && x.get("corrected_unknown").is_none()),
+        "{others:#?}"
+    );
+}

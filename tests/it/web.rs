@@ -620,6 +620,47 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
     let ours = |list: &[Value]| list.iter().find(|a| a["seq"] == attested_seq).unwrap().clone();
     assert_eq!(ours(&rust_attested_only)["revoked"], json!(true));
     assert_eq!(ours(&rust_revocation_withheld)["revoked"], Value::Null);
+    // A term grade the demo revised on appeal (found in the log): exported with the final
+    // results, it travels with its correction; then its holder withholds the correction.
+    let (corrected, correction_withheld, grade_seq, fix_seq) = {
+        let ledger = open_dir(&demo);
+        ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+        let n = ledger.head().0.tree_size;
+        let events: Vec<Value> = (ledger.entries(0, n).unwrap().iter())
+            .map(|b| serde_json::from_slice::<Value>(b).unwrap()["event"].clone())
+            .collect();
+        let seq_of = |id: &Value| events.iter().position(|e| e["id"] == *id).unwrap() as u64;
+        let fix_seq = (0..n)
+            .find(|&s| {
+                let e = &events[s as usize];
+                e["type"] == "journal.record_corrected"
+                    && events[seq_of(&e["data"]["corrected_event_id"]) as usize]["type"] == "journal.term_grade_set"
+            })
+            .expect("the demo revises a term grade");
+        let fix = &events[fix_seq as usize];
+        let grade_seq = seq_of(&fix["data"]["corrected_event_id"]);
+        let who = fix["stream"].as_str().unwrap().strip_prefix("learner/").unwrap();
+        let only = zachetka_record::Disclosure::parse("final-results").unwrap();
+        let bundle = zachetka::record::export_learner(&ledger, who, &only).unwrap();
+        let corrected: Value = serde_json::from_slice(&bundle.to_json()).unwrap();
+        let mut withheld = corrected.clone();
+        let at = item_at(&withheld, fix_seq);
+        let bytes = zachetka::keys::b64_decode(withheld["entries"][at]["entry"].as_str().unwrap()).unwrap();
+        withheld["entries"][at] = json!({"seq": fix_seq,
+            "leaf_hash": zachetka::merkle::leaf_hash(&bytes).to_b64(), "proof": withheld["entries"][at]["proof"]});
+        (corrected, withheld, grade_seq, fix_seq)
+    };
+    let rust_results = |b: &Value| -> Vec<Value> {
+        let vk = open_dir(&demo).config().verifier_key.clone();
+        let r = zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &Default::default());
+        assert!(r.ok, "{:#?}", r.failures);
+        r.record.results
+    };
+    let rust_corrected = rust_results(&corrected);
+    let rust_correction_withheld = rust_results(&correction_withheld);
+    let the_grade = |list: &[Value]| list.iter().find(|x| x["seq"] == grade_seq).unwrap().clone();
+    assert_eq!(the_grade(&rust_corrected)["corrected"], json!(true));
+    assert_eq!(the_grade(&rust_correction_withheld)["corrected"], Value::Null);
     let entries_total = real["entries"].as_array().unwrap().len();
     // The Rust verifier's report of the exported bundle, for the page to agree with.
     let rust_report = {
@@ -847,6 +888,8 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
             {"name": "perf-5000", "bundle": write("perf.json", &perf_bundle), "key": other_key},
             {"name": "attested-only", "bundle": write("attested-only.json", &attested_only)},
             {"name": "revocation-withheld", "bundle": write("revocation-withheld.json", &revocation_withheld)},
+            {"name": "corrected", "bundle": write("corrected.json", &corrected)},
+            {"name": "correction-withheld", "bundle": write("correction-withheld.json", &correction_withheld)},
         ],
         "ed25519": vectors,
         "known": known,
@@ -964,6 +1007,28 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         status_of("revocation-withheld", attested_seq),
         "unknown: 1 withheld entry of the learner comes after it; it may revoke it"
     );
+    // A corrected result, as the Rust report has it, and its status as a person reads it.
+    for (name, rust) in [("corrected", &rust_corrected), ("correction-withheld", &rust_correction_withheld)] {
+        let c = case(name);
+        assert_eq!(c["state"], "verified", "{name}: {:#}", c["report"]["failures"]);
+        let page = c["report"]["record"]["results"].as_array().unwrap();
+        assert_eq!(page.len(), rust.len(), "{name}");
+        for (p, r) in page.iter().zip(rust) {
+            for k in ["seq", "corrected", "corrected_unknown", "corrections"] {
+                assert_eq!(p.get(k), r.get(k), "{name} {k}: page {p}, rust {r}");
+            }
+        }
+    }
+    let result_status = |name: &str, seq: u64| -> String {
+        let c = case(name);
+        let row = c["results"].as_array().unwrap().iter().find(|r| r[0].as_str() == Some(&seq.to_string())).cloned();
+        row.unwrap_or_else(|| panic!("{name}: no row {seq}: {:#}", c["results"]))[6].as_str().unwrap().to_owned()
+    };
+    let fix = the_grade(&rust_corrected)["corrections"][0].clone();
+    let now = format!("corrected at seq {fix_seq}: mark {} ({})", fix["mark"], fix["reason"].as_str().unwrap());
+    assert!(result_status("corrected", grade_seq).starts_with(&now), "{}", result_status("corrected", grade_seq));
+    let why = the_grade(&rust_correction_withheld)["corrected_unknown"].as_str().unwrap().to_owned();
+    assert_eq!(result_status("correction-withheld", grade_seq), format!("unknown: {why}"));
     let in_force = format!("in force up to position {up_to} (a revocation after it is covered by no commitment)");
     for name in ["attested-only", "revocation-withheld", "exported"] {
         assert_eq!(status_of(name, kept_seq), in_force, "{name}");

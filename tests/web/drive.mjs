@@ -2,7 +2,7 @@
 // starts the server, builds the bundles and judges the outcome; this script only operates the
 // browser and reports what the page showed. Usage: node drive.mjs <config.json>; prints one JSON
 // object on stdout:
-//   {"cases":[{"name","state","status","facts","achievements","report","requests","wall_ms","screenshot"}],
+//   {"cases":[{"name","state","status","facts","achievements","results","report","requests","wall_ms","screenshot"}],
 //    "ed25519":[true|false, ...], "known":{"jcs","leaves","inclusion","consistency","notes","b64",
 //    "map_proofs"},
 //    "baseline":{"n","digest_ms","verify_ms","all_valid"}}
@@ -60,12 +60,12 @@ try {
       status: document.getElementById('status').textContent,
       failures: Array.from(document.querySelectorAll('#failures li'), (li) => li.textContent),
       facts: Object.fromEntries(Array.from(document.querySelectorAll('#facts dt'), (dt) => [dt.textContent, dt.nextElementSibling.textContent])),
-      // The achievements table as shown: each row's cells.
-      achievements: (() => {
-        const h = Array.from(document.querySelectorAll('h2')).find((e) => e.textContent === 'Achievements');
+      // The achievements and results tables as shown: each row's cells.
+      ...Object.fromEntries(['Achievements', 'Results'].map((title) => {
+        const h = Array.from(document.querySelectorAll('h2')).find((e) => e.textContent === title);
         const t = h && h.nextElementSibling;
-        return t && t.tagName === 'TABLE' ? Array.from(t.querySelectorAll('tbody tr'), (tr) => Array.from(tr.cells, (td) => td.textContent)) : [];
-      })(),
+        return [title.toLowerCase(), t && t.tagName === 'TABLE' ? Array.from(t.querySelectorAll('tbody tr'), (tr) => Array.from(tr.cells, (td) => td.textContent)) : []];
+      })),
       report: window.zachetkaLastReport,
     }));
     const screenshot = path.join(config.artifacts, c.name + '.png');
