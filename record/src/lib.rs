@@ -19,5 +19,5 @@ pub use export::{
     ExportError, ExportInput, LessonWanted, RunWanted, Wanted,
 };
 pub use receipt::{verify_receipt, ReceiptError, ReceiptReport};
-pub use report::{Completeness, Cosignatures, Cosigned, Failure, Report};
+pub use report::{Completeness, Cosignatures, Cosigned, Failure, RecordSummary, Report};
 pub use verify::{verify, Options, OtherCheckpoint, MAX_UNCOVERED_DEFAULT};

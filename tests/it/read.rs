@@ -177,11 +177,6 @@ fn demo_entries_read_on_the_fast_path_as_through_json() {
     let dir = tempfile::tempdir().unwrap();
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
     let authority = region.authority_did();
-    // Without rules, so that the open has no rule state to replay and returns while the models
-    // still replay theirs.
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
-    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority, None).unwrap();
-    drop(store);
     let ledger = open(dir.path(), &authority, None);
     loop {
         let batch = region.next_batch(1000);

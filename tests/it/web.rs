@@ -604,25 +604,31 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         attested_only["entries"][item_at(&attested_only, revoked_seq)].get("entry").is_some(),
         "revocation carried"
     );
-    let mut revocation_withheld = attested_only.clone();
-    let at = item_at(&revocation_withheld, revoked_seq);
-    let bytes = zachetka::keys::b64_decode(revocation_withheld["entries"][at]["entry"].as_str().unwrap()).unwrap();
-    revocation_withheld["entries"][at] = json!({"seq": revoked_seq,
-        "leaf_hash": zachetka::merkle::leaf_hash(&bytes).to_b64(), "proof": revocation_withheld["entries"][at]["proof"]});
-    let rust_achievements = |b: &Value| -> Vec<Value> {
+    // The bundle with the entry at `seq` turned into a withheld item by its holder.
+    let withhold = |b: &Value, seq: u64| -> Value {
+        let mut b = b.clone();
+        let at = item_at(&b, seq);
+        let bytes = zachetka::keys::b64_decode(b["entries"][at]["entry"].as_str().unwrap()).unwrap();
+        b["entries"][at] = json!({"seq": seq,
+            "leaf_hash": zachetka::merkle::leaf_hash(&bytes).to_b64(), "proof": b["entries"][at]["proof"]});
+        b
+    };
+    let revocation_withheld = withhold(&attested_only, revoked_seq);
+    // The Rust verifier's record summary of a bundle that verifies.
+    let rust_record = |b: &Value| -> zachetka_record::RecordSummary {
         let vk = open_dir(&demo).config().verifier_key.clone();
         let r = zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &Default::default());
         assert!(r.ok, "{:#?}", r.failures);
-        r.record.achievements
+        r.record
     };
-    let rust_attested_only = rust_achievements(&attested_only);
-    let rust_revocation_withheld = rust_achievements(&revocation_withheld);
+    let rust_attested_only = rust_record(&attested_only).achievements;
+    let rust_revocation_withheld = rust_record(&revocation_withheld).achievements;
     let ours = |list: &[Value]| list.iter().find(|a| a["seq"] == attested_seq).unwrap().clone();
     assert_eq!(ours(&rust_attested_only)["revoked"], json!(true));
     assert_eq!(ours(&rust_revocation_withheld)["revoked"], Value::Null);
     // A term grade the demo revised on appeal (found in the log): exported with the final
     // results, it travels with its correction; then its holder withholds the correction.
-    let (corrected, correction_withheld, grade_seq, fix_seq) = {
+    let (correction_withheld, corrected, grade_seq, fix_seq) = {
         let ledger = open_dir(&demo);
         ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
         let n = ledger.head().0.tree_size;
@@ -643,21 +649,10 @@ fn the_page_verifies_real_tampered_and_wrongly_keyed_bundles_in_chromium() {
         let only = zachetka_record::Disclosure::parse("final-results").unwrap();
         let bundle = zachetka::record::export_learner(&ledger, who, &only).unwrap();
         let corrected: Value = serde_json::from_slice(&bundle.to_json()).unwrap();
-        let mut withheld = corrected.clone();
-        let at = item_at(&withheld, fix_seq);
-        let bytes = zachetka::keys::b64_decode(withheld["entries"][at]["entry"].as_str().unwrap()).unwrap();
-        withheld["entries"][at] = json!({"seq": fix_seq,
-            "leaf_hash": zachetka::merkle::leaf_hash(&bytes).to_b64(), "proof": withheld["entries"][at]["proof"]});
-        (corrected, withheld, grade_seq, fix_seq)
+        (withhold(&corrected, fix_seq), corrected, grade_seq, fix_seq)
     };
-    let rust_results = |b: &Value| -> Vec<Value> {
-        let vk = open_dir(&demo).config().verifier_key.clone();
-        let r = zachetka_record::verify(&serde_json::to_vec(b).unwrap(), &vk, &Default::default());
-        assert!(r.ok, "{:#?}", r.failures);
-        r.record.results
-    };
-    let rust_corrected = rust_results(&corrected);
-    let rust_correction_withheld = rust_results(&correction_withheld);
+    let rust_corrected = rust_record(&corrected).results;
+    let rust_correction_withheld = rust_record(&correction_withheld).results;
     let the_grade = |list: &[Value]| list.iter().find(|x| x["seq"] == grade_seq).unwrap().clone();
     assert_eq!(the_grade(&rust_corrected)["corrected"], json!(true));
     assert_eq!(the_grade(&rust_correction_withheld)["corrected"], Value::Null);
