@@ -156,6 +156,30 @@ fn check_one(body: &[u8], w: &WitnessKey, raw: &[u8]) -> Result<(), String> {
         .map_err(|_| format!("the signature over the checkpoint at time {timestamp} does not verify"))
 }
 
+/// The signature lines of `note` that are valid cosignatures by one of `witnesses`, the first
+/// valid one of each witness, as (index in `witnesses`, the line with its newline), in the order
+/// of `witnesses`: what a log keeps of a witness's answer, and what it serves again.
+pub fn valid_cosignature_lines(note: &[u8], witnesses: &[WitnessKey]) -> Result<Vec<(usize, String)>, CosignError> {
+    let (body, sigs) = note_parts(note)?;
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for sig in &sigs {
+        for (i, w) in witnesses.iter().enumerate() {
+            let ours = sig.name() == w.name && sig.id() == w.key_id;
+            if ours && !out.iter().any(|(j, _)| *j == i) && check_one(body, w, sig.signature()).is_ok() {
+                out.push((i, String::from_utf8(sig.to_bytes()).expect("a note line is UTF-8")));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// The body of a signed note: its text with the final newline, without signature lines (what
+/// a cosignature signs).
+pub fn note_body(note: &[u8]) -> Result<&[u8], CosignError> {
+    Ok(note_parts(note)?.0)
+}
+
 /// The note's body (text with its final newline) and its signature lines, parsed as a signed
 /// note (the same limits and syntax `checkpoint` applies).
 fn note_parts(note: &[u8]) -> Result<(&[u8], Vec<NoteSignature>), CosignError> {

@@ -56,6 +56,9 @@ struct AppState {
     /// The ledger's region profile, read once from its config (`POST /v1/verify` replays the
     /// authors' rights under it); `None` for a bare signed log.
     region: Option<Arc<crate::rules::RegionConfig>>,
+    /// Witnesses' cosignatures collected for the checkpoints (`crate::cosigning`), when
+    /// witnesses are configured.
+    cosigning: Option<Arc<crate::cosigning::Cosigning>>,
 }
 
 /// The router of a zachetka server over `ledger` with no token: the public endpoints answer,
@@ -72,11 +75,22 @@ pub fn router(ledger: Ledger) -> Router {
 /// entries (pages, entry tiles, streams, the feed) need a token that may read them
 /// (`crate::access::may_read_entries`).
 pub fn router_with(ledger: Ledger, access: Access) -> Router {
+    router_with_cosigning(ledger, access, None)
+}
+
+/// [`router_with`], serving the checkpoints with the witnesses' cosignatures `cosigning` holds
+/// (its collecting task is the caller's to start: `Cosigning::start`).
+pub fn router_with_cosigning(
+    ledger: Ledger,
+    access: Access,
+    cosigning: Option<Arc<crate::cosigning::Cosigning>>,
+) -> Router {
     let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
     // Its config was checked when the ledger opened.
     let region = crate::rules::region_of(ledger.config()).ok().flatten().map(Arc::new);
     let feeds = Arc::new(tokio::sync::Semaphore::new(reads::FEEDS_OPEN_MAX));
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, feeds, access, region };
+    let state =
+        AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, feeds, access, region, cosigning };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))
