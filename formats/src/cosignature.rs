@@ -391,6 +391,24 @@ mod tests {
     }
 
     #[test]
+    fn only_valid_lines_of_given_witnesses_are_kept_one_per_witness_in_their_order() {
+        let (note, _) = ledger_note();
+        let (w1, w2, w3) = (witness(1), witness(2), witness(3));
+        let body = checkpoint_body_of(&note);
+        let line = |w: &Witness, t| w.cosignature_line(body, t).unwrap();
+        let mut forged = keys::b64_decode(line(&w3, 7).trim_end().rsplit(' ').next().unwrap()).unwrap();
+        forged[20] ^= 1;
+        let mut all = note.clone();
+        for l in [line(&w2, 1), format!("— {} {}\n", w3.name, keys::b64(&forged)), line(&w1, 2), line(&w2, 3)] {
+            all.extend_from_slice(l.as_bytes());
+        }
+        let keys3 = [w1.verifier_key(), w2.verifier_key(), w3.verifier_key()];
+        assert_eq!(valid_cosignature_lines(&all, &keys3).unwrap(), vec![(0, line(&w1, 2)), (1, line(&w2, 1))]);
+        assert_eq!(note_body(&all).unwrap(), body);
+        assert!(valid_cosignature_lines(b"no note", &keys3).is_err());
+    }
+
+    #[test]
     fn a_timestamp_beyond_two_to_the_63_is_refused() {
         let (note, _) = ledger_note();
         assert_eq!(witness(1).cosign(&note, 1 << 63), Err(CosignError::Timestamp(1 << 63)));

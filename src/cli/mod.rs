@@ -342,6 +342,8 @@ enum Command {
         snapshots: SnapshotFlags,
         #[command(flatten)]
         completeness: CompletenessFlags,
+        #[command(flatten)]
+        witnesses: WitnessFlags,
     },
 }
 
@@ -740,15 +742,9 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Serve { dir, listen, server, access, snapshots, completeness, witnesses } => {
-            let cosigning = witnesses.config()?;
+            let witnesses = witnesses.config()?;
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
-            let cosigning = match cosigning {
-                Some(c) => Some(
-                    zachetka::cosigning::Cosigning::open(ledger.clone(), &dir, c)
-                        .with_context(|| format!("couldn't open {}", dir.join("cosignatures").display()))?,
-                ),
-                None => None,
-            };
+            let cosigning = open_cosigning(&ledger, &dir, witnesses)?;
             serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?, cosigning)?
         }
         Command::Witness { key, name, state, logs, listen, server } => {
@@ -850,7 +846,9 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             access,
             snapshots,
             completeness,
+            witnesses,
         } => {
+            let witnesses = witnesses.config()?;
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init_with(&dir, db, &origin, Some(authority), Some(zachetka::demo::region_config()))?;
@@ -880,11 +878,25 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             demo::print_tokens(&access.tokens_path(&dir), size, targets.is_none(), &listen)?;
             if !no_serve {
-                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?, None)?;
+                let cosigning = open_cosigning(&ledger, &dir, witnesses)?;
+                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?, cosigning)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cosignatures `serve` collects, when witnesses are configured (kept in <dir>/cosignatures).
+fn open_cosigning(
+    ledger: &Ledger,
+    dir: &Path,
+    witnesses: Option<zachetka::cosigning::CosigningConfig>,
+) -> Result<Option<Arc<zachetka::cosigning::Cosigning>>> {
+    let Some(config) = witnesses else { return Ok(None) };
+    let folder = dir.join(zachetka::cosigning::COSIGNATURES_DIR);
+    let cosigning = zachetka::cosigning::Cosigning::open(ledger.clone(), dir, config)
+        .with_context(|| format!("couldn't open {}", folder.display()))?;
+    Ok(Some(cosigning))
 }
 
 fn serve(

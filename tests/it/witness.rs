@@ -227,6 +227,31 @@ fn serve_witness(n: u8) -> WitnessServer {
     WitnessServer { url, vkey, _rt: rt, _dir: dir }
 }
 
+/// The HTTP answers of the spec: 200 with the line, 409 with the held size as
+/// `text/x.tlog.size`, other refusals as `{"code","message"}` with their status, and a body
+/// beyond the cap refused as it arrives.
+#[test]
+fn the_witness_answers_over_http_as_the_spec_says() {
+    let w = serve_witness(1);
+    let t = tree(9, 9, "");
+    let post = |body: &[u8]| match ureq::post(&format!("{}/add-checkpoint", w.url)).send_bytes(body) {
+        Ok(r) => (r.status(), r.content_type().to_owned(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.content_type().to_owned(), r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let (s, _, line) = post(&extend(&t, 0, 5));
+    assert_eq!(s, 200);
+    assert!(cosigns(&note_of(&signer(), &t, 5), &line, &witness(1).verifier_key()), "{line}");
+    assert_eq!(post(&extend(&t, 0, 9)), (409, "text/x.tlog.size".into(), "5\n".into()));
+    let (s, ct, body) = post(&request(5, vec![], note_of(&signer(), &t, 3)));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, ct.as_str(), v["code"].as_str()), (400, "application/json", Some("old_size_beyond_checkpoint")));
+    let mut big = extend(&t, 5, 9);
+    big.resize(zachetka::witness::REQUEST_BYTES_MAX + 1, b'\n');
+    assert_eq!(post(&big).0, 413);
+    assert_eq!(post(&extend(&t, 5, 9)).0, 200, "the refusals changed nothing");
+}
+
 /// A URL where nothing listens (a port bound, then released).
 fn down_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
