@@ -126,7 +126,7 @@ impl Cosigning {
             .collect();
         sizes.sort_unstable();
         for size in sizes.into_iter().rev() {
-            let lines = this.lines_on_disk(size);
+            let lines = this.lines_on_disk(size, None);
             if !lines.is_empty() {
                 let mut status = this.status.lock().expect("cosigning status lock");
                 for (i, _) in &lines {
@@ -170,17 +170,19 @@ impl Cosigning {
             Some((s, l)) if *s == size => l.clone(),
             _ => Vec::new(),
         };
-        let mut got = false;
-        for i in 0..self.config.witnesses.len() {
-            if lines.iter().any(|(j, _)| *j == i) {
-                continue;
-            }
-            if let Some(line) = self.submit(i, size, &note) {
-                lines.push((i, line));
-                got = true;
-            }
-        }
-        if got {
+        // The witnesses are asked at once, so a slow one delays no other.
+        let lagging: Vec<usize> =
+            (0..self.config.witnesses.len()).filter(|i| !lines.iter().any(|(j, _)| j == i)).collect();
+        let note_bytes: &[u8] = &note;
+        let got: Lines = std::thread::scope(|scope| {
+            let asked: Vec<_> = lagging
+                .iter()
+                .map(|&i| scope.spawn(move || self.submit(i, size, note_bytes).map(|l| (i, l))))
+                .collect();
+            asked.into_iter().filter_map(|h| h.join().expect("a submission does not panic")).collect()
+        });
+        if !got.is_empty() {
+            lines.extend(got);
             lines.sort_unstable_by_key(|(i, _)| *i);
             let mut cosigned = note.as_ref().clone();
             lines.iter().for_each(|(_, l)| cosigned.extend_from_slice(l.as_bytes()));
@@ -284,8 +286,9 @@ impl Cosigning {
     }
 
     /// The lines in `<size>.note` that verify against the configured witnesses, over the body
-    /// of the ledger's own note at that size; an unreadable or foreign file gives none.
-    fn lines_on_disk(&self, size: u64) -> Lines {
+    /// of the ledger's own note at that size (`ours`, read from the store when not given); an
+    /// unreadable or foreign file gives none.
+    fn lines_on_disk(&self, size: u64, ours: Option<&[u8]>) -> Lines {
         let path = self.dir.join(format!("{size}.note"));
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -295,11 +298,18 @@ impl Cosigning {
                 return Vec::new();
             }
         };
-        let ours = match self.ledger.checkpoint_at(size) {
-            Ok(Some(n)) => n,
-            _ => return Vec::new(),
+        let stored;
+        let ours = match ours {
+            Some(n) => n,
+            None => match self.ledger.checkpoint_at(size) {
+                Ok(Some(n)) => {
+                    stored = n;
+                    &stored
+                }
+                _ => return Vec::new(),
+            },
         };
-        let same_body = cosignature::note_body(&bytes).ok() == cosignature::note_body(&ours).ok();
+        let same_body = cosignature::note_body(&bytes).ok() == cosignature::note_body(ours).ok();
         match cosignature::valid_cosignature_lines(&bytes, &self.keys) {
             Ok(lines) if same_body => lines,
             _ => {
@@ -316,7 +326,7 @@ impl Cosigning {
             Some((s, lines)) if *s == size => Some(lines.clone()),
             _ => None,
         };
-        let lines = held.unwrap_or_else(|| self.lines_on_disk(size));
+        let lines = held.unwrap_or_else(|| self.lines_on_disk(size, Some(note)));
         let mut out = note.to_vec();
         lines.iter().for_each(|(_, l)| out.extend_from_slice(l.as_bytes()));
         out

@@ -436,3 +436,38 @@ fn a_witness_that_is_down_fails_no_append_and_shows_in_the_status() {
         "{metrics}"
     );
 }
+
+/// `zachetka witness` serves the protocol: it prints where it listens and its verifier key, and
+/// cosigns a checkpoint of a ledger given by `--log` with a line that key verifies.
+#[test]
+fn the_witness_command_serves_add_checkpoint() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("w.key");
+    std::fs::write(&key, KeyPair::from_seed(&[0x75; 32]).to_key_file()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["witness", "--key", key.to_str().unwrap(), "--name", "w5.witness.example"])
+        .args(["--state", dir.path().join("state").to_str().unwrap(), "--log", &signer().verifier_key()])
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next = || lines.next().unwrap().unwrap();
+    let (first, second) = (next(), next());
+    let url = first.split(" on ").nth(1).unwrap().trim_end_matches("/add-checkpoint").to_owned();
+    let vkey = second.strip_prefix("witness verifier key: ").unwrap().to_owned();
+    assert_eq!(
+        vkey,
+        Witness::new("w5.witness.example", KeyPair::from_seed(&[0x75; 32])).unwrap().verifier_key().encode()
+    );
+    let t = tree(4, 4, "");
+    let answer = ureq::post(&format!("{url}/add-checkpoint")).send_bytes(&extend(&t, 0, 4));
+    let line = answer.unwrap().into_string().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(cosigns(&note_of(&signer(), &t, 4), &line, &WitnessKey::parse(&vkey).unwrap()), "{line}");
+    // What it cosigned was durable before it answered.
+    let state = std::fs::read_to_string(dir.path().join("state/witness-state.json")).unwrap();
+    assert!(state.contains("\"tree_size\": 4"), "{state}");
+}
