@@ -2,7 +2,7 @@
 //! endpoint ([`write`]), C2SP tlog-tiles and proofs ([`tlog`]), entry pages, streams and the
 //! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), the record verifier page ([`web`]), bearer tokens
 //! ([`auth`]), the one place errors become responses ([`error`]), and the connection loop
-//! ([`server`]). Handlers translate; the
+//! ([`server`]); beside the ledger's, the router of a witness ([`witness`]). Handlers translate; the
 //! ledger decides. Every refusal, bad queries and paths and unknown routes included, is
 //! `{"code","message"}` JSON whose status comes from [`crate::refusal::Code::http_status`].
 //! Not the CLI (`crate::cli`), and no decision about what is valid.
@@ -16,6 +16,7 @@ mod record;
 pub mod server;
 mod tlog;
 mod web;
+pub mod witness;
 mod write;
 
 use crate::access::Access;

@@ -70,7 +70,7 @@ pub fn serve(
     let logs = zachetka::witness::Logs::parse(logs).map_err(|e| anyhow!("--log: {e}"))?;
     let clock = std::sync::Arc::new(zachetka::time::SystemClock);
     let service = zachetka::witness::WitnessService::open(state, witness, logs, clock)?;
-    let router = zachetka::witness::http::router(std::sync::Arc::new(service));
+    let router = zachetka::api::witness::router(std::sync::Arc::new(service));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener =

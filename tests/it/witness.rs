@@ -221,7 +221,7 @@ fn serve_witness(n: u8) -> WitnessServer {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = zachetka::witness::http::router(service);
+    let router = zachetka::api::witness::router(service);
     let config = zachetka::api::server::ServerConfig::default();
     rt.spawn(async move { zachetka::api::server::serve(listener, router, config, std::future::pending()).await });
     WitnessServer { url, vkey, _rt: rt, _dir: dir }

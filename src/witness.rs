@@ -2,10 +2,9 @@
 //! only if the checkpoint carries the log's valid signature and extends, by a consistency proof,
 //! the last checkpoint it cosigned for that log, so it refuses a split view or a rollback. The
 //! protocol is pure here ([`AddCheckpoint`], [`check`]); [`WitnessService`] adds the durable
-//! state and the cosignature; [`http`] serves `POST /add-checkpoint`. Not the cosignature format
-//! (`cosignature`), and not the log's side of the protocol (`crate::cosigning`).
-
-pub mod http;
+//! state and the cosignature; `crate::api::witness` serves `POST /add-checkpoint`. Not HTTP, not
+//! the cosignature format (`cosignature`), and not the log's side of the protocol
+//! (`crate::cosigning`).
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::cosignature::{self, Witness};

@@ -1,10 +1,11 @@
 //! The witness over HTTP (C2SP `tlog-witness`): `POST /add-checkpoint`, its body bounded and
-//! counted as it arrives, answered by [`super::WitnessService`] off the async workers (its answer
+//! counted as it arrives, answered by [`WitnessService`] off the async workers (its answer
 //! waits on an fsync). 200 is the cosignature line; a 409 is the witness's latest size as
 //! `text/x.tlog.size`; every other refusal is `{"code","message"}` JSON with the spec's status.
-//! Not the protocol's checks (`super`), nor the connection loop (`crate::api::server`).
+//! A router of its own, not the ledger's (`super::router_with`). Not the protocol's checks
+//! (`crate::witness`), nor the connection loop (`super::server`).
 
-use super::{WitnessRefusal, WitnessService, REQUEST_BYTES_MAX, SIZE_CONTENT_TYPE};
+use crate::witness::{WitnessRefusal, WitnessService, REQUEST_BYTES_MAX, SIZE_CONTENT_TYPE};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
