@@ -140,6 +140,17 @@ impl Cosigning {
         Ok(Arc::new(this))
     }
 
+    /// The cosigned notes of the ledger in `ledger_dir`, read (and checked against `keys`) as
+    /// they are asked for, for an export that asks no witness: nothing is created or started.
+    pub fn read_only(ledger: Ledger, ledger_dir: &Path, keys: Vec<WitnessKey>) -> Self {
+        let witnesses: Vec<WitnessTarget> =
+            keys.iter().map(|key| WitnessTarget { url: String::new(), key: key.clone() }).collect();
+        let status = witnesses.iter().map(|_| WitnessStatus::default()).collect();
+        let config = CosigningConfig { witnesses, interval: Duration::MAX, request_timeout: Duration::ZERO };
+        let dir = ledger_dir.join(COSIGNATURES_DIR);
+        Self { ledger, dir, config, keys, latest: Mutex::new(None), status: Mutex::new(status) }
+    }
+
     /// Starts the collecting task on the current tokio runtime: a round after the head moves,
     /// at most one per interval; a round is also retried each interval while a witness lags.
     pub fn start(self: &Arc<Self>) {

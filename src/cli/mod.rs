@@ -248,6 +248,11 @@ enum Command {
         /// DataIntegrityProof (eddsa-jcs-2022), the bundle as its evidence.
         #[arg(long)]
         vc: bool,
+        /// A witness's verifier key (repeatable): its cosignature of the bundle's checkpoint, if
+        /// `serve --witness` collected one (<dir>/cosignatures), is added to the bundle's
+        /// checkpoint once checked against this key.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
     },
     /// Verify a record bundle offline under the ledger's verifier key: proofs, checkpoint,
     /// signatures, stream chains, every author's right, and (given a second checkpoint and a
@@ -795,10 +800,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Export { dir, learner, only, out, vc } => {
+        Command::Export { dir, learner, only, out, vc, witnesses } => {
+            let keys = witness::Demand::parse(&witnesses, None)?.keys;
             let ledger = open_ledger(&dir, db)?;
             let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
-            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref())?;
+            let cosigning =
+                (!keys.is_empty()).then(|| zachetka::cosigning::Cosigning::read_only(ledger.clone(), &dir, keys));
+            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref(), cosigning.as_ref())?;
         }
         Command::Verify {
             bundle,

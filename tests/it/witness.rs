@@ -354,14 +354,15 @@ fn the_ledger_collects_two_witnesses_and_its_bundles_verify_with_both() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bundle.json");
     std::fs::write(&path, &bundle).unwrap();
-    let verify = |required: &str| {
+    let vk = vkey(&l);
+    let verify = |path: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
-            .args(["verify", path.to_str().unwrap(), "--vkey", &vkey(&l), "--json"])
-            .args(["--witness", &wa.vkey, "--witness", &wb.vkey, "--witnesses-required", required])
+            .args(["verify", path.to_str().unwrap(), "--vkey", &vk, "--json"])
+            .args(["--witness", &wa.vkey, "--witness", &wb.vkey, "--witnesses-required", "2"])
             .output()
             .unwrap()
     };
-    let o = verify("2");
+    let o = verify(&path);
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let metrics = String::from_utf8(get(&srv.base, "/metrics")).unwrap();
     assert!(
@@ -379,6 +380,25 @@ fn the_ledger_collects_two_witnesses_and_its_bundles_verify_with_both() {
     assert_eq!(reopened.cosigned_head(size, &ours), served);
     let only_b = Cosigning::open(l.clone(), store.path(), config(&[(&down2, &wb.vkey)])).unwrap();
     assert_eq!(lines_after(&only_b.cosigned(size, &ours), &ours), [lines[1]]);
+    // `zachetka export --dir` adds them too, given the witnesses' keys (none without them).
+    drop((reopened, only_b, l));
+    let copy = tmp.path().join("ledger");
+    super::record::copy_into_ledger_dir(store.path(), &copy);
+    std::fs::rename(copy.join("store").join("cosignatures"), copy.join("cosignatures")).unwrap();
+    let export = |witnesses: &[&str], out: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"));
+        c.args(["export", "--dir", copy.to_str().unwrap(), "--learner", &learner, "--out", out.to_str().unwrap()]);
+        for w in witnesses {
+            c.args(["--witness", w]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        verify(out).status.code()
+    };
+    assert_eq!(export(&[&wa.vkey, &wb.vkey], &tmp.path().join("exported.json")), Some(0));
+    assert_eq!(export(&[], &tmp.path().join("bare.json")), Some(1), "without the keys, no cosignature");
+    let l = ledger(store.path(), zachetka::ledger::RulesMode::Enforce);
+
     let file = store.path().join("cosignatures").join(format!("{size}.note"));
     let mut damaged = std::fs::read(&file).unwrap();
     let at = damaged.len() - 10;
