@@ -94,6 +94,8 @@ struct WitnessStatus {
     known_size: Option<u64>,
     last_cosigned_size: Option<u64>,
     last_error: Option<String>,
+    /// The kind of the last failure, and when one was last logged (rate limit).
+    last_failure: Option<Outcome>,
     submissions: [u64; 5],
     last_warning: Option<Instant>,
 }
@@ -229,6 +231,7 @@ impl Cosigning {
                 Ok(line) => {
                     s.known_size = Some(size);
                     s.last_error = None;
+                    s.last_failure = None;
                     return Some(line);
                 }
                 Err(Failure { outcome: Outcome::Conflict, latest: Some(latest), .. })
@@ -242,7 +245,8 @@ impl Cosigning {
                         "witness {} at {}: {} (checkpoint of tree size {size}, old size {old})",
                         w.key.name, w.url, f.detail
                     );
-                    let new_kind = s.last_error.as_deref() != Some(message.as_str());
+                    let new_kind = s.last_failure != Some(f.outcome);
+                    s.last_failure = Some(f.outcome);
                     if new_kind || s.last_warning.is_none_or(|t| t.elapsed() >= WARNING_INTERVAL) {
                         tracing::warn!(witness = %self.config.witnesses[i].key.name, "{message}");
                         s.last_warning = Some(Instant::now());

@@ -205,7 +205,8 @@ pub fn check(logs: &Logs, state: &BTreeMap<String, LogState>, req: &AddCheckpoin
         return Err(WitnessRefusal::OldSizeMismatch { old, latest: latest_size });
     }
     let new = LogState { tree_size, root_hash: head.root_hash };
-    match latest {
+    // An empty tree held is as good as none: every tree extends it, with an empty proof.
+    match latest.filter(|s| s.tree_size > 0) {
         None if !req.proof.is_empty() => {
             Err(WitnessRefusal::Malformed("a proof from tree size 0 must be empty".into()))
         }

@@ -75,6 +75,12 @@ fn a_first_checkpoint_and_a_consistent_next_one_are_cosigned() {
     // The same checkpoint again (a log that lost the answer) is cosigned again.
     assert!(w.add_checkpoint(&extend(&t, 9, 9)).is_ok());
     assert_eq!(w.latest(ORIGIN), Some(LogState { tree_size: 9, root_hash: t.root_at(9) }));
+    // A log first seen empty goes on from there (a proof from size 0 is empty).
+    let dir = tempfile::tempdir().unwrap();
+    let w = open_witness(dir.path(), 1).unwrap();
+    w.add_checkpoint(&extend(&t, 0, 0)).unwrap();
+    w.add_checkpoint(&extend(&t, 0, 4)).unwrap();
+    assert_eq!(w.latest(ORIGIN).map(|s| s.tree_size), Some(4));
 }
 
 /// Every refusal of the spec with its status; after each the witness still holds size 9, in
