@@ -149,6 +149,27 @@ fn refusals_have_the_specs_status_and_change_nothing() {
     assert_eq!(open_witness(dir.path(), 1).unwrap().latest(ORIGIN), held, "nothing reached the disk");
 }
 
+/// Submissions from one held size race: exactly one is cosigned, the others are told the new
+/// size (409), and the held state is the cosigned one's (the spec's rollback race).
+#[test]
+fn concurrent_submissions_for_one_log_are_serialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = open_witness(dir.path(), 1).unwrap();
+    let t = tree(16, 16, "");
+    w.add_checkpoint(&extend(&t, 0, 5)).unwrap();
+    let bodies: Vec<Vec<u8>> = (6..=16).map(|size| extend(&t, 5, size)).collect();
+    let answers: Vec<Result<String, WitnessRefusal>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies.iter().map(|b| scope.spawn(|| w.add_checkpoint(b))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<u64> = (6..=16).zip(&answers).filter(|(_, a)| a.is_ok()).map(|(size, _)| size).collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for a in answers.iter().filter_map(|a| a.as_ref().err()) {
+        assert_eq!((a.http_status(), a.latest_size()), (409, Some(won[0])));
+    }
+    assert_eq!(w.latest(ORIGIN).unwrap().tree_size, won[0]);
+}
+
 #[test]
 fn a_restarted_witness_keeps_refusing_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
