@@ -12,6 +12,7 @@ pub use zachetka_formats::{checkpoint, cosignature, event, jcs, keys, merkle, re
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod cosigning;
 pub mod demo;
 pub mod import;
 pub mod ledger;
@@ -20,3 +21,4 @@ pub mod read;
 pub mod record;
 pub mod rules;
 pub mod store;
+pub mod witness;

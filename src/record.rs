@@ -238,6 +238,17 @@ fn find_runs(
 
 /// Exports the record bundle of `learner` at the tree size the read models have applied.
 pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
+    export_learner_with(ledger, learner, disclosure, None)
+}
+
+/// [`export_learner`], its checkpoint carrying the witnesses' cosignatures `cosigning` holds for
+/// that tree size (checked against the witnesses' keys), so that a verifier demanding them passes.
+pub fn export_learner_with(
+    ledger: &Ledger,
+    learner: &str,
+    disclosure: &Disclosure,
+    cosigning: Option<&crate::cosigning::Cosigning>,
+) -> Result<Bundle, RecordError> {
     let answer = match ledger.read_side().view("profiles", &[learner]) {
         Ok(a) => a,
         Err(ReadError::View(ViewError::NotFound(_))) => return Err(RecordError::UnknownLearner(learner.to_owned())),
@@ -247,6 +258,10 @@ pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -
     };
     let tree_size = answer.tree_size;
     let note = ledger.checkpoint_at(tree_size)?.ok_or(RecordError::NoCheckpoint(tree_size))?;
+    let note = match cosigning {
+        Some(c) => c.cosigned(tree_size, &note),
+        None => note,
+    };
     let too_many = || RecordError::TooManyEntries { learner: learner.to_owned() };
     let mut seqs = stream_seqs_below(ledger, &format!("learner/{learner}"), tree_size)?.ok_or_else(too_many)?;
     other_stream_seqs(&answer.view.body, &mut seqs);

@@ -156,6 +156,30 @@ fn check_one(body: &[u8], w: &WitnessKey, raw: &[u8]) -> Result<(), String> {
         .map_err(|_| format!("the signature over the checkpoint at time {timestamp} does not verify"))
 }
 
+/// The signature lines of `note` that are valid cosignatures by one of `witnesses`, the first
+/// valid one of each witness, as (index in `witnesses`, the line with its newline), in the order
+/// of `witnesses`: what a log keeps of a witness's answer, and what it serves again.
+pub fn valid_cosignature_lines(note: &[u8], witnesses: &[WitnessKey]) -> Result<Vec<(usize, String)>, CosignError> {
+    let (body, sigs) = note_parts(note)?;
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for sig in &sigs {
+        for (i, w) in witnesses.iter().enumerate() {
+            let ours = sig.name() == w.name && sig.id() == w.key_id;
+            if ours && !out.iter().any(|(j, _)| *j == i) && check_one(body, w, sig.signature()).is_ok() {
+                out.push((i, String::from_utf8(sig.to_bytes()).expect("a note line is UTF-8")));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// The body of a signed note: its text with the final newline, without signature lines (what
+/// a cosignature signs).
+pub fn note_body(note: &[u8]) -> Result<&[u8], CosignError> {
+    Ok(note_parts(note)?.0)
+}
+
 /// The note's body (text with its final newline) and its signature lines, parsed as a signed
 /// note (the same limits and syntax `checkpoint` applies).
 fn note_parts(note: &[u8]) -> Result<(&[u8], Vec<NoteSignature>), CosignError> {
@@ -364,6 +388,24 @@ mod tests {
         assert!(check_cosignatures(&short, &keys3).unwrap()[0].verdict.as_ref().unwrap_err().contains("36 bytes"));
         // Lines of unknown witnesses, and the ledger's own, are ignored.
         assert_eq!(check_cosignatures(&cosigned, &[w3.verifier_key()]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn only_valid_lines_of_given_witnesses_are_kept_one_per_witness_in_their_order() {
+        let (note, _) = ledger_note();
+        let (w1, w2, w3) = (witness(1), witness(2), witness(3));
+        let body = checkpoint_body_of(&note);
+        let line = |w: &Witness, t| w.cosignature_line(body, t).unwrap();
+        let mut forged = keys::b64_decode(line(&w3, 7).trim_end().rsplit(' ').next().unwrap()).unwrap();
+        forged[20] ^= 1;
+        let mut all = note.clone();
+        for l in [line(&w2, 1), format!("— {} {}\n", w3.name, keys::b64(&forged)), line(&w1, 2), line(&w2, 3)] {
+            all.extend_from_slice(l.as_bytes());
+        }
+        let keys3 = [w1.verifier_key(), w2.verifier_key(), w3.verifier_key()];
+        assert_eq!(valid_cosignature_lines(&all, &keys3).unwrap(), vec![(0, line(&w1, 2)), (1, line(&w2, 1))]);
+        assert_eq!(note_body(&all).unwrap(), body);
+        assert!(valid_cosignature_lines(b"no note", &keys3).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! endpoint ([`write`]), C2SP tlog-tiles and proofs ([`tlog`]), entry pages, streams and the
 //! feed ([`reads`]), status, metrics and the OpenAPI document ([`ops`]), the record verifier page ([`web`]), bearer tokens
 //! ([`auth`]), the one place errors become responses ([`error`]), and the connection loop
-//! ([`server`]). Handlers translate; the
+//! ([`server`]); beside the ledger's, the router of a witness ([`witness`]). Handlers translate; the
 //! ledger decides. Every refusal, bad queries and paths and unknown routes included, is
 //! `{"code","message"}` JSON whose status comes from [`crate::refusal::Code::http_status`].
 //! Not the CLI (`crate::cli`), and no decision about what is valid.
@@ -16,6 +16,7 @@ mod record;
 pub mod server;
 mod tlog;
 mod web;
+pub mod witness;
 mod write;
 
 use crate::access::Access;
@@ -56,6 +57,9 @@ struct AppState {
     /// The ledger's region profile, read once from its config (`POST /v1/verify` replays the
     /// authors' rights under it); `None` for a bare signed log.
     region: Option<Arc<crate::rules::RegionConfig>>,
+    /// Witnesses' cosignatures collected for the checkpoints (`crate::cosigning`), when
+    /// witnesses are configured.
+    cosigning: Option<Arc<crate::cosigning::Cosigning>>,
 }
 
 /// The router of a zachetka server over `ledger` with no token: the public endpoints answer,
@@ -72,11 +76,22 @@ pub fn router(ledger: Ledger) -> Router {
 /// entries (pages, entry tiles, streams, the feed) need a token that may read them
 /// (`crate::access::may_read_entries`).
 pub fn router_with(ledger: Ledger, access: Access) -> Router {
+    router_with_cosigning(ledger, access, None)
+}
+
+/// [`router_with`], serving the checkpoints with the witnesses' cosignatures `cosigning` holds
+/// (its collecting task is the caller's to start: `Cosigning::start`).
+pub fn router_with_cosigning(
+    ledger: Ledger,
+    access: Access,
+    cosigning: Option<Arc<crate::cosigning::Cosigning>>,
+) -> Router {
     let bodies = Arc::new(tokio::sync::Semaphore::new(write::BODY_BYTES_IN_FLIGHT_MAX >> 10));
     // Its config was checked when the ledger opened.
     let region = crate::rules::region_of(ledger.config()).ok().flatten().map(Arc::new);
     let feeds = Arc::new(tokio::sync::Semaphore::new(reads::FEEDS_OPEN_MAX));
-    let state = AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, feeds, access, region };
+    let state =
+        AppState { ledger, metrics: Arc::new(ops::Metrics::default()), bodies, feeds, access, region, cosigning };
     Router::new()
         .route("/v1/events", post(write::post_events))
         .route("/checkpoint", get(tlog::get_checkpoint))

@@ -52,6 +52,8 @@ pub(super) async fn get_status(State(state): State<AppState>) -> Response {
         // refuse (a damaged head.dat slot), and the latest read refused as store_corrupt.
         "warnings": warnings(&state),
         "store_corrupt_answers": state.metrics.store_corrupt.load(Ordering::Relaxed),
+        // Each configured witness: the newest tree size it cosigned, and its last failure.
+        "witnesses": state.cosigning.as_ref().map(|c| c.status_json()).unwrap_or_else(|| serde_json::json!([])),
     });
     json_response(200, status.to_string())
 }
@@ -127,6 +129,9 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
         body.push_str(&format!(
             "# TYPE zachetka_writes_stopped_reason gauge\nzachetka_writes_stopped_reason{{reason=\"{label}\"}} 1\n"
         ));
+    }
+    if let Some(c) = &state.cosigning {
+        body.push_str(&c.metrics_text());
     }
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

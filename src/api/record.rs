@@ -48,9 +48,11 @@ pub(super) async fn get_record(
         Ok(d) => d.unwrap_or_default(),
         Err(m) => return refusal_response(&Refusal::new(Code::BadQuery, m)),
     };
-    let ledger = state.ledger.clone();
-    let result =
-        tokio::task::spawn_blocking(move || crate::record::export_learner(&ledger, &learner, &disclosure)).await;
+    let (ledger, cosigning) = (state.ledger.clone(), state.cosigning.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        crate::record::export_learner_with(&ledger, &learner, &disclosure, cosigning.as_deref())
+    })
+    .await;
     match result {
         Ok(Ok(bundle)) => json_response(200, String::from_utf8(bundle.to_json()).expect("JSON is UTF-8")),
         Ok(Err(e)) => export_failed(e),

@@ -13,9 +13,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+/// The head's checkpoint, with the witnesses' cosignature lines held for its exact body appended
+/// after the ledger's own signature line.
 pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
-    let (_, note) = state.ledger.head();
-    let mut resp = (StatusCode::OK, note.as_ref().clone()).into_response();
+    let (head, note) = state.ledger.head();
+    let note = match &state.cosigning {
+        Some(c) => c.cosigned_head(head.tree_size, &note),
+        None => note.as_ref().clone(),
+    };
+    let mut resp = (StatusCode::OK, note).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -23,15 +29,27 @@ pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
 
 /// The checkpoint signed at exactly `tree_size` (`GET /v1/checkpoints/<tree_size>`): the note
 /// that a receipt's `tree_size` names, so an old receipt stays checkable after the head moved on.
-/// Public like `/checkpoint`; a signed note never changes, so it is cached as immutable.
+/// Public like `/checkpoint`, with the cosignature lines held for it. The ledger's note never
+/// changes, but witnesses may still add lines: cached as immutable only where no witness is
+/// configured.
 pub(super) async fn get_checkpoint_at(State(state): State<AppState>, P(tree_size): P<u64>) -> Response {
-    let ledger = state.ledger.clone();
-    match tokio::task::spawn_blocking(move || ledger.checkpoint_at(tree_size)).await {
+    let (ledger, cosigning) = (state.ledger.clone(), state.cosigning.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let note = ledger.checkpoint_at(tree_size)?;
+        Ok::<_, crate::store::StoreError>(note.map(|n| match &cosigning {
+            Some(c) => c.cosigned(tree_size, &n),
+            None => n,
+        }))
+    });
+    match found.await {
         Ok(Ok(Some(note))) => {
             let mut resp = (StatusCode::OK, note).into_response();
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+            let cache = match state.cosigning {
+                Some(_) => "no-cache",
+                None => "public, max-age=31536000, immutable",
+            };
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             resp
         }
         Ok(Ok(None)) => {

@@ -99,11 +99,12 @@ enum Command {
         /// Files of legacy records; none reads stdin.
         files: Vec<PathBuf>,
     },
-    /// Cosign a checkpoint note as a witness (C2SP tlog-cosignature, Ed25519; DESIGN 3.6): check
-    /// the ledger's signature under --ledger-vkey, then print the note with this witness's
-    /// cosignature line added, timestamped now. The witness's key is a key file as `keygen`
-    /// writes it; its verifier key (what verifiers pass to `verify --witness`) is printed by
-    /// `--print-vkey`.
+    /// Cosign a checkpoint note by hand as a witness (C2SP tlog-cosignature, Ed25519; DESIGN
+    /// 3.6): the manual, stateless tool. It checks the ledger's signature under --ledger-vkey,
+    /// then prints the note with this witness's cosignature line added, timestamped now; it keeps
+    /// no state, so it does not check consistency with what it cosigned before (`zachetka
+    /// witness` does). The witness's key is a key file as `keygen` writes it; its verifier key
+    /// (what verifiers pass to `verify --witness`) is printed by `--print-vkey`.
     Cosign {
         /// The witness's key file.
         #[arg(long)]
@@ -123,6 +124,29 @@ enum Command {
         /// Write the cosigned note here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Run a witness (C2SP tlog-witness; DESIGN 3.6): serve `POST /add-checkpoint`, cosigning a
+    /// ledger's checkpoint only if the ledger signed it and a consistency proof shows it extends
+    /// the last one this witness cosigned for that ledger (so it refuses a split view or a
+    /// rollback). What it cosigned is kept in --state, durable before it answers.
+    Witness {
+        /// The witness's key file (`keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name (a schema-less URL, e.g. witness.example.org/w1; no spaces, no +).
+        #[arg(long)]
+        name: String,
+        /// The witness's state directory (created; locked while the witness runs).
+        #[arg(long)]
+        state: PathBuf,
+        /// A ledger's verifier key (its key name is the ledger's origin); repeatable.
+        #[arg(long = "log", value_name = "LEDGER_VKEY", required = true)]
+        logs: Vec<String>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8048")]
+        listen: String,
+        #[command(flatten)]
+        server: ServeFlags,
     },
     /// Print the latest checkpoint note.
     Checkpoint {
@@ -152,6 +176,8 @@ enum Command {
         snapshots: SnapshotFlags,
         #[command(flatten)]
         completeness: CompletenessFlags,
+        #[command(flatten)]
+        witnesses: WitnessFlags,
     },
     /// Bearer tokens of readers (auditors, read services, staff, learners and parents): create,
     /// revoke, list. Reads of entries and read models need one; see README, Access.
@@ -222,6 +248,11 @@ enum Command {
         /// DataIntegrityProof (eddsa-jcs-2022), the bundle as its evidence.
         #[arg(long)]
         vc: bool,
+        /// A witness's verifier key (repeatable): its cosignature of the bundle's checkpoint, if
+        /// `serve --witness` collected one (<dir>/cosignatures), is added to the bundle's
+        /// checkpoint once checked against this key.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
     },
     /// Verify a record bundle offline under the ledger's verifier key: proofs, checkpoint,
     /// signatures, stream chains, every author's right, and (given a second checkpoint and a
@@ -316,6 +347,8 @@ enum Command {
         snapshots: SnapshotFlags,
         #[command(flatten)]
         completeness: CompletenessFlags,
+        #[command(flatten)]
+        witnesses: WitnessFlags,
     },
 }
 
@@ -352,6 +385,40 @@ impl ServeFlags {
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             connections_max: self.connections_max,
         }
+    }
+}
+
+/// The witnesses `serve` asks to cosign its checkpoints (src/cosigning.rs).
+#[derive(Args)]
+struct WitnessFlags {
+    /// A witness: its submission URL and its verifier key, `URL=VKEY` (e.g.
+    /// `http://witness.example:8048=witness.example/w1+1a2b3c4d+BASE64`; the URL holds no `=`);
+    /// repeatable. The newest checkpoint is submitted to each, and the cosignatures got are
+    /// served with `/checkpoint`, `/v1/checkpoints/<size>` and record bundles.
+    #[arg(long = "witness", value_name = "URL=VKEY")]
+    witnesses: Vec<String>,
+    /// Least milliseconds between two rounds of submissions to the witnesses.
+    #[arg(long, default_value_t = 5_000)]
+    witness_interval_ms: u64,
+    /// Milliseconds each request to a witness may take.
+    #[arg(long, default_value_t = 10_000)]
+    witness_timeout_ms: u64,
+}
+
+impl WitnessFlags {
+    fn config(&self) -> Result<Option<zachetka::cosigning::CosigningConfig>> {
+        use std::time::Duration;
+        if self.witnesses.is_empty() {
+            return Ok(None);
+        }
+        let witnesses = (self.witnesses.iter())
+            .map(|w| zachetka::cosigning::WitnessTarget::parse(w).map_err(|e| anyhow!("--witness: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(zachetka::cosigning::CosigningConfig {
+            witnesses,
+            interval: Duration::from_millis(self.witness_interval_ms.max(1)),
+            request_timeout: Duration::from_millis(self.witness_timeout_ms.max(1)),
+        }))
     }
 }
 
@@ -679,9 +746,14 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 (None, None) => bail!("say which ledger: --dir or --server"),
             }
         }
-        Command::Serve { dir, listen, server, access, snapshots, completeness } => {
+        Command::Serve { dir, listen, server, access, snapshots, completeness, witnesses } => {
+            let witnesses = witnesses.config()?;
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
-            serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?
+            let cosigning = open_cosigning(&ledger, &dir, witnesses)?;
+            serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?, cosigning)?
+        }
+        Command::Witness { key, name, state, logs, listen, server } => {
+            witness::serve(&key, &name, &state, &logs, &listen, server.config())?
         }
         Command::Token { action } => token::run(action, db)?,
         Command::Rebuild { dir } => {
@@ -728,10 +800,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Export { dir, learner, only, out, vc } => {
+        Command::Export { dir, learner, only, out, vc, witnesses } => {
+            let keys = witness::Demand::parse(&witnesses, None)?.keys;
             let ledger = open_ledger(&dir, db)?;
             let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
-            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref())?;
+            let cosigning =
+                (!keys.is_empty()).then(|| zachetka::cosigning::Cosigning::read_only(ledger.clone(), &dir, keys));
+            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref(), cosigning.as_ref())?;
         }
         Command::Verify {
             bundle,
@@ -779,7 +854,9 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             access,
             snapshots,
             completeness,
+            witnesses,
         } => {
+            let witnesses = witnesses.config()?;
             if !dir.join("ledger.key").exists() {
                 let authority = zachetka::demo::demo_key(&origin, "authority").did();
                 let vkey = init_with(&dir, db, &origin, Some(authority), Some(zachetka::demo::region_config()))?;
@@ -809,11 +886,25 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             demo::print_tokens(&access.tokens_path(&dir), size, targets.is_none(), &listen)?;
             if !no_serve {
-                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?)?;
+                let cosigning = open_cosigning(&ledger, &dir, witnesses)?;
+                serve(ledger, &listen, server.config(), access.access(&dir, db.is_some())?, cosigning)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cosignatures `serve` collects, when witnesses are configured (kept in <dir>/cosignatures).
+fn open_cosigning(
+    ledger: &Ledger,
+    dir: &Path,
+    witnesses: Option<zachetka::cosigning::CosigningConfig>,
+) -> Result<Option<Arc<zachetka::cosigning::Cosigning>>> {
+    let Some(config) = witnesses else { return Ok(None) };
+    let folder = dir.join(zachetka::cosigning::COSIGNATURES_DIR);
+    let cosigning = zachetka::cosigning::Cosigning::open(ledger.clone(), dir, config)
+        .with_context(|| format!("couldn't open {}", folder.display()))?;
+    Ok(Some(cosigning))
 }
 
 fn serve(
@@ -821,6 +912,7 @@ fn serve(
     listen: &str,
     config: zachetka::api::server::ServerConfig,
     access: zachetka::access::Access,
+    cosigning: Option<Arc<zachetka::cosigning::Cosigning>>,
 ) -> Result<()> {
     // Blocking tasks (verification waits on rayon's pool; store reads) are bounded by the
     // admission bound and the connection cap already; 64 threads keep their stacks and
@@ -847,7 +939,10 @@ fn serve(
             };
             eprintln!("stopping on {signal}: no new connections; requests in progress may finish");
         };
-        let router = zachetka::api::router_with(ledger.clone(), access);
+        if let Some(c) = &cosigning {
+            c.start();
+        }
+        let router = zachetka::api::router_with_cosigning(ledger.clone(), access, cosigning);
         let served = zachetka::api::server::serve(listener, router, config, shutdown).await;
         // The last handle of the ledger goes with this block: its read side then writes a
         // snapshot of what it applied since the last one (logged with its path).

@@ -11,17 +11,19 @@ use zachetka::record::{Disclosure, Options, OtherCheckpoint};
 
 /// Exports `learner`'s bundle once the read models have applied the whole log; with `issuer`
 /// (the ledger key), as a W3C VC 2.0 credential whose evidence is the bundle, after checking the
-/// bundle as any verifier would.
+/// bundle as any verifier would. With `cosigning`, the checkpoint carries the witnesses'
+/// cosignatures collected for it, each checked against its witness's key.
 pub fn export(
     ledger: &Ledger,
     learner: &str,
     only: Option<&str>,
     out: Option<&Path>,
     issuer: Option<&zachetka::keys::KeyPair>,
+    cosigning: Option<&zachetka::cosigning::Cosigning>,
 ) -> Result<()> {
     let disclosure = only.map(Disclosure::parse).transpose().map_err(|m| anyhow!(m))?.unwrap_or_default();
     ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
-    let bundle = zachetka::record::export_learner(ledger, learner, &disclosure)?;
+    let bundle = zachetka::record::export_learner_with(ledger, learner, &disclosure, cosigning)?;
     let json = bundle.to_json();
     if let Some(key) = issuer {
         let config = ledger.config();

@@ -1,4 +1,5 @@
-//! Witnesses on the command line (DESIGN 3.6): `cosign` (a witness adds its cosignature to a
+//! Witnesses on the command line (DESIGN 3.6): `witness` (the stateful witness served over
+//! HTTP), `cosign` (the manual, stateless tool: a witness adds its cosignature to a
 //! checkpoint note whose ledger signature it checked) and the `--witness`/`--witnesses-required`
 //! demand of `verify`. The formats are `zachetka::cosignature`'s; no rule lives here.
 
@@ -52,4 +53,39 @@ pub fn cosign(witness: &Witness, ledger_vkey: &str, note: &Path, out: Option<&Pa
         None => write_stdout(format_args!("{}", String::from_utf8_lossy(&cosigned)))?,
     }
     Ok(())
+}
+
+/// `zachetka witness`: the stateful witness (`zachetka::witness`) served over HTTP until SIGINT
+/// or SIGTERM.
+pub fn serve(
+    key: &Path,
+    name: &str,
+    state: &Path,
+    logs: &[String],
+    listen: &str,
+    config: zachetka::api::server::ServerConfig,
+) -> Result<()> {
+    let witness = open(key, name)?;
+    let vkey = witness.verifier_key().encode();
+    let logs = zachetka::witness::Logs::parse(logs).map_err(|e| anyhow!("--log: {e}"))?;
+    let clock = std::sync::Arc::new(zachetka::time::SystemClock);
+    let service = zachetka::witness::WitnessService::open(state, witness, logs, clock)?;
+    let router = zachetka::api::witness::router(std::sync::Arc::new(service));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("couldn't listen on {listen}"))?;
+        eprintln!("witness {name} on http://{}/add-checkpoint", listener.local_addr()?);
+        eprintln!("witness verifier key: {vkey}");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("couldn't listen for SIGTERM")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        zachetka::api::server::serve(listener, router, config, shutdown).await?;
+        Ok(())
+    })
 }

@@ -23,3 +23,4 @@ mod support;
 mod vc;
 mod vectors;
 mod web;
+mod witness;
