@@ -29,6 +29,13 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// The folder of the ledger directory that holds the cosigned notes.
 pub const COSIGNATURES_DIR: &str = "cosignatures";
 
+/// How many cosigned notes are kept (the newest; ~80 minutes of a ledger written all day at the
+/// default interval). Older ones are removed as new ones are written: a witness cosigns a size
+/// only after checking it consistent with every size it cosigned before, so the newest
+/// cosignature vouches for every older checkpoint through a consistency proof, and a bundle is
+/// exported at the newest cosigned size when asked to be (`BundleAt::Cosigned`).
+pub const COSIGNED_KEEP: usize = 1000;
+
 /// A witness the ledger submits its checkpoints to.
 #[derive(Debug, Clone)]
 pub struct WitnessTarget {
@@ -58,6 +65,8 @@ pub struct CosigningConfig {
     pub interval: Duration,
     /// Each request's timeout (connect, send, answer).
     pub request_timeout: Duration,
+    /// How many cosigned notes are kept on disk, the newest ([`COSIGNED_KEEP`] by default).
+    pub keep: usize,
 }
 
 /// How one submission ended, a label of `zachetka_witness_submissions_total`.
@@ -123,23 +132,52 @@ impl Cosigning {
         let keys: Vec<WitnessKey> = config.witnesses.iter().map(|w| w.key.clone()).collect();
         let status = config.witnesses.iter().map(|_| WitnessStatus::default()).collect();
         let this = Self { ledger, dir, config, keys, latest: Mutex::new(None), status: Mutex::new(status) };
-        let mut sizes: Vec<u64> = std::fs::read_dir(&this.dir)?
+        if let Some((size, lines)) = this.newest_on_disk()? {
+            let mut status = this.status.lock().expect("cosigning status lock");
+            for (i, _) in &lines {
+                status[*i].last_cosigned_size = Some(size);
+            }
+            drop(status);
+            *this.latest.lock().expect("cosigning lock") = Some((size, lines));
+        }
+        Ok(Arc::new(this))
+    }
+
+    /// The tree sizes of the cosigned notes on disk, in order.
+    fn sizes_on_disk(&self) -> std::io::Result<Vec<u64>> {
+        let mut sizes: Vec<u64> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".note")?.parse().ok())
             .collect();
         sizes.sort_unstable();
-        for size in sizes.into_iter().rev() {
-            let lines = this.lines_on_disk(size, None);
-            if !lines.is_empty() {
-                let mut status = this.status.lock().expect("cosigning status lock");
-                for (i, _) in &lines {
-                    status[*i].last_cosigned_size = Some(size);
-                }
-                drop(status);
-                *this.latest.lock().expect("cosigning lock") = Some((size, lines));
-                break;
+        Ok(sizes)
+    }
+
+    /// The newest cosigned note on disk that still verifies, with its lines.
+    fn newest_on_disk(&self) -> std::io::Result<Option<(u64, Lines)>> {
+        let sizes = match self.sizes_on_disk() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            s => s?,
+        };
+        Ok(sizes.into_iter().rev().map(|size| (size, self.lines_on_disk(size, None))).find(|(_, l)| !l.is_empty()))
+    }
+
+    /// The newest tree size whose checkpoint carries a cosignature held here.
+    pub fn newest_cosigned(&self) -> Option<u64> {
+        if let Some((size, _)) = &*self.latest.lock().expect("cosigning lock") {
+            return Some(*size);
+        }
+        self.newest_on_disk().ok().flatten().map(|(size, _)| size)
+    }
+
+    /// Removes all but the newest `keep` cosigned notes ([`COSIGNED_KEEP`] says why that is safe).
+    fn prune(&self) {
+        let Ok(sizes) = self.sizes_on_disk() else { return };
+        for size in sizes.iter().rev().skip(self.config.keep) {
+            let path = self.dir.join(format!("{size}.note"));
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "couldn't remove an old cosigned checkpoint");
             }
         }
-        Ok(Arc::new(this))
     }
 
     /// The cosigned notes of the ledger in `ledger_dir`, read (and checked against `keys`) as
@@ -148,7 +186,8 @@ impl Cosigning {
         let witnesses: Vec<WitnessTarget> =
             keys.iter().map(|key| WitnessTarget { url: String::new(), key: key.clone() }).collect();
         let status = witnesses.iter().map(|_| WitnessStatus::default()).collect();
-        let config = CosigningConfig { witnesses, interval: Duration::MAX, request_timeout: Duration::ZERO };
+        let config =
+            CosigningConfig { witnesses, interval: Duration::MAX, request_timeout: Duration::ZERO, keep: usize::MAX };
         let dir = ledger_dir.join(COSIGNATURES_DIR);
         Self { ledger, dir, config, keys, latest: Mutex::new(None), status: Mutex::new(status) }
     }
@@ -199,9 +238,10 @@ impl Cosigning {
             lines.sort_unstable_by_key(|(i, _)| *i);
             let mut cosigned = note.as_ref().clone();
             lines.iter().for_each(|(_, l)| cosigned.extend_from_slice(l.as_bytes()));
-            if let Err(e) = write_atomic(&self.dir, &format!("{size}.note"), &cosigned) {
+            match write_atomic(&self.dir, &format!("{size}.note"), &cosigned) {
+                Ok(()) => self.prune(),
                 // Still served from memory; a restart asks the witnesses again.
-                tracing::warn!(tree_size = size, error = %e, "couldn't keep the cosigned checkpoint on disk");
+                Err(e) => tracing::warn!(tree_size = size, error = %e, "couldn't keep the cosigned checkpoint on disk"),
             }
             let mut status = self.status.lock().expect("cosigning status lock");
             for (i, _) in &lines {

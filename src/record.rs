@@ -52,6 +52,25 @@ pub enum RecordError {
     Export(#[from] zachetka_record::ExportError),
     #[error("couldn't prove the learner's completeness value")]
     Completeness(#[from] crate::read::completeness::CompletenessError),
+    /// A bundle at a cosigned checkpoint was asked of a ledger that asks no witness.
+    #[error("no witnesses are configured here, so no checkpoint is cosigned")]
+    NoWitnesses,
+    /// A bundle at a cosigned checkpoint was asked before any witness cosigned one.
+    #[error("no checkpoint has been cosigned by a witness yet")]
+    NotYetCosigned,
+}
+
+/// Which checkpoint a bundle is proved in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BundleAt {
+    /// The tree size the read models have applied (the freshest), with the cosignatures held
+    /// for exactly that size, if any.
+    #[default]
+    Applied,
+    /// The newest tree size the witnesses cosigned: on a ledger written all the time the head
+    /// moves on before the witnesses answer, so this is how a verifier demanding cosignatures
+    /// gets a bundle it accepts (entries after that size are not in it).
+    Cosigned,
 }
 
 /// Every seq `view` links to an entry of a stream other than the learner's own (items with a
@@ -238,17 +257,28 @@ fn find_runs(
 
 /// Exports the record bundle of `learner` at the tree size the read models have applied.
 pub fn export_learner(ledger: &Ledger, learner: &str, disclosure: &Disclosure) -> Result<Bundle, RecordError> {
-    export_learner_with(ledger, learner, disclosure, None)
+    export_learner_with(ledger, learner, disclosure, None, BundleAt::Applied)
 }
 
 /// [`export_learner`], its checkpoint carrying the witnesses' cosignatures `cosigning` holds for
-/// that tree size (checked against the witnesses' keys), so that a verifier demanding them passes.
+/// that tree size (checked against the witnesses' keys), so that a verifier demanding them
+/// passes; `at` says which checkpoint.
 pub fn export_learner_with(
     ledger: &Ledger,
     learner: &str,
     disclosure: &Disclosure,
     cosigning: Option<&crate::cosigning::Cosigning>,
+    at: BundleAt,
 ) -> Result<Bundle, RecordError> {
+    let cosigned = match (at, cosigning) {
+        (BundleAt::Applied, _) => None,
+        (BundleAt::Cosigned, None) => return Err(RecordError::NoWitnesses),
+        (BundleAt::Cosigned, Some(c)) => Some(c.newest_cosigned().ok_or(RecordError::NotYetCosigned)?),
+    };
+    if let Some(size) = cosigned {
+        // The read models answer at or beyond the cosigned size; entries after it are left out.
+        ledger.read_side().wait_applied_blocking(size);
+    }
     let answer = match ledger.read_side().view("profiles", &[learner]) {
         Ok(a) => a,
         Err(ReadError::View(ViewError::NotFound(_))) => return Err(RecordError::UnknownLearner(learner.to_owned())),
@@ -256,7 +286,7 @@ pub fn export_learner_with(
         Err(ReadError::Store(m)) => return Err(RecordError::Read(m)),
         Err(ReadError::UnknownModel(m)) => return Err(RecordError::NoModel(m)),
     };
-    let tree_size = answer.tree_size;
+    let tree_size = cosigned.unwrap_or(answer.tree_size);
     let note = ledger.checkpoint_at(tree_size)?.ok_or(RecordError::NoCheckpoint(tree_size))?;
     let note = match cosigning {
         Some(c) => c.cosigned(tree_size, &note),

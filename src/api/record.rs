@@ -9,7 +9,7 @@ use super::error::{read_failed, refusal_response, unavailable, verification_fail
 use super::write::{check_json_content_type, read_body};
 use super::{json_response, AppState, P, Q};
 use crate::cosignature::WitnessKey;
-use crate::record::{Disclosure, RecordError};
+use crate::record::{BundleAt, Disclosure, RecordError};
 use crate::refusal::{Code, Refusal};
 use axum::body::Body;
 use axum::extract::State;
@@ -26,9 +26,11 @@ pub const VERIFY_BODY_BYTES_MAX: usize = 16 << 20;
 pub(super) struct RecordQuery {
     /// Disclosure choices, comma-separated (`final-results,documents,achievements`).
     only: Option<String>,
+    /// `true`: proved in the newest checkpoint the witnesses cosigned, not the freshest.
+    cosigned: Option<bool>,
 }
 
-/// `GET /v1/learners/<id>/record[?only=...]`: the learner's record bundle.
+/// `GET /v1/learners/<id>/record[?only=...][&cosigned=true]`: the learner's record bundle.
 pub(super) async fn get_record(
     Authenticated(principal): Authenticated,
     State(state): State<AppState>,
@@ -48,9 +50,10 @@ pub(super) async fn get_record(
         Ok(d) => d.unwrap_or_default(),
         Err(m) => return refusal_response(&Refusal::new(Code::BadQuery, m)),
     };
+    let at = if q.cosigned == Some(true) { BundleAt::Cosigned } else { BundleAt::Applied };
     let (ledger, cosigning) = (state.ledger.clone(), state.cosigning.clone());
     let result = tokio::task::spawn_blocking(move || {
-        crate::record::export_learner_with(&ledger, &learner, &disclosure, cosigning.as_deref())
+        crate::record::export_learner_with(&ledger, &learner, &disclosure, cosigning.as_deref(), at)
     })
     .await;
     match result {
@@ -74,6 +77,8 @@ fn export_failed(e: RecordError) -> Response {
         RecordError::BadLearner(m) => refusal_response(&Refusal::new(Code::BadPath, m)),
         RecordError::Store(e) | RecordError::Completeness(CompletenessError::Store { source: e, .. }) => read_failed(e),
         RecordError::Read(m) => unavailable(m),
+        e @ RecordError::NoWitnesses => refusal_response(&Refusal::new(Code::BadQuery, e.to_string())),
+        e @ RecordError::NotYetCosigned => refusal_response(&Refusal::new(Code::Unavailable, e.to_string())),
         e @ (RecordError::TooManyEntries { .. } | RecordError::RegistryTooLong) => {
             refusal_response(&Refusal::new(Code::BodyTooLarge, e.to_string()))
         }

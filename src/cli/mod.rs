@@ -253,6 +253,11 @@ enum Command {
         /// checkpoint once checked against this key.
         #[arg(long = "witness", value_name = "VKEY")]
         witnesses: Vec<String>,
+        /// Prove the bundle in the newest checkpoint those witnesses cosigned instead of the
+        /// freshest (entries after it are left out), so that a verifier demanding their
+        /// cosignatures accepts it. Needs --witness.
+        #[arg(long, requires = "witnesses")]
+        cosigned: bool,
     },
     /// Verify a record bundle offline under the ledger's verifier key: proofs, checkpoint,
     /// signatures, stream chains, every author's right, and (given a second checkpoint and a
@@ -418,6 +423,7 @@ impl WitnessFlags {
             witnesses,
             interval: Duration::from_millis(self.witness_interval_ms.max(1)),
             request_timeout: Duration::from_millis(self.witness_timeout_ms.max(1)),
+            keep: zachetka::cosigning::COSIGNED_KEEP,
         }))
     }
 }
@@ -800,13 +806,16 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Export { dir, learner, only, out, vc, witnesses } => {
+        Command::Export { dir, learner, only, out, vc, witnesses, cosigned } => {
             let keys = witness::Demand::parse(&witnesses, None)?.keys;
             let ledger = open_ledger(&dir, db)?;
             let issuer = if vc { Some(read_key(&dir.join("ledger.key"))?) } else { None };
             let cosigning =
                 (!keys.is_empty()).then(|| zachetka::cosigning::Cosigning::read_only(ledger.clone(), &dir, keys));
-            record::export(&ledger, &learner, only.as_deref(), out.as_deref(), issuer.as_ref(), cosigning.as_ref())?;
+            let at = if cosigned { zachetka::record::BundleAt::Cosigned } else { zachetka::record::BundleAt::Applied };
+            let bundle_of =
+                record::Export { learner: &learner, only: only.as_deref(), cosigning: cosigning.as_ref(), at };
+            record::export(&ledger, &bundle_of, out.as_deref(), issuer.as_ref())?;
         }
         Command::Verify {
             bundle,

@@ -13,17 +13,25 @@ use zachetka::record::{Disclosure, Options, OtherCheckpoint};
 /// (the ledger key), as a W3C VC 2.0 credential whose evidence is the bundle, after checking the
 /// bundle as any verifier would. With `cosigning`, the checkpoint carries the witnesses'
 /// cosignatures collected for it, each checked against its witness's key.
+/// Which bundle `export` writes: whose, what it discloses, which checkpoint it is proved in
+/// (and the cosignatures it may carry).
+pub struct Export<'a> {
+    pub learner: &'a str,
+    pub only: Option<&'a str>,
+    pub cosigning: Option<&'a zachetka::cosigning::Cosigning>,
+    pub at: zachetka::record::BundleAt,
+}
+
 pub fn export(
     ledger: &Ledger,
-    learner: &str,
-    only: Option<&str>,
+    what: &Export<'_>,
     out: Option<&Path>,
     issuer: Option<&zachetka::keys::KeyPair>,
-    cosigning: Option<&zachetka::cosigning::Cosigning>,
 ) -> Result<()> {
+    let Export { learner, only, cosigning, at } = *what;
     let disclosure = only.map(Disclosure::parse).transpose().map_err(|m| anyhow!(m))?.unwrap_or_default();
     ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
-    let bundle = zachetka::record::export_learner_with(ledger, learner, &disclosure, cosigning)?;
+    let bundle = zachetka::record::export_learner_with(ledger, learner, &disclosure, cosigning, at)?;
     let json = bundle.to_json();
     if let Some(key) = issuer {
         let config = ledger.config();

@@ -317,6 +317,7 @@ fn config(witnesses: &[(&str, &str)]) -> CosigningConfig {
             .collect(),
         interval: Duration::from_millis(20),
         request_timeout: Duration::from_secs(5),
+        keep: zachetka::cosigning::COSIGNED_KEEP,
     }
 }
 
@@ -517,4 +518,100 @@ fn the_witness_command_serves_add_checkpoint() {
     // What it cosigned was durable before it answered.
     let state = std::fs::read_to_string(dir.path().join("state/witness-state.json")).unwrap();
     assert!(state.contains("\"tree_size\": 4"), "{state}");
+}
+
+/// On a ledger written all the time the head moves on before the witnesses answer, so a bundle
+/// at the freshest checkpoint is rarely cosigned. `?cosigned=true` (and `export --cosigned`)
+/// proves it in the newest cosigned checkpoint instead, which a verifier demanding both
+/// witnesses accepts; old cosigned notes are pruned to the newest `keep`.
+#[test]
+fn a_bundle_asked_cosigned_is_proved_in_the_newest_cosigned_checkpoint_and_old_notes_are_pruned() {
+    use super::record::{concerned_by_scan, ledger, vkey};
+    use super::rules::{grade_event, teacher_of_school_1};
+    let (wa, wb) = (serve_witness(1), serve_witness(2));
+    let store = tempfile::tempdir().unwrap();
+    let l = ledger(store.path(), zachetka::ledger::RulesMode::Enforce);
+    super::rules::append_region(&l);
+    let both = [(wa.url.as_str(), wa.vkey.as_str()), (wb.url.as_str(), wb.vkey.as_str())];
+    let cosigning = Cosigning::open(l.clone(), store.path(), CosigningConfig { keep: 2, ..config(&both) }).unwrap();
+    let srv = serve_ledger(&l, cosigning, store.path());
+    let cosigned_head = |l: &Ledger| {
+        let size = l.head().0.tree_size;
+        wait_status(&srv.base, "both witnesses cosign the head", |s| {
+            s["witnesses"].as_array().unwrap().iter().all(|w| w["last_cosigned_size"] == size)
+        });
+        size
+    };
+    let mut sizes = vec![cosigned_head(&l)];
+    for n in 0..3 {
+        let event = grade_event(990_700 + n, &teacher_of_school_1(), "sch-001", "6А", 4);
+        l.append_blocking(vec![event])[0].as_ref().unwrap();
+        sizes.push(cosigned_head(&l));
+    }
+    let on_disk: Vec<String> = std::fs::read_dir(store.path().join("cosignatures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".note"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let newest: Vec<String> = sizes[2..].iter().map(|s| format!("{s}.note")).collect();
+    assert_eq!(on_disk, newest, "the newest two of {sizes:?} are kept");
+    drop(srv);
+
+    // The witnesses are gone; the head moves on past the newest cosigned size.
+    let cosigned = *sizes.last().unwrap();
+    for n in 0..2 {
+        let event = grade_event(990_710 + n, &teacher_of_school_1(), "sch-001", "6А", 5);
+        l.append_blocking(vec![event])[0].as_ref().unwrap();
+    }
+    let head = l.head().0.tree_size;
+    let down = [(down_url(), wa.vkey.clone()), (down_url(), wb.vkey.clone())];
+    let down: Vec<(&str, &str)> = down.iter().map(|(u, k)| (u.as_str(), k.as_str())).collect();
+    let srv = serve_ledger(&l, Cosigning::open(l.clone(), store.path(), config(&down)).unwrap(), store.path());
+    let learner = concerned_by_scan(&l).into_iter().max_by_key(|(_, s)| s.len()).unwrap().0;
+    let tmp = tempfile::tempdir().unwrap();
+    let vk = vkey(&l);
+    let verified = |query: &str| -> (u64, Option<i32>) {
+        let bundle = get(&srv.base, &format!("/v1/learners/{learner}/record{query}"));
+        let b: Value = serde_json::from_slice(&bundle).unwrap();
+        let (_, head) = zachetka::checkpoint::parse_unverified(b["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+        let path = tmp.path().join("bundle.json");
+        std::fs::write(&path, &bundle).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["verify", path.to_str().unwrap(), "--vkey", &vk])
+            .args(["--witness", &wa.vkey, "--witness", &wb.vkey, "--witnesses-required", "2"])
+            .output()
+            .unwrap();
+        (head.tree_size, o.status.code())
+    };
+    assert_eq!(verified("?cosigned=true"), (cosigned, Some(0)), "the newest cosigned checkpoint, accepted");
+    assert_eq!(verified(""), (head, Some(1)), "the freshest, not cosigned: refused by this verifier");
+    drop(srv);
+
+    // Without witnesses there is no cosigned checkpoint to ask for: the client's error.
+    let plain = super::http::serve_with(l.clone(), zachetka::api::server::ServerConfig::default());
+    let url = format!("{}/v1/learners/{learner}/record?cosigned=true", plain.base);
+    match ureq::get(&url).set("authorization", &auditor_bearer()).call() {
+        Err(ureq::Error::Status(400, r)) => {
+            let v: Value = r.into_json().unwrap();
+            assert_eq!(v["code"], "bad_query", "{v}");
+        }
+        other => panic!("expected 400 bad_query: {:?}", other.map(|r| r.status())),
+    }
+    // `zachetka export --cosigned` does the same offline, from the notes `serve` kept.
+    drop((plain, l));
+    let copy = tmp.path().join("ledger");
+    super::record::copy_into_ledger_dir(store.path(), &copy);
+    std::fs::rename(copy.join("store").join("cosignatures"), copy.join("cosignatures")).unwrap();
+    let out = tmp.path().join("exported.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["export", "--dir", copy.to_str().unwrap(), "--learner", &learner, "--out", out.to_str().unwrap()])
+        .args(["--witness", &wa.vkey, "--witness", &wb.vkey, "--cosigned"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let (_, at) = zachetka::checkpoint::parse_unverified(b["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(at.tree_size, cosigned);
 }
