@@ -18,6 +18,23 @@ impl Auditor<'_> {
         CheckedEntry { leaf, parsed, signature }
     }
 
+    /// Entries from `from` (at or past the head the audit read first) that no head covers. An
+    /// entry a server appended while the audit ran is committed with its head, so a head read
+    /// after the entry covers it: those are skipped (the next audit's), the rest returned.
+    pub(super) fn entries_beyond_head(&self, mut from: u64) -> Result<Vec<crate::store::RawEntry>, StoreError> {
+        // Bounded: under a steady stream of appends, the probe gives up rather than chase them.
+        for _ in 0..8 {
+            let raw = self.store.raw_entries(from, super::CHUNK_LEN)?;
+            let Some(first) = raw.first() else { return Ok(raw) };
+            let now = self.store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
+            if now <= first.seq {
+                return Ok(raw);
+            }
+            from = now;
+        }
+        Ok(Vec::new())
+    }
+
     /// The checks in log order.
     pub(super) fn check_entry(&mut self, r: &crate::store::RawEntry, c: CheckedEntry) -> Result<(), StoreError> {
         let seq = r.seq;

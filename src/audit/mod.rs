@@ -159,6 +159,10 @@ pub struct AuditReport {
     /// must be): entries signed by a key at or after its effective revocation, written before the
     /// revocation was.
     pub warnings: Vec<Violation>,
+    /// The tree size the log had grown to by the audit's end, when servers appended while it
+    /// ran (PostgreSQL): the audit checks the log up to `tree_size`, the head it read first;
+    /// what came after is for the next audit.
+    pub log_grew_to: Option<u64>,
 }
 
 /// What derived state the audit compared with the state rebuilt from the log, and what it could
@@ -403,6 +407,12 @@ pub fn audit_with(
         }
         checkpoints.extend(page);
     }
+    // A server may append while the audit runs (several PostgreSQL nodes; the audit takes no
+    // lock): the audit checks the log up to the head it read first. Checkpoints committed since
+    // come with a newer head, read after them, which covers them; one beyond even that is not a
+    // concurrent commit and stays to be reported.
+    let later = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0).max(head_size);
+    checkpoints.retain(|(size, _)| *size <= head_size || *size > later);
     let rules = match crate::rules::from_config(&config) {
         Ok(r) => r,
         Err(e) => {
@@ -440,7 +450,11 @@ pub fn audit_with(
     };
     let mut from = 0u64;
     loop {
-        let raw = store.raw_entries(from, CHUNK_LEN)?;
+        // Up to the head read first (see `later` above), then whatever lies beyond the head.
+        let raw = match head_size.saturating_sub(from) {
+            0 => a.entries_beyond_head(from)?,
+            n => store.raw_entries(from, CHUNK_LEN.min(n))?,
+        };
         if raw.is_empty() {
             break;
         }
@@ -460,6 +474,8 @@ pub fn audit_with(
         }
         progress(a.tree.size(), head_size);
     }
+    let grown = store.head()?.map(|(h, _)| h.tree_size).unwrap_or(0);
+    a.report.log_grew_to = (grown > head_size).then_some(grown);
     a.report_missing(head_size);
     a.check_remaining_checkpoints();
     a.check_head(head.as_ref());

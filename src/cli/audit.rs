@@ -64,6 +64,14 @@ pub(super) fn audit(
                 }
             }
         );
+        if let Some(grew) = report.log_grew_to {
+            out += &format!(
+                "the log grew to {grew} entries while the audit ran (a server appending): entries {} to {} are for \
+                 the next audit\n",
+                report.tree_size,
+                grew - 1
+            );
+        }
         let imported = &report.imported;
         out += &format!("imported entries: {}\n", imported.entries);
         for k in &imported.by_key {

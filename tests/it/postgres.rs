@@ -582,6 +582,36 @@ fn an_audit_over_postgres_writes_nothing() {
     assert_eq!((before, after), (5, 5));
 }
 
+/// Review s12 (PostgreSQL H3): an audit over the database while nodes append read every entry
+/// committed after the head it started from, and reported each as `entry_beyond_head`, plus
+/// `head_size_mismatch` (21k to 36k violations, exit 1). It now checks the log up to the head it
+/// read first, and says how far the log grew meanwhile.
+#[test]
+fn an_audit_while_a_node_appends_checks_up_to_its_head_and_says_the_log_grew() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let ledger = node(&url);
+    for r in ledger.append_blocking((0..20).map(|n| grade(n, &format!("learner/{}", n % 3), None)).collect()) {
+        r.unwrap();
+    }
+    // The node appends once the audit has read its head and its first entries (the progress
+    // callback runs after each page).
+    let appended = std::sync::atomic::AtomicBool::new(false);
+    let append_meanwhile = |_: u64, _: u64| {
+        if !appended.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let more = (100..130).map(|n| grade(n, &format!("learner/{}", n % 3), None)).collect();
+            assert!(ledger.append_blocking(more).iter().all(Result::is_ok));
+        }
+    };
+    let report = zachetka::audit::audit(&PgStore::open_read_only(&url).unwrap(), &append_meanwhile).unwrap();
+    assert!(appended.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    assert_eq!((report.tree_size, report.entries_checked, report.log_grew_to), (20, 20, Some(50)));
+    // The next audit takes it all.
+    let report = zachetka::audit::audit(&PgStore::open_read_only(&url).unwrap(), &|_, _| {}).unwrap();
+    assert!(report.is_clean() && report.tree_size == 50 && report.log_grew_to.is_none(), "{report:#?}");
+}
+
 /// Review s11 (ops finding 14): each node over one database reads its own `<dir>/tokens.json`
 /// unless `--tokens` names a shared file, so a revocation on one node left the token live on the
 /// others, silently. `serve --database-url` without `--tokens` now warns at start; with
