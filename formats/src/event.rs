@@ -356,11 +356,13 @@ impl ParsedEntry {
     }
 }
 
-/// A fresh random event id (UUID version 4).
+/// A fresh event id: a UUIDv7 of the current time (milliseconds) and random bits.
 pub fn new_event_id() -> String {
-    let mut b = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    uuid_from_bytes(b)
+    let mut rand = [0u8; 10];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut rand);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    // UUIDv7, as README recommends: time-ordered ids keep the id index append-friendly.
+    uuid_v7((now.as_millis() as u64).min((1 << 48) - 1), rand)
 }
 
 /// Formats 16 bytes as a version-4 UUID (sets the version and variant bits).
@@ -421,6 +423,16 @@ mod tests {
         let want = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
         assert_eq!(uuid_from_bytes(b), want);
         assert!(is_uuid(&want));
+    }
+
+    #[test]
+    fn fresh_ids_are_uuid_v7_of_now() {
+        let (a, b) = (new_event_id(), new_event_id());
+        assert_ne!(a, b);
+        assert_eq!((&a[14..15], a.len()), ("7", 36), "{a}");
+        let ms = u64::from_str_radix(&format!("{}{}", &a[..8], &a[9..13]), 16).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(ms <= now && now - ms < 60_000, "{a}: {ms} vs {now}");
     }
 
     #[test]

@@ -63,6 +63,15 @@ enum Command {
         /// Where to write the key file (refuses to overwrite).
         #[arg(long)]
         out: PathBuf,
+        /// Write the demo region's deterministic key of this role instead of a new one, to sign
+        /// events against `zachetka demo` (never for anything real): `authority`, `teacher/<n>`,
+        /// `admin/sch-001`, `registrar/sch-001`, `issuer/sch-001`, `operator/<territory>`,
+        /// `issuer/olympiads`, `issuer/staff`, ... (README, "The demo's keys").
+        #[arg(long, value_name = "LABEL")]
+        demo: Option<String>,
+        /// The demo ledger's origin (with --demo).
+        #[arg(long, requires = "demo", default_value = "ru-47.edu.example")]
+        origin: String,
     },
     /// Sign an event object (file or stdin); fills author, id and occurred_at when absent.
     Sign {
@@ -643,8 +652,11 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let vkey = init(&dir, db, &origin, authority_did, &rules)?;
             write_stdout(format_args!("{vkey}\n"))?;
         }
-        Command::Keygen { out } => {
-            let k = KeyPair::generate();
+        Command::Keygen { out, demo, origin } => {
+            let k = match demo {
+                Some(label) => zachetka::demo::demo_key(&origin, &label),
+                None => KeyPair::generate(),
+            };
             write_new_file(&out, &k.to_key_file())?;
             write_stdout(format_args!("{}\n", k.did()))?;
         }

@@ -518,3 +518,42 @@ fn misdirected_commands_name_the_directory_and_the_cause() {
         help.lines().skip_while(|l| !l.trim_start().starts_with("--dir")).take(2).collect::<Vec<_>>().join(" ");
     assert!(dir_line.contains("Ledger directory"), "{help}");
 }
+
+/// Review s12 (read API L6): the demo's keys were reachable only through the library, so an
+/// integrator could not sign an event against `zachetka demo`. `keygen --demo LABEL` writes the
+/// demo's key of that role; `sign` with it makes an event the demo's key signed.
+#[test]
+fn keygen_writes_the_demo_key_of_a_role_and_sign_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("t0.key");
+    let o = run({
+        let mut c = zachetka();
+        c.args(["keygen", "--demo", "teacher/0", "--out"]).arg(&key);
+        c
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = zachetka::demo::demo_key("ru-47.edu.example", "teacher/0").did();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want);
+    let other = dir.path().join("other.key");
+    let o = run({
+        let mut c = zachetka();
+        c.args(["keygen", "--demo", "teacher/0", "--origin", "ru-78.edu.example", "--out"]).arg(&other);
+        c
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        zachetka::demo::demo_key("ru-78.edu.example", "teacher/0").did()
+    );
+    // Signed with it: the author is the demo's teacher, and the id a UUIDv7 (README's advice).
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, r#"{"stream":"learner/47-000001","type":"journal.grade_recorded","data":{"v":1}}"#).unwrap();
+    let o = run({
+        let mut c = zachetka();
+        c.args(["sign", "--ledger", "ru-47.edu.example", "--key"]).arg(&key).arg(&event);
+        c
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let signed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(signed["event"]["author"], want.as_str());
+    assert_eq!(&signed["event"]["id"].as_str().unwrap()[14..15], "7");
+}
