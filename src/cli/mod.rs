@@ -567,7 +567,7 @@ fn make_ledger_dir_private(dir: &Path) -> Result<()> {
 fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     make_ledger_dir_private(dir)?;
     if let Some(url) = database {
-        return Ok(Arc::new(PgStore::open(url).context("couldn't open the PostgreSQL store")?));
+        return Ok(Arc::new(PgStore::open_existing(url).context("couldn't open the PostgreSQL store")?));
     }
     if !dir.join("ledger.key").exists() {
         bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());

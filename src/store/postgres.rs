@@ -192,21 +192,38 @@ fn event_type(bytes: &[u8], position: u64) -> Result<String, StoreError> {
     ty.map(str::to_owned).ok_or_else(|| corrupt("the event has no type".into()))
 }
 
+/// How a store is opened: by `init` (the schema created or migrated), by every other writer
+/// (a ledger must already be there), or for an audit (read-only, nothing migrated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Create,
+    Existing,
+    ReadOnly,
+}
+
 impl PgStore {
     /// Connects to the database (a libpq-style connection string or URL), applies the
     /// migrations this build knows, and refuses a database migrated by a newer build.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_mode(url, false)
+        Self::open_mode(url, Open::Create)
+    }
+
+    /// Connects to a database that already holds a ledger (every command but `init`): a schema
+    /// with no ledger (a typo in the connection string's `search_path`, say) is refused before
+    /// anything is created in it; a ledger of an older schema version is migrated as by `open`.
+    pub fn open_existing(url: &str) -> Result<Self, StoreError> {
+        Self::open_mode(url, Open::Existing)
     }
 
     /// Connects for an audit: every session is read-only (`default_transaction_read_only`), no
     /// migration runs (the schema must already be this build's), and the store refuses commits,
     /// so an audit over PostgreSQL changes nothing, as over sled.
     pub fn open_read_only(url: &str) -> Result<Self, StoreError> {
-        Self::open_mode(url, true)
+        Self::open_mode(url, Open::ReadOnly)
     }
 
-    fn open_mode(url: &str, read_only: bool) -> Result<Self, StoreError> {
+    fn open_mode(url: &str, open: Open) -> Result<Self, StoreError> {
+        let read_only = open == Open::ReadOnly;
         let mut config: postgres::Config =
             url.parse().map_err(|e| StoreError::Incompatible(format!("bad PostgreSQL connection string: {e}")))?;
         if config.get_connect_timeout().is_none() {
@@ -228,6 +245,20 @@ impl PgStore {
             read_only: false,
         };
         let mut conn = store.get()?;
+        if open == Open::Existing {
+            let exists: bool =
+                conn.client.query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[]).map_err(pg)?.get(0);
+            if !exists {
+                let schema: Option<String> = conn.client.query_one("SELECT current_schema()", &[]).map_err(pg)?.get(0);
+                let place = match schema {
+                    Some(s) => format!("schema {s} of this database holds no zachetka ledger"),
+                    None => "the connection's search_path names no schema that exists".to_owned(),
+                };
+                return Err(StoreError::Incompatible(format!(
+                    "{place}: check the connection string (its search_path), or run `zachetka init` first"
+                )));
+            }
+        }
         let in_recovery: bool = conn.client.query_one("SELECT pg_is_in_recovery()", &[]).map_err(pg)?.get(0);
         if in_recovery || read_only {
             check_replica_schema(&mut conn.client)?;

@@ -582,6 +582,32 @@ fn an_audit_over_postgres_writes_nothing() {
     assert_eq!((before, after), (5, 5));
 }
 
+/// Review s12 (PostgreSQL L3): a command pointed at a schema with no ledger (a typo in the
+/// connection string's search_path) created the tables there before saying there was no
+/// ledger. Every command but `init` now refuses such a schema before creating anything.
+#[test]
+fn a_command_pointed_at_a_schema_with_no_ledger_creates_nothing_there() {
+    let Some(url) = pg_url() else { return };
+    let fresh = pg_schema(&url);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["export", "--learner", "47-000001", "--dir"])
+        .arg(dir.path())
+        .args(["--database-url", &fresh])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && stderr.contains("holds no zachetka ledger"), "{stderr}");
+    let mut db = postgres::Client::connect(&fresh, postgres::NoTls).unwrap();
+    let created: bool = db.query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[]).unwrap().get(0);
+    assert!(!created, "the refused command created the schema's tables");
+    // A ledger made there by init opens as before.
+    zachetka::ledger::init_store(&PgStore::open(&fresh).unwrap(), ORIGIN, &ledger_key(), &authority().did(), None)
+        .unwrap();
+    assert!(PgStore::open_existing(&fresh).is_ok());
+}
+
 /// Review s12 (PostgreSQL H3): an audit over the database while nodes append read every entry
 /// committed after the head it started from, and reported each as `entry_beyond_head`, plus
 /// `head_size_mismatch` (21k to 36k violations, exit 1). It now checks the log up to the head it
