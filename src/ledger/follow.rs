@@ -1,5 +1,7 @@
 //! Following a shared store: publishing to readers and feeds the heads other nodes commit, once
-//! their checkpoints verify under this ledger's key. Not the place for appending.
+//! their checkpoints verify under this ledger's key, and, as it reads the head about every
+//! second whatever the traffic, telling whether the store can be reached (`store_unavailable`).
+//! Not the place for appending.
 
 use super::{Shared, FOLLOW_POLL};
 use crate::store::StoreError;
@@ -38,6 +40,9 @@ pub(super) fn follow_loop(shared: std::sync::Weak<Shared>) {
             Some(s) => s.follow(),
             None => Ok(()),
         });
+        if let Some(s) = shared.upgrade() {
+            s.follower_round(&result);
+        }
         match result {
             Ok(()) => failing = false,
             Err(e) => {

@@ -111,6 +111,16 @@ pub enum LedgerError {
 /// bound on how stale an idle node's head can be if a notification is lost.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A follower whose round (a head read, at most [`FOLLOW_POLL`] of waiting) has not finished for
+/// this long is stuck on a connection that went silent: the node reports the store unavailable
+/// and refuses appends. Longer than a round can take while the store answers, a wait for a
+/// pooled connection (10 s) included.
+const FOLLOW_STALL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// At most one "couldn't begin an append" warning this often (the others are counted into the
+/// next one), so an outage under load logs a line every few seconds, not one per batch.
+const BEGIN_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether appends are checked against the ledger's rules. Only tests and benches bypass them
 /// (the `testing` feature), to play an operator who writes around the API (the audit must catch
 /// what that lets in) or to measure what the rules cost.
@@ -145,9 +155,16 @@ struct Shared {
     /// Work admitted by [`Ledger::try_admit`] and not yet answered.
     in_flight_events: AtomicUsize,
     in_flight_requests: AtomicUsize,
-    /// Whether the last append found a shared store unreachable (appends answer `unavailable`
-    /// until it is back; the node recovers by itself).
+    /// Whether the latest read of a shared store (the follower's, about every second, or an
+    /// append's) found it unreachable: appends are refused `unavailable` up front until a read
+    /// succeeds again; the node recovers by itself.
     store_unavailable: AtomicBool,
+    /// When this ledger opened, and when (milliseconds after) the follower last finished a
+    /// round, so a follower stuck on a silent connection shows as an unavailable store.
+    opened_at: std::time::Instant,
+    follower_round_ms: AtomicU64,
+    /// When a "couldn't begin an append" warning was last logged, and how many were not since.
+    begin_warnings: Mutex<(Option<std::time::Instant>, u64)>,
     queued: AtomicU64,
     limits: Limits,
     /// The read models following this ledger's published heads.
@@ -170,6 +187,53 @@ impl Shared {
     fn stop_writes(&self, e: &StoreError) {
         self.stop_reason.lock().expect("stop reason lock").get_or_insert_with(|| crate::store::error_chain(e));
         self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the store is known to be unreachable: the latest read of it failed, or the
+    /// follower has been stuck in one for [`FOLLOW_STALL`] (a connection gone silent).
+    fn store_unavailable(&self) -> bool {
+        if self.store_unavailable.load(Ordering::SeqCst) {
+            return true;
+        }
+        let since_round = self
+            .opened_at
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(self.follower_round_ms.load(Ordering::SeqCst)));
+        self.store.is_shared() && since_round > FOLLOW_STALL
+    }
+
+    /// Records the outcome of a follower's round: the store answered, or could not be reached.
+    fn follower_round(&self, result: &Result<(), StoreError>) {
+        self.store_unavailable.store(result.as_ref().is_err_and(StoreError::is_unreachable), Ordering::SeqCst);
+        let now = u64::try_from(self.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.follower_round_ms.store(now, Ordering::SeqCst);
+    }
+
+    /// Logs that a batch could not begin its append, at most once per [`BEGIN_WARNING_EVERY`]
+    /// with the count of failures since the last line.
+    fn warn_begin_failed(&self, e: &StoreError) {
+        let mut w = self.begin_warnings.lock().expect("warning lock");
+        if w.0.is_some_and(|at| at.elapsed() < BEGIN_WARNING_EVERY) {
+            w.1 += 1;
+            return;
+        }
+        let unlogged = std::mem::take(&mut w.1);
+        w.0 = Some(std::time::Instant::now());
+        drop(w);
+        tracing::warn!(
+            error = %crate::store::error_chain(e),
+            transient = e.is_transient(),
+            unlogged_since_last = unlogged,
+            "couldn't begin an append"
+        );
+    }
+
+    /// The refusal of appends while the store is known to be unreachable: before any work.
+    fn store_unavailable_refusal(&self) -> Refusal {
+        Refusal::new(
+            Code::Unavailable,
+            "the store cannot be reached from this node; retry after the delay (or through another node)",
+        )
     }
 
     fn writes_stopped(&self) -> Option<String> {
@@ -401,6 +465,9 @@ impl Ledger {
             in_flight_events: AtomicUsize::new(0),
             in_flight_requests: AtomicUsize::new(0),
             store_unavailable: AtomicBool::new(false),
+            opened_at: std::time::Instant::now(),
+            follower_round_ms: AtomicU64::new(0),
+            begin_warnings: Mutex::new((None, 0)),
             queued: AtomicU64::new(0),
             limits,
             read,
@@ -458,8 +525,9 @@ impl Ledger {
         self.shared.writes_stopped()
     }
 
-    /// Refuses appends this node cannot take now, whatever they hold: on a read replica, or
-    /// after writes stopped. Cheap; callers check it before admitting work.
+    /// Refuses appends this node cannot take now, whatever they hold: on a read replica, after
+    /// writes stopped, or while the store is known to be unreachable (`unavailable`, retryable).
+    /// Cheap; callers check it before admitting work.
     pub fn check_accepting(&self) -> Result<(), Refusal> {
         if self.shared.store.is_read_only() {
             return Err(Refusal::new(
@@ -469,6 +537,9 @@ impl Ledger {
         }
         if self.is_failed() {
             return Err(self.shared.writes_stopped_refusal());
+        }
+        if self.shared.store_unavailable() {
+            return Err(self.shared.store_unavailable_refusal());
         }
         Ok(())
     }
@@ -522,9 +593,11 @@ impl Ledger {
         latest.saturating_sub(self.shared.clock.now_unix()).max(0)
     }
 
-    /// Whether the last append found the (shared) store unreachable.
+    /// Whether the (shared) store is known to be unreachable: the latest read of it (the
+    /// follower's, about every second, or an append's) failed to reach it, or the follower has
+    /// been stuck in a read for a while (a connection gone silent). Never for sled.
     pub fn is_store_unavailable(&self) -> bool {
-        self.shared.store_unavailable.load(Ordering::SeqCst)
+        self.shared.store_unavailable()
     }
 
     /// The latest tree head and its checkpoint note.

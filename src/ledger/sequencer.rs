@@ -119,11 +119,13 @@ impl Sequencer {
         while let Ok(first) = rx.recv() {
             let subs = self.gather(&rx, first);
             let begun = self.begin_shared();
-            self.shared.store_unavailable.store(begun.as_ref().is_err_and(StoreError::is_transient), Ordering::SeqCst);
+            self.shared
+                .store_unavailable
+                .store(begun.as_ref().is_err_and(StoreError::is_unreachable), Ordering::SeqCst);
             if let Err(e) = begun {
                 self.shared.store.abort_append();
                 let transient = e.is_transient();
-                tracing::warn!(error = %crate::store::error_chain(&e), transient, "couldn't begin an append");
+                self.shared.warn_begin_failed(&e);
                 let refusal = if transient {
                     Refusal::new(
                         Code::Unavailable,
@@ -143,7 +145,7 @@ impl Sequencer {
             let committed = commit_prepared(&shared, prepared, |e| {
                 if e.is_transient() {
                     tracing::warn!(error = %crate::store::error_chain(e), "a commit failed; resyncing from the store before the next batch");
-                    shared.store_unavailable.store(true, Ordering::SeqCst);
+                    shared.store_unavailable.store(e.is_unreachable(), Ordering::SeqCst);
                 } else {
                     tracing::error!(error = %crate::store::error_chain(e), "commit failed; the ledger stops writing");
                     shared.stop_writes(e);
@@ -537,7 +539,7 @@ impl Sequencer {
         if let Some(e) = failure {
             if e.is_transient() && store.is_shared() {
                 tracing::warn!(error = %crate::store::error_chain(&e), first_seq, "preparing a batch failed; resyncing before the next");
-                self.shared.store_unavailable.store(true, Ordering::SeqCst);
+                self.shared.store_unavailable.store(e.is_unreachable(), Ordering::SeqCst);
                 self.resync = true;
             } else {
                 tracing::error!(error = %crate::store::error_chain(&e), first_seq, "preparing a batch failed; the ledger stops writing");

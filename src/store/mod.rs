@@ -187,6 +187,10 @@ pub enum StoreError {
     /// After a failed `commit` with this error the batch may or may not be in the store.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store answered, but another writer held the append lock longer than this one may
+    /// wait (a frozen node): nothing was written; retry later.
+    #[error("the append lock is taken: {0}")]
+    Contended(String),
 }
 
 /// An error and its causes, `outer: inner: innermost`, for messages that leave the process
@@ -205,6 +209,12 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 impl StoreError {
     /// Whether retrying later may succeed (the store itself is not known to be damaged).
     pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Contended(_))
+    }
+
+    /// Whether the store could not be reached (what `store_unavailable` reports); a store that
+    /// answered that its append lock is taken is reachable.
+    pub fn is_unreachable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 }

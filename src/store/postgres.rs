@@ -83,6 +83,28 @@ pub const CONNECTIONS_MAX: usize = 24;
 const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 /// How often a read-only store (a replica, which cannot `LISTEN`) looks for new commits.
 const REPLICA_POLL: Duration = Duration::from_millis(200);
+/// Longest a writer waits for the head row lock (`lock_timeout`) before its batch answers
+/// `unavailable`: a node that holds the lock and stalls (a frozen process) costs the other
+/// nodes' clients this much, not a silent wait.
+pub const APPEND_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Longest a writer's transaction may sit idle between statements while holding the head row
+/// lock (`idle_in_transaction_session_timeout`); the server then ends its session and the lock
+/// is free. Inside the transaction a batch only catches up with what others committed while it
+/// waited for the lock and admits its events (reads through other connections, milliseconds to
+/// a second for a full batch under the rules), so this bounds a frozen writer's region-wide
+/// stall.
+pub const WRITER_IDLE_MAX: Duration = Duration::from_secs(10);
+/// Longest one statement of a writer's transaction (its inserts, the head update, `COMMIT`)
+/// may run on the server (`statement_timeout`).
+pub const WRITER_STATEMENT_MAX: Duration = Duration::from_secs(30);
+/// TCP keepalive defaults, unless the connection string sets its own: a peer that stops
+/// answering (a partition, a dead host) is found within idle + interval x retries = 25 s, and
+/// data left unacknowledged for [`TCP_USER_TIMEOUT`] closes the connection. They apply to TCP
+/// connections only (a Unix socket has no silent peer).
+pub const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+pub const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVES_RETRIES: u32 = 3;
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A PostgreSQL ledger store (see the module docs).
 pub struct PgStore {
@@ -152,6 +174,13 @@ fn pg(e: postgres::Error) -> StoreError {
     // 08: connection exception; 57: operator intervention (shutdown, starting up); 53:
     // insufficient resources (too many connections); 40: transaction rollback (serialization);
     // 25P03: the server ended a transaction left idle too long (a stalled writer).
+    // 55P03: lock_not_available, the head row lock was not had within APPEND_LOCK_WAIT.
+    if code == "55P03" {
+        return StoreError::Contended(format!(
+            "{message} (another writer held it over {} s; a frozen node?)",
+            APPEND_LOCK_WAIT.as_secs()
+        ));
+    }
     if e.is_closed() || code == "25P03" || ["08", "57", "53", "40"].iter().any(|c| code.starts_with(c)) {
         StoreError::Unavailable(message)
     } else {
@@ -224,14 +253,7 @@ impl PgStore {
 
     fn open_mode(url: &str, open: Open) -> Result<Self, StoreError> {
         let read_only = open == Open::ReadOnly;
-        let mut config: postgres::Config =
-            url.parse().map_err(|e| StoreError::Incompatible(format!("bad PostgreSQL connection string: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("zachetka");
-        }
+        let mut config = connection_config(url)?;
         if read_only {
             let options = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
             config.options(&format!("{options}-c default_transaction_read_only=on"));
@@ -382,6 +404,37 @@ impl PgStore {
     }
 }
 
+/// The driver's configuration for a connection string, with this store's defaults where the
+/// string sets none: a connect timeout of 5 s, the application name, and TCP keepalives
+/// ([`KEEPALIVES_IDLE`], [`KEEPALIVES_INTERVAL`], [`KEEPALIVES_RETRIES`]) and
+/// [`TCP_USER_TIMEOUT`], so a connection whose peer went silent fails within ~30 s instead of
+/// after the kernel's two hours. `keepalives=0` in the string turns keepalives off.
+pub fn connection_config(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config =
+        url.parse().map_err(|e| StoreError::Incompatible(format!("bad PostgreSQL connection string: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("zachetka");
+    }
+    // The driver reports its own 2 h default for an unset idle time, so whether the string
+    // names it is read from the string.
+    if !url.contains("keepalives_idle") {
+        config.keepalives_idle(KEEPALIVES_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVES_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVES_RETRIES);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    Ok(config)
+}
+
 /// A replica's schema must be exactly this build's: it cannot migrate, and a newer one could be
 /// misread.
 fn check_replica_schema(client: &mut Client) -> Result<(), StoreError> {
@@ -490,8 +543,18 @@ impl Store for PgStore {
         let mut conn = self.get()?;
         let locked = (|| {
             // A writer that stalls while holding the lock (a frozen process, a half-open
-            // connection) is ended by the server instead of blocking every other node forever.
-            conn.client.batch_execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = '60s'").map_err(pg)?;
+            // connection) is ended by the server instead of blocking every other node forever;
+            // a writer waiting for the lock gives up after APPEND_LOCK_WAIT and its batch
+            // answers `unavailable`, instead of holding its clients for the whole stall.
+            conn.client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; \
+                     SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'",
+                    WRITER_IDLE_MAX.as_millis(),
+                    APPEND_LOCK_WAIT.as_millis(),
+                    WRITER_STATEMENT_MAX.as_millis()
+                ))
+                .map_err(pg)?;
             Self::head_on(&mut conn, "SELECT tree_size, root, checkpoint FROM zt_head WHERE id = 1 FOR UPDATE")
         })();
         match locked {

@@ -50,7 +50,7 @@ pub(super) fn serve_access(
     Server { base, _rt: rt, _tokens: dir, tokens }
 }
 
-fn post(base: &str, body: &str) -> (u16, Value, Option<String>) {
+pub(super) fn post(base: &str, body: &str) -> (u16, Value, Option<String>) {
     match ureq::post(&format!("{base}/v1/events")).set("content-type", "application/json").send_string(body) {
         Ok(r) => (r.status(), r.into_json().unwrap(), None),
         Err(ureq::Error::Status(code, r)) => {

@@ -682,3 +682,166 @@ fn serve_over_postgres_warns_that_a_per_directory_token_file_is_per_node() {
     assert!(said.contains("serving"), "{said}");
     assert!(!said.contains("not on the other nodes"), "{said}");
 }
+
+/// Polls `/v1/status` until `want` holds, at most `secs` seconds (a failure guard): what a load
+/// balancer does.
+fn await_status(base: &str, what: &str, secs: u64, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, status) = super::http::get_json(base, "/v1/status");
+        if want(&status) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} within {secs} s: {status}");
+        // The interval between a balancer's checks, not a synchronization: the loop waits on the
+        // condition.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Review s12 H1 and L2: a node's status follows the database whatever the traffic. A node no
+/// append reaches says "not accepting" while the database is down and "accepting" again once it
+/// is back, by itself (a balancer that took it out puts it back); meanwhile an array of appends
+/// is refused whole, 503 with Retry-After, before its signatures are verified.
+#[test]
+fn an_idle_nodes_status_follows_the_database_down_and_back_and_appends_are_refused_up_front() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (cluster, url) = Cluster::start();
+    let url = bare_ledger(&url);
+    let idle = node(&url);
+    let srv = super::http::serve(idle.clone());
+    let accepting = |s: &Value| s["accepting_appends"] == true && s["store_unavailable"] == false;
+    await_status(&srv.base, "an accepting status", 30, accepting);
+    Cluster::run(&["stop"], cluster.0.path());
+    await_status(&srv.base, "the idle node reporting the database down", 30, |s| {
+        s["accepting_appends"] == false && s["store_unavailable"] == true
+    });
+    let (_, metrics) = super::http::get_text(&srv.base, "/metrics");
+    assert!(metrics.contains("zachetka_store_unavailable 1"), "{metrics}");
+    // An array is one refusal, with when to retry; a bad signature in it is not even looked at.
+    let mut bad = grade(3, "learner/1", None);
+    bad["event"]["data"]["mark"] = serde_json::json!(3);
+    let array = Value::Array(vec![grade(1, "learner/1", None), grade(2, "learner/2", None), bad]);
+    let (code, body, retry) = super::http::post(&srv.base, &array.to_string());
+    assert_eq!((code, body["code"].as_str()), (503, Some("unavailable")), "{body}");
+    assert_eq!(retry.as_deref(), Some("1"), "a 503 says when to retry");
+    let (code, body, retry) = super::http::post(&srv.base, &grade(1, "learner/1", None).to_string());
+    assert_eq!((code, body["code"].as_str(), retry.is_some()), (503, Some("unavailable"), true), "{body}");
+    // Back: accepting again with no append through the node, then appends land.
+    Cluster::run(&["start"], cluster.0.path());
+    await_status(&srv.base, "the idle node accepting again by itself", 30, accepting);
+    let (code, body, _) = super::http::post(&srv.base, &array.to_string());
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body[0]["seq"].as_u64(), Some(0), "{body}");
+    assert_eq!(body[2]["code"].as_str(), Some("signature_invalid"), "{body}");
+}
+
+/// Review s12 M1: a writer waiting for the head row lock that another session holds (a frozen
+/// node mid-batch) gives up after the lock timeout and answers `unavailable`, instead of holding
+/// its clients for as long as the lock is held; the store is reachable, so the node does not
+/// report it unavailable, and appends land once the lock is free.
+#[test]
+fn an_append_behind_a_held_head_lock_answers_unavailable_instead_of_waiting() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let n = node(&url);
+    n.append_blocking(vec![grade(1, "learner/1", None)])[0].as_ref().unwrap();
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    holder.batch_execute("BEGIN; SELECT tree_size FROM zt_head WHERE id = 1 FOR UPDATE").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let appender = n.clone();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || tx.send(appender.append_blocking(vec![grade(2, "learner/1", None)])));
+    // A failure guard: without a lock timeout the append waits as long as the lock is held.
+    let answered = rx.recv_timeout(Duration::from_secs(30));
+    let waited = started.elapsed();
+    drop(holder); // releases the lock whatever happened, so a failing run ends
+    let refusal = answered.expect("the append waited on the held lock").remove(0).unwrap_err();
+    assert_eq!(refusal.code, Code::Unavailable, "{refusal}");
+    assert!(refusal.message.contains("append lock"), "{refusal}");
+    assert!(waited >= zachetka::store::postgres::APPEND_LOCK_WAIT, "refused after {waited:?}, before the lock wait");
+    assert!(!n.is_store_unavailable(), "a taken lock is not an unreachable store");
+    n.append_blocking(vec![grade(2, "learner/1", None)])[0].as_ref().unwrap();
+}
+
+/// Review s12 M1: a node that took the head lock and froze (it never commits nor rolls back)
+/// holds every other node's appends for at most the writer's idle bound: the server then ends
+/// its session and the others append again.
+#[test]
+fn a_writer_frozen_with_the_head_lock_stalls_other_nodes_only_for_the_idle_bound() {
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let frozen = PgStore::open(&url).unwrap();
+    frozen.begin_append().unwrap(); // holds the lock and goes quiet, as a SIGSTOPped node would
+    let other = node(&url);
+    let started = std::time::Instant::now();
+    // A failure guard, not a measurement: with the old 60 s bound no append lands before it.
+    let deadline = started + Duration::from_secs(40);
+    let mut refusals = 0;
+    loop {
+        match other.append_blocking(vec![grade(1, "learner/1", None)]).remove(0) {
+            Ok(_) => break,
+            Err(r) => {
+                assert_eq!(r.code, Code::Unavailable, "{r}");
+                refusals += 1;
+                assert!(std::time::Instant::now() < deadline, "still refused after {:?}: {r}", started.elapsed());
+            }
+        }
+    }
+    assert!(refusals >= 1, "the first append came while the lock was held, so it was refused");
+    drop(frozen);
+}
+
+/// Review s12 M2: connections get TCP keepalives and a TCP user timeout by default, so a peer
+/// gone silent (a partition) fails the connection within ~30 s instead of the kernel's 2 h;
+/// a connection string that sets its own keeps them. (A unit test of the configuration: a
+/// silent TCP peer needs a network this test cannot cut.)
+#[test]
+fn connections_get_keepalives_and_a_tcp_user_timeout_unless_the_string_sets_them() {
+    use zachetka::store::postgres::*;
+    let c = connection_config("host=db.example user=zachetka dbname=r47").unwrap();
+    assert!(c.get_keepalives());
+    assert_eq!(c.get_keepalives_idle(), KEEPALIVES_IDLE);
+    assert_eq!(c.get_keepalives_interval(), Some(KEEPALIVES_INTERVAL));
+    assert_eq!(c.get_keepalives_retries(), Some(KEEPALIVES_RETRIES));
+    assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+    let detect = KEEPALIVES_IDLE + KEEPALIVES_INTERVAL * KEEPALIVES_RETRIES;
+    assert!(detect <= Duration::from_secs(30) && TCP_USER_TIMEOUT <= Duration::from_secs(30), "{detect:?}");
+    let c = connection_config(
+        "postgres://zachetka@db.example/r47?keepalives_idle=60&keepalives_interval=7&keepalives_retries=2&tcp_user_timeout=90",
+    )
+    .unwrap();
+    assert_eq!(c.get_keepalives_idle(), Duration::from_secs(60));
+    assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(7)));
+    assert_eq!(c.get_keepalives_retries(), Some(2));
+    assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(90)));
+    assert!(!connection_config("host=db.example keepalives=0").unwrap().get_keepalives());
+}
+
+/// Review s12 M2: a follower stuck in a read of the shared store (a connection gone silent
+/// behind a stuck proxy: no error, no answer, so keepalives see a live peer) makes the node
+/// report the store unavailable and refuse appends up front instead of a green status; once
+/// the read returns, the node accepts again by itself. (A fault-injecting store: no PostgreSQL.)
+#[test]
+fn a_follower_stuck_on_a_silent_connection_reports_the_store_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultStore::new(Arc::new(zachetka::store::sled::SledStore::open(dir.path()).unwrap())));
+    store.shared.store(true, std::sync::atomic::Ordering::SeqCst);
+    zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority().did(), None).unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    *store.entered.lock().unwrap() = Some(entered_tx);
+    *store.release.lock().unwrap() = Some(release_rx);
+    store.set(Fault::SilentFollow);
+    let ledger = open_ledger(store.clone(), Limits::default());
+    entered.recv_timeout(Duration::from_secs(30)).expect("the follower waits for commits");
+    await_store_unavailable(&ledger, true, 60);
+    let refused = ledger.append_blocking(vec![grade(1, "learner/1", None)]).remove(0).unwrap_err();
+    assert_eq!(refused.code, Code::Unavailable, "{refused}");
+    store.set(Fault::None);
+    release.send(()).unwrap();
+    await_store_unavailable(&ledger, false, 30);
+    ledger.append_blocking(vec![grade(1, "learner/1", None)])[0].as_ref().unwrap();
+}

@@ -338,6 +338,7 @@ fn a_lookup_the_store_cannot_answer_is_unavailable_not_a_refusal() {
     assert!(refusal.code.retryable());
     // Back: the rules judge it (accepted, or refused for the authoriser; never an unknown event).
     store.unavailable_ids.lock().unwrap().clear();
+    await_store_unavailable(&ledger, false, 30);
     match ledger.append_blocking(vec![correction]).remove(0) {
         Ok(_) => {}
         Err(r) => assert_eq!(r.code.as_str(), "authoriser_not_authorized", "{r}"),
@@ -379,6 +380,7 @@ fn a_resync_after_a_commit_of_unknown_outcome_replays_only_the_tail_after_a_snap
     assert_eq!(refusal.code, Code::Unavailable, "{refusal}");
     store.set(Fault::None);
     assert_eq!(ledger.resync_stats(), (0, 0), "nothing rebuilt before the next batch");
+    await_store_unavailable(&ledger, false, 30);
     // The next batch resyncs: the lost answer's event is in the log (written), so it gets its
     // receipt at the position it took.
     let receipt = ledger.append_blocking(vec![lost]).remove(0).unwrap();
@@ -397,6 +399,7 @@ fn a_resync_after_a_commit_of_unknown_outcome_replays_only_the_tail_after_a_snap
     let lost = grade_event(6, &t, "sch-001", "5А", 5);
     assert_eq!(ledger.append_blocking(vec![lost.clone()]).remove(0).unwrap_err().code, Code::Unavailable);
     store.set(Fault::None);
+    await_store_unavailable(&ledger, false, 30);
     ledger.append_blocking(vec![lost]).remove(0).unwrap();
     assert_eq!(ledger.resync_stats(), (1, at + 6));
 }

@@ -138,6 +138,9 @@ pub enum Fault {
     FailReads,
     /// Refuse, before writing anything, a batch holding a completeness commitment (others commit).
     FailCommitments,
+    /// Hang the follower's wait for commits until released, with no error and no answer: a
+    /// shared store's connection gone silent (commits still succeed).
+    SilentFollow,
 }
 
 /// A store that delegates to sled and injects faults into `commit`.
@@ -219,7 +222,7 @@ impl Store for FaultStore {
             {
                 Err(StoreError::Unavailable("injected: the database is away for the commitment".into()))
             }
-            Fault::BlockAdmit | Fault::FailReads | Fault::FailCommitments => self.inner.commit(b),
+            Fault::BlockAdmit | Fault::FailReads | Fault::FailCommitments | Fault::SilentFollow => self.inner.commit(b),
         }
     }
     fn raw_entries(&self, from: u64, limit: u64) -> Result<Vec<RawEntry>, StoreError> {
@@ -247,6 +250,9 @@ impl Store for FaultStore {
         // The contract allows returning after `timeout`; no other writer ever commits here, so
         // waiting it out is exact (and keeps a shared ledger's follower from spinning).
         let _ = tree_size;
+        if *self.fault.lock().unwrap() == Fault::SilentFollow {
+            self.block_here();
+        }
         std::thread::park_timeout(timeout);
         Ok(())
     }
@@ -428,4 +434,16 @@ pub fn check_acknowledged(store: &dyn Store, acked: &[(u64, Hash)], context: &st
     }
     let report = zachetka::audit::audit(store, &|_, _| {}).unwrap();
     assert!(report.is_clean(), "{context}: {:#?}", report.violations);
+}
+
+/// Waits (bounded) until `ledger` reports the store unavailable, or available again: a shared
+/// store's node refuses appends up front from a failed read of the store until its follower's
+/// next read (about a second) succeeds.
+pub fn await_store_unavailable(ledger: &zachetka::ledger::Ledger, want: bool, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while ledger.is_store_unavailable() != want {
+        assert!(std::time::Instant::now() < deadline, "store_unavailable did not become {want} within {secs} s");
+        // A polling interval, not a synchronization: the loop waits on the condition.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
