@@ -592,6 +592,81 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(get_with(base, "/v1/projections", Some(&staff)).0, 403);
 }
 
+/// Review s12, C1: a teacher's view followed the school of their latest attestation application,
+/// so after a later staff record named another school (where the teacher works now), the old
+/// school's staff still read it, the record of the new one included, and the new school was
+/// refused. The view is the school's where the teacher works now.
+#[test]
+fn a_teachers_view_is_read_by_the_school_where_they_work_now() {
+    use zachetka::access::{create_token, Access, Role, Scope, TokenSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, None);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    // A teacher with an attestation application, a staff record of the demo to copy, and the
+    // latest time of the log.
+    let (mut applied, mut course, mut last) = (None, None, String::new());
+    for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
+        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let ev = e["event"].clone();
+        last = last.max(ev["occurred_at"].as_str().unwrap().to_owned());
+        match ev["type"].as_str().unwrap() {
+            "attestation.application_submitted" if applied.is_none() => {
+                applied = Some((ev["stream"].as_str().unwrap().to_owned(), ev["data"]["institution"].clone()));
+            }
+            "staff.course_completed" if course.is_none() => course = Some(ev),
+            _ => {}
+        }
+    }
+    let (stream, old_school) = applied.expect("the demo has attestation applications");
+    let old_school = old_school.as_str().unwrap().to_owned();
+    let ids = demo_ids(&ledger);
+    let new_school = if ids.school == old_school { ids.other_school } else { ids.school };
+    let tokens_dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_dir.path().join("tokens.json");
+    let token = |n: u8, role: Role, scope: Scope| {
+        let secret = TokenSecret::from_bytes([n; 32]);
+        create_token(&tokens, &secret, role, scope, "test", 0).unwrap();
+        secret
+    };
+    let old_staff = token(1, Role::Staff, Scope::Institution(old_school.clone()));
+    let new_staff = token(2, Role::Staff, Scope::Institution(new_school.clone()));
+    let auditor = token(3, Role::Auditor, Scope::Region);
+    let server = super::http::serve_access(
+        ledger.clone(),
+        Default::default(),
+        Access::tokens(&tokens),
+        tokens_dir,
+        tokens.clone(),
+    );
+    let path = format!("/v1/projections/{}", stream.replacen("teacher/", "teachers/", 1));
+    let (status, body) = get_with(&server.base, &path, Some(&old_staff));
+    assert_eq!(status, 200, "the school of the application reads it: {body}");
+    assert_eq!(get_with(&server.base, &path, Some(&new_staff)).0, 403);
+    // The region's issuer attests a course the teacher completed at the new school, dated the
+    // log's latest day: the teacher works there now.
+    let mut ev = course.expect("the demo has staff records");
+    let issuer = zachetka::demo::demo_key(ORIGIN, "issuer/staff");
+    ev["id"] = serde_json::json!(id(0xc1));
+    ev["stream"] = serde_json::json!(stream);
+    ev["occurred_at"] = serde_json::json!(last);
+    ev["author"] = serde_json::json!(issuer.did());
+    ev["data"]["record_id"] = serde_json::json!("review-s12-c1");
+    ev["data"]["institution"] = serde_json::json!(new_school);
+    ev["data"]["completed_on"] = serde_json::json!(last[..10]);
+    for r in ledger.append_blocking(vec![zachetka::event::sign_event(&ev, &issuer).unwrap()]) {
+        r.unwrap();
+    }
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let (status, body) = get_with(&server.base, &path, Some(&new_staff));
+    assert_eq!(status, 200, "the school where the teacher works now reads it: {body}");
+    assert_eq!(body["scope"], serde_json::json!({"kind": "institution", "id": new_school}));
+    assert_eq!(body["view"]["institution"], serde_json::json!(new_school));
+    let (status, body) = get_with(&server.base, &path, Some(&old_staff));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "the former school no longer: {body}");
+    assert_eq!(get_with(&server.base, &path, Some(&auditor)).1["scope"]["id"], serde_json::json!(new_school));
+}
+
 /// A point view (one application, one learner's diary, one class's journal in a subject) is
 /// answered without waiting, as `view` answers it (an application once its answer is cached);
 /// listings and an application's every move are left to `view` (a server runs those on its
