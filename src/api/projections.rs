@@ -77,9 +77,10 @@ pub(super) async fn list(
 enum PathScope {
     /// Every answer of the path is of this scope (a learner's diary, an institution's journals).
     Named(Scope),
-    /// The scope is known only from the answer, and is a learner's (a queue application: its
-    /// applicant) or an institution's (a teacher: where they work).
-    LearnerOfAnswer,
+    /// The scope is known only from the answer: a queue application's (its applicant, known
+    /// from the answer, and the territory the path names) or an institution's (a teacher: where
+    /// they work now).
+    ApplicationOfAnswer(String),
     InstitutionOfAnswer,
     /// A path the model refuses (no first segment) or a model this table does not know: nothing
     /// is checked before the model answers.
@@ -96,7 +97,7 @@ fn path_scope(model: &str, rest: &[&str]) -> PathScope {
         "completeness" if first == "commitments" => PathScope::Named(Scope::Region),
         "diaries" | "record-books" | "profiles" | "completeness" => PathScope::Named(Scope::Learner(first)),
         "journals" | "first-grade" | "clubs" => PathScope::Named(Scope::Institution(first)),
-        "kindergarten-queues" if rest.get(1) == Some(&"applications") => PathScope::LearnerOfAnswer,
+        "kindergarten-queues" if rest.get(1) == Some(&"applications") => PathScope::ApplicationOfAnswer(first),
         "kindergarten-queues" => PathScope::Named(Scope::Territory(first)),
         "teachers" => PathScope::InstitutionOfAnswer,
         _ => PathScope::Unknown,
@@ -105,22 +106,25 @@ fn path_scope(model: &str, rest: &[&str]) -> PathScope {
 
 /// Whether `principal` may read some answer of a path whose scope is `scope`: the refusal it
 /// gets otherwise, before the model is asked. For a scope known only from the answer, a token
-/// passes if it may read the whole region or holds a scope of that kind; the answer's own scope
-/// is checked again once it is known (a parent asking another child's application, or staff
-/// asking a teacher of another school, are refused only then, after any `min_tree_size` wait).
+/// passes if it may read the whole region, holds the territory the path names (an
+/// application), or holds a scope of the kind the answer may have (a learner, an institution);
+/// the answer's own scope is checked again once it is known.
 fn authorize_path(principal: &Principal, scope: &PathScope) -> Result<(), Refusal> {
-    let held_kind = |learner: bool| match principal {
+    let may_read_some = |territory: Option<&str>| match principal {
         Principal::PublicReads => true,
         Principal::Token { scope: held, .. } => {
             may_read(principal, &Scope::Region)
-                || if learner { matches!(held, Scope::Learner(_)) } else { matches!(held, Scope::Institution(_)) }
+                || match territory {
+                    Some(t) => matches!(held, Scope::Learner(_)) || matches!(held, Scope::Territory(h) if h == t),
+                    None => matches!(held, Scope::Institution(_)),
+                }
         }
     };
     match scope {
         PathScope::Named(s) => authorize_view(principal, s),
         // A token that may read no answer of the path hears what it hears for any scope not its own.
-        PathScope::LearnerOfAnswer if !held_kind(true) => authorize_view(principal, &Scope::Region),
-        PathScope::InstitutionOfAnswer if !held_kind(false) => authorize_view(principal, &Scope::Region),
+        PathScope::ApplicationOfAnswer(t) if !may_read_some(Some(t)) => authorize_view(principal, &Scope::Region),
+        PathScope::InstitutionOfAnswer if !may_read_some(None) => authorize_view(principal, &Scope::Region),
         _ => Ok(()),
     }
 }
@@ -192,8 +196,14 @@ pub(super) async fn view(
         // child's diary, staff a class of their own school), or as a reader of the whole region;
         // any other token hears what it hears for an id outside its scope.
         Err(ReadError::View(ViewError::NotFound(m))) => {
+            let territory;
             let scope = match &path_scope {
                 PathScope::Named(s) => s,
+                // An application missing from a territory's queue: the territory's to know.
+                PathScope::ApplicationOfAnswer(t) => {
+                    territory = Scope::Territory(t.clone());
+                    &territory
+                }
                 _ => &Scope::Region,
             };
             return match authorize_view(&principal, scope) {
@@ -207,7 +217,8 @@ pub(super) async fn view(
     debug_assert!(
         match &path_scope {
             PathScope::Named(s) => *s == answer.view.scope,
-            PathScope::LearnerOfAnswer => matches!(answer.view.scope, Scope::Learner(_)),
+            PathScope::ApplicationOfAnswer(t) =>
+                matches!(&answer.view.scope, Scope::Application { territory, .. } if territory == t),
             PathScope::InstitutionOfAnswer => matches!(answer.view.scope, Scope::Institution(_)),
             PathScope::Unknown => true,
         },

@@ -463,6 +463,8 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     let staff = token(Role::Staff, Scope::Institution(ids.school.clone()));
     let other_staff = token(Role::Staff, Scope::Institution(ids.other_school.clone()));
     let territory_staff = token(Role::Staff, Scope::Territory(ids.territory.clone()));
+    let other_territory_staff = token(Role::Staff, Scope::Territory(format!("{}-not", ids.territory)));
+    let territory_service = token(Role::ReadService, Scope::Territory(ids.territory.clone()));
     let parent = token(Role::Learner, Scope::Learner(ids.applicant.clone()));
     let other_parent = token(Role::Learner, Scope::Learner(format!("{}-not", ids.applicant)));
     let server = super::http::serve_access(
@@ -477,7 +479,7 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
         format!("/v1/projections/kindergarten-queues/{}/applications/{}", enc(&ids.territory), enc(&ids.application));
     let (status, app) = get_with(base, &app_path, Some(&auditor));
     assert_eq!(status, 200, "{app}");
-    assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant}));
+    assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant, "territory": ids.territory}));
     assert_eq!(app["tree_size"], ledger.head().0.tree_size);
     // The list the application's position counts in: its next allocation year's age group
     // (`<territory>/<year>/<age_group>`), or, for a child past the oldest group or an application
@@ -505,13 +507,17 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
         ("indicators", "/v1/projections/indicators".to_owned()),
     ];
     // Who reads what (200) and who is refused (403): written out, not derived from the code.
-    let table: [(&str, &TokenSecret, [u16; 6]); 8] = [
+    // Review s12, M3: an application (and its moves) is its applicant's and its territory's:
+    // the territory's queue operator answers the applicant's questions (it was 403).
+    let table: [(&str, &TokenSecret, [u16; 6]); 10] = [
         ("auditor", &auditor, [200, 200, 200, 200, 200, 200]),
         ("region read service", &region_service, [200, 200, 200, 200, 200, 200]),
         ("the school's read service", &school_service, [200, 403, 403, 403, 403, 403]),
         ("the school's staff", &staff, [200, 403, 403, 403, 403, 403]),
         ("another institution's staff", &other_staff, [403, 403, 403, 403, 403, 403]),
-        ("the territory's queue staff", &territory_staff, [403, 200, 200, 403, 403, 403]),
+        ("the territory's queue staff", &territory_staff, [403, 200, 200, 200, 200, 403]),
+        ("the territory's read service", &territory_service, [403, 200, 200, 200, 200, 403]),
+        ("another territory's queue staff", &other_territory_staff, [403, 403, 403, 403, 403, 403]),
         ("the applicant's parent", &parent, [403, 403, 403, 200, 200, 403]),
         ("another parent", &other_parent, [403, 403, 403, 403, 403, 403]),
     ];
@@ -535,6 +541,8 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     // is not disclosed beyond the scope).
     let unknown = format!("/v1/projections/kindergarten-queues/{}/applications/no-such", enc(&ids.territory));
     assert_eq!(get_with(base, &unknown, Some(&auditor)).0, 404);
+    assert_eq!(get_with(base, &unknown, Some(&territory_staff)).0, 404, "the territory's own queue");
+    assert_eq!(get_with(base, &unknown, Some(&other_territory_staff)).0, 403);
     assert_eq!(get_with(base, &unknown, Some(&parent)).0, 403);
     // Indicators of one academic year: the latest the log holds by default, or the one the path
     // names; a year the log has not reached is not found, a segment that is no year a bad path.

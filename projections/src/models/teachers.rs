@@ -513,8 +513,14 @@ mod tests {
     #[test]
     fn the_view_is_scoped_to_the_school_of_the_latest_record_by_date() {
         let course = |seq: u64, id: &str, inst: &str, on: &str| {
-            row_by(seq, TS, "staff.course_completed", "2027-09-01T09:00:00Z", "did:key:loiro",
-                json!({"record_id": id, "institution": inst, "course": "ФГОС", "provider": "loiro", "hours": 36, "completed_on": on}))
+            row_by(
+                seq,
+                TS,
+                "staff.course_completed",
+                "2027-09-01T09:00:00Z",
+                "did:key:loiro",
+                json!({"record_id": id, "institution": inst, "course": "ФГОС", "provider": "loiro", "hours": 36, "completed_on": on}),
+            )
         };
         let mut rows = vec![submit(0, "ap-1", "sch-1", "first", "2026-03-01T09:00:00Z")];
         let m: Teachers = build(&rows);
@@ -527,7 +533,11 @@ mod tests {
         assert_eq!(v.body["history"][0]["institution"], json!("sch-1"), "the history follows the teacher");
         rows.push(course(2, "c-0", "sch-1", "2026-05-01"));
         let m: Teachers = build(&rows);
-        assert_eq!(m.view(&["t-1"]).unwrap().scope, Scope::Institution("sch-2".into()), "an older record, logged later");
+        assert_eq!(
+            m.view(&["t-1"]).unwrap().scope,
+            Scope::Institution("sch-2".into()),
+            "an older record, logged later"
+        );
     }
 
     #[test]
