@@ -160,6 +160,15 @@ pub trait ReadModel: Send + Sync + 'static {
         let _ = path;
         None
     }
+    /// The scope `path`'s answer would have now, told without answering it, for a path whose
+    /// scope only the answer tells and stays the same once the item exists (a queue
+    /// application: its applicant and territory): the server refuses a token outside it before
+    /// waiting for `min_tree_size`. `None` when the path names nothing yet or its scope may
+    /// change with later entries (the default).
+    fn scope_of(&self, path: &[&str]) -> Option<Scope> {
+        let _ = path;
+        None
+    }
     /// The model as `Any`, for a runner that needs one model's own API (the read side asks the
     /// `completeness` model for maps and proofs). `None` by default.
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -1,7 +1,8 @@
 //! Read models over HTTP (`GET /v1/projections/...`, DESIGN 3.5): the list of models with their
 //! cursors (and digests on request), and each model's views, answered with the tree size and
 //! root they reflect and shown only to a token whose role covers the view's scope (checked on
-//! what the path names before any wait or work, and on the answer's own scope before it leaves).
+//! what the path names before any wait or work, on an application's scope before a wait, and on
+//! the answer's own scope before it leaves).
 //! `?min_tree_size=N` waits (bounded) until the model has applied N entries, so a front end reads
 //! its own writes: an append's receipt carries the size to ask for.
 //! Not the models (`zachetka-projections`) and not the runner (`crate::read`).
@@ -158,8 +159,31 @@ pub(super) async fn view(
     if let Err(r) = authorize_path(&principal, &path_scope) {
         return refusal_response(&r);
     }
-    if let Some(n) = q.min_tree_size {
-        if read.applied() < n && !read.wait_applied(n, MIN_TREE_SIZE_WAIT).await {
+    if let Some(n) = q.min_tree_size.filter(|n| read.applied() < *n) {
+        // Review s12, H2: a scope known only from the answer is learned before the wait where
+        // it cannot change: an application's (its applicant and territory, fixed when it is
+        // filed), so a parent asking another child's application is 403 at once, not 503 after
+        // the wait. An application not filed yet, and a teacher (whose school the awaited
+        // entries may change), are checked only on the answer, after the wait (README).
+        if matches!(path_scope, PathScope::ApplicationOfAnswer(_)) {
+            let (ledger, name_owned, rest_owned) =
+                (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+            let scope = tokio::task::spawn_blocking(move || {
+                let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
+                ledger.read_side().scope_of(&name_owned, &rest)
+            })
+            .await;
+            match scope {
+                Ok(Some(scope)) => {
+                    if let Err(r) = authorize_view(&principal, &scope) {
+                        return refusal_response(&r);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return super::error::unavailable(e),
+            }
+        }
+        if !read.wait_applied(n, MIN_TREE_SIZE_WAIT).await {
             let message =
                 format!("the read models have applied {} entries, not yet {n}; retry shortly", read.applied());
             return refusal_response(&Refusal::new(Code::NotYetApplied, message));

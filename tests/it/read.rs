@@ -544,6 +544,16 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(get_with(base, &unknown, Some(&territory_staff)).0, 404, "the territory's own queue");
     assert_eq!(get_with(base, &unknown, Some(&other_territory_staff)).0, 403);
     assert_eq!(get_with(base, &unknown, Some(&parent)).0, 403);
+    // Review s12, H2: with `min_tree_size` above the head, a token that cannot read an existing
+    // application is refused before the wait (it waited 2 s for a 503 `not_yet_applied`, which a
+    // client retries forever); one that can read it waits, and hears 503 when nothing comes.
+    let ahead = format!("{app_path}?min_tree_size={}", ledger.head().0.tree_size + 5);
+    for (who, secret) in [("another parent", &other_parent), ("another territory", &other_territory_staff)] {
+        let (status, body) = get_with(base, &ahead, Some(secret));
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{who}: {body}");
+    }
+    let (status, body) = get_with(base, &ahead, Some(&parent));
+    assert_eq!((status, body["code"].as_str()), (503, Some("not_yet_applied")), "{body}");
     // Indicators of one academic year: the latest the log holds by default, or the one the path
     // names; a year the log has not reached is not found, a segment that is no year a bad path.
     let (status, latest) = get_with(base, "/v1/projections/indicators", Some(&auditor));

@@ -840,6 +840,16 @@ impl ReadModel for KindergartenQueues {
     /// One application's answer (its position, why, the latest moves) when the cache holds it:
     /// computing one takes its age group's replay, which another view may be carrying forward.
     /// Not a whole age group's queue, nor an application's every move.
+    /// An application's scope: its learner and territory, both fixed when it is filed.
+    fn scope_of(&self, path: &[&str]) -> Option<Scope> {
+        let shape = path.len() == 3 || (path.len() == 4 && path[3] == "moves");
+        if !shape || path[1] != "applications" {
+            return None;
+        }
+        let app = self.state.territories.get(path[0])?.apps.get(path[2])?;
+        Some(application_scope(path[0], app))
+    }
+
     fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
         if path.len() != 3 || path[1] != "applications" {
             return None;
