@@ -636,6 +636,70 @@ fn the_feeds_chunks_are_capped_in_bytes() {
     assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "split across chunks, nothing lost or repeated");
 }
 
+/// Review s12, M1: the proofs, checkpoints, tiles, status, metrics, this document and the write
+/// endpoint took any query parameter silently (a typo such as `?treesize=10` was ignored). Every
+/// endpoint of `openapi.json` is listed here with a request it answers, and is asked it again
+/// with an unknown parameter: 400 `bad_query`, where the request alone is not.
+#[test]
+fn every_endpoint_refuses_an_unknown_query_parameter() {
+    let (_d, ledger) = temp_ledger();
+    let srv = serve(ledger.clone());
+    let events = json!([grade(1, "learner/a", Some(0)), grade(2, "learner/a", Some(1))]).to_string();
+    assert_eq!(post(&srv.base, &events).0, 200);
+    let size = ledger.head().0.tree_size;
+    assert_eq!(size, 2, "one batch, one checkpoint at its end");
+    let one_event = grade(1, "learner/a", Some(0)).to_string();
+    // (OpenAPI path, method, a request it answers, its body)
+    let table: [(&str, &str, &str, &str); 19] = [
+        ("/v1/events", "POST", "/v1/events", &one_event),
+        ("/checkpoint", "GET", "/checkpoint", ""),
+        ("/v1/checkpoints/{tree_size}", "GET", "/v1/checkpoints/2", ""),
+        ("/tile/{path}", "GET", "/tile/0/000.p/2", ""),
+        ("/tile/{path}", "GET", "/tile/entries/000.p/2", ""),
+        ("/v1/proofs/inclusion", "GET", "/v1/proofs/inclusion?leaf_index=0&tree_size=2", ""),
+        ("/v1/proofs/consistency", "GET", "/v1/proofs/consistency?first=1&second=2", ""),
+        ("/v1/entries", "GET", "/v1/entries?from=0", ""),
+        ("/v1/streams/{stream}", "GET", "/v1/streams/learner/a", ""),
+        ("/v1/feed", "GET", "/v1/feed?from=0", ""),
+        ("/v1/projections", "GET", "/v1/projections", ""),
+        ("/v1/projections/{path}", "GET", "/v1/projections/indicators", ""),
+        ("/v1/learners/{learner}/record", "GET", "/v1/learners/a/record", ""),
+        ("/v1/verify", "POST", "/v1/verify", "{}"),
+        ("/v1/status", "GET", "/v1/status", ""),
+        ("/metrics", "GET", "/metrics", ""),
+        ("/openapi.json", "GET", "/openapi.json", ""),
+        ("/verify", "GET", "/verify", ""),
+        ("/web/{file}", "GET", "/web/verify.js", ""),
+    ];
+    let (_, doc) = get_json(&srv.base, "/openapi.json");
+    let documented: std::collections::BTreeSet<&str> =
+        doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    let listed: std::collections::BTreeSet<&str> = table.iter().map(|r| r.0).collect();
+    assert_eq!(listed, documented, "every endpoint is in the table");
+    let call = |method: &str, path: &str, body: &str| -> (u16, String) {
+        let req = ureq::request(method, &format!("{}{path}", srv.base)).set("authorization", &auditor_bearer());
+        let resp =
+            if method == "POST" { req.set("content-type", "application/json").send_string(body) } else { req.call() };
+        match resp {
+            // The feed never ends: its status is enough.
+            Ok(r) if path.starts_with("/v1/feed") => (r.status(), String::new()),
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    };
+    let code =
+        |text: &str| serde_json::from_str::<Value>(text).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
+    for (_, method, path, body) in table {
+        let (status, text) = call(method, path, body);
+        assert!(code(&text).as_deref() != Some("bad_query"), "{method} {path} alone: {status} {text}");
+        let typo = format!("{path}{}treesize=10", if path.contains('?') { '&' } else { '?' });
+        let (status, text) = call(method, &typo, body);
+        assert_eq!((status, code(&text).as_deref()), (400, Some("bad_query")), "{method} {typo}: {text}");
+    }
+    assert_eq!(ledger.head().0.tree_size, size, "a refused write changes nothing");
+}
+
 #[test]
 fn openapi_lists_every_route() {
     let (_d, ledger) = temp_ledger();
