@@ -696,6 +696,28 @@ fn every_endpoint_refuses_an_unknown_query_parameter() {
         let typo = format!("{path}{}treesize=10", if path.contains('?') { '&' } else { '?' });
         let (status, text) = call(method, &typo, body);
         assert_eq!((status, code(&text).as_deref()), (400, Some("bad_query")), "{method} {typo}: {text}");
+        // Review s12, H1: the parameters the refusal names are the ones OpenAPI documents
+        // (`/v1/verify` lacked `witnesses` and `witnesses_required`).
+        let message = serde_json::from_str::<Value>(&text).unwrap()["message"].as_str().unwrap().to_owned();
+        let taken: std::collections::BTreeSet<String> = match message.split_once("expected") {
+            Some((_, names)) => names.split('`').skip(1).step_by(2).map(str::to_owned).collect(),
+            // The feed's own parser: "the feed takes from, stream_prefix and type".
+            None if message.contains(" takes ") && !message.contains("no query") => {
+                let names = message.rsplit_once(" takes ").unwrap().1;
+                names.replace(" and ", ", ").split(", ").map(str::to_owned).collect()
+            }
+            None => {
+                assert!(message.contains("there are no fields"), "{typo}: {message}");
+                Default::default()
+            }
+        };
+        let template = table.iter().find(|r| r.2 == path).unwrap().0;
+        let params = &doc["paths"][template][method.to_lowercase()]["parameters"];
+        let documented: std::collections::BTreeSet<String> = (params.as_array().into_iter().flatten())
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(taken, documented, "{method} {template}: the query parameters taken and documented");
     }
     assert_eq!(ledger.head().0.tree_size, size, "a refused write changes nothing");
 }
