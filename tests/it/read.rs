@@ -565,6 +565,7 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!((status, &before["view"]["academic_year"]), (200, &serde_json::json!(year - 1)), "{before}");
     for (path, want, code) in [
         (format!("/v1/projections/indicators/{}", year + 1), 404, "not_found"),
+        ("/v1/projections/indicators/1990".to_owned(), 404, "not_found"),
         ("/v1/projections/indicators/26".to_owned(), 400, "bad_path"),
         (format!("/v1/projections/indicators/{year}/x"), 400, "bad_path"),
     ] {
