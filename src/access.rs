@@ -81,8 +81,16 @@ pub fn may_read(principal: &Principal, scope: &Scope) -> bool {
         (Role::ReadService, Scope::Region) => true,
         // A scoped read service, staff and learners see exactly their own scope: a school's staff
         // do not see a learner's diary through it (which learners are whose is data, not scope),
-        // nor the region's aggregates.
-        (Role::ReadService | Role::Staff | Role::Learner, held) => held == scope,
+        // nor the region's aggregates. A queue application is its applicant's and its
+        // territory's: the territory's queue operator answers the applicant's questions.
+        (Role::ReadService | Role::Staff | Role::Learner, held) => match scope {
+            Scope::Application { learner, territory } => match held {
+                Scope::Learner(l) => l == learner,
+                Scope::Territory(t) => t == territory,
+                _ => false,
+            },
+            _ => held == scope,
+        },
     }
 }
 
@@ -132,6 +140,9 @@ pub fn scope_text(scope: &Scope) -> String {
         Scope::Territory(t) => format!("territory {t}"),
         Scope::Institution(i) => format!("institution {i}"),
         Scope::Learner(l) => format!("learner {l}"),
+        Scope::Application { learner, territory } => {
+            format!("learner {learner}'s application in territory {territory}")
+        }
     }
 }
 
@@ -146,6 +157,7 @@ pub struct GrantError(String);
 /// whitespace or control characters.
 pub fn check_grant(role: Role, scope: &Scope) -> Result<(), GrantError> {
     let id = match scope {
+        Scope::Application { .. } => return Err(GrantError("a token holds no application's scope".into())),
         Scope::Region => None,
         Scope::Territory(x) | Scope::Institution(x) | Scope::Learner(x) => Some(x),
     };
@@ -644,7 +656,8 @@ mod tests {
     /// Every role with every kind of scope it may hold, against a view of every kind of scope
     /// (the holder's own, and another of the same kind). `Y` may read, `.` may not. Columns:
     /// region, territory luga, territory tosno, institution sch-001, institution sch-002,
-    /// learner 47-000001, learner 47-000002; then raw entries.
+    /// learner 47-000001, learner 47-000002, learner 47-000001's queue application in luga;
+    /// then raw entries.
     #[test]
     fn who_may_read_what() {
         let views = [
@@ -655,17 +668,18 @@ mod tests {
             inst("sch-002"),
             learner("47-000001"),
             learner("47-000002"),
+            Scope::Application { learner: "47-000001".into(), territory: "luga".into() },
         ];
         let table: [(Principal, &str, bool); 9] = [
-            (Principal::PublicReads, "YYYYYYY", true),
-            (token(Role::Auditor, Scope::Region), "YYYYYYY", true),
-            (token(Role::ReadService, Scope::Region), "YYYYYYY", true),
-            (token(Role::ReadService, terr("luga")), ".Y.....", false),
-            (token(Role::ReadService, inst("sch-001")), "...Y...", false),
-            (token(Role::Staff, inst("sch-001")), "...Y...", false),
-            (token(Role::Staff, terr("luga")), ".Y.....", false),
-            (token(Role::Learner, learner("47-000001")), ".....Y.", false),
-            (token(Role::Learner, learner("47-000002")), "......Y", false),
+            (Principal::PublicReads, "YYYYYYYY", true),
+            (token(Role::Auditor, Scope::Region), "YYYYYYYY", true),
+            (token(Role::ReadService, Scope::Region), "YYYYYYYY", true),
+            (token(Role::ReadService, terr("luga")), ".Y.....Y", false),
+            (token(Role::ReadService, inst("sch-001")), "...Y....", false),
+            (token(Role::Staff, inst("sch-001")), "...Y....", false),
+            (token(Role::Staff, terr("luga")), ".Y.....Y", false),
+            (token(Role::Learner, learner("47-000001")), ".....Y.Y", false),
+            (token(Role::Learner, learner("47-000002")), "......Y.", false),
         ];
         for (principal, row, entries) in &table {
             let got: String = views.iter().map(|v| if may_read(principal, v) { 'Y' } else { '.' }).collect();

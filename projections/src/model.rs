@@ -67,8 +67,11 @@ pub fn imported_of(event: &Value) -> Option<MigratedFrom> {
 }
 
 /// Whose data a view shows, which decides who may read it (the server maps roles onto it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+/// On the wire (an answer's `scope`): `{"kind":"region"}` (no id: there is one region),
+/// `{"kind":"territory"|"institution"|"learner","id":..}`, and for an application
+/// `{"kind":"learner","id":<learner>,"territory":<territory>}` (the learner's data, which the
+/// territory's queue operator reads too).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Aggregates of the whole region (indicators): read services and auditors.
     Region,
@@ -76,8 +79,34 @@ pub enum Scope {
     Territory(String),
     /// One institution's records (journals, 1st-grade intake, rosters, its teachers).
     Institution(String),
-    /// One learner's records (diary, record book, profile, their queue application).
+    /// One learner's records (diary, record book, profile).
     Learner(String),
+    /// A learner's application on a territory's kindergarten queue (its position, why, moves):
+    /// the learner's data, read by that learner and by the territory (its queue operator answers
+    /// the applicant's questions). A view's scope only: no token holds it.
+    Application { learner: String, territory: String },
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (kind, id, territory) = match self {
+            Scope::Region => ("region", None, None),
+            Scope::Territory(t) => ("territory", Some(t), None),
+            Scope::Institution(i) => ("institution", Some(i), None),
+            Scope::Learner(l) => ("learner", Some(l), None),
+            Scope::Application { learner, territory } => ("learner", Some(learner), Some(territory)),
+        };
+        let mut m = s.serialize_map(Some(1 + usize::from(id.is_some()) + usize::from(territory.is_some())))?;
+        m.serialize_entry("kind", kind)?;
+        if let Some(id) = id {
+            m.serialize_entry("id", id)?;
+        }
+        if let Some(t) = territory {
+            m.serialize_entry("territory", t)?;
+        }
+        m.end()
+    }
 }
 
 /// One answer of a read model, with whose data it is.
@@ -128,6 +157,15 @@ pub trait ReadModel: Send + Sync + 'static {
     /// request threads, so a costly listing never holds up a parent's diary. `None` by default;
     /// an answer is the one `view` gives.
     fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
+        let _ = path;
+        None
+    }
+    /// The scope `path`'s answer would have now, told without answering it, for a path whose
+    /// scope only the answer tells and stays the same once the item exists (a queue
+    /// application: its applicant and territory): the server refuses a token outside it before
+    /// waiting for `min_tree_size`. `None` when the path names nothing yet or its scope may
+    /// change with later entries (the default).
+    fn scope_of(&self, path: &[&str]) -> Option<Scope> {
         let _ = path;
         None
     }

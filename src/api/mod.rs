@@ -153,6 +153,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// The query of an endpoint that takes no parameter: refused as `bad_query` (JSON, 400) when it
+/// names any, so a misspelt parameter is never silently ignored (review s12, M1). An empty
+/// query (`?`) passes: C2SP tlog-tiles clients send none, and a bare `?` names nothing.
+struct NoQuery;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParameters {}
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        axum::extract::Query::<NoParameters>::try_from_uri(&parts.uri).map(|_| NoQuery).map_err(|e| {
+            let message =
+                format!("{} takes no query parameters: {}", parts.uri.path(), lowercase_first(&e.body_text()));
+            refusal_response(&Refusal::new(Code::BadQuery, message))
+        })
+    }
+}
+
 /// A path parameter as `T`, refused as `bad_path` (JSON, 400) when it does not parse.
 struct P<T>(T);
 

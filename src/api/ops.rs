@@ -30,7 +30,7 @@ impl Metrics {
 }
 
 /// What a load balancer needs to route: whether this node takes appends now, and why not.
-pub(super) async fn get_status(State(state): State<AppState>) -> Response {
+pub(super) async fn get_status(State(state): State<AppState>, _: super::NoQuery) -> Response {
     let ledger = &state.ledger;
     let (read_only, unavailable, stopped) =
         (ledger.store().is_read_only(), ledger.is_store_unavailable(), ledger.writes_stopped());
@@ -69,7 +69,7 @@ fn warnings(state: &AppState) -> Vec<String> {
     out
 }
 
-pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn get_metrics(State(state): State<AppState>, _: super::NoQuery) -> Response {
     let (head, _) = state.ledger.head();
     let m = &state.metrics;
     let stopped = state.ledger.writes_stopped();
@@ -141,6 +141,6 @@ pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
 /// The OpenAPI document, kept beside the code; a test checks it lists every route.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub(super) async fn get_openapi() -> Response {
+pub(super) async fn get_openapi(_: super::NoQuery) -> Response {
     json_response(200, OPENAPI.to_owned())
 }

@@ -1,7 +1,8 @@
 //! Read models over HTTP (`GET /v1/projections/...`, DESIGN 3.5): the list of models with their
 //! cursors (and digests on request), and each model's views, answered with the tree size and
 //! root they reflect and shown only to a token whose role covers the view's scope (checked on
-//! what the path names before any wait or work, and on the answer's own scope before it leaves).
+//! what the path names before any wait or work, on an application's scope before a wait, and on
+//! the answer's own scope before it leaves).
 //! `?min_tree_size=N` waits (bounded) until the model has applied N entries, so a front end reads
 //! its own writes: an append's receipt carries the size to ask for.
 //! Not the models (`zachetka-projections`) and not the runner (`crate::read`).
@@ -77,9 +78,10 @@ pub(super) async fn list(
 enum PathScope {
     /// Every answer of the path is of this scope (a learner's diary, an institution's journals).
     Named(Scope),
-    /// The scope is known only from the answer, and is a learner's (a queue application: its
-    /// applicant) or an institution's (a teacher: where they work).
-    LearnerOfAnswer,
+    /// The scope is known only from the answer: a queue application's (its applicant, known
+    /// from the answer, and the territory the path names) or an institution's (a teacher: where
+    /// they work now).
+    ApplicationOfAnswer(String),
     InstitutionOfAnswer,
     /// A path the model refuses (no first segment) or a model this table does not know: nothing
     /// is checked before the model answers.
@@ -96,7 +98,7 @@ fn path_scope(model: &str, rest: &[&str]) -> PathScope {
         "completeness" if first == "commitments" => PathScope::Named(Scope::Region),
         "diaries" | "record-books" | "profiles" | "completeness" => PathScope::Named(Scope::Learner(first)),
         "journals" | "first-grade" | "clubs" => PathScope::Named(Scope::Institution(first)),
-        "kindergarten-queues" if rest.get(1) == Some(&"applications") => PathScope::LearnerOfAnswer,
+        "kindergarten-queues" if rest.get(1) == Some(&"applications") => PathScope::ApplicationOfAnswer(first),
         "kindergarten-queues" => PathScope::Named(Scope::Territory(first)),
         "teachers" => PathScope::InstitutionOfAnswer,
         _ => PathScope::Unknown,
@@ -105,22 +107,25 @@ fn path_scope(model: &str, rest: &[&str]) -> PathScope {
 
 /// Whether `principal` may read some answer of a path whose scope is `scope`: the refusal it
 /// gets otherwise, before the model is asked. For a scope known only from the answer, a token
-/// passes if it may read the whole region or holds a scope of that kind; the answer's own scope
-/// is checked again once it is known (a parent asking another child's application, or staff
-/// asking a teacher of another school, are refused only then, after any `min_tree_size` wait).
+/// passes if it may read the whole region, holds the territory the path names (an
+/// application), or holds a scope of the kind the answer may have (a learner, an institution);
+/// the answer's own scope is checked again once it is known.
 fn authorize_path(principal: &Principal, scope: &PathScope) -> Result<(), Refusal> {
-    let held_kind = |learner: bool| match principal {
+    let may_read_some = |territory: Option<&str>| match principal {
         Principal::PublicReads => true,
         Principal::Token { scope: held, .. } => {
             may_read(principal, &Scope::Region)
-                || if learner { matches!(held, Scope::Learner(_)) } else { matches!(held, Scope::Institution(_)) }
+                || match territory {
+                    Some(t) => matches!(held, Scope::Learner(_)) || matches!(held, Scope::Territory(h) if h == t),
+                    None => matches!(held, Scope::Institution(_)),
+                }
         }
     };
     match scope {
         PathScope::Named(s) => authorize_view(principal, s),
         // A token that may read no answer of the path hears what it hears for any scope not its own.
-        PathScope::LearnerOfAnswer if !held_kind(true) => authorize_view(principal, &Scope::Region),
-        PathScope::InstitutionOfAnswer if !held_kind(false) => authorize_view(principal, &Scope::Region),
+        PathScope::ApplicationOfAnswer(t) if !may_read_some(Some(t)) => authorize_view(principal, &Scope::Region),
+        PathScope::InstitutionOfAnswer if !may_read_some(None) => authorize_view(principal, &Scope::Region),
         _ => Ok(()),
     }
 }
@@ -154,8 +159,31 @@ pub(super) async fn view(
     if let Err(r) = authorize_path(&principal, &path_scope) {
         return refusal_response(&r);
     }
-    if let Some(n) = q.min_tree_size {
-        if read.applied() < n && !read.wait_applied(n, MIN_TREE_SIZE_WAIT).await {
+    if let Some(n) = q.min_tree_size.filter(|n| read.applied() < *n) {
+        // Review s12, H2: a scope known only from the answer is learned before the wait where
+        // it cannot change: an application's (its applicant and territory, fixed when it is
+        // filed), so a parent asking another child's application is 403 at once, not 503 after
+        // the wait. An application not filed yet, and a teacher (whose school the awaited
+        // entries may change), are checked only on the answer, after the wait (README).
+        if matches!(path_scope, PathScope::ApplicationOfAnswer(_)) {
+            let (ledger, name_owned, rest_owned) =
+                (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+            let scope = tokio::task::spawn_blocking(move || {
+                let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
+                ledger.read_side().scope_of(&name_owned, &rest)
+            })
+            .await;
+            match scope {
+                Ok(Some(scope)) => {
+                    if let Err(r) = authorize_view(&principal, &scope) {
+                        return refusal_response(&r);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return super::error::unavailable(e),
+            }
+        }
+        if !read.wait_applied(n, MIN_TREE_SIZE_WAIT).await {
             let message =
                 format!("the read models have applied {} entries, not yet {n}; retry shortly", read.applied());
             return refusal_response(&Refusal::new(Code::NotYetApplied, message));
@@ -192,8 +220,14 @@ pub(super) async fn view(
         // child's diary, staff a class of their own school), or as a reader of the whole region;
         // any other token hears what it hears for an id outside its scope.
         Err(ReadError::View(ViewError::NotFound(m))) => {
+            let territory;
             let scope = match &path_scope {
                 PathScope::Named(s) => s,
+                // An application missing from a territory's queue: the territory's to know.
+                PathScope::ApplicationOfAnswer(t) => {
+                    territory = Scope::Territory(t.clone());
+                    &territory
+                }
                 _ => &Scope::Region,
             };
             return match authorize_view(&principal, scope) {
@@ -207,7 +241,8 @@ pub(super) async fn view(
     debug_assert!(
         match &path_scope {
             PathScope::Named(s) => *s == answer.view.scope,
-            PathScope::LearnerOfAnswer => matches!(answer.view.scope, Scope::Learner(_)),
+            PathScope::ApplicationOfAnswer(t) =>
+                matches!(&answer.view.scope, Scope::Application { territory, .. } if territory == t),
             PathScope::InstitutionOfAnswer => matches!(answer.view.scope, Scope::Institution(_)),
             PathScope::Unknown => true,
         },

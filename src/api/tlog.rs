@@ -6,7 +6,7 @@
 //! is hashed (`merkle`, the ledger) or where a failure gets its answer (`error`).
 
 use super::error::{not_found, proof_failed, read_failed, refusal_response, unavailable};
-use super::{json_response, AppState, P, Q};
+use super::{json_response, AppState, NoQuery, P, Q};
 use crate::merkle::{self, TileRequest};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 /// The head's checkpoint, with the witnesses' cosignature lines held for its exact body appended
 /// after the ledger's own signature line.
-pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
+pub(super) async fn get_checkpoint(State(state): State<AppState>, _: NoQuery) -> Response {
     let (head, note) = state.ledger.head();
     let note = match &state.cosigning {
         Some(c) => c.cosigned_head(head.tree_size, &note),
@@ -32,7 +32,7 @@ pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
 /// Public like `/checkpoint`, with the cosignature lines held for it. The ledger's note never
 /// changes, but witnesses may still add lines: cached as immutable only where no witness is
 /// configured.
-pub(super) async fn get_checkpoint_at(State(state): State<AppState>, P(tree_size): P<u64>) -> Response {
+pub(super) async fn get_checkpoint_at(State(state): State<AppState>, P(tree_size): P<u64>, _: NoQuery) -> Response {
     let (ledger, cosigning) = (state.ledger.clone(), state.cosigning.clone());
     let found = tokio::task::spawn_blocking(move || {
         let note = ledger.checkpoint_at(tree_size)?;
@@ -64,7 +64,12 @@ pub(super) async fn get_checkpoint_at(State(state): State<AppState>, P(tree_size
     }
 }
 
-pub(super) async fn get_tile(State(state): State<AppState>, headers: HeaderMap, P(path): P<String>) -> Response {
+pub(super) async fn get_tile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    P(path): P<String>,
+    _: NoQuery,
+) -> Response {
     let Some(req) = merkle::parse_tile_path(&path) else { return not_found("no such tile path") };
     if let TileRequest::Entries { .. } = req {
         let allowed = super::auth::authenticate(&state, &headers).and_then(|p| crate::access::authorize_entries(&p));
@@ -106,6 +111,7 @@ pub(super) async fn get_tile(State(state): State<AppState>, headers: HeaderMap, 
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct InclusionQuery {
     leaf_index: u64,
     tree_size: u64,
@@ -135,6 +141,7 @@ pub(super) async fn get_inclusion(State(state): State<AppState>, Q(q): Q<Inclusi
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ConsistencyQuery {
     first: u64,
     second: u64,

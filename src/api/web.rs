@@ -38,12 +38,12 @@ fn with_headers(content_type: &'static str, body: String) -> Response {
 }
 
 /// The page, with the ledger's verifier key (HTML-escaped) as the key it trusts by default.
-pub(super) async fn get_page(State(state): State<AppState>) -> Response {
+pub(super) async fn get_page(State(state): State<AppState>, _: super::NoQuery) -> Response {
     let key = html_escape(&state.ledger.config().verifier_key);
     with_headers("text/html; charset=utf-8", PAGE.replace(KEY_PLACEHOLDER, &key))
 }
 
-pub(super) async fn get_file(P(name): P<String>) -> Response {
+pub(super) async fn get_file(P(name): P<String>, _: super::NoQuery) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => with_headers(content_type, (*body).to_owned()),
         None => not_found(&format!("no file {name:?} in web/")),

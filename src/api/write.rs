@@ -180,7 +180,12 @@ impl<'de> Visitor<'de> for CountedItems<'_> {
     }
 }
 
-pub(super) async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn post_events(
+    State(state): State<AppState>,
+    _: super::NoQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let busy = |r: &Refusal| {
         if r.code == Code::Busy {
             state.metrics.busy.fetch_add(1, Ordering::Relaxed);

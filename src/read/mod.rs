@@ -371,6 +371,13 @@ impl ReadSide {
         Ok(Answer { model, tree_size, root, view })
     }
 
+    /// The scope `path` of the model `name` answers with now, when the model tells it without
+    /// answering ([`ReadModel::scope_of`]); `None` otherwise. May wait for the model's fold of a
+    /// page: call it where blocking is fine.
+    pub fn scope_of(&self, name: &str, path: &[&str]) -> Option<zachetka_projections::Scope> {
+        self.inner.slot(name)?.read().expect("slot lock").model.scope_of(path)
+    }
+
     /// Answers a point view at once ([`ReadModel::view_now`]): `None` when the model does not
     /// answer `path` at once, when it is being folded (its lock is held or asked for), or when
     /// the root of its position would have to be read from the store. Then ask [`Self::view`]

@@ -463,6 +463,8 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     let staff = token(Role::Staff, Scope::Institution(ids.school.clone()));
     let other_staff = token(Role::Staff, Scope::Institution(ids.other_school.clone()));
     let territory_staff = token(Role::Staff, Scope::Territory(ids.territory.clone()));
+    let other_territory_staff = token(Role::Staff, Scope::Territory(format!("{}-not", ids.territory)));
+    let territory_service = token(Role::ReadService, Scope::Territory(ids.territory.clone()));
     let parent = token(Role::Learner, Scope::Learner(ids.applicant.clone()));
     let other_parent = token(Role::Learner, Scope::Learner(format!("{}-not", ids.applicant)));
     let server = super::http::serve_access(
@@ -477,7 +479,7 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
         format!("/v1/projections/kindergarten-queues/{}/applications/{}", enc(&ids.territory), enc(&ids.application));
     let (status, app) = get_with(base, &app_path, Some(&auditor));
     assert_eq!(status, 200, "{app}");
-    assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant}));
+    assert_eq!(app["scope"], serde_json::json!({"kind": "learner", "id": ids.applicant, "territory": ids.territory}));
     assert_eq!(app["tree_size"], ledger.head().0.tree_size);
     // The list the application's position counts in: its next allocation year's age group
     // (`<territory>/<year>/<age_group>`), or, for a child past the oldest group or an application
@@ -505,13 +507,17 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
         ("indicators", "/v1/projections/indicators".to_owned()),
     ];
     // Who reads what (200) and who is refused (403): written out, not derived from the code.
-    let table: [(&str, &TokenSecret, [u16; 6]); 8] = [
+    // Review s12, M3: an application (and its moves) is its applicant's and its territory's:
+    // the territory's queue operator answers the applicant's questions (it was 403).
+    let table: [(&str, &TokenSecret, [u16; 6]); 10] = [
         ("auditor", &auditor, [200, 200, 200, 200, 200, 200]),
         ("region read service", &region_service, [200, 200, 200, 200, 200, 200]),
         ("the school's read service", &school_service, [200, 403, 403, 403, 403, 403]),
         ("the school's staff", &staff, [200, 403, 403, 403, 403, 403]),
         ("another institution's staff", &other_staff, [403, 403, 403, 403, 403, 403]),
-        ("the territory's queue staff", &territory_staff, [403, 200, 200, 403, 403, 403]),
+        ("the territory's queue staff", &territory_staff, [403, 200, 200, 200, 200, 403]),
+        ("the territory's read service", &territory_service, [403, 200, 200, 200, 200, 403]),
+        ("another territory's queue staff", &other_territory_staff, [403, 403, 403, 403, 403, 403]),
         ("the applicant's parent", &parent, [403, 403, 403, 200, 200, 403]),
         ("another parent", &other_parent, [403, 403, 403, 403, 403, 403]),
     ];
@@ -535,7 +541,19 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     // is not disclosed beyond the scope).
     let unknown = format!("/v1/projections/kindergarten-queues/{}/applications/no-such", enc(&ids.territory));
     assert_eq!(get_with(base, &unknown, Some(&auditor)).0, 404);
+    assert_eq!(get_with(base, &unknown, Some(&territory_staff)).0, 404, "the territory's own queue");
+    assert_eq!(get_with(base, &unknown, Some(&other_territory_staff)).0, 403);
     assert_eq!(get_with(base, &unknown, Some(&parent)).0, 403);
+    // Review s12, H2: with `min_tree_size` above the head, a token that cannot read an existing
+    // application is refused before the wait (it waited 2 s for a 503 `not_yet_applied`, which a
+    // client retries forever); one that can read it waits, and hears 503 when nothing comes.
+    let ahead = format!("{app_path}?min_tree_size={}", ledger.head().0.tree_size + 5);
+    for (who, secret) in [("another parent", &other_parent), ("another territory", &other_territory_staff)] {
+        let (status, body) = get_with(base, &ahead, Some(secret));
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{who}: {body}");
+    }
+    let (status, body) = get_with(base, &ahead, Some(&parent));
+    assert_eq!((status, body["code"].as_str()), (503, Some("not_yet_applied")), "{body}");
     // Indicators of one academic year: the latest the log holds by default, or the one the path
     // names; a year the log has not reached is not found, a segment that is no year a bad path.
     let (status, latest) = get_with(base, "/v1/projections/indicators", Some(&auditor));
@@ -547,6 +565,7 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!((status, &before["view"]["academic_year"]), (200, &serde_json::json!(year - 1)), "{before}");
     for (path, want, code) in [
         (format!("/v1/projections/indicators/{}", year + 1), 404, "not_found"),
+        ("/v1/projections/indicators/1990".to_owned(), 404, "not_found"),
         ("/v1/projections/indicators/26".to_owned(), 400, "bad_path"),
         (format!("/v1/projections/indicators/{year}/x"), 400, "bad_path"),
     ] {
@@ -590,6 +609,81 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["digests"].as_array().unwrap().len(), zachetka_projections::model::all().len());
     assert_eq!(get_with(base, "/v1/projections", Some(&staff)).0, 403);
+}
+
+/// Review s12, C1: a teacher's view followed the school of their latest attestation application,
+/// so after a later staff record named another school (where the teacher works now), the old
+/// school's staff still read it, the record of the new one included, and the new school was
+/// refused. The view is the school's where the teacher works now.
+#[test]
+fn a_teachers_view_is_read_by_the_school_where_they_work_now() {
+    use zachetka::access::{create_token, Access, Role, Scope, TokenSecret};
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, _) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, None);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    // A teacher with an attestation application, a staff record of the demo to copy, and the
+    // latest time of the log.
+    let (mut applied, mut course, mut last) = (None, None, String::new());
+    for bytes in ledger.entries(0, ledger.head().0.tree_size).unwrap() {
+        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let ev = e["event"].clone();
+        last = last.max(ev["occurred_at"].as_str().unwrap().to_owned());
+        match ev["type"].as_str().unwrap() {
+            "attestation.application_submitted" if applied.is_none() => {
+                applied = Some((ev["stream"].as_str().unwrap().to_owned(), ev["data"]["institution"].clone()));
+            }
+            "staff.course_completed" if course.is_none() => course = Some(ev),
+            _ => {}
+        }
+    }
+    let (stream, old_school) = applied.expect("the demo has attestation applications");
+    let old_school = old_school.as_str().unwrap().to_owned();
+    let ids = demo_ids(&ledger);
+    let new_school = if ids.school == old_school { ids.other_school } else { ids.school };
+    let tokens_dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_dir.path().join("tokens.json");
+    let token = |n: u8, role: Role, scope: Scope| {
+        let secret = TokenSecret::from_bytes([n; 32]);
+        create_token(&tokens, &secret, role, scope, "test", 0).unwrap();
+        secret
+    };
+    let old_staff = token(1, Role::Staff, Scope::Institution(old_school.clone()));
+    let new_staff = token(2, Role::Staff, Scope::Institution(new_school.clone()));
+    let auditor = token(3, Role::Auditor, Scope::Region);
+    let server = super::http::serve_access(
+        ledger.clone(),
+        Default::default(),
+        Access::tokens(&tokens),
+        tokens_dir,
+        tokens.clone(),
+    );
+    let path = format!("/v1/projections/{}", stream.replacen("teacher/", "teachers/", 1));
+    let (status, body) = get_with(&server.base, &path, Some(&old_staff));
+    assert_eq!(status, 200, "the school of the application reads it: {body}");
+    assert_eq!(get_with(&server.base, &path, Some(&new_staff)).0, 403);
+    // The region's issuer attests a course the teacher completed at the new school, dated the
+    // log's latest day: the teacher works there now.
+    let mut ev = course.expect("the demo has staff records");
+    let issuer = zachetka::demo::demo_key(ORIGIN, "issuer/staff");
+    ev["id"] = serde_json::json!(id(0xc1));
+    ev["stream"] = serde_json::json!(stream);
+    ev["occurred_at"] = serde_json::json!(last);
+    ev["author"] = serde_json::json!(issuer.did());
+    ev["data"]["record_id"] = serde_json::json!("review-s12-c1");
+    ev["data"]["institution"] = serde_json::json!(new_school);
+    ev["data"]["completed_on"] = serde_json::json!(last[..10]);
+    for r in ledger.append_blocking(vec![zachetka::event::sign_event(&ev, &issuer).unwrap()]) {
+        r.unwrap();
+    }
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let (status, body) = get_with(&server.base, &path, Some(&new_staff));
+    assert_eq!(status, 200, "the school where the teacher works now reads it: {body}");
+    assert_eq!(body["scope"], serde_json::json!({"kind": "institution", "id": new_school}));
+    assert_eq!(body["view"]["institution"], serde_json::json!(new_school));
+    let (status, body) = get_with(&server.base, &path, Some(&old_staff));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "the former school no longer: {body}");
+    assert_eq!(get_with(&server.base, &path, Some(&auditor)).1["scope"]["id"], serde_json::json!(new_school));
 }
 
 /// A point view (one application, one learner's diary, one class's journal in a subject) is

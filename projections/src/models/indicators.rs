@@ -272,13 +272,22 @@ fn institution_of(event: &Event) -> Option<&str> {
     })
 }
 
-/// One share of the index: its indicator, what it counts, numerator and denominator.
+/// One share of the index: its indicator, what it counts, numerator and denominator; not
+/// computable (no percent) over a zero denominator.
 fn indicator(name: &str, definition: &str, numerator: u64, denominator: u64) -> serde_json::Value {
     let mut v = share(numerator, denominator);
     v["indicator"] = json!(name);
-    v["computable"] = json!(true);
+    v["computable"] = json!(denominator != 0);
+    if denominator == 0 {
+        v["reason"] = json!("a zero denominator: the log records none of what it divides by in this academic year");
+    }
     v["definition"] = json!(definition);
     v
+}
+
+/// An academic year as people write it in full: `2026/2027` (a short `/27` would read `2099/00`).
+fn year_label(year: i64) -> String {
+    format!("{year}/{}", year + 1)
 }
 
 /// The mean of the shares in percent, one decimal, half up (from exact integers: each share in
@@ -377,7 +386,9 @@ impl ReadModel for Indicators {
         // 3: one record per learner (kinds seen as bits, achievements, flags), found by hash.
         // 4: a migration key's grant is no school teacher.
         // 5: per academic year: school stays by the contingent, grants' validity, dated records.
-        5
+        // 6: a share over a zero denominator is not computable; a year with no denominator is
+        // not found.
+        6
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
@@ -534,9 +545,9 @@ impl ReadModel for Indicators {
                     Some(l) if year <= l => Some(year),
                     Some(l) => {
                         return Err(ViewError::NotFound(format!(
-                            "the log's latest academic year is {l}/{:02}: it has not reached {year}/{:02}",
-                            (l + 1) % 100,
-                            (year + 1) % 100
+                            "the log's latest academic year is {}: it has not reached {}",
+                            year_label(l),
+                            year_label(year)
                         )))
                     }
                     None => return Err(ViewError::NotFound("the log holds no entry: no academic year yet".into())),
@@ -559,6 +570,19 @@ impl ReadModel for Indicators {
             }
         }
         let (denominators, counts) = year.map_or(([0; 3], [(0, 0); 5]), |y| counts_of(s, y));
+        // A year the path names in which the log records nothing the shares divide by (before
+        // its history begins, such as 1990): not found, as a year after the latest is, rather
+        // than an answer of zeros (review s12, L1).
+        if let ([_], Some(y), Some(l)) = (path, year, latest) {
+            if denominators == [0; 3] {
+                return Err(ViewError::NotFound(format!(
+                    "the log records no school students, teachers or electronic assignments in {}: it has no \
+                     indicators for that year (its latest academic year is {})",
+                    year_label(y),
+                    year_label(l)
+                )));
+            }
+        }
         let shares: Vec<serde_json::Value> = INDICATORS
             .iter()
             .zip(counts)
@@ -1011,6 +1035,16 @@ mod tests {
         assert_eq!(pairs(&y2024), vec![(1, 1), (0, 1), (0, 1), (0, 1), (1, 1)], "{y2024:#}");
         // A year the log has not reached, and paths that name no year.
         assert!(matches!(m.view(&["2027"]), Err(ViewError::NotFound(_))));
+        // Review s12, L1: a year before the log's history answered zeros marked computable; the
+        // message of a year past 2099 read "2099/00".
+        match m.view(&["1990"]) {
+            Err(ViewError::NotFound(msg)) => assert!(msg.contains("1990/1991"), "{msg}"),
+            other => panic!("1990: {other:?}"),
+        }
+        match m.view(&["2099"]) {
+            Err(ViewError::NotFound(msg)) => assert!(msg.contains("2099/2100"), "{msg}"),
+            other => panic!("2099: {other:?}"),
+        }
         assert!(matches!(m.view(&["26"]), Err(ViewError::BadPath(_))));
         assert!(matches!(m.view(&["2026", "x"]), Err(ViewError::BadPath(_))));
         let empty: Indicators = build(&[]);
@@ -1027,7 +1061,10 @@ mod tests {
         assert_eq!(mean_percent(&[(1, 8), (0, 1)]).as_deref(), Some("6.3"));
         assert_eq!(mean_percent(&[(1, 0)]), None);
         let empty: Indicators = build(&[]);
-        assert_eq!(empty.view(&[]).unwrap().body["digital_maturity"]["index"]["computable"], json!(false));
+        let b = empty.view(&[]).unwrap().body;
+        assert_eq!(b["digital_maturity"]["index"]["computable"], json!(false));
+        let shares = b["digital_maturity"]["shares"].as_array().unwrap();
+        assert!(shares.iter().all(|s| s["computable"] == json!(false) && s["percent"].is_null()), "{b:#}");
     }
 
     #[test]

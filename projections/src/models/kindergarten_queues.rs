@@ -544,6 +544,12 @@ impl Territory {
     }
 }
 
+/// The scope of an application's answers: the applicant's data, read by the applicant and by the
+/// territory whose queue it is on (review s12, M3: its queue operator was refused them).
+fn application_scope(territory: &str, app: &App) -> Scope {
+    Scope::Application { learner: app.learner.clone(), territory: territory.to_owned() }
+}
+
 /// The key of one list, an allocation year's age group: what cached generations and kept
 /// replays are kept under beside the territory.
 fn list_key(year: i64, group: &str) -> String {
@@ -834,6 +840,16 @@ impl ReadModel for KindergartenQueues {
     /// One application's answer (its position, why, the latest moves) when the cache holds it:
     /// computing one takes its age group's replay, which another view may be carrying forward.
     /// Not a whole age group's queue, nor an application's every move.
+    /// An application's scope: its learner and territory, both fixed when it is filed.
+    fn scope_of(&self, path: &[&str]) -> Option<Scope> {
+        let shape = path.len() == 3 || (path.len() == 4 && path[3] == "moves");
+        if !shape || path[1] != "applications" {
+            return None;
+        }
+        let app = self.state.territories.get(path[0])?.apps.get(path[2])?;
+        Some(application_scope(path[0], app))
+    }
+
     fn view_now(&self, path: &[&str]) -> Option<Result<View, ViewError>> {
         if path.len() != 3 || path[1] != "applications" {
             return None;
@@ -888,7 +904,7 @@ impl ReadModel for KindergartenQueues {
                     answers.bodies.clear();
                 }
                 answers.bodies.insert(key, answer);
-                Ok(View { scope: Scope::Learner(app.learner.clone()), body })
+                Ok(View { scope: application_scope(territory, app), body })
             }
             Some("runs") if path.len() == 3 => {
                 let id = segment(path, 2, "a run id")?;
@@ -909,7 +925,7 @@ impl ReadModel for KindergartenQueues {
                 let list = list_key(year, group.unwrap_or(""));
                 let generation = self.answers.lock().expect("answer cache lock").generations(territory, &list);
                 let body = self.moves_body(t, territory, id, app, generation.1);
-                Ok(View { scope: Scope::Learner(app.learner.clone()), body })
+                Ok(View { scope: application_scope(territory, app), body })
             }
             Some("applications" | "runs") => Err(ViewError::BadPath(format!("expected {SHAPES}"))),
             None => Ok(View { scope, body: self.lists_body(terr()?, territory) }),
@@ -1975,7 +1991,7 @@ impl KindergartenQueues {
             if from != today {
                 body["today"] = json!(self.state.today.map(time::format_date));
             }
-            View { scope: Scope::Learner(app.learner.clone()), body }
+            View { scope: application_scope(territory, app), body }
         });
         (generations, view)
     }
@@ -2474,7 +2490,7 @@ mod tests {
     fn an_application_shows_its_position_and_why() {
         let m: KindergartenQueues = build(&history());
         let v = m.view(&["luga", "applications", "a5"]).unwrap();
-        assert_eq!(v.scope, Scope::Learner("47-a5".into()));
+        assert_eq!(v.scope, Scope::Application { learner: "47-a5".into(), territory: "luga".into() });
         let b = v.body;
         assert_eq!(b["position"], json!(2));
         assert_eq!(b["status"], json!({"state": "waiting"}));

@@ -10,6 +10,14 @@
 //! `CategoryHeld` term): a category granted before `unlimited_since` and every fitness check hold
 //! for `term_years`; a category granted since has no end date. "In force" is judged on "today",
 //! the latest local date of any entry, as the rules judge it.
+//!
+//! The view's scope is the institution where the teacher works now: the institution named by
+//! the teacher's record of the latest date (an application's submission, a course's completion, a
+//! competition's date; of one date, the later in the log), since each of these names the school
+//! the teacher worked at on that date. Staff of that school read the whole view (the teacher's
+//! history follows them, as a category granted at a former school is held at the new one); staff
+//! of a former school no longer do (review s12, C1: the view followed the latest application even
+//! after a later record named another school, and the new school was refused).
 
 use crate::model::{self, expect_len, segment, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::models::shared::{local_date, EntryRef};
@@ -88,16 +96,32 @@ impl StaffRecord {
     }
 }
 
+/// Where a teacher worked on a date, as one of their records says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Workplace {
+    on: Days,
+    seq: u64,
+    institution: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Teacher {
     applications: BTreeMap<String, Application>,
-    /// The application submitted last (its institution scopes the view).
-    latest: String,
     courses: Vec<StaffRecord>,
     competitions: Vec<StaffRecord>,
-    /// The institution of the latest staff record (scopes the view of a teacher without
-    /// attestation applications).
-    staff_institution: String,
+    /// Where the teacher works now: the workplace of their record of the latest date (of one
+    /// date, the later in the log). It scopes the view.
+    current: Option<Workplace>,
+}
+
+impl Teacher {
+    /// Notes that the teacher worked at `institution` on `on` (a record at `seq`).
+    fn worked_at(&mut self, on: Option<Days>, seq: u64, institution: &str) {
+        let on = on.unwrap_or(Days::MIN);
+        if self.current.as_ref().is_none_or(|c| (on, seq) >= (c.on, c.seq)) {
+            self.current = Some(Workplace { on, seq, institution: institution.to_owned() });
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -151,11 +175,13 @@ impl ReadModel for Teachers {
     }
 
     fn version(&self) -> u32 {
-        2
+        // 3: scoped to the institution of the latest record by date, not of the latest application.
+        3
     }
 
     fn apply(&mut self, fact: &Fact<'_>) {
-        if let Some(d) = local_date(fact, self.profile.utc_offset_minutes) {
+        let local = local_date(fact, self.profile.utc_offset_minutes);
+        if let Some(d) = local {
             self.state.today = Some(self.state.today.map_or(d, |t| t.max(d)));
         }
         let at = || EntryRef::of(fact);
@@ -177,11 +203,11 @@ impl ReadModel for Teachers {
                         decision: None,
                     },
                 );
-                t.latest = d.application_id.clone();
+                t.worked_at(local, fact.seq, &d.institution);
             }
             Event::StaffCourseCompleted(d) => {
                 let t = self.state.teachers.entry(fact.stream_id().to_owned()).or_default();
-                t.staff_institution = d.institution.clone();
+                t.worked_at(time::parse_date(&d.completed_on).or(local), fact.seq, &d.institution);
                 t.courses.push(StaffRecord {
                     record_id: d.record_id.clone(),
                     institution: d.institution.clone(),
@@ -197,7 +223,7 @@ impl ReadModel for Teachers {
             }
             Event::StaffCompetitionResult(d) => {
                 let t = self.state.teachers.entry(fact.stream_id().to_owned()).or_default();
-                t.staff_institution = d.institution.clone();
+                t.worked_at(time::parse_date(&d.date).or(local), fact.seq, &d.institution);
                 t.competitions.push(StaffRecord {
                     record_id: d.record_id.clone(),
                     institution: d.institution.clone(),
@@ -245,8 +271,7 @@ impl ReadModel for Teachers {
             .teachers
             .get(id)
             .ok_or_else(|| ViewError::NotFound(format!("teacher {id} has no attestation or staff records")))?;
-        let institution =
-            t.applications.get(&t.latest).map_or(t.staff_institution.as_str(), |a| a.institution.as_str()).to_owned();
+        let institution = t.current.as_ref().map_or("", |c| c.institution.as_str()).to_owned();
         Ok(View { scope: Scope::Institution(institution.clone()), body: self.body(id, &institution, t) })
     }
 }
@@ -480,6 +505,39 @@ mod tests {
         assert_eq!(only_staff.body["history"], json!([]));
         assert!(matches!(m.view(&["t-9"]), Err(ViewError::NotFound(_))));
         assert!(matches!(m.view(&["t-1", "x"]), Err(ViewError::BadPath(_))));
+    }
+
+    /// Review s12, C1: the view followed the latest application (sch-1) although a later course
+    /// names sch-2, where the teacher works now; a record dated before it, logged after, does not
+    /// move the view back.
+    #[test]
+    fn the_view_is_scoped_to_the_school_of_the_latest_record_by_date() {
+        let course = |seq: u64, id: &str, inst: &str, on: &str| {
+            row_by(
+                seq,
+                TS,
+                "staff.course_completed",
+                "2027-09-01T09:00:00Z",
+                "did:key:loiro",
+                json!({"record_id": id, "institution": inst, "course": "ФГОС", "provider": "loiro", "hours": 36, "completed_on": on}),
+            )
+        };
+        let mut rows = vec![submit(0, "ap-1", "sch-1", "first", "2026-03-01T09:00:00Z")];
+        let m: Teachers = build(&rows);
+        assert_eq!(m.view(&["t-1"]).unwrap().scope, Scope::Institution("sch-1".into()));
+        rows.push(course(1, "c-1", "sch-2", "2027-08-30"));
+        let m: Teachers = build(&rows);
+        let v = m.view(&["t-1"]).unwrap();
+        assert_eq!(v.scope, Scope::Institution("sch-2".into()));
+        assert_eq!(v.body["institution"], json!("sch-2"));
+        assert_eq!(v.body["history"][0]["institution"], json!("sch-1"), "the history follows the teacher");
+        rows.push(course(2, "c-0", "sch-1", "2026-05-01"));
+        let m: Teachers = build(&rows);
+        assert_eq!(
+            m.view(&["t-1"]).unwrap().scope,
+            Scope::Institution("sch-2".into()),
+            "an older record, logged later"
+        );
     }
 
     #[test]
