@@ -64,6 +64,17 @@ fn append_all(ledger: &Ledger, batch: Vec<serde_json::Value>) {
     append_demo_batch(ledger, batch);
 }
 
+/// Appends what remains of `region`, `batch_len` events at a time.
+fn append_whole(ledger: &Ledger, region: &mut DemoRegion, batch_len: usize) {
+    loop {
+        let batch = region.next_batch(batch_len);
+        if batch.is_empty() {
+            break;
+        }
+        append_all(ledger, batch);
+    }
+}
+
 #[test]
 fn models_followed_rebuilt_and_restored_from_snapshots_agree() {
     let (seed, mut next) = seeded("models_followed_rebuilt_and_restored_from_snapshots_agree");
@@ -133,13 +144,7 @@ fn demo_ledger_with_a_snapshot_at_its_head() -> (tempfile::TempDir, u64) {
     zachetka::ledger::init_store(&*store, ORIGIN, &ledger_key(), &authority, None).unwrap();
     drop(store);
     let ledger = open(dir.path(), &authority, None);
-    loop {
-        let batch = region.next_batch(500);
-        if batch.is_empty() {
-            break;
-        }
-        append_all(&ledger, batch);
-    }
+    append_whole(&ledger, &mut region, 500);
     let size = ledger.head().0.tree_size;
     drop(ledger);
     assert!(!dir.path().join("snapshots").exists(), "no snapshot before snapshots are enabled");
@@ -178,13 +183,7 @@ fn demo_entries_read_on_the_fast_path_as_through_json() {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 120, teachers: 40, events: 3000 });
     let authority = region.authority_did();
     let ledger = open(dir.path(), &authority, None);
-    loop {
-        let batch = region.next_batch(1000);
-        if batch.is_empty() {
-            break;
-        }
-        append_all(&ledger, batch);
-    }
+    append_whole(&ledger, &mut region, 1000);
     let size = ledger.head().0.tree_size;
     let mut types = std::collections::BTreeSet::new();
     for (seq, bytes) in ledger.entries(0, size).unwrap().iter().enumerate() {
@@ -202,13 +201,7 @@ pub(super) fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 600 });
     let authority = region.authority_did();
     let ledger = open(dir, &authority, Some(snapshot_options(dir, u64::MAX)));
-    loop {
-        let batch = region.next_batch(500);
-        if batch.is_empty() {
-            break;
-        }
-        append_all(&ledger, batch);
-    }
+    append_whole(&ledger, &mut region, 500);
     ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
     let path = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
     (authority, path)
@@ -285,13 +278,7 @@ fn a_snapshot_of_another_log_is_refused() {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 61, teachers: 30, events: 900 });
     let authority = region.authority_did();
     let ledger = open(b.path(), &authority, None);
-    loop {
-        let batch = region.next_batch(500);
-        if batch.is_empty() {
-            break;
-        }
-        append_all(&ledger, batch);
-    }
+    append_whole(&ledger, &mut region, 500);
     drop(ledger);
     std::fs::create_dir_all(b.path().join("snapshots")).unwrap();
     std::fs::copy(&path, b.path().join("snapshots").join(path.file_name().unwrap())).unwrap();
