@@ -166,14 +166,7 @@ pub(super) async fn view(
         // the wait. An application not filed yet, and a teacher (whose school the awaited
         // entries may change), are checked only on the answer, after the wait (README).
         if matches!(path_scope, PathScope::ApplicationOfAnswer(_)) {
-            let (ledger, name_owned, rest_owned) =
-                (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-            let scope = tokio::task::spawn_blocking(move || {
-                let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
-                ledger.read_side().scope_of(&name_owned, &rest)
-            })
-            .await;
-            match scope {
+            match on_read_side(&state.ledger, name, rest, crate::read::ReadSide::scope_of).await {
                 Ok(Some(scope)) => {
                     if let Err(r) = authorize_view(&principal, &scope) {
                         return refusal_response(&r);
@@ -195,19 +188,10 @@ pub(super) async fn view(
     // fold never holds up the cheap reads sharing this worker.
     let viewed = match read.try_view(name, rest) {
         Some(v) => v,
-        None => {
-            let (ledger, name_owned, rest_owned) =
-                (state.ledger.clone(), (*name).to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-            let viewed = tokio::task::spawn_blocking(move || {
-                let rest: Vec<&str> = rest_owned.iter().map(String::as_str).collect();
-                ledger.read_side().view(&name_owned, &rest)
-            })
-            .await;
-            match viewed {
-                Ok(v) => v,
-                Err(e) => return super::error::unavailable(e),
-            }
-        }
+        None => match on_read_side(&state.ledger, name, rest, crate::read::ReadSide::view).await {
+            Ok(v) => v,
+            Err(e) => return super::error::unavailable(e),
+        },
     };
     let answer = match viewed {
         Ok(a) => a,
@@ -261,4 +245,21 @@ pub(super) async fn view(
         "view": answer.view.body,
     });
     json_response(200, body.to_string())
+}
+
+/// `f` of the read side for the view `name` at `rest`, on a blocking thread (a fold may hold the
+/// model's lock, or the view may be costly), with the name and path owned for it.
+async fn on_read_side<T: Send + 'static>(
+    ledger: &crate::ledger::Ledger,
+    name: &str,
+    rest: &[&str],
+    f: fn(&crate::read::ReadSide, &str, &[&str]) -> T,
+) -> Result<T, tokio::task::JoinError> {
+    let (ledger, name, rest) =
+        (ledger.clone(), name.to_owned(), rest.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    tokio::task::spawn_blocking(move || {
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        f(ledger.read_side(), &name, &rest)
+    })
+    .await
 }
