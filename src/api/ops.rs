@@ -34,10 +34,11 @@ pub(super) async fn get_status(State(state): State<AppState>, _: super::NoQuery)
     let ledger = &state.ledger;
     let (read_only, unavailable, stopped) =
         (ledger.store().is_read_only(), ledger.is_store_unavailable(), ledger.writes_stopped());
+    let clock_skewed = ledger.is_clock_skewed();
     let status = serde_json::json!({
         "origin": ledger.config().origin,
         "tree_size": ledger.head().0.tree_size,
-        "accepting_appends": !(read_only || unavailable || stopped.is_some()),
+        "accepting_appends": !(read_only || unavailable || stopped.is_some() || clock_skewed),
         "read_only": read_only,
         "store_unavailable": unavailable,
         "writes_stopped": stopped.is_some(),
@@ -46,6 +47,10 @@ pub(super) async fn get_status(State(state): State<AppState>, _: super::NoQuery)
         "in_flight_events": ledger.in_flight_events(),
         // Ledger time never runs backwards: while the clock is behind it, new entries carry it.
         "ledger_time_ahead_of_clock_seconds": ledger.ledger_time_ahead_of_clock(),
+        // This node's clock minus the database's (null over sled); beyond the bound either way
+        // (`clock_skewed`) the node takes no appends.
+        "clock_skew_seconds": ledger.clock_skew(),
+        "clock_skewed": clock_skewed,
         // Each read model's cursor (the tree size it has applied), lag and whether it caught up.
         "read_models": ledger.read_side().status(ledger.head().0.tree_size),
         // Damage this server met and goes on with: what the store's open found and did not
@@ -65,6 +70,10 @@ fn warnings(state: &AppState) -> Vec<String> {
     if let Some(latest) = state.metrics.store_corrupt_latest.lock().expect("metrics lock").clone() {
         let n = state.metrics.store_corrupt.load(Ordering::Relaxed);
         out.push(format!("store_corrupt: {n} reads refused as damaged, the latest {latest}"));
+    }
+    out.extend(state.ledger.clock_warnings());
+    if let Some(e) = state.ledger.read_side().snapshot_failing() {
+        out.push(format!("snapshot write failing: {e}"));
     }
     out
 }
@@ -87,7 +96,10 @@ pub(super) async fn get_metrics(State(state): State<AppState>, _: super::NoQuery
          # TYPE zachetka_request_body_bytes_reserved gauge\nzachetka_request_body_bytes_reserved {}\n\
          # TYPE zachetka_rules_resyncs_total counter\nzachetka_rules_resyncs_total {}\n\
          # TYPE zachetka_rules_resync_replayed_entries_total counter\nzachetka_rules_resync_replayed_entries_total {}\n\
-         # TYPE zachetka_ledger_time_ahead_of_clock_seconds gauge\nzachetka_ledger_time_ahead_of_clock_seconds {}\n",
+         # TYPE zachetka_ledger_time_ahead_of_clock_seconds gauge\nzachetka_ledger_time_ahead_of_clock_seconds {}\n\
+         # TYPE zachetka_clock_skew_seconds gauge\nzachetka_clock_skew_seconds {}\n\
+         # TYPE zachetka_clock_skewed gauge\nzachetka_clock_skewed {}\n\
+         # TYPE zachetka_clock_skew_refusals_total counter\nzachetka_clock_skew_refusals_total {}\n",
         head.tree_size,
         m.appended.load(Ordering::Relaxed),
         m.refused.load(Ordering::Relaxed),
@@ -102,6 +114,9 @@ pub(super) async fn get_metrics(State(state): State<AppState>, _: super::NoQuery
         state.ledger.resync_stats().0,
         state.ledger.resync_stats().1,
         state.ledger.ledger_time_ahead_of_clock(),
+        state.ledger.clock_skew().unwrap_or(0),
+        u8::from(state.ledger.is_clock_skewed()),
+        state.ledger.clock_skew_refusals(),
     );
     body.push_str(&format!(
         "# TYPE zachetka_feeds_open gauge\nzachetka_feeds_open {}\n",
@@ -121,9 +136,14 @@ pub(super) async fn get_metrics(State(state): State<AppState>, _: super::NoQuery
         read.completeness.refusals,
         u8::from(read.completeness.refused.is_some()),
     ));
-    if let Some(n) = read.snapshot_tree_size {
-        body.push_str(&format!("# TYPE zachetka_snapshot_tree_size gauge\nzachetka_snapshot_tree_size {n}\n"));
-    }
+    // Always exported (0 before any snapshot), so an alert on a stale value also fires when
+    // no snapshot was ever written.
+    body.push_str(&format!(
+        "# TYPE zachetka_snapshot_tree_size gauge\nzachetka_snapshot_tree_size {}\n\
+         # TYPE zachetka_snapshot_failures_total counter\nzachetka_snapshot_failures_total {}\n",
+        read.snapshot_tree_size.unwrap_or(0),
+        read.snapshot_failures,
+    ));
     if let Some(reason) = stopped {
         let label = reason.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
         body.push_str(&format!(

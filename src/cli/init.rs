@@ -57,6 +57,13 @@ pub(super) fn init_with(
     std::fs::create_dir_all(dir).with_context(|| format!("couldn't create the ledger directory {}", dir.display()))?;
     super::make_ledger_dir_private(dir)?;
     let mut created = Vec::new();
+    let lock_path = dir.join("LOCK");
+    let lock_created = !lock_path.exists();
+    let _dir_lock = zachetka::store::lock_ledger_dir(dir)?;
+    if lock_created {
+        // A refused init leaves nothing behind, its lock file included.
+        created.push(lock_path);
+    }
     let store_created = database.is_none() && !store_dir(dir).exists();
     if store_created {
         created.push(store_dir(dir));

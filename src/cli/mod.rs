@@ -563,6 +563,16 @@ fn make_ledger_dir_private(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Takes the ledger directory's lock (`zachetka::store::lock_ledger_dir`) for a command that
+/// writes in it, held until the returned file drops; `None` when `dir` does not exist (the
+/// command's own open then says what is missing).
+fn lock_ledger_dir(dir: &Path) -> Result<Option<std::fs::File>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(zachetka::store::lock_ledger_dir(dir)?))
+}
+
 /// The store of a ledger: PostgreSQL when a database is named, else the embedded store in `dir`.
 fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     make_ledger_dir_private(dir)?;
@@ -588,21 +598,29 @@ fn open_ledger_with(
     snapshots: zachetka::read::SnapshotOptions,
     completeness: Option<zachetka::read::CompletenessPolicy>,
 ) -> Result<Ledger> {
-    open_ledger_clocked(dir, database, snapshots, completeness, Arc::new(zachetka::time::SystemClock))
+    let clock = Arc::new(zachetka::time::SystemClock);
+    open_ledger_clocked(dir, database, snapshots, completeness, clock, zachetka::ledger::StoreClock::Checked)
 }
 
-/// `open_ledger_with` whose entries get their `recorded_at` from `clock`.
+/// `open_ledger_with` whose entries get their `recorded_at` from `clock`, checked against a
+/// shared store's clock or not (`store_clock`: the demo writes history with a clock of its own).
 fn open_ledger_clocked(
     dir: &Path,
     database: Option<&str>,
     snapshots: zachetka::read::SnapshotOptions,
     completeness: Option<zachetka::read::CompletenessPolicy>,
     clock: Arc<dyn zachetka::time::Clock>,
+    store_clock: zachetka::ledger::StoreClock,
 ) -> Result<Ledger> {
     let key = read_key(&dir.join("ledger.key"))?;
     let store = open_store(dir, database)?;
-    let options =
-        OpenOptions { limits: Limits::default(), snapshots: Some(snapshots), completeness, ..Default::default() };
+    let options = OpenOptions {
+        limits: Limits::default(),
+        snapshots: Some(snapshots),
+        completeness,
+        store_clock,
+        ..Default::default()
+    };
     Ok(Ledger::open_opts(store, key, clock, options)?)
 }
 
@@ -765,6 +783,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Serve { dir, listen, server, access, snapshots, completeness, witnesses } => {
+            let _dir_lock = lock_ledger_dir(&dir)?;
             let witnesses = witnesses.config()?;
             let ledger = open_ledger_with(&dir, db, snapshots.options(&dir), completeness.policy())?;
             let cosigning = open_cosigning(&ledger, &dir, witnesses)?;
@@ -775,6 +794,7 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Token { action } => token::run(action, db)?,
         Command::Rebuild { dir } => {
+            let _dir_lock = lock_ledger_dir(&dir)?;
             let store: Arc<dyn Store> = match db {
                 // PostgreSQL keeps its indexes in the database: only derived state is rebuilt.
                 Some(_) => open_store(&dir, db)?,
@@ -883,8 +903,20 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 let vkey = init_with(&dir, db, &origin, Some(authority), Some(zachetka::demo::region_config()))?;
                 eprintln!("created {} with verifier key {vkey}", dir.display());
             }
+            // After `init_with`, which takes (and releases) the same lock.
+            let _dir_lock = lock_ledger_dir(&dir)?;
             let clock = Arc::new(demo::DemoClock::default());
-            let ledger = open_ledger_clocked(&dir, db, snapshots.options(&dir), completeness.policy(), clock.clone())?;
+            // The demo stamps a past school year with its own clock: no check against the
+            // database's (see README, "Ledger time decides").
+            let unchecked = zachetka::ledger::StoreClock::Ignored;
+            let ledger = open_ledger_clocked(
+                &dir,
+                db,
+                snapshots.options(&dir),
+                completeness.policy(),
+                clock.clone(),
+                unchecked,
+            )?;
             if ledger.config().origin != origin {
                 bail!("{} holds ledger {}, not {origin}", dir.display(), ledger.config().origin);
             }

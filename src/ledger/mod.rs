@@ -22,11 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 
+mod clock;
 mod commit;
 mod follow;
 mod overlay;
 mod sequencer;
 
+use clock::ClockCheck;
+pub use clock::{StoreClock, CLOCK_SKEW_MAX_SECONDS};
 use commit::*;
 use follow::*;
 use overlay::*;
@@ -57,6 +60,8 @@ pub struct OpenOptions {
     /// When the ledger appends completeness commitments (DESIGN 3.7); `None`: never (short
     /// commands, and tests that count entries).
     pub completeness: Option<crate::read::CompletenessPolicy>,
+    /// Whether the ledger's clock is checked against a shared store's before it stamps entries.
+    pub store_clock: StoreClock,
 }
 
 /// Limits of the pipeline. Every queue and batch is bounded.
@@ -179,6 +184,8 @@ struct Shared {
     /// which never runs backwards: the sequencer keeps it).
     clock: Arc<dyn Clock>,
     latest_recorded_at: std::sync::atomic::AtomicI64,
+    /// The shared store's clock, which this node's must agree with to stamp entries.
+    clock_check: ClockCheck,
 }
 
 impl Shared {
@@ -351,7 +358,7 @@ impl Ledger {
         limits: Limits,
         mode: RulesMode,
     ) -> Result<Self, LedgerError> {
-        Self::open_opts(store, ledger_key, clock, OpenOptions { limits, mode, snapshots: None, completeness: None })
+        Self::open_opts(store, ledger_key, clock, OpenOptions { limits, mode, ..Default::default() })
     }
 
     /// Opens the ledger with every option. With snapshots, the rule state and the read models
@@ -363,7 +370,7 @@ impl Ledger {
         clock: Arc<dyn Clock>,
         options: OpenOptions,
     ) -> Result<Self, LedgerError> {
-        let OpenOptions { limits, mode, snapshots, completeness } = options;
+        let OpenOptions { limits, mode, snapshots, completeness, store_clock } = options;
         assert!(
             limits.batch_len_max as u64 <= crate::store::BATCH_LEN_MAX,
             "a batch may hold at most {} entries (store recovery relies on it)",
@@ -476,7 +483,10 @@ impl Ledger {
             resync_replayed: AtomicU64::new(0),
             clock: clock.clone(),
             latest_recorded_at: std::sync::atomic::AtomicI64::new(last_recorded_at),
+            clock_check: ClockCheck::new(store_clock),
         });
+        // Read now, so a node whose clock is off says so from its start, before any append.
+        shared.clock_check.refresh(&*shared.store, true);
         let (tx, rx) = sync_channel(limits.queue_depth_max);
         let tx = Arc::new(tx);
         if let (Some(policy), Some(key)) = (completeness, commitment_key) {
@@ -541,6 +551,7 @@ impl Ledger {
         if self.shared.store_unavailable() {
             return Err(self.shared.store_unavailable_refusal());
         }
+        self.shared.clock_check.check_recent(&*self.shared.clock)?;
         Ok(())
     }
 

@@ -118,6 +118,8 @@ impl Sequencer {
     pub(super) fn run_shared(mut self, rx: Receiver<Submission>) {
         while let Ok(first) = rx.recv() {
             let subs = self.gather(&rx, first);
+            // Outside the append lock: at most one query a second.
+            self.shared.clock_check.refresh(&*self.shared.store, false);
             let begun = self.begin_shared();
             self.shared
                 .store_unavailable
@@ -135,6 +137,15 @@ impl Sequencer {
                     self.shared.stop_writes(&e);
                     self.shared.writes_stopped_refusal()
                 };
+                for sub in subs {
+                    let _ = sub.reply.send(sub.events.iter().map(|_| Err(refusal.clone())).collect());
+                }
+                continue;
+            }
+            // This node's clock gives the batch's ledger time (`prepare`): one off the store's
+            // (the other nodes') beyond the bound stamps nothing, so it cannot move ledger time.
+            if let Err(refusal) = self.shared.clock_check.check(&*self.clock) {
+                self.shared.store.abort_append();
                 for sub in subs {
                     let _ = sub.reply.send(sub.events.iter().map(|_| Err(refusal.clone())).collect());
                 }

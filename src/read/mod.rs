@@ -119,6 +119,13 @@ struct Inner {
     /// The last snapshot written or loaded: its tree size (`None` before any), and since when
     /// the policy counts (then, or the start).
     last_snapshot: Mutex<(Option<u64>, Instant)>,
+    /// The last snapshot *attempt* by the policy, written or failed: its tree size and when. The
+    /// policy counts from it, so a write that fails is retried at the next period, not after
+    /// every batch (each try serializes every model under the rule copy's lock).
+    last_attempt: Mutex<(u64, Instant)>,
+    /// Why the last write failed (`None` once one succeeds), for status; and writes failed in all.
+    snapshot_failing: Mutex<Option<String>>,
+    snapshot_failures: AtomicU64,
     /// The last error of the runner, cleared when it reads again.
     failing: Mutex<Option<String>>,
     /// Warnings from open (a snapshot refused, a model rebuilt from zero), for status.
@@ -216,7 +223,10 @@ pub struct Status {
     pub models: Vec<ModelStatus>,
     /// The tree size of the last snapshot written or loaded.
     pub snapshot_tree_size: Option<u64>,
+    /// Snapshot writes that failed since the start (each retried at the policy's next period).
+    pub snapshot_failures: u64,
     pub failing: Option<String>,
+    /// Warnings from open, and "snapshot write failing: ..." while the last write failed.
     pub warnings: Vec<String>,
     /// Completeness commitments: whether this server makes them, and refusals.
     pub completeness: completeness::CommitmentStatus,
@@ -292,7 +302,10 @@ impl ReadSide {
             stop: AtomicBool::new(false),
             applied,
             snapshots,
+            last_attempt: Mutex::new((last_snapshot.0.unwrap_or(0), last_snapshot.1)),
             last_snapshot: Mutex::new(last_snapshot),
+            snapshot_failing: Mutex::new(None),
+            snapshot_failures: AtomicU64::new(0),
             failing: Mutex::new(None),
             warnings: Mutex::new(warnings),
             committer: Mutex::new(None),
@@ -392,6 +405,11 @@ impl ReadSide {
         })
     }
 
+    /// Why the last snapshot write failed, until one succeeds.
+    pub fn snapshot_failing(&self) -> Option<String> {
+        self.inner.snapshot_failing.lock().expect("snapshot lock").clone()
+    }
+
     /// Cursors, lags and the snapshot state.
     pub fn status(&self, head_size: u64) -> Status {
         let models = (self.inner.slots.iter())
@@ -404,11 +422,16 @@ impl ReadSide {
                 caught_up: s.cursor >= head_size,
             })
             .collect();
+        let mut warnings = self.inner.warnings.lock().expect("warnings lock").clone();
+        if let Some(e) = self.inner.snapshot_failing.lock().expect("snapshot lock").clone() {
+            warnings.push(format!("snapshot write failing: {e}"));
+        }
         Status {
             models,
             snapshot_tree_size: self.inner.last_snapshot.lock().expect("snapshot lock").0,
+            snapshot_failures: self.inner.snapshot_failures.load(Ordering::Relaxed),
             failing: self.inner.failing.lock().expect("failing lock").clone(),
-            warnings: self.inner.warnings.lock().expect("warnings lock").clone(),
+            warnings,
             completeness: self.inner.commitment_status(),
         }
     }
@@ -501,7 +524,7 @@ impl Inner {
                                     tracing::info!(path = %path.display(), "wrote a snapshot at shutdown")
                                 }
                                 Ok(None) => {}
-                                Err(e) => tracing::warn!(error = %e, "couldn't write a snapshot at shutdown"),
+                                Err(_) => {} // logged and counted by `write_snapshot`
                             }
                         }
                         return;
@@ -532,9 +555,9 @@ impl Inner {
                 Ok(()) => {
                     *self.failing.lock().expect("failing lock") = None;
                     if apply && self.snapshot_due(target.tree_size) {
-                        if let Err(e) = self.write_snapshot() {
-                            tracing::warn!(error = %e, "couldn't write a snapshot; the log is unaffected");
-                        }
+                        // A failure is logged and counted by `write_snapshot`, and counts as the
+                        // period's attempt: the next try is at the next period.
+                        let _ = self.write_snapshot();
                     }
                     if self.low_cursor() >= target.tree_size {
                         self.commit_if_due();
@@ -641,10 +664,12 @@ impl Inner {
         merkle::root(tree_size, &StoreHashes(&*self.store)).map_err(|e| e.to_string())
     }
 
+    /// Whether the policy owes a snapshot at `tree_size`, counted from the last attempt (a
+    /// failed one included: see `last_attempt`).
     fn snapshot_due(&self, tree_size: u64) -> bool {
         let Some(opts) = self.snapshots.as_ref().filter(|o| o.write) else { return false };
-        let (size, since) = *self.last_snapshot.lock().expect("snapshot lock");
-        let since_entries = tree_size.saturating_sub(size.unwrap_or(0));
+        let (size, since) = *self.last_attempt.lock().expect("snapshot lock");
+        let since_entries = tree_size.saturating_sub(size);
         since_entries > 0 && opts.policy.due(since_entries, since.elapsed().as_secs())
     }
 
@@ -654,7 +679,39 @@ impl Inner {
             && tree_size > self.last_snapshot.lock().expect("snapshot lock").0.unwrap_or(0)
     }
 
+    /// Writes a snapshot at the models' common position (`Ok(None)`: not at one position, or
+    /// snapshots off) and records the outcome: a success clears the failure warning; a failure
+    /// counts as the policy's attempt, is counted, shown in status, and logged once per kind of
+    /// failure (its message without the numbers, which name tree sizes and change every try).
     fn write_snapshot(&self) -> Result<Option<std::path::PathBuf>, String> {
+        let written = self.try_write_snapshot();
+        match &written {
+            Ok(Some((at, path))) => {
+                let now = Instant::now();
+                *self.last_snapshot.lock().expect("snapshot lock") = (Some(*at), now);
+                *self.last_attempt.lock().expect("snapshot lock") = (*at, now);
+                if self.snapshot_failing.lock().expect("snapshot lock").take().is_some() {
+                    tracing::info!(tree_size = at, "snapshot writes work again");
+                }
+                tracing::info!(tree_size = at, path = %path.display(), "snapshot written");
+            }
+            Ok(None) => {}
+            Err((at, e)) => {
+                *self.last_attempt.lock().expect("snapshot lock") = (*at, Instant::now());
+                self.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                let kind = |m: &str| m.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+                let before = self.snapshot_failing.lock().expect("snapshot lock").replace(e.clone());
+                if before.is_none_or(|b| kind(&b) != kind(e)) {
+                    tracing::warn!(error = %e, tree_size = at, "couldn't write a snapshot; the log is unaffected; retrying at the policy's next period");
+                }
+            }
+        }
+        written.map(|w| w.map(|(_, path)| path)).map_err(|(_, e)| e)
+    }
+
+    /// [`Inner::write_snapshot`] without the bookkeeping: the position and path written, or the
+    /// position tried and the error.
+    fn try_write_snapshot(&self) -> Result<Option<(u64, std::path::PathBuf)>, (u64, String)> {
         let Some(opts) = &self.snapshots else { return Ok(None) };
         let rules_guard = self.rules.lock().expect("rules lock");
         // Every model locked at once (the runner holds at most one at a time): one position.
@@ -666,7 +723,7 @@ impl Inner {
         }
         let root = match first.root {
             Some(r) => r,
-            None => self.root_at(at)?,
+            None => self.root_at(at).map_err(|e| (at, e))?,
         };
         let models: Vec<(String, u32, Vec<u8>)> =
             slots.iter().map(|s| (s.model.name().to_owned(), s.model.version(), s.model.encode())).collect();
@@ -679,10 +736,8 @@ impl Inner {
         });
         drop(slots);
         drop(rules_guard);
-        let path = snapshot::write(opts, at, root, rules, models)?;
-        *self.last_snapshot.lock().expect("snapshot lock") = (Some(at), Instant::now());
-        tracing::info!(tree_size = at, path = %path.display(), "snapshot written");
-        Ok(Some(path))
+        let path = snapshot::write(opts, at, root, rules, models).map_err(|e| (at, e))?;
+        Ok(Some((at, path)))
     }
 }
 

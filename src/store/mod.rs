@@ -331,12 +331,28 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Ends an append begun with `begin_append` without committing anything.
     fn abort_append(&self) {}
+    /// The time on the store's own clock, in unix milliseconds, for a store several nodes share
+    /// (the database's): what each node's clock is checked against before it stamps entries.
+    /// `None` for a store with one writer, which has no clock of its own.
+    fn clock_unix_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
     /// Returns when the committed head may have grown beyond `tree_size` (another writer
     /// committed), or after `timeout`. A store with one writer has nothing to wait for.
     fn wait_for_commit(&self, tree_size: u64, timeout: std::time::Duration) -> Result<(), StoreError> {
         let _ = (tree_size, timeout);
         Ok(())
     }
+}
+
+/// The ledger directory's lock: an exclusive advisory lock (`flock`) on `<dir>/LOCK`, held by
+/// every process that writes in the directory (a server, `rebuild`, `demo`, `init`) whatever its
+/// store. Over PostgreSQL the store has no lock of its own (several nodes write it), but one node
+/// directory is one node: two processes on it would race on `snapshots/`, whose writer assumes
+/// it is alone. Over sled the store's own `store/LOCK` is taken as well. The audit takes none.
+/// `InUse` when another process holds it.
+pub fn lock_ledger_dir(dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    sled::lock_dir(dir, "the ledger directory")
 }
 
 /// A [`tlog_tiles::HashReader`] over a store.

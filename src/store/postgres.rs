@@ -754,6 +754,14 @@ impl Store for PgStore {
         })
     }
 
+    /// `clock_timestamp()`, the server's time now (`now()` is its transaction's start).
+    fn clock_unix_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.with(|c| {
+            let rows = c.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])?;
+            Ok(rows.first().map(|r| r.get(0)))
+        })
+    }
+
     fn wait_for_commit(&self, tree_size: u64, timeout: Duration) -> Result<(), StoreError> {
         if self.read_only {
             // A standby cannot LISTEN: poll, at most REPLICA_POLL behind the replica's replay.

@@ -1284,6 +1284,12 @@ pub fn make_private(path: &Path) -> Result<(), StoreError> {
 /// server's index away and a second server open the same log files (two writers, two signed
 /// checkpoints of one size). The audit takes no lock: it changes nothing.
 fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    lock_dir(dir, "the store in")
+}
+
+/// An exclusive `flock` on `<dir>/LOCK` (made if missing, never removed), or `InUse` naming
+/// `what` (`"the store in"`) and `dir` when another process holds it.
+pub(crate) fn lock_dir(dir: &Path, what: &str) -> Result<File, StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
@@ -1297,7 +1303,7 @@ fn take_lock(dir: &Path) -> Result<File, StoreError> {
     match fs2::FileExt::try_lock_exclusive(&file) {
         Ok(()) => Ok(file),
         Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Err(StoreError::InUse(format!(
-            "the store in {} is open in another process (a server, a rebuild): {} is locked; stop it first",
+            "{what} {} is open in another process (a server, a rebuild): {} is locked; stop it first",
             dir.display(),
             path.display()
         ))),

@@ -254,10 +254,20 @@ fn ledger_time_never_runs_backwards() {
         let ledger = open_ledger(new_store(dir.path()), Limits::default());
         assert_eq!(ledger.append_blocking(vec![grade(1, "learner/a", None)])[0].as_ref().unwrap().seq, 0);
         assert_eq!(ledger.ledger_time_ahead_of_clock(), 0);
+        assert_eq!(ledger.clock_warnings(), Vec::<String>::new());
         pin_clock(t - 3600);
         ledger.append_blocking(vec![grade(2, "learner/b", None)])[0].as_ref().unwrap();
-        // The operator sees it (`/v1/status`, `/metrics`).
+        // The operator sees it (`/v1/status`, `/metrics`), as a warning too: sled has no second
+        // clock to check this node's against, so ledger time ahead is the one sign.
         assert_eq!(ledger.ledger_time_ahead_of_clock(), 3600);
+        assert_eq!(ledger.clock_skew(), None);
+        let warnings = ledger.clock_warnings();
+        assert!(
+            warnings.len() == 1
+                && warnings[0].starts_with("ledger_time_ahead:")
+                && warnings[0].contains("3600 s ahead"),
+            "{warnings:?}"
+        );
     }
     {
         // A fresh sequencer learns the latest time from the log itself.

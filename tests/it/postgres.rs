@@ -9,15 +9,22 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use zachetka::ledger::{Ledger, Limits, Receipt};
+use zachetka::ledger::{Ledger, Limits, OpenOptions, Receipt, StoreClock, CLOCK_SKEW_MAX_SECONDS};
 use zachetka::refusal::Code;
 use zachetka::store::postgres::{PgStore, MIGRATIONS};
 use zachetka::store::{Store, StoreError};
 
-/// A node: a ledger over its own connection to the database.
+/// A node: a ledger over its own connection to the database, on the test's fixed clock, which
+/// is not checked against the database's (the clock tests below check it).
 pub(super) fn node(url: &str) -> Ledger {
+    node_clocked(url, test_clock(), StoreClock::Ignored)
+}
+
+/// A node whose entries get their `recorded_at` from `clock`, checked against the database's or not.
+fn node_clocked(url: &str, clock: Arc<dyn zachetka::time::Clock>, store_clock: StoreClock) -> Ledger {
     let store: Arc<dyn Store> = Arc::new(PgStore::open(url).unwrap());
-    open_ledger(store, Limits::default())
+    let options = OpenOptions { limits: Limits::default(), store_clock, ..Default::default() };
+    Ledger::open_opts(store, ledger_key(), clock, options).unwrap()
 }
 
 /// A fresh bare ledger (no education rules) in its own schema; returns its connection string.
@@ -844,4 +851,187 @@ fn a_follower_stuck_on_a_silent_connection_reports_the_store_unavailable() {
     release.send(()).unwrap();
     await_store_unavailable(&ledger, false, 30);
     ledger.append_blocking(vec![grade(1, "learner/1", None)])[0].as_ref().unwrap();
+}
+
+/// The database's clock now, in unix seconds.
+fn database_now(url: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query_one("SELECT extract(epoch FROM clock_timestamp())::bigint", &[]).unwrap().get(0)
+}
+
+/// Every entry's `recorded_at`, in log order.
+fn recorded_ats(ledger: &Ledger) -> Vec<i64> {
+    let size = ledger.head().0.tree_size;
+    let entries = ledger.entries(0, size).unwrap();
+    entries.iter().map(|b| zachetka::event::parse_entry(b).unwrap().meta.recorded_at_unix).collect()
+}
+
+/// Review s12 H2: a node whose clock ran a day ahead stamped its entries a day in the future, then
+/// every node stamped that time (ledger time never runs backwards), so events signed at the real
+/// time were refused as backdated everywhere, and the faulty node showed no skew and no warning.
+/// Now a node more than `CLOCK_SKEW_MAX_SECONDS` off the database's clock takes no appends
+/// (`unavailable`, with why), says so in status and metrics from its start, and takes appends
+/// again once its clock is corrected; no entry goes through it stamped beyond the database's time.
+/// A log whose latest time is already in the future (written by a node without the check) keeps
+/// ledger time monotonic, and the healthy node says so in its warnings.
+#[test]
+fn a_node_whose_clock_runs_ahead_of_the_database_takes_no_appends_and_cannot_move_ledger_time() {
+    use zachetka::time::{Clock, FixedClock, SystemClock};
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let day = 86_400;
+    let system = || SystemClock.now_unix();
+    let ahead = FixedClock::at(system() + day);
+    let healthy = node_clocked(&url, Arc::new(SystemClock), StoreClock::Checked);
+    let faulty = node_clocked(&url, Arc::new(ahead.clone()), StoreClock::Checked);
+    let bound = CLOCK_SKEW_MAX_SECONDS;
+
+    // The faulty node says so from its start, before any append.
+    let skew = faulty.clock_skew().expect("a node over PostgreSQL knows its skew");
+    assert!((day - bound..=day + bound).contains(&skew), "{skew}");
+    assert!(faulty.is_clock_skewed());
+    let warnings = faulty.clock_warnings();
+    assert!(
+        warnings.iter().any(|w| w.starts_with("clock_skew:") && w.contains("ahead of the database's clock")),
+        "{warnings:?}"
+    );
+    let srv = super::http::serve(faulty.clone());
+    let (_, status) = super::http::get_json(&srv.base, "/v1/status");
+    assert_eq!(
+        (&status["accepting_appends"], &status["clock_skewed"]),
+        (&Value::Bool(false), &Value::Bool(true)),
+        "{status}"
+    );
+    assert!(status["warnings"].to_string().contains("clock_skew:"), "{status}");
+
+    // It refuses appends, retryably, naming the skew.
+    let got = faulty.append_blocking(vec![grade(0, "learner/a", None), grade(1, "learner/b", None)]);
+    for r in &got {
+        let refusal = r.as_ref().expect_err("a node a day ahead takes no appends");
+        assert_eq!(refusal.code, Code::Unavailable, "{refusal:?}");
+        assert!(
+            refusal.message.contains("ahead of the database's clock") && refusal.message.contains("NTP"),
+            "{refusal:?}"
+        );
+    }
+    assert!(faulty.clock_skew_refusals() >= 1);
+    let (_, metrics) = super::http::get_text(&srv.base, "/metrics");
+    assert!(metrics.contains("zachetka_clock_skewed 1\n"), "{metrics}");
+    let gauge =
+        metrics.lines().find_map(|l| l.strip_prefix("zachetka_clock_skew_seconds ")).map(|v| v.parse::<i64>().unwrap());
+    assert!(gauge.is_some_and(|g| (day - bound..=day + bound).contains(&g)), "{metrics}");
+
+    // The healthy node appends, stamped at the database's time, and warns of nothing.
+    assert!(healthy.clock_skew().is_some_and(|s| s.abs() <= bound), "{:?}", healthy.clock_skew());
+    healthy.append_blocking(vec![grade(2, "learner/c", None)])[0].as_ref().unwrap();
+    assert_eq!(healthy.clock_warnings(), Vec::<String>::new());
+
+    // NTP steps the faulty node's clock back: it takes appends again at once.
+    ahead.set(system());
+    assert!(!faulty.is_clock_skewed());
+    faulty.append_blocking(vec![grade(3, "learner/d", None)])[0].as_ref().unwrap();
+    let (_, status) = super::http::get_json(&srv.base, "/v1/status");
+    assert_eq!(
+        (&status["accepting_appends"], &status["warnings"]),
+        (&Value::Bool(true), &serde_json::json!([])),
+        "{status}"
+    );
+
+    // Nothing went into the log beyond the database's time (and the bound).
+    await_size(&healthy, 2);
+    let now = database_now(&url);
+    let times = recorded_ats(&healthy);
+    assert_eq!(times.len(), 2);
+    assert!(times.iter().all(|&t| t <= now + bound), "recorded_at {times:?}, the database's time {now}");
+
+    // A node without the check (a build before it) writes an entry a day ahead: every node
+    // then stamps that time (it never runs backwards), and says so loudly.
+    let unchecked = node_clocked(&url, Arc::new(FixedClock::at(system() + day)), StoreClock::Ignored);
+    unchecked.append_blocking(vec![grade(4, "learner/e", None)])[0].as_ref().unwrap();
+    healthy.append_blocking(vec![grade(5, "learner/f", None)])[0].as_ref().unwrap();
+    let times = recorded_ats(&healthy);
+    assert_eq!(times[3], times[2], "ledger time stays monotonic: {times:?}");
+    let warnings = healthy.clock_warnings();
+    assert!(warnings.iter().any(|w| w.starts_with("ledger_time_ahead:")), "{warnings:?}");
+}
+
+/// Review s12 L1: over PostgreSQL the store has no lock, so a second `serve` and a `rebuild` on a
+/// running node's directory were not refused and raced the first on `snapshots/`. Every writing
+/// command takes `<dir>/LOCK`, whatever the store; the audit takes none.
+#[test]
+fn a_second_writer_on_a_node_directory_over_postgres_is_refused() {
+    use std::io::BufRead;
+    let Some(url) = pg_url() else { return };
+    let url = bare_ledger(&url);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ledger.key"), ledger_key().to_key_file()).unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let zachetka = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"));
+        c.args(args).args(["--database-url", &url, "--dir"]).arg(dir.path()).env("RUST_LOG", "info");
+        c.stdin(std::process::Stdio::null());
+        c
+    };
+    let tokens = tokens.to_str().unwrap();
+    /// The first server, killed however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = Running(
+        zachetka(&["serve", "--listen", "127.0.0.1:0", "--tokens", tokens])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Up to its "serving" line (it holds the lock from before it opens the ledger); the rest of
+    // what it says is drained, so it never writes to a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = first.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    while !said.last().is_some_and(|l: &String| l.contains("serving")) {
+        // A failure guard, not synchronization.
+        let line = rx.recv_timeout(Duration::from_secs(60));
+        said.push(line.unwrap_or_else(|_| panic!("the first server did not start: {said:?}")));
+    }
+    let refused = |out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("is open in another process") && stderr.contains("LOCK"), "{stderr}");
+    };
+    // A second server: refused, or (the bug) serving, which the test ends rather than waits for.
+    let mut second = Running(
+        zachetka(&["serve", "--listen", "127.0.0.1:0", "--tokens", tokens])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut said = String::new();
+    for line in std::io::BufReader::new(second.0.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        assert!(!line.contains("serving"), "a second server started on the directory: {said}{line}");
+        said.push_str(&line);
+        said.push('\n');
+    }
+    assert!(!second.0.wait().unwrap().success(), "{said}");
+    assert!(said.contains("is open in another process") && said.contains("LOCK"), "{said}");
+    refused(zachetka(&["rebuild"]).output().unwrap());
+    let snaps = std::fs::read_dir(dir.path().join("snapshots")).into_iter().flatten().count();
+    assert_eq!(snaps, 0, "a refused rebuild wrote no snapshot");
+    // The audit changes nothing and takes no lock.
+    let audit = zachetka(&["audit"]).output().unwrap();
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stderr));
+    drop(first);
+    // Once the server is gone, a rebuild runs.
+    let rebuild = zachetka(&["rebuild"]).output().unwrap();
+    assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));
 }

@@ -1148,3 +1148,56 @@ fn rebuild_writes_a_snapshot_that_the_audit_checks() {
     assert_eq!(audit.status.code(), Some(1), "{report}");
     assert!(report.contains(&name), "the report names {name}: {report}");
 }
+
+/// Review s12 M3: a snapshot directory that cannot be written made the read side retry a full
+/// snapshot (every model serialized under the rule copy's lock) after every batch, with a log
+/// line per try and nothing in status. Now a failed write counts as the period's attempt (the
+/// next try comes a period later), is counted, and shows as "snapshot write failing: ..." in
+/// status until a write succeeds.
+#[test]
+fn a_snapshot_directory_that_cannot_be_written_is_retried_once_a_period_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    // Tests run as root, whom permissions do not stop: a regular file where the directory goes.
+    std::fs::write(&snapshots, b"not a directory").unwrap();
+    let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 40, teachers: 10, events: 400 });
+    let every = 10;
+    let ledger = open(dir.path(), &region.authority_did(), Some(snapshot_options(dir.path(), every)));
+    let read = ledger.read_side();
+    // Small batches, each settled (applied, and any snapshot it owed tried) before the next: the
+    // policy, counted from the last attempt, owes one try per `every` entries, not one per batch.
+    let (mut tries, mut tried_at, mut batches) = (0, 0, 0);
+    while batches < 30 {
+        let batch = region.next_batch(3);
+        assert!(!batch.is_empty());
+        append_all(&ledger, batch);
+        let size = ledger.head().0.tree_size;
+        read.wait_settled_blocking(size);
+        if size - tried_at >= every {
+            (tries, tried_at) = (tries + 1, size);
+        }
+        batches += 1;
+    }
+    let size = ledger.head().0.tree_size;
+    let status = read.status(size);
+    assert!(tries >= 3 && tries < batches, "{tries} tries in {batches} batches");
+    assert_eq!(status.snapshot_failures, tries, "one try a period");
+    assert_eq!(status.snapshot_tree_size, None);
+    let failing: Vec<_> = status.warnings.iter().filter(|w| w.starts_with("snapshot write failing: ")).collect();
+    assert_eq!(failing.len(), 1, "{:?}", status.warnings);
+    assert!(read.snapshot_failing().is_some());
+
+    // Fixed: the next period's write succeeds, and the warning goes.
+    std::fs::remove_file(&snapshots).unwrap();
+    while read.status(ledger.head().0.tree_size).snapshot_tree_size.is_none() {
+        let batch = region.next_batch(3);
+        assert!(!batch.is_empty(), "the region ran out before a snapshot was written");
+        append_all(&ledger, batch);
+        read.wait_settled_blocking(ledger.head().0.tree_size);
+    }
+    let status = read.status(ledger.head().0.tree_size);
+    assert_eq!(status.snapshot_failures, tries);
+    assert!(!status.warnings.iter().any(|w| w.starts_with("snapshot write failing")), "{:?}", status.warnings);
+    assert_eq!(read.snapshot_failing(), None);
+    assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 1);
+}
