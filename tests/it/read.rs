@@ -426,13 +426,19 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// The demo ledger of `ledger_with_snapshot`, reopened, its read models caught up.
+fn reopened_and_applied(dir: &Path) -> Ledger {
+    let (authority, _) = ledger_with_snapshot(dir);
+    let ledger = open(dir, &authority, None);
+    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    ledger
+}
+
 #[test]
 fn each_role_reads_exactly_the_views_of_its_scope() {
     use zachetka::access::{create_token, Access, Role, Scope, TokenSecret};
     let dir = tempfile::tempdir().unwrap();
-    let (authority, _) = ledger_with_snapshot(dir.path());
-    let ledger = open(dir.path(), &authority, None);
-    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let ledger = reopened_and_applied(dir.path());
     let mut ids = demo_ids(&ledger);
     // The age group of the application, from its own view (read as the auditor below).
     let tokens_dir = tempfile::tempdir().unwrap();
@@ -606,9 +612,7 @@ fn each_role_reads_exactly_the_views_of_its_scope() {
 fn a_teachers_view_is_read_by_the_school_where_they_work_now() {
     use zachetka::access::{create_token, Access, Role, Scope, TokenSecret};
     let dir = tempfile::tempdir().unwrap();
-    let (authority, _) = ledger_with_snapshot(dir.path());
-    let ledger = open(dir.path(), &authority, None);
-    ledger.read_side().wait_applied_blocking(ledger.head().0.tree_size);
+    let ledger = reopened_and_applied(dir.path());
     // A teacher with an attestation application, a staff record of the demo to copy, and the
     // latest time of the log.
     let (mut applied, mut course, mut last) = (None, None, String::new());
