@@ -259,10 +259,14 @@ fn parse_feed_query(pairs: Vec<(String, String)>) -> Result<(u64, FeedFilter), R
 /// segment (but for a trailing `/`, as in `learner/`).
 fn is_stream_prefix(p: &str) -> bool {
     let body = p.strip_suffix('/').unwrap_or(p);
+    // Every segment but a last one left open (no '/' after it) is whole, so it is one a stream
+    // name may have: not `.` or `..` (the open one may still begin a segment like `..x`).
+    let whole = if p.ends_with('/') { body.split('/').count() } else { body.split('/').count() - 1 };
     !body.is_empty()
         && p.len() <= STREAM_PREFIX_BYTES_MAX
         && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:/-".contains(&c))
         && !body.split('/').any(str::is_empty)
+        && !body.split('/').take(whole).any(|seg| seg == "." || seg == "..")
 }
 
 /// The type families of the vocabulary, with their dot, for messages.

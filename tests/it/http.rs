@@ -1003,7 +1003,7 @@ fn every_bad_request_is_refused_as_json_with_a_code() {
     let event = grade(2, "learner/a", None).to_string();
     // method, path, content type, body, status, code
     type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
-    let rows: [Row; 32] = [
+    let rows: [Row; 34] = [
         ("GET", "/v1/entries?from=-1", None, "", 400, "bad_query"),
         // Review s9, finding 15: unknown parameters were ignored (`from` on a stream, whose
         // parameter is `from_version`, served versions 0-99).
@@ -1025,6 +1025,9 @@ fn every_bad_request_is_refused_as_json_with_a_code() {
         ("GET", "/v1/feed?stream_prefix=", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?stream_prefix=learner/,", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?stream_prefix=/learner", None, "", 400, "bad_query"),
+        // A whole `..` segment: no stream has one, so the prefix could match nothing (review s12, L5).
+        ("GET", "/v1/feed?stream_prefix=learner/../x", None, "", 400, "bad_query"),
+        ("GET", "/v1/feed?stream_prefix=learner/./", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?stream_prefix=learner%20a", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?type=nosuch.", None, "", 400, "bad_query"),
         ("GET", "/v1/feed?type=journal.no_such_event", None, "", 400, "bad_query"),
