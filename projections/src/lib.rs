@@ -9,6 +9,7 @@
 /// The one calendar and RFC 3339 grammar, shared with the formats (events, entries, checkpoints).
 pub use zachetka_formats::time;
 pub mod completeness;
+pub mod lazy;
 pub mod model;
 pub mod models;
 pub mod queue_order;

@@ -21,6 +21,7 @@ use crate::vocabulary::{EnrolmentOrderIssued, Event};
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use zachetka_projections::lazy::Lazy;
 
 const REGISTRARS: &[&str] = &["registrar", "institution_admin"];
 const YEAR_MIN: i64 = 2000;
@@ -78,7 +79,7 @@ impl LearnerRecord {
 pub(crate) struct Contingent {
     /// Learner id (the stream's id) -> enrolment history.
     #[serde(with = "crate::state::sorted_map")]
-    learners: HashMap<String, LearnerRecord>,
+    learners: HashMap<String, Lazy<LearnerRecord>>,
     /// `<school>/<application id>` of a 1st-grade application -> (learner, window).
     #[serde(with = "crate::state::sorted_map")]
     first_grade_apps: HashMap<String, (String, i64)>,
@@ -87,21 +88,27 @@ pub(crate) struct Contingent {
 impl Contingent {
     /// The program the learner was admitted to at `institution` (their latest stay there).
     pub fn program_of(&self, learner: &str, institution: &str) -> Option<&str> {
-        let r = self.learners.get(learner)?;
+        let r = self.learners.get(learner)?.get();
         r.periods.iter().rev().find(|p| p.institution == institution).and_then(|p| p.program_id.as_deref())
     }
 
     /// Whether the learner is enrolled at `institution` (any class) on `date`.
     pub fn enrolled_at(&self, learner: &str, institution: &str, date: Days) -> bool {
         self.learners.get(learner).is_some_and(|r| {
-            r.periods
+            r.get()
+                .periods
                 .iter()
                 .any(|p| p.institution == institution && p.from <= date && !matches!(p.to, Some(t) if date >= t))
         })
     }
 
+    /// (values still encoded, values) of the lazily loaded map.
+    pub fn lazy_values(&self) -> (usize, usize) {
+        (self.learners.values().filter(|v| v.is_encoded()).count(), self.learners.len())
+    }
+
     fn close(&mut self, learner: &str, on: Days) {
-        if let Some(p) = self.learners.get_mut(learner).and_then(LearnerRecord::open_mut) {
+        if let Some(p) = self.learners.get_mut(learner).and_then(|r| r.get_mut().open_mut()) {
             p.to = Some(on.max(p.from));
         }
     }
@@ -111,7 +118,7 @@ impl Contingent {
         match ev {
             Event::ContingentAdmitted(d) => {
                 let Some(from) = day(&d.admitted_on) else { return };
-                self.learners.entry(a.sid.to_owned()).or_default().periods.push(Period {
+                self.learners.entry(a.sid.to_owned()).or_default().get_mut().periods.push(Period {
                     institution: d.institution.clone(),
                     class: Some(d.class.clone()),
                     from,
@@ -121,7 +128,7 @@ impl Contingent {
             }
             Event::ClassAssigned(d) => {
                 let Some(on) = day(&d.assigned_on) else { return };
-                let Some(r) = self.learners.get_mut(a.sid) else { return };
+                let Some(r) = self.learners.get_mut(a.sid).map(Lazy::get_mut) else { return };
                 let Some(open) = r.open_mut() else { return };
                 open.to = Some(on.max(open.from));
                 let (institution, program_id) = (open.institution.clone(), open.program_id.clone());
@@ -144,7 +151,8 @@ impl Contingent {
             }
             Event::AcademicLeaveGranted(d) => {
                 if let (Some(s), Some(e)) = (day(&d.starts_on), day(&d.ends_on)) {
-                    self.learners.entry(a.sid.to_owned()).or_default().leaves.push((d.institution.clone(), s, e));
+                    let r = self.learners.entry(a.sid.to_owned()).or_default().get_mut();
+                    r.leaves.push((d.institution.clone(), s, e));
                 }
             }
             Event::FirstGradeApplicationSubmitted(d) => {
@@ -156,7 +164,7 @@ impl Contingent {
                 let from = time::days_from_civil(d.target_year, 9, 1);
                 for app in &d.applications {
                     let Some((learner, _)) = self.first_grade_apps.get(&format!("{}/{app}", a.sid)) else { continue };
-                    let r = self.learners.entry(learner.clone()).or_default();
+                    let r = self.learners.entry(learner.clone()).or_default().get_mut();
                     if r.first_grade.is_some() || r.open().is_some() {
                         continue;
                     }
@@ -210,7 +218,7 @@ fn check_membership_year(year: i64, on: Days, field: &str) -> Result<(), RuleRef
 /// `class` (a group at a college or university), dated `date`: refused unless the learner was
 /// enrolled there in that class on that date and not on academic leave.
 pub(crate) fn check_enrolled(ctx: &Ctx, institution: &str, class: &str, date: Days) -> Result<(), RuleRefusal> {
-    let record = ctx.rules.contingent.learners.get(ctx.sid);
+    let record = ctx.rules.contingent.learners.get(ctx.sid).map(Lazy::get);
     let Some(r) = record.filter(|r| r.periods.iter().any(|p| p.covers(institution, class, date))) else {
         let now = record
             .and_then(|r| r.periods.iter().rev().find(|p| p.from <= date && !matches!(p.to, Some(t) if date >= t)));
@@ -250,7 +258,7 @@ pub(crate) fn check_issued_to_own_learner(
     date: Days,
     document: &str,
 ) -> Result<(), RuleRefusal> {
-    let record = ctx.rules.contingent.learners.get(ctx.sid);
+    let record = ctx.rules.contingent.learners.get(ctx.sid).map(Lazy::get);
     let stayed = |p: &&Period| p.institution == institution && p.from <= date && p.to.is_none_or(|t| date <= t);
     if record.is_some_and(|r| r.periods.iter().any(|p| stayed(&p))) {
         return Ok(());
@@ -276,7 +284,7 @@ pub(crate) fn check_issued_to_own_learner(
 
 /// The open stay of the stream's learner at `institution`, or `learner_not_enrolled`.
 fn open_at<'c>(ctx: &'c Ctx, institution: &str) -> Result<&'c Period, RuleRefusal> {
-    let open = ctx.rules.contingent.learners.get(ctx.sid).and_then(LearnerRecord::open);
+    let open = ctx.rules.contingent.learners.get(ctx.sid).map(Lazy::get).and_then(LearnerRecord::open);
     match open {
         Some(p) if p.institution == institution => Ok(p),
         Some(p) => refuse(
@@ -327,7 +335,7 @@ pub(crate) fn check_order(ctx: &Ctx, d: &EnrolmentOrderIssued, order_date: Days)
                 format!("order {} enrols learner {learner} twice (application {app})", d.order_id),
             );
         }
-        let Some(r) = state.learners.get(learner) else { continue };
+        let Some(r) = state.learners.get(learner).map(Lazy::get) else { continue };
         if let Some((school, year)) = &r.first_grade {
             return refuse(
                 "learner_already_enrolled",
@@ -369,7 +377,7 @@ pub(crate) fn check_order(ctx: &Ctx, d: &EnrolmentOrderIssued, order_date: Days)
 pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
     let (auth, who, at, ty) = (ctx.auth(), ctx.e.author, ctx.at, ctx.e.event_type);
     let state = &ctx.rules.contingent;
-    let record = state.learners.get(ctx.sid);
+    let record = state.learners.get(ctx.sid).map(Lazy::get);
     match ev {
         Event::ContingentAdmitted(d) => {
             auth.authorize(who, at, ty, &Need::in_institution(REGISTRARS, &d.institution))?;

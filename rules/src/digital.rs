@@ -9,7 +9,8 @@ use crate::time;
 use crate::vocabulary::Event;
 use crate::{date_field, refuse, Applied, Ctx, RuleRefusal};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
+use zachetka_projections::lazy::Lazy;
 
 const TEACHERS_ADMIN: &[&str] = &["teacher", "class_teacher", "institution_admin"];
 const ADMINS: &[&str] = &["institution_admin"];
@@ -19,9 +20,10 @@ pub(crate) const CHECKING_METHODS: &[&str] = &["automatic", "manual"];
 
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Digital {
-    /// `<stream>/<record id>` of every record accepted (ids are unique per stream).
-    #[serde(with = "crate::state::sorted_set")]
-    records: HashSet<String>,
+    /// Stream -> the ids of every record accepted on it (ids are unique per stream); a stream's
+    /// ids stay encoded after an open from a snapshot until that stream gets a record.
+    #[serde(with = "crate::state::sorted_map")]
+    records: HashMap<String, Lazy<BTreeSet<String>>>,
 }
 
 fn record_id(ev: &Event) -> Option<&str> {
@@ -35,9 +37,14 @@ fn record_id(ev: &Event) -> Option<&str> {
 }
 
 impl Digital {
+    /// (values still encoded, values) of the lazily loaded map.
+    pub fn lazy_values(&self) -> (usize, usize) {
+        (self.records.values().filter(|v| v.is_encoded()).count(), self.records.len())
+    }
+
     pub fn apply(&mut self, a: &Applied, ev: &Event) {
         if let Some(id) = record_id(ev) {
-            self.records.insert(format!("{}/{id}", a.e.stream));
+            self.records.entry(a.e.stream.to_owned()).or_default().get_mut().insert(id.to_owned());
         }
     }
 }
@@ -104,7 +111,7 @@ pub(crate) fn check(ctx: &Ctx, ev: &Event) -> Result<(), RuleRefusal> {
         _ => return Ok(()),
     }
     let id = record_id(ev).unwrap_or_default();
-    if ctx.rules.digital.records.contains(&format!("{}/{id}", ctx.e.stream)) {
+    if ctx.rules.digital.records.get(ctx.e.stream).is_some_and(|ids| ids.get().contains(id)) {
         return refuse("digital_record_duplicate", format!("{} already has a record {id}", ctx.e.stream));
     }
     Ok(())

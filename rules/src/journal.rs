@@ -12,6 +12,7 @@ use crate::vocabulary::{Event, Mark};
 use crate::{date_field, deny, refuse, Applied, Ctx, RuleError, RuleRefusal};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use zachetka_projections::lazy::Lazy;
 use zachetka_projections::models::common::EventId;
 
 /// Semesters a college or university programme may have at most.
@@ -89,6 +90,9 @@ struct Standing {
     passes: bool,
 }
 
+/// One institution's lessons: class or group -> day -> the subjects of the lessons held that day.
+type ClassLessons = BTreeMap<String, BTreeMap<Days, BTreeSet<String>>>;
+
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Journal {
     #[serde(with = "crate::state::sorted_map")]
@@ -104,7 +108,7 @@ pub(crate) struct Journal {
     /// place. Corrections are followed for college and university results only (whether a course
     /// is passed is read from them).
     #[serde(with = "crate::state::sorted_map")]
-    results: HashMap<String, BTreeMap<Place, Standing>>,
+    results: HashMap<String, Lazy<BTreeMap<Place, Standing>>>,
     /// `<institution>/<program id>` -> the curriculum's courses.
     #[serde(with = "crate::state::sorted_map")]
     curricula: HashMap<String, Vec<String>>,
@@ -112,7 +116,7 @@ pub(crate) struct Journal {
     /// (`journal.lesson_held`, imported ones included): a mark or an attendance mark is given at
     /// one of them, found by lookups that allocate nothing.
     #[serde(with = "crate::state::sorted_map")]
-    lessons: HashMap<String, BTreeMap<String, BTreeMap<Days, BTreeSet<String>>>>,
+    lessons: HashMap<String, Lazy<ClassLessons>>,
 }
 
 /// The school year of a class name such as `1А` or `10Б` (1 to 11).
@@ -233,9 +237,16 @@ impl Journal {
         self.curricula.contains_key(&format!("{institution}/{program}"))
     }
 
+    /// (values still encoded, values) of the lazily loaded maps.
+    pub fn lazy_values(&self) -> (usize, usize) {
+        let results = self.results.values().filter(|v| v.is_encoded()).count();
+        let lessons = self.lessons.values().filter(|v| v.is_encoded()).count();
+        (results + lessons, self.results.len() + self.lessons.len())
+    }
+
     /// Records the result at `place` of the event's learner (the check refused a second one).
     fn record(&mut self, a: &Applied, place: Place, passes: bool) {
-        let results = self.results.entry(a.e.stream.to_owned()).or_default();
+        let results = self.results.entry(a.e.stream.to_owned()).or_default().get_mut();
         results.entry(place).or_insert_with(|| Standing {
             event: EventId::of(a.e.id),
             corrections: Vec::new(),
@@ -245,7 +256,7 @@ impl Journal {
 
     /// Refuses a second result at `place` for the learner of `stream`.
     fn check_place(&self, stream: &str, place: &Place) -> Result<(), RuleRefusal> {
-        match self.results.get(stream).and_then(|r| r.get(place)) {
+        match self.results.get(stream).and_then(|r| r.get().get(place)) {
             Some(standing) => Err(place.taken(&standing.event)),
             None => Ok(()),
         }
@@ -255,7 +266,7 @@ impl Journal {
     /// results or exams there whose current value (after corrections) passes.
     fn course_passed(&self, stream: &str, institution: &str, course: &str) -> bool {
         self.results.get(stream).is_some_and(|r| {
-            r.iter().any(|(place, standing)| standing.passes && place.course() == Some((institution, course)))
+            r.get().iter().any(|(place, standing)| standing.passes && place.course() == Some((institution, course)))
         })
     }
 
@@ -269,7 +280,8 @@ impl Journal {
         (day, value): (Days, &str),
         what: &str,
     ) -> Result<(), RuleRefusal> {
-        let held = self.lessons.get(institution).and_then(|classes| classes.get(class)).and_then(|days| days.get(&day));
+        let held =
+            self.lessons.get(institution).and_then(|classes| classes.get().get(class)).and_then(|days| days.get(&day));
         match (subject, held) {
             (None, Some(_)) => Ok(()),
             (Some(s), Some(subjects)) if subjects.contains(s) => Ok(()),
@@ -362,7 +374,7 @@ impl Journal {
             }
             Event::YearGradeSet(d) => self.record(a, Place::Year(d.subject.clone(), d.academic_year), false),
             Event::RecordCorrected(d) => {
-                let Some(results) = self.results.get_mut(a.e.stream) else {
+                let Some(results) = self.results.get_mut(a.e.stream).map(Lazy::get_mut) else {
                     return;
                 };
                 let target = EventId::of(&d.corrected_event_id);
@@ -384,7 +396,8 @@ impl Journal {
                 let Some(day) = crate::time::parse_date(&d.lesson_date) else {
                     return;
                 };
-                let days = self.lessons.entry(a.sid.to_owned()).or_default().entry(d.class.clone()).or_default();
+                let classes = self.lessons.entry(a.sid.to_owned()).or_default().get_mut();
+                let days = classes.entry(d.class.clone()).or_default();
                 days.entry(day).or_default().insert(d.subject.clone());
             }
             Event::CurriculumRegistered(d) => {

@@ -295,6 +295,15 @@ impl Rules {
 
     /// The canonical bytes of the rule state (everything applied so far, not the config or the
     /// key check): identical rule states give identical bytes. `load_state` reads them back.
+    /// How many of the state's lazily loaded values (a learner's results and enrolment history,
+    /// an institution's lessons, a stream's digital records) are still encoded, of how many:
+    /// what an open from a snapshot has not decoded yet (tests; `lazy::Lazy`).
+    #[doc(hidden)]
+    pub fn lazy_values(&self) -> (usize, usize) {
+        let counts = [self.journal.lazy_values(), self.contingent.lazy_values(), self.digital.lazy_values()];
+        counts.iter().fold((0, 0), |(e, n), (e2, n2)| (e + e2, n + n2))
+    }
+
     pub fn encode_state(&self) -> Vec<u8> {
         state::encode(&self.saved())
     }

@@ -33,7 +33,10 @@ use zachetka_formats::jcs;
 /// 6: the lessons held, by institution and class, day and subject (a mark is given at a lesson).
 /// 7: the legacy records imported (a 16-byte digest of system and record id, and the entry that
 /// imported it), after the digital records.
-pub const STATE_FORMAT: u32 = 7;
+/// 8: a learner's results and enrolment history, an institution's lessons and a stream's digital
+/// records each as their own byte string, decoded when first needed (`lazy::Lazy`): an open from
+/// a snapshot decodes what the entries after it touch.
+pub const STATE_FORMAT: u32 = 8;
 
 /// Why saved rule state was not loaded. The caller falls back to a replay from zero: saved state
 /// is derived data and never decides what the log holds.

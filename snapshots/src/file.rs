@@ -44,7 +44,8 @@ pub struct Snapshot {
     tree_size: u64,
     root_hash: [u8; 32],
     sections: Vec<SectionEntry>,
-    bytes: Vec<u8>,
+    /// Shared: state loaded lazily keeps ranges of it (`zachetka_projections::lazy`).
+    bytes: std::sync::Arc<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -77,6 +78,12 @@ impl Snapshot {
     /// last (what a report of a differing section names).
     pub fn section_span(&self, name: &str) -> Option<(u64, u64)> {
         self.sections.iter().find(|e| e.name == name).map(|e| (e.range.start as u64, e.range.end as u64))
+    }
+
+    /// The file's bytes, which every section is a slice of: state that keeps parts of a
+    /// section encoded until they are needed shares this buffer instead of copying them.
+    pub fn buffer(&self) -> &std::sync::Arc<Vec<u8>> {
+        &self.bytes
     }
 
     /// The size of the file, in bytes.
@@ -219,7 +226,7 @@ pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotErr
         sections.push(SectionEntry { name, version, range });
     }
     assert_eq!(at, digest_at, "the sections end where the header digest starts");
-    Ok(Snapshot { path, tree_size, root_hash, sections, bytes })
+    Ok(Snapshot { path, tree_size, root_hash, sections, bytes: std::sync::Arc::new(bytes) })
 }
 
 /// SHA-256 of each range of `bytes`, on every core (the sections of a large snapshot are tens

@@ -286,7 +286,7 @@ fn rules_start(
 ) -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
     let Some(fresh) = crate::rules::from_config(config).map_err(LedgerError::Rules)? else { return Ok(None) };
     if let Some((l, bytes)) = loaded.and_then(|l| Some((l, l.rules()?))) {
-        match crate::read::snapshot::load_rules(config, bytes) {
+        match crate::read::snapshot::load_rules(config, l.buffer(), bytes) {
             Ok(r) => return Ok(Some((r, l.tree_size))),
             Err(e) => warnings.push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
         }
@@ -428,14 +428,14 @@ impl Ledger {
                 // The read side keeps its own copy of the rule state only to write snapshots;
                 // a snapshot's copy is decoded by its runner when first needed, not on the open's
                 // path (the other branch decodes the ledger's own).
-                let from_snapshot = loaded.as_ref().and_then(|l| Some((l.tree_size, l.rules()?)));
+                let from_snapshot = loaded.as_ref().and_then(|l| Some((l.tree_size, l.rules_range()?, l.buffer())));
                 let rule_copy = match (&snapshots, mode, from_snapshot) {
-                    (Some(_), RulesMode::Enforce, Some((at, bytes))) => {
-                        let (c1, c2) = (config.clone(), config.clone());
+                    (Some(_), RulesMode::Enforce, Some((at, range, buffer))) => {
+                        let (c1, c2, buffer) = (config.clone(), config.clone(), buffer.clone());
                         Some(crate::read::RuleCopySource::Section {
                             at,
-                            bytes: bytes.to_vec(),
-                            decode: Box::new(move |b| crate::read::snapshot::load_rules(&c1, b)),
+                            bytes: (buffer.clone(), range.clone()),
+                            decode: Box::new(move || crate::read::snapshot::load_rules(&c1, &buffer, &buffer[range])),
                             fresh: Box::new(move || crate::rules::from_config(&c2).ok().flatten()),
                         })
                     }

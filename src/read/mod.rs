@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use zachetka_projections::lazy;
 use zachetka_projections::model::{self, ReadModel, View, ViewError};
 
 pub use completeness::{CommitmentDraft, CommitmentSink, CompletenessFor, CompletenessPolicy};
@@ -49,7 +50,7 @@ struct RuleCopy {
 }
 
 /// Turns a snapshot's rule-state section into the state, or says why not.
-pub type DecodeRules = Box<dyn FnOnce(&[u8]) -> Result<Rules, String> + Send>;
+pub type DecodeRules = Box<dyn FnOnce() -> Result<Rules, String> + Send>;
 /// A rule state from zero, when the ledger has rules.
 pub type FreshRules = Box<dyn FnOnce() -> Option<Rules> + Send>;
 
@@ -57,7 +58,8 @@ enum RuleState {
     Ready(Box<Rules>),
     /// A snapshot's section not decoded yet (`RuleCopySource::Section`).
     Pending {
-        bytes: Vec<u8>,
+        /// The section: the snapshot's buffer and where the section lies in it.
+        bytes: (Arc<Vec<u8>>, std::ops::Range<usize>),
         decode: DecodeRules,
         fresh: FreshRules,
     },
@@ -79,11 +81,10 @@ impl RuleCopy {
     fn ready(&mut self) -> (Option<&mut Rules>, Option<String>) {
         let mut warning = None;
         if matches!(self.state, RuleState::Pending { .. }) {
-            let RuleState::Pending { bytes, decode, fresh } = std::mem::replace(&mut self.state, RuleState::Gone)
-            else {
+            let RuleState::Pending { decode, fresh, .. } = std::mem::replace(&mut self.state, RuleState::Gone) else {
                 unreachable!("matched above")
             };
-            self.state = match decode(&bytes) {
+            self.state = match decode() {
                 Ok(rules) => RuleState::Ready(Box::new(rules)),
                 Err(e) => {
                     warning =
@@ -168,6 +169,18 @@ impl Loaded {
         self.snapshot.section(snapshot::RULES_SECTION).map(|s| s.bytes)
     }
 
+    /// The file's buffer, which every section is a slice of (what lazily loaded state keeps
+    /// ranges of: `zachetka_projections::lazy::with_source`).
+    pub fn buffer(&self) -> &Arc<Vec<u8>> {
+        self.snapshot.buffer()
+    }
+
+    /// Where the rule-state section lies in `buffer`, when it has the current version.
+    pub fn rules_range(&self) -> Option<std::ops::Range<usize>> {
+        let (start, end) = self.snapshot.section_span(snapshot::RULES_SECTION).filter(|_| self.rules_current)?;
+        Some(start as usize..end as usize)
+    }
+
     /// The model sections: (name, version, bytes).
     pub fn models(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
         self.snapshot.sections().filter(|s| s.name != snapshot::RULES_SECTION).map(|s| (s.name, s.version, s.bytes))
@@ -183,7 +196,7 @@ pub enum RuleCopySource {
     /// needs the state (the ledger's open decodes its own rules; it need not wait for a second
     /// decode). When `decode` refuses the bytes, the copy starts from `fresh` at zero, with a
     /// warning, as an open would.
-    Section { at: u64, bytes: Vec<u8>, decode: DecodeRules, fresh: FreshRules },
+    Section { at: u64, bytes: (Arc<Vec<u8>>, std::ops::Range<usize>), decode: DecodeRules, fresh: FreshRules },
 }
 
 /// A view's answer with the log position it reflects.
@@ -268,7 +281,9 @@ impl ReadSide {
                 .map(|slot| {
                     let (name, version) = (slot.model.name(), slot.model.version());
                     match sections.iter().find(|(n, _, _)| *n == name) {
-                        Some((_, v, bytes)) if *v == version => match slot.model.load(bytes) {
+                        Some((_, v, bytes)) if *v == version => match lazy::with_source(loaded.buffer(), || {
+                            slot.model.load(bytes)
+                        }) {
                             Ok(()) => {
                                 slot.cursor = loaded.tree_size;
                                 slot.root = Some(loaded.root);
@@ -731,7 +746,7 @@ impl Inner {
         // decode and encode would give back.
         let rules = rules_guard.as_ref().and_then(|r| match &r.state {
             RuleState::Ready(rules) => Some(rules.encode_state()),
-            RuleState::Pending { bytes, .. } => Some(bytes.clone()),
+            RuleState::Pending { bytes: (buffer, range), .. } => Some(buffer[range.clone()].to_vec()),
             RuleState::Gone => None,
         });
         drop(slots);

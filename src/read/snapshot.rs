@@ -85,8 +85,13 @@ pub fn load_newest(dir: &Path, store: &dyn Store, head_size: u64) -> (Option<sup
 }
 
 /// The rule state of a snapshot under this ledger's config (a state saved under another config
-/// is refused by `Rules::load_state`).
-pub fn load_rules(config: &LedgerConfig, bytes: &[u8]) -> Result<Rules, String> {
+/// is refused by `Rules::load_state`). `bytes` lie in `buffer` (the snapshot file's), which the
+/// parts of the state kept encoded until needed share.
+pub fn load_rules(config: &LedgerConfig, buffer: &std::sync::Arc<Vec<u8>>, bytes: &[u8]) -> Result<Rules, String> {
+    zachetka_projections::lazy::with_source(buffer, || decode_rules(config, bytes))
+}
+
+fn decode_rules(config: &LedgerConfig, bytes: &[u8]) -> Result<Rules, String> {
     let Some(region) = &config.rules else { return Err("the ledger has no rules".into()) };
     let region: crate::rules::RegionConfig = serde_json::from_value(region.clone()).map_err(|e| e.to_string())?;
     let ledger = crate::rules::ledger_did(config)?;

@@ -261,7 +261,7 @@ fn a_rule_state_that_does_not_decode_is_replayed_by_the_read_side_when_first_nee
     let snap = zachetka_snapshots::read(&newer).unwrap();
     let config = SledStore::open(&dir.path().join("store")).unwrap().config().unwrap().unwrap();
     let rules = snap.section(zachetka_snapshots::RULES_SECTION).expect("the rule state is written");
-    zachetka::read::snapshot::load_rules(&config, rules.bytes).expect("the rule state written loads");
+    zachetka::read::snapshot::load_rules(&config, snap.buffer(), rules.bytes).expect("the rule state written loads");
     let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
     let warnings = reopened.read_side().status(reopened.head().0.tree_size).warnings;
     assert!(warnings.is_empty(), "{warnings:?}");

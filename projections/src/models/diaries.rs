@@ -13,6 +13,7 @@ use super::common::{
     academic_year_of_date, attendance_json, correction_of, mark_row, AttendanceRow, Corrected, Correction, EventId,
     GradeKind, GradeRow, Keyed, Sheet, Sym, Symbols,
 };
+use crate::lazy::Lazy;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
@@ -141,7 +142,7 @@ struct State {
     /// name.
     symbols: Symbols,
     /// Learner id -> their diary.
-    learners: Keyed<Diary>,
+    learners: Keyed<Lazy<Diary>>,
 }
 
 /// The `diaries` read model.
@@ -211,7 +212,8 @@ impl ReadModel for Diaries {
         //    interned; event ids as byte strings; a sheet's term, year and attestation grades
         //    boxed.
         // 4: sheets and day rows per academic year (a class name recurs every year).
-        4
+        // 5: each diary as its own byte string, decoded when first needed (`Lazy`).
+        5
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -226,7 +228,7 @@ impl ReadModel for Diaries {
                     scale: symbols.intern(scale),
                 };
                 let at = (symbols.intern(subject), symbols.intern(institution), symbols.intern(class), year);
-                learners.slot(learner).sheet(at).add_grade(kind, row);
+                learners.slot(learner).get_mut().sheet(at).add_grade(kind, row);
             };
         let event = || EventId::of(f.id);
         match f.event {
@@ -258,14 +260,14 @@ impl ReadModel for Diaries {
                 let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let row = mark_row(symbols, f, d);
                 let at = (symbols.intern(&d.subject), symbols.intern(&d.institution), symbols.intern(&d.class), year);
-                learners.slot(learner).sheet(at).add_mark(row, symbols);
+                learners.slot(learner).get_mut().sheet(at).add_mark(row, symbols);
             }
             Event::AttendanceMarked(d) => {
                 let Some(year) = academic_year_of_date(&d.lesson_date) else { return };
                 let record = Corrected::new(f.seq, f.id, symbols.intern(&d.code)).imported(f.imported);
                 let row = AttendanceRow { record, date: symbols.intern(&d.lesson_date) };
                 let (institution, class) = (symbols.intern(&d.institution), symbols.intern(&d.class));
-                let diary = learners.slot(learner);
+                let diary = learners.slot(learner).get_mut();
                 match &d.subject {
                     Some(subject) => {
                         diary.sheet((symbols.intern(subject), institution, class, year)).attendance.push(row)
@@ -274,7 +276,7 @@ impl ReadModel for Diaries {
                 }
             }
             Event::RecordCorrected(d) => {
-                let Some(diary) = learners.get_mut(learner) else { return };
+                let Some(diary) = learners.get_mut(learner).map(Lazy::get_mut) else { return };
                 let (target, c) = correction_of(symbols, f.seq, f.id, d);
                 let here = symbols.get(&d.institution).zip(symbols.get(&d.class));
                 diary.correct(here, &target, c, symbols);
@@ -292,10 +294,10 @@ impl ReadModel for Diaries {
                     attestation_event: EventId::of(&d.attestation_event_id),
                     retakes: Vec::new(),
                 };
-                learners.slot(learner).debts.push(debt)
+                learners.slot(learner).get_mut().debts.push(debt)
             }
             Event::RetakeRecorded(d) => {
-                let Some(diary) = learners.get_mut(learner) else { return };
+                let Some(diary) = learners.get_mut(learner).map(Lazy::get_mut) else { return };
                 let Some(debt) = diary.debts.iter_mut().rev().find(|x| x.debt_id == d.debt_id) else { return };
                 debt.retakes.push(Retake {
                     record: Corrected::new(f.seq, f.id, symbols.intern(&d.mark.0)).imported(f.imported),
@@ -314,7 +316,7 @@ impl ReadModel for Diaries {
                     academic_year: d.academic_year,
                     basis: symbols.intern(&d.basis),
                 };
-                learners.slot(learner).promotions.push(promotion)
+                learners.slot(learner).get_mut().promotions.push(promotion)
             }
             Event::FinalAttestationRecorded(d) => {
                 let result = FinalResult {
@@ -326,7 +328,7 @@ impl ReadModel for Diaries {
                     academic_year: d.academic_year,
                     score: d.score,
                 };
-                learners.slot(learner).final_attestation.push(result)
+                learners.slot(learner).get_mut().final_attestation.push(result)
             }
             Event::CertificateIssued(d) => {
                 let certificate = Certificate {
@@ -337,7 +339,7 @@ impl ReadModel for Diaries {
                     number: d.number.clone(),
                     issued_on: symbols.intern(&d.issued_on),
                 };
-                learners.slot(learner).certificates.push(certificate)
+                learners.slot(learner).get_mut().certificates.push(certificate)
             }
             _ => {}
         }
@@ -366,6 +368,7 @@ impl ReadModel for Diaries {
             .state
             .learners
             .get(learner)
+            .map(Lazy::get)
             .ok_or_else(|| ViewError::NotFound(format!("no diary of learner {learner}")))?;
         let scope = Scope::Learner(learner.to_owned());
         let syms = &self.state.symbols;
@@ -622,6 +625,29 @@ mod tests {
         assert_eq!(m.view(&["47-1", "physics"]).unwrap().body["debts"][0]["debt_id"], "d-1");
         let other = m.view(&["47-2", "math"]).unwrap().body;
         assert_eq!(other["classes"][0]["average"]["value"], "2.00");
+    }
+
+    #[test]
+    fn a_loaded_diary_is_decoded_when_first_read_or_changed_and_answers_the_same() {
+        let (mut h, _) = history();
+        let mut whole = Diaries::default();
+        h.fold(&mut whole);
+        let source = std::sync::Arc::new(whole.encode());
+        let mut loaded = Diaries::default();
+        crate::lazy::with_source(&source, || loaded.load(&source)).unwrap();
+        let encoded = |m: &Diaries| m.state.learners.values().iter().filter(|d| d.is_encoded()).count();
+        assert_eq!(encoded(&loaded), 2, "no diary is decoded by the load");
+        assert_eq!(loaded.view(&["47-2"]).unwrap(), whole.view(&["47-2"]).unwrap());
+        assert_eq!(encoded(&loaded), 1, "a view decodes its learner's diary alone");
+        assert_eq!(loaded.encode(), *source, "decoded or not, the same bytes");
+        let before = h.entries.len();
+        finish(&mut h);
+        for e in &h.entries[before..] {
+            loaded.apply(&e.fact());
+            whole.apply(&e.fact());
+        }
+        assert_eq!(encoded(&loaded), 0, "47-1's diary is decoded to change it");
+        assert_eq!(model::digest(&loaded), model::digest(&whole));
     }
 
     #[test]

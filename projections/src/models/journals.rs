@@ -11,6 +11,7 @@ use super::common::{
     academic_year_of_date, academic_year_segment, attendance_json, correction_of, mark_row, AttendanceRow, Corrected,
     Correction, EventId, GradeKind, GradeRow, Sheet, Sym, Symbols,
 };
+use crate::lazy::Lazy;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
@@ -32,14 +33,28 @@ struct Lesson {
     topic: Option<Sym>,
 }
 
-/// One subject of one class: its lessons and one row per learner (learner ids beside their
-/// sheets, so finding a learner scans a few integers).
+/// One subject of one class: its name, and its records kept as bytes until first needed (an
+/// open from a snapshot decodes only the journals the entries after it touch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SubjectJournal {
     subject: Sym,
+    records: Lazy<SubjectRecords>,
+}
+
+/// A subject journal's lessons and one row per learner (learner ids beside their sheets, so
+/// finding a learner scans a few integers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SubjectRecords {
     lessons: Vec<Lesson>,
     learners: Vec<Sym>,
     sheets: Vec<Sheet>,
+}
+
+/// Attendance marked for the whole day (no subject) in one class: learners beside their marks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct DayAttendance {
+    learners: Vec<Sym>,
+    rows: Vec<Vec<AttendanceRow>>,
 }
 
 /// One class of one institution in one academic year.
@@ -50,9 +65,7 @@ struct ClassJournal {
     /// The academic year's starting calendar year (2026 for 2026/27).
     academic_year: i64,
     subjects: Vec<SubjectJournal>,
-    /// Attendance marked for the whole day (no subject): learners beside their marks.
-    day_learners: Vec<Sym>,
-    day_attendance: Vec<Vec<AttendanceRow>>,
+    day: Lazy<DayAttendance>,
 }
 
 /// Lists are in order of first appearance (the log's order, so canonical); views sort by name.
@@ -105,15 +118,18 @@ fn row_of<'r, T: Default>(learners: &mut Vec<Sym>, rows: &'r mut Vec<T>, learner
 }
 
 /// Applies a correction to the record of `learner` in `class` it names; `false` if none does.
+/// (Corrections are rare: the class's journals are decoded for good.)
 fn correct_in_class(class: &mut ClassJournal, learner: Sym, target: &EventId, c: &Correction, syms: &Symbols) -> bool {
     for subject in class.subjects.iter_mut() {
-        let Some(at) = subject.learners.iter().position(|l| *l == learner) else { continue };
-        if subject.sheets[at].correct(target, c, syms) {
+        let records = subject.records.get_mut();
+        let Some(at) = records.learners.iter().position(|l| *l == learner) else { continue };
+        if records.sheets[at].correct(target, c, syms) {
             return true;
         }
     }
-    let Some(at) = class.day_learners.iter().position(|l| *l == learner) else { return false };
-    match class.day_attendance[at].iter_mut().rev().find(|r| r.record.answers_to(target)) {
+    let day = class.day.get_mut();
+    let Some(at) = day.learners.iter().position(|l| *l == learner) else { return false };
+    match day.rows[at].iter_mut().rev().find(|r| r.record.answers_to(target)) {
         Some(row) => {
             row.record.corrections.push(c.clone());
             true
@@ -135,8 +151,7 @@ impl State {
             class: key.1,
             academic_year,
             subjects: Vec::new(),
-            day_learners: Vec::new(),
-            day_attendance: Vec::new(),
+            day: Lazy::default(),
         });
         let at = u32::try_from(self.classes.len() - 1).expect("fewer than 2^32 classes");
         years.push(at);
@@ -146,7 +161,7 @@ impl State {
 
     /// The journal of a subject of a class in an academic year, created empty on its first
     /// record.
-    fn subject_of(&mut self, (institution, class, year, subject): At<'_>) -> &mut SubjectJournal {
+    fn subject_of(&mut self, (institution, class, year, subject): At<'_>) -> &mut SubjectRecords {
         let key = (self.symbols.intern(institution), self.symbols.intern(class), year, self.symbols.intern(subject));
         let found = match self.last_subject {
             Some((k, at)) if k == key => Some(at),
@@ -157,19 +172,14 @@ impl State {
             None => {
                 let c = self.class_of(institution, class, year);
                 let subjects = &mut self.classes[c as usize].subjects;
-                subjects.push(SubjectJournal {
-                    subject: key.3,
-                    lessons: Vec::new(),
-                    learners: Vec::new(),
-                    sheets: Vec::new(),
-                });
+                subjects.push(SubjectJournal { subject: key.3, records: Lazy::default() });
                 let at = (c, u32::try_from(subjects.len() - 1).expect("fewer than 2^32 subjects"));
                 self.subject_index.insert(key, at);
                 at
             }
         };
         self.last_subject = Some((key, (c, j)));
-        &mut self.classes[c as usize].subjects[j as usize]
+        self.classes[c as usize].subjects[j as usize].records.get_mut()
     }
 
     fn sheet_of(&mut self, at: At<'_>, learner: &str) -> &mut Sheet {
@@ -207,16 +217,10 @@ impl State {
             }
             years.push(c as u32);
             self.by_institution.entry(key.0).or_default().push(c as u32);
-            if class.day_learners.len() != class.day_attendance.len() {
-                return Err("day attendance rows do not pair with learners".into());
-            }
             for (j, subject) in class.subjects.iter().enumerate() {
                 let at = (key.0, key.1, class.academic_year, subject.subject);
                 if self.subject_index.insert(at, (c as u32, j as u32)).is_some() {
                     return Err(format!("subject {} listed twice", self.symbols.name(subject.subject)));
-                }
-                if subject.learners.len() != subject.sheets.len() {
-                    return Err("sheets do not pair with learners".into());
                 }
             }
         }
@@ -234,7 +238,9 @@ impl ReadModel for Journals {
         // 3: flat lists of classes and subjects, learners, names and topics interned, found by
         //    hash; event ids as byte strings; a sheet's term, year and attestation grades boxed.
         // 4: a class journal is one class in one academic year (`academic_year` in its key).
-        4
+        // 5: a subject's records and a class's day attendance each as their own byte string,
+        //    decoded when first needed (`Lazy`).
+        5
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -271,8 +277,8 @@ impl ReadModel for Journals {
                     None => {
                         let learner = s.learners.intern_id(learner);
                         let at = s.class_of(&d.institution, &d.class, year) as usize;
-                        let c = &mut s.classes[at];
-                        row_of(&mut c.day_learners, &mut c.day_attendance, learner).push(row)
+                        let day = s.classes[at].day.get_mut();
+                        row_of(&mut day.learners, &mut day.rows, learner).push(row)
                     }
                 }
             }
@@ -408,11 +414,12 @@ impl ReadModel for Journals {
                             class.academic_year
                         ))
                     })?;
+                let records = subject.records.get();
                 let body = if lessons_only {
                     json!({"institution": institution, "class": class_id, "academic_year": class.academic_year,
-                        "subject": subject_id, "lessons": lessons_json(&s.symbols, subject)})
+                        "subject": subject_id, "lessons": lessons_json(&s.symbols, records)})
                 } else {
-                    journal_json(s, institution, class_id, subject_id, class, subject)
+                    journal_json(s, institution, class_id, subject_id, class, records)
                 };
                 Ok(View { scope, body })
             }
@@ -433,7 +440,10 @@ fn institution_json(syms: &Symbols, institution: &str, classes: &[&ClassJournal]
                     subjects.sort_by_key(|s| syms.name(s.subject));
                     let subjects: Vec<Value> = subjects
                         .iter()
-                        .map(|s| json!({"subject": syms.name(s.subject), "lessons": s.lessons.len(), "learners": s.learners.len()}))
+                        .map(|s| {
+                            let r = s.records.get();
+                            json!({"subject": syms.name(s.subject), "lessons": r.lessons.len(), "learners": r.learners.len()})
+                        })
                         .collect();
                     json!({"academic_year": j.academic_year, "subjects": subjects})
                 })
@@ -445,7 +455,7 @@ fn institution_json(syms: &Symbols, institution: &str, classes: &[&ClassJournal]
 }
 
 /// A subject journal's lessons, in log order.
-fn lessons_json(syms: &Symbols, j: &SubjectJournal) -> Vec<Value> {
+fn lessons_json(syms: &Symbols, j: &SubjectRecords) -> Vec<Value> {
     j.lessons
         .iter()
         .map(|l| {
@@ -461,9 +471,10 @@ fn journal_json(
     class_id: &str,
     subject_id: &str,
     class: &ClassJournal,
-    j: &SubjectJournal,
+    j: &SubjectRecords,
 ) -> Value {
     let syms = &s.symbols;
+    let class_day = class.day.get();
     let lessons = lessons_json(syms, j);
     let mut rows: Vec<(&str, &Sheet, Sym)> =
         j.learners.iter().zip(&j.sheets).map(|(l, sheet)| (s.learners.name(*l), sheet, *l)).collect();
@@ -474,7 +485,7 @@ fn journal_json(
             let mut row = Map::new();
             row.insert("learner".to_owned(), json!(learner));
             sheet.json_into(syms, &mut row);
-            let day_rows = class.day_learners.iter().position(|l| *l == sym).map(|at| &class.day_attendance[at]);
+            let day_rows = class_day.learners.iter().position(|l| *l == sym).map(|at| &class_day.rows[at]);
             let day: Vec<Value> = day_rows.into_iter().flatten().map(|r| attendance_json(r, syms)).collect();
             row.insert("day_attendance".to_owned(), Value::Array(day));
             Value::Object(row)
@@ -602,6 +613,34 @@ mod tests {
                 {"subject": "math", "lessons": 1, "learners": 2},
                 {"subject": "russian", "lessons": 0, "learners": 1}]}]}]})
         );
+    }
+
+    #[test]
+    fn a_loaded_journal_is_decoded_when_first_read_or_changed_and_answers_the_same() {
+        let (mut h, ids) = history();
+        let mut whole = Journals::default();
+        h.fold(&mut whole);
+        let source = std::sync::Arc::new(whole.encode());
+        let mut loaded = Journals::default();
+        crate::lazy::with_source(&source, || loaded.load(&source)).unwrap();
+        let encoded = |m: &Journals| {
+            let c = &m.state.classes;
+            let subjects = c.iter().flat_map(|c| &c.subjects).filter(|s| s.records.is_encoded()).count();
+            (subjects, c.iter().filter(|c| c.day.is_encoded()).count())
+        };
+        let (subjects, days) = encoded(&loaded);
+        assert!(subjects >= 2 && days >= 1, "nothing is decoded by the load: {subjects} subjects, {days} days");
+        assert_eq!(loaded.view(&["sch-1", "5А", "math"]).unwrap(), whole.view(&["sch-1", "5А", "math"]).unwrap());
+        assert_eq!(encoded(&loaded), (subjects - 1, days - 1), "a view decodes its subject and the day marks alone");
+        assert_eq!(loaded.encode(), *source, "decoded or not, the same bytes");
+        let before = h.entries.len();
+        correct(&mut h, L1, &ids[3], Some(2));
+        for e in &h.entries[before..] {
+            loaded.apply(&e.fact());
+            whole.apply(&e.fact());
+        }
+        assert_eq!(model::digest(&loaded), model::digest(&whole));
+        assert_eq!(loaded.view(&["sch-1", "5А", "math"]).unwrap(), whole.view(&["sch-1", "5А", "math"]).unwrap());
     }
 
     #[test]

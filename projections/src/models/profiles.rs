@@ -12,6 +12,7 @@
 
 use super::common::{EventId, Keyed, Sym, Symbols};
 use super::concerns::Concerns;
+use crate::lazy::Lazy;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
@@ -139,7 +140,7 @@ struct State {
     /// Streams, event types, summary field names, and the values the summaries repeat.
     symbols: Symbols,
     /// Learner id -> their profile.
-    learners: Keyed<Profile>,
+    learners: Keyed<Lazy<Profile>>,
 }
 
 /// The `profiles` read model.
@@ -369,7 +370,8 @@ impl ReadModel for Profiles {
         // 5: a class's academic years also from its records' dates (marks, attendance).
         // 6: items carry their signer and time, and are marked when signed at or after the
         //    key's effective revocation.
-        6
+        // 7: each profile as its own byte string, decoded when first needed (`Lazy`).
+        7
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -385,7 +387,7 @@ impl ReadModel for Profiles {
         let summary = summary(f.event);
         for learner in concerns.concerned(f) {
             let own = StreamKind::Learner.id_of(f.stream) == Some(learner);
-            let profile = learners.slot(learner);
+            let profile = learners.slot(learner).get_mut();
             if let Some((institution, class, date, year)) = school {
                 let (i, c) = (symbols.intern(institution), symbols.intern(class));
                 seen_at(&mut profile.school, i, c).record(symbols, f.seq, date, year);
@@ -442,6 +444,7 @@ impl ReadModel for Profiles {
             .state
             .learners
             .get(learner)
+            .map(Lazy::get)
             .ok_or_else(|| ViewError::NotFound(format!("no profile of learner {learner}")))?;
         Ok(View {
             scope: Scope::Learner(learner.to_owned()),
@@ -459,7 +462,7 @@ fn occurred_nanos(occurred_at: &str) -> i64 {
 /// rules read it): every item it signed before this entry whose `occurred_at` is at or after
 /// that instant, or, for an explicit `effective_at`, whose `recorded_at` is, is marked (the
 /// audit's `signed_after_effective_revocation` warnings: `src/audit/revocations.rs`).
-fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut Keyed<Profile>) {
+fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut Keyed<Lazy<Profile>>) {
     let (key, effective_at) = match f.event {
         Event::KeysRevoked(d) => (&d.key, &d.effective_at),
         Event::KeysRotated(d) => (&d.old_key, &d.effective_at),
@@ -472,7 +475,9 @@ fn mark_signed_after_revocation(f: &Fact<'_>, symbols: &Symbols, learners: &mut 
     let after = |i: &Item| {
         i128::from(i.occurred) >= effective || (explicit && i128::from(i.recorded) * 1_000_000_000 >= effective)
     };
-    for profile in learners.values_mut() {
+    // Every profile is decoded for good here (the first revocation after an open from a snapshot
+    // pays what an eager load would have; revocations are a few a day).
+    for profile in learners.values_mut().iter_mut().map(Lazy::get_mut) {
         for item in profile.items.iter_mut().filter(|i| i.author == author && after(i)) {
             if item.signed_after_revocation.is_none() {
                 item.signed_after_revocation = Some(Box::new((f.seq, effective_text.to_owned())));

@@ -46,6 +46,8 @@ fn replay(attempts: &[(String, Step)], cut: Option<usize>) -> (Vec<Result<(), Ru
             let loaded = Rules::load_state(ORIGIN, AUTH, RegionConfig::default(), &bytes)
                 .unwrap_or_else(|e| panic!("state saved at {i} refused: {e}"))
                 .with_key_check(toy_key_check);
+            let (encoded, values) = loaded.lazy_values();
+            assert_eq!(encoded, values, "a load decodes no learner's or institution's values ({i})");
             assert_eq!(loaded.encode_state(), bytes, "loaded state re-encodes differently at {i}");
             digest_at_cut = Some(rules.state_digest());
             rules = loaded;
@@ -101,6 +103,16 @@ fn prefix_saved_loaded_then_the_rest_equals_everything_at_once() {
         }
     }
     assert!(changed_after_cut > 0, "seed {base}: no cut was followed by a change of state");
+    // A history's later events decode only the values they touch.
+    let attempts = history(base, 300);
+    let (_, rules, _) = replay(&attempts, None);
+    let loaded = Rules::load_state(ORIGIN, AUTH, RegionConfig::default(), &rules.encode_state()).unwrap();
+    let (encoded, values) = loaded.lazy_values();
+    assert!(values > 10 && encoded == values, "seed {base}: {encoded} of {values} values encoded after a load");
+    // (An event touches a few values: 20 of them cannot decode them all.)
+    let (_, replayed, _) = replay(&attempts, Some(attempts.len() - 20));
+    let (encoded, values) = replayed.lazy_values();
+    assert!(encoded > 0, "seed {base}: 20 events after a load decoded all {values} values");
 }
 
 #[test]
