@@ -5,6 +5,7 @@
 //! and the issuer decide that).
 
 use super::common::{correction_of, slot, Corrected, EventId, Keyed, Sym, Symbols};
+use crate::lazy::Lazy;
 use crate::model::{self, DecodeError, Fact, ReadModel, Scope, View, ViewError};
 use crate::vocabulary::{Event, StreamKind};
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ struct State {
     /// Marks, scales, groups, courses and forms the results name.
     symbols: Symbols,
     /// Learner id -> their book.
-    learners: Keyed<Book>,
+    learners: Keyed<Lazy<Book>>,
 }
 
 /// The `record-books` read model.
@@ -58,7 +59,7 @@ pub struct RecordBooks {
 
 impl RecordBooks {
     fn push(&mut self, learner: &str, institution: &str, term: i64, r: Assessment) {
-        let book = self.state.learners.slot(learner);
+        let book = self.state.learners.slot(learner).get_mut();
         slot(&mut book.terms, institution).entry(term).or_default().push(r);
     }
 }
@@ -71,7 +72,8 @@ impl ReadModel for RecordBooks {
     fn version(&self) -> u32 {
         // 2: records carry `imported` (a migration\'s source system and record).
         // 3: event ids as byte strings.
-        3
+        // 4: each learner's book as its own byte string, decoded when first needed (`Lazy`).
+        4
     }
 
     fn apply(&mut self, f: &Fact<'_>) {
@@ -99,7 +101,7 @@ impl ReadModel for RecordBooks {
                 };
                 self.push(learner, &d.institution, d.term, r);
             }
-            Event::DiplomaIssued(d) => self.state.learners.slot(learner).diplomas.push(Diploma {
+            Event::DiplomaIssued(d) => self.state.learners.slot(learner).get_mut().diplomas.push(Diploma {
                 seq: f.seq,
                 event: EventId::of(f.id),
                 institution: d.institution.clone(),
@@ -112,7 +114,7 @@ impl ReadModel for RecordBooks {
                 // one of this learner's results, looked for in that institution first (the rules
                 // check only the record's stream, so any of the learner's results may be meant).
                 let State { symbols, learners } = &mut self.state;
-                let Some(book) = learners.get_mut(learner) else { return };
+                let Some(book) = learners.get_mut(learner).map(Lazy::get_mut) else { return };
                 let (target, c) = correction_of(symbols, f.seq, f.id, d);
                 for named in [true, false] {
                     let mut results = (book.terms.iter_mut())
@@ -147,6 +149,7 @@ impl ReadModel for RecordBooks {
             .state
             .learners
             .get(learner)
+            .map(Lazy::get)
             .ok_or_else(|| ViewError::NotFound(format!("no record book of learner {learner}")))?;
         Ok(View { scope: Scope::Learner(learner.to_owned()), body: book_json(&self.state.symbols, learner, book) })
     }
