@@ -507,7 +507,7 @@ fn debt_json(d: &Debt, syms: &Symbols) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::testkit::{check_reload, History};
+    use crate::models::testkit::{check_reload, load_shared, History};
 
     const L1: &str = "learner/47-1";
 
@@ -632,9 +632,7 @@ mod tests {
         let (mut h, _) = history();
         let mut whole = Diaries::default();
         h.fold(&mut whole);
-        let source = std::sync::Arc::new(whole.encode());
-        let mut loaded = Diaries::default();
-        crate::lazy::with_source(&source, || loaded.load(&source)).unwrap();
+        let (mut loaded, source) = load_shared(&whole);
         let encoded = |m: &Diaries| m.state.learners.values().iter().filter(|d| d.is_encoded()).count();
         assert_eq!(encoded(&loaded), 2, "no diary is decoded by the load");
         assert_eq!(loaded.view(&["47-2"]).unwrap(), whole.view(&["47-2"]).unwrap());

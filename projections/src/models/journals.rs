@@ -500,7 +500,7 @@ fn journal_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::testkit::{check_reload, History};
+    use crate::models::testkit::{check_reload, load_shared, History};
 
     const L1: &str = "learner/47-1";
     const L2: &str = "learner/47-2";
@@ -620,9 +620,7 @@ mod tests {
         let (mut h, ids) = history();
         let mut whole = Journals::default();
         h.fold(&mut whole);
-        let source = std::sync::Arc::new(whole.encode());
-        let mut loaded = Journals::default();
-        crate::lazy::with_source(&source, || loaded.load(&source)).unwrap();
+        let (mut loaded, source) = load_shared(&whole);
         let encoded = |m: &Journals| {
             let c = &m.state.classes;
             let subjects = c.iter().flat_map(|c| &c.subjects).filter(|s| s.records.is_encoded()).count();

@@ -86,6 +86,15 @@ impl History {
 
 /// A model built from the whole history has the same digest as one built from the first half,
 /// encoded, loaded into a fresh model and fed the second half; and `load(encode())` keeps it.
+/// `model`'s state loaded into a fresh model as an open from a snapshot loads it: its bytes in a
+/// shared buffer that lazily loaded values keep ranges of (`lazy::with_source`), returned beside.
+pub fn load_shared<M: ReadModel + Default>(model: &M) -> (M, std::sync::Arc<Vec<u8>>) {
+    let source = std::sync::Arc::new(model.encode());
+    let mut loaded = M::default();
+    crate::lazy::with_source(&source, || loaded.load(&source)).expect("a model loads its own bytes");
+    (loaded, source)
+}
+
 pub fn check_reload(history: &History, fresh: impl Fn() -> Box<dyn ReadModel>) {
     let mut whole = fresh();
     history.fold(whole.as_mut());
