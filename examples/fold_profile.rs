@@ -98,10 +98,10 @@ fn snapshot_profile(file: &std::path::Path, dir: &std::path::Path) {
     for s in snap.sections() {
         let t = std::time::Instant::now();
         let what = if s.name == zachetka_snapshots::RULES_SECTION {
-            zachetka::read::snapshot::load_rules(&config, snap.buffer(), s.bytes).map(drop)
+            zachetka::read::snapshot::load_rules(&config, s.values.source(), s.bytes).map(drop)
         } else {
             let m = models.iter_mut().find(|m| m.name() == s.name).unwrap();
-            zachetka_projections::lazy::with_source(snap.buffer(), || m.load(s.bytes)).map_err(|e| e.to_string())
+            zachetka_projections::lazy::load_apart(s.values.source(), || m.load(s.bytes)).map_err(|e| e.to_string())
         };
         let secs = t.elapsed().as_secs_f64();
         eprintln!("  {}: {:.1} MB decoded in {secs:.3} s ({what:?})", s.name, s.bytes.len() as f64 / 1e6);

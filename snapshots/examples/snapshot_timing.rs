@@ -30,8 +30,14 @@ fn main() {
 
     for round in 0..3 {
         let t = Instant::now();
-        let path = write(dir, 1_000_000 + round, &[7; 32], &[Section { name: "big", version: 1, bytes: &section }], 2)
-            .expect("write");
+        let path = write(
+            dir,
+            1_000_000 + round,
+            &[7; 32],
+            &[Section { name: "big", version: 1, bytes: &section, values: &[] }],
+            2,
+        )
+        .expect("write");
         let w = t.elapsed();
         let t = Instant::now();
         let snap = read(&path).expect("read");
@@ -97,8 +103,8 @@ fn main() {
     let d = loaded.state_digest();
     let dig = t.elapsed();
     assert_eq!(d, rules.state_digest());
-    let path =
-        write(dir, 5, &[7; 32], &[Section { name: RULES_SECTION, version: 1, bytes: &state }], 2).expect("write");
+    let path = write(dir, 5, &[7; 32], &[Section { name: RULES_SECTION, version: 1, bytes: &state, values: &[] }], 2)
+        .expect("write");
     let t = Instant::now();
     let snap = read(&path).expect("read");
     let r = t.elapsed();

@@ -88,7 +88,7 @@ pub fn write(
         }
     }
     remove_leftovers(dir)?;
-    let (header, header_digest) = file::header(tree_size, root_hash, sections);
+    let header = file::header(tree_size, root_hash, sections);
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(tree_size)));
     {
         // 0600 whatever the umask, as the log's files and the keys are.
@@ -98,11 +98,16 @@ pub fn write(
         )
         .open(&tmp)
         .map_err(io(&tmp, "create"))?;
-        f.write_all(&header).map_err(io(&tmp, "write"))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut f);
+        w.write_all(&header).map_err(io(&tmp, "write"))?;
         for s in sections {
-            f.write_all(s.bytes).map_err(io(&tmp, "write"))?;
+            w.write_all(s.bytes).map_err(io(&tmp, "write"))?;
         }
-        f.write_all(&header_digest).map_err(io(&tmp, "write"))?;
+        for s in sections {
+            w.write_all(s.values).map_err(io(&tmp, "write"))?;
+        }
+        w.flush().map_err(io(&tmp, "write"))?;
+        drop(w);
         f.sync_all().map_err(io(&tmp, "sync"))?;
     }
     // The temp file is durable but not yet the snapshot: a crash here leaves a `.tmp` only.
@@ -224,4 +229,22 @@ pub fn newest_usable(dir: &Path, accept: impl Fn(u64, &[u8; 32]) -> bool) -> (Op
         warnings.push(SnapshotWarning { path, reason });
     }
     (None, warnings)
+}
+
+/// The name a snapshot set aside by [`set_aside`] gets.
+pub const DAMAGED_SUFFIX: &str = ".damaged";
+
+/// Takes the snapshot at `path` out of use once damage was found in it after it was read (a
+/// chunk of its values area that fails its checksum): renames it to `<name>.damaged`, which
+/// listing never returns, so the next open picks an older snapshot or replays the log instead of
+/// meeting the same damage again. Kept for inspection, never deleted. Returns the new path.
+pub fn set_aside(path: &Path) -> Result<PathBuf, SnapshotError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(DAMAGED_SUFFIX);
+    let to = path.with_file_name(name);
+    fs::rename(path, &to).map_err(io(path, "rename"))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(to)
 }

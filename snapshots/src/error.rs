@@ -29,6 +29,8 @@ pub enum SnapshotError {
     HeaderChecksumMismatch { path: PathBuf },
     #[error("snapshot {}: checksum mismatch in section {section} (bytes {offset}..{end})", path.display())]
     SectionChecksumMismatch { path: PathBuf, section: String, offset: u64, end: u64 },
+    #[error("snapshot {}: checksum mismatch in the values area (bytes {offset}..{end})", path.display())]
+    ValuesChecksumMismatch { path: PathBuf, offset: u64, end: u64 },
     /// A caller's section that cannot be written (bad or duplicate name, too many sections).
     #[error("snapshot {}: section {name:?} cannot be written: {reason}", path.display())]
     SectionInvalid { path: PathBuf, name: String, reason: String },
@@ -48,6 +50,7 @@ impl SnapshotError {
             SnapshotError::MalformedTable { .. } => "snapshot_table_malformed",
             SnapshotError::HeaderChecksumMismatch { .. } => "snapshot_header_checksum_mismatch",
             SnapshotError::SectionChecksumMismatch { .. } => "snapshot_section_checksum_mismatch",
+            SnapshotError::ValuesChecksumMismatch { .. } => "snapshot_values_checksum_mismatch",
             SnapshotError::SectionInvalid { .. } => "snapshot_section_invalid",
             SnapshotError::KeepZero { .. } => "snapshot_keep_zero",
         }

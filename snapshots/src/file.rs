@@ -1,31 +1,56 @@
 //! One snapshot file: its layout (crate docs, "File format"), building its header, and reading it
-//! back with every check. Not the directory (naming, atomic writes, retention, choosing which
+//! back with every check: the header and every section when read, each chunk of the values
+//! area when first needed. Not the directory (naming, atomic writes, retention, choosing which
 //! snapshot to use): that is `dir.rs`.
 
 use crate::error::SnapshotError;
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use zachetka_projections::lazy::{Held, ValueSource};
 
 /// The first bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"ZACHSNAP";
 /// The file format this build writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The most sections a file may hold (the rules and every read model, with room to spare).
 pub const SECTIONS_MAX: usize = 256;
 /// The longest section name, in bytes.
 pub const NAME_LEN_MAX: usize = 64;
+/// The values area's chunk, each checked by its own SHA-256 when first read: 64 KiB, so a
+/// value's first read costs one chunk's read and hash (~40 us), and the chunk table of a
+/// 400 MB area is 200 KB.
+pub const CHUNK_LEN: u32 = 64 << 10;
+/// The chunk lengths a reader accepts.
+const CHUNK_LEN_RANGE: std::ops::RangeInclusive<u32> = 4096..=(16 << 20);
 
 /// Magic, format, tree size, root hash, section count.
 const FIXED_LEN: usize = 8 + 4 + 8 + 32 + 4;
+/// A table entry after its name: version, length, digest, values length.
+const ENTRY_TAIL: usize = 4 + 8 + 32 + 8;
 const DIGEST_LEN: usize = 32;
 
-/// One section as written or read: a name, its own layout version and its bytes.
+/// One section as written: a name, its own layout version, its bytes and its values (the bytes
+/// of the values its state holds apart: `zachetka_projections::lazy::encode_apart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Section<'a> {
     pub name: &'a str,
     pub version: u32,
     pub bytes: &'a [u8],
+    pub values: &'a [u8],
+}
+
+/// One section of a read file: its bytes (checked when the file was read) and its values
+/// (checked chunk by chunk when read).
+#[derive(Clone)]
+pub struct SectionRef<'a> {
+    pub name: &'a str,
+    pub version: u32,
+    pub bytes: &'a [u8],
+    pub values: SectionValues,
 }
 
 /// A section's place in a read file.
@@ -33,19 +58,30 @@ pub struct Section<'a> {
 struct SectionEntry {
     name: String,
     version: u32,
+    /// Where its bytes lie in the snapshot's buffer.
     range: Range<usize>,
+    /// Where its values lie in the values area.
+    values: Range<u64>,
 }
 
-/// A verified snapshot: its log position and sections, held in the one buffer the file was read
-/// into (sections are slices of it).
-#[derive(Debug)]
+/// A verified snapshot: its log position, its sections (read and checked, in one buffer) and its
+/// values area (read and checked chunk by chunk when first needed, then kept).
 pub struct Snapshot {
     path: PathBuf,
     tree_size: u64,
     root_hash: [u8; 32],
     sections: Vec<SectionEntry>,
-    /// Shared: state loaded lazily keeps ranges of it (`zachetka_projections::lazy`).
-    bytes: std::sync::Arc<Vec<u8>>,
+    /// The sections' bytes, back to back, from file offset `bytes_at`.
+    bytes: Arc<Vec<u8>>,
+    bytes_at: u64,
+    values: Arc<ValuesFile>,
+    file_len: u64,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("path", &self.path).field("tree_size", &self.tree_size).finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {
@@ -65,30 +101,151 @@ impl Snapshot {
     }
 
     /// The section named `name`, if the snapshot has one.
-    pub fn section(&self, name: &str) -> Option<Section<'_>> {
+    pub fn section(&self, name: &str) -> Option<SectionRef<'_>> {
         self.sections().find(|s| s.name == name)
     }
 
     /// Every section, in file order.
-    pub fn sections(&self) -> impl Iterator<Item = Section<'_>> {
-        self.sections.iter().map(|e| Section { name: &e.name, version: e.version, bytes: &self.bytes[e.range.clone()] })
+    pub fn sections(&self) -> impl Iterator<Item = SectionRef<'_>> {
+        self.sections.iter().map(|e| SectionRef {
+            name: &e.name,
+            version: e.version,
+            bytes: &self.bytes[e.range.clone()],
+            values: SectionValues { file: self.values.clone(), range: e.values.clone() },
+        })
     }
 
     /// Where the section named `name` lies in the file: its first byte and the byte after its
-    /// last (what a report of a differing section names).
+    /// last (what a report of a differing section names). Its values lie in the values area.
     pub fn section_span(&self, name: &str) -> Option<(u64, u64)> {
-        self.sections.iter().find(|e| e.name == name).map(|e| (e.range.start as u64, e.range.end as u64))
+        let e = self.sections.iter().find(|e| e.name == name)?;
+        Some((self.bytes_at + e.range.start as u64, self.bytes_at + e.range.end as u64))
     }
 
-    /// The file's bytes, which every section is a slice of: state that keeps parts of a
-    /// section encoded until they are needed shares this buffer instead of copying them.
-    pub fn buffer(&self) -> &std::sync::Arc<Vec<u8>> {
+    /// The sections' bytes, which every section's `bytes` is a slice of.
+    pub fn buffer(&self) -> &Arc<Vec<u8>> {
         &self.bytes
+    }
+
+    /// Where the section named `name` lies in `buffer`.
+    pub fn section_range(&self, name: &str) -> Option<Range<usize>> {
+        self.sections.iter().find(|e| e.name == name).map(|e| e.range.clone())
     }
 
     /// The size of the file, in bytes.
     pub fn file_len(&self) -> u64 {
-        self.bytes.len() as u64
+        self.file_len
+    }
+
+    /// Reads and checks every chunk of the values area not read yet (an audit does, before it
+    /// trusts any of them); the first that fails is the error, naming its bytes in the file.
+    pub fn verify_values(&self) -> Result<(), SnapshotError> {
+        (0..self.values.chunks.len()).try_for_each(|i| self.values.chunk(i).map(drop))
+    }
+
+    /// What to do when a chunk of the values area is found damaged (or cannot be read) after
+    /// the open, before the value that needed it fails: the ledger takes the file out of use so
+    /// the next open does not pick it again. Set once; later calls are ignored.
+    pub fn on_damage(&self, f: impl Fn(&SnapshotError) + Send + Sync + 'static) {
+        let _ = self.values.on_damage.set(Box::new(f));
+    }
+}
+
+/// What a snapshot's owner does when damage is found in its values area (after the open).
+type DamageHandler = Box<dyn Fn(&SnapshotError) + Send + Sync>;
+
+/// The values area of a read snapshot file: the file stays open, and each chunk is read and
+/// checked against its SHA-256 in the header when first needed, then kept in memory.
+struct ValuesFile {
+    path: PathBuf,
+    file: File,
+    /// Where the area starts in the file, and its length.
+    at: u64,
+    len: u64,
+    chunk_len: u64,
+    digests: Vec<[u8; 32]>,
+    chunks: Vec<OnceLock<Arc<[u8]>>>,
+    on_damage: OnceLock<DamageHandler>,
+}
+
+impl ValuesFile {
+    /// Chunk `i`, read and checked if not yet.
+    fn chunk(&self, i: usize) -> Result<&Arc<[u8]>, SnapshotError> {
+        if let Some(c) = self.chunks[i].get() {
+            return Ok(c);
+        }
+        let start = i as u64 * self.chunk_len;
+        let end = (start + self.chunk_len).min(self.len);
+        let mut buf = vec![0; (end - start) as usize];
+        let checked = match self.file.read_exact_at(&mut buf, self.at + start) {
+            Err(source) => Err(SnapshotError::Io { path: self.path.clone(), op: "read", source }),
+            Ok(()) if Sha256::digest(&buf)[..] != self.digests[i] => Err(SnapshotError::ValuesChecksumMismatch {
+                path: self.path.clone(),
+                offset: self.at + start,
+                end: self.at + end,
+            }),
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = checked {
+            if let Some(f) = self.on_damage.get() {
+                f(&e);
+            }
+            return Err(e);
+        }
+        let _ = self.chunks[i].set(buf.into());
+        Ok(self.chunks[i].get().expect("set above"))
+    }
+
+    /// The bytes at `range` of the area (within it), checked.
+    fn read(&self, range: Range<u64>) -> Result<Held, SnapshotError> {
+        if range.is_empty() {
+            return Ok(Held::Own(Vec::new()));
+        }
+        let (first, last) = ((range.start / self.chunk_len) as usize, ((range.end - 1) / self.chunk_len) as usize);
+        if first == last {
+            let start = (range.start - first as u64 * self.chunk_len) as usize;
+            return Ok(Held::Shared(self.chunk(first)?.clone(), start..start + (range.end - range.start) as usize));
+        }
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        for i in first..=last {
+            let chunk_start = i as u64 * self.chunk_len;
+            let c = self.chunk(i)?;
+            let from = range.start.max(chunk_start) - chunk_start;
+            let to = range.end.min(chunk_start + c.len() as u64) - chunk_start;
+            out.extend_from_slice(&c[from as usize..to as usize]);
+        }
+        Ok(Held::Own(out))
+    }
+}
+
+/// One section's values: the part of the file's values area its state refers into.
+#[derive(Clone)]
+pub struct SectionValues {
+    file: Arc<ValuesFile>,
+    range: Range<u64>,
+}
+
+impl SectionValues {
+    /// Every byte of them, checked.
+    pub fn read_all(&self) -> Result<Vec<u8>, SnapshotError> {
+        Ok(self.file.read(self.range.clone())?.to_vec())
+    }
+
+    /// As a source that state loaded apart refers to.
+    pub fn source(&self) -> Arc<dyn ValueSource> {
+        Arc::new(self.clone())
+    }
+}
+
+impl ValueSource for SectionValues {
+    fn len(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    fn read(&self, at: u64, len: u64) -> Result<Held, String> {
+        let start = self.range.start + at;
+        assert!(start + len <= self.range.end, "a place the load checked lies within the section's values");
+        self.file.read(start..start + len).map_err(|e| e.to_string())
     }
 }
 
@@ -103,52 +260,171 @@ pub(crate) fn name_problem(name: &str) -> Option<String> {
     None
 }
 
-/// The header (magic to the end of the section table) for these sections, the section digests
-/// computed here (one SHA-256 pass over each section), and the SHA-256 of the header.
-/// The caller has checked the names (`dir::write`).
-pub(crate) fn header(tree_size: u64, root_hash: &[u8; 32], sections: &[Section]) -> (Vec<u8>, [u8; 32]) {
+/// The header (magic to the end of the chunk table) for these sections, with the section and
+/// chunk digests computed here, followed by its own SHA-256. The caller has checked the names
+/// (`dir::write`).
+pub(crate) fn header(tree_size: u64, root_hash: &[u8; 32], sections: &[Section]) -> Vec<u8> {
     assert!(sections.len() <= SECTIONS_MAX);
-    let mut h = Vec::with_capacity(FIXED_LEN + sections.len() * (1 + NAME_LEN_MAX + 4 + 8 + 32));
+    let mut h = Vec::with_capacity(FIXED_LEN + sections.len() * (1 + NAME_LEN_MAX + ENTRY_TAIL));
     h.extend_from_slice(&MAGIC);
     h.extend_from_slice(&FORMAT.to_le_bytes());
     h.extend_from_slice(&tree_size.to_le_bytes());
     h.extend_from_slice(root_hash);
     h.extend_from_slice(&(sections.len() as u32).to_le_bytes());
-    for s in sections {
+    let digests = digests(sections.iter().map(|s| s.bytes).collect());
+    for (s, digest) in sections.iter().zip(digests) {
         assert!(name_problem(s.name).is_none(), "section name {:?} was not checked", s.name);
         h.push(s.name.len() as u8);
         h.extend_from_slice(s.name.as_bytes());
         h.extend_from_slice(&s.version.to_le_bytes());
         h.extend_from_slice(&(s.bytes.len() as u64).to_le_bytes());
-        h.extend_from_slice(&Sha256::digest(s.bytes));
+        h.extend_from_slice(&digest);
+        h.extend_from_slice(&(s.values.len() as u64).to_le_bytes());
     }
-    let digest = Sha256::digest(&h).into();
-    (h, digest)
+    h.extend_from_slice(&CHUNK_LEN.to_le_bytes());
+    for digest in chunk_digests(sections.iter().map(|s| s.values), CHUNK_LEN as usize) {
+        h.extend_from_slice(&digest);
+    }
+    let digest = Sha256::digest(&h);
+    h.extend_from_slice(&digest);
+    h
+}
+
+/// SHA-256 of each `chunk_len` bytes of the concatenation of `parts` (the last chunk may be
+/// shorter), without concatenating them.
+fn chunk_digests<'a>(parts: impl Iterator<Item = &'a [u8]>, chunk_len: usize) -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut filled = 0;
+    for mut part in parts {
+        while !part.is_empty() {
+            let take = (chunk_len - filled).min(part.len());
+            hasher.update(&part[..take]);
+            filled += take;
+            part = &part[take..];
+            if filled == chunk_len {
+                out.push(hasher.finalize_reset().into());
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        out.push(hasher.finalize().into());
+    }
+    out
 }
 
 /// Reads the snapshot at `path` and verifies it: magic, format, the section table, the file's
-/// exact length, the header digest and every section's digest. Refuses with the file and the
-/// first reason found.
+/// exact length, the header digest and every section's digest. The values area is not read:
+/// each chunk is checked when first needed ([`Snapshot::verify_values`] checks them all).
+/// Refuses with the file and the first reason found.
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| SnapshotError::Io { path: path.to_owned(), op: "read", source })?;
-    parse(path, bytes)
+    let io = |op: &'static str| {
+        let path = path.to_owned();
+        move |source| SnapshotError::Io { path, op, source }
+    };
+    let file = File::open(path).map_err(io("read"))?;
+    let len = file.metadata().map_err(io("read"))?.len();
+    // The header's largest fixed part: the table of the most sections, and the chunk length.
+    let most = FIXED_LEN + SECTIONS_MAX * (1 + NAME_LEN_MAX + ENTRY_TAIL) + 4;
+    let mut head = vec![0; (len as usize).min(most)];
+    file.read_exact_at(&mut head, 0).map_err(io("read"))?;
+    let table = parse_table(path, len, &head)?;
+    let Table { tree_size, root_hash, entries, table_end, chunk_len } = table;
+    let path = path.to_owned();
+    let values_len = entries.iter().fold(0u64, |n, e| n.saturating_add(e.3));
+    let bytes_len = entries.iter().fold(0u64, |n, e| n.saturating_add(e.2));
+    let chunks = values_len.div_ceil(chunk_len as u64);
+    let digests_end = (table_end as u64 + 4).saturating_add(chunks.saturating_mul(DIGEST_LEN as u64));
+    let header_end = digests_end.saturating_add(DIGEST_LEN as u64);
+    // The exact length the table implies: the header and its digest, the sections, the values.
+    let needed = header_end.saturating_add(bytes_len).saturating_add(values_len);
+    if len < needed {
+        return Err(SnapshotError::Truncated { path, len, needed });
+    }
+    if len > needed {
+        return Err(SnapshotError::TrailingBytes { path, extra: len - needed });
+    }
+    // Within the file's length, so within memory's: the file was a write of this size.
+    let mut header = vec![0; header_end as usize];
+    file.read_exact_at(&mut header, 0).map_err(io("read"))?;
+    let (covered, digest) = header.split_at(digests_end as usize);
+    if Sha256::digest(covered)[..] != *digest {
+        return Err(SnapshotError::HeaderChecksumMismatch { path });
+    }
+    let chunk_table = &covered[table_end + 4..];
+    let digests: Vec<[u8; 32]> =
+        chunk_table.chunks_exact(DIGEST_LEN).map(|d| d.try_into().expect("32 bytes")).collect();
+    let mut bytes = vec![0; bytes_len as usize];
+    file.read_exact_at(&mut bytes, header_end).map_err(io("read"))?;
+    let mut sections = Vec::with_capacity(entries.len());
+    let (mut at, mut values_at) = (0usize, 0u64);
+    for (name, version, length, values, _) in &entries {
+        sections.push(SectionEntry {
+            name: name.clone(),
+            version: *version,
+            range: at..at + *length as usize,
+            values: values_at..values_at + values,
+        });
+        at += *length as usize;
+        values_at += values;
+    }
+    let computed = digests_of(&bytes, &sections.iter().map(|s| s.range.clone()).collect::<Vec<_>>());
+    for ((s, (.., digest)), computed) in sections.iter().zip(&entries).zip(computed) {
+        if computed != *digest {
+            return Err(SnapshotError::SectionChecksumMismatch {
+                path,
+                section: s.name.clone(),
+                offset: header_end + s.range.start as u64,
+                end: header_end + s.range.end as u64,
+            });
+        }
+    }
+    let values = ValuesFile {
+        path: path.clone(),
+        file,
+        at: header_end + bytes_len,
+        len: values_len,
+        chunk_len: chunk_len as u64,
+        chunks: (0..digests.len()).map(|_| OnceLock::new()).collect(),
+        digests,
+        on_damage: OnceLock::new(),
+    };
+    Ok(Snapshot {
+        path,
+        tree_size,
+        root_hash,
+        sections,
+        bytes: Arc::new(bytes),
+        bytes_at: header_end,
+        values: Arc::new(values),
+        file_len: len,
+    })
 }
 
-/// The checks of `read`, on the file's bytes.
-pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotError> {
+/// The header's table, as read: (name, version, length, values length, digest) per section.
+struct Table {
+    tree_size: u64,
+    root_hash: [u8; 32],
+    entries: Vec<(String, u32, u64, u64, [u8; 32])>,
+    table_end: usize,
+    chunk_len: u32,
+}
+
+/// Parses the header's fixed part and table from `head` (the file's first bytes, all of it when
+/// the file is shorter than the largest header; the file is `len` bytes).
+fn parse_table(path: &Path, len: u64, head: &[u8]) -> Result<Table, SnapshotError> {
     let path = path.to_owned();
-    let len = bytes.len() as u64;
     let truncated = |needed: usize| SnapshotError::Truncated { path: path.clone(), len, needed: needed as u64 };
     // The magic first, so a file that is not a snapshot at all says so even when short.
-    let magic_seen = bytes.len().min(MAGIC.len());
-    if bytes[..magic_seen] != MAGIC[..magic_seen] {
+    let magic_seen = head.len().min(MAGIC.len());
+    if head[..magic_seen] != MAGIC[..magic_seen] {
         return Err(SnapshotError::BadMagic { path });
     }
-    if bytes.len() < FIXED_LEN {
+    if head.len() < FIXED_LEN {
         return Err(truncated(FIXED_LEN));
     }
-    let mut r = Reader { bytes: &bytes, at: MAGIC.len() };
+    let mut r = Reader { bytes: head, at: MAGIC.len() };
     let format = r.u32();
     if format != FORMAT {
         return Err(SnapshotError::UnsupportedFormat { path, found: format, supported: FORMAT });
@@ -163,13 +439,13 @@ pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotErr
             reason: format!("{count} sections, at most {SECTIONS_MAX}"),
         });
     }
-    let mut table = Vec::with_capacity(count);
+    let mut entries: Vec<(String, u32, u64, u64, [u8; 32])> = Vec::with_capacity(count);
     for _ in 0..count {
         let entry_at = r.at;
-        let Some(&name_len) = bytes.get(r.at) else { return Err(truncated(r.at + 1)) };
+        let Some(&name_len) = head.get(r.at) else { return Err(truncated(r.at + 1)) };
         let name_len = name_len as usize;
-        let entry_end = r.at + 1 + name_len + 4 + 8 + 32;
-        if bytes.len() < entry_end {
+        let entry_end = r.at + 1 + name_len + ENTRY_TAIL;
+        if head.len() < entry_end {
             return Err(truncated(entry_end));
         }
         r.at += 1;
@@ -177,71 +453,44 @@ pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Snapshot, SnapshotErr
         let version = r.u32();
         let length = r.u64();
         let digest: [u8; 32] = r.take(32).try_into().expect("32 bytes");
+        let values = r.u64();
         let malformed =
             |reason: String| SnapshotError::MalformedTable { path: path.clone(), offset: entry_at as u64, reason };
         let name = std::str::from_utf8(name).map_err(|_| malformed("section name is not utf-8".into()))?.to_owned();
         if let Some(problem) = name_problem(&name) {
             return Err(malformed(format!("section name {name:?}: {problem}")));
         }
-        if table.iter().any(|(n, ..): &(String, u32, u64, [u8; 32])| *n == name) {
+        if entries.iter().any(|e| e.0 == name) {
             return Err(malformed(format!("section {name} appears twice")));
         }
-        table.push((name, version, length, digest));
+        entries.push((name, version, length, values, digest));
     }
     let table_end = r.at;
-    // The exact length the table implies: the sections, then the header digest.
-    let mut needed = table_end as u64;
-    for (_, _, length, _) in &table {
-        needed = needed.saturating_add(*length);
+    if head.len() < table_end + 4 {
+        return Err(truncated(table_end + 4));
     }
-    needed = needed.saturating_add(DIGEST_LEN as u64);
-    if len < needed {
-        return Err(SnapshotError::Truncated { path, len, needed });
+    let chunk_len = r.u32();
+    if !CHUNK_LEN_RANGE.contains(&chunk_len) {
+        return Err(SnapshotError::MalformedTable {
+            path,
+            offset: table_end as u64,
+            reason: format!("chunk length {chunk_len}, not within {CHUNK_LEN_RANGE:?}"),
+        });
     }
-    if len > needed {
-        return Err(SnapshotError::TrailingBytes { path, extra: len - needed });
-    }
-    let digest_at = bytes.len() - DIGEST_LEN;
-    if Sha256::digest(&bytes[..table_end])[..] != bytes[digest_at..] {
-        return Err(SnapshotError::HeaderChecksumMismatch { path });
-    }
-    let mut ranges = Vec::with_capacity(table.len());
-    let mut at = table_end;
-    for (_, _, length, _) in &table {
-        // Fits in usize: the whole file is in memory and the length was checked above.
-        ranges.push(at..at + *length as usize);
-        at += *length as usize;
-    }
-    let digests = digests(&bytes, &ranges);
-    let mut sections = Vec::with_capacity(table.len());
-    for (((name, version, _, digest), range), computed) in table.into_iter().zip(ranges).zip(digests) {
-        if computed != digest {
-            return Err(SnapshotError::SectionChecksumMismatch {
-                path,
-                section: name,
-                offset: range.start as u64,
-                end: range.end as u64,
-            });
-        }
-        sections.push(SectionEntry { name, version, range });
-    }
-    assert_eq!(at, digest_at, "the sections end where the header digest starts");
-    Ok(Snapshot { path, tree_size, root_hash, sections, bytes: std::sync::Arc::new(bytes) })
+    Ok(Table { tree_size, root_hash, entries, table_end, chunk_len })
 }
 
-/// SHA-256 of each range of `bytes`, on every core (the sections of a large snapshot are tens
-/// of megabytes each: hashing them is most of reading the file). Each thread takes the largest
-/// section left.
-fn digests(bytes: &[u8], ranges: &[Range<usize>]) -> Vec<[u8; 32]> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ranges.len()).max(1);
-    let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(ranges[i].len()));
+/// SHA-256 of each part, on every core (a large snapshot's sections are megabytes each).
+fn digests(parts: Vec<&[u8]>) -> Vec<[u8; 32]> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(parts.len()).max(1);
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(parts[i].len()));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let out = std::sync::Mutex::new(vec![[0u8; 32]; ranges.len()]);
+    let out = std::sync::Mutex::new(vec![[0u8; 32]; parts.len()]);
     let work = || loop {
         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(&i) = order.get(k) else { return };
-        let d: [u8; 32] = Sha256::digest(&bytes[ranges[i].clone()]).into();
+        let d: [u8; 32] = Sha256::digest(parts[i]).into();
         out.lock().expect("digests lock")[i] = d;
     };
     std::thread::scope(|s| {
@@ -251,6 +500,11 @@ fn digests(bytes: &[u8], ranges: &[Range<usize>]) -> Vec<[u8; 32]> {
         work();
     });
     out.into_inner().expect("digests lock")
+}
+
+/// SHA-256 of each range of `bytes` (each thread takes the largest range left).
+fn digests_of(bytes: &[u8], ranges: &[Range<usize>]) -> Vec<[u8; 32]> {
+    digests(ranges.iter().map(|r| &bytes[r.clone()]).collect())
 }
 
 /// Reads little-endian fields whose bounds the caller has checked.

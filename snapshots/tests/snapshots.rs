@@ -1,13 +1,15 @@
 //! Snapshot files and directories: round trip, every damaged byte and every truncation refused,
 //! leftovers of a crashed write ignored then removed, falling back past a damaged or unaccepted
-//! snapshot with warnings, retention, the policy, and rule state carried through a snapshot.
+//! snapshot with warnings, damage in the values area found when a chunk is first read, retention,
+//! the policy, and rule state carried through a snapshot.
 //! Not the ledger's open path (the root crate's tests drive that).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use zachetka_snapshots::{
-    file_name, list, newest_usable, read, write, Section, SkipReason, SnapshotError, SnapshotPolicy, RULES_SECTION,
+    file_name, list, newest_usable, read, set_aside, write, Section, SectionRef, SkipReason, SnapshotError,
+    SnapshotPolicy, CHUNK_LEN, RULES_SECTION,
 };
 
 fn root(n: u64) -> [u8; 32] {
@@ -17,37 +19,54 @@ fn root(n: u64) -> [u8; 32] {
     r
 }
 
-fn sections<'a>(rules: &'a [u8], journal: &'a [u8]) -> Vec<Section<'a>> {
+fn sections<'a>(rules: &'a [u8], journal: &'a [u8], values: &'a [u8]) -> Vec<Section<'a>> {
     vec![
-        Section { name: RULES_SECTION, version: 1, bytes: rules },
-        Section { name: "journal", version: 3, bytes: journal },
-        Section { name: "empty.model-v", version: 7, bytes: &[] },
+        Section { name: RULES_SECTION, version: 1, bytes: rules, values: b"rule values" },
+        Section { name: "journal", version: 3, bytes: journal, values },
+        Section { name: "empty.model-v", version: 7, bytes: &[], values: &[] },
     ]
 }
 
 fn write_small(dir: &Path, tree_size: u64, keep: usize) -> std::path::PathBuf {
     let rules = format!("rules at {tree_size}").into_bytes();
-    write(dir, tree_size, &root(tree_size), &sections(&rules, b"journal state"), keep).expect("write")
+    write(dir, tree_size, &root(tree_size), &sections(&rules, b"journal state", b"journal values"), keep)
+        .expect("write")
+}
+
+/// A read section as the one written: its name, version, bytes and values (read and checked).
+fn as_written(s: SectionRef) -> (String, u32, Vec<u8>, Vec<u8>) {
+    (s.name.to_owned(), s.version, s.bytes.to_vec(), s.values.read_all().expect("the values check"))
+}
+
+fn written(s: &Section) -> (String, u32, Vec<u8>, Vec<u8>) {
+    (s.name.to_owned(), s.version, s.bytes.to_vec(), s.values.to_vec())
+}
+
+/// Values of `n` bytes that differ from chunk to chunk.
+fn values(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
 }
 
 #[test]
 fn a_snapshot_reads_back_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let path = write(dir.path(), 1_000_000, &root(1_000_000), &sections(b"rule state", &big), 2).unwrap();
+    let big = values(100_000);
+    let many = values(3 * CHUNK_LEN as usize + 5);
+    let path = write(dir.path(), 1_000_000, &root(1_000_000), &sections(b"rule state", &big, &many), 2).unwrap();
     assert_eq!(path, dir.path().join("000000001000000.snap"));
     assert_eq!(file_name(1_000_000), "000000001000000.snap");
     let s = read(&path).unwrap();
     assert_eq!(s.path(), path);
     assert_eq!(s.tree_size(), 1_000_000);
     assert_eq!(s.root_hash(), &root(1_000_000));
-    let got: Vec<Section> = s.sections().collect();
-    assert_eq!(got, sections(b"rule state", &big));
+    let got: Vec<_> = s.sections().map(as_written).collect();
+    assert_eq!(got, sections(b"rule state", &big, &many).iter().map(written).collect::<Vec<_>>());
     assert_eq!(s.section("journal").map(|j| (j.version, j.bytes.len())), Some((3, big.len())));
-    assert_eq!(s.section("absent"), None);
+    assert!(s.section("absent").is_none());
+    s.verify_values().unwrap();
     // Where each section lies in the file (what the audit names a damaged section by).
     let file = fs::read(&path).unwrap();
-    for section in sections(b"rule state", &big) {
+    for section in sections(b"rule state", &big, &many) {
         let (start, end) = s.section_span(section.name).unwrap();
         assert_eq!(&file[start as usize..end as usize], section.bytes, "{}", section.name);
     }
@@ -68,8 +87,9 @@ fn every_single_byte_change_is_refused() {
             let mut bytes = good.clone();
             bytes[i] ^= flip;
             fs::write(&damaged, &bytes).unwrap();
-            match read(&damaged) {
-                Ok(_) => panic!("byte {i} xor {flip:#04x} was not noticed"),
+            // The values area is checked when first read: all of it here.
+            match read(&damaged).and_then(|s| s.verify_values()) {
+                Ok(()) => panic!("byte {i} xor {flip:#04x} was not noticed"),
                 Err(e) => *codes.entry(e.code()).or_insert(0) += 1,
             }
         }
@@ -80,6 +100,7 @@ fn every_single_byte_change_is_refused() {
         "snapshot_format_unsupported",
         "snapshot_header_checksum_mismatch",
         "snapshot_section_checksum_mismatch",
+        "snapshot_values_checksum_mismatch",
         "snapshot_truncated",
         "snapshot_trailing_bytes",
         "snapshot_table_malformed",
@@ -105,6 +126,47 @@ fn a_damaged_section_is_named() {
         }
         other => panic!("expected a section checksum mismatch, got {other:?}"),
     }
+}
+
+/// The values area is not read with the file: a chunk is read and checked when a value in it is
+/// first needed. Damage there is found then, names its bytes in the file, is told to the
+/// snapshot's owner (which sets the file aside), and never hands out a byte of the chunk; the
+/// other chunks still read.
+#[test]
+fn damage_in_the_values_area_is_found_when_its_chunk_is_first_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let many = values(3 * CHUNK_LEN as usize + 5);
+    let path = write(dir.path(), 9, &root(9), &sections(b"rules", b"journal state", &many), 2).unwrap();
+    let snap = read(&path).unwrap();
+    // The file is damaged after it was read: the second chunk of the journal's values (the rule
+    // values, 11 bytes, come first in the area).
+    let area = snap.file_len() - 11 - many.len() as u64;
+    let damaged_at = area + 11 + CHUNK_LEN as u64 + 100;
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[damaged_at as usize] ^= 0x20;
+    fs::write(&path, &bytes).unwrap();
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = told.clone();
+    snap.on_damage(move |e| t.lock().unwrap().push(e.code()));
+    let journal = snap.section("journal").unwrap().values.source();
+    // The first chunk reads (it was not damaged), the second does not.
+    assert_eq!(&*journal.read(10, 20).unwrap(), &many[10..30]);
+    let chunk_start = CHUNK_LEN as u64 - 11;
+    let e = journal.read(chunk_start + 5, 10).err().expect("the damaged chunk is refused");
+    let (start, end) = (area + CHUNK_LEN as u64, area + 2 * CHUNK_LEN as u64);
+    assert!(e.contains(&format!("bytes {start}..{end}")) && e.contains("000000000000009.snap"), "{e}");
+    // A value spanning the damaged chunk is refused too, every time (nothing was kept).
+    assert!(journal.read(chunk_start - 5, 10).is_err());
+    assert_eq!(told.lock().unwrap().as_slice(), ["snapshot_values_checksum_mismatch"; 2]);
+    match snap.verify_values() {
+        Err(SnapshotError::ValuesChecksumMismatch { offset, end: e, .. }) => assert_eq!((offset, e), (start, end)),
+        other => panic!("{other:?}"),
+    }
+    // The owner sets it aside: kept, never listed, so the next open does not pick it again.
+    let aside = set_aside(&path).unwrap();
+    assert!(aside.exists() && !path.exists());
+    assert!(aside.to_string_lossy().ends_with(".snap.damaged"));
+    assert!(list(dir.path()).unwrap().is_empty());
 }
 
 #[test]
@@ -159,8 +221,8 @@ fn newest_usable_falls_back_past_a_damaged_or_unaccepted_snapshot() {
 
     // The newest is damaged, the next is not the log's root at its size.
     let mut bytes = fs::read(&p3).unwrap();
-    let last = bytes.len() - 40;
-    bytes[last] ^= 0x10;
+    let at = bytes.windows(13).position(|w| w == b"journal state").unwrap();
+    bytes[at] ^= 0x10;
     fs::write(&p3, &bytes).unwrap();
     let (found, warnings) = newest_usable(dir.path(), |size, r| *r == root(size) && size != 2000);
     let found = found.expect("the oldest is usable");
@@ -222,7 +284,7 @@ fn retention_keeps_the_newest_and_leaves_larger_ones_alone() {
 fn sections_that_cannot_be_written_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let refused = |sections: &[Section], keep: usize| write(dir.path(), 1, &root(1), sections, keep).err().unwrap();
-    let s = |name| Section { name, version: 1, bytes: b"x" };
+    let s = |name| Section { name, version: 1, bytes: b"x", values: b"y" };
     assert_eq!(refused(&[s("a"), s("a")], 2).code(), "snapshot_section_invalid");
     assert_eq!(refused(&[s("")], 2).code(), "snapshot_section_invalid");
     assert_eq!(refused(&[s("Journal")], 2).code(), "snapshot_section_invalid");
@@ -266,15 +328,16 @@ fn the_policy_says_when_a_snapshot_is_due() {
 fn rule_state_survives_a_snapshot() {
     use zachetka_rules::{RegionConfig, Rules};
     let rules = Rules::new("ru-47.edu.example", "did:key:z6MkAuthority", RegionConfig::default());
-    let state = rules.encode_state();
+    let (state, values) = zachetka_projections::lazy::encode_apart(|| rules.encode_state());
     let dir = tempfile::tempdir().unwrap();
-    let path =
-        write(dir.path(), 7, &root(7), &[Section { name: RULES_SECTION, version: 1, bytes: &state }], 2).unwrap();
+    let section = Section { name: RULES_SECTION, version: 1, bytes: &state, values: &values };
+    let path = write(dir.path(), 7, &root(7), &[section], 2).unwrap();
     let snap = read(&path).unwrap();
     let section = snap.section(RULES_SECTION).unwrap();
-    let loaded =
+    let loaded = zachetka_projections::lazy::load_apart(section.values.source(), || {
         Rules::load_state("ru-47.edu.example", "did:key:z6MkAuthority", RegionConfig::default(), section.bytes)
-            .unwrap();
+    })
+    .unwrap();
     assert_eq!(loaded.state_digest(), rules.state_digest());
 }
 

@@ -66,10 +66,29 @@ fn read_error_position(file: String, e: &zachetka_snapshots::SnapshotError) -> P
         E::SectionChecksumMismatch { section, offset, end, .. } => {
             Position::SnapshotSection { file, section: section.clone(), offset: *offset, end: *end }
         }
-        E::MalformedTable { offset, .. } => Position::File { file, offset: *offset },
+        E::MalformedTable { offset, .. } | E::ValuesChecksumMismatch { offset, .. } => {
+            Position::File { file, offset: *offset }
+        }
         E::Truncated { len, .. } => Position::File { file, offset: *len },
         _ => Position::File { file, offset: 0 },
     }
+}
+
+/// The digest of a section as a snapshot holds it: its bytes and, apart, its values. Both are
+/// canonical (`zachetka_projections::lazy`), so state rebuilt from the log and encoded the same
+/// way has the same digest exactly when it is the same state.
+fn apart_digest(bytes: &[u8], values: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+    h.update(values);
+    h.finalize().into()
+}
+
+/// [`apart_digest`] of state encoded by `encode` (a model's `encode`, the rules' `encode_state`).
+fn encoded_digest(encode: impl FnOnce() -> Vec<u8>) -> [u8; 32] {
+    let (bytes, values) = crate::read::snapshot::encode_apart(encode);
+    apart_digest(&bytes, &values)
 }
 
 /// The newest snapshot: its file, its tree size, its models and where its sections lie.
@@ -99,7 +118,9 @@ impl DerivedCheck {
             };
             for (_, path) in listed {
                 let file = file_name(&path);
-                let snap = match zachetka_snapshots::read(&path) {
+                // Every chunk of the values checked first: nothing below reads a value the
+                // checks have not passed.
+                let snap = match zachetka_snapshots::read(&path).and_then(|s| s.verify_values().map(|()| s)) {
                     Ok(s) => s,
                     Err(e) => {
                         report.push(read_error_position(file, &e), e.code(), e.to_string());
@@ -112,10 +133,12 @@ impl DerivedCheck {
                     if let Some(span) = snap.section_span(s.name) {
                         spans.insert(s.name.to_owned(), span);
                     }
-                    let digest = if s.name == RULES_SECTION {
-                        Sha256::digest(s.bytes).into()
-                    } else {
-                        model::digest_of(s.name, s.version, s.bytes)
+                    let digest = match s.values.read_all() {
+                        Ok(values) => apart_digest(s.bytes, &values),
+                        Err(e) => {
+                            report.push(read_error_position(file.clone(), &e), e.code(), e.to_string());
+                            continue;
+                        }
                     };
                     sections.insert(s.name.to_owned(), (s.version, digest));
                 }
@@ -124,7 +147,9 @@ impl DerivedCheck {
                     let mut models = model::all();
                     for m in &mut models {
                         if let Some(s) = snap.section(m.name()).filter(|s| s.version == m.version()) {
-                            if let Err(e) = m.load(s.bytes) {
+                            if let Err(e) =
+                                zachetka_projections::lazy::load_apart(s.values.source(), || m.load(s.bytes))
+                            {
                                 let at = section_position(&file, &spans, m.name());
                                 report.push(at, "snapshot_unreadable", e.to_string());
                             }
@@ -166,7 +191,7 @@ impl DerivedCheck {
                         p.file,
                         m.version()
                     )),
-                    Some((_, d)) if *d == model::digest(&**m) => report.derived.snapshot_sections += 1,
+                    Some((_, d)) if *d == encoded_digest(|| m.encode()) => report.derived.snapshot_sections += 1,
                     Some(_) => report.push_or_consequence(
                         caused_by,
                         position,
@@ -181,7 +206,7 @@ impl DerivedCheck {
             }
             if let (Some(rules), Some((_, d))) = (rules, p.sections.get(RULES_SECTION)) {
                 report.derived.snapshot_sections += 1;
-                if <[u8; 32]>::from(Sha256::digest(rules.encode_state())) != *d {
+                if encoded_digest(|| rules.encode_state()) != *d {
                     report.push_or_consequence(
                         caused_by,
                         p.at(RULES_SECTION),

@@ -459,7 +459,7 @@ impl SnapshotFlags {
             every_seconds: self.snapshot_every_secs,
             keep: self.snapshots_keep,
         };
-        zachetka::read::SnapshotOptions::in_ledger_dir(dir, policy)
+        zachetka::read::SnapshotOptions::in_ledger_dir(dir, policy).exiting_on_damage()
     }
 }
 
@@ -589,7 +589,7 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
 
 /// Opens the ledger in `dir` for a short command: from the newest snapshot, writing none.
 fn open_ledger(dir: &Path, database: Option<&str>) -> Result<Ledger> {
-    open_ledger_with(dir, database, zachetka::read::SnapshotOptions::load_only(dir), None)
+    open_ledger_with(dir, database, zachetka::read::SnapshotOptions::load_only(dir).exiting_on_damage(), None)
 }
 
 fn open_ledger_with(

@@ -176,7 +176,7 @@ struct Shared {
     read: crate::read::ReadSide,
     /// Where snapshots are, so a resync after a commit of unknown outcome replays the tail from
     /// the newest snapshot, not the whole log.
-    snapshot_dir: Option<std::path::PathBuf>,
+    snapshots: Option<crate::read::SnapshotOptions>,
     /// Resyncs of the rule state from the store, and the entries they replayed.
     resyncs: AtomicU64,
     resync_replayed: AtomicU64,
@@ -285,8 +285,8 @@ fn rules_start(
     warnings: &mut Vec<String>,
 ) -> Result<Option<(crate::rules::Rules, u64)>, LedgerError> {
     let Some(fresh) = crate::rules::from_config(config).map_err(LedgerError::Rules)? else { return Ok(None) };
-    if let Some((l, bytes)) = loaded.and_then(|l| Some((l, l.rules()?))) {
-        match crate::read::snapshot::load_rules(config, l.buffer(), bytes) {
+    if let Some((l, (bytes, values))) = loaded.and_then(|l| Some((l, l.rules()?))) {
+        match crate::read::snapshot::load_rules(config, values, bytes) {
             Ok(r) => return Ok(Some((r, l.tree_size))),
             Err(e) => warnings.push(format!("snapshot at {}: {e}; {what} replays the rules from the log", l.tree_size)),
         }
@@ -400,7 +400,7 @@ impl Ledger {
         // nodes may append during it); it catches up from there under the append lock.
         let mut next_seq = head.0.tree_size;
         let (loaded, warnings) = match &snapshots {
-            Some(s) => crate::read::snapshot::load_newest(&s.dir, &*store, head.0.tree_size),
+            Some(s) => crate::read::snapshot::load_newest(s, &*store, head.0.tree_size),
             None => (None, Vec::new()),
         };
         let rules_at = |what: &str, warnings: &mut Vec<String>| rules_start(&config, loaded.as_ref(), what, warnings);
@@ -428,14 +428,16 @@ impl Ledger {
                 // The read side keeps its own copy of the rule state only to write snapshots;
                 // a snapshot's copy is decoded by its runner when first needed, not on the open's
                 // path (the other branch decodes the ledger's own).
-                let from_snapshot = loaded.as_ref().and_then(|l| Some((l.tree_size, l.rules_range()?, l.buffer())));
+                let from_snapshot =
+                    loaded.as_ref().and_then(|l| Some((l.tree_size, l.rules_range()?, l.buffer(), l.rules()?.1)));
                 let rule_copy = match (&snapshots, mode, from_snapshot) {
-                    (Some(_), RulesMode::Enforce, Some((at, range, buffer))) => {
+                    (Some(_), RulesMode::Enforce, Some((at, range, buffer, values))) => {
                         let (c1, c2, buffer) = (config.clone(), config.clone(), buffer.clone());
+                        let source = values.clone();
                         Some(crate::read::RuleCopySource::Section {
                             at,
-                            bytes: (buffer.clone(), range.clone()),
-                            decode: Box::new(move || crate::read::snapshot::load_rules(&c1, &buffer, &buffer[range])),
+                            bytes: (buffer.clone(), range.clone(), values),
+                            decode: Box::new(move || crate::read::snapshot::load_rules(&c1, source, &buffer[range])),
                             fresh: Box::new(move || crate::rules::from_config(&c2).ok().flatten()),
                         })
                     }
@@ -478,7 +480,7 @@ impl Ledger {
             queued: AtomicU64::new(0),
             limits,
             read,
-            snapshot_dir: snapshots.as_ref().map(|s| s.dir.clone()),
+            snapshots: snapshots.clone(),
             resyncs: AtomicU64::new(0),
             resync_replayed: AtomicU64::new(0),
             clock: clock.clone(),

@@ -185,10 +185,10 @@ impl Sequencer {
                 // tail after it, not the log.
                 let store = &*self.shared.store;
                 let mut warnings = Vec::new();
-                let loaded = match &self.shared.snapshot_dir {
-                    Some(dir) => {
+                let loaded = match &self.shared.snapshots {
+                    Some(opts) => {
                         let head = store.head()?.map(|h| h.0.tree_size).unwrap_or(0);
-                        let (loaded, w) = crate::read::snapshot::load_newest(dir, store, head);
+                        let (loaded, w) = crate::read::snapshot::load_newest(opts, store, head);
                         warnings.extend(w);
                         loaded
                     }

@@ -49,6 +49,10 @@ struct RuleCopy {
     cursor: u64,
 }
 
+/// A snapshot section as the read side keeps it undecoded: the snapshot's buffer, where the
+/// section lies in it, and the section's values.
+pub type SectionBytes = (Arc<Vec<u8>>, std::ops::Range<usize>, Arc<dyn lazy::ValueSource>);
+
 /// Turns a snapshot's rule-state section into the state, or says why not.
 pub type DecodeRules = Box<dyn FnOnce() -> Result<Rules, String> + Send>;
 /// A rule state from zero, when the ledger has rules.
@@ -58,8 +62,8 @@ enum RuleState {
     Ready(Box<Rules>),
     /// A snapshot's section not decoded yet (`RuleCopySource::Section`).
     Pending {
-        /// The section: the snapshot's buffer and where the section lies in it.
-        bytes: (Arc<Vec<u8>>, std::ops::Range<usize>),
+        /// The section: the snapshot's buffer, where the section lies in it, and its values.
+        bytes: SectionBytes,
         decode: DecodeRules,
         fresh: FreshRules,
     },
@@ -161,31 +165,34 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The rule-state section's bytes (`Rules::encode_state`), when it has the current version.
-    pub fn rules(&self) -> Option<&[u8]> {
+    /// The rule-state section's bytes (`Rules::encode_state`, values apart) and its values, when
+    /// it has the current version.
+    pub fn rules(&self) -> Option<(&[u8], Arc<dyn lazy::ValueSource>)> {
         if !self.rules_current {
             return None;
         }
-        self.snapshot.section(snapshot::RULES_SECTION).map(|s| s.bytes)
+        self.snapshot.section(snapshot::RULES_SECTION).map(|s| (s.bytes, s.values.source()))
     }
 
-    /// The file's buffer, which every section is a slice of (what lazily loaded state keeps
-    /// ranges of: `zachetka_projections::lazy::with_source`).
+    /// The sections' buffer, which every section's bytes are a slice of.
     pub fn buffer(&self) -> &Arc<Vec<u8>> {
         self.snapshot.buffer()
     }
 
     /// Where the rule-state section lies in `buffer`, when it has the current version.
     pub fn rules_range(&self) -> Option<std::ops::Range<usize>> {
-        let (start, end) = self.snapshot.section_span(snapshot::RULES_SECTION).filter(|_| self.rules_current)?;
-        Some(start as usize..end as usize)
+        self.snapshot.section_range(snapshot::RULES_SECTION).filter(|_| self.rules_current)
     }
 
-    /// The model sections: (name, version, bytes).
-    pub fn models(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
-        self.snapshot.sections().filter(|s| s.name != snapshot::RULES_SECTION).map(|s| (s.name, s.version, s.bytes))
+    /// The model sections: (name, version, bytes, values).
+    pub fn models(&self) -> impl Iterator<Item = SnapshotModel<'_>> {
+        (self.snapshot.sections().filter(|s| s.name != snapshot::RULES_SECTION))
+            .map(|s| (s.name, s.version, s.bytes, s.values.source()))
     }
 }
+
+/// A read model's section of a snapshot: its name, version, bytes, and the values they refer to.
+pub type SnapshotModel<'a> = (&'a str, u32, &'a [u8], Arc<dyn lazy::ValueSource>);
 
 /// The rule copy the read side keeps (to write snapshots with the rule state at the models'
 /// position), as the ledger's open hands it over.
@@ -196,7 +203,7 @@ pub enum RuleCopySource {
     /// needs the state (the ledger's open decodes its own rules; it need not wait for a second
     /// decode). When `decode` refuses the bytes, the copy starts from `fresh` at zero, with a
     /// warning, as an open would.
-    Section { at: u64, bytes: (Arc<Vec<u8>>, std::ops::Range<usize>), decode: DecodeRules, fresh: FreshRules },
+    Section { at: u64, bytes: SectionBytes, decode: DecodeRules, fresh: FreshRules },
 }
 
 /// A view's answer with the log position it reflects.
@@ -274,14 +281,14 @@ impl ReadSide {
         let mut last_snapshot = (None, Instant::now());
         if let Some(loaded) = loaded {
             // Models load on every core (decoding is most of an open from a snapshot).
-            let sections: Vec<(&str, u32, &[u8])> = loaded.models().collect();
+            let sections: Vec<SnapshotModel> = loaded.models().collect();
             let loads: Vec<Option<String>> = slots
                 .par_iter_mut()
                 .with_max_len(1)
                 .map(|slot| {
                     let (name, version) = (slot.model.name(), slot.model.version());
-                    match sections.iter().find(|(n, _, _)| *n == name) {
-                        Some((_, v, bytes)) if *v == version => match lazy::with_source(loaded.buffer(), || {
+                    match sections.iter().find(|(n, ..)| *n == name) {
+                        Some((_, v, bytes, values)) if *v == version => match lazy::load_apart(values.clone(), || {
                             slot.model.load(bytes)
                         }) {
                             Ok(()) => {
@@ -291,7 +298,7 @@ impl ReadSide {
                             }
                             Err(e) => Some(format!("{e}; rebuilding it from the log")),
                         },
-                        Some((_, v, _)) => Some(format!(
+                        Some((_, v, ..)) => Some(format!(
                             "read model {name}: the snapshot holds version {v}, this build {version}; rebuilding it from the log"
                         )),
                         None => Some(format!("read model {name}: not in the snapshot; rebuilding it from the log")),
@@ -740,15 +747,19 @@ impl Inner {
             Some(r) => r,
             None => self.root_at(at).map_err(|e| (at, e))?,
         };
-        let models: Vec<(String, u32, Vec<u8>)> =
-            slots.iter().map(|s| (s.model.name().to_owned(), s.model.version(), s.model.encode())).collect();
+        let models: Vec<(String, u32, snapshot::Encoded)> = (slots.iter())
+            .map(|s| (s.model.name().to_owned(), s.model.version(), snapshot::encode_apart(|| s.model.encode())))
+            .collect();
         // A copy still pending is at the position (checked above): its section is what a
         // decode and encode would give back.
-        let rules = rules_guard.as_ref().and_then(|r| match &r.state {
-            RuleState::Ready(rules) => Some(rules.encode_state()),
-            RuleState::Pending { bytes: (buffer, range), .. } => Some(buffer[range.clone()].to_vec()),
-            RuleState::Gone => None,
-        });
+        let rules = match rules_guard.as_ref().map(|r| &r.state) {
+            Some(RuleState::Ready(rules)) => Some(snapshot::encode_apart(|| rules.encode_state())),
+            Some(RuleState::Pending { bytes: (buffer, range, values), .. }) => {
+                let values = values.read(0, values.len()).map_err(|e| (at, e))?;
+                Some((buffer[range.clone()].to_vec(), values.to_vec()))
+            }
+            Some(RuleState::Gone) | None => None,
+        };
         drop(slots);
         drop(rules_guard);
         let path = snapshot::write(opts, at, root, rules, models).map_err(|e| (at, e))?;
@@ -820,7 +831,9 @@ pub fn rebuild_snapshot(
             digest: hex(&model::digest(&**m)),
         })
         .collect();
-    let sections = models.iter().map(|m| (m.name().to_owned(), m.version(), m.encode())).collect();
-    let path = snapshot::write(opts, head.tree_size, head.root_hash, rules.map(|r| r.encode_state()), sections)?;
+    let sections =
+        models.iter().map(|m| (m.name().to_owned(), m.version(), snapshot::encode_apart(|| m.encode()))).collect();
+    let rules = rules.map(|r| snapshot::encode_apart(|| r.encode_state()));
+    let path = snapshot::write(opts, head.tree_size, head.root_hash, rules, sections)?;
     Ok((path, digests))
 }

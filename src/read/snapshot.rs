@@ -23,18 +23,44 @@ pub struct SnapshotOptions {
     /// Whether the runner writes snapshots by the policy (a server), or only loads them (a
     /// short command such as `append`).
     pub write: bool,
+    /// What happens when damage is found in a loaded snapshot after the open (a chunk of its
+    /// values that fails its checksum, met when a value in it is first needed): the file is
+    /// always set aside (`<name>.damaged`), so no later open picks it again; then the process
+    /// exits with [`EXIT_SNAPSHOT_DAMAGED`] (what the command line does: its supervisor starts it
+    /// again, from an older snapshot or the log), or, when `false`, the thread that needed the
+    /// value panics (an embedding that handles it itself).
+    pub exit_on_damage: bool,
 }
+
+/// The exit status of a process that found a loaded snapshot damaged after its open
+/// (`EX_TEMPFAIL`: started again, it opens without that snapshot).
+pub const EXIT_SNAPSHOT_DAMAGED: i32 = 75;
 
 impl SnapshotOptions {
     /// Snapshots in `<ledger dir>/snapshots`, written under `policy`.
     pub fn in_ledger_dir(dir: &Path, policy: SnapshotPolicy) -> Self {
-        Self { dir: dir.join("snapshots"), policy, write: true }
+        Self { dir: dir.join("snapshots"), policy, write: true, exit_on_damage: false }
     }
 
     /// Snapshots in `<ledger dir>/snapshots`, loaded and never written.
     pub fn load_only(dir: &Path) -> Self {
-        Self { dir: dir.join("snapshots"), policy: SnapshotPolicy::default(), write: false }
+        Self { dir: dir.join("snapshots"), policy: SnapshotPolicy::default(), write: false, exit_on_damage: false }
     }
+
+    /// These options with the process exiting on damage found after the open (the command line).
+    pub fn exiting_on_damage(self) -> Self {
+        Self { exit_on_damage: true, ..self }
+    }
+}
+
+/// A section's state encoded for a snapshot: its bytes and, apart, the values they refer to
+/// (`zachetka_projections::lazy::encode_apart`).
+pub type Encoded = (Vec<u8>, Vec<u8>);
+
+/// `encode` (a model's `encode` or the rules' `encode_state`) run with its lazily loaded values
+/// written apart, as a snapshot section holds them.
+pub fn encode_apart(encode: impl FnOnce() -> Vec<u8>) -> Encoded {
+    zachetka_projections::lazy::encode_apart(encode)
 }
 
 /// Writes one snapshot (rule state and every model at `tree_size`, whose root is `root`) and
@@ -43,29 +69,33 @@ pub fn write(
     opts: &SnapshotOptions,
     tree_size: u64,
     root: Hash,
-    rules: Option<Vec<u8>>,
-    models: Vec<(String, u32, Vec<u8>)>,
+    rules: Option<Encoded>,
+    models: Vec<(String, u32, Encoded)>,
 ) -> Result<PathBuf, String> {
     let mut sections = Vec::with_capacity(models.len() + 1);
-    if let Some(bytes) = &rules {
-        sections.push(zachetka_snapshots::Section { name: RULES_SECTION, version: RULES_SECTION_VERSION, bytes });
+    if let Some((bytes, values)) = &rules {
+        let (name, version) = (RULES_SECTION, RULES_SECTION_VERSION);
+        sections.push(zachetka_snapshots::Section { name, version, bytes, values });
     }
-    for (name, version, bytes) in &models {
-        sections.push(zachetka_snapshots::Section { name, version: *version, bytes });
+    for (name, version, (bytes, values)) in &models {
+        sections.push(zachetka_snapshots::Section { name, version: *version, bytes, values });
     }
     zachetka_snapshots::write(&opts.dir, tree_size, &root.0, &sections, opts.policy.keep).map_err(|e| e.to_string())
 }
 
 /// The newest snapshot in `dir` that the log vouches for (its tree size at most `head_size`, and
 /// the log's root at that size equal to the snapshot's). Every snapshot passed over is a warning
-/// (logged, and returned for status).
-pub fn load_newest(dir: &Path, store: &dyn Store, head_size: u64) -> (Option<super::Loaded>, Vec<String>) {
+/// (logged, and returned for status). Damage found in it after the open is handled as `opts`
+/// say ([`SnapshotOptions::exit_on_damage`]).
+pub fn load_newest(opts: &SnapshotOptions, store: &dyn Store, head_size: u64) -> (Option<super::Loaded>, Vec<String>) {
     let accept = |size: u64, root: &[u8; 32]| {
         size <= head_size && merkle::root(size, &StoreHashes(store)).is_ok_and(|r| &r.0 == root)
     };
-    let (snap, warnings) = zachetka_snapshots::newest_usable(dir, accept);
+    let (snap, warnings) = zachetka_snapshots::newest_usable(&opts.dir, accept);
     let mut warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     let Some(snap) = snap else { return (None, warnings) };
+    let (path, exit) = (snap.path().to_owned(), opts.exit_on_damage);
+    snap.on_damage(move |e| set_aside_damaged(&path, e, exit));
     let mut rules_current = false;
     if let Some(s) = snap.section(RULES_SECTION) {
         rules_current = s.version == RULES_SECTION_VERSION;
@@ -84,11 +114,34 @@ pub fn load_newest(dir: &Path, store: &dyn Store, head_size: u64) -> (Option<sup
     (Some(loaded), warnings)
 }
 
+/// Damage found in the loaded snapshot at `path` after the open: the file is set aside so that
+/// no later open picks it, then the process exits (`exit`) or the caller's thread panics on.
+/// The log is untouched and every acknowledged entry durable: an open without this snapshot
+/// rebuilds the same state from it.
+fn set_aside_damaged(path: &Path, e: &zachetka_snapshots::SnapshotError, exit: bool) {
+    let name = file_name(path);
+    match zachetka_snapshots::set_aside(path) {
+        Ok(to) => tracing::error!(
+            "snapshot {name} is damaged ({e}); set aside as {}; the next open uses an older snapshot or the log",
+            file_name(&to)
+        ),
+        // Set aside already (met again before the exit), or the directory refuses: say so.
+        Err(why) => tracing::error!("snapshot {name} is damaged ({e}); it could not be set aside: {why}"),
+    }
+    if exit {
+        eprintln!("snapshot {name} is damaged ({e}); exiting with status {EXIT_SNAPSHOT_DAMAGED} so that a restart opens without it");
+        std::process::exit(EXIT_SNAPSHOT_DAMAGED);
+    }
+}
+
 /// The rule state of a snapshot under this ledger's config (a state saved under another config
-/// is refused by `Rules::load_state`). `bytes` lie in `buffer` (the snapshot file's), which the
-/// parts of the state kept encoded until needed share.
-pub fn load_rules(config: &LedgerConfig, buffer: &std::sync::Arc<Vec<u8>>, bytes: &[u8]) -> Result<Rules, String> {
-    zachetka_projections::lazy::with_source(buffer, || decode_rules(config, bytes))
+/// is refused by `Rules::load_state`). Its lazily loaded parts refer to `values` (the section's).
+pub fn load_rules(
+    config: &LedgerConfig,
+    values: std::sync::Arc<dyn zachetka_projections::lazy::ValueSource>,
+    bytes: &[u8],
+) -> Result<Rules, String> {
+    zachetka_projections::lazy::load_apart(values, || decode_rules(config, bytes))
 }
 
 fn decode_rules(config: &LedgerConfig, bytes: &[u8]) -> Result<Rules, String> {

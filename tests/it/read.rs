@@ -196,6 +196,19 @@ fn demo_entries_read_on_the_fast_path_as_through_json() {
     assert!(types.len() >= 40, "the demo wrote {} types: {types:?}", types.len());
 }
 
+/// A snapshot's sections, owned (their values read and checked): (name, version, bytes, values).
+pub(super) fn owned_sections(snap: &zachetka_snapshots::Snapshot) -> Vec<(String, u32, Vec<u8>, Vec<u8>)> {
+    snap.sections().map(|s| (s.name.to_owned(), s.version, s.bytes.to_vec(), s.values.read_all().unwrap())).collect()
+}
+
+/// `owned_sections` as sections to write.
+pub(super) fn as_sections(owned: &[(String, u32, Vec<u8>, Vec<u8>)]) -> Vec<zachetka_snapshots::Section<'_>> {
+    owned
+        .iter()
+        .map(|(name, version, bytes, values)| zachetka_snapshots::Section { name, version: *version, bytes, values })
+        .collect()
+}
+
 /// A small demo ledger with one snapshot at its head; returns the snapshot's path.
 pub(super) fn ledger_with_snapshot(dir: &Path) -> (String, std::path::PathBuf) {
     let mut region = DemoRegion::new(ORIGIN, DemoSize { learners: 60, teachers: 30, events: 600 });
@@ -212,8 +225,12 @@ fn a_damaged_snapshot_is_refused_with_a_warning_and_the_models_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let (authority, path) = ledger_with_snapshot(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x40;
+    // The middle of the largest section (read and checked with the file, unlike the values).
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let spans = snap.sections().map(|s| snap.section_span(s.name).unwrap());
+    let (start, end) = spans.max_by_key(|(start, end)| end - start).unwrap();
+    drop(snap);
+    bytes[((start + end) / 2) as usize] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
     let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
     let status = ledger.read_side().status(ledger.head().0.tree_size);
@@ -222,6 +239,51 @@ fn a_damaged_snapshot_is_refused_with_a_warning_and_the_models_rebuilt() {
     assert_eq!(status.snapshot_tree_size, None, "the damaged snapshot was not loaded");
     assert_eq!(served(&ledger), from_zero(&**ledger.store()));
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "reading never deletes or repairs a snapshot");
+}
+
+/// The values a snapshot's state keeps apart are read, and their chunks checked, only when first
+/// needed: damage there is found after the open. It is never answered from: the file is set
+/// aside (`.damaged`, kept, never picked again) and the thread that needed the value stops (the
+/// command line exits instead, for its supervisor to start it again). The next open rebuilds
+/// from the log what the snapshot held.
+#[test]
+fn damage_in_a_snapshots_values_found_after_the_open_sets_it_aside_and_the_next_open_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, path) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let size = ledger.head().0.tree_size;
+    assert_eq!(ledger.read_side().status(size).snapshot_tree_size, Some(size), "loaded from the snapshot");
+    let ids = demo_ids(&ledger);
+    // One flipped byte in every chunk of the values area (the end of the file), on disk, after
+    // the open read the file.
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let values: u64 = snap.sections().map(|s| zachetka_projections::lazy::ValueSource::len(&s.values)).sum();
+    let area = snap.file_len() - values;
+    drop(snap);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for at in (area..bytes.len() as u64).step_by(zachetka_snapshots::CHUNK_LEN as usize) {
+        bytes[at as usize] ^= 0x08;
+    }
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&bytes, 0).unwrap();
+    }
+    let read = ledger.read_side();
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read.view("diaries", &[&ids.applicant])));
+    let why = answer.expect_err("a diary in a damaged chunk is not answered");
+    let why = why.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(why.contains("checksum mismatch in the values area"), "{why}");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let aside = path.with_file_name(format!("{name}{}", zachetka_snapshots::DAMAGED_SUFFIX));
+    assert!(!path.exists() && aside.exists(), "the snapshot is set aside, not deleted");
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "and not repaired");
+    drop(ledger);
+    let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let status = reopened.read_side().status(size);
+    assert_eq!(status.snapshot_tree_size, None, "the set-aside snapshot is not picked again");
+    assert_eq!(served(&reopened), from_zero(&**reopened.store()));
+    assert!(reopened.read_side().view("diaries", &[&ids.applicant]).is_ok());
 }
 
 /// The read side decodes its copy of a snapshot's rule state only when it first needs it (the
@@ -240,7 +302,8 @@ fn a_rule_state_that_does_not_decode_is_replayed_by_the_read_side_when_first_nee
     let path = ledger.read_side().snapshot_now().unwrap().expect("a snapshot is written");
     drop(ledger);
     let snap = zachetka_snapshots::read(&path).unwrap();
-    let mut sections: Vec<zachetka_snapshots::Section> = snap.sections().collect();
+    let owned = owned_sections(&snap);
+    let mut sections = as_sections(&owned);
     for s in sections.iter_mut().filter(|s| s.name == zachetka_snapshots::RULES_SECTION) {
         s.bytes = b"not a rule state";
     }
@@ -261,7 +324,8 @@ fn a_rule_state_that_does_not_decode_is_replayed_by_the_read_side_when_first_nee
     let snap = zachetka_snapshots::read(&newer).unwrap();
     let config = SledStore::open(&dir.path().join("store")).unwrap().config().unwrap().unwrap();
     let rules = snap.section(zachetka_snapshots::RULES_SECTION).expect("the rule state is written");
-    zachetka::read::snapshot::load_rules(&config, snap.buffer(), rules.bytes).expect("the rule state written loads");
+    zachetka::read::snapshot::load_rules(&config, rules.values.source(), rules.bytes)
+        .expect("the rule state written loads");
     let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
     let warnings = reopened.read_side().status(reopened.head().0.tree_size).warnings;
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -301,10 +365,18 @@ fn the_audit_names_a_forged_snapshot_and_a_differing_server() {
     let victim =
         early.iter().find(|m| m.encode() != model::all().iter().find(|x| x.name() == m.name()).unwrap().encode());
     let victim = victim.expect("some model has state at half the log");
-    let forged_bytes = victim.encode();
-    let sections: Vec<zachetka_snapshots::Section> = snap
-        .sections()
-        .map(|s| if s.name == victim.name() { zachetka_snapshots::Section { bytes: &forged_bytes, ..s } } else { s })
+    let (forged_bytes, forged_values) = zachetka::read::snapshot::encode_apart(|| victim.encode());
+    let owned = owned_sections(&snap);
+    let sections: Vec<zachetka_snapshots::Section> = as_sections(&owned)
+        .into_iter()
+        .map(|s| {
+            let forged = zachetka_snapshots::Section { bytes: &forged_bytes, values: &forged_values, ..s };
+            if s.name == victim.name() {
+                forged
+            } else {
+                s
+            }
+        })
         .collect();
     std::fs::remove_file(&path).unwrap();
     zachetka_snapshots::write(&dir.path().join("snapshots"), snap.tree_size(), snap.root_hash(), &sections, 3).unwrap();

@@ -330,36 +330,13 @@ fn request_bodies_beyond_the_byte_budget_are_busy_and_stalled_declarations_hold_
 /// applied (whatever the policy owed), so the next start replays nothing.
 #[test]
 fn sigterm_stops_the_server_cleanly_and_leaves_a_snapshot_at_the_head() {
-    use std::process::{Command, Stdio};
-    let exe = env!("CARGO_BIN_EXE_zachetka");
     let dir = tempfile::tempdir().unwrap();
     let ledger_dir = dir.path().join("ledger");
-    let init =
-        Command::new(exe).args(["init", "--rules", "none", "--origin", ORIGIN, "--dir"]).arg(&ledger_dir).output();
-    let init = init.unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--snapshot-every-entries", "1000000", "--dir"])
-        .arg(&ledger_dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("the server exited before serving").unwrap();
-        if let Some(at) = line.find("on http://") {
-            break line[at + 3..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let log = std::thread::spawn(move || lines.map(Result::unwrap).collect::<Vec<_>>());
-    let batch = serde_json::Value::Array((0..5).map(|i| grade(i, "learner/a", None)).collect()).to_string();
-    let r = ureq::post(&format!("{base}/v1/events")).set("content-type", "application/json").send_string(&batch);
-    assert_eq!(r.unwrap().status(), 200);
-    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
-    let log = log.join().unwrap();
+    init_ledger(&ledger_dir);
+    let server = ServeProcess::start(&ledger_dir);
+    let batch = (0..5).map(|i| grade(i, "learner/a", None)).collect();
+    assert_eq!(server.post(batch), Some(200));
+    let (status, log) = server.stop();
     assert!(status.success(), "exit {status:?} after SIGTERM: {log:#?}");
     assert!(log.iter().any(|l| l.contains("stopping on SIGTERM")), "{log:#?}");
     assert!(log.iter().any(|l| l.contains("stopped serving at tree size 5")), "{log:#?}");
@@ -368,6 +345,142 @@ fn sigterm_stops_the_server_cleanly_and_leaves_a_snapshot_at_the_head() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(snapshots.contains(&zachetka_snapshots::file_name(5)), "{snapshots:?}: {log:#?}");
+}
+
+/// `zachetka init --rules none` of a ledger in `dir`.
+fn init_ledger(dir: &std::path::Path) {
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_zachetka"))
+        .args(["init", "--rules", "none", "--origin", ORIGIN, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+}
+
+/// A `zachetka serve` of a ledger on a free port, its base URL, and its log (collected until
+/// it exits). Waits for its exit are bounded ([`GUARD`]): a server that does not exit is killed
+/// and the test fails rather than hang.
+struct ServeProcess {
+    pid: u32,
+    base: String,
+    exited: std::sync::mpsc::Receiver<(std::process::ExitStatus, Vec<String>)>,
+}
+
+impl ServeProcess {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zachetka"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--snapshot-every-entries", "1000000", "--dir"])
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("the server exited before serving").unwrap();
+            if let Some(at) = line.find("on http://") {
+                break line[at + 3..].split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let (tx, exited) = std::sync::mpsc::channel();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let log = lines.map(Result::unwrap).collect::<Vec<_>>();
+            let _ = tx.send((child.wait().unwrap(), log));
+        });
+        ServeProcess { pid, base, exited }
+    }
+
+    /// `POST /v1/events` of `events` as one batch: the answer's status, if one came.
+    fn post(&self, events: Vec<serde_json::Value>) -> Option<u16> {
+        let body = serde_json::Value::Array(events).to_string();
+        match ureq::post(&format!("{}/v1/events", self.base)).set("content-type", "application/json").send_string(&body)
+        {
+            Ok(r) => Some(r.status()),
+            Err(ureq::Error::Status(code, _)) => Some(code),
+            Err(ureq::Error::Transport(_)) => None,
+        }
+    }
+
+    /// Its exit status and log, once it exits by itself.
+    fn wait(self) -> (std::process::ExitStatus, Vec<String>) {
+        match self.exited.recv_timeout(GUARD) {
+            Ok(exit) => exit,
+            Err(_) => {
+                let _ = std::process::Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+                panic!("the server did not exit within {GUARD:?}");
+            }
+        }
+    }
+
+    /// SIGTERM, then [`Self::wait`].
+    fn stop(self) -> (std::process::ExitStatus, Vec<String>) {
+        let term = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().unwrap();
+        assert!(term.success());
+        self.wait()
+    }
+}
+
+/// Damage in a snapshot's values is found after the open, when a value in the damaged chunk is
+/// first needed (here: the next grade of the learner whose diary it holds). `serve` then sets
+/// the file aside and exits with status 75 (EX_TEMPFAIL) rather than answer from it or stop in
+/// a loop: started again, it opens without that snapshot, rebuilds from the log, and nothing
+/// acknowledged is missing.
+#[test]
+fn serve_exits_75_on_damage_found_after_the_open_and_starts_again_without_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_dir = dir.path().join("ledger");
+    init_ledger(&ledger_dir);
+    // A grade the diaries fold (it names its lesson's date, class and institution).
+    let grade = |n: u64| {
+        let ev = serde_json::json!({
+            "ledger": ORIGIN, "stream": "learner/a", "type": "journal.grade_recorded", "id": id(n),
+            "occurred_at": "2026-11-23T08:00:00Z", "author": teacher().did(),
+            "data": {"institution": "school/1", "class": "5a", "subject": "math", "mark": 5, "scale": "five_point",
+                     "weight": 3, "kind": "lesson", "lesson_date": "2026-11-23"}
+        });
+        zachetka::event::sign_event(&ev, &teacher()).unwrap()
+    };
+    // A snapshot at 5 entries (the stop writes it), holding learner/a's diary in its values.
+    let server = ServeProcess::start(&ledger_dir);
+    assert_eq!(server.post((0..5).map(grade).collect()), Some(200));
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log:#?}");
+    let path = ledger_dir.join("snapshots").join(zachetka_snapshots::file_name(5));
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let values: u64 = snap.sections().map(|s| zachetka_projections::lazy::ValueSource::len(&s.values)).sum();
+    let area = snap.file_len() - values;
+    drop(snap);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for at in (area as usize..bytes.len()).step_by(zachetka_snapshots::CHUNK_LEN as usize) {
+        bytes[at] ^= 0x08;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    // The open reads the header and the sections only: it serves. learner/a's next grade needs
+    // the diary: the server exits 75, and the snapshot is set aside.
+    let server = ServeProcess::start(&ledger_dir);
+    let acknowledged = server.post(vec![grade(5)]) == Some(200);
+    let (status, log) = server.wait();
+    assert_eq!(status.code(), Some(75), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("checksum mismatch in the values area") && l.contains("set aside")),
+        "{log:#?}"
+    );
+    assert!(!path.exists(), "{log:#?}");
+    let aside =
+        path.with_file_name(format!("{}{}", zachetka_snapshots::file_name(5), zachetka_snapshots::DAMAGED_SUFFIX));
+    assert_eq!(std::fs::read(aside).unwrap(), bytes, "set aside as it was, not repaired");
+    // Started again: no snapshot to take, the models rebuilt from the log, every acknowledged
+    // entry there, and appends taken.
+    let server = ServeProcess::start(&ledger_dir);
+    let head = if acknowledged { 6 } else { 5 };
+    let checkpoint = ureq::get(&format!("{}/checkpoint", server.base)).call().unwrap().into_string().unwrap();
+    assert_eq!(checkpoint.lines().nth(1), Some(head.to_string().as_str()), "{checkpoint}");
+    assert_eq!(server.post(vec![grade(6)]), Some(200));
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains(&format!("stopped serving at tree size {}", head + 1))), "{log:#?}");
 }
 
 /// Review s11 (ops finding 10): 300 unread feeds held ~830 MB; the connection cap alone allows

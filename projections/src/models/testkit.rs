@@ -86,13 +86,15 @@ impl History {
 
 /// A model built from the whole history has the same digest as one built from the first half,
 /// encoded, loaded into a fresh model and fed the second half; and `load(encode())` keeps it.
-/// `model`'s state loaded into a fresh model as an open from a snapshot loads it: its bytes in a
-/// shared buffer that lazily loaded values keep ranges of (`lazy::with_source`), returned beside.
-pub fn load_shared<M: ReadModel + Default>(model: &M) -> (M, std::sync::Arc<Vec<u8>>) {
-    let source = std::sync::Arc::new(model.encode());
+/// `model`'s state loaded into a fresh model as an open from a snapshot loads it: encoded with
+/// its lazily loaded values apart, and loaded referring to them (`lazy::load_apart`). Returns
+/// the loaded model and the encoded state (bytes, values).
+pub fn load_shared<M: ReadModel + Default>(model: &M) -> (M, (Vec<u8>, Vec<u8>)) {
+    let (bytes, values) = crate::lazy::encode_apart(|| model.encode());
     let mut loaded = M::default();
-    crate::lazy::with_source(&source, || loaded.load(&source)).expect("a model loads its own bytes");
-    (loaded, source)
+    let source: std::sync::Arc<dyn crate::lazy::ValueSource> = std::sync::Arc::new(values.clone());
+    crate::lazy::load_apart(source, || loaded.load(&bytes)).expect("a model loads its own bytes");
+    (loaded, (bytes, values))
 }
 
 pub fn check_reload(history: &History, fresh: impl Fn() -> Box<dyn ReadModel>) {
