@@ -582,7 +582,9 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     if !dir.join("ledger.key").exists() {
         bail!("{} holds no ledger (no ledger.key); run `zachetka init` first", dir.display());
     }
-    SledStore::open(&store_dir(dir))
+    // Early: the index opens while the caller loads its snapshots; the ledger's open waits for
+    // it (`Store::ready`) before serving anything.
+    SledStore::open_early(&store_dir(dir))
         .map(|s| Arc::new(s) as Arc<dyn Store>)
         .with_context(|| format!("couldn't open the store in {}", dir.display()))
 }

@@ -376,6 +376,7 @@ impl Ledger {
             "a batch may hold at most {} entries (store recovery relies on it)",
             crate::store::BATCH_LEN_MAX
         );
+        let started = std::time::Instant::now();
         let config = store.config()?.ok_or(LedgerError::NotInitialized)?;
         let commitment_key = completeness.is_some().then(|| ledger_key.clone());
         let signer = LedgerSigner::new(&config.origin, ledger_key);
@@ -461,6 +462,10 @@ impl Ledger {
         for w in rule_warnings {
             read.add_warning(w);
         }
+        // The store's index opened beside all of the above; the ledger serves nothing before it.
+        let index_wait = std::time::Instant::now();
+        store.ready()?;
+        let index_wait = index_wait.elapsed();
         let last_recorded_at = last_recorded_at(&*store, next_seq)?;
         let (head_watch, _) = tokio::sync::watch::channel(head.0.tree_size);
         let shared = Arc::new(Shared {
@@ -507,6 +512,13 @@ impl Ledger {
                 .spawn(move || follow_loop(weak))
                 .expect("spawn follower thread");
         }
+        tracing::info!(
+            tree_size = next_seq,
+            snapshot = ?loaded.as_ref().map(|l| l.tree_size),
+            seconds = started.elapsed().as_secs_f64(),
+            index_wait_seconds = index_wait.as_secs_f64(),
+            "ledger open"
+        );
         Ok(Self { shared, tx, _sequencer: Arc::new(SequencerHandle { thread: Mutex::new(Some(thread)) }) })
     }
 

@@ -316,6 +316,13 @@ pub trait Store: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Waits until everything the store opens beside its recovery is open (the sled store's
+    /// index, module `sled`), and fails as its first use would. The ledger's open calls it last,
+    /// so that an open that would fail still fails there, after loading its snapshots meanwhile.
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether writers in other processes may commit to this store (see the contract).
     fn is_shared(&self) -> bool {
         false

@@ -38,6 +38,14 @@
 //! head than one batch writes: corruption, refused with its file and position, and nothing is
 //! changed. The index is then brought up to the head from the entries themselves.
 //!
+//! **The index opens beside the log.** sled's open reads its whole page table (a time that
+//! grows with the index: 0.4 s at 5M entries), and nothing in the log's recovery needs it; so an
+//! open for writing starts sled on its own thread and returns once the log's files are
+//! recovered, and the first use of the index (a lookup, a commit, or [`Store::ready`], which the
+//! ledger's open calls last) waits for it, checks its mark against the recovered head and brings
+//! it up to the head. Meanwhile the caller loads its snapshots. An index that fails to open or
+//! to catch up fails that first use, and every later one, with the same error.
+//!
 //! Why not entries in sled too: a sled insert costs ~5-9 us and every one lands on the single
 //! committer thread; the files cost ~1 us per entry (README, Decisions). Why sled is flushed only
 //! now and then: a flushed sled batch per commit was ~20% of a demo run's CPU.
@@ -53,7 +61,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// sled is flushed (its `H` advanced) once this many bytes of entries were committed since the
 /// last flush: ~45,000 entries, which bounds what an open after a crash re-indexes from the
@@ -239,7 +247,7 @@ impl Default for Extent {
 }
 
 pub struct SledStore {
-    db: sled::Db,
+    index: Index,
     mode: Mode,
     dir: PathBuf,
     config: RwLock<Option<LedgerConfig>>,
@@ -260,6 +268,72 @@ pub struct SledStore {
     _scratch: Option<ScratchDir>,
     /// The store's lock (`LOCK`), held while the store is open for writing: see [`take_lock`].
     _lock: Option<File>,
+}
+
+/// The index: opening on its own thread (a read-write open, until its first use) or open.
+struct Index {
+    open: OnceLock<Result<sled::Db, IndexFailure>>,
+    pending: Mutex<Option<PendingIndex>>,
+}
+
+/// What the first use of an index still opening does: wait for sled, then check the index's
+/// mark against the log recovered meanwhile (of `tree_size` entries, batches at `positions`)
+/// and bring it up to the head.
+struct PendingIndex {
+    opener: std::thread::JoinHandle<Result<sled::Db, StoreError>>,
+    tree_size: u64,
+    positions: Vec<(u64, u64, u64)>,
+}
+
+/// Why the index could not be used: the error its first use met, kept for every later use.
+#[derive(Debug, Clone)]
+enum IndexFailure {
+    Corrupt { what: &'static str, position: u64, detail: String },
+    Other { kind: std::io::ErrorKind, message: String },
+}
+
+impl IndexFailure {
+    fn of(e: &StoreError) -> Self {
+        match e {
+            StoreError::Corrupt { what, position, detail } => {
+                Self::Corrupt { what, position: *position, detail: detail.clone() }
+            }
+            StoreError::Io { source, .. } => Self::Other { kind: source.kind(), message: super::error_chain(e) },
+            e => Self::Other { kind: std::io::ErrorKind::Other, message: super::error_chain(e) },
+        }
+    }
+
+    fn error(&self, index: &Path) -> StoreError {
+        match self {
+            Self::Corrupt { what, position, detail } => corrupt(what, *position, detail.clone()),
+            Self::Other { kind, message } => StoreError::Io {
+                action: "open the index",
+                path: index.display().to_string(),
+                source: std::io::Error::new(*kind, message.clone()),
+            },
+        }
+    }
+}
+
+impl Index {
+    fn ready(db: sled::Db) -> Self {
+        Self { open: OnceLock::from(Ok(db)), pending: Mutex::new(None) }
+    }
+
+    /// An index opening on its own thread; [`Index::set_pending`] says what its first use does.
+    fn opening(path: &Path) -> Self {
+        let path = path.to_owned();
+        let opener = std::thread::Builder::new()
+            .name("zachetka-index-open".into())
+            .spawn(move || {
+                let db = open_index(&path)?;
+                make_private(&path)?;
+                Ok(db)
+            })
+            .expect("spawn the index's opener");
+        let pending = PendingIndex { opener, tree_size: 0, positions: Vec::new() };
+        Self { open: OnceLock::new(), pending: Mutex::new(Some(pending)) }
+    }
 }
 
 #[derive(Default)]
@@ -640,6 +714,17 @@ impl SledStore {
     /// Opens (or creates) the store in `dir` to serve and append, and runs recovery (module
     /// docs). Damage is refused with its file and position, and nothing is changed then.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let store = Self::open_early(dir)?;
+        store.ready()?;
+        Ok(store)
+    }
+
+    /// [`SledStore::open`] that returns once the log's files are recovered, while the index
+    /// opens on its own thread (module docs): for a caller with work of its own to do meanwhile
+    /// (the ledger loads its snapshots), which then calls [`Store::ready`]. Until then damage
+    /// the index's catch-up finds (an entry beyond its mark that does not parse, a mark beyond
+    /// the log) is not yet refused; every use of the index waits for it and fails with it.
+    pub fn open_early(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| fio(&dir.display().to_string(), e))?;
         Self::open_mode(dir, Mode::ReadWrite)
     }
@@ -671,14 +756,12 @@ impl SledStore {
             )));
         }
         let mut findings = Vec::new();
-        let (db, scratch) = match mode {
+        let (index, scratch) = match mode {
             Mode::ReadWrite => {
                 // The log's files are 0600, sled's own 0644: a private directory keeps the index
                 // (event ids, streams, learners' ids) from other local users too.
                 make_private(dir)?;
-                let db = open_index(&paths.index)?;
-                make_private(&paths.index)?;
-                (db, None)
+                (Index::opening(&paths.index), None)
             }
             Mode::ReadOnly => {
                 // Removed when dropped: on a refusal, an error or a panic below as on a clean close.
@@ -709,7 +792,7 @@ impl SledStore {
                         sled_config(&scratch.path().join("fresh")).open().map_err(io)?
                     }
                 };
-                (db, Some(scratch))
+                (Index::ready(db), Some(scratch))
             }
         };
         let config = match read_config(&paths.config) {
@@ -728,7 +811,7 @@ impl SledStore {
         };
         let fresh = !paths.config.exists() && !paths.checkpoints.exists();
         let mut store = Self {
-            db,
+            index,
             mode,
             dir: dir.to_owned(),
             config: RwLock::new(config),
@@ -784,6 +867,8 @@ impl SledStore {
         let lock = take_lock(dir)?;
         let aside = set_index_aside(&paths.index, "replaced")?;
         let store = Self::open_locked(dir, Mode::ReadWrite, Some(lock))?;
+        // The new index is built by its first use: now, before the old one goes.
+        store.ready()?;
         if let Some(aside) = aside {
             std::fs::remove_dir_all(&aside).map_err(|e| fio(&aside.display().to_string(), e))?;
         }
@@ -797,11 +882,12 @@ impl SledStore {
     /// Makes the index durable up to the committed head. Runs on its own every
     /// [`INDEX_FLUSH_BYTES`] of entries, and when the store is dropped.
     pub fn flush_index(&self) -> Result<(), StoreError> {
+        let db = self.db()?;
         let mut w = self.writer.lock().expect("one writer at a time");
-        self.flush_index_locked(&mut w)
+        self.flush_index_locked(db, &mut w)
     }
 
-    fn flush_index_locked(&self, w: &mut Writer) -> Result<(), StoreError> {
+    fn flush_index_locked(&self, db: &sled::Db, w: &mut Writer) -> Result<(), StoreError> {
         let ext = self.extent();
         if ext.tree_size > 0 {
             let mark = IndexMark {
@@ -810,9 +896,9 @@ impl SledStore {
                 record_at: ext.record_at,
                 records_end: ext.records_end,
             };
-            self.db.insert(MARK_KEY, &mark.encode()[..]).map_err(io)?;
+            db.insert(MARK_KEY, &mark.encode()[..]).map_err(io)?;
         }
-        self.db.flush().map_err(io)?;
+        db.flush().map_err(io)?;
         w.unflushed = 0;
         Ok(())
     }
@@ -831,15 +917,6 @@ impl SledStore {
             u64::from_be_bytes(b)
         });
         Ok(out)
-    }
-
-    /// Applies index writes to sled in key order (neighbouring keys land in the same leaves).
-    fn apply_index(&self, writes: &mut [IndexWrite]) -> Result<(), StoreError> {
-        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (k, v) in writes.iter() {
-            self.db.insert(&k[..], &v[..]).map_err(io)?;
-        }
-        Ok(())
     }
 
     fn findings_mut(&mut self) -> &mut Vec<StoreFinding> {
@@ -892,8 +969,8 @@ impl SledStore {
 
     /// The index's mark, if it names a record that `checkpoints.dat` holds as the mark says;
     /// otherwise the index is re-derived from the first record.
-    fn index_mark(&self) -> Result<Option<(IndexMark, Slot)>, StoreError> {
-        let Some(mark) = self.db.get(MARK_KEY).map_err(io)? else { return Ok(None) };
+    fn index_mark(&self, db: &sled::Db) -> Result<Option<(IndexMark, Slot)>, StoreError> {
+        let Some(mark) = db.get(MARK_KEY).map_err(io)? else { return Ok(None) };
         let mark = IndexMark::decode(&mark);
         let record = mark.and_then(|m| {
             let len = m.records_end.checked_sub(m.record_at)? as usize;
@@ -921,7 +998,12 @@ impl SledStore {
     /// Recovery (module docs). In read-only mode nothing is written: the torn tail stays on
     /// disk, unserved.
     fn recover(&mut self) -> Result<(), StoreError> {
-        let mut marked = self.index_mark()?;
+        // The audit's copy of the index is at hand; a server's is opening, and its mark is
+        // checked when it is first used ([`SledStore::finish_index`]).
+        let mut marked = match self.mode {
+            Mode::ReadOnly => self.index_mark(self.db()?)?,
+            Mode::ReadWrite => None,
+        };
         // Every record's frame is checked, also those the index has seen: one record per batch
         // (~10,000 records, ~1 MB, for 1.35M entries: milliseconds), and a damaged record before
         // good ones is refused here rather than found by a reader asking for its checkpoint.
@@ -1007,7 +1089,7 @@ impl SledStore {
             if marked.as_ref().is_some_and(|(m, _)| m.head.tree_size > size) {
                 // The private copy of the index holds entries beyond what is read: a fresh one.
                 let scratch = self._scratch.as_ref().expect("a read-only store has a scratch copy").path();
-                self.db = sled_config(&scratch.join("salvaged")).open().map_err(io)?;
+                self.index = Index::ready(sled_config(&scratch.join("salvaged")).open().map_err(io)?);
                 marked = None;
             }
         }
@@ -1107,9 +1189,47 @@ impl SledStore {
         if size > 0 && self.mode == Mode::ReadWrite {
             self.check_head(size)?;
         }
-        let indexed = marked.map(|(m, _)| m.head.tree_size).unwrap_or(0);
-        self.reindex(indexed, &scan.positions)?;
+        match self.mode {
+            Mode::ReadOnly => {
+                let indexed = marked.map(|(m, _)| m.head.tree_size).unwrap_or(0);
+                self.reindex(self.db()?, indexed, &scan.positions)?;
+            }
+            Mode::ReadWrite => {
+                let mut pending = self.index.pending.lock().expect("index lock");
+                let pending = pending.as_mut().expect("a read-write open's index is opening");
+                pending.tree_size = size;
+                pending.positions = scan.positions;
+            }
+        }
         Ok(())
+    }
+
+    /// The index, once open and up to the head (module docs: the first use waits for it).
+    fn db(&self) -> Result<&sled::Db, StoreError> {
+        match self.index.open.get_or_init(|| self.finish_index().map_err(|e| IndexFailure::of(&e))) {
+            Ok(db) => Ok(db),
+            Err(failure) => Err(failure.error(&self.paths().index)),
+        }
+    }
+
+    /// The first use of an index opened on its own thread: waits for it, refuses an index that
+    /// has seen more than the log holds, and brings it up to the head.
+    fn finish_index(&self) -> Result<sled::Db, StoreError> {
+        let PendingIndex { opener, tree_size, positions } =
+            self.index.pending.lock().expect("index lock").take().expect("an index not open is opening");
+        let db = opener.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let marked = self.index_mark(&db)?;
+        if let Some((m, _)) = &marked {
+            if m.head.tree_size > tree_size {
+                return Err(corrupt(
+                    "checkpoints",
+                    tree_size,
+                    format!("the index was flushed at tree size {}, the log holds {tree_size}", m.head.tree_size),
+                ));
+            }
+        }
+        self.reindex(&db, marked.map(|(m, _)| m.head.tree_size).unwrap_or(0), &positions)?;
+        Ok(db)
     }
 
     /// The head's last entry must hash to its stored leaf hash and the stored hashes must give
@@ -1133,7 +1253,7 @@ impl SledStore {
     /// the records' positions. Writes are idempotent, so entries the index already holds do no
     /// harm. A read-write open refuses an entry that does not parse (committed history is
     /// damaged); a read-only open leaves it out of its copy for the audit to report.
-    fn reindex(&self, indexed: u64, positions: &[(u64, u64, u64)]) -> Result<(), StoreError> {
+    fn reindex(&self, db: &sled::Db, indexed: u64, positions: &[(u64, u64, u64)]) -> Result<(), StoreError> {
         let todo: Vec<&(u64, u64, u64)> = positions.iter().filter(|p| p.2 > indexed).collect();
         if todo.is_empty() {
             return Ok(());
@@ -1157,14 +1277,14 @@ impl SledStore {
                 }
             }
             if writes.len() > 100_000 {
-                self.apply_index(&mut writes)?;
+                apply_index(db, &mut writes)?;
                 writes.clear();
             }
         }
-        self.apply_index(&mut writes)?;
+        apply_index(db, &mut writes)?;
         if self.mode == Mode::ReadWrite {
             let mut w = self.writer.lock().expect("one writer at a time");
-            self.flush_index_locked(&mut w)?;
+            self.flush_index_locked(db, &mut w)?;
         }
         Ok(())
     }
@@ -1192,6 +1312,15 @@ impl SledStore {
         let len = b.get(..4).map(|l| u32::from_be_bytes(l.try_into().expect("4 bytes")) as usize).unwrap_or(0);
         Ok(b.get(4 + RECORD_FIXED_LEN..(4 + len).min(n)).map(<[u8]>::to_vec).unwrap_or_default())
     }
+}
+
+/// Applies index writes to sled in key order (neighbouring keys land in the same leaves).
+fn apply_index(db: &sled::Db, writes: &mut [IndexWrite]) -> Result<(), StoreError> {
+    writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in writes.iter() {
+        db.insert(&k[..], &v[..]).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The index writes of one entry, from its bytes: its id record and its stream position.
@@ -1375,7 +1504,14 @@ impl Drop for SledStore {
     /// A clean close flushes the index, so the next open re-indexes nothing. Best effort: a
     /// failure here leaves the index behind, which the next open brings up to the head.
     fn drop(&mut self) {
-        if self.mode == Mode::ReadWrite {
+        // An index never used is closed as it opened: its mark is where it was, and the next open
+        // brings it up to the head. Joined here, so sled closes before the store's lock is let go.
+        if let Some(pending) = self.index.pending.get_mut().expect("index lock").take() {
+            drop(pending.opener.join());
+            return;
+        }
+        // An index that failed its first use was refused then; nothing to flush.
+        if self.mode == Mode::ReadWrite && matches!(self.index.open.get(), Some(Ok(_))) {
             if let Err(e) = self.flush_index() {
                 tracing::warn!(error = %e, "couldn't flush the index on close; the next open re-indexes");
             }
@@ -1429,6 +1565,8 @@ impl Store for SledStore {
         }
         assert_eq!(b.head.tree_size, b.first_seq + b.entries.len() as u64, "batch head must cover exactly its entries");
         assert!(b.entries.len() as u64 <= BATCH_LEN_MAX, "batches are bounded (recovery relies on it)");
+        // Before anything is written: an index that cannot be used fails the commit unwritten.
+        let db = self.db()?;
         let mut w = self.writer.lock().expect("one committer at a time");
         let Writer { data, offsets, hashes, next_slot, unflushed } = &mut *w;
         data.clear();
@@ -1483,7 +1621,7 @@ impl Store for SledStore {
             .expect("findings lock")
             .retain(|f| f.code != "head_slot_damaged" || f.offset != written * SLOT_LEN as u64);
         index.push((key_u64(b'k', b.head.tree_size).to_vec(), ext.records_end.to_be_bytes().to_vec()));
-        self.apply_index(&mut index)?;
+        apply_index(db, &mut index)?;
         *self.committed.write().expect("extent lock") = Extent {
             tree_size: b.head.tree_size,
             data_len,
@@ -1497,7 +1635,7 @@ impl Store for SledStore {
         // flush fails no commit (the batch is durable), and the next commit tries again.
         *unflushed += data.len() as u64;
         if *unflushed >= INDEX_FLUSH_BYTES {
-            if let Err(e) = self.flush_index_locked(&mut w) {
+            if let Err(e) = self.flush_index_locked(db, &mut w) {
                 tracing::error!(error = %e, "couldn't flush the index; the next open re-indexes from the entries");
             }
         }
@@ -1627,7 +1765,7 @@ impl Store for SledStore {
 
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError> {
         let size = self.committed.read().expect("extent lock").tree_size;
-        match self.db.get(key_str(b'i', id)).map_err(io)? {
+        match self.db()?.get(key_str(b'i', id)).map_err(io)? {
             None => Ok(None),
             Some(v) => {
                 let rec = IdRecord::decode(&v).ok_or(corrupt("id record", 0, format!("for id {id}")))?;
@@ -1643,7 +1781,7 @@ impl Store for SledStore {
         let bad = || corrupt("stream index", 0, format!("for stream {stream}"));
         // The last committed key: a commit in flight may have indexed later ones already.
         let mut last = None;
-        for kv in self.db.scan_prefix(&prefix).rev() {
+        for kv in self.db()?.scan_prefix(&prefix).rev() {
             let (k, v) = kv.map_err(io)?;
             let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
             if seq < size {
@@ -1659,7 +1797,7 @@ impl Store for SledStore {
     fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         let end = key_stream_version(stream, u64::MAX);
-        for kv in self.db.range(key_stream_version(stream, from_version)..=end).take(limit as usize) {
+        for kv in self.db()?.range(key_stream_version(stream, from_version)..=end).take(limit as usize) {
             let (_, v) = kv.map_err(io)?;
             let seq: [u8; 8] =
                 v.as_ref().try_into().map_err(|_| corrupt("stream index", 0, format!("for stream {stream}")))?;
@@ -1673,7 +1811,7 @@ impl Store for SledStore {
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         let size = self.committed.read().expect("extent lock").tree_size;
-        for kv in self.db.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(limit as usize) {
+        for kv in self.db()?.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(limit as usize) {
             let (k, v) = kv.map_err(io)?;
             let tree_size = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
             let offset: [u8; 8] =
@@ -1688,7 +1826,7 @@ impl Store for SledStore {
         if tree_size > self.committed.read().expect("extent lock").tree_size {
             return Ok(None);
         }
-        let Some(v) = self.db.get(key_u64(b'k', tree_size)).map_err(io)? else { return Ok(None) };
+        let Some(v) = self.db()?.get(key_u64(b'k', tree_size)).map_err(io)? else { return Ok(None) };
         let offset: [u8; 8] =
             v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
         let offset = u64::from_be_bytes(offset);
@@ -1709,11 +1847,15 @@ impl Store for SledStore {
             .iter()
             .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
-        Ok(StoreStats { bytes_on_disk: files + self.db.size_on_disk().map_err(io)? })
+        Ok(StoreStats { bytes_on_disk: files + self.db()?.size_on_disk().map_err(io)? })
     }
 
     fn findings(&self) -> Vec<StoreFinding> {
         self.findings.lock().expect("findings lock").clone()
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.db().map(drop)
     }
 }
 

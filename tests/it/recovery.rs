@@ -323,13 +323,11 @@ fn apply(fault: FileFault, file: &Path, older: &Path) {
     }
 }
 
-/// The fault table: every store file, every kind of fault, on a cleanly closed store and on one a
-/// crash left (index behind the log). Each row states its outcome.
-#[test]
-fn every_fault_in_every_store_file_is_refused_reported_or_harmless() {
+/// Every fault of [`FileFault`] in every file of the store, and what becomes of it.
+const FAULT_ROWS: &[(&str, FileFault, Outcome)] = {
     use FileFault::*;
     use Outcome::*;
-    let rows: &[(&str, FileFault, Outcome)] = &[
+    &[
         ("ledger.json", Flip(500), Refused),
         ("ledger.json", Cut(1), Refused),
         ("ledger.json", Delete, Refused),
@@ -375,7 +373,15 @@ fn every_fault_in_every_store_file_is_refused_reported_or_harmless() {
         ("index/db", Delete, Harmless),
         ("index/db", Older, Harmless),
         ("index/db", Garbage, Harmless),
-    ];
+    ]
+};
+
+/// The fault table: every store file, every kind of fault, on a cleanly closed store and on one a
+/// crash left (index behind the log). Each row states its outcome.
+#[test]
+fn every_fault_in_every_store_file_is_refused_reported_or_harmless() {
+    use Outcome::*;
+    let rows = FAULT_ROWS;
     let (clean, crashed, older) = grounds();
     let expected = acked(clean.path());
     for (state, ground) in [("clean", clean.path()), ("crashed", crashed.path())] {
@@ -408,6 +414,35 @@ fn every_fault_in_every_store_file_is_refused_reported_or_harmless() {
             }
         }
     }
+}
+
+/// Damage only the index's catch-up meets (a crash left the index behind the log, and an entry
+/// beyond its mark is damaged, not the head's last one): refused by a full open, and, when the
+/// store is opened early (its index opening on its own thread while the ledger loads its
+/// snapshots, as the command line does), by the ledger's open, which waits for the index. Every
+/// later use of the index fails the same way, and no byte of the log changes.
+#[test]
+fn damage_the_index_catch_up_meets_is_refused_also_when_the_store_is_opened_early() {
+    let (_, crashed, _) = grounds();
+    let dir = crashed.path();
+    let paths = StorePaths::of(dir);
+    let offsets = std::fs::read(&paths.offsets).unwrap();
+    let at = u64::from_be_bytes(offsets[20 * 8..21 * 8].try_into().unwrap());
+    flip(&paths.entries, at + 40);
+    let before = log_snapshot(dir);
+    let full = SledStore::open(dir).map(drop).expect_err("a full open refuses it");
+    assert!(matches!(full, StoreError::Corrupt { what: "entry", position: 20, .. }), "{full}");
+    assert!(log_snapshot(dir) == before, "a refused open changed the log");
+    let store = Arc::new(SledStore::open_early(dir).expect("the log's files are whole up to the head"));
+    assert_eq!(store.head().unwrap().unwrap().0.tree_size, 30, "the head is served from the files");
+    let e = zachetka::ledger::Ledger::open(store.clone(), ledger_key(), test_clock(), Limits::default())
+        .err()
+        .expect("the ledger's open waits for the index and refuses it");
+    assert!(zachetka::store::error_chain(&e).contains(&full.to_string()), "{e}");
+    assert_eq!(store.id_record(&id(0)).unwrap_err().to_string(), full.to_string());
+    assert_eq!(store.ready().unwrap_err().to_string(), full.to_string());
+    drop(store);
+    assert!(log_snapshot(dir) == before, "a refused open changed the log");
 }
 
 /// Random byte faults in a stopped store: either the audit names a position, or the store opens
