@@ -5,11 +5,12 @@
 
 use crate::error::SnapshotError;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use zachetka_projections::lazy::{Held, ValueSource};
 
 /// The first bytes of every snapshot file.
@@ -65,7 +66,8 @@ struct SectionEntry {
 }
 
 /// A verified snapshot: its log position, its sections (read and checked, in one buffer) and its
-/// values area (read and checked chunk by chunk when first needed, then kept).
+/// values area (read and checked chunk by chunk when needed; the most recently used kept, up to
+/// [`VALUES_CACHE_BYTES`]).
 pub struct Snapshot {
     path: PathBuf,
     tree_size: u64,
@@ -140,7 +142,7 @@ impl Snapshot {
     /// Reads and checks every chunk of the values area not read yet (an audit does, before it
     /// trusts any of them); the first that fails is the error, naming its bytes in the file.
     pub fn verify_values(&self) -> Result<(), SnapshotError> {
-        (0..self.values.chunks.len()).try_for_each(|i| self.values.chunk(i).map(drop))
+        (0..self.values.digests.len()).try_for_each(|i| self.values.chunk(i).map(drop))
     }
 
     /// What to do when a chunk of the values area is found damaged (or cannot be read) after
@@ -149,13 +151,74 @@ impl Snapshot {
     pub fn on_damage(&self, f: impl Fn(&SnapshotError) + Send + Sync + 'static) {
         let _ = self.values.on_damage.set(Box::new(f));
     }
+
+    /// Keeps at most `bytes` of checked chunks of the values area in memory (default
+    /// [`VALUES_CACHE_BYTES`]); the least recently used go first, and are read and checked again
+    /// when next needed. At least one chunk is always kept.
+    pub fn limit_values_cache(&self, bytes: u64) {
+        let mut cache = self.values.cache.lock().expect("values cache lock");
+        cache.limit = bytes;
+        cache.evict(0);
+    }
+
+    /// The bytes of checked chunks of the values area held in memory now.
+    pub fn values_cached(&self) -> u64 {
+        self.values.cache.lock().expect("values cache lock").bytes
+    }
+}
+
+/// How many bytes of a snapshot's values area a reader keeps in memory by default (1,024 chunks
+/// of 64 KiB). A value decoded from them is kept by its owner; the chunks are needed again only
+/// for values not decoded yet, and when the state is written to the next snapshot (a value no
+/// entry touched is copied as its bytes): without a bound, that copy alone kept the whole area
+/// (431.5 MB at 5.15M entries) in memory for the process's life.
+pub const VALUES_CACHE_BYTES: u64 = 64 << 20;
+
+/// The checked chunks a reader keeps: chunk number -> (bytes, when last used).
+struct ChunkCache {
+    held: HashMap<usize, (Arc<[u8]>, u64)>,
+    bytes: u64,
+    limit: u64,
+    clock: u64,
+}
+
+impl ChunkCache {
+    fn get(&mut self, i: usize) -> Option<Arc<[u8]>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.held.get_mut(&i).map(|(c, used)| {
+            *used = clock;
+            c.clone()
+        })
+    }
+
+    /// Drops the least recently used chunks until `room` more bytes fit (keeping none only
+    /// when nothing else fits).
+    fn evict(&mut self, room: u64) {
+        while self.bytes + room > self.limit && !self.held.is_empty() {
+            let oldest = *self.held.iter().min_by_key(|(_, (_, used))| *used).expect("not empty").0;
+            let (c, _) = self.held.remove(&oldest).expect("present");
+            self.bytes -= c.len() as u64;
+        }
+    }
+
+    fn insert(&mut self, i: usize, chunk: Arc<[u8]>) {
+        if self.held.contains_key(&i) {
+            return;
+        }
+        self.evict(chunk.len() as u64);
+        self.clock += 1;
+        self.bytes += chunk.len() as u64;
+        self.held.insert(i, (chunk, self.clock));
+    }
 }
 
 /// What a snapshot's owner does when damage is found in its values area (after the open).
 type DamageHandler = Box<dyn Fn(&SnapshotError) + Send + Sync>;
 
 /// The values area of a read snapshot file: the file stays open, and each chunk is read and
-/// checked against its SHA-256 in the header when first needed, then kept in memory.
+/// checked against its SHA-256 in the header when needed; the most recently used chunks are kept
+/// in memory, up to a limit.
 struct ValuesFile {
     path: PathBuf,
     file: File,
@@ -164,14 +227,15 @@ struct ValuesFile {
     len: u64,
     chunk_len: u64,
     digests: Vec<[u8; 32]>,
-    chunks: Vec<OnceLock<Arc<[u8]>>>,
+    cache: Mutex<ChunkCache>,
     on_damage: OnceLock<DamageHandler>,
 }
 
 impl ValuesFile {
-    /// Chunk `i`, read and checked if not yet.
-    fn chunk(&self, i: usize) -> Result<&Arc<[u8]>, SnapshotError> {
-        if let Some(c) = self.chunks[i].get() {
+    /// Chunk `i`, from the cache or read and checked. Read outside the cache's lock, so that
+    /// threads reading other chunks do not wait (two reading the same chunk both check it).
+    fn chunk(&self, i: usize) -> Result<Arc<[u8]>, SnapshotError> {
+        if let Some(c) = self.cache.lock().expect("values cache lock").get(i) {
             return Ok(c);
         }
         let start = i as u64 * self.chunk_len;
@@ -192,8 +256,9 @@ impl ValuesFile {
             }
             return Err(e);
         }
-        let _ = self.chunks[i].set(buf.into());
-        Ok(self.chunks[i].get().expect("set above"))
+        let chunk: Arc<[u8]> = buf.into();
+        self.cache.lock().expect("values cache lock").insert(i, chunk.clone());
+        Ok(chunk)
     }
 
     /// The bytes at `range` of the area (within it), checked.
@@ -204,7 +269,7 @@ impl ValuesFile {
         let (first, last) = ((range.start / self.chunk_len) as usize, ((range.end - 1) / self.chunk_len) as usize);
         if first == last {
             let start = (range.start - first as u64 * self.chunk_len) as usize;
-            return Ok(Held::Shared(self.chunk(first)?.clone(), start..start + (range.end - range.start) as usize));
+            return Ok(Held::Shared(self.chunk(first)?, start..start + (range.end - range.start) as usize));
         }
         let mut out = Vec::with_capacity((range.end - range.start) as usize);
         for i in first..=last {
@@ -386,8 +451,8 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         at: header_end + bytes_len,
         len: values_len,
         chunk_len: chunk_len as u64,
-        chunks: (0..digests.len()).map(|_| OnceLock::new()).collect(),
         digests,
+        cache: Mutex::new(ChunkCache { held: HashMap::new(), bytes: 0, limit: VALUES_CACHE_BYTES, clock: 0 }),
         on_damage: OnceLock::new(),
     };
     Ok(Snapshot {

@@ -40,7 +40,8 @@
 //! values). Reading a snapshot reads and checks the header and the sections, not the values:
 //! an open from a snapshot costs what the state's structure costs, not every learner's records.
 //! Each chunk of the values area is read and checked against the chunk table when a value in it
-//! is first needed, and kept; a chunk that fails is damage found after the open, named with its
+//! is needed, and the most recently used are kept (up to [`VALUES_CACHE_BYTES`]; one dropped is
+//! read and checked again when next needed); a chunk that fails is damage found after the open, named with its
 //! bytes in the file ([`Snapshot::on_damage`] lets the caller take the file out of use).
 //!
 //! The header digest covers the table, which holds each section's SHA-256 and each chunk's:
@@ -67,6 +68,7 @@ pub use dir::{file_name, list, newest_usable, set_aside, write, SkipReason, Snap
 pub use error::SnapshotError;
 pub use file::{
     read, Section, SectionRef, SectionValues, Snapshot, CHUNK_LEN, FORMAT, MAGIC, NAME_LEN_MAX, SECTIONS_MAX,
+    VALUES_CACHE_BYTES,
 };
 pub use policy::SnapshotPolicy;
 

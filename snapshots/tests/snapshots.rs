@@ -1,6 +1,7 @@
 //! Snapshot files and directories: round trip, every damaged byte and every truncation refused,
 //! leftovers of a crashed write ignored then removed, falling back past a damaged or unaccepted
-//! snapshot with warnings, damage in the values area found when a chunk is first read, retention,
+//! snapshot with warnings, damage in the values area found when a chunk is read, the values
+//! cache's limit, retention,
 //! the policy, and rule state carried through a snapshot.
 //! Not the ledger's open path (the root crate's tests drive that).
 
@@ -167,6 +168,48 @@ fn damage_in_the_values_area_is_found_when_its_chunk_is_first_read() {
     assert!(aside.exists() && !path.exists());
     assert!(aside.to_string_lossy().ends_with(".snap.damaged"));
     assert!(list(dir.path()).unwrap().is_empty());
+}
+
+/// A reader keeps at most its limit of checked chunks, the least recently used dropped first;
+/// one dropped is read and checked again when next needed, so damage done to the file since
+/// is found then, while a chunk still held is served as it was checked.
+#[test]
+fn the_values_cache_keeps_its_limit_and_checks_a_dropped_chunk_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = CHUNK_LEN as u64;
+    let many = values(8 * CHUNK_LEN as usize);
+    let path = write(dir.path(), 9, &root(9), &sections(b"rules", b"journal state", &many), 2).unwrap();
+    let snap = read(&path).unwrap();
+    assert_eq!(snap.values_cached(), 0, "reading a snapshot reads none of its values");
+    snap.limit_values_cache(3 * c);
+    let journal = snap.section("journal").unwrap().values.source();
+    // The journal's value 89 bytes into chunk `i` of the area (the rule values, 11 bytes, first).
+    let at = |i: u64| i * c + 100 - 11;
+    let value = |i: u64| &many[at(i) as usize..at(i) as usize + 10];
+    for i in 0..8 {
+        assert_eq!(&*journal.read(at(i), 10).unwrap(), value(i));
+        assert_eq!(snap.values_cached(), (i + 1).min(3) * c, "chunk {i}: at most 3 chunks held");
+    }
+    // Chunks 5, 6 and 7 are held; 5 is used again, so 6 is the least recently used, and goes
+    // when 2 is read again.
+    assert_eq!(&*journal.read(at(5), 10).unwrap(), value(5));
+    assert_eq!(&*journal.read(at(2), 10).unwrap(), value(2), "a dropped chunk reads again");
+    // Now 5, 7 and 2 are held. The file is damaged in chunks 5 and 6 after the fact.
+    let area = snap.file_len() - 11 - many.len() as u64;
+    let mut bytes = fs::read(&path).unwrap();
+    for i in [5, 6] {
+        bytes[(area + at(i)) as usize + 3] ^= 0x20;
+    }
+    fs::write(&path, &bytes).unwrap();
+    assert_eq!(&*journal.read(at(5), 10).unwrap(), value(5), "a held chunk is served as it was checked");
+    let e = journal.read(at(6), 10).err().expect("a dropped chunk is checked again");
+    assert!(e.contains(&format!("bytes {}..{}", area + 6 * c, area + 7 * c)), "{e}");
+    assert!(snap.values_cached() <= 3 * c);
+    // A limit below one chunk still keeps the chunk just read.
+    snap.limit_values_cache(1);
+    assert_eq!(snap.values_cached(), 0);
+    assert_eq!(&*journal.read(at(1), 10).unwrap(), value(1));
+    assert_eq!(snap.values_cached(), c);
 }
 
 #[test]
