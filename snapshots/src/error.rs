@@ -55,4 +55,17 @@ impl SnapshotError {
             SnapshotError::KeepZero { .. } => "snapshot_keep_zero",
         }
     }
+
+    /// The message with its causes, `outer: inner` (an I/O error's own reason included), for
+    /// messages that leave the process.
+    pub fn with_causes(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
 }

@@ -310,7 +310,7 @@ impl ValueSource for SectionValues {
     fn read(&self, at: u64, len: u64) -> Result<Held, String> {
         let start = self.range.start + at;
         assert!(start + len <= self.range.end, "a place the load checked lies within the section's values");
-        self.file.read(start..start + len).map_err(|e| e.to_string())
+        self.file.read(start..start + len).map_err(|e| e.with_causes())
     }
 }
 

@@ -120,16 +120,26 @@ pub fn load_newest(opts: &SnapshotOptions, store: &dyn Store, head_size: u64) ->
 /// rebuilds the same state from it.
 fn set_aside_damaged(path: &Path, e: &zachetka_snapshots::SnapshotError, exit: bool) {
     let name = file_name(path);
+    // A read that failed (EIO, a file cut short) is not known to be damage, but nothing read
+    // from the file can be trusted to be whole either: it goes aside the same way, said as it is.
+    let what = match e {
+        zachetka_snapshots::SnapshotError::Io { .. } => "cannot be read",
+        _ => "is damaged",
+    };
+    let e_text = e.with_causes();
     match zachetka_snapshots::set_aside(path) {
         Ok(to) => tracing::error!(
-            "snapshot {name} is damaged ({e}); set aside as {}; the next open uses an older snapshot or the log",
+            code = e.code(),
+            "snapshot {name} {what} ({e_text}); set aside as {}; the next open uses an older snapshot or the log",
             file_name(&to)
         ),
         // Set aside already (met again before the exit), or the directory refuses: say so.
-        Err(why) => tracing::error!("snapshot {name} is damaged ({e}); it could not be set aside: {why}"),
+        Err(why) => {
+            tracing::error!(code = e.code(), "snapshot {name} {what} ({e_text}); it could not be set aside: {why}")
+        }
     }
     if exit {
-        eprintln!("snapshot {name} is damaged ({e}); exiting with status {EXIT_SNAPSHOT_DAMAGED} so that a restart opens without it");
+        eprintln!("snapshot {name} {what} ({e_text}); exiting with status {EXIT_SNAPSHOT_DAMAGED} so that a restart opens without it");
         std::process::exit(EXIT_SNAPSHOT_DAMAGED);
     }
 }

@@ -286,6 +286,38 @@ fn damage_in_a_snapshots_values_found_after_the_open_sets_it_aside_and_the_next_
     assert!(reopened.read_side().view("diaries", &[&ids.applicant]).is_ok());
 }
 
+/// A snapshot whose values can no longer be read after the open (the file cut short under the
+/// process: a failed disk, an operator's mistake) is handled as damage: never answered from, the
+/// file set aside as it is, the next open rebuilt from the log; the message says the read failed
+/// and why.
+#[test]
+fn a_snapshot_cut_short_after_the_open_is_set_aside_like_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, path) = ledger_with_snapshot(dir.path());
+    let ledger = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    let size = ledger.head().0.tree_size;
+    assert_eq!(ledger.read_side().status(size).snapshot_tree_size, Some(size), "loaded from the snapshot");
+    let ids = demo_ids(&ledger);
+    let snap = zachetka_snapshots::read(&path).unwrap();
+    let values: u64 = snap.sections().map(|s| zachetka_projections::lazy::ValueSource::len(&s.values)).sum();
+    let area = snap.file_len() - values;
+    drop(snap);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(area).unwrap();
+    let read = ledger.read_side();
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read.view("diaries", &[&ids.applicant])));
+    let why = answer.expect_err("a diary whose bytes cannot be read is not answered");
+    let why = why.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(why.contains("couldn't read") && why.contains("fill whole buffer"), "the read and its cause: {why}");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let aside = path.with_file_name(format!("{name}{}", zachetka_snapshots::DAMAGED_SUFFIX));
+    assert!(!path.exists() && aside.exists(), "the snapshot is set aside, not deleted");
+    assert_eq!(std::fs::metadata(&aside).unwrap().len(), area, "and left as it is");
+    drop(ledger);
+    let reopened = open(dir.path(), &authority, Some(snapshot_options(dir.path(), u64::MAX)));
+    assert_eq!(reopened.read_side().status(size).snapshot_tree_size, None, "not picked again");
+    assert_eq!(served(&reopened), from_zero(&**reopened.store()));
+}
+
 /// The read side decodes its copy of a snapshot's rule state only when it first needs it (the
 /// open decodes the ledger's own): a section that does not decode is then a warning, the copy
 /// replays the rules from the log, and the next snapshot carries a rule state that loads.
