@@ -280,9 +280,35 @@ struct Index {
 /// mark against the log recovered meanwhile (of `tree_size` entries, batches at `positions`)
 /// and bring it up to the head.
 struct PendingIndex {
-    opener: std::thread::JoinHandle<Result<sled::Db, StoreError>>,
+    opener: Opener,
     tree_size: u64,
     positions: Vec<(u64, u64, u64)>,
+}
+
+/// sled opening on its thread, open (waited for already: a recovery that repairs the log checks
+/// the index's mark first), or failed (the open was refused then).
+enum Opener {
+    Thread(std::thread::JoinHandle<Result<sled::Db, StoreError>>),
+    Open(sled::Db),
+    Failed,
+}
+
+impl Opener {
+    /// The index, waiting for its thread if it is still opening.
+    fn wait(&mut self) -> Result<&sled::Db, StoreError> {
+        if let Opener::Thread(_) = self {
+            let Opener::Thread(thread) = std::mem::replace(self, Opener::Failed) else { unreachable!() };
+            *self = Opener::Open(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        match self {
+            Opener::Open(db) => Ok(db),
+            _ => Err(StoreError::Io {
+                action: "open the index",
+                path: "index".into(),
+                source: std::io::Error::other("its open failed before"),
+            }),
+        }
+    }
 }
 
 /// Why the index could not be used: the error its first use met, kept for every later use.
@@ -320,7 +346,7 @@ impl Index {
         Self { open: OnceLock::from(Ok(db)), pending: Mutex::new(None) }
     }
 
-    /// An index opening on its own thread; [`Index::set_pending`] says what its first use does.
+    /// An index opening on its own thread; the store's recovery says what its first use does.
     fn opening(path: &Path) -> Self {
         let path = path.to_owned();
         let opener = std::thread::Builder::new()
@@ -331,7 +357,7 @@ impl Index {
                 Ok(db)
             })
             .expect("spawn the index's opener");
-        let pending = PendingIndex { opener, tree_size: 0, positions: Vec::new() };
+        let pending = PendingIndex { opener: Opener::Thread(opener), tree_size: 0, positions: Vec::new() };
         Self { open: OnceLock::new(), pending: Mutex::new(Some(pending)) }
     }
 }
@@ -1134,6 +1160,18 @@ impl SledStore {
             (Some(at), false) => *at,
             (None, false) => scan.end,
         };
+        let repairs = plan.truncate_records_to.is_some()
+            || plan.restore
+            || tails.iter().any(|t| t.3 > 0)
+            || (slot.is_none() && plan.head.is_some());
+        if self.mode == Mode::ReadWrite && repairs {
+            // The index's mark is evidence of commits: one beyond this head means the log lost
+            // committed entries, refused before anything is changed. So a recovery that repairs
+            // (after a crash) waits for the index here; a clean open does not.
+            let mut pending = self.index.pending.lock().expect("index lock");
+            let pending = pending.as_mut().expect("a read-write open's index is opening");
+            self.mark_within(pending.opener.wait()?, size)?;
+        }
         if self.mode == Mode::ReadWrite {
             if let Some(at) = plan.truncate_records_to {
                 tracing::warn!(
@@ -1215,21 +1253,26 @@ impl SledStore {
     /// The first use of an index opened on its own thread: waits for it, refuses an index that
     /// has seen more than the log holds, and brings it up to the head.
     fn finish_index(&self) -> Result<sled::Db, StoreError> {
-        let PendingIndex { opener, tree_size, positions } =
+        let PendingIndex { mut opener, tree_size, positions } =
             self.index.pending.lock().expect("index lock").take().expect("an index not open is opening");
-        let db = opener.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        let marked = self.index_mark(&db)?;
-        if let Some((m, _)) = &marked {
-            if m.head.tree_size > tree_size {
-                return Err(corrupt(
-                    "checkpoints",
-                    tree_size,
-                    format!("the index was flushed at tree size {}, the log holds {tree_size}", m.head.tree_size),
-                ));
-            }
-        }
-        self.reindex(&db, marked.map(|(m, _)| m.head.tree_size).unwrap_or(0), &positions)?;
+        opener.wait()?;
+        let Opener::Open(db) = opener else { unreachable!("waited for") };
+        let indexed = self.mark_within(&db, tree_size)?;
+        self.reindex(&db, indexed, &positions)?;
         Ok(db)
+    }
+
+    /// How far the index's mark says it is durable (0 without a usable mark), refusing an index
+    /// that has seen more than the log's `tree_size` entries (the log lost committed entries).
+    fn mark_within(&self, db: &sled::Db, tree_size: u64) -> Result<u64, StoreError> {
+        match self.index_mark(db)? {
+            Some((m, _)) if m.head.tree_size > tree_size => Err(corrupt(
+                "checkpoints",
+                tree_size,
+                format!("the index was flushed at tree size {}, the log holds {tree_size}", m.head.tree_size),
+            )),
+            marked => Ok(marked.map(|(m, _)| m.head.tree_size).unwrap_or(0)),
+        }
     }
 
     /// The head's last entry must hash to its stored leaf hash and the stored hashes must give
@@ -1507,7 +1550,9 @@ impl Drop for SledStore {
         // An index never used is closed as it opened: its mark is where it was, and the next open
         // brings it up to the head. Joined here, so sled closes before the store's lock is let go.
         if let Some(pending) = self.index.pending.get_mut().expect("index lock").take() {
-            drop(pending.opener.join());
+            if let Opener::Thread(thread) = pending.opener {
+                drop(thread.join());
+            }
             return;
         }
         // An index that failed its first use was refused then; nothing to flush.
