@@ -44,7 +44,9 @@
 //! recovered, and the first use of the index (a lookup, a commit, or [`Store::ready`], which the
 //! ledger's open calls last) waits for it, checks its mark against the recovered head and brings
 //! it up to the head. Meanwhile the caller loads its snapshots. An index that fails to open or
-//! to catch up fails that first use, and every later one, with the same error.
+//! to catch up fails that first use, and every later one, with the same error. A recovery that
+//! repairs the log (after a crash) waits for the index before it changes anything, so that an
+//! index that has seen more than the log is refused first, as before.
 //!
 //! Why not entries in sled too: a sled insert costs ~5-9 us and every one lands on the single
 //! committer thread; the files cost ~1 us per entry (README, Decisions). Why sled is flushed only
