@@ -853,6 +853,34 @@ fn a_follower_stuck_on_a_silent_connection_reports_the_store_unavailable() {
     ledger.append_blocking(vec![grade(1, "learner/1", None)])[0].as_ref().unwrap();
 }
 
+/// The sequencer checks the node's clock against the store's again before it stamps a batch,
+/// not only when a request is admitted: a clock that steps ahead between the two (here while
+/// the sequencer is held in the batch before) stamps nothing, and the batch is refused
+/// `unavailable` naming the skew. (A fault-injecting store with a clock: no PostgreSQL.)
+#[test]
+fn a_clock_that_steps_ahead_after_admission_is_refused_by_the_sequencer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, entered, release) = blocking_store(dir.path());
+    store.shared.store(true, std::sync::atomic::Ordering::SeqCst);
+    let now = zachetka::time::Clock::now_unix(&*test_clock());
+    *store.clock_ms.lock().unwrap() = Some(now * 1000);
+    let ledger = open_ledger(store.clone(), Limits::default());
+    assert!(ledger.clock_skew().is_some_and(|s| s.abs() <= CLOCK_SKEW_MAX_SECONDS));
+    // The first batch passes both checks and holds the sequencer while it admits.
+    let first = ledger.submit(vec![grade(1, "learner/1", None)]).unwrap();
+    entered.recv_timeout(Duration::from_secs(30)).expect("the sequencer admits the first batch");
+    // The second is admitted while the clock still agrees (the request's own check passes).
+    let second = ledger.submit(vec![grade(2, "learner/2", None)]).expect("admitted while the clock agrees");
+    pin_clock(now + 60);
+    release.send(()).unwrap();
+    first.wait_blocking()[0].as_ref().expect("the first batch was checked before the step");
+    let refused = second.wait_blocking().remove(0).expect_err("the sequencer's own check refuses");
+    assert_eq!(refused.code, Code::Unavailable, "{refused}");
+    assert!(refused.message.contains("ahead of the database's clock"), "{refused}");
+    assert_eq!(ledger.clock_skew_refusals(), 1);
+    assert_eq!(ledger.head().0.tree_size, 1, "nothing of the refused batch was stamped");
+}
+
 /// The database's clock now, in unix seconds.
 fn database_now(url: &str) -> i64 {
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();

@@ -155,6 +155,9 @@ pub struct FaultStore {
     pub unavailable_ids: Mutex<Vec<String>>,
     /// Whether the store claims to be shared (as PostgreSQL is), so transient errors resync.
     pub shared: std::sync::atomic::AtomicBool,
+    /// The store's own clock (unix milliseconds), as a database's: what a node's clock is
+    /// checked against. `None`: a store with one writer, which has none.
+    pub clock_ms: Mutex<Option<i64>>,
 }
 
 impl FaultStore {
@@ -167,6 +170,7 @@ impl FaultStore {
             release: Mutex::new(None),
             unavailable_ids: Mutex::new(Vec::new()),
             shared: std::sync::atomic::AtomicBool::new(false),
+            clock_ms: Mutex::new(None),
         }
     }
     pub fn set(&self, f: Fault) {
@@ -245,6 +249,9 @@ impl Store for FaultStore {
     }
     fn is_shared(&self) -> bool {
         self.shared.load(Ordering::SeqCst)
+    }
+    fn clock_unix_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(*self.clock_ms.lock().unwrap())
     }
     fn wait_for_commit(&self, tree_size: u64, timeout: std::time::Duration) -> Result<(), StoreError> {
         // The contract allows returning after `timeout`; no other writer ever commits here, so
