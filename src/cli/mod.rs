@@ -584,9 +584,14 @@ fn open_store(dir: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     }
     // Early: the index opens while the caller loads its snapshots; the ledger's open waits for
     // it (`Store::ready`) before serving anything.
-    SledStore::open_early(&store_dir(dir))
-        .map(|s| Arc::new(s) as Arc<dyn Store>)
-        .with_context(|| format!("couldn't open the store in {}", dir.display()))
+    // The index's tier size (README, Operations): the crash tests seal tiers every few commits.
+    let tier_entries = match std::env::var("ZACHETKA_INDEX_TIER_ENTRIES") {
+        Ok(n) => n.parse().with_context(|| format!("ZACHETKA_INDEX_TIER_ENTRIES={n} is not a count of entries"))?,
+        Err(_) => zachetka::store::sled::TIER_ENTRIES,
+    };
+    let store = SledStore::open_early_with(&store_dir(dir), tier_entries)
+        .with_context(|| format!("couldn't open the store in {}", dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Opens the ledger in `dir` for a short command: from the newest snapshot, writing none.

@@ -19,6 +19,7 @@
 
 pub mod postgres;
 pub mod sled;
+mod tiers;
 
 use crate::checkpoint::TreeHead;
 use crate::merkle::Hash;

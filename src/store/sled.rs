@@ -14,11 +14,14 @@
 //! - `head.dat`: two slots of [`SLOT_LEN`] bytes written in turn, each a copy of one record with
 //!   its offset in `checkpoints.dat`: a second home of the latest commit, so that a damaged,
 //!   truncated or deleted `checkpoints.dat` cannot make the store forget a checkpoint it signed;
-//! - `index/` (sled, one tree, one-byte prefixes, big-endian numbers): `H2` how far the index is
-//!   durable (flushed), `k` tree size -> record offset in `checkpoints.dat`, `i` event id ->
-//!   [`IdRecord`] (with the event's stream and type), `s` stream 0x00 version -> seq (a stream's
-//!   head is its last key there). An index of the earlier format (its mark under `H`, id records
-//!   without stream and type) has no `H2`, so it is re-derived from the entries on open.
+//! - `index/`, `index.<first>/`: the index in tiers (module [`super::tiers`]), each a sled (one
+//!   tree, one-byte prefixes, big-endian numbers) of the entries from its first seq to the next
+//!   tier's: `H2` how far the tier is durable (flushed), `k` tree size -> record offset in
+//!   `checkpoints.dat`, `i` event id -> [`IdRecord`] (with the event's stream and type), `s`
+//!   stream 0x00 version -> seq (a stream's head is its last key in the newest tier that holds
+//!   it). The newest tier is live (every commit writes it); the older ones are sealed, each with
+//!   a filter of its ids and streams. An index of the earlier format (its mark under `H`, id
+//!   records without stream and type) has no `H2`, so it is re-derived from the entries on open.
 //!
 //! A frame is `len` (u32, the body's bytes), the body, then the first 16 bytes of
 //! SHA-256(len || body).
@@ -39,11 +42,14 @@
 //! changed. The index is then brought up to the head from the entries themselves.
 //!
 //! **The index opens beside the log.** sled's open reads its whole page table (a time that
-//! grows with the index: 0.32 to 0.40 s at 5.15M entries), and nothing in the log's recovery needs it; so an
-//! open for writing starts sled on its own thread and returns once the log's files are
-//! recovered, and the first use of the index (a lookup, a commit, or [`Store::ready`], which the
-//! ledger's open calls last) waits for it, checks its mark against the recovered head and brings
-//! it up to the head. Meanwhile the caller loads its snapshots. An index that fails to open or
+//! grows with the index: 0.32 to 0.40 s at 5.15M entries in one sled), so the index is kept in
+//! tiers and only the live one (at most [`TIER_ENTRIES`] entries) is opened before the store
+//! serves; the sealed ones open in the background (module [`super::tiers`]). Nothing in the
+//! log's recovery needs the index; so an open for writing starts the live tier's sled on its own
+//! thread and returns once the log's files are recovered, and the first use of the index (a
+//! lookup, a commit, or [`Store::ready`], which the ledger's open calls last) waits for it,
+//! checks its mark against the recovered head (and that no tier starts beyond it) and brings it
+//! up to the head. Meanwhile the caller loads its snapshots. An index that fails to open or
 //! to catch up fails that first use, and every later one, with the same error. A recovery that
 //! repairs the log (after a crash) waits for the index before it changes anything, so that an
 //! index that has seen more than the log is refused first, as before.
@@ -52,6 +58,8 @@
 //! committer thread; the files cost ~1 us per entry (README, Decisions). Why sled is flushed only
 //! now and then: a flushed sled batch per commit was ~20% of a demo run's CPU.
 
+pub use super::tiers::TIER_ENTRIES;
+use super::tiers::{self, Layers, Probe, Sealed, Warmer};
 use super::{
     CommitBatch, IdRecord, LedgerConfig, RawEntry, Store, StoreError, StoreFinding, StoreStats, StreamHead,
     BATCH_LEN_MAX,
@@ -250,6 +258,10 @@ impl Default for Extent {
 
 pub struct SledStore {
     index: Index,
+    /// The sealed tiers' background opener, joined before the store closes.
+    warmer: Mutex<Warmer>,
+    /// The live tier is sealed once it holds this many entries ([`tiers::TIER_ENTRIES`]).
+    tier_entries: u64,
     mode: Mode,
     dir: PathBuf,
     config: RwLock<Option<LedgerConfig>>,
@@ -272,10 +284,41 @@ pub struct SledStore {
     _lock: Option<File>,
 }
 
+/// One tier of the index as [`SledStore::index_tiers`] shows it: its first seq, its end (none
+/// for the live tier), whether it is open and whether it has its filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTier {
+    pub first: u64,
+    pub end: Option<u64>,
+    pub open: bool,
+    pub filtered: bool,
+}
+
 /// The index: opening on its own thread (a read-write open, until its first use) or open.
 struct Index {
-    open: OnceLock<Result<sled::Db, IndexFailure>>,
+    open: OnceLock<Result<RwLock<Arc<Layers>>, IndexFailure>>,
     pending: Mutex<Option<PendingIndex>>,
+}
+
+/// What the opener thread gives: the live tier, open, and the sealed ones with their filters.
+struct Opened {
+    live: sled::Db,
+    live_first: u64,
+    sealed: Vec<Arc<Sealed>>,
+}
+
+impl Opened {
+    /// The tiers in `dir` (module [`tiers`]): the newest opened as the live one, the filters of
+    /// the others read. For an index of the earlier, single-tier layout, `index` is the live tier.
+    fn open(dir: &Path) -> Result<Self, StoreError> {
+        let firsts = tiers::list_tiers(dir)?;
+        let live_first = *firsts.last().expect("the tier from 0 is always listed");
+        let path = tiers::tier_path(dir, live_first);
+        let live = open_index(&path)?;
+        make_private(&path)?;
+        let sealed = firsts.windows(2).map(|w| Arc::new(Sealed::on_disk(dir, w[0], w[1]))).collect();
+        Ok(Self { live, live_first, sealed })
+    }
 }
 
 /// What the first use of an index still opening does: wait for sled, then check the index's
@@ -290,20 +333,20 @@ struct PendingIndex {
 /// sled opening on its thread, open (waited for already: a recovery that repairs the log checks
 /// the index's mark first), or failed (the open was refused then).
 enum Opener {
-    Thread(std::thread::JoinHandle<Result<sled::Db, StoreError>>),
-    Open(sled::Db),
+    Thread(std::thread::JoinHandle<Result<Opened, StoreError>>),
+    Open(Opened),
     Failed,
 }
 
 impl Opener {
     /// The index, waiting for its thread if it is still opening.
-    fn wait(&mut self) -> Result<&sled::Db, StoreError> {
+    fn wait(&mut self) -> Result<&Opened, StoreError> {
         if let Opener::Thread(_) = self {
             let Opener::Thread(thread) = std::mem::replace(self, Opener::Failed) else { unreachable!() };
             *self = Opener::Open(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         }
         match self {
-            Opener::Open(db) => Ok(db),
+            Opener::Open(opened) => Ok(opened),
             _ => Err(StoreError::Io {
                 action: "open the index",
                 path: "index".into(),
@@ -315,13 +358,13 @@ impl Opener {
 
 /// Why the index could not be used: the error its first use met, kept for every later use.
 #[derive(Debug, Clone)]
-enum IndexFailure {
+pub(crate) enum IndexFailure {
     Corrupt { what: &'static str, position: u64, detail: String },
     Other { kind: std::io::ErrorKind, message: String },
 }
 
 impl IndexFailure {
-    fn of(e: &StoreError) -> Self {
+    pub(crate) fn of(e: &StoreError) -> Self {
         match e {
             StoreError::Corrupt { what, position, detail } => {
                 Self::Corrupt { what, position: *position, detail: detail.clone() }
@@ -344,20 +387,16 @@ impl IndexFailure {
 }
 
 impl Index {
-    fn ready(db: sled::Db) -> Self {
-        Self { open: OnceLock::from(Ok(db)), pending: Mutex::new(None) }
+    fn ready(layers: Layers) -> Self {
+        Self { open: OnceLock::from(Ok(RwLock::new(Arc::new(layers)))), pending: Mutex::new(None) }
     }
 
     /// An index opening on its own thread; the store's recovery says what its first use does.
-    fn opening(path: &Path) -> Self {
-        let path = path.to_owned();
+    fn opening(dir: &Path) -> Self {
+        let dir = dir.to_owned();
         let opener = std::thread::Builder::new()
             .name("zachetka-index-open".into())
-            .spawn(move || {
-                let db = open_index(&path)?;
-                make_private(&path)?;
-                Ok(db)
-            })
+            .spawn(move || Opened::open(&dir))
             .expect("spawn the index's opener");
         let pending = PendingIndex { opener: Opener::Thread(opener), tree_size: 0, positions: Vec::new() };
         Self { open: OnceLock::new(), pending: Mutex::new(Some(pending)) }
@@ -380,7 +419,7 @@ fn io(e: sled::Error) -> StoreError {
 }
 
 /// An I/O error on a store file: `fio("write entries.dat", e)` names the action and the file.
-fn fio(what: &str, e: std::io::Error) -> StoreError {
+pub(crate) fn fio(what: &str, e: std::io::Error) -> StoreError {
     let (action, path) = what.split_once(' ').filter(|(a, _)| FILE_ACTIONS.contains(a)).unwrap_or(("access", what));
     let action = FILE_ACTIONS.iter().find(|a| **a == action).copied().unwrap_or("access");
     StoreError::Io { action, path: path.to_owned(), source: e }
@@ -753,8 +792,15 @@ impl SledStore {
     /// the index's catch-up finds (an entry beyond its mark that does not parse, a mark beyond
     /// the log) is not yet refused; every use of the index waits for it and fails with it.
     pub fn open_early(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_early_with(dir, tiers::TIER_ENTRIES)
+    }
+
+    /// [`SledStore::open_early`] with the index's live tier sealed once it holds `tier_entries`
+    /// entries (module [`tiers`]; tests seal tiers of a few entries).
+    pub fn open_early_with(dir: &Path, tier_entries: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| fio(&dir.display().to_string(), e))?;
-        Self::open_mode(dir, Mode::ReadWrite)
+        let lock = take_lock(dir)?;
+        Self::open_locked(dir, Mode::ReadWrite, Some(lock), tier_entries.max(1))
     }
 
     /// Opens the store in `dir` for an audit: no byte in `dir` changes, a torn tail is not
@@ -764,18 +810,10 @@ impl SledStore {
         if !dir.is_dir() {
             return Err(fio(&dir.display().to_string(), std::io::ErrorKind::NotFound.into()));
         }
-        Self::open_mode(dir, Mode::ReadOnly)
+        Self::open_locked(dir, Mode::ReadOnly, None, tiers::TIER_ENTRIES)
     }
 
-    fn open_mode(dir: &Path, mode: Mode) -> Result<Self, StoreError> {
-        let lock = match mode {
-            Mode::ReadWrite => Some(take_lock(dir)?),
-            Mode::ReadOnly => None,
-        };
-        Self::open_locked(dir, mode, lock)
-    }
-
-    fn open_locked(dir: &Path, mode: Mode, lock: Option<File>) -> Result<Self, StoreError> {
+    fn open_locked(dir: &Path, mode: Mode, lock: Option<File>, tier_entries: u64) -> Result<Self, StoreError> {
         let paths = StorePaths::of(dir);
         if dir.join("journal.dat").exists() {
             return Err(StoreError::Incompatible(format!(
@@ -789,23 +827,13 @@ impl SledStore {
                 // The log's files are 0600, sled's own 0644: a private directory keeps the index
                 // (event ids, streams, learners' ids) from other local users too.
                 make_private(dir)?;
-                (Index::opening(&paths.index), None)
+                (Index::opening(dir), None)
             }
             Mode::ReadOnly => {
                 // Removed when dropped: on a refusal, an error or a panic below as on a clean close.
                 let scratch = ScratchDir::create()?;
-                let copy = scratch.path().join("index");
-                let db = match copy_dir(&paths.index, &copy) {
-                    // sled panics on some damaged files (as `open_index` knows): a finding, not a crash.
-                    Ok(true) => match std::panic::catch_unwind(|| sled_config(&copy).open()) {
-                        Ok(opened) => opened.map_err(|e| e.to_string()),
-                        Err(_) => Err("sled panicked reading it".to_owned()),
-                    },
-                    Ok(false) => Err("there is no index".to_owned()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let db = match db {
-                    Ok(db) => db,
+                let layers = match copy_tiers(dir, scratch.path()) {
+                    Ok(layers) => layers,
                     Err(e) => {
                         findings.push(StoreFinding {
                             file: "index".into(),
@@ -817,10 +845,11 @@ impl SledStore {
                                  server's open rebuilds it from the log"
                             ),
                         });
-                        sled_config(&scratch.path().join("fresh")).open().map_err(io)?
+                        let fresh = sled_config(&scratch.path().join("fresh")).open().map_err(io)?;
+                        Layers { live: fresh, live_first: 0, sealed: Vec::new() }
                     }
                 };
-                (Index::ready(db), Some(scratch))
+                (Index::ready(layers), Some(scratch))
             }
         };
         let config = match read_config(&paths.config) {
@@ -840,6 +869,8 @@ impl SledStore {
         let fresh = !paths.config.exists() && !paths.checkpoints.exists();
         let mut store = Self {
             index,
+            warmer: Mutex::new(Warmer::new()),
+            tier_entries,
             mode,
             dir: dir.to_owned(),
             config: RwLock::new(config),
@@ -890,17 +921,41 @@ impl SledStore {
     /// built from every entry. For an index an operator no longer trusts; one that cannot be
     /// read at all is rebuilt by [`SledStore::open`] by itself.
     pub fn rebuild_index(dir: &Path) -> Result<Self, StoreError> {
-        let paths = StorePaths::of(dir);
         // The lock first: the index of a store another process has open is never moved.
         let lock = take_lock(dir)?;
-        let aside = set_index_aside(&paths.index, "replaced")?;
-        let store = Self::open_locked(dir, Mode::ReadWrite, Some(lock))?;
+        let mut aside = Vec::new();
+        for first in tiers::list_tiers(dir)? {
+            aside.extend(set_index_aside(&tiers::tier_path(dir, first), "replaced")?);
+        }
+        let store = Self::open_locked(dir, Mode::ReadWrite, Some(lock), tiers::TIER_ENTRIES)?;
         // The new index is built by its first use: now, before the old one goes.
         store.ready()?;
-        if let Some(aside) = aside {
+        for aside in aside {
             std::fs::remove_dir_all(&aside).map_err(|e| fio(&aside.display().to_string(), e))?;
         }
         Ok(store)
+    }
+
+    /// Waits until every sealed index tier is open and has its filter (the background opener
+    /// done): for tests and benchmarks that measure a store at rest.
+    pub fn wait_for_index_tiers(&self) {
+        let threads = std::mem::take(&mut self.warmer.lock().expect("warmer lock").threads);
+        for t in threads {
+            drop(t.join());
+        }
+    }
+
+    /// The index's tiers, oldest first, the live one last: for tests.
+    pub fn index_tiers(&self) -> Result<Vec<IndexTier>, StoreError> {
+        let layers = self.layers()?;
+        let sealed = layers.sealed.iter().map(|t| IndexTier {
+            first: t.first,
+            end: Some(t.end),
+            open: t.db.get().is_some(),
+            filtered: t.filter.get().is_some(),
+        });
+        let live = IndexTier { first: layers.live_first, end: None, open: true, filtered: false };
+        Ok(sealed.chain(std::iter::once(live)).collect())
     }
 
     fn extent(&self) -> Extent {
@@ -910,9 +965,10 @@ impl SledStore {
     /// Makes the index durable up to the committed head. Runs on its own every
     /// [`INDEX_FLUSH_BYTES`] of entries, and when the store is dropped.
     pub fn flush_index(&self) -> Result<(), StoreError> {
-        let db = self.db()?;
+        self.layers()?;
         let mut w = self.writer.lock().expect("one writer at a time");
-        self.flush_index_locked(db, &mut w)
+        // Taken under the writer's lock: a commit seals the live tier only while holding it.
+        self.flush_index_locked(&self.layers()?.live, &mut w)
     }
 
     fn flush_index_locked(&self, db: &sled::Db, w: &mut Writer) -> Result<(), StoreError> {
@@ -1028,9 +1084,12 @@ impl SledStore {
     fn recover(&mut self) -> Result<(), StoreError> {
         // The audit's copy of the index is at hand; a server's is opening, and its mark is
         // checked when it is first used ([`SledStore::finish_index`]).
-        let mut marked = match self.mode {
-            Mode::ReadOnly => self.index_mark(self.db()?)?,
-            Mode::ReadWrite => None,
+        let (mut marked, mut live_first) = match self.mode {
+            Mode::ReadOnly => {
+                let layers = self.layers()?;
+                (self.index_mark(&layers.live)?, layers.live_first)
+            }
+            Mode::ReadWrite => (None, 0),
         };
         // Every record's frame is checked, also those the index has seen: one record per batch
         // (~10,000 records, ~1 MB, for 1.35M entries: milliseconds), and a damaged record before
@@ -1069,6 +1128,9 @@ impl SledStore {
                     format!("the index was flushed at tree size {}, the log holds {size}", m.head.tree_size),
                 ));
             }
+        }
+        if live_first > size {
+            return Err(tier_beyond(live_first, size));
         }
         if size > 0
             && self.config.read().expect("config lock").is_none()
@@ -1114,11 +1176,13 @@ impl SledStore {
             size = readable;
             data_len = head.as_ref().map(|s| s.record.data_len).unwrap_or(0);
             salvaged = true;
-            if marked.as_ref().is_some_and(|(m, _)| m.head.tree_size > size) {
+            if marked.as_ref().is_some_and(|(m, _)| m.head.tree_size > size) || live_first > size {
                 // The private copy of the index holds entries beyond what is read: a fresh one.
                 let scratch = self._scratch.as_ref().expect("a read-only store has a scratch copy").path();
-                self.index = Index::ready(sled_config(&scratch.join("salvaged")).open().map_err(io)?);
+                let fresh = sled_config(&scratch.join("salvaged")).open().map_err(io)?;
+                self.index = Index::ready(Layers { live: fresh, live_first: 0, sealed: Vec::new() });
                 marked = None;
+                live_first = 0;
             }
         }
         let want = [
@@ -1172,7 +1236,8 @@ impl SledStore {
             // (after a crash) waits for the index here; a clean open does not.
             let mut pending = self.index.pending.lock().expect("index lock");
             let pending = pending.as_mut().expect("a read-write open's index is opening");
-            self.mark_within(pending.opener.wait()?, size)?;
+            let opened = pending.opener.wait()?;
+            self.live_within(&opened.live, opened.live_first, size)?;
         }
         if self.mode == Mode::ReadWrite {
             if let Some(at) = plan.truncate_records_to {
@@ -1231,8 +1296,8 @@ impl SledStore {
         }
         match self.mode {
             Mode::ReadOnly => {
-                let indexed = marked.map(|(m, _)| m.head.tree_size).unwrap_or(0);
-                self.reindex(self.db()?, indexed, &scan.positions)?;
+                let indexed = marked.map(|(m, _)| m.head.tree_size).unwrap_or(0).max(live_first);
+                self.reindex(&self.layers()?.live, indexed, &scan.positions, u64::MAX)?;
             }
             Mode::ReadWrite => {
                 let mut pending = self.index.pending.lock().expect("index lock");
@@ -1244,24 +1309,118 @@ impl SledStore {
         Ok(())
     }
 
-    /// The index, once open and up to the head (module docs: the first use waits for it).
-    fn db(&self) -> Result<&sled::Db, StoreError> {
+    /// The index, once open and its live tier up to the head (module docs: the first use waits
+    /// for it).
+    fn layers_lock(&self) -> Result<&RwLock<Arc<Layers>>, StoreError> {
         match self.index.open.get_or_init(|| self.finish_index().map_err(|e| IndexFailure::of(&e))) {
-            Ok(db) => Ok(db),
+            Ok(layers) => Ok(layers),
             Err(failure) => Err(failure.error(&self.paths().index)),
         }
     }
 
+    /// The index's tiers as they are now; a reader keeps them while the live tier is sealed.
+    fn layers(&self) -> Result<Arc<Layers>, StoreError> {
+        Ok(self.layers_lock()?.read().expect("layers lock").clone())
+    }
+
+    /// The committed tree size, then the index: everything below that size is in these tiers
+    /// (a seal after the size was read only moves the live tier among the sealed ones).
+    fn view(&self) -> Result<(u64, Arc<Layers>), StoreError> {
+        let size = self.committed.read().expect("extent lock").tree_size;
+        Ok((size, self.layers()?))
+    }
+
     /// The first use of an index opened on its own thread: waits for it, refuses an index that
-    /// has seen more than the log holds, and brings it up to the head.
-    fn finish_index(&self) -> Result<sled::Db, StoreError> {
+    /// has seen more than the log holds, brings its live tier up to the head, and starts opening
+    /// the sealed tiers in the background.
+    fn finish_index(&self) -> Result<RwLock<Arc<Layers>>, StoreError> {
         let PendingIndex { mut opener, tree_size, positions } =
             self.index.pending.lock().expect("index lock").take().expect("an index not open is opening");
         opener.wait()?;
-        let Opener::Open(db) = opener else { unreachable!("waited for") };
-        let indexed = self.mark_within(&db, tree_size)?;
-        self.reindex(&db, indexed, &positions)?;
+        let Opener::Open(Opened { live, live_first, sealed }) = opener else { unreachable!("waited for") };
+        let indexed = self.live_within(&live, live_first, tree_size)?;
+        self.reindex(&live, indexed, &positions, u64::MAX)?;
+        let mut layers = Layers { live, live_first, sealed };
+        let mut warm = layers.sealed.clone();
+        if self.live_is_full(&layers) {
+            let mut w = self.writer.lock().expect("one writer at a time");
+            match self.seal(&layers, &mut w) {
+                Ok((sealed, tier)) => {
+                    layers = sealed;
+                    warm.push(tier);
+                }
+                Err(e) => tracing::error!(error = %e, "couldn't seal the live index tier; the next commit tries again"),
+            }
+        }
+        self.warmer.lock().expect("warmer lock").warm(warm);
+        Ok(RwLock::new(Arc::new(layers)))
+    }
+
+    /// How far the live tier is durable (its mark, or its first seq without one), refusing an
+    /// index that has seen more than the log's `tree_size` entries.
+    fn live_within(&self, live: &sled::Db, live_first: u64, tree_size: u64) -> Result<u64, StoreError> {
+        if live_first > tree_size {
+            return Err(tier_beyond(live_first, tree_size));
+        }
+        Ok(self.mark_within(live, tree_size)?.max(live_first))
+    }
+
+    /// A sealed tier, open and checked against the log: the first use waits for its open (if
+    /// the background opener has not done it) and brings it up to its end if it lags (a tier
+    /// rebuilt because it could not be read).
+    fn sealed_db<'a>(&self, t: &'a Sealed) -> Result<&'a sled::Db, StoreError> {
+        let db = t.db.get_or_init(|| open_tier(&t.path)).as_ref().map_err(|f| f.error(&t.path))?;
+        let checked = t.checked.get_or_init(|| self.complete_tier(t, db).map_err(|e| IndexFailure::of(&e)));
+        checked.as_ref().map_err(|f| f.error(&t.path))?;
         Ok(db)
+    }
+
+    fn complete_tier(&self, t: &Sealed, db: &sled::Db) -> Result<(), StoreError> {
+        let indexed = match self.index_mark(db)? {
+            Some((m, _)) if m.head.tree_size == t.end => return Ok(()),
+            Some((m, _)) if m.head.tree_size > t.end => {
+                return Err(corrupt(
+                    "index",
+                    t.end,
+                    format!(
+                        "the index tier {} of entries {}..{} was flushed at tree size {}, beyond its end; \
+                         `zachetka rebuild` rebuilds the index from the log",
+                        t.path.display(),
+                        t.first,
+                        t.end,
+                        m.head.tree_size
+                    ),
+                ))
+            }
+            marked => marked.map(|(m, _)| m.head.tree_size).unwrap_or(0).max(t.first),
+        };
+        tracing::warn!(tier = %t.path.display(), indexed, end = t.end, "bringing a sealed index tier up to its end");
+        let scan = scan_records(&self.records, 0, self.mode == Mode::ReadOnly)?;
+        self.reindex(db, indexed, &scan.positions, t.end)
+    }
+
+    /// Seals the live tier at the head (module [`tiers`]): flushed first, then the next tier's
+    /// directory made; the caller sends the commits there, and starts building the filter.
+    fn seal(&self, layers: &Layers, w: &mut Writer) -> Result<(Layers, Arc<Sealed>), StoreError> {
+        let end = self.extent().tree_size;
+        self.flush_index_locked(&layers.live, w)?;
+        let path = tiers::tier_path(&self.dir, end);
+        let live = open_sled(&sled_config(&path)).map_err(io)?;
+        make_private(&path)?;
+        sync_dir(&self.dir)?;
+        let old = tiers::tier_path(&self.dir, layers.live_first);
+        let sealed_tier = Arc::new(Sealed::just_sealed(old, layers.live_first, end, layers.live.clone()));
+        let mut sealed = layers.sealed.clone();
+        sealed.push(sealed_tier.clone());
+        tracing::info!(first = layers.live_first, end, "sealed the live index tier");
+        Ok((Layers { live, live_first: end, sealed }, sealed_tier))
+    }
+
+    /// Whether the live tier is full: sealed after a commit, or at the open (an index of the
+    /// earlier single-tier layout, or one just rebuilt, is sealed whole).
+    fn live_is_full(&self, layers: &Layers) -> bool {
+        let size = self.committed.read().expect("extent lock").tree_size;
+        self.mode == Mode::ReadWrite && size - layers.live_first >= self.tier_entries
     }
 
     /// How far the index's mark says it is durable (0 without a usable mark), refusing an index
@@ -1298,8 +1457,10 @@ impl SledStore {
     /// the records' positions. Writes are idempotent, so entries the index already holds do no
     /// harm. A read-write open refuses an entry that does not parse (committed history is
     /// damaged); a read-only open leaves it out of its copy for the audit to report.
-    fn reindex(&self, db: &sled::Db, indexed: u64, positions: &[(u64, u64, u64)]) -> Result<(), StoreError> {
-        let todo: Vec<&(u64, u64, u64)> = positions.iter().filter(|p| p.2 > indexed).collect();
+    /// `upto`: the end of a sealed tier (its mark is then the record of that tree size), or
+    /// `u64::MAX` for the live tier.
+    fn reindex(&self, db: &sled::Db, indexed: u64, positions: &[(u64, u64, u64)], upto: u64) -> Result<(), StoreError> {
+        let todo: Vec<&(u64, u64, u64)> = positions.iter().filter(|p| p.2 > indexed && p.2 <= upto).collect();
         if todo.is_empty() {
             return Ok(());
         }
@@ -1327,9 +1488,25 @@ impl SledStore {
             }
         }
         apply_index(db, &mut writes)?;
-        if self.mode == Mode::ReadWrite {
-            let mut w = self.writer.lock().expect("one writer at a time");
-            self.flush_index_locked(db, &mut w)?;
+        match (self.mode, upto) {
+            (Mode::ReadOnly, _) => {}
+            (Mode::ReadWrite, u64::MAX) => {
+                let mut w = self.writer.lock().expect("one writer at a time");
+                self.flush_index_locked(db, &mut w)?;
+            }
+            (Mode::ReadWrite, _) => {
+                let &&(offset, _, tree_size) = todo.last().expect("non-empty");
+                let slot = self.read_slot(offset).filter(|s| s.record.head.tree_size == tree_size);
+                let s = slot.ok_or_else(|| corrupt("checkpoints", offset, "the record a sealed index tier ends at"))?;
+                let mark = IndexMark {
+                    head: s.record.head,
+                    data_len: s.record.data_len,
+                    record_at: s.offset,
+                    records_end: s.offset + s.record.frame().len() as u64,
+                };
+                db.insert(MARK_KEY, &mark.encode()[..]).map_err(io)?;
+                db.flush().map_err(io)?;
+            }
         }
         Ok(())
     }
@@ -1425,6 +1602,26 @@ fn file_of(what: &str) -> &'static str {
     }
 }
 
+/// A sealed index tier's sled, opened as the live one is (one that cannot be read is rebuilt).
+pub(crate) fn open_tier(path: &Path) -> tiers::TierResult<sled::Db> {
+    let opened = open_index(path).and_then(|db| make_private(path).map(|()| db));
+    opened.map_err(|e| IndexFailure::of(&e))
+}
+
+/// The tree size an index tier's mark names, if it has one.
+pub(crate) fn mark_size(db: &sled::Db) -> Option<u64> {
+    db.get(MARK_KEY).ok().flatten().and_then(|m| IndexMark::decode(&m)).map(|m| m.head.tree_size)
+}
+
+/// An index tier that starts beyond the log's head: the log lost entries the index saw.
+fn tier_beyond(first: u64, tree_size: u64) -> StoreError {
+    corrupt(
+        "checkpoints",
+        tree_size,
+        format!("the index has a tier from entry {first} (index.{first}), the log holds {tree_size}"),
+    )
+}
+
 /// Opens the index in `path`; one that cannot be read (not one locked by another process) is
 /// moved aside and rebuilt from the log by the recovery that follows.
 fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
@@ -1491,7 +1688,8 @@ fn set_index_aside(path: &Path, why: &str) -> Result<Option<PathBuf>, StoreError
         return Ok(None);
     }
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let aside = path.with_extension(format!("{why}-{secs}"));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = path.with_file_name(format!("{name}.{why}-{secs}"));
     std::fs::rename(path, &aside).map_err(|e| fio(&path.display().to_string(), e))?;
     tracing::warn!(moved_to = %aside.display(), "the index was moved aside");
     Ok(Some(aside))
@@ -1528,6 +1726,37 @@ impl Drop for ScratchDir {
     }
 }
 
+/// The audit's private copy of every index tier of the store in `dir`, each opened (sealed ones
+/// are checked against the log at their first use, as a server's).
+fn copy_tiers(dir: &Path, scratch: &Path) -> Result<Layers, String> {
+    let firsts = tiers::list_tiers(dir).map_err(|e| e.to_string())?;
+    let mut opened = Vec::new();
+    for &first in &firsts {
+        let from = tiers::tier_path(dir, first);
+        let copy = tiers::tier_path(scratch, first);
+        match copy_dir(&from, &copy) {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("there is no {}", from.display())),
+            Err(e) => return Err(format!("{}: {e}", from.display())),
+        }
+        // sled panics on some damaged files (as `open_index` knows): a finding, not a crash.
+        match std::panic::catch_unwind(|| sled_config(&copy).open()) {
+            Ok(Ok(db)) => opened.push(db),
+            Ok(Err(e)) => return Err(format!("{}: {e}", from.display())),
+            Err(_) => return Err(format!("{}: sled panicked reading it", from.display())),
+        }
+    }
+    let live = opened.pop().expect("the tier from 0 is always listed");
+    let sealed = (firsts.windows(2).zip(opened))
+        .map(|(w, db)| {
+            let t = Sealed::on_disk(scratch, w[0], w[1]);
+            t.db.set(Ok(db)).unwrap_or_else(|_| unreachable!("new"));
+            Arc::new(t)
+        })
+        .collect();
+    Ok(Layers { live, live_first: *firsts.last().expect("listed"), sealed })
+}
+
 /// Copies a directory tree; `false` if `from` does not exist.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<bool> {
     if !from.exists() {
@@ -1549,6 +1778,7 @@ impl Drop for SledStore {
     /// A clean close flushes the index, so the next open re-indexes nothing. Best effort: a
     /// failure here leaves the index behind, which the next open brings up to the head.
     fn drop(&mut self) {
+        self.warmer.get_mut().expect("warmer lock").join();
         // An index never used is closed as it opened: its mark is where it was, and the next open
         // brings it up to the head. Joined here, so sled closes before the store's lock is let go.
         if let Some(pending) = self.index.pending.get_mut().expect("index lock").take() {
@@ -1613,8 +1843,10 @@ impl Store for SledStore {
         assert_eq!(b.head.tree_size, b.first_seq + b.entries.len() as u64, "batch head must cover exactly its entries");
         assert!(b.entries.len() as u64 <= BATCH_LEN_MAX, "batches are bounded (recovery relies on it)");
         // Before anything is written: an index that cannot be used fails the commit unwritten.
-        let db = self.db()?;
+        self.layers()?;
         let mut w = self.writer.lock().expect("one committer at a time");
+        let layers = self.layers()?;
+        let db = &layers.live;
         let Writer { data, offsets, hashes, next_slot, unflushed } = &mut *w;
         data.clear();
         offsets.clear();
@@ -1681,7 +1913,17 @@ impl Store for SledStore {
         // to sled's last flush; the next open re-derives the rest from the entries. A failed
         // flush fails no commit (the batch is durable), and the next commit tries again.
         *unflushed += data.len() as u64;
-        if *unflushed >= INDEX_FLUSH_BYTES {
+        if self.live_is_full(&layers) {
+            // A seal that fails leaves the live tier live (the batch is durable either way), and
+            // the next commit tries again.
+            match self.seal(&layers, &mut w) {
+                Ok((sealed, tier)) => {
+                    *self.layers_lock()?.write().expect("layers lock") = Arc::new(sealed);
+                    self.warmer.lock().expect("warmer lock").warm(vec![tier]);
+                }
+                Err(e) => tracing::error!(error = %e, "couldn't seal the live index tier; the next commit tries again"),
+            }
+        } else if *unflushed >= INDEX_FLUSH_BYTES {
             if let Err(e) = self.flush_index_locked(db, &mut w) {
                 tracing::error!(error = %e, "couldn't flush the index; the next open re-indexes from the entries");
             }
@@ -1810,9 +2052,22 @@ impl Store for SledStore {
         Ok(indexes.iter().map(|i| found[i]).collect())
     }
 
+    /// The live tier, then the sealed ones newest first, each only if its filter says it may
+    /// hold the id (an id is in one tier at most: the sequencer admits it once).
     fn id_record(&self, id: &str) -> Result<Option<IdRecord>, StoreError> {
-        let size = self.committed.read().expect("extent lock").tree_size;
-        match self.db()?.get(key_str(b'i', id)).map_err(io)? {
+        let (size, layers) = self.view()?;
+        let key = key_str(b'i', id);
+        let mut found = layers.live.get(&key).map_err(io)?;
+        if found.is_none() {
+            let probe = Probe::of(&key);
+            for t in layers.sealed.iter().rev().filter(|t| t.may_hold(probe)) {
+                found = self.sealed_db(t)?.get(&key).map_err(io)?;
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        match found {
             None => Ok(None),
             Some(v) => {
                 let rec = IdRecord::decode(&v).ok_or(corrupt("id record", 0, format!("for id {id}")))?;
@@ -1821,18 +2076,27 @@ impl Store for SledStore {
         }
     }
 
+    /// The stream's last committed key: in the live tier if the stream was written since the
+    /// last seal, else in the newest sealed tier that holds it.
     fn stream_head(&self, stream: &str) -> Result<Option<StreamHead>, StoreError> {
         let mut prefix = key_str(b's', stream);
+        let probe = Probe::of(&prefix);
         prefix.push(0);
-        let size = self.committed.read().expect("extent lock").tree_size;
+        let (size, layers) = self.view()?;
         let bad = || corrupt("stream index", 0, format!("for stream {stream}"));
         // The last committed key: a commit in flight may have indexed later ones already.
         let mut last = None;
-        for kv in self.db()?.scan_prefix(&prefix).rev() {
-            let (k, v) = kv.map_err(io)?;
-            let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
-            if seq < size {
-                last = Some((u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?), seq));
+        let sealed = layers.sealed.iter().rev().filter(|t| t.may_hold(probe));
+        for db in std::iter::once(Ok(&layers.live)).chain(sealed.map(|t| self.sealed_db(t))) {
+            for kv in db?.scan_prefix(&prefix).rev() {
+                let (k, v) = kv.map_err(io)?;
+                let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
+                if seq < size {
+                    last = Some((u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?), seq));
+                    break;
+                }
+            }
+            if last.is_some() {
                 break;
             }
         }
@@ -1841,39 +2105,62 @@ impl Store for SledStore {
         Ok(Some(StreamHead { len: version + 1, last_leaf_hash: leaf, last_seq: seq }))
     }
 
+    /// The tiers in log order (a stream's versions grow with seq), those that may hold it.
     fn stream_seqs(&self, stream: &str, from_version: u64, limit: u64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
+        let (size, layers) = self.view()?;
+        let probe = Probe::of(&key_str(b's', stream));
         let end = key_stream_version(stream, u64::MAX);
-        for kv in self.db()?.range(key_stream_version(stream, from_version)..=end).take(limit as usize) {
-            let (_, v) = kv.map_err(io)?;
-            let seq: [u8; 8] =
-                v.as_ref().try_into().map_err(|_| corrupt("stream index", 0, format!("for stream {stream}")))?;
-            out.push(u64::from_be_bytes(seq));
+        let sealed = layers.sealed.iter().filter(|t| t.may_hold(probe)).map(|t| self.sealed_db(t));
+        for db in sealed.chain(std::iter::once(Ok(&layers.live))) {
+            let want = limit.saturating_sub(out.len() as u64) as usize;
+            if want == 0 {
+                break;
+            }
+            for kv in db?.range(key_stream_version(stream, from_version)..=end.clone()).take(want) {
+                let (_, v) = kv.map_err(io)?;
+                let seq: [u8; 8] =
+                    v.as_ref().try_into().map_err(|_| corrupt("stream index", 0, format!("for stream {stream}")))?;
+                out.push(u64::from_be_bytes(seq));
+            }
         }
-        let size = self.committed.read().expect("extent lock").tree_size;
         out.retain(|seq| *seq < size);
         Ok(out)
     }
 
+    /// A tier holds the checkpoints of tree sizes `first+1..=end`: those from `from_size` on.
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        let size = self.committed.read().expect("extent lock").tree_size;
-        for kv in self.db()?.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(limit as usize) {
-            let (k, v) = kv.map_err(io)?;
-            let tree_size = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
-            let offset: [u8; 8] =
-                v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
-            out.push((tree_size, self.read_note(u64::from_be_bytes(offset), tree_size)?));
+        let (size, layers) = self.view()?;
+        let sealed = layers.sealed.iter().filter(|t| t.end >= from_size).map(|t| self.sealed_db(t));
+        for db in sealed.chain(std::iter::once(Ok(&layers.live))) {
+            let want = limit.saturating_sub(out.len() as u64) as usize;
+            if want == 0 {
+                break;
+            }
+            for kv in db?.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(want) {
+                let (k, v) = kv.map_err(io)?;
+                let tree_size = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
+                let offset: [u8; 8] =
+                    v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
+                out.push((tree_size, self.read_note(u64::from_be_bytes(offset), tree_size)?));
+            }
         }
         Ok(out)
     }
 
-    /// One lookup of `k` (tree size -> record offset) and one read of that record.
+    /// One lookup of `k` (tree size -> record offset) in the tier that holds it, and one read of
+    /// that record.
     fn checkpoint_at(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if tree_size > self.committed.read().expect("extent lock").tree_size {
+        let (size, layers) = self.view()?;
+        if tree_size > size {
             return Ok(None);
         }
-        let Some(v) = self.db()?.get(key_u64(b'k', tree_size)).map_err(io)? else { return Ok(None) };
+        let db = match layers.sealed.iter().find(|t| t.first < tree_size && tree_size <= t.end) {
+            Some(t) => self.sealed_db(t)?,
+            None => &layers.live,
+        };
+        let Some(v) = db.get(key_u64(b'k', tree_size)).map_err(io)? else { return Ok(None) };
         let offset: [u8; 8] =
             v.as_ref().try_into().map_err(|_| corrupt("checkpoint index", tree_size, "not an offset"))?;
         let offset = u64::from_be_bytes(offset);
@@ -1894,7 +2181,12 @@ impl Store for SledStore {
             .iter()
             .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
-        Ok(StoreStats { bytes_on_disk: files + self.db()?.size_on_disk().map_err(io)? })
+        let layers = self.layers()?;
+        let mut index = layers.live.size_on_disk().map_err(io)?;
+        for t in &layers.sealed {
+            index += self.sealed_db(t)?.size_on_disk().map_err(io)?;
+        }
+        Ok(StoreStats { bytes_on_disk: files + index })
     }
 
     fn findings(&self) -> Vec<StoreFinding> {
@@ -1902,7 +2194,7 @@ impl Store for SledStore {
     }
 
     fn ready(&self) -> Result<(), StoreError> {
-        self.db().map(drop)
+        self.layers().map(drop)
     }
 }
 

@@ -64,7 +64,11 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// The log's files (not the index, which is derived and which sled itself may touch on open).
 fn log_snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    snapshot(dir).into_iter().filter(|(p, _)| !p.strip_prefix(dir).unwrap().starts_with("index")).collect()
+    // `index`, and the index's sealed tiers `index.<first>`.
+    snapshot(dir)
+        .into_iter()
+        .filter(|(p, _)| !p.strip_prefix(dir).unwrap().to_string_lossy().starts_with("index"))
+        .collect()
 }
 
 fn audit_dir(dir: &Path) -> AuditReport {
@@ -916,4 +920,104 @@ fn an_audit_over_an_index_sled_panics_on_exits_with_a_finding() {
         assert!(left.is_empty(), "flip at {at}: the audit left {left:?} in TMPDIR");
     }
     assert!(unreadable > 0, "no flip made sled fail: the case this test is for did not happen");
+}
+
+/// The index in tiers (src/store/tiers.rs) answers every lookup as one index does: across its
+/// tiers, reopened (the filters read from their files), with a sealed tier lost and a filter
+/// damaged (both rebuilt from the log), in the audit's copy, and after a rebuild into one tier.
+/// A tier that starts beyond the log is refused, and nothing changes.
+#[test]
+fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    {
+        drop(new_store(path));
+        let store = Arc::new(SledStore::open_early_with(path, 10).unwrap());
+        store.ready().unwrap();
+        let ledger = open_ledger(store.clone(), Limits::default());
+        // learner/0 only in the first batch, learner/1 in every other one, a new stream in the rest.
+        for b in 0..12u64 {
+            let stream = match b {
+                0 => "learner/0".to_owned(),
+                b if b % 2 == 1 => "learner/1".to_owned(),
+                b => format!("learner/{}", 100 + b),
+            };
+            let events = (0..4).map(|i| grade(b * 4 + i, &stream, None)).collect();
+            assert!(ledger.append_blocking(events).iter().all(Result::is_ok));
+        }
+        drop(ledger);
+        store.wait_for_index_tiers();
+        let tiers = store.index_tiers().unwrap();
+        assert!(tiers.len() >= 4, "sealed every 10 entries or so: {tiers:?}");
+        assert!(tiers.iter().all(|t| t.end.is_none_or(|end| end - t.first >= 10 && t.filtered)), "{tiers:?}");
+    }
+    let view = |store: &SledStore| {
+        let ids: Vec<_> = (0..50).map(|n| store.id_record(&id(n)).unwrap()).collect();
+        let streams = ["learner/0", "learner/1", "learner/102", "learner/110", "learner/none"];
+        let heads: Vec<_> = streams.iter().map(|s| store.stream_head(s).unwrap()).collect();
+        let seqs: Vec<_> = streams.iter().map(|s| store.stream_seqs(s, 0, 100).unwrap()).collect();
+        let some: Vec<_> = streams.iter().map(|s| store.stream_seqs(s, 2, 5).unwrap()).collect();
+        let at: Vec<_> = (0..50).map(|n| store.checkpoint_at(n).unwrap()).collect();
+        (ids, heads, seqs, some, store.checkpoints(0, 100).unwrap(), store.checkpoints(17, 3).unwrap(), at)
+    };
+    // The reference: the same log indexed in one tier.
+    let one = tempfile::tempdir().unwrap();
+    copy_dir(path, one.path());
+    let reference = view(&SledStore::rebuild_index(one.path()).unwrap());
+    assert!(reference.0[..48].iter().enumerate().all(|(n, r)| r.as_ref().is_some_and(|r| r.seq == n as u64)));
+    assert!(reference.0[48..].iter().all(Option::is_none));
+    assert_eq!(reference.2[1].len(), 24, "learner/1 is in every tier");
+    {
+        // An index of one tier fuller than the tier size (the earlier layout, a rebuild) is
+        // sealed whole at the open.
+        let store = SledStore::open_early_with(one.path(), 40).unwrap();
+        store.ready().unwrap();
+        let tiers = store.index_tiers().unwrap();
+        assert_eq!(tiers.iter().map(|t| (t.first, t.end)).collect::<Vec<_>>(), [(0, Some(48)), (48, None)]);
+        assert_eq!(view(&store), reference, "sealed at the open");
+    }
+    assert_eq!(view(&SledStore::open(path).unwrap()), reference, "reopened, the filters read from their files");
+    {
+        let store = SledStore::open(path).unwrap();
+        let tiers = store.index_tiers().unwrap();
+        assert!(tiers.iter().all(|t| t.end.is_none() || t.filtered), "filters read at the open: {tiers:?}");
+    }
+    // A sealed tier lost and the first tier's filter damaged: the tier before the lost one is
+    // brought up to its new end from the log, and the filter built again.
+    let tiers = SledStore::open(path).unwrap().index_tiers().unwrap();
+    let lost = &tiers[2];
+    std::fs::remove_dir_all(path.join(format!("index.{}", lost.first))).unwrap();
+    let filter = path.join("index/zachetka-filter");
+    let mut bytes = std::fs::read(&filter).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&filter, bytes).unwrap();
+    {
+        let store = SledStore::open(path).unwrap();
+        assert_eq!(view(&store), reference, "a tier lost, a filter damaged");
+        store.wait_for_index_tiers();
+        let now = store.index_tiers().unwrap();
+        assert_eq!(now.len(), tiers.len() - 1);
+        assert!(now[0].filtered, "the damaged filter is built again: {now:?}");
+        assert_eq!(now[1].end, lost.end, "the tier before the lost one now ends where it ended");
+    }
+    // The audit's private copy of every tier.
+    assert_eq!(view(&SledStore::open_read_only(path).unwrap()), reference, "the audit's copy");
+    assert_eq!(audit_dir(path).violations, vec![]);
+    // A tier that starts beyond the log: the log lost entries the index saw. Refused as is.
+    std::fs::create_dir(path.join("index.1000")).unwrap();
+    let before = log_snapshot(path);
+    match SledStore::open(path) {
+        Err(StoreError::Corrupt { what, position, detail }) => {
+            assert_eq!((what, position), ("checkpoints", 48));
+            assert!(detail.contains("index.1000"), "{detail}");
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("an index tier beyond the log must be refused"),
+    }
+    assert!(log_snapshot(path) == before, "the refusal changed the log");
+    std::fs::remove_dir_all(path.join("index.1000")).unwrap();
+    // A rebuild makes one tier again, and sets the others aside until it is done.
+    assert_eq!(view(&SledStore::rebuild_index(path).unwrap()), reference, "rebuilt");
+    let dirs: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!dirs.iter().any(|d| d.to_string_lossy().starts_with("index.")), "{dirs:?}");
 }

@@ -22,6 +22,17 @@ impl Backend for Sled {
     }
 }
 
+/// The sled store with an index sealed into a new tier every 3 entries (src/store/tiers.rs).
+struct SledTiers;
+
+impl Backend for SledTiers {
+    fn open(&self, dir: &Path) -> Arc<dyn Store> {
+        let store = zachetka::store::sled::SledStore::open_early_with(dir, 3).unwrap();
+        store.ready().unwrap();
+        Arc::new(store)
+    }
+}
+
 /// Builds a consistent batch of `n` entries after `tree` (fake but well-formed entries).
 fn batch(
     tree: &mut MemoryTree,
@@ -191,6 +202,11 @@ fn check_state(store: &dyn Store, tree: &MemoryTree, last: &CommitBatch) {
 #[test]
 fn sled_store_keeps_the_contract() {
     run_contract(&Sled);
+}
+
+#[test]
+fn sled_store_with_its_index_in_tiers_keeps_the_contract() {
+    run_contract(&SledTiers);
 }
 
 /// One PostgreSQL schema; reopening connects again to the same schema.
