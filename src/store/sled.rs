@@ -928,8 +928,10 @@ impl SledStore {
             aside.extend(set_index_aside(&tiers::tier_path(dir, first), "replaced")?);
         }
         let store = Self::open_locked(dir, Mode::ReadWrite, Some(lock), tiers::TIER_ENTRIES)?;
-        // The new index is built by its first use: now, before the old one goes.
+        // The new index is built by its first use: now, before the old one goes; it is sealed
+        // whole if it holds a tier's worth, and its filter built before the rebuild returns.
         store.ready()?;
+        store.wait_for_index_tiers();
         for aside in aside {
             std::fs::remove_dir_all(&aside).map_err(|e| fio(&aside.display().to_string(), e))?;
         }
