@@ -1339,11 +1339,26 @@ impl SledStore {
         let PendingIndex { mut opener, tree_size, positions } =
             self.index.pending.lock().expect("index lock").take().expect("an index not open is opening");
         opener.wait()?;
-        let Opener::Open(Opened { live, live_first, sealed }) = opener else { unreachable!("waited for") };
-        let indexed = self.live_within(&live, live_first, tree_size)?;
+        let Opener::Open(Opened { mut live, mut live_first, mut sealed }) = opener else { unreachable!("waited for") };
+        let mut indexed = self.live_within(&live, live_first, tree_size)?;
+        let mut warm = sealed.clone();
+        // A long catch-up (a rebuild, an index lost) seals tiers as it goes, each at the first
+        // batch boundary where it holds a tier's worth, as commits seal them.
+        let boundaries: Vec<u64> = positions.iter().map(|p| p.2).filter(|&size| size > indexed).collect();
+        for size in boundaries {
+            if size - live_first >= self.tier_entries {
+                self.reindex(&live, indexed, &positions, size)?;
+                let next = self.new_tier(size)?;
+                let old = tiers::tier_path(&self.dir, live_first);
+                let tier = Arc::new(Sealed::just_sealed(old, live_first, size, std::mem::replace(&mut live, next)));
+                tracing::info!(first = live_first, end = size, "sealed an index tier while catching up");
+                sealed.push(tier.clone());
+                warm.push(tier);
+                (live_first, indexed) = (size, size);
+            }
+        }
         self.reindex(&live, indexed, &positions, u64::MAX)?;
         let mut layers = Layers { live, live_first, sealed };
-        let mut warm = layers.sealed.clone();
         if self.live_is_full(&layers) {
             let mut w = self.writer.lock().expect("one writer at a time");
             match self.seal(&layers, &mut w) {
@@ -1406,16 +1421,22 @@ impl SledStore {
     fn seal(&self, layers: &Layers, w: &mut Writer) -> Result<(Layers, Arc<Sealed>), StoreError> {
         let end = self.extent().tree_size;
         self.flush_index_locked(&layers.live, w)?;
-        let path = tiers::tier_path(&self.dir, end);
-        let live = open_sled(&sled_config(&path)).map_err(io)?;
-        make_private(&path)?;
-        sync_dir(&self.dir)?;
+        let live = self.new_tier(end)?;
         let old = tiers::tier_path(&self.dir, layers.live_first);
         let sealed_tier = Arc::new(Sealed::just_sealed(old, layers.live_first, end, layers.live.clone()));
         let mut sealed = layers.sealed.clone();
         sealed.push(sealed_tier.clone());
         tracing::info!(first = layers.live_first, end, "sealed the live index tier");
         Ok((Layers { live, live_first: end, sealed }, sealed_tier))
+    }
+
+    /// The directory of a new live tier from `first`, made once the tier before it is flushed.
+    fn new_tier(&self, first: u64) -> Result<sled::Db, StoreError> {
+        let path = tiers::tier_path(&self.dir, first);
+        let live = open_sled(&sled_config(&path)).map_err(io)?;
+        make_private(&path)?;
+        sync_dir(&self.dir)?;
+        Ok(live)
     }
 
     /// Whether the live tier is full: sealed after a commit, or at the open (an index of the

@@ -976,6 +976,23 @@ fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
         assert_eq!(tiers.iter().map(|t| (t.first, t.end)).collect::<Vec<_>>(), [(0, Some(48)), (48, None)]);
         assert_eq!(view(&store), reference, "sealed at the open");
     }
+    {
+        // An index lost: the catch-up from the log seals tiers as it goes.
+        let lost = tempfile::tempdir().unwrap();
+        copy_dir(path, lost.path());
+        for e in std::fs::read_dir(lost.path()).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with("index") {
+                std::fs::remove_dir_all(e.path()).unwrap();
+            }
+        }
+        let store = SledStore::open_early_with(lost.path(), 10).unwrap();
+        store.ready().unwrap();
+        let tiers = store.index_tiers().unwrap();
+        assert!(tiers.len() >= 4, "{tiers:?}");
+        assert!(tiers.iter().all(|t| t.end.is_none_or(|end| end - t.first >= 10)), "{tiers:?}");
+        assert_eq!(view(&store), reference, "sealed while catching up");
+    }
     assert_eq!(view(&SledStore::open(path).unwrap()), reference, "reopened, the filters read from their files");
     {
         let store = SledStore::open(path).unwrap();
