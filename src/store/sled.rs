@@ -1393,24 +1393,14 @@ impl SledStore {
     }
 
     fn complete_tier(&self, t: &Sealed, db: &sled::Db) -> Result<(), StoreError> {
-        let indexed = match self.index_mark(db)? {
-            Some((m, _)) if m.head.tree_size == t.end => return Ok(()),
-            Some((m, _)) if m.head.tree_size > t.end => {
-                return Err(corrupt(
-                    "index",
-                    t.end,
-                    format!(
-                        "the index tier {} of entries {}..{} was flushed at tree size {}, beyond its end; \
-                         `zachetka rebuild` rebuilds the index from the log",
-                        t.path.display(),
-                        t.first,
-                        t.end,
-                        m.head.tree_size
-                    ),
-                ))
-            }
-            marked => marked.map(|(m, _)| m.head.tree_size).unwrap_or(0).max(t.first),
-        };
+        // A mark beyond the log is refused (the log lost entries the tier saw). One past the
+        // tier's end (a build before tiers kept `index/` up to the head) holds more than the
+        // tier's range, which lookups keep to: whole.
+        let marked = self.mark_within(db, self.extent().tree_size)?;
+        if marked >= t.end {
+            return Ok(());
+        }
+        let indexed = marked.max(t.first);
         tracing::warn!(tier = %t.path.display(), indexed, end = t.end, "bringing a sealed index tier up to its end");
         let scan = scan_records(&self.records, 0, self.mode == Mode::ReadOnly)?;
         self.reindex(db, indexed, &scan.positions, t.end)
@@ -2110,11 +2100,14 @@ impl Store for SledStore {
         // The last committed key: a commit in flight may have indexed later ones already.
         let mut last = None;
         let sealed = layers.sealed.iter().rev().filter(|t| t.may_hold(probe));
-        for db in std::iter::once(Ok(&layers.live)).chain(sealed.map(|t| self.sealed_db(t))) {
-            for kv in db?.scan_prefix(&prefix).rev() {
+        let tiers = std::iter::once(Ok((&layers.live, size)))
+            .chain(sealed.map(|t| self.sealed_db(t).map(|db| (db, t.end.min(size)))));
+        for tier in tiers {
+            let (db, below) = tier?;
+            for kv in db.scan_prefix(&prefix).rev() {
                 let (k, v) = kv.map_err(io)?;
                 let seq = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
-                if seq < size {
+                if seq < below {
                     last = Some((u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?), seq));
                     break;
                 }
@@ -2134,17 +2127,25 @@ impl Store for SledStore {
         let (size, layers) = self.view()?;
         let probe = Probe::of(&key_str(b's', stream));
         let end = key_stream_version(stream, u64::MAX);
-        let sealed = layers.sealed.iter().filter(|t| t.may_hold(probe)).map(|t| self.sealed_db(t));
-        for db in sealed.chain(std::iter::once(Ok(&layers.live))) {
+        let sealed =
+            layers.sealed.iter().filter(|t| t.may_hold(probe)).map(|t| self.sealed_db(t).map(|db| (db, t.end)));
+        for tier in sealed.chain(std::iter::once(Ok((&layers.live, u64::MAX)))) {
+            let (db, below) = tier?;
             let want = limit.saturating_sub(out.len() as u64) as usize;
             if want == 0 {
                 break;
             }
-            for kv in db?.range(key_stream_version(stream, from_version)..=end.clone()).take(want) {
+            // Versions from `from_version`, or past those the tiers before gave.
+            let from = from_version + out.len() as u64;
+            for kv in db.range(key_stream_version(stream, from)..=end.clone()) {
                 let (_, v) = kv.map_err(io)?;
                 let seq: [u8; 8] =
                     v.as_ref().try_into().map_err(|_| corrupt("stream index", 0, format!("for stream {stream}")))?;
-                out.push(u64::from_be_bytes(seq));
+                let seq = u64::from_be_bytes(seq);
+                if seq >= below || out.len() >= limit as usize {
+                    break;
+                }
+                out.push(seq);
             }
         }
         out.retain(|seq| *seq < size);
@@ -2155,13 +2156,16 @@ impl Store for SledStore {
     fn checkpoints(&self, from_size: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         let (size, layers) = self.view()?;
-        let sealed = layers.sealed.iter().filter(|t| t.end >= from_size).map(|t| self.sealed_db(t));
-        for db in sealed.chain(std::iter::once(Ok(&layers.live))) {
+        let sealed =
+            layers.sealed.iter().filter(|t| t.end >= from_size).map(|t| self.sealed_db(t).map(|db| (db, t.end)));
+        for tier in sealed.chain(std::iter::once(Ok((&layers.live, size)))) {
+            let (db, through) = tier?;
             let want = limit.saturating_sub(out.len() as u64) as usize;
             if want == 0 {
                 break;
             }
-            for kv in db?.range(key_u64(b'k', from_size)..=key_u64(b'k', size)).take(want) {
+            let from = out.last().map_or(from_size, |(t, _)| t + 1);
+            for kv in db.range(key_u64(b'k', from)..=key_u64(b'k', through.min(size))).take(want) {
                 let (k, v) = kv.map_err(io)?;
                 let tree_size = u64::from_be_bytes(k[1..9].try_into().expect("9-byte key"));
                 let offset: [u8; 8] =

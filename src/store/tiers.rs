@@ -217,9 +217,11 @@ impl Sealed {
     }
 
     /// Builds the filter from the tier's keys, if it has none and its mark says it is whole
-    /// (its `tree_size` is the tier's end), and keeps it on disk. Stops early when `stop` is set.
+    /// (its `tree_size` at least the tier's end: a tier an older build caught up further holds
+    /// more keys, which only adds false positives), and keeps it on disk. Stops early when
+    /// `stop` is set.
     pub(crate) fn build_filter(&self, db: &sled::Db, mark_size: Option<u64>, stop: &AtomicBool) {
-        if self.filter.get().is_some() || mark_size != Some(self.end) {
+        if self.filter.get().is_some() || !mark_size.is_some_and(|m| m >= self.end) {
             return;
         }
         let started = std::time::Instant::now();

@@ -993,6 +993,29 @@ fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
         assert!(tiers.iter().all(|t| t.end.is_none_or(|end| end - t.first >= 10)), "{tiers:?}");
         assert_eq!(view(&store), reference, "sealed while catching up");
     }
+    {
+        // A build before tiers opened the store: it knows `index/` alone, and caught it up to the
+        // head. The first tier then holds more than its range, which the lookups keep to.
+        let older = tempfile::tempdir().unwrap();
+        copy_dir(path, older.path());
+        let aside = tempfile::tempdir().unwrap();
+        let tiers: Vec<_> = std::fs::read_dir(older.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with("index."))
+            .collect();
+        for n in &tiers {
+            std::fs::rename(older.path().join(n), aside.path().join(n)).unwrap();
+        }
+        let store = SledStore::open_early_with(older.path(), u64::MAX).unwrap();
+        store.ready().unwrap();
+        assert_eq!(store.index_tiers().unwrap().len(), 1);
+        drop(store);
+        for n in &tiers {
+            std::fs::rename(aside.path().join(n), older.path().join(n)).unwrap();
+        }
+        assert_eq!(view(&SledStore::open(older.path()).unwrap()), reference, "a tier caught up past its end");
+    }
     assert_eq!(view(&SledStore::open(path).unwrap()), reference, "reopened, the filters read from their files");
     {
         let store = SledStore::open(path).unwrap();
