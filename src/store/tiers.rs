@@ -221,7 +221,7 @@ impl Sealed {
     /// more keys, which only adds false positives), and keeps it on disk. Stops early when
     /// `stop` is set.
     pub(crate) fn build_filter(&self, db: &sled::Db, mark_size: Option<u64>, stop: &AtomicBool) {
-        if self.filter.get().is_some() || !mark_size.is_some_and(|m| m >= self.end) {
+        if self.filter.get().is_some() || mark_size.is_none_or(|m| m < self.end) {
             return;
         }
         let started = std::time::Instant::now();
