@@ -926,16 +926,14 @@ fn an_audit_over_an_index_sled_panics_on_exits_with_a_finding() {
 /// tiers, reopened (the filters read from their files), with a sealed tier lost and a filter
 /// damaged (both rebuilt from the log), in the audit's copy, and after a rebuild into one tier.
 /// A tier that starts beyond the log is refused, and nothing changes.
-#[test]
-fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
+/// A store of 12 batches of 4 grades whose index was sealed into a tier every 10 entries or so:
+/// learner/0 only in the first batch, learner/1 in every other one, a new stream in the rest.
+fn tiered_ground(path: &Path) {
     {
         drop(new_store(path));
         let store = Arc::new(SledStore::open_early_with(path, 10).unwrap());
         store.ready().unwrap();
         let ledger = open_ledger(store.clone(), Limits::default());
-        // learner/0 only in the first batch, learner/1 in every other one, a new stream in the rest.
         for b in 0..12u64 {
             let stream = match b {
                 0 => "learner/0".to_owned(),
@@ -951,6 +949,13 @@ fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
         assert!(tiers.len() >= 4, "sealed every 10 entries or so: {tiers:?}");
         assert!(tiers.iter().all(|t| t.end.is_none_or(|end| end - t.first >= 10 && t.filtered)), "{tiers:?}");
     }
+}
+
+#[test]
+fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    tiered_ground(path);
     let view = |store: &SledStore| {
         let ids: Vec<_> = (0..50).map(|n| store.id_record(&id(n)).unwrap()).collect();
         let streams = ["learner/0", "learner/1", "learner/102", "learner/110", "learner/none"];
@@ -1060,4 +1065,26 @@ fn index_tiers_answer_as_one_index_and_are_rebuilt_from_the_log() {
     assert_eq!(view(&SledStore::rebuild_index(path).unwrap()), reference, "rebuilt");
     let dirs: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!dirs.iter().any(|d| d.to_string_lossy().starts_with("index.")), "{dirs:?}");
+}
+
+/// A flipped byte in a sealed tier of the index, or in its filter, loses no entry and forks no
+/// checkpoint (as in the single index, `a_flipped_byte_in_the_index_loses_nothing`).
+#[test]
+fn a_flipped_byte_in_a_sealed_index_tier_loses_nothing() {
+    let clean = tempfile::tempdir().unwrap();
+    tiered_ground(clean.path());
+    let expected = acked(clean.path());
+    let tiers = SledStore::open(clean.path()).unwrap().index_tiers().unwrap();
+    let sealed = format!("index.{}", tiers[1].first);
+    let db_len = std::fs::metadata(clean.path().join(&sealed).join("db")).unwrap().len();
+    let cases = [0, db_len / 3, db_len / 2, db_len - 1].map(|at| (format!("{sealed}/db"), at));
+    for (file, at) in cases.into_iter().chain([("index/zachetka-filter".to_owned(), 40)]) {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
+        flip(&dir.path().join(&file), at);
+        let report = audit_dir(dir.path());
+        assert_eq!(report.tree_size, 48, "{file} flipped at {at}: {report:#?}");
+        assert!(report.violations.iter().all(|v| !matches!(v.position, Position::Entry { .. })), "{report:#?}");
+        check_nothing_lost_or_forked(dir.path(), &expected).unwrap();
+    }
 }
