@@ -14,20 +14,28 @@ fn cli_ledger_dir() -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn sigkill_during_appends_loses_no_acknowledged_entry() {
+/// Runs `rounds` of: a `zachetka append` (with `envs`) killed after 20 to 20 + `spread` receipts,
+/// then the store opened and every acknowledged entry checked; `after` looks at the store too.
+fn kill_rounds(name: &str, rounds: u64, spread: u64, envs: &[(&str, &str)], after: impl Fn(&SledStore, usize, &str)) {
     let dir = cli_ledger_dir();
-    let (seed, mut rng) = seeded("crash test");
+    let (seed, mut rng) = seeded(name);
     let mut acked: Vec<(u64, Hash)> = Vec::new();
-    for round in 0..6u64 {
+    for round in 0..rounds {
         // Kill after this many receipts (each line of input is one commit of 10 events).
-        let mut node = AppendNode::spawn(dir.path(), &[], (round + 1) * 100_000);
-        node.read_receipts(20 + rng(300) as usize, &mut acked);
+        let mut node = AppendNode::spawn(dir.path(), envs, (round + 1) * 100_000);
+        node.read_receipts(20 + rng(spread) as usize, &mut acked);
         node.kill();
         let store = SledStore::open(&dir.path().join("store")).unwrap();
-        check_acknowledged(&store, &acked, &format!("round {round} (seed {seed})"));
+        let context = format!("round {round} (seed {seed})");
+        check_acknowledged(&store, &acked, &context);
+        after(&store, acked.len(), &context);
     }
-    assert!(acked.len() >= 6 * 20);
+    assert!(acked.len() as u64 >= rounds * 20);
+}
+
+#[test]
+fn sigkill_during_appends_loses_no_acknowledged_entry() {
+    kill_rounds("crash test", 6, 300, &[], |_, _, _| {});
 }
 
 /// The same with the index sealed into a new tier every 4 commits, so kills land before, during
@@ -35,16 +43,14 @@ fn sigkill_during_appends_loses_no_acknowledged_entry() {
 /// one up by id and stream).
 #[test]
 fn sigkill_while_index_tiers_are_sealed_loses_no_acknowledged_entry() {
-    let dir = cli_ledger_dir();
-    let (seed, mut rng) = seeded("crash test, index tiers");
-    let mut acked: Vec<(u64, Hash)> = Vec::new();
-    for round in 0..4u64 {
-        let mut node = AppendNode::spawn(dir.path(), &[("ZACHETKA_INDEX_TIER_ENTRIES", "40")], (round + 1) * 100_000);
-        node.read_receipts(20 + rng(100) as usize, &mut acked);
-        node.kill();
-        let store = SledStore::open(&dir.path().join("store")).unwrap();
-        check_acknowledged(&store, &acked, &format!("round {round} (seed {seed})"));
-        let tiers = store.index_tiers().unwrap();
-        assert!(tiers.len() as u64 > acked.len() as u64 / 80, "round {round}: sealed every 40 entries: {tiers:?}");
-    }
+    kill_rounds(
+        "crash test, index tiers",
+        4,
+        100,
+        &[("ZACHETKA_INDEX_TIER_ENTRIES", "40")],
+        |store, acked, context| {
+            let tiers = store.index_tiers().unwrap();
+            assert!(tiers.len() > acked / 80, "{context}: sealed every 40 entries: {tiers:?}");
+        },
+    );
 }
