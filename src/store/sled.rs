@@ -314,7 +314,7 @@ impl Opened {
         let firsts = tiers::list_tiers(dir)?;
         let live_first = *firsts.last().expect("the tier from 0 is always listed");
         let path = tiers::tier_path(dir, live_first);
-        let live = open_index(&path)?;
+        let live = open_index(&path, sled_config)?;
         make_private(&path)?;
         let sealed = firsts.windows(2).map(|w| Arc::new(Sealed::on_disk(dir, w[0], w[1]))).collect();
         Ok(Self { live, live_first, sealed })
@@ -505,6 +505,12 @@ fn is_lock_error(e: &sled::Error) -> bool {
 
 fn sled_config(path: &Path) -> sled::Config {
     sled::Config::new().path(path).cache_capacity(256 << 20).mode(sled::Mode::HighThroughput)
+}
+
+/// A sealed index tier: read now and then, written only if it must be brought up to its end
+/// (flushed then by hand), so a small cache and no flusher thread (a region's log has tens).
+fn sealed_config(path: &Path) -> sled::Config {
+    sled_config(path).cache_capacity(32 << 20).flush_every_ms(None)
 }
 
 /// (subject, key, sealed record) of the personal-data store's earlier layout.
@@ -1617,7 +1623,7 @@ fn file_of(what: &str) -> &'static str {
 
 /// A sealed index tier's sled, opened as the live one is (one that cannot be read is rebuilt).
 pub(crate) fn open_tier(path: &Path) -> tiers::TierResult<sled::Db> {
-    let opened = open_index(path).and_then(|db| make_private(path).map(|()| db));
+    let opened = open_index(path, sealed_config).and_then(|db| make_private(path).map(|()| db));
     opened.map_err(|e| IndexFailure::of(&e))
 }
 
@@ -1637,8 +1643,8 @@ fn tier_beyond(first: u64, tree_size: u64) -> StoreError {
 
 /// Opens the index in `path`; one that cannot be read (not one locked by another process) is
 /// moved aside and rebuilt from the log by the recovery that follows.
-fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
-    let opened = std::panic::catch_unwind(|| open_sled(&sled_config(path)));
+fn open_index(path: &Path, config: fn(&Path) -> sled::Config) -> Result<sled::Db, StoreError> {
+    let opened = std::panic::catch_unwind(|| open_sled(&config(path)));
     match opened {
         Ok(Ok(db)) => return Ok(db),
         Ok(Err(e)) if is_lock_error(&e) => return Err(io(e)),
@@ -1646,7 +1652,7 @@ fn open_index(path: &Path) -> Result<sled::Db, StoreError> {
         Err(_) => tracing::error!("the index cannot be read (sled panicked); rebuilding it from the log"),
     }
     set_index_aside(path, "unreadable")?;
-    open_sled(&sled_config(path)).map_err(io)
+    open_sled(&config(path)).map_err(io)
 }
 
 /// Makes the directory `path` private (0700), as every open for writing leaves the store and
