@@ -2222,8 +2222,32 @@ impl Store for SledStore {
         Ok(StoreStats { bytes_on_disk: files + index })
     }
 
+    /// What the open found, and every sealed index tier that cannot be used (a lookup that
+    /// needs it fails): shown by `/v1/status` until a rebuild.
     fn findings(&self) -> Vec<StoreFinding> {
-        self.findings.lock().expect("findings lock").clone()
+        let mut out = self.findings.lock().expect("findings lock").clone();
+        if let Some(Ok(layers)) = self.index.open.get() {
+            for t in &layers.read().expect("layers lock").sealed {
+                let failure = match (t.db.get(), t.checked.get()) {
+                    (Some(Err(f)), _) | (_, Some(Err(f))) => f.error(&t.path),
+                    _ => continue,
+                };
+                let name = t.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                out.push(StoreFinding {
+                    file: name.clone(),
+                    offset: 0,
+                    tree_size: Some(t.end),
+                    code: "index_tier_unusable",
+                    message: format!(
+                        "the index tier {name} (entries {} to {}) cannot be used: {failure}; lookups that need it \
+                         fail until `zachetka rebuild` rebuilds the index from the log",
+                        t.first,
+                        t.end - 1
+                    ),
+                });
+            }
+        }
+        out
     }
 
     fn ready(&self) -> Result<(), StoreError> {
