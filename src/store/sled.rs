@@ -742,10 +742,25 @@ fn plan_head(scan: &Scan, slot: Option<&Slot>) -> Result<Plan, StoreError> {
             Err(corrupt("checkpoints", *at, format!("checkpoints.dat at offset {at}: {why}, and whole records follow")))
         }
         (Some((at, _)), Some(s)) if s.record.head.tree_size > size => {
-            if next_is(s, *at) {
-                Ok(Plan { head: Some(s.clone()), truncate_records_to: Some(*at), restore: true })
-            } else {
+            let end = at + s.record.frame().len() as u64;
+            if !next_is(s, *at) {
                 Err(missing_slot_record(s, *at))
+            } else if scan.file_len > end {
+                // A tear of the head's record ends within it; bytes after it are a later record,
+                // written only once this one was durable in both files: that record is damaged
+                // too (with its copy in head.dat), and it was committed. Never dropped.
+                Err(corrupt(
+                    "checkpoints",
+                    end,
+                    format!(
+                        "checkpoints.dat holds {} bytes after the record at offset {at} that head.dat restores (tree \
+                         size {}): a later committed record, damaged, whose copy in head.dat is damaged too",
+                        scan.file_len - end,
+                        s.record.head.tree_size
+                    ),
+                ))
+            } else {
+                Ok(Plan { head: Some(s.clone()), truncate_records_to: Some(*at), restore: true })
             }
         }
         (Some((at, why)), _) if scan.bad_whole => Err(corrupt(
@@ -2375,6 +2390,16 @@ mod tests {
         let e = plan_head(&scan, Some(&slots[1])).unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[2].offset));
         assert!(plan_head(&scan, Some(&slots[2])).unwrap().restore);
+        // The last two records damaged and head.dat's copy of the last too (its other slot
+        // holds the one before): that one may be written back, but the bytes after it are the
+        // last committed record, never a tear (found by the random fault test, seed
+        // 1796287623618083441: the open dropped the last batch).
+        let mut two = last.clone();
+        two[slots[1].offset as usize + 10] ^= 4;
+        let scan = scan_of(&two);
+        assert!(!scan.good_after_bad && scan.bad.as_ref().map(|b| b.0) == Some(slots[1].offset));
+        let e = plan_head(&scan, Some(&slots[1])).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { what: "checkpoints", position, .. } if position == slots[2].offset));
         let mut zeros = bytes[..slots[2].offset as usize].to_vec();
         zeros.extend(vec![0u8; 200]);
         let scan = scan_of(&zeros);
