@@ -300,25 +300,17 @@ struct Index {
     pending: Mutex<Option<PendingIndex>>,
 }
 
-/// What the opener thread gives: the live tier, open, and the sealed ones with their filters.
-struct Opened {
-    live: sled::Db,
-    live_first: u64,
-    sealed: Vec<Arc<Sealed>>,
-}
-
-impl Opened {
-    /// The tiers in `dir` (module [`tiers`]): the newest opened as the live one, the filters of
-    /// the others read. For an index of the earlier, single-tier layout, `index` is the live tier.
-    fn open(dir: &Path) -> Result<Self, StoreError> {
-        let firsts = tiers::list_tiers(dir)?;
-        let live_first = *firsts.last().expect("the tier from 0 is always listed");
-        let path = tiers::tier_path(dir, live_first);
-        let live = open_index(&path, sled_config)?;
-        make_private(&path)?;
-        let sealed = firsts.windows(2).map(|w| Arc::new(Sealed::on_disk(dir, w[0], w[1]))).collect();
-        Ok(Self { live, live_first, sealed })
-    }
+/// The tiers in `dir` (module [`tiers`]), as the opener thread gives them: the newest opened
+/// as the live one, the filters of the others read. For an index of the earlier, single-tier
+/// layout, `index` is the live tier.
+fn open_layers(dir: &Path) -> Result<Layers, StoreError> {
+    let firsts = tiers::list_tiers(dir)?;
+    let live_first = *firsts.last().expect("the tier from 0 is always listed");
+    let path = tiers::tier_path(dir, live_first);
+    let live = open_index(&path, sled_config)?;
+    make_private(&path)?;
+    let sealed = firsts.windows(2).map(|w| Arc::new(Sealed::on_disk(dir, w[0], w[1]))).collect();
+    Ok(Layers { live, live_first, sealed })
 }
 
 /// What the first use of an index still opening does: wait for sled, then check the index's
@@ -333,14 +325,14 @@ struct PendingIndex {
 /// sled opening on its thread, open (waited for already: a recovery that repairs the log checks
 /// the index's mark first), or failed (the open was refused then).
 enum Opener {
-    Thread(std::thread::JoinHandle<Result<Opened, StoreError>>),
-    Open(Opened),
+    Thread(std::thread::JoinHandle<Result<Layers, StoreError>>),
+    Open(Layers),
     Failed,
 }
 
 impl Opener {
     /// The index, waiting for its thread if it is still opening.
-    fn wait(&mut self) -> Result<&Opened, StoreError> {
+    fn wait(&mut self) -> Result<&Layers, StoreError> {
         if let Opener::Thread(_) = self {
             let Opener::Thread(thread) = std::mem::replace(self, Opener::Failed) else { unreachable!() };
             *self = Opener::Open(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
@@ -396,7 +388,7 @@ impl Index {
         let dir = dir.to_owned();
         let opener = std::thread::Builder::new()
             .name("zachetka-index-open".into())
-            .spawn(move || Opened::open(&dir))
+            .spawn(move || open_layers(&dir))
             .expect("spawn the index's opener");
         let pending = PendingIndex { opener: Opener::Thread(opener), tree_size: 0, positions: Vec::new() };
         Self { open: OnceLock::new(), pending: Mutex::new(Some(pending)) }
@@ -1363,7 +1355,7 @@ impl SledStore {
         let PendingIndex { mut opener, tree_size, positions } =
             self.index.pending.lock().expect("index lock").take().expect("an index not open is opening");
         opener.wait()?;
-        let Opener::Open(Opened { mut live, mut live_first, mut sealed }) = opener else { unreachable!("waited for") };
+        let Opener::Open(Layers { mut live, mut live_first, mut sealed }) = opener else { unreachable!("waited for") };
         let mut indexed = self.live_within(&live, live_first, tree_size)?;
         let mut warm = sealed.clone();
         // A long catch-up (a rebuild, an index lost) seals tiers as it goes, each at the first
